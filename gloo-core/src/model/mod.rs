@@ -9,14 +9,21 @@
 
 mod duration;
 
+pub mod cluster;
+pub mod cors;
 pub mod extauth;
+pub mod faults;
 pub mod gateway;
+pub mod headers;
 pub mod jwt;
+pub mod listener_options;
 pub mod options;
 pub mod ratelimit;
+pub mod retries;
 pub mod route_table;
 pub mod routing;
 pub mod settings;
+pub mod shadowing;
 pub mod ssl;
 pub mod transformation;
 pub mod upstream;

@@ -1,0 +1,2 @@
+//! placeholder, being written
+use serde::{Deserialize, Serialize};
