@@ -1,0 +1,159 @@
+//! Canonical content hashes of Envoy messages.
+//!
+//! prost encodes map fields in `HashMap` order, so the same message can encode to different
+//! bytes. The hash here walks the message through its descriptor instead: fields in number
+//! order, map entries sorted by key, `Any` payloads decoded and walked as well, so equal content
+//! always gives an equal version.
+
+use prost_reflect::{DynamicMessage, MapKey, Value};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::json::{descriptor_pool, dynamic};
+use super::EnvoyMessage;
+
+/// The content version of `message`: a 64-bit hash of its canonical form, as 16 hex digits.
+///
+/// ```
+/// use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+/// let a = Cluster { name: "a".into(), ..Default::default() };
+/// let v = gloo_core::xds::content_version(&a);
+/// assert_eq!(v.len(), 16);
+/// assert_eq!(v, gloo_core::xds::content_version(&a.clone()));
+/// ```
+pub fn content_version<M: EnvoyMessage>(message: &M) -> String {
+    let mut hasher = Xxh3::new();
+    match dynamic(message) {
+        Ok(dynamic) => hash_message(&dynamic, &mut hasher),
+        // Not in the pool (never for the types gloo emits): fall back to the encoded bytes.
+        Err(_) => hasher.update(&message.encode_to_vec()),
+    }
+    format!("{:016x}", hasher.digest())
+}
+
+fn hash_message(message: &DynamicMessage, hasher: &mut Xxh3) {
+    if prost_reflect::ReflectMessage::descriptor(message).full_name() == "google.protobuf.Any" {
+        if let Some(any) = decode_any(message) {
+            // The payload's type is part of its content.
+            hasher.update(prost_reflect::ReflectMessage::descriptor(&any).full_name().as_bytes());
+            hash_message(&any, hasher);
+            return;
+        }
+    }
+    for (field, value) in message.fields() {
+        hasher.update(&field.number().to_le_bytes());
+        hash_value(value, hasher);
+    }
+    hasher.update(b"}");
+}
+
+fn decode_any(message: &DynamicMessage) -> Option<DynamicMessage> {
+    let type_url = message.get_field_by_name("type_url")?;
+    let value = message.get_field_by_name("value")?;
+    let name = type_url.as_str()?.rsplit('/').next()?;
+    let descriptor = descriptor_pool().get_message_by_name(name)?;
+    DynamicMessage::decode(descriptor, value.as_bytes()?.clone()).ok()
+}
+
+fn hash_value(value: &Value, hasher: &mut Xxh3) {
+    match value {
+        Value::Bool(b) => hasher.update(&[*b as u8]),
+        Value::I32(v) => hasher.update(&v.to_le_bytes()),
+        Value::I64(v) => hasher.update(&v.to_le_bytes()),
+        Value::U32(v) => hasher.update(&v.to_le_bytes()),
+        Value::U64(v) => hasher.update(&v.to_le_bytes()),
+        Value::F32(v) => hasher.update(&v.to_bits().to_le_bytes()),
+        Value::F64(v) => hasher.update(&v.to_bits().to_le_bytes()),
+        Value::String(s) => {
+            hasher.update(&(s.len() as u64).to_le_bytes());
+            hasher.update(s.as_bytes());
+        }
+        Value::Bytes(b) => {
+            hasher.update(&(b.len() as u64).to_le_bytes());
+            hasher.update(b);
+        }
+        Value::EnumNumber(n) => hasher.update(&n.to_le_bytes()),
+        Value::Message(m) => {
+            hasher.update(b"{");
+            hash_message(m, hasher);
+        }
+        Value::List(items) => {
+            hasher.update(&(items.len() as u64).to_le_bytes());
+            for item in items {
+                hash_value(item, hasher);
+            }
+        }
+        Value::Map(map) => {
+            let mut entries: Vec<(&MapKey, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            hasher.update(&(entries.len() as u64).to_le_bytes());
+            for (key, value) in entries {
+                hash_map_key(key, hasher);
+                hash_value(value, hasher);
+            }
+        }
+    }
+}
+
+fn hash_map_key(key: &MapKey, hasher: &mut Xxh3) {
+    match key {
+        MapKey::Bool(b) => hasher.update(&[*b as u8]),
+        MapKey::I32(v) => hasher.update(&v.to_le_bytes()),
+        MapKey::I64(v) => hasher.update(&v.to_le_bytes()),
+        MapKey::U32(v) => hasher.update(&v.to_le_bytes()),
+        MapKey::U64(v) => hasher.update(&v.to_le_bytes()),
+        MapKey::String(s) => {
+            hasher.update(&(s.len() as u64).to_le_bytes());
+            hasher.update(s.as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xds::pack;
+    use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+    use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
+    use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+
+    fn route_config(names: &[&str]) -> RouteConfiguration {
+        let mut vh = VirtualHost {
+            name: "vh".into(),
+            domains: vec!["*".into()],
+            routes: vec![Route::default()],
+            ..Default::default()
+        };
+        for name in names {
+            let any = if *name == "cors" {
+                pack(&CorsPolicy::default())
+            } else {
+                pack(&HttpFault::default())
+            };
+            vh.typed_per_filter_config.insert(name.to_string(), any);
+        }
+        RouteConfiguration {
+            name: "rc".into(),
+            virtual_hosts: vec![vh],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn equal_content_has_equal_version_whatever_the_map_order() {
+        // Many maps built independently: their HashMap iteration orders differ, the hash must not.
+        let first = content_version(&route_config(&["cors", "fault", "a", "b", "c"]));
+        for _ in 0..20 {
+            assert_eq!(first, content_version(&route_config(&["c", "b", "a", "fault", "cors"])));
+        }
+    }
+
+    #[test]
+    fn any_change_changes_the_version() {
+        let base = content_version(&route_config(&["cors"]));
+        assert_ne!(base, content_version(&route_config(&["fault"])));
+        assert_ne!(base, content_version(&route_config(&["cors", "fault"])));
+        let mut renamed = route_config(&["cors"]);
+        renamed.name = "other".into();
+        assert_ne!(base, content_version(&renamed));
+    }
+}

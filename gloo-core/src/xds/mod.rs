@@ -1,0 +1,163 @@
+//! The xDS side of translation: the Envoy resources gloo-core produces for one proxy, their
+//! content-hash versions, and their proto3 JSON form.
+//!
+//! Resources are the `envoy-types` messages Envoy itself reads. Each one carries a version that
+//! is a hash of its canonical content, so a server re-sends only what actually changed.
+
+mod hash;
+mod json;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::google::protobuf::Any;
+use prost::Message;
+
+pub use hash::content_version;
+pub use json::{descriptor_pool, to_json, JsonError};
+
+/// Type URL of [`Listener`] (LDS).
+pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+/// Type URL of [`RouteConfiguration`] (RDS).
+pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+/// Type URL of [`Cluster`] (CDS).
+pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+/// Type URL of [`ClusterLoadAssignment`] (EDS).
+pub const ENDPOINT_TYPE: &str =
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+
+/// An Envoy message with its fully qualified protobuf name, so it can be packed into an `Any`
+/// and printed as JSON.
+pub trait EnvoyMessage: Message + Default + Clone + PartialEq + Send + Sync + 'static {
+    /// The protobuf full name, e.g. `envoy.config.listener.v3.Listener`.
+    const FULL_NAME: &'static str;
+
+    /// `type.googleapis.com/<full name>`.
+    fn type_url() -> String {
+        format!("type.googleapis.com/{}", Self::FULL_NAME)
+    }
+}
+
+macro_rules! envoy_messages {
+    ($($ty:path => $name:literal,)*) => {
+        $(impl EnvoyMessage for $ty { const FULL_NAME: &'static str = $name; })*
+    };
+}
+
+envoy_messages! {
+    Listener => "envoy.config.listener.v3.Listener",
+    RouteConfiguration => "envoy.config.route.v3.RouteConfiguration",
+    Cluster => "envoy.config.cluster.v3.Cluster",
+    ClusterLoadAssignment => "envoy.config.endpoint.v3.ClusterLoadAssignment",
+    envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager
+        => "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+    envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy
+        => "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+    envoy_types::pb::envoy::extensions::filters::http::router::v3::Router
+        => "envoy.extensions.filters.http.router.v3.Router",
+    envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors
+        => "envoy.extensions.filters.http.cors.v3.Cors",
+    envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy
+        => "envoy.extensions.filters.http.cors.v3.CorsPolicy",
+    envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault
+        => "envoy.extensions.filters.http.fault.v3.HTTPFault",
+    envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext
+        => "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+    envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext
+        => "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+    envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions
+        => "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+    envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector
+        => "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+    envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3::ProxyProtocol
+        => "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol",
+}
+
+/// Packs a message into a `google.protobuf.Any`.
+///
+/// ```
+/// use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+/// let any = gloo_core::xds::pack(&Router::default());
+/// assert_eq!(any.type_url, "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router");
+/// ```
+pub fn pack<M: EnvoyMessage>(message: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: message.encode_to_vec(),
+    }
+}
+
+/// A resource and the hash-of-content version it is served with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    /// The content hash (hex); equal content always has an equal version.
+    pub version: String,
+    /// The resource, shared so snapshots can be cloned cheaply.
+    pub resource: Arc<T>,
+}
+
+impl<T: EnvoyMessage> Versioned<T> {
+    /// Wraps `resource`, computing its content version.
+    pub fn new(resource: T) -> Self {
+        Versioned {
+            version: content_version(&resource),
+            resource: Arc::new(resource),
+        }
+    }
+}
+
+/// Resources of one type, by name, in name order (so output is deterministic).
+pub type ResourceMap<T> = BTreeMap<String, Versioned<T>>;
+
+/// Everything one proxy (one `proxyNames` entry) is served: the four xDS resource types.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProxyResources {
+    /// Listeners (LDS), one per Gateway bind address and port.
+    pub listeners: ResourceMap<Listener>,
+    /// Route configurations (RDS), one per HTTP listener.
+    pub routes: ResourceMap<RouteConfiguration>,
+    /// Clusters (CDS), one per upstream the proxy's routes can reach.
+    pub clusters: ResourceMap<Cluster>,
+    /// Endpoints (EDS) of the EDS clusters.
+    pub endpoints: ResourceMap<ClusterLoadAssignment>,
+}
+
+impl ProxyResources {
+    /// The resources of one type URL as `(name, version, Any)` triples, the form an xDS server
+    /// sends. Unknown type URLs give an empty list.
+    pub fn by_type_url(&self, type_url: &str) -> Vec<(String, String, Any)> {
+        fn collect<T: EnvoyMessage>(map: &ResourceMap<T>) -> Vec<(String, String, Any)> {
+            map.iter()
+                .map(|(name, v)| (name.clone(), v.version.clone(), pack(v.resource.as_ref())))
+                .collect()
+        }
+        match type_url {
+            LISTENER_TYPE => collect(&self.listeners),
+            ROUTE_TYPE => collect(&self.routes),
+            CLUSTER_TYPE => collect(&self.clusters),
+            ENDPOINT_TYPE => collect(&self.endpoints),
+            _ => Vec::new(),
+        }
+    }
+
+    /// All resources as proto3 JSON, in the shape of an Envoy bootstrap's `static_resources`
+    /// plus `endpoints` (`{"listeners": [...], "routes": [...], "clusters": [...], "endpoints": [...]}`).
+    pub fn to_json(&self) -> Result<serde_json::Value, JsonError> {
+        fn list<T: EnvoyMessage>(map: &ResourceMap<T>) -> Result<serde_json::Value, JsonError> {
+            map.values()
+                .map(|v| to_json(v.resource.as_ref()))
+                .collect::<Result<Vec<_>, _>>()
+                .map(serde_json::Value::Array)
+        }
+        let mut out = serde_json::Map::new();
+        out.insert("listeners".into(), list(&self.listeners)?);
+        out.insert("routes".into(), list(&self.routes)?);
+        out.insert("clusters".into(), list(&self.clusters)?);
+        out.insert("endpoints".into(), list(&self.endpoints)?);
+        Ok(serde_json::Value::Object(out))
+    }
+}

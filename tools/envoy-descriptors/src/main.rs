@@ -1,0 +1,53 @@
+//! Compiles the Envoy protos gloo translates to into one `FileDescriptorSet` (no source info),
+//! which gloo-core embeds to print xDS resources as proto3 JSON and to hash them canonically.
+//!
+//! Usage: `cargo run --release -- <envoy-types proto dir> <output .bin>`
+//! (the proto dir is `envoy-types-<version>/proto` in the cargo registry).
+use std::path::PathBuf;
+
+use prost::Message;
+
+const ROOTS: &[&str] = &[
+    "envoy/config/listener/v3/listener.proto",
+    "envoy/config/route/v3/route.proto",
+    "envoy/config/cluster/v3/cluster.proto",
+    "envoy/config/endpoint/v3/endpoint.proto",
+    "envoy/config/bootstrap/v3/bootstrap.proto",
+    "envoy/service/discovery/v3/discovery.proto",
+    "envoy/admin/v3/config_dump.proto",
+    "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto",
+    "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto",
+    "envoy/extensions/filters/http/router/v3/router.proto",
+    "envoy/extensions/filters/http/cors/v3/cors.proto",
+    "envoy/extensions/filters/http/fault/v3/fault.proto",
+    "envoy/extensions/filters/http/jwt_authn/v3/config.proto",
+    "envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto",
+    "envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto",
+    "envoy/extensions/filters/http/ext_proc/v3/ext_proc.proto",
+    "envoy/extensions/filters/http/health_check/v3/health_check.proto",
+    "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto",
+    "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto",
+    "envoy/extensions/transport_sockets/tls/v3/tls.proto",
+    "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
+    "envoy/extensions/access_loggers/file/v3/file.proto",
+    "envoy/extensions/access_loggers/stream/v3/stream.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let proto_dir = PathBuf::from(args.next().ok_or("missing <proto dir>")?);
+    let out = PathBuf::from(args.next().ok_or("missing <output .bin>")?);
+    let includes: Vec<PathBuf> = ["data-plane-api", "xds", "protoc-gen-validate", "googleapis", "cel-spec", "opentelemetry-proto", "client_model"]
+        .iter()
+        .map(|d| proto_dir.join(d))
+        .collect();
+    let mut compiler = protox::Compiler::new(includes)?;
+    compiler.include_imports(true).include_source_info(false);
+    for root in ROOTS {
+        compiler.open_file(root)?;
+    }
+    let set = compiler.file_descriptor_set();
+    std::fs::write(&out, set.encode_to_vec())?;
+    println!("{} files, {} bytes -> {}", set.file.len(), set.encoded_len(), out.display());
+    Ok(())
+}
