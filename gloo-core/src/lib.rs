@@ -10,4 +10,5 @@
 
 pub mod load;
 pub mod model;
+pub mod source;
 pub mod xds;
