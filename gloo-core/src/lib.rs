@@ -10,5 +10,9 @@
 
 pub mod load;
 pub mod model;
+pub mod resolve;
+pub mod snapshot;
 pub mod source;
+pub mod status;
+pub mod translate;
 pub mod xds;

@@ -1,2 +1,133 @@
-//! placeholder, being written
+//! CORS options: Gloo's `options/cors/cors.proto` (`cors.options.gloo.solo.io.CorsPolicy`,
+//! `CorsPolicyMergeSettings`).
+
 use serde::{Deserialize, Serialize};
+
+/// A CORS policy for a virtual host or route.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsPolicy {
+    /// Origins allowed to make CORS requests (exact match).
+    #[serde(alias = "allow_origin", default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_origin: Vec<String>,
+    /// Origins allowed to make CORS requests (regular expressions).
+    #[serde(
+        alias = "allow_origin_regex",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub allow_origin_regex: Vec<String>,
+    /// Contents of the `access-control-allow-methods` header.
+    #[serde(
+        alias = "allow_methods",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub allow_methods: Vec<String>,
+    /// Contents of the `access-control-allow-headers` header.
+    #[serde(
+        alias = "allow_headers",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub allow_headers: Vec<String>,
+    /// Contents of the `access-control-expose-headers` header.
+    #[serde(
+        alias = "expose_headers",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub expose_headers: Vec<String>,
+    /// Contents of the `access-control-max-age` header (a free-form string, e.g. `1d`).
+    #[serde(alias = "max_age", default, skip_serializing_if = "String::is_empty")]
+    pub max_age: String,
+    /// Whether the resource allows credentials.
+    #[serde(
+        alias = "allow_credentials",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub allow_credentials: bool,
+    /// On a route: ignore the virtual host's CORS policy for this route.
+    #[serde(
+        alias = "disable_for_route",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub disable_for_route: bool,
+}
+
+/// How route-level and virtual-host-level CORS policies are combined.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsPolicyMergeSettings {
+    /// Strategy for merging `exposeHeaders`.
+    #[serde(
+        alias = "expose_headers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expose_headers: Option<MergeStrategy>,
+}
+
+/// A CORS field merge strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MergeStrategy {
+    /// The route's value replaces the virtual host's value.
+    #[default]
+    Default,
+    /// The union of the route's and the virtual host's values.
+    Union,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // docs/content/guides/security/cors/_index.md (the `cors` block of the virtual host options).
+    const DOC: &str = r#"
+allowCredentials: true
+allowHeaders:
+- origin
+allowMethods:
+- GET
+- POST
+- OPTIONS
+allowOrigin:
+- https://example.com
+allowOriginRegex:
+- https://[a-zA-Z0-9]*\.example\.com
+exposeHeaders:
+- origin
+maxAge: 1d
+"#;
+
+    #[test]
+    fn parses_docs_example_and_round_trips() {
+        let cors: CorsPolicy = serde_yaml_ng::from_str(DOC).unwrap();
+        assert!(cors.allow_credentials);
+        assert_eq!(cors.allow_methods, vec!["GET", "POST", "OPTIONS"]);
+        assert_eq!(
+            cors.allow_origin_regex,
+            vec![r"https://[a-zA-Z0-9]*\.example\.com"]
+        );
+        assert_eq!(cors.max_age, "1d");
+        assert!(!cors.disable_for_route);
+        let json = serde_json::to_string(&cors).unwrap();
+        let back: CorsPolicy = serde_json::from_str(&json).unwrap();
+        assert_eq!(cors, back);
+    }
+
+    #[test]
+    fn merge_settings_parse() {
+        let s: CorsPolicyMergeSettings = serde_yaml_ng::from_str("exposeHeaders: UNION").unwrap();
+        assert_eq!(s.expose_headers, Some(MergeStrategy::Union));
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        let err = serde_yaml_ng::from_str::<CorsPolicy>("allowOrigins: [a]").unwrap_err();
+        assert!(err.to_string().contains("allowOrigins"), "{err}");
+    }
+}

@@ -1,2 +1,823 @@
-//! placeholder, being written
+//! Listener options: Gloo's `gloo/api/v1/listener_options.proto` (`ListenerOptions`),
+//! `http_listener_options.proto` (`HttpListenerOptions`), `tcp_listener_options.proto`
+//! (`TcpListenerOptions`), `route_configuration_options.proto` (`RouteConfigurationOptions`)
+//! and `options/hcm/hcm.proto` (`HttpConnectionManagerSettings`).
+
 use serde::{Deserialize, Serialize};
+
+use crate::model::headers::EarlyHeaderManipulation;
+use crate::model::Duration;
+
+/// Options for a listener, whatever its type (`gloo.solo.io.ListenerOptions`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListenerOptions {
+    /// Access logging for the listener's HTTP/TCP filters. Accepted and carried; not
+    /// interpreted yet.
+    #[serde(
+        alias = "access_logging_service",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_logging_service: Option<serde_json::Value>,
+    /// Deprecated plugin extensions. Accepted and carried; not interpreted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<serde_json::Value>,
+    /// Soft limit on the size of the listener's new connection read and write buffers.
+    #[serde(
+        alias = "per_connection_buffer_limit_bytes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub per_connection_buffer_limit_bytes: Option<u32>,
+    /// Socket options for the listener. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "socket_options",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub socket_options: Vec<serde_json::Value>,
+    /// PROXY protocol listener filter settings. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "proxy_protocol",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub proxy_protocol: Option<serde_json::Value>,
+    /// Connection balancing across worker threads.
+    #[serde(
+        alias = "connection_balance_config",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connection_balance_config: Option<ConnectionBalanceConfig>,
+    /// Listener-level access logging. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "listener_access_logging_service",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub listener_access_logging_service: Option<serde_json::Value>,
+    /// Collect TCP statistics (the `tcp_stats` transport socket).
+    #[serde(alias = "tcp_stats", default, skip_serializing_if = "Option::is_none")]
+    pub tcp_stats: Option<bool>,
+}
+
+/// Connection balancing (`gloo.solo.io.ConnectionBalanceConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionBalanceConfig {
+    /// Balance connections exactly across worker threads.
+    #[serde(
+        alias = "exact_balance",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub exact_balance: Option<ExactBalance>,
+}
+
+/// Exact connection balancing (no fields).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExactBalance {}
+
+/// Options for an HTTP listener (`gloo.solo.io.HttpListenerOptions`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpListenerOptions {
+    /// gRPC-Web filter settings. Accepted and carried; not interpreted yet.
+    #[serde(alias = "grpc_web", default, skip_serializing_if = "Option::is_none")]
+    pub grpc_web: Option<serde_json::Value>,
+    /// HTTP connection manager settings.
+    #[serde(
+        alias = "http_connection_manager_settings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub http_connection_manager_settings: Option<HttpConnectionManagerSettings>,
+    /// Health check filter settings. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "health_check",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub health_check: Option<serde_json::Value>,
+    /// Deprecated plugin extensions. Accepted and carried; not interpreted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<serde_json::Value>,
+    /// Web application firewall settings for the listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waf: Option<crate::model::waf::Settings>,
+    /// Data loss prevention filter settings. Accepted and carried; not interpreted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dlp: Option<serde_json::Value>,
+    /// Wasm filter settings. Accepted and carried; not interpreted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm: Option<serde_json::Value>,
+    /// External authorization server settings for this listener (overrides `Settings`).
+    /// Accepted and carried; not interpreted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extauth: Option<serde_json::Value>,
+    /// Rate limit server settings for this listener (overrides `Settings`). Accepted and
+    /// carried; not interpreted yet.
+    #[serde(
+        alias = "ratelimit_server",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ratelimit_server: Option<serde_json::Value>,
+    /// Deprecated caching filter settings. Accepted and carried; not interpreted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caching: Option<serde_json::Value>,
+    /// `ext_proc_early_config` oneof: disable early external processing.
+    #[serde(
+        alias = "disable_ext_proc_early",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_ext_proc_early: Option<bool>,
+    /// `ext_proc_early_config` oneof: early external processing settings. Accepted and
+    /// carried; not interpreted yet.
+    #[serde(
+        alias = "ext_proc_early",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ext_proc_early: Option<serde_json::Value>,
+    /// `ext_proc_config` oneof: disable external processing.
+    #[serde(
+        alias = "disable_ext_proc",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_ext_proc: Option<bool>,
+    /// `ext_proc_config` oneof: external processing settings. Accepted and carried; not
+    /// interpreted yet.
+    #[serde(alias = "ext_proc", default, skip_serializing_if = "Option::is_none")]
+    pub ext_proc: Option<serde_json::Value>,
+    /// `ext_proc_late_config` oneof: disable late external processing.
+    #[serde(
+        alias = "disable_ext_proc_late",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_ext_proc_late: Option<bool>,
+    /// `ext_proc_late_config` oneof: late external processing settings. Accepted and
+    /// carried; not interpreted yet.
+    #[serde(
+        alias = "ext_proc_late",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ext_proc_late: Option<serde_json::Value>,
+    /// Gzip compression filter settings. Accepted and carried; not interpreted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip: Option<serde_json::Value>,
+    /// Proxy latency filter settings. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "proxy_latency",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub proxy_latency: Option<serde_json::Value>,
+    /// Buffer filter settings. Accepted and carried; not interpreted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<serde_json::Value>,
+    /// CSRF filter settings. Accepted and carried; not interpreted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<serde_json::Value>,
+    /// gRPC-JSON transcoder settings. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "grpc_json_transcoder",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub grpc_json_transcoder: Option<serde_json::Value>,
+    /// Remove any `x-gloo-cluster` style cluster header sent by the client.
+    #[serde(
+        alias = "sanitize_cluster_header",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sanitize_cluster_header: Option<bool>,
+    /// Use the leftmost `x-forwarded-for` address as the client address.
+    #[serde(
+        alias = "leftmost_xff_address",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub leftmost_xff_address: Option<bool>,
+    /// Dynamic forward proxy filter settings. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "dynamic_forward_proxy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dynamic_forward_proxy: Option<serde_json::Value>,
+    /// Connection limit network filter settings. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "connection_limit",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connection_limit: Option<serde_json::Value>,
+    /// Network-level local rate limit (token bucket). Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "network_local_ratelimit",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_local_ratelimit: Option<serde_json::Value>,
+    /// HTTP-level local rate limit. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "http_local_ratelimit",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub http_local_ratelimit: Option<serde_json::Value>,
+    /// Router filter settings (e.g. `suppressEnvoyHeaders`). Accepted and carried; not
+    /// interpreted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<serde_json::Value>,
+    /// Tap filter settings. Accepted and carried; not interpreted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap: Option<serde_json::Value>,
+    /// Stateful session filter settings. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "stateful_session",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stateful_session: Option<serde_json::Value>,
+    /// Header validation settings. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "header_validation_settings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub header_validation_settings: Option<serde_json::Value>,
+}
+
+/// Options for a TCP listener (`gloo.solo.io.TcpListenerOptions`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpListenerOptions {
+    /// TCP proxy settings. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "tcp_proxy_settings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tcp_proxy_settings: Option<serde_json::Value>,
+    /// Connection limit network filter settings. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "connection_limit",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connection_limit: Option<serde_json::Value>,
+    /// Local rate limit (token bucket). Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "local_ratelimit",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local_ratelimit: Option<serde_json::Value>,
+}
+
+/// Options for a listener's Envoy route configuration (`gloo.solo.io.RouteConfigurationOptions`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteConfigurationOptions {
+    /// Maximum size of a direct response body.
+    #[serde(
+        alias = "max_direct_response_body_size_bytes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_direct_response_body_size_bytes: Option<u32>,
+    /// Most specific header mutations (route over virtual host over route config) win.
+    #[serde(
+        alias = "most_specific_header_mutations_wins",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub most_specific_header_mutations_wins: Option<bool>,
+}
+
+/// HTTP connection manager settings (`hcm.options.gloo.solo.io.HttpConnectionManagerSettings`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpConnectionManagerSettings {
+    /// Don't append the client address to `x-forwarded-for`.
+    #[serde(
+        alias = "skip_xff_append",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub skip_xff_append: Option<bool>,
+    /// Value of the `via` header to add.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// Number of trusted hops in `x-forwarded-for`.
+    #[serde(
+        alias = "xff_num_trusted_hops",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub xff_num_trusted_hops: Option<u32>,
+    /// Use the real remote address as the client address.
+    #[serde(
+        alias = "use_remote_address",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub use_remote_address: Option<bool>,
+    /// Generate `x-request-id` when missing.
+    #[serde(
+        alias = "generate_request_id",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub generate_request_id: Option<bool>,
+    /// Respond to `Expect: 100-continue` in the proxy.
+    #[serde(
+        alias = "proxy_100_continue",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub proxy_100_continue: Option<bool>,
+    /// Stream idle timeout.
+    #[serde(
+        alias = "stream_idle_timeout",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stream_idle_timeout: Option<Duration>,
+    /// Connection idle timeout.
+    #[serde(
+        alias = "idle_timeout",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<Duration>,
+    /// Maximum request headers size in KiB.
+    #[serde(
+        alias = "max_request_headers_kb",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_request_headers_kb: Option<u32>,
+    /// Timeout for the whole request to be received.
+    #[serde(
+        alias = "request_timeout",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request_timeout: Option<Duration>,
+    /// Timeout for the request headers to be received.
+    #[serde(
+        alias = "request_headers_timeout",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request_headers_timeout: Option<Duration>,
+    /// Drain timeout for HTTP/2 GOAWAY.
+    #[serde(
+        alias = "drain_timeout",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub drain_timeout: Option<Duration>,
+    /// Delayed close timeout.
+    #[serde(
+        alias = "delayed_close_timeout",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delayed_close_timeout: Option<Duration>,
+    /// `server` header value.
+    #[serde(
+        alias = "server_name",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub server_name: Option<String>,
+    /// Strip any port from the host header.
+    #[serde(
+        alias = "strip_any_host_port",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub strip_any_host_port: Option<bool>,
+    /// Accept HTTP/1.0 requests.
+    #[serde(
+        alias = "accept_http_10",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accept_http_10: Option<bool>,
+    /// Host to use for HTTP/1.0 requests without one.
+    #[serde(
+        alias = "default_host_for_http_10",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub default_host_for_http_10: Option<String>,
+    /// Allow both `content-length` and `transfer-encoding: chunked`.
+    #[serde(
+        alias = "allow_chunked_length",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allow_chunked_length: Option<bool>,
+    /// Enable HTTP/1 trailers.
+    #[serde(
+        alias = "enable_trailers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_trailers: Option<bool>,
+    /// `header_format` oneof: proper-case HTTP/1 header keys.
+    #[serde(
+        alias = "proper_case_header_key_format",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub proper_case_header_key_format: Option<bool>,
+    /// `header_format` oneof: preserve the case of HTTP/1 header keys.
+    #[serde(
+        alias = "preserve_case_header_key_format",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub preserve_case_header_key_format: Option<bool>,
+    /// Listener tracing settings. Accepted and carried; not interpreted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<serde_json::Value>,
+    /// How to handle `x-forwarded-client-cert`.
+    #[serde(
+        alias = "forward_client_cert_details",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub forward_client_cert_details: Option<ForwardClientCertDetails>,
+    /// Which client certificate details to set in `x-forwarded-client-cert`. Accepted and
+    /// carried; not interpreted yet.
+    #[serde(
+        alias = "set_current_client_cert_details",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub set_current_client_cert_details: Option<serde_json::Value>,
+    /// Keep an external `x-request-id`.
+    #[serde(
+        alias = "preserve_external_request_id",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub preserve_external_request_id: Option<bool>,
+    /// Protocol upgrades (e.g. websocket). Accepted and carried; not interpreted yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upgrades: Vec<serde_json::Value>,
+    /// Maximum connection duration.
+    #[serde(
+        alias = "max_connection_duration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_connection_duration: Option<Duration>,
+    /// Maximum stream duration.
+    #[serde(
+        alias = "max_stream_duration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_stream_duration: Option<Duration>,
+    /// Maximum number of request headers.
+    #[serde(
+        alias = "max_headers_count",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_headers_count: Option<u32>,
+    /// What to do with headers containing underscores.
+    #[serde(
+        alias = "headers_with_underscores_action",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub headers_with_underscores_action: Option<HeadersWithUnderscoreAction>,
+    /// Maximum requests per downstream connection.
+    #[serde(
+        alias = "max_requests_per_connection",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_requests_per_connection: Option<u32>,
+    /// How to handle the `server` response header.
+    #[serde(
+        alias = "server_header_transformation",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub server_header_transformation: Option<ServerHeaderTransformation>,
+    /// What to do with escaped slashes in paths.
+    #[serde(
+        alias = "path_with_escaped_slashes_action",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub path_with_escaped_slashes_action: Option<PathWithEscapedSlashesAction>,
+    /// Codec to use for downstream connections.
+    #[serde(alias = "codec_type", default, skip_serializing_if = "Option::is_none")]
+    pub codec_type: Option<CodecType>,
+    /// Merge adjacent slashes in paths.
+    #[serde(
+        alias = "merge_slashes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub merge_slashes: Option<bool>,
+    /// Normalize paths (RFC 3986).
+    #[serde(
+        alias = "normalize_path",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub normalize_path: Option<bool>,
+    /// UUID request id extension settings. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "uuid_request_id_config",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub uuid_request_id_config: Option<serde_json::Value>,
+    /// Downstream HTTP/2 protocol options. Accepted and carried; not interpreted yet.
+    #[serde(
+        alias = "http2_protocol_options",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub http2_protocol_options: Option<serde_json::Value>,
+    /// Which addresses count as internal.
+    #[serde(
+        alias = "internal_address_config",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub internal_address_config: Option<InternalAddressConfig>,
+    /// Append `x-forwarded-port`.
+    #[serde(
+        alias = "append_x_forwarded_port",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub append_x_forwarded_port: Option<bool>,
+    /// Header manipulation before routing.
+    #[serde(
+        alias = "early_header_manipulation",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub early_header_manipulation: Option<EarlyHeaderManipulation>,
+}
+
+/// How to handle `x-forwarded-client-cert` (`ForwardClientCertDetails`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ForwardClientCertDetails {
+    /// Remove the header.
+    #[default]
+    Sanitize,
+    /// Forward it for mTLS connections only.
+    ForwardOnly,
+    /// Append the client cert for mTLS connections.
+    AppendForward,
+    /// Replace it with the client cert for mTLS connections.
+    SanitizeSet,
+    /// Always forward it.
+    AlwaysForwardOnly,
+}
+
+/// How to handle the `server` response header (`ServerHeaderTransformation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServerHeaderTransformation {
+    /// Overwrite it with `serverName`.
+    #[default]
+    Overwrite,
+    /// Set it only if absent.
+    AppendIfAbsent,
+    /// Pass it through unchanged.
+    PassThrough,
+}
+
+/// What to do with headers containing underscores (`HeadersWithUnderscoreAction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HeadersWithUnderscoreAction {
+    /// Allow them.
+    #[default]
+    Allow,
+    /// Reject the request.
+    RejectClientRequest,
+    /// Drop the header.
+    DropHeader,
+}
+
+/// What to do with escaped slashes in paths (`PathWithEscapedSlashesAction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PathWithEscapedSlashesAction {
+    /// Envoy's default.
+    #[default]
+    ImplementationSpecificDefault,
+    /// Keep them.
+    KeepUnchanged,
+    /// Reject the request.
+    RejectRequest,
+    /// Unescape and redirect.
+    UnescapeAndRedirect,
+    /// Unescape and forward.
+    UnescapeAndForward,
+}
+
+/// Downstream codec (`CodecType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CodecType {
+    /// Detect HTTP/1 or HTTP/2.
+    #[default]
+    #[serde(rename = "AUTO")]
+    Auto,
+    /// HTTP/1 only.
+    #[serde(rename = "HTTP1")]
+    Http1,
+    /// HTTP/2 only.
+    #[serde(rename = "HTTP2")]
+    Http2,
+}
+
+/// Which addresses count as internal (`InternalAddressConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InternalAddressConfig {
+    /// Unix sockets are internal.
+    #[serde(
+        alias = "unix_sockets",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unix_sockets: Option<bool>,
+    /// These CIDR ranges are internal.
+    #[serde(alias = "cidr_ranges", default, skip_serializing_if = "Vec::is_empty")]
+    pub cidr_ranges: Vec<HcmCidrRange>,
+}
+
+/// A CIDR range (`HttpConnectionManagerSettings.CidrRange`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HcmCidrRange {
+    /// Address prefix.
+    #[serde(alias = "address_prefix", default)]
+    pub address_prefix: String,
+    /// Prefix length.
+    #[serde(alias = "prefix_len", default, skip_serializing_if = "Option::is_none")]
+    pub prefix_len: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<S: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(s: &S) {
+        let json = serde_json::to_string(s).unwrap();
+        let back: S = serde_json::from_str(&json).unwrap();
+        assert_eq!(s, &back);
+    }
+
+    // docs/content/guides/traffic_management/listener_configuration/http_connection_manager/_index.md
+    // (`spec.httpGateway.options` of the reference Gateway). The docs write `1m2s`, which is
+    // not a proto3 JSON duration, so those values are given in seconds here.
+    const HTTP_OPTIONS: &str = r#"
+httpConnectionManagerSettings:
+  skipXffAppend: false
+  via: reference-string
+  xffNumTrustedHops: 1234
+  useRemoteAddress: false
+  generateRequestId: false
+  proxy100Continue: false
+  streamIdleTimeout: 62s
+  idleTimeout: 62s
+  maxRequestHeadersKb: 1234
+  requestTimeout: 62s
+  drainTimeout: 62s
+  delayedCloseTimeout: 62s
+  serverName: reference-string
+  acceptHttp10: false
+  defaultHostForHttp10: reference-string
+"#;
+
+    #[test]
+    fn parses_hcm_docs_example_and_round_trips() {
+        let o: HttpListenerOptions = serde_yaml_ng::from_str(HTTP_OPTIONS).unwrap();
+        let hcm = o.http_connection_manager_settings.clone().unwrap();
+        assert_eq!(hcm.xff_num_trusted_hops, Some(1234));
+        assert_eq!(hcm.proxy_100_continue, Some(false));
+        assert_eq!(hcm.accept_http_10, Some(false));
+        assert_eq!(
+            hcm.default_host_for_http_10.as_deref(),
+            Some("reference-string")
+        );
+        assert_eq!(hcm.stream_idle_timeout, Some(Duration::from_secs(62)));
+        round_trip(&o);
+        let json = serde_json::to_value(&hcm).unwrap();
+        assert!(json.get("proxy100Continue").is_some());
+        assert!(json.get("acceptHttp10").is_some());
+    }
+
+    // docs/content/guides/traffic_management/listener_configuration/http_connection_manager/_index.md
+    // (tracing with a zipkin collector upstream).
+    #[test]
+    fn parses_tracing_and_enums() {
+        let o: HttpListenerOptions = serde_yaml_ng::from_str(
+            r#"
+httpConnectionManagerSettings:
+  tracing:
+    verbose: true
+    requestHeadersForTags:
+      - path
+      - origin
+    zipkinConfig:
+      collectorEndpoint: /api/v2/spans
+      collectorEndpointVersion: HTTP_JSON
+      collectorUpstreamRef:
+        name: zipkin
+        namespace: default
+  codecType: HTTP2
+  forwardClientCertDetails: SANITIZE_SET
+  serverHeaderTransformation: PASS_THROUGH
+  headersWithUnderscoresAction: REJECT_CLIENT_REQUEST
+  pathWithEscapedSlashesAction: UNESCAPE_AND_REDIRECT
+  internalAddressConfig:
+    cidrRanges:
+    - addressPrefix: 10.0.0.0
+      prefixLen: 8
+healthCheck:
+  path: /any-path-you-want
+"#,
+        )
+        .unwrap();
+        let hcm = o.http_connection_manager_settings.clone().unwrap();
+        assert_eq!(
+            hcm.tracing.as_ref().unwrap()["verbose"],
+            serde_json::json!(true)
+        );
+        assert_eq!(hcm.codec_type, Some(CodecType::Http2));
+        assert_eq!(
+            hcm.forward_client_cert_details,
+            Some(ForwardClientCertDetails::SanitizeSet)
+        );
+        assert_eq!(
+            hcm.internal_address_config.clone().unwrap().cidr_ranges[0].prefix_len,
+            Some(8)
+        );
+        round_trip(&o);
+    }
+
+    #[test]
+    fn parses_listener_options() {
+        // docs/content/guides/traffic_management/listener_configuration/hybrid_gateway.md
+        let o: ListenerOptions = serde_yaml_ng::from_str(
+            r#"
+accessLoggingService:
+  accessLog:
+  - fileSink:
+      path: /dev/shm/access_log.txt
+      stringFormat: >
+        [%START_TIME%] %REQUESTED_SERVER_NAME% %FILTER_STATE(io.solo.cipher_detection_info)%
+perConnectionBufferLimitBytes: 10485760
+connectionBalanceConfig:
+  exactBalance: {}
+"#,
+        )
+        .unwrap();
+        assert_eq!(o.per_connection_buffer_limit_bytes, Some(10485760));
+        assert!(o
+            .connection_balance_config
+            .as_ref()
+            .unwrap()
+            .exact_balance
+            .is_some());
+        round_trip(&o);
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        let err = serde_yaml_ng::from_str::<HttpConnectionManagerSettings>("useRemoteAddr: true")
+            .unwrap_err();
+        assert!(err.to_string().contains("useRemoteAddr"), "{err}");
+        let err = serde_yaml_ng::from_str::<ListenerOptions>("bogus: 1").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+}

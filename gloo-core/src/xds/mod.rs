@@ -51,6 +51,7 @@ macro_rules! envoy_messages {
 envoy_messages! {
     Listener => "envoy.config.listener.v3.Listener",
     RouteConfiguration => "envoy.config.route.v3.RouteConfiguration",
+    envoy_types::pb::envoy::config::route::v3::VirtualHost => "envoy.config.route.v3.VirtualHost",
     Cluster => "envoy.config.cluster.v3.Cluster",
     ClusterLoadAssignment => "envoy.config.endpoint.v3.ClusterLoadAssignment",
     envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager

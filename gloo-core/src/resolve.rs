@@ -1,0 +1,1129 @@
+//! The gateway layer: from Gateways, VirtualServices and RouteTables to one resolved model per
+//! proxy (listeners → virtual hosts → routes), with every Gloo rule checked and reported.
+//!
+//! What happens here, in Gloo's terms:
+//! - each Gateway serves its proxies (`proxyNames`, default `gateway-proxy`) on one address and
+//!   port, selecting VirtualServices by reference, by label selector / expressions, or all of
+//!   them, limited to `virtualServiceNamespaces`; SSL gateways take the VirtualServices that have
+//!   an `sslConfig`, plain ones take the others;
+//! - domains are unique per gateway, with at most one `*`;
+//! - routes are first-match in list order; a route with several matchers becomes several routes;
+//! - delegation by reference or selector: the delegating route has at most one matcher, a
+//!   prefix; child routes must start with that prefix (a route that does not is dropped with a
+//!   warning); route tables are taken in ascending `weight`; cycles are errors; options
+//!   shallow-merge with the child winning; `inheritableMatchers` and
+//!   `inheritablePathMatchers` default to the parent's value;
+//! - a route to a missing upstream is a warning (the route answers 503), never an error;
+//! - a VirtualService or RouteTable that is invalid on its own is Rejected, and its last
+//!   accepted version keeps serving (see [`LastKnownGood`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use regex::Regex;
+
+use crate::model::gateway::GatewaySpec;
+use crate::model::options::{RouteOptions, VirtualHostOptions};
+use crate::model::route_table::RouteTableSpec;
+use crate::model::routing::{
+    DelegateAction, DelegateTarget, Destination, DestinationTarget, DirectResponseAction,
+    ExpressionOperator, Matcher, PathMatcher, RedirectAction, Route, RouteAction,
+    RouteActionRef, RouteDestination, RouteTableSelector, SelectorExpression,
+};
+use crate::model::ssl::SslConfig;
+use crate::model::virtual_service::VirtualServiceSpec;
+use crate::model::{Kind, Object, ResourceRef};
+use crate::snapshot::{Collection, ConfigSnapshot, Entry};
+use crate::status::{ResourceKey, Reports};
+
+/// The proxy name a Gateway serves when its `proxyNames` is empty.
+pub const DEFAULT_PROXY_NAME: &str = "gateway-proxy";
+
+/// One proxy's resolved configuration.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProxyModel {
+    /// The proxy name (`gateway-proxy`).
+    pub name: String,
+    /// Listeners, one per Gateway, in bind order.
+    pub listeners: Vec<ListenerModel>,
+}
+
+/// One listener: a Gateway's address, port and hosts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerModel {
+    /// `listener-<address>-<port>`, as Gloo names it.
+    pub name: String,
+    /// The Gateway it came from.
+    pub gateway: ResourceRef,
+    /// Address to bind (`::` by default).
+    pub bind_address: String,
+    /// Port to bind.
+    pub bind_port: u32,
+    /// Whether connections start with a PROXY protocol header.
+    pub use_proxy_proto: bool,
+    /// The Gateway spec (listener and HTTP options are read from it at translation).
+    pub spec: Arc<GatewaySpec>,
+    /// What the listener serves.
+    pub kind: ListenerKind,
+}
+
+/// What a listener serves.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListenerKind {
+    /// HTTP (plain, or TLS terminated with per-virtual-host certificates when `ssl`).
+    Http {
+        /// Whether this is an SSL gateway.
+        ssl: bool,
+        /// Virtual hosts, ordered by VirtualService namespace and name.
+        virtual_hosts: Vec<Arc<VirtualHostModel>>,
+    },
+    /// TCP proxying (`tcpGateway`).
+    Tcp,
+}
+
+/// A virtual host: one VirtualService with its delegated routes flattened in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualHostModel {
+    /// `<namespace>_<name>` of the VirtualService.
+    pub name: String,
+    /// The VirtualService.
+    pub source: ResourceRef,
+    /// Domains (`*` when the VirtualService lists none).
+    pub domains: Vec<String>,
+    /// Virtual host options, with `optionsConfigRefs` merged in.
+    pub options: VirtualHostOptions,
+    /// The VirtualService's TLS config, for SSL gateways.
+    pub ssl_config: Option<SslConfig>,
+    /// Routes in match order.
+    pub routes: Vec<RouteModel>,
+}
+
+/// One Envoy route: a single matcher and what to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteModel {
+    /// A stable, unique name within the virtual host.
+    pub name: String,
+    /// Where it came from: `VirtualService ns.vs routes[1] > RouteTable ns.rt routes[0]`.
+    pub source: String,
+    /// The matcher (inherited parts already applied).
+    pub matcher: Matcher,
+    /// The action.
+    pub action: RouteModelAction,
+    /// Options after delegation and `optionsConfigRefs` merges.
+    pub options: RouteOptions,
+    /// Warnings about this route (missing upstreams).
+    pub warnings: Vec<String>,
+}
+
+/// What a route does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteModelAction {
+    /// Forward to upstreams.
+    Route(RouteAction),
+    /// Answer with a redirect.
+    Redirect(RedirectAction),
+    /// Answer directly.
+    DirectResponse(DirectResponseAction),
+}
+
+/// The last accepted version of VirtualServices and RouteTables, so a rejected edit keeps the
+/// previous version serving. Keep one per control plane and pass it to every [`resolve`].
+#[derive(Debug, Clone, Default)]
+pub struct LastKnownGood {
+    virtual_services: HashMap<ResourceRef, Arc<Object<VirtualServiceSpec>>>,
+    route_tables: HashMap<ResourceRef, Arc<Object<RouteTableSpec>>>,
+}
+
+impl LastKnownGood {
+    /// Whether a last accepted version of this VirtualService is held.
+    pub fn has_virtual_service(&self, reference: &ResourceRef) -> bool {
+        self.virtual_services.contains_key(reference)
+    }
+}
+
+/// Resolves every proxy in `snapshot`, reporting into `reports` and updating `lkg`.
+pub fn resolve(
+    snapshot: &ConfigSnapshot,
+    lkg: &mut LastKnownGood,
+    reports: &mut Reports,
+) -> BTreeMap<String, ProxyModel> {
+    let mut resolver = Resolver::new(snapshot, lkg, reports);
+    let proxies = resolver.resolve_gateways();
+    resolver.finish();
+    proxies
+}
+
+struct Resolver<'a> {
+    snapshot: &'a ConfigSnapshot,
+    lkg: &'a mut LastKnownGood,
+    reports: &'a mut Reports,
+    /// The VirtualService and RouteTable versions in force (current, or last known good).
+    virtual_services: Collection<VirtualServiceSpec>,
+    route_tables: Collection<RouteTableSpec>,
+    /// Resolved virtual hosts, shared by every gateway that selects the VirtualService.
+    resolved: HashMap<ResourceRef, Option<Arc<VirtualHostModel>>>,
+    regex_cache: HashMap<String, Result<(), String>>,
+}
+
+/// Field path helper: `routes[3].matchers[0]`.
+fn at(path: &str, field: impl std::fmt::Display) -> String {
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+impl<'a> Resolver<'a> {
+    fn new(snapshot: &'a ConfigSnapshot, lkg: &'a mut LastKnownGood, reports: &'a mut Reports) -> Self {
+        let mut resolver = Resolver {
+            snapshot,
+            lkg,
+            reports,
+            virtual_services: Collection::new(),
+            route_tables: Collection::new(),
+            resolved: HashMap::new(),
+            regex_cache: HashMap::new(),
+        };
+        resolver.select_versions();
+        resolver
+    }
+
+    fn check_regex(&mut self, pattern: &str) -> Result<(), String> {
+        self.regex_cache
+            .entry(pattern.to_string())
+            .or_insert_with(|| {
+                // Envoy's safe_regex is RE2: full-match, no backreferences or lookaround; the
+                // regex crate accepts the same language.
+                Regex::new(pattern)
+                    .map(|_| ())
+                    .map_err(|e| format!("invalid regex {pattern:?}: {}", first_line(&e.to_string())))
+            })
+            .clone()
+    }
+
+    /// Checks every VirtualService and RouteTable on its own; an invalid one is replaced by its
+    /// last accepted version when there is one.
+    fn select_versions(&mut self) {
+        let snapshot = self.snapshot;
+        for (reference, entry) in &snapshot.virtual_services {
+            let key = ResourceKey::new(Kind::VirtualService, reference.clone());
+            let errors = self.validate_virtual_service(&entry.object.spec);
+            if errors.is_empty() {
+                self.virtual_services.insert(reference.clone(), entry.clone());
+                continue;
+            }
+            for e in errors {
+                self.reports.error(&key, e);
+            }
+            if let Some(previous) = self.lkg.virtual_services.get(reference) {
+                self.reports.error(&key, "the last accepted version keeps serving");
+                self.virtual_services.insert(
+                    reference.clone(),
+                    Entry {
+                        object: previous.clone(),
+                        origin: entry.origin.clone(),
+                    },
+                );
+            }
+        }
+        for (reference, entry) in &snapshot.route_tables {
+            let key = ResourceKey::new(Kind::RouteTable, reference.clone());
+            let errors = self.validate_routes(&entry.object.spec.routes, "spec.routes");
+            if errors.is_empty() {
+                self.route_tables.insert(reference.clone(), entry.clone());
+                continue;
+            }
+            for e in errors {
+                self.reports.error(&key, e);
+            }
+            if let Some(previous) = self.lkg.route_tables.get(reference) {
+                self.reports.error(&key, "the last accepted version keeps serving");
+                self.route_tables.insert(
+                    reference.clone(),
+                    Entry {
+                        object: previous.clone(),
+                        origin: entry.origin.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Remembers what was accepted, forgets what was deleted.
+    fn finish(&mut self) {
+        let snapshot = self.snapshot;
+        let reports = &*self.reports;
+        let accepted = |kind: Kind, r: &ResourceRef| {
+            reports
+                .get(kind, r)
+                .is_some_and(|s| s.errors.is_empty())
+        };
+        self.lkg
+            .virtual_services
+            .retain(|r, _| snapshot.virtual_services.contains_key(r));
+        self.lkg
+            .route_tables
+            .retain(|r, _| snapshot.route_tables.contains_key(r));
+        for (r, e) in &snapshot.virtual_services {
+            if accepted(Kind::VirtualService, r) {
+                self.lkg.virtual_services.insert(r.clone(), e.object.clone());
+            }
+        }
+        for (r, e) in &snapshot.route_tables {
+            if accepted(Kind::RouteTable, r) {
+                self.lkg.route_tables.insert(r.clone(), e.object.clone());
+            }
+        }
+    }
+
+    // ----- validation of one resource on its own -------------------------------------------
+
+    fn validate_virtual_service(&mut self, spec: &VirtualServiceSpec) -> Vec<String> {
+        let Some(vh) = &spec.virtual_host else {
+            return vec!["spec.virtualHost: required".to_string()];
+        };
+        let mut errors = Vec::new();
+        for (i, domain) in vh.domains.iter().enumerate() {
+            if let Err(e) = check_domain(domain) {
+                errors.push(format!("spec.virtualHost.domains[{i}]: {e}"));
+            }
+        }
+        errors.extend(self.validate_routes(&vh.routes, "spec.virtualHost.routes"));
+        errors
+    }
+
+    fn validate_routes(&mut self, routes: &[Route], path: &str) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (i, route) in routes.iter().enumerate() {
+            let path = format!("{path}[{i}]");
+            for (j, matcher) in route.matchers.iter().enumerate() {
+                self.validate_matcher(matcher, &at(&path, format!("matchers[{j}]")), &mut errors);
+            }
+            match route.action() {
+                Err(e) => errors.push(format!("{path}: {e}")),
+                Ok(None) => errors.push(format!(
+                    "{path}: route has no action: set one of routeAction, redirectAction, directResponseAction, delegateAction"
+                )),
+                Ok(Some(RouteActionRef::Route(action))) => {
+                    self.validate_route_action(action, &at(&path, "routeAction"), &mut errors)
+                }
+                Ok(Some(RouteActionRef::Redirect(redirect))) => {
+                    if let Err(e) = redirect.path_rewrite() {
+                        errors.push(format!("{path}.redirectAction: {e}"));
+                    }
+                    if let Ok(Some(crate::model::routing::RedirectPath::Regex(rr))) =
+                        redirect.path_rewrite()
+                    {
+                        let pattern = rr.pattern.as_ref().map(|p| p.regex.clone()).unwrap_or_default();
+                        if let Err(e) = self.check_regex(&pattern) {
+                            errors.push(format!("{path}.redirectAction.regexRewrite.pattern.regex: {e}"));
+                        }
+                    }
+                }
+                Ok(Some(RouteActionRef::DirectResponse(response))) => {
+                    if !(100..=599).contains(&response.status) {
+                        errors.push(format!(
+                            "{path}.directResponseAction.status: {} is not an HTTP status code (100-599)",
+                            response.status
+                        ));
+                    }
+                }
+                Ok(Some(RouteActionRef::Delegate(delegate))) => {
+                    if let Err(e) = delegate.target() {
+                        errors.push(format!("{path}.delegateAction: {e}"));
+                    } else if let Ok(None) = delegate.target() {
+                        errors.push(format!(
+                            "{path}.delegateAction: set `ref` or `selector` to name the route tables"
+                        ));
+                    }
+                    if route.matchers.len() > 1 {
+                        errors.push(format!(
+                            "{path}.matchers: a route that delegates may have at most one matcher, found {}",
+                            route.matchers.len()
+                        ));
+                    }
+                    if let Some(m) = route.matchers.first() {
+                        match m.path() {
+                            Ok(None) | Ok(Some(PathMatcher::Prefix(_))) => {}
+                            Ok(Some(_)) => errors.push(format!(
+                                "{path}.matchers[0]: a route that delegates must match a path prefix"
+                            )),
+                            Err(_) => {}
+                        }
+                    }
+                }
+            }
+            if let Some(options) = &route.options {
+                self.validate_route_options(options, &at(&path, "options"), &mut errors);
+            }
+        }
+        errors
+    }
+
+    fn validate_matcher(&mut self, matcher: &Matcher, path: &str, errors: &mut Vec<String>) {
+        match matcher.path() {
+            Err(e) => errors.push(format!("{path}: {e}")),
+            Ok(Some(PathMatcher::Regex(r))) => {
+                if let Err(e) = self.check_regex(r) {
+                    errors.push(format!("{path}.regex: {e}"));
+                }
+            }
+            Ok(Some(PathMatcher::Prefix(p))) | Ok(Some(PathMatcher::Exact(p))) => {
+                if !p.starts_with('/') {
+                    errors.push(format!("{path}: path {p:?} must start with '/'"));
+                }
+            }
+            _ => {}
+        }
+        for (k, header) in matcher.headers.iter().enumerate() {
+            if header.name.is_empty() {
+                errors.push(format!("{path}.headers[{k}].name: required"));
+            }
+            if header.regex {
+                if let Err(e) = self.check_regex(&header.value) {
+                    errors.push(format!("{path}.headers[{k}].value: {e}"));
+                }
+            }
+        }
+        for (k, query) in matcher.query_parameters.iter().enumerate() {
+            if query.name.is_empty() {
+                errors.push(format!("{path}.queryParameters[{k}].name: required"));
+            }
+            if query.regex {
+                if let Err(e) = self.check_regex(&query.value) {
+                    errors.push(format!("{path}.queryParameters[{k}].value: {e}"));
+                }
+            }
+        }
+        for (k, method) in matcher.methods.iter().enumerate() {
+            if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+                errors.push(format!("{path}.methods[{k}]: {method:?} is not an HTTP method"));
+            }
+        }
+    }
+
+    fn validate_route_action(&mut self, action: &RouteAction, path: &str, errors: &mut Vec<String>) {
+        match action.destination() {
+            Err(e) => errors.push(format!("{path}: {e}")),
+            Ok(None) => errors.push(format!(
+                "{path}: no destination: set one of single, multi, upstreamGroup, clusterHeader"
+            )),
+            Ok(Some(RouteDestination::Single(d))) => {
+                validate_destination(d, &at(path, "single"), errors)
+            }
+            Ok(Some(RouteDestination::Multi(multi))) => {
+                if multi.destinations.is_empty() {
+                    errors.push(format!("{path}.multi.destinations: at least one destination is required"));
+                }
+                let mut total: u64 = 0;
+                for (i, wd) in multi.destinations.iter().enumerate() {
+                    total += u64::from(wd.weight.unwrap_or(0));
+                    match &wd.destination {
+                        Some(d) => validate_destination(
+                            d,
+                            &format!("{path}.multi.destinations[{i}].destination"),
+                            errors,
+                        ),
+                        None => errors.push(format!(
+                            "{path}.multi.destinations[{i}].destination: required"
+                        )),
+                    }
+                }
+                if !multi.destinations.is_empty() && total == 0 {
+                    errors.push(format!(
+                        "{path}.multi.destinations: the weights add up to 0; at least one destination needs a positive weight"
+                    ));
+                }
+            }
+            Ok(Some(RouteDestination::ClusterHeader(h))) if h.is_empty() => {
+                errors.push(format!("{path}.clusterHeader: must name a header"))
+            }
+            Ok(Some(_)) => {}
+        }
+    }
+
+    fn validate_route_options(&mut self, options: &RouteOptions, path: &str, errors: &mut Vec<String>) {
+        if let Some(rr) = &options.regex_rewrite {
+            let pattern = rr.pattern.as_ref().map(|p| p.regex.clone()).unwrap_or_default();
+            if let Err(e) = self.check_regex(&pattern) {
+                errors.push(format!("{path}.regexRewrite.pattern.regex: {e}"));
+            }
+        }
+        if let Some(faults) = &options.faults {
+            for (name, pct) in [
+                ("abort", faults.abort.as_ref().map(|a| a.percentage)),
+                ("delay", faults.delay.as_ref().map(|d| d.percentage)),
+            ] {
+                if let Some(p) = pct {
+                    if !(0.0..=100.0).contains(&(p as f64)) {
+                        errors.push(format!("{path}.faults.{name}.percentage: {p} is not between 0 and 100"));
+                    }
+                }
+            }
+            if let Some(abort) = &faults.abort {
+                if !(200..=599).contains(&abort.http_status) {
+                    errors.push(format!(
+                        "{path}.faults.abort.httpStatus: {} is not an HTTP status code (200-599)",
+                        abort.http_status
+                    ));
+                }
+            }
+        }
+        if let Some(retries) = &options.retries {
+            for cond in retries.retry_on.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                if !RETRY_ON.contains(&cond) && cond.parse::<u16>().is_err() {
+                    errors.push(format!(
+                        "{path}.retries.retryOn: unknown retry condition {cond:?} (Envoy accepts {})",
+                        RETRY_ON.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+
+    // ----- gateways ------------------------------------------------------------------------
+
+    fn resolve_gateways(&mut self) -> BTreeMap<String, ProxyModel> {
+        let snapshot = self.snapshot;
+        let mut proxies: BTreeMap<String, ProxyModel> = BTreeMap::new();
+        // (proxy, address, port) -> gateway that took it first.
+        let mut bound: HashMap<(String, String, u32), ResourceRef> = HashMap::new();
+        let gateways: Vec<(ResourceRef, Entry<GatewaySpec>)> = if snapshot.gateways.is_empty() {
+            default_gateways()
+        } else {
+            snapshot
+                .gateways
+                .iter()
+                .map(|(r, e)| (r.clone(), e.clone()))
+                .collect()
+        };
+        for (reference, entry) in gateways {
+            let key = ResourceKey::new(Kind::Gateway, reference.clone());
+            let spec = &entry.object.spec;
+            let port = spec.bind_port;
+            if port == 0 || port > 65535 {
+                self.reports.error(&key, format!("spec.bindPort: {port} is not a port (1-65535)"));
+                continue;
+            }
+            let address = if spec.bind_address.is_empty() {
+                "::".to_string()
+            } else {
+                spec.bind_address.clone()
+            };
+            if address.parse::<std::net::IpAddr>().is_err() {
+                self.reports.error(&key, format!("spec.bindAddress: {address:?} is not an IP address"));
+                continue;
+            }
+            let kind = if spec.tcp_gateway.is_some() {
+                ListenerKind::Tcp
+            } else if spec.hybrid_gateway.is_some() {
+                self.reports.warn(&key, "spec.hybridGateway: not supported yet; the gateway is not served");
+                continue;
+            } else {
+                let ssl = spec.ssl;
+                let virtual_hosts = self.http_gateway_hosts(&reference, spec, ssl);
+                ListenerKind::Http { ssl, virtual_hosts }
+            };
+            let mut proxy_names = spec.proxy_names.clone();
+            if proxy_names.is_empty() {
+                proxy_names.push(DEFAULT_PROXY_NAME.to_string());
+            }
+            for proxy in proxy_names {
+                let slot = (proxy.clone(), address.clone(), port);
+                if let Some(first) = bound.get(&slot) {
+                    self.reports.error(
+                        &key,
+                        format!(
+                            "spec.bindPort: {address}:{port} on proxy {proxy} is already bound by Gateway {first}"
+                        ),
+                    );
+                    continue;
+                }
+                bound.insert(slot, reference.clone());
+                let listener = ListenerModel {
+                    name: format!("listener-{address}-{port}"),
+                    gateway: reference.clone(),
+                    bind_address: address.clone(),
+                    bind_port: port,
+                    use_proxy_proto: spec.use_proxy_proto.unwrap_or(false),
+                    spec: Arc::new(spec.clone()),
+                    kind: kind.clone(),
+                };
+                let model = proxies.entry(proxy.clone()).or_insert_with(|| ProxyModel {
+                    name: proxy.clone(),
+                    listeners: Vec::new(),
+                });
+                model.listeners.push(listener);
+            }
+        }
+        proxies
+    }
+
+    /// The virtual hosts of one HTTP gateway, with domain conflicts resolved.
+    fn http_gateway_hosts(
+        &mut self,
+        gateway: &ResourceRef,
+        spec: &GatewaySpec,
+        ssl: bool,
+    ) -> Vec<Arc<VirtualHostModel>> {
+        let gateway_key = ResourceKey::new(Kind::Gateway, gateway.clone());
+        let http = spec.http_gateway.clone().unwrap_or_default();
+        let gateway_ns = gateway.namespace_or(crate::model::DEFAULT_NAMESPACE).to_string();
+        let mut selected: Vec<ResourceRef> = Vec::new();
+        if !http.virtual_services.is_empty() {
+            for (i, r) in http.virtual_services.iter().enumerate() {
+                let r = r.resolved(&gateway_ns);
+                if self.virtual_services.contains_key(&r) {
+                    selected.push(r);
+                } else if !self.snapshot.virtual_services.contains_key(&r) {
+                    self.reports.warn(
+                        &gateway_key,
+                        format!("spec.httpGateway.virtualServices[{i}]: VirtualService {r} not found"),
+                    );
+                }
+            }
+        } else {
+            let namespaces = &http.virtual_service_namespaces;
+            let all_namespaces = namespaces.is_empty() || namespaces.iter().any(|n| n == "*");
+            let expressions = http
+                .virtual_service_expressions
+                .as_ref()
+                .map(|e| e.expressions.clone())
+                .unwrap_or_default();
+            for (r, entry) in &self.virtual_services {
+                let labels = &entry.object.metadata.labels;
+                let ns_ok = all_namespaces || namespaces.iter().any(|n| n == r.namespace_or(""));
+                let labels_ok = http
+                    .virtual_service_selector
+                    .iter()
+                    .all(|(k, v)| labels.get(k) == Some(v));
+                let expressions_ok = expressions.iter().all(|e| expression_matches(e, labels));
+                if ns_ok && labels_ok && expressions_ok {
+                    selected.push(r.clone());
+                }
+            }
+        }
+        selected.sort();
+        selected.dedup();
+        let mut hosts = Vec::new();
+        // domain -> VirtualService that serves it on this gateway.
+        let mut claimed: BTreeMap<String, ResourceRef> = BTreeMap::new();
+        // Previously accepted VirtualServices claim their domains first, so a newcomer cannot
+        // take a domain away from one that is serving.
+        selected.sort_by_key(|r| (!self.lkg.virtual_services.contains_key(r), r.clone()));
+        for r in selected {
+            let Some(entry) = self.virtual_services.get(&r).cloned() else { continue };
+            if entry.object.spec.ssl_config.is_some() != ssl {
+                continue;
+            }
+            let Some(host) = self.virtual_host(&r) else { continue };
+            let vs_key = ResourceKey::new(Kind::VirtualService, r.clone());
+            let conflicts: Vec<(String, ResourceRef)> = host
+                .domains
+                .iter()
+                .filter_map(|d| claimed.get(d).map(|owner| (d.clone(), owner.clone())))
+                .collect();
+            if !conflicts.is_empty() {
+                for (domain, owner) in conflicts {
+                    self.reports.error(
+                        &vs_key,
+                        format!(
+                            "spec.virtualHost.domains: domain {domain:?} is already served by VirtualService {owner} on Gateway {gateway}; domains must be unique per gateway"
+                        ),
+                    );
+                    self.reports.warn(
+                        &ResourceKey::new(Kind::VirtualService, owner.clone()),
+                        format!("spec.virtualHost.domains: VirtualService {r} also claims domain {domain:?} on Gateway {gateway} and was rejected"),
+                    );
+                }
+                continue;
+            }
+            for d in &host.domains {
+                claimed.insert(d.clone(), r.clone());
+            }
+            hosts.push(host);
+        }
+        hosts.sort_by(|a, b| a.source.cmp(&b.source));
+        hosts
+    }
+
+    // ----- virtual services and delegation --------------------------------------------------
+
+    fn virtual_host(&mut self, reference: &ResourceRef) -> Option<Arc<VirtualHostModel>> {
+        if let Some(done) = self.resolved.get(reference) {
+            return done.clone();
+        }
+        let entry = self.virtual_services.get(reference)?.clone();
+        let key = ResourceKey::new(Kind::VirtualService, reference.clone());
+        let vh = entry.object.spec.virtual_host.clone().unwrap_or_default();
+        let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE).to_string();
+        let mut domains: Vec<String> = Vec::new();
+        for d in &vh.domains {
+            if domains.contains(d) {
+                self.reports.warn(&key, format!("spec.virtualHost.domains: {d:?} is listed twice"));
+            } else {
+                domains.push(d.clone());
+            }
+        }
+        if domains.is_empty() {
+            domains.push("*".to_string());
+        }
+        let mut options = vh.options.clone().unwrap_or_default();
+        if let Some(refs) = &vh.options_config_refs {
+            for (i, r) in refs.delegate_options.iter().enumerate() {
+                let r = r.resolved(&namespace);
+                match self.snapshot.virtual_host_options.get(&r) {
+                    Some(found) => {
+                        options.merge_from(&found.object.spec.options);
+                    }
+                    None => self.reports.warn(
+                        &key,
+                        format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} not found"),
+                    ),
+                }
+            }
+        }
+        let name = format!("{}_{}", namespace, reference.name);
+        let context = Context {
+            owner: key.clone(),
+            owner_namespace: namespace.clone(),
+            path: "spec.virtualHost.routes".to_string(),
+            source: format!("VirtualService {reference}"),
+            name_prefix: name.clone(),
+            parent: None,
+            chain: Vec::new(),
+        };
+        let routes = self.resolve_routes(&vh.routes, &context);
+        let host = Arc::new(VirtualHostModel {
+            name,
+            source: reference.clone(),
+            domains,
+            options,
+            ssl_config: entry.object.spec.ssl_config.clone(),
+            routes,
+        });
+        self.resolved.insert(reference.clone(), Some(host.clone()));
+        Some(host)
+    }
+
+    fn resolve_routes(&mut self, routes: &[Route], context: &Context) -> Vec<RouteModel> {
+        let mut out = Vec::new();
+        for (i, route) in routes.iter().enumerate() {
+            let path = format!("{}[{i}]", context.path);
+            let source = format!("{} routes[{i}]", context.source);
+            let route_name = if route.name.is_empty() {
+                format!("{}-route-{i}", context.name_prefix)
+            } else {
+                format!("{}-{}", context.name_prefix, route.name)
+            };
+            let mut options = route.options.clone().unwrap_or_default();
+            if let Some(refs) = &route.options_config_refs {
+                for (k, r) in refs.delegate_options.iter().enumerate() {
+                    let r = r.resolved(&context.owner_namespace);
+                    match self.snapshot.route_options.get(&r) {
+                        Some(found) => {
+                            options.merge_from(&found.object.spec.options);
+                        }
+                        None => self.reports.warn(
+                            &context.owner,
+                            format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} not found"),
+                        ),
+                    }
+                }
+            }
+            // Matchers: this route's own, with what it inherits from the delegating route.
+            let own: Vec<Matcher> = if route.matchers.is_empty() {
+                vec![Matcher::default()]
+            } else {
+                route.matchers.clone()
+            };
+            let mut matchers = Vec::new();
+            if let Some(parent) = &context.parent {
+                options.merge_from(&parent.options);
+                let inherit_matchers = route.inheritable_matchers.unwrap_or(parent.inheritable_matchers);
+                let inherit_path = route
+                    .inheritable_path_matchers
+                    .unwrap_or(parent.inheritable_path_matchers);
+                for (j, m) in own.iter().enumerate() {
+                    let mut m = m.clone();
+                    if inherit_path {
+                        m.prefix = parent.matcher.prefix.clone();
+                        m.exact = None;
+                        m.regex = None;
+                        m.connect_matcher = None;
+                        m.case_sensitive = parent.matcher.case_sensitive;
+                    } else {
+                        let parent_prefix = parent.prefix();
+                        let ok = match m.path() {
+                            Ok(Some(PathMatcher::Prefix(p))) | Ok(Some(PathMatcher::Exact(p))) => {
+                                p.starts_with(parent_prefix)
+                            }
+                            Ok(None) => parent_prefix == "/",
+                            _ => false,
+                        };
+                        if !ok {
+                            let shown = describe_path(&m);
+                            self.reports.warn(
+                                &context.owner,
+                                format!(
+                                    "{path}.matchers[{j}]: {shown} does not start with the delegating prefix {parent_prefix:?}; the route is dropped"
+                                ),
+                            );
+                            continue;
+                        }
+                    }
+                    if inherit_matchers {
+                        let mut headers = parent.matcher.headers.clone();
+                        headers.extend(m.headers);
+                        m.headers = headers;
+                        let mut query = parent.matcher.query_parameters.clone();
+                        query.extend(m.query_parameters);
+                        m.query_parameters = query;
+                        if m.methods.is_empty() {
+                            m.methods = parent.matcher.methods.clone();
+                        }
+                    }
+                    matchers.push(m);
+                }
+            } else {
+                matchers = own;
+            }
+            if matchers.is_empty() {
+                continue;
+            }
+            let action = match route.action() {
+                Ok(Some(a)) => a,
+                // Reported by validation; an invalid resource never gets here unless it is a
+                // last-known-good version, which was valid.
+                _ => continue,
+            };
+            let model_action = match action {
+                RouteActionRef::Route(a) => {
+                    let warnings = self.check_destinations(a, &path);
+                    for w in &warnings {
+                        self.reports.warn(&context.owner, w.clone());
+                    }
+                    (RouteModelAction::Route(a.clone()), warnings)
+                }
+                RouteActionRef::Redirect(r) => (RouteModelAction::Redirect(r.clone()), Vec::new()),
+                RouteActionRef::DirectResponse(d) => {
+                    (RouteModelAction::DirectResponse(d.clone()), Vec::new())
+                }
+                RouteActionRef::Delegate(d) => {
+                    let matcher = matchers.into_iter().next().unwrap_or_default();
+                    let parent = ParentRoute {
+                        matcher,
+                        options: options.clone(),
+                        inheritable_matchers: route.inheritable_matchers.unwrap_or(
+                            context.parent.as_ref().is_some_and(|p| p.inheritable_matchers),
+                        ),
+                        inheritable_path_matchers: route.inheritable_path_matchers.unwrap_or(
+                            context.parent.as_ref().is_some_and(|p| p.inheritable_path_matchers),
+                        ),
+                    };
+                    out.extend(self.delegate(d, parent, &path, &source, &route_name, context));
+                    continue;
+                }
+            };
+            let multiple = matchers.len() > 1;
+            for (j, matcher) in matchers.into_iter().enumerate() {
+                out.push(RouteModel {
+                    name: if multiple {
+                        format!("{route_name}-matcher-{j}")
+                    } else {
+                        route_name.clone()
+                    },
+                    source: source.clone(),
+                    matcher,
+                    action: model_action.0.clone(),
+                    options: options.clone(),
+                    warnings: model_action.1.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    fn delegate(
+        &mut self,
+        delegate: &DelegateAction,
+        parent: ParentRoute,
+        path: &str,
+        source: &str,
+        route_name: &str,
+        context: &Context,
+    ) -> Vec<RouteModel> {
+        let tables: Vec<ResourceRef> = match delegate.target() {
+            Ok(Some(DelegateTarget::Ref(r))) => {
+                let r = r.resolved(&context.owner_namespace);
+                if self.route_tables.contains_key(&r) {
+                    vec![r]
+                } else {
+                    let why = if self.snapshot.route_tables.contains_key(&r) {
+                        "was rejected and has no accepted version"
+                    } else {
+                        "not found"
+                    };
+                    self.reports.warn(
+                        &context.owner,
+                        format!("{path}.delegateAction: RouteTable {r} {why}; the route is dropped"),
+                    );
+                    return Vec::new();
+                }
+            }
+            Ok(Some(DelegateTarget::Selector(selector))) => {
+                let found = self.select_route_tables(selector, &context.owner_namespace);
+                if found.is_empty() {
+                    self.reports.warn(
+                        &context.owner,
+                        format!("{path}.delegateAction.selector: no RouteTable matches the selector; the route is dropped"),
+                    );
+                }
+                found
+            }
+            _ => return Vec::new(),
+        };
+        let mut out = Vec::new();
+        for table in tables {
+            let table_key = ResourceKey::new(Kind::RouteTable, table.clone());
+            if context.chain.contains(&table) || context.owner == table_key {
+                let mut names: Vec<String> = context.chain.iter().map(|r| format!("RouteTable {r}")).collect();
+                names.push(format!("RouteTable {table}"));
+                let cycle = format!(
+                    "delegation cycle: {} -> {}",
+                    context.source.split(" routes[").next().unwrap_or_default(),
+                    names.join(" -> ")
+                );
+                self.reports.error(&context.owner, format!("{path}.delegateAction: {cycle}"));
+                continue;
+            }
+            let Some(entry) = self.route_tables.get(&table).cloned() else { continue };
+            let mut chain = context.chain.clone();
+            chain.push(table.clone());
+            let table_ns = table.namespace_or(crate::model::DEFAULT_NAMESPACE).to_string();
+            let child = Context {
+                owner: table_key,
+                owner_namespace: table_ns.clone(),
+                path: "spec.routes".to_string(),
+                source: format!("{source} > RouteTable {table}"),
+                name_prefix: format!("{route_name}-{table_ns}_{}", table.name),
+                parent: Some(parent.clone()),
+                chain,
+            };
+            out.extend(self.resolve_routes(&entry.object.spec.routes, &child));
+        }
+        out
+    }
+
+    fn select_route_tables(&self, selector: &RouteTableSelector, owner_namespace: &str) -> Vec<ResourceRef> {
+        let namespaces = &selector.namespaces;
+        let mut found: Vec<(i32, ResourceRef)> = self
+            .route_tables
+            .iter()
+            .filter(|(r, _)| {
+                let ns = r.namespace_or(crate::model::DEFAULT_NAMESPACE);
+                if namespaces.is_empty() {
+                    ns == owner_namespace
+                } else {
+                    namespaces.iter().any(|n| n == "*" || n == ns)
+                }
+            })
+            .filter(|(_, e)| {
+                let labels = &e.object.metadata.labels;
+                selector.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+                    && selector.expressions.iter().all(|x| expression_matches(x, labels))
+            })
+            .map(|(r, e)| (e.object.spec.weight.unwrap_or(0), r.clone()))
+            .collect();
+        // Ascending weight; equal weights in namespace/name order so output is deterministic.
+        found.sort();
+        found.into_iter().map(|(_, r)| r).collect()
+    }
+
+    fn check_destinations(&self, action: &RouteAction, path: &str) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let check = |d: &Destination, field: String, warnings: &mut Vec<String>| {
+            if let Ok(Some(DestinationTarget::Upstream(r))) = d.target() {
+                let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
+                if !self.snapshot.upstreams.contains_key(&r) {
+                    warnings.push(format!(
+                        "{field}.upstream: Upstream {r} not found; the route answers 503 until it exists"
+                    ));
+                }
+            }
+        };
+        match action.destination() {
+            Ok(Some(RouteDestination::Single(d))) => check(d, format!("{path}.routeAction.single"), &mut warnings),
+            Ok(Some(RouteDestination::Multi(m))) => {
+                for (i, wd) in m.destinations.iter().enumerate() {
+                    if let Some(d) = &wd.destination {
+                        check(d, format!("{path}.routeAction.multi.destinations[{i}].destination"), &mut warnings);
+                    }
+                }
+            }
+            Ok(Some(RouteDestination::UpstreamGroup(r))) => {
+                let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
+                match self.snapshot.upstream_groups.get(&r) {
+                    None => warnings.push(format!(
+                        "{path}.routeAction.upstreamGroup: UpstreamGroup {r} not found; the route answers 503 until it exists"
+                    )),
+                    Some(group) => {
+                        for (i, wd) in group.object.spec.destinations.iter().enumerate() {
+                            if let Some(d) = &wd.destination {
+                                check(d, format!("{path}.routeAction.upstreamGroup({r}).destinations[{i}].destination"), &mut warnings);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        warnings
+    }
+}
+
+/// What a delegated route inherits from the route that delegates to it.
+#[derive(Debug, Clone)]
+struct ParentRoute {
+    matcher: Matcher,
+    options: RouteOptions,
+    inheritable_matchers: bool,
+    inheritable_path_matchers: bool,
+}
+
+impl ParentRoute {
+    fn prefix(&self) -> &str {
+        self.matcher.prefix.as_deref().unwrap_or("/")
+    }
+}
+
+/// Where routes being resolved come from.
+struct Context {
+    /// The resource that owns these routes (statuses go there).
+    owner: ResourceKey,
+    owner_namespace: String,
+    /// Field path of the route list inside the owner.
+    path: String,
+    /// Human-readable chain of sources.
+    source: String,
+    /// Prefix of the Envoy route names.
+    name_prefix: String,
+    parent: Option<ParentRoute>,
+    /// Route tables on the way here (cycle detection).
+    chain: Vec<ResourceRef>,
+}
+
+fn describe_path(m: &Matcher) -> String {
+    match m.path() {
+        Ok(Some(PathMatcher::Prefix(p))) => format!("prefix {p:?}"),
+        Ok(Some(PathMatcher::Exact(p))) => format!("exact path {p:?}"),
+        Ok(Some(PathMatcher::Regex(p))) => format!("regex {p:?} (regex paths cannot be checked against a prefix)"),
+        Ok(Some(PathMatcher::Connect)) => "connect matcher".to_string(),
+        Ok(None) => "default prefix \"/\"".to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn validate_destination(d: &Destination, path: &str, errors: &mut Vec<String>) {
+    match d.target() {
+        Err(e) => errors.push(format!("{path}: {e}")),
+        Ok(None) => errors.push(format!("{path}: set one of upstream, kube, consul")),
+        Ok(Some(DestinationTarget::Upstream(r))) if r.name.is_empty() => {
+            errors.push(format!("{path}.upstream.name: required"))
+        }
+        Ok(Some(_)) => {}
+    }
+}
+
+/// Envoy's `retry_on` conditions for HTTP routes.
+const RETRY_ON: &[&str] = &[
+    "5xx",
+    "gateway-error",
+    "reset",
+    "reset-before-request",
+    "connect-failure",
+    "envoy-ratelimited",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "retriable-headers",
+    "http3-post-connect-failure",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+];
+
+/// Envoy's domain rules: `*`, or a name with at most one wildcard, as a prefix (`*.x`,
+/// `*-x`) or a suffix (`x.*`, `x-*`).
+fn check_domain(domain: &str) -> Result<(), String> {
+    if domain.is_empty() {
+        return Err("a domain cannot be empty".into());
+    }
+    if domain == "*" {
+        return Ok(());
+    }
+    let stars = domain.matches('*').count();
+    if stars > 1 || (stars == 1 && !domain.starts_with('*') && !domain.ends_with('*')) {
+        return Err(format!(
+            "{domain:?}: a wildcard may only be the first or last character, once"
+        ));
+    }
+    if domain.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(format!("{domain:?} is not a host name"));
+    }
+    Ok(())
+}
+
+fn expression_matches(e: &SelectorExpression, labels: &BTreeMap<String, String>) -> bool {
+    let value = labels.get(&e.key);
+    let in_values = value.is_some_and(|v| e.values.iter().any(|x| x == v));
+    match e.operator {
+        ExpressionOperator::Equals | ExpressionOperator::DoubleEquals | ExpressionOperator::In => in_values,
+        ExpressionOperator::NotEquals | ExpressionOperator::NotIn => !in_values,
+        ExpressionOperator::Exists => value.is_some(),
+        ExpressionOperator::DoesNotExist => value.is_none(),
+        ExpressionOperator::GreaterThan | ExpressionOperator::LessThan => {
+            let (Some(v), Some(bound)) = (
+                value.and_then(|v| v.parse::<i64>().ok()),
+                e.values.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
+                return false;
+            };
+            if matches!(e.operator, ExpressionOperator::GreaterThan) {
+                v > bound
+            } else {
+                v < bound
+            }
+        }
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(text).trim()
+}
+
+/// A default Gloo install's gateways: `gateway-proxy` on 8080 and `gateway-proxy-ssl` on 8443.
+fn default_gateways() -> Vec<(ResourceRef, Entry<GatewaySpec>)> {
+    let make = |name: &str, port: u32, ssl: bool| {
+        let spec = GatewaySpec {
+            bind_address: "::".to_string(),
+            bind_port: port,
+            ssl,
+            http_gateway: Some(Default::default()),
+            ..Default::default()
+        };
+        let metadata = crate::model::ObjectMeta::new(crate::model::DEFAULT_NAMESPACE, name);
+        (
+            metadata.to_ref(),
+            Entry {
+                object: Arc::new(Object::new(metadata, spec)),
+                origin: crate::load::Origin::new("default gateways", 1),
+            },
+        )
+    };
+    vec![make("gateway-proxy", 8080, false), make("gateway-proxy-ssl", 8443, true)]
+}
+

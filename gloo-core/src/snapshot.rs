@@ -1,0 +1,130 @@
+//! The resources of one moment, indexed by kind and `namespace.name`, with duplicates reported.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::load::{LoadedResource, Origin};
+use crate::model::{
+    extauth::AuthConfigSpec, gateway::GatewaySpec, options::RouteOptionSpec,
+    options::VirtualHostOptionSpec, ratelimit::RateLimitConfigSpec, route_table::RouteTableSpec,
+    settings::SettingsSpec, upstream::UpstreamSpec, upstream_group::UpstreamGroupSpec,
+    virtual_service::VirtualServiceSpec, Kind, Object, Resource, ResourceRef,
+};
+use crate::source::SourceSnapshot;
+use crate::status::{ResourceKey, Reports};
+
+/// One resource of a known kind and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry<S> {
+    /// The resource, shared.
+    pub object: Arc<Object<S>>,
+    /// Its file and line.
+    pub origin: Origin,
+}
+
+/// Resources of one kind by `namespace.name` (namespace always filled in).
+pub type Collection<S> = BTreeMap<ResourceRef, Entry<S>>;
+
+/// Every resource of one moment, by kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigSnapshot {
+    /// Gateways.
+    pub gateways: Collection<GatewaySpec>,
+    /// VirtualServices.
+    pub virtual_services: Collection<VirtualServiceSpec>,
+    /// RouteTables.
+    pub route_tables: Collection<RouteTableSpec>,
+    /// VirtualHostOptions.
+    pub virtual_host_options: Collection<VirtualHostOptionSpec>,
+    /// RouteOptions.
+    pub route_options: Collection<RouteOptionSpec>,
+    /// Upstreams.
+    pub upstreams: Collection<UpstreamSpec>,
+    /// UpstreamGroups.
+    pub upstream_groups: Collection<UpstreamGroupSpec>,
+    /// Settings.
+    pub settings: Collection<SettingsSpec>,
+    /// AuthConfigs.
+    pub auth_configs: Collection<AuthConfigSpec>,
+    /// RateLimitConfigs.
+    pub rate_limit_configs: Collection<RateLimitConfigSpec>,
+}
+
+fn insert<S>(
+    collection: &mut Collection<S>,
+    kind: Kind,
+    object: Object<S>,
+    origin: Origin,
+    reports: &mut Reports,
+) {
+    let reference = object.metadata.to_ref();
+    let key = ResourceKey::new(kind, reference.clone());
+    if object.metadata.name.is_empty() {
+        reports.accept(key.clone(), Some(&origin));
+        reports.error(&key, format!("metadata.name: required ({origin})"));
+        return;
+    }
+    if let Some(first) = collection.get(&reference) {
+        // The first definition stays in force; the later one is reported where it is.
+        reports.error(
+            &key,
+            format!(
+                "duplicate {kind} {reference}: defined at {} and again at {origin}; the second definition is ignored",
+                first.origin
+            ),
+        );
+        return;
+    }
+    reports.accept(key, Some(&origin));
+    collection.insert(
+        reference,
+        Entry {
+            object: Arc::new(object),
+            origin,
+        },
+    );
+}
+
+impl ConfigSnapshot {
+    /// Indexes resources; a second resource with the kind, namespace and name of an earlier
+    /// one is reported as a duplicate and ignored.
+    pub fn from_resources<'a>(
+        resources: impl IntoIterator<Item = &'a LoadedResource>,
+        reports: &mut Reports,
+    ) -> Self {
+        let mut out = ConfigSnapshot::default();
+        for loaded in resources {
+            let origin = loaded.origin.clone();
+            let kind = loaded.resource.kind();
+            match loaded.resource.clone() {
+                Resource::Gateway(o) => insert(&mut out.gateways, kind, o, origin, reports),
+                Resource::VirtualService(o) => {
+                    insert(&mut out.virtual_services, kind, o, origin, reports)
+                }
+                Resource::RouteTable(o) => insert(&mut out.route_tables, kind, o, origin, reports),
+                Resource::VirtualHostOption(o) => {
+                    insert(&mut out.virtual_host_options, kind, o, origin, reports)
+                }
+                Resource::RouteOption(o) => insert(&mut out.route_options, kind, o, origin, reports),
+                Resource::Upstream(o) => insert(&mut out.upstreams, kind, o, origin, reports),
+                Resource::UpstreamGroup(o) => {
+                    insert(&mut out.upstream_groups, kind, o, origin, reports)
+                }
+                Resource::Settings(o) => insert(&mut out.settings, kind, o, origin, reports),
+                Resource::AuthConfig(o) => insert(&mut out.auth_configs, kind, o, origin, reports),
+                Resource::RateLimitConfig(o) => {
+                    insert(&mut out.rate_limit_configs, kind, o, origin, reports)
+                }
+            }
+        }
+        out
+    }
+
+    /// Indexes a source's snapshot, carrying its load errors into `reports`.
+    pub fn from_source(source: &SourceSnapshot, reports: &mut Reports) -> Self {
+        reports
+            .load_errors
+            .extend(source.errors.iter().map(|e| e.to_string()));
+        Self::from_resources(&source.resources, reports)
+    }
+}

@@ -1,0 +1,397 @@
+//! Clusters and their endpoints: one cluster per Upstream the proxy's routes reach.
+//!
+//! Upstreams whose endpoints gloo knows as IP addresses (static IPs, and everything discovery
+//! finds) are EDS clusters, so an endpoint change is one `ClusterLoadAssignment` and never
+//! touches the cluster or any route. Static hosts given as DNS names are STRICT_DNS clusters with
+//! the hosts inline, resolved by the proxy.
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::cluster::v3::{
+    circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster,
+    OutlierDetection,
+};
+use envoy_types::pb::envoy::config::core::v3::{
+    address, health_check, socket_address, transport_socket, Address, HealthCheck,
+    HealthStatus, SocketAddress, TransportSocket,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    lb_endpoint, ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    common_tls_context, CertificateValidationContext, CommonTlsContext, TlsCertificate,
+    UpstreamTlsContext,
+};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options, HttpProtocolOptions,
+};
+use envoy_types::pb::envoy::r#type::v3::{Int64Range, Percent};
+use envoy_types::pb::google::protobuf::{Duration as PbDuration, UInt32Value, UInt64Value};
+
+use super::listeners::ads;
+use super::names::{cluster_name, HTTP_PROTOCOL_OPTIONS};
+use super::routes::duration;
+use crate::model::cluster::{HealthCheckerRef, LoadBalancerTypeRef};
+use crate::model::ssl::{SslSecretsRef, UpstreamSslConfig};
+use crate::model::upstream::{UpstreamSpec, UpstreamTypeRef};
+use crate::model::{Object, ResourceRef};
+use crate::xds::pack;
+
+/// One endpoint of an upstream, as discovery (or a static upstream) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    /// IP address.
+    pub address: String,
+    /// Port.
+    pub port: u32,
+    /// Labels used for subset load balancing (Consul `tag_<t>`, `dc_<dc>`; pod labels).
+    pub labels: BTreeMap<String, String>,
+    /// Whether health checking or discovery reports it healthy.
+    pub healthy: bool,
+    /// Relative load-balancing weight (0 means the default, 1).
+    pub weight: u32,
+}
+
+impl Endpoint {
+    /// A healthy endpoint at `address:port`.
+    pub fn new(address: impl Into<String>, port: u32) -> Self {
+        Endpoint {
+            address: address.into(),
+            port,
+            labels: BTreeMap::new(),
+            healthy: true,
+            weight: 0,
+        }
+    }
+}
+
+/// Endpoints by upstream (`namespace.name`), as discovery publishes them.
+pub type Endpoints = BTreeMap<ResourceRef, Vec<Endpoint>>;
+
+/// Whether an upstream's hosts are all IP addresses (then it is served over EDS).
+pub(crate) fn static_hosts_are_ips(spec: &UpstreamSpec) -> bool {
+    match spec.upstream_type() {
+        Ok(Some(UpstreamTypeRef::Static(s))) => {
+            s.hosts.iter().all(|h| h.addr.parse::<std::net::IpAddr>().is_ok())
+        }
+        _ => true,
+    }
+}
+
+/// The endpoints of an upstream: its static hosts, or what discovery found for it.
+pub(crate) fn upstream_endpoints(
+    reference: &ResourceRef,
+    spec: &UpstreamSpec,
+    discovered: &Endpoints,
+) -> Vec<Endpoint> {
+    let mut endpoints = match spec.upstream_type() {
+        Ok(Some(UpstreamTypeRef::Static(s))) => s
+            .hosts
+            .iter()
+            .map(|h| Endpoint {
+                address: h.addr.clone(),
+                port: h.port,
+                labels: BTreeMap::new(),
+                healthy: true,
+                weight: h.load_balancing_weight.unwrap_or(0),
+            })
+            .collect(),
+        _ => discovered.get(reference).cloned().unwrap_or_default(),
+    };
+    endpoints.sort();
+    endpoints
+}
+
+fn socket(address: &str, port: u32) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: address.to_string(),
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
+            ..Default::default()
+        })),
+    }
+}
+
+/// The `ClusterLoadAssignment` of a cluster.
+pub(crate) fn load_assignment(cluster: &str, endpoints: &[Endpoint]) -> ClusterLoadAssignment {
+    ClusterLoadAssignment {
+        cluster_name: cluster.to_string(),
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints: endpoints
+                .iter()
+                .map(|e| LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(EnvoyEndpoint {
+                        address: Some(socket(&e.address, e.port)),
+                        ..Default::default()
+                    })),
+                    health_status: if e.healthy {
+                        HealthStatus::Unknown as i32
+                    } else {
+                        HealthStatus::Unhealthy as i32
+                    },
+                    load_balancing_weight: (e.weight > 0).then_some(UInt32Value { value: e.weight }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn file(path: &str) -> envoy_types::pb::envoy::config::core::v3::DataSource {
+    envoy_types::pb::envoy::config::core::v3::DataSource {
+        specifier: Some(envoy_types::pb::envoy::config::core::v3::data_source::Specifier::Filename(
+            path.to_string(),
+        )),
+        ..Default::default()
+    }
+}
+
+fn upstream_tls(ssl: Option<&UpstreamSslConfig>, sni: Option<String>) -> UpstreamTlsContext {
+    let mut common = CommonTlsContext::default();
+    let mut context_sni = sni.unwrap_or_default();
+    if let Some(ssl) = ssl {
+        if let Ok(Some(SslSecretsRef::SslFiles(files))) = ssl.ssl_secrets() {
+            if files.tls_cert.is_some() || files.tls_key.is_some() {
+                common.tls_certificates.push(TlsCertificate {
+                    certificate_chain: files.tls_cert.as_deref().map(file),
+                    private_key: files.tls_key.as_deref().map(file),
+                    ..Default::default()
+                });
+            }
+            if let Some(ca) = files.root_ca.as_deref() {
+                common.validation_context_type =
+                    Some(common_tls_context::ValidationContextType::ValidationContext(
+                        CertificateValidationContext {
+                            trusted_ca: Some(file(ca)),
+                            ..Default::default()
+                        },
+                    ));
+            }
+        }
+        common.alpn_protocols = ssl.alpn_protocols.clone();
+        if let Some(sni) = &ssl.sni {
+            context_sni = sni.clone();
+        }
+    }
+    UpstreamTlsContext {
+        common_tls_context: Some(common),
+        sni: context_sni,
+        allow_renegotiation: ssl.and_then(|s| s.allow_renegotiation).unwrap_or(false),
+        ..Default::default()
+    }
+}
+
+fn tls_socket(tls: &UpstreamTlsContext) -> TransportSocket {
+    TransportSocket {
+        name: "envoy.transport_sockets.tls".to_string(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(pack(tls))),
+    }
+}
+
+fn opt_duration(d: Option<&crate::model::Duration>) -> Option<PbDuration> {
+    d.map(duration)
+}
+
+fn health_check(hc: &crate::model::cluster::HealthCheck) -> HealthCheck {
+    let checker = match hc.health_checker() {
+        Ok(Some(HealthCheckerRef::Http(h))) => Some(health_check::HealthChecker::HttpHealthCheck(
+            health_check::HttpHealthCheck {
+                host: h.host.clone().unwrap_or_default(),
+                path: h.path.clone().unwrap_or_default(),
+                expected_statuses: h
+                    .expected_statuses
+                    .iter()
+                    .map(|r| Int64Range {
+                        start: r.start.unwrap_or(0),
+                        end: r.end.unwrap_or(0),
+                    })
+                    .collect(),
+                request_headers_to_remove: h.request_headers_to_remove.clone(),
+                ..Default::default()
+            },
+        )),
+        Ok(Some(HealthCheckerRef::Tcp(t))) => Some(health_check::HealthChecker::TcpHealthCheck(
+            health_check::TcpHealthCheck {
+                send: t.send.as_ref().and_then(|p| p.text.clone()).map(|text| health_check::Payload {
+                    payload: Some(health_check::payload::Payload::Text(text)),
+                }),
+                receive: t
+                    .receive
+                    .iter()
+                    .filter_map(|p| p.text.clone())
+                    .map(|text| health_check::Payload {
+                        payload: Some(health_check::payload::Payload::Text(text)),
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+        )),
+        Ok(Some(HealthCheckerRef::Grpc(g))) => Some(health_check::HealthChecker::GrpcHealthCheck(
+            health_check::GrpcHealthCheck {
+                service_name: g.service_name.clone().unwrap_or_default(),
+                authority: g.authority.clone().unwrap_or_default(),
+                ..Default::default()
+            },
+        )),
+        _ => None,
+    };
+    HealthCheck {
+        timeout: opt_duration(hc.timeout.as_ref()),
+        interval: opt_duration(hc.interval.as_ref()),
+        initial_jitter: opt_duration(hc.initial_jitter.as_ref()),
+        interval_jitter: opt_duration(hc.interval_jitter.as_ref()),
+        unhealthy_threshold: hc.unhealthy_threshold.map(|value| UInt32Value { value }),
+        healthy_threshold: hc.healthy_threshold.map(|value| UInt32Value { value }),
+        no_traffic_interval: opt_duration(hc.no_traffic_interval.as_ref()),
+        unhealthy_interval: opt_duration(hc.unhealthy_interval.as_ref()),
+        health_checker: checker,
+        ..Default::default()
+    }
+}
+
+fn outlier(od: &crate::model::cluster::OutlierDetection) -> OutlierDetection {
+    let u = |v: Option<u32>| v.map(|value| UInt32Value { value });
+    OutlierDetection {
+        consecutive_5xx: u(od.consecutive_5xx),
+        interval: opt_duration(od.interval.as_ref()),
+        base_ejection_time: opt_duration(od.base_ejection_time.as_ref()),
+        max_ejection_percent: u(od.max_ejection_percent),
+        enforcing_consecutive_5xx: u(od.enforcing_consecutive_5xx),
+        enforcing_success_rate: u(od.enforcing_success_rate),
+        success_rate_minimum_hosts: u(od.success_rate_minimum_hosts),
+        success_rate_request_volume: u(od.success_rate_request_volume),
+        success_rate_stdev_factor: u(od.success_rate_stdev_factor),
+        consecutive_gateway_failure: u(od.consecutive_gateway_failure),
+        enforcing_consecutive_gateway_failure: u(od.enforcing_consecutive_gateway_failure),
+        ..Default::default()
+    }
+}
+
+/// The Envoy cluster of one Upstream.
+pub(crate) fn cluster(upstream: &Object<UpstreamSpec>) -> Cluster {
+    let reference = upstream.to_ref();
+    let spec = &upstream.spec;
+    let name = cluster_name(&reference);
+    let mut out = Cluster {
+        name: name.clone(),
+        // Gloo's default connect timeout.
+        connect_timeout: Some(PbDuration { seconds: 5, nanos: 0 }),
+        ..Default::default()
+    };
+    if static_hosts_are_ips(spec) {
+        out.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Eds as i32));
+        out.eds_cluster_config = Some(cluster::EdsClusterConfig {
+            eds_config: Some(ads()),
+            service_name: String::new(),
+        });
+    } else {
+        out.cluster_discovery_type =
+            Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::StrictDns as i32));
+        out.load_assignment = Some(load_assignment(&name, &upstream_endpoints(&reference, spec, &Endpoints::new())));
+    }
+    if let Some(lb) = &spec.load_balancer_config {
+        match lb.lb_type() {
+            Ok(Some(LoadBalancerTypeRef::LeastRequest(lr))) => {
+                out.lb_policy = cluster::LbPolicy::LeastRequest as i32;
+                if let Some(choice) = lr.choice_count {
+                    out.lb_config = Some(cluster::LbConfig::LeastRequestLbConfig(
+                        cluster::LeastRequestLbConfig {
+                            choice_count: Some(UInt32Value { value: choice }),
+                            ..Default::default()
+                        },
+                    ));
+                }
+            }
+            Ok(Some(LoadBalancerTypeRef::Random(_))) => out.lb_policy = cluster::LbPolicy::Random as i32,
+            Ok(Some(LoadBalancerTypeRef::RingHash(rh))) => {
+                out.lb_policy = cluster::LbPolicy::RingHash as i32;
+                if let Some(cfg) = &rh.ring_hash_config {
+                    out.lb_config = Some(cluster::LbConfig::RingHashLbConfig(cluster::RingHashLbConfig {
+                        minimum_ring_size: cfg.minimum_ring_size.map(|value| UInt64Value { value }),
+                        maximum_ring_size: cfg.maximum_ring_size.map(|value| UInt64Value { value }),
+                        ..Default::default()
+                    }));
+                }
+            }
+            Ok(Some(LoadBalancerTypeRef::Maglev(_))) => out.lb_policy = cluster::LbPolicy::Maglev as i32,
+            _ => {}
+        }
+        if let Some(threshold) = lb.healthy_panic_threshold {
+            out.common_lb_config = Some(cluster::CommonLbConfig {
+                healthy_panic_threshold: Some(Percent { value: threshold }),
+                ..Default::default()
+            });
+        }
+    }
+    out.health_checks = spec.health_checks.iter().map(health_check).collect();
+    out.outlier_detection = spec.outlier_detection.as_ref().map(outlier);
+    if let Some(cb) = &spec.circuit_breakers {
+        let u = |v: Option<u32>| v.map(|value| UInt32Value { value });
+        out.circuit_breakers = Some(CircuitBreakers {
+            thresholds: vec![Thresholds {
+                max_connections: u(cb.max_connections),
+                max_pending_requests: u(cb.max_pending_requests),
+                max_requests: u(cb.max_requests),
+                max_retries: u(cb.max_retries),
+                track_remaining: cb.track_remaining.unwrap_or(false),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
+    if let Some(cc) = &spec.connection_config {
+        if let Some(t) = &cc.connect_timeout {
+            out.connect_timeout = Some(duration(t));
+        }
+        if let Some(limit) = cc.per_connection_buffer_limit_bytes {
+            out.per_connection_buffer_limit_bytes = Some(UInt32Value { value: limit });
+        }
+    }
+    let max_requests = spec
+        .connection_config
+        .as_ref()
+        .and_then(|c| c.max_requests_per_connection)
+        .filter(|m| *m > 0);
+    let idle_timeout = spec
+        .connection_config
+        .as_ref()
+        .and_then(|c| c.common_http_protocol_options.as_ref())
+        .and_then(|o| o.idle_timeout.as_ref());
+    if spec.use_http2.unwrap_or(false) || max_requests.is_some() || idle_timeout.is_some() {
+        let protocol = if spec.use_http2.unwrap_or(false) {
+            http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
+                Default::default(),
+            )
+        } else {
+            http_protocol_options::explicit_http_config::ProtocolConfig::HttpProtocolOptions(
+                Default::default(),
+            )
+        };
+        let options = HttpProtocolOptions {
+            common_http_protocol_options: Some(envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions {
+                max_requests_per_connection: max_requests.map(|value| UInt32Value { value }),
+                idle_timeout: idle_timeout.map(duration),
+                ..Default::default()
+            }),
+            upstream_protocol_options: Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                http_protocol_options::ExplicitHttpConfig {
+                    protocol_config: Some(protocol),
+                },
+            )),
+            ..Default::default()
+        };
+        out.typed_extension_protocol_options
+            .insert(HTTP_PROTOCOL_OPTIONS.to_string(), pack(&options));
+    }
+    let static_tls = matches!(spec.upstream_type(), Ok(Some(UpstreamTypeRef::Static(s))) if s.use_tls.unwrap_or(false));
+    if spec.ssl_config.is_some() || static_tls {
+        let sni = match spec.upstream_type() {
+            Ok(Some(UpstreamTypeRef::Static(s))) => s.hosts.first().and_then(|h| h.sni_addr.clone()),
+            _ => None,
+        };
+        out.transport_socket = Some(tls_socket(&upstream_tls(spec.ssl_config.as_ref(), sni)));
+    }
+    out
+}

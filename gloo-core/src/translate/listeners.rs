@@ -1,0 +1,250 @@
+//! Listeners: one per Gateway, with an HTTP connection manager reading its routes over RDS, or
+//! TCP proxy filter chains.
+
+use envoy_types::pb::envoy::config::core::v3::{
+    address, config_source, data_source, socket_address, Address, AggregatedConfigSource,
+    ApiVersion, ConfigSource, DataSource, SocketAddress, TransportSocket,
+};
+use envoy_types::pb::envoy::config::listener::v3::{
+    filter, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+};
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
+use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3::ProxyProtocol;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager, http_filter, HttpConnectionManager, HttpFilter, Rds,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CommonTlsContext, DownstreamTlsContext, TlsCertificate,
+};
+use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
+
+use super::names::{route_config_name, CORS_FILTER, FAULT_FILTER, HCM_FILTER, ROUTER_FILTER};
+use super::routes::duration;
+use crate::model::ssl::{SslConfig, SslSecretsRef};
+use crate::resolve::{ListenerKind, ListenerModel, VirtualHostModel};
+use crate::xds::pack;
+
+/// The ADS config source every dynamic resource is read from.
+pub(crate) fn ads() -> ConfigSource {
+    ConfigSource {
+        resource_api_version: ApiVersion::V3 as i32,
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+            AggregatedConfigSource {},
+        )),
+        ..Default::default()
+    }
+}
+
+fn file(path: &str) -> DataSource {
+    DataSource {
+        specifier: Some(data_source::Specifier::Filename(path.to_string())),
+        ..Default::default()
+    }
+}
+
+/// The downstream TLS context of an SSL VirtualService (certificate files; secrets come with
+/// the secret sources of a later release and are reported then).
+fn downstream_tls(ssl: &SslConfig) -> Option<DownstreamTlsContext> {
+    let Ok(Some(SslSecretsRef::SslFiles(files))) = ssl.ssl_secrets() else {
+        return None;
+    };
+    let mut common = CommonTlsContext {
+        tls_certificates: vec![TlsCertificate {
+            certificate_chain: files.tls_cert.as_deref().map(file),
+            private_key: files.tls_key.as_deref().map(file),
+            ..Default::default()
+        }],
+        alpn_protocols: if ssl.alpn_protocols.is_empty() {
+            vec!["h2".to_string(), "http/1.1".to_string()]
+        } else {
+            ssl.alpn_protocols.clone()
+        },
+        ..Default::default()
+    };
+    if let Some(ca) = files.root_ca.as_deref() {
+        common.validation_context_type = Some(
+            envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType::ValidationContext(
+                envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext {
+                    trusted_ca: Some(file(ca)),
+                    ..Default::default()
+                },
+            ),
+        );
+    }
+    Some(DownstreamTlsContext {
+        common_tls_context: Some(common),
+        require_client_certificate: files
+            .root_ca
+            .as_ref()
+            .map(|_| BoolValue { value: !ssl.one_way_tls.unwrap_or(false) }),
+        ..Default::default()
+    })
+}
+
+fn http_connection_manager(listener: &ListenerModel, hosts: &[std::sync::Arc<VirtualHostModel>]) -> HttpConnectionManager {
+    let uses = |pred: &dyn Fn(&crate::model::options::RouteOptions) -> bool| {
+        hosts.iter().any(|h| h.routes.iter().any(|r| pred(&r.options)))
+    };
+    let mut http_filters = Vec::new();
+    // Gloo's stage order: Fault, then CORS, ..., then the router last.
+    if uses(&|o| o.faults.is_some()) {
+        http_filters.push(HttpFilter {
+            name: FAULT_FILTER.to_string(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack(&HttpFault::default()))),
+            ..Default::default()
+        });
+    }
+    if uses(&|o| o.cors.is_some()) || hosts.iter().any(|h| h.options.cors.is_some()) {
+        http_filters.push(HttpFilter {
+            name: CORS_FILTER.to_string(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack(&Cors::default()))),
+            ..Default::default()
+        });
+    }
+    http_filters.push(HttpFilter {
+        name: ROUTER_FILTER.to_string(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack(&Router::default()))),
+        ..Default::default()
+    });
+    let mut hcm = HttpConnectionManager {
+        stat_prefix: "http".to_string(),
+        codec_type: http_connection_manager::CodecType::Auto as i32,
+        route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
+            config_source: Some(ads()),
+            route_config_name: route_config_name(&listener.name),
+        })),
+        http_filters,
+        ..Default::default()
+    };
+    let settings = listener
+        .spec
+        .http_gateway
+        .as_ref()
+        .and_then(|h| h.options.as_ref())
+        .and_then(|o| o.http_connection_manager_settings.as_ref());
+    if let Some(s) = settings {
+        if let Some(v) = s.use_remote_address {
+            hcm.use_remote_address = Some(BoolValue { value: v });
+        }
+        if let Some(v) = s.xff_num_trusted_hops {
+            hcm.xff_num_trusted_hops = v;
+        }
+        if let Some(v) = s.skip_xff_append {
+            hcm.skip_xff_append = v;
+        }
+        if let Some(v) = &s.via {
+            hcm.via = v.clone();
+        }
+        if let Some(v) = s.generate_request_id {
+            hcm.generate_request_id = Some(BoolValue { value: v });
+        }
+        if let Some(v) = s.proxy_100_continue {
+            hcm.proxy_100_continue = v;
+        }
+        if let Some(v) = &s.stream_idle_timeout {
+            hcm.stream_idle_timeout = Some(duration(v));
+        }
+        if let Some(v) = &s.request_timeout {
+            hcm.request_timeout = Some(duration(v));
+        }
+        if let Some(v) = &s.drain_timeout {
+            hcm.drain_timeout = Some(duration(v));
+        }
+        if let Some(v) = &s.delayed_close_timeout {
+            hcm.delayed_close_timeout = Some(duration(v));
+        }
+        if let Some(v) = &s.server_name {
+            hcm.server_name = v.clone();
+        }
+        if let Some(v) = s.max_request_headers_kb {
+            hcm.max_request_headers_kb = Some(UInt32Value { value: v });
+        }
+        if let Some(v) = s.merge_slashes {
+            hcm.merge_slashes = v;
+        }
+        if let Some(v) = s.normalize_path {
+            hcm.normalize_path = Some(BoolValue { value: v });
+        }
+    }
+    hcm
+}
+
+fn hcm_filter(hcm: &HttpConnectionManager) -> Filter {
+    Filter {
+        name: HCM_FILTER.to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(pack(hcm))),
+    }
+}
+
+/// The Envoy listener of one Gateway on one proxy.
+pub(crate) fn listener(model: &ListenerModel) -> Listener {
+    let mut listener_filters = Vec::new();
+    if model.use_proxy_proto {
+        listener_filters.push(ListenerFilter {
+            name: "envoy.filters.listener.proxy_protocol".to_string(),
+            config_type: Some(listener_filter::ConfigType::TypedConfig(pack(&ProxyProtocol::default()))),
+            ..Default::default()
+        });
+    }
+    let mut filter_chains = Vec::new();
+    match &model.kind {
+        ListenerKind::Http { ssl: false, virtual_hosts } => {
+            let hcm = http_connection_manager(model, virtual_hosts);
+            filter_chains.push(FilterChain {
+                filters: vec![hcm_filter(&hcm)],
+                ..Default::default()
+            });
+        }
+        ListenerKind::Http { ssl: true, virtual_hosts } => {
+            listener_filters.push(ListenerFilter {
+                name: "envoy.filters.listener.tls_inspector".to_string(),
+                config_type: Some(listener_filter::ConfigType::TypedConfig(pack(&TlsInspector::default()))),
+                ..Default::default()
+            });
+            let hcm = http_connection_manager(model, virtual_hosts);
+            // One filter chain per certificate, selected by SNI; all share the listener's routes.
+            for host in virtual_hosts {
+                let Some(ssl) = &host.ssl_config else { continue };
+                let Some(tls) = downstream_tls(ssl) else { continue };
+                let server_names: Vec<String> = if ssl.sni_domains.is_empty() {
+                    host.domains.iter().filter(|d| *d != "*").cloned().collect()
+                } else {
+                    ssl.sni_domains.clone()
+                };
+                filter_chains.push(FilterChain {
+                    name: host.name.clone(),
+                    filter_chain_match: Some(FilterChainMatch {
+                        server_names,
+                        ..Default::default()
+                    }),
+                    filters: vec![hcm_filter(&hcm)],
+                    transport_socket: Some(TransportSocket {
+                        name: "envoy.transport_sockets.tls".to_string(),
+                        config_type: Some(
+                            envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(pack(&tls)),
+                        ),
+                    }),
+                    ..Default::default()
+                });
+            }
+        }
+        ListenerKind::Tcp => {}
+    }
+    Listener {
+        name: model.name.clone(),
+        address: Some(Address {
+            address: Some(address::Address::SocketAddress(SocketAddress {
+                address: model.bind_address.clone(),
+                port_specifier: Some(socket_address::PortSpecifier::PortValue(model.bind_port)),
+                ipv4_compat: model.bind_address == "::",
+                ..Default::default()
+            })),
+        }),
+        listener_filters,
+        filter_chains,
+        ..Default::default()
+    }
+}

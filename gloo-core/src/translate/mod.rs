@@ -1,0 +1,375 @@
+//! Translation to Envoy xDS v3: per proxy, Listeners, RouteConfigurations, Clusters and
+//! ClusterLoadAssignments, each with a content-hash version.
+//!
+//! [`Translator`] keeps what it built last time and rebuilds only what changed: a virtual host
+//! is re-translated only when its resolved routes changed, a cluster only when its Upstream
+//! changed, and [`Translator::update_endpoints`] recomputes endpoints without looking at a
+//! single route.
+//!
+//! ```
+//! use gloo_core::source::MemorySource;
+//! use gloo_core::source::ConfigSource;
+//! use gloo_core::translate::Translator;
+//!
+//! let source = MemorySource::new("example");
+//! source.set_yaml(r#"
+//! apiVersion: gloo.solo.io/v1
+//! kind: Upstream
+//! metadata: {name: petstore, namespace: gloo-system}
+//! spec:
+//!   static:
+//!     hosts: [{addr: 127.0.0.1, port: 8081}]
+//! ---
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata: {name: default, namespace: gloo-system}
+//! spec:
+//!   virtualHost:
+//!     domains: ["*"]
+//!     routes:
+//!     - matchers: [{prefix: /}]
+//!       routeAction: {single: {upstream: {name: petstore, namespace: gloo-system}}}
+//! "#);
+//! let mut translator = Translator::new();
+//! let out = translator.translate(&source.subscribe().borrow());
+//! let proxy = &out.proxies["gateway-proxy"];
+//! assert!(proxy.clusters.contains_key("petstore_gloo-system"));
+//! assert!(!out.reports.has_rejections());
+//! ```
+
+mod clusters;
+mod listeners;
+mod names;
+mod routes;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use xxhash_rust::xxh3::Xxh3;
+
+pub use clusters::{Endpoint, Endpoints};
+pub use names::{cluster_name, route_config_name};
+
+use crate::model::routing::{Destination, DestinationTarget, RouteDestination};
+use crate::model::upstream::{UpstreamSpec, UpstreamTypeRef};
+use crate::model::{Kind, Object, ResourceRef, DEFAULT_NAMESPACE};
+use crate::resolve::{self, ListenerKind, ProxyModel, RouteModelAction, VirtualHostModel};
+use crate::snapshot::ConfigSnapshot;
+use crate::source::SourceSnapshot;
+use crate::status::{ListenerStatus, ProxyStatus, Reports, ResourceKey, RouteStatus, State, VirtualHostStatus};
+use crate::xds::{content_version, ProxyResources, Versioned};
+
+/// What translation reads besides the resources themselves.
+pub(crate) struct Context<'a> {
+    pub(crate) snapshot: &'a ConfigSnapshot,
+}
+
+/// The result of one translation.
+#[derive(Debug, Clone, Default)]
+pub struct Translation {
+    /// The xDS resources of each proxy, by proxy name.
+    pub proxies: BTreeMap<String, ProxyResources>,
+    /// Every status.
+    pub reports: Reports,
+}
+
+/// A virtual host as last translated.
+struct CachedVirtualHost {
+    model: Arc<VirtualHostModel>,
+    proto: Arc<VirtualHost>,
+    version: String,
+}
+
+/// Translates config snapshots to xDS, incrementally. Keep one per control plane.
+#[derive(Default)]
+pub struct Translator {
+    lkg: resolve::LastKnownGood,
+    virtual_hosts: HashMap<String, CachedVirtualHost>,
+    /// Upstream groups the cached virtual hosts were translated with.
+    upstream_groups: Option<crate::snapshot::Collection<crate::model::upstream_group::UpstreamGroupSpec>>,
+    clusters: HashMap<ResourceRef, (Arc<Object<UpstreamSpec>>, Versioned<Cluster>)>,
+    assignments: HashMap<String, (Vec<Endpoint>, Versioned<ClusterLoadAssignment>)>,
+    /// Per proxy: its EDS clusters and the upstream each serves.
+    eds_clusters: BTreeMap<String, BTreeMap<String, (ResourceRef, Arc<Object<UpstreamSpec>>)>>,
+    endpoints: Endpoints,
+    last: BTreeMap<String, ProxyResources>,
+    /// How many virtual hosts the last translation built anew (the rest came from the cache).
+    pub virtual_hosts_translated: usize,
+}
+
+impl std::fmt::Debug for Translator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Translator")
+            .field("virtual_hosts", &self.virtual_hosts.len())
+            .field("clusters", &self.clusters.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Translator {
+    /// A translator with nothing cached.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Translates a source snapshot (resources plus load errors).
+    pub fn translate(&mut self, source: &SourceSnapshot) -> Translation {
+        let mut reports = Reports::default();
+        let snapshot = ConfigSnapshot::from_source(source, &mut reports);
+        self.translate_snapshot(&snapshot, reports)
+    }
+
+    /// Translates an indexed snapshot, adding to `reports`.
+    pub fn translate_snapshot(&mut self, snapshot: &ConfigSnapshot, mut reports: Reports) -> Translation {
+        validate_upstreams(snapshot, &mut reports);
+        let models = resolve::resolve(snapshot, &mut self.lkg, &mut reports);
+        if self.upstream_groups.as_ref() != Some(&snapshot.upstream_groups) {
+            self.virtual_hosts.clear();
+            self.upstream_groups = Some(snapshot.upstream_groups.clone());
+        }
+        let ctx = Context { snapshot };
+        let mut proxies = BTreeMap::new();
+        let mut used_hosts = BTreeSet::new();
+        self.virtual_hosts_translated = 0;
+        self.eds_clusters.clear();
+        for (name, model) in &models {
+            let resources = self.translate_proxy(model, &ctx, &mut used_hosts, &mut reports);
+            proxies.insert(name.clone(), resources);
+        }
+        self.virtual_hosts.retain(|name, _| used_hosts.contains(name));
+        let live: BTreeSet<&String> = self.eds_clusters.values().flat_map(|m| m.keys()).collect();
+        self.assignments.retain(|name, _| live.contains(name));
+        self.clusters.retain(|r, _| snapshot.upstreams.contains_key(r));
+        self.last = proxies.clone();
+        Translation { proxies, reports }
+    }
+
+    fn translate_proxy(
+        &mut self,
+        model: &ProxyModel,
+        ctx: &Context<'_>,
+        used_hosts: &mut BTreeSet<String>,
+        reports: &mut Reports,
+    ) -> ProxyResources {
+        let mut out = ProxyResources::default();
+        let mut status = ProxyStatus::default();
+        let mut referenced: BTreeSet<ResourceRef> = BTreeSet::new();
+        for listener in &model.listeners {
+            out.listeners.insert(listener.name.clone(), Versioned::new(listeners::listener(listener)));
+            let mut listener_status = ListenerStatus {
+                gateway: listener.gateway.to_string(),
+                state: State::Accepted,
+                virtual_hosts: BTreeMap::new(),
+            };
+            if let ListenerKind::Http { virtual_hosts, .. } = &listener.kind {
+                let route_name = route_config_name(&listener.name);
+                let mut hasher = Xxh3::new();
+                hasher.update(route_name.as_bytes());
+                let mut protos = Vec::with_capacity(virtual_hosts.len());
+                for host in virtual_hosts {
+                    collect_upstreams(host, ctx, &mut referenced);
+                    let (proto, version) = self.virtual_host(host, ctx);
+                    used_hosts.insert(host.name.clone());
+                    hasher.update(version.as_bytes());
+                    protos.push(proto.as_ref().clone());
+                    let vh_status = virtual_host_status(host);
+                    listener_status.state = listener_status.state.max(vh_status.state);
+                    listener_status.virtual_hosts.insert(host.name.clone(), vh_status);
+                }
+                let config = RouteConfiguration {
+                    name: route_name.clone(),
+                    virtual_hosts: protos,
+                    ..Default::default()
+                };
+                // The version of a route configuration is derived from its virtual hosts'
+                // content versions, so unchanged hosts are never hashed again.
+                out.routes.insert(
+                    route_name,
+                    Versioned {
+                        version: format!("{:016x}", hasher.digest()),
+                        resource: Arc::new(config),
+                    },
+                );
+            }
+            status.state = status.state.max(listener_status.state);
+            status.listeners.insert(listener.name.clone(), listener_status);
+        }
+        reports.proxies.insert(model.name.clone(), status);
+        let eds = self.eds_clusters.entry(model.name.clone()).or_default();
+        for reference in referenced {
+            let Some(entry) = ctx.snapshot.upstreams.get(&reference) else { continue };
+            if reports
+                .get(Kind::Upstream, &reference)
+                .is_some_and(|s| s.state == State::Rejected)
+            {
+                continue;
+            }
+            let cluster = match self.clusters.get(&reference) {
+                Some((spec, cached)) if spec == &entry.object => cached.clone(),
+                _ => {
+                    let built = Versioned::new(clusters::cluster(&entry.object));
+                    self.clusters.insert(reference.clone(), (entry.object.clone(), built.clone()));
+                    built
+                }
+            };
+            let name = cluster.resource.name.clone();
+            if clusters::static_hosts_are_ips(&entry.object.spec) {
+                eds.insert(name.clone(), (reference.clone(), entry.object.clone()));
+            }
+            out.clusters.insert(name, cluster);
+        }
+        let eds = eds.clone();
+        for (name, (reference, upstream)) in &eds {
+            out.endpoints.insert(name.clone(), self.assignment(name, reference, &upstream.spec));
+        }
+        out
+    }
+
+    fn virtual_host(&mut self, host: &Arc<VirtualHostModel>, ctx: &Context<'_>) -> (Arc<VirtualHost>, String) {
+        if let Some(cached) = self.virtual_hosts.get(&host.name) {
+            if Arc::ptr_eq(&cached.model, host) || cached.model.as_ref() == host.as_ref() {
+                return (cached.proto.clone(), cached.version.clone());
+            }
+        }
+        self.virtual_hosts_translated += 1;
+        let proto = routes::virtual_host(host, ctx);
+        let version = content_version(&proto);
+        let proto = Arc::new(proto);
+        self.virtual_hosts.insert(
+            host.name.clone(),
+            CachedVirtualHost {
+                model: host.clone(),
+                proto: proto.clone(),
+                version: version.clone(),
+            },
+        );
+        (proto, version)
+    }
+
+    fn assignment(&mut self, cluster: &str, reference: &ResourceRef, spec: &UpstreamSpec) -> Versioned<ClusterLoadAssignment> {
+        let endpoints = clusters::upstream_endpoints(reference, spec, &self.endpoints);
+        if let Some((previous, cached)) = self.assignments.get(cluster) {
+            if previous == &endpoints {
+                return cached.clone();
+            }
+        }
+        let built = Versioned::new(clusters::load_assignment(cluster, &endpoints));
+        self.assignments.insert(cluster.to_string(), (endpoints, built.clone()));
+        built
+    }
+
+    /// Replaces the discovered endpoints and returns every proxy's resources with only the
+    /// endpoints (ClusterLoadAssignments) recomputed: no route or cluster is translated.
+    pub fn update_endpoints(&mut self, endpoints: Endpoints) -> BTreeMap<String, ProxyResources> {
+        self.endpoints = endpoints;
+        let mut proxies = std::mem::take(&mut self.last);
+        let eds = self.eds_clusters.clone();
+        for (proxy, clusters) in &eds {
+            let Some(resources) = proxies.get_mut(proxy) else { continue };
+            for (name, (reference, upstream)) in clusters {
+                let assignment = self.assignment(name, reference, &upstream.spec);
+                resources.endpoints.insert(name.clone(), assignment);
+            }
+        }
+        self.last = proxies.clone();
+        proxies
+    }
+}
+
+fn virtual_host_status(host: &VirtualHostModel) -> VirtualHostStatus {
+    let routes: Vec<RouteStatus> = host
+        .routes
+        .iter()
+        .map(|r| RouteStatus {
+            name: r.name.clone(),
+            source: r.source.clone(),
+            state: if r.warnings.is_empty() { State::Accepted } else { State::Warning },
+            warnings: r.warnings.clone(),
+        })
+        .collect();
+    VirtualHostStatus {
+        virtual_service: host.source.to_string(),
+        state: routes.iter().map(|r| r.state).max().unwrap_or_default(),
+        routes,
+    }
+}
+
+/// The upstreams a virtual host's routes can send traffic to (including shadows and the
+/// members of upstream groups).
+fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut BTreeSet<ResourceRef>) {
+    fn add(d: &Destination, into: &mut BTreeSet<ResourceRef>) {
+        match d.target() {
+            Ok(Some(DestinationTarget::Upstream(r))) => {
+                into.insert(r.resolved(DEFAULT_NAMESPACE));
+            }
+            Ok(Some(DestinationTarget::Kube(k))) => {
+                // Kubernetes discovery names upstreams `<namespace>-<service>-<port>`.
+                let ns = k.ref_.namespace_or(DEFAULT_NAMESPACE);
+                into.insert(ResourceRef::new(
+                    DEFAULT_NAMESPACE,
+                    format!("{ns}-{}-{}", k.ref_.name, k.port),
+                ));
+            }
+            _ => {}
+        }
+    }
+    for route in &host.routes {
+        if let RouteModelAction::Route(action) = &route.action {
+            let weighted: &[crate::model::routing::WeightedDestination] = match action.destination() {
+                Ok(Some(RouteDestination::Single(d))) => {
+                    add(d, into);
+                    &[]
+                }
+                Ok(Some(RouteDestination::Multi(m))) => &m.destinations,
+                Ok(Some(RouteDestination::UpstreamGroup(g))) => ctx
+                    .snapshot
+                    .upstream_groups
+                    .get(&g.resolved(DEFAULT_NAMESPACE))
+                    .map(|group| group.object.spec.destinations.as_slice())
+                    .unwrap_or(&[]),
+                _ => &[],
+            };
+            for d in weighted.iter().filter_map(|w| w.destination.as_ref()) {
+                add(d, into);
+            }
+        }
+        if let Some(shadow) = route.options.shadowing.as_ref().and_then(|s| s.upstream.as_ref()) {
+            into.insert(shadow.resolved(DEFAULT_NAMESPACE));
+        }
+    }
+}
+
+/// Checks each Upstream on its own: one upstream type, and static hosts with an address and a
+/// port.
+fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
+    for (reference, entry) in &snapshot.upstreams {
+        let key = ResourceKey::new(Kind::Upstream, reference.clone());
+        match entry.object.spec.upstream_type() {
+            Err(e) => reports.error(&key, format!("spec: {e}")),
+            Ok(None) => reports.error(
+                &key,
+                "spec: no upstream type: set one of static, kube, consul, awsEc2, aws, pipe, azure, gcp",
+            ),
+            Ok(Some(UpstreamTypeRef::Static(s))) => {
+                if s.hosts.is_empty() {
+                    reports.warn(&key, "spec.static.hosts: no hosts; requests to this upstream answer 503");
+                }
+                for (i, h) in s.hosts.iter().enumerate() {
+                    if h.addr.is_empty() {
+                        reports.error(&key, format!("spec.static.hosts[{i}].addr: required"));
+                    }
+                    if h.port == 0 || h.port > 65535 {
+                        reports.error(&key, format!("spec.static.hosts[{i}].port: {} is not a port (1-65535)", h.port));
+                    }
+                }
+            }
+            Ok(Some(_)) => {}
+        }
+        if let Some(Err(e)) = entry.object.spec.ssl_config.as_ref().map(|s| s.ssl_secrets()) {
+            reports.error(&key, format!("spec.sslConfig: {e}"));
+        }
+    }
+}

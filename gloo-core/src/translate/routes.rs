@@ -1,0 +1,478 @@
+//! Virtual hosts and routes: Gloo matchers, actions and route options as Envoy's
+//! `envoy.config.route.v3` messages.
+
+use std::collections::HashMap;
+
+use envoy_types::pb::envoy::config::core::v3::{
+    header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier,
+    redirect_action, retry_policy::RetryBackOff, route, route_action, route_match,
+    weighted_cluster::ClusterWeight, DirectResponseAction, HeaderMatcher, QueryParameterMatcher,
+    RedirectAction, RetryPolicy, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
+};
+use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource, RuntimeFractionalPercent};
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
+use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{fault_abort, FaultAbort, HttpFault};
+use envoy_types::pb::envoy::extensions::filters::common::fault::v3::{fault_delay, FaultDelay};
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    regex_matcher, string_matcher::MatchPattern, RegexMatchAndSubstitute, RegexMatcher,
+    StringMatcher,
+};
+use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
+use envoy_types::pb::google::protobuf::{BoolValue, Duration as PbDuration, UInt32Value};
+
+use super::names::{cluster_name, CORS_FILTER, FAULT_FILTER};
+use super::Context;
+use crate::model::headers::HeaderManipulation;
+use crate::model::options::{RouteOptions, VirtualHostOptions};
+use crate::model::routing::{
+    self as gloo, Destination, DestinationTarget, Matcher, PathMatcher, RedirectPath,
+    RedirectResponseCode, RouteDestination, WeightedDestination,
+};
+use crate::model::Duration;
+use crate::resolve::{RouteModel, RouteModelAction, VirtualHostModel};
+use crate::xds::pack;
+
+pub(crate) fn duration(d: &Duration) -> PbDuration {
+    PbDuration {
+        seconds: d.seconds,
+        nanos: d.nanos,
+    }
+}
+
+fn regex(pattern: &str) -> RegexMatcher {
+    RegexMatcher {
+        regex: pattern.to_string(),
+        #[allow(deprecated)]
+        engine_type: None::<regex_matcher::EngineType>,
+    }
+}
+
+fn string_match(pattern: MatchPattern) -> StringMatcher {
+    StringMatcher {
+        match_pattern: Some(pattern),
+        ignore_case: false,
+    }
+}
+
+/// One Envoy virtual host from a resolved VirtualService.
+pub(crate) fn virtual_host(vh: &VirtualHostModel, ctx: &Context<'_>) -> VirtualHost {
+    let options = &vh.options;
+    let mut out = VirtualHost {
+        name: vh.name.clone(),
+        domains: vh.domains.clone(),
+        routes: vh.routes.iter().map(|r| route(r, ctx)).collect(),
+        ..Default::default()
+    };
+    apply_vhost_options(&mut out, options);
+    out
+}
+
+fn apply_vhost_options(out: &mut VirtualHost, options: &VirtualHostOptions) {
+    if let Some(h) = &options.header_manipulation {
+        out.request_headers_to_add = request_headers(h);
+        out.request_headers_to_remove = h.request_headers_to_remove.clone();
+        out.response_headers_to_add = response_headers(h);
+        out.response_headers_to_remove = h.response_headers_to_remove.clone();
+    }
+    if let Some(retries) = &options.retries {
+        out.retry_policy = Some(retry_policy(retries));
+    }
+    if let Some(cors) = &options.cors {
+        out.typed_per_filter_config
+            .insert(CORS_FILTER.to_string(), pack(&cors_policy(cors)));
+    }
+    if let Some(v) = options.include_request_attempt_count {
+        out.include_request_attempt_count = v;
+    }
+    if let Some(v) = options.include_attempt_count_in_response {
+        out.include_attempt_count_in_response = v;
+    }
+}
+
+fn append_action(append: Option<bool>) -> i32 {
+    // Gloo's `append` defaults to true, as Envoy's did before `append_action`.
+    if append.unwrap_or(true) {
+        HeaderAppendAction::AppendIfExistsOrAdd as i32
+    } else {
+        HeaderAppendAction::OverwriteIfExistsOrAdd as i32
+    }
+}
+
+fn request_headers(h: &HeaderManipulation) -> Vec<HeaderValueOption> {
+    h.request_headers_to_add
+        .iter()
+        .filter_map(|o| {
+            let header = o.header.as_ref()?;
+            Some(HeaderValueOption {
+                header: Some(HeaderValue {
+                    key: header.key.clone(),
+                    value: header.value.clone(),
+                    ..Default::default()
+                }),
+                append_action: append_action(o.append),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+fn response_headers(h: &HeaderManipulation) -> Vec<HeaderValueOption> {
+    h.response_headers_to_add
+        .iter()
+        .filter_map(|o| {
+            let header = o.header.as_ref()?;
+            Some(HeaderValueOption {
+                header: Some(HeaderValue {
+                    key: header.key.clone(),
+                    value: header.value.clone(),
+                    ..Default::default()
+                }),
+                append_action: append_action(o.append),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+fn retry_policy(r: &crate::model::retries::RetryPolicy) -> RetryPolicy {
+    RetryPolicy {
+        retry_on: r.retry_on.clone(),
+        num_retries: r.num_retries.map(|value| UInt32Value { value }),
+        per_try_timeout: r.per_try_timeout.as_ref().map(duration),
+        retriable_status_codes: r.retriable_status_codes.clone(),
+        retry_back_off: r.retry_back_off.as_ref().and_then(|b| {
+            b.base_interval.as_ref().map(|base| RetryBackOff {
+                base_interval: Some(duration(base)),
+                max_interval: b.max_interval.as_ref().map(duration),
+            })
+        }),
+        ..Default::default()
+    }
+}
+
+fn cors_policy(c: &crate::model::cors::CorsPolicy) -> CorsPolicy {
+    let mut origins: Vec<StringMatcher> = c
+        .allow_origin
+        .iter()
+        .map(|o| string_match(MatchPattern::Exact(o.clone())))
+        .collect();
+    origins.extend(
+        c.allow_origin_regex
+            .iter()
+            .map(|r| string_match(MatchPattern::SafeRegex(regex(r)))),
+    );
+    CorsPolicy {
+        allow_origin_string_match: origins,
+        allow_methods: c.allow_methods.join(","),
+        allow_headers: c.allow_headers.join(","),
+        expose_headers: c.expose_headers.join(","),
+        max_age: c.max_age.clone(),
+        allow_credentials: c.allow_credentials.then_some(BoolValue { value: true }),
+        filter_enabled: c.disable_for_route.then(|| RuntimeFractionalPercent {
+            default_value: Some(FractionalPercent {
+                numerator: 0,
+                denominator: DenominatorType::Hundred as i32,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn route_match(m: &Matcher) -> RouteMatch {
+    let path = match m.path_or_default() {
+        Ok(PathMatcher::Prefix(p)) => route_match::PathSpecifier::Prefix(p.to_string()),
+        Ok(PathMatcher::Exact(p)) => route_match::PathSpecifier::Path(p.to_string()),
+        Ok(PathMatcher::Regex(r)) => route_match::PathSpecifier::SafeRegex(regex(r)),
+        Ok(PathMatcher::Connect) => {
+            route_match::PathSpecifier::ConnectMatcher(route_match::ConnectMatcher {})
+        }
+        // Validation rejects conflicting path matchers before translation.
+        Err(_) => route_match::PathSpecifier::Prefix("/".to_string()),
+    };
+    let mut headers: Vec<HeaderMatcher> = m
+        .headers
+        .iter()
+        .map(|h| {
+            let specifier = if h.value.is_empty() {
+                HeaderMatchSpecifier::PresentMatch(true)
+            } else if h.regex {
+                HeaderMatchSpecifier::StringMatch(string_match(MatchPattern::SafeRegex(regex(&h.value))))
+            } else {
+                HeaderMatchSpecifier::StringMatch(string_match(MatchPattern::Exact(h.value.clone())))
+            };
+            HeaderMatcher {
+                name: h.name.clone(),
+                invert_match: h.invert_match,
+                header_match_specifier: Some(specifier),
+                ..Default::default()
+            }
+        })
+        .collect();
+    if !m.methods.is_empty() {
+        // Gloo matches methods as a regex alternative on the `:method` pseudo-header.
+        headers.push(HeaderMatcher {
+            name: ":method".to_string(),
+            header_match_specifier: Some(HeaderMatchSpecifier::StringMatch(string_match(
+                MatchPattern::SafeRegex(regex(&m.methods.join("|"))),
+            ))),
+            ..Default::default()
+        });
+    }
+    let query_parameters = m
+        .query_parameters
+        .iter()
+        .map(|q| QueryParameterMatcher {
+            name: q.name.clone(),
+            query_parameter_match_specifier: Some(if q.value.is_empty() {
+                QueryParameterMatchSpecifier::PresentMatch(true)
+            } else if q.regex {
+                QueryParameterMatchSpecifier::StringMatch(string_match(MatchPattern::SafeRegex(regex(&q.value))))
+            } else {
+                QueryParameterMatchSpecifier::StringMatch(string_match(MatchPattern::Exact(q.value.clone())))
+            }),
+        })
+        .collect();
+    RouteMatch {
+        path_specifier: Some(path),
+        case_sensitive: m.case_sensitive.map(|value| BoolValue { value }),
+        headers,
+        query_parameters,
+        ..Default::default()
+    }
+}
+
+/// The cluster a destination sends to, or `None` for destinations discovery must provide.
+fn destination_cluster(d: &Destination) -> Option<String> {
+    match d.target() {
+        Ok(Some(DestinationTarget::Upstream(r))) => {
+            Some(cluster_name(&r.resolved(crate::model::DEFAULT_NAMESPACE)))
+        }
+        Ok(Some(DestinationTarget::Kube(k))) => {
+            // Kubernetes discovery names upstreams `<namespace>-<service>-<port>`.
+            let ns = k.ref_.namespace_or(crate::model::DEFAULT_NAMESPACE);
+            let upstream = crate::model::ResourceRef::new(
+                crate::model::DEFAULT_NAMESPACE,
+                format!("{ns}-{}-{}", k.ref_.name, k.port),
+            );
+            Some(cluster_name(&upstream))
+        }
+        Ok(Some(DestinationTarget::Consul(c))) => Some(format!("consul-svc:{}", c.service_name)),
+        _ => None,
+    }
+}
+
+fn weighted(destinations: &[WeightedDestination]) -> WeightedCluster {
+    WeightedCluster {
+        clusters: destinations
+            .iter()
+            .filter_map(|wd| {
+                let cluster = destination_cluster(wd.destination.as_ref()?)?;
+                let mut cw = ClusterWeight {
+                    name: cluster,
+                    weight: Some(UInt32Value {
+                        value: wd.weight.unwrap_or(0),
+                    }),
+                    ..Default::default()
+                };
+                if let Some(h) = wd.options.as_ref().and_then(|o| o.header_manipulation.as_ref()) {
+                    cw.request_headers_to_add = request_headers(h);
+                    cw.request_headers_to_remove = h.request_headers_to_remove.clone();
+                    cw.response_headers_to_add = response_headers(h);
+                    cw.response_headers_to_remove = h.response_headers_to_remove.clone();
+                }
+                Some(cw)
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn route_action(action: &gloo::RouteAction, options: &RouteOptions, ctx: &Context<'_>) -> RouteAction {
+    let specifier = match action.destination() {
+        Ok(Some(RouteDestination::Single(d))) => destination_cluster(d)
+            .map(route_action::ClusterSpecifier::Cluster),
+        Ok(Some(RouteDestination::Multi(m))) => {
+            Some(route_action::ClusterSpecifier::WeightedClusters(weighted(&m.destinations)))
+        }
+        Ok(Some(RouteDestination::UpstreamGroup(r))) => {
+            let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
+            ctx.snapshot.upstream_groups.get(&r).map(|group| {
+                route_action::ClusterSpecifier::WeightedClusters(weighted(
+                    &group.object.spec.destinations,
+                ))
+            })
+        }
+        Ok(Some(RouteDestination::ClusterHeader(h))) => {
+            Some(route_action::ClusterSpecifier::ClusterHeader(h.to_string()))
+        }
+        _ => None,
+    };
+    // A missing upstream group still gets a cluster name Envoy answers 503 for.
+    let specifier = specifier.unwrap_or_else(|| {
+        route_action::ClusterSpecifier::Cluster("gloo-missing-destination".to_string())
+    });
+    let mut out = RouteAction {
+        cluster_specifier: Some(specifier),
+        ..Default::default()
+    };
+    apply_route_action_options(&mut out, options);
+    out
+}
+
+fn apply_route_action_options(out: &mut RouteAction, options: &RouteOptions) {
+    if let Some(p) = &options.prefix_rewrite {
+        out.prefix_rewrite = p.clone();
+    }
+    if let Some(rr) = &options.regex_rewrite {
+        out.regex_rewrite = Some(RegexMatchAndSubstitute {
+            pattern: rr.pattern.as_ref().map(|p| regex(&p.regex)),
+            substitution: rr.substitution.clone(),
+        });
+    }
+    if let Some(t) = &options.timeout {
+        out.timeout = Some(duration(t));
+    }
+    if let Some(t) = &options.idle_timeout {
+        out.idle_timeout = Some(duration(t));
+    }
+    if let Some(retries) = &options.retries {
+        out.retry_policy = Some(retry_policy(retries));
+    }
+    if let Some(host) = &options.host_rewrite {
+        out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(host.clone()));
+    } else if let Some(auto) = options.auto_host_rewrite {
+        out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::AutoHostRewrite(BoolValue { value: auto }));
+    } else if let Some(header) = &options.host_rewrite_header {
+        out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteHeader(header.clone()));
+    } else if let Some(rr) = &options.host_rewrite_path_regex {
+        out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewritePathRegex(
+            RegexMatchAndSubstitute {
+                pattern: rr.pattern.as_ref().map(|p| regex(&p.regex)),
+                substitution: rr.substitution.clone(),
+            },
+        ));
+    }
+    if let Some(v) = options.append_x_forwarded_host {
+        out.append_x_forwarded_host = v;
+    }
+    if let Some(shadow) = &options.shadowing {
+        if let Some(upstream) = &shadow.upstream {
+            out.request_mirror_policies.push(route_action::RequestMirrorPolicy {
+                cluster: cluster_name(&upstream.resolved(crate::model::DEFAULT_NAMESPACE)),
+                runtime_fraction: Some(RuntimeFractionalPercent {
+                    default_value: Some(percent(shadow.percentage)),
+                    ..Default::default()
+                }),
+                disable_shadow_host_suffix_append: shadow.disable_shadow_host_suffix_append,
+                host_rewrite_literal: shadow.host_rewrite_literal.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    if let Some(msd) = &options.max_stream_duration {
+        out.max_stream_duration = Some(route_action::MaxStreamDuration {
+            max_stream_duration: msd.max_stream_duration.as_ref().map(duration),
+            grpc_timeout_header_max: msd.grpc_timeout_header_max.as_ref().map(duration),
+            grpc_timeout_header_offset: msd.grpc_timeout_header_offset.as_ref().map(duration),
+        });
+    }
+}
+
+/// A Gloo percentage (0-100, fractional) as Envoy's per-million fraction.
+fn percent(p: f64) -> FractionalPercent {
+    FractionalPercent {
+        numerator: (p.clamp(0.0, 100.0) * 10_000.0).round() as u32,
+        denominator: DenominatorType::Million as i32,
+    }
+}
+
+fn redirect(r: &gloo::RedirectAction) -> RedirectAction {
+    let path_rewrite = match r.path_rewrite() {
+        Ok(Some(RedirectPath::Path(p))) => Some(redirect_action::PathRewriteSpecifier::PathRedirect(p.to_string())),
+        Ok(Some(RedirectPath::Prefix(p))) => Some(redirect_action::PathRewriteSpecifier::PrefixRewrite(p.to_string())),
+        Ok(Some(RedirectPath::Regex(rr))) => Some(redirect_action::PathRewriteSpecifier::RegexRewrite(
+            RegexMatchAndSubstitute {
+                pattern: rr.pattern.as_ref().map(|p| regex(&p.regex)),
+                substitution: rr.substitution.clone(),
+            },
+        )),
+        _ => None,
+    };
+    let code = match r.response_code {
+        RedirectResponseCode::MovedPermanently => redirect_action::RedirectResponseCode::MovedPermanently,
+        RedirectResponseCode::Found => redirect_action::RedirectResponseCode::Found,
+        RedirectResponseCode::SeeOther => redirect_action::RedirectResponseCode::SeeOther,
+        RedirectResponseCode::TemporaryRedirect => redirect_action::RedirectResponseCode::TemporaryRedirect,
+        RedirectResponseCode::PermanentRedirect => redirect_action::RedirectResponseCode::PermanentRedirect,
+    };
+    RedirectAction {
+        host_redirect: r.host_redirect.clone(),
+        port_redirect: r.port_redirect.unwrap_or(0),
+        response_code: code as i32,
+        strip_query: r.strip_query,
+        scheme_rewrite_specifier: r
+            .https_redirect
+            .then_some(redirect_action::SchemeRewriteSpecifier::HttpsRedirect(true)),
+        path_rewrite_specifier: path_rewrite,
+    }
+}
+
+fn fault(faults: &crate::model::faults::RouteFaults) -> HttpFault {
+    HttpFault {
+        abort: faults.abort.as_ref().map(|a| FaultAbort {
+            percentage: Some(percent(a.percentage)),
+            error_type: Some(fault_abort::ErrorType::HttpStatus(a.http_status)),
+            ..Default::default()
+        }),
+        delay: faults.delay.as_ref().map(|d| FaultDelay {
+            percentage: Some(percent(d.percentage)),
+            fault_delay_secifier: d
+                .fixed_delay
+                .as_ref()
+                .map(|fd| fault_delay::FaultDelaySecifier::FixedDelay(duration(fd))),
+        }),
+        ..Default::default()
+    }
+}
+
+/// One Envoy route.
+fn route(r: &RouteModel, ctx: &Context<'_>) -> Route {
+    let options = &r.options;
+    let action = match &r.action {
+        RouteModelAction::Route(a) => route::Action::Route(route_action(a, options, ctx)),
+        RouteModelAction::Redirect(redir) => route::Action::Redirect(redirect(redir)),
+        RouteModelAction::DirectResponse(d) => route::Action::DirectResponse(DirectResponseAction {
+            status: d.status,
+            body: (!d.body.is_empty()).then(|| DataSource {
+                specifier: Some(data_source::Specifier::InlineString(d.body.clone())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
+    let mut out = Route {
+        name: r.name.clone(),
+        r#match: Some(route_match(&r.matcher)),
+        action: Some(action),
+        ..Default::default()
+    };
+    if let Some(h) = &options.header_manipulation {
+        out.request_headers_to_add = request_headers(h);
+        out.request_headers_to_remove = h.request_headers_to_remove.clone();
+        out.response_headers_to_add = response_headers(h);
+        out.response_headers_to_remove = h.response_headers_to_remove.clone();
+    }
+    let mut per_filter: HashMap<String, envoy_types::pb::google::protobuf::Any> = HashMap::new();
+    if let Some(cors) = &options.cors {
+        per_filter.insert(CORS_FILTER.to_string(), pack(&cors_policy(cors)));
+    }
+    if let Some(faults) = &options.faults {
+        per_filter.insert(FAULT_FILTER.to_string(), pack(&fault(faults)));
+    }
+    out.typed_per_filter_config = per_filter;
+    out
+}
