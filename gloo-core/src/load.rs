@@ -438,7 +438,10 @@ spec: {}
         assert_eq!(parsed.resources.len(), 2);
         assert_eq!(parsed.resources[0].origin, Origin::new("ups.yaml", 1));
         assert_eq!(parsed.resources[1].origin, Origin::new("ups.yaml", 8));
-        assert_eq!(parsed.resources[0].resource.metadata().namespace(), "gloo-system");
+        assert_eq!(
+            parsed.resources[0].resource.metadata().namespace(),
+            "gloo-system"
+        );
         assert_eq!(parsed.resources[1].resource.metadata().namespace(), "apps");
     }
 
@@ -448,7 +451,10 @@ spec: {}
         let parsed = parse_str(text, "bad.yaml", Format::Yaml);
         assert_eq!(parsed.errors.len(), 1);
         let err = parsed.errors[0].to_string();
-        assert!(err.starts_with("bad.yaml:5:3: metadata: unknown field `nmespace`"), "{err}");
+        assert!(
+            err.starts_with("bad.yaml:5:3: metadata: unknown field `nmespace`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -458,7 +464,11 @@ spec: {}
         assert_eq!(parsed.resources.len(), 2);
         let err = &parsed.errors[0];
         assert_eq!((err.line, err.column), (19, 11), "{err}");
-        assert!(err.message.starts_with("metadata.labels: invalid type: sequence"), "{err}");
+        assert!(
+            err.message
+                .starts_with("metadata.labels: invalid type: sequence"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -467,7 +477,10 @@ spec: {}
         let parsed = parse_str(text, "k.yaml", Format::Yaml);
         let messages: Vec<String> = parsed.errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(messages.len(), 3, "{messages:?}");
-        assert!(messages[0].starts_with("k.yaml:1:1: unknown kind `ConfigMap`"), "{messages:?}");
+        assert!(
+            messages[0].starts_with("k.yaml:1:1: unknown kind `ConfigMap`"),
+            "{messages:?}"
+        );
         assert_eq!(
             messages[1],
             "k.yaml:4:1: kind `VirtualService` has apiVersion `gateway.solo.io/v1`, not `gloo.solo.io/v1`"
@@ -477,7 +490,16 @@ spec: {}
 
     #[test]
     fn malformed_yaml_is_an_error_not_a_panic() {
-        for text in ["a: [1, 2", "key: value\n  - item", "\t- x", ": :", "apiVersion: {", "!!binary x", "[]", "42"] {
+        for text in [
+            "a: [1, 2",
+            "key: value\n  - item",
+            "\t- x",
+            ": :",
+            "apiVersion: {",
+            "!!binary x",
+            "[]",
+            "42",
+        ] {
             let parsed = parse_str(text, "m.yaml", Format::Yaml);
             assert_eq!(parsed.errors.len(), 1, "{text:?} gave {:?}", parsed);
             assert!(parsed.resources.is_empty());
@@ -502,7 +524,13 @@ spec: {}
         let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: gloo.solo.io/v1\n  kind: Upstream\n  metadata: {name: a}\n- apiVersion: gloo.solo.io/v1\n  kind: Nope\n";
         let parsed = parse_str(text, "l.yaml", Format::Yaml);
         assert_eq!(parsed.resources.len(), 1);
-        assert!(parsed.errors[0].message.starts_with("items[1]: unknown kind `Nope`"), "{:?}", parsed.errors);
+        assert!(
+            parsed.errors[0]
+                .message
+                .starts_with("items[1]: unknown kind `Nope`"),
+            "{:?}",
+            parsed.errors
+        );
     }
 
     #[test]

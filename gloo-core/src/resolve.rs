@@ -27,14 +27,14 @@ use crate::model::options::{RouteOptions, VirtualHostOptions};
 use crate::model::route_table::RouteTableSpec;
 use crate::model::routing::{
     DelegateAction, DelegateTarget, Destination, DestinationTarget, DirectResponseAction,
-    ExpressionOperator, Matcher, PathMatcher, RedirectAction, Route, RouteAction,
-    RouteActionRef, RouteDestination, RouteTableSelector, SelectorExpression,
+    ExpressionOperator, Matcher, PathMatcher, RedirectAction, Route, RouteAction, RouteActionRef,
+    RouteDestination, RouteTableSelector, SelectorExpression,
 };
 use crate::model::ssl::SslConfig;
 use crate::model::virtual_service::VirtualServiceSpec;
 use crate::model::{Kind, Object, ResourceRef};
 use crate::snapshot::{Collection, ConfigSnapshot, Entry};
-use crate::status::{ResourceKey, Reports};
+use crate::status::{Reports, ResourceKey};
 
 /// The proxy name a Gateway serves when its `proxyNames` is empty.
 pub const DEFAULT_PROXY_NAME: &str = "gateway-proxy";
@@ -175,7 +175,11 @@ fn at(path: &str, field: impl std::fmt::Display) -> String {
 }
 
 impl<'a> Resolver<'a> {
-    fn new(snapshot: &'a ConfigSnapshot, lkg: &'a mut LastKnownGood, reports: &'a mut Reports) -> Self {
+    fn new(
+        snapshot: &'a ConfigSnapshot,
+        lkg: &'a mut LastKnownGood,
+        reports: &'a mut Reports,
+    ) -> Self {
         let mut resolver = Resolver {
             snapshot,
             lkg,
@@ -195,9 +199,9 @@ impl<'a> Resolver<'a> {
             .or_insert_with(|| {
                 // Envoy's safe_regex is RE2: full-match, no backreferences or lookaround; the
                 // regex crate accepts the same language.
-                Regex::new(pattern)
-                    .map(|_| ())
-                    .map_err(|e| format!("invalid regex {pattern:?}: {}", first_line(&e.to_string())))
+                Regex::new(pattern).map(|_| ()).map_err(|e| {
+                    format!("invalid regex {pattern:?}: {}", first_line(&e.to_string()))
+                })
             })
             .clone()
     }
@@ -210,14 +214,16 @@ impl<'a> Resolver<'a> {
             let key = ResourceKey::new(Kind::VirtualService, reference.clone());
             let errors = self.validate_virtual_service(&entry.object.spec);
             if errors.is_empty() {
-                self.virtual_services.insert(reference.clone(), entry.clone());
+                self.virtual_services
+                    .insert(reference.clone(), entry.clone());
                 continue;
             }
             for e in errors {
                 self.reports.error(&key, e);
             }
             if let Some(previous) = self.lkg.virtual_services.get(reference) {
-                self.reports.error(&key, "the last accepted version keeps serving");
+                self.reports
+                    .error(&key, "the last accepted version keeps serving");
                 self.virtual_services.insert(
                     reference.clone(),
                     Entry {
@@ -238,7 +244,8 @@ impl<'a> Resolver<'a> {
                 self.reports.error(&key, e);
             }
             if let Some(previous) = self.lkg.route_tables.get(reference) {
-                self.reports.error(&key, "the last accepted version keeps serving");
+                self.reports
+                    .error(&key, "the last accepted version keeps serving");
                 self.route_tables.insert(
                     reference.clone(),
                     Entry {
@@ -254,11 +261,8 @@ impl<'a> Resolver<'a> {
     fn finish(&mut self) {
         let snapshot = self.snapshot;
         let reports = &*self.reports;
-        let accepted = |kind: Kind, r: &ResourceRef| {
-            reports
-                .get(kind, r)
-                .is_some_and(|s| s.errors.is_empty())
-        };
+        let accepted =
+            |kind: Kind, r: &ResourceRef| reports.get(kind, r).is_some_and(|s| s.errors.is_empty());
         self.lkg
             .virtual_services
             .retain(|r, _| snapshot.virtual_services.contains_key(r));
@@ -267,7 +271,9 @@ impl<'a> Resolver<'a> {
             .retain(|r, _| snapshot.route_tables.contains_key(r));
         for (r, e) in &snapshot.virtual_services {
             if accepted(Kind::VirtualService, r) {
-                self.lkg.virtual_services.insert(r.clone(), e.object.clone());
+                self.lkg
+                    .virtual_services
+                    .insert(r.clone(), e.object.clone());
             }
         }
         for (r, e) in &snapshot.route_tables {
@@ -398,12 +404,19 @@ impl<'a> Resolver<'a> {
         }
         for (k, method) in matcher.methods.iter().enumerate() {
             if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-                errors.push(format!("{path}.methods[{k}]: {method:?} is not an HTTP method"));
+                errors.push(format!(
+                    "{path}.methods[{k}]: {method:?} is not an HTTP method"
+                ));
             }
         }
     }
 
-    fn validate_route_action(&mut self, action: &RouteAction, path: &str, errors: &mut Vec<String>) {
+    fn validate_route_action(
+        &mut self,
+        action: &RouteAction,
+        path: &str,
+        errors: &mut Vec<String>,
+    ) {
         match action.destination() {
             Err(e) => errors.push(format!("{path}: {e}")),
             Ok(None) => errors.push(format!(
@@ -414,7 +427,9 @@ impl<'a> Resolver<'a> {
             }
             Ok(Some(RouteDestination::Multi(multi))) => {
                 if multi.destinations.is_empty() {
-                    errors.push(format!("{path}.multi.destinations: at least one destination is required"));
+                    errors.push(format!(
+                        "{path}.multi.destinations: at least one destination is required"
+                    ));
                 }
                 let mut total: u64 = 0;
                 for (i, wd) in multi.destinations.iter().enumerate() {
@@ -443,9 +458,18 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn validate_route_options(&mut self, options: &RouteOptions, path: &str, errors: &mut Vec<String>) {
+    fn validate_route_options(
+        &mut self,
+        options: &RouteOptions,
+        path: &str,
+        errors: &mut Vec<String>,
+    ) {
         if let Some(rr) = &options.regex_rewrite {
-            let pattern = rr.pattern.as_ref().map(|p| p.regex.clone()).unwrap_or_default();
+            let pattern = rr
+                .pattern
+                .as_ref()
+                .map(|p| p.regex.clone())
+                .unwrap_or_default();
             if let Err(e) = self.check_regex(&pattern) {
                 errors.push(format!("{path}.regexRewrite.pattern.regex: {e}"));
             }
@@ -457,7 +481,9 @@ impl<'a> Resolver<'a> {
             ] {
                 if let Some(p) = pct {
                     if !(0.0..=100.0).contains(&(p as f64)) {
-                        errors.push(format!("{path}.faults.{name}.percentage: {p} is not between 0 and 100"));
+                        errors.push(format!(
+                            "{path}.faults.{name}.percentage: {p} is not between 0 and 100"
+                        ));
                     }
                 }
             }
@@ -471,7 +497,12 @@ impl<'a> Resolver<'a> {
             }
         }
         if let Some(retries) = &options.retries {
-            for cond in retries.retry_on.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            for cond in retries
+                .retry_on
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+            {
                 if !RETRY_ON.contains(&cond) && cond.parse::<u16>().is_err() {
                     errors.push(format!(
                         "{path}.retries.retryOn: unknown retry condition {cond:?} (Envoy accepts {})",
@@ -503,7 +534,10 @@ impl<'a> Resolver<'a> {
             let spec = &entry.object.spec;
             let port = spec.bind_port;
             if port == 0 || port > 65535 {
-                self.reports.error(&key, format!("spec.bindPort: {port} is not a port (1-65535)"));
+                self.reports.error(
+                    &key,
+                    format!("spec.bindPort: {port} is not a port (1-65535)"),
+                );
                 continue;
             }
             let address = if spec.bind_address.is_empty() {
@@ -512,13 +546,19 @@ impl<'a> Resolver<'a> {
                 spec.bind_address.clone()
             };
             if address.parse::<std::net::IpAddr>().is_err() {
-                self.reports.error(&key, format!("spec.bindAddress: {address:?} is not an IP address"));
+                self.reports.error(
+                    &key,
+                    format!("spec.bindAddress: {address:?} is not an IP address"),
+                );
                 continue;
             }
             let kind = if spec.tcp_gateway.is_some() {
                 ListenerKind::Tcp
             } else if spec.hybrid_gateway.is_some() {
-                self.reports.warn(&key, "spec.hybridGateway: not supported yet; the gateway is not served");
+                self.reports.warn(
+                    &key,
+                    "spec.hybridGateway: not supported yet; the gateway is not served",
+                );
                 continue;
             } else {
                 let ssl = spec.ssl;
@@ -569,7 +609,9 @@ impl<'a> Resolver<'a> {
     ) -> Vec<Arc<VirtualHostModel>> {
         let gateway_key = ResourceKey::new(Kind::Gateway, gateway.clone());
         let http = spec.http_gateway.clone().unwrap_or_default();
-        let gateway_ns = gateway.namespace_or(crate::model::DEFAULT_NAMESPACE).to_string();
+        let gateway_ns = gateway
+            .namespace_or(crate::model::DEFAULT_NAMESPACE)
+            .to_string();
         let mut selected: Vec<ResourceRef> = Vec::new();
         if !http.virtual_services.is_empty() {
             for (i, r) in http.virtual_services.iter().enumerate() {
@@ -579,7 +621,9 @@ impl<'a> Resolver<'a> {
                 } else if !self.snapshot.virtual_services.contains_key(&r) {
                     self.reports.warn(
                         &gateway_key,
-                        format!("spec.httpGateway.virtualServices[{i}]: VirtualService {r} not found"),
+                        format!(
+                            "spec.httpGateway.virtualServices[{i}]: VirtualService {r} not found"
+                        ),
                     );
                 }
             }
@@ -613,11 +657,15 @@ impl<'a> Resolver<'a> {
         // take a domain away from one that is serving.
         selected.sort_by_key(|r| (!self.lkg.virtual_services.contains_key(r), r.clone()));
         for r in selected {
-            let Some(entry) = self.virtual_services.get(&r).cloned() else { continue };
+            let Some(entry) = self.virtual_services.get(&r).cloned() else {
+                continue;
+            };
             if entry.object.spec.ssl_config.is_some() != ssl {
                 continue;
             }
-            let Some(host) = self.virtual_host(&r) else { continue };
+            let Some(host) = self.virtual_host(&r) else {
+                continue;
+            };
             let vs_key = ResourceKey::new(Kind::VirtualService, r.clone());
             let conflicts: Vec<(String, ResourceRef)> = host
                 .domains
@@ -657,11 +705,16 @@ impl<'a> Resolver<'a> {
         let entry = self.virtual_services.get(reference)?.clone();
         let key = ResourceKey::new(Kind::VirtualService, reference.clone());
         let vh = entry.object.spec.virtual_host.clone().unwrap_or_default();
-        let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE).to_string();
+        let namespace = reference
+            .namespace_or(crate::model::DEFAULT_NAMESPACE)
+            .to_string();
         let mut domains: Vec<String> = Vec::new();
         for d in &vh.domains {
             if domains.contains(d) {
-                self.reports.warn(&key, format!("spec.virtualHost.domains: {d:?} is listed twice"));
+                self.reports.warn(
+                    &key,
+                    format!("spec.virtualHost.domains: {d:?} is listed twice"),
+                );
             } else {
                 domains.push(d.clone());
             }
@@ -741,7 +794,9 @@ impl<'a> Resolver<'a> {
             let mut matchers = Vec::new();
             if let Some(parent) = &context.parent {
                 options.merge_from(&parent.options);
-                let inherit_matchers = route.inheritable_matchers.unwrap_or(parent.inheritable_matchers);
+                let inherit_matchers = route
+                    .inheritable_matchers
+                    .unwrap_or(parent.inheritable_matchers);
                 let inherit_path = route
                     .inheritable_path_matchers
                     .unwrap_or(parent.inheritable_path_matchers);
@@ -816,10 +871,16 @@ impl<'a> Resolver<'a> {
                         matcher,
                         options: options.clone(),
                         inheritable_matchers: route.inheritable_matchers.unwrap_or(
-                            context.parent.as_ref().is_some_and(|p| p.inheritable_matchers),
+                            context
+                                .parent
+                                .as_ref()
+                                .is_some_and(|p| p.inheritable_matchers),
                         ),
                         inheritable_path_matchers: route.inheritable_path_matchers.unwrap_or(
-                            context.parent.as_ref().is_some_and(|p| p.inheritable_path_matchers),
+                            context
+                                .parent
+                                .as_ref()
+                                .is_some_and(|p| p.inheritable_path_matchers),
                         ),
                     };
                     out.extend(self.delegate(d, parent, &path, &source, &route_name, context));
@@ -867,7 +928,9 @@ impl<'a> Resolver<'a> {
                     };
                     self.reports.warn(
                         &context.owner,
-                        format!("{path}.delegateAction: RouteTable {r} {why}; the route is dropped"),
+                        format!(
+                            "{path}.delegateAction: RouteTable {r} {why}; the route is dropped"
+                        ),
                     );
                     return Vec::new();
                 }
@@ -888,20 +951,29 @@ impl<'a> Resolver<'a> {
         for table in tables {
             let table_key = ResourceKey::new(Kind::RouteTable, table.clone());
             if context.chain.contains(&table) || context.owner == table_key {
-                let mut names: Vec<String> = context.chain.iter().map(|r| format!("RouteTable {r}")).collect();
+                let mut names: Vec<String> = context
+                    .chain
+                    .iter()
+                    .map(|r| format!("RouteTable {r}"))
+                    .collect();
                 names.push(format!("RouteTable {table}"));
                 let cycle = format!(
                     "delegation cycle: {} -> {}",
                     context.source.split(" routes[").next().unwrap_or_default(),
                     names.join(" -> ")
                 );
-                self.reports.error(&context.owner, format!("{path}.delegateAction: {cycle}"));
+                self.reports
+                    .error(&context.owner, format!("{path}.delegateAction: {cycle}"));
                 continue;
             }
-            let Some(entry) = self.route_tables.get(&table).cloned() else { continue };
+            let Some(entry) = self.route_tables.get(&table).cloned() else {
+                continue;
+            };
             let mut chain = context.chain.clone();
             chain.push(table.clone());
-            let table_ns = table.namespace_or(crate::model::DEFAULT_NAMESPACE).to_string();
+            let table_ns = table
+                .namespace_or(crate::model::DEFAULT_NAMESPACE)
+                .to_string();
             let child = Context {
                 owner: table_key,
                 owner_namespace: table_ns.clone(),
@@ -916,7 +988,11 @@ impl<'a> Resolver<'a> {
         out
     }
 
-    fn select_route_tables(&self, selector: &RouteTableSelector, owner_namespace: &str) -> Vec<ResourceRef> {
+    fn select_route_tables(
+        &self,
+        selector: &RouteTableSelector,
+        owner_namespace: &str,
+    ) -> Vec<ResourceRef> {
         let namespaces = &selector.namespaces;
         let mut found: Vec<(i32, ResourceRef)> = self
             .route_tables
@@ -931,8 +1007,14 @@ impl<'a> Resolver<'a> {
             })
             .filter(|(_, e)| {
                 let labels = &e.object.metadata.labels;
-                selector.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-                    && selector.expressions.iter().all(|x| expression_matches(x, labels))
+                selector
+                    .labels
+                    .iter()
+                    .all(|(k, v)| labels.get(k) == Some(v))
+                    && selector
+                        .expressions
+                        .iter()
+                        .all(|x| expression_matches(x, labels))
             })
             .map(|(r, e)| (e.object.spec.weight.unwrap_or(0), r.clone()))
             .collect();
@@ -954,11 +1036,17 @@ impl<'a> Resolver<'a> {
             }
         };
         match action.destination() {
-            Ok(Some(RouteDestination::Single(d))) => check(d, format!("{path}.routeAction.single"), &mut warnings),
+            Ok(Some(RouteDestination::Single(d))) => {
+                check(d, format!("{path}.routeAction.single"), &mut warnings)
+            }
             Ok(Some(RouteDestination::Multi(m))) => {
                 for (i, wd) in m.destinations.iter().enumerate() {
                     if let Some(d) = &wd.destination {
-                        check(d, format!("{path}.routeAction.multi.destinations[{i}].destination"), &mut warnings);
+                        check(
+                            d,
+                            format!("{path}.routeAction.multi.destinations[{i}].destination"),
+                            &mut warnings,
+                        );
                     }
                 }
             }
@@ -1018,7 +1106,9 @@ fn describe_path(m: &Matcher) -> String {
     match m.path() {
         Ok(Some(PathMatcher::Prefix(p))) => format!("prefix {p:?}"),
         Ok(Some(PathMatcher::Exact(p))) => format!("exact path {p:?}"),
-        Ok(Some(PathMatcher::Regex(p))) => format!("regex {p:?} (regex paths cannot be checked against a prefix)"),
+        Ok(Some(PathMatcher::Regex(p))) => {
+            format!("regex {p:?} (regex paths cannot be checked against a prefix)")
+        }
         Ok(Some(PathMatcher::Connect)) => "connect matcher".to_string(),
         Ok(None) => "default prefix \"/\"".to_string(),
         Err(e) => e.to_string(),
@@ -1081,7 +1171,9 @@ fn expression_matches(e: &SelectorExpression, labels: &BTreeMap<String, String>)
     let value = labels.get(&e.key);
     let in_values = value.is_some_and(|v| e.values.iter().any(|x| x == v));
     match e.operator {
-        ExpressionOperator::Equals | ExpressionOperator::DoubleEquals | ExpressionOperator::In => in_values,
+        ExpressionOperator::Equals | ExpressionOperator::DoubleEquals | ExpressionOperator::In => {
+            in_values
+        }
         ExpressionOperator::NotEquals | ExpressionOperator::NotIn => !in_values,
         ExpressionOperator::Exists => value.is_some(),
         ExpressionOperator::DoesNotExist => value.is_none(),
@@ -1102,7 +1194,11 @@ fn expression_matches(e: &SelectorExpression, labels: &BTreeMap<String, String>)
 }
 
 fn first_line(text: &str) -> &str {
-    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(text).trim()
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(text)
+        .trim()
 }
 
 /// A default Gloo install's gateways: `gateway-proxy` on 8080 and `gateway-proxy-ssl` on 8443.
@@ -1124,6 +1220,8 @@ fn default_gateways() -> Vec<(ResourceRef, Entry<GatewaySpec>)> {
             },
         )
     };
-    vec![make("gateway-proxy", 8080, false), make("gateway-proxy-ssl", 8443, true)]
+    vec![
+        make("gateway-proxy", 8080, false),
+        make("gateway-proxy-ssl", 8443, true),
+    ]
 }
-

@@ -11,7 +11,7 @@ use crate::model::{
     virtual_service::VirtualServiceSpec, Kind, Object, Resource, ResourceRef,
 };
 use crate::source::SourceSnapshot;
-use crate::status::{ResourceKey, Reports};
+use crate::status::{Reports, ResourceKey};
 
 /// One resource of a known kind and where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,7 +105,9 @@ impl ConfigSnapshot {
                 Resource::VirtualHostOption(o) => {
                     insert(&mut out.virtual_host_options, kind, o, origin, reports)
                 }
-                Resource::RouteOption(o) => insert(&mut out.route_options, kind, o, origin, reports),
+                Resource::RouteOption(o) => {
+                    insert(&mut out.route_options, kind, o, origin, reports)
+                }
                 Resource::Upstream(o) => insert(&mut out.upstreams, kind, o, origin, reports),
                 Resource::UpstreamGroup(o) => {
                     insert(&mut out.upstream_groups, kind, o, origin, reports)

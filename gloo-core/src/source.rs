@@ -185,22 +185,27 @@ impl DirectorySource {
     pub fn watch(dir: impl AsRef<Path>) -> Result<Self, SourceError> {
         let mut source = Self::load(dir)?;
         let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
-                let _ = tx.send(());
-            }
-        })
-        .map_err(|source_err| SourceError::Watch {
-            path: source.dir.clone(),
-            source: source_err,
-        })?;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok() {
+                    let _ = tx.send(());
+                }
+            })
+            .map_err(|source_err| SourceError::Watch {
+                path: source.dir.clone(),
+                source: source_err,
+            })?;
         watcher
             .watch(&source.dir, RecursiveMode::Recursive)
             .map_err(|source_err| SourceError::Watch {
                 path: source.dir.clone(),
                 source: source_err,
             })?;
-        let (dir, state, sender) = (source.dir.clone(), source.state.clone(), source.sender.clone());
+        let (dir, state, sender) = (
+            source.dir.clone(),
+            source.state.clone(),
+            source.sender.clone(),
+        );
         std::thread::Builder::new()
             .name("gloo-config-watch".into())
             .spawn(move || {
@@ -296,8 +301,14 @@ fn rescan(
         }
     }
     if changed {
-        let resources = state.values().flat_map(|f| f.good.iter().cloned()).collect();
-        let errors = state.values().flat_map(|f| f.errors.iter().cloned()).collect();
+        let resources = state
+            .values()
+            .flat_map(|f| f.good.iter().cloned())
+            .collect();
+        let errors = state
+            .values()
+            .flat_map(|f| f.errors.iter().cloned())
+            .collect();
         sender.send_modify(|current| {
             *current = Arc::new(SourceSnapshot {
                 resources,
@@ -313,7 +324,8 @@ fn rescan(
 mod tests {
     use super::*;
 
-    const UPSTREAM: &str = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: NAME}\nspec: {}\n";
+    const UPSTREAM: &str =
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: NAME}\nspec: {}\n";
 
     fn names(snapshot: &SourceSnapshot) -> Vec<String> {
         snapshot
@@ -328,8 +340,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("team/a")).unwrap();
         std::fs::write(dir.path().join("one.yaml"), UPSTREAM.replace("NAME", "one")).unwrap();
-        std::fs::write(dir.path().join("team/a/two.yml"), UPSTREAM.replace("NAME", "two")).unwrap();
-        std::fs::write(dir.path().join(".hidden.yaml"), UPSTREAM.replace("NAME", "h")).unwrap();
+        std::fs::write(
+            dir.path().join("team/a/two.yml"),
+            UPSTREAM.replace("NAME", "two"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(".hidden.yaml"),
+            UPSTREAM.replace("NAME", "h"),
+        )
+        .unwrap();
         std::fs::write(dir.path().join("notes.txt"), "not config").unwrap();
         let source = DirectorySource::load(dir.path()).unwrap();
         let snapshot = source.subscribe().borrow().clone();
@@ -343,12 +363,20 @@ mod tests {
         let file = dir.path().join("ups.yaml");
         std::fs::write(&file, UPSTREAM.replace("NAME", "good")).unwrap();
         let source = DirectorySource::load(dir.path()).unwrap();
-        std::fs::write(&file, "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: x}\nspec: {bogus: 1}\n").unwrap();
+        std::fs::write(
+            &file,
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: x}\nspec: {bogus: 1}\n",
+        )
+        .unwrap();
         source.reload().unwrap();
         let snapshot = source.subscribe().borrow().clone();
         assert_eq!(names(&snapshot), ["good"]);
         assert_eq!(snapshot.errors.len(), 1);
-        assert!(snapshot.errors[0].to_string().contains("ups.yaml:4:"), "{}", snapshot.errors[0]);
+        assert!(
+            snapshot.errors[0].to_string().contains("ups.yaml:4:"),
+            "{}",
+            snapshot.errors[0]
+        );
         // Fixing the file replaces the kept contents and clears the error.
         std::fs::write(&file, UPSTREAM.replace("NAME", "fixed")).unwrap();
         source.reload().unwrap();

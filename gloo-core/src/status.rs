@@ -189,8 +189,7 @@ impl Reports {
 
     /// True if any resource is Rejected or any document failed to load.
     pub fn has_rejections(&self) -> bool {
-        !self.load_errors.is_empty()
-            || self.resources.values().any(|s| s.state == State::Rejected)
+        !self.load_errors.is_empty() || self.resources.values().any(|s| s.state == State::Rejected)
     }
 
     /// A human-readable listing, one resource per line followed by its reasons.

@@ -156,7 +156,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_durations() {
-        for bad in ["", "s", "1", "1m", "1.0000000001s", "abc s", "1.2.3s", "99999999999999s"] {
+        for bad in [
+            "",
+            "s",
+            "1",
+            "1m",
+            "1.0000000001s",
+            "abc s",
+            "1.2.3s",
+            "99999999999999s",
+        ] {
             assert!(Duration::parse(bad).is_err(), "{bad:?} should fail");
         }
     }

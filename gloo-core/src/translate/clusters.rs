@@ -8,12 +8,11 @@
 use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::config::cluster::v3::{
-    circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster,
-    OutlierDetection,
+    circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster, OutlierDetection,
 };
 use envoy_types::pb::envoy::config::core::v3::{
-    address, health_check, socket_address, transport_socket, Address, HealthCheck,
-    HealthStatus, SocketAddress, TransportSocket,
+    address, health_check, socket_address, transport_socket, Address, HealthCheck, HealthStatus,
+    SocketAddress, TransportSocket,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints,
@@ -71,9 +70,10 @@ pub type Endpoints = BTreeMap<ResourceRef, Vec<Endpoint>>;
 /// Whether an upstream's hosts are all IP addresses (then it is served over EDS).
 pub(crate) fn static_hosts_are_ips(spec: &UpstreamSpec) -> bool {
     match spec.upstream_type() {
-        Ok(Some(UpstreamTypeRef::Static(s))) => {
-            s.hosts.iter().all(|h| h.addr.parse::<std::net::IpAddr>().is_ok())
-        }
+        Ok(Some(UpstreamTypeRef::Static(s))) => s
+            .hosts
+            .iter()
+            .all(|h| h.addr.parse::<std::net::IpAddr>().is_ok()),
         _ => true,
     }
 }
@@ -129,7 +129,8 @@ pub(crate) fn load_assignment(cluster: &str, endpoints: &[Endpoint]) -> ClusterL
                     } else {
                         HealthStatus::Unhealthy as i32
                     },
-                    load_balancing_weight: (e.weight > 0).then_some(UInt32Value { value: e.weight }),
+                    load_balancing_weight: (e.weight > 0)
+                        .then_some(UInt32Value { value: e.weight }),
                     ..Default::default()
                 })
                 .collect(),
@@ -141,9 +142,11 @@ pub(crate) fn load_assignment(cluster: &str, endpoints: &[Endpoint]) -> ClusterL
 
 fn file(path: &str) -> envoy_types::pb::envoy::config::core::v3::DataSource {
     envoy_types::pb::envoy::config::core::v3::DataSource {
-        specifier: Some(envoy_types::pb::envoy::config::core::v3::data_source::Specifier::Filename(
-            path.to_string(),
-        )),
+        specifier: Some(
+            envoy_types::pb::envoy::config::core::v3::data_source::Specifier::Filename(
+                path.to_string(),
+            ),
+        ),
         ..Default::default()
     }
 }
@@ -161,13 +164,14 @@ fn upstream_tls(ssl: Option<&UpstreamSslConfig>, sni: Option<String>) -> Upstrea
                 });
             }
             if let Some(ca) = files.root_ca.as_deref() {
-                common.validation_context_type =
-                    Some(common_tls_context::ValidationContextType::ValidationContext(
+                common.validation_context_type = Some(
+                    common_tls_context::ValidationContextType::ValidationContext(
                         CertificateValidationContext {
                             trusted_ca: Some(file(ca)),
                             ..Default::default()
                         },
-                    ));
+                    ),
+                );
             }
         }
         common.alpn_protocols = ssl.alpn_protocols.clone();
@@ -214,8 +218,10 @@ fn health_check(hc: &crate::model::cluster::HealthCheck) -> HealthCheck {
         )),
         Ok(Some(HealthCheckerRef::Tcp(t))) => Some(health_check::HealthChecker::TcpHealthCheck(
             health_check::TcpHealthCheck {
-                send: t.send.as_ref().and_then(|p| p.text.clone()).map(|text| health_check::Payload {
-                    payload: Some(health_check::payload::Payload::Text(text)),
+                send: t.send.as_ref().and_then(|p| p.text.clone()).map(|text| {
+                    health_check::Payload {
+                        payload: Some(health_check::payload::Payload::Text(text)),
+                    }
                 }),
                 receive: t
                     .receive
@@ -277,19 +283,28 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>) -> Cluster {
     let mut out = Cluster {
         name: name.clone(),
         // Gloo's default connect timeout.
-        connect_timeout: Some(PbDuration { seconds: 5, nanos: 0 }),
+        connect_timeout: Some(PbDuration {
+            seconds: 5,
+            nanos: 0,
+        }),
         ..Default::default()
     };
     if static_hosts_are_ips(spec) {
-        out.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Eds as i32));
+        out.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Eds as i32,
+        ));
         out.eds_cluster_config = Some(cluster::EdsClusterConfig {
             eds_config: Some(ads()),
             service_name: String::new(),
         });
     } else {
-        out.cluster_discovery_type =
-            Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::StrictDns as i32));
-        out.load_assignment = Some(load_assignment(&name, &upstream_endpoints(&reference, spec, &Endpoints::new())));
+        out.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::StrictDns as i32,
+        ));
+        out.load_assignment = Some(load_assignment(
+            &name,
+            &upstream_endpoints(&reference, spec, &Endpoints::new()),
+        ));
     }
     if let Some(lb) = &spec.load_balancer_config {
         match lb.lb_type() {
@@ -304,18 +319,28 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>) -> Cluster {
                     ));
                 }
             }
-            Ok(Some(LoadBalancerTypeRef::Random(_))) => out.lb_policy = cluster::LbPolicy::Random as i32,
+            Ok(Some(LoadBalancerTypeRef::Random(_))) => {
+                out.lb_policy = cluster::LbPolicy::Random as i32
+            }
             Ok(Some(LoadBalancerTypeRef::RingHash(rh))) => {
                 out.lb_policy = cluster::LbPolicy::RingHash as i32;
                 if let Some(cfg) = &rh.ring_hash_config {
-                    out.lb_config = Some(cluster::LbConfig::RingHashLbConfig(cluster::RingHashLbConfig {
-                        minimum_ring_size: cfg.minimum_ring_size.map(|value| UInt64Value { value }),
-                        maximum_ring_size: cfg.maximum_ring_size.map(|value| UInt64Value { value }),
-                        ..Default::default()
-                    }));
+                    out.lb_config = Some(cluster::LbConfig::RingHashLbConfig(
+                        cluster::RingHashLbConfig {
+                            minimum_ring_size: cfg
+                                .minimum_ring_size
+                                .map(|value| UInt64Value { value }),
+                            maximum_ring_size: cfg
+                                .maximum_ring_size
+                                .map(|value| UInt64Value { value }),
+                            ..Default::default()
+                        },
+                    ));
                 }
             }
-            Ok(Some(LoadBalancerTypeRef::Maglev(_))) => out.lb_policy = cluster::LbPolicy::Maglev as i32,
+            Ok(Some(LoadBalancerTypeRef::Maglev(_))) => {
+                out.lb_policy = cluster::LbPolicy::Maglev as i32
+            }
             _ => {}
         }
         if let Some(threshold) = lb.healthy_panic_threshold {
@@ -370,16 +395,20 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>) -> Cluster {
             )
         };
         let options = HttpProtocolOptions {
-            common_http_protocol_options: Some(envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions {
-                max_requests_per_connection: max_requests.map(|value| UInt32Value { value }),
-                idle_timeout: idle_timeout.map(duration),
-                ..Default::default()
-            }),
-            upstream_protocol_options: Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
-                http_protocol_options::ExplicitHttpConfig {
-                    protocol_config: Some(protocol),
+            common_http_protocol_options: Some(
+                envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions {
+                    max_requests_per_connection: max_requests.map(|value| UInt32Value { value }),
+                    idle_timeout: idle_timeout.map(duration),
+                    ..Default::default()
                 },
-            )),
+            ),
+            upstream_protocol_options: Some(
+                http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                    http_protocol_options::ExplicitHttpConfig {
+                        protocol_config: Some(protocol),
+                    },
+                ),
+            ),
             ..Default::default()
         };
         out.typed_extension_protocol_options
@@ -388,7 +417,9 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>) -> Cluster {
     let static_tls = matches!(spec.upstream_type(), Ok(Some(UpstreamTypeRef::Static(s))) if s.use_tls.unwrap_or(false));
     if spec.ssl_config.is_some() || static_tls {
         let sni = match spec.upstream_type() {
-            Ok(Some(UpstreamTypeRef::Static(s))) => s.hosts.first().and_then(|h| h.sni_addr.clone()),
+            Ok(Some(UpstreamTypeRef::Static(s))) => {
+                s.hosts.first().and_then(|h| h.sni_addr.clone())
+            }
             _ => None,
         };
         out.transport_socket = Some(tls_socket(&upstream_tls(spec.ssl_config.as_ref(), sni)));

@@ -16,12 +16,15 @@ use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::Tl
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager, http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{tcp_proxy, TcpProxy};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CommonTlsContext, DownstreamTlsContext, TlsCertificate,
 };
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
-use super::names::{route_config_name, CORS_FILTER, FAULT_FILTER, HCM_FILTER, ROUTER_FILTER};
+use super::names::{
+    route_config_name, CORS_FILTER, FAULT_FILTER, HCM_FILTER, ROUTER_FILTER, TCP_PROXY_FILTER,
+};
 use super::routes::duration;
 use crate::model::ssl::{SslConfig, SslSecretsRef};
 use crate::resolve::{ListenerKind, ListenerModel, VirtualHostModel};
@@ -76,24 +79,30 @@ fn downstream_tls(ssl: &SslConfig) -> Option<DownstreamTlsContext> {
     }
     Some(DownstreamTlsContext {
         common_tls_context: Some(common),
-        require_client_certificate: files
-            .root_ca
-            .as_ref()
-            .map(|_| BoolValue { value: !ssl.one_way_tls.unwrap_or(false) }),
+        require_client_certificate: files.root_ca.as_ref().map(|_| BoolValue {
+            value: !ssl.one_way_tls.unwrap_or(false),
+        }),
         ..Default::default()
     })
 }
 
-fn http_connection_manager(listener: &ListenerModel, hosts: &[std::sync::Arc<VirtualHostModel>]) -> HttpConnectionManager {
+fn http_connection_manager(
+    listener: &ListenerModel,
+    hosts: &[std::sync::Arc<VirtualHostModel>],
+) -> HttpConnectionManager {
     let uses = |pred: &dyn Fn(&crate::model::options::RouteOptions) -> bool| {
-        hosts.iter().any(|h| h.routes.iter().any(|r| pred(&r.options)))
+        hosts
+            .iter()
+            .any(|h| h.routes.iter().any(|r| pred(&r.options)))
     };
     let mut http_filters = Vec::new();
     // Gloo's stage order: Fault, then CORS, ..., then the router last.
     if uses(&|o| o.faults.is_some()) {
         http_filters.push(HttpFilter {
             name: FAULT_FILTER.to_string(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack(&HttpFault::default()))),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack(
+                &HttpFault::default(),
+            ))),
             ..Default::default()
         });
     }
@@ -106,7 +115,9 @@ fn http_connection_manager(listener: &ListenerModel, hosts: &[std::sync::Arc<Vir
     }
     http_filters.push(HttpFilter {
         name: ROUTER_FILTER.to_string(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(pack(&Router::default()))),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack(
+            &Router::default(),
+        ))),
         ..Default::default()
     });
     let mut hcm = HttpConnectionManager {
@@ -179,36 +190,76 @@ fn hcm_filter(hcm: &HttpConnectionManager) -> Filter {
     }
 }
 
+/// Where a TCP host forwards: one cluster, weighted clusters, or the SNI name as the cluster.
+fn tcp_cluster(host: &crate::model::gateway::TcpHost) -> Option<tcp_proxy::ClusterSpecifier> {
+    use crate::model::gateway::TcpDestination;
+    let weighted = |destinations: &[crate::model::routing::WeightedDestination]| {
+        tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster {
+            clusters: destinations
+                .iter()
+                .filter_map(|w| {
+                    Some(tcp_proxy::weighted_cluster::ClusterWeight {
+                        name: super::routes::destination_cluster(w.destination.as_ref()?)?,
+                        weight: w.weight.unwrap_or(0),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+        })
+    };
+    match host.destination.as_ref()?.destination() {
+        Ok(Some(TcpDestination::Single(d))) => {
+            super::routes::destination_cluster(d).map(tcp_proxy::ClusterSpecifier::Cluster)
+        }
+        Ok(Some(TcpDestination::Multi(m))) => Some(weighted(&m.destinations)),
+        _ => None,
+    }
+}
+
 /// The Envoy listener of one Gateway on one proxy.
 pub(crate) fn listener(model: &ListenerModel) -> Listener {
     let mut listener_filters = Vec::new();
     if model.use_proxy_proto {
         listener_filters.push(ListenerFilter {
             name: "envoy.filters.listener.proxy_protocol".to_string(),
-            config_type: Some(listener_filter::ConfigType::TypedConfig(pack(&ProxyProtocol::default()))),
+            config_type: Some(listener_filter::ConfigType::TypedConfig(pack(
+                &ProxyProtocol::default(),
+            ))),
             ..Default::default()
         });
     }
     let mut filter_chains = Vec::new();
     match &model.kind {
-        ListenerKind::Http { ssl: false, virtual_hosts } => {
+        ListenerKind::Http {
+            ssl: false,
+            virtual_hosts,
+        } => {
             let hcm = http_connection_manager(model, virtual_hosts);
             filter_chains.push(FilterChain {
                 filters: vec![hcm_filter(&hcm)],
                 ..Default::default()
             });
         }
-        ListenerKind::Http { ssl: true, virtual_hosts } => {
+        ListenerKind::Http {
+            ssl: true,
+            virtual_hosts,
+        } => {
             listener_filters.push(ListenerFilter {
                 name: "envoy.filters.listener.tls_inspector".to_string(),
-                config_type: Some(listener_filter::ConfigType::TypedConfig(pack(&TlsInspector::default()))),
+                config_type: Some(listener_filter::ConfigType::TypedConfig(pack(
+                    &TlsInspector::default(),
+                ))),
                 ..Default::default()
             });
             let hcm = http_connection_manager(model, virtual_hosts);
             // One filter chain per certificate, selected by SNI; all share the listener's routes.
             for host in virtual_hosts {
-                let Some(ssl) = &host.ssl_config else { continue };
-                let Some(tls) = downstream_tls(ssl) else { continue };
+                let Some(ssl) = &host.ssl_config else {
+                    continue;
+                };
+                let Some(tls) = downstream_tls(ssl) else {
+                    continue;
+                };
                 let server_names: Vec<String> = if ssl.sni_domains.is_empty() {
                     host.domains.iter().filter(|d| *d != "*").cloned().collect()
                 } else {
@@ -231,7 +282,45 @@ pub(crate) fn listener(model: &ListenerModel) -> Listener {
                 });
             }
         }
-        ListenerKind::Tcp => {}
+        ListenerKind::Tcp => {
+            let hosts = model
+                .spec
+                .tcp_gateway
+                .as_ref()
+                .map(|t| t.tcp_hosts.as_slice())
+                .unwrap_or(&[]);
+            for host in hosts {
+                let Some(cluster) = tcp_cluster(host) else {
+                    continue;
+                };
+                let proxy = TcpProxy {
+                    stat_prefix: if host.name.is_empty() {
+                        "tcp".to_string()
+                    } else {
+                        host.name.clone()
+                    },
+                    cluster_specifier: Some(cluster),
+                    ..Default::default()
+                };
+                let server_names = host
+                    .ssl_config
+                    .as_ref()
+                    .map(|s| s.sni_domains.clone())
+                    .unwrap_or_default();
+                filter_chains.push(FilterChain {
+                    name: host.name.clone(),
+                    filter_chain_match: (!server_names.is_empty()).then(|| FilterChainMatch {
+                        server_names,
+                        ..Default::default()
+                    }),
+                    filters: vec![Filter {
+                        name: TCP_PROXY_FILTER.to_string(),
+                        config_type: Some(filter::ConfigType::TypedConfig(pack(&proxy))),
+                    }],
+                    ..Default::default()
+                });
+            }
+        }
     }
     Listener {
         name: model.name.clone(),

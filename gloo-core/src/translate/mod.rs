@@ -59,7 +59,9 @@ use crate::model::{Kind, Object, ResourceRef, DEFAULT_NAMESPACE};
 use crate::resolve::{self, ListenerKind, ProxyModel, RouteModelAction, VirtualHostModel};
 use crate::snapshot::ConfigSnapshot;
 use crate::source::SourceSnapshot;
-use crate::status::{ListenerStatus, ProxyStatus, Reports, ResourceKey, RouteStatus, State, VirtualHostStatus};
+use crate::status::{
+    ListenerStatus, ProxyStatus, Reports, ResourceKey, RouteStatus, State, VirtualHostStatus,
+};
 use crate::xds::{content_version, ProxyResources, Versioned};
 
 /// What translation reads besides the resources themselves.
@@ -89,7 +91,8 @@ pub struct Translator {
     lkg: resolve::LastKnownGood,
     virtual_hosts: HashMap<String, CachedVirtualHost>,
     /// Upstream groups the cached virtual hosts were translated with.
-    upstream_groups: Option<crate::snapshot::Collection<crate::model::upstream_group::UpstreamGroupSpec>>,
+    upstream_groups:
+        Option<crate::snapshot::Collection<crate::model::upstream_group::UpstreamGroupSpec>>,
     clusters: HashMap<ResourceRef, (Arc<Object<UpstreamSpec>>, Versioned<Cluster>)>,
     assignments: HashMap<String, (Vec<Endpoint>, Versioned<ClusterLoadAssignment>)>,
     /// Per proxy: its EDS clusters and the upstream each serves.
@@ -123,7 +126,11 @@ impl Translator {
     }
 
     /// Translates an indexed snapshot, adding to `reports`.
-    pub fn translate_snapshot(&mut self, snapshot: &ConfigSnapshot, mut reports: Reports) -> Translation {
+    pub fn translate_snapshot(
+        &mut self,
+        snapshot: &ConfigSnapshot,
+        mut reports: Reports,
+    ) -> Translation {
         validate_upstreams(snapshot, &mut reports);
         let models = resolve::resolve(snapshot, &mut self.lkg, &mut reports);
         if self.upstream_groups.as_ref() != Some(&snapshot.upstream_groups) {
@@ -139,10 +146,12 @@ impl Translator {
             let resources = self.translate_proxy(model, &ctx, &mut used_hosts, &mut reports);
             proxies.insert(name.clone(), resources);
         }
-        self.virtual_hosts.retain(|name, _| used_hosts.contains(name));
+        self.virtual_hosts
+            .retain(|name, _| used_hosts.contains(name));
         let live: BTreeSet<&String> = self.eds_clusters.values().flat_map(|m| m.keys()).collect();
         self.assignments.retain(|name, _| live.contains(name));
-        self.clusters.retain(|r, _| snapshot.upstreams.contains_key(r));
+        self.clusters
+            .retain(|r, _| snapshot.upstreams.contains_key(r));
         self.last = proxies.clone();
         Translation { proxies, reports }
     }
@@ -158,7 +167,20 @@ impl Translator {
         let mut status = ProxyStatus::default();
         let mut referenced: BTreeSet<ResourceRef> = BTreeSet::new();
         for listener in &model.listeners {
-            out.listeners.insert(listener.name.clone(), Versioned::new(listeners::listener(listener)));
+            let envoy_listener = listeners::listener(listener);
+            if envoy_listener.filter_chains.is_empty() {
+                // Like Gloo, a gateway with nothing to serve (an SSL gateway without SSL
+                // virtual services, a TCP gateway without hosts) gets no listener: Envoy
+                // rejects listeners without filter chains.
+                continue;
+            }
+            if let ListenerKind::Tcp = &listener.kind {
+                for host in listener.spec.tcp_gateway.iter().flat_map(|t| &t.tcp_hosts) {
+                    collect_tcp_upstreams(host, ctx, &mut referenced);
+                }
+            }
+            out.listeners
+                .insert(listener.name.clone(), Versioned::new(envoy_listener));
             let mut listener_status = ListenerStatus {
                 gateway: listener.gateway.to_string(),
                 state: State::Accepted,
@@ -177,7 +199,9 @@ impl Translator {
                     protos.push(proto.as_ref().clone());
                     let vh_status = virtual_host_status(host);
                     listener_status.state = listener_status.state.max(vh_status.state);
-                    listener_status.virtual_hosts.insert(host.name.clone(), vh_status);
+                    listener_status
+                        .virtual_hosts
+                        .insert(host.name.clone(), vh_status);
                 }
                 let config = RouteConfiguration {
                     name: route_name.clone(),
@@ -195,12 +219,16 @@ impl Translator {
                 );
             }
             status.state = status.state.max(listener_status.state);
-            status.listeners.insert(listener.name.clone(), listener_status);
+            status
+                .listeners
+                .insert(listener.name.clone(), listener_status);
         }
         reports.proxies.insert(model.name.clone(), status);
         let eds = self.eds_clusters.entry(model.name.clone()).or_default();
         for reference in referenced {
-            let Some(entry) = ctx.snapshot.upstreams.get(&reference) else { continue };
+            let Some(entry) = ctx.snapshot.upstreams.get(&reference) else {
+                continue;
+            };
             if reports
                 .get(Kind::Upstream, &reference)
                 .is_some_and(|s| s.state == State::Rejected)
@@ -211,7 +239,8 @@ impl Translator {
                 Some((spec, cached)) if spec == &entry.object => cached.clone(),
                 _ => {
                     let built = Versioned::new(clusters::cluster(&entry.object));
-                    self.clusters.insert(reference.clone(), (entry.object.clone(), built.clone()));
+                    self.clusters
+                        .insert(reference.clone(), (entry.object.clone(), built.clone()));
                     built
                 }
             };
@@ -223,12 +252,19 @@ impl Translator {
         }
         let eds = eds.clone();
         for (name, (reference, upstream)) in &eds {
-            out.endpoints.insert(name.clone(), self.assignment(name, reference, &upstream.spec));
+            out.endpoints.insert(
+                name.clone(),
+                self.assignment(name, reference, &upstream.spec),
+            );
         }
         out
     }
 
-    fn virtual_host(&mut self, host: &Arc<VirtualHostModel>, ctx: &Context<'_>) -> (Arc<VirtualHost>, String) {
+    fn virtual_host(
+        &mut self,
+        host: &Arc<VirtualHostModel>,
+        ctx: &Context<'_>,
+    ) -> (Arc<VirtualHost>, String) {
         if let Some(cached) = self.virtual_hosts.get(&host.name) {
             if Arc::ptr_eq(&cached.model, host) || cached.model.as_ref() == host.as_ref() {
                 return (cached.proto.clone(), cached.version.clone());
@@ -249,7 +285,12 @@ impl Translator {
         (proto, version)
     }
 
-    fn assignment(&mut self, cluster: &str, reference: &ResourceRef, spec: &UpstreamSpec) -> Versioned<ClusterLoadAssignment> {
+    fn assignment(
+        &mut self,
+        cluster: &str,
+        reference: &ResourceRef,
+        spec: &UpstreamSpec,
+    ) -> Versioned<ClusterLoadAssignment> {
         let endpoints = clusters::upstream_endpoints(reference, spec, &self.endpoints);
         if let Some((previous, cached)) = self.assignments.get(cluster) {
             if previous == &endpoints {
@@ -257,7 +298,8 @@ impl Translator {
             }
         }
         let built = Versioned::new(clusters::load_assignment(cluster, &endpoints));
-        self.assignments.insert(cluster.to_string(), (endpoints, built.clone()));
+        self.assignments
+            .insert(cluster.to_string(), (endpoints, built.clone()));
         built
     }
 
@@ -268,7 +310,9 @@ impl Translator {
         let mut proxies = std::mem::take(&mut self.last);
         let eds = self.eds_clusters.clone();
         for (proxy, clusters) in &eds {
-            let Some(resources) = proxies.get_mut(proxy) else { continue };
+            let Some(resources) = proxies.get_mut(proxy) else {
+                continue;
+            };
             for (name, (reference, upstream)) in clusters {
                 let assignment = self.assignment(name, reference, &upstream.spec);
                 resources.endpoints.insert(name.clone(), assignment);
@@ -286,7 +330,11 @@ fn virtual_host_status(host: &VirtualHostModel) -> VirtualHostStatus {
         .map(|r| RouteStatus {
             name: r.name.clone(),
             source: r.source.clone(),
-            state: if r.warnings.is_empty() { State::Accepted } else { State::Warning },
+            state: if r.warnings.is_empty() {
+                State::Accepted
+            } else {
+                State::Warning
+            },
             warnings: r.warnings.clone(),
         })
         .collect();
@@ -318,7 +366,8 @@ fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut BTre
     }
     for route in &host.routes {
         if let RouteModelAction::Route(action) = &route.action {
-            let weighted: &[crate::model::routing::WeightedDestination] = match action.destination() {
+            let weighted: &[crate::model::routing::WeightedDestination] = match action.destination()
+            {
                 Ok(Some(RouteDestination::Single(d))) => {
                     add(d, into);
                     &[]
@@ -336,8 +385,52 @@ fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut BTre
                 add(d, into);
             }
         }
-        if let Some(shadow) = route.options.shadowing.as_ref().and_then(|s| s.upstream.as_ref()) {
+        if let Some(shadow) = route
+            .options
+            .shadowing
+            .as_ref()
+            .and_then(|s| s.upstream.as_ref())
+        {
             into.insert(shadow.resolved(DEFAULT_NAMESPACE));
+        }
+    }
+}
+
+fn collect_tcp_upstreams(
+    host: &crate::model::gateway::TcpHost,
+    ctx: &Context<'_>,
+    into: &mut BTreeSet<ResourceRef>,
+) {
+    use crate::model::gateway::TcpDestination;
+    let Some(action) = &host.destination else {
+        return;
+    };
+    let destinations: Vec<&Destination> = match action.destination() {
+        Ok(Some(TcpDestination::Single(d))) => vec![d],
+        Ok(Some(TcpDestination::Multi(m))) => m
+            .destinations
+            .iter()
+            .filter_map(|w| w.destination.as_ref())
+            .collect(),
+        Ok(Some(TcpDestination::UpstreamGroup(g))) => ctx
+            .snapshot
+            .upstream_groups
+            .get(&g.resolved(DEFAULT_NAMESPACE))
+            .map(|group| {
+                group
+                    .object
+                    .spec
+                    .destinations
+                    .iter()
+                    .filter_map(|w| w.destination.as_ref())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    for d in destinations {
+        if let Ok(Some(DestinationTarget::Upstream(r))) = d.target() {
+            into.insert(r.resolved(DEFAULT_NAMESPACE));
         }
     }
 }
@@ -368,7 +461,13 @@ fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             }
             Ok(Some(_)) => {}
         }
-        if let Some(Err(e)) = entry.object.spec.ssl_config.as_ref().map(|s| s.ssl_secrets()) {
+        if let Some(Err(e)) = entry
+            .object
+            .spec
+            .ssl_config
+            .as_ref()
+            .map(|s| s.ssl_secrets())
+        {
             reports.error(&key, format!("spec.sslConfig: {e}"));
         }
     }

@@ -23,7 +23,11 @@ pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.Http
 /// assert_eq!(cluster_name(&ResourceRef::new("gloo-system", "petstore")), "petstore_gloo-system");
 /// ```
 pub fn cluster_name(upstream: &ResourceRef) -> String {
-    format!("{}_{}", upstream.name, upstream.namespace_or(crate::model::DEFAULT_NAMESPACE))
+    format!(
+        "{}_{}",
+        upstream.name,
+        upstream.namespace_or(crate::model::DEFAULT_NAMESPACE)
+    )
 }
 
 /// The route configuration of a listener: `<listener name>-routes`.

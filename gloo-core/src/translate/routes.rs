@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource, RuntimeFractionalPercent};
 use envoy_types::pb::envoy::config::core::v3::{
     header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption,
 };
@@ -12,10 +13,11 @@ use envoy_types::pb::envoy::config::route::v3::{
     weighted_cluster::ClusterWeight, DirectResponseAction, HeaderMatcher, QueryParameterMatcher,
     RedirectAction, RetryPolicy, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
 };
-use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource, RuntimeFractionalPercent};
-use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
-use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{fault_abort, FaultAbort, HttpFault};
 use envoy_types::pb::envoy::extensions::filters::common::fault::v3::{fault_delay, FaultDelay};
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
+use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
+    fault_abort, FaultAbort, HttpFault,
+};
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     regex_matcher, string_matcher::MatchPattern, RegexMatchAndSubstitute, RegexMatcher,
     StringMatcher,
@@ -200,9 +202,13 @@ fn route_match(m: &Matcher) -> RouteMatch {
             let specifier = if h.value.is_empty() {
                 HeaderMatchSpecifier::PresentMatch(true)
             } else if h.regex {
-                HeaderMatchSpecifier::StringMatch(string_match(MatchPattern::SafeRegex(regex(&h.value))))
+                HeaderMatchSpecifier::StringMatch(string_match(MatchPattern::SafeRegex(regex(
+                    &h.value,
+                ))))
             } else {
-                HeaderMatchSpecifier::StringMatch(string_match(MatchPattern::Exact(h.value.clone())))
+                HeaderMatchSpecifier::StringMatch(string_match(MatchPattern::Exact(
+                    h.value.clone(),
+                )))
             };
             HeaderMatcher {
                 name: h.name.clone(),
@@ -230,9 +236,13 @@ fn route_match(m: &Matcher) -> RouteMatch {
             query_parameter_match_specifier: Some(if q.value.is_empty() {
                 QueryParameterMatchSpecifier::PresentMatch(true)
             } else if q.regex {
-                QueryParameterMatchSpecifier::StringMatch(string_match(MatchPattern::SafeRegex(regex(&q.value))))
+                QueryParameterMatchSpecifier::StringMatch(string_match(MatchPattern::SafeRegex(
+                    regex(&q.value),
+                )))
             } else {
-                QueryParameterMatchSpecifier::StringMatch(string_match(MatchPattern::Exact(q.value.clone())))
+                QueryParameterMatchSpecifier::StringMatch(string_match(MatchPattern::Exact(
+                    q.value.clone(),
+                )))
             }),
         })
         .collect();
@@ -246,7 +256,7 @@ fn route_match(m: &Matcher) -> RouteMatch {
 }
 
 /// The cluster a destination sends to, or `None` for destinations discovery must provide.
-fn destination_cluster(d: &Destination) -> Option<String> {
+pub(crate) fn destination_cluster(d: &Destination) -> Option<String> {
     match d.target() {
         Ok(Some(DestinationTarget::Upstream(r))) => {
             Some(cluster_name(&r.resolved(crate::model::DEFAULT_NAMESPACE)))
@@ -278,7 +288,11 @@ fn weighted(destinations: &[WeightedDestination]) -> WeightedCluster {
                     }),
                     ..Default::default()
                 };
-                if let Some(h) = wd.options.as_ref().and_then(|o| o.header_manipulation.as_ref()) {
+                if let Some(h) = wd
+                    .options
+                    .as_ref()
+                    .and_then(|o| o.header_manipulation.as_ref())
+                {
                     cw.request_headers_to_add = request_headers(h);
                     cw.request_headers_to_remove = h.request_headers_to_remove.clone();
                     cw.response_headers_to_add = response_headers(h);
@@ -291,13 +305,18 @@ fn weighted(destinations: &[WeightedDestination]) -> WeightedCluster {
     }
 }
 
-fn route_action(action: &gloo::RouteAction, options: &RouteOptions, ctx: &Context<'_>) -> RouteAction {
+fn route_action(
+    action: &gloo::RouteAction,
+    options: &RouteOptions,
+    ctx: &Context<'_>,
+) -> RouteAction {
     let specifier = match action.destination() {
-        Ok(Some(RouteDestination::Single(d))) => destination_cluster(d)
-            .map(route_action::ClusterSpecifier::Cluster),
-        Ok(Some(RouteDestination::Multi(m))) => {
-            Some(route_action::ClusterSpecifier::WeightedClusters(weighted(&m.destinations)))
+        Ok(Some(RouteDestination::Single(d))) => {
+            destination_cluster(d).map(route_action::ClusterSpecifier::Cluster)
         }
+        Ok(Some(RouteDestination::Multi(m))) => Some(
+            route_action::ClusterSpecifier::WeightedClusters(weighted(&m.destinations)),
+        ),
         Ok(Some(RouteDestination::UpstreamGroup(r))) => {
             let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
             ctx.snapshot.upstream_groups.get(&r).map(|group| {
@@ -343,34 +362,41 @@ fn apply_route_action_options(out: &mut RouteAction, options: &RouteOptions) {
         out.retry_policy = Some(retry_policy(retries));
     }
     if let Some(host) = &options.host_rewrite {
-        out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(host.clone()));
+        out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(
+            host.clone(),
+        ));
     } else if let Some(auto) = options.auto_host_rewrite {
-        out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::AutoHostRewrite(BoolValue { value: auto }));
+        out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::AutoHostRewrite(
+            BoolValue { value: auto },
+        ));
     } else if let Some(header) = &options.host_rewrite_header {
-        out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteHeader(header.clone()));
+        out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteHeader(
+            header.clone(),
+        ));
     } else if let Some(rr) = &options.host_rewrite_path_regex {
-        out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewritePathRegex(
-            RegexMatchAndSubstitute {
+        out.host_rewrite_specifier = Some(
+            route_action::HostRewriteSpecifier::HostRewritePathRegex(RegexMatchAndSubstitute {
                 pattern: rr.pattern.as_ref().map(|p| regex(&p.regex)),
                 substitution: rr.substitution.clone(),
-            },
-        ));
+            }),
+        );
     }
     if let Some(v) = options.append_x_forwarded_host {
         out.append_x_forwarded_host = v;
     }
     if let Some(shadow) = &options.shadowing {
         if let Some(upstream) = &shadow.upstream {
-            out.request_mirror_policies.push(route_action::RequestMirrorPolicy {
-                cluster: cluster_name(&upstream.resolved(crate::model::DEFAULT_NAMESPACE)),
-                runtime_fraction: Some(RuntimeFractionalPercent {
-                    default_value: Some(percent(shadow.percentage)),
+            out.request_mirror_policies
+                .push(route_action::RequestMirrorPolicy {
+                    cluster: cluster_name(&upstream.resolved(crate::model::DEFAULT_NAMESPACE)),
+                    runtime_fraction: Some(RuntimeFractionalPercent {
+                        default_value: Some(percent(shadow.percentage)),
+                        ..Default::default()
+                    }),
+                    disable_shadow_host_suffix_append: shadow.disable_shadow_host_suffix_append,
+                    host_rewrite_literal: shadow.host_rewrite_literal.clone(),
                     ..Default::default()
-                }),
-                disable_shadow_host_suffix_append: shadow.disable_shadow_host_suffix_append,
-                host_rewrite_literal: shadow.host_rewrite_literal.clone(),
-                ..Default::default()
-            });
+                });
         }
     }
     if let Some(msd) = &options.max_stream_duration {
@@ -392,22 +418,32 @@ fn percent(p: f64) -> FractionalPercent {
 
 fn redirect(r: &gloo::RedirectAction) -> RedirectAction {
     let path_rewrite = match r.path_rewrite() {
-        Ok(Some(RedirectPath::Path(p))) => Some(redirect_action::PathRewriteSpecifier::PathRedirect(p.to_string())),
-        Ok(Some(RedirectPath::Prefix(p))) => Some(redirect_action::PathRewriteSpecifier::PrefixRewrite(p.to_string())),
-        Ok(Some(RedirectPath::Regex(rr))) => Some(redirect_action::PathRewriteSpecifier::RegexRewrite(
-            RegexMatchAndSubstitute {
+        Ok(Some(RedirectPath::Path(p))) => Some(
+            redirect_action::PathRewriteSpecifier::PathRedirect(p.to_string()),
+        ),
+        Ok(Some(RedirectPath::Prefix(p))) => Some(
+            redirect_action::PathRewriteSpecifier::PrefixRewrite(p.to_string()),
+        ),
+        Ok(Some(RedirectPath::Regex(rr))) => Some(
+            redirect_action::PathRewriteSpecifier::RegexRewrite(RegexMatchAndSubstitute {
                 pattern: rr.pattern.as_ref().map(|p| regex(&p.regex)),
                 substitution: rr.substitution.clone(),
-            },
-        )),
+            }),
+        ),
         _ => None,
     };
     let code = match r.response_code {
-        RedirectResponseCode::MovedPermanently => redirect_action::RedirectResponseCode::MovedPermanently,
+        RedirectResponseCode::MovedPermanently => {
+            redirect_action::RedirectResponseCode::MovedPermanently
+        }
         RedirectResponseCode::Found => redirect_action::RedirectResponseCode::Found,
         RedirectResponseCode::SeeOther => redirect_action::RedirectResponseCode::SeeOther,
-        RedirectResponseCode::TemporaryRedirect => redirect_action::RedirectResponseCode::TemporaryRedirect,
-        RedirectResponseCode::PermanentRedirect => redirect_action::RedirectResponseCode::PermanentRedirect,
+        RedirectResponseCode::TemporaryRedirect => {
+            redirect_action::RedirectResponseCode::TemporaryRedirect
+        }
+        RedirectResponseCode::PermanentRedirect => {
+            redirect_action::RedirectResponseCode::PermanentRedirect
+        }
     };
     RedirectAction {
         host_redirect: r.host_redirect.clone(),
@@ -445,14 +481,16 @@ fn route(r: &RouteModel, ctx: &Context<'_>) -> Route {
     let action = match &r.action {
         RouteModelAction::Route(a) => route::Action::Route(route_action(a, options, ctx)),
         RouteModelAction::Redirect(redir) => route::Action::Redirect(redirect(redir)),
-        RouteModelAction::DirectResponse(d) => route::Action::DirectResponse(DirectResponseAction {
-            status: d.status,
-            body: (!d.body.is_empty()).then(|| DataSource {
-                specifier: Some(data_source::Specifier::InlineString(d.body.clone())),
+        RouteModelAction::DirectResponse(d) => {
+            route::Action::DirectResponse(DirectResponseAction {
+                status: d.status,
+                body: (!d.body.is_empty()).then(|| DataSource {
+                    specifier: Some(data_source::Specifier::InlineString(d.body.clone())),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        }),
+            })
+        }
     };
     let mut out = Route {
         name: r.name.clone(),

