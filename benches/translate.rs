@@ -1,1 +1,122 @@
-fn main() {}
+//! Translation cost: 1k, 5k and 10k routes over half as many upstreams (mixed prefix, exact,
+//! regex and header matchers, spread over 100 VirtualServices), translated from scratch; one
+//! VirtualService edited (incremental); and one endpoint change at 5,000 upstreams.
+//!
+//! Run: `cargo bench -p gloo-benches --bench translate`.
+
+use std::collections::BTreeMap;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use gloo_core::load::{parse_str, Format};
+use gloo_core::model::ResourceRef;
+use gloo_core::source::SourceSnapshot;
+use gloo_core::translate::{Endpoint, Translator};
+
+/// A config of `routes` routes over `routes / 2` upstreams in 100 VirtualServices.
+fn config(routes: usize) -> SourceSnapshot {
+    let upstreams = (routes / 2).max(1);
+    let services = 100;
+    let mut yaml = String::new();
+    for u in 0..upstreams {
+        yaml.push_str(&format!(
+            "---\napiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: svc-{u}, namespace: apps}}\nspec:\n  kube: {{serviceName: svc-{u}, serviceNamespace: apps, servicePort: 8080}}\n"
+        ));
+    }
+    let per_service = routes / services;
+    for s in 0..services {
+        yaml.push_str(&format!(
+            "---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: vs-{s}, namespace: apps}}\nspec:\n  virtualHost:\n    domains: [\"host-{s}.example.com\"]\n    routes:\n"
+        ));
+        for r in 0..per_service {
+            let i = s * per_service + r;
+            let matcher = match i % 4 {
+                0 => format!("{{prefix: /api/{i}}}"),
+                1 => format!("{{exact: /exact/{i}}}"),
+                2 => format!("{{regex: \"/re/{i}/[0-9]+\"}}"),
+                _ => format!("{{prefix: /h/{i}, headers: [{{name: x-tenant, value: t{i}}}]}}"),
+            };
+            yaml.push_str(&format!(
+                "    - matchers: [{matcher}]\n      routeAction: {{single: {{upstream: {{name: svc-{}, namespace: apps}}}}}}\n      options: {{timeout: 5s}}\n",
+                i % upstreams
+            ));
+        }
+    }
+    let parsed = parse_str(&yaml, "bench.yaml", Format::Yaml);
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors.first());
+    SourceSnapshot {
+        resources: parsed.resources,
+        errors: Vec::new(),
+        generation: 1,
+    }
+}
+
+fn endpoints(upstreams: usize, generation: u32) -> BTreeMap<ResourceRef, Vec<Endpoint>> {
+    (0..upstreams)
+        .map(|u| {
+            let port = if u == 0 { 9000 + generation } else { 9000 };
+            (
+                ResourceRef::new("apps", format!("svc-{u}")),
+                vec![Endpoint::new(format!("10.0.{}.{}", u / 250, u % 250), port)],
+            )
+        })
+        .collect()
+}
+
+fn full_translation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("translate_from_scratch");
+    group.sample_size(10);
+    for routes in [1_000usize, 5_000, 10_000] {
+        let snapshot = config(routes);
+        group.throughput(Throughput::Elements(routes as u64));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(routes),
+            &snapshot,
+            |b, snapshot| b.iter(|| Translator::new().translate(snapshot)),
+        );
+    }
+    group.finish();
+}
+
+fn incremental(c: &mut Criterion) {
+    let mut group = c.benchmark_group("incremental_10k_routes");
+    group.sample_size(10);
+    let base = config(10_000);
+    // The same config with one VirtualService's first route changed.
+    let mut edited = base.clone();
+    if let Some(gloo_core::model::Resource::VirtualService(vs)) = edited
+        .resources
+        .iter_mut()
+        .map(|r| &mut r.resource)
+        .find(|r| matches!(r, gloo_core::model::Resource::VirtualService(_)))
+    {
+        if let Some(route) = vs
+            .spec
+            .virtual_host
+            .as_mut()
+            .and_then(|vh| vh.routes.first_mut())
+        {
+            route.options.get_or_insert_with(Default::default).timeout =
+                Some(gloo_core::model::Duration::from_secs(7));
+        }
+    }
+    let mut translator = Translator::new();
+    translator.translate(&base);
+    let mut flip = false;
+    group.bench_function("one_virtual_service_edited", |b| {
+        b.iter(|| {
+            flip = !flip;
+            translator.translate(if flip { &edited } else { &base })
+        })
+    });
+    let mut generation = 0;
+    group.bench_function("one_endpoint_changed_5k_upstreams", |b| {
+        b.iter(|| {
+            generation += 1;
+            translator.update_endpoints(endpoints(5_000, generation))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, full_translation, incremental);
+criterion_main!(benches);

@@ -119,7 +119,7 @@ pub struct RouteModel {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteModelAction {
     /// Forward to upstreams.
-    Route(RouteAction),
+    Route(Box<RouteAction>),
     /// Answer with a redirect.
     Redirect(RedirectAction),
     /// Answer directly.
@@ -375,10 +375,10 @@ impl<'a> Resolver<'a> {
                     errors.push(format!("{path}.regex: {e}"));
                 }
             }
-            Ok(Some(PathMatcher::Prefix(p))) | Ok(Some(PathMatcher::Exact(p))) => {
-                if !p.starts_with('/') {
-                    errors.push(format!("{path}: path {p:?} must start with '/'"));
-                }
+            Ok(Some(PathMatcher::Prefix(p))) | Ok(Some(PathMatcher::Exact(p)))
+                if !p.starts_with('/') =>
+            {
+                errors.push(format!("{path}: path {p:?} must start with '/'"));
             }
             _ => {}
         }
@@ -451,7 +451,7 @@ impl<'a> Resolver<'a> {
                     ));
                 }
             }
-            Ok(Some(RouteDestination::ClusterHeader(h))) if h.is_empty() => {
+            Ok(Some(RouteDestination::ClusterHeader(""))) => {
                 errors.push(format!("{path}.clusterHeader: must name a header"))
             }
             Ok(Some(_)) => {}
@@ -480,7 +480,7 @@ impl<'a> Resolver<'a> {
                 ("delay", faults.delay.as_ref().map(|d| d.percentage)),
             ] {
                 if let Some(p) = pct {
-                    if !(0.0..=100.0).contains(&(p as f64)) {
+                    if !(0.0..=100.0).contains(&p) {
                         errors.push(format!(
                             "{path}.faults.{name}.percentage: {p} is not between 0 and 100"
                         ));
@@ -859,7 +859,7 @@ impl<'a> Resolver<'a> {
                     for w in &warnings {
                         self.reports.warn(&context.owner, w.clone());
                     }
-                    (RouteModelAction::Route(a.clone()), warnings)
+                    (RouteModelAction::Route(Box::new(a.clone())), warnings)
                 }
                 RouteActionRef::Redirect(r) => (RouteModelAction::Redirect(r.clone()), Vec::new()),
                 RouteActionRef::DirectResponse(d) => {

@@ -78,6 +78,9 @@ pub struct Translation {
     pub reports: Reports,
 }
 
+/// The EDS clusters of one proxy: cluster name → the upstream it serves.
+type EdsClusters = BTreeMap<String, (ResourceRef, Arc<Object<UpstreamSpec>>)>;
+
 /// A virtual host as last translated.
 struct CachedVirtualHost {
     model: Arc<VirtualHostModel>,
@@ -96,7 +99,7 @@ pub struct Translator {
     clusters: HashMap<ResourceRef, (Arc<Object<UpstreamSpec>>, Versioned<Cluster>)>,
     assignments: HashMap<String, (Vec<Endpoint>, Versioned<ClusterLoadAssignment>)>,
     /// Per proxy: its EDS clusters and the upstream each serves.
-    eds_clusters: BTreeMap<String, BTreeMap<String, (ResourceRef, Arc<Object<UpstreamSpec>>)>>,
+    eds_clusters: BTreeMap<String, EdsClusters>,
     endpoints: Endpoints,
     last: BTreeMap<String, ProxyResources>,
     /// How many virtual hosts the last translation built anew (the rest came from the cache).
