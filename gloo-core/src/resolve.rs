@@ -814,6 +814,8 @@ impl<'a> Resolver<'a> {
                             Ok(Some(PathMatcher::Prefix(p))) | Ok(Some(PathMatcher::Exact(p))) => {
                                 p.starts_with(parent_prefix)
                             }
+                            // Gloo accepts a regex child whose pattern starts with the prefix.
+                            Ok(Some(PathMatcher::Regex(r))) => r.starts_with(parent_prefix),
                             Ok(None) => parent_prefix == "/",
                             _ => false,
                         };

@@ -65,14 +65,14 @@ fn insert<S>(
         return;
     }
     if let Some(first) = collection.get(&reference) {
-        // The first definition stays in force; the later one is reported where it is.
-        reports.error(
-            &key,
-            format!(
-                "duplicate {kind} {reference}: defined at {} and again at {origin}; the second definition is ignored",
-                first.origin
-            ),
+        // The first definition stays in force (so the resource keeps its status and serves);
+        // the later document is refused like a document that cannot be read.
+        let message = format!(
+            "duplicate {kind} {reference}: defined at {} and again at {origin}; the second definition is ignored",
+            first.origin
         );
+        reports.warn(&key, message.clone());
+        reports.load_errors.push(format!("{origin}: {message}"));
         return;
     }
     reports.accept(key, Some(&origin));

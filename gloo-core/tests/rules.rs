@@ -1,0 +1,1126 @@
+//! One test per Gloo rule gloo-core enforces, each with the exact state and message it reports.
+
+mod common;
+
+use common::*;
+use envoy_types::pb::envoy::config::route::v3::header_matcher::HeaderMatchSpecifier;
+use gloo_core::model::{Kind, ResourceRef};
+use gloo_core::translate::{Endpoint, Endpoints, Translator};
+
+/// The upstream most tests route to: `gloo-system.up`, cluster `up_gloo-system`.
+fn up() -> String {
+    static_upstream("up", 8080)
+}
+
+/// A VirtualService with one domain and one route to `up` at `prefix`.
+fn simple_vs(name: &str, domain: &str, prefix: &str) -> String {
+    vs(
+        name,
+        &format!(
+            "domains: ['{domain}']\nroutes:\n- matchers: [{{prefix: {prefix}}}]\n  routeAction: {{single: {{upstream: {{name: up, namespace: gloo-system}}}}}}\n"
+        ),
+    )
+}
+
+fn vs_key(name: &str) -> ResourceRef {
+    gs(name)
+}
+
+// ----- destinations --------------------------------------------------------------------------
+
+#[test]
+fn route_to_missing_upstream_is_a_warning_and_the_route_stays() {
+    let t = translate(&vs(
+        "default",
+        "
+        domains: ['*']
+        routes:
+        - matchers: [{prefix: /}]
+          routeAction: {single: {upstream: {name: nope, namespace: gloo-system}}}
+        ",
+    ));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Warning,
+        &[],
+        &["spec.virtualHost.routes[0].routeAction.single.upstream: Upstream gloo-system.nope not found; the route answers 503 until it exists"],
+    );
+    let routes = vhost_routes(route_config(&t), "gloo-system_default");
+    assert_eq!(routes.len(), 1);
+    assert_eq!(cluster_of(&routes[0]), "nope_gloo-system");
+    // The proxy status carries the warning on the route.
+    let vh = &t.reports.proxies["gateway-proxy"].listeners["listener-::-8080"].virtual_hosts
+        ["gloo-system_default"];
+    assert_eq!(vh.state, Warning);
+    assert_eq!(vh.routes[0].warnings.len(), 1);
+}
+
+// ----- domains -------------------------------------------------------------------------------
+
+#[test]
+fn duplicate_domain_across_virtual_services_rejects_the_later_one() {
+    let t = translate(&docs(&[
+        &up(),
+        &simple_vs("b", "example.com", "/b"),
+        &simple_vs("a", "example.com", "/a"),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("b"),
+        Rejected,
+        &["spec.virtualHost.domains: domain \"example.com\" is already served by VirtualService gloo-system.a on Gateway gloo-system.gateway-proxy; domains must be unique per gateway"],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("a"),
+        Warning,
+        &[],
+        &["spec.virtualHost.domains: VirtualService gloo-system.b also claims domain \"example.com\" on Gateway gloo-system.gateway-proxy and was rejected"],
+    );
+    assert_eq!(vhost_names(route_config(&t)), ["gloo-system_a"]);
+}
+
+#[test]
+fn duplicate_domain_within_one_virtual_service_is_a_warning() {
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "default",
+            "
+            domains: [a.com, b.com, a.com]
+            routes:
+            - routeAction: {single: {upstream: {name: up}}}
+            ",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Warning,
+        &[],
+        &["spec.virtualHost.domains: \"a.com\" is listed twice"],
+    );
+    assert_eq!(
+        route_config(&t).virtual_hosts[0].domains,
+        ["a.com", "b.com"]
+    );
+}
+
+#[test]
+fn invalid_domain_wildcard_is_rejected() {
+    let t = translate(&docs(&[&up(), &simple_vs("default", "foo.*.com", "/")]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Rejected,
+        &["spec.virtualHost.domains[0]: \"foo.*.com\": a wildcard may only be the first or last character, once"],
+        &[],
+    );
+    assert!(route_config(&t).virtual_hosts.is_empty());
+}
+
+#[test]
+fn only_one_catch_all_virtual_service_per_gateway() {
+    // Neither lists domains, so both default to `*`.
+    let catch_all = |name: &str| {
+        vs(
+            name,
+            "routes:\n- routeAction: {single: {upstream: {name: up}}}\n",
+        )
+    };
+    let t = translate(&docs(&[&up(), &catch_all("one"), &catch_all("two")]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("two"),
+        Rejected,
+        &["spec.virtualHost.domains: domain \"*\" is already served by VirtualService gloo-system.one on Gateway gloo-system.gateway-proxy; domains must be unique per gateway"],
+        &[],
+    );
+    assert_eq!(
+        status(&t, Kind::VirtualService, &vs_key("one")).state,
+        Warning
+    );
+    let rc = route_config(&t);
+    assert_eq!(vhost_names(rc), ["gloo-system_one"]);
+    assert_eq!(rc.virtual_hosts[0].domains, ["*"]);
+}
+
+// ----- delegation ----------------------------------------------------------------------------
+
+fn delegating_vs(prefix: &str, delegate: &str) -> String {
+    vs(
+        "default",
+        &format!("domains: ['*']\nroutes:\n- matchers: [{{prefix: {prefix}}}]\n  delegateAction: {delegate}\n"),
+    )
+}
+
+fn leaf_rt(metadata: &str, prefixes: &[&str]) -> String {
+    let routes: String = prefixes
+        .iter()
+        .map(|p| format!("- matchers: [{{prefix: {p}}}]\n  routeAction: {{single: {{upstream: {{name: up, namespace: gloo-system}}}}}}\n"))
+        .collect();
+    rt(metadata, &format!("routes:\n{routes}"))
+}
+
+#[test]
+fn delegation_by_reference() {
+    let t = translate(&docs(&[
+        &up(),
+        &delegating_vs("/a", "{ref: {name: rt1}}"),
+        &leaf_rt("{name: rt1, namespace: gloo-system}", &["/a/one", "/a/two"]),
+    ]));
+    assert_no_rejections(&t);
+    assert_status(&t, Kind::RouteTable, &gs("rt1"), Accepted, &[], &[]);
+    let routes = vhost_routes(route_config(&t), "gloo-system_default");
+    assert_eq!(paths(routes), ["prefix:/a/one", "prefix:/a/two"]);
+    assert_eq!(
+        routes[0].name,
+        "gloo-system_default-route-0-gloo-system_rt1-route-0"
+    );
+    assert_eq!(cluster_of(&routes[1]), "up_gloo-system");
+    let vh = &t.reports.proxies["gateway-proxy"].listeners["listener-::-8080"].virtual_hosts
+        ["gloo-system_default"];
+    assert_eq!(
+        vh.routes[1].source,
+        "VirtualService gloo-system.default routes[0] > RouteTable gloo-system.rt1 routes[1]"
+    );
+}
+
+#[test]
+fn delegation_by_selector_uses_labels_and_namespaces() {
+    let t = translate(&docs(&[
+        &up(),
+        &delegating_vs("/a", "{selector: {labels: {team: a}, namespaces: [team1]}}"),
+        &leaf_rt(
+            "{name: match, namespace: team1, labels: {team: a}}",
+            &["/a/match"],
+        ),
+        &leaf_rt(
+            "{name: other-ns, namespace: team2, labels: {team: a}}",
+            &["/a/other-ns"],
+        ),
+        &leaf_rt(
+            "{name: other-label, namespace: team1, labels: {team: b}}",
+            &["/a/other-label"],
+        ),
+        &leaf_rt(
+            "{name: default-ns, namespace: gloo-system, labels: {team: a}}",
+            &["/a/default-ns"],
+        ),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(
+        paths(vhost_routes(route_config(&t), "gloo-system_default")),
+        ["prefix:/a/match"]
+    );
+
+    // Without `namespaces`, only the VirtualService's own namespace is searched.
+    let t = translate(&docs(&[
+        &up(),
+        &delegating_vs("/a", "{selector: {labels: {team: a}}}"),
+        &leaf_rt(
+            "{name: match, namespace: team1, labels: {team: a}}",
+            &["/a/match"],
+        ),
+        &leaf_rt(
+            "{name: default-ns, namespace: gloo-system, labels: {team: a}}",
+            &["/a/default-ns"],
+        ),
+    ]));
+    assert_eq!(
+        paths(vhost_routes(route_config(&t), "gloo-system_default")),
+        ["prefix:/a/default-ns"]
+    );
+
+    // `*` searches every namespace.
+    let t = translate(&docs(&[
+        &up(),
+        &delegating_vs("/a", "{selector: {labels: {team: a}, namespaces: ['*']}}"),
+        &leaf_rt(
+            "{name: match, namespace: team1, labels: {team: a}}",
+            &["/a/match"],
+        ),
+        &leaf_rt(
+            "{name: default-ns, namespace: gloo-system, labels: {team: a}}",
+            &["/a/default-ns"],
+        ),
+    ]));
+    assert_eq!(
+        paths(vhost_routes(route_config(&t), "gloo-system_default")),
+        ["prefix:/a/default-ns", "prefix:/a/match"]
+    );
+}
+
+#[test]
+fn selected_route_tables_are_ordered_by_ascending_weight() {
+    let table = |name: &str, weight: i32| {
+        rt(
+            &format!("{{name: {name}, namespace: gloo-system, labels: {{app: x}}}}"),
+            &format!("weight: {weight}\nroutes:\n- matchers: [{{prefix: /{name}}}]\n  routeAction: {{single: {{upstream: {{name: up}}}}}}\n"),
+        )
+    };
+    let t = translate(&docs(&[
+        &up(),
+        &delegating_vs("/", "{selector: {labels: {app: x}}}"),
+        &table("heavy", 30),
+        &table("light", -5),
+        &table("middle", 10),
+        &table("zero", 0),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(
+        paths(vhost_routes(route_config(&t), "gloo-system_default")),
+        [
+            "prefix:/light",
+            "prefix:/zero",
+            "prefix:/middle",
+            "prefix:/heavy"
+        ]
+    );
+}
+
+#[test]
+fn child_route_outside_the_delegating_prefix_is_dropped_with_a_warning() {
+    let t = translate(&docs(&[
+        &up(),
+        &delegating_vs("/a", "{ref: {name: rt1}}"),
+        &leaf_rt("{name: rt1, namespace: gloo-system}", &["/b", "/a/ok"]),
+    ]));
+    assert_status(
+        &t,
+        Kind::RouteTable,
+        &gs("rt1"),
+        Warning,
+        &[],
+        &["spec.routes[0].matchers[0]: prefix \"/b\" does not start with the delegating prefix \"/a\"; the route is dropped"],
+    );
+    assert_eq!(
+        paths(vhost_routes(route_config(&t), "gloo-system_default")),
+        ["prefix:/a/ok"]
+    );
+}
+
+#[test]
+fn delegating_route_with_two_matchers_is_rejected() {
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "default",
+            "
+            routes:
+            - matchers: [{prefix: /a}, {prefix: /b}]
+              delegateAction: {ref: {name: rt1}}
+            ",
+        ),
+        &leaf_rt("{name: rt1, namespace: gloo-system}", &["/a/x"]),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Rejected,
+        &["spec.virtualHost.routes[0].matchers: a route that delegates may have at most one matcher, found 2"],
+        &[],
+    );
+    assert!(route_config(&t).virtual_hosts.is_empty());
+}
+
+#[test]
+fn delegating_route_with_an_exact_matcher_is_rejected() {
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "default",
+            "
+            routes:
+            - matchers: [{exact: /a}]
+              delegateAction: {ref: {name: rt1}}
+            ",
+        ),
+        &leaf_rt("{name: rt1, namespace: gloo-system}", &["/a"]),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Rejected,
+        &["spec.virtualHost.routes[0].matchers[0]: a route that delegates must match a path prefix"],
+        &[],
+    );
+}
+
+#[test]
+fn delegation_cycle_is_an_error_naming_the_chain() {
+    let delegating_rt = |name: &str, to: &str| {
+        rt(
+            &format!("{{name: {name}, namespace: gloo-system}}"),
+            &format!("routes:\n- matchers: [{{prefix: /a}}]\n  delegateAction: {{ref: {{name: {to}}}}}\n"),
+        )
+    };
+    let t = translate(&docs(&[
+        &up(),
+        &delegating_vs("/a", "{ref: {name: a}}"),
+        &delegating_rt("a", "b"),
+        &delegating_rt("b", "a"),
+    ]));
+    assert_status(
+        &t,
+        Kind::RouteTable,
+        &gs("b"),
+        Rejected,
+        &["spec.routes[0].delegateAction: delegation cycle: VirtualService gloo-system.default -> RouteTable gloo-system.a -> RouteTable gloo-system.b -> RouteTable gloo-system.a"],
+        &[],
+    );
+    // No route is produced by the cycle, and nothing panics or loops.
+    assert!(vhost_routes(route_config(&t), "gloo-system_default").is_empty());
+}
+
+#[test]
+fn missing_route_table_reference_is_a_warning() {
+    let t = translate(&docs(&[&up(), &delegating_vs("/a", "{ref: {name: nope}}")]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Warning,
+        &[],
+        &["spec.virtualHost.routes[0].delegateAction: RouteTable gloo-system.nope not found; the route is dropped"],
+    );
+    assert!(vhost_routes(route_config(&t), "gloo-system_default").is_empty());
+}
+
+#[test]
+fn selector_matching_nothing_is_a_warning() {
+    let t = translate(&docs(&[
+        &up(),
+        &delegating_vs("/a", "{selector: {labels: {team: nobody}}}"),
+        &leaf_rt(
+            "{name: rt1, namespace: gloo-system, labels: {team: a}}",
+            &["/a"],
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Warning,
+        &[],
+        &["spec.virtualHost.routes[0].delegateAction.selector: no RouteTable matches the selector; the route is dropped"],
+    );
+}
+
+#[test]
+fn options_shallow_merge_with_the_child_winning() {
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "default",
+            "
+            routes:
+            - matchers: [{prefix: /a}]
+              options: {timeout: 10s, prefixRewrite: /parent}
+              delegateAction: {ref: {name: rt1}}
+            ",
+        ),
+        &rt(
+            "{name: rt1, namespace: gloo-system}",
+            "
+            routes:
+            - matchers: [{prefix: /a/retries}]
+              options: {retries: {retryOn: 5xx, numRetries: 3}}
+              routeAction: {single: {upstream: {name: up}}}
+            - matchers: [{prefix: /a/timeout}]
+              options: {timeout: 5s}
+              routeAction: {single: {upstream: {name: up}}}
+            ",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    let routes = vhost_routes(route_config(&t), "gloo-system_default");
+    let first = route_action(&routes[0]);
+    assert_eq!(first.timeout.as_ref().map(|d| d.seconds), Some(10));
+    let retry = first.retry_policy.as_ref().expect("child retries");
+    assert_eq!(retry.retry_on, "5xx");
+    assert_eq!(retry.num_retries.as_ref().map(|n| n.value), Some(3));
+    assert_eq!(first.prefix_rewrite, "/parent");
+    let second = route_action(&routes[1]);
+    assert_eq!(
+        second.timeout.as_ref().map(|d| d.seconds),
+        Some(5),
+        "the child's timeout wins"
+    );
+    assert!(second.retry_policy.is_none());
+    assert_eq!(second.prefix_rewrite, "/parent");
+}
+
+#[test]
+fn inheritable_matchers_give_children_the_parent_headers() {
+    let yaml = |inherit: bool| {
+        docs(&[
+            &up(),
+            &vs(
+                "default",
+                &format!(
+                    "routes:\n- matchers: [{{prefix: /a, headers: [{{name: x-team, value: blue}}]}}]\n  inheritableMatchers: {inherit}\n  delegateAction: {{ref: {{name: rt1}}}}\n"
+                ),
+            ),
+            &rt(
+                "{name: rt1, namespace: gloo-system}",
+                "routes:\n- matchers: [{prefix: /a/b, headers: [{name: x-own}]}]\n  routeAction: {single: {upstream: {name: up}}}\n",
+            ),
+        ])
+    };
+    let t = translate(&yaml(true));
+    assert_no_rejections(&t);
+    let routes = vhost_routes(route_config(&t), "gloo-system_default");
+    let headers = &routes[0].r#match.as_ref().unwrap().headers;
+    let names: Vec<&str> = headers.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["x-team", "x-own"]);
+    match &headers[0].header_match_specifier {
+        Some(HeaderMatchSpecifier::StringMatch(m)) => {
+            assert_eq!(m.match_pattern, Some(envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern::Exact("blue".into())))
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let t = translate(&yaml(false));
+    let routes = vhost_routes(route_config(&t), "gloo-system_default");
+    let names: Vec<String> = routes[0]
+        .r#match
+        .as_ref()
+        .unwrap()
+        .headers
+        .iter()
+        .map(|h| h.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["x-own"],
+        "without inheritableMatchers the parent's headers are not added"
+    );
+}
+
+#[test]
+fn inheritable_path_matchers_give_children_the_parent_path() {
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "default",
+            "
+            routes:
+            - matchers: [{prefix: /parent}]
+              inheritablePathMatchers: true
+              delegateAction: {ref: {name: rt1}}
+            ",
+        ),
+        &rt(
+            "{name: rt1, namespace: gloo-system}",
+            "
+            routes:
+            - matchers: [{exact: /somewhere-else, methods: [GET]}]
+              routeAction: {single: {upstream: {name: up}}}
+            ",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    let routes = vhost_routes(route_config(&t), "gloo-system_default");
+    assert_eq!(paths(routes), ["prefix:/parent"]);
+    // The child's own non-path matchers stay.
+    assert_eq!(
+        routes[0].r#match.as_ref().unwrap().headers[0].name,
+        ":method"
+    );
+}
+
+// ----- route validation ----------------------------------------------------------------------
+
+#[test]
+fn invalid_regex_in_a_matcher_is_rejected_with_its_field_path() {
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "default",
+            "
+            routes:
+            - matchers: [{prefix: /ok}]
+              routeAction: {single: {upstream: {name: up}}}
+            - matchers: [{prefix: /x}, {regex: '/(unclosed'}]
+              routeAction: {single: {upstream: {name: up}}}
+            ",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Rejected,
+        &["spec.virtualHost.routes[1].matchers[1].regex: invalid regex \"/(unclosed\": error: unclosed group"],
+        &[],
+    );
+    assert!(
+        route_config(&t).virtual_hosts.is_empty(),
+        "a rejected VirtualService with no accepted version is not served"
+    );
+}
+
+#[test]
+fn route_with_no_action_is_rejected() {
+    let t = translate(&vs("default", "routes:\n- matchers: [{prefix: /}]\n"));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Rejected,
+        &["spec.virtualHost.routes[0]: route has no action: set one of routeAction, redirectAction, directResponseAction, delegateAction"],
+        &[],
+    );
+}
+
+#[test]
+fn route_with_two_actions_is_rejected_as_a_oneof() {
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "default",
+            "
+            routes:
+            - routeAction: {single: {upstream: {name: up}}}
+              directResponseAction: {status: 200}
+            ",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Rejected,
+        &["spec.virtualHost.routes[0]: only one of routeAction, directResponseAction may be set, found both (oneof `action`)"],
+        &[],
+    );
+}
+
+#[test]
+fn multi_destination_with_all_weights_zero_is_rejected() {
+    let t = translate(&docs(&[
+        &up(),
+        &static_upstream("up2", 9090),
+        &vs(
+            "default",
+            "
+            routes:
+            - routeAction:
+                multi:
+                  destinations:
+                  - {weight: 0, destination: {upstream: {name: up}}}
+                  - {destination: {upstream: {name: up2}}}
+            ",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Rejected,
+        &["spec.virtualHost.routes[0].routeAction.multi.destinations: the weights add up to 0; at least one destination needs a positive weight"],
+        &[],
+    );
+}
+
+// ----- resources -----------------------------------------------------------------------------
+
+#[test]
+fn duplicate_resource_names_both_origins() {
+    // Each upstream document is 6 lines; the second starts at line 8.
+    let t = translate(&docs(&[
+        &static_upstream("a", 80),
+        &static_upstream("a", 81),
+    ]));
+    let s = status(&t, Kind::Upstream, &gs("a"));
+    let message = "duplicate Upstream gloo-system.a: defined at test:1 and again at test:8; the second definition is ignored";
+    // The first definition stays in force and serves; the duplicate document is refused.
+    assert_eq!(s.state, Warning);
+    assert_eq!(s.warnings, [message]);
+    assert_eq!(t.reports.load_errors, [format!("test:8: {message}")]);
+}
+
+#[test]
+fn duplicate_upstream_keeps_the_first_definition_in_force() {
+    let t = translate(&docs(&[
+        &static_upstream("up", 80),
+        &static_upstream("up", 81),
+        &vs(
+            "default",
+            "routes:\n- routeAction: {single: {upstream: {name: up}}}\n",
+        ),
+    ]));
+    let proxy = &t.proxies["gateway-proxy"];
+    assert!(proxy.clusters.contains_key("up_gloo-system"));
+    let endpoints = &proxy.endpoints["up_gloo-system"].resource;
+    let port = endpoints.endpoints[0].lb_endpoints.len();
+    assert_eq!(port, 1);
+}
+
+#[test]
+fn missing_metadata_name_is_rejected() {
+    let t = translate("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {namespace: gloo-system}\nspec:\n  static: {hosts: [{addr: 1.2.3.4, port: 80}]}\n");
+    assert_status(
+        &t,
+        Kind::Upstream,
+        &gs(""),
+        Rejected,
+        &["metadata.name: required (test:1)"],
+        &[],
+    );
+}
+
+#[test]
+fn upstream_with_no_type_is_rejected() {
+    let t = translate("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: empty, namespace: gloo-system}\nspec: {}\n");
+    assert_status(
+        &t,
+        Kind::Upstream,
+        &gs("empty"),
+        Rejected,
+        &["spec: no upstream type: set one of static, kube, consul, awsEc2, aws, pipe, azure, gcp"],
+        &[],
+    );
+}
+
+#[test]
+fn static_upstream_with_port_zero_is_rejected_and_gets_no_cluster() {
+    let t = translate(&docs(&[
+        &static_upstream("up", 0),
+        &simple_vs("default", "*", "/"),
+    ]));
+    assert_status(
+        &t,
+        Kind::Upstream,
+        &gs("up"),
+        Rejected,
+        &["spec.static.hosts[0].port: 0 is not a port (1-65535)"],
+        &[],
+    );
+    assert!(
+        proxy(&t).clusters.is_empty(),
+        "{:?}",
+        proxy(&t).clusters.keys()
+    );
+}
+
+// ----- gateways ------------------------------------------------------------------------------
+
+#[test]
+fn gateway_with_bind_port_zero_is_rejected() {
+    let t = translate(&docs(&[
+        &up(),
+        &simple_vs("default", "*", "/"),
+        &gateway(
+            "{name: gw, namespace: gloo-system}",
+            "bindAddress: '::'\nbindPort: 0\nhttpGateway: {}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::Gateway,
+        &gs("gw"),
+        Rejected,
+        &["spec.bindPort: 0 is not a port (1-65535)"],
+        &[],
+    );
+    assert!(t.proxies.is_empty(), "{:?}", t.proxies.keys());
+}
+
+#[test]
+fn two_gateways_on_one_address_and_port_of_a_proxy() {
+    let t = translate(&docs(&[
+        &up(),
+        &simple_vs("default", "*", "/"),
+        &gateway(
+            "{name: g1, namespace: gloo-system}",
+            "bindAddress: '::'\nbindPort: 8080\nhttpGateway: {}\n",
+        ),
+        &gateway(
+            "{name: g2, namespace: gloo-system}",
+            "bindAddress: '::'\nbindPort: 8080\nhttpGateway: {}\n",
+        ),
+    ]));
+    assert_status(&t, Kind::Gateway, &gs("g1"), Accepted, &[], &[]);
+    assert_status(
+        &t,
+        Kind::Gateway,
+        &gs("g2"),
+        Rejected,
+        &["spec.bindPort: :::8080 on proxy gateway-proxy is already bound by Gateway gloo-system.g1"],
+        &[],
+    );
+    assert_eq!(
+        proxy(&t).listeners.keys().collect::<Vec<_>>(),
+        ["listener-::-8080"]
+    );
+}
+
+#[test]
+fn proxy_names_split_virtual_services_across_proxies() {
+    let t = translate(&docs(&[
+        &up(),
+        &simple_vs("one", "one.com", "/"),
+        &simple_vs("two", "two.com", "/"),
+        &gateway(
+            "{name: ga, namespace: gloo-system}",
+            "bindPort: 8080\nproxyNames: [proxy-a]\nhttpGateway: {virtualServices: [{name: one}]}\n",
+        ),
+        &gateway(
+            "{name: gb, namespace: gloo-system}",
+            "bindPort: 8080\nproxyNames: [proxy-b]\nhttpGateway: {virtualServices: [{name: two}]}\n",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(t.proxies.keys().collect::<Vec<_>>(), ["proxy-a", "proxy-b"]);
+    let a = route_config_of(proxy_named(&t, "proxy-a"), "listener-::-8080-routes");
+    let b = route_config_of(proxy_named(&t, "proxy-b"), "listener-::-8080-routes");
+    assert_eq!(vhost_names(a), ["gloo-system_one"]);
+    assert_eq!(vhost_names(b), ["gloo-system_two"]);
+}
+
+#[test]
+fn virtual_service_selector_selects_by_label() {
+    let labelled = simple_vs("picked", "picked.com", "/").replacen(
+        "namespace: gloo-system}",
+        "namespace: gloo-system, labels: {app: shop}}",
+        1,
+    );
+    let t = translate(&docs(&[
+        &up(),
+        &labelled,
+        &simple_vs("ignored", "ignored.com", "/"),
+        &gateway(
+            "{name: gw, namespace: gloo-system}",
+            "bindPort: 8080\nhttpGateway: {virtualServiceSelector: {app: shop}}\n",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(vhost_names(route_config(&t)), ["gloo-system_picked"]);
+}
+
+#[test]
+fn ssl_gateway_takes_only_virtual_services_with_ssl_config() {
+    let secure = vs(
+        "secure",
+        "domains: [secure.com]\nroutes:\n- routeAction: {single: {upstream: {name: up}}}\n",
+    )
+    .replace(
+        "spec:\n",
+        "spec:\n  sslConfig: {sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key}}\n",
+    );
+    let t = translate(&docs(&[
+        &up(),
+        &secure,
+        &simple_vs("plain", "plain.com", "/"),
+    ]));
+    assert_no_rejections(&t);
+    let p = proxy(&t);
+    assert_eq!(
+        vhost_names(route_config_of(p, "listener-::-8080-routes")),
+        ["gloo-system_plain"]
+    );
+    assert_eq!(
+        vhost_names(route_config_of(p, "listener-::-8443-routes")),
+        ["gloo-system_secure"]
+    );
+}
+
+#[test]
+fn without_gateways_the_default_gateways_serve_gateway_proxy() {
+    let t = translate(&docs(&[&up(), &simple_vs("default", "*", "/")]));
+    assert_no_rejections(&t);
+    assert_eq!(t.proxies.keys().collect::<Vec<_>>(), ["gateway-proxy"]);
+    let p = proxy(&t);
+    assert!(
+        p.listeners.contains_key("listener-::-8080"),
+        "{:?}",
+        p.listeners.keys()
+    );
+    let listener = &p.listeners["listener-::-8080"].resource;
+    assert_eq!(listener.name, "listener-::-8080");
+    assert_eq!(vhost_names(route_config(&t)), ["gloo-system_default"]);
+    assert!(p.clusters.contains_key("up_gloo-system"));
+}
+
+// ----- last known good -----------------------------------------------------------------------
+
+const KEEPS_SERVING: &str = "the last accepted version keeps serving";
+
+#[test]
+fn rejected_virtual_service_edit_keeps_the_last_accepted_version() {
+    let mut translator = Translator::new();
+    let v1 = docs(&[
+        &up(),
+        &simple_vs("a", "a.com", "/a-v1"),
+        &simple_vs("b", "b.com", "/b-v1"),
+    ]);
+    let t1 = translate_with(&mut translator, &v1);
+    assert_no_rejections(&t1);
+
+    let broken_a = vs(
+        "a",
+        "
+        domains: [a.com]
+        routes:
+        - matchers: [{regex: '('}]
+          routeAction: {single: {upstream: {name: up}}}
+        ",
+    );
+    let v2 = docs(&[
+        &up(),
+        &broken_a,
+        &simple_vs("b", "b.com", "/b-v2"),
+        &simple_vs("never", "never.com", "/"),
+    ]);
+    let v2 = v2.replace(
+        "name: never, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: ['never.com']",
+        "name: never, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: ['never..*.com']",
+    );
+    let t2 = translate_with(&mut translator, &v2);
+    assert_status(
+        &t2,
+        Kind::VirtualService,
+        &gs("a"),
+        Rejected,
+        &["spec.virtualHost.routes[0].matchers[0].regex: invalid regex \"(\": error: unclosed group", KEEPS_SERVING],
+        &[],
+    );
+    assert_status(&t2, Kind::VirtualService, &gs("b"), Accepted, &[], &[]);
+    // A VirtualService that was never valid is simply not served.
+    let never = status(&t2, Kind::VirtualService, &gs("never"));
+    assert_eq!(never.state, Rejected);
+    assert!(
+        !never.errors.iter().any(|e| e == KEEPS_SERVING),
+        "{never:?}"
+    );
+    let rc = route_config(&t2);
+    assert_eq!(vhost_names(rc), ["gloo-system_a", "gloo-system_b"]);
+    assert_eq!(paths(vhost_routes(rc, "gloo-system_a")), ["prefix:/a-v1"]);
+    assert_eq!(paths(vhost_routes(rc, "gloo-system_b")), ["prefix:/b-v2"]);
+
+    // Fixing it serves the fix.
+    let v3 = docs(&[
+        &up(),
+        &simple_vs("a", "a.com", "/a-v3"),
+        &simple_vs("b", "b.com", "/b-v2"),
+    ]);
+    let t3 = translate_with(&mut translator, &v3);
+    assert_no_rejections(&t3);
+    assert_eq!(
+        paths(vhost_routes(route_config(&t3), "gloo-system_a")),
+        ["prefix:/a-v3"]
+    );
+}
+
+#[test]
+fn rejected_route_table_edit_keeps_the_last_accepted_version() {
+    let mut translator = Translator::new();
+    let vs_yaml = delegating_vs("/", "{selector: {labels: {app: x}}}");
+    let v1 = docs(&[
+        &up(),
+        &vs_yaml,
+        &leaf_rt(
+            "{name: rt-a, namespace: gloo-system, labels: {app: x}}",
+            &["/a-v1"],
+        ),
+        &leaf_rt(
+            "{name: rt-b, namespace: gloo-system, labels: {app: x}}",
+            &["/b-v1"],
+        ),
+    ]);
+    assert_no_rejections(&translate_with(&mut translator, &v1));
+
+    let broken = rt(
+        "{name: rt-a, namespace: gloo-system, labels: {app: x}}",
+        "routes:\n- matchers: [{prefix: /a-v2, headers: [{name: x, value: '[', regex: true}]}]\n  routeAction: {single: {upstream: {name: up}}}\n",
+    );
+    let v2 = docs(&[
+        &up(),
+        &vs_yaml,
+        &broken,
+        &leaf_rt(
+            "{name: rt-b, namespace: gloo-system, labels: {app: x}}",
+            &["/b-v2"],
+        ),
+    ]);
+    let t2 = translate_with(&mut translator, &v2);
+    assert_status(
+        &t2,
+        Kind::RouteTable,
+        &gs("rt-a"),
+        Rejected,
+        &["spec.routes[0].matchers[0].headers[0].value: invalid regex \"[\": error: unclosed character class", KEEPS_SERVING],
+        &[],
+    );
+    assert_status(&t2, Kind::RouteTable, &gs("rt-b"), Accepted, &[], &[]);
+    assert_eq!(
+        paths(vhost_routes(route_config(&t2), "gloo-system_default")),
+        ["prefix:/a-v1", "prefix:/b-v2"]
+    );
+}
+
+#[test]
+fn a_route_table_that_was_never_valid_is_not_served() {
+    let broken = rt(
+        "{name: rt1, namespace: gloo-system}",
+        "routes:\n- matchers: [{prefix: /a}]\n",
+    );
+    let t = translate(&docs(&[
+        &up(),
+        &delegating_vs("/", "{ref: {name: rt1}}"),
+        &broken,
+    ]));
+    assert_eq!(status(&t, Kind::RouteTable, &gs("rt1")).state, Rejected);
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Warning,
+        &[],
+        &["spec.virtualHost.routes[0].delegateAction: RouteTable gloo-system.rt1 was rejected and has no accepted version; the route is dropped"],
+    );
+}
+
+// ----- incremental translation ---------------------------------------------------------------
+
+fn versions(p: &gloo_core::xds::ProxyResources) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    out.extend(
+        p.listeners
+            .iter()
+            .map(|(n, v)| (format!("listener {n}"), v.version.clone())),
+    );
+    out.extend(
+        p.routes
+            .iter()
+            .map(|(n, v)| (format!("routes {n}"), v.version.clone())),
+    );
+    out.extend(
+        p.clusters
+            .iter()
+            .map(|(n, v)| (format!("cluster {n}"), v.version.clone())),
+    );
+    out.extend(
+        p.endpoints
+            .iter()
+            .map(|(n, v)| (format!("endpoints {n}"), v.version.clone())),
+    );
+    out
+}
+
+fn two_listeners(one_prefix: &str) -> String {
+    docs(&[
+        &up(),
+        &simple_vs("one", "one.com", one_prefix),
+        &simple_vs("two", "two.com", "/two"),
+        &gateway(
+            "{name: g1, namespace: gloo-system}",
+            "bindPort: 8080\nhttpGateway: {virtualServices: [{name: one}]}\n",
+        ),
+        &gateway(
+            "{name: g2, namespace: gloo-system}",
+            "bindPort: 8081\nhttpGateway: {virtualServices: [{name: two}]}\n",
+        ),
+    ])
+}
+
+#[test]
+fn translating_the_same_snapshot_twice_gives_identical_versions() {
+    let mut translator = Translator::new();
+    let yaml = two_listeners("/one");
+    let first = translate_with(&mut translator, &yaml);
+    let second = translate_with(&mut translator, &yaml);
+    assert_eq!(versions(proxy(&first)), versions(proxy(&second)));
+    assert_eq!(
+        translator.virtual_hosts_translated, 0,
+        "nothing changed, nothing is re-translated"
+    );
+    assert_eq!(proxy(&first), proxy(&second));
+}
+
+#[test]
+fn changing_one_virtual_service_changes_only_its_route_configuration() {
+    let mut translator = Translator::new();
+    let first = translate_with(&mut translator, &two_listeners("/one"));
+    assert_eq!(translator.virtual_hosts_translated, 2);
+    let second = translate_with(&mut translator, &two_listeners("/one-changed"));
+    assert_no_rejections(&second);
+    assert_eq!(translator.virtual_hosts_translated, 1);
+    let (a, b) = (proxy(&first), proxy(&second));
+    assert_ne!(
+        a.routes["listener-::-8080-routes"].version,
+        b.routes["listener-::-8080-routes"].version
+    );
+    assert_eq!(
+        a.routes["listener-::-8081-routes"].version,
+        b.routes["listener-::-8081-routes"].version
+    );
+    let unchanged = |p: &gloo_core::xds::ProxyResources| {
+        versions(p)
+            .into_iter()
+            .filter(|(n, _)| n != "routes listener-::-8080-routes")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(unchanged(a), unchanged(b));
+}
+
+#[test]
+fn update_endpoints_changes_only_endpoint_versions() {
+    let kube = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: svc, namespace: gloo-system}\nspec:\n  kube: {serviceName: svc, serviceNamespace: apps, servicePort: 8080}\n";
+    let route = vs(
+        "default",
+        "routes:\n- routeAction: {single: {upstream: {name: svc}}}\n",
+    );
+    let mut translator = Translator::new();
+    let t = translate_with(&mut translator, &docs(&[kube, &route]));
+    assert_no_rejections(&t);
+    let before = proxy(&t).clone();
+    assert!(
+        before.endpoints.contains_key("svc_gloo-system"),
+        "{:?}",
+        before.endpoints.keys()
+    );
+
+    let mut endpoints = Endpoints::new();
+    endpoints.insert(
+        gs("svc"),
+        vec![
+            Endpoint::new("10.1.2.3", 8080),
+            Endpoint::new("10.1.2.4", 8080),
+        ],
+    );
+    let updated = translator.update_endpoints(endpoints);
+    let after = &updated["gateway-proxy"];
+    let not_endpoints = |p: &gloo_core::xds::ProxyResources| {
+        versions(p)
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("endpoints "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(not_endpoints(&before), not_endpoints(after));
+    assert_ne!(
+        before.endpoints["svc_gloo-system"].version,
+        after.endpoints["svc_gloo-system"].version
+    );
+    let cla = &after.endpoints["svc_gloo-system"].resource;
+    assert_eq!(cla.endpoints[0].lb_endpoints.len(), 2);
+
+    // The next full translation keeps the discovered endpoints.
+    let again = translate_with(&mut translator, &docs(&[kube, &route]));
+    assert_eq!(
+        proxy(&again).endpoints["svc_gloo-system"].version,
+        after.endpoints["svc_gloo-system"].version
+    );
+}
