@@ -220,7 +220,7 @@ fn duplicate_names_across_files_name_both_files() {
     let message = format!("duplicate VirtualService gloo-system.default: defined at {a}:1 and again at {b}:3; the second definition is ignored");
     assert_eq!(
         status(&t, Kind::VirtualService, &gs("default")).warnings,
-        [message.clone()]
+        std::slice::from_ref(&message)
     );
     // The second document is refused like an unreadable one, so `gloo validate` fails.
     assert_eq!(t.reports.load_errors, [format!("{b}:3: {message}")]);

@@ -1124,3 +1124,19 @@ fn update_endpoints_changes_only_endpoint_versions() {
         after.endpoints["svc_gloo-system"].version
     );
 }
+
+#[test]
+fn invalid_rate_limit_and_auth_configs_are_rejected() {
+    let t = translate(
+        "apiVersion: ratelimit.solo.io/v1alpha1\nkind: RateLimitConfig\nmetadata: {name: rl}\nspec:\n  raw:\n    descriptors:\n    - key: ''\n      rateLimit: {unit: MINUTE, requestsPerUnit: 1}\n---\napiVersion: enterprise.gloo.solo.io/v1\nkind: AuthConfig\nmetadata: {name: ac}\nspec:\n  configs:\n  - name: nothing\n",
+    );
+    let rl = status(&t, Kind::RateLimitConfig, &gs("rl"));
+    assert_eq!(rl.state, Rejected);
+    assert!(
+        rl.errors[0].starts_with("raw.descriptors[0]"),
+        "{:?}",
+        rl.errors
+    );
+    let ac = status(&t, Kind::AuthConfig, &gs("ac"));
+    assert_eq!(ac.errors, ["spec.configs[0]: no auth type is set"]);
+}

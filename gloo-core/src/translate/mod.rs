@@ -135,6 +135,7 @@ impl Translator {
         mut reports: Reports,
     ) -> Translation {
         validate_upstreams(snapshot, &mut reports);
+        validate_filter_configs(snapshot, &mut reports);
         let models = resolve::resolve(snapshot, &mut self.lkg, &mut reports);
         if self.upstream_groups.as_ref() != Some(&snapshot.upstream_groups) {
             self.virtual_hosts.clear();
@@ -434,6 +435,30 @@ fn collect_tcp_upstreams(
     for d in destinations {
         if let Ok(Some(DestinationTarget::Upstream(r))) = d.target() {
             into.insert(r.resolved(DEFAULT_NAMESPACE));
+        }
+    }
+}
+
+/// Checks the resources the filters will enforce: RateLimitConfigs (descriptors, limits,
+/// actions) and AuthConfigs (one auth type per config).
+fn validate_filter_configs(snapshot: &ConfigSnapshot, reports: &mut Reports) {
+    for (reference, entry) in &snapshot.rate_limit_configs {
+        let key = ResourceKey::new(Kind::RateLimitConfig, reference.clone());
+        for problem in entry.object.spec.validate() {
+            reports.error(&key, problem);
+        }
+    }
+    for (reference, entry) in &snapshot.auth_configs {
+        let key = ResourceKey::new(Kind::AuthConfig, reference.clone());
+        if entry.object.spec.configs.is_empty() {
+            reports.error(&key, "spec.configs: at least one auth config is required");
+        }
+        for (i, config) in entry.object.spec.configs.iter().enumerate() {
+            match config.auth_config() {
+                Err(e) => reports.error(&key, format!("spec.configs[{i}]: {e}")),
+                Ok(None) => reports.error(&key, format!("spec.configs[{i}]: no auth type is set")),
+                Ok(Some(_)) => {}
+            }
         }
     }
 }
