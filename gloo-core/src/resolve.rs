@@ -126,28 +126,107 @@ pub enum RouteModelAction {
     DirectResponse(DirectResponseAction),
 }
 
-/// The last accepted version of VirtualServices and RouteTables, so a rejected edit keeps the
-/// previous version serving. Keep one per control plane and pass it to every [`resolve`].
+/// What resolution keeps between runs: the last accepted version of every VirtualService and
+/// RouteTable (so a rejected edit keeps the previous version serving), and caches that make a
+/// re-run cost only what changed: validation results per resource, compiled-regex checks, and
+/// resolved virtual hosts with the statuses they reported. Keep one per control plane and pass
+/// it to every [`resolve`].
 #[derive(Debug, Clone, Default)]
-pub struct LastKnownGood {
+pub struct ResolveCache {
     virtual_services: HashMap<ResourceRef, Arc<Object<VirtualServiceSpec>>>,
     route_tables: HashMap<ResourceRef, Arc<Object<RouteTableSpec>>>,
+    regexes: HashMap<String, Result<(), String>>,
+    validated_virtual_services:
+        HashMap<ResourceRef, (Arc<Object<VirtualServiceSpec>>, Vec<String>)>,
+    validated_route_tables: HashMap<ResourceRef, (Arc<Object<RouteTableSpec>>, Vec<String>)>,
+    hosts: HashMap<ResourceRef, CachedHost>,
+    environment: Option<Environment>,
+    /// How many virtual hosts the last run resolved anew (the others came from the cache).
+    pub virtual_hosts_resolved: usize,
 }
 
-impl LastKnownGood {
+impl ResolveCache {
     /// Whether a last accepted version of this VirtualService is held.
     pub fn has_virtual_service(&self, reference: &ResourceRef) -> bool {
         self.virtual_services.contains_key(reference)
     }
 }
 
+/// A resolved virtual host and the statuses its resolution reported, replayed on reuse.
+#[derive(Debug, Clone)]
+struct CachedHost {
+    object: Arc<Object<VirtualServiceSpec>>,
+    host: Arc<VirtualHostModel>,
+    notes: Vec<Note>,
+}
+
+/// One status line reported while resolving a virtual host.
+#[derive(Debug, Clone)]
+struct Note {
+    key: ResourceKey,
+    error: bool,
+    message: String,
+}
+
+/// Everything a virtual host's resolution reads besides its own VirtualService: when any of it
+/// changes, cached virtual hosts are resolved again.
+#[derive(Debug, Clone)]
+struct Environment {
+    route_tables: Vec<(ResourceRef, Arc<Object<RouteTableSpec>>)>,
+    virtual_host_options: Vec<(
+        ResourceRef,
+        Arc<Object<crate::model::options::VirtualHostOptionSpec>>,
+    )>,
+    route_options: Vec<(
+        ResourceRef,
+        Arc<Object<crate::model::options::RouteOptionSpec>>,
+    )>,
+    upstream_groups: Vec<(
+        ResourceRef,
+        Arc<Object<crate::model::upstream_group::UpstreamGroupSpec>>,
+    )>,
+    upstreams: Vec<ResourceRef>,
+}
+
+impl Environment {
+    fn same_as(&self, other: &Environment) -> bool {
+        fn same<S: PartialEq>(
+            a: &[(ResourceRef, Arc<Object<S>>)],
+            b: &[(ResourceRef, Arc<Object<S>>)],
+        ) -> bool {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((ra, oa), (rb, ob))| ra == rb && same_object(oa, ob))
+        }
+        same(&self.route_tables, &other.route_tables)
+            && same(&self.virtual_host_options, &other.virtual_host_options)
+            && same(&self.route_options, &other.route_options)
+            && same(&self.upstream_groups, &other.upstream_groups)
+            && self.upstreams == other.upstreams
+    }
+}
+
+fn objects<S: Clone>(collection: &Collection<S>) -> Vec<(ResourceRef, Arc<Object<S>>)> {
+    collection
+        .iter()
+        .map(|(r, e)| (r.clone(), e.object.clone()))
+        .collect()
+}
+
+/// Equal objects, comparing pointers first (unchanged resources share their `Arc`).
+fn same_object<S: PartialEq>(a: &Arc<Object<S>>, b: &Arc<Object<S>>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
 /// Resolves every proxy in `snapshot`, reporting into `reports` and updating `lkg`.
 pub fn resolve(
     snapshot: &ConfigSnapshot,
-    lkg: &mut LastKnownGood,
+    cache: &mut ResolveCache,
     reports: &mut Reports,
 ) -> BTreeMap<String, ProxyModel> {
-    let mut resolver = Resolver::new(snapshot, lkg, reports);
+    cache.virtual_hosts_resolved = 0;
+    let mut resolver = Resolver::new(snapshot, cache, reports);
     let proxies = resolver.resolve_gateways();
     resolver.finish();
     proxies
@@ -155,14 +234,15 @@ pub fn resolve(
 
 struct Resolver<'a> {
     snapshot: &'a ConfigSnapshot,
-    lkg: &'a mut LastKnownGood,
+    lkg: &'a mut ResolveCache,
     reports: &'a mut Reports,
+    /// Status lines of the virtual host being resolved, kept with it in the cache.
+    journal: Option<Vec<Note>>,
     /// The VirtualService and RouteTable versions in force (current, or last known good).
     virtual_services: Collection<VirtualServiceSpec>,
     route_tables: Collection<RouteTableSpec>,
     /// Resolved virtual hosts, shared by every gateway that selects the VirtualService.
     resolved: HashMap<ResourceRef, Option<Arc<VirtualHostModel>>>,
-    regex_cache: HashMap<String, Result<(), String>>,
 }
 
 /// Field path helper: `routes[3].matchers[0]`.
@@ -177,24 +257,71 @@ fn at(path: &str, field: impl std::fmt::Display) -> String {
 impl<'a> Resolver<'a> {
     fn new(
         snapshot: &'a ConfigSnapshot,
-        lkg: &'a mut LastKnownGood,
+        lkg: &'a mut ResolveCache,
         reports: &'a mut Reports,
     ) -> Self {
         let mut resolver = Resolver {
             snapshot,
             lkg,
             reports,
+            journal: None,
             virtual_services: Collection::new(),
             route_tables: Collection::new(),
             resolved: HashMap::new(),
-            regex_cache: HashMap::new(),
         };
         resolver.select_versions();
+        let environment = Environment {
+            route_tables: objects(&resolver.route_tables),
+            virtual_host_options: objects(&snapshot.virtual_host_options),
+            route_options: objects(&snapshot.route_options),
+            upstream_groups: objects(&snapshot.upstream_groups),
+            upstreams: snapshot.upstreams.keys().cloned().collect(),
+        };
+        let unchanged = resolver
+            .lkg
+            .environment
+            .as_ref()
+            .is_some_and(|previous| previous.same_as(&environment));
+        if !unchanged {
+            resolver.lkg.hosts.clear();
+            resolver.lkg.environment = Some(environment);
+        }
         resolver
     }
 
+    /// Reports a warning, kept with the virtual host being resolved.
+    fn note(&mut self, key: &ResourceKey, message: impl Into<String>) {
+        self.record(key, false, message);
+    }
+
+    /// Reports an error, kept with the virtual host being resolved.
+    fn note_error(&mut self, key: &ResourceKey, message: impl Into<String>) {
+        self.record(key, true, message);
+    }
+
+    /// Reports a status line, and keeps it with the virtual host being resolved.
+    fn record(&mut self, key: &ResourceKey, error: bool, message: impl Into<String>) {
+        let message = message.into();
+        if error {
+            self.reports.error(key, message.clone());
+        } else {
+            self.reports.warn(key, message.clone());
+        }
+        if let Some(journal) = &mut self.journal {
+            journal.push(Note {
+                key: key.clone(),
+                error,
+                message,
+            });
+        }
+    }
+
     fn check_regex(&mut self, pattern: &str) -> Result<(), String> {
-        self.regex_cache
+        if self.lkg.regexes.len() > 100_000 {
+            self.lkg.regexes.clear();
+        }
+        self.lkg
+            .regexes
             .entry(pattern.to_string())
             .or_insert_with(|| {
                 // Envoy's safe_regex is RE2: full-match, no backreferences or lookaround; the
@@ -212,7 +339,16 @@ impl<'a> Resolver<'a> {
         let snapshot = self.snapshot;
         for (reference, entry) in &snapshot.virtual_services {
             let key = ResourceKey::new(Kind::VirtualService, reference.clone());
-            let errors = self.validate_virtual_service(&entry.object.spec);
+            let errors = match self.lkg.validated_virtual_services.get(reference) {
+                Some((object, errors)) if same_object(object, &entry.object) => errors.clone(),
+                _ => {
+                    let errors = self.validate_virtual_service(&entry.object.spec);
+                    self.lkg
+                        .validated_virtual_services
+                        .insert(reference.clone(), (entry.object.clone(), errors.clone()));
+                    errors
+                }
+            };
             if errors.is_empty() {
                 self.virtual_services
                     .insert(reference.clone(), entry.clone());
@@ -235,7 +371,16 @@ impl<'a> Resolver<'a> {
         }
         for (reference, entry) in &snapshot.route_tables {
             let key = ResourceKey::new(Kind::RouteTable, reference.clone());
-            let errors = self.validate_routes(&entry.object.spec.routes, "spec.routes");
+            let errors = match self.lkg.validated_route_tables.get(reference) {
+                Some((object, errors)) if same_object(object, &entry.object) => errors.clone(),
+                _ => {
+                    let errors = self.validate_routes(&entry.object.spec.routes, "spec.routes");
+                    self.lkg
+                        .validated_route_tables
+                        .insert(reference.clone(), (entry.object.clone(), errors.clone()));
+                    errors
+                }
+            };
             if errors.is_empty() {
                 self.route_tables.insert(reference.clone(), entry.clone());
                 continue;
@@ -269,6 +414,14 @@ impl<'a> Resolver<'a> {
         self.lkg
             .route_tables
             .retain(|r, _| snapshot.route_tables.contains_key(r));
+        self.lkg
+            .validated_virtual_services
+            .retain(|r, _| snapshot.virtual_services.contains_key(r));
+        self.lkg
+            .validated_route_tables
+            .retain(|r, _| snapshot.route_tables.contains_key(r));
+        let in_force = &self.virtual_services;
+        self.lkg.hosts.retain(|r, _| in_force.contains_key(r));
         for (r, e) in &snapshot.virtual_services {
             if accepted(Kind::VirtualService, r) {
                 self.lkg
@@ -703,6 +856,40 @@ impl<'a> Resolver<'a> {
             return done.clone();
         }
         let entry = self.virtual_services.get(reference)?.clone();
+        // Unchanged VirtualService in an unchanged environment: reuse the resolved host and
+        // replay what its resolution reported.
+        if let Some(cached) = self.lkg.hosts.get(reference) {
+            if same_object(&cached.object, &entry.object) {
+                let cached = cached.clone();
+                for note in &cached.notes {
+                    self.record(&note.key, note.error, note.message.clone());
+                }
+                self.resolved
+                    .insert(reference.clone(), Some(cached.host.clone()));
+                return Some(cached.host);
+            }
+        }
+        self.lkg.virtual_hosts_resolved += 1;
+        self.journal = Some(Vec::new());
+        let host = self.resolve_virtual_host(reference, &entry);
+        let notes = self.journal.take().unwrap_or_default();
+        self.lkg.hosts.insert(
+            reference.clone(),
+            CachedHost {
+                object: entry.object.clone(),
+                host: host.clone(),
+                notes,
+            },
+        );
+        self.resolved.insert(reference.clone(), Some(host.clone()));
+        Some(host)
+    }
+
+    fn resolve_virtual_host(
+        &mut self,
+        reference: &ResourceRef,
+        entry: &Entry<VirtualServiceSpec>,
+    ) -> Arc<VirtualHostModel> {
         let key = ResourceKey::new(Kind::VirtualService, reference.clone());
         let vh = entry.object.spec.virtual_host.clone().unwrap_or_default();
         let namespace = reference
@@ -711,7 +898,7 @@ impl<'a> Resolver<'a> {
         let mut domains: Vec<String> = Vec::new();
         for d in &vh.domains {
             if domains.contains(d) {
-                self.reports.warn(
+                self.note(
                     &key,
                     format!("spec.virtualHost.domains: {d:?} is listed twice"),
                 );
@@ -730,8 +917,7 @@ impl<'a> Resolver<'a> {
                     Some(found) => {
                         options.merge_from(&found.object.spec.options);
                     }
-                    None => self.reports.warn(
-                        &key,
+                    None => self.note(&key,
                         format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} not found"),
                     ),
                 }
@@ -748,16 +934,14 @@ impl<'a> Resolver<'a> {
             chain: Vec::new(),
         };
         let routes = self.resolve_routes(&vh.routes, &context);
-        let host = Arc::new(VirtualHostModel {
+        Arc::new(VirtualHostModel {
             name,
             source: reference.clone(),
             domains,
             options,
             ssl_config: entry.object.spec.ssl_config.clone(),
             routes,
-        });
-        self.resolved.insert(reference.clone(), Some(host.clone()));
-        Some(host)
+        })
     }
 
     fn resolve_routes(&mut self, routes: &[Route], context: &Context) -> Vec<RouteModel> {
@@ -778,8 +962,7 @@ impl<'a> Resolver<'a> {
                         Some(found) => {
                             options.merge_from(&found.object.spec.options);
                         }
-                        None => self.reports.warn(
-                            &context.owner,
+                        None => self.note(&context.owner,
                             format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} not found"),
                         ),
                     }
@@ -821,8 +1004,7 @@ impl<'a> Resolver<'a> {
                         };
                         if !ok {
                             let shown = describe_path(&m);
-                            self.reports.warn(
-                                &context.owner,
+                            self.note(&context.owner,
                                 format!(
                                     "{path}.matchers[{j}]: {shown} does not start with the delegating prefix {parent_prefix:?}; the route is dropped"
                                 ),
@@ -859,7 +1041,7 @@ impl<'a> Resolver<'a> {
                 RouteActionRef::Route(a) => {
                     let warnings = self.check_destinations(a, &path);
                     for w in &warnings {
-                        self.reports.warn(&context.owner, w.clone());
+                        self.note(&context.owner, w.clone());
                     }
                     (RouteModelAction::Route(Box::new(a.clone())), warnings)
                 }
@@ -928,7 +1110,7 @@ impl<'a> Resolver<'a> {
                     } else {
                         "not found"
                     };
-                    self.reports.warn(
+                    self.note(
                         &context.owner,
                         format!(
                             "{path}.delegateAction: RouteTable {r} {why}; the route is dropped"
@@ -940,8 +1122,7 @@ impl<'a> Resolver<'a> {
             Ok(Some(DelegateTarget::Selector(selector))) => {
                 let found = self.select_route_tables(selector, &context.owner_namespace);
                 if found.is_empty() {
-                    self.reports.warn(
-                        &context.owner,
+                    self.note(&context.owner,
                         format!("{path}.delegateAction.selector: no RouteTable matches the selector; the route is dropped"),
                     );
                 }
@@ -964,8 +1145,7 @@ impl<'a> Resolver<'a> {
                     context.source.split(" routes[").next().unwrap_or_default(),
                     names.join(" -> ")
                 );
-                self.reports
-                    .error(&context.owner, format!("{path}.delegateAction: {cycle}"));
+                self.note_error(&context.owner, format!("{path}.delegateAction: {cycle}"));
                 continue;
             }
             let Some(entry) = self.route_tables.get(&table).cloned() else {

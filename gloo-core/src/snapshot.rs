@@ -53,7 +53,7 @@ pub struct ConfigSnapshot {
 fn insert<S>(
     collection: &mut Collection<S>,
     kind: Kind,
-    object: Object<S>,
+    object: Arc<Object<S>>,
     origin: Origin,
     reports: &mut Reports,
 ) {
@@ -76,13 +76,7 @@ fn insert<S>(
         return;
     }
     reports.accept(key, Some(&origin));
-    collection.insert(
-        reference,
-        Entry {
-            object: Arc::new(object),
-            origin,
-        },
-    );
+    collection.insert(reference, Entry { object, origin });
 }
 
 impl ConfigSnapshot {
@@ -97,6 +91,7 @@ impl ConfigSnapshot {
             let origin = loaded.origin.clone();
             let kind = loaded.resource.kind();
             match loaded.resource.clone() {
+                // Cloning a resource clones an `Arc`: unchanged resources are shared, not copied.
                 Resource::Gateway(o) => insert(&mut out.gateways, kind, o, origin, reports),
                 Resource::VirtualService(o) => {
                     insert(&mut out.virtual_services, kind, o, origin, reports)

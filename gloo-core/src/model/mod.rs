@@ -228,8 +228,8 @@ macro_rules! resource_kinds {
         #[allow(clippy::large_enum_variant)]
         pub enum Resource {
             $(
-                #[doc = concat!("A `", stringify!($variant), "`.")]
-                $variant(Object<$spec>),
+                #[doc = concat!("A `", stringify!($variant), "` (shared: cloning a resource is cheap).")]
+                $variant(std::sync::Arc<Object<$spec>>),
             )*
         }
 
@@ -246,7 +246,7 @@ macro_rules! resource_kinds {
 
             /// Mutable access to this resource's metadata.
             pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
-                match self { $(Resource::$variant(o) => &mut o.metadata,)* }
+                match self { $(Resource::$variant(o) => &mut std::sync::Arc::make_mut(o).metadata,)* }
             }
 
             /// The spec as JSON (the form statuses and hashes use).
@@ -263,7 +263,7 @@ macro_rules! resource_kinds {
                 match kind {
                     $(Kind::$variant => {
                         let envelope = Envelope::<$spec>::deserialize(deserializer)?;
-                        Ok(Resource::$variant(Object::new(envelope.metadata, envelope.spec)))
+                        Ok(Resource::$variant(std::sync::Arc::new(Object::new(envelope.metadata, envelope.spec))))
                     })*
                 }
             }

@@ -91,7 +91,7 @@ struct CachedVirtualHost {
 /// Translates config snapshots to xDS, incrementally. Keep one per control plane.
 #[derive(Default)]
 pub struct Translator {
-    lkg: resolve::LastKnownGood,
+    resolve_cache: resolve::ResolveCache,
     virtual_hosts: HashMap<String, CachedVirtualHost>,
     /// Upstream groups the cached virtual hosts were translated with.
     upstream_groups:
@@ -136,7 +136,7 @@ impl Translator {
     ) -> Translation {
         validate_upstreams(snapshot, &mut reports);
         validate_filter_configs(snapshot, &mut reports);
-        let models = resolve::resolve(snapshot, &mut self.lkg, &mut reports);
+        let models = resolve::resolve(snapshot, &mut self.resolve_cache, &mut reports);
         if self.upstream_groups.as_ref() != Some(&snapshot.upstream_groups) {
             self.virtual_hosts.clear();
             self.upstream_groups = Some(snapshot.upstream_groups.clone());
@@ -310,18 +310,23 @@ impl Translator {
     /// Replaces the discovered endpoints and returns every proxy's resources with only the
     /// endpoints (ClusterLoadAssignments) recomputed: no route or cluster is translated.
     pub fn update_endpoints(&mut self, endpoints: Endpoints) -> BTreeMap<String, ProxyResources> {
-        self.endpoints = endpoints;
+        let previous = std::mem::replace(&mut self.endpoints, endpoints);
         let mut proxies = std::mem::take(&mut self.last);
-        let eds = self.eds_clusters.clone();
+        let eds = std::mem::take(&mut self.eds_clusters);
         for (proxy, clusters) in &eds {
             let Some(resources) = proxies.get_mut(proxy) else {
                 continue;
             };
             for (name, (reference, upstream)) in clusters {
+                // Only upstreams whose discovered endpoints changed get a new assignment.
+                if previous.get(reference) == self.endpoints.get(reference) {
+                    continue;
+                }
                 let assignment = self.assignment(name, reference, &upstream.spec);
                 resources.endpoints.insert(name.clone(), assignment);
             }
         }
+        self.eds_clusters = eds;
         self.last = proxies.clone();
         proxies
     }
