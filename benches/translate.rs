@@ -89,7 +89,7 @@ fn incremental(c: &mut Criterion) {
         .map(|r| &mut r.resource)
         .find(|r| matches!(r, gloo_core::model::Resource::VirtualService(_)))
     {
-        if let Some(route) = vs
+        if let Some(route) = std::sync::Arc::make_mut(vs)
             .spec
             .virtual_host
             .as_mut()
