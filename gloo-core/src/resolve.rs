@@ -349,6 +349,8 @@ impl<'a> Resolver<'a> {
                     errors
                 }
             };
+            let mut errors = errors;
+            errors.extend(self.check_ssl_secret(reference, &entry.object.spec));
             if errors.is_empty() {
                 self.virtual_services
                     .insert(reference.clone(), entry.clone());
@@ -399,6 +401,41 @@ impl<'a> Resolver<'a> {
                     },
                 );
             }
+        }
+    }
+
+    /// A VirtualService's certificate must exist: it is checked on every run (not cached with
+    /// the VirtualService) because the Secret can change on its own.
+    fn check_ssl_secret(&self, reference: &ResourceRef, spec: &VirtualServiceSpec) -> Vec<String> {
+        use crate::model::ssl::SslSecretsRef;
+        let Some(ssl) = &spec.ssl_config else {
+            return Vec::new();
+        };
+        match ssl.ssl_secrets() {
+            Err(e) => vec![format!("spec.sslConfig: {e}")],
+            Ok(None) => vec!["spec.sslConfig: set one of secretRef, sslFiles, sds".to_string()],
+            Ok(Some(SslSecretsRef::SecretRef(secret))) => {
+                let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
+                match self.snapshot.tls_secret(secret, namespace) {
+                    Ok(tls) if tls.cert_chain.is_none() => vec![format!(
+                        "spec.sslConfig.secretRef: Secret {} has no tls.crt and tls.key to serve",
+                        secret.resolved(namespace)
+                    )],
+                    Ok(_) => Vec::new(),
+                    Err(e) => vec![format!("spec.sslConfig.secretRef: {e}")],
+                }
+            }
+            Ok(Some(SslSecretsRef::SslFiles(files))) => {
+                if files.tls_cert.is_none() || files.tls_key.is_none() {
+                    vec!["spec.sslConfig.sslFiles: tlsCert and tlsKey are required".to_string()]
+                } else {
+                    Vec::new()
+                }
+            }
+            Ok(Some(SslSecretsRef::Sds(_))) => vec![
+                "spec.sslConfig.sds: SDS certificates are not supported yet; use secretRef or sslFiles"
+                    .to_string(),
+            ],
         }
     }
 

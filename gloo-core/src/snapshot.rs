@@ -7,8 +7,9 @@ use crate::load::{LoadedResource, Origin};
 use crate::model::{
     extauth::AuthConfigSpec, gateway::GatewaySpec, options::RouteOptionSpec,
     options::VirtualHostOptionSpec, ratelimit::RateLimitConfigSpec, route_table::RouteTableSpec,
-    settings::SettingsSpec, upstream::UpstreamSpec, upstream_group::UpstreamGroupSpec,
-    virtual_service::VirtualServiceSpec, Kind, Object, Resource, ResourceRef,
+    secret::SecretSpec, settings::SettingsSpec, upstream::UpstreamSpec,
+    upstream_group::UpstreamGroupSpec, virtual_service::VirtualServiceSpec, Kind, Object, Resource,
+    ResourceRef,
 };
 use crate::source::SourceSnapshot;
 use crate::status::{Reports, ResourceKey};
@@ -48,6 +49,8 @@ pub struct ConfigSnapshot {
     pub auth_configs: Collection<AuthConfigSpec>,
     /// RateLimitConfigs.
     pub rate_limit_configs: Collection<RateLimitConfigSpec>,
+    /// Kubernetes Secrets (TLS certificates and keys, credentials).
+    pub secrets: Collection<SecretSpec>,
 }
 
 fn insert<S>(
@@ -79,7 +82,49 @@ fn insert<S>(
     collection.insert(reference, Entry { object, origin });
 }
 
+/// A TLS certificate, key and CA read from a Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsSecret {
+    /// PEM certificate chain (`tls.crt`).
+    pub cert_chain: Option<Vec<u8>>,
+    /// PEM private key (`tls.key`).
+    pub private_key: Option<Vec<u8>>,
+    /// PEM CA bundle (`ca.crt`).
+    pub root_ca: Option<Vec<u8>>,
+}
+
 impl ConfigSnapshot {
+    /// The TLS material of the Secret `reference` names (namespace defaulting to
+    /// `namespace`), or an error that says what is missing.
+    pub fn tls_secret(
+        &self,
+        reference: &ResourceRef,
+        namespace: &str,
+    ) -> Result<TlsSecret, String> {
+        let reference = reference.resolved(namespace);
+        let secret = self
+            .secrets
+            .get(&reference)
+            .ok_or_else(|| format!("Secret {reference} not found"))?;
+        let spec = &secret.object.spec;
+        let tls = TlsSecret {
+            cert_chain: spec.get("tls.crt")?,
+            private_key: spec.get("tls.key")?,
+            root_ca: spec.get("ca.crt")?,
+        };
+        if tls.cert_chain.is_some() != tls.private_key.is_some() {
+            return Err(format!(
+                "Secret {reference} must hold both tls.crt and tls.key, or neither"
+            ));
+        }
+        if tls.cert_chain.is_none() && tls.root_ca.is_none() {
+            return Err(format!(
+                "Secret {reference} holds no TLS material (tls.crt and tls.key, or ca.crt)"
+            ));
+        }
+        Ok(tls)
+    }
+
     /// Indexes resources; a second resource with the kind, namespace and name of an earlier
     /// one is reported as a duplicate and ignored.
     pub fn from_resources<'a>(
@@ -109,6 +154,7 @@ impl ConfigSnapshot {
                 }
                 Resource::Settings(o) => insert(&mut out.settings, kind, o, origin, reports),
                 Resource::AuthConfig(o) => insert(&mut out.auth_configs, kind, o, origin, reports),
+                Resource::Secret(o) => insert(&mut out.secrets, kind, o, origin, reports),
                 Resource::RateLimitConfig(o) => {
                     insert(&mut out.rate_limit_configs, kind, o, origin, reports)
                 }

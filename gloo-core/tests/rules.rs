@@ -1140,3 +1140,82 @@ fn invalid_rate_limit_and_auth_configs_are_rejected() {
     let ac = status(&t, Kind::AuthConfig, &gs("ac"));
     assert_eq!(ac.errors, ["spec.configs[0]: no auth type is set"]);
 }
+
+// ----- TLS secrets ---------------------------------------------------------------------------
+
+const TLS_SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: tls, namespace: gloo-system}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: CERT-PEM\n  tls.key: KEY-PEM\n";
+
+fn ssl_vs(secret: &str) -> String {
+    format!("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: secure, namespace: gloo-system}}\nspec:\n  sslConfig:\n    secretRef: {{name: {secret}}}\n  virtualHost:\n    domains: [secure.example.com]\n    routes:\n    - directResponseAction: {{status: 200}}\n")
+}
+
+#[test]
+fn ssl_virtual_service_serves_its_secret_inline_on_the_ssl_listener() {
+    let t = translate(&docs(&[TLS_SECRET, &ssl_vs("tls")]));
+    assert_no_rejections(&t);
+    let listener = &proxy(&t).listeners["listener-::-8443"].resource;
+    let chain = &listener.filter_chains[0];
+    assert_eq!(
+        chain.filter_chain_match.as_ref().unwrap().server_names,
+        ["secure.example.com"]
+    );
+    let json = gloo_core::xds::to_json(listener.as_ref()).unwrap();
+    let tls = &json["filterChains"][0]["transportSocket"]["typedConfig"];
+    let cert = &tls["commonTlsContext"]["tlsCertificates"][0];
+    // inline bytes print as base64 in proto JSON: "CERT-PEM" -> "Q0VSVC1QRU0="
+    assert_eq!(cert["certificateChain"]["inlineBytes"], "Q0VSVC1QRU0=");
+    assert_eq!(cert["privateKey"]["inlineBytes"], "S0VZLVBFTQ==");
+    // The plain listener does not serve the SSL virtual service.
+    assert!(vhost_names(route_config_of(proxy(&t), "listener-::-8080-routes")).is_empty());
+}
+
+#[test]
+fn ssl_virtual_service_with_a_missing_secret_is_rejected() {
+    let t = translate(&ssl_vs("nope"));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("secure"),
+        Rejected,
+        &["spec.sslConfig.secretRef: Secret gloo-system.nope not found"],
+        &[],
+    );
+    assert!(!proxy(&t).listeners.contains_key("listener-::-8443"));
+}
+
+#[test]
+fn upstream_tls_secret_must_exist_and_hold_tls_material() {
+    let upstream = |secret: &str| {
+        format!("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: up, namespace: gloo-system}}\nspec:\n  static: {{hosts: [{{addr: 127.0.0.1, port: 443}}]}}\n  sslConfig: {{secretRef: {{name: {secret}}}}}\n")
+    };
+    let t = translate(&upstream("missing"));
+    assert_status(
+        &t,
+        Kind::Upstream,
+        &gs("up"),
+        Rejected,
+        &["spec.sslConfig.secretRef: Secret gloo-system.missing not found"],
+        &[],
+    );
+    let empty = "apiVersion: v1\nkind: Secret\nmetadata: {name: empty, namespace: gloo-system}\nstringData: {other: x}\n";
+    let t = translate(&docs(&[empty, &upstream("empty")]));
+    assert_eq!(
+        status(&t, Kind::Upstream, &gs("up")).errors,
+        ["spec.sslConfig.secretRef: Secret gloo-system.empty holds no TLS material (tls.crt and tls.key, or ca.crt)"]
+    );
+}
+
+#[test]
+fn a_changed_secret_rebuilds_the_cluster_that_uses_it() {
+    let ca = |pem: &str| {
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: ca, namespace: gloo-system}}\nstringData: {{ca.crt: {pem}}}\n")
+    };
+    let rest = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up, namespace: gloo-system}\nspec:\n  static: {hosts: [{addr: 127.0.0.1, port: 443}]}\n  sslConfig: {secretRef: {name: ca}}\n---\n".to_string()
+        + &vs("default", "routes:\n- routeAction: {single: {upstream: {name: up}}}\n");
+    let mut translator = Translator::new();
+    let first = translate_with(&mut translator, &docs(&[&ca("ONE"), &rest]));
+    let second = translate_with(&mut translator, &docs(&[&ca("TWO"), &rest]));
+    let version =
+        |t: &gloo_core::translate::Translation| proxy(t).clusters["up_gloo-system"].version.clone();
+    assert_ne!(version(&first), version(&second));
+}

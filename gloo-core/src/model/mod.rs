@@ -22,6 +22,7 @@ pub mod ratelimit;
 pub mod retries;
 pub mod route_table;
 pub mod routing;
+pub mod secret;
 pub mod settings;
 pub mod shadowing;
 pub mod ssl;
@@ -193,7 +194,7 @@ impl<S> Object<S> {
 pub type Labels = BTreeMap<String, String>;
 
 macro_rules! resource_kinds {
-    ($( $variant:ident => $api:literal, $spec:ty; )*) => {
+    ($( $variant:ident => $api:literal, $spec:ty, $document:ty; )*) => {
         /// The kinds gloo understands, each with the `apiVersion` Gloo gives it.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Kind {
@@ -262,8 +263,8 @@ macro_rules! resource_kinds {
             ) -> Result<Resource, D::Error> {
                 match kind {
                     $(Kind::$variant => {
-                        let envelope = Envelope::<$spec>::deserialize(deserializer)?;
-                        Ok(Resource::$variant(std::sync::Arc::new(Object::new(envelope.metadata, envelope.spec))))
+                        let (metadata, spec) = <$document>::deserialize(deserializer)?.into_parts();
+                        Ok(Resource::$variant(std::sync::Arc::new(Object::new(metadata, spec))))
                     })*
                 }
             }
@@ -272,16 +273,17 @@ macro_rules! resource_kinds {
 }
 
 resource_kinds! {
-    Gateway => "gateway.solo.io/v1", gateway::GatewaySpec;
-    VirtualService => "gateway.solo.io/v1", virtual_service::VirtualServiceSpec;
-    RouteTable => "gateway.solo.io/v1", route_table::RouteTableSpec;
-    VirtualHostOption => "gateway.solo.io/v1", options::VirtualHostOptionSpec;
-    RouteOption => "gateway.solo.io/v1", options::RouteOptionSpec;
-    Upstream => "gloo.solo.io/v1", upstream::UpstreamSpec;
-    UpstreamGroup => "gloo.solo.io/v1", upstream_group::UpstreamGroupSpec;
-    Settings => "gloo.solo.io/v1", settings::SettingsSpec;
-    AuthConfig => "enterprise.gloo.solo.io/v1", extauth::AuthConfigSpec;
-    RateLimitConfig => "ratelimit.solo.io/v1alpha1", ratelimit::RateLimitConfigSpec;
+    Gateway => "gateway.solo.io/v1", gateway::GatewaySpec, Envelope<gateway::GatewaySpec>;
+    VirtualService => "gateway.solo.io/v1", virtual_service::VirtualServiceSpec, Envelope<virtual_service::VirtualServiceSpec>;
+    RouteTable => "gateway.solo.io/v1", route_table::RouteTableSpec, Envelope<route_table::RouteTableSpec>;
+    VirtualHostOption => "gateway.solo.io/v1", options::VirtualHostOptionSpec, Envelope<options::VirtualHostOptionSpec>;
+    RouteOption => "gateway.solo.io/v1", options::RouteOptionSpec, Envelope<options::RouteOptionSpec>;
+    Upstream => "gloo.solo.io/v1", upstream::UpstreamSpec, Envelope<upstream::UpstreamSpec>;
+    UpstreamGroup => "gloo.solo.io/v1", upstream_group::UpstreamGroupSpec, Envelope<upstream_group::UpstreamGroupSpec>;
+    Settings => "gloo.solo.io/v1", settings::SettingsSpec, Envelope<settings::SettingsSpec>;
+    AuthConfig => "enterprise.gloo.solo.io/v1", extauth::AuthConfigSpec, Envelope<extauth::AuthConfigSpec>;
+    RateLimitConfig => "ratelimit.solo.io/v1alpha1", ratelimit::RateLimitConfigSpec, Envelope<ratelimit::RateLimitConfigSpec>;
+    Secret => "v1", secret::SecretSpec, secret::SecretDocument;
 }
 
 impl fmt::Display for Kind {
@@ -298,7 +300,18 @@ impl Resource {
     }
 }
 
-/// The document shape of every kind: `apiVersion`, `kind`, `metadata`, `spec`, and a `status`
+/// A document's metadata and spec, whatever its shape.
+trait Document<S> {
+    fn into_parts(self) -> (ObjectMeta, S);
+}
+
+impl<S> Document<S> for Envelope<S> {
+    fn into_parts(self) -> (ObjectMeta, S) {
+        (self.metadata, self.spec)
+    }
+}
+
+/// The document shape of every Gloo kind: `apiVersion`, `kind`, `metadata`, `spec`, and a `status`
 /// that is accepted (it appears in `kubectl get -o yaml` output) and ignored.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

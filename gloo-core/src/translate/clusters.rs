@@ -27,11 +27,12 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 use envoy_types::pb::envoy::r#type::v3::{Int64Range, Percent};
 use envoy_types::pb::google::protobuf::{Duration as PbDuration, UInt32Value, UInt64Value};
 
-use super::listeners::ads;
+use super::listeners::{ads, tls_material};
 use super::names::{cluster_name, HTTP_PROTOCOL_OPTIONS};
 use super::routes::duration;
+use super::Context;
 use crate::model::cluster::{HealthCheckerRef, LoadBalancerTypeRef};
-use crate::model::ssl::{SslSecretsRef, UpstreamSslConfig};
+use crate::model::ssl::UpstreamSslConfig;
 use crate::model::upstream::{UpstreamSpec, UpstreamTypeRef};
 use crate::model::{Object, ResourceRef};
 use crate::xds::pack;
@@ -140,34 +141,28 @@ pub(crate) fn load_assignment(cluster: &str, endpoints: &[Endpoint]) -> ClusterL
     }
 }
 
-fn file(path: &str) -> envoy_types::pb::envoy::config::core::v3::DataSource {
-    envoy_types::pb::envoy::config::core::v3::DataSource {
-        specifier: Some(
-            envoy_types::pb::envoy::config::core::v3::data_source::Specifier::Filename(
-                path.to_string(),
-            ),
-        ),
-        ..Default::default()
-    }
-}
-
-fn upstream_tls(ssl: Option<&UpstreamSslConfig>, sni: Option<String>) -> UpstreamTlsContext {
+fn upstream_tls(
+    ssl: Option<&UpstreamSslConfig>,
+    sni: Option<String>,
+    namespace: &str,
+    ctx: &Context<'_>,
+) -> UpstreamTlsContext {
     let mut common = CommonTlsContext::default();
     let mut context_sni = sni.unwrap_or_default();
     if let Some(ssl) = ssl {
-        if let Ok(Some(SslSecretsRef::SslFiles(files))) = ssl.ssl_secrets() {
-            if files.tls_cert.is_some() || files.tls_key.is_some() {
+        if let Some((cert, key, ca)) = tls_material(ssl.ssl_secrets(), namespace, ctx) {
+            if cert.is_some() || key.is_some() {
                 common.tls_certificates.push(TlsCertificate {
-                    certificate_chain: files.tls_cert.as_deref().map(file),
-                    private_key: files.tls_key.as_deref().map(file),
+                    certificate_chain: cert,
+                    private_key: key,
                     ..Default::default()
                 });
             }
-            if let Some(ca) = files.root_ca.as_deref() {
+            if let Some(ca) = ca {
                 common.validation_context_type = Some(
                     common_tls_context::ValidationContextType::ValidationContext(
                         CertificateValidationContext {
-                            trusted_ca: Some(file(ca)),
+                            trusted_ca: Some(ca),
                             ..Default::default()
                         },
                     ),
@@ -276,7 +271,7 @@ fn outlier(od: &crate::model::cluster::OutlierDetection) -> OutlierDetection {
 }
 
 /// The Envoy cluster of one Upstream.
-pub(crate) fn cluster(upstream: &Object<UpstreamSpec>) -> Cluster {
+pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Cluster {
     let reference = upstream.to_ref();
     let spec = &upstream.spec;
     let name = cluster_name(&reference);
@@ -422,7 +417,13 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>) -> Cluster {
             }
             _ => None,
         };
-        out.transport_socket = Some(tls_socket(&upstream_tls(spec.ssl_config.as_ref(), sni)));
+        let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
+        out.transport_socket = Some(tls_socket(&upstream_tls(
+            spec.ssl_config.as_ref(),
+            sni,
+            namespace,
+            ctx,
+        )));
     }
     out
 }

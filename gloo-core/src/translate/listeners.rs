@@ -26,6 +26,7 @@ use super::names::{
     route_config_name, CORS_FILTER, FAULT_FILTER, HCM_FILTER, ROUTER_FILTER, TCP_PROXY_FILTER,
 };
 use super::routes::duration;
+use super::Context;
 use crate::model::ssl::{SslConfig, SslSecretsRef};
 use crate::resolve::{ListenerKind, ListenerModel, VirtualHostModel};
 use crate::xds::pack;
@@ -48,16 +49,50 @@ fn file(path: &str) -> DataSource {
     }
 }
 
-/// The downstream TLS context of an SSL VirtualService (certificate files; secrets come with
-/// the secret sources of a later release and are reported then).
-fn downstream_tls(ssl: &SslConfig) -> Option<DownstreamTlsContext> {
-    let Ok(Some(SslSecretsRef::SslFiles(files))) = ssl.ssl_secrets() else {
-        return None;
-    };
+fn inline(bytes: &[u8]) -> DataSource {
+    DataSource {
+        specifier: Some(data_source::Specifier::InlineBytes(bytes.to_vec())),
+        ..Default::default()
+    }
+}
+
+/// Certificate, key and CA of an `sslConfig`: files local to the proxy, or the contents of a
+/// Secret inlined (as Gloo does).
+pub(crate) fn tls_material(
+    secrets: Result<Option<SslSecretsRef<'_>>, crate::model::routing::OneofError>,
+    namespace: &str,
+    ctx: &Context<'_>,
+) -> Option<(Option<DataSource>, Option<DataSource>, Option<DataSource>)> {
+    match secrets {
+        Ok(Some(SslSecretsRef::SslFiles(files))) => Some((
+            files.tls_cert.as_deref().map(file),
+            files.tls_key.as_deref().map(file),
+            files.root_ca.as_deref().map(file),
+        )),
+        Ok(Some(SslSecretsRef::SecretRef(reference))) => {
+            // Missing or malformed secrets are reported by validation.
+            let tls = ctx.snapshot.tls_secret(reference, namespace).ok()?;
+            Some((
+                tls.cert_chain.as_deref().map(inline),
+                tls.private_key.as_deref().map(inline),
+                tls.root_ca.as_deref().map(inline),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The downstream TLS context of an SSL VirtualService.
+fn downstream_tls(
+    ssl: &SslConfig,
+    namespace: &str,
+    ctx: &Context<'_>,
+) -> Option<DownstreamTlsContext> {
+    let (cert, key, ca) = tls_material(ssl.ssl_secrets(), namespace, ctx)?;
     let mut common = CommonTlsContext {
         tls_certificates: vec![TlsCertificate {
-            certificate_chain: files.tls_cert.as_deref().map(file),
-            private_key: files.tls_key.as_deref().map(file),
+            certificate_chain: cert,
+            private_key: key,
             ..Default::default()
         }],
         alpn_protocols: if ssl.alpn_protocols.is_empty() {
@@ -67,11 +102,12 @@ fn downstream_tls(ssl: &SslConfig) -> Option<DownstreamTlsContext> {
         },
         ..Default::default()
     };
-    if let Some(ca) = files.root_ca.as_deref() {
+    let has_ca = ca.is_some();
+    if let Some(ca) = ca {
         common.validation_context_type = Some(
             envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType::ValidationContext(
                 envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext {
-                    trusted_ca: Some(file(ca)),
+                    trusted_ca: Some(ca),
                     ..Default::default()
                 },
             ),
@@ -79,7 +115,8 @@ fn downstream_tls(ssl: &SslConfig) -> Option<DownstreamTlsContext> {
     }
     Some(DownstreamTlsContext {
         common_tls_context: Some(common),
-        require_client_certificate: files.root_ca.as_ref().map(|_| BoolValue {
+        // A CA means clients must present a certificate it signed, unless `oneWayTls`.
+        require_client_certificate: has_ca.then(|| BoolValue {
             value: !ssl.one_way_tls.unwrap_or(false),
         }),
         ..Default::default()
@@ -217,7 +254,7 @@ fn tcp_cluster(host: &crate::model::gateway::TcpHost) -> Option<tcp_proxy::Clust
 }
 
 /// The Envoy listener of one Gateway on one proxy.
-pub(crate) fn listener(model: &ListenerModel) -> Listener {
+pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
     let mut listener_filters = Vec::new();
     if model.use_proxy_proto {
         listener_filters.push(ListenerFilter {
@@ -257,7 +294,8 @@ pub(crate) fn listener(model: &ListenerModel) -> Listener {
                 let Some(ssl) = &host.ssl_config else {
                     continue;
                 };
-                let Some(tls) = downstream_tls(ssl) else {
+                let namespace = host.source.namespace_or(crate::model::DEFAULT_NAMESPACE);
+                let Some(tls) = downstream_tls(ssl, namespace, ctx) else {
                     continue;
                 };
                 let server_names: Vec<String> = if ssl.sni_domains.is_empty() {

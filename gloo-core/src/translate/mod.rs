@@ -102,6 +102,9 @@ pub struct Translator {
     eds_clusters: BTreeMap<String, EdsClusters>,
     endpoints: Endpoints,
     last: BTreeMap<String, ProxyResources>,
+    /// Secrets the cached clusters were built with.
+    secrets: Option<crate::snapshot::Collection<crate::model::secret::SecretSpec>>,
+    secrets_changed: bool,
     /// How many virtual hosts the last translation built anew (the rest came from the cache).
     pub virtual_hosts_translated: usize,
 }
@@ -137,6 +140,10 @@ impl Translator {
         validate_upstreams(snapshot, &mut reports);
         validate_filter_configs(snapshot, &mut reports);
         let models = resolve::resolve(snapshot, &mut self.resolve_cache, &mut reports);
+        self.secrets_changed = self.secrets.as_ref() != Some(&snapshot.secrets);
+        if self.secrets_changed {
+            self.secrets = Some(snapshot.secrets.clone());
+        }
         if self.upstream_groups.as_ref() != Some(&snapshot.upstream_groups) {
             self.virtual_hosts.clear();
             self.upstream_groups = Some(snapshot.upstream_groups.clone());
@@ -171,7 +178,7 @@ impl Translator {
         let mut status = ProxyStatus::default();
         let mut referenced: BTreeSet<ResourceRef> = BTreeSet::new();
         for listener in &model.listeners {
-            let envoy_listener = listeners::listener(listener);
+            let envoy_listener = listeners::listener(listener, ctx);
             if envoy_listener.filter_chains.is_empty() {
                 // Like Gloo, a gateway with nothing to serve (an SSL gateway without SSL
                 // virtual services, a TCP gateway without hosts) gets no listener: Envoy
@@ -228,6 +235,7 @@ impl Translator {
                 .insert(listener.name.clone(), listener_status);
         }
         reports.proxies.insert(model.name.clone(), status);
+        let secrets_changed = self.secrets_changed;
         let eds = self.eds_clusters.entry(model.name.clone()).or_default();
         for reference in referenced {
             let Some(entry) = ctx.snapshot.upstreams.get(&reference) else {
@@ -240,9 +248,9 @@ impl Translator {
                 continue;
             }
             let cluster = match self.clusters.get(&reference) {
-                Some((spec, cached)) if spec == &entry.object => cached.clone(),
+                Some((spec, cached)) if spec == &entry.object && !secrets_changed => cached.clone(),
                 _ => {
-                    let built = Versioned::new(clusters::cluster(&entry.object));
+                    let built = Versioned::new(clusters::cluster(&entry.object, ctx));
                     self.clusters
                         .insert(reference.clone(), (entry.object.clone(), built.clone()));
                     built
@@ -494,14 +502,19 @@ fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             }
             Ok(Some(_)) => {}
         }
-        if let Some(Err(e)) = entry
-            .object
-            .spec
-            .ssl_config
-            .as_ref()
-            .map(|s| s.ssl_secrets())
-        {
-            reports.error(&key, format!("spec.sslConfig: {e}"));
+        match entry.object.spec.ssl_config.as_ref().map(|s| s.ssl_secrets()) {
+            Some(Err(e)) => reports.error(&key, format!("spec.sslConfig: {e}")),
+            Some(Ok(Some(crate::model::ssl::SslSecretsRef::SecretRef(secret)))) => {
+                let namespace = reference.namespace_or(DEFAULT_NAMESPACE);
+                if let Err(e) = snapshot.tls_secret(secret, namespace) {
+                    reports.error(&key, format!("spec.sslConfig.secretRef: {e}"));
+                }
+            }
+            Some(Ok(Some(crate::model::ssl::SslSecretsRef::Sds(_)))) => reports.error(
+                &key,
+                "spec.sslConfig.sds: SDS certificates are not supported yet; use secretRef or sslFiles",
+            ),
+            _ => {}
         }
     }
 }
