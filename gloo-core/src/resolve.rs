@@ -79,6 +79,82 @@ pub enum ListenerKind {
     },
     /// TCP proxying (`tcpGateway`).
     Tcp,
+    /// A `hybridGateway`: one filter chain per matched gateway, chosen by client address
+    /// (and SNI when the matcher terminates TLS).
+    Hybrid {
+        /// The matched gateways, in order.
+        chains: Vec<MatchedChain>,
+    },
+}
+
+/// One matched gateway of a hybrid gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchedChain {
+    /// Position in `matchedGateways` (names the chain and its route configuration).
+    pub index: usize,
+    /// Client address ranges the chain serves (all when empty).
+    pub source_prefix_ranges: Vec<crate::model::gateway::CidrRange>,
+    /// TLS terminated with this certificate, when the matcher has an `sslConfig`.
+    pub ssl: Option<SslConfig>,
+    /// What the chain serves.
+    pub kind: MatchedChainKind,
+}
+
+/// What a matched gateway serves.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MatchedChainKind {
+    /// HTTP virtual hosts.
+    Http {
+        /// The matched `httpGateway` (its options configure the connection manager).
+        gateway: crate::model::gateway::HttpGateway,
+        /// Virtual hosts, ordered by VirtualService namespace and name.
+        virtual_hosts: Vec<Arc<VirtualHostModel>>,
+    },
+    /// TCP hosts.
+    Tcp(crate::model::gateway::TcpGateway),
+}
+
+impl ListenerModel {
+    /// The route configurations this listener reads over RDS: name and virtual hosts.
+    pub fn route_configs(&self) -> Vec<(String, &[Arc<VirtualHostModel>])> {
+        match &self.kind {
+            ListenerKind::Http { virtual_hosts, .. } => {
+                vec![(format!("{}-routes", self.name), virtual_hosts.as_slice())]
+            }
+            ListenerKind::Tcp => Vec::new(),
+            ListenerKind::Hybrid { chains } => chains
+                .iter()
+                .filter_map(|chain| match &chain.kind {
+                    MatchedChainKind::Http { virtual_hosts, .. } => Some((
+                        format!("{}-routes-{}", self.name, chain.index),
+                        virtual_hosts.as_slice(),
+                    )),
+                    MatchedChainKind::Tcp(_) => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The TCP hosts this listener proxies.
+    pub fn tcp_hosts(&self) -> Vec<&crate::model::gateway::TcpHost> {
+        match &self.kind {
+            ListenerKind::Tcp => self
+                .spec
+                .tcp_gateway
+                .iter()
+                .flat_map(|t| &t.tcp_hosts)
+                .collect(),
+            ListenerKind::Http { .. } => Vec::new(),
+            ListenerKind::Hybrid { chains } => chains
+                .iter()
+                .filter_map(|c| match &c.kind {
+                    MatchedChainKind::Tcp(t) => Some(&t.tcp_hosts),
+                    MatchedChainKind::Http { .. } => None,
+                })
+                .flatten()
+                .collect(),
+        }
+    }
 }
 
 /// A virtual host: one VirtualService with its delegated routes flattened in.
@@ -407,35 +483,39 @@ impl<'a> Resolver<'a> {
     /// A VirtualService's certificate must exist: it is checked on every run (not cached with
     /// the VirtualService) because the Secret can change on its own.
     fn check_ssl_secret(&self, reference: &ResourceRef, spec: &VirtualServiceSpec) -> Vec<String> {
-        use crate::model::ssl::SslSecretsRef;
         let Some(ssl) = &spec.ssl_config else {
             return Vec::new();
         };
+        let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
+        self.check_ssl(ssl, namespace, "spec.sslConfig")
+    }
+
+    /// Checks that a downstream `sslConfig` names a certificate and key gloo can serve.
+    fn check_ssl(&self, ssl: &SslConfig, namespace: &str, path: &str) -> Vec<String> {
+        use crate::model::ssl::SslSecretsRef;
         match ssl.ssl_secrets() {
-            Err(e) => vec![format!("spec.sslConfig: {e}")],
-            Ok(None) => vec!["spec.sslConfig: set one of secretRef, sslFiles, sds".to_string()],
+            Err(e) => vec![format!("{path}: {e}")],
+            Ok(None) => vec![format!("{path}: set one of secretRef, sslFiles, sds")],
             Ok(Some(SslSecretsRef::SecretRef(secret))) => {
-                let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
                 match self.snapshot.tls_secret(secret, namespace) {
                     Ok(tls) if tls.cert_chain.is_none() => vec![format!(
-                        "spec.sslConfig.secretRef: Secret {} has no tls.crt and tls.key to serve",
+                        "{path}.secretRef: Secret {} has no tls.crt and tls.key to serve",
                         secret.resolved(namespace)
                     )],
                     Ok(_) => Vec::new(),
-                    Err(e) => vec![format!("spec.sslConfig.secretRef: {e}")],
+                    Err(e) => vec![format!("{path}.secretRef: {e}")],
                 }
             }
             Ok(Some(SslSecretsRef::SslFiles(files))) => {
                 if files.tls_cert.is_none() || files.tls_key.is_none() {
-                    vec!["spec.sslConfig.sslFiles: tlsCert and tlsKey are required".to_string()]
+                    vec![format!("{path}.sslFiles: tlsCert and tlsKey are required")]
                 } else {
                     Vec::new()
                 }
             }
-            Ok(Some(SslSecretsRef::Sds(_))) => vec![
-                "spec.sslConfig.sds: SDS certificates are not supported yet; use secretRef or sslFiles"
-                    .to_string(),
-            ],
+            Ok(Some(SslSecretsRef::Sds(_))) => vec![format!(
+                "{path}.sds: SDS certificates are not supported yet; use secretRef or sslFiles"
+            )],
         }
     }
 
@@ -744,15 +824,57 @@ impl<'a> Resolver<'a> {
             }
             let kind = if spec.tcp_gateway.is_some() {
                 ListenerKind::Tcp
-            } else if spec.hybrid_gateway.is_some() {
-                self.reports.warn(
-                    &key,
-                    "spec.hybridGateway: not supported yet; the gateway is not served",
-                );
-                continue;
+            } else if let Some(hybrid) = &spec.hybrid_gateway {
+                if hybrid.delegated_http_gateways.is_some()
+                    || hybrid.delegated_tcp_gateways.is_some()
+                {
+                    self.reports.warn(
+                        &key,
+                        "spec.hybridGateway: delegatedHttpGateways and delegatedTcpGateways need MatchableHttpGateway resources, which gloo does not read yet; only matchedGateways are served",
+                    );
+                }
+                let mut chains = Vec::new();
+                for (index, matched) in hybrid.matched_gateways.iter().enumerate() {
+                    let matcher = matched.matcher.clone().unwrap_or_default();
+                    if let Some(ssl) = &matcher.ssl_config {
+                        let gateway_ns = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
+                        let path = format!(
+                            "spec.hybridGateway.matchedGateways[{index}].matcher.sslConfig"
+                        );
+                        let problems = self.check_ssl(ssl, gateway_ns, &path);
+                        if !problems.is_empty() {
+                            for problem in problems {
+                                self.reports.error(&key, problem);
+                            }
+                            continue;
+                        }
+                    }
+                    let kind = match (&matched.http_gateway, &matched.tcp_gateway) {
+                        (Some(http), None) => MatchedChainKind::Http {
+                            gateway: http.clone(),
+                            virtual_hosts: self.http_gateway_hosts(&reference, http, false),
+                        },
+                        (None, Some(tcp)) => MatchedChainKind::Tcp(tcp.clone()),
+                        _ => {
+                            self.reports.error(
+                                &key,
+                                format!("spec.hybridGateway.matchedGateways[{index}]: set exactly one of httpGateway, tcpGateway"),
+                            );
+                            continue;
+                        }
+                    };
+                    chains.push(MatchedChain {
+                        index,
+                        source_prefix_ranges: matcher.source_prefix_ranges.clone(),
+                        ssl: matcher.ssl_config.clone(),
+                        kind,
+                    });
+                }
+                ListenerKind::Hybrid { chains }
             } else {
                 let ssl = spec.ssl;
-                let virtual_hosts = self.http_gateway_hosts(&reference, spec, ssl);
+                let http = spec.http_gateway.clone().unwrap_or_default();
+                let virtual_hosts = self.http_gateway_hosts(&reference, &http, ssl);
                 ListenerKind::Http { ssl, virtual_hosts }
             };
             let mut proxy_names = spec.proxy_names.clone();
@@ -794,11 +916,10 @@ impl<'a> Resolver<'a> {
     fn http_gateway_hosts(
         &mut self,
         gateway: &ResourceRef,
-        spec: &GatewaySpec,
+        http: &crate::model::gateway::HttpGateway,
         ssl: bool,
     ) -> Vec<Arc<VirtualHostModel>> {
         let gateway_key = ResourceKey::new(Kind::Gateway, gateway.clone());
-        let http = spec.http_gateway.clone().unwrap_or_default();
         let gateway_ns = gateway
             .namespace_or(crate::model::DEFAULT_NAMESPACE)
             .to_string();

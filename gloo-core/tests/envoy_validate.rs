@@ -124,3 +124,11 @@ fn envoy_accepts_the_quickstart() {
     let (listeners, routes, clusters) = validate_with_envoy(&dir);
     assert_eq!((listeners, routes, clusters), (1, 1, 1));
 }
+
+#[test]
+fn envoy_accepts_http_tcp_and_hybrid_gateways() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-gateways");
+    let (listeners, routes, clusters) = validate_with_envoy(&dir);
+    // Three listeners; route configurations for the HTTP gateway and the hybrid HTTP chain.
+    assert_eq!((listeners, routes, clusters), (3, 2, 2));
+}

@@ -1219,3 +1219,85 @@ fn a_changed_secret_rebuilds_the_cluster_that_uses_it() {
         |t: &gloo_core::translate::Translation| proxy(t).clusters["up_gloo-system"].version.clone();
     assert_ne!(version(&first), version(&second));
 }
+
+// ----- gateway types -------------------------------------------------------------------------
+
+#[test]
+fn hybrid_gateway_matches_clients_by_address_with_a_route_config_per_http_chain() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/envoy-gateways/gateways.yaml"
+    ))
+    .unwrap();
+    let t = translate(&text);
+    assert_no_rejections(&t);
+    let listener = &proxy(&t).listeners["listener-::-8443"].resource;
+    assert_eq!(listener.filter_chains.len(), 2);
+    let internal = &listener.filter_chains[0];
+    let ranges = &internal
+        .filter_chain_match
+        .as_ref()
+        .unwrap()
+        .source_prefix_ranges;
+    assert_eq!(ranges[0].address_prefix, "10.0.0.0");
+    assert_eq!(ranges[0].prefix_len.as_ref().unwrap().value, 8);
+    assert!(internal.transport_socket.is_none());
+    let tls = &listener.filter_chains[1];
+    assert_eq!(
+        tls.filter_chain_match.as_ref().unwrap().server_names,
+        ["secure.example.com"]
+    );
+    assert!(tls.transport_socket.is_some());
+    assert_eq!(
+        vhost_names(route_config_of(proxy(&t), "listener-::-8443-routes-0")),
+        ["gloo-system_web"]
+    );
+    // The TCP gateway: one chain per host, the SNI host matched by name.
+    let tcp = &proxy(&t).listeners["listener-0.0.0.0-9000"].resource;
+    assert_eq!(tcp.filter_chains.len(), 2);
+    assert_eq!(
+        tcp.filter_chains[0]
+            .filter_chain_match
+            .as_ref()
+            .unwrap()
+            .server_names,
+        ["db.example.com"]
+    );
+    assert!(tcp.filter_chains[1].filter_chain_match.is_none());
+}
+
+#[test]
+fn hybrid_gateway_with_an_unreadable_certificate_drops_only_that_chain() {
+    let text = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: hybrid, namespace: gloo-system}\nspec:\n  bindPort: 8443\n  hybridGateway:\n    matchedGateways:\n    - matcher: {sslConfig: {secretRef: {name: nope}}}\n      tcpGateway: {tcpHosts: []}\n    - httpGateway: {}\n";
+    let t = translate(&docs(&[
+        text,
+        &vs(
+            "default",
+            "routes:\n- directResponseAction: {status: 200}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::Gateway,
+        &gs("hybrid"),
+        Rejected,
+        &["spec.hybridGateway.matchedGateways[0].matcher.sslConfig.secretRef: Secret gloo-system.nope not found"],
+        &[],
+    );
+    let listener = &proxy(&t).listeners["listener-::-8443"].resource;
+    assert_eq!(listener.filter_chains.len(), 1);
+    assert_eq!(
+        vhost_names(route_config_of(proxy(&t), "listener-::-8443-routes-1")),
+        ["gloo-system_default"]
+    );
+}
+
+#[test]
+fn a_matched_gateway_must_be_http_or_tcp() {
+    let text = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: hybrid, namespace: gloo-system}\nspec:\n  bindPort: 8443\n  hybridGateway:\n    matchedGateways:\n    - matcher: {}\n";
+    let t = translate(text);
+    assert_eq!(
+        status(&t, Kind::Gateway, &gs("hybrid")).errors,
+        ["spec.hybridGateway.matchedGateways[0]: set exactly one of httpGateway, tcpGateway"]
+    );
+}

@@ -3,7 +3,7 @@
 
 use envoy_types::pb::envoy::config::core::v3::{
     address, config_source, data_source, socket_address, Address, AggregatedConfigSource,
-    ApiVersion, ConfigSource, DataSource, SocketAddress, TransportSocket,
+    ApiVersion, CidrRange, ConfigSource, DataSource, SocketAddress, TransportSocket,
 };
 use envoy_types::pb::envoy::config::listener::v3::{
     filter, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
@@ -27,8 +27,9 @@ use super::names::{
 };
 use super::routes::duration;
 use super::Context;
+use crate::model::gateway::{HttpGateway, TcpHost};
 use crate::model::ssl::{SslConfig, SslSecretsRef};
-use crate::resolve::{ListenerKind, ListenerModel, VirtualHostModel};
+use crate::resolve::{ListenerKind, ListenerModel, MatchedChainKind, VirtualHostModel};
 use crate::xds::pack;
 
 /// The ADS config source every dynamic resource is read from.
@@ -124,7 +125,8 @@ fn downstream_tls(
 }
 
 fn http_connection_manager(
-    listener: &ListenerModel,
+    http: Option<&HttpGateway>,
+    route_name: String,
     hosts: &[std::sync::Arc<VirtualHostModel>],
 ) -> HttpConnectionManager {
     let uses = |pred: &dyn Fn(&crate::model::options::RouteOptions) -> bool| {
@@ -162,15 +164,12 @@ fn http_connection_manager(
         codec_type: http_connection_manager::CodecType::Auto as i32,
         route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
             config_source: Some(ads()),
-            route_config_name: route_config_name(&listener.name),
+            route_config_name: route_name,
         })),
         http_filters,
         ..Default::default()
     };
-    let settings = listener
-        .spec
-        .http_gateway
-        .as_ref()
+    let settings = http
         .and_then(|h| h.options.as_ref())
         .and_then(|o| o.http_connection_manager_settings.as_ref());
     if let Some(s) = settings {
@@ -253,6 +252,51 @@ fn tcp_cluster(host: &crate::model::gateway::TcpHost) -> Option<tcp_proxy::Clust
     }
 }
 
+fn tls_transport_socket(tls: &DownstreamTlsContext) -> TransportSocket {
+    TransportSocket {
+        name: "envoy.transport_sockets.tls".to_string(),
+        config_type: Some(
+            envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(
+                pack(tls),
+            ),
+        ),
+    }
+}
+
+/// One TCP proxy filter chain per host, matched by the host's SNI names (and by `base`'s
+/// client address ranges when given).
+fn tcp_chains(hosts: &[&TcpHost], base: Option<&FilterChainMatch>) -> Vec<FilterChain> {
+    let mut chains = Vec::new();
+    for host in hosts {
+        let Some(cluster) = tcp_cluster(host) else {
+            continue;
+        };
+        let proxy = TcpProxy {
+            stat_prefix: if host.name.is_empty() {
+                "tcp".to_string()
+            } else {
+                host.name.clone()
+            },
+            cluster_specifier: Some(cluster),
+            ..Default::default()
+        };
+        let mut chain_match = base.cloned().unwrap_or_default();
+        if let Some(ssl) = &host.ssl_config {
+            chain_match.server_names = ssl.sni_domains.clone();
+        }
+        chains.push(FilterChain {
+            name: host.name.clone(),
+            filter_chain_match: (chain_match != FilterChainMatch::default()).then_some(chain_match),
+            filters: vec![Filter {
+                name: TCP_PROXY_FILTER.to_string(),
+                config_type: Some(filter::ConfigType::TypedConfig(pack(&proxy))),
+            }],
+            ..Default::default()
+        });
+    }
+    chains
+}
+
 /// The Envoy listener of one Gateway on one proxy.
 pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
     let mut listener_filters = Vec::new();
@@ -271,7 +315,11 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
             ssl: false,
             virtual_hosts,
         } => {
-            let hcm = http_connection_manager(model, virtual_hosts);
+            let hcm = http_connection_manager(
+                model.spec.http_gateway.as_ref(),
+                route_config_name(&model.name),
+                virtual_hosts,
+            );
             filter_chains.push(FilterChain {
                 filters: vec![hcm_filter(&hcm)],
                 ..Default::default()
@@ -288,7 +336,11 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                 ))),
                 ..Default::default()
             });
-            let hcm = http_connection_manager(model, virtual_hosts);
+            let hcm = http_connection_manager(
+                model.spec.http_gateway.as_ref(),
+                route_config_name(&model.name),
+                virtual_hosts,
+            );
             // One filter chain per certificate, selected by SNI; all share the listener's routes.
             for host in virtual_hosts {
                 let Some(ssl) = &host.ssl_config else {
@@ -321,42 +373,67 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
             }
         }
         ListenerKind::Tcp => {
-            let hosts = model
-                .spec
-                .tcp_gateway
-                .as_ref()
-                .map(|t| t.tcp_hosts.as_slice())
-                .unwrap_or(&[]);
-            for host in hosts {
-                let Some(cluster) = tcp_cluster(host) else {
-                    continue;
-                };
-                let proxy = TcpProxy {
-                    stat_prefix: if host.name.is_empty() {
-                        "tcp".to_string()
-                    } else {
-                        host.name.clone()
-                    },
-                    cluster_specifier: Some(cluster),
-                    ..Default::default()
-                };
-                let server_names = host
-                    .ssl_config
-                    .as_ref()
-                    .map(|s| s.sni_domains.clone())
-                    .unwrap_or_default();
-                filter_chains.push(FilterChain {
-                    name: host.name.clone(),
-                    filter_chain_match: (!server_names.is_empty()).then(|| FilterChainMatch {
-                        server_names,
-                        ..Default::default()
-                    }),
-                    filters: vec![Filter {
-                        name: TCP_PROXY_FILTER.to_string(),
-                        config_type: Some(filter::ConfigType::TypedConfig(pack(&proxy))),
-                    }],
+            let hosts = model.tcp_hosts();
+            filter_chains.extend(tcp_chains(&hosts, None));
+        }
+        ListenerKind::Hybrid { chains } => {
+            let gateway_ns = model.gateway.namespace_or(crate::model::DEFAULT_NAMESPACE);
+            if chains.iter().any(|c| c.ssl.is_some()) {
+                listener_filters.push(ListenerFilter {
+                    name: "envoy.filters.listener.tls_inspector".to_string(),
+                    config_type: Some(listener_filter::ConfigType::TypedConfig(pack(
+                        &TlsInspector::default(),
+                    ))),
                     ..Default::default()
                 });
+            }
+            for chain in chains {
+                let mut chain_match = FilterChainMatch {
+                    source_prefix_ranges: chain
+                        .source_prefix_ranges
+                        .iter()
+                        .map(|r| CidrRange {
+                            address_prefix: r.address_prefix.clone(),
+                            prefix_len: r.prefix_len.map(|value| UInt32Value { value }),
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                let mut transport_socket = None;
+                if let Some(ssl) = &chain.ssl {
+                    // Validation reports a certificate that cannot be read.
+                    let Some(tls) = downstream_tls(ssl, gateway_ns, ctx) else {
+                        continue;
+                    };
+                    chain_match.server_names = ssl.sni_domains.clone();
+                    transport_socket = Some(tls_transport_socket(&tls));
+                }
+                match &chain.kind {
+                    MatchedChainKind::Http {
+                        gateway,
+                        virtual_hosts,
+                    } => {
+                        let hcm = http_connection_manager(
+                            Some(gateway),
+                            format!("{}-routes-{}", model.name, chain.index),
+                            virtual_hosts,
+                        );
+                        filter_chains.push(FilterChain {
+                            name: format!("{}-{}", model.name, chain.index),
+                            filter_chain_match: Some(chain_match),
+                            filters: vec![hcm_filter(&hcm)],
+                            transport_socket,
+                            ..Default::default()
+                        });
+                    }
+                    MatchedChainKind::Tcp(tcp) => {
+                        let hosts: Vec<&TcpHost> = tcp.tcp_hosts.iter().collect();
+                        for mut tcp_chain in tcp_chains(&hosts, Some(&chain_match)) {
+                            tcp_chain.transport_socket = transport_socket.clone();
+                            filter_chains.push(tcp_chain);
+                        }
+                    }
+                }
             }
         }
     }

@@ -56,7 +56,7 @@ pub use names::{cluster_name, route_config_name};
 use crate::model::routing::{Destination, DestinationTarget, RouteDestination};
 use crate::model::upstream::{UpstreamSpec, UpstreamTypeRef};
 use crate::model::{Kind, Object, ResourceRef, DEFAULT_NAMESPACE};
-use crate::resolve::{self, ListenerKind, ProxyModel, RouteModelAction, VirtualHostModel};
+use crate::resolve::{self, ProxyModel, RouteModelAction, VirtualHostModel};
 use crate::snapshot::ConfigSnapshot;
 use crate::source::SourceSnapshot;
 use crate::status::{
@@ -185,10 +185,8 @@ impl Translator {
                 // rejects listeners without filter chains.
                 continue;
             }
-            if let ListenerKind::Tcp = &listener.kind {
-                for host in listener.spec.tcp_gateway.iter().flat_map(|t| &t.tcp_hosts) {
-                    collect_tcp_upstreams(host, ctx, &mut referenced);
-                }
+            for host in listener.tcp_hosts() {
+                collect_tcp_upstreams(host, ctx, &mut referenced);
             }
             out.listeners
                 .insert(listener.name.clone(), Versioned::new(envoy_listener));
@@ -197,8 +195,7 @@ impl Translator {
                 state: State::Accepted,
                 virtual_hosts: BTreeMap::new(),
             };
-            if let ListenerKind::Http { virtual_hosts, .. } = &listener.kind {
-                let route_name = route_config_name(&listener.name);
+            for (route_name, virtual_hosts) in listener.route_configs() {
                 let mut hasher = Xxh3::new();
                 hasher.update(route_name.as_bytes());
                 let mut protos = Vec::with_capacity(virtual_hosts.len());
