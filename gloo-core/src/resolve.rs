@@ -106,7 +106,7 @@ pub enum MatchedChainKind {
     /// HTTP virtual hosts.
     Http {
         /// The matched `httpGateway` (its options configure the connection manager).
-        gateway: crate::model::gateway::HttpGateway,
+        gateway: Box<crate::model::gateway::HttpGateway>,
         /// Virtual hosts, ordered by VirtualService namespace and name.
         virtual_hosts: Vec<Arc<VirtualHostModel>>,
     },
@@ -851,7 +851,7 @@ impl<'a> Resolver<'a> {
                     }
                     let kind = match (&matched.http_gateway, &matched.tcp_gateway) {
                         (Some(http), None) => MatchedChainKind::Http {
-                            gateway: http.clone(),
+                            gateway: Box::new(http.clone()),
                             virtual_hosts: self.http_gateway_hosts(&reference, http, false),
                         },
                         (None, Some(tcp)) => MatchedChainKind::Tcp(tcp.clone()),
