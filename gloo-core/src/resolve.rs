@@ -13,7 +13,8 @@
 //!   warning); route tables are taken in ascending `weight`; cycles are errors; options
 //!   shallow-merge with the child winning; `inheritableMatchers` and
 //!   `inheritablePathMatchers` default to the parent's value;
-//! - a route to a missing upstream is a warning (the route answers 503), never an error;
+//! - a route to a missing upstream is a warning (the route answers 503, or what Settings'
+//!   `gloo.invalidConfigPolicy` configures), never an error;
 //! - a VirtualService or RouteTable that is invalid on its own is Rejected, and its last
 //!   accepted version keeps serving (see [`LastKnownGood`]).
 
@@ -262,6 +263,7 @@ struct Environment {
         Arc<Object<crate::model::upstream_group::UpstreamGroupSpec>>,
     )>,
     upstreams: Vec<ResourceRef>,
+    invalid_route_response: Option<DirectResponseAction>,
 }
 
 impl Environment {
@@ -280,6 +282,7 @@ impl Environment {
             && same(&self.route_options, &other.route_options)
             && same(&self.upstream_groups, &other.upstream_groups)
             && self.upstreams == other.upstreams
+            && self.invalid_route_response == other.invalid_route_response
     }
 }
 
@@ -314,6 +317,9 @@ struct Resolver<'a> {
     reports: &'a mut Reports,
     /// Status lines of the virtual host being resolved, kept with it in the cache.
     journal: Option<Vec<Note>>,
+    /// Settings' `gloo.invalidConfigPolicy`: what invalid routes answer instead of being
+    /// dropped or failing with 503.
+    invalid_route_response: Option<DirectResponseAction>,
     /// The VirtualService and RouteTable versions in force (current, or last known good).
     virtual_services: Collection<VirtualServiceSpec>,
     route_tables: Collection<RouteTableSpec>,
@@ -341,6 +347,7 @@ impl<'a> Resolver<'a> {
             lkg,
             reports,
             journal: None,
+            invalid_route_response: invalid_route_response(snapshot),
             virtual_services: Collection::new(),
             route_tables: Collection::new(),
             resolved: HashMap::new(),
@@ -352,6 +359,7 @@ impl<'a> Resolver<'a> {
             route_options: objects(&snapshot.route_options),
             upstream_groups: objects(&snapshot.upstream_groups),
             upstreams: snapshot.upstreams.keys().cloned().collect(),
+            invalid_route_response: resolver.invalid_route_response.clone(),
         };
         let unchanged = resolver
             .lkg
@@ -1201,7 +1209,13 @@ impl<'a> Resolver<'a> {
                     for w in &warnings {
                         self.note(&context.owner, w.clone());
                     }
-                    (RouteModelAction::Route(Box::new(a.clone())), warnings)
+                    match (&self.invalid_route_response, warnings.is_empty()) {
+                        (Some(replacement), false) => (
+                            RouteModelAction::DirectResponse(replacement.clone()),
+                            warnings,
+                        ),
+                        _ => (RouteModelAction::Route(Box::new(a.clone())), warnings),
+                    }
                 }
                 RouteActionRef::Redirect(r) => (RouteModelAction::Redirect(r.clone()), Vec::new()),
                 RouteActionRef::DirectResponse(d) => {
@@ -1268,21 +1282,23 @@ impl<'a> Resolver<'a> {
                     } else {
                         "not found"
                     };
+                    let outcome = self.dropped_outcome();
                     self.note(
                         &context.owner,
-                        format!(
-                            "{path}.delegateAction: RouteTable {r} {why}; the route is dropped"
-                        ),
+                        format!("{path}.delegateAction: RouteTable {r} {why}; {outcome}"),
                     );
-                    return Vec::new();
+                    return self.replacement_route(&parent, source, route_name);
                 }
             }
             Ok(Some(DelegateTarget::Selector(selector))) => {
                 let found = self.select_route_tables(selector, &context.owner_namespace);
                 if found.is_empty() {
-                    self.note(&context.owner,
-                        format!("{path}.delegateAction.selector: no RouteTable matches the selector; the route is dropped"),
+                    let outcome = self.dropped_outcome();
+                    self.note(
+                        &context.owner,
+                        format!("{path}.delegateAction.selector: no RouteTable matches the selector; {outcome}"),
                     );
+                    return self.replacement_route(&parent, source, route_name);
                 }
                 found
             }
@@ -1328,6 +1344,43 @@ impl<'a> Resolver<'a> {
         out
     }
 
+    /// What a route to a missing destination answers.
+    fn missing_outcome(&self) -> String {
+        match &self.invalid_route_response {
+            Some(r) => format!("the route answers {} (invalidConfigPolicy)", r.status),
+            None => "the route answers 503 until it exists".to_string(),
+        }
+    }
+
+    /// What happens to a route that cannot be served: dropped, or answered as configured.
+    fn dropped_outcome(&self) -> String {
+        match &self.invalid_route_response {
+            Some(r) => format!("the route answers {} (invalidConfigPolicy)", r.status),
+            None => "the route is dropped".to_string(),
+        }
+    }
+
+    /// With `invalidConfigPolicy.replaceInvalidRoutes`, a delegating route whose route tables
+    /// cannot be served answers the configured response on its own matcher.
+    fn replacement_route(
+        &self,
+        parent: &ParentRoute,
+        source: &str,
+        route_name: &str,
+    ) -> Vec<RouteModel> {
+        match &self.invalid_route_response {
+            Some(response) => vec![RouteModel {
+                name: route_name.to_string(),
+                source: source.to_string(),
+                matcher: parent.matcher.clone(),
+                action: RouteModelAction::DirectResponse(response.clone()),
+                options: RouteOptions::default(),
+                warnings: vec!["replaced by invalidConfigPolicy".to_string()],
+            }],
+            None => Vec::new(),
+        }
+    }
+
     fn select_route_tables(
         &self,
         selector: &RouteTableSelector,
@@ -1370,7 +1423,8 @@ impl<'a> Resolver<'a> {
                 let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
                 if !self.snapshot.upstreams.contains_key(&r) {
                     warnings.push(format!(
-                        "{field}.upstream: Upstream {r} not found; the route answers 503 until it exists"
+                        "{field}.upstream: Upstream {r} not found; {}",
+                        self.missing_outcome()
                     ));
                 }
             }
@@ -1394,7 +1448,8 @@ impl<'a> Resolver<'a> {
                 let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
                 match self.snapshot.upstream_groups.get(&r) {
                     None => warnings.push(format!(
-                        "{path}.routeAction.upstreamGroup: UpstreamGroup {r} not found; the route answers 503 until it exists"
+                        "{path}.routeAction.upstreamGroup: UpstreamGroup {r} not found; {}",
+                        self.missing_outcome()
                     )),
                     Some(group) => {
                         for (i, wd) in group.object.spec.destinations.iter().enumerate() {
@@ -1539,6 +1594,24 @@ fn first_line(text: &str) -> &str {
         .find(|l| !l.trim().is_empty())
         .unwrap_or(text)
         .trim()
+}
+
+/// Gloo's default body for replaced invalid routes.
+const INVALID_ROUTE_BODY: &str = "Gloo Gateway has invalid configuration. Administrators should run `glooctl check` to find and fix config errors.";
+
+/// The replacement response of Settings' `gloo.invalidConfigPolicy`, when it replaces invalid
+/// routes (the first Settings that says so, in namespace/name order).
+fn invalid_route_response(snapshot: &ConfigSnapshot) -> Option<DirectResponseAction> {
+    snapshot.settings.values().find_map(|entry| {
+        let policy = entry.object.spec.invalid_config_policy()?;
+        policy.replace_invalid_routes.then(|| DirectResponseAction {
+            status: policy.invalid_route_response_code.unwrap_or(404),
+            body: policy
+                .invalid_route_response_body
+                .clone()
+                .unwrap_or_else(|| INVALID_ROUTE_BODY.to_string()),
+        })
+    })
 }
 
 /// A default Gloo install's gateways: `gateway-proxy` on 8080 and `gateway-proxy-ssl` on 8443.

@@ -1301,3 +1301,67 @@ fn a_matched_gateway_must_be_http_or_tcp() {
         ["spec.hybridGateway.matchedGateways[0]: set exactly one of httpGateway, tcpGateway"]
     );
 }
+
+// ----- Settings: invalidConfigPolicy ---------------------------------------------------------
+
+const REPLACE_INVALID: &str = "apiVersion: gloo.solo.io/v1\nkind: Settings\nmetadata: {name: default, namespace: gloo-system}\nspec:\n  gloo:\n    invalidConfigPolicy:\n      replaceInvalidRoutes: true\n      invalidRouteResponseCode: 418\n      invalidRouteResponseBody: fix me\n";
+
+#[test]
+fn invalid_config_policy_answers_routes_to_missing_upstreams() {
+    let t = translate(&docs(&[
+        REPLACE_INVALID,
+        &vs(
+            "default",
+            "routes:\n- routeAction: {single: {upstream: {name: nope}}}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Warning,
+        &[],
+        &["spec.virtualHost.routes[0].routeAction.single.upstream: Upstream gloo-system.nope not found; the route answers 418 (invalidConfigPolicy)"],
+    );
+    let route = &vhost_routes(route_config(&t), "gloo-system_default")[0];
+    let Some(envoy_types::pb::envoy::config::route::v3::route::Action::DirectResponse(d)) =
+        &route.action
+    else {
+        panic!("expected a direct response, got {:?}", route.action)
+    };
+    assert_eq!(d.status, 418);
+    let body = d.body.as_ref().and_then(|b| b.specifier.clone());
+    assert_eq!(
+        body,
+        Some(
+            envoy_types::pb::envoy::config::core::v3::data_source::Specifier::InlineString(
+                "fix me".into()
+            )
+        )
+    );
+}
+
+#[test]
+fn invalid_config_policy_replaces_a_delegation_with_nothing_to_serve() {
+    let t = translate(&docs(&[
+        REPLACE_INVALID,
+        &vs(
+            "default",
+            "routes:\n- matchers: [{prefix: /team}]\n  delegateAction: {ref: {name: missing}}\n- directResponseAction: {status: 200}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Warning,
+        &[],
+        &["spec.virtualHost.routes[0].delegateAction: RouteTable gloo-system.missing not found; the route answers 418 (invalidConfigPolicy)"],
+    );
+    let routes = vhost_routes(route_config(&t), "gloo-system_default");
+    assert_eq!(paths(routes), ["prefix:/team", "prefix:/"]);
+    assert!(matches!(
+        routes[0].action,
+        Some(envoy_types::pb::envoy::config::route::v3::route::Action::DirectResponse(ref d)) if d.status == 418
+    ));
+}
