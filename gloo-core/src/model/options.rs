@@ -36,7 +36,7 @@ pub struct VirtualHostOptions {
     pub extensions: Option<serde_json::Value>,
     /// Retry policy for all routes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retries: Option<RetryPolicy>,
+    pub retries: Option<Box<RetryPolicy>>,
     /// Virtual clusters for stats. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<serde_json::Value>,
@@ -46,27 +46,27 @@ pub struct VirtualHostOptions {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub header_manipulation: Option<HeaderManipulation>,
+    pub header_manipulation: Option<Box<HeaderManipulation>>,
     /// CORS policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cors: Option<CorsPolicy>,
+    pub cors: Option<Box<CorsPolicy>>,
     /// Deprecated: transformations (use `stagedTransformations`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transformations: Option<Transformations>,
+    pub transformations: Option<Box<Transformations>>,
     /// Basic (per-authorized-user / anonymous) rate limits.
     #[serde(
         alias = "ratelimit_basic",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub ratelimit_basic: Option<IngressRateLimit>,
+    pub ratelimit_basic: Option<Box<IngressRateLimit>>,
     /// `rate_limit_early_config_type` oneof: early-stage rate limit actions.
     #[serde(
         alias = "ratelimit_early",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub ratelimit_early: Option<RateLimitVhostExtension>,
+    pub ratelimit_early: Option<Box<RateLimitVhostExtension>>,
     /// `rate_limit_early_config_type` oneof: early-stage `RateLimitConfig` references.
     #[serde(
         alias = "rate_limit_early_configs",
@@ -76,7 +76,7 @@ pub struct VirtualHostOptions {
     pub rate_limit_early_configs: Option<RateLimitConfigRefs>,
     /// `rate_limit_config_type` oneof: rate limit actions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ratelimit: Option<RateLimitVhostExtension>,
+    pub ratelimit: Option<Box<RateLimitVhostExtension>>,
     /// `rate_limit_config_type` oneof: `RateLimitConfig` references.
     #[serde(
         alias = "rate_limit_configs",
@@ -90,7 +90,7 @@ pub struct VirtualHostOptions {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub ratelimit_regular: Option<RateLimitVhostExtension>,
+    pub ratelimit_regular: Option<Box<RateLimitVhostExtension>>,
     /// `rate_limit_regular_config_type` oneof: regular-stage `RateLimitConfig` references.
     #[serde(
         alias = "rate_limit_regular_configs",
@@ -100,19 +100,19 @@ pub struct VirtualHostOptions {
     pub rate_limit_regular_configs: Option<RateLimitConfigRefs>,
     /// Web application firewall settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waf: Option<crate::model::waf::Settings>,
+    pub waf: Option<Box<crate::model::waf::Settings>>,
     /// `jwt_config` oneof: deprecated JWT settings (use `jwtStaged`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwt: Option<VhostExtension>,
+    pub jwt: Option<Box<VhostExtension>>,
     /// `jwt_config` oneof: JWT settings per filter stage.
     #[serde(alias = "jwt_staged", default, skip_serializing_if = "Option::is_none")]
-    pub jwt_staged: Option<JwtStagedVhostExtension>,
+    pub jwt_staged: Option<Box<JwtStagedVhostExtension>>,
     /// RBAC settings. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rbac: Option<serde_json::Value>,
     /// External authorization settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extauth: Option<ExtAuthExtension>,
+    pub extauth: Option<Box<ExtAuthExtension>>,
     /// Data loss prevention settings. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dlp: Option<serde_json::Value>,
@@ -146,7 +146,7 @@ pub struct VirtualHostOptions {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub staged_transformations: Option<TransformationStages>,
+    pub staged_transformations: Option<Box<TransformationStages>>,
     /// Early-stage external processing overrides. Accepted and carried; not interpreted yet.
     #[serde(
         alias = "ext_proc_early",
@@ -179,7 +179,7 @@ pub struct VirtualHostOptions {
 pub struct RouteOptions {
     /// Deprecated: transformations (use `stagedTransformations`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transformations: Option<Transformations>,
+    pub transformations: Option<Box<Transformations>>,
     /// Fault injection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<RouteFaults>,
@@ -195,7 +195,7 @@ pub struct RouteOptions {
     pub timeout: Option<Duration>,
     /// Retry policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retries: Option<RetryPolicy>,
+    pub retries: Option<Box<RetryPolicy>>,
     /// Deprecated plugin extensions. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<serde_json::Value>,
@@ -204,14 +204,14 @@ pub struct RouteOptions {
     pub tracing: Option<serde_json::Value>,
     /// Traffic shadowing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shadowing: Option<RouteShadowing>,
+    pub shadowing: Option<Box<RouteShadowing>>,
     /// Request/response header manipulation.
     #[serde(
         alias = "header_manipulation",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub header_manipulation: Option<HeaderManipulation>,
+    pub header_manipulation: Option<Box<HeaderManipulation>>,
     /// `host_rewrite_type` oneof: rewrite the Host header to this value.
     #[serde(
         alias = "host_rewrite",
@@ -249,7 +249,7 @@ pub struct RouteOptions {
     pub append_x_forwarded_host: Option<bool>,
     /// CORS policy (overrides or merges with the virtual host's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cors: Option<CorsPolicy>,
+    pub cors: Option<Box<CorsPolicy>>,
     /// Hash policies for consistent-hash load balancing. Accepted and carried; not interpreted yet.
     #[serde(alias = "lb_hash", default, skip_serializing_if = "Option::is_none")]
     pub lb_hash: Option<serde_json::Value>,
@@ -262,14 +262,14 @@ pub struct RouteOptions {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub ratelimit_basic: Option<IngressRateLimit>,
+    pub ratelimit_basic: Option<Box<IngressRateLimit>>,
     /// `rate_limit_early_config_type` oneof: early-stage rate limit actions.
     #[serde(
         alias = "ratelimit_early",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub ratelimit_early: Option<RateLimitRouteExtension>,
+    pub ratelimit_early: Option<Box<RateLimitRouteExtension>>,
     /// `rate_limit_early_config_type` oneof: early-stage `RateLimitConfig` references.
     #[serde(
         alias = "rate_limit_early_configs",
@@ -279,7 +279,7 @@ pub struct RouteOptions {
     pub rate_limit_early_configs: Option<RateLimitConfigRefs>,
     /// `rate_limit_config_type` oneof: rate limit actions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ratelimit: Option<RateLimitRouteExtension>,
+    pub ratelimit: Option<Box<RateLimitRouteExtension>>,
     /// `rate_limit_config_type` oneof: `RateLimitConfig` references.
     #[serde(
         alias = "rate_limit_configs",
@@ -293,7 +293,7 @@ pub struct RouteOptions {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub ratelimit_regular: Option<RateLimitRouteExtension>,
+    pub ratelimit_regular: Option<Box<RateLimitRouteExtension>>,
     /// `rate_limit_regular_config_type` oneof: regular-stage `RateLimitConfig` references.
     #[serde(
         alias = "rate_limit_regular_configs",
@@ -303,13 +303,13 @@ pub struct RouteOptions {
     pub rate_limit_regular_configs: Option<RateLimitConfigRefs>,
     /// Web application firewall settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waf: Option<crate::model::waf::Settings>,
+    pub waf: Option<Box<crate::model::waf::Settings>>,
     /// `jwt_config` oneof: deprecated JWT settings (use `jwtStaged`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwt: Option<RouteExtension>,
+    pub jwt: Option<Box<RouteExtension>>,
     /// `jwt_config` oneof: JWT settings per filter stage.
     #[serde(alias = "jwt_staged", default, skip_serializing_if = "Option::is_none")]
-    pub jwt_staged: Option<JwtStagedRouteExtension>,
+    pub jwt_staged: Option<Box<JwtStagedRouteExtension>>,
     /// `jwt_config` oneof: per-provider JWT settings per filter stage. Accepted and carried;
     /// not interpreted yet.
     #[serde(
@@ -323,7 +323,7 @@ pub struct RouteOptions {
     pub rbac: Option<serde_json::Value>,
     /// External authorization settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extauth: Option<ExtAuthExtension>,
+    pub extauth: Option<Box<ExtAuthExtension>>,
     /// Data loss prevention settings. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dlp: Option<serde_json::Value>,
@@ -343,7 +343,7 @@ pub struct RouteOptions {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub staged_transformations: Option<TransformationStages>,
+    pub staged_transformations: Option<Box<TransformationStages>>,
     /// Envoy route metadata, by filter name. Accepted and carried; not interpreted yet.
     #[serde(
         alias = "envoy_metadata",
@@ -364,7 +364,7 @@ pub struct RouteOptions {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub max_stream_duration: Option<MaxStreamDuration>,
+    pub max_stream_duration: Option<Box<MaxStreamDuration>>,
     /// Route idle timeout (overrides the connection manager's stream idle timeout).
     #[serde(
         alias = "idle_timeout",
@@ -998,10 +998,10 @@ envoyMetadata:
         child.merge_from(&parent);
         assert_eq!(
             child.header_manipulation,
-            Some(HeaderManipulation {
+            Some(Box::new(HeaderManipulation {
                 request_headers_to_remove: vec!["header-from-route".into()],
                 ..Default::default()
-            })
+            }))
         );
         assert_eq!(child.prefix_rewrite.as_deref(), Some("/child"));
         assert_eq!(child.timeout, Some(Duration::from_secs(20)));

@@ -217,14 +217,14 @@ pub struct Route {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub route_action: Option<RouteAction>,
+    pub route_action: Option<Box<RouteAction>>,
     /// `action` oneof: redirect.
     #[serde(
         alias = "redirect_action",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub redirect_action: Option<RedirectAction>,
+    pub redirect_action: Option<Box<RedirectAction>>,
     /// `action` oneof: respond directly.
     #[serde(
         alias = "direct_response_action",
@@ -238,10 +238,10 @@ pub struct Route {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub delegate_action: Option<DelegateAction>,
+    pub delegate_action: Option<Box<DelegateAction>>,
     /// Route options (inherited by child routes of a delegating route).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub options: Option<RouteOptions>,
+    pub options: Option<Box<RouteOptions>>,
     /// Optional route name (used in stats and statuses).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
@@ -289,7 +289,9 @@ impl Route {
         } else if let Some(a) = &self.direct_response_action {
             Some(RouteActionRef::DirectResponse(a))
         } else {
-            self.delegate_action.as_ref().map(RouteActionRef::Delegate)
+            self.delegate_action
+                .as_deref()
+                .map(RouteActionRef::Delegate)
         })
     }
 }
