@@ -84,8 +84,11 @@ type EdsClusters = BTreeMap<String, (ResourceRef, Arc<Object<UpstreamSpec>>)>;
 /// A virtual host as last translated.
 struct CachedVirtualHost {
     model: Arc<VirtualHostModel>,
-    proto: Arc<VirtualHost>,
     version: String,
+    /// Where the last translation put its proto: proxy, route configuration and index in
+    /// `Translator::last`. Keeping the proto only there (not also in this cache) means a
+    /// virtual host is built or copied once per translation, never twice.
+    location: Option<(String, String, usize)>,
 }
 
 /// Translates config snapshots to xDS, incrementally. Keep one per control plane.
@@ -102,6 +105,8 @@ pub struct Translator {
     eds_clusters: BTreeMap<String, EdsClusters>,
     endpoints: Endpoints,
     last: BTreeMap<String, ProxyResources>,
+    /// Where this translation put each virtual host; applied once `last` holds its output.
+    pending_locations: Vec<(String, (String, String, usize))>,
     /// Secrets the cached clusters were built with.
     secrets: Option<crate::snapshot::Collection<crate::model::secret::SecretSpec>>,
     secrets_changed: bool,
@@ -164,6 +169,11 @@ impl Translator {
         self.clusters
             .retain(|r, _| snapshot.upstreams.contains_key(r));
         self.last = proxies.clone();
+        for (name, location) in std::mem::take(&mut self.pending_locations) {
+            if let Some(cached) = self.virtual_hosts.get_mut(&name) {
+                cached.location = Some(location);
+            }
+        }
         Translation { proxies, reports }
     }
 
@@ -201,10 +211,11 @@ impl Translator {
                 let mut protos = Vec::with_capacity(virtual_hosts.len());
                 for host in virtual_hosts {
                     collect_upstreams(host, ctx, &mut referenced);
-                    let (proto, version) = self.virtual_host(host, ctx);
+                    let location = (model.name.clone(), route_name.clone(), protos.len());
+                    let (proto, version) = self.virtual_host(host, ctx, location);
                     used_hosts.insert(host.name.clone());
                     hasher.update(version.as_bytes());
-                    protos.push(proto.as_ref().clone());
+                    protos.push(proto);
                     let vh_status = virtual_host_status(host);
                     listener_status.state = listener_status.state.max(vh_status.state);
                     listener_status
@@ -245,7 +256,12 @@ impl Translator {
                 continue;
             }
             let cluster = match self.clusters.get(&reference) {
-                Some((spec, cached)) if spec == &entry.object && !secrets_changed => cached.clone(),
+                Some((spec, cached))
+                    if (Arc::ptr_eq(spec, &entry.object) || spec == &entry.object)
+                        && !secrets_changed =>
+                {
+                    cached.clone()
+                }
                 _ => {
                     let built = Versioned::new(clusters::cluster(&entry.object, ctx));
                     self.clusters
@@ -273,24 +289,39 @@ impl Translator {
         &mut self,
         host: &Arc<VirtualHostModel>,
         ctx: &Context<'_>,
-    ) -> (Arc<VirtualHost>, String) {
+        location: (String, String, usize),
+    ) -> (VirtualHost, String) {
         if let Some(cached) = self.virtual_hosts.get(&host.name) {
             if Arc::ptr_eq(&cached.model, host) || cached.model.as_ref() == host.as_ref() {
-                return (cached.proto.clone(), cached.version.clone());
+                let previous = cached.location.as_ref().and_then(|(proxy, config, index)| {
+                    self.last
+                        .get(proxy)?
+                        .routes
+                        .get(config)?
+                        .resource
+                        .virtual_hosts
+                        .get(*index)
+                        .filter(|vh| vh.name == host.name)
+                });
+                if let Some(proto) = previous {
+                    let out = (proto.clone(), cached.version.clone());
+                    self.pending_locations.push((host.name.clone(), location));
+                    return out;
+                }
             }
         }
         self.virtual_hosts_translated += 1;
         let proto = routes::virtual_host(host, ctx);
         let version = content_version(&proto);
-        let proto = Arc::new(proto);
         self.virtual_hosts.insert(
             host.name.clone(),
             CachedVirtualHost {
                 model: host.clone(),
-                proto: proto.clone(),
                 version: version.clone(),
+                location: None,
             },
         );
+        self.pending_locations.push((host.name.clone(), location));
         (proto, version)
     }
 
