@@ -1,11 +1,18 @@
 //! # gloo-xds
 //!
-//! The xDS v3 side of gloo, knowing nothing of Gloo resources: a snapshot cache keyed by node
-//! role (`<namespace>~<proxyName>`), a tonic server with the Aggregated Discovery Service in
-//! state-of-the-world and delta forms plus the per-type services (LDS, RDS, CDS, EDS), and the
-//! ADS client gloo-proxy subscribes with. It serves the versioned resources gloo-core
-//! translates (`gloo_core::xds::ProxyResources` converts to `(name, version, Any)` triples).
+//! The xDS v3 side of gloo, knowing nothing of Gloo resources: a [`cache::SnapshotCache`]
+//! keyed by node role (`<namespace>~<proxyName>`, Envoy's `node.metadata.role` in Gloo's
+//! convention), and a tonic [`server::XdsServer`] with the Aggregated Discovery Service in
+//! state-of-the-world and delta forms. Versions are content hashes, so only what changed is
+//! sent; NACKs are logged with the node and the client's error, and kept for inspection.
 //!
-//! This crate is filled in by the xDS issue; today it only reserves its place in the workspace.
+//! gloo-core's `ProxyResources::by_type_url` gives the `(name, version, Any)` triples a
+//! [`cache::Snapshot`] holds.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod cache;
+pub mod server;
+
+pub use cache::{Snapshot, SnapshotCache};
+pub use server::{Nack, ServerOptions, XdsServer};

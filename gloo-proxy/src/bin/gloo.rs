@@ -34,16 +34,29 @@ enum Command {
         #[arg(long, short, value_enum, default_value = "yaml")]
         output: ResourceFormat,
     },
+    /// Watch a config directory and serve its translation over xDS (ADS, SotW and delta).
+    ControlPlane {
+        /// Directory of Gloo YAML/JSON (searched recursively, watched for changes).
+        #[arg(long)]
+        config: PathBuf,
+        /// Address of the xDS gRPC server.
+        #[arg(long, default_value = "127.0.0.1:9977")]
+        xds_addr: std::net::SocketAddr,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Command::ControlPlane { config, xds_addr } = &args.command {
+        return control_plane(config, *xds_addr);
+    }
     let mut stdout = std::io::stdout().lock();
     let result = match &args.command {
         Command::Validate { dir, output } => cli::validate(dir, *output, &mut stdout),
         Command::Translate { dir, proxy, output } => {
             cli::translate(dir, proxy.as_deref(), *output, &mut stdout)
         }
+        Command::ControlPlane { .. } => return ExitCode::SUCCESS,
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -55,6 +68,33 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn control_plane(config: &std::path::Path, xds_addr: std::net::SocketAddr) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(gloo_proxy::control_plane::run(config, xds_addr)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::from(2)

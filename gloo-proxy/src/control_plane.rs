@@ -1,0 +1,133 @@
+//! `gloo control-plane`: watch a directory of Gloo YAML and serve its translation over xDS.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use gloo_core::source::{ConfigSource, DirectorySource, SourceSnapshot};
+use gloo_core::status::State;
+use gloo_core::translate::Translator;
+use gloo_core::xds::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+use gloo_xds::{ServerOptions, Snapshot, SnapshotCache, XdsServer};
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// The namespace proxies are served in: roles are `<namespace>~<proxy name>`, as in Gloo,
+/// whose Proxy resources live in its write namespace.
+pub const WRITE_NAMESPACE: &str = "gloo-system";
+
+/// Why the control plane stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlPlaneError {
+    /// The config directory could not be read or watched.
+    #[error(transparent)]
+    Source(#[from] gloo_core::source::SourceError),
+    /// The xDS address could not be bound.
+    #[error("cannot listen for xDS on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("xDS server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Translates `snapshot` and replaces every role's resources in `cache`; prints what is not
+/// Accepted. Returns the roles now served.
+pub fn publish(
+    translator: &mut Translator,
+    snapshot: &SourceSnapshot,
+    cache: &SnapshotCache,
+    previous_roles: &[String],
+) -> Vec<String> {
+    let translation = translator.translate(snapshot);
+    for error in &translation.reports.load_errors {
+        eprintln!("config error: {error} (the file's last good contents stay in force)");
+    }
+    for (key, status) in &translation.reports.resources {
+        if status.state == State::Accepted {
+            continue;
+        }
+        for e in &status.errors {
+            eprintln!("{key}: {} : {e}", status.state);
+        }
+        for w in &status.warnings {
+            eprintln!("{key}: {} : {w}", status.state);
+        }
+    }
+    let mut roles = Vec::new();
+    for (proxy, resources) in &translation.proxies {
+        let role = format!("{WRITE_NAMESPACE}~{proxy}");
+        let mut out = Snapshot::new();
+        for type_url in [LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE] {
+            for (name, version, body) in resources.by_type_url(type_url) {
+                out.insert(type_url, name, version, body);
+            }
+        }
+        cache.set(&role, out);
+        roles.push(role);
+    }
+    // A proxy no Gateway serves any more gets nothing.
+    for role in previous_roles {
+        if !roles.contains(role) {
+            cache.set(role, Snapshot::new());
+        }
+    }
+    eprintln!(
+        "config generation {} served to {} proxies",
+        snapshot.generation,
+        roles.len()
+    );
+    roles
+}
+
+/// Runs the control plane until the process is stopped.
+pub async fn run(dir: &Path, xds_addr: SocketAddr) -> Result<(), ControlPlaneError> {
+    let cache = Arc::new(SnapshotCache::new());
+    let server = XdsServer::new(cache.clone(), ServerOptions::default());
+    let source = DirectorySource::watch(dir)?;
+    let mut updates = source.subscribe();
+    let mut translator = Translator::new();
+    let initial = updates.borrow_and_update().clone();
+    let mut roles = publish(&mut translator, &initial, &cache, &[]);
+    let publisher_cache = cache.clone();
+    tokio::spawn(async move {
+        // Keep the source (and its watcher) alive as long as the publisher runs.
+        let _source = source;
+        while updates.changed().await.is_ok() {
+            let snapshot = updates.borrow_and_update().clone();
+            roles = publish(&mut translator, &snapshot, &publisher_cache, &roles);
+        }
+    });
+    let mut nacks = server.subscribe_nacks();
+    tokio::spawn(async move {
+        while let Ok(nack) = nacks.recv().await {
+            eprintln!(
+                "NACK from node {:?} (role {}) for {} version {}: {}",
+                nack.node_id, nack.role, nack.type_url, nack.version, nack.error
+            );
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(xds_addr)
+        .await
+        .map_err(|source| ControlPlaneError::Bind {
+            addr: xds_addr,
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ControlPlaneError::Bind {
+            addr: xds_addr,
+            source,
+        })?;
+    eprintln!("xDS server listening on {local}");
+    tonic::transport::Server::builder()
+        .add_service(server.into_service())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! The snapshot cache: what each proxy role is served, and a way to wait for changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use envoy_types::pb::google::protobuf::Any;
+use tokio::sync::watch;
+
+/// Type URL of `envoy.config.listener.v3.Listener` (LDS).
+pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+/// Type URL of `envoy.config.route.v3.RouteConfiguration` (RDS).
+pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+/// Type URL of `envoy.config.cluster.v3.Cluster` (CDS).
+pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+/// Type URL of `envoy.config.endpoint.v3.ClusterLoadAssignment` (EDS).
+pub const ENDPOINT_TYPE: &str =
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+
+/// The order updates are pushed in, so a proxy never sees a reference to something it has not
+/// received: clusters before their endpoints, listeners before their routes.
+pub const PUSH_ORDER: [&str; 4] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
+
+/// Whether a type is requested as a wildcard (all resources) when the request names none.
+pub fn is_wildcard_type(type_url: &str) -> bool {
+    type_url == LISTENER_TYPE || type_url == CLUSTER_TYPE
+}
+
+/// One resource as served: its version (a content hash) and its encoded body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// Content version; equal content has an equal version.
+    pub version: String,
+    /// The resource, packed.
+    pub body: Any,
+}
+
+/// Everything one role is served, by type URL and name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Resources by type URL, then by name.
+    pub resources: HashMap<String, BTreeMap<String, Resource>>,
+}
+
+impl Snapshot {
+    /// An empty snapshot.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a resource.
+    pub fn insert(
+        &mut self,
+        type_url: &str,
+        name: impl Into<String>,
+        version: impl Into<String>,
+        body: Any,
+    ) {
+        self.resources
+            .entry(type_url.to_string())
+            .or_default()
+            .insert(
+                name.into(),
+                Resource {
+                    version: version.into(),
+                    body,
+                },
+            );
+    }
+
+    /// The resources of one type (empty when there are none).
+    pub fn of_type(&self, type_url: &str) -> Option<&BTreeMap<String, Resource>> {
+        self.resources.get(type_url)
+    }
+}
+
+/// Snapshots by role (`<namespace>~<proxyName>`, Gloo's `node.metadata.role`), with change
+/// notification. Cheap to share: clone the `Arc`.
+///
+/// ```
+/// use gloo_xds::cache::{Snapshot, SnapshotCache};
+/// let cache = SnapshotCache::new();
+/// let updates = cache.subscribe("gloo-system~gateway-proxy");
+/// cache.set("gloo-system~gateway-proxy", Snapshot::new());
+/// assert!(updates.has_changed().unwrap());
+/// ```
+#[derive(Debug, Default)]
+pub struct SnapshotCache {
+    roles: RwLock<HashMap<String, watch::Sender<Arc<Snapshot>>>>,
+}
+
+impl SnapshotCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn sender(&self, role: &str) -> watch::Sender<Arc<Snapshot>> {
+        if let Ok(roles) = self.roles.read() {
+            if let Some(sender) = roles.get(role) {
+                return sender.clone();
+            }
+        }
+        let mut roles = match self.roles.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        roles
+            .entry(role.to_string())
+            .or_insert_with(|| watch::channel(Arc::new(Snapshot::new())).0)
+            .clone()
+    }
+
+    /// Replaces what `role` is served; every stream of that role is woken.
+    pub fn set(&self, role: &str, snapshot: Snapshot) {
+        let sender = self.sender(role);
+        sender.send_replace(Arc::new(snapshot));
+    }
+
+    /// The current snapshot of `role` and a receiver that wakes on every change.
+    pub fn subscribe(&self, role: &str) -> watch::Receiver<Arc<Snapshot>> {
+        self.sender(role).subscribe()
+    }
+
+    /// The roles that have been set or subscribed to.
+    pub fn roles(&self) -> Vec<String> {
+        match self.roles.read() {
+            Ok(roles) => roles.keys().cloned().collect(),
+            Err(poisoned) => poisoned.into_inner().keys().cloned().collect(),
+        }
+    }
+}

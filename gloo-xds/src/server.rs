@@ -1,0 +1,607 @@
+//! The Aggregated Discovery Service: state-of-the-world and delta (incremental) streams.
+//!
+//! Each stream serves one node, identified by its role (`node.metadata.role`,
+//! `<namespace>~<proxyName>` in Gloo's convention). Per resource type a stream tracks what the
+//! client subscribed to, the nonce of the last response and, for delta, the version of every
+//! resource the client holds, so an update sends exactly what changed. Responses go out in
+//! [`PUSH_ORDER`] (clusters, endpoints, listeners, routes) so nothing arrives before what it
+//! references. A client that stops reading blocks only its own stream: responses are not
+//! queued without bound.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    aggregated_discovery_service_server::{
+        AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+    },
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+    Resource as DeltaResource,
+};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::cache::{is_wildcard_type, Snapshot, SnapshotCache, PUSH_ORDER};
+
+/// How many responses may wait for a slow client before its stream stops producing more.
+const STREAM_BUFFER: usize = 8;
+/// How many NACKs are kept for inspection.
+const NACK_HISTORY: usize = 256;
+
+/// A client refused a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nack {
+    /// The node's id.
+    pub node_id: String,
+    /// The role it was served as.
+    pub role: String,
+    /// The resource type it refused.
+    pub type_url: String,
+    /// The version it refused (state of the world), or the nonce of the refused response
+    /// (delta).
+    pub version: String,
+    /// The client's error message.
+    pub error: String,
+}
+
+/// Server options.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The role of nodes that send no `metadata.role`.
+    pub default_role: String,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            default_role: "gloo-system~gateway-proxy".to_string(),
+        }
+    }
+}
+
+/// The ADS server. Clone it freely; clones share the cache and the NACK history.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use gloo_xds::{cache::SnapshotCache, server::{ServerOptions, XdsServer}};
+/// let cache = Arc::new(SnapshotCache::new());
+/// let server = XdsServer::new(cache.clone(), ServerOptions::default());
+/// tonic::transport::Server::builder()
+///     .add_service(server.into_service())
+///     .serve("127.0.0.1:9977".parse()?)
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct XdsServer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cache: Arc<SnapshotCache>,
+    options: ServerOptions,
+    nonce: AtomicU64,
+    nacks: Mutex<VecDeque<Nack>>,
+    nack_events: broadcast::Sender<Nack>,
+}
+
+impl XdsServer {
+    /// A server answering from `cache`.
+    pub fn new(cache: Arc<SnapshotCache>, options: ServerOptions) -> Self {
+        XdsServer {
+            inner: Arc::new(Inner {
+                cache,
+                options,
+                nonce: AtomicU64::new(0),
+                nacks: Mutex::new(VecDeque::new()),
+                nack_events: broadcast::channel(64).0,
+            }),
+        }
+    }
+
+    /// The tonic service to add to a `tonic::transport::Server`.
+    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<XdsServer> {
+        AggregatedDiscoveryServiceServer::new(self)
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(256 * 1024 * 1024)
+    }
+
+    /// The most recent NACKs, oldest first.
+    pub fn nacks(&self) -> Vec<Nack> {
+        match self.inner.nacks.lock() {
+            Ok(nacks) => nacks.iter().cloned().collect(),
+            Err(poisoned) => poisoned.into_inner().iter().cloned().collect(),
+        }
+    }
+
+    /// A receiver of NACKs as they happen.
+    pub fn subscribe_nacks(&self) -> broadcast::Receiver<Nack> {
+        self.inner.nack_events.subscribe()
+    }
+}
+
+impl Inner {
+    fn next_nonce(&self) -> String {
+        (self.nonce.fetch_add(1, Ordering::Relaxed) + 1).to_string()
+    }
+
+    fn role_of(&self, node: &Node) -> String {
+        let role = node
+            .metadata
+            .as_ref()
+            .and_then(|m| m.fields.get("role"))
+            .and_then(|v| match &v.kind {
+                Some(envoy_types::pb::google::protobuf::value::Kind::StringValue(s)) => {
+                    Some(s.clone())
+                }
+                _ => None,
+            });
+        match role {
+            Some(role) if !role.is_empty() => role,
+            _ => {
+                tracing::warn!(
+                    node = %node.id,
+                    role = %self.options.default_role,
+                    "node has no metadata.role; serving it as the default role"
+                );
+                self.options.default_role.clone()
+            }
+        }
+    }
+
+    fn record_nack(&self, nack: Nack) {
+        tracing::warn!(
+            node = %nack.node_id,
+            role = %nack.role,
+            type_url = %nack.type_url,
+            version = %nack.version,
+            error = %nack.error,
+            "NACK: the client rejected a configuration; it keeps the last version it accepted"
+        );
+        let mut nacks = match self.nacks.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if nacks.len() == NACK_HISTORY {
+            nacks.pop_front();
+        }
+        nacks.push_back(nack.clone());
+        let _ = self.nack_events.send(nack);
+    }
+}
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for XdsServer {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let mut stream = SotwStream::new(inner, tx);
+            stream.run(request.into_inner()).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let mut stream = DeltaStream::new(inner, tx);
+            stream.run(request.into_inner()).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Types in push order, then any others the client asked for.
+fn ordered_types<'a>(types: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut rest: Vec<String> = types.cloned().collect();
+    let mut ordered: Vec<String> = PUSH_ORDER
+        .iter()
+        .filter(|t| rest.iter().any(|r| r == *t))
+        .map(|t| t.to_string())
+        .collect();
+    rest.retain(|t| !PUSH_ORDER.contains(&t.as_str()));
+    rest.sort();
+    ordered.extend(rest);
+    ordered
+}
+
+// ----- state of the world ------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct SotwType {
+    names: BTreeSet<String>,
+    wildcard: bool,
+    /// Version of the last response sent, `None` before the first.
+    sent_version: Option<String>,
+    nonce: String,
+}
+
+struct SotwStream {
+    inner: Arc<Inner>,
+    tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+    node: Option<Node>,
+    role: String,
+    snapshots: Option<watch::Receiver<Arc<Snapshot>>>,
+    types: HashMap<String, SotwType>,
+}
+
+impl SotwStream {
+    fn new(inner: Arc<Inner>, tx: mpsc::Sender<Result<DiscoveryResponse, Status>>) -> Self {
+        SotwStream {
+            inner,
+            tx,
+            node: None,
+            role: String::new(),
+            snapshots: None,
+            types: HashMap::new(),
+        }
+    }
+
+    async fn run(&mut self, mut requests: Streaming<DiscoveryRequest>) {
+        loop {
+            let changed = async {
+                match &mut self.snapshots {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                request = requests.message() => match request {
+                    Ok(Some(request)) => {
+                        if !self.handle(request).await {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(status) => {
+                        tracing::debug!(%status, "xDS stream ended");
+                        return;
+                    }
+                },
+                alive = changed => {
+                    if !alive || !self.push_changes().await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        match &self.snapshots {
+            Some(rx) => rx.borrow().clone(),
+            None => Arc::new(Snapshot::new()),
+        }
+    }
+
+    /// Handles one request; false when the stream should end.
+    async fn handle(&mut self, request: DiscoveryRequest) -> bool {
+        if self.node.is_none() {
+            // Clients send the node on the first request of a stream only.
+            let node = request.node.clone().unwrap_or_default();
+            self.role = self.inner.role_of(&node);
+            let mut rx = self.inner.cache.subscribe(&self.role);
+            rx.borrow_and_update();
+            self.snapshots = Some(rx);
+            self.node = Some(node);
+        }
+        let type_url = request.type_url.clone();
+        if type_url.is_empty() {
+            return true;
+        }
+        let state = self.types.entry(type_url.clone()).or_default();
+        if !request.response_nonce.is_empty() && request.response_nonce != state.nonce {
+            // A reply to a response that has since been superseded: ignore it.
+            return true;
+        }
+        if let Some(error) = &request.error_detail {
+            let nack = Nack {
+                node_id: self.node.as_ref().map(|n| n.id.clone()).unwrap_or_default(),
+                role: self.role.clone(),
+                type_url: type_url.clone(),
+                version: state.sent_version.clone().unwrap_or_default(),
+                error: error.message.clone(),
+            };
+            self.inner.record_nack(nack);
+            return true;
+        }
+        let names: BTreeSet<String> = request.resource_names.iter().cloned().collect();
+        let wildcard = names.contains("*") || (names.is_empty() && is_wildcard_type(&type_url));
+        let first = state.sent_version.is_none();
+        let subscription_changed = names != state.names || wildcard != state.wildcard;
+        state.names = names;
+        state.wildcard = wildcard;
+        if first || subscription_changed {
+            return self.send(&type_url, true).await;
+        }
+        // An ACK: nothing to send until the snapshot changes.
+        true
+    }
+
+    async fn push_changes(&mut self) -> bool {
+        if let Some(rx) = &mut self.snapshots {
+            rx.borrow_and_update();
+        }
+        for type_url in ordered_types(self.types.keys()) {
+            if !self.send(&type_url, false).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sends the current resources of `type_url` if they differ from what was last sent (or
+    /// always, when `force`). False when the client is gone.
+    async fn send(&mut self, type_url: &str, force: bool) -> bool {
+        let snapshot = self.snapshot();
+        let Some(state) = self.types.get_mut(type_url) else {
+            return true;
+        };
+        let mut resources = Vec::new();
+        let mut hasher = Xxh3::new();
+        if let Some(all) = snapshot.of_type(type_url) {
+            let mut add = |name: &String, resource: &crate::cache::Resource| {
+                hasher.update(name.as_bytes());
+                hasher.update(b"\0");
+                hasher.update(resource.version.as_bytes());
+                hasher.update(b"\0");
+                resources.push(resource.body.clone());
+            };
+            if state.wildcard {
+                for (name, resource) in all {
+                    add(name, resource);
+                }
+            } else {
+                for name in &state.names {
+                    if let Some(resource) = all.get(name) {
+                        add(name, resource);
+                    }
+                }
+            }
+        }
+        let version = format!("{:016x}", hasher.digest());
+        if !force && state.sent_version.as_deref() == Some(version.as_str()) {
+            return true;
+        }
+        let nonce = self.inner.next_nonce();
+        state.sent_version = Some(version.clone());
+        state.nonce = nonce.clone();
+        let response = DiscoveryResponse {
+            version_info: version,
+            resources,
+            type_url: type_url.to_string(),
+            nonce,
+            ..Default::default()
+        };
+        self.tx.send(Ok(response)).await.is_ok()
+    }
+}
+
+// ----- delta -------------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct DeltaType {
+    subscribed: BTreeSet<String>,
+    wildcard: bool,
+    /// The version of every resource the client holds.
+    known: HashMap<String, String>,
+    nonce: String,
+    responded: bool,
+}
+
+struct DeltaStream {
+    inner: Arc<Inner>,
+    tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
+    node: Option<Node>,
+    role: String,
+    snapshots: Option<watch::Receiver<Arc<Snapshot>>>,
+    types: HashMap<String, DeltaType>,
+}
+
+impl DeltaStream {
+    fn new(inner: Arc<Inner>, tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>) -> Self {
+        DeltaStream {
+            inner,
+            tx,
+            node: None,
+            role: String::new(),
+            snapshots: None,
+            types: HashMap::new(),
+        }
+    }
+
+    async fn run(&mut self, mut requests: Streaming<DeltaDiscoveryRequest>) {
+        loop {
+            let changed = async {
+                match &mut self.snapshots {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                request = requests.message() => match request {
+                    Ok(Some(request)) => {
+                        if !self.handle(request).await {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(status) => {
+                        tracing::debug!(%status, "delta xDS stream ended");
+                        return;
+                    }
+                },
+                alive = changed => {
+                    if !alive || !self.push_changes().await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        match &self.snapshots {
+            Some(rx) => rx.borrow().clone(),
+            None => Arc::new(Snapshot::new()),
+        }
+    }
+
+    async fn handle(&mut self, request: DeltaDiscoveryRequest) -> bool {
+        if self.node.is_none() {
+            let node = request.node.clone().unwrap_or_default();
+            self.role = self.inner.role_of(&node);
+            let mut rx = self.inner.cache.subscribe(&self.role);
+            rx.borrow_and_update();
+            self.snapshots = Some(rx);
+            self.node = Some(node);
+        }
+        let type_url = request.type_url.clone();
+        if type_url.is_empty() {
+            return true;
+        }
+        let first_request = !self.types.contains_key(&type_url);
+        let state = self.types.entry(type_url.clone()).or_default();
+        if first_request {
+            // A reconnecting client says what it already holds; only differences are sent.
+            state.known = request
+                .initial_resource_versions
+                .clone()
+                .into_iter()
+                .collect();
+            if request.resource_names_subscribe.is_empty() && is_wildcard_type(&type_url) {
+                state.wildcard = true;
+            }
+        }
+        let is_reply = !request.response_nonce.is_empty();
+        if is_reply && request.response_nonce == state.nonce {
+            if let Some(error) = &request.error_detail {
+                let nack = Nack {
+                    node_id: self.node.as_ref().map(|n| n.id.clone()).unwrap_or_default(),
+                    role: self.role.clone(),
+                    type_url: type_url.clone(),
+                    version: request.response_nonce.clone(),
+                    error: error.message.clone(),
+                };
+                self.inner.record_nack(nack);
+            }
+        }
+        let mut subscription_changed = false;
+        for name in &request.resource_names_subscribe {
+            subscription_changed = true;
+            if name == "*" {
+                state.wildcard = true;
+            } else {
+                state.subscribed.insert(name.clone());
+            }
+        }
+        for name in &request.resource_names_unsubscribe {
+            subscription_changed = true;
+            if name == "*" {
+                state.wildcard = false;
+            } else {
+                state.subscribed.remove(name);
+                state.known.remove(name);
+            }
+        }
+        if first_request || subscription_changed || !state.responded {
+            return self.send(&type_url).await;
+        }
+        true
+    }
+
+    async fn push_changes(&mut self) -> bool {
+        if let Some(rx) = &mut self.snapshots {
+            rx.borrow_and_update();
+        }
+        for type_url in ordered_types(self.types.keys()) {
+            if !self.send(&type_url).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sends what the client lacks or holds in an old version, and what it holds that is
+    /// gone. Nothing is sent when nothing differs (except the first response of a type).
+    async fn send(&mut self, type_url: &str) -> bool {
+        let snapshot = self.snapshot();
+        let Some(state) = self.types.get_mut(type_url) else {
+            return true;
+        };
+        let empty = std::collections::BTreeMap::new();
+        let all = snapshot.of_type(type_url).unwrap_or(&empty);
+        let mut resources = Vec::new();
+        let mut removed = Vec::new();
+        let wanted = |name: &str| state.wildcard || state.subscribed.contains(name);
+        for (name, resource) in all {
+            if !wanted(name) {
+                continue;
+            }
+            if state.known.get(name) != Some(&resource.version) {
+                resources.push(DeltaResource {
+                    name: name.clone(),
+                    version: resource.version.clone(),
+                    resource: Some(resource.body.clone()),
+                    ..Default::default()
+                });
+            }
+        }
+        for name in state.known.keys() {
+            if !all.contains_key(name) {
+                removed.push(name.clone());
+            }
+        }
+        // Explicitly subscribed names that do not exist are reported as removed once, so the
+        // client stops waiting for them.
+        for name in &state.subscribed {
+            if !all.contains_key(name) && !state.known.contains_key(name) && !state.responded {
+                removed.push(name.clone());
+            }
+        }
+        removed.sort();
+        removed.dedup();
+        if resources.is_empty() && removed.is_empty() && state.responded {
+            return true;
+        }
+        for r in &resources {
+            state.known.insert(r.name.clone(), r.version.clone());
+        }
+        for name in &removed {
+            state.known.remove(name);
+        }
+        let nonce = self.inner.next_nonce();
+        state.nonce = nonce.clone();
+        state.responded = true;
+        let response = DeltaDiscoveryResponse {
+            system_version_info: String::new(),
+            resources,
+            type_url: type_url.to_string(),
+            removed_resources: removed,
+            nonce,
+            ..Default::default()
+        };
+        self.tx.send(Ok(response)).await.is_ok()
+    }
+}
