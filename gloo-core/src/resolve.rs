@@ -134,6 +134,16 @@ impl ListenerModel {
         }
     }
 
+    /// Whether the listener's HTTP traffic arrives over TLS (an SSL gateway, or a hybrid
+    /// gateway whose HTTP chains terminate TLS).
+    pub fn is_tls(&self) -> bool {
+        match &self.kind {
+            ListenerKind::Http { ssl, .. } => *ssl,
+            ListenerKind::Tcp => false,
+            ListenerKind::Hybrid { chains } => chains.iter().any(|c| c.ssl.is_some()),
+        }
+    }
+
     /// The TCP hosts this listener proxies.
     pub fn tcp_hosts(&self) -> Vec<&crate::model::gateway::TcpHost> {
         match &self.kind {
@@ -411,9 +421,18 @@ impl<'a> Resolver<'a> {
                 // than compiling.
                 regex_syntax::Parser::new()
                     .parse(pattern)
-                    .map(|_| ())
                     .map_err(|e| {
                         format!("invalid regex {pattern:?}: {}", first_line(&e.to_string()))
+                    })
+                    .and_then(|hir| {
+                        // RE2 refuses counted repetitions above 1000, which regex-syntax allows.
+                        if max_repetition(&hir) > 1000 {
+                            Err(format!(
+                                "invalid regex {pattern:?}: repetition counts above 1000 are not allowed (RE2)"
+                            ))
+                        } else {
+                            Ok(())
+                        }
                     })
             })
             .clone()
@@ -1587,6 +1606,19 @@ fn expression_matches(e: &SelectorExpression, labels: &BTreeMap<String, String>)
                 v < bound
             }
         }
+    }
+}
+
+/// The largest counted repetition bound in a regex (`a{1001}` gives 1001).
+fn max_repetition(hir: &regex_syntax::hir::Hir) -> u32 {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Repetition(r) => r.min.max(r.max.unwrap_or(0)).max(max_repetition(&r.sub)),
+        HirKind::Capture(c) => max_repetition(&c.sub),
+        HirKind::Concat(items) | HirKind::Alternation(items) => {
+            items.iter().map(max_repetition).max().unwrap_or(0)
+        }
+        _ => 0,
     }
 }
 

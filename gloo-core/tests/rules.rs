@@ -1365,3 +1365,19 @@ fn invalid_config_policy_replaces_a_delegation_with_nothing_to_serve() {
         Some(envoy_types::pb::envoy::config::route::v3::route::Action::DirectResponse(ref d)) if d.status == 418
     ));
 }
+
+#[test]
+fn regex_repetitions_re2_refuses_are_rejected() {
+    let t = translate(&vs(
+        "default",
+        "routes:\n- matchers: [{regex: '/a{1001}'}]\n  directResponseAction: {status: 200}\n",
+    ));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &["spec.virtualHost.routes[0].matchers[0].regex: invalid regex \"/a{1001}\": repetition counts above 1000 are not allowed (RE2)"],
+        &[],
+    );
+}

@@ -66,6 +66,15 @@ pub fn publish(
                 out.insert(type_url, name, version, body);
             }
         }
+        // API listeners for proxyless gRPC clients: served only to clients that name them.
+        for (name, versioned) in &resources.api_listeners {
+            out.insert_named_only(
+                LISTENER_TYPE,
+                name.clone(),
+                versioned.version.clone(),
+                gloo_core::xds::pack(versioned.resource.as_ref()),
+            );
+        }
         cache.set(&role, out);
         roles.push(role);
     }
@@ -99,15 +108,6 @@ pub async fn run(dir: &Path, xds_addr: SocketAddr) -> Result<(), ControlPlaneErr
         while updates.changed().await.is_ok() {
             let snapshot = updates.borrow_and_update().clone();
             roles = publish(&mut translator, &snapshot, &publisher_cache, &roles);
-        }
-    });
-    let mut nacks = server.subscribe_nacks();
-    tokio::spawn(async move {
-        while let Ok(nack) = nacks.recv().await {
-            eprintln!(
-                "NACK from node {:?} (role {}) for {} version {}: {}",
-                nack.node_id, nack.role, nack.type_url, nack.version, nack.error
-            );
         }
     });
     let listener = tokio::net::TcpListener::bind(xds_addr)

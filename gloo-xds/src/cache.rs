@@ -20,6 +20,19 @@ pub const ENDPOINT_TYPE: &str =
 /// received: clusters before their endpoints, listeners before their routes.
 pub const PUSH_ORDER: [&str; 4] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
 
+/// Types whose resources are referenced by the route types ([`LISTENER_TYPE`],
+/// [`ROUTE_TYPE`]): removing one of them is held back until the client has accepted routes
+/// that no longer use it (make-before-break), so a rejected route update never leaves the
+/// routes in force pointing at a removed cluster.
+pub fn is_referenced_type(type_url: &str) -> bool {
+    type_url == CLUSTER_TYPE || type_url == ENDPOINT_TYPE
+}
+
+/// Types that reference [`is_referenced_type`] ones.
+pub fn is_referencing_type(type_url: &str) -> bool {
+    type_url == LISTENER_TYPE || type_url == ROUTE_TYPE
+}
+
 /// Whether a type is requested as a wildcard (all resources) when the request names none.
 pub fn is_wildcard_type(type_url: &str) -> bool {
     type_url == LISTENER_TYPE || type_url == CLUSTER_TYPE
@@ -32,6 +45,9 @@ pub struct Resource {
     pub version: String,
     /// The resource, packed.
     pub body: Any,
+    /// Served only to clients that ask for it by name, never to wildcard subscriptions (API
+    /// listeners for proxyless gRPC clients must not reach Envoy's wildcard LDS).
+    pub only_by_name: bool,
 }
 
 /// Everything one role is served, by type URL and name.
@@ -55,14 +71,37 @@ impl Snapshot {
         version: impl Into<String>,
         body: Any,
     ) {
+        self.insert_resource(type_url, name.into(), version.into(), body, false);
+    }
+
+    /// Adds a resource served only to clients that name it (see [`Resource::only_by_name`]).
+    pub fn insert_named_only(
+        &mut self,
+        type_url: &str,
+        name: impl Into<String>,
+        version: impl Into<String>,
+        body: Any,
+    ) {
+        self.insert_resource(type_url, name.into(), version.into(), body, true);
+    }
+
+    fn insert_resource(
+        &mut self,
+        type_url: &str,
+        name: String,
+        version: String,
+        body: Any,
+        only_by_name: bool,
+    ) {
         self.resources
             .entry(type_url.to_string())
             .or_default()
             .insert(
-                name.into(),
+                name,
                 Resource {
-                    version: version.into(),
+                    version,
                     body,
+                    only_by_name,
                 },
             );
     }

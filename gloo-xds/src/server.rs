@@ -27,7 +27,10 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::cache::{is_wildcard_type, Snapshot, SnapshotCache, PUSH_ORDER};
+use crate::cache::{
+    is_referenced_type, is_referencing_type, is_wildcard_type, Resource, Snapshot, SnapshotCache,
+    PUSH_ORDER,
+};
 
 /// How many responses may wait for a slow client before its stream stops producing more.
 const STREAM_BUFFER: usize = 8;
@@ -235,6 +238,12 @@ struct SotwType {
     /// Version of the last response sent, `None` before the first.
     sent_version: Option<String>,
     nonce: String,
+    /// Whether the client accepted the last response.
+    acked: bool,
+    /// What the last response held (for clusters and endpoints: what may still be in use).
+    sent: std::collections::BTreeMap<String, Resource>,
+    /// Whether the last response held resources the snapshot no longer has.
+    retaining: bool,
 }
 
 struct SotwStream {
@@ -326,6 +335,10 @@ impl SotwStream {
             self.inner.record_nack(nack);
             return true;
         }
+        let is_ack = !request.response_nonce.is_empty() && request.response_nonce == state.nonce;
+        if is_ack {
+            state.acked = true;
+        }
         let names: BTreeSet<String> = request.resource_names.iter().cloned().collect();
         let wildcard = names.contains("*") || (names.is_empty() && is_wildcard_type(&type_url));
         let first = state.sent_version.is_none();
@@ -335,7 +348,10 @@ impl SotwStream {
         if first || subscription_changed {
             return self.send(&type_url, true).await;
         }
-        // An ACK: nothing to send until the snapshot changes.
+        // An ACK of new routes may release clusters kept for the old ones.
+        if is_ack && is_referencing_type(&type_url) && self.types.values().any(|t| t.retaining) {
+            return self.push_changes().await;
+        }
         true
     }
 
@@ -351,42 +367,84 @@ impl SotwStream {
         true
     }
 
+    /// The resources of `type_url` the client should hold now, and their version.
+    fn select(
+        &self,
+        type_url: &str,
+        snapshot: &Snapshot,
+    ) -> (std::collections::BTreeMap<String, Resource>, bool) {
+        let mut out = std::collections::BTreeMap::new();
+        let Some(state) = self.types.get(type_url) else {
+            return (out, false);
+        };
+        if let Some(all) = snapshot.of_type(type_url) {
+            for (name, resource) in all {
+                if state.names.contains(name) || (state.wildcard && !resource.only_by_name) {
+                    out.insert(name.clone(), resource.clone());
+                }
+            }
+        }
+        // Make-before-break: while the routes in force may still use a removed cluster, keep
+        // serving it.
+        let mut retaining = false;
+        if is_referenced_type(type_url) && !self.routes_settled(snapshot) {
+            for (name, resource) in &state.sent {
+                if !out.contains_key(name) {
+                    out.insert(name.clone(), resource.clone());
+                    retaining = true;
+                }
+            }
+        }
+        (out, retaining)
+    }
+
+    /// Whether the client holds, and accepted, the current listeners and routes.
+    fn routes_settled(&self, snapshot: &Snapshot) -> bool {
+        self.types
+            .iter()
+            .filter(|(type_url, _)| is_referencing_type(type_url))
+            .all(|(type_url, state)| {
+                state.acked
+                    && state.sent_version.as_deref()
+                        == Some(self.plain_version(type_url, snapshot).as_str())
+            })
+    }
+
+    /// The version the snapshot alone gives a type (no retention), without copying resources.
+    fn plain_version(&self, type_url: &str, snapshot: &Snapshot) -> String {
+        let mut hasher = Xxh3::new();
+        if let (Some(state), Some(all)) = (self.types.get(type_url), snapshot.of_type(type_url)) {
+            for (name, resource) in all {
+                if state.names.contains(name) || (state.wildcard && !resource.only_by_name) {
+                    hash_entry(&mut hasher, name, resource);
+                }
+            }
+        }
+        format!("{:016x}", hasher.digest())
+    }
+
     /// Sends the current resources of `type_url` if they differ from what was last sent (or
     /// always, when `force`). False when the client is gone.
     async fn send(&mut self, type_url: &str, force: bool) -> bool {
         let snapshot = self.snapshot();
+        if !self.types.contains_key(type_url) {
+            return true;
+        }
+        let (selected, retaining) = self.select(type_url, &snapshot);
+        let version = version_of(&selected);
         let Some(state) = self.types.get_mut(type_url) else {
             return true;
         };
-        let mut resources = Vec::new();
-        let mut hasher = Xxh3::new();
-        if let Some(all) = snapshot.of_type(type_url) {
-            let mut add = |name: &String, resource: &crate::cache::Resource| {
-                hasher.update(name.as_bytes());
-                hasher.update(b"\0");
-                hasher.update(resource.version.as_bytes());
-                hasher.update(b"\0");
-                resources.push(resource.body.clone());
-            };
-            if state.wildcard {
-                for (name, resource) in all {
-                    add(name, resource);
-                }
-            } else {
-                for name in &state.names {
-                    if let Some(resource) = all.get(name) {
-                        add(name, resource);
-                    }
-                }
-            }
-        }
-        let version = format!("{:016x}", hasher.digest());
         if !force && state.sent_version.as_deref() == Some(version.as_str()) {
             return true;
         }
         let nonce = self.inner.next_nonce();
         state.sent_version = Some(version.clone());
         state.nonce = nonce.clone();
+        state.acked = false;
+        state.retaining = retaining;
+        let resources = selected.values().map(|r| r.body.clone()).collect();
+        state.sent = selected;
         let response = DiscoveryResponse {
             version_info: version,
             resources,
@@ -396,6 +454,22 @@ impl SotwStream {
         };
         self.tx.send(Ok(response)).await.is_ok()
     }
+}
+
+/// The state-of-the-world version of a set of resources: a hash of names and versions.
+fn version_of(resources: &std::collections::BTreeMap<String, Resource>) -> String {
+    let mut hasher = Xxh3::new();
+    for (name, resource) in resources {
+        hash_entry(&mut hasher, name, resource);
+    }
+    format!("{:016x}", hasher.digest())
+}
+
+fn hash_entry(hasher: &mut Xxh3, name: &str, resource: &Resource) {
+    hasher.update(name.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(resource.version.as_bytes());
+    hasher.update(b"\0");
 }
 
 // ----- delta -------------------------------------------------------------------------------
@@ -408,6 +482,10 @@ struct DeltaType {
     known: HashMap<String, String>,
     nonce: String,
     responded: bool,
+    /// Whether the client accepted the last response.
+    acked: bool,
+    /// Whether removals are held back until the routes settle (make-before-break).
+    retaining: bool,
 }
 
 struct DeltaStream {
@@ -495,7 +573,12 @@ impl DeltaStream {
             }
         }
         let is_reply = !request.response_nonce.is_empty();
+        let mut is_ack = false;
         if is_reply && request.response_nonce == state.nonce {
+            is_ack = request.error_detail.is_none();
+            if is_ack {
+                state.acked = true;
+            }
             if let Some(error) = &request.error_detail {
                 let nack = Nack {
                     node_id: self.node.as_ref().map(|n| n.id.clone()).unwrap_or_default(),
@@ -528,7 +611,31 @@ impl DeltaStream {
         if first_request || subscription_changed || !state.responded {
             return self.send(&type_url).await;
         }
+        // An ACK of new routes may release removals held back for the old ones.
+        if is_ack && is_referencing_type(&type_url) && self.types.values().any(|t| t.retaining) {
+            return self.push_changes().await;
+        }
         true
+    }
+
+    /// Whether the client holds, and accepted, the current listeners and routes.
+    fn routes_settled(&self, snapshot: &Snapshot) -> bool {
+        self.types
+            .iter()
+            .filter(|(type_url, _)| is_referencing_type(type_url))
+            .all(|(type_url, state)| {
+                if !state.acked {
+                    return false;
+                }
+                let empty = std::collections::BTreeMap::new();
+                let all = snapshot.of_type(type_url).unwrap_or(&empty);
+                let current = all.iter().all(|(name, resource)| {
+                    let wanted = state.subscribed.contains(name)
+                        || (state.wildcard && !resource.only_by_name);
+                    !wanted || state.known.get(name) == Some(&resource.version)
+                });
+                current && state.known.keys().all(|name| all.contains_key(name))
+            })
     }
 
     async fn push_changes(&mut self) -> bool {
@@ -547,6 +654,8 @@ impl DeltaStream {
     /// gone. Nothing is sent when nothing differs (except the first response of a type).
     async fn send(&mut self, type_url: &str) -> bool {
         let snapshot = self.snapshot();
+        // Make-before-break: removals of clusters and endpoints wait for settled routes.
+        let hold_removals = is_referenced_type(type_url) && !self.routes_settled(&snapshot);
         let Some(state) = self.types.get_mut(type_url) else {
             return true;
         };
@@ -554,9 +663,11 @@ impl DeltaStream {
         let all = snapshot.of_type(type_url).unwrap_or(&empty);
         let mut resources = Vec::new();
         let mut removed = Vec::new();
-        let wanted = |name: &str| state.wildcard || state.subscribed.contains(name);
+        state.retaining = false;
         for (name, resource) in all {
-            if !wanted(name) {
+            let wanted =
+                state.subscribed.contains(name) || (state.wildcard && !resource.only_by_name);
+            if !wanted {
                 continue;
             }
             if state.known.get(name) != Some(&resource.version) {
@@ -570,7 +681,11 @@ impl DeltaStream {
         }
         for name in state.known.keys() {
             if !all.contains_key(name) {
-                removed.push(name.clone());
+                if hold_removals {
+                    state.retaining = true;
+                } else {
+                    removed.push(name.clone());
+                }
             }
         }
         // Explicitly subscribed names that do not exist are reported as removed once, so the
@@ -594,6 +709,7 @@ impl DeltaStream {
         let nonce = self.inner.next_nonce();
         state.nonce = nonce.clone();
         state.responded = true;
+        state.acked = false;
         let response = DeltaDiscoveryResponse {
             system_version_info: String::new(),
             resources,

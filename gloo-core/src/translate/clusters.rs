@@ -135,6 +135,11 @@ pub(crate) fn load_assignment(cluster: &str, endpoints: &[Endpoint]) -> ClusterL
                     ..Default::default()
                 })
                 .collect(),
+            // Proxyless gRPC ignores localities without a weight (Envoy ignores the weight
+            // unless locality-weighted load balancing is on).
+            load_balancing_weight: Some(UInt32Value { value: 1 }),
+            // gRPC also requires the locality to be present (empty is fine).
+            locality: Some(Default::default()),
             ..Default::default()
         }],
         ..Default::default()

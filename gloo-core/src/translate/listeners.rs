@@ -219,6 +219,34 @@ fn http_connection_manager(
     hcm
 }
 
+/// The API listener a proxyless gRPC client (`xds:///<domain>`) reads: an HTTP connection
+/// manager with the router, reading `route_name` over RDS, where the virtual host for `domain`
+/// lives.
+pub(crate) fn api_listener(domain: &str, route_name: &str) -> Listener {
+    let hcm = HttpConnectionManager {
+        stat_prefix: domain.to_string(),
+        route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
+            config_source: Some(ads()),
+            route_config_name: route_name.to_string(),
+        })),
+        http_filters: vec![HttpFilter {
+            name: ROUTER_FILTER.to_string(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack(
+                &Router::default(),
+            ))),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Listener {
+        name: domain.to_string(),
+        api_listener: Some(envoy_types::pb::envoy::config::listener::v3::ApiListener {
+            api_listener: Some(pack(&hcm)),
+        }),
+        ..Default::default()
+    }
+}
+
 fn hcm_filter(hcm: &HttpConnectionManager) -> Filter {
     Filter {
         name: HCM_FILTER.to_string(),

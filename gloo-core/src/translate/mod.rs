@@ -210,6 +210,18 @@ impl Translator {
                 hasher.update(route_name.as_bytes());
                 let mut protos = Vec::with_capacity(virtual_hosts.len());
                 for host in virtual_hosts {
+                    // Proxyless gRPC clients dial `xds:///<domain>`: each plain domain of a
+                    // plaintext HTTP listener gets an API listener (the first listener wins).
+                    if !listener.is_tls() {
+                        for domain in host.domains.iter().filter(|d| !d.contains('*')) {
+                            if !out.api_listeners.contains_key(domain) {
+                                out.api_listeners.insert(
+                                    domain.clone(),
+                                    Versioned::new(listeners::api_listener(domain, &route_name)),
+                                );
+                            }
+                        }
+                    }
                     collect_upstreams(host, ctx, &mut referenced);
                     let location = (model.name.clone(), route_name.clone(), protos.len());
                     let (proto, version) = self.virtual_host(host, ctx, location);

@@ -125,6 +125,9 @@ pub struct ProxyResources {
     pub clusters: ResourceMap<Cluster>,
     /// Endpoints (EDS) of the EDS clusters.
     pub endpoints: ResourceMap<ClusterLoadAssignment>,
+    /// API listeners for proxyless gRPC clients, one per virtual host domain: a client dialing
+    /// `xds:///<domain>` asks LDS for `<domain>`. Served only to clients that name them.
+    pub api_listeners: ResourceMap<Listener>,
 }
 
 impl ProxyResources {
@@ -159,6 +162,9 @@ impl ProxyResources {
         out.insert("routes".into(), list(&self.routes)?);
         out.insert("clusters".into(), list(&self.clusters)?);
         out.insert("endpoints".into(), list(&self.endpoints)?);
+        if !self.api_listeners.is_empty() {
+            out.insert("apiListeners".into(), list(&self.api_listeners)?);
+        }
         Ok(serde_json::Value::Object(out))
     }
 }

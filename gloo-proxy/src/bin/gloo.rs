@@ -76,8 +76,10 @@ fn main() -> ExitCode {
 }
 
 fn control_plane(config: &std::path::Path, xds_addr: std::net::SocketAddr) -> ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

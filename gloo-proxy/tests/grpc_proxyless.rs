@@ -1,0 +1,197 @@
+//! Proxyless gRPC: a real grpcio client dialing `xds:///<domain>` resolves through
+//! `gloo control-plane` (LDS API listener, RDS, CDS, EDS) to the VirtualService serving that
+//! domain, and completes RPCs to real gRPC backends, including a weighted split.
+//!
+//! Python with grpcio comes from `scripts/test.sh`, which exports its interpreter as
+//! `GLOO_TEST_PYTHON`.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn python() -> PathBuf {
+    match std::env::var_os("GLOO_TEST_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "GLOO_TEST_PYTHON is not set: run the suite with scripts/test.sh, which installs grpcio and sets it"
+        ),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A child process killed (and reaped) when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/grpc")
+        .join(name)
+}
+
+fn backend(name: &str, port: u16) -> Process {
+    let mut child = Command::new(python())
+        .arg(script("backend.py"))
+        .args([name, &port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start backend");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("backend output");
+    assert_eq!(line.trim(), "ready", "backend {name} did not start");
+    Process(child)
+}
+
+/// Starts `gloo control-plane` and waits until it listens.
+fn control_plane(config: &Path, port: u16, log: &Path) -> Process {
+    let child = Command::new(env!("CARGO_BIN_EXE_gloo"))
+        .args(["control-plane", "--config"])
+        .arg(config)
+        .args(["--xds-addr", &format!("127.0.0.1:{port}")])
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("start control plane");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "control plane did not listen: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Process(child)
+}
+
+fn config(a: u16, b: u16, weights: (u32, u32)) -> String {
+    format!(
+        r#"apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: echo-a, namespace: gloo-system}}
+spec:
+  static: {{hosts: [{{addr: 127.0.0.1, port: {a}}}]}}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: echo-b, namespace: gloo-system}}
+spec:
+  static: {{hosts: [{{addr: 127.0.0.1, port: {b}}}]}}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: echo, namespace: gloo-system}}
+spec:
+  virtualHost:
+    domains: [echo.test]
+    routes:
+    - matchers: [{{prefix: /gloo.test.Echo/}}]
+      routeAction:
+        multi:
+          destinations:
+          - {{destination: {{upstream: {{name: echo-a}}}}, weight: {}}}
+          - {{destination: {{upstream: {{name: echo-b}}}}, weight: {}}}
+"#,
+        weights.0, weights.1
+    )
+}
+
+/// Runs the Python client against `xds:///echo.test`; returns answers by backend.
+fn calls(bootstrap: &Path, count: usize) -> serde_json::Map<String, serde_json::Value> {
+    let output = Command::new(python())
+        .arg(script("client.py"))
+        .args(["echo.test", &count.to_string()])
+        .env("GRPC_XDS_BOOTSTRAP", bootstrap)
+        .output()
+        .expect("run client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "client failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    match serde_json::from_str(stdout.trim()) {
+        Ok(serde_json::Value::Object(map)) => map,
+        other => panic!("unexpected client output {stdout:?}: {other:?}"),
+    }
+}
+
+fn count(map: &serde_json::Map<String, serde_json::Value>, key: &str) -> u64 {
+    map.get(key).and_then(|v| v.as_u64()).unwrap_or(0)
+}
+
+#[test]
+fn grpc_client_resolves_xds_target_and_splits_by_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_dir = dir.path().join("config");
+    std::fs::create_dir(&config_dir).unwrap();
+    let (port_a, port_b, xds_port) = (free_port(), free_port(), free_port());
+    let _a = backend("backend-a", port_a);
+    let _b = backend("backend-b", port_b);
+    std::fs::write(
+        config_dir.join("echo.yaml"),
+        config(port_a, port_b, (80, 20)),
+    )
+    .unwrap();
+    let log = dir.path().join("control-plane.log");
+    let _cp = control_plane(&config_dir, xds_port, &log);
+    let bootstrap = dir.path().join("bootstrap.json");
+    std::fs::write(
+        &bootstrap,
+        serde_json::json!({
+            "xds_servers": [{
+                "server_uri": format!("127.0.0.1:{xds_port}"),
+                "channel_creds": [{"type": "insecure"}],
+                "server_features": ["xds_v3"]
+            }],
+            "node": {"id": "grpc-client", "metadata": {"role": "gloo-system~gateway-proxy"}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+
+    // 80/20 over 400 calls: expect about 320/80; allow a wide band (the split is random).
+    let answers = calls(&bootstrap, 400);
+    let (a, b) = (count(&answers, "backend-a"), count(&answers, "backend-b"));
+    assert_eq!(a + b, 400, "{answers:?}");
+    assert!(
+        (260..=370).contains(&a),
+        "backend-a got {a} of 400 at weight 80: {answers:?}"
+    );
+    assert!(
+        b >= 30,
+        "backend-b got {b} of 400 at weight 20: {answers:?}"
+    );
+
+    // A config edit re-routes the client: everything to backend-b.
+    std::fs::write(config_dir.join("echo.yaml"), config(port_a, port_b, (0, 1))).unwrap();
+    let started = Instant::now();
+    loop {
+        let answers = calls(&bootstrap, 20);
+        if count(&answers, "backend-b") == 20 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the edit did not reach the gRPC client: {answers:?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
