@@ -17,6 +17,13 @@ fi
 if ! "$venv/bin/python" -c 'import grpc' 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check grpcio grpcio-status
 fi
+# Node's gRPC xDS client (proxyless gRPC from Node).
+node_dir="$root/.tools/node"
+if [ ! -d "$node_dir/node_modules/@grpc/grpc-js-xds" ]; then
+  mkdir -p "$node_dir"
+  (cd "$node_dir" && npm install --silent --no-audit --no-fund @grpc/grpc-js @grpc/grpc-js-xds)
+fi
+export GLOO_TEST_NODE_PATH="$node_dir/node_modules"
 # The venv's own interpreter path (not resolved: the symlink is what selects the venv).
 export GLOO_TEST_PYTHON="$venv/bin/python"
 envoy_bin=$(find "$venv" -path '*envoy/_bin/envoy' -type f | head -n 1)

@@ -2,8 +2,9 @@
 //! `gloo control-plane` (LDS API listener, RDS, CDS, EDS) to the VirtualService serving that
 //! domain, and completes RPCs to real gRPC backends, including a weighted split.
 //!
-//! Python with grpcio comes from `scripts/test.sh`, which exports its interpreter as
-//! `GLOO_TEST_PYTHON`.
+//! Python with grpcio and Node with @grpc/grpc-js-xds come from `scripts/test.sh`, which
+//! exports the interpreter as `GLOO_TEST_PYTHON` and the Node modules folder as
+//! `GLOO_TEST_NODE_PATH`. The backends are Python gRPC servers.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -112,10 +113,35 @@ spec:
     )
 }
 
-/// Runs the Python client against `xds:///echo.test`; returns answers by backend.
-fn calls(bootstrap: &Path, count: usize) -> serde_json::Map<String, serde_json::Value> {
-    let output = Command::new(python())
-        .arg(script("client.py"))
+/// Which real gRPC implementation the client is.
+#[derive(Clone, Copy, Debug)]
+enum Client {
+    Python,
+    Node,
+}
+
+/// Runs a client against `xds:///echo.test`; returns answers by backend.
+fn calls(
+    client: Client,
+    bootstrap: &Path,
+    count: usize,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut command = match client {
+        Client::Python => {
+            let mut c = Command::new(python());
+            c.arg(script("client.py"));
+            c
+        }
+        Client::Node => {
+            let modules = std::env::var_os("GLOO_TEST_NODE_PATH").unwrap_or_else(|| {
+                panic!("GLOO_TEST_NODE_PATH is not set: run the suite with scripts/test.sh, which installs @grpc/grpc-js-xds and sets it")
+            });
+            let mut c = Command::new("node");
+            c.arg(script("client.js")).env("NODE_PATH", modules);
+            c
+        }
+    };
+    let output = command
         .args(["echo.test", &count.to_string()])
         .env("GRPC_XDS_BOOTSTRAP", bootstrap)
         .output()
@@ -137,7 +163,16 @@ fn count(map: &serde_json::Map<String, serde_json::Value>, key: &str) -> u64 {
 }
 
 #[test]
-fn grpc_client_resolves_xds_target_and_splits_by_weight() {
+fn python_grpc_client_resolves_xds_target_and_splits_by_weight() {
+    resolves_and_splits(Client::Python);
+}
+
+#[test]
+fn node_grpc_client_resolves_xds_target_and_splits_by_weight() {
+    resolves_and_splits(Client::Node);
+}
+
+fn resolves_and_splits(client: Client) {
     let dir = tempfile::tempdir().unwrap();
     let config_dir = dir.path().join("config");
     std::fs::create_dir(&config_dir).unwrap();
@@ -160,14 +195,19 @@ fn grpc_client_resolves_xds_target_and_splits_by_weight() {
                 "channel_creds": [{"type": "insecure"}],
                 "server_features": ["xds_v3"]
             }],
-            "node": {"id": "grpc-client", "metadata": {"role": "gloo-system~gateway-proxy"}}
+            "node": {
+                "id": "grpc-client",
+                // grpc-js-xds refuses a bootstrap whose node has no locality.
+                "locality": {},
+                "metadata": {"role": "gloo-system~gateway-proxy"}
+            }
         })
         .to_string(),
     )
     .unwrap();
 
     // 80/20 over 400 calls: expect about 320/80; allow a wide band (the split is random).
-    let answers = calls(&bootstrap, 400);
+    let answers = calls(client, &bootstrap, 400);
     let (a, b) = (count(&answers, "backend-a"), count(&answers, "backend-b"));
     assert_eq!(a + b, 400, "{answers:?}");
     assert!(
@@ -183,7 +223,7 @@ fn grpc_client_resolves_xds_target_and_splits_by_weight() {
     std::fs::write(config_dir.join("echo.yaml"), config(port_a, port_b, (0, 1))).unwrap();
     let started = Instant::now();
     loop {
-        let answers = calls(&bootstrap, 20);
+        let answers = calls(client, &bootstrap, 20);
         if count(&answers, "backend-b") == 20 {
             break;
         }
