@@ -123,7 +123,12 @@ pub async fn run(dir: &Path, xds_addr: SocketAddr) -> Result<(), ControlPlaneErr
             source,
         })?;
     eprintln!("xDS server listening on {local}");
+    let per_type = server.per_type_services();
     tonic::transport::Server::builder()
+        .add_service(per_type.listeners)
+        .add_service(per_type.routes)
+        .add_service(per_type.clusters)
+        .add_service(per_type.endpoints)
         .add_service(server.into_service())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = tokio::signal::ctrl_c().await;

@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::cluster::v3::cluster_discovery_service_server::{
+    ClusterDiscoveryService, ClusterDiscoveryServiceServer,
+};
 use envoy_types::pb::envoy::service::discovery::v3::{
     aggregated_discovery_service_server::{
         AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
@@ -21,9 +24,18 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
     Resource as DeltaResource,
 };
+use envoy_types::pb::envoy::service::endpoint::v3::endpoint_discovery_service_server::{
+    EndpointDiscoveryService, EndpointDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::listener::v3::listener_discovery_service_server::{
+    ListenerDiscoveryService, ListenerDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::route::v3::route_discovery_service_server::{
+    RouteDiscoveryService, RouteDiscoveryServiceServer,
+};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -131,6 +143,158 @@ impl XdsServer {
     }
 }
 
+impl XdsServer {
+    /// Serves a state-of-the-world stream (ADS when `default_type` is `None`).
+    fn sotw(
+        &self,
+        requests: Streaming<DiscoveryRequest>,
+        default_type: Option<&'static str>,
+    ) -> ResponseStream<DiscoveryResponse> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            SotwStream::new(inner, tx).run(requests, default_type).await;
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+
+    /// Serves a delta stream (ADS when `default_type` is `None`).
+    fn delta(
+        &self,
+        requests: Streaming<DeltaDiscoveryRequest>,
+        default_type: Option<&'static str>,
+    ) -> ResponseStream<DeltaDiscoveryResponse> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            DeltaStream::new(inner, tx)
+                .run(requests, default_type)
+                .await;
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+
+    /// Answers a one-shot fetch (the REST-style `Fetch*` methods) from the current snapshot.
+    fn fetch(&self, request: DiscoveryRequest, type_url: &'static str) -> DiscoveryResponse {
+        let node = request.node.clone().unwrap_or_default();
+        let role = self.inner.role_of(&node);
+        let snapshot = self.inner.cache.subscribe(&role).borrow().clone();
+        let names: BTreeSet<String> = request.resource_names.iter().cloned().collect();
+        let wildcard = names.is_empty() || names.contains("*");
+        let mut selected = std::collections::BTreeMap::new();
+        if let Some(all) = snapshot.of_type(type_url) {
+            for (name, resource) in all {
+                if names.contains(name) || (wildcard && !resource.only_by_name) {
+                    selected.insert(name.clone(), resource.clone());
+                }
+            }
+        }
+        DiscoveryResponse {
+            version_info: version_of(&selected),
+            resources: selected.values().map(|r| r.body.clone()).collect(),
+            type_url: type_url.to_string(),
+            nonce: self.inner.next_nonce(),
+            ..Default::default()
+        }
+    }
+
+    /// The per-type discovery services (LDS, RDS, CDS, EDS) for clients that do not use ADS,
+    /// all served from the same cache.
+    pub fn per_type_services(&self) -> PerTypeServices {
+        PerTypeServices {
+            listeners: ListenerDiscoveryServiceServer::new(self.clone()),
+            routes: RouteDiscoveryServiceServer::new(self.clone()),
+            clusters: ClusterDiscoveryServiceServer::new(self.clone()),
+            endpoints: EndpointDiscoveryServiceServer::new(self.clone()),
+        }
+    }
+}
+
+/// LDS, RDS, CDS and EDS as separate gRPC services.
+#[derive(Debug)]
+pub struct PerTypeServices {
+    /// LDS.
+    pub listeners: ListenerDiscoveryServiceServer<XdsServer>,
+    /// RDS.
+    pub routes: RouteDiscoveryServiceServer<XdsServer>,
+    /// CDS.
+    pub clusters: ClusterDiscoveryServiceServer<XdsServer>,
+    /// EDS.
+    pub endpoints: EndpointDiscoveryServiceServer<XdsServer>,
+}
+
+macro_rules! per_type_service {
+    ($trait_:path, $type_url:expr, $stream:ident, $stream_fn:ident, $delta:ident, $delta_fn:ident, $fetch_fn:ident) => {
+        #[tonic::async_trait]
+        impl $trait_ for XdsServer {
+            type $stream = ResponseStream<DiscoveryResponse>;
+            type $delta = ResponseStream<DeltaDiscoveryResponse>;
+
+            async fn $stream_fn(
+                &self,
+                request: Request<Streaming<DiscoveryRequest>>,
+            ) -> Result<Response<Self::$stream>, Status> {
+                Ok(Response::new(
+                    self.sotw(request.into_inner(), Some($type_url)),
+                ))
+            }
+
+            async fn $delta_fn(
+                &self,
+                request: Request<Streaming<DeltaDiscoveryRequest>>,
+            ) -> Result<Response<Self::$delta>, Status> {
+                Ok(Response::new(
+                    self.delta(request.into_inner(), Some($type_url)),
+                ))
+            }
+
+            async fn $fetch_fn(
+                &self,
+                request: Request<DiscoveryRequest>,
+            ) -> Result<Response<DiscoveryResponse>, Status> {
+                Ok(Response::new(self.fetch(request.into_inner(), $type_url)))
+            }
+        }
+    };
+}
+
+per_type_service!(
+    ListenerDiscoveryService,
+    crate::cache::LISTENER_TYPE,
+    StreamListenersStream,
+    stream_listeners,
+    DeltaListenersStream,
+    delta_listeners,
+    fetch_listeners
+);
+per_type_service!(
+    RouteDiscoveryService,
+    crate::cache::ROUTE_TYPE,
+    StreamRoutesStream,
+    stream_routes,
+    DeltaRoutesStream,
+    delta_routes,
+    fetch_routes
+);
+per_type_service!(
+    ClusterDiscoveryService,
+    crate::cache::CLUSTER_TYPE,
+    StreamClustersStream,
+    stream_clusters,
+    DeltaClustersStream,
+    delta_clusters,
+    fetch_clusters
+);
+per_type_service!(
+    EndpointDiscoveryService,
+    crate::cache::ENDPOINT_TYPE,
+    StreamEndpointsStream,
+    stream_endpoints,
+    DeltaEndpointsStream,
+    delta_endpoints,
+    fetch_endpoints
+);
+
 impl Inner {
     fn next_nonce(&self) -> String {
         (self.nonce.fetch_add(1, Ordering::Relaxed) + 1).to_string()
@@ -192,26 +356,14 @@ impl AggregatedDiscoveryService for XdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let inner = self.inner.clone();
-        tokio::spawn(async move {
-            let mut stream = SotwStream::new(inner, tx);
-            stream.run(request.into_inner()).await;
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(self.sotw(request.into_inner(), None)))
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let inner = self.inner.clone();
-        tokio::spawn(async move {
-            let mut stream = DeltaStream::new(inner, tx);
-            stream.run(request.into_inner()).await;
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(self.delta(request.into_inner(), None)))
     }
 }
 
@@ -267,7 +419,11 @@ impl SotwStream {
         }
     }
 
-    async fn run(&mut self, mut requests: Streaming<DiscoveryRequest>) {
+    async fn run(
+        &mut self,
+        mut requests: impl Stream<Item = Result<DiscoveryRequest, Status>> + Unpin,
+        default_type: Option<&'static str>,
+    ) {
         loop {
             let changed = async {
                 match &mut self.snapshots {
@@ -276,14 +432,17 @@ impl SotwStream {
                 }
             };
             tokio::select! {
-                request = requests.message() => match request {
-                    Ok(Some(request)) => {
+                request = requests.next() => match request {
+                    Some(Ok(mut request)) => {
+                        if let (true, Some(t)) = (request.type_url.is_empty(), default_type) {
+                            request.type_url = t.to_string();
+                        }
                         if !self.handle(request).await {
                             return;
                         }
                     }
-                    Ok(None) => return,
-                    Err(status) => {
+                    None => return,
+                    Some(Err(status)) => {
                         tracing::debug!(%status, "xDS stream ended");
                         return;
                     }
@@ -509,7 +668,11 @@ impl DeltaStream {
         }
     }
 
-    async fn run(&mut self, mut requests: Streaming<DeltaDiscoveryRequest>) {
+    async fn run(
+        &mut self,
+        mut requests: impl Stream<Item = Result<DeltaDiscoveryRequest, Status>> + Unpin,
+        default_type: Option<&'static str>,
+    ) {
         loop {
             let changed = async {
                 match &mut self.snapshots {
@@ -518,14 +681,17 @@ impl DeltaStream {
                 }
             };
             tokio::select! {
-                request = requests.message() => match request {
-                    Ok(Some(request)) => {
+                request = requests.next() => match request {
+                    Some(Ok(mut request)) => {
+                        if let (true, Some(t)) = (request.type_url.is_empty(), default_type) {
+                            request.type_url = t.to_string();
+                        }
                         if !self.handle(request).await {
                             return;
                         }
                     }
-                    Ok(None) => return,
-                    Err(status) => {
+                    None => return,
+                    Some(Err(status)) => {
                         tracing::debug!(%status, "delta xDS stream ended");
                         return;
                     }

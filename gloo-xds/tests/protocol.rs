@@ -70,8 +70,11 @@ async fn start() -> (Arc<SnapshotCache>, XdsServer, SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let service = server.clone().into_service();
+    let per_type = server.per_type_services();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
+            .add_service(per_type.clusters)
+            .add_service(per_type.listeners)
             .add_service(service)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
             .await
@@ -433,4 +436,48 @@ async fn listeners_are_wildcard_by_default_and_roles_are_isolated() {
     let mut s = Sotw::open(addr).await;
     s.send(request(LISTENER_TYPE, &[], "", "")).await;
     assert_eq!(payloads(&s.next().await), ["mine"]);
+}
+
+#[tokio::test]
+async fn per_type_services_stream_and_fetch_from_the_same_cache() {
+    use envoy_types::pb::envoy::service::cluster::v3::cluster_discovery_service_client::ClusterDiscoveryServiceClient;
+    use envoy_types::pb::envoy::service::listener::v3::listener_discovery_service_client::ListenerDiscoveryServiceClient;
+    let (cache, _server, addr) = start().await;
+    cache.set(ROLE, snapshot(&[("c1", "one")]));
+    let _ = client(addr).await;
+    // CDS as its own stream; the request may leave type_url empty.
+    let mut cds = ClusterDiscoveryServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let (tx, requests) = mpsc::channel(4);
+    let mut responses = cds
+        .stream_clusters(ReceiverStream::new(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut first = request(CLUSTER_TYPE, &[], "", "");
+    first.type_url.clear();
+    tx.send(first).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), responses.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (r.type_url.as_str(), payloads(&r)),
+        (CLUSTER_TYPE, vec!["one".to_string()])
+    );
+    // A one-shot fetch of listeners.
+    let mut mine = snapshot(&[("c1", "one")]);
+    mine.insert(LISTENER_TYPE, "l1", "1", any(LISTENER_TYPE, "listener"));
+    cache.set(ROLE, mine);
+    let mut lds = ListenerDiscoveryServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let fetched = lds
+        .fetch_listeners(request(LISTENER_TYPE, &[], "", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(payloads(&fetched), ["listener"]);
 }
