@@ -125,10 +125,37 @@ pub struct ListenerStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ProxyStatus {
-    /// Worst state of its listeners.
+    /// Worst state of its listeners, or Rejected when a connected client refused this
+    /// configuration.
     pub state: State,
     /// Listeners by name.
     pub listeners: BTreeMap<String, ListenerStatus>,
+    /// Clients (Envoy, gRPC) that refused this configuration (NACK); each keeps the last
+    /// version it accepted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected_by_clients: Vec<ClientRejection>,
+}
+
+/// A client's refusal (NACK) of what it was served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientRejection {
+    /// The client's node id.
+    pub node: String,
+    /// The resource type it refused.
+    pub type_url: String,
+    /// The client's error message.
+    pub error: String,
+}
+
+impl ProxyStatus {
+    /// Records a client's refusal: the proxy becomes Rejected.
+    pub fn record_rejection(&mut self, rejection: ClientRejection) {
+        if !self.rejected_by_clients.contains(&rejection) {
+            self.rejected_by_clients.push(rejection);
+        }
+        self.state = State::Rejected;
+    }
 }
 
 /// Every status of one translation: per resource and per proxy.

@@ -1,11 +1,11 @@
 //! `gloo control-plane`: watch a directory of Gloo YAML and serve its translation over xDS.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use gloo_core::source::{ConfigSource, DirectorySource, SourceSnapshot};
-use gloo_core::status::State;
+use gloo_core::status::{ClientRejection, Reports, State};
 use gloo_core::translate::Translator;
 use gloo_core::xds::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 use gloo_xds::{ServerOptions, Snapshot, SnapshotCache, XdsServer};
@@ -34,15 +34,83 @@ pub enum ControlPlaneError {
     Serve(#[from] tonic::transport::Error),
 }
 
+/// The statuses of the configuration in force, with the NACKs clients sent for it, written to
+/// a file (when one was given) whenever they change.
+#[derive(Debug, Default)]
+pub struct StatusBoard {
+    reports: Mutex<Reports>,
+    file: Option<PathBuf>,
+}
+
+impl StatusBoard {
+    /// A board that writes to `file` (JSON) when given.
+    pub fn new(file: Option<PathBuf>) -> Self {
+        StatusBoard {
+            reports: Mutex::new(Reports::default()),
+            file,
+        }
+    }
+
+    /// The current statuses.
+    pub fn reports(&self) -> Reports {
+        match self.reports.lock() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Reports)) {
+        let mut reports = match self.reports.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        change(&mut reports);
+        if let Some(path) = &self.file {
+            // Write beside, then rename: readers never see a half-written file.
+            let tmp = path.with_extension("tmp");
+            let written = serde_json::to_vec_pretty(&*reports)
+                .map_err(std::io::Error::other)
+                .and_then(|json| std::fs::write(&tmp, json))
+                .and_then(|()| std::fs::rename(&tmp, path));
+            if let Err(err) = written {
+                eprintln!("cannot write status file {}: {err}", path.display());
+            }
+        }
+    }
+
+    /// Records a client's NACK on the proxy its role names.
+    pub fn record_nack(&self, nack: &gloo_xds::Nack) {
+        let proxy = nack
+            .role
+            .split_once('~')
+            .map(|(_, name)| name)
+            .unwrap_or(&nack.role)
+            .to_string();
+        self.update(|reports| {
+            reports
+                .proxies
+                .entry(proxy)
+                .or_default()
+                .record_rejection(ClientRejection {
+                    node: nack.node_id.clone(),
+                    type_url: nack.type_url.clone(),
+                    error: nack.error.clone(),
+                });
+        });
+    }
+}
+
 /// Translates `snapshot` and replaces every role's resources in `cache`; prints what is not
-/// Accepted. Returns the roles now served.
+/// Accepted and records the statuses on `board`. Returns the roles now served.
 pub fn publish(
     translator: &mut Translator,
     snapshot: &SourceSnapshot,
     cache: &SnapshotCache,
     previous_roles: &[String],
+    board: &StatusBoard,
 ) -> Vec<String> {
     let translation = translator.translate(snapshot);
+    board.update(|reports| *reports = translation.reports.clone());
     for error in &translation.reports.load_errors {
         eprintln!("config error: {error} (the file's last good contents stay in force)");
     }
@@ -92,22 +160,41 @@ pub fn publish(
     roles
 }
 
-/// Runs the control plane until the process is stopped.
-pub async fn run(dir: &Path, xds_addr: SocketAddr) -> Result<(), ControlPlaneError> {
+/// Runs the control plane until the process is stopped. With `status_file`, the statuses of
+/// the configuration in force (and clients' NACKs of it) are kept there as JSON.
+pub async fn run(
+    dir: &Path,
+    xds_addr: SocketAddr,
+    status_file: Option<PathBuf>,
+) -> Result<(), ControlPlaneError> {
     let cache = Arc::new(SnapshotCache::new());
     let server = XdsServer::new(cache.clone(), ServerOptions::default());
+    let board = Arc::new(StatusBoard::new(status_file));
     let source = DirectorySource::watch(dir)?;
     let mut updates = source.subscribe();
     let mut translator = Translator::new();
     let initial = updates.borrow_and_update().clone();
-    let mut roles = publish(&mut translator, &initial, &cache, &[]);
+    let mut roles = publish(&mut translator, &initial, &cache, &[], &board);
     let publisher_cache = cache.clone();
+    let publisher_board = board.clone();
     tokio::spawn(async move {
         // Keep the source (and its watcher) alive as long as the publisher runs.
         let _source = source;
         while updates.changed().await.is_ok() {
             let snapshot = updates.borrow_and_update().clone();
-            roles = publish(&mut translator, &snapshot, &publisher_cache, &roles);
+            roles = publish(
+                &mut translator,
+                &snapshot,
+                &publisher_cache,
+                &roles,
+                &publisher_board,
+            );
+        }
+    });
+    let mut nacks = server.subscribe_nacks();
+    tokio::spawn(async move {
+        while let Ok(nack) = nacks.recv().await {
+            board.record_nack(&nack);
         }
     });
     let listener = tokio::net::TcpListener::bind(xds_addr)

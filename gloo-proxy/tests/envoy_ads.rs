@@ -362,6 +362,8 @@ impl Harness {
                 .arg(&config_dir)
                 .arg("--xds-addr")
                 .arg(format!("127.0.0.1:{xds_port}"))
+                .arg("--status-file")
+                .arg(root.path().join("status.json"))
                 .env("RUST_LOG", "info"),
             root.path(),
         );
@@ -662,6 +664,25 @@ impl Harness {
                 })
         });
         eprintln!("[{mode:?}] gloo logged: {line}");
+        // The NACK is recorded in the statuses too: the proxy is Rejected by that client.
+        let status_file = self.root.path().join("status.json");
+        self.wait("the NACK in the status file", |_| {
+            let text = fs::read_to_string(&status_file).map_err(|e| e.to_string())?;
+            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            let proxy = &json["proxies"]["gateway-proxy"];
+            let rejection = &proxy["rejectedByClients"][0];
+            if proxy["state"] == "Rejected"
+                && rejection["node"] == NODE_ID
+                && rejection["typeUrl"] == ROUTE_TYPE_URL
+                && rejection["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("RE2 program size"))
+            {
+                Ok(())
+            } else {
+                Err(format!("status file holds {proxy}"))
+            }
+        });
         self.wait("Envoy to count the rejected RDS update", |h| {
             let rejected = h.rds_rejected()?;
             if rejected > rejected_before {

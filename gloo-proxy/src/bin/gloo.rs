@@ -42,13 +42,21 @@ enum Command {
         /// Address of the xDS gRPC server.
         #[arg(long, default_value = "127.0.0.1:9977")]
         xds_addr: std::net::SocketAddr,
+        /// Keep every resource's status, and clients' NACKs, in this JSON file.
+        #[arg(long)]
+        status_file: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Command::ControlPlane { config, xds_addr } = &args.command {
-        return control_plane(config, *xds_addr);
+    if let Command::ControlPlane {
+        config,
+        xds_addr,
+        status_file,
+    } = &args.command
+    {
+        return control_plane(config, *xds_addr, status_file.clone());
     }
     let mut stdout = std::io::stdout().lock();
     let result = match &args.command {
@@ -75,7 +83,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn control_plane(config: &std::path::Path, xds_addr: std::net::SocketAddr) -> ExitCode {
+fn control_plane(
+    config: &std::path::Path,
+    xds_addr: std::net::SocketAddr,
+    status_file: Option<PathBuf>,
+) -> ExitCode {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -95,7 +107,11 @@ fn control_plane(config: &std::path::Path, xds_addr: std::net::SocketAddr) -> Ex
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(gloo_proxy::control_plane::run(config, xds_addr)) {
+    match runtime.block_on(gloo_proxy::control_plane::run(
+        config,
+        xds_addr,
+        status_file,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
