@@ -1101,7 +1101,7 @@ fn update_endpoints_changes_only_endpoint_versions() {
             Endpoint::new("10.1.2.4", 8080),
         ],
     );
-    let updated = translator.update_endpoints(endpoints);
+    let updated = translator.update_endpoints(endpoints).clone();
     let after = &updated["gateway-proxy"];
     let not_endpoints = |p: &gloo_core::xds::ProxyResources| {
         versions(p)

@@ -140,7 +140,7 @@ pub fn publish(
                 LISTENER_TYPE,
                 name.clone(),
                 versioned.version.clone(),
-                gloo_core::xds::pack(versioned.resource.as_ref()),
+                versioned.packed(),
             );
         }
         cache.set(&role, out);

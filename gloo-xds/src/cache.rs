@@ -43,8 +43,8 @@ pub fn is_wildcard_type(type_url: &str) -> bool {
 pub struct Resource {
     /// Content version; equal content has an equal version.
     pub version: String,
-    /// The resource, packed.
-    pub body: Any,
+    /// The resource, packed (shared: a snapshot holding an unchanged resource copies nothing).
+    pub body: Arc<Any>,
     /// Served only to clients that ask for it by name, never to wildcard subscriptions (API
     /// listeners for proxyless gRPC clients must not reach Envoy's wildcard LDS).
     pub only_by_name: bool,
@@ -69,9 +69,9 @@ impl Snapshot {
         type_url: &str,
         name: impl Into<String>,
         version: impl Into<String>,
-        body: Any,
+        body: impl Into<Arc<Any>>,
     ) {
-        self.insert_resource(type_url, name.into(), version.into(), body, false);
+        self.insert_resource(type_url, name.into(), version.into(), body.into(), false);
     }
 
     /// Adds a resource served only to clients that name it (see [`Resource::only_by_name`]).
@@ -80,9 +80,9 @@ impl Snapshot {
         type_url: &str,
         name: impl Into<String>,
         version: impl Into<String>,
-        body: Any,
+        body: impl Into<Arc<Any>>,
     ) {
-        self.insert_resource(type_url, name.into(), version.into(), body, true);
+        self.insert_resource(type_url, name.into(), version.into(), body.into(), true);
     }
 
     fn insert_resource(
@@ -90,7 +90,7 @@ impl Snapshot {
         type_url: &str,
         name: String,
         version: String,
-        body: Any,
+        body: Arc<Any>,
         only_by_name: bool,
     ) {
         self.resources

@@ -191,7 +191,7 @@ impl XdsServer {
         }
         DiscoveryResponse {
             version_info: version_of(&selected),
-            resources: selected.values().map(|r| r.body.clone()).collect(),
+            resources: selected.values().map(|r| (*r.body).clone()).collect(),
             type_url: type_url.to_string(),
             nonce: self.inner.next_nonce(),
             ..Default::default()
@@ -602,7 +602,22 @@ impl SotwStream {
         state.nonce = nonce.clone();
         state.acked = false;
         state.retaining = retaining;
-        let resources = selected.values().map(|r| r.body.clone()).collect();
+        // Listeners and clusters are state of the world: every response holds them all. Route
+        // configurations and endpoints are not: a response need only hold what changed (the
+        // client keeps the others), which keeps an endpoint change at thousands of clusters
+        // one small response.
+        let partial = !force && !is_wildcard_type(type_url);
+        let resources = selected
+            .iter()
+            .filter(|(name, r)| {
+                !partial
+                    || state
+                        .sent
+                        .get(*name)
+                        .is_none_or(|old| old.version != r.version)
+            })
+            .map(|(_, r)| (*r.body).clone())
+            .collect();
         state.sent = selected;
         let response = DiscoveryResponse {
             version_info: version,
@@ -840,7 +855,7 @@ impl DeltaStream {
                 resources.push(DeltaResource {
                     name: name.clone(),
                     version: resource.version.clone(),
-                    resource: Some(resource.body.clone()),
+                    resource: Some((*resource.body).clone()),
                     ..Default::default()
                 });
             }

@@ -241,13 +241,17 @@ impl Translator {
                 };
                 // The version of a route configuration is derived from its virtual hosts'
                 // content versions, so unchanged hosts are never hashed again.
-                out.routes.insert(
-                    route_name,
-                    Versioned {
-                        version: format!("{:016x}", hasher.digest()),
-                        resource: Arc::new(config),
-                    },
-                );
+                let version = format!("{:016x}", hasher.digest());
+                // Unchanged: keep the previous one (and its encoding) rather than a new copy.
+                let previous = self
+                    .last
+                    .get(&model.name)
+                    .and_then(|p| p.routes.get(&route_name))
+                    .filter(|v| v.version == version)
+                    .cloned();
+                let versioned =
+                    previous.unwrap_or_else(|| Versioned::with_version(version, config));
+                out.routes.insert(route_name, versioned);
             }
             status.state = status.state.max(listener_status.state);
             status
@@ -356,8 +360,9 @@ impl Translator {
     }
 
     /// Replaces the discovered endpoints and returns every proxy's resources with only the
-    /// endpoints (ClusterLoadAssignments) recomputed: no route or cluster is translated.
-    pub fn update_endpoints(&mut self, endpoints: Endpoints) -> BTreeMap<String, ProxyResources> {
+    /// endpoints (ClusterLoadAssignments) of changed upstreams recomputed: no route or cluster
+    /// is translated, and nothing unchanged is copied.
+    pub fn update_endpoints(&mut self, endpoints: Endpoints) -> &BTreeMap<String, ProxyResources> {
         let previous = std::mem::replace(&mut self.endpoints, endpoints);
         let mut proxies = std::mem::take(&mut self.last);
         let eds = std::mem::take(&mut self.eds_clusters);
@@ -375,8 +380,8 @@ impl Translator {
             }
         }
         self.eds_clusters = eds;
-        self.last = proxies.clone();
-        proxies
+        self.last = proxies;
+        &self.last
     }
 }
 

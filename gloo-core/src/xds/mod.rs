@@ -8,7 +8,7 @@ mod hash;
 mod json;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -93,21 +93,45 @@ pub fn pack<M: EnvoyMessage>(message: &M) -> Any {
 }
 
 /// A resource and the hash-of-content version it is served with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Versioned<T> {
     /// The content hash (hex); equal content always has an equal version.
     pub version: String,
     /// The resource, shared so snapshots can be cloned cheaply.
     pub resource: Arc<T>,
+    /// The resource packed for the wire, encoded once on first use and shared by every clone,
+    /// so publishing an unchanged resource again costs nothing.
+    packed: Arc<OnceLock<Arc<Any>>>,
+}
+
+impl<T: PartialEq> PartialEq for Versioned<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version && self.resource == other.resource
+    }
 }
 
 impl<T: EnvoyMessage> Versioned<T> {
     /// Wraps `resource`, computing its content version.
     pub fn new(resource: T) -> Self {
+        let version = content_version(&resource);
+        Self::with_version(version, resource)
+    }
+
+    /// Wraps `resource` with a version computed elsewhere (it must change whenever the
+    /// content does).
+    pub fn with_version(version: String, resource: T) -> Self {
         Versioned {
-            version: content_version(&resource),
+            version,
             resource: Arc::new(resource),
+            packed: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// The resource as an `Any`, encoded once.
+    pub fn packed(&self) -> Arc<Any> {
+        self.packed
+            .get_or_init(|| Arc::new(pack(self.resource.as_ref())))
+            .clone()
     }
 }
 
@@ -133,10 +157,10 @@ pub struct ProxyResources {
 impl ProxyResources {
     /// The resources of one type URL as `(name, version, Any)` triples, the form an xDS server
     /// sends. Unknown type URLs give an empty list.
-    pub fn by_type_url(&self, type_url: &str) -> Vec<(String, String, Any)> {
-        fn collect<T: EnvoyMessage>(map: &ResourceMap<T>) -> Vec<(String, String, Any)> {
+    pub fn by_type_url(&self, type_url: &str) -> Vec<(String, String, Arc<Any>)> {
+        fn collect<T: EnvoyMessage>(map: &ResourceMap<T>) -> Vec<(String, String, Arc<Any>)> {
             map.iter()
-                .map(|(name, v)| (name.clone(), v.version.clone(), pack(v.resource.as_ref())))
+                .map(|(name, v)| (name.clone(), v.version.clone(), v.packed()))
                 .collect()
         }
         match type_url {
