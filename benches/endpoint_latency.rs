@@ -529,7 +529,7 @@ fn run_mode(
         assert_eq!(clusters, UPSTREAMS, "clusters");
         assert_eq!(cla, UPSTREAMS, "cluster load assignments");
     }
-    publish(&proxies, &cache);
+    publish(proxies, &cache);
     assert!(
         cache.roles().iter().any(|r| r == ROLE),
         "{ROLE} not published"
@@ -621,7 +621,7 @@ fn run_mode(
         let start = Instant::now();
         let proxies = translator.update_endpoints(update);
         let translated = start.elapsed();
-        publish(&proxies, &cache);
+        publish(proxies, &cache);
         let published = start.elapsed();
         loop {
             polls += 1;
