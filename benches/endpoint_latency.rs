@@ -9,6 +9,9 @@
 //! Run: `cargo bench -p gloo-benches --bench endpoint_latency`.
 //! Optional: `GLOO_BENCH_ITERATIONS` (default 50), `GLOO_BENCH_MODES` (`delta,sotw`).
 
+#[path = "workload.rs"]
+mod workload;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -18,7 +21,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gloo_core::load::{parse_str, Format};
 use gloo_core::model::ResourceRef;
 use gloo_core::source::SourceSnapshot;
 use gloo_core::translate::{Endpoint, Endpoints, Translator};
@@ -28,7 +30,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 const UPSTREAMS: usize = 5_000;
 const ROUTES: usize = 10_000;
-const VIRTUAL_SERVICES: usize = 100;
+use workload::VIRTUAL_SERVICES;
 const ROLE: &str = "gloo-system~gateway-proxy";
 const INITIAL_PORT: u32 = 9000;
 /// Start-up (all clusters and endpoints loaded) may take this long.
@@ -101,40 +103,10 @@ fn free_port() -> u16 {
 // Config and control plane
 
 fn config(gateway_port: u16) -> SourceSnapshot {
-    let mut yaml = format!(
+    let gateway = format!(
         "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: bench, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {gateway_port}\n  httpGateway: {{}}\n"
     );
-    for u in 0..UPSTREAMS {
-        yaml.push_str(&format!(
-            "---\napiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: svc-{u}, namespace: apps}}\nspec:\n  kube: {{serviceName: svc-{u}, serviceNamespace: apps, servicePort: 8080}}\n"
-        ));
-    }
-    let per_service = ROUTES / VIRTUAL_SERVICES;
-    for s in 0..VIRTUAL_SERVICES {
-        yaml.push_str(&format!(
-            "---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: vs-{s}, namespace: apps}}\nspec:\n  virtualHost:\n    domains: [\"host-{s}.example.com\"]\n    routes:\n"
-        ));
-        for r in 0..per_service {
-            let i = s * per_service + r;
-            let matcher = match i % 4 {
-                0 => format!("{{prefix: /api/{i}}}"),
-                1 => format!("{{exact: /exact/{i}}}"),
-                2 => format!("{{regex: \"/re/{i}/[0-9]+\"}}"),
-                _ => format!("{{prefix: /h/{i}, headers: [{{name: x-tenant, value: t{i}}}]}}"),
-            };
-            yaml.push_str(&format!(
-                "    - matchers: [{matcher}]\n      routeAction: {{single: {{upstream: {{name: svc-{}, namespace: apps}}}}}}\n      options: {{timeout: 5s}}\n",
-                i % UPSTREAMS
-            ));
-        }
-    }
-    let parsed = parse_str(&yaml, "endpoint_latency.yaml", Format::Yaml);
-    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors.first());
-    SourceSnapshot {
-        resources: parsed.resources,
-        errors: Vec::new(),
-        generation: 1,
-    }
+    workload::snapshot(&gateway, ROUTES, UPSTREAMS)
 }
 
 fn upstream_ref(u: usize) -> ResourceRef {

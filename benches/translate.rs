@@ -6,48 +6,17 @@
 
 use std::collections::BTreeMap;
 
+#[path = "workload.rs"]
+mod workload;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gloo_core::load::{parse_str, Format};
 use gloo_core::model::ResourceRef;
 use gloo_core::source::SourceSnapshot;
 use gloo_core::translate::{Endpoint, Translator};
 
 /// A config of `routes` routes over `routes / 2` upstreams in 100 VirtualServices.
 fn config(routes: usize) -> SourceSnapshot {
-    let upstreams = (routes / 2).max(1);
-    let services = 100;
-    let mut yaml = String::new();
-    for u in 0..upstreams {
-        yaml.push_str(&format!(
-            "---\napiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: svc-{u}, namespace: apps}}\nspec:\n  kube: {{serviceName: svc-{u}, serviceNamespace: apps, servicePort: 8080}}\n"
-        ));
-    }
-    let per_service = routes / services;
-    for s in 0..services {
-        yaml.push_str(&format!(
-            "---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: vs-{s}, namespace: apps}}\nspec:\n  virtualHost:\n    domains: [\"host-{s}.example.com\"]\n    routes:\n"
-        ));
-        for r in 0..per_service {
-            let i = s * per_service + r;
-            let matcher = match i % 4 {
-                0 => format!("{{prefix: /api/{i}}}"),
-                1 => format!("{{exact: /exact/{i}}}"),
-                2 => format!("{{regex: \"/re/{i}/[0-9]+\"}}"),
-                _ => format!("{{prefix: /h/{i}, headers: [{{name: x-tenant, value: t{i}}}]}}"),
-            };
-            yaml.push_str(&format!(
-                "    - matchers: [{matcher}]\n      routeAction: {{single: {{upstream: {{name: svc-{}, namespace: apps}}}}}}\n      options: {{timeout: 5s}}\n",
-                i % upstreams
-            ));
-        }
-    }
-    let parsed = parse_str(&yaml, "bench.yaml", Format::Yaml);
-    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors.first());
-    SourceSnapshot {
-        resources: parsed.resources,
-        errors: Vec::new(),
-        generation: 1,
-    }
+    workload::snapshot("", routes, (routes / 2).max(1))
 }
 
 fn endpoints(upstreams: usize, generation: u32) -> BTreeMap<ResourceRef, Vec<Endpoint>> {

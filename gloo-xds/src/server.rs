@@ -153,7 +153,7 @@ impl XdsServer {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            SotwStream::new(inner, tx).run(requests, default_type).await;
+            drive(&mut SotwStream::new(inner, tx), requests, default_type).await;
         });
         Box::pin(ReceiverStream::new(rx))
     }
@@ -167,9 +167,7 @@ impl XdsServer {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            DeltaStream::new(inner, tx)
-                .run(requests, default_type)
-                .await;
+            drive(&mut DeltaStream::new(inner, tx), requests, default_type).await;
         });
         Box::pin(ReceiverStream::new(rx))
     }
@@ -381,6 +379,128 @@ fn ordered_types<'a>(types: impl Iterator<Item = &'a String>) -> Vec<String> {
     ordered
 }
 
+// ----- what both stream forms share --------------------------------------------------------
+
+/// One client's stream: who it is and the snapshots of its role.
+struct Session {
+    inner: Arc<Inner>,
+    node: Option<Node>,
+    role: String,
+    snapshots: Option<watch::Receiver<Arc<Snapshot>>>,
+}
+
+impl Session {
+    fn new(inner: Arc<Inner>) -> Self {
+        Session {
+            inner,
+            node: None,
+            role: String::new(),
+            snapshots: None,
+        }
+    }
+
+    /// Clients send the node on the first request of a stream only: that request decides the
+    /// role, and so the snapshots, for the life of the stream.
+    fn identify(&mut self, node: Option<&Node>) {
+        if self.node.is_some() {
+            return;
+        }
+        let node = node.cloned().unwrap_or_default();
+        self.role = self.inner.role_of(&node);
+        let mut rx = self.inner.cache.subscribe(&self.role);
+        rx.borrow_and_update();
+        self.snapshots = Some(rx);
+        self.node = Some(node);
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        match &self.snapshots {
+            Some(rx) => rx.borrow().clone(),
+            None => Arc::new(Snapshot::new()),
+        }
+    }
+
+    fn node_id(&self) -> String {
+        self.node.as_ref().map(|n| n.id.clone()).unwrap_or_default()
+    }
+
+    fn nack(&self, type_url: &str, version: &str, error: &str) {
+        self.inner.record_nack(Nack {
+            node_id: self.node_id(),
+            role: self.role.clone(),
+            type_url: type_url.to_string(),
+            version: version.to_string(),
+            error: error.to_string(),
+        });
+    }
+}
+
+/// A request of either form, for the shared driver.
+trait TypedRequest {
+    fn type_url_mut(&mut self) -> &mut String;
+}
+
+impl TypedRequest for DiscoveryRequest {
+    fn type_url_mut(&mut self) -> &mut String {
+        &mut self.type_url
+    }
+}
+
+impl TypedRequest for DeltaDiscoveryRequest {
+    fn type_url_mut(&mut self) -> &mut String {
+        &mut self.type_url
+    }
+}
+
+/// What differs between state-of-the-world and delta streams; [`drive`] runs either.
+trait StreamForm {
+    type Request: TypedRequest + Send;
+    fn session(&mut self) -> &mut Session;
+    /// Handles one request; false when the stream should end.
+    fn handle(&mut self, request: Self::Request) -> impl std::future::Future<Output = bool> + Send;
+    /// Sends what a new snapshot changed; false when the client is gone.
+    fn push_changes(&mut self) -> impl std::future::Future<Output = bool> + Send;
+}
+
+/// Runs a stream until the client leaves: requests and snapshot changes, one at a time.
+/// `default_type` fills in requests without a type URL (the per-type services).
+async fn drive<F: StreamForm>(
+    form: &mut F,
+    mut requests: impl Stream<Item = Result<F::Request, Status>> + Unpin,
+    default_type: Option<&'static str>,
+) {
+    loop {
+        let changed = async {
+            match &mut form.session().snapshots {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            request = requests.next() => match request {
+                Some(Ok(mut request)) => {
+                    if let (true, Some(t)) = (request.type_url_mut().is_empty(), default_type) {
+                        *request.type_url_mut() = t.to_string();
+                    }
+                    if !form.handle(request).await {
+                        return;
+                    }
+                }
+                None => return,
+                Some(Err(status)) => {
+                    tracing::debug!(%status, "xDS stream ended");
+                    return;
+                }
+            },
+            alive = changed => {
+                if !alive || !form.push_changes().await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 // ----- state of the world ------------------------------------------------------------------
 
 #[derive(Debug, Default)]
@@ -399,81 +519,42 @@ struct SotwType {
 }
 
 struct SotwStream {
-    inner: Arc<Inner>,
+    session: Session,
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
-    node: Option<Node>,
-    role: String,
-    snapshots: Option<watch::Receiver<Arc<Snapshot>>>,
     types: HashMap<String, SotwType>,
+}
+
+impl StreamForm for SotwStream {
+    type Request = DiscoveryRequest;
+
+    fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    fn handle(
+        &mut self,
+        request: DiscoveryRequest,
+    ) -> impl std::future::Future<Output = bool> + Send {
+        self.on_request(request)
+    }
+
+    fn push_changes(&mut self) -> impl std::future::Future<Output = bool> + Send {
+        self.on_snapshot()
+    }
 }
 
 impl SotwStream {
     fn new(inner: Arc<Inner>, tx: mpsc::Sender<Result<DiscoveryResponse, Status>>) -> Self {
         SotwStream {
-            inner,
+            session: Session::new(inner),
             tx,
-            node: None,
-            role: String::new(),
-            snapshots: None,
             types: HashMap::new(),
         }
     }
 
-    async fn run(
-        &mut self,
-        mut requests: impl Stream<Item = Result<DiscoveryRequest, Status>> + Unpin,
-        default_type: Option<&'static str>,
-    ) {
-        loop {
-            let changed = async {
-                match &mut self.snapshots {
-                    Some(rx) => rx.changed().await.is_ok(),
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                request = requests.next() => match request {
-                    Some(Ok(mut request)) => {
-                        if let (true, Some(t)) = (request.type_url.is_empty(), default_type) {
-                            request.type_url = t.to_string();
-                        }
-                        if !self.handle(request).await {
-                            return;
-                        }
-                    }
-                    None => return,
-                    Some(Err(status)) => {
-                        tracing::debug!(%status, "xDS stream ended");
-                        return;
-                    }
-                },
-                alive = changed => {
-                    if !alive || !self.push_changes().await {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    fn snapshot(&self) -> Arc<Snapshot> {
-        match &self.snapshots {
-            Some(rx) => rx.borrow().clone(),
-            None => Arc::new(Snapshot::new()),
-        }
-    }
-
     /// Handles one request; false when the stream should end.
-    async fn handle(&mut self, request: DiscoveryRequest) -> bool {
-        if self.node.is_none() {
-            // Clients send the node on the first request of a stream only.
-            let node = request.node.clone().unwrap_or_default();
-            self.role = self.inner.role_of(&node);
-            let mut rx = self.inner.cache.subscribe(&self.role);
-            rx.borrow_and_update();
-            self.snapshots = Some(rx);
-            self.node = Some(node);
-        }
+    async fn on_request(&mut self, request: DiscoveryRequest) -> bool {
+        self.session.identify(request.node.as_ref());
         let type_url = request.type_url.clone();
         if type_url.is_empty() {
             return true;
@@ -484,14 +565,8 @@ impl SotwStream {
             return true;
         }
         if let Some(error) = &request.error_detail {
-            let nack = Nack {
-                node_id: self.node.as_ref().map(|n| n.id.clone()).unwrap_or_default(),
-                role: self.role.clone(),
-                type_url: type_url.clone(),
-                version: state.sent_version.clone().unwrap_or_default(),
-                error: error.message.clone(),
-            };
-            self.inner.record_nack(nack);
+            let version = state.sent_version.clone().unwrap_or_default();
+            self.session.nack(&type_url, &version, &error.message);
             return true;
         }
         let is_ack = !request.response_nonce.is_empty() && request.response_nonce == state.nonce;
@@ -509,13 +584,13 @@ impl SotwStream {
         }
         // An ACK of new routes may release clusters kept for the old ones.
         if is_ack && is_referencing_type(&type_url) && self.types.values().any(|t| t.retaining) {
-            return self.push_changes().await;
+            return self.on_snapshot().await;
         }
         true
     }
 
-    async fn push_changes(&mut self) -> bool {
-        if let Some(rx) = &mut self.snapshots {
+    async fn on_snapshot(&mut self) -> bool {
+        if let Some(rx) = &mut self.session.snapshots {
             rx.borrow_and_update();
         }
         for type_url in ordered_types(self.types.keys()) {
@@ -585,7 +660,7 @@ impl SotwStream {
     /// Sends the current resources of `type_url` if they differ from what was last sent (or
     /// always, when `force`). False when the client is gone.
     async fn send(&mut self, type_url: &str, force: bool) -> bool {
-        let snapshot = self.snapshot();
+        let snapshot = self.session.snapshot();
         if !self.types.contains_key(type_url) {
             return true;
         }
@@ -597,7 +672,7 @@ impl SotwStream {
         if !force && state.sent_version.as_deref() == Some(version.as_str()) {
             return true;
         }
-        let nonce = self.inner.next_nonce();
+        let nonce = self.session.inner.next_nonce();
         state.sent_version = Some(version.clone());
         state.nonce = nonce.clone();
         state.acked = false;
@@ -663,79 +738,41 @@ struct DeltaType {
 }
 
 struct DeltaStream {
-    inner: Arc<Inner>,
+    session: Session,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
-    node: Option<Node>,
-    role: String,
-    snapshots: Option<watch::Receiver<Arc<Snapshot>>>,
     types: HashMap<String, DeltaType>,
+}
+
+impl StreamForm for DeltaStream {
+    type Request = DeltaDiscoveryRequest;
+
+    fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    fn handle(
+        &mut self,
+        request: DeltaDiscoveryRequest,
+    ) -> impl std::future::Future<Output = bool> + Send {
+        self.on_request(request)
+    }
+
+    fn push_changes(&mut self) -> impl std::future::Future<Output = bool> + Send {
+        self.on_snapshot()
+    }
 }
 
 impl DeltaStream {
     fn new(inner: Arc<Inner>, tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>) -> Self {
         DeltaStream {
-            inner,
+            session: Session::new(inner),
             tx,
-            node: None,
-            role: String::new(),
-            snapshots: None,
             types: HashMap::new(),
         }
     }
 
-    async fn run(
-        &mut self,
-        mut requests: impl Stream<Item = Result<DeltaDiscoveryRequest, Status>> + Unpin,
-        default_type: Option<&'static str>,
-    ) {
-        loop {
-            let changed = async {
-                match &mut self.snapshots {
-                    Some(rx) => rx.changed().await.is_ok(),
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                request = requests.next() => match request {
-                    Some(Ok(mut request)) => {
-                        if let (true, Some(t)) = (request.type_url.is_empty(), default_type) {
-                            request.type_url = t.to_string();
-                        }
-                        if !self.handle(request).await {
-                            return;
-                        }
-                    }
-                    None => return,
-                    Some(Err(status)) => {
-                        tracing::debug!(%status, "delta xDS stream ended");
-                        return;
-                    }
-                },
-                alive = changed => {
-                    if !alive || !self.push_changes().await {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    fn snapshot(&self) -> Arc<Snapshot> {
-        match &self.snapshots {
-            Some(rx) => rx.borrow().clone(),
-            None => Arc::new(Snapshot::new()),
-        }
-    }
-
-    async fn handle(&mut self, request: DeltaDiscoveryRequest) -> bool {
-        if self.node.is_none() {
-            let node = request.node.clone().unwrap_or_default();
-            self.role = self.inner.role_of(&node);
-            let mut rx = self.inner.cache.subscribe(&self.role);
-            rx.borrow_and_update();
-            self.snapshots = Some(rx);
-            self.node = Some(node);
-        }
+    async fn on_request(&mut self, request: DeltaDiscoveryRequest) -> bool {
+        self.session.identify(request.node.as_ref());
         let type_url = request.type_url.clone();
         if type_url.is_empty() {
             return true;
@@ -761,14 +798,8 @@ impl DeltaStream {
                 state.acked = true;
             }
             if let Some(error) = &request.error_detail {
-                let nack = Nack {
-                    node_id: self.node.as_ref().map(|n| n.id.clone()).unwrap_or_default(),
-                    role: self.role.clone(),
-                    type_url: type_url.clone(),
-                    version: request.response_nonce.clone(),
-                    error: error.message.clone(),
-                };
-                self.inner.record_nack(nack);
+                self.session
+                    .nack(&type_url, &request.response_nonce, &error.message);
             }
         }
         let mut subscription_changed = false;
@@ -794,7 +825,7 @@ impl DeltaStream {
         }
         // An ACK of new routes may release removals held back for the old ones.
         if is_ack && is_referencing_type(&type_url) && self.types.values().any(|t| t.retaining) {
-            return self.push_changes().await;
+            return self.on_snapshot().await;
         }
         true
     }
@@ -819,8 +850,8 @@ impl DeltaStream {
             })
     }
 
-    async fn push_changes(&mut self) -> bool {
-        if let Some(rx) = &mut self.snapshots {
+    async fn on_snapshot(&mut self) -> bool {
+        if let Some(rx) = &mut self.session.snapshots {
             rx.borrow_and_update();
         }
         for type_url in ordered_types(self.types.keys()) {
@@ -834,7 +865,7 @@ impl DeltaStream {
     /// Sends what the client lacks or holds in an old version, and what it holds that is
     /// gone. Nothing is sent when nothing differs (except the first response of a type).
     async fn send(&mut self, type_url: &str) -> bool {
-        let snapshot = self.snapshot();
+        let snapshot = self.session.snapshot();
         // Make-before-break: removals of clusters and endpoints wait for settled routes.
         let hold_removals = is_referenced_type(type_url) && !self.routes_settled(&snapshot);
         let Some(state) = self.types.get_mut(type_url) else {
@@ -887,7 +918,7 @@ impl DeltaStream {
         for name in &removed {
             state.known.remove(name);
         }
-        let nonce = self.inner.next_nonce();
+        let nonce = self.session.inner.next_nonce();
         state.nonce = nonce.clone();
         state.responded = true;
         state.acked = false;
