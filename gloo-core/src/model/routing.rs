@@ -25,16 +25,16 @@ pub struct OneofError {
 impl OneofError {
     /// Checks that at most one of `members` (JSON name, is-set) is set.
     pub fn check(oneof: &'static str, members: &[(&'static str, bool)]) -> Result<(), OneofError> {
-        let set: Vec<&'static str> = members
+        // Counted first: the common, valid case allocates nothing.
+        if members.iter().filter(|(_, s)| *s).count() <= 1 {
+            return Ok(());
+        }
+        let set = members
             .iter()
             .filter(|(_, s)| *s)
             .map(|(n, _)| *n)
             .collect();
-        if set.len() > 1 {
-            Err(OneofError { oneof, set })
-        } else {
-            Ok(())
-        }
+        Err(OneofError { oneof, set })
     }
 }
 

@@ -22,6 +22,12 @@ use super::EnvoyMessage;
 /// ```
 pub fn content_version<M: EnvoyMessage>(message: &M) -> String {
     let mut hasher = Xxh3::new();
+    if message.encoding_is_canonical() {
+        // The common case: the encoding itself is canonical, hash it in one pass.
+        hasher.update(M::FULL_NAME.as_bytes());
+        hasher.update(&message.encode_to_vec());
+        return format!("{:016x}", hasher.digest());
+    }
     match dynamic(message) {
         Ok(dynamic) => hash_message(&dynamic, &mut hasher),
         // Not in the pool (never for the types gloo emits): fall back to the encoded bytes.
@@ -116,6 +122,7 @@ fn hash_map_key(key: &MapKey, hasher: &mut Xxh3) {
 mod tests {
     use super::*;
     use crate::xds::pack;
+    use crate::xds::EnvoyMessage;
     use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
     use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
     use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
@@ -162,5 +169,26 @@ mod tests {
         let mut renamed = route_config(&["cors"]);
         renamed.name = "other".into();
         assert_ne!(base, content_version(&renamed));
+    }
+
+    #[test]
+    fn virtual_hosts_hash_the_same_through_either_path() {
+        let vh = |names: &[&str]| route_config(names).virtual_hosts[0].clone();
+        // One per-filter entry: the encoding is canonical and hashed directly.
+        assert!(vh(&["cors"]).encoding_is_canonical());
+        assert_eq!(
+            content_version(&vh(&["cors"])),
+            content_version(&vh(&["cors"]))
+        );
+        assert_ne!(
+            content_version(&vh(&["cors"])),
+            content_version(&vh(&["fault"]))
+        );
+        // Several: the canonical walk, whatever the map order.
+        assert!(!vh(&["cors", "fault"]).encoding_is_canonical());
+        let first = content_version(&vh(&["cors", "fault", "a", "b"]));
+        for _ in 0..20 {
+            assert_eq!(first, content_version(&vh(&["b", "a", "fault", "cors"])));
+        }
     }
 }

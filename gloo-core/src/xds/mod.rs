@@ -40,6 +40,14 @@ pub trait EnvoyMessage: Message + Default + Clone + PartialEq + Send + Sync + 's
     fn type_url() -> String {
         format!("type.googleapis.com/{}", Self::FULL_NAME)
     }
+
+    /// Whether prost's encoding of this message is canonical: true when no map field anywhere
+    /// in it (payloads of `Any`s included) holds more than one entry, because prost writes
+    /// fields in number order and only map entries in `HashMap` order. Then the content
+    /// version can hash the encoding directly instead of walking the message.
+    fn encoding_is_canonical(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! envoy_messages {
@@ -48,12 +56,85 @@ macro_rules! envoy_messages {
     };
 }
 
+/// At most one entry in a map: its encoding does not depend on `HashMap` order.
+fn single<K, V>(map: &std::collections::HashMap<K, V>) -> bool {
+    map.len() <= 1
+}
+
+fn no_metadata(metadata: &Option<envoy_types::pb::envoy::config::core::v3::Metadata>) -> bool {
+    metadata
+        .as_ref()
+        .is_none_or(|m| single(&m.filter_metadata) && m.typed_filter_metadata.is_empty())
+}
+
+impl EnvoyMessage for Listener {
+    const FULL_NAME: &'static str = "envoy.config.listener.v3.Listener";
+
+    // gloo's listeners set no maps; the filter configs they embed (connection managers, TLS
+    // contexts, TCP proxies) set none either.
+    fn encoding_is_canonical(&self) -> bool {
+        no_metadata(&self.metadata)
+    }
+}
+
+impl EnvoyMessage for Cluster {
+    const FULL_NAME: &'static str = "envoy.config.cluster.v3.Cluster";
+
+    fn encoding_is_canonical(&self) -> bool {
+        single(&self.typed_extension_protocol_options)
+            && no_metadata(&self.metadata)
+            && self
+                .load_assignment
+                .as_ref()
+                .is_none_or(|a| a.encoding_is_canonical())
+    }
+}
+
+impl EnvoyMessage for ClusterLoadAssignment {
+    const FULL_NAME: &'static str = "envoy.config.endpoint.v3.ClusterLoadAssignment";
+
+    fn encoding_is_canonical(&self) -> bool {
+        self.named_endpoints.is_empty()
+            && self.endpoints.iter().all(|locality| {
+                no_metadata(&locality.metadata)
+                    && locality
+                        .lb_endpoints
+                        .iter()
+                        .all(|e| no_metadata(&e.metadata))
+            })
+    }
+}
+
+impl EnvoyMessage for envoy_types::pb::envoy::config::route::v3::VirtualHost {
+    const FULL_NAME: &'static str = "envoy.config.route.v3.VirtualHost";
+
+    // Per-filter configs (CORS and fault policies, themselves map-free) are the only maps
+    // gloo sets on virtual hosts, routes and weighted clusters.
+    fn encoding_is_canonical(&self) -> bool {
+        use envoy_types::pb::envoy::config::route::v3::{route, route_action};
+        single(&self.typed_per_filter_config)
+            && no_metadata(&self.metadata)
+            && self.routes.iter().all(|r| {
+                single(&r.typed_per_filter_config)
+                    && no_metadata(&r.metadata)
+                    && match &r.action {
+                        Some(route::Action::Route(action)) => match &action.cluster_specifier {
+                            Some(route_action::ClusterSpecifier::WeightedClusters(w)) => {
+                                w.clusters.iter().all(|c| {
+                                    single(&c.typed_per_filter_config)
+                                        && no_metadata(&c.metadata_match)
+                                })
+                            }
+                            _ => true,
+                        },
+                        _ => true,
+                    }
+            })
+    }
+}
+
 envoy_messages! {
-    Listener => "envoy.config.listener.v3.Listener",
     RouteConfiguration => "envoy.config.route.v3.RouteConfiguration",
-    envoy_types::pb::envoy::config::route::v3::VirtualHost => "envoy.config.route.v3.VirtualHost",
-    Cluster => "envoy.config.cluster.v3.Cluster",
-    ClusterLoadAssignment => "envoy.config.endpoint.v3.ClusterLoadAssignment",
     envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager
         => "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
     envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy
