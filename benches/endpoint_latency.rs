@@ -1,5 +1,6 @@
 //! End-to-end endpoint latency: one endpoint change at 5,000 upstreams, from
-//! `Translator::update_endpoints` until a connected real Envoy shows the new endpoint, in delta
+//! `Translator::update_endpoints` until a connected real Envoy sends traffic to the new endpoint
+//! (requests through its listener reach a backend listening there) and its admin shows it, in delta
 //! (`DELTA_GRPC`) and state-of-the-world (`GRPC`) ADS.
 //!
 //! The control plane runs in this process (Translator + SnapshotCache + XdsServer on tonic);
@@ -413,6 +414,93 @@ impl Probe {
 }
 
 /// VmRSS of a process, in MiB.
+/// A backend on the new endpoint: answers every HTTP/1.1 request with its own port, until the
+/// bench ends. Envoy reaching it proves the change is in force on the data path.
+fn spawn_backend(port: u32) -> io::Result<()> {
+    let listener = std::net::TcpListener::bind(("127.0.0.2", port as u16))?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let body = port.to_string();
+                loop {
+                    // Read one request head (no bodies on GET).
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if reader.get_mut().write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+/// The request that reaches upstream `u` through Envoy: route `u` of the workload (host, path,
+/// and the tenant header for header-matched routes).
+fn request_for(u: usize) -> String {
+    let per_service = ROUTES / VIRTUAL_SERVICES;
+    let host = format!("host-{}.example.com", u / per_service);
+    let (path, header) = match u % 4 {
+        0 => (format!("/api/{u}"), String::new()),
+        1 => (format!("/exact/{u}"), String::new()),
+        2 => (format!("/re/{u}/7"), String::new()),
+        _ => (format!("/h/{u}"), format!("x-tenant: t{u}\r\n")),
+    };
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{header}\r\n")
+}
+
+/// Requests through Envoy's listener (handled by its worker threads, not the main thread that
+/// applies xDS) until upstream `u` answers from `port`.
+struct Traffic {
+    port: u16,
+    conn: Option<BufReader<TcpStream>>,
+}
+
+impl Traffic {
+    fn reaches(&mut self, u: usize, port: u32) -> io::Result<bool> {
+        if self.conn.is_none() {
+            let stream = TcpStream::connect(("127.0.0.1", self.port))?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            stream.set_nodelay(true)?;
+            self.conn = Some(BufReader::new(stream));
+        }
+        let result = (|| {
+            let conn = self
+                .conn
+                .as_mut()
+                .ok_or_else(|| io::Error::other("no connection"))?;
+            conn.get_mut().write_all(request_for(u).as_bytes())?;
+            read_response(conn)
+        })();
+        match result {
+            Ok((status, body, keep_alive)) => {
+                if !keep_alive {
+                    self.conn = None;
+                }
+                Ok(status == 200 && body.trim() == port.to_string())
+            }
+            Err(_) => {
+                self.conn = None;
+                Ok(false)
+            }
+        }
+    }
+}
+
 fn rss_mib(pid: &str) -> Option<f64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -428,6 +516,7 @@ fn rss_mib(pid: &str) -> Option<f64> {
 
 struct ModeResult {
     mode: Mode,
+    traffic_ms: Vec<f64>,
     latencies_ms: Vec<f64>,
     publish_ms: Vec<f64>,
     update_ms: Vec<f64>,
@@ -478,6 +567,7 @@ fn median_cost(admin: &mut Admin, probe: Probe, cluster: &str) -> Result<f64, St
 
 fn run_mode(
     mode: Mode,
+    gateway_port: u16,
     envoy_path: &Path,
     source: &SourceSnapshot,
     rt: &tokio::runtime::Runtime,
@@ -580,10 +670,23 @@ fn run_mode(
     let mut update_ms = Vec::with_capacity(iterations);
     let mut envoy_side_ms = Vec::with_capacity(iterations);
     let mut polls = 0usize;
+    let mut traffic = Traffic {
+        port: gateway_port,
+        conn: None,
+    };
+    let mut traffic_ms = Vec::with_capacity(iterations);
     for i in 0..iterations {
-        let u = (i * 97 + 13) % UPSTREAMS;
+        // Upstreams of the first VirtualService are skipped: its 1- and 2-digit paths prefix
+        // each other, so a request might match an earlier route.
+        let u = (i * 97 + 13) % (UPSTREAMS - 100) + 100;
         let cluster = cluster_name(u);
-        let port = 20_000 + i as u32;
+        // Each mode's backends keep listening until the bench ends: separate port ranges.
+        let first_port = match mode {
+            Mode::Delta => 20_000,
+            Mode::Sotw => 30_000,
+        };
+        let port = first_port + i as u32;
+        spawn_backend(port).map_err(|e| format!("backend on 127.0.0.2:{port}: {e}"))?;
         endpoints.insert(upstream_ref(u), vec![Endpoint::new("127.0.0.2", port)]);
         let update = endpoints.clone();
         let baseline = if probe == Probe::UpdateSuccessStat {
@@ -597,6 +700,22 @@ fn run_mode(
         let translated = start.elapsed();
         publish(proxies, &cache);
         let published = start.elapsed();
+        // First: the data path (Envoy's workers) sends this upstream's traffic to the new
+        // endpoint.
+        loop {
+            if traffic.reaches(u, port).map_err(|e| e.to_string())? {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+            if start.elapsed() > CHANGE_TIMEOUT {
+                envoy.check_running()?;
+                return Err(format!(
+                    "{}: change {i} ({cluster} -> port {port}) never reached traffic",
+                    mode.name()
+                ));
+            }
+        }
+        traffic_ms.push(start.elapsed().as_secs_f64() * 1e3);
         loop {
             polls += 1;
             if probe
@@ -650,6 +769,7 @@ fn run_mode(
     let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), serving).await });
     Ok(ModeResult {
         mode,
+        traffic_ms,
         latencies_ms,
         publish_ms,
         update_ms,
@@ -702,6 +822,7 @@ fn report(results: &[ModeResult]) {
     );
     for r in results {
         for (what, values) in [
+            ("endpoint change -> traffic uses it", &r.traffic_ms),
             ("endpoint change -> Envoy shows it", &r.latencies_ms),
             ("update_endpoints + publish", &r.publish_ms),
             ("  of which update_endpoints", &r.update_ms),
@@ -744,10 +865,13 @@ fn report(results: &[ModeResult]) {
     }
     println!();
     for r in results {
+        let t = summarize(&r.traffic_ms);
         let s = summarize(&r.latencies_ms);
         println!(
-            "{}: endpoint change → Envoy p50 {:.2} ms p99 {:.2} ms (n={}, {UPSTREAMS} upstreams, {ROUTES} routes)",
+            "{}: endpoint change → Envoy's traffic uses it p50 {:.2} ms p99 {:.2} ms; admin shows it p50 {:.2} ms p99 {:.2} ms (n={}, {UPSTREAMS} upstreams, {ROUTES} routes)",
             r.mode.name(),
+            t.p50,
+            t.p99,
             s.p50,
             s.p99,
             r.latencies_ms.len()
@@ -791,9 +915,10 @@ fn main() {
     let mut results = Vec::new();
     let mut failed = false;
     for mode in modes {
-        let source = config(free_port());
+        let gateway_port = free_port();
+        let source = config(gateway_port);
         eprintln!("{}: starting", mode.name());
-        match run_mode(mode, &envoy, &source, &rt, &dir, iterations) {
+        match run_mode(mode, gateway_port, &envoy, &source, &rt, &dir, iterations) {
             Ok(r) => results.push(r),
             Err(e) => {
                 eprintln!("{}: FAILED: {e}", mode.name());

@@ -32,7 +32,9 @@ if [ -z "$envoy_bin" ]; then
   exit 1
 fi
 export GLOO_TEST_ENVOY="$envoy_bin"
-"$GLOO_TEST_ENVOY" --version | head -n 1
+# sed reads all of the output: `head` would close the pipe early and, under pipefail,
+# fail the script with SIGPIPE.
+"$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p
 
 cargo nextest run --workspace --no-fail-fast
 cargo test --workspace --doc
