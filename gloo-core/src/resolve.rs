@@ -456,25 +456,14 @@ impl<'a> Resolver<'a> {
             };
             let mut errors = errors;
             errors.extend(self.check_ssl_secret(reference, &entry.object.spec));
-            if errors.is_empty() {
-                self.virtual_services
-                    .insert(reference.clone(), entry.clone());
-                continue;
-            }
-            for e in errors {
-                self.reports.error(&key, e);
-            }
-            if let Some(previous) = self.lkg.virtual_services.get(reference) {
-                self.reports
-                    .error(&key, "the last accepted version keeps serving");
-                self.virtual_services.insert(
-                    reference.clone(),
-                    Entry {
-                        object: previous.clone(),
-                        origin: entry.origin.clone(),
-                    },
-                );
-            }
+            put_in_force(
+                &key,
+                entry,
+                errors,
+                self.lkg.virtual_services.get(reference),
+                &mut self.virtual_services,
+                self.reports,
+            );
         }
         for (reference, entry) in &snapshot.route_tables {
             let key = ResourceKey::new(Kind::RouteTable, reference.clone());
@@ -488,24 +477,14 @@ impl<'a> Resolver<'a> {
                     errors
                 }
             };
-            if errors.is_empty() {
-                self.route_tables.insert(reference.clone(), entry.clone());
-                continue;
-            }
-            for e in errors {
-                self.reports.error(&key, e);
-            }
-            if let Some(previous) = self.lkg.route_tables.get(reference) {
-                self.reports
-                    .error(&key, "the last accepted version keeps serving");
-                self.route_tables.insert(
-                    reference.clone(),
-                    Entry {
-                        object: previous.clone(),
-                        origin: entry.origin.clone(),
-                    },
-                );
-            }
+            put_in_force(
+                &key,
+                entry,
+                errors,
+                self.lkg.route_tables.get(reference),
+                &mut self.route_tables,
+                self.reports,
+            );
         }
     }
 
@@ -1303,7 +1282,7 @@ impl<'a> Resolver<'a> {
                     } else {
                         "not found"
                     };
-                    let outcome = self.dropped_outcome();
+                    let outcome = self.outcome("the route is dropped");
                     self.note(
                         &context.owner,
                         format!("{path}.delegateAction: RouteTable {r} {why}; {outcome}"),
@@ -1314,7 +1293,7 @@ impl<'a> Resolver<'a> {
             Ok(Some(DelegateTarget::Selector(selector))) => {
                 let found = self.select_route_tables(selector, &context.owner_namespace);
                 if found.is_empty() {
-                    let outcome = self.dropped_outcome();
+                    let outcome = self.outcome("the route is dropped");
                     self.note(
                         &context.owner,
                         format!("{path}.delegateAction.selector: no RouteTable matches the selector; {outcome}"),
@@ -1365,19 +1344,12 @@ impl<'a> Resolver<'a> {
         out
     }
 
-    /// What a route to a missing destination answers.
-    fn missing_outcome(&self) -> String {
+    /// What a route that cannot be served does: `otherwise`, unless Settings'
+    /// `invalidConfigPolicy` answers it.
+    fn outcome(&self, otherwise: &str) -> String {
         match &self.invalid_route_response {
             Some(r) => format!("the route answers {} (invalidConfigPolicy)", r.status),
-            None => "the route answers 503 until it exists".to_string(),
-        }
-    }
-
-    /// What happens to a route that cannot be served: dropped, or answered as configured.
-    fn dropped_outcome(&self) -> String {
-        match &self.invalid_route_response {
-            Some(r) => format!("the route answers {} (invalidConfigPolicy)", r.status),
-            None => "the route is dropped".to_string(),
+            None => otherwise.to_string(),
         }
     }
 
@@ -1445,7 +1417,7 @@ impl<'a> Resolver<'a> {
                 if !self.snapshot.upstreams.contains_key(&r) {
                     warnings.push(format!(
                         "{field}.upstream: Upstream {r} not found; {}",
-                        self.missing_outcome()
+                        self.outcome("the route answers 503 until it exists")
                     ));
                 }
             }
@@ -1470,7 +1442,7 @@ impl<'a> Resolver<'a> {
                 match self.snapshot.upstream_groups.get(&r) {
                     None => warnings.push(format!(
                         "{path}.routeAction.upstreamGroup: UpstreamGroup {r} not found; {}",
-                        self.missing_outcome()
+                        self.outcome("the route answers 503 until it exists")
                     )),
                     Some(group) => {
                         for (i, wd) in group.object.spec.destinations.iter().enumerate() {
@@ -1484,6 +1456,36 @@ impl<'a> Resolver<'a> {
             _ => {}
         }
         warnings
+    }
+}
+
+/// Puts a resource in force: as it is when valid; when not, its errors are reported and its
+/// last accepted version (if any) serves instead.
+fn put_in_force<S: Clone>(
+    key: &ResourceKey,
+    entry: &Entry<S>,
+    errors: Vec<String>,
+    last_accepted: Option<&Arc<Object<S>>>,
+    in_force: &mut Collection<S>,
+    reports: &mut Reports,
+) {
+    let reference = key.reference.clone();
+    if errors.is_empty() {
+        in_force.insert(reference, entry.clone());
+        return;
+    }
+    for e in errors {
+        reports.error(key, e);
+    }
+    if let Some(previous) = last_accepted {
+        reports.error(key, "the last accepted version keeps serving");
+        in_force.insert(
+            reference,
+            Entry {
+                object: previous.clone(),
+                origin: entry.origin.clone(),
+            },
+        );
     }
 }
 

@@ -182,7 +182,7 @@ impl XdsServer {
         let mut selected = std::collections::BTreeMap::new();
         if let Some(all) = snapshot.of_type(type_url) {
             for (name, resource) in all {
-                if names.contains(name) || (wildcard && !resource.only_by_name) {
+                if wanted(&names, wildcard, name, resource) {
                     selected.insert(name.clone(), resource.clone());
                 }
             }
@@ -363,6 +363,12 @@ impl AggregatedDiscoveryService for XdsServer {
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
         Ok(Response::new(self.delta(request.into_inner(), None)))
     }
+}
+
+/// Whether a subscription (`names`, or all when `wildcard`) includes a resource: named
+/// resources always, the rest only for wildcards and unless the resource is named-only.
+fn wanted(names: &BTreeSet<String>, wildcard: bool, name: &str, resource: &Resource) -> bool {
+    names.contains(name) || (wildcard && !resource.only_by_name)
 }
 
 /// Types in push order, then any others the client asked for.
@@ -613,7 +619,7 @@ impl SotwStream {
         };
         if let Some(all) = snapshot.of_type(type_url) {
             for (name, resource) in all {
-                if state.names.contains(name) || (state.wildcard && !resource.only_by_name) {
+                if wanted(&state.names, state.wildcard, name, resource) {
                     out.insert(name.clone(), resource.clone());
                 }
             }
@@ -649,7 +655,7 @@ impl SotwStream {
         let mut hasher = Xxh3::new();
         if let (Some(state), Some(all)) = (self.types.get(type_url), snapshot.of_type(type_url)) {
             for (name, resource) in all {
-                if state.names.contains(name) || (state.wildcard && !resource.only_by_name) {
+                if wanted(&state.names, state.wildcard, name, resource) {
                     hash_entry(&mut hasher, name, resource);
                 }
             }
@@ -842,9 +848,8 @@ impl DeltaStream {
                 let empty = std::collections::BTreeMap::new();
                 let all = snapshot.of_type(type_url).unwrap_or(&empty);
                 let current = all.iter().all(|(name, resource)| {
-                    let wanted = state.subscribed.contains(name)
-                        || (state.wildcard && !resource.only_by_name);
-                    !wanted || state.known.get(name) == Some(&resource.version)
+                    !wanted(&state.subscribed, state.wildcard, name, resource)
+                        || state.known.get(name) == Some(&resource.version)
                 });
                 current && state.known.keys().all(|name| all.contains_key(name))
             })
@@ -877,9 +882,7 @@ impl DeltaStream {
         let mut removed = Vec::new();
         state.retaining = false;
         for (name, resource) in all {
-            let wanted =
-                state.subscribed.contains(name) || (state.wildcard && !resource.only_by_name);
-            if !wanted {
+            if !wanted(&state.subscribed, state.wildcard, name, resource) {
                 continue;
             }
             if state.known.get(name) != Some(&resource.version) {

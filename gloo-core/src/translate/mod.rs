@@ -53,7 +53,7 @@ use xxhash_rust::xxh3::Xxh3;
 pub use clusters::{Endpoint, Endpoints};
 pub use names::{cluster_name, route_config_name};
 
-use crate::model::routing::{Destination, DestinationTarget, RouteDestination};
+use crate::model::routing::{Destination, RouteDestination};
 use crate::model::upstream::{UpstreamSpec, UpstreamTypeRef};
 use crate::model::{Kind, Object, ResourceRef, DEFAULT_NAMESPACE};
 use crate::resolve::{self, ProxyModel, RouteModelAction, VirtualHostModel};
@@ -80,6 +80,14 @@ pub struct Translation {
 
 /// The EDS clusters of one proxy: cluster name → the upstream it serves.
 type EdsClusters = BTreeMap<String, (ResourceRef, Arc<Object<UpstreamSpec>>)>;
+
+/// Where a virtual host's proto is during a translation.
+enum HostProto {
+    /// Unchanged: at this proxy, route configuration and index of the last output.
+    InLastOutput((String, String, usize)),
+    /// Built in this translation.
+    Built(Box<VirtualHost>),
+}
 
 /// A virtual host as last translated.
 struct CachedVirtualHost {
@@ -234,23 +242,35 @@ impl Translator {
                         .virtual_hosts
                         .insert(host.name.clone(), vh_status);
                 }
-                let config = RouteConfiguration {
-                    name: route_name.clone(),
-                    virtual_hosts: protos,
-                    ..Default::default()
-                };
                 // The version of a route configuration is derived from its virtual hosts'
                 // content versions, so unchanged hosts are never hashed again.
                 let version = format!("{:016x}", hasher.digest());
-                // Unchanged: keep the previous one (and its encoding) rather than a new copy.
+                // Unchanged: keep the previous one (and its encoding); otherwise copy the
+                // unchanged hosts out of the last output once and move the new ones in.
                 let previous = self
                     .last
                     .get(&model.name)
                     .and_then(|p| p.routes.get(&route_name))
                     .filter(|v| v.version == version)
                     .cloned();
-                let versioned =
-                    previous.unwrap_or_else(|| Versioned::with_version(version, config));
+                let versioned = match previous {
+                    Some(previous) => previous,
+                    None => {
+                        let virtual_hosts = protos
+                            .into_iter()
+                            .filter_map(|proto| match proto {
+                                HostProto::Built(vh) => Some(*vh),
+                                HostProto::InLastOutput(at) => self.cached_proto(&at).cloned(),
+                            })
+                            .collect();
+                        let config = RouteConfiguration {
+                            name: route_name.clone(),
+                            virtual_hosts,
+                            ..Default::default()
+                        };
+                        Versioned::with_version(version, config)
+                    }
+                };
                 out.routes.insert(route_name, versioned);
             }
             status.state = status.state.max(listener_status.state);
@@ -301,28 +321,25 @@ impl Translator {
         out
     }
 
+    /// A virtual host's version, and where its proto is: unchanged ones stay in the last
+    /// output until (and unless) a new route configuration needs a copy.
     fn virtual_host(
         &mut self,
         host: &Arc<VirtualHostModel>,
         ctx: &Context<'_>,
         location: (String, String, usize),
-    ) -> (VirtualHost, String) {
+    ) -> (HostProto, String) {
         if let Some(cached) = self.virtual_hosts.get(&host.name) {
             if Arc::ptr_eq(&cached.model, host) || cached.model.as_ref() == host.as_ref() {
-                let previous = cached.location.as_ref().and_then(|(proxy, config, index)| {
-                    self.last
-                        .get(proxy)?
-                        .routes
-                        .get(config)?
-                        .resource
-                        .virtual_hosts
-                        .get(*index)
-                        .filter(|vh| vh.name == host.name)
-                });
-                if let Some(proto) = previous {
-                    let out = (proto.clone(), cached.version.clone());
-                    self.pending_locations.push((host.name.clone(), location));
-                    return out;
+                if let Some(previous) = cached.location.clone() {
+                    if self
+                        .cached_proto(&previous)
+                        .is_some_and(|vh| vh.name == host.name)
+                    {
+                        let version = cached.version.clone();
+                        self.pending_locations.push((host.name.clone(), location));
+                        return (HostProto::InLastOutput(previous), version);
+                    }
                 }
             }
         }
@@ -338,7 +355,21 @@ impl Translator {
             },
         );
         self.pending_locations.push((host.name.clone(), location));
-        (proto, version)
+        (HostProto::Built(Box::new(proto)), version)
+    }
+
+    /// The virtual host at a location of the last output.
+    fn cached_proto(
+        &self,
+        (proxy, config, index): &(String, String, usize),
+    ) -> Option<&VirtualHost> {
+        self.last
+            .get(proxy)?
+            .routes
+            .get(config)?
+            .resource
+            .virtual_hosts
+            .get(*index)
     }
 
     fn assignment(
@@ -411,19 +442,8 @@ fn virtual_host_status(host: &VirtualHostModel) -> VirtualHostStatus {
 /// members of upstream groups).
 fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut BTreeSet<ResourceRef>) {
     fn add(d: &Destination, into: &mut BTreeSet<ResourceRef>) {
-        match d.target() {
-            Ok(Some(DestinationTarget::Upstream(r))) => {
-                into.insert(r.resolved(DEFAULT_NAMESPACE));
-            }
-            Ok(Some(DestinationTarget::Kube(k))) => {
-                // Kubernetes discovery names upstreams `<namespace>-<service>-<port>`.
-                let ns = k.ref_.namespace_or(DEFAULT_NAMESPACE);
-                into.insert(ResourceRef::new(
-                    DEFAULT_NAMESPACE,
-                    format!("{ns}-{}-{}", k.ref_.name, k.port),
-                ));
-            }
-            _ => {}
+        if let Some(upstream) = routes::destination_upstream(d) {
+            into.insert(upstream);
         }
     }
     for route in &host.routes {
@@ -490,11 +510,11 @@ fn collect_tcp_upstreams(
             .unwrap_or_default(),
         _ => Vec::new(),
     };
-    for d in destinations {
-        if let Ok(Some(DestinationTarget::Upstream(r))) = d.target() {
-            into.insert(r.resolved(DEFAULT_NAMESPACE));
-        }
-    }
+    into.extend(
+        destinations
+            .into_iter()
+            .filter_map(routes::destination_upstream),
+    );
 }
 
 /// Checks the resources the filters will enforce: RateLimitConfigs (descriptors, limits,

@@ -103,40 +103,40 @@ fn append_action(append: Option<bool>) -> i32 {
     }
 }
 
-fn request_headers(h: &HeaderManipulation) -> Vec<HeaderValueOption> {
-    h.request_headers_to_add
-        .iter()
-        .filter_map(|o| {
-            let header = o.header.as_ref()?;
+/// Gloo header values (and their `append`) as Envoy header options.
+fn header_options<'a>(
+    items: impl Iterator<Item = (Option<&'a crate::model::headers::HeaderValue>, Option<bool>)>,
+) -> Vec<HeaderValueOption> {
+    items
+        .filter_map(|(header, append)| {
+            let header = header?;
             Some(HeaderValueOption {
                 header: Some(HeaderValue {
                     key: header.key.clone(),
                     value: header.value.clone(),
                     ..Default::default()
                 }),
-                append_action: append_action(o.append),
+                append_action: append_action(append),
                 ..Default::default()
             })
         })
         .collect()
 }
 
+fn request_headers(h: &HeaderManipulation) -> Vec<HeaderValueOption> {
+    header_options(
+        h.request_headers_to_add
+            .iter()
+            .map(|o| (o.header.as_ref(), o.append)),
+    )
+}
+
 fn response_headers(h: &HeaderManipulation) -> Vec<HeaderValueOption> {
-    h.response_headers_to_add
-        .iter()
-        .filter_map(|o| {
-            let header = o.header.as_ref()?;
-            Some(HeaderValueOption {
-                header: Some(HeaderValue {
-                    key: header.key.clone(),
-                    value: header.value.clone(),
-                    ..Default::default()
-                }),
-                append_action: append_action(o.append),
-                ..Default::default()
-            })
-        })
-        .collect()
+    header_options(
+        h.response_headers_to_add
+            .iter()
+            .map(|o| (o.header.as_ref(), o.append)),
+    )
 }
 
 fn retry_policy(r: &crate::model::retries::RetryPolicy) -> RetryPolicy {
@@ -255,24 +255,30 @@ fn route_match(m: &Matcher) -> RouteMatch {
     }
 }
 
-/// The cluster a destination sends to, or `None` for destinations discovery must provide.
-pub(crate) fn destination_cluster(d: &Destination) -> Option<String> {
+/// The Upstream a destination sends to (for a Kubernetes service: the one discovery names
+/// `<namespace>-<service>-<port>`), or `None` for other destination kinds.
+pub(crate) fn destination_upstream(d: &Destination) -> Option<crate::model::ResourceRef> {
     match d.target() {
         Ok(Some(DestinationTarget::Upstream(r))) => {
-            Some(cluster_name(&r.resolved(crate::model::DEFAULT_NAMESPACE)))
+            Some(r.resolved(crate::model::DEFAULT_NAMESPACE))
         }
         Ok(Some(DestinationTarget::Kube(k))) => {
-            // Kubernetes discovery names upstreams `<namespace>-<service>-<port>`.
             let ns = k.ref_.namespace_or(crate::model::DEFAULT_NAMESPACE);
-            let upstream = crate::model::ResourceRef::new(
+            Some(crate::model::ResourceRef::new(
                 crate::model::DEFAULT_NAMESPACE,
                 format!("{ns}-{}-{}", k.ref_.name, k.port),
-            );
-            Some(cluster_name(&upstream))
+            ))
         }
-        Ok(Some(DestinationTarget::Consul(c))) => Some(format!("consul-svc:{}", c.service_name)),
         _ => None,
     }
+}
+
+/// The cluster a destination sends to, or `None` for destinations discovery must provide.
+pub(crate) fn destination_cluster(d: &Destination) -> Option<String> {
+    if let Ok(Some(DestinationTarget::Consul(c))) = d.target() {
+        return Some(format!("consul-svc:{}", c.service_name));
+    }
+    destination_upstream(d).map(|upstream| cluster_name(&upstream))
 }
 
 fn weighted(destinations: &[WeightedDestination]) -> WeightedCluster {
