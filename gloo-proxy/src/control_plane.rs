@@ -160,6 +160,104 @@ pub fn publish(
     roles
 }
 
+/// A running control plane: the watched config directory translated into the snapshot
+/// cache, with the statuses of what is in force.
+#[derive(Debug)]
+pub struct ControlPlane {
+    cache: Arc<SnapshotCache>,
+    board: Arc<StatusBoard>,
+    publisher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.publisher.abort();
+    }
+}
+
+impl ControlPlane {
+    /// Loads and watches `dir`, publishes its translation into a fresh snapshot cache, and
+    /// keeps publishing on every change (on the current tokio runtime). With `status_file`,
+    /// the statuses are also kept there as JSON.
+    pub fn start(dir: &Path, status_file: Option<PathBuf>) -> Result<Self, ControlPlaneError> {
+        let cache = Arc::new(SnapshotCache::new());
+        let board = Arc::new(StatusBoard::new(status_file));
+        let source = DirectorySource::watch(dir)?;
+        let mut updates = source.subscribe();
+        let mut translator = Translator::new();
+        let initial = updates.borrow_and_update().clone();
+        let mut roles = publish(&mut translator, &initial, &cache, &[], &board);
+        let publisher_cache = cache.clone();
+        let publisher_board = board.clone();
+        let publisher = tokio::spawn(async move {
+            // Keep the source (and its watcher) alive as long as the publisher runs.
+            let _source = source;
+            while updates.changed().await.is_ok() {
+                let snapshot = updates.borrow_and_update().clone();
+                roles = publish(
+                    &mut translator,
+                    &snapshot,
+                    &publisher_cache,
+                    &roles,
+                    &publisher_board,
+                );
+            }
+        });
+        Ok(ControlPlane {
+            cache,
+            board,
+            publisher,
+        })
+    }
+
+    /// The snapshot cache it publishes into.
+    pub fn cache(&self) -> &Arc<SnapshotCache> {
+        &self.cache
+    }
+
+    /// The statuses of the configuration in force.
+    pub fn board(&self) -> &Arc<StatusBoard> {
+        &self.board
+    }
+
+    /// Serves the cache over xDS (ADS state-of-the-world and delta, and the per-type
+    /// services) on a bound listener until `shutdown` completes. Clients' NACKs are recorded
+    /// on the status board.
+    pub async fn serve_xds(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ControlPlaneError> {
+        let server = XdsServer::new(self.cache.clone(), ServerOptions::default());
+        let mut nacks = server.subscribe_nacks();
+        let board = self.board.clone();
+        let recorder = tokio::spawn(async move {
+            while let Ok(nack) = nacks.recv().await {
+                board.record_nack(&nack);
+            }
+        });
+        let per_type = server.per_type_services();
+        let served = tonic::transport::Server::builder()
+            .add_service(per_type.listeners)
+            .add_service(per_type.routes)
+            .add_service(per_type.clusters)
+            .add_service(per_type.endpoints)
+            .add_service(server.into_service())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await;
+        recorder.abort();
+        served?;
+        Ok(())
+    }
+}
+
+/// Binds the xDS address.
+pub async fn bind_xds(addr: SocketAddr) -> Result<tokio::net::TcpListener, ControlPlaneError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ControlPlaneError::Bind { addr, source })
+}
+
 /// Runs the control plane until the process is stopped. With `status_file`, the statuses of
 /// the configuration in force (and clients' NACKs of it) are kept there as JSON.
 pub async fn run(
@@ -167,42 +265,8 @@ pub async fn run(
     xds_addr: SocketAddr,
     status_file: Option<PathBuf>,
 ) -> Result<(), ControlPlaneError> {
-    let cache = Arc::new(SnapshotCache::new());
-    let server = XdsServer::new(cache.clone(), ServerOptions::default());
-    let board = Arc::new(StatusBoard::new(status_file));
-    let source = DirectorySource::watch(dir)?;
-    let mut updates = source.subscribe();
-    let mut translator = Translator::new();
-    let initial = updates.borrow_and_update().clone();
-    let mut roles = publish(&mut translator, &initial, &cache, &[], &board);
-    let publisher_cache = cache.clone();
-    let publisher_board = board.clone();
-    tokio::spawn(async move {
-        // Keep the source (and its watcher) alive as long as the publisher runs.
-        let _source = source;
-        while updates.changed().await.is_ok() {
-            let snapshot = updates.borrow_and_update().clone();
-            roles = publish(
-                &mut translator,
-                &snapshot,
-                &publisher_cache,
-                &roles,
-                &publisher_board,
-            );
-        }
-    });
-    let mut nacks = server.subscribe_nacks();
-    tokio::spawn(async move {
-        while let Ok(nack) = nacks.recv().await {
-            board.record_nack(&nack);
-        }
-    });
-    let listener = tokio::net::TcpListener::bind(xds_addr)
-        .await
-        .map_err(|source| ControlPlaneError::Bind {
-            addr: xds_addr,
-            source,
-        })?;
+    let control_plane = ControlPlane::start(dir, status_file)?;
+    let listener = bind_xds(xds_addr).await?;
     let local = listener
         .local_addr()
         .map_err(|source| ControlPlaneError::Bind {
@@ -210,16 +274,9 @@ pub async fn run(
             source,
         })?;
     eprintln!("xDS server listening on {local}");
-    let per_type = server.per_type_services();
-    tonic::transport::Server::builder()
-        .add_service(per_type.listeners)
-        .add_service(per_type.routes)
-        .add_service(per_type.clusters)
-        .add_service(per_type.endpoints)
-        .add_service(server.into_service())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+    control_plane
+        .serve_xds(listener, async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await?;
-    Ok(())
+        .await
 }

@@ -1,13 +1,39 @@
 //! # gloo-proxy
 //!
-//! The Rust data plane of gloo (hyper/tokio listeners, routing, clusters, per-route tower
-//! stacks) driven by the same Envoy xDS resources gloo-core produces, and the `gloo` binary.
+//! The Rust data plane of gloo, and the `gloo` binary.
 //!
-//! At this stage the crate carries the `gloo` command line: `gloo validate` and
-//! `gloo translate` ([`cli`]) and `gloo control-plane` ([`control_plane`]), which serves the
-//! translation to Envoy fleets over xDS. The proxy itself, `gloo run` and `gloo proxy` follow.
+//! The proxy is configured only by Envoy xDS resources (Listener, RouteConfiguration,
+//! Cluster, ClusterLoadAssignment), the same ones gloo-core produces for Envoy fleets, so one
+//! translation has one meaning wherever it runs:
+//!
+//! - [`gateway`]: the proxy as a whole, fed from the in-process snapshot cache (`gloo run`) or
+//!   over delta ADS (`gloo proxy`);
+//! - [`config`]: resources compiled into the run-time configuration, reusing what did not
+//!   change;
+//! - [`router`]: Envoy's routing semantics (domains, path / header / query matchers, actions);
+//! - [`upstream`]: clusters (load balancing, health checks, outlier detection, circuit
+//!   breakers, connection pools);
+//! - [`proxy`]: the request path (normalisation, filters, forwarding, retries, timeouts,
+//!   mirrors);
+//! - [`filter`]: the registry turning HTTP filter configs into per-route tower stacks;
+//! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
+//!   admin endpoint and its statistics;
+//! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod body;
+pub mod builtin;
 pub mod cli;
+pub mod config;
 pub mod control_plane;
+pub mod filter;
+pub mod gateway;
+pub mod proxy;
+pub mod proxy_protocol;
+pub mod router;
+pub mod run;
+pub mod server;
+pub mod stats;
+pub mod upstream;

@@ -167,6 +167,9 @@ fn http_connection_manager(
             route_config_name: route_name,
         })),
         http_filters,
+        // Gloo normalizes paths unless told otherwise (`normalizePath` "defaults to true"), so
+        // `/public/../admin` cannot slip past a route's matcher.
+        normalize_path: Some(BoolValue { value: true }),
         ..Default::default()
     };
     let settings = http

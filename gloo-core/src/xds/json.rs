@@ -63,6 +63,41 @@ pub fn to_json<M: EnvoyMessage>(message: &M) -> Result<serde_json::Value, JsonEr
         })
 }
 
+/// A packed resource (`Any`) as proto3 JSON with its `@type`, when its type is one gloo emits.
+///
+/// ```
+/// use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+/// let any = gloo_core::xds::pack(&Cluster { name: "petstore".into(), ..Default::default() });
+/// let json = gloo_core::xds::any_to_json(&any).unwrap();
+/// assert_eq!(json["name"], "petstore");
+/// assert_eq!(json["@type"], "type.googleapis.com/envoy.config.cluster.v3.Cluster");
+/// ```
+pub fn any_to_json(
+    any: &envoy_types::pb::google::protobuf::Any,
+) -> Result<serde_json::Value, JsonError> {
+    let name = any.type_url.rsplit('/').next().unwrap_or_default();
+    let error = |reason: String| JsonError {
+        message: name.to_string(),
+        reason,
+    };
+    let descriptor = descriptor_pool()
+        .get_message_by_name(name)
+        .ok_or_else(|| error("type not in the descriptor pool".into()))?;
+    let dynamic = DynamicMessage::decode(descriptor, any.value.as_slice())
+        .map_err(|e| error(e.to_string()))?;
+    let options = SerializeOptions::new().skip_default_fields(true);
+    let mut json = dynamic
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .map_err(|e| error(e.to_string()))?;
+    if let serde_json::Value::Object(map) = &mut json {
+        map.insert(
+            "@type".into(),
+            serde_json::Value::String(any.type_url.clone()),
+        );
+    }
+    Ok(json)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

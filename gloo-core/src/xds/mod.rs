@@ -18,7 +18,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
 pub use hash::content_version;
-pub use json::{descriptor_pool, to_json, JsonError};
+pub use json::{any_to_json, descriptor_pool, to_json, JsonError};
 
 /// Type URL of [`Listener`] (LDS).
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";

@@ -1,10 +1,12 @@
-//! `gloo`: validate and translate a directory of Gloo Edge YAML.
+//! `gloo`: run a Gloo Edge compatible API gateway from a directory of Gloo YAML; validate,
+//! translate and serve it over xDS.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use gloo_proxy::cli::{self, ResourceFormat, StatusFormat};
+use gloo_proxy::gateway::ProxyServer;
 
 #[derive(Parser)]
 #[command(name = "gloo", version, about = "A Gloo Edge compatible API gateway")]
@@ -34,6 +36,51 @@ enum Command {
         #[arg(long, short, value_enum, default_value = "yaml")]
         output: ResourceFormat,
     },
+    /// Run the gateway: watch a config directory and serve it with the built-in proxy.
+    Run {
+        /// Directory of Gloo YAML/JSON (searched recursively, watched for changes).
+        #[arg(long)]
+        config: PathBuf,
+        /// Which proxy (a Gateway `proxyNames` entry) this process serves.
+        #[arg(long, default_value = "gateway-proxy")]
+        proxy: String,
+        /// Admin endpoint address (`/ready`, `/config_dump`, `/statuses`, `/stats/prometheus`).
+        #[arg(long, default_value = "127.0.0.1:19000")]
+        admin: std::net::SocketAddr,
+        /// Also serve the translation over xDS on this address (for Envoy fleets and shards).
+        #[arg(long)]
+        xds_addr: Option<std::net::SocketAddr>,
+        /// Keep every resource's status in this JSON file.
+        #[arg(long)]
+        status_file: Option<PathBuf>,
+        /// Log every request.
+        #[arg(long)]
+        access_log: bool,
+        /// Worker threads (default: one per CPU).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Run a proxy shard that takes its configuration from `gloo control-plane` over delta ADS.
+    Proxy {
+        /// The control plane's xDS address.
+        #[arg(long, default_value = "http://127.0.0.1:9977")]
+        xds: String,
+        /// This proxy's role, `<namespace>~<proxy name>`.
+        #[arg(long, default_value = "gloo-system~gateway-proxy")]
+        role: String,
+        /// This proxy's node id (default: `<proxy name>-<pid>`).
+        #[arg(long)]
+        node_id: Option<String>,
+        /// Admin endpoint address.
+        #[arg(long, default_value = "127.0.0.1:19000")]
+        admin: std::net::SocketAddr,
+        /// Log every request.
+        #[arg(long)]
+        access_log: bool,
+        /// Worker threads (default: one per CPU).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
     /// Watch a config directory and serve its translation over xDS (ADS, SotW and delta).
     ControlPlane {
         /// Directory of Gloo YAML/JSON (searched recursively, watched for changes).
@@ -50,32 +97,77 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Command::ControlPlane {
-        config,
-        xds_addr,
-        status_file,
-    } = &args.command
-    {
-        return control_plane(config, *xds_addr, status_file.clone());
-    }
-    let mut stdout = std::io::stdout().lock();
-    let result = match &args.command {
-        Command::Validate { dir, output } => cli::validate(dir, *output, &mut stdout),
-        Command::Translate { dir, proxy, output } => {
-            cli::translate(dir, proxy.as_deref(), *output, &mut stdout)
+    match args.command {
+        Command::Run {
+            config,
+            proxy,
+            admin,
+            xds_addr,
+            status_file,
+            access_log,
+            workers,
+        } => {
+            let options = gloo_proxy::run::RunOptions {
+                config,
+                proxy_name: proxy,
+                admin: Some(admin),
+                xds_addr,
+                status_file,
+                access_log,
+            };
+            serve(workers, gloo_proxy::run::run(options, ProxyServer::new()))
         }
-        Command::ControlPlane { .. } => return ExitCode::SUCCESS,
-    };
+        Command::Proxy {
+            xds,
+            role,
+            node_id,
+            admin,
+            access_log,
+            workers,
+        } => {
+            let node_id = node_id.unwrap_or_else(|| {
+                let name = role.split_once('~').map(|(_, n)| n).unwrap_or(&role);
+                format!("{name}-{}", std::process::id())
+            });
+            let options = gloo_proxy::run::ShardOptions {
+                xds,
+                role,
+                node_id,
+                admin: Some(admin),
+                access_log,
+            };
+            serve(workers, gloo_proxy::run::shard(options, ProxyServer::new()))
+        }
+        Command::ControlPlane {
+            config,
+            xds_addr,
+            status_file,
+        } => serve(
+            None,
+            gloo_proxy::control_plane::run(&config, xds_addr, status_file),
+        ),
+        Command::Validate { dir, output } => {
+            let mut stdout = std::io::stdout().lock();
+            finish(cli::validate(&dir, output, &mut stdout), false)
+        }
+        Command::Translate { dir, proxy, output } => {
+            let mut stdout = std::io::stdout().lock();
+            finish(
+                cli::translate(&dir, proxy.as_deref(), output, &mut stdout),
+                true,
+            )
+        }
+    }
+}
+
+fn finish(result: Result<bool, cli::CliError>, rejections_are_warnings: bool) -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            if matches!(args.command, Command::Translate { .. }) {
-                eprintln!("warning: some resources were rejected; run `gloo validate` for details");
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+        Ok(false) if rejections_are_warnings => {
+            eprintln!("warning: some resources were rejected; run `gloo validate` for details");
+            ExitCode::SUCCESS
         }
+        Ok(false) => ExitCode::from(1),
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::from(2)
@@ -83,10 +175,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn control_plane(
-    config: &std::path::Path,
-    xds_addr: std::net::SocketAddr,
-    status_file: Option<PathBuf>,
+/// Runs a long-lived command on a multi-threaded runtime with logging to stderr.
+fn serve<E: std::fmt::Display>(
+    workers: Option<usize>,
+    task: impl std::future::Future<Output = Result<(), E>>,
 ) -> ExitCode {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
@@ -97,21 +189,18 @@ fn control_plane(
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the runtime: {err}");
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(gloo_proxy::control_plane::run(
-        config,
-        xds_addr,
-        status_file,
-    )) {
+    match runtime.block_on(task) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");

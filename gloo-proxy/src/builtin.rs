@@ -1,0 +1,231 @@
+//! The HTTP filters gloo-proxy implements itself, as Envoy does: fault injection
+//! (`envoy.filters.http.fault`) and CORS (`envoy.filters.http.cors`). Both are configured per
+//! route through `typed_per_filter_config`, which is how Gloo emits them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
+use envoy_types::pb::envoy::extensions::filters::common::fault::v3::fault_delay::FaultDelaySecifier;
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
+use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{fault_abort, HttpFault};
+use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
+use envoy_types::pb::google::protobuf::Any;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use prost::Message;
+use tower::ServiceExt;
+
+use crate::body::Body;
+use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService};
+use crate::router::action::pb_duration;
+use crate::router::matcher::StringMatchCase;
+
+/// Envoy's fault filter name.
+pub const FAULT: &str = "envoy.filters.http.fault";
+/// Envoy's CORS filter name.
+pub const CORS: &str = "envoy.filters.http.cors";
+
+pub(crate) fn register(registry: &mut FilterRegistry) {
+    registry.register(FAULT, Fault);
+    registry.register(CORS, Cors);
+}
+
+fn decode<M: Message + Default>(any: &Any) -> Result<M, String> {
+    M::decode(any.value.as_slice()).map_err(|e| format!("cannot decode {}: {e}", any.type_url))
+}
+
+/// A sampled percentage, as a fraction of a million.
+fn per_million(p: Option<&FractionalPercent>) -> u32 {
+    let Some(p) = p else { return 1_000_000 };
+    let scale = match DenominatorType::try_from(p.denominator) {
+        Ok(DenominatorType::Hundred) => 10_000,
+        Ok(DenominatorType::TenThousand) => 100,
+        _ => 1,
+    };
+    p.numerator.saturating_mul(scale).min(1_000_000)
+}
+
+fn sampled(per_million: u32) -> bool {
+    per_million >= 1_000_000 || fastrand::u32(0..1_000_000) < per_million
+}
+
+/// Fault injection: a delay and/or an abort, each for a share of requests.
+struct Fault;
+
+#[derive(Debug, Clone)]
+struct FaultConfig {
+    delay: Option<(Duration, u32)>,
+    abort: Option<(StatusCode, u32, String)>,
+}
+
+impl FilterFactory for Fault {
+    fn layer(&self, config: &Any, per_route: Option<&Any>) -> Result<Option<FilterLayer>, String> {
+        let fault: HttpFault = decode(per_route.unwrap_or(config))?;
+        let delay = fault
+            .delay
+            .as_ref()
+            .and_then(|d| match &d.fault_delay_secifier {
+                Some(FaultDelaySecifier::FixedDelay(t)) => {
+                    Some((pb_duration(t), per_million(d.percentage.as_ref())))
+                }
+                _ => None,
+            });
+        let abort = match fault.abort.as_ref() {
+            Some(a) => match &a.error_type {
+                Some(fault_abort::ErrorType::HttpStatus(code)) => {
+                    let status = u16::try_from(*code)
+                        .ok()
+                        .and_then(|c| StatusCode::from_u16(c).ok())
+                        .ok_or_else(|| format!("invalid abort status {code}"))?;
+                    let body = if a.response_body.is_empty() {
+                        "fault filter abort".to_string()
+                    } else {
+                        a.response_body.clone()
+                    };
+                    Some((status, per_million(a.percentage.as_ref()), body))
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        if delay.is_none() && abort.is_none() {
+            return Ok(None);
+        }
+        let cfg = Arc::new(FaultConfig { delay, abort });
+        Ok(Some(Arc::new(move |inner: HttpService| {
+            let cfg = cfg.clone();
+            HttpService::new(tower::service_fn(move |req: Request<Body>| {
+                let cfg = cfg.clone();
+                let inner = inner.clone();
+                async move {
+                    if let Some((delay, share)) = cfg.delay {
+                        if sampled(share) {
+                            tokio::time::sleep(delay).await;
+                        }
+                    }
+                    if let Some((status, share, body)) = &cfg.abort {
+                        if sampled(*share) {
+                            let mut r = Response::new(Body::from(body.clone()));
+                            *r.status_mut() = *status;
+                            r.headers_mut().insert(
+                                header::CONTENT_TYPE,
+                                HeaderValue::from_static("text/plain"),
+                            );
+                            return Ok(r);
+                        }
+                    }
+                    inner.oneshot(req).await
+                }
+            }))
+        })))
+    }
+}
+
+/// CORS: answers preflights and adds the allow headers to responses for allowed origins.
+struct Cors;
+
+#[derive(Debug)]
+struct CorsConfig {
+    origins: Vec<StringMatchCase>,
+    methods: Option<HeaderValue>,
+    headers: Option<HeaderValue>,
+    expose: Option<HeaderValue>,
+    max_age: Option<HeaderValue>,
+    credentials: bool,
+}
+
+fn enabled(p: Option<&RuntimeFractionalPercent>) -> bool {
+    p.and_then(|p| p.default_value.as_ref())
+        .is_none_or(|v| per_million(Some(v)) > 0)
+}
+
+fn header_value(s: &str) -> Result<Option<HeaderValue>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    HeaderValue::from_str(s)
+        .map(Some)
+        .map_err(|_| format!("invalid header value {s:?}"))
+}
+
+impl FilterFactory for Cors {
+    fn layer(&self, _config: &Any, per_route: Option<&Any>) -> Result<Option<FilterLayer>, String> {
+        let Some(per_route) = per_route else {
+            return Ok(None);
+        };
+        let policy: CorsPolicy = decode(per_route)?;
+        if !enabled(policy.filter_enabled.as_ref()) {
+            return Ok(None);
+        }
+        let cfg = Arc::new(CorsConfig {
+            origins: policy
+                .allow_origin_string_match
+                .iter()
+                .map(|m| {
+                    StringMatchCase::compile(m, "cors.allow_origin_string_match")
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<_, _>>()?,
+            methods: header_value(&policy.allow_methods)?,
+            headers: header_value(&policy.allow_headers)?,
+            expose: header_value(&policy.expose_headers)?,
+            max_age: header_value(&policy.max_age)?,
+            credentials: policy.allow_credentials.as_ref().is_some_and(|b| b.value),
+        });
+        Ok(Some(Arc::new(move |inner: HttpService| {
+            let cfg = cfg.clone();
+            HttpService::new(tower::service_fn(move |req: Request<Body>| {
+                let cfg = cfg.clone();
+                let inner = inner.clone();
+                async move {
+                    let origin = req.headers().get(header::ORIGIN).cloned();
+                    let allowed = origin.as_ref().filter(|o| {
+                        o.to_str()
+                            .is_ok_and(|o| cfg.origins.iter().any(|m| m.matches(o)))
+                    });
+                    let Some(origin) = allowed.cloned() else {
+                        return inner.oneshot(req).await;
+                    };
+                    let preflight = req.method() == Method::OPTIONS
+                        && req
+                            .headers()
+                            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+                    if preflight {
+                        let mut r = Response::new(Body::empty());
+                        let h = r.headers_mut();
+                        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                        if let Some(v) = &cfg.methods {
+                            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v.clone());
+                        }
+                        if let Some(v) = &cfg.headers {
+                            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+                        }
+                        if let Some(v) = &cfg.max_age {
+                            h.insert(header::ACCESS_CONTROL_MAX_AGE, v.clone());
+                        }
+                        if cfg.credentials {
+                            h.insert(
+                                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                                HeaderValue::from_static("true"),
+                            );
+                        }
+                        return Ok(r);
+                    }
+                    let mut r = inner.oneshot(req).await?;
+                    let h = r.headers_mut();
+                    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                    if let Some(v) = &cfg.expose {
+                        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
+                    }
+                    if cfg.credentials {
+                        h.insert(
+                            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                            HeaderValue::from_static("true"),
+                        );
+                    }
+                    Ok(r)
+                }
+            }))
+        })))
+    }
+}

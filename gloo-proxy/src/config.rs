@@ -1,0 +1,721 @@
+//! From xDS resources to the proxy's run-time configuration.
+//!
+//! The proxy is configured only by Envoy resources (Listener, RouteConfiguration, Cluster,
+//! ClusterLoadAssignment), whether they come from the in-process snapshot cache (`gloo run`)
+//! or over ADS (`gloo proxy`). A [`Compiler`] turns each new set of resources into a
+//! [`ProxyConfig`], reusing what did not change (by resource version): an endpoint update
+//! touches only the endpoints of its cluster; an unchanged cluster keeps its connection pool
+//! and health state. A resource that does not compile is reported and its last good version
+//! stays in force.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster as PbCluster};
+use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager::{PathWithEscapedSlashesAction, RouteSpecifier},
+    http_filter, HttpConnectionManager,
+};
+use envoy_types::pb::google::protobuf::Any;
+use prost::Message;
+
+use crate::filter::{FilterFactory, FilterRegistry, HttpService, ROUTER};
+use crate::router::action::pb_duration;
+use crate::router::RouteTable;
+use crate::stats::Stats;
+use crate::upstream::Cluster;
+
+/// Type URL of Envoy listeners.
+pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+/// Type URL of Envoy route configurations.
+pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+/// Type URL of Envoy clusters.
+pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+/// Type URL of Envoy load assignments.
+pub const ENDPOINT_TYPE: &str =
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+
+/// One xDS resource as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XdsResource {
+    /// Its version.
+    pub version: String,
+    /// The packed resource.
+    pub body: Arc<Any>,
+}
+
+/// The xDS resources a proxy is configured from, by type URL, then name.
+///
+/// ```
+/// use gloo_proxy::config::XdsResources;
+/// let resources = XdsResources::from_snapshot(&gloo_xds::Snapshot::new());
+/// assert!(resources.of_type(gloo_proxy::config::LISTENER_TYPE).is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct XdsResources {
+    /// Resources by type URL, then by name.
+    pub by_type: BTreeMap<String, BTreeMap<String, XdsResource>>,
+}
+
+static EMPTY: BTreeMap<String, XdsResource> = BTreeMap::new();
+
+impl XdsResources {
+    /// The resources of an in-process snapshot (shared, not copied). Resources served only by
+    /// name (API listeners for proxyless gRPC) are not the proxy's.
+    pub fn from_snapshot(snapshot: &gloo_xds::Snapshot) -> Self {
+        let by_type = snapshot
+            .resources
+            .iter()
+            .map(|(type_url, resources)| {
+                let of_type = resources
+                    .iter()
+                    .filter(|(_, r)| !r.only_by_name)
+                    .map(|(name, r)| {
+                        (
+                            name.clone(),
+                            XdsResource {
+                                version: r.version.clone(),
+                                body: r.body.clone(),
+                            },
+                        )
+                    })
+                    .collect();
+                (type_url.clone(), of_type)
+            })
+            .collect();
+        XdsResources { by_type }
+    }
+
+    /// The resources an ADS client holds.
+    pub fn from_client_state(state: &gloo_xds::client::ClientState) -> Self {
+        let by_type = state
+            .resources
+            .iter()
+            .map(|(type_url, resources)| {
+                let of_type = resources
+                    .iter()
+                    .map(|(name, r)| {
+                        (
+                            name.clone(),
+                            XdsResource {
+                                version: r.version.clone(),
+                                body: Arc::new(r.body.clone()),
+                            },
+                        )
+                    })
+                    .collect();
+                (type_url.clone(), of_type)
+            })
+            .collect();
+        XdsResources { by_type }
+    }
+
+    /// The resources of one type.
+    pub fn of_type(&self, type_url: &str) -> &BTreeMap<String, XdsResource> {
+        self.by_type.get(type_url).unwrap_or(&EMPTY)
+    }
+}
+
+/// A resource the proxy cannot use: which, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {name:?}: {message}")]
+pub struct ConfigError {
+    /// `listener`, `route configuration`, `cluster` or `load assignment`.
+    pub kind: &'static str,
+    /// Its name.
+    pub name: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// HTTP connection manager settings the proxy honours.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    /// Remove `.` and `..` segments (RFC 3986) before routing.
+    pub normalize_path: bool,
+    /// Merge adjacent slashes before routing.
+    pub merge_slashes: bool,
+    /// What to do with `%2F` / `%5C` in paths.
+    pub escaped_slashes: EscapedSlashes,
+    /// Trust the connection's peer address (append it to `x-forwarded-for`).
+    pub use_remote_address: bool,
+    /// Do not append to `x-forwarded-for`.
+    pub skip_xff_append: bool,
+    /// `via` header value to append, if any.
+    pub via: Option<http::HeaderValue>,
+    /// Add `x-request-id` when absent.
+    pub generate_request_id: bool,
+    /// The `server` header of responses.
+    pub server_name: http::HeaderValue,
+    /// Pass the upstream's `server` header through instead of overwriting it.
+    pub pass_through_server: bool,
+    /// Largest request header block.
+    pub max_request_headers_bytes: usize,
+    /// Whole-request timeout (none: disabled).
+    pub request_timeout: Option<Duration>,
+    /// Idle timeout of a downstream connection.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Envoy's `path_with_escaped_slashes_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscapedSlashes {
+    /// Leave them.
+    Keep,
+    /// Answer 400.
+    Reject,
+    /// Decode them to `/` and `\`, redirecting the client to the decoded path.
+    UnescapeAndRedirect,
+    /// Decode them and forward.
+    UnescapeAndForward,
+}
+
+impl ConnectionSettings {
+    fn from_hcm(hcm: &HttpConnectionManager) -> Result<Self, String> {
+        use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::ServerHeaderTransformation;
+        let server_name = if hcm.server_name.is_empty() {
+            "gloo"
+        } else {
+            hcm.server_name.as_str()
+        };
+        Ok(ConnectionSettings {
+            // Gloo's default (its translator sets it unless told otherwise).
+            normalize_path: hcm.normalize_path.as_ref().map(|b| b.value).unwrap_or(true),
+            merge_slashes: hcm.merge_slashes,
+            escaped_slashes: match PathWithEscapedSlashesAction::try_from(
+                hcm.path_with_escaped_slashes_action,
+            ) {
+                Ok(PathWithEscapedSlashesAction::RejectRequest) => EscapedSlashes::Reject,
+                Ok(PathWithEscapedSlashesAction::UnescapeAndRedirect) => {
+                    EscapedSlashes::UnescapeAndRedirect
+                }
+                Ok(PathWithEscapedSlashesAction::UnescapeAndForward) => {
+                    EscapedSlashes::UnescapeAndForward
+                }
+                _ => EscapedSlashes::Keep,
+            },
+            use_remote_address: hcm.use_remote_address.as_ref().is_some_and(|b| b.value),
+            skip_xff_append: hcm.skip_xff_append,
+            via: (!hcm.via.is_empty())
+                .then(|| http::HeaderValue::from_str(&hcm.via))
+                .transpose()
+                .map_err(|_| format!("invalid via {:?}", hcm.via))?,
+            generate_request_id: hcm.generate_request_id.as_ref().is_none_or(|b| b.value),
+            server_name: http::HeaderValue::from_str(server_name)
+                .map_err(|_| format!("invalid server_name {server_name:?}"))?,
+            pass_through_server: hcm.server_header_transformation
+                == ServerHeaderTransformation::PassThrough as i32,
+            max_request_headers_bytes: hcm
+                .max_request_headers_kb
+                .as_ref()
+                .map(|v| v.value as usize * 1024)
+                .unwrap_or(60 * 1024),
+            request_timeout: hcm
+                .request_timeout
+                .as_ref()
+                .map(pb_duration)
+                .filter(|d| !d.is_zero()),
+            idle_timeout: Some(
+                hcm.common_http_protocol_options
+                    .as_ref()
+                    .and_then(|o| o.idle_timeout.as_ref())
+                    .map(pb_duration)
+                    .unwrap_or(Duration::from_secs(3600)),
+            )
+            .filter(|d| !d.is_zero()),
+        })
+    }
+}
+
+/// An HTTP filter of a listener, resolved against the registry.
+#[derive(Clone)]
+pub struct ListenerFilter {
+    /// The filter's name.
+    pub name: String,
+    /// Its listener-level config.
+    pub config: Any,
+    factory: Arc<dyn FilterFactory>,
+}
+
+impl std::fmt::Debug for ListenerFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerFilter")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An HTTP listener.
+#[derive(Debug)]
+pub struct HttpListener {
+    /// Its name.
+    pub name: String,
+    /// The address it binds.
+    pub address: SocketAddr,
+    /// The version of its resource.
+    pub version: String,
+    /// The route configuration it reads (by RDS name).
+    pub route_config: String,
+    /// An inline route table (instead of RDS).
+    pub inline_routes: Option<Arc<RouteTable>>,
+    /// Connection manager settings.
+    pub settings: ConnectionSettings,
+    /// Its HTTP filters, in order, without the router.
+    pub filters: Vec<ListenerFilter>,
+    /// Whether connections start with a PROXY protocol header.
+    pub proxy_protocol: bool,
+}
+
+/// Per-route filter stacks of one listener: (virtual host index, route index) → service.
+pub type RouteStacks = HashMap<(usize, usize), HttpService>;
+
+/// Everything the proxy serves with, at one moment.
+#[derive(Debug, Default)]
+pub struct ProxyConfig {
+    /// HTTP listeners.
+    pub listeners: Vec<Arc<HttpListener>>,
+    /// Route tables by name.
+    pub routes: HashMap<String, Arc<RouteTable>>,
+    /// Clusters by name.
+    pub clusters: HashMap<String, Arc<Cluster>>,
+    /// Filter stacks per listener (listeners without filters have none).
+    pub stacks: HashMap<String, Arc<RouteStacks>>,
+    /// The resources this config came from (for `/config_dump`).
+    pub resources: XdsResources,
+    /// Resources that could not be used (their last good version, if any, is in force).
+    pub errors: Vec<ConfigError>,
+}
+
+impl ProxyConfig {
+    /// The route table a listener reads.
+    pub fn route_table<'a>(&'a self, listener: &'a HttpListener) -> Option<&'a Arc<RouteTable>> {
+        listener
+            .inline_routes
+            .as_ref()
+            .or_else(|| self.routes.get(&listener.route_config))
+    }
+}
+
+fn decode<M: Message + Default>(any: &Any, expected: &str) -> Result<M, String> {
+    if any.type_url != expected {
+        return Err(format!("expected {expected}, got {}", any.type_url));
+    }
+    M::decode(any.value.as_slice()).map_err(|e| format!("cannot decode: {e}"))
+}
+
+fn listener_address(l: &Listener) -> Result<SocketAddr, String> {
+    let Some(address::Address::SocketAddress(s)) =
+        l.address.as_ref().and_then(|a| a.address.as_ref())
+    else {
+        return Err("only socket addresses are supported".into());
+    };
+    let Some(socket_address::PortSpecifier::PortValue(port)) = s.port_specifier else {
+        return Err("a listener needs a port value".into());
+    };
+    let ip: std::net::IpAddr = s
+        .address
+        .parse()
+        .map_err(|_| format!("address {:?} is not an IP address", s.address))?;
+    let port = u16::try_from(port).map_err(|_| format!("port {port} is out of range"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Compiles a listener.
+pub fn compile_listener(
+    l: &Listener,
+    version: &str,
+    registry: &FilterRegistry,
+) -> Result<HttpListener, String> {
+    let address = listener_address(l)?;
+    let proxy_protocol = l
+        .listener_filters
+        .iter()
+        .any(|f| f.name == "envoy.filters.listener.proxy_protocol");
+    let mut http = None;
+    for (i, chain) in l.filter_chains.iter().enumerate() {
+        if chain.transport_socket.is_some() {
+            return Err(format!(
+                "filter_chains[{i}]: TLS termination is not supported by gloo-proxy yet"
+            ));
+        }
+        for f in &chain.filters {
+            match &f.config_type {
+                Some(filter::ConfigType::TypedConfig(any)) if any.type_url == HCM_TYPE => {
+                    if http.is_some() {
+                        return Err("more than one HTTP connection manager".into());
+                    }
+                    http = Some(decode::<HttpConnectionManager>(any, HCM_TYPE)?);
+                }
+                _ => {
+                    return Err(format!(
+                        "filter_chains[{i}]: network filter {:?} is not supported (HTTP listeners only)",
+                        f.name
+                    ))
+                }
+            }
+        }
+    }
+    let hcm = http.ok_or("no HTTP connection manager")?;
+    let (route_config, inline_routes) = match &hcm.route_specifier {
+        Some(RouteSpecifier::Rds(rds)) => (rds.route_config_name.clone(), None),
+        Some(RouteSpecifier::RouteConfig(rc)) => (
+            rc.name.clone(),
+            Some(Arc::new(
+                RouteTable::compile(rc).map_err(|e| e.to_string())?,
+            )),
+        ),
+        _ => return Err("routes must come from RDS or be inline".into()),
+    };
+    let mut filters = Vec::new();
+    for (i, f) in hcm.http_filters.iter().enumerate() {
+        if f.name == ROUTER {
+            continue;
+        }
+        let config = match &f.config_type {
+            Some(http_filter::ConfigType::TypedConfig(any)) => any.clone(),
+            _ => Any::default(),
+        };
+        match registry.find(&f.name, &config.type_url) {
+            Some(factory) => filters.push(ListenerFilter {
+                name: f.name.clone(),
+                config,
+                factory: factory.clone(),
+            }),
+            None if f.is_optional => {
+                tracing::debug!("optional HTTP filter {:?} is not known; skipped", f.name)
+            }
+            None => {
+                return Err(format!(
+                    "http_filters[{i}]: filter {:?} ({}) is not registered",
+                    f.name, config.type_url
+                ))
+            }
+        }
+    }
+    Ok(HttpListener {
+        name: l.name.clone(),
+        address,
+        version: version.to_string(),
+        route_config,
+        inline_routes,
+        settings: ConnectionSettings::from_hcm(&hcm)?,
+        filters,
+        proxy_protocol,
+    })
+}
+
+/// Builds the filter stacks of a listener over a route table.
+fn build_stacks(
+    listener: &HttpListener,
+    table: &RouteTable,
+    inner: &HttpService,
+) -> Result<RouteStacks, String> {
+    let mut stacks = RouteStacks::new();
+    for (v, vhost) in table.virtual_hosts().iter().enumerate() {
+        for (r, route) in vhost.routes().iter().enumerate() {
+            let mut layers = Vec::new();
+            for f in &listener.filters {
+                let per_route = route
+                    .per_filter()
+                    .get(&f.name)
+                    .or_else(|| vhost.per_filter().get(&f.name));
+                if let Some(layer) = f
+                    .factory
+                    .layer(&f.config, per_route)
+                    .map_err(|e| format!("filter {:?} on route {:?}: {e}", f.name, route.name()))?
+                {
+                    layers.push(layer);
+                }
+            }
+            if layers.is_empty() {
+                continue;
+            }
+            // The first filter listed sees the request first: wrap from the last inwards.
+            let mut service = inner.clone();
+            for layer in layers.iter().rev() {
+                service = layer(service);
+            }
+            stacks.insert((v, r), service);
+        }
+    }
+    Ok(stacks)
+}
+
+/// Turns successive sets of xDS resources into [`ProxyConfig`]s, reusing unchanged parts.
+pub struct Compiler {
+    registry: FilterRegistry,
+    stats: Arc<Stats>,
+    inner: HttpService,
+    last: Arc<ProxyConfig>,
+    /// Versions of what is in force: (type, name) → version.
+    versions: HashMap<(&'static str, String), String>,
+    /// Stacks in force: listener name → (listener version, route table version, stacks).
+    stack_versions: HashMap<String, (String, String)>,
+}
+
+impl std::fmt::Debug for Compiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiler")
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Compiler {
+    /// A compiler using `registry` for HTTP filters and `stats` for cluster statistics;
+    /// `inner` is the service at the bottom of every filter stack (the proxy's forwarding).
+    pub fn new(registry: FilterRegistry, stats: Arc<Stats>, inner: HttpService) -> Self {
+        Compiler {
+            registry,
+            stats,
+            inner,
+            last: Arc::new(ProxyConfig::default()),
+            versions: HashMap::new(),
+            stack_versions: HashMap::new(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn current(&self) -> Arc<ProxyConfig> {
+        self.last.clone()
+    }
+
+    /// Compiles a new set of resources. Resources whose version did not change are reused;
+    /// one that fails keeps its last good version (reported in [`ProxyConfig::errors`]).
+    pub fn compile(&mut self, resources: XdsResources) -> Arc<ProxyConfig> {
+        let last = self.last.clone();
+        let mut errors = Vec::new();
+        let mut versions = HashMap::new();
+
+        // Clusters, then their endpoints.
+        let mut clusters = HashMap::new();
+        for (name, r) in resources.of_type(CLUSTER_TYPE) {
+            let key = (CLUSTER_TYPE, name.clone());
+            if let (Some(prev), Some(v)) = (last.clusters.get(name), self.versions.get(&key)) {
+                if *v == r.version {
+                    clusters.insert(name.clone(), prev.clone());
+                    versions.insert(key, r.version.clone());
+                    continue;
+                }
+            }
+            let compiled = decode::<PbCluster>(&r.body, CLUSTER_TYPE).and_then(|pb| {
+                Cluster::compile(&pb, &r.version, &self.stats).map_err(|e| e.message)
+            });
+            match compiled {
+                Ok(c) => {
+                    let c = Arc::new(c);
+                    crate::upstream::health::start(&c);
+                    clusters.insert(name.clone(), c);
+                    versions.insert(key, r.version.clone());
+                }
+                Err(message) => {
+                    errors.push(ConfigError {
+                        kind: "cluster",
+                        name: name.clone(),
+                        message,
+                    });
+                    if let Some(prev) = last.clusters.get(name) {
+                        clusters.insert(name.clone(), prev.clone());
+                        if let Some(v) = self.versions.get(&key) {
+                            versions.insert(key, v.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let endpoints = resources.of_type(ENDPOINT_TYPE);
+        for (name, cluster) in &clusters {
+            let service_name = decode::<PbCluster>(
+                &resources.of_type(CLUSTER_TYPE).get(name).map(|r| (*r.body).clone()).unwrap_or_default(),
+                CLUSTER_TYPE,
+            )
+            .ok()
+            .filter(|c| {
+                matches!(c.cluster_discovery_type, Some(cluster::ClusterDiscoveryType::Type(t)) if t == cluster::DiscoveryType::Eds as i32)
+            })
+            .map(|c| {
+                c.eds_cluster_config
+                    .map(|e| e.service_name)
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| name.clone())
+            });
+            let Some(service_name) = service_name else {
+                continue;
+            };
+            let Some(r) = endpoints.get(&service_name) else {
+                continue;
+            };
+            let key = (ENDPOINT_TYPE, name.clone());
+            let fresh_cluster = !last
+                .clusters
+                .get(name)
+                .is_some_and(|prev| Arc::ptr_eq(prev, cluster));
+            if !fresh_cluster && self.versions.get(&key) == Some(&r.version) {
+                versions.insert(key, r.version.clone());
+                continue;
+            }
+            match decode::<ClusterLoadAssignment>(&r.body, ENDPOINT_TYPE) {
+                Ok(cla) => {
+                    cluster.set_assignment(&cla);
+                    versions.insert(key, r.version.clone());
+                }
+                Err(message) => errors.push(ConfigError {
+                    kind: "load assignment",
+                    name: service_name.clone(),
+                    message,
+                }),
+            }
+        }
+
+        // Route tables.
+        let mut routes = HashMap::new();
+        for (name, r) in resources.of_type(ROUTE_TYPE) {
+            let key = (ROUTE_TYPE, name.clone());
+            if let (Some(prev), Some(v)) = (last.routes.get(name), self.versions.get(&key)) {
+                if *v == r.version {
+                    routes.insert(name.clone(), prev.clone());
+                    versions.insert(key, r.version.clone());
+                    continue;
+                }
+            }
+            let compiled = decode::<RouteConfiguration>(&r.body, ROUTE_TYPE)
+                .and_then(|rc| RouteTable::compile(&rc).map_err(|e| e.to_string()));
+            match compiled {
+                Ok(t) => {
+                    routes.insert(name.clone(), Arc::new(t));
+                    versions.insert(key, r.version.clone());
+                }
+                Err(message) => {
+                    errors.push(ConfigError {
+                        kind: "route configuration",
+                        name: name.clone(),
+                        message,
+                    });
+                    if let Some(prev) = last.routes.get(name) {
+                        routes.insert(name.clone(), prev.clone());
+                        if let Some(v) = self.versions.get(&key) {
+                            versions.insert(key, v.clone());
+                        }
+                    }
+                }
+            }
+        }
+
+        // Listeners.
+        let mut listeners = Vec::new();
+        for (name, r) in resources.of_type(LISTENER_TYPE) {
+            let previous = last.listeners.iter().find(|l| &l.name == name);
+            if let Some(prev) = previous.filter(|p| p.version == r.version) {
+                listeners.push(prev.clone());
+                continue;
+            }
+            let compiled = decode::<Listener>(&r.body, LISTENER_TYPE)
+                .and_then(|l| compile_listener(&l, &r.version, &self.registry));
+            match compiled {
+                Ok(l) => listeners.push(Arc::new(l)),
+                Err(message) => {
+                    errors.push(ConfigError {
+                        kind: "listener",
+                        name: name.clone(),
+                        message,
+                    });
+                    if let Some(prev) = previous {
+                        listeners.push(prev.clone());
+                    }
+                }
+            }
+        }
+
+        // Filter stacks, rebuilt only when the listener or its route table changed.
+        let mut stacks = HashMap::new();
+        let mut stack_versions = HashMap::new();
+        for l in &listeners {
+            if l.filters.is_empty() {
+                continue;
+            }
+            let table = l
+                .inline_routes
+                .as_ref()
+                .or_else(|| routes.get(&l.route_config));
+            let Some(table) = table else { continue };
+            let table_version = versions
+                .get(&(ROUTE_TYPE, l.route_config.clone()))
+                .cloned()
+                .unwrap_or_default();
+            let key = (l.version.clone(), table_version);
+            if let (Some(prev), Some(v)) =
+                (last.stacks.get(&l.name), self.stack_versions.get(&l.name))
+            {
+                if *v == key {
+                    stacks.insert(l.name.clone(), prev.clone());
+                    stack_versions.insert(l.name.clone(), key);
+                    continue;
+                }
+            }
+            match build_stacks(l, table, &self.inner) {
+                Ok(s) => {
+                    stacks.insert(l.name.clone(), Arc::new(s));
+                    stack_versions.insert(l.name.clone(), key);
+                }
+                Err(message) => errors.push(ConfigError {
+                    kind: "listener",
+                    name: l.name.clone(),
+                    message,
+                }),
+            }
+        }
+
+        for e in &errors {
+            tracing::warn!("{e}; its last good version (if any) stays in force");
+        }
+        let config = Arc::new(ProxyConfig {
+            listeners,
+            routes,
+            clusters,
+            stacks,
+            resources,
+            errors,
+        });
+        self.versions = versions;
+        self.stack_versions = stack_versions;
+        self.last = config.clone();
+        config
+    }
+
+    /// Checks resources of one type the way [`Compiler::compile`] would use them (for the
+    /// ADS client: a failure is sent back as a NACK).
+    pub fn validate(
+        registry: &FilterRegistry,
+        type_url: &str,
+        resources: &BTreeMap<String, Any>,
+    ) -> Result<(), String> {
+        let stats = Stats::default();
+        for (name, any) in resources {
+            let result = match type_url {
+                LISTENER_TYPE => decode::<Listener>(any, LISTENER_TYPE)
+                    .and_then(|l| compile_listener(&l, "", registry).map(|_| ())),
+                ROUTE_TYPE => decode::<RouteConfiguration>(any, ROUTE_TYPE).and_then(|rc| {
+                    RouteTable::compile(&rc)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }),
+                CLUSTER_TYPE => decode::<PbCluster>(any, CLUSTER_TYPE).and_then(|c| {
+                    Cluster::compile(&c, "", &stats)
+                        .map(|_| ())
+                        .map_err(|e| e.message)
+                }),
+                ENDPOINT_TYPE => decode::<ClusterLoadAssignment>(any, ENDPOINT_TYPE).map(|_| ()),
+                _ => Ok(()),
+            };
+            result.map_err(|e| format!("{name}: {e}"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,218 @@
+//! The proxy as a whole: a feed of xDS resources in, listeners serving traffic out.
+//!
+//! The feed is the only input: [`feed_from_cache`] reads gloo-xds' in-process snapshot cache
+//! (what `gloo run` does: no network hop), [`feed_from_ads`] subscribes to a control plane over
+//! delta ADS (what `gloo proxy` does). Either way the same [`Compiler`] interprets the same
+//! Envoy resources.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), gloo_proxy::gateway::GatewayError> {
+//! use std::sync::Arc;
+//! use gloo_proxy::gateway::{feed_from_cache, ProxyServer};
+//! let cache = Arc::new(gloo_xds::SnapshotCache::new());
+//! // ... a control plane publishes into `cache` ...
+//! let feed = feed_from_cache(cache, "gloo-system~gateway-proxy");
+//! ProxyServer::new()
+//!     .admin("127.0.0.1:19000".parse().ok())
+//!     .run(feed)
+//!     .await
+//! # }
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use gloo_xds::client::{AdsClient, ClientConfig};
+use gloo_xds::SnapshotCache;
+use tokio::sync::watch;
+
+use crate::admin::{AdminState, StatusSource};
+use crate::config::{Compiler, ProxyConfig, XdsResources};
+use crate::filter::{FilterFactory, FilterRegistry, HttpService};
+use crate::proxy::{ForwardService, Proxy};
+use crate::server::Listeners;
+use crate::stats::Stats;
+
+/// Why the proxy stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The admin address could not be bound.
+    #[error("cannot serve the admin endpoint on {addr}: {source}")]
+    Admin {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A stream of resource sets: `None` until a first set arrives.
+pub type Feed = watch::Receiver<Option<XdsResources>>;
+
+/// Feeds the proxy from the in-process snapshot cache, for one role
+/// (`<namespace>~<proxy name>`).
+pub fn feed_from_cache(cache: Arc<SnapshotCache>, role: &str) -> Feed {
+    let mut snapshots = cache.subscribe(role);
+    let first = XdsResources::from_snapshot(&snapshots.borrow_and_update());
+    let (tx, rx) = watch::channel(Some(first));
+    tokio::spawn(async move {
+        while snapshots.changed().await.is_ok() {
+            let resources = XdsResources::from_snapshot(&snapshots.borrow_and_update());
+            if tx.send(Some(resources)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Feeds the proxy from a control plane over ADS. Responses the proxy cannot use are NACKed
+/// (with the reason) and the last accepted resources stay in force; when the control plane
+/// goes away the client keeps the last resources and reconnects. Keep the returned client
+/// alive as long as the feed is used.
+pub fn feed_from_ads(mut config: ClientConfig, registry: FilterRegistry) -> (Feed, AdsClient) {
+    config.validator =
+        Arc::new(move |type_url, resources| Compiler::validate(&registry, type_url, resources));
+    let client = AdsClient::spawn(config);
+    let mut state = client.state();
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let mut generation = 0;
+        while state.changed().await.is_ok() {
+            let current = state.borrow_and_update().clone();
+            if current.generation == generation {
+                continue; // a connect or disconnect, no new resources
+            }
+            generation = current.generation;
+            if tx
+                .send(Some(XdsResources::from_client_state(&current)))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    (rx, client)
+}
+
+/// The data plane: builds listeners from the feed's resources and serves them.
+pub struct ProxyServer {
+    registry: FilterRegistry,
+    admin: Option<SocketAddr>,
+    access_log: bool,
+    statuses: Option<StatusSource>,
+}
+
+impl std::fmt::Debug for ProxyServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyServer")
+            .field("registry", &self.registry)
+            .field("admin", &self.admin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ProxyServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProxyServer {
+    /// A proxy with the built-in filters, no admin endpoint and no access log.
+    pub fn new() -> Self {
+        ProxyServer {
+            registry: FilterRegistry::with_builtins(),
+            admin: None,
+            access_log: false,
+            statuses: None,
+        }
+    }
+
+    /// Uses this filter registry.
+    pub fn filters(mut self, registry: FilterRegistry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Registers one more filter, by HTTP filter name or config type URL.
+    pub fn filter(mut self, key: impl Into<String>, factory: impl FilterFactory + 'static) -> Self {
+        self.registry.register(key, factory);
+        self
+    }
+
+    /// The filter registry (to validate resources the way this proxy will).
+    pub fn registry(&self) -> &FilterRegistry {
+        &self.registry
+    }
+
+    /// Serves the admin endpoint on this address.
+    pub fn admin(mut self, addr: Option<SocketAddr>) -> Self {
+        self.admin = addr;
+        self
+    }
+
+    /// Logs every request.
+    pub fn access_log(mut self, enabled: bool) -> Self {
+        self.access_log = enabled;
+        self
+    }
+
+    /// Shows these statuses at the admin endpoint's `/statuses`.
+    pub fn statuses(mut self, source: StatusSource) -> Self {
+        self.statuses = Some(source);
+        self
+    }
+
+    /// Serves until the feed ends. Every new resource set is compiled and applied; listeners
+    /// whose address is unchanged keep their sockets and connections.
+    pub async fn run(self, mut feed: Feed) -> Result<(), GatewayError> {
+        let stats = Arc::new(Stats::default());
+        let (config_tx, config_rx) = watch::channel(Arc::new(ProxyConfig::default()));
+        let proxy = Arc::new(Proxy::new(config_rx, stats.clone(), self.access_log));
+        let ready = Arc::new(AtomicBool::new(false));
+        let _admin = match self.admin {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| GatewayError::Admin { addr, source })?;
+                let state = AdminState {
+                    proxy: proxy.clone(),
+                    ready: ready.clone(),
+                    statuses: self.statuses.clone(),
+                };
+                Some(AbortOnDrop(tokio::spawn(async move {
+                    if let Err(e) = crate::admin::serve(listener, state).await {
+                        tracing::error!("admin endpoint stopped: {e}");
+                    }
+                })))
+            }
+            None => None,
+        };
+        let mut compiler = Compiler::new(self.registry, stats, HttpService::new(ForwardService));
+        let mut listeners = Listeners::new();
+        loop {
+            let resources = feed.borrow_and_update().clone();
+            if let Some(resources) = resources {
+                let config = compiler.compile(resources);
+                config_tx.send_replace(config.clone());
+                for e in listeners.reconcile(&config, &proxy) {
+                    tracing::error!("{e}");
+                }
+                ready.store(true, Ordering::Release);
+            }
+            if feed.changed().await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,127 @@
+//! The PROXY protocol (HAProxy's, versions 1 and 2): the header a load balancer in front of
+//! the proxy sends first, carrying the original client address.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
+
+fn invalid(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.to_string())
+}
+
+/// Reads a PROXY protocol header (v1 or v2) from the start of a connection, reading no more
+/// than the header. Returns the client address it names (`None` for `UNKNOWN` / `LOCAL`).
+pub async fn read_header<R: AsyncRead + Unpin>(stream: &mut R) -> io::Result<Option<SocketAddr>> {
+    let mut start = [0u8; 12];
+    stream.read_exact(&mut start[..6]).await?;
+    if &start[..6] == b"PROXY " {
+        // v1: a text line of at most 107 bytes ending in CRLF.
+        let mut line = Vec::with_capacity(107);
+        line.extend_from_slice(&start[..6]);
+        loop {
+            let b = stream.read_u8().await?;
+            line.push(b);
+            if line.ends_with(b"\r\n") {
+                break;
+            }
+            if line.len() >= 107 {
+                return Err(invalid("PROXY v1 header longer than 107 bytes"));
+            }
+        }
+        return parse_v1(&line[..line.len() - 2]);
+    }
+    stream.read_exact(&mut start[6..]).await?;
+    if start != V2_SIGNATURE {
+        return Err(invalid(
+            "connection does not start with a PROXY protocol header",
+        ));
+    }
+    let mut head = [0u8; 4];
+    stream.read_exact(&mut head).await?;
+    let version_command = head[0];
+    if version_command >> 4 != 2 {
+        return Err(invalid("unsupported PROXY protocol version"));
+    }
+    let len = u16::from_be_bytes([head[2], head[3]]) as usize;
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await?;
+    if version_command & 0x0f == 0 {
+        // LOCAL: a health check from the balancer itself.
+        return Ok(None);
+    }
+    match head[1] >> 4 {
+        1 if body.len() >= 12 => {
+            let ip = Ipv4Addr::new(body[0], body[1], body[2], body[3]);
+            let port = u16::from_be_bytes([body[8], body[9]]);
+            Ok(Some(SocketAddr::new(IpAddr::V4(ip), port)))
+        }
+        2 if body.len() >= 36 => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&body[..16]);
+            let port = u16::from_be_bytes([body[32], body[33]]);
+            Ok(Some(SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(octets)),
+                port,
+            )))
+        }
+        0 => Ok(None),
+        _ => Err(invalid(
+            "PROXY v2 address block too short or unsupported family",
+        )),
+    }
+}
+
+fn parse_v1(line: &[u8]) -> io::Result<Option<SocketAddr>> {
+    let text = std::str::from_utf8(line).map_err(|_| invalid("PROXY v1 header is not text"))?;
+    let parts: Vec<&str> = text.split(' ').collect();
+    match parts.as_slice() {
+        ["PROXY", "UNKNOWN", ..] => Ok(None),
+        ["PROXY", family @ ("TCP4" | "TCP6"), src, _dst, sport, _dport] => {
+            let ip: IpAddr = src
+                .parse()
+                .map_err(|_| invalid("bad PROXY v1 source address"))?;
+            if (*family == "TCP4") != ip.is_ipv4() {
+                return Err(invalid("PROXY v1 address does not match its family"));
+            }
+            let port: u16 = sport
+                .parse()
+                .map_err(|_| invalid("bad PROXY v1 source port"))?;
+            Ok(Some(SocketAddr::new(ip, port)))
+        }
+        _ => Err(invalid("malformed PROXY v1 header")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn v1_and_v2_headers_give_the_client_address_and_nothing_more() {
+        let mut v1: &[u8] = b"PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\nGET /";
+        let addr = read_header(&mut v1).await.expect("v1 parses");
+        assert_eq!(addr, Some("192.0.2.1:56324".parse().expect("addr")));
+        assert_eq!(v1, b"GET /");
+
+        let mut v2 = V2_SIGNATURE.to_vec();
+        v2.extend_from_slice(&[
+            0x21, 0x11, 0, 12, 10, 0, 0, 7, 10, 0, 0, 1, 0x1f, 0x90, 0, 80,
+        ]);
+        v2.extend_from_slice(b"GET /");
+        let mut reader: &[u8] = &v2;
+        let addr = read_header(&mut reader).await.expect("v2 parses");
+        assert_eq!(addr, Some("10.0.0.7:8080".parse().expect("addr")));
+        assert_eq!(reader, b"GET /");
+    }
+
+    #[tokio::test]
+    async fn garbage_is_rejected() {
+        let mut plain: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
+        assert!(read_header(&mut plain).await.is_err());
+        let mut mismatched: &[u8] = b"PROXY TCP6 192.0.2.1 198.51.100.1 1 2\r\n";
+        assert!(read_header(&mut mismatched).await.is_err());
+    }
+}

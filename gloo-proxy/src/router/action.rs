@@ -1,0 +1,792 @@
+//! What a matched route does: forward (with rewrites, retries, timeouts, mirrors), redirect,
+//! or answer directly; and the header mutations every level of the route table carries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::{
+    data_source::Specifier, header_value_option::HeaderAppendAction, HeaderValueOption,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    redirect_action::{PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier},
+    route_action::{ClusterSpecifier, HostRewriteSpecifier},
+    DirectResponseAction, RedirectAction, RetryPolicy as PbRetryPolicy, RouteAction,
+};
+use envoy_types::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use regex::Regex;
+
+use super::RouterError;
+
+/// Envoy's default route timeout when none is configured.
+pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Converts a protobuf duration (negative or absurd values clamp to zero).
+pub(crate) fn pb_duration(d: &envoy_types::pb::google::protobuf::Duration) -> Duration {
+    let secs = u64::try_from(d.seconds).unwrap_or(0);
+    let nanos = u32::try_from(d.nanos).unwrap_or(0).min(999_999_999);
+    Duration::new(secs, nanos)
+}
+
+fn header_name(name: &str, at: &str) -> Result<HeaderName, RouterError> {
+    HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+        .map_err(|_| RouterError::new(at, format!("invalid header name {name:?}")))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AppendAction {
+    Append,
+    AddIfAbsent,
+    Overwrite,
+    OverwriteIfExists,
+}
+
+#[derive(Debug, Clone)]
+struct HeaderAdd {
+    name: HeaderName,
+    value: HeaderValue,
+    action: AppendAction,
+    keep_empty: bool,
+}
+
+/// Header additions and removals for requests and responses at one level of a route table.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderOps {
+    request_add: Vec<HeaderAdd>,
+    request_remove: Vec<HeaderName>,
+    response_add: Vec<HeaderAdd>,
+    response_remove: Vec<HeaderName>,
+}
+
+fn compile_adds(options: &[HeaderValueOption], at: &str) -> Result<Vec<HeaderAdd>, RouterError> {
+    options
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| {
+            let at = format!("{at}[{i}]");
+            let header = o.header.as_ref()?;
+            Some((|| {
+                let value = if header.raw_value.is_empty() {
+                    HeaderValue::from_str(&header.value)
+                } else {
+                    HeaderValue::from_bytes(&header.raw_value)
+                }
+                .map_err(|_| RouterError::new(&at, "invalid header value"))?;
+                // `append` is deprecated but still sent by older control planes; it wins.
+                #[allow(deprecated)]
+                let append = o.append.as_ref().map(|b| b.value);
+                let action = match append {
+                    Some(true) => AppendAction::Append,
+                    Some(false) => AppendAction::Overwrite,
+                    None => match HeaderAppendAction::try_from(o.append_action) {
+                        Ok(HeaderAppendAction::AppendIfExistsOrAdd) => AppendAction::Append,
+                        Ok(HeaderAppendAction::AddIfAbsent) => AppendAction::AddIfAbsent,
+                        Ok(HeaderAppendAction::OverwriteIfExistsOrAdd) => AppendAction::Overwrite,
+                        Ok(HeaderAppendAction::OverwriteIfExists) => {
+                            AppendAction::OverwriteIfExists
+                        }
+                        Err(_) => {
+                            return Err(RouterError::new(
+                                &at,
+                                format!("unknown append_action {}", o.append_action),
+                            ))
+                        }
+                    },
+                };
+                Ok(HeaderAdd {
+                    name: header_name(&header.key, &at)?,
+                    value,
+                    action,
+                    keep_empty: o.keep_empty_value,
+                })
+            })())
+        })
+        .collect()
+}
+
+fn compile_removes(names: &[String], at: &str) -> Result<Vec<HeaderName>, RouterError> {
+    names.iter().map(|n| header_name(n, at)).collect()
+}
+
+fn apply(headers: &mut HeaderMap, remove: &[HeaderName], add: &[HeaderAdd]) {
+    // Envoy removes before it adds, so a level can replace a header it also removes.
+    for name in remove {
+        headers.remove(name);
+    }
+    for h in add {
+        if h.value.is_empty() && !h.keep_empty {
+            continue;
+        }
+        match h.action {
+            AppendAction::Append => {
+                headers.append(h.name.clone(), h.value.clone());
+            }
+            AppendAction::AddIfAbsent => {
+                if !headers.contains_key(&h.name) {
+                    headers.insert(h.name.clone(), h.value.clone());
+                }
+            }
+            AppendAction::Overwrite => {
+                headers.insert(h.name.clone(), h.value.clone());
+            }
+            AppendAction::OverwriteIfExists => {
+                if headers.contains_key(&h.name) {
+                    headers.insert(h.name.clone(), h.value.clone());
+                }
+            }
+        }
+    }
+}
+
+impl HeaderOps {
+    /// Compiles the four header lists of one level.
+    pub(crate) fn compile(
+        request_add: &[HeaderValueOption],
+        request_remove: &[String],
+        response_add: &[HeaderValueOption],
+        response_remove: &[String],
+        at: &str,
+    ) -> Result<Self, RouterError> {
+        Ok(HeaderOps {
+            request_add: compile_adds(request_add, &format!("{at}.request_headers_to_add"))?,
+            request_remove: compile_removes(
+                request_remove,
+                &format!("{at}.request_headers_to_remove"),
+            )?,
+            response_add: compile_adds(response_add, &format!("{at}.response_headers_to_add"))?,
+            response_remove: compile_removes(
+                response_remove,
+                &format!("{at}.response_headers_to_remove"),
+            )?,
+        })
+    }
+
+    /// Whether this level changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.request_add.is_empty()
+            && self.request_remove.is_empty()
+            && self.response_add.is_empty()
+            && self.response_remove.is_empty()
+    }
+
+    /// Applies the request mutations.
+    pub fn apply_request(&self, headers: &mut HeaderMap) {
+        apply(headers, &self.request_remove, &self.request_add);
+    }
+
+    /// Applies the response mutations.
+    pub fn apply_response(&self, headers: &mut HeaderMap) {
+        apply(headers, &self.response_remove, &self.response_add);
+    }
+}
+
+/// Which conditions a retry policy retries on (Envoy's `x-envoy-retry-on` names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryOn {
+    /// `5xx`: any 5xx answer, a reset or a connect failure.
+    pub server_error: bool,
+    /// `gateway-error`: 502, 503 or 504.
+    pub gateway_error: bool,
+    /// `reset`: the upstream reset or disconnected before answering.
+    pub reset: bool,
+    /// `connect-failure`: the connection could not be made.
+    pub connect_failure: bool,
+    /// `retriable-4xx`: 409.
+    pub retriable_4xx: bool,
+    /// `refused-stream`: an HTTP/2 REFUSED_STREAM.
+    pub refused_stream: bool,
+    /// `retriable-status-codes`: the listed codes.
+    pub status_codes: bool,
+}
+
+/// A compiled retry policy.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// The conditions.
+    pub on: RetryOn,
+    /// Retries after the first attempt.
+    pub num_retries: u32,
+    /// Timeout of each attempt (none: only the route timeout applies).
+    pub per_try_timeout: Option<Duration>,
+    /// Codes retried under `retriable-status-codes`.
+    pub status_codes: Vec<u16>,
+    /// First back-off interval (Envoy's default: 25 ms).
+    pub base_interval: Duration,
+    /// Longest back-off interval (default: 10 × base).
+    pub max_interval: Duration,
+}
+
+impl RetryPolicy {
+    pub(crate) fn compile(p: &PbRetryPolicy) -> Self {
+        let mut on = RetryOn::default();
+        for cond in p.retry_on.split(',').map(str::trim) {
+            match cond {
+                "5xx" => on.server_error = true,
+                "gateway-error" => on.gateway_error = true,
+                "reset" | "reset-before-request" => on.reset = true,
+                "connect-failure" => on.connect_failure = true,
+                "retriable-4xx" => on.retriable_4xx = true,
+                "refused-stream" => on.refused_stream = true,
+                "retriable-status-codes" => on.status_codes = true,
+                "" => {}
+                other => tracing::debug!("retry condition {other:?} is not supported; ignored"),
+            }
+        }
+        let base = p
+            .retry_back_off
+            .as_ref()
+            .and_then(|b| b.base_interval.as_ref())
+            .map(pb_duration)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_millis(25));
+        let max = p
+            .retry_back_off
+            .as_ref()
+            .and_then(|b| b.max_interval.as_ref())
+            .map(pb_duration)
+            .unwrap_or(base * 10)
+            .max(base);
+        RetryPolicy {
+            on,
+            num_retries: p.num_retries.as_ref().map(|n| n.value).unwrap_or(1),
+            per_try_timeout: p
+                .per_try_timeout
+                .as_ref()
+                .map(pb_duration)
+                .filter(|d| !d.is_zero()),
+            status_codes: p
+                .retriable_status_codes
+                .iter()
+                .filter_map(|c| u16::try_from(*c).ok())
+                .collect(),
+            base_interval: base,
+            max_interval: max,
+        }
+    }
+
+    /// Whether an upstream answer with this status is retried.
+    pub fn retries_status(&self, status: StatusCode) -> bool {
+        let code = status.as_u16();
+        (self.on.server_error && status.is_server_error())
+            || (self.on.gateway_error && matches!(code, 502..=504))
+            || (self.on.retriable_4xx && code == 409)
+            || (self.on.status_codes && self.status_codes.contains(&code))
+    }
+
+    /// Whether a failure to connect is retried.
+    pub fn retries_connect_failure(&self) -> bool {
+        self.on.connect_failure || self.on.server_error || self.on.gateway_error
+    }
+
+    /// Whether a reset (or timeout of one attempt) is retried.
+    pub fn retries_reset(&self) -> bool {
+        self.on.reset || self.on.server_error || self.on.gateway_error
+    }
+
+    /// The back-off before retry `n` (1-based): Envoy's fully jittered exponential back-off.
+    pub fn backoff(&self, n: u32) -> Duration {
+        let ceiling = self
+            .base_interval
+            .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+            .min(self.max_interval);
+        let millis = u64::try_from(ceiling.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        Duration::from_millis(fastrand::u64(0..=millis))
+    }
+}
+
+/// One target of a weighted split.
+#[derive(Debug, Clone)]
+pub struct WeightedTarget {
+    /// The cluster.
+    pub cluster: Arc<str>,
+    /// Its weight.
+    pub weight: u32,
+    /// Header mutations of this target.
+    pub headers: HeaderOps,
+}
+
+/// Which cluster a forwarded request goes to.
+#[derive(Debug, Clone)]
+pub enum ClusterChoice {
+    /// Always this one.
+    Single(Arc<str>),
+    /// Randomly, by weight.
+    Weighted {
+        /// The targets.
+        targets: Vec<WeightedTarget>,
+        /// The sum of their weights.
+        total: u64,
+    },
+    /// The cluster named by this request header.
+    Header(HeaderName),
+}
+
+impl ClusterChoice {
+    /// Picks a target: the cluster name and (for weighted targets) its header mutations.
+    pub fn pick<'a>(&'a self, headers: &'a HeaderMap) -> Option<(&'a str, Option<&'a HeaderOps>)> {
+        match self {
+            ClusterChoice::Single(c) => Some((c, None)),
+            ClusterChoice::Weighted { targets, total } => {
+                if *total == 0 {
+                    return None;
+                }
+                let mut point = fastrand::u64(0..*total);
+                for t in targets {
+                    let w = u64::from(t.weight);
+                    if point < w {
+                        return Some((&t.cluster, Some(&t.headers)));
+                    }
+                    point -= w;
+                }
+                None
+            }
+            ClusterChoice::Header(name) => headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|c| (c, None)),
+        }
+    }
+}
+
+/// How the Host header is rewritten on the way upstream.
+#[derive(Debug, Clone)]
+pub enum HostRewrite {
+    /// Unchanged.
+    None,
+    /// To this literal.
+    Literal(HeaderValue),
+    /// To the chosen endpoint's hostname (DNS clusters).
+    Auto,
+    /// To the value of this request header, when present.
+    Header(HeaderName),
+    /// To a regex substitution of the path.
+    PathRegex(Regex, String),
+}
+
+/// A request mirror.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    /// The cluster that receives copies.
+    pub cluster: Arc<str>,
+    /// The share of requests mirrored, per million.
+    pub per_million: u32,
+    /// Host rewrite for the copy (instead of appending `-shadow`).
+    pub host_rewrite: Option<String>,
+    /// Keep the host as is instead of appending `-shadow`.
+    pub keep_host: bool,
+}
+
+/// A forwarding action.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// Where.
+    pub clusters: ClusterChoice,
+    /// Replaces the matched prefix (or the whole path of an exact match).
+    pub prefix_rewrite: Option<String>,
+    /// Regex substitution on the path (query kept).
+    pub regex_rewrite: Option<(Regex, String)>,
+    /// Host header rewrite.
+    pub host_rewrite: HostRewrite,
+    /// Whole-request timeout (none: disabled).
+    pub timeout: Option<Duration>,
+    /// Idle timeout of the stream.
+    pub idle_timeout: Option<Duration>,
+    /// Retries (the route's, else the virtual host's).
+    pub retry: Option<RetryPolicy>,
+    /// Mirrors.
+    pub mirrors: Vec<Mirror>,
+    /// Append `x-forwarded-host` when the host is rewritten.
+    pub append_x_forwarded_host: bool,
+}
+
+fn regex_substitution(
+    r: &envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute,
+    at: &str,
+) -> Result<(Regex, String), RouterError> {
+    let pattern = r
+        .pattern
+        .as_ref()
+        .ok_or_else(|| RouterError::new(at, "regex rewrite without a pattern"))?;
+    let regex = Regex::new(&pattern.regex).map_err(|e| RouterError::new(at, e.to_string()))?;
+    // RE2 substitutions write groups as \1; the regex crate as ${1}.
+    Ok((regex, re2_substitution(&r.substitution)))
+}
+
+fn re2_substitution(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.peek() {
+                Some(d) if d.is_ascii_digit() => {
+                    out.push_str("${");
+                    out.push(*d);
+                    out.push('}');
+                    chars.next();
+                }
+                Some('\\') => {
+                    out.push('\\');
+                    chars.next();
+                }
+                _ => out.push('\\'),
+            },
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Forward {
+    pub(crate) fn compile(
+        a: &RouteAction,
+        vhost_retry: Option<&RetryPolicy>,
+        at: &str,
+    ) -> Result<Self, RouterError> {
+        let clusters = match &a.cluster_specifier {
+            Some(ClusterSpecifier::Cluster(c)) => ClusterChoice::Single(c.as_str().into()),
+            Some(ClusterSpecifier::WeightedClusters(w)) => {
+                let targets = w
+                    .clusters
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        Ok(WeightedTarget {
+                            cluster: c.name.as_str().into(),
+                            weight: c.weight.as_ref().map(|w| w.value).unwrap_or(0),
+                            headers: HeaderOps::compile(
+                                &c.request_headers_to_add,
+                                &c.request_headers_to_remove,
+                                &c.response_headers_to_add,
+                                &c.response_headers_to_remove,
+                                &format!("{at}.weighted_clusters.clusters[{i}]"),
+                            )?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, RouterError>>()?;
+                let total = targets.iter().map(|t| u64::from(t.weight)).sum();
+                ClusterChoice::Weighted { targets, total }
+            }
+            Some(ClusterSpecifier::ClusterHeader(h)) => {
+                ClusterChoice::Header(header_name(h, &format!("{at}.cluster_header"))?)
+            }
+            Some(_) => {
+                return Err(RouterError::new(
+                    at,
+                    "cluster specifier plugins are not supported",
+                ))
+            }
+            None => return Err(RouterError::new(at, "route action without a cluster")),
+        };
+        let host_rewrite = match &a.host_rewrite_specifier {
+            None => HostRewrite::None,
+            Some(HostRewriteSpecifier::HostRewriteLiteral(h)) => HostRewrite::Literal(
+                HeaderValue::from_str(h)
+                    .map_err(|_| RouterError::new(at, format!("invalid host rewrite {h:?}")))?,
+            ),
+            Some(HostRewriteSpecifier::AutoHostRewrite(b)) if b.value => HostRewrite::Auto,
+            Some(HostRewriteSpecifier::AutoHostRewrite(_)) => HostRewrite::None,
+            Some(HostRewriteSpecifier::HostRewriteHeader(h)) => {
+                HostRewrite::Header(header_name(h, &format!("{at}.host_rewrite_header"))?)
+            }
+            Some(HostRewriteSpecifier::HostRewrite(_)) => {
+                return Err(RouterError::new(
+                    at,
+                    "host_rewrite substitution formats are not supported",
+                ))
+            }
+            Some(HostRewriteSpecifier::HostRewritePathRegex(r)) => {
+                let (regex, sub) = regex_substitution(r, &format!("{at}.host_rewrite_path_regex"))?;
+                HostRewrite::PathRegex(regex, sub)
+            }
+        };
+        let timeout = match &a.timeout {
+            None => Some(DEFAULT_ROUTE_TIMEOUT),
+            Some(d) => Some(pb_duration(d)).filter(|d| !d.is_zero()),
+        };
+        let mirrors = a
+            .request_mirror_policies
+            .iter()
+            .map(|m| {
+                let per_million = m
+                    .runtime_fraction
+                    .as_ref()
+                    .and_then(|f| f.default_value.as_ref())
+                    .map(|p| {
+                        let scale = match DenominatorType::try_from(p.denominator) {
+                            Ok(DenominatorType::Hundred) => 10_000,
+                            Ok(DenominatorType::TenThousand) => 100,
+                            _ => 1,
+                        };
+                        p.numerator.saturating_mul(scale).min(1_000_000)
+                    })
+                    .unwrap_or(1_000_000);
+                Mirror {
+                    cluster: m.cluster.as_str().into(),
+                    per_million,
+                    host_rewrite: (!m.host_rewrite_literal.is_empty())
+                        .then(|| m.host_rewrite_literal.clone()),
+                    keep_host: m.disable_shadow_host_suffix_append,
+                }
+            })
+            .collect();
+        Ok(Forward {
+            clusters,
+            prefix_rewrite: (!a.prefix_rewrite.is_empty()).then(|| a.prefix_rewrite.clone()),
+            regex_rewrite: a
+                .regex_rewrite
+                .as_ref()
+                .map(|r| regex_substitution(r, &format!("{at}.regex_rewrite")))
+                .transpose()?,
+            host_rewrite,
+            timeout,
+            idle_timeout: a.idle_timeout.as_ref().map(pb_duration),
+            retry: match &a.retry_policy {
+                Some(p) => Some(RetryPolicy::compile(p)),
+                None => vhost_retry.cloned(),
+            },
+            mirrors,
+            append_x_forwarded_host: a.append_x_forwarded_host,
+        })
+    }
+
+    /// The path sent upstream: `path` (with query) after the prefix or regex rewrite.
+    /// `matched_prefix` is how much of the path a prefix matcher consumed (`None` for exact
+    /// and regex matchers, where a prefix rewrite replaces the whole path).
+    pub fn rewrite_path(&self, path: &str, matched_prefix: Option<usize>) -> Option<String> {
+        if let Some(rewrite) = &self.prefix_rewrite {
+            let (path_only, query) = split_query(path);
+            let rest = match matched_prefix {
+                Some(n) if n <= path_only.len() && path_only.is_char_boundary(n) => &path_only[n..],
+                Some(_) => "",
+                None => "",
+            };
+            return Some(format!("{rewrite}{rest}{query}"));
+        }
+        if let Some((regex, sub)) = &self.regex_rewrite {
+            let (path_only, query) = split_query(path);
+            return Some(format!(
+                "{}{query}",
+                regex.replace_all(path_only, sub.as_str())
+            ));
+        }
+        None
+    }
+}
+
+/// Splits a path into the path proper and `?query` (with its `?`).
+pub(crate) fn split_query(path: &str) -> (&str, &str) {
+    match path.find('?') {
+        Some(i) => (&path[..i], &path[i..]),
+        None => (path, ""),
+    }
+}
+
+/// A redirect.
+#[derive(Debug, Clone)]
+pub struct Redirect {
+    scheme: Option<String>,
+    host: Option<String>,
+    port: Option<u32>,
+    path: RedirectPath,
+    status: StatusCode,
+    strip_query: bool,
+}
+
+#[derive(Debug, Clone)]
+enum RedirectPath {
+    Keep,
+    Path(String),
+    Prefix(String),
+    Regex(Regex, String),
+}
+
+impl Redirect {
+    pub(crate) fn compile(r: &RedirectAction, at: &str) -> Result<Self, RouterError> {
+        let status = match RedirectResponseCode::try_from(r.response_code) {
+            Ok(RedirectResponseCode::MovedPermanently) => StatusCode::MOVED_PERMANENTLY,
+            Ok(RedirectResponseCode::Found) => StatusCode::FOUND,
+            Ok(RedirectResponseCode::SeeOther) => StatusCode::SEE_OTHER,
+            Ok(RedirectResponseCode::TemporaryRedirect) => StatusCode::TEMPORARY_REDIRECT,
+            Ok(RedirectResponseCode::PermanentRedirect) => StatusCode::PERMANENT_REDIRECT,
+            Err(_) => {
+                return Err(RouterError::new(
+                    at,
+                    format!("unknown redirect response code {}", r.response_code),
+                ))
+            }
+        };
+        let path = match &r.path_rewrite_specifier {
+            None => RedirectPath::Keep,
+            Some(PathRewriteSpecifier::PathRedirect(p)) => RedirectPath::Path(p.clone()),
+            Some(PathRewriteSpecifier::PrefixRewrite(p)) => RedirectPath::Prefix(p.clone()),
+            Some(PathRewriteSpecifier::PathRewrite(_)) => {
+                return Err(RouterError::new(
+                    at,
+                    "path_rewrite substitution formats are not supported",
+                ))
+            }
+            Some(PathRewriteSpecifier::RegexRewrite(rr)) => {
+                let (regex, sub) = regex_substitution(rr, &format!("{at}.regex_rewrite"))?;
+                RedirectPath::Regex(regex, sub)
+            }
+        };
+        Ok(Redirect {
+            scheme: match &r.scheme_rewrite_specifier {
+                Some(SchemeRewriteSpecifier::HttpsRedirect(true)) => Some("https".into()),
+                Some(SchemeRewriteSpecifier::SchemeRedirect(s)) if !s.is_empty() => {
+                    Some(s.to_ascii_lowercase())
+                }
+                _ => None,
+            },
+            host: (!r.host_redirect.is_empty()).then(|| r.host_redirect.clone()),
+            port: (r.port_redirect != 0).then_some(r.port_redirect),
+            path,
+            status,
+            strip_query: r.strip_query,
+        })
+    }
+
+    /// The status of the redirect.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The `location` for a request, computed as Envoy's router does.
+    pub fn location(
+        &self,
+        scheme: &str,
+        authority: &str,
+        path: &str,
+        matched_prefix: Option<usize>,
+    ) -> String {
+        let new_scheme = self.scheme.as_deref().unwrap_or(scheme);
+        let host = match &self.host {
+            Some(h) => h.clone(),
+            None => {
+                // Keep the request's host; drop its port when a port is set, or when the
+                // scheme changes and the port was the old scheme's default.
+                let (name, port) = split_port(authority);
+                let drop_port = port.is_some()
+                    && (self.port.is_some()
+                        || (new_scheme != scheme
+                            && ((scheme == "https" && port == Some("443"))
+                                || (scheme == "http" && port == Some("80")))));
+                if drop_port {
+                    name.to_string()
+                } else {
+                    authority.to_string()
+                }
+            }
+        };
+        let host = match self.port {
+            Some(p) => format!("{}:{p}", split_port(&host).0),
+            None => host,
+        };
+        let (path_only, query) = split_query(path);
+        let (new_path, new_query) = match &self.path {
+            RedirectPath::Keep => (path_only.to_string(), query.to_string()),
+            RedirectPath::Path(p) => match p.find('?') {
+                Some(i) => (p[..i].to_string(), p[i..].to_string()),
+                None => (p.clone(), query.to_string()),
+            },
+            RedirectPath::Prefix(p) => {
+                let rest = matched_prefix
+                    .filter(|n| *n <= path_only.len() && path_only.is_char_boundary(*n))
+                    .map(|n| &path_only[n..])
+                    .unwrap_or("");
+                (format!("{p}{rest}"), query.to_string())
+            }
+            RedirectPath::Regex(r, sub) => (
+                r.replace_all(path_only, sub.as_str()).into_owned(),
+                query.to_string(),
+            ),
+        };
+        let query = if self.strip_query { "" } else { &new_query };
+        format!("{new_scheme}://{host}{new_path}{query}")
+    }
+}
+
+/// Splits `host:port` (IPv6 literals in brackets respected).
+pub(crate) fn split_port(authority: &str) -> (&str, Option<&str>) {
+    match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => (&authority[..i], Some(&authority[i + 1..])),
+        _ => (authority, None),
+    }
+}
+
+/// A direct response.
+#[derive(Debug, Clone)]
+pub struct Direct {
+    /// The status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: bytes::Bytes,
+}
+
+impl Direct {
+    pub(crate) fn compile(d: &DirectResponseAction, at: &str) -> Result<Self, RouterError> {
+        let status = u16::try_from(d.status)
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .ok_or_else(|| RouterError::new(at, format!("invalid status {}", d.status)))?;
+        let body = match d.body.as_ref().and_then(|b| b.specifier.as_ref()) {
+            None => bytes::Bytes::new(),
+            Some(Specifier::InlineString(s)) => bytes::Bytes::from(s.clone()),
+            Some(Specifier::InlineBytes(b)) => bytes::Bytes::from(b.clone()),
+            Some(Specifier::Filename(f)) => std::fs::read(f)
+                .map(bytes::Bytes::from)
+                .map_err(|e| RouterError::new(at, format!("cannot read body file {f}: {e}")))?,
+            Some(Specifier::EnvironmentVariable(v)) => {
+                std::env::var(v).map(bytes::Bytes::from).map_err(|_| {
+                    RouterError::new(at, format!("environment variable {v} is not set"))
+                })?
+            }
+        };
+        Ok(Direct { status, body })
+    }
+}
+
+/// What a route does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Forward upstream.
+    Forward(Forward),
+    /// Redirect.
+    Redirect(Redirect),
+    /// Answer directly.
+    Direct(Direct),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn re2_substitutions_become_regex_crate_syntax() {
+        assert_eq!(re2_substitution("/v2/\\1/x"), "/v2/${1}/x");
+        assert_eq!(re2_substitution("a$b"), "a$$b");
+    }
+
+    #[test]
+    fn redirect_drops_default_port_when_scheme_changes() {
+        let r = Redirect {
+            scheme: Some("https".into()),
+            host: None,
+            port: None,
+            path: RedirectPath::Keep,
+            status: StatusCode::MOVED_PERMANENTLY,
+            strip_query: false,
+        };
+        assert_eq!(
+            r.location("http", "a.example:80", "/x?y=1", None),
+            "https://a.example/x?y=1"
+        );
+        assert_eq!(
+            r.location("http", "a.example:8080", "/x", None),
+            "https://a.example:8080/x"
+        );
+    }
+}

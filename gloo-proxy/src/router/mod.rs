@@ -1,0 +1,541 @@
+//! Routing with Envoy's semantics, compiled from a `RouteConfiguration`.
+//!
+//! A [`RouteTable`] picks the virtual host by the request's authority (exact domains, then the
+//! longest suffix wildcard `*.example.com`, then the longest prefix wildcard `example.*`, then
+//! `*`), and within it the first route, in list order, whose matcher matches. Routes are
+//! indexed by the literal their paths must start with, so a request only evaluates the routes
+//! that can match it: a table of a thousand routes costs about what a table of one does.
+//!
+//! ```
+//! use envoy_types::pb::envoy::config::route::v3::{
+//!     route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch,
+//!     VirtualHost,
+//! };
+//! use gloo_proxy::router::{matcher::RequestView, RouteTable};
+//!
+//! let config = RouteConfiguration {
+//!     name: "http".into(),
+//!     virtual_hosts: vec![VirtualHost {
+//!         name: "pets".into(),
+//!         domains: vec!["*".into()],
+//!         routes: vec![Route {
+//!             r#match: Some(RouteMatch {
+//!                 path_specifier: Some(route_match::PathSpecifier::Prefix("/pets".into())),
+//!                 ..Default::default()
+//!             }),
+//!             action: Some(route::Action::Route(RouteAction {
+//!                 cluster_specifier: Some(route_action::ClusterSpecifier::Cluster("petstore".into())),
+//!                 ..Default::default()
+//!             })),
+//!             ..Default::default()
+//!         }],
+//!         ..Default::default()
+//!     }],
+//!     ..Default::default()
+//! };
+//! let table = RouteTable::compile(&config).unwrap();
+//! let headers = http::HeaderMap::new();
+//! let req = RequestView { method: "GET", authority: "shop.example", path: "/pets/1", scheme: "http", headers: &headers };
+//! let (vhost, route) = table.route(&req).unwrap();
+//! assert_eq!(vhost.name(), "pets");
+//! assert!(route.is_some());
+//! ```
+
+pub mod action;
+pub mod matcher;
+
+use std::collections::HashMap;
+
+use envoy_types::pb::envoy::config::route::v3::{
+    route::Action as PbAction, Route as PbRoute, RouteConfiguration, VirtualHost as PbVirtualHost,
+};
+use envoy_types::pb::google::protobuf::Any;
+
+use action::{Action, Direct, Forward, HeaderOps, Redirect, RetryPolicy};
+use matcher::{RequestView, RouteMatcher};
+
+/// A route table that cannot be compiled: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {message}")]
+pub struct RouterError {
+    /// The field path, e.g. `virtual_hosts[0].routes[2].match.headers[1]`.
+    pub at: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl RouterError {
+    pub(crate) fn new(at: &str, message: impl Into<String>) -> Self {
+        RouterError {
+            at: at.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One compiled route.
+#[derive(Debug)]
+pub struct Route {
+    name: String,
+    matcher: RouteMatcher,
+    action: Action,
+    headers: HeaderOps,
+    per_filter: HashMap<String, Any>,
+}
+
+impl Route {
+    /// The route's name (Gloo names routes `<vs-namespace>_<vs-name>-route-<index>`, or by
+    /// their `name` field).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the route does.
+    pub fn action(&self) -> &Action {
+        &self.action
+    }
+
+    /// The route's header mutations.
+    pub fn headers(&self) -> &HeaderOps {
+        &self.headers
+    }
+
+    /// The route's per-filter configs (`typed_per_filter_config`), by filter name.
+    pub fn per_filter(&self) -> &HashMap<String, Any> {
+        &self.per_filter
+    }
+
+    /// How much of the path the route's prefix matcher consumed (for prefix rewrites).
+    pub fn matched_prefix_len(&self) -> Option<usize> {
+        self.matcher.matched_prefix_len()
+    }
+
+    fn compile(
+        r: &PbRoute,
+        vhost_retry: Option<&RetryPolicy>,
+        at: &str,
+    ) -> Result<Self, RouterError> {
+        let m = r
+            .r#match
+            .as_ref()
+            .ok_or_else(|| RouterError::new(at, "route without a match"))?;
+        let matcher = RouteMatcher::compile(m, &format!("{at}.match"))?;
+        let action = match &r.action {
+            Some(PbAction::Route(a)) => {
+                Action::Forward(Forward::compile(a, vhost_retry, &format!("{at}.route"))?)
+            }
+            Some(PbAction::Redirect(d)) => {
+                Action::Redirect(Redirect::compile(d, &format!("{at}.redirect"))?)
+            }
+            Some(PbAction::DirectResponse(d)) => {
+                Action::Direct(Direct::compile(d, &format!("{at}.direct_response"))?)
+            }
+            Some(_) => {
+                return Err(RouterError::new(
+                    at,
+                    "only route, redirect and direct_response actions are supported",
+                ))
+            }
+            None => return Err(RouterError::new(at, "route without an action")),
+        };
+        Ok(Route {
+            name: r.name.clone(),
+            matcher,
+            action,
+            headers: HeaderOps::compile(
+                &r.request_headers_to_add,
+                &r.request_headers_to_remove,
+                &r.response_headers_to_add,
+                &r.response_headers_to_remove,
+                at,
+            )?,
+            per_filter: r.typed_per_filter_config.clone(),
+        })
+    }
+}
+
+/// Routes indexed by the literal their paths start with: for a request, only the routes whose
+/// literal is a prefix of its path are evaluated (in list order).
+#[derive(Debug, Default)]
+struct PathIndex {
+    by_literal: HashMap<Box<str>, Vec<u32>>,
+    /// The distinct literal lengths, ascending.
+    lengths: Vec<usize>,
+}
+
+impl PathIndex {
+    fn build(routes: &[Route]) -> Self {
+        let mut by_literal: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        for (i, r) in routes.iter().enumerate() {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            by_literal
+                .entry(r.matcher.literal_prefix().into_boxed_str())
+                .or_default()
+                .push(index);
+        }
+        let mut lengths: Vec<usize> = by_literal.keys().map(|k| k.len()).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        PathIndex {
+            by_literal,
+            lengths,
+        }
+    }
+
+    /// The candidate lists for `path` (each ascending).
+    fn candidates<'a>(&'a self, path: &str, out: &mut Vec<&'a [u32]>) {
+        let bytes = path.as_bytes();
+        for &len in &self.lengths {
+            if len > bytes.len() {
+                break;
+            }
+            let Some(key) = path.get(..len) else { continue };
+            if let Some(list) = self.by_literal.get(key) {
+                out.push(list);
+            }
+        }
+    }
+}
+
+/// One compiled virtual host.
+#[derive(Debug)]
+pub struct VirtualHost {
+    name: String,
+    routes: Vec<Route>,
+    index: PathIndex,
+    headers: HeaderOps,
+    per_filter: HashMap<String, Any>,
+}
+
+impl VirtualHost {
+    /// The virtual host's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The virtual host's header mutations.
+    pub fn headers(&self) -> &HeaderOps {
+        &self.headers
+    }
+
+    /// The virtual host's per-filter configs, by filter name.
+    pub fn per_filter(&self) -> &HashMap<String, Any> {
+        &self.per_filter
+    }
+
+    /// The routes, in order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    fn compile(v: &PbVirtualHost, at: &str) -> Result<Self, RouterError> {
+        let retry = v.retry_policy.as_ref().map(RetryPolicy::compile);
+        let routes = v
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Route::compile(r, retry.as_ref(), &format!("{at}.routes[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(VirtualHost {
+            name: v.name.clone(),
+            index: PathIndex::build(&routes),
+            routes,
+            headers: HeaderOps::compile(
+                &v.request_headers_to_add,
+                &v.request_headers_to_remove,
+                &v.response_headers_to_add,
+                &v.response_headers_to_remove,
+                at,
+            )?,
+            per_filter: v.typed_per_filter_config.clone(),
+        })
+    }
+
+    /// The first route matching `req`, with its index.
+    pub fn find(&self, req: &RequestView<'_>) -> Option<(usize, &Route)> {
+        let mut lists: Vec<&[u32]> = Vec::with_capacity(4);
+        self.index.candidates(req.path, &mut lists);
+        // A k-way merge of the ascending candidate lists: evaluate in list order.
+        let mut cursors = vec![0usize; lists.len()];
+        loop {
+            let mut best: Option<(usize, u32)> = None;
+            for (l, list) in lists.iter().enumerate() {
+                if let Some(&i) = list.get(cursors[l]) {
+                    if best.is_none_or(|(_, b)| i < b) {
+                        best = Some((l, i));
+                    }
+                }
+            }
+            let (l, i) = best?;
+            cursors[l] += 1;
+            let route = &self.routes[i as usize];
+            if route.matcher.matches(req) {
+                return Some((i as usize, route));
+            }
+        }
+    }
+}
+
+/// A compiled `RouteConfiguration`.
+#[derive(Debug)]
+pub struct RouteTable {
+    name: String,
+    virtual_hosts: Vec<VirtualHost>,
+    exact: HashMap<String, usize>,
+    /// `*.example.com` as (".example.com", host index), longest first.
+    suffixes: Vec<(String, usize)>,
+    /// `example.*` as ("example.", host index), longest first.
+    prefixes: Vec<(String, usize)>,
+    default: Option<usize>,
+    ignore_port: bool,
+    headers: HeaderOps,
+}
+
+impl RouteTable {
+    /// Compiles a route configuration; the error names the field at fault.
+    pub fn compile(config: &RouteConfiguration) -> Result<Self, RouterError> {
+        let at = format!("route configuration {:?}", config.name);
+        let mut table = RouteTable {
+            name: config.name.clone(),
+            virtual_hosts: Vec::with_capacity(config.virtual_hosts.len()),
+            exact: HashMap::new(),
+            suffixes: Vec::new(),
+            prefixes: Vec::new(),
+            default: None,
+            ignore_port: config.ignore_port_in_host_matching,
+            headers: HeaderOps::compile(
+                &config.request_headers_to_add,
+                &config.request_headers_to_remove,
+                &config.response_headers_to_add,
+                &config.response_headers_to_remove,
+                &at,
+            )?,
+        };
+        for (i, v) in config.virtual_hosts.iter().enumerate() {
+            let vat = format!("{at}.virtual_hosts[{i}]");
+            table.virtual_hosts.push(VirtualHost::compile(v, &vat)?);
+            for domain in &v.domains {
+                let domain = domain.to_ascii_lowercase();
+                let duplicate = if domain == "*" {
+                    table.default.replace(i).is_some()
+                } else if let Some(suffix) = domain.strip_prefix('*') {
+                    let dup = table.suffixes.iter().any(|(s, _)| s == suffix);
+                    table.suffixes.push((suffix.to_string(), i));
+                    dup
+                } else if let Some(prefix) = domain.strip_suffix('*') {
+                    let dup = table.prefixes.iter().any(|(p, _)| p == prefix);
+                    table.prefixes.push((prefix.to_string(), i));
+                    dup
+                } else {
+                    table.exact.insert(domain.clone(), i).is_some()
+                };
+                if duplicate {
+                    return Err(RouterError::new(
+                        &vat,
+                        format!("domain {domain:?} is served by two virtual hosts"),
+                    ));
+                }
+            }
+        }
+        table.suffixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        table.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        Ok(table)
+    }
+
+    /// The configuration's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The virtual hosts, in order.
+    pub fn virtual_hosts(&self) -> &[VirtualHost] {
+        &self.virtual_hosts
+    }
+
+    /// The route configuration's own header mutations (applied after the virtual host's).
+    pub fn headers(&self) -> &HeaderOps {
+        &self.headers
+    }
+
+    /// The virtual host serving `authority`.
+    pub fn virtual_host(&self, authority: &str) -> Option<&VirtualHost> {
+        let lower;
+        let host = if authority.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = authority.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            authority
+        };
+        self.find_host(host)
+            .or_else(|| {
+                if self.ignore_port {
+                    let (name, port) = action::split_port(host);
+                    port.and_then(|_| self.find_host(name))
+                } else {
+                    None
+                }
+            })
+            .or(self.default)
+            .map(|i| &self.virtual_hosts[i])
+    }
+
+    fn find_host(&self, host: &str) -> Option<usize> {
+        if let Some(i) = self.exact.get(host) {
+            return Some(*i);
+        }
+        // A wildcard never matches the empty string.
+        for (suffix, i) in &self.suffixes {
+            if host.len() > suffix.len() && host.ends_with(suffix.as_str()) {
+                return Some(*i);
+            }
+        }
+        for (prefix, i) in &self.prefixes {
+            if host.len() > prefix.len() && host.starts_with(prefix.as_str()) {
+                return Some(*i);
+            }
+        }
+        None
+    }
+
+    /// The virtual host and the first matching route (`None` when the host matched but no
+    /// route did); `None` when no virtual host serves the authority.
+    pub fn route(&self, req: &RequestView<'_>) -> Option<(&VirtualHost, Option<&Route>)> {
+        let vhost = self.virtual_host(req.authority)?;
+        Some((vhost, vhost.find(req).map(|(_, r)| r)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::route::v3::{
+        route, route_action, route_match, RouteAction, RouteMatch,
+    };
+
+    fn prefix_route(prefix: &str, cluster: &str) -> PbRoute {
+        PbRoute {
+            name: cluster.to_string(),
+            r#match: Some(RouteMatch {
+                path_specifier: Some(route_match::PathSpecifier::Prefix(prefix.into())),
+                ..Default::default()
+            }),
+            action: Some(route::Action::Route(RouteAction {
+                cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.into())),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn table(hosts: Vec<(&str, Vec<&str>, Vec<PbRoute>)>) -> RouteTable {
+        RouteTable::compile(&RouteConfiguration {
+            name: "t".into(),
+            virtual_hosts: hosts
+                .into_iter()
+                .map(|(name, domains, routes)| PbVirtualHost {
+                    name: name.into(),
+                    domains: domains.into_iter().map(String::from).collect(),
+                    routes,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .expect("compiles")
+    }
+
+    fn routed<'a>(t: &'a RouteTable, host: &str, path: &str) -> Option<(&'a str, &'a str)> {
+        let headers = http::HeaderMap::new();
+        let req = RequestView {
+            method: "GET",
+            authority: host,
+            path,
+            scheme: "http",
+            headers: &headers,
+        };
+        let (v, r) = t.route(&req)?;
+        Some((v.name(), r?.name()))
+    }
+
+    #[test]
+    fn domains_follow_envoys_search_order() {
+        let t = table(vec![
+            ("exact", vec!["a.example.com"], vec![prefix_route("/", "e")]),
+            (
+                "suffix",
+                vec!["*.example.com"],
+                vec![prefix_route("/", "s")],
+            ),
+            (
+                "longer",
+                vec!["*.b.example.com"],
+                vec![prefix_route("/", "l")],
+            ),
+            ("prefix", vec!["api.*"], vec![prefix_route("/", "p")]),
+            ("any", vec!["*"], vec![prefix_route("/", "d")]),
+        ]);
+        assert_eq!(routed(&t, "a.example.com", "/").unwrap().0, "exact");
+        assert_eq!(routed(&t, "A.Example.COM", "/").unwrap().0, "exact");
+        assert_eq!(routed(&t, "x.example.com", "/").unwrap().0, "suffix");
+        assert_eq!(routed(&t, "x.b.example.com", "/").unwrap().0, "longer");
+        assert_eq!(routed(&t, "api.other", "/").unwrap().0, "prefix");
+        assert_eq!(routed(&t, "a.example.com:80", "/").unwrap().0, "any");
+        assert_eq!(routed(&t, ".example.com", "/").unwrap().0, "any");
+        assert_eq!(routed(&t, "example.com", "/").unwrap().0, "any");
+    }
+
+    #[test]
+    fn first_match_wins_across_index_buckets() {
+        let t = table(vec![(
+            "h",
+            vec!["*"],
+            vec![
+                prefix_route("/api/v1", "first"),
+                prefix_route("/", "catch-all"),
+                prefix_route("/api", "never"),
+            ],
+        )]);
+        assert_eq!(routed(&t, "x", "/api/v1/users").unwrap().1, "first");
+        assert_eq!(routed(&t, "x", "/api/v2").unwrap().1, "catch-all");
+        assert_eq!(routed(&t, "x", "/other").unwrap().1, "catch-all");
+    }
+
+    #[test]
+    fn no_route_and_no_host_are_distinguished() {
+        let t = table(vec![("h", vec!["a"], vec![prefix_route("/x", "x")])]);
+        assert_eq!(routed(&t, "b", "/x"), None);
+        let headers = http::HeaderMap::new();
+        let req = RequestView {
+            method: "GET",
+            authority: "a",
+            path: "/y",
+            scheme: "http",
+            headers: &headers,
+        };
+        let (v, r) = t.route(&req).expect("host matches");
+        assert_eq!(v.name(), "h");
+        assert!(r.is_none());
+    }
+
+    #[test]
+    fn duplicate_domains_are_an_error_naming_the_host() {
+        let err = RouteTable::compile(&RouteConfiguration {
+            name: "t".into(),
+            virtual_hosts: vec![
+                PbVirtualHost {
+                    name: "a".into(),
+                    domains: vec!["x".into()],
+                    ..Default::default()
+                },
+                PbVirtualHost {
+                    name: "b".into(),
+                    domains: vec!["x".into()],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.at.ends_with("virtual_hosts[1]"), "{err}");
+    }
+}

@@ -1,0 +1,104 @@
+//! `gloo run` and `gloo proxy`: the proxy with its control plane in one process, or as a shard
+//! of a remote control plane.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use gloo_xds::client::ClientConfig;
+
+use crate::control_plane::{self, ControlPlane, ControlPlaneError, WRITE_NAMESPACE};
+use crate::gateway::{feed_from_ads, feed_from_cache, GatewayError, ProxyServer};
+
+/// Why `gloo run` or `gloo proxy` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The control plane failed.
+    #[error(transparent)]
+    ControlPlane(#[from] ControlPlaneError),
+    /// The proxy failed.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+}
+
+/// Options of `gloo run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The config directory.
+    pub config: PathBuf,
+    /// Which proxy (Gateway `proxyNames` entry) this process serves.
+    pub proxy_name: String,
+    /// The admin endpoint.
+    pub admin: Option<SocketAddr>,
+    /// Also serve the translation over xDS here (for Envoy fleets and other shards).
+    pub xds_addr: Option<SocketAddr>,
+    /// Keep statuses in this JSON file.
+    pub status_file: Option<PathBuf>,
+    /// Log every request.
+    pub access_log: bool,
+}
+
+/// `gloo run`: watches the directory, translates it, and serves the translation with the
+/// proxy in this process (reading the snapshot cache directly: no network hop). Returns when
+/// the process is interrupted.
+pub async fn run(options: RunOptions, server: ProxyServer) -> Result<(), RunError> {
+    let control_plane = Arc::new(ControlPlane::start(
+        &options.config,
+        options.status_file.clone(),
+    )?);
+    let role = format!("{WRITE_NAMESPACE}~{}", options.proxy_name);
+    let feed = feed_from_cache(control_plane.cache().clone(), &role);
+    let board = control_plane.board().clone();
+    let server = server
+        .admin(options.admin)
+        .access_log(options.access_log)
+        .statuses(Arc::new(move || {
+            serde_json::to_value(board.reports()).unwrap_or(serde_json::Value::Null)
+        }));
+    let xds = match options.xds_addr {
+        Some(addr) => {
+            let listener = control_plane::bind_xds(addr).await?;
+            let cp = control_plane.clone();
+            Some(tokio::spawn(async move {
+                cp.serve_xds(listener, std::future::pending()).await
+            }))
+        }
+        None => None,
+    };
+    let result = tokio::select! {
+        r = server.run(feed) => r.map_err(RunError::from),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    if let Some(task) = xds {
+        task.abort();
+    }
+    result
+}
+
+/// Options of `gloo proxy`.
+#[derive(Debug, Clone)]
+pub struct ShardOptions {
+    /// The control plane, e.g. `http://127.0.0.1:9977`.
+    pub xds: String,
+    /// This proxy's role, `<namespace>~<proxy name>`.
+    pub role: String,
+    /// This proxy's node id.
+    pub node_id: String,
+    /// The admin endpoint.
+    pub admin: Option<SocketAddr>,
+    /// Log every request.
+    pub access_log: bool,
+}
+
+/// `gloo proxy`: subscribes to a control plane over delta ADS and serves what it sends. When
+/// the control plane goes away the last configuration keeps serving while the client
+/// reconnects.
+pub async fn shard(options: ShardOptions, server: ProxyServer) -> Result<(), RunError> {
+    let client = ClientConfig::new(options.xds, options.node_id, options.role);
+    let (feed, _client) = feed_from_ads(client, server.registry().clone());
+    let server = server.admin(options.admin).access_log(options.access_log);
+    tokio::select! {
+        r = server.run(feed) => r.map_err(RunError::from),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}

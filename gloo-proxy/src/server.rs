@@ -1,0 +1,224 @@
+//! Listeners: bind the addresses the config names, accept connections (HTTP/1.1, h2c, and
+//! PROXY protocol when configured) and hand every request to the [`Proxy`].
+//!
+//! Listeners are reconciled against each new config: a listener whose address is unchanged
+//! keeps its socket and its connections (they pick up the new routes on their next
+//! request); a removed listener stops accepting while its open connections finish.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::config::{HttpListener, ProxyConfig};
+use crate::proxy::{Downstream, Proxy};
+use crate::proxy_protocol;
+
+/// A listener that could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("listener {name:?} cannot listen on {address}: {source}")]
+pub struct BindError {
+    /// The listener.
+    pub name: String,
+    /// Its address.
+    pub address: SocketAddr,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+struct Running {
+    address: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+/// The listeners being served.
+#[derive(Default)]
+pub struct Listeners {
+    running: HashMap<String, Running>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.running.iter().map(|(n, r)| (n, r.address)))
+            .finish()
+    }
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        for r in self.running.values() {
+            r.accept.abort();
+        }
+    }
+}
+
+fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(4096)
+}
+
+impl Listeners {
+    /// No listeners.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The addresses being listened on, by listener name.
+    pub fn addresses(&self) -> HashMap<String, SocketAddr> {
+        self.running
+            .iter()
+            .map(|(n, r)| (n.clone(), r.address))
+            .collect()
+    }
+
+    /// Starts, keeps or stops listeners to match `config`. Returns the listeners that could
+    /// not bind (the others are served).
+    pub fn reconcile(&mut self, config: &ProxyConfig, proxy: &Arc<Proxy>) -> Vec<BindError> {
+        let mut errors = Vec::new();
+        let wanted: HashMap<&str, &Arc<HttpListener>> = config
+            .listeners
+            .iter()
+            .map(|l| (l.name.as_str(), l))
+            .collect();
+        self.running.retain(|name, r| {
+            let keep = wanted
+                .get(name.as_str())
+                .is_some_and(|l| l.address == r.address);
+            if !keep {
+                tracing::info!("listener {name:?} on {} stops accepting", r.address);
+                r.accept.abort();
+            }
+            keep
+        });
+        for (name, l) in wanted {
+            if self.running.contains_key(name) {
+                continue;
+            }
+            match bind(l.address) {
+                Ok(socket) => {
+                    let address = socket.local_addr().unwrap_or(l.address);
+                    tracing::info!("listener {name:?} accepting on {address}");
+                    let accept = tokio::spawn(accept_loop(socket, l.clone(), proxy.clone()));
+                    self.running
+                        .insert(name.to_string(), Running { address, accept });
+                }
+                Err(source) => errors.push(BindError {
+                    name: name.to_string(),
+                    address: l.address,
+                    source,
+                }),
+            }
+        }
+        errors
+    }
+}
+
+async fn accept_loop(socket: TcpListener, listener: Arc<HttpListener>, proxy: Arc<Proxy>) {
+    loop {
+        match socket.accept().await {
+            Ok((stream, remote)) => {
+                // Clients reaching a dual-stack listener over IPv4 are IPv4 clients.
+                let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
+                proxy.stats().downstream.cx_total.inc();
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_connection(
+                    stream,
+                    remote,
+                    listener.clone(),
+                    proxy.clone(),
+                ));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("listener {:?}: accept failed: {e}", listener.name);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+struct Connection {
+    proxy: Arc<Proxy>,
+    listener: Arc<HttpListener>,
+    downstream: Downstream,
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    mut remote: SocketAddr,
+    listener: Arc<HttpListener>,
+    proxy: Arc<Proxy>,
+) {
+    if listener.proxy_protocol {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            proxy_protocol::read_header(&mut stream),
+        )
+        .await
+        {
+            Ok(Ok(Some(source))) => remote = source,
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!("{remote}: bad PROXY protocol header: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("{remote}: no PROXY protocol header in time");
+                return;
+            }
+        }
+    }
+    let settings = &listener.settings;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        // Slow clients get this long to send their headers (slowloris).
+        .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(settings.max_request_headers_bytes.max(8192) + 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(
+            u32::try_from(settings.max_request_headers_bytes).unwrap_or(u32::MAX),
+        );
+    let conn = Arc::new(Connection {
+        proxy,
+        listener,
+        downstream: Downstream {
+            remote,
+            scheme: "http",
+        },
+    });
+    let service = service_fn(move |req| {
+        let conn = conn.clone();
+        async move {
+            Ok::<_, Infallible>(
+                conn.proxy
+                    .handle(req, &conn.listener, &conn.downstream)
+                    .await,
+            )
+        }
+    });
+    if let Err(e) = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!("{remote}: connection ended with an error: {e}");
+    }
+}

@@ -1,0 +1,668 @@
+//! Clusters at run time: their endpoints (from EDS or resolved DNS names), load balancing,
+//! health (active checks, outlier ejection), circuit breaking and connection pools.
+//!
+//! A [`Cluster`] is compiled from an Envoy `Cluster`. Endpoint updates (EDS) replace its
+//! membership in place: in-flight requests keep the endpoint they were sent to, pooled
+//! connections to endpoints that stay are kept, and health state follows the endpoint by
+//! address.
+
+pub mod balance;
+pub mod health;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster as PbCluster};
+use envoy_types::pb::envoy::config::core::v3::{address, socket_address, HealthStatus};
+use envoy_types::pb::envoy::config::endpoint::v3::{lb_endpoint, ClusterLoadAssignment};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options::{explicit_http_config::ProtocolConfig, UpstreamProtocolOptions},
+    HttpProtocolOptions,
+};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use prost::Message;
+
+use crate::body::Body;
+use crate::router::action::pb_duration;
+use crate::stats::{ClusterStats, Stats};
+use balance::{Balancer, Policy};
+
+/// The Envoy extension name of a cluster's HTTP protocol options.
+pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// A cluster that cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cluster {cluster:?}: {message}")]
+pub struct ClusterError {
+    /// The cluster.
+    pub cluster: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// One upstream endpoint, with its health and load.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Its address.
+    pub address: SocketAddr,
+    /// Its hostname (DNS clusters: the name it was resolved from), for auto host rewrite.
+    pub hostname: String,
+    /// Its load-balancing weight.
+    pub weight: u32,
+    /// `http://<address>` as a URI prefix, built once.
+    pub(crate) origin: String,
+    active: AtomicU32,
+    eds_healthy: AtomicBool,
+    hc_healthy: AtomicBool,
+    hc_failures: AtomicU32,
+    hc_successes: AtomicU32,
+    consecutive_5xx: AtomicU32,
+    consecutive_gateway: AtomicU32,
+    /// Milliseconds since the cluster's epoch until which the endpoint is ejected (0: not).
+    ejected_until: AtomicU64,
+    ejections: AtomicU32,
+}
+
+impl Endpoint {
+    /// A healthy endpoint.
+    pub fn new(address: SocketAddr, hostname: String, weight: u32) -> Self {
+        Endpoint {
+            address,
+            hostname,
+            weight: weight.max(1),
+            origin: format!("http://{address}"),
+            active: AtomicU32::new(0),
+            eds_healthy: AtomicBool::new(true),
+            hc_healthy: AtomicBool::new(true),
+            hc_failures: AtomicU32::new(0),
+            hc_successes: AtomicU32::new(0),
+            consecutive_5xx: AtomicU32::new(0),
+            consecutive_gateway: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            ejections: AtomicU32::new(0),
+        }
+    }
+
+    /// Requests in flight to this endpoint.
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request in flight until the guard is dropped.
+    pub fn start_request(self: &Arc<Self>) -> ActiveRequest {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        ActiveRequest(self.clone())
+    }
+
+    /// Whether EDS and active health checks consider it healthy.
+    pub fn is_healthy(&self) -> bool {
+        self.eds_healthy.load(Ordering::Relaxed) && self.hc_healthy.load(Ordering::Relaxed)
+    }
+
+    fn is_ejected(&self, now_ms: u64) -> bool {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        until != 0 && until > now_ms
+    }
+}
+
+/// A request in flight to an endpoint (for least-request balancing).
+#[derive(Debug)]
+pub struct ActiveRequest(Arc<Endpoint>);
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Outlier detection settings (Envoy's defaults where unset).
+#[derive(Debug, Clone)]
+pub struct OutlierConfig {
+    /// Consecutive 5xx (or connect failures) before ejection.
+    pub consecutive_5xx: u32,
+    /// Consecutive 502/503/504 (or connect failures) before ejection (0: off).
+    pub consecutive_gateway_failure: u32,
+    /// How often ejections are reconsidered.
+    pub interval: Duration,
+    /// Ejection time, multiplied by the number of times the endpoint was ejected.
+    pub base_ejection_time: Duration,
+    /// Most endpoints that may be ejected, in percent (at least one always may).
+    pub max_ejection_percent: u32,
+}
+
+/// The circuit breaker of a cluster (Envoy's default thresholds: 1024 requests, 3 retries).
+#[derive(Debug)]
+pub struct CircuitBreaker {
+    max_requests: u32,
+    max_retries: u32,
+    requests: AtomicU32,
+    retries: AtomicU32,
+}
+
+/// A slot in a circuit breaker, released when dropped.
+#[derive(Debug)]
+pub struct BreakerSlot<'a>(&'a AtomicU32);
+
+impl Drop for BreakerSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl CircuitBreaker {
+    fn take<'a>(counter: &'a AtomicU32, max: u32) -> Option<BreakerSlot<'a>> {
+        let prev = counter.fetch_add(1, Ordering::AcqRel);
+        let slot = BreakerSlot(counter);
+        (prev < max).then_some(slot)
+    }
+
+    /// A request slot, or `None` when the cluster is at `max_requests`.
+    pub fn request(&self) -> Option<BreakerSlot<'_>> {
+        Self::take(&self.requests, self.max_requests)
+    }
+
+    /// A retry slot, or `None` when the cluster is at `max_retries`.
+    pub fn retry(&self) -> Option<BreakerSlot<'_>> {
+        Self::take(&self.retries, self.max_retries)
+    }
+}
+
+/// The HTTP client (connection pool) a cluster sends with.
+pub type HttpClient = Client<HttpConnector, Body>;
+
+/// A cluster at run time.
+#[derive(Debug)]
+pub struct Cluster {
+    name: Arc<str>,
+    version: String,
+    policy: Policy,
+    panic_threshold: f64,
+    members: RwLock<Arc<Vec<Arc<Endpoint>>>>,
+    balancer: RwLock<Arc<Balancer>>,
+    /// Names to resolve (STRICT_DNS / LOGICAL_DNS): (host, port, weight).
+    dns: Vec<(String, u16, u32)>,
+    dns_refresh: Duration,
+    client: HttpClient,
+    http2: bool,
+    /// The breaker.
+    pub breaker: CircuitBreaker,
+    pub(crate) health_check: Option<health::HealthCheckConfig>,
+    pub(crate) outlier: Option<OutlierConfig>,
+    /// The cluster's statistics.
+    pub stats: Arc<ClusterStats>,
+    epoch: Instant,
+}
+
+fn socket_addr(
+    address: Option<&envoy_types::pb::envoy::config::core::v3::Address>,
+) -> Option<(String, u16)> {
+    match address?.address.as_ref()? {
+        address::Address::SocketAddress(s) => match s.port_specifier.as_ref()? {
+            socket_address::PortSpecifier::PortValue(p) => {
+                Some((s.address.clone(), u16::try_from(*p).ok()?))
+            }
+            socket_address::PortSpecifier::NamedPort(_) => None,
+        },
+        _ => None,
+    }
+}
+
+/// The endpoints of a load assignment: (host, port, weight, healthy), priority 0 only.
+fn assignment_endpoints(cla: &ClusterLoadAssignment) -> Vec<(String, u16, u32, bool)> {
+    let mut out = Vec::new();
+    for locality in &cla.endpoints {
+        if locality.priority != 0 {
+            continue;
+        }
+        for lb in &locality.lb_endpoints {
+            let Some(lb_endpoint::HostIdentifier::Endpoint(e)) = &lb.host_identifier else {
+                continue;
+            };
+            let Some((host, port)) = socket_addr(e.address.as_ref()) else {
+                continue;
+            };
+            let healthy = !matches!(
+                HealthStatus::try_from(lb.health_status),
+                Ok(HealthStatus::Unhealthy | HealthStatus::Draining | HealthStatus::Timeout)
+            );
+            let weight = lb
+                .load_balancing_weight
+                .as_ref()
+                .map(|w| w.value)
+                .unwrap_or(1);
+            out.push((host, port, weight, healthy));
+        }
+    }
+    out
+}
+
+impl Cluster {
+    /// Compiles a cluster; `stats` keeps its counters across versions of the cluster.
+    pub fn compile(pb: &PbCluster, version: &str, stats: &Stats) -> Result<Self, ClusterError> {
+        let err = |message: String| ClusterError {
+            cluster: pb.name.clone(),
+            message,
+        };
+        let policy = match cluster::LbPolicy::try_from(pb.lb_policy) {
+            Ok(cluster::LbPolicy::RoundRobin) => Policy::RoundRobin,
+            Ok(cluster::LbPolicy::LeastRequest) => Policy::LeastRequest {
+                choices: match &pb.lb_config {
+                    Some(cluster::LbConfig::LeastRequestLbConfig(c)) => {
+                        c.choice_count.as_ref().map(|c| c.value).unwrap_or(2)
+                    }
+                    _ => 2,
+                },
+            },
+            Ok(cluster::LbPolicy::Random) => Policy::Random,
+            Ok(cluster::LbPolicy::RingHash) => {
+                let (min, max) = match &pb.lb_config {
+                    Some(cluster::LbConfig::RingHashLbConfig(c)) => (
+                        c.minimum_ring_size
+                            .as_ref()
+                            .map(|v| v.value)
+                            .unwrap_or(1024),
+                        c.maximum_ring_size
+                            .as_ref()
+                            .map(|v| v.value)
+                            .unwrap_or(8 << 20),
+                    ),
+                    _ => (1024, 8 << 20),
+                };
+                Policy::RingHash {
+                    min_ring_size: min,
+                    max_ring_size: max,
+                }
+            }
+            Ok(cluster::LbPolicy::Maglev) => Policy::Maglev,
+            other => return Err(err(format!("lb_policy {other:?} is not supported"))),
+        };
+        let discovery = match &pb.cluster_discovery_type {
+            Some(cluster::ClusterDiscoveryType::Type(t)) => cluster::DiscoveryType::try_from(*t)
+                .map_err(|_| err(format!("unknown discovery type {t}")))?,
+            Some(cluster::ClusterDiscoveryType::ClusterType(c)) => {
+                return Err(err(format!(
+                    "custom cluster type {:?} is not supported",
+                    c.name
+                )))
+            }
+            None => cluster::DiscoveryType::Static,
+        };
+        let mut dns = Vec::new();
+        let mut members = Vec::new();
+        let inline = pb.load_assignment.as_ref().map(assignment_endpoints);
+        match discovery {
+            cluster::DiscoveryType::Eds => {}
+            cluster::DiscoveryType::Static => {
+                for (host, port, weight, healthy) in inline.unwrap_or_default() {
+                    let ip: std::net::IpAddr = host.parse().map_err(|_| {
+                        err(format!("STATIC endpoint {host:?} is not an IP address"))
+                    })?;
+                    let e = Endpoint::new(SocketAddr::new(ip, port), String::new(), weight);
+                    e.eds_healthy.store(healthy, Ordering::Relaxed);
+                    members.push(Arc::new(e));
+                }
+            }
+            cluster::DiscoveryType::StrictDns | cluster::DiscoveryType::LogicalDns => {
+                for (host, port, weight, _) in inline.unwrap_or_default() {
+                    match host.parse::<std::net::IpAddr>() {
+                        Ok(ip) => members.push(Arc::new(Endpoint::new(
+                            SocketAddr::new(ip, port),
+                            host.clone(),
+                            weight,
+                        ))),
+                        Err(_) => dns.push((host, port, weight)),
+                    }
+                }
+            }
+            cluster::DiscoveryType::OriginalDst => {
+                return Err(err("ORIGINAL_DST clusters are not supported".into()))
+            }
+        }
+        if pb.transport_socket.is_some() {
+            return Err(err(
+                "TLS origination (transport_socket) is not supported by gloo-proxy yet".into(),
+            ));
+        }
+        let http2 = match pb
+            .typed_extension_protocol_options
+            .get(HTTP_PROTOCOL_OPTIONS)
+        {
+            Some(any) => {
+                let options = HttpProtocolOptions::decode(any.value.as_slice())
+                    .map_err(|e| err(format!("invalid HTTP protocol options: {e}")))?;
+                matches!(
+                    options.upstream_protocol_options,
+                    Some(UpstreamProtocolOptions::ExplicitHttpConfig(ref c))
+                        if matches!(c.protocol_config, Some(ProtocolConfig::Http2ProtocolOptions(_)))
+                )
+            }
+            #[allow(deprecated)]
+            None => pb.http2_protocol_options.is_some(),
+        };
+        let connect_timeout = pb
+            .connect_timeout
+            .as_ref()
+            .map(pb_duration)
+            .unwrap_or(Duration::from_secs(5));
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(1024)
+            .http2_only(http2)
+            .set_host(false);
+        let client = builder.build(connector);
+        let thresholds = pb
+            .circuit_breakers
+            .as_ref()
+            .and_then(|c| c.thresholds.first());
+        let breaker = CircuitBreaker {
+            max_requests: thresholds
+                .and_then(|t| t.max_requests.as_ref())
+                .map(|v| v.value)
+                .unwrap_or(1024),
+            max_retries: thresholds
+                .and_then(|t| t.max_retries.as_ref())
+                .map(|v| v.value)
+                .unwrap_or(3),
+            requests: AtomicU32::new(0),
+            retries: AtomicU32::new(0),
+        };
+        let outlier = pb.outlier_detection.as_ref().map(|o| OutlierConfig {
+            consecutive_5xx: o.consecutive_5xx.as_ref().map(|v| v.value).unwrap_or(5),
+            consecutive_gateway_failure: o
+                .consecutive_gateway_failure
+                .as_ref()
+                .map(|v| v.value)
+                .unwrap_or(0),
+            interval: o
+                .interval
+                .as_ref()
+                .map(pb_duration)
+                .unwrap_or(Duration::from_secs(10)),
+            base_ejection_time: o
+                .base_ejection_time
+                .as_ref()
+                .map(pb_duration)
+                .unwrap_or(Duration::from_secs(30)),
+            max_ejection_percent: o
+                .max_ejection_percent
+                .as_ref()
+                .map(|v| v.value)
+                .unwrap_or(10),
+        });
+        let health_check = pb
+            .health_checks
+            .first()
+            .map(|hc| health::HealthCheckConfig::compile(hc))
+            .transpose()
+            .map_err(err)?;
+        let panic_threshold = pb
+            .common_lb_config
+            .as_ref()
+            .and_then(|c| c.healthy_panic_threshold.as_ref())
+            .map(|p| p.value)
+            .unwrap_or(50.0);
+        // `dns_refresh_rate` is deprecated in favour of a DNS resolver extension, but it is
+        // what a STRICT_DNS cluster without one carries.
+        #[allow(deprecated)]
+        let dns_refresh = pb.dns_refresh_rate.as_ref().map(pb_duration);
+        let cluster = Cluster {
+            name: pb.name.as_str().into(),
+            version: version.to_string(),
+            policy,
+            panic_threshold,
+            members: RwLock::new(Arc::new(Vec::new())),
+            balancer: RwLock::new(Arc::new(Balancer::new(policy, Vec::new()))),
+            dns,
+            dns_refresh: dns_refresh
+                .filter(|d| !d.is_zero())
+                .unwrap_or(Duration::from_secs(5)),
+            client,
+            http2,
+            breaker,
+            health_check,
+            outlier,
+            stats: stats.cluster(&pb.name),
+            epoch: Instant::now(),
+        };
+        cluster.set_members(members);
+        Ok(cluster)
+    }
+
+    /// The cluster's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The version of the Envoy resource it was compiled from.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Whether requests go upstream as HTTP/2.
+    pub fn is_http2(&self) -> bool {
+        self.http2
+    }
+
+    /// The connection pool.
+    pub fn client(&self) -> &HttpClient {
+        &self.client
+    }
+
+    /// The endpoints, healthy or not.
+    pub fn members(&self) -> Arc<Vec<Arc<Endpoint>>> {
+        match self.members.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the endpoints with those of an EDS update. Endpoints that stay keep their
+    /// health state and pooled connections.
+    pub fn set_assignment(&self, cla: &ClusterLoadAssignment) {
+        let mut members = Vec::new();
+        for (host, port, weight, healthy) in assignment_endpoints(cla) {
+            let Ok(ip) = host.parse::<std::net::IpAddr>() else {
+                tracing::warn!(cluster = %self.name, "EDS endpoint {host:?} is not an IP address; skipped");
+                continue;
+            };
+            let e = Endpoint::new(SocketAddr::new(ip, port), String::new(), weight);
+            e.eds_healthy.store(healthy, Ordering::Relaxed);
+            members.push(Arc::new(e));
+        }
+        self.set_members(members);
+    }
+
+    /// Replaces the endpoints (reusing the state of endpoints that stay) and rebuilds the
+    /// balancer.
+    pub(crate) fn set_members(&self, fresh: Vec<Arc<Endpoint>>) {
+        let old = self.members();
+        let merged: Vec<Arc<Endpoint>> = fresh
+            .into_iter()
+            .map(|e| {
+                match old
+                    .iter()
+                    .find(|o| o.address == e.address && o.weight == e.weight)
+                {
+                    Some(o) => {
+                        o.eds_healthy
+                            .store(e.eds_healthy.load(Ordering::Relaxed), Ordering::Relaxed);
+                        o.clone()
+                    }
+                    None => e,
+                }
+            })
+            .collect();
+        match self.members.write() {
+            Ok(mut m) => *m = Arc::new(merged),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(merged),
+        }
+        self.rebuild();
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Rebuilds the balancer over the available endpoints (healthy and not ejected; all of
+    /// them when fewer than the panic threshold are available, as Envoy does).
+    pub(crate) fn rebuild(&self) {
+        let members = self.members();
+        let now = self.now_ms();
+        let available: Vec<Arc<Endpoint>> = members
+            .iter()
+            .filter(|e| e.is_healthy() && !e.is_ejected(now))
+            .cloned()
+            .collect();
+        self.stats
+            .membership_total
+            .store(members.len() as u64, Ordering::Relaxed);
+        self.stats
+            .membership_healthy
+            .store(available.len() as u64, Ordering::Relaxed);
+        let panic = !members.is_empty()
+            && (available.len() as f64) < (members.len() as f64) * self.panic_threshold / 100.0;
+        let chosen = if panic {
+            members.as_ref().clone()
+        } else {
+            available
+        };
+        let balancer = Arc::new(Balancer::new(self.policy, chosen));
+        match self.balancer.write() {
+            Ok(mut b) => *b = balancer,
+            Err(poisoned) => *poisoned.into_inner() = balancer,
+        }
+    }
+
+    /// Picks an endpoint (`None`: no endpoint at all).
+    pub fn pick(&self, hash: Option<u64>) -> Option<Arc<Endpoint>> {
+        let balancer = match self.balancer.read() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        balancer.pick(hash).cloned()
+    }
+
+    /// Picks an endpoint other than `avoid` when there is one (for retries).
+    pub fn pick_other(&self, avoid: &SocketAddr) -> Option<Arc<Endpoint>> {
+        let balancer = match self.balancer.read() {
+            Ok(b) => b.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        for _ in 0..3 {
+            let e = balancer.pick(None)?;
+            if &e.address != avoid || balancer.len() == 1 {
+                return Some(e.clone());
+            }
+        }
+        balancer
+            .endpoints()
+            .iter()
+            .find(|e| &e.address != avoid)
+            .cloned()
+    }
+
+    /// Records the outcome of a request for outlier detection: `Some(status)` for an answer,
+    /// `None` for a connect failure or reset.
+    pub fn record_outcome(&self, endpoint: &Endpoint, status: Option<u16>) {
+        let Some(outlier) = &self.outlier else { return };
+        let failure = status.is_none_or(|s| s >= 500);
+        let gateway = status.is_none_or(|s| (502..=504).contains(&s));
+        if !failure {
+            endpoint.consecutive_5xx.store(0, Ordering::Relaxed);
+            endpoint.consecutive_gateway.store(0, Ordering::Relaxed);
+            return;
+        }
+        let c5 = endpoint.consecutive_5xx.fetch_add(1, Ordering::Relaxed) + 1;
+        let cg = if gateway {
+            endpoint.consecutive_gateway.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            endpoint.consecutive_gateway.store(0, Ordering::Relaxed);
+            0
+        };
+        let trip = (outlier.consecutive_5xx > 0 && c5 >= outlier.consecutive_5xx)
+            || (outlier.consecutive_gateway_failure > 0
+                && cg >= outlier.consecutive_gateway_failure);
+        if trip {
+            self.eject(endpoint, outlier);
+        }
+    }
+
+    fn eject(&self, endpoint: &Endpoint, outlier: &OutlierConfig) {
+        let now = self.now_ms();
+        if endpoint.is_ejected(now) {
+            return;
+        }
+        let members = self.members();
+        let ejected = members.iter().filter(|e| e.is_ejected(now)).count();
+        let allowed = (members.len() * outlier.max_ejection_percent as usize / 100).max(1);
+        if ejected >= allowed {
+            return;
+        }
+        let times = endpoint.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        let duration = outlier.base_ejection_time.saturating_mul(times);
+        let until = now
+            .saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+            .max(1);
+        endpoint.ejected_until.store(until, Ordering::Relaxed);
+        endpoint.consecutive_5xx.store(0, Ordering::Relaxed);
+        endpoint.consecutive_gateway.store(0, Ordering::Relaxed);
+        self.stats.outlier_detection_ejections_total.inc();
+        tracing::info!(cluster = %self.name, endpoint = %endpoint.address, "ejected for {duration:?} (outlier detection)");
+        self.rebuild();
+    }
+
+    /// Returns ejected endpoints whose time is up (called every outlier interval).
+    pub(crate) fn unject_expired(&self) {
+        let now = self.now_ms();
+        let mut changed = false;
+        for e in self.members().iter() {
+            let until = e.ejected_until.load(Ordering::Relaxed);
+            if until != 0 && until <= now {
+                e.ejected_until.store(0, Ordering::Relaxed);
+                changed = true;
+            }
+        }
+        if changed {
+            self.rebuild();
+        }
+    }
+
+    /// Whether the cluster resolves DNS names.
+    pub(crate) fn needs_dns(&self) -> bool {
+        !self.dns.is_empty()
+    }
+
+    /// Resolves the cluster's DNS names once and installs the addresses.
+    pub(crate) async fn resolve_dns(&self) {
+        let mut members: Vec<Arc<Endpoint>> = self
+            .members()
+            .iter()
+            .filter(|e| e.hostname.parse::<std::net::IpAddr>().is_ok())
+            .cloned()
+            .collect();
+        for (host, port, weight) in &self.dns {
+            match tokio::net::lookup_host((host.as_str(), *port)).await {
+                Ok(addrs) => {
+                    for a in addrs {
+                        members.push(Arc::new(Endpoint::new(a, host.clone(), *weight)));
+                    }
+                }
+                Err(e) => tracing::warn!(cluster = %self.name, "cannot resolve {host}: {e}"),
+            }
+        }
+        self.set_members(members);
+    }
+
+    /// How often DNS names are resolved again.
+    pub(crate) fn dns_refresh(&self) -> Duration {
+        self.dns_refresh
+    }
+}
