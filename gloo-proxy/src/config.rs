@@ -162,6 +162,8 @@ pub struct ConnectionSettings {
     pub request_timeout: Option<Duration>,
     /// Idle timeout of a downstream connection.
     pub idle_timeout: Option<Duration>,
+    /// Protocol upgrades that are allowed (lower-case `Upgrade` values, e.g. `websocket`).
+    pub upgrades: Vec<String>,
 }
 
 /// Envoy's `path_with_escaped_slashes_action`.
@@ -230,6 +232,12 @@ impl ConnectionSettings {
                     .unwrap_or(Duration::from_secs(3600)),
             )
             .filter(|d| !d.is_zero()),
+            upgrades: hcm
+                .upgrade_configs
+                .iter()
+                .filter(|u| u.enabled.as_ref().is_none_or(|e| e.value))
+                .map(|u| u.upgrade_type.to_ascii_lowercase())
+                .collect(),
         })
     }
 }

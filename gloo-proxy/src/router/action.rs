@@ -552,6 +552,11 @@ impl Forward {
         })
     }
 
+    /// Whether the Host header becomes the chosen endpoint's hostname.
+    pub fn host_rewrite_auto(&self) -> bool {
+        matches!(self.host_rewrite, HostRewrite::Auto)
+    }
+
     /// The path sent upstream: `path` (with query) after the prefix or regex rewrite.
     /// `matched_prefix` is how much of the path a prefix matcher consumed (`None` for exact
     /// and regex matchers, where a prefix rewrite replaces the whole path).
@@ -753,7 +758,7 @@ impl Direct {
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Forward upstream.
-    Forward(Forward),
+    Forward(Box<Forward>),
     /// Redirect.
     Redirect(Redirect),
     /// Answer directly.

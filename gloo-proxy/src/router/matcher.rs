@@ -222,26 +222,35 @@ impl HeaderMatch {
     fn matches(&self, req: &RequestView<'_>) -> bool {
         let value = req.header(&self.name);
         let value = match (value, self.missing_as_empty) {
-            (Some(v), _) => Some(v),
-            (None, true) => Some(std::borrow::Cow::Borrowed("")),
-            (None, false) => None,
+            (Some(v), _) => v,
+            (None, true) => std::borrow::Cow::Borrowed(""),
+            // An absent header matches only a presence condition that asks for absence (or
+            // an inverted one that asks for presence), as in Envoy; inverting a value
+            // condition does not make an absent header match.
+            (None, false) => {
+                return match self.condition {
+                    HeaderCondition::Present(present) => present == self.invert,
+                    _ => false,
+                }
+            }
         };
-        let Some(value) = value else {
-            // An absent header fails every condition except `present_match: false`; Envoy
-            // applies `invert_match` to presence too.
-            return match self.condition {
-                HeaderCondition::Present(false) => !self.invert,
-                _ => self.invert,
-            };
-        };
-        let matched = match &self.condition {
+        let test = |v: &str| match &self.condition {
             HeaderCondition::Present(p) => *p,
-            HeaderCondition::String(m) => m.matches(&value),
-            HeaderCondition::Range(start, end) => value
+            HeaderCondition::String(m) => m.matches(v),
+            HeaderCondition::Range(start, end) => v
                 .parse::<i64>()
                 .map(|n| n >= *start && n < *end)
                 .unwrap_or(false),
         };
+        // A repeated header matches on its joined value, or on any one of its values.
+        let matched = test(&value)
+            || (value.contains(',')
+                && req
+                    .headers
+                    .get_all(self.name.as_str())
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .any(test));
         matched != self.invert
     }
 }

@@ -121,9 +121,11 @@ impl Route {
             .ok_or_else(|| RouterError::new(at, "route without a match"))?;
         let matcher = RouteMatcher::compile(m, &format!("{at}.match"))?;
         let action = match &r.action {
-            Some(PbAction::Route(a)) => {
-                Action::Forward(Forward::compile(a, vhost_retry, &format!("{at}.route"))?)
-            }
+            Some(PbAction::Route(a)) => Action::Forward(Box::new(Forward::compile(
+                a,
+                vhost_retry,
+                &format!("{at}.route"),
+            )?)),
             Some(PbAction::Redirect(d)) => {
                 Action::Redirect(Redirect::compile(d, &format!("{at}.redirect"))?)
             }
@@ -337,8 +339,8 @@ impl RouteTable {
                 }
             }
         }
-        table.suffixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
-        table.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        table.suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+        table.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         Ok(table)
     }
 
@@ -359,6 +361,12 @@ impl RouteTable {
 
     /// The virtual host serving `authority`.
     pub fn virtual_host(&self, authority: &str) -> Option<&VirtualHost> {
+        self.virtual_host_index(authority)
+            .map(|i| &self.virtual_hosts[i])
+    }
+
+    /// The index (in [`RouteTable::virtual_hosts`]) of the virtual host serving `authority`.
+    pub fn virtual_host_index(&self, authority: &str) -> Option<usize> {
         let lower;
         let host = if authority.bytes().any(|b| b.is_ascii_uppercase()) {
             lower = authority.to_ascii_lowercase();
@@ -376,7 +384,6 @@ impl RouteTable {
                 }
             })
             .or(self.default)
-            .map(|i| &self.virtual_hosts[i])
     }
 
     fn find_host(&self, host: &str) -> Option<usize> {

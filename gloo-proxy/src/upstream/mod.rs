@@ -55,6 +55,8 @@ pub struct Endpoint {
     pub weight: u32,
     /// `http://<address>` as a URI prefix, built once.
     pub(crate) origin: String,
+    /// The address as a URI authority, built once.
+    pub(crate) authority: http::uri::Authority,
     active: AtomicU32,
     eds_healthy: AtomicBool,
     hc_healthy: AtomicBool,
@@ -75,6 +77,8 @@ impl Endpoint {
             hostname,
             weight: weight.max(1),
             origin: format!("http://{address}"),
+            authority: http::uri::Authority::try_from(address.to_string())
+                .unwrap_or_else(|_| http::uri::Authority::from_static("0.0.0.0")),
             active: AtomicU32::new(0),
             eds_healthy: AtomicBool::new(true),
             hc_healthy: AtomicBool::new(true),
@@ -400,7 +404,7 @@ impl Cluster {
         let health_check = pb
             .health_checks
             .first()
-            .map(|hc| health::HealthCheckConfig::compile(hc))
+            .map(health::HealthCheckConfig::compile)
             .transpose()
             .map_err(err)?;
         let panic_threshold = pb
