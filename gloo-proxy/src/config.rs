@@ -459,6 +459,7 @@ fn build_stacks(
 /// Turns successive sets of xDS resources into [`ProxyConfig`]s, reusing unchanged parts.
 pub struct Compiler {
     registry: FilterRegistry,
+    workers: usize,
     stats: Arc<Stats>,
     inner: HttpService,
     last: Arc<ProxyConfig>,
@@ -478,10 +479,17 @@ impl std::fmt::Debug for Compiler {
 
 impl Compiler {
     /// A compiler using `registry` for HTTP filters and `stats` for cluster statistics;
-    /// `inner` is the service at the bottom of every filter stack (the proxy's forwarding).
-    pub fn new(registry: FilterRegistry, stats: Arc<Stats>, inner: HttpService) -> Self {
+    /// `inner` is the service at the bottom of every filter stack (the proxy's forwarding);
+    /// clusters get a connection pool for each of `workers` workers.
+    pub fn new(
+        registry: FilterRegistry,
+        stats: Arc<Stats>,
+        inner: HttpService,
+        workers: usize,
+    ) -> Self {
         Compiler {
             registry,
+            workers,
             stats,
             inner,
             last: Arc::new(ProxyConfig::default()),
@@ -514,7 +522,7 @@ impl Compiler {
                 }
             }
             let compiled = decode::<PbCluster>(&r.body, CLUSTER_TYPE).and_then(|pb| {
-                Cluster::compile(&pb, &r.version, &self.stats).map_err(|e| e.message)
+                Cluster::compile(&pb, &r.version, &self.stats, self.workers).map_err(|e| e.message)
             });
             match compiled {
                 Ok(c) => {
@@ -715,7 +723,7 @@ impl Compiler {
                         .map_err(|e| e.to_string())
                 }),
                 CLUSTER_TYPE => decode::<PbCluster>(any, CLUSTER_TYPE).and_then(|c| {
-                    Cluster::compile(&c, "", &stats)
+                    Cluster::compile(&c, "", &stats, 0)
                         .map(|_| ())
                         .map_err(|e| e.message)
                 }),

@@ -31,12 +31,15 @@ use crate::admin::{AdminState, StatusSource};
 use crate::config::{Compiler, ProxyConfig, XdsResources};
 use crate::filter::{FilterFactory, FilterRegistry, HttpService};
 use crate::proxy::{ForwardService, Proxy};
-use crate::server::Listeners;
+use crate::server::{Listeners, Sockets};
 use crate::stats::Stats;
 
 /// Why the proxy stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    /// A worker thread could not start.
+    #[error("cannot start a worker: {0}")]
+    Worker(std::io::Error),
     /// The admin address could not be bound.
     #[error("cannot serve the admin endpoint on {addr}: {source}")]
     Admin {
@@ -99,6 +102,7 @@ pub fn feed_from_ads(mut config: ClientConfig, registry: FilterRegistry) -> (Fee
 /// The data plane: builds listeners from the feed's resources and serves them.
 pub struct ProxyServer {
     registry: FilterRegistry,
+    workers: usize,
     admin: Option<SocketAddr>,
     access_log: bool,
     statuses: Option<StatusSource>,
@@ -124,10 +128,20 @@ impl ProxyServer {
     pub fn new() -> Self {
         ProxyServer {
             registry: FilterRegistry::with_builtins(),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             admin: None,
             access_log: false,
             statuses: None,
         }
+    }
+
+    /// Serves traffic on this many worker threads (default: one per CPU). Each worker runs
+    /// its own single-threaded runtime and connection pools; all accept on the same sockets.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
     }
 
     /// Uses this filter registry.
@@ -170,7 +184,11 @@ impl ProxyServer {
     pub async fn run(self, mut feed: Feed) -> Result<(), GatewayError> {
         let stats = Arc::new(Stats::default());
         let (config_tx, config_rx) = watch::channel(Arc::new(ProxyConfig::default()));
-        let proxy = Arc::new(Proxy::new(config_rx, stats.clone(), self.access_log));
+        let proxy = Arc::new(Proxy::new(
+            config_rx.clone(),
+            stats.clone(),
+            self.access_log,
+        ));
         let ready = Arc::new(AtomicBool::new(false));
         let _admin = match self.admin {
             Some(addr) => {
@@ -190,23 +208,66 @@ impl ProxyServer {
             }
             None => None,
         };
-        let mut compiler = Compiler::new(self.registry, stats, HttpService::new(ForwardService));
-        let mut listeners = Listeners::new();
-        loop {
+        let mut compiler = Compiler::new(
+            self.registry,
+            stats,
+            HttpService::new(ForwardService),
+            self.workers,
+        );
+        let sockets = Arc::new(Sockets::new());
+        let workers = (0..self.workers)
+            .map(|index| spawn_worker(index, proxy.clone(), config_rx.clone(), sockets.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(GatewayError::Worker)?;
+        let result = loop {
             let resources = feed.borrow_and_update().clone();
             if let Some(resources) = resources {
                 let config = compiler.compile(resources);
-                config_tx.send_replace(config.clone());
-                for e in listeners.reconcile(&config, &proxy) {
+                for e in sockets.sync(&config) {
                     tracing::error!("{e}");
                 }
+                config_tx.send_replace(config);
                 ready.store(true, Ordering::Release);
             }
             if feed.changed().await.is_err() {
-                return Ok(());
+                break Ok(());
             }
+        };
+        // Closing the config channel stops the workers.
+        drop(config_tx);
+        for w in workers {
+            let _ = w.join();
         }
+        result
     }
+}
+
+/// Starts worker `index`: a thread with its own single-threaded runtime that accepts on the
+/// shared sockets and serves with its own connection pools, following config changes.
+fn spawn_worker(
+    index: usize,
+    proxy: Arc<Proxy>,
+    mut config: watch::Receiver<Arc<ProxyConfig>>,
+    sockets: Arc<Sockets>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("gloo-worker-{index}"))
+        .spawn(move || {
+            crate::upstream::set_worker(index);
+            runtime.block_on(async move {
+                let mut listeners = Listeners::new();
+                loop {
+                    let current = config.borrow_and_update().clone();
+                    listeners.reconcile(&current, &proxy, &sockets);
+                    if config.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        })
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -936,7 +936,7 @@ fn spawn_mirror(
     tokio::spawn(async move {
         let _active = endpoint.start_request();
         shadow.stats.upstream_rq_total.inc();
-        if let Ok(r) = shadow.client().request(req).await {
+        if let Ok(r) = shadow.send(req, &endpoint).await {
             shadow.stats.record_status(r.status().as_u16());
             let _ = r.into_body().collect().await;
         }
@@ -945,7 +945,7 @@ fn spawn_mirror(
 
 /// The outcome of one attempt.
 enum Attempt {
-    Answer(Response<hyper::body::Incoming>),
+    Answer(Response<Body>),
     ConnectFailure,
     Reset,
     Timeout,
@@ -960,7 +960,7 @@ async fn attempt(
     cluster.stats.upstream_rq_total.inc();
     let _active = endpoint.start_request();
     let started = Instant::now();
-    let call = cluster.client().request(req);
+    let call = cluster.send(req, endpoint);
     let result = match per_try {
         Some(t) => match tokio::time::timeout(t, call).await {
             Ok(r) => r,
@@ -1067,7 +1067,7 @@ async fn send_with_retries(
 }
 
 fn finish_response(
-    mut response: Response<hyper::body::Incoming>,
+    mut response: Response<Body>,
     downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<Body> {
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -1083,5 +1083,5 @@ fn finish_response(
             });
         }
     }
-    response.map(Body::from)
+    response
 }

@@ -33,12 +33,75 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
+/// The listening sockets, bound once (in the control thread) and shared by every worker, so
+/// a bind error is reported once and workers only ever accept.
+#[derive(Debug, Default)]
+pub struct Sockets {
+    bound: std::sync::Mutex<HashMap<SocketAddr, std::net::TcpListener>>,
+}
+
+impl Sockets {
+    /// No sockets.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Binds the addresses `config` names that are not bound yet, and closes those it no
+    /// longer names. Returns the listeners that could not bind.
+    pub fn sync(&self, config: &ProxyConfig) -> Vec<BindError> {
+        let mut bound = match self.bound.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        bound.retain(|addr, _| config.listeners.iter().any(|l| l.address == *addr));
+        let mut errors = Vec::new();
+        for l in &config.listeners {
+            if bound.contains_key(&l.address) {
+                continue;
+            }
+            match bind(l.address) {
+                Ok(socket) => {
+                    tracing::info!("listener {:?} bound to {}", l.name, l.address);
+                    bound.insert(l.address, socket);
+                }
+                Err(source) => errors.push(BindError {
+                    name: l.name.clone(),
+                    address: l.address,
+                    source,
+                }),
+            }
+        }
+        errors
+    }
+
+    /// A handle on the socket bound to `address`, for one worker's runtime.
+    fn get(&self, address: SocketAddr) -> Option<std::io::Result<TcpListener>> {
+        let bound = match self.bound.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let socket = bound.get(&address)?;
+        Some(socket.try_clone().and_then(TcpListener::from_std))
+    }
+}
+
+fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(4096)?.into_std()
+}
+
 struct Running {
     address: SocketAddr,
     accept: JoinHandle<()>,
 }
 
-/// The listeners being served.
+/// The listeners one worker accepts on.
 #[derive(Default)]
 pub struct Listeners {
     running: HashMap<String, Running>,
@@ -60,17 +123,6 @@ impl Drop for Listeners {
     }
 }
 
-fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if address.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(address)?;
-    socket.listen(4096)
-}
-
 impl Listeners {
     /// No listeners.
     pub fn new() -> Self {
@@ -85,10 +137,9 @@ impl Listeners {
             .collect()
     }
 
-    /// Starts, keeps or stops listeners to match `config`. Returns the listeners that could
-    /// not bind (the others are served).
-    pub fn reconcile(&mut self, config: &ProxyConfig, proxy: &Arc<Proxy>) -> Vec<BindError> {
-        let mut errors = Vec::new();
+    /// Starts (on the current runtime), keeps or stops accept loops to match `config`, on
+    /// the sockets in `sockets`.
+    pub fn reconcile(&mut self, config: &ProxyConfig, proxy: &Arc<Proxy>, sockets: &Sockets) {
         let wanted: HashMap<&str, &Arc<HttpListener>> = config
             .listeners
             .iter()
@@ -99,7 +150,6 @@ impl Listeners {
                 .get(name.as_str())
                 .is_some_and(|l| l.address == r.address);
             if !keep {
-                tracing::info!("listener {name:?} on {} stops accepting", r.address);
                 r.accept.abort();
             }
             keep
@@ -108,22 +158,22 @@ impl Listeners {
             if self.running.contains_key(name) {
                 continue;
             }
-            match bind(l.address) {
-                Ok(socket) => {
-                    let address = socket.local_addr().unwrap_or(l.address);
-                    tracing::info!("listener {name:?} accepting on {address}");
+            match sockets.get(l.address) {
+                Some(Ok(socket)) => {
                     let accept = tokio::spawn(accept_loop(socket, l.clone(), proxy.clone()));
-                    self.running
-                        .insert(name.to_string(), Running { address, accept });
+                    self.running.insert(
+                        name.to_string(),
+                        Running {
+                            address: l.address,
+                            accept,
+                        },
+                    );
                 }
-                Err(source) => errors.push(BindError {
-                    name: name.to_string(),
-                    address: l.address,
-                    source,
-                }),
+                Some(Err(e)) => tracing::error!("listener {name:?}: cannot accept: {e}"),
+                // Not bound: the bind error was reported when the config was applied.
+                None => {}
             }
         }
-        errors
     }
 }
 

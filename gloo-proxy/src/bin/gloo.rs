@@ -115,7 +115,10 @@ fn main() -> ExitCode {
                 status_file,
                 access_log,
             };
-            serve(workers, gloo_proxy::run::run(options, ProxyServer::new()))
+            serve(
+                Some(1),
+                gloo_proxy::run::run(options, proxy_server(workers)),
+            )
         }
         Command::Proxy {
             xds,
@@ -136,7 +139,10 @@ fn main() -> ExitCode {
                 admin: Some(admin),
                 access_log,
             };
-            serve(workers, gloo_proxy::run::shard(options, ProxyServer::new()))
+            serve(
+                Some(1),
+                gloo_proxy::run::shard(options, proxy_server(workers)),
+            )
         }
         Command::ControlPlane {
             config,
@@ -160,6 +166,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The proxy with `workers` worker threads (default: one per CPU).
+fn proxy_server(workers: Option<usize>) -> ProxyServer {
+    match workers {
+        Some(n) => ProxyServer::new().workers(n),
+        None => ProxyServer::new(),
+    }
+}
+
 fn finish(result: Result<bool, cli::CliError>, rejections_are_warnings: bool) -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -175,9 +189,11 @@ fn finish(result: Result<bool, cli::CliError>, rejections_are_warnings: bool) ->
     }
 }
 
-/// Runs a long-lived command on a multi-threaded runtime with logging to stderr.
+/// Runs a long-lived command on a multi-threaded runtime (of `threads` threads, default one
+/// per CPU) with logging to stderr. The proxy's workers run their own runtimes: the one here
+/// only carries the control plane, the admin endpoint and the xDS client.
 fn serve<E: std::fmt::Display>(
-    workers: Option<usize>,
+    threads: Option<usize>,
     task: impl std::future::Future<Output = Result<(), E>>,
 ) -> ExitCode {
     use std::io::IsTerminal;
@@ -190,7 +206,7 @@ fn serve<E: std::fmt::Display>(
         )
         .init();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = workers {
+    if let Some(n) = threads {
         builder.worker_threads(n.max(1));
     }
     let runtime = match builder.enable_all().build() {

@@ -142,7 +142,7 @@ async fn probe_once(cluster: &Cluster, endpoint: &Endpoint, probe: &Probe) -> bo
             else {
                 return false;
             };
-            match cluster.client().request(request).await {
+            match cluster.send(request, endpoint).await {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     expected

@@ -7,6 +7,7 @@
 //! address.
 
 pub mod balance;
+pub mod h1;
 pub mod health;
 
 use std::net::SocketAddr;
@@ -178,6 +179,18 @@ impl CircuitBreaker {
 /// The HTTP client (connection pool) a cluster sends with.
 pub type HttpClient = Client<HttpConnector, Body>;
 
+thread_local! {
+    /// The proxy worker this thread is (see [`set_worker`]).
+    static WORKER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks the current thread as proxy worker `index`: clusters then send through that
+/// worker's own connection pool, so a connection is only ever used by the thread (and
+/// runtime) that opened it.
+pub fn set_worker(index: usize) {
+    WORKER.with(|w| w.set(Some(index)));
+}
+
 /// A cluster at run time.
 #[derive(Debug)]
 pub struct Cluster {
@@ -190,7 +203,12 @@ pub struct Cluster {
     /// Names to resolve (STRICT_DNS / LOGICAL_DNS): (host, port, weight).
     dns: Vec<(String, u16, u32)>,
     dns_refresh: Duration,
-    client: HttpClient,
+    /// One pool per worker, and a last one for everything else (health checks, ...).
+    clients: Box<[HttpClient]>,
+    /// HTTP/1 connections per worker (the last: everything else), used in the request's
+    /// own task.
+    h1_pools: Box<[Arc<h1::Pool>]>,
+    connect_timeout: Duration,
     http2: bool,
     /// The breaker.
     pub breaker: CircuitBreaker,
@@ -245,8 +263,14 @@ fn assignment_endpoints(cla: &ClusterLoadAssignment) -> Vec<(String, u16, u32, b
 }
 
 impl Cluster {
-    /// Compiles a cluster; `stats` keeps its counters across versions of the cluster.
-    pub fn compile(pb: &PbCluster, version: &str, stats: &Stats) -> Result<Self, ClusterError> {
+    /// Compiles a cluster with a connection pool for each of `workers` workers;
+    /// `stats` keeps its counters across versions of the cluster.
+    pub fn compile(
+        pb: &PbCluster,
+        version: &str,
+        stats: &Stats,
+        workers: usize,
+    ) -> Result<Self, ClusterError> {
         let err = |message: String| ClusterError {
             cluster: pb.name.clone(),
             message,
@@ -361,7 +385,9 @@ impl Cluster {
             .pool_max_idle_per_host(1024)
             .http2_only(http2)
             .set_host(false);
-        let client = builder.build(connector);
+        let clients: Box<[HttpClient]> = (0..=workers)
+            .map(|_| builder.build(connector.clone()))
+            .collect();
         let thresholds = pb
             .circuit_breakers
             .as_ref()
@@ -428,7 +454,11 @@ impl Cluster {
             dns_refresh: dns_refresh
                 .filter(|d| !d.is_zero())
                 .unwrap_or(Duration::from_secs(5)),
-            client,
+            clients,
+            h1_pools: (0..=workers)
+                .map(|_| Arc::new(h1::Pool::default()))
+                .collect(),
+            connect_timeout,
             http2,
             breaker,
             health_check,
@@ -455,9 +485,37 @@ impl Cluster {
         self.http2
     }
 
-    /// The connection pool.
+    fn worker_index(&self) -> usize {
+        let last = self.clients.len() - 1;
+        WORKER.with(|w| w.get()).unwrap_or(last).min(last)
+    }
+
+    /// The (hyper) connection pool of the current worker, for HTTP/2 and upgrades.
     pub fn client(&self) -> &HttpClient {
-        &self.client
+        &self.clients[self.worker_index()]
+    }
+
+    /// Sends a request (its URI names the endpoint) on the current worker's connections and
+    /// returns the response: HTTP/1.1 in the calling task; HTTP/2 and protocol upgrades
+    /// through hyper's client.
+    pub async fn send(
+        &self,
+        req: http::Request<Body>,
+        endpoint: &Endpoint,
+    ) -> Result<http::Response<Body>, h1::SendError> {
+        if self.http2 || req.headers().contains_key(http::header::UPGRADE) {
+            return match self.client().request(req).await {
+                Ok(r) => Ok(r.map(Body::from)),
+                Err(e) if e.is_connect() => Err(h1::SendError::Connect(std::io::Error::other(e))),
+                Err(e) => Err(h1::SendError::Reset(std::io::Error::other(e))),
+            };
+        }
+        let pool = &self.h1_pools[self.worker_index()];
+        let exchange = h1::Exchange {
+            address: endpoint.address,
+            connect_timeout: self.connect_timeout,
+        };
+        h1::send(pool, exchange, req).await
     }
 
     /// The endpoints, healthy or not.

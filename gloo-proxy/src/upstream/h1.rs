@@ -1,0 +1,601 @@
+//! HTTP/1.1 to upstreams, in the request's own task.
+//!
+//! A general client (hyper's) runs every connection as its own task and talks to it through
+//! channels: each request then costs several task wake-ups. A proxy knows more: the worker
+//! that sends a request is the one that reads its answer. So this client writes the request
+//! and reads the answer directly on a pooled connection, in the calling task; a response that
+//! arrived whole (the common case) is handed back with its body already in memory and its
+//! connection back in the pool. Longer bodies stream from the connection, which returns to
+//! the pool when the body ends.
+//!
+//! Pools are per worker (each worker thread has its own runtime and connections), keyed by
+//! endpoint address.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body::{Body as _, Frame, SizeHint};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::body::{Body, BoxError};
+
+/// Largest response header block accepted from an upstream.
+const MAX_HEAD: usize = 64 * 1024;
+/// How long an idle pooled connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most idle connections kept per endpoint and worker.
+const MAX_IDLE: usize = 1024;
+
+/// Why a request did not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection could be made.
+    #[error("connection failure: {0}")]
+    Connect(io::Error),
+    /// The connection failed or closed before a complete response head arrived.
+    #[error("upstream reset before the response: {0}")]
+    Reset(io::Error),
+    /// The upstream answered something that is not HTTP/1.
+    #[error("invalid response from upstream: {0}")]
+    Protocol(String),
+}
+
+impl SendError {
+    /// Whether the connection could not be made at all.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, SendError::Connect(_))
+    }
+}
+
+/// An open connection with what has been read past the last response.
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    idle_since: Instant,
+}
+
+/// Idle connections of one worker, by endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    idle: Mutex<HashMap<SocketAddr, Vec<Conn>>>,
+}
+
+impl Pool {
+    fn take(&self, address: SocketAddr) -> Option<Conn> {
+        let mut idle = self.idle.lock().ok()?;
+        let conns = idle.get_mut(&address)?;
+        while let Some(conn) = conns.pop() {
+            if conn.idle_since.elapsed() < IDLE_TIMEOUT {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn put(&self, address: SocketAddr, mut conn: Conn) {
+        conn.idle_since = Instant::now();
+        if let Ok(mut idle) = self.idle.lock() {
+            let conns = idle.entry(address).or_default();
+            if conns.len() < MAX_IDLE {
+                conns.push(conn);
+            }
+        }
+    }
+}
+
+/// Options for one exchange.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exchange {
+    pub(crate) address: SocketAddr,
+    pub(crate) connect_timeout: Duration,
+}
+
+fn write_head(out: &mut BytesMut, req: &http::request::Parts, body_len: Option<u64>) {
+    use std::fmt::Write;
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(
+        req.uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .as_bytes(),
+    );
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &req.headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match body_len {
+        Some(0) if !method_expects_body(&req.method) => {}
+        Some(n) => {
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn method_expects_body(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    )
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body (HEAD, 204, 304).
+    Empty,
+    /// This many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Until the connection closes.
+    Close,
+}
+
+struct Head {
+    response: Response<()>,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, SendError> {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > MAX_HEAD {
+                return Err(SendError::Protocol("response head too large".into()));
+            }
+            return Ok(None);
+        }
+        Err(e) => return Err(SendError::Protocol(e.to_string())),
+    };
+    let code = parsed.code.unwrap_or(0);
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| SendError::Protocol(format!("invalid status {code}")))?;
+    let http10 = parsed.version == Some(0);
+    let mut map = HeaderMap::with_capacity(parsed.headers.len());
+    let mut framing = None;
+    let mut keep_alive = !http10;
+    let mut chunked = false;
+    // Offsets into the head so values can share its bytes instead of copying them.
+    let base = buf.as_ptr() as usize;
+    let spans: Vec<(HeaderName, usize, usize)> = parsed
+        .headers
+        .iter()
+        .map(|h| {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| SendError::Protocol(format!("invalid header name {:?}", h.name)))?;
+            let start = h.value.as_ptr() as usize - base;
+            Ok((name, start, start + h.value.len()))
+        })
+        .collect::<Result<_, SendError>>()?;
+    let head = buf.split_to(len).freeze();
+    for (name, start, end) in spans {
+        let raw = head.slice(start..end);
+        if name == header::CONTENT_LENGTH {
+            let n = std::str::from_utf8(&raw)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| SendError::Protocol("invalid content-length".into()))?;
+            if framing.is_some_and(|f| f != Framing::Length(n)) {
+                return Err(SendError::Protocol("conflicting content-length".into()));
+            }
+            framing = Some(Framing::Length(n));
+        } else if name == header::TRANSFER_ENCODING {
+            chunked = raw
+                .split(|b| *b == b',')
+                .next_back()
+                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            let v = raw.to_ascii_lowercase();
+            if v.windows(5).any(|w| w == b"close") {
+                keep_alive = false;
+            } else if v.windows(10).any(|w| w == b"keep-alive") {
+                keep_alive = true;
+            }
+        }
+        let value = HeaderValue::from_maybe_shared(raw)
+            .map_err(|_| SendError::Protocol("invalid header value".into()))?;
+        map.append(name, value);
+    }
+    let framing = if head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Empty
+    } else if chunked {
+        // Transfer-Encoding wins over Content-Length (RFC 9112 6.3).
+        map.remove(header::CONTENT_LENGTH);
+        Framing::Chunked
+    } else {
+        framing.unwrap_or(Framing::Close)
+    };
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = if http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    *response.headers_mut() = map;
+    Ok(Some(Head {
+        response,
+        framing,
+        keep_alive: keep_alive && framing != Framing::Close,
+    }))
+}
+
+async fn connect(exchange: &Exchange) -> Result<Conn, SendError> {
+    let stream = tokio::time::timeout(
+        exchange.connect_timeout,
+        TcpStream::connect(exchange.address),
+    )
+    .await
+    .map_err(|_| SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timeout")))?
+    .map_err(SendError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    Ok(Conn {
+        stream,
+        buf: BytesMut::with_capacity(8 * 1024),
+        idle_since: Instant::now(),
+    })
+}
+
+/// Whether an idle connection is still open and quiet (no bytes, no EOF pending).
+fn still_open(conn: &Conn) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(conn.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Sends `req` (whose URI carries the path; the Host header is as given) to the exchange's
+/// endpoint and returns the response. A pooled connection that turns out to be closed is
+/// replaced by a fresh one when the request can be sent again.
+pub(crate) async fn send(
+    pool: &Arc<Pool>,
+    exchange: Exchange,
+    req: Request<Body>,
+) -> Result<Response<Body>, SendError> {
+    let head_request = req.method() == http::Method::HEAD;
+    let replayable = req.body().as_bytes().is_some() || req.body().is_end_stream();
+    let (parts, body) = req.into_parts();
+    let full = if body.is_end_stream() {
+        Some(Bytes::new())
+    } else {
+        body.as_bytes().map(Bytes::copy_from_slice)
+    };
+    let mut body = Some(body);
+    let mut pooled = pool.take(exchange.address);
+    if let Some(conn) = &pooled {
+        if !replayable && !still_open(conn) {
+            pooled = None;
+        }
+    }
+    let reused = pooled.is_some();
+    let mut conn = match pooled {
+        Some(c) => c,
+        None => connect(&exchange).await?,
+    };
+    match exchange_on(&mut conn, &parts, full.as_ref(), &mut body, head_request).await {
+        Ok(head) => Ok(finish(pool.clone(), exchange.address, conn, head)),
+        // A kept-alive connection the upstream had closed: try once more on a new one.
+        Err(ExchangeError::Stale(_)) if reused && full.is_some() => {
+            let mut conn = connect(&exchange).await?;
+            match exchange_on(&mut conn, &parts, full.as_ref(), &mut body, head_request).await {
+                Ok(head) => Ok(finish(pool.clone(), exchange.address, conn, head)),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+enum ExchangeError {
+    /// Nothing was read: the connection was closed or reset under us.
+    Stale(io::Error),
+    Other(SendError),
+}
+
+impl From<ExchangeError> for SendError {
+    fn from(e: ExchangeError) -> Self {
+        match e {
+            ExchangeError::Stale(e) => SendError::Reset(e),
+            ExchangeError::Other(e) => e,
+        }
+    }
+}
+
+async fn exchange_on(
+    conn: &mut Conn,
+    req: &http::request::Parts,
+    full: Option<&Bytes>,
+    body: &mut Option<Body>,
+    head_request: bool,
+) -> Result<Head, ExchangeError> {
+    let mut out = BytesMut::with_capacity(512 + full.map(|b| b.len()).unwrap_or(0));
+    match full {
+        Some(bytes) => {
+            // Head and body in one write.
+            write_head(&mut out, req, Some(bytes.len() as u64));
+            out.extend_from_slice(bytes);
+            conn.stream
+                .write_all(&out)
+                .await
+                .map_err(ExchangeError::Stale)?;
+        }
+        None => {
+            let declared = req
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            write_head(&mut out, req, declared);
+            conn.stream
+                .write_all(&out)
+                .await
+                .map_err(ExchangeError::Stale)?;
+            if let Some(mut b) = body.take() {
+                stream_body(&mut conn.stream, &mut b, declared.is_none())
+                    .await
+                    .map_err(|e| ExchangeError::Other(SendError::Reset(e)))?;
+            }
+        }
+    }
+    conn.buf.clear();
+    loop {
+        if !conn.buf.is_empty() {
+            match parse_head(&mut conn.buf, head_request) {
+                Ok(Some(head)) if head.response.status() == StatusCode::CONTINUE => continue,
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
+                Err(e) => return Err(ExchangeError::Other(e)),
+            }
+        }
+        let before = conn.buf.len();
+        conn.buf.reserve(4096);
+        match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) if before == 0 => {
+                return Err(ExchangeError::Stale(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed before the response",
+                )))
+            }
+            Ok(0) => {
+                return Err(ExchangeError::Other(SendError::Reset(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed in the response head",
+                ))))
+            }
+            Ok(_) => {}
+            Err(e) if before == 0 => return Err(ExchangeError::Stale(e)),
+            Err(e) => return Err(ExchangeError::Other(SendError::Reset(e))),
+        }
+    }
+}
+
+async fn stream_body(stream: &mut TcpStream, body: &mut Body, chunked: bool) -> io::Result<()> {
+    use http_body_util::BodyExt;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(io::Error::other)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            stream
+                .write_all(format!("{:x}\r\n", data.len()).as_bytes())
+                .await?;
+            stream.write_all(&data).await?;
+            stream.write_all(b"\r\n").await?;
+        } else {
+            stream.write_all(&data).await?;
+        }
+    }
+    if chunked {
+        stream.write_all(b"0\r\n\r\n").await?;
+    }
+    Ok(())
+}
+
+/// Turns a parsed head into the response, with the body in memory when it is all there.
+fn finish(pool: Arc<Pool>, address: SocketAddr, mut conn: Conn, head: Head) -> Response<Body> {
+    let Head {
+        response,
+        framing,
+        keep_alive,
+    } = head;
+    let (parts, ()) = response.into_parts();
+    match framing {
+        Framing::Empty => {
+            if keep_alive && conn.buf.is_empty() {
+                pool.put(address, conn);
+            }
+            Response::from_parts(parts, Body::empty())
+        }
+        Framing::Length(n) if conn.buf.len() as u64 >= n => {
+            let body = conn.buf.split_to(n as usize).freeze();
+            if keep_alive && conn.buf.is_empty() {
+                pool.put(address, conn);
+            }
+            Response::from_parts(parts, Body::full(body))
+        }
+        _ => {
+            let state = match framing {
+                Framing::Length(n) => State::Length(n),
+                Framing::Chunked => State::ChunkSize,
+                _ => State::UntilClose,
+            };
+            let body = UpstreamBody {
+                conn: Some(conn),
+                state,
+                keep_alive,
+                pool,
+                address,
+            };
+            Response::from_parts(parts, Body::new(body))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Length(u64),
+    ChunkSize,
+    ChunkData(u64),
+    ChunkDataEnd,
+    Trailers,
+    UntilClose,
+    Done,
+}
+
+/// A response body streamed from its connection, which goes back to the pool at the end.
+struct UpstreamBody {
+    conn: Option<Conn>,
+    state: State,
+    keep_alive: bool,
+    pool: Arc<Pool>,
+    address: SocketAddr,
+}
+
+fn poll_fill(conn: &mut Conn, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    conn.buf.reserve(8 * 1024);
+    tokio_util::io::poll_read_buf(Pin::new(&mut conn.stream), cx, &mut conn.buf)
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.state {
+                State::Done => {
+                    if let Some(conn) = this.conn.take() {
+                        if this.keep_alive && conn.buf.is_empty() {
+                            this.pool.put(this.address, conn);
+                        }
+                    }
+                    return Poll::Ready(None);
+                }
+                State::Length(0) => this.state = State::Done,
+                State::Length(n) | State::ChunkData(n) => {
+                    if conn.buf.is_empty() {
+                        let read = ready!(poll_fill(conn, cx))?;
+                        if read == 0 {
+                            this.conn = None;
+                            return Poll::Ready(Some(
+                                Err("upstream closed inside the body".into()),
+                            ));
+                        }
+                    }
+                    let take = (conn.buf.len() as u64).min(n) as usize;
+                    let data = conn.buf.split_to(take).freeze();
+                    let left = n - take as u64;
+                    this.state = match this.state {
+                        State::Length(_) => State::Length(left),
+                        _ if left == 0 => State::ChunkDataEnd,
+                        _ => State::ChunkData(left),
+                    };
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                State::ChunkSize | State::ChunkDataEnd | State::Trailers => {
+                    let Some(end) = find_crlf(&conn.buf) else {
+                        if conn.buf.len() > MAX_HEAD {
+                            this.conn = None;
+                            return Poll::Ready(Some(Err("chunk header too long".into())));
+                        }
+                        let read = ready!(poll_fill(conn, cx))?;
+                        if read == 0 {
+                            this.conn = None;
+                            return Poll::Ready(Some(
+                                Err("upstream closed inside the body".into()),
+                            ));
+                        }
+                        continue;
+                    };
+                    let line = conn.buf.split_to(end + 2);
+                    let line = &line[..end];
+                    this.state = match this.state {
+                        State::ChunkDataEnd if line.is_empty() => State::ChunkSize,
+                        State::ChunkDataEnd => {
+                            this.conn = None;
+                            return Poll::Ready(Some(Err("missing CRLF after a chunk".into())));
+                        }
+                        State::Trailers if line.is_empty() => State::Done,
+                        State::Trailers => State::Trailers,
+                        _ => {
+                            let size = line.split(|b| *b == b';').next().unwrap_or(&[]);
+                            let size = std::str::from_utf8(size)
+                                .ok()
+                                .and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
+                            match size {
+                                Some(0) => State::Trailers,
+                                Some(n) => State::ChunkData(n),
+                                None => {
+                                    this.conn = None;
+                                    return Poll::Ready(Some(Err("invalid chunk size".into())));
+                                }
+                            }
+                        }
+                    };
+                }
+                State::UntilClose => {
+                    if conn.buf.is_empty() {
+                        let read = ready!(poll_fill(conn, cx))?;
+                        if read == 0 {
+                            this.conn = None;
+                            return Poll::Ready(None);
+                        }
+                    }
+                    let data = conn.buf.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.conn.is_none() || self.state == State::Length(0) || self.state == State::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            State::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+}
