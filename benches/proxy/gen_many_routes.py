@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Writes the 1,000-route / 100-upstream config of the data-plane comparison to DIR: the same
-gateway as one-route/, with 999 routes (prefix, exact, regex and header matchers mixed) ahead of
+"""Writes the 1,000-route / 100-upstream config of the data-plane comparison to DIR (listening
+on PORT, default 18090, like one-route/), with 999 routes (prefix, exact, regex and header matchers mixed) ahead of
 the catch-all that the benchmark's requests take, spread over 100 upstreams (all the backend)."""
 import os, sys
 
 out = sys.argv[1]
+port = sys.argv[2] if len(sys.argv) > 2 else "18090"
 os.makedirs(out, exist_ok=True)
-docs = [open(os.path.join(os.path.dirname(__file__), "one-route", "gateway.yaml")).read().split("---")[0]]
+gateway = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "one-route", "gateway.yaml")).read().split("---")[0]
+docs = [gateway.replace("bindPort: 18090", f"bindPort: {port}")]
 for u in range(100):
     docs.append(f"""apiVersion: gloo.solo.io/v1
 kind: Upstream

@@ -154,8 +154,8 @@ pub struct ConnectionSettings {
     pub generate_request_id: bool,
     /// The `server` header of responses.
     pub server_name: http::HeaderValue,
-    /// Pass the upstream's `server` header through instead of overwriting it.
-    pub pass_through_server: bool,
+    /// What happens to the `server` header of responses.
+    pub server_header: ServerHeader,
     /// Largest request header block.
     pub max_request_headers_bytes: usize,
     /// Whole-request timeout (none: disabled).
@@ -164,6 +164,17 @@ pub struct ConnectionSettings {
     pub idle_timeout: Option<Duration>,
     /// Protocol upgrades that are allowed (lower-case `Upgrade` values, e.g. `websocket`).
     pub upgrades: Vec<String>,
+}
+
+/// Envoy's `server_header_transformation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerHeader {
+    /// Always `server_name`.
+    Overwrite,
+    /// `server_name` when the upstream sent none.
+    AppendIfAbsent,
+    /// Whatever the upstream sent (or nothing).
+    PassThrough,
 }
 
 /// Envoy's `path_with_escaped_slashes_action`.
@@ -212,8 +223,13 @@ impl ConnectionSettings {
             generate_request_id: hcm.generate_request_id.as_ref().is_none_or(|b| b.value),
             server_name: http::HeaderValue::from_str(server_name)
                 .map_err(|_| format!("invalid server_name {server_name:?}"))?,
-            pass_through_server: hcm.server_header_transformation
-                == ServerHeaderTransformation::PassThrough as i32,
+            server_header: match ServerHeaderTransformation::try_from(
+                hcm.server_header_transformation,
+            ) {
+                Ok(ServerHeaderTransformation::AppendIfAbsent) => ServerHeader::AppendIfAbsent,
+                Ok(ServerHeaderTransformation::PassThrough) => ServerHeader::PassThrough,
+                _ => ServerHeader::Overwrite,
+            },
             max_request_headers_bytes: hcm
                 .max_request_headers_kb
                 .as_ref()

@@ -17,7 +17,7 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 
 use crate::body::Body;
-use crate::config::{ConnectionSettings, EscapedSlashes, HttpListener, ProxyConfig};
+use crate::config::{ConnectionSettings, EscapedSlashes, HttpListener, ProxyConfig, ServerHeader};
 use crate::router::action::{split_port, Action, Forward, HeaderOps, HostRewrite};
 use crate::router::matcher::RequestView;
 use crate::router::{Route, RouteTable, VirtualHost};
@@ -166,7 +166,12 @@ impl Proxy {
 
 /// Sets the `server` header, as Envoy's connection manager does.
 fn finalize(response: &mut Response<Body>, settings: &ConnectionSettings) {
-    if !settings.pass_through_server || !response.headers().contains_key(header::SERVER) {
+    let set = match settings.server_header {
+        ServerHeader::Overwrite => true,
+        ServerHeader::AppendIfAbsent => !response.headers().contains_key(header::SERVER),
+        ServerHeader::PassThrough => false,
+    };
+    if set {
         response
             .headers_mut()
             .insert(header::SERVER, settings.server_name.clone());

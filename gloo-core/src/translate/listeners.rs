@@ -218,6 +218,26 @@ fn http_connection_manager(
         if let Some(v) = s.normalize_path {
             hcm.normalize_path = Some(BoolValue { value: v });
         }
+        if let Some(a) = s.path_with_escaped_slashes_action {
+            use crate::model::listener_options::PathWithEscapedSlashesAction as Gloo;
+            use http_connection_manager::PathWithEscapedSlashesAction as Envoy;
+            hcm.path_with_escaped_slashes_action = match a {
+                Gloo::ImplementationSpecificDefault => Envoy::ImplementationSpecificDefault,
+                Gloo::KeepUnchanged => Envoy::KeepUnchanged,
+                Gloo::RejectRequest => Envoy::RejectRequest,
+                Gloo::UnescapeAndRedirect => Envoy::UnescapeAndRedirect,
+                Gloo::UnescapeAndForward => Envoy::UnescapeAndForward,
+            } as i32;
+        }
+        if let Some(t) = s.server_header_transformation {
+            use crate::model::listener_options::ServerHeaderTransformation as Gloo;
+            use http_connection_manager::ServerHeaderTransformation as Envoy;
+            hcm.server_header_transformation = match t {
+                Gloo::Overwrite => Envoy::Overwrite,
+                Gloo::AppendIfAbsent => Envoy::AppendIfAbsent,
+                Gloo::PassThrough => Envoy::PassThrough,
+            } as i32;
+        }
     }
     hcm.upgrade_configs = upgrade_configs(settings.map(|s| s.upgrades.as_slice()).unwrap_or(&[]));
     hcm

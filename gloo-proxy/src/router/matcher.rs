@@ -302,6 +302,8 @@ impl QueryMatch {
 #[derive(Debug, Clone)]
 pub(crate) struct RouteMatcher {
     pub(crate) path: PathMatch,
+    /// The literal every matching path starts with (see [`RouteMatcher::literal_prefix`]).
+    literal: String,
     case_sensitive: bool,
     headers: Vec<HeaderMatch>,
     query: Vec<QueryMatch>,
@@ -337,8 +339,22 @@ impl RouteMatcher {
                 "{at}: runtime_fraction is ignored (no runtime); the route always matches"
             );
         }
+        let literal = if !case_sensitive {
+            String::new()
+        } else {
+            match (&path, &m.path_specifier) {
+                (PathMatch::Prefix(p) | PathMatch::Exact(p) | PathMatch::SeparatedPrefix(p), _) => {
+                    p.clone()
+                }
+                (PathMatch::Regex(_), Some(PathSpecifier::SafeRegex(r))) => {
+                    regex_literal_prefix(&r.regex)
+                }
+                _ => String::new(),
+            }
+        };
         Ok(RouteMatcher {
             path,
+            literal,
             case_sensitive,
             headers: m
                 .headers
@@ -358,15 +374,8 @@ impl RouteMatcher {
 
     /// The literal every matching path (query included) starts with, used to index routes;
     /// case-insensitive paths and regexes without a literal start give "".
-    pub(crate) fn literal_prefix(&self) -> String {
-        if !self.case_sensitive {
-            return String::new();
-        }
-        match &self.path {
-            PathMatch::Prefix(p) | PathMatch::Exact(p) | PathMatch::SeparatedPrefix(p) => p.clone(),
-            PathMatch::Regex(r) => regex_literal_prefix(r.as_str()),
-            PathMatch::Connect => String::new(),
-        }
+    pub(crate) fn literal_prefix(&self) -> &str {
+        &self.literal
     }
 
     pub(crate) fn matches(&self, req: &RequestView<'_>) -> bool {
@@ -433,7 +442,7 @@ impl RouteMatcher {
 /// The literal text a regex's matches start with (conservative: stops at the first
 /// metacharacter, and gives up on top-level alternation).
 fn regex_literal_prefix(pattern: &str) -> String {
-    if pattern.contains('|') {
+    if pattern.contains('|') || pattern.starts_with('^') {
         return String::new();
     }
     let mut out = String::new();

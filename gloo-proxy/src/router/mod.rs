@@ -171,7 +171,7 @@ impl PathIndex {
         for (i, r) in routes.iter().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             by_literal
-                .entry(r.matcher.literal_prefix().into_boxed_str())
+                .entry(r.matcher.literal_prefix().into())
                 .or_default()
                 .push(index);
         }
@@ -184,8 +184,9 @@ impl PathIndex {
         }
     }
 
-    /// The candidate lists for `path` (each ascending).
-    fn candidates<'a>(&'a self, path: &str, out: &mut Vec<&'a [u32]>) {
+    /// Calls `each` with the candidate lists for `path` (each ascending), shortest literal
+    /// first.
+    fn candidates<'a>(&'a self, path: &str, mut each: impl FnMut(&'a [u32])) {
         let bytes = path.as_bytes();
         for &len in &self.lengths {
             if len > bytes.len() {
@@ -193,7 +194,7 @@ impl PathIndex {
             }
             let Some(key) = path.get(..len) else { continue };
             if let Some(list) = self.by_literal.get(key) {
-                out.push(list);
+                each(list);
             }
         }
     }
@@ -255,21 +256,54 @@ impl VirtualHost {
 
     /// The first route matching `req`, with its index.
     pub fn find(&self, req: &RequestView<'_>) -> Option<(usize, &Route)> {
-        let mut lists: Vec<&[u32]> = Vec::with_capacity(4);
-        self.index.candidates(req.path, &mut lists);
+        // Few literals are ever prefixes of one path: keep their lists on the stack.
+        const INLINE: usize = 8;
+        let mut inline: [&[u32]; INLINE] = [&[]; INLINE];
+        let mut spill: Vec<&[u32]> = Vec::new();
+        let mut count = 0;
+        self.index.candidates(req.path, |list| {
+            if count < INLINE {
+                inline[count] = list;
+            } else {
+                spill.push(list);
+            }
+            count += 1;
+        });
+        let lists: &[&[u32]] = if count <= INLINE {
+            &inline[..count]
+        } else {
+            spill.splice(0..0, inline.iter().copied());
+            &spill
+        };
+        if let [only] = lists {
+            return only.iter().find_map(|&i| {
+                let route = &self.routes[i as usize];
+                route.matcher.matches(req).then_some((i as usize, route))
+            });
+        }
         // A k-way merge of the ascending candidate lists: evaluate in list order.
-        let mut cursors = vec![0usize; lists.len()];
+        let mut cursors = [0usize; INLINE];
+        let mut spill_cursors = vec![0usize; lists.len().saturating_sub(INLINE)];
         loop {
             let mut best: Option<(usize, u32)> = None;
             for (l, list) in lists.iter().enumerate() {
-                if let Some(&i) = list.get(cursors[l]) {
+                let at = if l < INLINE {
+                    cursors[l]
+                } else {
+                    spill_cursors[l - INLINE]
+                };
+                if let Some(&i) = list.get(at) {
                     if best.is_none_or(|(_, b)| i < b) {
                         best = Some((l, i));
                     }
                 }
             }
             let (l, i) = best?;
-            cursors[l] += 1;
+            if l < INLINE {
+                cursors[l] += 1;
+            } else {
+                spill_cursors[l - INLINE] += 1;
+            }
             let route = &self.routes[i as usize];
             if route.matcher.matches(req) {
                 return Some((i as usize, route));
@@ -505,6 +539,35 @@ mod tests {
         assert_eq!(routed(&t, "x", "/api/v1/users").unwrap().1, "first");
         assert_eq!(routed(&t, "x", "/api/v2").unwrap().1, "catch-all");
         assert_eq!(routed(&t, "x", "/other").unwrap().1, "catch-all");
+    }
+
+    #[test]
+    fn regex_routes_are_indexed_by_their_literal_start() {
+        let mut regex = prefix_route("/", "users");
+        regex.r#match = Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::SafeRegex(
+                envoy_types::pb::envoy::r#type::matcher::v3::RegexMatcher {
+                    regex: "/users/[0-9]+".into(),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        });
+        let t = table(vec![(
+            "h",
+            vec!["*"],
+            vec![regex, prefix_route("/", "rest")],
+        )]);
+        let vhost = &t.virtual_hosts()[0];
+        let mut seen = Vec::new();
+        vhost.index.candidates("/", |l| seen.extend_from_slice(l));
+        assert_eq!(
+            seen,
+            vec![1],
+            "a request for / never evaluates the /users regex"
+        );
+        assert_eq!(routed(&t, "x", "/users/42").unwrap().1, "users");
+        assert_eq!(routed(&t, "x", "/users/x").unwrap().1, "rest");
     }
 
     #[test]

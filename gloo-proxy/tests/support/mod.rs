@@ -230,6 +230,14 @@ impl Proc {
     }
 }
 
+impl Proc {
+    /// Kills the process now and reaps it (its logs stay readable).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -390,4 +398,413 @@ pub fn plain_lines(text: &str) -> Vec<String> {
         }
     }
     plain.lines().map(str::to_string).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A scriptable HTTP/1.1 backend
+
+/// What a [`Backend`] answers to requests other than its health checks; can be changed while
+/// it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// 200 to everything.
+    Ok,
+    /// This status to everything.
+    Status(u16),
+    /// 503 to the 1st, 3rd, 5th... request (counted from when the behaviour was set), 200 to
+    /// the others.
+    FailEveryOther,
+    /// Wait this many milliseconds, then 200.
+    DelayMs(u64),
+}
+
+/// The path a [`Backend`] answers with its health status instead of its behaviour.
+pub const HEALTH_PATH: &str = "/healthz";
+
+/// A request as a [`Backend`] read it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    /// The request target exactly as received.
+    pub target: String,
+    /// In order, names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug)]
+struct BackendState {
+    name: String,
+    behaviour: std::sync::Mutex<(Behaviour, u64)>,
+    health_status: std::sync::atomic::AtomicU16,
+    health_checks: std::sync::atomic::AtomicU64,
+    seen: std::sync::Mutex<Vec<Seen>>,
+    in_flight: std::sync::atomic::AtomicU32,
+    max_in_flight: std::sync::atomic::AtomicU32,
+    ambiguous: std::sync::Mutex<Vec<String>>,
+}
+
+/// An HTTP/1.1 backend on 127.0.0.1 (a free port) that records every request it reads and
+/// answers as its [`Behaviour`] says, with `x-backend: NAME` and its name as the body.
+/// `GET /healthz` is answered with the health status (200 unless set) and only counted.
+///
+/// Its parser prefers `Content-Length` when a request also says `Transfer-Encoding` (as a
+/// lenient origin server would), so a proxy that forwards ambiguous framing lets a smuggled
+/// request through to it; such requests are also recorded in [`Backend::ambiguous`].
+/// It serves keep-alive connections, each on its own thread, for the life of the test process.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    pub name: String,
+    pub port: u16,
+    state: std::sync::Arc<BackendState>,
+}
+
+impl Backend {
+    /// Starts a backend named `name`.
+    pub fn start(name: &str) -> Backend {
+        use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a backend");
+        let port = listener.local_addr().expect("backend address").port();
+        let state = std::sync::Arc::new(BackendState {
+            name: name.to_string(),
+            behaviour: std::sync::Mutex::new((Behaviour::Ok, 0)),
+            health_status: AtomicU16::new(200),
+            health_checks: AtomicU64::new(0),
+            seen: std::sync::Mutex::new(Vec::new()),
+            in_flight: AtomicU32::new(0),
+            max_in_flight: AtomicU32::new(0),
+            ambiguous: std::sync::Mutex::new(Vec::new()),
+        });
+        let accept_state = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = accept_state.clone();
+                std::thread::spawn(move || {
+                    let _ = backend_connection(stream, &state);
+                });
+            }
+        });
+        Backend {
+            name: name.to_string(),
+            port,
+            state,
+        }
+    }
+
+    /// Changes what it answers from now on.
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *self.state.behaviour.lock().unwrap() = (behaviour, 0);
+    }
+
+    /// The status `GET /healthz` gets from now on.
+    pub fn set_health(&self, status: u16) {
+        self.state
+            .health_status
+            .store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many health checks it answered.
+    pub fn health_checks(&self) -> u64 {
+        self.state
+            .health_checks
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Every request other than health checks, in arrival order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    /// How many requests other than health checks arrived.
+    pub fn count(&self) -> usize {
+        self.state.seen.lock().unwrap().len()
+    }
+
+    /// The most requests it was ever answering at once.
+    pub fn max_in_flight(&self) -> u32 {
+        self.state
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Requests that arrived with ambiguous framing (both `Content-Length` and
+    /// `Transfer-Encoding`, several `Content-Length`s, or a `Transfer-Encoding` other than
+    /// `chunked`), as their request lines.
+    pub fn ambiguous(&self) -> Vec<String> {
+        self.state.ambiguous.lock().unwrap().clone()
+    }
+}
+
+fn backend_line(reader: &mut impl io::BufRead) -> io::Result<Option<String>> {
+    let mut line = Vec::new();
+    if reader.read_until(b'\n', &mut line)? == 0 {
+        return Ok(None);
+    }
+    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        line.pop();
+    }
+    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+}
+
+/// Reads one request; `None` when the peer closed the connection between requests.
+fn backend_request(
+    reader: &mut impl io::BufRead,
+    state: &BackendState,
+) -> io::Result<Option<Seen>> {
+    let request_line = loop {
+        match backend_line(reader)? {
+            None => return Ok(None),
+            Some(line) if line.is_empty() => continue,
+            Some(line) => break line,
+        }
+    };
+    let mut parts = request_line.splitn(3, ' ');
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+        return Err(invalid("bad request line"));
+    };
+    let mut headers = Vec::new();
+    loop {
+        let line = backend_line(reader)?.ok_or_else(|| invalid("eof in headers"))?;
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| invalid("bad header line"))?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let lengths: Vec<&str> = headers
+        .iter()
+        .filter(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let codings: Vec<&str> = headers
+        .iter()
+        .filter(|(k, _)| k == "transfer-encoding")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let ambiguous = lengths.len() > 1
+        || (!lengths.is_empty() && !codings.is_empty())
+        || codings.len() > 1
+        || codings
+            .first()
+            .is_some_and(|c| !c.trim().eq_ignore_ascii_case("chunked"));
+    if ambiguous {
+        state.ambiguous.lock().unwrap().push(request_line.clone());
+    }
+    let mut body = Vec::new();
+    // Lenient on purpose: Content-Length first (see `Backend`).
+    if let Some(length) = lengths.first() {
+        let length: usize = length
+            .trim()
+            .parse()
+            .map_err(|_| invalid("bad content-length"))?;
+        body = vec![0; length];
+        reader.read_exact(&mut body)?;
+    } else if !codings.is_empty() {
+        loop {
+            let size_line = backend_line(reader)?.ok_or_else(|| invalid("eof in chunks"))?;
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| invalid("bad chunk size"))?;
+            if size == 0 {
+                while backend_line(reader)?.is_some_and(|l| !l.is_empty()) {}
+                break;
+            }
+            let mut chunk = vec![0; size];
+            reader.read_exact(&mut chunk)?;
+            body.extend_from_slice(&chunk);
+            backend_line(reader)?;
+        }
+    }
+    Ok(Some(Seen {
+        method: method.to_string(),
+        target: target.to_string(),
+        headers,
+        body,
+    }))
+}
+
+fn backend_connection(stream: TcpStream, state: &BackendState) -> io::Result<()> {
+    use std::sync::atomic::Ordering;
+    // Proxies keep idle upstream connections open; a thread per connection just waits.
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    stream.set_nodelay(true)?;
+    let mut reader = io::BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    while let Some(request) = backend_request(&mut reader, state)? {
+        let close = request
+            .header("connection")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("close"));
+        let status = if request.method == "GET" && request.target == HEALTH_PATH {
+            state.health_checks.fetch_add(1, Ordering::SeqCst);
+            state.health_status.load(Ordering::SeqCst)
+        } else {
+            state.seen.lock().unwrap().push(request);
+            let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            let behaviour = {
+                let mut b = state.behaviour.lock().unwrap();
+                b.1 += 1;
+                *b
+            };
+            let status = match behaviour {
+                (Behaviour::Ok, _) => 200,
+                (Behaviour::Status(s), _) => s,
+                (Behaviour::FailEveryOther, n) if n % 2 == 1 => 503,
+                (Behaviour::FailEveryOther, _) => 200,
+                (Behaviour::DelayMs(ms), _) => {
+                    std::thread::sleep(Duration::from_millis(ms));
+                    200
+                }
+            };
+            state.in_flight.fetch_sub(1, Ordering::SeqCst);
+            status
+        };
+        let body = &state.name;
+        let mut head = format!(
+            "HTTP/1.1 {status} Test\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-backend: {}\r\n",
+            body.len(),
+            state.name
+        );
+        if close {
+            head.push_str("connection: close\r\n");
+        }
+        head.push_str("\r\n");
+        // One write: a second small one would wait for the proxy's delayed ACK (Nagle).
+        head.push_str(body);
+        writer.write_all(head.as_bytes())?;
+        writer.flush()?;
+        if close {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// gloo run, gloo proxy and their admin endpoint
+
+/// Starts `gloo <args...> --admin 127.0.0.1:<admin>` (logging into `log_dir` as `name`) and
+/// waits until its admin `/ready` answers 200. Panics with its logs if it exits or does not
+/// get there in time.
+pub fn gloo_ready(name: &'static str, args: &[&str], admin: u16, log_dir: &Path) -> Proc {
+    let mut gloo = Proc::spawn(
+        name,
+        Command::new(env!("CARGO_BIN_EXE_gloo"))
+            .args(args)
+            .arg("--admin")
+            .arg(format!("127.0.0.1:{admin}"))
+            .env("RUST_LOG", "info"),
+        log_dir,
+    );
+    if let Err(e) = poll(&format!("{name}'s admin /ready"), || {
+        gloo.check_running()?;
+        let r = http_get(admin, "/ready").map_err(|e| e.to_string())?;
+        if r.status == 200 {
+            Ok(())
+        } else {
+            Err(format!("{} {}", r.status, r.body.trim()))
+        }
+    }) {
+        panic!("{e}\n{}", gloo.logs());
+    }
+    gloo
+}
+
+/// Starts `gloo run --config <config_dir> --admin 127.0.0.1:<admin>` and waits until it is
+/// ready (see [`gloo_ready`]).
+pub fn gloo_run(config_dir: &Path, admin: u16, log_dir: &Path) -> Proc {
+    let config = config_dir.display().to_string();
+    gloo_ready("gloo-run", &["run", "--config", &config], admin, log_dir)
+}
+
+/// `GET path` on the admin endpoint; panics if it does not answer 200.
+pub fn admin_get(admin: u16, path: &str) -> String {
+    let r = http_get(admin, path).unwrap_or_else(|e| panic!("admin {path}: {e}"));
+    assert_eq!(r.status, 200, "admin {path}: {}", r.body);
+    r.body
+}
+
+/// The value of the Prometheus sample `metric{cluster_name="<cluster>"}` at the admin
+/// endpoint's `/stats/prometheus`; `None` if there is no such sample.
+pub fn cluster_stat(admin: u16, metric: &str, cluster: &str) -> Option<f64> {
+    let text = admin_get(admin, "/stats/prometheus");
+    let prefix = format!("{metric}{{cluster_name=\"{cluster}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Whether each endpoint of `cluster` is healthy, by address, as the admin `/config_dump`'s
+/// `live_endpoints` says.
+pub fn live_endpoints(admin: u16, cluster: &str) -> Vec<(String, bool)> {
+    let dump: serde_json::Value = serde_json::from_str(&admin_get(admin, "/config_dump"))
+        .unwrap_or_else(|e| panic!("/config_dump is not JSON: {e}"));
+    dump["live_endpoints"][cluster]
+        .as_array()
+        .map(|endpoints| {
+            endpoints
+                .iter()
+                .map(|e| {
+                    (
+                        e["address"].as_str().unwrap_or_default().to_string(),
+                        e["healthy"].as_bool().unwrap_or(false),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes `contents` to `path` atomically (a hidden file beside it, then a rename), as
+/// Kubernetes' volume updates and careful editors do: a watcher never reads half a file.
+pub fn write_atomically(path: &Path, contents: &str) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    fs::write(&tmp, contents).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+    fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename to {}: {e}", path.display()));
+}
+
+/// Every file of a config directory with its contents, for a failure message.
+pub fn config_files_text(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    for path in entries {
+        out.push_str(&format!(
+            "--- {}\n{}\n",
+            path.display(),
+            fs::read_to_string(&path).unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// Prints the config directory and every process's logs if the current thread is panicking
+/// (call it from a test fixture's `Drop`).
+pub fn print_logs_if_panicking(config_dir: &Path, procs: &[&Proc]) {
+    if !std::thread::panicking() {
+        return;
+    }
+    let mut text = format!("===== config {} =====\n", config_dir.display());
+    text.push_str(&config_files_text(config_dir));
+    for p in procs {
+        text.push_str(&p.logs());
+    }
+    eprintln!("{text}");
 }

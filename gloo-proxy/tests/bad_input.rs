@@ -1,0 +1,689 @@
+//! Hostile and malformed clients against `gloo run`: oversized headers, invalid request lines,
+//! slowloris, request smuggling and path tricks. Each must get a clear refusal (or be
+//! defused), never reach a backend it should not, and never take the proxy down: after every
+//! test the process is alive and still serves a normal request.
+//!
+//! The config is one Gateway, one Upstream `public` (a `support::Backend` that records every
+//! request it reads) and one VirtualService whose only route is the prefix `/public`: there is
+//! no catch-all, so anything else is a 404 from the proxy itself.
+//! Everything listens on 127.0.0.1 on free ports; gloo is killed when the test ends, and on
+//! failure the config and its logs are printed.
+
+mod support;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use support::{
+    free_port, gloo_run, http_get, poll, print_logs_if_panicking, read_response, Backend, Proc,
+    Response, Seen,
+};
+
+/// `gloo run` in front of the `public` backend.
+struct Fixture {
+    port: u16,
+    backend: Backend,
+    config_dir: PathBuf,
+    gloo: Proc,
+    _root: tempfile::TempDir,
+}
+
+const PUBLIC_VS: &str = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: public, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{prefix: /public}]\n      routeAction: {single: {upstream: {name: public, namespace: gloo-system}}}\n";
+
+fn gateway_yaml(name: &str, port: u16, options: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  httpGateway: {{{options}}}\n"
+    )
+}
+
+impl Fixture {
+    /// Starts the backend and `gloo run`; `extra_gateways` are more Gateway documents.
+    fn start_with(extra_gateways: &str) -> Fixture {
+        let backend = Backend::start("public");
+        let root = tempfile::tempdir().expect("tempdir");
+        let config_dir = root.path().join("config");
+        fs::create_dir_all(&config_dir).expect("config dir");
+        let port = free_port();
+        let gateways = gateway_yaml("gw", port, "") + extra_gateways;
+        let upstream = format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: public, namespace: gloo-system}}\nspec:\n  static:\n    hosts:\n    - {{addr: 127.0.0.1, port: {}}}\n",
+            backend.port
+        );
+        for (file, text) in [
+            ("gateways.yaml", gateways),
+            ("upstream.yaml", upstream),
+            ("vs.yaml", PUBLIC_VS.to_string()),
+        ] {
+            fs::write(config_dir.join(file), text).expect("write config");
+        }
+        let gloo = gloo_run(&config_dir, free_port(), root.path());
+        let mut fixture = Fixture {
+            port,
+            backend,
+            config_dir,
+            gloo,
+            _root: root,
+        };
+        fixture.assert_serving("start-up");
+        fixture
+    }
+
+    fn start() -> Fixture {
+        Fixture::start_with("")
+    }
+
+    /// gloo is alive and `GET /public/ok` reaches the backend (polled, for start-up).
+    fn assert_serving(&mut self, when: &str) {
+        let port = self.port;
+        let gloo = &mut self.gloo;
+        let result = poll(&format!("a normal request to be served ({when})"), || {
+            gloo.check_running()?;
+            let r = http_get(port, "/public/ok").map_err(|e| e.to_string())?;
+            match (r.status, r.header("x-backend")) {
+                (200, Some("public")) => Ok(()),
+                (status, b) => Err(format!("{status} from {b:?}")),
+            }
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+
+    /// The requests the backend saw carrying `x-case: case`.
+    fn seen_case(&self, case: &str) -> Vec<Seen> {
+        self.backend
+            .seen()
+            .into_iter()
+            .filter(|s| s.header("x-case") == Some(case))
+            .collect()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        print_logs_if_panicking(&self.config_dir, &[&self.gloo]);
+    }
+}
+
+/// Sends `request` on a fresh connection (a write error, such as the proxy closing early, is
+/// tolerated) and reads one response.
+fn send_raw(port: u16, request: &[u8]) -> Result<Response, String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let written = stream.write_all(request);
+    read_response(&mut stream, false).map_err(|e| format!("{e} (write: {written:?})"))
+}
+
+fn status_of(r: &Result<Response, String>) -> String {
+    match r {
+        Ok(r) => format!("{} from {:?}", r.status, r.header("x-backend")),
+        Err(e) => format!("no response: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Oversized headers
+
+#[test]
+fn oversized_request_headers_are_refused_and_the_proxy_keeps_serving() {
+    let mut fx = Fixture::start();
+    let mut problems = Vec::new();
+    let big = "a".repeat(100 * 1024);
+    let many: String = (0..150).map(|i| format!("x-many-{i}: {i}\r\n")).collect();
+    let cases: Vec<(&str, String, &[u16])> = vec![
+        (
+            "a 100 KiB header",
+            format!("GET /public/big HTTP/1.1\r\nHost: h\r\nx-case: big\r\nx-big: {big}\r\n\r\n"),
+            &[431, 400],
+        ),
+        (
+            "a 100 KiB request target",
+            format!("GET /public/{big} HTTP/1.1\r\nHost: h\r\nx-case: long-target\r\n\r\n"),
+            &[414, 431, 400],
+        ),
+        (
+            "150 headers",
+            format!("GET /public/many HTTP/1.1\r\nHost: h\r\nx-case: many\r\n{many}\r\n"),
+            &[431, 400],
+        ),
+    ];
+    for (what, request, allowed) in &cases {
+        let answer = send_raw(fx.port, request.as_bytes());
+        match &answer {
+            Ok(r) if allowed.contains(&r.status) && r.header("x-backend").is_none() => {}
+            _ => problems.push(format!(
+                "{what}: expected one of {allowed:?} from the proxy, got {}",
+                status_of(&answer)
+            )),
+        }
+        fx.assert_serving(what);
+    }
+    for case in ["big", "long-target", "many"] {
+        if !fx.seen_case(case).is_empty() {
+            problems.push(format!("the backend received the {case:?} request"));
+        }
+    }
+    // Below the limit (Envoy's default 60 KiB of headers): forwarded intact.
+    let fine = "b".repeat(40 * 1024);
+    let answer = send_raw(
+        fx.port,
+        format!("GET /public/fine HTTP/1.1\r\nHost: h\r\nx-case: fine\r\nx-fine: {fine}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    match &answer {
+        Ok(r) if r.status == 200 => {
+            let seen = fx.seen_case("fine");
+            if seen.len() != 1 || seen[0].header("x-fine") != Some(fine.as_str()) {
+                problems.push("a 40 KiB header did not reach the backend intact".to_string());
+            }
+        }
+        _ => problems.push(format!(
+            "a 40 KiB header should be forwarded, got {}",
+            status_of(&answer)
+        )),
+    }
+    fx.assert_serving("the end");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invalid request lines
+
+#[test]
+fn invalid_request_lines_get_400() {
+    let mut fx = Fixture::start();
+    let cases: [(&str, &[u8]); 8] = [
+        ("garbage", b"GARBAGE\r\n\r\n"),
+        ("no version", b"GET /public/nv\r\nHost: h\r\n\r\n"),
+        (
+            "unknown version",
+            b"GET /public/uv HTTP/1.x\r\nHost: h\r\n\r\n",
+        ),
+        (
+            "extra token",
+            b"GET /public/et HTTP/1.1 extra\r\nHost: h\r\n\r\n",
+        ),
+        (
+            "double space",
+            b"GET  /public/ds HTTP/1.1\r\nHost: h\r\n\r\n",
+        ),
+        (
+            "NUL in the method",
+            b"G\0T /public/nul HTTP/1.1\r\nHost: h\r\n\r\n",
+        ),
+        (
+            "control character in the target",
+            b"GET /public/\x01 HTTP/1.1\r\nHost: h\r\n\r\n",
+        ),
+        (
+            "header without a colon",
+            b"GET /public/hc HTTP/1.1\r\nHost h\r\n\r\n",
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (what, request) in cases {
+        let answer = send_raw(fx.port, request);
+        if !matches!(&answer, Ok(r) if r.status == 400 && r.header("x-backend").is_none()) {
+            problems.push(format!("{what}: expected 400, got {}", status_of(&answer)));
+        }
+    }
+    let reached: Vec<String> = fx.backend.seen().into_iter().map(|s| s.target).collect();
+    if reached.iter().any(|t| t != "/public/ok") {
+        problems.push(format!("the backend received {reached:?}"));
+    }
+    fx.assert_serving("the end");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slowloris
+
+#[test]
+fn a_slowloris_client_is_cut_off_by_the_header_timeout() {
+    let mut fx = Fixture::start();
+    let addr = SocketAddr::from(([127, 0, 0, 1], fx.port));
+    let mut slow = TcpStream::connect(addr).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    slow.write_all(b"GET /public/slowloris HTTP/1.1\r\nHost: h\r\nx-case: slowloris\r\nx-slow: ")
+        .expect("write the start of the request");
+    let start = Instant::now();
+    let mut answered = Vec::new();
+    let mut last_normal = Instant::now();
+    let mut normal_failures = Vec::new();
+    let cut_off = loop {
+        if start.elapsed() > Duration::from_secs(15) {
+            break None;
+        }
+        if let Err(e) = slow.write_all(b"a") {
+            break Some((start.elapsed(), format!("write failed: {e}")));
+        }
+        let mut buf = [0u8; 4096];
+        match slow.read(&mut buf) {
+            Ok(0) => break Some((start.elapsed(), "closed".to_string())),
+            Ok(n) => answered.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => break Some((start.elapsed(), format!("read failed: {e}"))),
+        }
+        // Meanwhile the proxy serves everyone else.
+        if last_normal.elapsed() > Duration::from_secs(2) {
+            last_normal = Instant::now();
+            match http_get(fx.port, "/public/meanwhile") {
+                Ok(r) if r.status == 200 => {}
+                other => normal_failures.push(format!("{other:?}")),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    eprintln!(
+        "slowloris connection: {cut_off:?}; the proxy sent {:?}",
+        String::from_utf8_lossy(&answered)
+    );
+    let Some((after, how)) = cut_off else {
+        panic!("a client sending its headers a byte every 0.5 s was not cut off within 15 s");
+    };
+    assert!(
+        after >= Duration::from_secs(2),
+        "the connection was closed after {after:?} ({how}): too early for a header timeout, so \
+         something else refused the request: {:?}",
+        String::from_utf8_lossy(&answered)
+    );
+    assert!(
+        fx.seen_case("slowloris").is_empty(),
+        "the slow request reached the backend"
+    );
+    assert!(
+        normal_failures.is_empty(),
+        "normal requests failed during the attack: {normal_failures:?}"
+    );
+    fx.assert_serving("the end");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request smuggling
+
+/// What a smuggling attempt may get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Smuggle {
+    /// Refused: 400 (or 501 for a transfer coding the proxy does not implement).
+    Refused,
+    /// Both `Content-Length` and `Transfer-Encoding: chunked`: RFC 9112 6.3 lets a server
+    /// refuse it (Envoy answers 400) or read it as chunked and close the connection after
+    /// answering. Either way the backend must get unambiguous framing and no second request.
+    RefusedOrDefused,
+}
+
+/// The request an attacker hides in the body: to `/admin`, which no route serves, so the
+/// backend seeing it means it was smuggled past the proxy's routing.
+fn smuggled(i: usize) -> String {
+    format!("GET /admin/smuggled-{i} HTTP/1.1\r\nHost: h\r\nx-case: smuggled-{i}\r\n\r\n")
+}
+
+/// `POST /public/smuggle` with `headers`, then the body `smuggled(i)` as one chunk (so a
+/// reader that takes `Content-Length: 4` instead sees a second request).
+fn te_cl(i: usize, headers: &str) -> String {
+    let inner = smuggled(i);
+    format!(
+        "POST /public/smuggle HTTP/1.1\r\nHost: h\r\nx-case: {i}\r\n{headers}\r\n{:x}\r\n{inner}\r\n0\r\n\r\n",
+        inner.len()
+    )
+}
+
+fn smuggling_cases() -> Vec<(&'static str, String, Smuggle)> {
+    use Smuggle::*;
+    let mut cases = Vec::new();
+    // Each case is numbered by its position: `x-case: i` on the front request.
+    let mut add = |what: &'static str, build: &dyn Fn(usize) -> String, expect: Smuggle| {
+        let i = cases.len();
+        cases.push((what, build(i), expect));
+    };
+    add(
+        "CL.TE: Content-Length covers a smuggled request after the last chunk",
+        &|i| {
+            let body = format!("0\r\n\r\n{}", smuggled(i));
+            format!(
+                "POST /public/smuggle HTTP/1.1\r\nHost: h\r\nx-case: {i}\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{body}",
+                body.len()
+            )
+        },
+        RefusedOrDefused,
+    );
+    add(
+        "TE.CL: Content-Length: 4 and a chunked body holding a request",
+        &|i| te_cl(i, "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n"),
+        RefusedOrDefused,
+    );
+    add(
+        "TE.CL, Transfer-Encoding first",
+        &|i| te_cl(i, "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n"),
+        RefusedOrDefused,
+    );
+    add(
+        "two different Content-Lengths",
+        &|i| {
+            let body = smuggled(i);
+            format!(
+                "POST /public/smuggle HTTP/1.1\r\nHost: h\r\nx-case: {i}\r\nContent-Length: 0\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        },
+        Refused,
+    );
+    add(
+        "Transfer-Encoding: chunked, identity",
+        &|i| {
+            te_cl(
+                i,
+                "Content-Length: 4\r\nTransfer-Encoding: chunked, identity\r\n",
+            )
+        },
+        Refused,
+    );
+    add(
+        "Transfer-Encoding: chunked then Transfer-Encoding: identity",
+        &|i| {
+            te_cl(
+                i,
+                "Content-Length: 4\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+            )
+        },
+        Refused,
+    );
+    add(
+        "Transfer-Encoding: xchunked",
+        &|i| te_cl(i, "Content-Length: 4\r\nTransfer-Encoding: xchunked\r\n"),
+        Refused,
+    );
+    add(
+        "Transfer-Encoding with a space before the colon",
+        &|i| te_cl(i, "Content-Length: 4\r\nTransfer-Encoding : chunked\r\n"),
+        Refused,
+    );
+    add(
+        "Transfer-Encoding folded onto a continuation line",
+        &|i| te_cl(i, "Content-Length: 4\r\nTransfer-Encoding:\r\n chunked\r\n"),
+        Refused,
+    );
+    add(
+        "a signed Content-Length",
+        &|i| {
+            let body = smuggled(i);
+            format!(
+                "POST /public/smuggle HTTP/1.1\r\nHost: h\r\nx-case: {i}\r\nContent-Length: +{}\r\n\r\n{body}",
+                body.len()
+            )
+        },
+        Refused,
+    );
+    cases
+}
+
+#[test]
+fn request_smuggling_is_refused_or_defused() {
+    let mut fx = Fixture::start();
+    let mut problems = Vec::new();
+    let mut report = String::new();
+    for (i, (what, request, expect)) in smuggling_cases().into_iter().enumerate() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], fx.port));
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let written = stream.write_all(request.as_bytes());
+        let first = read_response(&mut stream, false);
+        let status = first.as_ref().map(|r| r.status).ok();
+        let _ = writeln!(report, "{what}: {status:?}");
+        match (&first, expect) {
+            (Ok(r), _) if r.status == 400 => {}
+            (Ok(r), Smuggle::Refused) if r.status == 501 => {}
+            (Ok(r), Smuggle::RefusedOrDefused) if r.status == 200 => {
+                // Read as chunked: the backend got one request with the chunked body.
+                let seen = fx.seen_case(&i.to_string());
+                let body_ok = match seen.as_slice() {
+                    [one] if what.starts_with("CL.TE") => one.body.is_empty(),
+                    [one] => one.body == smuggled(i).as_bytes(),
+                    _ => false,
+                };
+                if !body_ok {
+                    problems.push(format!(
+                        "{what}: forwarded, but the backend saw {:?}",
+                        seen.iter()
+                            .map(|s| (&s.target, String::from_utf8_lossy(&s.body)))
+                            .collect::<Vec<_>>()
+                    ));
+                }
+            }
+            _ => problems.push(format!(
+                "{what}: expected {expect:?}, got {} (write: {written:?})",
+                match &first {
+                    Ok(r) => format!("{} {:?}", r.status, r.body),
+                    Err(e) => format!("no response: {e}"),
+                }
+            )),
+        }
+        if expect == Smuggle::Refused && !fx.seen_case(&i.to_string()).is_empty() {
+            problems.push(format!("{what}: refused, yet the backend received it"));
+        }
+        // Whatever follows the first request on this connection must not be served as a
+        // request: the proxy closes the connection (RFC 9112 6.3 for CL+TE; after a 400 the
+        // framing is unknown).
+        if first.is_ok() {
+            match read_response(&mut stream, false) {
+                Ok(second) => problems.push(format!(
+                    "{what}: a second response on the same connection ({} {:?}): the trailing bytes were read as a request",
+                    second.status, second.body
+                )),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    problems.push(format!(
+                        "{what}: the connection stays open after an ambiguous request"
+                    ))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    // Anything forwarded has arrived by now.
+    std::thread::sleep(Duration::from_millis(300));
+    let smuggled_through: Vec<String> = fx
+        .backend
+        .seen()
+        .into_iter()
+        .map(|s| s.target)
+        .filter(|t| t.contains("smuggled"))
+        .collect();
+    if !smuggled_through.is_empty() {
+        problems.push(format!(
+            "requests were smuggled to the backend: {smuggled_through:?}"
+        ));
+    }
+    let ambiguous = fx.backend.ambiguous();
+    if !ambiguous.is_empty() {
+        problems.push(format!(
+            "the backend received requests with ambiguous framing: {ambiguous:?}"
+        ));
+    }
+    eprintln!("{report}");
+    fx.assert_serving("the end");
+    assert!(problems.is_empty(), "{}\n\n{report}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Path tricks
+
+/// Why a request target forwarded to the `/public` backend could resolve outside `/public`
+/// there: it does not start with `/public`, or it has a dot segment once `%2e` is read as a
+/// dot, `\` as a slash and `;parameters` are dropped from segments (as common servers do).
+/// `None` if it is safe. (`%2F` is left encoded, as RFC 3986 says: it is not a separator.)
+fn escapes_public(target: &str) -> Option<String> {
+    let path = target.split('?').next().unwrap_or_default();
+    let path = match path.strip_prefix("http://") {
+        Some(rest) => &rest[rest.find('/').unwrap_or(rest.len())..],
+        None => path,
+    };
+    if !path.starts_with("/public") {
+        return Some(format!("{path:?} does not start with /public"));
+    }
+    let decoded = path
+        .replace("%2e", ".")
+        .replace("%2E", ".")
+        .replace('\\', "/");
+    decoded
+        .split('/')
+        .map(|segment| segment.split(';').next().unwrap_or_default())
+        .find(|name| *name == "." || *name == "..")
+        .map(|_| format!("{path:?} has a dot segment"))
+}
+
+#[test]
+fn path_tricks_never_reach_the_backend_outside_its_prefix() {
+    let mut fx = Fixture::start();
+    // (request target, the answer required, if one is)
+    let cases: &[(&str, Option<u16>)] = &[
+        ("/public", Some(200)),
+        ("/admin", Some(404)),
+        ("/public/../admin", Some(404)),
+        ("/public/./../admin", Some(404)),
+        ("/public/x/../../admin", Some(404)),
+        ("/public/../public/../admin", Some(404)),
+        ("/public/%2e%2e/admin", Some(404)),
+        ("/public/%2E%2E/admin", Some(404)),
+        ("/public/.%2e/admin", Some(404)),
+        ("/public/%2e./admin", Some(404)),
+        ("/public/..;/admin", Some(404)),
+        ("/public\\..\\admin", Some(404)),
+        ("/public/..\\admin", Some(404)),
+        ("/public/..", Some(404)),
+        ("//admin", Some(404)),
+        ("/admin/./", Some(404)),
+        ("/./admin", Some(404)),
+        ("/PUBLIC/../admin", Some(404)),
+        ("/public/%00/../admin", Some(400)),
+        ("http://h/public/../admin", Some(404)),
+        // Encoded slashes are data, not separators (Envoy's default keeps them): these may be
+        // forwarded, but only within /public and without dot segments.
+        ("/public%2F..%2Fadmin", None),
+        ("/public%2f..%2fadmin", None),
+        ("/public/..%2Fadmin", None),
+        ("/public/%2e%2e%2fadmin", None),
+        ("/public/%2e%2e%5cadmin", None),
+        ("/public/%252e%252e/admin", None),
+        ("/%2e%2e/public", None),
+        ("/public/.%2e;x=1/admin", Some(404)),
+    ];
+    let mut problems = Vec::new();
+    let mut report = String::new();
+    for (i, (target, required)) in cases.iter().enumerate() {
+        let case = format!("path-{i}");
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: h\r\nx-case: {case}\r\nConnection: close\r\n\r\n"
+        );
+        let answer = send_raw(fx.port, request.as_bytes());
+        let seen = fx.seen_case(&case);
+        let _ = writeln!(
+            report,
+            "{target}: {} {:?}",
+            status_of(&answer),
+            seen.iter().map(|s| &s.target).collect::<Vec<_>>()
+        );
+        let Ok(r) = &answer else {
+            problems.push(format!("{target}: no answer: {}", status_of(&answer)));
+            continue;
+        };
+        if let Some(required) = required {
+            if r.status != *required {
+                problems.push(format!("{target}: expected {required}, got {}", r.status));
+            }
+        }
+        match seen.as_slice() {
+            [] => {
+                if !(400..500).contains(&r.status) || r.header("x-backend").is_some() {
+                    problems.push(format!(
+                        "{target}: not forwarded, so it should be a 4xx from the proxy, got {}",
+                        status_of(&answer)
+                    ));
+                }
+            }
+            [forwarded] => {
+                if let Some(why) = escapes_public(&forwarded.target) {
+                    problems.push(format!("{target}: forwarded as {why}"));
+                }
+            }
+            many => problems.push(format!("{target}: forwarded {} times", many.len())),
+        }
+    }
+    eprintln!("{report}");
+    fx.assert_serving("the end");
+    assert!(problems.is_empty(), "{}\n\n{report}", problems.join("\n"));
+}
+
+/// Gloo's `pathWithEscapedSlashesAction` (HttpConnectionManagerSettings) is how a Gateway
+/// protects backends that decode `%2F`: `REJECT_REQUEST` refuses such paths, and
+/// `UNESCAPE_AND_FORWARD` decodes them before normalising and routing, so `/public%2F..%2Fadmin`
+/// is `/admin`, which no route serves.
+#[test]
+fn escaped_slash_settings_are_enforced() {
+    let reject = free_port();
+    let unescape = free_port();
+    let settings = |action: &str| {
+        format!("options: {{httpConnectionManagerSettings: {{pathWithEscapedSlashesAction: {action}}}}}")
+    };
+    let gateways = format!(
+        "---\n{}---\n{}",
+        gateway_yaml("reject", reject, &settings("REJECT_REQUEST")),
+        gateway_yaml("unescape", unescape, &settings("UNESCAPE_AND_FORWARD"))
+    );
+    let mut fx = Fixture::start_with(&gateways);
+    let mut problems = Vec::new();
+    let mut report = String::new();
+    for (port, gateway, target, expected) in [
+        (reject, "REJECT_REQUEST", "/public%2F..%2Fadmin", 400),
+        (reject, "REJECT_REQUEST", "/public/a%2fb", 400),
+        (reject, "REJECT_REQUEST", "/public/plain", 200),
+        (
+            unescape,
+            "UNESCAPE_AND_FORWARD",
+            "/public%2F..%2Fadmin",
+            404,
+        ),
+        (
+            unescape,
+            "UNESCAPE_AND_FORWARD",
+            "/public%2f..%2fadmin",
+            404,
+        ),
+        (unescape, "UNESCAPE_AND_FORWARD", "/public/a%2Fb", 200),
+    ] {
+        let case = format!("{gateway}-{target}");
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: h\r\nx-case: {case}\r\nConnection: close\r\n\r\n"
+        );
+        let answer = send_raw(port, request.as_bytes());
+        let seen: Vec<String> = fx.seen_case(&case).into_iter().map(|s| s.target).collect();
+        let _ = writeln!(
+            report,
+            "{gateway} {target}: {} {seen:?}",
+            status_of(&answer)
+        );
+        if answer.as_ref().map(|r| r.status).ok() != Some(expected) {
+            problems.push(format!(
+                "{gateway} {target}: expected {expected}, got {} (backend saw {seen:?})",
+                status_of(&answer)
+            ));
+        }
+        if expected == 200 && gateway == "UNESCAPE_AND_FORWARD" && seen != ["/public/a/b"] {
+            problems.push(format!(
+                "{gateway} {target}: the backend should see /public/a/b, saw {seen:?}"
+            ));
+        }
+    }
+    eprintln!("{report}");
+    fx.assert_serving("the end");
+    assert!(problems.is_empty(), "{}\n\n{report}", problems.join("\n"));
+}
