@@ -22,6 +22,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_connection_manager::{PathWithEscapedSlashesAction, RouteSpecifier},
     http_filter, HttpConnectionManager,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
 use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
@@ -40,6 +41,8 @@ pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Clus
 /// Type URL of Envoy load assignments.
 pub const ENDPOINT_TYPE: &str =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+const DOWNSTREAM_TLS_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
 /// One xDS resource as received.
@@ -295,6 +298,8 @@ pub struct HttpListener {
     pub filters: Vec<ListenerFilter>,
     /// Whether connections start with a PROXY protocol header.
     pub proxy_protocol: bool,
+    /// TLS termination (certificates by SNI), when the filter chains have it.
+    pub tls: Option<Arc<crate::tls::DownstreamTls>>,
 }
 
 /// Per-route filter stacks of one listener: (virtual host index, route index) → service.
@@ -363,19 +368,13 @@ pub fn compile_listener(
         .iter()
         .any(|f| f.name == "envoy.filters.listener.proxy_protocol");
     let mut http = None;
+    let mut tls_chains = Vec::new();
     for (i, chain) in l.filter_chains.iter().enumerate() {
-        if chain.transport_socket.is_some() {
-            return Err(format!(
-                "filter_chains[{i}]: TLS termination is not supported by gloo-proxy yet"
-            ));
-        }
+        let mut chain_hcm = None;
         for f in &chain.filters {
             match &f.config_type {
                 Some(filter::ConfigType::TypedConfig(any)) if any.type_url == HCM_TYPE => {
-                    if http.is_some() {
-                        return Err("more than one HTTP connection manager".into());
-                    }
-                    http = Some(decode::<HttpConnectionManager>(any, HCM_TYPE)?);
+                    chain_hcm = Some(decode::<HttpConnectionManager>(any, HCM_TYPE)?);
                 }
                 _ => {
                     return Err(format!(
@@ -385,7 +384,51 @@ pub fn compile_listener(
                 }
             }
         }
+        let chain_hcm =
+            chain_hcm.ok_or_else(|| format!("filter_chains[{i}]: no HTTP connection manager"))?;
+        match &http {
+            None => http = Some(chain_hcm),
+            // Every chain of a listener serves the same routes (as gloo-core emits them).
+            Some(first) if *first == chain_hcm => {}
+            Some(_) => {
+                return Err(format!(
+                    "filter_chains[{i}]: filter chains with different HTTP connection managers are not supported"
+                ))
+            }
+        }
+        let tls = match &chain.transport_socket {
+            None => None,
+            Some(socket) => match &socket.config_type {
+                Some(envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(any))
+                    if any.type_url == DOWNSTREAM_TLS_TYPE =>
+                {
+                    Some(decode::<DownstreamTlsContext>(any, DOWNSTREAM_TLS_TYPE)?)
+                }
+                _ => {
+                    return Err(format!(
+                        "filter_chains[{i}]: transport socket {:?} is not supported",
+                        socket.name
+                    ))
+                }
+            },
+        };
+        let server_names = chain
+            .filter_chain_match
+            .as_ref()
+            .map(|m| m.server_names.clone())
+            .unwrap_or_default();
+        if let Some(ctx) = tls {
+            tls_chains.push((server_names, ctx));
+        }
     }
+    if !tls_chains.is_empty() && tls_chains.len() != l.filter_chains.len() {
+        return Err("mixing plain and TLS filter chains is not supported".into());
+    }
+    let tls = if tls_chains.is_empty() {
+        None
+    } else {
+        Some(Arc::new(crate::tls::DownstreamTls::compile(&tls_chains)?))
+    };
     let hcm = http.ok_or("no HTTP connection manager")?;
     let (route_config, inline_routes) = match &hcm.route_specifier {
         Some(RouteSpecifier::Rds(rds)) => (rds.route_config_name.clone(), None),
@@ -432,6 +475,7 @@ pub fn compile_listener(
         settings: ConnectionSettings::from_hcm(&hcm)?,
         filters,
         proxy_protocol,
+        tls,
     })
 }
 

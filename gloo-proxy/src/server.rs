@@ -16,6 +16,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::rustls::server::Acceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 use crate::config::{HttpListener, ProxyConfig};
 use crate::proxy::{Downstream, Proxy};
@@ -232,7 +234,47 @@ async fn serve_connection(
             }
         }
     }
-    let settings = &listener.settings;
+    let scheme = if listener.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let conn = Arc::new(Connection {
+        proxy,
+        listener,
+        downstream: Downstream { remote, scheme },
+    });
+    match conn.listener.tls.clone() {
+        None => serve_http(stream, conn).await,
+        Some(tls) => {
+            let handshake = async {
+                let start = LazyConfigAcceptor::new(Acceptor::default(), stream).await?;
+                let config = tls
+                    .select(start.client_hello().server_name())
+                    .ok_or_else(|| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "no certificate for this server name",
+                        )
+                    })?;
+                start.into_stream(config).await
+            };
+            match tokio::time::timeout(Duration::from_secs(10), handshake).await {
+                Ok(Ok(tls_stream)) => serve_http(tls_stream, conn).await,
+                Ok(Err(e)) => tracing::debug!("{remote}: TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!("{remote}: TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 (by preface, or ALPN over TLS) on one connection.
+async fn serve_http<I>(io: I, conn: Arc<Connection>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let settings = &conn.listener.settings;
+    let remote = conn.downstream.remote;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -247,14 +289,6 @@ async fn serve_connection(
         .max_header_list_size(
             u32::try_from(settings.max_request_headers_bytes).unwrap_or(u32::MAX),
         );
-    let conn = Arc::new(Connection {
-        proxy,
-        listener,
-        downstream: Downstream {
-            remote,
-            scheme: "http",
-        },
-    });
     let service = service_fn(move |req| {
         let conn = conn.clone();
         async move {
@@ -266,7 +300,7 @@ async fn serve_connection(
         }
     });
     if let Err(e) = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
         .await
     {
         tracing::debug!("{remote}: connection ended with an error: {e}");

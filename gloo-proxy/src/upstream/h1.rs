@@ -56,10 +56,57 @@ impl SendError {
     }
 }
 
+/// A connection to an upstream, plain or TLS.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// An open connection with what has been read past the last response.
 #[derive(Debug)]
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     idle_since: Instant,
 }
@@ -95,9 +142,10 @@ impl Pool {
 
 /// Options for one exchange.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Exchange {
+pub(crate) struct Exchange<'a> {
     pub(crate) address: SocketAddr,
     pub(crate) connect_timeout: Duration,
+    pub(crate) tls: Option<&'a crate::tls::UpstreamTls>,
 }
 
 fn write_head(out: &mut BytesMut, req: &http::request::Parts, body_len: Option<u64>) {
@@ -247,15 +295,31 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
     }))
 }
 
-async fn connect(exchange: &Exchange) -> Result<Conn, SendError> {
-    let stream = tokio::time::timeout(
-        exchange.connect_timeout,
-        TcpStream::connect(exchange.address),
-    )
-    .await
-    .map_err(|_| SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timeout")))?
-    .map_err(SendError::Connect)?;
-    let _ = stream.set_nodelay(true);
+async fn connect(exchange: &Exchange<'_>) -> Result<Conn, SendError> {
+    let timeout = || SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timeout"));
+    let connecting = async {
+        let tcp = TcpStream::connect(exchange.address)
+            .await
+            .map_err(SendError::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        let stream = match exchange.tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => {
+                let name = tls.sni.clone().unwrap_or_else(|| {
+                    rustls::pki_types::ServerName::IpAddress(exchange.address.ip().into())
+                });
+                let tls_stream = tokio_rustls::TlsConnector::from(tls.config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(SendError::Connect)?;
+                Stream::Tls(Box::new(tls_stream))
+            }
+        };
+        Ok::<_, SendError>(stream)
+    };
+    let stream = tokio::time::timeout(exchange.connect_timeout, connecting)
+        .await
+        .map_err(|_| timeout())??;
     Ok(Conn {
         stream,
         buf: BytesMut::with_capacity(8 * 1024),
@@ -266,7 +330,13 @@ async fn connect(exchange: &Exchange) -> Result<Conn, SendError> {
 /// Whether an idle connection is still open and quiet (no bytes, no EOF pending).
 fn still_open(conn: &Conn) -> bool {
     let mut probe = [0u8; 1];
-    matches!(conn.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    match &conn.stream {
+        Stream::Plain(s) => {
+            matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        }
+        // Probing would eat TLS records: trust the pool's idle timeout.
+        Stream::Tls(_) => true,
+    }
 }
 
 /// Sends `req` (whose URI carries the path; the Host header is as given) to the exchange's
@@ -274,7 +344,7 @@ fn still_open(conn: &Conn) -> bool {
 /// replaced by a fresh one when the request can be sent again.
 pub(crate) async fn send(
     pool: &Arc<Pool>,
-    exchange: Exchange,
+    exchange: Exchange<'_>,
     req: Request<Body>,
 ) -> Result<Response<Body>, SendError> {
     let head_request = req.method() == http::Method::HEAD;
@@ -394,7 +464,7 @@ async fn exchange_on(
     }
 }
 
-async fn stream_body(stream: &mut TcpStream, body: &mut Body, chunked: bool) -> io::Result<()> {
+async fn stream_body(stream: &mut Stream, body: &mut Body, chunked: bool) -> io::Result<()> {
     use http_body_util::BodyExt;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(io::Error::other)?;

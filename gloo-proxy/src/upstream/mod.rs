@@ -32,6 +32,9 @@ use crate::router::action::pb_duration;
 use crate::stats::{ClusterStats, Stats};
 use balance::{Balancer, Policy};
 
+const UPSTREAM_TLS_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+
 /// The Envoy extension name of a cluster's HTTP protocol options.
 pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
@@ -209,6 +212,7 @@ pub struct Cluster {
     /// own task.
     h1_pools: Box<[Arc<h1::Pool>]>,
     connect_timeout: Duration,
+    tls: Option<crate::tls::UpstreamTls>,
     http2: bool,
     /// The breaker.
     pub breaker: CircuitBreaker,
@@ -350,11 +354,24 @@ impl Cluster {
                 return Err(err("ORIGINAL_DST clusters are not supported".into()))
             }
         }
-        if pb.transport_socket.is_some() {
-            return Err(err(
-                "TLS origination (transport_socket) is not supported by gloo-proxy yet".into(),
-            ));
-        }
+        let tls = match &pb.transport_socket {
+            None => None,
+            Some(socket) => match &socket.config_type {
+                Some(envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(any))
+                    if any.type_url == UPSTREAM_TLS_TYPE =>
+                {
+                    let ctx = envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext::decode(any.value.as_slice())
+                        .map_err(|e| err(format!("invalid upstream TLS context: {e}")))?;
+                    Some(crate::tls::UpstreamTls::compile(&ctx).map_err(err)?)
+                }
+                _ => {
+                    return Err(err(format!(
+                        "transport socket {:?} is not supported",
+                        socket.name
+                    )))
+                }
+            },
+        };
         let http2 = match pb
             .typed_extension_protocol_options
             .get(HTTP_PROTOCOL_OPTIONS)
@@ -371,6 +388,11 @@ impl Cluster {
             #[allow(deprecated)]
             None => pb.http2_protocol_options.is_some(),
         };
+        if http2 && tls.is_some() {
+            return Err(err(
+                "HTTP/2 over TLS to upstreams is not supported yet".into()
+            ));
+        }
         let connect_timeout = pb
             .connect_timeout
             .as_ref()
@@ -459,6 +481,7 @@ impl Cluster {
                 .map(|_| Arc::new(h1::Pool::default()))
                 .collect(),
             connect_timeout,
+            tls,
             http2,
             breaker,
             health_check,
@@ -514,6 +537,7 @@ impl Cluster {
         let exchange = h1::Exchange {
             address: endpoint.address,
             connect_timeout: self.connect_timeout,
+            tls: self.tls.as_ref(),
         };
         h1::send(pool, exchange, req).await
     }

@@ -1,0 +1,366 @@
+//! TLS through `gloo run`: termination with the certificate chosen by SNI (HTTP/1.1 and
+//! HTTP/2 by ALPN), client certificates when the VirtualService names a CA, and origination
+//! to an upstream that speaks TLS. Certificates are made by `openssl` for each test; clients
+//! are `curl` (which verifies the certificate against the test CA and the host name).
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use support::{free_port, gloo_run, poll, print_logs_if_panicking, Backend};
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, and certificates it signed for each name (`<name>.crt`, `<name>.key`).
+fn certificates(dir: &Path, names: &[&str]) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+    );
+    for name in names {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let crt = format!("{name}.crt");
+        let ext = format!("{name}.ext");
+        fs::write(dir.join(&ext), format!("subjectAltName=DNS:{name}\n")).expect("write ext");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &crt,
+            ],
+        );
+    }
+}
+
+/// Prints the config and the processes' logs if the test fails while it is alive.
+struct Logs<'a>(&'a Path, Vec<&'a support::Proc>);
+
+impl Drop for Logs<'_> {
+    fn drop(&mut self) {
+        print_logs_if_panicking(self.0, &self.1);
+    }
+}
+
+struct Curl {
+    status: u16,
+    http_version: String,
+    body: String,
+}
+
+fn curl(port: u16, host: &str, ca: &Path, extra: &[&str]) -> Result<Curl, String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        // The Host header without the port, so the VirtualService's domain matches it.
+        .args(["-H", &format!("Host: {host}")])
+        .args(["-w", "\n%{http_code} %{http_version}"])
+        .args(extra)
+        .arg(format!("https://{host}:{port}/"))
+        .output()
+        .map_err(|e| format!("run curl: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').ok_or("no status line from curl")?;
+    let (code, version) = tail.split_once(' ').ok_or("bad curl status line")?;
+    Ok(Curl {
+        status: code.parse().map_err(|_| format!("bad status {code}"))?,
+        http_version: version.to_string(),
+        body: body.to_string(),
+    })
+}
+
+fn upstream(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  static:\n    hosts:\n    - {{addr: 127.0.0.1, port: {port}}}\n"
+    )
+}
+
+fn ssl_virtual_service(
+    name: &str,
+    domain: &str,
+    certs: &Path,
+    extra_ssl: &str,
+    upstream: &str,
+) -> String {
+    let dir = certs.display();
+    format!(
+        r#"apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: {name}, namespace: gloo-system}}
+spec:
+  sslConfig:
+    sslFiles:
+      tlsCert: {dir}/{domain}.crt
+      tlsKey: {dir}/{domain}.key
+{extra_ssl}    sniDomains: [{domain}]
+  virtualHost:
+    domains: [{domain}]
+    routes:
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: {upstream}, namespace: gloo-system}}}}}}
+"#
+    )
+}
+
+fn gateway(port: u16) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: secure, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  ssl: true\n  httpGateway: {{}}\n"
+    )
+}
+
+#[test]
+fn sni_picks_the_certificate_and_alpn_picks_http2() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let certs = tmp.path().join("certs");
+    let config = tmp.path().join("config");
+    fs::create_dir_all(&certs).expect("certs dir");
+    fs::create_dir_all(&config).expect("config dir");
+    certificates(&certs, &["alpha.example", "beta.example"]);
+    let a = Backend::start("alpha");
+    let b = Backend::start("beta");
+    let port = free_port();
+    let admin = free_port();
+    let yaml = [
+        gateway(port),
+        upstream("alpha", a.port),
+        upstream("beta", b.port),
+        ssl_virtual_service("alpha", "alpha.example", &certs, "", "alpha"),
+        ssl_virtual_service("beta", "beta.example", &certs, "", "beta"),
+    ]
+    .join("---\n");
+    fs::write(config.join("gloo.yaml"), yaml).expect("write config");
+    let gloo = gloo_run(&config, admin, tmp.path());
+    let _logs = Logs(&config, vec![&gloo]);
+    let ca = certs.join("ca.crt");
+
+    // curl checks the served certificate against the CA and the host name: a wrong
+    // certificate for the SNI fails the handshake.
+    for (host, backend) in [("alpha.example", &a), ("beta.example", &b)] {
+        let r = poll(&format!("TLS to {host}"), || {
+            curl(port, host, &ca, &["--http1.1"])
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status, 200, "{host}: {}", r.body);
+        assert_eq!(r.http_version, "1.1");
+        let r = curl(port, host, &ca, &["--http2"]).unwrap_or_else(|e| panic!("{host}: {e}"));
+        assert_eq!(r.status, 200, "{host} over h2: {}", r.body);
+        assert_eq!(r.http_version, "2", "ALPN should choose h2");
+        assert_eq!(backend.count(), 2, "{host} reached its own backend twice");
+    }
+    // Upstreams see the original scheme.
+    let seen = a.seen();
+    assert_eq!(seen[0].header("x-forwarded-proto"), Some("https"));
+
+    // A server name no chain serves gets no certificate.
+    let unknown = curl(port, "gamma.example", &ca, &[]);
+    assert!(
+        unknown.is_err(),
+        "an unknown SNI must not get a certificate"
+    );
+}
+
+#[test]
+fn a_ca_in_the_ssl_config_requires_client_certificates() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let certs = tmp.path().join("certs");
+    let config = tmp.path().join("config");
+    fs::create_dir_all(&certs).expect("certs dir");
+    fs::create_dir_all(&config).expect("config dir");
+    certificates(&certs, &["mtls.example", "client.example"]);
+    let backend = Backend::start("alpha");
+    let port = free_port();
+    let admin = free_port();
+    let ca_line = format!("      rootCa: {}/ca.crt\n", certs.display());
+    let vs = ssl_virtual_service("mtls", "mtls.example", &certs, "", "alpha")
+        .replace("      tlsKey:", &format!("{ca_line}      tlsKey:"));
+    let yaml = [gateway(port), upstream("alpha", backend.port), vs].join("---\n");
+    fs::write(config.join("gloo.yaml"), yaml).expect("write config");
+    let gloo = gloo_run(&config, admin, tmp.path());
+    let _logs = Logs(&config, vec![&gloo]);
+    let ca = certs.join("ca.crt");
+    let cert = certs.join("client.example.crt");
+    let key = certs.join("client.example.key");
+    let with_cert = [
+        "--cert",
+        cert.to_str().expect("path"),
+        "--key",
+        key.to_str().expect("path"),
+    ];
+    let r = poll("mTLS with a client certificate", || {
+        curl(port, "mtls.example", &ca, &with_cert)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let before = backend.count();
+    let without = curl(port, "mtls.example", &ca, &[]);
+    assert!(
+        without.is_err() || without.as_ref().is_ok_and(|r| r.status == 0),
+        "a client without a certificate must be refused"
+    );
+    assert_eq!(
+        backend.count(),
+        before,
+        "nothing reached the backend without a certificate"
+    );
+}
+
+/// An HTTPS backend: Python's http.server behind its ssl module, answering 200 "tls-ok".
+fn tls_backend(dir: &Path, name: &str) -> (support::Proc, u16) {
+    let port = free_port();
+    let script = dir.join("tls_backend.py");
+    fs::write(
+        &script,
+        r#"import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b"tls-ok " + self.headers.get("host", "").encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print("ready", flush=True)
+server.serve_forever()
+"#,
+    )
+    .expect("write backend script");
+    let proc = support::Proc::spawn(
+        "tls-backend",
+        Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(dir.join(format!("{name}.crt")))
+            .arg(dir.join(format!("{name}.key"))),
+        dir,
+    );
+    (proc, port)
+}
+
+#[test]
+fn upstreams_with_use_tls_are_reached_over_tls() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let certs = tmp.path().join("certs");
+    let config = tmp.path().join("config");
+    fs::create_dir_all(&certs).expect("certs dir");
+    fs::create_dir_all(&config).expect("config dir");
+    certificates(&certs, &["backend.example"]);
+    let (mut backend, backend_port) = tls_backend(&certs, "backend.example");
+    poll("the TLS backend", || {
+        backend.check_running()?;
+        if backend.stdout_text().contains("ready") {
+            Ok(())
+        } else {
+            Err("not ready".into())
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let admin = free_port();
+    let yaml = format!(
+        r#"apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: plain, namespace: gloo-system}}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: {port}
+  httpGateway: {{}}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: secure-backend, namespace: gloo-system}}
+spec:
+  static:
+    useTls: true
+    hosts:
+    - {{addr: 127.0.0.1, port: {backend_port}, sniAddr: backend.example}}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: to-tls, namespace: gloo-system}}
+spec:
+  virtualHost:
+    domains: ['*']
+    routes:
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: secure-backend, namespace: gloo-system}}}}}}
+"#
+    );
+    fs::write(config.join("gloo.yaml"), yaml).expect("write config");
+    let gloo = gloo_run(&config, admin, tmp.path());
+    let _logs = Logs(&config, vec![&gloo, &backend]);
+    let r = poll("a request through to the TLS backend", || {
+        let r = support::http_get(port, "/").map_err(|e| e.to_string())?;
+        if r.status == 200 {
+            Ok(r)
+        } else {
+            Err(format!("{} {}", r.status, r.body))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.body.starts_with("tls-ok"), "{}", r.body);
+}
