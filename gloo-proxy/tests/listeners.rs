@@ -1,0 +1,232 @@
+//! Listener features through `gloo run`: the PROXY protocol (v1 and v2) giving the client
+//! address, HTTP/2 with prior knowledge (h2c), and websocket upgrades carried end to end.
+
+mod support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::{free_port, gloo_run, poll, print_logs_if_panicking, read_response, Backend, Proc};
+
+struct Logs<'a>(&'a Path, Vec<&'a Proc>);
+
+impl Drop for Logs<'_> {
+    fn drop(&mut self) {
+        print_logs_if_panicking(self.0, &self.1);
+    }
+}
+
+fn config(dir: &Path, port: u16, backend: u16, gateway_extra: &str) {
+    let yaml = format!(
+        r#"apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: edge, namespace: gloo-system}}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: {port}
+{gateway_extra}---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: backend, namespace: gloo-system}}
+spec:
+  static:
+    hosts:
+    - {{addr: 127.0.0.1, port: {backend}}}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: all, namespace: gloo-system}}
+spec:
+  virtualHost:
+    domains: ['*']
+    routes:
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: backend, namespace: gloo-system}}}}}}
+"#
+    );
+    fs::write(dir.join("gloo.yaml"), yaml).expect("write config");
+}
+
+fn exchange(port: u16, bytes: &[u8]) -> support::Response {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(bytes).expect("write");
+    read_response(&mut s, false).expect("a response")
+}
+
+#[test]
+fn the_proxy_protocol_header_names_the_client() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backend = Backend::start("backend");
+    let port = free_port();
+    config(
+        tmp.path(),
+        port,
+        backend.port,
+        "  useProxyProto: true\n  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        useRemoteAddress: true\n",
+    );
+    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+    let _logs = Logs(tmp.path(), vec![&gloo]);
+
+    let v1 = exchange(
+        port,
+        b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 80\r\nGET /v1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(v1.status, 200, "{}", v1.body);
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend_from_slice(&[
+        0x21, 0x11, 0, 12, 198, 51, 100, 9, 127, 0, 0, 1, 0x9c, 0x40, 0, 80,
+    ]);
+    v2.extend_from_slice(b"GET /v2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let r = exchange(port, &v2);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = backend.seen();
+    let xff: Vec<_> = seen
+        .iter()
+        .map(|s| {
+            (
+                s.target.clone(),
+                s.header("x-forwarded-for").map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        xff,
+        vec![
+            ("/v1".to_string(), Some("203.0.113.7".to_string())),
+            ("/v2".to_string(), Some("198.51.100.9".to_string())),
+        ]
+    );
+
+    // Without the header the connection is refused: nothing reaches the backend.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"GET /plain HTTP/1.1\r\nHost: a\r\n\r\n")
+        .expect("write");
+    let mut buf = [0u8; 64];
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "closed without an answer");
+    assert_eq!(backend.count(), 2);
+}
+
+#[test]
+fn http2_with_prior_knowledge_is_served() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backend = Backend::start("backend");
+    let port = free_port();
+    config(tmp.path(), port, backend.port, "  httpGateway: {}\n");
+    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+    let _logs = Logs(tmp.path(), vec![&gloo]);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{http_version}",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/h2"))
+        .output()
+        .expect("run curl");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200 2",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The upstream got HTTP/1.1 with the authority as its Host.
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].target, "/h2");
+    assert_eq!(
+        seen[0].header("host"),
+        Some(format!("127.0.0.1:{port}").as_str())
+    );
+}
+
+/// A backend that accepts one websocket upgrade and then echoes bytes upper-cased.
+fn upgrade_backend() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                if !text.contains("upgrade: websocket") {
+                    let _ =
+                        stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+                    return;
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+                );
+                let mut buf = [0u8; 1024];
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            let upper: Vec<u8> = buf[..n].to_ascii_uppercase();
+                            if stream.write_all(&upper).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn websocket_upgrades_are_carried_both_ways() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backend = upgrade_backend();
+    let port = free_port();
+    config(tmp.path(), port, backend, "  httpGateway: {}\n");
+    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+    let _logs = Logs(tmp.path(), vec![&gloo]);
+    let mut s = poll("a connection to gloo", || {
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).expect("read the 101"),
+            1,
+            "closed early: {head:?}"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    for message in [&b"hello"[..], b"second frame"] {
+        s.write_all(message).expect("write through the tunnel");
+        let mut got = vec![0u8; message.len()];
+        s.read_exact(&mut got).expect("read the echo");
+        assert_eq!(got, message.to_ascii_uppercase());
+    }
+}
