@@ -107,6 +107,7 @@ impl FilterFactory for Fault {
                         if sampled(*share) {
                             let mut r = Response::new(Body::from(body.clone()));
                             *r.status_mut() = *status;
+                            r.extensions_mut().insert(crate::proxy::LocalReply);
                             r.headers_mut().insert(
                                 header::CONTENT_TYPE,
                                 HeaderValue::from_static("text/plain"),
@@ -199,6 +200,9 @@ impl FilterFactory for Cors {
                         }
                         if let Some(v) = &cfg.headers {
                             h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+                        }
+                        if let Some(v) = &cfg.expose {
+                            h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
                         }
                         if let Some(v) = &cfg.max_age {
                             h.insert(header::ACCESS_CONTROL_MAX_AGE, v.clone());

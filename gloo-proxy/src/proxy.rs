@@ -178,6 +178,16 @@ fn finalize(response: &mut Response<Body>, settings: &ConnectionSettings) {
     }
 }
 
+/// Marks a response a filter made itself (an abort, a refusal) as a local reply, so the
+/// route's response header mutations apply to it as they do to Envoy's local replies.
+///
+/// ```
+/// let mut response = http::Response::new(gloo_proxy::body::Body::empty());
+/// response.extensions_mut().insert(gloo_proxy::proxy::LocalReply);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalReply;
+
 /// A local answer: status and a plain-text body (empty for none).
 pub fn local_reply(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut response = Response::new(Body::from(body));
@@ -549,12 +559,21 @@ async fn route_and_serve(
             };
             match stack {
                 Some(service) => {
+                    let table = ctx.table.clone();
                     req.extensions_mut().insert(ctx);
                     use tower::ServiceExt;
-                    match service.oneshot(req).await {
+                    let mut response = match service.oneshot(req).await {
                         Ok(r) => r,
                         Err(never) => match never {},
+                    };
+                    // A filter's local reply gets the route's response headers, as Envoy's
+                    // local replies do (forwarded answers got them already).
+                    if response.extensions_mut().remove::<LocalReply>().is_some() {
+                        let vhost = &table.virtual_hosts()[vhost_index];
+                        let route = &vhost.routes()[route_index];
+                        apply_response_headers(response.headers_mut(), None, route, vhost, &table);
                     }
+                    response
                 }
                 None => forward(req, &ctx).await,
             }

@@ -481,6 +481,24 @@ spec:
       options: {retries: {retryOn: 5xx, numRetries: 1}}
     - matchers: [{prefix: /no-retry}]
       routeAction: {single: {upstream: {name: alpha, namespace: gloo-system}}}
+    # CORS and fault injection (Envoy's filters; gloo-proxy's built-in ones).
+    - matchers: [{prefix: /cors}]
+      routeAction: {single: {upstream: {name: alpha, namespace: gloo-system}}}
+      options:
+        cors:
+          allowOrigin: [https://allowed.example]
+          allowOriginRegex: ['https://[a-z]+\.regex\.example']
+          allowMethods: [GET, POST]
+          allowHeaders: [x-custom]
+          exposeHeaders: [x-exposed]
+          maxAge: "600"
+          allowCredentials: true
+    - matchers: [{prefix: /fault-abort}]
+      routeAction: {single: {upstream: {name: alpha, namespace: gloo-system}}}
+      options: {faults: {abort: {percentage: 100, httpStatus: 503}}}
+    - matchers: [{prefix: /fault-delay}]
+      routeAction: {single: {upstream: {name: alpha, namespace: gloo-system}}}
+      options: {faults: {delay: {percentage: 100, fixedDelay: 0.05s}}}
     # An Upstream that does not exist (a Warning in Gloo; 503 at request time).
     - matchers: [{prefix: /missing}]
       routeAction: {single: {upstream: {name: ghost, namespace: gloo-system}}}
@@ -1387,6 +1405,22 @@ fn routing_cases() -> Vec<Case> {
         case("headers: upgrade not configured", r, "/exact", Local(403))
             .header("Connection", "Upgrade")
             .header("Upgrade", "spdy/3"),
+        // --- CORS and faults.
+        case("cors preflight, allowed origin", r, "/cors", Local(200))
+            .method("OPTIONS")
+            .header("Origin", "https://allowed.example")
+            .header("Access-Control-Request-Method", "POST"),
+        case("cors preflight, origin by regex", r, "/cors", Local(200))
+            .method("OPTIONS")
+            .header("Origin", "https://abc.regex.example")
+            .header("Access-Control-Request-Method", "GET"),
+        case("cors simple request, allowed origin", r, "/cors", Backend("alpha"))
+            .header("Origin", "https://allowed.example"),
+        case("cors simple request, other origin", r, "/cors", Backend("alpha"))
+            .header("Origin", "https://evil.example"),
+        case("cors without origin", r, "/cors", Backend("alpha")),
+        case("fault abort", r, "/fault-abort", Local(503)),
+        case("fault delay", r, "/fault-delay", Backend("alpha")),
         // --- Bodies.
         case("body with content-length", r, "/exact", Backend("alpha")).method("POST").body("hello world"),
         case("body chunked", r, "/exact", Backend("alpha")).method("POST").body("hello chunks").chunked(),
