@@ -456,6 +456,9 @@ impl<'a> Resolver<'a> {
             };
             let mut errors = errors;
             errors.extend(self.check_ssl_secret(reference, &entry.object.spec));
+            errors.extend(
+                self.check_header_secrets_of_virtual_service(reference, &entry.object.spec),
+            );
             put_in_force(
                 &key,
                 entry,
@@ -477,6 +480,12 @@ impl<'a> Resolver<'a> {
                     errors
                 }
             };
+            let mut errors = errors;
+            errors.extend(self.check_header_secrets(
+                &entry.object.spec.routes,
+                reference.namespace_or(crate::model::DEFAULT_NAMESPACE),
+                "spec.routes",
+            ));
             put_in_force(
                 &key,
                 entry,
@@ -496,6 +505,93 @@ impl<'a> Resolver<'a> {
         };
         let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
         self.check_ssl(ssl, namespace, "spec.sslConfig")
+    }
+
+    /// Every `headerSecretRef` must name a Secret holding headers: checked on every run, as
+    /// the Secret can change on its own (Gloo rejects the resource otherwise).
+    fn check_header_secrets_of_virtual_service(
+        &self,
+        reference: &ResourceRef,
+        spec: &VirtualServiceSpec,
+    ) -> Vec<String> {
+        let Some(vh) = &spec.virtual_host else {
+            return Vec::new();
+        };
+        let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
+        let mut errors = Vec::new();
+        if let Some(h) = vh
+            .options
+            .as_ref()
+            .and_then(|o| o.header_manipulation.as_deref())
+        {
+            errors.extend(self.check_header_secret_list(
+                h,
+                namespace,
+                "spec.virtualHost.options.headerManipulation",
+            ));
+        }
+        errors.extend(self.check_header_secrets(&vh.routes, namespace, "spec.virtualHost.routes"));
+        errors
+    }
+
+    fn check_header_secrets(
+        &self,
+        routes: &[crate::model::routing::Route],
+        namespace: &str,
+        path: &str,
+    ) -> Vec<String> {
+        use crate::model::routing::RouteDestination;
+        let mut errors = Vec::new();
+        for (i, route) in routes.iter().enumerate() {
+            if let Some(h) = route
+                .options
+                .as_ref()
+                .and_then(|o| o.header_manipulation.as_deref())
+            {
+                errors.extend(self.check_header_secret_list(
+                    h,
+                    namespace,
+                    &format!("{path}[{i}].options.headerManipulation"),
+                ));
+            }
+            if let Some(Ok(Some(RouteDestination::Multi(m)))) =
+                route.route_action.as_ref().map(|a| a.destination())
+            {
+                for (d, dest) in m.destinations.iter().enumerate() {
+                    if let Some(h) = dest
+                        .options
+                        .as_ref()
+                        .and_then(|o| o.header_manipulation.as_ref())
+                    {
+                        errors.extend(self.check_header_secret_list(
+                            h,
+                            namespace,
+                            &format!("{path}[{i}].routeAction.multi.destinations[{d}].options.headerManipulation"),
+                        ));
+                    }
+                }
+            }
+        }
+        errors
+    }
+
+    fn check_header_secret_list(
+        &self,
+        h: &crate::model::headers::HeaderManipulation,
+        namespace: &str,
+        path: &str,
+    ) -> Vec<String> {
+        h.request_headers_to_add
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| {
+                let reference = o.header_secret_ref.as_ref()?;
+                self.snapshot
+                    .header_secret(reference, namespace)
+                    .err()
+                    .map(|e| format!("{path}.requestHeadersToAdd[{i}].headerSecretRef: {e}"))
+            })
+            .collect()
     }
 
     /// Checks that a downstream `sslConfig` names a certificate and key gloo can serve.

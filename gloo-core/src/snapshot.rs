@@ -125,6 +125,35 @@ impl ConfigSnapshot {
         Ok(tls)
     }
 
+    /// The headers a `headerSecretRef` adds: every key of the Secret `reference` names
+    /// (namespace defaulting to `namespace`) with its value, or an error saying what is wrong.
+    pub fn header_secret(
+        &self,
+        reference: &ResourceRef,
+        namespace: &str,
+    ) -> Result<Vec<(String, String)>, String> {
+        let reference = reference.resolved(namespace);
+        let secret = self
+            .secrets
+            .get(&reference)
+            .ok_or_else(|| format!("Secret {reference} not found"))?;
+        let spec = &secret.object.spec;
+        let mut keys: Vec<&String> = spec.data.keys().chain(spec.string_data.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return Err(format!("Secret {reference} holds no headers"));
+        }
+        keys.into_iter()
+            .map(|key| {
+                let value = spec.get(key)?.unwrap_or_default();
+                let value = String::from_utf8(value)
+                    .map_err(|_| format!("Secret {reference}: {key} is not text"))?;
+                Ok((key.clone(), value))
+            })
+            .collect()
+    }
+
     /// Indexes resources; a second resource with the kind, namespace and name of an earlier
     /// one is reported as a duplicate and ignored.
     pub fn from_resources<'a>(

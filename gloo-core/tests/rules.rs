@@ -1381,3 +1381,60 @@ fn regex_repetitions_re2_refuses_are_rejected() {
         &[],
     );
 }
+
+// ----- Header secrets ------------------------------------------------------------------------
+
+fn header_secret(value: &str) -> String {
+    format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: hdrs, namespace: gloo-system}}\ntype: gloo.solo.io/header\nstringData:\n  x-api-key: {value}\n  x-team: payments\n")
+}
+
+const HEADER_SECRET_VS: &str = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: default, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{prefix: /}]\n      directResponseAction: {status: 200}\n      options:\n        headerManipulation:\n          requestHeadersToAdd:\n          - headerSecretRef: {name: hdrs, namespace: gloo-system}\n            append: false\n";
+
+fn added_headers(t: &gloo_core::translate::Translation) -> Vec<(String, String, i32)> {
+    let rc = route_config_of(proxy(t), "listener-::-8080-routes");
+    rc.virtual_hosts[0].routes[0]
+        .request_headers_to_add
+        .iter()
+        .map(|o| {
+            let h = o.header.as_ref().unwrap();
+            (h.key.clone(), h.value.clone(), o.append_action)
+        })
+        .collect()
+}
+
+#[test]
+fn header_secret_refs_add_every_key_of_the_secret() {
+    let mut translator = Translator::new();
+    let t = translate_with(
+        &mut translator,
+        &docs(&[&header_secret("k1"), HEADER_SECRET_VS]),
+    );
+    assert_no_rejections(&t);
+    let overwrite = envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd as i32;
+    assert_eq!(
+        added_headers(&t),
+        [
+            ("x-api-key".to_string(), "k1".to_string(), overwrite),
+            ("x-team".to_string(), "payments".to_string(), overwrite),
+        ]
+    );
+    // A rotated Secret reaches the route even though the VirtualService did not change.
+    let t = translate_with(
+        &mut translator,
+        &docs(&[&header_secret("k2"), HEADER_SECRET_VS]),
+    );
+    assert_eq!(added_headers(&t)[0].1, "k2");
+}
+
+#[test]
+fn a_header_secret_ref_to_a_missing_secret_rejects_the_virtual_service() {
+    let t = translate(HEADER_SECRET_VS);
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &["spec.virtualHost.routes[0].options.headerManipulation.requestHeadersToAdd[0].headerSecretRef: Secret gloo-system.hdrs not found"],
+        &[],
+    );
+}

@@ -156,6 +156,8 @@ impl Translator {
         self.secrets_changed = self.secrets.as_ref() != Some(&snapshot.secrets);
         if self.secrets_changed {
             self.secrets = Some(snapshot.secrets.clone());
+            // Virtual hosts can carry headers read from Secrets (`headerSecretRef`).
+            self.virtual_hosts.clear();
         }
         if self.upstream_groups.as_ref() != Some(&snapshot.upstream_groups) {
             self.virtual_hosts.clear();

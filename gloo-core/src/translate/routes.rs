@@ -62,19 +62,34 @@ fn string_match(pattern: MatchPattern) -> StringMatcher {
 /// One Envoy virtual host from a resolved VirtualService.
 pub(crate) fn virtual_host(vh: &VirtualHostModel, ctx: &Context<'_>) -> VirtualHost {
     let options = &vh.options;
+    // `headerSecretRef`s without a namespace name a Secret beside the VirtualService.
+    let secrets = HeaderSecrets {
+        ctx,
+        namespace: vh.source.namespace_or(crate::model::DEFAULT_NAMESPACE),
+    };
     let mut out = VirtualHost {
         name: vh.name.clone(),
         domains: vh.domains.clone(),
-        routes: vh.routes.iter().map(|r| route(r, ctx)).collect(),
+        routes: vh.routes.iter().map(|r| route(r, &secrets)).collect(),
         ..Default::default()
     };
-    apply_vhost_options(&mut out, options);
+    apply_vhost_options(&mut out, options, &secrets);
     out
 }
 
-fn apply_vhost_options(out: &mut VirtualHost, options: &VirtualHostOptions) {
+/// Where `headerSecretRef`s are resolved: the snapshot's Secrets, with a default namespace.
+struct HeaderSecrets<'a> {
+    ctx: &'a Context<'a>,
+    namespace: &'a str,
+}
+
+fn apply_vhost_options(
+    out: &mut VirtualHost,
+    options: &VirtualHostOptions,
+    secrets: &HeaderSecrets<'_>,
+) {
     if let Some(h) = &options.header_manipulation {
-        out.request_headers_to_add = request_headers(h);
+        out.request_headers_to_add = request_headers(h, secrets);
         out.request_headers_to_remove = h.request_headers_to_remove.clone();
         out.response_headers_to_add = response_headers(h);
         out.response_headers_to_remove = h.response_headers_to_remove.clone();
@@ -123,12 +138,37 @@ fn header_options<'a>(
         .collect()
 }
 
-fn request_headers(h: &HeaderManipulation) -> Vec<HeaderValueOption> {
-    header_options(
-        h.request_headers_to_add
-            .iter()
-            .map(|o| (o.header.as_ref(), o.append)),
-    )
+/// The request headers to add: literal ones, and those of each `headerSecretRef`'s Secret
+/// (validation rejects a reference to a missing Secret before translation).
+fn request_headers(h: &HeaderManipulation, secrets: &HeaderSecrets<'_>) -> Vec<HeaderValueOption> {
+    let mut out = Vec::with_capacity(h.request_headers_to_add.len());
+    for o in &h.request_headers_to_add {
+        match (&o.header, &o.header_secret_ref) {
+            (Some(header), _) => {
+                out.extend(header_options(std::iter::once((Some(header), o.append))))
+            }
+            (None, Some(reference)) => {
+                let headers = secrets
+                    .ctx
+                    .snapshot
+                    .header_secret(reference, secrets.namespace)
+                    .unwrap_or_default();
+                for (key, value) in headers {
+                    out.push(HeaderValueOption {
+                        header: Some(HeaderValue {
+                            key,
+                            value,
+                            ..Default::default()
+                        }),
+                        append_action: append_action(o.append),
+                        ..Default::default()
+                    });
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    out
 }
 
 fn response_headers(h: &HeaderManipulation) -> Vec<HeaderValueOption> {
@@ -281,7 +321,7 @@ pub(crate) fn destination_cluster(d: &Destination) -> Option<String> {
     destination_upstream(d).map(|upstream| cluster_name(&upstream))
 }
 
-fn weighted(destinations: &[WeightedDestination]) -> WeightedCluster {
+fn weighted(destinations: &[WeightedDestination], secrets: &HeaderSecrets<'_>) -> WeightedCluster {
     WeightedCluster {
         clusters: destinations
             .iter()
@@ -299,7 +339,7 @@ fn weighted(destinations: &[WeightedDestination]) -> WeightedCluster {
                     .as_ref()
                     .and_then(|o| o.header_manipulation.as_ref())
                 {
-                    cw.request_headers_to_add = request_headers(h);
+                    cw.request_headers_to_add = request_headers(h, secrets);
                     cw.request_headers_to_remove = h.request_headers_to_remove.clone();
                     cw.response_headers_to_add = response_headers(h);
                     cw.response_headers_to_remove = h.response_headers_to_remove.clone();
@@ -314,20 +354,22 @@ fn weighted(destinations: &[WeightedDestination]) -> WeightedCluster {
 fn route_action(
     action: &gloo::RouteAction,
     options: &RouteOptions,
-    ctx: &Context<'_>,
+    secrets: &HeaderSecrets<'_>,
 ) -> RouteAction {
+    let ctx = secrets.ctx;
     let specifier = match action.destination() {
         Ok(Some(RouteDestination::Single(d))) => {
             destination_cluster(d).map(route_action::ClusterSpecifier::Cluster)
         }
         Ok(Some(RouteDestination::Multi(m))) => Some(
-            route_action::ClusterSpecifier::WeightedClusters(weighted(&m.destinations)),
+            route_action::ClusterSpecifier::WeightedClusters(weighted(&m.destinations, secrets)),
         ),
         Ok(Some(RouteDestination::UpstreamGroup(r))) => {
             let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
             ctx.snapshot.upstream_groups.get(&r).map(|group| {
                 route_action::ClusterSpecifier::WeightedClusters(weighted(
                     &group.object.spec.destinations,
+                    secrets,
                 ))
             })
         }
@@ -482,10 +524,10 @@ fn fault(faults: &crate::model::faults::RouteFaults) -> HttpFault {
 }
 
 /// One Envoy route.
-fn route(r: &RouteModel, ctx: &Context<'_>) -> Route {
+fn route(r: &RouteModel, secrets: &HeaderSecrets<'_>) -> Route {
     let options = &r.options;
     let action = match &r.action {
-        RouteModelAction::Route(a) => route::Action::Route(route_action(a, options, ctx)),
+        RouteModelAction::Route(a) => route::Action::Route(route_action(a, options, secrets)),
         RouteModelAction::Redirect(redir) => route::Action::Redirect(redirect(redir)),
         RouteModelAction::DirectResponse(d) => {
             route::Action::DirectResponse(DirectResponseAction {
@@ -505,7 +547,7 @@ fn route(r: &RouteModel, ctx: &Context<'_>) -> Route {
         ..Default::default()
     };
     if let Some(h) = &options.header_manipulation {
-        out.request_headers_to_add = request_headers(h);
+        out.request_headers_to_add = request_headers(h, secrets);
         out.request_headers_to_remove = h.request_headers_to_remove.clone();
         out.response_headers_to_add = response_headers(h);
         out.response_headers_to_remove = h.response_headers_to_remove.clone();
