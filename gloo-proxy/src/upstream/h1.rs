@@ -436,7 +436,13 @@ async fn exchange_on(
     loop {
         if !conn.buf.is_empty() {
             match parse_head(&mut conn.buf, head_request) {
-                Ok(Some(head)) if head.response.status() == StatusCode::CONTINUE => continue,
+                // Interim answers (100 Continue, 103 Early Hints) are not the response.
+                Ok(Some(head))
+                    if head.response.status().is_informational()
+                        && head.response.status() != StatusCode::SWITCHING_PROTOCOLS =>
+                {
+                    continue
+                }
                 Ok(Some(head)) => return Ok(head),
                 Ok(None) => {}
                 Err(e) => return Err(ExchangeError::Other(e)),
@@ -667,5 +673,163 @@ impl http_body::Body for UpstreamBody {
             State::Length(n) => SizeHint::with_exact(n),
             _ => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt as _;
+    use tokio::net::TcpListener;
+
+    /// A server that answers each request on a connection with the next canned response
+    /// (written in pieces), closing the connection after `close_after` answers. Counts
+    /// connections.
+    async fn server(
+        responses: Vec<Vec<&'static [u8]>>,
+        close_after: usize,
+    ) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        tokio::spawn(async move {
+            let mut next = 0;
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut served = 0;
+                let mut buf = Vec::new();
+                while served < close_after && next < responses.len() {
+                    let mut chunk = [0u8; 4096];
+                    let n = s.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        continue;
+                    }
+                    buf.clear();
+                    for piece in &responses[next] {
+                        let _ = s.write_all(piece).await;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    next += 1;
+                    served += 1;
+                }
+            }
+        });
+        (addr, connections)
+    }
+
+    fn get(addr: SocketAddr) -> Request<Body> {
+        Request::get(format!("http://{addr}/x"))
+            .header("host", "example")
+            .body(Body::empty())
+            .expect("request")
+    }
+
+    async fn body_text(r: Response<Body>) -> String {
+        let bytes = r.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn exchange(addr: SocketAddr) -> Exchange<'static> {
+        Exchange {
+            address: addr,
+            connect_timeout: Duration::from_secs(1),
+            tls: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_in_pieces_and_interim_answers_are_read_and_the_connection_reused() {
+        let (addr, connections) = server(
+            vec![
+                vec![
+                    b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhel",
+                    b"lo\r\n6\r\n world\r\n0\r\ntrailer: x\r\n\r\n",
+                ],
+                vec![
+                    b"HTTP/1.1 201 Created\r\ncontent-length: 4\r\n\r\nsec",
+                    b"o",
+                ],
+            ],
+            10,
+        )
+        .await;
+        let pool = Arc::new(Pool::default());
+        let r = send(&pool, exchange(addr), get(addr))
+            .await
+            .expect("answer");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(body_text(r).await, "hello world");
+        let r = send(&pool, exchange(addr), get(addr))
+            .await
+            .expect("answer");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(body_text(r).await, "seco");
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1,
+            "the connection was reused"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_upstream_closed_is_replaced() {
+        // The server closes each connection after one answer without saying so.
+        let (addr, connections) = server(
+            vec![
+                vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"],
+                vec![b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nagain"],
+            ],
+            1,
+        )
+        .await;
+        let pool = Arc::new(Pool::default());
+        let r = send(&pool, exchange(addr), get(addr))
+            .await
+            .expect("answer");
+        assert_eq!(body_text(r).await, "ok");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = send(&pool, exchange(addr), get(addr))
+            .await
+            .expect("answer on a new connection");
+        assert_eq!(body_text(r).await, "again");
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn conflicting_lengths_and_garbage_are_protocol_errors() {
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc"[..],
+            b"SSH-2.0-OpenSSH\r\n\r\n",
+        ] {
+            let (addr, _) = server(vec![vec![bad]], 1).await;
+            let pool = Arc::new(Pool::default());
+            let err = send(&pool, exchange(addr), get(addr))
+                .await
+                .expect_err("refused");
+            assert!(matches!(err, SendError::Protocol(_)), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_a_connect_failure() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let pool = Arc::new(Pool::default());
+        let err = send(&pool, exchange(addr), get(addr))
+            .await
+            .expect_err("no server");
+        assert!(err.is_connect(), "{err}");
     }
 }
