@@ -681,7 +681,6 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::io::AsyncReadExt as _;
     use tokio::net::TcpListener;
 
     /// A server that answers each request on a connection with the next canned response
