@@ -164,6 +164,24 @@ impl std::fmt::Debug for DirectorySource {
 /// How long to wait after a change for more changes before re-reading (editors write a file
 /// in several steps).
 const DEBOUNCE: Duration = Duration::from_millis(20);
+/// The longest a burst of events delays a re-read.
+const MAX_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Whether a watch event can change the configuration: not a mere access (reading the
+/// folder to rescan it is one, and must not trigger another rescan), and about a config file
+/// or a folder (not, say, a log file written beside them).
+fn is_relevant(event: &notify::Event) -> bool {
+    if matches!(event.kind, notify::EventKind::Access(_)) {
+        return false;
+    }
+    event.paths.is_empty()
+        || event.paths.iter().any(|p| {
+            let hidden = p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            !hidden && (load::Format::from_path(p).is_some() || p.extension().is_none())
+        })
+}
 
 impl DirectorySource {
     /// Reads the folder once, without watching it.
@@ -187,7 +205,7 @@ impl DirectorySource {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok() {
+                if event.is_ok_and(|e| is_relevant(&e)) {
                     let _ = tx.send(());
                 }
             })
@@ -211,8 +229,11 @@ impl DirectorySource {
             .spawn(move || {
                 // Ends when the source (and with it the watcher, which owns `tx`) is dropped.
                 while rx.recv().is_ok() {
-                    // Coalesce a burst of events into one re-read.
-                    while rx.recv_timeout(DEBOUNCE).is_ok() {}
+                    // Coalesce a burst of events into one re-read, but never wait longer
+                    // than MAX_DEBOUNCE (a file being written all the time cannot hold
+                    // edits back).
+                    let first = std::time::Instant::now();
+                    while first.elapsed() < MAX_DEBOUNCE && rx.recv_timeout(DEBOUNCE).is_ok() {}
                     if let Err(err) = rescan(&dir, &state, &sender) {
                         tracing::warn!(error = %err, "config directory re-read failed; keeping the last good config");
                     }
@@ -408,6 +429,50 @@ mod tests {
         let updates = wait(updates, vec!["a", "b"]).await;
         std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
         wait(updates, vec!["b"]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_written_all_the_time_beside_the_config_does_not_hold_edits_back() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), UPSTREAM.replace("NAME", "a")).unwrap();
+        let source = DirectorySource::watch(dir.path()).unwrap();
+        let mut updates = source.subscribe();
+        updates.borrow_and_update();
+        // A log in the config directory, appended to every 5 ms (faster than the debounce).
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (stop, log) = (stop.clone(), dir.path().join("gloo.log"));
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    use std::io::Write;
+                    if let Ok(mut f) = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log)
+                    {
+                        let _ = writeln!(f, "log line");
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::write(dir.path().join("b.yaml"), UPSTREAM.replace("NAME", "b")).unwrap();
+        let published = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                if names(&updates.borrow_and_update()) == ["a", "b"] {
+                    return;
+                }
+                updates.changed().await.unwrap();
+            }
+        })
+        .await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+        assert!(
+            published.is_ok(),
+            "the edit was held back by the log writes"
+        );
     }
 
     #[test]

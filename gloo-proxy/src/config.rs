@@ -466,6 +466,18 @@ pub fn compile_listener(
             }
         }
     }
+    for name in registry.everywhere() {
+        if filters.iter().any(|f| &f.name == name) {
+            continue;
+        }
+        if let Some(factory) = registry.get(name) {
+            filters.push(ListenerFilter {
+                name: name.clone(),
+                config: Any::default(),
+                factory: factory.clone(),
+            });
+        }
+    }
     Ok(HttpListener {
         name: l.name.clone(),
         address,

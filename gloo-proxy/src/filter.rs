@@ -58,6 +58,7 @@ pub trait FilterFactory: Send + Sync {
 #[derive(Clone, Default)]
 pub struct FilterRegistry {
     factories: HashMap<String, Arc<dyn FilterFactory>>,
+    everywhere: Vec<String>,
 }
 
 impl std::fmt::Debug for FilterRegistry {
@@ -86,6 +87,28 @@ impl FilterRegistry {
     /// both are registered).
     pub fn register(&mut self, key: impl Into<String>, factory: impl FilterFactory + 'static) {
         self.factories.insert(key.into(), Arc::new(factory));
+    }
+
+    /// Registers a filter that runs on every HTTP listener, whether or not its connection
+    /// manager lists it: after the listed filters, just before the router, with an empty
+    /// config (its factory still sees each route's `typed_per_filter_config[name]`). A
+    /// listener that lists `name` itself keeps it where it lists it. This is how a bespoke
+    /// gateway adds its own filter to configurations gloo-core translates.
+    pub fn register_everywhere(
+        &mut self,
+        name: impl Into<String>,
+        factory: impl FilterFactory + 'static,
+    ) {
+        let name = name.into();
+        self.register(name.clone(), factory);
+        if !self.everywhere.contains(&name) {
+            self.everywhere.push(name);
+        }
+    }
+
+    /// The filters registered with [`FilterRegistry::register_everywhere`], in order.
+    pub fn everywhere(&self) -> &[String] {
+        &self.everywhere
     }
 
     /// The factory for a filter name or type URL.

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use crate::admin::{AdminState, StatusSource};
 use crate::config::{Compiler, ProxyConfig, XdsResources};
 use crate::filter::{FilterFactory, FilterRegistry, HttpService};
-use crate::proxy::{ForwardService, Proxy};
+use crate::proxy::{Proxy, RouteService};
 use crate::server::{Listeners, Sockets};
 use crate::stats::Stats;
 
@@ -156,6 +156,17 @@ impl ProxyServer {
         self
     }
 
+    /// Registers a filter that runs on every HTTP listener and route (see
+    /// [`FilterRegistry::register_everywhere`]).
+    pub fn filter_everywhere(
+        mut self,
+        name: impl Into<String>,
+        factory: impl FilterFactory + 'static,
+    ) -> Self {
+        self.registry.register_everywhere(name, factory);
+        self
+    }
+
     /// The filter registry (to validate resources the way this proxy will).
     pub fn registry(&self) -> &FilterRegistry {
         &self.registry
@@ -211,7 +222,7 @@ impl ProxyServer {
         let mut compiler = Compiler::new(
             self.registry,
             stats,
-            HttpService::new(ForwardService),
+            HttpService::new(RouteService),
             self.workers,
         );
         let sockets = Arc::new(Sockets::new());

@@ -48,6 +48,8 @@ pub struct RouteContext {
     downstream: Downstream,
     /// The normalised path (with query) the route was matched on.
     path: PathAndQuery,
+    /// The request's authority, kept when filters run (a redirect made after them needs it).
+    authority: Option<String>,
 }
 
 impl std::fmt::Debug for RouteContext {
@@ -491,92 +493,133 @@ async fn route_and_serve(
         apply_response_headers(response.headers_mut(), None, route, vhost, &table);
         return response;
     }
-    match route.action() {
-        Action::Direct(d) => {
-            let mut response = Response::new(Body::full(d.body.clone()));
-            *response.status_mut() = d.status;
-            if !d.body.is_empty() {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    let stack = if config.stacks.is_empty() {
+        None
+    } else {
+        config
+            .stacks
+            .get(&listener.name)
+            .and_then(|s| s.get(&(vhost_index, route_index)))
+            .cloned()
+    };
+    // Without filters, local answers are made here, without building a route context.
+    if stack.is_none() {
+        match route.action() {
+            Action::Direct(d) => return direct_response(d, route, vhost, &table),
+            Action::Redirect(r) => {
+                let location = r.location(
+                    downstream.scheme,
+                    &authority,
+                    &path,
+                    route.matched_prefix_len(),
+                );
+                return redirect_response(r.status(), &location, route, vhost, &table);
+            }
+            Action::Forward(_) => {}
+        }
+    }
+    let path = match (&path, req.uri().path_and_query()) {
+        (Cow::Borrowed(_), Some(original)) => original.clone(),
+        _ => match PathAndQuery::try_from(path.as_ref()) {
+            Ok(p) => p,
+            Err(_) => return bad_request(),
+        },
+    };
+    // An absolute-form target names the host: it is what goes upstream.
+    let joined_host = match &authority {
+        Cow::Owned(joined) => HeaderValue::from_str(joined).ok(),
+        Cow::Borrowed(_) if req.uri().authority().is_some() => {
+            HeaderValue::from_str(&authority).ok()
+        }
+        Cow::Borrowed(_) => None,
+    };
+    let authority = stack.as_ref().map(|_| authority.into_owned());
+    if let Some(host) = joined_host {
+        req.headers_mut().insert(header::HOST, host);
+    }
+    let ctx = RouteContext {
+        config,
+        table,
+        vhost: vhost_index,
+        route: route_index,
+        listener: listener.clone(),
+        downstream: downstream.clone(),
+        path,
+        authority,
+    };
+    match stack {
+        Some(service) => {
+            let table = ctx.table.clone();
+            req.extensions_mut().insert(ctx);
+            use tower::ServiceExt;
+            let mut response = match service.oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            // A filter's local reply gets the route's response headers, as Envoy's local
+            // replies do (the route's own answers got them already).
+            if response.extensions_mut().remove::<LocalReply>().is_some() {
+                let vhost = &table.virtual_hosts()[vhost_index];
+                let route = &vhost.routes()[route_index];
+                apply_response_headers(response.headers_mut(), None, route, vhost, &table);
             }
             response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(d.body.len()));
-            apply_response_headers(response.headers_mut(), None, route, vhost, &table);
-            response
         }
+        None => forward(req, &ctx).await,
+    }
+}
+
+fn direct_response(
+    d: &crate::router::action::Direct,
+    route: &Route,
+    vhost: &VirtualHost,
+    table: &RouteTable,
+) -> Response<Body> {
+    let mut response = Response::new(Body::full(d.body.clone()));
+    *response.status_mut() = d.status;
+    if !d.body.is_empty() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    }
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(d.body.len()));
+    apply_response_headers(response.headers_mut(), None, route, vhost, table);
+    response
+}
+
+fn redirect_response(
+    status: StatusCode,
+    location: &str,
+    route: &Route,
+    vhost: &VirtualHost,
+    table: &RouteTable,
+) -> Response<Body> {
+    let mut response = local_reply(status, "");
+    if let Ok(v) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    apply_response_headers(response.headers_mut(), None, route, vhost, table);
+    response
+}
+
+/// Does what a routed request's route says: forward it, redirect it, or answer directly.
+pub async fn act(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
+    let route = ctx.route();
+    let vhost = ctx.virtual_host();
+    match route.action() {
+        Action::Forward(_) => forward(req, ctx).await,
+        Action::Direct(d) => direct_response(d, route, vhost, &ctx.table),
         Action::Redirect(r) => {
+            let authority = ctx.authority.as_deref().unwrap_or_default();
             let location = r.location(
-                downstream.scheme,
-                &authority,
-                &path,
+                ctx.downstream.scheme,
+                authority,
+                ctx.path.as_str(),
                 route.matched_prefix_len(),
             );
-            let mut response = local_reply(r.status(), "");
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                response.headers_mut().insert(header::LOCATION, v);
-            }
-            apply_response_headers(response.headers_mut(), None, route, vhost, &table);
-            response
-        }
-        Action::Forward(_) => {
-            let path = match (&path, req.uri().path_and_query()) {
-                (Cow::Borrowed(_), Some(original)) => original.clone(),
-                _ => match PathAndQuery::try_from(path.as_ref()) {
-                    Ok(p) => p,
-                    Err(_) => return bad_request(),
-                },
-            };
-            // An absolute-form target names the host: it is what goes upstream.
-            let joined_host = match &authority {
-                Cow::Owned(joined) => HeaderValue::from_str(joined).ok(),
-                Cow::Borrowed(_) if req.uri().authority().is_some() => {
-                    HeaderValue::from_str(&authority).ok()
-                }
-                Cow::Borrowed(_) => None,
-            };
-            if let Some(host) = joined_host {
-                req.headers_mut().insert(header::HOST, host);
-            }
-            let stack = if config.stacks.is_empty() {
-                None
-            } else {
-                config
-                    .stacks
-                    .get(&listener.name)
-                    .and_then(|s| s.get(&(vhost_index, route_index)))
-                    .cloned()
-            };
-            let ctx = RouteContext {
-                config,
-                table,
-                vhost: vhost_index,
-                route: route_index,
-                listener: listener.clone(),
-                downstream: downstream.clone(),
-                path,
-            };
-            match stack {
-                Some(service) => {
-                    let table = ctx.table.clone();
-                    req.extensions_mut().insert(ctx);
-                    use tower::ServiceExt;
-                    let mut response = match service.oneshot(req).await {
-                        Ok(r) => r,
-                        Err(never) => match never {},
-                    };
-                    // A filter's local reply gets the route's response headers, as Envoy's
-                    // local replies do (forwarded answers got them already).
-                    if response.extensions_mut().remove::<LocalReply>().is_some() {
-                        let vhost = &table.virtual_hosts()[vhost_index];
-                        let route = &vhost.routes()[route_index];
-                        apply_response_headers(response.headers_mut(), None, route, vhost, &table);
-                    }
-                    response
-                }
-                None => forward(req, &ctx).await,
-            }
+            redirect_response(r.status(), &location, route, vhost, &ctx.table)
         }
     }
 }
@@ -655,12 +698,12 @@ struct Outgoing {
     cluster: Arc<Cluster>,
 }
 
-/// The inner service of every filter stack: forwards a request whose [`RouteContext`] is in
-/// its extensions.
+/// The inner service of every filter stack: does what the route of a request (whose
+/// [`RouteContext`] is in its extensions) says: forward, redirect or answer.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ForwardService;
+pub struct RouteService;
 
-impl tower::Service<Request<Body>> for ForwardService {
+impl tower::Service<Request<Body>> for RouteService {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -672,7 +715,7 @@ impl tower::Service<Request<Body>> for ForwardService {
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         Box::pin(async move {
             match req.extensions_mut().remove::<RouteContext>() {
-                Some(ctx) => Ok(forward(req, &ctx).await),
+                Some(ctx) => Ok(act(req, &ctx).await),
                 None => Ok(local_reply(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "no route context",

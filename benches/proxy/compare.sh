@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The data-plane comparison of BENCHMARKS.md in one run: gloo-proxy against nginx, HAProxy and
+# Envoy with /work/shared/bench/peers.sh (each proxy on CPU 1 with one worker, wrk on CPU 0, one
+# nginx backend on 127.0.0.1:18081), then the ratios the targets are stated in.
+#
+#   benches/proxy/compare.sh [seconds=10] [connections=32]
+#
+# gloo runs twice: `gloo run` on the one-route config (127.0.0.1:18090) and on the 1,000-route /
+# 100-upstream config from gen_many_routes.py (127.0.0.1:18091), both with `--workers 1`.
+# Needs nginx, haproxy and wrk (installed with apt-get when missing) and Envoy: $ENVOY, else the
+# project's .tools/venv (scripts/test.sh installs it), else peers.sh installs its own.
+# The machines are shared and noisy: compare the ratios, not the absolute numbers.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+peers=${PEERS:-/work/shared/bench/peers.sh}
+dur=${1:-10}; conns=${2:-32}
+export PATH="$PATH:/usr/sbin:/sbin"
+
+missing=()
+for tool in nginx haproxy wrk; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}"
+fi
+if [ -z "${ENVOY:-}" ]; then
+  ENVOY=$(ls "$root"/.tools/venv/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -1 || true)
+fi
+[ -n "$ENVOY" ] && export ENVOY
+
+(cd "$root" && cargo build --release -p gloo-proxy --bin gloo)
+gloo="$root/target/release/gloo"
+work=$(mktemp -d /tmp/gloo-compare.XXXX)
+trap 'rm -rf "$work"' EXIT
+python3 "$here/gen_many_routes.py" "$work/1k" 18091
+
+out="$work/peers.txt"
+bash "$peers" "$dur" "$conns" \
+  "gloo=exec $gloo run --config $here/one-route --workers 1 --admin 127.0.0.1:19090" \
+  "gloo-1k=exec $gloo run --config $work/1k --workers 1 --admin 127.0.0.1:19091" | tee "$out"
+
+python3 - "$out" <<'PY'
+import re, sys
+rows = {}
+for line in open(sys.argv[1]):
+    parts = line.split()
+    if len(parts) == 5 and parts[1].startswith("rps="):
+        rows[parts[0]] = dict(p.split("=", 1) for p in parts[1:])
+
+def ms(v):  # wrk latency: 850.00us, 1.23ms, 1.20s
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", v)
+    return float(m[1]) * {"us": 1e-3, "ms": 1, "s": 1e3, "m": 6e4}[m[2]]
+
+def ratio(label, a, b, key, target, conv=float):
+    if a in rows and b in rows:
+        x, y = conv(rows[a][key]), conv(rows[b][key])
+        verdict = "meets" if x / y <= target else "misses"
+        print(f"  {label:<34} {x / y:5.2f}  (target <= {target}: {verdict})")
+    else:
+        print(f"  {label:<34}   n/a  (missing {a if a not in rows else b})")
+
+print("\nratios, same run:")
+ratio("gloo/nginx CPU us per request", "gloo", "nginx", "cpu_us_per_req", 0.9)
+ratio("gloo/haproxy CPU us per request", "gloo", "haproxy", "cpu_us_per_req", 0.9)
+ratio("gloo/envoy CPU us per request", "gloo", "envoy", "cpu_us_per_req", 0.4)
+ratio("gloo/nginx p99", "gloo", "nginx", "p99", 1.0, ms)
+ratio("gloo 1k routes / 1 route CPU", "gloo-1k", "gloo", "cpu_us_per_req", 1.1)
+PY
