@@ -109,7 +109,7 @@ impl XdsResources {
                             name.clone(),
                             XdsResource {
                                 version: r.version.clone(),
-                                body: Arc::new(r.body.clone()),
+                                body: r.body.clone(),
                             },
                         )
                     })
@@ -782,7 +782,7 @@ impl Compiler {
     pub fn validate(
         registry: &FilterRegistry,
         type_url: &str,
-        resources: &BTreeMap<String, Any>,
+        resources: &BTreeMap<String, Arc<Any>>,
     ) -> Result<(), String> {
         let stats = Stats::default();
         for (name, any) in resources {

@@ -32,7 +32,8 @@ pub enum Protocol {
 }
 
 /// Decides whether a type's new resources are acceptable; an error is sent back as a NACK.
-pub type Validator = Arc<dyn Fn(&str, &BTreeMap<String, Any>) -> Result<(), String> + Send + Sync>;
+pub type Validator =
+    Arc<dyn Fn(&str, &BTreeMap<String, Arc<Any>>) -> Result<(), String> + Send + Sync>;
 
 /// Client settings.
 #[derive(Clone)]
@@ -105,8 +106,8 @@ pub struct ClientResource {
     /// Its version as the server sent it (delta), or the response version (state of the
     /// world).
     pub version: String,
-    /// The resource.
-    pub body: Any,
+    /// The resource (shared: the candidate sets the validator sees copy nothing).
+    pub body: Arc<Any>,
 }
 
 /// What the client holds: the last accepted resources of each type.
@@ -259,16 +260,16 @@ async fn run_delta(
     set_connected(state);
     while let Some(response) = responses.next().await {
         let response = response?;
-        let candidate: BTreeMap<String, Any> = {
+        let candidate: BTreeMap<String, Arc<Any>> = {
             let current = state.borrow();
-            let mut all: BTreeMap<String, Any> = current
+            let mut all: BTreeMap<String, Arc<Any>> = current
                 .resources
                 .get(&response.type_url)
                 .map(|r| r.iter().map(|(n, v)| (n.clone(), v.body.clone())).collect())
                 .unwrap_or_default();
             for r in &response.resources {
                 if let Some(body) = &r.resource {
-                    all.insert(r.name.clone(), body.clone());
+                    all.insert(r.name.clone(), Arc::new(body.clone()));
                 }
             }
             for name in &response.removed_resources {
@@ -283,15 +284,14 @@ async fn run_delta(
                     .resources
                     .iter()
                     .filter_map(|r| {
-                        r.resource.as_ref().map(|body| {
-                            (
-                                r.name.clone(),
-                                ClientResource {
-                                    version: r.version.clone(),
-                                    body: body.clone(),
-                                },
-                            )
-                        })
+                        let body = candidate.get(&r.name)?.clone();
+                        Some((
+                            r.name.clone(),
+                            ClientResource {
+                                version: r.version.clone(),
+                                body,
+                            },
+                        ))
                     })
                     .collect();
                 accept(
@@ -346,10 +346,10 @@ async fn run_sotw(
     let mut accepted: HashMap<String, String> = HashMap::new();
     while let Some(response) = responses.next().await {
         let response = response?;
-        let candidate: BTreeMap<String, Any> = response
+        let candidate: BTreeMap<String, Arc<Any>> = response
             .resources
             .iter()
-            .map(|any| (resource_name(any), any.clone()))
+            .map(|any| (resource_name(any), Arc::new(any.clone())))
             .collect();
         let error_detail = match (config.validator)(&response.type_url, &candidate) {
             Ok(()) => {

@@ -129,7 +129,7 @@ async fn follows_changes(protocol: Protocol) {
     .await;
     assert!(s.connected);
     let c2 = &s.resources[CLUSTER_TYPE]["c2"];
-    assert_eq!(c2.body, named(CLUSTER_TYPE, "c2", "TWO"));
+    assert_eq!(*c2.body, named(CLUSTER_TYPE, "c2", "TWO"));
 }
 
 #[tokio::test]
@@ -148,7 +148,7 @@ async fn refuses_what_the_validator_rejects(protocol: Protocol) {
     let mut config = config(addr, protocol);
     config.validator = Arc::new(|type_url, resources| {
         let bad = named(type_url, "c1", "bad");
-        if resources.values().any(|a| *a == bad) {
+        if resources.values().any(|a| **a == bad) {
             Err("c1 is bad".to_string())
         } else {
             Ok(())
@@ -178,7 +178,7 @@ async fn refuses_what_the_validator_rejects(protocol: Protocol) {
     // The last accepted state stays in force.
     let held = rx.borrow().clone();
     assert_eq!(
-        held.resources[CLUSTER_TYPE]["c1"].body,
+        *held.resources[CLUSTER_TYPE]["c1"].body,
         named(CLUSTER_TYPE, "c1", "good")
     );
     // A fix is accepted.
@@ -187,7 +187,7 @@ async fn refuses_what_the_validator_rejects(protocol: Protocol) {
         s.resources
             .get(CLUSTER_TYPE)
             .and_then(|r| r.get("c1"))
-            .is_some_and(|r| r.body == named(CLUSTER_TYPE, "c1", "fixed"))
+            .is_some_and(|r| *r.body == named(CLUSTER_TYPE, "c1", "fixed"))
     })
     .await;
 }

@@ -73,9 +73,54 @@ pub(crate) fn strip_query(path: &str) -> &str {
     &path[..end]
 }
 
-/// A regex that must match the whole input, as RE2's full match in Envoy.
-pub(crate) fn full_regex(pattern: &str, at: &str) -> Result<Regex, RouterError> {
-    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| RouterError::new(at, e.to_string()))
+/// A regex that must match the whole input (RE2's full match in Envoy), checked when the
+/// config is compiled and built on first use: a large route table keeps only the regexes its
+/// traffic needs in memory (a compiled regex is several kilobytes).
+#[derive(Debug)]
+pub(crate) struct FullRegex {
+    anchored: String,
+    compiled: std::sync::OnceLock<Option<Regex>>,
+}
+
+impl Clone for FullRegex {
+    fn clone(&self) -> Self {
+        FullRegex {
+            anchored: self.anchored.clone(),
+            compiled: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl FullRegex {
+    /// Whether `input` matches entirely.
+    pub(crate) fn is_match(&self, input: &str) -> bool {
+        let compiled = self
+            .compiled
+            .get_or_init(|| match Regex::new(&self.anchored) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    // The syntax was checked at config time; only a size limit can fail here.
+                    tracing::warn!(
+                        "regex {:?} cannot be built ({e}); it matches nothing",
+                        self.anchored
+                    );
+                    None
+                }
+            });
+        compiled.as_ref().is_some_and(|r| r.is_match(input))
+    }
+}
+
+/// A full-match regex, its syntax checked now (`at` names the field in errors).
+pub(crate) fn full_regex(pattern: &str, at: &str) -> Result<FullRegex, RouterError> {
+    let anchored = format!("^(?:{pattern})$");
+    regex_syntax::Parser::new()
+        .parse(&anchored)
+        .map_err(|e| RouterError::new(at, format!("invalid regex {pattern:?}: {e}")))?;
+    Ok(FullRegex {
+        anchored,
+        compiled: std::sync::OnceLock::new(),
+    })
 }
 
 /// Envoy's `StringMatcher`.
@@ -85,7 +130,7 @@ pub(crate) enum StringMatch {
     Prefix(String),
     Suffix(String),
     Contains(String),
-    Regex(Regex),
+    Regex(FullRegex),
 }
 
 #[derive(Debug, Clone)]
@@ -161,7 +206,7 @@ pub(crate) enum PathMatch {
     /// The path without query equals this.
     Exact(String),
     /// The path without query fully matches.
-    Regex(Regex),
+    Regex(FullRegex),
     /// The path without query is this, or starts with this followed by `/`.
     SeparatedPrefix(String),
     /// CONNECT requests only.
