@@ -12,44 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{control_plane, free_port, poll, Proc};
-
-fn python() -> PathBuf {
-    match std::env::var_os("GLOO_TEST_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => panic!(
-            "GLOO_TEST_PYTHON is not set: run the suite with scripts/test.sh, which installs grpcio and sets it"
-        ),
-    }
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/grpc")
-        .join(name)
-}
-
-/// Starts a Python gRPC backend answering with `name` (logs in `log_dir`) and waits until it
-/// prints `ready`.
-fn backend(name: &'static str, port: u16, log_dir: &Path) -> Proc {
-    let mut backend = Proc::spawn(
-        name,
-        Command::new(python())
-            .arg(script("backend.py"))
-            .args([name, &port.to_string()]),
-        log_dir,
-    );
-    if let Err(e) = poll(&format!("backend {name} to print `ready`"), || {
-        backend.check_running()?;
-        match backend.stdout_text().lines().next() {
-            Some("ready") => Ok(()),
-            other => Err(format!("first line of stdout: {other:?}")),
-        }
-    }) {
-        panic!("{e}\n{}", backend.logs());
-    }
-    backend
-}
+use support::{control_plane, free_port, grpc_backend as backend, poll, python, script, Proc};
 
 fn config(a: u16, b: u16, weights: (u32, u32)) -> String {
     format!(

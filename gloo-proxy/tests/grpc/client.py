@@ -1,5 +1,6 @@
-"""A proxyless gRPC client: dials xds:///TARGET (resolved through the xDS server named in
-GRPC_XDS_BOOTSTRAP), makes N unary calls and prints a JSON object counting answers by backend.
+"""A gRPC client: dials xds:///TARGET (resolved through the xDS server named in
+GRPC_XDS_BOOTSTRAP), or HOST:PORT directly (plaintext HTTP/2, e.g. through gloo-proxy), makes N
+unary calls and prints a JSON object counting answers by backend.
 
 Usage: client.py TARGET N
 """
@@ -12,7 +13,7 @@ import grpc
 
 def main():
     target, count = sys.argv[1], int(sys.argv[2])
-    channel = grpc.insecure_channel(f"xds:///{target}")
+    channel = grpc.insecure_channel(target if ":" in target else f"xds:///{target}")
     call = channel.unary_unary("/gloo.test.Echo/Call", lambda b: b, lambda b: b)
     deadline = time.time() + 30
     counts = {}
