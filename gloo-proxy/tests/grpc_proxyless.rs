@@ -8,11 +8,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{control_plane, free_port, grpc_backend as backend, poll, python, script, Proc};
+use support::{control_plane, free_port, grpc_backend as backend, python, script};
 
 fn config(a: u16, b: u16, weights: (u32, u32)) -> String {
     format!(
