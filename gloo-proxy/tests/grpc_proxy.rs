@@ -77,3 +77,55 @@ spec:
         "{counts:?}"
     );
 }
+
+#[test]
+fn grpc_over_tls_to_the_upstream_negotiates_http2() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    support::certificates(tmp.path(), &["grpc.example"]);
+    let (backend_port, port) = (free_port(), free_port());
+    let cert = tmp.path().join("grpc.example.crt");
+    let key = tmp.path().join("grpc.example.key");
+    let backend =
+        support::grpc_backend_with("secure-echo", backend_port, tmp.path(), &[&cert, &key]);
+    let yaml = format!(
+        r#"apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: edge, namespace: gloo-system}}
+spec: {{bindAddress: 127.0.0.1, bindPort: {port}, httpGateway: {{}}}}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: secure-echo, namespace: gloo-system}}
+spec:
+  useHttp2: true
+  static:
+    useTls: true
+    hosts: [{{addr: 127.0.0.1, port: {backend_port}, sniAddr: grpc.example}}]
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: echo, namespace: gloo-system}}
+spec:
+  virtualHost:
+    domains: ['*']
+    routes:
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: secure-echo}}}}}}
+"#
+    );
+    std::fs::write(tmp.path().join("gloo.yaml"), yaml).expect("write config");
+    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+    let _logs = Logs(tmp.path(), vec![&gloo, &backend]);
+    let out = Command::new(python())
+        .arg(script("client.py"))
+        .args([&format!("127.0.0.1:{port}"), "20"])
+        .output()
+        .expect("run the gRPC client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.trim(), r#"{"secure-echo": 20}"#);
+}

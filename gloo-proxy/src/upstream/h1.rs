@@ -58,9 +58,21 @@ impl SendError {
 
 /// A connection to an upstream, plain or TLS.
 #[derive(Debug)]
-enum Stream {
+pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl hyper_util::client::legacy::connect::Connection for Stream {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        let connected = hyper_util::client::legacy::connect::Connected::new();
+        match self {
+            Stream::Tls(s) if s.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                connected.negotiated_h2()
+            }
+            _ => connected,
+        }
+    }
 }
 
 impl tokio::io::AsyncRead for Stream {

@@ -179,8 +179,56 @@ impl CircuitBreaker {
     }
 }
 
-/// The HTTP client (connection pool) a cluster sends with.
-pub type HttpClient = Client<HttpConnector, Body>;
+/// The HTTP client (connection pool) a cluster sends HTTP/2 and upgrades with.
+pub(crate) type HttpClient = Client<Connector, Body>;
+
+/// Connects hyper's client to an endpoint: TCP, then TLS when the cluster originates it.
+#[derive(Clone, Debug)]
+pub(crate) struct Connector {
+    http: HttpConnector,
+    tls: Option<crate::tls::UpstreamTls>,
+}
+
+impl tower::Service<http::Uri> for Connector {
+    type Response = hyper_util::rt::TokioIo<h1::Stream>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.http.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let mut http = self.http.clone();
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .unwrap_or_default()
+                .trim_matches(['[', ']'])
+                .to_string();
+            let tcp = http.call(uri).await?.into_inner();
+            let Some(tls) = tls else {
+                return Ok(hyper_util::rt::TokioIo::new(h1::Stream::Plain(tcp)));
+            };
+            let name = match tls.sni.clone() {
+                Some(name) => name,
+                None => rustls::pki_types::ServerName::try_from(host)?,
+            };
+            let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
+                .connect(name, tcp)
+                .await?;
+            Ok(hyper_util::rt::TokioIo::new(h1::Stream::Tls(Box::new(
+                stream,
+            ))))
+        })
+    }
+}
 
 thread_local! {
     /// The proxy worker this thread is (see [`set_worker`]).
@@ -388,11 +436,16 @@ impl Cluster {
             #[allow(deprecated)]
             None => pb.http2_protocol_options.is_some(),
         };
-        if http2 && tls.is_some() {
-            return Err(err(
-                "HTTP/2 over TLS to upstreams is not supported yet".into()
-            ));
-        }
+        // HTTP/2 over TLS is negotiated by ALPN.
+        let tls = match tls {
+            Some(mut t) if http2 && t.config.alpn_protocols.is_empty() => {
+                let mut config = (*t.config).clone();
+                config.alpn_protocols = vec![b"h2".to_vec()];
+                t.config = Arc::new(config);
+                Some(t)
+            }
+            other => other,
+        };
         let connect_timeout = pb
             .connect_timeout
             .as_ref()
@@ -407,6 +460,10 @@ impl Cluster {
             .pool_max_idle_per_host(1024)
             .http2_only(http2)
             .set_host(false);
+        let connector = Connector {
+            http: connector,
+            tls: tls.clone(),
+        };
         let clients: Box<[HttpClient]> = (0..=workers)
             .map(|_| builder.build(connector.clone()))
             .collect();
@@ -514,7 +571,7 @@ impl Cluster {
     }
 
     /// The (hyper) connection pool of the current worker, for HTTP/2 and upgrades.
-    pub fn client(&self) -> &HttpClient {
+    pub(crate) fn client(&self) -> &HttpClient {
         &self.clients[self.worker_index()]
     }
 

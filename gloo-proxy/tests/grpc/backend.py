@@ -1,6 +1,7 @@
 """A gRPC test backend: answers the unary method /gloo.test.Echo/Call with its own name.
 
-Usage: backend.py NAME PORT. Prints "ready" once serving; runs until killed.
+Usage: backend.py NAME PORT [CERT KEY]. Prints "ready" once serving; runs until killed. With
+CERT and KEY (PEM files) it serves over TLS.
 No generated code: a generic handler with raw-bytes (de)serialisers.
 """
 import sys
@@ -21,7 +22,12 @@ def main():
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    if len(sys.argv) > 4:
+        with open(sys.argv[3], "rb") as cert, open(sys.argv[4], "rb") as key:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        server.add_secure_port(f"127.0.0.1:{port}", credentials)
+    else:
+        server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     print("ready", flush=True)
     server.wait_for_termination()

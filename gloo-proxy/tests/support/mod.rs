@@ -832,11 +832,17 @@ pub fn script(name: &str) -> PathBuf {
 /// Starts a Python gRPC backend answering with `name` (logs in `log_dir`) and waits until it
 /// prints `ready`.
 pub fn grpc_backend(name: &'static str, port: u16, log_dir: &Path) -> Proc {
+    grpc_backend_with(name, port, log_dir, &[])
+}
+
+/// [`grpc_backend`] with extra arguments for `backend.py` (a certificate and key: TLS).
+pub fn grpc_backend_with(name: &'static str, port: u16, log_dir: &Path, extra: &[&Path]) -> Proc {
     let mut backend = Proc::spawn(
         name,
         Command::new(python())
             .arg(script("backend.py"))
-            .args([name, &port.to_string()]),
+            .args([name, &port.to_string()])
+            .args(extra),
         log_dir,
     );
     if let Err(e) = poll(&format!("backend {name} to print `ready`"), || {
@@ -849,4 +855,85 @@ pub fn grpc_backend(name: &'static str, port: u16, log_dir: &Path) -> Proc {
         panic!("{e}\n{}", backend.logs());
     }
     backend
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificates
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`ca.crt`), and certificates it signed for each name (`<name>.crt`, `<name>.key`),
+/// made by `openssl` in `dir`.
+pub fn certificates(dir: &Path, names: &[&str]) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+    );
+    for name in names {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let crt = format!("{name}.crt");
+        let ext = format!("{name}.ext");
+        fs::write(dir.join(&ext), format!("subjectAltName=DNS:{name}\n")).expect("write ext");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &crt,
+            ],
+        );
+    }
 }
