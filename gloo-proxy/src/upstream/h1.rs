@@ -246,8 +246,16 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
         .map(|h| {
             let name = HeaderName::from_bytes(h.name.as_bytes())
                 .map_err(|_| SendError::Protocol(format!("invalid header name {:?}", h.name)))?;
-            let start = h.value.as_ptr() as usize - base;
-            Ok((name, start, start + h.value.len()))
+            // Values are slices of the head; anything else (an empty value httparse did not
+            // point into the buffer) is read as empty rather than trusted.
+            let start = (h.value.as_ptr() as usize)
+                .checked_sub(base)
+                .filter(|s| s + h.value.len() <= len);
+            match start {
+                Some(start) => Ok((name, start, start + h.value.len())),
+                None if h.value.is_empty() => Ok((name, 0, 0)),
+                None => Err(SendError::Protocol("header value outside the head".into())),
+            }
         })
         .collect::<Result<_, SendError>>()?;
     let head = buf.split_to(len).freeze();
