@@ -1013,6 +1013,8 @@ fn spawn_mirror(
 /// The outcome of one attempt.
 enum Attempt {
     Answer(Response<Body>),
+    /// The circuit breaker refused a new connection.
+    Overflow,
     ConnectFailure,
     Reset,
     Timeout,
@@ -1047,6 +1049,10 @@ async fn attempt(
             cluster.record_outcome(endpoint, Some(status));
             Attempt::Answer(response)
         }
+        Err(crate::upstream::h1::SendError::Overflow) => {
+            cluster.stats.upstream_rq_pending_overflow.inc();
+            Attempt::Overflow
+        }
         Err(e) if e.is_connect() => {
             cluster.stats.upstream_cx_connect_fail.inc();
             cluster.record_outcome(endpoint, None);
@@ -1059,6 +1065,17 @@ async fn attempt(
     }
 }
 
+/// Envoy's answer when a circuit breaker trips.
+fn overflow_reply() -> Response<Body> {
+    let mut r = local_reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+    );
+    r.headers_mut()
+        .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+    r
+}
+
 async fn send_with_retries(
     mut out: Outgoing,
     mut streaming_body: Option<Body>,
@@ -1069,13 +1086,7 @@ async fn send_with_retries(
     let cluster = out.cluster.clone();
     let Some(_slot) = cluster.breaker.request() else {
         cluster.stats.upstream_rq_pending_overflow.inc();
-        let mut r = local_reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-        );
-        r.headers_mut()
-            .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
-        return r;
+        return overflow_reply();
     };
     let retry = action.retry.as_ref().filter(|_| out.body.is_some());
     let max_attempts = 1 + retry.map(|r| r.num_retries).unwrap_or(0);
@@ -1107,6 +1118,7 @@ async fn send_with_retries(
             (Attempt::Answer(r), Some(p)) => p.retries_status(r.status()),
             (Attempt::ConnectFailure, Some(p)) => p.retries_connect_failure(),
             (Attempt::Reset | Attempt::Timeout, Some(p)) => p.retries_reset(),
+            (Attempt::Overflow, _) => false,
         };
         if retryable && n < max_attempts {
             if let (Some(policy), Some(_retry_slot)) = (retry, cluster.breaker.retry()) {
@@ -1129,6 +1141,7 @@ async fn send_with_retries(
                 "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
             ),
             Attempt::Timeout => local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+            Attempt::Overflow => overflow_reply(),
         };
     }
 }

@@ -47,6 +47,43 @@ pub enum SendError {
     /// The upstream answered something that is not HTTP/1.
     #[error("invalid response from upstream: {0}")]
     Protocol(String),
+    /// The cluster is at its circuit breaker's `max_connections`.
+    #[error("upstream connection limit reached")]
+    Overflow,
+}
+
+/// How many connections a cluster may have open (its circuit breaker's `max_connections`),
+/// counted across workers.
+#[derive(Debug)]
+pub(crate) struct ConnectionLimit {
+    max: u32,
+    open: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl ConnectionLimit {
+    pub(crate) fn new(max: u32) -> Self {
+        ConnectionLimit {
+            max,
+            open: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+        }
+    }
+
+    fn take(&self) -> Option<ConnectionSlot> {
+        use std::sync::atomic::Ordering;
+        let prev = self.open.fetch_add(1, Ordering::AcqRel);
+        let slot = ConnectionSlot(self.open.clone());
+        (prev < self.max).then_some(slot)
+    }
+}
+
+/// One open connection's place under the limit, given back when the connection closes.
+#[derive(Debug)]
+struct ConnectionSlot(Arc<std::sync::atomic::AtomicU32>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl SendError {
@@ -119,6 +156,7 @@ impl tokio::io::AsyncWrite for Stream {
 #[derive(Debug)]
 struct Conn {
     stream: Stream,
+    _slot: ConnectionSlot,
     buf: BytesMut,
     idle_since: Instant,
 }
@@ -158,6 +196,7 @@ pub(crate) struct Exchange<'a> {
     pub(crate) address: SocketAddr,
     pub(crate) connect_timeout: Duration,
     pub(crate) tls: Option<&'a crate::tls::UpstreamTls>,
+    pub(crate) limit: &'a ConnectionLimit,
 }
 
 fn write_head(out: &mut BytesMut, req: &http::request::Parts, body_len: Option<u64>) {
@@ -316,6 +355,7 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
 }
 
 async fn connect(exchange: &Exchange<'_>) -> Result<Conn, SendError> {
+    let slot = exchange.limit.take().ok_or(SendError::Overflow)?;
     let timeout = || SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timeout"));
     let connecting = async {
         let tcp = TcpStream::connect(exchange.address)
@@ -342,6 +382,7 @@ async fn connect(exchange: &Exchange<'_>) -> Result<Conn, SendError> {
         .map_err(|_| timeout())??;
     Ok(Conn {
         stream,
+        _slot: slot,
         buf: BytesMut::with_capacity(8 * 1024),
         idle_since: Instant::now(),
     })
@@ -759,10 +800,12 @@ mod tests {
     }
 
     fn exchange(addr: SocketAddr) -> Exchange<'static> {
+        static LIMIT: std::sync::OnceLock<ConnectionLimit> = std::sync::OnceLock::new();
         Exchange {
             address: addr,
             connect_timeout: Duration::from_secs(1),
             tls: None,
+            limit: LIMIT.get_or_init(|| ConnectionLimit::new(1024)),
         }
     }
 
@@ -838,6 +881,35 @@ mod tests {
                 .expect_err("refused");
             assert!(matches!(err, SendError::Protocol(_)), "{err}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_connection_limit_refuses_new_connections_until_one_closes() {
+        let (addr, _) = server(
+            vec![
+                vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc"],
+                vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"],
+            ],
+            1,
+        )
+        .await;
+        let limit = ConnectionLimit::new(1);
+        let ex = Exchange {
+            limit: &limit,
+            ..exchange(addr)
+        };
+        let pool = Arc::new(Pool::default());
+        // The first answer's body is still streaming: its connection is open.
+        let first = send(&pool, ex, get(addr)).await.expect("answer");
+        let err = send(&pool, ex, get(addr))
+            .await
+            .expect_err("over the limit");
+        assert!(matches!(err, SendError::Overflow), "{err}");
+        drop(first);
+        let r = send(&pool, ex, get(addr))
+            .await
+            .expect("a slot is free again");
+        assert_eq!(body_text(r).await, "ok");
     }
 
     #[tokio::test]

@@ -142,13 +142,16 @@ pub struct OutlierConfig {
     pub max_ejection_percent: u32,
 }
 
-/// The circuit breaker of a cluster (Envoy's default thresholds: 1024 requests, 3 retries).
+/// The circuit breaker of a cluster (Envoy's default thresholds: 1024 requests, 1024
+/// connections, 3 retries).
 #[derive(Debug)]
 pub struct CircuitBreaker {
     max_requests: u32,
     max_retries: u32,
     requests: AtomicU32,
     retries: AtomicU32,
+    /// Open HTTP/1 connections to the cluster's endpoints, across workers.
+    pub(crate) connections: h1::ConnectionLimit,
 }
 
 /// A slot in a circuit breaker, released when dropped.
@@ -482,6 +485,12 @@ impl Cluster {
                 .unwrap_or(3),
             requests: AtomicU32::new(0),
             retries: AtomicU32::new(0),
+            connections: h1::ConnectionLimit::new(
+                thresholds
+                    .and_then(|t| t.max_connections.as_ref())
+                    .map(|v| v.value)
+                    .unwrap_or(1024),
+            ),
         };
         let outlier = pb.outlier_detection.as_ref().map(|o| OutlierConfig {
             consecutive_5xx: o.consecutive_5xx.as_ref().map(|v| v.value).unwrap_or(5),
@@ -595,6 +604,7 @@ impl Cluster {
             address: endpoint.address,
             connect_timeout: self.connect_timeout,
             tls: self.tls.as_ref(),
+            limit: &self.breaker.connections,
         };
         h1::send(pool, exchange, req).await
     }
