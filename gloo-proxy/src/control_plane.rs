@@ -128,21 +128,45 @@ pub fn publish(
     let mut roles = Vec::new();
     for (proxy, resources) in &translation.proxies {
         let role = format!("{WRITE_NAMESPACE}~{proxy}");
+        // The snapshot in force: a type whose resources did not change keeps its map, so an
+        // endpoint change rebuilds only the endpoints (and copies no names or versions of the
+        // rest).
+        let previous = cache.subscribe(&role).borrow().clone();
         let mut out = Snapshot::new();
-        for type_url in [LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE] {
-            for (name, version, body) in resources.by_type_url(type_url) {
-                out.insert(type_url, name, version, body);
-            }
-        }
-        // API listeners for proxyless gRPC clients: served only to clients that name them.
-        for (name, versioned) in &resources.api_listeners {
-            out.insert_named_only(
-                LISTENER_TYPE,
-                name.clone(),
-                versioned.version.clone(),
-                versioned.packed(),
-            );
-        }
+        let listeners = resources
+            .listeners
+            .iter()
+            .map(|(n, v)| (n, v, false))
+            .chain(resources.api_listeners.iter().map(|(n, v)| (n, v, true)));
+        // API listeners for proxyless gRPC clients are served only to clients that name them.
+        out.set_type(
+            LISTENER_TYPE,
+            type_resources(&previous, LISTENER_TYPE, listeners),
+        );
+        out.set_type(
+            ROUTE_TYPE,
+            type_resources(
+                &previous,
+                ROUTE_TYPE,
+                resources.routes.iter().map(|(n, v)| (n, v, false)),
+            ),
+        );
+        out.set_type(
+            CLUSTER_TYPE,
+            type_resources(
+                &previous,
+                CLUSTER_TYPE,
+                resources.clusters.iter().map(|(n, v)| (n, v, false)),
+            ),
+        );
+        out.set_type(
+            ENDPOINT_TYPE,
+            type_resources(
+                &previous,
+                ENDPOINT_TYPE,
+                resources.endpoints.iter().map(|(n, v)| (n, v, false)),
+            ),
+        );
         cache.set(&role, out);
         roles.push(role);
     }
@@ -258,6 +282,38 @@ pub async fn bind_xds(addr: SocketAddr) -> Result<tokio::net::TcpListener, Contr
         .map_err(|source| ControlPlaneError::Bind { addr, source })
 }
 
+/// The resources of one type as served: the previous snapshot's map when every name, version
+/// and visibility is the same (shared, nothing copied), else a new map.
+fn type_resources<'a, T: gloo_core::xds::EnvoyMessage>(
+    previous: &Snapshot,
+    type_url: &str,
+    fresh: impl Iterator<Item = (&'a String, &'a gloo_core::xds::Versioned<T>, bool)> + Clone,
+) -> gloo_xds::cache::TypeResources {
+    if let Some(map) = previous.resources.get(type_url) {
+        let mut old = map.iter();
+        let same = fresh.clone().all(|(name, v, only_by_name)| {
+            old.next().is_some_and(|(n, r)| {
+                n == name && r.version == v.version && r.only_by_name == only_by_name
+            })
+        }) && old.next().is_none();
+        if same {
+            return map.clone();
+        }
+    }
+    let mut map = std::collections::BTreeMap::new();
+    for (name, v, only_by_name) in fresh {
+        map.insert(
+            name.clone(),
+            gloo_xds::cache::Resource {
+                version: v.version.clone(),
+                body: v.packed(),
+                only_by_name,
+            },
+        );
+    }
+    std::sync::Arc::new(map)
+}
+
 /// Runs the control plane until the process is stopped. With `status_file`, the statuses of
 /// the configuration in force (and clients' NACKs of it) are kept there as JSON.
 pub async fn run(
@@ -279,4 +335,51 @@ pub async fn run(
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gloo_core::load::{parse_str, Format};
+    use std::sync::Arc;
+
+    fn source(port: u16) -> SourceSnapshot {
+        let yaml = format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: up, namespace: gloo-system}}\nspec: {{static: {{hosts: [{{addr: 127.0.0.1, port: {port}}}]}}}}\n---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: vs, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - routeAction: {{single: {{upstream: {{name: up}}}}}}\n"
+        );
+        let parsed = parse_str(&yaml, "test.yaml", Format::Yaml);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        SourceSnapshot {
+            resources: parsed.resources,
+            errors: Vec::new(),
+            generation: 1,
+        }
+    }
+
+    #[test]
+    fn an_endpoint_change_rebuilds_only_the_endpoints_of_the_snapshot() {
+        let cache = SnapshotCache::new();
+        let board = StatusBoard::new(None);
+        let mut translator = Translator::new();
+        let roles = publish(&mut translator, &source(9001), &cache, &[], &board);
+        let role = "gloo-system~gateway-proxy";
+        assert_eq!(roles, [role]);
+        let first = cache.subscribe(role).borrow().clone();
+        publish(&mut translator, &source(9002), &cache, &roles, &board);
+        let second = cache.subscribe(role).borrow().clone();
+        for unchanged in [LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE] {
+            assert!(
+                Arc::ptr_eq(&first.resources[unchanged], &second.resources[unchanged]),
+                "{unchanged} should be shared"
+            );
+        }
+        assert!(!Arc::ptr_eq(
+            &first.resources[ENDPOINT_TYPE],
+            &second.resources[ENDPOINT_TYPE]
+        ));
+        assert_ne!(
+            first.resources[ENDPOINT_TYPE]["up_gloo-system"].version,
+            second.resources[ENDPOINT_TYPE]["up_gloo-system"].version
+        );
+    }
 }

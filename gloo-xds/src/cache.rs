@@ -50,11 +50,15 @@ pub struct Resource {
     pub only_by_name: bool,
 }
 
+/// The resources of one type, by name; shared between snapshots that serve the same ones.
+pub type TypeResources = Arc<BTreeMap<String, Resource>>;
+
 /// Everything one role is served, by type URL and name.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    /// Resources by type URL, then by name.
-    pub resources: HashMap<String, BTreeMap<String, Resource>>,
+    /// Resources by type URL, then by name. Each type's map is shared (`Arc`): a new snapshot
+    /// that changes only endpoints shares its listeners, routes and clusters with the last.
+    pub resources: HashMap<String, TypeResources>,
 }
 
 impl Snapshot {
@@ -93,22 +97,42 @@ impl Snapshot {
         body: Arc<Any>,
         only_by_name: bool,
     ) {
-        self.resources
-            .entry(type_url.to_string())
-            .or_default()
-            .insert(
-                name,
-                Resource {
-                    version,
-                    body,
-                    only_by_name,
-                },
-            );
+        let resource = Resource {
+            version,
+            body,
+            only_by_name,
+        };
+        match self.resources.get_mut(type_url) {
+            Some(map) => {
+                Arc::make_mut(map).insert(name, resource);
+            }
+            None => {
+                self.resources.insert(
+                    type_url.to_string(),
+                    Arc::new(BTreeMap::from([(name, resource)])),
+                );
+            }
+        }
+    }
+
+    /// Sets all resources of one type at once (a map an earlier snapshot may share).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use gloo_xds::cache::Snapshot;
+    /// let mut first = Snapshot::new();
+    /// first.insert("t", "a", "v1", envoy_types::pb::google::protobuf::Any::default());
+    /// let mut second = Snapshot::new();
+    /// second.set_type("t", first.resources["t"].clone());
+    /// assert!(Arc::ptr_eq(&first.resources["t"], &second.resources["t"]));
+    /// ```
+    pub fn set_type(&mut self, type_url: &str, resources: TypeResources) {
+        self.resources.insert(type_url.to_string(), resources);
     }
 
     /// The resources of one type (empty when there are none).
     pub fn of_type(&self, type_url: &str) -> Option<&BTreeMap<String, Resource>> {
-        self.resources.get(type_url)
+        self.resources.get(type_url).map(|m| m.as_ref())
     }
 }
 
