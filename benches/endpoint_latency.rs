@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use gloo_core::model::ResourceRef;
 use gloo_core::source::SourceSnapshot;
 use gloo_core::translate::{Endpoint, Endpoints, Translator};
-use gloo_core::xds::{ProxyResources, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
-use gloo_xds::{ServerOptions, Snapshot, SnapshotCache, XdsServer};
+use gloo_core::xds::{ProxyResources, CLUSTER_TYPE, ENDPOINT_TYPE};
+use gloo_xds::{ServerOptions, SnapshotCache, XdsServer};
 use tokio_stream::wrappers::TcpListenerStream;
 
 const UPSTREAMS: usize = 5_000;
@@ -131,18 +131,9 @@ fn initial_endpoints() -> Endpoints {
         .collect()
 }
 
-/// What `gloo_proxy::control_plane::publish` does with a translation's proxies.
+/// Publishes a translation's proxies exactly as `gloo control-plane` does.
 fn publish(proxies: &BTreeMap<String, ProxyResources>, cache: &SnapshotCache) {
-    for (proxy, resources) in proxies {
-        let role = format!("gloo-system~{proxy}");
-        let mut out = Snapshot::new();
-        for type_url in [LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE] {
-            for (name, version, body) in resources.by_type_url(type_url) {
-                out.insert(type_url, name, version, body);
-            }
-        }
-        cache.set(&role, out);
-    }
+    gloo_proxy::control_plane::publish_proxies(proxies, cache);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -125,51 +125,7 @@ pub fn publish(
             eprintln!("{key}: {} : {w}", status.state);
         }
     }
-    let mut roles = Vec::new();
-    for (proxy, resources) in &translation.proxies {
-        let role = format!("{WRITE_NAMESPACE}~{proxy}");
-        // The snapshot in force: a type whose resources did not change keeps its map, so an
-        // endpoint change rebuilds only the endpoints (and copies no names or versions of the
-        // rest).
-        let previous = cache.subscribe(&role).borrow().clone();
-        let mut out = Snapshot::new();
-        let listeners = resources
-            .listeners
-            .iter()
-            .map(|(n, v)| (n, v, false))
-            .chain(resources.api_listeners.iter().map(|(n, v)| (n, v, true)));
-        // API listeners for proxyless gRPC clients are served only to clients that name them.
-        out.set_type(
-            LISTENER_TYPE,
-            type_resources(&previous, LISTENER_TYPE, listeners),
-        );
-        out.set_type(
-            ROUTE_TYPE,
-            type_resources(
-                &previous,
-                ROUTE_TYPE,
-                resources.routes.iter().map(|(n, v)| (n, v, false)),
-            ),
-        );
-        out.set_type(
-            CLUSTER_TYPE,
-            type_resources(
-                &previous,
-                CLUSTER_TYPE,
-                resources.clusters.iter().map(|(n, v)| (n, v, false)),
-            ),
-        );
-        out.set_type(
-            ENDPOINT_TYPE,
-            type_resources(
-                &previous,
-                ENDPOINT_TYPE,
-                resources.endpoints.iter().map(|(n, v)| (n, v, false)),
-            ),
-        );
-        cache.set(&role, out);
-        roles.push(role);
-    }
+    let roles = publish_proxies(&translation.proxies, cache);
     // A proxy no Gateway serves any more gets nothing.
     for role in previous_roles {
         if !roles.contains(role) {
@@ -280,6 +236,58 @@ pub async fn bind_xds(addr: SocketAddr) -> Result<tokio::net::TcpListener, Contr
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ControlPlaneError::Bind { addr, source })
+}
+
+/// Puts each proxy's resources in the cache (role `<namespace>~<proxy>`) and returns the roles.
+/// A type whose resources did not change keeps the map in force, so an endpoint change
+/// rebuilds only the endpoints (and copies no names or versions of the rest). API listeners
+/// for proxyless gRPC clients are served only to clients that name them.
+pub fn publish_proxies(
+    proxies: &std::collections::BTreeMap<String, gloo_core::xds::ProxyResources>,
+    cache: &SnapshotCache,
+) -> Vec<String> {
+    let mut roles = Vec::new();
+    for (proxy, resources) in proxies {
+        let role = format!("{WRITE_NAMESPACE}~{proxy}");
+        let previous = cache.subscribe(&role).borrow().clone();
+        let mut out = Snapshot::new();
+        let listeners = resources
+            .listeners
+            .iter()
+            .map(|(n, v)| (n, v, false))
+            .chain(resources.api_listeners.iter().map(|(n, v)| (n, v, true)));
+        out.set_type(
+            LISTENER_TYPE,
+            type_resources(&previous, LISTENER_TYPE, listeners),
+        );
+        out.set_type(
+            ROUTE_TYPE,
+            type_resources(
+                &previous,
+                ROUTE_TYPE,
+                resources.routes.iter().map(|(n, v)| (n, v, false)),
+            ),
+        );
+        out.set_type(
+            CLUSTER_TYPE,
+            type_resources(
+                &previous,
+                CLUSTER_TYPE,
+                resources.clusters.iter().map(|(n, v)| (n, v, false)),
+            ),
+        );
+        out.set_type(
+            ENDPOINT_TYPE,
+            type_resources(
+                &previous,
+                ENDPOINT_TYPE,
+                resources.endpoints.iter().map(|(n, v)| (n, v, false)),
+            ),
+        );
+        cache.set(&role, out);
+        roles.push(role);
+    }
+    roles
 }
 
 /// The resources of one type as served: the previous snapshot's map when every name, version
