@@ -64,7 +64,7 @@ fn incremental(c: &mut Criterion) {
             .as_mut()
             .and_then(|vh| vh.routes.first_mut())
         {
-            route.options.get_or_insert_with(Default::default).timeout =
+            std::sync::Arc::make_mut(route.options.get_or_insert_with(Default::default)).timeout =
                 Some(gloo_core::model::Duration::from_secs(7));
         }
     }

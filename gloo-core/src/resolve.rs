@@ -195,7 +195,7 @@ pub struct RouteModel {
     /// The action.
     pub action: RouteModelAction,
     /// Options after delegation and `optionsConfigRefs` merges (boxed: most routes set few).
-    pub options: Box<RouteOptions>,
+    pub options: Arc<RouteOptions>,
     /// Warnings about this route (missing upstreams).
     pub warnings: Vec<String>,
 }
@@ -333,6 +333,8 @@ struct Resolver<'a> {
     route_tables: Collection<RouteTableSpec>,
     /// Resolved virtual hosts, shared by every gateway that selects the VirtualService.
     resolved: HashMap<ResourceRef, Option<Arc<VirtualHostModel>>>,
+    /// The options of routes that set none, shared by all of them.
+    no_options: Arc<RouteOptions>,
 }
 
 /// Field path helper: `routes[3].matchers[0]`.
@@ -359,6 +361,7 @@ impl<'a> Resolver<'a> {
             virtual_services: Collection::new(),
             route_tables: Collection::new(),
             resolved: HashMap::new(),
+            no_options: Arc::default(),
         };
         resolver.select_versions();
         let environment = Environment {
@@ -1216,13 +1219,18 @@ impl<'a> Resolver<'a> {
             } else {
                 format!("{}-{}", context.name_prefix, route.name)
             };
-            let mut options = route.options.clone().unwrap_or_default();
+            // Shared with the route (or with every route without options) until a merge
+            // changes it.
+            let mut options = route
+                .options
+                .clone()
+                .unwrap_or_else(|| self.no_options.clone());
             if let Some(refs) = &route.options_config_refs {
                 for (k, r) in refs.delegate_options.iter().enumerate() {
                     let r = r.resolved(&context.owner_namespace);
                     match self.snapshot.route_options.get(&r) {
                         Some(found) => {
-                            options.merge_from(&found.object.spec.options);
+                            Arc::make_mut(&mut options).merge_from(&found.object.spec.options);
                         }
                         None => self.note(&context.owner,
                             format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} not found"),
@@ -1238,7 +1246,7 @@ impl<'a> Resolver<'a> {
             };
             let mut matchers = Vec::new();
             if let Some(parent) = &context.parent {
-                options.merge_from(&parent.options);
+                Arc::make_mut(&mut options).merge_from(&parent.options);
                 let inherit_matchers = route
                     .inheritable_matchers
                     .unwrap_or(parent.inheritable_matchers);
@@ -1463,7 +1471,7 @@ impl<'a> Resolver<'a> {
                 source: source.to_string(),
                 matcher: parent.matcher.clone(),
                 action: RouteModelAction::DirectResponse(response.clone()),
-                options: Box::default(),
+                options: Arc::default(),
                 warnings: vec!["replaced by invalidConfigPolicy".to_string()],
             }],
             None => Vec::new(),
@@ -1589,7 +1597,7 @@ fn put_in_force<S: Clone>(
 #[derive(Debug, Clone)]
 struct ParentRoute {
     matcher: Matcher,
-    options: Box<RouteOptions>,
+    options: Arc<RouteOptions>,
     inheritable_matchers: bool,
     inheritable_path_matchers: bool,
 }

@@ -241,7 +241,7 @@ pub struct Route {
     pub delegate_action: Option<Box<DelegateAction>>,
     /// Route options (inherited by child routes of a delegating route).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub options: Option<Box<RouteOptions>>,
+    pub options: Option<std::sync::Arc<RouteOptions>>,
     /// Optional route name (used in stats and statuses).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
