@@ -73,45 +73,41 @@ impl XdsResources {
     /// The resources of an in-process snapshot (shared, not copied). Resources served only by
     /// name (API listeners for proxyless gRPC) are not the proxy's.
     pub fn from_snapshot(snapshot: &gloo_xds::Snapshot) -> Self {
-        let by_type = snapshot
-            .resources
-            .iter()
-            .map(|(type_url, resources)| {
-                let of_type = resources
-                    .iter()
-                    .filter(|(_, r)| !r.only_by_name)
-                    .map(|(name, r)| {
-                        (
-                            name.clone(),
-                            XdsResource {
-                                version: r.version.clone(),
-                                body: r.body.clone(),
-                            },
-                        )
-                    })
-                    .collect();
-                (type_url.clone(), of_type)
-            })
-            .collect();
-        XdsResources { by_type }
+        Self::collect(snapshot.resources.iter().map(|(type_url, resources)| {
+            let served = resources.iter().filter(|(_, r)| !r.only_by_name);
+            (
+                type_url,
+                served.map(|(name, r)| (name, &r.version, &r.body)),
+            )
+        }))
     }
 
     /// The resources an ADS client holds.
     pub fn from_client_state(state: &gloo_xds::client::ClientState) -> Self {
-        let by_type = state
-            .resources
-            .iter()
+        Self::collect(state.resources.iter().map(|(type_url, resources)| {
+            (
+                type_url,
+                resources
+                    .iter()
+                    .map(|(name, r)| (name, &r.version, &r.body)),
+            )
+        }))
+    }
+
+    /// Resources given by type URL as (name, version, body), bodies shared.
+    fn collect<'a, R>(types: impl Iterator<Item = (&'a String, R)>) -> Self
+    where
+        R: Iterator<Item = (&'a String, &'a String, &'a Arc<Any>)>,
+    {
+        let by_type = types
             .map(|(type_url, resources)| {
                 let of_type = resources
-                    .iter()
-                    .map(|(name, r)| {
-                        (
-                            name.clone(),
-                            XdsResource {
-                                version: r.version.clone(),
-                                body: r.body.clone(),
-                            },
-                        )
+                    .map(|(name, version, body)| {
+                        let resource = XdsResource {
+                            version: version.clone(),
+                            body: body.clone(),
+                        };
+                        (name.clone(), resource)
                     })
                     .collect();
                 (type_url.clone(), of_type)

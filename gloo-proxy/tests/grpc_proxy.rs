@@ -6,14 +6,23 @@ mod support;
 
 use std::process::Command;
 
-use support::{free_port, gloo_run, grpc_backend, print_logs_if_panicking, python, script, Proc};
+use support::{free_port, gloo_run, grpc_backend, python, script, LogsOnPanic};
 
-struct Logs<'a>(&'a std::path::Path, Vec<&'a Proc>);
-
-impl Drop for Logs<'_> {
-    fn drop(&mut self) {
-        print_logs_if_panicking(self.0, &self.1);
-    }
+/// Runs `tests/grpc/client.py` against gloo on `port` (plaintext HTTP/2) for `calls` calls and
+/// returns its JSON report of answers by backend.
+fn grpc_calls(port: u16, calls: u32) -> String {
+    let out = Command::new(python())
+        .arg(script("client.py"))
+        .args([format!("127.0.0.1:{port}"), calls.to_string()])
+        .output()
+        .expect("run the gRPC client");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "client failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
 }
 
 #[test]
@@ -55,18 +64,8 @@ spec:
     );
     std::fs::write(tmp.path().join("gloo.yaml"), yaml).expect("write config");
     let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
-    let _logs = Logs(tmp.path(), vec![&gloo, &a, &b]);
-    let out = Command::new(python())
-        .arg(script("client.py"))
-        .args([&format!("127.0.0.1:{port}"), "200"])
-        .output()
-        .expect("run the gRPC client");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client failed: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo, &a, &b]);
+    let text = grpc_calls(port, 200);
     let counts: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(text.trim()).expect("the client's JSON");
     let count = |k: &str| counts.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
@@ -115,17 +114,7 @@ spec:
     );
     std::fs::write(tmp.path().join("gloo.yaml"), yaml).expect("write config");
     let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
-    let _logs = Logs(tmp.path(), vec![&gloo, &backend]);
-    let out = Command::new(python())
-        .arg(script("client.py"))
-        .args([&format!("127.0.0.1:{port}"), "20"])
-        .output()
-        .expect("run the gRPC client");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client failed: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo, &backend]);
+    let text = grpc_calls(port, 20);
     assert_eq!(text.trim(), r#"{"secure-echo": 20}"#);
 }

@@ -10,15 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{free_port, gloo_run, poll, print_logs_if_panicking, read_response, Backend, Proc};
-
-struct Logs<'a>(&'a Path, Vec<&'a Proc>);
-
-impl Drop for Logs<'_> {
-    fn drop(&mut self) {
-        print_logs_if_panicking(self.0, &self.1);
-    }
-}
+use support::{free_port, gloo_run, poll, read_response, Backend, LogsOnPanic};
 
 fn config(dir: &Path, port: u16, backend: u16, gateway_extra: &str) {
     let yaml = format!(
@@ -71,7 +63,7 @@ fn the_proxy_protocol_header_names_the_client() {
         "  useProxyProto: true\n  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        useRemoteAddress: true\n",
     );
     let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
-    let _logs = Logs(tmp.path(), vec![&gloo]);
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
 
     let v1 = exchange(
         port,
@@ -121,7 +113,7 @@ fn http2_with_prior_knowledge_is_served() {
     let port = free_port();
     config(tmp.path(), port, backend.port, "  httpGateway: {}\n");
     let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
-    let _logs = Logs(tmp.path(), vec![&gloo]);
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
     let out = Command::new("curl")
         .args([
             "-sS",
@@ -200,7 +192,7 @@ fn websocket_upgrades_are_carried_both_ways() {
     let port = free_port();
     config(tmp.path(), port, backend, "  httpGateway: {}\n");
     let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
-    let _logs = Logs(tmp.path(), vec![&gloo]);
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
     let mut s = poll("a connection to gloo", || {
         TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())
     })

@@ -6,7 +6,7 @@ mod support;
 
 use std::fs;
 
-use support::{free_port, gloo_run, http_raw, poll, print_logs_if_panicking, Backend, Behaviour};
+use support::{free_port, gloo_run, http_raw, poll, Backend, Behaviour, LogsOnPanic};
 
 #[test]
 fn shadowing_copies_requests_without_touching_the_answer() {
@@ -47,13 +47,7 @@ spec:
     );
     fs::write(tmp.path().join("gloo.yaml"), yaml).expect("write config");
     let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
-    struct Logs<'a>(&'a std::path::Path, &'a support::Proc);
-    impl Drop for Logs<'_> {
-        fn drop(&mut self) {
-            print_logs_if_panicking(self.0, &[self.1]);
-        }
-    }
-    let _logs = Logs(tmp.path(), &gloo);
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
 
     let request = b"POST /orders?id=7 HTTP/1.1\r\nHost: shop.example:8080\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
     let r = http_raw(port, request, false).expect("answer");

@@ -9,16 +9,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use support::{certificates, free_port, gloo_run, poll, print_logs_if_panicking, Backend};
-
-/// Prints the config and the processes' logs if the test fails while it is alive.
-struct Logs<'a>(&'a Path, Vec<&'a support::Proc>);
-
-impl Drop for Logs<'_> {
-    fn drop(&mut self) {
-        print_logs_if_panicking(self.0, &self.1);
-    }
-}
+use support::{certificates, free_port, gloo_run, poll, Backend, LogsOnPanic};
 
 struct Curl {
     status: u16,
@@ -112,7 +103,7 @@ fn sni_picks_the_certificate_and_alpn_picks_http2() {
     .join("---\n");
     fs::write(config.join("gloo.yaml"), yaml).expect("write config");
     let gloo = gloo_run(&config, admin, tmp.path());
-    let _logs = Logs(&config, vec![&gloo]);
+    let _logs = LogsOnPanic(&config, vec![&gloo]);
     let ca = certs.join("ca.crt");
 
     // curl checks the served certificate against the CA and the host name: a wrong
@@ -158,7 +149,7 @@ fn a_ca_in_the_ssl_config_requires_client_certificates() {
     let yaml = [gateway(port), upstream("alpha", backend.port), vs].join("---\n");
     fs::write(config.join("gloo.yaml"), yaml).expect("write config");
     let gloo = gloo_run(&config, admin, tmp.path());
-    let _logs = Logs(&config, vec![&gloo]);
+    let _logs = LogsOnPanic(&config, vec![&gloo]);
     let ca = certs.join("ca.crt");
     let cert = certs.join("client.example.crt");
     let key = certs.join("client.example.key");
@@ -275,7 +266,7 @@ spec:
     );
     fs::write(config.join("gloo.yaml"), yaml).expect("write config");
     let gloo = gloo_run(&config, admin, tmp.path());
-    let _logs = Logs(&config, vec![&gloo, &backend]);
+    let _logs = LogsOnPanic(&config, vec![&gloo, &backend]);
     let r = poll("a request through to the TLS backend", || {
         let r = support::http_get(port, "/").map_err(|e| e.to_string())?;
         if r.status == 200 {

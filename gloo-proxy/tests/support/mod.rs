@@ -795,6 +795,15 @@ pub fn config_files_text(dir: &Path) -> String {
     out
 }
 
+/// Prints the config directory and these processes' logs if the test fails while it is alive.
+pub struct LogsOnPanic<'a>(pub &'a Path, pub Vec<&'a Proc>);
+
+impl Drop for LogsOnPanic<'_> {
+    fn drop(&mut self) {
+        print_logs_if_panicking(self.0, &self.1);
+    }
+}
+
 /// Prints the config directory and every process's logs if the current thread is panicking
 /// (call it from a test fixture's `Drop`).
 pub fn print_logs_if_panicking(config_dir: &Path, procs: &[&Proc]) {
