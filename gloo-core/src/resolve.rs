@@ -30,7 +30,7 @@ use crate::model::routing::{
     RouteDestination, RouteTableSelector, SelectorExpression,
 };
 use crate::model::ssl::SslConfig;
-use crate::model::virtual_service::VirtualServiceSpec;
+use crate::model::virtual_service::{VirtualHost, VirtualServiceSpec};
 use crate::model::{Kind, Object, ResourceRef};
 use crate::snapshot::{Collection, ConfigSnapshot, Entry};
 use crate::status::{Reports, ResourceKey};
@@ -337,12 +337,29 @@ struct Resolver<'a> {
     no_options: Arc<RouteOptions>,
 }
 
-/// Field path helper: `routes[3].matchers[0]`.
-fn at(path: &str, field: impl std::fmt::Display) -> String {
-    if path.is_empty() {
-        field.to_string()
-    } else {
-        format!("{path}.{field}")
+/// A field path such as `spec.virtualHost.routes[3].matchers[0]`, written out only when a
+/// message needs it: validation visits every route, and formatting every path up front cost
+/// more than the checks themselves.
+#[derive(Clone, Copy)]
+enum FieldPath<'a> {
+    /// The path's first segment.
+    Root(&'a str),
+    /// `parent.field`.
+    Field(&'a FieldPath<'a>, &'a str),
+    /// `parent[index]`.
+    Index(&'a FieldPath<'a>, usize),
+    /// `parent.field[index]`.
+    FieldIndex(&'a FieldPath<'a>, &'a str, usize),
+}
+
+impl std::fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldPath::Root(root) => f.write_str(root),
+            FieldPath::Field(parent, field) => write!(f, "{parent}.{field}"),
+            FieldPath::Index(parent, index) => write!(f, "{parent}[{index}]"),
+            FieldPath::FieldIndex(parent, field, index) => write!(f, "{parent}.{field}[{index}]"),
+        }
     }
 }
 
@@ -678,10 +695,15 @@ impl<'a> Resolver<'a> {
 
     fn validate_routes(&mut self, routes: &[Route], path: &str) -> Vec<String> {
         let mut errors = Vec::new();
+        let base = FieldPath::Root(path);
         for (i, route) in routes.iter().enumerate() {
-            let path = format!("{path}[{i}]");
+            let path = FieldPath::Index(&base, i);
             for (j, matcher) in route.matchers.iter().enumerate() {
-                self.validate_matcher(matcher, &at(&path, format!("matchers[{j}]")), &mut errors);
+                self.validate_matcher(
+                    matcher,
+                    &FieldPath::FieldIndex(&path, "matchers", j),
+                    &mut errors,
+                );
             }
             match route.action() {
                 Err(e) => errors.push(format!("{path}: {e}")),
@@ -689,7 +711,7 @@ impl<'a> Resolver<'a> {
                     "{path}: route has no action: set one of routeAction, redirectAction, directResponseAction, delegateAction"
                 )),
                 Ok(Some(RouteActionRef::Route(action))) => {
-                    self.validate_route_action(action, &at(&path, "routeAction"), &mut errors)
+                    self.validate_route_action(action, &FieldPath::Field(&path, "routeAction"), &mut errors)
                 }
                 Ok(Some(RouteActionRef::Redirect(redirect))) => {
                     if let Err(e) = redirect.path_rewrite() {
@@ -738,13 +760,22 @@ impl<'a> Resolver<'a> {
                 }
             }
             if let Some(options) = &route.options {
-                self.validate_route_options(options, &at(&path, "options"), &mut errors);
+                self.validate_route_options(
+                    options,
+                    &FieldPath::Field(&path, "options"),
+                    &mut errors,
+                );
             }
         }
         errors
     }
 
-    fn validate_matcher(&mut self, matcher: &Matcher, path: &str, errors: &mut Vec<String>) {
+    fn validate_matcher(
+        &mut self,
+        matcher: &Matcher,
+        path: &FieldPath<'_>,
+        errors: &mut Vec<String>,
+    ) {
         match matcher.path() {
             Err(e) => errors.push(format!("{path}: {e}")),
             Ok(Some(PathMatcher::Regex(r))) => {
@@ -791,7 +822,7 @@ impl<'a> Resolver<'a> {
     fn validate_route_action(
         &mut self,
         action: &RouteAction,
-        path: &str,
+        path: &FieldPath<'_>,
         errors: &mut Vec<String>,
     ) {
         match action.destination() {
@@ -800,7 +831,7 @@ impl<'a> Resolver<'a> {
                 "{path}: no destination: set one of single, multi, upstreamGroup, clusterHeader"
             )),
             Ok(Some(RouteDestination::Single(d))) => {
-                validate_destination(d, &at(path, "single"), errors)
+                validate_destination(d, &FieldPath::Field(path, "single"), errors)
             }
             Ok(Some(RouteDestination::Multi(multi))) => {
                 if multi.destinations.is_empty() {
@@ -812,11 +843,16 @@ impl<'a> Resolver<'a> {
                 for (i, wd) in multi.destinations.iter().enumerate() {
                     total += u64::from(wd.weight.unwrap_or(0));
                     match &wd.destination {
-                        Some(d) => validate_destination(
-                            d,
-                            &format!("{path}.multi.destinations[{i}].destination"),
-                            errors,
-                        ),
+                        Some(d) => {
+                            let destinations = FieldPath::Field(path, "multi");
+                            let destination =
+                                FieldPath::FieldIndex(&destinations, "destinations", i);
+                            validate_destination(
+                                d,
+                                &FieldPath::Field(&destination, "destination"),
+                                errors,
+                            )
+                        }
                         None => errors.push(format!(
                             "{path}.multi.destinations[{i}].destination: required"
                         )),
@@ -838,7 +874,7 @@ impl<'a> Resolver<'a> {
     fn validate_route_options(
         &mut self,
         options: &RouteOptions,
-        path: &str,
+        path: &FieldPath<'_>,
         errors: &mut Vec<String>,
     ) {
         if let Some(rr) = &options.regex_rewrite {
@@ -1156,7 +1192,13 @@ impl<'a> Resolver<'a> {
         entry: &Entry<VirtualServiceSpec>,
     ) -> Arc<VirtualHostModel> {
         let key = ResourceKey::new(Kind::VirtualService, reference.clone());
-        let vh = entry.object.spec.virtual_host.clone().unwrap_or_default();
+        let default_host = VirtualHost::default();
+        let vh = entry
+            .object
+            .spec
+            .virtual_host
+            .as_ref()
+            .unwrap_or(&default_host);
         let namespace = reference
             .namespace_or(crate::model::DEFAULT_NAMESPACE)
             .to_string();
@@ -1210,7 +1252,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn resolve_routes(&mut self, routes: &[Route], context: &Context) -> Vec<RouteModel> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(routes.len());
         for (i, route) in routes.iter().enumerate() {
             let path = format!("{}[{i}]", context.path);
             let source = format!("{} routes[{i}]", context.source);
@@ -1515,12 +1557,22 @@ impl<'a> Resolver<'a> {
 
     fn check_destinations(&self, action: &RouteAction, path: &str) -> Vec<String> {
         let mut warnings = Vec::new();
-        let check = |d: &Destination, field: String, warnings: &mut Vec<String>| {
+        // Runs for every route: the field path is only formatted for a warning, and a
+        // reference that names its namespace is looked up as it is.
+        let check = |d: &Destination, field: &dyn Fn() -> String, warnings: &mut Vec<String>| {
             if let Ok(Some(DestinationTarget::Upstream(r))) = d.target() {
-                let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
-                if !self.snapshot.upstreams.contains_key(&r) {
+                let found = if r.namespace.is_some() {
+                    self.snapshot.upstreams.contains_key(r)
+                } else {
+                    self.snapshot
+                        .upstreams
+                        .contains_key(&r.resolved(crate::model::DEFAULT_NAMESPACE))
+                };
+                if !found {
+                    let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
                     warnings.push(format!(
-                        "{field}.upstream: Upstream {r} not found; {}",
+                        "{}.upstream: Upstream {r} not found; {}",
+                        field(),
                         self.outcome("the route answers 503 until it exists")
                     ));
                 }
@@ -1528,14 +1580,14 @@ impl<'a> Resolver<'a> {
         };
         match action.destination() {
             Ok(Some(RouteDestination::Single(d))) => {
-                check(d, format!("{path}.routeAction.single"), &mut warnings)
+                check(d, &|| format!("{path}.routeAction.single"), &mut warnings)
             }
             Ok(Some(RouteDestination::Multi(m))) => {
                 for (i, wd) in m.destinations.iter().enumerate() {
                     if let Some(d) = &wd.destination {
                         check(
                             d,
-                            format!("{path}.routeAction.multi.destinations[{i}].destination"),
+                            &|| format!("{path}.routeAction.multi.destinations[{i}].destination"),
                             &mut warnings,
                         );
                     }
@@ -1551,7 +1603,13 @@ impl<'a> Resolver<'a> {
                     Some(group) => {
                         for (i, wd) in group.object.spec.destinations.iter().enumerate() {
                             if let Some(d) = &wd.destination {
-                                check(d, format!("{path}.routeAction.upstreamGroup({r}).destinations[{i}].destination"), &mut warnings);
+                                check(
+                                    d,
+                                    &|| {
+                                        format!("{path}.routeAction.upstreamGroup({r}).destinations[{i}].destination")
+                                    },
+                                    &mut warnings,
+                                );
                             }
                         }
                     }
@@ -1637,7 +1695,7 @@ fn describe_path(m: &Matcher) -> String {
     }
 }
 
-fn validate_destination(d: &Destination, path: &str, errors: &mut Vec<String>) {
+fn validate_destination(d: &Destination, path: &FieldPath<'_>, errors: &mut Vec<String>) {
     match d.target() {
         Err(e) => errors.push(format!("{path}: {e}")),
         Ok(None) => errors.push(format!("{path}: set one of upstream, kube, consul")),
