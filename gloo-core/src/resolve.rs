@@ -887,6 +887,25 @@ impl<'a> Resolver<'a> {
                 errors.push(format!("{path}.regexRewrite.pattern.regex: {e}"));
             }
         }
+        if let Some(lb_hash) = &options.lb_hash {
+            for (i, policy) in lb_hash.hash_policies.iter().enumerate() {
+                match policy.key() {
+                    Err(e) => errors.push(format!("{path}.lbHash.hashPolicies[{i}]: {e}")),
+                    Ok(None) => errors.push(format!(
+                        "{path}.lbHash.hashPolicies[{i}]: no key: set one of header, cookie, sourceIp"
+                    )),
+                    Ok(Some(crate::model::lbhash::HashKey::Header(""))) => errors.push(format!(
+                        "{path}.lbHash.hashPolicies[{i}].header: must name a header"
+                    )),
+                    Ok(Some(crate::model::lbhash::HashKey::Cookie(c))) if c.name.is_empty() => {
+                        errors.push(format!(
+                            "{path}.lbHash.hashPolicies[{i}].cookie.name: required"
+                        ))
+                    }
+                    Ok(Some(_)) => {}
+                }
+            }
+        }
         if let Some(faults) = &options.faults {
             for (name, pct) in [
                 ("abort", faults.abort.as_ref().map(|a| a.percentage)),

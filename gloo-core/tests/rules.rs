@@ -1438,3 +1438,82 @@ fn a_header_secret_ref_to_a_missing_secret_rejects_the_virtual_service() {
         &[],
     );
 }
+
+// ----- lbHash --------------------------------------------------------------------------------
+
+#[test]
+fn lb_hash_policies_become_envoy_hash_policies_in_order() {
+    use envoy_types::pb::envoy::config::route::v3::route_action::hash_policy::PolicySpecifier;
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "default",
+            "
+            routes:
+            - matchers: [{prefix: /}]
+              options:
+                lbHash:
+                  hashPolicies:
+                  - {header: x-user, terminal: true}
+                  - {cookie: {name: session, ttl: 60s, path: /app}}
+                  - {sourceIp: true}
+              routeAction: {single: {upstream: {name: up}}}
+            ",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    let routes = vhost_routes(route_config(&t), "gloo-system_default");
+    let policies = &route_action(&routes[0]).hash_policy;
+    assert_eq!(policies.len(), 3);
+    assert!(policies[0].terminal);
+    match &policies[0].policy_specifier {
+        Some(PolicySpecifier::Header(h)) => assert_eq!(h.header_name, "x-user"),
+        other => panic!("expected a header policy, got {other:?}"),
+    }
+    match &policies[1].policy_specifier {
+        Some(PolicySpecifier::Cookie(c)) => {
+            assert_eq!(c.name, "session");
+            assert_eq!(c.path, "/app");
+            assert_eq!(c.ttl.as_ref().map(|d| d.seconds), Some(60));
+        }
+        other => panic!("expected a cookie policy, got {other:?}"),
+    }
+    assert!(!policies[1].terminal);
+    assert!(matches!(
+        &policies[2].policy_specifier,
+        Some(PolicySpecifier::ConnectionProperties(c)) if c.source_ip
+    ));
+}
+
+#[test]
+fn lb_hash_policy_without_exactly_one_key_is_rejected() {
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "default",
+            "
+            routes:
+            - matchers: [{prefix: /}]
+              options:
+                lbHash:
+                  hashPolicies:
+                  - {header: x-user, sourceIp: true}
+                  - {terminal: true}
+                  - {cookie: {ttl: 5s}}
+              routeAction: {single: {upstream: {name: up}}}
+            ",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Rejected,
+        &[
+            "spec.virtualHost.routes[0].options.lbHash.hashPolicies[0]: only one of header, sourceIp may be set, found both (oneof `keyType`)",
+            "spec.virtualHost.routes[0].options.lbHash.hashPolicies[1]: no key: set one of header, cookie, sourceIp",
+            "spec.virtualHost.routes[0].options.lbHash.hashPolicies[2].cookie.name: required",
+        ],
+        &[],
+    );
+}

@@ -16,6 +16,7 @@ pub mod faults;
 pub mod gateway;
 pub mod headers;
 pub mod jwt;
+pub mod lbhash;
 pub mod listener_options;
 pub mod options;
 pub mod ratelimit;

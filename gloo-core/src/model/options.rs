@@ -250,9 +250,9 @@ pub struct RouteOptions {
     /// CORS policy (overrides or merges with the virtual host's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<Box<CorsPolicy>>,
-    /// Hash policies for consistent-hash load balancing. Accepted and carried; not interpreted yet.
+    /// Hash policies for consistent-hash load balancing (`ringHash` / `maglev` upstreams).
     #[serde(alias = "lb_hash", default, skip_serializing_if = "Option::is_none")]
-    pub lb_hash: Option<serde_json::Value>,
+    pub lb_hash: Option<crate::model::lbhash::RouteActionHashConfig>,
     /// Protocol upgrades (e.g. websocket). Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upgrades: Vec<serde_json::Value>,

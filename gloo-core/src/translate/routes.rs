@@ -179,6 +179,35 @@ fn response_headers(h: &HeaderManipulation) -> Vec<HeaderValueOption> {
     )
 }
 
+/// Gloo's `lbHash` policy as Envoy's route `hash_policy` (`None` for a policy without a key,
+/// which validation reports).
+fn hash_policy(p: &crate::model::lbhash::HashPolicy) -> Option<route_action::HashPolicy> {
+    use crate::model::lbhash::HashKey;
+    use route_action::hash_policy::{self, PolicySpecifier};
+    let specifier = match p.key() {
+        Ok(Some(HashKey::Header(name))) => PolicySpecifier::Header(hash_policy::Header {
+            header_name: name.to_string(),
+            ..Default::default()
+        }),
+        Ok(Some(HashKey::Cookie(c))) => PolicySpecifier::Cookie(hash_policy::Cookie {
+            name: c.name.clone(),
+            ttl: c.ttl.as_ref().map(duration),
+            path: c.path.clone(),
+            ..Default::default()
+        }),
+        Ok(Some(HashKey::SourceIp)) => {
+            PolicySpecifier::ConnectionProperties(hash_policy::ConnectionProperties {
+                source_ip: true,
+            })
+        }
+        _ => return None,
+    };
+    Some(route_action::HashPolicy {
+        policy_specifier: Some(specifier),
+        terminal: p.terminal,
+    })
+}
+
 fn retry_policy(r: &crate::model::retries::RetryPolicy) -> RetryPolicy {
     RetryPolicy {
         retry_on: r.retry_on.clone(),
@@ -424,6 +453,9 @@ fn apply_route_action_options(out: &mut RouteAction, options: &RouteOptions) {
     }
     if let Some(retries) = &options.retries {
         out.retry_policy = Some(retry_policy(retries));
+    }
+    if let Some(lb_hash) = &options.lb_hash {
+        out.hash_policy = lb_hash.hash_policies.iter().filter_map(hash_policy).collect();
     }
     if let Some(host) = &options.host_rewrite {
         out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(
