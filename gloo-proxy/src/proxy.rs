@@ -19,6 +19,7 @@ use http_body_util::BodyExt;
 use crate::body::Body;
 use crate::config::{ConnectionSettings, EscapedSlashes, HttpListener, ProxyConfig, ServerHeader};
 use crate::router::action::{split_port, Action, Forward, HeaderOps, HostRewrite};
+use crate::router::hash::{hash_request, HashInput, RequestHash};
 use crate::router::matcher::RequestView;
 use crate::router::{Route, RouteTable, VirtualHost};
 use crate::stats::Stats;
@@ -33,6 +34,8 @@ const MAX_REPLAY_BODY: usize = 1024 * 1024;
 pub struct Downstream {
     /// The client's address (from the PROXY protocol header when there was one).
     pub remote: SocketAddr,
+    /// The address the client connected to.
+    pub local: SocketAddr,
     /// `http` or `https`.
     pub scheme: &'static str,
 }
@@ -761,6 +764,19 @@ async fn forward_to_cluster(
         return (local_reply(StatusCode::SERVICE_UNAVAILABLE, ""), None);
     };
     let target_headers = target_headers.cloned();
+    let hashed = if action.hash_policies.is_empty() {
+        RequestHash::default()
+    } else {
+        hash_request(
+            &action.hash_policies,
+            &HashInput {
+                headers: req.headers(),
+                path_and_query: ctx.path.as_str(),
+                remote: ctx.downstream.remote,
+                local: ctx.downstream.local,
+            },
+        )
+    };
     let Some(cluster) = ctx.config.clusters.get(cluster_name).cloned() else {
         // Envoy: cluster not found (NC).
         return (
@@ -873,6 +889,7 @@ async fn forward_to_cluster(
         outgoing,
         body,
         action,
+        hashed.hash,
         downstream_upgrade,
         action.host_rewrite_auto(),
     );
@@ -884,6 +901,9 @@ async fn forward_to_cluster(
         None => send.await,
     };
     strip_hop_by_hop_response(&mut response);
+    if let Some(cookie) = hashed.set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
     (response, target_headers)
 }
 
@@ -1080,6 +1100,7 @@ async fn send_with_retries(
     mut out: Outgoing,
     mut streaming_body: Option<Body>,
     action: &Forward,
+    hash: Option<u64>,
     downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
     auto_host: bool,
 ) -> Response<Body> {
@@ -1091,7 +1112,7 @@ async fn send_with_retries(
     let retry = action.retry.as_ref().filter(|_| out.body.is_some());
     let max_attempts = 1 + retry.map(|r| r.num_retries).unwrap_or(0);
     let per_try = retry.and_then(|r| r.per_try_timeout);
-    let mut endpoint = match cluster.pick(None) {
+    let mut endpoint = match cluster.pick(hash) {
         Some(e) => e,
         None => return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"),
     };

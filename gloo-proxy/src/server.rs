@@ -239,10 +239,19 @@ async fn serve_connection(
     } else {
         "http"
     };
+    // The address the client dialled (for a wildcard bind, the interface it arrived on).
+    let local = stream
+        .local_addr()
+        .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
+        .unwrap_or(listener.address);
     let conn = Arc::new(Connection {
         proxy,
         listener,
-        downstream: Downstream { remote, scheme },
+        downstream: Downstream {
+            remote,
+            local,
+            scheme,
+        },
     });
     match conn.listener.tls.clone() {
         None => serve_http(stream, conn).await,

@@ -293,6 +293,45 @@ fn upstreams_yaml(backends: &[(&str, u16)]) -> String {
         .join("---\n")
 }
 
+/// Consistent hashing: two Upstreams over all the backends, one balanced with a ring hash and
+/// one with Maglev, and routes hashing on a header or on a cookie (generated when missing).
+/// Both proxies build their ring and table from the same endpoint addresses, so a key must
+/// land on the same backend behind each.
+fn sticky_yaml(backends: &[(&str, u16)]) -> String {
+    let hosts: String = backends
+        .iter()
+        .map(|(_, port)| format!("    - {{addr: 127.0.0.1, port: {port}}}\n"))
+        .collect();
+    let upstream = |name: &str, lb: &str| {
+        format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  loadBalancerConfig: {lb}\n  static:\n    hosts:\n{hosts}"
+        )
+    };
+    format!(
+        r#"{}---
+{}---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: sticky, namespace: gloo-system, labels: {{main: "true"}}}}
+spec:
+  virtualHost:
+    domains: [sticky.example]
+    routes:
+    - matchers: [{{prefix: /ring}}]
+      routeAction: {{single: {{upstream: {{name: sticky-ring, namespace: gloo-system}}}}}}
+      options: {{lbHash: {{hashPolicies: [{{header: x-user}}]}}}}
+    - matchers: [{{prefix: /maglev}}]
+      routeAction: {{single: {{upstream: {{name: sticky-maglev, namespace: gloo-system}}}}}}
+      options: {{lbHash: {{hashPolicies: [{{header: x-user, terminal: true}}, {{sourceIp: true}}]}}}}
+    - matchers: [{{prefix: /cookie}}]
+      routeAction: {{single: {{upstream: {{name: sticky-ring, namespace: gloo-system}}}}}}
+      options: {{lbHash: {{hashPolicies: [{{cookie: {{name: session, ttl: 60s, path: /cookie}}}}]}}}}
+"#,
+        upstream("sticky-ring", "{ringHash: {}}"),
+        upstream("sticky-maglev", "{maglev: {}}"),
+    )
+}
+
 /// One VirtualService per kind of domain; each tags requests with `x-vs` so the backend shows
 /// which virtual host matched.
 const DOMAINS_YAML: &str = r#"apiVersion: gateway.solo.io/v1
@@ -541,6 +580,7 @@ fn write_config(dir: &Path, ports: Ports, backends: &[(&str, u16)]) {
         ("domains.yaml", DOMAINS_YAML.to_string()),
         ("routes.yaml", ROUTES_YAML.to_string()),
         ("paths.yaml", PATHS_YAML.to_string()),
+        ("sticky.yaml", sticky_yaml(backends)),
     ] {
         fs::write(dir.join(file), contents).expect("write config");
     }
@@ -596,8 +636,9 @@ fn assert_config_accepted(dir: &Path) {
     }
     let want = BTreeMap::from([
         ("Gateway".to_string(), 2),
-        ("Upstream".to_string(), BACKENDS.len()),
-        ("VirtualService".to_string(), 6),
+        // One per backend, plus the ring-hash and Maglev ones of sticky.yaml.
+        ("Upstream".to_string(), BACKENDS.len() + 2),
+        ("VirtualService".to_string(), 7),
     ]);
     for (kind, count) in &want {
         if kinds.get(kind) != Some(count) {
@@ -1521,11 +1562,124 @@ fn split_reaches_both(setup: &Setup) -> Vec<Mismatch> {
     }]
 }
 
+/// Users hashed by header: each user's requests stay on one backend, the users spread over
+/// more than one backend, and each lands on the backend Envoy chose for it (ring hash and
+/// Maglev). A cookie policy without the cookie answers with a generated `Set-Cookie` of
+/// Envoy's form, and the cookie then pins the backend, on both proxies alike.
+fn hashing_matches_envoy(setup: &Setup) -> Vec<Mismatch> {
+    const USERS: [&str; 12] = [
+        "ada", "bob", "cy", "dee", "eve", "fay", "gus", "hal", "ivy", "jo", "kai", "lu",
+    ];
+    let mut out = Vec::new();
+    let mut mismatch = |case: String, field: &str, envoy: String, gloo: String| {
+        out.push(Mismatch {
+            case,
+            field: field.to_string(),
+            envoy,
+            gloo,
+        })
+    };
+    let backend_of = |port: u16, case: &Case| match send(port, case) {
+        Outcome::Response(Answer {
+            status: 200,
+            backend: Some(b),
+            ..
+        }) => b,
+        other => summary(&other),
+    };
+    for path in ["/ring", "/maglev"] {
+        let mut chosen = [BTreeMap::new(), BTreeMap::new()];
+        for user in USERS {
+            let c = case("sticky", "sticky.example", path, Backend("alpha")).header("x-user", user);
+            for (i, proxy) in [setup.envoy, setup.gloo].iter().enumerate() {
+                let first = backend_of(proxy.ports.main, &c);
+                let again = backend_of(proxy.ports.main, &c);
+                if first != again {
+                    let name = format!("{path} user {user} on {}", proxy.name);
+                    mismatch(
+                        name,
+                        "the same user reached two backends",
+                        first.clone(),
+                        again,
+                    );
+                }
+                chosen[i].insert(user, first);
+            }
+        }
+        let [envoy, gloo] = &chosen;
+        eprintln!("[hash {path}] envoy: {envoy:?}\n[hash {path}] gloo:  {gloo:?}");
+        if envoy != gloo {
+            mismatch(
+                format!("{path}: backend per user"),
+                "backend chosen for each x-user",
+                format!("{envoy:?}"),
+                format!("{gloo:?}"),
+            );
+        }
+        let spread: std::collections::BTreeSet<_> = gloo.values().collect();
+        if spread.len() < 2 {
+            mismatch(
+                format!("{path}: spread"),
+                "12 users should reach more than one backend",
+                format!("{envoy:?}"),
+                format!("{gloo:?}"),
+            );
+        }
+    }
+
+    // Cookie affinity: the generated cookie, then requests carrying it.
+    let pattern =
+        regex::Regex::new(r#"^session="[0-9a-f]{16}"; Max-Age=60; Path=/cookie; HttpOnly$"#)
+            .expect("cookie pattern");
+    let no_cookie = case("cookie", "sticky.example", "/cookie", Backend("alpha"));
+    let mut cookies = Vec::new();
+    for proxy in [setup.envoy, setup.gloo] {
+        let set_cookie = match send(proxy.ports.main, &no_cookie) {
+            Outcome::Response(a) if a.status == 200 => a.headers.get("set-cookie").cloned(),
+            other => Some(vec![summary(&other)]),
+        };
+        cookies.push(format!("{set_cookie:?}"));
+        let ok = set_cookie
+            .as_ref()
+            .is_some_and(|v| v.len() == 1 && pattern.is_match(&v[0]));
+        if !ok {
+            mismatch(
+                format!("cookie generated by {}", proxy.name),
+                "Set-Cookie: session=\"<16 hex>\"; Max-Age=60; Path=/cookie; HttpOnly",
+                "".to_string(),
+                format!("{set_cookie:?}"),
+            );
+        }
+    }
+    eprintln!("[hash /cookie] generated: {cookies:?}");
+    for cookie in [
+        "session=0123456789abcdef",
+        "theme=dark; session=feedface00000001",
+        "session=\"quoted-value\"",
+    ] {
+        let value = cookie;
+        let c =
+            case("cookie", "sticky.example", "/cookie", Backend("alpha")).header("Cookie", cookie);
+        let envoy = backend_of(setup.envoy.ports.main, &c);
+        let gloo = backend_of(setup.gloo.ports.main, &c);
+        if envoy != gloo || gloo != backend_of(setup.gloo.ports.main, &c) {
+            mismatch(
+                format!("cookie {value}"),
+                "backend for the cookie",
+                envoy,
+                gloo,
+            );
+        }
+    }
+    out
+}
+
 #[test]
 fn routing_matches_envoy() {
     let mut setup = Setup::start();
     let mut mismatches = run_cases(&setup, &routing_cases());
     mismatches.extend(split_reaches_both(&setup));
+    mismatches.extend(hashing_matches_envoy(&setup));
     setup.report(&mismatches);
 }
 

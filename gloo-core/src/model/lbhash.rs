@@ -26,7 +26,11 @@ use crate::model::Duration;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteActionHashConfig {
     /// The policies; each one that yields a key is folded into the request's hash.
-    #[serde(alias = "hash_policies", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        alias = "hash_policies",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub hash_policies: Vec<HashPolicy>,
 }
 

@@ -455,7 +455,11 @@ fn apply_route_action_options(out: &mut RouteAction, options: &RouteOptions) {
         out.retry_policy = Some(retry_policy(retries));
     }
     if let Some(lb_hash) = &options.lb_hash {
-        out.hash_policy = lb_hash.hash_policies.iter().filter_map(hash_policy).collect();
+        out.hash_policy = lb_hash
+            .hash_policies
+            .iter()
+            .filter_map(hash_policy)
+            .collect();
     }
     if let Some(host) = &options.host_rewrite {
         out.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(

@@ -399,6 +399,8 @@ pub struct Forward {
     pub mirrors: Vec<Mirror>,
     /// Append `x-forwarded-host` when the host is rewritten.
     pub append_x_forwarded_host: bool,
+    /// How requests are hashed for ring-hash and Maglev clusters (empty: at random).
+    pub hash_policies: Vec<super::hash::HashPolicy>,
 }
 
 fn regex_substitution(
@@ -549,6 +551,15 @@ impl Forward {
             },
             mirrors,
             append_x_forwarded_host: a.append_x_forwarded_host,
+            hash_policies: a
+                .hash_policy
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    super::hash::HashPolicy::compile(p, &format!("{at}.hash_policy[{i}]"))
+                        .transpose()
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 

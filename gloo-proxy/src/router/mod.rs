@@ -42,6 +42,7 @@
 //! ```
 
 pub mod action;
+pub mod hash;
 pub mod matcher;
 
 use std::collections::HashMap;

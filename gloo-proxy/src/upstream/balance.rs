@@ -189,19 +189,23 @@ fn ring(endpoints: &[Arc<Endpoint>], min: u64, max: u64) -> Vec<(u64, u32)> {
     out
 }
 
-/// Maglev's permutation-filling table.
+/// Maglev's permutation-filling table, built as Envoy builds it (endpoints in the order of
+/// their address strings, offset `xxHash64(address) % M`, skip `xxHash64(address, seed 1) %
+/// (M - 1) + 1`), so a key lands on the same endpoint behind gloo-proxy as behind Envoy.
 fn maglev(endpoints: &[Arc<Endpoint>]) -> Vec<u32> {
     let m = MAGLEV_TABLE_SIZE;
     if endpoints.is_empty() {
         return Vec::new();
     }
     let max_weight = endpoints.iter().map(|e| e.weight.max(1)).max().unwrap_or(1);
-    let perms: Vec<(u64, u64)> = endpoints
+    let names: Vec<String> = endpoints.iter().map(|e| e.address.to_string()).collect();
+    let mut order: Vec<usize> = (0..endpoints.len()).collect();
+    order.sort_by(|a, b| names[*a].cmp(&names[*b]));
+    let perms: Vec<(u64, u64)> = names
         .iter()
-        .map(|e| {
-            let name = e.address.to_string();
-            let offset = xxh64(name.as_bytes(), 0xdead_beef) % m as u64;
-            let skip = xxh64(name.as_bytes(), 0xdead_babe) % (m as u64 - 1) + 1;
+        .map(|name| {
+            let offset = xxh64(name.as_bytes(), 0) % m as u64;
+            let skip = xxh64(name.as_bytes(), 1) % (m as u64 - 1) + 1;
             (offset, skip)
         })
         .collect();
@@ -211,7 +215,8 @@ fn maglev(endpoints: &[Arc<Endpoint>]) -> Vec<u32> {
     let mut filled = 0;
     let mut round = 0u64;
     while filled < m {
-        for (i, e) in endpoints.iter().enumerate() {
+        for &i in &order {
+            let e = &endpoints[i];
             // Weighted Maglev (as Envoy): an endpoint of the largest weight takes a turn every
             // round, one of a third of it every third round.
             if round * u64::from(e.weight.max(1)) < target[i] {
