@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster as PbCluster};
-use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
+use envoy_types::pb::envoy::config::core::v3::{
+    address, http_protocol_options::HeadersWithUnderscoresAction, socket_address,
+};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
@@ -159,8 +161,20 @@ pub struct ConnectionSettings {
     pub max_request_headers_bytes: usize,
     /// Whole-request timeout (none: disabled).
     pub request_timeout: Option<Duration>,
-    /// Idle timeout of a downstream connection.
+    /// A downstream connection with no request in flight for this long is closed (Envoy's
+    /// default: one hour).
     pub idle_timeout: Option<Duration>,
+    /// A downstream connection is drained (`connection: close`, HTTP/2 GOAWAY) this long
+    /// after it opened.
+    pub max_connection_duration: Option<Duration>,
+    /// A request not answered within this long gets 408 `downstream duration timeout`.
+    pub max_stream_duration: Option<Duration>,
+    /// Most request headers a request may carry (Envoy's default: 100); more get 431.
+    pub max_headers_count: usize,
+    /// A downstream connection is drained after serving this many requests.
+    pub max_requests_per_connection: Option<u32>,
+    /// What happens to request headers whose names contain `_`.
+    pub underscore_headers: UnderscoreHeaders,
     /// Protocol upgrades that are allowed (lower-case `Upgrade` values, e.g. `websocket`).
     pub upgrades: Vec<String>,
 }
@@ -174,6 +188,17 @@ pub enum ServerHeader {
     AppendIfAbsent,
     /// Whatever the upstream sent (or nothing).
     PassThrough,
+}
+
+/// Envoy's `headers_with_underscores_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnderscoreHeaders {
+    /// Pass them on.
+    Allow,
+    /// Answer 400.
+    Reject,
+    /// Remove them before routing.
+    Drop,
 }
 
 /// Envoy's `path_with_escaped_slashes_action`.
@@ -197,6 +222,7 @@ impl ConnectionSettings {
         } else {
             hcm.server_name.as_str()
         };
+        let common = hcm.common_http_protocol_options.as_ref();
         Ok(ConnectionSettings {
             // Gloo's default (its translator sets it unless told otherwise).
             normalize_path: hcm.normalize_path.as_ref().map(|b| b.value).unwrap_or(true),
@@ -240,13 +266,36 @@ impl ConnectionSettings {
                 .map(pb_duration)
                 .filter(|d| !d.is_zero()),
             idle_timeout: Some(
-                hcm.common_http_protocol_options
-                    .as_ref()
+                common
                     .and_then(|o| o.idle_timeout.as_ref())
                     .map(pb_duration)
                     .unwrap_or(Duration::from_secs(3600)),
             )
             .filter(|d| !d.is_zero()),
+            max_connection_duration: common
+                .and_then(|o| o.max_connection_duration.as_ref())
+                .map(pb_duration)
+                .filter(|d| !d.is_zero()),
+            max_stream_duration: common
+                .and_then(|o| o.max_stream_duration.as_ref())
+                .map(pb_duration)
+                .filter(|d| !d.is_zero()),
+            max_headers_count: common
+                .and_then(|o| o.max_headers_count.as_ref())
+                .map(|v| v.value as usize)
+                .filter(|n| *n > 0)
+                .unwrap_or(100),
+            max_requests_per_connection: common
+                .and_then(|o| o.max_requests_per_connection.as_ref())
+                .map(|v| v.value)
+                .filter(|n| *n > 0),
+            underscore_headers: match common
+                .map(|o| HeadersWithUnderscoresAction::try_from(o.headers_with_underscores_action))
+            {
+                Some(Ok(HeadersWithUnderscoresAction::RejectRequest)) => UnderscoreHeaders::Reject,
+                Some(Ok(HeadersWithUnderscoresAction::DropHeader)) => UnderscoreHeaders::Drop,
+                _ => UnderscoreHeaders::Allow,
+            },
             upgrades: hcm
                 .upgrade_configs
                 .iter()

@@ -17,7 +17,9 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 
 use crate::body::Body;
-use crate::config::{ConnectionSettings, EscapedSlashes, HttpListener, ProxyConfig, ServerHeader};
+use crate::config::{
+    ConnectionSettings, EscapedSlashes, HttpListener, ProxyConfig, ServerHeader, UnderscoreHeaders,
+};
 use crate::router::action::{split_port, Action, Forward, HeaderOps, HostRewrite};
 use crate::router::hash::{hash_request, HashInput, RequestHash};
 use crate::router::matcher::RequestView;
@@ -143,8 +145,23 @@ impl Proxy {
             )
         });
         self.stats.downstream.rq_total.inc();
-        let mut response =
-            route_and_serve(config, &listener, downstream, req.map(Body::from)).await;
+        let mut req = req.map(Body::from);
+        let settings = &listener.settings;
+        let mut response = match check_request_headers(&mut req, settings) {
+            Some(reply) => reply,
+            None => {
+                let serve = route_and_serve(config, &listener, downstream, req);
+                match settings.max_stream_duration {
+                    None => serve.await,
+                    Some(limit) => match tokio::time::timeout(limit, serve).await {
+                        Ok(response) => response,
+                        Err(_) => {
+                            local_reply(StatusCode::REQUEST_TIMEOUT, "downstream duration timeout")
+                        }
+                    },
+                }
+            }
+        };
         finalize(&mut response, &listener.settings);
         // The answer speaks the client's protocol, whatever the upstream spoke.
         *response.version_mut() = version;
@@ -167,6 +184,43 @@ impl Proxy {
         }
         response
     }
+}
+
+/// The connection manager's limits on request headers: how many (HTTP/1 requests over the
+/// limit never get here: the codec answers 431 itself) and what to do with names containing
+/// `_` (Envoy's `headers_with_underscores_action`).
+///
+/// Returns the answer for a request that may not go on.
+fn check_request_headers(
+    req: &mut Request<Body>,
+    settings: &ConnectionSettings,
+) -> Option<Response<Body>> {
+    if req.headers().len() > settings.max_headers_count {
+        return Some(local_reply(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request Header Fields Too Large",
+        ));
+    }
+    match settings.underscore_headers {
+        UnderscoreHeaders::Allow => {}
+        UnderscoreHeaders::Reject => {
+            if req.headers().keys().any(|k| k.as_str().contains('_')) {
+                return Some(bad_request());
+            }
+        }
+        UnderscoreHeaders::Drop => {
+            let doomed: Vec<http::HeaderName> = req
+                .headers()
+                .keys()
+                .filter(|k| k.as_str().contains('_'))
+                .cloned()
+                .collect();
+            for name in doomed {
+                req.headers_mut().remove(name);
+            }
+        }
+    }
+    None
 }
 
 /// Sets the `server` header, as Envoy's connection manager does.

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::rustls::server::Acceptor;
 use tokio_rustls::LazyConfigAcceptor;
 
+use crate::body::Body;
 use crate::config::{HttpListener, ProxyConfig};
 use crate::proxy::{Downstream, Proxy};
 use crate::proxy_protocol;
@@ -277,12 +279,15 @@ async fn serve_connection(
     }
 }
 
-/// Serves HTTP/1.1 and HTTP/2 (by preface, or ALPN over TLS) on one connection.
+/// Serves HTTP/1.1 and HTTP/2 (by preface, or ALPN over TLS) on one connection, and closes it
+/// as Envoy's connection manager would: after `idle_timeout` with no request in flight, and
+/// drained after `max_connection_duration` or `max_requests_per_connection`.
 async fn serve_http<I>(io: I, conn: Arc<Connection>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let settings = &conn.listener.settings;
+    let listener = conn.listener.clone();
+    let settings = &listener.settings;
     let remote = conn.downstream.remote;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -291,6 +296,7 @@ where
         .keep_alive(true)
         // Slow clients get this long to send their headers (slowloris).
         .header_read_timeout(Duration::from_secs(10))
+        .max_headers(settings.max_headers_count)
         .max_buf_size(settings.max_request_headers_bytes.max(8192) + 1024);
     builder
         .http2()
@@ -298,20 +304,170 @@ where
         .max_header_list_size(
             u32::try_from(settings.max_request_headers_bytes).unwrap_or(u32::MAX),
         );
-    let service = service_fn(move |req| {
-        let conn = conn.clone();
-        async move {
-            Ok::<_, Infallible>(
-                conn.proxy
+    let activity = Arc::new(Activity::new());
+    let service = {
+        let activity = activity.clone();
+        let max_requests = settings.max_requests_per_connection;
+        service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let conn = conn.clone();
+            let guard = activity.begin();
+            async move {
+                let http1 = req.version() < http::Version::HTTP_2;
+                let mut response = conn
+                    .proxy
                     .handle(req, &conn.listener, &conn.downstream)
-                    .await,
-            )
+                    .await;
+                if max_requests.is_some_and(|max| guard.served >= max) {
+                    if http1 {
+                        response.headers_mut().insert(
+                            http::header::CONNECTION,
+                            http::HeaderValue::from_static("close"),
+                        );
+                    }
+                    guard.activity.drain.notify_one();
+                }
+                // The stream stays active until its response body is done.
+                Ok::<_, Infallible>(response.map(|body| TrackedBody {
+                    body,
+                    _guard: guard,
+                }))
+            }
+        })
+    };
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let opened = tokio::time::Instant::now();
+    let mut draining = false;
+    loop {
+        // When to look again: the connection's end of life, or when it would turn idle.
+        let now = tokio::time::Instant::now();
+        let idle_check = settings
+            .idle_timeout
+            .map(|idle| match activity.idle_since() {
+                Some(since) => since + idle,
+                None => now + idle,
+            });
+        let end_of_life = settings.max_connection_duration.map(|d| opened + d);
+        let wake = [idle_check, end_of_life].into_iter().flatten().min();
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!("{remote}: connection ended with an error: {e}");
+                }
+                return;
+            }
+            _ = activity.drain.notified(), if !draining => {
+                connection.as_mut().graceful_shutdown();
+                draining = true;
+            }
+            _ = sleep_until_some(wake), if !draining => {
+                let now = tokio::time::Instant::now();
+                let idle = matches!(
+                    (settings.idle_timeout, activity.idle_since()),
+                    (Some(limit), Some(since)) if since + limit <= now
+                );
+                let expired = end_of_life.is_some_and(|t| t <= now);
+                if idle || expired {
+                    connection.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+            }
         }
-    });
-    if let Err(e) = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .await
-    {
-        tracing::debug!("{remote}: connection ended with an error: {e}");
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a connection is doing: requests in flight (until their response body ends), how
+/// many it has served, and since when it has been idle.
+struct Activity {
+    in_flight: AtomicUsize,
+    served: AtomicU32,
+    opened: std::time::Instant,
+    /// Milliseconds after `opened` the last stream ended.
+    idle_since_ms: AtomicU64,
+    /// Raised when the connection has served its last request.
+    drain: tokio::sync::Notify,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            served: AtomicU32::new(0),
+            opened: std::time::Instant::now(),
+            idle_since_ms: AtomicU64::new(0),
+            drain: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> StreamGuard {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let served = self
+            .served
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        StreamGuard {
+            activity: self.clone(),
+            served,
+        }
+    }
+
+    /// Since when no stream has been active, or `None` while one is.
+    fn idle_since(&self) -> Option<tokio::time::Instant> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let since = self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
+        Some(tokio::time::Instant::from_std(since))
+    }
+}
+
+/// One active stream; dropped when its response body has been sent (or abandoned).
+struct StreamGuard {
+    activity: Arc<Activity>,
+    /// This stream's number on the connection (1 for the first).
+    served: u32,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let elapsed = u64::try_from(self.activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.activity
+            .idle_since_ms
+            .store(elapsed, Ordering::Relaxed);
+        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its stream counted as active until it ends.
+struct TrackedBody {
+    body: Body,
+    _guard: StreamGuard,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }

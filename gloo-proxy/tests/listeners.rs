@@ -1,5 +1,7 @@
 //! Listener features through `gloo run`: the PROXY protocol (v1 and v2) giving the client
-//! address, HTTP/2 with prior knowledge (h2c), and websocket upgrades carried end to end.
+//! address, HTTP/2 with prior knowledge (h2c), websocket upgrades carried end to end, and the
+//! connection manager's limits (idle timeout, requests per connection, stream duration,
+//! header count, headers with underscores).
 
 mod support;
 
@@ -221,4 +223,154 @@ fn websocket_upgrades_are_carried_both_ways() {
         s.read_exact(&mut got).expect("read the echo");
         assert_eq!(got, message.to_ascii_uppercase());
     }
+}
+
+/// Reads until the peer closes the connection; `true` if it did within `within`.
+fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(within)).expect("read timeout");
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Envoy's downstream connection limits (`common_http_protocol_options`, set with Gloo's
+/// `httpConnectionManagerSettings`): a connection idle for `idleTimeout` is closed; one that
+/// served `maxRequestsPerConnection` requests says `connection: close` on the last answer and
+/// is closed; while busy, a connection is not idle.
+#[test]
+fn downstream_connections_close_when_idle_and_after_their_request_budget() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backend = Backend::start("backend");
+    let port = free_port();
+    config(
+        tmp.path(),
+        port,
+        backend.port,
+        "  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        idleTimeout: 1s\n        maxRequestsPerConnection: 3\n",
+    );
+    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+    let request = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+
+    // Idle: one request, then silence: closed after about a second, not before.
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    idle.write_all(request).expect("write");
+    let first = read_response(&mut idle, false).expect("a response");
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.header("connection"), None);
+    assert!(
+        !closed_within(&mut idle, Duration::from_millis(400)),
+        "closed long before the idle timeout"
+    );
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(3)),
+        "an idle connection stays open past idleTimeout"
+    );
+
+    // Requests keep a connection busy: four requests half a second apart would outlive the
+    // idle timeout only if activity did not count, and the third closes it (its budget).
+    let mut busy = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    for n in 1..=3 {
+        busy.write_all(request).expect("write");
+        let response = read_response(&mut busy, false).expect("a response");
+        assert_eq!(response.status, 200, "request {n}: {}", response.body);
+        let expected = (n == 3).then_some("close");
+        assert_eq!(response.header("connection"), expected, "request {n}");
+        if n < 3 {
+            std::thread::sleep(Duration::from_millis(600));
+        }
+    }
+    assert!(
+        closed_within(&mut busy, Duration::from_secs(2)),
+        "the connection stays open after its last request"
+    );
+}
+
+/// `headersWithUnderscoresAction`: DROP_HEADER removes `x_tenant` before the upstream sees
+/// the request; REJECT_REQUEST answers 400. `maxHeadersCount` answers 431 above the limit.
+#[test]
+fn underscored_headers_are_dropped_or_rejected_and_header_count_is_limited() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backend = Backend::start("backend");
+    let (drop_port, reject_port) = (free_port(), free_port());
+    let settings = |action: &str| {
+        format!("      httpConnectionManagerSettings:\n        headersWithUnderscoresAction: {action}\n        maxHeadersCount: 10\n")
+    };
+    // A second Gateway, rejecting instead of dropping, serves the same VirtualService.
+    config(
+        tmp.path(),
+        drop_port,
+        backend.port,
+        &format!("  httpGateway:\n    options:\n{}", settings("DROP_HEADER")),
+    );
+    fs::write(
+        tmp.path().join("reject.yaml"),
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: reject, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {reject_port}\n  httpGateway:\n    options:\n{}",
+            settings("REJECT_CLIENT_REQUEST")
+        ),
+    )
+    .expect("write config");
+    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+
+    let with_underscore =
+        b"GET /u HTTP/1.1\r\nHost: a\r\nx_tenant: evil\r\nx-tenant: good\r\nConnection: close\r\n\r\n";
+    let dropped = exchange(drop_port, with_underscore);
+    assert_eq!(dropped.status, 200, "{}", dropped.body);
+    let seen = backend.seen();
+    let last = seen.last().expect("the backend saw the request");
+    assert_eq!(last.header("x-tenant"), Some("good"));
+    assert_eq!(last.header("x_tenant"), None, "{:?}", last.headers);
+
+    let before = backend.count();
+    let rejected = exchange(reject_port, with_underscore);
+    assert_eq!(rejected.status, 400, "{}", rejected.body);
+    assert_eq!(
+        backend.count(),
+        before,
+        "a rejected request reached the backend"
+    );
+
+    let mut many = String::from("GET /many HTTP/1.1\r\nHost: a\r\nConnection: close\r\n");
+    for i in 0..12 {
+        many.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let too_many = exchange(drop_port, many.as_bytes());
+    assert_eq!(too_many.status, 431, "{}", too_many.body);
+    let few = exchange(
+        drop_port,
+        b"GET /few HTTP/1.1\r\nHost: a\r\nx-a: 1\r\nx-b: 2\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(few.status, 200, "{}", few.body);
+}
+
+/// `maxStreamDuration`: a request still unanswered when it runs out gets Envoy's 408
+/// `downstream duration timeout`; a quick one is unaffected.
+#[test]
+fn a_stream_longer_than_max_stream_duration_gets_408() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backend = Backend::start("backend");
+    let port = free_port();
+    config(
+        tmp.path(),
+        port,
+        backend.port,
+        "  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        maxStreamDuration: 0.3s\n",
+    );
+    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+    let request = b"GET /slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let quick = exchange(port, request);
+    assert_eq!(quick.status, 200, "{}", quick.body);
+    backend.set_behaviour(support::Behaviour::DelayMs(1500));
+    let slow = exchange(port, request);
+    assert_eq!(slow.status, 408, "{}", slow.body);
+    assert_eq!(slow.body, "downstream duration timeout");
 }

@@ -2,8 +2,9 @@
 //! TCP proxy filter chains.
 
 use envoy_types::pb::envoy::config::core::v3::{
-    address, config_source, data_source, socket_address, Address, AggregatedConfigSource,
-    ApiVersion, CidrRange, ConfigSource, DataSource, SocketAddress, TransportSocket,
+    address, config_source, data_source, http_protocol_options, socket_address, Address,
+    AggregatedConfigSource, ApiVersion, CidrRange, ConfigSource, DataSource, HttpProtocolOptions,
+    SocketAddress, TransportSocket,
 };
 use envoy_types::pb::envoy::config::listener::v3::{
     filter, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
@@ -228,6 +229,35 @@ fn http_connection_manager(
                 Gloo::UnescapeAndRedirect => Envoy::UnescapeAndRedirect,
                 Gloo::UnescapeAndForward => Envoy::UnescapeAndForward,
             } as i32;
+        }
+        // The downstream connection limits: Envoy's `common_http_protocol_options`.
+        let mut common = HttpProtocolOptions::default();
+        if let Some(v) = &s.idle_timeout {
+            common.idle_timeout = Some(duration(v));
+        }
+        if let Some(v) = &s.max_connection_duration {
+            common.max_connection_duration = Some(duration(v));
+        }
+        if let Some(v) = &s.max_stream_duration {
+            common.max_stream_duration = Some(duration(v));
+        }
+        if let Some(v) = s.max_headers_count {
+            common.max_headers_count = Some(UInt32Value { value: v });
+        }
+        if let Some(v) = s.max_requests_per_connection {
+            common.max_requests_per_connection = Some(UInt32Value { value: v });
+        }
+        if let Some(a) = s.headers_with_underscores_action {
+            use crate::model::listener_options::HeadersWithUnderscoreAction as Gloo;
+            use http_protocol_options::HeadersWithUnderscoresAction as Envoy;
+            common.headers_with_underscores_action = match a {
+                Gloo::Allow => Envoy::Allow,
+                Gloo::RejectClientRequest => Envoy::RejectRequest,
+                Gloo::DropHeader => Envoy::DropHeader,
+            } as i32;
+        }
+        if common != HttpProtocolOptions::default() {
+            hcm.common_http_protocol_options = Some(common);
         }
         if let Some(t) = s.server_header_transformation {
             use crate::model::listener_options::ServerHeaderTransformation as Gloo;
