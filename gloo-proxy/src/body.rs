@@ -140,3 +140,63 @@ impl http_body::Body for Body {
         }
     }
 }
+
+/// Wraps the body of `req` so the returned [`Notify`](tokio::sync::Notify) is notified once
+/// the body has been read to its end (or dropped unread). Used for the connection manager's
+/// `request_timeout`, whose clock stops when the whole request has arrived.
+pub fn notify_on_end(
+    req: http::Request<Body>,
+) -> (http::Request<Body>, std::sync::Arc<tokio::sync::Notify>) {
+    let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (parts, body) = req.into_parts();
+    let body = Body::new(NotifyOnEnd {
+        inner: body,
+        notify: Some(notify.clone()),
+    });
+    (http::Request::from_parts(parts, body), notify)
+}
+
+struct NotifyOnEnd {
+    inner: Body,
+    notify: Option<std::sync::Arc<tokio::sync::Notify>>,
+}
+
+impl NotifyOnEnd {
+    fn ended(&mut self) {
+        if let Some(n) = self.notify.take() {
+            n.notify_one();
+        }
+    }
+}
+
+impl Drop for NotifyOnEnd {
+    fn drop(&mut self) {
+        self.ended();
+    }
+}
+
+impl http_body::Body for NotifyOnEnd {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
+            || self.inner.is_end_stream()
+        {
+            self.ended();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

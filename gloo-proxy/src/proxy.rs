@@ -149,18 +149,7 @@ impl Proxy {
         let settings = &listener.settings;
         let mut response = match check_request_headers(&mut req, settings) {
             Some(reply) => reply,
-            None => {
-                let serve = route_and_serve(config, &listener, downstream, req);
-                match settings.max_stream_duration {
-                    None => serve.await,
-                    Some(limit) => match tokio::time::timeout(limit, serve).await {
-                        Ok(response) => response,
-                        Err(_) => {
-                            local_reply(StatusCode::REQUEST_TIMEOUT, "downstream duration timeout")
-                        }
-                    },
-                }
-            }
+            None => serve_in_time(config, &listener, downstream, req).await,
         };
         finalize(&mut response, &listener.settings);
         // The answer speaks the client's protocol, whatever the upstream spoke.
@@ -183,6 +172,50 @@ impl Proxy {
             );
         }
         response
+    }
+}
+
+/// Routes and serves `req` within the connection manager's clocks: `request_timeout` (the
+/// whole request must have arrived in time: 408 `request timeout`; the clock stops when the
+/// request body has been read, or the answer is ready) and `max_stream_duration` (the answer
+/// must be ready in time: 408 `downstream duration timeout`).
+async fn serve_in_time(
+    config: Arc<ProxyConfig>,
+    listener: &Arc<HttpListener>,
+    downstream: &Downstream,
+    mut req: Request<Body>,
+) -> Response<Body> {
+    let settings = &listener.settings;
+    let request_clock = match settings.request_timeout {
+        Some(limit) if !http_body::Body::is_end_stream(req.body()) => {
+            let (tracked, received) = crate::body::notify_on_end(req);
+            req = tracked;
+            Some((limit, received))
+        }
+        _ => None,
+    };
+    let serve = route_and_serve(config, listener, downstream, req);
+    let serve = async {
+        let Some((limit, received)) = request_clock else {
+            return serve.await;
+        };
+        let request_deadline = async {
+            tokio::select! {
+                _ = received.notified() => std::future::pending::<()>().await,
+                _ = tokio::time::sleep(limit) => {}
+            }
+        };
+        tokio::select! {
+            response = serve => response,
+            _ = request_deadline => local_reply(StatusCode::REQUEST_TIMEOUT, "request timeout"),
+        }
+    };
+    match settings.max_stream_duration {
+        None => serve.await,
+        Some(limit) => match tokio::time::timeout(limit, serve).await {
+            Ok(response) => response,
+            Err(_) => local_reply(StatusCode::REQUEST_TIMEOUT, "downstream duration timeout"),
+        },
     }
 }
 

@@ -1,6 +1,6 @@
 //! Listener features through `gloo run`: the PROXY protocol (v1 and v2) giving the client
 //! address, HTTP/2 with prior knowledge (h2c), websocket upgrades carried end to end, and the
-//! connection manager's limits (idle timeout, requests per connection, stream duration,
+//! connection manager's limits (idle timeout, requests per connection, request timeout, stream duration,
 //! header count, headers with underscores).
 
 mod support;
@@ -373,4 +373,46 @@ fn a_stream_longer_than_max_stream_duration_gets_408() {
     let slow = exchange(port, request);
     assert_eq!(slow.status, 408, "{}", slow.body);
     assert_eq!(slow.body, "downstream duration timeout");
+}
+
+/// `requestTimeout`: a request whose body has not all arrived in time gets Envoy's 408
+/// `request timeout`; a complete request is served, however long the upstream then takes.
+#[test]
+fn a_request_body_slower_than_request_timeout_gets_408() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backend = Backend::start("backend");
+    let port = free_port();
+    config(
+        tmp.path(),
+        port,
+        backend.port,
+        "  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        requestTimeout: 0.5s\n",
+    );
+    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+
+    let mut stalled = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stalled
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+        .expect("write");
+    let started = std::time::Instant::now();
+    let timed_out = read_response(&mut stalled, false).expect("a response");
+    assert_eq!(timed_out.status, 408, "{}", timed_out.body);
+    assert_eq!(timed_out.body, "request timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "answered only after {:?}",
+        started.elapsed()
+    );
+
+    // The whole request arrived: the upstream may take longer than requestTimeout.
+    backend.set_behaviour(support::Behaviour::DelayMs(900));
+    let complete = exchange(
+        port,
+        b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789",
+    );
+    assert_eq!(complete.status, 200, "{}", complete.body);
 }
