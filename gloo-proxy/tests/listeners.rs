@@ -1,7 +1,7 @@
 //! Listener features through `gloo run`: the PROXY protocol (v1 and v2) giving the client
 //! address, HTTP/2 with prior knowledge (h2c), websocket upgrades carried end to end, and the
-//! connection manager's limits (idle timeout, requests per connection, request timeout, stream duration,
-//! header count, headers with underscores).
+//! connection manager's limits (idle timeout, requests per connection, request timeout,
+//! stream duration, header count, headers with underscores).
 
 mod support;
 
