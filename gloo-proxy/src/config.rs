@@ -19,7 +19,6 @@ use envoy_types::pb::envoy::config::core::v3::{
 };
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager::{PathWithEscapedSlashesAction, RouteSpecifier},
     http_filter, HttpConnectionManager,
@@ -384,6 +383,14 @@ fn decode<M: Message + Default>(any: &Any, expected: &str) -> Result<M, String> 
     M::decode(any.value.as_slice()).map_err(|e| format!("cannot decode: {e}"))
 }
 
+/// A route configuration compiled straight from its encoding, one virtual host at a time.
+fn compile_route_table(any: &Any) -> Result<RouteTable, String> {
+    if any.type_url != ROUTE_TYPE {
+        return Err(format!("expected {ROUTE_TYPE}, got {}", any.type_url));
+    }
+    RouteTable::decode_and_compile(&any.value)
+}
+
 fn listener_address(l: &Listener) -> Result<SocketAddr, String> {
     let Some(address::Address::SocketAddress(s)) =
         l.address.as_ref().and_then(|a| a.address.as_ref())
@@ -718,8 +725,7 @@ impl Compiler {
                     continue;
                 }
             }
-            let compiled = decode::<RouteConfiguration>(&r.body, ROUTE_TYPE)
-                .and_then(|rc| RouteTable::compile(&rc).map_err(|e| e.to_string()));
+            let compiled = compile_route_table(&r.body);
             match compiled {
                 Ok(t) => {
                     routes.insert(name.clone(), Arc::new(t));
@@ -834,11 +840,7 @@ impl Compiler {
             let result = match type_url {
                 LISTENER_TYPE => decode::<Listener>(any, LISTENER_TYPE)
                     .and_then(|l| compile_listener(&l, "", registry).map(|_| ())),
-                ROUTE_TYPE => decode::<RouteConfiguration>(any, ROUTE_TYPE).and_then(|rc| {
-                    RouteTable::compile(&rc)
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                }),
+                ROUTE_TYPE => compile_route_table(any).map(|_| ()),
                 CLUSTER_TYPE => decode::<PbCluster>(any, CLUSTER_TYPE).and_then(|c| {
                     Cluster::compile(&c, "", &stats, 0)
                         .map(|_| ())
