@@ -663,7 +663,7 @@ fn duplicate_upstream_keeps_the_first_definition_in_force() {
     ]));
     let proxy = &t.proxies["gateway-proxy"];
     assert!(proxy.clusters.contains_key("up_gloo-system"));
-    let endpoints = &proxy.endpoints["up_gloo-system"].resource;
+    let endpoints = proxy.endpoints["up_gloo-system"].resource();
     let port = endpoints.endpoints[0].lb_endpoints.len();
     assert_eq!(port, 1);
 }
@@ -848,7 +848,7 @@ fn without_gateways_the_default_gateways_serve_gateway_proxy() {
         "{:?}",
         p.listeners.keys()
     );
-    let listener = &p.listeners["listener-::-8080"].resource;
+    let listener = p.listeners["listener-::-8080"].resource();
     assert_eq!(listener.name, "listener-::-8080");
     assert_eq!(vhost_names(route_config(&t)), ["gloo-system_default"]);
     assert!(p.clusters.contains_key("up_gloo-system"));
@@ -1114,7 +1114,7 @@ fn update_endpoints_changes_only_endpoint_versions() {
         before.endpoints["svc_gloo-system"].version,
         after.endpoints["svc_gloo-system"].version
     );
-    let cla = &after.endpoints["svc_gloo-system"].resource;
+    let cla = after.endpoints["svc_gloo-system"].resource();
     assert_eq!(cla.endpoints[0].lb_endpoints.len(), 2);
 
     // The next full translation keeps the discovered endpoints.
@@ -1153,13 +1153,13 @@ fn ssl_vs(secret: &str) -> String {
 fn ssl_virtual_service_serves_its_secret_inline_on_the_ssl_listener() {
     let t = translate(&docs(&[TLS_SECRET, &ssl_vs("tls")]));
     assert_no_rejections(&t);
-    let listener = &proxy(&t).listeners["listener-::-8443"].resource;
+    let listener = proxy(&t).listeners["listener-::-8443"].resource();
     let chain = &listener.filter_chains[0];
     assert_eq!(
         chain.filter_chain_match.as_ref().unwrap().server_names,
         ["secure.example.com"]
     );
-    let json = gloo_core::xds::to_json(listener.as_ref()).unwrap();
+    let json = gloo_core::xds::to_json(listener).unwrap();
     let tls = &json["filterChains"][0]["transportSocket"]["typedConfig"];
     let cert = &tls["commonTlsContext"]["tlsCertificates"][0];
     // inline bytes print as base64 in proto JSON: "CERT-PEM" -> "Q0VSVC1QRU0="
@@ -1231,7 +1231,7 @@ fn hybrid_gateway_matches_clients_by_address_with_a_route_config_per_http_chain(
     .unwrap();
     let t = translate(&text);
     assert_no_rejections(&t);
-    let listener = &proxy(&t).listeners["listener-::-8443"].resource;
+    let listener = proxy(&t).listeners["listener-::-8443"].resource();
     assert_eq!(listener.filter_chains.len(), 2);
     let internal = &listener.filter_chains[0];
     let ranges = &internal
@@ -1253,7 +1253,7 @@ fn hybrid_gateway_matches_clients_by_address_with_a_route_config_per_http_chain(
         ["gloo-system_web"]
     );
     // The TCP gateway: one chain per host, the SNI host matched by name.
-    let tcp = &proxy(&t).listeners["listener-0.0.0.0-9000"].resource;
+    let tcp = proxy(&t).listeners["listener-0.0.0.0-9000"].resource();
     assert_eq!(tcp.filter_chains.len(), 2);
     assert_eq!(
         tcp.filter_chains[0]
@@ -1284,7 +1284,7 @@ fn hybrid_gateway_with_an_unreadable_certificate_drops_only_that_chain() {
         &["spec.hybridGateway.matchedGateways[0].matcher.sslConfig.secretRef: Secret gloo-system.nope not found"],
         &[],
     );
-    let listener = &proxy(&t).listeners["listener-::-8443"].resource;
+    let listener = proxy(&t).listeners["listener-::-8443"].resource();
     assert_eq!(listener.filter_chains.len(), 1);
     assert_eq!(
         vhost_names(route_config_of(proxy(&t), "listener-::-8443-routes-1")),

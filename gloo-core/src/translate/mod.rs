@@ -47,7 +47,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use xxhash_rust::xxh3::Xxh3;
 
 pub use clusters::{Endpoint, Endpoints};
@@ -62,7 +62,7 @@ use crate::source::SourceSnapshot;
 use crate::status::{
     ListenerStatus, ProxyStatus, Reports, ResourceKey, RouteStatus, State, VirtualHostStatus,
 };
-use crate::xds::{content_version, ProxyResources, Versioned};
+use crate::xds::{encode_with_version, ProxyResources, Versioned};
 
 /// What translation reads besides the resources themselves.
 pub(crate) struct Context<'a> {
@@ -81,22 +81,16 @@ pub struct Translation {
 /// The EDS clusters of one proxy: cluster name → the upstream it serves.
 type EdsClusters = BTreeMap<String, (ResourceRef, Arc<Object<UpstreamSpec>>)>;
 
-/// Where a virtual host's proto is during a translation.
-enum HostProto {
-    /// Unchanged: at this proxy, route configuration and index of the last output.
-    InLastOutput((String, String, usize)),
-    /// Built in this translation.
-    Built(Box<VirtualHost>),
-}
+/// An upstream's cluster as last built: the spec it was built from, the cluster (kept encoded
+/// only), and its name.
+type CachedCluster = (Arc<Object<UpstreamSpec>>, Versioned<Cluster>, String);
 
-/// A virtual host as last translated.
+/// A virtual host as last translated: only its encoding is kept (a tenth of the typed
+/// proto's size), and route configurations are assembled from these encodings.
 struct CachedVirtualHost {
     model: Arc<VirtualHostModel>,
     version: String,
-    /// Where the last translation put its proto: proxy, route configuration and index in
-    /// `Translator::last`. Keeping the proto only there (not also in this cache) means a
-    /// virtual host is built or copied once per translation, never twice.
-    location: Option<(String, String, usize)>,
+    encoded: Arc<[u8]>,
 }
 
 /// Translates config snapshots to xDS, incrementally. Keep one per control plane.
@@ -107,14 +101,12 @@ pub struct Translator {
     /// Upstream groups the cached virtual hosts were translated with.
     upstream_groups:
         Option<crate::snapshot::Collection<crate::model::upstream_group::UpstreamGroupSpec>>,
-    clusters: HashMap<ResourceRef, (Arc<Object<UpstreamSpec>>, Versioned<Cluster>)>,
+    clusters: HashMap<ResourceRef, CachedCluster>,
     assignments: HashMap<String, (Vec<Endpoint>, Versioned<ClusterLoadAssignment>)>,
     /// Per proxy: its EDS clusters and the upstream each serves.
     eds_clusters: BTreeMap<String, EdsClusters>,
     endpoints: Endpoints,
     last: BTreeMap<String, ProxyResources>,
-    /// Where this translation put each virtual host; applied once `last` holds its output.
-    pending_locations: Vec<(String, (String, String, usize))>,
     /// Secrets the cached clusters were built with.
     secrets: Option<crate::snapshot::Collection<crate::model::secret::SecretSpec>>,
     secrets_changed: bool,
@@ -179,11 +171,6 @@ impl Translator {
         self.clusters
             .retain(|r, _| snapshot.upstreams.contains_key(r));
         self.last = proxies.clone();
-        for (name, location) in std::mem::take(&mut self.pending_locations) {
-            if let Some(cached) = self.virtual_hosts.get_mut(&name) {
-                cached.location = Some(location);
-            }
-        }
         Translation { proxies, reports }
     }
 
@@ -233,11 +220,10 @@ impl Translator {
                         }
                     }
                     collect_upstreams(host, ctx, &mut referenced);
-                    let location = (model.name.clone(), route_name.clone(), protos.len());
-                    let (proto, version) = self.virtual_host(host, ctx, location);
+                    let (encoded, version) = self.virtual_host(host, ctx);
                     used_hosts.insert(host.name.clone());
                     hasher.update(version.as_bytes());
-                    protos.push(proto);
+                    protos.push(encoded);
                     let vh_status = virtual_host_status(host);
                     listener_status.state = listener_status.state.max(vh_status.state);
                     listener_status
@@ -247,8 +233,8 @@ impl Translator {
                 // The version of a route configuration is derived from its virtual hosts'
                 // content versions, so unchanged hosts are never hashed again.
                 let version = format!("{:016x}", hasher.digest());
-                // Unchanged: keep the previous one (and its encoding); otherwise copy the
-                // unchanged hosts out of the last output once and move the new ones in.
+                // Unchanged: keep the previous one; otherwise assemble its encoding from the
+                // virtual hosts' encodings (the typed form is decoded only if asked for).
                 let previous = self
                     .last
                     .get(&model.name)
@@ -257,21 +243,10 @@ impl Translator {
                     .cloned();
                 let versioned = match previous {
                     Some(previous) => previous,
-                    None => {
-                        let virtual_hosts = protos
-                            .into_iter()
-                            .filter_map(|proto| match proto {
-                                HostProto::Built(vh) => Some(*vh),
-                                HostProto::InLastOutput(at) => self.cached_proto(&at).cloned(),
-                            })
-                            .collect();
-                        let config = RouteConfiguration {
-                            name: route_name.clone(),
-                            virtual_hosts,
-                            ..Default::default()
-                        };
-                        Versioned::with_version(version, config)
-                    }
+                    None => Versioned::from_packed(
+                        version,
+                        route_configuration_from_hosts(&route_name, &protos),
+                    ),
                 };
                 out.routes.insert(route_name, versioned);
             }
@@ -293,21 +268,31 @@ impl Translator {
             {
                 continue;
             }
-            let cluster = match self.clusters.get(&reference) {
-                Some((spec, cached))
+            let (cluster, name) = match self.clusters.get(&reference) {
+                Some((spec, cached, name))
                     if (Arc::ptr_eq(spec, &entry.object) || spec == &entry.object)
                         && !secrets_changed =>
                 {
-                    cached.clone()
+                    (cached.clone(), name.clone())
                 }
                 _ => {
-                    let built = Versioned::new(clusters::cluster(&entry.object, ctx));
-                    self.clusters
-                        .insert(reference.clone(), (entry.object.clone(), built.clone()));
-                    built
+                    let typed = clusters::cluster(&entry.object, ctx);
+                    let name = typed.name.clone();
+                    let (encoded, version) = encode_with_version(&typed);
+                    let built = Versioned::from_packed(
+                        version,
+                        envoy_types::pb::google::protobuf::Any {
+                            type_url: <Cluster as crate::xds::EnvoyMessage>::type_url(),
+                            value: encoded,
+                        },
+                    );
+                    self.clusters.insert(
+                        reference.clone(),
+                        (entry.object.clone(), built.clone(), name.clone()),
+                    );
+                    (built, name)
                 }
             };
-            let name = cluster.resource.name.clone();
             if clusters::static_hosts_are_ips(&entry.object.spec) {
                 eds.insert(name.clone(), (reference.clone(), entry.object.clone()));
             }
@@ -323,55 +308,31 @@ impl Translator {
         out
     }
 
-    /// A virtual host's version, and where its proto is: unchanged ones stay in the last
-    /// output until (and unless) a new route configuration needs a copy.
+    /// The encoding and content version of a virtual host: from the cache when its model did
+    /// not change, translated otherwise.
     fn virtual_host(
         &mut self,
         host: &Arc<VirtualHostModel>,
         ctx: &Context<'_>,
-        location: (String, String, usize),
-    ) -> (HostProto, String) {
+    ) -> (Arc<[u8]>, String) {
         if let Some(cached) = self.virtual_hosts.get(&host.name) {
             if Arc::ptr_eq(&cached.model, host) || cached.model.as_ref() == host.as_ref() {
-                if let Some(previous) = cached.location.clone() {
-                    if self
-                        .cached_proto(&previous)
-                        .is_some_and(|vh| vh.name == host.name)
-                    {
-                        let version = cached.version.clone();
-                        self.pending_locations.push((host.name.clone(), location));
-                        return (HostProto::InLastOutput(previous), version);
-                    }
-                }
+                return (cached.encoded.clone(), cached.version.clone());
             }
         }
         self.virtual_hosts_translated += 1;
         let proto = routes::virtual_host(host, ctx);
-        let version = content_version(&proto);
+        let (encoded, version) = encode_with_version(&proto);
+        let encoded: Arc<[u8]> = encoded.into();
         self.virtual_hosts.insert(
             host.name.clone(),
             CachedVirtualHost {
                 model: host.clone(),
                 version: version.clone(),
-                location: None,
+                encoded: encoded.clone(),
             },
         );
-        self.pending_locations.push((host.name.clone(), location));
-        (HostProto::Built(Box::new(proto)), version)
-    }
-
-    /// The virtual host at a location of the last output.
-    fn cached_proto(
-        &self,
-        (proxy, config, index): &(String, String, usize),
-    ) -> Option<&VirtualHost> {
-        self.last
-            .get(proxy)?
-            .routes
-            .get(config)?
-            .resource
-            .virtual_hosts
-            .get(*index)
+        (encoded, version)
     }
 
     fn assignment(
@@ -415,6 +376,32 @@ impl Translator {
         self.eds_clusters = eds;
         self.last = proxies;
         &self.last
+    }
+}
+
+/// A `RouteConfiguration` named `name` packed from its virtual hosts' encodings: a message's
+/// encoding is its fields' encodings one after another, so each host is written as field 2
+/// (`virtual_hosts`) around its bytes, after the name (field 1), in field order as prost writes.
+fn route_configuration_from_hosts(
+    name: &str,
+    hosts: &[Arc<[u8]>],
+) -> envoy_types::pb::google::protobuf::Any {
+    use prost::Message;
+    let header = RouteConfiguration {
+        name: name.to_string(),
+        ..Default::default()
+    };
+    let mut value =
+        Vec::with_capacity(header.encoded_len() + hosts.iter().map(|h| h.len() + 6).sum::<usize>());
+    header.encode_raw(&mut value);
+    for host in hosts {
+        prost::encoding::encode_key(2, prost::encoding::WireType::LengthDelimited, &mut value);
+        prost::encoding::encode_varint(host.len() as u64, &mut value);
+        value.extend_from_slice(host);
+    }
+    envoy_types::pb::google::protobuf::Any {
+        type_url: <RouteConfiguration as crate::xds::EnvoyMessage>::type_url(),
+        value,
     }
 }
 

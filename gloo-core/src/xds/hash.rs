@@ -36,6 +36,19 @@ pub fn content_version<M: EnvoyMessage>(message: &M) -> String {
     format!("{:016x}", hasher.digest())
 }
 
+/// A message's encoding and its [`content_version`], encoding it once when the encoding is
+/// canonical.
+pub(crate) fn encode_with_version<M: EnvoyMessage>(message: &M) -> (Vec<u8>, String) {
+    let encoded = message.encode_to_vec();
+    if message.encoding_is_canonical() {
+        let mut hasher = Xxh3::new();
+        hasher.update(M::FULL_NAME.as_bytes());
+        hasher.update(&encoded);
+        return (encoded, format!("{:016x}", hasher.digest()));
+    }
+    (encoded, content_version(message))
+}
+
 fn hash_message(message: &DynamicMessage, hasher: &mut Xxh3) {
     if prost_reflect::ReflectMessage::descriptor(message).full_name() == "google.protobuf.Any" {
         if let Some(any) = decode_any(message) {

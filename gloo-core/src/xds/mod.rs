@@ -18,6 +18,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
 pub use hash::content_version;
+pub(crate) use hash::encode_with_version;
 pub use json::{any_to_json, descriptor_pool, to_json, JsonError};
 
 /// Type URL of [`Listener`] (LDS).
@@ -174,25 +175,49 @@ pub fn pack<M: EnvoyMessage>(message: &M) -> Any {
 }
 
 /// A resource and the hash-of-content version it is served with.
-#[derive(Debug, Clone)]
+///
+/// It holds the resource typed, encoded for the wire, or both: each form is made from the
+/// other on first use and then shared by every clone. A translator can build a large
+/// resource (a route configuration of thousands of routes) straight in its wire form and
+/// keep only that, a tenth of the typed size; the typed form is decoded only if asked for.
+#[derive(Clone)]
 pub struct Versioned<T> {
     /// The content hash (hex); equal content always has an equal version.
     pub version: String,
-    /// The resource, shared so snapshots can be cloned cheaply.
-    pub resource: Arc<T>,
+    typed: Arc<OnceLock<T>>,
     /// The resource packed for the wire, encoded once on first use and shared by every clone,
     /// so publishing an unchanged resource again costs nothing.
     packed: Arc<OnceLock<Arc<Any>>>,
 }
 
-impl<T: PartialEq> PartialEq for Versioned<T> {
+impl<T: std::fmt::Debug> std::fmt::Debug for Versioned<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Versioned")
+            .field("version", &self.version)
+            .field("typed", &self.typed.get())
+            .field("packed_bytes", &self.packed.get().map(|a| a.value.len()))
+            .finish()
+    }
+}
+
+impl<T: EnvoyMessage> PartialEq for Versioned<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.version == other.version && self.resource == other.resource
+        self.version == other.version && self.resource() == other.resource()
     }
 }
 
 impl<T: EnvoyMessage> Versioned<T> {
     /// Wraps `resource`, computing its content version.
+    ///
+    /// ```
+    /// use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    /// use gloo_core::xds::Versioned;
+    ///
+    /// let a = Versioned::new(Cluster { name: "a".into(), ..Default::default() });
+    /// let b = Versioned::new(Cluster { name: "a".into(), ..Default::default() });
+    /// assert_eq!(a.version, b.version);
+    /// assert_eq!(a.resource().name, "a");
+    /// ```
     pub fn new(resource: T) -> Self {
         let version = content_version(&resource);
         Self::with_version(version, resource)
@@ -203,15 +228,49 @@ impl<T: EnvoyMessage> Versioned<T> {
     pub fn with_version(version: String, resource: T) -> Self {
         Versioned {
             version,
-            resource: Arc::new(resource),
+            typed: Arc::new(OnceLock::from(resource)),
             packed: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Wraps a resource already encoded as an `Any` of this type; it is decoded only if
+    /// [`Versioned::resource`] is called.
+    ///
+    /// ```
+    /// use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    /// use gloo_core::xds::{pack, Versioned};
+    ///
+    /// let any = pack(&Cluster { name: "c".into(), ..Default::default() });
+    /// let v = Versioned::<Cluster>::from_packed("1".into(), any);
+    /// assert_eq!(v.packed().value.len(), 3);
+    /// assert_eq!(v.resource().name, "c");
+    /// ```
+    pub fn from_packed(version: String, packed: Any) -> Self {
+        Versioned {
+            version,
+            typed: Arc::new(OnceLock::new()),
+            packed: Arc::new(OnceLock::from(Arc::new(packed))),
+        }
+    }
+
+    /// The resource, typed (decoded from the wire form on first use).
+    pub fn resource(&self) -> &T {
+        self.typed.get_or_init(|| {
+            // Only this crate makes packed-only values, from messages it encoded itself, so
+            // the bytes always decode.
+            let decoded = self
+                .packed
+                .get()
+                .and_then(|any| T::decode(any.value.as_slice()).ok());
+            debug_assert!(decoded.is_some(), "a Versioned without a decodable form");
+            decoded.unwrap_or_default()
+        })
     }
 
     /// The resource as an `Any`, encoded once.
     pub fn packed(&self) -> Arc<Any> {
         self.packed
-            .get_or_init(|| Arc::new(pack(self.resource.as_ref())))
+            .get_or_init(|| Arc::new(pack(self.resource())))
             .clone()
     }
 }
@@ -258,7 +317,7 @@ impl ProxyResources {
     pub fn to_json(&self) -> Result<serde_json::Value, JsonError> {
         fn list<T: EnvoyMessage>(map: &ResourceMap<T>) -> Result<serde_json::Value, JsonError> {
             map.values()
-                .map(|v| to_json(v.resource.as_ref()))
+                .map(|v| to_json(v.resource()))
                 .collect::<Result<Vec<_>, _>>()
                 .map(serde_json::Value::Array)
         }

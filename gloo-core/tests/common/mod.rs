@@ -95,7 +95,7 @@ pub fn route_config(t: &Translation) -> &RouteConfiguration {
 
 /// A route configuration by name.
 pub fn route_config_of<'a>(p: &'a ProxyResources, name: &str) -> &'a RouteConfiguration {
-    &p.routes
+    p.routes
         .get(name)
         .unwrap_or_else(|| {
             panic!(
@@ -103,7 +103,7 @@ pub fn route_config_of<'a>(p: &'a ProxyResources, name: &str) -> &'a RouteConfig
                 p.routes.keys().collect::<Vec<_>>()
             )
         })
-        .resource
+        .resource()
 }
 
 /// The Envoy routes of virtual host `vh` (e.g. `gloo-system_default`).
