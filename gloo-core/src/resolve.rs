@@ -203,8 +203,8 @@ pub struct RouteModel {
 /// What a route does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteModelAction {
-    /// Forward to upstreams.
-    Route(Box<RouteAction>),
+    /// Forward to upstreams (shared with the route it comes from).
+    Route(Arc<RouteAction>),
     /// Answer with a redirect.
     Redirect(RedirectAction),
     /// Answer directly.
@@ -1379,7 +1379,11 @@ impl<'a> Resolver<'a> {
                             RouteModelAction::DirectResponse(replacement.clone()),
                             warnings,
                         ),
-                        _ => (RouteModelAction::Route(Box::new(a.clone())), warnings),
+                        // The route's own action, shared rather than copied.
+                        _ => match &route.route_action {
+                            Some(shared) => (RouteModelAction::Route(shared.clone()), warnings),
+                            None => (RouteModelAction::Route(Arc::new(a.clone())), warnings),
+                        },
                     }
                 }
                 RouteActionRef::Redirect(r) => (RouteModelAction::Redirect(r.clone()), Vec::new()),

@@ -194,6 +194,19 @@ impl<S> Object<S> {
 /// that use it; this is the plain "all of these labels" form shared by several of them.
 pub type Labels = BTreeMap<String, String>;
 
+/// Deserializes a list without spare capacity. Most routes have one matcher, and a vector
+/// grown one element at a time keeps room for four: at 10,000 routes that is 4.5 MB of
+/// nothing, for as long as the config is loaded.
+pub(crate) fn shrunk_vec<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    let mut list = Vec::<T>::deserialize(deserializer)?;
+    list.shrink_to_fit();
+    Ok(list)
+}
+
 macro_rules! resource_kinds {
     ($( $variant:ident => $api:literal, $spec:ty, $document:ty; )*) => {
         /// The kinds gloo understands, each with the `apiVersion` Gloo gives it.

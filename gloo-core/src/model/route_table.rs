@@ -11,7 +11,11 @@ use crate::model::routing::Route;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteTableSpec {
     /// Routes; their path matchers must start with the delegating route's prefix.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::model::shrunk_vec"
+    )]
     pub routes: Vec<Route>,
     /// Ordering weight when a selector picks several tables (lower first; default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -195,7 +195,11 @@ pub struct QueryParameterMatcher {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Route {
     /// Matchers; the route matches if any matches. Empty means prefix `/`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::model::shrunk_vec"
+    )]
     pub matchers: Vec<Matcher>,
     /// On a delegating route: child routes inherit this route's headers/query/method matchers.
     #[serde(
@@ -217,7 +221,7 @@ pub struct Route {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub route_action: Option<Box<RouteAction>>,
+    pub route_action: Option<std::sync::Arc<RouteAction>>,
     /// `action` oneof: redirect.
     #[serde(
         alias = "redirect_action",

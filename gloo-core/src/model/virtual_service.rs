@@ -39,7 +39,11 @@ pub struct VirtualHost {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub domains: Vec<String>,
     /// Routes, matched in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::model::shrunk_vec"
+    )]
     pub routes: Vec<Route>,
     /// Options applying to all routes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
