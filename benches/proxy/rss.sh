@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Memory with many routes: the resident set (VmRSS) of gloo and of Envoy 1.40 serving the same
 # translated config, 10,000 routes over 1,000 upstreams by default (BENCHMARKS.md: gloo <= 0.5 x
-# Envoy). Each process is measured one second after it answers requests on a few routes (the
+# Envoy). Each process is measured three seconds after it answers requests on a few routes (the
 # first, late ones, a header match: curl), then its admin /config_dump must show every route and
 # cluster in force.
 #
@@ -66,7 +66,9 @@ measure() { # name pid admin_url config_dump_path: prints its RSS in KiB once it
     [ $((SECONDS - start)) -lt 120 ] || { echo "$1 did not answer in 120 s" >&2; return 1; }
     sleep 0.2
   done
-  sleep 1
+  # Settled: the same wait for every process (gloo returns its startup peak to the OS within
+  # 2 s; Envoy's tcmalloc does as it does).
+  sleep 3
   kib=$(rss_kib "$2")
   # Checked after measuring: building a 10k-route config dump costs memory of its own.
   counts=$(in_force "$3" "$4")
