@@ -5,6 +5,7 @@
 //! requests replay buffered bytes; filters may produce any body, which is boxed. An enum keeps
 //! the common cases free of allocation.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -198,5 +199,213 @@ impl http_body::Body for NotifyOnEnd {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// When a stream last moved bytes, for the stream idle timeout: request body frames going
+/// upstream count as activity while the answer is awaited.
+#[derive(Debug, Clone)]
+pub struct IdleClock {
+    started: tokio::time::Instant,
+    /// Milliseconds after `started` of the last activity.
+    last_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl IdleClock {
+    /// A clock whose last activity is now.
+    pub fn new() -> Self {
+        IdleClock {
+            started: tokio::time::Instant::now(),
+            last_ms: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn last(&self) -> tokio::time::Instant {
+        self.started
+            + std::time::Duration::from_millis(
+                self.last_ms.load(std::sync::atomic::Ordering::Relaxed),
+            )
+    }
+
+    /// Completes once nothing has moved for `idle`.
+    pub async fn idle_for(&self, idle: std::time::Duration) {
+        loop {
+            let deadline = self.last() + idle;
+            tokio::time::sleep_until(deadline).await;
+            if self.last() + idle <= tokio::time::Instant::now() {
+                return;
+            }
+        }
+    }
+
+    /// `body`, counting each frame read as activity.
+    pub fn watch(&self, body: Body) -> Body {
+        Body::new(RequestActivity {
+            inner: body,
+            clock: self.clone(),
+        })
+    }
+}
+
+impl Default for IdleClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct RequestActivity {
+    inner: Body,
+    clock: IdleClock,
+}
+
+impl http_body::Body for RequestActivity {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if polled.is_ready() {
+            self.clock.touch();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body that fails (the stream is reset) when no frame comes for `idle`. The
+/// timer is armed only once the body has to wait, and re-armed lazily from the time of the
+/// last frame, so a body that arrives promptly costs no timer at all.
+pub fn idle_limited(body: Body, idle: std::time::Duration) -> Body {
+    if http_body::Body::is_end_stream(&body) || body.as_bytes().is_some() {
+        return body;
+    }
+    Body::new(IdleLimited {
+        inner: body,
+        idle,
+        last: tokio::time::Instant::now(),
+        timer: None,
+    })
+}
+
+struct IdleLimited {
+    inner: Body,
+    idle: std::time::Duration,
+    last: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl http_body::Body for IdleLimited {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.last = tokio::time::Instant::now();
+            return Poll::Ready(frame);
+        }
+        loop {
+            let deadline = this.last + this.idle;
+            let timer = this
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if this.last + this.idle <= tokio::time::Instant::now() {
+                return Poll::Ready(Some(Err("stream idle timeout".into())));
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::time::Duration;
+
+    /// A body that yields its chunks, then nothing for ever (never ends).
+    struct Chunks(std::sync::Mutex<Vec<Bytes>>);
+
+    fn stalls_after_one_chunk() -> Body {
+        Body::new(Chunks(std::sync::Mutex::new(vec![Bytes::from_static(
+            b"first",
+        )])))
+    }
+
+    impl http_body::Body for Chunks {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            match self.0.lock().ok().and_then(|mut v| v.pop()) {
+                Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watched_response_body_fails_when_it_stalls_past_the_idle_timeout() {
+        let mut body = idle_limited(stalls_after_one_chunk(), Duration::from_millis(100));
+        let first = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(first.into_data().ok(), Some(Bytes::from_static(b"first")));
+        let started = std::time::Instant::now();
+        let stalled = body.frame().await.expect("an outcome");
+        assert!(stalled.is_err(), "a stalled body must fail");
+        assert!(started.elapsed() >= Duration::from_millis(90));
+    }
+
+    #[tokio::test]
+    async fn idle_for_waits_out_activity() {
+        let clock = IdleClock::new();
+        let idle = Duration::from_millis(150);
+        let toucher = clock.clone();
+        let started = std::time::Instant::now();
+        let keep_busy = async {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(80)).await;
+                toucher.touch();
+            }
+        };
+        tokio::join!(clock.idle_for(idle), keep_busy);
+        // Touched at 80, 160 and 240 ms: idle only from 240 + 150 ms.
+        assert!(
+            started.elapsed() >= Duration::from_millis(380),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -166,6 +166,11 @@ pub struct ConnectionSettings {
     /// A downstream connection is drained (`connection: close`, HTTP/2 GOAWAY) this long
     /// after it opened.
     pub max_connection_duration: Option<Duration>,
+    /// A stream with no activity (request or response bytes) for this long is ended: 408
+    /// `stream timeout` before the response starts, a reset after (Envoy's default: five
+    /// minutes). A route's `idle_timeout` replaces it. Only a timeout shorter than the
+    /// route's timeout is watched (the route timeout ends the wait first otherwise).
+    pub stream_idle_timeout: Option<Duration>,
     /// A request not answered within this long gets 408 `downstream duration timeout`.
     pub max_stream_duration: Option<Duration>,
     /// Most request headers a request may carry (Envoy's default: 100); more get 431.
@@ -269,6 +274,13 @@ impl ConnectionSettings {
                     .and_then(|o| o.idle_timeout.as_ref())
                     .map(pb_duration)
                     .unwrap_or(Duration::from_secs(3600)),
+            )
+            .filter(|d| !d.is_zero()),
+            stream_idle_timeout: Some(
+                hcm.stream_idle_timeout
+                    .as_ref()
+                    .map(pb_duration)
+                    .unwrap_or(Duration::from_secs(300)),
             )
             .filter(|d| !d.is_zero()),
             max_connection_duration: common

@@ -972,6 +972,19 @@ async fn forward_to_cluster(
             }
         }
     }
+    // The stream idle timeout: the route's, else the connection manager's (zero: none). It
+    // can only fire before the route timeout if it is the shorter of the two (Envoy's
+    // defaults: 5 min and 15 s, so usually there is nothing to watch).
+    let idle = match action.idle_timeout {
+        Some(t) => Some(t).filter(|t| !t.is_zero()),
+        None => settings.stream_idle_timeout,
+    }
+    .filter(|idle| action.timeout.is_none_or(|t| *idle < t));
+    let clock = idle.map(|_| crate::body::IdleClock::new());
+    let body = match (&clock, body) {
+        (Some(clock), Some(b)) if !http_body::Body::is_end_stream(&b) => Some(clock.watch(b)),
+        (_, b) => b,
+    };
     let send = send_with_retries(
         outgoing,
         body,
@@ -980,18 +993,47 @@ async fn forward_to_cluster(
         downstream_upgrade,
         action.host_rewrite_auto(),
     );
-    let mut response = match action.timeout {
-        Some(t) => match tokio::time::timeout(t, send).await {
-            Ok(r) => r,
-            Err(_) => local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+    let mut response = match (clock, idle) {
+        (Some(clock), Some(idle)) => {
+            // Boxed: the common path's future stays as small as it was.
+            let answer = Box::pin(await_with_idle_timeout(send, action.timeout, clock, idle)).await;
+            answer.map(|b| crate::body::idle_limited(b, idle))
+        }
+        _ => match action.timeout {
+            Some(t) => match tokio::time::timeout(t, send).await {
+                Ok(r) => r,
+                Err(_) => local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+            },
+            None => send.await,
         },
-        None => send.await,
     };
     strip_hop_by_hop_response(&mut response);
     if let Some(cookie) = hashed.set_cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     (response, target_headers)
+}
+
+/// Awaits the answer within the route timeout, unless the stream is idle (no request bytes
+/// moving) for `idle` first: then 408 `stream timeout`, as Envoy answers.
+async fn await_with_idle_timeout(
+    answer: impl std::future::Future<Output = Response<Body>>,
+    route_timeout: Option<Duration>,
+    clock: crate::body::IdleClock,
+    idle: Duration,
+) -> Response<Body> {
+    let answer = async {
+        match route_timeout {
+            Some(t) => tokio::time::timeout(t, answer).await.unwrap_or_else(|_| {
+                local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
+            }),
+            None => answer.await,
+        }
+    };
+    tokio::select! {
+        response = answer => response,
+        _ = clock.idle_for(idle) => local_reply(StatusCode::REQUEST_TIMEOUT, "stream timeout"),
+    }
 }
 
 fn rewrite_host(headers: &mut HeaderMap, value: HeaderValue, action: &Forward) {

@@ -279,6 +279,9 @@ async fn serve_connection(
     }
 }
 
+/// hyper's HTTP/1 header count limit when none is set (Envoy's default too).
+const HYPER_MAX_HEADERS: usize = 100;
+
 /// Serves HTTP/1.1 and HTTP/2 (by preface, or ALPN over TLS) on one connection, and closes it
 /// as Envoy's connection manager would: after `idle_timeout` with no request in flight, and
 /// drained after `max_connection_duration` or `max_requests_per_connection`.
@@ -296,8 +299,12 @@ where
         .keep_alive(true)
         // Slow clients get this long to send their headers (slowloris).
         .header_read_timeout(Duration::from_secs(10))
-        .max_headers(settings.max_headers_count)
         .max_buf_size(settings.max_request_headers_bytes.max(8192) + 1024);
+    if settings.max_headers_count != HYPER_MAX_HEADERS {
+        // Only when it differs: with the limit set, hyper builds its header array per
+        // request instead of using its inline default.
+        builder.http1().max_headers(settings.max_headers_count);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())

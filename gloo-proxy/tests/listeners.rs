@@ -416,3 +416,45 @@ fn a_request_body_slower_than_request_timeout_gets_408() {
     );
     assert_eq!(complete.status, 200, "{}", complete.body);
 }
+
+/// The stream idle timeout: with nothing moving on a stream for that long, a request still
+/// waiting for its answer gets Envoy's 408 `stream timeout`. The connection manager's
+/// `streamIdleTimeout` applies to every route; a route's own `idleTimeout` replaces it (here
+/// longer than the upstream's delay, so that route is served).
+#[test]
+fn a_stream_idle_longer_than_its_idle_timeout_gets_408() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backend = Backend::start("backend");
+    let port = free_port();
+    config(
+        tmp.path(),
+        port,
+        backend.port,
+        "  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        streamIdleTimeout: 0.4s\n",
+    );
+    fs::write(
+        tmp.path().join("patient.yaml"),
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: patient, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: [patient.example]\n    routes:\n    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: backend, namespace: gloo-system}}}\n      options: {idleTimeout: 5s, timeout: 10s}\n",
+    )
+    .expect("write config");
+    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+
+    let quick = exchange(
+        port,
+        b"GET /q HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(quick.status, 200, "{}", quick.body);
+    backend.set_behaviour(support::Behaviour::DelayMs(1200));
+    let idle = exchange(
+        port,
+        b"GET /slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(idle.status, 408, "{}", idle.body);
+    assert_eq!(idle.body, "stream timeout");
+    let patient = exchange(
+        port,
+        b"GET /slow HTTP/1.1\r\nHost: patient.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(patient.status, 200, "{}", patient.body);
+}
