@@ -149,7 +149,14 @@ impl Proxy {
         let settings = &listener.settings;
         let mut response = match check_request_headers(&mut req, settings) {
             Some(reply) => reply,
-            None => serve_in_time(config, &listener, downstream, req).await,
+            // The common case awaits the routing future in place: wrapping it would copy
+            // the whole (large) future once more per request.
+            None if settings.request_timeout.is_none()
+                && settings.max_stream_duration.is_none() =>
+            {
+                route_and_serve(config, &listener, downstream, req).await
+            }
+            None => Box::pin(serve_in_time(config, &listener, downstream, req)).await,
         };
         finalize(&mut response, &listener.settings);
         // The answer speaks the client's protocol, whatever the upstream spoke.

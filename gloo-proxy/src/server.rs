@@ -331,7 +331,7 @@ where
                             http::HeaderValue::from_static("close"),
                         );
                     }
-                    guard.activity.drain.notify_one();
+                    guard.activity.drain();
                 }
                 // The stream stays active until its response body is done.
                 Ok::<_, Infallible>(response.map(|body| TrackedBody {
@@ -341,53 +341,104 @@ where
             }
         })
     };
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(connection);
+    let connection = Box::pin(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
+    // The clocks run in a task of their own: it wakes only at its deadlines, and the
+    // connection's own polls cost an atomic load and a waker check for them.
+    let watchdog = tokio::spawn(watch_connection(
+        activity.clone(),
+        settings.idle_timeout,
+        settings.max_connection_duration,
+    ));
+    let result = Drainable {
+        connection,
+        activity,
+        draining: false,
+    }
+    .await;
+    watchdog.abort();
+    if let Err(e) = result {
+        tracing::debug!("{remote}: connection ended with an error: {e}");
+    }
+}
+
+/// Raises the connection's drain flag once it has been idle for `idle_timeout` or open for
+/// `max_duration`.
+async fn watch_connection(
+    activity: Arc<Activity>,
+    idle_timeout: Option<Duration>,
+    max_duration: Option<Duration>,
+) {
     let opened = tokio::time::Instant::now();
-    let mut draining = false;
+    let end_of_life = max_duration.map(|d| opened + d);
     loop {
-        // When to look again: the connection's end of life, or when it would turn idle.
         let now = tokio::time::Instant::now();
-        let idle_check = settings
-            .idle_timeout
-            .map(|idle| match activity.idle_since() {
-                Some(since) => since + idle,
-                None => now + idle,
-            });
-        let end_of_life = settings.max_connection_duration.map(|d| opened + d);
-        let wake = [idle_check, end_of_life].into_iter().flatten().min();
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!("{remote}: connection ended with an error: {e}");
-                }
-                return;
-            }
-            _ = activity.drain.notified(), if !draining => {
-                connection.as_mut().graceful_shutdown();
-                draining = true;
-            }
-            _ = sleep_until_some(wake), if !draining => {
-                let now = tokio::time::Instant::now();
-                let idle = matches!(
-                    (settings.idle_timeout, activity.idle_since()),
-                    (Some(limit), Some(since)) if since + limit <= now
-                );
-                let expired = end_of_life.is_some_and(|t| t <= now);
-                if idle || expired {
-                    connection.as_mut().graceful_shutdown();
-                    draining = true;
-                }
-            }
+        let idle_check = idle_timeout.map(|idle| match activity.idle_since() {
+            Some(since) => since + idle,
+            None => now + idle,
+        });
+        let Some(wake) = [idle_check, end_of_life].into_iter().flatten().min() else {
+            return;
+        };
+        tokio::time::sleep_until(wake).await;
+        let now = tokio::time::Instant::now();
+        let idle = matches!(
+            (idle_timeout, activity.idle_since()),
+            (Some(limit), Some(since)) if since + limit <= now
+        );
+        if idle || end_of_life.is_some_and(|t| t <= now) {
+            activity.drain();
+            return;
         }
     }
 }
 
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// The connection future, shut down gracefully (in-flight requests finish, HTTP/1 gets
+/// `connection: close`, HTTP/2 a GOAWAY) once its drain flag is raised.
+struct Drainable<C> {
+    connection: std::pin::Pin<Box<C>>,
+    activity: Arc<Activity>,
+    draining: bool,
+}
+
+impl<C, E> std::future::Future for Drainable<C>
+where
+    C: std::future::Future<Output = Result<(), E>> + GracefulShutdown,
+{
+    type Output = Result<(), E>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = &mut *self;
+        if !this.draining {
+            this.activity.waker.register(cx.waker());
+            if this.activity.drain_requested.load(Ordering::Acquire) {
+                this.draining = true;
+                this.connection.as_mut().shutdown();
+            }
+        }
+        this.connection.as_mut().poll(cx)
+    }
+}
+
+/// A connection that can be shut down gracefully (hyper-util's, here).
+trait GracefulShutdown {
+    fn shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, E> GracefulShutdown for auto::UpgradeableConnection<'_, I, S, E>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Future: 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: http_body::Body + Send + 'static,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn shutdown(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
     }
 }
 
@@ -399,8 +450,10 @@ struct Activity {
     opened: std::time::Instant,
     /// Milliseconds after `opened` the last stream ended.
     idle_since_ms: AtomicU64,
-    /// Raised when the connection has served its last request.
-    drain: tokio::sync::Notify,
+    /// Raised when the connection should close once its in-flight requests are done.
+    drain_requested: std::sync::atomic::AtomicBool,
+    /// Wakes the connection's task to act on `drain_requested`.
+    waker: futures_util::task::AtomicWaker,
 }
 
 impl Activity {
@@ -410,8 +463,15 @@ impl Activity {
             served: AtomicU32::new(0),
             opened: std::time::Instant::now(),
             idle_since_ms: AtomicU64::new(0),
-            drain: tokio::sync::Notify::new(),
+            drain_requested: std::sync::atomic::AtomicBool::new(false),
+            waker: futures_util::task::AtomicWaker::new(),
         }
+    }
+
+    /// Asks the connection to close once its in-flight requests are done.
+    fn drain(&self) {
+        self.drain_requested.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     fn begin(self: &Arc<Self>) -> StreamGuard {
