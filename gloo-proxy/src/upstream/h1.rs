@@ -53,36 +53,80 @@ pub enum SendError {
 }
 
 /// How many connections a cluster may have open (its circuit breaker's `max_connections`),
-/// counted across workers.
+/// counted across workers, and how many requests may wait for one (`max_pending_requests`).
 #[derive(Debug)]
 pub(crate) struct ConnectionLimit {
     max: u32,
-    open: Arc<std::sync::atomic::AtomicU32>,
+    state: Arc<LimitState>,
+}
+
+#[derive(Debug)]
+struct LimitState {
+    open: std::sync::atomic::AtomicU32,
+    pending: std::sync::atomic::AtomicU32,
+    max_pending: u32,
+    /// Raised when a connection closes or goes back to a pool, while requests wait.
+    available: tokio::sync::Notify,
+}
+
+impl LimitState {
+    fn announce(&self) {
+        if self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            self.available.notify_waiters();
+        }
+    }
 }
 
 impl ConnectionLimit {
-    pub(crate) fn new(max: u32) -> Self {
+    pub(crate) fn new(max: u32, max_pending: u32) -> Self {
         ConnectionLimit {
             max,
-            open: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+            state: Arc::new(LimitState {
+                open: std::sync::atomic::AtomicU32::new(0),
+                pending: std::sync::atomic::AtomicU32::new(0),
+                max_pending,
+                available: tokio::sync::Notify::new(),
+            }),
         }
     }
 
     fn take(&self) -> Option<ConnectionSlot> {
         use std::sync::atomic::Ordering;
-        let prev = self.open.fetch_add(1, Ordering::AcqRel);
-        let slot = ConnectionSlot(self.open.clone());
+        let prev = self.state.open.fetch_add(1, Ordering::AcqRel);
+        let slot = ConnectionSlot(self.state.clone());
         (prev < self.max).then_some(slot)
+    }
+
+    /// A place among the requests waiting for a connection, if there is one left.
+    fn pend(&self) -> Option<PendingRequest> {
+        use std::sync::atomic::Ordering;
+        let prev = self.state.pending.fetch_add(1, Ordering::SeqCst);
+        let pending = PendingRequest(self.state.clone());
+        (prev < self.state.max_pending).then_some(pending)
     }
 }
 
 /// One open connection's place under the limit, given back when the connection closes.
 #[derive(Debug)]
-struct ConnectionSlot(Arc<std::sync::atomic::AtomicU32>);
+struct ConnectionSlot(Arc<LimitState>);
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.announce();
+    }
+}
+
+/// A request waiting for a connection.
+struct PendingRequest(Arc<LimitState>);
+
+impl Drop for PendingRequest {
+    fn drop(&mut self) {
+        self.0
+            .pending
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -185,6 +229,11 @@ impl Pool {
             let conns = idle.entry(address).or_default();
             if conns.len() < MAX_IDLE {
                 conns.push(conn);
+                // A request waiting at the connection limit can take it (announced after
+                // the push, so a request that looked before it is woken to look again).
+                if let Some(pooled) = conns.last() {
+                    pooled._slot.0.announce();
+                }
             }
         }
     }
@@ -354,8 +403,40 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
     }))
 }
 
+/// A connection for a request that found none idle: a new one while the cluster is under
+/// `max_connections`; at the limit, the request waits (one of at most
+/// `max_pending_requests`, else `Overflow`) for a connection to close or come back to this
+/// worker's pool, as Envoy's pending requests do. The route timeout bounds the wait.
+async fn acquire(pool: &Pool, exchange: &Exchange<'_>) -> Result<(Conn, bool), SendError> {
+    let limit = exchange.limit;
+    let mut pending = None;
+    loop {
+        if let Some(slot) = limit.take() {
+            return Ok((connect_with(slot, exchange).await?, false));
+        }
+        if pending.is_none() {
+            pending = Some(limit.pend().ok_or(SendError::Overflow)?);
+        }
+        let available = limit.state.available.notified();
+        tokio::pin!(available);
+        available.as_mut().enable();
+        // Looked at again once registered, so nothing released meanwhile is missed.
+        if let Some(conn) = pool.take(exchange.address) {
+            return Ok((conn, true));
+        }
+        if limit.state.open.load(std::sync::atomic::Ordering::Acquire) < limit.max {
+            continue;
+        }
+        available.await;
+    }
+}
+
 async fn connect(exchange: &Exchange<'_>) -> Result<Conn, SendError> {
     let slot = exchange.limit.take().ok_or(SendError::Overflow)?;
+    connect_with(slot, exchange).await
+}
+
+async fn connect_with(slot: ConnectionSlot, exchange: &Exchange<'_>) -> Result<Conn, SendError> {
     let timeout = || SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timeout"));
     let connecting = async {
         let tcp = TcpStream::connect(exchange.address)
@@ -423,10 +504,9 @@ pub(crate) async fn send(
             pooled = None;
         }
     }
-    let reused = pooled.is_some();
-    let mut conn = match pooled {
-        Some(c) => c,
-        None => connect(&exchange).await?,
+    let (mut conn, reused) = match pooled {
+        Some(c) => (c, true),
+        None => acquire(pool, &exchange).await?,
     };
     match exchange_on(&mut conn, &parts, full.as_ref(), &mut body, head_request).await {
         Ok(head) => Ok(finish(pool.clone(), exchange.address, conn, head)),
@@ -805,7 +885,7 @@ mod tests {
             address: addr,
             connect_timeout: Duration::from_secs(1),
             tls: None,
-            limit: LIMIT.get_or_init(|| ConnectionLimit::new(1024)),
+            limit: LIMIT.get_or_init(|| ConnectionLimit::new(1024, 1024)),
         }
     }
 
@@ -893,7 +973,8 @@ mod tests {
             1,
         )
         .await;
-        let limit = ConnectionLimit::new(1);
+        // No request may wait: over the limit is an overflow at once.
+        let limit = ConnectionLimit::new(1, 0);
         let ex = Exchange {
             limit: &limit,
             ..exchange(addr)
@@ -910,6 +991,75 @@ mod tests {
             .await
             .expect("a slot is free again");
         assert_eq!(body_text(r).await, "ok");
+    }
+
+    #[tokio::test]
+    async fn at_the_connection_limit_requests_wait_for_a_connection_up_to_max_pending() {
+        // One connection, two responses; the first one's body ends only when told to.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (finish_first, first_may_end) = tokio::sync::oneshot::channel::<()>();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            let mut first_may_end = Some(first_may_end);
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                if s.read(&mut buf).await.unwrap_or(0) == 0 {
+                    continue;
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n")
+                    .await;
+                if let Some(wait) = first_may_end.take() {
+                    let _ = wait.await;
+                }
+                let _ = s.write_all(b"0\r\n\r\n").await;
+                if s.read(&mut buf).await.unwrap_or(0) == 0 {
+                    continue;
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            }
+        });
+        let limit = Box::leak(Box::new(ConnectionLimit::new(1, 1)));
+        let ex = Exchange {
+            limit,
+            ..exchange(addr)
+        };
+        let pool = Arc::new(Pool::default());
+        let first = send(&pool, ex, get(addr)).await.expect("answer");
+        // The second request waits for the only connection...
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { send(&pool, ex, get(addr)).await.map(|r| r.status()) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the second request did not wait");
+        // ...and a third finds the waiting room full.
+        let err = send(&pool, ex, get(addr))
+            .await
+            .expect_err("over max_pending");
+        assert!(matches!(err, SendError::Overflow), "{err}");
+        // The first body ends, its connection goes back to the pool, the waiter takes it.
+        let _ = finish_first.send(());
+        assert_eq!(body_text(first).await, "abc");
+        let second = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiting request is served")
+            .expect("task")
+            .expect("answer");
+        assert_eq!(second, http::StatusCode::OK);
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "served on the same connection"
+        );
     }
 
     #[tokio::test]

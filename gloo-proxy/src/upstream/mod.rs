@@ -490,6 +490,10 @@ impl Cluster {
                     .and_then(|t| t.max_connections.as_ref())
                     .map(|v| v.value)
                     .unwrap_or(1024),
+                thresholds
+                    .and_then(|t| t.max_pending_requests.as_ref())
+                    .map(|v| v.value)
+                    .unwrap_or(1024),
             ),
         };
         let outlier = pb.outlier_detection.as_ref().map(|o| OutlierConfig {
