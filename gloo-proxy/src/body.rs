@@ -202,42 +202,61 @@ impl http_body::Body for NotifyOnEnd {
     }
 }
 
+/// When something last happened, as milliseconds after an origin in one atomic, so any
+/// thread can record activity and any task read it. Connections (their last stream's end)
+/// and streams (their last body frame) keep their idle clocks with it.
+#[derive(Debug)]
+pub(crate) struct LastActivity {
+    origin: tokio::time::Instant,
+    after_ms: std::sync::atomic::AtomicU64,
+}
+
+impl LastActivity {
+    /// Last active now, which is also the origin.
+    pub(crate) fn new() -> Self {
+        LastActivity {
+            origin: tokio::time::Instant::now(),
+            after_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// When the clock started.
+    pub(crate) fn origin(&self) -> tokio::time::Instant {
+        self.origin
+    }
+
+    /// Records activity now.
+    pub(crate) fn touch(&self) {
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.after_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the last activity was.
+    pub(crate) fn at(&self) -> tokio::time::Instant {
+        self.origin
+            + std::time::Duration::from_millis(
+                self.after_ms.load(std::sync::atomic::Ordering::Relaxed),
+            )
+    }
+}
+
 /// When a stream last moved bytes, for the stream idle timeout: request body frames going
 /// upstream count as activity while the answer is awaited.
 #[derive(Debug, Clone)]
-pub struct IdleClock {
-    started: tokio::time::Instant,
-    /// Milliseconds after `started` of the last activity.
-    last_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
+pub struct IdleClock(std::sync::Arc<LastActivity>);
 
 impl IdleClock {
     /// A clock whose last activity is now.
     pub fn new() -> Self {
-        IdleClock {
-            started: tokio::time::Instant::now(),
-            last_ms: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn last(&self) -> tokio::time::Instant {
-        self.started
-            + std::time::Duration::from_millis(
-                self.last_ms.load(std::sync::atomic::Ordering::Relaxed),
-            )
+        IdleClock(std::sync::Arc::new(LastActivity::new()))
     }
 
     /// Completes once nothing has moved for `idle`.
     pub async fn idle_for(&self, idle: std::time::Duration) {
         loop {
-            let deadline = self.last() + idle;
-            tokio::time::sleep_until(deadline).await;
-            if self.last() + idle <= tokio::time::Instant::now() {
+            tokio::time::sleep_until(self.0.at() + idle).await;
+            if self.0.at() + idle <= tokio::time::Instant::now() {
                 return;
             }
         }
@@ -273,7 +292,7 @@ impl http_body::Body for RequestActivity {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if polled.is_ready() {
-            self.clock.touch();
+            self.clock.0.touch();
         }
         polled
     }
@@ -322,20 +341,17 @@ impl http_body::Body for IdleLimited {
             this.last = tokio::time::Instant::now();
             return Poll::Ready(frame);
         }
-        loop {
-            let deadline = this.last + this.idle;
-            let timer = this
-                .timer
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
-            }
-            if timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            if this.last + this.idle <= tokio::time::Instant::now() {
-                return Poll::Ready(Some(Err("stream idle timeout".into())));
-            }
+        // Armed (or moved to the last frame's deadline) only now that the body has to wait.
+        let deadline = this.last + this.idle;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => Poll::Ready(Some(Err("stream idle timeout".into()))),
         }
     }
 
@@ -397,7 +413,7 @@ mod tests {
         let keep_busy = async {
             for _ in 0..3 {
                 tokio::time::sleep(Duration::from_millis(80)).await;
-                toucher.touch();
+                toucher.0.touch();
             }
         };
         tokio::join!(clock.idle_for(idle), keep_busy);

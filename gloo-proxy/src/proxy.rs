@@ -986,10 +986,10 @@ async fn forward_to_cluster(
         Some(t) => Some(t).filter(|t| !t.is_zero()),
         None => settings.stream_idle_timeout,
     }
-    .filter(|idle| action.timeout.is_none_or(|t| *idle < t));
-    let clock = idle.map(|_| crate::body::IdleClock::new());
-    let body = match (&clock, body) {
-        (Some(clock), Some(b)) if !http_body::Body::is_end_stream(&b) => Some(clock.watch(b)),
+    .filter(|idle| action.timeout.is_none_or(|t| *idle < t))
+    .map(|idle| (crate::body::IdleClock::new(), idle));
+    let body = match (&idle, body) {
+        (Some((clock, _)), Some(b)) if !http_body::Body::is_end_stream(&b) => Some(clock.watch(b)),
         (_, b) => b,
     };
     let send = send_with_retries(
@@ -1000,17 +1000,16 @@ async fn forward_to_cluster(
         downstream_upgrade,
         action.host_rewrite_auto(),
     );
-    let mut response = match (clock, idle) {
-        (Some(clock), Some(idle)) => {
+    let mut response = match idle {
+        Some((clock, idle)) => {
             // Boxed: the common path's future stays as small as it was.
             let answer = Box::pin(await_with_idle_timeout(send, action.timeout, clock, idle)).await;
             answer.map(|b| crate::body::idle_limited(b, idle))
         }
-        _ => match action.timeout {
-            Some(t) => match tokio::time::timeout(t, send).await {
-                Ok(r) => r,
-                Err(_) => local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
-            },
+        None => match action.timeout {
+            Some(t) => tokio::time::timeout(t, send)
+                .await
+                .unwrap_or_else(|_| upstream_timeout_reply()),
             None => send.await,
         },
     };
@@ -1031,9 +1030,9 @@ async fn await_with_idle_timeout(
 ) -> Response<Body> {
     let answer = async {
         match route_timeout {
-            Some(t) => tokio::time::timeout(t, answer).await.unwrap_or_else(|_| {
-                local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
-            }),
+            Some(t) => tokio::time::timeout(t, answer)
+                .await
+                .unwrap_or_else(|_| upstream_timeout_reply()),
             None => answer.await,
         }
     };
@@ -1041,6 +1040,11 @@ async fn await_with_idle_timeout(
         response = answer => response,
         _ = clock.idle_for(idle) => local_reply(StatusCode::REQUEST_TIMEOUT, "stream timeout"),
     }
+}
+
+/// Envoy's answer when the route timeout (or a retry's per-try timeout) runs out.
+fn upstream_timeout_reply() -> Response<Body> {
+    local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
 }
 
 fn rewrite_host(headers: &mut HeaderMap, value: HeaderValue, action: &Forward) {
@@ -1297,7 +1301,7 @@ async fn send_with_retries(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
             ),
-            Attempt::Timeout => local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+            Attempt::Timeout => upstream_timeout_reply(),
             Attempt::Overflow => overflow_reply(),
         };
     }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::rustls::server::Acceptor;
 use tokio_rustls::LazyConfigAcceptor;
 
-use crate::body::Body;
+use crate::body::{Body, LastActivity};
 use crate::config::{HttpListener, ProxyConfig};
 use crate::proxy::{Downstream, Proxy};
 use crate::proxy_protocol;
@@ -368,8 +368,7 @@ async fn watch_connection(
     idle_timeout: Option<Duration>,
     max_duration: Option<Duration>,
 ) {
-    let opened = tokio::time::Instant::now();
-    let end_of_life = max_duration.map(|d| opened + d);
+    let end_of_life = max_duration.map(|d| activity.last_stream_end.origin() + d);
     loop {
         let now = tokio::time::Instant::now();
         let idle_check = idle_timeout.map(|idle| match activity.idle_since() {
@@ -447,9 +446,8 @@ where
 struct Activity {
     in_flight: AtomicUsize,
     served: AtomicU32,
-    opened: std::time::Instant,
-    /// Milliseconds after `opened` the last stream ended.
-    idle_since_ms: AtomicU64,
+    /// When the last stream ended (at first: when the connection opened).
+    last_stream_end: LastActivity,
     /// Raised when the connection should close once its in-flight requests are done.
     drain_requested: std::sync::atomic::AtomicBool,
     /// Wakes the connection's task to act on `drain_requested`.
@@ -461,8 +459,7 @@ impl Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
             served: AtomicU32::new(0),
-            opened: std::time::Instant::now(),
-            idle_since_ms: AtomicU64::new(0),
+            last_stream_end: LastActivity::new(),
             drain_requested: std::sync::atomic::AtomicBool::new(false),
             waker: futures_util::task::AtomicWaker::new(),
         }
@@ -491,8 +488,7 @@ impl Activity {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return None;
         }
-        let since = self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
-        Some(tokio::time::Instant::from_std(since))
+        Some(self.last_stream_end.at())
     }
 }
 
@@ -505,10 +501,7 @@ struct StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        let elapsed = u64::try_from(self.activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.activity
-            .idle_since_ms
-            .store(elapsed, Ordering::Relaxed);
+        self.activity.last_stream_end.touch();
         self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }

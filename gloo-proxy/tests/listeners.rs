@@ -225,6 +225,48 @@ fn websocket_upgrades_are_carried_both_ways() {
     }
 }
 
+/// A `gloo run` on the config of [`config`] whose Gateway carries these
+/// `httpConnectionManagerSettings` (YAML lines, each indented by eight spaces), plus any
+/// further files; its logs are printed if the test fails.
+struct ConnectionManagerGateway {
+    port: u16,
+    backend: Backend,
+    gloo: support::Proc,
+    dir: tempfile::TempDir,
+}
+
+impl ConnectionManagerGateway {
+    fn start(settings: &str, files: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let backend = Backend::start("backend");
+        let port = free_port();
+        config(
+            dir.path(),
+            port,
+            backend.port,
+            &format!(
+                "  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n{settings}"
+            ),
+        );
+        for (name, contents) in files {
+            fs::write(dir.path().join(name), contents).expect("write config");
+        }
+        let gloo = gloo_run(dir.path(), free_port(), dir.path());
+        ConnectionManagerGateway {
+            port,
+            backend,
+            gloo,
+            dir,
+        }
+    }
+}
+
+impl Drop for ConnectionManagerGateway {
+    fn drop(&mut self) {
+        support::print_logs_if_panicking(self.dir.path(), &[&self.gloo]);
+    }
+}
+
 /// Reads until the peer closes the connection; `true` if it did within `within`.
 fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     stream.set_read_timeout(Some(within)).expect("read timeout");
@@ -244,17 +286,11 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 /// is closed; while busy, a connection is not idle.
 #[test]
 fn downstream_connections_close_when_idle_and_after_their_request_budget() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let backend = Backend::start("backend");
-    let port = free_port();
-    config(
-        tmp.path(),
-        port,
-        backend.port,
-        "  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        idleTimeout: 1s\n        maxRequestsPerConnection: 3\n",
+    let gateway = ConnectionManagerGateway::start(
+        "        idleTimeout: 1s\n        maxRequestsPerConnection: 3\n",
+        &[],
     );
-    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
-    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+    let port = gateway.port;
     let request = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
 
     // Idle: one request, then silence: closed after about a second, not before.
@@ -295,29 +331,22 @@ fn downstream_connections_close_when_idle_and_after_their_request_budget() {
 /// the request; REJECT_REQUEST answers 400. `maxHeadersCount` answers 431 above the limit.
 #[test]
 fn underscored_headers_are_dropped_or_rejected_and_header_count_is_limited() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let backend = Backend::start("backend");
-    let (drop_port, reject_port) = (free_port(), free_port());
+    let reject_port = free_port();
     let settings = |action: &str| {
-        format!("      httpConnectionManagerSettings:\n        headersWithUnderscoresAction: {action}\n        maxHeadersCount: 10\n")
+        format!("        headersWithUnderscoresAction: {action}\n        maxHeadersCount: 10\n")
     };
     // A second Gateway, rejecting instead of dropping, serves the same VirtualService.
-    config(
-        tmp.path(),
-        drop_port,
-        backend.port,
-        &format!("  httpGateway:\n    options:\n{}", settings("DROP_HEADER")),
+    let gateway = ConnectionManagerGateway::start(
+        &settings("DROP_HEADER"),
+        &[(
+            "reject.yaml",
+            format!(
+                "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: reject, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {reject_port}\n  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n{}",
+                settings("REJECT_CLIENT_REQUEST")
+            ),
+        )],
     );
-    fs::write(
-        tmp.path().join("reject.yaml"),
-        format!(
-            "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: reject, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {reject_port}\n  httpGateway:\n    options:\n{}",
-            settings("REJECT_CLIENT_REQUEST")
-        ),
-    )
-    .expect("write config");
-    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
-    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+    let (drop_port, backend) = (gateway.port, &gateway.backend);
 
     let with_underscore =
         b"GET /u HTTP/1.1\r\nHost: a\r\nx_tenant: evil\r\nx-tenant: good\r\nConnection: close\r\n\r\n";
@@ -355,17 +384,8 @@ fn underscored_headers_are_dropped_or_rejected_and_header_count_is_limited() {
 /// `downstream duration timeout`; a quick one is unaffected.
 #[test]
 fn a_stream_longer_than_max_stream_duration_gets_408() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let backend = Backend::start("backend");
-    let port = free_port();
-    config(
-        tmp.path(),
-        port,
-        backend.port,
-        "  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        maxStreamDuration: 0.3s\n",
-    );
-    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
-    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+    let gateway = ConnectionManagerGateway::start("        maxStreamDuration: 0.3s\n", &[]);
+    let (port, backend) = (gateway.port, &gateway.backend);
     let request = b"GET /slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
     let quick = exchange(port, request);
     assert_eq!(quick.status, 200, "{}", quick.body);
@@ -379,17 +399,8 @@ fn a_stream_longer_than_max_stream_duration_gets_408() {
 /// `request timeout`; a complete request is served, however long the upstream then takes.
 #[test]
 fn a_request_body_slower_than_request_timeout_gets_408() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let backend = Backend::start("backend");
-    let port = free_port();
-    config(
-        tmp.path(),
-        port,
-        backend.port,
-        "  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        requestTimeout: 0.5s\n",
-    );
-    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
-    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+    let gateway = ConnectionManagerGateway::start("        requestTimeout: 0.5s\n", &[]);
+    let (port, backend) = (gateway.port, &gateway.backend);
 
     let mut stalled = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stalled
@@ -423,22 +434,14 @@ fn a_request_body_slower_than_request_timeout_gets_408() {
 /// longer than the upstream's delay, so that route is served).
 #[test]
 fn a_stream_idle_longer_than_its_idle_timeout_gets_408() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let backend = Backend::start("backend");
-    let port = free_port();
-    config(
-        tmp.path(),
-        port,
-        backend.port,
-        "  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        streamIdleTimeout: 0.4s\n",
+    let gateway = ConnectionManagerGateway::start(
+        "        streamIdleTimeout: 0.4s\n",
+        &[(
+            "patient.yaml",
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: patient, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: [patient.example]\n    routes:\n    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: backend, namespace: gloo-system}}}\n      options: {idleTimeout: 5s, timeout: 10s}\n".to_string(),
+        )],
     );
-    fs::write(
-        tmp.path().join("patient.yaml"),
-        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: patient, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: [patient.example]\n    routes:\n    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: backend, namespace: gloo-system}}}\n      options: {idleTimeout: 5s, timeout: 10s}\n",
-    )
-    .expect("write config");
-    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
-    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+    let (port, backend) = (gateway.port, &gateway.backend);
 
     let quick = exchange(
         port,

@@ -81,10 +81,6 @@ pub struct Translation {
 /// The EDS clusters of one proxy: cluster name → the upstream it serves.
 type EdsClusters = BTreeMap<String, (ResourceRef, Arc<Object<UpstreamSpec>>)>;
 
-/// An upstream's cluster as last built: the spec it was built from, the cluster (kept encoded
-/// only), and its name.
-type CachedCluster = (Arc<Object<UpstreamSpec>>, Versioned<Cluster>, String);
-
 /// A virtual host as last translated: only its encoding is kept (a tenth of the typed
 /// proto's size), and route configurations are assembled from these encodings.
 struct CachedVirtualHost {
@@ -101,7 +97,8 @@ pub struct Translator {
     /// Upstream groups the cached virtual hosts were translated with.
     upstream_groups:
         Option<crate::snapshot::Collection<crate::model::upstream_group::UpstreamGroupSpec>>,
-    clusters: HashMap<ResourceRef, CachedCluster>,
+    /// Per upstream: the spec its cluster was built from, and the cluster (kept encoded only).
+    clusters: HashMap<ResourceRef, (Arc<Object<UpstreamSpec>>, Versioned<Cluster>)>,
     assignments: HashMap<String, (Vec<Endpoint>, Versioned<ClusterLoadAssignment>)>,
     /// Per proxy: its EDS clusters and the upstream each serves.
     eds_clusters: BTreeMap<String, EdsClusters>,
@@ -268,31 +265,22 @@ impl Translator {
             {
                 continue;
             }
-            let (cluster, name) = match self.clusters.get(&reference) {
-                Some((spec, cached, name))
+            let cluster = match self.clusters.get(&reference) {
+                Some((spec, cached))
                     if (Arc::ptr_eq(spec, &entry.object) || spec == &entry.object)
                         && !secrets_changed =>
                 {
-                    (cached.clone(), name.clone())
+                    cached.clone()
                 }
                 _ => {
-                    let typed = clusters::cluster(&entry.object, ctx);
-                    let name = typed.name.clone();
-                    let (encoded, version) = encode_with_version(&typed);
-                    let built = Versioned::from_packed(
-                        version,
-                        envoy_types::pb::google::protobuf::Any {
-                            type_url: <Cluster as crate::xds::EnvoyMessage>::type_url(),
-                            value: encoded,
-                        },
-                    );
-                    self.clusters.insert(
-                        reference.clone(),
-                        (entry.object.clone(), built.clone(), name.clone()),
-                    );
-                    (built, name)
+                    let built = Versioned::encoded(clusters::cluster(&entry.object, ctx));
+                    self.clusters
+                        .insert(reference.clone(), (entry.object.clone(), built.clone()));
+                    built
                 }
             };
+            // The name `clusters::cluster` gives it, without decoding it.
+            let name = cluster_name(&entry.object.to_ref());
             if clusters::static_hosts_are_ips(&entry.object.spec) {
                 eds.insert(name.clone(), (reference.clone(), entry.object.clone()));
             }

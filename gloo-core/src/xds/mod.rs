@@ -233,6 +233,29 @@ impl<T: EnvoyMessage> Versioned<T> {
         }
     }
 
+    /// Wraps `resource` and keeps only its wire form (encoded once, for the version too); the
+    /// typed form is decoded again only if [`Versioned::resource`] is called.
+    ///
+    /// ```
+    /// use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    /// use gloo_core::xds::Versioned;
+    ///
+    /// let cluster = Cluster { name: "c".into(), ..Default::default() };
+    /// let encoded = Versioned::encoded(cluster.clone());
+    /// assert_eq!(encoded.version, Versioned::new(cluster).version);
+    /// assert_eq!(encoded.resource().name, "c");
+    /// ```
+    pub fn encoded(resource: T) -> Self {
+        let (value, version) = encode_with_version(&resource);
+        Self::from_packed(
+            version,
+            Any {
+                type_url: T::type_url(),
+                value,
+            },
+        )
+    }
+
     /// Wraps a resource already encoded as an `Any` of this type; it is decoded only if
     /// [`Versioned::resource`] is called.
     ///
