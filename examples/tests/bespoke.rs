@@ -168,7 +168,13 @@ fn the_custom_filter_runs_on_proxied_traffic() {
 
     // An edit is translated again: the filter still runs on the new listener.
     write_config(dir.path(), port, backend, "/v2");
-    until("the edit", "/anything", 404);
+    let (_, headers, _) = until("the edit", "/anything", 404);
+    // A request no route matches runs the listener's filters before the 404, as in Envoy.
+    assert!(
+        headers.iter().any(|h| h == "x-powered-by: bespoke"),
+        "the custom filter did not run on the 404: {headers:?}\n{}",
+        logs()
+    );
     let (_, headers, body) = until("the edit", "/v2/anything", 200);
     assert_eq!(body, "hello from the backend", "{headers:?}");
     assert!(

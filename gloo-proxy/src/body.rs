@@ -310,25 +310,62 @@ impl http_body::Body for RequestActivity {
 /// timer is armed only once the body has to wait, and re-armed lazily from the time of the
 /// last frame, so a body that arrives promptly costs no timer at all.
 pub fn idle_limited(body: Body, idle: std::time::Duration) -> Body {
-    if http_body::Body::is_end_stream(&body) || body.as_bytes().is_some() {
+    time_limited(body, Some(idle), None)
+}
+
+/// A response body bounded by the stream idle timeout (`idle`: no frame for that long) and
+/// by the route timeout (`deadline`: Envoy's route timeout covers the response until it has
+/// been completely received). When either runs out while the body still has to wait, the
+/// body fails and the stream is reset, as Envoy resets a stream whose headers were already
+/// sent. A body already complete is returned as it is; the timer is armed only once the body
+/// has to wait, so a body that arrives promptly costs no timer at all.
+pub fn time_limited(
+    body: Body,
+    idle: Option<std::time::Duration>,
+    deadline: Option<tokio::time::Instant>,
+) -> Body {
+    if (idle.is_none() && deadline.is_none())
+        || http_body::Body::is_end_stream(&body)
+        || body.as_bytes().is_some()
+    {
         return body;
     }
-    Body::new(IdleLimited {
+    Body::new(TimeLimited {
         inner: body,
         idle,
+        deadline,
         last: tokio::time::Instant::now(),
         timer: None,
     })
 }
 
-struct IdleLimited {
+struct TimeLimited {
     inner: Body,
-    idle: std::time::Duration,
+    idle: Option<std::time::Duration>,
+    deadline: Option<tokio::time::Instant>,
     last: tokio::time::Instant,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl http_body::Body for IdleLimited {
+impl TimeLimited {
+    /// The earlier of the idle deadline (from the last frame) and the route deadline, and
+    /// which of the two it is.
+    fn next_deadline(&self) -> (tokio::time::Instant, &'static str) {
+        let idle = self
+            .idle
+            .map(|idle| (self.last + idle, "stream idle timeout"));
+        let route = self.deadline.map(|d| (d, "upstream request timeout"));
+        match (idle, route) {
+            (Some(i), Some(r)) if r.0 < i.0 => r,
+            (Some(i), _) => i,
+            (None, Some(r)) => r,
+            // `time_limited` wraps only bodies with at least one limit.
+            (None, None) => (self.last, "timeout"),
+        }
+    }
+}
+
+impl http_body::Body for TimeLimited {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -341,8 +378,8 @@ impl http_body::Body for IdleLimited {
             this.last = tokio::time::Instant::now();
             return Poll::Ready(frame);
         }
-        // Armed (or moved to the last frame's deadline) only now that the body has to wait.
-        let deadline = this.last + this.idle;
+        // Armed (or moved to the next deadline) only now that the body has to wait.
+        let (deadline, reason) = this.next_deadline();
         let timer = this
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -351,7 +388,7 @@ impl http_body::Body for IdleLimited {
         }
         match timer.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => Poll::Ready(Some(Err("stream idle timeout".into()))),
+            Poll::Ready(()) => Poll::Ready(Some(Err(reason.into()))),
         }
     }
 
@@ -402,6 +439,20 @@ mod tests {
         let stalled = body.frame().await.expect("an outcome");
         assert!(stalled.is_err(), "a stalled body must fail");
         assert!(started.elapsed() >= Duration::from_millis(90));
+    }
+
+    #[tokio::test]
+    async fn a_response_body_fails_at_the_route_deadline_even_while_frames_come() {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(120);
+        let mut body = time_limited(stalls_after_one_chunk(), None, Some(deadline));
+        assert!(body.frame().await.expect("a frame").is_ok());
+        let stalled = body.frame().await.expect("an outcome");
+        let error = stalled.expect_err("the body must fail at the deadline");
+        assert_eq!(error.to_string(), "upstream request timeout");
+        assert!(tokio::time::Instant::now() >= deadline);
+        // A body known in full is never wrapped, whatever the deadline.
+        let whole = time_limited(Body::from("done"), Some(Duration::ZERO), Some(deadline));
+        assert_eq!(whole.as_bytes(), Some(&b"done"[..]));
     }
 
     #[tokio::test]

@@ -27,7 +27,8 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTl
 use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
-use crate::filter::{FilterFactory, FilterRegistry, HttpService, ROUTER};
+use crate::body::Body;
+use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService, ROUTER};
 use crate::router::action::pb_duration;
 use crate::router::RouteTable;
 use crate::stats::Stats;
@@ -325,6 +326,24 @@ pub struct ListenerFilter {
     /// Its listener-level config.
     pub config: Any,
     factory: Arc<dyn FilterFactory>,
+    /// Its layer for every request without a route or virtual host override: built once
+    /// per listener, so all those requests share its state (a rate limit's bucket, say), as
+    /// they share Envoy's one filter config per listener.
+    listener_layer: Option<FilterLayer>,
+}
+
+impl ListenerFilter {
+    fn new(name: String, config: Any, factory: Arc<dyn FilterFactory>) -> Result<Self, String> {
+        let listener_layer = factory
+            .layer(&config, None)
+            .map_err(|e| format!("filter {name:?}: {e}"))?;
+        Ok(ListenerFilter {
+            name,
+            config,
+            factory,
+            listener_layer,
+        })
+    }
 }
 
 impl std::fmt::Debug for ListenerFilter {
@@ -358,8 +377,35 @@ pub struct HttpListener {
     pub tls: Option<Arc<crate::tls::DownstreamTls>>,
 }
 
-/// Per-route filter stacks of one listener: (virtual host index, route index) → service.
-pub type RouteStacks = HashMap<(usize, usize), HttpService>;
+/// The filter stacks of one listener: one per route that has filters, and one for the
+/// requests no route matches (the listener-level filters over the 404, as Envoy runs its
+/// filters before the router answers 404).
+#[derive(Clone, Default)]
+pub struct RouteStacks {
+    routes: HashMap<(usize, usize), HttpService>,
+    no_route: Option<HttpService>,
+}
+
+impl std::fmt::Debug for RouteStacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteStacks")
+            .field("routes", &self.routes.len())
+            .field("no_route", &self.no_route.is_some())
+            .finish()
+    }
+}
+
+impl RouteStacks {
+    /// The stack of route `route` of virtual host `vhost` (indices into the route table).
+    pub fn route(&self, vhost: usize, route: usize) -> Option<&HttpService> {
+        self.routes.get(&(vhost, route))
+    }
+
+    /// The stack for requests no route matches.
+    pub fn no_route(&self) -> Option<&HttpService> {
+        self.no_route.as_ref()
+    }
+}
 
 /// Everything the proxy serves with, at one moment.
 #[derive(Debug, Default)]
@@ -514,11 +560,10 @@ pub fn compile_listener(
             _ => Any::default(),
         };
         match registry.find(&f.name, &config.type_url) {
-            Some(factory) => filters.push(ListenerFilter {
-                name: f.name.clone(),
-                config,
-                factory: factory.clone(),
-            }),
+            Some(factory) => filters.push(
+                ListenerFilter::new(f.name.clone(), config, factory.clone())
+                    .map_err(|e| format!("http_filters[{i}]: {e}"))?,
+            ),
             None if f.is_optional => {
                 tracing::debug!("optional HTTP filter {:?} is not known; skipped", f.name)
             }
@@ -535,11 +580,11 @@ pub fn compile_listener(
             continue;
         }
         if let Some(factory) = registry.get(name) {
-            filters.push(ListenerFilter {
-                name: name.clone(),
-                config: Any::default(),
-                factory: factory.clone(),
-            });
+            filters.push(ListenerFilter::new(
+                name.clone(),
+                Any::default(),
+                factory.clone(),
+            )?);
         }
     }
     Ok(HttpListener {
@@ -555,41 +600,76 @@ pub fn compile_listener(
     })
 }
 
-/// Builds the filter stacks of a listener over a route table.
+/// Builds the filter stacks of a listener over a route table. A filter's layer is built
+/// once per config object, as Envoy builds one filter config per object: the listener's (for
+/// routes with no override), a virtual host's (shared by its routes without their own), or a
+/// route's. Routes that share an object share the layer's state.
 fn build_stacks(
     listener: &HttpListener,
     table: &RouteTable,
     inner: &HttpService,
 ) -> Result<RouteStacks, String> {
-    let mut stacks = RouteStacks::new();
+    let mut routes = HashMap::new();
     for (v, vhost) in table.virtual_hosts().iter().enumerate() {
+        // Per filter: the virtual host's layer, built when a route first needs it.
+        let mut vhost_layers: Vec<Option<Option<FilterLayer>>> = vec![None; listener.filters.len()];
         for (r, route) in vhost.routes().iter().enumerate() {
             let mut layers = Vec::new();
-            for f in &listener.filters {
-                let per_route = route
-                    .per_filter()
-                    .get(&f.name)
-                    .or_else(|| vhost.per_filter().get(&f.name));
-                if let Some(layer) = f
-                    .factory
-                    .layer(&f.config, per_route)
-                    .map_err(|e| format!("filter {:?} on route {:?}: {e}", f.name, route.name()))?
-                {
-                    layers.push(layer);
-                }
+            for (i, f) in listener.filters.iter().enumerate() {
+                let layer = if let Some(per_route) = route.per_filter().get(&f.name) {
+                    f.factory.layer(&f.config, Some(per_route)).map_err(|e| {
+                        format!("filter {:?} on route {:?}: {e}", f.name, route.name())
+                    })?
+                } else if let Some(per_vhost) = vhost.per_filter().get(&f.name) {
+                    match &vhost_layers[i] {
+                        Some(built) => built.clone(),
+                        None => {
+                            let built =
+                                f.factory.layer(&f.config, Some(per_vhost)).map_err(|e| {
+                                    format!(
+                                        "filter {:?} on virtual host {:?}: {e}",
+                                        f.name,
+                                        vhost.name()
+                                    )
+                                })?;
+                            vhost_layers[i] = Some(built.clone());
+                            built
+                        }
+                    }
+                } else {
+                    f.listener_layer.clone()
+                };
+                layers.extend(layer);
             }
-            if layers.is_empty() {
-                continue;
+            if !layers.is_empty() {
+                routes.insert((v, r), wrap(inner.clone(), &layers));
             }
-            // The first filter listed sees the request first: wrap from the last inwards.
-            let mut service = inner.clone();
-            for layer in layers.iter().rev() {
-                service = layer(service);
-            }
-            stacks.insert((v, r), service);
         }
     }
-    Ok(stacks)
+    let listener_layers: Vec<FilterLayer> = listener
+        .filters
+        .iter()
+        .filter_map(|f| f.listener_layer.clone())
+        .collect();
+    let no_route = (!listener_layers.is_empty()).then(|| {
+        let not_found = HttpService::new(tower::service_fn(|_: http::Request<Body>| {
+            std::future::ready(Ok(crate::proxy::local_reply(
+                http::StatusCode::NOT_FOUND,
+                "",
+            )))
+        }));
+        wrap(not_found, &listener_layers)
+    });
+    Ok(RouteStacks { routes, no_route })
+}
+
+/// `inner` under `layers`: the first filter listed sees the request first, so wrap from the
+/// last inwards.
+fn wrap(inner: HttpService, layers: &[FilterLayer]) -> HttpService {
+    layers
+        .iter()
+        .rev()
+        .fold(inner, |service, layer| layer(service))
 }
 
 /// Turns successive sets of xDS resources into [`ProxyConfig`]s, reusing unchanged parts.

@@ -230,18 +230,37 @@ impl ProxyServer {
             .map(|index| spawn_worker(index, proxy.clone(), config_rx.clone(), sockets.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(GatewayError::Worker)?;
-        let result = loop {
+        // Listeners that could not bind (a port still held by the process this one replaces,
+        // say) are retried every second until they bind; errors are logged once per config.
+        let mut unbound = 0;
+        let result = 'feed: loop {
             let resources = feed.borrow_and_update().clone();
             if let Some(resources) = resources {
                 let config = compiler.compile(resources);
-                for e in sockets.sync(&config) {
-                    tracing::error!("{e}");
+                let errors = sockets.sync(&config);
+                for e in &errors {
+                    tracing::error!("{e}; retrying every {BIND_RETRY:?}");
                 }
+                unbound = errors.len();
                 config_tx.send_replace(config);
                 ready.store(true, Ordering::Release);
             }
-            if feed.changed().await.is_err() {
-                break Ok(());
+            loop {
+                tokio::select! {
+                    changed = feed.changed() => match changed {
+                        Ok(()) => continue 'feed,
+                        Err(_) => break 'feed Ok(()),
+                    },
+                    _ = tokio::time::sleep(BIND_RETRY), if unbound > 0 => {
+                        let current = config_tx.borrow().clone();
+                        let still = sockets.sync(&current).len();
+                        if still < unbound {
+                            // The workers start accepting on what is bound now.
+                            config_tx.send_replace(current);
+                        }
+                        unbound = still;
+                    }
+                }
             }
         };
         // Closing the config channel stops the workers.
@@ -252,6 +271,9 @@ impl ProxyServer {
         result
     }
 }
+
+/// How often a listener that could not bind tries again.
+const BIND_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Starts worker `index`: a thread with its own single-threaded runtime that accepts on the
 /// shared sockets and serves with its own connection pools, following config changes.

@@ -42,7 +42,8 @@ pub struct Downstream {
     pub scheme: &'static str,
 }
 
-/// The routing decision for a request, available to filters in its extensions.
+/// The routing decision for a request, available to filters in its extensions (with its
+/// [`Downstream`], which is also there on requests no route matched).
 #[derive(Clone)]
 pub struct RouteContext {
     config: Arc<ProxyConfig>,
@@ -567,7 +568,7 @@ async fn route_and_serve(
         return local_reply(StatusCode::NOT_FOUND, "");
     };
     let Some(vhost_index) = table.virtual_host_index(&authority) else {
-        return local_reply(StatusCode::NOT_FOUND, "");
+        return no_route(&config, listener, downstream, req).await;
     };
     let vhost = &table.virtual_hosts()[vhost_index];
     let view = RequestView {
@@ -578,7 +579,7 @@ async fn route_and_serve(
         headers: req.headers(),
     };
     let Some((route_index, route)) = vhost.find(&view) else {
-        return local_reply(StatusCode::NOT_FOUND, "");
+        return no_route(&config, listener, downstream, req).await;
     };
     if refused_upgrade {
         // As Envoy: the route is known (its response headers apply), the upgrade is not
@@ -596,7 +597,7 @@ async fn route_and_serve(
         config
             .stacks
             .get(&listener.name)
-            .and_then(|s| s.get(&(vhost_index, route_index)))
+            .and_then(|s| s.route(vhost_index, route_index))
             .cloned()
     };
     // Without filters, local answers are made here, without building a route context.
@@ -647,6 +648,7 @@ async fn route_and_serve(
     match stack {
         Some(service) => {
             let table = ctx.table.clone();
+            req.extensions_mut().insert(ctx.downstream.clone());
             req.extensions_mut().insert(ctx);
             use tower::ServiceExt;
             let mut response = match service.oneshot(req).await {
@@ -663,6 +665,31 @@ async fn route_and_serve(
             response
         }
         None => forward(req, &ctx).await,
+    }
+}
+
+/// A request no route matches: 404, after the listener's filters (as Envoy runs its filter
+/// chain before the router answers 404). Such a request has no [`RouteContext`]; filters find
+/// its [`Downstream`] in its extensions.
+async fn no_route(
+    config: &ProxyConfig,
+    listener: &HttpListener,
+    downstream: &Downstream,
+    mut req: Request<Body>,
+) -> Response<Body> {
+    let stack = config
+        .stacks
+        .get(&listener.name)
+        .and_then(|s| s.no_route())
+        .cloned();
+    let Some(service) = stack else {
+        return local_reply(StatusCode::NOT_FOUND, "");
+    };
+    req.extensions_mut().insert(downstream.clone());
+    use tower::ServiceExt;
+    match service.oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
 }
 
@@ -1000,16 +1027,20 @@ async fn forward_to_cluster(
         downstream_upgrade,
         action.host_rewrite_auto(),
     );
+    // Envoy's route timeout runs until the response has been completely received: it bounds
+    // the response body too (a body still arriving then is reset).
+    let deadline = action.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut response = match idle {
         Some((clock, idle)) => {
             // Boxed: the common path's future stays as small as it was.
-            let answer = Box::pin(await_with_idle_timeout(send, action.timeout, clock, idle)).await;
-            answer.map(|b| crate::body::idle_limited(b, idle))
+            let answer = Box::pin(await_with_idle_timeout(send, deadline, clock, idle)).await;
+            bound_body(answer, Some(idle), deadline)
         }
-        None => match action.timeout {
-            Some(t) => tokio::time::timeout(t, send)
-                .await
-                .unwrap_or_else(|_| upstream_timeout_reply()),
+        None => match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, send).await {
+                Ok(answer) => bound_body(answer, None, Some(deadline)),
+                Err(_) => upstream_timeout_reply(),
+            },
             None => send.await,
         },
     };
@@ -1020,17 +1051,30 @@ async fn forward_to_cluster(
     (response, target_headers)
 }
 
+/// The response with its body bounded by the stream idle timeout and the route deadline; an
+/// upgrade's 101 is left alone (its stream is the upgraded connection, not a body).
+fn bound_body(
+    response: Response<Body>,
+    idle: Option<Duration>,
+    deadline: Option<tokio::time::Instant>,
+) -> Response<Body> {
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return response;
+    }
+    response.map(|b| crate::body::time_limited(b, idle, deadline))
+}
+
 /// Awaits the answer within the route timeout, unless the stream is idle (no request bytes
 /// moving) for `idle` first: then 408 `stream timeout`, as Envoy answers.
 async fn await_with_idle_timeout(
     answer: impl std::future::Future<Output = Response<Body>>,
-    route_timeout: Option<Duration>,
+    route_deadline: Option<tokio::time::Instant>,
     clock: crate::body::IdleClock,
     idle: Duration,
 ) -> Response<Body> {
     let answer = async {
-        match route_timeout {
-            Some(t) => tokio::time::timeout(t, answer)
+        match route_deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, answer)
                 .await
                 .unwrap_or_else(|_| upstream_timeout_reply()),
             None => answer.await,

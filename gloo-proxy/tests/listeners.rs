@@ -461,3 +461,112 @@ fn a_stream_idle_longer_than_its_idle_timeout_gets_408() {
     );
     assert_eq!(patient.status, 200, "{}", patient.body);
 }
+
+/// A backend that sends its response head and the first bytes of a 10-byte body at once,
+/// then the rest `delay` later.
+fn slow_body_backend(delay: Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a backend");
+    let port = listener.local_addr().expect("backend address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut stream = stream;
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte)? == 0 {
+                        return Ok(());
+                    }
+                    request.push(byte[0]);
+                }
+                stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\nfirst",
+                )?;
+                stream.flush()?;
+                std::thread::sleep(delay);
+                stream.write_all(b"-last")
+            });
+        }
+    });
+    port
+}
+
+/// Envoy's route timeout runs until the response has been completely received: a body still
+/// arriving when it runs out is cut (the stream is reset), while the same slow body within
+/// the default 15 s timeout arrives whole.
+#[test]
+fn the_route_timeout_also_bounds_the_response_body() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = slow_body_backend(Duration::from_millis(1500));
+    let port = free_port();
+    config(dir.path(), port, backend, "");
+    fs::write(
+        dir.path().join("timed.yaml"),
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: timed, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: [timed.example]\n    routes:\n    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: backend, namespace: gloo-system}}}\n      options: {timeout: 0.5s}\n",
+    )
+    .expect("write config");
+    let gloo = gloo_run(dir.path(), free_port(), dir.path());
+    let _logs = LogsOnPanic(dir.path(), vec![&gloo]);
+
+    let fetch = |host: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET /slow HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut raw = Vec::new();
+        // A reset stream may end with an error rather than a clean close: keep what came.
+        let _ = s.read_to_end(&mut raw);
+        String::from_utf8_lossy(&raw).into_owned()
+    };
+    let whole = fetch("patient.example");
+    assert!(whole.starts_with("HTTP/1.1 200"), "{whole}");
+    assert!(whole.ends_with("\r\n\r\nfirst-last"), "{whole}");
+
+    let cut = fetch("timed.example");
+    assert!(
+        cut.starts_with("HTTP/1.1 200"),
+        "the head came in time: {cut}"
+    );
+    assert!(
+        cut.contains("first") && !cut.contains("-last"),
+        "the body must be cut at the route timeout: {cut}"
+    );
+}
+
+/// A listener whose port is taken when its config arrives is bound as soon as the port is
+/// free, without any config change (a restart where the old process still holds the port).
+#[test]
+fn a_listener_whose_port_is_taken_binds_once_the_port_is_free() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = Backend::start("backend");
+    let squatter = TcpListener::bind("127.0.0.1:0").expect("take a port");
+    let port = squatter.local_addr().expect("address").port();
+    config(dir.path(), port, backend.port, "");
+    let gloo = gloo_run(dir.path(), free_port(), dir.path());
+    let _logs = LogsOnPanic(dir.path(), vec![&gloo]);
+
+    // The squatter holds the port: connections reach it, not gloo.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(backend.count(), 0);
+    drop(squatter);
+    let served = poll("the listener to bind once its port is free", || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        s.write_all(b"GET /late HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let r = read_response(&mut s, false).map_err(|e| e.to_string())?;
+        if r.status == 200 {
+            Ok(r)
+        } else {
+            Err(format!("status {}", r.status))
+        }
+    })
+    .expect("served");
+    assert_eq!(served.header("x-backend"), Some("backend"));
+    assert_eq!(backend.count(), 1);
+}
