@@ -6,7 +6,16 @@
 //! token buckets and Redis-backed global limits), each behind its own cargo feature; plus the
 //! gRPC services stock Envoy calls (ext_authz, the rate limit service, ext_proc).
 //!
-//! This crate is filled in by the filters issue; today it only reserves its place in the
-//! workspace.
+//! # Cargo features
+//!
+//! Nothing is enabled by default, so `cargo add gloo-filters` stays small.
+//!
+//! * `ratelimit`: the `ratelimit` module, Envoy's local (in-process) token-bucket rate limit filter
+//!   (`envoy.filters.http.local_ratelimit`) as a tower layer, built on `governor`.
+//!
+//! The other filters are filled in by the filters issue.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+#[cfg(feature = "ratelimit")]
+pub mod ratelimit;
