@@ -116,18 +116,34 @@ pub enum MatchedChainKind {
 impl ListenerModel {
     /// The route configurations this listener reads over RDS: name and virtual hosts.
     pub fn route_configs(&self) -> Vec<(String, &[Arc<VirtualHostModel>])> {
+        self.http_route_configs()
+            .into_iter()
+            .map(|c| (c.name, c.virtual_hosts))
+            .collect()
+    }
+
+    /// The route configurations this listener reads over RDS, each with the `httpGateway`
+    /// whose connection manager reads it (its options shape the virtual hosts too, e.g. the
+    /// local rate limit flags).
+    pub fn http_route_configs(&self) -> Vec<HttpRouteConfig<'_>> {
         match &self.kind {
-            ListenerKind::Http { virtual_hosts, .. } => {
-                vec![(format!("{}-routes", self.name), virtual_hosts.as_slice())]
-            }
+            ListenerKind::Http { virtual_hosts, .. } => vec![HttpRouteConfig {
+                name: format!("{}-routes", self.name),
+                gateway: self.spec.http_gateway.as_ref(),
+                virtual_hosts: virtual_hosts.as_slice(),
+            }],
             ListenerKind::Tcp => Vec::new(),
             ListenerKind::Hybrid { chains } => chains
                 .iter()
                 .filter_map(|chain| match &chain.kind {
-                    MatchedChainKind::Http { virtual_hosts, .. } => Some((
-                        format!("{}-routes-{}", self.name, chain.index),
-                        virtual_hosts.as_slice(),
-                    )),
+                    MatchedChainKind::Http {
+                        gateway,
+                        virtual_hosts,
+                    } => Some(HttpRouteConfig {
+                        name: format!("{}-routes-{}", self.name, chain.index),
+                        gateway: Some(gateway.as_ref()),
+                        virtual_hosts: virtual_hosts.as_slice(),
+                    }),
                     MatchedChainKind::Tcp(_) => None,
                 })
                 .collect(),
@@ -164,6 +180,18 @@ impl ListenerModel {
                 .collect(),
         }
     }
+}
+
+/// One route configuration of a listener, with the `httpGateway` that reads it.
+#[derive(Debug, Clone)]
+pub struct HttpRouteConfig<'a> {
+    /// `<listener>-routes`, or `<listener>-routes-<chain>` for a hybrid gateway's HTTP chain.
+    pub name: String,
+    /// The HTTP gateway whose connection manager reads it (`None` for an HTTP Gateway that
+    /// sets no `httpGateway`, which serves with defaults).
+    pub gateway: Option<&'a crate::model::gateway::HttpGateway>,
+    /// Its virtual hosts, ordered by VirtualService namespace and name.
+    pub virtual_hosts: &'a [Arc<VirtualHostModel>],
 }
 
 /// A virtual host: one VirtualService with its delegated routes flattened in.
@@ -689,6 +717,13 @@ impl<'a> Resolver<'a> {
                 errors.push(format!("spec.virtualHost.domains[{i}]: {e}"));
             }
         }
+        if let Some(options) = &vh.options {
+            errors.extend(
+                options
+                    .local_ratelimit()
+                    .validate("spec.virtualHost.options"),
+            );
+        }
         errors.extend(self.validate_routes(&vh.routes, "spec.virtualHost.routes"));
         errors
     }
@@ -928,6 +963,7 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
+        errors.extend(options.local_ratelimit().validate(path));
         if let Some(retries) = &options.retries {
             for cond in retries
                 .retry_on
@@ -984,6 +1020,17 @@ impl<'a> Resolver<'a> {
                 );
                 continue;
             }
+            if let Some(http) = &spec.http_gateway {
+                // Like a port that cannot be bound, settings Gloo refuses reject the Gateway,
+                // and its listener is not served.
+                let problems = http_gateway_problems(http, "spec.httpGateway");
+                if !problems.is_empty() {
+                    for problem in problems {
+                        self.reports.error(&key, problem);
+                    }
+                    continue;
+                }
+            }
             let kind = if spec.tcp_gateway.is_some() {
                 ListenerKind::Tcp
             } else if let Some(hybrid) = &spec.hybrid_gateway {
@@ -1004,6 +1051,18 @@ impl<'a> Resolver<'a> {
                             "spec.hybridGateway.matchedGateways[{index}].matcher.sslConfig"
                         );
                         let problems = self.check_ssl(ssl, gateway_ns, &path);
+                        if !problems.is_empty() {
+                            for problem in problems {
+                                self.reports.error(&key, problem);
+                            }
+                            continue;
+                        }
+                    }
+                    if let Some(http) = &matched.http_gateway {
+                        let problems = http_gateway_problems(
+                            http,
+                            &format!("spec.hybridGateway.matchedGateways[{index}].httpGateway"),
+                        );
                         if !problems.is_empty() {
                             for problem in problems {
                                 self.reports.error(&key, problem);
@@ -1240,6 +1299,10 @@ impl<'a> Resolver<'a> {
             for (i, r) in refs.delegate_options.iter().enumerate() {
                 let r = r.resolved(&namespace);
                 match self.snapshot.virtual_host_options.get(&r) {
+                    // A VirtualHostOption Gloo refuses (reported on it) is not applied.
+                    Some(found) if !found.object.spec.options.local_ratelimit().is_valid() => self.note(&key,
+                        format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} is rejected; its options are not applied"),
+                    ),
                     Some(found) => {
                         options.merge_from(&found.object.spec.options);
                     }
@@ -1290,6 +1353,10 @@ impl<'a> Resolver<'a> {
                 for (k, r) in refs.delegate_options.iter().enumerate() {
                     let r = r.resolved(&context.owner_namespace);
                     match self.snapshot.route_options.get(&r) {
+                        // A RouteOption Gloo refuses (reported on it) is not applied.
+                        Some(found) if !found.object.spec.options.local_ratelimit().is_valid() => self.note(&context.owner,
+                            format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} is rejected; its options are not applied"),
+                        ),
                         Some(found) => {
                             Arc::make_mut(&mut options).merge_from(&found.object.spec.options);
                         }
@@ -1715,6 +1782,19 @@ fn describe_path(m: &Matcher) -> String {
         Ok(Some(PathMatcher::Connect)) => "connect matcher".to_string(),
         Ok(None) => "default prefix \"/\"".to_string(),
         Err(e) => e.to_string(),
+    }
+}
+
+/// What Gloo refuses in an `httpGateway` (its `httpLocalRatelimit`), each message starting
+/// with `path`.
+fn http_gateway_problems(http: &crate::model::gateway::HttpGateway, path: &str) -> Vec<String> {
+    match http
+        .options
+        .as_ref()
+        .and_then(|o| o.http_local_ratelimit.as_ref())
+    {
+        Some(settings) => settings.validate(format_args!("{path}.options.httpLocalRatelimit")),
+        None => Vec::new(),
     }
 }
 

@@ -23,6 +23,7 @@ const ALL: &[&str] = &[
     "header_matching.yaml",
     "headers_vhost.yaml",
     "headers_weighted.yaml",
+    "local_ratelimit.yaml",
     "redirect.yaml",
     "shadowing.yaml",
     "timeout_retries.yaml",
@@ -134,6 +135,65 @@ fn header_matching() {
     assert!(!proxy(&t)
         .endpoints
         .contains_key("json-upstream_gloo-system"));
+}
+
+#[test]
+fn local_rate_limiting() {
+    use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        http_filter, HttpConnectionManager,
+    };
+    let t = load("local_ratelimit.yaml");
+    let listener = proxy(&t).listeners["listener-::-8080"].resource();
+    let hcm = match &listener.filter_chains[0].filters[0].config_type {
+        Some(envoy_types::pb::envoy::config::listener::v3::filter::ConfigType::TypedConfig(a)) => {
+            HttpConnectionManager::decode(a.value.as_slice()).unwrap()
+        }
+        other => panic!("{other:?}"),
+    };
+    let names: Vec<&str> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "envoy.filters.http.local_ratelimit",
+            "envoy.filters.http.router"
+        ]
+    );
+    let Some(http_filter::ConfigType::TypedConfig(any)) = &hcm.http_filters[0].config_type else {
+        panic!()
+    };
+    // The gateway's bucket: 1 token, refilled by 1 every 100s, with X-RateLimit headers.
+    let gateway = LocalRateLimit::decode(any.value.as_slice()).unwrap();
+    let bucket = gateway.token_bucket.as_ref().unwrap();
+    assert_eq!(bucket.max_tokens, 1);
+    assert_eq!(bucket.tokens_per_fill.as_ref().unwrap().value, 1);
+    assert_eq!(bucket.fill_interval.as_ref().unwrap().seconds, 100);
+    assert_eq!(gateway.enable_x_ratelimit_headers, 1);
+    // `/status/200` and `/ip` share it; `/headers` has its own 3 tokens every 30s.
+    for i in 0..2 {
+        assert!(the_route(&t, "gloo-system_httpbin", i)
+            .typed_per_filter_config
+            .is_empty());
+    }
+    let headers = the_route(&t, "gloo-system_httpbin", 2);
+    let own = LocalRateLimit::decode(
+        headers.typed_per_filter_config["envoy.filters.http.local_ratelimit"]
+            .value
+            .as_slice(),
+    )
+    .unwrap();
+    let bucket = own.token_bucket.as_ref().unwrap();
+    assert_eq!(
+        (
+            bucket.max_tokens,
+            bucket.fill_interval.as_ref().unwrap().seconds
+        ),
+        (3, 30)
+    );
+    assert_eq!(
+        own.enable_x_ratelimit_headers, 1,
+        "the gateway's flag is copied"
+    );
 }
 
 #[test]

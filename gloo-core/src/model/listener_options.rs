@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::headers::EarlyHeaderManipulation;
+use crate::model::ratelimit::LocalRateLimitSettings;
 use crate::model::Duration;
 
 /// Options for a listener, whatever its type (`gloo.solo.io.ListenerOptions`).
@@ -228,13 +229,14 @@ pub struct HttpListenerOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub network_local_ratelimit: Option<serde_json::Value>,
-    /// HTTP-level local rate limit. Accepted and carried; not interpreted yet.
+    /// HTTP local rate limiting: the listener's default token bucket and the flags copied
+    /// into every virtual host and route bucket (Envoy's `envoy.filters.http.local_ratelimit`).
     #[serde(
         alias = "http_local_ratelimit",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub http_local_ratelimit: Option<serde_json::Value>,
+    pub http_local_ratelimit: Option<LocalRateLimitSettings>,
     /// Router filter settings (e.g. `suppressEnvoyHeaders`). Accepted and carried; not
     /// interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -544,6 +544,24 @@ pub enum HostRewrite<'a> {
 }
 
 impl RouteOptions {
+    /// The local rate limit token buckets set in each rate limit stage.
+    pub fn local_ratelimit(&self) -> crate::model::ratelimit::LocalRateLimitStages<'_> {
+        crate::model::ratelimit::LocalRateLimitStages {
+            ratelimit: self
+                .ratelimit
+                .as_ref()
+                .and_then(|r| r.local_ratelimit.as_ref()),
+            early: self
+                .ratelimit_early
+                .as_ref()
+                .and_then(|r| r.local_ratelimit.as_ref()),
+            regular: self
+                .ratelimit_regular
+                .as_ref()
+                .and_then(|r| r.local_ratelimit.as_ref()),
+        }
+    }
+
     /// The `host_rewrite_type` oneof.
     pub fn host_rewrite(&self) -> Result<Option<HostRewrite<'_>>, OneofError> {
         OneofError::check(
@@ -724,6 +742,24 @@ impl RouteOptions {
 }
 
 impl VirtualHostOptions {
+    /// The local rate limit token buckets set in each rate limit stage.
+    pub fn local_ratelimit(&self) -> crate::model::ratelimit::LocalRateLimitStages<'_> {
+        crate::model::ratelimit::LocalRateLimitStages {
+            ratelimit: self
+                .ratelimit
+                .as_ref()
+                .and_then(|r| r.local_ratelimit.as_ref()),
+            early: self
+                .ratelimit_early
+                .as_ref()
+                .and_then(|r| r.local_ratelimit.as_ref()),
+            regular: self
+                .ratelimit_regular
+                .as_ref()
+                .and_then(|r| r.local_ratelimit.as_ref()),
+        }
+    }
+
     /// Checks every oneof of these options (rate limit stages, JWT).
     pub fn check_oneofs(&self) -> Result<(), OneofError> {
         OneofError::check(

@@ -801,13 +801,21 @@ pub struct ServerRateLimitConfig {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenBucket {
     /// Bucket capacity and initial tokens (at least 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "max_tokens", default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Tokens added per fill interval (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        alias = "tokens_per_fill",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tokens_per_fill: Option<u32>,
     /// Fill interval (at least 50ms; default 1s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        alias = "fill_interval",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub fill_interval: Option<Duration>,
 }
 
@@ -816,15 +824,167 @@ pub struct TokenBucket {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalRateLimitSettings {
-    /// The default token bucket.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The default token bucket, shared by every virtual host and route of the listener that
+    /// sets no bucket of its own.
+    #[serde(
+        alias = "default_limit",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default_limit: Option<TokenBucket>,
-    /// One bucket per downstream connection instead of per Envoy process.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// One bucket per downstream connection instead of per Envoy process. Applies to the
+    /// virtual host and route buckets as well.
+    #[serde(
+        alias = "local_rate_limit_per_downstream_connection",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub local_rate_limit_per_downstream_connection: Option<bool>,
-    /// Return `X-RateLimit` headers downstream.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Return `X-RateLimit` headers downstream (draft 03). Applies to the virtual host and
+    /// route buckets as well.
+    #[serde(
+        alias = "enable_x_ratelimit_headers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enable_x_ratelimit_headers: Option<bool>,
+}
+
+/// The shortest fill interval Gloo accepts for a local rate limit token bucket.
+pub const MIN_FILL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The fill interval of a token bucket that sets none (Gloo: "defaults to 1 second").
+pub const DEFAULT_FILL_INTERVAL: Duration = Duration::from_secs(1);
+
+impl TokenBucket {
+    /// What Gloo's local rate limit plugin (`toEnvoyTokenBucket`) refuses in this bucket, each
+    /// message starting with `path` and the field: `maxTokens` unset or 0, `tokensPerFill` set
+    /// to 0, `fillInterval` under 50ms. Empty when valid.
+    ///
+    /// ```
+    /// use gloo_core::model::ratelimit::TokenBucket;
+    /// let bucket = TokenBucket { max_tokens: Some(0), ..Default::default() };
+    /// assert_eq!(
+    ///     bucket.validate("spec.options.ratelimit.localRatelimit"),
+    ///     ["spec.options.ratelimit.localRatelimit.maxTokens: must be at least 1, found 0"]
+    /// );
+    /// ```
+    pub fn validate(&self, path: impl std::fmt::Display) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.is_valid() {
+            return problems;
+        }
+        match self.max_tokens {
+            None => problems.push(format!("{path}.maxTokens: required, must be at least 1")),
+            Some(0) => problems.push(format!("{path}.maxTokens: must be at least 1, found 0")),
+            Some(_) => {}
+        }
+        if self.tokens_per_fill == Some(0) {
+            problems.push(format!("{path}.tokensPerFill: must be at least 1, found 0"));
+        }
+        if let Some(interval) = self.fill_interval {
+            if !fill_interval_ok(&interval) {
+                problems.push(format!(
+                    "{path}.fillInterval: must be at least 50ms, found {interval}"
+                ));
+            }
+        }
+        problems
+    }
+
+    /// Whether [`TokenBucket::validate`] finds nothing (without formatting anything).
+    pub fn is_valid(&self) -> bool {
+        self.max_tokens.unwrap_or(0) >= 1
+            && self.tokens_per_fill != Some(0)
+            && self.fill_interval.as_ref().is_none_or(fill_interval_ok)
+    }
+
+    /// The fill interval Envoy is given: the configured one, or [`DEFAULT_FILL_INTERVAL`].
+    pub fn fill_interval_or_default(&self) -> Duration {
+        self.fill_interval.unwrap_or(DEFAULT_FILL_INTERVAL)
+    }
+}
+
+/// At least 50ms (Gloo checks `seconds == 0 && nanos < 50ms`; a negative interval, which Envoy
+/// refuses too, is refused here as well).
+fn fill_interval_ok(d: &Duration) -> bool {
+    d.seconds >= 0 && d.nanos >= 0 && *d >= MIN_FILL_INTERVAL
+}
+
+impl LocalRateLimitSettings {
+    /// What Gloo refuses in these settings (see [`TokenBucket::validate`]), each message
+    /// starting with `path`, e.g. `spec.httpGateway.options.httpLocalRatelimit`.
+    pub fn validate(&self, path: impl std::fmt::Display) -> Vec<String> {
+        match &self.default_limit {
+            Some(bucket) if !bucket.is_valid() => {
+                bucket.validate(format_args!("{path}.defaultLimit"))
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The local rate limit token buckets of one options object (a virtual host's or a route's),
+/// by the stage they are set in: `ratelimit`, `ratelimitEarly` and `ratelimitRegular`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalRateLimitStages<'a> {
+    /// `ratelimit.localRatelimit`.
+    pub ratelimit: Option<&'a TokenBucket>,
+    /// `ratelimitEarly.localRatelimit`.
+    pub early: Option<&'a TokenBucket>,
+    /// `ratelimitRegular.localRatelimit`.
+    pub regular: Option<&'a TokenBucket>,
+}
+
+impl<'a> LocalRateLimitStages<'a> {
+    /// The bucket Envoy enforces: `ratelimit.localRatelimit`, else
+    /// `ratelimitEarly.localRatelimit`. Local rate limiting always runs before auth (Gloo's
+    /// filter sits before the AuthN stage), so the early stage is the same filter;
+    /// `ratelimitRegular.localRatelimit` (after auth) is refused by [`Self::validate`].
+    pub fn bucket(&self) -> Option<&'a TokenBucket> {
+        self.ratelimit.or(self.early)
+    }
+
+    /// Whether [`Self::validate`] finds nothing (without formatting anything).
+    pub fn is_valid(&self) -> bool {
+        self.ratelimit.is_none_or(TokenBucket::is_valid)
+            && self.early.is_none_or(TokenBucket::is_valid)
+            && !(self.ratelimit.is_some() && self.early.is_some())
+            && self.regular.is_none()
+    }
+
+    /// Whether any stage sets a local bucket.
+    pub fn any(&self) -> bool {
+        self.ratelimit.is_some() || self.early.is_some() || self.regular.is_some()
+    }
+
+    /// What Gloo refuses, each message starting with `path` (the options object, e.g.
+    /// `spec.virtualHost.options`): an invalid bucket; `ratelimitRegular.localRatelimit`
+    /// ("local rate limiting can be enforced pre-auth only"); `ratelimitEarly.localRatelimit`
+    /// together with `ratelimit.localRatelimit`.
+    pub fn validate(&self, path: impl std::fmt::Display) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.is_valid() {
+            return problems;
+        }
+        if let Some(bucket) = self.ratelimit {
+            problems.extend(bucket.validate(format_args!("{path}.ratelimit.localRatelimit")));
+        }
+        if let Some(bucket) = self.early {
+            problems.extend(bucket.validate(format_args!("{path}.ratelimitEarly.localRatelimit")));
+            if self.ratelimit.is_some() {
+                problems.push(format!(
+                    "{path}.ratelimitEarly.localRatelimit: only one of ratelimit.localRatelimit and ratelimitEarly.localRatelimit may be set, found both"
+                ));
+            }
+        }
+        if self.regular.is_some() {
+            problems.push(format!(
+                "{path}.ratelimitRegular.localRatelimit: local rate limits are enforced before auth only; use ratelimit.localRatelimit or ratelimitEarly.localRatelimit"
+            ));
+        }
+        problems
+    }
 }
 
 #[cfg(test)]
@@ -1113,5 +1273,105 @@ raw:
         .unwrap_err()
         .to_string();
         assert!(err.contains("rate_limit"), "{err}");
+    }
+
+    // docs/content/guides/security/local_rate_limiting/http.md
+    #[test]
+    fn parses_http_local_ratelimit_settings_typed() {
+        let o: crate::model::listener_options::HttpListenerOptions = serde_yaml_ng::from_str(
+            "httpLocalRatelimit:\n  defaultLimit:\n    maxTokens: 1\n    tokensPerFill: 1\n    fillInterval: 100s\n  enableXRatelimitHeaders: true\n",
+        )
+        .unwrap();
+        let s = o.http_local_ratelimit.clone().unwrap();
+        assert_eq!(
+            s.default_limit,
+            Some(TokenBucket {
+                max_tokens: Some(1),
+                tokens_per_fill: Some(1),
+                fill_interval: Some(Duration::from_secs(100)),
+            })
+        );
+        assert_eq!(s.enable_x_ratelimit_headers, Some(true));
+        assert_eq!(s.local_rate_limit_per_downstream_connection, None);
+        assert!(s.validate("httpLocalRatelimit").is_empty());
+        let json = serde_json::to_string(&o).unwrap();
+        assert_eq!(
+            serde_json::from_str::<crate::model::listener_options::HttpListenerOptions>(&json)
+                .unwrap(),
+            o
+        );
+        // Unknown fields stay errors, at every level.
+        for bad in [
+            "httpLocalRatelimit: {defaultLimit: {maxToken: 1}}",
+            "httpLocalRatelimit: {enableXRateLimitHeaders: true}",
+        ] {
+            let err =
+                serde_yaml_ng::from_str::<crate::model::listener_options::HttpListenerOptions>(bad)
+                    .unwrap_err()
+                    .to_string();
+            assert!(err.contains("unknown field"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn token_bucket_validation_follows_gloo() {
+        let bucket = |yaml: &str| serde_yaml_ng::from_str::<TokenBucket>(yaml).unwrap();
+        assert!(bucket("maxTokens: 1").validate("b").is_empty());
+        assert!(bucket("maxTokens: 1\nfillInterval: 0.05s").is_valid());
+        assert!(bucket("maxTokens: 1\nfillInterval: 1.000000001s").is_valid());
+        assert_eq!(
+            bucket("tokensPerFill: 2").validate("b"),
+            ["b.maxTokens: required, must be at least 1"]
+        );
+        assert_eq!(
+            bucket("maxTokens: 3\ntokensPerFill: 0\nfillInterval: 0.049999999s").validate("b"),
+            [
+                "b.tokensPerFill: must be at least 1, found 0",
+                "b.fillInterval: must be at least 50ms, found 0.049999999s",
+            ]
+        );
+        assert_eq!(
+            bucket("maxTokens: 3\nfillInterval: -1s").validate("b"),
+            ["b.fillInterval: must be at least 50ms, found -1s"]
+        );
+        assert_eq!(
+            bucket("maxTokens: 3").fill_interval_or_default(),
+            DEFAULT_FILL_INTERVAL
+        );
+        let settings = LocalRateLimitSettings {
+            default_limit: Some(bucket("maxTokens: 0")),
+            ..Default::default()
+        };
+        assert_eq!(
+            settings.validate("spec.httpGateway.options.httpLocalRatelimit"),
+            ["spec.httpGateway.options.httpLocalRatelimit.defaultLimit.maxTokens: must be at least 1, found 0"]
+        );
+    }
+
+    #[test]
+    fn local_ratelimit_stages() {
+        let good = TokenBucket {
+            max_tokens: Some(1),
+            ..Default::default()
+        };
+        let stages = LocalRateLimitStages {
+            early: Some(&good),
+            ..Default::default()
+        };
+        assert!(stages.is_valid());
+        assert_eq!(stages.bucket(), Some(&good));
+        let both = LocalRateLimitStages {
+            ratelimit: Some(&good),
+            early: Some(&good),
+            regular: None,
+        };
+        assert!(!both.is_valid());
+        assert_eq!(both.validate("o").len(), 1);
+        let regular = LocalRateLimitStages {
+            regular: Some(&good),
+            ..Default::default()
+        };
+        assert_eq!(regular.bucket(), None);
+        assert!(!regular.is_valid());
     }
 }

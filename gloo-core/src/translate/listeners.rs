@@ -23,8 +23,10 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
+use super::local_ratelimit;
 use super::names::{
-    route_config_name, CORS_FILTER, FAULT_FILTER, HCM_FILTER, ROUTER_FILTER, TCP_PROXY_FILTER,
+    route_config_name, CORS_FILTER, FAULT_FILTER, HCM_FILTER, LOCAL_RATELIMIT_FILTER,
+    ROUTER_FILTER, TCP_PROXY_FILTER,
 };
 use super::routes::duration;
 use super::Context;
@@ -150,6 +152,20 @@ fn http_connection_manager(
         http_filters.push(HttpFilter {
             name: CORS_FILTER.to_string(),
             config_type: Some(http_filter::ConfigType::TypedConfig(pack(&Cors::default()))),
+            ..Default::default()
+        });
+    }
+    // Local rate limiting: Gloo stages it `BeforeStage(AuthNStage)`, after WAF and before
+    // JWT / ext auth, so requests over the limit are refused before anything costly runs.
+    let local_limits = local_ratelimit::settings(http);
+    if local_ratelimit::listener_needs_filter(local_limits, hosts) {
+        let config = local_ratelimit::config(
+            local_ratelimit::ListenerFlags::of(local_limits),
+            local_limits.and_then(|s| s.default_limit.as_ref()),
+        );
+        http_filters.push(HttpFilter {
+            name: LOCAL_RATELIMIT_FILTER.to_string(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack(&config))),
             ..Default::default()
         });
     }

@@ -39,6 +39,7 @@
 
 mod clusters;
 mod listeners;
+mod local_ratelimit;
 mod names;
 mod routes;
 
@@ -81,6 +82,11 @@ pub struct Translation {
 /// The EDS clusters of one proxy: cluster name → the upstream it serves.
 type EdsClusters = BTreeMap<String, (ResourceRef, Arc<Object<UpstreamSpec>>)>;
 
+/// What a translated virtual host is cached under: its name, and the listener's local rate
+/// limit flags when the host carries local rate limit overrides (they are copied into them),
+/// so a Gateway edit of the flags re-translates exactly those hosts.
+type VirtualHostKey = (String, local_ratelimit::ListenerFlags);
+
 /// A virtual host as last translated: only its encoding is kept (a tenth of the typed
 /// proto's size), and route configurations are assembled from these encodings.
 struct CachedVirtualHost {
@@ -93,7 +99,7 @@ struct CachedVirtualHost {
 #[derive(Default)]
 pub struct Translator {
     resolve_cache: resolve::ResolveCache,
-    virtual_hosts: HashMap<String, CachedVirtualHost>,
+    virtual_hosts: HashMap<VirtualHostKey, CachedVirtualHost>,
     /// Upstream groups the cached virtual hosts were translated with.
     upstream_groups:
         Option<crate::snapshot::Collection<crate::model::upstream_group::UpstreamGroupSpec>>,
@@ -141,6 +147,7 @@ impl Translator {
     ) -> Translation {
         validate_upstreams(snapshot, &mut reports);
         validate_filter_configs(snapshot, &mut reports);
+        validate_option_resources(snapshot, &mut reports);
         let models = resolve::resolve(snapshot, &mut self.resolve_cache, &mut reports);
         self.secrets_changed = self.secrets.as_ref() != Some(&snapshot.secrets);
         if self.secrets_changed {
@@ -161,8 +168,7 @@ impl Translator {
             let resources = self.translate_proxy(model, &ctx, &mut used_hosts, &mut reports);
             proxies.insert(name.clone(), resources);
         }
-        self.virtual_hosts
-            .retain(|name, _| used_hosts.contains(name));
+        self.virtual_hosts.retain(|key, _| used_hosts.contains(key));
         let live: BTreeSet<&String> = self.eds_clusters.values().flat_map(|m| m.keys()).collect();
         self.assignments.retain(|name, _| live.contains(name));
         self.clusters
@@ -175,7 +181,7 @@ impl Translator {
         &mut self,
         model: &ProxyModel,
         ctx: &Context<'_>,
-        used_hosts: &mut BTreeSet<String>,
+        used_hosts: &mut BTreeSet<VirtualHostKey>,
         reports: &mut Reports,
     ) -> ProxyResources {
         let mut out = ProxyResources::default();
@@ -199,7 +205,10 @@ impl Translator {
                 state: State::Accepted,
                 virtual_hosts: BTreeMap::new(),
             };
-            for (route_name, virtual_hosts) in listener.route_configs() {
+            for config in listener.http_route_configs() {
+                let (route_name, virtual_hosts) = (config.name, config.virtual_hosts);
+                let flags =
+                    local_ratelimit::ListenerFlags::of(local_ratelimit::settings(config.gateway));
                 let mut hasher = Xxh3::new();
                 hasher.update(route_name.as_bytes());
                 let mut protos = Vec::with_capacity(virtual_hosts.len());
@@ -217,8 +226,16 @@ impl Translator {
                         }
                     }
                     collect_upstreams(host, ctx, &mut referenced);
-                    let (encoded, version) = self.virtual_host(host, ctx);
-                    used_hosts.insert(host.name.clone());
+                    // The flags matter only to hosts with overrides: a flag edit leaves the
+                    // others cached.
+                    let flags = if local_ratelimit::host_uses(host) {
+                        flags
+                    } else {
+                        local_ratelimit::ListenerFlags::default()
+                    };
+                    let key = (host.name.clone(), flags);
+                    let (encoded, version) = self.virtual_host(&key, host, ctx);
+                    used_hosts.insert(key);
                     hasher.update(version.as_bytes());
                     protos.push(encoded);
                     let vh_status = virtual_host_status(host);
@@ -300,20 +317,21 @@ impl Translator {
     /// not change, translated otherwise.
     fn virtual_host(
         &mut self,
+        key: &VirtualHostKey,
         host: &Arc<VirtualHostModel>,
         ctx: &Context<'_>,
     ) -> (Arc<[u8]>, String) {
-        if let Some(cached) = self.virtual_hosts.get(&host.name) {
+        if let Some(cached) = self.virtual_hosts.get(key) {
             if Arc::ptr_eq(&cached.model, host) || cached.model.as_ref() == host.as_ref() {
                 return (cached.encoded.clone(), cached.version.clone());
             }
         }
         self.virtual_hosts_translated += 1;
-        let proto = routes::virtual_host(host, ctx);
+        let proto = routes::virtual_host(host, key.1, ctx);
         let (encoded, version) = encode_with_version(&proto);
         let encoded: Arc<[u8]> = encoded.into();
         self.virtual_hosts.insert(
-            host.name.clone(),
+            key.clone(),
             CachedVirtualHost {
                 model: host.clone(),
                 version: version.clone(),
@@ -514,6 +532,35 @@ fn validate_filter_configs(snapshot: &ConfigSnapshot, reports: &mut Reports) {
                 Ok(None) => reports.error(&key, format!("spec.configs[{i}]: no auth type is set")),
                 Ok(Some(_)) => {}
             }
+        }
+    }
+}
+
+/// Checks VirtualHostOption and RouteOption resources on their own (their local rate limits,
+/// as Gloo's plugin does). One that fails is Rejected and not applied where it is referenced.
+fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
+    for (reference, entry) in &snapshot.virtual_host_options {
+        let key = ResourceKey::new(Kind::VirtualHostOption, reference.clone());
+        for problem in entry
+            .object
+            .spec
+            .options
+            .local_ratelimit()
+            .validate("spec.options")
+        {
+            reports.error(&key, problem);
+        }
+    }
+    for (reference, entry) in &snapshot.route_options {
+        let key = ResourceKey::new(Kind::RouteOption, reference.clone());
+        for problem in entry
+            .object
+            .spec
+            .options
+            .local_ratelimit()
+            .validate("spec.options")
+        {
+            reports.error(&key, problem);
         }
     }
 }

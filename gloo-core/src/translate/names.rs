@@ -6,6 +6,9 @@ use crate::model::ResourceRef;
 pub const CORS_FILTER: &str = "envoy.filters.http.cors";
 /// Envoy's fault injection filter name.
 pub const FAULT_FILTER: &str = "envoy.filters.http.fault";
+/// Envoy's HTTP local rate limit filter name (also the `typed_per_filter_config` key), Gloo's
+/// `local_ratelimit.HTTPFilterName`.
+pub const LOCAL_RATELIMIT_FILTER: &str = "envoy.filters.http.local_ratelimit";
 /// Envoy's router filter name.
 pub const ROUTER_FILTER: &str = "envoy.filters.http.router";
 /// Envoy's HTTP connection manager network filter.

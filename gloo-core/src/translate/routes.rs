@@ -25,7 +25,8 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
 use envoy_types::pb::google::protobuf::{BoolValue, Duration as PbDuration, UInt32Value};
 
-use super::names::{cluster_name, CORS_FILTER, FAULT_FILTER};
+use super::local_ratelimit::{self, ListenerFlags};
+use super::names::{cluster_name, CORS_FILTER, FAULT_FILTER, LOCAL_RATELIMIT_FILTER};
 use super::Context;
 use crate::model::headers::HeaderManipulation;
 use crate::model::options::{RouteOptions, VirtualHostOptions};
@@ -59,8 +60,13 @@ fn string_match(pattern: MatchPattern) -> StringMatcher {
     }
 }
 
-/// One Envoy virtual host from a resolved VirtualService.
-pub(crate) fn virtual_host(vh: &VirtualHostModel, ctx: &Context<'_>) -> VirtualHost {
+/// One Envoy virtual host from a resolved VirtualService, on a listener whose
+/// `httpLocalRatelimit` has these `flags`.
+pub(crate) fn virtual_host(
+    vh: &VirtualHostModel,
+    flags: ListenerFlags,
+    ctx: &Context<'_>,
+) -> VirtualHost {
     let options = &vh.options;
     // `headerSecretRef`s without a namespace name a Secret beside the VirtualService.
     let secrets = HeaderSecrets {
@@ -70,10 +76,20 @@ pub(crate) fn virtual_host(vh: &VirtualHostModel, ctx: &Context<'_>) -> VirtualH
     let mut out = VirtualHost {
         name: vh.name.clone(),
         domains: vh.domains.clone(),
-        routes: vh.routes.iter().map(|r| route(r, &secrets)).collect(),
+        routes: vh
+            .routes
+            .iter()
+            .map(|r| route(r, flags, &secrets))
+            .collect(),
         ..Default::default()
     };
     apply_vhost_options(&mut out, options, &secrets);
+    if let Some(bucket) = options.local_ratelimit().bucket() {
+        out.typed_per_filter_config.insert(
+            LOCAL_RATELIMIT_FILTER.to_string(),
+            pack(&local_ratelimit::config(flags, Some(bucket))),
+        );
+    }
     out
 }
 
@@ -576,7 +592,7 @@ fn fault(faults: &crate::model::faults::RouteFaults) -> HttpFault {
 }
 
 /// One Envoy route.
-fn route(r: &RouteModel, secrets: &HeaderSecrets<'_>) -> Route {
+fn route(r: &RouteModel, flags: ListenerFlags, secrets: &HeaderSecrets<'_>) -> Route {
     let options = &r.options;
     let action = match &r.action {
         RouteModelAction::Route(a) => route::Action::Route(route_action(a, options, secrets)),
@@ -610,6 +626,12 @@ fn route(r: &RouteModel, secrets: &HeaderSecrets<'_>) -> Route {
     }
     if let Some(faults) = &options.faults {
         per_filter.insert(FAULT_FILTER.to_string(), pack(&fault(faults)));
+    }
+    if let Some(bucket) = options.local_ratelimit().bucket() {
+        per_filter.insert(
+            LOCAL_RATELIMIT_FILTER.to_string(),
+            pack(&local_ratelimit::config(flags, Some(bucket))),
+        );
     }
     out.typed_per_filter_config = per_filter;
     out

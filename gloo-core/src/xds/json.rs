@@ -119,6 +119,8 @@ mod tests {
             "envoy.extensions.filters.http.router.v3.Router",
             "envoy.extensions.filters.http.cors.v3.CorsPolicy",
             "envoy.extensions.filters.http.fault.v3.HTTPFault",
+            "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "envoy.extensions.common.ratelimit.v3.LocalRateLimitDescriptor",
             "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         ] {

@@ -109,8 +109,8 @@ impl EnvoyMessage for ClusterLoadAssignment {
 impl EnvoyMessage for envoy_types::pb::envoy::config::route::v3::VirtualHost {
     const FULL_NAME: &'static str = "envoy.config.route.v3.VirtualHost";
 
-    // Per-filter configs (CORS and fault policies, themselves map-free) are the only maps
-    // gloo sets on virtual hosts, routes and weighted clusters.
+    // Per-filter configs (CORS, fault and local rate limit configs, themselves map-free) are
+    // the only maps gloo sets on virtual hosts, routes and weighted clusters.
     fn encoding_is_canonical(&self) -> bool {
         use envoy_types::pb::envoy::config::route::v3::{route, route_action};
         single(&self.typed_per_filter_config)
@@ -148,6 +148,8 @@ envoy_messages! {
         => "envoy.extensions.filters.http.cors.v3.CorsPolicy",
     envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault
         => "envoy.extensions.filters.http.fault.v3.HTTPFault",
+    envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit
+        => "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
     envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext
         => "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
     envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext

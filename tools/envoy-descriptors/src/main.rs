@@ -7,7 +7,14 @@ use std::path::PathBuf;
 
 use prost::Message;
 
+// Order matters: protox resolves a relative name such as `common.ratelimit.v3.X` (in
+// local_rate_limit.proto) against every package loaded so far. Once fault.proto has brought in
+// `envoy.extensions.filters.common.fault.v3`, `common` binds to `envoy.extensions.filters.common`
+// and the name is not found ("resolves to 'envoy.extensions.filters.common.ratelimit.v3...',
+// which is not defined"). Compiled first, it resolves to `envoy.extensions.common.ratelimit.v3`,
+// as when protoc compiles the file with only its own imports.
 const ROOTS: &[&str] = &[
+    "envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto",
     "envoy/config/listener/v3/listener.proto",
     "envoy/config/route/v3/route.proto",
     "envoy/config/cluster/v3/cluster.proto",
