@@ -28,6 +28,8 @@ pub const CORS: &str = "envoy.filters.http.cors";
 pub(crate) fn register(registry: &mut FilterRegistry) {
     registry.register(FAULT, Fault);
     registry.register(CORS, Cors);
+    #[cfg(feature = "ratelimit")]
+    crate::ratelimit::register(registry);
 }
 
 fn decode<M: Message + Default>(any: &Any) -> Result<M, String> {
@@ -35,7 +37,7 @@ fn decode<M: Message + Default>(any: &Any) -> Result<M, String> {
 }
 
 /// A sampled percentage, as a fraction of a million.
-fn per_million(p: Option<&FractionalPercent>) -> u32 {
+pub(crate) fn per_million(p: Option<&FractionalPercent>) -> u32 {
     let Some(p) = p else { return 1_000_000 };
     let scale = match DenominatorType::try_from(p.denominator) {
         Ok(DenominatorType::Hundred) => 10_000,

@@ -76,7 +76,8 @@ impl FilterRegistry {
         Self::default()
     }
 
-    /// A registry with the filters gloo-proxy implements itself (fault injection and CORS).
+    /// A registry with the filters gloo-proxy serves itself: fault injection and CORS, and
+    /// Envoy's local rate limit (feature `ratelimit`).
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         crate::builtin::register(&mut registry);

@@ -16,6 +16,8 @@
 //! - [`proxy`]: the request path (normalisation, filters, forwarding, retries, timeouts,
 //!   mirrors);
 //! - [`filter`]: the registry turning HTTP filter configs into per-route tower stacks;
+//!   [`builtin`] holds the filters the proxy implements itself, and `ratelimit` (feature
+//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer;
 //! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
 //!   admin endpoint and its statistics;
 //! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands.
@@ -32,6 +34,8 @@ pub mod filter;
 pub mod gateway;
 pub mod proxy;
 pub mod proxy_protocol;
+#[cfg(feature = "ratelimit")]
+pub mod ratelimit;
 pub mod router;
 pub mod run;
 pub mod server;

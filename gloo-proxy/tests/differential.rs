@@ -255,6 +255,9 @@ struct Ports {
     main: u16,
     /// Gateway `all`: every VirtualService, the `*` one included (domain precedence).
     all: u16,
+    /// Gateway `limited`: the VirtualServices labelled `limited: "true"`, behind a local rate
+    /// limit of its own.
+    limited: u16,
 }
 
 fn gateways_yaml(ports: Ports) -> String {
@@ -275,9 +278,23 @@ spec:
   bindAddress: 127.0.0.1
   bindPort: {all}
   httpGateway: {{}}
+---
+apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: limited, namespace: gloo-system}}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: {limited}
+  httpGateway:
+    virtualServiceSelector: {{limited: "true"}}
+    options:
+      httpLocalRatelimit:
+        defaultLimit: {{maxTokens: 3, tokensPerFill: 1, fillInterval: 3600s}}
+        enableXRatelimitHeaders: true
 "#,
         main = ports.main,
-        all = ports.all
+        all = ports.all,
+        limited = ports.limited,
     )
 }
 
@@ -572,6 +589,39 @@ spec:
 "#;
 
 /// Writes the whole config into `dir`; only `ports` differs between Envoy's and gloo's.
+/// Local rate limits, served on Gateway `limited` (buckets of 3 tokens for the Gateway, 2 for
+/// one route, 1 for a virtual host; one token an hour, so only the cases take tokens).
+const LIMITED_YAML: &str = r#"apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {name: limited, namespace: gloo-system, labels: {limited: "true"}}
+spec:
+  virtualHost:
+    domains: [limited.example]
+    routes:
+    - matchers: [{prefix: /route-limited}]
+      routeAction: {single: {upstream: {name: gamma, namespace: gloo-system}}}
+      options:
+        ratelimit:
+          localRatelimit: {maxTokens: 2, tokensPerFill: 1, fillInterval: 3600s}
+    - matchers: [{prefix: /a}]
+      routeAction: {single: {upstream: {name: alpha, namespace: gloo-system}}}
+    - matchers: [{prefix: /b}]
+      routeAction: {single: {upstream: {name: beta, namespace: gloo-system}}}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {name: vh-limited, namespace: gloo-system, labels: {limited: "true"}}
+spec:
+  virtualHost:
+    domains: [vh.limited.example]
+    options:
+      ratelimit:
+        localRatelimit: {maxTokens: 1, tokensPerFill: 1, fillInterval: 3600s}
+    routes:
+    - matchers: [{prefix: /}]
+      routeAction: {single: {upstream: {name: delta, namespace: gloo-system}}}
+"#;
+
 fn write_config(dir: &Path, ports: Ports, backends: &[(&str, u16)]) {
     fs::create_dir_all(dir).expect("create config dir");
     for (file, contents) in [
@@ -581,6 +631,7 @@ fn write_config(dir: &Path, ports: Ports, backends: &[(&str, u16)]) {
         ("routes.yaml", ROUTES_YAML.to_string()),
         ("paths.yaml", PATHS_YAML.to_string()),
         ("sticky.yaml", sticky_yaml(backends)),
+        ("limited.yaml", LIMITED_YAML.to_string()),
     ] {
         fs::write(dir.join(file), contents).expect("write config");
     }
@@ -635,10 +686,10 @@ fn assert_config_accepted(dir: &Path) {
         *kinds.entry(kind).or_insert(0) += 1;
     }
     let want = BTreeMap::from([
-        ("Gateway".to_string(), 2),
+        ("Gateway".to_string(), 3),
         // One per backend, plus the ring-hash and Maglev ones of sticky.yaml.
         ("Upstream".to_string(), BACKENDS.len() + 2),
-        ("VirtualService".to_string(), 7),
+        ("VirtualService".to_string(), 9),
     ]);
     for (kind, count) in &want {
         if kinds.get(kind) != Some(count) {
@@ -682,6 +733,7 @@ impl Setup {
             ports: Ports {
                 main: free_port(),
                 all: free_port(),
+                limited: free_port(),
             },
         };
         let gloo = Proxy {
@@ -689,6 +741,7 @@ impl Setup {
             ports: Ports {
                 main: free_port(),
                 all: free_port(),
+                limited: free_port(),
             },
         };
         let (xds_port, envoy_admin, gloo_admin) = (free_port(), free_port(), free_port());
@@ -828,6 +881,7 @@ impl Setup {
         match gateway {
             Gateway::Main => proxy.ports.main,
             Gateway::All => proxy.ports.all,
+            Gateway::Limited => proxy.ports.limited,
         }
     }
 }
@@ -869,6 +923,7 @@ impl Drop for Setup {
 enum Gateway {
     Main,
     All,
+    Limited,
 }
 
 /// What Envoy answers to a case (checked on Envoy only: gloo is compared to Envoy).
@@ -1680,6 +1735,60 @@ fn routing_matches_envoy() {
     let mut mismatches = run_cases(&setup, &routing_cases());
     mismatches.extend(split_reaches_both(&setup));
     mismatches.extend(hashing_matches_envoy(&setup));
+    setup.report(&mismatches);
+}
+
+/// Local rate limits, in order (each case takes a token on both proxies): routes without
+/// their own limit share the Gateway's bucket, and so do requests no route matches (Envoy
+/// runs its filters before the router's 404); a route's and a virtual host's buckets are
+/// their own. Statuses, bodies and the `x-ratelimit-*` headers must be Envoy's.
+#[rustfmt::skip]
+fn rate_limit_cases() -> Vec<Case> {
+    let on = |case: Case| case.on(Gateway::Limited);
+    vec![
+        on(case("gateway bucket, 1st token", "limited.example", "/a", Backend("alpha"))),
+        on(case("gateway bucket shared by another route", "limited.example", "/b", Backend("beta"))),
+        on(case("route bucket, 1st token", "limited.example", "/route-limited", Backend("gamma"))),
+        on(case("route bucket, 2nd token", "limited.example", "/route-limited/x", Backend("gamma"))),
+        on(case("route bucket empty", "limited.example", "/route-limited", Local(429))),
+        on(case("unmatched path takes the gateway's last token", "limited.example", "/nothing", Local(404))),
+        on(case("unknown host finds the gateway bucket empty", "unknown.example", "/", Local(429))),
+        on(case("gateway bucket empty", "limited.example", "/a", Local(429))),
+        on(case("virtual host bucket, its token", "vh.limited.example", "/", Backend("delta"))),
+        on(case("virtual host bucket empty", "vh.limited.example", "/x", Local(429))),
+        on(case("gateway bucket still empty", "limited.example", "/b", Local(429))),
+    ]
+}
+
+#[test]
+fn local_rate_limits_match_envoy() {
+    let mut setup = Setup::start();
+    let mut mismatches = run_cases(&setup, &rate_limit_cases());
+    // The headers were compared above; pin what they say once the Gateway's bucket is
+    // empty, so the comparison cannot pass on two answers without them.
+    let last =
+        case("x-ratelimit headers", "limited.example", "/a", Local(429)).on(Gateway::Limited);
+    for proxy in [setup.envoy, setup.gloo] {
+        let Outcome::Response(answer) = send(setup.port(proxy, Gateway::Limited), &last) else {
+            panic!("{} did not answer", proxy.name);
+        };
+        let headers = &answer.headers;
+        for (name, want) in [
+            ("x-ratelimit-limit", "3"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "3600"),
+        ] {
+            let got = headers.get(name).map(|v| v.join(","));
+            if got.as_deref() != Some(want) {
+                mismatches.push(Mismatch {
+                    case: last.name.to_string(),
+                    field: format!("{name} on {}", proxy.name),
+                    envoy: want.to_string(),
+                    gloo: format!("{got:?}"),
+                });
+            }
+        }
+    }
     setup.report(&mismatches);
 }
 

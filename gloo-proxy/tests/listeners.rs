@@ -236,7 +236,20 @@ struct ConnectionManagerGateway {
 }
 
 impl ConnectionManagerGateway {
+    /// A Gateway whose `httpConnectionManagerSettings` are `settings`, plus extra files.
     fn start(settings: &str, files: &[(&str, String)]) -> Self {
+        Self::start_with(
+            &format!("      httpConnectionManagerSettings:\n{settings}"),
+            files,
+        )
+    }
+
+    /// A Gateway whose HTTP listener options are `options`.
+    fn start_with_options(options: &str) -> Self {
+        Self::start_with(options, &[])
+    }
+
+    fn start_with(options: &str, files: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let backend = Backend::start("backend");
         let port = free_port();
@@ -244,9 +257,7 @@ impl ConnectionManagerGateway {
             dir.path(),
             port,
             backend.port,
-            &format!(
-                "  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n{settings}"
-            ),
+            &format!("  httpGateway:\n    options:\n{options}"),
         );
         for (name, contents) in files {
             fs::write(dir.path().join(name), contents).expect("write config");
@@ -569,4 +580,37 @@ fn a_listener_whose_port_is_taken_binds_once_the_port_is_free() {
     .expect("served");
     assert_eq!(served.header("x-backend"), Some("backend"));
     assert_eq!(backend.count(), 1);
+}
+
+/// `localRateLimitPerDownstreamConnection`: each downstream connection has its own bucket, so
+/// a connection that used up its budget is refused while a new connection is served.
+#[test]
+fn per_connection_local_rate_limits_count_each_connection_alone() {
+    let gateway = ConnectionManagerGateway::start_with_options(
+        "      httpLocalRatelimit:\n        defaultLimit: {maxTokens: 2, tokensPerFill: 1, fillInterval: 3600s}\n        localRateLimitPerDownstreamConnection: true\n",
+    );
+    let mut first = TcpStream::connect(("127.0.0.1", gateway.port)).expect("connect");
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        first
+            .write_all(b"GET /kept-alive HTTP/1.1\r\nHost: a\r\n\r\n")
+            .expect("write");
+        let r = read_response(&mut first, false).expect("a response");
+        statuses.push(r.status);
+        if r.status == 429 {
+            assert_eq!(r.body, "local_rate_limited");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429], "one connection's budget is 2");
+    assert_eq!(gateway.backend.count(), 2);
+    // Another connection has a budget of its own.
+    let other = exchange(
+        gateway.port,
+        b"GET /new HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert_eq!(gateway.backend.count(), 3);
 }
