@@ -895,11 +895,30 @@ impl Compiler {
                     stacks.insert(l.name.clone(), Arc::new(s));
                     stack_versions.insert(l.name.clone(), key);
                 }
-                Err(message) => errors.push(ConfigError {
-                    kind: "listener",
-                    name: l.name.clone(),
-                    message,
-                }),
+                Err(message) => {
+                    errors.push(ConfigError {
+                        kind: "route configuration",
+                        name: l.route_config.clone(),
+                        message,
+                    });
+                    // Never serve the new routes without their filters (that would fail
+                    // open): the route table and stacks in force stay, as Envoy keeps the
+                    // last route configuration it accepted; with none, the listener answers
+                    // 404 until a usable one arrives.
+                    let previous = (
+                        last.stacks.get(&l.name),
+                        self.stack_versions.get(&l.name),
+                        last.routes.get(&l.route_config),
+                    );
+                    if let (Some(prev), Some(prev_key), Some(prev_table)) = previous {
+                        stacks.insert(l.name.clone(), prev.clone());
+                        stack_versions.insert(l.name.clone(), prev_key.clone());
+                        routes.insert(l.route_config.clone(), prev_table.clone());
+                        versions.insert((ROUTE_TYPE, l.route_config.clone()), prev_key.1.clone());
+                    } else {
+                        routes.remove(&l.route_config);
+                    }
+                }
             }
         }
 
@@ -944,5 +963,204 @@ impl Compiler {
             result.map_err(|e| format!("{name}: {e}"))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "ratelimit"))]
+mod tests {
+    use super::*;
+    use crate::ratelimit::{LOCAL_RATELIMIT, LOCAL_RATELIMIT_TYPE};
+    use envoy_types::pb::envoy::config::core::v3::{socket_address, Address, SocketAddress};
+    use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain};
+    use envoy_types::pb::envoy::config::route::v3::{
+        route, route_match, DirectResponseAction, Route, RouteConfiguration, RouteMatch,
+        VirtualHost,
+    };
+    use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        HttpFilter, Rds,
+    };
+    use envoy_types::pb::envoy::r#type::v3::TokenBucket;
+
+    fn any<M: Message>(type_url: &str, m: &M) -> Any {
+        Any {
+            type_url: type_url.to_string(),
+            value: m.encode_to_vec(),
+        }
+    }
+
+    fn listener() -> Listener {
+        let hcm = HttpConnectionManager {
+            route_specifier: Some(RouteSpecifier::Rds(Rds {
+                route_config_name: "routes".into(),
+                ..Default::default()
+            })),
+            http_filters: vec![
+                HttpFilter {
+                    name: LOCAL_RATELIMIT.into(),
+                    config_type: Some(http_filter::ConfigType::TypedConfig(any(
+                        LOCAL_RATELIMIT_TYPE,
+                        &LocalRateLimit::default(),
+                    ))),
+                    ..Default::default()
+                },
+                HttpFilter {
+                    name: ROUTER.into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        Listener {
+            name: "http".into(),
+            address: Some(Address {
+                address: Some(
+                    envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(
+                        SocketAddress {
+                            address: "127.0.0.1".into(),
+                            port_specifier: Some(socket_address::PortSpecifier::PortValue(1)),
+                            ..Default::default()
+                        },
+                    ),
+                ),
+            }),
+            filter_chains: vec![FilterChain {
+                filters: vec![Filter {
+                    name: "envoy.filters.network.http_connection_manager".into(),
+                    config_type: Some(filter::ConfigType::TypedConfig(any(HCM_TYPE, &hcm))),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn everyone() -> envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent {
+        envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent {
+            default_value: Some(envoy_types::pb::envoy::r#type::v3::FractionalPercent {
+                numerator: 100,
+                denominator: 0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// One route with a per-route local rate limit; `descriptors` makes it one the filter
+    /// refuses.
+    fn routes(refused: bool) -> RouteConfiguration {
+        let limit = LocalRateLimit {
+            token_bucket: Some(TokenBucket {
+                max_tokens: 1,
+                tokens_per_fill: None,
+                fill_interval: Some(envoy_types::pb::google::protobuf::Duration {
+                    seconds: 1,
+                    nanos: 0,
+                }),
+            }),
+            filter_enabled: Some(everyone()),
+            filter_enforced: Some(everyone()),
+            descriptors: if refused {
+                vec![Default::default()]
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        };
+        RouteConfiguration {
+            name: "routes".into(),
+            virtual_hosts: vec![VirtualHost {
+                name: "all".into(),
+                domains: vec!["*".into()],
+                routes: vec![Route {
+                    r#match: Some(RouteMatch {
+                        path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+                        ..Default::default()
+                    }),
+                    action: Some(route::Action::DirectResponse(DirectResponseAction {
+                        status: 200,
+                        ..Default::default()
+                    })),
+                    typed_per_filter_config: [(
+                        LOCAL_RATELIMIT.to_string(),
+                        any(LOCAL_RATELIMIT_TYPE, &limit),
+                    )]
+                    .into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn resources(route_version: &str, refused: bool) -> XdsResources {
+        let resource = |version: &str, body: Any| XdsResource {
+            version: version.into(),
+            body: Arc::new(body),
+        };
+        XdsResources {
+            by_type: [
+                (
+                    LISTENER_TYPE.to_string(),
+                    [(
+                        "http".to_string(),
+                        resource("1", any(LISTENER_TYPE, &listener())),
+                    )]
+                    .into(),
+                ),
+                (
+                    ROUTE_TYPE.to_string(),
+                    [(
+                        "routes".to_string(),
+                        resource(route_version, any(ROUTE_TYPE, &routes(refused))),
+                    )]
+                    .into(),
+                ),
+            ]
+            .into(),
+        }
+    }
+
+    fn new_compiler() -> Compiler {
+        let inner = HttpService::new(tower::service_fn(|_: http::Request<Body>| {
+            std::future::ready(Ok(http::Response::new(Body::empty())))
+        }));
+        Compiler::new(
+            FilterRegistry::with_builtins(),
+            Arc::new(Stats::default()),
+            inner,
+            1,
+        )
+    }
+
+    /// Routes whose filters cannot be built are never served without them: the route table
+    /// and stacks in force stay (as Envoy keeps its last accepted route configuration), and
+    /// with none in force the listener has no routes at all.
+    #[test]
+    fn routes_whose_filters_are_refused_are_not_served_without_them() {
+        let mut compiler = new_compiler();
+        let good = compiler.compile(resources("1", false));
+        assert!(good.errors.is_empty(), "{:?}", good.errors);
+        let good_table = good.routes.get("routes").expect("routes in force").clone();
+        assert!(good.stacks["http"].route(0, 0).is_some());
+
+        let after = compiler.compile(resources("2", true));
+        assert_eq!(after.errors.len(), 1, "{:?}", after.errors);
+        assert!(
+            after.errors[0].message.contains("descriptors"),
+            "{:?}",
+            after.errors
+        );
+        let kept = after.routes.get("routes").expect("the last good routes");
+        assert!(Arc::ptr_eq(kept, &good_table), "the last good table stays");
+        assert!(after.stacks["http"].route(0, 0).is_some());
+
+        let mut fresh = new_compiler();
+        let refused = fresh.compile(resources("1", true));
+        assert_eq!(refused.errors.len(), 1, "{:?}", refused.errors);
+        assert!(
+            !refused.routes.contains_key("routes"),
+            "nothing served unfiltered"
+        );
     }
 }

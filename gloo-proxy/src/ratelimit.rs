@@ -31,7 +31,8 @@
 //!     ..Default::default()
 //! };
 //! let bad = Any { type_url: LOCAL_RATELIMIT_TYPE.into(), value: bad.encode_to_vec() };
-//! assert!(factory.layer(&bad, None).unwrap_err().contains("max_tokens"));
+//! let refused = factory.layer(&bad, None).err().expect("a bucket of 0 tokens is refused");
+//! assert!(refused.contains("max_tokens"), "{refused}");
 //! ```
 
 use std::sync::Arc;
@@ -121,7 +122,8 @@ impl FilterFactory for LocalRateLimitFactory {
         }
         let enabled = all_or_nothing(cfg.filter_enabled.as_ref(), "filter_enabled")?;
         let enforced = all_or_nothing(cfg.filter_enforced.as_ref(), "filter_enforced")?;
-        let (true, Some(tb)) = (enabled, cfg.token_bucket.as_ref()) else {
+        // A bucket is validated even where the filter is off, as Envoy validates every config.
+        let Some(tb) = cfg.token_bucket.as_ref() else {
             return Ok(None);
         };
         let fill_interval = tb
@@ -132,6 +134,9 @@ impl FilterFactory for LocalRateLimitFactory {
         let tokens_per_fill = tb.tokens_per_fill.as_ref().map_or(1, |v| v.value);
         let bucket = TokenBucket::new(tb.max_tokens, tokens_per_fill, fill_interval)
             .map_err(|e| format!("token_bucket: {e}"))?;
+        if !enabled {
+            return Ok(None);
+        }
         let x_ratelimit_headers =
             match XRateLimitHeadersRfcVersion::try_from(cfg.enable_x_ratelimit_headers) {
                 Ok(XRateLimitHeadersRfcVersion::Off) => false,
