@@ -1,7 +1,8 @@
 //! The axum example end to end: gloo-filters' rate limit in a plain axum app.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod support;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,27 +14,6 @@ impl Drop for App {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// `GET /hello` on a new connection: status and lower-cased header lines.
-fn hello(port: u16) -> std::io::Result<(u16, Vec<String>, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(b"GET /hello HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((
-        status,
-        lines.map(str::to_ascii_lowercase).collect(),
-        body.to_string(),
-    ))
 }
 
 #[test]
@@ -62,7 +42,7 @@ fn the_rate_limit_layer_limits_each_client_of_an_axum_app() {
     let start = Instant::now();
     let mut answers = Vec::new();
     for _ in 0..4 {
-        answers.push(hello(port).expect("an answer"));
+        answers.push(support::get(port, "/hello").expect("an answer"));
     }
     let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
     // Three tokens for this client (one refills every 10 s, far longer than this loop).

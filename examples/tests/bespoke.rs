@@ -1,10 +1,14 @@
 //! The bespoke gateway example end to end: its own filter runs on proxied traffic.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::get;
 
 /// A port nobody listens on right now.
 fn free_port() -> u16 {
@@ -44,30 +48,6 @@ fn backend() -> u16 {
         }
     });
     port
-}
-
-/// `GET path` on 127.0.0.1:port: status, lower-cased header lines, body.
-fn get(port: u16, path: &str) -> std::io::Result<(u16, Vec<String>, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((
-        status,
-        lines.map(str::to_ascii_lowercase).collect(),
-        body.to_string(),
-    ))
 }
 
 /// The gateway process, killed when dropped.

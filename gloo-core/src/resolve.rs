@@ -114,14 +114,6 @@ pub enum MatchedChainKind {
 }
 
 impl ListenerModel {
-    /// The route configurations this listener reads over RDS: name and virtual hosts.
-    pub fn route_configs(&self) -> Vec<(String, &[Arc<VirtualHostModel>])> {
-        self.http_route_configs()
-            .into_iter()
-            .map(|c| (c.name, c.virtual_hosts))
-            .collect()
-    }
-
     /// The route configurations this listener reads over RDS, each with the `httpGateway`
     /// whose connection manager reads it (its options shape the virtual hosts too, e.g. the
     /// local rate limit flags).

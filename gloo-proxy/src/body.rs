@@ -306,13 +306,6 @@ impl http_body::Body for RequestActivity {
     }
 }
 
-/// A response body that fails (the stream is reset) when no frame comes for `idle`. The
-/// timer is armed only once the body has to wait, and re-armed lazily from the time of the
-/// last frame, so a body that arrives promptly costs no timer at all.
-pub fn idle_limited(body: Body, idle: std::time::Duration) -> Body {
-    time_limited(body, Some(idle), None)
-}
-
 /// A response body bounded by the stream idle timeout (`idle`: no frame for that long) and
 /// by the route timeout (`deadline`: Envoy's route timeout covers the response until it has
 /// been completely received). When either runs out while the body still has to wait, the
@@ -432,7 +425,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_watched_response_body_fails_when_it_stalls_past_the_idle_timeout() {
-        let mut body = idle_limited(stalls_after_one_chunk(), Duration::from_millis(100));
+        let mut body = time_limited(
+            stalls_after_one_chunk(),
+            Some(Duration::from_millis(100)),
+            None,
+        );
         let first = body.frame().await.expect("a frame").expect("data");
         assert_eq!(first.into_data().ok(), Some(Bytes::from_static(b"first")));
         let started = std::time::Instant::now();

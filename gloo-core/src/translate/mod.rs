@@ -227,8 +227,10 @@ impl Translator {
                     }
                     collect_upstreams(host, ctx, &mut referenced);
                     // The flags matter only to hosts with overrides: a flag edit leaves the
-                    // others cached.
-                    let flags = if local_ratelimit::host_uses(host) {
+                    // others cached. (Without flags, no host's routes need walking.)
+                    let flags = if flags != local_ratelimit::ListenerFlags::default()
+                        && local_ratelimit::host_uses(host)
+                    {
                         flags
                     } else {
                         local_ratelimit::ListenerFlags::default()
@@ -539,27 +541,21 @@ fn validate_filter_configs(snapshot: &ConfigSnapshot, reports: &mut Reports) {
 /// Checks VirtualHostOption and RouteOption resources on their own (their local rate limits,
 /// as Gloo's plugin does). One that fails is Rejected and not applied where it is referenced.
 fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
-    for (reference, entry) in &snapshot.virtual_host_options {
-        let key = ResourceKey::new(Kind::VirtualHostOption, reference.clone());
-        for problem in entry
-            .object
-            .spec
-            .options
-            .local_ratelimit()
-            .validate("spec.options")
-        {
-            reports.error(&key, problem);
+    let virtual_host_options = snapshot.virtual_host_options.iter().map(|(r, e)| {
+        let limits = e.object.spec.options.local_ratelimit();
+        (Kind::VirtualHostOption, r, limits)
+    });
+    let route_options = snapshot.route_options.iter().map(|(r, e)| {
+        let limits = e.object.spec.options.local_ratelimit();
+        (Kind::RouteOption, r, limits)
+    });
+    for (kind, reference, limits) in virtual_host_options.chain(route_options) {
+        let problems = limits.validate("spec.options");
+        if problems.is_empty() {
+            continue;
         }
-    }
-    for (reference, entry) in &snapshot.route_options {
-        let key = ResourceKey::new(Kind::RouteOption, reference.clone());
-        for problem in entry
-            .object
-            .spec
-            .options
-            .local_ratelimit()
-            .validate("spec.options")
-        {
+        let key = ResourceKey::new(kind, reference.clone());
+        for problem in problems {
             reports.error(&key, problem);
         }
     }
