@@ -15,8 +15,8 @@
 //!   `inheritablePathMatchers` default to the parent's value;
 //! - a route to a missing upstream is a warning (the route answers 503, or what Settings'
 //!   `gloo.invalidConfigPolicy` configures), never an error;
-//! - a VirtualService or RouteTable that is invalid on its own is Rejected, and its last
-//!   accepted version keeps serving (see [`LastKnownGood`]).
+//! - a Gateway, VirtualService or RouteTable that is invalid on its own is Rejected, and its
+//!   last accepted version keeps serving (see [`ResolveCache`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -34,6 +34,9 @@ use crate::model::virtual_service::{VirtualHost, VirtualServiceSpec};
 use crate::model::{Kind, Object, ResourceRef};
 use crate::snapshot::{Collection, ConfigSnapshot, Entry};
 use crate::status::{Reports, ResourceKey};
+
+/// The status line of a rejected resource whose last accepted version keeps serving.
+const KEEPS_SERVING: &str = "the last accepted version keeps serving";
 
 /// The proxy name a Gateway serves when its `proxyNames` is empty.
 pub const DEFAULT_PROXY_NAME: &str = "gateway-proxy";
@@ -231,8 +234,8 @@ pub enum RouteModelAction {
     DirectResponse(DirectResponseAction),
 }
 
-/// What resolution keeps between runs: the last accepted version of every VirtualService and
-/// RouteTable (so a rejected edit keeps the previous version serving), and caches that make a
+/// What resolution keeps between runs: the last accepted version of every Gateway,
+/// VirtualService and RouteTable (so a rejected edit keeps the previous version serving), and caches that make a
 /// re-run cost only what changed: validation results per resource, compiled-regex checks, and
 /// resolved virtual hosts with the statuses they reported. Keep one per control plane and pass
 /// it to every [`resolve`].
@@ -244,6 +247,7 @@ pub struct ResolveCache {
     validated_virtual_services:
         HashMap<ResourceRef, (Arc<Object<VirtualServiceSpec>>, Vec<String>)>,
     validated_route_tables: HashMap<ResourceRef, (Arc<Object<RouteTableSpec>>, Vec<String>)>,
+    gateways: HashMap<ResourceRef, Arc<Object<GatewaySpec>>>,
     hosts: HashMap<ResourceRef, CachedHost>,
     environment: Option<Environment>,
     /// How many virtual hosts the last run resolved anew (the others came from the cache).
@@ -681,6 +685,9 @@ impl<'a> Resolver<'a> {
         self.lkg
             .validated_route_tables
             .retain(|r, _| snapshot.route_tables.contains_key(r));
+        self.lkg
+            .gateways
+            .retain(|r, _| snapshot.gateways.contains_key(r));
         let in_force = &self.virtual_services;
         self.lkg.hosts.retain(|r, _| in_force.contains_key(r));
         for (r, e) in &snapshot.virtual_services {
@@ -991,13 +998,33 @@ impl<'a> Resolver<'a> {
         };
         for (reference, entry) in gateways {
             let key = ResourceKey::new(Kind::Gateway, reference.clone());
-            let spec = &entry.object.spec;
+            let problems = self.gateway_problems(&reference, &entry.object.spec);
+            // A Gateway that is invalid on its own is Rejected; its last accepted version keeps
+            // serving, as for VirtualServices. One never accepted is served as far as it can
+            // be: not at all if its address, port or HTTP options are bad, without its bad
+            // chains if it is a hybrid gateway.
+            let object = if problems.is_empty() {
+                if !snapshot.gateways.is_empty() {
+                    self.lkg
+                        .gateways
+                        .insert(reference.clone(), entry.object.clone());
+                }
+                entry.object.clone()
+            } else {
+                for problem in problems {
+                    self.reports.error(&key, problem);
+                }
+                match self.lkg.gateways.get(&reference) {
+                    Some(previous) => {
+                        self.reports.error(&key, KEEPS_SERVING);
+                        previous.clone()
+                    }
+                    None => entry.object.clone(),
+                }
+            };
+            let spec = &object.spec;
             let port = spec.bind_port;
             if port == 0 || port > 65535 {
-                self.reports.error(
-                    &key,
-                    format!("spec.bindPort: {port} is not a port (1-65535)"),
-                );
                 continue;
             }
             let address = if spec.bind_address.is_empty() {
@@ -1006,20 +1033,10 @@ impl<'a> Resolver<'a> {
                 spec.bind_address.clone()
             };
             if address.parse::<std::net::IpAddr>().is_err() {
-                self.reports.error(
-                    &key,
-                    format!("spec.bindAddress: {address:?} is not an IP address"),
-                );
                 continue;
             }
             if let Some(http) = &spec.http_gateway {
-                // Like a port that cannot be bound, settings Gloo refuses reject the Gateway,
-                // and its listener is not served.
-                let problems = http_gateway_problems(http, "spec.httpGateway");
-                if !problems.is_empty() {
-                    for problem in problems {
-                        self.reports.error(&key, problem);
-                    }
+                if !http_gateway_problems(http, "spec.httpGateway").is_empty() {
                     continue;
                 }
             }
@@ -1036,45 +1053,20 @@ impl<'a> Resolver<'a> {
                 }
                 let mut chains = Vec::new();
                 for (index, matched) in hybrid.matched_gateways.iter().enumerate() {
+                    if !self
+                        .matched_gateway_problems(&reference, index, matched)
+                        .is_empty()
+                    {
+                        continue;
+                    }
                     let matcher = matched.matcher.clone().unwrap_or_default();
-                    if let Some(ssl) = &matcher.ssl_config {
-                        let gateway_ns = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
-                        let path = format!(
-                            "spec.hybridGateway.matchedGateways[{index}].matcher.sslConfig"
-                        );
-                        let problems = self.check_ssl(ssl, gateway_ns, &path);
-                        if !problems.is_empty() {
-                            for problem in problems {
-                                self.reports.error(&key, problem);
-                            }
-                            continue;
-                        }
-                    }
-                    if let Some(http) = &matched.http_gateway {
-                        let problems = http_gateway_problems(
-                            http,
-                            &format!("spec.hybridGateway.matchedGateways[{index}].httpGateway"),
-                        );
-                        if !problems.is_empty() {
-                            for problem in problems {
-                                self.reports.error(&key, problem);
-                            }
-                            continue;
-                        }
-                    }
                     let kind = match (&matched.http_gateway, &matched.tcp_gateway) {
                         (Some(http), None) => MatchedChainKind::Http {
                             gateway: Box::new(http.clone()),
                             virtual_hosts: self.http_gateway_hosts(&reference, http, false),
                         },
                         (None, Some(tcp)) => MatchedChainKind::Tcp(tcp.clone()),
-                        _ => {
-                            self.reports.error(
-                                &key,
-                                format!("spec.hybridGateway.matchedGateways[{index}]: set exactly one of httpGateway, tcpGateway"),
-                            );
-                            continue;
-                        }
+                        _ => continue,
                     };
                     chains.push(MatchedChain {
                         index,
@@ -1123,6 +1115,60 @@ impl<'a> Resolver<'a> {
             }
         }
         proxies
+    }
+
+    /// Everything wrong with a Gateway on its own: its address and port, its HTTP options and
+    /// its hybrid chains. Checked on every run, as a chain's Secret can change on its own.
+    fn gateway_problems(&self, reference: &ResourceRef, spec: &GatewaySpec) -> Vec<String> {
+        let mut problems = Vec::new();
+        let port = spec.bind_port;
+        if port == 0 || port > 65535 {
+            problems.push(format!("spec.bindPort: {port} is not a port (1-65535)"));
+        }
+        let address = if spec.bind_address.is_empty() {
+            "::"
+        } else {
+            spec.bind_address.as_str()
+        };
+        if address.parse::<std::net::IpAddr>().is_err() {
+            problems.push(format!(
+                "spec.bindAddress: {address:?} is not an IP address"
+            ));
+        }
+        if let Some(http) = &spec.http_gateway {
+            problems.extend(http_gateway_problems(http, "spec.httpGateway"));
+        }
+        if let Some(hybrid) = &spec.hybrid_gateway {
+            for (index, matched) in hybrid.matched_gateways.iter().enumerate() {
+                problems.extend(self.matched_gateway_problems(reference, index, matched));
+            }
+        }
+        problems
+    }
+
+    /// What is wrong with one chain of a hybrid gateway.
+    fn matched_gateway_problems(
+        &self,
+        reference: &ResourceRef,
+        index: usize,
+        matched: &crate::model::gateway::MatchedGateway,
+    ) -> Vec<String> {
+        let path = format!("spec.hybridGateway.matchedGateways[{index}]");
+        let mut problems = Vec::new();
+        if let Some(ssl) = matched.matcher.as_ref().and_then(|m| m.ssl_config.as_ref()) {
+            let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
+            problems.extend(self.check_ssl(ssl, namespace, &format!("{path}.matcher.sslConfig")));
+        }
+        match (&matched.http_gateway, &matched.tcp_gateway) {
+            (Some(http), None) => {
+                problems.extend(http_gateway_problems(http, &format!("{path}.httpGateway")))
+            }
+            (None, Some(_)) => {}
+            _ => problems.push(format!(
+                "{path}: set exactly one of httpGateway, tcpGateway"
+            )),
+        }
+        problems
     }
 
     /// The virtual hosts of one HTTP gateway, with domain conflicts resolved.
@@ -1722,7 +1768,7 @@ fn put_in_force<S: Clone>(
         reports.error(key, e);
     }
     if let Some(previous) = last_accepted {
-        reports.error(key, "the last accepted version keeps serving");
+        reports.error(key, KEEPS_SERVING);
         in_force.insert(
             reference,
             Entry {

@@ -925,6 +925,94 @@ fn rejected_virtual_service_edit_keeps_the_last_accepted_version() {
 }
 
 #[test]
+fn rejected_gateway_edit_keeps_the_last_accepted_version() {
+    let mut translator = Translator::new();
+    let gw = |port: u32, options: &str| {
+        gateway(
+            "{name: gw, namespace: gloo-system}",
+            &format!("bindPort: {port}\nhttpGateway: {{{options}}}\n"),
+        )
+    };
+    let listeners = |t: &gloo_core::translate::Translation| {
+        proxy(t).listeners.keys().cloned().collect::<Vec<_>>()
+    };
+    let app = simple_vs("a", "a.com", "/a");
+    let t1 = translate_with(&mut translator, &docs(&[&up(), &app, &gw(8080, "")]));
+    assert_no_rejections(&t1);
+    assert_eq!(listeners(&t1), ["listener-::-8080"]);
+
+    // A bad edit (a port move together with a bucket Gloo refuses) is Rejected and the
+    // accepted version keeps its listener: the port does not move, the routes stay.
+    let bad = "options: {httpLocalRatelimit: {defaultLimit: {maxTokens: 5, fillInterval: 0.010s}}}";
+    let t2 = translate_with(&mut translator, &docs(&[&up(), &app, &gw(8081, bad)]));
+    assert_status(
+        &t2,
+        Kind::Gateway,
+        &gs("gw"),
+        Rejected,
+        &[
+            "spec.httpGateway.options.httpLocalRatelimit.defaultLimit.fillInterval: must be at least 50ms, found 0.010s",
+            KEEPS_SERVING,
+        ],
+        &[],
+    );
+    assert_eq!(listeners(&t2), ["listener-::-8080"]);
+    assert_eq!(vhost_names(route_config(&t2)), ["gloo-system_a"]);
+
+    // An address that is not one is refused the same way.
+    let t3 = translate_with(
+        &mut translator,
+        &docs(&[
+            &up(),
+            &app,
+            &gateway(
+                "{name: gw, namespace: gloo-system}",
+                "bindAddress: nope\nbindPort: 8080\nhttpGateway: {}\n",
+            ),
+        ]),
+    );
+    assert_status(
+        &t3,
+        Kind::Gateway,
+        &gs("gw"),
+        Rejected,
+        &[
+            "spec.bindAddress: \"nope\" is not an IP address",
+            KEEPS_SERVING,
+        ],
+        &[],
+    );
+    assert_eq!(listeners(&t3), ["listener-::-8080"]);
+
+    // The fix is served.
+    let t4 = translate_with(&mut translator, &docs(&[&up(), &app, &gw(8081, "")]));
+    assert_no_rejections(&t4);
+    assert_eq!(listeners(&t4), ["listener-::-8081"]);
+
+    // A deleted Gateway is forgotten: brought back broken, it has nothing to fall back on.
+    let t5 = translate_with(
+        &mut translator,
+        &docs(&[
+            &up(),
+            &app,
+            &gateway(
+                "{name: other, namespace: gloo-system}",
+                "bindPort: 9090\nhttpGateway: {}\n",
+            ),
+        ]),
+    );
+    assert_no_rejections(&t5);
+    let t6 = translate_with(&mut translator, &docs(&[&up(), &app, &gw(8081, bad)]));
+    let rejected = status(&t6, Kind::Gateway, &gs("gw"));
+    assert_eq!(rejected.state, Rejected);
+    assert!(
+        !rejected.errors.iter().any(|e| e == KEEPS_SERVING),
+        "{rejected:?}"
+    );
+    assert!(t6.proxies.is_empty(), "{:?}", t6.proxies.keys());
+}
+
+#[test]
 fn rejected_route_table_edit_keeps_the_last_accepted_version() {
     let mut translator = Translator::new();
     let vs_yaml = delegating_vs("/", "{selector: {labels: {app: x}}}");
