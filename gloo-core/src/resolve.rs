@@ -722,6 +722,7 @@ impl<'a> Resolver<'a> {
                     .local_ratelimit()
                     .validate("spec.virtualHost.options"),
             );
+            errors.extend(unenforced(options.unenforced(), "spec.virtualHost.options"));
         }
         errors.extend(self.validate_routes(&vh.routes, "spec.virtualHost.routes"));
         errors
@@ -963,6 +964,7 @@ impl<'a> Resolver<'a> {
             }
         }
         errors.extend(options.local_ratelimit().validate(path));
+        errors.extend(unenforced(options.unenforced(), path));
         if let Some(retries) = &options.retries {
             for cond in retries
                 .retry_on
@@ -1333,10 +1335,19 @@ impl<'a> Resolver<'a> {
             domains.push("*".to_string());
         }
         let mut options = vh.options.clone().unwrap_or_default();
+        let mut refused = false;
         if let Some(refs) = &vh.options_config_refs {
             for (i, r) in refs.delegate_options.iter().enumerate() {
                 let r = r.resolved(&namespace);
                 match self.snapshot.virtual_host_options.get(&r) {
+                    // Options gloo cannot enforce: the host serves no route rather than
+                    // serving them open.
+                    Some(found) if !found.object.spec.options.unenforced().is_empty() => {
+                        refused = true;
+                        self.note_error(&key,
+                            format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} sets options gloo does not enforce yet; the virtual host serves no routes rather than serving them without"),
+                        )
+                    }
                     // A VirtualHostOption Gloo refuses (reported on it) is not applied.
                     Some(found) if !found.object.spec.options.local_ratelimit().is_valid() => self.note(&key,
                         format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} is rejected; its options are not applied"),
@@ -1360,7 +1371,11 @@ impl<'a> Resolver<'a> {
             parent: None,
             chain: Vec::new(),
         };
-        let routes = self.resolve_routes(&vh.routes, &context);
+        let routes = if refused {
+            Vec::new()
+        } else {
+            self.resolve_routes(&vh.routes, &context)
+        };
         Arc::new(VirtualHostModel {
             name,
             source: reference.clone(),
@@ -1387,10 +1402,19 @@ impl<'a> Resolver<'a> {
                 .options
                 .clone()
                 .unwrap_or_else(|| self.no_options.clone());
+            let mut refused = false;
             if let Some(refs) = &route.options_config_refs {
                 for (k, r) in refs.delegate_options.iter().enumerate() {
                     let r = r.resolved(&context.owner_namespace);
                     match self.snapshot.route_options.get(&r) {
+                        // Options gloo cannot enforce: the route is not served rather than
+                        // served open.
+                        Some(found) if !found.object.spec.options.unenforced().is_empty() => {
+                            refused = true;
+                            self.note_error(&context.owner,
+                                format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} sets options gloo does not enforce yet; the route answers 503 rather than being served without them"),
+                            )
+                        }
                         // A RouteOption Gloo refuses (reported on it) is not applied.
                         Some(found) if !found.object.spec.options.local_ratelimit().is_valid() => self.note(&context.owner,
                             format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} is rejected; its options are not applied"),
@@ -1474,6 +1498,19 @@ impl<'a> Resolver<'a> {
                 _ => continue,
             };
             let model_action = match action {
+                // A route whose options gloo cannot enforce answers as an invalid route does
+                // (503, or Settings' replacement), delegating or not, so its requests never
+                // fall through to a later route either.
+                _ if refused => {
+                    let refusal =
+                        self.invalid_route_response
+                            .clone()
+                            .unwrap_or(DirectResponseAction {
+                                status: 503,
+                                body: String::new(),
+                            });
+                    (RouteModelAction::DirectResponse(refusal), Vec::new())
+                }
                 RouteActionRef::Route(a) => {
                     let warnings = self.check_destinations(a, &path);
                     for w in &warnings {
@@ -1826,14 +1863,33 @@ fn describe_path(m: &Matcher) -> String {
 /// What Gloo refuses in an `httpGateway` (its `httpLocalRatelimit`), each message starting
 /// with `path`.
 fn http_gateway_problems(http: &crate::model::gateway::HttpGateway, path: &str) -> Vec<String> {
-    match http
-        .options
-        .as_ref()
-        .and_then(|o| o.http_local_ratelimit.as_ref())
-    {
+    let Some(options) = &http.options else {
+        return Vec::new();
+    };
+    let mut problems = match &options.http_local_ratelimit {
         Some(settings) => settings.validate(format_args!("{path}.options.httpLocalRatelimit")),
         None => Vec::new(),
+    };
+    if options
+        .waf
+        .as_ref()
+        .is_some_and(|w| w.disabled != Some(true))
+    {
+        problems.extend(unenforced(vec!["waf"], &format!("{path}.options")));
     }
+    problems
+}
+
+/// The errors for options gloo does not enforce yet (see [`RouteOptions::unenforced`]).
+pub(crate) fn unenforced(fields: Vec<&'static str>, path: impl std::fmt::Display) -> Vec<String> {
+    fields
+        .into_iter()
+        .map(|field| {
+            format!(
+                "{path}.{field}: gloo does not enforce this option yet, so it is rejected rather than served without it"
+            )
+        })
+        .collect()
 }
 
 fn validate_destination(d: &Destination, path: &FieldPath<'_>, errors: &mut Vec<String>) {

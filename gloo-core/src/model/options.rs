@@ -544,6 +544,70 @@ pub enum HostRewrite<'a> {
 }
 
 impl RouteOptions {
+    /// The options set here that gloo does not enforce yet, by field name. A route that sets
+    /// one is rejected rather than served without it: a route must never be served open
+    /// because an auth, WAF or rate-limit option was quietly dropped (Gloo's open-source
+    /// edition rejects enterprise options the same way).
+    pub fn unenforced(&self) -> Vec<&'static str> {
+        let global = |r: Option<&Vec<crate::model::ratelimit::RateLimitActions>>| {
+            r.is_some_and(|actions| !actions.is_empty())
+        };
+        [
+            (
+                "waf",
+                self.waf.as_ref().is_some_and(|w| w.disabled != Some(true)),
+            ),
+            (
+                "jwt",
+                self.jwt.as_ref().is_some_and(|j| j.disable != Some(true)),
+            ),
+            ("jwtStaged", self.jwt_staged.is_some()),
+            ("jwtProvidersStaged", self.jwt_providers_staged.is_some()),
+            ("rbac", self.rbac.is_some()),
+            (
+                "extauth",
+                self.extauth
+                    .as_ref()
+                    .is_some_and(|e| e.disable != Some(true)),
+            ),
+            ("dlp", self.dlp.is_some()),
+            ("csrf", self.csrf.is_some()),
+            ("ratelimitBasic", self.ratelimit_basic.is_some()),
+            (
+                "ratelimit.rateLimits",
+                global(self.ratelimit.as_ref().map(|r| &r.rate_limits)),
+            ),
+            (
+                "ratelimitEarly.rateLimits",
+                global(self.ratelimit_early.as_ref().map(|r| &r.rate_limits)),
+            ),
+            (
+                "ratelimitRegular.rateLimits",
+                global(self.ratelimit_regular.as_ref().map(|r| &r.rate_limits)),
+            ),
+            ("rateLimitConfigs", self.rate_limit_configs.is_some()),
+            (
+                "rateLimitEarlyConfigs",
+                self.rate_limit_early_configs.is_some(),
+            ),
+            (
+                "rateLimitRegularConfigs",
+                self.rate_limit_regular_configs.is_some(),
+            ),
+            ("extProcEarly", self.ext_proc_early.is_some()),
+            ("extProc", self.ext_proc.is_some()),
+            ("extProcLate", self.ext_proc_late.is_some()),
+            ("transformations", self.transformations.is_some()),
+            (
+                "stagedTransformations",
+                self.staged_transformations.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+
     /// The local rate limit token buckets set in each rate limit stage.
     pub fn local_ratelimit(&self) -> crate::model::ratelimit::LocalRateLimitStages<'_> {
         crate::model::ratelimit::LocalRateLimitStages {
@@ -742,6 +806,66 @@ impl RouteOptions {
 }
 
 impl VirtualHostOptions {
+    /// The options set here that gloo does not enforce yet, by field name. A virtual host that sets
+    /// one is rejected rather than served without it: a route must never be served open
+    /// because an auth, WAF or rate-limit option was quietly dropped (Gloo's open-source
+    /// edition rejects enterprise options the same way).
+    pub fn unenforced(&self) -> Vec<&'static str> {
+        let global = |r: Option<&Vec<crate::model::ratelimit::RateLimitActions>>| {
+            r.is_some_and(|actions| !actions.is_empty())
+        };
+        [
+            (
+                "waf",
+                self.waf.as_ref().is_some_and(|w| w.disabled != Some(true)),
+            ),
+            ("jwt", self.jwt.is_some()),
+            ("jwtStaged", self.jwt_staged.is_some()),
+            ("rbac", self.rbac.is_some()),
+            (
+                "extauth",
+                self.extauth
+                    .as_ref()
+                    .is_some_and(|e| e.disable != Some(true)),
+            ),
+            ("dlp", self.dlp.is_some()),
+            ("csrf", self.csrf.is_some()),
+            ("ratelimitBasic", self.ratelimit_basic.is_some()),
+            (
+                "ratelimit.rateLimits",
+                global(self.ratelimit.as_ref().map(|r| &r.rate_limits)),
+            ),
+            (
+                "ratelimitEarly.rateLimits",
+                global(self.ratelimit_early.as_ref().map(|r| &r.rate_limits)),
+            ),
+            (
+                "ratelimitRegular.rateLimits",
+                global(self.ratelimit_regular.as_ref().map(|r| &r.rate_limits)),
+            ),
+            ("rateLimitConfigs", self.rate_limit_configs.is_some()),
+            (
+                "rateLimitEarlyConfigs",
+                self.rate_limit_early_configs.is_some(),
+            ),
+            (
+                "rateLimitRegularConfigs",
+                self.rate_limit_regular_configs.is_some(),
+            ),
+            ("extProcEarly", self.ext_proc_early.is_some()),
+            ("extProc", self.ext_proc.is_some()),
+            ("extProcLate", self.ext_proc_late.is_some()),
+            ("transformations", self.transformations.is_some()),
+            (
+                "stagedTransformations",
+                self.staged_transformations.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+
     /// The local rate limit token buckets set in each rate limit stage.
     pub fn local_ratelimit(&self) -> crate::model::ratelimit::LocalRateLimitStages<'_> {
         crate::model::ratelimit::LocalRateLimitStages {

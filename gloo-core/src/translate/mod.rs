@@ -542,15 +542,26 @@ fn validate_filter_configs(snapshot: &ConfigSnapshot, reports: &mut Reports) {
 /// as Gloo's plugin does). One that fails is Rejected and not applied where it is referenced.
 fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
     let virtual_host_options = snapshot.virtual_host_options.iter().map(|(r, e)| {
-        let limits = e.object.spec.options.local_ratelimit();
-        (Kind::VirtualHostOption, r, limits)
+        let options = &e.object.spec.options;
+        (
+            Kind::VirtualHostOption,
+            r,
+            options.local_ratelimit(),
+            options.unenforced(),
+        )
     });
     let route_options = snapshot.route_options.iter().map(|(r, e)| {
-        let limits = e.object.spec.options.local_ratelimit();
-        (Kind::RouteOption, r, limits)
+        let options = &e.object.spec.options;
+        (
+            Kind::RouteOption,
+            r,
+            options.local_ratelimit(),
+            options.unenforced(),
+        )
     });
-    for (kind, reference, limits) in virtual_host_options.chain(route_options) {
-        let problems = limits.validate("spec.options");
+    for (kind, reference, limits, unenforced) in virtual_host_options.chain(route_options) {
+        let mut problems = limits.validate("spec.options");
+        problems.extend(crate::resolve::unenforced(unenforced, "spec.options"));
         if problems.is_empty() {
             continue;
         }

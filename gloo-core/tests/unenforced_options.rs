@@ -1,0 +1,188 @@
+//! Options gloo parses but does not enforce yet (WAF, JWT, extauth, global rate limits,
+//! transformations, ...) never leave a route served open: the resource that sets them is
+//! Rejected, and a route or virtual host that takes them from an option resource answers 503
+//! (or no route) instead of being served without them.
+
+mod common;
+
+use common::*;
+use envoy_types::pb::envoy::config::route::v3::route::Action;
+use gloo_core::model::Kind;
+
+const REFUSED: &str =
+    "gloo does not enforce this option yet, so it is rejected rather than served without it";
+
+fn up() -> String {
+    static_upstream("up", 8080)
+}
+
+fn route_to_up(extra: &str) -> String {
+    format!("- matchers: [{{prefix: /}}]\n  {extra}routeAction: {{single: {{upstream: {{name: up, namespace: gloo-system}}}}}}\n")
+}
+
+#[test]
+fn a_virtual_service_setting_an_unenforced_option_is_rejected_and_not_served() {
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "jwt",
+            &format!(
+                "domains: [jwt.example]\noptions: {{jwt: {{providers: {{p: {{issuer: me}}}}}}}}\nroutes:\n{}",
+                route_to_up("")
+            ),
+        ),
+        &vs(
+            "auth",
+            &format!(
+                "domains: [auth.example]\nroutes:\n{}",
+                route_to_up("options: {extauth: {configRef: {name: basic}}, waf: {}}\n  ")
+            ),
+        ),
+        &vs(
+            "limits",
+            &format!(
+                "domains: [limits.example]\nroutes:\n{}",
+                route_to_up("options: {ratelimit: {rateLimits: [{actions: [{remoteAddress: {}}]}]}}\n  ")
+            ),
+        ),
+        // Switching a filter off enforces nothing and is served.
+        &vs(
+            "off",
+            &format!(
+                "domains: [off.example]\nroutes:\n{}",
+                route_to_up("options: {extauth: {disable: true}, waf: {disabled: true}, jwt: {disable: true}}\n  ")
+            ),
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("jwt"),
+        Rejected,
+        &[&format!("spec.virtualHost.options.jwt: {REFUSED}")],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("auth"),
+        Rejected,
+        &[
+            &format!("spec.virtualHost.routes[0].options.waf: {REFUSED}"),
+            &format!("spec.virtualHost.routes[0].options.extauth: {REFUSED}"),
+        ],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("limits"),
+        Rejected,
+        &[&format!(
+            "spec.virtualHost.routes[0].options.ratelimit.rateLimits: {REFUSED}"
+        )],
+        &[],
+    );
+    assert_status(&t, Kind::VirtualService, &gs("off"), Accepted, &[], &[]);
+    assert_eq!(vhost_names(route_config(&t)), ["gloo-system_off"]);
+}
+
+#[test]
+fn option_resources_with_unenforced_options_refuse_the_routes_that_use_them() {
+    let t = translate(&docs(&[
+        &up(),
+        &resource(
+            "gateway.solo.io/v1",
+            "RouteOption",
+            "{name: ro, namespace: gloo-system}",
+            "options: {stagedTransformations: {regular: {requestTransforms: []}}}",
+        ),
+        &resource(
+            "gateway.solo.io/v1",
+            "VirtualHostOption",
+            "{name: vho, namespace: gloo-system}",
+            "options: {waf: {customInterventionMessage: no}}",
+        ),
+        // The refused route answers 503 itself, so `/admin` cannot fall through to `/`.
+        &vs(
+            "routes",
+            "
+            domains: [routes.example]
+            routes:
+            - matchers: [{prefix: /admin}]
+              optionsConfigRefs: {delegateOptions: [{name: ro}]}
+              routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}
+            - matchers: [{prefix: /}]
+              routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}
+            ",
+        ),
+        &vs(
+            "host",
+            &format!(
+                "domains: [host.example]\noptionsConfigRefs: {{delegateOptions: [{{name: vho}}]}}\nroutes:\n{}",
+                route_to_up("")
+            ),
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::RouteOption,
+        &gs("ro"),
+        Rejected,
+        &[&format!("spec.options.stagedTransformations: {REFUSED}")],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualHostOption,
+        &gs("vho"),
+        Rejected,
+        &[&format!("spec.options.waf: {REFUSED}")],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("routes"),
+        Rejected,
+        &["spec.virtualHost.routes[0].optionsConfigRefs.delegateOptions[0]: RouteOption gloo-system.ro sets options gloo does not enforce yet; the route answers 503 rather than being served without them"],
+        &[],
+    );
+    let routes = vhost_routes(route_config(&t), "gloo-system_routes");
+    assert_eq!(paths(routes), ["prefix:/admin", "prefix:/"]);
+    match &routes[0].action {
+        Some(Action::DirectResponse(d)) => assert_eq!(d.status, 503),
+        other => panic!("expected a 503 direct response, got {other:?}"),
+    }
+    assert_eq!(cluster_of(&routes[1]), "up_gloo-system");
+
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("host"),
+        Rejected,
+        &["spec.virtualHost.optionsConfigRefs.delegateOptions[0]: VirtualHostOption gloo-system.vho sets options gloo does not enforce yet; the virtual host serves no routes rather than serving them without"],
+        &[],
+    );
+    assert!(vhost_routes(route_config(&t), "gloo-system_host").is_empty());
+}
+
+#[test]
+fn a_gateway_with_a_listener_wide_waf_is_rejected() {
+    let t = translate(&docs(&[
+        &up(),
+        &gateway(
+            "{name: gw, namespace: gloo-system}",
+            "bindPort: 8080\nhttpGateway: {options: {waf: {}}}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::Gateway,
+        &gs("gw"),
+        Rejected,
+        &[&format!("spec.httpGateway.options.waf: {REFUSED}")],
+        &[],
+    );
+    assert!(t.proxies.is_empty());
+}
