@@ -1875,7 +1875,7 @@ fn http_gateway_problems(http: &crate::model::gateway::HttpGateway, path: &str) 
         .as_ref()
         .is_some_and(|w| w.disabled != Some(true))
     {
-        problems.extend(unenforced(vec!["waf"], &format!("{path}.options")));
+        problems.extend(unenforced(vec!["waf"], format!("{path}.options")));
     }
     problems
 }
