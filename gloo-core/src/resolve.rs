@@ -723,6 +723,11 @@ impl<'a> Resolver<'a> {
                     .validate("spec.virtualHost.options"),
             );
             errors.extend(unenforced(options.unenforced(), "spec.virtualHost.options"));
+            for (path, extension) in
+                crate::translate::jwt::host_extensions(options, "spec.virtualHost.options")
+            {
+                errors.extend(crate::translate::jwt::validate(extension, &path));
+            }
         }
         errors.extend(self.validate_routes(&vh.routes, "spec.virtualHost.routes"));
         errors
@@ -965,6 +970,9 @@ impl<'a> Resolver<'a> {
         }
         errors.extend(options.local_ratelimit().validate(path));
         errors.extend(unenforced(options.unenforced(), path));
+        for (at, extension) in crate::translate::jwt::route_extensions(options, &path.to_string()) {
+            errors.extend(crate::translate::jwt::validate(extension, &at));
+        }
         if let Some(retries) = &options.retries {
             for cond in retries
                 .retry_on

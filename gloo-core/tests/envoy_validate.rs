@@ -133,3 +133,11 @@ fn envoy_accepts_http_tcp_and_hybrid_gateways() {
     // Three listeners; route configurations for the HTTP gateway and the hybrid HTTP chain.
     assert_eq!((listeners, routes, clusters), (3, 2, 2));
 }
+
+#[test]
+fn envoy_accepts_jwt_providers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-jwt");
+    let (listeners, routes, clusters) = validate_with_envoy(&dir);
+    // The plain default gateway; the app and the upstream serving the remote JWKS.
+    assert_eq!((listeners, routes, clusters), (1, 1, 2));
+}

@@ -1,4 +1,4 @@
-//! Options gloo parses but does not enforce yet (WAF, JWT, extauth, global rate limits,
+//! Options gloo parses but does not enforce yet (WAF, extauth, DLP, global rate limits,
 //! transformations, ...) never leave a route served open: the resource that sets them is
 //! Rejected, and a route or virtual host that takes them from an option resource answers 503
 //! (or no route) instead of being served without them.
@@ -25,9 +25,9 @@ fn a_virtual_service_setting_an_unenforced_option_is_rejected_and_not_served() {
     let t = translate(&docs(&[
         &up(),
         &vs(
-            "jwt",
+            "dlp",
             &format!(
-                "domains: [jwt.example]\noptions: {{jwt: {{providers: {{p: {{issuer: me}}}}}}}}\nroutes:\n{}",
+                "domains: [dlp.example]\noptions: {{dlp: {{actions: []}}}}\nroutes:\n{}",
                 route_to_up("")
             ),
         ),
@@ -57,9 +57,9 @@ fn a_virtual_service_setting_an_unenforced_option_is_rejected_and_not_served() {
     assert_status(
         &t,
         Kind::VirtualService,
-        &gs("jwt"),
+        &gs("dlp"),
         Rejected,
-        &[&format!("spec.virtualHost.options.jwt: {REFUSED}")],
+        &[&format!("spec.virtualHost.options.dlp: {REFUSED}")],
         &[],
     );
     assert_status(

@@ -16,7 +16,8 @@ use crate::model::extauth::ExtAuthExtension;
 use crate::model::faults::RouteFaults;
 use crate::model::headers::HeaderManipulation;
 use crate::model::jwt::{
-    JwtStagedRouteExtension, JwtStagedVhostExtension, RouteExtension, VhostExtension,
+    JwtStagedRouteExtension, JwtStagedRouteProvidersExtension, JwtStagedVhostExtension,
+    RouteExtension, VhostExtension,
 };
 use crate::model::ratelimit::{
     IngressRateLimit, RateLimitConfigRefs, RateLimitRouteExtension, RateLimitVhostExtension,
@@ -310,14 +311,13 @@ pub struct RouteOptions {
     /// `jwt_config` oneof: JWT settings per filter stage.
     #[serde(alias = "jwt_staged", default, skip_serializing_if = "Option::is_none")]
     pub jwt_staged: Option<Box<JwtStagedRouteExtension>>,
-    /// `jwt_config` oneof: per-provider JWT settings per filter stage. Accepted and carried;
-    /// not interpreted yet.
+    /// `jwt_config` oneof: this route's own JWT providers, per filter stage.
     #[serde(
         alias = "jwt_providers_staged",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub jwt_providers_staged: Option<serde_json::Value>,
+    pub jwt_providers_staged: Option<Box<JwtStagedRouteProvidersExtension>>,
     /// RBAC settings. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rbac: Option<serde_json::Value>,
@@ -557,12 +557,6 @@ impl RouteOptions {
                 "waf",
                 self.waf.as_ref().is_some_and(|w| w.disabled != Some(true)),
             ),
-            (
-                "jwt",
-                self.jwt.as_ref().is_some_and(|j| j.disable != Some(true)),
-            ),
-            ("jwtStaged", self.jwt_staged.is_some()),
-            ("jwtProvidersStaged", self.jwt_providers_staged.is_some()),
             ("rbac", self.rbac.is_some()),
             (
                 "extauth",
@@ -819,8 +813,6 @@ impl VirtualHostOptions {
                 "waf",
                 self.waf.as_ref().is_some_and(|w| w.disabled != Some(true)),
             ),
-            ("jwt", self.jwt.is_some()),
-            ("jwtStaged", self.jwt_staged.is_some()),
             ("rbac", self.rbac.is_some()),
             (
                 "extauth",

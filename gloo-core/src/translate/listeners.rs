@@ -23,6 +23,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
+use super::jwt;
 use super::local_ratelimit;
 use super::names::{
     route_config_name, CORS_FILTER, FAULT_FILTER, HCM_FILTER, LOCAL_RATELIMIT_FILTER,
@@ -168,6 +169,17 @@ fn http_connection_manager(
             config_type: Some(http_filter::ConfigType::TypedConfig(pack(&config))),
             ..Default::default()
         });
+    }
+    // JWT: Gloo's AuthN stage, before ext auth (and the stage after it, which comes next
+    // while gloo has no ext auth filter to put between them).
+    for stage in jwt::Stage::ALL {
+        if let Some(config) = jwt::filter_config(stage, hosts) {
+            http_filters.push(HttpFilter {
+                name: stage.filter_name().to_string(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack(&config))),
+                ..Default::default()
+            });
+        }
     }
     http_filters.push(HttpFilter {
         name: ROUTER_FILTER.to_string(),

@@ -38,6 +38,7 @@
 //! ```
 
 mod clusters;
+pub(crate) mod jwt;
 mod listeners;
 mod local_ratelimit;
 mod names;
@@ -52,6 +53,7 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use xxhash_rust::xxh3::Xxh3;
 
 pub use clusters::{Endpoint, Endpoints};
+pub use jwt::{JWT_AFTER_EXT_AUTH_FILTER, JWT_FILTER};
 pub use names::{cluster_name, route_config_name};
 
 use crate::model::routing::{Destination, RouteDestination};
@@ -443,6 +445,7 @@ fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut BTre
             into.insert(upstream);
         }
     }
+    jwt::collect_upstreams(host, into);
     for route in &host.routes {
         if let RouteModelAction::Route(action) = &route.action {
             let weighted: &[crate::model::routing::WeightedDestination] = match action.destination()
@@ -538,33 +541,30 @@ fn validate_filter_configs(snapshot: &ConfigSnapshot, reports: &mut Reports) {
     }
 }
 
-/// Checks VirtualHostOption and RouteOption resources on their own (their local rate limits,
-/// as Gloo's plugin does). One that fails is Rejected and not applied where it is referenced.
+/// Checks VirtualHostOption and RouteOption resources on their own (local rate limits, JWT
+/// providers, options gloo does not enforce). One that fails is Rejected and not applied where
+/// it is referenced.
 fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
+    const PATH: &str = "spec.options";
     let virtual_host_options = snapshot.virtual_host_options.iter().map(|(r, e)| {
         let options = &e.object.spec.options;
-        (
-            Kind::VirtualHostOption,
-            r,
-            options.local_ratelimit(),
-            options.unenforced(),
-        )
+        let mut problems = options.local_ratelimit().validate(PATH);
+        problems.extend(crate::resolve::unenforced(options.unenforced(), PATH));
+        for (path, extension) in jwt::host_extensions(options, PATH) {
+            problems.extend(jwt::validate(extension, &path));
+        }
+        (Kind::VirtualHostOption, r, problems)
     });
     let route_options = snapshot.route_options.iter().map(|(r, e)| {
         let options = &e.object.spec.options;
-        (
-            Kind::RouteOption,
-            r,
-            options.local_ratelimit(),
-            options.unenforced(),
-        )
-    });
-    for (kind, reference, limits, unenforced) in virtual_host_options.chain(route_options) {
-        let mut problems = limits.validate("spec.options");
-        problems.extend(crate::resolve::unenforced(unenforced, "spec.options"));
-        if problems.is_empty() {
-            continue;
+        let mut problems = options.local_ratelimit().validate(PATH);
+        problems.extend(crate::resolve::unenforced(options.unenforced(), PATH));
+        for (path, extension) in jwt::route_extensions(options, PATH) {
+            problems.extend(jwt::validate(extension, &path));
         }
+        (Kind::RouteOption, r, problems)
+    });
+    for (kind, reference, problems) in virtual_host_options.chain(route_options) {
         let key = ResourceKey::new(kind, reference.clone());
         for problem in problems {
             reports.error(&key, problem);

@@ -84,6 +84,7 @@ pub(crate) fn virtual_host(
         ..Default::default()
     };
     apply_vhost_options(&mut out, options, &secrets);
+    super::jwt::host_per_filter(vh, &mut out.typed_per_filter_config);
     if let Some(bucket) = options.local_ratelimit().bucket() {
         out.typed_per_filter_config.insert(
             LOCAL_RATELIMIT_FILTER.to_string(),
@@ -633,6 +634,7 @@ fn route(r: &RouteModel, flags: ListenerFlags, secrets: &HeaderSecrets<'_>) -> R
             pack(&local_ratelimit::config(flags, Some(bucket))),
         );
     }
+    super::jwt::route_per_filter(r, &mut per_filter);
     out.typed_per_filter_config = per_filter;
     out
 }

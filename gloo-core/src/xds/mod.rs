@@ -150,6 +150,10 @@ envoy_messages! {
         => "envoy.extensions.filters.http.fault.v3.HTTPFault",
     envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit
         => "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+    envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::JwtAuthentication
+        => "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+    envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::PerRouteConfig
+        => "envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
     envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext
         => "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
     envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext
