@@ -84,8 +84,20 @@ fn providers_requirements_and_route_overrides_follow_gloo() {
     let after = &filters[1]["typedConfig"];
     assert_eq!(
         after["requirementMap"],
-        json!({"gloo-system_api-route-1": {"providerName": "gloo-system_api-route-1_admins"}})
+        json!({"gloo-system_api-route-1": {"requiresAny": {"requirements": [
+            {"providerName": "gloo-system_api-route-1_admins"},
+            {"providerName": "gloo-system_api-route-1_pem"},
+        ]}}})
     );
+    // A PEM public key is converted to a JWK (the one the JWKS provider lists).
+    let pem_jwks: Value = serde_json::from_str(
+        after["providers"]["gloo-system_api-route-1_pem"]["localJwks"]["inlineString"]
+            .as_str()
+            .expect("local jwks"),
+    )
+    .expect("JSON");
+    assert_eq!(pem_jwks["keys"][0]["n"], set["keys"][0]["n"]);
+    assert_eq!(pem_jwks["keys"][0]["kty"], "RSA");
 
     let rc = &resources["routes"][0];
     let vh = &rc["virtualHosts"][0];
@@ -147,7 +159,7 @@ fn providers_gloo_cannot_verify_with_are_rejected_naming_the_field() {
               jwt:
                 providers:
                   nokeys: {issuer: a}
-                  pem: {jwks: {local: {key: '-----BEGIN PUBLIC KEY-----'}}}
+                  pem: {jwks: {local: {key: \"-----BEGIN PUBLIC KEY-----\\nMCow\\n-----END PUBLIC KEY-----\"}}}
                   notjson: {jwks: {local: {key: 'hello'}}}
                   nourl: {jwks: {remote: {upstreamRef: {name: app}}}}
                   relative: {jwks: {remote: {url: /jwks}}}
@@ -172,7 +184,7 @@ fn providers_gloo_cannot_verify_with_are_rejected_naming_the_field() {
             "spec.virtualHost.options.jwt.providers.nokeys.jwks: set one of remote, local",
             "spec.virtualHost.options.jwt.providers.notjson.jwks.local.key: not a JWK or JWKS: expected value at line 1 column 1",
             "spec.virtualHost.options.jwt.providers.nourl.jwks.remote.url: required",
-            "spec.virtualHost.options.jwt.providers.pem.jwks.local.key: PEM keys are not supported yet; give the key as a JWK or JWKS",
+            "spec.virtualHost.options.jwt.providers.pem.jwks.local.key: SubjectPublicKeyInfo: the key's DER is truncated",
             "spec.virtualHost.options.jwt.providers.relative.jwks.remote.url: \"/jwks\" is not an absolute URL",
             "spec.virtualHost.options.jwt.providers.relative.jwks.remote.upstreamRef: required",
             "spec.virtualHost.routes[0].options.jwtProvidersStaged.beforeExtAuth.providers: at least one provider is required",

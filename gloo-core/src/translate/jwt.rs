@@ -19,7 +19,7 @@
 //! Provider fields map one to one: `issuer`, `audiences`, `tokenSource.headers` →
 //! `from_headers` (`header` / `prefix`), `tokenSource.queryParams` → `from_params`,
 //! `keepToken` → `forward`, `claimsToHeaders` → `claim_to_headers`, `clockSkewSeconds`,
-//! `jwks.local.key` → `local_jwks` (a JWKS, or one JWK wrapped into a set),
+//! `jwks.local.key` → `local_jwks` (a JWKS, or one JWK or PEM public key wrapped into a set),
 //! `jwks.remote` → `remote_jwks` fetched from the `upstreamRef`'s cluster (cache 5 minutes
 //! unless `cacheDuration` says otherwise). The verified payload is kept in dynamic metadata
 //! under the provider's Gloo name (`payload_in_metadata`).
@@ -265,12 +265,13 @@ fn jwks_cluster(upstream: &ResourceRef) -> String {
     cluster_name(&jwks_upstream(upstream))
 }
 
-/// A local key as Envoy's `local_jwks` wants it: a JWKS as is, one JWK wrapped into a set.
-/// PEM keys are refused (with the reason) until gloo converts them.
+/// A local key as Envoy's `local_jwks` wants it: a JWKS as is, one JWK or PEM public key
+/// wrapped into a set (the PEM converted to a JWK, as Gloo does).
 pub(crate) fn local_jwks(key: &str) -> Result<String, String> {
     let trimmed = key.trim();
     if trimmed.starts_with("-----BEGIN") {
-        return Err("PEM keys are not supported yet; give the key as a JWK or JWKS".to_string());
+        let jwk = super::jwk::pem_to_jwk(trimmed)?;
+        return Ok(serde_json::json!({ "keys": [jwk] }).to_string());
     }
     let value: serde_json::Value =
         serde_json::from_str(trimmed).map_err(|e| format!("not a JWK or JWKS: {e}"))?;

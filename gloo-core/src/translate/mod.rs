@@ -38,6 +38,7 @@
 //! ```
 
 mod clusters;
+mod jwk;
 pub(crate) mod jwt;
 mod listeners;
 mod local_ratelimit;
