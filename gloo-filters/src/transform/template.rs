@@ -91,7 +91,8 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// `pointer`: advanced templates (JSON pointer notation); `escape`: escape_characters.
     pub(crate) fn new(pointer: bool, escape: bool) -> Self {
-        let mut env = Environment::empty();
+        // `new`, not `empty`: Jinja's filters and tests (`| upper`, `| items`) are wanted.
+        let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Error messages stay one line; the span still names the failing expression.
         env.set_debug(false);
@@ -120,12 +121,11 @@ impl Engine {
             .map_err(|e| describe("template error", &e, None))
     }
 
-    /// Whether template `name` calls `body()` (or reads a variable named `body`).
+    /// Whether template `name` calls `body()` (function names count as undeclared variables).
     pub(crate) fn uses_body(&self, name: &str) -> bool {
-        self.env.get_template(name).is_ok_and(|t| {
-            let vars = t.undeclared_variables(false);
-            vars.contains("__body") || vars.contains("body")
-        })
+        self.env
+            .get_template(name)
+            .is_ok_and(|t| t.undeclared_variables(false).contains("__body"))
     }
 
     /// Renders template `name`; the error names it.
@@ -159,7 +159,7 @@ fn describe(what: &str, e: &Error, source: Option<&str>) -> String {
     if let Some(detail) = e.detail() {
         let _ = write!(msg, ": {detail}");
     }
-    if e.kind() == ErrorKind::UndefinedError {
+    if e.kind() == ErrorKind::UndefinedError && e.detail().is_none() {
         if let Some(snippet) = e
             .range()
             .and_then(|r| source.and_then(|s| s.get(r)))
