@@ -29,12 +29,48 @@ pub(crate) struct RenderData {
     pub(crate) context: serde_json::Value,
     /// The extractions, for `extraction()` (advanced templates only, as in envoy-gloo).
     pub(crate) extractions: HashMap<String, String>,
+    /// Top-level context fields already converted to template values (`None`: `context()`),
+    /// so that a loop reading a large field converts it once.
+    converted: Mutex<HashMap<Option<String>, Value>>,
 }
 
 impl RenderData {
+    pub(crate) fn new(
+        head: Head,
+        request_head: Option<Arc<Head>>,
+        body: Arc<str>,
+        context: serde_json::Value,
+        extractions: HashMap<String, String>,
+    ) -> Self {
+        Self {
+            head: Mutex::new(head),
+            request_head,
+            body,
+            context,
+            extractions,
+            converted: Mutex::default(),
+        }
+    }
+
     pub(crate) fn head(&self) -> MutexGuard<'_, Head> {
         // A render never panics while holding the lock; recover the data if one did.
         self.head.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A top-level field of the context (`Some(key)`), or all of it (`None`), as a value.
+    fn context_value(&self, key: Option<&str>) -> Option<Value> {
+        let mut converted = self.converted.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(value) = converted.get(&key.map(str::to_owned)) {
+            return Some(value.clone());
+        }
+        let json = match (key, &self.context) {
+            (None, json) => json,
+            (Some(key), serde_json::Value::Object(map)) => map.get(key)?,
+            (Some(_), _) => return None,
+        };
+        let value = json_to_value(json);
+        converted.insert(key.map(str::to_owned), value.clone());
+        Some(value)
     }
 }
 
@@ -48,10 +84,7 @@ impl Object for Root {
         if key == DATA {
             return Some(Value::from_dyn_object(self.0.clone()));
         }
-        match &self.0.context {
-            serde_json::Value::Object(map) => map.get(key).map(json_to_value),
-            _ => None,
-        }
+        self.0.context_value(Some(key))
     }
 }
 
@@ -501,7 +534,7 @@ fn register_gloo(env: &mut Environment<'static>, shared: Arc<Shared>) {
     env.add_function(
         "__context",
         |state: &State<'_, '_>| -> Result<Value, Error> {
-            Ok(json_to_value(&data(state)?.context))
+            Ok(data(state)?.context_value(None).unwrap_or_default())
         },
     );
     env.add_function("__body", |state: &State<'_, '_>| -> Result<Value, Error> {

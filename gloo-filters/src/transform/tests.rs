@@ -678,7 +678,8 @@ async fn inja_builtins_and_syntax() {
         "{% for i in items %}{{ loop.index }}{{ loop.index1 }}{% if loop.is_first %}F{% endif %}{% endfor %}|",
         "{% for k, v in user %}{{ k }}={{ v }};{% endfor %}|",
         "{% if name == \"x\" %}x{% else if name == \"Ada\" %}ada{% else %}?{% endif %}|",
-        "{{ items }}|{{ user }}|{{ nothing }}|{{ flag }}|{{ name | upper }}",
+        "{{ items }}|{{ user }}|{{ nothing }}|{{ flag }}|{{ name | upper }}|",
+        "[{{ trim(\"  x \") }}]{{ word_count(\" a b  c \") }}",
     )));
     let body = r#"{"items": [3, 1, 2], "name": "Ada", "user": {"name": "n", "age": 3}, "nothing": null, "flag": true}"#;
     let out = run(&layer, post("/", "application/json", body), echo()).await;
@@ -687,7 +688,7 @@ async fn inja_builtins_and_syntax() {
         concat!(
             "3|ADA|ada|1|32|truefalse|true|d|43|3.14|1-2-3|true|",
             "01F1223|age=3;name=n;|ada|",
-            r#"[3,1,2]|{"age":3,"name":"n"}||true|ADA"#
+            r#"[3,1,2]|{"age":3,"name":"n"}||true|ADA|[x]3"#
         )
     );
 }

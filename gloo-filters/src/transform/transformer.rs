@@ -1,7 +1,7 @@
 //! Compiled transformations: envoy-gloo's `InjaTransformer` and `BodyHeaderTransformer`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
@@ -270,13 +270,13 @@ impl TemplateTransformer {
         // Render with the head moved into the render data, so that each header template sees
         // the changes of the ones before it, as in envoy-gloo.
         let placeholder = Head::response(StatusCode::OK, HeaderMap::new());
-        let data = Arc::new(RenderData {
-            head: Mutex::new(std::mem::replace(head, placeholder)),
+        let data = Arc::new(RenderData::new(
+            std::mem::replace(head, placeholder),
             request_head,
-            body: text,
+            text,
             context,
             extractions,
-        });
+        ));
         let result = self.render(&data);
         *head = std::mem::replace(
             &mut *data.head(),
