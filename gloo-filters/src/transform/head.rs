@@ -276,8 +276,10 @@ impl Head {
     }
 }
 
+/// Any bytes but control characters (Envoy refuses only NUL, CR and LF; `http` also refuses
+/// the other controls but tab).
 fn header_value(name: &str, value: &str) -> Result<HeaderValue, TransformError> {
-    HeaderValue::from_str(value).map_err(|_| {
+    HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
         TransformError::new(format_args!(
             "header {name:?} rendered to an invalid header value {value:?}"
         ))

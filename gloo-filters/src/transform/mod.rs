@@ -108,6 +108,12 @@
 //! `host_metadata`) and `data_source`, Inja's `loop.parent`, `include`/`extends`. A call of an
 //! unknown function is an error when rendering, not when compiling.
 //!
+//! Proto fields not modelled: `data_sources` / `data_source_max_size`, `string_delimiter` (for
+//! the metadata functions), `span_transformer` (no tracing span here),
+//! `log_request_response_info`, `on_stream_completion_transformation`, the `transformer_config`
+//! and `ai_transformation` transformation types, and the filter-level `stage`, xDS `matcher`
+//! tree and `auto_websocket_passthrough` (one layer is one stage; stack layers for several).
+//!
 //! # Extensions
 //!
 //! The transformed request carries [`DynamicMetadata`] and, for rules with

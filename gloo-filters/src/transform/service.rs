@@ -23,6 +23,10 @@ use super::transformer::{Outcome, Transformer};
 /// Build it with [`TransformationLayer`](super::TransformationLayer); see the
 /// [module docs](super) for the semantics. The inner service receives
 /// `Request<TransformBody<ReqB>>` and the middleware returns `Response<TransformBody<ResB>>`.
+///
+/// The inner service must be `Clone`: when the request body has to be buffered first, the
+/// ready service goes into the response future and a clone takes its place (the usual tower
+/// pattern).
 #[derive(Clone, Debug)]
 pub struct Transform<S> {
     inner: S,

@@ -502,6 +502,7 @@ async fn base64_and_substring_functions() {
                 "{{substring(base64_decode(request_header(\"x-test\")), 11)}}",
             )
             .header("x-encoded", "{{ base64_encode(\"hello\") }}")
+            .header("x-utf8", "{{ base64_decode(\"Y2Fmw6k=\") }}")
             .header("x-url", "{{ base64url_encode(\"??>\") }}|{{ base64url_decode(\"Pz8-\") }}")
             .header("x-invalid", "[{{ base64_decode(\"not base64!\") }}]")
             .header("x-sub", "{{ substring(\"hello world\", 0, 5) }}|{{ substring(\"hello\", 1, 0) }}|[{{ substring(\"hello\", 9) }}]"),
@@ -514,6 +515,7 @@ async fn base64_and_substring_functions() {
     let h = &out.seen().headers;
     assert_eq!(h["x-decoded-test"], "testsuffix");
     assert_eq!(h["x-encoded"], "aGVsbG8=");
+    assert_eq!(h["x-utf8"].as_bytes(), "café".as_bytes());
     assert_eq!(h["x-url"], "Pz8-|??>");
     assert_eq!(h["x-invalid"], "[]");
     assert_eq!(h["x-sub"], "hello|ello|[]");
