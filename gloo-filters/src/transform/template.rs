@@ -382,7 +382,9 @@ fn register_builtins(env: &mut Environment<'static>, pointer: bool) {
             value
         }
     });
-    env.add_function("__divisibleBy", |a: i64, b: i64| b != 0 && a % b == 0);
+    env.add_function("__divisibleBy", |a: i64, b: i64| {
+        a.checked_rem(b) == Some(0)
+    });
     env.add_function("__even", |a: i64| a % 2 == 0);
     env.add_function("__odd", |a: i64| a % 2 != 0);
     env.add_function("__first", |list: Value| -> Result<Value, Error> {
@@ -445,7 +447,15 @@ fn register_builtins(env: &mut Environment<'static>, pointer: bool) {
     env.add_function("__min", |list: Value| -> Result<Value, Error> {
         extreme(&list, std::cmp::Ordering::Less)
     });
-    env.add_function("__range", |n: i64| -> Vec<i64> { (0..n.max(0)).collect() });
+    // The count may come from the request: bounded like minijinja's own `range`.
+    env.add_function("__range", |n: i64| -> Result<Vec<i64>, Error> {
+        if n > MAX_RANGE {
+            return Err(invalid(format!(
+                "range: {n} is more than {MAX_RANGE} items"
+            )));
+        }
+        Ok((0..n.max(0)).collect())
+    });
     env.add_function("__round", |v: f64, precision: i32| -> Value {
         let factor = 10f64.powi(precision);
         let rounded = (v * factor).round() / factor;
@@ -478,6 +488,9 @@ fn register_builtins(env: &mut Environment<'static>, pointer: bool) {
         },
     );
 }
+
+/// The most items `range(n)` makes.
+const MAX_RANGE: i64 = 100_000;
 
 fn extreme(list: &Value, want: std::cmp::Ordering) -> Result<Value, Error> {
     let mut best: Option<Value> = None;

@@ -1101,13 +1101,38 @@ async fn render_errors_answer_400_naming_the_template() {
     );
     assert!(out.seen.is_none());
 
-    // An invalid header value, an unknown function and a bad `:status` fail too; none panics.
-    for template in ["{{ \"a\\nb\" }}", "{{ nope(1) }}"] {
+    // An invalid header value, an unknown function and a range too large fail too.
+    for template in [
+        "{{ \"a\\nb\" }}",
+        "{{ nope(1) }}",
+        "{{ range(1000000000) }}",
+    ] {
         let layer = on_requests(TransformationTemplate::new().header("x-bad", template));
         let out = run(&layer, get("/"), empty_ok()).await;
         assert_eq!(out.response.status, StatusCode::BAD_REQUEST, "{template}");
+        assert!(out.text().starts_with("bad request: "), "{}", out.text());
         assert!(out.seen.is_none());
     }
+    // Arithmetic edge cases do not panic.
+    let layer = on_requests(TransformationTemplate::new().header(
+        "x-div",
+        "{{ divisibleBy(-9223372036854775807 - 1, -1) }}{{ divisibleBy(1, 0) }}",
+    ));
+    let out = run(&layer, get("/"), empty_ok()).await;
+    assert_eq!(out.seen().headers["x-div"], "falsefalse");
+    // A `:status` that is not a status code turns the response into a 400.
+    let layer = on_responses(
+        TransformationTemplate::new()
+            .passthrough()
+            .header(":status", "abc"),
+    );
+    let out = run(&layer, get("/"), empty_ok()).await;
+    assert_eq!(out.response.status, StatusCode::BAD_REQUEST);
+    assert!(
+        out.text().contains("invalid :status value \"abc\""),
+        "{}",
+        out.text()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
