@@ -215,3 +215,79 @@ impl CompiledResponseMatcher {
         self.headers.iter().all(|h| h.matches(head))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, Method, StatusCode, Uri};
+
+    use super::*;
+
+    fn head(headers: &[(&str, &str)]) -> Head {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        Head::request(Method::GET, Uri::from_static("/Api/x?q=1"), map)
+    }
+
+    fn matches(m: HeaderMatcher, h: &Head) -> bool {
+        CompiledHeaderMatcher::compile(&m, "m").unwrap().matches(h)
+    }
+
+    // Envoy's HeaderUtility::matchHeaders: an absent header matches `present_match: false`,
+    // and, inverted, only `present_match: true`.
+    #[test]
+    fn absent_headers_and_invert() {
+        let none = head(&[]);
+        assert!(!matches(HeaderMatcher::present("x", true), &none));
+        assert!(matches(HeaderMatcher::present("x", false), &none));
+        assert!(matches(
+            HeaderMatcher::present("x", true).invert(true),
+            &none
+        ));
+        assert!(!matches(HeaderMatcher::exact("x", "a"), &none));
+        assert!(!matches(HeaderMatcher::exact("x", "a").invert(true), &none));
+
+        let some = head(&[("x", "a"), ("x", "b")]);
+        assert!(matches(HeaderMatcher::present("x", true), &some));
+        // Several values are joined with ",".
+        assert!(matches(HeaderMatcher::exact("x", "a,b"), &some));
+        assert!(matches(HeaderMatcher::exact("x", "a").invert(true), &some));
+        assert!(matches(
+            HeaderMatcher::string("X", StringMatcher::prefix("A").ignore_case(true)),
+            &some
+        ));
+        assert!(matches(HeaderMatcher::regex("x", "a,.*"), &some));
+        assert!(
+            !matches(HeaderMatcher::regex("x", "a"), &some),
+            "regexes match fully"
+        );
+    }
+
+    #[test]
+    fn paths_ignore_the_query_and_can_ignore_case() {
+        let h = head(&[]);
+        let m = |r: RouteMatch| CompiledRouteMatch::compile(&r).unwrap().matches(&h);
+        assert!(m(RouteMatch::path("/Api/x")));
+        assert!(!m(RouteMatch::path("/api/x")));
+        assert!(m(RouteMatch::path("/api/x").case_sensitive(false)));
+        assert!(m(RouteMatch::prefix("/Api")));
+        assert!(!m(RouteMatch::prefix("/Api").method(Method::POST)));
+        assert!(m(RouteMatch::regex("/Api/[a-z]")));
+        assert!(!m(RouteMatch::regex("/Api")));
+
+        let response = Head::response(StatusCode::NOT_FOUND, HeaderMap::new());
+        let rm = CompiledResponseMatcher::compile(
+            &ResponseMatcher::new()
+                .header(HeaderMatcher::exact(":status", "404"))
+                .response_code_details(StringMatcher::exact("via_upstream")),
+        )
+        .unwrap();
+        assert!(rm.matches(&response, Some("via_upstream")));
+        assert!(!rm.matches(&response, None));
+        assert!(!rm.matches(&response, Some("other")));
+    }
+}
