@@ -95,7 +95,7 @@
 //! | `base64_encode(s)`, `base64_decode(s)` | standard base64 (decoding invalid input gives `""`) |
 //! | `base64url_encode(s)`, `base64url_decode(s)` | URL-safe base64 without padding |
 //! | `substring(s, start[, len])` | bytes `start..start+len`; `""` if `start` is outside `s`; to the end if `len` ≤ 0 or too long |
-//! | `replace_with_random(s, pattern)` | `s` with every `pattern` replaced by a random 22-character string, the same for a pattern for the layer's lifetime |
+//! | `replace_with_random(s, pattern)` | `s` with every `pattern` replaced by a random 22-character string (128 bits, base64), drawn once per pattern and transformation template and kept for the layer's lifetime, as envoy-gloo keeps it per transformer |
 //! | `raw_string(s)` | `s` JSON-escaped without the quotes, to embed in JSON |
 //! | `trim(s)`, `word_count(v)` | envoy-gloo's extras |
 //!
