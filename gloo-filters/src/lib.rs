@@ -12,6 +12,10 @@
 //!
 //! * `ratelimit`: the `ratelimit` module, Envoy's local (in-process) token-bucket rate limit filter
 //!   (`envoy.filters.http.local_ratelimit`) as a tower layer, built on `governor`.
+//! * `transform`: the `transform` module, Gloo's request/response transformations
+//!   (`transformations` / `stagedTransformations`, envoy-gloo's `io.solo.transformation` filter)
+//!   as a tower layer: regex extractors and Inja-compatible templates rendered with
+//!   `minijinja`, bodies buffered only when a template needs them.
 //!
 //! The other filters are filled in by the filters issue.
 #![forbid(unsafe_code)]
@@ -19,3 +23,6 @@
 
 #[cfg(feature = "ratelimit")]
 pub mod ratelimit;
+
+#[cfg(feature = "transform")]
+pub mod transform;
