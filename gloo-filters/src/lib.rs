@@ -12,10 +12,16 @@
 //!
 //! * `ratelimit`: the `ratelimit` module, Envoy's local (in-process) token-bucket rate limit filter
 //!   (`envoy.filters.http.local_ratelimit`) as a tower layer, built on `governor`.
+//! * `jwt`: the `jwt` module, Envoy's JWT authentication filter (`envoy.filters.http.jwt_authn`)
+//!   as a tower layer: local or remote JWKS, provider requirements, claims to headers. Built on
+//!   `jsonwebtoken` (no bundled crypto) with `ring` verifying signatures, and hyper-util
+//!   fetching remote keys.
 //!
 //! The other filters are filled in by the filters issue.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "jwt")]
+pub mod jwt;
 #[cfg(feature = "ratelimit")]
 pub mod ratelimit;
