@@ -95,15 +95,18 @@ impl JwtProvider {
         self
     }
 
-    /// Whether a verified token's header stays in the request (Envoy's `forward`, default
-    /// `false`: the header the token came from is removed; query parameters always stay).
+    /// Whether a verified token stays in the request (Envoy's `forward`, default `false`: the
+    /// header it came from is removed, or the query parameter is cut from the URI, the other
+    /// parameters kept as they were sent).
     pub fn forward(mut self, forward: bool) -> Self {
         self.forward = forward;
         self
     }
 
     /// Looks for tokens in header `name`, after `value_prefix` (e.g. `Authorization` with
-    /// `Bearer `; an empty prefix takes the whole value). Envoy's `from_headers`.
+    /// `Bearer `; an empty prefix takes the whole value). Envoy's `from_headers`: as in Envoy
+    /// 1.40 the prefix is looked for anywhere in the value (repeated headers joined with `,`)
+    /// and the token is everything after it.
     ///
     /// Without any [`from_header`](Self::from_header) or [`from_param`](Self::from_param),
     /// tokens are looked for in `Authorization: Bearer <token>` and `?access_token=<token>`.
@@ -134,8 +137,8 @@ impl JwtProvider {
     /// Copies claim `claim` (nested claims with `.`: `address.city`) of a verified token into
     /// header `header` (Envoy's `claim_to_headers`). Strings are copied as they are, booleans
     /// as `true`/`false`, whole non-negative numbers as integers and other numbers as C's
-    /// `%f` (`1.500000`); other claim types and empty strings add nothing. A client-sent
-    /// header of that name is always removed.
+    /// `%f` (`1.500000`), lists and objects as unpadded base64url of their JSON; `null` and
+    /// empty strings add nothing. A client-sent header of that name is always removed.
     pub fn claim_to_header(mut self, claim: impl Into<String>, header: impl Into<String>) -> Self {
         self.claim_to_headers.push((claim.into(), header.into()));
         self

@@ -86,7 +86,7 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 }
 
 fn rsa_key(jwk: &Map<String, Value>, alg: &str) -> Result<Option<DecodingKey>, &'static str> {
-    if !alg.is_empty() && !(alg.starts_with("RS") || alg.starts_with("PS")) {
+    if !(alg.is_empty() || alg.starts_with("RS") || alg.starts_with("PS")) {
         return Err("[alg] is not started with [RS] or [PS] for an RSA key");
     }
     let n = match get(jwk, "n") {

@@ -43,6 +43,10 @@
 //!
 //! * Envoy checks an `oct` key against any `alg` as HMAC-SHA256 and an `OKP` key against any
 //!   `alg` as Ed25519; here keys only verify their own family's algorithms.
+//! * Removing a query-parameter token keeps the other parameters byte for byte; Envoy
+//!   re-encodes them (and sends an invalid request line upstream when one held `%20`).
+//! * A list or object claim in `claim_to_headers` is serialized by serde_json (keys sorted),
+//!   Envoy by protobuf's JSON printer; they differ only for numbers written like `1.0`.
 //! * ES512 tokens and P-521 keys are accepted as Envoy accepts them, but never verify (ring
 //!   has no P-521). RSA keys shorter than 2048 bits never verify (ring's floor).
 //! * Remote JWKS: one fetch at a time per provider (Envoy fetches once per waiting request),

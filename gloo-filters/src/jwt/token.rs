@@ -82,8 +82,8 @@ fn get_u64(map: &Map<String, Value>, name: &str) -> Field<u64> {
         None => Field::Missing,
         Some(Value::Number(n)) => {
             let d = n.as_f64().unwrap_or(f64::NAN);
-            // `!(d >= 0.0)` also catches NaN; 2^64 as f64 is u64::MAX rounded up.
-            if !(d >= 0.0) || d >= u64::MAX as f64 {
+            // NaN fails both comparisons; 2^64 as f64 is u64::MAX rounded up.
+            if d.is_nan() || d < 0.0 || d >= u64::MAX as f64 {
                 Field::OutOfRange
             } else {
                 Field::Ok(d as u64)

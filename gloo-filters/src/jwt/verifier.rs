@@ -532,7 +532,7 @@ impl<'a> Eval<'a> {
             let value = if p.pad_forward_payload_header {
                 // Re-encode with padding: the same bytes, padded to a multiple of 4.
                 let mut padded = jwt.payload_b64.clone();
-                while padded.len() % 4 != 0 {
+                while !padded.len().is_multiple_of(4) {
                     padded.push('=');
                 }
                 padded
