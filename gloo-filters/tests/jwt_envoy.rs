@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use bytes::Bytes;
-use gloo_filters::jwt::{JwtAuthentication, JwtProvider, JwtRequirement};
+use gloo_filters::jwt::{JwtAuthentication, JwtProvider, JwtRequirement, RemoteJwks};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -155,6 +155,11 @@ fn now() -> u64 {
 
 const MAIN_ISS: &str = "https://issuer.example";
 const OTHER_ISS: &str = "https://other.example";
+const REMOTE_ISS: &str = "https://remote.example";
+const DOWN_ISS: &str = "https://down.example";
+
+/// The JWKS the echo upstream serves at `/jwks` (the main provider's keys).
+static REMOTE_JWKS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// (requirement name, route prefix, requirement) for both sides.
 fn requirements() -> Vec<(&'static str, &'static str, Value, JwtRequirement)> {
@@ -205,6 +210,18 @@ fn requirements() -> Vec<(&'static str, &'static str, Value, JwtRequirement)> {
             ]),
         ),
         (
+            "remote",
+            "/remote",
+            json!({"provider_name": "remote"}),
+            JwtRequirement::provider_name("remote"),
+        ),
+        (
+            "down",
+            "/down",
+            json!({"provider_name": "down"}),
+            JwtRequirement::provider_name("down"),
+        ),
+        (
             "aud",
             "/aud",
             json!({"provider_and_audiences": {"provider_name": "main", "audiences": ["other-aud"]}}),
@@ -225,7 +242,12 @@ const CLAIMS: &[(&str, &str)] = &[
     ("empty", "x-jwt-empty"),
 ];
 
-fn envoy_providers(keys: &Keys) -> Value {
+/// Where the echo upstream serves the remote JWKS (and where it answers 404).
+fn jwks_uri(upstream: u16, path: &str) -> String {
+    format!("http://127.0.0.1:{upstream}{path}")
+}
+
+fn envoy_providers(keys: &Keys, upstream: u16) -> Value {
     let claim_to_headers: Vec<Value> = CLAIMS
         .iter()
         .map(|(claim, header)| json!({"claim_name": claim, "header_name": header}))
@@ -246,10 +268,24 @@ fn envoy_providers(keys: &Keys) -> Value {
             "forward": true,
             "clock_skew_seconds": 5,
         },
+        "remote": {
+            "issuer": REMOTE_ISS,
+            "remote_jwks": {
+                "http_uri": {"uri": jwks_uri(upstream, "/jwks"), "cluster": "upstream", "timeout": "2s"},
+                "cache_duration": "300s",
+            },
+            "claim_to_headers": [{"claim_name": "sub", "header_name": "x-jwt-sub"}],
+        },
+        "down": {
+            "issuer": DOWN_ISS,
+            "remote_jwks": {
+                "http_uri": {"uri": jwks_uri(upstream, "/missing"), "cluster": "upstream", "timeout": "2s"},
+            },
+        },
     })
 }
 
-fn layer_config(keys: &Keys) -> JwtAuthentication {
+fn layer_config(keys: &Keys, upstream: u16) -> JwtAuthentication {
     let mut main = JwtProvider::local_jwks(keys.main_jwks())
         .issuer(MAIN_ISS)
         .audiences(["api.example", "https://web.example/"])
@@ -266,6 +302,26 @@ fn layer_config(keys: &Keys) -> JwtAuthentication {
     JwtAuthentication::builder()
         .provider("main", main)
         .provider("other", other)
+        .provider(
+            "remote",
+            JwtProvider::remote_jwks(
+                RemoteJwks::new(jwks_uri(upstream, "/jwks"))
+                    .cluster("upstream")
+                    .timeout(Duration::from_secs(2))
+                    .cache_duration(Duration::from_secs(300)),
+            )
+            .issuer(REMOTE_ISS)
+            .claim_to_header("sub", "x-jwt-sub"),
+        )
+        .provider(
+            "down",
+            JwtProvider::remote_jwks(
+                RemoteJwks::new(jwks_uri(upstream, "/missing"))
+                    .cluster("upstream")
+                    .timeout(Duration::from_secs(2)),
+            )
+            .issuer(DOWN_ISS),
+        )
         .build()
         .expect("the layer accepts the config")
 }
@@ -305,7 +361,7 @@ fn envoy_bootstrap(keys: &Keys, listen: u16, admin: u16, upstream: u16) -> Value
                         "http_filters": [
                             {"name": "envoy.filters.http.jwt_authn", "typed_config": {
                                 "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-                                "providers": envoy_providers(keys),
+                                "providers": envoy_providers(keys, upstream),
                                 "requirement_map": requirement_map,
                             }},
                             {"name": "envoy.filters.http.router", "typed_config": {
@@ -346,6 +402,18 @@ fn echo(headers: &http::HeaderMap, path: &str) -> String {
 }
 
 async fn echo_service<B>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
+    match req.uri().path() {
+        "/jwks" => {
+            let jwks = REMOTE_JWKS.get().cloned().unwrap_or_default();
+            return Ok(Response::new(Full::new(Bytes::from(jwks))));
+        }
+        "/missing" => {
+            let mut response = Response::new(Full::new(Bytes::from_static(b"no keys here")));
+            *response.status_mut() = http::StatusCode::NOT_FOUND;
+            return Ok(response);
+        }
+        _ => {}
+    }
     let path = req
         .uri()
         .path_and_query()
@@ -778,6 +846,57 @@ fn cases(keys: &Keys) -> Vec<Case> {
             vec![("x-other-token", other.clone())],
         ),
         case(
+            "remote, valid",
+            "/remote",
+            vec![bearer(&t(
+                rsa_header.clone(),
+                with(json!({"iss": REMOTE_ISS})),
+                rs256.clone(),
+            ))],
+        ),
+        case(
+            "remote, valid again (cached)",
+            "/remote",
+            vec![bearer(&t(
+                json!({"alg": "ES256", "kid": "ec1"}),
+                with(json!({"iss": REMOTE_ISS})),
+                Sign::Ec,
+            ))],
+        ),
+        case(
+            "remote, unknown kid",
+            "/remote",
+            vec![bearer(&t(
+                json!({"alg": "RS256", "kid": "rotated"}),
+                with(json!({"iss": REMOTE_ISS})),
+                rs256.clone(),
+            ))],
+        ),
+        case(
+            "remote, expired",
+            "/remote",
+            vec![bearer(&t(
+                rsa_header.clone(),
+                with(json!({"iss": REMOTE_ISS, "exp": n - 3600})),
+                rs256.clone(),
+            ))],
+        ),
+        case("remote, missing", "/remote", vec![]),
+        case(
+            "remote keys unavailable",
+            "/down",
+            vec![bearer(&t(
+                rsa_header.clone(),
+                with(json!({"iss": DOWN_ISS})),
+                rs256.clone(),
+            ))],
+        ),
+        case(
+            "remote keys unavailable, wrong issuer",
+            "/down",
+            vec![bearer(&main)],
+        ),
+        case(
             "aud override, provider audience",
             "/aud",
             vec![bearer(&main)],
@@ -838,6 +957,9 @@ impl Case {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_authn_answers_like_envoy() {
     let keys = Keys::new();
+    REMOTE_JWKS
+        .set(keys.main_jwks())
+        .expect("one test sets the remote JWKS");
     let dir = std::env::temp_dir().join(format!("gloo-jwt-envoy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
 
@@ -876,13 +998,14 @@ async fn jwt_authn_answers_like_envoy() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let authn = layer_config(&keys);
+    let authn = layer_config(&keys, upstream_port);
     let layers: BTreeMap<&str, _> = requirements()
         .into_iter()
         .map(|(_, prefix, _, req)| (prefix, authn.layer(req).expect("layer")))
         .collect();
 
     let mut mismatches = Vec::new();
+    let mut envoy_answers = BTreeMap::new();
     for case in cases(&keys) {
         let via_envoy = {
             let response = client
@@ -915,8 +1038,36 @@ async fn jwt_authn_answers_like_envoy() {
                 case.name
             ));
         }
+        envoy_answers.insert(case.name, via_envoy);
     }
     drop(envoy);
+    // Anchors: the comparison means something only if Envoy itself answered as documented.
+    for (name, status, body) in [
+        ("valid RS256", 200, None),
+        ("remote, valid", 200, None),
+        ("missing", 401, Some("Jwt is missing")),
+        (
+            "wrong audience",
+            403,
+            Some("Audiences in Jwt are not allowed"),
+        ),
+        ("expired", 401, Some("Jwt is expired")),
+        ("bad signature", 401, Some("Jwt verification fails")),
+        (
+            "remote keys unavailable",
+            401,
+            Some("Jwks remote fetch is failed"),
+        ),
+    ] {
+        let answer = &envoy_answers[name];
+        assert_eq!(
+            answer.status, status,
+            "envoy's answer to {name}: {answer:?}"
+        );
+        if let Some(body) = body {
+            assert_eq!(answer.body, body, "envoy's answer to {name}");
+        }
+    }
     assert!(
         mismatches.is_empty(),
         "{} of the cases differ from Envoy:\n{}",

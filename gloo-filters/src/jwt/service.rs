@@ -78,6 +78,11 @@ impl VerifiedJwts {
 /// Made by a [`JwtAuthnLayer`]; see the [module docs](super) for the semantics. Requests that
 /// pass reach the inner service with the headers Envoy would send upstream and a
 /// [`VerifiedJwts`] extension; refused ones never reach it.
+///
+/// The inner service must be `Clone`: when a request has to wait for a remote JWKS, the
+/// service made ready by `poll_ready` travels with it and this one keeps a fresh clone (the
+/// usual tower pattern). With inline keys only, requests are verified inside `call` and the
+/// response future is the inner one (nothing is boxed).
 pub struct JwtAuthn<S> {
     inner: S,
     layer: JwtAuthnLayer,
