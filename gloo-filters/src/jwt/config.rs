@@ -170,6 +170,7 @@ pub struct RemoteJwks {
     pub(crate) cache_duration: Duration,
     pub(crate) failed_refetch_duration: Duration,
     pub(crate) rotation_refetch_interval: Option<Duration>,
+    pub(crate) async_fetch: bool,
 }
 
 impl RemoteJwks {
@@ -186,6 +187,7 @@ impl RemoteJwks {
             cache_duration: Self::DEFAULT_CACHE_DURATION,
             failed_refetch_duration: Duration::from_secs(1),
             rotation_refetch_interval: Some(Duration::from_secs(30)),
+            async_fetch: false,
         }
     }
 
@@ -220,6 +222,19 @@ impl RemoteJwks {
     /// never refetches early, as Envoy (which waits for the cache to expire).
     pub fn rotation_refetch_interval(mut self, interval: Option<Duration>) -> Self {
         self.rotation_refetch_interval = interval;
+        self
+    }
+
+    /// Fetches the keys in the background instead of on first use (Envoy's `async_fetch`,
+    /// default off): as soon as the [`JwtAuthentication`](super::JwtAuthentication) is built
+    /// inside a tokio runtime (else when the first request arrives), then every
+    /// [`cache_duration`](Self::cache_duration), or [`failed_refetch_duration`](Self::failed_refetch_duration)
+    /// after a failure. As in Envoy, fetched keys then stay in use until a refresh succeeds
+    /// (a failed refresh keeps the old keys). Requests never wait for startup (Envoy's
+    /// `fast_listener: true`); one arriving before the first fetch ends waits for it. The
+    /// task ends when the `JwtAuthentication` and all its layers are dropped.
+    pub fn async_fetch(mut self, enabled: bool) -> Self {
+        self.async_fetch = enabled;
         self
     }
 }

@@ -52,7 +52,7 @@
 //! * Remote JWKS: one fetch at a time per provider (Envoy fetches once per waiting request),
 //!   failures back off for `failed_refetch_duration` (Envoy retries on every request), and an
 //!   unknown `kid` triggers a rate-limited early refetch (Envoy waits for the cache to expire).
-//!   `async_fetch` (fetching before the first request) is not implemented.
+//!   `async_fetch` never delays startup (Envoy's `fast_listener: true`).
 //! * Not implemented: `from_cookies`, `subjects`, `require_expiration`, `max_lifetime`,
 //!   `claim_path`, `normalize_payload_in_metadata`, `failed_status_in_metadata`,
 //!   `clear_route_cache`, `extract_only_without_validation`, the JWT cache (it changes no

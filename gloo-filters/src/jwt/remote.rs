@@ -1,11 +1,13 @@
 //! The cache of one remote JWKS: fetched keys, their expiry, failure back-off, rotation
 //! refetches, and one fetch at a time.
 
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::config::RemoteJwks;
 use super::fetch::{JwksFetcher, JwksRequest};
 use super::jwks::Jwks;
 
@@ -37,6 +39,9 @@ pub(crate) struct RemoteCache {
     cache_duration: Duration,
     failed_refetch_duration: Duration,
     rotation_refetch_interval: Option<Duration>,
+    /// Envoy's `async_fetch`: a background task keeps the keys fresh.
+    async_fetch: bool,
+    background_started: AtomicBool,
     fetcher: Arc<dyn JwksFetcher>,
     state: RwLock<State>,
     fetch_lock: tokio::sync::Mutex<()>,
@@ -54,18 +59,17 @@ impl std::fmt::Debug for RemoteCache {
 impl RemoteCache {
     pub(crate) fn new(
         request: JwksRequest,
-        timeout: Duration,
-        cache_duration: Duration,
-        failed_refetch_duration: Duration,
-        rotation_refetch_interval: Option<Duration>,
+        config: &RemoteJwks,
         fetcher: Arc<dyn JwksFetcher>,
     ) -> Self {
         Self {
             request,
-            timeout,
-            cache_duration,
-            failed_refetch_duration,
-            rotation_refetch_interval,
+            timeout: config.timeout,
+            cache_duration: config.cache_duration,
+            failed_refetch_duration: config.failed_refetch_duration,
+            rotation_refetch_interval: config.rotation_refetch_interval,
+            async_fetch: config.async_fetch,
+            background_started: AtomicBool::new(false),
             fetcher,
             state: RwLock::new(State::default()),
             fetch_lock: tokio::sync::Mutex::new(()),
@@ -136,7 +140,13 @@ impl RemoteCache {
             match result {
                 Ok(jwks) => {
                     state.jwks = Some(Arc::new(jwks));
-                    state.expires = now.checked_add(self.cache_duration);
+                    // With `async_fetch` the background task replaces the keys; until then
+                    // they stay in use (Envoy sets their expiry to "never").
+                    state.expires = if self.async_fetch {
+                        None
+                    } else {
+                        now.checked_add(self.cache_duration)
+                    };
                     state.last_failure = None;
                 }
                 Err(reason) => {
@@ -148,6 +158,36 @@ impl RemoteCache {
                     );
                     state.last_failure = Some(now);
                 }
+            }
+        });
+    }
+
+    /// Starts the `async_fetch` task once, if configured and a tokio runtime is at hand (it is
+    /// tried again on later calls otherwise). The task holds only a weak reference between
+    /// fetches, so it ends when the cache is dropped.
+    pub(crate) fn start_background(self: &Arc<Self>) {
+        if !self.async_fetch || self.background_started.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.background_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak: Weak<Self> = Arc::downgrade(self);
+        runtime.spawn(async move {
+            loop {
+                let Some(cache) = weak.upgrade() else { return };
+                let seen = cache.read(|state| state.generation);
+                cache.refresh(seen).await;
+                let wait = if cache.read(|state| state.last_failure.is_some()) {
+                    cache.failed_refetch_duration
+                } else {
+                    cache.cache_duration
+                };
+                drop(cache);
+                tokio::time::sleep(wait).await;
             }
         });
     }

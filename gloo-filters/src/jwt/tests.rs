@@ -1014,6 +1014,65 @@ async fn an_unknown_kid_refetches_at_most_once_per_interval() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn async_fetch_keeps_keys_fresh_in_the_background() {
+    let script = Script::default();
+    script.push(Ok(hs_jwks("k1", SECRET)));
+    script.push(Err("idp down"));
+    script.push(Ok(hs_jwks("k2", b"the rotated secret, long enough")));
+    let authn = JwtAuthentication::builder()
+        .provider(
+            "p",
+            JwtProvider::remote_jwks(
+                RemoteJwks::new("http://idp.test/jwks")
+                    .cluster("idp")
+                    .cache_duration(Duration::from_secs(300))
+                    .failed_refetch_duration(Duration::from_secs(2))
+                    .rotation_refetch_interval(None)
+                    .async_fetch(true),
+            )
+            .issuer(ISS),
+        )
+        .fetcher(script.clone())
+        .build()
+        .unwrap();
+    // Fetched at build time, before any request.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(script.calls(), 1);
+    let layer = authn.layer(JwtRequirement::provider_name("p")).unwrap();
+    assert_eq!(
+        status_of(&layer, &token(good_claims())).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(script.calls(), 1);
+
+    // The refresh after cache_duration fails: the old keys stay in use (Envoy's behaviour).
+    tokio::time::sleep(Duration::from_secs(301)).await;
+    assert_eq!(script.calls(), 2);
+    assert_eq!(
+        status_of(&layer, &token(good_claims())).await.0,
+        StatusCode::OK
+    );
+    // The retry after failed_refetch_duration succeeds and replaces them.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(script.calls(), 3);
+    let rotated = hs_token(
+        json!({"alg": "HS256", "kid": "k2"}),
+        good_claims(),
+        b"the rotated secret, long enough",
+    );
+    assert_eq!(status_of(&layer, &rotated).await.0, StatusCode::OK);
+    assert_eq!(
+        status_of(&layer, &token(good_claims())).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Dropping the config and its layers ends the task: no more fetches.
+    drop((authn, layer));
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(script.calls(), 3);
+}
+
 #[tokio::test]
 async fn the_default_fetcher_gets_keys_over_http() {
     use hyper_util::rt::TokioIo;

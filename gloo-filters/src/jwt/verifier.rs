@@ -122,18 +122,17 @@ impl ProviderRuntime {
                         });
                     }
                 }
-                ProviderJwks::Remote(Arc::new(RemoteCache::new(
+                let cache = Arc::new(RemoteCache::new(
                     JwksRequest {
                         provider: Arc::from(name),
                         uri,
                         cluster: remote.cluster.as_deref().map(Arc::from),
                     },
-                    remote.timeout,
-                    remote.cache_duration,
-                    remote.failed_refetch_duration,
-                    remote.rotation_refetch_interval,
+                    remote,
                     Arc::clone(fetcher),
-                )))
+                ));
+                cache.start_background();
+                ProviderJwks::Remote(cache)
             }
         };
         Ok(Self {
@@ -486,6 +485,7 @@ impl<'a> Eval<'a> {
             ProviderJwks::Local(Some(jwks)) => jwks.verify(&jwt),
             ProviderJwks::Local(None) => Err(JwtStatus::JwksNoValidKeys),
             ProviderJwks::Remote(cache) => {
+                cache.start_background();
                 let waited = self.waited.contains(&index);
                 match cache.lookup(self.now, waited) {
                     Lookup::Fresh(jwks, generation) => {
