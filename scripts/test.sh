@@ -37,7 +37,4 @@ export GLOO_TEST_ENVOY="$envoy_bin"
 "$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p
 
 cargo nextest run --workspace --no-fail-fast
-# gloo-filters features no workspace crate enables yet (their tests include the Envoy
-# differential test of `jwt`).
-cargo nextest run -p gloo-filters --features jwt --no-fail-fast
 cargo test --workspace --doc
