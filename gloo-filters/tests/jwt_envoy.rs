@@ -911,6 +911,76 @@ fn cases(keys: &Keys) -> Vec<Case> {
             ))],
         ),
         case(
+            "bearer with two spaces",
+            "/main",
+            vec![("authorization", format!("Bearer  {main}"))],
+        ),
+        case(
+            "bearer without token",
+            "/main",
+            vec![("authorization", "Bearer".to_owned())],
+        ),
+        case(
+            "bearer and spaces only",
+            "/main",
+            vec![("authorization", "Bearer    ".to_owned())],
+        ),
+        case(
+            "padded signature",
+            "/main",
+            vec![bearer(&format!("{main}=="))],
+        ),
+        case(
+            "empty kid",
+            "/main",
+            vec![bearer(&t(
+                json!({"alg": "RS256", "kid": ""}),
+                main_claims.clone(),
+                rs256.clone(),
+            ))],
+        ),
+        case(
+            "float exp",
+            "/main",
+            vec![bearer(&t(
+                rsa_header.clone(),
+                with(json!({"exp": (n + 600) as f64 + 0.5})),
+                rs256.clone(),
+            ))],
+        ),
+        case(
+            "missing nested claim parent",
+            "/main",
+            vec![bearer(&t(
+                rsa_header.clone(),
+                with(json!({"nested": "flat"})),
+                rs256.clone(),
+            ))],
+        ),
+        case(
+            "huge integer claim",
+            "/main",
+            vec![bearer(&t(
+                rsa_header.clone(),
+                with(json!({"num": 18446744073709551615u64, "neg": 1e300})),
+                rs256.clone(),
+            ))],
+        ),
+        case(
+            "unicode claim",
+            "/main",
+            vec![bearer(&t(
+                rsa_header.clone(),
+                with(json!({"sub": "Zoë"})),
+                rs256.clone(),
+            ))],
+        ),
+        case("long path with query", "/main", vec![]).with_path(format!(
+            "/main/{}?q={}",
+            "a".repeat(250),
+            "b".repeat(50)
+        )),
+        case(
             "two authorization headers",
             "/main",
             vec![bearer(&main), bearer("abc")],

@@ -106,7 +106,7 @@ impl JwtProvider {
     /// Looks for tokens in header `name`, after `value_prefix` (e.g. `Authorization` with
     /// `Bearer `; an empty prefix takes the whole value). Envoy's `from_headers`: as in Envoy
     /// 1.40 the prefix is looked for anywhere in the value (repeated headers joined with `,`)
-    /// and the token is everything after it.
+    /// and the token is everything after it, leading blanks skipped.
     ///
     /// Without any [`from_header`](Self::from_header) or [`from_param`](Self::from_param),
     /// tokens are looked for in `Authorization: Bearer <token>` and `?access_token=<token>`.

@@ -123,21 +123,30 @@ impl Extractor {
         for location in self.headers.values() {
             let mut values = headers.get_all(&location.name).iter();
             let Some(first) = values.next() else { continue };
-            // Envoy joins repeated headers with ','.
-            let mut joined = String::from_utf8_lossy(first.as_bytes()).into_owned();
+            // Envoy's codecs strip each value's surrounding whitespace; repeated headers are
+            // joined with ','.
+            let text = |v: &http::HeaderValue| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .trim_matches([' ', '\t'])
+                    .to_owned()
+            };
+            let mut joined = text(first);
             for value in values {
                 joined.push(',');
-                joined.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                joined.push_str(&text(value));
             }
             // Envoy 1.40 looks for the prefix anywhere in the value and takes everything after
-            // it (the differential test pins this: `Bearer a,Bearer b` yields `a,Bearer b`).
+            // it but leading blanks (the differential test pins this: `Bearer a,Bearer b`
+            // yields `a,Bearer b`, `Bearer  a` yields `a`).
             let value = if location.prefix.is_empty() {
                 joined
             } else {
                 let Some(pos) = joined.find(&location.prefix) else {
                     continue;
                 };
-                joined[pos + location.prefix.len()..].to_owned()
+                joined[pos + location.prefix.len()..]
+                    .trim_start_matches([' ', '\t'])
+                    .to_owned()
             };
             tokens.push(Token {
                 value,

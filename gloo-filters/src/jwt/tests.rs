@@ -579,6 +579,35 @@ async fn tokens_come_from_the_configured_headers_and_params_only() {
     let seen = send(&custom, get(&format!("/?access_token={t}"), &[])).await;
     assert_eq!(seen.body, "Jwt is missing");
 
+    // Envoy 1.40's header rules: blanks around values and after the prefix are skipped, the
+    // prefix may appear anywhere, repeated headers are joined with ','.
+    let default = authn(provider())
+        .layer(JwtRequirement::provider_name("p"))
+        .unwrap();
+    let spaced = format!("Bearer   {t}  ");
+    assert_eq!(
+        send(&default, get("/", &[("authorization", &spaced)]))
+            .await
+            .status,
+        200
+    );
+    let elsewhere = format!("Basic x, Bearer {t}");
+    assert_eq!(
+        send(&default, get("/", &[("authorization", &elsewhere)]))
+            .await
+            .status,
+        200
+    );
+    let seen = send(&default, get("/", &[("authorization", "Bearer   ")])).await;
+    assert_eq!(seen.body, "Jwt is missing");
+    let mut two = get("/", &[("authorization", &bearer(&t))]);
+    two.headers_mut()
+        .append("authorization", http::HeaderValue::from_static("Bearer x"));
+    assert_eq!(
+        send(&default, two).await.body,
+        "Jwt signature is an invalid Base64url encoded"
+    );
+
     // Defaults: Authorization Bearer and access_token.
     let default = authn(provider().forward(true))
         .layer(JwtRequirement::provider_name("p"))
