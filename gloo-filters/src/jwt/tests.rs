@@ -1044,6 +1044,58 @@ async fn an_unknown_kid_refetches_at_most_once_per_interval() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_request_that_waits_for_keys_is_verified_from_its_original_headers() {
+    // `a` (inline keys) strips its token on success; `r` needs a fetch. The first pass edits
+    // the headers before it finds out it must wait, so the second pass must start afresh.
+    let script = Script::default();
+    script.push(Ok(hs_jwks("kr", b"secret of r, long enough")));
+    let authn = JwtAuthentication::builder()
+        .provider("a", provider().claim_to_header("sub", "x-a-sub"))
+        .provider(
+            "p",
+            JwtProvider::remote_jwks(RemoteJwks::new("http://idp.test/jwks").cluster("idp"))
+                .issuer("https://r.example")
+                .from_header("x-r", ""),
+        )
+        .fetcher(script.clone())
+        .build()
+        .unwrap();
+    let layer = authn
+        .layer(JwtRequirement::requires_all([
+            JwtRequirement::provider_name("a"),
+            JwtRequirement::provider_name("p"),
+        ]))
+        .unwrap();
+    let r_token = hs_token(
+        json!({"alg": "HS256", "kid": "kr"}),
+        json!({"iss": "https://r.example", "sub": "robot"}),
+        b"secret of r, long enough",
+    );
+    let request = || {
+        get(
+            "/",
+            &[
+                ("authorization", &bearer(&token(good_claims()))),
+                ("x-r", &r_token),
+                ("x-a-sub", "forged"),
+            ],
+        )
+    };
+    let seen = send(&layer, request()).await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    assert_eq!(script.calls(), 1);
+    assert_eq!(seen.headers["x-a-sub"], "alice", "edited once, not twice");
+    assert_eq!(seen.headers.get_all("x-a-sub").iter().count(), 1);
+    assert!(seen.headers.get("authorization").is_none());
+    let verified = seen.verified.expect("claims of both tokens");
+    assert_eq!(verified.iter().count(), 2);
+    assert_eq!(verified.by_provider("p").unwrap().claims()["sub"], "robot");
+    // Cached now: the same request is verified without waiting.
+    assert_eq!(send(&layer, request()).await.status, StatusCode::OK);
+    assert_eq!(script.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn async_fetch_keeps_keys_fresh_in_the_background() {
     let script = Script::default();
     script.push(Ok(hs_jwks("k1", SECRET)));
