@@ -12,6 +12,10 @@
 //!
 //! * `ratelimit`: the `ratelimit` module, Envoy's local (in-process) token-bucket rate limit filter
 //!   (`envoy.filters.http.local_ratelimit`) as a tower layer, built on `governor`.
+//! * `jwt`: the `jwt` module, Envoy's JWT authentication filter (`envoy.filters.http.jwt_authn`)
+//!   as a tower layer: local or remote JWKS, provider requirements, claims to headers. Built on
+//!   `jsonwebtoken` (no bundled crypto) with `ring` verifying signatures, and hyper-util
+//!   fetching remote keys.
 //! * `transform`: the `transform` module, Gloo's request/response transformations
 //!   (`transformations` / `stagedTransformations`, envoy-gloo's `io.solo.transformation` filter)
 //!   as a tower layer: regex extractors and Inja-compatible templates rendered with
@@ -21,6 +25,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "jwt")]
+pub mod jwt;
 #[cfg(feature = "ratelimit")]
 pub mod ratelimit;
 
