@@ -14,6 +14,8 @@
 //!   `limit_remaining`, `duration_until_reset`) and the overall [`Code`].
 //! * Stores: [`MemoryStore`] (one process, tests) and, with `ratelimit-redis`,
 //!   `ratelimit::redis::RedisStore`.
+//! * [`BasicRateLimit`]: Gloo's `ratelimitBasic` (authorized limits per user id, anonymous
+//!   limits per client address) as domain rules plus the actions that feed them.
 //! * [`GlobalRateLimitLayer`]: the HTTP middleware; a [`DescriptorExtractor`] (Envoy's route
 //!   `rate_limits` as a [`RateLimitPolicy`] of [`RateLimitActions`], or a [`DescriptorFn`])
 //!   builds the descriptors from the request head.
@@ -117,6 +119,7 @@
 //! ```
 
 mod actions;
+mod basic;
 mod config;
 mod error;
 mod future;
@@ -130,6 +133,7 @@ mod store;
 pub use self::actions::{
     DescriptorExtractor, DescriptorFn, HeaderMatch, RateLimitActions, RateLimitPolicy,
 };
+pub use self::basic::{BasicRateLimit, DEFAULT_USER_ID_HEADER};
 pub use self::config::{Descriptor, RateLimit, RateLimitDomain, SetDescriptor, Unit};
 pub use self::error::{InvalidConfig, LimitError, StoreError};
 pub use self::future::ResponseFuture;

@@ -826,3 +826,78 @@ async fn header_value_match_and_set_style_actions() {
         vec![RateLimitDescriptor::new().entry("generic_key", "api")]
     );
 }
+
+#[tokio::test]
+async fn basic_limits_count_users_and_anonymous_addresses_apart() {
+    let basic = BasicRateLimit::new("default.petstore")
+        .authorized_limits(RateLimit::new(3, Unit::Minute))
+        .anonymous_limits(RateLimit::new(1, Unit::Minute));
+    let limiter = TestClock::at(0).limiter(
+        RateLimitDomain::new("ingress")
+            .descriptors(basic.descriptors())
+            .descriptors(
+                BasicRateLimit::new("other")
+                    .anonymous_limits(RateLimit::new(1, Unit::Minute))
+                    .descriptors(),
+            ),
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = GlobalRateLimitLayer::new(limiter.clone(), "ingress", basic.policy())
+        .layer(counting(calls.clone()));
+    let user = |ip: [u8; 4], id: Option<&str>| {
+        let mut req = from(ip, None);
+        if let Some(id) = id {
+            req.headers_mut()
+                .insert(DEFAULT_USER_ID_HEADER, id.parse().expect("header value"));
+        }
+        req
+    };
+    let status = |svc: &_, req| {
+        let svc: &GlobalRateLimit<_, RateLimitPolicy> = svc;
+        let fut = svc.clone().oneshot(req);
+        async move { fut.await.expect("infallible").status() }
+    };
+
+    // Anonymous: 1 per address.
+    assert_eq!(
+        status(&svc, user([192, 0, 2, 1], None)).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&svc, user([192, 0, 2, 1], None)).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        status(&svc, user([192, 0, 2, 2], None)).await,
+        StatusCode::OK
+    );
+    // Authenticated from the same (exhausted) address: 3 per user id.
+    for _ in 0..3 {
+        assert_eq!(
+            status(&svc, user([192, 0, 2, 1], Some("alice"))).await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        status(&svc, user([192, 0, 2, 1], Some("alice"))).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        status(&svc, user([192, 0, 2, 1], Some("bob"))).await,
+        StatusCode::OK
+    );
+
+    // Another virtual host's basic limits are counted apart.
+    let other = GlobalRateLimitLayer::new(
+        limiter,
+        "ingress",
+        BasicRateLimit::new("other")
+            .anonymous_limits(RateLimit::new(1, Unit::Minute))
+            .policy(),
+    )
+    .layer(counting(calls));
+    assert_eq!(
+        status(&other, user([192, 0, 2, 1], None)).await,
+        StatusCode::OK
+    );
+}
