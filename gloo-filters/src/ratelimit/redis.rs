@@ -8,9 +8,10 @@
 //!
 //! Connections: one multiplexed connection, kept by `redis`'s `ConnectionManager`, which
 //! reconnects (with a short backoff) after Redis restarts or the connection drops; until then
-//! calls fail fast. Every call is bounded by [`RedisStore::timeout`] (default 100 ms), so a
-//! hung or unreachable Redis never hangs a request: the call fails with a [`StoreError`] and
-//! the middleware applies its failure policy (fail open by default, or
+//! calls fail fast. Every call is bounded by a timeout ([`DEFAULT_TIMEOUT`], 100 ms, or the one
+//! given to [`RedisStore::with_timeout`]), so a hung or unreachable Redis never hangs a request:
+//! the call fails with a [`StoreError`] and the middleware applies its failure policy (fail open
+//! by default, or
 //! [`failure_mode_deny`](super::global::GlobalRateLimitLayer::failure_mode_deny)).
 //!
 //! ```no_run
