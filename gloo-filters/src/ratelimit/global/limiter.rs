@@ -25,6 +25,10 @@ type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// A handle: clones share the domains and the store. Limiters in different processes that use
 /// the same Redis (and the same rules) share one budget.
 ///
+/// [`clock`](Self::clock), [`key_prefix`](Self::key_prefix) and
+/// [`shadow_mode`](Self::shadow_mode) return a new handle (same store, a copy of the domains):
+/// set them before cloning. [`set_domain`](Self::set_domain) changes every clone.
+///
 /// ```
 /// use gloo_filters::ratelimit::global::*;
 /// # #[tokio::main(flavor = "current_thread")]
@@ -113,8 +117,7 @@ impl<S: CounterStore> RateLimiter<S> {
 
     /// The limiter's clock, in Unix seconds (default: the system clock). Windows start at
     /// multiples of their length on this clock; all limiters sharing a store need the same
-    /// time. For tests and simulations. Only on a limiter not yet cloned: it builds a new
-    /// handle with the same domains and store.
+    /// time. For tests and simulations.
     pub fn clock(self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self
     where
         S: Clone,

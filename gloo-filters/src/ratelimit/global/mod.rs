@@ -27,9 +27,10 @@
 //!   with only `key = ki` (each distinct value then has its own counter): the most specific
 //!   node wins. The limit applied is the one of the node reached by the **last** entry; a
 //!   descriptor longer or shorter than the configured path gets no limit.
-//! * Gloo's rule priority: of all limits a request matched, only those with the highest
+//! * Gloo's rule priority: of all tree limits a request matched, only those with the highest
 //!   [`weight`](Descriptor::weight) count, plus those with
 //!   [`always_apply`](Descriptor::always_apply); the others are neither counted nor enforced.
+//!   (Set-style rules have no weight: their priority is their order, below.)
 //! * A descriptor containing `("generic_key", "solo.setDescriptor.uniqueValue")` (what Gloo's
 //!   `setActions` and [`RateLimitActions::set_style`] produce) is set-style: it is matched
 //!   against the [`SetDescriptor`]s instead, in any order: the first rule whose simple
