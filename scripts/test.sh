@@ -32,9 +32,22 @@ if [ -z "$envoy_bin" ]; then
   exit 1
 fi
 export GLOO_TEST_ENVOY="$envoy_bin"
+# Real Redis 7 (the global rate limit counters of gloo-filters `ratelimit-redis`), from Debian.
+# Tests start their own `redis-server` on a free loopback port and kill it by PID.
+if ! command -v redis-server >/dev/null 2>&1; then
+  sudo_cmd=""
+  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get install -y redis-server >/dev/null \
+    || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y redis-server >/dev/null; }
+fi
+export GLOO_TEST_REDIS_SERVER="$(command -v redis-server)"
 # sed reads all of the output: `head` would close the pipe early and, under pipefail,
 # fail the script with SIGPIPE.
 "$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p
 
 cargo nextest run --workspace --no-fail-fast
+# gloo-filters' optional integrations (Redis, the rate limit service under Envoy) are features
+# no workspace member enables; their tests need them on.
+cargo nextest run -p gloo-filters --all-features --no-fail-fast
 cargo test --workspace --doc
+cargo test -p gloo-filters --all-features --doc

@@ -11,7 +11,13 @@
 //! Nothing is enabled by default, so `cargo add gloo-filters` stays small.
 //!
 //! * `ratelimit`: the `ratelimit` module, Envoy's local (in-process) token-bucket rate limit filter
-//!   (`envoy.filters.http.local_ratelimit`) as a tower layer, built on `governor`.
+//!   (`envoy.filters.http.local_ratelimit`) as a tower layer, built on `governor`; and
+//!   `ratelimit::global`, global limits (Gloo's rate limit server semantics, Envoy's
+//!   `envoy.filters.http.ratelimit` as a tower layer) with an in-memory counter store.
+//! * `ratelimit-redis`: `ratelimit::redis`, the Redis counter store, so every proxy shard shares
+//!   one budget (the `redis` crate, tokio only).
+//! * `rls`: the `rls` module, Envoy's rate limit gRPC service
+//!   (`envoy.service.ratelimit.v3.RateLimitService`) over the same limiter (tonic, envoy-types).
 //! * `jwt`: the `jwt` module, Envoy's JWT authentication filter (`envoy.filters.http.jwt_authn`)
 //!   as a tower layer: local or remote JWKS, provider requirements, claims to headers. Built on
 //!   `jsonwebtoken` (no bundled crypto) with `ring` verifying signatures, and hyper-util
@@ -29,6 +35,7 @@
 pub mod jwt;
 #[cfg(feature = "ratelimit")]
 pub mod ratelimit;
-
+#[cfg(feature = "rls")]
+pub mod rls;
 #[cfg(feature = "transform")]
 pub mod transform;

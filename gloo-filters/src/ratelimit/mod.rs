@@ -1,6 +1,10 @@
 //! Local (in-process) rate limiting with Envoy's `envoy.filters.http.local_ratelimit`
 //! semantics, as a tower middleware. Enabled by the `ratelimit` cargo feature.
 //!
+//! Limits shared by all proxy shards (Envoy's `envoy.filters.http.ratelimit` with Gloo's rate
+//! limit server semantics, counted in Redis) are in [`global`]; the Redis store in `redis`
+//! (feature `ratelimit-redis`).
+//!
 //! gloo-proxy builds this layer from the Envoy filter config, and a differential test compares
 //! its answers with Envoy 1.40, so the behaviour below follows Envoy, not taste.
 //!
@@ -102,6 +106,10 @@
 //! # Ok(())
 //! # }
 //! ```
+
+pub mod global;
+#[cfg(feature = "ratelimit-redis")]
+pub mod redis;
 
 mod bucket;
 mod future;

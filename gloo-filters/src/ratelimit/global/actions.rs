@@ -1,0 +1,375 @@
+//! Building descriptors from a request: Envoy's route `rate_limits` actions.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use http::Request;
+
+use super::request::{DescriptorEntry, RateLimitDescriptor, SET_DESCRIPTOR_VALUE};
+use crate::ratelimit::RequestHead;
+
+/// Builds the descriptors the limiter is asked about, from the request head.
+///
+/// Envoy's rate limit filter builds them from the route's `rate_limits`: use
+/// [`RateLimitPolicy`] for that, [`DescriptorFn`] for anything else, or implement the trait.
+/// A request with no descriptor is not rate limited (and the limiter is not called).
+pub trait DescriptorExtractor {
+    /// The descriptors of `req`, in order.
+    fn extract<B>(&self, req: &Request<B>) -> Vec<RateLimitDescriptor>;
+}
+
+/// A header condition of [`RateLimitActions::header_value_match`] (Envoy's `HeaderMatcher`
+/// without regexes). A header with several values is matched on the values joined by `,`,
+/// as Envoy does. Names compare case-insensitively; a name that is not a valid header name
+/// never matches a present header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderMatch {
+    /// Lower-cased, as header names compare case-insensitively.
+    name: String,
+    kind: HeaderMatchKind,
+    invert: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HeaderMatchKind {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
+    Present(bool),
+}
+
+impl HeaderMatch {
+    fn new(name: impl Into<String>, kind: HeaderMatchKind) -> Self {
+        Self {
+            name: name.into().to_ascii_lowercase(),
+            kind,
+            invert: false,
+        }
+    }
+
+    /// The header's value equals `value`.
+    pub fn exact(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::new(name, HeaderMatchKind::Exact(value.into()))
+    }
+
+    /// The header's value starts with `prefix`.
+    pub fn prefix(name: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self::new(name, HeaderMatchKind::Prefix(prefix.into()))
+    }
+
+    /// The header's value ends with `suffix`.
+    pub fn suffix(name: impl Into<String>, suffix: impl Into<String>) -> Self {
+        Self::new(name, HeaderMatchKind::Suffix(suffix.into()))
+    }
+
+    /// The header's value contains `needle`.
+    pub fn contains(name: impl Into<String>, needle: impl Into<String>) -> Self {
+        Self::new(name, HeaderMatchKind::Contains(needle.into()))
+    }
+
+    /// The header is present (`true`) or absent (`false`).
+    pub fn present(name: impl Into<String>, present: bool) -> Self {
+        Self::new(name, HeaderMatchKind::Present(present))
+    }
+
+    /// Inverts the result (Envoy's `invert_match`).
+    pub fn invert(mut self, invert: bool) -> Self {
+        self.invert = invert;
+        self
+    }
+
+    fn matches(&self, head: &RequestHead<'_>) -> bool {
+        let mut values = head.headers().get_all(self.name.as_str()).iter().peekable();
+        let result = match &self.kind {
+            HeaderMatchKind::Present(present) => values.peek().is_some() == *present,
+            kind => {
+                if values.peek().is_none() {
+                    // Envoy: a value matcher never matches an absent header, inverted or not.
+                    return false;
+                }
+                let joined = values
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                match kind {
+                    HeaderMatchKind::Exact(v) => joined == *v,
+                    HeaderMatchKind::Prefix(p) => joined.starts_with(p.as_str()),
+                    HeaderMatchKind::Suffix(s) => joined.ends_with(s.as_str()),
+                    HeaderMatchKind::Contains(n) => joined.contains(n.as_str()),
+                    HeaderMatchKind::Present(_) => true,
+                }
+            }
+        };
+        result != self.invert
+    }
+}
+
+#[derive(Clone)]
+enum Action {
+    RemoteAddress,
+    RequestHeader {
+        /// Lower-cased.
+        header: String,
+        key: String,
+        skip_if_absent: bool,
+    },
+    GenericKey {
+        key: String,
+        value: String,
+    },
+    HeaderValueMatch {
+        key: String,
+        value: String,
+        expect_match: bool,
+        headers: Vec<HeaderMatch>,
+    },
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::RemoteAddress => f.write_str("RemoteAddress"),
+            Action::RequestHeader { header, key, .. } => {
+                write!(f, "RequestHeader({header} -> {key})")
+            }
+            Action::GenericKey { key, value } => write!(f, "GenericKey({key}={value})"),
+            Action::HeaderValueMatch { key, value, .. } => {
+                write!(f, "HeaderValueMatch({key}={value})")
+            }
+        }
+    }
+}
+
+/// One Envoy `rate_limits` item: actions applied in order, each appending one entry to one
+/// descriptor. If an action cannot produce its entry (a missing header, a header match that
+/// fails), **no descriptor** is produced, as in Envoy.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use gloo_filters::ratelimit::global::{DescriptorExtractor, RateLimitActions, RateLimitPolicy};
+///
+/// let policy = RateLimitPolicy::new()
+///     .rate_limit(RateLimitActions::new().generic_key("api").remote_address())
+///     .rate_limit(RateLimitActions::new().request_header("x-user", "user"));
+///
+/// let mut req = http::Request::builder().header("x-user", "alice").body(()).unwrap();
+/// req.extensions_mut().insert(SocketAddr::from(([192, 0, 2, 7], 4000)));
+/// let descriptors = policy.extract(&req);
+/// assert_eq!(descriptors.len(), 2);
+/// assert_eq!(descriptors[0].entries()[1].value, "192.0.2.7");
+/// assert_eq!(descriptors[1].entries()[0].key, "user");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RateLimitActions {
+    actions: Vec<Action>,
+    set_style: bool,
+}
+
+impl RateLimitActions {
+    /// No actions yet (Envoy's `actions`, an ordered tuple).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Gloo's `setActions`: the descriptor starts with `("generic_key",
+    /// "solo.setDescriptor.uniqueValue")`, so the server matches it against set-style rules,
+    /// and missing request headers only drop their own entry (Gloo sets `skip_if_absent`).
+    pub fn set_style() -> Self {
+        Self {
+            actions: vec![Action::GenericKey {
+                key: "generic_key".into(),
+                value: SET_DESCRIPTOR_VALUE.into(),
+            }],
+            set_style: true,
+        }
+    }
+
+    /// `("remote_address", <client IP>)`. The client address is read from the request
+    /// extensions: a [`SocketAddr`] (its IP) or an [`IpAddr`], inserted by the server (axum's
+    /// `ConnectInfo` can be mapped to either). No address: no descriptor.
+    pub fn remote_address(mut self) -> Self {
+        self.actions.push(Action::RemoteAddress);
+        self
+    }
+
+    /// `(descriptor_key, <value of header_name>)`. Header absent: no descriptor (unless
+    /// set-style).
+    pub fn request_header(
+        mut self,
+        header_name: impl Into<String>,
+        descriptor_key: impl Into<String>,
+    ) -> Self {
+        self.actions.push(Action::RequestHeader {
+            header: header_name.into().to_ascii_lowercase(),
+            key: descriptor_key.into(),
+            skip_if_absent: false,
+        });
+        self
+    }
+
+    /// Like [`request_header`](Self::request_header) with Envoy's `skip_if_absent: true`: an
+    /// absent header drops only this entry.
+    pub fn request_header_skip_if_absent(
+        mut self,
+        header_name: impl Into<String>,
+        descriptor_key: impl Into<String>,
+    ) -> Self {
+        self.actions.push(Action::RequestHeader {
+            header: header_name.into().to_ascii_lowercase(),
+            key: descriptor_key.into(),
+            skip_if_absent: true,
+        });
+        self
+    }
+
+    /// `("generic_key", value)`.
+    pub fn generic_key(self, value: impl Into<String>) -> Self {
+        self.generic_key_with("generic_key", value)
+    }
+
+    /// `(descriptor_key, value)`: Envoy's `generic_key` with `descriptor_key` set.
+    pub fn generic_key_with(
+        mut self,
+        descriptor_key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.actions.push(Action::GenericKey {
+            key: descriptor_key.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// `("header_match", value)` when every header condition holds (with `expect_match =
+    /// true`) or when not all hold (`false`); otherwise no descriptor.
+    pub fn header_value_match(
+        mut self,
+        value: impl Into<String>,
+        expect_match: bool,
+        headers: impl IntoIterator<Item = HeaderMatch>,
+    ) -> Self {
+        self.actions.push(Action::HeaderValueMatch {
+            key: "header_match".into(),
+            value: value.into(),
+            expect_match,
+            headers: headers.into_iter().collect(),
+        });
+        self
+    }
+
+    /// The descriptor of `head`, or `None` when an action cannot produce its entry.
+    pub fn descriptor(&self, head: &RequestHead<'_>) -> Option<RateLimitDescriptor> {
+        let mut descriptor = RateLimitDescriptor::new();
+        for action in &self.actions {
+            match action {
+                Action::RemoteAddress => {
+                    let extensions = head.extensions();
+                    let ip = extensions
+                        .get::<SocketAddr>()
+                        .map(SocketAddr::ip)
+                        .or_else(|| extensions.get::<IpAddr>().copied())?;
+                    descriptor.push(DescriptorEntry::new("remote_address", ip.to_string()));
+                }
+                Action::RequestHeader {
+                    header,
+                    key,
+                    skip_if_absent,
+                } => match head.headers().get(header.as_str()) {
+                    Some(value) => descriptor.push(DescriptorEntry::new(
+                        key.clone(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )),
+                    None if *skip_if_absent || self.set_style => {}
+                    None => return None,
+                },
+                Action::GenericKey { key, value } => {
+                    descriptor.push(DescriptorEntry::new(key.clone(), value.clone()));
+                }
+                Action::HeaderValueMatch {
+                    key,
+                    value,
+                    expect_match,
+                    headers,
+                } => {
+                    let all = headers.iter().all(|h| h.matches(head));
+                    if all != *expect_match {
+                        return None;
+                    }
+                    descriptor.push(DescriptorEntry::new(key.clone(), value.clone()));
+                }
+            }
+        }
+        (!descriptor.entries.is_empty()).then_some(descriptor)
+    }
+}
+
+/// The `rate_limits` of a route: each [`RateLimitActions`] yields at most one descriptor.
+#[derive(Clone, Debug, Default)]
+pub struct RateLimitPolicy {
+    rate_limits: Vec<RateLimitActions>,
+}
+
+impl RateLimitPolicy {
+    /// No rate limits yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one rate limit configuration.
+    pub fn rate_limit(mut self, actions: RateLimitActions) -> Self {
+        self.rate_limits.push(actions);
+        self
+    }
+}
+
+impl DescriptorExtractor for RateLimitPolicy {
+    fn extract<B>(&self, req: &Request<B>) -> Vec<RateLimitDescriptor> {
+        let head = RequestHead::new(req);
+        self.rate_limits
+            .iter()
+            .filter_map(|rl| rl.descriptor(&head))
+            .collect()
+    }
+}
+
+/// A [`DescriptorExtractor`] from a closure over the [`RequestHead`].
+///
+/// ```
+/// use gloo_filters::ratelimit::global::{DescriptorExtractor, DescriptorFn, RateLimitDescriptor};
+///
+/// let by_path = DescriptorFn::new(|head| {
+///     vec![RateLimitDescriptor::new().entry("path", head.uri().path())]
+/// });
+/// let req = http::Request::get("/orders").body(()).unwrap();
+/// assert_eq!(by_path.extract(&req)[0].entries()[0].value, "/orders");
+/// ```
+#[derive(Clone, Copy)]
+pub struct DescriptorFn<F> {
+    f: F,
+}
+
+impl<F> DescriptorFn<F>
+where
+    F: Fn(&RequestHead<'_>) -> Vec<RateLimitDescriptor>,
+{
+    /// Wraps `f`.
+    pub fn new(f: F) -> Self {
+        Self { f }
+    }
+}
+
+impl<F> DescriptorExtractor for DescriptorFn<F>
+where
+    F: Fn(&RequestHead<'_>) -> Vec<RateLimitDescriptor>,
+{
+    fn extract<B>(&self, req: &Request<B>) -> Vec<RateLimitDescriptor> {
+        (self.f)(&RequestHead::new(req))
+    }
+}
+
+impl<F> fmt::Debug for DescriptorFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DescriptorFn").finish_non_exhaustive()
+    }
+}

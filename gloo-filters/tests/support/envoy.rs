@@ -1,0 +1,64 @@
+//! A real Envoy 1.40 (`GLOO_TEST_ENVOY`) for one test: started on a given bootstrap, killed by
+//! PID on drop, its logs kept for failure messages.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn envoy_binary() -> PathBuf {
+    match std::env::var_os("GLOO_TEST_ENVOY") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => panic!(
+            "GLOO_TEST_ENVOY is not set: these tests need the real Envoy 1.40 binary. Run \
+             scripts/test.sh, or export GLOO_TEST_ENVOY=$(find .tools/venv -path \
+             '*envoy/_bin/envoy' -type f -print -quit)"
+        ),
+    }
+}
+
+/// One Envoy process; killed (SIGKILL) and reaped on drop.
+pub struct Envoy {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Envoy {
+    /// Writes `bootstrap` (YAML) into `dir` and starts Envoy on it. `base_id` must be unique
+    /// among the Envoys running on the machine (use a port this test holds, e.g. the admin's).
+    pub fn start(bootstrap: &str, base_id: u16, dir: &Path) -> Self {
+        let config = dir.join("envoy.yaml");
+        fs::write(&config, bootstrap).expect("write the Envoy bootstrap");
+        let stderr = dir.join("envoy.stderr.log");
+        let binary = envoy_binary();
+        let child = Command::new(&binary)
+            .arg("-c")
+            .arg(&config)
+            .args(["--base-id", &base_id.to_string()])
+            .args(["--concurrency", "1", "--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&stderr).expect("create the Envoy log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        Self { child, stderr }
+    }
+
+    /// Envoy's log so far, for failure messages.
+    pub fn logs(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Fails with the logs if Envoy exited.
+    pub fn check_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("Envoy exited ({status}):\n{}", self.logs());
+        }
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
