@@ -59,6 +59,88 @@ pub trait FilterFactory: Send + Sync {
 pub struct FilterRegistry {
     factories: HashMap<String, Arc<dyn FilterFactory>>,
     everywhere: Vec<String>,
+    upstreams: Upstreams,
+}
+
+/// The proxy's upstream clusters, for filters that call out (a remote JWKS, say) through a
+/// cluster as Envoy's filters do. A [`FilterRegistry`] and its clones share one; the gateway
+/// that serves with the registry attaches its clusters when it starts. Until then (or in a
+/// registry that only validates), [`send`](Self::send) fails with "no clusters".
+#[derive(Clone, Default)]
+pub struct Upstreams(
+    Arc<std::sync::OnceLock<tokio::sync::watch::Receiver<Arc<crate::config::ProxyConfig>>>>,
+);
+
+impl std::fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstreams")
+            .field("attached", &self.0.get().is_some())
+            .finish()
+    }
+}
+
+impl Upstreams {
+    /// Serves calls from `config`'s clusters (the first gateway to attach wins).
+    pub(crate) fn attach(
+        &self,
+        config: tokio::sync::watch::Receiver<Arc<crate::config::ProxyConfig>>,
+    ) {
+        let _ = self.0.set(config);
+    }
+
+    /// Sends `request` to one healthy endpoint of `cluster`, as the router would: the
+    /// request's URI supplies the path and query (and the `host` header when the request has
+    /// none); the cluster supplies the endpoint, its protocol and its TLS.
+    pub async fn send(
+        &self,
+        cluster: &str,
+        mut request: Request<Body>,
+    ) -> Result<Response<Body>, String> {
+        let config = self
+            .0
+            .get()
+            .ok_or("no clusters: the gateway has not started")?
+            .borrow()
+            .clone();
+        let cluster = config
+            .clusters
+            .get(cluster)
+            .ok_or_else(|| format!("cluster {cluster:?} not found"))?
+            .clone();
+        let endpoint = cluster
+            .pick(None)
+            .ok_or_else(|| format!("cluster {:?} has no healthy endpoint", cluster.name()))?;
+        if !request.headers().contains_key(http::header::HOST) {
+            if let Some(host) = request.uri().authority().map(|a| a.as_str().to_string()) {
+                if let Ok(value) = http::HeaderValue::from_str(&host) {
+                    request.headers_mut().insert(http::header::HOST, value);
+                }
+            }
+        }
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(endpoint.authority.clone());
+        parts.path_and_query = Some(
+            request
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+        );
+        *request.uri_mut() = http::Uri::from_parts(parts).map_err(|e| e.to_string())?;
+        *request.version_mut() = if cluster.is_http2() {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
+        let _active = endpoint.start_request();
+        let response = cluster.send(request, &endpoint).await;
+        cluster.record_outcome(
+            &endpoint,
+            response.as_ref().ok().map(|r| r.status().as_u16()),
+        );
+        response.map_err(|e| format!("cluster {:?}: {e}", cluster.name()))
+    }
 }
 
 impl std::fmt::Debug for FilterRegistry {
@@ -115,6 +197,11 @@ impl FilterRegistry {
     /// The factory for a filter name or type URL.
     pub fn get(&self, key: &str) -> Option<&Arc<dyn FilterFactory>> {
         self.factories.get(key)
+    }
+
+    /// The upstream clusters this registry's filters call out through.
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
     }
 
     /// The factory for an `HttpFilter`: by its config's type URL, else by its name.

@@ -195,6 +195,7 @@ impl ProxyServer {
     pub async fn run(self, mut feed: Feed) -> Result<(), GatewayError> {
         let stats = Arc::new(Stats::default());
         let (config_tx, config_rx) = watch::channel(Arc::new(ProxyConfig::default()));
+        self.registry.upstreams().attach(config_rx.clone());
         let proxy = Arc::new(Proxy::new(
             config_rx.clone(),
             stats.clone(),

@@ -16,8 +16,9 @@
 //! - [`proxy`]: the request path (normalisation, filters, forwarding, retries, timeouts,
 //!   mirrors);
 //! - [`filter`]: the registry turning HTTP filter configs into per-route tower stacks;
-//!   [`builtin`] holds the filters the proxy implements itself, and `ratelimit` (feature
-//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer;
+//!   [`builtin`] holds the filters the proxy implements itself, `ratelimit` (feature
+//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer, and `jwt` (feature
+//!   `jwt`) Envoy's JWT authentication with gloo-filters' verifier;
 //! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
 //!   admin endpoint and its statistics;
 //! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands.
@@ -32,6 +33,8 @@ pub mod config;
 pub mod control_plane;
 pub mod filter;
 pub mod gateway;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 pub mod proxy;
 pub mod proxy_protocol;
 #[cfg(feature = "ratelimit")]

@@ -258,6 +258,8 @@ struct Ports {
     /// Gateway `limited`: the VirtualServices labelled `limited: "true"`, behind a local rate
     /// limit of its own.
     limited: u16,
+    /// Gateway `secured`: the VirtualServices labelled `secured: "true"`, which verify JWTs.
+    secured: u16,
 }
 
 fn gateways_yaml(ports: Ports) -> String {
@@ -291,10 +293,20 @@ spec:
       httpLocalRatelimit:
         defaultLimit: {{maxTokens: 3, tokensPerFill: 1, fillInterval: 3600s}}
         enableXRatelimitHeaders: true
+---
+apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: secured, namespace: gloo-system}}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: {secured}
+  httpGateway:
+    virtualServiceSelector: {{secured: "true"}}
 "#,
         main = ports.main,
         all = ports.all,
         limited = ports.limited,
+        secured = ports.secured,
     )
 }
 
@@ -622,6 +634,150 @@ spec:
       routeAction: {single: {upstream: {name: delta, namespace: gloo-system}}}
 "#;
 
+/// The HMAC secret of the `local` JWT provider (an `oct` key in its inline JWKS).
+const LOCAL_SECRET: &[u8] = b"gloo-differential-local-secret";
+/// The HMAC secret of the `remote` provider, whose JWKS both proxies fetch from
+/// [`jwks_port`] through the `jwks` Upstream.
+const REMOTE_SECRET: &[u8] = b"gloo-differential-remote-secret";
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A JWKS holding one HS256 key.
+fn jwks(kid: &str, secret: &[u8]) -> String {
+    json!({"keys": [{"kty": "oct", "kid": kid, "alg": "HS256", "k": b64url(secret)}]}).to_string()
+}
+
+/// The port of a server answering every request with the `remote` provider's JWKS (started
+/// once per test process).
+fn jwks_port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind JWKS server");
+        let port = listener.local_addr().expect("JWKS address").port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone()?);
+                    let mut writer = stream;
+                    while read_request(&mut reader)?.is_some() {
+                        let body = jwks("remote-key", REMOTE_SECRET);
+                        write!(
+                            writer,
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        )?;
+                    }
+                    io::Result::Ok(())
+                });
+            }
+        });
+        port
+    })
+}
+
+/// An HS256 JWT with `claims`, signed with `secret` under key id `kid`.
+fn token(kid: &str, secret: &[u8], claims: Value) -> &'static str {
+    let header = b64url(
+        json!({"alg": "HS256", "typ": "JWT", "kid": kid})
+            .to_string()
+            .as_bytes(),
+    );
+    let payload = b64url(claims.to_string().as_bytes());
+    let input = format!("{header}.{payload}");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let signature = b64url(ring::hmac::sign(&key, input.as_bytes()).as_ref());
+    // Cases hold `&'static str`s; a test process makes a few dozen tokens.
+    Box::leak(format!("{input}.{signature}").into_boxed_str())
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `Bearer <token>`, as the `authorization` header carries it.
+fn bearer(token: &str) -> &'static str {
+    Box::leak(format!("Bearer {token}").into_boxed_str())
+}
+
+/// JWT verification, served on Gateway `secured`: a virtual host whose providers are an inline
+/// HS256 key and a remote JWKS (fetched through the `jwks` Upstream), with one route that
+/// switches JWT off, and a second host that lets requests without a token through
+/// (`ALLOW_MISSING`).
+fn secured_yaml(jwks_port: u16) -> String {
+    let local = jwks("local-key", LOCAL_SECRET);
+    format!(
+        r#"apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: jwks, namespace: gloo-system}}
+spec:
+  static:
+    hosts:
+    - {{addr: 127.0.0.1, port: {jwks_port}}}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: secured, namespace: gloo-system, labels: {{secured: "true"}}}}
+spec:
+  virtualHost:
+    domains: [secured.example]
+    options:
+      jwtStaged:
+        beforeExtAuth:
+          providers:
+            local:
+              issuer: https://local.example
+              audiences: [api]
+              tokenSource:
+                headers: [{{header: authorization, prefix: "Bearer "}}]
+              claimsToHeaders: [{{claim: sub, header: x-sub}}]
+              jwks:
+                local:
+                  key: '{local}'
+            remote:
+              issuer: https://remote.example
+              tokenSource:
+                headers: [{{header: authorization, prefix: "Bearer "}}]
+              keepToken: true
+              jwks:
+                remote:
+                  url: http://127.0.0.1:{jwks_port}/jwks
+                  upstreamRef: {{name: jwks, namespace: gloo-system}}
+    routes:
+    - matchers: [{{prefix: /public}}]
+      options:
+        jwtStaged: {{beforeExtAuth: {{disable: true}}}}
+      routeAction: {{single: {{upstream: {{name: alpha, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: beta, namespace: gloo-system}}}}}}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: optional, namespace: gloo-system, labels: {{secured: "true"}}}}
+spec:
+  virtualHost:
+    domains: [optional.example]
+    options:
+      jwt:
+        validationPolicy: ALLOW_MISSING
+        providers:
+          local:
+            issuer: https://local.example
+            jwks:
+              local:
+                key: '{local}'
+    routes:
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: gamma, namespace: gloo-system}}}}}}
+"#
+    )
+}
+
 fn write_config(dir: &Path, ports: Ports, backends: &[(&str, u16)]) {
     fs::create_dir_all(dir).expect("create config dir");
     for (file, contents) in [
@@ -632,6 +788,7 @@ fn write_config(dir: &Path, ports: Ports, backends: &[(&str, u16)]) {
         ("paths.yaml", PATHS_YAML.to_string()),
         ("sticky.yaml", sticky_yaml(backends)),
         ("limited.yaml", LIMITED_YAML.to_string()),
+        ("secured.yaml", secured_yaml(jwks_port())),
     ] {
         fs::write(dir.join(file), contents).expect("write config");
     }
@@ -686,10 +843,10 @@ fn assert_config_accepted(dir: &Path) {
         *kinds.entry(kind).or_insert(0) += 1;
     }
     let want = BTreeMap::from([
-        ("Gateway".to_string(), 3),
-        // One per backend, plus the ring-hash and Maglev ones of sticky.yaml.
-        ("Upstream".to_string(), BACKENDS.len() + 2),
-        ("VirtualService".to_string(), 9),
+        ("Gateway".to_string(), 4),
+        // One per backend, the ring-hash and Maglev ones of sticky.yaml, and the JWKS server.
+        ("Upstream".to_string(), BACKENDS.len() + 3),
+        ("VirtualService".to_string(), 11),
     ]);
     for (kind, count) in &want {
         if kinds.get(kind) != Some(count) {
@@ -734,6 +891,7 @@ impl Setup {
                 main: free_port(),
                 all: free_port(),
                 limited: free_port(),
+                secured: free_port(),
             },
         };
         let gloo = Proxy {
@@ -742,6 +900,7 @@ impl Setup {
                 main: free_port(),
                 all: free_port(),
                 limited: free_port(),
+                secured: free_port(),
             },
         };
         let (xds_port, envoy_admin, gloo_admin) = (free_port(), free_port(), free_port());
@@ -882,6 +1041,7 @@ impl Setup {
             Gateway::Main => proxy.ports.main,
             Gateway::All => proxy.ports.all,
             Gateway::Limited => proxy.ports.limited,
+            Gateway::Secured => proxy.ports.secured,
         }
     }
 }
@@ -924,6 +1084,7 @@ enum Gateway {
     Main,
     All,
     Limited,
+    Secured,
 }
 
 /// What Envoy answers to a case (checked on Envoy only: gloo is compared to Envoy).
@@ -1796,5 +1957,129 @@ fn local_rate_limits_match_envoy() {
 fn path_normalisation_matches_envoy() {
     let mut setup = Setup::start();
     let mismatches = run_cases(&setup, &path_cases());
+    setup.report(&mismatches);
+}
+
+/// JWT verification: statuses, bodies, `www-authenticate` and what reaches the backend (the
+/// `x-sub` claim header, the token kept or stripped) must be Envoy's.
+fn jwt_cases() -> Vec<Case> {
+    let on = |case: Case| case.on(Gateway::Secured);
+    let exp = now() + 3600;
+    let good = json!({"iss": "https://local.example", "aud": "api", "sub": "alice", "exp": exp});
+    let valid = token("local-key", LOCAL_SECRET, good.clone());
+    let expired = token(
+        "local-key",
+        LOCAL_SECRET,
+        json!({"iss": "https://local.example", "aud": "api", "sub": "alice", "exp": now() - 3600}),
+    );
+    let wrong_audience = token(
+        "local-key",
+        LOCAL_SECRET,
+        json!({"iss": "https://local.example", "aud": "web", "sub": "alice", "exp": exp}),
+    );
+    let unknown_issuer = token(
+        "local-key",
+        LOCAL_SECRET,
+        json!({"iss": "https://stranger.example", "aud": "api", "exp": exp}),
+    );
+    let forged = token("local-key", b"not-the-secret", good.clone());
+    let remote = token(
+        "remote-key",
+        REMOTE_SECRET,
+        json!({"iss": "https://remote.example", "sub": "bob", "exp": exp}),
+    );
+    let header = b64url(json!({"alg": "none", "typ": "JWT"}).to_string().as_bytes());
+    let unsigned: &'static str =
+        Box::leak(format!("{header}.{}.", b64url(good.to_string().as_bytes())).into_boxed_str());
+    vec![
+        on(case("no token", "secured.example", "/a", Local(401))),
+        on(case(
+            "valid token, claim to header, token stripped",
+            "secured.example",
+            "/a",
+            Backend("beta"),
+        )
+        .header("authorization", bearer(valid))),
+        on(case(
+            "JWT switched off on the route",
+            "secured.example",
+            "/public/x",
+            Backend("alpha"),
+        )),
+        on(case("expired", "secured.example", "/a", Local(401))
+            .header("authorization", bearer(expired))),
+        on(
+            case("audience not allowed", "secured.example", "/a", Local(403))
+                .header("authorization", bearer(wrong_audience)),
+        ),
+        on(
+            case("issuer not configured", "secured.example", "/a", Local(401))
+                .header("authorization", bearer(unknown_issuer)),
+        ),
+        on(
+            case("forged signature", "secured.example", "/a", Local(401))
+                .header("authorization", bearer(forged)),
+        ),
+        on(case("alg none", "secured.example", "/a", Local(401))
+            .header("authorization", bearer(unsigned))),
+        on(case("not a JWT", "secured.example", "/a", Local(401))
+            .header("authorization", "Bearer abc")),
+        on(case(
+            "another scheme is no token",
+            "secured.example",
+            "/a",
+            Local(401),
+        )
+        .header("authorization", "Basic YWxhZGRpbjpvcGVuc2VzYW1l")),
+        on(case(
+            "remote JWKS through the jwks Upstream, token kept",
+            "secured.example",
+            "/a",
+            Backend("beta"),
+        )
+        .header("authorization", bearer(remote))),
+        on(case(
+            "ALLOW_MISSING without a token",
+            "optional.example",
+            "/",
+            Backend("gamma"),
+        )),
+        on(case(
+            "ALLOW_MISSING with a valid token",
+            "optional.example",
+            "/",
+            Backend("gamma"),
+        )
+        .header("authorization", bearer(valid))),
+        on(case(
+            "ALLOW_MISSING with a bad token",
+            "optional.example",
+            "/",
+            Local(401),
+        )
+        .header("authorization", bearer(forged))),
+    ]
+}
+
+#[test]
+fn jwt_verification_matches_envoy() {
+    let mut setup = Setup::start();
+    let mut mismatches = run_cases(&setup, &jwt_cases());
+    // Compared above; pinned here so the comparison cannot pass on two answers that both lost
+    // the challenge or the claim header.
+    for proxy in [setup.envoy, setup.gloo] {
+        let missing = case("challenge", "secured.example", "/a", Local(401)).on(Gateway::Secured);
+        match send(setup.port(proxy, Gateway::Secured), &missing) {
+            Outcome::Response(answer)
+                if answer.headers.get("www-authenticate").map(|v| v.join(","))
+                    == Some(r#"Bearer realm="http://secured.example/a""#.to_string()) => {}
+            other => mismatches.push(Mismatch {
+                case: "challenge".into(),
+                field: format!("www-authenticate on {}", proxy.name),
+                envoy: r#"Bearer realm="http://secured.example/a""#.into(),
+                gloo: summary(&other),
+            }),
+        }
+    }
     setup.report(&mismatches);
 }
