@@ -486,6 +486,9 @@ impl<'a> Resolver<'a> {
     /// last accepted version when there is one.
     fn select_versions(&mut self) {
         let snapshot = self.snapshot;
+        // Global rate limits need the rate limit server: checked on every run, as Settings and
+        // Upstreams change on their own.
+        let no_ratelimit_server = crate::translate::ratelimit::server(snapshot).is_none();
         for (reference, entry) in &snapshot.virtual_services {
             let key = ResourceKey::new(Kind::VirtualService, reference.clone());
             let errors = match self.lkg.validated_virtual_services.get(reference) {
@@ -503,6 +506,13 @@ impl<'a> Resolver<'a> {
             errors.extend(
                 self.check_header_secrets_of_virtual_service(reference, &entry.object.spec),
             );
+            if no_ratelimit_server {
+                errors.extend(
+                    crate::translate::ratelimit::without_server_in_virtual_service(
+                        &entry.object.spec,
+                    ),
+                );
+            }
             put_in_force(
                 &key,
                 entry,
@@ -530,6 +540,12 @@ impl<'a> Resolver<'a> {
                 reference.namespace_or(crate::model::DEFAULT_NAMESPACE),
                 "spec.routes",
             ));
+            if no_ratelimit_server {
+                errors.extend(crate::translate::ratelimit::without_server_in_routes(
+                    &entry.object.spec.routes,
+                    "spec.routes",
+                ));
+            }
             put_in_force(
                 &key,
                 entry,
@@ -723,6 +739,10 @@ impl<'a> Resolver<'a> {
                     .validate("spec.virtualHost.options"),
             );
             errors.extend(unenforced(options.unenforced(), "spec.virtualHost.options"));
+            errors.extend(crate::translate::ratelimit::validate_host(
+                options,
+                "spec.virtualHost.options",
+            ));
             for (path, extension) in
                 crate::translate::jwt::host_extensions(options, "spec.virtualHost.options")
             {
@@ -970,6 +990,10 @@ impl<'a> Resolver<'a> {
         }
         errors.extend(options.local_ratelimit().validate(path));
         errors.extend(unenforced(options.unenforced(), path));
+        errors.extend(crate::translate::ratelimit::validate_route(
+            options,
+            &path.to_string(),
+        ));
         for (at, extension) in crate::translate::jwt::route_extensions(options, &path.to_string()) {
             errors.extend(crate::translate::jwt::validate(extension, &at));
         }
