@@ -486,9 +486,6 @@ impl<'a> Resolver<'a> {
     /// last accepted version when there is one.
     fn select_versions(&mut self) {
         let snapshot = self.snapshot;
-        // Global rate limits need the rate limit server: checked on every run, as Settings and
-        // Upstreams change on their own.
-        let no_ratelimit_server = crate::translate::ratelimit::server(snapshot).is_none();
         for (reference, entry) in &snapshot.virtual_services {
             let key = ResourceKey::new(Kind::VirtualService, reference.clone());
             let errors = match self.lkg.validated_virtual_services.get(reference) {
@@ -506,13 +503,12 @@ impl<'a> Resolver<'a> {
             errors.extend(
                 self.check_header_secrets_of_virtual_service(reference, &entry.object.spec),
             );
-            if no_ratelimit_server {
-                errors.extend(
-                    crate::translate::ratelimit::without_server_in_virtual_service(
-                        &entry.object.spec,
-                    ),
-                );
-            }
+            // Global rate limits need the rate limit server and the RateLimitConfigs they
+            // name: checked on every run, as those change on their own.
+            errors.extend(crate::translate::ratelimit::check_virtual_service(
+                snapshot,
+                &entry.object.spec,
+            ));
             put_in_force(
                 &key,
                 entry,
@@ -540,12 +536,11 @@ impl<'a> Resolver<'a> {
                 reference.namespace_or(crate::model::DEFAULT_NAMESPACE),
                 "spec.routes",
             ));
-            if no_ratelimit_server {
-                errors.extend(crate::translate::ratelimit::without_server_in_routes(
-                    &entry.object.spec.routes,
-                    "spec.routes",
-                ));
-            }
+            errors.extend(crate::translate::ratelimit::check_routes(
+                snapshot,
+                &entry.object.spec.routes,
+                "spec.routes",
+            ));
             put_in_force(
                 &key,
                 entry,

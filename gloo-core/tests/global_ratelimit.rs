@@ -664,3 +664,211 @@ fn invalid_settings_descriptors_are_an_error_and_left_out_of_the_server_config()
     );
     assert!(gloo_core::translate::rate_limit_server_configs(&snapshot).is_empty());
 }
+
+// ----- RateLimitConfig references ------------------------------------------------------------
+
+/// The RateLimitConfig of docs/content/guides/security/rate_limiting/setup.md ("In the
+/// RateLimitConfig resource").
+fn my_rate_limit_policy(extra: &str) -> String {
+    resource(
+        "ratelimit.solo.io/v1alpha1",
+        "RateLimitConfig",
+        "{name: my-rate-limit-policy, namespace: gloo-system}",
+        &format!(
+            "raw:\n  descriptors:\n  - key: generic_key\n    value: counter\n    rateLimit: {{requestsPerUnit: 1, unit: MINUTE}}\n  rateLimits:\n  - actions:\n    - genericKey: {{descriptorValue: counter}}\n{extra}"
+        ),
+    )
+}
+
+const POLICY_REF: &str =
+    "rateLimitConfigs:\n  refs:\n  - name: my-rate-limit-policy\n    namespace: gloo-system\n";
+
+#[test]
+fn rate_limit_config_example_on_host_and_route() {
+    // setup.md: the policy referenced from the virtual host ("All routes in the virtual host")
+    // and from a route ("Per route"). Its actions are scoped by `generic_key:
+    // gloo-system.my-rate-limit-policy`, at Gloo's `CrdRateLimitStage` (2), domain `crd`.
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &my_rate_limit_policy(""),
+        &limited_vs("default", POLICY_REF, POLICY_REF),
+    ]));
+    assert_no_rejections(&t);
+    let mut crd_filter = filter_config(2);
+    crd_filter["domain"] = json!("crd");
+    assert_eq!(
+        http_filters(&t),
+        [json!({"name": RL, "typedConfig": crd_filter}), router()]
+    );
+    let expected = json!([{
+        "stage": 2,
+        "actions": [
+            {"genericKey": {"descriptorValue": "gloo-system.my-rate-limit-policy"}},
+            {"genericKey": {"descriptorValue": "counter"}},
+        ],
+    }]);
+    assert_eq!(vhost_json(&t, "default")["rateLimits"], expected);
+    assert_eq!(route_action_json(&t, "default", 0)["rateLimits"], expected);
+    // The server config scopes the descriptors the same way.
+    let snapshot = gloo_core::snapshot::ConfigSnapshot::from_source(
+        &snapshot(&docs(&[&my_rate_limit_policy("")])),
+        &mut gloo_core::status::Reports::default(),
+    );
+    assert_eq!(
+        serde_json::to_value(gloo_core::translate::rate_limit_server_configs(&snapshot)).unwrap(),
+        json!([{
+            "domain": "crd",
+            "descriptors": [{
+                "key": "generic_key",
+                "value": "gloo-system.my-rate-limit-policy",
+                "descriptors": [{"key": "generic_key", "value": "counter", "rateLimit": {"unit": "MINUTE", "requestsPerUnit": 1}}],
+            }],
+        }])
+    );
+}
+
+#[test]
+fn early_config_refs_with_set_actions_run_before_auth() {
+    // staged_translators.go: `rateLimitEarlyConfigs` → `CrdRateLimitStageBeforeAuth` (4); set
+    // actions get the set-style marker, then the config's scope.
+    let set = "  - setActions:\n    - requestHeaders: {descriptorKey: type, headerName: x-type}\n  setDescriptors:\n  - simpleDescriptors: [{key: type, value: a}]\n    rateLimit: {requestsPerUnit: 1, unit: MINUTE}\n";
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &my_rate_limit_policy(set),
+        &limited_vs(
+            "default",
+            "rateLimitEarlyConfigs:\n  refs: [{name: my-rate-limit-policy, namespace: gloo-system}]\n",
+            "",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(http_filters(&t)[0]["typedConfig"]["stage"], 4);
+    assert_eq!(http_filters(&t)[0]["typedConfig"]["domain"], "crd");
+    assert_eq!(
+        vhost_json(&t, "default")["rateLimits"],
+        json!([
+            {"stage": 4, "actions": [
+                {"genericKey": {"descriptorValue": "gloo-system.my-rate-limit-policy"}},
+                {"genericKey": {"descriptorValue": "counter"}},
+            ]},
+            {"stage": 4, "actions": [
+                {"genericKey": {"descriptorValue": "solo.setDescriptor.uniqueValue"}},
+                {"genericKey": {"descriptorValue": "gloo-system.my-rate-limit-policy"}},
+                {"requestHeaders": {"headerName": "x-type", "descriptorKey": "type", "skipIfAbsent": true}},
+            ]},
+        ])
+    );
+    let snapshot = gloo_core::snapshot::ConfigSnapshot::from_source(
+        &snapshot(&docs(&[&my_rate_limit_policy(set)])),
+        &mut gloo_core::status::Reports::default(),
+    );
+    let configs =
+        serde_json::to_value(gloo_core::translate::rate_limit_server_configs(&snapshot)).unwrap();
+    assert_eq!(
+        configs[0]["setDescriptors"],
+        json!([{
+            "simpleDescriptors": [
+                {"key": "generic_key", "value": "gloo-system.my-rate-limit-policy"},
+                {"key": "type", "value": "a"},
+            ],
+            "rateLimit": {"unit": "MINUTE", "requestsPerUnit": 1},
+        }])
+    );
+}
+
+#[test]
+fn references_to_missing_or_invalid_configs_are_rejected_naming_the_ref() {
+    // Gloo's `ConfigNotFoundErr` and `ReferencedConfigErr`; a reference without namespace
+    // finds nothing, as in Gloo.
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &resource(
+            "ratelimit.solo.io/v1alpha1",
+            "RateLimitConfig",
+            "{name: broken, namespace: gloo-system}",
+            "raw: {rateLimits: [{actions: []}]}",
+        ),
+        &limited_vs(
+            "default",
+            "rateLimitConfigs:\n  refs:\n  - {name: not, namespace: existing}\n  - {name: broken, namespace: gloo-system}\n",
+            "rateLimitRegularConfigs:\n  refs: [{name: my-rate-limit-policy}]\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &[
+            "spec.virtualHost.options.rateLimitConfigs.refs[0]: could not find RateLimitConfig resource with name [not] in namespace [existing]",
+            "spec.virtualHost.options.rateLimitConfigs.refs[1]: failed to process RateLimitConfig resource with name [broken] in namespace [gloo-system]: it is invalid (see its status)",
+            "spec.virtualHost.routes[0].options.rateLimitRegularConfigs.refs[0]: could not find RateLimitConfig resource with name [my-rate-limit-policy] in namespace []",
+        ],
+        &[],
+    );
+    assert_eq!(
+        status(&t, Kind::RateLimitConfig, &gs("broken")).state,
+        Rejected
+    );
+}
+
+#[test]
+fn config_refs_without_a_server_are_rejected_naming_the_field() {
+    let t = translate(&docs(&[
+        &up(),
+        &my_rate_limit_policy(""),
+        &limited_vs("default", POLICY_REF, ""),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &[&format!(
+            "spec.virtualHost.options.rateLimitConfigs: {NO_SERVER}"
+        )],
+        &[],
+    );
+}
+
+#[test]
+fn a_rate_limit_config_edit_retranslates_the_hosts_that_reference_it() {
+    let mut translator = Translator::new();
+    let base = [up(), rl_upstream(), settings("", "")];
+    let vs = limited_vs("default", POLICY_REF, "");
+    let t = translate_with(
+        &mut translator,
+        &docs(&[&base[0], &base[1], &base[2], &my_rate_limit_policy(""), &vs]),
+    );
+    assert_eq!(
+        vhost_json(&t, "default")["rateLimits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let t = translate_with(
+        &mut translator,
+        &docs(&[
+            &base[0],
+            &base[1],
+            &base[2],
+            &my_rate_limit_policy("  - actions: [{remoteAddress: {}}]\n"),
+            &vs,
+        ]),
+    );
+    assert_no_rejections(&t);
+    assert_eq!(
+        vhost_json(&t, "default")["rateLimits"][1],
+        json!({"stage": 2, "actions": [
+            {"genericKey": {"descriptorValue": "gloo-system.my-rate-limit-policy"}},
+            {"remoteAddress": {}},
+        ]})
+    );
+}

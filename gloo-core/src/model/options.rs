@@ -564,15 +564,6 @@ impl RouteOptions {
             ("dlp", self.dlp.is_some()),
             ("csrf", self.csrf.is_some()),
             ("ratelimitBasic", self.ratelimit_basic.is_some()),
-            ("rateLimitConfigs", self.rate_limit_configs.is_some()),
-            (
-                "rateLimitEarlyConfigs",
-                self.rate_limit_early_configs.is_some(),
-            ),
-            (
-                "rateLimitRegularConfigs",
-                self.rate_limit_regular_configs.is_some(),
-            ),
             ("extProcEarly", self.ext_proc_early.is_some()),
             ("extProc", self.ext_proc.is_some()),
             ("extProcLate", self.ext_proc_late.is_some()),
@@ -805,15 +796,6 @@ impl VirtualHostOptions {
             ("dlp", self.dlp.is_some()),
             ("csrf", self.csrf.is_some()),
             ("ratelimitBasic", self.ratelimit_basic.is_some()),
-            ("rateLimitConfigs", self.rate_limit_configs.is_some()),
-            (
-                "rateLimitEarlyConfigs",
-                self.rate_limit_early_configs.is_some(),
-            ),
-            (
-                "rateLimitRegularConfigs",
-                self.rate_limit_regular_configs.is_some(),
-            ),
             ("extProcEarly", self.ext_proc_early.is_some()),
             ("extProc", self.ext_proc.is_some()),
             ("extProcLate", self.ext_proc_late.is_some()),

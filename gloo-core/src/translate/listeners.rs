@@ -181,7 +181,11 @@ fn http_connection_manager(
             ..Default::default()
         })
     };
-    http_filters.extend(global_filter(ratelimit::Stage::BeforeAuth));
+    http_filters.extend(
+        ratelimit::Stage::BEFORE_AUTH
+            .into_iter()
+            .filter_map(global_filter),
+    );
     // JWT: Gloo's AuthN stage, before ext auth (and the stage after it, which comes next
     // while gloo has no ext auth filter to put between them).
     for stage in jwt::Stage::ALL {
@@ -194,7 +198,11 @@ fn http_connection_manager(
         }
     }
     // Global rate limiting after auth: Gloo's `RateLimitStage`, after AuthN and AuthZ.
-    http_filters.extend(global_filter(ratelimit::Stage::AfterAuth));
+    http_filters.extend(
+        ratelimit::Stage::AFTER_AUTH
+            .into_iter()
+            .filter_map(global_filter),
+    );
     http_filters.push(HttpFilter {
         name: ROUTER_FILTER.to_string(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack(

@@ -58,7 +58,7 @@ pub use clusters::{Endpoint, Endpoints};
 pub use jwt::{JWT_AFTER_EXT_AUTH_FILTER, JWT_FILTER};
 pub use names::{cluster_name, route_config_name};
 pub use ratelimit::{
-    server_configs as rate_limit_server_configs, CUSTOM_DOMAIN, RATELIMIT_FILTER,
+    server_configs as rate_limit_server_configs, CRD_DOMAIN, CUSTOM_DOMAIN, RATELIMIT_FILTER,
     SET_DESCRIPTOR_VALUE,
 };
 
@@ -124,6 +124,10 @@ pub struct Translator {
     /// Settings `rateLimitBeforeAuth` the cached virtual hosts were translated with (it sets
     /// the stage of their `ratelimit` rate limits).
     ratelimit_before_auth: bool,
+    /// RateLimitConfigs the cached virtual hosts were translated with (their actions are
+    /// copied into the virtual hosts and routes that reference them).
+    rate_limit_configs:
+        Option<crate::snapshot::Collection<crate::model::ratelimit::RateLimitConfigSpec>>,
     /// How many virtual hosts the last translation built anew (the rest came from the cache).
     pub virtual_hosts_translated: usize,
 }
@@ -174,6 +178,10 @@ impl Translator {
         if before_auth != self.ratelimit_before_auth {
             self.virtual_hosts.clear();
             self.ratelimit_before_auth = before_auth;
+        }
+        if self.rate_limit_configs.as_ref() != Some(&snapshot.rate_limit_configs) {
+            self.virtual_hosts.clear();
+            self.rate_limit_configs = Some(snapshot.rate_limit_configs.clone());
         }
         let ctx = Context { snapshot };
         let mut proxies = BTreeMap::new();
@@ -567,18 +575,12 @@ fn validate_filter_configs(snapshot: &ConfigSnapshot, reports: &mut Reports) {
 /// it is referenced.
 fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
     const PATH: &str = "spec.options";
-    let no_server = ratelimit::server(snapshot).is_none();
     let virtual_host_options = snapshot.virtual_host_options.iter().map(|(r, e)| {
         let options = &e.object.spec.options;
         let mut problems = options.local_ratelimit().validate(PATH);
         problems.extend(crate::resolve::unenforced(options.unenforced(), PATH));
         problems.extend(ratelimit::validate_host(options, PATH));
-        if no_server {
-            problems.extend(ratelimit::without_server(
-                ratelimit::host_fields(options),
-                PATH,
-            ));
-        }
+        problems.extend(ratelimit::check_host(snapshot, options, PATH));
         for (path, extension) in jwt::host_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
@@ -589,12 +591,7 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         let mut problems = options.local_ratelimit().validate(PATH);
         problems.extend(crate::resolve::unenforced(options.unenforced(), PATH));
         problems.extend(ratelimit::validate_route(options, PATH));
-        if no_server {
-            problems.extend(ratelimit::without_server(
-                ratelimit::route_fields(options),
-                PATH,
-            ));
-        }
+        problems.extend(ratelimit::check_route(snapshot, options, PATH));
         for (path, extension) in jwt::route_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }

@@ -9,13 +9,17 @@
 //!   (default 100ms), `failure_mode_deny` from `denyOnFail`, `enable_x_ratelimit_headers`
 //!   `DRAFT_VERSION_03` when `enableXRatelimitHeaders`, and `rate_limit_service` an
 //!   `envoy_grpc` call (with `grpcService.authority`) to the server upstream's cluster,
-//!   `transport_api_version: V3`. Two stages: `stage: 3` runs before auth (Gloo's
-//!   `BeforeStage(AuthNStage)`: after local rate limiting, before JWT), `stage: 1` after auth
-//!   (`DuringStage(RateLimitStage)`: after JWT, before the router). A listener gets the filter of
-//!   a stage only when one of its virtual hosts or routes has rate limits in that stage (Gloo's
-//!   `removeUnusedFilters`, which gloo applies to every filter).
-//! * **Stages of the options.** `ratelimitEarly` → stage 3, `ratelimitRegular` → stage 1,
-//!   `ratelimit` → stage 3 when Settings `ratelimitServer.rateLimitBeforeAuth`, else 1.
+//!   `transport_api_version: V3`. Four stages, each its own filter: inline actions (domain
+//!   `custom`) at `stage: 3` before auth and `stage: 1` after, RateLimitConfig references
+//!   (domain `crd`) at `stage: 4` before auth and `stage: 2` after. Before auth is Gloo's
+//!   `BeforeStage(AuthNStage)` (after local rate limiting, before JWT), after auth
+//!   `DuringStage(RateLimitStage)` (after JWT, before the router); within one, `custom` comes
+//!   before `crd`. A listener gets the filter of a stage only when one of its virtual hosts or
+//!   routes has rate limits in that stage (Gloo's `removeUnusedFilters`, which gloo applies to
+//!   every filter).
+//! * **Stages of the options.** `ratelimitEarly` → 3, `ratelimitRegular` → 1, `ratelimit` → 3
+//!   when Settings `ratelimitServer.rateLimitBeforeAuth`, else 1; `rateLimitEarlyConfigs` → 4,
+//!   `rateLimitRegularConfigs` → 2, `rateLimitConfigs` → 4 or 2 likewise.
 //! * **Rate limits.** Each `rateLimits[]` entry with `actions` is one Envoy `RateLimit`
 //!   (`stage`, the actions converted one to one, as Gloo's `ConvertActions`); each entry with
 //!   `setActions` is another, its actions preceded by `generic_key:
@@ -26,8 +30,13 @@
 //!   Within a list the tree-style entries come first, then the set-style ones (Gloo's open-source
 //!   plugin writes the former, the enterprise plugin appends the latter); Envoy evaluates every
 //!   rate limit of the filter's stage, so their order carries no meaning.
+//! * **RateLimitConfigs.** Each reference adds the config's `raw.rateLimits`, scoped by a
+//!   leading `generic_key: <namespace>.<name>` action (after the set-style marker for
+//!   `setActions`), as Gloo's rate limiter translates them. A reference must name an existing,
+//!   valid config, with its namespace (Gloo looks an empty one up in the namespace `""`).
 //! * **Server config.** [`server_configs`] gives, per domain, the descriptors the rate limit
-//!   server must load: Settings `ratelimit.descriptors` / `setDescriptors` for domain `custom`.
+//!   server must load: Settings `ratelimit.descriptors` / `setDescriptors` for domain `custom`,
+//!   the RateLimitConfigs' (scoped the same way) for domain `crd`.
 //!
 //! Deviation (never silently dropping configuration): Gloo's enterprise translator takes only
 //! the `setActions` of `ratelimitEarly` / `ratelimitRegular`; gloo also emits their tree-style
@@ -54,8 +63,9 @@ use super::names::cluster_name;
 use super::routes::duration;
 use crate::model::options::{RouteOptions, VirtualHostOptions};
 use crate::model::ratelimit::{
-    Action, ActionRef, HeaderMatchSpecifierRef, HeaderMatcher, MetadataKey, MetadataSource,
-    RateLimitActions, ServerRateLimitConfig, Settings,
+    Action, ActionRef, Descriptor, HeaderMatchSpecifierRef, HeaderMatcher, MetadataKey,
+    MetadataSource, RateLimitActions, RateLimitConfigRef, RateLimitConfigRefs, RateLimitConfigSpec,
+    ServerRateLimitConfig, Settings, SimpleDescriptor,
 };
 use crate::model::upstream::UpstreamSpec;
 use crate::model::{Object, ResourceRef, DEFAULT_NAMESPACE};
@@ -67,37 +77,53 @@ pub const RATELIMIT_FILTER: &str = "envoy.filters.http.ratelimit";
 /// The domain of every filter gloo writes (Gloo's `CustomDomain`), and of the Settings'
 /// descriptors in [`server_configs`].
 pub const CUSTOM_DOMAIN: &str = "custom";
+/// The domain of the filters for RateLimitConfig references (Gloo's `ConfigCrdDomain`), and
+/// of the RateLimitConfigs' descriptors in [`server_configs`].
+pub const CRD_DOMAIN: &str = "crd";
 /// The generic key value that marks a set-style descriptor (Gloo's `SetDescriptorValue`).
 pub const SET_DESCRIPTOR_VALUE: &str = "solo.setDescriptor.uniqueValue";
+/// The descriptor key of Envoy's `generic_key` action.
+const GENERIC_KEY: &str = "generic_key";
 /// Gloo's `RequestType`: internal and external requests alike.
 const REQUEST_TYPE: &str = "both";
 /// Gloo's `DefaultTimeout` for calls to the server: 100ms.
 const DEFAULT_TIMEOUT_NANOS: i32 = 100_000_000;
 
-/// One of the two rate limit filter stages.
+/// One of the four rate limit filter stages: Gloo's inline actions (domain `custom`) and
+/// RateLimitConfig references (domain `crd`), each before or after auth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stage {
-    /// Gloo's `CustomStageBeforeAuth` (3): before JWT / ext auth.
+    /// Gloo's `CustomStageBeforeAuth` (3): inline actions before JWT / ext auth.
     BeforeAuth,
-    /// Gloo's `CustomStage` (1): after auth.
+    /// Gloo's `CustomStage` (1): inline actions after auth.
     AfterAuth,
+    /// Gloo's `CrdRateLimitStageBeforeAuth` (4): RateLimitConfigs before auth.
+    CrdBeforeAuth,
+    /// Gloo's `CrdRateLimitStage` (2): RateLimitConfigs after auth.
+    CrdAfterAuth,
 }
 
 impl Stage {
+    /// The stages whose filters run before auth, in filter order.
+    pub(crate) const BEFORE_AUTH: [Stage; 2] = [Stage::BeforeAuth, Stage::CrdBeforeAuth];
+    /// The stages whose filters run after auth, in filter order.
+    pub(crate) const AFTER_AUTH: [Stage; 2] = [Stage::AfterAuth, Stage::CrdAfterAuth];
+
     /// The `stage` number of the filter and of its rate limits.
     pub(crate) fn number(self) -> u32 {
         match self {
             Stage::BeforeAuth => 3,
             Stage::AfterAuth => 1,
+            Stage::CrdBeforeAuth => 4,
+            Stage::CrdAfterAuth => 2,
         }
     }
 
-    /// The stage of the `ratelimit` option (and `rateLimitConfigs`).
-    fn default(before_auth: bool) -> Self {
-        if before_auth {
-            Stage::BeforeAuth
-        } else {
-            Stage::AfterAuth
+    /// The domain the filter of this stage calls.
+    fn domain(self) -> &'static str {
+        match self {
+            Stage::BeforeAuth | Stage::AfterAuth => CUSTOM_DOMAIN,
+            Stage::CrdBeforeAuth | Stage::CrdAfterAuth => CRD_DOMAIN,
         }
     }
 }
@@ -108,6 +134,13 @@ struct Global<'a> {
     ratelimit: &'a [RateLimitActions],
     early: &'a [RateLimitActions],
     regular: &'a [RateLimitActions],
+    configs: &'a [RateLimitConfigRef],
+    early_configs: &'a [RateLimitConfigRef],
+    regular_configs: &'a [RateLimitConfigRef],
+}
+
+fn refs(r: Option<&RateLimitConfigRefs>) -> &[RateLimitConfigRef] {
+    r.map_or(&[], |r| &r.refs)
 }
 
 impl<'a> Global<'a> {
@@ -119,6 +152,9 @@ impl<'a> Global<'a> {
                 .ratelimit_regular
                 .as_deref()
                 .map_or(&[], |r| &r.rate_limits),
+            configs: refs(o.rate_limit_configs.as_ref()),
+            early_configs: refs(o.rate_limit_early_configs.as_ref()),
+            regular_configs: refs(o.rate_limit_regular_configs.as_ref()),
         }
     }
 
@@ -130,15 +166,54 @@ impl<'a> Global<'a> {
                 .ratelimit_regular
                 .as_deref()
                 .map_or(&[], |r| &r.rate_limits),
+            configs: refs(o.rate_limit_configs.as_ref()),
+            early_configs: refs(o.rate_limit_early_configs.as_ref()),
+            regular_configs: refs(o.rate_limit_regular_configs.as_ref()),
         }
     }
 
-    /// The lists with their option name and stage.
+    /// The inline lists with their option name and stage.
     fn lists(self, before_auth: bool) -> [(&'static str, Stage, &'a [RateLimitActions]); 3] {
         [
-            ("ratelimit", Stage::default(before_auth), self.ratelimit),
+            (
+                "ratelimit",
+                if before_auth {
+                    Stage::BeforeAuth
+                } else {
+                    Stage::AfterAuth
+                },
+                self.ratelimit,
+            ),
             ("ratelimitEarly", Stage::BeforeAuth, self.early),
             ("ratelimitRegular", Stage::AfterAuth, self.regular),
+        ]
+    }
+
+    /// The RateLimitConfig references with their option name and stage.
+    fn config_lists(
+        self,
+        before_auth: bool,
+    ) -> [(&'static str, Stage, &'a [RateLimitConfigRef]); 3] {
+        [
+            (
+                "rateLimitConfigs",
+                if before_auth {
+                    Stage::CrdBeforeAuth
+                } else {
+                    Stage::CrdAfterAuth
+                },
+                self.configs,
+            ),
+            (
+                "rateLimitEarlyConfigs",
+                Stage::CrdBeforeAuth,
+                self.early_configs,
+            ),
+            (
+                "rateLimitRegularConfigs",
+                Stage::CrdAfterAuth,
+                self.regular_configs,
+            ),
         ]
     }
 
@@ -146,29 +221,89 @@ impl<'a> Global<'a> {
         self.lists(before_auth)
             .iter()
             .any(|(_, s, list)| *s == stage && !list.is_empty())
+            || self
+                .config_lists(before_auth)
+                .iter()
+                .any(|(_, s, list)| *s == stage && !list.is_empty())
     }
 
     fn any(self) -> bool {
-        !(self.ratelimit.is_empty() && self.early.is_empty() && self.regular.is_empty())
+        !(self.ratelimit.is_empty()
+            && self.early.is_empty()
+            && self.regular.is_empty()
+            && self.configs.is_empty()
+            && self.early_configs.is_empty()
+            && self.regular_configs.is_empty())
     }
 
-    /// Gloo's rate limits: per list, the tree-style entries, then the set-style ones.
-    fn rate_limits(self, before_auth: bool) -> Vec<RateLimit> {
+    /// Gloo's rate limits: per inline list, the tree-style entries, then the set-style ones;
+    /// then per RateLimitConfig reference, its entries (Gloo's `crdTranslator`).
+    fn rate_limits(self, snapshot: &ConfigSnapshot) -> Vec<RateLimit> {
+        let before_auth = before_auth(snapshot);
         let mut out = Vec::new();
         for (_, stage, list) in self.lists(before_auth) {
             out.extend(
                 list.iter()
                     .filter(|e| !e.actions.is_empty())
-                    .map(|e| rate_limit(stage, e, &e.actions, false)),
+                    .map(|e| rate_limit(stage, e, &e.actions, &[])),
             );
             out.extend(
                 list.iter()
                     .filter(|e| !e.set_actions.is_empty())
-                    .map(|e| rate_limit(stage, e, &e.set_actions, true)),
+                    .map(|e| rate_limit(stage, e, &e.set_actions, &[SET_DESCRIPTOR_VALUE])),
             );
+        }
+        for (_, stage, list) in self.config_lists(before_auth) {
+            for reference in list {
+                let Some(config) = usable_config(snapshot, reference) else {
+                    continue; // Refused where it is referenced.
+                };
+                let key = config_key(&reference.to_resource_ref());
+                for e in config.raw.iter().flat_map(|r| r.rate_limits.iter()) {
+                    if !e.actions.is_empty() {
+                        out.push(rate_limit(stage, e, &e.actions, &[&key]));
+                    }
+                    if !e.set_actions.is_empty() {
+                        out.push(rate_limit(
+                            stage,
+                            e,
+                            &e.set_actions,
+                            &[SET_DESCRIPTOR_VALUE, &key],
+                        ));
+                    }
+                }
+            }
         }
         out
     }
+}
+
+/// The `generic_key` value that scopes a RateLimitConfig's descriptors on the server:
+/// `<namespace>.<name>`.
+fn config_key(reference: &ResourceRef) -> String {
+    format!(
+        "{}.{}",
+        reference.namespace.as_deref().unwrap_or_default(),
+        reference.name
+    )
+}
+
+/// The referenced RateLimitConfig when it exists and is valid. A reference without namespace
+/// finds nothing, as in Gloo (which looks it up in the namespace `""`).
+fn usable_config<'s>(
+    snapshot: &'s ConfigSnapshot,
+    reference: &RateLimitConfigRef,
+) -> Option<&'s RateLimitConfigSpec> {
+    reference.namespace.as_ref()?;
+    let entry = snapshot
+        .rate_limit_configs
+        .get(&reference.to_resource_ref())?;
+    entry
+        .object
+        .spec
+        .validate()
+        .is_empty()
+        .then_some(&entry.object.spec)
 }
 
 /// The rate limit server as Settings configure it: the first Settings (in namespace/name
@@ -231,7 +366,7 @@ pub(crate) fn filter_config(
 fn filter(server: &Server<'_>, stage: Stage) -> RateLimitFilter {
     let settings = server.settings;
     RateLimitFilter {
-        domain: CUSTOM_DOMAIN.to_string(),
+        domain: stage.domain().to_string(),
         stage: stage.number(),
         request_type: REQUEST_TYPE.to_string(),
         timeout: Some(settings.request_timeout.as_ref().map_or(
@@ -277,7 +412,7 @@ pub(crate) fn host_rate_limits(
     if !global.any() {
         return Vec::new();
     }
-    global.rate_limits(before_auth(snapshot))
+    global.rate_limits(snapshot)
 }
 
 /// Sets a route's `rate_limits`, and `include_vh_rate_limits` when it has `ratelimit` (false
@@ -293,17 +428,24 @@ pub(crate) fn apply_to_route(
     if !global.any() && options.ratelimit.is_none() {
         return;
     }
-    action.rate_limits = global.rate_limits(before_auth(snapshot));
+    action.rate_limits = global.rate_limits(snapshot);
     action.include_vh_rate_limits = options.ratelimit.as_ref().map(|r| BoolValue {
         value: r.include_vh_rate_limits.unwrap_or(false),
     });
 }
 
-fn rate_limit(stage: Stage, entry: &RateLimitActions, actions: &[Action], set: bool) -> RateLimit {
-    let mut converted: Vec<EnvoyAction> = Vec::with_capacity(actions.len() + 1);
-    if set {
-        converted.push(generic_key(SET_DESCRIPTOR_VALUE));
-    }
+/// One Envoy rate limit: `generic_key` actions for each of `keys` (the set-style marker, a
+/// RateLimitConfig's scope), then `actions` (with `skip_if_absent` on `request_headers` in a
+/// set-style one, as Gloo's `ConvertActions` does).
+fn rate_limit(
+    stage: Stage,
+    entry: &RateLimitActions,
+    actions: &[Action],
+    keys: &[&str],
+) -> RateLimit {
+    let set = keys.contains(&SET_DESCRIPTOR_VALUE);
+    let mut converted: Vec<EnvoyAction> = Vec::with_capacity(actions.len() + keys.len());
+    converted.extend(keys.iter().map(|k| generic_key(k)));
     converted.extend(actions.iter().filter_map(|a| convert_action(a, set)));
     RateLimit {
         stage: Some(UInt32Value {
@@ -517,31 +659,89 @@ fn validate(global: Global<'_>, path: &str) -> Vec<String> {
     problems
 }
 
-/// The global rate limit options a virtual host's options set, by field name.
-pub(crate) fn host_fields(options: &VirtualHostOptions) -> Vec<&'static str> {
-    fields(Global::of_host(options))
-}
-
-/// The global rate limit options a route's options set, by field name.
-pub(crate) fn route_fields(options: &RouteOptions) -> Vec<&'static str> {
-    fields(Global::of_route(options))
-}
-
 fn fields(global: Global<'_>) -> Vec<&'static str> {
-    [
-        ("ratelimit.rateLimits", global.ratelimit),
-        ("ratelimitEarly.rateLimits", global.early),
-        ("ratelimitRegular.rateLimits", global.regular),
-    ]
-    .into_iter()
-    .filter(|(_, list)| !list.is_empty())
-    .map(|(name, _)| name)
-    .collect()
+    let inline = [
+        ("ratelimit.rateLimits", global.ratelimit.is_empty()),
+        ("ratelimitEarly.rateLimits", global.early.is_empty()),
+        ("ratelimitRegular.rateLimits", global.regular.is_empty()),
+    ];
+    let configs = global
+        .config_lists(false)
+        .map(|(name, _, list)| (name, list.is_empty()));
+    inline
+        .into_iter()
+        .chain(configs)
+        .filter(|(_, empty)| !empty)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The errors for RateLimitConfig references under `path` that name no usable config (Gloo's
+/// `ConfigNotFoundErr` / `ReferencedConfigErr`), checked on every run.
+fn missing_configs(snapshot: &ConfigSnapshot, global: Global<'_>, path: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (name, _, list) in global.config_lists(false) {
+        for (i, reference) in list.iter().enumerate() {
+            if usable_config(snapshot, reference).is_some() {
+                continue;
+            }
+            let namespace = reference.namespace.as_deref().unwrap_or_default();
+            let at = format!("{path}.{name}.refs[{i}]");
+            let found = reference.namespace.is_some()
+                && snapshot
+                    .rate_limit_configs
+                    .contains_key(&reference.to_resource_ref());
+            errors.push(if found {
+                format!(
+                    "{at}: failed to process RateLimitConfig resource with name [{}] in namespace [{namespace}]: it is invalid (see its status)",
+                    reference.name
+                )
+            } else {
+                format!(
+                    "{at}: could not find RateLimitConfig resource with name [{}] in namespace [{namespace}]",
+                    reference.name
+                )
+            });
+        }
+    }
+    errors
+}
+
+/// Every-run checks of a virtual host's options under `path`: a rate limit server for its
+/// global limits, and the RateLimitConfigs it references.
+pub(crate) fn check_host(
+    snapshot: &ConfigSnapshot,
+    options: &VirtualHostOptions,
+    path: &str,
+) -> Vec<String> {
+    check(snapshot, Global::of_host(options), path)
+}
+
+/// Every-run checks of a route's options under `path` (see [`check_host`]).
+pub(crate) fn check_route(
+    snapshot: &ConfigSnapshot,
+    options: &RouteOptions,
+    path: &str,
+) -> Vec<String> {
+    check(snapshot, Global::of_route(options), path)
+}
+
+fn check(snapshot: &ConfigSnapshot, global: Global<'_>, path: &str) -> Vec<String> {
+    if !global.any() {
+        return Vec::new();
+    }
+    let mut errors = if server(snapshot).is_none() {
+        without_server(fields(global), path)
+    } else {
+        Vec::new()
+    };
+    errors.extend(missing_configs(snapshot, global, path));
+    errors
 }
 
 /// The errors for global rate limits set under `path` while no rate limit server can serve
 /// them (checked on every run: Settings and Upstreams change on their own).
-pub(crate) fn without_server(fields: Vec<&'static str>, path: &str) -> Vec<String> {
+fn without_server(fields: Vec<&'static str>, path: &str) -> Vec<String> {
     fields
         .into_iter()
         .map(|field| {
@@ -579,13 +779,19 @@ pub(crate) fn validate_settings(
 
 // ----- server config ------------------------------------------------------------------------
 
-/// The descriptors a rate limit server must load, one entry per domain, from a snapshot: the
-/// Settings' `ratelimit.descriptors` and `setDescriptors` (Gloo's `ServiceSettings`, served for
-/// the domain `custom` that every filter gloo writes calls). Settings whose descriptors fail
-/// [`ServiceSettings::validate`](crate::model::ratelimit::ServiceSettings::validate) (reported
-/// on them by translation) are left out, as the server would refuse them; several valid
-/// Settings have their descriptors concatenated in namespace/name order. Empty when no
-/// Settings has descriptors.
+/// The descriptors a rate limit server must load, one entry per domain (none for a domain
+/// without descriptors), from a snapshot:
+///
+/// * `custom`: the Settings' `ratelimit.descriptors` and `setDescriptors` (Gloo's
+///   `ServiceSettings`), for the inline actions. Several Settings have theirs concatenated in
+///   namespace/name order.
+/// * `crd`: every RateLimitConfig's `raw` descriptors, scoped by its name as the actions gloo
+///   writes for its references are: its descriptors nested under `generic_key: <namespace>.<name>`,
+///   and that entry added to each of its set descriptors.
+///
+/// What fails validation ([`ServiceSettings::validate`](crate::model::ratelimit::ServiceSettings::validate),
+/// [`RateLimitConfigSpec::validate`], reported on the resource by translation) is left out, as
+/// the server would refuse it.
 ///
 /// ```
 /// use gloo_core::source::{ConfigSource, MemorySource};
@@ -628,32 +834,66 @@ pub fn server_configs(snapshot: &ConfigSnapshot) -> Vec<ServerRateLimitConfig> {
             .set_descriptors
             .extend(service.set_descriptors.iter().cloned());
     }
-    if custom.descriptors.is_empty() && custom.set_descriptors.is_empty() {
-        return Vec::new();
+    let mut crd = ServerRateLimitConfig {
+        domain: Some(CRD_DOMAIN.to_string()),
+        ..Default::default()
+    };
+    for (reference, entry) in &snapshot.rate_limit_configs {
+        let spec = &entry.object.spec;
+        let Some(raw) = spec.raw.as_ref().filter(|_| spec.validate().is_empty()) else {
+            continue;
+        };
+        let key = config_key(reference);
+        if !raw.descriptors.is_empty() {
+            crd.descriptors.push(Descriptor {
+                key: Some(GENERIC_KEY.to_string()),
+                value: Some(key.clone()),
+                descriptors: raw.descriptors.clone(),
+                ..Default::default()
+            });
+        }
+        crd.set_descriptors
+            .extend(raw.set_descriptors.iter().map(|set| {
+                let mut scoped = set.clone();
+                scoped.simple_descriptors.insert(
+                    0,
+                    SimpleDescriptor {
+                        key: Some(GENERIC_KEY.to_string()),
+                        value: Some(key.clone()),
+                    },
+                );
+                scoped
+            }));
     }
-    vec![custom]
+    [custom, crd]
+        .into_iter()
+        .filter(|c| !(c.descriptors.is_empty() && c.set_descriptors.is_empty()))
+        .collect()
 }
 
-/// [`without_server`] for a VirtualService's virtual host and routes.
-pub(crate) fn without_server_in_virtual_service(
+/// [`check_host`] and [`check_route`] for a VirtualService's virtual host and routes.
+pub(crate) fn check_virtual_service(
+    snapshot: &ConfigSnapshot,
     spec: &crate::model::virtual_service::VirtualServiceSpec,
 ) -> Vec<String> {
     let Some(vh) = &spec.virtual_host else {
         return Vec::new();
     };
     let mut errors = match &vh.options {
-        Some(options) => without_server(host_fields(options), "spec.virtualHost.options"),
+        Some(options) => check_host(snapshot, options, "spec.virtualHost.options"),
         None => Vec::new(),
     };
-    errors.extend(without_server_in_routes(
+    errors.extend(check_routes(
+        snapshot,
         &vh.routes,
         "spec.virtualHost.routes",
     ));
     errors
 }
 
-/// [`without_server`] for routes (of a VirtualService or RouteTable) under `path`.
-pub(crate) fn without_server_in_routes(
+/// [`check_route`] for routes (of a VirtualService or RouteTable) under `path`.
+pub(crate) fn check_routes(
+    snapshot: &ConfigSnapshot,
     routes: &[crate::model::routing::Route],
     path: &str,
 ) -> Vec<String> {
@@ -661,8 +901,6 @@ pub(crate) fn without_server_in_routes(
         .iter()
         .enumerate()
         .filter_map(|(i, r)| Some((i, r.options.as_deref()?)))
-        .flat_map(|(i, options)| {
-            without_server(route_fields(options), &format!("{path}[{i}].options"))
-        })
+        .flat_map(|(i, options)| check_route(snapshot, options, &format!("{path}[{i}].options")))
         .collect()
 }
