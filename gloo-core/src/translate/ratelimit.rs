@@ -94,36 +94,36 @@ const DEFAULT_TIMEOUT_NANOS: i32 = 100_000_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stage {
     /// Gloo's `CustomStageBeforeAuth` (3): inline actions before JWT / ext auth.
-    BeforeAuth,
+    Early,
     /// Gloo's `CustomStage` (1): inline actions after auth.
-    AfterAuth,
+    Regular,
     /// Gloo's `CrdRateLimitStageBeforeAuth` (4): RateLimitConfigs before auth.
-    CrdBeforeAuth,
+    CrdEarly,
     /// Gloo's `CrdRateLimitStage` (2): RateLimitConfigs after auth.
-    CrdAfterAuth,
+    CrdRegular,
 }
 
 impl Stage {
     /// The stages whose filters run before auth, in filter order.
-    pub(crate) const BEFORE_AUTH: [Stage; 2] = [Stage::BeforeAuth, Stage::CrdBeforeAuth];
+    pub(crate) const BEFORE_AUTH: [Stage; 2] = [Stage::Early, Stage::CrdEarly];
     /// The stages whose filters run after auth, in filter order.
-    pub(crate) const AFTER_AUTH: [Stage; 2] = [Stage::AfterAuth, Stage::CrdAfterAuth];
+    pub(crate) const AFTER_AUTH: [Stage; 2] = [Stage::Regular, Stage::CrdRegular];
 
     /// The `stage` number of the filter and of its rate limits.
     pub(crate) fn number(self) -> u32 {
         match self {
-            Stage::BeforeAuth => 3,
-            Stage::AfterAuth => 1,
-            Stage::CrdBeforeAuth => 4,
-            Stage::CrdAfterAuth => 2,
+            Stage::Early => 3,
+            Stage::Regular => 1,
+            Stage::CrdEarly => 4,
+            Stage::CrdRegular => 2,
         }
     }
 
     /// The domain the filter of this stage calls.
     fn domain(self) -> &'static str {
         match self {
-            Stage::BeforeAuth | Stage::AfterAuth => CUSTOM_DOMAIN,
-            Stage::CrdBeforeAuth | Stage::CrdAfterAuth => CRD_DOMAIN,
+            Stage::Early | Stage::Regular => CUSTOM_DOMAIN,
+            Stage::CrdEarly | Stage::CrdRegular => CRD_DOMAIN,
         }
     }
 }
@@ -178,14 +178,14 @@ impl<'a> Global<'a> {
             (
                 "ratelimit",
                 if before_auth {
-                    Stage::BeforeAuth
+                    Stage::Early
                 } else {
-                    Stage::AfterAuth
+                    Stage::Regular
                 },
                 self.ratelimit,
             ),
-            ("ratelimitEarly", Stage::BeforeAuth, self.early),
-            ("ratelimitRegular", Stage::AfterAuth, self.regular),
+            ("ratelimitEarly", Stage::Early, self.early),
+            ("ratelimitRegular", Stage::Regular, self.regular),
         ]
     }
 
@@ -198,20 +198,16 @@ impl<'a> Global<'a> {
             (
                 "rateLimitConfigs",
                 if before_auth {
-                    Stage::CrdBeforeAuth
+                    Stage::CrdEarly
                 } else {
-                    Stage::CrdAfterAuth
+                    Stage::CrdRegular
                 },
                 self.configs,
             ),
-            (
-                "rateLimitEarlyConfigs",
-                Stage::CrdBeforeAuth,
-                self.early_configs,
-            ),
+            ("rateLimitEarlyConfigs", Stage::CrdEarly, self.early_configs),
             (
                 "rateLimitRegularConfigs",
-                Stage::CrdAfterAuth,
+                Stage::CrdRegular,
                 self.regular_configs,
             ),
         ]
