@@ -760,6 +760,16 @@ impl<'a> Resolver<'a> {
                     &mut errors,
                 );
             }
+            if let (
+                Ok(Some(RouteActionRef::Redirect(_) | RouteActionRef::DirectResponse(_))),
+                Some(options),
+            ) = (route.action(), route.options.as_deref())
+            {
+                errors.extend(crate::translate::ratelimit::without_route_action(
+                    options,
+                    &format!("{path}.options"),
+                ));
+            }
             match route.action() {
                 Err(e) => errors.push(format!("{path}: {e}")),
                 Ok(None) => errors.push(format!(
@@ -1897,6 +1907,13 @@ fn http_gateway_problems(http: &crate::model::gateway::HttpGateway, path: &str) 
         Some(settings) => settings.validate(format_args!("{path}.options.httpLocalRatelimit")),
         None => Vec::new(),
     };
+    // gloo reads the rate limit server from the Settings only.
+    if options.ratelimit_server.is_some() {
+        problems.extend(unenforced(
+            vec!["ratelimitServer"],
+            format!("{path}.options"),
+        ));
+    }
     if options
         .waf
         .as_ref()

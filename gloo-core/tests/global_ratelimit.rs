@@ -872,3 +872,46 @@ fn a_rate_limit_config_edit_retranslates_the_hosts_that_reference_it() {
         ]})
     );
 }
+
+#[test]
+fn rate_limits_on_a_route_that_does_not_route_are_rejected() {
+    // plugin.go: "cannot apply rate limits without a route action".
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &vs(
+            "default",
+            "domains: ['*']\nroutes:\n- matchers: [{prefix: /}]\n  options:\n    ratelimit: {rateLimits: [{actions: [{remoteAddress: {}}]}]}\n  directResponseAction: {status: 200}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &["spec.virtualHost.routes[0].options.ratelimit.rateLimits: cannot apply rate limits without a route action"],
+        &[],
+    );
+}
+
+#[test]
+fn a_listener_rate_limit_server_is_refused_rather_than_ignored() {
+    // Gloo lets `httpGateway.options.ratelimitServer` override the Settings; gloo reads the
+    // Settings only, so the override is refused rather than silently ignored.
+    let t = translate(&docs(&[
+        &up(),
+        &gateway(
+            "{name: gw, namespace: gloo-system}",
+            "bindPort: 8080\nhttpGateway: {options: {ratelimitServer: {ratelimitServerRef: {name: rl-upstream, namespace: ns}}}}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::Gateway,
+        &gs("gw"),
+        Rejected,
+        &["spec.httpGateway.options.ratelimitServer: gloo does not enforce this option yet, so it is rejected rather than served without it"],
+        &[],
+    );
+}

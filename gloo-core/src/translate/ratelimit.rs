@@ -735,6 +735,16 @@ fn check(snapshot: &ConfigSnapshot, global: Global<'_>, path: &str) -> Vec<Strin
     errors
 }
 
+/// The errors for global rate limits on a route that does not route (redirect, direct
+/// response): Envoy has rate limits on route actions only (Gloo: "cannot apply rate limits
+/// without a route action").
+pub(crate) fn without_route_action(options: &RouteOptions, path: &str) -> Vec<String> {
+    fields(Global::of_route(options))
+        .into_iter()
+        .map(|field| format!("{path}.{field}: cannot apply rate limits without a route action"))
+        .collect()
+}
+
 /// The errors for global rate limits set under `path` while no rate limit server can serve
 /// them (checked on every run: Settings and Upstreams change on their own).
 fn without_server(fields: Vec<&'static str>, path: &str) -> Vec<String> {
