@@ -38,9 +38,18 @@
 //!   server must load: Settings `ratelimit.descriptors` / `setDescriptors` for domain `custom`,
 //!   the RateLimitConfigs' (scoped the same way) for domain `crd`.
 //!
-//! Deviation (never silently dropping configuration): Gloo's enterprise translator takes only
-//! the `setActions` of `ratelimitEarly` / `ratelimitRegular`; gloo also emits their tree-style
-//! `actions`, at the same stage.
+//! Refused (an error on the resource, naming the field): global limits while no Settings
+//! names an existing rate limit server upstream; actions missing a required field (as Gloo's
+//! `ConvertActions`), CEL actions and `TOKEN` limits (agentgateway only); references to missing
+//! or invalid RateLimitConfigs; global limits on a route that does not route (Gloo: "cannot
+//! apply rate limits without a route action"); a Gateway's own `ratelimitServer` (Gloo lets it
+//! override the Settings; gloo reads the Settings only). `ratelimitBasic` is not translated yet
+//! (still refused as unenforced).
+//!
+//! Deviations (never silently dropping configuration): Gloo's enterprise translator takes only
+//! the `setActions` of `ratelimitEarly` / `ratelimitRegular`, gloo also emits their tree-style
+//! `actions` at the same stage; Gloo drops a `limit` override, gloo emits it; the server's
+//! cluster is made HTTP/2 even if its Upstream lacks `useHttp2` (Envoy calls it over gRPC).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -302,8 +311,8 @@ fn usable_config<'s>(
         .then_some(&entry.object.spec)
 }
 
-/// The rate limit server as Settings configure it: the first Settings (in namespace/name
-/// order) with `ratelimitServer.ratelimitServerRef`.
+/// The rate limit server as Settings configure it: the `ratelimitServer` of the first Settings
+/// (in namespace/name order) that has one.
 pub(crate) struct Server<'a> {
     /// Its `ratelimitServer`.
     pub(crate) settings: &'a Settings,
@@ -313,10 +322,8 @@ pub(crate) struct Server<'a> {
 
 /// The configured rate limit server, if its upstream exists.
 pub(crate) fn server(snapshot: &ConfigSnapshot) -> Option<Server<'_>> {
-    let (settings, reference) = snapshot.settings.values().find_map(|e| {
-        let s = e.object.spec.ratelimit_server.as_ref()?;
-        Some((s, s.ratelimit_server_ref.as_ref()?))
-    })?;
+    let settings = server_settings(snapshot)?;
+    let reference = settings.ratelimit_server_ref.as_ref()?;
     let upstream = reference.resolved(DEFAULT_NAMESPACE);
     snapshot
         .upstreams
@@ -324,12 +331,17 @@ pub(crate) fn server(snapshot: &ConfigSnapshot) -> Option<Server<'_>> {
         .then_some(Server { settings, upstream })
 }
 
-/// Settings `ratelimitServer.rateLimitBeforeAuth` (false without a server).
-pub(crate) fn before_auth(snapshot: &ConfigSnapshot) -> bool {
+/// The `ratelimitServer` of the first Settings (in namespace/name order) that has one.
+fn server_settings(snapshot: &ConfigSnapshot) -> Option<&Settings> {
     snapshot
         .settings
         .values()
         .find_map(|e| e.object.spec.ratelimit_server.as_ref())
+}
+
+/// Settings `ratelimitServer.rateLimitBeforeAuth` (false without a server).
+pub(crate) fn before_auth(snapshot: &ConfigSnapshot) -> bool {
+    server_settings(snapshot)
         .and_then(|s| s.rate_limit_before_auth)
         .unwrap_or(false)
 }
