@@ -1385,6 +1385,14 @@ impl<'a> Resolver<'a> {
                             format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} sets options gloo does not enforce yet; the virtual host serves no routes rather than serving them without"),
                         )
                     }
+                    // Invalid global rate limits: refused likewise (applying the rest would
+                    // serve the routes without them).
+                    Some(found) if !crate::translate::ratelimit::validate_host(&found.object.spec.options, "").is_empty() => {
+                        refused = true;
+                        self.note_error(&key,
+                            format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} sets invalid rate limits; the virtual host serves no routes rather than serving them without"),
+                        )
+                    }
                     // A VirtualHostOption Gloo refuses (reported on it) is not applied.
                     Some(found) if !found.object.spec.options.local_ratelimit().is_valid() => self.note(&key,
                         format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} is rejected; its options are not applied"),
@@ -1450,6 +1458,13 @@ impl<'a> Resolver<'a> {
                             refused = true;
                             self.note_error(&context.owner,
                                 format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} sets options gloo does not enforce yet; the route answers 503 rather than being served without them"),
+                            )
+                        }
+                        // Invalid global rate limits: refused likewise.
+                        Some(found) if !crate::translate::ratelimit::validate_route(&found.object.spec.options, "").is_empty() => {
+                            refused = true;
+                            self.note_error(&context.owner,
+                                format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} sets invalid rate limits; the route answers 503 rather than being served without them"),
                             )
                         }
                         // A RouteOption Gloo refuses (reported on it) is not applied.

@@ -915,3 +915,67 @@ fn a_listener_rate_limit_server_is_refused_rather_than_ignored() {
         &[],
     );
 }
+
+#[test]
+fn option_resources_with_invalid_rate_limits_refuse_what_uses_them() {
+    // Applying the rest of such an option resource would serve the routes without its limits.
+    let bad =
+        "options: {ratelimit: {rateLimits: [{actions: [{requestHeaders: {headerName: x-type}}]}]}}";
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &resource(
+            "gateway.solo.io/v1",
+            "RouteOption",
+            "{name: ro, namespace: gloo-system}",
+            bad,
+        ),
+        &resource(
+            "gateway.solo.io/v1",
+            "VirtualHostOption",
+            "{name: vho, namespace: gloo-system}",
+            bad,
+        ),
+        &vs(
+            "routes",
+            "domains: [routes.example]\nroutes:\n- matchers: [{prefix: /}]\n  optionsConfigRefs: {delegateOptions: [{name: ro}]}\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n",
+        ),
+        &vs(
+            "host",
+            "domains: [host.example]\noptionsConfigRefs: {delegateOptions: [{name: vho}]}\nroutes:\n- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::RouteOption,
+        &gs("ro"),
+        Rejected,
+        &["spec.options.ratelimit.rateLimits[0].actions[0].requestHeaders: descriptorKey is required"],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("routes"),
+        Rejected,
+        &["spec.virtualHost.routes[0].optionsConfigRefs.delegateOptions[0]: RouteOption gloo-system.ro sets invalid rate limits; the route answers 503 rather than being served without them"],
+        &[],
+    );
+    let routes = vhost_routes(route_config(&t), "gloo-system_routes");
+    match &routes[0].action {
+        Some(envoy_types::pb::envoy::config::route::v3::route::Action::DirectResponse(d)) => {
+            assert_eq!(d.status, 503)
+        }
+        other => panic!("expected a 503 direct response, got {other:?}"),
+    }
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("host"),
+        Rejected,
+        &["spec.virtualHost.optionsConfigRefs.delegateOptions[0]: VirtualHostOption gloo-system.vho sets invalid rate limits; the virtual host serves no routes rather than serving them without"],
+        &[],
+    );
+    assert!(vhost_routes(route_config(&t), "gloo-system_host").is_empty());
+}
