@@ -81,9 +81,9 @@ use crate::model::{Object, ResourceRef, DEFAULT_NAMESPACE};
 use crate::resolve::{RouteModel, VirtualHostModel};
 use crate::snapshot::ConfigSnapshot;
 
-/// Envoy's rate limit filter name (Gloo's `wellknown.HTTPRateLimit`), for both stages.
+/// Envoy's rate limit filter name (Gloo's `wellknown.HTTPRateLimit`), for every stage.
 pub const RATELIMIT_FILTER: &str = "envoy.filters.http.ratelimit";
-/// The domain of every filter gloo writes (Gloo's `CustomDomain`), and of the Settings'
+/// The domain of the filters for inline actions (Gloo's `CustomDomain`), and of the Settings'
 /// descriptors in [`server_configs`].
 pub const CUSTOM_DOMAIN: &str = "custom";
 /// The domain of the filters for RateLimitConfig references (Gloo's `ConfigCrdDomain`), and
@@ -355,8 +355,8 @@ fn host_uses(host: &VirtualHostModel, stage: Stage, before_auth: bool) -> bool {
             .any(|r| Global::of_route(&r.options).uses(stage, before_auth))
 }
 
-/// The connection manager's rate limit filters, in filter order, for `stage`: `None` without
-/// a server or when no virtual host of the listener has rate limits in that stage.
+/// The connection manager's rate limit filter for `stage`: `None` without a server or when no
+/// virtual host of the listener has rate limits in that stage.
 pub(crate) fn filter_config(
     snapshot: &ConfigSnapshot,
     stage: Stage,
