@@ -503,6 +503,12 @@ impl<'a> Resolver<'a> {
             errors.extend(
                 self.check_header_secrets_of_virtual_service(reference, &entry.object.spec),
             );
+            // Global rate limits need the rate limit server and the RateLimitConfigs they
+            // name: checked on every run, as those change on their own.
+            errors.extend(crate::translate::ratelimit::check_virtual_service(
+                snapshot,
+                &entry.object.spec,
+            ));
             put_in_force(
                 &key,
                 entry,
@@ -528,6 +534,11 @@ impl<'a> Resolver<'a> {
             errors.extend(self.check_header_secrets(
                 &entry.object.spec.routes,
                 reference.namespace_or(crate::model::DEFAULT_NAMESPACE),
+                "spec.routes",
+            ));
+            errors.extend(crate::translate::ratelimit::check_routes(
+                snapshot,
+                &entry.object.spec.routes,
                 "spec.routes",
             ));
             put_in_force(
@@ -723,6 +734,10 @@ impl<'a> Resolver<'a> {
                     .validate("spec.virtualHost.options"),
             );
             errors.extend(unenforced(options.unenforced(), "spec.virtualHost.options"));
+            errors.extend(crate::translate::ratelimit::validate_host(
+                options,
+                "spec.virtualHost.options",
+            ));
             for (path, extension) in
                 crate::translate::jwt::host_extensions(options, "spec.virtualHost.options")
             {
@@ -744,6 +759,16 @@ impl<'a> Resolver<'a> {
                     &FieldPath::FieldIndex(&path, "matchers", j),
                     &mut errors,
                 );
+            }
+            if let (
+                Ok(Some(RouteActionRef::Redirect(_) | RouteActionRef::DirectResponse(_))),
+                Some(options),
+            ) = (route.action(), route.options.as_deref())
+            {
+                errors.extend(crate::translate::ratelimit::without_route_action(
+                    options,
+                    &format!("{path}.options"),
+                ));
             }
             match route.action() {
                 Err(e) => errors.push(format!("{path}: {e}")),
@@ -970,6 +995,10 @@ impl<'a> Resolver<'a> {
         }
         errors.extend(options.local_ratelimit().validate(path));
         errors.extend(unenforced(options.unenforced(), path));
+        errors.extend(crate::translate::ratelimit::validate_route(
+            options,
+            &path.to_string(),
+        ));
         for (at, extension) in crate::translate::jwt::route_extensions(options, &path.to_string()) {
             errors.extend(crate::translate::jwt::validate(extension, &at));
         }
@@ -1356,6 +1385,14 @@ impl<'a> Resolver<'a> {
                             format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} sets options gloo does not enforce yet; the virtual host serves no routes rather than serving them without"),
                         )
                     }
+                    // Invalid global rate limits: refused likewise (applying the rest would
+                    // serve the routes without them).
+                    Some(found) if !crate::translate::ratelimit::validate_host(&found.object.spec.options, "").is_empty() => {
+                        refused = true;
+                        self.note_error(&key,
+                            format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} sets invalid rate limits; the virtual host serves no routes rather than serving them without"),
+                        )
+                    }
                     // A VirtualHostOption Gloo refuses (reported on it) is not applied.
                     Some(found) if !found.object.spec.options.local_ratelimit().is_valid() => self.note(&key,
                         format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} is rejected; its options are not applied"),
@@ -1421,6 +1458,13 @@ impl<'a> Resolver<'a> {
                             refused = true;
                             self.note_error(&context.owner,
                                 format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} sets options gloo does not enforce yet; the route answers 503 rather than being served without them"),
+                            )
+                        }
+                        // Invalid global rate limits: refused likewise.
+                        Some(found) if !crate::translate::ratelimit::validate_route(&found.object.spec.options, "").is_empty() => {
+                            refused = true;
+                            self.note_error(&context.owner,
+                                format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} sets invalid rate limits; the route answers 503 rather than being served without them"),
                             )
                         }
                         // A RouteOption Gloo refuses (reported on it) is not applied.
@@ -1878,6 +1922,13 @@ fn http_gateway_problems(http: &crate::model::gateway::HttpGateway, path: &str) 
         Some(settings) => settings.validate(format_args!("{path}.options.httpLocalRatelimit")),
         None => Vec::new(),
     };
+    // gloo reads the rate limit server from the Settings only.
+    if options.ratelimit_server.is_some() {
+        problems.extend(unenforced(
+            vec!["ratelimitServer"],
+            format!("{path}.options"),
+        ));
+    }
     if options
         .waf
         .as_ref()

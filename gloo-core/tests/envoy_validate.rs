@@ -141,3 +141,34 @@ fn envoy_accepts_jwt_providers() {
     // The plain default gateway; the app and the upstream serving the remote JWKS.
     assert_eq!((listeners, routes, clusters), (1, 1, 2));
 }
+
+#[test]
+fn envoy_accepts_global_rate_limits() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-ratelimit");
+    let (listeners, routes, clusters) = validate_with_envoy(&dir);
+    // The plain default gateway; the app and the rate limit server the filters call.
+    assert_eq!((listeners, routes, clusters), (1, 1, 2));
+    // `--mode validate` builds no gRPC client, so it would not notice a filter calling a
+    // cluster that does not exist: check that the four filters name the emitted cluster.
+    let source = DirectorySource::load(&dir).expect("config dir");
+    let translation = Translator::new().translate(&source.subscribe().borrow());
+    let resources = translation.proxies["gateway-proxy"]
+        .to_json()
+        .expect("json");
+    let filters = resources["listeners"][0]["filterChains"][0]["filters"][0]["typedConfig"]
+        ["httpFilters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let called: Vec<&Value> = filters
+        .iter()
+        .filter(|f| f["name"] == "envoy.filters.http.ratelimit")
+        .map(|f| &f["typedConfig"]["rateLimitService"]["grpcService"]["envoyGrpc"]["clusterName"])
+        .collect();
+    assert_eq!(called, [&json!("rate-limit_gloo-system"); 4]);
+    assert!(resources["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "rate-limit_gloo-system"));
+}

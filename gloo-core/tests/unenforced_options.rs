@@ -1,4 +1,4 @@
-//! Options gloo parses but does not enforce yet (WAF, extauth, DLP, global rate limits,
+//! Options gloo parses but does not enforce yet (WAF, extauth, DLP, basic rate limits,
 //! transformations, ...) never leave a route served open: the resource that sets them is
 //! Rejected, and a route or virtual host that takes them from an option resource answers 503
 //! (or no route) instead of being served without them.
@@ -42,7 +42,7 @@ fn a_virtual_service_setting_an_unenforced_option_is_rejected_and_not_served() {
             "limits",
             &format!(
                 "domains: [limits.example]\nroutes:\n{}",
-                route_to_up("options: {ratelimit: {rateLimits: [{actions: [{remoteAddress: {}}]}]}}\n  ")
+                route_to_up("options: {ratelimitBasic: {anonymousLimits: {requestsPerUnit: 1, unit: MINUTE}}}\n  ")
             ),
         ),
         // Switching a filter off enforces nothing and is served.
@@ -79,7 +79,7 @@ fn a_virtual_service_setting_an_unenforced_option_is_rejected_and_not_served() {
         &gs("limits"),
         Rejected,
         &[&format!(
-            "spec.virtualHost.routes[0].options.ratelimit.rateLimits: {REFUSED}"
+            "spec.virtualHost.routes[0].options.ratelimitBasic: {REFUSED}"
         )],
         &[],
     );

@@ -549,9 +549,6 @@ impl RouteOptions {
     /// because an auth, WAF or rate-limit option was quietly dropped (Gloo's open-source
     /// edition rejects enterprise options the same way).
     pub fn unenforced(&self) -> Vec<&'static str> {
-        let global = |r: Option<&Vec<crate::model::ratelimit::RateLimitActions>>| {
-            r.is_some_and(|actions| !actions.is_empty())
-        };
         [
             (
                 "waf",
@@ -567,27 +564,6 @@ impl RouteOptions {
             ("dlp", self.dlp.is_some()),
             ("csrf", self.csrf.is_some()),
             ("ratelimitBasic", self.ratelimit_basic.is_some()),
-            (
-                "ratelimit.rateLimits",
-                global(self.ratelimit.as_ref().map(|r| &r.rate_limits)),
-            ),
-            (
-                "ratelimitEarly.rateLimits",
-                global(self.ratelimit_early.as_ref().map(|r| &r.rate_limits)),
-            ),
-            (
-                "ratelimitRegular.rateLimits",
-                global(self.ratelimit_regular.as_ref().map(|r| &r.rate_limits)),
-            ),
-            ("rateLimitConfigs", self.rate_limit_configs.is_some()),
-            (
-                "rateLimitEarlyConfigs",
-                self.rate_limit_early_configs.is_some(),
-            ),
-            (
-                "rateLimitRegularConfigs",
-                self.rate_limit_regular_configs.is_some(),
-            ),
             ("extProcEarly", self.ext_proc_early.is_some()),
             ("extProc", self.ext_proc.is_some()),
             ("extProcLate", self.ext_proc_late.is_some()),
@@ -805,9 +781,6 @@ impl VirtualHostOptions {
     /// because an auth, WAF or rate-limit option was quietly dropped (Gloo's open-source
     /// edition rejects enterprise options the same way).
     pub fn unenforced(&self) -> Vec<&'static str> {
-        let global = |r: Option<&Vec<crate::model::ratelimit::RateLimitActions>>| {
-            r.is_some_and(|actions| !actions.is_empty())
-        };
         [
             (
                 "waf",
@@ -823,27 +796,6 @@ impl VirtualHostOptions {
             ("dlp", self.dlp.is_some()),
             ("csrf", self.csrf.is_some()),
             ("ratelimitBasic", self.ratelimit_basic.is_some()),
-            (
-                "ratelimit.rateLimits",
-                global(self.ratelimit.as_ref().map(|r| &r.rate_limits)),
-            ),
-            (
-                "ratelimitEarly.rateLimits",
-                global(self.ratelimit_early.as_ref().map(|r| &r.rate_limits)),
-            ),
-            (
-                "ratelimitRegular.rateLimits",
-                global(self.ratelimit_regular.as_ref().map(|r| &r.rate_limits)),
-            ),
-            ("rateLimitConfigs", self.rate_limit_configs.is_some()),
-            (
-                "rateLimitEarlyConfigs",
-                self.rate_limit_early_configs.is_some(),
-            ),
-            (
-                "rateLimitRegularConfigs",
-                self.rate_limit_regular_configs.is_some(),
-            ),
             ("extProcEarly", self.ext_proc_early.is_some()),
             ("extProc", self.ext_proc.is_some()),
             ("extProcLate", self.ext_proc_late.is_some()),

@@ -29,6 +29,7 @@ use super::names::{
     route_config_name, CORS_FILTER, FAULT_FILTER, HCM_FILTER, LOCAL_RATELIMIT_FILTER,
     ROUTER_FILTER, TCP_PROXY_FILTER,
 };
+use super::ratelimit;
 use super::routes::duration;
 use super::Context;
 use crate::model::gateway::{HttpGateway, TcpHost};
@@ -132,6 +133,7 @@ fn http_connection_manager(
     http: Option<&HttpGateway>,
     route_name: String,
     hosts: &[std::sync::Arc<VirtualHostModel>],
+    ctx: &Context<'_>,
 ) -> HttpConnectionManager {
     let uses = |pred: &dyn Fn(&crate::model::options::RouteOptions) -> bool| {
         hosts
@@ -170,6 +172,20 @@ fn http_connection_manager(
             ..Default::default()
         });
     }
+    // Global rate limiting before auth: Gloo's `BeforeStage(AuthNStage)`, after the local
+    // rate limit filter (same stage, ordered by name).
+    let global_filter = |stage| {
+        ratelimit::filter_config(ctx.snapshot, stage, hosts).map(|config| HttpFilter {
+            name: ratelimit::RATELIMIT_FILTER.to_string(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack(&config))),
+            ..Default::default()
+        })
+    };
+    http_filters.extend(
+        ratelimit::Stage::BEFORE_AUTH
+            .into_iter()
+            .filter_map(global_filter),
+    );
     // JWT: Gloo's AuthN stage, before ext auth (and the stage after it, which comes next
     // while gloo has no ext auth filter to put between them).
     for stage in jwt::Stage::ALL {
@@ -181,6 +197,12 @@ fn http_connection_manager(
             });
         }
     }
+    // Global rate limiting after auth: Gloo's `RateLimitStage`, after AuthN and AuthZ.
+    http_filters.extend(
+        ratelimit::Stage::AFTER_AUTH
+            .into_iter()
+            .filter_map(global_filter),
+    );
     http_filters.push(HttpFilter {
         name: ROUTER_FILTER.to_string(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack(
@@ -462,6 +484,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                 model.spec.http_gateway.as_ref(),
                 route_config_name(&model.name),
                 virtual_hosts,
+                ctx,
             );
             filter_chains.push(FilterChain {
                 filters: vec![hcm_filter(&hcm)],
@@ -483,6 +506,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                 model.spec.http_gateway.as_ref(),
                 route_config_name(&model.name),
                 virtual_hosts,
+                ctx,
             );
             // One filter chain per certificate, selected by SNI; all share the listener's routes.
             for host in virtual_hosts {
@@ -560,6 +584,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                             Some(gateway),
                             format!("{}-routes-{}", model.name, chain.index),
                             virtual_hosts,
+                            ctx,
                         );
                         filter_chains.push(FilterChain {
                             name: format!("{}-{}", model.name, chain.index),

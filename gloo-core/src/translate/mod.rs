@@ -43,6 +43,7 @@ pub(crate) mod jwt;
 mod listeners;
 mod local_ratelimit;
 mod names;
+pub(crate) mod ratelimit;
 mod routes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -56,6 +57,10 @@ use xxhash_rust::xxh3::Xxh3;
 pub use clusters::{Endpoint, Endpoints};
 pub use jwt::{JWT_AFTER_EXT_AUTH_FILTER, JWT_FILTER};
 pub use names::{cluster_name, route_config_name};
+pub use ratelimit::{
+    server_configs as rate_limit_server_configs, CRD_DOMAIN, CUSTOM_DOMAIN, RATELIMIT_FILTER,
+    SET_DESCRIPTOR_VALUE,
+};
 
 use crate::model::routing::{Destination, RouteDestination};
 use crate::model::upstream::{UpstreamSpec, UpstreamTypeRef};
@@ -116,6 +121,13 @@ pub struct Translator {
     /// Secrets the cached clusters were built with.
     secrets: Option<crate::snapshot::Collection<crate::model::secret::SecretSpec>>,
     secrets_changed: bool,
+    /// Settings `rateLimitBeforeAuth` the cached virtual hosts were translated with (it sets
+    /// the stage of their `ratelimit` rate limits).
+    ratelimit_before_auth: bool,
+    /// RateLimitConfigs the cached virtual hosts were translated with (their actions are
+    /// copied into the virtual hosts and routes that reference them).
+    rate_limit_configs:
+        Option<crate::snapshot::Collection<crate::model::ratelimit::RateLimitConfigSpec>>,
     /// How many virtual hosts the last translation built anew (the rest came from the cache).
     pub virtual_hosts_translated: usize,
 }
@@ -161,6 +173,15 @@ impl Translator {
         if self.upstream_groups.as_ref() != Some(&snapshot.upstream_groups) {
             self.virtual_hosts.clear();
             self.upstream_groups = Some(snapshot.upstream_groups.clone());
+        }
+        let before_auth = ratelimit::before_auth(snapshot);
+        if before_auth != self.ratelimit_before_auth {
+            self.virtual_hosts.clear();
+            self.ratelimit_before_auth = before_auth;
+        }
+        if self.rate_limit_configs.as_ref() != Some(&snapshot.rate_limit_configs) {
+            self.virtual_hosts.clear();
+            self.rate_limit_configs = Some(snapshot.rate_limit_configs.clone());
         }
         let ctx = Context { snapshot };
         let mut proxies = BTreeMap::new();
@@ -287,17 +308,17 @@ impl Translator {
             {
                 continue;
             }
+            let object = ratelimit::cluster_upstream(ctx.snapshot, &reference, &entry.object);
             let cluster = match self.clusters.get(&reference) {
                 Some((spec, cached))
-                    if (Arc::ptr_eq(spec, &entry.object) || spec == &entry.object)
-                        && !secrets_changed =>
+                    if (Arc::ptr_eq(spec, &object) || spec == &object) && !secrets_changed =>
                 {
                     cached.clone()
                 }
                 _ => {
-                    let built = Versioned::encoded(clusters::cluster(&entry.object, ctx));
+                    let built = Versioned::encoded(clusters::cluster(&object, ctx));
                     self.clusters
-                        .insert(reference.clone(), (entry.object.clone(), built.clone()));
+                        .insert(reference.clone(), (object.clone(), built.clone()));
                     built
                 }
             };
@@ -447,6 +468,7 @@ fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut BTre
         }
     }
     jwt::collect_upstreams(host, into);
+    ratelimit::collect_upstreams(ctx.snapshot, host, into);
     for route in &host.routes {
         if let RouteModelAction::Route(action) = &route.action {
             let weighted: &[crate::model::routing::WeightedDestination] = match action.destination()
@@ -521,6 +543,12 @@ fn collect_tcp_upstreams(
 /// Checks the resources the filters will enforce: RateLimitConfigs (descriptors, limits,
 /// actions) and AuthConfigs (one auth type per config).
 fn validate_filter_configs(snapshot: &ConfigSnapshot, reports: &mut Reports) {
+    for (reference, entry) in &snapshot.settings {
+        let key = ResourceKey::new(Kind::Settings, reference.clone());
+        for problem in ratelimit::validate_settings(snapshot, &entry.object.spec) {
+            reports.error(&key, problem);
+        }
+    }
     for (reference, entry) in &snapshot.rate_limit_configs {
         let key = ResourceKey::new(Kind::RateLimitConfig, reference.clone());
         for problem in entry.object.spec.validate() {
@@ -551,6 +579,8 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         let options = &e.object.spec.options;
         let mut problems = options.local_ratelimit().validate(PATH);
         problems.extend(crate::resolve::unenforced(options.unenforced(), PATH));
+        problems.extend(ratelimit::validate_host(options, PATH));
+        problems.extend(ratelimit::check_host(snapshot, options, PATH));
         for (path, extension) in jwt::host_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
@@ -560,6 +590,8 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         let options = &e.object.spec.options;
         let mut problems = options.local_ratelimit().validate(PATH);
         problems.extend(crate::resolve::unenforced(options.unenforced(), PATH));
+        problems.extend(ratelimit::validate_route(options, PATH));
+        problems.extend(ratelimit::check_route(snapshot, options, PATH));
         for (path, extension) in jwt::route_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }

@@ -84,6 +84,7 @@ pub(crate) fn virtual_host(
         ..Default::default()
     };
     apply_vhost_options(&mut out, options, &secrets);
+    out.rate_limits = super::ratelimit::host_rate_limits(vh, ctx.snapshot);
     super::jwt::host_per_filter(vh, &mut out.typed_per_filter_config);
     if let Some(bucket) = options.local_ratelimit().bucket() {
         out.typed_per_filter_config.insert(
@@ -595,7 +596,7 @@ fn fault(faults: &crate::model::faults::RouteFaults) -> HttpFault {
 /// One Envoy route.
 fn route(r: &RouteModel, flags: ListenerFlags, secrets: &HeaderSecrets<'_>) -> Route {
     let options = &r.options;
-    let action = match &r.action {
+    let mut action = match &r.action {
         RouteModelAction::Route(a) => route::Action::Route(route_action(a, options, secrets)),
         RouteModelAction::Redirect(redir) => route::Action::Redirect(redirect(redir)),
         RouteModelAction::DirectResponse(d) => {
@@ -609,6 +610,9 @@ fn route(r: &RouteModel, flags: ListenerFlags, secrets: &HeaderSecrets<'_>) -> R
             })
         }
     };
+    if let route::Action::Route(action) = &mut action {
+        super::ratelimit::apply_to_route(action, r, secrets.ctx.snapshot);
+    }
     let mut out = Route {
         name: r.name.clone(),
         r#match: Some(route_match(&r.matcher)),

@@ -121,6 +121,8 @@ mod tests {
             "envoy.extensions.filters.http.fault.v3.HTTPFault",
             "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
             "envoy.extensions.common.ratelimit.v3.LocalRateLimitDescriptor",
+            "envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+            "envoy.config.ratelimit.v3.RateLimitServiceConfig",
             "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         ] {

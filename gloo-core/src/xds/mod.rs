@@ -150,6 +150,8 @@ envoy_messages! {
         => "envoy.extensions.filters.http.fault.v3.HTTPFault",
     envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit
         => "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+    envoy_types::pb::envoy::extensions::filters::http::ratelimit::v3::RateLimit
+        => "envoy.extensions.filters.http.ratelimit.v3.RateLimit",
     envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::JwtAuthentication
         => "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
     envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::PerRouteConfig

@@ -1,0 +1,981 @@
+//! Global rate limiting, field for field as Gloo emits it: the `envoy.filters.http.ratelimit`
+//! filter of its rate limit plugins (`projects/gloo/pkg/plugins/ratelimit/{plugin,util,
+//! raw_util}.go` and `plugin_test.go`, `raw_util_test.go`; the enterprise
+//! `staged_translators.go`), route and virtual host `rate_limits` for the examples of Gloo's
+//! docs (`docs/content/guides/security/rate_limiting/{envoy,set}/_index.md`), the rate limit
+//! server's descriptors, and what gloo refuses.
+
+mod common;
+
+use common::*;
+use gloo_core::model::Kind;
+use gloo_core::translate::Translator;
+use serde_json::{json, Value};
+
+const RL: &str = "envoy.filters.http.ratelimit";
+const TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit";
+
+fn up() -> String {
+    static_upstream("up", 8080)
+}
+
+/// The rate limit server's upstream, as in `plugin_test.go` (`rl-upstream` in `ns`), without
+/// `useHttp2`: gloo makes its cluster HTTP/2 anyway.
+fn rl_upstream() -> String {
+    resource(
+        "gloo.solo.io/v1",
+        "Upstream",
+        "{name: rl-upstream, namespace: ns}",
+        "static: {hosts: [{addr: ratelimit-default, port: 1234}]}",
+    )
+}
+
+/// Settings `gloo-system.default` with `ratelimitServer` naming `rl-upstream` plus `extra`
+/// fields (a YAML block, may be empty) and `spec` fields after it.
+fn settings(server_extra: &str, spec_extra: &str) -> String {
+    let mut spec =
+        "ratelimitServer:\n  ratelimitServerRef: {name: rl-upstream, namespace: ns}\n".to_string();
+    if !server_extra.is_empty() {
+        spec.push_str(&reindent(server_extra, 2));
+    }
+    spec.push_str(spec_extra);
+    resource(
+        "gloo.solo.io/v1",
+        "Settings",
+        "{name: default, namespace: gloo-system}",
+        &spec,
+    )
+}
+
+/// A VirtualService `gloo-system.<name>` on `*` with vhost options `vh_options` and route `/a`
+/// with `route_options` (YAML blocks, may be empty), plus a plain route `/b`.
+fn limited_vs(name: &str, vh_options: &str, route_options: &str) -> String {
+    let mut vhost = "domains: ['*']\n".to_string();
+    if !vh_options.is_empty() {
+        vhost.push_str(&format!("options:\n{}", reindent(vh_options, 2)));
+    }
+    vhost.push_str("routes:\n- matchers: [{prefix: /a}]\n");
+    if !route_options.is_empty() {
+        vhost.push_str(&format!("  options:\n{}", reindent(route_options, 4)));
+    }
+    vhost.push_str("  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n");
+    vhost.push_str("- matchers: [{prefix: /b}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n");
+    vs(name, &vhost)
+}
+
+fn proxy_json(t: &gloo_core::translate::Translation) -> Value {
+    proxy(t).to_json().expect("json")
+}
+
+/// The HTTP filters of the listener on 8080.
+fn http_filters(t: &gloo_core::translate::Translation) -> Vec<Value> {
+    let json = proxy_json(t);
+    let listener = json["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "listener-::-8080")
+        .cloned()
+        .expect("listener on 8080");
+    listener["filterChains"][0]["filters"][0]["typedConfig"]["httpFilters"]
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+fn filter_names(t: &gloo_core::translate::Translation) -> Vec<String> {
+    http_filters(t)
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The virtual host `gloo-system_<name>` on 8080, as JSON.
+fn vhost_json(t: &gloo_core::translate::Translation, name: &str) -> Value {
+    let json = proxy_json(t);
+    let rc = json["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "listener-::-8080-routes")
+        .cloned()
+        .expect("route config");
+    rc["virtualHosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == format!("gloo-system_{name}"))
+        .cloned()
+        .expect("virtual host")
+}
+
+/// The `route` of the virtual host's route `i`, as JSON.
+fn route_action_json(t: &gloo_core::translate::Translation, vh: &str, i: usize) -> Value {
+    vhost_json(t, vh)["routes"][i]["route"].clone()
+}
+
+/// The filter config `plugin_test.go` expects ("should have fail mode deny off by default"):
+/// domain `custom`, `request_type: both`, 100ms, `envoy_grpc` to the server's cluster, V3.
+fn filter_config(stage: u32) -> Value {
+    json!({
+        "@type": TYPE,
+        "domain": "custom",
+        "stage": stage,
+        "requestType": "both",
+        "timeout": "0.100s",
+        "rateLimitService": {
+            "grpcService": {"envoyGrpc": {"clusterName": "rl-upstream_ns"}},
+            "transportApiVersion": "V3",
+        },
+    })
+}
+
+fn router() -> Value {
+    json!({
+        "name": "envoy.filters.http.router",
+        "typedConfig": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+    })
+}
+
+// ----- the filter --------------------------------------------------------------------------
+
+#[test]
+fn envoy_api_header_values_example() {
+    // docs/content/guides/security/rate_limiting/envoy/_index.md, "Header Values": descriptors
+    // in the Settings, actions on the virtual host.
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings(
+            "",
+            "ratelimit:\n  descriptors:\n  - key: type\n    rateLimit: {requestsPerUnit: 2, unit: MINUTE}\n",
+        ),
+        &limited_vs(
+            "example",
+            "ratelimit:\n  rateLimits:\n  - actions:\n    - requestHeaders: {descriptorKey: type, headerName: x-type}\n",
+            "",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(
+        http_filters(&t),
+        [
+            json!({"name": RL, "typedConfig": filter_config(1)}),
+            router()
+        ]
+    );
+    assert_eq!(
+        vhost_json(&t, "example")["rateLimits"],
+        json!([{
+            "stage": 1,
+            "actions": [{"requestHeaders": {"headerName": "x-type", "descriptorKey": "type"}}],
+        }])
+    );
+    // Routes without their own `ratelimit` get no `rate_limits` (the virtual host's apply).
+    assert!(route_action_json(&t, "example", 0)
+        .get("rateLimits")
+        .is_none());
+    assert!(route_action_json(&t, "example", 0)
+        .get("includeVhRateLimits")
+        .is_none());
+    // The server's cluster is emitted, and HTTP/2 (Envoy calls it over gRPC).
+    let cluster = proxy(&t).clusters["rl-upstream_ns"].resource().clone();
+    let json = proxy_json(&t);
+    let cluster_json = json["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rl-upstream_ns")
+        .cloned()
+        .expect("rate limit server cluster");
+    assert_eq!(cluster.name, "rl-upstream_ns");
+    assert!(
+        cluster_json["typedExtensionProtocolOptions"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicitHttpConfig"]
+            .get("http2ProtocolOptions")
+            .is_some(),
+        "{cluster_json:#}"
+    );
+    // The server config: the Settings' descriptors for the domain every filter calls.
+    let snapshot = gloo_core::snapshot::ConfigSnapshot::from_source(
+        &snapshot(&docs(&[&settings(
+            "",
+            "ratelimit:\n  descriptors:\n  - key: type\n    rateLimit: {requestsPerUnit: 2, unit: MINUTE}\n",
+        )])),
+        &mut gloo_core::status::Reports::default(),
+    );
+    let configs = gloo_core::translate::rate_limit_server_configs(&snapshot);
+    assert_eq!(
+        serde_json::to_value(&configs).unwrap(),
+        json!([{
+            "domain": "custom",
+            "descriptors": [{"key": "type", "rateLimit": {"unit": "MINUTE", "requestsPerUnit": 2}}],
+        }])
+    );
+}
+
+#[test]
+fn before_auth_filter_as_plugin_test_expects_and_placed_before_jwt() {
+    // plugin_test.go "should have fail mode deny off by default" (rateLimitBeforeAuth: true,
+    // so stage 3) and "should be ordered before ext auth": gloo has no ext auth filter, so the
+    // filter is checked against JWT (Gloo's AuthN stage) and local rate limiting (same stage,
+    // by name).
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("rateLimitBeforeAuth: true\n", ""),
+        &gateway(
+            "{name: gateway-proxy, namespace: gloo-system}",
+            "bindAddress: '::'\nbindPort: 8080\nhttpGateway:\n  options:\n    httpLocalRatelimit: {defaultLimit: {maxTokens: 5}}\n",
+        ),
+        &limited_vs(
+            "default",
+            "ratelimit:\n  rateLimits:\n  - actions: [{remoteAddress: {}}]\njwt:\n  providers:\n    p:\n      jwks: {local: {key: '{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}'}}\n",
+            "",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(
+        filter_names(&t),
+        [
+            "envoy.filters.http.local_ratelimit",
+            RL,
+            "envoy.filters.http.jwt_authn",
+            "envoy.filters.http.router"
+        ]
+    );
+    assert_eq!(http_filters(&t)[1]["typedConfig"], filter_config(3));
+    assert_eq!(
+        vhost_json(&t, "default")["rateLimits"],
+        json!([{"stage": 3, "actions": [{"remoteAddress": {}}]}])
+    );
+}
+
+#[test]
+fn after_auth_filter_runs_after_jwt() {
+    // Gloo's `DefaultFilterStage` is `DuringStage(RateLimitStage)`: after AuthN and AuthZ.
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &limited_vs(
+            "default",
+            "ratelimit:\n  rateLimits:\n  - actions: [{remoteAddress: {}}]\njwt:\n  providers:\n    p:\n      jwks: {local: {key: '{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}'}}\n",
+            "",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(
+        filter_names(&t),
+        [
+            "envoy.filters.http.jwt_authn",
+            RL,
+            "envoy.filters.http.router"
+        ]
+    );
+}
+
+#[test]
+fn server_settings_fields_map_one_to_one() {
+    // plugin_test.go: "should pass through authority to grpc service", "should have fail mode
+    // deny on", "should custom timeout set"; and `enableXRatelimitHeaders` (util.go).
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings(
+            "requestTimeout: 1s\ndenyOnFail: true\nenableXRatelimitHeaders: true\ngrpcService: {authority: xyz}\n",
+            "",
+        ),
+        &limited_vs(
+            "default",
+            "",
+            "ratelimit:\n  rateLimits:\n  - actions: [{genericKey: {descriptorValue: per-minute}}]\n",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(
+        http_filters(&t)[0]["typedConfig"],
+        json!({
+            "@type": TYPE,
+            "domain": "custom",
+            "stage": 1,
+            "requestType": "both",
+            "timeout": "1s",
+            "failureModeDeny": true,
+            "rateLimitService": {
+                "grpcService": {"envoyGrpc": {"clusterName": "rl-upstream_ns", "authority": "xyz"}},
+                "transportApiVersion": "V3",
+            },
+            "enableXRatelimitHeaders": "DRAFT_VERSION_03",
+        })
+    );
+    // A route's `ratelimit` sets `include_vh_rate_limits` (false unless said otherwise).
+    assert_eq!(
+        route_action_json(&t, "default", 0)["rateLimits"],
+        json!([{"stage": 1, "actions": [{"genericKey": {"descriptorValue": "per-minute"}}]}])
+    );
+    assert_eq!(
+        route_action_json(&t, "default", 0)["includeVhRateLimits"],
+        json!(false)
+    );
+    assert!(route_action_json(&t, "default", 1)
+        .get("rateLimits")
+        .is_none());
+}
+
+#[test]
+fn no_filter_and_no_server_cluster_without_global_limits() {
+    // The filter of a stage only where something uses it (removeUnusedFilters).
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &limited_vs("default", "", ""),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(filter_names(&t), ["envoy.filters.http.router"]);
+    assert!(!proxy(&t).clusters.contains_key("rl-upstream_ns"));
+}
+
+// ----- rate limits ---------------------------------------------------------------------------
+
+#[test]
+fn set_style_example_prepends_the_set_descriptor_key() {
+    // docs/content/guides/security/rate_limiting/set/_index.md; raw_util_test.go "works with
+    // set actions and request headers": `generic_key: solo.setDescriptor.uniqueValue` first,
+    // `skip_if_absent` on every `request_headers`.
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings(
+            "",
+            "ratelimit:\n  setDescriptors:\n  - simpleDescriptors:\n    - {key: type, value: a}\n    - {key: number, value: one}\n    rateLimit: {requestsPerUnit: 1, unit: MINUTE}\n",
+        ),
+        &limited_vs(
+            "petstore",
+            "ratelimit:\n  rateLimits:\n  - setActions:\n    - requestHeaders: {descriptorKey: number, headerName: x-number}\n    - requestHeaders: {descriptorKey: type, headerName: x-type}\n",
+            "",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(
+        vhost_json(&t, "petstore")["rateLimits"],
+        json!([{
+            "stage": 1,
+            "actions": [
+                {"genericKey": {"descriptorValue": "solo.setDescriptor.uniqueValue"}},
+                {"requestHeaders": {"headerName": "x-number", "descriptorKey": "number", "skipIfAbsent": true}},
+                {"requestHeaders": {"headerName": "x-type", "descriptorKey": "type", "skipIfAbsent": true}},
+            ],
+        }])
+    );
+}
+
+#[test]
+fn staged_options_get_their_stage_and_both_filters() {
+    // staged_translators.go: `ratelimitEarly` → stage 3 (before auth), `ratelimitRegular` →
+    // stage 1; both filters, the early one first. Tree-style entries before set-style ones.
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &limited_vs(
+            "default",
+            "ratelimitEarly:\n  rateLimits:\n  - actions: [{remoteAddress: {}}]\n",
+            "ratelimitRegular:\n  rateLimits:\n  - setActions: [{genericKey: {descriptorValue: gk}}]\n  - actions: [{destinationCluster: {}}, {sourceCluster: {}}]\n",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    let filters = http_filters(&t);
+    assert_eq!(
+        filters,
+        [
+            json!({"name": RL, "typedConfig": filter_config(3)}),
+            json!({"name": RL, "typedConfig": filter_config(1)}),
+            router()
+        ]
+    );
+    assert_eq!(
+        vhost_json(&t, "default")["rateLimits"],
+        json!([{"stage": 3, "actions": [{"remoteAddress": {}}]}])
+    );
+    let route = route_action_json(&t, "default", 0);
+    assert_eq!(
+        route["rateLimits"],
+        json!([
+            {"stage": 1, "actions": [{"destinationCluster": {}}, {"sourceCluster": {}}]},
+            {"stage": 1, "actions": [
+                {"genericKey": {"descriptorValue": "solo.setDescriptor.uniqueValue"}},
+                {"genericKey": {"descriptorValue": "gk"}},
+            ]},
+        ])
+    );
+    // Only `ratelimit` sets `include_vh_rate_limits`, as in Gloo.
+    assert!(route.get("includeVhRateLimits").is_none());
+}
+
+#[test]
+fn actions_convert_as_raw_util_does() {
+    // raw_util_test.go: "should convert headermatch", "should convert metadata", "works with
+    // regex"; plus a `limit` override from dynamic metadata.
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &limited_vs(
+            "default",
+            "",
+            "
+ratelimit:
+  includeVhRateLimits: true
+  rateLimits:
+  - actions:
+    - headerValueMatch:
+        descriptorValue: dv
+        expectMatch: true
+        headers:
+        - {name: a, exactMatch: x, invertMatch: true}
+        - {name: b, regexMatch: 'ab+'}
+        - {name: c, rangeMatch: {start: 1, end: 5}}
+        - {name: d, presentMatch: true}
+        - {name: e, prefixMatch: pre}
+        - {name: f, suffixMatch: suf}
+    - metadata:
+        descriptorKey: dk
+        metadataKey: {key: envoy.filters.http.ext_authz, path: [{key: user}, {key: id}]}
+        defaultValue: anonymous
+        source: ROUTE_ENTRY
+    limit:
+      dynamicMetadata:
+        metadataKey: {key: envoy.filters.http.ext_authz, path: [{key: limit}]}
+",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    let route = route_action_json(&t, "default", 0);
+    assert_eq!(route["includeVhRateLimits"], json!(true));
+    assert_eq!(
+        route["rateLimits"],
+        json!([{
+            "stage": 1,
+            "actions": [
+                {"headerValueMatch": {
+                    "descriptorValue": "dv",
+                    "expectMatch": true,
+                    "headers": [
+                        {"name": "a", "exactMatch": "x", "invertMatch": true},
+                        {"name": "b", "safeRegexMatch": {"regex": "ab+"}},
+                        {"name": "c", "rangeMatch": {"start": "1", "end": "5"}},
+                        {"name": "d", "presentMatch": true},
+                        {"name": "e", "prefixMatch": "pre"},
+                        {"name": "f", "suffixMatch": "suf"},
+                    ],
+                }},
+                {"metadata": {
+                    "descriptorKey": "dk",
+                    "metadataKey": {"key": "envoy.filters.http.ext_authz", "path": [{"key": "user"}, {"key": "id"}]},
+                    "defaultValue": "anonymous",
+                    "source": "ROUTE_ENTRY",
+                }},
+            ],
+            "limit": {"dynamicMetadata": {"metadataKey": {"key": "envoy.filters.http.ext_authz", "path": [{"key": "limit"}]}}},
+        }])
+    );
+}
+
+#[test]
+fn rate_limit_before_auth_change_retranslates_cached_virtual_hosts() {
+    // The stage of `ratelimit` follows Settings `rateLimitBeforeAuth`: a Settings edit alone
+    // must change the (cached) virtual host.
+    let vs = limited_vs(
+        "default",
+        "ratelimit:\n  rateLimits:\n  - actions: [{remoteAddress: {}}]\n",
+        "",
+    );
+    let mut translator = Translator::new();
+    let t = translate_with(
+        &mut translator,
+        &docs(&[&up(), &rl_upstream(), &settings("", ""), &vs]),
+    );
+    assert_eq!(vhost_json(&t, "default")["rateLimits"][0]["stage"], 1);
+    let t = translate_with(
+        &mut translator,
+        &docs(&[
+            &up(),
+            &rl_upstream(),
+            &settings("rateLimitBeforeAuth: true\n", ""),
+            &vs,
+        ]),
+    );
+    assert_eq!(vhost_json(&t, "default")["rateLimits"][0]["stage"], 3);
+    assert_eq!(http_filters(&t)[0]["typedConfig"]["stage"], 3);
+}
+
+// ----- what gloo refuses ---------------------------------------------------------------------
+
+const NO_SERVER: &str = "no rate limit server to enforce it: Settings spec.ratelimitServer.ratelimitServerRef is not set or names no Upstream";
+
+#[test]
+fn global_limits_without_a_rate_limit_server_are_rejected_naming_the_field() {
+    let t = translate(&docs(&[
+        &up(),
+        &limited_vs(
+            "default",
+            "ratelimitEarly:\n  rateLimits:\n  - actions: [{remoteAddress: {}}]\n",
+            "ratelimit:\n  rateLimits:\n  - actions: [{remoteAddress: {}}]\n",
+        ),
+        &rt(
+            "{name: table, namespace: gloo-system}",
+            "routes:\n- matchers: [{prefix: /t}]\n  options:\n    ratelimitRegular:\n      rateLimits:\n      - setActions: [{remoteAddress: {}}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n",
+        ),
+        &resource(
+            "gateway.solo.io/v1",
+            "RouteOption",
+            "{name: ro, namespace: gloo-system}",
+            "options: {ratelimit: {rateLimits: [{actions: [{remoteAddress: {}}]}]}}",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &[
+            &format!("spec.virtualHost.options.ratelimitEarly.rateLimits: {NO_SERVER}"),
+            &format!("spec.virtualHost.routes[0].options.ratelimit.rateLimits: {NO_SERVER}"),
+        ],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::RouteTable,
+        &gs("table"),
+        Rejected,
+        &[&format!(
+            "spec.routes[0].options.ratelimitRegular.rateLimits: {NO_SERVER}"
+        )],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::RouteOption,
+        &gs("ro"),
+        Rejected,
+        &[&format!("spec.options.ratelimit.rateLimits: {NO_SERVER}")],
+        &[],
+    );
+    assert!(!proxy_json(&t).to_string().contains(RL));
+}
+
+#[test]
+fn a_server_ref_naming_no_upstream_is_an_error_on_the_settings() {
+    // Gloo's `ServerNotFound`; the routes that need the server are refused too.
+    let t = translate(&docs(&[
+        &up(),
+        &settings("", ""),
+        &limited_vs(
+            "default",
+            "ratelimit:\n  rateLimits:\n  - actions: [{remoteAddress: {}}]\n",
+            "",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::Settings,
+        &gs("default"),
+        Rejected,
+        &["spec.ratelimitServer.ratelimitServerRef: upstream ns.rl-upstream not found"],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &[&format!(
+            "spec.virtualHost.options.ratelimit.rateLimits: {NO_SERVER}"
+        )],
+        &[],
+    );
+}
+
+#[test]
+fn invalid_actions_are_rejected_naming_the_field() {
+    // raw_util_test.go "Missing descriptor key in request headers", "Missing descriptorValue
+    // in genericKey"; CEL and TOKEN limits are agentgateway's, Envoy has neither.
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &limited_vs(
+            "default",
+            "",
+            "
+ratelimitEarly:
+  rateLimits:
+  - actions:
+    - requestHeaders: {headerName: x-type}
+    - genericKey: {}
+  - setActions:
+    - cel: {expression: 'true', key: k}
+    type: TOKEN
+",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &[
+            "spec.virtualHost.routes[0].options.ratelimitEarly.rateLimits[0].actions[0].requestHeaders: descriptorKey is required",
+            "spec.virtualHost.routes[0].options.ratelimitEarly.rateLimits[0].actions[1].genericKey: descriptorValue is required",
+            "spec.virtualHost.routes[0].options.ratelimitEarly.rateLimits[1].setActions[0].cel: CEL actions are for agentgateway only; Envoy has no such rate limit action",
+            "spec.virtualHost.routes[0].options.ratelimitEarly.rateLimits[1].type: TOKEN limits are for agentgateway only; Envoy counts requests",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn invalid_settings_descriptors_are_an_error_and_left_out_of_the_server_config() {
+    let yaml = docs(&[
+        &rl_upstream(),
+        &settings(
+            "",
+            "ratelimit:\n  descriptors:\n  - key: ''\n    rateLimit: {requestsPerUnit: 0, unit: MINUTE}\n",
+        ),
+    ]);
+    let t = translate(&yaml);
+    assert_status(
+        &t,
+        Kind::Settings,
+        &gs("default"),
+        Rejected,
+        &[
+            "spec.ratelimit.descriptors[0]: descriptor key must not be empty",
+            "spec.ratelimit.descriptors[0].rateLimit: requestsPerUnit must be greater than 0",
+        ],
+        &[],
+    );
+    let snapshot = gloo_core::snapshot::ConfigSnapshot::from_source(
+        &snapshot(&yaml),
+        &mut gloo_core::status::Reports::default(),
+    );
+    assert!(gloo_core::translate::rate_limit_server_configs(&snapshot).is_empty());
+}
+
+// ----- RateLimitConfig references ------------------------------------------------------------
+
+/// The RateLimitConfig of docs/content/guides/security/rate_limiting/setup.md ("In the
+/// RateLimitConfig resource").
+fn my_rate_limit_policy(extra: &str) -> String {
+    resource(
+        "ratelimit.solo.io/v1alpha1",
+        "RateLimitConfig",
+        "{name: my-rate-limit-policy, namespace: gloo-system}",
+        &format!(
+            "raw:\n  descriptors:\n  - key: generic_key\n    value: counter\n    rateLimit: {{requestsPerUnit: 1, unit: MINUTE}}\n  rateLimits:\n  - actions:\n    - genericKey: {{descriptorValue: counter}}\n{extra}"
+        ),
+    )
+}
+
+const POLICY_REF: &str =
+    "rateLimitConfigs:\n  refs:\n  - name: my-rate-limit-policy\n    namespace: gloo-system\n";
+
+#[test]
+fn rate_limit_config_example_on_host_and_route() {
+    // setup.md: the policy referenced from the virtual host ("All routes in the virtual host")
+    // and from a route ("Per route"). Its actions are scoped by `generic_key:
+    // gloo-system.my-rate-limit-policy`, at Gloo's `CrdRateLimitStage` (2), domain `crd`.
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &my_rate_limit_policy(""),
+        &limited_vs("default", POLICY_REF, POLICY_REF),
+    ]));
+    assert_no_rejections(&t);
+    let mut crd_filter = filter_config(2);
+    crd_filter["domain"] = json!("crd");
+    assert_eq!(
+        http_filters(&t),
+        [json!({"name": RL, "typedConfig": crd_filter}), router()]
+    );
+    let expected = json!([{
+        "stage": 2,
+        "actions": [
+            {"genericKey": {"descriptorValue": "gloo-system.my-rate-limit-policy"}},
+            {"genericKey": {"descriptorValue": "counter"}},
+        ],
+    }]);
+    assert_eq!(vhost_json(&t, "default")["rateLimits"], expected);
+    assert_eq!(route_action_json(&t, "default", 0)["rateLimits"], expected);
+    // The server config scopes the descriptors the same way.
+    let snapshot = gloo_core::snapshot::ConfigSnapshot::from_source(
+        &snapshot(&docs(&[&my_rate_limit_policy("")])),
+        &mut gloo_core::status::Reports::default(),
+    );
+    assert_eq!(
+        serde_json::to_value(gloo_core::translate::rate_limit_server_configs(&snapshot)).unwrap(),
+        json!([{
+            "domain": "crd",
+            "descriptors": [{
+                "key": "generic_key",
+                "value": "gloo-system.my-rate-limit-policy",
+                "descriptors": [{"key": "generic_key", "value": "counter", "rateLimit": {"unit": "MINUTE", "requestsPerUnit": 1}}],
+            }],
+        }])
+    );
+}
+
+#[test]
+fn early_config_refs_with_set_actions_run_before_auth() {
+    // staged_translators.go: `rateLimitEarlyConfigs` → `CrdRateLimitStageBeforeAuth` (4); set
+    // actions get the set-style marker, then the config's scope.
+    let set = "  - setActions:\n    - requestHeaders: {descriptorKey: type, headerName: x-type}\n  setDescriptors:\n  - simpleDescriptors: [{key: type, value: a}]\n    rateLimit: {requestsPerUnit: 1, unit: MINUTE}\n";
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &my_rate_limit_policy(set),
+        &limited_vs(
+            "default",
+            "rateLimitEarlyConfigs:\n  refs: [{name: my-rate-limit-policy, namespace: gloo-system}]\n",
+            "",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(http_filters(&t)[0]["typedConfig"]["stage"], 4);
+    assert_eq!(http_filters(&t)[0]["typedConfig"]["domain"], "crd");
+    assert_eq!(
+        vhost_json(&t, "default")["rateLimits"],
+        json!([
+            {"stage": 4, "actions": [
+                {"genericKey": {"descriptorValue": "gloo-system.my-rate-limit-policy"}},
+                {"genericKey": {"descriptorValue": "counter"}},
+            ]},
+            {"stage": 4, "actions": [
+                {"genericKey": {"descriptorValue": "solo.setDescriptor.uniqueValue"}},
+                {"genericKey": {"descriptorValue": "gloo-system.my-rate-limit-policy"}},
+                {"requestHeaders": {"headerName": "x-type", "descriptorKey": "type", "skipIfAbsent": true}},
+            ]},
+        ])
+    );
+    let snapshot = gloo_core::snapshot::ConfigSnapshot::from_source(
+        &snapshot(&docs(&[&my_rate_limit_policy(set)])),
+        &mut gloo_core::status::Reports::default(),
+    );
+    let configs =
+        serde_json::to_value(gloo_core::translate::rate_limit_server_configs(&snapshot)).unwrap();
+    assert_eq!(
+        configs[0]["setDescriptors"],
+        json!([{
+            "simpleDescriptors": [
+                {"key": "generic_key", "value": "gloo-system.my-rate-limit-policy"},
+                {"key": "type", "value": "a"},
+            ],
+            "rateLimit": {"unit": "MINUTE", "requestsPerUnit": 1},
+        }])
+    );
+}
+
+#[test]
+fn references_to_missing_or_invalid_configs_are_rejected_naming_the_ref() {
+    // Gloo's `ConfigNotFoundErr` and `ReferencedConfigErr`; a reference without namespace
+    // finds nothing, as in Gloo.
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &resource(
+            "ratelimit.solo.io/v1alpha1",
+            "RateLimitConfig",
+            "{name: broken, namespace: gloo-system}",
+            "raw: {rateLimits: [{actions: []}]}",
+        ),
+        &limited_vs(
+            "default",
+            "rateLimitConfigs:\n  refs:\n  - {name: not, namespace: existing}\n  - {name: broken, namespace: gloo-system}\n",
+            "rateLimitRegularConfigs:\n  refs: [{name: my-rate-limit-policy}]\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &[
+            "spec.virtualHost.options.rateLimitConfigs.refs[0]: could not find RateLimitConfig resource with name [not] in namespace [existing]",
+            "spec.virtualHost.options.rateLimitConfigs.refs[1]: failed to process RateLimitConfig resource with name [broken] in namespace [gloo-system]: it is invalid (see its status)",
+            "spec.virtualHost.routes[0].options.rateLimitRegularConfigs.refs[0]: could not find RateLimitConfig resource with name [my-rate-limit-policy] in namespace []",
+        ],
+        &[],
+    );
+    assert_eq!(
+        status(&t, Kind::RateLimitConfig, &gs("broken")).state,
+        Rejected
+    );
+}
+
+#[test]
+fn config_refs_without_a_server_are_rejected_naming_the_field() {
+    let t = translate(&docs(&[
+        &up(),
+        &my_rate_limit_policy(""),
+        &limited_vs("default", POLICY_REF, ""),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &[&format!(
+            "spec.virtualHost.options.rateLimitConfigs: {NO_SERVER}"
+        )],
+        &[],
+    );
+}
+
+#[test]
+fn a_rate_limit_config_edit_retranslates_the_hosts_that_reference_it() {
+    let mut translator = Translator::new();
+    let base = [up(), rl_upstream(), settings("", "")];
+    let vs = limited_vs("default", POLICY_REF, "");
+    let t = translate_with(
+        &mut translator,
+        &docs(&[&base[0], &base[1], &base[2], &my_rate_limit_policy(""), &vs]),
+    );
+    assert_eq!(
+        vhost_json(&t, "default")["rateLimits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let t = translate_with(
+        &mut translator,
+        &docs(&[
+            &base[0],
+            &base[1],
+            &base[2],
+            &my_rate_limit_policy("  - actions: [{remoteAddress: {}}]\n"),
+            &vs,
+        ]),
+    );
+    assert_no_rejections(&t);
+    assert_eq!(
+        vhost_json(&t, "default")["rateLimits"][1],
+        json!({"stage": 2, "actions": [
+            {"genericKey": {"descriptorValue": "gloo-system.my-rate-limit-policy"}},
+            {"remoteAddress": {}},
+        ]})
+    );
+}
+
+#[test]
+fn rate_limits_on_a_route_that_does_not_route_are_rejected() {
+    // plugin.go: "cannot apply rate limits without a route action".
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &vs(
+            "default",
+            "domains: ['*']\nroutes:\n- matchers: [{prefix: /}]\n  options:\n    ratelimit: {rateLimits: [{actions: [{remoteAddress: {}}]}]}\n  directResponseAction: {status: 200}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &["spec.virtualHost.routes[0].options.ratelimit.rateLimits: cannot apply rate limits without a route action"],
+        &[],
+    );
+}
+
+#[test]
+fn a_listener_rate_limit_server_is_refused_rather_than_ignored() {
+    // Gloo lets `httpGateway.options.ratelimitServer` override the Settings; gloo reads the
+    // Settings only, so the override is refused rather than silently ignored.
+    let t = translate(&docs(&[
+        &up(),
+        &gateway(
+            "{name: gw, namespace: gloo-system}",
+            "bindPort: 8080\nhttpGateway: {options: {ratelimitServer: {ratelimitServerRef: {name: rl-upstream, namespace: ns}}}}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::Gateway,
+        &gs("gw"),
+        Rejected,
+        &["spec.httpGateway.options.ratelimitServer: gloo does not enforce this option yet, so it is rejected rather than served without it"],
+        &[],
+    );
+}
+
+#[test]
+fn option_resources_with_invalid_rate_limits_refuse_what_uses_them() {
+    // Applying the rest of such an option resource would serve the routes without its limits.
+    let bad =
+        "options: {ratelimit: {rateLimits: [{actions: [{requestHeaders: {headerName: x-type}}]}]}}";
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &resource(
+            "gateway.solo.io/v1",
+            "RouteOption",
+            "{name: ro, namespace: gloo-system}",
+            bad,
+        ),
+        &resource(
+            "gateway.solo.io/v1",
+            "VirtualHostOption",
+            "{name: vho, namespace: gloo-system}",
+            bad,
+        ),
+        &vs(
+            "routes",
+            "domains: [routes.example]\nroutes:\n- matchers: [{prefix: /}]\n  optionsConfigRefs: {delegateOptions: [{name: ro}]}\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n",
+        ),
+        &vs(
+            "host",
+            "domains: [host.example]\noptionsConfigRefs: {delegateOptions: [{name: vho}]}\nroutes:\n- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::RouteOption,
+        &gs("ro"),
+        Rejected,
+        &["spec.options.ratelimit.rateLimits[0].actions[0].requestHeaders: descriptorKey is required"],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("routes"),
+        Rejected,
+        &["spec.virtualHost.routes[0].optionsConfigRefs.delegateOptions[0]: RouteOption gloo-system.ro sets invalid rate limits; the route answers 503 rather than being served without them"],
+        &[],
+    );
+    let routes = vhost_routes(route_config(&t), "gloo-system_routes");
+    match &routes[0].action {
+        Some(envoy_types::pb::envoy::config::route::v3::route::Action::DirectResponse(d)) => {
+            assert_eq!(d.status, 503)
+        }
+        other => panic!("expected a 503 direct response, got {other:?}"),
+    }
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("host"),
+        Rejected,
+        &["spec.virtualHost.optionsConfigRefs.delegateOptions[0]: VirtualHostOption gloo-system.vho sets invalid rate limits; the virtual host serves no routes rather than serving them without"],
+        &[],
+    );
+    assert!(vhost_routes(route_config(&t), "gloo-system_host").is_empty());
+}
