@@ -723,6 +723,10 @@ impl<'a> Resolver<'a> {
                     .validate("spec.virtualHost.options"),
             );
             errors.extend(unenforced(options.unenforced(), "spec.virtualHost.options"));
+            errors.extend(crate::translate::transformation::validate(
+                crate::translate::transformation::Options::host(options),
+                "spec.virtualHost.options",
+            ));
             for (path, extension) in
                 crate::translate::jwt::host_extensions(options, "spec.virtualHost.options")
             {
@@ -897,6 +901,10 @@ impl<'a> Resolver<'a> {
                             "{path}.multi.destinations[{i}].destination: required"
                         )),
                     }
+                    errors.extend(crate::translate::transformation::validate(
+                        crate::translate::transformation::Options::weighted(wd.options.as_ref()),
+                        &format!("{path}.multi.destinations[{i}].options"),
+                    ));
                 }
                 if !multi.destinations.is_empty() && total == 0 {
                     errors.push(format!(
@@ -970,6 +978,10 @@ impl<'a> Resolver<'a> {
         }
         errors.extend(options.local_ratelimit().validate(path));
         errors.extend(unenforced(options.unenforced(), path));
+        errors.extend(crate::translate::transformation::validate(
+            crate::translate::transformation::Options::route(options),
+            &path.to_string(),
+        ));
         for (at, extension) in crate::translate::jwt::route_extensions(options, &path.to_string()) {
             errors.extend(crate::translate::jwt::validate(extension, &at));
         }
@@ -1357,7 +1369,11 @@ impl<'a> Resolver<'a> {
                         )
                     }
                     // A VirtualHostOption Gloo refuses (reported on it) is not applied.
-                    Some(found) if !found.object.spec.options.local_ratelimit().is_valid() => self.note(&key,
+                    Some(found) if !found.object.spec.options.local_ratelimit().is_valid()
+                        || !crate::translate::transformation::validate(
+                            crate::translate::transformation::Options::host(&found.object.spec.options),
+                            "",
+                        ).is_empty() => self.note(&key,
                         format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} is rejected; its options are not applied"),
                     ),
                     Some(found) => {
@@ -1424,7 +1440,11 @@ impl<'a> Resolver<'a> {
                             )
                         }
                         // A RouteOption Gloo refuses (reported on it) is not applied.
-                        Some(found) if !found.object.spec.options.local_ratelimit().is_valid() => self.note(&context.owner,
+                        Some(found) if !found.object.spec.options.local_ratelimit().is_valid()
+                            || !crate::translate::transformation::validate(
+                                crate::translate::transformation::Options::route(&found.object.spec.options),
+                                "",
+                            ).is_empty() => self.note(&context.owner,
                             format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} is rejected; its options are not applied"),
                         ),
                         Some(found) => {
@@ -1979,7 +1999,7 @@ fn expression_matches(e: &SelectorExpression, labels: &BTreeMap<String, String>)
 }
 
 /// The largest counted repetition bound in a regex (`a{1001}` gives 1001).
-fn max_repetition(hir: &regex_syntax::hir::Hir) -> u32 {
+pub(crate) fn max_repetition(hir: &regex_syntax::hir::Hir) -> u32 {
     use regex_syntax::hir::HirKind;
     match hir.kind() {
         HirKind::Repetition(r) => r.min.max(r.max.unwrap_or(0)).max(max_repetition(&r.sub)),

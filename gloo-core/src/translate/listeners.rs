@@ -25,6 +25,7 @@ use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use super::jwt;
 use super::local_ratelimit;
+use super::transformation;
 use super::names::{
     route_config_name, CORS_FILTER, FAULT_FILTER, HCM_FILTER, LOCAL_RATELIMIT_FILTER,
     ROUTER_FILTER, TCP_PROXY_FILTER,
@@ -132,6 +133,7 @@ fn http_connection_manager(
     http: Option<&HttpGateway>,
     route_name: String,
     hosts: &[std::sync::Arc<VirtualHostModel>],
+    ctx: &Context<'_>,
 ) -> HttpConnectionManager {
     let uses = |pred: &dyn Fn(&crate::model::options::RouteOptions) -> bool| {
         hosts
@@ -149,6 +151,12 @@ fn http_connection_manager(
             ..Default::default()
         });
     }
+    // Transformations: Gloo's early stage right after fault injection (before CORS, WAF and
+    // auth, so auth sees the transformed request); the regular stage after authorization,
+    // so it transforms only requests auth let through and may use what auth added.
+    let (early_transformation, regular_transformation) =
+        transformation::http_filters_for(hosts, ctx);
+    http_filters.extend(early_transformation);
     if uses(&|o| o.cors.is_some()) || hosts.iter().any(|h| h.options.cors.is_some()) {
         http_filters.push(HttpFilter {
             name: CORS_FILTER.to_string(),
@@ -181,6 +189,7 @@ fn http_connection_manager(
             });
         }
     }
+    http_filters.extend(regular_transformation);
     http_filters.push(HttpFilter {
         name: ROUTER_FILTER.to_string(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack(
@@ -462,6 +471,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                 model.spec.http_gateway.as_ref(),
                 route_config_name(&model.name),
                 virtual_hosts,
+                ctx,
             );
             filter_chains.push(FilterChain {
                 filters: vec![hcm_filter(&hcm)],
@@ -483,6 +493,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                 model.spec.http_gateway.as_ref(),
                 route_config_name(&model.name),
                 virtual_hosts,
+                ctx,
             );
             // One filter chain per certificate, selected by SNI; all share the listener's routes.
             for host in virtual_hosts {
@@ -560,6 +571,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                             Some(gateway),
                             format!("{}-routes-{}", model.name, chain.index),
                             virtual_hosts,
+                            ctx,
                         );
                         filter_chains.push(FilterChain {
                             name: format!("{}-{}", model.name, chain.index),

@@ -42,6 +42,7 @@ mod jwk;
 pub(crate) mod jwt;
 mod listeners;
 mod local_ratelimit;
+pub(crate) mod transformation;
 mod names;
 mod routes;
 
@@ -55,6 +56,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 pub use clusters::{Endpoint, Endpoints};
 pub use jwt::{JWT_AFTER_EXT_AUTH_FILTER, JWT_FILTER};
+pub use transformation::TRANSFORMATION_FILTER;
 pub use names::{cluster_name, route_config_name};
 
 use crate::model::routing::{Destination, RouteDestination};
@@ -551,6 +553,10 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         let options = &e.object.spec.options;
         let mut problems = options.local_ratelimit().validate(PATH);
         problems.extend(crate::resolve::unenforced(options.unenforced(), PATH));
+        problems.extend(transformation::validate(
+            transformation::Options::host(options),
+            PATH,
+        ));
         for (path, extension) in jwt::host_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
@@ -560,6 +566,10 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         let options = &e.object.spec.options;
         let mut problems = options.local_ratelimit().validate(PATH);
         problems.extend(crate::resolve::unenforced(options.unenforced(), PATH));
+        problems.extend(transformation::validate(
+            transformation::Options::route(options),
+            PATH,
+        ));
         for (path, extension) in jwt::route_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
