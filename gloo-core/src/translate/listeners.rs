@@ -25,12 +25,12 @@ use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use super::jwt;
 use super::local_ratelimit;
-use super::transformation;
 use super::names::{
     route_config_name, CORS_FILTER, FAULT_FILTER, HCM_FILTER, LOCAL_RATELIMIT_FILTER,
     ROUTER_FILTER, TCP_PROXY_FILTER,
 };
 use super::routes::duration;
+use super::transformation;
 use super::Context;
 use crate::model::gateway::{HttpGateway, TcpHost};
 use crate::model::ssl::{SslConfig, SslSecretsRef};

@@ -42,9 +42,9 @@ mod jwk;
 pub(crate) mod jwt;
 mod listeners;
 mod local_ratelimit;
-pub(crate) mod transformation;
 mod names;
 mod routes;
+pub(crate) mod transformation;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -56,8 +56,8 @@ use xxhash_rust::xxh3::Xxh3;
 
 pub use clusters::{Endpoint, Endpoints};
 pub use jwt::{JWT_AFTER_EXT_AUTH_FILTER, JWT_FILTER};
-pub use transformation::TRANSFORMATION_FILTER;
 pub use names::{cluster_name, route_config_name};
+pub use transformation::TRANSFORMATION_FILTER;
 
 use crate::model::routing::{Destination, RouteDestination};
 use crate::model::upstream::{UpstreamSpec, UpstreamTypeRef};

@@ -26,8 +26,8 @@ use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, Fr
 use envoy_types::pb::google::protobuf::{BoolValue, Duration as PbDuration, UInt32Value};
 
 use super::local_ratelimit::{self, ListenerFlags};
-use super::transformation;
 use super::names::{cluster_name, CORS_FILTER, FAULT_FILTER, LOCAL_RATELIMIT_FILTER};
+use super::transformation;
 use super::Context;
 use crate::model::headers::HeaderManipulation;
 use crate::model::options::{RouteOptions, VirtualHostOptions};
@@ -87,7 +87,9 @@ pub(crate) fn virtual_host(
     apply_vhost_options(&mut out, options, &secrets);
     super::jwt::host_per_filter(vh, &mut out.typed_per_filter_config);
     out.typed_per_filter_config
-        .extend(transformation::per_filter_config(transformation::Options::host(options)));
+        .extend(transformation::per_filter_config(
+            transformation::Options::host(options),
+        ));
     if let Some(bucket) = options.local_ratelimit().bucket() {
         out.typed_per_filter_config.insert(
             LOCAL_RATELIMIT_FILTER.to_string(),
@@ -409,9 +411,10 @@ fn weighted(destinations: &[WeightedDestination], secrets: &HeaderSecrets<'_>) -
                     cw.response_headers_to_add = response_headers(h);
                     cw.response_headers_to_remove = h.response_headers_to_remove.clone();
                 }
-                cw.typed_per_filter_config.extend(transformation::per_filter_config(
-                    transformation::Options::weighted(wd.options.as_ref()),
-                ));
+                cw.typed_per_filter_config
+                    .extend(transformation::per_filter_config(
+                        transformation::Options::weighted(wd.options.as_ref()),
+                    ));
                 Some(cw)
             })
             .collect(),

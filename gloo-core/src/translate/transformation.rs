@@ -34,8 +34,8 @@
 use envoy_types::pb::envoy::config::route::v3::header_matcher::HeaderMatchSpecifier;
 use envoy_types::pb::envoy::config::route::v3::query_parameter_matcher::QueryParameterMatchSpecifier;
 use envoy_types::pb::envoy::config::route::v3::{
-    route_match, FilterConfig, HeaderMatcher as EnvoyHeaderMatcher,
-    QueryParameterMatcher, RouteMatch,
+    route_match, FilterConfig, HeaderMatcher as EnvoyHeaderMatcher, QueryParameterMatcher,
+    RouteMatch,
 };
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_filter, HttpFilter,
@@ -52,12 +52,12 @@ use crate::model::options::{RouteOptions, VirtualHostOptions, WeightedDestinatio
 use crate::model::routing::{
     HeaderMatcher, Matcher, PathMatcher, RouteDestination, WeightedDestination,
 };
-use crate::resolve::{RouteModelAction, VirtualHostModel};
 use crate::model::transformation::{
     BodyTransformationRef, Extraction, ExtractionMode, ExtractionSourceRef, RequestBodyParse,
-    RequestResponseTransformations, Transformation, TransformationStages,
-    TransformationTemplate, TransformationTypeRef, Transformations,
+    RequestResponseTransformations, Transformation, TransformationStages, TransformationTemplate,
+    TransformationTypeRef, Transformations,
 };
+use crate::resolve::{RouteModelAction, VirtualHostModel};
 use crate::xds::pack;
 use crate::xds::transformation as pb;
 
@@ -261,45 +261,51 @@ fn stage_rules(
     rules: &RequestResponseTransformations,
     stage_escape: Option<bool>,
 ) -> Vec<pb::RouteTransformation> {
-    let responses = rules.response_transforms.iter().map(|r| pb::RouteTransformation {
-        stage,
-        r#match: Some(pb::route_transformation::Match::ResponseMatch(
-            pb::route_transformation::ResponseMatch {
-                r#match: Some(pb::ResponseMatcher {
-                    headers: r.matchers.iter().map(header_matcher).collect(),
-                    response_code_details: r
-                        .response_code_details
+    let responses = rules
+        .response_transforms
+        .iter()
+        .map(|r| pb::RouteTransformation {
+            stage,
+            r#match: Some(pb::route_transformation::Match::ResponseMatch(
+                pb::route_transformation::ResponseMatch {
+                    r#match: Some(pb::ResponseMatcher {
+                        headers: r.matchers.iter().map(header_matcher).collect(),
+                        response_code_details: r
+                            .response_code_details
+                            .as_ref()
+                            .filter(|d| !d.is_empty())
+                            .map(|d| StringMatcher {
+                                match_pattern: Some(MatchPattern::Exact(d.clone())),
+                                ignore_case: false,
+                            }),
+                    }),
+                    response_transformation: r
+                        .response_transformation
                         .as_ref()
-                        .filter(|d| !d.is_empty())
-                        .map(|d| StringMatcher {
-                            match_pattern: Some(MatchPattern::Exact(d.clone())),
-                            ignore_case: false,
-                        }),
-                }),
-                response_transformation: r
-                    .response_transformation
-                    .as_ref()
-                    .and_then(|t| transformation(t, stage_escape)),
-            },
-        )),
-    });
-    let requests = rules.request_transforms.iter().map(|r| pb::RouteTransformation {
-        stage,
-        r#match: Some(pb::route_transformation::Match::RequestMatch(
-            pb::route_transformation::RequestMatch {
-                r#match: r.matcher.as_ref().map(request_matcher),
-                request_transformation: r
-                    .request_transformation
-                    .as_ref()
-                    .and_then(|t| transformation(t, stage_escape)),
-                response_transformation: r
-                    .response_transformation
-                    .as_ref()
-                    .and_then(|t| transformation(t, stage_escape)),
-                clear_route_cache: r.clear_route_cache.unwrap_or(false),
-            },
-        )),
-    });
+                        .and_then(|t| transformation(t, stage_escape)),
+                },
+            )),
+        });
+    let requests = rules
+        .request_transforms
+        .iter()
+        .map(|r| pb::RouteTransformation {
+            stage,
+            r#match: Some(pb::route_transformation::Match::RequestMatch(
+                pb::route_transformation::RequestMatch {
+                    r#match: r.matcher.as_ref().map(request_matcher),
+                    request_transformation: r
+                        .request_transformation
+                        .as_ref()
+                        .and_then(|t| transformation(t, stage_escape)),
+                    response_transformation: r
+                        .response_transformation
+                        .as_ref()
+                        .and_then(|t| transformation(t, stage_escape)),
+                    clear_route_cache: r.clear_route_cache.unwrap_or(false),
+                },
+            )),
+        });
     responses.chain(requests).collect()
 }
 
@@ -418,7 +424,9 @@ fn inja(t: Option<&crate::model::transformation::InjaTemplate>) -> pb::InjaTempl
 fn template(t: &TransformationTemplate, stage_escape: Option<bool>) -> pb::TransformationTemplate {
     use pb::transformation_template as tt;
     let body_transformation = match t.body_transformation() {
-        Ok(Some(BodyTransformationRef::Body(b))) => Some(tt::BodyTransformation::Body(inja(Some(b)))),
+        Ok(Some(BodyTransformationRef::Body(b))) => {
+            Some(tt::BodyTransformation::Body(inja(Some(b))))
+        }
         Ok(Some(BodyTransformationRef::Passthrough)) => {
             Some(tt::BodyTransformation::Passthrough(pb::Passthrough {}))
         }
@@ -560,9 +568,11 @@ pub(crate) fn validate(options: Options<'_>, path: &str) -> Vec<String> {
                 let at = format!("{at}.responseTransforms[{i}]");
                 check_headers(&r.matchers, &format!("{at}.matchers"), &mut errors);
                 match &r.response_transformation {
-                    Some(t) => {
-                        check_transformation(t, &format!("{at}.responseTransformation"), &mut errors)
-                    }
+                    Some(t) => check_transformation(
+                        t,
+                        &format!("{at}.responseTransformation"),
+                        &mut errors,
+                    ),
                     None => errors.push(format!("{at}.responseTransformation: required")),
                 }
             }
@@ -633,9 +643,7 @@ fn valid_header_name(name: &str) -> bool {
     }
     !name.is_empty()
         && name.bytes().all(|b| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || b"!#$%&'*+-.^_`|~".contains(&b)
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
         })
 }
 

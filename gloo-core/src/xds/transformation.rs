@@ -73,6 +73,8 @@ pub mod route_transformation {
     use super::*;
 
     /// The `match` oneof.
+    // Boxing a variant would change the generated-code shape prost users expect.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Match {
         /// Matched on the request.
@@ -134,7 +136,8 @@ pub struct Transformation {
     pub log_request_response_info: Option<BoolValue>,
 }
 
-/// Nested types of [`Transformation`].
+/// Nested types of [`Transformation`] (named after the message, as prost names them).
+#[allow(clippy::module_inception)]
 pub mod transformation {
     use super::*;
 
