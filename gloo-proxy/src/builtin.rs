@@ -30,6 +30,8 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
     registry.register(CORS, Cors);
     #[cfg(feature = "ratelimit")]
     crate::ratelimit::register(registry);
+    #[cfg(feature = "transform")]
+    crate::transform::register(registry);
 }
 
 fn decode<M: Message + Default>(any: &Any) -> Result<M, String> {

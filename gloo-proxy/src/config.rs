@@ -19,6 +19,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 };
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
+use envoy_types::pb::envoy::config::route::v3::FilterConfig;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager::{PathWithEscapedSlashesAction, RouteSpecifier},
     http_filter, HttpConnectionManager,
@@ -617,21 +618,20 @@ fn build_stacks(
             let mut layers = Vec::new();
             for (i, f) in listener.filters.iter().enumerate() {
                 let layer = if let Some(per_route) = route.per_filter().get(&f.name) {
-                    f.factory.layer(&f.config, Some(per_route)).map_err(|e| {
+                    per_filter_layer(f, per_route).map_err(|e| {
                         format!("filter {:?} on route {:?}: {e}", f.name, route.name())
                     })?
                 } else if let Some(per_vhost) = vhost.per_filter().get(&f.name) {
                     match &vhost_layers[i] {
                         Some(built) => built.clone(),
                         None => {
-                            let built =
-                                f.factory.layer(&f.config, Some(per_vhost)).map_err(|e| {
-                                    format!(
-                                        "filter {:?} on virtual host {:?}: {e}",
-                                        f.name,
-                                        vhost.name()
-                                    )
-                                })?;
+                            let built = per_filter_layer(f, per_vhost).map_err(|e| {
+                                format!(
+                                    "filter {:?} on virtual host {:?}: {e}",
+                                    f.name,
+                                    vhost.name()
+                                )
+                            })?;
                             vhost_layers[i] = Some(built.clone());
                             built
                         }
@@ -661,6 +661,29 @@ fn build_stacks(
         wrap(not_found, &listener_layers)
     });
     Ok(RouteStacks { routes, no_route })
+}
+
+/// The type URL of Envoy's per-route wrapper `envoy.config.route.v3.FilterConfig`.
+const FILTER_CONFIG_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
+
+/// A filter's layer from a `typed_per_filter_config` entry. An
+/// `envoy.config.route.v3.FilterConfig` wrapper (which gloo-core puts around configs of its
+/// own filters, marked optional for stock Envoy) is unwrapped: `disabled` turns the filter off
+/// there, else its `config` is used as the filter's own. The filter is known here (it is on
+/// the listener), so `is_optional` changes nothing.
+fn per_filter_layer(f: &ListenerFilter, per_filter: &Any) -> Result<Option<FilterLayer>, String> {
+    if per_filter.type_url != FILTER_CONFIG_TYPE {
+        return f.factory.layer(&f.config, Some(per_filter));
+    }
+    let wrapper = FilterConfig::decode(per_filter.value.as_slice())
+        .map_err(|e| format!("cannot decode {FILTER_CONFIG_TYPE}: {e}"))?;
+    if wrapper.disabled {
+        return Ok(None);
+    }
+    let config = wrapper
+        .config
+        .ok_or_else(|| "FilterConfig.config: required unless disabled".to_string())?;
+    f.factory.layer(&f.config, Some(&config))
 }
 
 /// `inner` under `layers`: the first filter listed sees the request first, so wrap from the

@@ -41,4 +41,6 @@ pub mod run;
 pub mod server;
 pub mod stats;
 pub mod tls;
+#[cfg(feature = "transform")]
+pub mod transform;
 pub mod upstream;

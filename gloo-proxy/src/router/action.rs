@@ -455,6 +455,15 @@ impl Forward {
                     .iter()
                     .enumerate()
                     .map(|(i, c)| {
+                        // Filter stacks are built per route, before a cluster is picked, so
+                        // a per-cluster filter config could not be honoured: refuse it rather
+                        // than serve the cluster without it.
+                        if let Some(name) = c.typed_per_filter_config.keys().min() {
+                            return Err(RouterError::new(
+                                &format!("{at}.weighted_clusters.clusters[{i}].typed_per_filter_config[{name:?}]"),
+                                "per-cluster filter configs are not supported by gloo-proxy",
+                            ));
+                        }
                         Ok(WeightedTarget {
                             cluster: c.name.as_str().into(),
                             weight: c.weight.as_ref().map(|w| w.value).unwrap_or(0),
