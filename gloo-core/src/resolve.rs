@@ -1393,6 +1393,12 @@ impl<'a> Resolver<'a> {
             source: format!("VirtualService {reference}"),
             name_prefix: name.clone(),
             parent: None,
+            // Gloo inherits from the VirtualService's own virtual host options (not from
+            // VirtualHostOptions it references).
+            host_staged_transformations: vh
+                .options
+                .as_ref()
+                .and_then(|o| o.staged_transformations.clone()),
             chain: Vec::new(),
         };
         let routes = if refused {
@@ -1453,6 +1459,24 @@ impl<'a> Resolver<'a> {
                         None => self.note(&context.owner,
                             format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} not found"),
                         ),
+                    }
+                }
+            }
+            // `inheritTransformation` (Gloo's `inheritStagedTransformations`): the parent's
+            // staged transformations (the delegating route's, else the VirtualService's own
+            // virtual host's) are appended after this route's, so this route's win.
+            if options
+                .staged_transformations
+                .as_ref()
+                .is_some_and(|s| s.inherit_transformation == Some(true))
+            {
+                let parent = match &context.parent {
+                    Some(p) => p.options.staged_transformations.as_deref(),
+                    None => context.host_staged_transformations.as_deref(),
+                };
+                if let Some(parent) = parent.cloned() {
+                    if let Some(own) = Arc::make_mut(&mut options).staged_transformations.as_mut() {
+                        own.inherit_from(&parent);
                     }
                 }
             }
@@ -1676,6 +1700,7 @@ impl<'a> Resolver<'a> {
                 source: format!("{source} > RouteTable {table}"),
                 name_prefix: format!("{route_name}-{table_ns}_{}", table.name),
                 parent: Some(parent.clone()),
+                host_staged_transformations: None,
                 chain,
             };
             out.extend(self.resolve_routes(&entry.object.spec.routes, &child));
@@ -1871,6 +1896,9 @@ struct Context {
     /// Prefix of the Envoy route names.
     name_prefix: String,
     parent: Option<ParentRoute>,
+    /// The VirtualService's own `stagedTransformations`, which its top-level routes with
+    /// `inheritTransformation` inherit.
+    host_staged_transformations: Option<Box<crate::model::transformation::TransformationStages>>,
     /// Route tables on the way here (cycle detection).
     chain: Vec<ResourceRef>,
 }

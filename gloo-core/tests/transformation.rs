@@ -497,3 +497,87 @@ routes:
     let route = &vhost_json(&t, "uses")["routes"][0];
     assert_eq!(route.get("typedPerFilterConfig"), None, "{route:#}");
 }
+
+/// The `x-` header each request rule of a route's config sets, in order.
+fn rule_headers(route: &Value) -> Vec<String> {
+    route["typedPerFilterConfig"]["io.solo.transformation"]["config"]["transformations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no transformations in {route:#}"))
+        .iter()
+        .flat_map(|r| {
+            r["requestMatch"]["requestTransformation"]["transformationTemplate"]["headers"]
+                .as_object()
+                .map(|h| h.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+// docs/content/guides/traffic_management/request_processing/transformations/_index.md
+// ("Inheriting transformations"): a route with `inheritTransformation` gets its parent's
+// (the virtual host's, or the delegating route's) rules after its own.
+#[test]
+fn inherit_transformation_appends_the_parents_rules_after_the_routes_own() {
+    let rule = |h: &str| {
+        format!("{{requestTransformation: {{transformationTemplate: {{headers: {{{h}: {{text: v}}}}}}}}}}")
+    };
+    let t = translate(&docs(&[
+        &up(),
+        &rt(
+            "{name: child, namespace: gloo-system}",
+            &format!(
+                "
+routes:
+- matchers: [{{prefix: /parent/inherits}}]
+  options: {{stagedTransformations: {{inheritTransformation: true, regular: {{requestTransforms: [{}]}}}}}}
+  routeAction: {{single: {{upstream: {{name: up, namespace: gloo-system}}}}}}
+- matchers: [{{prefix: /parent/own}}]
+  options: {{stagedTransformations: {{regular: {{requestTransforms: [{}]}}}}}}
+  routeAction: {{single: {{upstream: {{name: up, namespace: gloo-system}}}}}}
+",
+                rule("x-grandchild"),
+                rule("x-own"),
+            ),
+        ),
+        &vs(
+            "inherit",
+            &format!(
+                "
+domains: [inherit.example]
+options: {{stagedTransformations: {{regular: {{requestTransforms: [{}]}}}}}}
+routes:
+- matchers: [{{prefix: /parent}}]
+  options: {{stagedTransformations: {{inheritTransformation: true, regular: {{requestTransforms: [{}]}}}}}}
+  delegateAction: {{ref: {{name: child, namespace: gloo-system}}}}
+- matchers: [{{prefix: /inherits}}]
+  options: {{stagedTransformations: {{inheritTransformation: true, regular: {{requestTransforms: [{}]}}}}}}
+  routeAction: {{single: {{upstream: {{name: up, namespace: gloo-system}}}}}}
+- matchers: [{{prefix: /own}}]
+  options: {{stagedTransformations: {{regular: {{requestTransforms: [{}]}}}}}}
+  routeAction: {{single: {{upstream: {{name: up, namespace: gloo-system}}}}}}
+",
+                rule("x-vhost"),
+                rule("x-parent"),
+                rule("x-route"),
+                rule("x-alone"),
+            ),
+        ),
+    ]));
+    assert_no_rejections(&t);
+    let vhost = vhost_json(&t, "inherit");
+    let routes = vhost["routes"].as_array().unwrap();
+    let by_prefix = |prefix: &str| {
+        routes
+            .iter()
+            .find(|r| r["match"]["prefix"] == prefix)
+            .unwrap_or_else(|| panic!("no route {prefix} in {vhost:#}"))
+    };
+    // The delegating route inherited the virtual host's; its child inherits both.
+    assert_eq!(
+        rule_headers(by_prefix("/parent/inherits")),
+        ["x-grandchild", "x-parent", "x-vhost"]
+    );
+    assert_eq!(rule_headers(by_prefix("/parent/own")), ["x-own"]);
+    assert_eq!(rule_headers(by_prefix("/inherits")), ["x-route", "x-vhost"]);
+    assert_eq!(rule_headers(by_prefix("/own")), ["x-alone"]);
+}

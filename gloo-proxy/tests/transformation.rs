@@ -163,7 +163,12 @@ fn features() -> String {
 #[test]
 fn request_header_templates_render_from_the_request() {
     let f = Fixture::start(&features());
-    let r = f.request("GET", "/headers", &[("x-name", "ada"), ("x-secret", "s")], "");
+    let r = f.request(
+        "GET",
+        "/headers",
+        &[("x-name", "ada"), ("x-secret", "s")],
+        "",
+    );
     assert_eq!(r.status, 200, "{r:?}");
     let seen = f.last_seen();
     assert_eq!(seen.header("x-greeting"), Some("hello ada"), "{seen:?}");
@@ -189,7 +194,10 @@ fn a_body_template_renders_from_the_json_body() {
     let seen = f.last_seen();
     let body = String::from_utf8_lossy(&seen.body);
     assert_eq!(body, r#"{"greeting": "hello ada", "items": 3}"#);
-    assert_eq!(seen.header("content-length"), Some(body.len().to_string().as_str()));
+    assert_eq!(
+        seen.header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
     assert_eq!(seen.header("x-user"), Some("ADA"));
     // A body that is not JSON is refused by the filter, as a local reply, without reaching
     // the backend.
@@ -282,7 +290,10 @@ fn a_template_that_does_not_compile_keeps_the_last_good_config_serving() {
     write_atomically(&f.config_dir.join("vs.yaml"), &vs_yaml(&vhost("three")));
     let backend = f.backend.clone();
     f.wait_for("the fixed template to be served", |_| {
-        backend.seen().last().and_then(|s| s.header("x-version").map(str::to_string))
+        backend
+            .seen()
+            .last()
+            .and_then(|s| s.header("x-version").map(str::to_string))
             == Some("three".to_string())
     });
 }
