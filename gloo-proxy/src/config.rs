@@ -1071,7 +1071,18 @@ mod tests {
     /// One route with a per-route local rate limit; `descriptors` makes it one the filter
     /// refuses.
     fn routes(refused: bool) -> RouteConfiguration {
-        let limit = LocalRateLimit {
+        routes_with(
+            [(
+                LOCAL_RATELIMIT.to_string(),
+                any(LOCAL_RATELIMIT_TYPE, &limit(refused)),
+            )]
+            .into(),
+        )
+    }
+
+    /// A per-route local rate limit; `descriptors` makes it one the filter refuses.
+    fn limit(refused: bool) -> LocalRateLimit {
+        LocalRateLimit {
             token_bucket: Some(TokenBucket {
                 max_tokens: 1,
                 tokens_per_fill: None,
@@ -1088,7 +1099,11 @@ mod tests {
                 Vec::new()
             },
             ..Default::default()
-        };
+        }
+    }
+
+    /// One route with these per-filter configs.
+    fn routes_with(typed_per_filter_config: HashMap<String, Any>) -> RouteConfiguration {
         RouteConfiguration {
             name: "routes".into(),
             virtual_hosts: vec![VirtualHost {
@@ -1103,11 +1118,7 @@ mod tests {
                         status: 200,
                         ..Default::default()
                     })),
-                    typed_per_filter_config: [(
-                        LOCAL_RATELIMIT.to_string(),
-                        any(LOCAL_RATELIMIT_TYPE, &limit),
-                    )]
-                    .into(),
+                    typed_per_filter_config,
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -1117,6 +1128,10 @@ mod tests {
     }
 
     fn resources(route_version: &str, refused: bool) -> XdsResources {
+        resources_with(route_version, routes(refused))
+    }
+
+    fn resources_with(route_version: &str, routes: RouteConfiguration) -> XdsResources {
         let resource = |version: &str, body: Any| XdsResource {
             version: version.into(),
             body: Arc::new(body),
@@ -1135,7 +1150,7 @@ mod tests {
                     ROUTE_TYPE.to_string(),
                     [(
                         "routes".to_string(),
-                        resource(route_version, any(ROUTE_TYPE, &routes(refused))),
+                        resource(route_version, any(ROUTE_TYPE, &routes)),
                     )]
                     .into(),
                 ),
@@ -1185,5 +1200,103 @@ mod tests {
             !refused.routes.contains_key("routes"),
             "nothing served unfiltered"
         );
+    }
+
+    /// Per-route configs wrapped in `envoy.config.route.v3.FilterConfig` (as gloo-core wraps
+    /// its own filters' configs, optional for stock Envoy) are unwrapped for a filter the
+    /// listener has: the wrapped config is used (and refused like a bare one), `disabled`
+    /// turns the filter off there. An optional config of a filter the listener does not have
+    /// is skipped.
+    #[test]
+    fn filter_config_wrappers_are_unwrapped() {
+        let wrapped = |config: Option<Any>, disabled: bool| FilterConfig {
+            config,
+            is_optional: true,
+            disabled,
+        };
+        let compile = |per_filter: HashMap<String, Any>| {
+            new_compiler().compile(resources_with("1", routes_with(per_filter)))
+        };
+        let filter_config = |f: FilterConfig| any(FILTER_CONFIG_TYPE, &f);
+
+        let used = compile(
+            [(
+                LOCAL_RATELIMIT.to_string(),
+                filter_config(wrapped(
+                    Some(any(LOCAL_RATELIMIT_TYPE, &limit(false))),
+                    false,
+                )),
+            )]
+            .into(),
+        );
+        assert!(used.errors.is_empty(), "{:?}", used.errors);
+        assert!(
+            used.stacks["http"].route(0, 0).is_some(),
+            "the wrapped limit is used"
+        );
+
+        let refused = compile(
+            [(
+                LOCAL_RATELIMIT.to_string(),
+                filter_config(wrapped(
+                    Some(any(LOCAL_RATELIMIT_TYPE, &limit(true))),
+                    false,
+                )),
+            )]
+            .into(),
+        );
+        assert!(
+            refused
+                .errors
+                .iter()
+                .any(|e| e.message.contains("descriptors")),
+            "{:?}",
+            refused.errors
+        );
+
+        let disabled = compile(
+            [(
+                LOCAL_RATELIMIT.to_string(),
+                filter_config(wrapped(None, true)),
+            )]
+            .into(),
+        );
+        assert!(disabled.errors.is_empty(), "{:?}", disabled.errors);
+        assert!(
+            disabled.stacks["http"].route(0, 0).is_none(),
+            "no filter on the route"
+        );
+
+        let empty = compile(
+            [(
+                LOCAL_RATELIMIT.to_string(),
+                filter_config(wrapped(None, false)),
+            )]
+            .into(),
+        );
+        assert!(
+            empty
+                .errors
+                .iter()
+                .any(|e| e.message.contains("FilterConfig.config")),
+            "{:?}",
+            empty.errors
+        );
+
+        let unknown = compile(
+            [(
+                "example.unknown".to_string(),
+                filter_config(wrapped(
+                    Some(Any {
+                        type_url: "type.googleapis.com/example.Unknown".into(),
+                        value: vec![1, 2, 3],
+                    }),
+                    false,
+                )),
+            )]
+            .into(),
+        );
+        assert!(unknown.errors.is_empty(), "{:?}", unknown.errors);
+        assert!(unknown.routes.contains_key("routes"));
     }
 }

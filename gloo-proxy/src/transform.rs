@@ -488,3 +488,153 @@ fn finish_response(response: Response<tf::TransformBody<Body>>) -> Response<Body
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::route::v3::QueryParameterMatcher;
+    use envoy_types::pb::google::protobuf::BoolValue;
+    use pb::route_transformation::{Match, RequestMatch, ResponseMatch};
+    use pb::transformation::TransformationType;
+
+    fn headers(name: &str, text: &str) -> pb::Transformation {
+        pb::Transformation {
+            transformation_type: Some(TransformationType::TransformationTemplate(
+                pb::TransformationTemplate {
+                    headers: [(name.to_string(), pb::InjaTemplate { text: text.into() })].into(),
+                    ..Default::default()
+                },
+            )),
+            log_request_response_info: None,
+        }
+    }
+
+    fn request_rule(stage: u32, t: pb::Transformation) -> pb::RouteTransformation {
+        pb::RouteTransformation {
+            stage,
+            r#match: Some(Match::RequestMatch(RequestMatch {
+                request_transformation: Some(t),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn layer_for(
+        stage: u32,
+        route: &pb::RouteTransformations,
+    ) -> Result<Option<FilterLayer>, String> {
+        let config = Any {
+            type_url: FILTER_TRANSFORMATIONS_TYPE.into(),
+            value: pb::FilterTransformations {
+                stage,
+                log_request_response_info: false,
+            }
+            .encode_to_vec(),
+        };
+        let per_route = Any {
+            type_url: ROUTE_TRANSFORMATIONS_TYPE.into(),
+            value: route.encode_to_vec(),
+        };
+        TransformationFactory.layer(&config, Some(&per_route))
+    }
+
+    #[test]
+    fn each_filter_uses_only_the_rules_of_its_stage() {
+        let route = pb::RouteTransformations {
+            transformations: vec![request_rule(1, headers("x-early", "e"))],
+            ..Default::default()
+        };
+        assert!(layer_for(1, &route).unwrap().is_some());
+        assert!(layer_for(0, &route).unwrap().is_none());
+        // No per-route config: nothing to do.
+        assert!(TransformationFactory
+            .layer(&Any::default(), None)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn the_deprecated_fields_apply_to_stage_zero_only_without_rules() {
+        let legacy = pb::RouteTransformations {
+            request_transformation: Some(headers("x-legacy", "l")),
+            ..Default::default()
+        };
+        assert!(layer_for(0, &legacy).unwrap().is_some());
+        assert!(layer_for(1, &legacy).unwrap().is_none());
+        // With rules, the deprecated fields are ignored (as envoy-gloo does): a broken legacy
+        // template next to rules of another stage builds nothing for stage 0.
+        let both = pb::RouteTransformations {
+            request_transformation: Some(headers("x-legacy", "{{ ")),
+            transformations: vec![request_rule(1, headers("x-early", "e"))],
+            ..Default::default()
+        };
+        assert!(layer_for(0, &both).unwrap().is_none());
+    }
+
+    #[test]
+    fn what_the_layer_does_not_implement_is_refused_naming_the_field() {
+        let mut clear = request_rule(0, headers("x-a", "a"));
+        if let Some(Match::RequestMatch(m)) = &mut clear.r#match {
+            m.clear_route_cache = true;
+        }
+        let mut query = request_rule(0, headers("x-a", "a"));
+        if let Some(Match::RequestMatch(m)) = &mut query.r#match {
+            m.r#match = Some(RouteMatch {
+                query_parameters: vec![QueryParameterMatcher::default()],
+                ..Default::default()
+            });
+        }
+        let mut logged = headers("x-a", "a");
+        logged.log_request_response_info = Some(BoolValue { value: true });
+        let mut span = headers("x-a", "a");
+        if let Some(TransformationType::TransformationTemplate(t)) = &mut span.transformation_type {
+            t.span_transformer = Some(Default::default());
+        }
+        for (rule, field) in [
+            (clear, "transformations[0].request_match.clear_route_cache"),
+            (query, "transformations[0].request_match.match.query_parameters"),
+            (
+                request_rule(0, logged),
+                "transformations[0].request_match.request_transformation.log_request_response_info",
+            ),
+            (
+                request_rule(0, span),
+                "transformations[0].request_match.request_transformation.transformation_template.span_transformer",
+            ),
+        ] {
+            let route = pb::RouteTransformations {
+                transformations: vec![rule],
+                ..Default::default()
+            };
+            let err = layer_for(0, &route).err().expect("refused");
+            assert_eq!(err, format!("{field}: not supported by gloo-proxy"));
+        }
+    }
+
+    #[test]
+    fn a_layer_error_names_the_rule_as_listed_in_the_config() {
+        // The broken response rule is the layer's response_transforms[0] but the config's
+        // transformations[2] (a rule of another stage and a request rule come first).
+        let route = pb::RouteTransformations {
+            transformations: vec![
+                request_rule(1, headers("x-early", "e")),
+                request_rule(0, headers("x-a", "a")),
+                pb::RouteTransformation {
+                    stage: 0,
+                    r#match: Some(Match::ResponseMatch(ResponseMatch {
+                        r#match: None,
+                        response_transformation: Some(headers("x-b", "{% if %}")),
+                    })),
+                },
+            ],
+            ..Default::default()
+        };
+        let err = layer_for(0, &route).err().expect("refused");
+        assert!(
+            err.starts_with(
+                "transformations[2].response_match.response_transformation.transformation_template.headers[\"x-b\"]"
+            ),
+            "{err}"
+        );
+    }
+}

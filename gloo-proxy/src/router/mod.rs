@@ -753,4 +753,54 @@ mod tests {
         .unwrap_err();
         assert!(err.at.ends_with("virtual_hosts[1]"), "{err}");
     }
+
+    /// Filter stacks are per route, built before a cluster is picked: a weighted cluster's
+    /// own filter config (gloo-core emits transformations there) could not be honoured, so it
+    /// is refused rather than ignored.
+    #[test]
+    fn per_weighted_cluster_filter_configs_are_refused_naming_the_filter() {
+        use envoy_types::pb::envoy::config::route::v3::{weighted_cluster, WeightedCluster};
+        let mut route = prefix_route("/", "unused");
+        route.action = Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::WeightedClusters(
+                WeightedCluster {
+                    clusters: vec![
+                        weighted_cluster::ClusterWeight {
+                            name: "a".into(),
+                            ..Default::default()
+                        },
+                        weighted_cluster::ClusterWeight {
+                            name: "b".into(),
+                            typed_per_filter_config: [(
+                                "io.solo.transformation".to_string(),
+                                Any::default(),
+                            )]
+                            .into(),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }));
+        let err = RouteTable::compile(&RouteConfiguration {
+            name: "t".into(),
+            virtual_hosts: vec![PbVirtualHost {
+                name: "h".into(),
+                domains: vec!["*".into()],
+                routes: vec![route],
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.at.ends_with(
+                "weighted_clusters.clusters[1].typed_per_filter_config[\"io.solo.transformation\"]"
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("not supported"), "{err}");
+    }
 }
