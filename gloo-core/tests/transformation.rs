@@ -581,3 +581,41 @@ routes:
     assert_eq!(rule_headers(by_prefix("/inherits")), ["x-route", "x-vhost"]);
     assert_eq!(rule_headers(by_prefix("/own")), ["x-alone"]);
 }
+
+#[test]
+fn an_upstream_group_with_an_invalid_transformation_is_rejected_and_not_served_untransformed() {
+    let t = translate(&docs(&[
+        &up(),
+        &resource(
+            "gloo.solo.io/v1",
+            "UpstreamGroup",
+            "{name: group, namespace: gloo-system}",
+            "destinations:\n- weight: 1\n  destination: {upstream: {name: up, namespace: gloo-system}}\n  options: {stagedTransformations: {regular: {requestTransforms: [{requestTransformation: {}}]}}}",
+        ),
+        &vs(
+            "grouped",
+            "
+domains: [grouped.example]
+routes:
+- matchers: [{prefix: /}]
+  routeAction: {upstreamGroup: {name: group, namespace: gloo-system}}
+",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::UpstreamGroup,
+        &gs("group"),
+        State::Rejected,
+        &["spec.destinations[0].options.stagedTransformations.regular.requestTransforms[0].requestTransformation: no transformation type: set transformationTemplate or headerBodyTransform"],
+        &[],
+    );
+    // The group is still used; its destination carries the rule without a type, which the
+    // data plane refuses, instead of losing it.
+    let cluster =
+        &vhost_json(&t, "grouped")["routes"][0]["route"]["weightedClusters"]["clusters"][0];
+    assert_eq!(
+        cluster["typedPerFilterConfig"]["io.solo.transformation"]["config"]["transformations"],
+        json!([{"requestMatch": {"requestTransformation": {}}}])
+    );
+}

@@ -7,6 +7,8 @@
 //! Everything listens on 127.0.0.1 on free ports; gloo is killed when the test ends, and on
 //! failure the config and its logs are printed.
 
+#![cfg(feature = "transform")]
+
 mod support;
 
 use std::fs;

@@ -575,7 +575,26 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         }
         (Kind::RouteOption, r, problems)
     });
-    for (kind, reference, problems) in virtual_host_options.chain(route_options) {
+    let upstream_groups = snapshot.upstream_groups.iter().map(|(r, e)| {
+        let problems = e
+            .object
+            .spec
+            .destinations
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| {
+                transformation::validate(
+                    transformation::Options::weighted(d.options.as_ref()),
+                    &format!("spec.destinations[{i}].options"),
+                )
+            })
+            .collect();
+        (Kind::UpstreamGroup, r, problems)
+    });
+    for (kind, reference, problems) in virtual_host_options
+        .chain(route_options)
+        .chain(upstream_groups)
+    {
         let key = ResourceKey::new(kind, reference.clone());
         for problem in problems {
             reports.error(&key, problem);

@@ -390,8 +390,10 @@ fn request_matcher(m: &Matcher) -> RouteMatch {
     }
 }
 
-/// Gloo's `TranslateTransformation` (`None` for a transformation without a type, which
-/// validation rejects before translation).
+/// Gloo's `TranslateTransformation`. Validation rejects a transformation without a type (or
+/// with two) before translation; one that gets here anyway (from an UpstreamGroup, which is
+/// reported but still used) is emitted without a type, which the data plane refuses, rather
+/// than dropped, which would serve the destination untransformed.
 fn transformation(t: &Transformation, stage_escape: Option<bool>) -> Option<pb::Transformation> {
     let kind = match t.transformation_type() {
         Ok(Some(TransformationTypeRef::Template(tt))) => {
@@ -405,7 +407,12 @@ fn transformation(t: &Transformation, stage_escape: Option<bool>) -> Option<pb::
                 add_request_metadata: h.add_request_metadata.unwrap_or(false),
             })
         }
-        Ok(None) | Err(_) => return None,
+        Ok(None) | Err(_) => {
+            return Some(pb::Transformation {
+                transformation_type: None,
+                log_request_response_info: None,
+            })
+        }
     };
     Some(pb::Transformation {
         transformation_type: Some(kind),
