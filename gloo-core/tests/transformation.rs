@@ -619,3 +619,70 @@ routes:
         json!([{"requestMatch": {"requestTransformation": {}}}])
     );
 }
+
+/// Settings' `gloo.logTransformationRequestResponseInfo` and
+/// `gloo.transformationEscapeCharacters` are the defaults (Gloo's plugin `Init`): the filters
+/// log, every transformation logs unless its stages say otherwise, and templates escape
+/// unless they or their stages say otherwise. Changing them re-translates cached hosts.
+#[test]
+fn settings_give_the_logging_and_escaping_defaults() {
+    let settings = |gloo: &str| {
+        resource(
+            "gloo.solo.io/v1",
+            "Settings",
+            "{name: default, namespace: gloo-system}",
+            &format!("gloo: {gloo}"),
+        )
+    };
+    let hosts = [
+        up(),
+        transformed_vs(
+            "defaults",
+            "",
+            "stagedTransformations: {regular: {requestTransforms: [{requestTransformation: {transformationTemplate: {headers: {x-a: {text: a}}}}}]}}",
+        ),
+        transformed_vs(
+            "own",
+            "",
+            "stagedTransformations: {logRequestResponseInfo: false, escapeCharacters: false, regular: {requestTransforms: [{requestTransformation: {transformationTemplate: {headers: {x-a: {text: a}}}}}]}}",
+        ),
+    ];
+    let mut translator = gloo_core::translate::Translator::new();
+    let with = |translator: &mut gloo_core::translate::Translator, gloo: &str| {
+        let mut parts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let settings = settings(gloo);
+        parts.push(&settings);
+        translate_with(translator, &docs(&parts))
+    };
+    let request_transformation = |t: &gloo_core::translate::Translation, name: &str| {
+        vhost_json(t, name)["routes"][0]["typedPerFilterConfig"]["io.solo.transformation"]["config"]
+            ["transformations"][0]["requestMatch"]["requestTransformation"]
+            .clone()
+    };
+
+    let t = with(
+        &mut translator,
+        "{logTransformationRequestResponseInfo: true, transformationEscapeCharacters: true}",
+    );
+    assert_no_rejections(&t);
+    let filter = http_filters(&t)
+        .into_iter()
+        .find(|f| f["name"] == "io.solo.transformation")
+        .unwrap();
+    assert_eq!(filter["typedConfig"]["logRequestResponseInfo"], true);
+    let defaults = request_transformation(&t, "defaults");
+    assert_eq!(defaults["logRequestResponseInfo"], true, "{defaults:#}");
+    assert_eq!(defaults["transformationTemplate"]["escapeCharacters"], true);
+    let own = request_transformation(&t, "own");
+    assert_eq!(own.get("logRequestResponseInfo"), None, "{own:#}");
+    assert_eq!(own["transformationTemplate"].get("escapeCharacters"), None);
+
+    // Settings without them: the same (cached) hosts are translated anew.
+    let t = with(&mut translator, "{}");
+    let defaults = request_transformation(&t, "defaults");
+    assert_eq!(defaults.get("logRequestResponseInfo"), None, "{defaults:#}");
+    assert_eq!(
+        defaults["transformationTemplate"].get("escapeCharacters"),
+        None
+    );
+}

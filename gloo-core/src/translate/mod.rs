@@ -73,6 +73,8 @@ use crate::xds::{encode_with_version, ProxyResources, Versioned};
 /// What translation reads besides the resources themselves.
 pub(crate) struct Context<'a> {
     pub(crate) snapshot: &'a ConfigSnapshot,
+    /// Settings' transformation defaults.
+    pub(crate) transformation: transformation::SettingsDefaults,
 }
 
 /// The result of one translation.
@@ -105,6 +107,8 @@ struct CachedVirtualHost {
 pub struct Translator {
     resolve_cache: resolve::ResolveCache,
     virtual_hosts: HashMap<VirtualHostKey, CachedVirtualHost>,
+    /// Settings' transformation defaults the cached virtual hosts were translated with.
+    transformation_settings: transformation::SettingsDefaults,
     /// Upstream groups the cached virtual hosts were translated with.
     upstream_groups:
         Option<crate::snapshot::Collection<crate::model::upstream_group::UpstreamGroupSpec>>,
@@ -164,7 +168,15 @@ impl Translator {
             self.virtual_hosts.clear();
             self.upstream_groups = Some(snapshot.upstream_groups.clone());
         }
-        let ctx = Context { snapshot };
+        let transformation_settings = transformation::SettingsDefaults::of(snapshot);
+        if transformation_settings != self.transformation_settings {
+            self.virtual_hosts.clear();
+            self.transformation_settings = transformation_settings;
+        }
+        let ctx = Context {
+            snapshot,
+            transformation: transformation_settings,
+        };
         let mut proxies = BTreeMap::new();
         let mut used_hosts = BTreeSet::new();
         self.virtual_hosts_translated = 0;

@@ -89,6 +89,7 @@ pub(crate) fn virtual_host(
     out.typed_per_filter_config
         .extend(transformation::per_filter_config(
             transformation::Options::host(options),
+            ctx.transformation,
         ));
     if let Some(bucket) = options.local_ratelimit().bucket() {
         out.typed_per_filter_config.insert(
@@ -414,6 +415,7 @@ fn weighted(destinations: &[WeightedDestination], secrets: &HeaderSecrets<'_>) -
                 cw.typed_per_filter_config
                     .extend(transformation::per_filter_config(
                         transformation::Options::weighted(wd.options.as_ref()),
+                        secrets.ctx.transformation,
                     ));
                 Some(cw)
             })
@@ -646,6 +648,7 @@ fn route(r: &RouteModel, flags: ListenerFlags, secrets: &HeaderSecrets<'_>) -> R
     super::jwt::route_per_filter(r, &mut per_filter);
     per_filter.extend(transformation::per_filter_config(
         transformation::Options::route(options),
+        secrets.ctx.transformation,
     ));
     out.typed_per_filter_config = per_filter;
     out

@@ -19,9 +19,9 @@
 //! Envoy has no proto for this filter, so the filter is marked optional and every per-route
 //! config is wrapped in an optional `envoy.config.route.v3.FilterConfig`: a stock Envoy skips
 //! them (DESIGN.md: "Own protos only where Envoy has none, and such filters are marked
-//! optional"). Differences from Gloo: the Settings-wide `logTransformationRequestResponseInfo`
-//! and `transformationEscapeCharacters` defaults are not applied (the translator does not read
-//! Settings), and the early filter is emitted per listener rather than on every listener once
+//! optional"). Settings' `logTransformationRequestResponseInfo` and
+//! `transformationEscapeCharacters` are the defaults, as in Gloo. Difference from Gloo: the
+//! early filter is emitted per listener rather than on every listener once
 //! any listener uses it.
 //!
 //! Validation rejects at translation time what the data plane would: a transformation with no
@@ -67,6 +67,32 @@ pub const TRANSFORMATION_FILTER: &str = "io.solo.transformation";
 pub(crate) const REGULAR_STAGE: u32 = 0;
 /// Gloo's `EarlyStageNumber`.
 pub(crate) const EARLY_STAGE: u32 = 1;
+
+/// Settings' transformation defaults (`gloo.logTransformationRequestResponseInfo`,
+/// `gloo.transformationEscapeCharacters`). Cached virtual hosts are translated with them, so a
+/// change re-translates every virtual host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SettingsDefaults {
+    /// Log every transformation (and set the filters' flag).
+    log: bool,
+    /// The last fallback of a template's `escapeCharacters`.
+    escape_characters: Option<bool>,
+}
+
+impl SettingsDefaults {
+    /// The defaults of the snapshot's Settings (the first that sets `gloo`).
+    pub(crate) fn of(snapshot: &crate::snapshot::ConfigSnapshot) -> Self {
+        snapshot
+            .settings
+            .values()
+            .find_map(|entry| entry.object.spec.gloo.as_ref())
+            .map(|g| SettingsDefaults {
+                log: g.log_transformation_request_response_info.unwrap_or(false),
+                escape_characters: g.transformation_escape_characters,
+            })
+            .unwrap_or_default()
+    }
+}
 
 /// The transformation options of a virtual host, route or weighted destination.
 #[derive(Clone, Copy, Debug, Default)]
@@ -152,16 +178,20 @@ pub(crate) fn http_filters_for(
             break;
         }
     }
-    http_filters(used, early)
+    http_filters(used, early, ctx.transformation)
 }
 
-fn http_filters(used: bool, early: bool) -> (Option<HttpFilter>, Option<HttpFilter>) {
+fn http_filters(
+    used: bool,
+    early: bool,
+    settings: SettingsDefaults,
+) -> (Option<HttpFilter>, Option<HttpFilter>) {
     let filter = |stage| HttpFilter {
         name: TRANSFORMATION_FILTER.to_string(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack(
             &pb::FilterTransformations {
                 stage,
-                log_request_response_info: false,
+                log_request_response_info: settings.log,
             },
         ))),
         // Stock Envoy has no such filter: it skips it instead of refusing the listener.
@@ -176,8 +206,11 @@ fn http_filters(used: bool, early: bool) -> (Option<HttpFilter>, Option<HttpFilt
 
 /// The `typed_per_filter_config` entry for these options, if any: the `RouteTransformations`
 /// wrapped in an optional `FilterConfig`.
-pub(crate) fn per_filter_config(options: Options<'_>) -> Option<(String, Any)> {
-    let config = route_transformations(options)?;
+pub(crate) fn per_filter_config(
+    options: Options<'_>,
+    settings: SettingsDefaults,
+) -> Option<(String, Any)> {
+    let config = route_transformations(options, settings)?;
     let wrapped = FilterConfig {
         config: Some(pack(&config)),
         is_optional: true,
@@ -187,12 +220,18 @@ pub(crate) fn per_filter_config(options: Options<'_>) -> Option<(String, Any)> {
 }
 
 /// Gloo's `ConvertTransformation`.
-pub(crate) fn route_transformations(options: Options<'_>) -> Option<pb::RouteTransformations> {
+pub(crate) fn route_transformations(
+    options: Options<'_>,
+    settings: SettingsDefaults,
+) -> Option<pb::RouteTransformations> {
     if !options.is_set() {
         return None;
     }
     let staged = options.staged;
-    let stage_escape = staged.and_then(|s| s.escape_characters);
+    // A template's own `escapeCharacters`, else the stages', else Settings'.
+    let stage_escape = staged
+        .and_then(|s| s.escape_characters)
+        .or(settings.escape_characters);
     let mut out = pb::RouteTransformations::default();
     if let Some(t) = options.legacy {
         if staged.is_none_or(|s| s.regular.is_none()) {
@@ -201,11 +240,11 @@ pub(crate) fn route_transformations(options: Options<'_>) -> Option<pb::RouteTra
             let request = t
                 .request_transformation
                 .as_ref()
-                .and_then(|t| transformation(t, None));
+                .and_then(|t| transformation(t, settings.escape_characters));
             let response = t
                 .response_transformation
                 .as_ref()
-                .and_then(|t| transformation(t, None));
+                .and_then(|t| transformation(t, settings.escape_characters));
             let clear = t.clear_route_cache.unwrap_or(false);
             out.request_transformation = request.clone();
             out.response_transformation = response.clone();
@@ -230,11 +269,15 @@ pub(crate) fn route_transformations(options: Options<'_>) -> Option<pb::RouteTra
                     .extend(stage_rules(stage, rules, stage_escape));
             }
         }
-        if s.log_request_response_info == Some(true) {
-            for rule in &mut out.transformations {
-                for t in rule_transformations(rule) {
-                    t.log_request_response_info = Some(BoolValue { value: true });
-                }
+    }
+    // The stages' `logRequestResponseInfo`, else Settings', logs every transformation.
+    if staged
+        .and_then(|s| s.log_request_response_info)
+        .unwrap_or(settings.log)
+    {
+        for rule in &mut out.transformations {
+            for t in rule_transformations(rule) {
+                t.log_request_response_info = Some(BoolValue { value: true });
             }
         }
     }
