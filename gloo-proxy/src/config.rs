@@ -384,6 +384,9 @@ pub struct HttpListener {
 #[derive(Clone, Default)]
 pub struct RouteStacks {
     routes: HashMap<(usize, usize), HttpService>,
+    /// Stacks of weighted targets with per-filter configs of their own: (virtual host, route)
+    /// → target index → stack.
+    targets: HashMap<(usize, usize), HashMap<usize, HttpService>>,
     no_route: Option<HttpService>,
 }
 
@@ -400,6 +403,13 @@ impl RouteStacks {
     /// The stack of route `route` of virtual host `vhost` (indices into the route table).
     pub fn route(&self, vhost: usize, route: usize) -> Option<&HttpService> {
         self.routes.get(&(vhost, route))
+    }
+
+    /// The stacks of a route's weighted targets that have per-filter configs of their own,
+    /// by target index. A request must then pick its target before its filters run, and be
+    /// sent to that target ([`PickedTarget`](crate::proxy::PickedTarget)).
+    pub fn targets(&self, vhost: usize, route: usize) -> Option<&HashMap<usize, HttpService>> {
+        self.targets.get(&(vhost, route))
     }
 
     /// The stack for requests no route matches.
@@ -603,19 +613,22 @@ pub fn compile_listener(
 
 /// Builds the filter stacks of a listener over a route table. A filter's layer is built
 /// once per config object, as Envoy builds one filter config per object: the listener's (for
-/// routes with no override), a virtual host's (shared by its routes without their own), or a
-/// route's. Routes that share an object share the layer's state.
+/// routes with no override), a virtual host's (shared by its routes without their own), a
+/// route's, or a weighted cluster's (whose target then gets a stack of its own). Routes that
+/// share an object share the layer's state.
 fn build_stacks(
     listener: &HttpListener,
     table: &RouteTable,
     inner: &HttpService,
 ) -> Result<RouteStacks, String> {
     let mut routes = HashMap::new();
+    let mut targets = HashMap::new();
     for (v, vhost) in table.virtual_hosts().iter().enumerate() {
         // Per filter: the virtual host's layer, built when a route first needs it.
         let mut vhost_layers: Vec<Option<Option<FilterLayer>>> = vec![None; listener.filters.len()];
         for (r, route) in vhost.routes().iter().enumerate() {
-            let mut layers = Vec::new();
+            // Per filter, in listener order: this route's layer (or none).
+            let mut layers: Vec<Option<FilterLayer>> = Vec::with_capacity(listener.filters.len());
             for (i, f) in listener.filters.iter().enumerate() {
                 let layer = if let Some(per_route) = route.per_filter().get(&f.name) {
                     per_filter_layer(f, per_route).map_err(|e| {
@@ -639,8 +652,36 @@ fn build_stacks(
                 } else {
                     f.listener_layer.clone()
                 };
-                layers.extend(layer);
+                layers.push(layer);
             }
+            // A weighted target with per-filter configs of its own gets its own stack: its
+            // configs are the most specific for requests sent to it (Envoy picks the target
+            // when it matches the route, before its filters run).
+            if let crate::router::action::Action::Forward(forward) = route.action() {
+                for (t, target) in forward.clusters.targets_with_filter_configs() {
+                    let mut target_layers = Vec::with_capacity(layers.len());
+                    for (f, route_layer) in listener.filters.iter().zip(&layers) {
+                        target_layers.push(match target.per_filter.get(&f.name) {
+                            Some(per_target) => per_filter_layer(f, per_target).map_err(|e| {
+                                format!(
+                                    "filter {:?} on route {:?}, weighted cluster {:?}: {e}",
+                                    f.name,
+                                    route.name(),
+                                    target.cluster
+                                )
+                            })?,
+                            None => route_layer.clone(),
+                        });
+                    }
+                    let target_layers: Vec<FilterLayer> =
+                        target_layers.into_iter().flatten().collect();
+                    targets
+                        .entry((v, r))
+                        .or_insert_with(HashMap::new)
+                        .insert(t, wrap(inner.clone(), &target_layers));
+                }
+            }
+            let layers: Vec<FilterLayer> = layers.into_iter().flatten().collect();
             if !layers.is_empty() {
                 routes.insert((v, r), wrap(inner.clone(), &layers));
             }
@@ -660,7 +701,11 @@ fn build_stacks(
         }));
         wrap(not_found, &listener_layers)
     });
-    Ok(RouteStacks { routes, no_route })
+    Ok(RouteStacks {
+        routes,
+        targets,
+        no_route,
+    })
 }
 
 /// The type URL of Envoy's per-route wrapper `envoy.config.route.v3.FilterConfig`.

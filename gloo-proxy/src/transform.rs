@@ -1,12 +1,14 @@
 //! envoy-gloo's transformation filter (`io.solo.transformation`), served by gloo-filters'
 //! [`TransformationLayer`]: Gloo's `transformations` / `stagedTransformations` options as
 //! gloo-core translates them (`FilterTransformations` on the connection manager, one filter
-//! per stage, and a `RouteTransformations` per virtual host or route). Enabled by the
+//! per stage, and a `RouteTransformations` per virtual host, route or weighted cluster).
+//! Enabled by the
 //! `transform` feature (on by default).
 //!
 //! Each filter instance runs the rules of its own `stage` (Gloo: 1 for `early`, 0 for
 //! `regular` and the deprecated `transformations`), in the order listed, from the most
-//! specific `RouteTransformations` (the route's, else its virtual host's), as envoy-gloo does.
+//! specific `RouteTransformations` (the weighted cluster's the request is sent to, else the
+//! route's, else its virtual host's), as envoy-gloo does.
 //! The deprecated top-level `request_transformation` / `response_transformation` apply (to
 //! stage 0) only when `transformations` is empty, as in envoy-gloo.
 //!

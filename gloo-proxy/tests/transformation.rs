@@ -50,8 +50,20 @@ fn route(prefix: &str, options: &str) -> String {
     format!("- matchers: [{{prefix: {prefix}}}]\n{options}  routeAction: {{single: {{upstream: {{name: app, namespace: gloo-system}}}}}}\n")
 }
 
+fn upstream_yaml(backend: &Backend) -> String {
+    format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {}, namespace: gloo-system}}\nspec:\n  static:\n    hosts:\n    - {{addr: 127.0.0.1, port: {}}}\n",
+        backend.name, backend.port
+    )
+}
+
 impl Fixture {
     fn start(virtual_host: &str) -> Fixture {
+        Fixture::start_with(virtual_host, &[])
+    }
+
+    /// With more backends, each an Upstream named after it.
+    fn start_with(virtual_host: &str, more: &[&Backend]) -> Fixture {
         let backend = Backend::start("app");
         let root = tempfile::tempdir().expect("tempdir");
         let config_dir = root.path().join("config");
@@ -61,10 +73,11 @@ impl Fixture {
         let gateway = format!(
             "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  httpGateway: {{}}\n"
         );
-        let upstream = format!(
-            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: app, namespace: gloo-system}}\nspec:\n  static:\n    hosts:\n    - {{addr: 127.0.0.1, port: {}}}\n",
-            backend.port
-        );
+        let upstream = std::iter::once(&backend)
+            .chain(more.iter().copied())
+            .map(upstream_yaml)
+            .collect::<Vec<_>>()
+            .join("---\n");
         for (file, text) in [
             ("gateway.yaml", gateway),
             ("upstream.yaml", upstream),
@@ -298,4 +311,46 @@ fn a_template_that_does_not_compile_keeps_the_last_good_config_serving() {
             .and_then(|s| s.header("x-version").map(str::to_string))
             == Some("three".to_string())
     });
+}
+
+#[test]
+fn a_weighted_destination_uses_its_own_transformation() {
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    let header = |name: &str, value: &str| {
+        format!("{{stagedTransformations: {{regular: {{requestTransforms: [{{requestTransformation: {{transformationTemplate: {{parseBodyBehavior: DontParse, headers: {{{name}: {{text: {value}}}}}}}}}}}]}}}}}}")
+    };
+    let vhost = format!(
+        "domains: ['*']\nroutes:\n- matchers: [{{prefix: /split}}]\n  options: {}\n  routeAction:\n    multi:\n      destinations:\n      - weight: 1\n        destination: {{upstream: {{name: a, namespace: gloo-system}}}}\n        options: {}\n      - weight: 1\n        destination: {{upstream: {{name: b, namespace: gloo-system}}}}\n{}",
+        header("x-route", "'yes'"),
+        header("x-dest", "a"),
+        route("/", ""),
+    );
+    let f = Fixture::start_with(&vhost, &[&a, &b]);
+    for _ in 0..40 {
+        let r = f.request("GET", "/split", &[], "");
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let (seen_a, seen_b) = (a.seen(), b.seen());
+    assert_eq!(seen_a.len() + seen_b.len(), 40);
+    assert!(
+        !seen_a.is_empty() && !seen_b.is_empty(),
+        "both destinations are used"
+    );
+    // A's own config replaces the route's for requests sent to it; B has none, so the
+    // route's applies.
+    for s in &seen_a {
+        assert_eq!(
+            (s.header("x-dest"), s.header("x-route")),
+            (Some("a"), None),
+            "{s:?}"
+        );
+    }
+    for s in &seen_b {
+        assert_eq!(
+            (s.header("x-dest"), s.header("x-route")),
+            (None, Some("yes")),
+            "{s:?}"
+        );
+    }
 }
