@@ -738,6 +738,10 @@ impl<'a> Resolver<'a> {
                 options,
                 "spec.virtualHost.options",
             ));
+            errors.extend(crate::translate::transformation::validate(
+                crate::translate::transformation::Options::host(options),
+                "spec.virtualHost.options",
+            ));
             for (path, extension) in
                 crate::translate::jwt::host_extensions(options, "spec.virtualHost.options")
             {
@@ -922,6 +926,10 @@ impl<'a> Resolver<'a> {
                             "{path}.multi.destinations[{i}].destination: required"
                         )),
                     }
+                    errors.extend(crate::translate::transformation::validate(
+                        crate::translate::transformation::Options::weighted(wd.options.as_ref()),
+                        &format!("{path}.multi.destinations[{i}].options"),
+                    ));
                 }
                 if !multi.destinations.is_empty() && total == 0 {
                     errors.push(format!(
@@ -997,6 +1005,10 @@ impl<'a> Resolver<'a> {
         errors.extend(unenforced(options.unenforced(), path));
         errors.extend(crate::translate::ratelimit::validate_route(
             options,
+            &path.to_string(),
+        ));
+        errors.extend(crate::translate::transformation::validate(
+            crate::translate::transformation::Options::route(options),
             &path.to_string(),
         ));
         for (at, extension) in crate::translate::jwt::route_extensions(options, &path.to_string()) {
@@ -1394,7 +1406,11 @@ impl<'a> Resolver<'a> {
                         )
                     }
                     // A VirtualHostOption Gloo refuses (reported on it) is not applied.
-                    Some(found) if !found.object.spec.options.local_ratelimit().is_valid() => self.note(&key,
+                    Some(found) if !found.object.spec.options.local_ratelimit().is_valid()
+                        || !crate::translate::transformation::validate(
+                            crate::translate::transformation::Options::host(&found.object.spec.options),
+                            "",
+                        ).is_empty() => self.note(&key,
                         format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} is rejected; its options are not applied"),
                     ),
                     Some(found) => {
@@ -1414,6 +1430,12 @@ impl<'a> Resolver<'a> {
             source: format!("VirtualService {reference}"),
             name_prefix: name.clone(),
             parent: None,
+            // Gloo inherits from the VirtualService's own virtual host options (not from
+            // VirtualHostOptions it references).
+            host_staged_transformations: vh
+                .options
+                .as_ref()
+                .and_then(|o| o.staged_transformations.clone()),
             chain: Vec::new(),
         };
         let routes = if refused {
@@ -1468,7 +1490,11 @@ impl<'a> Resolver<'a> {
                             )
                         }
                         // A RouteOption Gloo refuses (reported on it) is not applied.
-                        Some(found) if !found.object.spec.options.local_ratelimit().is_valid() => self.note(&context.owner,
+                        Some(found) if !found.object.spec.options.local_ratelimit().is_valid()
+                            || !crate::translate::transformation::validate(
+                                crate::translate::transformation::Options::route(&found.object.spec.options),
+                                "",
+                            ).is_empty() => self.note(&context.owner,
                             format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} is rejected; its options are not applied"),
                         ),
                         Some(found) => {
@@ -1477,6 +1503,24 @@ impl<'a> Resolver<'a> {
                         None => self.note(&context.owner,
                             format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} not found"),
                         ),
+                    }
+                }
+            }
+            // `inheritTransformation` (Gloo's `inheritStagedTransformations`): the parent's
+            // staged transformations (the delegating route's, else the VirtualService's own
+            // virtual host's) are appended after this route's, so this route's win.
+            if options
+                .staged_transformations
+                .as_ref()
+                .is_some_and(|s| s.inherit_transformation == Some(true))
+            {
+                let parent = match &context.parent {
+                    Some(p) => p.options.staged_transformations.as_deref(),
+                    None => context.host_staged_transformations.as_deref(),
+                };
+                if let Some(parent) = parent.cloned() {
+                    if let Some(own) = Arc::make_mut(&mut options).staged_transformations.as_mut() {
+                        own.inherit_from(&parent);
                     }
                 }
             }
@@ -1700,6 +1744,7 @@ impl<'a> Resolver<'a> {
                 source: format!("{source} > RouteTable {table}"),
                 name_prefix: format!("{route_name}-{table_ns}_{}", table.name),
                 parent: Some(parent.clone()),
+                host_staged_transformations: None,
                 chain,
             };
             out.extend(self.resolve_routes(&entry.object.spec.routes, &child));
@@ -1895,6 +1940,9 @@ struct Context {
     /// Prefix of the Envoy route names.
     name_prefix: String,
     parent: Option<ParentRoute>,
+    /// The VirtualService's own `stagedTransformations`, which its top-level routes with
+    /// `inheritTransformation` inherit.
+    host_staged_transformations: Option<Box<crate::model::transformation::TransformationStages>>,
     /// Route tables on the way here (cycle detection).
     chain: Vec<ResourceRef>,
 }
@@ -2030,7 +2078,7 @@ fn expression_matches(e: &SelectorExpression, labels: &BTreeMap<String, String>)
 }
 
 /// The largest counted repetition bound in a regex (`a{1001}` gives 1001).
-fn max_repetition(hir: &regex_syntax::hir::Hir) -> u32 {
+pub(crate) fn max_repetition(hir: &regex_syntax::hir::Hir) -> u32 {
     use regex_syntax::hir::HirKind;
     match hir.kind() {
         HirKind::Repetition(r) => r.min.max(r.max.unwrap_or(0)).max(max_repetition(&r.sub)),

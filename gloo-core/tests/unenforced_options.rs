@@ -1,5 +1,5 @@
 //! Options gloo parses but does not enforce yet (WAF, extauth, DLP, basic rate limits,
-//! transformations, ...) never leave a route served open: the resource that sets them is
+//! post-routing transformations, ...) never leave a route served open: the resource that sets them is
 //! Rejected, and a route or virtual host that takes them from an option resource answers 503
 //! (or no route) instead of being served without them.
 
@@ -95,7 +95,7 @@ fn option_resources_with_unenforced_options_refuse_the_routes_that_use_them() {
             "gateway.solo.io/v1",
             "RouteOption",
             "{name: ro, namespace: gloo-system}",
-            "options: {stagedTransformations: {regular: {requestTransforms: []}}}",
+            "options: {stagedTransformations: {postRouting: {requestTransforms: []}}}",
         ),
         &resource(
             "gateway.solo.io/v1",
@@ -129,7 +129,9 @@ fn option_resources_with_unenforced_options_refuse_the_routes_that_use_them() {
         Kind::RouteOption,
         &gs("ro"),
         Rejected,
-        &[&format!("spec.options.stagedTransformations: {REFUSED}")],
+        &[&format!(
+            "spec.options.stagedTransformations.postRouting: {REFUSED}"
+        )],
         &[],
     );
     assert_status(

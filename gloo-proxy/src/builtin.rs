@@ -32,6 +32,8 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
     crate::ratelimit::register(registry);
     #[cfg(feature = "jwt")]
     crate::jwt::register(registry);
+    #[cfg(feature = "transform")]
+    crate::transform::register(registry);
 }
 
 fn decode<M: Message + Default>(any: &Any) -> Result<M, String> {

@@ -19,6 +19,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 };
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
+use envoy_types::pb::envoy::config::route::v3::FilterConfig;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager::{PathWithEscapedSlashesAction, RouteSpecifier},
     http_filter, HttpConnectionManager,
@@ -383,6 +384,9 @@ pub struct HttpListener {
 #[derive(Clone, Default)]
 pub struct RouteStacks {
     routes: HashMap<(usize, usize), HttpService>,
+    /// Stacks of weighted targets with per-filter configs of their own: (virtual host, route)
+    /// → target index → stack.
+    targets: HashMap<(usize, usize), HashMap<usize, HttpService>>,
     no_route: Option<HttpService>,
 }
 
@@ -399,6 +403,13 @@ impl RouteStacks {
     /// The stack of route `route` of virtual host `vhost` (indices into the route table).
     pub fn route(&self, vhost: usize, route: usize) -> Option<&HttpService> {
         self.routes.get(&(vhost, route))
+    }
+
+    /// The stacks of a route's weighted targets that have per-filter configs of their own,
+    /// by target index. A request must then pick its target before its filters run, and be
+    /// sent to that target ([`PickedTarget`](crate::proxy::PickedTarget)).
+    pub fn targets(&self, vhost: usize, route: usize) -> Option<&HashMap<usize, HttpService>> {
+        self.targets.get(&(vhost, route))
     }
 
     /// The stack for requests no route matches.
@@ -602,36 +613,38 @@ pub fn compile_listener(
 
 /// Builds the filter stacks of a listener over a route table. A filter's layer is built
 /// once per config object, as Envoy builds one filter config per object: the listener's (for
-/// routes with no override), a virtual host's (shared by its routes without their own), or a
-/// route's. Routes that share an object share the layer's state.
+/// routes with no override), a virtual host's (shared by its routes without their own), a
+/// route's, or a weighted cluster's (whose target then gets a stack of its own). Routes that
+/// share an object share the layer's state.
 fn build_stacks(
     listener: &HttpListener,
     table: &RouteTable,
     inner: &HttpService,
 ) -> Result<RouteStacks, String> {
     let mut routes = HashMap::new();
+    let mut targets = HashMap::new();
     for (v, vhost) in table.virtual_hosts().iter().enumerate() {
         // Per filter: the virtual host's layer, built when a route first needs it.
         let mut vhost_layers: Vec<Option<Option<FilterLayer>>> = vec![None; listener.filters.len()];
         for (r, route) in vhost.routes().iter().enumerate() {
-            let mut layers = Vec::new();
+            // Per filter, in listener order: this route's layer (or none).
+            let mut layers: Vec<Option<FilterLayer>> = Vec::with_capacity(listener.filters.len());
             for (i, f) in listener.filters.iter().enumerate() {
                 let layer = if let Some(per_route) = route.per_filter().get(&f.name) {
-                    f.factory.layer(&f.config, Some(per_route)).map_err(|e| {
+                    per_filter_layer(f, per_route).map_err(|e| {
                         format!("filter {:?} on route {:?}: {e}", f.name, route.name())
                     })?
                 } else if let Some(per_vhost) = vhost.per_filter().get(&f.name) {
                     match &vhost_layers[i] {
                         Some(built) => built.clone(),
                         None => {
-                            let built =
-                                f.factory.layer(&f.config, Some(per_vhost)).map_err(|e| {
-                                    format!(
-                                        "filter {:?} on virtual host {:?}: {e}",
-                                        f.name,
-                                        vhost.name()
-                                    )
-                                })?;
+                            let built = per_filter_layer(f, per_vhost).map_err(|e| {
+                                format!(
+                                    "filter {:?} on virtual host {:?}: {e}",
+                                    f.name,
+                                    vhost.name()
+                                )
+                            })?;
                             vhost_layers[i] = Some(built.clone());
                             built
                         }
@@ -639,8 +652,36 @@ fn build_stacks(
                 } else {
                     f.listener_layer.clone()
                 };
-                layers.extend(layer);
+                layers.push(layer);
             }
+            // A weighted target with per-filter configs of its own gets its own stack: its
+            // configs are the most specific for requests sent to it (Envoy picks the target
+            // when it matches the route, before its filters run).
+            if let crate::router::action::Action::Forward(forward) = route.action() {
+                for (t, target) in forward.clusters.targets_with_filter_configs() {
+                    let mut target_layers = Vec::with_capacity(layers.len());
+                    for (f, route_layer) in listener.filters.iter().zip(&layers) {
+                        target_layers.push(match target.per_filter.get(&f.name) {
+                            Some(per_target) => per_filter_layer(f, per_target).map_err(|e| {
+                                format!(
+                                    "filter {:?} on route {:?}, weighted cluster {:?}: {e}",
+                                    f.name,
+                                    route.name(),
+                                    target.cluster
+                                )
+                            })?,
+                            None => route_layer.clone(),
+                        });
+                    }
+                    let target_layers: Vec<FilterLayer> =
+                        target_layers.into_iter().flatten().collect();
+                    targets
+                        .entry((v, r))
+                        .or_insert_with(HashMap::new)
+                        .insert(t, wrap(inner.clone(), &target_layers));
+                }
+            }
+            let layers: Vec<FilterLayer> = layers.into_iter().flatten().collect();
             if !layers.is_empty() {
                 routes.insert((v, r), wrap(inner.clone(), &layers));
             }
@@ -660,7 +701,34 @@ fn build_stacks(
         }));
         wrap(not_found, &listener_layers)
     });
-    Ok(RouteStacks { routes, no_route })
+    Ok(RouteStacks {
+        routes,
+        targets,
+        no_route,
+    })
+}
+
+/// The type URL of Envoy's per-route wrapper `envoy.config.route.v3.FilterConfig`.
+const FILTER_CONFIG_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
+
+/// A filter's layer from a `typed_per_filter_config` entry. An
+/// `envoy.config.route.v3.FilterConfig` wrapper (which gloo-core puts around configs of its
+/// own filters, marked optional for stock Envoy) is unwrapped: `disabled` turns the filter off
+/// there, else its `config` is used as the filter's own. The filter is known here (it is on
+/// the listener), so `is_optional` changes nothing.
+fn per_filter_layer(f: &ListenerFilter, per_filter: &Any) -> Result<Option<FilterLayer>, String> {
+    if per_filter.type_url != FILTER_CONFIG_TYPE {
+        return f.factory.layer(&f.config, Some(per_filter));
+    }
+    let wrapper = FilterConfig::decode(per_filter.value.as_slice())
+        .map_err(|e| format!("cannot decode {FILTER_CONFIG_TYPE}: {e}"))?;
+    if wrapper.disabled {
+        return Ok(None);
+    }
+    let config = wrapper
+        .config
+        .ok_or_else(|| "FilterConfig.config: required unless disabled".to_string())?;
+    f.factory.layer(&f.config, Some(&config))
 }
 
 /// `inner` under `layers`: the first filter listed sees the request first, so wrap from the
@@ -1048,7 +1116,18 @@ mod tests {
     /// One route with a per-route local rate limit; `descriptors` makes it one the filter
     /// refuses.
     fn routes(refused: bool) -> RouteConfiguration {
-        let limit = LocalRateLimit {
+        routes_with(
+            [(
+                LOCAL_RATELIMIT.to_string(),
+                any(LOCAL_RATELIMIT_TYPE, &limit(refused)),
+            )]
+            .into(),
+        )
+    }
+
+    /// A per-route local rate limit; `descriptors` makes it one the filter refuses.
+    fn limit(refused: bool) -> LocalRateLimit {
+        LocalRateLimit {
             token_bucket: Some(TokenBucket {
                 max_tokens: 1,
                 tokens_per_fill: None,
@@ -1065,7 +1144,11 @@ mod tests {
                 Vec::new()
             },
             ..Default::default()
-        };
+        }
+    }
+
+    /// One route with these per-filter configs.
+    fn routes_with(typed_per_filter_config: HashMap<String, Any>) -> RouteConfiguration {
         RouteConfiguration {
             name: "routes".into(),
             virtual_hosts: vec![VirtualHost {
@@ -1080,11 +1163,7 @@ mod tests {
                         status: 200,
                         ..Default::default()
                     })),
-                    typed_per_filter_config: [(
-                        LOCAL_RATELIMIT.to_string(),
-                        any(LOCAL_RATELIMIT_TYPE, &limit),
-                    )]
-                    .into(),
+                    typed_per_filter_config,
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -1094,6 +1173,10 @@ mod tests {
     }
 
     fn resources(route_version: &str, refused: bool) -> XdsResources {
+        resources_with(route_version, routes(refused))
+    }
+
+    fn resources_with(route_version: &str, routes: RouteConfiguration) -> XdsResources {
         let resource = |version: &str, body: Any| XdsResource {
             version: version.into(),
             body: Arc::new(body),
@@ -1112,7 +1195,7 @@ mod tests {
                     ROUTE_TYPE.to_string(),
                     [(
                         "routes".to_string(),
-                        resource(route_version, any(ROUTE_TYPE, &routes(refused))),
+                        resource(route_version, any(ROUTE_TYPE, &routes)),
                     )]
                     .into(),
                 ),
@@ -1162,5 +1245,103 @@ mod tests {
             !refused.routes.contains_key("routes"),
             "nothing served unfiltered"
         );
+    }
+
+    /// Per-route configs wrapped in `envoy.config.route.v3.FilterConfig` (as gloo-core wraps
+    /// its own filters' configs, optional for stock Envoy) are unwrapped for a filter the
+    /// listener has: the wrapped config is used (and refused like a bare one), `disabled`
+    /// turns the filter off there. An optional config of a filter the listener does not have
+    /// is skipped.
+    #[test]
+    fn filter_config_wrappers_are_unwrapped() {
+        let wrapped = |config: Option<Any>, disabled: bool| FilterConfig {
+            config,
+            is_optional: true,
+            disabled,
+        };
+        let compile = |per_filter: HashMap<String, Any>| {
+            new_compiler().compile(resources_with("1", routes_with(per_filter)))
+        };
+        let filter_config = |f: FilterConfig| any(FILTER_CONFIG_TYPE, &f);
+
+        let used = compile(
+            [(
+                LOCAL_RATELIMIT.to_string(),
+                filter_config(wrapped(
+                    Some(any(LOCAL_RATELIMIT_TYPE, &limit(false))),
+                    false,
+                )),
+            )]
+            .into(),
+        );
+        assert!(used.errors.is_empty(), "{:?}", used.errors);
+        assert!(
+            used.stacks["http"].route(0, 0).is_some(),
+            "the wrapped limit is used"
+        );
+
+        let refused = compile(
+            [(
+                LOCAL_RATELIMIT.to_string(),
+                filter_config(wrapped(
+                    Some(any(LOCAL_RATELIMIT_TYPE, &limit(true))),
+                    false,
+                )),
+            )]
+            .into(),
+        );
+        assert!(
+            refused
+                .errors
+                .iter()
+                .any(|e| e.message.contains("descriptors")),
+            "{:?}",
+            refused.errors
+        );
+
+        let disabled = compile(
+            [(
+                LOCAL_RATELIMIT.to_string(),
+                filter_config(wrapped(None, true)),
+            )]
+            .into(),
+        );
+        assert!(disabled.errors.is_empty(), "{:?}", disabled.errors);
+        assert!(
+            disabled.stacks["http"].route(0, 0).is_none(),
+            "no filter on the route"
+        );
+
+        let empty = compile(
+            [(
+                LOCAL_RATELIMIT.to_string(),
+                filter_config(wrapped(None, false)),
+            )]
+            .into(),
+        );
+        assert!(
+            empty
+                .errors
+                .iter()
+                .any(|e| e.message.contains("FilterConfig.config")),
+            "{:?}",
+            empty.errors
+        );
+
+        let unknown = compile(
+            [(
+                "example.unknown".to_string(),
+                filter_config(wrapped(
+                    Some(Any {
+                        type_url: "type.googleapis.com/example.Unknown".into(),
+                        value: vec![1, 2, 3],
+                    }),
+                    false,
+                )),
+            )]
+            .into(),
+        );
+        assert!(unknown.errors.is_empty(), "{:?}", unknown.errors);
+        assert!(unknown.routes.contains_key("routes"));
     }
 }

@@ -44,4 +44,6 @@ pub mod run;
 pub mod server;
 pub mod stats;
 pub mod tls;
+#[cfg(feature = "transform")]
+pub mod transform;
 pub mod upstream;

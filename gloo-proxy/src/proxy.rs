@@ -591,15 +591,26 @@ async fn route_and_serve(
         apply_response_headers(response.headers_mut(), None, route, vhost, &table);
         return response;
     }
-    let stack = if config.stacks.is_empty() {
+    let stacks = if config.stacks.is_empty() {
         None
     } else {
-        config
-            .stacks
-            .get(&listener.name)
-            .and_then(|s| s.route(vhost_index, route_index))
-            .cloned()
+        config.stacks.get(&listener.name)
     };
+    let mut stack = stacks
+        .and_then(|s| s.route(vhost_index, route_index))
+        .cloned();
+    // Weighted targets with filter configs of their own: the target is picked now (as Envoy
+    // picks it when it matches the route), so its filters run, and the request goes to it.
+    let mut picked = None;
+    if let (Some(targets), Action::Forward(forward)) = (
+        stacks.and_then(|s| s.targets(vhost_index, route_index)),
+        route.action(),
+    ) {
+        picked = forward.clusters.pick_weighted();
+        if let Some(target_stack) = picked.and_then(|t| targets.get(&t)) {
+            stack = Some(target_stack.clone());
+        }
+    }
     // Without filters, local answers are made here, without building a route context.
     if stack.is_none() {
         match route.action() {
@@ -635,6 +646,9 @@ async fn route_and_serve(
     if let Some(host) = joined_host {
         req.headers_mut().insert(header::HOST, host);
     }
+    if let Some(picked) = picked {
+        req.extensions_mut().insert(PickedTarget(picked));
+    }
     let ctx = RouteContext {
         config,
         table,
@@ -667,6 +681,12 @@ async fn route_and_serve(
         None => forward(req, &ctx).await,
     }
 }
+
+/// The weighted target a request was sent to before its filters ran (its index among the
+/// route's weighted clusters), because that target has filter configs of its own: the request
+/// is forwarded to it, not to a target picked anew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PickedTarget(pub usize);
 
 /// A request no route matches: 404, after the listener's filters (as Envoy runs its filter
 /// chain before the router answers 404). Such a request has no [`RouteContext`]; filters find
@@ -881,7 +901,11 @@ async fn forward_to_cluster(
     let route = ctx.route();
     let vhost = ctx.virtual_host();
     let settings = &ctx.listener.settings;
-    let Some((cluster_name, target_headers)) = action.clusters.pick(req.headers()) else {
+    let picked = match req.extensions().get::<PickedTarget>() {
+        Some(PickedTarget(i)) => action.clusters.weighted_target(*i),
+        None => action.clusters.pick(req.headers()),
+    };
+    let Some((cluster_name, target_headers)) = picked else {
         return (local_reply(StatusCode::SERVICE_UNAVAILABLE, ""), None);
     };
     let target_headers = target_headers.cloned();

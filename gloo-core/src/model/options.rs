@@ -567,10 +567,12 @@ impl RouteOptions {
             ("extProcEarly", self.ext_proc_early.is_some()),
             ("extProc", self.ext_proc.is_some()),
             ("extProcLate", self.ext_proc_late.is_some()),
-            ("transformations", self.transformations.is_some()),
+            // Gloo Enterprise's post-routing stage (an upstream filter) is not translated.
             (
-                "stagedTransformations",
-                self.staged_transformations.is_some(),
+                "stagedTransformations.postRouting",
+                self.staged_transformations
+                    .as_ref()
+                    .is_some_and(|s| s.post_routing.is_some()),
             ),
         ]
         .into_iter()
@@ -799,10 +801,12 @@ impl VirtualHostOptions {
             ("extProcEarly", self.ext_proc_early.is_some()),
             ("extProc", self.ext_proc.is_some()),
             ("extProcLate", self.ext_proc_late.is_some()),
-            ("transformations", self.transformations.is_some()),
+            // Gloo Enterprise's post-routing stage (an upstream filter) is not translated.
             (
-                "stagedTransformations",
-                self.staged_transformations.is_some(),
+                "stagedTransformations.postRouting",
+                self.staged_transformations
+                    .as_ref()
+                    .is_some_and(|s| s.post_routing.is_some()),
             ),
         ]
         .into_iter()

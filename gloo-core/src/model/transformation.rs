@@ -51,6 +51,29 @@ pub struct TransformationStages {
     pub escape_characters: Option<bool>,
 }
 
+impl TransformationStages {
+    /// Gloo's `inheritStagedTransformations`: each of `parent`'s `early` and `regular` stages
+    /// is taken whole where this has none, else its request and response transformations are
+    /// appended after this one's (so on a conflict this one's apply).
+    pub fn inherit_from(&mut self, parent: &TransformationStages) {
+        for (own, parent) in [
+            (&mut self.early, &parent.early),
+            (&mut self.regular, &parent.regular),
+        ] {
+            let Some(parent) = parent else { continue };
+            match own {
+                None => *own = Some(parent.clone()),
+                Some(own) => {
+                    own.response_transforms
+                        .extend(parent.response_transforms.iter().cloned());
+                    own.request_transforms
+                        .extend(parent.request_transforms.iter().cloned());
+                }
+            }
+        }
+    }
+}
+
 /// The transformations of one stage (`RequestResponseTransformations`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -31,6 +31,7 @@ use super::names::{
 };
 use super::ratelimit;
 use super::routes::duration;
+use super::transformation;
 use super::Context;
 use crate::model::gateway::{HttpGateway, TcpHost};
 use crate::model::ssl::{SslConfig, SslSecretsRef};
@@ -151,6 +152,12 @@ fn http_connection_manager(
             ..Default::default()
         });
     }
+    // Transformations: Gloo's early stage right after fault injection (before CORS, WAF and
+    // auth, so auth sees the transformed request); the regular stage after authorization,
+    // so it transforms only requests auth let through and may use what auth added.
+    let (early_transformation, regular_transformation) =
+        transformation::http_filters_for(hosts, ctx);
+    http_filters.extend(early_transformation);
     if uses(&|o| o.cors.is_some()) || hosts.iter().any(|h| h.options.cors.is_some()) {
         http_filters.push(HttpFilter {
             name: CORS_FILTER.to_string(),
@@ -197,6 +204,9 @@ fn http_connection_manager(
             });
         }
     }
+    // Gloo's regular transformations run after auth (`AfterStage(AuthZStage)`), before the
+    // rate limits of `RateLimitStage`.
+    http_filters.extend(regular_transformation);
     // Global rate limiting after auth: Gloo's `RateLimitStage`, after AuthN and AuthZ.
     http_filters.extend(
         ratelimit::Stage::AFTER_AUTH

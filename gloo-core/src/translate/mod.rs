@@ -45,6 +45,7 @@ mod local_ratelimit;
 mod names;
 pub(crate) mod ratelimit;
 mod routes;
+pub(crate) mod transformation;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -61,6 +62,7 @@ pub use ratelimit::{
     server_configs as rate_limit_server_configs, CRD_DOMAIN, CUSTOM_DOMAIN, RATELIMIT_FILTER,
     SET_DESCRIPTOR_VALUE,
 };
+pub use transformation::TRANSFORMATION_FILTER;
 
 use crate::model::routing::{Destination, RouteDestination};
 use crate::model::upstream::{UpstreamSpec, UpstreamTypeRef};
@@ -76,6 +78,8 @@ use crate::xds::{encode_with_version, ProxyResources, Versioned};
 /// What translation reads besides the resources themselves.
 pub(crate) struct Context<'a> {
     pub(crate) snapshot: &'a ConfigSnapshot,
+    /// Settings' transformation defaults.
+    pub(crate) transformation: transformation::SettingsDefaults,
 }
 
 /// The result of one translation.
@@ -108,6 +112,8 @@ struct CachedVirtualHost {
 pub struct Translator {
     resolve_cache: resolve::ResolveCache,
     virtual_hosts: HashMap<VirtualHostKey, CachedVirtualHost>,
+    /// Settings' transformation defaults the cached virtual hosts were translated with.
+    transformation_settings: transformation::SettingsDefaults,
     /// Upstream groups the cached virtual hosts were translated with.
     upstream_groups:
         Option<crate::snapshot::Collection<crate::model::upstream_group::UpstreamGroupSpec>>,
@@ -183,7 +189,15 @@ impl Translator {
             self.virtual_hosts.clear();
             self.rate_limit_configs = Some(snapshot.rate_limit_configs.clone());
         }
-        let ctx = Context { snapshot };
+        let transformation_settings = transformation::SettingsDefaults::of(snapshot);
+        if transformation_settings != self.transformation_settings {
+            self.virtual_hosts.clear();
+            self.transformation_settings = transformation_settings;
+        }
+        let ctx = Context {
+            snapshot,
+            transformation: transformation_settings,
+        };
         let mut proxies = BTreeMap::new();
         let mut used_hosts = BTreeSet::new();
         self.virtual_hosts_translated = 0;
@@ -581,6 +595,10 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         problems.extend(crate::resolve::unenforced(options.unenforced(), PATH));
         problems.extend(ratelimit::validate_host(options, PATH));
         problems.extend(ratelimit::check_host(snapshot, options, PATH));
+        problems.extend(transformation::validate(
+            transformation::Options::host(options),
+            PATH,
+        ));
         for (path, extension) in jwt::host_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
@@ -592,12 +610,35 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         problems.extend(crate::resolve::unenforced(options.unenforced(), PATH));
         problems.extend(ratelimit::validate_route(options, PATH));
         problems.extend(ratelimit::check_route(snapshot, options, PATH));
+        problems.extend(transformation::validate(
+            transformation::Options::route(options),
+            PATH,
+        ));
         for (path, extension) in jwt::route_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
         (Kind::RouteOption, r, problems)
     });
-    for (kind, reference, problems) in virtual_host_options.chain(route_options) {
+    let upstream_groups = snapshot.upstream_groups.iter().map(|(r, e)| {
+        let problems = e
+            .object
+            .spec
+            .destinations
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| {
+                transformation::validate(
+                    transformation::Options::weighted(d.options.as_ref()),
+                    &format!("spec.destinations[{i}].options"),
+                )
+            })
+            .collect();
+        (Kind::UpstreamGroup, r, problems)
+    });
+    for (kind, reference, problems) in virtual_host_options
+        .chain(route_options)
+        .chain(upstream_groups)
+    {
         let key = ResourceKey::new(kind, reference.clone());
         for problem in problems {
             reports.error(&key, problem);

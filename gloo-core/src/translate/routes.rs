@@ -27,6 +27,7 @@ use envoy_types::pb::google::protobuf::{BoolValue, Duration as PbDuration, UInt3
 
 use super::local_ratelimit::{self, ListenerFlags};
 use super::names::{cluster_name, CORS_FILTER, FAULT_FILTER, LOCAL_RATELIMIT_FILTER};
+use super::transformation;
 use super::Context;
 use crate::model::headers::HeaderManipulation;
 use crate::model::options::{RouteOptions, VirtualHostOptions};
@@ -86,6 +87,11 @@ pub(crate) fn virtual_host(
     apply_vhost_options(&mut out, options, &secrets);
     out.rate_limits = super::ratelimit::host_rate_limits(vh, ctx.snapshot);
     super::jwt::host_per_filter(vh, &mut out.typed_per_filter_config);
+    out.typed_per_filter_config
+        .extend(transformation::per_filter_config(
+            transformation::Options::host(options),
+            ctx.transformation,
+        ));
     if let Some(bucket) = options.local_ratelimit().bucket() {
         out.typed_per_filter_config.insert(
             LOCAL_RATELIMIT_FILTER.to_string(),
@@ -407,6 +413,11 @@ fn weighted(destinations: &[WeightedDestination], secrets: &HeaderSecrets<'_>) -
                     cw.response_headers_to_add = response_headers(h);
                     cw.response_headers_to_remove = h.response_headers_to_remove.clone();
                 }
+                cw.typed_per_filter_config
+                    .extend(transformation::per_filter_config(
+                        transformation::Options::weighted(wd.options.as_ref()),
+                        secrets.ctx.transformation,
+                    ));
                 Some(cw)
             })
             .collect(),
@@ -639,6 +650,10 @@ fn route(r: &RouteModel, flags: ListenerFlags, secrets: &HeaderSecrets<'_>) -> R
         );
     }
     super::jwt::route_per_filter(r, &mut per_filter);
+    per_filter.extend(transformation::per_filter_config(
+        transformation::Options::route(options),
+        secrets.ctx.transformation,
+    ));
     out.typed_per_filter_config = per_filter;
     out
 }

@@ -6,6 +6,7 @@
 
 mod hash;
 mod json;
+pub mod transformation;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -166,6 +167,10 @@ envoy_messages! {
         => "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
     envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3::ProxyProtocol
         => "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol",
+    envoy_types::pb::envoy::config::route::v3::FilterConfig
+        => "envoy.config.route.v3.FilterConfig",
+    transformation::FilterTransformations => "envoy.api.v2.filter.http.FilterTransformations",
+    transformation::RouteTransformations => "envoy.api.v2.filter.http.RouteTransformations",
 }
 
 /// Packs a message into a `google.protobuf.Any`.

@@ -305,6 +305,9 @@ pub struct WeightedTarget {
     pub weight: u32,
     /// Header mutations of this target.
     pub headers: HeaderOps,
+    /// Its per-filter configs (`typed_per_filter_config`), by filter name: the most specific
+    /// configs of a request sent to this target.
+    pub per_filter: std::collections::HashMap<String, envoy_types::pb::google::protobuf::Any>,
 }
 
 /// Which cluster a forwarded request goes to.
@@ -328,25 +331,60 @@ impl ClusterChoice {
     pub fn pick<'a>(&'a self, headers: &'a HeaderMap) -> Option<(&'a str, Option<&'a HeaderOps>)> {
         match self {
             ClusterChoice::Single(c) => Some((c, None)),
-            ClusterChoice::Weighted { targets, total } => {
-                if *total == 0 {
-                    return None;
-                }
-                let mut point = fastrand::u64(0..*total);
-                for t in targets {
-                    let w = u64::from(t.weight);
-                    if point < w {
-                        return Some((&t.cluster, Some(&t.headers)));
-                    }
-                    point -= w;
-                }
-                None
+            ClusterChoice::Weighted { targets, .. } => {
+                let t = &targets[self.pick_weighted()?];
+                Some((&t.cluster, Some(&t.headers)))
             }
             ClusterChoice::Header(name) => headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(|c| (c, None)),
         }
+    }
+}
+
+impl ClusterChoice {
+    /// Picks a weighted target at random, by weight: its index (`None` when this is not a
+    /// weighted choice or the weights add up to 0).
+    pub fn pick_weighted(&self) -> Option<usize> {
+        let ClusterChoice::Weighted { targets, total } = self else {
+            return None;
+        };
+        if *total == 0 {
+            return None;
+        }
+        let mut point = fastrand::u64(0..*total);
+        for (i, t) in targets.iter().enumerate() {
+            let w = u64::from(t.weight);
+            if point < w {
+                return Some(i);
+            }
+            point -= w;
+        }
+        None
+    }
+
+    /// Weighted target `index` (as [`ClusterChoice::pick_weighted`] picked it): the cluster
+    /// name and its header mutations.
+    pub fn weighted_target(&self, index: usize) -> Option<(&str, Option<&HeaderOps>)> {
+        match self {
+            ClusterChoice::Weighted { targets, .. } => targets
+                .get(index)
+                .map(|t| (t.cluster.as_ref(), Some(&t.headers))),
+            _ => None,
+        }
+    }
+
+    /// The weighted targets that carry per-filter configs of their own.
+    pub fn targets_with_filter_configs(&self) -> impl Iterator<Item = (usize, &WeightedTarget)> {
+        let targets: &[WeightedTarget] = match self {
+            ClusterChoice::Weighted { targets, .. } => targets,
+            _ => &[],
+        };
+        targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.per_filter.is_empty())
     }
 }
 
@@ -465,6 +503,7 @@ impl Forward {
                                 &c.response_headers_to_remove,
                                 &format!("{at}.weighted_clusters.clusters[{i}]"),
                             )?,
+                            per_filter: c.typed_per_filter_config.clone(),
                         })
                     })
                     .collect::<Result<Vec<_>, RouterError>>()?;

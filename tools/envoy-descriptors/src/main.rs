@@ -2,7 +2,8 @@
 //! which gloo-core embeds to print xDS resources as proto3 JSON and to hash them canonically.
 //!
 //! Usage: `cargo run --release -- <envoy-types proto dir> <output .bin>`
-//! (the proto dir is `envoy-types-<version>/proto` in the cargo registry).
+//! (the proto dir is `envoy-types-<version>/proto` in the cargo registry). The protos vendored
+//! under this tool's `proto/` (envoy-gloo's transformation filter) are compiled with them.
 use std::path::PathBuf;
 
 use prost::Message;
@@ -38,6 +39,10 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
     "envoy/extensions/access_loggers/file/v3/file.proto",
     "envoy/extensions/access_loggers/stream/v3/stream.proto",
+    // Vendored from envoy-gloo (`proto/envoy-gloo`, see its header): the transformation filter
+    // Envoy has no proto for. Last, so its names resolve against the complete Envoy set; its
+    // package (`envoy.api.v2.filter.http`) shadows nothing the Envoy protos refer to.
+    "envoy/config/filter/http/transformation/v2/transformation_filter.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,6 +52,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let includes: Vec<PathBuf> = ["data-plane-api", "xds", "protoc-gen-validate", "googleapis", "cel-spec", "opentelemetry-proto", "client_model"]
         .iter()
         .map(|d| proto_dir.join(d))
+        .chain(std::iter::once(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("proto/envoy-gloo"),
+        ))
         .collect();
     let mut compiler = protox::Compiler::new(includes)?;
     compiler.include_imports(true).include_source_info(false);
