@@ -3,8 +3,9 @@
 //! filters next to the built-in ones.
 //!
 //! A filter is any tower [`Layer`](tower::Layer) over [`HttpService`]; a [`FilterFactory`]
-//! builds it from the filter's config and the most specific per-route override (the route's,
-//! else its virtual host's), or decides the filter does nothing on that route.
+//! builds it from the filter's config and the most specific per-route override (a weighted
+//! cluster's, else the route's, else its virtual host's), or decides the filter does nothing
+//! on that route.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -48,8 +49,8 @@ pub type FilterLayer = Arc<dyn Fn(HttpService) -> HttpService + Send + Sync>;
 
 /// Builds a filter's layer from its config.
 pub trait FilterFactory: Send + Sync {
-    /// The layer for one route, from the listener-level `config` and the route's (or virtual
-    /// host's) override; `Ok(None)` when the filter does nothing on this route. An error
+    /// The layer for one route, from the listener-level `config` and the most specific
+    /// override (a weighted cluster's, the route's or its virtual host's); `Ok(None)` when the filter does nothing on this route. An error
     /// rejects the configuration (naming the filter is the caller's job).
     fn layer(&self, config: &Any, per_route: Option<&Any>) -> Result<Option<FilterLayer>, String>;
 }
@@ -158,8 +159,9 @@ impl FilterRegistry {
         Self::default()
     }
 
-    /// A registry with the filters gloo-proxy serves itself: fault injection and CORS, and
-    /// Envoy's local rate limit (feature `ratelimit`).
+    /// A registry with the filters gloo-proxy serves itself: fault injection and CORS, Envoy's
+    /// local rate limit (feature `ratelimit`), Envoy's JWT authentication (feature `jwt`) and
+    /// envoy-gloo's transformations (feature `transform`).
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         crate::builtin::register(&mut registry);

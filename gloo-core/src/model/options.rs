@@ -543,34 +543,32 @@ pub enum HostRewrite<'a> {
     Header(&'a str),
 }
 
-impl RouteOptions {
-    /// The options set here that gloo does not enforce yet, by field name. A route that sets
-    /// one is rejected rather than served without it: a route must never be served open
-    /// because an auth, WAF or rate-limit option was quietly dropped (Gloo's open-source
-    /// edition rejects enterprise options the same way).
-    pub fn unenforced(&self) -> Vec<&'static str> {
+/// The options a virtual host and a route can both set that gloo does not enforce yet, by
+/// field name (the body of both `unenforced` methods: the two option types name these fields
+/// alike).
+macro_rules! unenforced_options {
+    ($options:expr) => {{
+        let o = $options;
         [
             (
                 "waf",
-                self.waf.as_ref().is_some_and(|w| w.disabled != Some(true)),
+                o.waf.as_ref().is_some_and(|w| w.disabled != Some(true)),
             ),
-            ("rbac", self.rbac.is_some()),
+            ("rbac", o.rbac.is_some()),
             (
                 "extauth",
-                self.extauth
-                    .as_ref()
-                    .is_some_and(|e| e.disable != Some(true)),
+                o.extauth.as_ref().is_some_and(|e| e.disable != Some(true)),
             ),
-            ("dlp", self.dlp.is_some()),
-            ("csrf", self.csrf.is_some()),
-            ("ratelimitBasic", self.ratelimit_basic.is_some()),
-            ("extProcEarly", self.ext_proc_early.is_some()),
-            ("extProc", self.ext_proc.is_some()),
-            ("extProcLate", self.ext_proc_late.is_some()),
+            ("dlp", o.dlp.is_some()),
+            ("csrf", o.csrf.is_some()),
+            ("ratelimitBasic", o.ratelimit_basic.is_some()),
+            ("extProcEarly", o.ext_proc_early.is_some()),
+            ("extProc", o.ext_proc.is_some()),
+            ("extProcLate", o.ext_proc_late.is_some()),
             // Gloo Enterprise's post-routing stage (an upstream filter) is not translated.
             (
                 "stagedTransformations.postRouting",
-                self.staged_transformations
+                o.staged_transformations
                     .as_ref()
                     .is_some_and(|s| s.post_routing.is_some()),
             ),
@@ -578,6 +576,16 @@ impl RouteOptions {
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
         .collect()
+    }};
+}
+
+impl RouteOptions {
+    /// The options set here that gloo does not enforce yet, by field name. A route that sets
+    /// one is rejected rather than served without it: a route must never be served open
+    /// because an auth, WAF or rate-limit option was quietly dropped (Gloo's open-source
+    /// edition rejects enterprise options the same way).
+    pub fn unenforced(&self) -> Vec<&'static str> {
+        unenforced_options!(self)
     }
 
     /// The local rate limit token buckets set in each rate limit stage.
@@ -783,35 +791,7 @@ impl VirtualHostOptions {
     /// because an auth, WAF or rate-limit option was quietly dropped (Gloo's open-source
     /// edition rejects enterprise options the same way).
     pub fn unenforced(&self) -> Vec<&'static str> {
-        [
-            (
-                "waf",
-                self.waf.as_ref().is_some_and(|w| w.disabled != Some(true)),
-            ),
-            ("rbac", self.rbac.is_some()),
-            (
-                "extauth",
-                self.extauth
-                    .as_ref()
-                    .is_some_and(|e| e.disable != Some(true)),
-            ),
-            ("dlp", self.dlp.is_some()),
-            ("csrf", self.csrf.is_some()),
-            ("ratelimitBasic", self.ratelimit_basic.is_some()),
-            ("extProcEarly", self.ext_proc_early.is_some()),
-            ("extProc", self.ext_proc.is_some()),
-            ("extProcLate", self.ext_proc_late.is_some()),
-            // Gloo Enterprise's post-routing stage (an upstream filter) is not translated.
-            (
-                "stagedTransformations.postRouting",
-                self.staged_transformations
-                    .as_ref()
-                    .is_some_and(|s| s.post_routing.is_some()),
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect()
+        unenforced_options!(self)
     }
 
     /// The local rate limit token buckets set in each rate limit stage.
