@@ -15,10 +15,6 @@ use serde_json::{json, Value};
 const RL: &str = "envoy.filters.http.ratelimit";
 const TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit";
 
-fn up() -> String {
-    static_upstream("up", 8080)
-}
-
 /// The rate limit server's upstream, as in `plugin_test.go` (`rl-upstream` in `ns`), without
 /// `useHttp2`: gloo makes its cluster HTTP/2 anyway.
 fn rl_upstream() -> String {
@@ -45,68 +41,6 @@ fn settings(server_extra: &str, spec_extra: &str) -> String {
         "{name: default, namespace: gloo-system}",
         &spec,
     )
-}
-
-/// A VirtualService `gloo-system.<name>` on `*` with vhost options `vh_options` and route `/a`
-/// with `route_options` (YAML blocks, may be empty), plus a plain route `/b`.
-fn limited_vs(name: &str, vh_options: &str, route_options: &str) -> String {
-    let mut vhost = "domains: ['*']\n".to_string();
-    if !vh_options.is_empty() {
-        vhost.push_str(&format!("options:\n{}", reindent(vh_options, 2)));
-    }
-    vhost.push_str("routes:\n- matchers: [{prefix: /a}]\n");
-    if !route_options.is_empty() {
-        vhost.push_str(&format!("  options:\n{}", reindent(route_options, 4)));
-    }
-    vhost.push_str("  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n");
-    vhost.push_str("- matchers: [{prefix: /b}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n");
-    vs(name, &vhost)
-}
-
-fn proxy_json(t: &gloo_core::translate::Translation) -> Value {
-    proxy(t).to_json().expect("json")
-}
-
-/// The HTTP filters of the listener on 8080.
-fn http_filters(t: &gloo_core::translate::Translation) -> Vec<Value> {
-    let json = proxy_json(t);
-    let listener = json["listeners"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["name"] == "listener-::-8080")
-        .cloned()
-        .expect("listener on 8080");
-    listener["filterChains"][0]["filters"][0]["typedConfig"]["httpFilters"]
-        .as_array()
-        .cloned()
-        .unwrap()
-}
-
-fn filter_names(t: &gloo_core::translate::Translation) -> Vec<String> {
-    http_filters(t)
-        .iter()
-        .map(|f| f["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// The virtual host `gloo-system_<name>` on 8080, as JSON.
-fn vhost_json(t: &gloo_core::translate::Translation, name: &str) -> Value {
-    let json = proxy_json(t);
-    let rc = json["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "listener-::-8080-routes")
-        .cloned()
-        .expect("route config");
-    rc["virtualHosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == format!("gloo-system_{name}"))
-        .cloned()
-        .expect("virtual host")
 }
 
 /// The `route` of the virtual host's route `i`, as JSON.
@@ -978,4 +912,9 @@ fn option_resources_with_invalid_rate_limits_refuse_what_uses_them() {
         &[],
     );
     assert!(vhost_routes(route_config(&t), "gloo-system_host").is_empty());
+}
+
+/// [`vs_with_options`] on `*`.
+fn limited_vs(name: &str, vh_options: &str, route_options: &str) -> String {
+    vs_with_options(name, "*", vh_options, route_options)
 }

@@ -9,10 +9,6 @@ use gloo_core::model::Kind;
 use gloo_core::translate::Translator;
 use serde_json::{json, Value};
 
-fn up() -> String {
-    static_upstream("up", 8080)
-}
-
 /// The default HTTP gateway on 8080 with `options` (a YAML block under `httpGateway.options`).
 fn http_gateway(options: &str) -> String {
     gateway(
@@ -22,69 +18,6 @@ fn http_gateway(options: &str) -> String {
             reindent(options, 4)
         ),
     )
-}
-
-/// A VirtualService `gloo-system.<name>` on `domain` with vhost options `vh_options` (YAML block,
-/// may be empty) and routes `/a` (with `route_options`, may be empty) and `/b` (none).
-fn limited_vs(name: &str, domain: &str, vh_options: &str, route_options: &str) -> String {
-    let mut vhost = format!("domains: ['{domain}']\n");
-    if !vh_options.is_empty() {
-        vhost.push_str(&format!("options:\n{}", reindent(vh_options, 2)));
-    }
-    vhost.push_str("routes:\n- matchers: [{prefix: /a}]\n");
-    if !route_options.is_empty() {
-        vhost.push_str(&format!("  options:\n{}", reindent(route_options, 4)));
-    }
-    vhost.push_str("  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n");
-    vhost.push_str("- matchers: [{prefix: /b}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n");
-    vs(name, &vhost)
-}
-
-/// The proxy's resources as proto3 JSON.
-fn proxy_json(t: &gloo_core::translate::Translation) -> Value {
-    proxy(t).to_json().expect("json")
-}
-
-/// The HTTP filters of the first filter chain of the listener on 8080.
-fn http_filters(t: &gloo_core::translate::Translation) -> Vec<Value> {
-    let json = proxy_json(t);
-    let listener = json["listeners"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["name"] == "listener-::-8080")
-        .cloned()
-        .expect("listener on 8080");
-    listener["filterChains"][0]["filters"][0]["typedConfig"]["httpFilters"]
-        .as_array()
-        .cloned()
-        .unwrap()
-}
-
-fn filter_names(t: &gloo_core::translate::Translation) -> Vec<String> {
-    http_filters(t)
-        .iter()
-        .map(|f| f["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// The virtual host `gloo-system_<name>` of the 8080 route configuration, as JSON.
-fn vhost_json(t: &gloo_core::translate::Translation, name: &str) -> Value {
-    let json = proxy_json(t);
-    let rc = json["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "listener-::-8080-routes")
-        .cloned()
-        .expect("route config");
-    rc["virtualHosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == format!("gloo-system_{name}"))
-        .cloned()
-        .expect("virtual host")
 }
 
 const LRL: &str = "envoy.filters.http.local_ratelimit";
@@ -125,7 +58,7 @@ fn nothing_is_emitted_without_a_local_limit_anywhere() {
     let t = translate(&docs(&[
         &up(),
         &http_gateway("httpConnectionManagerSettings: {useRemoteAddress: true}"),
-        &limited_vs("default", "*", "", ""),
+        &vs_with_options("default", "*", "", ""),
     ]));
     assert_no_rejections(&t);
     assert_eq!(filter_names(&t), ["envoy.filters.http.router"]);
@@ -146,7 +79,7 @@ fn listener_flags_without_a_default_limit_add_no_filter() {
         &http_gateway(
             "httpLocalRatelimit: {enableXRatelimitHeaders: true, localRateLimitPerDownstreamConnection: true}",
         ),
-        &limited_vs("default", "*", "", ""),
+        &vs_with_options("default", "*", "", ""),
     ]));
     assert_no_rejections(&t);
     assert_eq!(filter_names(&t), ["envoy.filters.http.router"]);
@@ -159,7 +92,7 @@ fn gateway_default_limit_is_the_connection_manager_filter() {
     let t = translate(&docs(&[
         &up(),
         &http_gateway(GATEWAY_DEFAULT),
-        &limited_vs("default", "*", "", ""),
+        &vs_with_options("default", "*", "", ""),
     ]));
     assert_no_rejections(&t);
     let filters = http_filters(&t);
@@ -191,7 +124,7 @@ fn fill_interval_defaults_to_one_second_and_tokens_per_fill_stays_unset() {
     let t = translate(&docs(&[
         &up(),
         &http_gateway("httpLocalRatelimit: {defaultLimit: {maxTokens: 5}}"),
-        &limited_vs("default", "*", "", ""),
+        &vs_with_options("default", "*", "", ""),
     ]));
     assert_no_rejections(&t);
     assert_eq!(
@@ -207,7 +140,7 @@ fn virtual_host_and_route_limits_are_overrides_with_the_listener_flags_copied() 
     let t = translate(&docs(&[
         &up(),
         &http_gateway(GATEWAY_DEFAULT),
-        &limited_vs(
+        &vs_with_options(
             "default",
             "*",
             "ratelimit: {localRatelimit: {maxTokens: 20, tokensPerFill: 5, fillInterval: 30s}}",
@@ -234,7 +167,7 @@ fn route_limits_without_a_gateway_default_get_a_bucketless_listener_filter() {
     // filter_enforced (those at 100% without a bucket would refuse every request).
     let t = translate(&docs(&[
         &up(),
-        &limited_vs(
+        &vs_with_options(
             "default",
             "*",
             "",
@@ -260,7 +193,7 @@ fn route_limits_without_a_gateway_default_get_a_bucketless_listener_filter() {
 fn the_filter_sits_after_fault_and_cors_and_before_the_router() {
     let t = translate(&docs(&[
         &up(),
-        &limited_vs(
+        &vs_with_options(
             "default",
             "*",
             "cors: {allowOrigin: ['https://a.example']}",
@@ -290,7 +223,7 @@ fn the_filter_sits_after_fault_and_cors_and_before_the_router() {
 fn ratelimit_early_local_limits_are_honoured() {
     let t = translate(&docs(&[
         &up(),
-        &limited_vs(
+        &vs_with_options(
             "default",
             "*",
             "ratelimitEarly: {localRatelimit: {maxTokens: 7}}",
@@ -329,7 +262,7 @@ fn a_delegated_route_takes_its_parent_local_limit_and_can_override_it() {
 fn hybrid_http_chains_use_their_own_gateway_options() {
     let t = translate(&docs(&[
         &up(),
-        &limited_vs(
+        &vs_with_options(
             "default",
             "*",
             "",
@@ -395,13 +328,13 @@ fn a_gateway_flag_edit_retranslates_only_the_hosts_with_overrides() {
             &http_gateway(&format!(
                 "httpLocalRatelimit: {{defaultLimit: {{maxTokens: 10}}, enableXRatelimitHeaders: {headers}}}"
             )),
-            &limited_vs(
+            &vs_with_options(
                 "limited",
                 "limited.example",
                 "",
                 "ratelimit: {localRatelimit: {maxTokens: 3}}",
             ),
-            &limited_vs("plain", "plain.example", "", ""),
+            &vs_with_options("plain", "plain.example", "", ""),
         ])
     };
     let mut translator = Translator::new();
@@ -442,7 +375,7 @@ fn a_gateway_flag_edit_retranslates_only_the_hosts_with_overrides() {
 fn one_virtual_service_on_two_gateways_gets_each_gateway_flags() {
     let t = translate(&docs(&[
         &up(),
-        &limited_vs(
+        &vs_with_options(
             "default",
             "*",
             "ratelimit: {localRatelimit: {maxTokens: 3}}",
@@ -481,7 +414,7 @@ fn one_virtual_service_on_two_gateways_gets_each_gateway_flags() {
 fn bad_buckets_on_a_virtual_service_are_rejected_with_their_field_paths() {
     let t = translate(&docs(&[
         &up(),
-        &limited_vs(
+        &vs_with_options(
             "default",
             "*",
             "ratelimit: {localRatelimit: {maxTokens: 0, tokensPerFill: 0, fillInterval: 0.049s}}",
@@ -510,7 +443,7 @@ fn a_good_bucket_is_accepted() {
     let t = translate(&docs(&[
         &up(),
         &http_gateway("httpLocalRatelimit: {defaultLimit: {maxTokens: 1, tokensPerFill: 1, fillInterval: 0.05s}}"),
-        &limited_vs(
+        &vs_with_options(
             "default",
             "*",
             "ratelimit: {localRatelimit: {maxTokens: 1, fillInterval: 0.050s}}",
@@ -525,7 +458,7 @@ fn a_good_bucket_is_accepted() {
 fn ratelimit_regular_and_two_stages_are_rejected() {
     let t = translate(&docs(&[
         &up(),
-        &limited_vs(
+        &vs_with_options(
             "default",
             "*",
             "ratelimitRegular: {localRatelimit: {maxTokens: 5}}",
@@ -550,7 +483,7 @@ fn a_bad_gateway_default_limit_rejects_the_gateway() {
     let t = translate(&docs(&[
         &up(),
         &http_gateway("httpLocalRatelimit: {defaultLimit: {maxTokens: 5, fillInterval: 0.010s}}"),
-        &limited_vs("default", "*", "", ""),
+        &vs_with_options("default", "*", "", ""),
     ]));
     assert_status(
         &t,
@@ -567,7 +500,7 @@ fn a_bad_gateway_default_limit_rejects_the_gateway() {
 fn a_bad_default_limit_drops_only_its_hybrid_chain() {
     let t = translate(&docs(&[
         &up(),
-        &limited_vs("default", "*", "", ""),
+        &vs_with_options("default", "*", "", ""),
         &gateway(
             "{name: hybrid, namespace: gloo-system}",
             "

@@ -7,11 +7,6 @@ use envoy_types::pb::envoy::config::route::v3::header_matcher::HeaderMatchSpecif
 use gloo_core::model::{Kind, ResourceRef};
 use gloo_core::translate::{Endpoint, Endpoints, Translator};
 
-/// The upstream most tests route to: `gloo-system.up`, cluster `up_gloo-system`.
-fn up() -> String {
-    static_upstream("up", 8080)
-}
-
 /// A VirtualService with one domain and one route to `up` at `prefix`.
 fn simple_vs(name: &str, domain: &str, prefix: &str) -> String {
     vs(

@@ -9,10 +9,6 @@ use gloo_core::model::Kind;
 use gloo_core::status::State;
 use serde_json::{json, Value};
 
-fn up() -> String {
-    static_upstream("up", 8080)
-}
-
 /// A VirtualService `gloo-system.<name>` with vhost options `vh_options` (YAML block, may be
 /// empty) and one route `/` with `route_options` (may be empty).
 fn transformed_vs(name: &str, vh_options: &str, route_options: &str) -> String {
@@ -26,38 +22,6 @@ fn transformed_vs(name: &str, vh_options: &str, route_options: &str) -> String {
     }
     vhost.push_str("  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n");
     vs(name, &vhost)
-}
-
-fn proxy_json(t: &gloo_core::translate::Translation) -> Value {
-    proxy(t).to_json().expect("json")
-}
-
-/// The HTTP filters of the listener on 8080.
-fn http_filters(t: &gloo_core::translate::Translation) -> Vec<Value> {
-    let json = proxy_json(t);
-    let listener = json["listeners"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["name"] == "listener-::-8080")
-        .cloned()
-        .expect("listener on 8080");
-    listener["filterChains"][0]["filters"][0]["typedConfig"]["httpFilters"]
-        .as_array()
-        .cloned()
-        .unwrap()
-}
-
-/// The virtual host `gloo-system_<name>` as JSON.
-fn vhost_json(t: &gloo_core::translate::Translation, name: &str) -> Value {
-    let json = proxy_json(t);
-    json["routes"][0]["virtualHosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == format!("gloo-system_{name}"))
-        .cloned()
-        .unwrap_or_else(|| panic!("no virtual host {name} in {json:#}"))
 }
 
 /// The `RouteTransformations` inside an optional `FilterConfig` wrapper.

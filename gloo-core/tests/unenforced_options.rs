@@ -12,10 +12,6 @@ use gloo_core::model::Kind;
 const REFUSED: &str =
     "gloo does not enforce this option yet, so it is rejected rather than served without it";
 
-fn up() -> String {
-    static_upstream("up", 8080)
-}
-
 fn route_to_up(extra: &str) -> String {
     format!("- matchers: [{{prefix: /}}]\n  {extra}routeAction: {{single: {{upstream: {{name: up, namespace: gloo-system}}}}}}\n")
 }

@@ -252,3 +252,73 @@ pub fn docs(parts: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join("---\n")
 }
+
+/// The static Upstream `gloo-system.up` on 127.0.0.1:8080 most tests route to.
+pub fn up() -> String {
+    static_upstream("up", 8080)
+}
+
+/// The default proxy's resources as proto3 JSON.
+pub fn proxy_json(t: &Translation) -> serde_json::Value {
+    proxy(t).to_json().expect("json")
+}
+
+/// The HTTP filters of the first filter chain of the listener on 8080.
+pub fn http_filters(t: &Translation) -> Vec<serde_json::Value> {
+    let json = proxy_json(t);
+    let listener = json["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "listener-::-8080")
+        .cloned()
+        .expect("listener on 8080");
+    listener["filterChains"][0]["filters"][0]["typedConfig"]["httpFilters"]
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+/// The names of [`http_filters`], in order.
+pub fn filter_names(t: &Translation) -> Vec<String> {
+    http_filters(t)
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The virtual host `gloo-system_<name>` of the 8080 route configuration, as JSON.
+pub fn vhost_json(t: &Translation, name: &str) -> serde_json::Value {
+    let json = proxy_json(t);
+    let rc = json["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "listener-::-8080-routes")
+        .cloned()
+        .expect("route config");
+    rc["virtualHosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == format!("gloo-system_{name}"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no virtual host {name} in {rc:#}"))
+}
+
+/// A VirtualService `gloo-system.<name>` on `domain` with vhost options `vh_options` (YAML
+/// block, may be empty) and routes `/a` (with `route_options`, may be empty) and `/b` (none),
+/// both to `up`.
+pub fn vs_with_options(name: &str, domain: &str, vh_options: &str, route_options: &str) -> String {
+    let mut vhost = format!("domains: ['{domain}']\n");
+    if !vh_options.is_empty() {
+        vhost.push_str(&format!("options:\n{}", reindent(vh_options, 2)));
+    }
+    vhost.push_str("routes:\n- matchers: [{prefix: /a}]\n");
+    if !route_options.is_empty() {
+        vhost.push_str(&format!("  options:\n{}", reindent(route_options, 4)));
+    }
+    vhost.push_str("  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n");
+    vhost.push_str("- matchers: [{prefix: /b}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n");
+    vs(name, &vhost)
+}
