@@ -40,7 +40,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::{data_source, http_uri};
 use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
     jwt_provider, jwt_requirement, per_route_config, JwtAuthentication as JwtConfig,
@@ -48,11 +47,10 @@ use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
 };
 use envoy_types::pb::google::protobuf::Any;
 use gloo_filters::jwt::{
-    HyperJwksFetcher, JwksFetchError, JwksFetcher, JwksFuture, JwksRequest, JwtAuthentication,
-    JwtProvider, JwtRejected, JwtRequirement, RemoteJwks,
+    jwks_from_response, HyperJwksFetcher, JwksFetchError, JwksFetcher, JwksFuture, JwksRequest,
+    JwtAuthentication, JwtProvider, JwtRejected, JwtRequirement, RemoteJwks,
 };
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http::{Request, Response};
 use prost::Message;
 use tower::{Layer, ServiceExt};
 
@@ -70,18 +68,16 @@ pub const JWT_AUTHN_TYPE: &str =
 pub const JWT_AUTHN_PER_ROUTE_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig";
 
-/// The largest JWKS document fetched (Envoy buffers the whole answer too).
-const MAX_JWKS_BYTES: usize = 1 << 20;
 /// Filter configs whose built verifier is kept (listeners × stages in force, with room for a
 /// config change).
 const BUILT_CONFIGS: usize = 64;
 
 pub(crate) fn register(registry: &mut FilterRegistry) {
     let factory = JwtAuthnFactory {
-        fetcher: Arc::new(ClusterJwksFetcher {
+        fetcher: ClusterJwksFetcher {
             upstreams: registry.upstreams().clone(),
             direct: HyperJwksFetcher::new(),
-        }),
+        },
         built: Mutex::default(),
     };
     registry.register(JWT_AUTHN_TYPE, factory);
@@ -89,7 +85,7 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
 
 /// Builds [`JwtAuthentication`] layers from `JwtAuthentication` configs.
 struct JwtAuthnFactory {
-    fetcher: Arc<ClusterJwksFetcher>,
+    fetcher: ClusterJwksFetcher,
     /// One verifier per filter config (by its encoding), shared by every route, so keys are
     /// parsed and fetched once per config.
     built: Mutex<HashMap<Vec<u8>, Built>>,
@@ -179,7 +175,7 @@ impl JwtAuthnFactory {
             ));
         }
         let mut builder = JwtAuthentication::builder()
-            .fetcher(SharedFetcher(self.fetcher.clone()))
+            .fetcher(self.fetcher.clone())
             .bypass_cors_preflight(config.bypass_cors_preflight)
             .strip_failure_response(config.strip_failure_response);
         let mut providers: Vec<_> = config.providers.into_iter().collect();
@@ -308,20 +304,18 @@ fn mark_local_reply(mut response: Response<Body>) -> Response<Body> {
 
 /// Fetches a remote JWKS through the cluster its `http_uri` names, as Envoy does (straight
 /// from the URI's host when it names none).
+#[derive(Clone)]
 struct ClusterJwksFetcher {
     upstreams: Upstreams,
     direct: HyperJwksFetcher,
 }
 
-/// The fetcher as the verifier holds it.
-struct SharedFetcher(Arc<ClusterJwksFetcher>);
-
-impl JwksFetcher for SharedFetcher {
+impl JwksFetcher for ClusterJwksFetcher {
     fn fetch(&self, request: &JwksRequest) -> JwksFuture {
         let Some(cluster) = request.cluster().map(str::to_string) else {
-            return self.0.direct.fetch(request);
+            return self.direct.fetch(request);
         };
-        let upstreams = self.0.upstreams.clone();
+        let upstreams = self.upstreams.clone();
         let uri = request.uri().clone();
         Box::pin(async move {
             let mut get = Request::new(Body::empty());
@@ -330,17 +324,7 @@ impl JwksFetcher for SharedFetcher {
                 .send(&cluster, get)
                 .await
                 .map_err(JwksFetchError::new)?;
-            if response.status() != StatusCode::OK {
-                return Err(JwksFetchError::new(format!(
-                    "{uri} answered {}",
-                    response.status()
-                )));
-            }
-            let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
-                .collect()
-                .await
-                .map_err(|e| JwksFetchError::new(format!("{uri}: {e}")))?;
-            Ok::<Bytes, JwksFetchError>(body.to_bytes())
+            jwks_from_response(&uri, response).await
         })
     }
 }

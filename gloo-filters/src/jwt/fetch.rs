@@ -122,17 +122,31 @@ impl JwksFetcher for HyperJwksFetcher {
                 .body(Empty::new())
                 .map_err(JwksFetchError::new)?;
             let response = client.request(request).await.map_err(JwksFetchError::new)?;
-            if response.status() != StatusCode::OK {
-                return Err(JwksFetchError::new(format!(
-                    "{uri} answered {}",
-                    response.status()
-                )));
-            }
-            let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
-                .collect()
-                .await
-                .map_err(JwksFetchError::new)?;
-            Ok(body.to_bytes())
+            jwks_from_response(&uri, response).await
         })
     }
+}
+
+/// The JWKS document in an answer to a fetch of `uri`: its body (at most 1 MiB) if the status
+/// is `200 OK`, else an error naming the URI and the status, as Envoy's `JwksFetcher` treats
+/// it. For [`JwksFetcher`]s that send the request themselves.
+pub async fn jwks_from_response<B>(
+    uri: &Uri,
+    response: http::Response<B>,
+) -> Result<Bytes, JwksFetchError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if response.status() != StatusCode::OK {
+        return Err(JwksFetchError::new(format!(
+            "{uri} answered {}",
+            response.status()
+        )));
+    }
+    let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
+        .collect()
+        .await
+        .map_err(|e| JwksFetchError::new(format!("{uri}: {e}")))?;
+    Ok(body.to_bytes())
 }

@@ -134,7 +134,7 @@ mod verifier;
 
 pub use self::config::{JwtProvider, JwtRequirement, RemoteJwks};
 pub use self::error::{InvalidJwks, JwksFetchError, JwtConfigError};
-pub use self::fetch::{HyperJwksFetcher, JwksFetcher, JwksFuture, JwksRequest};
+pub use self::fetch::{jwks_from_response, HyperJwksFetcher, JwksFetcher, JwksFuture, JwksRequest};
 pub use self::future::ResponseFuture;
 pub use self::layer::{JwtAuthentication, JwtAuthenticationBuilder, JwtAuthnLayer};
 pub use self::service::{JwtAuthn, JwtRejected, VerifiedJwt, VerifiedJwts};
