@@ -928,7 +928,7 @@ impl<'a> Resolver<'a> {
                     }
                     errors.extend(crate::translate::transformation::validate(
                         crate::translate::transformation::Options::weighted(wd.options.as_ref()),
-                        &format!("{path}.multi.destinations[{i}].options"),
+                        format!("{path}.multi.destinations[{i}].options"),
                     ));
                 }
                 if !multi.destinations.is_empty() && total == 0 {
@@ -1003,15 +1003,12 @@ impl<'a> Resolver<'a> {
         }
         errors.extend(options.local_ratelimit().validate(path));
         errors.extend(unenforced(options.unenforced(), path));
-        errors.extend(crate::translate::ratelimit::validate_route(
-            options,
-            &path.to_string(),
-        ));
+        errors.extend(crate::translate::ratelimit::validate_route(options, path));
         errors.extend(crate::translate::transformation::validate(
             crate::translate::transformation::Options::route(options),
-            &path.to_string(),
+            path,
         ));
-        for (at, extension) in crate::translate::jwt::route_extensions(options, &path.to_string()) {
+        for (at, extension) in crate::translate::jwt::route_extensions(options, path) {
             errors.extend(crate::translate::jwt::validate(extension, &at));
         }
         if let Some(retries) = &options.retries {
@@ -1054,7 +1051,11 @@ impl<'a> Resolver<'a> {
             // serving, as for VirtualServices. One never accepted is served as far as it can
             // be: not at all if its address, port or HTTP options are bad, without its bad
             // chains if it is a hybrid gateway.
-            let object = if problems.is_empty() {
+            // What is served below is re-checked only when it is not the version just found
+            // valid (a last accepted version whose chain Secret has gone, or a version never
+            // accepted), so a valid Gateway is checked once per run.
+            let checked = problems.is_empty();
+            let object = if checked {
                 if !snapshot.gateways.is_empty() {
                     self.lkg
                         .gateways
@@ -1075,7 +1076,7 @@ impl<'a> Resolver<'a> {
             };
             let spec = &object.spec;
             let port = spec.bind_port;
-            if port == 0 || port > 65535 {
+            if !checked && (port == 0 || port > 65535) {
                 continue;
             }
             let address = if spec.bind_address.is_empty() {
@@ -1083,13 +1084,16 @@ impl<'a> Resolver<'a> {
             } else {
                 spec.bind_address.clone()
             };
-            if address.parse::<std::net::IpAddr>().is_err() {
+            if !checked && address.parse::<std::net::IpAddr>().is_err() {
                 continue;
             }
-            if let Some(http) = &spec.http_gateway {
-                if !http_gateway_problems(http, "spec.httpGateway").is_empty() {
-                    continue;
-                }
+            if !checked
+                && spec
+                    .http_gateway
+                    .as_ref()
+                    .is_some_and(|http| !http_gateway_problems(http, "spec.httpGateway").is_empty())
+            {
+                continue;
             }
             let kind = if spec.tcp_gateway.is_some() {
                 ListenerKind::Tcp
@@ -1104,9 +1108,10 @@ impl<'a> Resolver<'a> {
                 }
                 let mut chains = Vec::new();
                 for (index, matched) in hybrid.matched_gateways.iter().enumerate() {
-                    if !self
-                        .matched_gateway_problems(&reference, index, matched)
-                        .is_empty()
+                    if !checked
+                        && !self
+                            .matched_gateway_problems(&reference, index, matched)
+                            .is_empty()
                     {
                         continue;
                     }

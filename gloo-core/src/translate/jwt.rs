@@ -376,10 +376,10 @@ pub(crate) fn host_extensions<'a>(
 }
 
 /// Every set of providers a route's options set, with its field path.
-pub(crate) fn route_extensions<'a>(
-    options: &'a RouteOptions,
-    path: &str,
-) -> Vec<(String, &'a VhostExtension)> {
+pub(crate) fn route_extensions(
+    options: &RouteOptions,
+    path: impl std::fmt::Display,
+) -> Vec<(String, &VhostExtension)> {
     let mut out = Vec::new();
     if let Some(s) = &options.jwt_providers_staged {
         if let Some(j) = &s.before_ext_auth {

@@ -629,7 +629,7 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             .flat_map(|(i, d)| {
                 transformation::validate(
                     transformation::Options::weighted(d.options.as_ref()),
-                    &format!("spec.destinations[{i}].options"),
+                    format!("spec.destinations[{i}].options"),
                 )
             })
             .collect();

@@ -621,11 +621,11 @@ pub(crate) fn validate_host(options: &VirtualHostOptions, path: &str) -> Vec<Str
 }
 
 /// What Gloo refuses in the rate limit actions of a route's options.
-pub(crate) fn validate_route(options: &RouteOptions, path: &str) -> Vec<String> {
+pub(crate) fn validate_route(options: &RouteOptions, path: impl std::fmt::Display) -> Vec<String> {
     validate(Global::of_route(options), path)
 }
 
-fn validate(global: Global<'_>, path: &str) -> Vec<String> {
+fn validate(global: Global<'_>, path: impl std::fmt::Display) -> Vec<String> {
     let mut problems = Vec::new();
     for (name, _, list) in global.lists(false) {
         for (i, entry) in list.iter().enumerate() {

@@ -582,7 +582,7 @@ fn extraction(e: &Extraction) -> pb::Extraction {
 
 /// The problems of the transformation options at `path` (e.g. `spec.virtualHost.options`),
 /// each naming the field.
-pub(crate) fn validate(options: Options<'_>, path: &str) -> Vec<String> {
+pub(crate) fn validate(options: Options<'_>, path: impl std::fmt::Display) -> Vec<String> {
     let mut errors = Vec::new();
     if let Some(t) = options.legacy {
         let at = format!("{path}.transformations");
