@@ -579,6 +579,28 @@ macro_rules! unenforced_options {
     }};
 }
 
+/// The local token buckets of each rate limit stage (the body of both `local_ratelimit`
+/// methods: the two option types name these fields alike).
+macro_rules! local_ratelimit_stages {
+    ($options:expr) => {{
+        let o = $options;
+        crate::model::ratelimit::LocalRateLimitStages {
+            ratelimit: o
+                .ratelimit
+                .as_ref()
+                .and_then(|r| r.local_ratelimit.as_ref()),
+            early: o
+                .ratelimit_early
+                .as_ref()
+                .and_then(|r| r.local_ratelimit.as_ref()),
+            regular: o
+                .ratelimit_regular
+                .as_ref()
+                .and_then(|r| r.local_ratelimit.as_ref()),
+        }
+    }};
+}
+
 impl RouteOptions {
     /// The options set here that gloo does not enforce yet, by field name. A route that sets
     /// one is rejected rather than served without it: a route must never be served open
@@ -590,20 +612,7 @@ impl RouteOptions {
 
     /// The local rate limit token buckets set in each rate limit stage.
     pub fn local_ratelimit(&self) -> crate::model::ratelimit::LocalRateLimitStages<'_> {
-        crate::model::ratelimit::LocalRateLimitStages {
-            ratelimit: self
-                .ratelimit
-                .as_ref()
-                .and_then(|r| r.local_ratelimit.as_ref()),
-            early: self
-                .ratelimit_early
-                .as_ref()
-                .and_then(|r| r.local_ratelimit.as_ref()),
-            regular: self
-                .ratelimit_regular
-                .as_ref()
-                .and_then(|r| r.local_ratelimit.as_ref()),
-        }
+        local_ratelimit_stages!(self)
     }
 
     /// The `host_rewrite_type` oneof.
@@ -796,20 +805,7 @@ impl VirtualHostOptions {
 
     /// The local rate limit token buckets set in each rate limit stage.
     pub fn local_ratelimit(&self) -> crate::model::ratelimit::LocalRateLimitStages<'_> {
-        crate::model::ratelimit::LocalRateLimitStages {
-            ratelimit: self
-                .ratelimit
-                .as_ref()
-                .and_then(|r| r.local_ratelimit.as_ref()),
-            early: self
-                .ratelimit_early
-                .as_ref()
-                .and_then(|r| r.local_ratelimit.as_ref()),
-            regular: self
-                .ratelimit_regular
-                .as_ref()
-                .and_then(|r| r.local_ratelimit.as_ref()),
-        }
+        local_ratelimit_stages!(self)
     }
 
     /// Checks every oneof of these options (rate limit stages, JWT).

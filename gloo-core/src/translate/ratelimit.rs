@@ -152,33 +152,34 @@ fn refs(r: Option<&RateLimitConfigRefs>) -> &[RateLimitConfigRef] {
     r.map_or(&[], |r| &r.refs)
 }
 
-impl<'a> Global<'a> {
-    fn of_host(o: &'a VirtualHostOptions) -> Self {
+/// The global limits of a virtual host's or a route's options (the two types name these
+/// fields alike).
+macro_rules! global_of {
+    ($o:expr) => {
         Global {
-            ratelimit: o.ratelimit.as_deref().map_or(&[], |r| &r.rate_limits),
-            early: o.ratelimit_early.as_deref().map_or(&[], |r| &r.rate_limits),
-            regular: o
+            ratelimit: $o.ratelimit.as_deref().map_or(&[], |r| &r.rate_limits),
+            early: $o
+                .ratelimit_early
+                .as_deref()
+                .map_or(&[], |r| &r.rate_limits),
+            regular: $o
                 .ratelimit_regular
                 .as_deref()
                 .map_or(&[], |r| &r.rate_limits),
-            configs: refs(o.rate_limit_configs.as_ref()),
-            early_configs: refs(o.rate_limit_early_configs.as_ref()),
-            regular_configs: refs(o.rate_limit_regular_configs.as_ref()),
+            configs: refs($o.rate_limit_configs.as_ref()),
+            early_configs: refs($o.rate_limit_early_configs.as_ref()),
+            regular_configs: refs($o.rate_limit_regular_configs.as_ref()),
         }
+    };
+}
+
+impl<'a> Global<'a> {
+    fn of_host(o: &'a VirtualHostOptions) -> Self {
+        global_of!(o)
     }
 
     fn of_route(o: &'a RouteOptions) -> Self {
-        Global {
-            ratelimit: o.ratelimit.as_deref().map_or(&[], |r| &r.rate_limits),
-            early: o.ratelimit_early.as_deref().map_or(&[], |r| &r.rate_limits),
-            regular: o
-                .ratelimit_regular
-                .as_deref()
-                .map_or(&[], |r| &r.rate_limits),
-            configs: refs(o.rate_limit_configs.as_ref()),
-            early_configs: refs(o.rate_limit_early_configs.as_ref()),
-            regular_configs: refs(o.rate_limit_regular_configs.as_ref()),
-        }
+        global_of!(o)
     }
 
     /// The inline lists with their option name and stage.
