@@ -27,10 +27,15 @@
 //!   as a tower layer: regex extractors and Inja-compatible templates rendered with
 //!   `minijinja`, bodies buffered only when a template needs them.
 //!
+//! * `extauth`: the `extauth` module, Gloo's external auth (`AuthConfig`) as a tower layer
+//!   (work in progress).
+//!
 //! The other filters are filled in by the filters issue.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "extauth")]
+pub mod extauth;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 #[cfg(feature = "ratelimit")]
