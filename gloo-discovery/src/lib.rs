@@ -1,13 +1,24 @@
 //! # gloo-discovery
 //!
-//! The `Discovery` plugin trait and gloo's discovery plugins: Kubernetes services
-//! (`<namespace>-<service>-<port>` upstreams), Consul (`consul-svc:<name>` with `tag_<t>` /
-//! `dc_<dc>` endpoint labels), EC2 instances matching tag filters, and AWS Lambda functions,
-//! each behind its own cargo feature. Plugins publish upstreams and endpoints that
-//! `gloo_core::translate::Translator::update_endpoints` turns into EDS updates without
-//! re-translating routes.
+//! Service discovery for gloo: the [`Discovery`] plugin trait, the [`DiscoveryRunner`] that runs
+//! plugins beside a config source, and gloo's own plugins, each behind a cargo feature:
+//! Kubernetes services (`<namespace>-<service>-<port>` upstreams), Consul (`consul-svc:<name>`
+//! with `tag_<t>` / `dc_<dc>` endpoint labels), EC2 instances matching tag filters, and AWS
+//! Lambda functions.
 //!
-//! This crate is filled in by the discovery issue; today it only reserves its place in the
-//! workspace.
+//! Plugins publish upstreams (Gloo's UDS) and endpoints (Gloo's EDS). Discovered upstreams join
+//! the config source's resources (what a user wrote wins over a discovered upstream of the same
+//! name); endpoints go to [`Translator::update_endpoints`](gloo_core::translate::Translator::update_endpoints),
+//! the fast path that rebuilds only the changed ClusterLoadAssignments and translates no route.
+//!
+//! Write your own plugin by implementing [`Discovery`]; `examples/` has one that reads a file.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod plugin;
+mod runner;
+
+pub use plugin::{
+    BoxFuture, Discovery, DiscoveryContext, DiscoveryError, Publisher, Upstream, Upstreams,
+};
+pub use runner::{DiscoveryRunner, RunningDiscovery};

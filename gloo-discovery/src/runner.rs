@@ -1,0 +1,395 @@
+//! [`DiscoveryRunner`]: runs plugins next to a config source and merges what they find.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gloo_core::load::{LoadedResource, Origin};
+use gloo_core::model::{Resource, ResourceRef, DEFAULT_NAMESPACE};
+use gloo_core::source::{ConfigSource, SourceSnapshot};
+use gloo_core::translate::Endpoints;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::plugin::{Discovery, DiscoveryContext, Publisher, Upstream, Upstreams};
+
+/// Runs [`Discovery`] plugins beside a config source.
+///
+/// [`start`](Self::start) gives a [`RunningDiscovery`]: a [`ConfigSource`] holding the config
+/// source's resources plus every discovered upstream, and a watch of the discovered endpoints
+/// to feed [`Translator::update_endpoints`](gloo_core::translate::Translator::update_endpoints).
+///
+/// ```
+/// use std::sync::Arc;
+/// use gloo_core::source::{ConfigSource, MemorySource};
+/// use gloo_discovery::DiscoveryRunner;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let config = Arc::new(MemorySource::new("app"));
+/// let running = DiscoveryRunner::new().start(config);
+/// assert!(running.subscribe().borrow().resources.is_empty());
+/// assert!(running.endpoints().borrow().is_empty());
+/// # }
+/// ```
+pub struct DiscoveryRunner {
+    plugins: Vec<Arc<dyn Discovery>>,
+    backoff: Backoff,
+}
+
+impl fmt::Debug for DiscoveryRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscoveryRunner")
+            .field(
+                "plugins",
+                &self.plugins.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            )
+            .field("backoff", &self.backoff)
+            .finish()
+    }
+}
+
+impl Default for DiscoveryRunner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How long a failed plugin waits before it is started again: `initial`, doubling up to `max`.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+}
+
+impl DiscoveryRunner {
+    /// A runner with no plugins; a failed plugin is restarted after 1 s, doubling up to 30 s.
+    pub fn new() -> Self {
+        DiscoveryRunner {
+            plugins: Vec::new(),
+            backoff: Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+            },
+        }
+    }
+
+    /// Adds a plugin.
+    pub fn plugin(mut self, plugin: impl Discovery) -> Self {
+        self.plugins.push(Arc::new(plugin));
+        self
+    }
+
+    /// Adds a shared plugin.
+    pub fn plugin_arc(mut self, plugin: Arc<dyn Discovery>) -> Self {
+        self.plugins.push(plugin);
+        self
+    }
+
+    /// Sets the restart backoff of failed plugins: `initial`, doubling up to `max`.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = Backoff {
+            initial,
+            max: max.max(initial),
+        };
+        self
+    }
+
+    /// Starts the plugins and the merge on the current tokio runtime. Everything stops when
+    /// the returned [`RunningDiscovery`] is dropped.
+    pub fn start(self, config: Arc<dyn ConfigSource>) -> RunningDiscovery {
+        let name = format!("{}+discovery", config.name());
+        let config_updates = config.subscribe();
+        let (upstream_tx, upstream_rx) = watch::channel(0u64);
+        let (endpoints_tx, endpoints_rx) = watch::channel(Arc::new(Endpoints::new()));
+        let mut feeds = Vec::new();
+        let mut feed_rx = Vec::new();
+        for _ in &self.plugins {
+            let (tx, rx) = watch::channel(Arc::new(Upstreams::new()));
+            feeds.push(tx);
+            feed_rx.push(rx);
+        }
+        let shared = Arc::new(Shared {
+            names: self.plugins.iter().map(|p| p.name().to_string()).collect(),
+            state: Mutex::new(State {
+                upstreams: vec![Vec::new(); self.plugins.len()],
+                endpoints: vec![Endpoints::new(); self.plugins.len()],
+            }),
+            upstream_changes: upstream_tx,
+            endpoints: endpoints_tx,
+        });
+        let initial = merge(
+            &config_updates.borrow(),
+            &shared.lock().upstreams,
+            &shared.names,
+        );
+        let (source_tx, source_rx) = watch::channel(Arc::new(initial));
+        let resolvers: Vec<Arc<dyn Discovery>> = self.plugins.clone();
+        feed_plugins(&source_rx.borrow(), &resolvers, &feeds);
+
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(merge_loop(
+            config_updates,
+            upstream_rx,
+            shared.clone(),
+            source_tx,
+            resolvers,
+            feeds,
+        )));
+        for (index, (plugin, upstreams)) in self.plugins.into_iter().zip(feed_rx).enumerate() {
+            let context = DiscoveryContext {
+                upstreams,
+                publisher: Publisher {
+                    index,
+                    shared: shared.clone(),
+                },
+            };
+            tasks.push(tokio::spawn(supervise(plugin, context, self.backoff)));
+        }
+        RunningDiscovery {
+            name,
+            _config: config,
+            source: source_rx,
+            endpoints: endpoints_rx,
+            tasks,
+        }
+    }
+}
+
+/// Plugins running beside a config source: a [`ConfigSource`] of the config's resources plus
+/// the discovered upstreams, and the discovered endpoints. Dropping it stops the plugins.
+pub struct RunningDiscovery {
+    name: String,
+    _config: Arc<dyn ConfigSource>,
+    source: watch::Receiver<Arc<SourceSnapshot>>,
+    endpoints: watch::Receiver<Arc<Endpoints>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl fmt::Debug for RunningDiscovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningDiscovery")
+            .field("name", &self.name)
+            .field("tasks", &self.tasks.len())
+            .finish()
+    }
+}
+
+impl RunningDiscovery {
+    /// The endpoints every plugin found, merged (an upstream two plugins resolve gets both
+    /// lists); wakes on every change.
+    pub fn endpoints(&self) -> watch::Receiver<Arc<Endpoints>> {
+        self.endpoints.clone()
+    }
+}
+
+impl ConfigSource for RunningDiscovery {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Arc<SourceSnapshot>> {
+        self.source.clone()
+    }
+}
+
+impl Drop for RunningDiscovery {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What the plugins published, shared by their publishers and the merge.
+pub(crate) struct Shared {
+    names: Vec<String>,
+    state: Mutex<State>,
+    /// Bumped whenever a plugin's upstreams change, to wake the merge.
+    upstream_changes: watch::Sender<u64>,
+    endpoints: watch::Sender<Arc<Endpoints>>,
+}
+
+struct State {
+    upstreams: Vec<Vec<Upstream>>,
+    endpoints: Vec<Endpoints>,
+}
+
+impl Shared {
+    pub(crate) fn plugin_name(&self, index: usize) -> &str {
+        self.names.get(index).map(String::as_str).unwrap_or("?")
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A publisher never panics while holding the lock; recover the data if one did.
+        match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub(crate) fn set_upstreams(&self, index: usize, upstreams: Vec<Upstream>) {
+        let mut state = self.lock();
+        let Some(mine) = state.upstreams.get_mut(index) else {
+            return;
+        };
+        if *mine == upstreams {
+            return;
+        }
+        *mine = upstreams;
+        drop(state);
+        self.upstream_changes
+            .send_modify(|generation| *generation += 1);
+    }
+
+    pub(crate) fn set_endpoints(&self, index: usize, change: impl FnOnce(&mut Endpoints)) {
+        let mut state = self.lock();
+        let Some(mine) = state.endpoints.get_mut(index) else {
+            return;
+        };
+        let before = mine.clone();
+        change(mine);
+        if *mine == before {
+            return;
+        }
+        let mut merged = Endpoints::new();
+        for found in &state.endpoints {
+            for (upstream, endpoints) in found {
+                merged
+                    .entry(upstream.clone())
+                    .or_default()
+                    .extend(endpoints.iter().cloned());
+            }
+        }
+        // Sent under the lock, so two publishers' merges reach the watch in order.
+        self.endpoints.send_replace(Arc::new(merged));
+    }
+}
+
+/// The config source's snapshot with the discovered upstreams added (those the config does
+/// not define itself).
+fn merge(
+    config: &SourceSnapshot,
+    discovered: &[Vec<Upstream>],
+    names: &[String],
+) -> SourceSnapshot {
+    let written: std::collections::BTreeSet<ResourceRef> = config
+        .resources
+        .iter()
+        .filter(|r| matches!(r.resource, Resource::Upstream(_)))
+        .map(|r| reference(r.resource.metadata()))
+        .collect();
+    let mut resources = config.resources.clone();
+    for (plugin, upstreams) in discovered.iter().enumerate() {
+        let origin: Arc<str> = format!(
+            "discovery:{}",
+            names.get(plugin).map(String::as_str).unwrap_or("?")
+        )
+        .into();
+        for (index, upstream) in upstreams.iter().enumerate() {
+            if written.contains(&reference(&upstream.metadata)) {
+                continue;
+            }
+            resources.push(LoadedResource {
+                resource: Resource::Upstream(Arc::new(upstream.clone())),
+                origin: Origin::new(origin.clone(), index + 1),
+            });
+        }
+    }
+    SourceSnapshot {
+        resources,
+        errors: config.errors.clone(),
+        generation: 0,
+    }
+}
+
+fn reference(meta: &gloo_core::model::ObjectMeta) -> ResourceRef {
+    ResourceRef::new(
+        meta.namespace
+            .as_deref()
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or(DEFAULT_NAMESPACE),
+        meta.name.clone(),
+    )
+}
+
+/// Hands each plugin the upstreams in force that it resolves (only when they changed).
+fn feed_plugins(
+    snapshot: &SourceSnapshot,
+    plugins: &[Arc<dyn Discovery>],
+    feeds: &[watch::Sender<Arc<Upstreams>>],
+) {
+    for (plugin, feed) in plugins.iter().zip(feeds) {
+        let mine: Upstreams = snapshot
+            .resources
+            .iter()
+            .filter_map(|r| match &r.resource {
+                Resource::Upstream(u) if plugin.resolves(&u.spec) => {
+                    Some((reference(&u.metadata), u.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        feed.send_if_modified(|current| {
+            if **current == mine {
+                false
+            } else {
+                *current = Arc::new(mine);
+                true
+            }
+        });
+    }
+}
+
+/// Re-merges whenever the config or a plugin's upstreams change.
+async fn merge_loop(
+    mut config: watch::Receiver<Arc<SourceSnapshot>>,
+    mut upstream_changes: watch::Receiver<u64>,
+    shared: Arc<Shared>,
+    source: watch::Sender<Arc<SourceSnapshot>>,
+    plugins: Vec<Arc<dyn Discovery>>,
+    feeds: Vec<watch::Sender<Arc<Upstreams>>>,
+) {
+    let mut generation = 0u64;
+    loop {
+        tokio::select! {
+            changed = config.changed() => if changed.is_err() { return },
+            changed = upstream_changes.changed() => if changed.is_err() { return },
+        }
+        let config_snapshot = config.borrow_and_update().clone();
+        upstream_changes.borrow_and_update();
+        let mut merged = {
+            let state = shared.lock();
+            merge(&config_snapshot, &state.upstreams, &shared.names)
+        };
+        generation += 1;
+        merged.generation = generation;
+        feed_plugins(&merged, &plugins, &feeds);
+        source.send_replace(Arc::new(merged));
+    }
+}
+
+/// Runs one plugin, starting it again after a backoff whenever it fails.
+async fn supervise(plugin: Arc<dyn Discovery>, context: DiscoveryContext, backoff: Backoff) {
+    let mut delay = backoff.initial;
+    loop {
+        let started = tokio::time::Instant::now();
+        match plugin.clone().run(context.clone()).await {
+            Ok(()) => return,
+            Err(err) => {
+                // A plugin that ran for a while before failing starts over from the first delay.
+                if started.elapsed() > backoff.max {
+                    delay = backoff.initial;
+                }
+                tracing::warn!(
+                    plugin = plugin.name(),
+                    error = %err,
+                    retry_in = ?delay,
+                    "discovery failed; what it found keeps serving"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(backoff.max);
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The runner: discovered upstreams join the config, plugins see only the upstreams they
+//! resolve, endpoints merge, and a failing plugin is restarted without losing what it found.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gloo_core::model::upstream::UpstreamSpec;
+use gloo_core::model::{ObjectMeta, Resource, ResourceRef};
+use gloo_core::source::{ConfigSource, MemorySource, SourceSnapshot};
+use gloo_core::translate::{Endpoint, Endpoints};
+use gloo_discovery::{
+    BoxFuture, Discovery, DiscoveryContext, DiscoveryError, DiscoveryRunner, Upstream,
+};
+use tokio::sync::watch;
+
+fn upstream(namespace: &str, name: &str, yaml_spec: &str) -> Upstream {
+    let spec: UpstreamSpec = parse_spec(yaml_spec);
+    Upstream::new(
+        ObjectMeta {
+            name: name.into(),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        },
+        spec,
+    )
+}
+
+fn parse_spec(yaml: &str) -> UpstreamSpec {
+    let source = MemorySource::new("spec");
+    source.set_yaml(&format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: x}}\nspec: {yaml}\n"
+    ));
+    let snapshot = source.subscribe().borrow().clone();
+    match &snapshot.resources[0].resource {
+        Resource::Upstream(u) => u.spec.clone(),
+        other => panic!("not an upstream: {other:?}"),
+    }
+}
+
+fn upstream_names(snapshot: &SourceSnapshot) -> Vec<(String, String)> {
+    let mut names: Vec<_> = snapshot
+        .resources
+        .iter()
+        .filter(|r| matches!(r.resource, Resource::Upstream(_)))
+        .map(|r| {
+            (
+                r.resource.metadata().name.clone(),
+                r.origin.file.to_string(),
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+async fn wait_for<T: Clone>(
+    rx: &mut watch::Receiver<T>,
+    what: &str,
+    mut ok: impl FnMut(&T) -> bool,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let current = rx.borrow_and_update().clone();
+        if ok(&current) {
+            return current;
+        }
+        tokio::select! {
+            changed = rx.changed() => assert!(changed.is_ok(), "channel closed waiting for {what}"),
+            _ = tokio::time::sleep_until(deadline) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+/// Discovers two upstreams (`apps.a`, `apps.b`) and resolves every `kube` upstream to one
+/// endpoint whose port is the upstream's service port; records what it was asked to resolve.
+struct Kubeish {
+    asked: watch::Sender<Vec<String>>,
+}
+
+impl Discovery for Kubeish {
+    fn name(&self) -> &str {
+        "kubeish"
+    }
+
+    fn resolves(&self, upstream: &UpstreamSpec) -> bool {
+        upstream.kube.is_some()
+    }
+
+    fn run(
+        self: Arc<Self>,
+        mut context: DiscoveryContext,
+    ) -> BoxFuture<'static, Result<(), DiscoveryError>> {
+        Box::pin(async move {
+            context.publisher.set_upstreams([
+                upstream(
+                    "apps",
+                    "a",
+                    "{kube: {serviceName: a, serviceNamespace: apps, servicePort: 80}}",
+                ),
+                upstream(
+                    "apps",
+                    "b",
+                    "{kube: {serviceName: b, serviceNamespace: apps, servicePort: 81}}",
+                ),
+            ]);
+            loop {
+                let upstreams = context.upstreams.borrow_and_update().clone();
+                self.asked
+                    .send_replace(upstreams.keys().map(|r| r.to_string()).collect());
+                let endpoints: Endpoints = upstreams
+                    .iter()
+                    .map(|(r, u)| {
+                        let port = u
+                            .spec
+                            .kube
+                            .as_ref()
+                            .and_then(|k| k.service_port)
+                            .unwrap_or(0);
+                        (r.clone(), vec![Endpoint::new("10.1.0.1", port)])
+                    })
+                    .collect();
+                context.publisher.set_endpoints(endpoints);
+                if context.upstreams.changed().await.is_err() {
+                    return Ok(());
+                }
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn discovered_upstreams_join_the_config_and_written_ones_win() {
+    let config = Arc::new(MemorySource::new("dir"));
+    config.set_yaml(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: b, namespace: apps}\nspec: {kube: {serviceName: b, serviceNamespace: apps, servicePort: 9090}}\n---\napiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: s, namespace: apps}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 1}]}}\n",
+    );
+    let (asked, mut asked_rx) = watch::channel(Vec::new());
+    let running = DiscoveryRunner::new()
+        .plugin(Kubeish { asked })
+        .start(config.clone());
+    let mut source = running.subscribe();
+    let merged = wait_for(&mut source, "discovered upstream a", |s| {
+        upstream_names(s).len() == 3
+    })
+    .await;
+    // `b` is the user's (origin `dir`), `a` discovered; the static upstream is untouched.
+    assert_eq!(
+        upstream_names(&merged),
+        [
+            ("a".to_string(), "discovery:kubeish".to_string()),
+            ("b".to_string(), "dir".to_string()),
+            ("s".to_string(), "dir".to_string()),
+        ]
+    );
+    // The plugin resolves the kube upstreams in force (the user's `b` with its own port), not
+    // the static one.
+    wait_for(&mut asked_rx, "asked for a and b", |a| {
+        *a == ["apps.a".to_string(), "apps.b".to_string()]
+    })
+    .await;
+    let mut endpoints = running.endpoints();
+    let found = wait_for(&mut endpoints, "endpoints of a and b", |e| e.len() == 2).await;
+    assert_eq!(found[&ResourceRef::new("apps", "b")][0].port, 9090);
+    assert_eq!(found[&ResourceRef::new("apps", "a")][0].port, 80);
+
+    // The user deletes their `b`: the discovered one takes its place and is resolved with its
+    // own port.
+    config.set_yaml("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: s, namespace: apps}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 1}]}}\n");
+    let merged = wait_for(&mut source, "discovered b", |s| {
+        upstream_names(s).contains(&("b".to_string(), "discovery:kubeish".to_string()))
+    })
+    .await;
+    assert_eq!(upstream_names(&merged).len(), 3);
+    let found = wait_for(&mut endpoints, "b on its discovered port", |e| {
+        e.get(&ResourceRef::new("apps", "b"))
+            .is_some_and(|b| b[0].port == 81)
+    })
+    .await;
+    assert_eq!(found.len(), 2);
+}
+
+/// Publishes one endpoint, then fails every run after the first; counts its runs.
+struct Flaky {
+    runs: Arc<AtomicUsize>,
+}
+
+impl Discovery for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+
+    fn run(
+        self: Arc<Self>,
+        context: DiscoveryContext,
+    ) -> BoxFuture<'static, Result<(), DiscoveryError>> {
+        Box::pin(async move {
+            let run = self.runs.fetch_add(1, Ordering::SeqCst);
+            if run == 0 {
+                context.publisher.set_upstream_endpoints(
+                    ResourceRef::new("apps", "ext"),
+                    vec![Endpoint::new("192.0.2.1", 443)],
+                );
+            }
+            Err(DiscoveryError::new(format!("run {run}: agent unreachable")))
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_plugin_is_restarted_with_backoff_and_keeps_what_it_found() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let running = DiscoveryRunner::new()
+        .backoff(Duration::from_secs(1), Duration::from_secs(4))
+        .plugin(Flaky { runs: runs.clone() })
+        .start(Arc::new(MemorySource::new("dir")));
+    // Paused time: runs start at 0, 1, 3, 7 and 11 s (backoff 1, 2, 4, then capped at 4).
+    tokio::time::sleep(Duration::from_millis(11_500)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 5);
+    let endpoints = running.endpoints().borrow().clone();
+    assert_eq!(
+        endpoints[&ResourceRef::new("apps", "ext")],
+        [Endpoint::new("192.0.2.1", 443)]
+    );
+    drop(running);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        5,
+        "dropping the runner stops the plugin"
+    );
+}
