@@ -1838,7 +1838,9 @@ impl<'a> Resolver<'a> {
                         "{}.consul: Upstream {r} (Consul service {}) not found; {}",
                         field(),
                         c.service_name,
-                        self.outcome("the route answers 503 until Consul discovery finds the service")
+                        self.outcome(
+                            "the route answers 503 until Consul discovery finds the service"
+                        )
                     ));
                 }
             }

@@ -71,7 +71,9 @@ fn consul_destination_routes_to_the_discovered_upstreams_cluster() {
     let routes = vhost_routes(route_config(&t), "gloo-system_default");
     assert_eq!(cluster_of(&routes[0]), "consul-svc:web_gloo-system");
     // The cluster exists and is fed over EDS.
-    assert!(proxy(&t).clusters.contains_key("consul-svc:web_gloo-system"));
+    assert!(proxy(&t)
+        .clusters
+        .contains_key("consul-svc:web_gloo-system"));
     let mut endpoints = Endpoints::new();
     endpoints.insert(gs("consul-svc:web"), vec![Endpoint::new("10.0.0.7", 8080)]);
     let updated = translator.update_endpoints(endpoints).clone();
