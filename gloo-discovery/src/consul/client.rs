@@ -214,6 +214,39 @@ pub fn next_index(sent: u64, returned: u64) -> u64 {
     }
 }
 
+/// The index a blocking query watch blocks on, updated from each answer with [`next_index`].
+///
+/// ```
+/// use gloo_discovery::consul::BlockingIndex;
+/// let mut index = BlockingIndex::default();
+/// assert!(index.advance(7));   // the first answer
+/// assert!(!index.advance(7));  // the wait ended without a change
+/// assert!(index.advance(3));   // went backwards: a change, and the next query starts over
+/// assert_eq!(index.get(), 0);
+/// ```
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BlockingIndex(u64);
+
+impl BlockingIndex {
+    /// The index to send with the next query (0: answer at once).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// Takes the `X-Consul-Index` of an answer; false when it is the index the query blocked
+    /// on (the wait ended without a change).
+    pub fn advance(&mut self, returned: u64) -> bool {
+        let unchanged = self.0 != 0 && returned == self.0;
+        self.0 = next_index(self.0, returned);
+        !unchanged
+    }
+
+    /// Starts over from 0 (after a failure the index may be stale).
+    pub fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
 /// One instance of a service, as `/v1/health/service/<name>` lists it: the node, the
 /// service registration and every check of both.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -12,7 +12,9 @@ use gloo_core::translate::{Endpoint, Endpoints};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
-use super::client::{next_index, ConsulClient, ConsulConfig, ConsulError, ServiceEntry};
+use super::client::{
+    Blocking, BlockingIndex, ConsulClient, ConsulConfig, ConsulError, ServiceEntry,
+};
 use crate::plugin::{BoxFuture, Discovery, DiscoveryContext, DiscoveryError, Upstream, Upstreams};
 
 /// The prefix of the upstreams discovered for Consul services (`consul-svc:<service>`), Gloo's
@@ -523,26 +525,26 @@ fn labels(tags: &[String], dc: &str, group: &[&ConsulUpstreamSpec]) -> BTreeMap<
     labels
 }
 
-/// Watches one data center's catalog with blocking queries; sends every change.
-async fn watch_catalog(client: ConsulClient, datacenter: String, events: mpsc::Sender<Event>) {
-    let mut index = 0;
+/// Runs one blocking query over and over (`query` is asked with the index to block on) and
+/// sends each changed answer as `event(answer)`; a failure is sent as [`Event::Failed`] and
+/// ends the watch.
+async fn watch<T, Q, F>(mut query: Q, event: impl Fn(T) -> Event, events: mpsc::Sender<Event>)
+where
+    Q: FnMut(u64) -> F,
+    F: std::future::Future<Output = Result<Blocking<T>, ConsulError>>,
+{
+    let mut index = BlockingIndex::default();
     loop {
-        match client.catalog_services(Some(&datacenter), index).await {
+        match query(index.get()).await {
             Err(err) => {
                 let _ = events.send(Event::Failed(err)).await;
                 return;
             }
             Ok(answer) => {
-                // The same index: the wait ended without a change.
-                if answer.index == index && index != 0 {
-                    continue;
+                if !index.advance(answer.index) {
+                    continue; // the wait ended without a change
                 }
-                index = next_index(index, answer.index);
-                let event = Event::Catalog {
-                    datacenter: datacenter.clone(),
-                    services: answer.value,
-                };
-                if events.send(event).await.is_err() {
+                if events.send(event(answer.value)).await.is_err() {
                     return;
                 }
             }
@@ -550,36 +552,40 @@ async fn watch_catalog(client: ConsulClient, datacenter: String, events: mpsc::S
     }
 }
 
-/// Watches one service's instances in one data center with blocking queries.
+/// Watches one data center's catalog.
+async fn watch_catalog(client: ConsulClient, datacenter: String, events: mpsc::Sender<Event>) {
+    let query = |index| {
+        let (client, datacenter) = (client.clone(), datacenter.clone());
+        async move { client.catalog_services(Some(&datacenter), index).await }
+    };
+    let event = |services| Event::Catalog {
+        datacenter: datacenter.clone(),
+        services,
+    };
+    watch(query, event, events).await;
+}
+
+/// Watches one service's instances in one data center.
 async fn watch_health(
     client: ConsulClient,
     key: (String, String),
     generation: u64,
     events: mpsc::Sender<Event>,
 ) {
-    let mut index = 0;
-    loop {
-        match client.health_service(&key.1, Some(&key.0), index).await {
-            Err(err) => {
-                let _ = events.send(Event::Failed(err)).await;
-                return;
-            }
-            Ok(answer) => {
-                if answer.index == index && index != 0 {
-                    continue;
-                }
-                index = next_index(index, answer.index);
-                let event = Event::Health {
-                    key: key.clone(),
-                    generation,
-                    entries: answer.value,
-                };
-                if events.send(event).await.is_err() {
-                    return;
-                }
-            }
+    let query = |index| {
+        let (client, (datacenter, service)) = (client.clone(), key.clone());
+        async move {
+            client
+                .health_service(&service, Some(&datacenter), index)
+                .await
         }
-    }
+    };
+    let event = |entries| Event::Health {
+        key: key.clone(),
+        generation,
+        entries,
+    };
+    watch(query, event, events).await;
 }
 
 #[cfg(test)]

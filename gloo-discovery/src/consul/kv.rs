@@ -12,7 +12,7 @@ use gloo_core::source::{ConfigSource, SourceSnapshot};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::client::{next_index, ConsulClient, KvPair};
+use super::client::{BlockingIndex, ConsulClient, KvPair};
 
 /// Gloo's default `consulKvSource.rootKey`.
 pub const DEFAULT_ROOT_KEY: &str = "gloo";
@@ -107,25 +107,23 @@ impl Drop for ConsulKvSource {
 async fn watch_kv(client: ConsulClient, root: String, sender: watch::Sender<Arc<SourceSnapshot>>) {
     let prefix = format!("{root}/");
     let mut keys: BTreeMap<String, KeyState> = BTreeMap::new();
-    let mut index = 0u64;
+    let mut index = BlockingIndex::default();
     let mut delay = Duration::from_secs(1);
     let mut first = true;
     loop {
-        let answer = match client.kv_list(&prefix, index).await {
+        let answer = match client.kv_list(&prefix, index.get()).await {
             Ok(answer) => answer,
             Err(err) => {
                 tracing::warn!(error = %err, retry_in = ?delay, "Consul KV config source: read failed; keeping the last good config");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
                 // Start over: the index may be stale after an outage.
-                index = 0;
+                index.reset();
                 continue;
             }
         };
         delay = Duration::from_secs(1);
-        let unchanged = answer.index == index && index != 0;
-        index = next_index(index, answer.index);
-        if unchanged {
+        if !index.advance(answer.index) {
             continue;
         }
         let changed = apply(&root, &mut keys, answer.value);

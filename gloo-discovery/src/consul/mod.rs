@@ -35,8 +35,8 @@ mod discovery;
 mod kv;
 
 pub use client::{
-    next_index, AgentService, Blocking, ConsulClient, ConsulConfig, ConsulError, HealthCheck,
-    KvPair, Node, ServiceEntry,
+    next_index, AgentService, Blocking, BlockingIndex, ConsulClient, ConsulConfig, ConsulError,
+    HealthCheck, KvPair, Node, ServiceEntry,
 };
 pub use discovery::{
     upstream_ref, ConsulDiscovery, DATA_CENTER_KEY_PREFIX, DEFAULT_TLS_TAG, TAG_KEY_PREFIX,

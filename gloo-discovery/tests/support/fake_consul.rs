@@ -178,10 +178,15 @@ impl Dc {
     }
 }
 
+/// Token secret → (accessor ID, policy).
+type Tokens = BTreeMap<String, (String, Policy)>;
+
 #[derive(Debug, Default)]
 struct State {
     dcs: BTreeMap<String, Dc>,
-    acl: Option<(BTreeMap<String, (String, Policy)>, Policy)>,
+    /// When ACLs are on: the known tokens (secret → accessor ID, policy) and the anonymous
+    /// policy.
+    acl: Option<(Tokens, Policy)>,
     failing: Option<(StatusCode, String)>,
 }
 
