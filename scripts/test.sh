@@ -49,5 +49,9 @@ cargo nextest run --workspace --no-fail-fast
 # gloo-filters' optional integrations (Redis, the rate limit service under Envoy) are features
 # no workspace member enables; their tests need them on.
 cargo nextest run -p gloo-filters --all-features --no-fail-fast
+# gloo-discovery's plugins are features too (Consul's tests run against a fake Consul in the
+# test tree: no Consul agent ships in a registry these machines reach).
+cargo nextest run -p gloo-discovery --all-features --no-fail-fast
 cargo test --workspace --doc
 cargo test -p gloo-filters --all-features --doc
+cargo test -p gloo-discovery --all-features --doc

@@ -1827,6 +1827,23 @@ impl<'a> Resolver<'a> {
         // Runs for every route: the field path is only formatted for a warning, and a
         // reference that names its namespace is looked up as it is.
         let check = |d: &Destination, field: &dyn Fn() -> String, warnings: &mut Vec<String>| {
+            // A Consul service is the upstream Consul discovery names after it.
+            if let Ok(Some(DestinationTarget::Consul(c))) = d.target() {
+                let r = ResourceRef::new(
+                    crate::model::DEFAULT_NAMESPACE,
+                    format!("consul-svc:{}", c.service_name),
+                );
+                if !self.snapshot.upstreams.contains_key(&r) {
+                    warnings.push(format!(
+                        "{}.consul: Upstream {r} (Consul service {}) not found; {}",
+                        field(),
+                        c.service_name,
+                        self.outcome(
+                            "the route answers 503 until Consul discovery finds the service"
+                        )
+                    ));
+                }
+            }
             if let Ok(Some(DestinationTarget::Upstream(r))) = d.target() {
                 let found = if r.namespace.is_some() {
                     self.snapshot.upstreams.contains_key(r)
@@ -2010,6 +2027,9 @@ fn validate_destination(d: &Destination, path: &FieldPath<'_>, errors: &mut Vec<
         Ok(None) => errors.push(format!("{path}: set one of upstream, kube, consul")),
         Ok(Some(DestinationTarget::Upstream(r))) if r.name.is_empty() => {
             errors.push(format!("{path}.upstream.name: required"))
+        }
+        Ok(Some(DestinationTarget::Consul(c))) if c.service_name.is_empty() => {
+            errors.push(format!("{path}.consul.serviceName: required"))
         }
         Ok(Some(_)) => {}
     }

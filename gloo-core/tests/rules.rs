@@ -52,6 +52,55 @@ fn route_to_missing_upstream_is_a_warning_and_the_route_stays() {
     assert_eq!(vh.routes[0].warnings.len(), 1);
 }
 
+#[test]
+fn consul_destination_routes_to_the_discovered_upstreams_cluster() {
+    // The upstream Consul discovery publishes for service `web` (Gloo's naming).
+    let discovered = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: 'consul-svc:web', namespace: gloo-system}\nspec:\n  consul: {serviceName: web, dataCenters: [dc1], serviceTags: [v1]}\n";
+    let route = vs(
+        "default",
+        "
+        domains: ['*']
+        routes:
+        - matchers: [{prefix: /}]
+          routeAction: {single: {consul: {serviceName: web}}}
+        ",
+    );
+    let mut translator = Translator::new();
+    let t = translate_with(&mut translator, &docs(&[discovered, &route]));
+    assert_no_rejections(&t);
+    let routes = vhost_routes(route_config(&t), "gloo-system_default");
+    assert_eq!(cluster_of(&routes[0]), "consul-svc:web_gloo-system");
+    // The cluster exists and is fed over EDS.
+    assert!(proxy(&t)
+        .clusters
+        .contains_key("consul-svc:web_gloo-system"));
+    let mut endpoints = Endpoints::new();
+    endpoints.insert(gs("consul-svc:web"), vec![Endpoint::new("10.0.0.7", 8080)]);
+    let updated = translator.update_endpoints(endpoints).clone();
+    let cla = updated["gateway-proxy"].endpoints["consul-svc:web_gloo-system"].resource();
+    assert_eq!(cla.endpoints[0].lb_endpoints.len(), 1);
+
+    // Until discovery finds the service, the route is a warning and answers 503.
+    let t = translate(&route);
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &vs_key("default"),
+        Warning,
+        &[],
+        &["spec.virtualHost.routes[0].routeAction.single.consul: Upstream gloo-system.consul-svc:web (Consul service web) not found; the route answers 503 until Consul discovery finds the service"],
+    );
+    // A Consul destination must name its service.
+    let t = translate(&vs(
+        "default",
+        "routes:\n- routeAction: {single: {consul: {tags: [v1]}}}\n",
+    ));
+    assert_eq!(
+        status(&t, Kind::VirtualService, &vs_key("default")).errors,
+        ["spec.virtualHost.routes[0].routeAction.single.consul.serviceName: required"]
+    );
+}
+
 // ----- domains -------------------------------------------------------------------------------
 
 #[test]

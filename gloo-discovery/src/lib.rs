@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "consul")]
+pub mod consul;
 mod plugin;
 mod runner;
 

@@ -348,10 +348,15 @@ fn route_match(m: &Matcher) -> RouteMatch {
     }
 }
 
-/// The Upstream a destination sends to (for a Kubernetes service: the one discovery names
-/// `<namespace>-<service>-<port>`), or `None` for other destination kinds.
+/// The Upstream a destination sends to: for a Kubernetes service the one discovery names
+/// `<namespace>-<service>-<port>`, for a Consul service `gloo-system/consul-svc:<name>` (Gloo's
+/// `consul.DestinationToUpstreamRef`).
 pub(crate) fn destination_upstream(d: &Destination) -> Option<crate::model::ResourceRef> {
     match d.target() {
+        Ok(Some(DestinationTarget::Consul(c))) => Some(crate::model::ResourceRef::new(
+            crate::model::DEFAULT_NAMESPACE,
+            format!("{CONSUL_UPSTREAM_PREFIX}{}", c.service_name),
+        )),
         Ok(Some(DestinationTarget::Upstream(r))) => {
             Some(r.resolved(crate::model::DEFAULT_NAMESPACE))
         }
@@ -366,14 +371,21 @@ pub(crate) fn destination_upstream(d: &Destination) -> Option<crate::model::Reso
     }
 }
 
-/// The cluster a destination sends to, or `None` for destinations discovery must provide.
+/// The prefix of the upstreams Consul discovery creates (`consul-svc:<service>`), Gloo's
+/// `consul.UpstreamNamePrefix`.
+pub(crate) const CONSUL_UPSTREAM_PREFIX: &str = "consul-svc:";
+
+/// The cluster a destination sends to: its upstream's, named as Gloo's
+/// `UpstreamToClusterName` names it (`<name>_<namespace>`).
 pub(crate) fn destination_cluster(d: &Destination) -> Option<String> {
-    if let Ok(Some(DestinationTarget::Consul(c))) = d.target() {
-        return Some(format!("consul-svc:{}", c.service_name));
-    }
     // Written straight from the reference: this runs once per route, and the intermediate
     // `ResourceRef` would cost two more allocations each time.
     match d.target() {
+        Ok(Some(DestinationTarget::Consul(c))) => Some(format!(
+            "{CONSUL_UPSTREAM_PREFIX}{}_{}",
+            c.service_name,
+            crate::model::DEFAULT_NAMESPACE
+        )),
         Ok(Some(DestinationTarget::Upstream(r))) => Some(format!(
             "{}_{}",
             r.name,
