@@ -566,6 +566,18 @@ async fn callbacks_with_a_wrong_state_or_without_a_login_are_refused() {
         StatusCode::UNAUTHORIZED,
         "the flow cookie is gone after use"
     );
+
+    // A code minted for another nonce (an injected authorization response: same state and
+    // PKCE challenge as the login in progress) is refused when the ID token's nonce differs.
+    let mut browser = Browser::new();
+    let started = location(&denied(browser.app(&step, APP).await));
+    let nonce = param(&started, "nonce").expect("nonce");
+    let injected = started.replace(&format!("nonce={nonce}"), "nonce=someone-elses");
+    assert_ne!(injected, started);
+    let callback = browser.at_provider(&injected, "bob").await;
+    let refused = denied(browser.app(&step, &callback).await);
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.body, "the ID token is not valid");
 }
 
 #[tokio::test]

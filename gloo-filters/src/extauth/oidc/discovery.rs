@@ -380,3 +380,222 @@ impl Discovery {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::extauth::oidc::client::{IdpClient, IdpFuture};
+
+    const ISSUER: &str = "http://idp.test";
+
+    /// An identity provider in memory: serves a discovery document and a JWKS, counts calls.
+    #[derive(Default)]
+    struct Fake {
+        calls: Mutex<Vec<String>>,
+        issuer: Mutex<String>,
+        down: Mutex<bool>,
+    }
+
+    const JWKS: &str =
+        r#"{"keys":[{"kty":"oct","kid":"k1","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"}]}"#;
+
+    impl IdpClient for Arc<Fake> {
+        fn send(&self, request: Request<Bytes>) -> IdpFuture {
+            let path = request.uri().path().to_owned();
+            self.calls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(path.clone());
+            let down = *self.down.lock().unwrap_or_else(|e| e.into_inner());
+            let issuer = self
+                .issuer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            Box::pin(async move {
+                if down {
+                    return Err(IdpError::new("connection refused"));
+                }
+                let body = match path.as_str() {
+                    "/.well-known/openid-configuration" => json!({
+                        "issuer": issuer,
+                        "authorization_endpoint": format!("{ISSUER}/auth"),
+                        "token_endpoint": format!("{ISSUER}/token"),
+                        "jwks_uri": format!("{ISSUER}/jwks"),
+                        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+                    })
+                    .to_string(),
+                    "/jwks" => JWKS.to_owned(),
+                    _ => {
+                        return Ok(Response::builder()
+                            .status(StatusCode::NOT_FOUND)
+                            .body(Bytes::new())
+                            .unwrap_or_default())
+                    }
+                };
+                Ok(Response::new(Bytes::from(body)))
+            })
+        }
+    }
+
+    fn new_fake() -> Arc<Fake> {
+        let fake = Arc::new(Fake::default());
+        *fake.issuer.lock().unwrap_or_else(|e| e.into_inner()) = format!("{ISSUER}/");
+        fake
+    }
+
+    fn calls(fake: &Fake) -> usize {
+        fake.calls.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn discovery(fake: &Arc<Fake>, secret: &str, policy: Value) -> Discovery {
+        let policy: JwksOnDemandCacheRefreshPolicy =
+            serde_json::from_value(policy).expect("policy");
+        let overrides = DiscoveryOverride {
+            token_endpoint: "http://other.test/token".into(),
+            ..DiscoveryOverride::default()
+        };
+        Discovery::new(
+            Idp {
+                client: Arc::new(Arc::clone(fake)),
+                timeout: Duration::from_secs(1),
+                client_id: "app".into(),
+                client_secret: secret.into(),
+            },
+            ISSUER,
+            Some(&overrides),
+            Some(Duration::from_secs(60)),
+            Some(&policy),
+        )
+        .expect("valid")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn metadata_is_cached_until_the_poll_interval_with_overrides_applied() {
+        let fake = new_fake();
+        let d = discovery(&fake, "secret", json!({}));
+        let first = d.current().await.expect("discovered");
+        assert_eq!(calls(&fake), 2, "document and keys");
+        assert_eq!(first.metadata.token_endpoint, "http://other.test/token");
+        assert_eq!(
+            first.metadata.authorization_endpoint,
+            format!("{ISSUER}/auth")
+        );
+        // The provider lists client_secret_post but not _basic.
+        assert_eq!(first.metadata.client_auth, ClientAuth::Post);
+        d.current().await.expect("cached");
+        assert_eq!(calls(&fake), 2);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let again = d.current().await.expect("re-polled");
+        assert_eq!(calls(&fake), 4);
+        assert!(!Arc::ptr_eq(&first, &again));
+
+        // A failed re-poll keeps the last good metadata.
+        *fake.down.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let kept = d.current().await.expect("last good kept");
+        assert!(Arc::ptr_eq(&kept, &again));
+
+        // A public client authenticates with its id only.
+        let public = discovery(&new_fake(), "", json!({}));
+        assert_eq!(
+            public.current().await.expect("ok").metadata.client_auth,
+            ClientAuth::None
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_without_metadata_are_not_retried_by_every_request() {
+        let fake = new_fake();
+        *fake.down.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        let d = discovery(&fake, "secret", json!({}));
+        assert!(d.current().await.is_err());
+        assert!(d.current().await.is_err());
+        assert_eq!(calls(&fake), 1);
+        *fake.down.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        tokio::time::advance(RETRY_AFTER_FAILURE).await;
+        assert!(d.current().await.is_ok());
+
+        // Discovery answering for another issuer is refused.
+        let other = new_fake();
+        *other.issuer.lock().unwrap_or_else(|e| e.into_inner()) = "http://evil.test".into();
+        let err = discovery(&other, "secret", json!({}))
+            .current()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not match issuerUrl"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_keys_refetch_the_jwks_as_the_policy_allows() {
+        for (policy, expected) in [
+            (json!({}), [false, false, false]),
+            (json!({"never": {}}), [false, false, false]),
+            (json!({"always": {}}), [true, true, true]),
+            (
+                json!({"maxIdpReqPerPollingInterval": 1}),
+                [true, false, true],
+            ),
+        ] {
+            let fake = new_fake();
+            let d = discovery(&fake, "secret", policy.clone());
+            let mut seen = d.current().await.expect("discovered");
+            let mut got = Vec::new();
+            for round in 0..3 {
+                if round == 2 {
+                    // A new poll interval resets the budget.
+                    tokio::time::advance(Duration::from_secs(61)).await;
+                    seen = d.current().await.expect("re-polled");
+                }
+                let before = calls(&fake);
+                let fresh = d.refresh_keys(&seen).await;
+                got.push(fresh.is_some());
+                assert_eq!(
+                    calls(&fake) - before,
+                    usize::from(fresh.is_some()),
+                    "{policy}"
+                );
+                if let Some(fresh) = fresh {
+                    seen = fresh;
+                }
+            }
+            assert_eq!(got, expected, "{policy}");
+        }
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let idp = || Idp {
+            client: Arc::new(new_fake()),
+            timeout: Duration::from_secs(1),
+            client_id: "app".into(),
+            client_secret: String::new(),
+        };
+        let err = Discovery::new(idp(), "idp.test", None, None, None).unwrap_err();
+        assert_eq!(err.field(), "issuerUrl");
+        let overrides = DiscoveryOverride {
+            jwks_uri: "/relative".into(),
+            ..DiscoveryOverride::default()
+        };
+        let err = Discovery::new(idp(), ISSUER, Some(&overrides), None, None).unwrap_err();
+        assert_eq!(err.field(), "discoveryOverride.jwksUri");
+        let err = Discovery::new(idp(), ISSUER, None, Some(Duration::ZERO), None).unwrap_err();
+        assert_eq!(err.field(), "discoveryPollInterval");
+        let both = JwksOnDemandCacheRefreshPolicy {
+            never: Some(Default::default()),
+            always: Some(Default::default()),
+            max_idp_req_per_polling_interval: None,
+        };
+        let err = Discovery::new(idp(), ISSUER, None, None, Some(&both)).unwrap_err();
+        assert_eq!(err.field(), "jwksCacheRefreshPolicy");
+    }
+}

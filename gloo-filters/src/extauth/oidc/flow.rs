@@ -1147,3 +1147,160 @@ impl Authorize for OidcAuthorizationCode {
         Box::pin(self.inner.check(request))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn build(extra: Value) -> Result<OidcAuthorizationCode, OidcConfigError> {
+        let mut config = json!({
+            "clientId": "app", "issuerUrl": "http://idp.test", "appUrl": "https://app.example",
+            "callbackPath": "/callback",
+        });
+        if let (Value::Object(config), Value::Object(extra)) = (&mut config, extra) {
+            config.extend(extra);
+        }
+        OidcAuthorizationCode::new(OidcAuthorizationCodeConfig::from_value(config)?)
+    }
+
+    #[test]
+    fn config_errors_name_their_field() {
+        let cases = [
+            (json!({"clientId": ""}), "clientId"),
+            (json!({"appUrl": "app.example"}), "appUrl"),
+            (json!({"callbackPath": ""}), "callbackPath"),
+            (json!({"callbackPath": "callback"}), "callbackPath"),
+            (
+                json!({"callbackPath": "/cb(", "parseCallbackPathAsRegex": true}),
+                "callbackPath",
+            ),
+            (json!({"logoutPath": "logout"}), "logoutPath"),
+            (
+                json!({"frontChannelLogout": {"path": "x"}}),
+                "frontChannelLogout.path",
+            ),
+            (json!({"afterLogoutUrl": "bye"}), "afterLogoutUrl"),
+            (
+                json!({"headers": {"idTokenHeader": "bad header"}}),
+                "headers.idTokenHeader",
+            ),
+            (
+                json!({"identityToken": {"claimsToHeaders": [{"claim": "sub", "header": "x"}, {"claim": "sub"}]}}),
+                "identityToken.claimsToHeaders[1].header",
+            ),
+            (
+                json!({"accessToken": {"claimsToHeaders": [{"header": "x"}]}}),
+                "accessToken.claimsToHeaders[0].claim",
+            ),
+            (
+                json!({"userSession": {"cookie": {}, "redis": {"options": {"host": "r:6379"}}}}),
+                "userSession",
+            ),
+            (
+                json!({"userSession": {"cipherConfig": {"key": "short"}}}),
+                "userSession.cipherConfig.key",
+            ),
+            (
+                json!({"userSession": {"cookieOptions": {"notSecure": true, "sameSite": "NoneMode"}}}),
+                "userSession.cookieOptions.sameSite",
+            ),
+            (
+                json!({"userSession": {"redis": {}}}),
+                "userSession.redis.options.host",
+            ),
+            (
+                json!({"userSession": {"redis": {"options": {"host": "r:6379", "socketType": "TLS"}}}}),
+                "userSession.redis.options.socketType",
+            ),
+            (
+                json!({"userSession": {"redis": {"options": {"host": "user@r:6379"}}}}),
+                "userSession.redis.options.host",
+            ),
+            (
+                json!({"userSession": {"redis": {"options": {"host": "r:6379"}, "headerName": "a b"}}}),
+                "userSession.redis.headerName",
+            ),
+            (
+                json!({"session": {"cipherConfig": {"keyRef": {"name": "k", "namespace": "ns"}}}}),
+                "session.cipherConfig.keyRef",
+            ),
+            (
+                json!({"session": {"redis": {}}}),
+                "session.redis.options.host",
+            ),
+            (json!({"azure": {"clientId": "x"}}), "azure"),
+            (
+                json!({"pkJwtClientAuthenticationConfig": {"signingKey": "k"}}),
+                "pkJwtClientAuthenticationConfig",
+            ),
+            (
+                json!({"autoMapFromMetadata": {"namespace": "n"}}),
+                "autoMapFromMetadata",
+            ),
+            (
+                json!({"dynamicMetadataFromClaims": {"issuer": "iss"}}),
+                "dynamicMetadataFromClaims",
+            ),
+            (
+                json!({"sessionIdHeaderName": "bad header"}),
+                "sessionIdHeaderName",
+            ),
+        ];
+        for (extra, field) in cases {
+            let err = build(extra.clone()).expect_err(&extra.to_string());
+            assert_eq!(err.field(), field, "{extra}: {err}");
+        }
+        let err = OidcAuthorizationCode::builder(
+            OidcAuthorizationCodeConfig::from_value(json!({
+                "clientId": "app", "issuerUrl": "http://idp.test", "appUrl": "https://app.example",
+                "callbackPath": "/callback"}))
+            .expect("config"),
+        )
+        .flow_key(vec![0u8; 16])
+        .build()
+        .unwrap_err();
+        assert!(err.to_string().contains("32 bytes"), "{err}");
+    }
+
+    #[test]
+    fn paths_and_defaults() {
+        let step = build(
+            json!({"callbackPath": "/cb(/[a-z]+)?", "parseCallbackPathAsRegex": true,
+                                "appUrl": "https://app.example/base/", "afterLogoutUrl": "/bye"}),
+        )
+        .expect("builds");
+        let inner = &step.inner;
+        assert!(inner.is_callback("/cb") && inner.is_callback("/cb/x"));
+        assert!(!inner.is_callback("/cb/x/y") && !inner.is_callback("/other/cb"));
+        assert_eq!(inner.redirect_uri, "https://app.example/base/cb(/[a-z]+)?");
+        assert_eq!(inner.after_logout_url, "https://app.example/bye");
+        assert_eq!(inner.scope, "openid");
+        assert!(
+            !inner.allow_refreshing,
+            "cookie sessions do not refresh by default"
+        );
+        assert_eq!(inner.flow_cookie, "oidc_state");
+
+        let step = build(
+            json!({"scopes": ["email", "openid", "email"], "userSession": {
+            "cookie": {"keyPrefix": "p"}}}),
+        )
+        .expect("builds");
+        assert_eq!(step.inner.scope, "openid email");
+        assert_eq!(step.inner.flow_cookie, "p_oidc_state");
+        assert_eq!(step.inner.after_logout_url, "https://app.example");
+    }
+
+    #[cfg(feature = "extauth-oidc-redis")]
+    #[test]
+    fn redis_sessions_refresh_by_default() {
+        let step =
+            build(json!({"userSession": {"redis": {"options": {"host": "127.0.0.1:6379"}}}}))
+                .expect("builds");
+        assert!(step.inner.allow_refreshing);
+        assert_eq!(step.inner.pre_expiry_buffer, 2);
+        assert_eq!(step.inner.flow_cookie, "__session_oidc_state");
+    }
+}

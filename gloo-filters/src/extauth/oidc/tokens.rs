@@ -112,3 +112,146 @@ pub(crate) fn access_token_claims(token: &str, snapshot: &Snapshot, now: u64) ->
         exp: jwt.exp,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use ring::hmac;
+    use serde_json::json;
+
+    use super::*;
+    use crate::extauth::oidc::client::ClientAuth;
+    use crate::extauth::oidc::discovery::Metadata;
+    use crate::jwt::jwks::Jwks;
+
+    const SECRET: &[u8] = b"an HMAC key long enough for HS256";
+    const ISS: &str = "https://idp.example";
+    const NOW: u64 = 1_700_000_000;
+
+    fn snapshot(algs: &[&str]) -> Snapshot {
+        let jwks = json!({"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256",
+                                    "k": URL_SAFE_NO_PAD.encode(SECRET)}]});
+        Snapshot {
+            metadata: Metadata {
+                issuer: ISS.into(),
+                authorization_endpoint: "https://idp.example/auth".into(),
+                token_endpoint: "https://idp.example/token".parse().expect("uri"),
+                jwks_uri: "https://idp.example/jwks".parse().expect("uri"),
+                revocation_endpoint: None,
+                end_session_endpoint: None,
+                client_auth: ClientAuth::Basic,
+                id_token_algs: algs.iter().map(|a| a.to_string()).collect(),
+            },
+            jwks: Arc::new(Jwks::parse(jwks.to_string().as_bytes()).expect("jwks")),
+        }
+    }
+
+    fn sign(header: serde_json::Value, claims: serde_json::Value) -> String {
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, SECRET),
+            signed.as_bytes(),
+        );
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    fn token(claims: serde_json::Value) -> String {
+        sign(json!({"alg": "HS256", "kid": "k1"}), claims)
+    }
+
+    fn good() -> serde_json::Value {
+        json!({"iss": ISS, "aud": "app", "sub": "alice", "exp": NOW + 60, "nonce": "n"})
+    }
+
+    fn with(field: &str, value: serde_json::Value) -> serde_json::Value {
+        let mut claims = good();
+        claims[field] = value;
+        claims
+    }
+
+    #[test]
+    fn id_tokens_are_checked_as_openid_connect_core_says() {
+        let s = snapshot(&[]);
+        let check = |t: &str, nonce| validate_id_token(t, &s, "app", NOW, nonce);
+        let claims = check(&token(good()), Some("n")).expect("valid");
+        assert_eq!((claims.sub(), claims.exp), (Some("alice"), NOW + 60));
+        // Without a nonce to check (a resumed session), any nonce is fine.
+        assert!(check(&token(with("nonce", json!("other"))), None).is_ok());
+
+        let invalid = |claims, nonce| check(&token(claims), nonce).unwrap_err();
+        assert_eq!(
+            invalid(with("nonce", json!("other")), Some("n")),
+            Rejection::Invalid("nonce does not match")
+        );
+        assert_eq!(
+            invalid(with("iss", json!("https://evil")), None),
+            Rejection::Invalid("issuer does not match")
+        );
+        assert_eq!(
+            invalid(with("aud", json!("other-app")), None),
+            Rejection::Invalid("audience does not include the client id")
+        );
+        assert_eq!(
+            invalid(with("aud", json!(["app", "other"])), None),
+            Rejection::Invalid("several audiences and azp is not the client id")
+        );
+        let mut azp = with("aud", json!(["app", "other"]));
+        azp["azp"] = json!("app");
+        assert!(check(&token(azp), None).is_ok());
+        assert_eq!(invalid(with("exp", json!(NOW)), None), Rejection::Expired);
+        let mut no_exp = good();
+        no_exp.as_object_mut().map(|m| m.remove("exp"));
+        assert_eq!(invalid(no_exp, None), Rejection::Invalid("no exp"));
+    }
+
+    #[test]
+    fn signatures_keys_and_algorithms() {
+        let s = snapshot(&[]);
+        let valid = token(good());
+        let forged = format!("{}x", &valid[..valid.len() - 1]);
+        assert_eq!(
+            validate_id_token(&forged, &s, "app", NOW, None).unwrap_err(),
+            Rejection::Invalid("signature does not verify")
+        );
+        let unknown = sign(json!({"alg": "HS256", "kid": "k2"}), good());
+        assert_eq!(
+            validate_id_token(&unknown, &s, "app", NOW, None).unwrap_err(),
+            Rejection::UnknownKey
+        );
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(good().to_string())
+        );
+        assert!(matches!(
+            validate_id_token(&none, &s, "app", NOW, None),
+            Err(Rejection::Invalid(_))
+        ));
+        // The provider (or the override) lists the algorithms ID tokens may use.
+        let rs_only = snapshot(&["RS256"]);
+        assert_eq!(
+            validate_id_token(&valid, &rs_only, "app", NOW, None).unwrap_err(),
+            Rejection::Invalid("signing algorithm not allowed")
+        );
+    }
+
+    #[test]
+    fn access_token_claims_need_a_verified_unexpired_jwt() {
+        let s = snapshot(&[]);
+        let claims = access_token_claims(
+            &token(json!({"iss": ISS, "scope": "read", "exp": NOW + 5})),
+            &s,
+            NOW,
+        )
+        .expect("a verified JWT");
+        assert_eq!(claims.payload["scope"], json!("read"));
+        assert!(access_token_claims("opaque-token", &s, NOW).is_none());
+        assert!(access_token_claims(&token(json!({"iss": ISS, "exp": NOW})), &s, NOW).is_none());
+        assert!(access_token_claims(&token(json!({"iss": "https://evil"})), &s, NOW).is_none());
+    }
+}
