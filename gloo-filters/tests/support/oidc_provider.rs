@@ -2,12 +2,10 @@
 //! (`oidc_provider.mjs`, with `GLOO_TEST_OIDC_NODE_PATH` pointing at its node_modules),
 //! started on a free loopback port and killed by PID on drop.
 
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::redis_server::free_port;
+use super::redis_server::{free_port, wait_until_listening};
 
 /// The node_modules holding oidc-provider, from `GLOO_TEST_OIDC_NODE_PATH`.
 fn node_path() -> String {
@@ -49,16 +47,8 @@ impl OidcProvider {
             child: Some(child),
             port,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(Ok(Some(status))) = provider.child.as_mut().map(Child::try_wait) {
-                panic!("the OpenID Provider exited early: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the OpenID Provider did not listen on 127.0.0.1:{port} within 30 s"
-            );
-            sleep(Duration::from_millis(50));
+        if let Some(child) = provider.child.as_mut() {
+            wait_until_listening(child, port, Duration::from_secs(30), "the OpenID Provider");
         }
         provider
     }

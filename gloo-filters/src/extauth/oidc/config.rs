@@ -37,8 +37,10 @@ use super::error::OidcConfigError;
 /// }"#)?;
 /// assert_eq!(config.client_id, "gloo");
 ///
-/// let typo = OidcAuthorizationCodeConfig::from_json(r#"{"userSession": {"cookieOptions": {"maxAg": 1}}}"#);
-/// assert!(typo.unwrap_err().to_string().starts_with("userSession.cookieOptions: unknown field `maxAg`"));
+/// let typo = OidcAuthorizationCodeConfig::from_json(r#"{"userSession": {"cookieOptions": {"maxAg": 1}}}"#)
+///     .unwrap_err();
+/// assert_eq!(typo.field(), "userSession.cookieOptions.maxAg");
+/// assert!(typo.message().starts_with("unknown field `maxAg`, expected one of `maxAge`"));
 /// # Ok::<(), gloo_filters::extauth::oidc::OidcConfigError>(())
 /// ```
 #[derive(Clone, Default, PartialEq, Deserialize)]

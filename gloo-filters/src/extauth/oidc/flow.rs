@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use super::client::{with_query, ClientAuth, HyperIdpClient, Idp, IdpClient};
 use super::config::{
-    ClaimToHeader, CookieOptions, EndSessionMethod, InternalSession, OidcAuthorizationCodeConfig,
-    RedisSession,
+    CookieOptions, EndSessionMethod, InternalSession, OidcAuthorizationCodeConfig, RedisSession,
+    TokenClaimsToHeaders,
 };
 use super::cookies::{domain_matches, request_cookie, CookieAttributes};
 use super::crypto::{ct_eq, pkce_challenge, random_token, Sealer};
@@ -266,43 +266,37 @@ impl OidcAuthorizationCodeBuilder {
         let id_token_header = header("headers.idTokenHeader", &headers.id_token_header)?;
         let access_token_header =
             header("headers.accessTokenHeader", &headers.access_token_header)?;
-        let claims =
-            |field: &str, list: &[ClaimToHeader]| -> Result<Vec<ClaimHeader>, OidcConfigError> {
-                list.iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        if c.claim.is_empty() {
-                            return Err(OidcConfigError::new(
-                                format!("{field}[{i}].claim"),
-                                "required",
-                            ));
-                        }
-                        let header = header(&format!("{field}[{i}].header"), &c.header)?
-                            .ok_or_else(|| {
-                                OidcConfigError::new(format!("{field}[{i}].header"), "required")
-                            })?;
-                        Ok(ClaimHeader {
-                            claim: c.claim.clone(),
-                            header,
-                            append: c.append,
-                        })
+        let claims = |field: &str,
+                      list: Option<&TokenClaimsToHeaders>|
+         -> Result<Vec<ClaimHeader>, OidcConfigError> {
+            let list = list.map_or(&[][..], |t| &t.claims_to_headers[..]);
+            list.iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if c.claim.is_empty() {
+                        return Err(OidcConfigError::new(
+                            format!("{field}[{i}].claim"),
+                            "required",
+                        ));
+                    }
+                    let header =
+                        header(&format!("{field}[{i}].header"), &c.header)?.ok_or_else(|| {
+                            OidcConfigError::new(format!("{field}[{i}].header"), "required")
+                        })?;
+                    Ok(ClaimHeader {
+                        claim: c.claim.clone(),
+                        header,
+                        append: c.append,
                     })
-                    .collect()
-            };
+                })
+                .collect()
+        };
         let id_token_claims = claims(
             "identityToken.claimsToHeaders",
-            config
-                .identity_token
-                .as_ref()
-                .map_or(&[][..], |t| &t.claims_to_headers),
+            config.identity_token.as_ref(),
         )?;
-        let access_token_claims = claims(
-            "accessToken.claimsToHeaders",
-            config
-                .access_token
-                .as_ref()
-                .map_or(&[][..], |t| &t.claims_to_headers),
-        )?;
+        let access_token_claims =
+            claims("accessToken.claimsToHeaders", config.access_token.as_ref())?;
 
         let session = SessionSettings::from_config(&config)?;
         let cookie_attributes = CookieAttributes::new(
