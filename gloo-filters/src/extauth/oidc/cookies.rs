@@ -105,6 +105,7 @@ impl CookieAttributes {
         value: &str,
         max_age: Option<u64>,
         same_site: SameSite,
+        path: Option<&str>,
     ) -> Option<HeaderValue> {
         if !is_token(name) || !is_cookie_value(value) {
             return None;
@@ -113,7 +114,7 @@ impl CookieAttributes {
         if let Some(age) = max_age {
             out.push_str(&format!("; Max-Age={age}"));
         }
-        if let Some(path) = &self.path {
+        if let Some(path) = path {
             out.push_str(&format!("; Path={path}"));
         }
         if let Some(domain) = &self.domain {
@@ -136,23 +137,38 @@ impl CookieAttributes {
 
     /// `Set-Cookie` for a session cookie; `None` if `name` or `value` cannot be a cookie.
     pub(crate) fn set(&self, name: &str, value: &str) -> Option<HeaderValue> {
-        self.render(name, value, self.max_age.map(u64::from), self.same_site)
+        self.render(
+            name,
+            value,
+            self.max_age.map(u64::from),
+            self.same_site,
+            self.path.as_deref(),
+        )
     }
 
-    /// `Set-Cookie` for the short-lived flow cookie: `max_age` seconds, and `SameSite=Lax`
-    /// unless the options say `None` (it must come back on the identity provider's
-    /// top-level redirect, which `Strict` would drop).
+    /// `Set-Cookie` for the short-lived flow cookie: `max_age` seconds, `Path=/` (it must
+    /// reach the callback path, wherever the session cookies' path points), and `SameSite=Lax`
+    /// unless the options say `None` (it must come back on the identity provider's top-level
+    /// redirect, which `Strict` would drop).
     pub(crate) fn set_flow(&self, name: &str, value: &str, max_age: u64) -> Option<HeaderValue> {
-        let same_site = match self.same_site {
+        self.render(name, value, Some(max_age), self.flow_same_site(), Some("/"))
+    }
+
+    fn flow_same_site(&self) -> SameSite {
+        match self.same_site {
             SameSite::NoneMode => SameSite::NoneMode,
             _ => SameSite::LaxMode,
-        };
-        self.render(name, value, Some(max_age), same_site)
+        }
     }
 
     /// `Set-Cookie` that deletes the cookie `name`.
     pub(crate) fn expire(&self, name: &str) -> Option<HeaderValue> {
-        self.render(name, "", Some(0), self.same_site)
+        self.render(name, "", Some(0), self.same_site, self.path.as_deref())
+    }
+
+    /// `Set-Cookie` that deletes the flow cookie `name`.
+    pub(crate) fn expire_flow(&self, name: &str) -> Option<HeaderValue> {
+        self.render(name, "", Some(0), self.flow_same_site(), Some("/"))
     }
 }
 
@@ -230,6 +246,15 @@ mod tests {
         assert_eq!(
             custom.set("__session", "id").expect("value"),
             "__session=id; Domain=example.com; SameSite=Strict"
+        );
+        // The flow cookie reaches every path and survives the provider's redirect.
+        assert_eq!(
+            custom.set_flow("oidc_state", "s", 600).expect("value"),
+            "oidc_state=s; Max-Age=600; Path=/; Domain=example.com; SameSite=Lax"
+        );
+        assert_eq!(
+            custom.expire_flow("oidc_state").expect("value"),
+            "oidc_state=; Max-Age=0; Path=/; Domain=example.com; SameSite=Lax"
         );
         // A value that is not a cookie value is never written.
         assert_eq!(defaults.set("id_token", "a b"), None);

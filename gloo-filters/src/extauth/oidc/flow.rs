@@ -840,7 +840,7 @@ impl Inner {
                 return unavailable();
             }
         };
-        cookies.extend(self.cookie_attributes.expire(&self.flow_cookie));
+        cookies.extend(self.cookie_attributes.expire_flow(&self.flow_cookie));
         redirect(&flow.url, cookies)
     }
 

@@ -75,6 +75,9 @@
 //! * Unreachable identity provider or session store: `503` (Envoy answers an unreachable ext
 //!   auth server with its `statusOnError`, 403 by default). A refused callback (IdP error,
 //!   wrong or missing state, code not accepted, invalid ID token): `401`.
+//! * Headers the step sends upstream replace the request's own; a claim the token lacks leaves
+//!   a client-sent header of that name as it was ([`Allowed`](super::Allowed) can only set
+//!   headers), so strip such headers before the step when upstreams trust them.
 //! * Only one login at a time per browser: a second one started before the first returns
 //!   replaces its flow cookie, and the first callback is then refused.
 //! * A refresh answer without an ID token fails the refresh (the flow starts again).
