@@ -611,7 +611,7 @@ fn unavailable() -> Decision {
     )
 }
 
-/// A `302` to `location` with `cookies`; `None` if `location` is not a header value.
+/// A `302` to `location` with `cookies` (a `500` if `location` cannot be a header value).
 fn redirect(location: &str, cookies: Vec<HeaderValue>) -> Decision {
     let Ok(location) = HeaderValue::from_str(location) else {
         return answer(StatusCode::INTERNAL_SERVER_ERROR, "");
