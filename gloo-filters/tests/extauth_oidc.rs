@@ -961,3 +961,46 @@ async fn discovery_overrides_and_an_unreachable_provider() {
     let answer = denied(Browser::new().app(&gone, APP).await);
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn front_channel_logout_post_end_session_and_target_domain() {
+    let idp = provider();
+    let issuer = idp.issuer();
+    let step = step(config(
+        &issuer,
+        "app",
+        json!({"logoutPath": "/logout", "afterLogoutUrl": "/bye",
+               "frontChannelLogout": {"path": "/front-channel-logout"},
+               "endSessionProperties": {"methodType": "PostMethod"},
+               "userSession": {"cookie": {"targetDomain": "app.example"}}}),
+    ));
+    // Another host is refused outright.
+    let other = denied(Browser::new().app(&step, "https://other.example/").await);
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+
+    // Front-channel logout: the session ends, the answer is a plain 200.
+    let mut browser = Browser::new();
+    browser.login(&step, APP, "heidi").await;
+    let access_token = browser.app_cookie("access_token").expect("access token");
+    allowed(browser.app(&step, APP).await);
+    let front = denied(
+        browser
+            .app(&step, "https://app.example/front-channel-logout")
+            .await,
+    );
+    assert_eq!(front.status, StatusCode::OK);
+    assert!(set_cookies(&front.headers)
+        .iter()
+        .any(|c| c.starts_with("id_token=; Max-Age=0")));
+    assert!(!browser.active(&issuer, "app", &access_token).await);
+    assert_login_starts(browser.app(&step, APP).await, &issuer);
+
+    // With PostMethod the step calls the end session endpoint itself and sends the browser
+    // straight to afterLogoutUrl (relative to appUrl).
+    browser.login(&step, APP, "heidi").await;
+    allowed(browser.app(&step, APP).await);
+    let logout = denied(browser.app(&step, "https://app.example/logout").await);
+    assert_eq!(logout.status, StatusCode::FOUND);
+    assert_eq!(location(&logout), AFTER_LOGOUT);
+    assert_login_starts(browser.app(&step, APP).await, &issuer);
+}
