@@ -24,6 +24,14 @@ if [ ! -d "$node_dir/node_modules/@grpc/grpc-js-xds" ]; then
   (cd "$node_dir" && npm install --silent --no-audit --no-fund @grpc/grpc-js @grpc/grpc-js-xds)
 fi
 export GLOO_TEST_NODE_PATH="$node_dir/node_modules"
+# A real OpenID Provider (panva's oidc-provider 8; 9 warns on Node 20) for the OIDC
+# authorization-code tests of gloo-filters `extauth-oidc`; they start it under Node.
+oidc_dir="$root/.tools/oidc"
+if [ ! -d "$oidc_dir/node_modules/oidc-provider" ]; then
+  mkdir -p "$oidc_dir"
+  (cd "$oidc_dir" && npm install --silent --no-audit --no-fund oidc-provider@8)
+fi
+export GLOO_TEST_OIDC_NODE_PATH="$oidc_dir/node_modules"
 # The venv's own interpreter path (not resolved: the symlink is what selects the venv).
 export GLOO_TEST_PYTHON="$venv/bin/python"
 envoy_bin=$(find "$venv" -path '*envoy/_bin/envoy' -type f -print -quit)

@@ -29,6 +29,11 @@
 //!
 //! * `extauth`: the `extauth` module, Gloo's external auth (`AuthConfig`) as a tower layer
 //!   (work in progress).
+//! * `extauth-oidc`: `extauth::oidc`, Gloo's OIDC authorization-code step (discovery, the
+//!   browser flow with PKCE, ID tokens verified with the `jwt` module's key reader, sessions
+//!   in optionally AES-256-GCM encrypted cookies, refresh, logout). Enables `jwt`.
+//! * `extauth-oidc-redis`: OIDC sessions in Redis (the `redis` crate), only a random session
+//!   id in the cookie.
 //!
 //! The other filters are filled in by the filters issue.
 #![forbid(unsafe_code)]

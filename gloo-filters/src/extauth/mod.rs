@@ -127,3 +127,6 @@ pub trait Authorize: Send + Sync + 'static {
     /// Checks `request`.
     fn authorize<'a>(&'a self, request: &'a CheckRequest) -> BoxFuture<'a, Decision>;
 }
+
+#[cfg(feature = "extauth-oidc")]
+pub mod oidc;

@@ -124,12 +124,13 @@ mod error;
 mod extract;
 mod fetch;
 mod future;
-mod jwks;
+// Shared with `extauth::oidc`, which verifies ID tokens with the same key reader.
+pub(crate) mod jwks;
 mod layer;
 mod remote;
 mod service;
 mod status;
-mod token;
+pub(crate) mod token;
 mod verifier;
 
 pub use self::config::{JwtProvider, JwtRequirement, RemoteJwks};

@@ -24,6 +24,22 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// Waits until `child` listens on 127.0.0.1:`port`; panics if it exits first or does not
+/// listen `within`.
+pub fn wait_until_listening(child: &mut Child, port: u16, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before listening on 127.0.0.1:{port}: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on 127.0.0.1:{port} within {within:?}"
+        );
+        sleep(Duration::from_millis(20));
+    }
+}
+
 /// One `redis-server` process; killed (SIGKILL) and reaped on drop.
 pub struct RedisServer {
     child: Option<Child>,
@@ -54,17 +70,12 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let server = Self {
+        let mut server = Self {
             child: Some(child),
             port,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on 127.0.0.1:{port} within 10 s"
-            );
-            sleep(Duration::from_millis(20));
+        if let Some(child) = server.child.as_mut() {
+            wait_until_listening(child, port, Duration::from_secs(10), "redis-server");
         }
         server
     }
