@@ -17,6 +17,22 @@
 //! The filling of this module (config, steps, layer, service) is work in progress of the
 //! filters issue.
 
+mod access_token;
+mod apikey;
+mod auth_config;
+mod basic;
+mod client;
+pub mod config;
+mod error;
+mod expr;
+
+pub use self::access_token::{AccessTokenValidation, DEFAULT_CACHE_TIMEOUT, DEFAULT_JWKS_REFRESH};
+pub use self::apikey::{ApiKeyAuth, DEFAULT_API_KEY_HEADER};
+pub use self::auth_config::{AuthConfig, AuthConfigBuilder, BuildOptions};
+pub use self::basic::{apr1_md5, salted_sha1_hex, BasicAuth, PasswordHash};
+pub use self::client::{AuthHttpClient, HttpCallError, HyperAuthClient};
+pub use self::error::ConfigError;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;

@@ -124,12 +124,12 @@ mod error;
 mod extract;
 mod fetch;
 mod future;
-mod jwks;
+pub(crate) mod jwks;
 mod layer;
-mod remote;
+pub(crate) mod remote;
 mod service;
 mod status;
-mod token;
+pub(crate) mod token;
 mod verifier;
 
 pub use self::config::{JwtProvider, JwtRequirement, RemoteJwks};
