@@ -21,17 +21,27 @@ mod access_token;
 mod apikey;
 mod auth_config;
 mod basic;
+mod body;
 mod client;
 pub mod config;
 mod error;
 mod expr;
+mod future;
+#[cfg(feature = "extauth-grpc")]
+pub mod grpc;
+mod layer;
+mod service;
 
 pub use self::access_token::{AccessTokenValidation, DEFAULT_CACHE_TIMEOUT, DEFAULT_JWKS_REFRESH};
 pub use self::apikey::{ApiKeyAuth, DEFAULT_API_KEY_HEADER};
 pub use self::auth_config::{AuthConfig, AuthConfigBuilder, BuildOptions};
 pub use self::basic::{apr1_md5, salted_sha1_hex, BasicAuth, PasswordHash};
+pub use self::body::ExtAuthBody;
 pub use self::client::{AuthHttpClient, HttpCallError, HyperAuthClient};
 pub use self::error::ConfigError;
+pub use self::future::ResponseFuture;
+pub use self::layer::{ExtAuthLayer, DEFAULT_USER_ID_HEADER};
+pub use self::service::{ExtAuth, ExtAuthDenied};
 
 use std::future::Future;
 use std::net::SocketAddr;
