@@ -34,7 +34,7 @@ use super::error::ConfigError;
 ///
 /// let err = ExtAuthConfig::from_json(r#"{"configs": [{"basicAuth": {"relm": "x"}}]}"#)
 ///     .unwrap_err();
-/// assert!(err.to_string().starts_with("configs[0].basicAuth: unknown field `relm`"), "{err}");
+/// assert!(err.to_string().starts_with("configs[0].basicAuth.relm: unknown field `relm`"), "{err}");
 /// # Ok::<_, gloo_filters::extauth::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]

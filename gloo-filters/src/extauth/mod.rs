@@ -153,3 +153,6 @@ pub trait Authorize: Send + Sync + 'static {
     /// Checks `request`.
     fn authorize<'a>(&'a self, request: &'a CheckRequest) -> BoxFuture<'a, Decision>;
 }
+
+#[cfg(test)]
+mod tests;

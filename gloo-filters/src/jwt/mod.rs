@@ -151,4 +151,4 @@ pub fn validate_jwks(jwks_json: &str) -> Result<(), InvalidJwks> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
