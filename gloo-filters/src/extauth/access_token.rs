@@ -271,17 +271,24 @@ impl AccessTokenValidation {
             let Some(value) = claims.get(claim.as_str()) else {
                 continue;
             };
-            let Ok(value) = HeaderValue::try_from(claim_text(value)) else {
-                continue;
-            };
+            let mut text = claim_text(value);
             if *append {
-                for existing in request.headers.get_all(header) {
-                    allowed
-                        .upstream_headers
-                        .append(header.clone(), existing.clone());
+                // Envoy appends to a request header by joining the values with `,`.
+                let existing: Vec<&[u8]> = request
+                    .headers
+                    .get_all(header)
+                    .iter()
+                    .map(HeaderValue::as_bytes)
+                    .collect();
+                if !existing.is_empty() {
+                    let joined = String::from_utf8_lossy(&existing.join(&b","[..])).into_owned();
+                    text = format!("{joined},{text}");
                 }
             }
-            allowed.upstream_headers.append(header.clone(), value);
+            let Ok(value) = HeaderValue::try_from(text) else {
+                continue;
+            };
+            allowed.upstream_headers.insert(header.clone(), value);
         }
         Some(allowed)
     }
