@@ -23,6 +23,12 @@ if [ ! -d "$node_dir/node_modules/@grpc/grpc-js-xds" ]; then
   mkdir -p "$node_dir"
   (cd "$node_dir" && npm install --silent --no-audit --no-fund @grpc/grpc-js @grpc/grpc-js-xds)
 fi
+# The real OIDC provider (node-oidc-provider 8; 9 warns on Node 20): gloo-filters' extauth tests
+# introspect its tokens and verify its JWT access tokens; the OIDC flow tests use it too.
+if [ ! -d "$node_dir/node_modules/oidc-provider" ]; then
+  mkdir -p "$node_dir"
+  (cd "$node_dir" && npm install --silent --no-audit --no-fund oidc-provider@8)
+fi
 export GLOO_TEST_NODE_PATH="$node_dir/node_modules"
 # The venv's own interpreter path (not resolved: the symlink is what selects the venv).
 export GLOO_TEST_PYTHON="$venv/bin/python"
@@ -41,6 +47,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
     || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y redis-server >/dev/null; }
 fi
 export GLOO_TEST_REDIS_SERVER="$(command -v redis-server)"
+# Apache's htpasswd (Debian's apache2-utils): gloo-filters' extauth checks its APR1 hashes.
+if ! command -v htpasswd >/dev/null 2>&1; then
+  sudo_cmd=""
+  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get install -y apache2-utils >/dev/null \
+    || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y apache2-utils >/dev/null; }
+fi
+export GLOO_TEST_HTPASSWD="$(command -v htpasswd)"
 # sed reads all of the output: `head` would close the pipe early and, under pipefail,
 # fail the script with SIGPIPE.
 "$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p
