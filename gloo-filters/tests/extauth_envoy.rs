@@ -336,6 +336,9 @@ async fn start_layered(layers: HashMap<String, ExtAuthLayer>, backend: u16) -> u
     .await
 }
 
+/// Request headers of a case.
+type Headers = Vec<(&'static str, String)>;
+
 /// One answer, reduced to what the comparison looks at.
 #[derive(Debug, PartialEq, Eq)]
 struct Answer {
@@ -462,7 +465,7 @@ async fn envoy_with_our_ext_authz_service_answers_as_the_layer() {
         pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
     };
     let user_ok = basic("user", "password");
-    let cases: Vec<(&str, Vec<(&str, String)>, u16)> = vec![
+    let cases: Vec<(&str, Headers, u16)> = vec![
         ("/basic", vec![], 401),
         ("/basic/x?q=1", h(&[("authorization", &user_ok)]), 200),
         (

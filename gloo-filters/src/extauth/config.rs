@@ -253,7 +253,7 @@ pub enum OAuth2Config {
     /// OIDC step to read.
     OidcAuthorizationCode(Value),
     /// Access tokens presented by the client.
-    AccessTokenValidationConfig(AccessTokenValidationConfig),
+    AccessTokenValidationConfig(Box<AccessTokenValidationConfig>),
     /// The plain OAuth2 authorization code flow (not implemented).
     Oauth2Config(Value),
 }

@@ -782,17 +782,18 @@ async fn introspection_rfc7662() {
         let ok = allowed(&uncached, &request(&[("authorization", "Bearer no-user")])).await;
         assert!(ok.user_id.is_none());
     }
-    let seen = idp.seen.lock().expect("lock");
-    let paths: Vec<&str> = seen[before..].iter().map(|(p, _, _)| p.as_str()).collect();
-    assert_eq!(
-        paths,
-        ["/introspect", "/userinfo", "/introspect", "/userinfo"]
-    );
-    let (_, headers, _) = &seen[before];
-    assert!(headers.get("authorization").is_none());
-    let (_, headers, _) = &seen[before + 1];
-    assert_eq!(headers["authorization"], "Bearer no-user");
-    drop(seen);
+    {
+        let seen = idp.seen.lock().expect("lock");
+        let paths: Vec<&str> = seen[before..].iter().map(|(p, _, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["/introspect", "/userinfo", "/introspect", "/userinfo"]
+        );
+        let (_, headers, _) = &seen[before];
+        assert!(headers.get("authorization").is_none());
+        let (_, headers, _) = &seen[before + 1];
+        assert_eq!(headers["authorization"], "Bearer no-user");
+    }
 
     // A client without a secret sends its id in the form.
     let public = config(

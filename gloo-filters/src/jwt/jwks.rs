@@ -19,6 +19,7 @@ struct Key {
     kid: String,
     alg: String,
     /// Its `use` is `sig` or absent (RFC 7517 §4.2): it may verify signatures.
+    #[cfg_attr(not(feature = "extauth"), allow(dead_code))]
     signs: bool,
     /// `None` for a P-521 key, which Envoy accepts but ring cannot verify with.
     key: Option<DecodingKey>,
@@ -284,6 +285,7 @@ impl Jwks {
     /// [`verify`](Self::verify) with only the keys that have a `kid` and may sign (`use`
     /// absent or `sig`): how Gloo's ext auth server picks keys for JWT access tokens (their
     /// callers require the token's `kid`).
+    #[cfg_attr(not(feature = "extauth"), allow(dead_code))]
     pub(crate) fn verify_with_kid(&self, jwt: &Jwt) -> Result<(), JwtStatus> {
         self.verify_among(jwt, |key| !key.kid.is_empty() && key.signs)
     }
