@@ -9,6 +9,7 @@
 
 mod support {
     pub mod envoy;
+    pub mod grpc;
     #[allow(dead_code)] // each test binary uses part of the helper
     pub mod redis_server;
 }
@@ -34,7 +35,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
 
-use support::envoy::Envoy;
+use support::envoy::{static_cluster, Envoy};
 use support::redis_server::free_port;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -125,20 +126,6 @@ async fn start_introspection() -> u16 {
     .await
 }
 
-async fn start_extauthz(service: ExtAuthzService) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the ext_authz service");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(service.into_server())
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await;
-    });
-    port
-}
-
 /// The configs both sides serve, by route prefix.
 fn configs(introspection_port: u16) -> Vec<(&'static str, Value)> {
     let jwks = json!({"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "use": "sig", "k": B64URL.encode(SECRET)}]});
@@ -211,30 +198,6 @@ fn route_yaml(prefix: &str, config_id: Option<&str>) -> String {
     )
 }
 
-fn cluster_yaml(name: &str, port: u16, http2: bool) -> String {
-    let h2 = if http2 {
-        r#"
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}"#
-    } else {
-        ""
-    };
-    format!(
-        r#"
-  - name: {name}
-    type: STATIC
-    connect_timeout: 1s{h2}
-    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}
-"#
-    )
-}
-
 fn bootstrap(listen: u16, admin: u16, backend: u16, extauthz: u16, prefixes: &[&str]) -> String {
     let mut routes: String = prefixes
         .iter()
@@ -272,8 +235,8 @@ static_resources:
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:{}{}"#,
-        cluster_yaml("backend", backend, false),
-        cluster_yaml("extauthz", extauthz, true),
+        static_cluster("backend", backend, false),
+        static_cluster("extauthz", extauthz, true),
     )
 }
 
@@ -429,7 +392,10 @@ async fn envoy_with_our_ext_authz_service_answers_as_the_layer() {
         })
         .collect();
     let layered = start_layered(layers, backend).await;
-    let extauthz = start_extauthz(service.clone()).await;
+    let extauthz = support::grpc::serve(
+        tonic::transport::Server::builder().add_service(service.clone().into_server()),
+    )
+    .await;
 
     let (listen, admin) = (free_port(), free_port());
     let dir = tempfile::tempdir().expect("tempdir");

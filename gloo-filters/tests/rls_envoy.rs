@@ -5,6 +5,7 @@
 
 mod support {
     pub mod envoy;
+    pub mod grpc;
     #[allow(dead_code)] // each test binary uses part of the helper
     pub mod redis_server;
 }
@@ -23,26 +24,11 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use support::envoy::Envoy;
+use support::envoy::{static_cluster, Envoy};
 use support::redis_server::{free_port, RedisServer};
 
 /// The limiter's fixed clock: the whole test is in one window.
 const NOW: u64 = 1_700_000_000;
-
-/// Serves `ShouldRateLimit` on a loopback port; returns the port.
-async fn start_rls(service: RateLimitService<RedisStore>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the RLS");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(service.into_server())
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await;
-    });
-    port
-}
 
 /// An upstream that answers every request `200 ok`; returns its port.
 async fn start_backend() -> u16 {
@@ -106,30 +92,6 @@ fn listener_yaml(name: &str, port: u16, failure_mode_deny: bool) -> String {
     )
 }
 
-fn static_cluster(name: &str, port: u16, http2: bool) -> String {
-    let h2 = if http2 {
-        r#"
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}"#
-    } else {
-        ""
-    };
-    format!(
-        r#"
-  - name: {name}
-    type: STATIC
-    connect_timeout: 1s{h2}
-    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}
-"#
-    )
-}
-
 /// (status, headers) of `GET /` with `x-user: <user>` (none when `None`) on `port`.
 async fn get(port: u16, user: Option<&str>) -> Result<(u16, Vec<(String, String)>), String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
@@ -184,7 +146,11 @@ async fn envoy_limits_through_our_rate_limit_service() {
                 ),
         )
         .expect("valid domain");
-    let rls_port = start_rls(RateLimitService::new(limiter)).await;
+    let rls_port = support::grpc::serve(
+        tonic::transport::Server::builder()
+            .add_service(RateLimitService::new(limiter).into_server()),
+    )
+    .await;
     let backend_port = start_backend().await;
 
     let (open_port, deny_port, admin_port) = (free_port(), free_port(), free_port());

@@ -162,16 +162,10 @@ pub struct BasicAuthInternal {
     pub user_list: Option<UserList>,
 }
 
-/// `BasicAuth.Apr`: users with APR1 salts and hashes.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Apr {
-    /// User name to salt and hash.
-    #[serde(default)]
-    pub users: BTreeMap<String, User>,
-}
+/// `BasicAuth.Apr`: users with APR1 salts and hashes (the same shape as a [`UserList`]).
+pub type Apr = UserList;
 
-/// `BasicAuth.UserList`.
+/// `BasicAuth.UserList` (and `BasicAuth.Apr`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserList {

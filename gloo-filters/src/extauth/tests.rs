@@ -572,6 +572,7 @@ async fn jwt_access_tokens() {
     allowed(&auth, &request(&[("authorization", &lower)])).await;
 
     let other_key = b"other secret of sufficient length!!";
+    let signed = |header: Value, key: &[u8]| hs_token(header, claims(json!({})), key);
     let refused = [
         ("no token", String::new()),
         ("expired", sign(claims(json!({"exp": now() - 120})))),
@@ -590,33 +591,18 @@ async fn jwt_access_tokens() {
             "scope as a list",
             sign(claims(json!({"scope": ["read", "write"]}))),
         ),
-        (
-            "no kid",
-            hs_token(json!({"alg": "HS256"}), claims(json!({})), SECRET),
-        ),
+        ("no kid", signed(json!({"alg": "HS256"}), SECRET)),
         (
             "unknown kid",
-            hs_token(
-                json!({"alg": "HS256", "kid": "k2"}),
-                claims(json!({})),
-                SECRET,
-            ),
+            signed(json!({"alg": "HS256", "kid": "k2"}), SECRET),
         ),
         (
             "key of another kid",
-            hs_token(
-                json!({"alg": "HS256", "kid": "k1"}),
-                claims(json!({})),
-                other_key,
-            ),
+            signed(json!({"alg": "HS256", "kid": "k1"}), other_key),
         ),
         (
             "encryption key",
-            hs_token(
-                json!({"alg": "HS256", "kid": "enc"}),
-                claims(json!({})),
-                other_key,
-            ),
+            signed(json!({"alg": "HS256", "kid": "enc"}), other_key),
         ),
         (
             "alg none",
@@ -824,6 +810,13 @@ async fn introspection_endpoint_down_denies() {
     );
 }
 
+fn with_header(name: &str, value: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .header(name, value)
+        .body(Full::default())
+        .expect("request")
+}
+
 fn echo() -> impl tower::Service<
     Request<ExtAuthBody<Full<Bytes>>>,
     Response = Response<Full<Bytes>>,
@@ -871,12 +864,7 @@ async fn layer_sets_headers_user_id_and_answers_denials() {
     );
 
     let res = svc
-        .oneshot(
-            Request::builder()
-                .header("x-user-id", "spoofed")
-                .body(Full::default())
-                .expect("request"),
-        )
+        .oneshot(with_header("x-user-id", "spoofed"))
         .await
         .expect("answer");
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -901,12 +889,7 @@ async fn layer_sets_headers_user_id_and_answers_denials() {
     }
     let svc = ExtAuthLayer::new(NoUser).layer(echo());
     let res = svc
-        .oneshot(
-            Request::builder()
-                .header("x-user-id", "spoofed")
-                .body(Full::default())
-                .expect("request"),
-        )
+        .oneshot(with_header("x-user-id", "spoofed"))
         .await
         .expect("answer");
     assert!(res.headers().get("echo-x-user-id").is_none());

@@ -62,3 +62,29 @@ impl Drop for Envoy {
         let _ = self.child.wait();
     }
 }
+
+/// A static cluster (bootstrap YAML, under `clusters:`) of one endpoint on 127.0.0.1:`port`,
+/// speaking HTTP/2 when `http2` (gRPC services).
+pub fn static_cluster(name: &str, port: u16, http2: bool) -> String {
+    let h2 = if http2 {
+        r#"
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}"#
+    } else {
+        ""
+    };
+    format!(
+        r#"
+  - name: {name}
+    type: STATIC
+    connect_timeout: 1s{h2}
+    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}
+"#
+    )
+}
