@@ -119,6 +119,7 @@ pub struct AccessTokenValidation {
     required_scopes: Vec<String>,
     claims_to_headers: Vec<(String, HeaderName, bool)>,
     http: Arc<dyn AuthHttpClient>,
+    call_timeout: Duration,
     introspected: TokenCache,
     userinfo_cache: TokenCache,
 }
@@ -155,6 +156,7 @@ impl AccessTokenValidation {
         path: &str,
         config: &config::AccessTokenValidationConfig,
         http: Arc<dyn AuthHttpClient>,
+        call_timeout: Duration,
         jwks_fetcher: Arc<dyn JwksFetcher>,
     ) -> Result<Self, ConfigError> {
         if config.azure.is_some() {
@@ -244,6 +246,7 @@ impl AccessTokenValidation {
                 .unwrap_or_default(),
             claims_to_headers,
             http,
+            call_timeout,
             introspected: TokenCache::default(),
             userinfo_cache: TokenCache::default(),
         })
@@ -339,7 +342,12 @@ impl AccessTokenValidation {
     /// A `200` answer's JSON object; anything else (and any failure) is `None`.
     async fn call_json(&self, request: Request<Bytes>) -> Option<Map<String, Value>> {
         let uri = request.uri().clone();
-        match self.http.send(request).await {
+        let answer = tokio::time::timeout(self.call_timeout, self.http.send(request)).await;
+        let Ok(answer) = answer else {
+            tracing::warn!(%uri, timeout = ?self.call_timeout, "identity provider did not answer in time");
+            return None;
+        };
+        match answer {
             Ok(response) if response.status() == StatusCode::OK => {
                 match serde_json::from_slice::<Value>(response.body()) {
                     Ok(Value::Object(map)) => Some(map),

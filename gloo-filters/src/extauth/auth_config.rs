@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::StatusCode;
 
@@ -16,11 +17,15 @@ use super::expr::{self, Expr};
 use super::{Allowed, Authorize, BoxFuture, CheckRequest, Decision, Denied};
 use crate::jwt::{HyperJwksFetcher, JwksFetcher};
 
+/// The default limit on one introspection or userinfo call.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What building steps from an [`ExtAuthConfig`] needs besides the config: the clients that
 /// reach identity providers. Cheap to clone.
 #[derive(Clone)]
 pub struct BuildOptions {
     http: Arc<dyn AuthHttpClient>,
+    call_timeout: Duration,
     jwks_fetcher: Arc<dyn JwksFetcher>,
 }
 
@@ -29,6 +34,7 @@ impl BuildOptions {
     pub fn new() -> Self {
         Self {
             http: Arc::new(HyperAuthClient::new()),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
             jwks_fetcher: Arc::new(HyperJwksFetcher::new()),
         }
     }
@@ -36,6 +42,13 @@ impl BuildOptions {
     /// Sends introspection and userinfo calls with `client`.
     pub fn http_client(mut self, client: impl AuthHttpClient) -> Self {
         self.http = Arc::new(client);
+        self
+    }
+
+    /// How long an introspection or userinfo call may take (default 5 s); a call that takes
+    /// longer refuses the token.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
         self
     }
 
@@ -444,6 +457,7 @@ fn build_step(
                     &format!("{at}.accessTokenValidationConfig"),
                     validation,
                     Arc::clone(&options.http),
+                    options.call_timeout,
                     Arc::clone(&options.jwks_fetcher),
                 )?)
             }

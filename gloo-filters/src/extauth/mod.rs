@@ -95,7 +95,7 @@ mod service;
 
 pub use self::access_token::{AccessTokenValidation, DEFAULT_CACHE_TIMEOUT, DEFAULT_JWKS_REFRESH};
 pub use self::apikey::{ApiKeyAuth, DEFAULT_API_KEY_HEADER};
-pub use self::auth_config::{AuthConfig, AuthConfigBuilder, BuildOptions};
+pub use self::auth_config::{AuthConfig, AuthConfigBuilder, BuildOptions, DEFAULT_CALL_TIMEOUT};
 pub use self::basic::{apr1_md5, salted_sha1_hex, BasicAuth, PasswordHash};
 pub use self::body::ExtAuthBody;
 pub use self::client::{AuthHttpClient, HttpCallError, HyperAuthClient};

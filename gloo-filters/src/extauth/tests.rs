@@ -810,6 +810,30 @@ async fn introspection_endpoint_down_denies() {
     );
 }
 
+#[tokio::test]
+async fn a_silent_introspection_endpoint_times_out_and_denies() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/introspect", listener.local_addr().expect("addr"));
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            open.push(stream);
+        }
+    });
+    let json = json!({"configs": [{"oauth2": {"accessTokenValidationConfig": {"introspectionUrl": url}}}]});
+    let config = ExtAuthConfig::from_json(&json.to_string()).expect("parses");
+    let options = BuildOptions::new().call_timeout(std::time::Duration::from_millis(100));
+    let auth = AuthConfig::from_config_with(&config, &options).expect("builds");
+    assert_eq!(
+        denied(&auth, &request(&[("authorization", "Bearer x")]))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    held.abort();
+}
+
 fn with_header(name: &str, value: &str) -> Request<Full<Bytes>> {
     Request::builder()
         .header(name, value)
