@@ -198,26 +198,17 @@ fn route_yaml(prefix: &str, config_id: Option<&str>) -> String {
     )
 }
 
-fn bootstrap(listen: u16, admin: u16, backend: u16, extauthz: u16, prefixes: &[&str]) -> String {
-    let mut routes: String = prefixes
-        .iter()
-        .map(|p| route_yaml(p, Some(&format!("gloo-system.{p}"))))
-        .collect();
-    routes.push_str(&route_yaml("unknown", Some("gloo-system.unknown")));
-    routes.push_str(&route_yaml("", None));
+fn listener_yaml(name: &str, port: u16, routes: &str, with_request_body: &str) -> String {
     format!(
-        r#"admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-static_resources:
-  listeners:
-  - name: main
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
+        r#"
+  - name: {name}
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
+          stat_prefix: {name}
           route_config:
             virtual_hosts:
             - name: all
@@ -230,11 +221,34 @@ static_resources:
               transport_api_version: V3
               grpc_service:
                 envoy_grpc: {{cluster_name: extauthz}}
-                timeout: 5s
+                timeout: 5s{with_request_body}
           - name: envoy.filters.http.router
             typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"#
+    )
+}
+
+/// Envoy with two listeners: `listen` (every config, by route prefix) and `listen_body`
+/// (the `keys` config, checking at most 8 bytes of body, refusing longer ones).
+fn bootstrap(ports: [u16; 5], prefixes: &[&str]) -> String {
+    let [listen, listen_body, admin, backend, extauthz] = ports;
+    let mut routes: String = prefixes
+        .iter()
+        .map(|p| route_yaml(p, Some(&format!("gloo-system.{p}"))))
+        .collect();
+    routes.push_str(&route_yaml("unknown", Some("gloo-system.unknown")));
+    routes.push_str(&route_yaml("", None));
+    let body_routes = route_yaml("", Some("gloo-system.keys"));
+    let with_body = "
+              with_request_body: {max_request_bytes: 8, allow_partial_message: false}";
+    format!(
+        r#"admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+static_resources:
+  listeners:{}{}
   clusters:{}{}"#,
+        listener_yaml("main", listen, &routes, ""),
+        listener_yaml("body", listen_body, &body_routes, with_body),
         static_cluster("backend", backend, false),
         static_cluster("extauthz", extauthz, true),
     )
@@ -243,6 +257,7 @@ static_resources:
 /// `ExtAuthLayer`s (one per config, chosen by the first path segment) in front of a
 /// forwarder to the backend.
 async fn start_layered(layers: HashMap<String, ExtAuthLayer>, backend: u16) -> u16 {
+    // A layer under the empty prefix serves every path.
     let client: Client<_, ExtAuthBody<Incoming>> =
         Client::builder(TokioExecutor::new()).build_http();
     let layers = Arc::new(layers);
@@ -258,7 +273,7 @@ async fn start_layered(layers: HashMap<String, ExtAuthLayer>, backend: u16) -> u
                 .next()
                 .unwrap_or_default()
                 .to_owned();
-            let Some(layer) = layers.get(&prefix) else {
+            let Some(layer) = layers.get(&prefix).or_else(|| layers.get("")) else {
                 let mut r = Response::new(Full::new(Bytes::new()));
                 *r.status_mut() = StatusCode::NOT_FOUND;
                 return Ok(r);
@@ -314,14 +329,28 @@ struct Answer {
 }
 
 async fn send(port: u16, path: &str, headers: &[(&str, String)]) -> Result<Answer, String> {
+    send_body(port, path, headers, "").await
+}
+
+/// `GET`, or `POST` of `body` when it is not empty.
+async fn send_body(
+    port: u16,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &'static str,
+) -> Result<Answer, String> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let method = if body.is_empty() { "GET" } else { "POST" };
     let mut builder = Request::builder()
+        .method(method)
         .uri(format!("http://127.0.0.1:{port}{path}"))
         .header("host", "test");
     for (name, value) in headers {
         builder = builder.header(*name, value.as_str());
     }
-    let request = builder.body(Full::default()).map_err(|e| e.to_string())?;
+    let request = builder
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .map_err(|e| e.to_string())?;
     let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
         .await
         .map_err(|_| "no answer within 10 s".to_string())?
@@ -391,16 +420,19 @@ async fn envoy_with_our_ext_authz_service_answers_as_the_layer() {
             ((*p).to_owned(), ExtAuthLayer::from_shared(config))
         })
         .collect();
+    let keys = service.get("gloo-system.keys").expect("served");
+    let body_layer = ExtAuthLayer::from_shared(keys).with_request_body(8, false);
     let layered = start_layered(layers, backend).await;
+    let layered_body = start_layered(HashMap::from([(String::new(), body_layer)]), backend).await;
     let extauthz = support::grpc::serve(
         tonic::transport::Server::builder().add_service(service.clone().into_server()),
     )
     .await;
 
-    let (listen, admin) = (free_port(), free_port());
+    let (listen, listen_body, admin) = (free_port(), free_port(), free_port());
     let dir = tempfile::tempdir().expect("tempdir");
     let mut envoy = Envoy::start(
-        &bootstrap(listen, admin, backend, extauthz, &prefixes),
+        &bootstrap([listen, listen_body, admin, backend, extauthz], &prefixes),
         admin,
         dir.path(),
     );
@@ -588,6 +620,28 @@ async fn envoy_with_our_ext_authz_service_answers_as_the_layer() {
         denied.www_authenticate.as_deref(),
         Some(r#"Basic realm="gloo""#)
     );
+
+    // Envoy's with_request_body: at most 8 bytes, longer bodies refused before any check.
+    let key = h(&[("api-key", "bare")]);
+    for (headers, body, want) in [
+        (&key, "12345678", 200),
+        (&key, "123456789", 413),
+        (&vec![], "123456789", 413),
+        (&vec![], "1234", 401),
+        (&key, "", 200),
+    ] {
+        let through_envoy = send_body(listen_body, "/any", headers, body)
+            .await
+            .expect("Envoy answers");
+        let through_layer = send_body(layered_body, "/any", headers, body)
+            .await
+            .expect("the layer answers");
+        assert_eq!(
+            through_envoy.status, want,
+            "{body:?} {headers:?}: {through_envoy:?}"
+        );
+        assert_eq!(through_envoy, through_layer, "{body:?} {headers:?}");
+    }
 
     // A route whose config the service does not hold: 403, fail closed.
     let unknown = send(listen, "/unknown", &valid).await.expect("answer");

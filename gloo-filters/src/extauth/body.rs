@@ -76,12 +76,13 @@ where
 
     fn size_hint(&self) -> SizeHint {
         let prefix = self.prefix.as_ref().map_or(0, Bytes::len) as u64;
-        let mut hint = self
+        let rest = self
             .rest
             .as_ref()
             .map_or(SizeHint::with_exact(0), Body::size_hint);
-        hint.set_lower(hint.lower().saturating_add(prefix));
-        if let Some(upper) = hint.upper() {
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower().saturating_add(prefix));
+        if let Some(upper) = rest.upper() {
             hint.set_upper(upper.saturating_add(prefix));
         }
         hint

@@ -1000,6 +1000,22 @@ async fn layer_buffers_the_body_as_envoy_with_request_body() {
         "the inner service gets it all"
     );
 
+    // The body handed on knows its length (hyper sends it as content-length).
+    let sized = ExtAuthLayer::new(BodyCheck(Arc::clone(&seen)))
+        .with_request_body(4, true)
+        .layer(service_fn(
+            |req: Request<ExtAuthBody<Full<Bytes>>>| async move {
+                let hint = http_body::Body::size_hint(req.body());
+                let text = format!("{}..{:?}", hint.lower(), hint.upper());
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
+            },
+        ));
+    let res = sized.oneshot(body("ok-12345")).await.expect("answer");
+    assert_eq!(
+        res.into_body().collect().await.expect("body").to_bytes(),
+        "8..Some(8)"
+    );
+
     let unbuffered = ExtAuthLayer::new(BodyCheck(Arc::clone(&seen))).layer(echo());
     assert_eq!(
         unbuffered
@@ -1011,7 +1027,7 @@ async fn layer_buffers_the_body_as_envoy_with_request_body() {
     );
 
     let seen: Vec<Bytes> = seen.lock().expect("lock").clone();
-    assert_eq!(seen, ["ok-12345", "no", "ok-a", ""]);
+    assert_eq!(seen, ["ok-12345", "no", "ok-a", "ok-1", ""]);
 }
 
 #[cfg(feature = "extauth-grpc")]
