@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
 
-use support::envoy::{static_cluster, Envoy};
+use support::envoy::{http_listener, static_cluster, Envoy};
 use support::redis_server::free_port;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -199,33 +199,17 @@ fn route_yaml(prefix: &str, config_id: Option<&str>) -> String {
 }
 
 fn listener_yaml(name: &str, port: u16, routes: &str, with_request_body: &str) -> String {
-    format!(
+    let filters = format!(
         r#"
-  - name: {name}
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {name}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:{routes}
-          http_filters:
           - name: envoy.filters.http.ext_authz
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
               transport_api_version: V3
               grpc_service:
                 envoy_grpc: {{cluster_name: extauthz}}
-                timeout: 5s{with_request_body}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"#
-    )
+                timeout: 5s{with_request_body}"#
+    );
+    http_listener(name, port, routes, &filters)
 }
 
 /// Envoy with two listeners: `listen` (every config, by route prefix) and `listen_body`

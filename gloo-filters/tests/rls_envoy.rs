@@ -24,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use support::envoy::{static_cluster, Envoy};
+use support::envoy::{http_listener, static_cluster, Envoy};
 use support::redis_server::{free_port, RedisServer};
 
 /// The limiter's fixed clock: the whole test is in one window.
@@ -52,28 +52,15 @@ async fn start_backend() -> u16 {
 }
 
 fn listener_yaml(name: &str, port: u16, failure_mode_deny: bool) -> String {
-    format!(
-        r#"
-  - name: {name}
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {name}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
+    let routes = r#"
+              - match: {prefix: "/"}
                 route:
                   cluster: backend
                   rate_limits:
                   - actions:
-                    - request_headers: {{header_name: x-user, descriptor_key: user}}
-          http_filters:
+                    - request_headers: {header_name: x-user, descriptor_key: user}"#;
+    let filters = format!(
+        r#"
           - name: envoy.filters.http.ratelimit
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
@@ -84,12 +71,9 @@ fn listener_yaml(name: &str, port: u16, failure_mode_deny: bool) -> String {
               rate_limit_service:
                 transport_api_version: V3
                 grpc_service:
-                  envoy_grpc: {{cluster_name: rls}}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#
-    )
+                  envoy_grpc: {{cluster_name: rls}}"#
+    );
+    http_listener(name, port, routes, &filters)
 }
 
 /// (status, headers) of `GET /` with `x-user: <user>` (none when `None`) on `port`.

@@ -88,3 +88,29 @@ pub fn static_cluster(name: &str, port: u16, http2: bool) -> String {
 "#
     )
 }
+
+/// A listener (bootstrap YAML, under `listeners:`) on 127.0.0.1:`port` with one HTTP
+/// connection manager: one virtual host for every domain with `routes` (YAML list items,
+/// indented 14 spaces), then `filters` (list items, indented 10 spaces) before the router.
+pub fn http_listener(name: &str, port: u16, routes: &str, filters: &str) -> String {
+    format!(
+        r#"
+  - name: {name}
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {name}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:{routes}
+          http_filters:{filters}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"#
+    )
+}
