@@ -938,6 +938,21 @@ async fn layer_sets_headers_user_id_and_answers_denials() {
         .is_err());
 }
 
+async fn status_and_body<S>(svc: S, request: Request<Full<Bytes>>) -> (StatusCode, Bytes)
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response<Full<Bytes>>, Error = Infallible>,
+{
+    let Ok(res) = svc.oneshot(request).await;
+    let status = res.status();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (status, body)
+}
+
 /// Lets in requests whose body (as the check saw it) is `ok...`; records it.
 struct BodyCheck(Arc<Mutex<Vec<Bytes>>>);
 
@@ -961,42 +976,28 @@ async fn layer_buffers_the_body_as_envoy_with_request_body() {
     let strict = ExtAuthLayer::new(BodyCheck(Arc::clone(&seen)))
         .with_request_body(8, false)
         .layer(echo());
-    let res = strict
-        .clone()
-        .oneshot(body("ok-12345"))
-        .await
-        .expect("answer");
-    assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
-        res.into_body().collect().await.expect("body").to_bytes(),
-        "ok-12345"
-    );
-    let res = strict
-        .clone()
-        .oneshot(body("ok-123456"))
-        .await
-        .expect("answer");
-    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(
-        res.into_body().collect().await.expect("body").to_bytes(),
-        "Payload Too Large"
+        status_and_body(strict.clone(), body("ok-12345")).await,
+        (StatusCode::OK, Bytes::from("ok-12345"))
     );
     assert_eq!(
-        strict.oneshot(body("no")).await.expect("answer").status(),
+        status_and_body(strict.clone(), body("ok-123456")).await,
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Bytes::from("Payload Too Large")
+        )
+    );
+    assert_eq!(
+        status_and_body(strict, body("no")).await.0,
         StatusCode::FORBIDDEN
     );
 
     let partial = ExtAuthLayer::new(BodyCheck(Arc::clone(&seen)))
         .with_request_body(4, true)
         .layer(echo());
-    let res = partial
-        .oneshot(body("ok-and-much-more"))
-        .await
-        .expect("answer");
-    assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
-        res.into_body().collect().await.expect("body").to_bytes(),
-        "ok-and-much-more",
+        status_and_body(partial, body("ok-and-much-more")).await,
+        (StatusCode::OK, Bytes::from("ok-and-much-more")),
         "the inner service gets it all"
     );
 
