@@ -23,8 +23,11 @@ use base64::Engine;
 use bytes::Bytes;
 use gloo_filters::extauth::config::ExtAuthConfig;
 use gloo_filters::extauth::grpc::ExtAuthzService;
-use gloo_filters::extauth::{apr1_md5, BuildOptions, ExtAuthBody, ExtAuthLayer};
-use http::{Request, Response, StatusCode};
+use gloo_filters::extauth::{
+    apr1_md5, Allowed, AuthConfig, Authorize, BoxFuture, BuildOptions, CheckRequest, Decision,
+    ExtAuthBody, ExtAuthLayer,
+};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -298,6 +301,26 @@ async fn start_layered(layers: HashMap<String, ExtAuthLayer>, backend: u16) -> u
     .await
 }
 
+/// Allows everything, sending `x-multi: a` and `x-multi: b` upstream and two cookies back.
+struct TwoValues;
+
+impl Authorize for TwoValues {
+    fn authorize<'a>(&'a self, _request: &'a CheckRequest) -> BoxFuture<'a, Decision> {
+        let mut allowed = Allowed::default();
+        for (header, value) in [("x-multi", "a"), ("x-multi", "b")] {
+            allowed
+                .upstream_headers
+                .append(header, HeaderValue::from_static(value));
+        }
+        for cookie in ["s=1", "t=2"] {
+            allowed
+                .response_headers
+                .append("set-cookie", HeaderValue::from_static(cookie));
+        }
+        Box::pin(std::future::ready(Decision::Allow(allowed)))
+    }
+}
+
 /// Request headers of a case.
 type Headers = Vec<(&'static str, String)>;
 
@@ -310,6 +333,8 @@ struct Answer {
     upstream: BTreeMap<String, Vec<String>>,
     /// The denial body.
     body: String,
+    /// The `set-cookie` headers the client got.
+    set_cookie: Vec<String>,
 }
 
 async fn send(port: u16, path: &str, headers: &[(&str, String)]) -> Result<Answer, String> {
@@ -340,6 +365,12 @@ async fn send_body(
         .map_err(|_| "no answer within 10 s".to_string())?
         .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
+    let set_cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
     let www_authenticate = response
         .headers()
         .get("www-authenticate")
@@ -375,6 +406,7 @@ async fn send_body(
         www_authenticate,
         upstream,
         body: if status == 200 { String::new() } else { body },
+        set_cookie,
     })
 }
 
@@ -383,7 +415,7 @@ async fn envoy_with_our_ext_authz_service_answers_as_the_layer() {
     let backend = start_backend().await;
     let introspection = start_introspection().await;
     let configs = configs(introspection);
-    let prefixes: Vec<&str> = configs.iter().map(|(p, _)| *p).collect();
+    let mut prefixes: Vec<&str> = configs.iter().map(|(p, _)| *p).collect();
     let ext_configs: Vec<ExtAuthConfig> = configs
         .iter()
         .map(|(prefix, json)| {
@@ -397,6 +429,14 @@ async fn envoy_with_our_ext_authz_service_answers_as_the_layer() {
     service
         .apply(&ext_configs, &BuildOptions::new())
         .expect("configs build");
+    // A step of our own: two values of one upstream header, two cookies for the client.
+    service.insert(
+        AuthConfig::builder("gloo-system.custom")
+            .step("two-values", TwoValues)
+            .build()
+            .expect("builds"),
+    );
+    prefixes.push("custom");
     let layers: HashMap<String, ExtAuthLayer> = prefixes
         .iter()
         .map(|p| {
@@ -550,6 +590,7 @@ async fn envoy_with_our_ext_authz_service_answers_as_the_layer() {
         ("/introspect", h(&[("authorization", "Bearer bad")]), 403),
         ("/not", vec![], 200),
         ("/not", h(&[("api-key", "bare")]), 403),
+        ("/custom", h(&[("x-multi", "client")]), 200),
     ];
     for (path, headers, want) in &cases {
         let through_envoy = send(listen, path, headers).await.expect("Envoy answers");
@@ -599,6 +640,11 @@ async fn envoy_with_our_ext_authz_service_answers_as_the_layer() {
     .expect("answer");
     assert_eq!(jwt.upstream["x-team"], ["red,blue"]);
     assert_eq!(jwt.upstream["x-groups"], [r#"["a","b"]"#]);
+    let custom = send(listen, "/custom", &h(&[("x-multi", "client")]))
+        .await
+        .expect("answer");
+    assert_eq!(custom.upstream["x-multi"], ["a,b"]);
+    assert_eq!(custom.set_cookie, ["s=1", "t=2"]);
     let denied = send(listen, "/basic", &[]).await.expect("answer");
     assert_eq!(
         denied.www_authenticate.as_deref(),

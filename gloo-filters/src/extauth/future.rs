@@ -14,7 +14,7 @@ use tower::Service;
 
 use super::body::ExtAuthBody;
 use super::layer::Settings;
-use super::service::{apply_allowed, denied_response, set_headers};
+use super::service::{apply_allowed, apply_response_headers, denied_response};
 use super::{Allowed, Denied};
 
 /// How the check of one request ended.
@@ -107,7 +107,7 @@ where
                     response_headers,
                 } => {
                     let mut response = ready!(future.poll(cx))?;
-                    set_headers(response.headers_mut(), std::mem::take(response_headers));
+                    apply_response_headers(response.headers_mut(), response_headers);
                     state.set(State::Done);
                     return Poll::Ready(Ok(response));
                 }

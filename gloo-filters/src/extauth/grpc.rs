@@ -8,8 +8,8 @@
 //! and answers as Gloo's server does:
 //!
 //! * allowed: `OK` with an `OkHttpResponse` whose `headers` set the steps' upstream headers
-//!   (replacing the client's; several values of one header are sent as one overwrite and
-//!   appends) and the user id header; `headers_to_remove` holds the user id header when
+//!   (replacing the client's; several values of one header are joined with `,`, as Envoy
+//!   joins appended values) and the user id header; `headers_to_remove` holds the user id header when
 //!   nobody was identified, so a client cannot claim an id (Gloo's sanitize filter does this
 //!   inside its Envoy build); `response_headers_to_add` carries the steps' response headers;
 //! * denied: `PERMISSION_DENIED` (`UNAUTHENTICATED` for a `401`) with a `DeniedHttpResponse`
@@ -61,6 +61,7 @@ use tonic::{Request, Response, Status};
 use super::config::ExtAuthConfig;
 use super::error::ConfigError;
 use super::layer::DEFAULT_USER_ID_HEADER;
+use super::service::{response_actions, upstream_values};
 use super::{AuthConfig, BuildOptions, CheckRequest, Decision, Denied};
 
 /// The context extension naming the config, as Gloo's translation writes it.
@@ -190,7 +191,13 @@ impl ExtAuthzService {
         let request = check_request(http, peer);
         match config.check(&request).await {
             Decision::Allow(allowed) => {
-                let mut headers = header_options(&allowed.upstream_headers);
+                let mut headers: Vec<HeaderValueOption> =
+                    upstream_values(&allowed.upstream_headers)
+                        .iter()
+                        .map(|(name, value)| {
+                            option(name, value, HeaderAppendAction::OverwriteIfExistsOrAdd)
+                        })
+                        .collect();
                 let mut headers_to_remove = Vec::new();
                 if let Some(name) = &self.user_id_header {
                     match allowed
@@ -271,20 +278,20 @@ fn option(name: &HeaderName, value: &HeaderValue, action: HeaderAppendAction) ->
     }
 }
 
-/// One option per value: the first value of a name overwrites, the others append.
+/// Headers for the client, as [`response_actions`] says: Envoy sets a header that has one
+/// value and adds every value of one that has several.
 fn header_options(headers: &HeaderMap) -> Vec<HeaderValueOption> {
-    let mut out = Vec::with_capacity(headers.len());
-    for name in headers.keys() {
-        for (i, value) in headers.get_all(name).iter().enumerate() {
-            let action = if i == 0 {
-                HeaderAppendAction::OverwriteIfExistsOrAdd
-            } else {
+    response_actions(headers)
+        .into_iter()
+        .map(|(name, value, append)| {
+            let action = if append {
                 HeaderAppendAction::AppendIfExistsOrAdd
+            } else {
+                HeaderAppendAction::OverwriteIfExistsOrAdd
             };
-            out.push(option(name, value, action));
-        }
-    }
-    out
+            option(&name, &value, action)
+        })
+        .collect()
 }
 
 fn peer_address(peer: &attribute_context::Peer) -> Option<SocketAddr> {

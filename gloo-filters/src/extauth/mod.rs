@@ -74,6 +74,9 @@
 //! * `dynamicMetadataFromClaims` is accepted and ignored (no dynamic metadata is emitted).
 //! * `claimsToHeaders` with `append` joins the request's values and the claim with `,` into
 //!   one header, which is what Envoy does with an appended ext_authz header.
+//! * A step's headers are applied as Envoy applies our ext_authz answer: several values of
+//!   one upstream header are joined with `,`; a header for the client with one value
+//!   replaces the upstream's, each value of one with several (`set-cookie`) is added.
 //! * API key metadata that is not a valid header value adds no header.
 //! * A basic auth salt is cut at 8 characters and at `$`, as Apache does.
 //! * Requests naming no config, or one the gRPC service does not hold, are denied with `403`.

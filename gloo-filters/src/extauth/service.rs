@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::header::HOST;
 use http::request::Parts;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use tower::Service;
 
@@ -25,7 +25,8 @@ pub struct ExtAuthDenied;
 /// Gloo's ext auth server in-process. Made by an [`ExtAuthLayer`].
 ///
 /// An allowed request reaches the inner service with the config's headers set (a header a
-/// step sets replaces the client's), the user id header set or removed, and its whole body;
+/// step sets replaces the client's; several values of one header are joined with `,`, as
+/// Envoy does), the user id header set or removed, and its whole body;
 /// the config's response headers are set on the inner service's answer. A denied request
 /// never reaches it: the client gets the denial's status, headers and body (with an
 /// [`ExtAuthDenied`] extension).
@@ -66,26 +67,59 @@ pub(crate) fn check_request(parts: &Parts, body: Bytes) -> CheckRequest {
     }
 }
 
-/// Sets `from`'s headers on `to`: all values of a name in `from` replace that name's values.
-pub(crate) fn set_headers(to: &mut HeaderMap, from: HeaderMap) {
-    let mut current = None;
-    for (name, value) in from {
-        if let Some(name) = name {
-            to.remove(&name);
-            current = Some(name);
+/// How a step's headers for the client are applied, value by value: `(name, value, append)`.
+/// A header with one value replaces the answer's; each value of a header with several is
+/// added to the answer's (`set-cookie`). This is what Envoy does with the ext_authz answer
+/// that [`grpc`](super::grpc) builds from them: Envoy adds before it sets, so a set after an
+/// add would drop the added values.
+pub(crate) fn response_actions(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue, bool)> {
+    let mut out = Vec::with_capacity(headers.len());
+    for name in headers.keys() {
+        let values = headers.get_all(name);
+        let append = values.iter().nth(1).is_some();
+        for value in values {
+            out.push((name.clone(), value.clone(), append));
         }
-        if let Some(name) = &current {
-            to.append(name.clone(), value);
+    }
+    out
+}
+
+/// Applies a step's headers for the client to `to` (see [`response_actions`]).
+pub(crate) fn apply_response_headers(to: &mut HeaderMap, from: &HeaderMap) {
+    for (name, value, append) in response_actions(from) {
+        if append {
+            to.append(name, value);
+        } else {
+            to.insert(name, value);
         }
     }
 }
 
+/// A step's upstream headers as they replace the request's: one value per name, several
+/// values joined with `,` (what Envoy sends when an ext_authz answer sets a header and
+/// appends to it).
+pub(crate) fn upstream_values(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    headers
+        .keys()
+        .filter_map(|name| {
+            let mut values = headers.get_all(name).iter();
+            let first = values.next()?;
+            let mut joined = first.as_bytes().to_vec();
+            for value in values {
+                joined.push(b',');
+                joined.extend_from_slice(value.as_bytes());
+            }
+            let value = HeaderValue::from_bytes(&joined).ok()?;
+            Some((name.clone(), value))
+        })
+        .collect()
+}
+
 /// The request as the inner service gets it once `allowed`.
 pub(crate) fn apply_allowed(parts: &mut Parts, allowed: &mut Allowed, settings: &Settings) {
-    set_headers(
-        &mut parts.headers,
-        std::mem::take(&mut allowed.upstream_headers),
-    );
+    for (name, value) in upstream_values(&allowed.upstream_headers) {
+        parts.headers.insert(name, value);
+    }
     if let Some(header) = &settings.user_id_header {
         let value = allowed
             .user_id
