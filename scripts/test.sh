@@ -24,8 +24,8 @@ if [ ! -d "$node_dir/node_modules/@grpc/grpc-js-xds" ]; then
   (cd "$node_dir" && npm install --silent --no-audit --no-fund @grpc/grpc-js @grpc/grpc-js-xds)
 fi
 export GLOO_TEST_NODE_PATH="$node_dir/node_modules"
-# A real OpenID Provider (panva's oidc-provider 8; 9 warns on Node 20) for the OIDC
-# authorization-code tests of gloo-filters `extauth-oidc`; they start it under Node.
+# A real OpenID Provider (panva's oidc-provider 8; 9 warns on Node 20) for gloo-filters'
+# extauth tests: the OIDC authorization-code flow, token introspection and JWT access tokens.
 oidc_dir="$root/.tools/oidc"
 if [ ! -d "$oidc_dir/node_modules/oidc-provider" ]; then
   mkdir -p "$oidc_dir"
@@ -49,6 +49,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
     || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y redis-server >/dev/null; }
 fi
 export GLOO_TEST_REDIS_SERVER="$(command -v redis-server)"
+# Apache's htpasswd (Debian's apache2-utils): gloo-filters' extauth checks its APR1 hashes.
+if ! command -v htpasswd >/dev/null 2>&1; then
+  sudo_cmd=""
+  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get install -y apache2-utils >/dev/null \
+    || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y apache2-utils >/dev/null; }
+fi
+export GLOO_TEST_HTPASSWD="$(command -v htpasswd)"
 # sed reads all of the output: `head` would close the pipe early and, under pipefail,
 # fail the script with SIGPIPE.
 "$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p

@@ -27,8 +27,11 @@
 //!   as a tower layer: regex extractors and Inja-compatible templates rendered with
 //!   `minijinja`, bodies buffered only when a template needs them.
 //!
-//! * `extauth`: the `extauth` module, Gloo's external auth (`AuthConfig`) as a tower layer
-//!   (work in progress).
+//! * `extauth`: the `extauth` module, Gloo Enterprise's external auth (`AuthConfig`: basic
+//!   auth, API keys, OAuth2 access token validation, `booleanExpr`) as a tower layer; pulls in
+//!   `jwt` for JWT access tokens.
+//! * `extauth-grpc`: `extauth::grpc`, Envoy's ext_authz gRPC service
+//!   (`envoy.service.auth.v3.Authorization`) over the same configs (tonic, envoy-types).
 //! * `extauth-oidc`: `extauth::oidc`, Gloo's OIDC authorization-code step (discovery, the
 //!   browser flow with PKCE, ID tokens verified with the `jwt` module's key reader, sessions
 //!   in optionally AES-256-GCM encrypted cookies, refresh, logout). Enables `jwt`.

@@ -5,6 +5,7 @@
 
 mod support {
     pub mod envoy;
+    pub mod grpc;
     #[allow(dead_code)] // each test binary uses part of the helper
     pub mod redis_server;
 }
@@ -23,26 +24,11 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use support::envoy::Envoy;
+use support::envoy::{http_listener, static_cluster, Envoy};
 use support::redis_server::{free_port, RedisServer};
 
 /// The limiter's fixed clock: the whole test is in one window.
 const NOW: u64 = 1_700_000_000;
-
-/// Serves `ShouldRateLimit` on a loopback port; returns the port.
-async fn start_rls(service: RateLimitService<RedisStore>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the RLS");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(service.into_server())
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await;
-    });
-    port
-}
 
 /// An upstream that answers every request `200 ok`; returns its port.
 async fn start_backend() -> u16 {
@@ -66,28 +52,15 @@ async fn start_backend() -> u16 {
 }
 
 fn listener_yaml(name: &str, port: u16, failure_mode_deny: bool) -> String {
-    format!(
-        r#"
-  - name: {name}
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {name}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
+    let routes = r#"
+              - match: {prefix: "/"}
                 route:
                   cluster: backend
                   rate_limits:
                   - actions:
-                    - request_headers: {{header_name: x-user, descriptor_key: user}}
-          http_filters:
+                    - request_headers: {header_name: x-user, descriptor_key: user}"#;
+    let filters = format!(
+        r#"
           - name: envoy.filters.http.ratelimit
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
@@ -98,36 +71,9 @@ fn listener_yaml(name: &str, port: u16, failure_mode_deny: bool) -> String {
               rate_limit_service:
                 transport_api_version: V3
                 grpc_service:
-                  envoy_grpc: {{cluster_name: rls}}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#
-    )
-}
-
-fn static_cluster(name: &str, port: u16, http2: bool) -> String {
-    let h2 = if http2 {
-        r#"
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}"#
-    } else {
-        ""
-    };
-    format!(
-        r#"
-  - name: {name}
-    type: STATIC
-    connect_timeout: 1s{h2}
-    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}
-"#
-    )
+                  envoy_grpc: {{cluster_name: rls}}"#
+    );
+    http_listener(name, port, routes, &filters)
 }
 
 /// (status, headers) of `GET /` with `x-user: <user>` (none when `None`) on `port`.
@@ -184,7 +130,11 @@ async fn envoy_limits_through_our_rate_limit_service() {
                 ),
         )
         .expect("valid domain");
-    let rls_port = start_rls(RateLimitService::new(limiter)).await;
+    let rls_port = support::grpc::serve(
+        tonic::transport::Server::builder()
+            .add_service(RateLimitService::new(limiter).into_server()),
+    )
+    .await;
     let backend_port = start_backend().await;
 
     let (open_port, deny_port, admin_port) = (free_port(), free_port(), free_port());

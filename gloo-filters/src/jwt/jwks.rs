@@ -18,6 +18,9 @@ use super::token::{Alg, Jwt, B64URL};
 struct Key {
     kid: String,
     alg: String,
+    /// Its `use` is `sig` or absent (RFC 7517 §4.2): it may verify signatures.
+    #[cfg_attr(not(feature = "extauth"), allow(dead_code))]
+    signs: bool,
     /// `None` for a P-521 key, which Envoy accepts but ring cannot verify with.
     key: Option<DecodingKey>,
 }
@@ -218,6 +221,7 @@ fn parse_key(jwk: &Map<String, Value>) -> Result<Key, &'static str> {
         Str::Ok(alg) => alg.to_owned(),
         _ => String::new(),
     };
+    let signs = !matches!(get(jwk, "use"), Str::Ok(usage) if usage != "sig");
     let key = match kty {
         "EC" => ec_key(jwk, &alg)?,
         "RSA" => rsa_key(jwk, &alg)?,
@@ -225,7 +229,12 @@ fn parse_key(jwk: &Map<String, Value>) -> Result<Key, &'static str> {
         "OKP" => okp_key(jwk, &alg)?,
         _ => return Err("[kty] is not supported in [keys]"),
     };
-    Ok(Key { kid, alg, key })
+    Ok(Key {
+        kid,
+        alg,
+        signs,
+        key,
+    })
 }
 
 impl Jwks {
@@ -270,8 +279,20 @@ impl Jwks {
     /// `alg` against an `oct` key as HMAC-SHA256 and against an `OKP` key as Ed25519; here
     /// such a pairing simply fails (algorithm confusion is refused outright).
     pub(crate) fn verify(&self, jwt: &Jwt) -> Result<(), JwtStatus> {
+        self.verify_among(jwt, |_| true)
+    }
+
+    /// [`verify`](Self::verify) with only the keys that have a `kid` and may sign (`use`
+    /// absent or `sig`): how Gloo's ext auth server picks keys for JWT access tokens (their
+    /// callers require the token's `kid`).
+    #[cfg_attr(not(feature = "extauth"), allow(dead_code))]
+    pub(crate) fn verify_with_kid(&self, jwt: &Jwt) -> Result<(), JwtStatus> {
+        self.verify_among(jwt, |key| !key.kid.is_empty() && key.signs)
+    }
+
+    fn verify_among(&self, jwt: &Jwt, eligible: impl Fn(&Key) -> bool) -> Result<(), JwtStatus> {
         let mut kid_alg_matched = false;
-        for key in &self.keys {
+        for key in self.keys.iter().filter(|key| eligible(key)) {
             if !jwt.kid.is_empty() && !key.kid.is_empty() && key.kid != jwt.kid {
                 continue;
             }

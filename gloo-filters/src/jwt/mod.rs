@@ -124,10 +124,11 @@ mod error;
 mod extract;
 mod fetch;
 mod future;
-// Shared with `extauth::oidc`, which verifies ID tokens with the same key reader.
+// Shared with `extauth` (access tokens) and `extauth::oidc` (ID tokens), which verify with the
+// same key reader.
 pub(crate) mod jwks;
 mod layer;
-mod remote;
+pub(crate) mod remote;
 mod service;
 mod status;
 pub(crate) mod token;
@@ -152,4 +153,4 @@ pub fn validate_jwks(jwks_json: &str) -> Result<(), InvalidJwks> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

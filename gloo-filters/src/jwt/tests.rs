@@ -23,19 +23,19 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 const ISS: &str = "https://issuer.example";
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-fn hs_jwks(kid: &str, secret: &[u8]) -> String {
+pub(crate) fn hs_jwks(kid: &str, secret: &[u8]) -> String {
     json!({"keys": [{"kty": "oct", "kid": kid, "alg": "HS256", "k": B64.encode(secret)}]})
         .to_string()
 }
 
-fn hs_token(header: Value, claims: Value, secret: &[u8]) -> String {
+pub(crate) fn hs_token(header: Value, claims: Value, secret: &[u8]) -> String {
     let signed = format!(
         "{}.{}",
         B64.encode(header.to_string()),

@@ -62,3 +62,55 @@ impl Drop for Envoy {
         let _ = self.child.wait();
     }
 }
+
+/// A static cluster (bootstrap YAML, under `clusters:`) of one endpoint on 127.0.0.1:`port`,
+/// speaking HTTP/2 when `http2` (gRPC services).
+pub fn static_cluster(name: &str, port: u16, http2: bool) -> String {
+    let h2 = if http2 {
+        r#"
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}"#
+    } else {
+        ""
+    };
+    format!(
+        r#"
+  - name: {name}
+    type: STATIC
+    connect_timeout: 1s{h2}
+    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}
+"#
+    )
+}
+
+/// A listener (bootstrap YAML, under `listeners:`) on 127.0.0.1:`port` with one HTTP
+/// connection manager: one virtual host for every domain with `routes` (YAML list items,
+/// indented 14 spaces), then `filters` (list items, indented 10 spaces) before the router.
+pub fn http_listener(name: &str, port: u16, routes: &str, filters: &str) -> String {
+    format!(
+        r#"
+  - name: {name}
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {name}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:{routes}
+          http_filters:{filters}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"#
+    )
+}

@@ -1,6 +1,7 @@
 //! A real OpenID Provider for one test: panva's oidc-provider 8 under Node
-//! (`oidc_provider.mjs`, with `GLOO_TEST_OIDC_NODE_PATH` pointing at its node_modules),
-//! started on a free loopback port and killed by PID on drop.
+//! (`oidc_provider.mjs` for browser logins, `oidc_provider_machine.mjs` for client-credentials
+//! access tokens; `GLOO_TEST_OIDC_NODE_PATH` points at its node_modules), started on a free
+//! loopback port and killed by PID on drop.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -29,13 +30,15 @@ impl OidcProvider {
     /// Starts a provider with these clients (oidc-provider client metadata, as JSON) and waits
     /// until it accepts connections.
     pub fn start(clients: &serde_json::Value) -> Self {
+        Self::start_script("oidc_provider.mjs", clients)
+    }
+
+    /// Starts the provider script `script` (in tests/support) with these clients.
+    pub fn start_script(script: &str, clients: &serde_json::Value) -> Self {
         let port = free_port();
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/oidc_provider.mjs"
-        );
+        let script = format!("{}/tests/support/{script}", env!("CARGO_MANIFEST_DIR"));
         let child = Command::new("node")
-            .arg(script)
+            .arg(&script)
             .env("GLOO_TEST_OIDC_NODE_PATH", node_path())
             .env("OIDC_PORT", port.to_string())
             .env("OIDC_CLIENTS", clients.to_string())
@@ -56,6 +59,12 @@ impl OidcProvider {
     /// `http://127.0.0.1:<port>`, the issuer.
     pub fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `path` on the provider.
+    #[allow(dead_code)] // not every test binary that includes this module calls it
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 }
 

@@ -1020,12 +1020,32 @@ impl Inner {
                 );
             }
         }
+        // A header this step writes but had no value for this time (a claim the token lacks)
+        // is removed, so the client's own value never reaches the upstream as if it were the
+        // provider's. Appending claim headers keep the client's values by design.
+        let owned = [&self.id_token_header, &self.access_token_header]
+            .into_iter()
+            .flatten()
+            .chain(
+                self.id_token_claims
+                    .iter()
+                    .chain(&self.access_token_claims)
+                    .filter(|c| !c.append)
+                    .map(|c| &c.header),
+            );
+        let mut remove_upstream_headers = Vec::new();
+        for name in owned {
+            if !upstream.contains_key(name) && !remove_upstream_headers.contains(name) {
+                remove_upstream_headers.push(name.clone());
+            }
+        }
         let mut response_headers = HeaderMap::new();
         for cookie in cookies {
             response_headers.append(SET_COOKIE, cookie);
         }
         Decision::Allow(Allowed {
             upstream_headers: upstream,
+            remove_upstream_headers,
             response_headers,
             user_id: claims.sub().map(str::to_owned),
         })

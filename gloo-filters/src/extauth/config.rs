@@ -1,0 +1,398 @@
+//! Gloo's `ExtAuthConfig` (`enterprise.gloo.solo.io.ExtAuthConfig`, in
+//! `projects/gloo/api/v1/enterprise/options/extauth/v1/extauth-internal.proto`): what Gloo's
+//! control plane sends its ext auth server for one `AuthConfig`, with every secret already
+//! resolved (API keys, client secrets, hashed passwords).
+//!
+//! The types read the proto3 JSON form, field for field: lowerCamelCase names, `oneof`s as
+//! mutually exclusive fields, `google.protobuf.Duration` as `"1.5s"`, wrappers as plain values.
+//! Unknown fields are errors that name the field and where it is
+//! ([`ExtAuthConfig::from_json`]). Auth types Gloo has but this crate does not implement
+//! (OPA, LDAP, passthrough, HMAC, plugins, portal, the legacy `oauth`, the JWT placeholder)
+//! parse, and are refused when the config is built, naming the field.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::ConfigError;
+
+/// One `AuthConfig` as Gloo's ext auth server receives it.
+///
+/// ```
+/// use gloo_filters::extauth::config::ExtAuthConfig;
+///
+/// let config = ExtAuthConfig::from_json(r#"{
+///     "authConfigRefName": "gloo-system.basic-auth",
+///     "configs": [{"basicAuth": {"realm": "gloo", "apr": {"users": {
+///         "user": {"salt": "TYiryv0/", "hashedPassword": "8BvzLUO9IfGPGGsPnAgSu1"}
+///     }}}}]
+/// }"#)?;
+/// assert_eq!(config.auth_config_ref_name, "gloo-system.basic-auth");
+///
+/// let err = ExtAuthConfig::from_json(r#"{"configs": [{"basicAuth": {"relm": "x"}}]}"#)
+///     .unwrap_err();
+/// assert!(err.to_string().starts_with("configs[0].basicAuth.relm: unknown field `relm`"), "{err}");
+/// # Ok::<_, gloo_filters::extauth::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtAuthConfig {
+    /// The id requests name this config by (`<namespace>.<name>` of the `AuthConfig`); Envoy's
+    /// route sends it as the `config_id` context extension.
+    #[serde(default)]
+    pub auth_config_ref_name: String,
+    /// The auth steps, in order.
+    #[serde(default)]
+    pub configs: Vec<Config>,
+    /// How the named steps combine (`basic || (apikey && !oidc)`); empty or absent: all of
+    /// them, in order.
+    #[serde(default)]
+    pub boolean_expr: Option<String>,
+    /// Answer `401` instead of passing on an identity provider's redirect.
+    #[serde(default)]
+    pub fail_on_redirect: bool,
+}
+
+impl ExtAuthConfig {
+    /// Reads the proto3 JSON form; an error names the field path (`configs[1].apiKeyAuth...`).
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::new(
+                if path == "." { String::new() } else { path },
+                e.into_inner().to_string(),
+            )
+        })
+    }
+}
+
+/// One auth step (`ExtAuthConfig.Config`): an optional name and exactly one auth type.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// The step's name in `booleanExpr`; `config_<index>` when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// OAuth2: access token validation (or the OIDC authorization code flow).
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Config>,
+    /// Basic auth (`apr` users, or `encryption` with a `userList`).
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// Basic auth in its internal form (`encryption` and `userList`).
+    #[serde(default)]
+    pub basic_auth_internal: Option<BasicAuthInternal>,
+    /// API keys, resolved from their secrets.
+    #[serde(default)]
+    pub api_key_auth: Option<ApiKeyAuthConfig>,
+    /// Gloo's deprecated `oauth` (not implemented).
+    #[serde(default)]
+    pub oauth: Option<Value>,
+    /// Gloo's deprecated Go plugins (not implemented).
+    #[serde(default)]
+    pub plugin_auth: Option<Value>,
+    /// OPA policies (not implemented).
+    #[serde(default)]
+    pub opa_auth: Option<Value>,
+    /// LDAP, deprecated form (not implemented).
+    #[serde(default)]
+    pub ldap: Option<Value>,
+    /// LDAP with a service account (not implemented).
+    #[serde(default)]
+    pub ldap_internal: Option<Value>,
+    /// The JWT placeholder step (not implemented).
+    #[serde(default)]
+    pub jwt: Option<Value>,
+    /// Passthrough to another auth server (not implemented).
+    #[serde(default)]
+    pub pass_through_auth: Option<Value>,
+    /// HMAC (not implemented).
+    #[serde(default)]
+    pub hmac_auth: Option<Value>,
+    /// An external OPA server (not implemented).
+    #[serde(default)]
+    pub opa_server_auth: Option<Value>,
+    /// Gloo Portal credentials (not implemented).
+    #[serde(default)]
+    pub portal_auth: Option<Value>,
+    /// Passthrough with TLS data (not implemented).
+    #[serde(default)]
+    pub passthrough_internal: Option<Value>,
+}
+
+/// An empty message (`{}`), as Gloo's `oneof` markers are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// Gloo's `BasicAuth`: `realm` plus either `apr` or (`encryption` and `userList`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicAuth {
+    /// The realm of the `WWW-Authenticate: Basic realm="..."` challenge.
+    #[serde(default)]
+    pub realm: String,
+    /// APR1-MD5 users (the original form).
+    #[serde(default)]
+    pub apr: Option<Apr>,
+    /// The hash of the extended form.
+    #[serde(default)]
+    pub encryption: Option<EncryptionType>,
+    /// The users of the extended form.
+    #[serde(default)]
+    pub user_list: Option<UserList>,
+}
+
+/// Gloo's `BasicAuthInternal`: the extended form only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicAuthInternal {
+    /// The realm of the challenge.
+    #[serde(default)]
+    pub realm: String,
+    /// The hash of the stored passwords.
+    #[serde(default)]
+    pub encryption: Option<EncryptionType>,
+    /// The users.
+    #[serde(default)]
+    pub user_list: Option<UserList>,
+}
+
+/// `BasicAuth.Apr`: users with APR1 salts and hashes (the same shape as a [`UserList`]).
+pub type Apr = UserList;
+
+/// `BasicAuth.UserList` (and `BasicAuth.Apr`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserList {
+    /// User name to salt and hash.
+    #[serde(default)]
+    pub users: BTreeMap<String, User>,
+}
+
+/// A stored credential: `$apr1$<salt>$<hashedPassword>` for APR, hex SHA-1 of password and
+/// salt for SHA-1.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct User {
+    /// The salt.
+    #[serde(default)]
+    pub salt: String,
+    /// The hash.
+    #[serde(default)]
+    pub hashed_password: String,
+}
+
+/// `BasicAuth.EncryptionType`: `{"apr": {}}` or `{"sha1": {}}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EncryptionType {
+    /// APR1-MD5 (`htpasswd -m`).
+    #[serde(default)]
+    pub apr: Option<Empty>,
+    /// Hex SHA-1 of the password followed by the salt.
+    #[serde(default)]
+    pub sha1: Option<Empty>,
+}
+
+/// `ExtAuthConfig.ApiKeyAuthConfig`: the valid keys with their owners, already resolved.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeyAuthConfig {
+    /// Key to its owner and metadata.
+    #[serde(default)]
+    pub valid_api_keys: BTreeMap<String, KeyMetadata>,
+    /// The header carrying the key; `api-key` when empty.
+    #[serde(default)]
+    pub header_name: String,
+    /// Header to add upstream, to the metadata entry that fills it.
+    #[serde(default)]
+    pub headers_from_key_metadata: BTreeMap<String, String>,
+    /// Keys from Kubernetes secrets (already in `validApiKeys`).
+    #[serde(default)]
+    pub k8s_secret_apikey_storage: Option<Value>,
+    /// Keys in Aerospike (not implemented).
+    #[serde(default)]
+    pub aerospike_apikey_storage: Option<Value>,
+    /// The server's default storage (keys already in `validApiKeys`).
+    #[serde(default)]
+    pub server_default_apikey_storage: Option<Value>,
+    /// Skip the check that metadata values are valid header values (an invalid value is
+    /// never sent either way).
+    #[serde(default)]
+    pub skip_metadata_validation: bool,
+}
+
+/// `ApiKeyAuthConfig.KeyMetadata`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyMetadata {
+    /// The key's owner (the name of its secret): the user id.
+    #[serde(default)]
+    pub username: String,
+    /// Its metadata entries.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `ExtAuthConfig.OAuth2Config`: one of its `oauth_type`s.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum OAuth2Config {
+    /// The OIDC authorization code flow (`OidcAuthorizationCodeConfig`), kept as JSON for the
+    /// OIDC step to read.
+    OidcAuthorizationCode(Value),
+    /// Access tokens presented by the client.
+    AccessTokenValidationConfig(Box<AccessTokenValidationConfig>),
+    /// The plain OAuth2 authorization code flow (not implemented).
+    Oauth2Config(Value),
+}
+
+/// `ExtAuthConfig.AccessTokenValidationConfig`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessTokenValidationConfig {
+    /// Deprecated: unauthenticated RFC 7662 introspection at this URL.
+    #[serde(default)]
+    pub introspection_url: Option<String>,
+    /// Tokens are JWTs, checked against a key set.
+    #[serde(default)]
+    pub jwt: Option<JwtValidation>,
+    /// RFC 7662 introspection, with client credentials.
+    #[serde(default)]
+    pub introspection: Option<IntrospectionValidation>,
+    /// The OIDC userinfo endpoint, queried with the token when set.
+    #[serde(default)]
+    pub userinfo_url: String,
+    /// How long introspection and userinfo answers are cached (10 minutes when absent, no
+    /// cache when zero).
+    #[serde(default)]
+    pub cache_timeout: Option<ProtoDuration>,
+    /// Scopes the token must all have.
+    #[serde(default)]
+    pub required_scopes: Option<ScopeList>,
+    /// Dynamic metadata keys to claims (accepted; this crate emits no dynamic metadata).
+    #[serde(default)]
+    pub dynamic_metadata_from_claims: BTreeMap<String, String>,
+    /// Claims copied to upstream headers.
+    #[serde(default)]
+    pub claims_to_headers: Vec<ClaimToHeader>,
+    /// The default provider marker.
+    #[serde(default)]
+    pub default: Option<Empty>,
+    /// Microsoft Entra ID distributed claims (not implemented).
+    #[serde(default)]
+    pub azure: Option<Value>,
+}
+
+/// `AccessTokenValidationConfig.JwtValidation`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtValidation {
+    /// Keys fetched from a URL.
+    #[serde(default)]
+    pub remote_jwks: Option<RemoteJwks>,
+    /// Keys inline.
+    #[serde(default)]
+    pub local_jwks: Option<LocalJwks>,
+    /// The `iss` tokens must have; any when empty.
+    #[serde(default)]
+    pub issuer: String,
+    /// Audiences one of which the token's `aud` must name; any when empty.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+}
+
+/// `JwtValidation.RemoteJwks`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemoteJwks {
+    /// Where the key set is.
+    #[serde(default)]
+    pub url: String,
+    /// How often it is refetched (5 minutes when absent).
+    #[serde(default)]
+    pub refresh_interval: Option<ProtoDuration>,
+}
+
+/// `JwtValidation.LocalJwks`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalJwks {
+    /// The key set document.
+    #[serde(default)]
+    pub inline_string: String,
+}
+
+/// `AccessTokenValidationConfig.IntrospectionValidation` (internal form: the secret is
+/// resolved; an empty secret is a client that authenticates with its id only).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntrospectionValidation {
+    /// The RFC 7662 endpoint.
+    #[serde(default)]
+    pub introspection_url: String,
+    /// The client id to authenticate with.
+    #[serde(default)]
+    pub client_id: String,
+    /// The client secret.
+    #[serde(default)]
+    pub client_secret: String,
+    /// The introspection response member holding the user id (`sub`, `username`); when set
+    /// and missing from an answer, the request is denied.
+    #[serde(default)]
+    pub user_id_attribute_name: String,
+}
+
+/// `AccessTokenValidationConfig.ScopeList`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScopeList {
+    /// The scopes.
+    #[serde(default)]
+    pub scope: Vec<String>,
+}
+
+/// `ExtAuthConfig.ClaimToHeader`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimToHeader {
+    /// The claim (or introspection member).
+    #[serde(default)]
+    pub claim: String,
+    /// The upstream header.
+    #[serde(default)]
+    pub header: String,
+    /// Add to the request's values instead of replacing them.
+    #[serde(default)]
+    pub append: bool,
+}
+
+/// A `google.protobuf.Duration` in its JSON form: decimal seconds with an `s` suffix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProtoDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for ProtoDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let seconds = text
+            .strip_suffix('s')
+            .filter(|n| {
+                !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                    && n.bytes().filter(|b| *b == b'.').count() <= 1
+            })
+            .and_then(|n| n.parse::<f64>().ok())
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "invalid duration {text:?}: expected non-negative seconds with an `s` suffix, like \"1.5s\""
+                ))
+            })?;
+        Ok(ProtoDuration(seconds))
+    }
+}
