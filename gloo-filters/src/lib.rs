@@ -27,6 +27,9 @@
 //!   as a tower layer: regex extractors and Inja-compatible templates rendered with
 //!   `minijinja`, bodies buffered only when a template needs them.
 //!
+//! * `ext-authz`: the `ext_authz` module, Envoy's external authorization HTTP filter
+//!   (`envoy.filters.http.ext_authz`) as a tower layer, asking any
+//!   `envoy.service.auth.v3.Authorization` gRPC server through a tonic client.
 //! * `extauth`: the `extauth` module, Gloo's external auth (`AuthConfig`) as a tower layer
 //!   (work in progress).
 //!
@@ -34,6 +37,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "ext-authz")]
+pub mod ext_authz;
 #[cfg(feature = "extauth")]
 pub mod extauth;
 #[cfg(feature = "jwt")]
