@@ -1,6 +1,8 @@
 //! The HTTP filters gloo-proxy implements itself, as Envoy does: fault injection
-//! (`envoy.filters.http.fault`) and CORS (`envoy.filters.http.cors`). Both are configured per
-//! route through `typed_per_filter_config`, which is how Gloo emits them.
+//! (`envoy.filters.http.fault`) and CORS (`envoy.filters.http.cors`), both configured per
+//! route through `typed_per_filter_config` as Gloo emits them; and Envoy's header mutation
+//! filter (`envoy.filters.http.header_mutation`), in the one shape gloo-core emits it (request
+//! headers removed before auth, so only the ext auth server sets the user id header).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +27,16 @@ pub const FAULT: &str = "envoy.filters.http.fault";
 /// Envoy's CORS filter name.
 pub const CORS: &str = "envoy.filters.http.cors";
 
+/// The config type URL of Envoy's header mutation filter.
+pub const HEADER_MUTATION_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation";
+
 pub(crate) fn register(registry: &mut FilterRegistry) {
     registry.register(FAULT, Fault);
     registry.register(CORS, Cors);
+    registry.register(HEADER_MUTATION_TYPE, HeaderMutationFactory);
+    #[cfg(feature = "extauth")]
+    crate::extauth::register(registry);
     #[cfg(feature = "ratelimit")]
     crate::ratelimit::register(registry);
     #[cfg(feature = "jwt")]
@@ -235,6 +244,74 @@ impl FilterFactory for Cors {
                     }
                     Ok(r)
                 }
+            }))
+        })))
+    }
+}
+
+/// Envoy's header mutation filter, as far as gloo-core emits it: request headers removed on
+/// every request. Anything else it can say (appending headers, removing by matcher, response,
+/// trailer and query parameter mutations, per-route configs) is refused, naming the field.
+struct HeaderMutationFactory;
+
+impl FilterFactory for HeaderMutationFactory {
+    fn layer(&self, config: &Any, per_route: Option<&Any>) -> Result<Option<FilterLayer>, String> {
+        use envoy_types::pb::envoy::config::common::mutation_rules::v3::header_mutation::Action;
+        use envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::HeaderMutation;
+        if per_route.is_some() {
+            return Err("per-route header mutations are not supported".into());
+        }
+        let config: HeaderMutation = decode(config)?;
+        if config.most_specific_header_mutations_wins {
+            return Err("most_specific_header_mutations_wins: not supported".into());
+        }
+        let Some(mutations) = config.mutations else {
+            return Ok(None);
+        };
+        let unsupported = [
+            ("response_mutations", !mutations.response_mutations.is_empty()),
+            (
+                "query_parameter_mutations",
+                !mutations.query_parameter_mutations.is_empty(),
+            ),
+            (
+                "request_trailers_mutations",
+                !mutations.request_trailers_mutations.is_empty(),
+            ),
+            (
+                "response_trailers_mutations",
+                !mutations.response_trailers_mutations.is_empty(),
+            ),
+        ];
+        if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+            return Err(format!("mutations.{field}: not supported"));
+        }
+        let mut remove = Vec::with_capacity(mutations.request_mutations.len());
+        for (i, m) in mutations.request_mutations.iter().enumerate() {
+            match &m.action {
+                Some(Action::Remove(name)) => remove.push(
+                    header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                        format!("mutations.request_mutations[{i}].remove: invalid header name {name:?}")
+                    })?,
+                ),
+                _ => {
+                    return Err(format!(
+                        "mutations.request_mutations[{i}]: only remove is supported"
+                    ))
+                }
+            }
+        }
+        if remove.is_empty() {
+            return Ok(None);
+        }
+        let remove: Arc<[header::HeaderName]> = remove.into();
+        Ok(Some(Arc::new(move |inner: HttpService| {
+            let remove = remove.clone();
+            HttpService::new(inner.map_request(move |mut req: Request<Body>| {
+                for name in remove.iter() {
+                    req.headers_mut().remove(name);
+                }
+                req
             }))
         })))
     }

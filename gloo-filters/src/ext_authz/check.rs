@@ -207,7 +207,7 @@ pub(crate) enum Action {
     /// Add one more value (`APPEND_IF_EXISTS_OR_ADD`, the proto default).
     Add,
     /// The deprecated `append: true` on a request header: join to the existing value with
-    /// `,` (Envoy's `appendCopy`), or add it.
+    /// `,` (Envoy's `appendCopy`); nothing when the request has no such header.
     Append,
     /// Add only if absent (`ADD_IF_ABSENT`).
     AddIfAbsent,
@@ -243,6 +243,9 @@ fn mutations(headers: &[HeaderValueOption], response: bool) -> Vec<Mutation> {
             let action = match option.append.as_ref().map(|a| a.value) {
                 Some(true) if response => Action::Add,
                 Some(true) => Action::Append,
+                // Envoy 1.40 reads only the deprecated `append` of a request header: anything
+                // else overwrites (checked against it by gloo-proxy's differential test).
+                _ if !response => Action::Set,
                 Some(false) => Action::Set,
                 None => match HeaderAppendAction::try_from(option.append_action) {
                     Ok(HeaderAppendAction::AppendIfExistsOrAdd) => Action::Add,
@@ -271,15 +274,12 @@ pub(crate) fn apply(headers: &mut HeaderMap, mutations: &[Mutation]) {
                 headers.append(m.name.clone(), m.value.clone());
             }
             Action::Append => {
-                let joined = match headers.get(&m.name) {
-                    Some(existing) => {
-                        let mut joined = existing.as_bytes().to_vec();
-                        joined.push(b',');
-                        joined.extend_from_slice(m.value.as_bytes());
-                        HeaderValue::from_bytes(&joined).ok()
-                    }
-                    None => Some(m.value.clone()),
-                };
+                let joined = headers.get(&m.name).and_then(|existing| {
+                    let mut joined = existing.as_bytes().to_vec();
+                    joined.push(b',');
+                    joined.extend_from_slice(m.value.as_bytes());
+                    HeaderValue::from_bytes(&joined).ok()
+                });
                 if let Some(joined) = joined {
                     headers.insert(m.name.clone(), joined);
                 }

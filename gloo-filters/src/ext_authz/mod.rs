@@ -37,16 +37,18 @@
 //! # The answer
 //!
 //! * Status `OK` (or none): the request passes. Its `ok_response` headers are applied in
-//!   order: `append_action` `OVERWRITE_IF_EXISTS_OR_ADD` sets, `APPEND_IF_EXISTS_OR_ADD` (the
-//!   proto's default) adds a value, `ADD_IF_ABSENT` and `OVERWRITE_IF_EXISTS` do what they
-//!   say; the deprecated `append` wins when set (`false` sets; `true` joins to the existing
-//!   value with `,`). `headers_to_remove` are removed (never `host`), query parameters set
-//!   and removed (re-serialized by name, as Envoy's `QueryParamsMulti` does), and
-//!   `response_headers_to_add` are applied to the response (deprecated `append: true` adds
-//!   there). The response's dynamic metadata reaches the inner service as
-//!   [`DynamicMetadata`].
+//!   order, as Envoy 1.40 does (checked by gloo-proxy's differential test): only the
+//!   deprecated `append` counts, `true` joining the value to the request's header with `,`
+//!   (nothing when the request has none), anything else overwriting, whatever its
+//!   `append_action`. `headers_to_remove` are removed (never `host`), query parameters set
+//!   and removed (re-serialized by name, as Envoy's `QueryParamsMulti` does). The
+//!   `response_headers_to_add` are applied to the response with their `append_action`
+//!   (`APPEND_IF_EXISTS_OR_ADD`, the proto's default, adds a value; `OVERWRITE_IF_EXISTS_OR_ADD`
+//!   sets; `ADD_IF_ABSENT` and `OVERWRITE_IF_EXISTS` do what they say), the deprecated `append`
+//!   winning when set (`true` adds, `false` sets). The response's dynamic metadata reaches
+//!   the inner service as [`DynamicMetadata`].
 //! * Any other status: the client gets the `denied_response`'s status (default `403`),
-//!   headers and body (cut to
+//!   headers (with their append actions, as response headers) and body (cut to
 //!   [`max_denied_response_body_bytes`](ExtAuthzLayer::max_denied_response_body_bytes) when
 //!   set), with `content-type: text/plain` unless the server set one when there is a body.
 //! * A failed call (unreachable server, gRPC error, timeout) or an `error_response` is an

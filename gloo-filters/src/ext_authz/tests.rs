@@ -290,6 +290,7 @@ async fn an_allowed_request_is_changed_as_the_server_asks() {
                 ),
                 header("x-added", "server"),
                 with_append("x-appended", "server", true),
+                with_append("x-appended-missing", "server", true),
                 with_append("x-set", "server", false),
                 with_action("x-if-absent", "server", HeaderAppendAction::AddIfAbsent),
                 with_action(
@@ -308,6 +309,9 @@ async fn an_allowed_request_is_changed_as_the_server_asks() {
                 header("x-resp", "one"),
                 with_append("x-resp", "two", true),
                 with_append("x-upstream", "auth", false),
+                with_action("x-resp-if-absent", "auth", HeaderAppendAction::AddIfAbsent),
+                with_action("x-upstream-if-absent", "auth", HeaderAppendAction::AddIfAbsent),
+                with_action("x-resp-overwrite", "auth", HeaderAppendAction::OverwriteIfExists),
             ],
             query_parameters_to_set: vec![QueryParameter {
                 key: "b".into(),
@@ -343,13 +347,16 @@ async fn an_allowed_request_is_changed_as_the_server_asks() {
     assert_eq!(answer.status, 200);
     let seen = answer.upstream();
     let h = &seen["headers"];
+    // Envoy 1.40 reads only the deprecated `append` of request headers: everything else
+    // overwrites, whatever its `append_action`.
     assert_eq!(h["x-user-id"], serde_json::json!(["alice"]));
-    assert_eq!(h["x-added"], serde_json::json!(["client", "server"]));
+    assert_eq!(h["x-added"], serde_json::json!(["server"]));
     assert_eq!(h["x-appended"], serde_json::json!(["client,server"]));
+    assert!(h.get("x-appended-missing").is_none(), "append needs a header to append to");
     assert_eq!(h["x-set"], serde_json::json!(["server"]));
-    assert_eq!(h["x-if-absent"], serde_json::json!(["client"]));
+    assert_eq!(h["x-if-absent"], serde_json::json!(["server"]));
     assert_eq!(h["x-if-present"], serde_json::json!(["server"]));
-    assert!(h.get("x-if-present-missing").is_none());
+    assert_eq!(h["x-if-present-missing"], serde_json::json!(["server"]));
     assert!(h.get("x-secret").is_none());
     assert_eq!(
         h["host"],
@@ -367,8 +374,11 @@ async fn an_allowed_request_is_changed_as_the_server_asks() {
             .map(|v| v.to_str().unwrap())
             .collect()
     };
+    // Response headers honour the append action.
     assert_eq!(values("x-resp"), ["one", "two"]);
     assert_eq!(values("x-upstream"), ["auth"]);
+    assert_eq!(values("x-resp-if-absent"), ["auth"]);
+    assert!(values("x-resp-overwrite").is_empty());
 }
 
 #[tokio::test]
