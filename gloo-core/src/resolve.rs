@@ -1449,7 +1449,7 @@ impl<'a> Resolver<'a> {
                     }
                     // Ext auth options that cannot be enforced (naming no AuthConfig, say):
                     // refused likewise, never applied without them.
-                    Some(found) if !crate::translate::extauth::host_option_problems(self.snapshot, &found.object.spec.options, "").is_empty() => {
+                    Some(found) if !crate::translate::extauth::problems(self.snapshot, found.object.spec.options.extauth.as_deref(), "").is_empty() => {
                         refused = true;
                         self.note_error(&key,
                             format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} sets invalid ext auth options; the virtual host serves no routes rather than serving them without"),
@@ -1540,7 +1540,7 @@ impl<'a> Resolver<'a> {
                             )
                         }
                         // Ext auth options that cannot be enforced: refused likewise.
-                        Some(found) if !crate::translate::extauth::route_option_problems(self.snapshot, &found.object.spec.options, "").is_empty() => {
+                        Some(found) if !crate::translate::extauth::problems(self.snapshot, found.object.spec.options.extauth.as_deref(), "").is_empty() => {
                             refused = true;
                             self.note_error(&context.owner,
                                 format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} sets invalid ext auth options; the route answers 503 rather than being served without them"),

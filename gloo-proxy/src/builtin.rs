@@ -269,7 +269,10 @@ impl FilterFactory for HeaderMutationFactory {
             return Ok(None);
         };
         let unsupported = [
-            ("response_mutations", !mutations.response_mutations.is_empty()),
+            (
+                "response_mutations",
+                !mutations.response_mutations.is_empty(),
+            ),
             (
                 "query_parameter_mutations",
                 !mutations.query_parameter_mutations.is_empty(),
@@ -291,7 +294,9 @@ impl FilterFactory for HeaderMutationFactory {
             match &m.action {
                 Some(Action::Remove(name)) => remove.push(
                     header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                        format!("mutations.request_mutations[{i}].remove: invalid header name {name:?}")
+                        format!(
+                            "mutations.request_mutations[{i}].remove: invalid header name {name:?}"
+                        )
                     })?,
                 ),
                 _ => {
@@ -314,5 +319,90 @@ impl FilterFactory for HeaderMutationFactory {
                 req
             }))
         })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::common::mutation_rules::v3::{
+        header_mutation::Action, HeaderMutation as Rule,
+    };
+    use envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::{
+        HeaderMutation, Mutations,
+    };
+
+    use super::*;
+
+    fn config(mutations: Mutations) -> Any {
+        Any {
+            type_url: HEADER_MUTATION_TYPE.into(),
+            value: HeaderMutation {
+                mutations: Some(mutations),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn header_mutation_removes_request_headers_and_refuses_the_rest() {
+        let layer = HeaderMutationFactory
+            .layer(
+                &config(Mutations {
+                    request_mutations: vec![Rule {
+                        action: Some(Action::Remove("x-user-id".into())),
+                    }],
+                    ..Default::default()
+                }),
+                None,
+            )
+            .unwrap()
+            .expect("a layer");
+        let seen = HttpService::new(tower::service_fn(|req: Request<Body>| async move {
+            let has = req.headers().contains_key("x-user-id");
+            Ok(Response::new(Body::from(if has {
+                "kept"
+            } else {
+                "removed"
+            })))
+        }));
+        let request = Request::builder()
+            .header("x-user-id", "mallory")
+            .body(Body::empty())
+            .unwrap();
+        let response = layer(seen).oneshot(request).await.unwrap();
+        use http_body_util::BodyExt;
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "removed");
+
+        let refused = HeaderMutationFactory
+            .layer(
+                &config(Mutations {
+                    response_mutations: vec![Rule {
+                        action: Some(Action::Remove("x".into())),
+                    }],
+                    ..Default::default()
+                }),
+                None,
+            )
+            .err()
+            .expect("refused");
+        assert_eq!(refused, "mutations.response_mutations: not supported");
+        let refused = HeaderMutationFactory
+            .layer(
+                &config(Mutations {
+                    request_mutations: vec![Rule {
+                        action: Some(Action::Append(Default::default())),
+                    }],
+                    ..Default::default()
+                }),
+                None,
+            )
+            .err()
+            .expect("refused");
+        assert_eq!(
+            refused,
+            "mutations.request_mutations[0]: only remove is supported"
+        );
     }
 }

@@ -109,7 +109,10 @@ impl FilterFactory for ExtAuthzFactory {
             return Ok(None);
         }
         if config.type_url != EXT_AUTHZ_TYPE {
-            return Err(format!("expected {EXT_AUTHZ_TYPE}, got {}", config.type_url));
+            return Err(format!(
+                "expected {EXT_AUTHZ_TYPE}, got {}",
+                config.type_url
+            ));
         }
         let mut layer = self.built(config)?;
         // Envoy: the most specific config decides whether the filter runs; the context
@@ -128,17 +131,19 @@ impl FilterFactory for ExtAuthzFactory {
             match route.r#override {
                 Some(ext_authz_per_route::Override::Disabled(true)) => disabled = true,
                 Some(ext_authz_per_route::Override::Disabled(false)) | None => {
-                    return Err(
-                        "per-route config: set disabled: true or check_settings".to_string()
-                    )
+                    return Err("per-route config: set disabled: true or check_settings".to_string())
                 }
                 Some(ext_authz_per_route::Override::CheckSettings(settings)) => {
                     disabled = false;
                     if settings.with_request_body.is_some() {
-                        return Err("per-route check_settings.with_request_body: not supported".into());
+                        return Err(
+                            "per-route check_settings.with_request_body: not supported".into()
+                        );
                     }
                     if settings.service_override.is_some() {
-                        return Err("per-route check_settings.service_override: not supported".into());
+                        return Err(
+                            "per-route check_settings.service_override: not supported".into()
+                        );
                     }
                     if settings.disable_request_body_buffering {
                         return Err(
@@ -174,7 +179,11 @@ impl FilterFactory for ExtAuthzFactory {
                     Some(None) => true,
                     None => false,
                 };
-                let service = if checked { authz.clone() } else { inner.clone() };
+                let service = if checked {
+                    authz.clone()
+                } else {
+                    inner.clone()
+                };
                 service.oneshot(req)
             }))
         })))
@@ -212,7 +221,10 @@ impl ExtAuthzFactory {
             ("include_tls_session", config.include_tls_session),
             ("encode_raw_headers", config.encode_raw_headers),
             ("filter_enabled", config.filter_enabled.is_some()),
-            ("filter_enabled_metadata", config.filter_enabled_metadata.is_some()),
+            (
+                "filter_enabled_metadata",
+                config.filter_enabled_metadata.is_some(),
+            ),
             ("deny_at_disable", config.deny_at_disable.is_some()),
             (
                 "decoder_header_mutation_rules",
@@ -268,7 +280,12 @@ impl ExtAuthzFactory {
         .failure_mode_allow_header_add(config.failure_mode_allow_header_add)
         .max_denied_response_body_bytes(config.max_denied_response_body_bytes)
         .connection_info(connection_info);
-        if let Some(status) = config.status_on_error.as_ref().map(|s| s.code).filter(|c| *c != 0) {
+        if let Some(status) = config
+            .status_on_error
+            .as_ref()
+            .map(|s| s.code)
+            .filter(|c| *c != 0)
+        {
             let status = u16::try_from(status)
                 .ok()
                 .and_then(|c| StatusCode::from_u16(c).ok())
@@ -352,5 +369,143 @@ impl tower::Service<Request<tonic::body::Body>> for ClusterChannel {
                 .await
                 .map_err(BoxError::from)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::core::v3::{grpc_service::EnvoyGrpc, GrpcService};
+    use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
+        CheckSettings, HttpService,
+    };
+
+    use super::*;
+
+    fn any<M: Message>(type_url: &str, message: &M) -> Any {
+        Any {
+            type_url: type_url.into(),
+            value: message.encode_to_vec(),
+        }
+    }
+
+    fn grpc(cluster: &str) -> ExtAuthzConfig {
+        ExtAuthzConfig {
+            services: Some(ext_authz::Services::GrpcService(GrpcService {
+                target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(EnvoyGrpc {
+                    cluster_name: cluster.into(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn factory() -> ExtAuthzFactory {
+        ExtAuthzFactory {
+            upstreams: Upstreams::default(),
+            built: Mutex::default(),
+        }
+    }
+
+    fn disabled() -> Any {
+        any(
+            EXT_AUTHZ_PER_ROUTE_TYPE,
+            &ExtAuthzPerRoute {
+                r#override: Some(ext_authz_per_route::Override::Disabled(true)),
+            },
+        )
+    }
+
+    fn check_settings(settings: CheckSettings) -> Any {
+        any(
+            EXT_AUTHZ_PER_ROUTE_TYPE,
+            &ExtAuthzPerRoute {
+                r#override: Some(ext_authz_per_route::Override::CheckSettings(settings)),
+            },
+        )
+    }
+
+    #[test]
+    fn the_most_specific_config_decides_whether_the_filter_runs() {
+        let factory = factory();
+        let config = any(EXT_AUTHZ_TYPE, &grpc("extauth_gloo-system"));
+        let settings = check_settings(CheckSettings {
+            context_extensions: [("k".to_string(), "v".to_string())].into(),
+            ..Default::default()
+        });
+        // No per-route config: checked (Envoy's filter is on unless a route says otherwise).
+        assert!(factory.layer_merged(&config, &[]).unwrap().is_some());
+        assert!(factory.layer(&config, Some(&disabled())).unwrap().is_none());
+        // A route's settings switch back on what its virtual host switched off...
+        assert!(factory
+            .layer_merged(&config, &[&disabled(), &settings])
+            .unwrap()
+            .is_some());
+        // ...and a weighted cluster's `disabled` switches it off again.
+        assert!(factory
+            .layer_merged(&config, &[&disabled(), &settings, &disabled()])
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn what_the_filter_does_not_implement_is_refused_naming_the_field() {
+        let factory = factory();
+        let refused = |config: ExtAuthzConfig| {
+            factory
+                .layer(&any(EXT_AUTHZ_TYPE, &config), None)
+                .err()
+                .expect("refused")
+        };
+        let http = ExtAuthzConfig {
+            services: Some(ext_authz::Services::HttpService(HttpService::default())),
+            ..Default::default()
+        };
+        assert!(refused(http).starts_with("http_service:"));
+        let mut authority = grpc("c");
+        if let Some(ext_authz::Services::GrpcService(g)) = &mut authority.services {
+            g.target_specifier = Some(grpc_service::TargetSpecifier::EnvoyGrpc(EnvoyGrpc {
+                cluster_name: "c".into(),
+                authority: "auth.example".into(),
+                ..Default::default()
+            }));
+        }
+        assert!(refused(authority).starts_with("grpc_service.envoy_grpc.authority"));
+        assert_eq!(
+            refused(ExtAuthzConfig {
+                clear_route_cache: true,
+                ..grpc("c")
+            }),
+            "clear_route_cache: not supported"
+        );
+        assert_eq!(
+            refused(grpc("")),
+            "grpc_service.envoy_grpc.cluster_name: required"
+        );
+        assert_eq!(refused(ExtAuthzConfig::default()), "grpc_service: required");
+        let config = any(EXT_AUTHZ_TYPE, &grpc("c"));
+        let per_route = check_settings(CheckSettings {
+            disable_request_body_buffering: true,
+            ..Default::default()
+        });
+        assert!(factory
+            .layer(&config, Some(&per_route))
+            .err()
+            .expect("refused")
+            .contains("disable_request_body_buffering"));
+        let not_disabled = any(
+            EXT_AUTHZ_PER_ROUTE_TYPE,
+            &ExtAuthzPerRoute {
+                r#override: Some(ext_authz_per_route::Override::Disabled(false)),
+            },
+        );
+        assert!(factory.layer(&config, Some(&not_disabled)).is_err());
+        let wrong = any("type.googleapis.com/other", &ExtAuthzPerRoute::default());
+        assert!(factory
+            .layer(&config, Some(&wrong))
+            .err()
+            .expect("refused")
+            .contains("expected"));
     }
 }

@@ -172,9 +172,10 @@ impl FilterRegistry {
         Self::default()
     }
 
-    /// A registry with the filters gloo-proxy serves itself: fault injection and CORS, Envoy's
-    /// local rate limit (feature `ratelimit`), Envoy's JWT authentication (feature `jwt`) and
-    /// envoy-gloo's transformations (feature `transform`).
+    /// A registry with the filters gloo-proxy serves itself: fault injection, CORS and header
+    /// mutation (the removals gloo-core emits), Envoy's local rate limit (feature
+    /// `ratelimit`), Envoy's JWT authentication (feature `jwt`), envoy-gloo's transformations
+    /// (feature `transform`) and Envoy's ext_authz (feature `extauth`).
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         crate::builtin::register(&mut registry);

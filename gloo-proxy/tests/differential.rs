@@ -821,8 +821,7 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
     Authorization, AuthorizationServer,
 };
 use envoy_types::pb::envoy::service::auth::v3::{
-    check_response::HttpResponse, CheckRequest, CheckResponse, DeniedHttpResponse,
-    OkHttpResponse,
+    check_response::HttpResponse, CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
 };
 
 struct TestAuthz;
@@ -891,10 +890,7 @@ fn without_port(source_name: &str) -> String {
 ///   and a body.
 fn decide(check: CheckRequest) -> Result<CheckResponse, tonic::Status> {
     let attributes = check.attributes.unwrap_or_default();
-    let http = attributes
-        .request
-        .and_then(|r| r.http)
-        .unwrap_or_default();
+    let http = attributes.request.and_then(|r| r.http).unwrap_or_default();
     let allow = http.headers.get("x-allow").cloned().unwrap_or_default();
     let denied = |status: u32, headers: Vec<HeaderValueOption>, body: &str| CheckResponse {
         status: Some(envoy_types::pb::google::rpc::Status {
@@ -923,9 +919,9 @@ fn decide(check: CheckRequest) -> Result<CheckResponse, tonic::Status> {
                 .and_then(|p| p.address)
                 .and_then(|a| a.address)
             {
-                Some(envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(
-                    s,
-                )) => s.address,
+                Some(
+                    envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(s),
+                ) => s.address,
                 other => format!("{other:?}"),
             };
             let mut headers = vec![
@@ -2544,10 +2540,15 @@ fn ext_auth_matches_envoy() {
     let mut mismatches = run_cases(&setup, &ext_auth_cases());
     // Compared above; pinned here so the comparison cannot pass on two answers that both lost
     // what the server said.
-    let allowed = case("pinned: allowed", "authed.example", "/custom", Backend("beta"))
-        .on(Gateway::Authed)
-        .header("x-allow", "yes")
-        .header("x-user-id", "mallory");
+    let allowed = case(
+        "pinned: allowed",
+        "authed.example",
+        "/custom",
+        Backend("beta"),
+    )
+    .on(Gateway::Authed)
+    .header("x-allow", "yes")
+    .header("x-user-id", "mallory");
     for proxy in [setup.envoy, setup.gloo] {
         let Outcome::Response(answer) = send(setup.port(proxy, Gateway::Authed), &allowed) else {
             panic!("{} did not answer", proxy.name);

@@ -88,7 +88,7 @@ use crate::model::extauth::{
     ApiVersion as GlooApiVersion, ExtAuthExtension, ExtAuthExtensionRef, Settings,
 };
 use crate::model::gateway::HttpGateway;
-use crate::model::options::{RouteOptions, VirtualHostOptions, WeightedDestinationOptions};
+use crate::model::options::{RouteOptions, WeightedDestinationOptions};
 use crate::model::routing::{Route, RouteDestination, WeightedDestination};
 use crate::model::transformation::TransformationStages;
 use crate::model::upstream::UpstreamSpec;
@@ -471,7 +471,6 @@ fn filter_config(server: &Server<'_>, namespaces: BTreeSet<String>) -> ExtAuthz 
                         ..Default::default()
                     })
                     .collect(),
-                ..Default::default()
             }),
             authorization_response: http.response.as_ref().map(|r| AuthorizationResponse {
                 allowed_upstream_headers: list_matcher(&r.allowed_upstream_headers, &[]),
@@ -739,38 +738,13 @@ pub(crate) fn check_virtual_service(
     errors
 }
 
-/// Everything wrong with a virtual host option's `extauth` (static and every-run problems),
-/// under `path`.
-pub(crate) fn host_option_problems(
+/// Everything wrong with one `extauth` option (static and every-run problems), under `path`:
+/// what refuses the VirtualHostOption, RouteOption or UpstreamGroup that sets it.
+pub(crate) fn problems(
     snapshot: &ConfigSnapshot,
-    options: &VirtualHostOptions,
+    extension: Option<&ExtAuthExtension>,
     path: &str,
 ) -> Vec<String> {
-    let extension = options.extauth.as_deref();
-    let mut problems = validate(extension, path);
-    problems.extend(check(snapshot, extension, path));
-    problems
-}
-
-/// Everything wrong with a route option's `extauth`, under `path`.
-pub(crate) fn route_option_problems(
-    snapshot: &ConfigSnapshot,
-    options: &RouteOptions,
-    path: &str,
-) -> Vec<String> {
-    let extension = options.extauth.as_deref();
-    let mut problems = validate(extension, path);
-    problems.extend(check(snapshot, extension, path));
-    problems
-}
-
-/// Everything wrong with a weighted destination's `extauth`, under `path`.
-pub(crate) fn weighted_problems(
-    snapshot: &ConfigSnapshot,
-    options: Option<&WeightedDestinationOptions>,
-    path: &str,
-) -> Vec<String> {
-    let extension = options.and_then(|o| o.extauth.as_ref());
     let mut problems = validate(extension, path);
     problems.extend(check(snapshot, extension, path));
     problems

@@ -164,6 +164,36 @@ fn to_json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
+/// [`put`] for several fields.
+fn put_all<const N: usize>(map: &mut Map<String, Value>, fields: [(&str, Value); N]) {
+    for (key, value) in fields {
+        put(map, key, value);
+    }
+}
+
+/// The fields the OIDC and the plain OAuth2 flows share, named alike in both.
+macro_rules! oauth_fields {
+    ($c:expr) => {{
+        let c = $c;
+        [
+            ("clientId", to_json(&c.client_id)),
+            (
+                "authEndpointQueryParams",
+                to_json(&c.auth_endpoint_query_params),
+            ),
+            (
+                "tokenEndpointQueryParams",
+                to_json(&c.token_endpoint_query_params),
+            ),
+            ("appUrl", to_json(&c.app_url)),
+            ("callbackPath", to_json(&c.callback_path)),
+            ("afterLogoutUrl", to_json(&c.after_logout_url)),
+            ("logoutPath", to_json(&c.logout_path)),
+            ("scopes", to_json(&c.scopes)),
+        ]
+    }};
+}
+
 /// Collects the problems of one AuthConfig while it is translated.
 struct Problems {
     errors: Vec<String>,
@@ -214,6 +244,28 @@ fn secret_value(
         }
         Ok(None) => Err(format!("Secret {found} has no {data_key} ({what})")),
         Err(e) => Err(format!("Secret {found}: {e}")),
+    }
+}
+
+/// Puts the client secret `reference` names under `clientSecret`, unless `disabled`; a
+/// missing reference (when not disabled) or Secret is a problem at `path`.
+fn put_client_secret(
+    snapshot: &ConfigSnapshot,
+    disabled: bool,
+    reference: Option<&ResourceRef>,
+    path: &str,
+    problems: &mut Problems,
+    out: &mut Map<String, Value>,
+) {
+    if disabled {
+        return;
+    }
+    match reference {
+        Some(r) => match client_secret(snapshot, r) {
+            Ok(s) => put(out, "clientSecret", json!(s)),
+            Err(e) => problems.error(format!("{path}: {e}")),
+        },
+        None => problems.error(format!("{path}: required unless disableClientSecret")),
     }
 }
 
@@ -417,33 +469,21 @@ fn oauth(
         }
     };
     let mut out = Map::new();
-    put(
+    put_all(
         &mut out,
-        "clientId",
-        json!(o.client_id.clone().unwrap_or_default()),
+        [
+            ("clientId", to_json(&o.client_id)),
+            ("clientSecret", json!(secret)),
+            ("issuerUrl", to_json(&o.issuer_url)),
+            (
+                "authEndpointQueryParams",
+                to_json(&o.auth_endpoint_query_params),
+            ),
+            ("appUrl", to_json(&o.app_url)),
+            ("callbackPath", to_json(&o.callback_path)),
+            ("scopes", to_json(&o.scopes)),
+        ],
     );
-    put(&mut out, "clientSecret", json!(secret));
-    put(
-        &mut out,
-        "issuerUrl",
-        json!(o.issuer_url.clone().unwrap_or_default()),
-    );
-    put(
-        &mut out,
-        "authEndpointQueryParams",
-        to_json(&o.auth_endpoint_query_params),
-    );
-    put(
-        &mut out,
-        "appUrl",
-        json!(o.app_url.clone().unwrap_or_default()),
-    );
-    put(
-        &mut out,
-        "callbackPath",
-        json!(o.callback_path.clone().unwrap_or_default()),
-    );
-    put(&mut out, "scopes", to_json(&o.scopes));
     Some(("oauth", Value::Object(out)))
 }
 
@@ -564,21 +604,14 @@ fn oidc_authorization_code(
                 ));
             }
             match (&auth.client_secret, &auth.private_key_jwt) {
-                (Some(secret), None) => {
-                    if !secret.disable_client_secret.unwrap_or(false) {
-                        match &secret.client_secret_ref {
-                            Some(r) => match client_secret(snapshot, r) {
-                                Ok(s) => put(&mut out, "clientSecret", json!(s)),
-                                Err(e) => problems.error(format!(
-                                    "{path}.clientAuthentication.clientSecret.clientSecretRef: {e}"
-                                )),
-                            },
-                            None => problems.error(format!(
-                                "{path}.clientAuthentication.clientSecret.clientSecretRef: required unless disableClientSecret"
-                            )),
-                        }
-                    }
-                }
+                (Some(secret), None) => put_client_secret(
+                    snapshot,
+                    secret.disable_client_secret.unwrap_or(false),
+                    secret.client_secret_ref.as_ref(),
+                    &format!("{path}.clientAuthentication.clientSecret.clientSecretRef"),
+                    problems,
+                    &mut out,
+                ),
                 (None, Some(jwt)) => match &jwt.signing_key_ref {
                     Some(r) => match client_secret(snapshot, r) {
                         Ok(key) => {
@@ -602,35 +635,15 @@ fn oidc_authorization_code(
                 )),
             }
         }
-        None => {
-            if !c.disable_client_secret.unwrap_or(false) {
-                match &c.client_secret_ref {
-                    Some(r) => match client_secret(snapshot, r) {
-                        Ok(s) => put(&mut out, "clientSecret", json!(s)),
-                        Err(e) => problems.error(format!("{path}.clientSecretRef: {e}")),
-                    },
-                    None => problems.error(format!(
-                        "{path}.clientSecretRef: required unless disableClientSecret"
-                    )),
-                }
-            }
-        }
+        None => put_client_secret(
+            snapshot,
+            c.disable_client_secret.unwrap_or(false),
+            c.client_secret_ref.as_ref(),
+            &format!("{path}.clientSecretRef"),
+            problems,
+            &mut out,
+        ),
     }
-    put(&mut out, "clientId", json!(text(&c.client_id)));
-    put(&mut out, "issuerUrl", json!(text(&c.issuer_url)));
-    put(
-        &mut out,
-        "authEndpointQueryParams",
-        to_json(&c.auth_endpoint_query_params),
-    );
-    put(
-        &mut out,
-        "tokenEndpointQueryParams",
-        to_json(&c.token_endpoint_query_params),
-    );
-    put(&mut out, "appUrl", json!(text(&c.app_url)));
-    put(&mut out, "callbackPath", json!(text(&c.callback_path)));
-    put(&mut out, "afterLogoutUrl", json!(text(&c.after_logout_url)));
     // The Redis session's header name wins over the deprecated field.
     let session_id_header = c
         .session
@@ -639,13 +652,34 @@ fn oidc_authorization_code(
         .and_then(|r| r.header_name.clone())
         .filter(|h| !h.is_empty())
         .or_else(|| c.session_id_header_name.clone());
-    put(
+    put_all(&mut out, oauth_fields!(c));
+    put_all(
         &mut out,
-        "sessionIdHeaderName",
-        json!(session_id_header.unwrap_or_default()),
+        [
+            ("issuerUrl", to_json(&c.issuer_url)),
+            ("sessionIdHeaderName", to_json(&session_id_header)),
+            ("headers", to_json(&c.headers)),
+            ("discoveryOverride", to_json(&c.discovery_override)),
+            ("discoveryPollInterval", to_json(&c.discovery_poll_interval)),
+            (
+                "jwksCacheRefreshPolicy",
+                to_json(&c.jwks_cache_refresh_policy),
+            ),
+            (
+                "parseCallbackPathAsRegex",
+                to_json(&c.parse_callback_path_as_regex),
+            ),
+            ("autoMapFromMetadata", to_json(&c.auto_map_from_metadata)),
+            ("endSessionProperties", to_json(&c.end_session_properties)),
+            ("accessToken", to_json(&c.access_token)),
+            ("identityToken", to_json(&c.identity_token)),
+            ("frontChannelLogout", to_json(&c.front_channel_logout)),
+            (
+                "dynamicMetadataFromClaims",
+                to_json(&c.dynamic_metadata_from_claims),
+            ),
+        ],
     );
-    put(&mut out, "logoutPath", json!(text(&c.logout_path)));
-    put(&mut out, "scopes", to_json(&c.scopes));
     session(
         snapshot,
         c.session.as_ref(),
@@ -653,39 +687,6 @@ fn oidc_authorization_code(
         problems,
         &mut out,
     );
-    put(&mut out, "headers", to_json(&c.headers));
-    put(
-        &mut out,
-        "discoveryOverride",
-        to_json(&c.discovery_override),
-    );
-    put(
-        &mut out,
-        "discoveryPollInterval",
-        to_json(&c.discovery_poll_interval),
-    );
-    put(
-        &mut out,
-        "jwksCacheRefreshPolicy",
-        to_json(&c.jwks_cache_refresh_policy),
-    );
-    put(
-        &mut out,
-        "parseCallbackPathAsRegex",
-        json!(c.parse_callback_path_as_regex.unwrap_or(false)),
-    );
-    put(
-        &mut out,
-        "autoMapFromMetadata",
-        to_json(&c.auto_map_from_metadata),
-    );
-    put(
-        &mut out,
-        "endSessionProperties",
-        to_json(&c.end_session_properties),
-    );
-    put(&mut out, "accessToken", to_json(&c.access_token));
-    put(&mut out, "identityToken", to_json(&c.identity_token));
     provider(
         snapshot,
         c.default.is_some(),
@@ -693,16 +694,6 @@ fn oidc_authorization_code(
         path,
         problems,
         &mut out,
-    );
-    put(
-        &mut out,
-        "frontChannelLogout",
-        to_json(&c.front_channel_logout),
-    );
-    put(
-        &mut out,
-        "dynamicMetadataFromClaims",
-        to_json(&c.dynamic_metadata_from_claims),
     );
     Some(Value::Object(out))
 }
@@ -726,46 +717,29 @@ fn plain_oauth2(
         }
     }
     let mut out = Map::new();
-    if !c.disable_client_secret.unwrap_or(false) {
-        match &c.client_secret_ref {
-            Some(r) => match client_secret(snapshot, r) {
-                Ok(s) => put(&mut out, "clientSecret", json!(s)),
-                Err(e) => problems.error(format!("{path}.clientSecretRef: {e}")),
-            },
-            None => problems.error(format!(
-                "{path}.clientSecretRef: required unless disableClientSecret"
-            )),
-        }
-    }
-    put(&mut out, "clientId", json!(text(&c.client_id)));
-    put(
+    put_client_secret(
+        snapshot,
+        c.disable_client_secret.unwrap_or(false),
+        c.client_secret_ref.as_ref(),
+        &format!("{path}.clientSecretRef"),
+        problems,
         &mut out,
-        "authEndpointQueryParams",
-        to_json(&c.auth_endpoint_query_params),
     );
-    put(
+    put_all(&mut out, oauth_fields!(c));
+    put_all(
         &mut out,
-        "tokenEndpointQueryParams",
-        to_json(&c.token_endpoint_query_params),
+        [
+            ("tokenEndpoint", to_json(&c.token_endpoint)),
+            ("authEndpoint", to_json(&c.auth_endpoint)),
+            ("revocationEndpoint", to_json(&c.revocation_endpoint)),
+        ],
     );
-    put(&mut out, "appUrl", json!(text(&c.app_url)));
-    put(&mut out, "callbackPath", json!(text(&c.callback_path)));
-    put(&mut out, "afterLogoutUrl", json!(text(&c.after_logout_url)));
-    put(&mut out, "logoutPath", json!(text(&c.logout_path)));
-    put(&mut out, "scopes", to_json(&c.scopes));
     session(
         snapshot,
         c.session.as_ref(),
         &format!("{path}.session"),
         problems,
         &mut out,
-    );
-    put(&mut out, "tokenEndpoint", json!(text(&c.token_endpoint)));
-    put(&mut out, "authEndpoint", json!(text(&c.auth_endpoint)));
-    put(
-        &mut out,
-        "revocationEndpoint",
-        json!(text(&c.revocation_endpoint)),
     );
     Some(Value::Object(out))
 }

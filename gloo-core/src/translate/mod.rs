@@ -619,7 +619,11 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         for (path, extension) in jwt::host_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
-        problems.extend(extauth::host_option_problems(snapshot, options, PATH));
+        problems.extend(extauth::problems(
+            snapshot,
+            options.extauth.as_deref(),
+            PATH,
+        ));
         (Kind::VirtualHostOption, r, problems)
     });
     let route_options = snapshot.route_options.iter().map(|(r, e)| {
@@ -635,7 +639,11 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         for (path, extension) in jwt::route_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
-        problems.extend(extauth::route_option_problems(snapshot, options, PATH));
+        problems.extend(extauth::problems(
+            snapshot,
+            options.extauth.as_deref(),
+            PATH,
+        ));
         (Kind::RouteOption, r, problems)
     });
     let upstream_groups = snapshot.upstream_groups.iter().map(|(r, e)| {
@@ -651,9 +659,9 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
                     transformation::Options::weighted(d.options.as_ref()),
                     &path,
                 );
-                problems.extend(extauth::weighted_problems(
+                problems.extend(extauth::problems(
                     snapshot,
-                    d.options.as_ref(),
+                    d.options.as_ref().and_then(|o| o.extauth.as_ref()),
                     &path,
                 ));
                 problems

@@ -26,7 +26,8 @@ pin_project! {
     /// ```
     pub struct ExtAuthzBody<B> {
         prefix: Option<Bytes>,
-        trailers: Option<HeaderMap>,
+        // Boxed: rare, and a `HeaderMap` would triple the size of every body.
+        trailers: Option<Box<HeaderMap>>,
         #[pin]
         rest: Option<B>,
     }
@@ -47,7 +48,7 @@ impl<B> ExtAuthzBody<B> {
     pub(crate) fn buffered(prefix: Bytes, rest: Option<B>, trailers: Option<HeaderMap>) -> Self {
         Self {
             prefix: (!prefix.is_empty()).then_some(prefix),
-            trailers,
+            trailers: trailers.map(Box::new),
             rest,
         }
     }
@@ -83,7 +84,7 @@ where
         if let Some(rest) = this.rest.as_pin_mut() {
             return rest.poll_frame(cx);
         }
-        Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))))
+        Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(*t))))
     }
 
     fn is_end_stream(&self) -> bool {

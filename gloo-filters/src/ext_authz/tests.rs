@@ -310,8 +310,16 @@ async fn an_allowed_request_is_changed_as_the_server_asks() {
                 with_append("x-resp", "two", true),
                 with_append("x-upstream", "auth", false),
                 with_action("x-resp-if-absent", "auth", HeaderAppendAction::AddIfAbsent),
-                with_action("x-upstream-if-absent", "auth", HeaderAppendAction::AddIfAbsent),
-                with_action("x-resp-overwrite", "auth", HeaderAppendAction::OverwriteIfExists),
+                with_action(
+                    "x-upstream-if-absent",
+                    "auth",
+                    HeaderAppendAction::AddIfAbsent,
+                ),
+                with_action(
+                    "x-resp-overwrite",
+                    "auth",
+                    HeaderAppendAction::OverwriteIfExists,
+                ),
             ],
             query_parameters_to_set: vec![QueryParameter {
                 key: "b".into(),
@@ -352,7 +360,10 @@ async fn an_allowed_request_is_changed_as_the_server_asks() {
     assert_eq!(h["x-user-id"], serde_json::json!(["alice"]));
     assert_eq!(h["x-added"], serde_json::json!(["server"]));
     assert_eq!(h["x-appended"], serde_json::json!(["client,server"]));
-    assert!(h.get("x-appended-missing").is_none(), "append needs a header to append to");
+    assert!(
+        h.get("x-appended-missing").is_none(),
+        "append needs a header to append to"
+    );
     assert_eq!(h["x-set"], serde_json::json!(["server"]));
     assert_eq!(h["x-if-absent"], serde_json::json!(["server"]));
     assert_eq!(h["x-if-present"], serde_json::json!(["server"]));
