@@ -295,6 +295,8 @@ struct Environment {
         Arc<Object<crate::model::upstream_group::UpstreamGroupSpec>>,
     )>,
     upstreams: Vec<ResourceRef>,
+    /// AuthConfigs by name (option resources naming a missing one are refused).
+    auth_configs: Vec<ResourceRef>,
     invalid_route_response: Option<DirectResponseAction>,
 }
 
@@ -314,6 +316,7 @@ impl Environment {
             && same(&self.route_options, &other.route_options)
             && same(&self.upstream_groups, &other.upstream_groups)
             && self.upstreams == other.upstreams
+            && self.auth_configs == other.auth_configs
             && self.invalid_route_response == other.invalid_route_response
     }
 }
@@ -411,6 +414,7 @@ impl<'a> Resolver<'a> {
             route_options: objects(&snapshot.route_options),
             upstream_groups: objects(&snapshot.upstream_groups),
             upstreams: snapshot.upstreams.keys().cloned().collect(),
+            auth_configs: snapshot.auth_configs.keys().cloned().collect(),
             invalid_route_response: resolver.invalid_route_response.clone(),
         };
         let unchanged = resolver
@@ -509,6 +513,11 @@ impl<'a> Resolver<'a> {
                 snapshot,
                 &entry.object.spec,
             ));
+            // So do the AuthConfigs ext auth options name.
+            errors.extend(crate::translate::extauth::check_virtual_service(
+                snapshot,
+                &entry.object.spec,
+            ));
             put_in_force(
                 &key,
                 entry,
@@ -537,6 +546,11 @@ impl<'a> Resolver<'a> {
                 "spec.routes",
             ));
             errors.extend(crate::translate::ratelimit::check_routes(
+                snapshot,
+                &entry.object.spec.routes,
+                "spec.routes",
+            ));
+            errors.extend(crate::translate::extauth::check_routes(
                 snapshot,
                 &entry.object.spec.routes,
                 "spec.routes",
@@ -747,6 +761,10 @@ impl<'a> Resolver<'a> {
             {
                 errors.extend(crate::translate::jwt::validate(extension, &path));
             }
+            errors.extend(crate::translate::extauth::validate(
+                options.extauth.as_deref(),
+                "spec.virtualHost.options",
+            ));
         }
         errors.extend(self.validate_routes(&vh.routes, "spec.virtualHost.routes"));
         errors
@@ -835,6 +853,7 @@ impl<'a> Resolver<'a> {
                     &mut errors,
                 );
             }
+            errors.extend(crate::translate::extauth::validate_route(route, path));
         }
         errors
     }
@@ -1088,10 +1107,9 @@ impl<'a> Resolver<'a> {
                 continue;
             }
             if !checked
-                && spec
-                    .http_gateway
-                    .as_ref()
-                    .is_some_and(|http| !http_gateway_problems(http, "spec.httpGateway").is_empty())
+                && spec.http_gateway.as_ref().is_some_and(|http| {
+                    !http_gateway_problems(snapshot, http, "spec.httpGateway").is_empty()
+                })
             {
                 continue;
             }
@@ -1192,7 +1210,11 @@ impl<'a> Resolver<'a> {
             ));
         }
         if let Some(http) = &spec.http_gateway {
-            problems.extend(http_gateway_problems(http, "spec.httpGateway"));
+            problems.extend(http_gateway_problems(
+                self.snapshot,
+                http,
+                "spec.httpGateway",
+            ));
         }
         if let Some(hybrid) = &spec.hybrid_gateway {
             for (index, matched) in hybrid.matched_gateways.iter().enumerate() {
@@ -1216,9 +1238,11 @@ impl<'a> Resolver<'a> {
             problems.extend(self.check_ssl(ssl, namespace, &format!("{path}.matcher.sslConfig")));
         }
         match (&matched.http_gateway, &matched.tcp_gateway) {
-            (Some(http), None) => {
-                problems.extend(http_gateway_problems(http, &format!("{path}.httpGateway")))
-            }
+            (Some(http), None) => problems.extend(http_gateway_problems(
+                self.snapshot,
+                http,
+                &format!("{path}.httpGateway"),
+            )),
             (None, Some(_)) => {}
             _ => problems.push(format!(
                 "{path}: set exactly one of httpGateway, tcpGateway"
@@ -1293,6 +1317,19 @@ impl<'a> Resolver<'a> {
                 continue;
             };
             let vs_key = ResourceKey::new(Kind::VirtualService, r.clone());
+            // Auth a listener cannot enforce: the VirtualService is not served there (Gloo
+            // would serve it without auth).
+            if crate::translate::extauth::host_uses(self.snapshot, &host)
+                && crate::translate::extauth::server(self.snapshot, Some(http)).is_none()
+            {
+                self.reports.error(
+                    &vs_key,
+                    format!(
+                        "extauth: Gateway {gateway} has no usable ext auth server (set Settings spec.extauth.extauthzServerRef, or the Gateway's httpGateway.options.extauth, to an existing Upstream); not served there rather than served without auth"
+                    ),
+                );
+                continue;
+            }
             let conflicts: Vec<(String, ResourceRef)> = host
                 .domains
                 .iter()
@@ -1410,6 +1447,14 @@ impl<'a> Resolver<'a> {
                             format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} sets invalid rate limits; the virtual host serves no routes rather than serving them without"),
                         )
                     }
+                    // Ext auth options that cannot be enforced (naming no AuthConfig, say):
+                    // refused likewise, never applied without them.
+                    Some(found) if !crate::translate::extauth::problems(self.snapshot, found.object.spec.options.extauth.as_deref(), "").is_empty() => {
+                        refused = true;
+                        self.note_error(&key,
+                            format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} sets invalid ext auth options; the virtual host serves no routes rather than serving them without"),
+                        )
+                    }
                     // A VirtualHostOption Gloo refuses (reported on it) is not applied.
                     Some(found) if !found.object.spec.options.local_ratelimit().is_valid()
                         || !crate::translate::transformation::validate(
@@ -1492,6 +1537,13 @@ impl<'a> Resolver<'a> {
                             refused = true;
                             self.note_error(&context.owner,
                                 format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} sets invalid rate limits; the route answers 503 rather than being served without them"),
+                            )
+                        }
+                        // Ext auth options that cannot be enforced: refused likewise.
+                        Some(found) if !crate::translate::extauth::problems(self.snapshot, found.object.spec.options.extauth.as_deref(), "").is_empty() => {
+                            refused = true;
+                            self.note_error(&context.owner,
+                                format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} sets invalid ext auth options; the route answers 503 rather than being served without them"),
                             )
                         }
                         // A RouteOption Gloo refuses (reported on it) is not applied.
@@ -1984,7 +2036,11 @@ fn describe_path(m: &Matcher) -> String {
 
 /// What Gloo refuses in an `httpGateway` (its `httpLocalRatelimit`), each message starting
 /// with `path`.
-fn http_gateway_problems(http: &crate::model::gateway::HttpGateway, path: &str) -> Vec<String> {
+fn http_gateway_problems(
+    snapshot: &ConfigSnapshot,
+    http: &crate::model::gateway::HttpGateway,
+    path: &str,
+) -> Vec<String> {
     let Some(options) = &http.options else {
         return Vec::new();
     };
@@ -2005,6 +2061,14 @@ fn http_gateway_problems(http: &crate::model::gateway::HttpGateway, path: &str) 
         .is_some_and(|w| w.disabled != Some(true))
     {
         problems.extend(unenforced(vec!["waf"], format!("{path}.options")));
+    }
+    // The listener's own ext auth server (it overrides the Settings').
+    if let Some(extauth) = &options.extauth {
+        problems.extend(crate::translate::extauth::settings_problems(
+            snapshot,
+            extauth,
+            &format!("{path}.options.extauth"),
+        ));
     }
     problems
 }

@@ -189,3 +189,43 @@ fn envoy_accepts_transformations_it_does_not_have() {
     // The plain default gateway; the app and its canary.
     assert_eq!((listeners, routes, clusters), (1, 1, 2));
 }
+
+#[test]
+fn envoy_accepts_ext_auth() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-extauth");
+    let (listeners, routes, clusters) = validate_with_envoy(&dir);
+    // The gRPC and HTTP auth Gateways; the app and both auth servers.
+    assert_eq!((listeners, routes, clusters), (2, 2, 3));
+    // `--mode validate` builds no gRPC client: check that the filters name emitted clusters.
+    let source = DirectorySource::load(&dir).expect("config dir");
+    let translation = Translator::new().translate(&source.subscribe().borrow());
+    let resources = translation.proxies["gateway-proxy"]
+        .to_json()
+        .expect("json");
+    let clusters: Vec<&Value> = resources["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["name"])
+        .collect();
+    for (listener, path) in [
+        ("listener-::-8080", "/grpcService/envoyGrpc/clusterName"),
+        ("listener-::-8081", "/httpService/serverUri/cluster"),
+    ] {
+        let filters = resources["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == listener)
+            .map(|l| l["filterChains"][0]["filters"][0]["typedConfig"]["httpFilters"].clone())
+            .expect("listener");
+        let ext_authz = filters
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "envoy.filters.http.ext_authz")
+            .expect("ext_authz filter");
+        let called = ext_authz["typedConfig"].pointer(path).expect("cluster");
+        assert!(clusters.contains(&called), "{called} not in {clusters:?}");
+    }
+}

@@ -1,4 +1,4 @@
-//! Options gloo parses but does not enforce yet (WAF, extauth, DLP, basic rate limits,
+//! Options gloo parses but does not enforce yet (WAF, DLP, basic rate limits,
 //! post-routing transformations, ...) never leave a route served open: the resource that sets them is
 //! Rejected, and a route or virtual host that takes them from an option resource answers 503
 //! (or no route) instead of being served without them.
@@ -31,7 +31,7 @@ fn a_virtual_service_setting_an_unenforced_option_is_rejected_and_not_served() {
             "auth",
             &format!(
                 "domains: [auth.example]\nroutes:\n{}",
-                route_to_up("options: {extauth: {configRef: {name: basic}}, waf: {}}\n  ")
+                route_to_up("options: {waf: {}, dlp: {actions: []}}\n  ")
             ),
         ),
         &vs(
@@ -65,7 +65,7 @@ fn a_virtual_service_setting_an_unenforced_option_is_rejected_and_not_served() {
         Rejected,
         &[
             &format!("spec.virtualHost.routes[0].options.waf: {REFUSED}"),
-            &format!("spec.virtualHost.routes[0].options.extauth: {REFUSED}"),
+            &format!("spec.virtualHost.routes[0].options.dlp: {REFUSED}"),
         ],
         &[],
     );

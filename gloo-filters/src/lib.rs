@@ -27,6 +27,9 @@
 //!   as a tower layer: regex extractors and Inja-compatible templates rendered with
 //!   `minijinja`, bodies buffered only when a template needs them.
 //!
+//! * `ext-authz`: the `ext_authz` module, Envoy's external authorization HTTP filter
+//!   (`envoy.filters.http.ext_authz`) as a tower layer, asking any
+//!   `envoy.service.auth.v3.Authorization` gRPC server through a tonic client.
 //! * `extauth`: the `extauth` module, Gloo Enterprise's external auth (`AuthConfig`: basic
 //!   auth, API keys, OAuth2 access token validation, `booleanExpr`) as a tower layer; pulls in
 //!   `jwt` for JWT access tokens.
@@ -42,6 +45,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "ext-authz")]
+pub mod ext_authz;
 #[cfg(feature = "extauth")]
 pub mod extauth;
 #[cfg(feature = "jwt")]

@@ -1,6 +1,8 @@
 //! The HTTP filters gloo-proxy implements itself, as Envoy does: fault injection
-//! (`envoy.filters.http.fault`) and CORS (`envoy.filters.http.cors`). Both are configured per
-//! route through `typed_per_filter_config`, which is how Gloo emits them.
+//! (`envoy.filters.http.fault`) and CORS (`envoy.filters.http.cors`), both configured per
+//! route through `typed_per_filter_config` as Gloo emits them; and Envoy's header mutation
+//! filter (`envoy.filters.http.header_mutation`), in the one shape gloo-core emits it (request
+//! headers removed before auth, so only the ext auth server sets the user id header).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +27,16 @@ pub const FAULT: &str = "envoy.filters.http.fault";
 /// Envoy's CORS filter name.
 pub const CORS: &str = "envoy.filters.http.cors";
 
+/// The config type URL of Envoy's header mutation filter.
+pub const HEADER_MUTATION_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation";
+
 pub(crate) fn register(registry: &mut FilterRegistry) {
     registry.register(FAULT, Fault);
     registry.register(CORS, Cors);
+    registry.register(HEADER_MUTATION_TYPE, HeaderMutationFactory);
+    #[cfg(feature = "extauth")]
+    crate::extauth::register(registry);
     #[cfg(feature = "ratelimit")]
     crate::ratelimit::register(registry);
     #[cfg(feature = "jwt")]
@@ -237,5 +246,163 @@ impl FilterFactory for Cors {
                 }
             }))
         })))
+    }
+}
+
+/// Envoy's header mutation filter, as far as gloo-core emits it: request headers removed on
+/// every request. Anything else it can say (appending headers, removing by matcher, response,
+/// trailer and query parameter mutations, per-route configs) is refused, naming the field.
+struct HeaderMutationFactory;
+
+impl FilterFactory for HeaderMutationFactory {
+    fn layer(&self, config: &Any, per_route: Option<&Any>) -> Result<Option<FilterLayer>, String> {
+        use envoy_types::pb::envoy::config::common::mutation_rules::v3::header_mutation::Action;
+        use envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::HeaderMutation;
+        if per_route.is_some() {
+            return Err("per-route header mutations are not supported".into());
+        }
+        let config: HeaderMutation = decode(config)?;
+        if config.most_specific_header_mutations_wins {
+            return Err("most_specific_header_mutations_wins: not supported".into());
+        }
+        let Some(mutations) = config.mutations else {
+            return Ok(None);
+        };
+        let unsupported = [
+            (
+                "response_mutations",
+                !mutations.response_mutations.is_empty(),
+            ),
+            (
+                "query_parameter_mutations",
+                !mutations.query_parameter_mutations.is_empty(),
+            ),
+            (
+                "request_trailers_mutations",
+                !mutations.request_trailers_mutations.is_empty(),
+            ),
+            (
+                "response_trailers_mutations",
+                !mutations.response_trailers_mutations.is_empty(),
+            ),
+        ];
+        if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+            return Err(format!("mutations.{field}: not supported"));
+        }
+        let mut remove = Vec::with_capacity(mutations.request_mutations.len());
+        for (i, m) in mutations.request_mutations.iter().enumerate() {
+            match &m.action {
+                Some(Action::Remove(name)) => remove.push(
+                    header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                        format!(
+                            "mutations.request_mutations[{i}].remove: invalid header name {name:?}"
+                        )
+                    })?,
+                ),
+                _ => {
+                    return Err(format!(
+                        "mutations.request_mutations[{i}]: only remove is supported"
+                    ))
+                }
+            }
+        }
+        if remove.is_empty() {
+            return Ok(None);
+        }
+        let remove: Arc<[header::HeaderName]> = remove.into();
+        Ok(Some(Arc::new(move |inner: HttpService| {
+            let remove = remove.clone();
+            HttpService::new(inner.map_request(move |mut req: Request<Body>| {
+                for name in remove.iter() {
+                    req.headers_mut().remove(name);
+                }
+                req
+            }))
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::common::mutation_rules::v3::{
+        header_mutation::Action, HeaderMutation as Rule,
+    };
+    use envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::{
+        HeaderMutation, Mutations,
+    };
+
+    use super::*;
+
+    fn config(mutations: Mutations) -> Any {
+        Any {
+            type_url: HEADER_MUTATION_TYPE.into(),
+            value: HeaderMutation {
+                mutations: Some(mutations),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn header_mutation_removes_request_headers_and_refuses_the_rest() {
+        let layer = HeaderMutationFactory
+            .layer(
+                &config(Mutations {
+                    request_mutations: vec![Rule {
+                        action: Some(Action::Remove("x-user-id".into())),
+                    }],
+                    ..Default::default()
+                }),
+                None,
+            )
+            .unwrap()
+            .expect("a layer");
+        let seen = HttpService::new(tower::service_fn(|req: Request<Body>| async move {
+            let has = req.headers().contains_key("x-user-id");
+            Ok(Response::new(Body::from(if has {
+                "kept"
+            } else {
+                "removed"
+            })))
+        }));
+        let request = Request::builder()
+            .header("x-user-id", "mallory")
+            .body(Body::empty())
+            .unwrap();
+        let response = layer(seen).oneshot(request).await.unwrap();
+        use http_body_util::BodyExt;
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "removed");
+
+        let refused = HeaderMutationFactory
+            .layer(
+                &config(Mutations {
+                    response_mutations: vec![Rule {
+                        action: Some(Action::Remove("x".into())),
+                    }],
+                    ..Default::default()
+                }),
+                None,
+            )
+            .err()
+            .expect("refused");
+        assert_eq!(refused, "mutations.response_mutations: not supported");
+        let refused = HeaderMutationFactory
+            .layer(
+                &config(Mutations {
+                    request_mutations: vec![Rule {
+                        action: Some(Action::Append(Default::default())),
+                    }],
+                    ..Default::default()
+                }),
+                None,
+            )
+            .err()
+            .expect("refused");
+        assert_eq!(
+            refused,
+            "mutations.request_mutations[0]: only remove is supported"
+        );
     }
 }

@@ -631,14 +631,20 @@ fn build_stacks(
             let mut layers: Vec<Option<FilterLayer>> = Vec::with_capacity(listener.filters.len());
             for (i, f) in listener.filters.iter().enumerate() {
                 let layer = if let Some(per_route) = route.per_filter().get(&f.name) {
-                    per_filter_layer(f, per_route).map_err(|e| {
+                    let chain: Vec<&Any> = vhost
+                        .per_filter()
+                        .get(&f.name)
+                        .into_iter()
+                        .chain([per_route])
+                        .collect();
+                    per_filter_layer(f, &chain).map_err(|e| {
                         format!("filter {:?} on route {:?}: {e}", f.name, route.name())
                     })?
                 } else if let Some(per_vhost) = vhost.per_filter().get(&f.name) {
                     match &vhost_layers[i] {
                         Some(built) => built.clone(),
                         None => {
-                            let built = per_filter_layer(f, per_vhost).map_err(|e| {
+                            let built = per_filter_layer(f, &[per_vhost]).map_err(|e| {
                                 format!(
                                     "filter {:?} on virtual host {:?}: {e}",
                                     f.name,
@@ -662,7 +668,17 @@ fn build_stacks(
                     let mut target_layers = Vec::with_capacity(layers.len());
                     for (f, route_layer) in listener.filters.iter().zip(&layers) {
                         target_layers.push(match target.per_filter.get(&f.name) {
-                            Some(per_target) => per_filter_layer(f, per_target).map_err(|e| {
+                            Some(per_target) => {
+                                let chain: Vec<&Any> = vhost
+                                    .per_filter()
+                                    .get(&f.name)
+                                    .into_iter()
+                                    .chain(route.per_filter().get(&f.name))
+                                    .chain([per_target])
+                                    .collect();
+                                per_filter_layer(f, &chain)
+                            }
+                            .map_err(|e| {
                                 format!(
                                     "filter {:?} on route {:?}, weighted cluster {:?}: {e}",
                                     f.name,
@@ -711,24 +727,36 @@ fn build_stacks(
 /// The type URL of Envoy's per-route wrapper `envoy.config.route.v3.FilterConfig`.
 const FILTER_CONFIG_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 
-/// A filter's layer from a `typed_per_filter_config` entry. An
-/// `envoy.config.route.v3.FilterConfig` wrapper (which gloo-core puts around configs of its
-/// own filters, marked optional for stock Envoy) is unwrapped: `disabled` turns the filter off
-/// there, else its `config` is used as the filter's own. The filter is known here (it is on
-/// the listener), so `is_optional` changes nothing.
-fn per_filter_layer(f: &ListenerFilter, per_filter: &Any) -> Result<Option<FilterLayer>, String> {
-    if per_filter.type_url != FILTER_CONFIG_TYPE {
-        return f.factory.layer(&f.config, Some(per_filter));
+/// A filter's layer from the `typed_per_filter_config` entries that apply to a route, least
+/// specific first (the most specific one last). An `envoy.config.route.v3.FilterConfig`
+/// wrapper (which gloo-core puts around configs of its own filters, marked optional for stock
+/// Envoy) is unwrapped: `disabled` on the most specific entry turns the filter off there (a
+/// less specific disabled entry is overridden by the ones after it), else its `config` is used
+/// as the filter's own. The filter is known here (it is on the listener), so `is_optional`
+/// changes nothing.
+fn per_filter_layer(f: &ListenerFilter, chain: &[&Any]) -> Result<Option<FilterLayer>, String> {
+    let mut unwrapped: Vec<Any> = Vec::with_capacity(chain.len());
+    for (i, per_filter) in chain.iter().enumerate() {
+        if per_filter.type_url != FILTER_CONFIG_TYPE {
+            unwrapped.push((*per_filter).clone());
+            continue;
+        }
+        let wrapper = FilterConfig::decode(per_filter.value.as_slice())
+            .map_err(|e| format!("cannot decode {FILTER_CONFIG_TYPE}: {e}"))?;
+        if wrapper.disabled {
+            if i + 1 == chain.len() {
+                return Ok(None);
+            }
+            continue;
+        }
+        unwrapped.push(
+            wrapper
+                .config
+                .ok_or_else(|| "FilterConfig.config: required unless disabled".to_string())?,
+        );
     }
-    let wrapper = FilterConfig::decode(per_filter.value.as_slice())
-        .map_err(|e| format!("cannot decode {FILTER_CONFIG_TYPE}: {e}"))?;
-    if wrapper.disabled {
-        return Ok(None);
-    }
-    let config = wrapper
-        .config
-        .ok_or_else(|| "FilterConfig.config: required unless disabled".to_string())?;
-    f.factory.layer(&f.config, Some(&config))
+    let chain: Vec<&Any> = unwrapped.iter().collect();
+    f.factory.layer_merged(&f.config, &chain)
 }
 
 /// `inner` under `layers`: the first filter listed sees the request first, so wrap from the

@@ -53,6 +53,19 @@ pub trait FilterFactory: Send + Sync {
     /// override (a weighted cluster's, the route's or its virtual host's); `Ok(None)` when the filter does nothing on this route. An error
     /// rejects the configuration (naming the filter is the caller's job).
     fn layer(&self, config: &Any, per_route: Option<&Any>) -> Result<Option<FilterLayer>, String>;
+
+    /// The layer for one route from every per-route config that applies, least specific
+    /// first (the virtual host's, the route's, a weighted cluster's), for filters that merge
+    /// them as Envoy's `getMergedPerFilterConfig` does (ext_authz merges its context
+    /// extensions). By default only the most specific one is used, as [`layer`](Self::layer)
+    /// takes it.
+    fn layer_merged(
+        &self,
+        config: &Any,
+        per_route: &[&Any],
+    ) -> Result<Option<FilterLayer>, String> {
+        self.layer(config, per_route.last().copied())
+    }
 }
 
 /// Filters by name (the `name` of an `HttpFilter`) and by config type URL.
@@ -159,9 +172,10 @@ impl FilterRegistry {
         Self::default()
     }
 
-    /// A registry with the filters gloo-proxy serves itself: fault injection and CORS, Envoy's
-    /// local rate limit (feature `ratelimit`), Envoy's JWT authentication (feature `jwt`) and
-    /// envoy-gloo's transformations (feature `transform`).
+    /// A registry with the filters gloo-proxy serves itself: fault injection, CORS and header
+    /// mutation (the removals gloo-core emits), Envoy's local rate limit (feature
+    /// `ratelimit`), Envoy's JWT authentication (feature `jwt`), envoy-gloo's transformations
+    /// (feature `transform`) and Envoy's ext_authz (feature `extauth`).
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         crate::builtin::register(&mut registry);

@@ -17,8 +17,10 @@
 //!   mirrors);
 //! - [`filter`]: the registry turning HTTP filter configs into per-route tower stacks;
 //!   [`builtin`] holds the filters the proxy implements itself, `ratelimit` (feature
-//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer, and `jwt` (feature
-//!   `jwt`) Envoy's JWT authentication with gloo-filters' verifier;
+//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer, `jwt` (feature
+//!   `jwt`) Envoy's JWT authentication with gloo-filters' verifier, and `extauth` (feature
+//!   `extauth`) Envoy's ext_authz filter with gloo-filters' client, calling the server
+//!   through the proxy's own clusters;
 //! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
 //!   admin endpoint and its statistics;
 //! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands.
@@ -31,6 +33,8 @@ pub mod builtin;
 pub mod cli;
 pub mod config;
 pub mod control_plane;
+#[cfg(feature = "extauth")]
+pub mod extauth;
 pub mod filter;
 pub mod gateway;
 #[cfg(feature = "jwt")]

@@ -116,9 +116,8 @@ pub struct HttpListenerOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm: Option<serde_json::Value>,
     /// External authorization server settings for this listener (overrides `Settings`).
-    /// Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extauth: Option<serde_json::Value>,
+    pub extauth: Option<crate::model::extauth::Settings>,
     /// Rate limit server settings for this listener (overrides `Settings`). Accepted and
     /// carried; not interpreted yet.
     #[serde(

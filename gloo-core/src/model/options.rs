@@ -555,10 +555,6 @@ macro_rules! unenforced_options {
                 o.waf.as_ref().is_some_and(|w| w.disabled != Some(true)),
             ),
             ("rbac", o.rbac.is_some()),
-            (
-                "extauth",
-                o.extauth.as_ref().is_some_and(|e| e.disable != Some(true)),
-            ),
             ("dlp", o.dlp.is_some()),
             ("csrf", o.csrf.is_some()),
             ("ratelimitBasic", o.ratelimit_basic.is_some()),

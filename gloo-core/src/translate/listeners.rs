@@ -23,6 +23,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
+use super::extauth;
 use super::jwt;
 use super::local_ratelimit;
 use super::names::{
@@ -193,17 +194,23 @@ fn http_connection_manager(
             .into_iter()
             .filter_map(global_filter),
     );
-    // JWT: Gloo's AuthN stage, before ext auth (and the stage after it, which comes next
-    // while gloo has no ext auth filter to put between them).
-    for stage in jwt::Stage::ALL {
-        if let Some(config) = jwt::filter_config(stage, hosts) {
-            http_filters.push(HttpFilter {
-                name: stage.filter_name().to_string(),
-                config_type: Some(http_filter::ConfigType::TypedConfig(pack(&config))),
-                ..Default::default()
-            });
-        }
+    // JWT and ext auth: Gloo's AuthN stage. The JWT filter of `beforeExtAuth` and the user id
+    // header's sanitize filter run before it (`BeforeStage(AuthNStage)`, in name order, after
+    // the rate limits above); ext_authz runs during it, then the JWT filter of `afterExtAuth`
+    // (same stage, later by name).
+    let jwt_filter = |stage: jwt::Stage| {
+        jwt::filter_config(stage, hosts).map(|config| HttpFilter {
+            name: stage.filter_name().to_string(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack(&config))),
+            ..Default::default()
+        })
+    };
+    http_filters.extend(jwt_filter(jwt::Stage::BeforeExtAuth));
+    if let Some((sanitize, ext_authz)) = extauth::http_filters(ctx.snapshot, http, hosts) {
+        http_filters.push(sanitize);
+        http_filters.push(ext_authz);
     }
+    http_filters.extend(jwt_filter(jwt::Stage::AfterExtAuth));
     // Gloo's regular transformations run after auth (`AfterStage(AuthZStage)`), before the
     // rate limits of `RateLimitStage`.
     http_filters.extend(regular_transformation);

@@ -38,6 +38,8 @@
 //! ```
 
 mod clusters;
+pub(crate) mod extauth;
+mod extauth_config;
 mod jwk;
 pub(crate) mod jwt;
 mod listeners;
@@ -56,6 +58,10 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use xxhash_rust::xxh3::Xxh3;
 
 pub use clusters::{Endpoint, Endpoints};
+pub use extauth::{
+    CONFIG_ID, DEFAULT_USER_ID_HEADER, EXT_AUTHZ_FILTER, SANITIZE_FILTER, SOURCE_NAME, SOURCE_TYPE,
+};
+pub use extauth_config::ext_auth_configs;
 pub use jwt::{JWT_AFTER_EXT_AUTH_FILTER, JWT_FILTER};
 pub use names::{cluster_name, route_config_name};
 pub use ratelimit::{
@@ -94,10 +100,15 @@ pub struct Translation {
 /// The EDS clusters of one proxy: cluster name → the upstream it serves.
 type EdsClusters = BTreeMap<String, (ResourceRef, Arc<Object<UpstreamSpec>>)>;
 
-/// What a translated virtual host is cached under: its name, and the listener's local rate
-/// limit flags when the host carries local rate limit overrides (they are copied into them),
-/// so a Gateway edit of the flags re-translates exactly those hosts.
-type VirtualHostKey = (String, local_ratelimit::ListenerFlags);
+/// What a translated virtual host is cached under: its name, the listener's local rate limit
+/// flags when the host carries local rate limit overrides (they are copied into them), so a
+/// Gateway edit of the flags re-translates exactly those hosts, and whether the listener has
+/// the ext_authz filter (with the source name prefix, for hosts whose own config names it).
+type VirtualHostKey = (
+    String,
+    local_ratelimit::ListenerFlags,
+    extauth::ListenerAuth,
+);
 
 /// A virtual host as last translated: only its encoding is kept (a tenth of the typed
 /// proto's size), and route configurations are assembled from these encodings.
@@ -247,6 +258,19 @@ impl Translator {
                 let (route_name, virtual_hosts) = (config.name, config.virtual_hosts);
                 let flags =
                     local_ratelimit::ListenerFlags::of(local_ratelimit::settings(config.gateway));
+                let auth = extauth::listener_auth(
+                    ctx.snapshot,
+                    config.gateway,
+                    virtual_hosts,
+                    &model.name,
+                    &listener.name,
+                );
+                extauth::collect_upstreams(
+                    ctx.snapshot,
+                    config.gateway,
+                    virtual_hosts,
+                    &mut referenced,
+                );
                 let mut hasher = Xxh3::new();
                 hasher.update(route_name.as_bytes());
                 let mut protos = Vec::with_capacity(virtual_hosts.len());
@@ -273,7 +297,7 @@ impl Translator {
                     } else {
                         local_ratelimit::ListenerFlags::default()
                     };
-                    let key = (host.name.clone(), flags);
+                    let key = (host.name.clone(), flags, extauth::host_key(&auth, host));
                     let (encoded, version) = self.virtual_host(&key, host, ctx);
                     used_hosts.insert(key);
                     hasher.update(version.as_bytes());
@@ -323,6 +347,7 @@ impl Translator {
                 continue;
             }
             let object = ratelimit::cluster_upstream(ctx.snapshot, &reference, &entry.object);
+            let object = extauth::cluster_upstream(ctx.snapshot, &reference, &object);
             let cluster = match self.clusters.get(&reference) {
                 Some((spec, cached))
                     if (Arc::ptr_eq(spec, &object) || spec == &object) && !secrets_changed =>
@@ -367,7 +392,7 @@ impl Translator {
             }
         }
         self.virtual_hosts_translated += 1;
-        let proto = routes::virtual_host(host, key.1, ctx);
+        let proto = routes::virtual_host(host, key.1, &key.2, ctx);
         let (encoded, version) = encode_with_version(&proto);
         let encoded: Arc<[u8]> = encoded.into();
         self.virtual_hosts.insert(
@@ -554,12 +579,16 @@ fn collect_tcp_upstreams(
     );
 }
 
-/// Checks the resources the filters will enforce: RateLimitConfigs (descriptors, limits,
-/// actions) and AuthConfigs (one auth type per config).
+/// Checks the resources the filters will enforce: Settings' rate limit and ext auth servers,
+/// RateLimitConfigs (descriptors, limits, actions) and AuthConfigs (their configs and the
+/// Secrets they read).
 fn validate_filter_configs(snapshot: &ConfigSnapshot, reports: &mut Reports) {
     for (reference, entry) in &snapshot.settings {
         let key = ResourceKey::new(Kind::Settings, reference.clone());
         for problem in ratelimit::validate_settings(snapshot, &entry.object.spec) {
+            reports.error(&key, problem);
+        }
+        for problem in extauth::validate_settings(snapshot, &entry.object.spec) {
             reports.error(&key, problem);
         }
     }
@@ -569,19 +598,7 @@ fn validate_filter_configs(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             reports.error(&key, problem);
         }
     }
-    for (reference, entry) in &snapshot.auth_configs {
-        let key = ResourceKey::new(Kind::AuthConfig, reference.clone());
-        if entry.object.spec.configs.is_empty() {
-            reports.error(&key, "spec.configs: at least one auth config is required");
-        }
-        for (i, config) in entry.object.spec.configs.iter().enumerate() {
-            match config.auth_config() {
-                Err(e) => reports.error(&key, format!("spec.configs[{i}]: {e}")),
-                Ok(None) => reports.error(&key, format!("spec.configs[{i}]: no auth type is set")),
-                Ok(Some(_)) => {}
-            }
-        }
-    }
+    extauth_config::report(snapshot, reports);
 }
 
 /// Checks VirtualHostOption and RouteOption resources on their own (local rate limits, JWT
@@ -602,6 +619,11 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         for (path, extension) in jwt::host_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
+        problems.extend(extauth::problems(
+            snapshot,
+            options.extauth.as_deref(),
+            PATH,
+        ));
         (Kind::VirtualHostOption, r, problems)
     });
     let route_options = snapshot.route_options.iter().map(|(r, e)| {
@@ -617,6 +639,11 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         for (path, extension) in jwt::route_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
+        problems.extend(extauth::problems(
+            snapshot,
+            options.extauth.as_deref(),
+            PATH,
+        ));
         (Kind::RouteOption, r, problems)
     });
     let upstream_groups = snapshot.upstream_groups.iter().map(|(r, e)| {
@@ -627,10 +654,17 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             .iter()
             .enumerate()
             .flat_map(|(i, d)| {
-                transformation::validate(
+                let path = format!("spec.destinations[{i}].options");
+                let mut problems = transformation::validate(
                     transformation::Options::weighted(d.options.as_ref()),
-                    format!("spec.destinations[{i}].options"),
-                )
+                    &path,
+                );
+                problems.extend(extauth::problems(
+                    snapshot,
+                    d.options.as_ref().and_then(|o| o.extauth.as_ref()),
+                    &path,
+                ));
+                problems
             })
             .collect();
         (Kind::UpstreamGroup, r, problems)

@@ -25,6 +25,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
 use envoy_types::pb::google::protobuf::{BoolValue, Duration as PbDuration, UInt32Value};
 
+use super::extauth::ListenerAuth;
 use super::local_ratelimit::{self, ListenerFlags};
 use super::names::{cluster_name, CORS_FILTER, FAULT_FILTER, LOCAL_RATELIMIT_FILTER};
 use super::transformation;
@@ -66,6 +67,7 @@ fn string_match(pattern: MatchPattern) -> StringMatcher {
 pub(crate) fn virtual_host(
     vh: &VirtualHostModel,
     flags: ListenerFlags,
+    auth: &ListenerAuth,
     ctx: &Context<'_>,
 ) -> VirtualHost {
     let options = &vh.options;
@@ -73,6 +75,7 @@ pub(crate) fn virtual_host(
     let secrets = HeaderSecrets {
         ctx,
         namespace: vh.source.namespace_or(crate::model::DEFAULT_NAMESPACE),
+        auth,
     };
     let mut out = VirtualHost {
         name: vh.name.clone(),
@@ -87,6 +90,7 @@ pub(crate) fn virtual_host(
     apply_vhost_options(&mut out, options, &secrets);
     out.rate_limits = super::ratelimit::host_rate_limits(vh, ctx.snapshot);
     super::jwt::host_per_filter(vh, &mut out.typed_per_filter_config);
+    super::extauth::host_per_filter(vh, auth, &mut out.typed_per_filter_config);
     out.typed_per_filter_config
         .extend(transformation::per_filter_config(
             transformation::Options::host(options),
@@ -101,10 +105,12 @@ pub(crate) fn virtual_host(
     out
 }
 
-/// Where `headerSecretRef`s are resolved: the snapshot's Secrets, with a default namespace.
+/// Where `headerSecretRef`s are resolved: the snapshot's Secrets, with a default namespace;
+/// and what the virtual host's routes need to know of their listener's ext_authz filter.
 struct HeaderSecrets<'a> {
     ctx: &'a Context<'a>,
     namespace: &'a str,
+    auth: &'a ListenerAuth,
 }
 
 fn apply_vhost_options(
@@ -430,6 +436,11 @@ fn weighted(destinations: &[WeightedDestination], secrets: &HeaderSecrets<'_>) -
                         transformation::Options::weighted(wd.options.as_ref()),
                         secrets.ctx.transformation,
                     ));
+                super::extauth::weighted_per_filter(
+                    wd.options.as_ref(),
+                    secrets.auth,
+                    &mut cw.typed_per_filter_config,
+                );
                 Some(cw)
             })
             .collect(),
@@ -662,6 +673,7 @@ fn route(r: &RouteModel, flags: ListenerFlags, secrets: &HeaderSecrets<'_>) -> R
         );
     }
     super::jwt::route_per_filter(r, &mut per_filter);
+    super::extauth::route_per_filter(options, secrets.auth, &mut per_filter);
     per_filter.extend(transformation::per_filter_config(
         transformation::Options::route(options),
         secrets.ctx.transformation,

@@ -157,6 +157,12 @@ envoy_messages! {
         => "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
     envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::PerRouteConfig
         => "envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
+    envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::ExtAuthz
+        => "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+    envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::ExtAuthzPerRoute
+        => "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
+    envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::HeaderMutation
+        => "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
     envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext
         => "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
     envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext

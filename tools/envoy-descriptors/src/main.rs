@@ -30,6 +30,7 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/filters/http/fault/v3/fault.proto",
     "envoy/extensions/filters/http/jwt_authn/v3/config.proto",
     "envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto",
+    "envoy/extensions/filters/http/header_mutation/v3/header_mutation.proto",
     "envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto",
     "envoy/extensions/filters/http/ext_proc/v3/ext_proc.proto",
     "envoy/extensions/filters/http/health_check/v3/health_check.proto",
