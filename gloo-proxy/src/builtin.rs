@@ -30,6 +30,8 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
     registry.register(CORS, Cors);
     #[cfg(feature = "ratelimit")]
     crate::ratelimit::register(registry);
+    #[cfg(feature = "ratelimit")]
+    crate::global_ratelimit::register(registry);
     #[cfg(feature = "jwt")]
     crate::jwt::register(registry);
     #[cfg(feature = "transform")]

@@ -29,7 +29,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
 use crate::body::Body;
-use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService, ROUTER};
+use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService, RouteInfo, ROUTER};
 use crate::router::action::pb_duration;
 use crate::router::RouteTable;
 use crate::stats::Stats;
@@ -615,7 +615,8 @@ pub fn compile_listener(
 /// once per config object, as Envoy builds one filter config per object: the listener's (for
 /// routes with no override), a virtual host's (shared by its routes without their own), a
 /// route's, or a weighted cluster's (whose target then gets a stack of its own). Routes that
-/// share an object share the layer's state.
+/// share an object share the layer's state. A filter that reads routes
+/// ([`FilterFactory::per_route`]) is built for each route instead.
 fn build_stacks(
     listener: &HttpListener,
     table: &RouteTable,
@@ -630,21 +631,36 @@ fn build_stacks(
             // Per filter, in listener order: this route's layer (or none).
             let mut layers: Vec<Option<FilterLayer>> = Vec::with_capacity(listener.filters.len());
             for (i, f) in listener.filters.iter().enumerate() {
-                let layer = if let Some(per_route) = route.per_filter().get(&f.name) {
-                    per_filter_layer(f, per_route).map_err(|e| {
+                let layer = if f.factory.per_route() {
+                    // Built for this route: the factory reads the route itself.
+                    let per = route
+                        .per_filter()
+                        .get(&f.name)
+                        .or_else(|| vhost.per_filter().get(&f.name));
+                    let info = RouteInfo {
+                        virtual_host: vhost,
+                        route,
+                        target: None,
+                    };
+                    per_filter_layer(f, per, Some(info)).map_err(|e| {
+                        format!("filter {:?} on route {:?}: {e}", f.name, route.name())
+                    })?
+                } else if let Some(per_route) = route.per_filter().get(&f.name) {
+                    per_filter_layer(f, Some(per_route), None).map_err(|e| {
                         format!("filter {:?} on route {:?}: {e}", f.name, route.name())
                     })?
                 } else if let Some(per_vhost) = vhost.per_filter().get(&f.name) {
                     match &vhost_layers[i] {
                         Some(built) => built.clone(),
                         None => {
-                            let built = per_filter_layer(f, per_vhost).map_err(|e| {
-                                format!(
-                                    "filter {:?} on virtual host {:?}: {e}",
-                                    f.name,
-                                    vhost.name()
-                                )
-                            })?;
+                            let built =
+                                per_filter_layer(f, Some(per_vhost), None).map_err(|e| {
+                                    format!(
+                                        "filter {:?} on virtual host {:?}: {e}",
+                                        f.name,
+                                        vhost.name()
+                                    )
+                                })?;
                             vhost_layers[i] = Some(built.clone());
                             built
                         }
@@ -661,8 +677,14 @@ fn build_stacks(
                 for (t, target) in forward.clusters.targets_with_filter_configs() {
                     let mut target_layers = Vec::with_capacity(layers.len());
                     for (f, route_layer) in listener.filters.iter().zip(&layers) {
+                        let info = RouteInfo {
+                            virtual_host: vhost,
+                            route,
+                            target: Some(t),
+                        };
                         target_layers.push(match target.per_filter.get(&f.name) {
-                            Some(per_target) => per_filter_layer(f, per_target).map_err(|e| {
+                            Some(per_target) => per_filter_layer(f, Some(per_target), Some(info))
+                                .map_err(|e| {
                                 format!(
                                     "filter {:?} on route {:?}, weighted cluster {:?}: {e}",
                                     f.name,
@@ -711,24 +733,36 @@ fn build_stacks(
 /// The type URL of Envoy's per-route wrapper `envoy.config.route.v3.FilterConfig`.
 const FILTER_CONFIG_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 
-/// A filter's layer from a `typed_per_filter_config` entry. An
+/// A filter's layer from a `typed_per_filter_config` entry (the most specific one, if any),
+/// built for `route` when the filter reads routes ([`FilterFactory::per_route`]). An
 /// `envoy.config.route.v3.FilterConfig` wrapper (which gloo-core puts around configs of its
 /// own filters, marked optional for stock Envoy) is unwrapped: `disabled` turns the filter off
 /// there, else its `config` is used as the filter's own. The filter is known here (it is on
 /// the listener), so `is_optional` changes nothing.
-fn per_filter_layer(f: &ListenerFilter, per_filter: &Any) -> Result<Option<FilterLayer>, String> {
-    if per_filter.type_url != FILTER_CONFIG_TYPE {
-        return f.factory.layer(&f.config, Some(per_filter));
+fn per_filter_layer(
+    f: &ListenerFilter,
+    per_filter: Option<&Any>,
+    route: Option<RouteInfo<'_>>,
+) -> Result<Option<FilterLayer>, String> {
+    let unwrapped;
+    let per_filter = match per_filter {
+        Some(any) if any.type_url == FILTER_CONFIG_TYPE => {
+            let wrapper = FilterConfig::decode(any.value.as_slice())
+                .map_err(|e| format!("cannot decode {FILTER_CONFIG_TYPE}: {e}"))?;
+            if wrapper.disabled {
+                return Ok(None);
+            }
+            unwrapped = wrapper
+                .config
+                .ok_or_else(|| "FilterConfig.config: required unless disabled".to_string())?;
+            Some(&unwrapped)
+        }
+        other => other,
+    };
+    match route {
+        Some(route) if f.factory.per_route() => f.factory.route_layer(&f.config, per_filter, route),
+        _ => f.factory.layer(&f.config, per_filter),
     }
-    let wrapper = FilterConfig::decode(per_filter.value.as_slice())
-        .map_err(|e| format!("cannot decode {FILTER_CONFIG_TYPE}: {e}"))?;
-    if wrapper.disabled {
-        return Ok(None);
-    }
-    let config = wrapper
-        .config
-        .ok_or_else(|| "FilterConfig.config: required unless disabled".to_string())?;
-    f.factory.layer(&f.config, Some(&config))
 }
 
 /// `inner` under `layers`: the first filter listed sees the request first, so wrap from the

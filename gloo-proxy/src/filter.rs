@@ -53,6 +53,39 @@ pub trait FilterFactory: Send + Sync {
     /// override (a weighted cluster's, the route's or its virtual host's); `Ok(None)` when the filter does nothing on this route. An error
     /// rejects the configuration (naming the filter is the caller's job).
     fn layer(&self, config: &Any, per_route: Option<&Any>) -> Result<Option<FilterLayer>, String>;
+
+    /// Whether the layer depends on the route itself, not only on the filter configs (Envoy's
+    /// rate limit filter reads the route's and its virtual host's `rate_limits`). Such a
+    /// filter is built for each route with [`FilterFactory::route_layer`]; the others once per
+    /// config object, so routes that share an object share the layer's state. Default `false`.
+    fn per_route(&self) -> bool {
+        false
+    }
+
+    /// The layer for the route `route` (called only when [`FilterFactory::per_route`] says
+    /// so), from the listener-level `config` and the most specific override, as
+    /// [`FilterFactory::layer`]. The default ignores the route.
+    fn route_layer(
+        &self,
+        config: &Any,
+        per_route: Option<&Any>,
+        route: RouteInfo<'_>,
+    ) -> Result<Option<FilterLayer>, String> {
+        let _ = route;
+        self.layer(config, per_route)
+    }
+}
+
+/// The route a [`FilterFactory::route_layer`] builds for.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteInfo<'a> {
+    /// Its virtual host.
+    pub virtual_host: &'a crate::router::VirtualHost,
+    /// The route.
+    pub route: &'a crate::router::Route,
+    /// The weighted cluster (its index among the route's) when the layer is for the requests
+    /// sent to that target (which has per-filter configs of its own).
+    pub target: Option<usize>,
 }
 
 /// Filters by name (the `name` of an `HttpFilter`) and by config type URL.
@@ -160,8 +193,8 @@ impl FilterRegistry {
     }
 
     /// A registry with the filters gloo-proxy serves itself: fault injection and CORS, Envoy's
-    /// local rate limit (feature `ratelimit`), Envoy's JWT authentication (feature `jwt`) and
-    /// envoy-gloo's transformations (feature `transform`).
+    /// local and global rate limits (feature `ratelimit`), Envoy's JWT authentication (feature
+    /// `jwt`) and envoy-gloo's transformations (feature `transform`).
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         crate::builtin::register(&mut registry);

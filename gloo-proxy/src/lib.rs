@@ -17,11 +17,14 @@
 //!   mirrors);
 //! - [`filter`]: the registry turning HTTP filter configs into per-route tower stacks;
 //!   [`builtin`] holds the filters the proxy implements itself, `ratelimit` (feature
-//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer, and `jwt` (feature
-//!   `jwt`) Envoy's JWT authentication with gloo-filters' verifier;
+//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer,
+//!   `global_ratelimit` (feature `ratelimit`) Envoy's global rate limit filter with
+//!   gloo-filters' layer and rate limit service client, and `jwt` (feature `jwt`) Envoy's JWT
+//!   authentication with gloo-filters' verifier;
 //! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
 //!   admin endpoint and its statistics;
-//! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands.
+//! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands; [`rate_limit_server`]: the
+//!   rate limit service `gloo run` and `gloo control-plane` host.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -33,10 +36,13 @@ pub mod config;
 pub mod control_plane;
 pub mod filter;
 pub mod gateway;
+#[cfg(feature = "ratelimit")]
+pub mod global_ratelimit;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod rate_limit_server;
 #[cfg(feature = "ratelimit")]
 pub mod ratelimit;
 pub mod router;

@@ -87,6 +87,12 @@ fn append(response_headers: &mut HeaderMap, headers: HeaderMap) {
     }
 }
 
+/// Marks the answer [`GlobalRateLimit`](super::GlobalRateLimit) made itself because its
+/// limiter failed and the layer fails closed (`failure_mode_deny`): Envoy's response flag
+/// `RateLimitServiceError`. (Refusals carry [`RateLimited`] instead.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimiterFailed;
+
 fn local_reply<B: Default>(status: StatusCode) -> Response<B> {
     let mut response = Response::new(B::default());
     *response.status_mut() = status;
@@ -207,7 +213,9 @@ where
                             // Envoy: `status_on_error` (500), empty body, response flag
                             // RateLimitServiceError.
                             self.as_mut().project().state.set(State::Done);
-                            return Poll::Ready(Ok(local_reply(config.status_on_error)));
+                            let mut response = local_reply(config.status_on_error);
+                            response.extensions_mut().insert(LimiterFailed);
+                            return Poll::Ready(Ok(response));
                         }
                         // Fail open: the request goes on without headers.
                         Err(_) => None,

@@ -66,8 +66,8 @@
 //!   unreachable, slower than the client's timeout or answering an error): the request passes
 //!   (Envoy's default `failure_mode_deny: false`), or with
 //!   [`failure_mode_deny(true)`](GlobalRateLimitLayer::failure_mode_deny) is answered
-//!   [`status_on_error`](GlobalRateLimitLayer::status_on_error) (`500`) with an empty body,
-//!   as Envoy does.
+//!   [`status_on_error`](GlobalRateLimitLayer::status_on_error) (`500`) with an empty body
+//!   and the [`LimiterFailed`] marker, as Envoy does.
 //! * [`x_ratelimit_headers(true)`](GlobalRateLimitLayer::x_ratelimit_headers): Envoy's draft 03
 //!   headers on passed and refused answers: `x-ratelimit-limit: 10, 10;w=60, 100;w=3600`,
 //!   `x-ratelimit-remaining`, `x-ratelimit-reset` (seconds), from the status closest to its
@@ -147,7 +147,7 @@ pub use self::basic::{BasicRateLimit, DEFAULT_USER_ID_HEADER};
 pub use self::check::RateLimitCheck;
 pub use self::config::{Descriptor, RateLimit, RateLimitDomain, SetDescriptor, Unit};
 pub use self::error::{InvalidConfig, LimitError, StoreError};
-pub use self::future::ResponseFuture;
+pub use self::future::{LimiterFailed, ResponseFuture};
 pub use self::layer::{GlobalRateLimitLayer, RequestType};
 pub use self::limiter::{LimitFuture, RateLimiter};
 pub use self::request::{

@@ -757,6 +757,7 @@ async fn store_failures_follow_failure_mode_deny() {
         .expect("infallible");
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(res.extensions().get::<RateLimited>().is_none());
+    assert!(res.extensions().get::<LimiterFailed>().is_some());
     let body = res.into_body().collect().await.expect("body").to_bytes();
     assert!(body.is_empty());
     assert_eq!(calls.load(Ordering::SeqCst), 3);
