@@ -143,6 +143,17 @@ pub fn control_plane(
     status_file: Option<&Path>,
     log_dir: &Path,
 ) -> Proc {
+    control_plane_with(config_dir, xds_port, status_file, &[], log_dir)
+}
+
+/// [`control_plane`] with more arguments (`--ratelimit-server ADDR`, say).
+pub fn control_plane_with(
+    config_dir: &Path,
+    xds_port: u16,
+    status_file: Option<&Path>,
+    args: &[String],
+    log_dir: &Path,
+) -> Proc {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gloo"));
     command
         .arg("control-plane")
@@ -150,6 +161,7 @@ pub fn control_plane(
         .arg(config_dir)
         .arg("--xds-addr")
         .arg(format!("127.0.0.1:{xds_port}"))
+        .args(args)
         .env("RUST_LOG", "info");
     if let Some(status_file) = status_file {
         command.arg("--status-file").arg(status_file);
