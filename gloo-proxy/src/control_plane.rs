@@ -234,7 +234,7 @@ impl ControlPlane {
     /// Hosts the rate limit service as `options` say, fed from this control plane (see
     /// [`crate::rate_limit_server`]): binds its address now when one is given, then follows
     /// every configuration change. Dropping the returned guard stops it. `None` when
-    /// `options` ask for no service.
+    /// `options` ask for no service (or, without the `ratelimit` feature, for `auto`).
     pub fn host_rate_limit_service(
         &self,
         options: &RateLimitServerOptions,
@@ -252,7 +252,12 @@ impl ControlPlane {
         }
         #[cfg(not(feature = "ratelimit"))]
         {
-            Err(RateLimitServerError::Unsupported.into())
+            // Without rate limiting, only an explicit address is an error (`auto` hosts
+            // nothing: such a build refuses the rate limit filter anyway).
+            match options.listen {
+                RateLimitListen::At(_) => Err(RateLimitServerError::Unsupported.into()),
+                _ => Ok(None),
+            }
         }
     }
 

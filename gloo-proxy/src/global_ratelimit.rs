@@ -732,3 +732,242 @@ impl tower::Service<Request<tonic::body::Body>> for ClusterTransport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::core::v3::GrpcService;
+    use envoy_types::pb::envoy::config::ratelimit::v3::RateLimitServiceConfig;
+    use envoy_types::pb::envoy::config::route::v3::rate_limit::action::{
+        GenericKey, QueryParameters,
+    };
+    use envoy_types::pb::envoy::config::route::v3::rate_limit::Override;
+    use envoy_types::pb::envoy::config::route::v3::{
+        route, route_action, DirectResponseAction, Route, RouteAction, RouteConfiguration,
+        RouteMatch, VirtualHost,
+    };
+    use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
+
+    use super::*;
+    use crate::router::RouteTable;
+
+    fn filter(stage: u32) -> FilterConfig {
+        FilterConfig {
+            domain: "custom".into(),
+            stage,
+            rate_limit_service: Some(RateLimitServiceConfig {
+                grpc_service: Some(GrpcService {
+                    target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+                        grpc_service::EnvoyGrpc {
+                            cluster_name: "rls".into(),
+                            ..Default::default()
+                        },
+                    )),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn any(config: &FilterConfig) -> Any {
+        Any {
+            type_url: RATELIMIT_TYPE.into(),
+            value: config.encode_to_vec(),
+        }
+    }
+
+    fn factory() -> GlobalRateLimitFactory {
+        GlobalRateLimitFactory {
+            upstreams: Upstreams::default(),
+            built: Mutex::default(),
+        }
+    }
+
+    fn generic(value: &str, stage: u32) -> PbRateLimit {
+        PbRateLimit {
+            stage: Some(UInt32Value { value: stage }),
+            actions: vec![PbAction {
+                action_specifier: Some(action::ActionSpecifier::GenericKey(GenericKey {
+                    descriptor_value: value.into(),
+                    ..Default::default()
+                })),
+            }],
+            ..Default::default()
+        }
+    }
+
+    // `include_vh_rate_limits` is deprecated in Envoy; Gloo still writes it.
+    #[allow(deprecated)]
+    fn forward(rate_limits: Vec<PbRateLimit>, include_vh: bool) -> route::Action {
+        let include_vh_rate_limits = include_vh.then_some(BoolValue { value: true });
+        route::Action::Route(RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster("app".into())),
+            rate_limits,
+            include_vh_rate_limits,
+            ..Default::default()
+        })
+    }
+
+    /// One virtual host with `vh_limits` and one route per action.
+    fn table(vh_limits: Vec<PbRateLimit>, actions: Vec<route::Action>) -> RouteTable {
+        let config = RouteConfiguration {
+            name: "rc".into(),
+            virtual_hosts: vec![VirtualHost {
+                name: "vh".into(),
+                domains: vec!["*".into()],
+                rate_limits: vh_limits,
+                routes: actions
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, action)| Route {
+                        name: format!("r{i}"),
+                        r#match: Some(RouteMatch {
+                            path_specifier: Some(
+                                envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier::Prefix(
+                                    format!("/{i}"),
+                                ),
+                            ),
+                            ..Default::default()
+                        }),
+                        action: Some(action),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        RouteTable::compile(&config).expect("valid route table")
+    }
+
+    /// Whether route `r` of `table` gets a layer from `config` (with `per_route`).
+    fn layered(
+        config: &FilterConfig,
+        table: &RouteTable,
+        r: usize,
+        per_route: Option<&Any>,
+    ) -> Result<bool, String> {
+        let vhost = &table.virtual_hosts()[0];
+        let info = RouteInfo {
+            virtual_host: vhost,
+            route: &vhost.routes()[r],
+            target: None,
+        };
+        factory()
+            .route_layer(&any(config), per_route, info)
+            .map(|l| l.is_some())
+    }
+
+    fn per_route(p: RateLimitPerRoute) -> Any {
+        Any {
+            type_url: RATELIMIT_PER_ROUTE_TYPE.into(),
+            value: p.encode_to_vec(),
+        }
+    }
+
+    #[test]
+    fn routes_get_the_rate_limits_of_the_filters_stage_as_envoy_picks_them() {
+        let t = table(
+            vec![generic("vh", 1)],
+            vec![
+                // 0: own limits of stage 1.
+                forward(vec![generic("route", 1)], false),
+                // 1: own limits of stage 3 only: they override the virtual host's anyway.
+                forward(vec![generic("route", 3)], false),
+                // 2: none of its own: the virtual host's.
+                forward(vec![], false),
+                // 3: stage 3 of its own, and the virtual host's included.
+                forward(vec![generic("route", 3)], true),
+                // 4: a direct response: never limited.
+                route::Action::DirectResponse(DirectResponseAction {
+                    status: 200,
+                    ..Default::default()
+                }),
+            ],
+        );
+        let stage1 = filter(1);
+        assert_eq!(layered(&stage1, &t, 0, None), Ok(true));
+        assert_eq!(layered(&stage1, &t, 1, None), Ok(false));
+        assert_eq!(layered(&stage1, &t, 2, None), Ok(true));
+        assert_eq!(layered(&stage1, &t, 3, None), Ok(true));
+        assert_eq!(layered(&stage1, &t, 4, None), Ok(false));
+        assert_eq!(layered(&filter(3), &t, 1, None), Ok(true));
+        assert_eq!(layered(&filter(2), &t, 0, None), Ok(false));
+        // `vh_rate_limits` of the per-route config.
+        let ignore = per_route(RateLimitPerRoute {
+            vh_rate_limits: rate_limit_per_route::VhRateLimitsOptions::Ignore as i32,
+            ..Default::default()
+        });
+        assert_eq!(layered(&stage1, &t, 2, Some(&ignore)), Ok(false));
+        let include = per_route(RateLimitPerRoute {
+            vh_rate_limits: rate_limit_per_route::VhRateLimitsOptions::Include as i32,
+            ..Default::default()
+        });
+        assert_eq!(layered(&stage1, &t, 1, Some(&include)), Ok(true));
+        // A filter turned off (0%) limits nothing.
+        let mut off = filter(1);
+        off.filter_enabled = Some(RuntimeFractionalPercent {
+            default_value: Some(envoy_types::pb::envoy::r#type::v3::FractionalPercent {
+                numerator: 0,
+                denominator: 0,
+            }),
+            ..Default::default()
+        });
+        assert_eq!(layered(&off, &t, 0, None), Ok(false));
+    }
+
+    #[test]
+    fn what_is_not_implemented_is_refused_naming_the_field() {
+        let t = |limits: Vec<PbRateLimit>| table(vec![], vec![forward(limits, false)]);
+        let refused = |config: &FilterConfig, table: &RouteTable| {
+            layered(config, table, 0, None).expect_err("refused")
+        };
+        let mut with_limit = generic("x", 0);
+        with_limit.limit = Some(Override::default());
+        assert!(refused(&filter(0), &t(vec![with_limit])).starts_with("rate_limits[0].limit"));
+        let query = PbRateLimit {
+            actions: vec![PbAction {
+                action_specifier: Some(action::ActionSpecifier::QueryParameters(
+                    QueryParameters::default(),
+                )),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            refused(&filter(0), &t(vec![query])),
+            "rate_limits[0].actions[0].query_parameters: not supported"
+        );
+        let mut own_limits = filter(0);
+        own_limits.rate_limits = vec![generic("x", 0)];
+        assert_eq!(
+            refused(&own_limits, &t(vec![])),
+            "rate_limits is not supported"
+        );
+        let mut request_type = filter(0);
+        request_type.request_type = "sometimes".into();
+        assert!(refused(&request_type, &t(vec![])).starts_with("request_type"));
+        let mut half = filter(0);
+        half.filter_enforced = Some(RuntimeFractionalPercent {
+            default_value: Some(envoy_types::pb::envoy::r#type::v3::FractionalPercent {
+                numerator: 50,
+                denominator: 0,
+            }),
+            ..Default::default()
+        });
+        assert!(refused(&half, &t(vec![])).starts_with("filter_enforced: 50%"));
+        let own_per_route = per_route(RateLimitPerRoute {
+            rate_limits: vec![generic("x", 0)],
+            ..Default::default()
+        });
+        assert_eq!(
+            layered(
+                &filter(0),
+                &t(vec![generic("x", 0)]),
+                0,
+                Some(&own_per_route)
+            ),
+            Err("per-route config: rate_limits is not supported".to_string())
+        );
+    }
+}

@@ -581,7 +581,7 @@ fn basic_rate_limits(name: &str, user_id_header: &str) -> [RateLimit; 2] {
     });
     [
         RateLimit {
-            stage: stage.clone(),
+            stage,
             actions: vec![
                 generic_key(name),
                 header_value_match(AUTHENTICATED, true),
