@@ -183,6 +183,49 @@ impl std::fmt::Debug for FilterRegistry {
     }
 }
 
+/// What a filter builds once per config (a verifier, a client), by the config's encoding, so
+/// every route of every listener with that config shares it. It keeps up to 64 configs (the
+/// listeners × stages in force, with room for a change); past that it starts afresh.
+#[cfg(any(feature = "jwt", feature = "ratelimit"))]
+pub(crate) struct BuiltConfigs<T> {
+    built: std::sync::Mutex<HashMap<Vec<u8>, T>>,
+    filter: &'static str,
+}
+
+#[cfg(any(feature = "jwt", feature = "ratelimit"))]
+impl<T: Clone> BuiltConfigs<T> {
+    const MOST: usize = 64;
+
+    /// An empty cache for the filter named `filter` (in error messages).
+    pub(crate) fn new(filter: &'static str) -> Self {
+        BuiltConfigs {
+            built: std::sync::Mutex::default(),
+            filter,
+        }
+    }
+
+    /// What `config` built, building it with `build` the first time.
+    pub(crate) fn get_or_build(
+        &self,
+        config: &Any,
+        build: impl FnOnce() -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut cache = self
+            .built
+            .lock()
+            .map_err(|_| format!("the {} filter's config cache is poisoned", self.filter))?;
+        if let Some(built) = cache.get(&config.value) {
+            return Ok(built.clone());
+        }
+        let built = build()?;
+        if cache.len() >= Self::MOST {
+            cache.clear();
+        }
+        cache.insert(config.value.clone(), built.clone());
+        Ok(built)
+    }
+}
+
 /// The router filter's name: always last, and handled by the proxy itself.
 pub const ROUTER: &str = "envoy.filters.http.router";
 

@@ -59,13 +59,12 @@
 //! assert!(refused.contains("rate_limit_service"), "{refused}");
 //! ```
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use envoy_types::pb::envoy::config::core::v3::{grpc_service, RuntimeFractionalPercent};
+use envoy_types::pb::envoy::config::core::v3::grpc_service;
 use envoy_types::pb::envoy::config::route::v3::rate_limit::{action, Action as PbAction};
 use envoy_types::pb::envoy::config::route::v3::RateLimit as PbRateLimit;
 use envoy_types::pb::envoy::extensions::filters::http::ratelimit::v3::{
@@ -84,9 +83,9 @@ use prost::Message;
 use tower::{Layer, ServiceExt};
 
 use crate::body::{Body, BoxError};
-use crate::builtin::per_million;
+use crate::builtin::all_or_nothing;
 use crate::filter::{
-    FilterFactory, FilterLayer, FilterRegistry, HttpService, RouteInfo, Upstreams,
+    BuiltConfigs, FilterFactory, FilterLayer, FilterRegistry, HttpService, RouteInfo, Upstreams,
 };
 use crate::proxy::{Downstream, LocalReply, PickedTarget, RouteContext};
 use crate::router::action::pb_duration;
@@ -105,15 +104,12 @@ pub const RATELIMIT_PER_ROUTE_TYPE: &str =
 /// `--service-cluster`), here the one Gloo's gateway proxies run with.
 pub const SOURCE_CLUSTER: &str = "gateway";
 
-/// Filter configs whose client is kept (listeners × stages in force, with room for a change).
-const BUILT_CONFIGS: usize = 64;
-
 pub(crate) fn register(registry: &mut FilterRegistry) {
     registry.register(
         RATELIMIT_TYPE,
         GlobalRateLimitFactory {
             upstreams: registry.upstreams().clone(),
-            built: Mutex::default(),
+            built: BuiltConfigs::new("rate limit"),
         },
     );
 }
@@ -122,7 +118,7 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
 struct GlobalRateLimitFactory {
     upstreams: Upstreams,
     /// One client and settings per filter config (by its encoding).
-    built: Mutex<HashMap<Vec<u8>, Arc<Built>>>,
+    built: BuiltConfigs<Arc<Built>>,
 }
 
 /// A filter config, checked, with its client.
@@ -245,21 +241,11 @@ impl GlobalRateLimitFactory {
                 config.type_url
             ));
         }
-        let mut cache = self
-            .built
-            .lock()
-            .map_err(|_| "the rate limit filter's config cache is poisoned".to_string())?;
-        if let Some(built) = cache.get(&config.value) {
-            return Ok(built.clone());
-        }
-        let decoded = FilterConfig::decode(config.value.as_slice())
-            .map_err(|e| format!("cannot decode {}: {e}", config.type_url))?;
-        let built = Arc::new(self.build(decoded)?);
-        if cache.len() >= BUILT_CONFIGS {
-            cache.clear();
-        }
-        cache.insert(config.value.clone(), built.clone());
-        Ok(built)
+        self.built.get_or_build(config, || {
+            let decoded = FilterConfig::decode(config.value.as_slice())
+                .map_err(|e| format!("cannot decode {}: {e}", config.type_url))?;
+            self.build(decoded).map(Arc::new)
+        })
     }
 
     fn build(&self, config: FilterConfig) -> Result<Built, String> {
@@ -386,25 +372,6 @@ fn status(code: i32, field: &str) -> Result<StatusCode, String> {
         .ok()
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or_else(|| format!("{field}: invalid HTTP status {code}"))
-}
-
-/// A runtime share that must be all (`Some(true)`) or nothing (`Some(false)`); `None` when it
-/// is not set. A partial share would need sampling per request, which this filter does not do.
-fn all_or_nothing(
-    p: Option<&RuntimeFractionalPercent>,
-    field: &str,
-) -> Result<Option<bool>, String> {
-    let Some(share) = p.and_then(|p| p.default_value.as_ref()) else {
-        return Ok(None);
-    };
-    match per_million(Some(share)) {
-        0 => Ok(Some(false)),
-        1_000_000 => Ok(Some(true)),
-        n => Err(format!(
-            "{field}: {}% of requests is not supported (only 0% or 100%)",
-            f64::from(n) / 10_000.0
-        )),
-    }
 }
 
 /// Envoy's `vh_rate_limits`.
@@ -735,7 +702,7 @@ impl tower::Service<Request<tonic::body::Body>> for ClusterTransport {
 
 #[cfg(test)]
 mod tests {
-    use envoy_types::pb::envoy::config::core::v3::GrpcService;
+    use envoy_types::pb::envoy::config::core::v3::{GrpcService, RuntimeFractionalPercent};
     use envoy_types::pb::envoy::config::ratelimit::v3::RateLimitServiceConfig;
     use envoy_types::pb::envoy::config::route::v3::rate_limit::action::{
         GenericKey, QueryParameters,
@@ -780,7 +747,7 @@ mod tests {
     fn factory() -> GlobalRateLimitFactory {
         GlobalRateLimitFactory {
             upstreams: Upstreams::default(),
-            built: Mutex::default(),
+            built: BuiltConfigs::new("rate limit"),
         }
     }
 

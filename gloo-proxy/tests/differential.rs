@@ -661,23 +661,7 @@ spec:
   httpGateway:
     virtualServiceSelector: {{global: "true"}}
 ---
-apiVersion: gloo.solo.io/v1
-kind: Upstream
-metadata: {{name: rate-limit, namespace: gloo-system}}
-spec:
-  static:
-    hosts: [{{addr: 127.0.0.1, port: {rls}}}]
----
-apiVersion: gloo.solo.io/v1
-kind: Settings
-metadata: {{name: default, namespace: gloo-system}}
-spec:
-  ratelimitServer:
-    ratelimitServerRef: {{name: rate-limit, namespace: gloo-system}}
-    requestTimeout: 2s
-    denyOnFail: true
-    enableXRatelimitHeaders: true
-  ratelimit:
+{settings}  ratelimit:
     descriptors:
     - key: generic_key
       value: per-day
@@ -763,7 +747,10 @@ spec:
       routeAction: {{single: {{upstream: {{name: alpha, namespace: gloo-system}}}}}}
 "#,
         global = ports.global,
-        rls = ports.rls,
+        settings = support::rate_limit_settings_yaml(
+            ports.rls,
+            "    denyOnFail: true\n    enableXRatelimitHeaders: true\n"
+        ),
     )
 }
 

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use redis_server::RedisServer;
 use support::{
-    free_port, gloo_ready, http_raw, poll, print_logs_if_panicking, write_atomically, Backend,
-    Proc, Response,
+    free_port, gloo_ready, http_raw, poll, print_logs_if_panicking, rate_limit_settings_yaml,
+    static_upstream_yaml, write_atomically, Backend, Proc, Response,
 };
 
 /// One `gloo run`: its Gateway's port, the rate limit service it hosts, its config.
@@ -38,39 +38,9 @@ struct Gloo {
 /// `descriptors` as `spec.ratelimit.descriptors`.
 fn base_config(port: u16, rls: u16, backend: &Backend, server: &str, descriptors: &str) -> String {
     format!(
-        r#"apiVersion: gateway.solo.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: gloo-system}}
-spec:
-  bindAddress: 127.0.0.1
-  bindPort: {port}
-  httpGateway: {{}}
----
-apiVersion: gloo.solo.io/v1
-kind: Upstream
-metadata: {{name: app, namespace: gloo-system}}
-spec:
-  static:
-    hosts: [{{addr: 127.0.0.1, port: {backend}}}]
----
-apiVersion: gloo.solo.io/v1
-kind: Upstream
-metadata: {{name: rate-limit, namespace: gloo-system}}
-spec:
-  static:
-    hosts: [{{addr: 127.0.0.1, port: {rls}}}]
----
-apiVersion: gloo.solo.io/v1
-kind: Settings
-metadata: {{name: default, namespace: gloo-system}}
-spec:
-  ratelimitServer:
-    ratelimitServerRef: {{name: rate-limit, namespace: gloo-system}}
-    requestTimeout: 2s
-{server}  ratelimit:
-    descriptors:
-{descriptors}"#,
-        backend = backend.port,
+        "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  httpGateway: {{}}\n---\n{}---\n{}  ratelimit:\n    descriptors:\n{descriptors}",
+        static_upstream_yaml("app", backend.port),
+        rate_limit_settings_yaml(rls, server),
     )
 }
 

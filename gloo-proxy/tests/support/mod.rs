@@ -183,6 +183,26 @@ pub fn control_plane_with(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Gloo YAML
+
+/// A static Upstream `<name>` (namespace `gloo-system`) to 127.0.0.1:`port`, as a YAML document.
+pub fn static_upstream_yaml(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  static:\n    hosts: [{{addr: 127.0.0.1, port: {port}}}]\n"
+    )
+}
+
+/// The Upstream `rate-limit` (127.0.0.1:`rls`) and the Settings `gloo-system.default` naming
+/// it as the rate limit server (`requestTimeout: 2s`, plus `server`, lines indented by 4),
+/// ending inside its `spec`: the caller appends more `spec` fields (indented by 2).
+pub fn rate_limit_settings_yaml(rls: u16, server: &str) -> String {
+    format!(
+        "{}---\napiVersion: gloo.solo.io/v1\nkind: Settings\nmetadata: {{name: default, namespace: gloo-system}}\nspec:\n  ratelimitServer:\n    ratelimitServerRef: {{name: rate-limit, namespace: gloo-system}}\n    requestTimeout: 2s\n{server}",
+        static_upstream_yaml("rate-limit", rls)
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
 // Child processes
 
 /// A child process with its stdout and stderr in files; killed (and reaped) when dropped.
