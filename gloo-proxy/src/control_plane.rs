@@ -232,8 +232,8 @@ impl ControlPlane {
     }
 
     /// Hosts the rate limit service as `options` say, fed from this control plane (see
-    /// [`crate::rate_limit_server`]): binds its address now when one is given, then follows
-    /// every configuration change. Dropping the returned guard stops it. `None` when
+    /// [`crate::rate_limit_server`]): listens on its address when one is given (retrying every
+    /// second while it cannot bind), then follows every configuration change. Dropping the returned guard stops it. `None` when
     /// `options` ask for no service (or, without the `ratelimit` feature, for `auto`).
     pub fn host_rate_limit_service(
         &self,
@@ -246,7 +246,7 @@ impl ControlPlane {
         #[cfg(feature = "ratelimit")]
         {
             let server = Arc::new(crate::rate_limit_server::RateLimitServer::new(options)?);
-            server.listen()?;
+            server.listen();
             let follower = server.clone().follow(self.rate_limits());
             Ok(Some(RateLimitHost { server, follower }))
         }

@@ -10,7 +10,8 @@
 //! * **Where it listens**: [`RateLimitListen`]: an address, `off`, or (the default) Gloo's
 //!   `127.0.0.1:18081` as soon as a Settings names a `ratelimitServer`. The Settings' upstream
 //!   is what the proxies call, so point it at this address (Gloo's default rate-limit service
-//!   listens on port 18081 too).
+//!   listens on port 18081 too). An address that cannot be bound is retried every second (and
+//!   logged), as the proxy's listeners are.
 //! * **Where it counts**: in memory (one process), or in Redis (`--redis-url`, else Gloo's
 //!   `REDIS_URL`), so several services, and in-process limiters, share one budget. A Gloo-style
 //!   `host:port` URL is read as `redis://host:port`.
@@ -165,12 +166,17 @@ mod hosted {
         domains: BTreeMap<String, RateLimitDomain>,
         /// Where it listens, and the task serving there.
         serving: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
+        /// The task that retries binding, while one does.
+        retrying: Option<tokio::task::JoinHandle<()>>,
     }
 
     impl Drop for RateLimitServer {
         fn drop(&mut self) {
             let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
             if let Some((_, task)) = state.serving.take() {
+                task.abort();
+            }
+            if let Some(task) = state.retrying.take() {
                 task.abort();
             }
         }
@@ -220,13 +226,40 @@ mod hosted {
             self.lock().serving.as_ref().map(|(addr, _)| *addr)
         }
 
-        /// Binds the address the options give (at once, so a bad address is an error when
-        /// the process starts); nothing for `auto` and `off`.
-        pub fn listen(&self) -> Result<Option<SocketAddr>, RateLimitServerError> {
+        /// Starts listening on the address the options give (nothing for `auto` and `off`).
+        /// When it cannot be bound (a port still held by the process this one replaces, say),
+        /// the error is logged and binding is retried every second, as the proxy's listeners
+        /// are; [`local_addr`](Self::local_addr) says when it listens.
+        pub fn listen(self: &Arc<Self>) -> Option<SocketAddr> {
             match self.listen {
-                RateLimitListen::At(addr) => self.serve_on(addr).map(Some),
-                RateLimitListen::Auto | RateLimitListen::Off => Ok(None),
+                RateLimitListen::At(addr) => self.listen_on(addr),
+                RateLimitListen::Auto | RateLimitListen::Off => None,
             }
+        }
+
+        /// Serves on `addr` now, or retries every second in the background until it can.
+        fn listen_on(self: &Arc<Self>, addr: SocketAddr) -> Option<SocketAddr> {
+            match self.serve_on(addr) {
+                Ok(local) => return Some(local),
+                Err(e) => eprintln!("{e}; retrying every second"),
+            }
+            let mut state = self.lock();
+            if state.retrying.is_none() {
+                let server = Arc::downgrade(self);
+                state.retrying = Some(tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        let Some(server) = server.upgrade() else {
+                            return;
+                        };
+                        if server.serve_on(addr).is_ok() {
+                            server.lock().retrying = None;
+                            return;
+                        }
+                    }
+                }));
+            }
+            None
         }
 
         /// Applies `configs` now, then every update `updates` announces, until it closes.
@@ -248,9 +281,8 @@ mod hosted {
         /// Loads what `configs` ask for: each domain whose rules the limiter accepts
         /// replaces its previous rules, a refused one keeps them (logged); domains no longer
         /// asked for are dropped. With `auto`, starts listening on [`DEFAULT_ADDR`] when a
-        /// Settings names a rate limit server (a failure is logged and retried on the next
-        /// update).
-        pub fn apply(&self, configs: &RateLimitConfigs) {
+        /// Settings names a rate limit server (retrying every second while it cannot bind).
+        pub fn apply(self: &Arc<Self>, configs: &RateLimitConfigs) {
             let mut state = self.lock();
             let mut next = BTreeMap::new();
             for config in &configs.configs {
@@ -283,11 +315,9 @@ mod hosted {
                 }
             }
             let wanted = self.listen == RateLimitListen::Auto && configs.server_named;
-            if wanted && state.serving.is_none() {
+            if wanted && state.serving.is_none() && state.retrying.is_none() {
                 drop(state);
-                if let Err(e) = self.serve_on(DEFAULT_ADDR) {
-                    eprintln!("{e}; retrying on the next configuration change");
-                }
+                self.listen_on(DEFAULT_ADDR);
             }
         }
 
@@ -439,12 +469,14 @@ mod tests {
         };
         use gloo_filters::rls::RateLimitClient;
 
-        let server = RateLimitServer::new(&RateLimitServerOptions {
-            listen: RateLimitListen::At("127.0.0.1:0".parse().expect("addr")),
-            redis_url: None,
-        })
-        .expect("memory");
-        let addr = server.listen().expect("bind").expect("an address");
+        let server = std::sync::Arc::new(
+            RateLimitServer::new(&RateLimitServerOptions {
+                listen: RateLimitListen::At("127.0.0.1:0".parse().expect("addr")),
+                redis_url: None,
+            })
+            .expect("memory"),
+        );
+        let addr = server.listen().expect("an address");
         let config = |domain: &str, key: &str, n: u32| ServerRateLimitConfig {
             domain: Some(domain.to_string()),
             descriptors: vec![Descriptor {

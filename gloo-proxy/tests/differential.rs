@@ -2188,7 +2188,25 @@ fn global_rate_limits_match_envoy() {
         envoy_redis: format!("{}0", redis.url()),
         gloo_redis: format!("{}1", redis.url()),
     }));
-    // Both serve the Gateway (a direct response: no budget is taken).
+    // Both rate limit services listen (binding is retried while a port is taken)...
+    for (name, port) in [
+        ("control-plane", setup.envoy.ports.rls),
+        ("gloo-run", setup.gloo.ports.rls),
+    ] {
+        let line = format!("rate limit service listening on 127.0.0.1:{port}");
+        setup.wait(&format!("{name}'s rate limit service to listen"), |s| {
+            let stderr = if name == "gloo-run" {
+                s.gloo_run.stderr_text()
+            } else {
+                s.control_plane.stderr_text()
+            };
+            stderr
+                .contains(&line)
+                .then_some(())
+                .ok_or_else(|| format!("no `{line}` yet"))
+        });
+    }
+    // ...and both serve the Gateway (a direct response: no budget is taken).
     for proxy in [setup.envoy, setup.gloo] {
         let port = setup.port(proxy, Gateway::Global);
         setup.wait(

@@ -104,6 +104,19 @@ impl Gloo {
             dir,
             proc,
         };
+        if host {
+            let line = format!("rate limit service listening on 127.0.0.1:{rls}");
+            let proc = &mut gloo.proc;
+            if let Err(e) = poll("the rate limit service to listen", || {
+                proc.check_running()?;
+                proc.stderr_text()
+                    .contains(&line)
+                    .then_some(())
+                    .ok_or_else(|| format!("no `{line}` yet"))
+            }) {
+                panic!("{e}");
+            }
+        }
         gloo.wait("GET /free to be routed", |r| r.status == 200);
         gloo
     }
