@@ -221,6 +221,13 @@ pub struct RouteModel {
     pub options: Arc<RouteOptions>,
     /// Warnings about this route (missing upstreams).
     pub warnings: Vec<String>,
+    /// Gloo's name for the route in its Proxy when it or a route delegating to it is named
+    /// (Gloo leaves it unnamed otherwise): `vs:<namespace>_<virtual service>_route:<name>`,
+    /// then `_rt:<namespace>_<route table>_route:<name>` per delegation (`<unnamed-<i>>` for
+    /// an unnamed level). Gloo also puts the Gateway and proxy names after `vs:`; gloo does
+    /// not, as a virtual host is resolved once for every Gateway that serves it. Basic rate
+    /// limits are scoped by it.
+    pub gloo_name: Option<String>,
 }
 
 /// What a route does.
@@ -1479,6 +1486,7 @@ impl<'a> Resolver<'a> {
             path: "spec.virtualHost.routes".to_string(),
             source: format!("VirtualService {reference}"),
             name_prefix: name.clone(),
+            gloo_prefix: format!("vs:{namespace}_{}", reference.name),
             parent: None,
             // Gloo inherits from the VirtualService's own virtual host options (not from
             // VirtualHostOptions it references).
@@ -1513,6 +1521,13 @@ impl<'a> Resolver<'a> {
             } else {
                 format!("{}-{}", context.name_prefix, route.name)
             };
+            // Gloo's `routeName`: a route is named when it or a delegating route is.
+            let gloo_name = if route.name.is_empty() {
+                format!("{}_route:<unnamed-{i}>", context.gloo_prefix)
+            } else {
+                format!("{}_route:{}", context.gloo_prefix, route.name)
+            };
+            let named = !route.name.is_empty() || context.parent.as_ref().is_some_and(|p| p.named);
             // Shared with the route (or with every route without options) until a merge
             // changes it.
             let mut options = route
@@ -1650,6 +1665,18 @@ impl<'a> Resolver<'a> {
                 // last-known-good version, which was valid.
                 _ => continue,
             };
+            // Gloo scopes a route's basic rate limits by its name ("MissingNameErr"
+            // otherwise); a delegating route passes them (and its name) to its children.
+            if options.ratelimit_basic.is_some()
+                && !named
+                && !matches!(action, RouteActionRef::Delegate(_))
+            {
+                refused = true;
+                self.note_error(
+                    &context.owner,
+                    format!("{path}.options.ratelimitBasic: a route with basic rate limits must be named (set `name` on it or on a route delegating to it); the route answers 503 rather than being served without them"),
+                );
+            }
             let model_action = match action {
                 // A route whose options gloo cannot enforce answers as an invalid route does
                 // (503, or Settings' replacement), delegating or not, so its requests never
@@ -1690,6 +1717,8 @@ impl<'a> Resolver<'a> {
                     let parent = ParentRoute {
                         matcher,
                         options: options.clone(),
+                        gloo_name: gloo_name.clone(),
+                        named,
                         inheritable_matchers: route.inheritable_matchers.unwrap_or(
                             context
                                 .parent
@@ -1720,6 +1749,7 @@ impl<'a> Resolver<'a> {
                     action: model_action.0.clone(),
                     options: options.clone(),
                     warnings: model_action.1.clone(),
+                    gloo_name: named.then(|| gloo_name.clone()),
                 });
             }
         }
@@ -1800,6 +1830,7 @@ impl<'a> Resolver<'a> {
                 path: "spec.routes".to_string(),
                 source: format!("{source} > RouteTable {table}"),
                 name_prefix: format!("{route_name}-{table_ns}_{}", table.name),
+                gloo_prefix: format!("{}_rt:{table_ns}_{}", parent.gloo_name, table.name),
                 parent: Some(parent.clone()),
                 host_staged_transformations: None,
                 chain,
@@ -1834,6 +1865,7 @@ impl<'a> Resolver<'a> {
                 action: RouteModelAction::DirectResponse(response.clone()),
                 options: Arc::default(),
                 warnings: vec!["replaced by invalidConfigPolicy".to_string()],
+                gloo_name: None,
             }],
             None => Vec::new(),
         }
@@ -1994,6 +2026,9 @@ struct ParentRoute {
     options: Arc<RouteOptions>,
     inheritable_matchers: bool,
     inheritable_path_matchers: bool,
+    /// Its Gloo name, and whether it (or a route delegating to it) is named.
+    gloo_name: String,
+    named: bool,
 }
 
 impl ParentRoute {
@@ -2013,6 +2048,9 @@ struct Context {
     source: String,
     /// Prefix of the Envoy route names.
     name_prefix: String,
+    /// Prefix of Gloo's route names (see [`RouteModel::gloo_name`]): `vs:<ns>_<vs>`, or the
+    /// delegating route's name followed by `_rt:<ns>_<rt>`.
+    gloo_prefix: String,
     parent: Option<ParentRoute>,
     /// The VirtualService's own `stagedTransformations`, which its top-level routes with
     /// `inheritTransformation` inherit.

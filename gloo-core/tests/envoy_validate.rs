@@ -158,7 +158,7 @@ fn envoy_accepts_global_rate_limits() {
     // The plain default gateway; the app and the rate limit server the filters call.
     assert_eq!((listeners, routes, clusters), (1, 1, 2));
     // `--mode validate` builds no gRPC client, so it would not notice a filter calling a
-    // cluster that does not exist: check that the four filters name the emitted cluster.
+    // cluster that does not exist: check that the five filters name the emitted cluster.
     let source = DirectorySource::load(&dir).expect("config dir");
     let translation = Translator::new().translate(&source.subscribe().borrow());
     let resources = translation.proxies["gateway-proxy"]
@@ -174,7 +174,7 @@ fn envoy_accepts_global_rate_limits() {
         .filter(|f| f["name"] == "envoy.filters.http.ratelimit")
         .map(|f| &f["typedConfig"]["rateLimitService"]["grpcService"]["envoyGrpc"]["clusterName"])
         .collect();
-    assert_eq!(called, [&json!("rate-limit_gloo-system"); 4]);
+    assert_eq!(called, [&json!("rate-limit_gloo-system"); 5]);
     assert!(resources["clusters"]
         .as_array()
         .unwrap()

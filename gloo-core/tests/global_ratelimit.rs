@@ -918,3 +918,258 @@ fn option_resources_with_invalid_rate_limits_refuse_what_uses_them() {
 fn limited_vs(name: &str, vh_options: &str, route_options: &str) -> String {
     vs_with_options(name, "*", vh_options, route_options)
 }
+
+// ----- basic rate limits (`ratelimitBasic`) --------------------------------------------------
+
+const BASIC: &str = "ratelimitBasic:\n  authorizedLimits: {requestsPerUnit: 200, unit: MINUTE}\n  anonymousLimits: {requestsPerUnit: 1000, unit: HOUR}\n";
+
+/// Gloo's basic rate limits of `name` (its `generateEnvoyConfigForVhost`, at stage 0), the
+/// user id read from `header`.
+fn basic_rate_limits(name: &str, header: &str) -> Value {
+    let present = json!([{"name": header, "presentMatch": true}]);
+    json!([
+        {"stage": 0, "actions": [
+            {"genericKey": {"descriptorValue": name}},
+            {"headerValueMatch": {"descriptorValue": "is-authenticated", "expectMatch": true, "headers": present}},
+            {"requestHeaders": {"headerName": header, "descriptorKey": "userid"}},
+        ]},
+        {"stage": 0, "actions": [
+            {"genericKey": {"descriptorValue": name}},
+            {"headerValueMatch": {"descriptorValue": "not-authenticated", "expectMatch": false, "headers": present}},
+            {"remoteAddress": {}},
+        ]},
+    ])
+}
+
+fn ingress_filter() -> Value {
+    let mut config = filter_config(0);
+    config["domain"] = json!("ingress");
+    config.as_object_mut().expect("object").remove("stage");
+    json!({"name": RL, "typedConfig": config})
+}
+
+#[test]
+fn basic_limits_on_a_virtual_host_and_a_named_route_as_gloo_translates_them() {
+    // The simple rate limiting guide (docs/content/guides/security/rate_limiting/simple):
+    // authorized requests per user id (the header ext auth sets), anonymous ones per client
+    // address; Gloo's ingress translator at stage 0, domain `ingress`, after auth.
+    let vhost = format!(
+        "domains: ['*']\noptions:\n{}routes:\n- matchers: [{{prefix: /named}}]\n  name: example-route\n  options:\n    ratelimitBasic: {{anonymousLimits: {{requestsPerUnit: 5, unit: SECOND}}}}\n  routeAction: {{single: {{upstream: {{name: up, namespace: gloo-system}}}}}}\n- matchers: [{{prefix: /}}]\n  routeAction: {{single: {{upstream: {{name: up, namespace: gloo-system}}}}}}\n",
+        reindent(BASIC, 2)
+    );
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &vs("default", &vhost),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(http_filters(&t), [ingress_filter(), router()]);
+    assert_eq!(
+        vhost_json(&t, "default")["rateLimits"],
+        basic_rate_limits("gloo-system.default", "x-user-id")
+    );
+    // The route's own basic limits, scoped by its Gloo name; it has rate limits, so the
+    // virtual host's do not apply to it (Envoy's default `OVERRIDE`).
+    let route = route_action_json(&t, "default", 0);
+    assert_eq!(
+        route["rateLimits"],
+        basic_rate_limits("vs:gloo-system_default_route:example-route", "x-user-id")
+    );
+    assert!(route.get("includeVhRateLimits").is_none());
+    assert!(route_action_json(&t, "default", 1)
+        .get("rateLimits")
+        .is_none());
+
+    // What the rate limit server loads, from the translation and from the snapshot alike.
+    let expected = json!([{
+        "domain": "ingress",
+        "descriptors": [
+            {"key": "generic_key", "value": "gloo-system.default", "descriptors": [
+                {"key": "header_match", "value": "not-authenticated", "descriptors": [
+                    {"key": "remote_address", "rateLimit": {"unit": "HOUR", "requestsPerUnit": 1000}},
+                ]},
+                {"key": "header_match", "value": "is-authenticated", "descriptors": [
+                    {"key": "userid", "rateLimit": {"unit": "MINUTE", "requestsPerUnit": 200}},
+                ]},
+            ]},
+            {"key": "generic_key", "value": "vs:gloo-system_default_route:example-route", "descriptors": [
+                {"key": "header_match", "value": "not-authenticated", "descriptors": [
+                    {"key": "remote_address", "rateLimit": {"unit": "SECOND", "requestsPerUnit": 5}},
+                ]},
+            ]},
+        ],
+    }]);
+    assert_eq!(
+        serde_json::to_value(&t.rate_limit_server_configs).unwrap(),
+        expected
+    );
+    let snap = gloo_core::snapshot::ConfigSnapshot::from_source(
+        &snapshot(&docs(&[
+            &up(),
+            &rl_upstream(),
+            &settings("", ""),
+            &vs("default", &vhost),
+        ])),
+        &mut gloo_core::status::Reports::default(),
+    );
+    assert_eq!(
+        serde_json::to_value(gloo_core::translate::rate_limit_server_configs(&snap)).unwrap(),
+        expected
+    );
+}
+
+#[test]
+fn the_user_id_header_is_the_one_ext_auth_settings_name() {
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", "extauth:\n  userIdHeader: x-authenticated-user\n"),
+        &limited_vs("default", BASIC, ""),
+    ]));
+    assert_no_rejections(&t);
+    assert_eq!(
+        vhost_json(&t, "default")["rateLimits"],
+        basic_rate_limits("gloo-system.default", "x-authenticated-user")
+    );
+}
+
+#[test]
+fn a_route_with_basic_limits_must_be_named_on_its_branch() {
+    // Gloo scopes a route's basic limits by its name ("MissingNameErr"); a route table route
+    // is named when the route delegating to it is.
+    let table = rt(
+        "{name: children, namespace: gloo-system}",
+        "routes:\n- matchers: [{prefix: /parent/child}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n",
+    );
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &table,
+        &vs(
+            "unnamed",
+            "domains: [unnamed.example]\nroutes:\n- matchers: [{prefix: /}]\n  options:\n    ratelimitBasic: {anonymousLimits: {requestsPerUnit: 1, unit: MINUTE}}\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n",
+        ),
+        &vs(
+            "delegating",
+            "domains: [delegating.example]\nroutes:\n- matchers: [{prefix: /parent}]\n  name: parent\n  options:\n    ratelimitBasic: {anonymousLimits: {requestsPerUnit: 1, unit: MINUTE}}\n  delegateAction: {ref: {name: children, namespace: gloo-system}}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("unnamed"),
+        Rejected,
+        &["spec.virtualHost.routes[0].options.ratelimitBasic: a route with basic rate limits must be named (set `name` on it or on a route delegating to it); the route answers 503 rather than being served without them"],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("delegating"),
+        Accepted,
+        &[],
+        &[],
+    );
+    assert_eq!(
+        route_action_json(&t, "delegating", 0)["rateLimits"],
+        basic_rate_limits(
+            "vs:gloo-system_delegating_route:parent_rt:gloo-system_children_route:<unnamed-0>",
+            "x-user-id"
+        )
+    );
+}
+
+#[test]
+fn basic_limits_need_a_server_valid_limits_and_limiting_after_auth() {
+    // Without a server; with an invalid limit; with `rateLimitBeforeAuth` (Gloo's
+    // `RateLimitAuthOrderingConflict`: basic limits depend on auth).
+    let t = translate(&docs(&[
+        &up(),
+        &limited_vs("default", BASIC, ""),
+        &limited_vs(
+            "bad",
+            "ratelimitBasic: {anonymousLimits: {requestsPerUnit: 0}}\n",
+            "",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &["spec.virtualHost.options.ratelimitBasic: no rate limit server to enforce it: Settings spec.ratelimitServer.ratelimitServerRef is not set or names no Upstream"],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("bad"),
+        Rejected,
+        &[
+            "spec.virtualHost.options.ratelimitBasic.anonymousLimits: unit is required (SECOND, MINUTE, HOUR, DAY, WEEK, MONTH or YEAR)",
+            "spec.virtualHost.options.ratelimitBasic.anonymousLimits: requestsPerUnit must be greater than 0",
+            "spec.virtualHost.options.ratelimitBasic: no rate limit server to enforce it: Settings spec.ratelimitServer.ratelimitServerRef is not set or names no Upstream",
+        ],
+        &[],
+    );
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("rateLimitBeforeAuth: true\n", ""),
+        &limited_vs("default", BASIC, ""),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &["spec.virtualHost.options.ratelimitBasic: rate limiting specified to happen before auth, but auth-based rate limits provided in the virtual host (Settings spec.ratelimitServer.rateLimitBeforeAuth is true)"],
+        &[],
+    );
+}
+
+#[test]
+fn filters_of_one_stage_are_ordered_by_domain_as_gloo_sorts_them() {
+    // Gloo sorts the filters of one filter stage by name, type URL, then encoded config: the
+    // domain comes first, so `crd` before `custom` before `ingress`, whatever the stage number.
+    let t = translate(&docs(&[
+        &up(),
+        &rl_upstream(),
+        &settings("", ""),
+        &my_rate_limit_policy(""),
+        &limited_vs(
+            "default",
+            &format!(
+                "{BASIC}ratelimitEarly:\n  rateLimits: [{{actions: [{{remoteAddress: {{}}}}]}}]\nratelimitRegular:\n  rateLimits: [{{actions: [{{remoteAddress: {{}}}}]}}]\n{}rateLimitEarlyConfigs:\n  refs: [{{name: my-rate-limit-policy, namespace: gloo-system}}]\n",
+                POLICY_REF
+            ),
+            "",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    let stages: Vec<(String, u64)> = http_filters(&t)
+        .iter()
+        .filter(|f| f["name"] == RL)
+        .map(|f| {
+            (
+                f["typedConfig"]["domain"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                f["typedConfig"]["stage"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("crd".to_string(), 4),
+            ("custom".to_string(), 3),
+            ("crd".to_string(), 2),
+            ("custom".to_string(), 1),
+            ("ingress".to_string(), 0),
+        ]
+    );
+}

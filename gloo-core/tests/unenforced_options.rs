@@ -1,5 +1,5 @@
-//! Options gloo parses but does not enforce yet (WAF, DLP, basic rate limits,
-//! post-routing transformations, ...) never leave a route served open: the resource that sets them is
+//! Options gloo parses but does not enforce yet (WAF, DLP, post-routing transformations,
+//! ...) never leave a route served open: the resource that sets them is
 //! Rejected, and a route or virtual host that takes them from an option resource answers 503
 //! (or no route) instead of being served without them.
 
@@ -34,13 +34,6 @@ fn a_virtual_service_setting_an_unenforced_option_is_rejected_and_not_served() {
                 route_to_up("options: {waf: {}, dlp: {actions: []}}\n  ")
             ),
         ),
-        &vs(
-            "limits",
-            &format!(
-                "domains: [limits.example]\nroutes:\n{}",
-                route_to_up("options: {ratelimitBasic: {anonymousLimits: {requestsPerUnit: 1, unit: MINUTE}}}\n  ")
-            ),
-        ),
         // Switching a filter off enforces nothing and is served.
         &vs(
             "off",
@@ -67,16 +60,6 @@ fn a_virtual_service_setting_an_unenforced_option_is_rejected_and_not_served() {
             &format!("spec.virtualHost.routes[0].options.waf: {REFUSED}"),
             &format!("spec.virtualHost.routes[0].options.dlp: {REFUSED}"),
         ],
-        &[],
-    );
-    assert_status(
-        &t,
-        Kind::VirtualService,
-        &gs("limits"),
-        Rejected,
-        &[&format!(
-            "spec.virtualHost.routes[0].options.ratelimitBasic: {REFUSED}"
-        )],
         &[],
     );
     assert_status(&t, Kind::VirtualService, &gs("off"), Accepted, &[], &[]);

@@ -17,7 +17,8 @@
 //! * `ratelimit-redis`: `ratelimit::redis`, the Redis counter store, so every proxy shard shares
 //!   one budget (the `redis` crate, tokio only).
 //! * `rls`: the `rls` module, Envoy's rate limit gRPC service
-//!   (`envoy.service.ratelimit.v3.RateLimitService`) over the same limiter (tonic, envoy-types).
+//!   (`envoy.service.ratelimit.v3.RateLimitService`) over the same limiter, and its client, so
+//!   the global rate limit layer can ask a remote service (tonic, envoy-types).
 //! * `jwt`: the `jwt` module, Envoy's JWT authentication filter (`envoy.filters.http.jwt_authn`)
 //!   as a tower layer: local or remote JWKS, provider requirements, claims to headers. Built on
 //!   `jsonwebtoken` (no bundled crypto) with `ring` verifying signatures, and hyper-util

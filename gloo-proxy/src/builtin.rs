@@ -39,6 +39,8 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
     crate::extauth::register(registry);
     #[cfg(feature = "ratelimit")]
     crate::ratelimit::register(registry);
+    #[cfg(feature = "ratelimit")]
+    crate::global_ratelimit::register(registry);
     #[cfg(feature = "jwt")]
     crate::jwt::register(registry);
     #[cfg(feature = "transform")]
@@ -58,6 +60,28 @@ pub(crate) fn per_million(p: Option<&FractionalPercent>) -> u32 {
         _ => 1,
     };
     p.numerator.saturating_mul(scale).min(1_000_000)
+}
+
+/// A runtime share that must be all (`Some(true)`) or nothing (`Some(false)`); `None` when it
+/// is not set (each filter has its own default). Gloo emits only 100%; a partial share would
+/// need sampling per request, which these filters do not do, so it is refused (naming
+/// `field`) rather than approximated.
+#[cfg(feature = "ratelimit")]
+pub(crate) fn all_or_nothing(
+    p: Option<&RuntimeFractionalPercent>,
+    field: &str,
+) -> Result<Option<bool>, String> {
+    let Some(share) = p.and_then(|p| p.default_value.as_ref()) else {
+        return Ok(None);
+    };
+    match per_million(Some(share)) {
+        0 => Ok(Some(false)),
+        1_000_000 => Ok(Some(true)),
+        n => Err(format!(
+            "{field}: {}% of requests is not supported (only 0% or 100%)",
+            f64::from(n) / 10_000.0
+        )),
+    }
 }
 
 fn sampled(per_million: u32) -> bool {

@@ -29,7 +29,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
 use crate::body::Body;
-use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService, ROUTER};
+use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService, RouteInfo, ROUTER};
 use crate::router::action::pb_duration;
 use crate::router::RouteTable;
 use crate::stats::Stats;
@@ -615,7 +615,8 @@ pub fn compile_listener(
 /// once per config object, as Envoy builds one filter config per object: the listener's (for
 /// routes with no override), a virtual host's (shared by its routes without their own), a
 /// route's, or a weighted cluster's (whose target then gets a stack of its own). Routes that
-/// share an object share the layer's state.
+/// share an object share the layer's state. A filter that reads routes
+/// ([`FilterFactory::per_route`]) is built for each route instead.
 fn build_stacks(
     listener: &HttpListener,
     table: &RouteTable,
@@ -630,21 +631,37 @@ fn build_stacks(
             // Per filter, in listener order: this route's layer (or none).
             let mut layers: Vec<Option<FilterLayer>> = Vec::with_capacity(listener.filters.len());
             for (i, f) in listener.filters.iter().enumerate() {
-                let layer = if let Some(per_route) = route.per_filter().get(&f.name) {
+                let layer = if f.factory.per_route() {
+                    // Built for this route: the factory reads the route itself.
+                    let chain: Vec<&Any> = vhost
+                        .per_filter()
+                        .get(&f.name)
+                        .into_iter()
+                        .chain(route.per_filter().get(&f.name))
+                        .collect();
+                    let info = RouteInfo {
+                        virtual_host: vhost,
+                        route,
+                        target: None,
+                    };
+                    per_filter_layer(f, &chain, Some(info)).map_err(|e| {
+                        format!("filter {:?} on route {:?}: {e}", f.name, route.name())
+                    })?
+                } else if let Some(per_route) = route.per_filter().get(&f.name) {
                     let chain: Vec<&Any> = vhost
                         .per_filter()
                         .get(&f.name)
                         .into_iter()
                         .chain([per_route])
                         .collect();
-                    per_filter_layer(f, &chain).map_err(|e| {
+                    per_filter_layer(f, &chain, None).map_err(|e| {
                         format!("filter {:?} on route {:?}: {e}", f.name, route.name())
                     })?
                 } else if let Some(per_vhost) = vhost.per_filter().get(&f.name) {
                     match &vhost_layers[i] {
                         Some(built) => built.clone(),
                         None => {
-                            let built = per_filter_layer(f, &[per_vhost]).map_err(|e| {
+                            let built = per_filter_layer(f, &[per_vhost], None).map_err(|e| {
                                 format!(
                                     "filter {:?} on virtual host {:?}: {e}",
                                     f.name,
@@ -667,6 +684,11 @@ fn build_stacks(
                 for (t, target) in forward.clusters.targets_with_filter_configs() {
                     let mut target_layers = Vec::with_capacity(layers.len());
                     for (f, route_layer) in listener.filters.iter().zip(&layers) {
+                        let info = RouteInfo {
+                            virtual_host: vhost,
+                            route,
+                            target: Some(t),
+                        };
                         target_layers.push(match target.per_filter.get(&f.name) {
                             Some(per_target) => {
                                 let chain: Vec<&Any> = vhost
@@ -676,7 +698,7 @@ fn build_stacks(
                                     .chain(route.per_filter().get(&f.name))
                                     .chain([per_target])
                                     .collect();
-                                per_filter_layer(f, &chain)
+                                per_filter_layer(f, &chain, Some(info))
                             }
                             .map_err(|e| {
                                 format!(
@@ -733,8 +755,13 @@ const FILTER_CONFIG_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.Filt
 /// Envoy) is unwrapped: `disabled` on the most specific entry turns the filter off there (a
 /// less specific disabled entry is overridden by the ones after it), else its `config` is used
 /// as the filter's own. The filter is known here (it is on the listener), so `is_optional`
-/// changes nothing.
-fn per_filter_layer(f: &ListenerFilter, chain: &[&Any]) -> Result<Option<FilterLayer>, String> {
+/// changes nothing. A filter that reads routes ([`FilterFactory::per_route`]) is built for
+/// `route` from the most specific entry.
+fn per_filter_layer(
+    f: &ListenerFilter,
+    chain: &[&Any],
+    route: Option<RouteInfo<'_>>,
+) -> Result<Option<FilterLayer>, String> {
     let mut unwrapped: Vec<Any> = Vec::with_capacity(chain.len());
     for (i, per_filter) in chain.iter().enumerate() {
         if per_filter.type_url != FILTER_CONFIG_TYPE {
@@ -756,7 +783,13 @@ fn per_filter_layer(f: &ListenerFilter, chain: &[&Any]) -> Result<Option<FilterL
         );
     }
     let chain: Vec<&Any> = unwrapped.iter().collect();
-    f.factory.layer_merged(&f.config, &chain)
+    match route {
+        Some(route) if f.factory.per_route() => {
+            f.factory
+                .route_layer(&f.config, chain.last().copied(), route)
+        }
+        _ => f.factory.layer_merged(&f.config, &chain),
+    }
 }
 
 /// `inner` under `layers`: the first filter listed sees the request first, so wrap from the

@@ -9,7 +9,10 @@ use gloo_core::status::{ClientRejection, Reports, State};
 use gloo_core::translate::Translator;
 use gloo_core::xds::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 use gloo_xds::{ServerOptions, Snapshot, SnapshotCache, XdsServer};
+use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::rate_limit_server::{RateLimitConfigs, RateLimitServerError, RateLimitServerOptions};
 
 /// The namespace proxies are served in: roles are `<namespace>~<proxy name>`, as in Gloo,
 /// whose Proxy resources live in its write namespace.
@@ -32,6 +35,9 @@ pub enum ControlPlaneError {
     /// The gRPC server failed.
     #[error("xDS server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// The rate limit service could not be hosted.
+    #[error(transparent)]
+    RateLimit(#[from] RateLimitServerError),
 }
 
 /// The statuses of the configuration in force, with the NACKs clients sent for it, written to
@@ -101,16 +107,29 @@ impl StatusBoard {
 }
 
 /// Translates `snapshot` and replaces every role's resources in `cache`; prints what is not
-/// Accepted and records the statuses on `board`. Returns the roles now served.
+/// Accepted and records the statuses on `board`; announces what the rate limit service must
+/// load on `rate_limits` (when it changed). Returns the roles now served.
 pub fn publish(
     translator: &mut Translator,
     snapshot: &SourceSnapshot,
     cache: &SnapshotCache,
     previous_roles: &[String],
     board: &StatusBoard,
+    rate_limits: &watch::Sender<Arc<RateLimitConfigs>>,
 ) -> Vec<String> {
     let translation = translator.translate(snapshot);
     board.update(|reports| *reports = translation.reports.clone());
+    let limits = RateLimitConfigs {
+        configs: translation.rate_limit_server_configs.clone(),
+        server_named: names_rate_limit_server(snapshot),
+    };
+    rate_limits.send_if_modified(|current| {
+        if **current == limits {
+            return false;
+        }
+        *current = Arc::new(limits);
+        true
+    });
     for error in &translation.reports.load_errors {
         eprintln!("config error: {error} (the file's last good contents stay in force)");
     }
@@ -140,12 +159,25 @@ pub fn publish(
     roles
 }
 
+/// Whether a Settings names a rate limit server (`ratelimitServer.ratelimitServerRef`).
+fn names_rate_limit_server(snapshot: &SourceSnapshot) -> bool {
+    snapshot.resources.iter().any(|r| match &r.resource {
+        gloo_core::model::Resource::Settings(s) => s
+            .spec
+            .ratelimit_server
+            .as_ref()
+            .is_some_and(|r| r.ratelimit_server_ref.is_some()),
+        _ => false,
+    })
+}
+
 /// A running control plane: the watched config directory translated into the snapshot
-/// cache, with the statuses of what is in force.
+/// cache, with the statuses of what is in force and what the rate limit service must load.
 #[derive(Debug)]
 pub struct ControlPlane {
     cache: Arc<SnapshotCache>,
     board: Arc<StatusBoard>,
+    rate_limits: watch::Receiver<Arc<RateLimitConfigs>>,
     publisher: tokio::task::JoinHandle<()>,
 }
 
@@ -166,7 +198,8 @@ impl ControlPlane {
         let mut updates = source.subscribe();
         let mut translator = Translator::new();
         let initial = updates.borrow_and_update().clone();
-        let mut roles = publish(&mut translator, &initial, &cache, &[], &board);
+        let (limits_tx, rate_limits) = watch::channel(Arc::new(RateLimitConfigs::default()));
+        let mut roles = publish(&mut translator, &initial, &cache, &[], &board, &limits_tx);
         let publisher_cache = cache.clone();
         let publisher_board = board.clone();
         let publisher = tokio::spawn(async move {
@@ -180,14 +213,52 @@ impl ControlPlane {
                     &publisher_cache,
                     &roles,
                     &publisher_board,
+                    &limits_tx,
                 );
             }
         });
         Ok(ControlPlane {
             cache,
             board,
+            rate_limits,
             publisher,
         })
+    }
+
+    /// What the rate limit service must load for the configuration in force, announced on
+    /// every change.
+    pub fn rate_limits(&self) -> watch::Receiver<Arc<RateLimitConfigs>> {
+        self.rate_limits.clone()
+    }
+
+    /// Hosts the rate limit service as `options` say, fed from this control plane (see
+    /// [`crate::rate_limit_server`]): listens on its address when one is given (retrying every
+    /// second while it cannot bind), then follows every configuration change. Dropping the returned guard stops it. `None` when
+    /// `options` ask for no service (or, without the `ratelimit` feature, for `auto`).
+    pub fn host_rate_limit_service(
+        &self,
+        options: &RateLimitServerOptions,
+    ) -> Result<Option<RateLimitHost>, ControlPlaneError> {
+        use crate::rate_limit_server::RateLimitListen;
+        if options.listen == RateLimitListen::Off {
+            return Ok(None);
+        }
+        #[cfg(feature = "ratelimit")]
+        {
+            let server = Arc::new(crate::rate_limit_server::RateLimitServer::new(options)?);
+            server.listen();
+            let follower = server.clone().follow(self.rate_limits());
+            Ok(Some(RateLimitHost { server, follower }))
+        }
+        #[cfg(not(feature = "ratelimit"))]
+        {
+            // Without rate limiting, only an explicit address is an error (`auto` hosts
+            // nothing: such a build refuses the rate limit filter anyway).
+            match options.listen {
+                RateLimitListen::At(_) => Err(RateLimitServerError::Unsupported.into()),
+                _ => Ok(None),
+            }
+        }
     }
 
     /// The snapshot cache it publishes into.
@@ -228,6 +299,36 @@ impl ControlPlane {
         recorder.abort();
         served?;
         Ok(())
+    }
+}
+
+/// The rate limit service a control plane hosts; stopped when dropped.
+#[derive(Debug)]
+pub struct RateLimitHost {
+    #[cfg(feature = "ratelimit")]
+    server: Arc<crate::rate_limit_server::RateLimitServer>,
+    #[cfg(feature = "ratelimit")]
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl RateLimitHost {
+    /// Where it listens, once it does.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        #[cfg(feature = "ratelimit")]
+        {
+            self.server.local_addr()
+        }
+        #[cfg(not(feature = "ratelimit"))]
+        {
+            None
+        }
+    }
+}
+
+impl Drop for RateLimitHost {
+    fn drop(&mut self) {
+        #[cfg(feature = "ratelimit")]
+        self.follower.abort();
     }
 }
 
@@ -323,13 +424,16 @@ fn type_resources<'a, T: gloo_core::xds::EnvoyMessage>(
 }
 
 /// Runs the control plane until the process is stopped. With `status_file`, the statuses of
-/// the configuration in force (and clients' NACKs of it) are kept there as JSON.
+/// the configuration in force (and clients' NACKs of it) are kept there as JSON. The rate
+/// limit service is hosted as `rate_limit` says.
 pub async fn run(
     dir: &Path,
     xds_addr: SocketAddr,
     status_file: Option<PathBuf>,
+    rate_limit: &RateLimitServerOptions,
 ) -> Result<(), ControlPlaneError> {
     let control_plane = ControlPlane::start(dir, status_file)?;
+    let _rate_limit = control_plane.host_rate_limit_service(rate_limit)?;
     let listener = bind_xds(xds_addr).await?;
     let local = listener
         .local_addr()
@@ -369,11 +473,19 @@ mod tests {
         let cache = SnapshotCache::new();
         let board = StatusBoard::new(None);
         let mut translator = Translator::new();
-        let roles = publish(&mut translator, &source(9001), &cache, &[], &board);
+        let (limits, _) = watch::channel(Arc::new(RateLimitConfigs::default()));
+        let roles = publish(&mut translator, &source(9001), &cache, &[], &board, &limits);
         let role = "gloo-system~gateway-proxy";
         assert_eq!(roles, [role]);
         let first = cache.subscribe(role).borrow().clone();
-        publish(&mut translator, &source(9002), &cache, &roles, &board);
+        publish(
+            &mut translator,
+            &source(9002),
+            &cache,
+            &roles,
+            &board,
+            &limits,
+        );
         let second = cache.subscribe(role).borrow().clone();
         for unchanged in [LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE] {
             assert!(

@@ -66,6 +66,39 @@ pub trait FilterFactory: Send + Sync {
     ) -> Result<Option<FilterLayer>, String> {
         self.layer(config, per_route.last().copied())
     }
+
+    /// Whether the layer depends on the route itself, not only on the filter configs (Envoy's
+    /// rate limit filter reads the route's and its virtual host's `rate_limits`). Such a
+    /// filter is built for each route with [`FilterFactory::route_layer`]; the others once per
+    /// config object, so routes that share an object share the layer's state. Default `false`.
+    fn per_route(&self) -> bool {
+        false
+    }
+
+    /// The layer for the route `route` (called only when [`FilterFactory::per_route`] says
+    /// so), from the listener-level `config` and the most specific override, as
+    /// [`FilterFactory::layer`]. The default ignores the route.
+    fn route_layer(
+        &self,
+        config: &Any,
+        per_route: Option<&Any>,
+        route: RouteInfo<'_>,
+    ) -> Result<Option<FilterLayer>, String> {
+        let _ = route;
+        self.layer(config, per_route)
+    }
+}
+
+/// The route a [`FilterFactory::route_layer`] builds for.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteInfo<'a> {
+    /// Its virtual host.
+    pub virtual_host: &'a crate::router::VirtualHost,
+    /// The route.
+    pub route: &'a crate::router::Route,
+    /// The weighted cluster (its index among the route's) when the layer is for the requests
+    /// sent to that target (which has per-filter configs of its own).
+    pub target: Option<usize>,
 }
 
 /// Filters by name (the `name` of an `HttpFilter`) and by config type URL.
@@ -163,6 +196,49 @@ impl std::fmt::Debug for FilterRegistry {
     }
 }
 
+/// What a filter builds once per config (a verifier, a client), by the config's encoding, so
+/// every route of every listener with that config shares it. It keeps up to 64 configs (the
+/// listeners × stages in force, with room for a change); past that it starts afresh.
+#[cfg(any(feature = "jwt", feature = "ratelimit"))]
+pub(crate) struct BuiltConfigs<T> {
+    built: std::sync::Mutex<HashMap<Vec<u8>, T>>,
+    filter: &'static str,
+}
+
+#[cfg(any(feature = "jwt", feature = "ratelimit"))]
+impl<T: Clone> BuiltConfigs<T> {
+    const MOST: usize = 64;
+
+    /// An empty cache for the filter named `filter` (in error messages).
+    pub(crate) fn new(filter: &'static str) -> Self {
+        BuiltConfigs {
+            built: std::sync::Mutex::default(),
+            filter,
+        }
+    }
+
+    /// What `config` built, building it with `build` the first time.
+    pub(crate) fn get_or_build(
+        &self,
+        config: &Any,
+        build: impl FnOnce() -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut cache = self
+            .built
+            .lock()
+            .map_err(|_| format!("the {} filter's config cache is poisoned", self.filter))?;
+        if let Some(built) = cache.get(&config.value) {
+            return Ok(built.clone());
+        }
+        let built = build()?;
+        if cache.len() >= Self::MOST {
+            cache.clear();
+        }
+        cache.insert(config.value.clone(), built.clone());
+        Ok(built)
+    }
+}
+
 /// The router filter's name: always last, and handled by the proxy itself.
 pub const ROUTER: &str = "envoy.filters.http.router";
 
@@ -173,7 +249,7 @@ impl FilterRegistry {
     }
 
     /// A registry with the filters gloo-proxy serves itself: fault injection, CORS and header
-    /// mutation (the removals gloo-core emits), Envoy's local rate limit (feature
+    /// mutation (the removals gloo-core emits), Envoy's local and global rate limits (feature
     /// `ratelimit`), Envoy's JWT authentication (feature `jwt`), envoy-gloo's transformations
     /// (feature `transform`) and Envoy's ext_authz (feature `extauth`).
     pub fn with_builtins() -> Self {

@@ -38,7 +38,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{data_source, http_uri};
 use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
@@ -55,7 +55,9 @@ use prost::Message;
 use tower::{Layer, ServiceExt};
 
 use crate::body::Body;
-use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService, Upstreams};
+use crate::filter::{
+    BuiltConfigs, FilterFactory, FilterLayer, FilterRegistry, HttpService, Upstreams,
+};
 use crate::proxy::LocalReply;
 use crate::router::action::pb_duration;
 
@@ -68,17 +70,13 @@ pub const JWT_AUTHN_TYPE: &str =
 pub const JWT_AUTHN_PER_ROUTE_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig";
 
-/// Filter configs whose built verifier is kept (listeners × stages in force, with room for a
-/// config change).
-const BUILT_CONFIGS: usize = 64;
-
 pub(crate) fn register(registry: &mut FilterRegistry) {
     let factory = JwtAuthnFactory {
         fetcher: ClusterJwksFetcher {
             upstreams: registry.upstreams().clone(),
             direct: HyperJwksFetcher::new(),
         },
-        built: Mutex::default(),
+        built: BuiltConfigs::new("JWT"),
     };
     registry.register(JWT_AUTHN_TYPE, factory);
 }
@@ -88,7 +86,7 @@ struct JwtAuthnFactory {
     fetcher: ClusterJwksFetcher,
     /// One verifier per filter config (by its encoding), shared by every route, so keys are
     /// parsed and fetched once per config.
-    built: Mutex<HashMap<Vec<u8>, Built>>,
+    built: BuiltConfigs<Built>,
 }
 
 #[derive(Clone)]
@@ -146,21 +144,11 @@ impl FilterFactory for JwtAuthnFactory {
 impl JwtAuthnFactory {
     /// The verifier of `config`, built once.
     fn built(&self, config: &Any) -> Result<Built, String> {
-        let mut cache = self
-            .built
-            .lock()
-            .map_err(|_| "the JWT filter's config cache is poisoned".to_string())?;
-        if let Some(built) = cache.get(&config.value) {
-            return Ok(built.clone());
-        }
-        let decoded = JwtConfig::decode(config.value.as_slice())
-            .map_err(|e| format!("cannot decode {}: {e}", config.type_url))?;
-        let built = self.build(decoded)?;
-        if cache.len() >= BUILT_CONFIGS {
-            cache.clear();
-        }
-        cache.insert(config.value.clone(), built.clone());
-        Ok(built)
+        self.built.get_or_build(config, || {
+            let decoded = JwtConfig::decode(config.value.as_slice())
+                .map_err(|e| format!("cannot decode {}: {e}", config.type_url))?;
+            self.build(decoded)
+        })
     }
 
     fn build(&self, config: JwtConfig) -> Result<Built, String> {

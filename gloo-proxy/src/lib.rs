@@ -17,13 +17,16 @@
 //!   mirrors);
 //! - [`filter`]: the registry turning HTTP filter configs into per-route tower stacks;
 //!   [`builtin`] holds the filters the proxy implements itself, `ratelimit` (feature
-//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer, `jwt` (feature
-//!   `jwt`) Envoy's JWT authentication with gloo-filters' verifier, and `extauth` (feature
-//!   `extauth`) Envoy's ext_authz filter with gloo-filters' client, calling the server
-//!   through the proxy's own clusters;
+//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer,
+//!   `global_ratelimit` (feature `ratelimit`) Envoy's global rate limit filter with
+//!   gloo-filters' layer and rate limit service client, `jwt` (feature `jwt`) Envoy's JWT
+//!   authentication with gloo-filters' verifier, and `extauth` (feature `extauth`) Envoy's
+//!   ext_authz filter with gloo-filters' client, calling the server through the proxy's own
+//!   clusters;
 //! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
 //!   admin endpoint and its statistics;
-//! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands.
+//! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands; [`rate_limit_server`]: the
+//!   rate limit service `gloo run` and `gloo control-plane` host.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -37,10 +40,13 @@ pub mod control_plane;
 pub mod extauth;
 pub mod filter;
 pub mod gateway;
+#[cfg(feature = "ratelimit")]
+pub mod global_ratelimit;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod rate_limit_server;
 #[cfg(feature = "ratelimit")]
 pub mod ratelimit;
 pub mod router;

@@ -87,6 +87,11 @@ impl RouteContext {
     pub fn path(&self) -> &str {
         self.path.as_str()
     }
+
+    /// The cluster `name` of the configuration the request is served with, if it exists.
+    pub fn cluster(&self, name: &str) -> Option<&Arc<crate::upstream::Cluster>> {
+        self.config.clusters.get(name)
+    }
 }
 
 /// Shared state of the request path.

@@ -37,7 +37,6 @@
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::XRateLimitHeadersRfcVersion;
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use envoy_types::pb::google::protobuf::Any;
@@ -49,7 +48,7 @@ use prost::Message;
 use tower::{Layer, ServiceExt};
 
 use crate::body::Body;
-use crate::builtin::per_million;
+use crate::builtin::all_or_nothing;
 use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService};
 use crate::proxy::{Downstream, LocalReply};
 use crate::router::action::pb_duration;
@@ -66,23 +65,6 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
 
 /// Builds [`LocalRateLimitLayer`]s from `LocalRateLimit` configs.
 struct LocalRateLimitFactory;
-
-/// Whether a runtime percentage is all (`true`) or nothing (`false`; Envoy's default when it
-/// is unset). Gloo emits only 100%; a partial share would need sampling per request, which
-/// this filter does not do, so it is refused rather than approximated.
-fn all_or_nothing(p: Option<&RuntimeFractionalPercent>, field: &str) -> Result<bool, String> {
-    let Some(share) = p.and_then(|p| p.default_value.as_ref()) else {
-        return Ok(false);
-    };
-    match per_million(Some(share)) {
-        0 => Ok(false),
-        1_000_000 => Ok(true),
-        n => Err(format!(
-            "{field}: {}% of requests is not supported (only 0% or 100%)",
-            f64::from(n) / 10_000.0
-        )),
-    }
-}
 
 impl FilterFactory for LocalRateLimitFactory {
     fn layer(&self, config: &Any, per_route: Option<&Any>) -> Result<Option<FilterLayer>, String> {
@@ -120,8 +102,11 @@ impl FilterFactory for LocalRateLimitFactory {
         if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
             return Err(format!("{field} is not supported"));
         }
-        let enabled = all_or_nothing(cfg.filter_enabled.as_ref(), "filter_enabled")?;
-        let enforced = all_or_nothing(cfg.filter_enforced.as_ref(), "filter_enforced")?;
+        // Envoy's default when a share is unset: 0%.
+        let enabled =
+            all_or_nothing(cfg.filter_enabled.as_ref(), "filter_enabled")?.unwrap_or(false);
+        let enforced =
+            all_or_nothing(cfg.filter_enforced.as_ref(), "filter_enforced")?.unwrap_or(false);
         // A bucket is validated even where the filter is off, as Envoy validates every config.
         let Some(tb) = cfg.token_bucket.as_ref() else {
             return Ok(None);

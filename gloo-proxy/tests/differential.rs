@@ -23,6 +23,9 @@
 //! which exports its path as `GLOO_TEST_ENVOY`. Everything listens on 127.0.0.1 on free ports;
 //! child processes are killed when the test ends, and their logs are printed if it fails.
 
+#[path = "../../gloo-filters/tests/support/redis_server.rs"]
+#[allow(dead_code)] // the gloo-filters tests use more of it
+mod redis_server;
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,7 +39,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{control_plane, free_port, http_get, http_raw, poll, spawn_envoy, Mode, Proc};
+use support::{control_plane_with, free_port, http_get, http_raw, poll, spawn_envoy, Mode, Proc};
 
 // ---------------------------------------------------------------------------------------------
 // The echo backend
@@ -266,6 +269,12 @@ struct Ports {
     authed_strict: u16,
     down_open: u16,
     down_closed: u16,
+    /// Gateway `global` (written only for the global rate limit test): the VirtualServices
+    /// labelled `global: "true"`, rate limited by the rate limit service on `rls`.
+    global: u16,
+    /// The rate limit service this proxy's Settings name (hosted by `gloo control-plane` for
+    /// Envoy, by `gloo run` for gloo).
+    rls: u16,
 }
 
 fn gateways_yaml(ports: Ports) -> String {
@@ -640,6 +649,117 @@ spec:
     - matchers: [{prefix: /}]
       routeAction: {single: {upstream: {name: delta, namespace: gloo-system}}}
 "#;
+
+/// Global rate limits (only for [`global_rate_limits_match_envoy`]): the Gateway `global`,
+/// the Settings naming the rate limit service (on the proxy's own `rls` port: each proxy has
+/// its own service, counting in its own Redis database), its descriptors, a RateLimitConfig,
+/// and two VirtualServices whose options exercise every kind of global limit gloo-core
+/// translates: inline actions on the virtual host and on routes (tree-style and set-style),
+/// `includeVhRateLimits`, a RateLimitConfig reference, basic limits, and a direct response
+/// (never limited). Every budget is per day, so no case straddles a window.
+fn global_yaml(ports: Ports) -> String {
+    format!(
+        r#"apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: global, namespace: gloo-system}}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: {global}
+  httpGateway:
+    virtualServiceSelector: {{global: "true"}}
+---
+{settings}  ratelimit:
+    descriptors:
+    - key: generic_key
+      value: per-day
+      rateLimit: {{requestsPerUnit: 3, unit: DAY}}
+    - key: plan
+      rateLimit: {{requestsPerUnit: 2, unit: DAY}}
+    - key: plan
+      value: gold
+      rateLimit: {{requestsPerUnit: 4, unit: DAY}}
+    - key: header_match
+      value: has-token
+      rateLimit: {{requestsPerUnit: 1, unit: DAY}}
+    setDescriptors:
+    - simpleDescriptors: [{{key: type, value: a}}]
+      rateLimit: {{requestsPerUnit: 1, unit: DAY}}
+---
+apiVersion: ratelimit.solo.io/v1alpha1
+kind: RateLimitConfig
+metadata: {{name: policy, namespace: gloo-system}}
+spec:
+  raw:
+    descriptors:
+    - key: generic_key
+      value: counter
+      rateLimit: {{requestsPerUnit: 2, unit: DAY}}
+    rateLimits:
+    - actions: [{{genericKey: {{descriptorValue: counter}}}}]
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: global, namespace: gloo-system, labels: {{global: "true"}}}}
+spec:
+  virtualHost:
+    domains: [global.example]
+    options:
+      ratelimit:
+        rateLimits:
+        - actions: [{{genericKey: {{descriptorValue: per-day}}}}]
+    routes:
+    - matchers: [{{prefix: /plan}}]
+      options:
+        ratelimit:
+          rateLimits:
+          - actions: [{{requestHeaders: {{headerName: x-plan, descriptorKey: plan}}}}]
+      routeAction: {{single: {{upstream: {{name: alpha, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /both}}]
+      options:
+        ratelimit:
+          includeVhRateLimits: true
+          rateLimits:
+          - actions:
+            - headerValueMatch:
+                descriptorValue: has-token
+                headers: [{{name: authorization, regexMatch: 'Bearer .+'}}]
+      routeAction: {{single: {{upstream: {{name: beta, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /crd}}]
+      options:
+        rateLimitConfigs: {{refs: [{{name: policy, namespace: gloo-system}}]}}
+      routeAction: {{single: {{upstream: {{name: gamma, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /set}}]
+      options:
+        ratelimitRegular:
+          rateLimits:
+          - setActions: [{{requestHeaders: {{headerName: x-type, descriptorKey: type}}}}]
+      routeAction: {{single: {{upstream: {{name: delta, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /direct}}]
+      directResponseAction: {{status: 200, body: direct}}
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: alpha, namespace: gloo-system}}}}}}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: basic, namespace: gloo-system, labels: {{global: "true"}}}}
+spec:
+  virtualHost:
+    domains: [basic.example]
+    options:
+      ratelimitBasic:
+        authorizedLimits: {{requestsPerUnit: 2, unit: DAY}}
+        anonymousLimits: {{requestsPerUnit: 1, unit: DAY}}
+    routes:
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: alpha, namespace: gloo-system}}}}}}
+"#,
+        global = ports.global,
+        settings = support::rate_limit_settings_yaml(
+            ports.rls,
+            "    denyOnFail: true\n    enableXRatelimitHeaders: true\n"
+        ),
+    )
+}
 
 /// The HMAC secret of the `local` JWT provider (an `oct` key in its inline JWKS).
 const LOCAL_SECRET: &[u8] = b"gloo-differential-local-secret";
@@ -1069,7 +1189,7 @@ fn authed_yaml(authz_port: u16) -> String {
     format!(
         r#"apiVersion: gloo.solo.io/v1
 kind: Settings
-metadata: {{name: default, namespace: gloo-system}}
+metadata: {{name: extauth, namespace: gloo-system}}
 spec:
   extauth:
     extauthzServerRef: {{name: extauth, namespace: gloo-system}}
@@ -1139,8 +1259,11 @@ spec:
     )
 }
 
-fn write_config(dir: &Path, ports: Ports, backends: &[(&str, u16)]) {
+fn write_config(dir: &Path, ports: Ports, backends: &[(&str, u16)], global: bool) {
     fs::create_dir_all(dir).expect("create config dir");
+    if global {
+        fs::write(dir.join("global.yaml"), global_yaml(ports)).expect("write config");
+    }
     for (file, contents) in [
         ("gateways.yaml", gateways_yaml(ports)),
         ("upstreams.yaml", upstreams_yaml(backends)),
@@ -1158,7 +1281,7 @@ fn write_config(dir: &Path, ports: Ports, backends: &[(&str, u16)]) {
 
 /// `gloo validate DIR` must accept every resource. The only Warning allowed is the one the
 /// config asks for: the `routes` VirtualService's route to the missing Upstream `ghost`.
-fn assert_config_accepted(dir: &Path) {
+fn assert_config_accepted(dir: &Path, global: bool) {
     let output = Command::new(env!("CARGO_BIN_EXE_gloo"))
         .arg("validate")
         .arg(dir)
@@ -1204,15 +1327,22 @@ fn assert_config_accepted(dir: &Path) {
         let kind = resource.split(' ').next().unwrap_or_default().to_string();
         *kinds.entry(kind).or_insert(0) += 1;
     }
-    let want = BTreeMap::from([
-        ("Gateway".to_string(), 8),
+    // The global rate limit config adds a Gateway, the rate limit service's Upstream, two
+    // VirtualServices, a Settings and a RateLimitConfig.
+    let extra = usize::from(global);
+    let mut want = BTreeMap::from([
+        ("Gateway".to_string(), 8 + extra),
         // One per backend, the ring-hash and Maglev ones of sticky.yaml, the JWKS server, and
         // the ext auth server (up and down).
-        ("Upstream".to_string(), BACKENDS.len() + 5),
-        ("VirtualService".to_string(), 13),
+        ("Upstream".to_string(), BACKENDS.len() + 5 + extra),
+        ("VirtualService".to_string(), 13 + 2 * extra),
         ("AuthConfig".to_string(), 3),
         ("Settings".to_string(), 1),
     ]);
+    if global {
+        want.insert("Settings".to_string(), 2);
+        want.insert("RateLimitConfig".to_string(), 1);
+    }
     for (kind, count) in &want {
         if kinds.get(kind) != Some(count) {
             fail(&format!("expected {count} {kind}s, found {kinds:?}"));
@@ -1238,6 +1368,7 @@ struct Setup {
     gloo_admin: u16,
     backends: Vec<(&'static str, u16)>,
     gloo_config: PathBuf,
+    envoy_config: PathBuf,
     // Dropped in this order: our proxy, Envoy, the control plane, then the files.
     gloo_run: Proc,
     envoy_proc: Proc,
@@ -1245,8 +1376,20 @@ struct Setup {
     _root: tempfile::TempDir,
 }
 
+/// Where the rate limit services of the global rate limit test count: one Redis, a database
+/// for each proxy, so each has its own budgets.
+struct GlobalLimits {
+    envoy_redis: String,
+    gloo_redis: String,
+}
+
 impl Setup {
     fn start() -> Setup {
+        Setup::start_with(None)
+    }
+
+    /// With `global`, also the Gateway `global` and its rate limit services.
+    fn start_with(global: Option<GlobalLimits>) -> Setup {
         let root = tempfile::tempdir().expect("tempdir");
         let backends: Vec<(&'static str, u16)> =
             BACKENDS.iter().map(|&n| (n, echo_backend(n))).collect();
@@ -1261,6 +1404,8 @@ impl Setup {
                 authed_strict: free_port(),
                 down_open: free_port(),
                 down_closed: free_port(),
+                global: free_port(),
+                rls: free_port(),
             },
         };
         let gloo = Proxy {
@@ -1274,6 +1419,8 @@ impl Setup {
                 authed_strict: free_port(),
                 down_open: free_port(),
                 down_closed: free_port(),
+                global: free_port(),
+                rls: free_port(),
             },
         };
         let (xds_port, envoy_admin, gloo_admin) = (free_port(), free_port(), free_port());
@@ -1282,13 +1429,29 @@ impl Setup {
         let gloo_dir = root.path().join("gloo");
         let envoy_config = envoy_dir.join("config");
         let gloo_config = gloo_dir.join("config");
-        write_config(&envoy_config, envoy.ports, &backends);
-        write_config(&gloo_config, gloo.ports, &backends);
-        assert_config_accepted(&envoy_config);
-        assert_config_accepted(&gloo_config);
+        write_config(&envoy_config, envoy.ports, &backends, global.is_some());
+        write_config(&gloo_config, gloo.ports, &backends, global.is_some());
+        assert_config_accepted(&envoy_config, global.is_some());
+        assert_config_accepted(&gloo_config, global.is_some());
+        // Each side hosts its rate limit service where its Settings say, counting in Redis.
+        let rate_limit_args = |ports: Ports, redis: Option<&String>| match redis {
+            Some(url) => vec![
+                "--ratelimit-server".to_string(),
+                format!("127.0.0.1:{}", ports.rls),
+                "--redis-url".to_string(),
+                url.clone(),
+            ],
+            None => vec!["--ratelimit-server".to_string(), "off".to_string()],
+        };
 
         // Envoy's side: the control plane serving Envoy's config directory, and Envoy.
-        let control_plane = control_plane(&envoy_config, xds_port, None, &envoy_dir);
+        let control_plane = control_plane_with(
+            &envoy_config,
+            xds_port,
+            None,
+            &rate_limit_args(envoy.ports, global.as_ref().map(|g| &g.envoy_redis)),
+            &envoy_dir,
+        );
         let envoy_proc = spawn_envoy(Mode::Delta, xds_port, envoy_admin, &envoy_dir);
         // Our side: one process, listening on the Gateways' bind ports.
         let gloo_run = Proc::spawn(
@@ -1299,6 +1462,10 @@ impl Setup {
                 .arg(&gloo_config)
                 .arg("--admin")
                 .arg(format!("127.0.0.1:{gloo_admin}"))
+                .args(rate_limit_args(
+                    gloo.ports,
+                    global.as_ref().map(|g| &g.gloo_redis),
+                ))
                 .env("RUST_LOG", "info"),
             &gloo_dir,
         );
@@ -1309,6 +1476,7 @@ impl Setup {
             gloo_admin,
             backends,
             gloo_config,
+            envoy_config,
             gloo_run,
             envoy_proc,
             control_plane,
@@ -1419,6 +1587,7 @@ impl Setup {
             Gateway::AuthedStrict => proxy.ports.authed_strict,
             Gateway::DownOpen => proxy.ports.down_open,
             Gateway::DownClosed => proxy.ports.down_closed,
+            Gateway::Global => proxy.ports.global,
         }
     }
 }
@@ -1466,6 +1635,7 @@ enum Gateway {
     AuthedStrict,
     DownOpen,
     DownClosed,
+    Global,
 }
 
 /// What Envoy answers to a case (checked on Envoy only: gloo is compared to Envoy).
@@ -2330,6 +2500,198 @@ fn local_rate_limits_match_envoy() {
                 });
             }
         }
+    }
+    setup.report(&mismatches);
+}
+
+/// Global rate limits, in order (each case counts on both proxies' services): statuses,
+/// bodies and the `x-ratelimit-*` headers must be Envoy's; what reaches the backends too.
+#[rustfmt::skip]
+fn global_rate_limit_cases() -> Vec<Case> {
+    let on = |case: Case| case.on(Gateway::Global);
+    let g = "global.example";
+    vec![
+        // The virtual host's 3 a day, for routes without rate limits of their own.
+        on(case("vhost budget, 1st", g, "/", Backend("alpha"))),
+        on(case("vhost budget, 2nd", g, "/other", Backend("alpha"))),
+        // `includeVhRateLimits`: the route's own (a header_value_match with a regex) and the
+        // virtual host's.
+        on(case("route and vhost limits", g, "/both", Backend("beta")).header("authorization", "Bearer t")),
+        on(case("route limit spent, vhost spent", g, "/both", Local(429)).header("authorization", "Bearer t")),
+        on(case("vhost budget spent", g, "/", Local(429))),
+        // Envoy has no rate limits on a route that does not forward.
+        on(case("direct response is not limited", g, "/direct", Local(200))),
+        // A route's own limits override its virtual host's; each header value counts apart.
+        on(case("plan silver, 1st", g, "/plan", Backend("alpha")).header("x-plan", "silver")),
+        on(case("plan silver, 2nd", g, "/plan", Backend("alpha")).header("x-plan", "silver")),
+        on(case("plan silver spent", g, "/plan", Local(429)).header("x-plan", "silver")),
+        on(case("plan gold has its own limit", g, "/plan", Backend("alpha")).header("x-plan", "gold")),
+        on(case("no plan: no descriptor, no call", g, "/plan", Backend("alpha"))),
+        // A RateLimitConfig reference (domain crd, stage 2): the route has rate limits, so
+        // the virtual host's (stage 1) do not apply to it either.
+        on(case("rate limit config, 1st", g, "/crd", Backend("gamma"))),
+        on(case("rate limit config, 2nd", g, "/crd", Backend("gamma"))),
+        on(case("rate limit config spent", g, "/crd", Local(429))),
+        // Set-style: the rule for type a; any other type matches no rule.
+        on(case("set rule, 1st", g, "/set", Backend("delta")).header("x-type", "a")),
+        on(case("set rule spent", g, "/set", Local(429)).header("x-type", "a")),
+        on(case("set: no rule for type b", g, "/set", Backend("delta")).header("x-type", "b")),
+        // Basic limits: 1 a day per anonymous client address, 2 a day per user id.
+        on(case("basic anonymous", "basic.example", "/", Backend("alpha"))),
+        on(case("basic anonymous spent", "basic.example", "/", Local(429))),
+        on(case("basic user, 1st", "basic.example", "/", Backend("alpha")).header("x-user-id", "alice")),
+        on(case("basic user, 2nd", "basic.example", "/", Backend("alpha")).header("x-user-id", "alice")),
+        on(case("basic user spent", "basic.example", "/", Local(429)).header("x-user-id", "alice")),
+        on(case("basic other user", "basic.example", "/", Backend("alpha")).header("x-user-id", "bob")),
+    ]
+}
+
+/// `x-ratelimit-reset` counts the seconds to the end of the window on each side's clock: two
+/// answers a second boundary apart differ by one. Anything else must be equal.
+fn same_reset(envoy: &mut Outcome, gloo: &mut Outcome) {
+    let (Outcome::Response(e), Outcome::Response(g)) = (envoy, gloo) else {
+        return;
+    };
+    let value =
+        |a: &Answer| -> Option<i64> { a.headers.get("x-ratelimit-reset")?.first()?.parse().ok() };
+    if let (Some(ev), Some(gv)) = (value(e), value(g)) {
+        if (ev - gv).abs() <= 1 {
+            g.headers
+                .insert("x-ratelimit-reset".to_string(), vec![ev.to_string()]);
+        }
+    }
+}
+
+#[test]
+fn global_rate_limits_match_envoy() {
+    let redis = redis_server::RedisServer::start();
+    let mut setup = Setup::start_with(Some(GlobalLimits {
+        envoy_redis: format!("{}0", redis.url()),
+        gloo_redis: format!("{}1", redis.url()),
+    }));
+    // Both rate limit services listen (binding is retried while a port is taken)...
+    for (name, port) in [
+        ("control-plane", setup.envoy.ports.rls),
+        ("gloo-run", setup.gloo.ports.rls),
+    ] {
+        let line = format!("rate limit service listening on 127.0.0.1:{port}");
+        setup.wait(&format!("{name}'s rate limit service to listen"), |s| {
+            let stderr = if name == "gloo-run" {
+                s.gloo_run.stderr_text()
+            } else {
+                s.control_plane.stderr_text()
+            };
+            stderr
+                .contains(&line)
+                .then_some(())
+                .ok_or_else(|| format!("no `{line}` yet"))
+        });
+    }
+    // ...and both serve the Gateway (a direct response: no budget is taken).
+    for proxy in [setup.envoy, setup.gloo] {
+        let port = setup.port(proxy, Gateway::Global);
+        setup.wait(
+            &format!("{} to serve the global Gateway", proxy.name),
+            |_| {
+                let r = http_raw(
+                    port,
+                    b"GET /direct HTTP/1.1\r\nHost: global.example\r\nConnection: close\r\n\r\n",
+                    false,
+                )
+                .map_err(|e| e.to_string())?;
+                (r.status == 200 && r.body == "direct")
+                    .then_some(())
+                    .ok_or_else(|| format!("{} {:?}", r.status, r.body))
+            },
+        );
+    }
+    let mut mismatches = Vec::new();
+    let cases = global_rate_limit_cases();
+    for case in &cases {
+        let mut envoy = send(setup.port(setup.envoy, case.gateway), case);
+        let mut gloo = send(setup.port(setup.gloo, case.gateway), case);
+        same_reset(&mut envoy, &mut gloo);
+        eprintln!(
+            "[{}] {} {} (Host {:?})\n    envoy: {}\n    gloo:  {}",
+            case.name,
+            case.method,
+            case.target,
+            case.host,
+            summary(&envoy),
+            summary(&gloo)
+        );
+        check_expectation(case, &envoy, &mut mismatches);
+        compare(case, &envoy, &gloo, &mut mismatches);
+    }
+    // Compared above; pinned here so the comparison cannot pass on two answers without them:
+    // the headers once the virtual host's budget is spent, and Envoy's refusal marker (an
+    // `x-envoy-*` header, which the comparison skips).
+    let spent = case("pinned", "global.example", "/", Local(429)).on(Gateway::Global);
+    for proxy in [setup.envoy, setup.gloo] {
+        let response = http_raw(setup.port(proxy, Gateway::Global), &spent.request(), false)
+            .unwrap_or_else(|e| panic!("{}: {e}", proxy.name));
+        for (name, want) in [
+            ("x-ratelimit-limit", Some("3, 3;w=86400")),
+            ("x-ratelimit-remaining", Some("0")),
+            ("x-envoy-ratelimited", Some("true")),
+        ] {
+            if response.header(name) != want {
+                mismatches.push(Mismatch {
+                    case: spent.name.to_string(),
+                    field: format!("{name} on {}", proxy.name),
+                    envoy: format!("{want:?}"),
+                    gloo: format!(
+                        "{:?} ({} {:?})",
+                        response.header(name),
+                        response.status,
+                        response.headers
+                    ),
+                });
+            }
+        }
+    }
+    // The rate limit service unreachable (the Settings' Upstream moved to a port nobody
+    // listens on): `denyOnFail: true` answers 500, `false` lets requests through, on both.
+    let dead = free_port();
+    for deny in [true, false] {
+        for (proxy, dir) in [
+            (setup.envoy, setup.envoy_config.clone()),
+            (setup.gloo, setup.gloo_config.clone()),
+        ] {
+            let edited = global_yaml(proxy.ports)
+                .replace(
+                    &format!("port: {}", proxy.ports.rls),
+                    &format!("port: {dead}"),
+                )
+                .replace("denyOnFail: true", &format!("denyOnFail: {deny}"));
+            support::write_atomically(&dir.join("global.yaml"), &edited);
+        }
+        let want = if deny { 500 } else { 200 };
+        for proxy in [setup.envoy, setup.gloo] {
+            let port = setup.port(proxy, Gateway::Global);
+            setup.wait(
+                &format!(
+                    "{} to answer {want} without its rate limit service",
+                    proxy.name
+                ),
+                |_| {
+                    let r = http_raw(
+                        port,
+                        b"GET /crd HTTP/1.1\r\nHost: global.example\r\nConnection: close\r\n\r\n",
+                        false,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    (r.status == want)
+                        .then_some(())
+                        .ok_or_else(|| r.status.to_string())
+                },
+            );
+        }
+        let expect = if deny { Local(500) } else { Backend("alpha") };
+        let down = case("service down", "global.example", "/plan", expect)
+            .on(Gateway::Global)
+            .header("x-plan", "silver");
+        mismatches.extend(run_cases(&setup, &[down]));
     }
     setup.report(&mismatches);
 }

@@ -557,7 +557,6 @@ macro_rules! unenforced_options {
             ("rbac", o.rbac.is_some()),
             ("dlp", o.dlp.is_some()),
             ("csrf", o.csrf.is_some()),
-            ("ratelimitBasic", o.ratelimit_basic.is_some()),
             ("extProcEarly", o.ext_proc_early.is_some()),
             ("extProc", o.ext_proc.is_some()),
             ("extProcLate", o.ext_proc_late.is_some()),

@@ -654,6 +654,24 @@ pub struct IngressRateLimit {
     pub anonymous_limits: Option<RateLimit>,
 }
 
+impl IngressRateLimit {
+    /// What Gloo refuses (a limit without a unit or with 0 requests: Gloo's rate limit server
+    /// refuses "unknown unit for anonymous config"), each problem naming its field from
+    /// `ratelimitBasic`.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (field, limit) in [
+            ("authorizedLimits", &self.authorized_limits),
+            ("anonymousLimits", &self.anonymous_limits),
+        ] {
+            if let Some(limit) = limit {
+                limit.validate_into(&format!("ratelimitBasic.{field}"), &mut problems);
+            }
+        }
+        problems
+    }
+}
+
 /// Rate limit server settings (`ratelimit.options.gloo.solo.io.Settings`): `Settings.spec.ratelimitServer`
 /// and the `ratelimitServer` HTTP listener option.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -65,8 +65,8 @@ pub use extauth_config::ext_auth_configs;
 pub use jwt::{JWT_AFTER_EXT_AUTH_FILTER, JWT_FILTER};
 pub use names::{cluster_name, route_config_name};
 pub use ratelimit::{
-    server_configs as rate_limit_server_configs, CRD_DOMAIN, CUSTOM_DOMAIN, RATELIMIT_FILTER,
-    SET_DESCRIPTOR_VALUE,
+    server_configs as rate_limit_server_configs, CRD_DOMAIN, CUSTOM_DOMAIN, INGRESS_DOMAIN,
+    RATELIMIT_FILTER, SET_DESCRIPTOR_VALUE,
 };
 pub use transformation::TRANSFORMATION_FILTER;
 
@@ -95,6 +95,9 @@ pub struct Translation {
     pub proxies: BTreeMap<String, ProxyResources>,
     /// Every status.
     pub reports: Reports,
+    /// What the rate limit server must load for this configuration, per domain (see
+    /// [`rate_limit_server_configs`]).
+    pub rate_limit_server_configs: Vec<crate::model::ratelimit::ServerRateLimitConfig>,
 }
 
 /// The EDS clusters of one proxy: cluster name → the upstream it serves.
@@ -141,6 +144,9 @@ pub struct Translator {
     /// Settings `rateLimitBeforeAuth` the cached virtual hosts were translated with (it sets
     /// the stage of their `ratelimit` rate limits).
     ratelimit_before_auth: bool,
+    /// Settings `extauth.userIdHeader` the cached virtual hosts were translated with (their
+    /// basic rate limits read it).
+    user_id_header: String,
     /// RateLimitConfigs the cached virtual hosts were translated with (their actions are
     /// copied into the virtual hosts and routes that reference them).
     rate_limit_configs:
@@ -196,6 +202,11 @@ impl Translator {
             self.virtual_hosts.clear();
             self.ratelimit_before_auth = before_auth;
         }
+        let user_id_header = ratelimit::user_id_header(snapshot);
+        if user_id_header != self.user_id_header {
+            self.virtual_hosts.clear();
+            self.user_id_header = user_id_header;
+        }
         if self.rate_limit_configs.as_ref() != Some(&snapshot.rate_limit_configs) {
             self.virtual_hosts.clear();
             self.rate_limit_configs = Some(snapshot.rate_limit_configs.clone());
@@ -223,7 +234,12 @@ impl Translator {
         self.clusters
             .retain(|r, _| snapshot.upstreams.contains_key(r));
         self.last = proxies.clone();
-        Translation { proxies, reports }
+        let rate_limit_server_configs = ratelimit::server_configs_of(snapshot, &models);
+        Translation {
+            proxies,
+            reports,
+            rate_limit_server_configs,
+        }
     }
 
     fn translate_proxy(

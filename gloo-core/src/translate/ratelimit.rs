@@ -9,17 +9,37 @@
 //!   (default 100ms), `failure_mode_deny` from `denyOnFail`, `enable_x_ratelimit_headers`
 //!   `DRAFT_VERSION_03` when `enableXRatelimitHeaders`, and `rate_limit_service` an
 //!   `envoy_grpc` call (with `grpcService.authority`) to the server upstream's cluster,
-//!   `transport_api_version: V3`. Four stages, each its own filter: inline actions (domain
+//!   `transport_api_version: V3`. Five stages, each its own filter: inline actions (domain
 //!   `custom`) at `stage: 3` before auth and `stage: 1` after, RateLimitConfig references
-//!   (domain `crd`) at `stage: 4` before auth and `stage: 2` after. Before auth is Gloo's
-//!   `BeforeStage(AuthNStage)` (after local rate limiting, before JWT), after auth
-//!   `DuringStage(RateLimitStage)` (after JWT, before the router); within one, `custom` comes
-//!   before `crd`. A listener gets the filter of a stage only when one of its virtual hosts or
+//!   (domain `crd`) at `stage: 4` before auth and `stage: 2` after, basic limits (domain
+//!   `ingress`) at `stage: 0` after auth. Before auth is Gloo's `BeforeStage(AuthNStage)`
+//!   (after local rate limiting, before JWT), after auth `DuringStage(RateLimitStage)` (after
+//!   JWT, before the router); within one, `crd` comes before `custom` before `ingress` (see
+//!   below). A listener gets the filter of a stage only when one of its virtual hosts or
 //!   routes has rate limits in that stage (Gloo's `removeUnusedFilters`, which gloo applies to
 //!   every filter).
 //! * **Stages of the options.** `ratelimitEarly` → 3, `ratelimitRegular` → 1, `ratelimit` → 3
 //!   when Settings `ratelimitServer.rateLimitBeforeAuth`, else 1; `rateLimitEarlyConfigs` → 4,
 //!   `rateLimitRegularConfigs` → 2, `rateLimitConfigs` → 4 or 2 likewise.
+//! * **Basic rate limits** (`ratelimitBasic`, Gloo's ingress translator, whose enterprise source
+//!   is not public: this follows the last open-source version of it, the simple rate limiting
+//!   guide and the plugin tests that mock it). Domain `ingress`, `stage: 0`, after auth (they
+//!   depend on it). A virtual host or route with them gets two rate limits, scoped by its
+//!   Gloo name (a virtual host's `<namespace>.<name>`, a route's
+//!   [`RouteModel::gloo_name`](crate::resolve::RouteModel::gloo_name)): `generic_key: <name>`,
+//!   `header_value_match` `is-authenticated` (the user id header present), `request_headers`
+//!   of that header as `userid`; and `generic_key: <name>`, `header_value_match`
+//!   `not-authenticated` (`expect_match: false`), `remote_address`. The user id header is
+//!   Settings `extauth.userIdHeader`, else `x-user-id` (what Gloo's ext auth sets; gloo has no
+//!   ext auth yet, so until then it is whatever the client sends: put such routes behind
+//!   something that sets or strips it). A route needs a name (on it or on a route delegating
+//!   to it: Gloo's `MissingNameErr`), and basic limits are refused with `rateLimitBefore
+//!   Auth` (Gloo's `RateLimitAuthOrderingConflict`). Gloo puts the Gateway and proxy names
+//!   in a route's name; gloo does not (a virtual host is resolved once for all Gateways), so
+//!   a route served by several Gateways shares one budget.
+//! * **Filter order.** Gloo sorts the filters of one filter stage by name, type URL, then
+//!   encoded config, whose first field is the domain: `crd` before `custom` before
+//!   `ingress`.
 //! * **Rate limits.** Each `rateLimits[]` entry with `actions` is one Envoy `RateLimit`
 //!   (`stage`, the actions converted one to one, as Gloo's `ConvertActions`); each entry with
 //!   `setActions` is another, its actions preceded by `generic_key:
@@ -36,15 +56,16 @@
 //!   valid config, with its namespace (Gloo looks an empty one up in the namespace `""`).
 //! * **Server config.** [`server_configs`] gives, per domain, the descriptors the rate limit
 //!   server must load: Settings `ratelimit.descriptors` / `setDescriptors` for domain `custom`,
-//!   the RateLimitConfigs' (scoped the same way) for domain `crd`.
+//!   the RateLimitConfigs' (scoped the same way) for domain `crd`, the basic limits' for
+//!   domain `ingress`.
 //!
 //! Refused (an error on the resource, naming the field): global limits while no Settings
 //! names an existing rate limit server upstream; actions missing a required field (as Gloo's
 //! `ConvertActions`), CEL actions and `TOKEN` limits (agentgateway only); references to missing
 //! or invalid RateLimitConfigs; global limits on a route that does not route (Gloo: "cannot
 //! apply rate limits without a route action"); a Gateway's own `ratelimitServer` (Gloo lets it
-//! override the Settings; gloo reads the Settings only). `ratelimitBasic` is not translated yet
-//! (still refused as unenforced).
+//! override the Settings; gloo reads the Settings only); `ratelimitBasic` on a route that does
+//! not route (Gloo ignores it there).
 //!
 //! Deviations (never silently dropping configuration): Gloo's enterprise translator takes only
 //! the `setActions` of `ratelimitEarly` / `ratelimitRegular`, gloo also emits their tree-style
@@ -72,9 +93,9 @@ use super::names::cluster_name;
 use super::routes::duration;
 use crate::model::options::{RouteOptions, VirtualHostOptions};
 use crate::model::ratelimit::{
-    Action, ActionRef, Descriptor, HeaderMatchSpecifierRef, HeaderMatcher, MetadataKey,
-    MetadataSource, RateLimitActions, RateLimitConfigRef, RateLimitConfigRefs, RateLimitConfigSpec,
-    ServerRateLimitConfig, Settings, SimpleDescriptor,
+    Action, ActionRef, Descriptor, HeaderMatchSpecifierRef, HeaderMatcher, IngressRateLimit,
+    MetadataKey, MetadataSource, RateLimitActions, RateLimitConfigRef, RateLimitConfigRefs,
+    RateLimitConfigSpec, ServerRateLimitConfig, Settings, SimpleDescriptor,
 };
 use crate::model::upstream::UpstreamSpec;
 use crate::model::{Object, ResourceRef, DEFAULT_NAMESPACE};
@@ -89,6 +110,19 @@ pub const CUSTOM_DOMAIN: &str = "custom";
 /// The domain of the filters for RateLimitConfig references (Gloo's `ConfigCrdDomain`), and
 /// of the RateLimitConfigs' descriptors in [`server_configs`].
 pub const CRD_DOMAIN: &str = "crd";
+/// The domain of the filter for basic rate limits (`ratelimitBasic`, Gloo's `IngressDomain`),
+/// and of their descriptors in [`server_configs`].
+pub const INGRESS_DOMAIN: &str = "ingress";
+/// The descriptor value of an authenticated request in basic rate limits.
+const AUTHENTICATED: &str = "is-authenticated";
+/// The descriptor value of an anonymous request in basic rate limits.
+const ANONYMOUS: &str = "not-authenticated";
+/// The descriptor key of Envoy's `header_value_match` action.
+const HEADER_MATCH: &str = "header_match";
+/// The descriptor key of the user id in basic rate limits.
+const USER_ID: &str = "userid";
+/// The descriptor key of Envoy's `remote_address` action.
+const REMOTE_ADDRESS: &str = "remote_address";
 /// The generic key value that marks a set-style descriptor (Gloo's `SetDescriptorValue`).
 pub const SET_DESCRIPTOR_VALUE: &str = "solo.setDescriptor.uniqueValue";
 /// The descriptor key of Envoy's `generic_key` action.
@@ -98,8 +132,9 @@ const REQUEST_TYPE: &str = "both";
 /// Gloo's `DefaultTimeout` for calls to the server: 100ms.
 const DEFAULT_TIMEOUT_NANOS: i32 = 100_000_000;
 
-/// One of the four rate limit filter stages: Gloo's inline actions (domain `custom`) and
-/// RateLimitConfig references (domain `crd`), each before or after auth.
+/// One of the five rate limit filter stages: Gloo's inline actions (domain `custom`) and
+/// RateLimitConfig references (domain `crd`), each before or after auth, and basic rate limits
+/// (domain `ingress`), after auth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stage {
     /// Gloo's `CustomStageBeforeAuth` (3): inline actions before JWT / ext auth.
@@ -110,13 +145,17 @@ pub(crate) enum Stage {
     CrdEarly,
     /// Gloo's `CrdRateLimitStage` (2): RateLimitConfigs after auth.
     CrdRegular,
+    /// Gloo's `IngressRateLimitStage` (0): basic rate limits, after auth (they depend on it).
+    Ingress,
 }
 
 impl Stage {
-    /// The stages whose filters run before auth, in filter order.
-    pub(crate) const BEFORE_AUTH: [Stage; 2] = [Stage::Early, Stage::CrdEarly];
-    /// The stages whose filters run after auth, in filter order.
-    pub(crate) const AFTER_AUTH: [Stage; 2] = [Stage::Regular, Stage::CrdRegular];
+    /// The stages whose filters run before auth, in filter order: Gloo sorts filters of one
+    /// stage by name, type URL and then encoded config, whose first field is the domain, so
+    /// `crd` (3 bytes) comes before `custom` (6) and `ingress` (7).
+    pub(crate) const BEFORE_AUTH: [Stage; 2] = [Stage::CrdEarly, Stage::Early];
+    /// The stages whose filters run after auth, in filter order (sorted as above).
+    pub(crate) const AFTER_AUTH: [Stage; 3] = [Stage::CrdRegular, Stage::Regular, Stage::Ingress];
 
     /// The `stage` number of the filter and of its rate limits.
     pub(crate) fn number(self) -> u32 {
@@ -125,6 +164,7 @@ impl Stage {
             Stage::Regular => 1,
             Stage::CrdEarly => 4,
             Stage::CrdRegular => 2,
+            Stage::Ingress => 0,
         }
     }
 
@@ -133,6 +173,7 @@ impl Stage {
         match self {
             Stage::Early | Stage::Regular => CUSTOM_DOMAIN,
             Stage::CrdEarly | Stage::CrdRegular => CRD_DOMAIN,
+            Stage::Ingress => INGRESS_DOMAIN,
         }
     }
 }
@@ -146,6 +187,7 @@ struct Global<'a> {
     configs: &'a [RateLimitConfigRef],
     early_configs: &'a [RateLimitConfigRef],
     regular_configs: &'a [RateLimitConfigRef],
+    basic: Option<&'a IngressRateLimit>,
 }
 
 fn refs(r: Option<&RateLimitConfigRefs>) -> &[RateLimitConfigRef] {
@@ -169,6 +211,7 @@ macro_rules! global_of {
             configs: refs($o.rate_limit_configs.as_ref()),
             early_configs: refs($o.rate_limit_early_configs.as_ref()),
             regular_configs: refs($o.rate_limit_regular_configs.as_ref()),
+            basic: $o.ratelimit_basic.as_deref(),
         }
     };
 }
@@ -224,9 +267,11 @@ impl<'a> Global<'a> {
     }
 
     fn uses(self, stage: Stage, before_auth: bool) -> bool {
-        self.lists(before_auth)
-            .iter()
-            .any(|(_, s, list)| *s == stage && !list.is_empty())
+        (stage == Stage::Ingress && self.basic.is_some())
+            || self
+                .lists(before_auth)
+                .iter()
+                .any(|(_, s, list)| *s == stage && !list.is_empty())
             || self
                 .config_lists(before_auth)
                 .iter()
@@ -234,19 +279,24 @@ impl<'a> Global<'a> {
     }
 
     fn any(self) -> bool {
-        !(self.ratelimit.is_empty()
-            && self.early.is_empty()
-            && self.regular.is_empty()
-            && self.configs.is_empty()
-            && self.early_configs.is_empty()
-            && self.regular_configs.is_empty())
+        self.basic.is_some()
+            || !(self.ratelimit.is_empty()
+                && self.early.is_empty()
+                && self.regular.is_empty()
+                && self.configs.is_empty()
+                && self.early_configs.is_empty()
+                && self.regular_configs.is_empty())
     }
 
-    /// Gloo's rate limits: per inline list, the tree-style entries, then the set-style ones;
-    /// then per RateLimitConfig reference, its entries (Gloo's `crdTranslator`).
-    fn rate_limits(self, snapshot: &ConfigSnapshot) -> Vec<RateLimit> {
+    /// Gloo's rate limits: the basic ones (scoped by `basic_name`, when there is one), then
+    /// per inline list the tree-style entries, then the set-style ones; then per
+    /// RateLimitConfig reference, its entries (Gloo's `crdTranslator`).
+    fn rate_limits(self, snapshot: &ConfigSnapshot, basic_name: Option<&str>) -> Vec<RateLimit> {
         let before_auth = before_auth(snapshot);
         let mut out = Vec::new();
+        if let (Some(_), Some(name)) = (self.basic, basic_name) {
+            out.extend(basic_rate_limits(name, &user_id_header(snapshot)));
+        }
         for (_, stage, list) in self.lists(before_auth) {
             out.extend(
                 list.iter()
@@ -421,7 +471,13 @@ pub(crate) fn host_rate_limits(
     if !global.any() {
         return Vec::new();
     }
-    global.rate_limits(snapshot)
+    global.rate_limits(snapshot, Some(&host_basic_name(host)))
+}
+
+/// Gloo's name of a virtual host in its Proxy, `<namespace>.<virtual service>`: what scopes
+/// its basic rate limits.
+fn host_basic_name(host: &VirtualHostModel) -> String {
+    config_key(&host.source)
 }
 
 /// Sets a route's `rate_limits`, and `include_vh_rate_limits` when it has `ratelimit` (false
@@ -437,7 +493,7 @@ pub(crate) fn apply_to_route(
     if !global.any() && options.ratelimit.is_none() {
         return;
     }
-    action.rate_limits = global.rate_limits(snapshot);
+    action.rate_limits = global.rate_limits(snapshot, route.gloo_name.as_deref());
     action.include_vh_rate_limits = options.ratelimit.as_ref().map(|r| BoolValue {
         value: r.include_vh_rate_limits.unwrap_or(false),
     });
@@ -474,6 +530,113 @@ fn rate_limit(
                     ),
                 ),
             }),
+        ..Default::default()
+    }
+}
+
+/// The header with the authenticated user id: Settings `extauth.userIdHeader` (of the first
+/// Settings that sets one, in namespace/name order), else
+/// [`DEFAULT_USER_ID_HEADER`](super::extauth::DEFAULT_USER_ID_HEADER).
+pub(crate) fn user_id_header(snapshot: &ConfigSnapshot) -> String {
+    snapshot
+        .settings
+        .values()
+        .find_map(|e| {
+            e.object
+                .spec
+                .extauth
+                .as_ref()
+                .and_then(|x| x.user_id_header.clone())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| super::extauth::DEFAULT_USER_ID_HEADER.to_string())
+}
+
+/// Gloo's basic rate limits of the virtual host or route named `name` (its
+/// `BasicRateLimitTranslator.GenerateResourceConfig`, at stage 0): an authenticated request
+/// (the user id header present) gives `(generic_key, <name>), (header_match,
+/// is-authenticated), (userid, <user id>)`, an anonymous one `(generic_key, <name>),
+/// (header_match, not-authenticated), (remote_address, <client address>)`. Both rate limits
+/// are always emitted; the server's descriptors decide which have a limit.
+fn basic_rate_limits(name: &str, user_id_header: &str) -> [RateLimit; 2] {
+    let present = || EnvoyHeaderMatcher {
+        name: user_id_header.to_string(),
+        header_match_specifier: Some(HeaderMatchSpecifier::PresentMatch(true)),
+        ..Default::default()
+    };
+    let header_value_match = |value: &str, expect: bool| EnvoyAction {
+        action_specifier: Some(action::ActionSpecifier::HeaderValueMatch(
+            action::HeaderValueMatch {
+                descriptor_value: value.to_string(),
+                expect_match: Some(BoolValue { value: expect }),
+                headers: vec![present()],
+                ..Default::default()
+            },
+        )),
+    };
+    let stage = Some(UInt32Value {
+        value: Stage::Ingress.number(),
+    });
+    [
+        RateLimit {
+            stage,
+            actions: vec![
+                generic_key(name),
+                header_value_match(AUTHENTICATED, true),
+                EnvoyAction {
+                    action_specifier: Some(action::ActionSpecifier::RequestHeaders(
+                        action::RequestHeaders {
+                            header_name: user_id_header.to_string(),
+                            descriptor_key: USER_ID.to_string(),
+                            skip_if_absent: false,
+                        },
+                    )),
+                },
+            ],
+            ..Default::default()
+        },
+        RateLimit {
+            stage,
+            actions: vec![
+                generic_key(name),
+                header_value_match(ANONYMOUS, false),
+                EnvoyAction {
+                    action_specifier: Some(action::ActionSpecifier::RemoteAddress(
+                        action::RemoteAddress {},
+                    )),
+                },
+            ],
+            ..Default::default()
+        },
+    ]
+}
+
+/// The server descriptors of basic rate limits scoped by `name` (Gloo's
+/// `GenerateServerConfig`): under `generic_key: <name>`, `header_match: not-authenticated` →
+/// `remote_address` with the anonymous limit, `header_match: is-authenticated` → `userid`
+/// with the authorized limit (each only when set).
+fn basic_descriptor(name: &str, basic: &IngressRateLimit) -> Descriptor {
+    let level = |value: &str, key: &str, limit: &crate::model::ratelimit::RateLimit| Descriptor {
+        key: Some(HEADER_MATCH.to_string()),
+        value: Some(value.to_string()),
+        descriptors: vec![Descriptor {
+            key: Some(key.to_string()),
+            rate_limit: Some(limit.clone()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut descriptors = Vec::new();
+    if let Some(limit) = &basic.anonymous_limits {
+        descriptors.push(level(ANONYMOUS, REMOTE_ADDRESS, limit));
+    }
+    if let Some(limit) = &basic.authorized_limits {
+        descriptors.push(level(AUTHENTICATED, USER_ID, limit));
+    }
+    Descriptor {
+        key: Some(GENERIC_KEY.to_string()),
+        value: Some(name.to_string()),
+        descriptors,
         ..Default::default()
     }
 }
@@ -628,6 +791,9 @@ pub(crate) fn validate_route(options: &RouteOptions, path: impl std::fmt::Displa
 
 fn validate(global: Global<'_>, path: impl std::fmt::Display) -> Vec<String> {
     let mut problems = Vec::new();
+    if let Some(basic) = global.basic {
+        problems.extend(basic.validate().into_iter().map(|p| format!("{path}.{p}")));
+    }
     for (name, _, list) in global.lists(false) {
         for (i, entry) in list.iter().enumerate() {
             let at = format!("{path}.{name}.rateLimits[{i}]");
@@ -669,6 +835,7 @@ fn validate(global: Global<'_>, path: impl std::fmt::Display) -> Vec<String> {
 }
 
 fn fields(global: Global<'_>) -> Vec<&'static str> {
+    let basic = ("ratelimitBasic", global.basic.is_none());
     let inline = [
         ("ratelimit.rateLimits", global.ratelimit.is_empty()),
         ("ratelimitEarly.rateLimits", global.early.is_empty()),
@@ -677,8 +844,9 @@ fn fields(global: Global<'_>) -> Vec<&'static str> {
     let configs = global
         .config_lists(false)
         .map(|(name, _, list)| (name, list.is_empty()));
-    inline
+    [basic]
         .into_iter()
+        .chain(inline)
         .chain(configs)
         .filter(|(_, empty)| !empty)
         .map(|(name, _)| name)
@@ -745,6 +913,12 @@ fn check(snapshot: &ConfigSnapshot, global: Global<'_>, path: &str) -> Vec<Strin
         Vec::new()
     };
     errors.extend(missing_configs(snapshot, global, path));
+    if global.basic.is_some() && before_auth(snapshot) {
+        // Gloo's `RateLimitAuthOrderingConflict`.
+        errors.push(format!(
+            "{path}.ratelimitBasic: rate limiting specified to happen before auth, but auth-based rate limits provided in the virtual host (Settings spec.ratelimitServer.rateLimitBeforeAuth is true)"
+        ));
+    }
     errors
 }
 
@@ -807,6 +981,13 @@ pub(crate) fn validate_settings(
 /// * `crd`: every RateLimitConfig's `raw` descriptors, scoped by its name as the actions gloo
 ///   writes for its references are: its descriptors nested under `generic_key: <namespace>.<name>`,
 ///   and that entry added to each of its set descriptors.
+/// * `ingress`: the basic rate limits (`ratelimitBasic`) of every virtual host and route the
+///   proxies serve, each under `generic_key: <its Gloo name>` (a virtual host's
+///   `<namespace>.<name>`, a route's [`RouteModel::gloo_name`](crate::resolve::RouteModel::gloo_name)),
+///   then `header_match: not-authenticated` → `remote_address` with `anonymousLimits`, and
+///   `header_match: is-authenticated` → `userid` with `authorizedLimits`, as Gloo's rate
+///   limit server loads them. (This resolves the snapshot's virtual hosts; a
+///   [`Translation`](super::Translation) carries the same list, computed from its own.)
 ///
 /// What fails validation ([`ServiceSettings::validate`](crate::model::ratelimit::ServiceSettings::validate),
 /// [`RateLimitConfigSpec::validate`], reported on the resource by translation) is left out, as
@@ -835,6 +1016,19 @@ pub(crate) fn validate_settings(
 /// assert_eq!(configs[0].descriptors[0].value.as_deref(), Some("per-minute"));
 /// ```
 pub fn server_configs(snapshot: &ConfigSnapshot) -> Vec<ServerRateLimitConfig> {
+    let models = crate::resolve::resolve(
+        snapshot,
+        &mut crate::resolve::ResolveCache::default(),
+        &mut crate::status::Reports::default(),
+    );
+    server_configs_of(snapshot, &models)
+}
+
+/// [`server_configs`] with the proxies already resolved.
+pub(crate) fn server_configs_of(
+    snapshot: &ConfigSnapshot,
+    models: &std::collections::BTreeMap<String, crate::resolve::ProxyModel>,
+) -> Vec<ServerRateLimitConfig> {
     let mut custom = ServerRateLimitConfig {
         domain: Some(CUSTOM_DOMAIN.to_string()),
         ..Default::default()
@@ -884,7 +1078,39 @@ pub fn server_configs(snapshot: &ConfigSnapshot) -> Vec<ServerRateLimitConfig> {
                 scoped
             }));
     }
-    [custom, crd]
+    // One descriptor per name: a virtual host served by several Gateways (or proxies) is the
+    // same virtual host, with the same limits.
+    let mut basic = std::collections::BTreeMap::new();
+    for listener in models.values().flat_map(|m| m.listeners.iter()) {
+        for config in listener.http_route_configs() {
+            for host in config.virtual_hosts {
+                if let Some(limits) = host.options.ratelimit_basic.as_deref() {
+                    let name = host_basic_name(host);
+                    basic
+                        .entry(name.clone())
+                        .or_insert_with(|| basic_descriptor(&name, limits));
+                }
+                for route in &host.routes {
+                    let (Some(limits), Some(name), crate::resolve::RouteModelAction::Route(_)) = (
+                        route.options.ratelimit_basic.as_deref(),
+                        route.gloo_name.as_ref(),
+                        &route.action,
+                    ) else {
+                        continue;
+                    };
+                    basic
+                        .entry(name.clone())
+                        .or_insert_with(|| basic_descriptor(name, limits));
+                }
+            }
+        }
+    }
+    let ingress = ServerRateLimitConfig {
+        domain: Some(INGRESS_DOMAIN.to_string()),
+        descriptors: basic.into_values().collect(),
+        ..Default::default()
+    };
+    [custom, crd, ingress]
         .into_iter()
         .filter(|c| !(c.descriptors.is_empty() && c.set_descriptors.is_empty()))
         .collect()

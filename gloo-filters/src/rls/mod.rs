@@ -1,6 +1,10 @@
-//! Envoy's rate limit service, `envoy.service.ratelimit.v3.RateLimitService`, over the global
-//! limiter: what a stock Envoy's `envoy.filters.http.ratelimit` calls. Enabled by the `rls`
+//! Envoy's rate limit service, `envoy.service.ratelimit.v3.RateLimitService`, both ends:
+//! [`RateLimitService`] serves it over the global limiter (what a stock Envoy's
+//! `envoy.filters.http.ratelimit` calls), [`RateLimitClient`] calls it (so
+//! [`GlobalRateLimitLayer`] is that Envoy filter asking a remote service). Enabled by the `rls`
 //! cargo feature (which pulls in `ratelimit-redis`, tonic and envoy-types).
+//!
+//! # The service
 //!
 //! [`RateLimitService`] answers `ShouldRateLimit` with a
 //! [`RateLimiter`](crate::ratelimit::global::RateLimiter) that holds one
@@ -20,6 +24,12 @@
 //!
 //! Several replicas of the service (and in-process [`GlobalRateLimitLayer`]s) counting in the
 //! same Redis share the budget.
+//!
+//! # The client
+//!
+//! [`RateLimitClient`] is a [`RateLimitCheck`](crate::ratelimit::global::RateLimitCheck): one
+//! `ShouldRateLimit` call per checked request, bounded by Envoy's 20 ms default timeout (see
+//! its docs for what it reads of the answer). Over a tonic channel, or any gRPC transport.
 //!
 //! [`GlobalRateLimitLayer`]: crate::ratelimit::global::GlobalRateLimitLayer
 //!
@@ -56,6 +66,9 @@
 //! # }
 //! ```
 
+mod client;
+mod convert;
 mod service;
 
+pub use self::client::{CheckFuture, RateLimitClient, RlsError, DEFAULT_TIMEOUT};
 pub use self::service::RateLimitService;

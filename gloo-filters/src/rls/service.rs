@@ -2,23 +2,16 @@
 
 use std::fmt;
 
-use envoy_types::pb::envoy::extensions::common::ratelimit::v3 as common;
-use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
-    self, rate_limit, DescriptorStatus as PbStatus,
-};
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
     self, RateLimitServiceServer,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{
     RateLimitRequest as PbRequest, RateLimitResponse as PbResponse,
 };
-use envoy_types::pb::google::protobuf::Duration as PbDuration;
 use tonic::{Request, Response, Status};
 
-use crate::ratelimit::global::{
-    Code, CounterStore, DescriptorStatus, LimitError, RateLimit, RateLimitDescriptor,
-    RateLimitRequest, RateLimitResponse, RateLimiter, Unit,
-};
+use super::convert::{from_proto, to_proto};
+use crate::ratelimit::global::{CounterStore, LimitError, RateLimiter};
 use crate::ratelimit::redis::RedisStore;
 
 /// `envoy.service.ratelimit.v3.RateLimitService` over a [`RateLimiter`]; see the
@@ -81,84 +74,6 @@ impl<S: fmt::Debug> fmt::Debug for RateLimitService<S> {
     }
 }
 
-fn from_proto(request: PbRequest) -> Result<RateLimitRequest, Status> {
-    let mut out = RateLimitRequest::new(request.domain).hits_addend(request.hits_addend);
-    for (i, d) in request.descriptors.into_iter().enumerate() {
-        out = out.descriptor(descriptor_from_proto(i, d)?);
-    }
-    Ok(out)
-}
-
-fn descriptor_from_proto(
-    index: usize,
-    d: common::RateLimitDescriptor,
-) -> Result<RateLimitDescriptor, Status> {
-    let mut out = RateLimitDescriptor::new();
-    for entry in d.entries {
-        out = out.entry(entry.key, entry.value);
-    }
-    if let Some(limit) = d.limit {
-        let unit = Unit::from_envoy_value(limit.unit).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "descriptors[{index}].limit.unit: unknown unit {}",
-                limit.unit
-            ))
-        })?;
-        out = out.limit_override(RateLimit::new(limit.requests_per_unit, unit));
-    }
-    if let Some(hits) = d.hits_addend {
-        out = out.hits_addend(hits.value);
-    }
-    Ok(out)
-}
-
-fn code(code: Code) -> i32 {
-    match code {
-        Code::Ok => rate_limit_response::Code::Ok as i32,
-        Code::OverLimit => rate_limit_response::Code::OverLimit as i32,
-    }
-}
-
-fn status_to_proto(status: &DescriptorStatus) -> PbStatus {
-    PbStatus {
-        code: code(status.code),
-        current_limit: status
-            .current_limit
-            .as_ref()
-            .map(|limit| rate_limit_response::RateLimit {
-                name: limit.get_name().unwrap_or_default().to_owned(),
-                requests_per_unit: limit.requests_per_unit(),
-                unit: limit.unit().envoy_value(),
-            }),
-        limit_remaining: status.limit_remaining,
-        duration_until_reset: status.duration_until_reset.map(|d| PbDuration {
-            seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            nanos: 0,
-        }),
-        ..Default::default()
-    }
-}
-
-fn to_proto(response: &RateLimitResponse) -> PbResponse {
-    PbResponse {
-        overall_code: code(response.overall_code),
-        statuses: response.statuses.iter().map(status_to_proto).collect(),
-        ..Default::default()
-    }
-}
-
-// The unit enum is used through `Unit::envoy_value`; keep the generated one referenced so a
-// renumbering in envoy-types breaks the build here rather than on the wire.
-const _: () = {
-    assert!(rate_limit::Unit::Second as i32 == Unit::Second.envoy_value());
-    assert!(rate_limit::Unit::Minute as i32 == Unit::Minute.envoy_value());
-    assert!(rate_limit::Unit::Hour as i32 == Unit::Hour.envoy_value());
-    assert!(rate_limit::Unit::Day as i32 == Unit::Day.envoy_value());
-    assert!(rate_limit::Unit::Week as i32 == Unit::Week.envoy_value());
-    assert!(rate_limit::Unit::Month as i32 == Unit::Month.envoy_value());
-    assert!(rate_limit::Unit::Year as i32 == Unit::Year.envoy_value());
-};
-
 #[cfg(test)]
 mod tests {
     use std::future::{ready, Ready};
@@ -169,9 +84,16 @@ mod tests {
     use envoy_types::pb::google::protobuf::UInt64Value;
     use tonic::Code as GrpcCode;
 
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3 as common;
+    use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
+        self, rate_limit, DescriptorStatus as PbStatus,
+    };
+    use envoy_types::pb::google::protobuf::Duration as PbDuration;
+
     use super::*;
     use crate::ratelimit::global::{
-        Descriptor, Increment, MemoryStore, RateLimitDomain, StoreError,
+        CounterStore, Descriptor, Increment, MemoryStore, RateLimit, RateLimitDomain, StoreError,
+        Unit,
     };
 
     fn descriptor(entries: &[(&str, &str)]) -> common::RateLimitDescriptor {

@@ -11,6 +11,37 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use gloo_proxy::cli::{self, ResourceFormat, StatusFormat};
 use gloo_proxy::gateway::ProxyServer;
+use gloo_proxy::rate_limit_server::{RateLimitListen, RateLimitServerOptions};
+
+/// The rate limit service `run` and `control-plane` host (Gloo's rate-limit server).
+#[derive(clap::Args)]
+struct RateLimitArgs {
+    /// Host the rate limit service (Envoy's `RateLimitService`, loaded with the config's
+    /// descriptors) on this address; `off` for none. Default (`auto`): 127.0.0.1:18081, Gloo's
+    /// rate-limit port, once a Settings names a `ratelimitServer` (point its Upstream there).
+    #[arg(
+        long = "ratelimit-server",
+        value_name = "ADDR|off|auto",
+        default_value = "auto"
+    )]
+    listen: RateLimitListen,
+    /// Count in this Redis (`redis://host:port[/db]`, or `host:port`) so every rate limit
+    /// service and proxy using it shares one budget. Default: the `REDIS_URL` environment
+    /// variable (as Gloo's rate-limit server reads it), else in memory.
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
+}
+
+impl RateLimitArgs {
+    fn options(self) -> RateLimitServerOptions {
+        RateLimitServerOptions {
+            listen: self.listen,
+            redis_url: self
+                .redis_url
+                .or_else(|| std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty())),
+        }
+    }
+}
 
 #[derive(Parser)]
 #[command(name = "gloo", version, about = "A Gloo Edge compatible API gateway")]
@@ -63,6 +94,8 @@ enum Command {
         /// Worker threads (default: one per CPU).
         #[arg(long)]
         workers: Option<usize>,
+        #[command(flatten)]
+        rate_limit: RateLimitArgs,
     },
     /// Run a proxy shard that takes its configuration from `gloo control-plane` over delta ADS.
     Proxy {
@@ -96,6 +129,8 @@ enum Command {
         /// Keep every resource's status, and clients' NACKs, in this JSON file.
         #[arg(long)]
         status_file: Option<PathBuf>,
+        #[command(flatten)]
+        rate_limit: RateLimitArgs,
     },
 }
 
@@ -110,6 +145,7 @@ fn main() -> ExitCode {
             status_file,
             access_log,
             workers,
+            rate_limit,
         } => {
             let options = gloo_proxy::run::RunOptions {
                 config,
@@ -118,6 +154,7 @@ fn main() -> ExitCode {
                 xds_addr,
                 status_file,
                 access_log,
+                rate_limit: rate_limit.options(),
             };
             serve(
                 Some(1),
@@ -152,10 +189,14 @@ fn main() -> ExitCode {
             config,
             xds_addr,
             status_file,
-        } => serve(
-            None,
-            gloo_proxy::control_plane::run(&config, xds_addr, status_file),
-        ),
+            rate_limit,
+        } => {
+            let rate_limit = rate_limit.options();
+            serve(
+                None,
+                gloo_proxy::control_plane::run(&config, xds_addr, status_file, &rate_limit),
+            )
+        }
         Command::Validate { dir, output } => {
             let mut stdout = std::io::stdout().lock();
             finish(cli::validate(&dir, output, &mut stdout), false)

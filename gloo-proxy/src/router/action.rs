@@ -439,6 +439,11 @@ pub struct Forward {
     pub append_x_forwarded_host: bool,
     /// How requests are hashed for ring-hash and Maglev clusters (empty: at random).
     pub hash_policies: Vec<super::hash::HashPolicy>,
+    /// The route's `rate_limits`, as configured: Envoy's rate limit filter reads them (with
+    /// its stage) when it is built for this route.
+    pub rate_limits: Vec<envoy_types::pb::envoy::config::route::v3::RateLimit>,
+    /// `include_vh_rate_limits` (deprecated in Envoy, still honoured, and what Gloo writes).
+    pub include_vh_rate_limits: bool,
 }
 
 fn regex_substitution(
@@ -599,6 +604,9 @@ impl Forward {
                         .transpose()
                 })
                 .collect::<Result<_, _>>()?,
+            rate_limits: a.rate_limits.clone(),
+            #[allow(deprecated)]
+            include_vh_rate_limits: a.include_vh_rate_limits.as_ref().is_some_and(|b| b.value),
         })
     }
 

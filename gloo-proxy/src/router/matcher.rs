@@ -230,7 +230,7 @@ enum HeaderCondition {
 }
 
 impl HeaderMatch {
-    fn compile(h: &HeaderMatcher, at: &str) -> Result<Self, RouterError> {
+    pub(crate) fn compile(h: &HeaderMatcher, at: &str) -> Result<Self, RouterError> {
         let string = |pattern: StringMatch| {
             HeaderCondition::String(StringMatchCase {
                 pattern,
@@ -264,7 +264,7 @@ impl HeaderMatch {
         })
     }
 
-    fn matches(&self, req: &RequestView<'_>) -> bool {
+    pub(crate) fn matches(&self, req: &RequestView<'_>) -> bool {
         let value = req.header(&self.name);
         let value = match (value, self.missing_as_empty) {
             (Some(v), _) => v,

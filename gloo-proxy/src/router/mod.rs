@@ -209,6 +209,7 @@ pub struct VirtualHost {
     index: PathIndex,
     headers: HeaderOps,
     per_filter: HashMap<String, Any>,
+    rate_limits: Vec<envoy_types::pb::envoy::config::route::v3::RateLimit>,
 }
 
 impl VirtualHost {
@@ -230,6 +231,11 @@ impl VirtualHost {
     /// The routes, in order.
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    /// The virtual host's `rate_limits`, as configured (Envoy's rate limit filter reads them).
+    pub fn rate_limits(&self) -> &[envoy_types::pb::envoy::config::route::v3::RateLimit] {
+        &self.rate_limits
     }
 
     fn compile(v: &PbVirtualHost, at: &str) -> Result<Self, RouterError> {
@@ -255,6 +261,7 @@ impl VirtualHost {
                 at,
             )?,
             per_filter: v.typed_per_filter_config.clone(),
+            rate_limits: v.rate_limits.clone(),
         })
     }
 

@@ -143,6 +143,17 @@ pub fn control_plane(
     status_file: Option<&Path>,
     log_dir: &Path,
 ) -> Proc {
+    control_plane_with(config_dir, xds_port, status_file, &[], log_dir)
+}
+
+/// [`control_plane`] with more arguments (`--ratelimit-server ADDR`, say).
+pub fn control_plane_with(
+    config_dir: &Path,
+    xds_port: u16,
+    status_file: Option<&Path>,
+    args: &[String],
+    log_dir: &Path,
+) -> Proc {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gloo"));
     command
         .arg("control-plane")
@@ -150,6 +161,7 @@ pub fn control_plane(
         .arg(config_dir)
         .arg("--xds-addr")
         .arg(format!("127.0.0.1:{xds_port}"))
+        .args(args)
         .env("RUST_LOG", "info");
     if let Some(status_file) = status_file {
         command.arg("--status-file").arg(status_file);
@@ -168,6 +180,26 @@ pub fn control_plane(
         panic!("{e}\n{}", gloo.logs());
     }
     gloo
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gloo YAML
+
+/// A static Upstream `<name>` (namespace `gloo-system`) to 127.0.0.1:`port`, as a YAML document.
+pub fn static_upstream_yaml(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  static:\n    hosts: [{{addr: 127.0.0.1, port: {port}}}]\n"
+    )
+}
+
+/// The Upstream `rate-limit` (127.0.0.1:`rls`) and the Settings `gloo-system.default` naming
+/// it as the rate limit server (`requestTimeout: 2s`, plus `server`, lines indented by 4),
+/// ending inside its `spec`: the caller appends more `spec` fields (indented by 2).
+pub fn rate_limit_settings_yaml(rls: u16, server: &str) -> String {
+    format!(
+        "{}---\napiVersion: gloo.solo.io/v1\nkind: Settings\nmetadata: {{name: default, namespace: gloo-system}}\nspec:\n  ratelimitServer:\n    ratelimitServerRef: {{name: rate-limit, namespace: gloo-system}}\n    requestTimeout: 2s\n{server}",
+        static_upstream_yaml("rate-limit", rls)
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use http::Request;
 
@@ -105,9 +106,16 @@ impl HeaderMatch {
     }
 }
 
+/// The closure of [`RateLimitActions::entry_fn`].
+type EntryFn = Arc<dyn Fn(&RequestHead<'_>) -> Option<String> + Send + Sync>;
+
 #[derive(Clone)]
 enum Action {
     RemoteAddress,
+    Custom {
+        key: String,
+        value: EntryFn,
+    },
     RequestHeader {
         /// Lower-cased.
         header: String,
@@ -130,6 +138,7 @@ impl fmt::Debug for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::RemoteAddress => f.write_str("RemoteAddress"),
+            Action::Custom { key, .. } => write!(f, "Custom({key})"),
             Action::RequestHeader { header, key, .. } => {
                 write!(f, "RequestHeader({header} -> {key})")
             }
@@ -164,6 +173,7 @@ impl fmt::Debug for Action {
 pub struct RateLimitActions {
     actions: Vec<Action>,
     set_style: bool,
+    hits_addend: Option<u64>,
 }
 
 impl RateLimitActions {
@@ -182,7 +192,44 @@ impl RateLimitActions {
                 value: SET_DESCRIPTOR_VALUE.into(),
             }],
             set_style: true,
+            hits_addend: None,
         }
+    }
+
+    /// How much the descriptor counts (Envoy's `RateLimit.hits_addend.number`); without it,
+    /// the request's `hits_addend` (1).
+    pub fn hits_addend(mut self, hits: u64) -> Self {
+        self.hits_addend = Some(hits);
+        self
+    }
+
+    /// `(descriptor_key, f(head))`: an entry computed from the request head; `None` produces
+    /// no descriptor, as an action that cannot produce its entry in Envoy. For what the other
+    /// actions do not cover: a router's `destination_cluster` (the cluster its route picked),
+    /// a `header_value_match` with the router's own header matchers, and so on.
+    ///
+    /// ```
+    /// use gloo_filters::ratelimit::global::{DescriptorExtractor, RateLimitActions, RateLimitPolicy};
+    ///
+    /// // ("method", <the request method>), only for writes.
+    /// let writes = RateLimitActions::new().entry_fn("method", |head| {
+    ///     (head.method() != http::Method::GET).then(|| head.method().to_string())
+    /// });
+    /// let policy = RateLimitPolicy::new().rate_limit(writes);
+    /// assert!(policy.extract(&http::Request::get("/").body(()).unwrap()).is_empty());
+    /// let post = http::Request::post("/").body(()).unwrap();
+    /// assert_eq!(policy.extract(&post)[0].entries()[0].value, "POST");
+    /// ```
+    pub fn entry_fn(
+        mut self,
+        descriptor_key: impl Into<String>,
+        f: impl Fn(&RequestHead<'_>) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.actions.push(Action::Custom {
+            key: descriptor_key.into(),
+            value: Arc::new(f),
+        });
+        self
     }
 
     /// `("remote_address", <client IP>)`. The client address is read from the request
@@ -271,6 +318,9 @@ impl RateLimitActions {
                         .or_else(|| extensions.get::<IpAddr>().copied())?;
                     descriptor.push(DescriptorEntry::new("remote_address", ip.to_string()));
                 }
+                Action::Custom { key, value } => {
+                    descriptor.push(DescriptorEntry::new(key.clone(), value(head)?));
+                }
                 Action::RequestHeader {
                     header,
                     key,
@@ -300,7 +350,11 @@ impl RateLimitActions {
                 }
             }
         }
-        (!descriptor.entries.is_empty()).then_some(descriptor)
+        if descriptor.entries.is_empty() {
+            return None;
+        }
+        descriptor.hits_addend = self.hits_addend;
+        Some(descriptor)
     }
 }
 

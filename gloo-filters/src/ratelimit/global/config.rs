@@ -330,6 +330,19 @@ impl RateLimitDomain {
         &self.name
     }
 
+    /// Checks the rules as a [`RateLimiter`](super::RateLimiter) would when given them (an
+    /// empty key, a limit of 0, two identical siblings, ...), without applying them.
+    ///
+    /// ```
+    /// use gloo_filters::ratelimit::global::{Descriptor, RateLimit, RateLimitDomain, Unit};
+    /// let bad = RateLimitDomain::new("edge")
+    ///     .descriptor(Descriptor::new("user").rate_limit(RateLimit::new(0, Unit::Minute)));
+    /// assert!(bad.validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<(), super::InvalidConfig> {
+        super::matcher::CompiledDomain::compile(self).map(|_| ())
+    }
+
     /// Adds a top-level descriptor (a rule of the tree).
     pub fn descriptor(mut self, descriptor: impl Into<Descriptor>) -> Self {
         self.descriptors.push(descriptor.into());

@@ -12,9 +12,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use super::error::StoreError;
 use super::layer::Config;
-use super::limiter::LimitFuture;
 use super::request::{Code, DescriptorStatus, RateLimitResponse};
 use crate::ratelimit::RateLimited;
 
@@ -89,6 +87,12 @@ fn append(response_headers: &mut HeaderMap, headers: HeaderMap) {
     }
 }
 
+/// Marks the answer [`GlobalRateLimit`](super::GlobalRateLimit) made itself because its
+/// limiter failed and the layer fails closed (`failure_mode_deny`): Envoy's response flag
+/// `RateLimitServiceError`. (Refusals carry [`RateLimited`] instead.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimiterFailed;
+
 fn local_reply<B: Default>(status: StatusCode) -> Response<B> {
     let mut response = Response::new(B::default());
     *response.status_mut() = status;
@@ -96,9 +100,10 @@ fn local_reply<B: Default>(status: StatusCode) -> Response<B> {
 }
 
 pin_project! {
-    /// Response future of [`GlobalRateLimit`](super::GlobalRateLimit): waits for the limiter,
-    /// then either answers the refusal itself or calls the inner service and adds the
-    /// `x-ratelimit-*` headers to its response.
+    /// Response future of [`GlobalRateLimit`](super::GlobalRateLimit): waits for the limiter's
+    /// answer (`F`, the [`RateLimitCheck`](super::RateLimitCheck)'s future), then either
+    /// answers the refusal itself or calls the inner service and adds the `x-ratelimit-*`
+    /// headers to its response.
     pub struct ResponseFuture<Svc, Req, F>
     where
         Svc: Service<Req>,
@@ -116,7 +121,7 @@ pin_project! {
     {
         Checking {
             #[pin]
-            check: LimitFuture<F>,
+            check: F,
             parts: Option<(Svc, Req)>,
             config: Config,
         },
@@ -139,12 +144,7 @@ impl<Svc: Service<Req>, Req, F> ResponseFuture<Svc, Req, F> {
         }
     }
 
-    pub(crate) fn checking(
-        check: LimitFuture<F>,
-        service: Svc,
-        request: Req,
-        config: Config,
-    ) -> Self {
+    pub(crate) fn checking(check: F, service: Svc, request: Req, config: Config) -> Self {
         Self {
             state: State::Checking {
                 check,
@@ -155,11 +155,11 @@ impl<Svc: Service<Req>, Req, F> ResponseFuture<Svc, Req, F> {
     }
 }
 
-impl<Svc, ReqB, ResB, F> Future for ResponseFuture<Svc, Request<ReqB>, F>
+impl<Svc, ReqB, ResB, F, E> Future for ResponseFuture<Svc, Request<ReqB>, F>
 where
     Svc: Service<Request<ReqB>, Response = Response<ResB>>,
     ResB: Default,
-    F: Future<Output = Result<Vec<u64>, StoreError>>,
+    F: Future<Output = Result<RateLimitResponse, E>>,
 {
     type Output = Result<Response<ResB>, Svc::Error>;
 
@@ -178,39 +178,44 @@ where
                     };
                     let headers = match verdict {
                         Ok(answer) => {
-                            let headers = if config.x_ratelimit_headers {
+                            let mut headers = if config.x_ratelimit_headers {
                                 x_ratelimit_headers(&answer.statuses)
                             } else {
                                 None
                             };
                             if answer.is_over_limit() {
-                                self.as_mut().project().state.set(State::Done);
-                                let mut response = local_reply(StatusCode::TOO_MANY_REQUESTS);
-                                response.extensions_mut().insert(RateLimited);
                                 if config.x_envoy_ratelimited {
-                                    response.headers_mut().insert(
+                                    headers.get_or_insert_with(HeaderMap::new).insert(
                                         X_ENVOY_RATELIMITED.clone(),
                                         HeaderValue::from_static("true"),
                                     );
                                 }
-                                if let Some(headers) = headers {
-                                    append(response.headers_mut(), headers);
-                                }
-                                if config.retry_after {
-                                    if let Some(seconds) = retry_after_seconds(&answer) {
-                                        response
-                                            .headers_mut()
-                                            .insert(RETRY_AFTER, HeaderValue::from(seconds));
+                                if config.enforce {
+                                    self.as_mut().project().state.set(State::Done);
+                                    let mut response = local_reply(config.rate_limited_status);
+                                    response.extensions_mut().insert(RateLimited);
+                                    if let Some(headers) = headers {
+                                        append(response.headers_mut(), headers);
                                     }
+                                    if config.retry_after {
+                                        if let Some(seconds) = retry_after_seconds(&answer) {
+                                            response
+                                                .headers_mut()
+                                                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+                                        }
+                                    }
+                                    return Poll::Ready(Ok(response));
                                 }
-                                return Poll::Ready(Ok(response));
                             }
                             headers
                         }
                         Err(_) if config.failure_mode_deny => {
-                            // Envoy: `500`, empty body, response flag RateLimitServiceError.
+                            // Envoy: `status_on_error` (500), empty body, response flag
+                            // RateLimitServiceError.
                             self.as_mut().project().state.set(State::Done);
-                            return Poll::Ready(Ok(local_reply(StatusCode::INTERNAL_SERVER_ERROR)));
+                            let mut response = local_reply(config.status_on_error);
+                            response.extensions_mut().insert(LimiterFailed);
+                            return Poll::Ready(Ok(response));
                         }
                         // Fail open: the request goes on without headers.
                         Err(_) => None,

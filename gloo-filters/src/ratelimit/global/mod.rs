@@ -18,7 +18,9 @@
 //!   limits per client address) as domain rules plus the actions that feed them.
 //! * [`GlobalRateLimitLayer`]: the HTTP middleware; a [`DescriptorExtractor`] (Envoy's route
 //!   `rate_limits` as a [`RateLimitPolicy`] of [`RateLimitActions`], or a [`DescriptorFn`])
-//!   builds the descriptors from the request head.
+//!   builds the descriptors from the request head, and a [`RateLimitCheck`] answers: the
+//!   [`RateLimiter`] in-process, or (feature `rls`) `rls::RateLimitClient`, Envoy's gRPC call
+//!   to a remote rate limit service.
 //!
 //! # Matching (envoyproxy/ratelimit `GetLimit`, Gloo)
 //!
@@ -53,13 +55,19 @@
 //!
 //! # The middleware (Envoy's rate limit filter)
 //!
-//! * No descriptor built: the limiter is not asked.
-//! * Over limit: `429`, empty body, `x-envoy-ratelimited: true`, the [`RateLimited`] marker in
-//!   the extensions; the inner service is not called.
-//! * The limiter fails (Redis down, or slower than the store's timeout): the request passes
+//! * A request outside the [`request_type`](GlobalRateLimitLayer::request_type) (internal
+//!   requests carry `x-envoy-internal: true`), or with no descriptor built: the limiter is
+//!   not asked.
+//! * Over limit: [`rate_limited_status`](GlobalRateLimitLayer::rate_limited_status) (`429`),
+//!   empty body, `x-envoy-ratelimited: true`, the [`RateLimited`] marker in the extensions;
+//!   the inner service is not called. With [`enforce(false)`](GlobalRateLimitLayer::enforce)
+//!   the request passes instead, its response marked `x-envoy-ratelimited: true`.
+//! * The limiter fails (Redis down or slower than the store's timeout, the rate limit service
+//!   unreachable, slower than the client's timeout or answering an error): the request passes
 //!   (Envoy's default `failure_mode_deny: false`), or with
-//!   [`failure_mode_deny(true)`](GlobalRateLimitLayer::failure_mode_deny) is answered `500`
-//!   with an empty body, as Envoy does.
+//!   [`failure_mode_deny(true)`](GlobalRateLimitLayer::failure_mode_deny) is answered
+//!   [`status_on_error`](GlobalRateLimitLayer::status_on_error) (`500`) with an empty body
+//!   and the [`LimiterFailed`] marker, as Envoy does.
 //! * [`x_ratelimit_headers(true)`](GlobalRateLimitLayer::x_ratelimit_headers): Envoy's draft 03
 //!   headers on passed and refused answers: `x-ratelimit-limit: 10, 10;w=60, 100;w=3600`,
 //!   `x-ratelimit-remaining`, `x-ratelimit-reset` (seconds), from the status closest to its
@@ -121,6 +129,7 @@
 
 mod actions;
 mod basic;
+mod check;
 mod config;
 mod error;
 mod future;
@@ -135,10 +144,11 @@ pub use self::actions::{
     DescriptorExtractor, DescriptorFn, HeaderMatch, RateLimitActions, RateLimitPolicy,
 };
 pub use self::basic::{BasicRateLimit, DEFAULT_USER_ID_HEADER};
+pub use self::check::RateLimitCheck;
 pub use self::config::{Descriptor, RateLimit, RateLimitDomain, SetDescriptor, Unit};
 pub use self::error::{InvalidConfig, LimitError, StoreError};
-pub use self::future::ResponseFuture;
-pub use self::layer::GlobalRateLimitLayer;
+pub use self::future::{LimiterFailed, ResponseFuture};
+pub use self::layer::{GlobalRateLimitLayer, RequestType};
 pub use self::limiter::{LimitFuture, RateLimiter};
 pub use self::request::{
     Code, DescriptorEntry, DescriptorStatus, RateLimitDescriptor, RateLimitRequest,

@@ -8,34 +8,38 @@ use http::{Request, Response};
 use tower::Service;
 
 use super::actions::DescriptorExtractor;
+use super::check::RateLimitCheck;
 use super::future::ResponseFuture;
 use super::layer::Config;
 use super::limiter::RateLimiter;
 use super::request::RateLimitRequest;
-use super::store::{CounterStore, MemoryStore};
 
-/// Middleware that asks a [`RateLimiter`] about each request and answers `429` (empty body,
-/// `x-envoy-ratelimited: true`, the [`RateLimited`](crate::ratelimit::RateLimited) marker)
-/// when it says over limit, as Envoy's rate limit filter does.
+/// `x-envoy-internal`: a request is internal when it says `true`.
+static X_ENVOY_INTERNAL: http::HeaderName = http::HeaderName::from_static("x-envoy-internal");
+
+/// Middleware that asks a [`RateLimitCheck`] (a [`RateLimiter`], a remote rate limit service)
+/// about each request and answers `429` (empty body, `x-envoy-ratelimited: true`, the
+/// [`RateLimited`](crate::ratelimit::RateLimited) marker) when it says over limit, as Envoy's
+/// rate limit filter does.
 ///
 /// Build it with [`GlobalRateLimitLayer`](super::GlobalRateLimitLayer); see the
 /// [module docs](super) for the semantics. The inner service must be `Clone`: the request
 /// waits for the limiter before it is handed to the (ready) inner service.
-pub struct GlobalRateLimit<Svc, X, S = MemoryStore> {
+pub struct GlobalRateLimit<Svc, X, L = RateLimiter> {
     inner: Svc,
     config: Config,
     domain: Arc<str>,
     extractor: X,
-    limiter: RateLimiter<S>,
+    limiter: L,
 }
 
-impl<Svc, X, S> GlobalRateLimit<Svc, X, S> {
+impl<Svc, X, L> GlobalRateLimit<Svc, X, L> {
     pub(crate) fn from_parts(
         inner: Svc,
         config: Config,
         domain: Arc<str>,
         extractor: X,
-        limiter: RateLimiter<S>,
+        limiter: L,
     ) -> Self {
         Self {
             inner,
@@ -62,22 +66,29 @@ impl<Svc, X, S> GlobalRateLimit<Svc, X, S> {
     }
 }
 
-impl<Svc, X, S, ReqB, ResB> Service<Request<ReqB>> for GlobalRateLimit<Svc, X, S>
+impl<Svc, X, L, ReqB, ResB> Service<Request<ReqB>> for GlobalRateLimit<Svc, X, L>
 where
     Svc: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     X: DescriptorExtractor,
-    S: CounterStore,
+    L: RateLimitCheck,
     ResB: Default,
 {
     type Response = Response<ResB>;
     type Error = Svc::Error;
-    type Future = ResponseFuture<Svc, Request<ReqB>, S::Future>;
+    type Future = ResponseFuture<Svc, Request<ReqB>, L::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let internal = req
+            .headers()
+            .get(&X_ENVOY_INTERNAL)
+            .is_some_and(|v| v == "true");
+        if !self.config.request_type.applies(internal) {
+            return ResponseFuture::inner(self.inner.call(req));
+        }
         let descriptors = self.extractor.extract(&req);
         if descriptors.is_empty() {
             // Envoy calls the service only when some descriptor was built.
@@ -85,7 +96,7 @@ where
         }
         let check = self
             .limiter
-            .should_rate_limit(&RateLimitRequest::new(&*self.domain).descriptors(descriptors));
+            .check(RateLimitRequest::new(&*self.domain).descriptors(descriptors));
         // The ready service goes with the request; this one keeps a fresh clone, which must
         // be driven to readiness by the next `poll_ready` (tower's usual clone-and-swap).
         let clone = self.inner.clone();
@@ -94,7 +105,7 @@ where
     }
 }
 
-impl<Svc: Clone, X: Clone, S> Clone for GlobalRateLimit<Svc, X, S> {
+impl<Svc: Clone, X: Clone, L: Clone> Clone for GlobalRateLimit<Svc, X, L> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -106,7 +117,7 @@ impl<Svc: Clone, X: Clone, S> Clone for GlobalRateLimit<Svc, X, S> {
     }
 }
 
-impl<Svc: fmt::Debug, X: fmt::Debug, S: fmt::Debug> fmt::Debug for GlobalRateLimit<Svc, X, S> {
+impl<Svc: fmt::Debug, X: fmt::Debug, L: fmt::Debug> fmt::Debug for GlobalRateLimit<Svc, X, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GlobalRateLimit")
             .field("inner", &self.inner)

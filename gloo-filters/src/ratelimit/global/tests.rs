@@ -757,6 +757,7 @@ async fn store_failures_follow_failure_mode_deny() {
         .expect("infallible");
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(res.extensions().get::<RateLimited>().is_none());
+    assert!(res.extensions().get::<LimiterFailed>().is_some());
     let body = res.into_body().collect().await.expect("body").to_bytes();
     assert!(body.is_empty());
     assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -900,4 +901,219 @@ async fn basic_limits_count_users_and_anonymous_addresses_apart() {
         status(&other, user([192, 0, 2, 1], None)).await,
         StatusCode::OK
     );
+}
+
+/// A limiter with one descriptor `user` of 1 per minute, and a service counting calls.
+fn one_per_user() -> RateLimiter {
+    TestClock::at(60 + 10).limiter(
+        RateLimitDomain::new("edge").descriptor(Descriptor::new("user").rate_limit(limit(1))),
+    )
+}
+
+fn by_user() -> RateLimitPolicy {
+    RateLimitPolicy::new().rate_limit(RateLimitActions::new().request_header("x-user", "user"))
+}
+
+#[tokio::test]
+async fn request_type_picks_internal_or_external_requests_as_envoy_does() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let internal = |user: &str| {
+        let mut req = from([192, 0, 2, 1], Some(user));
+        req.headers_mut()
+            .insert("x-envoy-internal", http::HeaderValue::from_static("true"));
+        req
+    };
+    let status = |svc: &GlobalRateLimit<_, RateLimitPolicy>, req| {
+        let svc = svc.clone();
+        async move { svc.oneshot(req).await.expect("infallible").status() }
+    };
+
+    // `external`: internal requests are never counted.
+    let external = GlobalRateLimitLayer::new(one_per_user(), "edge", by_user())
+        .request_type(RequestType::External)
+        .layer(counting(calls.clone()));
+    for _ in 0..3 {
+        assert_eq!(status(&external, internal("alice")).await, StatusCode::OK);
+    }
+    assert_eq!(
+        status(&external, from([192, 0, 2, 1], Some("alice"))).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&external, from([192, 0, 2, 1], Some("alice"))).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // `internal`: only `x-envoy-internal: true` counts (any other value is external).
+    let only_internal = GlobalRateLimitLayer::new(one_per_user(), "edge", by_user())
+        .request_type(RequestType::Internal)
+        .layer(counting(calls.clone()));
+    let mut not_true = from([192, 0, 2, 1], Some("bob"));
+    not_true
+        .headers_mut()
+        .insert("x-envoy-internal", http::HeaderValue::from_static("yes"));
+    assert_eq!(status(&only_internal, not_true).await, StatusCode::OK);
+    assert_eq!(
+        status(&only_internal, from([192, 0, 2, 1], Some("bob"))).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&only_internal, internal("bob")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&only_internal, internal("bob")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(RequestType::from_envoy("both"), Some(RequestType::Both));
+    assert_eq!(
+        RequestType::from_envoy("external"),
+        Some(RequestType::External)
+    );
+    assert_eq!(RequestType::from_envoy("Both"), None);
+}
+
+#[tokio::test]
+async fn statuses_and_enforcement_follow_envoys_options() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    // `rate_limited_status`: 503 is used; below 400 Envoy (and this layer) use 429.
+    let custom = GlobalRateLimitLayer::new(one_per_user(), "edge", by_user())
+        .rate_limited_status(StatusCode::SERVICE_UNAVAILABLE)
+        .layer(counting(calls.clone()));
+    custom
+        .clone()
+        .oneshot(from([192, 0, 2, 1], Some("a")))
+        .await
+        .expect("infallible");
+    let refused = custom
+        .oneshot(from([192, 0, 2, 1], Some("a")))
+        .await
+        .expect("infallible");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&refused, "x-envoy-ratelimited"), "true");
+    let low = GlobalRateLimitLayer::new(one_per_user(), "edge", by_user())
+        .rate_limited_status(StatusCode::OK)
+        .layer(counting(calls.clone()));
+    low.clone()
+        .oneshot(from([192, 0, 2, 1], Some("a")))
+        .await
+        .expect("infallible");
+    let refused = low
+        .oneshot(from([192, 0, 2, 1], Some("a")))
+        .await
+        .expect("infallible");
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Not enforced: the over-limit request passes, marked, with the headers.
+    let before = calls.load(Ordering::SeqCst);
+    let shadow = GlobalRateLimitLayer::new(one_per_user(), "edge", by_user())
+        .enforce(false)
+        .x_ratelimit_headers(true)
+        .layer(counting(calls.clone()));
+    let first = shadow
+        .clone()
+        .oneshot(from([192, 0, 2, 1], Some("a")))
+        .await
+        .expect("infallible");
+    assert!(first.headers().get("x-envoy-ratelimited").is_none());
+    let over = shadow
+        .oneshot(from([192, 0, 2, 1], Some("a")))
+        .await
+        .expect("infallible");
+    assert_eq!(over.status(), StatusCode::OK);
+    assert_eq!(header(&over, "x-envoy-ratelimited"), "true");
+    assert_eq!(header(&over, "x-ratelimit-remaining"), "0");
+    assert_eq!(calls.load(Ordering::SeqCst), before + 2);
+
+    // `status_on_error` when failing closed.
+    let broken = RateLimiter::new(Broken)
+        .domain(
+            RateLimitDomain::new("edge").descriptor(Descriptor::new("user").rate_limit(limit(1))),
+        )
+        .expect("valid");
+    let closed = GlobalRateLimitLayer::new(broken, "edge", by_user())
+        .failure_mode_deny(true)
+        .status_on_error(StatusCode::SERVICE_UNAVAILABLE)
+        .layer(counting(calls.clone()));
+    let res = closed
+        .oneshot(from([192, 0, 2, 1], Some("a")))
+        .await
+        .expect("infallible");
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// A decider that answers from a fixed script and records what it was asked.
+#[derive(Clone, Default)]
+struct Scripted {
+    asked: Arc<std::sync::Mutex<Vec<RateLimitRequest>>>,
+    over: bool,
+}
+
+impl RateLimitCheck for Scripted {
+    type Error = &'static str;
+    type Future = Ready<Result<RateLimitResponse, &'static str>>;
+    fn check(&self, request: RateLimitRequest) -> Self::Future {
+        let n = request.get_descriptors().len();
+        self.asked.lock().expect("lock").push(request);
+        let code = if self.over { Code::OverLimit } else { Code::Ok };
+        let status = DescriptorStatus {
+            code,
+            current_limit: Some(RateLimit::new(7, Unit::Second)),
+            limit_remaining: 0,
+            duration_until_reset: Some(Duration::from_secs(1)),
+        };
+        ready(Ok(RateLimitResponse {
+            overall_code: code,
+            statuses: vec![status; n],
+        }))
+    }
+}
+
+#[tokio::test]
+async fn any_decider_can_answer_and_sees_domain_descriptors_and_hits() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let decider = Scripted {
+        over: true,
+        ..Default::default()
+    };
+    let policy = RateLimitPolicy::new()
+        .rate_limit(
+            RateLimitActions::new()
+                .entry_fn("destination_cluster", |head| {
+                    head.headers()
+                        .get("x-cluster")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                })
+                .hits_addend(3),
+        )
+        .rate_limit(RateLimitActions::new().remote_address());
+    let svc = GlobalRateLimitLayer::new(decider.clone(), "crd", policy)
+        .x_ratelimit_headers(true)
+        .layer(counting(calls.clone()));
+    let mut req = from([192, 0, 2, 9], None);
+    req.headers_mut()
+        .insert("x-cluster", http::HeaderValue::from_static("petstore"));
+    let res = svc.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&res, "x-ratelimit-limit"), "7, 7;w=1, 7;w=1");
+    // No `x-cluster`: the custom entry drops its descriptor, the other remains.
+    svc.oneshot(from([192, 0, 2, 9], None))
+        .await
+        .expect("infallible");
+    let asked = decider.asked.lock().expect("lock").clone();
+    assert_eq!(
+        asked,
+        vec![
+            RateLimitRequest::new("crd")
+                .descriptor(
+                    RateLimitDescriptor::new()
+                        .entry("destination_cluster", "petstore")
+                        .hits_addend(3)
+                )
+                .descriptor(desc(&[("remote_address", "192.0.2.9")])),
+            RateLimitRequest::new("crd").descriptor(desc(&[("remote_address", "192.0.2.9")])),
+        ]
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
