@@ -1024,7 +1024,10 @@ fn the_user_id_header_is_the_one_ext_auth_settings_name() {
     let t = translate(&docs(&[
         &up(),
         &rl_upstream(),
-        &settings("", "extauth:\n  userIdHeader: x-authenticated-user\n"),
+        &settings(
+            "",
+            "extauth:\n  extauthzServerRef: {name: up, namespace: gloo-system}\n  userIdHeader: x-authenticated-user\n",
+        ),
         &limited_vs("default", BASIC, ""),
     ]));
     assert_no_rejections(&t);
