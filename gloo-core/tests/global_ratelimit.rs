@@ -1176,3 +1176,69 @@ fn filters_of_one_stage_are_ordered_by_domain_as_gloo_sorts_them() {
         ]
     );
 }
+
+#[test]
+fn a_rejected_edit_keeps_the_last_good_descriptors_for_the_rate_limit_server() {
+    // The virtual hosts that use a rejected RateLimitConfig (or the Settings' descriptors)
+    // keep serving their last good version, so the server keeps the matching descriptors.
+    let mut translator = Translator::new();
+    let settings_with = |n: u32| {
+        settings(
+            "",
+            &format!(
+                "ratelimit:\n  descriptors:\n  - key: generic_key\n    value: per-minute\n    rateLimit: {{requestsPerUnit: {n}, unit: MINUTE}}\n"
+            ),
+        )
+    };
+    let vs = limited_vs("default", POLICY_REF, "");
+    let configs = |t: &gloo_core::translate::Translation| {
+        serde_json::to_value(&t.rate_limit_server_configs).unwrap()
+    };
+    let good = translate_with(
+        &mut translator,
+        &docs(&[
+            &up(),
+            &rl_upstream(),
+            &settings_with(5),
+            &my_rate_limit_policy(""),
+            &vs,
+        ]),
+    );
+    assert_no_rejections(&good);
+    let expected = configs(&good);
+    assert_eq!(expected[0]["domain"], "custom");
+    assert_eq!(expected[1]["domain"], "crd");
+    // Both sources broken: both Rejected, the server config unchanged.
+    let broken_policy =
+        my_rate_limit_policy("").replace("requestsPerUnit: 1", "requestsPerUnit: 0");
+    let bad = translate_with(
+        &mut translator,
+        &docs(&[
+            &up(),
+            &rl_upstream(),
+            &settings_with(0),
+            &broken_policy,
+            &vs,
+        ]),
+    );
+    assert_eq!(status(&bad, Kind::Settings, &gs("default")).state, Rejected);
+    assert_eq!(configs(&bad), expected);
+    // A good edit applies; a removed RateLimitConfig is forgotten.
+    let edited = translate_with(
+        &mut translator,
+        &docs(&[
+            &up(),
+            &rl_upstream(),
+            &settings_with(7),
+            &limited_vs("default", "", ""),
+        ]),
+    );
+    assert_no_rejections(&edited);
+    assert_eq!(
+        configs(&edited),
+        json!([{
+            "domain": "custom",
+            "descriptors": [{"key": "generic_key", "value": "per-minute", "rateLimit": {"unit": "MINUTE", "requestsPerUnit": 7}}],
+        }])
+    );
+}

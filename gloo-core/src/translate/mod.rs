@@ -96,7 +96,8 @@ pub struct Translation {
     /// Every status.
     pub reports: Reports,
     /// What the rate limit server must load for this configuration, per domain (see
-    /// [`rate_limit_server_configs`]).
+    /// [`rate_limit_server_configs`]); a rejected Settings or RateLimitConfig contributes its
+    /// last good version.
     pub rate_limit_server_configs: Vec<crate::model::ratelimit::ServerRateLimitConfig>,
 }
 
@@ -147,6 +148,8 @@ pub struct Translator {
     /// Settings `extauth.userIdHeader` the cached virtual hosts were translated with (their
     /// basic rate limits read it).
     user_id_header: String,
+    /// The rate limit server's sources, with the last good version of each rejected one.
+    rate_limit_sources: ratelimit::LastGoodLimits,
     /// RateLimitConfigs the cached virtual hosts were translated with (their actions are
     /// copied into the virtual hosts and routes that reference them).
     rate_limit_configs:
@@ -234,7 +237,8 @@ impl Translator {
         self.clusters
             .retain(|r, _| snapshot.upstreams.contains_key(r));
         self.last = proxies.clone();
-        let rate_limit_server_configs = ratelimit::server_configs_of(snapshot, &models);
+        self.rate_limit_sources.update(snapshot);
+        let rate_limit_server_configs = self.rate_limit_sources.server_configs(&models);
         Translation {
             proxies,
             reports,

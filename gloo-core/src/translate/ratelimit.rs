@@ -991,7 +991,8 @@ pub(crate) fn validate_settings(
 ///
 /// What fails validation ([`ServiceSettings::validate`](crate::model::ratelimit::ServiceSettings::validate),
 /// [`RateLimitConfigSpec::validate`], reported on the resource by translation) is left out, as
-/// the server would refuse it.
+/// the server would refuse it; a [`Translation`](super::Translation) uses its last good version
+/// instead, as the virtual hosts that use it keep theirs.
 ///
 /// ```
 /// use gloo_core::source::{ConfigSource, MemorySource};
@@ -1021,63 +1022,108 @@ pub fn server_configs(snapshot: &ConfigSnapshot) -> Vec<ServerRateLimitConfig> {
         &mut crate::resolve::ResolveCache::default(),
         &mut crate::status::Reports::default(),
     );
-    server_configs_of(snapshot, &models)
+    let mut sources = LastGoodLimits::default();
+    sources.update(snapshot);
+    sources.server_configs(&models)
 }
 
-/// [`server_configs`] with the proxies already resolved.
-pub(crate) fn server_configs_of(
-    snapshot: &ConfigSnapshot,
+/// The rate limit server's sources of a run of snapshots: each Settings' `ratelimit` and each
+/// RateLimitConfig that validates, and for one that does not (Rejected, reported by
+/// translation), its last good version, as the virtual hosts that use it keep theirs serving.
+/// A source no longer in the snapshot is forgotten. A translator keeps one.
+#[derive(Debug, Default)]
+pub(crate) struct LastGoodLimits {
+    settings: std::collections::BTreeMap<ResourceRef, crate::model::ratelimit::ServiceSettings>,
+    configs: std::collections::BTreeMap<ResourceRef, crate::model::ratelimit::RawRateLimitConfig>,
+}
+
+impl LastGoodLimits {
+    /// Takes `snapshot`'s sources (see the type's docs).
+    pub(crate) fn update(&mut self, snapshot: &ConfigSnapshot) {
+        let mut settings = std::collections::BTreeMap::new();
+        for (reference, entry) in &snapshot.settings {
+            let Some(service) = &entry.object.spec.ratelimit else {
+                continue;
+            };
+            let good = if service.validate().is_empty() {
+                Some(service.clone())
+            } else {
+                self.settings.remove(reference)
+            };
+            if let Some(good) = good {
+                settings.insert(reference.clone(), good);
+            }
+        }
+        let mut configs = std::collections::BTreeMap::new();
+        for (reference, entry) in &snapshot.rate_limit_configs {
+            let spec = &entry.object.spec;
+            let good = match (&spec.raw, spec.validate().is_empty()) {
+                (Some(raw), true) => Some(raw.clone()),
+                (None, true) => None,
+                (_, false) => self.configs.remove(reference),
+            };
+            if let Some(good) = good {
+                configs.insert(reference.clone(), good);
+            }
+        }
+        self.settings = settings;
+        self.configs = configs;
+    }
+
+    /// The server configs of these sources and of the resolved proxies' basic limits.
+    pub(crate) fn server_configs(
+        &self,
+        models: &std::collections::BTreeMap<String, crate::resolve::ProxyModel>,
+    ) -> Vec<ServerRateLimitConfig> {
+        let mut custom = ServerRateLimitConfig {
+            domain: Some(CUSTOM_DOMAIN.to_string()),
+            ..Default::default()
+        };
+        for service in self.settings.values() {
+            custom
+                .descriptors
+                .extend(service.descriptors.iter().cloned());
+            custom
+                .set_descriptors
+                .extend(service.set_descriptors.iter().cloned());
+        }
+        let mut crd = ServerRateLimitConfig {
+            domain: Some(CRD_DOMAIN.to_string()),
+            ..Default::default()
+        };
+        for (reference, raw) in &self.configs {
+            let key = config_key(reference);
+            if !raw.descriptors.is_empty() {
+                crd.descriptors.push(Descriptor {
+                    key: Some(GENERIC_KEY.to_string()),
+                    value: Some(key.clone()),
+                    descriptors: raw.descriptors.clone(),
+                    ..Default::default()
+                });
+            }
+            crd.set_descriptors
+                .extend(raw.set_descriptors.iter().map(|set| {
+                    let mut scoped = set.clone();
+                    scoped.simple_descriptors.insert(
+                        0,
+                        SimpleDescriptor {
+                            key: Some(GENERIC_KEY.to_string()),
+                            value: Some(key.clone()),
+                        },
+                    );
+                    scoped
+                }));
+        }
+        server_configs_with(custom, crd, models)
+    }
+}
+
+/// `custom` and `crd`, then the `ingress` domain of the resolved proxies' basic limits.
+fn server_configs_with(
+    custom: ServerRateLimitConfig,
+    crd: ServerRateLimitConfig,
     models: &std::collections::BTreeMap<String, crate::resolve::ProxyModel>,
 ) -> Vec<ServerRateLimitConfig> {
-    let mut custom = ServerRateLimitConfig {
-        domain: Some(CUSTOM_DOMAIN.to_string()),
-        ..Default::default()
-    };
-    for entry in snapshot.settings.values() {
-        let Some(service) = &entry.object.spec.ratelimit else {
-            continue;
-        };
-        if !service.validate().is_empty() {
-            continue;
-        }
-        custom
-            .descriptors
-            .extend(service.descriptors.iter().cloned());
-        custom
-            .set_descriptors
-            .extend(service.set_descriptors.iter().cloned());
-    }
-    let mut crd = ServerRateLimitConfig {
-        domain: Some(CRD_DOMAIN.to_string()),
-        ..Default::default()
-    };
-    for (reference, entry) in &snapshot.rate_limit_configs {
-        let spec = &entry.object.spec;
-        let Some(raw) = spec.raw.as_ref().filter(|_| spec.validate().is_empty()) else {
-            continue;
-        };
-        let key = config_key(reference);
-        if !raw.descriptors.is_empty() {
-            crd.descriptors.push(Descriptor {
-                key: Some(GENERIC_KEY.to_string()),
-                value: Some(key.clone()),
-                descriptors: raw.descriptors.clone(),
-                ..Default::default()
-            });
-        }
-        crd.set_descriptors
-            .extend(raw.set_descriptors.iter().map(|set| {
-                let mut scoped = set.clone();
-                scoped.simple_descriptors.insert(
-                    0,
-                    SimpleDescriptor {
-                        key: Some(GENERIC_KEY.to_string()),
-                        value: Some(key.clone()),
-                    },
-                );
-                scoped
-            }));
-    }
     // One descriptor per name: a virtual host served by several Gateways (or proxies) is the
     // same virtual host, with the same limits.
     let mut basic = std::collections::BTreeMap::new();
