@@ -57,7 +57,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 pub use clusters::{Endpoint, Endpoints};
 pub use jwt::{JWT_AFTER_EXT_AUTH_FILTER, JWT_FILTER};
-pub use names::{cluster_name, route_config_name};
+pub use names::{cluster_name, kube_upstream_name, route_config_name};
 pub use ratelimit::{
     server_configs as rate_limit_server_configs, CRD_DOMAIN, CUSTOM_DOMAIN, RATELIMIT_FILTER,
     SET_DESCRIPTOR_VALUE,
