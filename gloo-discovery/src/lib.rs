@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 mod plugin;
 mod runner;
 
