@@ -68,15 +68,15 @@ pub(crate) struct Parsed {
     error: Option<LoadError>,
 }
 
-/// The metadata fields gloo-core's `ObjectMeta` reads; the API server's others
+/// The metadata fields kept for gloo-core's `ObjectMeta`. The API server's others
 /// (`deletionTimestamp`, `selfLink`, ...) are dropped before parsing, and so are the bulky
-/// `managedFields`.
+/// `managedFields` and `resourceVersion`: it changes with every status write, and a status
+/// write must not look like a new version of the resource (`generation` tells spec changes).
 const KEPT_METADATA: &[&str] = &[
     "name",
     "namespace",
     "labels",
     "annotations",
-    "resourceVersion",
     "generation",
     "uid",
     "creationTimestamp",
