@@ -357,11 +357,11 @@ fn backend(service: &str, port: Value) -> Value {
     json!({"service": {"name": service, "port": port}})
 }
 
-/// `(virtual host, domains, [match, cluster])` of every virtual host in the proxy's route
-/// configurations, from the xDS JSON.
-fn hosts(
-    translation: &gloo_core::translate::Translation,
-) -> Vec<(String, Value, Vec<(Value, Value)>)> {
+/// A virtual host: its name, its domains and its routes' `(match, cluster)`.
+type Host = (String, Value, Vec<(Value, Value)>);
+
+/// Every virtual host in the proxy's route configurations, from the xDS JSON.
+fn hosts(translation: &gloo_core::translate::Translation) -> Vec<Host> {
     let json = translation.proxies["gateway-proxy"].to_json().unwrap();
     let mut out = Vec::new();
     for config in json["routes"].as_array().into_iter().flatten() {

@@ -634,7 +634,7 @@ fn event_for(w: &Watcher, entry: &LogEntry, types: &[ResourceType]) -> Option<By
     }
     let matches = |o: &Value| w.labels.matches(o) && fields_match(&w.fields, o);
     let now = entry.change != Change::Deleted && matches(&entry.object);
-    let before = entry.previous.as_ref().is_some_and(|p| matches(p));
+    let before = entry.previous.as_ref().is_some_and(matches);
     let kind = match (entry.change, before, now) {
         (Change::Deleted, true, _) => "DELETED",
         (Change::Deleted, false, _) => return None,
