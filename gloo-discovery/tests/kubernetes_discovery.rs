@@ -266,26 +266,13 @@ async fn endpoint_slices_give_ready_endpoints_on_the_named_port_with_pod_labels(
             {"name": "metrics", "port": 9090, "targetPort": 9091}
         ]}}),
     ));
-    fake.apply(pod(
-        "web-1",
-        "10.0.0.1",
-        json!({"app": "web", "version": "v1"}),
-    ));
-    fake.apply(pod(
-        "web-2",
-        "10.0.0.2",
-        json!({"app": "web", "version": "v2"}),
-    ));
-    fake.apply(pod(
-        "web-3",
-        "10.0.0.3",
-        json!({"app": "web", "version": "v2"}),
-    ));
-    fake.apply(pod(
-        "web-4",
-        "10.0.0.4",
-        json!({"app": "web", "version": "v1"}),
-    ));
+    for (n, version) in [(1, "v1"), (2, "v2"), (3, "v2"), (4, "v1")] {
+        fake.apply(pod(
+            &format!("web-{n}"),
+            &format!("10.0.0.{n}"),
+            json!({"app": "web", "version": version}),
+        ));
+    }
     // Ports listed in another order than the Service's: matched by name.
     let ports = json!([{"name": "metrics", "port": 9091}, {"name": "http", "port": 8080}]);
     fake.apply(slice(
@@ -369,12 +356,12 @@ async fn endpoint_slices_give_ready_endpoints_on_the_named_port_with_pod_labels(
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_410_gone_relists_and_nothing_is_lost() {
+/// A fake with Service `web`, Pod `web-1` and a slice with its ready endpoint; and the slice's
+/// ports.
+async fn one_web_endpoint() -> (Arc<FakeApiServer>, Value) {
     let fake = FakeApiServer::start().await;
     fake.apply(service("default", "web", json!({})));
     fake.apply(pod("web-1", "10.0.0.1", json!({"app": "web"})));
-    fake.apply(pod("web-2", "10.0.0.2", json!({"app": "web"})));
     let ports = json!([{"name": "http", "port": 8080}]);
     fake.apply(slice(
         "web-a",
@@ -382,6 +369,13 @@ async fn a_410_gone_relists_and_nothing_is_lost() {
         ports.clone(),
         json!([endpoint("10.0.0.1", Some(true), Some("web-1"))]),
     ));
+    (fake, ports)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_gone_relists_and_nothing_is_lost() {
+    let (fake, ports) = one_web_endpoint().await;
+    fake.apply(pod("web-2", "10.0.0.2", json!({"app": "web"})));
     let running = start(&fake, Arc::new(MemorySource::new("config")), |d| d);
     let mut endpoints = running.endpoints();
     let mut source = running.subscribe();
@@ -431,16 +425,7 @@ async fn a_410_gone_relists_and_nothing_is_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_server_down_at_start_or_mid_run_keeps_the_last_endpoints_and_recovers() {
-    let fake = FakeApiServer::start().await;
-    fake.apply(service("default", "web", json!({})));
-    fake.apply(pod("web-1", "10.0.0.1", json!({"app": "web"})));
-    let ports = json!([{"name": "http", "port": 8080}]);
-    fake.apply(slice(
-        "web-a",
-        "web",
-        ports.clone(),
-        json!([endpoint("10.0.0.1", Some(true), Some("web-1"))]),
-    ));
+    let (fake, ports) = one_web_endpoint().await;
     fake.stop().await;
 
     let running = start(&fake, Arc::new(MemorySource::new("config")), |d| d);

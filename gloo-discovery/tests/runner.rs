@@ -12,7 +12,10 @@ use gloo_core::translate::{Endpoint, Endpoints};
 use gloo_discovery::{
     BoxFuture, Discovery, DiscoveryContext, DiscoveryError, DiscoveryRunner, Upstream,
 };
+use support::wait_for;
 use tokio::sync::watch;
+
+mod support;
 
 fn upstream(namespace: &str, name: &str, yaml_spec: &str) -> Upstream {
     let spec: UpstreamSpec = parse_spec(yaml_spec);
@@ -52,24 +55,6 @@ fn upstream_names(snapshot: &SourceSnapshot) -> Vec<(String, String)> {
         .collect();
     names.sort();
     names
-}
-
-async fn wait_for<T: Clone>(
-    rx: &mut watch::Receiver<T>,
-    what: &str,
-    mut ok: impl FnMut(&T) -> bool,
-) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let current = rx.borrow_and_update().clone();
-        if ok(&current) {
-            return current;
-        }
-        tokio::select! {
-            changed = rx.changed() => assert!(changed.is_ok(), "channel closed waiting for {what}"),
-            _ = tokio::time::sleep_until(deadline) => panic!("timed out waiting for {what}"),
-        }
-    }
 }
 
 /// Discovers two upstreams (`apps.a`, `apps.b`) and resolves every `kube` upstream to one

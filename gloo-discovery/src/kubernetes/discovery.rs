@@ -13,7 +13,7 @@ use kube::runtime::watcher;
 use tokio::sync::watch;
 
 use super::eds::{self, PodInfo, Slice};
-use super::store::{namespaced_apis, RetryBackoff, Store};
+use super::store::{keep_service, names, namespaced_apis, RetryBackoff, Store};
 use super::uds::upstreams_for_service;
 use super::AbortOnDrop;
 use crate::plugin::{BoxFuture, Discovery, DiscoveryContext, DiscoveryError};
@@ -116,7 +116,7 @@ impl KubernetesDiscovery {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.watch_namespaces = namespaces.into_iter().map(Into::into).collect();
+        self.watch_namespaces = names(namespaces);
         self
     }
 
@@ -187,11 +187,7 @@ impl KubernetesDiscovery {
             namespaced_apis::<Service>(&self.client, ns),
             watcher::Config::default(),
             self.backoff,
-            Arc::new(|_, mut s: Service| {
-                s.metadata.managed_fields = None;
-                s.status = None;
-                Some(s)
-            }),
+            Arc::new(keep_service),
         ));
         tasks.extend(slices.watch(
             namespaced_apis::<EndpointSlice>(&self.client, ns),

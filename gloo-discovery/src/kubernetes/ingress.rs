@@ -206,10 +206,21 @@ struct RouteEntry {
     route: Value,
 }
 
+fn namespace_of(ingress: &Ingress) -> String {
+    ingress
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into())
+}
+
 fn path_of(ingress: &Ingress) -> String {
-    let ns = ingress.metadata.namespace.as_deref().unwrap_or("default");
     let name = ingress.metadata.name.as_deref().unwrap_or_default();
-    object_path(&ApiResource::erase::<Ingress>(&()), ns, name)
+    object_path(
+        &ApiResource::erase::<Ingress>(&()),
+        &namespace_of(ingress),
+        name,
+    )
 }
 
 pub(crate) fn translate(
@@ -237,11 +248,7 @@ pub(crate) fn translate(
     // TLS first, from every Ingress: which hosts are served over HTTPS, with which secret.
     let mut secrets: BTreeMap<String, (String, String, String)> = BTreeMap::new();
     for ingress in &ours {
-        let ns = ingress
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let ns = namespace_of(ingress);
         for (t, tls) in ingress
             .spec
             .as_ref()
@@ -286,11 +293,7 @@ pub(crate) fn translate(
     let mut sources: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut default_backend: Option<(Value, String)> = None;
     for ingress in &ours {
-        let ns = ingress
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let ns = namespace_of(ingress);
         let Some(spec) = ingress.spec.as_ref() else {
             continue;
         };

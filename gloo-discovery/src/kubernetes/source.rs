@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::ingress::{self, IngressOptions};
-use super::store::{dynamic_apis, namespaced_apis, RetryBackoff, Store};
+use super::store::{dynamic_apis, keep_service, names, namespaced_apis, RetryBackoff, Store};
 use super::AbortOnDrop;
 
 /// The API resource Gloo's CRD (or the core Secret) of `kind` is served as: group, version,
@@ -216,7 +216,7 @@ impl KubernetesSourceBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.watch_namespaces = namespaces.into_iter().map(Into::into).collect();
+        self.watch_namespaces = names(namespaces);
         self
     }
 
@@ -279,11 +279,7 @@ impl KubernetesSourceBuilder {
                 namespaced_apis::<Service>(&self.client, ns),
                 watcher::Config::default(),
                 self.backoff,
-                Arc::new(|_, mut s: Service| {
-                    s.metadata.managed_fields = None;
-                    s.status = None;
-                    Some(s)
-                }),
+                Arc::new(keep_service),
             ));
             (ingresses, services)
         });

@@ -33,6 +33,25 @@ pub(crate) fn key_of<K: Resource>(object: &K) -> ObjectKey {
     )
 }
 
+/// Namespace names from a builder argument.
+pub(crate) fn names<I, S>(namespaces: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    namespaces.into_iter().map(Into::into).collect()
+}
+
+/// What is kept of a Service: all but its status and managed fields.
+pub(crate) fn keep_service(
+    _: Option<&k8s_openapi::api::core::v1::Service>,
+    mut service: k8s_openapi::api::core::v1::Service,
+) -> Option<k8s_openapi::api::core::v1::Service> {
+    service.metadata.managed_fields = None;
+    service.status = None;
+    Some(service)
+}
+
 /// Which namespaces to watch: empty means all.
 pub(crate) fn namespaced_apis<K>(
     client: &kube::Client,

@@ -32,6 +32,8 @@
 //!   history, and a log of the requests received.
 
 #![allow(dead_code)]
+// A handler's early answer is an HTTP response: large, and only in this test server.
+#![allow(clippy::result_large_err)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
@@ -1017,15 +1019,9 @@ fn resource_request(
             else {
                 return not_found();
             };
-            let object: Value = match serde_json::from_slice(body) {
+            let object = match parse_body(body) {
                 Ok(v) => v,
-                Err(e) => {
-                    return status_error(
-                        StatusCode::BAD_REQUEST,
-                        "BadRequest",
-                        format!("invalid JSON: {e}"),
-                    )
-                }
+                Err(response) => return response,
             };
             let name = object["metadata"]["name"]
                 .as_str()
@@ -1066,15 +1062,9 @@ fn resource_request(
                 Method::GET => full(StatusCode::OK, &existing),
                 Method::PUT | Method::PATCH => {
                     let new = if *method == Method::PUT {
-                        let new: Value = match serde_json::from_slice(body) {
+                        let new = match parse_body(body) {
                             Ok(v) => v,
-                            Err(e) => {
-                                return status_error(
-                                    StatusCode::BAD_REQUEST,
-                                    "BadRequest",
-                                    format!("invalid JSON: {e}"),
-                                )
-                            }
+                            Err(response) => return response,
                         };
                         let sent = new["metadata"]["resourceVersion"]
                             .as_str()
@@ -1097,15 +1087,9 @@ fn resource_request(
                                 format!("the fake API server does not support patch type {media}"),
                             );
                         }
-                        let patch: Value = match serde_json::from_slice(body) {
+                        let patch = match parse_body(body) {
                             Ok(v) => v,
-                            Err(e) => {
-                                return status_error(
-                                    StatusCode::BAD_REQUEST,
-                                    "BadRequest",
-                                    format!("invalid JSON: {e}"),
-                                )
-                            }
+                            Err(response) => return response,
                         };
                         let mut merged = existing.clone();
                         merge_patch(&mut merged, &patch);
@@ -1135,6 +1119,29 @@ fn resource_request(
             "method not allowed",
         ),
     }
+}
+
+/// A request body as JSON, or the `400 BadRequest` answer.
+fn parse_body(body: &Bytes) -> Result<Value, Response<Body>> {
+    serde_json::from_slice(body).map_err(|e| {
+        status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("invalid JSON: {e}"),
+        )
+    })
+}
+
+/// The `labelSelector` and `fieldSelector` of a request, or the `400 BadRequest` answer.
+fn selectors(
+    query: &BTreeMap<String, String>,
+) -> Result<(Selector, Vec<FieldRequirement>), Response<Body>> {
+    let bad = |e: String| status_error(StatusCode::BAD_REQUEST, "BadRequest", e);
+    let labels = Selector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
+        .map_err(bad)?;
+    let fields =
+        parse_fields(query.get("fieldSelector").map(String::as_str).unwrap_or("")).map_err(bad)?;
+    Ok((labels, fields))
 }
 
 /// RFC 7386 JSON merge patch.
@@ -1168,14 +1175,9 @@ fn list(
     namespace: Option<&str>,
     query: &BTreeMap<String, String>,
 ) -> Response<Body> {
-    let labels = match Selector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
-    {
+    let (labels, fields) = match selectors(query) {
         Ok(s) => s,
-        Err(e) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", e),
-    };
-    let fields = match parse_fields(query.get("fieldSelector").map(String::as_str).unwrap_or("")) {
-        Ok(f) => f,
-        Err(e) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", e),
+        Err(response) => return response,
     };
     let state = lock(state);
     // A continue token: the revision of the first page and the last key served.
@@ -1300,14 +1302,9 @@ fn start_watch(
     query: &BTreeMap<String, String>,
     bookmark_interval: Duration,
 ) -> Response<Body> {
-    let labels = match Selector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
-    {
+    let (labels, fields) = match selectors(query) {
         Ok(s) => s,
-        Err(e) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", e),
-    };
-    let fields = match parse_fields(query.get("fieldSelector").map(String::as_str).unwrap_or("")) {
-        Ok(f) => f,
-        Err(e) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", e),
+        Err(response) => return response,
     };
     let bookmarks = matches!(
         query.get("allowWatchBookmarks").map(String::as_str),

@@ -1,6 +1,7 @@
-//! Shared by the Kubernetes tests: the fake API server and waiting helpers.
+//! Shared by the tests: waiting helpers, and (feature `kubernetes`) the fake API server.
 #![allow(dead_code)]
 
+#[cfg(feature = "kubernetes")]
 pub mod fake_apiserver;
 
 use std::time::Duration;
