@@ -320,6 +320,27 @@ async fn statuses_are_written_back_as_gloo_writes_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_the_api_server_does_not_serve_does_not_hold_the_source_back() {
+    // A cluster without the RateLimitConfig CRD: its list is 404.
+    let types = support::fake_apiserver::default_types()
+        .into_iter()
+        .filter(|t| t.kind != "RateLimitConfig")
+        .collect();
+    let fake = FakeApiServer::start_with(types, Duration::from_millis(500)).await;
+    fake.apply(petstore());
+    let source = source(&fake).start();
+    source.synced().await;
+    assert_eq!(
+        names(&source.subscribe().borrow()),
+        ["Upstream gloo-system.petstore"]
+    );
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("GET /apis/ratelimit.solo.io/v1alpha1/ratelimitconfigs")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_watched_namespaces_are_read() {
     let fake = FakeApiServer::start().await;
     fake.apply(vs("team-a", "a", json!([])));
@@ -523,6 +544,11 @@ async fn ingresses_become_virtual_services_that_translate() {
     let (_, domains, routes) = find("ingress-wildcard-http");
     assert_eq!(domains, json!(["*", "*:8080"]));
     assert_eq!(routes, [(json!({"prefix": "/"}), web.clone())]);
+    // Nothing of this came from a CRD: no status is written (no 404s on generated resources).
+    let writer = StatusWriter::new(fake.client(), "gloo-system");
+    assert_eq!(writer.write(&translation.reports).await.unwrap(), 0);
+    assert!(!fake.requests().iter().any(|r| r.starts_with("PATCH")));
+
     // The HTTPS host is served on the TLS listener, with the Ingress's secret.
     let listeners =
         translation.proxies["gateway-proxy"].to_json().unwrap()["listeners"].to_string();

@@ -24,7 +24,7 @@ use gloo_core::status::{Reports, ResourceKey, ResourceStatus, State};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{json, Value};
 
-use super::source::api_resource;
+use super::source::{api_resource, object_path};
 
 /// Why some statuses could not be written (the others were).
 #[derive(Debug, thiserror::Error)]
@@ -90,12 +90,7 @@ impl StatusWriter {
         let mut failures = Vec::new();
         let mut written = 0;
         for (key, status) in &reports.resources {
-            if key.kind == Kind::Secret
-                || !status
-                    .origin
-                    .as_deref()
-                    .is_some_and(|o| o.starts_with("/api"))
-            {
+            if key.kind == Kind::Secret || !from_api_server(key, status) {
                 continue;
             }
             let body = self.patch_body(key.kind, status);
@@ -158,6 +153,16 @@ impl StatusWriter {
         };
         json!({"status": {"statuses": {self.reporter_namespace.as_str(): entry}}})
     }
+}
+
+/// Whether a resource was read from the API server: its origin is its own API path (resources of
+/// other sources, and VirtualServices made from Ingresses, are not written).
+fn from_api_server(key: &ResourceKey, status: &ResourceStatus) -> bool {
+    let namespace = key
+        .reference
+        .namespace_or(gloo_core::model::DEFAULT_NAMESPACE);
+    let path = object_path(&api_resource(key.kind), namespace, &key.reference.name);
+    status.origin.as_deref() == Some(format!("{path}:1").as_str())
 }
 
 /// Whether Gloo's CRD manifest for `kind` declares a `status` subresource.

@@ -260,6 +260,30 @@ impl<T: Send + 'static> Store<T> {
                         self.bump();
                     }
                 }
+                Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
+                    if status.code == 404 =>
+                {
+                    // The API server does not serve this kind (a CRD that is not installed):
+                    // there is nothing to wait for, though the watcher keeps asking.
+                    let first = {
+                        let mut state = self.lock();
+                        match state.synced.get_mut(index) {
+                            Some(synced) if !*synced => {
+                                *synced = true;
+                                true
+                            }
+                            _ => false,
+                        }
+                    };
+                    if first {
+                        tracing::warn!(
+                            watching = %self.what,
+                            namespace = scope.as_deref().unwrap_or("(all)"),
+                            "not served by the API server (is its CRD installed?); going on without it"
+                        );
+                        self.bump();
+                    }
+                }
                 Err(err) => {
                     tracing::warn!(
                         watching = %self.what,
