@@ -523,3 +523,78 @@ fn destination(
         "namespace": options.write_namespace,
     }}))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_as_kubernetes_defines_them() {
+        let m = |t: &str, p: &str| matcher(t, p).map(|(kind, m)| (kind, m.to_string()));
+        assert_eq!(
+            m("Prefix", "/"),
+            Ok((PathKind::Prefix, r#"{"prefix":"/"}"#.into()))
+        );
+        // Element-wise: a trailing slash is ignored, regex characters are literal.
+        assert_eq!(
+            m("Prefix", "/a.b/"),
+            Ok((PathKind::Prefix, r#"{"regex":"/a\\.b(/.*)?"}"#.into()))
+        );
+        assert_eq!(
+            m("Exact", "/x"),
+            Ok((PathKind::Exact, r#"{"exact":"/x"}"#.into()))
+        );
+        // Gloo's: a regex, everything when empty.
+        assert_eq!(
+            m("ImplementationSpecific", ""),
+            Ok((PathKind::Regex, r#"{"regex":".*"}"#.into()))
+        );
+        assert!(m("Exact", "x").unwrap_err().contains("must start with `/`"));
+        assert!(m("Fuzzy", "/").unwrap_err().contains("unknown pathType"));
+    }
+
+    #[test]
+    fn hosts_name_virtual_services() {
+        assert_eq!(host_name("*"), "wildcard");
+        assert_eq!(host_name("*.Example.com"), "wildcard-example-com");
+    }
+
+    #[test]
+    fn two_ingresses_share_a_host_and_a_second_default_backend_is_reported() {
+        let ingress = |name: &str| -> Ingress {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {
+                    "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}},
+                    "rules": [{"host": "a.example.com", "http": {"paths": [
+                        {"path": format!("/{name}"), "pathType": "Prefix",
+                         "backend": {"service": {"name": name, "port": {"number": 8080}}}}
+                    ]}}]
+                }
+            }))
+            .unwrap()
+        };
+        let out = translate_ingresses(
+            &[ingress("one"), ingress("two")],
+            &[],
+            &IngressOptions::default(),
+        );
+        let names: Vec<&str> = out
+            .virtual_services
+            .iter()
+            .map(|(vs, _)| vs.metadata.name.as_str())
+            .collect();
+        // The default backend also answers hosts no rule names.
+        assert_eq!(
+            names,
+            ["ingress-wildcard-http", "ingress-a-example-com-http"]
+        );
+        let (vs, sources) = &out.virtual_services[1];
+        assert_eq!(sources.len(), 2);
+        // Two paths, then the default backend.
+        assert_eq!(vs.spec.virtual_host.as_ref().unwrap().routes.len(), 3);
+        assert_eq!(out.problems.len(), 1);
+        assert_eq!(out.problems[0].field, "spec.defaultBackend");
+        assert!(out.problems[0].ingress.ends_with("/ingresses/two"));
+    }
+}
