@@ -15,7 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(feature = "kubernetes")]
+#[cfg(feature = "kubernetes-unversioned")]
 pub mod kubernetes;
 mod plugin;
 mod runner;

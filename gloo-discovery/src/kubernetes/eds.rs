@@ -60,10 +60,8 @@ impl Slice {
                 Some((p.name.unwrap_or_default(), port))
             })
             .collect();
-        let ready = slice
-            .endpoints
+        let ready = Listed::into_list(slice.endpoints)
             .into_iter()
-            .flatten()
             .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
             .filter_map(|e| {
                 let address = e.addresses.into_iter().next()?;
@@ -79,6 +77,24 @@ impl Slice {
             ports,
             ready,
         })
+    }
+}
+
+/// An EndpointSlice's `endpoints`: a list up to Kubernetes 1.35's API, optional from 1.36's
+/// (k8s-openapi's version features differ), read the same either way.
+trait Listed {
+    fn into_list(self) -> Vec<k8s_openapi::api::discovery::v1::Endpoint>;
+}
+
+impl Listed for Vec<k8s_openapi::api::discovery::v1::Endpoint> {
+    fn into_list(self) -> Vec<k8s_openapi::api::discovery::v1::Endpoint> {
+        self
+    }
+}
+
+impl Listed for Option<Vec<k8s_openapi::api::discovery::v1::Endpoint>> {
+    fn into_list(self) -> Vec<k8s_openapi::api::discovery::v1::Endpoint> {
+        self.unwrap_or_default()
     }
 }
 

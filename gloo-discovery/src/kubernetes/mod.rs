@@ -1,4 +1,6 @@
-//! Kubernetes for gloo (feature `kubernetes`), through kube-rs:
+//! Kubernetes for gloo (feature `kubernetes`), through kube-rs. The feature builds k8s-openapi for
+//! Kubernetes API 1.36; k8s-openapi builds for exactly one version, so an application that picks
+//! its own enables `kubernetes-unversioned` instead.
 //!
 //! - [`KubernetesDiscovery`], a [`Discovery`](crate::Discovery) plugin like Gloo's `kubernetes`
 //!   plugin: Service ports become upstreams `<namespace>-<service>-<port>`
