@@ -469,10 +469,16 @@ async fn an_api_server_down_at_start_or_mid_run_keeps_the_last_endpoints_and_rec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_watched_namespaces_are_discovered() {
+async fn settings_choose_the_watched_namespaces_and_the_services_discovered() {
     let fake = FakeApiServer::start().await;
+    // Services labelled `expose: "yes"` are discovered (udsOptions.watchLabels); `hidden` is not.
+    fake.apply(service("b", "hidden", json!({})));
     for ns in ["a", "b", "c"] {
-        fake.apply(service(ns, "web", json!({})));
+        fake.apply(service(
+            ns,
+            "web",
+            json!({"metadata": {"labels": {"expose": "yes"}}}),
+        ));
         fake.apply(json!({
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": "web-x", "namespace": ns, "labels": {"kubernetes.io/service-name": "web"}},
@@ -483,9 +489,16 @@ async fn only_watched_namespaces_are_discovered() {
     // A written upstream for a Service in an unwatched namespace gets no endpoints.
     let config = Arc::new(MemorySource::new("config"));
     config.set_yaml("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: c-web, namespace: gloo-system}\nspec:\n  kube: {serviceName: web, serviceNamespace: c, servicePort: 80}\n");
-    let running = start(&fake, config, |d| {
-        d.watch_namespaces(["a", "b"]).pod_labels(false)
-    });
+    let settings: gloo_core::model::settings::SettingsSpec = serde_json::from_value(json!({
+        "watchNamespaces": ["a", "b"],
+        "discoveryNamespace": "gloo-system",
+        "discovery": {"udsOptions": {"watchLabels": {"expose": "yes"}}}
+    }))
+    .unwrap();
+    let discovery = KubernetesDiscovery::from_settings(fake.client(), &settings)
+        .backoff(FAST)
+        .pod_labels(false);
+    let running = DiscoveryRunner::new().plugin(discovery).start(config);
     let mut source = running.subscribe();
     let snapshot = wait_for(&mut source, "a and b", |s| discovered(s).len() == 2).await;
     assert_eq!(
