@@ -389,8 +389,9 @@ async fn a_410_gone_relists_and_nothing_is_lost() {
         .filter(|r| r.starts_with("GET") && !r.contains("watch=true"))
         .count();
 
-    // The watches are cut; meanwhile an endpoint is replaced, a Service appears and one object is
-    // deleted; the history is compacted, so resuming is 410 Gone and the watchers list again.
+    // The watches are cut; meanwhile an endpoint is replaced, a Service appears, a Pod changes
+    // and one is deleted; the history is compacted, so resuming is 410 Gone and each watcher
+    // (Services, EndpointSlices, Pods) lists again.
     fake.stop().await;
     fake.apply(slice(
         "web-a",
@@ -399,12 +400,17 @@ async fn a_410_gone_relists_and_nothing_is_lost() {
         json!([endpoint("10.0.0.2", Some(true), Some("web-2"))]),
     ));
     fake.apply(service("default", "api", json!({})));
+    fake.apply(pod(
+        "web-2",
+        "10.0.0.2",
+        json!({"app": "web", "version": "v2"}),
+    ));
     fake.delete("v1", "Pod", "default", "web-1");
     fake.compact();
     fake.resume().await;
 
     let found = wait_for(&mut endpoints, "endpoints after the re-list", |e| {
-        described(e, "default-web-80") == ["10.0.0.2:8080 [app=web]"]
+        described(e, "default-web-80") == ["10.0.0.2:8080 [app=web,version=v2]"]
     })
     .await;
     assert_eq!(found.len(), 1);

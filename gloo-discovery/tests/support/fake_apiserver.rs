@@ -28,8 +28,8 @@
 //!   PATCH) for types that have one, where writes to the main resource keep the status and
 //!   writes to `/status` change only the status; `404 NotFound` for a type without one;
 //! - discovery: `/version`, `/api`, `/apis`, `/api/v1`, `/apis/<group>/<version>`;
-//! - test controls: stop and start on the same port (an outage), break every watch, compact the
-//!   history, and a log of the requests received.
+//! - test controls: an outage (connections cut and refused, then served again on the same
+//!   port), break every watch, compact the history, and a log of the requests received.
 
 #![allow(dead_code)]
 // A handler's early answer is an HTTP response: large, and only in this test server.
@@ -38,6 +38,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -208,6 +209,9 @@ pub struct FakeApiServer {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     server: Mutex<Option<JoinHandle<()>>>,
+    /// While set, connections are closed as soon as they are accepted (an outage).
+    down: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
     bookmark_interval: Duration,
 }
 
@@ -245,6 +249,8 @@ impl FakeApiServer {
                 next_watch: 0,
             })),
             server: Mutex::new(None),
+            down: Arc::new(AtomicBool::new(false)),
+            connections: Arc::new(Mutex::new(Vec::new())),
             bookmark_interval,
         });
         server.serve(listener);
@@ -265,24 +271,22 @@ impl FakeApiServer {
     fn serve(&self, listener: TcpListener) {
         let state = self.state.clone();
         let interval = self.bookmark_interval;
+        let down = self.down.clone();
+        let connections = self.connections.clone();
         let task = tokio::spawn(async move {
-            let mut connections: Vec<JoinHandle<()>> = Vec::new();
-            struct AbortAll<'a>(&'a mut Vec<JoinHandle<()>>);
-            impl Drop for AbortAll<'_> {
-                fn drop(&mut self) {
-                    for c in self.0.iter() {
-                        c.abort();
-                    }
-                }
-            }
-            let guard = AbortAll(&mut connections);
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                // Checked and registered under the lock `stop` takes, so no connection slips
+                // through an outage.
+                let mut all = connections.lock().unwrap_or_else(|p| p.into_inner());
+                if down.load(Ordering::SeqCst) {
+                    drop(stream);
+                    continue;
+                }
                 let state = state.clone();
-                guard.0.retain(|c| !c.is_finished());
-                guard.0.push(tokio::spawn(async move {
+                let connection = tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let state = state.clone();
                         async move { Ok::<_, Infallible>(handle(&state, request, interval).await) }
@@ -290,37 +294,35 @@ impl FakeApiServer {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
-                }));
+                });
+                all.retain(|c| !c.is_finished());
+                all.push(connection);
             }
         });
         *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
     }
 
-    /// Stops serving: the port is closed, every connection (and watch) is cut. State is kept.
+    /// An outage: every connection (and watch) is cut, and new connections are closed as soon as
+    /// they are accepted. The port stays bound (so no other test's server can take it, and the
+    /// same address serves again on [`resume`](Self::resume)); state is kept.
     pub async fn stop(&self) {
-        let task = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(task) = task {
-            task.abort();
-            let _ = task.await;
+        let cut: Vec<JoinHandle<()>> = {
+            let mut all = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+            self.down.store(true, Ordering::SeqCst);
+            std::mem::take(&mut *all)
+        };
+        for connection in &cut {
+            connection.abort();
+        }
+        for connection in cut {
+            let _ = connection.await;
         }
         lock(&self.state).watchers.clear();
     }
 
-    /// Serves again on the same port, with the state it had.
+    /// Serves again, with the state it had.
     pub async fn resume(&self) {
-        let mut tries = 0;
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(err) if tries < 50 => {
-                    tries += 1;
-                    let _ = err;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(err) => panic!("rebinding {}: {err}", self.addr),
-            }
-        };
-        self.serve(listener);
+        self.down.store(false, Ordering::SeqCst);
     }
 
     /// Ends every open watch (clients resume from their last resource version).
@@ -414,6 +416,14 @@ impl Drop for FakeApiServer {
     fn drop(&mut self) {
         if let Some(task) = self.server.lock().unwrap_or_else(|p| p.into_inner()).take() {
             task.abort();
+        }
+        for connection in self
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            connection.abort();
         }
     }
 }

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-/// Waits (10 s at most) until the newest value of `rx` satisfies `ok`; returns it.
+/// Waits (30 s at most: CI machines are busy) until the newest value of `rx` satisfies `ok`;
+/// returns it.
 pub async fn wait_for<T: Clone>(
     rx: &mut watch::Receiver<T>,
     what: &str,
     mut ok: impl FnMut(&T) -> bool,
 ) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let current = rx.borrow_and_update().clone();
         if ok(&current) {
