@@ -51,6 +51,18 @@ async fn kube_rs_lists_pages_selects_and_watches() {
         first.metadata.resource_version
     );
 
+    // After compaction the token is too old: 410 Gone, reason Expired, so the client lists anew.
+    fake.compact();
+    match api
+        .list(&ListParams::default().limit(5).continue_token(&token))
+        .await
+    {
+        Err(gloo_discovery::kubernetes::kube::Error::Api(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
+        }
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+
     let web = api
         .list(&ListParams::default().labels("tier=web"))
         .await
