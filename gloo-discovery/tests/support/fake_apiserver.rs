@@ -91,16 +91,6 @@ impl ResourceType {
         self
     }
 
-    fn with_status(mut self) -> Self {
-        self.status_subresource = true;
-        self
-    }
-
-    fn cluster(mut self) -> Self {
-        self.namespaced = false;
-        self
-    }
-
     /// `v1` or `<group>/<version>`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -118,45 +108,59 @@ impl ResourceType {
 /// The types a fake serves unless told otherwise: what gloo's Kubernetes integration reads,
 /// with the status subresources of Gloo's CRD manifests (only RateLimitConfig has one).
 pub fn default_types() -> Vec<ResourceType> {
-    vec![
-        ResourceType::new("", "v1", "Service", "services")
-            .builtin()
-            .with_status(),
-        ResourceType::new("", "v1", "Pod", "pods")
-            .builtin()
-            .with_status(),
-        ResourceType::new("", "v1", "Secret", "secrets").builtin(),
-        ResourceType::new("", "v1", "ConfigMap", "configmaps").builtin(),
-        ResourceType::new("", "v1", "Namespace", "namespaces")
-            .builtin()
-            .with_status()
-            .cluster(),
-        ResourceType::new("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices").builtin(),
-        ResourceType::new("networking.k8s.io", "v1", "Ingress", "ingresses")
-            .builtin()
-            .with_status(),
-        ResourceType::new("gateway.solo.io", "v1", "Gateway", "gateways"),
-        ResourceType::new("gateway.solo.io", "v1", "VirtualService", "virtualservices"),
-        ResourceType::new("gateway.solo.io", "v1", "RouteTable", "routetables"),
-        ResourceType::new(
+    // Built-in kinds, with whether they have a status subresource and are namespaced.
+    let builtin = [
+        ("", "Service", "services", true, true),
+        ("", "Pod", "pods", true, true),
+        ("", "Secret", "secrets", false, true),
+        ("", "ConfigMap", "configmaps", false, true),
+        ("", "Namespace", "namespaces", true, false),
+        (
+            "discovery.k8s.io",
+            "EndpointSlice",
+            "endpointslices",
+            false,
+            true,
+        ),
+        ("networking.k8s.io", "Ingress", "ingresses", true, true),
+    ];
+    // Gloo's CRDs, as their manifests declare them.
+    let crds = [
+        ("gateway.solo.io", "v1", "Gateway", "gateways"),
+        ("gateway.solo.io", "v1", "VirtualService", "virtualservices"),
+        ("gateway.solo.io", "v1", "RouteTable", "routetables"),
+        (
             "gateway.solo.io",
             "v1",
             "VirtualHostOption",
             "virtualhostoptions",
         ),
-        ResourceType::new("gateway.solo.io", "v1", "RouteOption", "routeoptions"),
-        ResourceType::new("gloo.solo.io", "v1", "Upstream", "upstreams"),
-        ResourceType::new("gloo.solo.io", "v1", "UpstreamGroup", "upstreamgroups"),
-        ResourceType::new("gloo.solo.io", "v1", "Settings", "settings"),
-        ResourceType::new("enterprise.gloo.solo.io", "v1", "AuthConfig", "authconfigs"),
-        ResourceType::new(
+        ("gateway.solo.io", "v1", "RouteOption", "routeoptions"),
+        ("gloo.solo.io", "v1", "Upstream", "upstreams"),
+        ("gloo.solo.io", "v1", "UpstreamGroup", "upstreamgroups"),
+        ("gloo.solo.io", "v1", "Settings", "settings"),
+        ("enterprise.gloo.solo.io", "v1", "AuthConfig", "authconfigs"),
+        (
             "ratelimit.solo.io",
             "v1alpha1",
             "RateLimitConfig",
             "ratelimitconfigs",
-        )
-        .with_status(),
-    ]
+        ),
+    ];
+    let builtin = builtin
+        .into_iter()
+        .map(|(group, kind, plural, status, namespaced)| {
+            let mut t = ResourceType::new(group, "v1", kind, plural).builtin();
+            t.status_subresource = status;
+            t.namespaced = namespaced;
+            t
+        });
+    let crds = crds.into_iter().map(|(group, version, kind, plural)| {
+        let mut t = ResourceType::new(group, version, kind, plural);
+        t.status_subresource = kind == "RateLimitConfig";
+        t
+    });
+    builtin.chain(crds).collect()
 }
 
 /// (type key, namespace, name).
