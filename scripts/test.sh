@@ -57,6 +57,19 @@ if ! command -v htpasswd >/dev/null 2>&1; then
     || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y apache2-utils >/dev/null; }
 fi
 export GLOO_TEST_HTPASSWD="$(command -v htpasswd)"
+# Real Kubernetes clients that check the fake API server's wire format (gloo-discovery
+# `kubernetes` tests): kubectl (Debian's kubernetes-client when the machine has none) and the
+# Python `kubernetes` client in the venv.
+if ! command -v kubectl >/dev/null 2>&1; then
+  sudo_cmd=""
+  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get install -y kubernetes-client >/dev/null \
+    || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y kubernetes-client >/dev/null; }
+fi
+export GLOO_TEST_KUBECTL="$(command -v kubectl)"
+if ! "$venv/bin/python" -c 'import kubernetes' 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes
+fi
 # sed reads all of the output: `head` would close the pipe early and, under pipefail,
 # fail the script with SIGPIPE.
 "$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p
@@ -65,8 +78,9 @@ cargo nextest run --workspace --no-fail-fast
 # gloo-filters' optional integrations (Redis, the rate limit service under Envoy) are features
 # no workspace member enables; their tests need them on.
 cargo nextest run -p gloo-filters --all-features --no-fail-fast
-# gloo-discovery's plugins are features too (Consul's tests run against a fake Consul in the
-# test tree: no Consul agent ships in a registry these machines reach).
+# gloo-discovery's plugins are features too (Consul's tests run against a fake Consul and the
+# Kubernetes ones against a fake API server, both in the test tree: neither ships in a registry
+# these machines reach).
 cargo nextest run -p gloo-discovery --all-features --no-fail-fast
 cargo test --workspace --doc
 cargo test -p gloo-filters --all-features --doc

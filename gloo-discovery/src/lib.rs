@@ -17,6 +17,8 @@
 
 #[cfg(feature = "consul")]
 pub mod consul;
+#[cfg(feature = "kubernetes-unversioned")]
+pub mod kubernetes;
 mod plugin;
 mod runner;
 

@@ -12,10 +12,10 @@ use gloo_core::translate::{Endpoint, Endpoints};
 use gloo_discovery::{
     BoxFuture, Discovery, DiscoveryContext, DiscoveryError, DiscoveryRunner, Upstream,
 };
+use support::wait_for;
 use tokio::sync::watch;
 
 mod support;
-use support::wait_for;
 
 fn upstream(namespace: &str, name: &str, yaml_spec: &str) -> Upstream {
     let spec: UpstreamSpec = parse_spec(yaml_spec);

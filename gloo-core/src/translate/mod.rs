@@ -63,7 +63,7 @@ pub use extauth::{
 };
 pub use extauth_config::ext_auth_configs;
 pub use jwt::{JWT_AFTER_EXT_AUTH_FILTER, JWT_FILTER};
-pub use names::{cluster_name, route_config_name};
+pub use names::{cluster_name, kube_upstream_name, route_config_name};
 pub use ratelimit::{
     server_configs as rate_limit_server_configs, CRD_DOMAIN, CUSTOM_DOMAIN, INGRESS_DOMAIN,
     RATELIMIT_FILTER, SET_DESCRIPTOR_VALUE,

@@ -33,7 +33,84 @@ pub fn cluster_name(upstream: &ResourceRef) -> String {
     )
 }
 
+/// The name Gloo gives the Upstream of one port of a Kubernetes Service, Gloo's `UpstreamName`:
+/// `<namespace>-<service>-<port>`, sanitized as Kubernetes object names must be (`SanitizeNameV2`
+/// of solo-io/k8s-utils): `*`, `/`, `.`, `:`, `_` and spaces become `-`; `[`, `]`, newlines and
+/// quotes are dropped; a name longer than 63 bytes becomes its first 31 bytes, `-` and the first
+/// 31 hex digits of its MD5; the result is lower-cased. Kubernetes discovery names the Upstreams
+/// it writes so, and a route's `kube` destination refers to that Upstream.
+///
+/// ```
+/// use gloo_core::translate::kube_upstream_name;
+/// assert_eq!(kube_upstream_name("default", "petstore", 8080), "default-petstore-8080");
+/// let long = kube_upstream_name(&"a".repeat(63), "svc", 80);
+/// assert_eq!(long.len(), 63);
+/// assert!(long.starts_with(&format!("{}-", "a".repeat(31))));
+/// ```
+pub fn kube_upstream_name(namespace: &str, service: &str, port: u32) -> String {
+    sanitize_name(&format!("{namespace}-{service}-{port}"))
+}
+
+/// Gloo's `SanitizeNameV2` (solo-io/k8s-utils `kubeutils`).
+fn sanitize_name(name: &str) -> String {
+    const MAX: usize = 63;
+    const KEEP: usize = 31;
+    let mut name: String = name
+        .chars()
+        .filter_map(|c| match c {
+            '*' | '/' | '.' | ':' | '_' | ' ' => Some('-'),
+            '[' | ']' | '\n' | '"' | '\'' => None,
+            c => Some(c),
+        })
+        .collect();
+    if name.len() > MAX {
+        let digest = format!("{:x}", md5::compute(name.as_bytes()));
+        // Go slices bytes; Kubernetes names are ASCII, and a split character is replaced
+        // rather than panicking.
+        let head = String::from_utf8_lossy(&name.as_bytes()[..KEEP]).into_owned();
+        name = format!("{head}-{}", &digest[..KEEP]);
+    }
+    name.to_lowercase()
+}
+
 /// The route configuration of a listener: `<listener name>-routes`.
 pub fn route_config_name(listener: &str) -> String {
     format!("{listener}-routes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitizes_like_gloo() {
+        // Cases from solo-io/k8s-utils kubeutils/util_test.go.
+        for (input, want) in [
+            ("abc", "abc"),
+            ("Abc", "abc"),
+            ("bb*b", "bb-b"),
+            ("bb/b", "bb-b"),
+            ("bb.b", "bb-b"),
+            ("bb[b", "bbb"),
+            ("bb]b", "bbb"),
+            ("bb:b", "bb-b"),
+            ("bb b", "bb-b"),
+            ("bb\nb", "bbb"),
+            ("bb\"b", "bbb"),
+            ("bb'b", "bbb"),
+            ("-abc", "-abc"),
+        ] {
+            assert_eq!(sanitize_name(input), want, "{input:?}");
+        }
+        assert_eq!(
+            sanitize_name(&"a".repeat(300)),
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-4e5475d125a33c6190718e75adc1b70"
+        );
+        assert_eq!(
+            sanitize_name(&"a".repeat(301)),
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-c73301b7b71679067b02cff4cdc5e70"
+        );
+        // Exactly 63 bytes is kept whole.
+        assert_eq!(sanitize_name(&"b".repeat(63)), "b".repeat(63));
+    }
 }

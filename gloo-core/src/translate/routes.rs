@@ -366,13 +366,14 @@ pub(crate) fn destination_upstream(d: &Destination) -> Option<crate::model::Reso
         Ok(Some(DestinationTarget::Upstream(r))) => {
             Some(r.resolved(crate::model::DEFAULT_NAMESPACE))
         }
-        Ok(Some(DestinationTarget::Kube(k))) => {
-            let ns = k.ref_.namespace_or(crate::model::DEFAULT_NAMESPACE);
-            Some(crate::model::ResourceRef::new(
-                crate::model::DEFAULT_NAMESPACE,
-                format!("{ns}-{}-{}", k.ref_.name, k.port),
-            ))
-        }
+        Ok(Some(DestinationTarget::Kube(k))) => Some(crate::model::ResourceRef::new(
+            crate::model::DEFAULT_NAMESPACE,
+            super::kube_upstream_name(
+                k.ref_.namespace_or(crate::model::DEFAULT_NAMESPACE),
+                &k.ref_.name,
+                k.port,
+            ),
+        )),
         _ => None,
     }
 }
@@ -398,10 +399,12 @@ pub(crate) fn destination_cluster(d: &Destination) -> Option<String> {
             r.namespace_or(crate::model::DEFAULT_NAMESPACE)
         )),
         Ok(Some(DestinationTarget::Kube(k))) => Some(format!(
-            "{}-{}-{}_{}",
-            k.ref_.namespace_or(crate::model::DEFAULT_NAMESPACE),
-            k.ref_.name,
-            k.port,
+            "{}_{}",
+            super::kube_upstream_name(
+                k.ref_.namespace_or(crate::model::DEFAULT_NAMESPACE),
+                &k.ref_.name,
+                k.port,
+            ),
             crate::model::DEFAULT_NAMESPACE
         )),
         _ => None,

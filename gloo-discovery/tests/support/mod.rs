@@ -1,20 +1,24 @@
-//! Helpers shared by gloo-discovery's integration tests.
-
+//! Shared by the tests: waiting helpers, the fake Consul (feature `consul`) and the fake API server (feature `kubernetes`).
 #![allow(dead_code)]
 
+#[cfg(feature = "consul")]
 pub mod fake_consul;
+
+#[cfg(feature = "kubernetes")]
+pub mod fake_apiserver;
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-/// Waits (at most 10 s) until the watched value satisfies `ok`; returns it.
+/// Waits (30 s at most: CI machines are busy) until the newest value of `rx` satisfies `ok`;
+/// returns it.
 pub async fn wait_for<T: Clone>(
     rx: &mut watch::Receiver<T>,
     what: &str,
     mut ok: impl FnMut(&T) -> bool,
 ) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let current = rx.borrow_and_update().clone();
         if ok(&current) {
@@ -23,6 +27,17 @@ pub async fn wait_for<T: Clone>(
         tokio::select! {
             changed = rx.changed() => assert!(changed.is_ok(), "channel closed waiting for {what}"),
             _ = tokio::time::sleep_until(deadline) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+/// The path of a real client binary or interpreter the tests need, from its `GLOO_TEST_*`
+/// variable (scripts/test.sh sets them); fails naming the variable when it is missing.
+pub fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => {
+            panic!("{name} is not set: run scripts/test.sh, which installs the client and sets it")
         }
     }
 }
