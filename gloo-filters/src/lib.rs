@@ -34,6 +34,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "transform")]
+pub mod body;
+#[cfg(feature = "transform")]
+mod config_error;
 #[cfg(feature = "extauth")]
 pub mod extauth;
 #[cfg(feature = "jwt")]
