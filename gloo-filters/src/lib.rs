@@ -31,12 +31,15 @@
 //!   (work in progress).
 //!
 //! The other filters are filled in by the filters issue.
-#![forbid(unsafe_code)]
+// No unsafe code, except in `waf::ffi`: the one fenced module that calls libmodsecurity's C API
+// (feature `waf`), where it is allowed item by item with SAFETY comments.
+#![cfg_attr(not(feature = "waf"), forbid(unsafe_code))]
+#![cfg_attr(feature = "waf", deny(unsafe_code))]
 #![warn(missing_docs)]
 
-#[cfg(feature = "transform")]
+#[cfg(any(feature = "transform", feature = "waf"))]
 pub mod body;
-#[cfg(feature = "transform")]
+#[cfg(any(feature = "transform", feature = "waf"))]
 mod config_error;
 #[cfg(feature = "extauth")]
 pub mod extauth;
@@ -48,3 +51,5 @@ pub mod ratelimit;
 pub mod rls;
 #[cfg(feature = "transform")]
 pub mod transform;
+#[cfg(feature = "waf")]
+pub mod waf;
