@@ -41,6 +41,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
     || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y redis-server >/dev/null; }
 fi
 export GLOO_TEST_REDIS_SERVER="$(command -v redis-server)"
+# ModSecurity 3 and the OWASP Core Rule Set, from Debian: gloo-filters' `waf` feature links
+# libmodsecurity (found by pkg-config), and its tests load the real CRS.
+if ! pkg-config --exists modsecurity 2>/dev/null || [ ! -d /usr/share/modsecurity-crs/rules ]; then
+  sudo_cmd=""
+  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+  pkgs="libmodsecurity3 libmodsecurity-dev modsecurity-crs pkg-config"
+  $sudo_cmd apt-get install -y $pkgs >/dev/null \
+    || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y $pkgs >/dev/null; }
+fi
+export GLOO_TEST_CRS_SETUP=/etc/modsecurity/crs/crs-setup.conf
+export GLOO_TEST_CRS_RULES=/usr/share/modsecurity-crs/rules
 # sed reads all of the output: `head` would close the pipe early and, under pipefail,
 # fail the script with SIGPIPE.
 "$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p
@@ -49,5 +60,7 @@ cargo nextest run --workspace --no-fail-fast
 # gloo-filters' optional integrations (Redis, the rate limit service under Envoy) are features
 # no workspace member enables; their tests need them on.
 cargo nextest run -p gloo-filters --all-features --no-fail-fast
+# gloo-proxy's WAF (ModSecurity, a C library) is a feature off by default.
+cargo nextest run -p gloo-proxy --features waf --no-fail-fast -E 'binary(waf)'
 cargo test --workspace --doc
 cargo test -p gloo-filters --all-features --doc

@@ -133,6 +133,33 @@ fn a_route_turns_its_virtual_hosts_waf_off_with_disabled() {
 }
 
 #[test]
+fn settings_without_rules_take_the_virtual_hosts_rules() {
+    // Only `disabled` turns the WAF off: a route that sets only `requestHeadersOnly` keeps its
+    // virtual host's rules (Gloo would pass its empty rule list on).
+    let t = translate(&docs(&[
+        &up(),
+        &vs_with_options(
+            "shop",
+            "shop.example",
+            SCAMMER,
+            "waf: {requestHeadersOnly: true}\n",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    let vhost = vhost_json(&t, "shop");
+    let route = &vhost["routes"][0]["typedPerFilterConfig"][FILTER];
+    assert_eq!(route["requestHeadersOnly"], true);
+    assert_eq!(
+        route["ruleSets"],
+        vhost["typedPerFilterConfig"][FILTER]["ruleSets"]
+    );
+    assert!(
+        route.get("customInterventionMessage").is_none(),
+        "{route:#}"
+    );
+}
+
+#[test]
 fn waf_settings_with_nothing_in_force_emit_nothing() {
     // Disabled, or without rules: nothing is enforced, so no filter (which a stock Envoy would
     // refuse) and no per-route config.

@@ -160,8 +160,9 @@ impl FilterRegistry {
     }
 
     /// A registry with the filters gloo-proxy serves itself: fault injection and CORS, Envoy's
-    /// local rate limit (feature `ratelimit`), Envoy's JWT authentication (feature `jwt`) and
-    /// envoy-gloo's transformations (feature `transform`).
+    /// local rate limit (feature `ratelimit`), Envoy's JWT authentication (feature `jwt`),
+    /// envoy-gloo's transformations (feature `transform`) and envoy-gloo's ModSecurity WAF
+    /// (feature `waf`, off by default).
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         crate::builtin::register(&mut registry);

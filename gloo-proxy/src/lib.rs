@@ -17,8 +17,9 @@
 //!   mirrors);
 //! - [`filter`]: the registry turning HTTP filter configs into per-route tower stacks;
 //!   [`builtin`] holds the filters the proxy implements itself, `ratelimit` (feature
-//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer, and `jwt` (feature
-//!   `jwt`) Envoy's JWT authentication with gloo-filters' verifier;
+//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer, `jwt` (feature
+//!   `jwt`) Envoy's JWT authentication with gloo-filters' verifier, and `waf` (feature `waf`,
+//!   off by default) envoy-gloo's ModSecurity filter with gloo-filters' WAF;
 //! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
 //!   admin endpoint and its statistics;
 //! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands.
@@ -47,3 +48,5 @@ pub mod tls;
 #[cfg(feature = "transform")]
 pub mod transform;
 pub mod upstream;
+#[cfg(feature = "waf")]
+pub mod waf;

@@ -613,7 +613,7 @@ fn fault(faults: &crate::model::faults::RouteFaults) -> HttpFault {
 fn route(
     r: &RouteModel,
     flags: ListenerFlags,
-    waf: WafScope,
+    waf: WafScope<'_>,
     secrets: &HeaderSecrets<'_>,
 ) -> Route {
     let options = &r.options;

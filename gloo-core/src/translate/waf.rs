@@ -13,7 +13,7 @@
 //!   ([`CRS_RULES_DIR`], Debian's `modsecurity-crs`, where Gloo's Envoy image has its own).
 //!   The most specific config wins: route, else virtual host, else the gateway. It replaces
 //!   the less specific ones whole, so a route must set `disabled: true` to turn off its virtual
-//!   host's WAF.
+//!   host's WAF (`disabled` is never inherited, as Gloo documents).
 //! * Stage: Gloo's `WafStage`, after fault injection and CORS, before the local rate limit
 //!   and every auth filter.
 //!
@@ -25,12 +25,19 @@
 //! the `waf` feature, or put gloo-filters' ext_proc WAF service behind a stock Envoy's
 //! `ext_proc` filter.
 //!
-//! Differences from Gloo: the filter is emitted only on listeners where some WAF settings have
-//! rules and are not disabled (Gloo, without `removeUnusedFilters`, puts a disabled filter on
-//! every listener, which a stock Envoy would refuse). Per-route configs are emitted only in
-//! virtual hosts where the WAF is in force (at the gateway, the virtual host or one of its
-//! routes), because elsewhere they change nothing. `configMapRuleSets` are refused, because
-//! gloo reads no Kubernetes ConfigMaps.
+//! Differences from Gloo:
+//!
+//! * Settings with no rules of their own (a route that only sets `requestHeadersOnly` or a
+//!   message, say) take the rules of the next less specific settings that have some: a route
+//!   takes its virtual host's (here), a virtual host the gateway's (gloo-proxy reads them
+//!   from the filter's config). Gloo passes them on empty, which would leave that route
+//!   uninspected. Only `disabled: true` turns the WAF off.
+//! * The filter is emitted only on listeners where some WAF settings have rules and are not
+//!   disabled (Gloo, without `removeUnusedFilters`, puts a disabled filter on every listener,
+//!   which a stock Envoy would refuse). Per-route configs are emitted only in virtual hosts
+//!   where the WAF is in force (at the gateway, the virtual host or one of its routes),
+//!   because elsewhere they change nothing.
+//! * `configMapRuleSets` are refused, because gloo reads no Kubernetes ConfigMaps.
 
 use std::sync::Arc;
 
@@ -162,11 +169,16 @@ pub(crate) fn http_filter(
     })
 }
 
-/// The `typed_per_filter_config` entry of a virtual host or route with these settings.
-fn per_filter_config(settings: &Settings) -> (String, Any) {
+/// The `typed_per_filter_config` entry of a virtual host or route with these settings; without
+/// rules of their own, they take `inherited`'s.
+fn per_filter_config(settings: &Settings, inherited: Option<&Settings>) -> (String, Any) {
+    let rules = match inherited {
+        Some(parent) if !has_rules(settings) && !settings.is_disabled() => rule_sets(parent),
+        _ => rule_sets(settings),
+    };
     let config = pb::ModSecurityPerRoute {
         disabled: settings.is_disabled(),
-        rule_sets: rule_sets(settings),
+        rule_sets: rules,
         custom_intervention_message: settings
             .custom_intervention_message
             .clone()
@@ -179,33 +191,39 @@ fn per_filter_config(settings: &Settings) -> (String, Any) {
 }
 
 /// Where a virtual host's WAF configs go, given whether the gateway's WAF is in force: the
-/// host's own entry, if the WAF is in force here, and each route's (by index) through
+/// host's own entry, if the WAF is in force here, and each route's through
 /// [`WafScope::route`].
 #[derive(Clone, Copy)]
-pub(crate) struct WafScope {
+pub(crate) struct WafScope<'a> {
     in_force: bool,
+    /// The virtual host's settings, if they have rules (routes without rules take them).
+    host_rules: Option<&'a Settings>,
 }
 
-impl WafScope {
+impl<'a> WafScope<'a> {
     /// The scope of `host` on a listener whose gateway WAF is `gateway_in_force`.
-    pub(crate) fn of(host: &VirtualHostModel, gateway_in_force: bool) -> Self {
+    pub(crate) fn of(host: &'a VirtualHostModel, gateway_in_force: bool) -> Self {
         Self {
             in_force: host_uses(host) && (gateway_in_force || host_enforces(host)),
+            host_rules: host.options.waf.as_deref().filter(|s| has_rules(s)),
         }
     }
 
-    /// The virtual host's entry.
+    /// The virtual host's entry (without rules of its own, the data plane takes the
+    /// gateway's).
     pub(crate) fn host(self, host: &VirtualHostModel) -> Option<(String, Any)> {
         host.options
             .waf
             .as_deref()
             .filter(|_| self.in_force)
-            .map(per_filter_config)
+            .map(|s| per_filter_config(s, None))
     }
 
-    /// A route's entry.
+    /// A route's entry: without rules of its own, it takes the virtual host's.
     pub(crate) fn route(self, settings: Option<&Settings>) -> Option<(String, Any)> {
-        settings.filter(|_| self.in_force).map(per_filter_config)
+        settings
+            .filter(|_| self.in_force)
+            .map(|s| per_filter_config(s, self.host_rules))
     }
 }
 

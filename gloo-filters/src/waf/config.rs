@@ -2,7 +2,7 @@
 //! (`envoy.config.filter.http.modsecurity.v2`), and the compiled [`WafRules`].
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::error::ConfigError;
 use super::ffi;
@@ -121,6 +121,32 @@ impl WafRules {
             load(&mut set, &rules).map_err(|e| e.within(&format!("rule_sets[{i}]")))?;
         }
         Ok(Self { set: Arc::new(set) })
+    }
+
+    /// Whether `self` and `other` are the same compiled rules (not merely equal ones).
+    pub fn ptr_eq(&self, other: &WafRules) -> bool {
+        Arc::ptr_eq(&self.set, &other.set)
+    }
+
+    /// A reference that does not keep the rules alive (for caches of compiled rules).
+    pub fn downgrade(&self) -> WeakWafRules {
+        WeakWafRules {
+            set: Arc::downgrade(&self.set),
+        }
+    }
+}
+
+/// A [`WafRules`] that does not keep the rules alive: [`upgrade`](Self::upgrade) gives them
+/// back while something else still holds them.
+#[derive(Clone, Debug, Default)]
+pub struct WeakWafRules {
+    set: Weak<ffi::RuleSet>,
+}
+
+impl WeakWafRules {
+    /// The rules, if something still holds them.
+    pub fn upgrade(&self) -> Option<WafRules> {
+        self.set.upgrade().map(|set| WafRules { set })
     }
 }
 

@@ -125,7 +125,9 @@ mod layer;
 pub(crate) mod service;
 
 pub use self::audit::AuditLog;
-pub use self::config::{AuditLogAction, RuleSet, WafRules, CRS_RULES_DIR, CRS_SETUP_FILE};
+pub use self::config::{
+    AuditLogAction, RuleSet, WafRules, WeakWafRules, CRS_RULES_DIR, CRS_SETUP_FILE,
+};
 pub use self::error::ConfigError;
 pub use self::exchange::{Connection, Intervention, DEFAULT_INTERVENTION_MESSAGE};
 pub use self::future::ResponseFuture;
