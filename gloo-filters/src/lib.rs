@@ -27,6 +27,13 @@
 //!   as a tower layer: regex extractors and Inja-compatible templates rendered with
 //!   `minijinja`, bodies buffered only when a template needs them.
 //!
+//! * `waf`: the `waf` module, Gloo's web application firewall (`options.waf`, envoy-gloo's
+//!   ModSecurity filter) as a tower layer: ModSecurity v3 with the OWASP Core Rule Set, rules
+//!   evaluated on tokio's blocking pool. Links the system libmodsecurity (>= 3.0.6), so it is the
+//!   one feature with a C dependency and the one module with `unsafe` code (`waf::ffi`).
+//! * `extproc-waf`: the `extproc` module, the same WAF as Envoy's external processing service
+//!   (`envoy.service.ext_proc.v3.ExternalProcessor`), for stock Envoy fleets (tonic,
+//!   envoy-types).
 //! * `extauth`: the `extauth` module, Gloo's external auth (`AuthConfig`) as a tower layer
 //!   (work in progress).
 //!
@@ -43,6 +50,8 @@ pub mod body;
 mod config_error;
 #[cfg(feature = "extauth")]
 pub mod extauth;
+#[cfg(feature = "extproc-waf")]
+pub mod extproc;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 #[cfg(feature = "ratelimit")]

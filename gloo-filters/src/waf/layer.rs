@@ -45,6 +45,12 @@ impl WafLayer {
         }
     }
 
+    /// The settings every exchange of this layer runs with.
+    #[cfg_attr(not(feature = "extproc-waf"), allow(dead_code))]
+    pub(crate) fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+
     fn with(mut self, f: impl FnOnce(&mut Settings)) -> Self {
         let settings = Arc::make_mut(&mut self.settings);
         f(settings);
