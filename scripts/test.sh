@@ -61,6 +61,7 @@ cargo nextest run --workspace --no-fail-fast
 # no workspace member enables; their tests need them on.
 cargo nextest run -p gloo-filters --all-features --no-fail-fast
 # gloo-proxy's WAF (ModSecurity, a C library) is a feature off by default.
-cargo nextest run -p gloo-proxy --features waf --no-fail-fast -E 'binary(waf)'
+cargo nextest run -p gloo-proxy --features waf --no-fail-fast -E 'binary(waf) or test(/^waf::/)'
 cargo test --workspace --doc
 cargo test -p gloo-filters --all-features --doc
+cargo test -p gloo-proxy --features waf --doc waf

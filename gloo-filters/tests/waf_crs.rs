@@ -12,26 +12,15 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, Layer, ServiceExt};
 
-fn env(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!(
-            "{name} is not set: these tests need the OWASP CRS (apt-get install modsecurity-crs). \
-             Run scripts/test.sh, or export GLOO_TEST_CRS_SETUP=/etc/modsecurity/crs/crs-setup.conf \
-             GLOO_TEST_CRS_RULES=/usr/share/modsecurity-crs/rules"
-        ),
-    }
+mod support {
+    pub mod crs;
 }
+use support::crs;
 
 /// Gloo's translation of `ruleSets: [{ruleStr: <user>}]` plus `coreRuleSet:
 /// {customSettingsFile: <crs-setup.conf>}`.
 fn crs(user: &str) -> WafRules {
-    WafRules::compile([
-        RuleSet::rules(user),
-        RuleSet::new().file(env("GLOO_TEST_CRS_SETUP")),
-        RuleSet::new().directory(env("GLOO_TEST_CRS_RULES")),
-    ])
-    .expect("the CRS compiles")
+    WafRules::compile(crs::rule_sets(user)).expect("the CRS compiles")
 }
 
 const ENGINE_ON: &str = "SecRuleEngine On\nSecRequestBodyAccess On\n";
@@ -224,7 +213,7 @@ async fn the_crs_without_its_settings_refuses_everything() {
     // request until crs-setup (`tx.crs_setup_version`) is configured, as the CRS documents.
     let rules = WafRules::compile([
         RuleSet::rules("SecRuleEngine On"),
-        RuleSet::new().directory(env("GLOO_TEST_CRS_RULES")),
+        RuleSet::new().directory(crs::rules_dir()),
     ])
     .unwrap();
     let layer = WafLayer::new(rules).audit_log(AuditLogAction::Always);

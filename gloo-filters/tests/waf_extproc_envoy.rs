@@ -7,45 +7,34 @@
 //! logs: Envoy writes them to its access log from the processor's dynamic metadata).
 
 mod support {
+    pub mod crs;
+    #[allow(dead_code)] // each test binary uses part of the helper
     pub mod envoy;
+    pub mod http;
     #[allow(dead_code)] // each test binary uses part of the helper
     pub mod redis_server;
 }
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
 use gloo_filters::extproc::WafProcessor;
-use gloo_filters::waf::{
-    AuditLog, AuditLogAction, Connection, RuleSet, WafBody, WafLayer, WafRules,
-};
+use gloo_filters::waf::{AuditLog, AuditLogAction, Connection, WafBody, WafLayer, WafRules};
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
 
 use support::envoy::Envoy;
 use support::redis_server::free_port;
+use support::{crs, http};
 
 /// Both sides buffer at most this much of a body (Envoy: the listener's buffer limit).
 const BODY_LIMIT: usize = 4096;
-
-fn env(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!(
-            "{name} is not set: this test needs the OWASP CRS (apt-get install modsecurity-crs). \
-             Run scripts/test.sh, or export GLOO_TEST_CRS_SETUP=/etc/modsecurity/crs/crs-setup.conf \
-             GLOO_TEST_CRS_RULES=/usr/share/modsecurity-crs/rules"
-        ),
-    }
-}
 
 fn layer() -> WafLayer {
     let user = r#"
@@ -56,12 +45,7 @@ SecResponseBodyMimeType text/html
 SecRule REQUEST_HEADERS:User-Agent "scammer" "deny,status:418,id:107,phase:1,msg:'blocked scammer'"
 SecRule RESPONSE_BODY "@contains SECRET" "id:301,phase:4,deny,status:502,msg:'leak'"
 "#;
-    let rules = WafRules::compile([
-        RuleSet::rules(user),
-        RuleSet::new().file(env("GLOO_TEST_CRS_SETUP")),
-        RuleSet::new().directory(env("GLOO_TEST_CRS_RULES")),
-    ])
-    .expect("the rules compile");
+    let rules = WafRules::compile(crs::rule_sets(user)).expect("the rules compile");
     WafLayer::new(rules)
         .custom_intervention_message("ModSecurity intervention! Custom message details here..")
         .audit_log(AuditLogAction::RelevantOnly)
@@ -235,6 +219,16 @@ static_resources:
     )
 }
 
+/// A request sent to both sides, and the status the layer must answer.
+struct Case {
+    what: &'static str,
+    method: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
+    body: String,
+    status: u16,
+}
+
 /// An answer, as compared: status, body and content type.
 #[derive(Debug, PartialEq, Eq)]
 struct Answer {
@@ -250,9 +244,6 @@ async fn send(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Result<Answer, String> {
-    let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))
-        .await
-        .map_err(|e| e.to_string())?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nhost: shop.example.com\r\nuser-agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\naccept: */*\r\nconnection: close\r\n"
     );
@@ -260,57 +251,12 @@ async fn send(
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     request.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut raw))
-        .await
-        .map_err(|_| "no answer within 15 s".to_string())?
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {text:?}"))?;
-    let mut content_type = None;
-    let mut chunked = false;
-    for (k, v) in lines.filter_map(|l| l.split_once(':')) {
-        match k.trim().to_ascii_lowercase().as_str() {
-            "content-type" => content_type = Some(v.trim().to_owned()),
-            "transfer-encoding" => chunked = v.trim().eq_ignore_ascii_case("chunked"),
-            _ => {}
-        }
-    }
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
+    let answer = http::send(port, &request).await?;
     Ok(Answer {
-        status,
-        content_type,
-        body,
+        status: answer.status,
+        content_type: answer.header("content-type").map(str::to_owned),
+        body: answer.body,
     })
-}
-
-fn dechunk(mut data: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = data.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        data = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// The rule ids of an audit log line of Envoy's access log (`<path> <code> <audit JSON>`).
@@ -357,74 +303,77 @@ async fn envoy_with_the_ext_proc_waf_answers_as_the_tower_layer_does() {
     let sqli_form = "user=admin&password=x%27%20or%20%271%27%3D%271";
     let big = format!("item=1234&note={}", "a".repeat(BODY_LIMIT));
     let form = [("content-type", "application/x-www-form-urlencoded")];
-    let cases: Vec<(&str, &str, &str, Vec<(&str, &str)>, &str, u16)> = vec![
-        ("benign", "GET", "/", vec![], "", 200),
-        (
+    let case =
+        |what, method, path, headers: &[(&'static str, &'static str)], body: &str, status| Case {
+            what,
+            method,
+            path,
+            headers: headers.to_vec(),
+            body: body.to_owned(),
+            status,
+        };
+    let cases = [
+        case("benign", "GET", "/", &[], "", 200),
+        case(
             "benign query",
             "GET",
             "/products?page=2&sort=price",
-            vec![],
+            &[],
             "",
             200,
         ),
-        (
+        case(
             "SQL injection",
             "GET",
             "/products?id=1%27%20or%20%271%27%3D%271",
-            vec![],
+            &[],
             "",
             403,
         ),
-        (
+        case(
             "XSS",
             "GET",
             "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
-            vec![],
+            &[],
             "",
             403,
         ),
-        (
+        case(
             "benign form",
             "POST",
             "/cart",
-            form.to_vec(),
+            &form,
             "item=1234&quantity=2",
             200,
         ),
-        (
+        case(
             "SQL injection in a form",
             "POST",
             "/login",
-            form.to_vec(),
+            &form,
             sqli_form,
             403,
         ),
-        (
+        case(
             "custom rule",
             "GET",
             "/",
-            vec![("user-agent", "scammer")],
+            &[("user-agent", "scammer")],
             "",
             418,
         ),
-        ("response body rule", "GET", "/leak", vec![], "", 502),
-        (
-            "body over the limit",
-            "POST",
-            "/cart",
-            form.to_vec(),
-            &big,
-            413,
-        ),
+        case("response body rule", "GET", "/leak", &[], "", 502),
+        case("body over the limit", "POST", "/cart", &form, &big, 413),
     ];
-    for (what, method, path, headers, body, expected) in &cases {
-        let via_envoy = send(port, method, path, headers, body)
+    for c in &cases {
+        let what = c.what;
+        let via_envoy = send(port, c.method, c.path, &c.headers, &c.body)
             .await
             .unwrap_or_else(|e| panic!("{what} via Envoy: {e}\n{}", envoy.logs()));
-        let via_layer = send(tower, method, path, headers, body)
+        let via_layer = send(tower, c.method, c.path, &c.headers, &c.body)
             .await
             .unwrap_or_else(|e| panic!("{what} via the layer: {e}"));
-        assert_eq!(via_layer.status, *expected, "{what}: {via_layer:?}");
+        assert_eq!(via_layer.status, c.status, "{what}: {via_layer:?}");
         assert_eq!(via_envoy, via_layer, "{what}\n{}", envoy.logs());
     }
 

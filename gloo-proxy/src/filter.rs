@@ -150,6 +150,18 @@ impl std::fmt::Debug for FilterRegistry {
     }
 }
 
+/// Decodes a filter config that must be of type `type_url`.
+#[cfg(any(feature = "transform", feature = "waf"))]
+pub(crate) fn decode_typed<M: prost::Message + Default>(
+    any: &Any,
+    type_url: &str,
+) -> Result<M, String> {
+    if any.type_url != type_url {
+        return Err(format!("expected {type_url}, got {}", any.type_url));
+    }
+    M::decode(any.value.as_slice()).map_err(|e| format!("cannot decode {}: {e}", any.type_url))
+}
+
 /// The router filter's name: always last, and handled by the proxy itself.
 pub const ROUTER: &str = "envoy.filters.http.router";
 

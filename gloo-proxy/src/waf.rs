@@ -61,7 +61,7 @@ use prost::Message;
 use tower::{Layer, ServiceExt};
 
 use crate::body::Body;
-use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService};
+use crate::filter::{decode_typed, FilterFactory, FilterLayer, FilterRegistry, HttpService};
 use crate::proxy::{Downstream, LocalReply};
 
 /// envoy-gloo's ModSecurity filter name.
@@ -96,17 +96,10 @@ struct Settings {
     response_headers_only: bool,
 }
 
-fn decode<M: Message + Default>(any: &Any, type_url: &str) -> Result<M, String> {
-    if any.type_url != type_url {
-        return Err(format!("expected {type_url}, got {}", any.type_url));
-    }
-    M::decode(any.value.as_slice()).map_err(|e| format!("cannot decode {}: {e}", any.type_url))
-}
-
 impl Settings {
     fn of(config: &Any, per_route: Option<&Any>) -> Result<Self, String> {
         if let Some(per_route) = per_route {
-            let r: pb::ModSecurityPerRoute = decode(per_route, MODSECURITY_PER_ROUTE_TYPE)?;
+            let r: pb::ModSecurityPerRoute = decode_typed(per_route, MODSECURITY_PER_ROUTE_TYPE)?;
             // Without rules of its own, it takes the filter's (the gateway's): only
             // `disabled` turns the WAF off.
             let rule_sets = if r.rule_sets.is_empty() {
@@ -134,7 +127,7 @@ impl Settings {
                 response_headers_only: false,
             });
         }
-        let c: pb::ModSecurity = decode(config, MODSECURITY_TYPE)?;
+        let c: pb::ModSecurity = decode_typed(config, MODSECURITY_TYPE)?;
         if c.regression_logs {
             return Err("regression_logs: not supported by gloo-proxy".into());
         }

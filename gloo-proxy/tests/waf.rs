@@ -13,8 +13,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use support::{
-    admin_get, free_port, gloo_run, http_raw, poll, print_logs_if_panicking, write_atomically,
-    Backend, Proc, Response,
+    admin_get, free_port, gloo_run, http_raw, poll, print_logs_if_panicking, wait_for_answer,
+    write_atomically, Backend, Proc, Response,
 };
 
 fn env(name: &str) -> String {
@@ -122,27 +122,17 @@ impl Fixture {
 
     fn wait_for(&mut self, what: &str, ready: impl Fn(&Response) -> bool) {
         let port = self.port;
-        let gloo = &mut self.gloo;
-        if let Err(e) = poll(what, || {
-            gloo.check_running()?;
-            let r = request(port, "GET", "/", &[], "");
-            if ready(&r) {
-                Ok(())
-            } else {
-                Err(format!("{} {:?}", r.status, r.headers))
-            }
-        }) {
-            panic!("{e}");
-        }
+        let get = || request(port, "GET", "/", &[], "");
+        wait_for_answer(&mut self.gloo, what, get, ready);
     }
 
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
-        request(self.port, "GET", path, headers, "")
+        request(self.port, "GET", path, headers, "").expect("request")
     }
 
     fn post_form(&self, path: &str, body: &str) -> Response {
         let form = [("Content-Type", "application/x-www-form-urlencoded")];
-        request(self.port, "POST", path, &form, body)
+        request(self.port, "POST", path, &form, body).expect("request")
     }
 }
 
@@ -160,7 +150,13 @@ fn vs_yaml(vhost_waf: &str, routes: &str) -> String {
     )
 }
 
-fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Response> {
     let mut raw = format!(
         "{method} {path} HTTP/1.1\r\nHost: example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\nAccept: */*\r\nConnection: close\r\n"
     );
@@ -168,7 +164,7 @@ fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: 
         raw.push_str(&format!("{k}: {v}\r\n"));
     }
     raw.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    http_raw(port, raw.as_bytes(), false).expect("request")
+    http_raw(port, raw.as_bytes(), false)
 }
 
 const SQLI: &str = "/products?id=1%27%20or%20%271%27%3D%271";
