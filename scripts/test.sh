@@ -70,6 +70,17 @@ export GLOO_TEST_KUBECTL="$(command -v kubectl)"
 if ! "$venv/bin/python" -c 'import kubernetes' 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes
 fi
+# ModSecurity 3 and the OWASP Core Rule Set, from Debian: gloo-filters' `waf` feature links
+# libmodsecurity (found by pkg-config), and its tests load the real CRS.
+if ! pkg-config --exists modsecurity 2>/dev/null || [ ! -d /usr/share/modsecurity-crs/rules ]; then
+  sudo_cmd=""
+  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+  pkgs="libmodsecurity3 libmodsecurity-dev modsecurity-crs pkg-config"
+  $sudo_cmd apt-get install -y $pkgs >/dev/null \
+    || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y $pkgs >/dev/null; }
+fi
+export GLOO_TEST_CRS_SETUP=/etc/modsecurity/crs/crs-setup.conf
+export GLOO_TEST_CRS_RULES=/usr/share/modsecurity-crs/rules
 # sed reads all of the output: `head` would close the pipe early and, under pipefail,
 # fail the script with SIGPIPE.
 "$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p
@@ -82,6 +93,9 @@ cargo nextest run -p gloo-filters --all-features --no-fail-fast
 # Kubernetes ones against a fake API server, both in the test tree: neither ships in a registry
 # these machines reach).
 cargo nextest run -p gloo-discovery --all-features --no-fail-fast
+# gloo-proxy's WAF (ModSecurity, a C library) is a feature off by default.
+cargo nextest run -p gloo-proxy --features waf --no-fail-fast -E 'binary(waf) or test(/^waf::/)'
 cargo test --workspace --doc
 cargo test -p gloo-filters --all-features --doc
 cargo test -p gloo-discovery --all-features --doc
+cargo test -p gloo-proxy --features waf --doc waf

@@ -763,6 +763,10 @@ impl<'a> Resolver<'a> {
                 crate::translate::transformation::Options::host(options),
                 "spec.virtualHost.options",
             ));
+            errors.extend(crate::translate::waf::validate(
+                options.waf.as_deref(),
+                "spec.virtualHost.options",
+            ));
             for (path, extension) in
                 crate::translate::jwt::host_extensions(options, "spec.virtualHost.options")
             {
@@ -1032,6 +1036,10 @@ impl<'a> Resolver<'a> {
         errors.extend(crate::translate::ratelimit::validate_route(options, path));
         errors.extend(crate::translate::transformation::validate(
             crate::translate::transformation::Options::route(options),
+            path,
+        ));
+        errors.extend(crate::translate::waf::validate(
+            options.waf.as_deref(),
             path,
         ));
         for (at, extension) in crate::translate::jwt::route_extensions(options, path) {
@@ -1462,6 +1470,13 @@ impl<'a> Resolver<'a> {
                             format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} sets invalid ext auth options; the virtual host serves no routes rather than serving them without"),
                         )
                     }
+                    // Invalid WAF settings: refused likewise (never served unprotected).
+                    Some(found) if !crate::translate::waf::validate(found.object.spec.options.waf.as_deref(), "").is_empty() => {
+                        refused = true;
+                        self.note_error(&key,
+                            format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} sets invalid WAF settings; the virtual host serves no routes rather than serving them without"),
+                        )
+                    }
                     // A VirtualHostOption Gloo refuses (reported on it) is not applied.
                     Some(found) if !found.object.spec.options.local_ratelimit().is_valid()
                         || !crate::translate::transformation::validate(
@@ -1559,6 +1574,13 @@ impl<'a> Resolver<'a> {
                             refused = true;
                             self.note_error(&context.owner,
                                 format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} sets invalid ext auth options; the route answers 503 rather than being served without them"),
+                            )
+                        }
+                        // Invalid WAF settings: refused likewise (never served unprotected).
+                        Some(found) if !crate::translate::waf::validate(found.object.spec.options.waf.as_deref(), "").is_empty() => {
+                            refused = true;
+                            self.note_error(&context.owner,
+                                format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} sets invalid WAF settings; the route answers 503 rather than being served without them"),
                             )
                         }
                         // A RouteOption Gloo refuses (reported on it) is not applied.
@@ -2093,13 +2115,10 @@ fn http_gateway_problems(
             format!("{path}.options"),
         ));
     }
-    if options
-        .waf
-        .as_ref()
-        .is_some_and(|w| w.disabled != Some(true))
-    {
-        problems.extend(unenforced(vec!["waf"], format!("{path}.options")));
-    }
+    problems.extend(crate::translate::waf::validate(
+        options.waf.as_ref(),
+        format!("{path}.options"),
+    ));
     // The listener's own ext auth server (it overrides the Settings').
     if let Some(extauth) = &options.extauth {
         problems.extend(crate::translate::extauth::settings_problems(

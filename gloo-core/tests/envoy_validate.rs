@@ -81,18 +81,9 @@ fn bootstrap(resources: &Value) -> Value {
     json!({"staticResources": {"listeners": listeners, "clusters": clusters}})
 }
 
-fn validate_with_envoy(dir: &Path) -> (usize, usize, usize) {
-    let source = DirectorySource::load(dir).expect("config dir");
-    let translation = Translator::new().translate(&source.subscribe().borrow());
-    assert!(
-        !translation.reports.has_rejections(),
-        "{}",
-        translation.reports.to_text()
-    );
-    let resources = translation.proxies["gateway-proxy"]
-        .to_json()
-        .expect("json");
-    let config = bootstrap(&resources);
+/// `envoy --mode validate` on `config` (a bootstrap as JSON), handed over as binary protobuf:
+/// (whether Envoy accepted it, its stdout and stderr).
+fn envoy_validate(config: &Value) -> (bool, String, String) {
     // Binary, as xDS delivers it: Envoy cannot read JSON naming a type it does not have
     // (envoy-gloo's transformation configs), but skips such optional configs in protobuf.
     let bootstrap_type = gloo_core::xds::descriptor_pool()
@@ -107,10 +98,36 @@ fn validate_with_envoy(dir: &Path) -> (usize, usize, usize) {
         .arg(file.path())
         .output()
         .expect("run envoy");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (
         output.status.success() && stdout.contains("OK"),
+        stdout,
+        stderr,
+    )
+}
+
+/// The gateway-proxy translation of the config directory `dir` (which must translate without
+/// rejections), as JSON.
+fn translated(dir: &Path) -> Value {
+    let source = DirectorySource::load(dir).expect("config dir");
+    let translation = Translator::new().translate(&source.subscribe().borrow());
+    assert!(
+        !translation.reports.has_rejections(),
+        "{}",
+        translation.reports.to_text()
+    );
+    translation.proxies["gateway-proxy"]
+        .to_json()
+        .expect("json")
+}
+
+fn validate_with_envoy(dir: &Path) -> (usize, usize, usize) {
+    let resources = translated(dir);
+    let config = bootstrap(&resources);
+    let (ok, stdout, stderr) = envoy_validate(&config);
+    assert!(
+        ok,
         "Envoy rejected the translation of {}:\n{stdout}\n{stderr}\nconfig:\n{}",
         dir.display(),
         serde_json::to_string_pretty(&config).unwrap()
@@ -228,4 +245,81 @@ fn envoy_accepts_ext_auth() {
         let called = ext_authz["typedConfig"].pointer(path).expect("cluster");
         assert!(clusters.contains(&called), "{called} not in {clusters:?}");
     }
+}
+
+/// Removes every `io.solo.filters.http.modsecurity` HTTP filter from the bootstrap's listeners
+/// (with `filters: true`) and every per-filter config of it (with `per_route: true`).
+fn strip_waf(config: &mut Value, filters: bool, per_route: bool) {
+    const WAF: &str = "io.solo.filters.http.modsecurity";
+    for listener in config["staticResources"]["listeners"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        for chain in listener["filterChains"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            for filter in chain["filters"].as_array_mut().into_iter().flatten() {
+                let hcm = &mut filter["typedConfig"];
+                if filters {
+                    if let Some(http) = hcm["httpFilters"].as_array_mut() {
+                        http.retain(|f| f["name"] != WAF);
+                    }
+                }
+                if per_route {
+                    for vhost in hcm["routeConfig"]["virtualHosts"]
+                        .as_array_mut()
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(m) = vhost["typedPerFilterConfig"].as_object_mut() {
+                            m.remove(WAF);
+                        }
+                        for route in vhost["routes"].as_array_mut().into_iter().flatten() {
+                            if let Some(m) = route["typedPerFilterConfig"].as_object_mut() {
+                                m.remove(WAF);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn envoy_refuses_a_waf_it_does_not_have_rather_than_serving_unprotected() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-waf");
+    let config = bootstrap(&translated(&dir));
+    assert!(config
+        .to_string()
+        .contains("io.solo.filters.http.modsecurity"));
+
+    // The listener's WAF filter is refused: Envoy keeps its previous listener.
+    let (ok, stdout, stderr) = envoy_validate(&config);
+    assert!(!ok, "a stock Envoy accepted the WAF config:\n{stdout}");
+    assert!(
+        stderr.contains("io.solo.filters.http.modsecurity")
+            || stderr.contains("envoy.config.filter.http.modsecurity.v2"),
+        "{stderr}"
+    );
+
+    // So is every per-route WAF config, even without the filter: a route configuration
+    // naming the WAF is refused too, never served without it.
+    let mut routes_only = config.clone();
+    strip_waf(&mut routes_only, true, false);
+    let (ok, stdout, stderr) = envoy_validate(&routes_only);
+    assert!(
+        !ok,
+        "a stock Envoy accepted the per-route WAF configs:\n{stdout}"
+    );
+    assert!(stderr.contains("modsecurity"), "{stderr}");
+
+    // Without any of it, the same config is fine: the WAF alone is what Envoy refuses.
+    let mut plain = config;
+    strip_waf(&mut plain, true, true);
+    let (ok, stdout, stderr) = envoy_validate(&plain);
+    assert!(ok, "{stdout}\n{stderr}");
 }

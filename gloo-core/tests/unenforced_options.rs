@@ -56,10 +56,8 @@ fn a_virtual_service_setting_an_unenforced_option_is_rejected_and_not_served() {
         Kind::VirtualService,
         &gs("auth"),
         Rejected,
-        &[
-            &format!("spec.virtualHost.routes[0].options.waf: {REFUSED}"),
-            &format!("spec.virtualHost.routes[0].options.dlp: {REFUSED}"),
-        ],
+        // The WAF is enforced (and `waf: {}` puts no rules in force): only DLP is refused.
+        &[&format!("spec.virtualHost.routes[0].options.dlp: {REFUSED}")],
         &[],
     );
     assert_status(&t, Kind::VirtualService, &gs("off"), Accepted, &[], &[]);
@@ -80,7 +78,7 @@ fn option_resources_with_unenforced_options_refuse_the_routes_that_use_them() {
             "gateway.solo.io/v1",
             "VirtualHostOption",
             "{name: vho, namespace: gloo-system}",
-            "options: {waf: {customInterventionMessage: no}}",
+            "options: {dlp: {actions: []}}",
         ),
         // The refused route answers 503 itself, so `/admin` cannot fall through to `/`.
         &vs(
@@ -118,7 +116,7 @@ fn option_resources_with_unenforced_options_refuse_the_routes_that_use_them() {
         Kind::VirtualHostOption,
         &gs("vho"),
         Rejected,
-        &[&format!("spec.options.waf: {REFUSED}")],
+        &[&format!("spec.options.dlp: {REFUSED}")],
         &[],
     );
     assert_status(
@@ -149,12 +147,14 @@ fn option_resources_with_unenforced_options_refuse_the_routes_that_use_them() {
 }
 
 #[test]
-fn a_gateway_with_a_listener_wide_waf_is_rejected() {
+fn a_gateway_whose_listener_wide_waf_cannot_be_loaded_is_rejected() {
+    // The listener-wide WAF is enforced now (tests/waf.rs); rules gloo cannot load (from
+    // ConfigMaps) reject the Gateway rather than serving the listener without them.
     let t = translate(&docs(&[
         &up(),
         &gateway(
             "{name: gw, namespace: gloo-system}",
-            "bindPort: 8080\nhttpGateway: {options: {waf: {}}}\n",
+            "bindPort: 8080\nhttpGateway: {options: {waf: {configMapRuleSets: [{configMapRef: {name: rules}}]}}}\n",
         ),
     ]));
     assert_status(
@@ -162,7 +162,7 @@ fn a_gateway_with_a_listener_wide_waf_is_rejected() {
         Kind::Gateway,
         &gs("gw"),
         Rejected,
-        &[&format!("spec.httpGateway.options.waf: {REFUSED}")],
+        &["spec.httpGateway.options.waf.configMapRuleSets: gloo reads no Kubernetes ConfigMaps, so these rules could not be loaded; put them in ruleSets[].ruleStr"],
         &[],
     );
     assert!(t.proxies.is_empty());

@@ -28,6 +28,13 @@
 //!   as a tower layer: regex extractors and Inja-compatible templates rendered with
 //!   `minijinja`, bodies buffered only when a template needs them.
 //!
+//! * `waf`: the `waf` module, Gloo's web application firewall (`options.waf`, envoy-gloo's
+//!   ModSecurity filter) as a tower layer: ModSecurity v3 with the OWASP Core Rule Set, rules
+//!   evaluated on tokio's blocking pool. Links the system libmodsecurity (>= 3.0.6), so it is the
+//!   one feature with a C dependency and the one module with `unsafe` code (`waf::ffi`).
+//! * `extproc-waf`: the `extproc` module, the same WAF as Envoy's external processing service
+//!   (`envoy.service.ext_proc.v3.ExternalProcessor`), for stock Envoy fleets (tonic,
+//!   envoy-types).
 //! * `ext-authz`: the `ext_authz` module, Envoy's external authorization HTTP filter
 //!   (`envoy.filters.http.ext_authz`) as a tower layer, asking any
 //!   `envoy.service.auth.v3.Authorization` gRPC server through a tonic client.
@@ -43,13 +50,22 @@
 //!   id in the cookie.
 //!
 //! The other filters are filled in by the filters issue.
-#![forbid(unsafe_code)]
+// No unsafe code, except in `waf::ffi`: the one fenced module that calls libmodsecurity's C API
+// (feature `waf`), where it is allowed item by item with SAFETY comments.
+#![cfg_attr(not(feature = "waf"), forbid(unsafe_code))]
+#![cfg_attr(feature = "waf", deny(unsafe_code))]
 #![warn(missing_docs)]
 
 #[cfg(feature = "ext-authz")]
 pub mod ext_authz;
+#[cfg(any(feature = "transform", feature = "waf"))]
+pub mod body;
+#[cfg(any(feature = "transform", feature = "waf"))]
+mod config_error;
 #[cfg(feature = "extauth")]
 pub mod extauth;
+#[cfg(feature = "extproc-waf")]
+pub mod extproc;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 #[cfg(feature = "ratelimit")]
@@ -58,3 +74,5 @@ pub mod ratelimit;
 pub mod rls;
 #[cfg(feature = "transform")]
 pub mod transform;
+#[cfg(feature = "waf")]
+pub mod waf;

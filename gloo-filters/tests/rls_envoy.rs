@@ -7,6 +7,8 @@ mod support {
     pub mod envoy;
     pub mod grpc;
     #[allow(dead_code)] // each test binary uses part of the helper
+    pub mod http;
+    #[allow(dead_code)] // each test binary uses part of the helper
     pub mod redis_server;
 }
 
@@ -21,10 +23,10 @@ use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use support::envoy::{http_listener, static_cluster, Envoy};
+use support::http;
 use support::redis_server::{free_port, RedisServer};
 
 /// The limiter's fixed clock: the whole test is in one window.
@@ -78,33 +80,10 @@ fn listener_yaml(name: &str, port: u16, failure_mode_deny: bool) -> String {
 
 /// (status, headers) of `GET /` with `x-user: <user>` (none when `None`) on `port`.
 async fn get(port: u16, user: Option<&str>) -> Result<(u16, Vec<(String, String)>), String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
     let user = user.map_or(String::new(), |u| format!("x-user: {u}\r\n"));
     let request = format!("GET / HTTP/1.1\r\nhost: test\r\n{user}connection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .map_err(|_| "no answer within 10 s".to_string())?
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&raw);
-    let head = text.split("\r\n\r\n").next().unwrap_or_default();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {text:?}"))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Ok((status, headers))
+    let answer = http::send(port, &request).await?;
+    Ok((answer.status, answer.headers))
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -45,6 +45,8 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
     crate::jwt::register(registry);
     #[cfg(feature = "transform")]
     crate::transform::register(registry);
+    #[cfg(feature = "waf")]
+    crate::waf::register(registry);
 }
 
 fn decode<M: Message + Default>(any: &Any) -> Result<M, String> {

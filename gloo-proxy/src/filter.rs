@@ -239,6 +239,18 @@ impl<T: Clone> BuiltConfigs<T> {
     }
 }
 
+/// Decodes a filter config that must be of type `type_url`.
+#[cfg(any(feature = "transform", feature = "waf"))]
+pub(crate) fn decode_typed<M: prost::Message + Default>(
+    any: &Any,
+    type_url: &str,
+) -> Result<M, String> {
+    if any.type_url != type_url {
+        return Err(format!("expected {type_url}, got {}", any.type_url));
+    }
+    M::decode(any.value.as_slice()).map_err(|e| format!("cannot decode {}: {e}", any.type_url))
+}
+
 /// The router filter's name: always last, and handled by the proxy itself.
 pub const ROUTER: &str = "envoy.filters.http.router";
 
@@ -251,7 +263,8 @@ impl FilterRegistry {
     /// A registry with the filters gloo-proxy serves itself: fault injection, CORS and header
     /// mutation (the removals gloo-core emits), Envoy's local and global rate limits (feature
     /// `ratelimit`), Envoy's JWT authentication (feature `jwt`), envoy-gloo's transformations
-    /// (feature `transform`) and Envoy's ext_authz (feature `extauth`).
+    /// (feature `transform`), Envoy's ext_authz (feature `extauth`) and envoy-gloo's ModSecurity
+    /// WAF (feature `waf`, off by default).
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         crate::builtin::register(&mut registry);

@@ -20,9 +20,10 @@
 //!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer,
 //!   `global_ratelimit` (feature `ratelimit`) Envoy's global rate limit filter with
 //!   gloo-filters' layer and rate limit service client, `jwt` (feature `jwt`) Envoy's JWT
-//!   authentication with gloo-filters' verifier, and `extauth` (feature `extauth`) Envoy's
+//!   authentication with gloo-filters' verifier, `extauth` (feature `extauth`) Envoy's
 //!   ext_authz filter with gloo-filters' client, calling the server through the proxy's own
-//!   clusters;
+//!   clusters, and `waf` (feature `waf`, off by default) envoy-gloo's ModSecurity filter with
+//!   gloo-filters' WAF;
 //! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
 //!   admin endpoint and its statistics;
 //! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands; [`rate_limit_server`]: the
@@ -57,3 +58,5 @@ pub mod tls;
 #[cfg(feature = "transform")]
 pub mod transform;
 pub mod upstream;
+#[cfg(feature = "waf")]
+pub mod waf;

@@ -73,11 +73,10 @@ use envoy_types::pb::google::protobuf::Any;
 use gloo_core::xds::transformation as pb;
 use gloo_filters::transform as tf;
 use http::{Request, Response};
-use prost::Message;
 use tower::{Layer, ServiceExt};
 
 use crate::body::Body;
-use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService};
+use crate::filter::{decode_typed, FilterFactory, FilterLayer, FilterRegistry, HttpService};
 use crate::proxy::LocalReply;
 
 /// envoy-gloo's transformation filter name.
@@ -96,13 +95,6 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
 /// Builds [`TransformationLayer`](tf::TransformationLayer)s from envoy-gloo configs.
 struct TransformationFactory;
 
-fn decode<M: Message + Default>(any: &Any, type_url: &str) -> Result<M, String> {
-    if any.type_url != type_url {
-        return Err(format!("expected {type_url}, got {}", any.type_url));
-    }
-    M::decode(any.value.as_slice()).map_err(|e| format!("cannot decode {}: {e}", any.type_url))
-}
-
 fn refuse_if(set: bool, field: &str) -> Result<(), String> {
     if set {
         Err(format!("{field}: not supported by gloo-proxy"))
@@ -118,7 +110,7 @@ impl FilterFactory for TransformationFactory {
         let filter = if config.type_url.is_empty() && config.value.is_empty() {
             pb::FilterTransformations::default()
         } else {
-            decode::<pb::FilterTransformations>(config, FILTER_TRANSFORMATIONS_TYPE)?
+            decode_typed::<pb::FilterTransformations>(config, FILTER_TRANSFORMATIONS_TYPE)?
         };
         refuse_if(
             filter.log_request_response_info,
@@ -128,7 +120,7 @@ impl FilterFactory for TransformationFactory {
         let Some(per_route) = per_route else {
             return Ok(None);
         };
-        let route: pb::RouteTransformations = decode(per_route, ROUTE_TRANSFORMATIONS_TYPE)?;
+        let route: pb::RouteTransformations = decode_typed(per_route, ROUTE_TRANSFORMATIONS_TYPE)?;
         let Some(rules) = stage_rules(&route, filter.stage)? else {
             return Ok(None);
         };
@@ -498,6 +490,7 @@ mod tests {
     use envoy_types::pb::google::protobuf::BoolValue;
     use pb::route_transformation::{Match, RequestMatch, ResponseMatch};
     use pb::transformation::TransformationType;
+    use prost::Message;
 
     fn headers(name: &str, text: &str) -> pb::Transformation {
         pb::Transformation {

@@ -15,8 +15,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use support::{
-    free_port, gloo_run, http_get, http_raw, poll, print_logs_if_panicking, write_atomically,
-    Backend, Proc, Response,
+    free_port, gloo_run, http_get, http_raw, poll, print_logs_if_panicking, wait_for_answer,
+    write_atomically, Backend, Proc, Response,
 };
 
 /// `gloo run` with the VirtualService `vs_spec` (the YAML of `spec.virtualHost`, indented by
@@ -101,18 +101,7 @@ impl Fixture {
     /// Polls `GET /` until `ready` holds of the response.
     fn wait_for(&mut self, what: &str, ready: impl Fn(&Response) -> bool) {
         let port = self.port;
-        let gloo = &mut self.gloo;
-        if let Err(e) = poll(what, || {
-            gloo.check_running()?;
-            let r = http_get(port, "/").map_err(|e| e.to_string())?;
-            if ready(&r) {
-                Ok(())
-            } else {
-                Err(format!("{} {:?}", r.status, r.headers))
-            }
-        }) {
-            panic!("{e}");
-        }
+        wait_for_answer(&mut self.gloo, what, || http_get(port, "/"), ready);
     }
 
     /// Sends a request with these extra header lines and body; the backend's view of it is

@@ -550,10 +550,6 @@ macro_rules! unenforced_options {
     ($options:expr) => {{
         let o = $options;
         [
-            (
-                "waf",
-                o.waf.as_ref().is_some_and(|w| w.disabled != Some(true)),
-            ),
             ("rbac", o.rbac.is_some()),
             ("dlp", o.dlp.is_some()),
             ("csrf", o.csrf.is_some()),

@@ -33,6 +33,7 @@ use super::names::{
 use super::ratelimit;
 use super::routes::duration;
 use super::transformation;
+use super::waf;
 use super::Context;
 use crate::model::gateway::{HttpGateway, TcpHost};
 use crate::model::ssl::{SslConfig, SslSecretsRef};
@@ -166,6 +167,10 @@ fn http_connection_manager(
             ..Default::default()
         });
     }
+    // WAF: Gloo's `WafStage`, after fault injection and CORS (a CORS preflight is answered
+    // before the WAF sees it, as in Gloo) and before everything that costs more or trusts the
+    // request: rate limits and auth see only requests the WAF let through.
+    http_filters.extend(waf::http_filter(http, hosts));
     // Local rate limiting: Gloo stages it `BeforeStage(AuthNStage)`, after WAF and before
     // JWT / ext auth, so requests over the limit are refused before anything costly runs.
     let local_limits = local_ratelimit::settings(http);

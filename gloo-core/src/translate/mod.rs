@@ -48,6 +48,7 @@ mod names;
 pub(crate) mod ratelimit;
 mod routes;
 pub(crate) mod transformation;
+pub(crate) mod waf;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -69,6 +70,7 @@ pub use ratelimit::{
     RATELIMIT_FILTER, SET_DESCRIPTOR_VALUE,
 };
 pub use transformation::TRANSFORMATION_FILTER;
+pub use waf::{CRS_RULES_DIR, WAF_FILTER};
 
 use crate::model::routing::{Destination, RouteDestination};
 use crate::model::upstream::{UpstreamSpec, UpstreamTypeRef};
@@ -108,10 +110,14 @@ type EdsClusters = BTreeMap<String, (ResourceRef, Arc<Object<UpstreamSpec>>)>;
 /// flags when the host carries local rate limit overrides (they are copied into them), so a
 /// Gateway edit of the flags re-translates exactly those hosts, and whether the listener has
 /// the ext_authz filter (with the source name prefix, for hosts whose own config names it).
+///
+/// The fourth part is whether the gateway's WAF is in force, for hosts that set WAF options
+/// (their per-route WAF configs are emitted only where the WAF is in force).
 type VirtualHostKey = (
     String,
     local_ratelimit::ListenerFlags,
     extauth::ListenerAuth,
+    bool,
 );
 
 /// A virtual host as last translated: only its encoding is kept (a tenth of the typed
@@ -291,6 +297,7 @@ impl Translator {
                     virtual_hosts,
                     &mut referenced,
                 );
+                let gateway_waf = waf::gateway_enforces(config.gateway);
                 let mut hasher = Xxh3::new();
                 hasher.update(route_name.as_bytes());
                 let mut protos = Vec::with_capacity(virtual_hosts.len());
@@ -317,7 +324,13 @@ impl Translator {
                     } else {
                         local_ratelimit::ListenerFlags::default()
                     };
-                    let key = (host.name.clone(), flags, extauth::host_key(&auth, host));
+                    // Likewise the gateway's WAF, for hosts with WAF options only.
+                    let key = (
+                        host.name.clone(),
+                        flags,
+                        extauth::host_key(&auth, host),
+                        gateway_waf && waf::host_uses(host),
+                    );
                     let (encoded, version) = self.virtual_host(&key, host, ctx);
                     used_hosts.insert(key);
                     hasher.update(version.as_bytes());
@@ -412,7 +425,7 @@ impl Translator {
             }
         }
         self.virtual_hosts_translated += 1;
-        let proto = routes::virtual_host(host, key.1, &key.2, ctx);
+        let proto = routes::virtual_host(host, key.1, &key.2, key.3, ctx);
         let (encoded, version) = encode_with_version(&proto);
         let encoded: Arc<[u8]> = encoded.into();
         self.virtual_hosts.insert(
@@ -636,6 +649,7 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             transformation::Options::host(options),
             PATH,
         ));
+        problems.extend(waf::validate(options.waf.as_deref(), PATH));
         for (path, extension) in jwt::host_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
@@ -656,6 +670,7 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             transformation::Options::route(options),
             PATH,
         ));
+        problems.extend(waf::validate(options.waf.as_deref(), PATH));
         for (path, extension) in jwt::route_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }

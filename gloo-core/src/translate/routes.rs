@@ -29,6 +29,7 @@ use super::extauth::ListenerAuth;
 use super::local_ratelimit::{self, ListenerFlags};
 use super::names::{cluster_name, CORS_FILTER, FAULT_FILTER, LOCAL_RATELIMIT_FILTER};
 use super::transformation;
+use super::waf::WafScope;
 use super::Context;
 use crate::model::headers::HeaderManipulation;
 use crate::model::options::{RouteOptions, VirtualHostOptions};
@@ -63,11 +64,13 @@ fn string_match(pattern: MatchPattern) -> StringMatcher {
 }
 
 /// One Envoy virtual host from a resolved VirtualService, on a listener whose
-/// `httpLocalRatelimit` has these `flags`.
+/// `httpLocalRatelimit` has these `flags`, and whose gateway WAF is in force or not
+/// (`gateway_waf`).
 pub(crate) fn virtual_host(
     vh: &VirtualHostModel,
     flags: ListenerFlags,
     auth: &ListenerAuth,
+    gateway_waf: bool,
     ctx: &Context<'_>,
 ) -> VirtualHost {
     let options = &vh.options;
@@ -77,13 +80,14 @@ pub(crate) fn virtual_host(
         namespace: vh.source.namespace_or(crate::model::DEFAULT_NAMESPACE),
         auth,
     };
+    let waf = WafScope::of(vh, gateway_waf);
     let mut out = VirtualHost {
         name: vh.name.clone(),
         domains: vh.domains.clone(),
         routes: vh
             .routes
             .iter()
-            .map(|r| route(r, flags, &secrets))
+            .map(|r| route(r, flags, waf, &secrets))
             .collect(),
         ..Default::default()
     };
@@ -96,6 +100,7 @@ pub(crate) fn virtual_host(
             transformation::Options::host(options),
             ctx.transformation,
         ));
+    out.typed_per_filter_config.extend(waf.host(vh));
     if let Some(bucket) = options.local_ratelimit().bucket() {
         out.typed_per_filter_config.insert(
             LOCAL_RATELIMIT_FILTER.to_string(),
@@ -631,7 +636,12 @@ fn fault(faults: &crate::model::faults::RouteFaults) -> HttpFault {
 }
 
 /// One Envoy route.
-fn route(r: &RouteModel, flags: ListenerFlags, secrets: &HeaderSecrets<'_>) -> Route {
+fn route(
+    r: &RouteModel,
+    flags: ListenerFlags,
+    waf: WafScope<'_>,
+    secrets: &HeaderSecrets<'_>,
+) -> Route {
     let options = &r.options;
     let mut action = match &r.action {
         RouteModelAction::Route(a) => route::Action::Route(route_action(a, options, secrets)),
@@ -681,6 +691,7 @@ fn route(r: &RouteModel, flags: ListenerFlags, secrets: &HeaderSecrets<'_>) -> R
         transformation::Options::route(options),
         secrets.ctx.transformation,
     ));
+    per_filter.extend(waf.route(options.waf.as_deref()));
     out.typed_per_filter_config = per_filter;
     out
 }

@@ -7,6 +7,7 @@
 mod hash;
 mod json;
 pub mod transformation;
+pub mod waf;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -177,6 +178,8 @@ envoy_messages! {
         => "envoy.config.route.v3.FilterConfig",
     transformation::FilterTransformations => "envoy.api.v2.filter.http.FilterTransformations",
     transformation::RouteTransformations => "envoy.api.v2.filter.http.RouteTransformations",
+    waf::ModSecurity => "envoy.config.filter.http.modsecurity.v2.ModSecurity",
+    waf::ModSecurityPerRoute => "envoy.config.filter.http.modsecurity.v2.ModSecurityPerRoute",
 }
 
 /// Packs a message into a `google.protobuf.Any`.

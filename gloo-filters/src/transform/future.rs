@@ -4,8 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, BytesMut};
-use http::{request, response, HeaderMap, Request, Response, StatusCode};
+use http::{request, response, Request, Response, StatusCode};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower::Service;
@@ -13,66 +12,7 @@ use tower::Service;
 use super::body::TransformBody;
 use super::layer::ResponseChoice;
 use super::service::{local_reply, response_error, Ctx, ReqBody, ResponseStep, PAYLOAD_TOO_LARGE};
-
-/// A body being buffered.
-#[derive(Debug, Default)]
-struct Buffer {
-    data: BytesMut,
-    trailers: Option<HeaderMap>,
-}
-
-enum Polled<E> {
-    Done,
-    TooLarge,
-    Failed(E),
-}
-
-impl Buffer {
-    /// Reads `body` to its end, keeping at most `limit` bytes.
-    fn poll_read<B: Body>(
-        &mut self,
-        mut body: Pin<&mut B>,
-        limit: usize,
-        cx: &mut Context<'_>,
-    ) -> Poll<Polled<B::Error>> {
-        loop {
-            match ready!(body.as_mut().poll_frame(cx)) {
-                None => return Poll::Ready(Polled::Done),
-                Some(Err(e)) => return Poll::Ready(Polled::Failed(e)),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(mut data) => {
-                        if self.data.len() + data.remaining() > limit {
-                            return Poll::Ready(Polled::TooLarge);
-                        }
-                        while data.has_remaining() {
-                            let chunk = data.chunk();
-                            self.data.extend_from_slice(chunk);
-                            let n = chunk.len();
-                            data.advance(n);
-                        }
-                    }
-                    Err(frame) => {
-                        if let Ok(trailers) = frame.into_trailers() {
-                            match &mut self.trailers {
-                                Some(existing) => existing.extend(trailers),
-                                None => self.trailers = Some(trailers),
-                            }
-                        }
-                    }
-                },
-            }
-        }
-    }
-
-    fn take(&mut self) -> ReqBodyParts {
-        (
-            std::mem::take(&mut self.data).freeze(),
-            self.trailers.take(),
-        )
-    }
-}
-
-type ReqBodyParts = (bytes::Bytes, Option<HeaderMap>);
+use crate::body::{BodyBuffer as Buffer, Polled};
 
 pin_project! {
     /// Response future of [`Transform`](super::Transform): buffers the request body when the

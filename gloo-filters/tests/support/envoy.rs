@@ -26,6 +26,11 @@ impl Envoy {
     /// Writes `bootstrap` (YAML) into `dir` and starts Envoy on it. `base_id` must be unique
     /// among the Envoys running on the machine (use a port this test holds, e.g. the admin's).
     pub fn start(bootstrap: &str, base_id: u16, dir: &Path) -> Self {
+        Self::start_with_args(bootstrap, base_id, dir, &[])
+    }
+
+    /// [`Envoy::start`] with more command-line arguments.
+    pub fn start_with_args(bootstrap: &str, base_id: u16, dir: &Path, args: &[&str]) -> Self {
         let config = dir.join("envoy.yaml");
         fs::write(&config, bootstrap).expect("write the Envoy bootstrap");
         let stderr = dir.join("envoy.stderr.log");
@@ -35,6 +40,7 @@ impl Envoy {
             .arg(&config)
             .args(["--base-id", &base_id.to_string()])
             .args(["--concurrency", "1", "--log-level", "warn"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&stderr).expect("create the Envoy log"))

@@ -760,6 +760,27 @@ pub fn gloo_run(config_dir: &Path, admin: u16, log_dir: &Path) -> Proc {
     gloo_ready("gloo-run", &["run", "--config", &config], admin, log_dir)
 }
 
+/// Polls `get` until `ready` holds of its answer; panics (naming `what` and the last answer)
+/// if it does not in time or `gloo` exits.
+pub fn wait_for_answer(
+    gloo: &mut Proc,
+    what: &str,
+    get: impl Fn() -> io::Result<Response>,
+    ready: impl Fn(&Response) -> bool,
+) {
+    if let Err(e) = poll(what, || {
+        gloo.check_running()?;
+        let r = get().map_err(|e| e.to_string())?;
+        if ready(&r) {
+            Ok(())
+        } else {
+            Err(format!("{} {:?}", r.status, r.headers))
+        }
+    }) {
+        panic!("{e}");
+    }
+}
+
 /// `GET path` on the admin endpoint; panics if it does not answer 200.
 pub fn admin_get(admin: u16, path: &str) -> String {
     let r = http_get(admin, path).unwrap_or_else(|e| panic!("admin {path}: {e}"));

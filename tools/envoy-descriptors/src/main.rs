@@ -44,6 +44,9 @@ const ROOTS: &[&str] = &[
     // Envoy has no proto for. Last, so its names resolve against the complete Envoy set; its
     // package (`envoy.api.v2.filter.http`) shadows nothing the Envoy protos refer to.
     "envoy/config/filter/http/transformation/v2/transformation_filter.proto",
+    // Gloo's ModSecurity filter config (`proto/envoy-gloo`, see its header): no Envoy proto
+    // defines it either.
+    "envoy/config/filter/http/modsecurity/v2/modsecurity.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

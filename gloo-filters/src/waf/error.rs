@@ -1,0 +1,3 @@
+//! Errors of the WAF.
+
+pub use crate::config_error::ConfigError;

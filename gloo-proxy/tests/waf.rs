@@ -1,0 +1,276 @@
+//! Gloo's WAF end to end through `gloo run` (built with the `waf` feature): `options.waf` on a
+//! gateway, a virtual host and its routes, translated by gloo-core into envoy-gloo's
+//! ModSecurity filter and served by gloo-proxy with gloo-filters' WAF layer, in front of a
+//! `support::Backend`. The core rule set is Debian's (`GLOO_TEST_CRS_SETUP`,
+//! `GLOO_TEST_CRS_RULES`, set by `scripts/test.sh`), as gloo-core emits it.
+//!
+//! Everything listens on 127.0.0.1 on free ports; gloo is killed when the test ends, and on
+//! failure the config and its logs are printed.
+
+mod support;
+
+use std::fs;
+use std::path::PathBuf;
+
+use support::{
+    admin_get, free_port, gloo_run, http_raw, poll, print_logs_if_panicking, wait_for_answer,
+    write_atomically, Backend, Proc, Response,
+};
+
+fn env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: these tests need the OWASP CRS (apt-get install modsecurity-crs). \
+             Run scripts/test.sh, or export GLOO_TEST_CRS_SETUP=/etc/modsecurity/crs/crs-setup.conf \
+             GLOO_TEST_CRS_RULES=/usr/share/modsecurity-crs/rules"
+        ),
+    }
+}
+
+/// Gloo's docs' core rule set settings, with Debian's crs-setup.conf.
+fn core_rule_set() -> String {
+    // gloo-core includes the rules from the directory Debian installs them in.
+    assert_eq!(
+        env("GLOO_TEST_CRS_RULES"),
+        gloo_core::translate::CRS_RULES_DIR,
+        "gloo-core's coreRuleSet includes the CRS from {}",
+        gloo_core::translate::CRS_RULES_DIR
+    );
+    format!(
+        "coreRuleSet:\n  customSettingsString: |\n    SecRuleEngine On\n    SecRequestBodyAccess On\n    Include {}\n",
+        env("GLOO_TEST_CRS_SETUP")
+    )
+}
+
+const SCAMMER: &str = "ruleSets:\n- ruleStr: |\n    SecRuleEngine On\n    SecRule REQUEST_HEADERS:User-Agent \"scammer\" \"deny,status:403,id:107,phase:1,msg:'blocked scammer'\"\n";
+
+fn indent(text: &str, by: usize) -> String {
+    text.lines().map(|l| format!("{:by$}{l}\n", "")).collect()
+}
+
+/// `options: {waf: <waf>}` at `by` columns (nothing when `waf` is empty).
+fn waf_options(waf: &str, by: usize) -> String {
+    if waf.is_empty() {
+        return String::new();
+    }
+    format!(
+        "{:by$}options:\n{:by$}  waf:\n{}",
+        "",
+        "",
+        indent(waf, by + 4)
+    )
+}
+
+/// A route to the backend for `prefix` with route WAF settings `waf` (may be empty).
+fn route(prefix: &str, waf: &str) -> String {
+    format!(
+        "- matchers: [{{prefix: {prefix}}}]\n{}  routeAction: {{single: {{upstream: {{name: app, namespace: gloo-system}}}}}}\n",
+        waf_options(waf, 2)
+    )
+}
+
+/// `gloo run` serving the `app` backend through a gateway (with the listener-wide WAF
+/// `gateway_waf`, may be empty) and one VirtualService for `example.com`.
+struct Fixture {
+    port: u16,
+    admin: u16,
+    backend: Backend,
+    config_dir: PathBuf,
+    gloo: Proc,
+    _root: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn start(gateway_waf: &str, vhost_waf: &str, routes: &str) -> Fixture {
+        let backend = Backend::start("app");
+        let root = tempfile::tempdir().expect("tempdir");
+        let config_dir = root.path().join("config");
+        fs::create_dir_all(&config_dir).expect("config dir");
+        let (port, admin) = (free_port(), free_port());
+        let http_gateway = if gateway_waf.is_empty() {
+            "  httpGateway: {}\n".to_string()
+        } else {
+            format!("  httpGateway:\n{}", waf_options(gateway_waf, 4))
+        };
+        let gateway = format!(
+            "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n{http_gateway}"
+        );
+        let upstream = format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: app, namespace: gloo-system}}\nspec:\n  static:\n    hosts:\n    - {{addr: 127.0.0.1, port: {}}}\n",
+            backend.port
+        );
+        for (file, text) in [
+            ("gateway.yaml", gateway),
+            ("upstream.yaml", upstream),
+            ("vs.yaml", vs_yaml(vhost_waf, routes)),
+        ] {
+            fs::write(config_dir.join(file), text).expect("write config");
+        }
+        let gloo = gloo_run(&config_dir, admin, root.path());
+        let mut fixture = Fixture {
+            port,
+            admin,
+            backend,
+            config_dir,
+            gloo,
+            _root: root,
+        };
+        fixture.wait_for("the routes to be served", |r| r.status != 404);
+        fixture
+    }
+
+    fn wait_for(&mut self, what: &str, ready: impl Fn(&Response) -> bool) {
+        let port = self.port;
+        let get = || request(port, "GET", "/", &[], "");
+        wait_for_answer(&mut self.gloo, what, get, ready);
+    }
+
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.port, "GET", path, headers, "").expect("request")
+    }
+
+    fn post_form(&self, path: &str, body: &str) -> Response {
+        let form = [("Content-Type", "application/x-www-form-urlencoded")];
+        request(self.port, "POST", path, &form, body).expect("request")
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        print_logs_if_panicking(&self.config_dir, &[&self.gloo]);
+    }
+}
+
+fn vs_yaml(vhost_waf: &str, routes: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: shop, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: [example.com]\n{}    routes:\n{}",
+        waf_options(vhost_waf, 4),
+        indent(routes, 4)
+    )
+}
+
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Response> {
+    let mut raw = format!(
+        "{method} {path} HTTP/1.1\r\nHost: example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\nAccept: */*\r\nConnection: close\r\n"
+    );
+    for (k, v) in headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    raw.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    http_raw(port, raw.as_bytes(), false)
+}
+
+const SQLI: &str = "/products?id=1%27%20or%20%271%27%3D%271";
+
+#[test]
+fn a_virtual_host_waf_with_the_crs_protects_its_routes_and_a_route_can_turn_it_off() {
+    let vhost_waf = format!(
+        "customInterventionMessage: 'ModSecurity intervention! Custom message details here..'\n{}",
+        core_rule_set()
+    );
+    let routes = format!(
+        "{}{}{}",
+        route("/health", "disabled: true\n"),
+        // Settings without rules of their own keep the virtual host's rules.
+        route("/upload", "requestHeadersOnly: true\n"),
+        route("/", ""),
+    );
+    let f = Fixture::start("", &vhost_waf, &routes);
+
+    let r = f.get("/products?page=2", &[]);
+    assert_eq!((r.status, r.body.as_str()), (200, "app"), "{r:?}");
+
+    let before = f.backend.count();
+    let r = f.get(SQLI, &[]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(
+        r.body,
+        "ModSecurity intervention! Custom message details here.."
+    );
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    let r = f.get("/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", &[]);
+    assert_eq!(r.status, 403, "{r:?}");
+    // SQL injection in a form body.
+    let r = f.post_form("/login", "user=admin&password=x%27%20or%20%271%27%3D%271");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(
+        f.backend.count(),
+        before,
+        "no refused request reached the backend"
+    );
+
+    // The route that turns the WAF off lets the same request through.
+    let r = f.get(&SQLI.replace("/products", "/health"), &[]);
+    assert_eq!((r.status, r.body.as_str()), (200, "app"), "{r:?}");
+    // requestHeadersOnly: the query is inspected, the body is not.
+    let r = f.get("/upload?id=1%27%20or%20%271%27%3D%271", &[]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.body, "ModSecurity: intervention occurred");
+    let r = f.post_form("/upload", "user=admin&password=x%27%20or%20%271%27%3D%271");
+    assert_eq!((r.status, r.body.as_str()), (200, "app"), "{r:?}");
+}
+
+#[test]
+fn a_route_waf_applies_to_its_route_only_and_refused_rules_keep_the_last_good_config() {
+    let routes = format!("{}{}", route("/a", SCAMMER), route("/", ""));
+    let mut f = Fixture::start("", "", &routes);
+    let scammer = [("User-Agent", "scammer")];
+    let r = f.get("/a", &scammer);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (403, "ModSecurity: intervention occurred"),
+        "{r:?}"
+    );
+    let r = f.get("/b", &scammer);
+    assert_eq!((r.status, r.body.as_str()), (200, "app"), "{r:?}");
+
+    // A rule ModSecurity refuses: the edit is refused, naming the rule set, and the route
+    // stays protected by the rules in force.
+    let broken = format!(
+        "{}{}",
+        route(
+            "/a",
+            "ruleSets:\n- ruleStr: 'SecRule ARGS \"@rx x\" \"id:1,deny,,phase:1\"'\n"
+        ),
+        route("/", ""),
+    );
+    write_atomically(&f.config_dir.join("vs.yaml"), &vs_yaml("", &broken));
+    let admin = f.admin;
+    let errors = poll("the broken rules to be refused", || {
+        let dump = admin_get(admin, "/config_dump");
+        if dump.contains("Rules error") {
+            Ok(dump)
+        } else {
+            Err("not yet".to_string())
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(errors.contains("rule_sets[0].rule_str"), "{errors}");
+    f.wait_for("the last good config to keep serving", |r| r.status == 200);
+    let r = f.get("/a", &scammer);
+    assert_eq!(r.status, 403, "{r:?}");
+}
+
+#[test]
+fn a_gateway_waf_covers_every_route_without_its_own_and_requests_no_route_matches() {
+    let routes = format!("{}{}", route("/open", "disabled: true\n"), route("/", ""));
+    let f = Fixture::start(SCAMMER, "", &routes);
+    let scammer = [("User-Agent", "scammer")];
+    assert_eq!(f.get("/", &scammer).status, 403);
+    assert_eq!(f.get("/", &[]).status, 200);
+    assert_eq!(f.get("/open", &scammer).status, 200);
+    // No route for this host: the listener's filters still run before the 404.
+    let mut raw =
+        "GET / HTTP/1.1\r\nHost: other.example\r\nUser-Agent: scammer\r\nConnection: close\r\n\r\n"
+            .to_string();
+    assert_eq!(http_raw(f.port, raw.as_bytes(), false).unwrap().status, 403);
+    raw = raw.replace("scammer", "curl");
+    assert_eq!(http_raw(f.port, raw.as_bytes(), false).unwrap().status, 404);
+}
