@@ -57,7 +57,9 @@ fn a_virtual_service_setting_an_unenforced_option_is_rejected_and_not_served() {
         &gs("auth"),
         Rejected,
         // The WAF is enforced (and `waf: {}` puts no rules in force): only DLP is refused.
-        &[&format!("spec.virtualHost.routes[0].options.dlp: {REFUSED}")],
+        &[&format!(
+            "spec.virtualHost.routes[0].options.dlp: {REFUSED}"
+        )],
         &[],
     );
     assert_status(&t, Kind::VirtualService, &gs("off"), Accepted, &[], &[]);

@@ -56,12 +56,12 @@
 #![cfg_attr(feature = "waf", deny(unsafe_code))]
 #![warn(missing_docs)]
 
-#[cfg(feature = "ext-authz")]
-pub mod ext_authz;
 #[cfg(any(feature = "transform", feature = "waf"))]
 pub mod body;
 #[cfg(any(feature = "transform", feature = "waf"))]
 mod config_error;
+#[cfg(feature = "ext-authz")]
+pub mod ext_authz;
 #[cfg(feature = "extauth")]
 pub mod extauth;
 #[cfg(feature = "extproc-waf")]
