@@ -60,6 +60,12 @@
 pub mod body;
 #[cfg(any(feature = "transform", feature = "waf"))]
 mod config_error;
+/// The header that carries the authenticated user id by default: what Gloo's external auth
+/// sets (`Settings.extauth.userIdHeader`) and its basic rate limits count authorized requests
+/// by. `extauth` and `ratelimit::global` re-export it.
+#[cfg(any(feature = "ratelimit", feature = "extauth"))]
+pub const DEFAULT_USER_ID_HEADER: &str = "x-user-id";
+
 #[cfg(feature = "ext-authz")]
 pub mod ext_authz;
 #[cfg(feature = "extauth")]

@@ -43,10 +43,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::grpc_service;
 use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
@@ -56,13 +53,16 @@ use envoy_types::pb::google::protobuf::Any;
 use gloo_filters::ext_authz::{
     BufferSettings, ConnectionInfo, ExtAuthzBody, ExtAuthzLayer, Rejected, DEFAULT_TIMEOUT,
 };
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use prost::Message;
 use tower::{Layer, ServiceExt};
 
-use crate::body::{Body, BoxError};
-use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService, Upstreams};
-use crate::proxy::{Downstream, LocalReply, RouteContext};
+use crate::body::Body;
+use crate::filter::{
+    BuiltConfigs, ClusterChannel, FilterFactory, FilterLayer, FilterRegistry, HttpService,
+    Upstreams,
+};
+use crate::proxy::{mark_local_reply, Downstream, RouteContext};
 use crate::router::action::pb_duration;
 
 /// Envoy's ext_authz filter name.
@@ -74,15 +74,12 @@ pub const EXT_AUTHZ_TYPE: &str =
 pub const EXT_AUTHZ_PER_ROUTE_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
 
-/// Filter configs whose decoded settings are kept (listeners in force, with room for a change).
-const BUILT_CONFIGS: usize = 64;
-
 pub(crate) fn register(registry: &mut FilterRegistry) {
     registry.register(
         EXT_AUTHZ_TYPE,
         ExtAuthzFactory {
             upstreams: registry.upstreams().clone(),
-            built: Mutex::default(),
+            built: BuiltConfigs::new("ext_authz"),
         },
     );
 }
@@ -91,7 +88,7 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
 struct ExtAuthzFactory {
     upstreams: Upstreams,
     /// The layer of each filter config (by its encoding), before per-route settings.
-    built: Mutex<HashMap<Vec<u8>, ExtAuthzLayer<ClusterChannel>>>,
+    built: BuiltConfigs<ExtAuthzLayer<ClusterChannel>>,
 }
 
 impl FilterFactory for ExtAuthzFactory {
@@ -162,7 +159,7 @@ impl FilterFactory for ExtAuthzFactory {
             let authz = HttpService::new(
                 layer
                     .layer(inner.clone().map_request(into_proxy_body))
-                    .map_response(mark_local_reply),
+                    .map_response(mark_local_reply::<Rejected>),
             );
             HttpService::new(tower::service_fn(move |mut req: Request<Body>| {
                 // A request no route matched is not checked (Envoy skips the check without a
@@ -193,21 +190,11 @@ impl FilterFactory for ExtAuthzFactory {
 impl ExtAuthzFactory {
     /// The layer of `config` (decoded and checked once).
     fn built(&self, config: &Any) -> Result<ExtAuthzLayer<ClusterChannel>, String> {
-        let mut cache = self
-            .built
-            .lock()
-            .map_err(|_| "the ext_authz filter's config cache is poisoned".to_string())?;
-        if let Some(layer) = cache.get(&config.value) {
-            return Ok(layer.clone());
-        }
-        let decoded = ExtAuthzConfig::decode(config.value.as_slice())
-            .map_err(|e| format!("cannot decode {}: {e}", config.type_url))?;
-        let layer = self.build(decoded)?;
-        if cache.len() >= BUILT_CONFIGS {
-            cache.clear();
-        }
-        cache.insert(config.value.clone(), layer.clone());
-        Ok(layer)
+        self.built.get_or_build(config, || {
+            let decoded = ExtAuthzConfig::decode(config.value.as_slice())
+                .map_err(|e| format!("cannot decode {}: {e}", config.type_url))?;
+            self.build(decoded)
+        })
     }
 
     #[allow(deprecated)]
@@ -271,15 +258,12 @@ impl ExtAuthzFactory {
             .map(pb_duration)
             .filter(|t| !t.is_zero())
             .unwrap_or(DEFAULT_TIMEOUT);
-        let mut layer = ExtAuthzLayer::new(ClusterChannel {
-            upstreams: self.upstreams.clone(),
-            cluster: Arc::from(cluster),
-        })
-        .timeout(timeout)
-        .failure_mode_allow(config.failure_mode_allow)
-        .failure_mode_allow_header_add(config.failure_mode_allow_header_add)
-        .max_denied_response_body_bytes(config.max_denied_response_body_bytes)
-        .connection_info(connection_info);
+        let mut layer = ExtAuthzLayer::new(ClusterChannel::new(&self.upstreams, &cluster))
+            .timeout(timeout)
+            .failure_mode_allow(config.failure_mode_allow)
+            .failure_mode_allow_header_add(config.failure_mode_allow_header_add)
+            .max_denied_response_body_bytes(config.max_denied_response_body_bytes)
+            .connection_info(connection_info);
         if let Some(status) = config
             .status_on_error
             .as_ref()
@@ -333,45 +317,6 @@ fn into_proxy_body(req: Request<ExtAuthzBody<Body>>) -> Request<Body> {
     req.map(|body| body.into_original().unwrap_or_else(Body::new))
 }
 
-/// The layer's own answers are local replies: they get the route's response headers like
-/// every other.
-fn mark_local_reply(mut response: Response<Body>) -> Response<Body> {
-    if response.extensions().get::<Rejected>().is_some() {
-        response.extensions_mut().insert(LocalReply);
-    }
-    response
-}
-
-/// A gRPC channel to a cluster of the proxy: each call goes to one healthy endpoint of the
-/// cluster (HTTP/2 when the cluster says so, as gloo-core makes an ext auth server's), as
-/// Envoy's `envoy_grpc` client does.
-#[derive(Clone)]
-struct ClusterChannel {
-    upstreams: Upstreams,
-    cluster: Arc<str>,
-}
-
-impl tower::Service<Request<tonic::body::Body>> for ClusterChannel {
-    type Response = Response<Body>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
-        let upstreams = self.upstreams.clone();
-        let cluster = self.cluster.clone();
-        Box::pin(async move {
-            upstreams
-                .send(&cluster, request.map(Body::new))
-                .await
-                .map_err(BoxError::from)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use envoy_types::pb::envoy::config::core::v3::{grpc_service::EnvoyGrpc, GrpcService};
@@ -404,7 +349,7 @@ mod tests {
     fn factory() -> ExtAuthzFactory {
         ExtAuthzFactory {
             upstreams: Upstreams::default(),
-            built: Mutex::default(),
+            built: BuiltConfigs::new("ext_authz"),
         }
     }
 

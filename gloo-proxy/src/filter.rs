@@ -196,16 +196,65 @@ impl std::fmt::Debug for FilterRegistry {
     }
 }
 
+/// A gRPC channel (for tonic clients) to a cluster of the proxy: each call goes to one healthy
+/// endpoint of the cluster, through the proxy's own connection pools (HTTP/2 when the cluster
+/// says so), as Envoy's `envoy_grpc` client does. Used by the filters that call a service
+/// (ext_authz, the rate limit service).
+#[cfg(any(feature = "ratelimit", feature = "extauth"))]
+#[derive(Clone)]
+pub(crate) struct ClusterChannel {
+    upstreams: Upstreams,
+    cluster: Arc<str>,
+}
+
+#[cfg(any(feature = "ratelimit", feature = "extauth"))]
+impl ClusterChannel {
+    /// A channel to `cluster` of `upstreams`.
+    pub(crate) fn new(upstreams: &Upstreams, cluster: &str) -> Self {
+        ClusterChannel {
+            upstreams: upstreams.clone(),
+            cluster: Arc::from(cluster),
+        }
+    }
+}
+
+#[cfg(any(feature = "ratelimit", feature = "extauth"))]
+impl tower::Service<Request<tonic::body::Body>> for ClusterChannel {
+    type Response = Response<Body>;
+    type Error = crate::body::BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<Body>, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
+        let upstreams = self.upstreams.clone();
+        let cluster = self.cluster.clone();
+        Box::pin(async move {
+            upstreams
+                .send(&cluster, request.map(Body::new))
+                .await
+                .map_err(Self::Error::from)
+        })
+    }
+}
+
 /// What a filter builds once per config (a verifier, a client), by the config's encoding, so
 /// every route of every listener with that config shares it. It keeps up to 64 configs (the
 /// listeners × stages in force, with room for a change); past that it starts afresh.
-#[cfg(any(feature = "jwt", feature = "ratelimit"))]
+#[cfg(any(feature = "jwt", feature = "ratelimit", feature = "extauth"))]
 pub(crate) struct BuiltConfigs<T> {
     built: std::sync::Mutex<HashMap<Vec<u8>, T>>,
     filter: &'static str,
 }
 
-#[cfg(any(feature = "jwt", feature = "ratelimit"))]
+#[cfg(any(feature = "jwt", feature = "ratelimit", feature = "extauth"))]
 impl<T: Clone> BuiltConfigs<T> {
     const MOST: usize = 64;
 

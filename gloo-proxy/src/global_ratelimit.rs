@@ -59,10 +59,7 @@
 //! assert!(refused.contains("rate_limit_service"), "{refused}");
 //! ```
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use envoy_types::pb::envoy::config::core::v3::grpc_service;
 use envoy_types::pb::envoy::config::route::v3::rate_limit::{action, Action as PbAction};
@@ -82,10 +79,11 @@ use http::{HeaderName, Request, Response, StatusCode};
 use prost::Message;
 use tower::{Layer, ServiceExt};
 
-use crate::body::{Body, BoxError};
+use crate::body::Body;
 use crate::builtin::all_or_nothing;
 use crate::filter::{
-    BuiltConfigs, FilterFactory, FilterLayer, FilterRegistry, HttpService, RouteInfo, Upstreams,
+    BuiltConfigs, ClusterChannel, FilterFactory, FilterLayer, FilterRegistry, HttpService,
+    RouteInfo, Upstreams,
 };
 use crate::proxy::{Downstream, LocalReply, PickedTarget, RouteContext};
 use crate::router::action::pb_duration;
@@ -136,7 +134,7 @@ struct Built {
     retry_after: bool,
     /// `response_headers_to_add`, for refusals.
     refusal_headers: Arc<HeaderOps>,
-    client: RateLimitClient<ClusterTransport>,
+    client: RateLimitClient<ClusterChannel>,
 }
 
 impl FilterFactory for GlobalRateLimitFactory {
@@ -357,11 +355,8 @@ impl GlobalRateLimitFactory {
             x_envoy_ratelimited: !config.disable_x_envoy_ratelimited_header,
             retry_after: config.enable_retry_after_header,
             refusal_headers: Arc::new(refusal_headers),
-            client: RateLimitClient::new(ClusterTransport {
-                upstreams: self.upstreams.clone(),
-                cluster: cluster.into(),
-            })
-            .timeout(timeout),
+            client: RateLimitClient::new(ClusterChannel::new(&self.upstreams, &cluster))
+                .timeout(timeout),
         })
     }
 }
@@ -669,35 +664,6 @@ fn local_replies(mut response: Response<Body>, refusal_headers: &HeaderOps) -> R
         response.extensions_mut().insert(LocalReply);
     }
     response
-}
-
-/// The gRPC transport of the rate limit client: each call goes to one endpoint of the named
-/// cluster, through this proxy's connection pools, as Envoy's `envoy_grpc` does.
-#[derive(Clone)]
-struct ClusterTransport {
-    upstreams: Upstreams,
-    cluster: Arc<str>,
-}
-
-impl tower::Service<Request<tonic::body::Body>> for ClusterTransport {
-    type Response = Response<Body>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<tonic::body::Body>) -> Self::Future {
-        let upstreams = self.upstreams.clone();
-        let cluster = self.cluster.clone();
-        Box::pin(async move {
-            upstreams
-                .send(&cluster, req.map(Body::new))
-                .await
-                .map_err(BoxError::from)
-        })
-    }
 }
 
 #[cfg(test)]

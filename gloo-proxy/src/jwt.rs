@@ -50,7 +50,7 @@ use gloo_filters::jwt::{
     jwks_from_response, HyperJwksFetcher, JwksFetchError, JwksFetcher, JwksFuture, JwksRequest,
     JwtAuthentication, JwtProvider, JwtRejected, JwtRequirement, RemoteJwks,
 };
-use http::{Request, Response};
+use http::Request;
 use prost::Message;
 use tower::{Layer, ServiceExt};
 
@@ -58,7 +58,7 @@ use crate::body::Body;
 use crate::filter::{
     BuiltConfigs, FilterFactory, FilterLayer, FilterRegistry, HttpService, Upstreams,
 };
-use crate::proxy::LocalReply;
+use crate::proxy::mark_local_reply;
 use crate::router::action::pb_duration;
 
 /// Envoy's JWT filter name.
@@ -136,7 +136,11 @@ impl FilterFactory for JwtAuthnFactory {
             .layer(requirement)
             .map_err(|e| format!("requirement_map[{name:?}]: {e}"))?;
         Ok(Some(Arc::new(move |inner: HttpService| {
-            HttpService::new(layer.layer(inner).map_response(mark_local_reply))
+            HttpService::new(
+                layer
+                    .layer(inner)
+                    .map_response(mark_local_reply::<JwtRejected>),
+            )
         })))
     }
 }
@@ -280,14 +284,6 @@ fn requirement_of(config: &RequirementConfig, path: &str) -> Result<JwtRequireme
         }
         None => return Err(format!("{path}: empty requirement")),
     })
-}
-
-/// Refusals are local replies: they get the route's response headers like every other.
-fn mark_local_reply(mut response: Response<Body>) -> Response<Body> {
-    if response.extensions().get::<JwtRejected>().is_some() {
-        response.extensions_mut().insert(LocalReply);
-    }
-    response
 }
 
 /// Fetches a remote JWKS through the cluster its `http_uri` names, as Envoy does (straight

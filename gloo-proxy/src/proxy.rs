@@ -293,6 +293,19 @@ fn finalize(response: &mut Response<Body>, settings: &ConnectionSettings) {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LocalReply;
 
+/// Marks `response` a [`LocalReply`] when the filter that answered it left its marker `M` in
+/// the extensions (gloo-filters' layers mark their own refusals: `JwtRejected`, `RateLimited`,
+/// ext_authz's `Rejected`), so the route's response headers apply to it as to every other.
+#[cfg(any(feature = "jwt", feature = "ratelimit", feature = "extauth"))]
+pub(crate) fn mark_local_reply<M: Send + Sync + 'static>(
+    mut response: Response<Body>,
+) -> Response<Body> {
+    if response.extensions().get::<M>().is_some() {
+        response.extensions_mut().insert(LocalReply);
+    }
+    response
+}
+
 /// A local answer: status and a plain-text body (empty for none).
 pub fn local_reply(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut response = Response::new(Body::from(body));

@@ -43,14 +43,13 @@ use envoy_types::pb::google::protobuf::Any;
 use gloo_filters::ratelimit::{
     KeyExtractor, KeyFn, LocalRateLimitLayer, RateLimited, RequestHead, TokenBucket,
 };
-use http::{Response, StatusCode};
+use http::StatusCode;
 use prost::Message;
 use tower::{Layer, ServiceExt};
 
-use crate::body::Body;
 use crate::builtin::all_or_nothing;
 use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService};
-use crate::proxy::{Downstream, LocalReply};
+use crate::proxy::{mark_local_reply, Downstream};
 use crate::router::action::pb_duration;
 
 /// Envoy's HTTP local rate limit filter name.
@@ -165,13 +164,10 @@ where
     X::Key: Send + Sync,
 {
     Arc::new(move |inner: HttpService| {
-        HttpService::new(layer.layer(inner).map_response(mark_local_reply))
+        HttpService::new(
+            layer
+                .layer(inner)
+                .map_response(mark_local_reply::<RateLimited>),
+        )
     })
-}
-
-fn mark_local_reply(mut response: Response<Body>) -> Response<Body> {
-    if response.extensions().get::<RateLimited>().is_some() {
-        response.extensions_mut().insert(LocalReply);
-    }
-    response
 }

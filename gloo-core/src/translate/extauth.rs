@@ -134,6 +134,15 @@ pub(crate) fn global_settings(snapshot: &ConfigSnapshot) -> Option<&Settings> {
         .find_map(|e| e.object.spec.extauth.as_ref())
 }
 
+/// The header an ext auth server with `settings` puts the user id in: their `userIdHeader`,
+/// else [`DEFAULT_USER_ID_HEADER`].
+pub(crate) fn user_id_header(settings: Option<&Settings>) -> String {
+    settings
+        .and_then(|s| s.user_id_header.clone())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| DEFAULT_USER_ID_HEADER.to_string())
+}
+
 /// The ext auth settings of a listener: its `httpGateway.options.extauth`, else the
 /// Settings' (Gloo's `GenerateListenerExtAuthzConfig`).
 fn listener_settings<'a>(
@@ -334,12 +343,7 @@ pub(crate) fn http_filters(
     if !hosts.iter().any(|h| host_uses(snapshot, h)) {
         return None;
     }
-    let user_id_header = server
-        .settings
-        .user_id_header
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| DEFAULT_USER_ID_HEADER.to_string());
+    let user_id_header = user_id_header(Some(server.settings));
     let sanitize = HeaderMutation {
         mutations: Some(Mutations {
             request_mutations: vec![HeaderMutationRule {

@@ -534,22 +534,11 @@ fn rate_limit(
     }
 }
 
-/// The header with the authenticated user id: Settings `extauth.userIdHeader` (of the first
-/// Settings that sets one, in namespace/name order), else
+/// The header with the authenticated user id: the global ext auth settings' `userIdHeader`
+/// (the Settings whose `extauth` the sanitize filter strips), else
 /// [`DEFAULT_USER_ID_HEADER`](super::extauth::DEFAULT_USER_ID_HEADER).
 pub(crate) fn user_id_header(snapshot: &ConfigSnapshot) -> String {
-    snapshot
-        .settings
-        .values()
-        .find_map(|e| {
-            e.object
-                .spec
-                .extauth
-                .as_ref()
-                .and_then(|x| x.user_id_header.clone())
-                .filter(|h| !h.is_empty())
-        })
-        .unwrap_or_else(|| super::extauth::DEFAULT_USER_ID_HEADER.to_string())
+    super::extauth::user_id_header(super::extauth::global_settings(snapshot))
 }
 
 /// Gloo's basic rate limits of the virtual host or route named `name` (its

@@ -10,8 +10,7 @@ use super::error::ConfigError;
 use super::service::ExtAuth;
 use super::Authorize;
 
-/// The header Gloo's documentation shows the user id in (`Settings.extauth.userIdHeader`).
-pub const DEFAULT_USER_ID_HEADER: &str = "x-user-id";
+pub use crate::DEFAULT_USER_ID_HEADER;
 
 /// Envoy's `with_request_body`: how much of the body the check sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

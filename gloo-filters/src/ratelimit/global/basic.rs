@@ -4,9 +4,7 @@
 use super::actions::{HeaderMatch, RateLimitActions, RateLimitPolicy};
 use super::config::{Descriptor, RateLimit};
 
-/// The header that carries the authenticated user id by default (what Gloo's external auth
-/// sets for the rate limiter).
-pub const DEFAULT_USER_ID_HEADER: &str = "x-user-id";
+pub use crate::DEFAULT_USER_ID_HEADER;
 
 /// Gloo's `ratelimitBasic` on a virtual host or route: `authorizedLimits` count each user id
 /// apart, `anonymousLimits` count each client address apart.
