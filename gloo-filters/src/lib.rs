@@ -27,6 +27,10 @@
 //!   as a tower layer: regex extractors and Inja-compatible templates rendered with
 //!   `minijinja`, bodies buffered only when a template needs them.
 //!
+//! * `aws`: the `aws` module, calling AWS: SigV4 signing (on `ring`), the standard credential
+//!   sources (environment, shared profile, web identity, container, IMDSv2), STS `AssumeRole*`,
+//!   and a small client for the query and REST APIs (hyper-util with rustls, `quick-xml`).
+//!
 //! * `extauth`: the `extauth` module, Gloo's external auth (`AuthConfig`) as a tower layer
 //!   (work in progress).
 //!
@@ -34,6 +38,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "extauth")]
 pub mod extauth;
 #[cfg(feature = "jwt")]
