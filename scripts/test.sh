@@ -41,6 +41,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
     || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y redis-server >/dev/null; }
 fi
 export GLOO_TEST_REDIS_SERVER="$(command -v redis-server)"
+# moto, a real AWS API mock (EC2, Lambda, STS, IAM, instance metadata), with boto3 to drive it:
+# gloo-discovery's EC2 and Lambda tests and gloo-proxy's Lambda test start their own
+# `moto_server` on a free loopback port and kill it by PID. Its own venv (~55 s to install).
+moto_venv="$root/.tools/moto"
+if [ ! -x "$moto_venv/bin/python" ]; then
+  python3 -m venv "$moto_venv"
+fi
+if ! "$moto_venv/bin/python" -c 'import moto.server, boto3' 2>/dev/null; then
+  "$moto_venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server,ec2,awslambda]' boto3
+fi
+export GLOO_TEST_MOTO_SERVER="$moto_venv/bin/moto_server"
 # sed reads all of the output: `head` would close the pipe early and, under pipefail,
 # fail the script with SIGPIPE.
 "$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p
@@ -50,7 +61,8 @@ cargo nextest run --workspace --no-fail-fast
 # no workspace member enables; their tests need them on.
 cargo nextest run -p gloo-filters --all-features --no-fail-fast
 # gloo-discovery's plugins are features too (Consul's tests run against a fake Consul in the
-# test tree: no Consul agent ships in a registry these machines reach).
+# test tree: no Consul agent ships in a registry these machines reach; EC2 and Lambda against
+# moto).
 cargo nextest run -p gloo-discovery --all-features --no-fail-fast
 cargo test --workspace --doc
 cargo test -p gloo-filters --all-features --doc

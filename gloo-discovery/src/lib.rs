@@ -15,12 +15,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "consul")]
 pub mod consul;
 mod plugin;
 mod runner;
 
 pub use plugin::{
-    BoxFuture, Discovery, DiscoveryContext, DiscoveryError, Publisher, Upstream, Upstreams,
+    BoxFuture, Discovery, DiscoveryContext, DiscoveryError, Functions, Publisher, Upstream,
+    Upstreams,
 };
 pub use runner::{DiscoveryRunner, RunningDiscovery};

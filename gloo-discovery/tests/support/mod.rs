@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_consul;
+pub mod moto;
 
 use std::time::Duration;
 

@@ -273,7 +273,9 @@ const THROTTLING_CODES: &[&str] = &[
 ];
 
 impl AwsError {
-    pub(crate) fn new(kind: AwsErrorKind, message: impl Into<String>) -> Self {
+    /// An error of `kind` saying `message` (for callers of AWS APIs this client has no call
+    /// for, such as an answer they cannot read).
+    pub fn new(kind: AwsErrorKind, message: impl Into<String>) -> Self {
         AwsError {
             kind,
             status: None,

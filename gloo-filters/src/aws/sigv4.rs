@@ -408,7 +408,18 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// URI-encodes every byte but RFC 3986's unreserved ones (and `/`, in a path).
+/// URI-encodes every byte but RFC 3986's unreserved ones (and `/` unless `encode_slash`), as
+/// SigV4 and the AWS query protocol encode names and values.
+///
+/// ```
+/// use gloo_filters::aws::sigv4::uri_encode;
+/// assert_eq!(uri_encode("a b/c+d~", true), "a%20b%2Fc%2Bd~");
+/// assert_eq!(uri_encode("/a b/", false), "/a%20b/");
+/// ```
+pub fn uri_encode(text: &str, encode_slash: bool) -> String {
+    encode(text, encode_slash)
+}
+
 pub(crate) fn encode(text: &str, encode_slash: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
