@@ -295,6 +295,11 @@ struct Environment {
         Arc<Object<crate::model::upstream_group::UpstreamGroupSpec>>,
     )>,
     upstreams: Vec<ResourceRef>,
+    /// The `aws` upstreams (routes to Lambda functions are checked against their functions).
+    aws_upstreams: Vec<(
+        ResourceRef,
+        Arc<Object<crate::model::upstream::UpstreamSpec>>,
+    )>,
     invalid_route_response: Option<DirectResponseAction>,
 }
 
@@ -314,6 +319,7 @@ impl Environment {
             && same(&self.route_options, &other.route_options)
             && same(&self.upstream_groups, &other.upstream_groups)
             && self.upstreams == other.upstreams
+            && same(&self.aws_upstreams, &other.aws_upstreams)
             && self.invalid_route_response == other.invalid_route_response
     }
 }
@@ -411,6 +417,12 @@ impl<'a> Resolver<'a> {
             route_options: objects(&snapshot.route_options),
             upstream_groups: objects(&snapshot.upstream_groups),
             upstreams: snapshot.upstreams.keys().cloned().collect(),
+            aws_upstreams: snapshot
+                .upstreams
+                .iter()
+                .filter(|(_, e)| e.object.spec.aws.is_some())
+                .map(|(r, e)| (r.clone(), e.object.clone()))
+                .collect(),
             invalid_route_response: resolver.invalid_route_response.clone(),
         };
         let unchanged = resolver
@@ -1603,6 +1615,29 @@ impl<'a> Resolver<'a> {
                 // (503, or Settings' replacement), delegating or not, so its requests never
                 // fall through to a later route either.
                 _ if refused => {
+                    let refusal =
+                        self.invalid_route_response
+                            .clone()
+                            .unwrap_or(DirectResponseAction {
+                                status: 503,
+                                body: String::new(),
+                            });
+                    (RouteModelAction::DirectResponse(refusal), Vec::new())
+                }
+                RouteActionRef::Route(a)
+                    if !crate::translate::aws_lambda::check_route(self.snapshot, a, &path)
+                        .is_empty() =>
+                {
+                    // A Lambda destination Gloo refuses (not an aws upstream, no such
+                    // function): an error, and the route answers as an invalid route.
+                    for problem in
+                        crate::translate::aws_lambda::check_route(self.snapshot, a, &path)
+                    {
+                        self.note_error(
+                            &context.owner,
+                            format!("{problem}; the route answers as an invalid route (503) until the function exists"),
+                        );
+                    }
                     let refusal =
                         self.invalid_route_response
                             .clone()

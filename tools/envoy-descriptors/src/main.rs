@@ -3,7 +3,7 @@
 //!
 //! Usage: `cargo run --release -- <envoy-types proto dir> <output .bin>`
 //! (the proto dir is `envoy-types-<version>/proto` in the cargo registry). The protos vendored
-//! under this tool's `proto/` (envoy-gloo's transformation filter) are compiled with them.
+//! under this tool's `proto/` (envoy-gloo's transformation and AWS Lambda filters) are compiled with them.
 use std::path::PathBuf;
 
 use prost::Message;
@@ -43,6 +43,10 @@ const ROOTS: &[&str] = &[
     // Envoy has no proto for. Last, so its names resolve against the complete Envoy set; its
     // package (`envoy.api.v2.filter.http`) shadows nothing the Envoy protos refer to.
     "envoy/config/filter/http/transformation/v2/transformation_filter.proto",
+    // Vendored from envoy-gloo likewise: its AWS Lambda filter and the response transformer
+    // of `unwrapAsApiGateway`.
+    "envoy/config/filter/http/aws_lambda/v2/aws_lambda.proto",
+    "envoy/config/transformer/aws_lambda/v2/api_gateway_transformer.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
