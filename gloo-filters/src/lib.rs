@@ -31,6 +31,10 @@
 //!   sources (environment, shared profile, web identity, container, IMDSv2), STS `AssumeRole*`,
 //!   and a small client for the query and REST APIs (hyper-util with rustls, `quick-xml`).
 //!
+//! * `aws-lambda`: the `aws_lambda` module, envoy-gloo's AWS Lambda filter
+//!   (`io.solo.aws_lambda`) as a tower layer: requests become signed invocations of a
+//!   function, results are unwrapped as API Gateway or ALB responses.
+//!
 //! * `extauth`: the `extauth` module, Gloo's external auth (`AuthConfig`) as a tower layer
 //!   (work in progress).
 //!
@@ -40,6 +44,8 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "aws-lambda")]
+pub mod aws_lambda;
 #[cfg(feature = "extauth")]
 pub mod extauth;
 #[cfg(feature = "jwt")]

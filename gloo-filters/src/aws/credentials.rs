@@ -19,9 +19,10 @@ pub type CredentialsFuture<'a> =
 ///
 /// ```
 /// use gloo_filters::aws::Credentials;
-/// let credentials = Credentials::new("AKID", "secret").with_session_token("token");
-/// assert_eq!(credentials.session_token(), Some("token"));
-/// assert!(!format!("{credentials:?}").contains("secret"));
+/// let credentials = Credentials::new("AKID", "s3cr3t").with_session_token("t0ken");
+/// assert_eq!(credentials.session_token(), Some("t0ken"));
+/// let logged = format!("{credentials:?}");
+/// assert!(!logged.contains("s3cr3t") && !logged.contains("t0ken"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {

@@ -31,8 +31,9 @@ impl Element {
     /// Parses a document into its root element. An error says what is wrong and where (the
     /// byte offset).
     pub fn parse(text: &str) -> Result<Element, String> {
+        // Text is trimmed once an element ends, not per text event: an entity splits the
+        // text around it into several events, and the spaces next to it are text.
         let mut reader = Reader::from_str(text);
-        reader.config_mut().trim_text(true);
         let mut stack: Vec<Element> = Vec::new();
         let mut root: Option<Element> = None;
         loop {
@@ -146,6 +147,12 @@ impl Element {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keeps_the_spaces_around_entities() {
+        let doc = Element::parse("<v>\n  a &amp; b \n</v>").unwrap();
+        assert_eq!(doc.text, "a & b");
+    }
 
     #[test]
     fn parses_entities_cdata_and_empty_elements() {
