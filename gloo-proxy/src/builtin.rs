@@ -34,6 +34,8 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
     crate::jwt::register(registry);
     #[cfg(feature = "transform")]
     crate::transform::register(registry);
+    #[cfg(feature = "aws-lambda")]
+    crate::aws_lambda::register(registry);
 }
 
 fn decode<M: Message + Default>(any: &Any) -> Result<M, String> {

@@ -17,8 +17,9 @@
 //!   mirrors);
 //! - [`filter`]: the registry turning HTTP filter configs into per-route tower stacks;
 //!   [`builtin`] holds the filters the proxy implements itself, `ratelimit` (feature
-//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer, and `jwt` (feature
-//!   `jwt`) Envoy's JWT authentication with gloo-filters' verifier;
+//!   `ratelimit`) serves Envoy's local rate limit with gloo-filters' layer, `jwt` (feature
+//!   `jwt`) Envoy's JWT authentication with gloo-filters' verifier, and `aws_lambda` (feature
+//!   `aws-lambda`) envoy-gloo's Lambda filter with gloo-filters' invocation layer;
 //! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
 //!   admin endpoint and its statistics;
 //! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands.
@@ -26,6 +27,8 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+#[cfg(feature = "aws-lambda")]
+pub mod aws_lambda;
 pub mod body;
 pub mod builtin;
 pub mod cli;
