@@ -84,6 +84,7 @@ impl RouteContext {
     }
 
     /// The configuration in force.
+    #[cfg(feature = "aws-lambda")]
     pub(crate) fn config(&self) -> &Arc<ProxyConfig> {
         &self.config
     }
@@ -92,12 +93,14 @@ impl RouteContext {
     /// the request into another, such as the Lambda filter's invocation, sets it). The route's
     /// path rewrites still apply to it, as Envoy's router applies them to the `:path` a filter
     /// set.
+    #[cfg(feature = "aws-lambda")]
     pub(crate) fn set_path(&mut self, path: PathAndQuery) {
         self.path = path;
     }
 
     /// The cluster the request goes to, if the route forwards to one cluster or the weighted
     /// target was picked before the filters ran ([`PickedTarget`], in `extensions`).
+    #[cfg(feature = "aws-lambda")]
     pub(crate) fn target_cluster<'a>(&'a self, extensions: &http::Extensions) -> Option<&'a str> {
         let forward = forward_action(self)?;
         match extensions.get::<PickedTarget>() {

@@ -257,8 +257,8 @@ impl ProvideCredentials for ContainerProvider {
 
 /// The standard credential chain of the AWS SDKs, cached: the environment
 /// (`AWS_ACCESS_KEY_ID`...), the shared profile, web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`
-/// + `AWS_ROLE_ARN`: EKS IRSA), container credentials, then EC2 instance metadata (IMDSv2).
-/// STS and the metadata services are reached through `client`.
+/// and `AWS_ROLE_ARN`: EKS IRSA), container credentials, then EC2 instance metadata
+/// (IMDSv2). STS and the metadata services are reached through `client`.
 ///
 /// ```
 /// use gloo_filters::aws::{default_provider, AwsClient, Env, ProvideCredentials};
