@@ -437,6 +437,16 @@ impl<'a> Resolver<'a> {
         resolver
     }
 
+    /// How a refused route answers: Settings' invalid route response, else 503.
+    fn refusal(&self) -> DirectResponseAction {
+        self.invalid_route_response
+            .clone()
+            .unwrap_or(DirectResponseAction {
+                status: 503,
+                body: String::new(),
+            })
+    }
+
     /// Reports a warning, kept with the virtual host being resolved.
     fn note(&mut self, key: &ResourceKey, message: impl Into<String>) {
         self.record(key, false, message);
@@ -1614,16 +1624,7 @@ impl<'a> Resolver<'a> {
                 // A route whose options gloo cannot enforce answers as an invalid route does
                 // (503, or Settings' replacement), delegating or not, so its requests never
                 // fall through to a later route either.
-                _ if refused => {
-                    let refusal =
-                        self.invalid_route_response
-                            .clone()
-                            .unwrap_or(DirectResponseAction {
-                                status: 503,
-                                body: String::new(),
-                            });
-                    (RouteModelAction::DirectResponse(refusal), Vec::new())
-                }
+                _ if refused => (RouteModelAction::DirectResponse(self.refusal()), Vec::new()),
                 RouteActionRef::Route(a)
                     if !crate::translate::aws_lambda::check_route(self.snapshot, a, &path)
                         .is_empty() =>
@@ -1638,14 +1639,7 @@ impl<'a> Resolver<'a> {
                             format!("{problem}; the route answers as an invalid route (503) until the function exists"),
                         );
                     }
-                    let refusal =
-                        self.invalid_route_response
-                            .clone()
-                            .unwrap_or(DirectResponseAction {
-                                status: 503,
-                                body: String::new(),
-                            });
-                    (RouteModelAction::DirectResponse(refusal), Vec::new())
+                    (RouteModelAction::DirectResponse(self.refusal()), Vec::new())
                 }
                 RouteActionRef::Route(a) => {
                     let warnings = self.check_destinations(a, &path);

@@ -25,6 +25,27 @@ fn post(port: u16, path: &str, headers: &str, body: &str) -> Response {
     http_raw(port, request.as_bytes(), false).unwrap_or_else(|e| panic!("POST {path}: {e}"))
 }
 
+/// Polls `POST path` with `body` until it answers 200 (the config is served and the function
+/// answers); panics with gloo's and moto's logs otherwise.
+fn first_ok(
+    gloo: &mut support::Proc,
+    moto: &moto::Moto,
+    port: u16,
+    path: &str,
+    body: &str,
+) -> Response {
+    poll(&format!("POST {path}"), || {
+        gloo.check_running()?;
+        let r = post(port, path, "", body);
+        if r.status == 200 {
+            Ok(r)
+        } else {
+            Err(format!("{} {}", r.status, r.body))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}\nmoto:\n{}", gloo.logs(), moto.logs()))
+}
+
 fn route(prefix: &str, upstream: &str, aws: &str) -> String {
     format!(
         "    - matchers: [{{prefix: {prefix}}}]\n      routeAction: {{single: {{upstream: {{name: {upstream}, namespace: gloo-system}}, destinationSpec: {{aws: {aws}}}}}}}\n"
@@ -86,16 +107,7 @@ fn lambda_routes_invoke_the_function_sync_async_and_unwrapped() {
     );
     let logs = |gloo: &support::Proc| format!("{}\nmoto:\n{}", gloo.logs(), moto.logs());
     // Synchronous: the function's result (the event: the request body) is the response.
-    let sync = poll("the sync route", || {
-        gloo.check_running()?;
-        let r = post(port, "/sync", "", r#"{"hello":"world"}"#);
-        if r.status == 200 {
-            Ok(r)
-        } else {
-            Err(format!("{} {}", r.status, r.body))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", logs(&gloo)));
+    let sync = first_ok(&mut gloo, &moto, port, "/sync", r#"{"hello":"world"}"#);
     assert_eq!(sync.body, r#"{"hello":"world"}"#);
     // Asynchronous: Lambda accepts the event (202).
     let r = post(port, "/async", "", r#"{"queued":true}"#);
@@ -172,16 +184,7 @@ fn service_account_credentials_come_from_sts_through_its_cluster() {
         admin,
         root.path(),
     );
-    let r = poll("the sync route", || {
-        gloo.check_running()?;
-        let r = post(port, "/sync", "", r#"{"via":"sts"}"#);
-        if r.status == 200 {
-            Ok(r)
-        } else {
-            Err(format!("{} {}", r.status, r.body))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}\nmoto:\n{}", gloo.logs(), moto.logs()));
+    let r = first_ok(&mut gloo, &moto, port, "/sync", r#"{"via":"sts"}"#);
     assert_eq!(r.body, r#"{"via":"sts"}"#);
     assert!(
         moto.logs().contains("POST / HTTP/1.1\" 200"),

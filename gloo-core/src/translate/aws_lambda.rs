@@ -387,40 +387,38 @@ fn destinations<'a>(
     use crate::model::routing::RouteDestination;
     match action.destination() {
         Ok(Some(RouteDestination::Single(d))) => vec![(format!("{path}.routeAction.single"), d)],
-        Ok(Some(RouteDestination::Multi(m))) => m
-            .destinations
-            .iter()
-            .enumerate()
-            .filter_map(|(i, wd)| {
-                Some((
-                    format!("{path}.routeAction.multi.destinations[{i}].destination"),
-                    wd.destination.as_ref()?,
-                ))
-            })
-            .collect(),
+        Ok(Some(RouteDestination::Multi(m))) => {
+            weighted(&m.destinations, &format!("{path}.routeAction.multi"))
+        }
         Ok(Some(RouteDestination::UpstreamGroup(r))) => {
             let r = r.resolved(DEFAULT_NAMESPACE);
-            snapshot
-                .upstream_groups
-                .get(&r)
-                .map(|g| {
-                    g.object
-                        .spec
-                        .destinations
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, wd)| {
-                            Some((
-                                format!("{path}.routeAction.upstreamGroup({r}).destinations[{i}].destination"),
-                                wd.destination.as_ref()?,
-                            ))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
+            match snapshot.upstream_groups.get(&r) {
+                Some(g) => weighted(
+                    &g.object.spec.destinations,
+                    &format!("{path}.routeAction.upstreamGroup({r})"),
+                ),
+                None => Vec::new(),
+            }
         }
         _ => Vec::new(),
     }
+}
+
+/// The destinations of weighted destinations, with their field paths under `path`.
+fn weighted<'a>(
+    destinations: &'a [crate::model::routing::WeightedDestination],
+    path: &str,
+) -> Vec<(String, &'a Destination)> {
+    destinations
+        .iter()
+        .enumerate()
+        .filter_map(|(i, wd)| {
+            Some((
+                format!("{path}.destinations[{i}].destination"),
+                wd.destination.as_ref()?,
+            ))
+        })
+        .collect()
 }
 
 /// The `typed_per_filter_config` entry of a destination's Lambda function (wrapped in an

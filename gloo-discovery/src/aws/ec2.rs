@@ -11,12 +11,12 @@ use gloo_core::model::upstream::{AwsEc2UpstreamSpec, TagFilter, UpstreamSpec};
 use gloo_core::model::ResourceRef;
 use gloo_core::translate::{Endpoint, Endpoints};
 use gloo_filters::aws::xml::Element;
-use gloo_filters::aws::{AwsClient, AwsError, Env, ProvideCredentials};
+use gloo_filters::aws::{AwsClient, AwsError, Env, ProvideCredentials, SharedCredentialsProvider};
 
-use crate::plugin::Upstreams;
+use crate::plugin::{Publisher, Upstreams};
 
-use super::credentials::{CredentialKey, CredentialSources, RoleUse};
-use super::{backoff, Poll, DEFAULT_REFRESH};
+use super::credentials::{CredentialKey, RoleUse};
+use super::{Groups, Polling};
 use crate::plugin::{BoxFuture, Discovery, DiscoveryContext, DiscoveryError};
 
 /// The EC2 API version gloo speaks.
@@ -100,7 +100,7 @@ pub async fn describe_instances(
                 EC2_VERSION,
                 "DescribeInstances",
                 &params,
-                credentials,
+                Some(credentials),
             )
             .await?;
         instances.extend(parse_instances(&answer));
@@ -172,50 +172,15 @@ fn parse_instances(answer: &Element) -> Vec<Instance> {
 /// annotation; gloo's endpoints have no annotations.
 #[derive(Debug, Clone)]
 pub struct Ec2Discovery {
-    client: AwsClient,
-    env: Env,
-    refresh: Duration,
-    page_size: Option<u32>,
+    polling: Polling,
 }
 
+super::polling_builders!(Ec2Discovery, "instances");
+
 impl Ec2Discovery {
-    /// Discovery through `client`, the default chain reading the process's environment, every
-    /// 30 s.
-    pub fn new(client: AwsClient) -> Self {
-        Ec2Discovery {
-            client,
-            env: Env::from_process(),
-            refresh: DEFAULT_REFRESH,
-            page_size: None,
-        }
-    }
-
-    /// With Gloo's Settings: `refreshRate` when it is longer than 30 s.
-    pub fn from_settings(client: AwsClient, settings: &SettingsSpec) -> Self {
-        let refresh = settings
-            .refresh_rate
-            .as_ref()
-            .map(|r| r.as_std())
-            .unwrap_or_default()
-            .max(DEFAULT_REFRESH);
-        Self::new(client).refresh_interval(refresh)
-    }
-
-    /// The environment the default credential chain reads (instead of the process's).
-    pub fn env(mut self, env: Env) -> Self {
-        self.env = env;
-        self
-    }
-
-    /// How often instances are listed again (at least 10 ms).
-    pub fn refresh_interval(mut self, refresh: Duration) -> Self {
-        self.refresh = refresh.max(Duration::from_millis(10));
-        self
-    }
-
     /// Instances per `DescribeInstances` page (5 to 1000; EC2's default without).
     pub fn page_size(mut self, size: u32) -> Self {
-        self.page_size = Some(size.clamp(5, 1000));
+        self.polling.page_size = Some(size.clamp(5, 1000));
         self
     }
 }
@@ -234,85 +199,51 @@ impl Discovery for Ec2Discovery {
         context: DiscoveryContext,
     ) -> BoxFuture<'static, Result<(), DiscoveryError>> {
         Box::pin(async move {
-            self.watch(context).await;
+            let polling = &self.polling;
+            let list = |key: CredentialKey, provider: SharedCredentialsProvider| async move {
+                describe_instances(
+                    &polling.client,
+                    &key.region,
+                    provider.as_ref(),
+                    polling.page_size,
+                )
+                .await
+            };
+            let publish =
+                |publisher: &Publisher,
+                 groups: &Groups<AwsEc2UpstreamSpec>,
+                 last: &BTreeMap<CredentialKey, Vec<Instance>>| {
+                    let mut endpoints = Endpoints::new();
+                    for (key, members) in groups {
+                        let Some(instances) = last.get(key) else {
+                            continue;
+                        };
+                        for (reference, spec) in members {
+                            let found = upstream_endpoints(reference, spec, instances);
+                            if !found.is_empty() {
+                                endpoints.insert(reference.clone(), found);
+                            }
+                        }
+                    }
+                    publisher.set_endpoints(endpoints);
+                };
+            polling
+                .run(
+                    context,
+                    RoleUse::AssumeRole,
+                    "EC2 instances",
+                    group,
+                    list,
+                    publish,
+                )
+                .await;
             Ok(())
         })
     }
 }
 
-impl Ec2Discovery {
-    /// Lists and publishes until the runner stops.
-    async fn watch(&self, mut context: DiscoveryContext) {
-        let sources =
-            CredentialSources::new(self.client.clone(), self.env.clone(), RoleUse::AssumeRole);
-        let mut last: BTreeMap<CredentialKey, Vec<Instance>> = BTreeMap::new();
-        let mut failures = 0u32;
-        loop {
-            let tracked = context.upstreams.borrow_and_update().clone();
-            let config = context.config.borrow().clone();
-            let groups = group(&tracked);
-            let mut failed = false;
-            for (key, members) in &groups {
-                let listed = match sources.provider(key, &config) {
-                    Err(err) => Err(err),
-                    Ok(provider) => describe_instances(
-                        &self.client,
-                        &key.region,
-                        provider.as_ref(),
-                        self.page_size,
-                    )
-                    .await
-                    .map_err(|e| e.to_string()),
-                };
-                match listed {
-                    Ok(instances) => {
-                        last.insert(key.clone(), instances);
-                    }
-                    Err(err) => {
-                        failed = true;
-                        let upstreams: Vec<String> =
-                            members.iter().map(|(r, _)| r.to_string()).collect();
-                        tracing::warn!(
-                            region = %key.region,
-                            ?upstreams,
-                            error = %err,
-                            "EC2 instances not listed; the upstreams keep their last endpoints"
-                        );
-                    }
-                }
-            }
-            last.retain(|key, _| groups.contains_key(key));
-            let mut endpoints = Endpoints::new();
-            for (key, members) in &groups {
-                let Some(instances) = last.get(key) else {
-                    continue;
-                };
-                for (reference, spec) in members {
-                    let found = upstream_endpoints(reference, spec, instances);
-                    if !found.is_empty() {
-                        endpoints.insert(reference.clone(), found);
-                    }
-                }
-            }
-            context.publisher.set_endpoints(endpoints);
-            let delay = if failed {
-                failures = failures.saturating_add(1);
-                backoff(failures, self.refresh)
-            } else {
-                failures = 0;
-                self.refresh
-            };
-            if let Poll::Stop = super::wait(&mut context, delay, group).await {
-                return;
-            }
-        }
-    }
-}
-
 /// The `awsEc2` upstreams by what their calls are signed with.
-type Groups = BTreeMap<CredentialKey, Vec<(ResourceRef, AwsEc2UpstreamSpec)>>;
-
-fn group(tracked: &Upstreams) -> Groups {
+fn group(tracked: &Upstreams) -> Groups<AwsEc2UpstreamSpec> {
     let mut groups = Groups::new();
     for (reference, upstream) in tracked.iter() {
         let Some(spec) = &upstream.spec.aws_ec2 else {

@@ -11,14 +11,16 @@ use gloo_core::model::ResourceRef;
 use gloo_filters::aws::sigv4::uri_encode;
 use gloo_filters::aws::{
     service_error, AwsClient, AwsError, AwsErrorKind, Env, ProvideCredentials,
+    SharedCredentialsProvider,
 };
 use http::{Method, Request};
 use serde::Deserialize;
 
-use super::credentials::{CredentialKey, CredentialSources, RoleUse};
-use super::{backoff, Poll, DEFAULT_REFRESH};
+use super::credentials::{CredentialKey, RoleUse};
+use super::{Groups, Polling};
 use crate::plugin::{
-    BoxFuture, Discovery, DiscoveryContext, DiscoveryError, Functions, Upstream, Upstreams,
+    BoxFuture, Discovery, DiscoveryContext, DiscoveryError, Functions, Publisher, Upstream,
+    Upstreams,
 };
 
 /// The label that turns function discovery off (`disabled`) or on (`enabled`) for one
@@ -152,50 +154,15 @@ fn answer_error(message: String) -> AwsError {
 /// takes a longer `refreshRate`), so a new function takes up to that long to appear.
 #[derive(Debug, Clone)]
 pub struct LambdaDiscovery {
-    client: AwsClient,
-    env: Env,
-    refresh: Duration,
-    page_size: Option<u32>,
+    polling: Polling,
 }
 
+super::polling_builders!(LambdaDiscovery, "functions");
+
 impl LambdaDiscovery {
-    /// Discovery through `client`, credentials and region from the process's environment,
-    /// every 30 s.
-    pub fn new(client: AwsClient) -> Self {
-        LambdaDiscovery {
-            client,
-            env: Env::from_process(),
-            refresh: DEFAULT_REFRESH,
-            page_size: None,
-        }
-    }
-
-    /// With Gloo's Settings: `refreshRate` when it is longer than 30 s.
-    pub fn from_settings(client: AwsClient, settings: &SettingsSpec) -> Self {
-        let refresh = settings
-            .refresh_rate
-            .as_ref()
-            .map(|r| r.as_std())
-            .unwrap_or_default()
-            .max(DEFAULT_REFRESH);
-        Self::new(client).refresh_interval(refresh)
-    }
-
-    /// The environment read for credentials and the default region.
-    pub fn env(mut self, env: Env) -> Self {
-        self.env = env;
-        self
-    }
-
-    /// How often functions are listed again (at least 10 ms).
-    pub fn refresh_interval(mut self, refresh: Duration) -> Self {
-        self.refresh = refresh.max(Duration::from_millis(10));
-        self
-    }
-
-    /// Functions per `ListFunctions` page (1 to 50).
+    /// Functions per `ListFunctions` page (1 to 50; Lambda's default without).
     pub fn page_size(mut self, size: u32) -> Self {
-        self.page_size = Some(size.clamp(1, 50));
+        self.polling.page_size = Some(size.clamp(1, 50));
         self
     }
 }
@@ -224,7 +191,46 @@ impl Discovery for LambdaDiscovery {
         context: DiscoveryContext,
     ) -> BoxFuture<'static, Result<(), DiscoveryError>> {
         Box::pin(async move {
-            self.watch(context).await;
+            let polling = &self.polling;
+            let list = |key: CredentialKey, provider: SharedCredentialsProvider| async move {
+                let functions = list_functions(
+                    &polling.client,
+                    &key.region,
+                    provider.as_ref(),
+                    polling.page_size,
+                )
+                .await?;
+                let mut specs: Vec<LambdaFunctionSpec> =
+                    functions.iter().map(LambdaFunction::spec).collect();
+                specs.sort_by(|a, b| a.logical_name.cmp(&b.logical_name));
+                Ok(specs)
+            };
+            let publish =
+                |publisher: &Publisher,
+                 groups: &Groups<()>,
+                 last: &BTreeMap<CredentialKey, Vec<LambdaFunctionSpec>>| {
+                    let functions: BTreeMap<ResourceRef, Functions> = groups
+                        .iter()
+                        .filter_map(|(key, members)| Some((last.get(key)?, members)))
+                        .flat_map(|(specs, members)| {
+                            members
+                                .iter()
+                                .map(move |(r, ())| (r.clone(), Functions::Lambda(specs.clone())))
+                        })
+                        .collect();
+                    publisher.set_functions(functions);
+                };
+            let group = |tracked: &Upstreams| self.group(tracked);
+            polling
+                .run(
+                    context,
+                    RoleUse::WebIdentity,
+                    "Lambda functions",
+                    group,
+                    list,
+                    publish,
+                )
+                .await;
             Ok(())
         })
     }
@@ -232,8 +238,8 @@ impl Discovery for LambdaDiscovery {
 
 impl LambdaDiscovery {
     /// The selected `aws` upstreams by region and credentials.
-    fn groups(&self, tracked: &Upstreams) -> BTreeMap<CredentialKey, Vec<ResourceRef>> {
-        let mut groups: BTreeMap<CredentialKey, Vec<ResourceRef>> = BTreeMap::new();
+    fn group(&self, tracked: &Upstreams) -> Groups<()> {
+        let mut groups = Groups::new();
         for (reference, upstream) in tracked.iter() {
             let Some(spec) = upstream.spec.aws.as_ref().filter(|_| selected(upstream)) else {
                 continue;
@@ -243,7 +249,7 @@ impl LambdaDiscovery {
                     .region
                     .clone()
                     .filter(|r| !r.is_empty())
-                    .or_else(|| self.env.region())
+                    .or_else(|| self.polling.env.region())
                     .unwrap_or_default(),
                 secret: spec
                     .secret_ref
@@ -251,71 +257,8 @@ impl LambdaDiscovery {
                     .map(|s| s.resolved(reference.namespace_or(""))),
                 role_arn: spec.role_arn.clone().filter(|r| !r.is_empty()),
             };
-            groups.entry(key).or_default().push(reference.clone());
+            groups.entry(key).or_default().push((reference.clone(), ()));
         }
         groups
-    }
-
-    async fn watch(&self, mut context: DiscoveryContext) {
-        let sources =
-            CredentialSources::new(self.client.clone(), self.env.clone(), RoleUse::WebIdentity);
-        let mut last: BTreeMap<CredentialKey, Vec<LambdaFunctionSpec>> = BTreeMap::new();
-        let mut failures = 0u32;
-        loop {
-            let tracked = context.upstreams.borrow_and_update().clone();
-            let config = context.config.borrow().clone();
-            let groups = self.groups(&tracked);
-            let mut failed = false;
-            for (key, members) in &groups {
-                let listed = match sources.provider(key, &config) {
-                    Err(err) => Err(err),
-                    Ok(provider) => {
-                        list_functions(&self.client, &key.region, provider.as_ref(), self.page_size)
-                            .await
-                            .map_err(|e| e.to_string())
-                    }
-                };
-                match listed {
-                    Ok(functions) => {
-                        let mut specs: Vec<LambdaFunctionSpec> =
-                            functions.iter().map(LambdaFunction::spec).collect();
-                        specs.sort_by(|a, b| a.logical_name.cmp(&b.logical_name));
-                        last.insert(key.clone(), specs);
-                    }
-                    Err(err) => {
-                        failed = true;
-                        let upstreams: Vec<String> =
-                            members.iter().map(|r| r.to_string()).collect();
-                        tracing::warn!(
-                            region = %key.region,
-                            ?upstreams,
-                            error = %err,
-                            "Lambda functions not listed; the upstreams keep their last functions"
-                        );
-                    }
-                }
-            }
-            last.retain(|key, _| groups.contains_key(key));
-            let functions: BTreeMap<ResourceRef, Functions> = groups
-                .iter()
-                .filter_map(|(key, members)| Some((last.get(key)?, members)))
-                .flat_map(|(specs, members)| {
-                    members
-                        .iter()
-                        .map(move |r| (r.clone(), Functions::Lambda(specs.clone())))
-                })
-                .collect();
-            context.publisher.set_functions(functions);
-            let delay = if failed {
-                failures = failures.saturating_add(1);
-                backoff(failures, self.refresh)
-            } else {
-                failures = 0;
-                self.refresh
-            };
-            if let Poll::Stop = super::wait(&mut context, delay, |u| self.groups(u)).await {
-                return;
-            }
-        }
     }
 }

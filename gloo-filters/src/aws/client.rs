@@ -129,15 +129,11 @@ impl HttpTransport for HyperTransport {
 }
 
 /// An error and its sources, joined (hyper's "client error (Connect)" alone says little).
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+fn error_chain(err: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(err), |e| e.source())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Where each service's API is: `https://<service>.<region>.amazonaws.com` (`.com.cn` in the
@@ -335,7 +331,7 @@ impl From<CredentialsError> for AwsError {
 /// # #[tokio::main] async fn main() -> Result<(), gloo_filters::aws::AwsError> {
 /// let client = AwsClient::new()?;
 /// let answer = client
-///     .query("ec2", "us-east-1", "2016-11-15", "DescribeRegions", &[], &Credentials::new("AKID", "secret"))
+///     .query("ec2", "us-east-1", "2016-11-15", "DescribeRegions", &[], Some(&Credentials::new("AKID", "secret")))
 ///     .await?;
 /// println!("{}", answer.name); // DescribeRegionsResponse
 /// # Ok(()) }
@@ -420,35 +416,10 @@ impl AwsClient {
     }
 
     /// Calls a query-protocol action (EC2, STS): a form `POST` of `Action`, `Version` and
-    /// `params`, and its XML answer's root element. An error answer becomes an [`AwsError`]
-    /// with AWS's code and message.
+    /// `params`, signed with `credentials` (unsigned without: STS
+    /// `AssumeRoleWithWebIdentity`), and its XML answer's root element. An error answer
+    /// becomes an [`AwsError`] with AWS's code and message.
     pub async fn query(
-        &self,
-        service: &str,
-        region: &str,
-        version: &str,
-        action: &str,
-        params: &[(String, String)],
-        credentials: &dyn ProvideCredentials,
-    ) -> Result<Element, AwsError> {
-        self.query_with(service, region, version, action, params, Some(credentials))
-            .await
-    }
-
-    /// [`query`](Self::query), unsigned (STS `AssumeRoleWithWebIdentity`).
-    pub async fn query_unsigned(
-        &self,
-        service: &str,
-        region: &str,
-        version: &str,
-        action: &str,
-        params: &[(String, String)],
-    ) -> Result<Element, AwsError> {
-        self.query_with(service, region, version, action, params, None)
-            .await
-    }
-
-    async fn query_with(
         &self,
         service: &str,
         region: &str,
@@ -570,41 +541,25 @@ mod tests {
 
     #[test]
     fn error_documents_of_both_protocols_give_code_and_message() {
-        let ec2 = "<?xml version=\"1.0\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>x</RequestID></Response>";
-        let err = service_error(
-            "ec2 DescribeInstances",
-            StatusCode::SERVICE_UNAVAILABLE,
-            &Default::default(),
-            ec2,
-        );
-        assert_eq!(err.code(), Some("RequestLimitExceeded"));
-        assert!(err.is_throttling());
-        assert!(err.to_string().contains("Request limit exceeded."), "{err}");
-        let sts = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>";
-        let err = service_error(
-            "sts AssumeRole",
-            StatusCode::FORBIDDEN,
-            &Default::default(),
-            sts,
-        );
-        assert_eq!(err.code(), Some("AccessDenied"));
-        assert!(!err.is_retryable());
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
+        let mut lambda_headers = http::HeaderMap::new();
+        lambda_headers.insert(
             "x-amzn-errortype",
             HeaderValue::from_static("TooManyRequestsException:http://internal.amazon.com/"),
         );
-        let err = service_error(
-            "lambda ListFunctions",
-            StatusCode::TOO_MANY_REQUESTS,
-            &headers,
-            "{\"Type\":\"User\",\"message\":\"Rate exceeded\"}",
-        );
-        assert_eq!(err.code(), Some("TooManyRequestsException"));
-        assert!(err.is_throttling());
-        let err = service_error("x", StatusCode::BAD_GATEWAY, &Default::default(), "");
-        assert!(err.is_retryable());
-        assert_eq!(err.to_string(), "x: AWS answered 502 Bad Gateway");
+        // (status, headers, body, code, throttling, retryable, in the message)
+        let cases = [
+            (503, http::HeaderMap::new(), "<?xml version=\"1.0\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>x</RequestID></Response>", Some("RequestLimitExceeded"), true, true, "Request limit exceeded."),
+            (403, http::HeaderMap::new(), "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>", Some("AccessDenied"), false, false, "AccessDenied: no"),
+            (429, lambda_headers, "{\"Type\":\"User\",\"message\":\"Rate exceeded\"}", Some("TooManyRequestsException"), true, true, "Rate exceeded"),
+            (502, http::HeaderMap::new(), "", None, false, true, "x: AWS answered 502 Bad Gateway"),
+        ];
+        for (status, headers, body, code, throttling, retryable, text) in cases {
+            let err = service_error("x", StatusCode::from_u16(status).unwrap(), &headers, body);
+            assert_eq!(err.code(), code, "{body}");
+            assert_eq!(err.is_throttling(), throttling, "{body}");
+            assert_eq!(err.is_retryable(), retryable, "{body}");
+            assert!(err.to_string().contains(text), "{err}");
+        }
     }
 
     #[test]

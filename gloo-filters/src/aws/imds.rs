@@ -52,6 +52,20 @@ struct MetadataCredentials {
 }
 
 impl MetadataCredentials {
+    /// The credentials of a `200 OK` answer of `source`.
+    fn from_answer(
+        source: &str,
+        answer: &Response<Bytes>,
+    ) -> Result<Credentials, CredentialsError> {
+        if answer.status() != StatusCode::OK {
+            return Err(CredentialsError::new(format!(
+                "{source}: answered {}",
+                answer.status()
+            )));
+        }
+        Self::parse(source, answer.body())
+    }
+
     fn parse(source: &str, body: &[u8]) -> Result<Credentials, CredentialsError> {
         let parsed: MetadataCredentials = serde_json::from_slice(body).map_err(|e| {
             CredentialsError::new(format!("{source}: not a credentials document: {e}"))
@@ -163,13 +177,7 @@ impl ImdsProvider {
         }
         let path = format!("{ROLES}{role}");
         let answer = self.call(Method::GET, &path, auth).await?;
-        if answer.status() != StatusCode::OK {
-            return Err(CredentialsError::new(format!(
-                "instance metadata: GET {path} answered {}",
-                answer.status()
-            )));
-        }
-        MetadataCredentials::parse(&format!("instance metadata {path}"), answer.body())
+        MetadataCredentials::from_answer(&format!("instance metadata GET {path}"), &answer)
     }
 }
 
@@ -239,13 +247,7 @@ impl ContainerProvider {
                 CredentialsError::new(format!("container credentials {url}: no answer within 5s"))
             })?
             .map_err(|e| CredentialsError::new(format!("container credentials {url}: {e}")))?;
-        if answer.status() != StatusCode::OK {
-            return Err(CredentialsError::new(format!(
-                "container credentials {url}: answered {}",
-                answer.status()
-            )));
-        }
-        MetadataCredentials::parse(&format!("container credentials {url}"), answer.body())
+        MetadataCredentials::from_answer(&format!("container credentials {url}"), &answer)
     }
 }
 

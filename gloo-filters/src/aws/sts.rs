@@ -41,22 +41,14 @@ impl StsClient {
         session_name: &str,
         credentials: &dyn ProvideCredentials,
     ) -> Result<Credentials, AwsError> {
-        let params = [
-            ("RoleArn".to_string(), role_arn.to_string()),
-            ("RoleSessionName".to_string(), session_name.to_string()),
-        ];
-        let answer = self
-            .client
-            .query(
-                "sts",
-                &self.region,
-                STS_VERSION,
-                "AssumeRole",
-                &params,
-                credentials,
-            )
-            .await?;
-        credentials_of("sts AssumeRole", &answer)
+        self.assume(
+            "AssumeRole",
+            role_arn,
+            session_name,
+            None,
+            Some(credentials),
+        )
+        .await
     }
 
     /// `AssumeRoleWithWebIdentity`: temporary credentials for `role_arn` from an OIDC `token`
@@ -67,22 +59,43 @@ impl StsClient {
         session_name: &str,
         token: &str,
     ) -> Result<Credentials, AwsError> {
-        let params = [
+        self.assume(
+            "AssumeRoleWithWebIdentity",
+            role_arn,
+            session_name,
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    async fn assume(
+        &self,
+        action: &str,
+        role_arn: &str,
+        session_name: &str,
+        token: Option<&str>,
+        credentials: Option<&dyn ProvideCredentials>,
+    ) -> Result<Credentials, AwsError> {
+        let mut params = vec![
             ("RoleArn".to_string(), role_arn.to_string()),
             ("RoleSessionName".to_string(), session_name.to_string()),
-            ("WebIdentityToken".to_string(), token.to_string()),
         ];
+        if let Some(token) = token {
+            params.push(("WebIdentityToken".to_string(), token.to_string()));
+        }
         let answer = self
             .client
-            .query_unsigned(
+            .query(
                 "sts",
                 &self.region,
                 STS_VERSION,
-                "AssumeRoleWithWebIdentity",
+                action,
                 &params,
+                credentials,
             )
             .await?;
-        credentials_of("sts AssumeRoleWithWebIdentity", &answer)
+        credentials_of(&format!("sts {action}"), &answer)
     }
 }
 
