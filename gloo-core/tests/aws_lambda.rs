@@ -238,6 +238,31 @@ fn credentials_come_from_a_secret_or_settings_else_the_upstream_is_rejected() {
     assert_eq!(lambda["typedConfig"]["propagateOriginalRouting"], true);
     let extension = &cluster_json(&t)["typedExtensionProtocolOptions"]["io.solo.aws_lambda"];
     assert!(extension.get("accessKey").is_none());
+    // Service account credentials: STS through the cluster Settings name, here an upstream's
+    // that no route uses (it is emitted all the same).
+    let settings = resource(
+        "gloo.solo.io/v1",
+        "Settings",
+        "{name: default, namespace: gloo-system}",
+        "gloo: {awsOptions: {serviceAccountCredentials: {cluster: sts_gloo-system, uri: 'https://sts.amazonaws.com/', region: us-east-1}}}",
+    );
+    let t = translate(&docs(&[
+        &no_secret,
+        &settings,
+        &static_upstream("sts", 443),
+        &lambda_vs(&[route("/", "{logicalName: echo}")]),
+    ]));
+    assert_no_rejections(&t);
+    assert!(proxy(&t).clusters.contains_key("sts_gloo-system"));
+    let filters = http_filters(&t);
+    let lambda = filters
+        .iter()
+        .find(|f| f["name"] == "io.solo.aws_lambda")
+        .unwrap();
+    assert_eq!(
+        lambda["typedConfig"]["serviceAccountCredentials"],
+        json!({"cluster": "sts_gloo-system", "uri": "https://sts.amazonaws.com/", "region": "us-east-1"})
+    );
     // A Secret without AWS keys is an error naming it.
     let t = translate(&docs(&[
         "apiVersion: v1\nkind: Secret\nmetadata: {name: aws-creds, namespace: gloo-system}\nstringData: {token: x}\n",
@@ -249,6 +274,36 @@ fn credentials_come_from_a_secret_or_settings_else_the_upstream_is_rejected() {
         format!("{status:?}")
             .contains("spec.aws.secretRef: Secret gloo-system.aws-creds: not an AWS secret"),
         "{status:?}"
+    );
+}
+
+#[test]
+fn settings_fallback_invokes_the_first_function_without_a_destination_spec() {
+    let settings = resource(
+        "gloo.solo.io/v1",
+        "Settings",
+        "{name: default, namespace: gloo-system}",
+        "gloo: {awsOptions: {fallbackToFirstFunction: true}}",
+    );
+    let plain = "- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: lambda, namespace: gloo-system}}}\n".to_string();
+    let unknown = route("/unknown", "{logicalName: nope}");
+    let t = translate(&docs(&[
+        SECRET,
+        &lambda_upstream(""),
+        &settings,
+        &lambda_vs(&[unknown, plain]),
+    ]));
+    assert_no_rejections(&t);
+    let routes = vhost_json(&t, "fn")["routes"].clone();
+    assert_eq!(
+        per_route(&routes[0])["config"]["name"],
+        "echo",
+        "an unknown function falls back"
+    );
+    assert_eq!(
+        per_route(&routes[1])["config"]["qualifier"],
+        "%24LATEST",
+        "so does a route without a spec"
     );
 }
 

@@ -118,7 +118,6 @@ impl FilterFactory for LambdaFactory {
         if route.request_transformer_config.is_some() {
             return Err("request_transformer_config: not supported by gloo-proxy".into());
         }
-        #[allow(deprecated)]
         let mut unwrap = if route.unwrap_as_alb {
             Unwrap::Alb
         } else {

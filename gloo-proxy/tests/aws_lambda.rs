@@ -157,14 +157,14 @@ fn service_account_credentials_come_from_sts_through_its_cluster() {
     let token = root.path().join("token");
     fs::write(&token, "a-projected-service-account-token").unwrap();
     let (port, admin) = (free_port(), free_port());
-    // Settings: STS reached through the `sts` upstream's cluster (here moto); the upstream
-    // has no Secret. A route to `sts` makes its cluster part of the proxy's config.
+    // Settings: STS reached through the `sts` upstream's cluster (here moto), which no route
+    // uses; the Lambda upstream has no Secret.
     let config = [
         format!("apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  httpGateway: {{}}\n"),
         format!("apiVersion: gloo.solo.io/v1\nkind: Settings\nmetadata: {{name: default, namespace: gloo-system}}\nspec:\n  gloo:\n    awsOptions:\n      serviceAccountCredentials: {{cluster: sts_gloo-system, uri: 'http://127.0.0.1:{}/', region: us-east-1}}\n", moto.port()),
         format!("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: sts, namespace: gloo-system}}\nspec:\n  static:\n    hosts: [{{addr: 127.0.0.1, port: {}}}]\n", moto.port()),
         "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: lambda, namespace: gloo-system}\nspec:\n  aws:\n    region: us-east-1\n    lambdaFunctions: [{logicalName: echo, lambdaFunctionName: echo, qualifier: $LATEST}]\n".to_string(),
-        format!("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: fn, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: ['fn.example']\n    routes:\n{}    - matchers: [{{prefix: /sts}}]\n      routeAction: {{single: {{upstream: {{name: sts, namespace: gloo-system}}}}}}\n", route("/sync", "lambda", "{logicalName: echo}")),
+        format!("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: fn, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: ['fn.example']\n    routes:\n{}", route("/sync", "lambda", "{logicalName: echo}")),
     ]
     .join("---\n");
     fs::write(dir.join("config.yaml"), &config).unwrap();

@@ -145,6 +145,28 @@ fn aws_options(snapshot: &ConfigSnapshot) -> Option<&crate::model::settings::Aws
         .find_map(|e| e.object.spec.gloo.as_ref()?.aws_options.as_ref())
 }
 
+/// The upstream whose cluster Settings' `serviceAccountCredentials.cluster` names, when the
+/// snapshot has `aws` upstreams (the Lambda filter fetches credentials through it).
+pub(crate) fn sts_upstream(snapshot: &ConfigSnapshot) -> Option<ResourceRef> {
+    if !snapshot
+        .upstreams
+        .values()
+        .any(|u| u.object.spec.aws.is_some())
+    {
+        return None;
+    }
+    let cluster = aws_options(snapshot)?
+        .service_account_credentials
+        .as_ref()?
+        .cluster
+        .as_deref()?;
+    snapshot
+        .upstreams
+        .keys()
+        .find(|r| super::cluster_name(r) == cluster)
+        .cloned()
+}
+
 /// What is wrong with an `aws` upstream, as Gloo's `ProcessUpstream` refuses it: no region, a
 /// Secret that is missing or holds no AWS keys, or no credentials at all (no Secret, and
 /// Settings enable neither `enableCredentialsDiscovey` nor `serviceAccountCredentials`).
@@ -276,15 +298,20 @@ fn query_escape(text: &str) -> String {
 }
 
 /// Gloo's `GenerateAWSLambdaRouteConfig` for a destination: `Ok(None)` when it has no `aws`
-/// destination spec or its upstream is missing (reported elsewhere); an error as Gloo's, for
-/// a destination Gloo refuses (not an `aws` upstream, no such function, both unwrap modes).
+/// destination spec (and Settings do not fall back to the first function) or its upstream is
+/// missing (reported elsewhere); an error as Gloo's, for a destination Gloo refuses (not an
+/// `aws` upstream, no such function, both unwrap modes).
 pub(crate) fn route_config(
     snapshot: &ConfigSnapshot,
     d: &Destination,
 ) -> Result<Option<AwsLambdaPerRoute>, String> {
-    let Some(destination) = aws_spec(d) else {
+    // With Settings' `fallbackToFirstFunction`, a destination without a spec is a Lambda
+    // destination too when its upstream is an `aws` one (Gloo's `tryingNonExplicitAWSDest`).
+    let explicit = aws_spec(d);
+    let fallback = aws_options(snapshot).and_then(|o| o.fallback_to_first_function) == Some(true);
+    if explicit.is_none() && (!fallback || d.destination_spec.is_some()) {
         return Ok(None);
-    };
+    }
     let Some(reference) = destination_upstream(d) else {
         return Ok(None);
     };
@@ -292,10 +319,13 @@ pub(crate) fn route_config(
         return Ok(None);
     };
     let Some(upstream) = entry.object.spec.aws.as_ref() else {
+        if explicit.is_none() {
+            return Ok(None);
+        }
         return Err(format!("{reference} is not an AWS upstream"));
     };
     // mergo.Merge without override: the upstream's overrides fill what the route left unset.
-    let mut destination = destination.clone();
+    let mut destination = explicit.cloned().unwrap_or_default();
     if let Some(overrides) = &upstream.destination_overrides {
         if destination.logical_name.is_empty() {
             destination.logical_name = overrides.logical_name.clone();

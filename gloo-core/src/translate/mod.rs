@@ -350,6 +350,11 @@ impl Translator {
                 .insert(listener.name.clone(), listener_status);
         }
         reports.proxies.insert(model.name.clone(), status);
+        // The STS cluster of Settings' Lambda service account credentials, when it is an
+        // upstream's: the Lambda filter calls it though no route does.
+        if !referenced.is_empty() {
+            referenced.extend(aws_lambda::sts_upstream(ctx.snapshot));
+        }
         let secrets_changed = self.secrets_changed;
         let eds = self.eds_clusters.entry(model.name.clone()).or_default();
         for reference in referenced {
