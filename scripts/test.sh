@@ -81,6 +81,17 @@ if ! pkg-config --exists modsecurity 2>/dev/null || [ ! -d /usr/share/modsecurit
 fi
 export GLOO_TEST_CRS_SETUP=/etc/modsecurity/crs/crs-setup.conf
 export GLOO_TEST_CRS_RULES=/usr/share/modsecurity-crs/rules
+# moto, a real AWS API mock (EC2, Lambda, STS, IAM, instance metadata), with boto3 to drive it:
+# gloo-discovery's EC2 and Lambda tests and gloo-proxy's Lambda test start their own
+# `moto_server` on a free loopback port and kill it by PID. Its own venv (~55 s to install).
+moto_venv="$root/.tools/moto"
+if [ ! -x "$moto_venv/bin/python" ]; then
+  python3 -m venv "$moto_venv"
+fi
+if ! "$moto_venv/bin/python" -c 'import moto.server, boto3' 2>/dev/null; then
+  "$moto_venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server,ec2,awslambda]' boto3
+fi
+export GLOO_TEST_MOTO_SERVER="$moto_venv/bin/moto_server"
 # sed reads all of the output: `head` would close the pipe early and, under pipefail,
 # fail the script with SIGPIPE.
 "$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p
@@ -91,7 +102,7 @@ cargo nextest run --workspace --no-fail-fast
 cargo nextest run -p gloo-filters --all-features --no-fail-fast
 # gloo-discovery's plugins are features too (Consul's tests run against a fake Consul and the
 # Kubernetes ones against a fake API server, both in the test tree: neither ships in a registry
-# these machines reach).
+# these machines reach; EC2 and Lambda against moto).
 cargo nextest run -p gloo-discovery --all-features --no-fail-fast
 # gloo-proxy's WAF (ModSecurity, a C library) is a feature off by default.
 cargo nextest run -p gloo-proxy --features waf --no-fail-fast -E 'binary(waf) or test(/^waf::/)'

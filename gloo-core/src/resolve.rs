@@ -304,6 +304,11 @@ struct Environment {
     upstreams: Vec<ResourceRef>,
     /// AuthConfigs by name (option resources naming a missing one are refused).
     auth_configs: Vec<ResourceRef>,
+    /// The `aws` upstreams (routes to Lambda functions are checked against their functions).
+    aws_upstreams: Vec<(
+        ResourceRef,
+        Arc<Object<crate::model::upstream::UpstreamSpec>>,
+    )>,
     invalid_route_response: Option<DirectResponseAction>,
 }
 
@@ -324,6 +329,7 @@ impl Environment {
             && same(&self.upstream_groups, &other.upstream_groups)
             && self.upstreams == other.upstreams
             && self.auth_configs == other.auth_configs
+            && same(&self.aws_upstreams, &other.aws_upstreams)
             && self.invalid_route_response == other.invalid_route_response
     }
 }
@@ -422,6 +428,12 @@ impl<'a> Resolver<'a> {
             upstream_groups: objects(&snapshot.upstream_groups),
             upstreams: snapshot.upstreams.keys().cloned().collect(),
             auth_configs: snapshot.auth_configs.keys().cloned().collect(),
+            aws_upstreams: snapshot
+                .upstreams
+                .iter()
+                .filter(|(_, e)| e.object.spec.aws.is_some())
+                .map(|(r, e)| (r.clone(), e.object.clone()))
+                .collect(),
             invalid_route_response: resolver.invalid_route_response.clone(),
         };
         let unchanged = resolver
@@ -434,6 +446,16 @@ impl<'a> Resolver<'a> {
             resolver.lkg.environment = Some(environment);
         }
         resolver
+    }
+
+    /// How a refused route answers: Settings' invalid route response, else 503.
+    fn refusal(&self) -> DirectResponseAction {
+        self.invalid_route_response
+            .clone()
+            .unwrap_or(DirectResponseAction {
+                status: 503,
+                body: String::new(),
+            })
     }
 
     /// Reports a warning, kept with the virtual host being resolved.
@@ -1703,15 +1725,22 @@ impl<'a> Resolver<'a> {
                 // A route whose options gloo cannot enforce answers as an invalid route does
                 // (503, or Settings' replacement), delegating or not, so its requests never
                 // fall through to a later route either.
-                _ if refused => {
-                    let refusal =
-                        self.invalid_route_response
-                            .clone()
-                            .unwrap_or(DirectResponseAction {
-                                status: 503,
-                                body: String::new(),
-                            });
-                    (RouteModelAction::DirectResponse(refusal), Vec::new())
+                _ if refused => (RouteModelAction::DirectResponse(self.refusal()), Vec::new()),
+                RouteActionRef::Route(a)
+                    if !crate::translate::aws_lambda::check_route(self.snapshot, a, &path)
+                        .is_empty() =>
+                {
+                    // A Lambda destination Gloo refuses (not an aws upstream, no such
+                    // function): an error, and the route answers as an invalid route.
+                    for problem in
+                        crate::translate::aws_lambda::check_route(self.snapshot, a, &path)
+                    {
+                        self.note_error(
+                            &context.owner,
+                            format!("{problem}; the route answers as an invalid route (503) until the function exists"),
+                        );
+                    }
+                    (RouteModelAction::DirectResponse(self.refusal()), Vec::new())
                 }
                 RouteActionRef::Route(a) => {
                     let warnings = self.check_destinations(a, &path);

@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "consul")]
 pub mod consul;
 #[cfg(feature = "kubernetes-unversioned")]
@@ -23,6 +25,7 @@ mod plugin;
 mod runner;
 
 pub use plugin::{
-    BoxFuture, Discovery, DiscoveryContext, DiscoveryError, Publisher, Upstream, Upstreams,
+    BoxFuture, Discovery, DiscoveryContext, DiscoveryError, Functions, Publisher, Upstream,
+    Upstreams,
 };
 pub use runner::{DiscoveryRunner, RunningDiscovery};

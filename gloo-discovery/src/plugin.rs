@@ -6,8 +6,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use gloo_core::model::upstream::UpstreamSpec;
+use gloo_core::model::upstream::{LambdaFunctionSpec, UpstreamSpec};
 use gloo_core::model::{Object, ResourceRef};
+use gloo_core::source::SourceSnapshot;
 use gloo_core::translate::{Endpoint, Endpoints};
 use tokio::sync::watch;
 
@@ -97,6 +98,10 @@ pub struct DiscoveryContext {
     pub upstreams: watch::Receiver<Arc<Upstreams>>,
     /// Where the plugin publishes what it found.
     pub publisher: Publisher,
+    /// The config in force: the config source's resources plus the discovered upstreams, for
+    /// plugins that read other resources (the Secrets a `secretRef` names). Wakes on every
+    /// change; a plugin that only reads it when it polls need not wait on it.
+    pub config: watch::Receiver<Arc<SourceSnapshot>>,
 }
 
 impl fmt::Debug for DiscoveryContext {
@@ -104,6 +109,7 @@ impl fmt::Debug for DiscoveryContext {
         f.debug_struct("DiscoveryContext")
             .field("upstreams", &self.upstreams.borrow().len())
             .field("publisher", &self.publisher)
+            .field("config", &self.config.borrow().resources.len())
             .finish()
     }
 }
@@ -132,6 +138,13 @@ impl Publisher {
             .set_upstreams(self.index, upstreams.into_iter().collect());
     }
 
+    /// Replaces the functions this plugin found, for every upstream at once (Gloo's FDS): each
+    /// upstream in force named here gets them in place of its own list. Upstreams no longer
+    /// named get their own list back.
+    pub fn set_functions(&self, functions: BTreeMap<ResourceRef, Functions>) {
+        self.shared.set_functions(self.index, functions);
+    }
+
     /// Replaces the endpoints this plugin found, for every upstream at once.
     pub fn set_endpoints(&self, endpoints: Endpoints) {
         self.shared
@@ -147,6 +160,30 @@ impl Publisher {
                 mine.insert(upstream, endpoints);
             }
         });
+    }
+}
+
+/// Functions a plugin found for an upstream in force (Gloo's function discovery, FDS): they
+/// replace the upstream's own list, whether a user wrote the upstream or a plugin discovered
+/// it, as Gloo's FDS rewrites the upstream.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Functions {
+    /// The `aws.lambdaFunctions` of an `aws` upstream (Lambda function discovery).
+    Lambda(Vec<LambdaFunctionSpec>),
+}
+
+impl Functions {
+    /// Puts the functions into `spec`; false (and `spec` untouched) if `spec` is not of the
+    /// functions' upstream type.
+    pub fn apply(&self, spec: &mut UpstreamSpec) -> bool {
+        match (self, spec.aws.as_mut()) {
+            (Functions::Lambda(functions), Some(aws)) => {
+                aws.lambda_functions = functions.clone();
+                true
+            }
+            _ => false,
+        }
     }
 }
 

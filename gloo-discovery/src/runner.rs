@@ -1,5 +1,6 @@
 //! [`DiscoveryRunner`]: runs plugins next to a config source and merges what they find.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use gloo_core::translate::Endpoints;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::plugin::{Discovery, DiscoveryContext, Publisher, Upstream, Upstreams};
+use crate::plugin::{Discovery, DiscoveryContext, Functions, Publisher, Upstream, Upstreams};
 
 /// Runs [`Discovery`] plugins beside a config source.
 ///
@@ -113,16 +114,21 @@ impl DiscoveryRunner {
             names: self.plugins.iter().map(|p| p.name().to_string()).collect(),
             state: Mutex::new(State {
                 upstreams: vec![Vec::new(); self.plugins.len()],
+                functions: vec![BTreeMap::new(); self.plugins.len()],
                 endpoints: vec![Endpoints::new(); self.plugins.len()],
             }),
             upstream_changes: upstream_tx,
             endpoints: endpoints_tx,
         });
-        let initial = merge(
-            &config_updates.borrow(),
-            &shared.lock().upstreams,
-            &shared.names,
-        );
+        let initial = {
+            let state = shared.lock();
+            merge(
+                &config_updates.borrow(),
+                &state.upstreams,
+                &state.functions,
+                &shared.names,
+            )
+        };
         let (source_tx, source_rx) = watch::channel(Arc::new(initial));
         let resolvers: Vec<Arc<dyn Discovery>> = self.plugins.clone();
         feed_plugins(&source_rx.borrow(), &resolvers, &feeds);
@@ -143,6 +149,7 @@ impl DiscoveryRunner {
                     index,
                     shared: shared.clone(),
                 },
+                config: source_rx.clone(),
             };
             tasks.push(tokio::spawn(supervise(plugin, context, self.backoff)));
         }
@@ -212,6 +219,7 @@ pub(crate) struct Shared {
 
 struct State {
     upstreams: Vec<Vec<Upstream>>,
+    functions: Vec<BTreeMap<ResourceRef, Functions>>,
     endpoints: Vec<Endpoints>,
 }
 
@@ -242,6 +250,20 @@ impl Shared {
             .send_modify(|generation| *generation += 1);
     }
 
+    pub(crate) fn set_functions(&self, index: usize, functions: BTreeMap<ResourceRef, Functions>) {
+        let mut state = self.lock();
+        let Some(mine) = state.functions.get_mut(index) else {
+            return;
+        };
+        if *mine == functions {
+            return;
+        }
+        *mine = functions;
+        drop(state);
+        self.upstream_changes
+            .send_modify(|generation| *generation += 1);
+    }
+
     pub(crate) fn set_endpoints(&self, index: usize, change: impl FnOnce(&mut Endpoints)) {
         let mut state = self.lock();
         let Some(mine) = state.endpoints.get_mut(index) else {
@@ -267,10 +289,11 @@ impl Shared {
 }
 
 /// The config source's snapshot with the discovered upstreams added (those the config does
-/// not define itself).
+/// not define itself), and the discovered functions put into the upstreams they name.
 fn merge(
     config: &SourceSnapshot,
     discovered: &[Vec<Upstream>],
+    functions: &[BTreeMap<ResourceRef, Functions>],
     names: &[String],
 ) -> SourceSnapshot {
     let written: std::collections::BTreeSet<ResourceRef> = config
@@ -294,6 +317,22 @@ fn merge(
                 resource: Resource::Upstream(Arc::new(upstream.clone())),
                 origin: Origin::new(origin.clone(), index + 1),
             });
+        }
+    }
+    if functions.iter().any(|f| !f.is_empty()) {
+        for loaded in &mut resources {
+            let Resource::Upstream(upstream) = &loaded.resource else {
+                continue;
+            };
+            let reference = reference(&upstream.metadata);
+            let mut amended: Option<Upstream> = None;
+            for found in functions.iter().filter_map(|f| f.get(&reference)) {
+                let target = amended.get_or_insert_with(|| (**upstream).clone());
+                found.apply(&mut target.spec);
+            }
+            if let Some(amended) = amended.filter(|a| a != upstream.as_ref()) {
+                loaded.resource = Resource::Upstream(Arc::new(amended));
+            }
         }
     }
     SourceSnapshot {
@@ -360,7 +399,12 @@ async fn merge_loop(
         upstream_changes.borrow_and_update();
         let mut merged = {
             let state = shared.lock();
-            merge(&config_snapshot, &state.upstreams, &shared.names)
+            merge(
+                &config_snapshot,
+                &state.upstreams,
+                &state.functions,
+                &shared.names,
+            )
         };
         generation += 1;
         merged.generation = generation;

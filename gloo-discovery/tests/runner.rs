@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use gloo_core::model::upstream::LambdaFunctionSpec;
 use gloo_core::model::upstream::UpstreamSpec;
 use gloo_core::model::{ObjectMeta, Resource, ResourceRef};
 use gloo_core::source::{ConfigSource, MemorySource, SourceSnapshot};
 use gloo_core::translate::{Endpoint, Endpoints};
 use gloo_discovery::{
-    BoxFuture, Discovery, DiscoveryContext, DiscoveryError, DiscoveryRunner, Upstream,
+    BoxFuture, Discovery, DiscoveryContext, DiscoveryError, DiscoveryRunner, Functions, Upstream,
 };
 use support::wait_for;
 use tokio::sync::watch;
@@ -214,4 +215,102 @@ async fn a_failing_plugin_is_restarted_with_backoff_and_keeps_what_it_found() {
         5,
         "dropping the runner stops the plugin"
     );
+}
+
+/// Publishes one Lambda function for every upstream it is handed, until told to clear.
+struct Fds {
+    clear: watch::Receiver<bool>,
+}
+
+impl Discovery for Fds {
+    fn name(&self) -> &str {
+        "fds"
+    }
+
+    fn resolves(&self, _upstream: &UpstreamSpec) -> bool {
+        true
+    }
+
+    fn run(
+        self: Arc<Self>,
+        mut context: DiscoveryContext,
+    ) -> BoxFuture<'static, Result<(), DiscoveryError>> {
+        Box::pin(async move {
+            let mut clear = self.clear.clone();
+            loop {
+                let upstreams = context.upstreams.borrow_and_update().clone();
+                let functions = if *clear.borrow_and_update() {
+                    Default::default()
+                } else {
+                    upstreams
+                        .keys()
+                        .map(|r| {
+                            let found = LambdaFunctionSpec {
+                                logical_name: Some("found".into()),
+                                lambda_function_name: Some("found".into()),
+                                qualifier: Some("$LATEST".into()),
+                            };
+                            (r.clone(), Functions::Lambda(vec![found]))
+                        })
+                        .collect()
+                };
+                context.publisher.set_functions(functions);
+                tokio::select! {
+                    changed = context.upstreams.changed() => if changed.is_err() { return Ok(()) },
+                    changed = clear.changed() => if changed.is_err() { return Ok(()) },
+                }
+            }
+        })
+    }
+}
+
+fn lambda_names(snapshot: &SourceSnapshot, name: &str) -> Option<Vec<String>> {
+    snapshot.resources.iter().find_map(|r| match &r.resource {
+        Resource::Upstream(u) if u.metadata.name == name => Some(
+            u.spec
+                .aws
+                .as_ref()?
+                .lambda_functions
+                .iter()
+                .filter_map(|f| f.logical_name.clone())
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn discovered_functions_replace_an_aws_upstreams_own_list_until_withdrawn() {
+    let config = Arc::new(MemorySource::new("dir"));
+    config.set_yaml(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: fn, namespace: apps}\nspec: {aws: {region: us-east-1, lambdaFunctions: [{logicalName: mine, lambdaFunctionName: mine}]}}\n---\napiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: s, namespace: apps}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 1}]}}\n",
+    );
+    let (clear, clear_rx) = watch::channel(false);
+    let running = DiscoveryRunner::new()
+        .plugin(Fds { clear: clear_rx })
+        .start(config.clone());
+    let mut source = running.subscribe();
+    let merged = wait_for(&mut source, "the discovered function", |s| {
+        lambda_names(s, "fn") == Some(vec!["found".to_string()])
+    })
+    .await;
+    // Still the user's upstream (its origin), and a non-aws upstream is left alone.
+    assert_eq!(
+        upstream_names(&merged),
+        [
+            ("fn".to_string(), "dir".to_string()),
+            ("s".to_string(), "dir".to_string())
+        ]
+    );
+    let static_spec = merged.resources.iter().find_map(|r| match &r.resource {
+        Resource::Upstream(u) if u.metadata.name == "s" => Some(u.spec.clone()),
+        _ => None,
+    });
+    assert!(static_spec.is_some_and(|s| s.aws.is_none()));
+    // Withdrawn: the upstream's own list is back.
+    clear.send_replace(true);
+    wait_for(&mut source, "the user's own list", |s| {
+        lambda_names(s, "fn") == Some(vec!["mine".to_string()])
+    })
+    .await;
 }

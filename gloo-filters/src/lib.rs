@@ -48,6 +48,12 @@
 //!   in optionally AES-256-GCM encrypted cookies, refresh, logout). Enables `jwt`.
 //! * `extauth-oidc-redis`: OIDC sessions in Redis (the `redis` crate), only a random session
 //!   id in the cookie.
+//! * `aws`: the `aws` module, calling AWS: SigV4 signing (on `ring`), the standard credential
+//!   sources (environment, shared profile, web identity, container, IMDSv2), STS `AssumeRole*`,
+//!   and a small client for the query and REST APIs (hyper-util with rustls, `quick-xml`).
+//! * `aws-lambda`: the `aws_lambda` module, envoy-gloo's AWS Lambda filter
+//!   (`io.solo.aws_lambda`) as a tower layer: requests become signed invocations of a
+//!   function, results are unwrapped as API Gateway or ALB responses.
 //!
 //! The other filters are filled in by the filters issue.
 // No unsafe code, except in `waf::ffi`: the one fenced module that calls libmodsecurity's C API
@@ -66,6 +72,10 @@ mod config_error;
 #[cfg(any(feature = "ratelimit", feature = "extauth"))]
 pub const DEFAULT_USER_ID_HEADER: &str = "x-user-id";
 
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "aws-lambda")]
+pub mod aws_lambda;
 #[cfg(feature = "ext-authz")]
 pub mod ext_authz;
 #[cfg(feature = "extauth")]

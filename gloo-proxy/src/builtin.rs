@@ -47,6 +47,8 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
     crate::transform::register(registry);
     #[cfg(feature = "waf")]
     crate::waf::register(registry);
+    #[cfg(feature = "aws-lambda")]
+    crate::aws_lambda::register(registry);
 }
 
 fn decode<M: Message + Default>(any: &Any) -> Result<M, String> {

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use gloo_core::source::{ConfigSource, DirectorySource};
-use gloo_core::translate::{Translation, Translator};
+use gloo_core::translate::Translation;
 
 /// Output formats of `gloo validate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,7 +46,7 @@ pub enum CliError {
 fn translate_dir(dir: &Path) -> Result<Translation, CliError> {
     let source = DirectorySource::load(dir)?;
     let snapshot = source.subscribe().borrow().clone();
-    Ok(Translator::new().translate(&snapshot))
+    Ok(crate::control_plane::translator_from_env().translate(&snapshot))
 }
 
 /// `gloo validate DIR`: prints every resource's status; returns whether all were accepted

@@ -187,6 +187,32 @@ impl Drop for ControlPlane {
     }
 }
 
+/// The translator of the `gloo` binary: `aws` upstreams' clusters go to the Lambda endpoint
+/// `AWS_ENDPOINT_URL_LAMBDA` (else `AWS_ENDPOINT_URL`) names, as the AWS SDKs read them (a VPC
+/// endpoint, a local mock); to AWS without either. A value that is not an `http(s)://` URL is
+/// logged and ignored.
+pub fn translator_from_env() -> Translator {
+    let url = ["AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL"]
+        .into_iter()
+        .find_map(|name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| (name, v))
+        });
+    let endpoint =
+        url.and_then(
+            |(name, url)| match gloo_core::translate::LambdaEndpoint::parse(&url) {
+                Ok(endpoint) => Some(endpoint),
+                Err(err) => {
+                    tracing::warn!(variable = name, error = %err, "ignored");
+                    None
+                }
+            },
+        );
+    Translator::new().lambda_endpoint(endpoint)
+}
+
 impl ControlPlane {
     /// Loads and watches `dir`, publishes its translation into a fresh snapshot cache, and
     /// keeps publishing on every change (on the current tokio runtime). With `status_file`,
@@ -196,7 +222,7 @@ impl ControlPlane {
         let board = Arc::new(StatusBoard::new(status_file));
         let source = DirectorySource::watch(dir)?;
         let mut updates = source.subscribe();
-        let mut translator = Translator::new();
+        let mut translator = translator_from_env();
         let initial = updates.borrow_and_update().clone();
         let (limits_tx, rate_limits) = watch::channel(Arc::new(RateLimitConfigs::default()));
         let mut roles = publish(&mut translator, &initial, &cache, &[], &board, &limits_tx);

@@ -22,8 +22,9 @@
 //!   gloo-filters' layer and rate limit service client, `jwt` (feature `jwt`) Envoy's JWT
 //!   authentication with gloo-filters' verifier, `extauth` (feature `extauth`) Envoy's
 //!   ext_authz filter with gloo-filters' client, calling the server through the proxy's own
-//!   clusters, and `waf` (feature `waf`, off by default) envoy-gloo's ModSecurity filter with
-//!   gloo-filters' WAF;
+//!   clusters, `waf` (feature `waf`, off by default) envoy-gloo's ModSecurity filter with
+//!   gloo-filters' WAF, and `aws_lambda` (feature `aws-lambda`) envoy-gloo's Lambda filter
+//!   with gloo-filters' invocation layer;
 //! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
 //!   admin endpoint and its statistics;
 //! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands; [`rate_limit_server`]: the
@@ -32,6 +33,8 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+#[cfg(feature = "aws-lambda")]
+pub mod aws_lambda;
 pub mod body;
 pub mod builtin;
 pub mod cli;

@@ -83,6 +83,35 @@ impl RouteContext {
         &self.downstream
     }
 
+    /// The configuration in force.
+    #[cfg(feature = "aws-lambda")]
+    pub(crate) fn config(&self) -> &Arc<ProxyConfig> {
+        &self.config
+    }
+
+    /// Forwards the request with this path instead of the one it matched (a filter that turns
+    /// the request into another, such as the Lambda filter's invocation, sets it). The route's
+    /// path rewrites still apply to it, as Envoy's router applies them to the `:path` a filter
+    /// set.
+    #[cfg(feature = "aws-lambda")]
+    pub(crate) fn set_path(&mut self, path: PathAndQuery) {
+        self.path = path;
+    }
+
+    /// The cluster the request goes to, if the route forwards to one cluster or the weighted
+    /// target was picked before the filters ran ([`PickedTarget`], in `extensions`).
+    #[cfg(feature = "aws-lambda")]
+    pub(crate) fn target_cluster<'a>(&'a self, extensions: &http::Extensions) -> Option<&'a str> {
+        let forward = forward_action(self)?;
+        match extensions.get::<PickedTarget>() {
+            Some(PickedTarget(i)) => forward.clusters.weighted_target(*i).map(|(c, _)| c),
+            None => match &forward.clusters {
+                crate::router::action::ClusterChoice::Single(c) => Some(c),
+                _ => None,
+            },
+        }
+    }
+
     /// The normalised path the route matched (with its query).
     pub fn path(&self) -> &str {
         self.path.as_str()

@@ -68,13 +68,15 @@ impl Endpoint {
 /// Endpoints by upstream (`namespace.name`), as discovery publishes them.
 pub type Endpoints = BTreeMap<ResourceRef, Vec<Endpoint>>;
 
-/// Whether an upstream's hosts are all IP addresses (then it is served over EDS).
+/// Whether an upstream's hosts are all IP addresses (then it is served over EDS). An `aws`
+/// upstream is the Lambda endpoint, a DNS name (never EDS).
 pub(crate) fn static_hosts_are_ips(spec: &UpstreamSpec) -> bool {
     match spec.upstream_type() {
         Ok(Some(UpstreamTypeRef::Static(s))) => s
             .hosts
             .iter()
             .all(|h| h.addr.parse::<std::net::IpAddr>().is_ok()),
+        Ok(Some(UpstreamTypeRef::Aws(_))) => false,
         _ => true,
     }
 }
@@ -305,6 +307,9 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
             &name,
             &upstream_endpoints(&reference, spec, &Endpoints::new()),
         ));
+    }
+    if let Ok(Some(UpstreamTypeRef::Aws(aws))) = spec.upstream_type() {
+        super::aws_lambda::cluster(&reference, aws, ctx.snapshot, ctx.lambda_endpoint, &mut out);
     }
     if let Some(lb) = &spec.load_balancer_config {
         match lb.lb_type() {

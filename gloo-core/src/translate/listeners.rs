@@ -225,6 +225,10 @@ fn http_connection_manager(
             .into_iter()
             .filter_map(global_filter),
     );
+    // AWS Lambda last before the router: Gloo's `DuringStage(OutAuthStage)` (it signs the
+    // request, so nothing may change it afterwards), the transformation of Lambda requests
+    // (`requestTransformation`) just before it (`BeforeStage(OutAuthStage)`).
+    http_filters.extend(super::aws_lambda::http_filters(ctx.snapshot, hosts));
     http_filters.push(HttpFilter {
         name: ROUTER_FILTER.to_string(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack(

@@ -37,6 +37,7 @@
 //! assert!(!out.reports.has_rejections());
 //! ```
 
+pub(crate) mod aws_lambda;
 mod clusters;
 pub(crate) mod extauth;
 mod extauth_config;
@@ -58,6 +59,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use xxhash_rust::xxh3::Xxh3;
 
+pub use aws_lambda::{LambdaEndpoint, AWS_LAMBDA_FILTER};
 pub use clusters::{Endpoint, Endpoints};
 pub use extauth::{
     CONFIG_ID, DEFAULT_USER_ID_HEADER, EXT_AUTHZ_FILTER, SANITIZE_FILTER, SOURCE_NAME, SOURCE_TYPE,
@@ -88,6 +90,8 @@ pub(crate) struct Context<'a> {
     pub(crate) snapshot: &'a ConfigSnapshot,
     /// Settings' transformation defaults.
     pub(crate) transformation: transformation::SettingsDefaults,
+    /// Where Lambda clusters send invocations, if not to AWS.
+    pub(crate) lambda_endpoint: Option<&'a LambdaEndpoint>,
 }
 
 /// The result of one translation.
@@ -160,6 +164,11 @@ pub struct Translator {
     /// copied into the virtual hosts and routes that reference them).
     rate_limit_configs:
         Option<crate::snapshot::Collection<crate::model::ratelimit::RateLimitConfigSpec>>,
+    /// The `aws` upstreams the cached virtual hosts were translated with (their functions
+    /// are copied into the routes that invoke them).
+    aws_upstreams: Option<Vec<(ResourceRef, Arc<Object<UpstreamSpec>>)>>,
+    /// Where Lambda clusters send invocations, if not to AWS.
+    lambda_endpoint: Option<LambdaEndpoint>,
     /// How many virtual hosts the last translation built anew (the rest came from the cache).
     pub virtual_hosts_translated: usize,
 }
@@ -177,6 +186,24 @@ impl Translator {
     /// A translator with nothing cached.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sends the clusters of `aws` upstreams to `endpoint` instead of
+    /// `lambda.<region>.amazonaws.com:443` (a VPC endpoint, a local mock such as moto), as the
+    /// AWS SDKs' `AWS_ENDPOINT_URL_LAMBDA` does; the invocations' `host` header follows it.
+    ///
+    /// ```
+    /// use gloo_core::translate::{LambdaEndpoint, Translator};
+    /// let translator = Translator::new()
+    ///     .lambda_endpoint(Some(LambdaEndpoint::parse("http://127.0.0.1:5000").unwrap()));
+    /// # drop(translator);
+    /// ```
+    pub fn lambda_endpoint(mut self, endpoint: Option<LambdaEndpoint>) -> Self {
+        if self.lambda_endpoint != endpoint {
+            self.clusters.clear();
+        }
+        self.lambda_endpoint = endpoint;
+        self
     }
 
     /// Translates a source snapshot (resources plus load errors).
@@ -220,14 +247,27 @@ impl Translator {
             self.virtual_hosts.clear();
             self.rate_limit_configs = Some(snapshot.rate_limit_configs.clone());
         }
+        let aws_upstreams: Vec<(ResourceRef, Arc<Object<UpstreamSpec>>)> = snapshot
+            .upstreams
+            .iter()
+            .filter(|(_, e)| e.object.spec.aws.is_some())
+            .map(|(r, e)| (r.clone(), e.object.clone()))
+            .collect();
+        if self.aws_upstreams.as_ref() != Some(&aws_upstreams) {
+            self.virtual_hosts.clear();
+            self.aws_upstreams = Some(aws_upstreams);
+        }
         let transformation_settings = transformation::SettingsDefaults::of(snapshot);
         if transformation_settings != self.transformation_settings {
             self.virtual_hosts.clear();
             self.transformation_settings = transformation_settings;
         }
+        // A copy, so the context does not borrow the translator it is handed to.
+        let lambda_endpoint = self.lambda_endpoint.clone();
         let ctx = Context {
             snapshot,
             transformation: transformation_settings,
+            lambda_endpoint: lambda_endpoint.as_ref(),
         };
         let mut proxies = BTreeMap::new();
         let mut used_hosts = BTreeSet::new();
@@ -367,6 +407,11 @@ impl Translator {
                 .insert(listener.name.clone(), listener_status);
         }
         reports.proxies.insert(model.name.clone(), status);
+        // The STS cluster of Settings' Lambda service account credentials, when it is an
+        // upstream's: the Lambda filter calls it though no route does.
+        if !referenced.is_empty() {
+            referenced.extend(aws_lambda::sts_upstream(ctx.snapshot));
+        }
         let secrets_changed = self.secrets_changed;
         let eds = self.eds_clusters.entry(model.name.clone()).or_default();
         for reference in referenced {
@@ -737,6 +782,11 @@ fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
                     if h.port == 0 || h.port > 65535 {
                         reports.error(&key, format!("spec.static.hosts[{i}].port: {} is not a port (1-65535)", h.port));
                     }
+                }
+            }
+            Ok(Some(UpstreamTypeRef::Aws(aws))) => {
+                for problem in aws_lambda::validate_upstream(snapshot, reference, aws) {
+                    reports.error(&key, problem);
                 }
             }
             Ok(Some(_)) => {}

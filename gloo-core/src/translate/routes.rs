@@ -439,10 +439,17 @@ fn weighted(destinations: &[WeightedDestination], secrets: &HeaderSecrets<'_>) -
                     cw.response_headers_to_add = response_headers(h);
                     cw.response_headers_to_remove = h.response_headers_to_remove.clone();
                 }
+                let destination = wd.destination.as_ref()?;
                 cw.typed_per_filter_config
-                    .extend(transformation::per_filter_config(
+                    .extend(transformation::per_filter_config_with(
                         transformation::Options::weighted(wd.options.as_ref()),
                         secrets.ctx.transformation,
+                        super::aws_lambda::request_transformation(destination),
+                    ));
+                cw.typed_per_filter_config
+                    .extend(super::aws_lambda::per_filter_config(
+                        secrets.ctx.snapshot,
+                        destination,
                     ));
                 super::extauth::weighted_per_filter(
                     wd.options.as_ref(),
@@ -687,11 +694,26 @@ fn route(
     }
     super::jwt::route_per_filter(r, &mut per_filter);
     super::extauth::route_per_filter(options, secrets.auth, &mut per_filter);
-    per_filter.extend(transformation::per_filter_config(
+    // A single Lambda destination's function (weighted ones carry theirs on their cluster).
+    let lambda = match &r.action {
+        RouteModelAction::Route(a) => match a.destination() {
+            Ok(Some(RouteDestination::Single(d))) => Some(d),
+            _ => None,
+        },
+        _ => None,
+    };
+    per_filter.extend(transformation::per_filter_config_with(
         transformation::Options::route(options),
         secrets.ctx.transformation,
+        lambda.and_then(super::aws_lambda::request_transformation),
     ));
     per_filter.extend(waf.route(options.waf.as_deref()));
+    if let Some(d) = lambda {
+        per_filter.extend(super::aws_lambda::per_filter_config(
+            secrets.ctx.snapshot,
+            d,
+        ));
+    }
     out.typed_per_filter_config = per_filter;
     out
 }

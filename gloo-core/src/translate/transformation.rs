@@ -210,7 +210,24 @@ pub(crate) fn per_filter_config(
     options: Options<'_>,
     settings: SettingsDefaults,
 ) -> Option<(String, Any)> {
-    let config = route_transformations(options, settings)?;
+    per_filter_config_with(options, settings, None)
+}
+
+/// [`per_filter_config`] with one more rule (the AWS stage's request transformation of a
+/// Lambda destination, appended as Gloo's aws plugin appends it).
+pub(crate) fn per_filter_config_with(
+    options: Options<'_>,
+    settings: SettingsDefaults,
+    extra: Option<pb::RouteTransformation>,
+) -> Option<(String, Any)> {
+    let mut config = route_transformations(options, settings);
+    if let Some(extra) = extra {
+        config
+            .get_or_insert_with(Default::default)
+            .transformations
+            .push(extra);
+    }
+    let config = config?;
     let wrapped = FilterConfig {
         config: Some(pack(&config)),
         is_optional: true,

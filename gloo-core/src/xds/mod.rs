@@ -4,6 +4,7 @@
 //! Resources are the `envoy-types` messages Envoy itself reads. Each one carries a version that
 //! is a hash of its canonical content, so a server re-sends only what actually changed.
 
+pub mod aws_lambda;
 mod hash;
 mod json;
 pub mod transformation;
@@ -180,6 +181,12 @@ envoy_messages! {
     transformation::RouteTransformations => "envoy.api.v2.filter.http.RouteTransformations",
     waf::ModSecurity => "envoy.config.filter.http.modsecurity.v2.ModSecurity",
     waf::ModSecurityPerRoute => "envoy.config.filter.http.modsecurity.v2.ModSecurityPerRoute",
+    aws_lambda::AwsLambdaConfig => "envoy.config.filter.http.aws_lambda.v2.AWSLambdaConfig",
+    aws_lambda::AwsLambdaPerRoute => "envoy.config.filter.http.aws_lambda.v2.AWSLambdaPerRoute",
+    aws_lambda::AwsLambdaProtocolExtension
+        => "envoy.config.filter.http.aws_lambda.v2.AWSLambdaProtocolExtension",
+    aws_lambda::ApiGatewayTransformation
+        => "envoy.config.transformer.aws_lambda.v2.ApiGatewayTransformation",
 }
 
 /// Packs a message into a `google.protobuf.Any`.

@@ -3,6 +3,7 @@
 
 #[cfg(feature = "consul")]
 pub mod fake_consul;
+pub mod moto;
 
 #[cfg(feature = "kubernetes")]
 pub mod fake_apiserver;

@@ -272,6 +272,9 @@ pub struct Cluster {
     /// The cluster's statistics.
     pub stats: Arc<ClusterStats>,
     epoch: Instant,
+    /// `typed_extension_protocol_options` for HTTP filters (envoy-gloo's Lambda filter reads
+    /// `io.solo.aws_lambda`); the HTTP protocol options are compiled above instead.
+    protocol_options: std::collections::HashMap<String, envoy_types::pb::google::protobuf::Any>,
 }
 
 fn socket_addr(
@@ -558,6 +561,12 @@ impl Cluster {
             outlier,
             stats: stats.cluster(&pb.name),
             epoch: Instant::now(),
+            protocol_options: pb
+                .typed_extension_protocol_options
+                .iter()
+                .filter(|(name, _)| name.as_str() != HTTP_PROTOCOL_OPTIONS)
+                .map(|(name, any)| (name.clone(), any.clone()))
+                .collect(),
         };
         cluster.set_members(members);
         Ok(cluster)
@@ -571,6 +580,12 @@ impl Cluster {
     /// The version of the Envoy resource it was compiled from.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The cluster's `typed_extension_protocol_options[name]`, for filters that read options
+    /// of the cluster a request goes to (envoy-gloo's Lambda filter: `io.solo.aws_lambda`).
+    pub fn protocol_options(&self, name: &str) -> Option<&envoy_types::pb::google::protobuf::Any> {
+        self.protocol_options.get(name)
     }
 
     /// Whether requests go upstream as HTTP/2.

@@ -730,13 +730,25 @@ fn backend_connection(stream: TcpStream, state: &BackendState) -> io::Result<()>
 /// waits until its admin `/ready` answers 200. Panics with its logs if it exits or does not
 /// get there in time.
 pub fn gloo_ready(name: &'static str, args: &[&str], admin: u16, log_dir: &Path) -> Proc {
+    gloo_ready_with_env(name, args, &[], admin, log_dir)
+}
+
+/// [`gloo_ready`] with these environment variables set for gloo.
+pub fn gloo_ready_with_env(
+    name: &'static str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    admin: u16,
+    log_dir: &Path,
+) -> Proc {
     let mut gloo = Proc::spawn(
         name,
         Command::new(env!("CARGO_BIN_EXE_gloo"))
             .args(args)
             .arg("--admin")
             .arg(format!("127.0.0.1:{admin}"))
-            .env("RUST_LOG", "info"),
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied()),
         log_dir,
     );
     if let Err(e) = poll(&format!("{name}'s admin /ready"), || {

@@ -3,7 +3,8 @@
 //!
 //! Usage: `cargo run --release -- <envoy-types proto dir> <output .bin>`
 //! (the proto dir is `envoy-types-<version>/proto` in the cargo registry). The protos vendored
-//! under this tool's `proto/` (envoy-gloo's transformation filter) are compiled with them.
+//! under this tool's `proto/` (envoy-gloo's transformation, ModSecurity and AWS Lambda filters)
+//! are compiled with them.
 use std::path::PathBuf;
 
 use prost::Message;
@@ -47,6 +48,10 @@ const ROOTS: &[&str] = &[
     // Gloo's ModSecurity filter config (`proto/envoy-gloo`, see its header): no Envoy proto
     // defines it either.
     "envoy/config/filter/http/modsecurity/v2/modsecurity.proto",
+    // Vendored from envoy-gloo likewise: its AWS Lambda filter and the response transformer
+    // of `unwrapAsApiGateway`.
+    "envoy/config/filter/http/aws_lambda/v2/aws_lambda.proto",
+    "envoy/config/transformer/aws_lambda/v2/api_gateway_transformer.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
