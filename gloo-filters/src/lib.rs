@@ -45,9 +45,13 @@
 //!   (`envoy.service.auth.v3.Authorization`) over the same configs (tonic, envoy-types).
 //! * `extauth-oidc`: `extauth::oidc`, Gloo's OIDC authorization-code step (discovery, the
 //!   browser flow with PKCE, ID tokens verified with the `jwt` module's key reader, sessions
-//!   in optionally AES-256-GCM encrypted cookies, refresh, logout). Enables `jwt`.
+//!   in optionally AES-256-GCM encrypted cookies, refresh, logout). Enables `jwt` and `https`.
 //! * `extauth-oidc-redis`: OIDC sessions in Redis (the `redis` crate), only a random session
 //!   id in the cookie.
+//! * `https`: the HTTP calls filters make themselves (remote JWKS, token introspection and
+//!   userinfo, the OIDC step's identity provider, AWS) reach `https` URLs over rustls (ring),
+//!   trusting the system's CA certificates (`SSL_CERT_FILE` / `SSL_CERT_DIR` override them).
+//!   Without it those calls speak plain http only. `aws` enables it.
 //! * `aws`: the `aws` module, calling AWS: SigV4 signing (on `ring`), the standard credential
 //!   sources (environment, shared profile, web identity, container, IMDSv2), STS `AssumeRole*`,
 //!   and a small client for the query and REST APIs (hyper-util with rustls, `quick-xml`).
@@ -82,6 +86,8 @@ pub mod ext_authz;
 pub mod extauth;
 #[cfg(feature = "extproc-waf")]
 pub mod extproc;
+#[cfg(any(feature = "jwt", feature = "aws"))]
+mod http_client;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 #[cfg(feature = "ratelimit")]

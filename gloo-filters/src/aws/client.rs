@@ -11,9 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use super::credentials::{CredentialsError, ProvideCredentials};
 use super::env::Env;
@@ -36,13 +33,11 @@ pub trait HttpTransport: Send + Sync + fmt::Debug + 'static {
 }
 
 /// The default transport: hyper-util's pooled HTTP/1.1 client, TLS by rustls (ring) trusting
-/// the system's CA certificates, a timeout per request.
+/// the system's CA certificates, a timeout per request (gloo-filters' one HTTP client, as the
+/// JWKS and identity provider calls use).
 #[derive(Clone)]
 pub struct HyperTransport {
-    client: Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        Full<Bytes>,
-    >,
+    client: crate::http_client::HttpClient,
     timeout: Duration,
 }
 
@@ -59,36 +54,8 @@ impl HyperTransport {
     /// once; without any, `https` calls fail with a certificate error (plain `http` endpoints,
     /// such as instance metadata or a local mock, still work).
     pub fn new() -> Result<Self, AwsError> {
-        let mut roots = rustls::RootCertStore::empty();
-        let found = rustls_native_certs::load_native_certs();
-        for cert in found.certs {
-            let _ = roots.add(cert);
-        }
-        if roots.is_empty() {
-            tracing::warn!(
-                errors = ?found.errors,
-                "no system CA certificates found: HTTPS calls to AWS will fail"
-            );
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| AwsError::config(format!("TLS configuration: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         Ok(HyperTransport {
-            client: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .build(connector),
+            client: crate::http_client::HttpClient::new().map_err(AwsError::config)?,
             timeout: Duration::from_secs(10),
         })
     }
@@ -103,37 +70,15 @@ impl HyperTransport {
 impl HttpTransport for HyperTransport {
     fn send(&self, request: Request<Bytes>) -> BoxFuture<'_, Result<Response<Bytes>, String>> {
         Box::pin(async move {
-            let target = format!("{} {}", request.method(), request.uri());
-            let (parts, body) = request.into_parts();
-            let request = Request::from_parts(parts, Full::new(body));
-            let exchange = async {
-                let response = self
-                    .client
-                    .request(request)
-                    .await
-                    .map_err(|e| error_chain(&e))?;
-                let (parts, body) = response.into_parts();
-                let body = Limited::new(body, MAX_ANSWER)
-                    .collect()
-                    .await
-                    .map_err(|e| format!("reading the answer: {e}"))?
-                    .to_bytes();
-                Ok::<_, String>(Response::from_parts(parts, body))
-            };
-            tokio::time::timeout(self.timeout, exchange)
+            let method = request.method().clone();
+            let uri = request.uri().clone();
+            // The client's errors start with the URI.
+            tokio::time::timeout(self.timeout, self.client.send(request, MAX_ANSWER))
                 .await
-                .map_err(|_| format!("{target}: no answer within {:?}", self.timeout))?
-                .map_err(|e| format!("{target}: {e}"))
+                .map_err(|_| format!("{method} {uri}: no answer within {:?}", self.timeout))?
+                .map_err(|e| format!("{method} {e}"))
         })
     }
-}
-
-/// An error and its sources, joined (hyper's "client error (Connect)" alone says little).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    std::iter::successors(Some(err), |e| e.source())
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 /// Where each service's API is: `https://<service>.<region>.amazonaws.com` (`.com.cn` in the

@@ -30,7 +30,8 @@ pub struct BuildOptions {
 }
 
 impl BuildOptions {
-    /// The default clients: hyper-util plain HTTP for introspection, userinfo and key sets.
+    /// The default clients: gloo-filters' pooled client for introspection, userinfo and key sets
+    /// (`https` URLs need the `https` feature).
     pub fn new() -> Self {
         Self {
             http: Arc::new(HyperAuthClient::new()),

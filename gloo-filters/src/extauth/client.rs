@@ -3,14 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::BoxFuture;
+use crate::http_client::HttpClient;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
-use super::BoxFuture;
 
 /// Why a call to an identity provider got no answer.
 #[derive(Debug, Clone)]
@@ -67,18 +63,20 @@ impl<C: AuthHttpClient + ?Sized> AuthHttpClient for Arc<C> {
 /// The largest answer read from an identity provider (1 MiB).
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
-/// The default client: hyper-util's pooled plain-HTTP client (`https` URLs are refused; plug
-/// in a client with a TLS connector for those). Answers over 1 MiB are errors.
+/// The default client: gloo-filters' pooled HTTP client (hyper-util; `https` over rustls
+/// trusting the system's CA certificates with the `https` feature, refused without it).
+/// Answers over 1 MiB are errors.
 #[derive(Clone)]
 pub struct HyperAuthClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Result<HttpClient, String>,
 }
 
 impl HyperAuthClient {
-    /// A client with its own connection pool. Needs a tokio runtime when it sends.
+    /// A client with its own connection pool. Needs a tokio runtime when it sends. Should
+    /// TLS fail to set up, every call answers that error.
     pub fn new() -> Self {
         Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: HttpClient::new(),
         }
     }
 }
@@ -102,23 +100,11 @@ impl AuthHttpClient for HyperAuthClient {
     ) -> BoxFuture<'static, Result<Response<Bytes>, HttpCallError>> {
         let client = self.client.clone();
         Box::pin(async move {
-            let uri = request.uri().clone();
-            if uri.scheme_str() != Some("http") {
-                return Err(HttpCallError::new(format!(
-                    "{uri}: the default client speaks plain http only"
-                )));
-            }
-            let response = client
-                .request(request.map(Full::new))
+            client
+                .map_err(HttpCallError::new)?
+                .send(request, MAX_ANSWER_BYTES)
                 .await
-                .map_err(|e| HttpCallError::new(format!("{uri}: {e}")))?;
-            let (parts, body) = response.into_parts();
-            let body = Limited::new(body, MAX_ANSWER_BYTES)
-                .collect()
-                .await
-                .map_err(|e| HttpCallError::new(format!("{uri}: {e}")))?
-                .to_bytes();
-            Ok(Response::from_parts(parts, body))
+                .map_err(HttpCallError::new)
         })
     }
 }

@@ -7,12 +7,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::{BodyExt, Limited};
 
 use super::error::JwksFetchError;
+use crate::http_client::HttpClient;
 
 /// The future a [`JwksFetcher`] returns: the JWKS document, or why there is none.
 pub type JwksFuture = Pin<Box<dyn Future<Output = Result<Bytes, JwksFetchError>> + Send>>;
@@ -76,19 +74,21 @@ impl<F: JwksFetcher + ?Sized> JwksFetcher for Arc<F> {
 /// The largest JWKS document accepted (1 MiB), so a hostile endpoint cannot exhaust memory.
 const MAX_JWKS_BYTES: usize = 1 << 20;
 
-/// The default fetcher: a plain-HTTP `GET` with hyper-util's pooled client; anything but
-/// `200 OK` is a failure (as in Envoy's `JwksFetcher`). `https` URIs are refused: plug in a
-/// fetcher with a TLS connector (or gloo-proxy's clusters) for those.
+/// The default fetcher: a `GET` with gloo-filters' pooled HTTP client (hyper-util; `https`
+/// over rustls trusting the system's CA certificates with the `https` feature, refused
+/// without it); anything but `200 OK` is a failure (as in Envoy's `JwksFetcher`). gloo-proxy
+/// fetches through the cluster the config names instead.
 #[derive(Clone)]
 pub struct HyperJwksFetcher {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Result<HttpClient, String>,
 }
 
 impl HyperJwksFetcher {
-    /// A fetcher with its own connection pool. Needs a tokio runtime when it fetches.
+    /// A fetcher with its own connection pool. Needs a tokio runtime when it fetches. Should
+    /// TLS fail to set up, every fetch answers that error.
     pub fn new() -> Self {
         Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: HttpClient::new(),
         }
     }
 }
@@ -110,19 +110,18 @@ impl JwksFetcher for HyperJwksFetcher {
         let client = self.client.clone();
         let uri = request.uri.clone();
         Box::pin(async move {
-            if uri.scheme_str() != Some("http") {
-                return Err(JwksFetchError::new(format!(
-                    "{uri}: the default fetcher speaks plain http only"
-                )));
-            }
             let request = Request::builder()
                 .method(Method::GET)
                 .uri(uri.clone())
                 .header(http::header::ACCEPT, "application/json")
-                .body(Empty::new())
+                .body(Bytes::new())
                 .map_err(JwksFetchError::new)?;
-            let response = client.request(request).await.map_err(JwksFetchError::new)?;
-            jwks_from_response(&uri, response).await
+            let response = client
+                .map_err(JwksFetchError::new)?
+                .send(request, MAX_JWKS_BYTES)
+                .await
+                .map_err(JwksFetchError::new)?;
+            jwks_from_response(&uri, response.map(http_body_util::Full::new)).await
         })
     }
 }

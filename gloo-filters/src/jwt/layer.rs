@@ -106,7 +106,7 @@ impl JwtAuthenticationBuilder {
         self
     }
 
-    /// How remote JWKS are fetched (default: [`HyperJwksFetcher`], plain HTTP).
+    /// How remote JWKS are fetched (default: [`HyperJwksFetcher`]; `https` URLs need the `https` feature).
     pub fn fetcher(mut self, fetcher: impl JwksFetcher) -> Self {
         self.fetcher = Some(Arc::new(fetcher));
         self

@@ -1,5 +1,5 @@
 //! Calls to the identity provider: the pluggable [`IdpClient`] and the default
-//! [`HyperIdpClient`] (plain http); plus the requests the flow makes (discovery and JWKS
+//! [`HyperIdpClient`] (https with the `https` feature); plus the requests the flow makes (discovery and JWKS
 //! `GET`s, token / revocation / end-session form `POST`s with client authentication).
 
 use std::fmt;
@@ -8,17 +8,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::IdpError;
+use crate::http_client::HttpClient;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
-use super::error::IdpError;
 
 /// The future an [`IdpClient`] returns: the whole answer, or why there is none.
 pub type IdpFuture = Pin<Box<dyn Future<Output = Result<Response<Bytes>, IdpError>> + Send>>;
@@ -55,18 +51,19 @@ impl<C: IdpClient + ?Sized> IdpClient for Arc<C> {
 /// The largest answer read from the identity provider (1 MiB).
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
-/// The default client: hyper-util's pooled client over plain http. `https` URIs are refused:
-/// plug in an [`IdpClient`] with a TLS connector for those.
+/// The default client: gloo-filters' pooled HTTP client (hyper-util; `https` over rustls
+/// trusting the system's CA certificates with the `https` feature, refused without it).
 #[derive(Clone)]
 pub struct HyperIdpClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Result<HttpClient, String>,
 }
 
 impl HyperIdpClient {
-    /// A client with its own connection pool. Needs a tokio runtime when it sends.
+    /// A client with its own connection pool. Needs a tokio runtime when it sends. Should
+    /// TLS fail to set up, every call answers that error.
     pub fn new() -> Self {
         Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: HttpClient::new(),
         }
     }
 }
@@ -87,23 +84,11 @@ impl IdpClient for HyperIdpClient {
     fn send(&self, request: Request<Bytes>) -> IdpFuture {
         let client = self.client.clone();
         Box::pin(async move {
-            let uri = request.uri().clone();
-            if uri.scheme_str() != Some("http") {
-                return Err(IdpError::new(format!(
-                    "{uri}: the default client speaks plain http only"
-                )));
-            }
-            let response = client
-                .request(request.map(Full::new))
+            client
+                .map_err(IdpError::new)?
+                .send(request, MAX_ANSWER_BYTES)
                 .await
-                .map_err(|e| IdpError::new(format!("{uri}: {e}")))?;
-            let (parts, body) = response.into_parts();
-            let body = Limited::new(body, MAX_ANSWER_BYTES)
-                .collect()
-                .await
-                .map_err(|e| IdpError::new(format!("{uri}: {e}")))?
-                .to_bytes();
-            Ok(Response::from_parts(parts, body))
+                .map_err(IdpError::new)
         })
     }
 }

@@ -151,8 +151,8 @@ impl fmt::Debug for OidcAuthorizationCodeBuilder {
 }
 
 impl OidcAuthorizationCode {
-    /// The step for `config`, with the default client (plain http), timeouts and a random
-    /// flow key.
+    /// The step for `config`, with the default client ([`HyperIdpClient`]: https or http),
+    /// timeouts and a random flow key.
     pub fn new(config: OidcAuthorizationCodeConfig) -> Result<Self, OidcConfigError> {
         Self::builder(config).build()
     }

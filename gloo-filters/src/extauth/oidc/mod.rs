@@ -58,8 +58,10 @@
 //!
 //! # Differences from Gloo's ext auth server
 //!
-//! * The identity provider is reached over plain http by the default [`HyperIdpClient`]; for
-//!   https plug in an [`IdpClient`] with TLS ([`OidcAuthorizationCodeBuilder::idp_client`]).
+//! * The identity provider is reached by the default [`HyperIdpClient`] over https (rustls,
+//!   trusting the system's CA certificates; Gloo's server uses Go's, which reads the same
+//!   files) or http; another transport plugs in through
+//!   [`OidcAuthorizationCodeBuilder::idp_client`].
 //! * PKCE `S256` is always used (Gloo leaves it to `authEndpointQueryParams` /
 //!   `tokenEndpointQueryParams`); a `code_challenge` in `authEndpointQueryParams` turns the
 //!   step's own PKCE off, so configs that manage PKCE themselves keep working.
