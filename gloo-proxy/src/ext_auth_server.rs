@@ -262,3 +262,66 @@ mod hosted {
         AuthConfig::from_config_with(&config, options).map_err(|e| e.to_string())
     }
 }
+
+#[cfg(all(test, feature = "extauth-server"))]
+mod tests {
+    use super::*;
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    }
+
+    fn pointing_at(host: &str, port: u16) -> ExtAuthServerConfig {
+        ExtAuthServerConfig {
+            grpc_server: Some(gloo_core::model::ResourceRef::new("gloo-system", "extauth")),
+            grpc_server_static_hosts: vec![(host.to_string(), u32::from(port))],
+            user_id_header: "x-user-id".to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn auto_listens_where_the_settings_point_and_follows_them() {
+        let server = ExtAuthServer::new(&ExtAuthServerOptions::default());
+        assert_eq!(server.listen(), None, "auto waits for the Settings");
+        let (first, second) = (free_port(), free_port());
+        server.apply(&pointing_at("localhost", first));
+        assert_eq!(server.local_addr(), Some(([127, 0, 0, 1], first).into()));
+        // The Upstream moves: so does the service (the old port is free again).
+        server.apply(&pointing_at("127.0.0.1", second));
+        assert_eq!(server.local_addr(), Some(([127, 0, 0, 1], second).into()));
+        // A server elsewhere, or none: nothing hosted.
+        server.apply(&pointing_at("10.1.2.3", first));
+        assert_eq!(server.local_addr(), None);
+        // Back to the first port: the stopped listener closes once its task is cancelled, so
+        // binding may need a retry (every second).
+        server.apply(&pointing_at("127.0.0.1", first));
+        let mut waited = 0;
+        while server.local_addr().is_none() && waited < 50 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            waited += 1;
+        }
+        assert_eq!(server.local_addr(), Some(([127, 0, 0, 1], first).into()));
+        server.apply(&ExtAuthServerConfig::default());
+        assert_eq!(server.local_addr(), None);
+    }
+
+    #[tokio::test]
+    async fn an_address_or_off_ignores_the_settings() {
+        let port = free_port();
+        let fixed = ExtAuthServer::new(&ExtAuthServerOptions {
+            listen: ExtAuthListen::At(([127, 0, 0, 1], port).into()),
+        });
+        assert_eq!(fixed.listen(), Some(([127, 0, 0, 1], port).into()));
+        fixed.apply(&pointing_at("127.0.0.1", free_port()));
+        assert_eq!(fixed.local_addr(), Some(([127, 0, 0, 1], port).into()));
+        let off = ExtAuthServer::new(&ExtAuthServerOptions {
+            listen: ExtAuthListen::Off,
+        });
+        off.apply(&pointing_at("127.0.0.1", free_port()));
+        assert_eq!(off.local_addr(), None);
+    }
+}
