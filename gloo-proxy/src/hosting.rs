@@ -124,6 +124,7 @@ mod host {
         }
 
         /// Whether it listens, or tries to, anywhere.
+        #[cfg_attr(not(feature = "ratelimit"), allow(dead_code))]
         pub(crate) fn is_wanted(&self) -> bool {
             let state = self.lock();
             state.serving.is_some() || state.retrying.is_some()
@@ -165,6 +166,7 @@ mod host {
         }
 
         /// Stops listening (and retrying).
+        #[cfg_attr(not(feature = "extauth-server"), allow(dead_code))]
         pub(crate) fn stop(&self) {
             stop(&mut self.lock());
         }
