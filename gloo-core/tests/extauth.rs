@@ -928,3 +928,78 @@ fn auth_configs_gloo_cannot_resolve_are_rejected_and_not_sent() {
     );
     assert_eq!(configs.keys().collect::<Vec<_>>(), ["gloo-system.nobody"]);
 }
+
+#[test]
+fn the_translation_hands_the_server_its_configs_keeping_a_rejected_ones_last_good_version() {
+    let settings = |upstream: &str| {
+        format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Settings\nmetadata: {{name: default, namespace: gloo-system}}\nspec:\n  extauth:\n    extauthzServerRef: {{name: {upstream}, namespace: gloo-system}}\n    userIdHeader: x-auth-user\n---\napiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: extauth, namespace: gloo-system}}\nspec:\n  static:\n    hosts: [{{addr: localhost, port: 8083}}, {{addr: 10.0.0.1, port: 8083}}]\n"
+        )
+    };
+    let key = |secret: &str| {
+        auth_config(
+            "keys",
+            &format!("configs:\n- apiKeyAuth:\n    apiKeySecretRefs: [{{name: {secret}, namespace: gloo-system}}]\n"),
+        )
+    };
+    let robot = secret("robot", "", "extauth.solo.io/apikey", "api-key: k1");
+    let mut translator = gloo_core::translate::Translator::new();
+    let first = translate_with(
+        &mut translator,
+        &docs(&[&settings("extauth"), &basic("basic"), &key("robot"), &robot]),
+    )
+    .ext_auth_server;
+    assert_eq!(
+        first.configs.keys().collect::<Vec<_>>(),
+        ["gloo-system.basic", "gloo-system.keys"]
+    );
+    assert_eq!(
+        first.configs["gloo-system.keys"]["configs"][0]["apiKeyAuth"]["validApiKeys"]["k1"]
+            ["username"],
+        "robot"
+    );
+    assert_eq!(first.grpc_server, Some(gs("extauth")));
+    assert_eq!(
+        first.grpc_server_static_hosts,
+        [
+            ("localhost".to_string(), 8083),
+            ("10.0.0.1".to_string(), 8083)
+        ]
+    );
+    assert_eq!(first.user_id_header, "x-auth-user");
+
+    // `keys` names a missing Secret: Rejected, its last good version stays; `basic` is gone.
+    let second = translate_with(
+        &mut translator,
+        &docs(&[&settings("elsewhere"), &key("gone"), &robot]),
+    );
+    assert_status(
+        &second,
+        Kind::AuthConfig,
+        &gs("keys"),
+        Rejected,
+        &["spec.configs[0].apiKeyAuth.apiKeySecretRefs[0]: Secret gloo-system.gone not found"],
+        &[],
+    );
+    let second = second.ext_auth_server;
+    assert_eq!(
+        second.configs.keys().collect::<Vec<_>>(),
+        ["gloo-system.keys"]
+    );
+    assert_eq!(
+        second.configs["gloo-system.keys"],
+        first.configs["gloo-system.keys"]
+    );
+    // The server's Upstream does not exist: no hosts.
+    assert_eq!(second.grpc_server, Some(gs("elsewhere")));
+    assert!(second.grpc_server_static_hosts.is_empty());
+
+    // Deleted while Rejected: forgotten, so it does not come back when it reappears broken.
+    translate_with(&mut translator, &docs(&[&settings("extauth")]));
+    let third = translate_with(
+        &mut translator,
+        &docs(&[&settings("extauth"), &key("gone"), &robot]),
+    )
+    .ext_auth_server;
+    assert!(third.configs.is_empty(), "{:?}", third.configs);
+}

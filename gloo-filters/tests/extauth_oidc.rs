@@ -8,6 +8,7 @@
 //! requires PKCE (S256) and checks the client secret, the redirect URI and the code.
 
 mod support {
+    pub mod oidc_browser;
     pub mod oidc_provider;
     #[allow(dead_code)] // each test binary uses part of the helper
     pub mod redis_server;
@@ -17,17 +18,13 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use bytes::Bytes;
 use gloo_filters::extauth::oidc::{OidcAuthorizationCode, OidcAuthorizationCodeConfig};
 use gloo_filters::extauth::{Allowed, Authorize, CheckRequest, Decision, Denied};
-use http::header::{COOKIE, LOCATION, SET_COOKIE};
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::header::{COOKIE, LOCATION};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use serde_json::{json, Value};
 
+use support::oidc_browser::{absolute, form, set_cookies, Browser};
 use support::oidc_provider::OidcProvider;
 use support::redis_server::RedisServer;
 
@@ -76,23 +73,6 @@ fn step(config: OidcAuthorizationCodeConfig) -> OidcAuthorizationCode {
     OidcAuthorizationCode::new(config).expect("step builds")
 }
 
-/// One cookie of the jar.
-#[derive(Clone, Debug)]
-struct Cookie {
-    name: String,
-    value: String,
-    host: String,
-    path: String,
-    secure: bool,
-}
-
-/// A browser: a cookie jar, an HTTP client for the provider, and the step standing in for the
-/// app at `https://app.example`.
-struct Browser {
-    jar: Vec<Cookie>,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
 /// What a whole login went through.
 struct Login {
     /// The step's first answer (the redirect to the provider).
@@ -124,14 +104,6 @@ fn location(denied: &Denied) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
-}
-
-fn set_cookies(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_owned))
-        .collect()
 }
 
 fn denied(decision: Decision) -> Denied {
@@ -174,102 +146,7 @@ fn jwt_payload(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
 }
 
-/// The `value` of each `<input type="hidden" name=.. value=..>` and the form's action.
-fn form(html: &str) -> (String, Vec<(String, String)>) {
-    let attr = |tag: &str, name: &str| -> Option<String> {
-        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-        let end = tag[start..].find('"')? + start;
-        Some(tag[start..end].replace("&amp;", "&"))
-    };
-    let form_start = html.find("<form").expect("a form");
-    let form_tag = &html[form_start..html[form_start..].find('>').expect("tag end") + form_start];
-    let action = attr(form_tag, "action").expect("form action");
-    let mut fields = Vec::new();
-    for input in html.split("<input").skip(1) {
-        let tag = &input[..input.find('>').unwrap_or(input.len())];
-        if tag.contains("type=\"hidden\"") {
-            if let (Some(name), Some(value)) = (attr(tag, "name"), attr(tag, "value")) {
-                fields.push((name, value));
-            }
-        }
-    }
-    (action, fields)
-}
-
-/// `scheme://authority` of `url`.
-fn origin(url: &str) -> String {
-    let uri: Uri = url.parse().expect("absolute URL");
-    format!(
-        "{}://{}",
-        uri.scheme_str().unwrap_or("http"),
-        uri.authority().map(|a| a.as_str()).unwrap_or_default()
-    )
-}
-
-/// `url` resolved against `origin` when it is a path.
-fn absolute(origin: &str, url: &str) -> String {
-    if url.starts_with('/') {
-        format!("{origin}{url}")
-    } else {
-        url.to_owned()
-    }
-}
-
 impl Browser {
-    fn new() -> Self {
-        Self {
-            jar: Vec::new(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
-    }
-
-    fn cookie_header(&self, url: &Uri) -> Option<HeaderValue> {
-        let host = url.host().unwrap_or_default();
-        let secure = url.scheme_str() == Some("https");
-        let pairs: Vec<String> = self
-            .jar
-            .iter()
-            .filter(|c| c.host == host && url.path().starts_with(&c.path) && (secure || !c.secure))
-            .map(|c| format!("{}={}", c.name, c.value))
-            .collect();
-        (!pairs.is_empty()).then(|| HeaderValue::from_str(&pairs.join("; ")).expect("cookie"))
-    }
-
-    fn store(&mut self, url: &Uri, headers: &HeaderMap) {
-        let host = url.host().unwrap_or_default().to_owned();
-        for line in set_cookies(headers) {
-            let mut parts = line.split(';');
-            let (name, value) = parts
-                .next()
-                .and_then(|p| p.split_once('='))
-                .expect("name=value");
-            let mut cookie = Cookie {
-                name: name.trim().to_owned(),
-                value: value.trim().to_owned(),
-                host: host.clone(),
-                path: "/".to_owned(),
-                secure: false,
-            };
-            let mut delete = false;
-            for attribute in parts {
-                let (key, val) = attribute.split_once('=').unwrap_or((attribute, ""));
-                match key.trim().to_ascii_lowercase().as_str() {
-                    "path" => cookie.path = val.trim().to_owned(),
-                    "secure" => cookie.secure = true,
-                    "max-age" => delete |= val.trim() == "0",
-                    "expires" => delete |= val.contains("1970"),
-                    _ => {}
-                }
-            }
-            self.jar.retain(|c| {
-                !(c.name == cookie.name && c.host == cookie.host && c.path == cookie.path)
-            });
-            if !delete {
-                self.jar.push(cookie);
-            }
-        }
-    }
-
     fn app_cookie(&self, name: &str) -> Option<String> {
         self.jar
             .iter()
@@ -320,79 +197,11 @@ impl Browser {
         decision
     }
 
-    /// A request to the provider (cookies sent and stored): status, headers, body.
-    async fn provider(
-        &mut self,
-        url: &str,
-        form: Option<String>,
-    ) -> (StatusCode, HeaderMap, String) {
-        let uri: Uri = url.parse().expect("provider URL");
-        let mut request = Request::builder().uri(uri.clone());
-        if let Some(cookies) = self.cookie_header(&uri) {
-            request = request.header(COOKIE, cookies);
-        }
-        let body = match form {
-            Some(form) => {
-                request = request
-                    .method(Method::POST)
-                    .header("content-type", "application/x-www-form-urlencoded");
-                Bytes::from(form)
-            }
-            None => Bytes::new(),
-        };
-        let response = self
-            .client
-            .request(request.body(Full::new(body)).expect("request"))
-            .await
-            .expect("the provider answers");
-        let (parts, body) = response.into_parts();
-        self.store(&uri, &parts.headers);
-        let body = body.collect().await.expect("body").to_bytes();
-        (
-            parts.status,
-            parts.headers,
-            String::from_utf8_lossy(&body).into_owned(),
-        )
-    }
-
-    /// Follows the provider from `url` (logging in as `user` and consenting) until it sends
-    /// the browser back to the app; that URL.
-    async fn at_provider(&mut self, url: &str, user: &str) -> String {
-        let mut next = (url.to_owned(), None::<String>);
-        for _ in 0..12 {
-            let (status, headers, body) = self.provider(&next.0, next.1.take()).await;
-            let origin = origin(&next.0);
-            if status.is_redirection() {
-                let to = absolute(&origin, headers[LOCATION].to_str().expect("location"));
-                if to.starts_with(APP) {
-                    return to;
-                }
-                next = (to, None);
-                continue;
-            }
-            assert_eq!(status, StatusCode::OK, "provider answered {status}: {body}");
-            let (action, mut fields) = form(&body);
-            let prompt = fields
-                .iter()
-                .find(|(n, _)| n == "prompt")
-                .map(|(_, v)| v.clone());
-            if prompt.as_deref() == Some("login") {
-                fields.push(("login".into(), user.into()));
-                fields.push(("password".into(), "any".into()));
-            }
-            let form = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(fields)
-                .finish();
-            next = (absolute(&origin, &action), Some(form));
-        }
-        panic!("the provider never sent the browser back to the app");
-    }
-
     /// The whole login from a first request to `url` up to the callback's answer.
     async fn login(&mut self, step: &OidcAuthorizationCode, url: &str, user: &str) -> Login {
         let redirect = denied(self.app(step, url).await);
         assert_eq!(redirect.status, StatusCode::FOUND, "{redirect:?}");
-        let callback = self.at_provider(&location(&redirect), user).await;
+        let callback = self.at_provider(&location(&redirect), user, APP).await;
         let after_callback = denied(self.app(step, &callback).await);
         Login {
             redirect,
@@ -411,7 +220,7 @@ impl Browser {
             ])
             .finish();
         let (status, _, body) = self
-            .provider(&format!("{issuer}/token/introspection"), Some(form))
+            .fetch(&format!("{issuer}/token/introspection"), Some(form))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let answer: Value = serde_json::from_str(&body).expect("JSON");
@@ -533,7 +342,7 @@ async fn callbacks_with_a_wrong_state_or_without_a_login_are_refused() {
     let step = step(config(&idp.issuer(), "app", json!({})));
     let mut browser = Browser::new();
     let first = denied(browser.app(&step, "https://app.example/a").await);
-    let callback = browser.at_provider(&location(&first), "bob").await;
+    let callback = browser.at_provider(&location(&first), "bob", APP).await;
     let code = param(&callback, "code").expect("code");
     let state = param(&callback, "state").expect("state");
 
@@ -582,7 +391,7 @@ async fn callbacks_with_a_wrong_state_or_without_a_login_are_refused() {
     let nonce = param(&started, "nonce").expect("nonce");
     let injected = started.replace(&format!("nonce={nonce}"), "nonce=someone-elses");
     assert_ne!(injected, started);
-    let callback = browser.at_provider(&injected, "bob").await;
+    let callback = browser.at_provider(&injected, "bob", APP).await;
     let refused = denied(browser.app(&step, &callback).await);
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert_eq!(refused.body, "the ID token is not valid");
@@ -756,16 +565,14 @@ async fn logout_revokes_the_tokens_clears_the_session_and_ends_the_provider_sess
 
     // The provider accepts the end-session request and, once confirmed, sends the browser to
     // afterLogoutUrl.
-    let (status, _, page) = browser.provider(&end, None).await;
+    let (status, _, page) = browser.fetch(&end, None).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let (action, mut fields) = form(&page);
     fields.push(("logout".into(), "yes".into()));
     let form = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(fields)
         .finish();
-    let (status, headers, body) = browser
-        .provider(&absolute(&issuer, &action), Some(form))
-        .await;
+    let (status, headers, body) = browser.fetch(&absolute(&issuer, &action), Some(form)).await;
     assert!(status.is_redirection(), "{status} {body}");
     assert_eq!(headers[LOCATION], AFTER_LOGOUT);
 }

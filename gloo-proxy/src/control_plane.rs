@@ -12,6 +12,7 @@ use gloo_xds::{ServerOptions, Snapshot, SnapshotCache, XdsServer};
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::ext_auth_server::{ExtAuthServerConfig, ExtAuthServerError, ExtAuthServerOptions};
 use crate::rate_limit_server::{RateLimitConfigs, RateLimitServerError, RateLimitServerOptions};
 
 /// The namespace proxies are served in: roles are `<namespace>~<proxy name>`, as in Gloo,
@@ -38,6 +39,39 @@ pub enum ControlPlaneError {
     /// The rate limit service could not be hosted.
     #[error(transparent)]
     RateLimit(#[from] RateLimitServerError),
+    /// The ext auth service could not be hosted.
+    #[error(transparent)]
+    ExtAuth(#[from] ExtAuthServerError),
+}
+
+/// Where a control plane announces what the services it hosts must load, on every accepted
+/// configuration (only when it changed).
+#[derive(Debug)]
+pub struct ServiceFeeds {
+    /// What the rate limit service must load.
+    pub rate_limits: watch::Sender<Arc<RateLimitConfigs>>,
+    /// What the ext auth service must load.
+    pub ext_auth: watch::Sender<Arc<ExtAuthServerConfig>>,
+}
+
+impl Default for ServiceFeeds {
+    fn default() -> Self {
+        Self {
+            rate_limits: watch::channel(Arc::default()).0,
+            ext_auth: watch::channel(Arc::default()).0,
+        }
+    }
+}
+
+/// Replaces the value `sender` holds with `value` when they differ (waking its receivers).
+fn announce<T: PartialEq>(sender: &watch::Sender<Arc<T>>, value: T) {
+    sender.send_if_modified(|current| {
+        if **current == value {
+            return false;
+        }
+        *current = Arc::new(value);
+        true
+    });
 }
 
 /// The statuses of the configuration in force, with the NACKs clients sent for it, written to
@@ -107,29 +141,29 @@ impl StatusBoard {
 }
 
 /// Translates `snapshot` and replaces every role's resources in `cache`; prints what is not
-/// Accepted and records the statuses on `board`; announces what the rate limit service must
-/// load on `rate_limits` (when it changed). Returns the roles now served.
+/// Accepted and records the statuses on `board`; announces what the rate limit and ext auth
+/// services must load on `feeds` (when it changed). Returns the roles now served.
 pub fn publish(
     translator: &mut Translator,
     snapshot: &SourceSnapshot,
     cache: &SnapshotCache,
     previous_roles: &[String],
     board: &StatusBoard,
-    rate_limits: &watch::Sender<Arc<RateLimitConfigs>>,
+    feeds: &ServiceFeeds,
 ) -> Vec<String> {
-    let translation = translator.translate(snapshot);
+    let mut translation = translator.translate(snapshot);
     board.update(|reports| *reports = translation.reports.clone());
-    let limits = RateLimitConfigs {
-        configs: translation.rate_limit_server_configs.clone(),
-        server_named: names_rate_limit_server(snapshot),
-    };
-    rate_limits.send_if_modified(|current| {
-        if **current == limits {
-            return false;
-        }
-        *current = Arc::new(limits);
-        true
-    });
+    announce(
+        &feeds.rate_limits,
+        RateLimitConfigs {
+            configs: std::mem::take(&mut translation.rate_limit_server_configs),
+            server_named: names_rate_limit_server(snapshot),
+        },
+    );
+    announce(
+        &feeds.ext_auth,
+        std::mem::take(&mut translation.ext_auth_server),
+    );
     for error in &translation.reports.load_errors {
         eprintln!("config error: {error} (the file's last good contents stay in force)");
     }
@@ -172,12 +206,14 @@ fn names_rate_limit_server(snapshot: &SourceSnapshot) -> bool {
 }
 
 /// A running control plane: the watched config directory translated into the snapshot
-/// cache, with the statuses of what is in force and what the rate limit service must load.
+/// cache, with the statuses of what is in force and what the rate limit and ext auth services
+/// must load.
 #[derive(Debug)]
 pub struct ControlPlane {
     cache: Arc<SnapshotCache>,
     board: Arc<StatusBoard>,
     rate_limits: watch::Receiver<Arc<RateLimitConfigs>>,
+    ext_auth: watch::Receiver<Arc<ExtAuthServerConfig>>,
     publisher: tokio::task::JoinHandle<()>,
 }
 
@@ -224,8 +260,10 @@ impl ControlPlane {
         let mut updates = source.subscribe();
         let mut translator = translator_from_env();
         let initial = updates.borrow_and_update().clone();
-        let (limits_tx, rate_limits) = watch::channel(Arc::new(RateLimitConfigs::default()));
-        let mut roles = publish(&mut translator, &initial, &cache, &[], &board, &limits_tx);
+        let feeds = ServiceFeeds::default();
+        let rate_limits = feeds.rate_limits.subscribe();
+        let ext_auth = feeds.ext_auth.subscribe();
+        let mut roles = publish(&mut translator, &initial, &cache, &[], &board, &feeds);
         let publisher_cache = cache.clone();
         let publisher_board = board.clone();
         let publisher = tokio::spawn(async move {
@@ -239,7 +277,7 @@ impl ControlPlane {
                     &publisher_cache,
                     &roles,
                     &publisher_board,
-                    &limits_tx,
+                    &feeds,
                 );
             }
         });
@@ -247,6 +285,7 @@ impl ControlPlane {
             cache,
             board,
             rate_limits,
+            ext_auth,
             publisher,
         })
     }
@@ -282,6 +321,43 @@ impl ControlPlane {
             // nothing: such a build refuses the rate limit filter anyway).
             match options.listen {
                 RateLimitListen::At(_) => Err(RateLimitServerError::Unsupported.into()),
+                _ => Ok(None),
+            }
+        }
+    }
+
+    /// What the ext auth service must load for the configuration in force, announced on
+    /// every change.
+    pub fn ext_auth(&self) -> watch::Receiver<Arc<ExtAuthServerConfig>> {
+        self.ext_auth.clone()
+    }
+
+    /// Hosts the ext auth service as `options` say, fed from this control plane (see
+    /// [`crate::ext_auth_server`]): listens on its address when one is given (retrying every
+    /// second while it cannot bind), then follows every configuration change (with `auto`,
+    /// listening where the Settings point). Dropping the returned guard stops it. `None` when
+    /// `options` ask for no service (or, without the `extauth-server` feature, for `auto`).
+    pub fn host_ext_auth_service(
+        &self,
+        options: &ExtAuthServerOptions,
+    ) -> Result<Option<ExtAuthHost>, ControlPlaneError> {
+        use crate::ext_auth_server::ExtAuthListen;
+        if options.listen == ExtAuthListen::Off {
+            return Ok(None);
+        }
+        #[cfg(feature = "extauth-server")]
+        {
+            let server = Arc::new(crate::ext_auth_server::ExtAuthServer::new(options));
+            server.listen();
+            let follower = server.clone().follow(self.ext_auth());
+            Ok(Some(ExtAuthHost { server, follower }))
+        }
+        #[cfg(not(feature = "extauth-server"))]
+        {
+            // Without the service, only an explicit address is an error (`auto` hosts
+            // nothing: the proxies' ext_authz filter then fails as its settings say).
+            match options.listen {
+                ExtAuthListen::At(_) => Err(ExtAuthServerError::Unsupported.into()),
                 _ => Ok(None),
             }
         }
@@ -354,6 +430,36 @@ impl RateLimitHost {
 impl Drop for RateLimitHost {
     fn drop(&mut self) {
         #[cfg(feature = "ratelimit")]
+        self.follower.abort();
+    }
+}
+
+/// The ext auth service a control plane hosts; stopped when dropped.
+#[derive(Debug)]
+pub struct ExtAuthHost {
+    #[cfg(feature = "extauth-server")]
+    server: Arc<crate::ext_auth_server::ExtAuthServer>,
+    #[cfg(feature = "extauth-server")]
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl ExtAuthHost {
+    /// Where it listens, once it does.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        #[cfg(feature = "extauth-server")]
+        {
+            self.server.local_addr()
+        }
+        #[cfg(not(feature = "extauth-server"))]
+        {
+            None
+        }
+    }
+}
+
+impl Drop for ExtAuthHost {
+    fn drop(&mut self) {
+        #[cfg(feature = "extauth-server")]
         self.follower.abort();
     }
 }
@@ -451,15 +557,17 @@ fn type_resources<'a, T: gloo_core::xds::EnvoyMessage>(
 
 /// Runs the control plane until the process is stopped. With `status_file`, the statuses of
 /// the configuration in force (and clients' NACKs of it) are kept there as JSON. The rate
-/// limit service is hosted as `rate_limit` says.
+/// limit service is hosted as `rate_limit` says, the ext auth service as `ext_auth` says.
 pub async fn run(
     dir: &Path,
     xds_addr: SocketAddr,
     status_file: Option<PathBuf>,
     rate_limit: &RateLimitServerOptions,
+    ext_auth: &ExtAuthServerOptions,
 ) -> Result<(), ControlPlaneError> {
     let control_plane = ControlPlane::start(dir, status_file)?;
     let _rate_limit = control_plane.host_rate_limit_service(rate_limit)?;
+    let _ext_auth = control_plane.host_ext_auth_service(ext_auth)?;
     let listener = bind_xds(xds_addr).await?;
     let local = listener
         .local_addr()
@@ -499,8 +607,8 @@ mod tests {
         let cache = SnapshotCache::new();
         let board = StatusBoard::new(None);
         let mut translator = Translator::new();
-        let (limits, _) = watch::channel(Arc::new(RateLimitConfigs::default()));
-        let roles = publish(&mut translator, &source(9001), &cache, &[], &board, &limits);
+        let feeds = ServiceFeeds::default();
+        let roles = publish(&mut translator, &source(9001), &cache, &[], &board, &feeds);
         let role = "gloo-system~gateway-proxy";
         assert_eq!(roles, [role]);
         let first = cache.subscribe(role).borrow().clone();
@@ -510,7 +618,7 @@ mod tests {
             &cache,
             &roles,
             &board,
-            &limits,
+            &feeds,
         );
         let second = cache.subscribe(role).borrow().clone();
         for unchanged in [LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE] {

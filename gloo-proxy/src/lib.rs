@@ -27,8 +27,9 @@
 //!   with gloo-filters' invocation layer;
 //! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
 //!   admin endpoint and its statistics;
-//! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands; [`rate_limit_server`]: the
-//!   rate limit service `gloo run` and `gloo control-plane` host.
+//! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands; [`rate_limit_server`] and
+//!   [`ext_auth_server`]: the rate limit and ext auth services `gloo run` and
+//!   `gloo control-plane` host ([`hosting`]: what they share).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -40,12 +41,14 @@ pub mod builtin;
 pub mod cli;
 pub mod config;
 pub mod control_plane;
+pub mod ext_auth_server;
 #[cfg(feature = "extauth")]
 pub mod extauth;
 pub mod filter;
 pub mod gateway;
 #[cfg(feature = "ratelimit")]
 pub mod global_ratelimit;
+pub mod hosting;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod proxy;

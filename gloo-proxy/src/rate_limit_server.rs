@@ -23,7 +23,6 @@
 //! service is an error.
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use gloo_core::model::ratelimit::ServerRateLimitConfig;
 
@@ -40,33 +39,9 @@ pub struct RateLimitConfigs {
     pub server_named: bool,
 }
 
-/// Where the hosted rate limit service listens.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum RateLimitListen {
-    /// On [`DEFAULT_ADDR`] once a Settings names a rate limit server.
-    #[default]
-    Auto,
-    /// Nowhere: no service is hosted.
-    Off,
-    /// On this address, from the start.
-    At(SocketAddr),
-}
-
-impl FromStr for RateLimitListen {
-    type Err = String;
-
-    /// `off`, `auto`, or an address (`127.0.0.1:18081`).
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "off" => Ok(Self::Off),
-            "auto" => Ok(Self::Auto),
-            addr => addr
-                .parse()
-                .map(Self::At)
-                .map_err(|_| format!("{s:?} is not an address (host:port), `off` or `auto`")),
-        }
-    }
-}
+/// Where the hosted rate limit service listens: `auto` is [`DEFAULT_ADDR`] once a Settings
+/// names a rate limit server.
+pub type RateLimitListen = crate::hosting::Listen;
 
 /// How `gloo run` and `gloo control-plane` host the rate limit service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,14 +62,6 @@ pub enum RateLimitServerError {
         url: String,
         /// Why.
         reason: String,
-    },
-    /// The address could not be bound.
-    #[error("rate limit service: cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The error.
-        source: std::io::Error,
     },
     /// This build has no rate limiting.
     #[error("rate limit service: this gloo was built without the `ratelimit` feature")]
@@ -118,6 +85,8 @@ mod hosted {
     use std::collections::BTreeMap;
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex, PoisonError};
+
+    use crate::hosting::{serve_grpc, Host};
 
     use gloo_core::model::ratelimit::{
         Descriptor as GlooDescriptor, RateLimit as GlooRateLimit, RateLimitUnit,
@@ -157,29 +126,9 @@ mod hosted {
         limiter: Limiter,
         listen: RateLimitListen,
         counting: String,
-        state: Mutex<State>,
-    }
-
-    #[derive(Default)]
-    struct State {
+        host: Arc<Host>,
         /// The rules in force, by domain (the last good version of each).
-        domains: BTreeMap<String, RateLimitDomain>,
-        /// Where it listens, and the task serving there.
-        serving: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
-        /// The task that retries binding, while one does.
-        retrying: Option<tokio::task::JoinHandle<()>>,
-    }
-
-    impl Drop for RateLimitServer {
-        fn drop(&mut self) {
-            let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-            if let Some((_, task)) = state.serving.take() {
-                task.abort();
-            }
-            if let Some(task) = state.retrying.take() {
-                task.abort();
-            }
-        }
+        domains: Mutex<BTreeMap<String, RateLimitDomain>>,
     }
 
     impl std::fmt::Debug for RateLimitServer {
@@ -213,53 +162,43 @@ mod hosted {
                     )
                 }
             };
+            let serving = limiter.clone();
+            let host = Host::new("rate limit service", move |incoming| match &serving {
+                Limiter::Memory(l) => tokio::spawn(serve_grpc(
+                    "rate limit service",
+                    RateLimitService::new(l.clone()).into_server(),
+                    incoming,
+                )),
+                Limiter::Redis(l) => tokio::spawn(serve_grpc(
+                    "rate limit service",
+                    RateLimitService::new(l.clone()).into_server(),
+                    incoming,
+                )),
+            });
+            eprintln!("rate limit service counting {counting}");
             Ok(Self {
                 limiter,
                 listen: options.listen,
                 counting,
-                state: Mutex::default(),
+                host: Arc::new(host),
+                domains: Mutex::default(),
             })
         }
 
         /// Where it listens, once it does.
         pub fn local_addr(&self) -> Option<SocketAddr> {
-            self.lock().serving.as_ref().map(|(addr, _)| *addr)
+            self.host.local_addr()
         }
 
         /// Starts listening on the address the options give (nothing for `auto` and `off`).
         /// When it cannot be bound (a port still held by the process this one replaces, say),
         /// the error is logged and binding is retried every second, as the proxy's listeners
         /// are; [`local_addr`](Self::local_addr) says when it listens.
-        pub fn listen(self: &Arc<Self>) -> Option<SocketAddr> {
+        pub fn listen(&self) -> Option<SocketAddr> {
             match self.listen {
-                RateLimitListen::At(addr) => self.listen_on(addr),
+                RateLimitListen::At(addr) => self.host.listen_on(addr),
                 RateLimitListen::Auto | RateLimitListen::Off => None,
             }
-        }
-
-        /// Serves on `addr` now, or retries every second in the background until it can.
-        fn listen_on(self: &Arc<Self>, addr: SocketAddr) -> Option<SocketAddr> {
-            match self.serve_on(addr) {
-                Ok(local) => return Some(local),
-                Err(e) => eprintln!("{e}; retrying every second"),
-            }
-            let mut state = self.lock();
-            if state.retrying.is_none() {
-                let server = Arc::downgrade(self);
-                state.retrying = Some(tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        let Some(server) = server.upgrade() else {
-                            return;
-                        };
-                        if server.serve_on(addr).is_ok() {
-                            server.lock().retrying = None;
-                            return;
-                        }
-                    }
-                }));
-            }
-            None
         }
 
         /// Applies `configs` now, then every update `updates` announces, until it closes.
@@ -282,8 +221,8 @@ mod hosted {
         /// replaces its previous rules, a refused one keeps them (logged); domains no longer
         /// asked for are dropped. With `auto`, starts listening on [`DEFAULT_ADDR`] when a
         /// Settings names a rate limit server (retrying every second while it cannot bind).
-        pub fn apply(self: &Arc<Self>, configs: &RateLimitConfigs) {
-            let mut state = self.lock();
+        pub fn apply(&self, configs: &RateLimitConfigs) {
+            let mut domains = self.domains.lock().unwrap_or_else(PoisonError::into_inner);
             let mut next = BTreeMap::new();
             for config in &configs.configs {
                 let Some(name) = config.domain.clone() else {
@@ -301,86 +240,24 @@ mod hosted {
                         eprintln!(
                             "rate limit service: domain {name:?} refused ({why}); its last good rules stay in force"
                         );
-                        if let Some(previous) = state.domains.get(&name) {
+                        if let Some(previous) = domains.get(&name) {
                             next.insert(name, previous.clone());
                         }
                     }
                 }
             }
-            if next != state.domains {
+            if next != *domains {
                 match self.limiter.set_domains(next.values().cloned().collect()) {
-                    Ok(()) => state.domains = next,
+                    Ok(()) => *domains = next,
                     // Not expected (each domain was checked): keep what is in force.
                     Err(why) => eprintln!("rate limit service: update refused: {why}"),
                 }
             }
+            drop(domains);
             let wanted = self.listen == RateLimitListen::Auto && configs.server_named;
-            if wanted && state.serving.is_none() && state.retrying.is_none() {
-                drop(state);
-                self.listen_on(DEFAULT_ADDR);
+            if wanted && !self.host.is_wanted() {
+                self.host.listen_on(DEFAULT_ADDR);
             }
-        }
-
-        /// Starts serving on `addr` (once).
-        fn serve_on(&self, addr: SocketAddr) -> Result<SocketAddr, RateLimitServerError> {
-            let mut state = self.lock();
-            if let Some((bound, _)) = &state.serving {
-                return Ok(*bound);
-            }
-            let bind = |source| RateLimitServerError::Bind { addr, source };
-            let std_listener = std::net::TcpListener::bind(addr).map_err(bind)?;
-            std_listener.set_nonblocking(true).map_err(bind)?;
-            let local = std_listener.local_addr().map_err(bind)?;
-            let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind)?;
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            let server = tonic::transport::Server::builder();
-            let task = match &self.limiter {
-                Limiter::Memory(l) => tokio::spawn(serve(
-                    server,
-                    RateLimitService::new(l.clone()).into_server(),
-                    incoming,
-                )),
-                Limiter::Redis(l) => tokio::spawn(serve(
-                    server,
-                    RateLimitService::new(l.clone()).into_server(),
-                    incoming,
-                )),
-            };
-            eprintln!(
-                "rate limit service listening on {local}, counting {}",
-                self.counting
-            );
-            state.serving = Some((local, task));
-            Ok(local)
-        }
-
-        fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-            self.state.lock().unwrap_or_else(PoisonError::into_inner)
-        }
-    }
-
-    async fn serve<S>(
-        mut server: tonic::transport::Server,
-        service: S,
-        incoming: tokio_stream::wrappers::TcpListenerStream,
-    ) where
-        S: tower::Service<
-                http::Request<tonic::body::Body>,
-                Response = http::Response<tonic::body::Body>,
-                Error = std::convert::Infallible,
-            > + tonic::server::NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        if let Err(e) = server
-            .add_service(service)
-            .serve_with_incoming(incoming)
-            .await
-        {
-            eprintln!("rate limit service stopped: {e}");
         }
     }
 
@@ -448,14 +325,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn listen_options_parse() {
-        assert_eq!("off".parse(), Ok(RateLimitListen::Off));
-        assert_eq!("auto".parse(), Ok(RateLimitListen::Auto));
-        assert_eq!(
-            "127.0.0.1:1".parse(),
-            Ok(RateLimitListen::At("127.0.0.1:1".parse().expect("addr")))
-        );
-        assert!("nowhere".parse::<RateLimitListen>().is_err());
+    fn redis_urls_read_gloo_host_port() {
         assert_eq!(redis_url("redis:6379"), "redis://redis:6379");
         assert_eq!(redis_url("redis://127.0.0.1:1/2"), "redis://127.0.0.1:1/2");
     }

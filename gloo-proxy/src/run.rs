@@ -8,6 +8,7 @@ use std::sync::Arc;
 use gloo_xds::client::ClientConfig;
 
 use crate::control_plane::{self, ControlPlane, ControlPlaneError, WRITE_NAMESPACE};
+use crate::ext_auth_server::ExtAuthServerOptions;
 use crate::gateway::{feed_from_ads, feed_from_cache, GatewayError, ProxyServer};
 use crate::rate_limit_server::RateLimitServerOptions;
 
@@ -39,17 +40,20 @@ pub struct RunOptions {
     pub access_log: bool,
     /// The rate limit service this process hosts.
     pub rate_limit: RateLimitServerOptions,
+    /// The ext auth service this process hosts.
+    pub ext_auth: ExtAuthServerOptions,
 }
 
 /// `gloo run`: watches the directory, translates it, and serves the translation with the
 /// proxy in this process (reading the snapshot cache directly: no network hop), hosting the
-/// rate limit service as the options say. Returns when the process is interrupted.
+/// rate limit and ext auth services as the options say. Returns when the process is interrupted.
 pub async fn run(options: RunOptions, server: ProxyServer) -> Result<(), RunError> {
     let control_plane = Arc::new(ControlPlane::start(
         &options.config,
         options.status_file.clone(),
     )?);
     let _rate_limit = control_plane.host_rate_limit_service(&options.rate_limit)?;
+    let _ext_auth = control_plane.host_ext_auth_service(&options.ext_auth)?;
     let role = format!("{WRITE_NAMESPACE}~{}", options.proxy_name);
     let feed = feed_from_cache(control_plane.cache().clone(), &role);
     let board = control_plane.board().clone();

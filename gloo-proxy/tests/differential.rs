@@ -1434,14 +1434,19 @@ impl Setup {
         assert_config_accepted(&envoy_config, global.is_some());
         assert_config_accepted(&gloo_config, global.is_some());
         // Each side hosts its rate limit service where its Settings say, counting in Redis.
-        let rate_limit_args = |ports: Ports, redis: Option<&String>| match redis {
-            Some(url) => vec![
-                "--ratelimit-server".to_string(),
-                format!("127.0.0.1:{}", ports.rls),
-                "--redis-url".to_string(),
-                url.clone(),
-            ],
-            None => vec!["--ratelimit-server".to_string(), "off".to_string()],
+        // The test's own ext_authz server answers both sides: neither hosts one.
+        let rate_limit_args = |ports: Ports, redis: Option<&String>| {
+            let mut args = match redis {
+                Some(url) => vec![
+                    "--ratelimit-server".to_string(),
+                    format!("127.0.0.1:{}", ports.rls),
+                    "--redis-url".to_string(),
+                    url.clone(),
+                ],
+                None => vec!["--ratelimit-server".to_string(), "off".to_string()],
+            };
+            args.extend(["--extauth-server".to_string(), "off".to_string()]);
+            args
         };
 
         // Envoy's side: the control plane serving Envoy's config directory, and Envoy.

@@ -120,6 +120,68 @@ pub fn ext_auth_configs(snapshot: &ConfigSnapshot) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// What Gloo's ext auth server loads for one configuration, as a translator hands it on
+/// ([`Translation::ext_auth_server`](super::Translation::ext_auth_server)).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExtAuthServerConfig {
+    /// Per `<namespace>.<name>`, the config of each AuthConfig (see [`ext_auth_configs`]); a
+    /// Rejected AuthConfig contributes its last good version, so a bad edit never locks out
+    /// the routes that use it. An AuthConfig no longer in the configuration is dropped.
+    pub configs: BTreeMap<String, Value>,
+    /// The Settings' ext auth server (`extauth.extauthzServerRef` of the first Settings with
+    /// `extauth`), when it is called over gRPC (no `httpService`).
+    pub grpc_server: Option<ResourceRef>,
+    /// The `static` hosts (address, port) of that upstream, in order; empty for any other
+    /// kind of upstream or a missing one.
+    pub grpc_server_static_hosts: Vec<(String, u32)>,
+    /// The header the server puts the user id in (Settings `extauth.userIdHeader`, else
+    /// [`DEFAULT_USER_ID_HEADER`](super::DEFAULT_USER_ID_HEADER)).
+    pub user_id_header: String,
+}
+
+/// The AuthConfigs of a run of snapshots, with the last good version of each Rejected one. A
+/// translator keeps one.
+#[derive(Debug, Default)]
+pub(crate) struct LastGoodAuthConfigs {
+    configs: BTreeMap<String, Value>,
+}
+
+impl LastGoodAuthConfigs {
+    /// The server config of `snapshot`, remembering its good AuthConfigs.
+    pub(crate) fn update(&mut self, snapshot: &ConfigSnapshot) -> ExtAuthServerConfig {
+        let mut configs = BTreeMap::new();
+        for (reference, entry) in &snapshot.auth_configs {
+            let id = key(reference);
+            let translated = translate(snapshot, reference, &entry.object.spec);
+            let good = if translated.errors.is_empty() {
+                Some(translated.config)
+            } else {
+                self.configs.remove(&id)
+            };
+            if let Some(good) = good {
+                configs.insert(id, good);
+            }
+        }
+        self.configs = configs.clone();
+        let settings = super::extauth::global_settings(snapshot);
+        let grpc_server = settings
+            .filter(|s| s.http_service.is_none())
+            .and_then(|s| s.extauthz_server_ref.clone());
+        let grpc_server_static_hosts = grpc_server
+            .as_ref()
+            .and_then(|r| snapshot.upstreams.get(r))
+            .and_then(|e| e.object.spec.r#static.as_ref())
+            .map(|s| s.hosts.iter().map(|h| (h.addr.clone(), h.port)).collect())
+            .unwrap_or_default();
+        ExtAuthServerConfig {
+            configs,
+            grpc_server,
+            grpc_server_static_hosts,
+            user_id_header: super::extauth::user_id_header(settings),
+        }
+    }
+}
+
 /// Reports every AuthConfig's problems on its status.
 pub(crate) fn report(snapshot: &ConfigSnapshot, reports: &mut Reports) {
     for (reference, entry) in &snapshot.auth_configs {

@@ -64,7 +64,7 @@ pub use clusters::{Endpoint, Endpoints};
 pub use extauth::{
     CONFIG_ID, DEFAULT_USER_ID_HEADER, EXT_AUTHZ_FILTER, SANITIZE_FILTER, SOURCE_NAME, SOURCE_TYPE,
 };
-pub use extauth_config::ext_auth_configs;
+pub use extauth_config::{ext_auth_configs, ExtAuthServerConfig};
 pub use jwt::{JWT_AFTER_EXT_AUTH_FILTER, JWT_FILTER};
 pub use names::{cluster_name, kube_upstream_name, route_config_name};
 pub use ratelimit::{
@@ -105,6 +105,9 @@ pub struct Translation {
     /// [`rate_limit_server_configs`]); a rejected Settings or RateLimitConfig contributes its
     /// last good version.
     pub rate_limit_server_configs: Vec<crate::model::ratelimit::ServerRateLimitConfig>,
+    /// What the ext auth server must load for this configuration (see
+    /// [`ExtAuthServerConfig`]); a rejected AuthConfig contributes its last good version.
+    pub ext_auth_server: ExtAuthServerConfig,
 }
 
 /// The EDS clusters of one proxy: cluster name → the upstream it serves.
@@ -160,6 +163,8 @@ pub struct Translator {
     user_id_header: String,
     /// The rate limit server's sources, with the last good version of each rejected one.
     rate_limit_sources: ratelimit::LastGoodLimits,
+    /// The AuthConfigs of the ext auth server, with the last good version of each rejected one.
+    auth_configs: extauth_config::LastGoodAuthConfigs,
     /// RateLimitConfigs the cached virtual hosts were translated with (their actions are
     /// copied into the virtual hosts and routes that reference them).
     rate_limit_configs:
@@ -285,10 +290,12 @@ impl Translator {
         self.last = proxies.clone();
         self.rate_limit_sources.update(snapshot);
         let rate_limit_server_configs = self.rate_limit_sources.server_configs(&models);
+        let ext_auth_server = self.auth_configs.update(snapshot);
         Translation {
             proxies,
             reports,
             rate_limit_server_configs,
+            ext_auth_server,
         }
     }
 

@@ -36,7 +36,11 @@ impl OidcProvider {
     /// Starts the provider script `script` (in tests/support) with these clients.
     pub fn start_script(script: &str, clients: &serde_json::Value) -> Self {
         let port = free_port();
-        let script = format!("{}/tests/support/{script}", env!("CARGO_MANIFEST_DIR"));
+        // Through the workspace, so the gloo-proxy tests that include this module find it too.
+        let script = format!(
+            "{}/../gloo-filters/tests/support/{script}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let child = Command::new("node")
             .arg(&script)
             .env("GLOO_TEST_OIDC_NODE_PATH", node_path())

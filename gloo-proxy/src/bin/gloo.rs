@@ -10,8 +10,33 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use gloo_proxy::cli::{self, ResourceFormat, StatusFormat};
+use gloo_proxy::ext_auth_server::{ExtAuthListen, ExtAuthServerOptions};
 use gloo_proxy::gateway::ProxyServer;
 use gloo_proxy::rate_limit_server::{RateLimitListen, RateLimitServerOptions};
+
+/// The ext auth service `run` and `control-plane` host (Gloo's ext auth server).
+#[derive(clap::Args)]
+struct ExtAuthArgs {
+    /// Host the ext auth service (Envoy's `Authorization` gRPC service, loaded with the
+    /// config's AuthConfigs) on this address; `off` for none. Default (`auto`): where the
+    /// Settings' `extauth.extauthzServerRef` points, when that is a static Upstream on
+    /// 127.0.0.1 / localhost (it follows the Upstream when it moves).
+    #[arg(
+        id = "extauth_server",
+        long = "extauth-server",
+        value_name = "ADDR|off|auto",
+        default_value = "auto"
+    )]
+    listen: ExtAuthListen,
+}
+
+impl ExtAuthArgs {
+    fn options(self) -> ExtAuthServerOptions {
+        ExtAuthServerOptions {
+            listen: self.listen,
+        }
+    }
+}
 
 /// The rate limit service `run` and `control-plane` host (Gloo's rate-limit server).
 #[derive(clap::Args)]
@@ -96,6 +121,8 @@ enum Command {
         workers: Option<usize>,
         #[command(flatten)]
         rate_limit: RateLimitArgs,
+        #[command(flatten)]
+        ext_auth: ExtAuthArgs,
     },
     /// Run a proxy shard that takes its configuration from `gloo control-plane` over delta ADS.
     Proxy {
@@ -131,6 +158,8 @@ enum Command {
         status_file: Option<PathBuf>,
         #[command(flatten)]
         rate_limit: RateLimitArgs,
+        #[command(flatten)]
+        ext_auth: ExtAuthArgs,
     },
 }
 
@@ -146,6 +175,7 @@ fn main() -> ExitCode {
             access_log,
             workers,
             rate_limit,
+            ext_auth,
         } => {
             let options = gloo_proxy::run::RunOptions {
                 config,
@@ -155,6 +185,7 @@ fn main() -> ExitCode {
                 status_file,
                 access_log,
                 rate_limit: rate_limit.options(),
+                ext_auth: ext_auth.options(),
             };
             serve(
                 Some(1),
@@ -190,11 +221,19 @@ fn main() -> ExitCode {
             xds_addr,
             status_file,
             rate_limit,
+            ext_auth,
         } => {
             let rate_limit = rate_limit.options();
+            let ext_auth = ext_auth.options();
             serve(
                 None,
-                gloo_proxy::control_plane::run(&config, xds_addr, status_file, &rate_limit),
+                gloo_proxy::control_plane::run(
+                    &config,
+                    xds_addr,
+                    status_file,
+                    &rate_limit,
+                    &ext_auth,
+                ),
             )
         }
         Command::Validate { dir, output } => {
