@@ -87,6 +87,8 @@ pub mod extauth;
 pub mod extproc;
 #[cfg(feature = "jwt")]
 pub mod jwt;
+#[cfg(any(feature = "transform", feature = "jwt", feature = "ratelimit"))]
+pub mod metadata;
 #[cfg(feature = "ratelimit")]
 pub mod ratelimit;
 #[cfg(feature = "rls")]

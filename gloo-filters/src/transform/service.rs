@@ -305,15 +305,7 @@ fn apply_body<B: Body>(
 }
 
 fn publish(extensions: &mut http::Extensions, metadata: DynamicMetadata) {
-    if metadata.is_empty() {
-        return;
-    }
-    match extensions.get_mut::<DynamicMetadata>() {
-        Some(existing) => existing.merge(metadata),
-        None => {
-            extensions.insert(metadata);
-        }
-    }
+    metadata.publish(extensions);
 }
 
 fn take_request_head(parts: &mut request::Parts) -> Head {
