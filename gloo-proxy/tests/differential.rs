@@ -765,16 +765,7 @@ metadata: {{name: claims, namespace: gloo-system, labels: {{global: "true"}}}}
 spec:
   virtualHost:
     domains: [claims.example]
-    options:
-      jwt:
-        validationPolicy: ALLOW_MISSING
-        providers:
-          local:
-            issuer: https://local.example
-            jwks:
-              local:
-                key: '{local}'
-    routes:
+{optional_jwt}    routes:
     - matchers: [{{prefix: /}}]
       options:
         ratelimit:
@@ -787,7 +778,7 @@ spec:
                   path: [{{key: principal}}, {{key: org}}]
       routeAction: {{single: {{upstream: {{name: beta, namespace: gloo-system}}}}}}
 "#,
-        local = jwks("local-key", LOCAL_SECRET),
+        optional_jwt = optional_local_jwt(),
         global = ports.global,
         settings = support::rate_limit_settings_yaml(
             ports.rls,
@@ -840,6 +831,15 @@ fn jwks_port() -> u16 {
     })
 }
 
+/// A virtual host's `options` (YAML at indent 4) verifying JWTs of the `local` provider
+/// (`ALLOW_MISSING`: requests without a token pass).
+fn optional_local_jwt() -> String {
+    let local = jwks("local-key", LOCAL_SECRET);
+    format!(
+        "    options:\n      jwt:\n        validationPolicy: ALLOW_MISSING\n        providers:\n          local:\n            issuer: https://local.example\n            jwks:\n              local:\n                key: '{local}'\n"
+    )
+}
+
 /// An HS256 JWT with `claims`, signed with `secret` under key id `kid`.
 fn token(kid: &str, secret: &[u8], claims: Value) -> &'static str {
     let header = b64url(
@@ -873,6 +873,7 @@ fn bearer(token: &str) -> &'static str {
 /// (`ALLOW_MISSING`).
 fn secured_yaml(jwks_port: u16) -> String {
     let local = jwks("local-key", LOCAL_SECRET);
+    let optional_jwt = optional_local_jwt();
     format!(
         r#"apiVersion: gloo.solo.io/v1
 kind: Upstream
@@ -924,16 +925,7 @@ metadata: {{name: optional, namespace: gloo-system, labels: {{secured: "true"}}}
 spec:
   virtualHost:
     domains: [optional.example]
-    options:
-      jwt:
-        validationPolicy: ALLOW_MISSING
-        providers:
-          local:
-            issuer: https://local.example
-            jwks:
-              local:
-                key: '{local}'
-    routes:
+{optional_jwt}    routes:
     - matchers: [{{prefix: /}}]
       routeAction: {{single: {{upstream: {{name: gamma, namespace: gloo-system}}}}}}
 "#

@@ -215,10 +215,23 @@ fn local_reply(status: StatusCode, message: &str) -> ProcessingResponse {
     )
 }
 
-fn body_mutation(data: Bytes) -> BodyMutation {
-    BodyMutation {
-        mutation: Some(body_mutation::Mutation::Body(data.to_vec())),
+/// Puts a complete body the transformation produced (`None`: the body is untouched) in the
+/// answer: a body mutation of a buffered body, or, for a message whose body Envoy keeps (the
+/// answer to its headers), a replacement with `CONTINUE_AND_REPLACE` (a body made for a
+/// message that had none, or one replacing a body the transformation did not read).
+fn replace_body(common: &mut CommonResponse, data: Option<Bytes>, in_headers: bool) {
+    let Some(data) = data else {
+        return;
+    };
+    if in_headers {
+        if data.is_empty() {
+            return;
+        }
+        common.status = ResponseStatus::ContinueAndReplace as i32;
     }
+    common.body_mutation = Some(BodyMutation {
+        mutation: Some(body_mutation::Mutation::Body(data.to_vec())),
+    });
 }
 
 /// What the request transformation changed in the head: the pseudo-headers, then the headers
@@ -340,15 +353,7 @@ impl TransformExchange {
         let (parts, body) = request.into_parts();
         let mut common = CommonResponse::default();
         let mutation = request_mutation(&before, &parts);
-        if let Some(data) = body.into_full() {
-            if !in_headers {
-                common.body_mutation = Some(body_mutation(data));
-            } else if !data.is_empty() {
-                // A body made for a request that had none: Envoy adds it.
-                common.status = ResponseStatus::ContinueAndReplace as i32;
-                common.body_mutation = Some(body_mutation(data));
-            }
-        }
+        replace_body(&mut common, body.into_full(), in_headers);
         common.header_mutation = (!is_empty(&mutation)).then_some(mutation);
         let respond = ctx.may_transform_response();
         self.stage = if respond {
@@ -444,14 +449,7 @@ fn respond(
     }
     header_diff(headers, &parts.headers, &mut mutation);
     let mut common = CommonResponse::default();
-    if let Some(data) = data {
-        if !in_headers {
-            common.body_mutation = Some(body_mutation(data));
-        } else if !data.is_empty() {
-            common.status = ResponseStatus::ContinueAndReplace as i32;
-            common.body_mutation = Some(body_mutation(data));
-        }
-    }
+    replace_body(&mut common, data, in_headers);
     common.header_mutation = (!is_empty(&mutation)).then_some(mutation);
     if in_headers {
         headers_reply(false, common)
