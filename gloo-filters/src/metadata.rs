@@ -79,6 +79,13 @@ impl DynamicMetadata {
         Some(value)
     }
 
+    /// Every namespace with its entries, in name order.
+    pub fn namespaces(
+        &self,
+    ) -> impl Iterator<Item = (&str, &serde_json::Map<String, serde_json::Value>)> {
+        self.namespaces.iter().map(|(n, e)| (n.as_str(), e))
+    }
+
     /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
         self.namespaces.is_empty()

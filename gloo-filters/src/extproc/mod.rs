@@ -92,6 +92,8 @@
 //!       response_body_mode: NONE
 //!     mutation_rules: {allow_all_routing: true}   # templates may set :authority, :method
 //!     response_attributes: [response.code_details] # for response matchers on the details
+//!     metadata_options:                # to keep what templates put in dynamic metadata
+//!       receiving_namespaces: {untyped: [io.solo.transformation]}
 //! - name: envoy.filters.http.router
 //! ```
 //!
@@ -142,8 +144,12 @@
 //!   before ext_proc that sets dynamic metadata could name it, which this processor does not
 //!   read).
 //!
-//! Deviations from envoy-gloo's filter: the dynamic metadata a template renders
-//! (`dynamic_metadata_values`) and `clear_route_cache` are not returned to Envoy (Envoy's
+//! The dynamic metadata a template renders (`dynamic_metadata_values`) goes back as the
+//! answer's `dynamic_metadata`, which Envoy keeps for the namespaces its
+//! `metadata_options.receiving_namespaces.untyped` lists (envoy-gloo's
+//! `io.solo.transformation` unless a value names its own).
+//!
+//! Deviations from envoy-gloo's filter: `clear_route_cache` is not returned to Envoy (Envoy's
 //! route cache is cleared by ext_proc after header mutations anyway, per its
 //! `route_cache_action`); Envoy, not the processor, enforces its buffer limit on buffered
 //! bodies (`413` for requests, `500` for responses) before the processor sees them; response

@@ -20,6 +20,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HeaderMutation, HttpHeaders, ProcessingRequest, ProcessingResponse,
 };
 use envoy_types::pb::google::protobuf::value::Kind;
+use envoy_types::pb::google::protobuf::{ListValue, Struct, Value};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{request, response, HeaderMap, Method, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
@@ -31,6 +32,7 @@ use super::pb::{
     headers_reply, immediate_response, is_empty, request_parts, response_parts, trailers_continue,
 };
 use super::server::{Exchange, ExtProc, Processor};
+use crate::metadata::DynamicMetadata;
 use crate::transform::{
     Ctx, ReqBody, ResponseChoice, ResponseCodeDetails, ResponseStep, TransformationFailed,
     TransformationLayer, PAYLOAD_TOO_LARGE,
@@ -350,7 +352,8 @@ impl TransformExchange {
                 return local_reply(StatusCode::BAD_REQUEST, &message);
             }
         };
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        let metadata = parts.extensions.remove::<DynamicMetadata>();
         let mut common = CommonResponse::default();
         let mutation = request_mutation(&before, &parts);
         replace_body(&mut common, body.into_full(), in_headers);
@@ -361,13 +364,15 @@ impl TransformExchange {
         } else {
             Stage::Done
         };
-        if in_headers {
+        let mut r = if in_headers {
             let mut r = headers_reply(true, common);
             r.mode_override = Some(mode(false, respond, false));
             r
         } else {
             body_reply(true, common)
-        }
+        };
+        r.dynamic_metadata = metadata.as_ref().and_then(metadata_struct);
+        r
     }
 
     fn response_headers(
@@ -439,7 +444,8 @@ fn respond(
     response: Response<crate::transform::TransformBody<Held>>,
     in_headers: bool,
 ) -> ProcessingResponse {
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    let metadata = parts.extensions.remove::<DynamicMetadata>();
     let data = body.into_full();
     let mut mutation = HeaderMutation::default();
     if parts.status != status {
@@ -451,9 +457,126 @@ fn respond(
     let mut common = CommonResponse::default();
     replace_body(&mut common, data, in_headers);
     common.header_mutation = (!is_empty(&mutation)).then_some(mutation);
-    if in_headers {
+    let mut r = if in_headers {
         headers_reply(false, common)
     } else {
         body_reply(false, common)
+    };
+    r.dynamic_metadata = metadata.as_ref().and_then(metadata_struct);
+    r
+}
+
+/// The metadata a transformation rendered (`dynamic_metadata_values`), as the ext_proc
+/// answer's `dynamic_metadata`: one struct per namespace. `None` when there is none.
+fn metadata_struct(metadata: &DynamicMetadata) -> Option<Struct> {
+    let fields: HashMap<String, Value> = metadata
+        .namespaces()
+        .map(|(namespace, entries)| {
+            let inner = Struct {
+                fields: entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), pb_value(v)))
+                    .collect(),
+            };
+            (namespace.to_owned(), value(Kind::StructValue(inner)))
+        })
+        .collect();
+    (!fields.is_empty()).then_some(Struct { fields })
+}
+
+fn value(kind: Kind) -> Value {
+    Value { kind: Some(kind) }
+}
+
+/// A JSON value as a protobuf `Value` (as Envoy's `MessageUtil` converts JSON).
+fn pb_value(json: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    value(match json {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(*b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        J::String(s) => Kind::StringValue(s.clone()),
+        J::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(pb_value).collect(),
+        }),
+        J::Object(map) => Kind::StructValue(Struct {
+            fields: map.iter().map(|(k, v)| (k.clone(), pb_value(v))).collect(),
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::core::v3::{HeaderMap as PbHeaderMap, HeaderValue};
+    use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request as R;
+
+    use super::*;
+    use crate::transform::{
+        DynamicMetadataValue, RequestMatch, TransformationTemplate, Transformations,
+    };
+
+    fn headers(pairs: &[(&str, &str)], end: bool) -> ProcessingRequest {
+        ProcessingRequest {
+            request: Some(R::RequestHeaders(HttpHeaders {
+                headers: Some(PbHeaderMap {
+                    headers: pairs
+                        .iter()
+                        .map(|(k, v)| HeaderValue {
+                            key: (*k).to_owned(),
+                            raw_value: v.as_bytes().to_vec(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+                end_of_stream: end,
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn rendered_dynamic_metadata_goes_back_to_envoy() {
+        let template = TransformationTemplate::new()
+            .parse_body_behavior(crate::transform::RequestBodyParse::DontParse)
+            .dynamic_metadata(DynamicMetadataValue::new(
+                "user",
+                "{{ header(\"x-user\") }}",
+            ));
+        let layer = TransformationLayer::new(
+            Transformations::new()
+                .request_transform(RequestMatch::new().request_transformation(template)),
+        )
+        .expect("compiles");
+        let processor = TransformProcessor::new(layer);
+        let mut exchange = processor.exchange(&MetadataMap::new()).expect("exchange");
+        let message = headers(
+            &[
+                (":method", "GET"),
+                (":path", "/"),
+                (":authority", "a"),
+                ("x-user", "ada"),
+            ],
+            true,
+        );
+        let reply = exchange
+            .on_message(message)
+            .await
+            .expect("answer")
+            .expect("a reply");
+        let metadata = reply.dynamic_metadata.expect("dynamic metadata");
+        let Some(Kind::StructValue(ns)) = metadata.fields["io.solo.transformation"].kind.clone()
+        else {
+            panic!("namespace struct: {metadata:?}");
+        };
+        assert_eq!(
+            ns.fields["user"].kind,
+            Some(Kind::StringValue("ada".into()))
+        );
+        // A stream naming a config that does not exist is refused.
+        let mut named = MetadataMap::new();
+        named.insert(TRANSFORMATION_CONFIG_KEY, "nope".parse().expect("value"));
+        let error = processor.exchange(&named).expect_err("unknown config");
+        assert_eq!(error.code(), tonic::Code::NotFound);
     }
 }
