@@ -24,7 +24,7 @@ use bytes::Bytes;
 use gloo_filters::extproc::TransformProcessor;
 use gloo_filters::transform::{
     Extraction, HeaderMatcher, RequestBodyParse, RequestMatch, ResponseMatch, ResponseMatcher,
-    TransformBody, TransformationLayer, TransformationTemplate, Transformations,
+    RouteMatch, TransformBody, TransformationLayer, TransformationTemplate, Transformations,
 };
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
@@ -119,6 +119,17 @@ fn configs() -> Vec<(&'static str, Transformations)> {
             "c9",
             response(TransformationTemplate::new().header("x-n", "{{ n }}")),
         ),
+        // The regular stage after the early one (see `early`).
+        (
+            "c11",
+            Transformations::new().request_transform(
+                RequestMatch::new()
+                    .request_transformation(
+                        dont_parse().header("x-seen", "{{ header(\"x-stage\") }}"),
+                    )
+                    .response_transformation(dont_parse().header("x-order", "regular")),
+            ),
+        ),
         // Request and response together, the response reading the transformed request.
         (
             "c10",
@@ -189,10 +200,12 @@ where
     response(200, "text/plain", echo)
 }
 
-async fn serve_http1<F, Fut>(handle: F) -> u16
+async fn serve_http1<F, Fut, B>(handle: F) -> u16
 where
     F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = hyper::Response<TransformBody<Full<Bytes>>>> + Send,
+    Fut: std::future::Future<Output = hyper::Response<B>> + Send,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -215,16 +228,29 @@ where
 
 /// The backend behind Envoy.
 async fn start_backend() -> u16 {
-    serve_http1(|req| async move {
-        let (parts, body) = answer(req).await.into_parts();
-        hyper::Response::from_parts(parts, TransformBody::stream(body))
-    })
-    .await
+    serve_http1(answer).await
 }
 
-/// The layers in front of the backend, chosen by the first path segment as Envoy's routes do
-/// (`/c1...` falls to the default).
+/// The early stage: runs before every route's own (regular) config, as envoy-gloo's early
+/// filter comes first. It transforms only `/c11`, whose regular config sees its result; on the
+/// way back the regular stage's response transformation runs first.
+fn early() -> Transformations {
+    let dont_parse =
+        || TransformationTemplate::new().parse_body_behavior(RequestBodyParse::DontParse);
+    Transformations::new().request_transform(
+        RequestMatch::new()
+            .matcher(RouteMatch::prefix("/c11"))
+            .request_transformation(dont_parse().header("x-stage", "early {{ header(\"x-in\") }}"))
+            .response_transformation(
+                dont_parse().header("x-order", "{{ header(\"x-order\") }} then early"),
+            ),
+    )
+}
+
+/// The layers in front of the backend: the early stage, then the config chosen by the first
+/// path segment as Envoy's routes do (`/c1...` falls to the default).
 async fn start_layers() -> u16 {
+    let early = TransformationLayer::new(early()).expect("the early config compiles");
     let layers: Vec<(String, TransformationLayer)> = configs()
         .into_iter()
         .map(|(name, t)| {
@@ -241,13 +267,14 @@ async fn start_layers() -> u16 {
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, l)| l.clone())
             .unwrap_or_else(|| layers[0].1.clone());
+        let early = early.clone();
         async move {
             let inner = tower::service_fn(
-                |r: hyper::Request<TransformBody<hyper::body::Incoming>>| async move {
+                |r: hyper::Request<TransformBody<TransformBody<hyper::body::Incoming>>>| async move {
                     Ok::<_, Infallible>(answer(r).await)
                 },
             );
-            match layer.layer(inner).oneshot(req).await {
+            match early.layer(layer.layer(inner)).oneshot(req).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             }
@@ -260,7 +287,10 @@ async fn start_layers() -> u16 {
 async fn start_processor() -> u16 {
     let configs = configs();
     let default = TransformationLayer::new(configs[0].1.clone()).expect("compiles");
-    let mut processor = TransformProcessor::new(default);
+    let mut processor = TransformProcessor::new(default).named(
+        "early",
+        TransformationLayer::new(early()).expect("compiles"),
+    );
     for (name, t) in configs {
         processor = processor.named(name, TransformationLayer::new(t).expect("compiles"));
     }
@@ -292,7 +322,24 @@ fn bootstrap(port: u16, admin: u16, backend: u16, processor: u16) -> String {
                 route: {{cluster: backend}}{per_route}"#
         ));
     }
+    // The early stage first: the same processor, its config named by the filter itself.
     let filters = r#"
+          - name: gloo.transformation.early
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
+              grpc_service:
+                envoy_grpc: {cluster_name: transformation}
+                timeout: 10s
+                initial_metadata: [{key: x-gloo-transformation, value: early}]
+              failure_mode_allow: false
+              message_timeout: 10s
+              allow_mode_override: true
+              processing_mode:
+                request_header_mode: SEND
+                response_header_mode: SEND
+                request_body_mode: NONE
+                response_body_mode: NONE
+              mutation_rules: {allow_all_routing: true}
           - name: envoy.filters.http.ext_proc
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
@@ -523,6 +570,14 @@ async fn envoy_with_the_ext_proc_transformation_answers_as_the_tower_layer_does(
             "",
             200,
         ),
+        case(
+            "early stage, then regular",
+            "GET",
+            "/c11",
+            &[("x-in", "in")],
+            "",
+            200,
+        ),
     ];
     for c in &cases {
         let what = c.what;
@@ -535,4 +590,16 @@ async fn envoy_with_the_ext_proc_transformation_answers_as_the_tower_layer_does(
         assert_eq!(via_layer.status, c.status, "{what}: {via_layer:?}");
         assert_eq!(via_envoy, via_layer, "{what}\n{}", envoy.logs());
     }
+    // Pinned, so that the stage order cannot pass by both sides ignoring a stage: the regular
+    // stage saw the early one's header, and answered first on the way back.
+    let staged = send(port, "GET", "/c11", &[("x-in", "in")], "")
+        .await
+        .unwrap_or_else(|e| panic!("staged via Envoy: {e}"));
+    assert!(staged.body.contains("x-seen: early in"), "{staged:?}");
+    assert!(
+        staged
+            .headers
+            .contains(&("x-order".to_string(), "regular then early".to_string())),
+        "{staged:?}"
+    );
 }
