@@ -56,7 +56,7 @@ fn providers_requirements_and_route_overrides_follow_gloo() {
             "forward": true,
             "fromHeaders": [{"name": "x-jwt", "valuePrefix": "Bearer "}],
             "fromParams": ["token"],
-            "payloadInMetadata": "local",
+            "payloadInMetadata": "principal",
             "clockSkewSeconds": 30,
             "claimToHeaders": [{"headerName": "x-sub", "claimName": "sub"}],
         })
@@ -69,7 +69,7 @@ fn providers_requirements_and_route_overrides_follow_gloo() {
                 "httpUri": {"uri": "http://127.0.0.1:9001/jwks", "cluster": "jwks_gloo-system", "timeout": "5s"},
                 "cacheDuration": "60s",
             },
-            "payloadInMetadata": "remote",
+            "payloadInMetadata": "principal",
         })
     );
     // ALLOW_MISSING: either provider, or no token at all.

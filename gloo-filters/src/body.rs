@@ -72,6 +72,15 @@ impl<B: Body> FilterBody<B> {
         }
     }
 
+    /// The data of a complete body; `None` for a streamed, prefixed or failed one.
+    #[cfg(feature = "extproc-transform")]
+    pub(crate) fn into_full(self) -> Option<Bytes> {
+        match self.kind {
+            Kind::Full { data, .. } => Some(data.unwrap_or_default()),
+            _ => None,
+        }
+    }
+
     /// Whether this is the original body streamed through (as opposed to a buffered one).
     pub fn is_streamed(&self) -> bool {
         matches!(self.kind, Kind::Stream { .. })

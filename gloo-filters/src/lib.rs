@@ -35,6 +35,9 @@
 //! * `extproc-waf`: the `extproc` module, the same WAF as Envoy's external processing service
 //!   (`envoy.service.ext_proc.v3.ExternalProcessor`), for stock Envoy fleets (tonic,
 //!   envoy-types).
+//! * `extproc-transform`: `extproc::TransformProcessor`, the `transform` module's
+//!   transformations as Envoy's external processing service, for stock Envoy fleets that
+//!   cannot load envoy-gloo's `io.solo.transformation` filter (tonic, envoy-types).
 //! * `ext-authz`: the `ext_authz` module, Envoy's external authorization HTTP filter
 //!   (`envoy.filters.http.ext_authz`) as a tower layer, asking any
 //!   `envoy.service.auth.v3.Authorization` gRPC server through a tonic client.
@@ -84,12 +87,14 @@ pub mod aws_lambda;
 pub mod ext_authz;
 #[cfg(feature = "extauth")]
 pub mod extauth;
-#[cfg(feature = "extproc-waf")]
+#[cfg(any(feature = "extproc-waf", feature = "extproc-transform"))]
 pub mod extproc;
 #[cfg(any(feature = "jwt", feature = "aws"))]
 mod http_client;
 #[cfg(feature = "jwt")]
 pub mod jwt;
+#[cfg(any(feature = "transform", feature = "jwt", feature = "ratelimit"))]
+pub mod metadata;
 #[cfg(feature = "ratelimit")]
 pub mod ratelimit;
 #[cfg(feature = "rls")]

@@ -22,8 +22,14 @@
 //!   [`SOURCE_CLUSTER`]), `destination_cluster`, `request_headers` (with `skip_if_absent`),
 //!   `remote_address` (the downstream connection's address, or the PROXY protocol's),
 //!   `generic_key` and `header_value_match` (with the router's own header matchers, so every
-//!   Envoy header matcher works), in order; an action that cannot produce its entry drops
-//!   its descriptor. Requests without any descriptor are not checked.
+//!   Envoy header matcher works), and `metadata` (`source: DYNAMIC`) and the deprecated
+//!   `dynamic_metadata`, read from the request's dynamic metadata: the
+//!   [`DynamicMetadata`](gloo_filters::metadata::DynamicMetadata) extension, where the JWT
+//!   filter before this one puts a verified payload under its provider's
+//!   `payload_in_metadata` (so limits can be keyed on a claim, as Gloo's guide on rate
+//!   limiting by JWT claims does with `envoy.filters.http.jwt_authn` / `principal` / a claim),
+//!   in order; an action that cannot produce its entry drops its descriptor. Requests
+//!   without any descriptor are not checked.
 //! * The filter config: `domain` (or the per-route `domain`), `request_type`, `timeout`
 //!   (Envoy's 20 ms by default, 0 for none), `failure_mode_deny` and `status_on_error`,
 //!   `rate_limited_status`, `enable_x_ratelimit_headers: DRAFT_VERSION_03`,
@@ -38,8 +44,9 @@
 //! `rate_limited_as_resource_exhausted`, a rate limit service that is not `envoy_grpc`;
 //! per rate limit `limit` (overrides from dynamic metadata, which gloo-proxy does not have),
 //! `apply_on_stream_done`, a `hits_addend` `format`, `x_ratelimit_option`; the actions
-//! `query_parameters`, `masked_remote_address`, `metadata`, `dynamic_metadata`,
-//! `query_parameter_value_match`, `remote_address_match` and extensions; per route, its own
+//! `query_parameters`, `masked_remote_address`, `metadata` with `source: ROUTE_ENTRY` (routes
+//! carry no metadata here), `query_parameter_value_match`, `remote_address_match` and
+//! extensions; per route, its own
 //! `rate_limits` and an `override_option`. `disable_key` is ignored, as by an Envoy without
 //! runtime overrides.
 //!
@@ -70,7 +77,7 @@ use envoy_types::pb::envoy::extensions::filters::http::ratelimit::v3::{
 };
 use envoy_types::pb::google::protobuf::Any;
 use gloo_filters::ratelimit::global::{
-    DescriptorExtractor, GlobalRateLimitLayer, LimiterFailed, RateLimitActions,
+    DescriptorExtractor, GlobalRateLimitLayer, LimiterFailed, MetadataAction, RateLimitActions,
     RateLimitDescriptor, RateLimitPolicy, RequestType,
 };
 use gloo_filters::ratelimit::{RateLimited, RequestHead};
@@ -505,7 +512,7 @@ impl DescriptorExtractor for RouteDescriptors {
 fn actions_of(entry: &PbRateLimit, target: &Arc<Target>) -> Result<RateLimitActions, String> {
     let unsupported = [
         (
-            "limit (overrides come from dynamic metadata, which gloo-proxy does not have)",
+            "limit (the limit override from dynamic metadata)",
             entry.limit.is_some(),
         ),
         ("apply_on_stream_done", entry.apply_on_stream_done),
@@ -613,12 +620,31 @@ fn add_action(
                 (all_match(&headers, head) == expect_match).then(|| value.clone())
             })
         }
+        Some(S::Metadata(m)) => {
+            use action::meta_data::Source;
+            if m.source != Source::Dynamic as i32 {
+                return Err("metadata.source: only DYNAMIC is supported (gloo-proxy routes carry no metadata)".into());
+            }
+            out.metadata(
+                metadata_action(
+                    "metadata",
+                    &m.descriptor_key,
+                    m.metadata_key.as_ref(),
+                    &m.default_value,
+                )?
+                .skip_if_absent(m.skip_if_absent),
+            )
+        }
+        Some(S::DynamicMetadata(m)) => out.metadata(metadata_action(
+            "dynamic_metadata",
+            &m.descriptor_key,
+            m.metadata_key.as_ref(),
+            &m.default_value,
+        )?),
         Some(other) => {
             let name = match other {
                 S::QueryParameters(_) => "query_parameters",
                 S::MaskedRemoteAddress(_) => "masked_remote_address",
-                S::DynamicMetadata(_) => "dynamic_metadata",
-                S::Metadata(_) => "metadata",
                 S::Extension(_) => "extension",
                 S::QueryParameterValueMatch(_) => "query_parameter_value_match",
                 S::RemoteAddressMatch(_) => "remote_address_match",
@@ -628,6 +654,41 @@ fn add_action(
         }
         None => return Err("action_specifier: required".into()),
     })
+}
+
+/// Envoy's `metadata` / `dynamic_metadata` action reading the request's dynamic metadata (what
+/// the JWT filter's `payload_in_metadata` writes); the error names the field under `field`.
+fn metadata_action(
+    field: &str,
+    descriptor_key: &str,
+    key: Option<&envoy_types::pb::envoy::r#type::metadata::v3::MetadataKey>,
+    default_value: &str,
+) -> Result<MetadataAction, String> {
+    use envoy_types::pb::envoy::r#type::metadata::v3::metadata_key::path_segment::Segment;
+    if descriptor_key.is_empty() {
+        return Err(format!("{field}.descriptor_key: required"));
+    }
+    let key = key.ok_or_else(|| format!("{field}.metadata_key: required"))?;
+    if key.key.is_empty() {
+        return Err(format!("{field}.metadata_key.key: required"));
+    }
+    let path = key
+        .path
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match &p.segment {
+            Some(Segment::Key(k)) if !k.is_empty() => Ok(k.clone()),
+            _ => Err(format!("{field}.metadata_key.path[{i}].key: required")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if path.is_empty() {
+        return Err(format!(
+            "{field}.metadata_key.path: at least one key is required"
+        ));
+    }
+    Ok(MetadataAction::new(descriptor_key, key.key.clone())
+        .path(path)
+        .default_value(default_value))
 }
 
 /// Whether every header condition holds, on the request as the router saw it (its
@@ -870,6 +931,44 @@ mod tests {
         assert_eq!(
             refused(&filter(0), &t(vec![query])),
             "rate_limits[0].actions[0].query_parameters: not supported"
+        );
+        // A `metadata` action reads dynamic metadata only, with a key and a path.
+        let metadata = |source: action::meta_data::Source, path: &[&str]| {
+            PbRateLimit {
+            actions: vec![PbAction {
+                action_specifier: Some(action::ActionSpecifier::Metadata(action::MetaData {
+                    descriptor_key: "org".into(),
+                    metadata_key: Some(envoy_types::pb::envoy::r#type::metadata::v3::MetadataKey {
+                        key: "envoy.filters.http.jwt_authn".into(),
+                        path: path
+                            .iter()
+                            .map(|k| envoy_types::pb::envoy::r#type::metadata::v3::metadata_key::PathSegment {
+                                segment: Some(envoy_types::pb::envoy::r#type::metadata::v3::metadata_key::path_segment::Segment::Key(k.to_string())),
+                            })
+                            .collect(),
+                    }),
+                    source: source as i32,
+                    ..Default::default()
+                })),
+            }],
+            ..Default::default()
+        }
+        };
+        use action::meta_data::Source;
+        assert!(layered(
+            &filter(0),
+            &t(vec![metadata(Source::Dynamic, &["principal", "org"])]),
+            0,
+            None
+        )
+        .is_ok());
+        assert!(
+            refused(&filter(0), &t(vec![metadata(Source::RouteEntry, &["org"])]))
+                .starts_with("rate_limits[0].actions[0].metadata.source: only DYNAMIC")
+        );
+        assert_eq!(
+            refused(&filter(0), &t(vec![metadata(Source::Dynamic, &[])])),
+            "rate_limits[0].actions[0].metadata.metadata_key.path: at least one key is required"
         );
         let mut own_limits = filter(0);
         own_limits.rate_limits = vec![generic("x", 0)];

@@ -247,6 +247,10 @@ fn provider_of(config: &ProviderConfig) -> Result<JwtProvider, String> {
     if !config.forward_payload_header.is_empty() {
         provider = provider.forward_payload_header(config.forward_payload_header.clone());
     }
+    if !config.payload_in_metadata.is_empty() {
+        // The rate limit filter's `metadata` action reads it.
+        provider = provider.payload_in_metadata(config.payload_in_metadata.clone());
+    }
     for claim in &config.claim_to_headers {
         provider = provider.claim_to_header(claim.claim_name.clone(), claim.header_name.clone());
     }

@@ -655,8 +655,9 @@ spec:
 /// its own service, counting in its own Redis database), its descriptors, a RateLimitConfig,
 /// and two VirtualServices whose options exercise every kind of global limit gloo-core
 /// translates: inline actions on the virtual host and on routes (tree-style and set-style),
-/// `includeVhRateLimits`, a RateLimitConfig reference, basic limits, and a direct response
-/// (never limited). Every budget is per day, so no case straddles a window.
+/// `includeVhRateLimits`, a RateLimitConfig reference, basic limits, limits per JWT claim (a
+/// `metadata` action reading the verified payload Gloo's JWT filter puts in dynamic metadata
+/// under `principal`), and a direct response (never limited). Every budget is per day, so no case straddles a window.
 fn global_yaml(ports: Ports) -> String {
     format!(
         r#"apiVersion: gateway.solo.io/v1
@@ -681,6 +682,11 @@ spec:
     - key: header_match
       value: has-token
       rateLimit: {{requestsPerUnit: 1, unit: DAY}}
+    - key: org
+      rateLimit: {{requestsPerUnit: 2, unit: DAY}}
+    - key: org
+      value: vip
+      rateLimit: {{requestsPerUnit: 3, unit: DAY}}
     setDescriptors:
     - simpleDescriptors: [{{key: type, value: a}}]
       rateLimit: {{requestsPerUnit: 1, unit: DAY}}
@@ -752,7 +758,27 @@ spec:
     routes:
     - matchers: [{{prefix: /}}]
       routeAction: {{single: {{upstream: {{name: alpha, namespace: gloo-system}}}}}}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: claims, namespace: gloo-system, labels: {{global: "true"}}}}
+spec:
+  virtualHost:
+    domains: [claims.example]
+{optional_jwt}    routes:
+    - matchers: [{{prefix: /}}]
+      options:
+        ratelimit:
+          rateLimits:
+          - actions:
+            - metadata:
+                descriptorKey: org
+                metadataKey:
+                  key: envoy.filters.http.jwt_authn
+                  path: [{{key: principal}}, {{key: org}}]
+      routeAction: {{single: {{upstream: {{name: beta, namespace: gloo-system}}}}}}
 "#,
+        optional_jwt = optional_local_jwt(),
         global = ports.global,
         settings = support::rate_limit_settings_yaml(
             ports.rls,
@@ -805,6 +831,15 @@ fn jwks_port() -> u16 {
     })
 }
 
+/// A virtual host's `options` (YAML at indent 4) verifying JWTs of the `local` provider
+/// (`ALLOW_MISSING`: requests without a token pass).
+fn optional_local_jwt() -> String {
+    let local = jwks("local-key", LOCAL_SECRET);
+    format!(
+        "    options:\n      jwt:\n        validationPolicy: ALLOW_MISSING\n        providers:\n          local:\n            issuer: https://local.example\n            jwks:\n              local:\n                key: '{local}'\n"
+    )
+}
+
 /// An HS256 JWT with `claims`, signed with `secret` under key id `kid`.
 fn token(kid: &str, secret: &[u8], claims: Value) -> &'static str {
     let header = b64url(
@@ -838,6 +873,7 @@ fn bearer(token: &str) -> &'static str {
 /// (`ALLOW_MISSING`).
 fn secured_yaml(jwks_port: u16) -> String {
     let local = jwks("local-key", LOCAL_SECRET);
+    let optional_jwt = optional_local_jwt();
     format!(
         r#"apiVersion: gloo.solo.io/v1
 kind: Upstream
@@ -889,16 +925,7 @@ metadata: {{name: optional, namespace: gloo-system, labels: {{secured: "true"}}}
 spec:
   virtualHost:
     domains: [optional.example]
-    options:
-      jwt:
-        validationPolicy: ALLOW_MISSING
-        providers:
-          local:
-            issuer: https://local.example
-            jwks:
-              local:
-                key: '{local}'
-    routes:
+{optional_jwt}    routes:
     - matchers: [{{prefix: /}}]
       routeAction: {{single: {{upstream: {{name: gamma, namespace: gloo-system}}}}}}
 "#
@@ -1327,7 +1354,7 @@ fn assert_config_accepted(dir: &Path, global: bool) {
         let kind = resource.split(' ').next().unwrap_or_default().to_string();
         *kinds.entry(kind).or_insert(0) += 1;
     }
-    // The global rate limit config adds a Gateway, the rate limit service's Upstream, two
+    // The global rate limit config adds a Gateway, the rate limit service's Upstream, three
     // VirtualServices, a Settings and a RateLimitConfig.
     let extra = usize::from(global);
     let mut want = BTreeMap::from([
@@ -1335,7 +1362,7 @@ fn assert_config_accepted(dir: &Path, global: bool) {
         // One per backend, the ring-hash and Maglev ones of sticky.yaml, the JWKS server, and
         // the ext auth server (up and down).
         ("Upstream".to_string(), BACKENDS.len() + 5 + extra),
-        ("VirtualService".to_string(), 13 + 2 * extra),
+        ("VirtualService".to_string(), 13 + 3 * extra),
         ("AuthConfig".to_string(), 3),
         ("Settings".to_string(), 1),
     ]);
@@ -2515,6 +2542,19 @@ fn local_rate_limits_match_envoy() {
 fn global_rate_limit_cases() -> Vec<Case> {
     let on = |case: Case| case.on(Gateway::Global);
     let g = "global.example";
+    let c = "claims.example";
+    let claims = |org: Option<&str>, secret: &[u8]| {
+        let mut payload = json!({"iss": "https://local.example", "sub": "someone", "exp": now() + 3600});
+        if let Some(org) = org {
+            payload["org"] = json!(org);
+        }
+        bearer(token("local-key", secret, payload))
+    };
+    let acme = claims(Some("acme"), LOCAL_SECRET);
+    let other = claims(Some("other"), LOCAL_SECRET);
+    let vip = claims(Some("vip"), LOCAL_SECRET);
+    let no_org = claims(None, LOCAL_SECRET);
+    let forged = claims(Some("acme"), b"not-the-secret");
     vec![
         // The virtual host's 3 a day, for routes without rate limits of their own.
         on(case("vhost budget, 1st", g, "/", Backend("alpha"))),
@@ -2548,6 +2588,22 @@ fn global_rate_limit_cases() -> Vec<Case> {
         on(case("basic user, 2nd", "basic.example", "/", Backend("alpha")).header("x-user-id", "alice")),
         on(case("basic user spent", "basic.example", "/", Local(429)).header("x-user-id", "alice")),
         on(case("basic other user", "basic.example", "/", Backend("alpha")).header("x-user-id", "bob")),
+        // Per JWT claim (`org`, read from the verified payload in dynamic metadata): 2 a day
+        // per org, 3 for `vip`; a token without the claim, or no token, has no descriptor.
+        on(case("claim acme, 1st", c, "/", Backend("beta")).header("authorization", acme)),
+        on(case("claim acme, 2nd", c, "/", Backend("beta")).header("authorization", acme)),
+        on(case("claim acme spent", c, "/", Local(429)).header("authorization", acme)),
+        on(case("claim other org has its own budget", c, "/", Backend("beta")).header("authorization", other)),
+        on(case("claim vip, 1st", c, "/", Backend("beta")).header("authorization", vip)),
+        on(case("claim vip, 2nd", c, "/", Backend("beta")).header("authorization", vip)),
+        on(case("claim vip, 3rd", c, "/", Backend("beta")).header("authorization", vip)),
+        on(case("claim vip spent", c, "/", Local(429)).header("authorization", vip)),
+        on(case("token without the claim: not limited", c, "/", Backend("beta")).header("authorization", no_org)),
+        on(case("token without the claim: still not limited", c, "/", Backend("beta")).header("authorization", no_org)),
+        on(case("token without the claim: never limited", c, "/", Backend("beta")).header("authorization", no_org)),
+        on(case("no token: not limited", c, "/", Backend("beta"))),
+        // The same claim value from a token that does not verify is never counted: refused.
+        on(case("forged acme token refused", c, "/", Local(401)).header("authorization", forged)),
     ]
 }
 

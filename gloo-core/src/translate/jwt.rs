@@ -22,7 +22,10 @@
 //! `jwks.local.key` → `local_jwks` (a JWKS, or one JWK or PEM public key wrapped into a set),
 //! `jwks.remote` → `remote_jwks` fetched from the `upstreamRef`'s cluster (cache 5 minutes
 //! unless `cacheDuration` says otherwise). The verified payload is kept in dynamic metadata
-//! under the provider's Gloo name (`payload_in_metadata`).
+//! under `principal` (`payload_in_metadata`, Gloo's `PayloadInMetadata` for every provider),
+//! where rate limit `metadata` actions read claims (`metadataKey: {key:
+//! envoy.filters.http.jwt_authn, path: [{key: principal}, {key: <claim>}]}`, as in Gloo's
+//! guide on rate limiting by JWT claims).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -34,6 +37,10 @@ use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
 use envoy_types::pb::google::protobuf::Empty;
 
 use super::names::cluster_name;
+
+/// Where every provider's verified payload goes in `envoy.filters.http.jwt_authn`'s dynamic
+/// metadata: Gloo's `PayloadInMetadata`.
+pub const PAYLOAD_IN_METADATA: &str = "principal";
 use super::routes::duration;
 use crate::model::jwt::{JwksSourceRef, Provider, ValidationPolicy, VhostExtension};
 use crate::model::options::{RouteOptions, VirtualHostOptions};
@@ -152,7 +159,7 @@ fn add_requirement(config: &mut JwtAuthentication, owner: &str, extension: &Vhos
         let full = format!("{owner}_{name}");
         config
             .providers
-            .insert(full.clone(), provider_config(name, provider));
+            .insert(full.clone(), provider_config(provider));
         names.push(full);
     }
     config.requirement_map.insert(
@@ -190,7 +197,7 @@ fn requirement(providers: Vec<String>, policy: ValidationPolicy) -> JwtRequireme
     }
 }
 
-fn provider_config(name: &str, provider: &Provider) -> JwtProvider {
+fn provider_config(provider: &Provider) -> JwtProvider {
     let source = provider.token_source.as_ref();
     JwtProvider {
         issuer: provider.issuer.clone().unwrap_or_default(),
@@ -218,7 +225,7 @@ fn provider_config(name: &str, provider: &Provider) -> JwtProvider {
             })
             .collect(),
         clock_skew_seconds: provider.clock_skew_seconds.unwrap_or(0),
-        payload_in_metadata: name.to_string(),
+        payload_in_metadata: PAYLOAD_IN_METADATA.to_string(),
         jwks_source_specifier: jwks_source(provider),
         ..Default::default()
     }

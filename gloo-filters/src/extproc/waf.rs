@@ -4,33 +4,26 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use envoy_types::pb::envoy::config::core::v3::{
-    header_value_option::HeaderAppendAction, HeaderMap as PbHeaderMap, HeaderValue as PbHeader,
-    HeaderValueOption,
-};
 use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::BodySendMode;
 use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode;
-use envoy_types::pb::envoy::r#type::v3::HttpStatus;
-use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::{
-    ExternalProcessor, ExternalProcessorServer,
-};
+use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer;
 use envoy_types::pb::envoy::service::ext_proc::v3::{
-    processing_request, processing_response, BodyResponse, CommonResponse, HeaderMutation,
-    HeadersResponse, HttpHeaders, ImmediateResponse, ProcessingRequest, ProcessingResponse,
-    TrailersResponse,
+    processing_request, HttpHeaders, ProcessingRequest, ProcessingResponse,
 };
 use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, LOCATION};
-use http::{Method, StatusCode, Uri, Version};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
-use tonic::{Request, Response, Status, Streaming};
+use http::header::{CONTENT_TYPE, LOCATION};
+use http::StatusCode;
+use tonic::metadata::MetadataMap;
+use tonic::Status;
 
+use super::pb::{
+    attribute, body_continue, header_option, headers_continue, immediate_response, is_immediate,
+    request_parts, response_parts, trailers_continue,
+};
+use super::server::{Exchange as ExchangeTrait, ExtProc, Processor};
 use crate::waf::blocking::Evaluation;
 use crate::waf::exchange::{Exchange, Settings};
 use crate::waf::service::{request_body, request_head, response, Verdict};
@@ -40,9 +33,6 @@ use crate::waf::{AuditLog, Connection, Intervention, WafLayer};
 pub const AUDIT_LOG_NAMESPACE: &str = "io.solo.filters.http.modsecurity";
 /// Their key in that namespace.
 pub const AUDIT_LOG_KEY: &str = "audit_log";
-
-/// The attributes Envoy's ext_proc filter sends (`request_attributes`) are keyed by its name.
-const EXT_PROC_FILTER: &str = "envoy.filters.http.ext_proc";
 
 /// ModSecurity as Envoy's external processor: see the [module docs](super).
 #[derive(Clone, Debug)]
@@ -60,49 +50,16 @@ impl WafProcessor {
     }
 
     /// The tonic service to serve.
-    pub fn into_server(self) -> ExternalProcessorServer<Self> {
-        ExternalProcessorServer::new(self)
+    pub fn into_server(self) -> ExternalProcessorServer<ExtProc<Self>> {
+        ExtProc::new(self).into_server()
     }
 }
 
-type ResponseStream = Pin<Box<dyn Stream<Item = Result<ProcessingResponse, Status>> + Send>>;
+impl Processor for WafProcessor {
+    type Exchange = WafExchange;
 
-#[tonic::async_trait]
-impl ExternalProcessor for WafProcessor {
-    type ProcessStream = ResponseStream;
-
-    async fn process(
-        &self,
-        request: Request<Streaming<ProcessingRequest>>,
-    ) -> Result<Response<Self::ProcessStream>, Status> {
-        let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(4);
-        let mut exchange = StreamState::new(self.settings.clone());
-        tokio::spawn(async move {
-            while let Some(message) = inbound.next().await {
-                let reply = match message {
-                    Ok(message) => exchange.on_message(message).await,
-                    Err(status) => Err(status),
-                };
-                let stop = matches!(
-                    &reply,
-                    Err(_)
-                        | Ok(Some(ProcessingResponse {
-                            response: Some(processing_response::Response::ImmediateResponse(_)),
-                            ..
-                        }))
-                );
-                if let Some(reply) = reply.transpose() {
-                    if tx.send(reply).await.is_err() {
-                        return;
-                    }
-                }
-                if stop {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    fn exchange(&self, _metadata: &MetadataMap) -> Result<WafExchange, Status> {
+        Ok(WafExchange::new(self.settings.clone()))
     }
 }
 
@@ -121,68 +78,14 @@ enum Stage {
     Done,
 }
 
-/// One gRPC stream: one HTTP exchange.
+/// One gRPC stream of the [`WafProcessor`]: one HTTP exchange through the WAF.
 #[derive(Debug)]
-struct StreamState {
+pub struct WafExchange {
     settings: Arc<Settings>,
     stage: Stage,
     request_body_mode: Option<BodySendMode>,
     response_body_mode: Option<BodySendMode>,
     body: BytesMut,
-}
-
-fn common() -> CommonResponse {
-    CommonResponse::default()
-}
-
-fn reply(response: processing_response::Response) -> ProcessingResponse {
-    ProcessingResponse {
-        response: Some(response),
-        ..Default::default()
-    }
-}
-
-fn headers_continue(request: bool) -> ProcessingResponse {
-    let r = HeadersResponse {
-        response: Some(common()),
-    };
-    reply(if request {
-        processing_response::Response::RequestHeaders(r)
-    } else {
-        processing_response::Response::ResponseHeaders(r)
-    })
-}
-
-fn body_continue(request: bool) -> ProcessingResponse {
-    let r = BodyResponse {
-        response: Some(common()),
-    };
-    reply(if request {
-        processing_response::Response::RequestBody(r)
-    } else {
-        processing_response::Response::ResponseBody(r)
-    })
-}
-
-fn trailers_continue(request: bool) -> ProcessingResponse {
-    let r = TrailersResponse::default();
-    reply(if request {
-        processing_response::Response::RequestTrailers(r)
-    } else {
-        processing_response::Response::ResponseTrailers(r)
-    })
-}
-
-fn header_option(name: &str, value: &[u8]) -> HeaderValueOption {
-    HeaderValueOption {
-        header: Some(PbHeader {
-            key: name.to_owned(),
-            value: String::new(),
-            raw_value: value.to_vec(),
-        }),
-        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
-        ..Default::default()
-    }
 }
 
 fn with_audit(mut response: ProcessingResponse, audit: Option<AuditLog>) -> ProcessingResponse {
@@ -210,51 +113,28 @@ fn immediate(it: &Intervention, message: &Bytes, audit: Option<AuditLog>) -> Pro
     if let Some(url) = it.redirect() {
         set_headers.push(header_option(LOCATION.as_str(), url.as_bytes()));
     }
-    let response = reply(processing_response::Response::ImmediateResponse(
-        ImmediateResponse {
-            status: Some(HttpStatus {
-                code: i32::from(it.status().as_u16()),
-            }),
-            headers: Some(HeaderMutation {
-                set_headers,
-                remove_headers: Vec::new(),
-            }),
-            body: message.to_vec(),
-            grpc_status: None,
-            details: "modsecurity_intervention".to_owned(),
-        },
-    ));
+    let response = immediate_response(
+        it.status(),
+        set_headers,
+        message,
+        "modsecurity_intervention",
+    );
     with_audit(response, audit)
 }
 
 fn local(status: StatusCode, body: &'static str, audit: Option<AuditLog>) -> ProcessingResponse {
-    let mut response = reply(processing_response::Response::ImmediateResponse(
-        ImmediateResponse {
-            status: Some(HttpStatus {
-                code: i32::from(status.as_u16()),
-            }),
-            headers: Some(HeaderMutation {
-                set_headers: vec![header_option(CONTENT_TYPE.as_str(), b"text/plain")],
-                remove_headers: Vec::new(),
-            }),
-            body: body.as_bytes().to_vec(),
-            grpc_status: None,
-            details: "modsecurity_body_too_large".to_owned(),
-        },
-    ));
-    response = with_audit(response, audit);
-    response
+    let set_headers = vec![header_option(CONTENT_TYPE.as_str(), b"text/plain")];
+    let response = immediate_response(
+        status,
+        set_headers,
+        body.as_bytes(),
+        "modsecurity_body_too_large",
+    );
+    with_audit(response, audit)
 }
 
-/// A string attribute Envoy sent (`request_attributes`).
-fn attribute<'a>(request: &'a ProcessingRequest, name: &str) -> Option<&'a Kind> {
-    request
-        .attributes
-        .get(EXT_PROC_FILTER)?
-        .fields
-        .get(name)?
-        .kind
-        .as_ref()
+fn mode(mode: i32) -> Option<BodySendMode> {
+    BodySendMode::try_from(mode).ok()
 }
 
 fn address(request: &ProcessingRequest, side: &str) -> Option<SocketAddr> {
@@ -271,55 +151,16 @@ fn address(request: &ProcessingRequest, side: &str) -> Option<SocketAddr> {
     }
 }
 
-fn version(request: &ProcessingRequest) -> Version {
-    match attribute(request, "request.protocol") {
-        Some(Kind::StringValue(p)) => match p.as_str() {
-            "HTTP/1.0" => Version::HTTP_10,
-            "HTTP/2" | "HTTP/2.0" => Version::HTTP_2,
-            "HTTP/3" | "HTTP/3.0" => Version::HTTP_3,
-            _ => Version::HTTP_11,
-        },
-        _ => Version::HTTP_11,
+impl ExchangeTrait for WafExchange {
+    async fn on_message(
+        &mut self,
+        message: ProcessingRequest,
+    ) -> Result<Option<ProcessingResponse>, Status> {
+        self.handle(message).await
     }
 }
 
-/// Each header as (name, value bytes): Envoy sends `raw_value` (or the older `value`).
-fn pairs(headers: Option<&PbHeaderMap>) -> impl Iterator<Item = (&str, &[u8])> {
-    headers.into_iter().flat_map(|h| &h.headers).map(|h| {
-        let value = if h.raw_value.is_empty() {
-            h.value.as_bytes()
-        } else {
-            h.raw_value.as_slice()
-        };
-        (h.key.as_str(), value)
-    })
-}
-
-/// The regular headers of `headers` (pseudo-headers are the caller's), as an `http` map.
-fn header_map<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> http::HeaderMap {
-    let mut map = http::HeaderMap::new();
-    for (name, value) in headers.filter(|(n, _)| !n.starts_with(':')) {
-        // Envoy has validated them; anything `http` cannot hold is not a header ModSecurity
-        // could have been given by the tower layer either.
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            map.append(name, value);
-        }
-    }
-    map
-}
-
-fn pseudo<'a>(headers: Option<&'a PbHeaderMap>, name: &str) -> Option<&'a [u8]> {
-    pairs(headers).find(|(n, _)| *n == name).map(|(_, v)| v)
-}
-
-fn mode(mode: i32) -> Option<BodySendMode> {
-    BodySendMode::try_from(mode).ok()
-}
-
-impl StreamState {
+impl WafExchange {
     fn new(settings: Arc<Settings>) -> Self {
         Self {
             settings,
@@ -331,7 +172,7 @@ impl StreamState {
     }
 
     /// Handles one message; `Ok(None)` when it needs no answer.
-    async fn on_message(
+    async fn handle(
         &mut self,
         message: ProcessingRequest,
     ) -> Result<Option<ProcessingResponse>, Status> {
@@ -339,11 +180,6 @@ impl StreamState {
         if let Some(config) = &message.protocol_config {
             self.request_body_mode = mode(config.request_body_mode);
             self.response_body_mode = mode(config.response_body_mode);
-        }
-        if message.observability_mode {
-            return Err(Status::invalid_argument(
-                "observability mode is not supported: the WAF must be able to refuse requests",
-            ));
         }
         Ok(match &message.request {
             Some(R::RequestHeaders(h)) => Some(self.request_headers(&message, h).await),
@@ -401,26 +237,9 @@ impl StreamState {
         if !matches!(self.stage, Stage::Start) {
             return local_failure(&self.settings, "request headers came twice");
         }
-        let headers = h.headers.as_ref();
-        let mut builder = http::Request::builder().version(version(message));
-        if let Some(m) = pseudo(headers, ":method").and_then(|m| Method::from_bytes(m).ok()) {
-            builder = builder.method(m);
-        }
-        let path = pseudo(headers, ":path").unwrap_or(b"/");
-        if let Ok(uri) = Uri::try_from(path) {
-            builder = builder.uri(uri);
-        }
-        let Ok(request) = builder.body(()) else {
+        let Some(mut parts) = request_parts(message, h.headers.as_ref()) else {
             return local_failure(&self.settings, "the request line is not valid HTTP");
         };
-        let (mut parts, ()) = request.into_parts();
-        parts.headers = header_map(pairs(headers));
-        // Envoy carries the host in `:authority`, as HTTP/2 does.
-        if let Some(host) =
-            pseudo(headers, ":authority").and_then(|a| HeaderValue::from_bytes(a).ok())
-        {
-            parts.headers.entry(HOST).or_insert(host);
-        }
         let unknown = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
         parts.extensions.insert(Connection::new(
             address(message, "source").unwrap_or(unknown),
@@ -495,18 +314,9 @@ impl StreamState {
         let Stage::Upstream(exchange) = std::mem::replace(&mut self.stage, Stage::Done) else {
             return headers_continue(false);
         };
-        let headers = h.headers.as_ref();
-        let status = pseudo(headers, ":status")
-            .and_then(|s| StatusCode::from_bytes(s).ok())
-            .unwrap_or(StatusCode::OK);
-        let mut builder = http::Response::builder().status(status);
-        if let Some(map) = builder.headers_mut() {
-            *map = header_map(pairs(headers));
-        }
-        let Ok(response) = builder.body(()) else {
+        let Some(parts) = response_parts(h.headers.as_ref()) else {
             return local_failure(&self.settings, "the response head is not valid HTTP");
         };
-        let (parts, ()) = response.into_parts();
         let end = h.end_of_stream
             || self.settings.response_headers_only
             || self.response_body_mode == Some(BodySendMode::None);
@@ -556,13 +366,6 @@ impl StreamState {
             }
         }
     }
-}
-
-fn is_immediate(r: &ProcessingResponse) -> bool {
-    matches!(
-        r.response,
-        Some(processing_response::Response::ImmediateResponse(_))
-    )
 }
 
 /// Fail closed, as the layer does: `500` with the configured message.

@@ -38,6 +38,7 @@ pub struct JwtProvider {
     pub(crate) pad_forward_payload_header: bool,
     pub(crate) claim_to_headers: Vec<(String, String)>,
     pub(crate) clock_skew_seconds: u32,
+    pub(crate) payload_in_metadata: Option<String>,
 }
 
 impl JwtProvider {
@@ -53,6 +54,7 @@ impl JwtProvider {
             pad_forward_payload_header: false,
             claim_to_headers: Vec::new(),
             clock_skew_seconds: 0,
+            payload_in_metadata: None,
         }
     }
 
@@ -141,6 +143,15 @@ impl JwtProvider {
     /// empty strings add nothing. A client-sent header of that name is always removed.
     pub fn claim_to_header(mut self, claim: impl Into<String>, header: impl Into<String>) -> Self {
         self.claim_to_headers.push((claim.into(), header.into()));
+        self
+    }
+
+    /// Writes the verified payload to the request's
+    /// [`DynamicMetadata`](crate::metadata::DynamicMetadata) under this key in namespace
+    /// `envoy.filters.http.jwt_authn` (Envoy's `payload_in_metadata`), where the global rate
+    /// limit layer's `metadata` action can read a claim. Gloo names it `principal`.
+    pub fn payload_in_metadata(mut self, key: impl Into<String>) -> Self {
+        self.payload_in_metadata = Some(key.into()).filter(|k| !k.is_empty());
         self
     }
 

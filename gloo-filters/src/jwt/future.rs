@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use super::layer::Settings;
-use super::service::{rejection, VerifiedJwt, VerifiedJwts};
+use super::service::{insert_verified, rejection, VerifiedJwt};
 use super::status::JwtStatus;
 
 /// The request head after verification, and what verification found.
@@ -113,9 +113,7 @@ where
                     let Some((mut service, body)) = pending.take() else {
                         panic!("ResponseFuture polled after completion");
                     };
-                    if !verified.is_empty() {
-                        parts.extensions.insert(VerifiedJwts(verified));
-                    }
+                    insert_verified(&mut parts.extensions, verified);
                     let future = service.call(Request::from_parts(parts, body));
                     kind.set(Kind::Inner { future });
                 }

@@ -15,6 +15,7 @@ use super::future::{ResponseFuture, VerifyOutcome};
 use super::layer::{JwtAuthnLayer, Settings, Shared};
 use super::status::JwtStatus;
 use super::verifier::{Eval, NeedFetch, Node};
+use crate::metadata::{DynamicMetadata, JWT_AUTHN_NAMESPACE};
 
 /// Marks a response this middleware answered itself (in the response's extensions), so
 /// outer layers can tell a refusal from an upstream's `401`/`403`; carries the reason.
@@ -37,6 +38,8 @@ pub struct VerifiedJwt {
     pub(crate) provider: Arc<str>,
     pub(crate) header: Arc<Map<String, Value>>,
     pub(crate) claims: Arc<Map<String, Value>>,
+    /// The provider's `payload_in_metadata` key.
+    pub(crate) payload_in_metadata: Option<Arc<str>>,
 }
 
 impl VerifiedJwt {
@@ -71,6 +74,27 @@ impl VerifiedJwts {
     pub fn by_provider(&self, name: &str) -> Option<&VerifiedJwt> {
         self.0.iter().find(|jwt| jwt.provider() == name)
     }
+}
+
+/// Puts the verified tokens in the request's extensions: [`VerifiedJwts`], and each payload
+/// whose provider says `payload_in_metadata` in the
+/// [`DynamicMetadata`](crate::metadata::DynamicMetadata), as Envoy writes it.
+pub(crate) fn insert_verified(extensions: &mut http::Extensions, verified: Vec<VerifiedJwt>) {
+    if verified.is_empty() {
+        return;
+    }
+    let mut metadata = DynamicMetadata::default();
+    for jwt in &verified {
+        if let Some(key) = &jwt.payload_in_metadata {
+            metadata.set(
+                JWT_AUTHN_NAMESPACE,
+                key,
+                Value::Object(Map::clone(&jwt.claims)),
+            );
+        }
+    }
+    metadata.publish(extensions);
+    extensions.insert(VerifiedJwts(verified));
 }
 
 /// Middleware enforcing a JWT requirement: Envoy's `envoy.filters.http.jwt_authn`.
@@ -243,9 +267,7 @@ where
         let mut eval = Eval::new(&shared.providers, shared.settings.max_token_size, &[]);
         match eval.run(&self.layer.node, &mut parts.headers, &mut parts.uri) {
             Ok(Ok(())) => {
-                if !eval.verified.is_empty() {
-                    parts.extensions.insert(VerifiedJwts(eval.verified));
-                }
+                insert_verified(&mut parts.extensions, eval.verified);
                 ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
             }
             Ok(Err(status)) => {

@@ -155,6 +155,46 @@ async fn a_valid_token_passes_and_its_claims_reach_the_inner_service() {
 }
 
 #[tokio::test]
+async fn payload_in_metadata_puts_the_claims_in_dynamic_metadata() {
+    use crate::metadata::{DynamicMetadata, JWT_AUTHN_NAMESPACE};
+    let seen_metadata = |with: bool| async move {
+        let p = if with {
+            provider().payload_in_metadata("principal")
+        } else {
+            provider()
+        };
+        let layer = authn(p).layer(JwtRequirement::provider_name("p")).unwrap();
+        let svc = layer.layer(service_fn(|req: Request<Full<Bytes>>| async move {
+            let mut response = Response::new(Full::<Bytes>::default());
+            response
+                .extensions_mut()
+                .insert(req.extensions().get::<DynamicMetadata>().cloned());
+            Ok::<_, Infallible>(response)
+        }));
+        let request = get("/", &[("authorization", &bearer(&token(good_claims())))]);
+        let response = svc.oneshot(request).await.unwrap_or_else(|e| match e {});
+        response
+            .extensions()
+            .get::<Option<DynamicMetadata>>()
+            .cloned()
+            .flatten()
+    };
+    let metadata = seen_metadata(true)
+        .await
+        .expect("DynamicMetadata extension");
+    assert_eq!(
+        metadata.lookup(JWT_AUTHN_NAMESPACE, &["principal", "sub"]),
+        Some(&json!("alice"))
+    );
+    assert_eq!(
+        metadata.lookup(JWT_AUTHN_NAMESPACE, &["principal", "iss"]),
+        Some(&json!(ISS))
+    );
+    // Without `payload_in_metadata` nothing is written.
+    assert_eq!(seen_metadata(false).await, None);
+}
+
+#[tokio::test]
 async fn each_bad_token_gets_envoys_status() {
     let layer = authn(provider())
         .layer(JwtRequirement::provider_name("p"))

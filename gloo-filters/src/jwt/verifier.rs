@@ -47,6 +47,7 @@ pub(crate) struct ProviderRuntime {
     pub(crate) forward_payload_header: Option<HeaderName>,
     pub(crate) pad_forward_payload_header: bool,
     pub(crate) claim_to_headers: Vec<(String, HeaderName)>,
+    pub(crate) payload_in_metadata: Option<Arc<str>>,
     pub(crate) jwks: ProviderJwks,
 }
 
@@ -149,6 +150,7 @@ impl ProviderRuntime {
             forward_payload_header,
             pad_forward_payload_header: config.pad_forward_payload_header,
             claim_to_headers,
+            payload_in_metadata: config.payload_in_metadata.as_deref().map(Arc::from),
             jwks,
         })
     }
@@ -566,6 +568,7 @@ impl<'a> Eval<'a> {
             provider: Arc::clone(&p.name),
             header: Arc::clone(&jwt.header),
             claims: Arc::clone(&jwt.payload),
+            payload_in_metadata: p.payload_in_metadata.clone(),
         });
     }
 }

@@ -180,6 +180,15 @@ impl TransformationLayer {
     }
 }
 
+impl TransformationLayer {
+    /// The context of one exchange whose request head is `parts` (for the ext_proc server,
+    /// which runs the layer's steps without a tower service).
+    #[cfg(feature = "extproc-transform")]
+    pub(crate) fn exchange(&self, parts: &mut http::request::Parts) -> super::service::Ctx {
+        super::service::Ctx::new(self.compiled.clone(), self.max_body_bytes, parts)
+    }
+}
+
 impl<S> Layer<S> for TransformationLayer {
     type Service = Transform<S>;
 

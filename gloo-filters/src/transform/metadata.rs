@@ -1,62 +1,11 @@
 //! Markers and data the layer leaves in request and response extensions.
 
-use std::collections::BTreeMap;
-
 /// Dynamic metadata set by `dynamic_metadata_values` (Envoy's stream dynamic metadata), in the
 /// extensions of the request (request transformations) or of the response (response
-/// transformations). Entries of later transformations are merged into it, key by key, as
-/// Envoy's `setDynamicMetadata` does.
-///
-/// ```
-/// use gloo_filters::transform::DynamicMetadata;
-///
-/// let mut metadata = DynamicMetadata::default();
-/// metadata.set("com.example", "foo", "bar".into());
-/// assert_eq!(metadata.get("com.example", "foo"), Some(&"bar".into()));
-/// assert_eq!(metadata.get("io.solo.transformation", "foo"), None);
-/// ```
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct DynamicMetadata {
-    namespaces: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
-}
-
-impl DynamicMetadata {
-    /// The value of `key` in `namespace`.
-    pub fn get(&self, namespace: &str, key: &str) -> Option<&serde_json::Value> {
-        self.namespaces.get(namespace)?.get(key)
-    }
-
-    /// All entries of `namespace`.
-    pub fn namespace(
-        &self,
-        namespace: &str,
-    ) -> Option<&serde_json::Map<String, serde_json::Value>> {
-        self.namespaces.get(namespace)
-    }
-
-    /// Sets `key` in `namespace`.
-    pub fn set(&mut self, namespace: &str, key: &str, value: serde_json::Value) {
-        self.namespaces
-            .entry(namespace.to_owned())
-            .or_default()
-            .insert(key.to_owned(), value);
-    }
-
-    /// Whether nothing is set.
-    pub fn is_empty(&self) -> bool {
-        self.namespaces.is_empty()
-    }
-
-    /// Merges `other` into `self`; `other` wins per key.
-    pub fn merge(&mut self, other: DynamicMetadata) {
-        for (namespace, entries) in other.namespaces {
-            self.namespaces
-                .entry(namespace)
-                .or_default()
-                .extend(entries);
-        }
-    }
-}
+/// transformations); entries of later transformations are merged into it, key by key, as
+/// Envoy's `setDynamicMetadata` does. The type is shared with the other filters: see
+/// [`crate::metadata`].
+pub use crate::metadata::DynamicMetadata;
 
 /// Marks a request whose matched rule had `clear_route_cache` and whose request transformation
 /// was applied: a router should match its routes again, as Envoy clears its route cache.

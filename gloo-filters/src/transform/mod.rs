@@ -199,6 +199,11 @@ pub use self::metadata::{
     ClearRouteCache, DynamicMetadata, ResponseCodeDetails, TransformationFailed,
 };
 pub use self::service::Transform;
+// The layer's steps, run by the ext_proc server without a tower service.
+#[cfg(feature = "extproc-transform")]
+pub(crate) use self::layer::ResponseChoice;
+#[cfg(feature = "extproc-transform")]
+pub(crate) use self::service::{response_error, Ctx, ReqBody, ResponseStep, PAYLOAD_TOO_LARGE};
 
 #[cfg(test)]
 mod tests;

@@ -75,18 +75,9 @@ where
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        let head = take_request_head(&mut parts);
-        let rule = self.compiled.match_request(&head);
-        put_request_head(&mut parts, head);
-        let mut ctx = Ctx {
-            compiled: self.compiled.clone(),
-            rule,
-            request_head: None,
-            max_body_bytes: self.max_body_bytes,
-        };
-        let needs_body = ctx.request_transformer().map(Transformer::needs_body);
-        match needs_body {
-            Some(true) if !body.is_end_stream() => {
+        let mut ctx = Ctx::new(self.compiled.clone(), self.max_body_bytes, &mut parts);
+        match ctx.needs_request_body() {
+            true if !body.is_end_stream() => {
                 if body.size_hint().lower() > self.max_body_bytes as u64 {
                     return ResponseFuture::ready(local_reply(
                         StatusCode::PAYLOAD_TOO_LARGE,
@@ -136,8 +127,37 @@ pub(crate) enum ResponseStep<B: Body> {
 }
 
 impl Ctx {
+    /// The context of an exchange whose request head is `parts`: picks the rule.
+    pub(crate) fn new(
+        compiled: Arc<Compiled>,
+        max_body_bytes: usize,
+        parts: &mut request::Parts,
+    ) -> Self {
+        let head = take_request_head(parts);
+        let rule = compiled.match_request(&head);
+        put_request_head(parts, head);
+        Self {
+            compiled,
+            rule,
+            request_head: None,
+            max_body_bytes,
+        }
+    }
+
     fn request_transformer(&self) -> Option<&Transformer> {
         self.compiled.rule(self.rule?)?.request.as_ref()
+    }
+
+    /// Whether the request transformation reads the body (so it must be buffered first).
+    pub(crate) fn needs_request_body(&self) -> bool {
+        self.request_transformer()
+            .is_some_and(Transformer::needs_body)
+    }
+
+    /// Whether the response may be transformed (so its head must be seen).
+    #[cfg_attr(not(feature = "extproc-transform"), allow(dead_code))]
+    pub(crate) fn may_transform_response(&self) -> bool {
+        self.compiled.may_transform_response(self.rule)
     }
 
     /// Applies the request transformation (if any); `Err` is the local reply's message.
@@ -285,15 +305,7 @@ fn apply_body<B: Body>(
 }
 
 fn publish(extensions: &mut http::Extensions, metadata: DynamicMetadata) {
-    if metadata.is_empty() {
-        return;
-    }
-    match extensions.get_mut::<DynamicMetadata>() {
-        Some(existing) => existing.merge(metadata),
-        None => {
-            extensions.insert(metadata);
-        }
-    }
+    metadata.publish(extensions);
 }
 
 fn take_request_head(parts: &mut request::Parts) -> Head {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use http::Request;
 
 use super::request::{DescriptorEntry, RateLimitDescriptor, SET_DESCRIPTOR_VALUE};
+use crate::metadata::DynamicMetadata;
 use crate::ratelimit::RequestHead;
 
 /// Builds the descriptors the limiter is asked about, from the request head.
@@ -132,6 +133,91 @@ enum Action {
         expect_match: bool,
         headers: Vec<HeaderMatch>,
     },
+    Metadata(MetadataAction),
+}
+
+/// Envoy's `metadata` rate limit action with `source: DYNAMIC` (and the deprecated
+/// `dynamic_metadata` action): `(descriptor_key, <the string at the metadata key>)`, read from
+/// the request's [`DynamicMetadata`](crate::metadata::DynamicMetadata) extension (where the
+/// `jwt` layer puts a verified payload with `payload_in_metadata`). As Envoy's
+/// `MetaDataAction`: only a non-empty string value counts; otherwise the `default_value` if
+/// set, else the entry is skipped with `skip_if_absent`, else no descriptor.
+///
+/// ```
+/// use gloo_filters::metadata::DynamicMetadata;
+/// use gloo_filters::ratelimit::global::{DescriptorExtractor, MetadataAction, RateLimitActions, RateLimitPolicy};
+///
+/// let org = MetadataAction::new("org", "envoy.filters.http.jwt_authn").path(["principal", "org"]);
+/// let policy = RateLimitPolicy::new().rate_limit(RateLimitActions::new().metadata(org));
+///
+/// let mut metadata = DynamicMetadata::default();
+/// metadata.set("envoy.filters.http.jwt_authn", "principal", serde_json::json!({"org": "acme"}));
+/// let mut req = http::Request::get("/").body(()).unwrap();
+/// req.extensions_mut().insert(metadata);
+/// assert_eq!(policy.extract(&req)[0].entries()[0].value, "acme");
+/// // No token, no metadata: no descriptor.
+/// assert!(policy.extract(&http::Request::get("/").body(()).unwrap()).is_empty());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetadataAction {
+    descriptor_key: String,
+    namespace: String,
+    path: Vec<String>,
+    default_value: String,
+    skip_if_absent: bool,
+}
+
+impl MetadataAction {
+    /// The entry `descriptor_key`, read from `namespace` (`metadata_key.key`).
+    pub fn new(descriptor_key: impl Into<String>, namespace: impl Into<String>) -> Self {
+        Self {
+            descriptor_key: descriptor_key.into(),
+            namespace: namespace.into(),
+            path: Vec::new(),
+            default_value: String::new(),
+            skip_if_absent: false,
+        }
+    }
+
+    /// The keys leading to the value within the namespace (`metadata_key.path`).
+    pub fn path<I, S>(mut self, path: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.path = path.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The value used when the metadata has no non-empty string there (`default_value`;
+    /// empty: none).
+    pub fn default_value(mut self, value: impl Into<String>) -> Self {
+        self.default_value = value.into();
+        self
+    }
+
+    /// Without a value (nor default), drop only this entry instead of the descriptor
+    /// (`skip_if_absent`).
+    pub fn skip_if_absent(mut self, skip: bool) -> Self {
+        self.skip_if_absent = skip;
+        self
+    }
+
+    /// `Some(Some(value))`: the entry; `Some(None)`: skip it; `None`: no descriptor.
+    fn value(&self, head: &RequestHead<'_>) -> Option<Option<String>> {
+        let found = head
+            .extensions()
+            .get::<DynamicMetadata>()
+            .and_then(|m| m.lookup(&self.namespace, &self.path))
+            .and_then(|v| v.as_str())
+            .filter(|v| !v.is_empty());
+        match found {
+            Some(v) => Some(Some(v.to_owned())),
+            None if !self.default_value.is_empty() => Some(Some(self.default_value.clone())),
+            None if self.skip_if_absent => Some(None),
+            None => None,
+        }
+    }
 }
 
 impl fmt::Debug for Action {
@@ -146,6 +232,7 @@ impl fmt::Debug for Action {
             Action::HeaderValueMatch { key, value, .. } => {
                 write!(f, "HeaderValueMatch({key}={value})")
             }
+            Action::Metadata(m) => write!(f, "Metadata({} -> {})", m.namespace, m.descriptor_key),
         }
     }
 }
@@ -305,6 +392,12 @@ impl RateLimitActions {
         self
     }
 
+    /// `(descriptor_key, <dynamic metadata value>)`: see [`MetadataAction`].
+    pub fn metadata(mut self, action: MetadataAction) -> Self {
+        self.actions.push(Action::Metadata(action));
+        self
+    }
+
     /// The descriptor of `head`, or `None` when an action cannot produce its entry.
     pub fn descriptor(&self, head: &RequestHead<'_>) -> Option<RateLimitDescriptor> {
         let mut descriptor = RateLimitDescriptor::new();
@@ -347,6 +440,11 @@ impl RateLimitActions {
                         return None;
                     }
                     descriptor.push(DescriptorEntry::new(key.clone(), value.clone()));
+                }
+                Action::Metadata(m) => {
+                    if let Some(value) = m.value(head)? {
+                        descriptor.push(DescriptorEntry::new(m.descriptor_key.clone(), value));
+                    }
                 }
             }
         }

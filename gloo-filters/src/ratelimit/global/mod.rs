@@ -141,7 +141,8 @@ mod service;
 mod store;
 
 pub use self::actions::{
-    DescriptorExtractor, DescriptorFn, HeaderMatch, RateLimitActions, RateLimitPolicy,
+    DescriptorExtractor, DescriptorFn, HeaderMatch, MetadataAction, RateLimitActions,
+    RateLimitPolicy,
 };
 pub use self::basic::{BasicRateLimit, DEFAULT_USER_ID_HEADER};
 pub use self::check::RateLimitCheck;

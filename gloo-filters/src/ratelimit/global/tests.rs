@@ -1117,3 +1117,44 @@ async fn any_decider_can_answer_and_sees_domain_descriptors_and_hits() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn metadata_actions_follow_envoys_metadata_action() {
+    use crate::metadata::DynamicMetadata;
+    let key = || MetadataAction::new("org", "ns").path(["principal", "org"]);
+    let extract = |action: MetadataAction, metadata: Option<DynamicMetadata>| {
+        let policy = RateLimitPolicy::new()
+            .rate_limit(RateLimitActions::new().generic_key("api").metadata(action));
+        let mut request = Request::get("/").body(()).expect("request");
+        if let Some(m) = metadata {
+            request.extensions_mut().insert(m);
+        }
+        policy.extract(&request).first().map(|d| {
+            d.entries()
+                .iter()
+                .map(|e| format!("{}={}", e.key, e.value))
+                .collect::<Vec<_>>()
+        })
+    };
+    let with = |value: serde_json::Value| {
+        let mut m = DynamicMetadata::default();
+        m.set("ns", "principal", serde_json::json!({ "org": value }));
+        Some(m)
+    };
+    let api = "generic_key=api".to_string();
+    // A string value is the entry.
+    assert_eq!(
+        extract(key(), with("acme".into())),
+        Some(vec![api.clone(), "org=acme".into()])
+    );
+    // Absent, empty or not a string: no descriptor...
+    assert_eq!(extract(key(), None), None);
+    assert_eq!(extract(key(), with("".into())), None);
+    assert_eq!(extract(key(), with(7.into())), None);
+    // ...unless a default value stands in, or only the entry is skipped.
+    assert_eq!(
+        extract(key().default_value("none"), with(7.into())),
+        Some(vec![api.clone(), "org=none".into()])
+    );
+    assert_eq!(extract(key().skip_if_absent(true), None), Some(vec![api]));
+}
