@@ -924,6 +924,23 @@ pub fn grpc_backend(name: &'static str, port: u16, log_dir: &Path) -> Proc {
     grpc_backend_with(name, port, log_dir, &[])
 }
 
+/// Runs `tests/grpc/client.py` against gloo on `port` (plaintext HTTP/2) for `calls` calls of
+/// `/gloo.test.Echo/Call` and returns its JSON report of answers by backend.
+pub fn grpc_calls(port: u16, calls: u32) -> String {
+    let out = Command::new(python())
+        .arg(script("client.py"))
+        .args([format!("127.0.0.1:{port}"), calls.to_string()])
+        .output()
+        .expect("run the gRPC client");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "client failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// [`grpc_backend`] with extra arguments for `backend.py` (a certificate and key: TLS).
 pub fn grpc_backend_with(name: &'static str, port: u16, log_dir: &Path, extra: &[&Path]) -> Proc {
     let mut backend = Proc::spawn(
