@@ -1039,11 +1039,16 @@ async fn forward_to_cluster(
         headers.insert(header::UPGRADE, kind);
     }
     if settings.use_remote_address && !settings.skip_xff_append {
-        let ip = ctx.downstream.peer.ip().to_string();
-        let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(existing) => format!("{existing}, {ip}"),
-            None => ip,
-        };
+        // Several `x-forwarded-for` headers (a router adding its own beside the client's) are
+        // one list, as Envoy coalesces them: none is lost when the peer is appended.
+        let mut xff = String::new();
+        for value in headers.get_all("x-forwarded-for") {
+            if let Ok(value) = value.to_str() {
+                xff.push_str(value);
+                xff.push_str(", ");
+            }
+        }
+        xff.push_str(&ctx.downstream.peer.ip().to_string());
         if let Ok(v) = HeaderValue::from_str(&xff) {
             headers.insert("x-forwarded-for", v);
         }
