@@ -74,3 +74,13 @@ fn copy_dir(
         }
     }
 }
+
+/// The real HAProxy 2.6 binary (`GLOO_TEST_HAPROXY`, exported by `scripts/test.sh`).
+pub fn haproxy() -> std::path::PathBuf {
+    match std::env::var_os("GLOO_TEST_HAPROXY") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => panic!(
+            "GLOO_TEST_HAPROXY is not set: run the suite with scripts/test.sh, which installs HAProxy and sets it"
+        ),
+    }
+}
