@@ -3,9 +3,9 @@
 //! reference), a gRPC service among them; a team's bad RouteTable affects only that team's
 //! routes, and `gloo validate` and the statuses name it.
 
-mod support;
 #[path = "../../gloo-proxy/tests/support/mod.rs"]
 mod e2e;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
@@ -153,7 +153,10 @@ fn each_team_owns_its_routes_and_a_bad_route_table_stays_its_own() {
         status.contains("spec.routes[1].matchers[0].regex") && status.contains("invalid regex"),
         "{status}"
     );
-    assert!(status.contains("the last accepted version keeps serving"), "{status}");
+    assert!(
+        status.contains("the last accepted version keeps serving"),
+        "{status}"
+    );
     assert_routed(port, "/payments/1", "payments");
     let r = http_get(port, "/payments/v2").expect("request");
     assert_eq!(r.header("x-backend"), Some("payments"), "{r:?}");

@@ -3,9 +3,9 @@
 //! X-Forwarded-For, and the gateway seeing the real client address (a rate limit keyed on it,
 //! and the access log); traffic shadowing, a 90/10 traffic shift and a canary by header.
 
-mod support;
 #[path = "../../gloo-proxy/tests/support/mod.rs"]
 mod e2e;
+mod support;
 
 use std::io::Write;
 use std::process::Command;
@@ -68,7 +68,11 @@ fn check_rate_limit_by_client(
     let statuses: Vec<u16> = (0..4)
         .map(|_| get_from(client, router, "/signup", headers).status)
         .collect();
-    assert_eq!(statuses, [200, 200, 200, 429], "{mode}: sign-ups from {client}");
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429],
+        "{mode}: sign-ups from {client}"
+    );
     let r = get_from(other, router, "/signup", headers);
     assert_eq!(r.status, 200, "{mode}: {other} has its own budget: {r:?}");
 }
@@ -98,8 +102,14 @@ fn the_gateway_behind_haproxy_sees_clients_and_splits_shadows_and_canaries_traff
         ("port: 18092", format!("port: {}", v2.port)),
         ("port: 18093", format!("port: {}", shadow.port)),
         ("port: 18081", format!("port: {rls}")),
-        ("bind 127.0.0.1:9081", format!("bind 127.0.0.1:{router_tcp}")),
-        ("bind 127.0.0.1:9082", format!("bind 127.0.0.1:{router_http}")),
+        (
+            "bind 127.0.0.1:9081",
+            format!("bind 127.0.0.1:{router_tcp}"),
+        ),
+        (
+            "bind 127.0.0.1:9082",
+            format!("bind 127.0.0.1:{router_http}"),
+        ),
         (
             "server gloo 127.0.0.1:8081",
             format!("server gloo 127.0.0.1:{passthrough}"),
@@ -143,24 +153,27 @@ fn the_gateway_behind_haproxy_sees_clients_and_splits_shadows_and_canaries_traff
     let router_tcp_proc = haproxy("haproxy-tcp", "haproxy-tcp.cfg");
     let router_http_proc = haproxy("haproxy-http", "haproxy-http.cfg");
     let rls_line = format!("rate limit service listening on {rls_addr}");
-    let ready = poll("the routers, the gateway and its rate limit service", || {
-        gloo.check_running()?;
-        if !gloo.stderr_text().contains(&rls_line) {
-            return Err(format!("no `{rls_line}` yet"));
-        }
-        for router in [router_tcp, router_http] {
-            let r = http_raw(
-                router,
-                b"GET /shop/ready HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n",
-                false,
-            )
-            .map_err(|e| e.to_string())?;
-            if r.status != 200 {
-                return Err(format!(":{router} {r:?}"));
+    let ready = poll(
+        "the routers, the gateway and its rate limit service",
+        || {
+            gloo.check_running()?;
+            if !gloo.stderr_text().contains(&rls_line) {
+                return Err(format!("no `{rls_line}` yet"));
             }
-        }
-        Ok(())
-    });
+            for router in [router_tcp, router_http] {
+                let r = http_raw(
+                    router,
+                    b"GET /shop/ready HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n",
+                    false,
+                )
+                .map_err(|e| e.to_string())?;
+                if r.status != 200 {
+                    return Err(format!(":{router} {r:?}"));
+                }
+            }
+            Ok(())
+        },
+    );
     let _logs = LogsOnPanic(&cfg, vec![&gloo, &router_tcp_proc, &router_http_proc]);
     ready.unwrap_or_else(|e| panic!("{e}"));
 
@@ -182,10 +195,16 @@ fn the_gateway_behind_haproxy_sees_clients_and_splits_shadows_and_canaries_traff
             .any(|l| l.contains("gloo_proxy::access") && l.contains(needle))
     };
     // PROXY protocol: the client's address and port; X-Forwarded-For: its address alone.
-    assert!(logged(" 127.0.0.2:") && logged("GET /signup 429"), "{access_log}");
+    assert!(
+        logged(" 127.0.0.2:") && logged("GET /signup 429"),
+        "{access_log}"
+    );
     assert!(logged(" 127.0.0.4:0 GET /signup 429"), "{access_log}");
     assert!(logged(" 127.0.0.5:0 GET /signup 200"), "{access_log}");
-    assert!(!logged("203.0.113.7"), "a spoofed address was logged: {access_log}");
+    assert!(
+        !logged("203.0.113.7"),
+        "a spoofed address was logged: {access_log}"
+    );
     let seen = v1.seen();
     let xff = seen
         .last()
@@ -219,7 +238,11 @@ fn the_gateway_behind_haproxy_sees_clients_and_splits_shadows_and_canaries_traff
         share * 100.0
     );
     // Binomial(1000, 0.1) has a standard deviation of 9.5 requests: ±40 is over 4 of them.
-    assert!((0.06..=0.14).contains(&share), "v2 got {:.1}%", share * 100.0);
+    assert!(
+        (0.06..=0.14).contains(&share),
+        "v2 got {:.1}%",
+        share * 100.0
+    );
     // The shadow gets a copy of each (asynchronously), with `-shadow` appended to the host.
     let shadowed = poll("the shadow to get every copy", || {
         let n = shadow.count() - shadow_before;
@@ -227,6 +250,9 @@ fn the_gateway_behind_haproxy_sees_clients_and_splits_shadows_and_canaries_traff
     })
     .unwrap_or_else(|e| panic!("{e}"));
     println!("shadowed: {shadowed} of {N}");
-    let host = shadow.seen().last().and_then(|s| s.header("host").map(str::to_string));
+    let host = shadow
+        .seen()
+        .last()
+        .and_then(|s| s.header("host").map(str::to_string));
     assert_eq!(host.as_deref(), Some("shop.example-shadow"));
 }

@@ -2,9 +2,9 @@
 //! `gloo proxy` shards and a stock Envoy shard, each serving only the APIs its Gateway selects,
 //! with circuit breakers on every upstream, and a thin `gloo run` edge tier in front.
 
-mod support;
 #[path = "../../gloo-proxy/tests/support/mod.rs"]
 mod e2e;
+mod support;
 
 use std::process::Command;
 

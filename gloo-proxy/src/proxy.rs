@@ -1543,7 +1543,10 @@ mod tests {
         // Fewer entries than trusted hops: the peer.
         assert_eq!(client(&["192.0.2.10"], true, 2), None);
         // Without use_remote_address: the last entry, skipping the trusted hops.
-        assert_eq!(client(&["192.0.2.10"], false, 0).as_deref(), Some("192.0.2.10"));
+        assert_eq!(
+            client(&["192.0.2.10"], false, 0).as_deref(),
+            Some("192.0.2.10")
+        );
         assert_eq!(
             client(&["192.0.2.10,203.0.113.128"], false, 1).as_deref(),
             Some("192.0.2.10")

@@ -50,8 +50,8 @@ fn copy_dir(
     used: &mut [bool],
 ) {
     std::fs::create_dir_all(dest).expect("create the config directory");
-    let entries = std::fs::read_dir(source)
-        .unwrap_or_else(|e| panic!("read {}: {e}", source.display()));
+    let entries =
+        std::fs::read_dir(source).unwrap_or_else(|e| panic!("read {}: {e}", source.display()));
     for entry in entries.flatten() {
         let path = entry.path();
         let target = dest.join(entry.file_name());
