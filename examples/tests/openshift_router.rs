@@ -12,6 +12,15 @@ use std::process::Command;
 
 use e2e::{free_port, http_raw, poll, read_response, Backend, LogsOnPanic, Proc, Response};
 
+/// `GET path` for host `shop.example` with extra headers, on a connection closed after it.
+fn request(path: &str, headers: &[(&str, &str)]) -> String {
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request + "\r\n"
+}
+
 /// `GET path` on 127.0.0.1:`port` from the local address `source` (any 127.0.0.0/8 address is
 /// ours on Linux: each stands for a different client), with extra headers.
 fn get_from(source: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> Response {
@@ -35,25 +44,16 @@ fn get_from(source: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> Re
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .expect("read timeout");
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
     stream
-        .write_all(request.as_bytes())
+        .write_all(request(path, headers).as_bytes())
         .and_then(|()| read_response(&mut stream, false))
         .unwrap_or_else(|e| panic!("GET {path} from {source} on :{port}: {e}"))
 }
 
 /// `GET path` with headers on 127.0.0.1:`port`.
 fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Response {
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    http_raw(port, request.as_bytes(), false).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    http_raw(port, request(path, headers).as_bytes(), false)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
 /// Three sign-ups from `client` pass, the fourth is limited, and another client still passes:

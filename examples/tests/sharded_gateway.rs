@@ -43,8 +43,11 @@ fn burst(port: u16, path: &'static str, n: usize) -> Vec<(u16, bool)> {
         .collect()
 }
 
-/// A slow backend behind circuit breakers of 2 connections and 2 pending requests: of 12
-/// requests at once, 4 are served (2 at a time), the other 8 overflow with Envoy's 503.
+/// A slow backend behind circuit breakers of 2 connections and 2 pending requests, on a shard
+/// with 2 workers: of 12 requests at once, at most 5 are served and the others overflow with
+/// Envoy's 503. Envoy (and gloo, as Envoy) lets a worker with no connection to the endpoint open
+/// one even at the limit, so its pending requests are not stuck behind the other worker's
+/// connections: with 2 workers, up to 3 connections, plus 2 pending.
 fn check_circuit_breaker(shard: &str, port: u16, path: &'static str, backend: &Backend) {
     backend.set_behaviour(Behaviour::DelayMs(1500));
     let statuses = burst(port, path, 12);
@@ -58,12 +61,12 @@ fn check_circuit_breaker(shard: &str, port: u16, path: &'static str, backend: &B
         "{shard}: every request is either served or overflows: {statuses:?}"
     );
     assert!(
-        (2..=4).contains(&served) && overflow >= 8,
-        "{shard}: 2 connections + 2 pending serve 4 at most: {statuses:?}"
+        (2..=5).contains(&served) && overflow >= 7,
+        "{shard}: 3 connections + 2 pending serve 5 at most: {statuses:?}"
     );
     assert!(
-        backend.max_in_flight() <= 2,
-        "{shard}: the backend saw {} requests at once, over maxConnections 2",
+        backend.max_in_flight() <= 3,
+        "{shard}: the backend saw {} requests at once, over maxConnections 2 + 1 worker",
         backend.max_in_flight()
     );
 }
@@ -132,9 +135,7 @@ fn each_shard_serves_its_own_apis_behind_circuit_breakers_and_an_edge_tier() {
         Command::new(e2e::envoy())
             .arg("-c")
             .arg(config.join("envoy-shard-c.yaml"))
-            // One worker: Envoy's workers share the connection count but each may open a
-            // connection before seeing the others' (seen here: 3 at once with 2 workers).
-            .args(["--base-id", &admin_c.to_string(), "--concurrency", "1"]),
+            .args(["--base-id", &admin_c.to_string(), "--concurrency", "2"]),
         &logs,
     );
     let _logs = e2e::LogsOnPanic(&config, vec![&control_plane, &shard_a, &shard_b, &envoy]);
