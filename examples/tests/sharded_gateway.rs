@@ -49,7 +49,7 @@ fn burst(port: u16, path: &'static str, n: usize) -> Vec<(u16, bool)> {
 /// one even at the limit, so its pending requests are not stuck behind the other worker's
 /// connections: with 2 workers, up to 3 connections, plus 2 pending.
 fn check_circuit_breaker(shard: &str, port: u16, path: &'static str, backend: &Backend) {
-    backend.set_behaviour(Behaviour::DelayMs(1500));
+    backend.set_behaviour(Behaviour::DelayMs(3000));
     let statuses = burst(port, path, 12);
     backend.set_behaviour(Behaviour::Ok);
     let served = statuses.iter().filter(|(s, _)| *s == 200).count();
