@@ -92,6 +92,15 @@ if ! "$moto_venv/bin/python" -c 'import moto.server, boto3' 2>/dev/null; then
   "$moto_venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server,ec2,awslambda]' boto3
 fi
 export GLOO_TEST_MOTO_SERVER="$moto_venv/bin/moto_server"
+# Real HAProxy 2.6 (Debian): the OpenShift-style router in front of the gateway in the examples'
+# pattern 7 test (TCP passthrough with the PROXY protocol, HTTP with X-Forwarded-For).
+if ! command -v haproxy >/dev/null 2>&1; then
+  sudo_cmd=""
+  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get install -y haproxy >/dev/null \
+    || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y haproxy >/dev/null; }
+fi
+export GLOO_TEST_HAPROXY="$(command -v haproxy)"
 # sed reads all of the output: `head` would close the pipe early and, under pipefail,
 # fail the script with SIGPIPE.
 "$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p

@@ -150,6 +150,9 @@ pub struct ConnectionSettings {
     pub use_remote_address: bool,
     /// Do not append to `x-forwarded-for`.
     pub skip_xff_append: bool,
+    /// Proxies in front whose `x-forwarded-for` entries are trusted when settling the client
+    /// address (see [`crate::proxy::trusted_client`]).
+    pub xff_num_trusted_hops: u32,
     /// `via` header value to append, if any.
     pub via: Option<http::HeaderValue>,
     /// Add `x-request-id` when absent.
@@ -221,7 +224,7 @@ pub enum EscapedSlashes {
 }
 
 impl ConnectionSettings {
-    fn from_hcm(hcm: &HttpConnectionManager) -> Result<Self, String> {
+    pub(crate) fn from_hcm(hcm: &HttpConnectionManager) -> Result<Self, String> {
         use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::ServerHeaderTransformation;
         let server_name = if hcm.server_name.is_empty() {
             "gloo"
@@ -247,6 +250,7 @@ impl ConnectionSettings {
             },
             use_remote_address: hcm.use_remote_address.as_ref().is_some_and(|b| b.value),
             skip_xff_append: hcm.skip_xff_append,
+            xff_num_trusted_hops: hcm.xff_num_trusted_hops,
             via: (!hcm.via.is_empty())
                 .then(|| http::HeaderValue::from_str(&hcm.via))
                 .transpose()

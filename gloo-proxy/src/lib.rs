@@ -27,9 +27,9 @@
 //!   with gloo-filters' invocation layer;
 //! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
 //!   admin endpoint and its statistics;
-//! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands; [`rate_limit_server`] and
-//!   [`ext_auth_server`]: the rate limit and ext auth services `gloo run` and
-//!   `gloo control-plane` host ([`hosting`]: what they share).
+//! - [`command`]: the `gloo` command line; [`cli`], [`control_plane`], [`run`]: its
+//!   subcommands; [`rate_limit_server`] and [`ext_auth_server`]: the rate limit and ext auth
+//!   services `gloo run` and `gloo control-plane` host ([`hosting`]: what they share).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -39,6 +39,7 @@ pub mod aws_lambda;
 pub mod body;
 pub mod builtin;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod control_plane;
 pub mod ext_auth_server;

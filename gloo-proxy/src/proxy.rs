@@ -34,8 +34,15 @@ const MAX_REPLAY_BODY: usize = 1024 * 1024;
 /// What the proxy knows about the downstream connection of a request.
 #[derive(Debug, Clone)]
 pub struct Downstream {
-    /// The client's address (from the PROXY protocol header when there was one).
+    /// The client's address as Envoy's connection manager settles it (its downstream remote
+    /// address): the connection's [`peer`](Self::peer), or an address from `x-forwarded-for`
+    /// as `use_remote_address` and `xff_num_trusted_hops` say (see [`trusted_client`]). Rate
+    /// limit `remote_address` descriptors, hash policies on the source IP and the access log
+    /// use it.
     pub remote: SocketAddr,
+    /// The connection's peer (the PROXY protocol header's source when there was one): what
+    /// `use_remote_address` appends to `x-forwarded-for`.
+    pub peer: SocketAddr,
     /// The address the client connected to.
     pub local: SocketAddr,
     /// `http` or `https`.
@@ -182,6 +189,19 @@ impl Proxy {
         self.stats.downstream.rq_total.inc();
         let mut req = req.map(Body::from);
         let settings = &listener.settings;
+        // Envoy settles the client address before its filters run (and before it appends the
+        // peer to `x-forwarded-for`); everything after sees that address.
+        let trusted;
+        let downstream = match trusted_client(req.headers(), settings, downstream.peer) {
+            Some(ip) if ip != downstream.remote.ip() => {
+                trusted = Downstream {
+                    remote: SocketAddr::new(ip, 0),
+                    ..downstream.clone()
+                };
+                &trusted
+            }
+            _ => downstream,
+        };
         let mut response = match check_request_headers(&mut req, settings) {
             Some(reply) => reply,
             // The common case awaits the routing future in place: wrapping it would copy
@@ -215,6 +235,35 @@ impl Proxy {
         }
         response
     }
+}
+
+/// The client address Envoy's connection manager settles on (its `mutateRequestHeaders`),
+/// when it is not the connection's `peer`:
+///
+/// - with `use_remote_address`, the peer, unless `xff_num_trusted_hops` is N > 0: then the Nth
+///   address from the right of `x-forwarded-for` as received (the peer is appended after);
+/// - without it, the address `xff_num_trusted_hops` + 1 from the right of `x-forwarded-for`
+///   (Envoy's default original IP detection), else the peer.
+///
+/// `None` means the peer. An entry that is not an IP address counts as absent, as in Envoy.
+/// Several `x-forwarded-for` headers are read as one list, in order.
+pub fn trusted_client(
+    headers: &http::HeaderMap,
+    settings: &ConnectionSettings,
+    peer: SocketAddr,
+) -> Option<std::net::IpAddr> {
+    let skip = if settings.use_remote_address {
+        settings.xff_num_trusted_hops.checked_sub(1)?
+    } else {
+        settings.xff_num_trusted_hops
+    };
+    let mut entries: Vec<&str> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        entries.extend(value.to_str().ok()?.split(','));
+    }
+    let index = entries.len().checked_sub(1)?.checked_sub(skip as usize)?;
+    let ip: std::net::IpAddr = entries[index].trim().parse().ok()?;
+    (ip != peer.ip()).then_some(ip)
 }
 
 /// Routes and serves `req` within the connection manager's clocks: `request_timeout` (the
@@ -990,11 +1039,16 @@ async fn forward_to_cluster(
         headers.insert(header::UPGRADE, kind);
     }
     if settings.use_remote_address && !settings.skip_xff_append {
-        let ip = ctx.downstream.remote.ip().to_string();
-        let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(existing) => format!("{existing}, {ip}"),
-            None => ip,
-        };
+        // Several `x-forwarded-for` headers (a router adding its own beside the client's) are
+        // one list, as Envoy coalesces them: none is lost when the peer is appended.
+        let mut xff = String::new();
+        for value in headers.get_all("x-forwarded-for") {
+            if let Ok(value) = value.to_str() {
+                xff.push_str(value);
+                xff.push_str(", ");
+            }
+        }
+        xff.push_str(&ctx.downstream.peer.ip().to_string());
         if let Ok(v) = HeaderValue::from_str(&xff) {
             headers.insert("x-forwarded-for", v);
         }
@@ -1440,4 +1494,71 @@ fn finish_response(
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+    use envoy_types::pb::google::protobuf::BoolValue;
+
+    fn settings(use_remote_address: bool, hops: u32) -> ConnectionSettings {
+        let hcm = HttpConnectionManager {
+            use_remote_address: Some(BoolValue {
+                value: use_remote_address,
+            }),
+            xff_num_trusted_hops: hops,
+            ..Default::default()
+        };
+        ConnectionSettings::from_hcm(&hcm).expect("valid settings")
+    }
+
+    fn client(xff: &[&str], use_remote_address: bool, hops: u32) -> Option<String> {
+        let mut headers = http::HeaderMap::new();
+        for value in xff {
+            headers.append(
+                "x-forwarded-for",
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        let peer: SocketAddr = "10.0.0.9:5000".parse().expect("address");
+        trusted_client(&headers, &settings(use_remote_address, hops), peer).map(|ip| ip.to_string())
+    }
+
+    /// Envoy's table in "x-forwarded-for" (configuration/http/http_conn_man/headers): the
+    /// trusted client address for each combination.
+    #[test]
+    fn trusted_client_follows_envoy() {
+        // use_remote_address: the peer, whatever the client claims.
+        assert_eq!(client(&["192.0.2.10"], true, 0), None);
+        // One trusted hop in front: the last entry it wrote (before the peer is appended).
+        assert_eq!(
+            client(&["192.0.2.10, 203.0.113.128"], true, 1).as_deref(),
+            Some("203.0.113.128")
+        );
+        assert_eq!(
+            client(&["192.0.2.10, 203.0.113.128"], true, 2).as_deref(),
+            Some("192.0.2.10")
+        );
+        // Fewer entries than trusted hops: the peer.
+        assert_eq!(client(&["192.0.2.10"], true, 2), None);
+        // Without use_remote_address: the last entry, skipping the trusted hops.
+        assert_eq!(
+            client(&["192.0.2.10"], false, 0).as_deref(),
+            Some("192.0.2.10")
+        );
+        assert_eq!(
+            client(&["192.0.2.10,203.0.113.128"], false, 1).as_deref(),
+            Some("192.0.2.10")
+        );
+        // Several headers are one list.
+        assert_eq!(
+            client(&["192.0.2.10", "203.0.113.128"], false, 1).as_deref(),
+            Some("192.0.2.10")
+        );
+        // No header, or an entry that is not an IP address: the peer.
+        assert_eq!(client(&[], false, 0), None);
+        assert_eq!(client(&["unknown"], false, 0), None);
+        assert_eq!(client(&["192.0.2.10:80"], false, 0), None);
+    }
 }

@@ -251,6 +251,7 @@ async fn serve_connection(
         listener,
         downstream: Downstream {
             remote,
+            peer: remote,
             local,
             scheme,
         },

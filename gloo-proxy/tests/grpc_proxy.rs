@@ -4,26 +4,7 @@
 
 mod support;
 
-use std::process::Command;
-
-use support::{free_port, gloo_run, grpc_backend, python, script, LogsOnPanic};
-
-/// Runs `tests/grpc/client.py` against gloo on `port` (plaintext HTTP/2) for `calls` calls and
-/// returns its JSON report of answers by backend.
-fn grpc_calls(port: u16, calls: u32) -> String {
-    let out = Command::new(python())
-        .arg(script("client.py"))
-        .args([format!("127.0.0.1:{port}"), calls.to_string()])
-        .output()
-        .expect("run the gRPC client");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "client failed: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
+use support::{free_port, gloo_run, grpc_backend, grpc_calls, LogsOnPanic};
 
 #[test]
 fn grpc_calls_go_through_gloo_over_http2() {

@@ -1,4 +1,6 @@
-//! What the example tests share.
+//! What the example tests share (with gloo-proxy's end-to-end helpers, which the deployment
+//! pattern tests include by `#[path]`).
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -26,4 +28,59 @@ pub fn get(port: u16, path: &str) -> std::io::Result<(u16, Vec<String>, String)>
         lines.map(str::to_ascii_lowercase).collect(),
         body.to_string(),
     ))
+}
+
+/// Copies the shipped example config directory `examples/<example>` (recursively, YAML files
+/// only) into `dest`, replacing each `(from, to)` literally: the tests run the config the README
+/// shows on free ports. Panics if some `from` occurs nowhere, so the test and the shipped config
+/// cannot drift apart silently.
+pub fn copy_example(example: &str, dest: &std::path::Path, replacements: &[(String, String)]) {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(example);
+    let mut used = vec![false; replacements.len()];
+    copy_dir(&source, dest, replacements, &mut used);
+    for ((from, _), used) in replacements.iter().zip(used) {
+        assert!(used, "`{from}` occurs nowhere in examples/{example}");
+    }
+}
+
+fn copy_dir(
+    source: &std::path::Path,
+    dest: &std::path::Path,
+    replacements: &[(String, String)],
+    used: &mut [bool],
+) {
+    std::fs::create_dir_all(dest).expect("create the config directory");
+    let entries =
+        std::fs::read_dir(source).unwrap_or_else(|e| panic!("read {}: {e}", source.display()));
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let target = dest.join(entry.file_name());
+        if path.is_dir() {
+            copy_dir(&path, &target, replacements, used);
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "cfg")
+        {
+            let mut text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+            for (i, (from, to)) in replacements.iter().enumerate() {
+                if text.contains(from.as_str()) {
+                    used[i] = true;
+                    text = text.replace(from.as_str(), to);
+                }
+            }
+            std::fs::write(&target, text)
+                .unwrap_or_else(|e| panic!("write {}: {e}", target.display()));
+        }
+    }
+}
+
+/// The real HAProxy 2.6 binary (`GLOO_TEST_HAPROXY`, exported by `scripts/test.sh`).
+pub fn haproxy() -> std::path::PathBuf {
+    match std::env::var_os("GLOO_TEST_HAPROXY") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => panic!(
+            "GLOO_TEST_HAPROXY is not set: run the suite with scripts/test.sh, which installs HAProxy and sets it"
+        ),
+    }
 }

@@ -97,6 +97,15 @@ impl ConnectionLimit {
         (prev < self.max).then_some(slot)
     }
 
+    /// A place over the limit: for a worker's pool that has no connection at all to the
+    /// endpoint (see [`acquire`]).
+    fn take_over_limit(&self) -> ConnectionSlot {
+        self.state
+            .open
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        ConnectionSlot(self.state.clone())
+    }
+
     /// A place among the requests waiting for a connection, if there is one left.
     fn pend(&self) -> Option<PendingRequest> {
         use std::sync::atomic::Ordering;
@@ -201,17 +210,44 @@ impl tokio::io::AsyncWrite for Stream {
 struct Conn {
     stream: Stream,
     _slot: ConnectionSlot,
+    _owned: Owned,
     buf: BytesMut,
     idle_since: Instant,
 }
 
-/// Idle connections of one worker, by endpoint.
+/// One connection counted among its worker's connections to an endpoint, until it closes.
+#[derive(Debug)]
+struct Owned(Arc<std::sync::atomic::AtomicU32>);
+
+impl Owned {
+    fn new(count: &Arc<std::sync::atomic::AtomicU32>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Owned(count.clone())
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Idle connections of one worker, by endpoint, and how many it has open (idle or busy).
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
     idle: Mutex<HashMap<SocketAddr, Vec<Conn>>>,
+    open: Mutex<HashMap<SocketAddr, Arc<std::sync::atomic::AtomicU32>>>,
 }
 
 impl Pool {
+    /// The count of this worker's open connections to `address`.
+    fn open_count(&self, address: SocketAddr) -> Arc<std::sync::atomic::AtomicU32> {
+        match self.open.lock() {
+            Ok(mut open) => open.entry(address).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
     fn take(&self, address: SocketAddr) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
         let conns = idle.get_mut(&address)?;
@@ -407,15 +443,32 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
 /// `max_connections`; at the limit, the request waits (one of at most
 /// `max_pending_requests`, else `Overflow`) for a connection to close or come back to this
 /// worker's pool, as Envoy's pending requests do. The route timeout bounds the wait.
+///
+/// As in Envoy, a worker with no connection at all to the endpoint opens one even at the
+/// limit (for a request that got a place among the pending ones): the connections at the
+/// limit may all sit in other workers' pools, and this worker's waiting requests would
+/// otherwise never be served. So with N workers an endpoint can have up to N - 1 connections
+/// over `max_connections`, as with Envoy's N workers.
 async fn acquire(pool: &Pool, exchange: &Exchange<'_>) -> Result<(Conn, bool), SendError> {
     let limit = exchange.limit;
+    let owned = pool.open_count(exchange.address);
     let mut pending = None;
     loop {
         if let Some(slot) = limit.take() {
-            return Ok((connect_with(slot, exchange).await?, false));
+            return Ok((
+                connect_with(slot, Owned::new(&owned), exchange).await?,
+                false,
+            ));
         }
         if pending.is_none() {
             pending = Some(limit.pend().ok_or(SendError::Overflow)?);
+        }
+        if owned.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            let slot = limit.take_over_limit();
+            return Ok((
+                connect_with(slot, Owned::new(&owned), exchange).await?,
+                false,
+            ));
         }
         let available = limit.state.available.notified();
         tokio::pin!(available);
@@ -431,12 +484,23 @@ async fn acquire(pool: &Pool, exchange: &Exchange<'_>) -> Result<(Conn, bool), S
     }
 }
 
-async fn connect(exchange: &Exchange<'_>) -> Result<Conn, SendError> {
+async fn connect(pool: &Pool, exchange: &Exchange<'_>) -> Result<Conn, SendError> {
     let slot = exchange.limit.take().ok_or(SendError::Overflow)?;
-    connect_with(slot, exchange).await
+    connect_with(
+        slot,
+        Owned::new(&pool.open_count(exchange.address)),
+        exchange,
+    )
+    .await
 }
 
-async fn connect_with(slot: ConnectionSlot, exchange: &Exchange<'_>) -> Result<Conn, SendError> {
+/// Connects under `slot`, counted in its worker's pool by `owned` from the start (a connection
+/// still connecting counts, as in Envoy).
+async fn connect_with(
+    slot: ConnectionSlot,
+    owned: Owned,
+    exchange: &Exchange<'_>,
+) -> Result<Conn, SendError> {
     let timeout = || SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timeout"));
     let connecting = async {
         let tcp = TcpStream::connect(exchange.address)
@@ -464,6 +528,7 @@ async fn connect_with(slot: ConnectionSlot, exchange: &Exchange<'_>) -> Result<C
     Ok(Conn {
         stream,
         _slot: slot,
+        _owned: owned,
         buf: BytesMut::with_capacity(8 * 1024),
         idle_since: Instant::now(),
     })
@@ -512,7 +577,7 @@ pub(crate) async fn send(
         Ok(head) => Ok(finish(pool.clone(), exchange.address, conn, head)),
         // A kept-alive connection the upstream had closed: try once more on a new one.
         Err(ExchangeError::Stale(_)) if reused && full.is_some() => {
-            let mut conn = connect(&exchange).await?;
+            let mut conn = connect(pool, &exchange).await?;
             match exchange_on(&mut conn, &parts, full.as_ref(), &mut body, head_request).await {
                 Ok(head) => Ok(finish(pool.clone(), exchange.address, conn, head)),
                 Err(e) => Err(e.into()),
@@ -991,6 +1056,47 @@ mod tests {
             .await
             .expect("a slot is free again");
         assert_eq!(body_text(r).await, "ok");
+    }
+
+    #[tokio::test]
+    async fn a_worker_without_connections_opens_one_at_the_limit_as_envoy_does() {
+        // Keep-alive connections served side by side, `ok` to every request.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while s.read(&mut buf).await.unwrap_or(0) > 0 {
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if s.write_all(ok).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let limit = Box::leak(Box::new(ConnectionLimit::new(1, 1)));
+        let ex = Exchange {
+            limit,
+            ..exchange(addr)
+        };
+        // Worker A's pool keeps the only connection the limit allows, idle.
+        let (worker_a, worker_b) = (Arc::new(Pool::default()), Arc::new(Pool::default()));
+        let r = send(&worker_a, ex, get(addr)).await.expect("answer");
+        assert_eq!(body_text(r).await, "ok");
+        // Worker B has none: its request would wait for ever for a connection that only
+        // worker A can reuse. It gets one of its own instead (and would overflow with no
+        // room among the pending requests).
+        let r = tokio::time::timeout(Duration::from_secs(5), send(&worker_b, ex, get(addr)))
+            .await
+            .expect("not left waiting")
+            .expect("answer");
+        assert_eq!(body_text(r).await, "ok");
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
