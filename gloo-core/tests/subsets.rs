@@ -147,9 +147,7 @@ fn a_destination_subset_becomes_the_metadata_match_of_the_route_and_of_weighted_
         "gloo.solo.io/v1",
         "UpstreamGroup",
         "{name: canary, namespace: gloo-system}",
-        &format!(
-            "destinations:\n- destination: {{upstream: {{name: default-web-8080}}, subset: {{values: {{version: v2}}}}}}\n  weight: 1\n"
-        ),
+        "destinations:\n- destination: {upstream: {name: default-web-8080}, subset: {values: {version: v2}}}\n  weight: 1\n",
     );
     let t = translate(&docs(&[
         &kube_upstream("selectors: [{keys: [version]}, {keys: [version, color]}]"),

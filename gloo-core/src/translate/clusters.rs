@@ -138,7 +138,6 @@ pub(crate) fn load_assignment(cluster: &str, endpoints: &[Endpoint]) -> ClusterL
                     load_balancing_weight: (e.weight > 0)
                         .then_some(UInt32Value { value: e.weight }),
                     metadata: super::subsets::lb_metadata(&e.labels),
-                    ..Default::default()
                 })
                 .collect(),
             // Proxyless gRPC ignores localities without a weight (Envoy ignores the weight

@@ -221,10 +221,13 @@ impl SubsetConfig {
     }
 }
 
+/// A subset's key/values, sorted by key.
+type SubsetKey = Box<[(String, LbValue)]>;
+
 /// A cluster's subsets over one set of endpoints, each with its balancer.
 #[derive(Debug)]
 pub(crate) struct Subsets {
-    by_criteria: HashMap<Box<[(String, LbValue)]>, Arc<Balancer>>,
+    by_criteria: HashMap<SubsetKey, Arc<Balancer>>,
     /// The fallback's balancer (`None`: no fallback).
     fallback: Option<Arc<Balancer>>,
 }
@@ -239,11 +242,10 @@ impl Subsets {
         all: &Arc<Balancer>,
         balancer: impl Fn(Vec<Arc<Endpoint>>) -> Balancer,
     ) -> Self {
-        let mut groups: HashMap<Box<[(String, LbValue)]>, (bool, Vec<Arc<Endpoint>>)> =
-            HashMap::new();
+        let mut groups: HashMap<SubsetKey, (bool, Vec<Arc<Endpoint>>)> = HashMap::new();
         for (keys, single) in &config.selectors {
             for e in members {
-                let values: Option<Box<[(String, LbValue)]>> = keys
+                let values: Option<SubsetKey> = keys
                     .iter()
                     .map(|k| e.lb_metadata.get(k).map(|v| (k.clone(), v.clone())))
                     .collect();
