@@ -1743,20 +1743,38 @@ impl<'a> Resolver<'a> {
                     (RouteModelAction::DirectResponse(self.refusal()), Vec::new())
                 }
                 RouteActionRef::Route(a) => {
-                    let warnings = self.check_destinations(a, &path);
-                    for w in &warnings {
+                    let (subset_warnings, subset_errors) =
+                        crate::translate::subsets::check_route(self.snapshot, a, &path);
+                    let mut warnings = self.check_destinations(a, &path);
+                    for w in warnings.iter().chain(&subset_warnings) {
                         self.note(&context.owner, w.clone());
                     }
-                    match (&self.invalid_route_response, warnings.is_empty()) {
-                        (Some(replacement), false) => (
-                            RouteModelAction::DirectResponse(replacement.clone()),
-                            warnings,
-                        ),
-                        // The route's own action, shared rather than copied.
-                        _ => match &route.route_action {
-                            Some(shared) => (RouteModelAction::Route(shared.clone()), warnings),
-                            None => (RouteModelAction::Route(Arc::new(a.clone())), warnings),
-                        },
+                    // A subset no selector of its upstream has: an error (Gloo's), and the
+                    // route answers as an invalid route.
+                    if !subset_errors.is_empty() {
+                        for e in subset_errors {
+                            self.note_error(
+                                &context.owner,
+                                format!("{e}; the route answers as an invalid route (503)"),
+                            );
+                        }
+                        (RouteModelAction::DirectResponse(self.refusal()), Vec::new())
+                    } else {
+                        // Only a missing destination is replaced (invalidConfigPolicy); a subset on
+                        // an upstream without subsets is served as Gloo serves it.
+                        let replace = !warnings.is_empty();
+                        warnings.extend(subset_warnings);
+                        match (&self.invalid_route_response, replace) {
+                            (Some(replacement), true) => (
+                                RouteModelAction::DirectResponse(replacement.clone()),
+                                warnings,
+                            ),
+                            // The route's own action, shared rather than copied.
+                            _ => match &route.route_action {
+                                Some(shared) => (RouteModelAction::Route(shared.clone()), warnings),
+                                None => (RouteModelAction::Route(Arc::new(a.clone())), warnings),
+                            },
+                        }
                     }
                 }
                 RouteActionRef::Redirect(r) => (RouteModelAction::Redirect(r.clone()), Vec::new()),

@@ -123,13 +123,17 @@ fn translated(dir: &Path) -> Value {
 }
 
 fn validate_with_envoy(dir: &Path) -> (usize, usize, usize) {
-    let resources = translated(dir);
-    let config = bootstrap(&resources);
+    validate_resources(&translated(dir), &dir.display().to_string())
+}
+
+/// Hands one proxy's resources to Envoy, which must accept them; their (listeners, route
+/// configurations, clusters) counts.
+fn validate_resources(resources: &Value, what: &str) -> (usize, usize, usize) {
+    let config = bootstrap(resources);
     let (ok, stdout, stderr) = envoy_validate(&config);
     assert!(
         ok,
-        "Envoy rejected the translation of {}:\n{stdout}\n{stderr}\nconfig:\n{}",
-        dir.display(),
+        "Envoy rejected the translation of {what}:\n{stdout}\n{stderr}\nconfig:\n{}",
         serde_json::to_string_pretty(&config).unwrap()
     );
     let count = |key: &str| resources[key].as_array().map_or(0, Vec::len);
@@ -142,6 +146,60 @@ fn envoy_accepts_every_translated_feature() {
     let (listeners, routes, clusters) = validate_with_envoy(&dir);
     // Plain and SSL listeners (the default gateways), one route configuration each.
     assert_eq!((listeners, routes, clusters), (2, 2, 4));
+}
+
+#[test]
+fn envoy_accepts_subsets_and_labelled_endpoints() {
+    use gloo_core::translate::{Endpoint, Endpoints};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-subsets");
+    let source = DirectorySource::load(&dir).expect("config dir");
+    let mut translator = Translator::new();
+    let translation = translator.translate(&source.subscribe().borrow());
+    assert!(
+        !translation.reports.has_rejections(),
+        "{}",
+        translation.reports.to_text()
+    );
+    let labelled = |address: &str, labels: &[(&str, &str)]| {
+        let mut e = Endpoint::new(address, 8080);
+        e.labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        e
+    };
+    let mut endpoints = Endpoints::new();
+    endpoints.insert(
+        gloo_core::model::ResourceRef::new("gloo-system", "default-web-8080"),
+        vec![
+            labelled("10.0.0.1", &[("version", "v1"), ("stage", "prod")]),
+            labelled("10.0.0.2", &[("version", "v2"), ("stage", "canary")]),
+            labelled("10.0.0.3", &[]),
+        ],
+    );
+    endpoints.insert(
+        gloo_core::model::ResourceRef::new("gloo-system", "consul-svc:api"),
+        vec![labelled(
+            "10.0.1.1",
+            &[("tag_v1", "0"), ("tag_v2", "1"), ("dc_dc1", "1")],
+        )],
+    );
+    let resources = translator.update_endpoints(endpoints)["gateway-proxy"]
+        .to_json()
+        .expect("json");
+    // The endpoints really carry their labels (Envoy would accept them without).
+    let web = resources["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["clusterName"] == "default-web-8080_gloo-system")
+        .expect("web endpoints");
+    assert_eq!(
+        web["endpoints"][0]["lbEndpoints"][1]["metadata"]["filterMetadata"]["envoy.lb"],
+        json!({"version": "v2", "stage": "canary"})
+    );
+    let (listeners, routes, clusters) = validate_resources(&resources, &dir.display().to_string());
+    assert_eq!((listeners, routes, clusters), (1, 1, 2));
 }
 
 #[test]

@@ -155,7 +155,7 @@ impl Upstreams {
             .ok_or_else(|| format!("cluster {cluster:?} not found"))?
             .clone();
         let endpoint = cluster
-            .pick(None)
+            .pick(None, None)
             .ok_or_else(|| format!("cluster {:?} has no healthy endpoint", cluster.name()))?;
         if !request.headers().contains_key(http::header::HOST) {
             if let Some(host) = request.uri().authority().map(|a| a.as_str().to_string()) {

@@ -25,6 +25,7 @@ use crate::router::hash::{hash_request, HashInput, RequestHash};
 use crate::router::matcher::RequestView;
 use crate::router::{Route, RouteTable, VirtualHost};
 use crate::stats::Stats;
+use crate::upstream::subset::MatchCriteria;
 use crate::upstream::{Cluster, Endpoint};
 
 /// Largest request body buffered so a request can be retried or mirrored (Envoy's default
@@ -111,7 +112,7 @@ impl RouteContext {
     pub(crate) fn target_cluster<'a>(&'a self, extensions: &http::Extensions) -> Option<&'a str> {
         let forward = forward_action(self)?;
         match extensions.get::<PickedTarget>() {
-            Some(PickedTarget(i)) => forward.clusters.weighted_target(*i).map(|(c, _)| c),
+            Some(PickedTarget(i)) => forward.clusters.weighted_target(*i).map(|(c, _, _)| c),
             None => match &forward.clusters {
                 crate::router::action::ClusterChoice::Single(c) => Some(c),
                 _ => None,
@@ -936,6 +937,8 @@ struct Outgoing {
     /// The body, when buffered so it can be sent again.
     body: Option<Bytes>,
     cluster: Arc<Cluster>,
+    /// The subset criteria endpoints are picked with.
+    criteria: Option<MatchCriteria>,
 }
 
 /// The inner service of every filter stack: does what the route of a request (whose
@@ -1001,10 +1004,12 @@ async fn forward_to_cluster(
         Some(PickedTarget(i)) => action.clusters.weighted_target(*i),
         None => action.clusters.pick(req.headers()),
     };
-    let Some((cluster_name, target_headers)) = picked else {
+    let Some((cluster_name, target_headers, criteria)) = picked else {
         return (local_reply(StatusCode::SERVICE_UNAVAILABLE, ""), None);
     };
     let target_headers = target_headers.cloned();
+    // A weighted target's criteria were merged with the route's when compiled.
+    let criteria = criteria.or(action.metadata_match.as_ref()).cloned();
     let hashed = if action.hash_policies.is_empty() {
         RequestHash::default()
     } else {
@@ -1120,6 +1125,7 @@ async fn forward_to_cluster(
         headers,
         body: buffered,
         cluster,
+        criteria,
     };
     for mirror in &action.mirrors {
         if fastrand::u32(0..1_000_000) < mirror.per_million {
@@ -1298,7 +1304,7 @@ fn spawn_mirror(
     body: Bytes,
     mirror: &crate::router::action::Mirror,
 ) {
-    let Some(endpoint) = shadow.pick(None) else {
+    let Some(endpoint) = shadow.pick(None, None) else {
         return;
     };
     let mut headers = out.headers.clone();
@@ -1325,6 +1331,8 @@ fn spawn_mirror(
         headers: HeaderMap::new(),
         body: None,
         cluster: shadow.clone(),
+        // Envoy sends shadows through its async client, whose route has no metadata match.
+        criteria: None,
     };
     let Ok(req) = build_request(&copy, &endpoint, headers, Body::full(body), false) else {
         return;
@@ -1421,7 +1429,7 @@ async fn send_with_retries(
     let retry = action.retry.as_ref().filter(|_| out.body.is_some());
     let max_attempts = 1 + retry.map(|r| r.num_retries).unwrap_or(0);
     let per_try = retry.and_then(|r| r.per_try_timeout);
-    let mut endpoint = match cluster.pick(hash) {
+    let mut endpoint = match cluster.pick(out.criteria.as_ref(), hash) {
         Some(e) => e,
         None => return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"),
     };
@@ -1454,7 +1462,7 @@ async fn send_with_retries(
             if let (Some(policy), Some(_retry_slot)) = (retry, cluster.breaker.retry()) {
                 cluster.stats.upstream_rq_retry.inc();
                 tokio::time::sleep(policy.backoff(n)).await;
-                if let Some(e) = cluster.pick_other(&endpoint.address) {
+                if let Some(e) = cluster.pick_other(out.criteria.as_ref(), &endpoint.address) {
                     endpoint = e;
                 }
                 continue;

@@ -624,6 +624,49 @@ pub struct ConsulUpstreamSpec {
     pub data_centers: Vec<String>,
 }
 
+/// Endpoint label prefix for a Consul tag (`tag_<tag>`), Gloo's `ConsulTagKeyPrefix`.
+pub const CONSUL_TAG_KEY_PREFIX: &str = "tag_";
+/// Endpoint label prefix for a Consul data center (`dc_<dc>`), Gloo's
+/// `ConsulDataCenterKeyPrefix`.
+pub const CONSUL_DATA_CENTER_KEY_PREFIX: &str = "dc_";
+
+impl ConsulUpstreamSpec {
+    /// The tags Gloo partitions endpoints by: `subsetTags`, else `serviceTags`.
+    pub fn subset_key_tags(&self) -> &[String] {
+        if self.subset_tags.is_empty() {
+            &self.service_tags
+        } else {
+            &self.subset_tags
+        }
+    }
+
+    /// Gloo's `BuildTagMetadata`: `tag_<t>` for each of [`Self::subset_key_tags`], `"1"` when
+    /// `has(t)`, else `"0"`.
+    pub fn tag_labels(&self, has: impl Fn(&str) -> bool, into: &mut BTreeMap<String, String>) {
+        for tag in self.subset_key_tags() {
+            into.insert(
+                format!("{CONSUL_TAG_KEY_PREFIX}{tag}"),
+                if has(tag) { "1" } else { "0" }.to_string(),
+            );
+        }
+    }
+
+    /// Gloo's `BuildDataCenterMetadata`: `dc_<dc>` for each of `dataCenters`, `"1"` when
+    /// `is(dc)`, else `"0"`.
+    pub fn data_center_labels(
+        &self,
+        is: impl Fn(&str) -> bool,
+        into: &mut BTreeMap<String, String>,
+    ) {
+        for dc in &self.data_centers {
+            into.insert(
+                format!("{CONSUL_DATA_CENTER_KEY_PREFIX}{dc}"),
+                if is(dc) { "1" } else { "0" }.to_string(),
+            );
+        }
+    }
+}
+
 /// `consul.options.gloo.solo.io.ConsulConsistencyModes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ConsulConsistencyMode {

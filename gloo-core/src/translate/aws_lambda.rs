@@ -37,7 +37,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use envoy_types::pb::google::protobuf::{Any, BoolValue};
 
 use super::clusters::load_assignment;
-use super::routes::{destination_upstream, duration};
+use super::routes::{action_destinations as destinations, destination_upstream, duration};
 use super::Endpoint;
 use crate::model::routing::{AwsDestinationSpec, Destination, DestinationSpecRef, InvocationStyle};
 use crate::model::upstream::AwsUpstreamSpec;
@@ -406,49 +406,6 @@ pub(crate) fn check_route(
         }
     }
     errors
-}
-
-/// Every destination of a route action, with its field path.
-fn destinations<'a>(
-    snapshot: &'a ConfigSnapshot,
-    action: &'a crate::model::routing::RouteAction,
-    path: &str,
-) -> Vec<(String, &'a Destination)> {
-    use crate::model::routing::RouteDestination;
-    match action.destination() {
-        Ok(Some(RouteDestination::Single(d))) => vec![(format!("{path}.routeAction.single"), d)],
-        Ok(Some(RouteDestination::Multi(m))) => {
-            weighted(&m.destinations, &format!("{path}.routeAction.multi"))
-        }
-        Ok(Some(RouteDestination::UpstreamGroup(r))) => {
-            let r = r.resolved(DEFAULT_NAMESPACE);
-            match snapshot.upstream_groups.get(&r) {
-                Some(g) => weighted(
-                    &g.object.spec.destinations,
-                    &format!("{path}.routeAction.upstreamGroup({r})"),
-                ),
-                None => Vec::new(),
-            }
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// The destinations of weighted destinations, with their field paths under `path`.
-fn weighted<'a>(
-    destinations: &'a [crate::model::routing::WeightedDestination],
-    path: &str,
-) -> Vec<(String, &'a Destination)> {
-    destinations
-        .iter()
-        .enumerate()
-        .filter_map(|(i, wd)| {
-            Some((
-                format!("{path}.destinations[{i}].destination"),
-                wd.destination.as_ref()?,
-            ))
-        })
-        .collect()
 }
 
 /// The `typed_per_filter_config` entry of a destination's Lambda function (wrapped in an

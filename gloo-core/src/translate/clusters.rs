@@ -101,6 +101,9 @@ pub(crate) fn upstream_endpoints(
             .collect(),
         _ => discovered.get(reference).cloned().unwrap_or_default(),
     };
+    for e in &mut endpoints {
+        super::subsets::default_labels(spec, &mut e.labels);
+    }
     endpoints.sort();
     endpoints
 }
@@ -134,7 +137,7 @@ pub(crate) fn load_assignment(cluster: &str, endpoints: &[Endpoint]) -> ClusterL
                     },
                     load_balancing_weight: (e.weight > 0)
                         .then_some(UInt32Value { value: e.weight }),
-                    ..Default::default()
+                    metadata: super::subsets::lb_metadata(&e.labels),
                 })
                 .collect(),
             // Proxyless gRPC ignores localities without a weight (Envoy ignores the weight
@@ -355,6 +358,7 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
             });
         }
     }
+    out.lb_subset_config = super::subsets::lb_subset_config(spec);
     out.health_checks = spec.health_checks.iter().map(health_check).collect();
     out.outlier_detection = spec.outlier_detection.as_ref().map(outlier);
     if let Some(cb) = &spec.circuit_breakers {

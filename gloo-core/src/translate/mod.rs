@@ -48,6 +48,7 @@ mod local_ratelimit;
 mod names;
 pub(crate) mod ratelimit;
 mod routes;
+pub(crate) mod subsets;
 pub(crate) mod transformation;
 pub(crate) mod waf;
 

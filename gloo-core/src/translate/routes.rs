@@ -416,6 +416,49 @@ pub(crate) fn destination_cluster(d: &Destination) -> Option<String> {
     }
 }
 
+/// Every destination of a route action (its single destination, its weighted ones, or its
+/// upstream group's), with its field path under `path`.
+pub(crate) fn action_destinations<'a>(
+    snapshot: &'a crate::snapshot::ConfigSnapshot,
+    action: &'a crate::model::routing::RouteAction,
+    path: &str,
+) -> Vec<(String, &'a Destination)> {
+    match action.destination() {
+        Ok(Some(RouteDestination::Single(d))) => vec![(format!("{path}.routeAction.single"), d)],
+        Ok(Some(RouteDestination::Multi(m))) => {
+            weighted_destinations(&m.destinations, &format!("{path}.routeAction.multi"))
+        }
+        Ok(Some(RouteDestination::UpstreamGroup(r))) => {
+            let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
+            match snapshot.upstream_groups.get(&r) {
+                Some(g) => weighted_destinations(
+                    &g.object.spec.destinations,
+                    &format!("{path}.routeAction.upstreamGroup({r})"),
+                ),
+                None => Vec::new(),
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The destinations of weighted destinations, with their field paths under `path`.
+fn weighted_destinations<'a>(
+    destinations: &'a [crate::model::routing::WeightedDestination],
+    path: &str,
+) -> Vec<(String, &'a Destination)> {
+    destinations
+        .iter()
+        .enumerate()
+        .filter_map(|(i, wd)| {
+            Some((
+                format!("{path}.destinations[{i}].destination"),
+                wd.destination.as_ref()?,
+            ))
+        })
+        .collect()
+}
+
 fn weighted(destinations: &[WeightedDestination], secrets: &HeaderSecrets<'_>) -> WeightedCluster {
     WeightedCluster {
         clusters: destinations
@@ -427,6 +470,10 @@ fn weighted(destinations: &[WeightedDestination], secrets: &HeaderSecrets<'_>) -
                     weight: Some(UInt32Value {
                         value: wd.weight.unwrap_or(0),
                     }),
+                    metadata_match: super::subsets::metadata_match(
+                        secrets.ctx.snapshot,
+                        wd.destination.as_ref()?,
+                    ),
                     ..Default::default()
                 };
                 if let Some(h) = wd
@@ -494,8 +541,13 @@ fn route_action(
     let specifier = specifier.unwrap_or_else(|| {
         route_action::ClusterSpecifier::Cluster("gloo-missing-destination".to_string())
     });
+    let metadata_match = match action.destination() {
+        Ok(Some(RouteDestination::Single(d))) => super::subsets::metadata_match(ctx.snapshot, d),
+        _ => None,
+    };
     let mut out = RouteAction {
         cluster_specifier: Some(specifier),
+        metadata_match,
         ..Default::default()
     };
     apply_route_action_options(&mut out, options);

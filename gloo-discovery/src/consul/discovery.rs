@@ -20,10 +20,10 @@ use crate::plugin::{BoxFuture, Discovery, DiscoveryContext, DiscoveryError, Upst
 /// The prefix of the upstreams discovered for Consul services (`consul-svc:<service>`), Gloo's
 /// `UpstreamNamePrefix`.
 pub const UPSTREAM_NAME_PREFIX: &str = "consul-svc:";
-/// Endpoint label prefix for a tag (`tag_<tag>`), Gloo's `ConsulTagKeyPrefix`.
-pub const TAG_KEY_PREFIX: &str = "tag_";
 /// Endpoint label prefix for a data center (`dc_<dc>`), Gloo's `ConsulDataCenterKeyPrefix`.
-pub const DATA_CENTER_KEY_PREFIX: &str = "dc_";
+pub use gloo_core::model::upstream::CONSUL_DATA_CENTER_KEY_PREFIX as DATA_CENTER_KEY_PREFIX;
+/// Endpoint label prefix for a tag (`tag_<tag>`), Gloo's `ConsulTagKeyPrefix`.
+pub use gloo_core::model::upstream::CONSUL_TAG_KEY_PREFIX as TAG_KEY_PREFIX;
 /// Gloo's default `tlsTagName`.
 pub const DEFAULT_TLS_TAG: &str = "glooUseTls";
 
@@ -504,23 +504,10 @@ fn endpoint(entry: &ServiceEntry, dc: &str, group: &[&ConsulUpstreamSpec]) -> Op
 /// Gloo's `buildLabels`: `BuildTagMetadata` over the upstreams' subset tags (else service
 /// tags) and `BuildDataCenterMetadata` over their data centers, `"1"` / `"0"`.
 fn labels(tags: &[String], dc: &str, group: &[&ConsulUpstreamSpec]) -> BTreeMap<String, String> {
-    let flag = |on: bool| if on { "1" } else { "0" }.to_string();
     let mut labels = BTreeMap::new();
     for spec in group {
-        let keys = if spec.subset_tags.is_empty() {
-            &spec.service_tags
-        } else {
-            &spec.subset_tags
-        };
-        for tag in keys {
-            labels.insert(format!("{TAG_KEY_PREFIX}{tag}"), flag(tags.contains(tag)));
-        }
-        for data_center in &spec.data_centers {
-            labels.insert(
-                format!("{DATA_CENTER_KEY_PREFIX}{data_center}"),
-                flag(data_center == dc),
-            );
-        }
+        spec.tag_labels(|t| tags.iter().any(|x| x == t), &mut labels);
+        spec.data_center_labels(|d| d == dc, &mut labels);
     }
     labels
 }

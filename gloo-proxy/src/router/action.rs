@@ -17,6 +17,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use regex::Regex;
 
 use super::RouterError;
+use crate::upstream::subset::MatchCriteria;
 
 /// Envoy's default route timeout when none is configured.
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -308,7 +309,13 @@ pub struct WeightedTarget {
     /// Its per-filter configs (`typed_per_filter_config`), by filter name: the most specific
     /// configs of a request sent to this target.
     pub per_filter: std::collections::HashMap<String, envoy_types::pb::google::protobuf::Any>,
+    /// Its subset criteria: its `metadata_match` merged over the route's.
+    pub metadata_match: Option<MatchCriteria>,
 }
+
+/// A picked target: the cluster, the target's header mutations and subset criteria (weighted
+/// targets only).
+pub type Target<'a> = (&'a str, Option<&'a HeaderOps>, Option<&'a MatchCriteria>);
 
 /// Which cluster a forwarded request goes to.
 #[derive(Debug, Clone)]
@@ -327,18 +334,19 @@ pub enum ClusterChoice {
 }
 
 impl ClusterChoice {
-    /// Picks a target: the cluster name and (for weighted targets) its header mutations.
-    pub fn pick<'a>(&'a self, headers: &'a HeaderMap) -> Option<(&'a str, Option<&'a HeaderOps>)> {
+    /// Picks a target: the cluster name and (for weighted targets) its header mutations and
+    /// subset criteria.
+    pub fn pick<'a>(&'a self, headers: &'a HeaderMap) -> Option<Target<'a>> {
         match self {
-            ClusterChoice::Single(c) => Some((c, None)),
+            ClusterChoice::Single(c) => Some((c, None, None)),
             ClusterChoice::Weighted { targets, .. } => {
                 let t = &targets[self.pick_weighted()?];
-                Some((&t.cluster, Some(&t.headers)))
+                Some((&t.cluster, Some(&t.headers), t.metadata_match.as_ref()))
             }
             ClusterChoice::Header(name) => headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
-                .map(|c| (c, None)),
+                .map(|c| (c, None, None)),
         }
     }
 }
@@ -365,12 +373,16 @@ impl ClusterChoice {
     }
 
     /// Weighted target `index` (as [`ClusterChoice::pick_weighted`] picked it): the cluster
-    /// name and its header mutations.
-    pub fn weighted_target(&self, index: usize) -> Option<(&str, Option<&HeaderOps>)> {
+    /// name, its header mutations and subset criteria.
+    pub fn weighted_target(&self, index: usize) -> Option<Target<'_>> {
         match self {
-            ClusterChoice::Weighted { targets, .. } => targets
-                .get(index)
-                .map(|t| (t.cluster.as_ref(), Some(&t.headers))),
+            ClusterChoice::Weighted { targets, .. } => targets.get(index).map(|t| {
+                (
+                    t.cluster.as_ref(),
+                    Some(&t.headers),
+                    t.metadata_match.as_ref(),
+                )
+            }),
             _ => None,
         }
     }
@@ -444,6 +456,9 @@ pub struct Forward {
     pub rate_limits: Vec<envoy_types::pb::envoy::config::route::v3::RateLimit>,
     /// `include_vh_rate_limits` (deprecated in Envoy, still honoured, and what Gloo writes).
     pub include_vh_rate_limits: bool,
+    /// The route's subset criteria (`metadata_match` under `envoy.lb`); a weighted target's
+    /// own replace them.
+    pub metadata_match: Option<MatchCriteria>,
 }
 
 fn regex_substitution(
@@ -490,6 +505,7 @@ impl Forward {
         vhost_retry: Option<&RetryPolicy>,
         at: &str,
     ) -> Result<Self, RouterError> {
+        let metadata_match = MatchCriteria::from_metadata(a.metadata_match.as_ref());
         let clusters = match &a.cluster_specifier {
             Some(ClusterSpecifier::Cluster(c)) => ClusterChoice::Single(c.as_str().into()),
             Some(ClusterSpecifier::WeightedClusters(w)) => {
@@ -509,6 +525,10 @@ impl Forward {
                                 &format!("{at}.weighted_clusters.clusters[{i}]"),
                             )?,
                             per_filter: c.typed_per_filter_config.clone(),
+                            metadata_match: MatchCriteria::merged(
+                                metadata_match.as_ref(),
+                                MatchCriteria::from_metadata(c.metadata_match.as_ref()).as_ref(),
+                            ),
                         })
                     })
                     .collect::<Result<Vec<_>, RouterError>>()?;
@@ -580,6 +600,7 @@ impl Forward {
             .collect();
         Ok(Forward {
             clusters,
+            metadata_match,
             prefix_rewrite: (!a.prefix_rewrite.is_empty()).then(|| a.prefix_rewrite.clone()),
             regex_rewrite: a
                 .regex_rewrite

@@ -9,6 +9,7 @@
 pub mod balance;
 pub mod h1;
 pub mod health;
+pub mod subset;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -31,6 +32,7 @@ use crate::body::Body;
 use crate::router::action::pb_duration;
 use crate::stats::{ClusterStats, Stats};
 use balance::{Balancer, Policy};
+use subset::{MatchCriteria, SubsetConfig, Subsets};
 
 const UPSTREAM_TLS_TYPE: &str =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
@@ -61,6 +63,8 @@ pub struct Endpoint {
     pub(crate) origin: String,
     /// The address as a URI authority, built once.
     pub(crate) authority: http::uri::Authority,
+    /// Its `envoy.lb` metadata, for subset load balancing.
+    pub(crate) lb_metadata: subset::LbMetadata,
     active: AtomicU32,
     eds_healthy: AtomicBool,
     hc_healthy: AtomicBool,
@@ -83,6 +87,7 @@ impl Endpoint {
             origin: format!("http://{address}"),
             authority: http::uri::Authority::try_from(address.to_string())
                 .unwrap_or_else(|_| http::uri::Authority::from_static("0.0.0.0")),
+            lb_metadata: subset::LbMetadata::new(),
             active: AtomicU32::new(0),
             eds_healthy: AtomicBool::new(true),
             hc_healthy: AtomicBool::new(true),
@@ -253,7 +258,9 @@ pub struct Cluster {
     policy: Policy,
     panic_threshold: f64,
     members: RwLock<Arc<Vec<Arc<Endpoint>>>>,
-    balancer: RwLock<Arc<Balancer>>,
+    /// `lb_subset_config`, compiled.
+    subset_config: Option<SubsetConfig>,
+    picker: RwLock<Arc<Picker>>,
     /// Names to resolve (STRICT_DNS / LOGICAL_DNS): (host, port, weight).
     dns: Vec<(String, u16, u32)>,
     dns_refresh: Duration,
@@ -291,8 +298,17 @@ fn socket_addr(
     }
 }
 
-/// The endpoints of a load assignment: (host, port, weight, healthy), priority 0 only.
-fn assignment_endpoints(cla: &ClusterLoadAssignment) -> Vec<(String, u16, u32, bool)> {
+/// One endpoint of a load assignment.
+struct Assigned {
+    host: String,
+    port: u16,
+    weight: u32,
+    healthy: bool,
+    lb_metadata: subset::LbMetadata,
+}
+
+/// The endpoints of a load assignment, priority 0 only.
+fn assignment_endpoints(cla: &ClusterLoadAssignment) -> Vec<Assigned> {
     let mut out = Vec::new();
     for locality in &cla.endpoints {
         if locality.priority != 0 {
@@ -314,10 +330,44 @@ fn assignment_endpoints(cla: &ClusterLoadAssignment) -> Vec<(String, u16, u32, b
                 .as_ref()
                 .map(|w| w.value)
                 .unwrap_or(1);
-            out.push((host, port, weight, healthy));
+            out.push(Assigned {
+                host,
+                port,
+                weight,
+                healthy,
+                lb_metadata: subset::endpoint_metadata(lb.metadata.as_ref()),
+            });
         }
     }
     out
+}
+
+impl Assigned {
+    /// The endpoint, at `ip`, with its EDS health and metadata.
+    fn endpoint(&self, ip: std::net::IpAddr, hostname: String) -> Endpoint {
+        let mut e = Endpoint::new(SocketAddr::new(ip, self.port), hostname, self.weight);
+        e.eds_healthy = AtomicBool::new(self.healthy);
+        e.lb_metadata = self.lb_metadata.clone();
+        e
+    }
+}
+
+/// What a cluster picks endpoints with: its balancer over all endpoints, and its subsets.
+#[derive(Debug)]
+struct Picker {
+    all: Arc<Balancer>,
+    subsets: Option<Subsets>,
+}
+
+impl Picker {
+    /// The balancer for a request's subset criteria (`None`: no endpoint, as with
+    /// `NO_FALLBACK`).
+    fn balancer(&self, criteria: Option<&MatchCriteria>) -> Option<&Arc<Balancer>> {
+        match &self.subsets {
+            None => Some(&self.all),
+            Some(subsets) => subsets.balancer(criteria),
+        }
+    }
 }
 
 impl Cluster {
@@ -383,24 +433,24 @@ impl Cluster {
         match discovery {
             cluster::DiscoveryType::Eds => {}
             cluster::DiscoveryType::Static => {
-                for (host, port, weight, healthy) in inline.unwrap_or_default() {
+                for a in inline.unwrap_or_default() {
+                    let host = &a.host;
                     let ip: std::net::IpAddr = host.parse().map_err(|_| {
                         err(format!("STATIC endpoint {host:?} is not an IP address"))
                     })?;
-                    let e = Endpoint::new(SocketAddr::new(ip, port), String::new(), weight);
-                    e.eds_healthy.store(healthy, Ordering::Relaxed);
-                    members.push(Arc::new(e));
+                    members.push(Arc::new(a.endpoint(ip, String::new())));
                 }
             }
             cluster::DiscoveryType::StrictDns | cluster::DiscoveryType::LogicalDns => {
-                for (host, port, weight, _) in inline.unwrap_or_default() {
-                    match host.parse::<std::net::IpAddr>() {
-                        Ok(ip) => members.push(Arc::new(Endpoint::new(
-                            SocketAddr::new(ip, port),
-                            host.clone(),
-                            weight,
-                        ))),
-                        Err(_) => dns.push((host, port, weight)),
+                for a in inline.unwrap_or_default() {
+                    match a.host.parse::<std::net::IpAddr>() {
+                        Ok(ip) => {
+                            let mut e = a.endpoint(ip, a.host.clone());
+                            // DNS clusters take the health of their checks only.
+                            e.eds_healthy = AtomicBool::new(true);
+                            members.push(Arc::new(e));
+                        }
+                        Err(_) => dns.push((a.host, a.port, a.weight)),
                     }
                 }
             }
@@ -538,13 +588,23 @@ impl Cluster {
         // what a STRICT_DNS cluster without one carries.
         #[allow(deprecated)]
         let dns_refresh = pb.dns_refresh_rate.as_ref().map(pb_duration);
+        let subset_config = pb
+            .lb_subset_config
+            .as_ref()
+            .map(SubsetConfig::compile)
+            .transpose()
+            .map_err(err)?;
         let cluster = Cluster {
             name: pb.name.as_str().into(),
             version: version.to_string(),
             policy,
             panic_threshold,
             members: RwLock::new(Arc::new(Vec::new())),
-            balancer: RwLock::new(Arc::new(Balancer::new(policy, Vec::new()))),
+            subset_config,
+            picker: RwLock::new(Arc::new(Picker {
+                all: Arc::new(Balancer::new(policy, Vec::new())),
+                subsets: None,
+            })),
             dns,
             dns_refresh: dns_refresh
                 .filter(|d| !d.is_zero())
@@ -640,14 +700,12 @@ impl Cluster {
     /// health state and pooled connections.
     pub fn set_assignment(&self, cla: &ClusterLoadAssignment) {
         let mut members = Vec::new();
-        for (host, port, weight, healthy) in assignment_endpoints(cla) {
-            let Ok(ip) = host.parse::<std::net::IpAddr>() else {
-                tracing::warn!(cluster = %self.name, "EDS endpoint {host:?} is not an IP address; skipped");
+        for a in assignment_endpoints(cla) {
+            let Ok(ip) = a.host.parse::<std::net::IpAddr>() else {
+                tracing::warn!(cluster = %self.name, "EDS endpoint {:?} is not an IP address; skipped", a.host);
                 continue;
             };
-            let e = Endpoint::new(SocketAddr::new(ip, port), String::new(), weight);
-            e.eds_healthy.store(healthy, Ordering::Relaxed);
-            members.push(Arc::new(e));
+            members.push(Arc::new(a.endpoint(ip, String::new())));
         }
         self.set_members(members);
     }
@@ -659,10 +717,9 @@ impl Cluster {
         let merged: Vec<Arc<Endpoint>> = fresh
             .into_iter()
             .map(|e| {
-                match old
-                    .iter()
-                    .find(|o| o.address == e.address && o.weight == e.weight)
-                {
+                match old.iter().find(|o| {
+                    o.address == e.address && o.weight == e.weight && o.lb_metadata == e.lb_metadata
+                }) {
                     Some(o) => {
                         o.eds_healthy
                             .store(e.eds_healthy.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -684,50 +741,71 @@ impl Cluster {
     }
 
     /// Rebuilds the balancer over the available endpoints (healthy and not ejected; all of
-    /// them when fewer than the panic threshold are available, as Envoy does).
+    /// them when fewer than the panic threshold are available, as Envoy does), and the
+    /// subsets, each balanced the same way over its own endpoints.
     pub(crate) fn rebuild(&self) {
         let members = self.members();
         let now = self.now_ms();
-        let available: Vec<Arc<Endpoint>> = members
-            .iter()
-            .filter(|e| e.is_healthy() && !e.is_ejected(now))
-            .cloned()
-            .collect();
+        let available = |group: &[Arc<Endpoint>]| -> (Vec<Arc<Endpoint>>, bool) {
+            let up: Vec<Arc<Endpoint>> = group
+                .iter()
+                .filter(|e| e.is_healthy() && !e.is_ejected(now))
+                .cloned()
+                .collect();
+            let panic = !group.is_empty()
+                && (up.len() as f64) < (group.len() as f64) * self.panic_threshold / 100.0;
+            (up, panic)
+        };
+        let (up, panic) = available(&members);
         self.stats
             .membership_total
             .store(members.len() as u64, Ordering::Relaxed);
         self.stats
             .membership_healthy
-            .store(available.len() as u64, Ordering::Relaxed);
-        let panic = !members.is_empty()
-            && (available.len() as f64) < (members.len() as f64) * self.panic_threshold / 100.0;
-        let chosen = if panic {
-            members.as_ref().clone()
-        } else {
-            available
-        };
-        let balancer = Arc::new(Balancer::new(self.policy, chosen));
-        match self.balancer.write() {
-            Ok(mut b) => *b = balancer,
-            Err(poisoned) => *poisoned.into_inner() = balancer,
+            .store(up.len() as u64, Ordering::Relaxed);
+        let all = Arc::new(Balancer::new(
+            self.policy,
+            if panic { members.as_ref().clone() } else { up },
+        ));
+        let subsets = self.subset_config.as_ref().map(|config| {
+            Subsets::build(config, &members, &all, |group| {
+                let (up, panic) = available(&group);
+                Balancer::new(self.policy, if panic { group } else { up })
+            })
+        });
+        let picker = Arc::new(Picker { all, subsets });
+        match self.picker.write() {
+            Ok(mut b) => *b = picker,
+            Err(poisoned) => *poisoned.into_inner() = picker,
         }
     }
 
-    /// Picks an endpoint (`None`: no endpoint at all).
-    pub fn pick(&self, hash: Option<u64>) -> Option<Arc<Endpoint>> {
-        let balancer = match self.balancer.read() {
-            Ok(b) => b,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        balancer.pick(hash).cloned()
-    }
-
-    /// Picks an endpoint other than `avoid` when there is one (for retries).
-    pub fn pick_other(&self, avoid: &SocketAddr) -> Option<Arc<Endpoint>> {
-        let balancer = match self.balancer.read() {
+    fn picker(&self) -> Arc<Picker> {
+        match self.picker.read() {
             Ok(b) => b.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        }
+    }
+
+    /// Picks an endpoint for a request with subset `criteria` (the route's `metadata_match`;
+    /// ignored without `lb_subset_config`); `None`: no endpoint at all.
+    pub fn pick(
+        &self,
+        criteria: Option<&MatchCriteria>,
+        hash: Option<u64>,
+    ) -> Option<Arc<Endpoint>> {
+        self.picker().balancer(criteria)?.pick(hash).cloned()
+    }
+
+    /// Picks an endpoint other than `avoid` when there is one (for retries), among those
+    /// [`Cluster::pick`] chooses from for `criteria`.
+    pub fn pick_other(
+        &self,
+        criteria: Option<&MatchCriteria>,
+        avoid: &SocketAddr,
+    ) -> Option<Arc<Endpoint>> {
+        let picker = self.picker();
+        let balancer = picker.balancer(criteria)?;
         for _ in 0..3 {
             let e = balancer.pick(None)?;
             if &e.address != avoid || balancer.len() == 1 {
