@@ -3,7 +3,9 @@
 //! log to files and are killed on drop, free ports, polling, and a raw HTTP/1.1 client.
 //!
 //! Each test file compiles this module on its own and uses only part of it, hence the
-//! module-wide `dead_code` allowance.
+//! module-wide `dead_code` allowance. The examples crate's tests include it too
+//! (`#[path = "../../gloo-proxy/tests/support/mod.rs"]`), which is why paths are taken from
+//! gloo-proxy's directory and the `gloo` binary is found by [`gloo_bin`].
 #![allow(dead_code)]
 
 use std::fs::{self, File};
@@ -23,6 +25,19 @@ pub fn envoy() -> PathBuf {
         None => panic!(
             "GLOO_TEST_ENVOY is not set: run the suite with scripts/test.sh, which installs Envoy 1.40 and sets it"
         ),
+    }
+}
+
+/// The `gloo` binary: gloo-proxy's own in its tests, the examples crate's `gloo-cli` (the same
+/// command, `gloo_proxy::command::main`) in the examples' tests. Cargo gives a package's tests
+/// only that package's binaries.
+pub fn gloo_bin() -> &'static str {
+    match (
+        option_env!("CARGO_BIN_EXE_gloo"),
+        option_env!("CARGO_BIN_EXE_gloo-cli"),
+    ) {
+        (Some(path), _) | (None, Some(path)) => path,
+        (None, None) => panic!("this test package builds no `gloo` binary"),
     }
 }
 
@@ -154,7 +169,7 @@ pub fn control_plane_with(
     args: &[String],
     log_dir: &Path,
 ) -> Proc {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gloo"));
+    let mut command = Command::new(gloo_bin());
     command
         .arg("control-plane")
         .arg("--config")
@@ -743,7 +758,7 @@ pub fn gloo_ready_with_env(
 ) -> Proc {
     let mut gloo = Proc::spawn(
         name,
-        Command::new(env!("CARGO_BIN_EXE_gloo"))
+        Command::new(gloo_bin())
             .args(args)
             .arg("--admin")
             .arg(format!("127.0.0.1:{admin}"))
