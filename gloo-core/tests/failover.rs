@@ -111,8 +111,14 @@ fn failover_localities_become_priority_levels_with_their_own_tls() {
     );
     let us_east = &cla.endpoints[1];
     let locality = us_east.locality.as_ref().expect("a locality");
-    assert_eq!((locality.region.as_str(), locality.zone.as_str()), ("us-east", "a"));
-    assert_eq!(us_east.load_balancing_weight.as_ref().map(|w| w.value), Some(3));
+    assert_eq!(
+        (locality.region.as_str(), locality.zone.as_str()),
+        ("us-east", "a")
+    );
+    assert_eq!(
+        us_east.load_balancing_weight.as_ref().map(|w| w.value),
+        Some(3)
+    );
     assert_eq!(
         cla.policy
             .as_ref()
@@ -167,13 +173,19 @@ fn a_dns_upstream_keeps_dns_failover_endpoints_inline() {
 #[test]
 fn editing_only_the_failover_changes_the_assignment() {
     let mut translator = Translator::new();
-    let before = translate_with(&mut translator, &format!("{VS}{}", upstream("10.0.0.1", "")));
+    let before = translate_with(
+        &mut translator,
+        &format!("{VS}{}", upstream("10.0.0.1", "")),
+    );
     assert_eq!(
         endpoints(proxy(&before).endpoints["app_gloo-system"].resource()).len(),
         1
     );
     // Same endpoints, a failover added: the cached assignment must not be reused.
-    let after = translate_with(&mut translator, &format!("{VS}{}", upstream("10.0.0.1", FAILOVER)));
+    let after = translate_with(
+        &mut translator,
+        &format!("{VS}{}", upstream("10.0.0.1", FAILOVER)),
+    );
     assert_eq!(
         endpoints(proxy(&after).endpoints["app_gloo-system"].resource()).len(),
         4

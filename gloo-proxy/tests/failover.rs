@@ -93,12 +93,7 @@ fn spread(port: u16, path: &str, n: usize) -> BTreeMap<String, usize> {
 }
 
 /// Polls until 20 requests in a row to `path` all reach `backend`.
-fn wait_all_to(
-    (proxy, port, admin): (&str, u16, u16),
-    path: &str,
-    backend: &str,
-    procs: &[&Proc],
-) {
+fn wait_all_to((proxy, port, admin): (&str, u16, u16), path: &str, backend: &str, procs: &[&Proc]) {
     if let Err(e) = poll(&format!("{proxy}: {path} all to {backend}"), || {
         let seen = spread(port, path, 20);
         if seen.get(backend) == Some(&20) {
@@ -108,7 +103,9 @@ fn wait_all_to(
         }
     }) {
         let logs: String = procs.iter().map(|p| p.logs()).collect();
-        let clusters = http_get(admin, "/clusters").map(|r| r.body).unwrap_or_default();
+        let clusters = http_get(admin, "/clusters")
+            .map(|r| r.body)
+            .unwrap_or_default();
         panic!("{e}\n{proxy}'s /clusters:\n{clusters}\n{logs}");
     }
 }

@@ -198,9 +198,11 @@ pub(crate) fn add_failover(cla: &mut ClusterLoadAssignment, failover: &Failover,
                                 fields: [(
                                     "name".to_string(),
                                     Value {
-                                        kind: Some(value::Kind::StringValue(
-                                            failover_socket_name(p + 1, l, i),
-                                        )),
+                                        kind: Some(value::Kind::StringValue(failover_socket_name(
+                                            p + 1,
+                                            l,
+                                            i,
+                                        ))),
                                     },
                                 )]
                                 .into(),

@@ -276,7 +276,10 @@ pub struct Cluster {
     /// `transport_socket_matches`, in order: what an endpoint's
     /// `envoy.transport_socket_match` metadata must contain, and the socket it then uses
     /// (`None`: plain TCP).
-    socket_matches: Vec<(envoy_types::pb::google::protobuf::Struct, Option<crate::tls::UpstreamTls>)>,
+    socket_matches: Vec<(
+        envoy_types::pb::google::protobuf::Struct,
+        Option<crate::tls::UpstreamTls>,
+    )>,
     dns_refresh: Duration,
     /// One pool per worker, and a last one for everything else (health checks, ...).
     clients: Box<[HttpClient]>,
@@ -695,12 +698,10 @@ impl Cluster {
         e.eds_healthy.store(a.healthy, Ordering::Relaxed);
         e.priority = a.priority;
         e.socket = self.socket_matches.iter().position(|(criteria, _)| {
-            criteria.fields.iter().all(|(k, v)| {
-                a.socket_metadata
-                    .as_ref()
-                    .and_then(|m| m.fields.get(k))
-                    == Some(v)
-            })
+            criteria
+                .fields
+                .iter()
+                .all(|(k, v)| a.socket_metadata.as_ref().and_then(|m| m.fields.get(k)) == Some(v))
         });
         e
     }
@@ -838,8 +839,11 @@ impl Cluster {
         let mut all_available = 0;
         let mut per_level = Vec::with_capacity(priorities.len());
         for p in &priorities {
-            let level: Vec<Arc<Endpoint>> =
-                members.iter().filter(|e| e.priority == *p).cloned().collect();
+            let level: Vec<Arc<Endpoint>> = members
+                .iter()
+                .filter(|e| e.priority == *p)
+                .cloned()
+                .collect();
             let available: Vec<Arc<Endpoint>> = level
                 .iter()
                 .filter(|e| e.is_healthy() && !e.is_ejected(now))
@@ -911,7 +915,13 @@ impl Cluster {
         levels
             .balancers
             .iter()
-            .zip(levels.levels.iter().map(|l| l.load).chain(std::iter::repeat(100)))
+            .zip(
+                levels
+                    .levels
+                    .iter()
+                    .map(|l| l.load)
+                    .chain(std::iter::repeat(100)),
+            )
             .filter(|(_, load)| *load > 0)
             .flat_map(|(b, _)| b.endpoints())
             .find(|e| &e.address != avoid)

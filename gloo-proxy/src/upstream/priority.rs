@@ -196,10 +196,7 @@ mod tests {
     #[test]
     fn choose_walks_the_cumulative_loads() {
         let l = loads(&[(2, 1), (2, 2)]);
-        let levels: Vec<Level> = l
-            .iter()
-            .map(|&load| Level { load, panic: false })
-            .collect();
+        let levels: Vec<Level> = l.iter().map(|&load| Level { load, panic: false }).collect();
         // hash % 100 + 1 in 1..=70 is the first level, 71..=100 the second.
         assert_eq!(choose(&levels, 0), 0);
         assert_eq!(choose(&levels, 69), 0);
