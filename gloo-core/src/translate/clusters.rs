@@ -223,7 +223,6 @@ pub(crate) fn add_failover(cla: &mut ClusterLoadAssignment, failover: &Failover,
                             region: l.region.clone().unwrap_or_default(),
                             zone: l.zone.clone().unwrap_or_default(),
                             sub_zone: l.sub_zone.clone().unwrap_or_default(),
-                            ..Default::default()
                         })
                         .unwrap_or_default(),
                 ),

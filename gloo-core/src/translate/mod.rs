@@ -132,6 +132,9 @@ struct CachedVirtualHost {
     encoded: Arc<[u8]>,
 }
 
+/// What an EDS cluster's assignment is built from: the upstream's endpoints and failover.
+type AssignmentInputs = (Vec<Endpoint>, Option<crate::model::upstream::Failover>);
+
 /// Translates config snapshots to xDS, incrementally. Keep one per control plane.
 #[derive(Default)]
 pub struct Translator {
@@ -145,13 +148,7 @@ pub struct Translator {
     /// Per upstream: the spec its cluster was built from, and the cluster (kept encoded only).
     clusters: HashMap<ResourceRef, (Arc<Object<UpstreamSpec>>, Versioned<Cluster>)>,
     /// Per EDS cluster: the endpoints and failover its assignment was built from.
-    assignments: HashMap<
-        String,
-        (
-            (Vec<Endpoint>, Option<crate::model::upstream::Failover>),
-            Versioned<ClusterLoadAssignment>,
-        ),
-    >,
+    assignments: HashMap<String, (AssignmentInputs, Versioned<ClusterLoadAssignment>)>,
     /// Per proxy: its EDS clusters and the upstream each serves.
     eds_clusters: BTreeMap<String, EdsClusters>,
     endpoints: Endpoints,

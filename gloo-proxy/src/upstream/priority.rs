@@ -55,7 +55,7 @@ pub(crate) fn levels(counts: &[(usize, usize)], overprovisioning: u32, panic: f6
             if first_available.is_none() && *h > 0 {
                 first_available = Some(i);
             }
-            let load = remaining.min(h * 100 / normalized_total);
+            let load = remaining.min((h * 100).checked_div(normalized_total).unwrap_or(0));
             out[i].load = load;
             remaining -= load;
         }
