@@ -101,6 +101,13 @@ if ! command -v haproxy >/dev/null 2>&1; then
     || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y haproxy >/dev/null; }
 fi
 export GLOO_TEST_HAPROXY="$(command -v haproxy)"
+# curl: the across-clusters example's test calls the gateways with client certificates.
+if ! command -v curl >/dev/null 2>&1; then
+  sudo_cmd=""
+  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get install -y curl >/dev/null \
+    || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y curl >/dev/null; }
+fi
 # sed reads all of the output: `head` would close the pipe early and, under pipefail,
 # fail the script with SIGPIPE.
 "$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p

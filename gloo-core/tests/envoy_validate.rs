@@ -211,6 +211,28 @@ fn envoy_accepts_the_quickstart() {
 }
 
 #[test]
+fn envoy_accepts_failover_priorities_and_their_transport_socket_matches() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-failover");
+    let (listeners, routes, clusters) = validate_with_envoy(&dir);
+    // The default gateway; the app, whose failover endpoint originates mTLS.
+    assert_eq!((listeners, routes, clusters), (1, 1, 1));
+    let resources = translated(&dir);
+    let cluster = &resources["clusters"][0];
+    assert_eq!(
+        cluster["transportSocketMatches"][0]["name"],
+        "failover-1-0-0"
+    );
+    let priorities: Vec<&Value> = resources["endpoints"][0]["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| &l["priority"])
+        .collect();
+    // Priority 0 is proto3's default, so JSON leaves it out.
+    assert_eq!(priorities, [&Value::Null, &json!(1)]);
+}
+
+#[test]
 fn envoy_accepts_http_tcp_and_hybrid_gateways() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-gateways");
     let (listeners, routes, clusters) = validate_with_envoy(&dir);

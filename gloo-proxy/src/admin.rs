@@ -82,6 +82,7 @@ pub fn config_dump(config: &ProxyConfig) -> Value {
                 json!({
                     "address": e.address.to_string(),
                     "weight": e.weight,
+                    "priority": e.priority,
                     "healthy": e.is_healthy(),
                     "active_requests": e.active(),
                 })
@@ -106,13 +107,15 @@ fn clusters_text(config: &ProxyConfig) -> String {
     for name in names {
         for e in config.clusters[name].members().iter() {
             out.push_str(&format!(
-                "{name}::{}::health_flags::{}\n{name}::{}::rq_active::{}\n",
+                "{name}::{}::health_flags::{}\n{name}::{}::priority::{}\n{name}::{}::rq_active::{}\n",
                 e.address,
                 if e.is_healthy() {
                     "healthy"
                 } else {
                     "/failed_active_hc"
                 },
+                e.address,
+                e.priority,
                 e.address,
                 e.active()
             ));

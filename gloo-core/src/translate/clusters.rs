@@ -4,6 +4,19 @@
 //! finds) are EDS clusters, so an endpoint change is one `ClusterLoadAssignment` and never
 //! touches the cluster or any route. Static hosts given as DNS names are STRICT_DNS clusters with
 //! the hosts inline, resolved by the proxy.
+//!
+//! An Upstream's `failover` (Gloo's `failover.proto`) adds its prioritized localities to the
+//! cluster's endpoints at priorities 1, 2, ... after the primary endpoints (priority 0), with
+//! the locality, its weight and each endpoint's weight; Envoy then shifts load to them as the
+//! primary endpoints become unhealthy (active health checks or outlier detection). A failover
+//! endpoint with its own `upstreamSslConfig` gets endpoint metadata
+//! `envoy.transport_socket_match: {name: <match>}` and the cluster a
+//! `transport_socket_matches` entry of that name carrying the TLS context, so only that
+//! endpoint connects with it; `policy.overprovisioningFactor` becomes the assignment's
+//! overprovisioning factor. Deviations from Gloo: failover endpoints given as DNS names are
+//! left out of EDS assignments (Gloo Enterprise resolves them itself, every
+//! `failoverUpstreamDnsPollingInterval`), and an endpoint's `healthCheckConfig` is not
+//! translated.
 
 use std::collections::BTreeMap;
 
@@ -33,7 +46,7 @@ use super::routes::duration;
 use super::Context;
 use crate::model::cluster::{HealthCheckerRef, LoadBalancerTypeRef};
 use crate::model::ssl::UpstreamSslConfig;
-use crate::model::upstream::{UpstreamSpec, UpstreamTypeRef};
+use crate::model::upstream::{Failover, UpstreamSpec, UpstreamTypeRef};
 use crate::model::{Object, ResourceRef};
 use crate::xds::pack;
 
@@ -149,6 +162,131 @@ pub(crate) fn load_assignment(cluster: &str, endpoints: &[Endpoint]) -> ClusterL
         }],
         ..Default::default()
     }
+}
+
+/// The metadata namespace Envoy's transport socket matches read on an endpoint.
+const TRANSPORT_SOCKET_MATCH: &str = "envoy.transport_socket_match";
+
+/// The name of the transport socket match of failover endpoint `endpoint` of locality
+/// `locality` at `priority`.
+fn failover_socket_name(priority: usize, locality: usize, endpoint: usize) -> String {
+    format!("failover-{priority}-{locality}-{endpoint}")
+}
+
+/// Adds an Upstream's failover localities to its load assignment, at priorities 1, 2, ...
+/// (DNS names only where `dns` says the cluster resolves them itself).
+pub(crate) fn add_failover(cla: &mut ClusterLoadAssignment, failover: &Failover, dns: bool) {
+    use envoy_types::pb::envoy::config::core::v3::{Locality, Metadata};
+    use envoy_types::pb::envoy::config::endpoint::v3::cluster_load_assignment::Policy;
+    use envoy_types::pb::google::protobuf::{value, Struct, Value};
+    for (p, prioritized) in failover.prioritized_localities.iter().enumerate() {
+        for (l, locality) in prioritized.locality_endpoints.iter().enumerate() {
+            let lb_endpoints = locality
+                .lb_endpoints
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| dns || e.address.parse::<std::net::IpAddr>().is_ok())
+                .map(|(i, e)| LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(EnvoyEndpoint {
+                        address: Some(socket(&e.address, e.port)),
+                        ..Default::default()
+                    })),
+                    load_balancing_weight: e
+                        .load_balancing_weight
+                        .map(|value| UInt32Value { value }),
+                    metadata: e.upstream_ssl_config.as_ref().map(|_| Metadata {
+                        filter_metadata: [(
+                            TRANSPORT_SOCKET_MATCH.to_string(),
+                            Struct {
+                                fields: [(
+                                    "name".to_string(),
+                                    Value {
+                                        kind: Some(value::Kind::StringValue(failover_socket_name(
+                                            p + 1,
+                                            l,
+                                            i,
+                                        ))),
+                                    },
+                                )]
+                                .into(),
+                            },
+                        )]
+                        .into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect();
+            cla.endpoints.push(LocalityLbEndpoints {
+                locality: Some(
+                    locality
+                        .locality
+                        .as_ref()
+                        .map(|l| Locality {
+                            region: l.region.clone().unwrap_or_default(),
+                            zone: l.zone.clone().unwrap_or_default(),
+                            sub_zone: l.sub_zone.clone().unwrap_or_default(),
+                        })
+                        .unwrap_or_default(),
+                ),
+                lb_endpoints,
+                load_balancing_weight: Some(UInt32Value {
+                    value: locality.load_balancing_weight.unwrap_or(1),
+                }),
+                priority: (p + 1) as u32,
+                ..Default::default()
+            });
+        }
+    }
+    if let Some(factor) = failover
+        .policy
+        .as_ref()
+        .and_then(|p| p.overprovisioning_factor)
+    {
+        cla.policy = Some(Policy {
+            overprovisioning_factor: Some(UInt32Value { value: factor }),
+            ..Default::default()
+        });
+    }
+}
+
+/// The transport socket matches of an Upstream's failover endpoints that originate TLS.
+fn failover_socket_matches(
+    failover: &Failover,
+    namespace: &str,
+    ctx: &Context<'_>,
+) -> Vec<cluster::TransportSocketMatch> {
+    use envoy_types::pb::google::protobuf::{value, Struct, Value};
+    let mut out = Vec::new();
+    for (p, prioritized) in failover.prioritized_localities.iter().enumerate() {
+        for (l, locality) in prioritized.locality_endpoints.iter().enumerate() {
+            for (i, e) in locality.lb_endpoints.iter().enumerate() {
+                let Some(ssl) = &e.upstream_ssl_config else {
+                    continue;
+                };
+                let name = failover_socket_name(p + 1, l, i);
+                out.push(cluster::TransportSocketMatch {
+                    r#match: Some(Struct {
+                        fields: [(
+                            "name".to_string(),
+                            Value {
+                                kind: Some(value::Kind::StringValue(name.clone())),
+                            },
+                        )]
+                        .into(),
+                    }),
+                    transport_socket: Some(tls_socket(&upstream_tls(
+                        Some(ssl),
+                        None,
+                        namespace,
+                        ctx,
+                    ))),
+                    name,
+                });
+            }
+        }
+    }
+    out
 }
 
 fn upstream_tls(
@@ -306,10 +444,14 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
         out.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::StrictDns as i32,
         ));
-        out.load_assignment = Some(load_assignment(
+        let mut cla = load_assignment(
             &name,
             &upstream_endpoints(&reference, spec, &Endpoints::new()),
-        ));
+        );
+        if let Some(failover) = &spec.failover {
+            add_failover(&mut cla, failover, true);
+        }
+        out.load_assignment = Some(cla);
     }
     if let Ok(Some(UpstreamTypeRef::Aws(aws))) = spec.upstream_type() {
         super::aws_lambda::cluster(&reference, aws, ctx.snapshot, ctx.lambda_endpoint, &mut out);
@@ -438,6 +580,10 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
             namespace,
             ctx,
         )));
+    }
+    if let Some(failover) = &spec.failover {
+        let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
+        out.transport_socket_matches = failover_socket_matches(failover, namespace, ctx);
     }
     out
 }

@@ -136,6 +136,9 @@ struct CachedVirtualHost {
     encoded: Arc<[u8]>,
 }
 
+/// What an EDS cluster's assignment is built from: the upstream's endpoints and failover.
+type AssignmentInputs = (Vec<Endpoint>, Option<crate::model::upstream::Failover>);
+
 /// Translates config snapshots to xDS, incrementally. Keep one per control plane.
 #[derive(Default)]
 pub struct Translator {
@@ -148,7 +151,8 @@ pub struct Translator {
         Option<crate::snapshot::Collection<crate::model::upstream_group::UpstreamGroupSpec>>,
     /// Per upstream: the spec its cluster was built from, and the cluster (kept encoded only).
     clusters: HashMap<ResourceRef, (Arc<Object<UpstreamSpec>>, Versioned<Cluster>)>,
-    assignments: HashMap<String, (Vec<Endpoint>, Versioned<ClusterLoadAssignment>)>,
+    /// Per EDS cluster: the endpoints and failover its assignment was built from.
+    assignments: HashMap<String, (AssignmentInputs, Versioned<ClusterLoadAssignment>)>,
     /// Per proxy: its EDS clusters and the upstream each serves.
     eds_clusters: BTreeMap<String, EdsClusters>,
     endpoints: Endpoints,
@@ -499,14 +503,20 @@ impl Translator {
         spec: &UpstreamSpec,
     ) -> Versioned<ClusterLoadAssignment> {
         let endpoints = clusters::upstream_endpoints(reference, spec, &self.endpoints);
-        if let Some((previous, cached)) = self.assignments.get(cluster) {
-            if previous == &endpoints {
+        if let Some(((previous, failover), cached)) = self.assignments.get(cluster) {
+            if previous == &endpoints && failover == &spec.failover {
                 return cached.clone();
             }
         }
-        let built = Versioned::new(clusters::load_assignment(cluster, &endpoints));
-        self.assignments
-            .insert(cluster.to_string(), (endpoints, built.clone()));
+        let mut cla = clusters::load_assignment(cluster, &endpoints);
+        if let Some(failover) = &spec.failover {
+            clusters::add_failover(&mut cla, failover, false);
+        }
+        let built = Versioned::new(cla);
+        self.assignments.insert(
+            cluster.to_string(),
+            ((endpoints, spec.failover.clone()), built.clone()),
+        );
         built
     }
 

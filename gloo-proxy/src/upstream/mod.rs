@@ -5,10 +5,18 @@
 //! membership in place: in-flight requests keep the endpoint they were sent to, pooled
 //! connections to endpoints that stay are kept, and health state follows the endpoint by
 //! address.
+//!
+//! Endpoints keep their `LocalityLbEndpoints.priority`: load is split between priority levels
+//! as Envoy splits it (see the `priority` module: health with the overprovisioning factor,
+//! normalization, per-level and total panic), then balanced within the chosen level. An
+//! endpoint whose metadata matches one of the cluster's `transport_socket_matches` connects
+//! with that socket (TLS or plain) instead of the cluster's `transport_socket`; matches are
+//! supported on HTTP/1 clusters (an HTTP/2 cluster with matches is refused).
 
 pub mod balance;
 pub mod h1;
 pub mod health;
+mod priority;
 pub mod subset;
 
 use std::net::SocketAddr;
@@ -59,6 +67,11 @@ pub struct Endpoint {
     pub hostname: String,
     /// Its load-balancing weight.
     pub weight: u32,
+    /// Its priority level (`LocalityLbEndpoints.priority`; 0 is the highest).
+    pub priority: u32,
+    /// The cluster's transport socket match it connects with (an index into the cluster's
+    /// matches); `None`: the cluster's own transport socket.
+    socket: Option<usize>,
     /// `http://<address>` as a URI prefix, built once.
     pub(crate) origin: String,
     /// The address as a URI authority, built once.
@@ -84,6 +97,8 @@ impl Endpoint {
             address,
             hostname,
             weight: weight.max(1),
+            priority: 0,
+            socket: None,
             origin: format!("http://{address}"),
             authority: http::uri::Authority::try_from(address.to_string())
                 .unwrap_or_else(|_| http::uri::Authority::from_static("0.0.0.0")),
@@ -261,8 +276,17 @@ pub struct Cluster {
     /// `lb_subset_config`, compiled.
     subset_config: Option<SubsetConfig>,
     picker: RwLock<Arc<Picker>>,
-    /// Names to resolve (STRICT_DNS / LOGICAL_DNS): (host, port, weight).
-    dns: Vec<(String, u16, u32)>,
+    /// The load assignment's overprovisioning factor, in percent (Envoy's default: 140).
+    overprovisioning: AtomicU32,
+    /// Names to resolve (STRICT_DNS / LOGICAL_DNS).
+    dns: Vec<Assigned>,
+    /// `transport_socket_matches`, in order: what an endpoint's
+    /// `envoy.transport_socket_match` metadata must contain, and the socket it then uses
+    /// (`None`: plain TCP).
+    socket_matches: Vec<(
+        envoy_types::pb::google::protobuf::Struct,
+        Option<crate::tls::UpstreamTls>,
+    )>,
     dns_refresh: Duration,
     /// One pool per worker, and a last one for everything else (health checks, ...).
     clients: Box<[HttpClient]>,
@@ -298,22 +322,26 @@ fn socket_addr(
     }
 }
 
+/// The endpoint metadata namespace transport socket matches read (Envoy's).
+const TRANSPORT_SOCKET_MATCH: &str = "envoy.transport_socket_match";
+
 /// One endpoint of a load assignment.
+#[derive(Debug, Clone)]
 struct Assigned {
     host: String,
     port: u16,
     weight: u32,
     healthy: bool,
+    priority: u32,
     lb_metadata: subset::LbMetadata,
+    /// Its `envoy.transport_socket_match` metadata.
+    socket_metadata: Option<envoy_types::pb::google::protobuf::Struct>,
 }
 
-/// The endpoints of a load assignment, priority 0 only.
+/// The endpoints of a load assignment, every priority.
 fn assignment_endpoints(cla: &ClusterLoadAssignment) -> Vec<Assigned> {
     let mut out = Vec::new();
     for locality in &cla.endpoints {
-        if locality.priority != 0 {
-            continue;
-        }
         for lb in &locality.lb_endpoints {
             let Some(lb_endpoint::HostIdentifier::Endpoint(e)) = &lb.host_identifier else {
                 continue;
@@ -330,39 +358,95 @@ fn assignment_endpoints(cla: &ClusterLoadAssignment) -> Vec<Assigned> {
                 .as_ref()
                 .map(|w| w.value)
                 .unwrap_or(1);
+            let socket_metadata = lb
+                .metadata
+                .as_ref()
+                .and_then(|m| m.filter_metadata.get(TRANSPORT_SOCKET_MATCH))
+                .cloned();
             out.push(Assigned {
                 host,
                 port,
                 weight,
                 healthy,
+                priority: locality.priority,
                 lb_metadata: subset::endpoint_metadata(lb.metadata.as_ref()),
+                socket_metadata,
             });
         }
     }
     out
 }
 
-impl Assigned {
-    /// The endpoint, at `ip`, with its EDS health and metadata.
-    fn endpoint(&self, ip: std::net::IpAddr, hostname: String) -> Endpoint {
-        let mut e = Endpoint::new(SocketAddr::new(ip, self.port), hostname, self.weight);
-        e.eds_healthy = AtomicBool::new(self.healthy);
-        e.lb_metadata = self.lb_metadata.clone();
-        e
+/// The overprovisioning factor of a load assignment, in percent.
+fn overprovisioning(cla: &ClusterLoadAssignment) -> u32 {
+    cla.policy
+        .as_ref()
+        .and_then(|p| p.overprovisioning_factor.as_ref())
+        .map(|f| f.value)
+        .unwrap_or(priority::DEFAULT_OVERPROVISIONING)
+}
+
+/// A cluster's upstream transport socket: TLS (`Some`), or plain TCP (`None`).
+fn transport_socket(
+    socket: &envoy_types::pb::envoy::config::core::v3::TransportSocket,
+) -> Result<Option<crate::tls::UpstreamTls>, String> {
+    use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+    const RAW_BUFFER_TYPE: &str =
+        "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+    match &socket.config_type {
+        Some(ConfigType::TypedConfig(any)) if any.type_url == UPSTREAM_TLS_TYPE => {
+            let ctx = envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext::decode(any.value.as_slice())
+                .map_err(|e| format!("invalid upstream TLS context: {e}"))?;
+            Ok(Some(crate::tls::UpstreamTls::compile(&ctx)?))
+        }
+        Some(ConfigType::TypedConfig(any)) if any.type_url == RAW_BUFFER_TYPE => Ok(None),
+        None if socket.name == "envoy.transport_sockets.raw_buffer" => Ok(None),
+        _ => Err(format!(
+            "transport socket {:?} is not supported",
+            socket.name
+        )),
     }
 }
 
-/// What a cluster picks endpoints with: its balancer over all endpoints, and its subsets.
+/// A balancer per priority level, and the share of requests each level gets.
+#[derive(Debug)]
+struct Levels {
+    levels: Vec<priority::Level>,
+    balancers: Vec<Balancer>,
+}
+
+impl Levels {
+    fn empty(policy: Policy) -> Self {
+        Levels {
+            levels: Vec::new(),
+            balancers: vec![Balancer::new(policy, Vec::new())],
+        }
+    }
+
+    /// The balancer of the level a request goes to (Envoy chooses it with the request's hash
+    /// when the route hashes, at random otherwise).
+    fn choose(&self, hash: Option<u64>) -> Option<&Balancer> {
+        if self.balancers.len() <= 1 {
+            return self.balancers.first();
+        }
+        let point = hash.unwrap_or_else(|| fastrand::u64(..));
+        self.balancers.get(priority::choose(&self.levels, point))
+    }
+}
+
+/// What a cluster picks endpoints with: its priority levels over all endpoints, and its
+/// subsets, each with priority levels of its own (Envoy's subset load balancer gives every
+/// subset its own priority set).
 #[derive(Debug)]
 struct Picker {
-    all: Arc<Balancer>,
-    subsets: Option<Subsets>,
+    all: Arc<Levels>,
+    subsets: Option<Subsets<Levels>>,
 }
 
 impl Picker {
-    /// The balancer for a request's subset criteria (`None`: no endpoint, as with
+    /// The levels for a request's subset criteria (`None`: no endpoint, as with
     /// `NO_FALLBACK`).
-    fn balancer(&self, criteria: Option<&MatchCriteria>) -> Option<&Arc<Balancer>> {
+    fn levels(&self, criteria: Option<&MatchCriteria>) -> Option<&Arc<Levels>> {
         match &self.subsets {
             None => Some(&self.all),
             Some(subsets) => subsets.balancer(criteria),
@@ -434,23 +518,22 @@ impl Cluster {
             cluster::DiscoveryType::Eds => {}
             cluster::DiscoveryType::Static => {
                 for a in inline.unwrap_or_default() {
-                    let host = &a.host;
-                    let ip: std::net::IpAddr = host.parse().map_err(|_| {
-                        err(format!("STATIC endpoint {host:?} is not an IP address"))
+                    a.host.parse::<std::net::IpAddr>().map_err(|_| {
+                        err(format!("STATIC endpoint {:?} is not an IP address", a.host))
                     })?;
-                    members.push(Arc::new(a.endpoint(ip, String::new())));
+                    members.push((a, String::new()));
                 }
             }
             cluster::DiscoveryType::StrictDns | cluster::DiscoveryType::LogicalDns => {
-                for a in inline.unwrap_or_default() {
+                for mut a in inline.unwrap_or_default() {
+                    // DNS clusters take the health of their checks only.
+                    a.healthy = true;
                     match a.host.parse::<std::net::IpAddr>() {
-                        Ok(ip) => {
-                            let mut e = a.endpoint(ip, a.host.clone());
-                            // DNS clusters take the health of their checks only.
-                            e.eds_healthy = AtomicBool::new(true);
-                            members.push(Arc::new(e));
+                        Ok(_) => {
+                            let host = a.host.clone();
+                            members.push((a, host));
                         }
-                        Err(_) => dns.push((a.host, a.port, a.weight)),
+                        Err(_) => dns.push(a),
                     }
                 }
             }
@@ -460,22 +543,17 @@ impl Cluster {
         }
         let tls = match &pb.transport_socket {
             None => None,
-            Some(socket) => match &socket.config_type {
-                Some(envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(any))
-                    if any.type_url == UPSTREAM_TLS_TYPE =>
-                {
-                    let ctx = envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext::decode(any.value.as_slice())
-                        .map_err(|e| err(format!("invalid upstream TLS context: {e}")))?;
-                    Some(crate::tls::UpstreamTls::compile(&ctx).map_err(err)?)
-                }
-                _ => {
-                    return Err(err(format!(
-                        "transport socket {:?} is not supported",
-                        socket.name
-                    )))
-                }
-            },
+            Some(socket) => transport_socket(socket).map_err(err)?,
         };
+        let mut socket_matches = Vec::new();
+        for m in &pb.transport_socket_matches {
+            let socket = match &m.transport_socket {
+                Some(socket) => transport_socket(socket)
+                    .map_err(|e| err(format!("transport_socket_matches {:?}: {e}", m.name)))?,
+                None => None,
+            };
+            socket_matches.push((m.r#match.clone().unwrap_or_default(), socket));
+        }
         let http2 = match pb
             .typed_extension_protocol_options
             .get(HTTP_PROTOCOL_OPTIONS)
@@ -502,6 +580,11 @@ impl Cluster {
             }
             other => other,
         };
+        if http2 && !socket_matches.is_empty() {
+            return Err(err(
+                "transport_socket_matches on an HTTP/2 cluster are not supported".into(),
+            ));
+        }
         let connect_timeout = pb
             .connect_timeout
             .as_ref()
@@ -602,10 +685,17 @@ impl Cluster {
             members: RwLock::new(Arc::new(Vec::new())),
             subset_config,
             picker: RwLock::new(Arc::new(Picker {
-                all: Arc::new(Balancer::new(policy, Vec::new())),
+                all: Arc::new(Levels::empty(policy)),
                 subsets: None,
             })),
+            overprovisioning: AtomicU32::new(
+                pb.load_assignment
+                    .as_ref()
+                    .map(overprovisioning)
+                    .unwrap_or(priority::DEFAULT_OVERPROVISIONING),
+            ),
             dns,
+            socket_matches,
             dns_refresh: dns_refresh
                 .filter(|d| !d.is_zero())
                 .unwrap_or(Duration::from_secs(5)),
@@ -628,8 +718,34 @@ impl Cluster {
                 .map(|(name, any)| (name.clone(), any.clone()))
                 .collect(),
         };
+        let members = members
+            .iter()
+            .filter_map(|(a, hostname)| {
+                let ip = a.host.parse().ok()?;
+                Some(Arc::new(cluster.endpoint(
+                    a,
+                    SocketAddr::new(ip, a.port),
+                    hostname.clone(),
+                )))
+            })
+            .collect();
         cluster.set_members(members);
         Ok(cluster)
+    }
+
+    /// The run-time endpoint for an assigned one at `address`.
+    fn endpoint(&self, a: &Assigned, address: SocketAddr, hostname: String) -> Endpoint {
+        let mut e = Endpoint::new(address, hostname, a.weight);
+        e.eds_healthy.store(a.healthy, Ordering::Relaxed);
+        e.priority = a.priority;
+        e.lb_metadata = a.lb_metadata.clone();
+        e.socket = self.socket_matches.iter().position(|(criteria, _)| {
+            criteria
+                .fields
+                .iter()
+                .all(|(k, v)| a.socket_metadata.as_ref().and_then(|m| m.fields.get(k)) == Some(v))
+        });
+        e
     }
 
     /// The cluster's name.
@@ -679,10 +795,14 @@ impl Cluster {
             };
         }
         let pool = &self.h1_pools[self.worker_index()];
+        let tls = match endpoint.socket {
+            Some(i) => self.socket_matches.get(i).and_then(|(_, tls)| tls.as_ref()),
+            None => self.tls.as_ref(),
+        };
         let exchange = h1::Exchange {
             address: endpoint.address,
             connect_timeout: self.connect_timeout,
-            tls: self.tls.as_ref(),
+            tls,
             limit: &self.breaker.connections,
         };
         h1::send(pool, exchange, req).await
@@ -705,8 +825,14 @@ impl Cluster {
                 tracing::warn!(cluster = %self.name, "EDS endpoint {:?} is not an IP address; skipped", a.host);
                 continue;
             };
-            members.push(Arc::new(a.endpoint(ip, String::new())));
+            members.push(Arc::new(self.endpoint(
+                &a,
+                SocketAddr::new(ip, a.port),
+                String::new(),
+            )));
         }
+        self.overprovisioning
+            .store(overprovisioning(cla), Ordering::Relaxed);
         self.set_members(members);
     }
 
@@ -718,7 +844,11 @@ impl Cluster {
             .into_iter()
             .map(|e| {
                 match old.iter().find(|o| {
-                    o.address == e.address && o.weight == e.weight && o.lb_metadata == e.lb_metadata
+                    o.address == e.address
+                        && o.weight == e.weight
+                        && o.priority == e.priority
+                        && o.socket == e.socket
+                        && o.lb_metadata == e.lb_metadata
                 }) {
                     Some(o) => {
                         o.eds_healthy
@@ -740,37 +870,65 @@ impl Cluster {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Rebuilds the balancer over the available endpoints (healthy and not ejected; all of
-    /// them when fewer than the panic threshold are available, as Envoy does), and the
-    /// subsets, each balanced the same way over its own endpoints.
-    pub(crate) fn rebuild(&self) {
-        let members = self.members();
-        let now = self.now_ms();
-        let available = |group: &[Arc<Endpoint>]| -> (Vec<Arc<Endpoint>>, bool) {
-            let up: Vec<Arc<Endpoint>> = group
+    /// Priority levels over `group`: one balancer per priority over its available endpoints
+    /// (healthy and not ejected; all of them when the level is in panic), with the share of
+    /// load each level gets, as Envoy computes them. Also how many were available.
+    fn levels_over(&self, group: &[Arc<Endpoint>], now: u64) -> (Levels, usize) {
+        let mut priorities: Vec<u32> = group.iter().map(|e| e.priority).collect();
+        priorities.sort_unstable();
+        priorities.dedup();
+        let mut all_available = 0;
+        let mut per_level = Vec::with_capacity(priorities.len());
+        for p in &priorities {
+            let level: Vec<Arc<Endpoint>> =
+                group.iter().filter(|e| e.priority == *p).cloned().collect();
+            let available: Vec<Arc<Endpoint>> = level
                 .iter()
                 .filter(|e| e.is_healthy() && !e.is_ejected(now))
                 .cloned()
                 .collect();
-            let panic = !group.is_empty()
-                && (up.len() as f64) < (group.len() as f64) * self.panic_threshold / 100.0;
-            (up, panic)
+            all_available += available.len();
+            per_level.push((level, available));
+        }
+        let counts: Vec<(usize, usize)> = per_level
+            .iter()
+            .map(|(level, available)| (level.len(), available.len()))
+            .collect();
+        let levels = priority::levels(
+            &counts,
+            self.overprovisioning.load(Ordering::Relaxed),
+            self.panic_threshold,
+        );
+        let balancers = if per_level.is_empty() {
+            vec![Balancer::new(self.policy, Vec::new())]
+        } else {
+            per_level
+                .into_iter()
+                .zip(&levels)
+                .map(|((level, available), l)| {
+                    Balancer::new(self.policy, if l.panic { level } else { available })
+                })
+                .collect()
         };
-        let (up, panic) = available(&members);
+        (Levels { levels, balancers }, all_available)
+    }
+
+    /// Rebuilds the priority levels over all endpoints, and the subsets, each with priority
+    /// levels over its own endpoints.
+    pub(crate) fn rebuild(&self) {
+        let members = self.members();
+        let now = self.now_ms();
+        let (all, available) = self.levels_over(&members, now);
         self.stats
             .membership_total
             .store(members.len() as u64, Ordering::Relaxed);
         self.stats
             .membership_healthy
-            .store(up.len() as u64, Ordering::Relaxed);
-        let all = Arc::new(Balancer::new(
-            self.policy,
-            if panic { members.as_ref().clone() } else { up },
-        ));
+            .store(available as u64, Ordering::Relaxed);
+        let all = Arc::new(all);
         let subsets = self.subset_config.as_ref().map(|config| {
             Subsets::build(config, &members, &all, |group| {
-                let (up, panic) = available(&group);
-                Balancer::new(self.policy, if panic { group } else { up })
+                self.levels_over(&group, now).0
             })
         });
         let picker = Arc::new(Picker { all, subsets });
@@ -794,7 +952,9 @@ impl Cluster {
         criteria: Option<&MatchCriteria>,
         hash: Option<u64>,
     ) -> Option<Arc<Endpoint>> {
-        self.picker().balancer(criteria)?.pick(hash).cloned()
+        let picker = self.picker();
+        let levels = picker.levels(criteria)?;
+        levels.choose(hash)?.pick(hash).cloned()
     }
 
     /// Picks an endpoint other than `avoid` when there is one (for retries), among those
@@ -805,16 +965,31 @@ impl Cluster {
         avoid: &SocketAddr,
     ) -> Option<Arc<Endpoint>> {
         let picker = self.picker();
-        let balancer = picker.balancer(criteria)?;
+        let levels = picker.levels(criteria)?;
         for _ in 0..3 {
-            let e = balancer.pick(None)?;
+            let Some(balancer) = levels.choose(None) else {
+                break;
+            };
+            let Some(e) = balancer.pick(None) else {
+                continue;
+            };
             if &e.address != avoid || balancer.len() == 1 {
                 return Some(e.clone());
             }
         }
-        balancer
-            .endpoints()
+        // The levels in order of priority: the first other endpoint with any load.
+        levels
+            .balancers
             .iter()
+            .zip(
+                levels
+                    .levels
+                    .iter()
+                    .map(|l| l.load)
+                    .chain(std::iter::repeat(100)),
+            )
+            .filter(|(_, load)| *load > 0)
+            .flat_map(|(b, _)| b.endpoints())
             .find(|e| &e.address != avoid)
             .cloned()
     }
@@ -898,14 +1073,16 @@ impl Cluster {
             .filter(|e| e.hostname.parse::<std::net::IpAddr>().is_ok())
             .cloned()
             .collect();
-        for (host, port, weight) in &self.dns {
-            match tokio::net::lookup_host((host.as_str(), *port)).await {
+        for name in &self.dns {
+            match tokio::net::lookup_host((name.host.as_str(), name.port)).await {
                 Ok(addrs) => {
                     for a in addrs {
-                        members.push(Arc::new(Endpoint::new(a, host.clone(), *weight)));
+                        members.push(Arc::new(self.endpoint(name, a, name.host.clone())));
                     }
                 }
-                Err(e) => tracing::warn!(cluster = %self.name, "cannot resolve {host}: {e}"),
+                Err(e) => {
+                    tracing::warn!(cluster = %self.name, "cannot resolve {}: {e}", name.host)
+                }
             }
         }
         self.set_members(members);

@@ -31,7 +31,6 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{lb_subset_config, LbS
 use envoy_types::pb::envoy::config::core::v3::Metadata;
 use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
 
-use super::balance::Balancer;
 use super::Endpoint;
 
 /// The metadata namespace of subset load balancing.
@@ -224,23 +223,24 @@ impl SubsetConfig {
 /// A subset's key/values, sorted by key.
 type SubsetKey = Box<[(String, LbValue)]>;
 
-/// A cluster's subsets over one set of endpoints, each with its balancer.
+/// A cluster's subsets over one set of endpoints, each with its balancer `B` (gloo-proxy's
+/// clusters use priority levels of balancers).
 #[derive(Debug)]
-pub(crate) struct Subsets {
-    by_criteria: HashMap<SubsetKey, Arc<Balancer>>,
+pub(crate) struct Subsets<B> {
+    by_criteria: HashMap<SubsetKey, Arc<B>>,
     /// The fallback's balancer (`None`: no fallback).
-    fallback: Option<Arc<Balancer>>,
+    fallback: Option<Arc<B>>,
 }
 
-impl Subsets {
+impl<B> Subsets<B> {
     /// Partitions `members` (in load-assignment order) by `config`; `balancer` builds the
     /// balancer of a group of endpoints (health and panic threshold applied), `all` is the
     /// cluster's own balancer (for `ANY_ENDPOINT`).
     pub(crate) fn build(
         config: &SubsetConfig,
         members: &[Arc<Endpoint>],
-        all: &Arc<Balancer>,
-        balancer: impl Fn(Vec<Arc<Endpoint>>) -> Balancer,
+        all: &Arc<B>,
+        balancer: impl Fn(Vec<Arc<Endpoint>>) -> B,
     ) -> Self {
         let mut groups: HashMap<SubsetKey, (bool, Vec<Arc<Endpoint>>)> = HashMap::new();
         for (keys, single) in &config.selectors {
@@ -287,7 +287,7 @@ impl Subsets {
     }
 
     /// The balancer for a request's criteria: its subset's, else the fallback's.
-    pub(crate) fn balancer(&self, criteria: Option<&MatchCriteria>) -> Option<&Arc<Balancer>> {
+    pub(crate) fn balancer(&self, criteria: Option<&MatchCriteria>) -> Option<&Arc<B>> {
         criteria
             .and_then(|c| self.by_criteria.get(c.pairs()))
             .or(self.fallback.as_ref())
@@ -297,7 +297,7 @@ impl Subsets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::balance::Policy;
+    use crate::upstream::balance::{Balancer, Policy};
 
     fn string(s: &str) -> Value {
         Value {
@@ -357,7 +357,7 @@ mod tests {
         .expect("config")
     }
 
-    fn ports(subsets: &Subsets, criteria: &[(&str, &str)]) -> Vec<u16> {
+    fn ports(subsets: &Subsets<Balancer>, criteria: &[(&str, &str)]) -> Vec<u16> {
         let criteria = MatchCriteria::from_metadata(Some(&metadata(criteria)));
         let mut out: Vec<u16> = subsets
             .balancer(criteria.as_ref())
