@@ -486,33 +486,22 @@ impl<'a> Resolver<'a> {
     }
 
     fn check_regex(&mut self, pattern: &str) -> Result<(), String> {
+        // Most route regexes are valid by their shape alone: no parse (about 40 allocations
+        // each) and no cache entry (a copy of the pattern kept per distinct regex).
+        if plainly_valid_regex(pattern) {
+            return Ok(());
+        }
+        if let Some(known) = self.lkg.regexes.get(pattern) {
+            return known.clone();
+        }
         if self.lkg.regexes.len() > 100_000 {
             self.lkg.regexes.clear();
         }
+        let checked = parse_regex(pattern);
         self.lkg
             .regexes
-            .entry(pattern.to_string())
-            .or_insert_with(|| {
-                // Envoy's safe_regex is RE2: no backreferences or lookaround; regex-syntax
-                // accepts the same language. Parsing is enough to validate, and far cheaper
-                // than compiling.
-                regex_syntax::Parser::new()
-                    .parse(pattern)
-                    .map_err(|e| {
-                        format!("invalid regex {pattern:?}: {}", first_line(&e.to_string()))
-                    })
-                    .and_then(|hir| {
-                        // RE2 refuses counted repetitions above 1000, which regex-syntax allows.
-                        if max_repetition(&hir) > 1000 {
-                            Err(format!(
-                                "invalid regex {pattern:?}: repetition counts above 1000 are not allowed (RE2)"
-                            ))
-                        } else {
-                            Ok(())
-                        }
-                    })
-            })
-            .clone()
+            .insert(pattern.to_string(), checked.clone());
+        checked
     }
 
     /// Checks every VirtualService and RouteTable on its own; an invalid one is replaced by its
@@ -2252,6 +2241,122 @@ fn expression_matches(e: &SelectorExpression, labels: &BTreeMap<String, String>)
     }
 }
 
+/// Validates a regex as Envoy's `safe_regex` (RE2) would: no backreferences or lookaround, and
+/// regex-syntax accepts the same language. Parsing is enough to validate, and far cheaper than
+/// compiling.
+fn parse_regex(pattern: &str) -> Result<(), String> {
+    regex_syntax::Parser::new()
+        .parse(pattern)
+        .map_err(|e| format!("invalid regex {pattern:?}: {}", first_line(&e.to_string())))
+        .and_then(|hir| {
+            // RE2 refuses counted repetitions above 1000, which regex-syntax allows.
+            if max_repetition(&hir) > 1000 {
+                Err(format!(
+                    "invalid regex {pattern:?}: repetition counts above 1000 are not allowed (RE2)"
+                ))
+            } else {
+                Ok(())
+            }
+        })
+}
+
+/// Whether `pattern` is in a subset of regex syntax whose members are all valid, recognised
+/// without allocating: literal characters, `.`, `^`, `$`, escaped punctuation, `\d` `\w` `\s`
+/// (and their negations), alternation, groups `( )` without flags or names, `*` `+` `?`
+/// (optionally lazy) right after an atom or a group, and bracket classes (optionally negated) of
+/// ASCII letters and digits and ascending ranges of them. `false` says nothing: the pattern is
+/// then parsed. (`plain_regexes_are_valid` checks this against the parser.)
+fn plainly_valid_regex(pattern: &str) -> bool {
+    /// Groups deeper than this are left to the parser (its nesting limit is 250).
+    const MAX_DEPTH: u32 = 32;
+    let mut chars = pattern.chars();
+    // Whether the previous item can be repeated: a literal, a class, a group, `.`.
+    let mut repeatable = false;
+    // Whether the previous item is a repetition (which a `?` makes lazy, and nothing else may
+    // follow directly).
+    let mut repeated = false;
+    let mut depth = 0u32;
+    while let Some(c) = chars.next() {
+        let was_repeated = std::mem::take(&mut repeated);
+        match c {
+            '*' | '+' | '?' => {
+                if c == '?' && was_repeated {
+                    // Lazy: `a+?`; nothing may repeat it again.
+                    repeatable = false;
+                    continue;
+                }
+                if !repeatable {
+                    return false;
+                }
+                repeatable = false;
+                repeated = true;
+            }
+            '\\' => match chars.next() {
+                Some(
+                    '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^'
+                    | '$' | '-' | '/' | 'd' | 'D' | 'w' | 'W' | 's' | 'S',
+                ) => repeatable = true,
+                _ => return false,
+            },
+            '^' | '$' | '|' => repeatable = false,
+            '(' => {
+                // `(?` starts flags, names or non-capturing groups: left to the parser.
+                if chars.as_str().starts_with('?') || depth >= MAX_DEPTH {
+                    return false;
+                }
+                depth += 1;
+                repeatable = false;
+            }
+            ')' => {
+                if depth == 0 {
+                    return false;
+                }
+                depth -= 1;
+                repeatable = true;
+            }
+            '[' => {
+                let rest = chars.as_str();
+                let rest = rest.strip_prefix('^').unwrap_or(rest);
+                let Some(end) = rest.find(']') else {
+                    return false;
+                };
+                if !plain_class(&rest[..end]) {
+                    return false;
+                }
+                chars = rest[end + 1..].chars();
+                repeatable = true;
+            }
+            ']' | '{' | '}' => return false,
+            _ => repeatable = true,
+        }
+    }
+    depth == 0
+}
+
+/// Whether the inside of a bracket class is one or more ASCII letters or digits and ascending
+/// ranges of them (`a-z0-9_` is not: `_` is left to the parser).
+fn plain_class(items: &str) -> bool {
+    let bytes = items.as_bytes();
+    if bytes.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_alphanumeric() {
+            return false;
+        }
+        if bytes.get(i + 1) == Some(&b'-') {
+            match bytes.get(i + 2) {
+                Some(end) if end.is_ascii_alphanumeric() && *end >= bytes[i] => i += 3,
+                _ => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
 /// The largest counted repetition bound in a regex (`a{1001}` gives 1001).
 pub(crate) fn max_repetition(hir: &regex_syntax::hir::Hir) -> u32 {
     use regex_syntax::hir::HirKind;
@@ -2314,4 +2419,74 @@ fn default_gateways() -> Vec<(ResourceRef, Entry<GatewaySpec>)> {
         make("gateway-proxy", 8080, false),
         make("gateway-proxy-ssl", 8443, true),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_regex, plainly_valid_regex};
+
+    /// Every pattern the shape check accepts, the parser accepts too: all patterns of up to 4
+    /// characters over an alphabet of regex syntax, and longer pseudo-random ones.
+    #[test]
+    fn plain_regexes_are_valid() {
+        let alphabet: Vec<char> = "aZ09/-.\\d[]^$*+?|(){} é".chars().collect();
+        let mut checked = 0usize;
+        let mut accepted = 0usize;
+        let mut check = |pattern: &str| {
+            checked += 1;
+            if plainly_valid_regex(pattern) {
+                accepted += 1;
+                assert_eq!(parse_regex(pattern), Ok(()), "{pattern:?}");
+            }
+        };
+        let mut pattern = String::new();
+        fn all(alphabet: &[char], pattern: &mut String, left: usize, check: &mut dyn FnMut(&str)) {
+            check(pattern);
+            if left == 0 {
+                return;
+            }
+            for c in alphabet {
+                pattern.push(*c);
+                all(alphabet, pattern, left - 1, check);
+                pattern.pop();
+            }
+        }
+        all(&alphabet, &mut pattern, 4, &mut check);
+        // A linear congruential generator: the same patterns on every run.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |bound: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize % bound
+        };
+        for _ in 0..200_000 {
+            let len = 5 + next(10);
+            let pattern: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            check(&pattern);
+        }
+        // The check must also accept something, or it proves nothing.
+        assert!(accepted > 10_000, "{accepted} of {checked} accepted");
+    }
+
+    /// The shapes routes use are recognised without a parse; others are left to the parser.
+    #[test]
+    fn common_route_regexes_are_plain() {
+        for plain in [
+            "/re/1/[0-9]+",
+            "/api/v[0-9]+/.*",
+            "/users/[a-zA-Z0-9]+/orders/\\d+",
+            "(GET|POST)",
+            "/static/.+\\.(css|js)$",
+            "^/a(/b)?$",
+            "",
+        ] {
+            assert!(plainly_valid_regex(plain), "{plain:?}");
+        }
+        for left in [
+            "a{2}", "(?i)abc", "[a-z_]", "[z-a]", "[]", "a**", "*a", "(a", "a)", "\\1", "\\pL",
+        ] {
+            assert!(!plainly_valid_regex(left), "{left:?}");
+        }
+    }
 }
