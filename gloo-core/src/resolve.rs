@@ -1540,18 +1540,23 @@ impl<'a> Resolver<'a> {
     fn resolve_routes(&mut self, routes: &[Route], context: &Context) -> Vec<RouteModel> {
         let mut out = Vec::with_capacity(routes.len());
         for (i, route) in routes.iter().enumerate() {
-            let path = format!("{}[{i}]", context.path);
-            let source = format!("{} routes[{i}]", context.source);
-            let route_name = if route.name.is_empty() {
+            // Runs for every route: the field path is written out only for a message, and
+            // Gloo's name only for a route that has one or delegates.
+            let root = FieldPath::Root(&context.path);
+            let path = FieldPath::Index(&root, i);
+            let mut source = format!("{} routes[{i}]", context.source);
+            let mut route_name = if route.name.is_empty() {
                 format!("{}-route-{i}", context.name_prefix)
             } else {
                 format!("{}-{}", context.name_prefix, route.name)
             };
             // Gloo's `routeName`: a route is named when it or a delegating route is.
-            let gloo_name = if route.name.is_empty() {
-                format!("{}_route:<unnamed-{i}>", context.gloo_prefix)
-            } else {
-                format!("{}_route:{}", context.gloo_prefix, route.name)
+            let gloo_name = || {
+                if route.name.is_empty() {
+                    format!("{}_route:<unnamed-{i}>", context.gloo_prefix)
+                } else {
+                    format!("{}_route:{}", context.gloo_prefix, route.name)
+                }
             };
             let named = !route.name.is_empty() || context.parent.as_ref().is_some_and(|p| p.named);
             // Shared with the route (or with every route without options) until a merge
@@ -1629,14 +1634,16 @@ impl<'a> Resolver<'a> {
                     }
                 }
             }
-            // Matchers: this route's own, with what it inherits from the delegating route.
-            let own: Vec<Matcher> = if route.matchers.is_empty() {
-                vec![Matcher::default()]
+            // Matchers: this route's own, with what it inherits from the delegating route
+            // (borrowed when it inherits nothing, and copied into the routes made of it).
+            let own: std::borrow::Cow<'_, [Matcher]> = if route.matchers.is_empty() {
+                std::borrow::Cow::Owned(vec![Matcher::default()])
             } else {
-                route.matchers.clone()
+                std::borrow::Cow::Borrowed(&route.matchers)
             };
-            let mut matchers = Vec::new();
+            let mut matchers: std::borrow::Cow<'_, [Matcher]>;
             if let Some(parent) = &context.parent {
+                let mut inherited = Vec::new();
                 Arc::make_mut(&mut options).merge_from(&parent.options);
                 let inherit_matchers = route
                     .inheritable_matchers
@@ -1684,8 +1691,9 @@ impl<'a> Resolver<'a> {
                             m.methods = parent.matcher.methods.clone();
                         }
                     }
-                    matchers.push(m);
+                    inherited.push(m);
                 }
+                matchers = std::borrow::Cow::Owned(inherited);
             } else {
                 matchers = own;
             }
@@ -1716,13 +1724,12 @@ impl<'a> Resolver<'a> {
                 // fall through to a later route either.
                 _ if refused => (RouteModelAction::DirectResponse(self.refusal()), Vec::new()),
                 RouteActionRef::Route(a)
-                    if !crate::translate::aws_lambda::check_route(self.snapshot, a, &path)
+                    if !crate::translate::aws_lambda::check_route(self.snapshot, a, path)
                         .is_empty() =>
                 {
                     // A Lambda destination Gloo refuses (not an aws upstream, no such
                     // function): an error, and the route answers as an invalid route.
-                    for problem in
-                        crate::translate::aws_lambda::check_route(self.snapshot, a, &path)
+                    for problem in crate::translate::aws_lambda::check_route(self.snapshot, a, path)
                     {
                         self.note_error(
                             &context.owner,
@@ -1753,11 +1760,11 @@ impl<'a> Resolver<'a> {
                     (RouteModelAction::DirectResponse(d.clone()), Vec::new())
                 }
                 RouteActionRef::Delegate(d) => {
-                    let matcher = matchers.into_iter().next().unwrap_or_default();
+                    let matcher = matchers.first().cloned().unwrap_or_default();
                     let parent = ParentRoute {
                         matcher,
                         options: options.clone(),
-                        gloo_name: gloo_name.clone(),
+                        gloo_name: gloo_name(),
                         named,
                         inheritable_matchers: route.inheritable_matchers.unwrap_or(
                             context
@@ -1772,24 +1779,36 @@ impl<'a> Resolver<'a> {
                                 .is_some_and(|p| p.inheritable_path_matchers),
                         ),
                     };
+                    let path = path.to_string();
                     out.extend(self.delegate(d, parent, &path, &source, &route_name, context));
                     continue;
                 }
             };
-            let multiple = matchers.len() > 1;
-            for (j, matcher) in matchers.into_iter().enumerate() {
+            let gloo_name = named.then(gloo_name);
+            let count = matchers.len();
+            for j in 0..count {
+                let last = j + 1 == count;
+                let matcher = match &mut matchers {
+                    std::borrow::Cow::Borrowed(own) => own[j].clone(),
+                    std::borrow::Cow::Owned(own) => std::mem::take(&mut own[j]),
+                };
                 out.push(RouteModel {
-                    name: if multiple {
+                    name: if count > 1 {
                         format!("{route_name}-matcher-{j}")
                     } else {
-                        route_name.clone()
+                        std::mem::take(&mut route_name)
                     },
-                    source: source.clone(),
+                    // The last route made of this one takes the strings, the others copy them.
+                    source: if last {
+                        std::mem::take(&mut source)
+                    } else {
+                        source.clone()
+                    },
                     matcher,
                     action: model_action.0.clone(),
                     options: options.clone(),
                     warnings: model_action.1.clone(),
-                    gloo_name: named.then(|| gloo_name.clone()),
+                    gloo_name: gloo_name.clone(),
                 });
             }
         }
@@ -1946,7 +1965,7 @@ impl<'a> Resolver<'a> {
         found.into_iter().map(|(_, r)| r).collect()
     }
 
-    fn check_destinations(&self, action: &RouteAction, path: &str) -> Vec<String> {
+    fn check_destinations(&self, action: &RouteAction, path: &FieldPath<'_>) -> Vec<String> {
         let mut warnings = Vec::new();
         // Runs for every route: the field path is only formatted for a warning, and a
         // reference that names its namespace is looked up as it is.
