@@ -486,33 +486,22 @@ impl<'a> Resolver<'a> {
     }
 
     fn check_regex(&mut self, pattern: &str) -> Result<(), String> {
+        // Most route regexes are valid by their shape alone: no parse (about 40 allocations
+        // each) and no cache entry (a copy of the pattern kept per distinct regex).
+        if plainly_valid_regex(pattern) {
+            return Ok(());
+        }
+        if let Some(known) = self.lkg.regexes.get(pattern) {
+            return known.clone();
+        }
         if self.lkg.regexes.len() > 100_000 {
             self.lkg.regexes.clear();
         }
+        let checked = parse_regex(pattern);
         self.lkg
             .regexes
-            .entry(pattern.to_string())
-            .or_insert_with(|| {
-                // Envoy's safe_regex is RE2: no backreferences or lookaround; regex-syntax
-                // accepts the same language. Parsing is enough to validate, and far cheaper
-                // than compiling.
-                regex_syntax::Parser::new()
-                    .parse(pattern)
-                    .map_err(|e| {
-                        format!("invalid regex {pattern:?}: {}", first_line(&e.to_string()))
-                    })
-                    .and_then(|hir| {
-                        // RE2 refuses counted repetitions above 1000, which regex-syntax allows.
-                        if max_repetition(&hir) > 1000 {
-                            Err(format!(
-                                "invalid regex {pattern:?}: repetition counts above 1000 are not allowed (RE2)"
-                            ))
-                        } else {
-                            Ok(())
-                        }
-                    })
-            })
-            .clone()
+            .insert(pattern.to_string(), checked.clone());
+        checked
     }
 
     /// Checks every VirtualService and RouteTable on its own; an invalid one is replaced by its
@@ -1551,18 +1540,23 @@ impl<'a> Resolver<'a> {
     fn resolve_routes(&mut self, routes: &[Route], context: &Context) -> Vec<RouteModel> {
         let mut out = Vec::with_capacity(routes.len());
         for (i, route) in routes.iter().enumerate() {
-            let path = format!("{}[{i}]", context.path);
-            let source = format!("{} routes[{i}]", context.source);
-            let route_name = if route.name.is_empty() {
+            // Runs for every route: the field path is written out only for a message, and
+            // Gloo's name only for a route that has one or delegates.
+            let root = FieldPath::Root(&context.path);
+            let path = FieldPath::Index(&root, i);
+            let mut source = format!("{} routes[{i}]", context.source);
+            let mut route_name = if route.name.is_empty() {
                 format!("{}-route-{i}", context.name_prefix)
             } else {
                 format!("{}-{}", context.name_prefix, route.name)
             };
             // Gloo's `routeName`: a route is named when it or a delegating route is.
-            let gloo_name = if route.name.is_empty() {
-                format!("{}_route:<unnamed-{i}>", context.gloo_prefix)
-            } else {
-                format!("{}_route:{}", context.gloo_prefix, route.name)
+            let gloo_name = || {
+                if route.name.is_empty() {
+                    format!("{}_route:<unnamed-{i}>", context.gloo_prefix)
+                } else {
+                    format!("{}_route:{}", context.gloo_prefix, route.name)
+                }
             };
             let named = !route.name.is_empty() || context.parent.as_ref().is_some_and(|p| p.named);
             // Shared with the route (or with every route without options) until a merge
@@ -1640,14 +1634,16 @@ impl<'a> Resolver<'a> {
                     }
                 }
             }
-            // Matchers: this route's own, with what it inherits from the delegating route.
-            let own: Vec<Matcher> = if route.matchers.is_empty() {
-                vec![Matcher::default()]
+            // Matchers: this route's own, with what it inherits from the delegating route
+            // (borrowed when it inherits nothing, and copied into the routes made of it).
+            let own: std::borrow::Cow<'_, [Matcher]> = if route.matchers.is_empty() {
+                std::borrow::Cow::Owned(vec![Matcher::default()])
             } else {
-                route.matchers.clone()
+                std::borrow::Cow::Borrowed(&route.matchers)
             };
-            let mut matchers = Vec::new();
+            let mut matchers: std::borrow::Cow<'_, [Matcher]>;
             if let Some(parent) = &context.parent {
+                let mut inherited = Vec::new();
                 Arc::make_mut(&mut options).merge_from(&parent.options);
                 let inherit_matchers = route
                     .inheritable_matchers
@@ -1695,8 +1691,9 @@ impl<'a> Resolver<'a> {
                             m.methods = parent.matcher.methods.clone();
                         }
                     }
-                    matchers.push(m);
+                    inherited.push(m);
                 }
+                matchers = std::borrow::Cow::Owned(inherited);
             } else {
                 matchers = own;
             }
@@ -1727,13 +1724,12 @@ impl<'a> Resolver<'a> {
                 // fall through to a later route either.
                 _ if refused => (RouteModelAction::DirectResponse(self.refusal()), Vec::new()),
                 RouteActionRef::Route(a)
-                    if !crate::translate::aws_lambda::check_route(self.snapshot, a, &path)
+                    if !crate::translate::aws_lambda::check_route(self.snapshot, a, path)
                         .is_empty() =>
                 {
                     // A Lambda destination Gloo refuses (not an aws upstream, no such
                     // function): an error, and the route answers as an invalid route.
-                    for problem in
-                        crate::translate::aws_lambda::check_route(self.snapshot, a, &path)
+                    for problem in crate::translate::aws_lambda::check_route(self.snapshot, a, path)
                     {
                         self.note_error(
                             &context.owner,
@@ -1782,11 +1778,11 @@ impl<'a> Resolver<'a> {
                     (RouteModelAction::DirectResponse(d.clone()), Vec::new())
                 }
                 RouteActionRef::Delegate(d) => {
-                    let matcher = matchers.into_iter().next().unwrap_or_default();
+                    let matcher = matchers.first().cloned().unwrap_or_default();
                     let parent = ParentRoute {
                         matcher,
                         options: options.clone(),
-                        gloo_name: gloo_name.clone(),
+                        gloo_name: gloo_name(),
                         named,
                         inheritable_matchers: route.inheritable_matchers.unwrap_or(
                             context
@@ -1801,24 +1797,36 @@ impl<'a> Resolver<'a> {
                                 .is_some_and(|p| p.inheritable_path_matchers),
                         ),
                     };
+                    let path = path.to_string();
                     out.extend(self.delegate(d, parent, &path, &source, &route_name, context));
                     continue;
                 }
             };
-            let multiple = matchers.len() > 1;
-            for (j, matcher) in matchers.into_iter().enumerate() {
+            let gloo_name = named.then(gloo_name);
+            let count = matchers.len();
+            for j in 0..count {
+                let last = j + 1 == count;
+                let matcher = match &mut matchers {
+                    std::borrow::Cow::Borrowed(own) => own[j].clone(),
+                    std::borrow::Cow::Owned(own) => std::mem::take(&mut own[j]),
+                };
                 out.push(RouteModel {
-                    name: if multiple {
+                    name: if count > 1 {
                         format!("{route_name}-matcher-{j}")
                     } else {
-                        route_name.clone()
+                        std::mem::take(&mut route_name)
                     },
-                    source: source.clone(),
+                    // The last route made of this one takes the strings, the others copy them.
+                    source: if last {
+                        std::mem::take(&mut source)
+                    } else {
+                        source.clone()
+                    },
                     matcher,
                     action: model_action.0.clone(),
                     options: options.clone(),
                     warnings: model_action.1.clone(),
-                    gloo_name: named.then(|| gloo_name.clone()),
+                    gloo_name: gloo_name.clone(),
                 });
             }
         }
@@ -1975,7 +1983,7 @@ impl<'a> Resolver<'a> {
         found.into_iter().map(|(_, r)| r).collect()
     }
 
-    fn check_destinations(&self, action: &RouteAction, path: &str) -> Vec<String> {
+    fn check_destinations(&self, action: &RouteAction, path: &FieldPath<'_>) -> Vec<String> {
         let mut warnings = Vec::new();
         // Runs for every route: the field path is only formatted for a warning, and a
         // reference that names its namespace is looked up as it is.
@@ -2270,6 +2278,122 @@ fn expression_matches(e: &SelectorExpression, labels: &BTreeMap<String, String>)
     }
 }
 
+/// Validates a regex as Envoy's `safe_regex` (RE2) would: no backreferences or lookaround, and
+/// regex-syntax accepts the same language. Parsing is enough to validate, and far cheaper than
+/// compiling.
+fn parse_regex(pattern: &str) -> Result<(), String> {
+    regex_syntax::Parser::new()
+        .parse(pattern)
+        .map_err(|e| format!("invalid regex {pattern:?}: {}", first_line(&e.to_string())))
+        .and_then(|hir| {
+            // RE2 refuses counted repetitions above 1000, which regex-syntax allows.
+            if max_repetition(&hir) > 1000 {
+                Err(format!(
+                    "invalid regex {pattern:?}: repetition counts above 1000 are not allowed (RE2)"
+                ))
+            } else {
+                Ok(())
+            }
+        })
+}
+
+/// Whether `pattern` is in a subset of regex syntax whose members are all valid, recognised
+/// without allocating: literal characters, `.`, `^`, `$`, escaped punctuation, `\d` `\w` `\s`
+/// (and their negations), alternation, groups `( )` without flags or names, `*` `+` `?`
+/// (optionally lazy) right after an atom or a group, and bracket classes (optionally negated) of
+/// ASCII letters and digits and ascending ranges of them. `false` says nothing: the pattern is
+/// then parsed. (`plain_regexes_are_valid` checks this against the parser.)
+fn plainly_valid_regex(pattern: &str) -> bool {
+    /// Groups deeper than this are left to the parser (its nesting limit is 250).
+    const MAX_DEPTH: u32 = 32;
+    let mut chars = pattern.chars();
+    // Whether the previous item can be repeated: a literal, a class, a group, `.`.
+    let mut repeatable = false;
+    // Whether the previous item is a repetition (which a `?` makes lazy, and nothing else may
+    // follow directly).
+    let mut repeated = false;
+    let mut depth = 0u32;
+    while let Some(c) = chars.next() {
+        let was_repeated = std::mem::take(&mut repeated);
+        match c {
+            '*' | '+' | '?' => {
+                if c == '?' && was_repeated {
+                    // Lazy: `a+?`; nothing may repeat it again.
+                    repeatable = false;
+                    continue;
+                }
+                if !repeatable {
+                    return false;
+                }
+                repeatable = false;
+                repeated = true;
+            }
+            '\\' => match chars.next() {
+                Some(
+                    '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^'
+                    | '$' | '-' | '/' | 'd' | 'D' | 'w' | 'W' | 's' | 'S',
+                ) => repeatable = true,
+                _ => return false,
+            },
+            '^' | '$' | '|' => repeatable = false,
+            '(' => {
+                // `(?` starts flags, names or non-capturing groups: left to the parser.
+                if chars.as_str().starts_with('?') || depth >= MAX_DEPTH {
+                    return false;
+                }
+                depth += 1;
+                repeatable = false;
+            }
+            ')' => {
+                if depth == 0 {
+                    return false;
+                }
+                depth -= 1;
+                repeatable = true;
+            }
+            '[' => {
+                let rest = chars.as_str();
+                let rest = rest.strip_prefix('^').unwrap_or(rest);
+                let Some(end) = rest.find(']') else {
+                    return false;
+                };
+                if !plain_class(&rest[..end]) {
+                    return false;
+                }
+                chars = rest[end + 1..].chars();
+                repeatable = true;
+            }
+            ']' | '{' | '}' => return false,
+            _ => repeatable = true,
+        }
+    }
+    depth == 0
+}
+
+/// Whether the inside of a bracket class is one or more ASCII letters or digits and ascending
+/// ranges of them (`a-z0-9_` is not: `_` is left to the parser).
+fn plain_class(items: &str) -> bool {
+    let bytes = items.as_bytes();
+    if bytes.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_alphanumeric() {
+            return false;
+        }
+        if bytes.get(i + 1) == Some(&b'-') {
+            match bytes.get(i + 2) {
+                Some(end) if end.is_ascii_alphanumeric() && *end >= bytes[i] => i += 3,
+                _ => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
 /// The largest counted repetition bound in a regex (`a{1001}` gives 1001).
 pub(crate) fn max_repetition(hir: &regex_syntax::hir::Hir) -> u32 {
     use regex_syntax::hir::HirKind;
@@ -2332,4 +2456,74 @@ fn default_gateways() -> Vec<(ResourceRef, Entry<GatewaySpec>)> {
         make("gateway-proxy", 8080, false),
         make("gateway-proxy-ssl", 8443, true),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_regex, plainly_valid_regex};
+
+    /// Every pattern the shape check accepts, the parser accepts too: all patterns of up to 4
+    /// characters over an alphabet of regex syntax, and longer pseudo-random ones.
+    #[test]
+    fn plain_regexes_are_valid() {
+        let alphabet: Vec<char> = "aZ09/-.\\d[]^$*+?|(){} é".chars().collect();
+        let mut checked = 0usize;
+        let mut accepted = 0usize;
+        let mut check = |pattern: &str| {
+            checked += 1;
+            if plainly_valid_regex(pattern) {
+                accepted += 1;
+                assert_eq!(parse_regex(pattern), Ok(()), "{pattern:?}");
+            }
+        };
+        let mut pattern = String::new();
+        fn all(alphabet: &[char], pattern: &mut String, left: usize, check: &mut dyn FnMut(&str)) {
+            check(pattern);
+            if left == 0 {
+                return;
+            }
+            for c in alphabet {
+                pattern.push(*c);
+                all(alphabet, pattern, left - 1, check);
+                pattern.pop();
+            }
+        }
+        all(&alphabet, &mut pattern, 4, &mut check);
+        // A linear congruential generator: the same patterns on every run.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |bound: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize % bound
+        };
+        for _ in 0..200_000 {
+            let len = 5 + next(10);
+            let pattern: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            check(&pattern);
+        }
+        // The check must also accept something, or it proves nothing.
+        assert!(accepted > 10_000, "{accepted} of {checked} accepted");
+    }
+
+    /// The shapes routes use are recognised without a parse; others are left to the parser.
+    #[test]
+    fn common_route_regexes_are_plain() {
+        for plain in [
+            "/re/1/[0-9]+",
+            "/api/v[0-9]+/.*",
+            "/users/[a-zA-Z0-9]+/orders/\\d+",
+            "(GET|POST)",
+            "/static/.+\\.(css|js)$",
+            "^/a(/b)?$",
+            "",
+        ] {
+            assert!(plainly_valid_regex(plain), "{plain:?}");
+        }
+        for left in [
+            "a{2}", "(?i)abc", "[a-z_]", "[z-a]", "[]", "a**", "*a", "(a", "a)", "\\1", "\\pL",
+        ] {
+            assert!(!plainly_valid_regex(left), "{left:?}");
+        }
+    }
 }

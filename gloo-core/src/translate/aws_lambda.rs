@@ -397,10 +397,18 @@ pub(crate) fn route_config(
 pub(crate) fn check_route(
     snapshot: &ConfigSnapshot,
     action: &crate::model::routing::RouteAction,
-    path: &str,
+    path: impl std::fmt::Display,
 ) -> Vec<String> {
+    use crate::model::routing::RouteDestination;
+    // Runs for every route: a single destination that is fine is settled without listing the
+    // destinations and writing out their field paths.
+    if let Ok(Some(RouteDestination::Single(d))) = action.destination() {
+        if route_config(snapshot, d).is_ok() {
+            return Vec::new();
+        }
+    }
     let mut errors = Vec::new();
-    for (field, d) in destinations(snapshot, action, path) {
+    for (field, d) in destinations(snapshot, action, &path.to_string()) {
         if let Err(e) = route_config(snapshot, d) {
             errors.push(format!("{field}.destinationSpec.aws: {e}"));
         }

@@ -452,19 +452,21 @@ impl Translator {
                 }
             };
             // The name `clusters::cluster` gives it, without decoding it.
-            let name = cluster_name(&entry.object.to_ref());
+            let name = names::object_cluster_name(&entry.object.metadata);
             if clusters::static_hosts_are_ips(&entry.object.spec) {
                 eds.insert(name.clone(), (reference.clone(), entry.object.clone()));
             }
             out.clusters.insert(name, cluster);
         }
-        let eds = eds.clone();
+        // Taken out and put back rather than copied: `assignment` needs the translator.
+        let eds = std::mem::take(eds);
         for (name, (reference, upstream)) in &eds {
             out.endpoints.insert(
                 name.clone(),
                 self.assignment(name, reference, &upstream.spec),
             );
         }
+        self.eds_clusters.insert(model.name.clone(), eds);
         out
     }
 
@@ -598,6 +600,13 @@ fn virtual_host_status(host: &VirtualHostModel) -> VirtualHostStatus {
 /// members of upstream groups).
 fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut BTreeSet<ResourceRef>) {
     fn add(d: &Destination, into: &mut BTreeSet<ResourceRef>) {
+        // Runs for every route, and most upstreams serve several: a reference that names its
+        // namespace is its own resolved form, looked up before a copy is made.
+        if let Ok(Some(crate::model::routing::DestinationTarget::Upstream(r))) = d.target() {
+            if r.namespace.as_deref().is_some_and(|ns| !ns.is_empty()) && into.contains(r) {
+                return;
+            }
+        }
         if let Some(upstream) = routes::destination_upstream(d) {
             into.insert(upstream);
         }

@@ -33,6 +33,12 @@ pub fn cluster_name(upstream: &ResourceRef) -> String {
     )
 }
 
+/// [`cluster_name`] of an upstream's reference, written from its metadata without building the
+/// reference (this runs once per upstream).
+pub(crate) fn object_cluster_name(metadata: &crate::model::ObjectMeta) -> String {
+    format!("{}_{}", metadata.name, metadata.namespace())
+}
+
 /// The name Gloo gives the Upstream of one port of a Kubernetes Service, Gloo's `UpstreamName`:
 /// `<namespace>-<service>-<port>`, sanitized as Kubernetes object names must be (`SanitizeNameV2`
 /// of solo-io/k8s-utils): `*`, `/`, `.`, `:`, `_` and spaces become `-`; `[`, `]`, newlines and

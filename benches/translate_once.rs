@@ -1,0 +1,77 @@
+//! One translation from scratch of the `translate` bench's workload, for counting allocations
+//! with an external heap profiler (the benches link no counting allocator), and a dump of
+//! everything a translation produces, for comparing two builds:
+//!
+//! ```text
+//! cargo bench -p gloo-benches --bench translate_once --no-run
+//! valgrind --tool=dhat --dhat-out-file=/dev/null <bench binary> 10000        # parse + translate
+//! valgrind --tool=dhat --dhat-out-file=/dev/null <bench binary> 10000 parse  # parse only
+//! <bench binary> 1000 dump | sha256sum       # the workload's xDS bytes, versions and statuses
+//! <bench binary> dump a.yaml b.yaml | sha256sum   # the same for each file on its own
+//! ```
+//!
+//! For allocations, the difference of the two totals ("Total: … bytes in … blocks") divided by
+//! the route count is what translation allocates per route.
+
+#[path = "workload.rs"]
+mod workload;
+
+use gloo_core::load::{parse_str, Format};
+use gloo_core::source::SourceSnapshot;
+use gloo_core::translate::{Translation, Translator};
+
+/// Every resource's name, version and wire bytes, then every status, in a stable order.
+fn dump(translation: &Translation) {
+    use gloo_core::xds::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+    for (proxy, resources) in &translation.proxies {
+        println!("proxy {proxy}");
+        for type_url in [LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE] {
+            for (name, version, any) in resources.by_type_url(type_url) {
+                println!("{type_url} {name} {version} {:?}", any.value);
+            }
+        }
+        for (name, v) in &resources.api_listeners {
+            println!("api listener {name} {}", v.version);
+        }
+    }
+    println!("{:#?}", translation.reports);
+    println!("{:#?}", translation.rate_limit_server_configs);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("dump") {
+        for file in &args[1..] {
+            let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let parsed = parse_str(&text, file.as_str(), Format::Yaml);
+            let snapshot = SourceSnapshot {
+                resources: parsed.resources,
+                errors: parsed.errors,
+                generation: 1,
+            };
+            println!("file {file}");
+            dump(&Translator::new().translate(&snapshot));
+        }
+        return;
+    }
+    let routes: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let mode = args.get(1).map(String::as_str);
+    let snapshot = workload::snapshot("", routes, (routes / 2).max(1));
+    if mode == Some("parse") {
+        println!("parsed {} resources", snapshot.resources.len());
+        return;
+    }
+    let translation = Translator::new().translate(&snapshot);
+    if mode == Some("dump") {
+        dump(&translation);
+    } else {
+        println!(
+            "translated {} resources into {} proxies",
+            snapshot.resources.len(),
+            translation.proxies.len()
+        );
+    }
+}
