@@ -232,14 +232,14 @@ fn names_subset(snapshot: &ConfigSnapshot, action: &RouteAction) -> bool {
 pub(crate) fn check_route(
     snapshot: &ConfigSnapshot,
     action: &RouteAction,
-    path: &str,
+    path: impl std::fmt::Display,
 ) -> (Vec<String>, Vec<String>) {
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
     if !names_subset(snapshot, action) {
         return (warnings, errors);
     }
-    for (field, d) in super::routes::action_destinations(snapshot, action, path) {
+    for (field, d) in super::routes::action_destinations(snapshot, action, &path.to_string()) {
         match check_destination(snapshot, d, &field) {
             Ok(Some(w)) => warnings.push(w),
             Ok(None) => {}
