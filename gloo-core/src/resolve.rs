@@ -1740,7 +1740,7 @@ impl<'a> Resolver<'a> {
                 }
                 RouteActionRef::Route(a) => {
                     let (subset_warnings, subset_errors) =
-                        crate::translate::subsets::check_route(self.snapshot, a, &path);
+                        crate::translate::subsets::check_route(self.snapshot, a, path);
                     let mut warnings = self.check_destinations(a, &path);
                     for w in warnings.iter().chain(&subset_warnings) {
                         self.note(&context.owner, w.clone());
