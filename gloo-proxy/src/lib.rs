@@ -28,7 +28,9 @@
 //! - [`server`], [`proxy_protocol`], [`admin`], [`stats`]: listeners, the PROXY protocol, the
 //!   admin endpoint and its statistics;
 //! - [`cli`], [`control_plane`], [`run`]: the `gloo` subcommands; [`rate_limit_server`]: the
-//!   rate limit service `gloo run` and `gloo control-plane` host.
+//!   rate limit service `gloo run` and `gloo control-plane` host; [`sources`]: the config
+//!   sources and discovery plugins (features `kubernetes`, `consul`, `ec2`, `lambda`) they
+//!   start as the Settings say.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -56,6 +58,7 @@ pub mod ratelimit;
 pub mod router;
 pub mod run;
 pub mod server;
+pub mod sources;
 pub mod stats;
 pub mod tls;
 #[cfg(feature = "transform")]

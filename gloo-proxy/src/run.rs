@@ -10,6 +10,7 @@ use gloo_xds::client::ClientConfig;
 use crate::control_plane::{self, ControlPlane, ControlPlaneError, WRITE_NAMESPACE};
 use crate::gateway::{feed_from_ads, feed_from_cache, GatewayError, ProxyServer};
 use crate::rate_limit_server::RateLimitServerOptions;
+use crate::sources::SourceOptions;
 
 /// Why `gloo run` or `gloo proxy` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -39,16 +40,23 @@ pub struct RunOptions {
     pub access_log: bool,
     /// The rate limit service this process hosts.
     pub rate_limit: RateLimitServerOptions,
+    /// Config sources and discovery beside the Settings (see [`crate::sources`]).
+    pub sources: SourceOptions,
 }
 
-/// `gloo run`: watches the directory, translates it, and serves the translation with the
+/// `gloo run`: watches the directory (and the config sources and discovery its Settings
+/// name, see [`crate::sources`]), translates it, and serves the translation with the
 /// proxy in this process (reading the snapshot cache directly: no network hop), hosting the
 /// rate limit service as the options say. Returns when the process is interrupted.
 pub async fn run(options: RunOptions, server: ProxyServer) -> Result<(), RunError> {
-    let control_plane = Arc::new(ControlPlane::start(
-        &options.config,
-        options.status_file.clone(),
-    )?);
+    let control_plane = Arc::new(
+        ControlPlane::start_with(
+            &options.config,
+            options.status_file.clone(),
+            options.sources.clone(),
+        )
+        .await?,
+    );
     let _rate_limit = control_plane.host_rate_limit_service(&options.rate_limit)?;
     let role = format!("{WRITE_NAMESPACE}~{}", options.proxy_name);
     let feed = feed_from_cache(control_plane.cache().clone(), &role);

@@ -43,6 +43,45 @@ impl RateLimitArgs {
     }
 }
 
+/// Config sources and discovery beside the Settings in the config directory (see the README's
+/// "Discovery and config sources in `gloo run`").
+#[derive(clap::Args)]
+struct SourceArgs {
+    /// Connect to Kubernetes with this kubeconfig (default: `KUBECONFIG`, `~/.kube/config`,
+    /// then the in-cluster service account); also turns Kubernetes discovery on.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Discover Kubernetes Services and endpoints even when the Settings name no
+    /// `kubernetesConfigSource` (the cluster found as `--kubeconfig` says).
+    #[arg(long)]
+    kubernetes: bool,
+    /// With a `kubernetesConfigSource`: also serve Kubernetes Ingresses, as Gloo's ingress
+    /// controller does.
+    #[arg(long)]
+    ingress: bool,
+    /// The Consul agent (`host:port` or `http://host:port`), in place of the Settings'
+    /// `consul.httpAddress`. The ACL token is `consul.token`, else `CONSUL_HTTP_TOKEN`.
+    #[arg(long, value_name = "ADDR")]
+    consul_address: Option<String>,
+    /// Run no discovery plugin (as Gloo's Helm value `discovery.enabled: false`); config
+    /// sources still run.
+    #[arg(long)]
+    no_discovery: bool,
+}
+
+impl SourceArgs {
+    fn options(self) -> gloo_proxy::sources::SourceOptions {
+        gloo_proxy::sources::SourceOptions {
+            kubeconfig: self.kubeconfig,
+            kubernetes: self.kubernetes,
+            ingress: self.ingress,
+            consul_address: self.consul_address,
+            no_discovery: self.no_discovery,
+            plugins: Vec::new(),
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "gloo", version, about = "A Gloo Edge compatible API gateway")]
 struct Args {
@@ -96,6 +135,8 @@ enum Command {
         workers: Option<usize>,
         #[command(flatten)]
         rate_limit: RateLimitArgs,
+        #[command(flatten)]
+        sources: SourceArgs,
     },
     /// Run a proxy shard that takes its configuration from `gloo control-plane` over delta ADS.
     Proxy {
@@ -131,6 +172,8 @@ enum Command {
         status_file: Option<PathBuf>,
         #[command(flatten)]
         rate_limit: RateLimitArgs,
+        #[command(flatten)]
+        sources: SourceArgs,
     },
 }
 
@@ -146,6 +189,7 @@ fn main() -> ExitCode {
             access_log,
             workers,
             rate_limit,
+            sources,
         } => {
             let options = gloo_proxy::run::RunOptions {
                 config,
@@ -155,6 +199,7 @@ fn main() -> ExitCode {
                 status_file,
                 access_log,
                 rate_limit: rate_limit.options(),
+                sources: sources.options(),
             };
             serve(
                 Some(1),
@@ -190,11 +235,18 @@ fn main() -> ExitCode {
             xds_addr,
             status_file,
             rate_limit,
+            sources,
         } => {
             let rate_limit = rate_limit.options();
             serve(
                 None,
-                gloo_proxy::control_plane::run(&config, xds_addr, status_file, &rate_limit),
+                gloo_proxy::control_plane::run(
+                    &config,
+                    xds_addr,
+                    status_file,
+                    &rate_limit,
+                    sources.options(),
+                ),
             )
         }
         Command::Validate { dir, output } => {
