@@ -70,7 +70,10 @@ impl FileDiscovery {
                     let address: std::net::SocketAddr = word
                         .parse()
                         .map_err(|_| at(format!("{word:?} is not <ip>:<port>")))?;
-                    Ok(Endpoint::new(address.ip().to_string(), u32::from(address.port())))
+                    Ok(Endpoint::new(
+                        address.ip().to_string(),
+                        u32::from(address.port()),
+                    ))
                 })
                 .collect::<Result<Vec<_>, DiscoveryError>>()?;
             services.insert((namespace.to_string(), name.to_string()), endpoints);

@@ -50,7 +50,9 @@ fn endpoints_from_the_plugins_file_serve_a_kube_upstream_and_follow_edits() {
     let endpoints = dir.path().join("endpoints.txt");
     std::fs::write(
         &endpoints,
-        format!("# the file the plugin reads\ndefault/web 127.0.0.1:{one}\nother/svc 127.0.0.1:1\n"),
+        format!(
+            "# the file the plugin reads\ndefault/web 127.0.0.1:{one}\nother/svc 127.0.0.1:1\n"
+        ),
     )
     .expect("write endpoints");
     let log = dir.path().join("gateway.log");
@@ -74,7 +76,10 @@ fn endpoints_from_the_plugins_file_serve_a_kube_upstream_and_follow_edits() {
             match get(port, "/") {
                 Ok((200, _, body)) if body == want => return,
                 last if start.elapsed() > Duration::from_secs(20) => {
-                    panic!("{what}: never answered {want:?}; last: {last:?}\n{}", logs())
+                    panic!(
+                        "{what}: never answered {want:?}; last: {last:?}\n{}",
+                        logs()
+                    )
                 }
                 _ => std::thread::sleep(Duration::from_millis(50)),
             }
@@ -90,7 +95,11 @@ fn endpoints_from_the_plugins_file_serve_a_kube_upstream_and_follow_edits() {
     std::fs::write(&endpoints, "default/web not-an-address\n").expect("break endpoints");
     let start = Instant::now();
     while !logs().contains("endpoints.txt:1: \"not-an-address\" is not <ip>:<port>") {
-        assert!(start.elapsed() < Duration::from_secs(20), "no error logged\n{}", logs());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no error logged\n{}",
+            logs()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(get(port, "/").expect("still served").2, "two");

@@ -339,7 +339,8 @@ fn merge_into(
     sender: &watch::Sender<Arc<SourceSnapshot>>,
     receivers: &[watch::Receiver<Arc<SourceSnapshot>>],
 ) {
-    let snapshots: Vec<Arc<SourceSnapshot>> = receivers.iter().map(|r| r.borrow().clone()).collect();
+    let snapshots: Vec<Arc<SourceSnapshot>> =
+        receivers.iter().map(|r| r.borrow().clone()).collect();
     let resources: Vec<LoadedResource> = snapshots
         .iter()
         .flat_map(|s| s.resources.iter().cloned())

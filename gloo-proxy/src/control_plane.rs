@@ -247,7 +247,10 @@ impl ControlPlane {
     /// the statuses are also kept there as JSON. No Settings are read and no discovery runs:
     /// see [`start_with`](Self::start_with) for that.
     pub fn start(dir: &Path, status_file: Option<PathBuf>) -> Result<Self, ControlPlaneError> {
-        Ok(Self::serve(Sources::directory(dir, Vec::new())?, status_file))
+        Ok(Self::serve(
+            Sources::directory(dir, Vec::new())?,
+            status_file,
+        ))
     }
 
     /// Like [`start`](Self::start), with the config sources and discovery plugins the

@@ -141,11 +141,16 @@ impl Sources {
         let directory = Arc::new(DirectorySource::watch(dir)?);
         let mut settings = settings_of(&directory.subscribe().borrow());
         if let Some(address) = options.consul_address.as_ref().filter(|a| !a.is_empty()) {
-            settings.consul.get_or_insert_with(Default::default).http_address = Some(address.clone());
+            settings
+                .consul
+                .get_or_insert_with(Default::default)
+                .http_address = Some(address.clone());
         }
         if let Some(consul) = settings.consul.as_mut() {
             if consul.token.as_deref().is_none_or(str::is_empty) {
-                consul.token = std::env::var("CONSUL_HTTP_TOKEN").ok().filter(|t| !t.is_empty());
+                consul.token = std::env::var("CONSUL_HTTP_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty());
             }
         }
         let mut sources: Vec<Arc<dyn ConfigSource>> = vec![directory];
@@ -193,10 +198,8 @@ impl Sources {
                             .ingress(IngressOptions::default().write_namespace(&write_namespace));
                     }
                     sources.push(Arc::new(builder.start()));
-                    status_writer = Some(Arc::new(StatusWriter::new(
-                        client.clone(),
-                        write_namespace,
-                    )));
+                    status_writer =
+                        Some(Arc::new(StatusWriter::new(client.clone(), write_namespace)));
                 }
                 if !options.no_discovery {
                     plugins.push(Arc::new(KubernetesDiscovery::from_settings(
@@ -218,9 +221,11 @@ impl Sources {
             #[cfg(feature = "consul")]
             {
                 use gloo_discovery::consul::{ConsulClient, ConsulConfig, ConsulKvSource};
-                let config = ConsulConfig::from_settings(&settings.consul.clone().unwrap_or_default())
-                    .map_err(|e| SourcesError::Consul(e.to_string()))?;
-                let client = ConsulClient::new(config).map_err(|e| SourcesError::Consul(e.to_string()))?;
+                let config =
+                    ConsulConfig::from_settings(&settings.consul.clone().unwrap_or_default())
+                        .map_err(|e| SourcesError::Consul(e.to_string()))?;
+                let client =
+                    ConsulClient::new(config).map_err(|e| SourcesError::Consul(e.to_string()))?;
                 let root = ConsulKvSource::root_key(kv).to_string();
                 sources.push(Arc::new(ConsulKvSource::start(client, root)));
             }
@@ -228,7 +233,8 @@ impl Sources {
             {
                 let _ = kv;
                 return Err(SourcesError::Settings(
-                    "settings.consulKvSource: this gloo was built without the `consul` feature".into(),
+                    "settings.consulKvSource: this gloo was built without the `consul` feature"
+                        .into(),
                 ));
             }
         }
@@ -263,9 +269,9 @@ impl Sources {
                 )));
                 #[cfg(feature = "lambda")]
                 if fds_mode(&settings) != FdsMode::Disabled {
-                    plugins.push(Arc::new(gloo_discovery::aws::LambdaDiscovery::from_settings(
-                        client, &settings,
-                    )));
+                    plugins.push(Arc::new(
+                        gloo_discovery::aws::LambdaDiscovery::from_settings(client, &settings),
+                    ));
                 }
                 #[cfg(not(feature = "lambda"))]
                 let _ = client;
@@ -408,7 +414,9 @@ async fn kube_client(
             })?;
             kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
                 .await
-                .map_err(|e| SourcesError::Kubernetes(format!("--kubeconfig {}: {e}", path.display())))?
+                .map_err(|e| {
+                    SourcesError::Kubernetes(format!("--kubeconfig {}: {e}", path.display()))
+                })?
         }
         None => kube::Config::infer().await.map_err(|e| {
             SourcesError::Kubernetes(format!(
@@ -458,7 +466,9 @@ mod tests {
         )
         .await;
         match refused {
-            Err(SourcesError::Settings(message)) => assert!(message.contains("--ingress"), "{message}"),
+            Err(SourcesError::Settings(message)) => {
+                assert!(message.contains("--ingress"), "{message}")
+            }
             other => panic!("expected a Settings error, got {other:?}"),
         }
     }

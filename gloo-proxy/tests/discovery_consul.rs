@@ -12,7 +12,9 @@ mod fake_consul;
 use std::path::Path;
 
 use fake_consul::FakeConsul;
-use support::{free_port, gateway_yaml, gloo_ready, translations, wait_for_backends, Backend, Proc};
+use support::{
+    free_port, gateway_yaml, gloo_ready, translations, wait_for_backends, Backend, Proc,
+};
 
 /// A VirtualService in Gloo's Consul KV layout (the resource's fields at the top level; kind,
 /// namespace and name from the key).
@@ -44,7 +46,16 @@ fn start_gloo(consul: &str, dir: &Path, listen: u16) -> Proc {
 }
 
 fn register(consul: &FakeConsul, id: &str, port: u16) {
-    consul.register("dc1", "node-1", "127.0.0.1", "web", id, &["v1"], "127.0.0.1", port);
+    consul.register(
+        "dc1",
+        "node-1",
+        "127.0.0.1",
+        "web",
+        id,
+        &["v1"],
+        "127.0.0.1",
+        port,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +105,8 @@ async fn a_virtual_service_from_consul_kv_routes_to_discovered_instances_that_mo
 
     assert_eq!(translations(&gloo), translated, "{}", gloo.logs());
     assert!(
-        gloo.stderr_text().contains("endpoints only: no route translated"),
+        gloo.stderr_text()
+            .contains("endpoints only: no route translated"),
         "{}",
         gloo.logs()
     );

@@ -15,8 +15,7 @@ use std::sync::Arc;
 use fake_apiserver::FakeApiServer;
 use serde_json::{json, Value};
 use support::{
-    free_port, gateway_yaml, gloo_ready, poll, translations,
-    wait_for_backends, Backend, Proc,
+    free_port, gateway_yaml, gloo_ready, poll, translations, wait_for_backends, Backend, Proc,
 };
 
 fn service() -> Value {
@@ -111,9 +110,10 @@ async fn a_virtual_service_from_kubernetes_is_served_with_its_status_and_endpoin
     let listen = free_port();
     let fake_for_gloo = fake.clone();
     let dir_path = dir.path().to_path_buf();
-    let mut gloo = tokio::task::spawn_blocking(move || start_gloo(&fake_for_gloo, &dir_path, listen))
-        .await
-        .expect("start gloo");
+    let mut gloo =
+        tokio::task::spawn_blocking(move || start_gloo(&fake_for_gloo, &dir_path, listen))
+            .await
+            .expect("start gloo");
 
     // Applied after gloo started: it arrives through the watch.
     fake.apply(virtual_service());
@@ -164,7 +164,8 @@ async fn a_virtual_service_from_kubernetes_is_served_with_its_status_and_endpoin
     // Endpoint changes went through the endpoint fast path: no translation of the config.
     assert_eq!(translations(&gloo), translated, "{}", gloo.logs());
     assert!(
-        gloo.stderr_text().contains("endpoints only: no route translated"),
+        gloo.stderr_text()
+            .contains("endpoints only: no route translated"),
         "{}",
         gloo.logs()
     );
