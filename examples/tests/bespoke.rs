@@ -2,63 +2,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::get;
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
-}
-
-/// An HTTP/1.1 keep-alive backend on a free port answering `hello from the backend`.
-fn backend() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a backend");
-    let port = listener.local_addr().expect("backend address").port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone()?);
-                let mut stream = stream;
-                loop {
-                    // A GET: the request ends at the blank line.
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if reader.read_line(&mut line)? == 0 {
-                            return Ok::<_, std::io::Error>(());
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let body = "hello from the backend";
-                    write!(
-                        stream,
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    )?;
-                }
-            });
-        }
-    });
-    port
-}
-
-/// The gateway process, killed when dropped.
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{backend, free_port, get, Gateway};
 
 fn write_config(dir: &Path, port: u16, backend: u16, prefix: &str) {
     let config = format!(
@@ -96,7 +44,7 @@ spec:
 #[test]
 fn the_custom_filter_runs_on_proxied_traffic() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (port, admin, backend) = (free_port(), free_port(), backend());
+    let (port, admin, backend) = (free_port(), free_port(), backend("hello from the backend"));
     write_config(dir.path(), port, backend, "/");
     let log = dir.path().join("gateway.log");
     let log_file = std::fs::File::create(&log).expect("log file");

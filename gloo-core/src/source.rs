@@ -263,6 +263,124 @@ impl ConfigSource for DirectorySource {
     }
 }
 
+/// Several sources served as one: their resources one after another (in the order given) and
+/// all their errors, republished whenever any of them changes. `gloo run` uses it to serve the
+/// Settings directory together with the config source the Settings name (Kubernetes, Consul
+/// KV, another directory).
+///
+/// It follows its sources from tasks on the current tokio runtime (so create it inside one);
+/// dropping it stops them. A change that leaves the merged resources and errors as they were
+/// publishes nothing.
+///
+/// ```
+/// use std::sync::Arc;
+/// use gloo_core::source::{ConfigSource, MemorySource, MergedSource};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let a = Arc::new(MemorySource::new("a"));
+/// let b = Arc::new(MemorySource::new("b"));
+/// a.set_yaml("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: one}\nspec: {static: {hosts: [{addr: 10.0.0.1, port: 80}]}}\n");
+/// let merged = MergedSource::new(vec![a.clone(), b.clone()]);
+/// assert_eq!(merged.name(), "a+b");
+/// assert_eq!(merged.subscribe().borrow().resources.len(), 1);
+/// # }
+/// ```
+pub struct MergedSource {
+    name: String,
+    sender: watch::Sender<Arc<SourceSnapshot>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _sources: Vec<Arc<dyn ConfigSource>>,
+}
+
+impl std::fmt::Debug for MergedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MergedSource")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MergedSource {
+    /// Merges `sources` (named `<first>+<second>+...`).
+    pub fn new(sources: Vec<Arc<dyn ConfigSource>>) -> Self {
+        let name = sources
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join("+");
+        let receivers: Vec<_> = sources.iter().map(|s| s.subscribe()).collect();
+        let (sender, _) = watch::channel(Arc::new(SourceSnapshot::default()));
+        merge_into(&sender, &receivers);
+        let tasks = (0..receivers.len())
+            .map(|index| {
+                let sender = sender.clone();
+                let all = receivers.clone();
+                let mut mine = receivers[index].clone();
+                tokio::spawn(async move {
+                    while mine.changed().await.is_ok() {
+                        mine.borrow_and_update();
+                        merge_into(&sender, &all);
+                    }
+                })
+            })
+            .collect();
+        MergedSource {
+            name,
+            sender,
+            tasks,
+            _sources: sources,
+        }
+    }
+}
+
+/// Publishes the concatenation of what `receivers` hold now, unless it is what `sender` has.
+fn merge_into(
+    sender: &watch::Sender<Arc<SourceSnapshot>>,
+    receivers: &[watch::Receiver<Arc<SourceSnapshot>>],
+) {
+    let snapshots: Vec<Arc<SourceSnapshot>> =
+        receivers.iter().map(|r| r.borrow().clone()).collect();
+    let resources: Vec<LoadedResource> = snapshots
+        .iter()
+        .flat_map(|s| s.resources.iter().cloned())
+        .collect();
+    let errors: Vec<LoadError> = snapshots
+        .iter()
+        .flat_map(|s| s.errors.iter().cloned())
+        .collect();
+    // `send_if_modified` holds the channel's lock, so two sources' tasks publish in turn.
+    sender.send_if_modified(|current| {
+        if current.generation > 0 && current.resources == resources && current.errors == errors {
+            return false;
+        }
+        *current = Arc::new(SourceSnapshot {
+            resources,
+            errors,
+            generation: current.generation + 1,
+        });
+        true
+    });
+}
+
+impl ConfigSource for MergedSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Arc<SourceSnapshot>> {
+        self.sender.subscribe()
+    }
+}
+
+impl Drop for MergedSource {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
 fn stamp(path: &Path) -> (u64, Option<SystemTime>) {
     match std::fs::metadata(path) {
         Ok(meta) => (meta.len(), meta.modified().ok()),

@@ -66,6 +66,45 @@ impl RateLimitArgs {
     }
 }
 
+/// Config sources and discovery beside the Settings in the config directory (see the README's
+/// "Discovery and config sources in `gloo run`").
+#[derive(clap::Args)]
+struct SourceArgs {
+    /// Connect to Kubernetes with this kubeconfig (default: `KUBECONFIG`, `~/.kube/config`,
+    /// then the in-cluster service account); also turns Kubernetes discovery on.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Discover Kubernetes Services and endpoints even when the Settings name no
+    /// `kubernetesConfigSource` (the cluster found as `--kubeconfig` says).
+    #[arg(long)]
+    kubernetes: bool,
+    /// With a `kubernetesConfigSource`: also serve Kubernetes Ingresses, as Gloo's ingress
+    /// controller does.
+    #[arg(long)]
+    ingress: bool,
+    /// The Consul agent (`host:port` or `http://host:port`), in place of the Settings'
+    /// `consul.httpAddress`. The ACL token is `consul.token`, else `CONSUL_HTTP_TOKEN`.
+    #[arg(long, value_name = "ADDR")]
+    consul_address: Option<String>,
+    /// Run no discovery plugin (as Gloo's Helm value `discovery.enabled: false`); config
+    /// sources still run.
+    #[arg(long)]
+    no_discovery: bool,
+}
+
+impl SourceArgs {
+    fn options(self) -> crate::sources::SourceOptions {
+        crate::sources::SourceOptions {
+            kubeconfig: self.kubeconfig,
+            kubernetes: self.kubernetes,
+            ingress: self.ingress,
+            consul_address: self.consul_address,
+            no_discovery: self.no_discovery,
+            plugins: Vec::new(),
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "gloo", version, about = "A Gloo Edge compatible API gateway")]
 struct Args {
@@ -121,6 +160,8 @@ enum Command {
         rate_limit: RateLimitArgs,
         #[command(flatten)]
         ext_auth: ExtAuthArgs,
+        #[command(flatten)]
+        sources: SourceArgs,
     },
     /// Run a proxy shard that takes its configuration from `gloo control-plane` over delta ADS.
     Proxy {
@@ -158,6 +199,8 @@ enum Command {
         rate_limit: RateLimitArgs,
         #[command(flatten)]
         ext_auth: ExtAuthArgs,
+        #[command(flatten)]
+        sources: SourceArgs,
     },
 }
 
@@ -177,6 +220,7 @@ pub fn main(before_serving: fn()) -> ExitCode {
             workers,
             rate_limit,
             ext_auth,
+            sources,
         } => {
             let options = crate::run::RunOptions {
                 config,
@@ -187,6 +231,7 @@ pub fn main(before_serving: fn()) -> ExitCode {
                 access_log,
                 rate_limit: rate_limit.options(),
                 ext_auth: ext_auth.options(),
+                sources: sources.options(),
             };
             serve(
                 before_serving,
@@ -225,13 +270,21 @@ pub fn main(before_serving: fn()) -> ExitCode {
             status_file,
             rate_limit,
             ext_auth,
+            sources,
         } => {
             let rate_limit = rate_limit.options();
             let ext_auth = ext_auth.options();
             serve(
                 before_serving,
                 None,
-                crate::control_plane::run(&config, xds_addr, status_file, &rate_limit, &ext_auth),
+                crate::control_plane::run(
+                    &config,
+                    xds_addr,
+                    status_file,
+                    &rate_limit,
+                    &ext_auth,
+                    sources.options(),
+                ),
             )
         }
         Command::Validate { dir, output } => {

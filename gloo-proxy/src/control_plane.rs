@@ -1,10 +1,15 @@
-//! `gloo control-plane`: watch a directory of Gloo YAML and serve its translation over xDS.
+//! `gloo control-plane`: watch a directory of Gloo YAML (and the config sources and discovery
+//! its Settings name, see [`crate::sources`]) and serve its translation over xDS.
+//!
+//! A config change is translated in full; a change of discovered endpoints only goes through
+//! [`Translator::update_endpoints`], which rebuilds the changed ClusterLoadAssignments and
+//! translates no route or cluster, and only the endpoints of the snapshot are replaced.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use gloo_core::source::{ConfigSource, DirectorySource, SourceSnapshot};
+use gloo_core::source::SourceSnapshot;
 use gloo_core::status::{ClientRejection, Reports, State};
 use gloo_core::translate::Translator;
 use gloo_core::xds::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
@@ -14,6 +19,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::ext_auth_server::{ExtAuthServerConfig, ExtAuthServerError, ExtAuthServerOptions};
 use crate::rate_limit_server::{RateLimitConfigs, RateLimitServerError, RateLimitServerOptions};
+use crate::sources::{SourceOptions, Sources, SourcesError};
 
 /// The namespace proxies are served in: roles are `<namespace>~<proxy name>`, as in Gloo,
 /// whose Proxy resources live in its write namespace.
@@ -42,6 +48,9 @@ pub enum ControlPlaneError {
     /// The ext auth service could not be hosted.
     #[error(transparent)]
     ExtAuth(#[from] ExtAuthServerError),
+    /// The config sources or discovery the Settings name could not start.
+    #[error(transparent)]
+    Sources(#[from] SourcesError),
 }
 
 /// Where a control plane announces what the services it hosts must load, on every accepted
@@ -76,10 +85,17 @@ fn announce<T: PartialEq>(sender: &watch::Sender<Arc<T>>, value: T) {
 
 /// The statuses of the configuration in force, with the NACKs clients sent for it, written to
 /// a file (when one was given) whenever they change.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StatusBoard {
     reports: Mutex<Reports>,
     file: Option<PathBuf>,
+    changes: watch::Sender<Arc<Reports>>,
+}
+
+impl Default for StatusBoard {
+    fn default() -> Self {
+        Self::new(None)
+    }
 }
 
 impl StatusBoard {
@@ -88,7 +104,14 @@ impl StatusBoard {
         StatusBoard {
             reports: Mutex::new(Reports::default()),
             file,
+            changes: watch::channel(Arc::new(Reports::default())).0,
         }
+    }
+
+    /// The statuses, newest first, waking on every change (where statuses are written back
+    /// to Kubernetes follows this).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Reports>> {
+        self.changes.subscribe()
     }
 
     /// The current statuses.
@@ -105,6 +128,7 @@ impl StatusBoard {
             Err(poisoned) => poisoned.into_inner(),
         };
         change(&mut reports);
+        self.changes.send_replace(Arc::new(reports.clone()));
         if let Some(path) = &self.file {
             // Write beside, then rename: readers never see a half-written file.
             let tmp = path.with_extension("tmp");
@@ -215,11 +239,15 @@ pub struct ControlPlane {
     rate_limits: watch::Receiver<Arc<RateLimitConfigs>>,
     ext_auth: watch::Receiver<Arc<ExtAuthServerConfig>>,
     publisher: tokio::task::JoinHandle<()>,
+    status_writer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
         self.publisher.abort();
+        if let Some(writer) = &self.status_writer {
+            writer.abort();
+        }
     }
 }
 
@@ -252,42 +280,90 @@ pub fn translator_from_env() -> Translator {
 impl ControlPlane {
     /// Loads and watches `dir`, publishes its translation into a fresh snapshot cache, and
     /// keeps publishing on every change (on the current tokio runtime). With `status_file`,
-    /// the statuses are also kept there as JSON.
+    /// the statuses are also kept there as JSON. No Settings are read and no discovery runs:
+    /// see [`start_with`](Self::start_with) for that.
     pub fn start(dir: &Path, status_file: Option<PathBuf>) -> Result<Self, ControlPlaneError> {
+        Ok(Self::serve(
+            Sources::directory(dir, Vec::new())?,
+            status_file,
+        ))
+    }
+
+    /// Like [`start`](Self::start), with the config sources and discovery plugins the
+    /// Settings in `dir` and `options` ask for ([`crate::sources`]); statuses of resources read
+    /// from Kubernetes are written back to them.
+    pub async fn start_with(
+        dir: &Path,
+        status_file: Option<PathBuf>,
+        options: SourceOptions,
+    ) -> Result<Self, ControlPlaneError> {
+        let sources = Sources::start(dir, options).await?;
+        if !sources.plugins().is_empty() {
+            eprintln!("discovery: {}", sources.plugins().join(", "));
+        }
+        Ok(Self::serve(sources, status_file))
+    }
+
+    /// Serves `sources`: translates what is in force into a fresh snapshot cache on every
+    /// change, and feeds discovered endpoint changes through the endpoint fast path.
+    pub fn serve(sources: Sources, status_file: Option<PathBuf>) -> Self {
         let cache = Arc::new(SnapshotCache::new());
         let board = Arc::new(StatusBoard::new(status_file));
-        let source = DirectorySource::watch(dir)?;
-        let mut updates = source.subscribe();
+        let mut updates = sources.subscribe();
+        let mut endpoints = sources.endpoints();
         let mut translator = translator_from_env();
+        let found = endpoints.borrow_and_update().clone();
+        translator.update_endpoints((*found).clone());
         let initial = updates.borrow_and_update().clone();
         let feeds = ServiceFeeds::default();
         let rate_limits = feeds.rate_limits.subscribe();
         let ext_auth = feeds.ext_auth.subscribe();
         let mut roles = publish(&mut translator, &initial, &cache, &[], &board, &feeds);
+        let status_writer = sources.write_statuses(board.subscribe());
         let publisher_cache = cache.clone();
         let publisher_board = board.clone();
         let publisher = tokio::spawn(async move {
-            // Keep the source (and its watcher) alive as long as the publisher runs.
-            let _source = source;
-            while updates.changed().await.is_ok() {
-                let snapshot = updates.borrow_and_update().clone();
-                roles = publish(
-                    &mut translator,
-                    &snapshot,
-                    &publisher_cache,
-                    &roles,
-                    &publisher_board,
-                    &feeds,
-                );
+            // Keep the sources (their watches and plugins) alive as long as the publisher runs.
+            let _sources = sources;
+            loop {
+                tokio::select! {
+                    changed = updates.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let snapshot = updates.borrow_and_update().clone();
+                        roles = publish(
+                            &mut translator,
+                            &snapshot,
+                            &publisher_cache,
+                            &roles,
+                            &publisher_board,
+                            &feeds,
+                        );
+                    }
+                    changed = endpoints.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let found = endpoints.borrow_and_update().clone();
+                        let proxies = translator.update_endpoints((*found).clone());
+                        publish_proxies(proxies, &publisher_cache);
+                        tracing::info!(
+                            upstreams = found.len(),
+                            "discovered endpoints served (endpoints only: no route translated)"
+                        );
+                    }
+                }
             }
         });
-        Ok(ControlPlane {
+        ControlPlane {
             cache,
             board,
             rate_limits,
             ext_auth,
             publisher,
-        })
+            status_writer,
+        }
     }
 
     /// What the rate limit service must load for the configuration in force, announced on
@@ -557,15 +633,17 @@ fn type_resources<'a, T: gloo_core::xds::EnvoyMessage>(
 
 /// Runs the control plane until the process is stopped. With `status_file`, the statuses of
 /// the configuration in force (and clients' NACKs of it) are kept there as JSON. The rate
-/// limit service is hosted as `rate_limit` says, the ext auth service as `ext_auth` says.
+/// limit service is hosted as `rate_limit` says, the ext auth service as `ext_auth` says;
+/// config sources and discovery run as the Settings and `sources` say.
 pub async fn run(
     dir: &Path,
     xds_addr: SocketAddr,
     status_file: Option<PathBuf>,
     rate_limit: &RateLimitServerOptions,
     ext_auth: &ExtAuthServerOptions,
+    sources: SourceOptions,
 ) -> Result<(), ControlPlaneError> {
-    let control_plane = ControlPlane::start(dir, status_file)?;
+    let control_plane = ControlPlane::start_with(dir, status_file, sources).await?;
     let _rate_limit = control_plane.host_rate_limit_service(rate_limit)?;
     let _ext_auth = control_plane.host_ext_auth_service(ext_auth)?;
     let listener = bind_xds(xds_addr).await?;

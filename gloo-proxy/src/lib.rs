@@ -29,7 +29,9 @@
 //!   admin endpoint and its statistics;
 //! - [`command`]: the `gloo` command line; [`cli`], [`control_plane`], [`run`]: its
 //!   subcommands; [`rate_limit_server`] and [`ext_auth_server`]: the rate limit and ext auth
-//!   services `gloo run` and `gloo control-plane` host ([`hosting`]: what they share).
+//!   services `gloo run` and `gloo control-plane` host ([`hosting`]: what they share);
+//!   [`sources`]: the config sources and discovery plugins (features `kubernetes`, `consul`,
+//!   `ec2`, `lambda`) they start as the Settings say.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -60,6 +62,7 @@ pub mod ratelimit;
 pub mod router;
 pub mod run;
 pub mod server;
+pub mod sources;
 pub mod stats;
 pub mod tls;
 #[cfg(feature = "transform")]

@@ -11,6 +11,7 @@ use crate::control_plane::{self, ControlPlane, ControlPlaneError, WRITE_NAMESPAC
 use crate::ext_auth_server::ExtAuthServerOptions;
 use crate::gateway::{feed_from_ads, feed_from_cache, GatewayError, ProxyServer};
 use crate::rate_limit_server::RateLimitServerOptions;
+use crate::sources::SourceOptions;
 
 /// Why `gloo run` or `gloo proxy` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -42,16 +43,23 @@ pub struct RunOptions {
     pub rate_limit: RateLimitServerOptions,
     /// The ext auth service this process hosts.
     pub ext_auth: ExtAuthServerOptions,
+    /// Config sources and discovery beside the Settings (see [`crate::sources`]).
+    pub sources: SourceOptions,
 }
 
-/// `gloo run`: watches the directory, translates it, and serves the translation with the
+/// `gloo run`: watches the directory (and the config sources and discovery its Settings
+/// name, see [`crate::sources`]), translates it, and serves the translation with the
 /// proxy in this process (reading the snapshot cache directly: no network hop), hosting the
 /// rate limit and ext auth services as the options say. Returns when the process is interrupted.
 pub async fn run(options: RunOptions, server: ProxyServer) -> Result<(), RunError> {
-    let control_plane = Arc::new(ControlPlane::start(
-        &options.config,
-        options.status_file.clone(),
-    )?);
+    let control_plane = Arc::new(
+        ControlPlane::start_with(
+            &options.config,
+            options.status_file.clone(),
+            options.sources.clone(),
+        )
+        .await?,
+    );
     let _rate_limit = control_plane.host_rate_limit_service(&options.rate_limit)?;
     let _ext_auth = control_plane.host_ext_auth_service(&options.ext_auth)?;
     let role = format!("{WRITE_NAMESPACE}~{}", options.proxy_name);

@@ -2,8 +2,8 @@
 //! pattern tests include by `#[path]`).
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 /// `GET path` on 127.0.0.1:port: status, lower-cased header lines, body.
@@ -82,5 +82,55 @@ pub fn haproxy() -> std::path::PathBuf {
         None => panic!(
             "GLOO_TEST_HAPROXY is not set: run the suite with scripts/test.sh, which installs HAProxy and sets it"
         ),
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// An HTTP/1.1 keep-alive backend on a free port answering every GET with `body`; returns
+/// its port.
+pub fn backend(body: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a backend");
+    let port = listener.local_addr().expect("backend address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone()?);
+                let mut stream = stream;
+                loop {
+                    // A GET: the request ends at the blank line.
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line)? == 0 {
+                            return Ok::<_, std::io::Error>(());
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )?;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// An example process, killed when dropped.
+pub struct Gateway(pub std::process::Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -267,7 +267,8 @@ impl FakeApiServer {
     }
 
     /// A kube-rs client of this fake.
-    pub fn client(&self) -> kube::Client {
+    pub fn client(&self) -> gloo_discovery::kubernetes::kube::Client {
+        use gloo_discovery::kubernetes::kube;
         let uri: http::Uri = self.url().parse().expect("fake URL");
         kube::Client::try_from(kube::Config::new(uri)).expect("kube client")
     }

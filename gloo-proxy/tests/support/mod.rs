@@ -1043,3 +1043,47 @@ pub fn certificates(dir: &Path, names: &[&str]) {
         );
     }
 }
+
+/// A Gateway `gw` in gloo-system serving HTTP on 127.0.0.1:`port`.
+pub fn gateway_yaml(port: u16) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  httpGateway: {{}}\n"
+    )
+}
+
+/// How many times `gloo`'s log says it translated the config in full (one `config generation N
+/// served` line per translation; discovered endpoint changes are served without one).
+pub fn translations(gloo: &Proc) -> usize {
+    gloo.stderr_text()
+        .lines()
+        .filter(|l| l.contains("config generation") && l.contains("served to"))
+        .count()
+}
+
+/// The `x-backend` of each of `n` answers to `GET /` on `port` (`-` for an answer without one).
+pub fn backends_answering(port: u16, n: usize) -> std::collections::BTreeSet<String> {
+    (0..n)
+        .map(|_| match http_get(port, "/") {
+            Ok(r) if r.status == 200 => r.header("x-backend").unwrap_or("-").to_string(),
+            Ok(r) => format!("status {}", r.status),
+            Err(e) => format!("error {e}"),
+        })
+        .collect()
+}
+
+/// Polls until `n` answers on `port` come from exactly `names`; panics (with gloo's logs)
+/// otherwise.
+pub fn wait_for_backends(gloo: &mut Proc, port: u16, names: &[&str], n: usize) {
+    let want: std::collections::BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
+    if let Err(e) = poll(&format!("traffic to exactly {names:?}"), || {
+        gloo.check_running()?;
+        let seen = backends_answering(port, n);
+        if seen == want {
+            Ok(())
+        } else {
+            Err(format!("answered by {seen:?}"))
+        }
+    }) {
+        panic!("{e}\n{}", gloo.logs());
+    }
+}
