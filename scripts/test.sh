@@ -120,8 +120,10 @@ cargo nextest run -p gloo-filters --all-features --no-fail-fast
 # Kubernetes ones against a fake API server, both in the test tree: neither ships in a registry
 # these machines reach; EC2 and Lambda against moto).
 cargo nextest run -p gloo-discovery --all-features --no-fail-fast
-# gloo-proxy's WAF (ModSecurity, a C library) is a feature off by default.
-cargo nextest run -p gloo-proxy --features waf --no-fail-fast -E 'binary(waf) or test(/^waf::/)'
+# gloo-proxy's WAF (ModSecurity, a C library) and Kubernetes (kube-rs, the costliest build) are
+# features off by default: one build with both runs the tests that need them.
+cargo nextest run -p gloo-proxy --features waf,kubernetes --no-fail-fast \
+  -E 'binary(waf) or test(/^waf::/) or binary(discovery_kubernetes) or test(/^sources::/)'
 cargo test --workspace --doc
 cargo test -p gloo-filters --all-features --doc
 cargo test -p gloo-discovery --all-features --doc
