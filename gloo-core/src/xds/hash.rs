@@ -204,4 +204,55 @@ mod tests {
             assert_eq!(first, content_version(&vh(&["b", "a", "fault", "cors"])));
         }
     }
+
+    #[test]
+    fn listeners_with_several_jwt_providers_keep_their_version() {
+        use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
+        use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
+            JwtAuthentication, JwtProvider,
+        };
+        use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+            http_connection_manager, http_filter, HttpConnectionManager, HttpFilter,
+        };
+        let listener = |names: &[&str]| {
+            let mut jwt = JwtAuthentication::default();
+            for name in names {
+                let provider = JwtProvider {
+                    issuer: format!("https://{name}.example"),
+                    ..Default::default()
+                };
+                jwt.providers.insert(name.to_string(), provider);
+            }
+            let hcm = HttpConnectionManager {
+                codec_type: http_connection_manager::CodecType::Auto as i32,
+                http_filters: vec![HttpFilter {
+                    name: "envoy.filters.http.jwt_authn".into(),
+                    config_type: Some(http_filter::ConfigType::TypedConfig(pack(&jwt))),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            Listener {
+                name: "l".into(),
+                filter_chains: vec![FilterChain {
+                    filters: vec![Filter {
+                        name: "envoy.filters.network.http_connection_manager".into(),
+                        config_type: Some(filter::ConfigType::TypedConfig(pack(&hcm))),
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+        };
+        // A listener embedding the JWT filter is walked canonically, so independently built
+        // provider maps give one version.
+        assert!(!listener(&["a", "b"]).encoding_is_canonical());
+        let first = content_version(&listener(&["a", "b", "c", "d", "e"]));
+        for _ in 0..20 {
+            assert_eq!(
+                first,
+                content_version(&listener(&["e", "d", "c", "b", "a"]))
+            );
+        }
+    }
 }

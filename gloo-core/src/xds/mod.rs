@@ -75,10 +75,34 @@ impl EnvoyMessage for Listener {
     const FULL_NAME: &'static str = "envoy.config.listener.v3.Listener";
 
     // gloo's listeners set no maps; the filter configs they embed (connection managers, TLS
-    // contexts, TCP proxies) set none either.
+    // contexts, TCP proxies) set none either, except the JWT filter (providers and requirements
+    // by name). Its type URL is in the bytes of any filter config that embeds it, so looking
+    // for it is enough (a false match only costs the canonical walk).
     fn encoding_is_canonical(&self) -> bool {
         no_metadata(&self.metadata)
+            && self
+                .filter_chains
+                .iter()
+                .chain(&self.default_filter_chain)
+                .flat_map(|chain| &chain.filters)
+                .all(|filter| match &filter.config_type {
+                    Some(envoy_types::pb::envoy::config::listener::v3::filter::ConfigType::TypedConfig(any)) => {
+                        !embeds_map_carrying_config(any)
+                    }
+                    _ => true,
+                })
     }
+}
+
+/// The type names of the filter configs gloo emits that hold a map field with several entries.
+const MAP_CARRYING_CONFIGS: &[&str] =
+    &["envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"];
+
+/// Whether `any`, or an `Any` nested in it, is one of [`MAP_CARRYING_CONFIGS`].
+fn embeds_map_carrying_config(any: &Any) -> bool {
+    MAP_CARRYING_CONFIGS.iter().any(|name| {
+        any.type_url.ends_with(name) || any.value.windows(name.len()).any(|w| w == name.as_bytes())
+    })
 }
 
 impl EnvoyMessage for Cluster {
