@@ -952,9 +952,12 @@ impl Cluster {
         criteria: Option<&MatchCriteria>,
         hash: Option<u64>,
     ) -> Option<Arc<Endpoint>> {
-        let picker = self.picker();
-        let levels = picker.levels(criteria)?;
-        levels.choose(hash)?.pick(hash).cloned()
+        // Every request comes here: read under the lock rather than cloning the picker.
+        let picker = match self.picker.read() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        picker.levels(criteria)?.choose(hash)?.pick(hash).cloned()
     }
 
     /// Picks an endpoint other than `avoid` when there is one (for retries), among those
