@@ -114,21 +114,11 @@ fi
 # fail the script with SIGPIPE.
 "$GLOO_TEST_ENVOY" --version 2>&1 | sed -n 1p
 
-cargo nextest run --workspace --no-fail-fast
-# gloo-filters' optional integrations (Redis, the rate limit service under Envoy) are features
-# no workspace member enables; their tests need them on.
-cargo nextest run -p gloo-filters --all-features --no-fail-fast
-# gloo-discovery's plugins are features too (Consul's tests run against a fake Consul and the
-# Kubernetes ones against a fake API server, both in the test tree: neither ships in a registry
-# these machines reach; EC2 and Lambda against moto).
-cargo nextest run -p gloo-discovery --all-features --no-fail-fast
-# gloo-proxy's WAF (ModSecurity, a C library) and Kubernetes (kube-rs, the costliest build) are
-# features off by default: one build with both runs the tests that need them.
-cargo nextest run -p gloo-proxy --features waf,kubernetes --no-fail-fast \
-  -E 'binary(waf) or test(/^waf::/) or binary(discovery_kubernetes) or test(/^sources::/)'
-cargo test --workspace --doc
-cargo test -p gloo-filters --all-features --doc
-cargo test -p gloo-discovery --all-features --doc
-cargo test -p gloo-proxy --features waf --doc waf
+# One build with every feature of every member on (the WAF's ModSecurity, Kubernetes, Consul,
+# AWS, Redis, the services for Envoy...): each feature-gated test runs, and the suite costs one
+# set of test binaries instead of one per feature combination (disk and time on a CI machine).
+# Default-feature builds are checked by `.ci/run`'s clippy.
+cargo nextest run --workspace --all-features --no-fail-fast
+cargo test --workspace --all-features --doc
 # What the build cost in disk, to keep an eye on it (CI machines have less than developers').
 du -sh target 2>/dev/null || true

@@ -1281,6 +1281,66 @@ mod tests {
         )
     }
 
+    /// A build without a filter (a cargo feature off, or an application registry without it)
+    /// never serves a listener that needs it unprotected: a required filter the registry does
+    /// not know refuses the listener, naming the filter; an optional one is skipped.
+    #[test]
+    fn listeners_needing_an_unregistered_filter_are_refused() {
+        let inner = HttpService::new(tower::service_fn(|_: http::Request<Body>| {
+            std::future::ready(Ok(http::Response::new(Body::empty())))
+        }));
+        let mut bare = Compiler::new(FilterRegistry::new(), Arc::new(Stats::default()), inner, 1);
+        let refused = bare.compile(resources("1", false));
+        assert_eq!(refused.errors.len(), 1, "{:?}", refused.errors);
+        let message = &refused.errors[0].message;
+        assert!(
+            message.contains("http_filters[0]")
+                && message.contains(LOCAL_RATELIMIT)
+                && message.contains("is not registered"),
+            "{message}"
+        );
+        assert!(refused.listeners.is_empty(), "nothing listens");
+
+        let mut optional = resources("1", false);
+        let mut listener = listener();
+        set_first_filter_optional(&mut listener);
+        optional.by_type.insert(
+            LISTENER_TYPE.to_string(),
+            [(
+                "http".to_string(),
+                XdsResource {
+                    version: "2".into(),
+                    body: Arc::new(any(LISTENER_TYPE, &listener)),
+                },
+            )]
+            .into(),
+        );
+        let skipped = bare.compile(optional);
+        assert!(
+            !skipped
+                .errors
+                .iter()
+                .any(|e| e.message.contains("is not registered")),
+            "{:?}",
+            skipped.errors
+        );
+        assert!(
+            skipped.listeners.iter().any(|l| l.name == "http"),
+            "served without it"
+        );
+    }
+
+    fn set_first_filter_optional(listener: &mut Listener) {
+        let Some(filter::ConfigType::TypedConfig(hcm_any)) =
+            &mut listener.filter_chains[0].filters[0].config_type
+        else {
+            panic!("the test listener has a typed HCM");
+        };
+        let mut hcm = HttpConnectionManager::decode(hcm_any.value.as_slice()).expect("HCM");
+        hcm.http_filters[0].is_optional = true;
+        hcm_any.value = hcm.encode_to_vec();
+    }
+
     /// Routes whose filters cannot be built are never served without them: the route table
     /// and stacks in force stay (as Envoy keeps its last accepted route configuration), and
     /// with none in force the listener has no routes at all.
