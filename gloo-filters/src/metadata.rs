@@ -13,8 +13,13 @@
 //! A filter that writes metadata merges into the `DynamicMetadata` already in the request's
 //! extensions (inserting one if there is none), key by key, as Envoy's `setDynamicMetadata`
 //! does: see [`DynamicMetadata::publish`].
+//!
+//! [`RouteMetadata`] is the other kind Envoy's filters read: the `metadata` of the route a
+//! request matched (Gloo's route option `envoyMetadata`), which a router puts in the request's
+//! extensions; the rate limit `metadata` action reads it with `source: ROUTE_ENTRY`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The namespace Envoy's `jwt_authn` filter writes `payload_in_metadata` under.
 pub const JWT_AUTHN_NAMESPACE: &str = "envoy.filters.http.jwt_authn";
@@ -115,5 +120,40 @@ impl DynamicMetadata {
                 extensions.insert(self);
             }
         }
+    }
+}
+
+/// The metadata of the route a request matched (Envoy's `Route.metadata.filter_metadata`,
+/// Gloo's `envoyMetadata`), shared by every request of that route, in the request's
+/// `http::Extensions`. A router inserts it; filters read it as Envoy's read `routeEntry()`
+/// metadata.
+///
+/// ```
+/// use gloo_filters::metadata::{DynamicMetadata, RouteMetadata};
+///
+/// let mut values = DynamicMetadata::default();
+/// values.set("com.example", "team", "payments".into());
+/// let route = RouteMetadata::new(values);
+///
+/// let mut req = http::Request::get("/").body(()).unwrap();
+/// req.extensions_mut().insert(route.clone());
+/// let found = req.extensions().get::<RouteMetadata>().unwrap();
+/// assert_eq!(found.lookup("com.example", &["team"]), Some(&"payments".into()));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteMetadata(Arc<DynamicMetadata>);
+
+impl RouteMetadata {
+    /// The route's metadata, by filter name (namespace) and key.
+    pub fn new(values: DynamicMetadata) -> Self {
+        Self(Arc::new(values))
+    }
+}
+
+impl std::ops::Deref for RouteMetadata {
+    type Target = DynamicMetadata;
+
+    fn deref(&self) -> &DynamicMetadata {
+        &self.0
     }
 }

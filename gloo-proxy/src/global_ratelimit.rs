@@ -22,7 +22,8 @@
 //!   [`SOURCE_CLUSTER`]), `destination_cluster`, `request_headers` (with `skip_if_absent`),
 //!   `remote_address` (the downstream connection's address, or the PROXY protocol's),
 //!   `generic_key` and `header_value_match` (with the router's own header matchers, so every
-//!   Envoy header matcher works), and `metadata` (`source: DYNAMIC`) and the deprecated
+//!   Envoy header matcher works), `metadata` with `source: ROUTE_ENTRY` (the matched route's
+//!   `metadata`, Gloo's `envoyMetadata`), and `metadata` (`source: DYNAMIC`) and the deprecated
 //!   `dynamic_metadata`, read from the request's dynamic metadata: the
 //!   [`DynamicMetadata`](gloo_filters::metadata::DynamicMetadata) extension, where the JWT
 //!   filter before this one puts a verified payload under its provider's
@@ -30,6 +31,9 @@
 //!   limiting by JWT claims does with `envoy.filters.http.jwt_authn` / `principal` / a claim),
 //!   in order; an action that cannot produce its entry drops its descriptor. Requests
 //!   without any descriptor are not checked.
+//! * A rate limit's `limit` (`dynamic_metadata`): the descriptor's limit override, read from
+//!   the same dynamic metadata (a struct with `requests_per_unit` and `unit`, as Envoy reads
+//!   it, e.g. a JWT claim carrying a caller's own budget), sent to the rate limit service.
 //! * The filter config: `domain` (or the per-route `domain`), `request_type`, `timeout`
 //!   (Envoy's 20 ms by default, 0 for none), `failure_mode_deny` and `status_on_error`,
 //!   `rate_limited_status`, `enable_x_ratelimit_headers: DRAFT_VERSION_03`,
@@ -42,10 +46,8 @@
 //! without the limits it was given: the filter's own `rate_limits`, a partial
 //! `filter_enabled` / `filter_enforced` / `failure_mode_deny_percent`,
 //! `rate_limited_as_resource_exhausted`, a rate limit service that is not `envoy_grpc`;
-//! per rate limit `limit` (overrides from dynamic metadata, which gloo-proxy does not have),
-//! `apply_on_stream_done`, a `hits_addend` `format`, `x_ratelimit_option`; the actions
-//! `query_parameters`, `masked_remote_address`, `metadata` with `source: ROUTE_ENTRY` (routes
-//! carry no metadata here), `query_parameter_value_match`, `remote_address_match` and
+//! per rate limit `apply_on_stream_done`, a `hits_addend` `format`, `x_ratelimit_option`; the actions
+//! `query_parameters`, `masked_remote_address`, `query_parameter_value_match`, `remote_address_match` and
 //! extensions; per route, its own
 //! `rate_limits` and an `override_option`. `disable_key` is ignored, as by an Envoy without
 //! runtime overrides.
@@ -77,8 +79,8 @@ use envoy_types::pb::envoy::extensions::filters::http::ratelimit::v3::{
 };
 use envoy_types::pb::google::protobuf::Any;
 use gloo_filters::ratelimit::global::{
-    DescriptorExtractor, GlobalRateLimitLayer, LimiterFailed, MetadataAction, RateLimitActions,
-    RateLimitDescriptor, RateLimitPolicy, RequestType,
+    DescriptorExtractor, GlobalRateLimitLayer, LimiterFailed, MetadataAction, RateLimit,
+    RateLimitActions, RateLimitDescriptor, RateLimitPolicy, RequestType, Unit,
 };
 use gloo_filters::ratelimit::{RateLimited, RequestHead};
 use gloo_filters::rls::RateLimitClient;
@@ -511,10 +513,6 @@ impl DescriptorExtractor for RouteDescriptors {
 /// One Envoy `RateLimit` as gloo-filters' actions; the error names the field.
 fn actions_of(entry: &PbRateLimit, target: &Arc<Target>) -> Result<RateLimitActions, String> {
     let unsupported = [
-        (
-            "limit (the limit override from dynamic metadata)",
-            entry.limit.is_some(),
-        ),
         ("apply_on_stream_done", entry.apply_on_stream_done),
         ("x_ratelimit_option", entry.x_ratelimit_option != 0),
     ];
@@ -537,6 +535,22 @@ fn actions_of(entry: &PbRateLimit, target: &Arc<Target>) -> Result<RateLimitActi
         }
         if let Some(n) = number {
             out = out.hits_addend(n.value);
+        }
+    }
+    if let Some(limit) = &entry.limit {
+        use envoy_types::pb::envoy::config::route::v3::rate_limit::r#override::OverrideSpecifier;
+        match &limit.override_specifier {
+            Some(OverrideSpecifier::DynamicMetadata(m)) => {
+                let (namespace, path) =
+                    metadata_key("limit.dynamic_metadata", m.metadata_key.as_ref())?;
+                out = out.limit_from_metadata(namespace, path);
+            }
+            Some(OverrideSpecifier::RateLimit(fixed)) => {
+                let unit = Unit::from_envoy_value(fixed.unit)
+                    .ok_or_else(|| format!("limit.rate_limit.unit: unknown unit {}", fixed.unit))?;
+                out = out.limit(RateLimit::new(fixed.requests_per_unit, unit));
+            }
+            None => return Err("limit.override_specifier: required".into()),
         }
     }
     if entry.actions.is_empty() {
@@ -622,18 +636,24 @@ fn add_action(
         }
         Some(S::Metadata(m)) => {
             use action::meta_data::Source;
-            if m.source != Source::Dynamic as i32 {
-                return Err("metadata.source: only DYNAMIC is supported (gloo-proxy routes carry no metadata)".into());
-            }
-            out.metadata(
-                metadata_action(
-                    "metadata",
-                    &m.descriptor_key,
-                    m.metadata_key.as_ref(),
-                    &m.default_value,
-                )?
-                .skip_if_absent(m.skip_if_absent),
-            )
+            let action = metadata_action(
+                "metadata",
+                &m.descriptor_key,
+                m.metadata_key.as_ref(),
+                &m.default_value,
+            )?
+            .skip_if_absent(m.skip_if_absent);
+            out.metadata(match Source::try_from(m.source) {
+                Ok(Source::Dynamic) => action,
+                Ok(Source::RouteEntry) => action.route_entry(),
+                Ok(other) => {
+                    return Err(format!(
+                        "metadata.source: {} is not supported",
+                        other.as_str_name()
+                    ))
+                }
+                Err(_) => return Err(format!("metadata.source: unknown source {}", m.source)),
+            })
         }
         Some(S::DynamicMetadata(m)) => out.metadata(metadata_action(
             "dynamic_metadata",
@@ -664,10 +684,22 @@ fn metadata_action(
     key: Option<&envoy_types::pb::envoy::r#type::metadata::v3::MetadataKey>,
     default_value: &str,
 ) -> Result<MetadataAction, String> {
-    use envoy_types::pb::envoy::r#type::metadata::v3::metadata_key::path_segment::Segment;
     if descriptor_key.is_empty() {
         return Err(format!("{field}.descriptor_key: required"));
     }
+    let (namespace, path) = metadata_key(field, key)?;
+    Ok(MetadataAction::new(descriptor_key, namespace)
+        .path(path)
+        .default_value(default_value))
+}
+
+/// A `MetadataKey`'s namespace and path of keys (at least one); the error names the field
+/// under `field`.
+fn metadata_key(
+    field: &str,
+    key: Option<&envoy_types::pb::envoy::r#type::metadata::v3::MetadataKey>,
+) -> Result<(String, Vec<String>), String> {
+    use envoy_types::pb::envoy::r#type::metadata::v3::metadata_key::path_segment::Segment;
     let key = key.ok_or_else(|| format!("{field}.metadata_key: required"))?;
     if key.key.is_empty() {
         return Err(format!("{field}.metadata_key.key: required"));
@@ -686,9 +718,7 @@ fn metadata_action(
             "{field}.metadata_key.path: at least one key is required"
         ));
     }
-    Ok(MetadataAction::new(descriptor_key, key.key.clone())
-        .path(path)
-        .default_value(default_value))
+    Ok((key.key.clone(), path))
 }
 
 /// Whether every header condition holds, on the request as the router saw it (its
@@ -919,7 +949,10 @@ mod tests {
         };
         let mut with_limit = generic("x", 0);
         with_limit.limit = Some(Override::default());
-        assert!(refused(&filter(0), &t(vec![with_limit])).starts_with("rate_limits[0].limit"));
+        assert_eq!(
+            refused(&filter(0), &t(vec![with_limit])),
+            "rate_limits[0].limit.override_specifier: required"
+        );
         let query = PbRateLimit {
             actions: vec![PbAction {
                 action_specifier: Some(action::ActionSpecifier::QueryParameters(
@@ -962,10 +995,13 @@ mod tests {
             None
         )
         .is_ok());
-        assert!(
-            refused(&filter(0), &t(vec![metadata(Source::RouteEntry, &["org"])]))
-                .starts_with("rate_limits[0].actions[0].metadata.source: only DYNAMIC")
-        );
+        assert!(layered(
+            &filter(0),
+            &t(vec![metadata(Source::RouteEntry, &["org"])]),
+            0,
+            None
+        )
+        .is_ok());
         assert_eq!(
             refused(&filter(0), &t(vec![metadata(Source::Dynamic, &[])])),
             "rate_limits[0].actions[0].metadata.metadata_key.path: at least one key is required"

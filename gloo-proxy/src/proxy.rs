@@ -760,6 +760,10 @@ async fn route_and_serve(
         Some(service) => {
             let table = ctx.table.clone();
             req.extensions_mut().insert(ctx.downstream.clone());
+            #[cfg(feature = "ratelimit")]
+            if let Some(metadata) = ctx.route().metadata() {
+                req.extensions_mut().insert(metadata.clone());
+            }
             req.extensions_mut().insert(ctx);
             use tower::ServiceExt;
             let mut response = match service.oneshot(req).await {

@@ -657,7 +657,9 @@ spec:
 /// translates: inline actions on the virtual host and on routes (tree-style and set-style),
 /// `includeVhRateLimits`, a RateLimitConfig reference, basic limits, limits per JWT claim (a
 /// `metadata` action reading the verified payload Gloo's JWT filter puts in dynamic metadata
-/// under `principal`), and a direct response (never limited). Every budget is per day, so no case straddles a window.
+/// under `principal`), a limit override a claim carries (`limit.dynamicMetadata`), route
+/// metadata (`envoyMetadata`, read with `source: ROUTE_ENTRY`), and a direct response (never
+/// limited). Every budget is per day, so no case straddles a window.
 fn global_yaml(ports: Ports) -> String {
     format!(
         r#"apiVersion: gateway.solo.io/v1
@@ -687,6 +689,14 @@ spec:
     - key: org
       value: vip
       rateLimit: {{requestsPerUnit: 3, unit: DAY}}
+    - key: generic_key
+      value: own-budget
+      descriptors:
+      - key: tenant
+        rateLimit: {{requestsPerUnit: 2, unit: DAY}}
+    - key: team
+      value: payments
+      rateLimit: {{requestsPerUnit: 1, unit: DAY}}
     setDescriptors:
     - simpleDescriptors: [{{key: type, value: a}}]
       rateLimit: {{requestsPerUnit: 1, unit: DAY}}
@@ -742,6 +752,32 @@ spec:
       routeAction: {{single: {{upstream: {{name: delta, namespace: gloo-system}}}}}}
     - matchers: [{{prefix: /direct}}]
       directResponseAction: {{status: 200, body: direct}}
+    - matchers: [{{prefix: /team}}]
+      options:
+        envoyMetadata:
+          io.example.teams: {{team: payments, tier: {{level: 1}}}}
+        ratelimit:
+          rateLimits:
+          - actions:
+            - metadata:
+                descriptorKey: team
+                source: ROUTE_ENTRY
+                metadataKey:
+                  key: io.example.teams
+                  path: [{{key: team}}]
+      routeAction: {{single: {{upstream: {{name: gamma, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /no-team}}]
+      options:
+        ratelimit:
+          rateLimits:
+          - actions:
+            - metadata:
+                descriptorKey: team
+                source: ROUTE_ENTRY
+                metadataKey:
+                  key: io.example.teams
+                  path: [{{key: team}}]
+      routeAction: {{single: {{upstream: {{name: gamma, namespace: gloo-system}}}}}}
     - matchers: [{{prefix: /}}]
       routeAction: {{single: {{upstream: {{name: alpha, namespace: gloo-system}}}}}}
 ---
@@ -766,6 +802,23 @@ spec:
   virtualHost:
     domains: [claims.example]
 {optional_jwt}    routes:
+    - matchers: [{{prefix: /own}}]
+      options:
+        ratelimit:
+          rateLimits:
+          - actions:
+            - genericKey: {{descriptorValue: own-budget}}
+            - metadata:
+                descriptorKey: tenant
+                metadataKey:
+                  key: envoy.filters.http.jwt_authn
+                  path: [{{key: principal}}, {{key: org}}]
+            limit:
+              dynamicMetadata:
+                metadataKey:
+                  key: envoy.filters.http.jwt_authn
+                  path: [{{key: principal}}, {{key: budget}}]
+      routeAction: {{single: {{upstream: {{name: beta, namespace: gloo-system}}}}}}
     - matchers: [{{prefix: /}}]
       options:
         ratelimit:
@@ -2555,6 +2608,18 @@ fn global_rate_limit_cases() -> Vec<Case> {
     let vip = claims(Some("vip"), LOCAL_SECRET);
     let no_org = claims(None, LOCAL_SECRET);
     let forged = claims(Some("acme"), b"not-the-secret");
+    // A token whose `budget` claim overrides the server's limit (Envoy reads a struct with
+    // `requests_per_unit` and `unit`), and ones whose claim is not such a struct.
+    let with_budget = |org: &str, budget: serde_json::Value| {
+        let payload = json!({
+            "iss": "https://local.example", "sub": "someone", "exp": now() + 3600,
+            "org": org, "budget": budget,
+        });
+        bearer(token("local-key", LOCAL_SECRET, payload))
+    };
+    let one_a_day = with_budget("acme", json!({"requests_per_unit": 1, "unit": "DAY"}));
+    let four_a_day = with_budget("bigco", json!({"requests_per_unit": 4, "unit": "DAY"}));
+    let bad_unit = with_budget("odd", json!({"requests_per_unit": 1, "unit": "FORTNIGHT"}));
     vec![
         // The virtual host's 3 a day, for routes without rate limits of their own.
         on(case("vhost budget, 1st", g, "/", Backend("alpha"))),
@@ -2581,6 +2646,12 @@ fn global_rate_limit_cases() -> Vec<Case> {
         on(case("set rule, 1st", g, "/set", Backend("delta")).header("x-type", "a")),
         on(case("set rule spent", g, "/set", Local(429)).header("x-type", "a")),
         on(case("set: no rule for type b", g, "/set", Backend("delta")).header("x-type", "b")),
+        // A `metadata` action with `source: ROUTE_ENTRY` reads the route's `envoyMetadata`;
+        // a route without that metadata has no descriptor.
+        on(case("route metadata team, 1st", g, "/team", Backend("gamma"))),
+        on(case("route metadata team spent", g, "/team", Local(429))),
+        on(case("no route metadata: not limited", g, "/no-team", Backend("gamma"))),
+        on(case("no route metadata: still not limited", g, "/no-team", Backend("gamma"))),
         // Basic limits: 1 a day per anonymous client address, 2 a day per user id.
         on(case("basic anonymous", "basic.example", "/", Backend("alpha"))),
         on(case("basic anonymous spent", "basic.example", "/", Local(429))),
@@ -2602,6 +2673,19 @@ fn global_rate_limit_cases() -> Vec<Case> {
         on(case("token without the claim: still not limited", c, "/", Backend("beta")).header("authorization", no_org)),
         on(case("token without the claim: never limited", c, "/", Backend("beta")).header("authorization", no_org)),
         on(case("no token: not limited", c, "/", Backend("beta"))),
+        // A claim's own budget overrides the server's 2 a day for `own-budget` / tenant.
+        on(case("own budget 1/day, 1st", c, "/own", Backend("beta")).header("authorization", one_a_day)),
+        on(case("own budget 1/day spent", c, "/own", Local(429)).header("authorization", one_a_day)),
+        on(case("own budget 4/day, 1st", c, "/own", Backend("beta")).header("authorization", four_a_day)),
+        on(case("own budget 4/day, 2nd", c, "/own", Backend("beta")).header("authorization", four_a_day)),
+        on(case("own budget 4/day, 3rd: past the server's 2", c, "/own", Backend("beta")).header("authorization", four_a_day)),
+        // No budget claim, or one whose unit Envoy cannot parse: the server's 2 a day.
+        on(case("no budget claim, 1st", c, "/own", Backend("beta")).header("authorization", other)),
+        on(case("no budget claim, 2nd", c, "/own", Backend("beta")).header("authorization", other)),
+        on(case("no budget claim spent", c, "/own", Local(429)).header("authorization", other)),
+        on(case("unknown unit, 1st", c, "/own", Backend("beta")).header("authorization", bad_unit)),
+        on(case("unknown unit, 2nd", c, "/own", Backend("beta")).header("authorization", bad_unit)),
+        on(case("unknown unit: the server's limit", c, "/own", Local(429)).header("authorization", bad_unit)),
         // The same claim value from a token that does not verify is never counted: refused.
         on(case("forged acme token refused", c, "/", Local(401)).header("authorization", forged)),
     ]

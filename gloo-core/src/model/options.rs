@@ -344,13 +344,15 @@ pub struct RouteOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub staged_transformations: Option<Box<TransformationStages>>,
-    /// Envoy route metadata, by filter name. Accepted and carried; not interpreted yet.
+    /// Envoy route metadata (`Route.metadata.filter_metadata`): a struct per filter name, for
+    /// filters that read the route's metadata (a rate limit `metadata` action with `source:
+    /// ROUTE_ENTRY`, an ext auth or Lua filter).
     #[serde(
         alias = "envoy_metadata",
         default,
         skip_serializing_if = "BTreeMap::is_empty"
     )]
-    pub envoy_metadata: BTreeMap<String, serde_json::Value>,
+    pub envoy_metadata: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
     /// Rewrite the path with a regex substitution.
     #[serde(
         alias = "regex_rewrite",

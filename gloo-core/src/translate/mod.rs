@@ -834,3 +834,33 @@ fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         }
     }
 }
+
+/// A JSON object as a protobuf `Struct`, as Envoy's `MessageUtil` reads JSON (numbers become
+/// doubles).
+pub(crate) fn pb_struct(
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> envoy_types::pb::google::protobuf::Struct {
+    envoy_types::pb::google::protobuf::Struct {
+        fields: object
+            .iter()
+            .map(|(k, v)| (k.clone(), pb_value(v)))
+            .collect(),
+    }
+}
+
+/// A JSON value as a protobuf `Value`.
+fn pb_value(json: &serde_json::Value) -> envoy_types::pb::google::protobuf::Value {
+    use envoy_types::pb::google::protobuf::{value::Kind, ListValue};
+    use serde_json::Value as J;
+    let kind = match json {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(*b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        J::String(s) => Kind::StringValue(s.clone()),
+        J::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(pb_value).collect(),
+        }),
+        J::Object(map) => Kind::StructValue(pb_struct(map)),
+    };
+    envoy_types::pb::google::protobuf::Value { kind: Some(kind) }
+}

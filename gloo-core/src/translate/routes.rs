@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource, RuntimeFractionalPercent};
 use envoy_types::pb::envoy::config::core::v3::{
-    header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption,
+    header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption, Metadata,
 };
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier,
@@ -767,5 +767,15 @@ fn route(
         ));
     }
     out.typed_per_filter_config = per_filter;
+    if !options.envoy_metadata.is_empty() {
+        out.metadata = Some(Metadata {
+            filter_metadata: options
+                .envoy_metadata
+                .iter()
+                .map(|(filter, values)| (filter.clone(), super::pb_struct(values)))
+                .collect(),
+            ..Default::default()
+        });
+    }
     out
 }

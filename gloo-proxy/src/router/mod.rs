@@ -82,9 +82,19 @@ pub struct Route {
     action: Action,
     headers: HeaderOps,
     per_filter: HashMap<String, Any>,
+    /// The route's `metadata.filter_metadata`, for the filters that read it (the rate limit
+    /// `metadata` action with `source: ROUTE_ENTRY`).
+    #[cfg(feature = "ratelimit")]
+    metadata: Option<gloo_filters::metadata::RouteMetadata>,
 }
 
 impl Route {
+    /// The route's metadata (`metadata.filter_metadata`), if it has any.
+    #[cfg(feature = "ratelimit")]
+    pub fn metadata(&self) -> Option<&gloo_filters::metadata::RouteMetadata> {
+        self.metadata.as_ref()
+    }
+
     /// The route's name (Gloo names routes `<vs-namespace>_<vs-name>-route-<index>`, or by
     /// their `name` field).
     pub fn name(&self) -> &str {
@@ -153,8 +163,40 @@ impl Route {
                 at,
             )?,
             per_filter: r.typed_per_filter_config.clone(),
+            #[cfg(feature = "ratelimit")]
+            metadata: route_metadata(r.metadata.as_ref()),
         })
     }
+}
+
+/// A route's `filter_metadata` as JSON, once per route configuration.
+#[cfg(feature = "ratelimit")]
+fn route_metadata(
+    metadata: Option<&envoy_types::pb::envoy::config::core::v3::Metadata>,
+) -> Option<gloo_filters::metadata::RouteMetadata> {
+    use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
+    fn object(s: &Struct) -> serde_json::Map<String, serde_json::Value> {
+        s.fields.iter().map(|(k, v)| (k.clone(), json(v))).collect()
+    }
+    fn json(v: &Value) -> serde_json::Value {
+        match &v.kind {
+            None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+            Some(Kind::BoolValue(b)) => (*b).into(),
+            Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+            Some(Kind::StringValue(s)) => s.clone().into(),
+            Some(Kind::ListValue(l)) => l.values.iter().map(json).collect(),
+            Some(Kind::StructValue(s)) => object(s).into(),
+        }
+    }
+    let metadata = metadata.filter(|m| !m.filter_metadata.is_empty())?;
+    let mut values = gloo_filters::metadata::DynamicMetadata::default();
+    for (filter, fields) in &metadata.filter_metadata {
+        for (key, value) in &fields.fields {
+            values.set(filter, key, json(value));
+        }
+    }
+    Some(gloo_filters::metadata::RouteMetadata::new(values))
 }
 
 /// Routes indexed by the literal their paths start with: for a request, only the routes whose

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use http::Request;
 
+use super::config::{RateLimit, Unit};
 use super::request::{DescriptorEntry, RateLimitDescriptor, SET_DESCRIPTOR_VALUE};
-use crate::metadata::DynamicMetadata;
+use crate::metadata::{DynamicMetadata, RouteMetadata};
 use crate::ratelimit::RequestHead;
 
 /// Builds the descriptors the limiter is asked about, from the request head.
@@ -165,6 +166,7 @@ pub struct MetadataAction {
     path: Vec<String>,
     default_value: String,
     skip_if_absent: bool,
+    from_route: bool,
 }
 
 impl MetadataAction {
@@ -176,7 +178,29 @@ impl MetadataAction {
             path: Vec::new(),
             default_value: String::new(),
             skip_if_absent: false,
+            from_route: false,
         }
+    }
+
+    /// Read the matched route's metadata ([`RouteMetadata`], Envoy's `source: ROUTE_ENTRY`)
+    /// instead of the request's dynamic metadata (`source: DYNAMIC`, the default).
+    ///
+    /// ```
+    /// use gloo_filters::metadata::{DynamicMetadata, RouteMetadata};
+    /// use gloo_filters::ratelimit::global::{DescriptorExtractor, MetadataAction, RateLimitActions, RateLimitPolicy};
+    ///
+    /// let team = MetadataAction::new("team", "com.example").path(["team"]).route_entry();
+    /// let policy = RateLimitPolicy::new().rate_limit(RateLimitActions::new().metadata(team));
+    ///
+    /// let mut values = DynamicMetadata::default();
+    /// values.set("com.example", "team", "payments".into());
+    /// let mut req = http::Request::get("/").body(()).unwrap();
+    /// req.extensions_mut().insert(RouteMetadata::new(values));
+    /// assert_eq!(policy.extract(&req)[0].entries()[0].value, "payments");
+    /// ```
+    pub fn route_entry(mut self) -> Self {
+        self.from_route = true;
+        self
     }
 
     /// The keys leading to the value within the namespace (`metadata_key.path`).
@@ -205,9 +229,13 @@ impl MetadataAction {
 
     /// `Some(Some(value))`: the entry; `Some(None)`: skip it; `None`: no descriptor.
     fn value(&self, head: &RequestHead<'_>) -> Option<Option<String>> {
-        let found = head
-            .extensions()
-            .get::<DynamicMetadata>()
+        let extensions = head.extensions();
+        let metadata = if self.from_route {
+            extensions.get::<RouteMetadata>().map(|m| &**m)
+        } else {
+            extensions.get::<DynamicMetadata>()
+        };
+        let found = metadata
             .and_then(|m| m.lookup(&self.namespace, &self.path))
             .and_then(|v| v.as_str())
             .filter(|v| !v.is_empty());
@@ -261,6 +289,16 @@ pub struct RateLimitActions {
     actions: Vec<Action>,
     set_style: bool,
     hits_addend: Option<u64>,
+    limit: Option<LimitOverride>,
+}
+
+/// Where a descriptor's limit override comes from.
+#[derive(Clone, Debug)]
+enum LimitOverride {
+    /// Always this limit.
+    Fixed(RateLimit),
+    /// The struct at this namespace and path of the dynamic metadata, if any.
+    Metadata(String, Vec<String>),
 }
 
 impl RateLimitActions {
@@ -280,7 +318,82 @@ impl RateLimitActions {
             }],
             set_style: true,
             hits_addend: None,
+            limit: None,
         }
+    }
+
+    /// The descriptor's limit comes from dynamic metadata when the request has one there
+    /// (Envoy's `RateLimit.limit.dynamic_metadata`, Gloo's `RateLimitActions.limit`): a struct
+    /// at `namespace` / `path` with a number `requests_per_unit` and a string `unit`
+    /// (`"SECOND"` ... `"YEAR"`) overrides the server's configured limit for that descriptor.
+    /// Anything else there (or nothing) leaves the descriptor without an override, as in Envoy.
+    ///
+    /// ```
+    /// use gloo_filters::metadata::DynamicMetadata;
+    /// use gloo_filters::ratelimit::global::{DescriptorExtractor, RateLimitActions, RateLimitPolicy};
+    ///
+    /// let policy = RateLimitPolicy::new().rate_limit(
+    ///     RateLimitActions::new()
+    ///         .generic_key("api")
+    ///         .limit_from_metadata("envoy.filters.http.jwt_authn", ["principal", "rate"]),
+    /// );
+    /// let mut metadata = DynamicMetadata::default();
+    /// metadata.set(
+    ///     "envoy.filters.http.jwt_authn",
+    ///     "principal",
+    ///     serde_json::json!({"rate": {"requests_per_unit": 5, "unit": "MINUTE"}}),
+    /// );
+    /// let mut req = http::Request::get("/").body(()).unwrap();
+    /// req.extensions_mut().insert(metadata);
+    /// let limit = policy.extract(&req)[0].limit().cloned().expect("an override");
+    /// assert_eq!(limit.requests_per_unit(), 5);
+    /// ```
+    pub fn limit_from_metadata<I, S>(mut self, namespace: impl Into<String>, path: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.limit = Some(LimitOverride::Metadata(
+            namespace.into(),
+            path.into_iter().map(Into::into).collect(),
+        ));
+        self
+    }
+
+    /// The descriptor always carries this limit override (Envoy's `RateLimit.limit.rate_limit`,
+    /// a static override), used by the server instead of its configured rules.
+    ///
+    /// ```
+    /// use gloo_filters::ratelimit::global::{DescriptorExtractor, RateLimit, RateLimitActions, RateLimitPolicy, Unit};
+    ///
+    /// let policy = RateLimitPolicy::new()
+    ///     .rate_limit(RateLimitActions::new().generic_key("api").limit(RateLimit::new(9, Unit::Hour)));
+    /// let req = http::Request::get("/").body(()).unwrap();
+    /// assert_eq!(policy.extract(&req)[0].limit(), Some(&RateLimit::new(9, Unit::Hour)));
+    /// ```
+    pub fn limit(mut self, limit: RateLimit) -> Self {
+        self.limit = Some(LimitOverride::Fixed(limit));
+        self
+    }
+
+    /// The limit override of `head`'s descriptor, if any.
+    fn limit_override(&self, head: &RequestHead<'_>) -> Option<RateLimit> {
+        let (namespace, path) = match self.limit.as_ref()? {
+            LimitOverride::Fixed(limit) => return Some(limit.clone()),
+            LimitOverride::Metadata(namespace, path) => (namespace, path),
+        };
+        let found = head
+            .extensions()
+            .get::<DynamicMetadata>()?
+            .lookup(namespace, path)?
+            .as_object()?;
+        let requests = found.get("requests_per_unit")?.as_f64()?;
+        let unit = Unit::from_envoy_name(found.get("unit")?.as_str()?)?;
+        // Envoy casts the double to uint32; out-of-range values (undefined there) are ignored.
+        if !(0.0..=f64::from(u32::MAX)).contains(&requests) {
+            return None;
+        }
+        Some(RateLimit::new(requests as u32, unit))
     }
 
     /// How much the descriptor counts (Envoy's `RateLimit.hits_addend.number`); without it,
@@ -452,6 +565,7 @@ impl RateLimitActions {
             return None;
         }
         descriptor.hits_addend = self.hits_addend;
+        descriptor.limit = self.limit_override(head);
         Some(descriptor)
     }
 }

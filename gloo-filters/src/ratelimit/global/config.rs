@@ -52,6 +52,28 @@ impl Unit {
         }
     }
 
+    /// The unit of an Envoy enum name (`"SECOND"` ... `"YEAR"`, as a limit override in dynamic
+    /// metadata spells it); `None` for `"UNKNOWN"` and anything else.
+    ///
+    /// ```
+    /// use gloo_filters::ratelimit::global::Unit;
+    ///
+    /// assert_eq!(Unit::from_envoy_name("MINUTE"), Some(Unit::Minute));
+    /// assert_eq!(Unit::from_envoy_name("minute"), None);
+    /// ```
+    pub fn from_envoy_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "SECOND" => Unit::Second,
+            "MINUTE" => Unit::Minute,
+            "HOUR" => Unit::Hour,
+            "DAY" => Unit::Day,
+            "WEEK" => Unit::Week,
+            "MONTH" => Unit::Month,
+            "YEAR" => Unit::Year,
+            _ => return None,
+        })
+    }
+
     /// The unit of an Envoy enum value; `None` for `UNKNOWN` (0) and unknown values.
     pub const fn from_envoy_value(value: i32) -> Option<Self> {
         Some(match value {

@@ -65,6 +65,11 @@ impl RateLimitDescriptor {
         self.entries.push(entry);
     }
 
+    /// Its limit override, if any.
+    pub fn limit(&self) -> Option<&RateLimit> {
+        self.limit.as_ref()
+    }
+
     /// A limit override (Envoy's descriptor `limit`): used instead of the configured rules,
     /// never in shadow mode, as envoyproxy/ratelimit does.
     pub fn limit_override(mut self, limit: RateLimit) -> Self {
