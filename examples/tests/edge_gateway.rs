@@ -8,7 +8,8 @@
 //!
 //! Checks, with real requests through the gateway:
 //! - discovery: the services registered in Consul become the `consul-svc:*` upstreams the
-//!   routes name, with the registered instances as endpoints;
+//!   routes name, with the registered instances as endpoints; an instance registered later
+//!   takes traffic without a new translation of the config;
 //! - header routing: `x-api-version` v2 (or v2.x) reaches catalog-v2, v1 or none catalog-v1,
 //!   any other version gets the 400 of the route matching it (present, and inverted regex);
 //! - OAuth: no token or a forged one gets 401; a valid token's `client_id` reaches the service
@@ -37,15 +38,19 @@ mod support;
 
 use base64::Engine as _;
 use e2e::{
-    free_port, gloo_ready, http_raw, live_endpoints, poll, wait_for_line, Backend, LogsOnPanic,
-    Response,
+    free_port, gloo_ready, http_raw, live_endpoints, poll, translations, wait_for_line, Backend,
+    LogsOnPanic, Response,
 };
 use fake_consul::FakeConsul;
 use oidc_provider::OidcProvider;
 use redis_server::RedisServer;
 
 /// The OAuth clients of the test, with their secrets.
-const CLIENTS: [(&str, &str); 2] = [("web", "web-secret"), ("partner", "partner-secret")];
+const CLIENTS: [(&str, &str); 3] = [
+    ("web", "web-secret"),
+    ("partner", "partner-secret"),
+    ("ops", "ops-secret"),
+];
 
 /// The per-client budget the shipped Settings give.
 const BUDGET: usize = 10;
@@ -327,6 +332,50 @@ fn one_gateway_routes_by_header_to_discovered_services_behind_waf_oauth_and_rate
         Some((BUDGET - web_spent).to_string().as_str()),
         "{r:?}"
     );
+
+    // A new instance registered in Consul takes traffic, as an endpoint change: no new
+    // translation of the config.
+    let translated = translations(&gloo);
+    let reviews_2 = Backend::start("reviews-2");
+    consul.register(
+        "dc1",
+        "node-2",
+        "127.0.0.1",
+        "reviews",
+        "reviews-2",
+        &[],
+        "127.0.0.1",
+        reviews_2.port,
+    );
+    let cluster = "consul-svc:reviews_gloo-system";
+    let mut want = vec![
+        (format!("127.0.0.1:{}", reviews.port), true),
+        (format!("127.0.0.1:{}", reviews_2.port), true),
+    ];
+    want.sort();
+    poll("the second reviews instance to be discovered", || {
+        let mut endpoints = live_endpoints(admin, cluster);
+        endpoints.sort();
+        if endpoints == want {
+            Ok(())
+        } else {
+            Err(format!("{endpoints:?}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ops = bearer(&access_token(provider_port, CLIENTS[2]));
+    let answered: std::collections::BTreeSet<String> = (0..4)
+        .map(|_| {
+            let r = get(gateway, "/reviews/7", &[(ops.0, &ops.1)]);
+            format!("{} {}", r.status, r.header("x-backend").unwrap_or("-"))
+        })
+        .collect();
+    let both: std::collections::BTreeSet<String> = ["200 reviews", "200 reviews-2"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(answered, both, "round robin over both instances");
+    assert_eq!(translations(&gloo), translated, "an endpoint change only");
 
     drop(consul);
     drop(runtime);
