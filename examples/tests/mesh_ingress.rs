@@ -17,29 +17,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{free_port, gloo_ready, http_raw, poll, LogsOnPanic, Proc, Response};
+use support::{free_port, gloo_ready, http_raw, wait_for_line, LogsOnPanic, Proc, Response};
 
 fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("mesh-ingress")
-}
-
-/// Waits until `proc`'s `stream` log says `line`.
-fn wait_for_line(proc: &mut Proc, stderr: bool, line: &str) {
-    if let Err(e) = poll(&format!("`{line}`"), || {
-        proc.check_running()?;
-        let text = if stderr {
-            proc.stderr_text()
-        } else {
-            proc.stdout_text()
-        };
-        if text.contains(line) {
-            Ok(())
-        } else {
-            Err("not yet".into())
-        }
-    }) {
-        panic!("{e}\n{}", proc.logs());
-    }
 }
 
 fn get(port: u16, path: &str, token: Option<&str>) -> Response {

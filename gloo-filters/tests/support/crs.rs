@@ -20,12 +20,17 @@ pub fn rules_dir() -> String {
     env("GLOO_TEST_CRS_RULES")
 }
 
+/// The CRS setup file (`crs-setup.conf`).
+pub fn setup_file() -> String {
+    env("GLOO_TEST_CRS_SETUP")
+}
+
 /// Gloo's translation of `ruleSets: [{ruleStr: <user>}]` plus `coreRuleSet:
 /// {customSettingsFile: <crs-setup.conf>}`: the user's rules, the CRS settings, the CRS rules.
 pub fn rule_sets(user: &str) -> Vec<RuleSet> {
     vec![
         RuleSet::rules(user),
-        RuleSet::new().file(env("GLOO_TEST_CRS_SETUP")),
+        RuleSet::new().file(setup_file()),
         RuleSet::new().directory(rules_dir()),
     ]
 }

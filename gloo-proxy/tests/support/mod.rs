@@ -277,6 +277,26 @@ impl Proc {
     }
 }
 
+/// Waits until `proc`'s stderr (`stderr`) or stdout log says `line`; panics with its logs if
+/// it exits first or does not in time.
+pub fn wait_for_line(proc: &mut Proc, stderr: bool, line: &str) {
+    if let Err(e) = poll(&format!("`{line}`"), || {
+        proc.check_running()?;
+        let text = if stderr {
+            proc.stderr_text()
+        } else {
+            proc.stdout_text()
+        };
+        if text.contains(line) {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    }) {
+        panic!("{e}\n{}", proc.logs());
+    }
+}
+
 impl Proc {
     /// Kills the process now and reaps it (its logs stay readable).
     pub fn kill(&mut self) {
