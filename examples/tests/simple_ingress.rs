@@ -211,27 +211,28 @@ async fn ingresses_route_by_host_and_path_with_tls_class_filtering_live_changes_
     let fake_for_checks = fake.clone();
     let mut gloo = tokio::task::spawn_blocking(move || {
         let fake = fake_for_checks;
-        let mut check = |host: &str, path: &str, want: &str| {
+        for (host, path, want) in [
+            // Prefix is element-wise (and names the Service port by name); Exact is exact;
+            // ImplementationSpecific is Gloo's regular expression, matching the whole path.
+            ("shop.example", "/api", "api"),
+            ("shop.example", "/api/items/7", "api"),
+            ("shop.example", "/status", "admin"),
+            ("shop.example", "/static/site.css", "static"),
+            // Not matched by those rules: the default backend answers.
+            ("shop.example", "/apix", "web"),
+            ("shop.example", "/status/detail", "web"),
+            ("shop.example", "/static/site.js", "web"),
+            ("unknown.example", "/", "web"),
+            // Another Ingress's rules join the same host.
+            ("shop.example", "/orders/1", "api"),
+            // An Ingress of class nginx is not served: its host falls to the default backend.
+            ("other.example", "/", "web"),
+            // What the `orders` Ingress asks for that cannot be served is not routed at all.
+            ("shop.example", "/assets/logo.png", "web"),
+            ("shop.example", "/grpc/orders.Orders/Get", "web"),
+        ] {
             wait_routed(&mut gloo, http, host, path, want);
-        };
-        // Prefix is element-wise (and names the Service port by name); Exact is exact; the
-        // ImplementationSpecific path is Gloo's regular expression, matching the whole path.
-        check("shop.example", "/api", "api");
-        check("shop.example", "/api/items/7", "api");
-        check("shop.example", "/status", "admin");
-        check("shop.example", "/static/site.css", "static");
-        // Not matched by those rules: the default backend answers.
-        check("shop.example", "/apix", "web");
-        check("shop.example", "/status/detail", "web");
-        check("shop.example", "/static/site.js", "web");
-        check("unknown.example", "/", "web");
-        // Another Ingress's rules join the same host.
-        check("shop.example", "/orders/1", "api");
-        // An Ingress of class nginx is not served: its host falls to the default backend.
-        check("other.example", "/", "web");
-        // What the `orders` Ingress asks for that cannot be served is not routed at all.
-        check("shop.example", "/assets/logo.png", "web");
-        check("shop.example", "/grpc/orders.Orders/Get", "web");
+        }
 
         // TLS: secure.example on the SSL gateway, with the secret's certificate (curl checks
         // it against the test CA and the name), routed by that host's rule.
