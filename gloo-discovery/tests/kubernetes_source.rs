@@ -545,9 +545,52 @@ async fn ingresses_become_virtual_services_that_translate() {
     assert_eq!(domains, json!(["*", "*:8080"]));
     assert_eq!(routes, [(json!({"prefix": "/"}), web.clone())]);
     // Nothing of this came from a CRD: no status is written (no 404s on generated resources).
+    // Each problem of the Ingress is a Warning Event on it, created once.
     let writer = StatusWriter::new(fake.client(), "gloo-system");
-    assert_eq!(writer.write(&translation.reports).await.unwrap(), 0);
+    assert_eq!(writer.write(&translation.reports).await.unwrap(), 3);
     assert!(!fake.requests().iter().any(|r| r.starts_with("PATCH")));
+    let ingress = fake
+        .get("networking.k8s.io/v1", "Ingress", "default", "web")
+        .expect("the Ingress");
+    let mut events: Vec<(Value, String)> = fake
+        .list("v1", "Event")
+        .into_iter()
+        .map(|e| {
+            let message = e["message"].as_str().unwrap_or_default().to_string();
+            (
+                json!({
+                    "involvedObject": e["involvedObject"],
+                    "type": e["type"], "reason": e["reason"], "source": e["source"],
+                }),
+                message,
+            )
+        })
+        .collect();
+    events.sort_by(|a, b| a.1.cmp(&b.1));
+    let expected_object = json!({
+        "involvedObject": {
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "name": "web", "namespace": "default",
+            "uid": ingress["metadata"]["uid"],
+            "resourceVersion": ingress["metadata"]["resourceVersion"],
+        },
+        "type": "Warning", "reason": "Rejected", "source": {"component": "gloo"},
+    });
+    let messages: Vec<&str> = events.iter().map(|(_, m)| m.as_str()).collect();
+    let mut expected: Vec<String> = errors
+        .iter()
+        .map(|e| e.strip_prefix(at).unwrap_or(e).to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(messages, expected);
+    for (object, _) in &events {
+        assert_eq!(object, &expected_object);
+    }
+    assert_eq!(writer.write(&translation.reports).await.unwrap(), 0);
+    // A restarted gloo finds them there and creates none.
+    let restarted = StatusWriter::new(fake.client(), "gloo-system");
+    assert_eq!(restarted.write(&translation.reports).await.unwrap(), 0);
+    assert_eq!(fake.list("v1", "Event").len(), 3);
 
     // The HTTPS host is served on the TLS listener, with the Ingress's secret.
     let listeners =

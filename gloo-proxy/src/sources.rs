@@ -12,7 +12,10 @@
 //! - `kubernetesConfigSource: {}`: Gloo's CRDs and Secrets from the API server (feature
 //!   `kubernetes`), in `watchNamespaces` (all when empty), with Ingresses when `--ingress` is
 //!   given. Their statuses are written back to the resources (`status.statuses.<ns>`, the
-//!   reporter namespace being `discoveryNamespace`, default `gloo-system`).
+//!   reporter namespace being `discoveryNamespace`, default `gloo-system`); what an Ingress
+//!   asks for that is not served becomes a `Warning` Event on it. As Gloo's ingress
+//!   controller, every Ingress is read unless the environment says `REQUIRE_INGRESS_CLASS=true`
+//!   (or `1`): then only those of class `gloo`, or `CUSTOM_INGRESS_CLASS` when set.
 //! - `consulKvSource: {rootKey}`: Gloo resources from Consul KV (feature `consul`), through the
 //!   agent `consul` names.
 //! - `directoryConfigSource: {directory}`: another directory (relative to `--config`), also
@@ -181,7 +184,7 @@ impl Sources {
             #[cfg(feature = "kubernetes")]
             {
                 use gloo_discovery::kubernetes::{
-                    IngressOptions, KubernetesDiscovery, KubernetesSource, StatusWriter,
+                    KubernetesDiscovery, KubernetesSource, StatusWriter,
                 };
                 let client = kube_client(options.kubeconfig.as_deref()).await?;
                 let write_namespace = write_namespace(&settings);
@@ -194,8 +197,9 @@ impl Sources {
                         .watch_namespaces(settings.watch_namespaces.clone())
                         .kinds(kinds);
                     if options.ingress {
-                        builder = builder
-                            .ingress(IngressOptions::default().write_namespace(&write_namespace));
+                        builder = builder.ingress(ingress_options(&write_namespace, |name| {
+                            std::env::var(name).ok()
+                        }));
                     }
                     sources.push(Arc::new(builder.start()));
                     status_writer =
@@ -400,6 +404,24 @@ pub fn fds_mode(settings: &SettingsSpec) -> FdsMode {
         .unwrap_or_default()
 }
 
+/// How Ingresses are read, as Gloo's ingress controller reads its environment
+/// (`REQUIRE_INGRESS_CLASS` `true` or `1`, `CUSTOM_INGRESS_CLASS`), the VirtualServices and
+/// upstream references in `write_namespace`.
+#[cfg(feature = "kubernetes")]
+pub fn ingress_options(
+    write_namespace: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> gloo_discovery::kubernetes::IngressOptions {
+    let required = env("REQUIRE_INGRESS_CLASS").is_some_and(|v| v == "true" || v == "1");
+    let mut options = gloo_discovery::kubernetes::IngressOptions::default()
+        .write_namespace(write_namespace)
+        .require_ingress_class(required);
+    if let Some(class) = env("CUSTOM_INGRESS_CLASS").filter(|c| !c.is_empty()) {
+        options = options.ingress_class(class);
+    }
+    options
+}
+
 /// A Kubernetes client from `kubeconfig`, else as kubectl finds one (`KUBECONFIG`,
 /// `~/.kube/config`, then in-cluster).
 #[cfg(feature = "kubernetes")]
@@ -452,6 +474,40 @@ mod tests {
         assert_eq!(fds_mode(&settings), FdsMode::Disabled);
         assert_eq!(write_namespace(&SettingsSpec::default()), "gloo-system");
         assert_eq!(fds_mode(&SettingsSpec::default()), FdsMode::Blacklist);
+    }
+
+    #[cfg(feature = "kubernetes")]
+    #[test]
+    fn the_ingress_class_is_required_as_gloos_environment_says() {
+        use gloo_discovery::kubernetes::IngressOptions;
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let base = IngressOptions::default().write_namespace("gloo");
+        assert_eq!(ingress_options("gloo", env(&[])), base);
+        assert_eq!(
+            ingress_options("gloo", env(&[("REQUIRE_INGRESS_CLASS", "yes")])),
+            base
+        );
+        assert_eq!(
+            ingress_options("gloo", env(&[("REQUIRE_INGRESS_CLASS", "1")])),
+            base.clone().require_ingress_class(true)
+        );
+        assert_eq!(
+            ingress_options(
+                "gloo",
+                env(&[
+                    ("REQUIRE_INGRESS_CLASS", "true"),
+                    ("CUSTOM_INGRESS_CLASS", "edge")
+                ])
+            ),
+            base.require_ingress_class(true).ingress_class("edge")
+        );
     }
 
     #[tokio::test]

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use fake_apiserver::FakeApiServer;
 use serde_json::{json, Value};
 use support::{
-    free_port, gateway_yaml, gloo_ready, poll, translations, wait_for_backends, Backend, Proc,
+    free_port, gateway_yaml, gloo_ready, kubeconfig, poll, translations, wait_for_backends,
+    Backend, Proc,
 };
 
 fn service() -> Value {
@@ -58,18 +59,6 @@ fn virtual_service() -> Value {
             "routeAction": {"single": {"upstream": {"name": "default-web-80", "namespace": "gloo-system"}}}
         }]}}
     })
-}
-
-fn kubeconfig(dir: &Path, server: &str) -> String {
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: '{server}'}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: nobody}}\ncurrent-context: fake\nusers:\n- name: nobody\n  user: {{}}\n"
-        ),
-    )
-    .expect("write kubeconfig");
-    path.display().to_string()
 }
 
 fn start_gloo(fake: &FakeApiServer, dir: &Path, listen: u16) -> Proc {

@@ -32,7 +32,9 @@
 //! [`IngressProblem`] naming the Ingress and the field (a resource backend, a missing Service or
 //! port name, a rule without `http`, a TLS entry without a secret or hosts, a second default
 //! backend, a second secret for one host, an invalid path), and the source reports it in its
-//! snapshot's errors. Ingress `status.loadBalancer` is not written.
+//! snapshot's errors; [`StatusWriter`](super::StatusWriter) makes each a `Warning` Event on the
+//! Ingress (Gloo only logs them). Annotations other than the class are ignored, as in Gloo.
+//! Ingress `status.loadBalancer` is not written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

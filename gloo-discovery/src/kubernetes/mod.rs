@@ -9,7 +9,8 @@
 //! - [`KubernetesSource`], a [`ConfigSource`](gloo_core::source::ConfigSource) of Gloo's custom
 //!   resources and Secrets read from the API server, optionally with Ingresses translated as
 //!   Gloo's ingress controller does ([`translate_ingresses`]);
-//! - [`StatusWriter`], which writes gloo-core's statuses back to those resources.
+//! - [`StatusWriter`], which writes gloo-core's statuses back to those resources, and what an
+//!   Ingress asks for that is not served as Warning Events on the Ingress.
 //!
 //! Connect with any [`kube::Client`] (`kube::Client::try_default()` reads the kubeconfig or the
 //! in-cluster service account); [`kube`] and [`k8s_openapi`] are re-exported so the versions

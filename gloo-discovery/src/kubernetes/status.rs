@@ -15,24 +15,42 @@
 //! `subresourceStatuses` (the proxies' listener and route states), `messages` and a rate limit
 //! config's `observedGeneration` are not written. Only
 //! resources read from the API server (their origin is an API path) are written; Secrets are not.
+//!
+//! **Ingresses.** What an Ingress asks for that gloo does not serve (a resource backend, a
+//! Service port name the Service lacks, ...: see [`translate_ingresses`](super::translate_ingresses))
+//! is reported as a Kubernetes Event on the Ingress: type `Warning`, reason `Rejected`, the
+//! field and why in the message, `source.component: gloo`, as controllers report problems with
+//! built-in objects (`kubectl describe ingress` lists them). An Ingress's `status` has no room
+//! for it: its schema is `loadBalancer` alone, and a real API server drops other fields. Gloo's
+//! ingress controller only logs these problems (and writes no status either). Each problem is
+//! one Event, named `<ingress>.<hash of the Ingress uid and the problem>`, created once: a
+//! restarted gloo finds it there (`409 AlreadyExists`) rather than repeating it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use gloo_core::model::Kind;
 use gloo_core::status::{Reports, ResourceKey, ResourceStatus, State};
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
 use super::source::{api_resource, object_path};
 
-/// Why some statuses could not be written (the others were).
+/// Why some statuses (or Ingress Events) could not be written (the others were).
 #[derive(Debug, thiserror::Error)]
-#[error("{} status write(s) failed: {}", failures.len(), failures.iter().map(|(k, e)| format!("{k}: {e}")).collect::<Vec<_>>().join("; "))]
+#[error("{} status write(s) and {} event(s) failed: {}", failures.len(), event_failures.len(), failures.iter().map(|(k, e)| format!("{k}: {e}")).chain(event_failures.iter().map(|(i, e)| format!("event on {i}: {e}"))).collect::<Vec<_>>().join("; "))]
 pub struct StatusWriteError {
     /// Each resource whose status could not be written, and why.
     pub failures: Vec<(ResourceKey, String)>,
+    /// Each Ingress (`namespace/name`) whose problem Event could not be created, and why.
+    pub event_failures: Vec<(String, String)>,
 }
+
+/// The reason of the Events reporting what an Ingress asks for that is not served.
+pub const INGRESS_REJECTED_REASON: &str = "Rejected";
 
 /// Writes statuses, skipping those that have not changed since it last wrote them.
 ///
@@ -54,6 +72,8 @@ pub struct StatusWriter {
     reporter_namespace: String,
     subresource_for_all: bool,
     written: Mutex<HashMap<ResourceKey, Value>>,
+    /// The names of the Ingress Events created (or found already there).
+    events: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for StatusWriter {
@@ -74,6 +94,7 @@ impl StatusWriter {
             reporter_namespace: reporter_namespace.into(),
             subresource_for_all: false,
             written: Mutex::new(HashMap::new()),
+            events: Mutex::new(HashSet::new()),
         }
     }
 
@@ -83,9 +104,11 @@ impl StatusWriter {
         self
     }
 
-    /// Writes the status of every resource in `reports` that came from the API server; returns
-    /// how many were written (unchanged ones are skipped). A resource deleted meanwhile (404)
-    /// is skipped; other failures are collected and returned after trying every resource.
+    /// Writes the status of every resource in `reports` that came from the API server, and an
+    /// Event for each Ingress problem among its load errors (see the module docs); returns how
+    /// many were written (unchanged statuses and Events already created are skipped). A
+    /// resource deleted meanwhile (404) is skipped; other failures are collected and returned
+    /// after trying every resource.
     pub async fn write(&self, reports: &Reports) -> Result<usize, StatusWriteError> {
         let mut failures = Vec::new();
         let mut written = 0;
@@ -112,10 +135,87 @@ impl StatusWriter {
                 Err(err) => failures.push((key.clone(), err.to_string())),
             }
         }
-        if failures.is_empty() {
+        let mut event_failures = Vec::new();
+        for problem in reports
+            .load_errors
+            .iter()
+            .filter_map(|e| IngressLoadError::parse(e))
+        {
+            match self.ingress_event(&problem).await {
+                Ok(true) => written += 1,
+                Ok(false) => {}
+                Err(err) => event_failures.push((
+                    format!("{}/{}", problem.namespace, problem.name),
+                    err.to_string(),
+                )),
+            }
+        }
+        if failures.is_empty() && event_failures.is_empty() {
             Ok(written)
         } else {
-            Err(StatusWriteError { failures })
+            Err(StatusWriteError {
+                failures,
+                event_failures,
+            })
+        }
+    }
+
+    /// Creates the Event reporting `problem` unless it was created before; whether it was
+    /// created now. An Ingress deleted meanwhile gets none.
+    async fn ingress_event(&self, problem: &IngressLoadError<'_>) -> Result<bool, kube::Error> {
+        let ingresses: Api<Ingress> = Api::namespaced(self.client.clone(), problem.namespace);
+        let Some(ingress) = ingresses.get_opt(problem.name).await? else {
+            return Ok(false);
+        };
+        let uid = ingress.metadata.uid.clone().unwrap_or_default();
+        let name = event_name(problem.name, &uid, problem.message);
+        let key = format!("{}/{name}", problem.namespace);
+        if self.events_lock().contains(&key) {
+            return Ok(false);
+        }
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(problem.namespace.to_string()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("networking.k8s.io/v1".into()),
+                kind: Some("Ingress".into()),
+                name: Some(problem.name.to_string()),
+                namespace: Some(problem.namespace.to_string()),
+                uid: ingress.metadata.uid.clone(),
+                resource_version: ingress.metadata.resource_version.clone(),
+                ..ObjectReference::default()
+            },
+            type_: Some("Warning".into()),
+            reason: Some(INGRESS_REJECTED_REASON.into()),
+            message: Some(problem.message.to_string()),
+            source: Some(EventSource {
+                component: Some("gloo".into()),
+                host: None,
+            }),
+            reporting_component: Some("gloo".into()),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            ..Event::default()
+        };
+        let events: Api<Event> = Api::namespaced(self.client.clone(), problem.namespace);
+        let created = match events.create(&PostParams::default(), &event).await {
+            Ok(_) => true,
+            Err(kube::Error::Api(status)) if status.code == 409 => false,
+            Err(err) => return Err(err),
+        };
+        self.events_lock().insert(key);
+        Ok(created)
+    }
+
+    fn events_lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        match self.events.lock() {
+            Ok(set) => set,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
@@ -163,6 +263,47 @@ fn from_api_server(key: &ResourceKey, status: &ResourceStatus) -> bool {
         .namespace_or(gloo_core::model::DEFAULT_NAMESPACE);
     let path = object_path(&api_resource(key.kind), namespace, &key.reference.name);
     status.origin.as_deref() == Some(format!("{path}:1").as_str())
+}
+
+/// An Ingress problem as the source reports it among the load errors
+/// (`/apis/networking.k8s.io/v1/namespaces/<ns>/ingresses/<name>:1:1: <field>: <why>`, see
+/// `IngressTranslation::load_errors`).
+#[derive(Debug, PartialEq, Eq)]
+struct IngressLoadError<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    /// `<field>: <why>`.
+    message: &'a str,
+}
+
+impl<'a> IngressLoadError<'a> {
+    fn parse(error: &'a str) -> Option<Self> {
+        let rest = error.strip_prefix("/apis/networking.k8s.io/v1/namespaces/")?;
+        let (namespace, rest) = rest.split_once("/ingresses/")?;
+        let (name, message) = rest.split_once(":1:1: ")?;
+        // One Ingress (a problem of several names them all, comma-separated: not an Event).
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        };
+        (valid(namespace) && valid(name)).then_some(IngressLoadError {
+            namespace,
+            name,
+            message,
+        })
+    }
+}
+
+/// `<ingress>.<16 hex digits>`: the hash of the Ingress's uid and the problem (a recreated
+/// Ingress gets its own Events), the Ingress's name cut so the whole stays a valid name.
+fn event_name(ingress: &str, uid: &str, message: &str) -> String {
+    let hash = xxhash_rust::xxh64::xxh64(format!("{uid}\n{message}").as_bytes(), 0);
+    let cut = ingress
+        .char_indices()
+        .nth(200)
+        .map_or(ingress, |(at, _)| &ingress[..at]);
+    format!("{}.{hash:016x}", cut.trim_end_matches(['.', '-']))
 }
 
 /// Whether Gloo's CRD manifest for `kind` declares a `status` subresource.
@@ -219,4 +360,51 @@ fn rate_limit_config_status(status: &ResourceStatus) -> Value {
         State::Accepted => ("ACCEPTED", None),
     };
     json!({"state": state, "message": message})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubernetes::{translate_ingresses, IngressOptions};
+
+    #[test]
+    fn ingress_problems_are_found_among_the_load_errors_as_the_source_reports_them() {
+        let ingress: Ingress = serde_json::from_value(json!({
+            "metadata": {"name": "web.v2", "namespace": "shop"},
+            "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                "backend": {"resource": {"kind": "Bucket", "name": "static"}}}]}}]}
+        }))
+        .expect("an Ingress");
+        let out = translate_ingresses(&[ingress], &[], &IngressOptions::default());
+        let errors: Vec<String> = out.load_errors().iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 1);
+        let problem = IngressLoadError::parse(&errors[0]).expect("an Ingress problem");
+        assert_eq!((problem.namespace, problem.name), ("shop", "web.v2"));
+        assert!(
+            problem.message.starts_with(
+                "spec.rules[0].http.paths[0].backend.resource: resource backends are not supported"
+            ),
+            "{}",
+            problem.message
+        );
+        // Other load errors are not Ingress problems.
+        for other in [
+            "/apis/gateway.solo.io/v1/namespaces/shop/virtualservices/web:3:1: spec: unknown field",
+            "config/vs.yaml:1:1: metadata: unknown field",
+            "/apis/networking.k8s.io/v1/namespaces/shop/ingresses/a,/apis/networking.k8s.io/v1/namespaces/shop/ingresses/b:1:1: host x: invalid",
+        ] {
+            assert_eq!(IngressLoadError::parse(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn event_names_are_stable_per_ingress_and_problem_and_valid() {
+        let a = event_name("web", "uid-1", "spec.tls[0].hosts: empty");
+        assert_eq!(a, event_name("web", "uid-1", "spec.tls[0].hosts: empty"));
+        assert_ne!(a, event_name("web", "uid-2", "spec.tls[0].hosts: empty"));
+        assert_ne!(a, event_name("web", "uid-1", "spec.tls[1].hosts: empty"));
+        assert!(a.starts_with("web.") && a.len() == "web.".len() + 16, "{a}");
+        let long = event_name(&"a".repeat(253), "u", "m");
+        assert!(long.len() <= 253, "{}", long.len());
+    }
 }

@@ -6,7 +6,7 @@
 //! (tests/kubernetes_fake_apiserver.rs):
 //!
 //! - objects of any group/version/kind registered with [`ResourceType`] (core Services, Pods,
-//!   Secrets, Namespaces; discovery EndpointSlices; networking Ingresses; Gloo's CRDs by
+//!   Secrets, Namespaces, Events; discovery EndpointSlices; networking Ingresses; Gloo's CRDs by
 //!   default), namespaced or cluster-scoped, with or without a `status` subresource;
 //! - one global, increasing `resourceVersion` (like etcd's revision): every write bumps it and
 //!   stamps the object, `uid`, `creationTimestamp` and, for custom resources, `generation`
@@ -114,6 +114,8 @@ pub fn default_types() -> Vec<ResourceType> {
         ("", "Pod", "pods", true, true),
         ("", "Secret", "secrets", false, true),
         ("", "ConfigMap", "configmaps", false, true),
+        // What controllers report problems with (gloo: an Ingress it cannot serve in full).
+        ("", "Event", "events", false, true),
         ("", "Namespace", "namespaces", true, false),
         (
             "discovery.k8s.io",
@@ -414,6 +416,25 @@ impl FakeApiServer {
             .objects
             .get(&(ty.key(), namespace.to_string(), name.to_string()))
             .cloned()
+    }
+
+    /// Every stored object of a kind, in namespace and name order.
+    pub fn list(&self, api_version: &str, kind: &str) -> Vec<Value> {
+        let state = lock(&self.state);
+        let Some(ty) = state
+            .types
+            .iter()
+            .find(|t| t.api_version() == api_version && t.kind == kind)
+        else {
+            return Vec::new();
+        };
+        let type_key = ty.key();
+        state
+            .objects
+            .iter()
+            .filter(|((t, _, _), _)| *t == type_key)
+            .map(|(_, object)| object.clone())
+            .collect()
     }
 }
 

@@ -1071,6 +1071,20 @@ pub fn gateway_yaml(port: u16) -> String {
     )
 }
 
+/// Writes `dir/kubeconfig`, a kubeconfig for the API server at `server` (a fake: no
+/// credentials); returns its path.
+pub fn kubeconfig(dir: &Path, server: &str) -> String {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: '{server}'}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: nobody}}\ncurrent-context: fake\nusers:\n- name: nobody\n  user: {{}}\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    path.display().to_string()
+}
+
 /// How many times `gloo`'s log says it translated the config in full (one `config generation N
 /// served` line per translation; discovered endpoint changes are served without one).
 pub fn translations(gloo: &Proc) -> usize {
