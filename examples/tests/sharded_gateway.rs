@@ -8,23 +8,7 @@ mod support;
 
 use std::process::Command;
 
-use e2e::{free_port, http_get, poll, Backend, Behaviour, Proc};
-
-/// Waits until `port` answers `path` with 200 from backend `backend` (the processes' logs are
-/// printed by the test's `LogsOnPanic` if it does not).
-fn wait_served(port: u16, path: &str, backend: &str) {
-    let result = poll(&format!("{path} on :{port} to reach {backend}"), || {
-        let r = http_get(port, path).map_err(|e| e.to_string())?;
-        if r.status == 200 && r.header("x-backend") == Some(backend) {
-            Ok(())
-        } else {
-            Err(format!("{} {:?} {}", r.status, r.headers, r.body))
-        }
-    });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-}
+use e2e::{free_port, http_get, wait_served, Backend, Behaviour, Proc};
 
 /// Sends `n` requests for `path` to `port` at once; their statuses, and whether each 503
 /// said `x-envoy-overloaded`.

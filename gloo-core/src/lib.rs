@@ -11,6 +11,7 @@
 pub mod load;
 pub mod model;
 pub mod resolve;
+pub mod scope;
 pub mod snapshot;
 pub mod source;
 pub mod status;

@@ -2016,8 +2016,9 @@ impl<'a> Resolver<'a> {
                 if !found {
                     let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
                     warnings.push(format!(
-                        "{}.upstream: Upstream {r} not found; {}",
+                        "{}.upstream: Upstream {r} not found{}; {}",
                         field(),
+                        self.snapshot.scope.unwatched_note(r.namespace_or("")),
                         self.outcome("the route answers 503 until it exists")
                     ));
                 }

@@ -11,6 +11,7 @@ use crate::model::{
     upstream_group::UpstreamGroupSpec, virtual_service::VirtualServiceSpec, Kind, Object, Resource,
     ResourceRef,
 };
+use crate::scope::{settings_in_force, WatchScope};
 use crate::source::SourceSnapshot;
 use crate::status::{Reports, ResourceKey};
 
@@ -51,6 +52,8 @@ pub struct ConfigSnapshot {
     pub rate_limit_configs: Collection<RateLimitConfigSpec>,
     /// Kubernetes Secrets (TLS certificates and keys, credentials).
     pub secrets: Collection<SecretSpec>,
+    /// The namespaces read, from the Settings in force: resources elsewhere are left out.
+    pub scope: WatchScope,
 }
 
 fn insert<S>(
@@ -156,14 +159,41 @@ impl ConfigSnapshot {
 
     /// Indexes resources; a second resource with the kind, namespace and name of an earlier
     /// one is reported as a duplicate and ignored.
+    ///
+    /// Only what the Settings in force let this instance read is indexed (see
+    /// [`crate::scope`]): resources in namespaces outside `watchNamespaces` are left out
+    /// without a status, as Gloo never sees them, and a Gateway outside the namespaces
+    /// Gateways are read from gets a warning and is not served.
     pub fn from_resources<'a>(
         resources: impl IntoIterator<Item = &'a LoadedResource>,
         reports: &mut Reports,
     ) -> Self {
-        let mut out = ConfigSnapshot::default();
+        let resources: Vec<&LoadedResource> = resources.into_iter().collect();
+        let in_force = settings_in_force(resources.iter().copied());
+        let scope = in_force
+            .map(|s| WatchScope::from_settings(&s.spec))
+            .unwrap_or_default();
+        let mut out = ConfigSnapshot {
+            scope,
+            ..ConfigSnapshot::default()
+        };
         for loaded in resources {
             let origin = loaded.origin.clone();
             let kind = loaded.resource.kind();
+            let namespace = loaded.resource.metadata().namespace();
+            let is_in_force = match &loaded.resource {
+                Resource::Settings(s) => in_force.is_some_and(|f| std::ptr::eq(f, &**s)),
+                _ => false,
+            };
+            if !is_in_force && !out.scope.watches(namespace) {
+                continue;
+            }
+            if kind == Kind::Gateway && !out.scope.reads_gateways_in(namespace) {
+                let key = ResourceKey::new(kind, loaded.resource.metadata().to_ref());
+                reports.accept(key.clone(), Some(&origin));
+                reports.warn(&key, out.scope.gateway_not_read(namespace));
+                continue;
+            }
             match loaded.resource.clone() {
                 // Cloning a resource clones an `Arc`: unchanged resources are shared, not copied.
                 Resource::Gateway(o) => insert(&mut out.gateways, kind, o, origin, reports),

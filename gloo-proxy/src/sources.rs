@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gloo_core::model::settings::{FdsMode, SettingsSpec};
-use gloo_core::model::{Resource, DEFAULT_NAMESPACE};
+use gloo_core::scope::settings_in_force;
 use gloo_core::source::{ConfigSource, DirectorySource, MergedSource, SourceError, SourceSnapshot};
 use gloo_core::status::Reports;
 use gloo_core::translate::Endpoints;
@@ -194,7 +194,9 @@ impl Sources {
                         .copied()
                         .filter(|k| *k != gloo_core::model::Kind::Settings);
                     let mut builder = KubernetesSource::builder(client.clone())
-                        .watch_namespaces(settings.watch_namespaces.clone())
+                        .watch_namespaces(
+                            gloo_core::scope::WatchScope::from_settings(&settings).namespaces(),
+                        )
                         .kinds(kinds);
                     if options.ingress {
                         builder = builder.ingress(ingress_options(&write_namespace, |name| {
@@ -365,35 +367,17 @@ impl Sources {
 }
 
 /// The Settings `gloo` runs with: `gloo-system/default` when the snapshot has it, else the
-/// first Settings; defaults without any.
+/// first Settings; defaults without any (gloo-core's [`settings_in_force`], which also decides
+/// which namespaces the translation reads).
 pub fn settings_of(snapshot: &SourceSnapshot) -> SettingsSpec {
-    let all: Vec<_> = snapshot
-        .resources
-        .iter()
-        .filter_map(|r| match &r.resource {
-            Resource::Settings(s) => Some(s),
-            _ => None,
-        })
-        .collect();
-    let default = all.iter().find(|s| {
-        s.metadata.name == "default"
-            && s.metadata.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE) == DEFAULT_NAMESPACE
-    });
-    default
-        .or(all.first())
+    settings_in_force(&snapshot.resources)
         .map(|s| s.spec.clone())
         .unwrap_or_default()
 }
 
 /// `discoveryNamespace`, default `gloo-system`: where discovered upstreams are written, and
 /// the key statuses are reported under.
-pub fn write_namespace(settings: &SettingsSpec) -> String {
-    settings
-        .discovery_namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
-}
+pub use gloo_core::scope::write_namespace;
 
 /// `discovery.fdsMode` (default `BLACKLIST`).
 pub fn fds_mode(settings: &SettingsSpec) -> FdsMode {

@@ -828,6 +828,22 @@ pub fn wait_for_answer(
     }
 }
 
+/// Waits until `port` answers `path` with 200 from the [`Backend`] named `backend`; panics
+/// naming the last answer if it does not in time.
+pub fn wait_served(port: u16, path: &str, backend: &str) {
+    let result = poll(&format!("{path} on :{port} to reach {backend}"), || {
+        let r = http_get(port, path).map_err(|e| e.to_string())?;
+        if r.status == 200 && r.header("x-backend") == Some(backend) {
+            Ok(())
+        } else {
+            Err(format!("{} {:?} {}", r.status, r.headers, r.body))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
 /// `GET path` on the admin endpoint; panics if it does not answer 200.
 pub fn admin_get(admin: u16, path: &str) -> String {
     let r = http_get(admin, path).unwrap_or_else(|e| panic!("admin {path}: {e}"));
