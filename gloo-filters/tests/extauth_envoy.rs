@@ -10,6 +10,7 @@
 mod support {
     pub mod envoy;
     pub mod grpc;
+    pub mod hyper_server;
     #[allow(dead_code)] // each test binary uses part of the helper
     pub mod redis_server;
 }
@@ -30,15 +31,13 @@ use gloo_filters::extauth::{
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
 
 use support::envoy::{http_listener, static_cluster, Envoy};
+use support::hyper_server::serve;
 use support::redis_server::free_port;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -68,27 +67,6 @@ fn basic(user: &str, password: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
-}
-
-/// Serves `service` (hyper, HTTP/1) on a loopback port; returns the port.
-async fn serve<S, F>(service: S) -> u16
-where
-    S: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
-    F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(service))
-                    .await;
-            });
-        }
-    });
-    port
 }
 
 /// The backend: `200` with the request headers it got, one `name: value` line each.

@@ -39,9 +39,13 @@
 //!   cache), or by RFC 7662 introspection (cached for `cacheTimeout`), optionally the
 //!   userinfo endpoint, required scopes and claims to headers. Refused: a bare `403`. User
 //!   id: `userIdAttributeName` of the introspection answer.
+//! * [`passthrough::PassThroughHttp`], [`passthrough::PassThroughGrpc`]
+//!   (`passThroughAuth`): another auth server decides, asked with a `POST` or over Envoy's
+//!   ext_authz gRPC protocol (feature `extauth-passthrough-grpc`); see [`passthrough`].
+//!   Refused: what that server answers (`403` when it fails, unless `failureModeAllow`).
 //! * The OIDC authorization code flow (`oauth2.oidcAuthorizationCode`) is kept as JSON in
 //!   [`config::OAuth2Config::OidcAuthorizationCode`]; building it is an error until the
-//!   `oidc` step is wired in. OPA, LDAP, passthrough, HMAC, plugins, portal, Aerospike key
+//!   `oidc` step is wired in. OPA, LDAP, HMAC, plugins, portal, Aerospike key
 //!   storage, the plain OAuth2 flow and the `jwt` placeholder step are refused when built,
 //!   naming the field.
 //!
@@ -94,6 +98,7 @@ mod future;
 #[cfg(feature = "extauth-grpc")]
 pub mod grpc;
 mod layer;
+pub mod passthrough;
 mod service;
 
 pub use self::access_token::{AccessTokenValidation, DEFAULT_CACHE_TIMEOUT, DEFAULT_JWKS_REFRESH};
