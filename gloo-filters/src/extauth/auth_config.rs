@@ -505,6 +505,36 @@ fn build_step(
             )?),
             _ => return Err(ConfigError::new(at, "set exactly one of grpc, http")),
         },
+        #[cfg(feature = "extauth-ldap")]
+        (
+            _,
+            Config {
+                ldap: Some(ldap), ..
+            },
+        ) => Arc::new(super::ldap::LdapAuth::from_config(
+            &at,
+            ldap,
+            options.call_timeout,
+        )?),
+        #[cfg(feature = "extauth-ldap")]
+        (
+            _,
+            Config {
+                ldap_internal: Some(ldap),
+                ..
+            },
+        ) => Arc::new(super::ldap::LdapAuth::from_internal(
+            &at,
+            ldap,
+            options.call_timeout,
+        )?),
+        #[cfg(not(feature = "extauth-ldap"))]
+        ("ldap" | "ldapInternal", _) => {
+            return Err(ConfigError::new(
+                at,
+                "LDAP needs gloo-filters' `extauth-ldap` feature",
+            ))
+        }
         _ => return Err(unsupported(at, &format!("`{kind}`"))),
     })
 }

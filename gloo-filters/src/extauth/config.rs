@@ -7,7 +7,7 @@
 //! mutually exclusive fields, `google.protobuf.Duration` as `"1.5s"`, wrappers as plain values.
 //! Unknown fields are errors that name the field and where it is
 //! ([`ExtAuthConfig::from_json`]). Auth types Gloo has but this crate does not implement
-//! (OPA, LDAP, HMAC, plugins, portal, the legacy `oauth`, the JWT placeholder)
+//! (OPA, HMAC, plugins, portal, the legacy `oauth`, the JWT placeholder)
 //! parse, and are refused when the config is built, naming the field.
 
 use std::collections::BTreeMap;
@@ -98,12 +98,13 @@ pub struct Config {
     /// OPA policies (not implemented).
     #[serde(default)]
     pub opa_auth: Option<Value>,
-    /// LDAP, deprecated form (not implemented).
+    /// LDAP, its user-facing form (a service account here names a Secret, which the control
+    /// plane resolves into `ldapInternal`).
     #[serde(default)]
-    pub ldap: Option<Value>,
-    /// LDAP with a service account (not implemented).
+    pub ldap: Option<Ldap>,
+    /// LDAP with the service account's credentials resolved.
     #[serde(default)]
-    pub ldap_internal: Option<Value>,
+    pub ldap_internal: Option<LdapInternal>,
     /// The JWT placeholder step (not implemented).
     #[serde(default)]
     pub jwt: Option<Value>,
@@ -504,4 +505,81 @@ pub struct PassThroughHttpResponse {
     /// Answer headers set on the client's response when allowed.
     #[serde(default)]
     pub allowed_client_headers_on_success: Vec<String>,
+}
+
+/// Gloo's `Ldap` (as `configs[].ldap`): `groupLookupSettings` names a Secret, so a config
+/// with one must come as [`LdapInternal`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Ldap {
+    /// The server: `host:port`, or an `ldap://host:port` URL.
+    #[serde(default)]
+    pub address: String,
+    /// The user entry's DN, `%s` standing for the user name (`uid=%s,ou=people,dc=solo,dc=io`).
+    #[serde(default)]
+    pub user_dn_template: String,
+    /// The attribute listing the entry's groups (`memberOf` when empty).
+    #[serde(default)]
+    pub membership_attribute_name: String,
+    /// Group DNs one of which the user must be in.
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    /// Connection pool tuning (accepted, not used: each check opens its connections).
+    #[serde(default)]
+    pub pool: Option<Value>,
+    /// The filter of the search for the user entry (`(uid=*)` when empty).
+    #[serde(default)]
+    pub search_filter: String,
+    /// Only authenticate: no group check.
+    #[serde(default)]
+    pub disable_group_checking: bool,
+    /// The service account, by Secret reference (refused here: the control plane resolves it
+    /// into `ldapInternal`).
+    #[serde(default)]
+    pub group_lookup_settings: Option<Value>,
+}
+
+/// Gloo's `ExtAuthConfig.LdapConfig` (`configs[].ldapInternal`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LdapInternal {
+    /// The server: `host:port`, or an `ldap://host:port` URL.
+    #[serde(default)]
+    pub address: String,
+    /// The user entry's DN, `%s` standing for the user name.
+    #[serde(default)]
+    pub user_dn_template: String,
+    /// The attribute listing the entry's groups (`memberOf` when empty).
+    #[serde(default)]
+    pub membership_attribute_name: String,
+    /// Group DNs one of which the user must be in.
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    /// Connection pool tuning (accepted, not used).
+    #[serde(default)]
+    pub pool: Option<Value>,
+    /// The filter of the search for the user entry (`(uid=*)` when empty).
+    #[serde(default)]
+    pub search_filter: String,
+    /// Only authenticate: no group check.
+    #[serde(default)]
+    pub disable_group_checking: bool,
+    /// The service account that reads group membership.
+    #[serde(default)]
+    pub group_lookup_settings: Option<LdapServiceAccount>,
+}
+
+/// `ExtAuthConfig.LdapServiceAccountConfig`: resolved credentials.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LdapServiceAccount {
+    /// The service account's DN.
+    #[serde(default)]
+    pub username: String,
+    /// Its password.
+    #[serde(default)]
+    pub password: String,
+    /// Read the user's groups bound as the service account (not as the user).
+    #[serde(default)]
+    pub check_groups_with_service_account: bool,
 }

@@ -43,9 +43,13 @@
 //!   (`passThroughAuth`): another auth server decides, asked with a `POST` or over Envoy's
 //!   ext_authz gRPC protocol (feature `extauth-passthrough-grpc`); see [`passthrough`].
 //!   Refused: what that server answers (`403` when it fails, unless `failureModeAllow`).
+//! * `ldap::LdapAuth` (`ldap`, `ldapInternal`; feature `extauth-ldap`): basic credentials
+//!   bound as the user's DN, group membership read from the user's entry (optionally by a
+//!   service account). Refused: `401` (bad credentials), `403` (no allowed group), `500`
+//!   (LDAP errors). User id: the user name.
 //! * The OIDC authorization code flow (`oauth2.oidcAuthorizationCode`) is kept as JSON in
 //!   [`config::OAuth2Config::OidcAuthorizationCode`]; building it is an error until the
-//!   `oidc` step is wired in. OPA, LDAP, HMAC, plugins, portal, Aerospike key
+//!   `oidc` step is wired in. OPA, HMAC, plugins, portal, Aerospike key
 //!   storage, the plain OAuth2 flow and the `jwt` placeholder step are refused when built,
 //!   naming the field.
 //!
@@ -98,6 +102,8 @@ mod future;
 #[cfg(feature = "extauth-grpc")]
 pub mod grpc;
 mod layer;
+#[cfg(feature = "extauth-ldap")]
+pub mod ldap;
 pub mod passthrough;
 mod service;
 
