@@ -505,6 +505,21 @@ fn build_step(
             )?),
             _ => return Err(ConfigError::new(at, "set exactly one of grpc, http")),
         },
+        #[cfg(feature = "extauth-opa")]
+        (
+            _,
+            Config {
+                opa_auth: Some(opa),
+                ..
+            },
+        ) => Arc::new(super::opa::OpaAuth::from_config(&at, opa)?),
+        #[cfg(not(feature = "extauth-opa"))]
+        ("opaAuth", _) => {
+            return Err(ConfigError::new(
+                at,
+                "OPA needs gloo-filters' `extauth-opa` feature",
+            ))
+        }
         #[cfg(feature = "extauth-ldap")]
         (
             _,

@@ -7,7 +7,7 @@
 //! mutually exclusive fields, `google.protobuf.Duration` as `"1.5s"`, wrappers as plain values.
 //! Unknown fields are errors that name the field and where it is
 //! ([`ExtAuthConfig::from_json`]). Auth types Gloo has but this crate does not implement
-//! (OPA, HMAC, plugins, portal, the legacy `oauth`, the JWT placeholder)
+//! (HMAC, plugins, portal, the legacy `oauth`, the JWT placeholder)
 //! parse, and are refused when the config is built, naming the field.
 
 use std::collections::BTreeMap;
@@ -95,9 +95,9 @@ pub struct Config {
     /// Gloo's deprecated Go plugins (not implemented).
     #[serde(default)]
     pub plugin_auth: Option<Value>,
-    /// OPA policies (not implemented).
+    /// OPA policies evaluated in process.
     #[serde(default)]
-    pub opa_auth: Option<Value>,
+    pub opa_auth: Option<OpaAuth>,
     /// LDAP, its user-facing form (a service account here names a Secret, which the control
     /// plane resolves into `ldapInternal`).
     #[serde(default)]
@@ -582,4 +582,32 @@ pub struct LdapServiceAccount {
     /// Read the user's groups bound as the service account (not as the user).
     #[serde(default)]
     pub check_groups_with_service_account: bool,
+}
+
+/// Gloo's `ExtAuthConfig.OpaAuthConfig`: Rego modules (file name to source, resolved from their
+/// ConfigMaps) and the query that decides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpaAuth {
+    /// File name to Rego source.
+    #[serde(default)]
+    pub modules: BTreeMap<String, String>,
+    /// The query; `true`, or an array whose first element is `true`, allows.
+    #[serde(default)]
+    pub query: String,
+    /// Evaluation options.
+    #[serde(default)]
+    pub options: Option<OpaAuthOptions>,
+}
+
+/// Gloo's `OpaAuthOptions`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpaAuthOptions {
+    /// Gloo's faster input conversion (accepted; the input here is always built whole).
+    #[serde(default)]
+    pub fast_input_conversion: bool,
+    /// Put the decision reason in dynamic metadata (accepted; no dynamic metadata is emitted).
+    #[serde(default)]
+    pub return_decision_reason: bool,
 }

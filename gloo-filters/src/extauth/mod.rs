@@ -47,9 +47,11 @@
 //!   bound as the user's DN, group membership read from the user's entry (optionally by a
 //!   service account). Refused: `401` (bad credentials), `403` (no allowed group), `500`
 //!   (LDAP errors). User id: the user name.
+//! * `opa::OpaAuth` (`opaAuth`; feature `extauth-opa`): Rego modules and a query evaluated
+//!   in process (regorus) against Gloo's input. Refused: a bare `403`.
 //! * The OIDC authorization code flow (`oauth2.oidcAuthorizationCode`) is kept as JSON in
 //!   [`config::OAuth2Config::OidcAuthorizationCode`]; building it is an error until the
-//!   `oidc` step is wired in. OPA, HMAC, plugins, portal, Aerospike key
+//!   `oidc` step is wired in. HMAC, plugins, portal, Aerospike key
 //!   storage, the plain OAuth2 flow and the `jwt` placeholder step are refused when built,
 //!   naming the field.
 //!
@@ -104,6 +106,8 @@ pub mod grpc;
 mod layer;
 #[cfg(feature = "extauth-ldap")]
 pub mod ldap;
+#[cfg(feature = "extauth-opa")]
+pub mod opa;
 pub mod passthrough;
 mod service;
 
