@@ -554,7 +554,56 @@ async fn passthrough_combines_with_other_steps_in_the_ext_authz_service() {
     let mut client = AuthorizationClient::connect(format!("http://127.0.0.1:{port}"))
         .await
         .expect("connect");
-    let check = |config: &str, headers: &[(&str, &str)]| PbCheckRequest {
+    // The API key alone: `key` allows, the passthrough is never asked.
+    let before = peer.seen.lock().expect("lock").len();
+    let (code, headers, _) = ask(&mut client, "gloo-system.either", &[("api-key", "s3cr3t")]).await;
+    assert_eq!(code, 0);
+    assert!(
+        headers.contains(&("x-user-id".into(), "robot".into())),
+        "{headers:?}"
+    );
+    assert_eq!(peer.seen.lock().expect("lock").len(), before);
+    // No key: the passthrough decides.
+    let (code, headers, _) = ask(
+        &mut client,
+        "gloo-system.either",
+        &[("authorization", "authorize me")],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert!(
+        headers.contains(&("x-user".into(), "alice".into())),
+        "{headers:?}"
+    );
+    let (code, _, status) = ask(&mut client, "gloo-system.either", &[]).await;
+    assert_ne!(code, 0);
+    assert_eq!(status, 401);
+
+    // Both passthroughs must allow; their headers merge.
+    let (code, headers, _) = ask(
+        &mut client,
+        "gloo-system.both",
+        &[("authorization", "authorize me")],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert!(
+        headers.contains(&("x-user".into(), "alice".into())),
+        "{headers:?}"
+    );
+    let (_, _, status) = ask(&mut client, "gloo-system.both", &[("authorization", "no")]).await;
+    assert_eq!(status, 401);
+}
+
+/// Asks the ext_authz service about a GET of `/` carrying `headers`, with `config` as the
+/// route's `config_id`; returns the gRPC status code, the upstream headers of an allowed
+/// request and the HTTP status (200 when allowed).
+async fn ask(
+    client: &mut AuthorizationClient<tonic::transport::Channel>,
+    config: &str,
+    headers: &[(&str, &str)],
+) -> (i32, Vec<(String, String)>, u32) {
+    let request = PbCheckRequest {
         attributes: Some(AttributeContext {
             request: Some(PbRequest {
                 http: Some(HttpRequest {
@@ -574,88 +623,23 @@ async fn passthrough_combines_with_other_steps_in_the_ext_authz_service() {
             ..Default::default()
         }),
     };
-    let answer = |r: CheckResponse| -> (i32, Vec<(String, String)>, u32) {
-        let code = r.status.map_or(0, |s| s.code);
-        match r.http_response {
-            Some(HttpResponse::OkResponse(ok)) => (
-                code,
-                ok.headers
-                    .into_iter()
-                    .filter_map(|h| h.header)
-                    .map(|h| (h.key, h.value))
-                    .collect(),
-                200,
-            ),
-            Some(HttpResponse::DeniedResponse(d)) => {
-                (code, Vec::new(), d.status.map_or(0, |s| s.code as u32))
-            }
-            other => panic!("unexpected answer {other:?}"),
-        }
-    };
-
-    // The API key alone: `key` allows, the passthrough is never asked.
-    let before = peer.seen.lock().expect("lock").len();
-    let (code, headers, _) = answer(
-        client
-            .check(check("gloo-system.either", &[("api-key", "s3cr3t")]))
-            .await
-            .expect("check")
-            .into_inner(),
-    );
-    assert_eq!(code, 0);
-    assert!(
-        headers.contains(&("x-user-id".into(), "robot".into())),
-        "{headers:?}"
-    );
-    assert_eq!(peer.seen.lock().expect("lock").len(), before);
-    // No key: the passthrough decides.
-    let (code, headers, _) = answer(
-        client
-            .check(check(
-                "gloo-system.either",
-                &[("authorization", "authorize me")],
-            ))
-            .await
-            .expect("check")
-            .into_inner(),
-    );
-    assert_eq!(code, 0);
-    assert!(
-        headers.contains(&("x-user".into(), "alice".into())),
-        "{headers:?}"
-    );
-    let (code, _, status) = answer(
-        client
-            .check(check("gloo-system.either", &[]))
-            .await
-            .expect("check")
-            .into_inner(),
-    );
-    assert_ne!(code, 0);
-    assert_eq!(status, 401);
-
-    // Both passthroughs must allow; their headers merge.
-    let (code, headers, _) = answer(
-        client
-            .check(check(
-                "gloo-system.both",
-                &[("authorization", "authorize me")],
-            ))
-            .await
-            .expect("check")
-            .into_inner(),
-    );
-    assert_eq!(code, 0);
-    assert!(
-        headers.contains(&("x-user".into(), "alice".into())),
-        "{headers:?}"
-    );
-    let (_, _, status) = answer(
-        client
-            .check(check("gloo-system.both", &[("authorization", "no")]))
-            .await
-            .expect("check")
-            .into_inner(),
-    );
-    assert_eq!(status, 401);
+    let answer = client.check(request).await.expect("check").into_inner();
+    let code = answer.status.map_or(0, |s| s.code);
+    match answer.http_response {
+        Some(HttpResponse::OkResponse(ok)) => (
+            code,
+            ok.headers
+                .into_iter()
+                .filter_map(|h| h.header)
+                .map(|h| (h.key, h.value))
+                .collect(),
+            200,
+        ),
+        Some(HttpResponse::DeniedResponse(d)) => (
+            code,
+            Vec::new(),
+            d.status.map_or(0, |s| u32::try_from(s.code).unwrap_or(0)),
+        ),
+        other => panic!("unexpected answer {other:?}"),
+    }
 }

@@ -507,11 +507,19 @@ pub struct PassThroughHttpResponse {
     pub allowed_client_headers_on_success: Vec<String>,
 }
 
-/// Gloo's `Ldap` (as `configs[].ldap`): `groupLookupSettings` names a Secret, so a config
-/// with one must come as [`LdapInternal`].
+/// Gloo's `Ldap` (as `configs[].ldap`): `groupLookupSettings` names a Secret (kept as JSON),
+/// so a config with one must come as [`LdapInternal`].
+pub type Ldap = LdapConfig<Value>;
+
+/// Gloo's `ExtAuthConfig.LdapConfig` (`configs[].ldapInternal`): the service account's
+/// credentials resolved.
+pub type LdapInternal = LdapConfig<LdapServiceAccount>;
+
+/// The fields of Gloo's `Ldap` and `ExtAuthConfig.LdapConfig`, which differ only in their
+/// `groupLookupSettings` (`G`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Ldap {
+pub struct LdapConfig<G> {
     /// The server: `host:port`, or an `ldap://host:port` URL.
     #[serde(default)]
     pub address: String,
@@ -533,40 +541,9 @@ pub struct Ldap {
     /// Only authenticate: no group check.
     #[serde(default)]
     pub disable_group_checking: bool,
-    /// The service account, by Secret reference (refused here: the control plane resolves it
-    /// into `ldapInternal`).
-    #[serde(default)]
-    pub group_lookup_settings: Option<Value>,
-}
-
-/// Gloo's `ExtAuthConfig.LdapConfig` (`configs[].ldapInternal`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LdapInternal {
-    /// The server: `host:port`, or an `ldap://host:port` URL.
-    #[serde(default)]
-    pub address: String,
-    /// The user entry's DN, `%s` standing for the user name.
-    #[serde(default)]
-    pub user_dn_template: String,
-    /// The attribute listing the entry's groups (`memberOf` when empty).
-    #[serde(default)]
-    pub membership_attribute_name: String,
-    /// Group DNs one of which the user must be in.
-    #[serde(default)]
-    pub allowed_groups: Vec<String>,
-    /// Connection pool tuning (accepted, not used).
-    #[serde(default)]
-    pub pool: Option<Value>,
-    /// The filter of the search for the user entry (`(uid=*)` when empty).
-    #[serde(default)]
-    pub search_filter: String,
-    /// Only authenticate: no group check.
-    #[serde(default)]
-    pub disable_group_checking: bool,
     /// The service account that reads group membership.
-    #[serde(default)]
-    pub group_lookup_settings: Option<LdapServiceAccount>,
+    #[serde(default = "Option::default")]
+    pub group_lookup_settings: Option<G>,
 }
 
 /// `ExtAuthConfig.LdapServiceAccountConfig`: resolved credentials.

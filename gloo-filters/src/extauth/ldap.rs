@@ -95,16 +95,6 @@ impl fmt::Debug for LdapAuth {
     }
 }
 
-/// The fields `ldap` and `ldapInternal` share.
-struct Common<'a> {
-    address: &'a str,
-    user_dn_template: &'a str,
-    membership_attribute_name: &'a str,
-    allowed_groups: &'a [String],
-    search_filter: &'a str,
-    disable_group_checking: bool,
-}
-
 impl LdapAuth {
     pub(crate) fn from_config(
         at: &str,
@@ -117,19 +107,7 @@ impl LdapAuth {
                 "the service account's credentials must be resolved: send this config as `ldapInternal`",
             ));
         }
-        Self::build(
-            at,
-            Common {
-                address: &config.address,
-                user_dn_template: &config.user_dn_template,
-                membership_attribute_name: &config.membership_attribute_name,
-                allowed_groups: &config.allowed_groups,
-                search_filter: &config.search_filter,
-                disable_group_checking: config.disable_group_checking,
-            },
-            None,
-            timeout,
-        )
+        Self::build(at, config, None, timeout)
     }
 
     pub(crate) fn from_internal(
@@ -152,28 +130,16 @@ impl LdapAuth {
             }
             _ => None,
         };
-        Self::build(
-            at,
-            Common {
-                address: &config.address,
-                user_dn_template: &config.user_dn_template,
-                membership_attribute_name: &config.membership_attribute_name,
-                allowed_groups: &config.allowed_groups,
-                search_filter: &config.search_filter,
-                disable_group_checking: config.disable_group_checking,
-            },
-            service_account,
-            timeout,
-        )
+        Self::build(at, config, service_account, timeout)
     }
 
-    fn build(
+    fn build<G>(
         at: &str,
-        c: Common<'_>,
+        c: &config::LdapConfig<G>,
         service_account: Option<ServiceAccount>,
         timeout: Duration,
     ) -> Result<Self, ConfigError> {
-        let url = match c.address {
+        let url = match c.address.as_str() {
             "" => return Err(ConfigError::new(format!("{at}.address"), "required")),
             a if a.starts_with("ldap://") => a.to_owned(),
             a if a.contains("://") => {
@@ -196,9 +162,9 @@ impl LdapAuth {
         Ok(Self {
             url,
             template,
-            attribute: non_empty(c.membership_attribute_name, DEFAULT_MEMBERSHIP_ATTRIBUTE),
-            allowed_groups: c.allowed_groups.to_vec(),
-            search_filter: non_empty(c.search_filter, DEFAULT_SEARCH_FILTER),
+            attribute: non_empty(&c.membership_attribute_name, DEFAULT_MEMBERSHIP_ATTRIBUTE),
+            allowed_groups: c.allowed_groups.clone(),
+            search_filter: non_empty(&c.search_filter, DEFAULT_SEARCH_FILTER),
             check_groups: !c.disable_group_checking,
             service_account,
             timeout,

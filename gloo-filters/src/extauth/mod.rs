@@ -98,6 +98,8 @@ mod basic;
 mod body;
 mod client;
 pub mod config;
+#[cfg(any(feature = "extauth-passthrough-grpc", feature = "extauth-opa"))]
+mod envoy_check;
 mod error;
 mod expr;
 mod future;

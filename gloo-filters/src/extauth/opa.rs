@@ -30,7 +30,6 @@
 //!   dynamic metadata is emitted).
 //! * Evaluation runs on the calling task; a query that loops for long holds it.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use http::StatusCode;
@@ -38,10 +37,9 @@ use regorus::{Engine, Value};
 use serde_json::{json, Map};
 
 use super::config;
+use super::envoy_check::envoy_check_request;
 use super::error::ConfigError;
 use super::{Allowed, Authorize, BoxFuture, CheckRequest, Decision, Denied};
-use crate::ext_authz::check::{self, BodySettings};
-use crate::ext_authz::ConnectionInfo;
 
 /// Gloo's `opaAuth` step; see the [module docs](self). Built from the config by
 /// [`AuthConfig::from_config`](super::AuthConfig::from_config).
@@ -160,32 +158,7 @@ fn deprecated_all(args: Vec<Value>) -> anyhow::Result<Value> {
 
 /// Gloo's OPA input for `request`.
 fn input(request: &CheckRequest) -> serde_json::Value {
-    let mut parts = http::Request::new(()).into_parts().0;
-    parts.method = request.method.clone();
-    parts.uri = request.uri.clone();
-    parts.headers = request.headers.clone();
-    if !request.host.is_empty() && !parts.headers.contains_key(http::header::HOST) {
-        if let Ok(host) = http::HeaderValue::from_str(&request.host) {
-            parts.headers.insert(http::header::HOST, host);
-        }
-    }
-    let connection = ConnectionInfo {
-        source: request.peer,
-        destination: None,
-        tls: request.scheme == "https",
-    };
-    let body = (!request.body.is_empty()).then_some(&request.body);
-    let check = check::build_check_request(
-        &parts,
-        connection,
-        BodySettings {
-            max_request_bytes: u64::MAX,
-            pack_as_bytes: false,
-        },
-        body,
-        HashMap::new(),
-        None,
-    );
+    let check = envoy_check_request(request, None);
     let http = check
         .attributes
         .as_ref()
@@ -200,7 +173,7 @@ fn input(request: &CheckRequest) -> serde_json::Value {
         http_request.insert("host".into(), json!(http.host));
         http_request.insert("scheme".into(), json!(http.scheme));
         http_request.insert("protocol".into(), json!(http.protocol));
-        if body.is_some() {
+        if !request.body.is_empty() {
             http_request.insert("body".into(), json!(http.body));
             http_request.insert("size".into(), json!(http.size));
         }

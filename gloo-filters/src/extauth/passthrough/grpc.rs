@@ -12,11 +12,11 @@ use http::{HeaderMap, StatusCode};
 use tonic::transport::{Channel, Endpoint};
 
 use super::super::config::PassThroughAuth;
+use super::super::envoy_check::envoy_check_request;
 use super::super::error::ConfigError;
 use super::super::{Allowed, Authorize, BoxFuture, CheckRequest, Decision, Denied};
 use super::{failed, timeout};
-use crate::ext_authz::check::{self, BodySettings, Reply, Verdict};
-use crate::ext_authz::ConnectionInfo;
+use crate::ext_authz::check::{self, Reply, Verdict};
 use crate::pb_json::pb_struct;
 
 /// The filter metadata namespace the step's `config` is sent under, as Gloo sends it.
@@ -101,20 +101,6 @@ impl PassThroughGrpc {
         &self,
         request: &CheckRequest,
     ) -> envoy_types::pb::envoy::service::auth::v3::CheckRequest {
-        let mut parts = http::Request::new(()).into_parts().0;
-        parts.method = request.method.clone();
-        parts.uri = request.uri.clone();
-        parts.headers = request.headers.clone();
-        if !request.host.is_empty() && !parts.headers.contains_key(http::header::HOST) {
-            if let Ok(host) = http::HeaderValue::from_str(&request.host) {
-                parts.headers.insert(http::header::HOST, host);
-            }
-        }
-        let connection = ConnectionInfo {
-            source: request.peer,
-            destination: None,
-            tls: request.scheme == "https",
-        };
         let metadata = self.config.as_ref().map(|config| Metadata {
             filter_metadata: HashMap::from([(
                 PASSTHROUGH_CONFIG_NAMESPACE.to_string(),
@@ -122,18 +108,7 @@ impl PassThroughGrpc {
             )]),
             ..Default::default()
         });
-        let body = (!request.body.is_empty()).then_some(&request.body);
-        check::build_check_request(
-            &parts,
-            connection,
-            BodySettings {
-                max_request_bytes: u64::MAX,
-                pack_as_bytes: false,
-            },
-            body,
-            HashMap::new(),
-            metadata,
-        )
+        envoy_check_request(request, metadata)
     }
 }
 
