@@ -563,34 +563,21 @@ async fn passthrough_combines_with_other_steps_in_the_ext_authz_service() {
         "{headers:?}"
     );
     assert_eq!(peer.seen.lock().expect("lock").len(), before);
-    // No key: the passthrough decides.
-    let (code, headers, _) = ask(
-        &mut client,
-        "gloo-system.either",
-        &[("authorization", "authorize me")],
-    )
-    .await;
-    assert_eq!(code, 0);
-    assert!(
-        headers.contains(&("x-user".into(), "alice".into())),
-        "{headers:?}"
-    );
+    // No key: the passthrough decides. With both passthroughs, both must allow; their
+    // headers merge.
+    for config in ["gloo-system.either", "gloo-system.both"] {
+        let (code, headers, _) =
+            ask(&mut client, config, &[("authorization", "authorize me")]).await;
+        assert_eq!(code, 0, "{config}");
+        assert!(
+            headers.contains(&("x-user".into(), "alice".into())),
+            "{config}: {headers:?}"
+        );
+    }
     let (code, _, status) = ask(&mut client, "gloo-system.either", &[]).await;
     assert_ne!(code, 0);
     assert_eq!(status, 401);
 
-    // Both passthroughs must allow; their headers merge.
-    let (code, headers, _) = ask(
-        &mut client,
-        "gloo-system.both",
-        &[("authorization", "authorize me")],
-    )
-    .await;
-    assert_eq!(code, 0);
-    assert!(
-        headers.contains(&("x-user".into(), "alice".into())),
-        "{headers:?}"
-    );
     let (_, _, status) = ask(&mut client, "gloo-system.both", &[("authorization", "no")]).await;
     assert_eq!(status, 401);
 }
