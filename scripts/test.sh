@@ -59,6 +59,20 @@ if ! command -v htpasswd >/dev/null 2>&1; then
     || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y apache2-utils >/dev/null; }
 fi
 export GLOO_TEST_HTPASSWD="$(command -v htpasswd)"
+# OpenLDAP's slapd (Debian's slapd; ldap-utils for debugging by hand): gloo-filters'
+# `extauth-ldap` tests start their own slapd on a free loopback port, configured from a temp
+# cn=config the test writes (memberof overlay, mdb back end), and kill it by PID.
+if [ ! -x /usr/sbin/slapd ]; then
+  sudo_cmd=""
+  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y slapd ldap-utils >/dev/null \
+    || { $sudo_cmd apt-get update >/dev/null \
+      && $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y slapd ldap-utils >/dev/null; }
+fi
+export GLOO_TEST_SLAPD=/usr/sbin/slapd
+# slapd's loadable modules (back_mdb, memberof) and schema LDIFs.
+export GLOO_TEST_SLAPD_MODULES=/usr/lib/ldap
+export GLOO_TEST_SLAPD_SCHEMA=/etc/ldap/schema
 # Real Kubernetes clients that check the fake API server's wire format (gloo-discovery
 # `kubernetes` tests): kubectl (Debian's kubernetes-client when the machine has none) and the
 # Python `kubernetes` client in the venv.

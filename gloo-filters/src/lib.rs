@@ -46,6 +46,9 @@
 //!   `jwt` for JWT access tokens.
 //! * `extauth-grpc`: `extauth::grpc`, Envoy's ext_authz gRPC service
 //!   (`envoy.service.auth.v3.Authorization`) over the same configs (tonic, envoy-types).
+//! * `extauth-passthrough-grpc`: Gloo's gRPC `passThroughAuth` step, asking another
+//!   `envoy.service.auth.v3.Authorization` server through the `ext_authz` module's client
+//!   (enables `ext-authz`). HTTP passthrough is part of `extauth`.
 //! * `extauth-oidc`: `extauth::oidc`, Gloo's OIDC authorization-code step (discovery, the
 //!   browser flow with PKCE, ID tokens verified with the `jwt` module's key reader, sessions
 //!   in optionally AES-256-GCM encrypted cookies, refresh, logout). Enables `jwt` and `https`.
@@ -95,6 +98,8 @@ mod http_client;
 pub mod jwt;
 #[cfg(any(feature = "transform", feature = "jwt", feature = "ratelimit"))]
 pub mod metadata;
+#[cfg(any(feature = "extproc-transform", feature = "extauth-passthrough-grpc"))]
+mod pb_json;
 #[cfg(feature = "ratelimit")]
 pub mod ratelimit;
 #[cfg(feature = "rls")]

@@ -10,6 +10,7 @@
 mod support {
     pub mod envoy;
     pub mod grpc;
+    pub mod hyper_server;
     #[allow(dead_code)] // each test binary uses part of the helper
     pub mod redis_server;
 }
@@ -30,15 +31,13 @@ use gloo_filters::extauth::{
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
 
 use support::envoy::{http_listener, static_cluster, Envoy};
+use support::hyper_server::serve;
 use support::redis_server::free_port;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -68,27 +67,6 @@ fn basic(user: &str, password: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
-}
-
-/// Serves `service` (hyper, HTTP/1) on a loopback port; returns the port.
-async fn serve<S, F>(service: S) -> u16
-where
-    S: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
-    F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(service))
-                    .await;
-            });
-        }
-    });
-    port
 }
 
 /// The backend: `200` with the request headers it got, one `name: value` line each.
@@ -129,8 +107,31 @@ async fn start_introspection() -> u16 {
     .await
 }
 
+/// A third-party HTTP auth server for `passThroughAuth`: `authorization: authorize me` gets a
+/// 200 with `x-team` and `x-user` for the upstream, anything else a 401 with a challenge.
+async fn start_auth_peer() -> u16 {
+    serve(|req: Request<Incoming>| async move {
+        let authorized = req
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v == "authorize me");
+        let answer = if authorized {
+            Response::builder()
+                .header("x-team", "extra")
+                .header("x-user", "alice")
+                .header("x-other", "dropped")
+        } else {
+            Response::builder()
+                .status(401)
+                .header("www-authenticate", "Custom realm=\"peer\"")
+        };
+        Ok(answer.body(Full::new(Bytes::new())).expect("answer builds"))
+    })
+    .await
+}
+
 /// The configs both sides serve, by route prefix.
-fn configs(introspection_port: u16) -> Vec<(&'static str, Value)> {
+fn configs(introspection_port: u16, auth_peer_port: u16) -> Vec<(&'static str, Value)> {
     let jwks = json!({"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "use": "sig", "k": B64URL.encode(SECRET)}]});
     let basic_auth = json!({"realm": "gloo", "apr": {"users": {
         "user": {"salt": "TYiryv0/", "hashedPassword": "8BvzLUO9IfGPGGsPnAgSu1"}}}});
@@ -179,6 +180,15 @@ fn configs(introspection_port: u16) -> Vec<(&'static str, Value)> {
         (
             "not",
             json!({"booleanExpr": "!key", "configs": [{"name": "key", "apiKeyAuth": api_keys}]}),
+        ),
+        (
+            "pass",
+            json!({"configs": [{"passThroughAuth": {"http": {
+                "url": format!("http://127.0.0.1:{auth_peer_port}/auth"),
+                "request": {"allowedHeaders": ["authorization"]},
+                "response": {"allowedUpstreamHeaders": ["x-team"],
+                             "allowedUpstreamHeadersToOverwrite": ["x-user"],
+                             "allowedClientHeadersOnDenied": ["www-authenticate"]}}}}]}),
         ),
     ]
 }
@@ -414,7 +424,7 @@ async fn send_body(
 async fn envoy_with_our_ext_authz_service_answers_as_the_layer() {
     let backend = start_backend().await;
     let introspection = start_introspection().await;
-    let configs = configs(introspection);
+    let configs = configs(introspection, start_auth_peer().await);
     let mut prefixes: Vec<&str> = configs.iter().map(|(p, _)| *p).collect();
     let ext_configs: Vec<ExtAuthConfig> = configs
         .iter()
@@ -591,6 +601,17 @@ async fn envoy_with_our_ext_authz_service_answers_as_the_layer() {
         ("/not", vec![], 200),
         ("/not", h(&[("api-key", "bare")]), 403),
         ("/custom", h(&[("x-multi", "client")]), 200),
+        (
+            "/pass",
+            h(&[
+                ("authorization", "authorize me"),
+                ("x-team", "red"),
+                ("x-user", "spoofed"),
+            ]),
+            200,
+        ),
+        ("/pass", h(&[("authorization", "let me in")]), 401),
+        ("/pass", vec![], 401),
     ];
     for (path, headers, want) in &cases {
         let through_envoy = send(listen, path, headers).await.expect("Envoy answers");
@@ -645,6 +666,26 @@ async fn envoy_with_our_ext_authz_service_answers_as_the_layer() {
         .expect("answer");
     assert_eq!(custom.upstream["x-multi"], ["a,b"]);
     assert_eq!(custom.set_cookie, ["s=1", "t=2"]);
+    // Passthrough: appended to the client's value, overwritten, the peer's challenge.
+    let pass = send(
+        listen,
+        "/pass",
+        &h(&[
+            ("authorization", "authorize me"),
+            ("x-team", "red"),
+            ("x-user", "spoofed"),
+        ]),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(pass.upstream["x-team"], ["red,extra"]);
+    assert_eq!(pass.upstream["x-user"], ["alice"]);
+    assert!(!pass.upstream.contains_key("x-other"));
+    let refused = send(listen, "/pass", &[]).await.expect("answer");
+    assert_eq!(
+        refused.www_authenticate.as_deref(),
+        Some(r#"Custom realm="peer""#)
+    );
     let denied = send(listen, "/basic", &[]).await.expect("answer");
     assert_eq!(
         denied.www_authenticate.as_deref(),

@@ -3,7 +3,8 @@
 //! routes and weighted destinations (`ExtAuthExtension`), and the global ext auth `Settings`.
 //!
 //! Basic auth, API keys and OAuth2 / OIDC are fully typed; OPA, LDAP, pass-through, plugin,
-//! HMAC and portal configs are accepted and carried as JSON.
+//! HMAC and portal configs are accepted and carried as JSON (the ext auth server reads LDAP and
+//! pass-through).
 
 use std::collections::BTreeMap;
 
@@ -71,13 +72,14 @@ pub struct Config {
     /// OPA auth. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opa_auth: Option<serde_json::Value>,
-    /// LDAP auth. Accepted and carried; not interpreted yet.
+    /// LDAP auth, carried as JSON to the ext auth server (gloo-filters' `extauth-ldap`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ldap: Option<serde_json::Value>,
     /// Placeholder for the JWT filter's result in a boolean expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt: Option<Empty>,
-    /// Pass-through (gRPC/HTTP) auth. Accepted and carried; not interpreted yet.
+    /// Pass-through (gRPC/HTTP) auth, carried as JSON to the ext auth server (gloo-filters'
+    /// `extauth::passthrough`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pass_through_auth: Option<serde_json::Value>,
     /// HMAC auth. Accepted and carried; not interpreted yet.

@@ -113,6 +113,38 @@ pub(crate) fn check_request(
     body: Option<&Bytes>,
     metadata_context: Option<Metadata>,
 ) -> CheckRequest {
+    build_check_request(
+        parts,
+        connection,
+        BodySettings {
+            max_request_bytes: config.max_request_bytes,
+            pack_as_bytes: config.pack_as_bytes,
+        },
+        body,
+        config.context_extensions.clone(),
+        metadata_context,
+    )
+}
+
+/// How a buffered body goes into the check request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodySettings {
+    /// Bytes sent at most.
+    pub(crate) max_request_bytes: u64,
+    /// In `raw_body` instead of `body`.
+    pub(crate) pack_as_bytes: bool,
+}
+
+/// [`check_request`] with its settings given one by one (for callers without a layer, such as
+/// extauth's gRPC passthrough).
+pub(crate) fn build_check_request(
+    parts: &http::request::Parts,
+    connection: ConnectionInfo,
+    settings: BodySettings,
+    body: Option<&Bytes>,
+    context_extensions: HashMap<String, String>,
+    metadata_context: Option<Metadata>,
+) -> CheckRequest {
     let authority = parts
         .headers
         .get(HOST)
@@ -158,10 +190,10 @@ pub(crate) fn check_request(
         ..Default::default()
     };
     if let Some(body) = body {
-        let max = usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX);
+        let max = usize::try_from(settings.max_request_bytes).unwrap_or(usize::MAX);
         let length = body.len().min(max);
         let data = &body[..length];
-        if config.pack_as_bytes {
+        if settings.pack_as_bytes {
             http.raw_body = data.to_vec();
         } else {
             http.body = sanitize_utf8(data);
@@ -192,7 +224,7 @@ pub(crate) fn check_request(
                 }),
                 http: Some(http),
             }),
-            context_extensions: config.context_extensions.clone(),
+            context_extensions,
             metadata_context,
             ..Default::default()
         }),

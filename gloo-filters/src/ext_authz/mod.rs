@@ -99,7 +99,7 @@
 //! ```
 
 mod body;
-mod check;
+pub(crate) mod check;
 mod error;
 mod future;
 mod layer;

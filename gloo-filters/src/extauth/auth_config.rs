@@ -14,6 +14,7 @@ use super::client::{AuthHttpClient, HyperAuthClient};
 use super::config::{Config, ExtAuthConfig, OAuth2Config};
 use super::error::ConfigError;
 use super::expr::{self, Expr};
+use super::passthrough::PassThroughHttp;
 use super::{Allowed, Authorize, BoxFuture, CheckRequest, Decision, Denied};
 use crate::jwt::{HyperJwksFetcher, JwksFetcher};
 
@@ -489,6 +490,87 @@ fn build_step(
                 ))
             }
         },
+        (
+            _,
+            Config {
+                pass_through_auth: Some(pass),
+                ..
+            },
+        ) => match (&pass.grpc, &pass.http) {
+            (Some(_), None) => grpc_passthrough(&at, pass)?,
+            (None, Some(_)) => Arc::new(PassThroughHttp::from_config(
+                &at,
+                pass,
+                Arc::clone(&options.http),
+            )?),
+            _ => return Err(ConfigError::new(at, "set exactly one of grpc, http")),
+        },
+        #[cfg(feature = "extauth-opa")]
+        (
+            _,
+            Config {
+                opa_auth: Some(opa),
+                ..
+            },
+        ) => Arc::new(super::opa::OpaAuth::from_config(&at, opa)?),
+        #[cfg(not(feature = "extauth-opa"))]
+        ("opaAuth", _) => {
+            return Err(ConfigError::new(
+                at,
+                "OPA needs gloo-filters' `extauth-opa` feature",
+            ))
+        }
+        #[cfg(feature = "extauth-ldap")]
+        (
+            _,
+            Config {
+                ldap: Some(ldap), ..
+            },
+        ) => Arc::new(super::ldap::LdapAuth::from_config(
+            &at,
+            ldap,
+            options.call_timeout,
+        )?),
+        #[cfg(feature = "extauth-ldap")]
+        (
+            _,
+            Config {
+                ldap_internal: Some(ldap),
+                ..
+            },
+        ) => Arc::new(super::ldap::LdapAuth::from_internal(
+            &at,
+            ldap,
+            options.call_timeout,
+        )?),
+        #[cfg(not(feature = "extauth-ldap"))]
+        ("ldap" | "ldapInternal", _) => {
+            return Err(ConfigError::new(
+                at,
+                "LDAP needs gloo-filters' `extauth-ldap` feature",
+            ))
+        }
         _ => return Err(unsupported(at, &format!("`{kind}`"))),
     })
+}
+
+#[cfg(feature = "extauth-passthrough-grpc")]
+fn grpc_passthrough(
+    at: &str,
+    config: &super::config::PassThroughAuth,
+) -> Result<Arc<dyn Authorize>, ConfigError> {
+    Ok(Arc::new(super::passthrough::PassThroughGrpc::from_config(
+        at, config,
+    )?))
+}
+
+#[cfg(not(feature = "extauth-passthrough-grpc"))]
+fn grpc_passthrough(
+    at: &str,
+    _config: &super::config::PassThroughAuth,
+) -> Result<Arc<dyn Authorize>, ConfigError> {
+    Err(ConfigError::new(
+        format!("{at}.grpc"),
+        "gRPC passthrough needs gloo-filters' `extauth-passthrough-grpc` feature",
+    ))
 }

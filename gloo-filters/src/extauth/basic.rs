@@ -219,7 +219,7 @@ impl Authorize for BasicAuth {
 
 /// `Basic <base64(user:password)>` as Go's `Request.BasicAuth` reads it: the scheme in any
 /// case, standard padded base64, split at the first `:`.
-fn parse_basic(value: &[u8]) -> Option<(String, String)> {
+pub(crate) fn parse_basic(value: &[u8]) -> Option<(String, String)> {
     if value.len() < 6 || !value[..6].eq_ignore_ascii_case(b"basic ") {
         return None;
     }

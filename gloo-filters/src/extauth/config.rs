@@ -7,7 +7,7 @@
 //! mutually exclusive fields, `google.protobuf.Duration` as `"1.5s"`, wrappers as plain values.
 //! Unknown fields are errors that name the field and where it is
 //! ([`ExtAuthConfig::from_json`]). Auth types Gloo has but this crate does not implement
-//! (OPA, LDAP, passthrough, HMAC, plugins, portal, the legacy `oauth`, the JWT placeholder)
+//! (HMAC, plugins, portal, the legacy `oauth`, the JWT placeholder)
 //! parse, and are refused when the config is built, naming the field.
 
 use std::collections::BTreeMap;
@@ -95,21 +95,22 @@ pub struct Config {
     /// Gloo's deprecated Go plugins (not implemented).
     #[serde(default)]
     pub plugin_auth: Option<Value>,
-    /// OPA policies (not implemented).
+    /// OPA policies evaluated in process.
     #[serde(default)]
-    pub opa_auth: Option<Value>,
-    /// LDAP, deprecated form (not implemented).
+    pub opa_auth: Option<OpaAuth>,
+    /// LDAP, its user-facing form (a service account here names a Secret, which the control
+    /// plane resolves into `ldapInternal`).
     #[serde(default)]
-    pub ldap: Option<Value>,
-    /// LDAP with a service account (not implemented).
+    pub ldap: Option<Ldap>,
+    /// LDAP with the service account's credentials resolved.
     #[serde(default)]
-    pub ldap_internal: Option<Value>,
+    pub ldap_internal: Option<LdapInternal>,
     /// The JWT placeholder step (not implemented).
     #[serde(default)]
     pub jwt: Option<Value>,
-    /// Passthrough to another auth server (not implemented).
+    /// Passthrough to another auth server (gRPC ext_authz or HTTP).
     #[serde(default)]
-    pub pass_through_auth: Option<Value>,
+    pub pass_through_auth: Option<PassThroughAuth>,
     /// HMAC (not implemented).
     #[serde(default)]
     pub hmac_auth: Option<Value>,
@@ -395,4 +396,195 @@ impl<'de> Deserialize<'de> for ProtoDuration {
             })?;
         Ok(ProtoDuration(seconds))
     }
+}
+
+/// Gloo's `PassThroughAuth`: ask another auth server, over gRPC (Envoy's ext_authz protocol) or
+/// HTTP, whether the request may pass.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassThroughAuth {
+    /// An `envoy.service.auth.v3.Authorization` server.
+    #[serde(default)]
+    pub grpc: Option<PassThroughGrpc>,
+    /// An HTTP server answering a `POST`.
+    #[serde(default)]
+    pub http: Option<PassThroughHttp>,
+    /// Custom config sent with every check (gRPC: filter metadata
+    /// `solo.auth.passthrough.config`; HTTP: the `config` member of the body).
+    #[serde(default)]
+    pub config: Option<serde_json::Map<String, Value>>,
+    /// Allow the request when the server cannot be reached, times out or fails (5xx).
+    #[serde(default)]
+    pub failure_mode_allow: bool,
+}
+
+/// Gloo's `PassThroughGrpc`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassThroughGrpc {
+    /// `host:port` of the server.
+    #[serde(default)]
+    pub address: String,
+    /// How long a check may take (5 s when absent).
+    #[serde(default)]
+    pub connection_timeout: Option<ProtoDuration>,
+    /// TLS to the server (not implemented: refused when set).
+    #[serde(default)]
+    pub tls_config: Option<Value>,
+    /// Retries of failed calls (not implemented: refused when set).
+    #[serde(default)]
+    pub retry_policy: Option<Value>,
+}
+
+/// Gloo's `PassThroughHttp`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassThroughHttp {
+    /// The URL the check is `POST`ed to (its path is kept).
+    #[serde(default)]
+    pub url: String,
+    /// What the check request carries.
+    #[serde(default)]
+    pub request: Option<PassThroughHttpRequest>,
+    /// What of the answer reaches the upstream or the client.
+    #[serde(default)]
+    pub response: Option<PassThroughHttpResponse>,
+    /// How long a check may take (5 s when absent).
+    #[serde(default)]
+    pub connection_timeout: Option<ProtoDuration>,
+    /// TLS client settings (not implemented: refused when set; `https` URLs use the system's
+    /// CA certificates with the `https` feature).
+    #[serde(default)]
+    pub tls_config: Option<Value>,
+    /// How long the server may take to start answering; `connectionTimeout` bounds the whole
+    /// call either way.
+    #[serde(default)]
+    pub response_header_timeout: Option<ProtoDuration>,
+    /// Connection pool tuning (accepted; the shared client's pool is used).
+    #[serde(default)]
+    pub connection_pool: Option<Value>,
+}
+
+/// `PassThroughHttp.Request`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassThroughHttpRequest {
+    /// Headers copied from the client's request.
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    /// Headers set on the check request (over copied ones).
+    #[serde(default)]
+    pub headers_to_add: BTreeMap<String, String>,
+    /// Send the auth state (`state`) in the body.
+    #[serde(default)]
+    pub pass_through_state: bool,
+    /// Send Envoy's filter metadata (`filterMetadata`) in the body.
+    #[serde(default)]
+    pub pass_through_filter_metadata: bool,
+    /// Send the client's (buffered) body (`body`) in the body.
+    #[serde(default)]
+    pub pass_through_body: bool,
+}
+
+/// `PassThroughHttp.Response`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassThroughHttpResponse {
+    /// Answer headers appended to the upstream request when allowed.
+    #[serde(default)]
+    pub allowed_upstream_headers: Vec<String>,
+    /// Answer headers sent to the client when denied.
+    #[serde(default)]
+    pub allowed_client_headers_on_denied: Vec<String>,
+    /// The answer's body is `{"state": {...}}`, the new auth state.
+    #[serde(default)]
+    pub read_state_from_response: bool,
+    /// Answer headers that replace the upstream request's when allowed.
+    #[serde(default)]
+    pub allowed_upstream_headers_to_overwrite: Vec<String>,
+    /// Answer headers set on the client's response when allowed.
+    #[serde(default)]
+    pub allowed_client_headers_on_success: Vec<String>,
+}
+
+/// Gloo's `Ldap` (as `configs[].ldap`): `groupLookupSettings` names a Secret (kept as JSON),
+/// so a config with one must come as [`LdapInternal`].
+pub type Ldap = LdapConfig<Value>;
+
+/// Gloo's `ExtAuthConfig.LdapConfig` (`configs[].ldapInternal`): the service account's
+/// credentials resolved.
+pub type LdapInternal = LdapConfig<LdapServiceAccount>;
+
+/// The fields of Gloo's `Ldap` and `ExtAuthConfig.LdapConfig`, which differ only in their
+/// `groupLookupSettings` (`G`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LdapConfig<G> {
+    /// The server: `host:port`, or an `ldap://host:port` URL.
+    #[serde(default)]
+    pub address: String,
+    /// The user entry's DN, `%s` standing for the user name (`uid=%s,ou=people,dc=solo,dc=io`).
+    #[serde(default)]
+    pub user_dn_template: String,
+    /// The attribute listing the entry's groups (`memberOf` when empty).
+    #[serde(default)]
+    pub membership_attribute_name: String,
+    /// Group DNs one of which the user must be in.
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    /// Connection pool tuning (accepted, not used: each check opens its connections).
+    #[serde(default)]
+    pub pool: Option<Value>,
+    /// The filter of the search for the user entry (`(uid=*)` when empty).
+    #[serde(default)]
+    pub search_filter: String,
+    /// Only authenticate: no group check.
+    #[serde(default)]
+    pub disable_group_checking: bool,
+    /// The service account that reads group membership.
+    #[serde(default = "Option::default")]
+    pub group_lookup_settings: Option<G>,
+}
+
+/// `ExtAuthConfig.LdapServiceAccountConfig`: resolved credentials.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LdapServiceAccount {
+    /// The service account's DN.
+    #[serde(default)]
+    pub username: String,
+    /// Its password.
+    #[serde(default)]
+    pub password: String,
+    /// Read the user's groups bound as the service account (not as the user).
+    #[serde(default)]
+    pub check_groups_with_service_account: bool,
+}
+
+/// Gloo's `ExtAuthConfig.OpaAuthConfig`: Rego modules (file name to source, resolved from their
+/// ConfigMaps) and the query that decides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpaAuth {
+    /// File name to Rego source.
+    #[serde(default)]
+    pub modules: BTreeMap<String, String>,
+    /// The query; `true`, or an array whose first element is `true`, allows.
+    #[serde(default)]
+    pub query: String,
+    /// Evaluation options.
+    #[serde(default)]
+    pub options: Option<OpaAuthOptions>,
+}
+
+/// Gloo's `OpaAuthOptions`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpaAuthOptions {
+    /// Gloo's faster input conversion (accepted; the input here is always built whole).
+    #[serde(default)]
+    pub fast_input_conversion: bool,
+    /// Put the decision reason in dynamic metadata (accepted; no dynamic metadata is emitted).
+    #[serde(default)]
+    pub return_decision_reason: bool,
 }

@@ -39,9 +39,19 @@
 //!   cache), or by RFC 7662 introspection (cached for `cacheTimeout`), optionally the
 //!   userinfo endpoint, required scopes and claims to headers. Refused: a bare `403`. User
 //!   id: `userIdAttributeName` of the introspection answer.
+//! * [`passthrough::PassThroughHttp`], [`passthrough::PassThroughGrpc`]
+//!   (`passThroughAuth`): another auth server decides, asked with a `POST` or over Envoy's
+//!   ext_authz gRPC protocol (feature `extauth-passthrough-grpc`); see [`passthrough`].
+//!   Refused: what that server answers (`403` when it fails, unless `failureModeAllow`).
+//! * `ldap::LdapAuth` (`ldap`, `ldapInternal`; feature `extauth-ldap`): basic credentials
+//!   bound as the user's DN, group membership read from the user's entry (optionally by a
+//!   service account). Refused: `401` (bad credentials), `403` (no allowed group), `500`
+//!   (LDAP errors). User id: the user name.
+//! * `opa::OpaAuth` (`opaAuth`; feature `extauth-opa`): Rego modules and a query evaluated
+//!   in process (regorus) against Gloo's input. Refused: a bare `403`.
 //! * The OIDC authorization code flow (`oauth2.oidcAuthorizationCode`) is kept as JSON in
 //!   [`config::OAuth2Config::OidcAuthorizationCode`]; building it is an error until the
-//!   `oidc` step is wired in. OPA, LDAP, passthrough, HMAC, plugins, portal, Aerospike key
+//!   `oidc` step is wired in. HMAC, plugins, portal, Aerospike key
 //!   storage, the plain OAuth2 flow and the `jwt` placeholder step are refused when built,
 //!   naming the field.
 //!
@@ -88,12 +98,19 @@ mod basic;
 mod body;
 mod client;
 pub mod config;
+#[cfg(any(feature = "extauth-passthrough-grpc", feature = "extauth-opa"))]
+mod envoy_check;
 mod error;
 mod expr;
 mod future;
 #[cfg(feature = "extauth-grpc")]
 pub mod grpc;
 mod layer;
+#[cfg(feature = "extauth-ldap")]
+pub mod ldap;
+#[cfg(feature = "extauth-opa")]
+pub mod opa;
+pub mod passthrough;
 mod service;
 
 pub use self::access_token::{AccessTokenValidation, DEFAULT_CACHE_TIMEOUT, DEFAULT_JWKS_REFRESH};

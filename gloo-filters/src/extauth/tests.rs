@@ -283,7 +283,7 @@ fn config_errors_name_the_field() {
             json!({"configs": [{"basicAuth": {"apr": {}}, "apiKeyAuth": {}}]}),
             "configs[0]: only one auth type may be set, found basicAuth, apiKeyAuth",
         ),
-        (json!({"configs": [{"opaAuth": {"query": "x"}}]}), "configs[0].opaAuth: `opaAuth` is not supported"),
+        (json!({"configs": [{"hmacAuth": {}}]}), "configs[0].hmacAuth: `hmacAuth` is not supported"),
         #[cfg(not(feature = "extauth-oidc"))]
         (
             json!({"configs": [{"oauth2": {"oidcAuthorizationCode": {"clientId": "c"}}}]}),
@@ -1188,7 +1188,7 @@ mod grpc {
 
         // A bad config changes nothing.
         let bad = ExtAuthConfig::from_json(
-            r#"{"authConfigRefName": "ns.bad", "configs": [{"opaAuth": {}}]}"#,
+            r#"{"authConfigRefName": "ns.bad", "configs": [{"hmacAuth": {}}]}"#,
         )
         .expect("parses");
         let err = service
@@ -1196,7 +1196,7 @@ mod grpc {
             .expect_err("refused");
         assert_eq!(
             err.to_string(),
-            "ns.bad: configs[0].opaAuth: `opaAuth` is not supported by gloo-filters"
+            "ns.bad: configs[0].hmacAuth: `hmacAuth` is not supported by gloo-filters"
         );
         assert!(service.get("gloo-system.other").is_some());
     }

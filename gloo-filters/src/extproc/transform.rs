@@ -20,7 +20,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HeaderMutation, HttpHeaders, ProcessingRequest, ProcessingResponse,
 };
 use envoy_types::pb::google::protobuf::value::Kind;
-use envoy_types::pb::google::protobuf::{ListValue, Struct, Value};
+use envoy_types::pb::google::protobuf::{Struct, Value};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{request, response, HeaderMap, Method, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
@@ -33,6 +33,7 @@ use super::pb::{
 };
 use super::server::{Exchange, ExtProc, Processor};
 use crate::metadata::DynamicMetadata;
+use crate::pb_json::pb_value;
 use crate::transform::{
     Ctx, ReqBody, ResponseChoice, ResponseCodeDetails, ResponseStep, TransformationFailed,
     TransformationLayer, PAYLOAD_TOO_LARGE,
@@ -486,23 +487,6 @@ fn metadata_struct(metadata: &DynamicMetadata) -> Option<Struct> {
 
 fn value(kind: Kind) -> Value {
     Value { kind: Some(kind) }
-}
-
-/// A JSON value as a protobuf `Value` (as Envoy's `MessageUtil` converts JSON).
-fn pb_value(json: &serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    value(match json {
-        J::Null => Kind::NullValue(0),
-        J::Bool(b) => Kind::BoolValue(*b),
-        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        J::String(s) => Kind::StringValue(s.clone()),
-        J::Array(items) => Kind::ListValue(ListValue {
-            values: items.iter().map(pb_value).collect(),
-        }),
-        J::Object(map) => Kind::StructValue(Struct {
-            fields: map.iter().map(|(k, v)| (k.clone(), pb_value(v))).collect(),
-        }),
-    })
 }
 
 #[cfg(test)]

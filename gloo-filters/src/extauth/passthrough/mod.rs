@@ -1,0 +1,90 @@
+//! Gloo's `passThroughAuth`: the check goes on to an auth server of your own, over gRPC (any
+//! `envoy.service.auth.v3.Authorization` server, [`PassThroughGrpc`], feature
+//! `extauth-passthrough-grpc`) or HTTP (a `POST` to a URL, [`PassThroughHttp`]).
+//!
+//! # gRPC
+//!
+//! The server gets Envoy's `CheckRequest` for the request (method, path, `:authority`,
+//! `:scheme`, headers keyed by lowercase name with repeated values joined by `,`, the
+//! buffered body, the client's address) with the step's `config` as filter metadata
+//! `solo.auth.passthrough.config`, and its answer is read as Envoy reads one: `OK` allows
+//! (its `headers` set, append to or add to the upstream request's, `headers_to_remove` removes,
+//! `response_headers_to_add` reach the client); a denial answers with its
+//! `DeniedHttpResponse` (`403` when it gives no status).
+//!
+//! # HTTP
+//!
+//! A `POST` to `url` carrying the request's `allowedHeaders` and `headersToAdd` (which win);
+//! its body is empty unless `passThroughBody`, `passThroughState`,
+//! `passThroughFilterMetadata` or `config` ask for JSON members `body`, `state`,
+//! `filterMetadata`, `config` (then `Content-Type: application/json`). A `200` allows: the
+//! answer's `allowedUpstreamHeaders` are appended to the upstream request's values, its
+//! `allowedUpstreamHeadersToOverwrite` replace them, its `allowedClientHeadersOnSuccess` are set
+//! on the client's response. Any other `2xx`, `3xx` or `4xx` denies: the client gets that
+//! status (`403` for a `2xx`) and the answer's `allowedClientHeadersOnDenied`.
+//!
+//! # Failures
+//!
+//! A server that cannot be reached, does not answer within `connectionTimeout` (5 s by
+//! default), answers a gRPC error (or an `error_response`) or an HTTP `5xx` fails the check:
+//! with `failureModeAllow` the request is allowed (adding nothing), otherwise it is denied
+//! with a bare `403` (what Envoy answers when Gloo's server reports an error), or the
+//! `error_response` a gRPC server gave.
+//!
+//! # Differences from Gloo
+//!
+//! * Auth steps here share no state: the gRPC server gets no `solo.auth.passthrough` filter
+//!   metadata, the HTTP body's `state` and `filterMetadata` are `{}`, and a `state` read from
+//!   the answer (`readStateFromResponse`) is checked (an answer that is not
+//!   `{"state": {...}}` denies with `403`, as in Gloo) but not handed to later steps.
+//!   Dynamic metadata in a gRPC answer is dropped, as are its query parameter changes.
+//! * The gRPC request carries no context extensions (the route's `config_id`) and a fresh
+//!   request id; its body is the body the ext auth service received, whole.
+//! * `tlsConfig` and the gRPC `retryPolicy` are refused when set; `https` URLs use the
+//!   system's CA certificates (feature `https`). `connectionPool` is accepted and not used
+//!   (the shared client's pool serves every step). `responseHeaderTimeout` bounds the call as
+//!   `connectionTimeout` does (the earlier of the two wins); the whole answer counts.
+//! * Gloo does not document the status of an HTTP denial; the server's status is passed on.
+
+#[cfg(feature = "extauth-passthrough-grpc")]
+mod grpc;
+mod http_post;
+
+#[cfg(feature = "extauth-passthrough-grpc")]
+pub use self::grpc::PassThroughGrpc;
+pub use self::http_post::PassThroughHttp;
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+use super::config::ProtoDuration;
+use super::{Allowed, Decision, Denied};
+
+/// Gloo's default `connectionTimeout` of a passthrough call: 5 s.
+pub const DEFAULT_PASSTHROUGH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The configured timeout, or the default; zero is refused (no call could finish).
+fn timeout(
+    at: &str,
+    field: &str,
+    value: Option<ProtoDuration>,
+) -> Result<Duration, super::ConfigError> {
+    match value {
+        None => Ok(DEFAULT_PASSTHROUGH_TIMEOUT),
+        Some(ProtoDuration(d)) if d.is_zero() => Err(super::ConfigError::new(
+            format!("{at}.{field}"),
+            "must be more than zero",
+        )),
+        Some(ProtoDuration(d)) => Ok(d),
+    }
+}
+
+/// The answer when the server failed (unreachable, timed out, errored).
+fn failed(failure_mode_allow: bool, denial: Option<Denied>) -> Decision {
+    if failure_mode_allow {
+        Decision::Allow(Allowed::default())
+    } else {
+        Decision::Deny(denial.unwrap_or_else(|| Denied::status(StatusCode::FORBIDDEN)))
+    }
+}
