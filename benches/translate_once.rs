@@ -8,7 +8,15 @@
 //! valgrind --tool=dhat --dhat-out-file=/dev/null <bench binary> 10000 parse  # parse only
 //! <bench binary> 1000 dump | sha256sum       # the workload's xDS bytes, versions and statuses
 //! <bench binary> dump a.yaml b.yaml | sha256sum   # the same for each file on its own
+//! <bench binary> 10000 time 15                # median and fastest of 15 translations
+//! /usr/bin/time -v <bench binary> 10000       # peak memory ("Maximum resident set size")
 //! ```
+//!
+//! `time` prints µs per route of translations from scratch (a new `Translator` each, as the
+//! `translate` bench does) without criterion: by wall clock, and by time on a CPU (Linux's
+//! schedstat), which a machine shared with other builds inflates far less, so the 1k/10k ratio
+//! can be read there. Profile the same runs with `perf record -e cpu-clock <bench binary> 10000
+//! time 30`, or count instructions per route with `valgrind --tool=callgrind`.
 //!
 //! For allocations, the difference of the two totals ("Total: … bytes in … blocks") divided by
 //! the route count is what translation allocates per route.
@@ -38,6 +46,17 @@ fn dump(translation: &Translation) {
     println!("{:#?}", translation.rate_limit_server_configs);
 }
 
+/// Nanoseconds this thread has spent on a CPU (Linux's `/proc/thread-self/schedstat`), which
+/// unlike wall-clock time leaves out the time other processes had the core.
+fn on_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -62,6 +81,42 @@ fn main() {
     let snapshot = workload::snapshot("", routes, (routes / 2).max(1));
     if mode == Some("parse") {
         println!("parsed {} resources", snapshot.resources.len());
+        return;
+    }
+    if mode == Some("time") {
+        let runs: usize = args
+            .get(2)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(11)
+            .max(1);
+        // Wall clock per run; time on a CPU over all runs (schedstat lags by up to a
+        // scheduler tick, too coarse for one run of 1,000 routes).
+        let mut wall = Vec::with_capacity(runs);
+        let start_cpu = on_cpu_ns();
+        for _ in 0..runs {
+            let start = std::time::Instant::now();
+            std::hint::black_box(Translator::new().translate(&snapshot));
+            wall.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+        let cpu = start_cpu
+            .zip(on_cpu_ns())
+            .map(|(a, b)| b.saturating_sub(a) as f64 / 1e3 / runs as f64);
+        wall.sort_by(f64::total_cmp);
+        let (median, fastest) = (wall[runs / 2], wall[0]);
+        println!(
+            "{routes} routes, {runs} runs, wall clock: median {:.2} µs/route ({:.1} ms), fastest {:.2} µs/route ({:.1} ms)",
+            median / routes as f64,
+            median / 1e3,
+            fastest / routes as f64,
+            fastest / 1e3,
+        );
+        if let Some(cpu) = cpu {
+            println!(
+                "{routes} routes, {runs} runs, on a CPU: mean {:.2} µs/route ({:.1} ms)",
+                cpu / routes as f64,
+                cpu / 1e3
+            );
+        }
         return;
     }
     let translation = Translator::new().translate(&snapshot);
