@@ -9,7 +9,8 @@
 #   benches/proxy/waf_isolation.sh [rounds=3] [seconds=10] [wrk connections=16] [rate=50]
 #
 # Needs nginx and wrk (apt-get install -y nginx wrk), libmodsecurity and the CRS
-# (apt-get install -y libmodsecurity-dev modsecurity-crs). GLOO_WORKERS sets `gloo run
+# (apt-get install -y libmodsecurity-dev modsecurity-crs). GLOO_BIN skips the build and runs
+# that `gloo` (built with --features waf). GLOO_WORKERS sets `gloo run
 # --workers` (default: gloo's own, one per core). Everything shares the machine's cores, so
 # run it on an otherwise idle machine, or say it was not.
 set -euo pipefail
@@ -23,8 +24,12 @@ done
 crs_setup=/etc/modsecurity/crs/crs-setup.conf
 [ -f "$crs_setup" ] || { echo "missing $crs_setup (apt-get install -y modsecurity-crs)" >&2; exit 1; }
 
-(cd "$root" && cargo build --release -q -p gloo-proxy --features waf --bin gloo)
-gloo="${CARGO_TARGET_DIR:-$root/target}/release/gloo"
+if [ -n "${GLOO_BIN:-}" ]; then
+  gloo=$GLOO_BIN   # a `gloo` built with --features waf
+else
+  (cd "$root" && cargo build --release -q -p gloo-proxy --features waf --bin gloo)
+  gloo="${CARGO_TARGET_DIR:-$root/target}/release/gloo"
+fi
 
 work=$(mktemp -d /tmp/gloo-waf-isolation.XXXX); chmod 755 "$work"
 pids=()
