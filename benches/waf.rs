@@ -8,10 +8,23 @@
 //! * a benign form POST (the body buffered and inspected too);
 //! * the GET with `requestHeadersOnly` and `responseHeadersOnly`;
 //! * the GET with no runtime at all, so ModSecurity runs in place: the rules' own cost,
-//!   without the trips to the blocking pool.
+//!   without the trips to the blocking pool;
+//! * the engine alone: the same GET fed to libmodsecurity's C API directly (`modsecurity-sys`,
+//!   the same calls in the same order as the layer makes, on a rule set parsed from the same
+//!   files), with no tower, no tokio, no copying. The filter's target (issue 5) is at most 10%
+//!   over this: `benches/filter_targets.sh` prints the ratio.
+//!
+//! Every case runs twice: in wall-clock time (`waf/...`: what a request waits, the blocking
+//! pool's hand-offs included) and in the process's CPU time (`waf cpu/...`, `cpu_time.rs`:
+//! every thread's work, what issue 5's targets are stated in; on a loaded machine it leaves
+//! out the time a woken pool thread waits for a core).
 //!
 //! Needs the `waf` feature (libmodsecurity) and the CRS:
 //! `cargo bench -p gloo-benches --features waf --bench waf`.
+#![deny(unsafe_code)]
+
+#[path = "cpu_time.rs"]
+mod cpu_time;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,6 +32,8 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
+use cpu_time::CpuTime;
+use criterion::measurement::Measurement;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use gloo_filters::waf::{RuleSet, WafBody, WafLayer, WafRules, CRS_RULES_DIR, CRS_SETUP_FILE};
 use http::{Request, Response};
@@ -84,8 +99,9 @@ fn crs() -> WafLayer {
     }
 }
 
-fn run<S, B>(c: &mut Criterion, name: &str, svc: S, request: fn() -> Request<Body>)
+fn run<M, S, B>(c: &mut Criterion<M>, name: &str, svc: S, request: fn() -> Request<Body>)
 where
+    M: Measurement + 'static,
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone,
     B: http_body::Body<Data = Bytes>,
     B::Error: std::fmt::Debug,
@@ -119,18 +135,40 @@ fn now<F: Future>(future: F) -> F::Output {
     }
 }
 
-fn bench(c: &mut Criterion) {
+/// Every case, named `{group}/...`.
+fn cases<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
     let bare = service_fn(upstream::<Body>);
-    run(c, "waf/bare service, GET", bare, get);
+    run(c, &format!("{group}/bare service, GET"), bare, get);
+    let name = format!("{group}/engine alone (libmodsecurity C API), benign GET");
+    match engine::Rules::crs() {
+        Ok(rules) => c.bench_function(&name, |b| {
+            b.iter(|| {
+                let status = rules.benign_get(&get(), PAGE);
+                assert_eq!(status, None, "the engine refused a benign request");
+            })
+        }),
+        Err(e) => panic!("the CRS does not load into the raw engine: {e}"),
+    };
     let svc = crs().layer(service_fn(upstream::<WafBody<Body>>));
-    run(c, "waf/CRS, benign GET", svc.clone(), get);
-    run(c, "waf/CRS, benign form POST", svc.clone(), post);
+    run(c, &format!("{group}/CRS, benign GET"), svc.clone(), get);
+    run(
+        c,
+        &format!("{group}/CRS, benign form POST"),
+        svc.clone(),
+        post,
+    );
     let headers_only = crs()
         .request_headers_only(true)
         .response_headers_only(true)
         .layer(service_fn(upstream::<WafBody<Body>>));
-    run(c, "waf/CRS headers only, benign GET", headers_only, get);
-    c.bench_function("waf/CRS in place (no blocking pool), benign GET", |b| {
+    run(
+        c,
+        &format!("{group}/CRS headers only, benign GET"),
+        headers_only,
+        get,
+    );
+    let name = format!("{group}/CRS in place (no blocking pool), benign GET");
+    c.bench_function(&name, |b| {
         b.iter(|| {
             let response = now(svc.clone().oneshot(get()));
             let ok = response.map(|r| r.status() == http::StatusCode::OK);
@@ -139,5 +177,172 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn wall(c: &mut Criterion) {
+    cases(c, "waf");
+}
+
+fn cpu(c: &mut Criterion<CpuTime>) {
+    cases(c, "waf cpu");
+}
+
+criterion_group!(wall_group, wall);
+criterion_group! {
+    name = cpu_group;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = cpu
+}
+criterion_main!(wall_group, cpu_group);
+
+/// libmodsecurity driven directly, as a connector with nothing around it would: the baseline
+/// the layer's cost is compared with. The only `unsafe` code of the benches.
+#[allow(unsafe_code)]
+mod engine {
+    use std::ffi::{c_char, c_void, CStr, CString};
+    use std::ptr::NonNull;
+
+    use gloo_filters::waf::{CRS_RULES_DIR, CRS_SETUP_FILE};
+    use http::Request;
+    use modsecurity_sys as sys;
+
+    /// An engine and the CRS, both kept for the whole bench (never freed).
+    pub struct Rules {
+        engine: NonNull<sys::ModSecurity>,
+        rules: NonNull<sys::RulesSet>,
+    }
+
+    /// The layer's log callback does nothing without a message sink (no audit log); so
+    /// does this one, so both engines format the same messages.
+    unsafe extern "C" fn no_log(_data: *mut c_void, _message: *const c_void) {}
+
+    impl Rules {
+        /// The rules the layer bench loads: the same inline settings, `crs-setup.conf`, then
+        /// the rules directory's `*.conf` files in name order.
+        pub fn crs() -> Result<Self, String> {
+            // SAFETY: no preconditions; a new engine or null.
+            let engine = NonNull::new(unsafe { sys::msc_init() }).ok_or("msc_init failed")?;
+            // SAFETY: a live engine not shared yet; the callback never unwinds.
+            unsafe { sys::msc_set_log_cb(engine.as_ptr(), Some(no_log)) };
+            // SAFETY: no preconditions; a new rule set or null.
+            let rules = NonNull::new(unsafe { sys::msc_create_rules_set() })
+                .ok_or("msc_create_rules_set failed")?;
+            let mut files = vec![CRS_SETUP_FILE.to_string()];
+            let mut dir: Vec<String> = std::fs::read_dir(CRS_RULES_DIR)
+                .map_err(|e| format!("{CRS_RULES_DIR}: {e}"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+                .map(|p| p.display().to_string())
+                .collect();
+            dir.sort();
+            files.extend(dir);
+            let settings = CString::new("SecRuleEngine On\nSecRequestBodyAccess On\n")
+                .map_err(|e| e.to_string())?;
+            let mut error: *const c_char = std::ptr::null();
+            // SAFETY: a live rule set used by this thread only; NUL-terminated text; a valid
+            // out-pointer (the message it may set is leaked: this is a bench).
+            if unsafe { sys::msc_rules_add(rules.as_ptr(), settings.as_ptr(), &mut error) } < 0 {
+                return Err(message(error));
+            }
+            for file in files {
+                let path = CString::new(file.clone()).map_err(|e| e.to_string())?;
+                // SAFETY: as above, with a file path.
+                if unsafe { sys::msc_rules_add_file(rules.as_ptr(), path.as_ptr(), &mut error) } < 0
+                {
+                    return Err(format!("{file}: {}", message(error)));
+                }
+            }
+            Ok(Self { engine, rules })
+        }
+
+        /// One benign exchange, phases 1-4, as the layer runs it for a GET without a body
+        /// answered 200 with `page` as `text/html`: the intervention status, if any.
+        pub fn benign_get<B>(&self, req: &Request<B>, page: &[u8]) -> Option<i32> {
+            let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let uri = CString::new(uri).ok()?;
+            let method = CString::new(req.method().as_str()).ok()?;
+            let unknown = c"0.0.0.0";
+            // SAFETY: the engine and the rules live for the whole process, and are only read
+            // by transactions; the transaction is used by this thread only and freed at the
+            // end; every pointer handed over is a live NUL-terminated string or a live slice
+            // with its length, copied by libmodsecurity.
+            unsafe {
+                let tx = sys::msc_new_transaction(
+                    self.engine.as_ptr(),
+                    self.rules.as_ptr(),
+                    std::ptr::null_mut(),
+                );
+                if tx.is_null() {
+                    return Some(-1);
+                }
+                sys::msc_process_connection(tx, unknown.as_ptr(), 0, unknown.as_ptr(), 0);
+                sys::msc_process_uri(tx, uri.as_ptr(), method.as_ptr(), c"1.1".as_ptr());
+                for (name, value) in req.headers() {
+                    let (name, value) = (name.as_str().as_bytes(), value.as_bytes());
+                    sys::msc_add_n_request_header(
+                        tx,
+                        name.as_ptr(),
+                        name.len(),
+                        value.as_ptr(),
+                        value.len(),
+                    );
+                }
+                sys::msc_process_request_headers(tx);
+                let mut status = intervention(tx);
+                if status.is_none() {
+                    sys::msc_process_request_body(tx);
+                    status = intervention(tx);
+                }
+                if status.is_none() {
+                    let (name, value) = (b"content-type", b"text/html");
+                    sys::msc_add_n_response_header(
+                        tx,
+                        name.as_ptr(),
+                        name.len(),
+                        value.as_ptr(),
+                        value.len(),
+                    );
+                    sys::msc_process_response_headers(tx, 200, c"HTTP/1.1".as_ptr());
+                    status = intervention(tx);
+                }
+                if status.is_none() {
+                    sys::msc_append_response_body(tx, page.as_ptr(), page.len());
+                    sys::msc_process_response_body(tx);
+                    status = intervention(tx);
+                }
+                sys::msc_transaction_cleanup(tx);
+                status
+            }
+        }
+    }
+
+    /// The status of the pending intervention, if any.
+    ///
+    /// # Safety
+    /// `tx` is a live transaction used by this thread only.
+    unsafe fn intervention(tx: *mut sys::Transaction) -> Option<i32> {
+        let mut it = sys::ModSecurityIntervention {
+            status: 200,
+            pause: 0,
+            url: std::ptr::null_mut(),
+            log: std::ptr::null_mut(),
+            disruptive: 0,
+        };
+        // SAFETY: per this function's contract; `it` is a valid out-parameter.
+        let disruptive = unsafe { sys::msc_intervention(tx, &mut it) };
+        // SAFETY: `url` and `log` are null or `strdup`ed for us.
+        unsafe {
+            libc::free(it.url.cast());
+            libc::free(it.log.cast());
+        }
+        (disruptive != 0 || it.disruptive != 0).then_some(it.status)
+    }
+
+    fn message(error: *const c_char) -> String {
+        if error.is_null() {
+            return "refused".into();
+        }
+        // SAFETY: libmodsecurity sets it to a NUL-terminated string it allocated.
+        unsafe { CStr::from_ptr(error) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}

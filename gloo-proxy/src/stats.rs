@@ -182,6 +182,16 @@ impl Stats {
                 c.get()
             );
         }
+        // ModSecurity parses rules when a config brings new ones, never per request.
+        #[cfg(feature = "waf")]
+        {
+            let name = "gloo_waf_rule_set_compiles_total";
+            let _ = writeln!(
+                out,
+                "# HELP {name} WAF rule sets parsed by ModSecurity\n# TYPE {name} counter\n{name} {}",
+                gloo_filters::waf::WafRules::compiled_total()
+            );
+        }
         let _ = writeln!(out, "# TYPE gloo_http_downstream_rq_time histogram");
         d.rq_time
             .render(&mut out, "gloo_http_downstream_rq_time", "listener=\"all\"");

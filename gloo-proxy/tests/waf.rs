@@ -274,3 +274,55 @@ fn a_gateway_waf_covers_every_route_without_its_own_and_requests_no_route_matche
     raw = raw.replace("scammer", "curl");
     assert_eq!(http_raw(f.port, raw.as_bytes(), false).unwrap().status, 404);
 }
+
+/// The value of `gloo_waf_rule_set_compiles_total` on the admin endpoint.
+fn rule_set_compiles(admin: u16) -> u64 {
+    let stats = admin_get(admin, "/stats/prometheus");
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("gloo_waf_rule_set_compiles_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no gloo_waf_rule_set_compiles_total in\n{stats}"))
+}
+
+#[test]
+fn rule_sets_are_parsed_once_per_config_not_per_request() {
+    // Two routes with the same rules share one compiled set.
+    let routes = format!("{}{}", route("/a", SCAMMER), route("/", SCAMMER));
+    let f = Fixture::start("", "", &routes);
+    assert_eq!(rule_set_compiles(f.admin), 1, "one parse for the config");
+    let scammer = [("User-Agent", "scammer")];
+    for i in 0..40 {
+        let path = format!("/a/{i}");
+        assert_eq!(f.get(&path, &[]).status, 200);
+        assert_eq!(f.get(&path, &scammer).status, 403);
+        assert_eq!(f.get(&format!("/b/{i}"), &scammer).status, 403);
+    }
+    assert_eq!(
+        rule_set_compiles(f.admin),
+        1,
+        "120 requests, benign and refused, parsed nothing"
+    );
+
+    // An edit that gives /a other rules: those are parsed, once; / keeps its compiled set.
+    let fraudster = SCAMMER.replace("scammer", "fraudster");
+    let edited = format!("{}{}", route("/a", &fraudster), route("/", SCAMMER));
+    write_atomically(&f.config_dir.join("vs.yaml"), &vs_yaml("", &edited));
+    let port = f.port;
+    poll("the new rules to be served", || {
+        let r = request(port, "GET", "/a", &[("User-Agent", "fraudster")], "")
+            .map_err(|e| e.to_string())?;
+        if r.status == 403 {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rule_set_compiles(f.admin), 2, "one more parse for the edit");
+    for i in 0..40 {
+        assert_eq!(f.get(&format!("/a/{i}"), &scammer).status, 200);
+        assert_eq!(f.get(&format!("/b/{i}"), &scammer).status, 403);
+    }
+    assert_eq!(rule_set_compiles(f.admin), 2, "and none per request");
+}

@@ -2,6 +2,7 @@
 //! (`envoy.config.filter.http.modsecurity.v2`), and the compiled [`WafRules`].
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::error::ConfigError;
@@ -111,16 +112,37 @@ pub struct WafRules {
     pub(crate) set: Arc<ffi::RuleSet>,
 }
 
+/// Rule sets compiled by this process so far (see [`WafRules::compiled_total`]).
+static COMPILED: AtomicU64 = AtomicU64::new(0);
+
 impl WafRules {
     /// Loads `rule_sets` in order into one ModSecurity rule set. The error names the rule set
     /// and the part of it (`rule_sets[i].files[j]`, `.directory`, `.rule_str`) ModSecurity
     /// refused, with ModSecurity's message (file, line, column).
     pub fn compile(rule_sets: impl IntoIterator<Item = RuleSet>) -> Result<Self, ConfigError> {
+        COMPILED.fetch_add(1, Ordering::Relaxed);
         let mut set = ffi::RuleSet::new().map_err(|e| ConfigError::new("rule_sets", e))?;
         for (i, rules) in rule_sets.into_iter().enumerate() {
             load(&mut set, &rules).map_err(|e| e.within(&format!("rule_sets[{i}]")))?;
         }
         Ok(Self { set: Arc::new(set) })
+    }
+
+    /// How many times this process has run [`compile`](Self::compile) (refused rules
+    /// included): every call parses its rules anew, so a server that compiles once per
+    /// configuration sees this move only when its configuration changes, never with its
+    /// traffic. gloo-proxy exports it as `gloo_waf_rule_set_compiles_total`.
+    ///
+    /// ```
+    /// use gloo_filters::waf::{RuleSet, WafRules};
+    ///
+    /// let before = WafRules::compiled_total();
+    /// let _rules = WafRules::compile([RuleSet::rules("SecRuleEngine On")])?;
+    /// assert!(WafRules::compiled_total() > before);
+    /// # Ok::<(), gloo_filters::waf::ConfigError>(())
+    /// ```
+    pub fn compiled_total() -> u64 {
+        COMPILED.load(Ordering::Relaxed)
     }
 
     /// Whether `self` and `other` are the same compiled rules (not merely equal ones).

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Issue 5: WAF evaluation never stalls other requests. `gloo run` (release, `--features waf`)
+# serves two routes to one nginx backend: /waf/ behind the OWASP CRS (Debian's modsecurity-crs,
+# as Gloo's coreRuleSet loads it) and /plain/ without a WAF. A low-rate probe (one request at a
+# time on a keep-alive connection, `rate` a second) measures /plain/'s latency twice per round:
+# alone, then while wrk saturates /waf/ with benign GETs. Each figure is the median over the
+# rounds; the last lines give the p99 ratio (loaded / idle).
+#
+#   benches/proxy/waf_isolation.sh [rounds=3] [seconds=10] [wrk connections=16] [rate=50]
+#
+# Needs nginx and wrk (apt-get install -y nginx wrk), libmodsecurity and the CRS
+# (apt-get install -y libmodsecurity-dev modsecurity-crs). GLOO_BIN skips the build and runs
+# that `gloo` (built with --features waf). GLOO_WORKERS sets `gloo run
+# --workers` (default: gloo's own, one per core). Everything shares the machine's cores, so
+# run it on an otherwise idle machine, or say it was not.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+rounds=${1:-3}; dur=${2:-10}; conns=${3:-16}; rate=${4:-50}
+export PATH="$PATH:/usr/sbin:/sbin"
+for tool in nginx wrk python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y nginx wrk)" >&2; exit 1; }
+done
+crs_setup=/etc/modsecurity/crs/crs-setup.conf
+[ -f "$crs_setup" ] || { echo "missing $crs_setup (apt-get install -y modsecurity-crs)" >&2; exit 1; }
+
+if [ -n "${GLOO_BIN:-}" ]; then
+  gloo=$GLOO_BIN   # a `gloo` built with --features waf
+else
+  (cd "$root" && cargo build --release -q -p gloo-proxy --features waf --bin gloo)
+  gloo="${CARGO_TARGET_DIR:-$root/target}/release/gloo"
+fi
+
+work=$(mktemp -d /tmp/gloo-waf-isolation.XXXX); chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+backend=$(free_port); port=$(free_port); admin=$(free_port)
+
+# The backend: nginx, one worker, a small HTML page for every path.
+printf '<html><body><h1>Products</h1><p>page 2 of 7</p></body></html>\n' > "$work/page.html"
+cat > "$work/nginx.conf" <<C
+daemon off; worker_processes 1; pid $work/nginx.pid; error_log $work/nginx.err;
+events { worker_connections 4096; }
+http { access_log off; default_type text/html;
+  server { listen 127.0.0.1:$backend; location / { root $work; try_files /page.html =404; } } }
+C
+(exec nginx -c "$work/nginx.conf" -p "$work") & pids+=($!)
+
+mkdir "$work/config"
+cat > "$work/config/gateway.yaml" <<C
+apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {name: bench, namespace: gloo-system}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: $port
+  httpGateway: {}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {name: backend, namespace: gloo-system}
+spec:
+  static:
+    hosts:
+    - {addr: 127.0.0.1, port: $backend}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {name: shop, namespace: gloo-system}
+spec:
+  virtualHost:
+    domains: ['*']
+    routes:
+    - matchers: [{prefix: /waf/}]
+      options:
+        waf:
+          coreRuleSet:
+            customSettingsString: |
+              SecRuleEngine On
+              SecRequestBodyAccess On
+              Include $crs_setup
+      routeAction: {single: {upstream: {name: backend, namespace: gloo-system}}}
+    - matchers: [{prefix: /plain/}]
+      routeAction: {single: {upstream: {name: backend, namespace: gloo-system}}}
+C
+workers=()
+[ -n "${GLOO_WORKERS:-}" ] && workers=(--workers "$GLOO_WORKERS")
+(exec "$gloo" run --config "$work/config" --admin "127.0.0.1:$admin" "${workers[@]}" \
+  >"$work/gloo.log" 2>&1) & pids+=($!)
+
+# The probe: `rate` GETs a second, one at a time, on one keep-alive connection; prints
+# "p50_us p99_us max_us count errors".
+cat > "$work/probe.py" <<'PY'
+import http.client, sys, time
+port, path, seconds, rate = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+headers = {"Host": "shop.example.com", "User-Agent": "probe/1.0", "Accept": "text/html"}
+lat, errors = [], 0
+end = time.monotonic() + seconds
+next_at = time.monotonic()
+while time.monotonic() < end:
+    now = time.monotonic()
+    if now < next_at:
+        time.sleep(next_at - now)
+    next_at += 1.0 / rate
+    t = time.perf_counter()
+    try:
+        conn.request("GET", path, headers=headers)
+        r = conn.getresponse(); r.read()
+        ok = r.status == 200
+    except Exception:
+        ok = False
+        conn.close(); conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    d = (time.perf_counter() - t) * 1e6
+    if ok:
+        lat.append(d)
+    else:
+        errors += 1
+lat.sort()
+pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+print(f"{pick(0.5):.0f} {pick(0.99):.0f} {lat[-1] if lat else float('nan'):.0f} {len(lat)} {errors}")
+PY
+
+# Ready when both routes answer 200.
+for _ in $(seq 1 300); do
+  if python3 "$work/probe.py" "$port" /plain/ready 0.05 100 2>/dev/null | awk '{exit !($4 > 0 && $5 == 0)}' &&
+     python3 "$work/probe.py" "$port" /waf/ready 0.05 100 2>/dev/null | awk '{exit !($4 > 0 && $5 == 0)}'; then
+    ready=1; break
+  fi
+  sleep 0.2
+done
+[ -n "${ready:-}" ] || { echo "gloo did not serve both routes:" >&2; cat "$work/gloo.log" >&2; exit 1; }
+
+cat > "$work/waf.lua" <<'LUA'
+wrk.headers["Host"] = "shop.example.com"
+wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+wrk.headers["Accept"] = "text/html,application/xhtml+xml"
+wrk.headers["Accept-Language"] = "en-US,en;q=0.5"
+wrk.headers["Cookie"] = "session=3f2a9c; theme=dark"
+LUA
+
+results="$work/results.txt"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the first round"
+printf '%-6s %-9s %9s %9s %9s %7s %6s %12s %9s\n' round waf-load p50_us p99_us max_us count errors waf_req/s waf_non2xx
+for r in $(seq 1 "$rounds"); do
+  read -r p50 p99 max n err < <(python3 "$work/probe.py" "$port" /plain/products "$dur" "$rate")
+  printf '%-6s %-9s %9s %9s %9s %7s %6s %12s %9s\n' "$r" idle "$p50" "$p99" "$max" "$n" "$err" - -
+  echo "idle $p50 $p99 $max" >> "$results"
+  wrk -t1 -c"$conns" -d"$((dur + 2))s" -s "$work/waf.lua" \
+    "http://127.0.0.1:$port/waf/products?page=2&sort=price" > "$work/wrk.txt" 2>&1 &
+  wrk_pid=$!
+  sleep 1
+  read -r p50 p99 max n err < <(python3 "$work/probe.py" "$port" /plain/products "$dur" "$rate")
+  wait "$wrk_pid"
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.txt"); non2xx=${non2xx:-0}
+  printf '%-6s %-9s %9s %9s %9s %7s %6s %12s %9s\n' "$r" saturated "$p50" "$p99" "$max" "$n" "$err" "$rps" "$non2xx"
+  echo "loaded $p50 $p99 $max $rps" >> "$results"
+done
+
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+med = lambda kind, i: statistics.median(float(r[i]) for r in rows if r[0] == kind)
+idle, loaded = med("idle", 2), med("loaded", 2)
+print(f"\nmedians over {len(rows) // 2} rounds, /plain/ while /waf/ is:")
+print(f"  idle:      p50 {med('idle', 1):8.0f} us   p99 {idle:8.0f} us")
+print(f"  saturated: p50 {med('loaded', 1):8.0f} us   p99 {loaded:8.0f} us   (/waf/ at {med('loaded', 4):.0f} req/s)")
+print(f"  p99 saturated / idle: {loaded / idle:.2f}")
+PY
