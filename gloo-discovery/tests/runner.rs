@@ -12,8 +12,9 @@ use gloo_core::source::{ConfigSource, MemorySource, SourceSnapshot};
 use gloo_core::translate::{Endpoint, EndpointChanges, Endpoints};
 use gloo_discovery::{
     BoxFuture, Discovery, DiscoveryContext, DiscoveryError, DiscoveryRunner, EndpointUpdates,
-    Functions, Publisher, Upstream,
+    Functions, Upstream,
 };
+use support::scripted::Scripted;
 use support::wait_for;
 use tokio::sync::watch;
 
@@ -314,29 +315,6 @@ async fn discovered_functions_replace_an_aws_upstreams_own_list_until_withdrawn(
         lambda_names(s, "fn") == Some(vec!["mine".to_string()])
     })
     .await;
-}
-
-/// Hands its publisher to the test, which publishes by hand.
-struct Scripted {
-    name: &'static str,
-    publisher: watch::Sender<Option<Publisher>>,
-}
-
-impl Discovery for Scripted {
-    fn name(&self) -> &str {
-        self.name
-    }
-
-    fn run(
-        self: Arc<Self>,
-        context: DiscoveryContext,
-    ) -> BoxFuture<'static, Result<(), DiscoveryError>> {
-        Box::pin(async move {
-            self.publisher.send_replace(Some(context.publisher.clone()));
-            std::future::pending::<()>().await;
-            Ok(())
-        })
-    }
 }
 
 async fn next_changes(updates: &mut EndpointUpdates) -> EndpointChanges {

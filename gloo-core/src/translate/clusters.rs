@@ -96,7 +96,8 @@ pub type EndpointList = Arc<[Endpoint]>;
 ///
 /// let mut changes = EndpointChanges::default();
 /// changes.set(ResourceRef::new("gloo-system", "a"), vec![Endpoint::new("10.0.0.1", 80)]);
-/// changes.set(ResourceRef::new("gloo-system", "b"), Vec::new()); // removes b's endpoints
+/// // An empty list records that b has no endpoints any more.
+/// changes.set(ResourceRef::new("gloo-system", "b"), Vec::<Endpoint>::new());
 /// assert_eq!(changes.updated.len(), 1);
 /// assert!(changes.removed.contains(&ResourceRef::new("gloo-system", "b")));
 /// ```
