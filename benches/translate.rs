@@ -1,6 +1,7 @@
 //! Translation cost: 1k, 5k and 10k routes over half as many upstreams (mixed prefix, exact,
 //! regex and header matchers, spread over 100 VirtualServices), translated from scratch; one
-//! VirtualService edited (incremental); and one endpoint change at 5,000 upstreams.
+//! VirtualService edited (incremental); and one endpoint change at 5,000 upstreams, handed over
+//! as the whole map (`update_endpoints`) and as a change (`apply_endpoint_changes`).
 //!
 //! Run: `cargo bench -p gloo-benches --bench translate`.
 
@@ -12,7 +13,7 @@ mod workload;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gloo_core::model::ResourceRef;
 use gloo_core::source::SourceSnapshot;
-use gloo_core::translate::{Endpoint, Translator};
+use gloo_core::translate::{Endpoint, EndpointChanges, Translator};
 
 /// A config of `routes` routes over `routes / 2` upstreams in 100 VirtualServices.
 fn config(routes: usize) -> SourceSnapshot {
@@ -87,6 +88,22 @@ fn incremental(c: &mut Criterion) {
             },
             |update| translator.update_endpoints(update).len(),
             criterion::BatchSize::LargeInput,
+        )
+    });
+    // The fast path discovery takes: only the changed upstream is handed over.
+    group.bench_function("one_endpoint_change_applied_5k_upstreams", |b| {
+        b.iter_batched(
+            || {
+                generation += 1;
+                let mut changes = EndpointChanges::default();
+                changes.set(
+                    ResourceRef::new("apps", "svc-0"),
+                    vec![Endpoint::new("10.0.0.0", 9000 + generation)],
+                );
+                changes
+            },
+            |changes| translator.apply_endpoint_changes(&changes).len(),
+            criterion::BatchSize::SmallInput,
         )
     });
     group.finish();

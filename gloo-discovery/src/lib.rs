@@ -8,7 +8,9 @@
 //!
 //! Plugins publish upstreams (Gloo's UDS) and endpoints (Gloo's EDS). Discovered upstreams join
 //! the config source's resources (what a user wrote wins over a discovered upstream of the same
-//! name); endpoints go to [`Translator::update_endpoints`](gloo_core::translate::Translator::update_endpoints),
+//! name); endpoints travel as changes (only the upstreams that changed, each list shared, not
+//! copied: [`RunningDiscovery::endpoint_updates`]) to
+//! [`Translator::apply_endpoint_changes`](gloo_core::translate::Translator::apply_endpoint_changes),
 //! the fast path that rebuilds only the changed ClusterLoadAssignments and translates no route.
 //!
 //! Write your own plugin by implementing [`Discovery`]; `examples/` has one that reads a file.
@@ -28,4 +30,4 @@ pub use plugin::{
     BoxFuture, Discovery, DiscoveryContext, DiscoveryError, Functions, Publisher, Upstream,
     Upstreams,
 };
-pub use runner::{DiscoveryRunner, RunningDiscovery};
+pub use runner::{DiscoveryRunner, EndpointUpdates, RunningDiscovery};

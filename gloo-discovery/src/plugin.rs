@@ -145,22 +145,40 @@ impl Publisher {
         self.shared.set_functions(self.index, functions);
     }
 
-    /// Replaces the endpoints this plugin found, for every upstream at once.
+    /// Replaces the endpoints this plugin found, for every upstream at once. Only the
+    /// upstreams whose list differs from what this plugin published before reach the
+    /// translator (the rest are compared, not copied); a plugin that knows what changed can
+    /// say only that with [`update_endpoints`](Self::update_endpoints).
     pub fn set_endpoints(&self, endpoints: Endpoints) {
         self.shared
-            .set_endpoints(self.index, |mine| *mine = endpoints);
+            .set_endpoints(self.index, EndpointsUpdate::Replace(endpoints));
     }
 
     /// Replaces the endpoints this plugin found for one upstream (an empty list removes them).
     pub fn set_upstream_endpoints(&self, upstream: ResourceRef, endpoints: Vec<Endpoint>) {
-        self.shared.set_endpoints(self.index, |mine| {
-            if endpoints.is_empty() {
-                mine.remove(&upstream);
-            } else {
-                mine.insert(upstream, endpoints);
-            }
-        });
+        self.update_endpoints([(upstream, endpoints)]);
     }
+
+    /// Replaces the endpoints this plugin found for the upstreams named (an empty list removes
+    /// an upstream's), leaving its other upstreams' as they are: the cheapest way to publish
+    /// a change, as the translator then rebuilds only these upstreams' assignments.
+    pub fn update_endpoints(
+        &self,
+        changed: impl IntoIterator<Item = (ResourceRef, Vec<Endpoint>)>,
+    ) {
+        self.shared.set_endpoints(
+            self.index,
+            EndpointsUpdate::Some(changed.into_iter().collect()),
+        );
+    }
+}
+
+/// What a publisher changes of its plugin's endpoints.
+pub(crate) enum EndpointsUpdate {
+    /// Everything: upstreams not named have none any more.
+    Replace(Endpoints),
+    /// These upstreams only (an empty list removes one).
+    Some(Vec<(ResourceRef, Vec<Endpoint>)>),
 }
 
 /// Functions a plugin found for an upstream in force (Gloo's function discovery, FDS): they

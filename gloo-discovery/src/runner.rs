@@ -1,24 +1,28 @@
 //! [`DiscoveryRunner`]: runs plugins next to a config source and merges what they find.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use gloo_core::load::{LoadedResource, Origin};
 use gloo_core::model::{Resource, ResourceRef, DEFAULT_NAMESPACE};
 use gloo_core::source::{ConfigSource, SourceSnapshot};
-use gloo_core::translate::Endpoints;
+use gloo_core::translate::{Endpoint, EndpointChanges, EndpointList, Endpoints};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::plugin::{Discovery, DiscoveryContext, Functions, Publisher, Upstream, Upstreams};
+use crate::plugin::{
+    Discovery, DiscoveryContext, EndpointsUpdate, Functions, Publisher, Upstream, Upstreams,
+};
 
 /// Runs [`Discovery`] plugins beside a config source.
 ///
 /// [`start`](Self::start) gives a [`RunningDiscovery`]: a [`ConfigSource`] holding the config
-/// source's resources plus every discovered upstream, and a watch of the discovered endpoints
-/// to feed [`Translator::update_endpoints`](gloo_core::translate::Translator::update_endpoints).
+/// source's resources plus every discovered upstream, and the discovered endpoints, either as
+/// changes ([`RunningDiscovery::endpoint_updates`], to feed
+/// [`Translator::apply_endpoint_changes`](gloo_core::translate::Translator::apply_endpoint_changes))
+/// or as one map ([`RunningDiscovery::endpoints`]).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -102,7 +106,8 @@ impl DiscoveryRunner {
         let name = format!("{}+discovery", config.name());
         let config_updates = config.subscribe();
         let (upstream_tx, upstream_rx) = watch::channel(0u64);
-        let (endpoints_tx, endpoints_rx) = watch::channel(Arc::new(Endpoints::new()));
+        let (endpoints_tx, _) = watch::channel(Arc::new(Endpoints::new()));
+        let (endpoint_changes, _) = watch::channel(0u64);
         let mut feeds = Vec::new();
         let mut feed_rx = Vec::new();
         for _ in &self.plugins {
@@ -115,9 +120,12 @@ impl DiscoveryRunner {
             state: Mutex::new(State {
                 upstreams: vec![Vec::new(); self.plugins.len()],
                 functions: vec![BTreeMap::new(); self.plugins.len()],
-                endpoints: vec![Endpoints::new(); self.plugins.len()],
+                endpoints: vec![BTreeMap::new(); self.plugins.len()],
+                merged: BTreeMap::new(),
+                subscribers: Vec::new(),
             }),
             upstream_changes: upstream_tx,
+            endpoint_changes,
             endpoints: endpoints_tx,
         });
         let initial = {
@@ -157,7 +165,7 @@ impl DiscoveryRunner {
             name,
             _config: config,
             source: source_rx,
-            endpoints: endpoints_rx,
+            shared,
             tasks,
         }
     }
@@ -169,7 +177,7 @@ pub struct RunningDiscovery {
     name: String,
     _config: Arc<dyn ConfigSource>,
     source: watch::Receiver<Arc<SourceSnapshot>>,
-    endpoints: watch::Receiver<Arc<Endpoints>>,
+    shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -184,10 +192,108 @@ impl fmt::Debug for RunningDiscovery {
 
 impl RunningDiscovery {
     /// The endpoints every plugin found, merged (an upstream two plugins resolve gets both
-    /// lists); wakes on every change.
+    /// lists), as one map; wakes on every change. Each change copies every list into a new
+    /// map while such a receiver lives: to follow changes at scale, use
+    /// [`endpoint_updates`](Self::endpoint_updates).
     pub fn endpoints(&self) -> watch::Receiver<Arc<Endpoints>> {
-        self.endpoints.clone()
+        let state = self.shared.lock();
+        let full = full_map(&state.merged);
+        self.shared.endpoints.send_if_modified(|current| {
+            if **current == full {
+                false
+            } else {
+                *current = Arc::new(full);
+                true
+            }
+        });
+        self.shared.endpoints.subscribe()
     }
+
+    /// The merged endpoints as changes: the first [`EndpointUpdates::take`] gives every
+    /// upstream's, each later one only the upstreams whose endpoints changed since (each list
+    /// shared, not copied). What the endpoint fast path of a control plane follows.
+    pub fn endpoint_updates(&self) -> EndpointUpdates {
+        let mut state = self.shared.lock();
+        let pending = Arc::new(Mutex::new(state.merged.keys().cloned().collect()));
+        state.subscribers.push(Arc::downgrade(&pending));
+        EndpointUpdates {
+            shared: Arc::downgrade(&self.shared),
+            pending,
+            wake: self.shared.endpoint_changes.subscribe(),
+        }
+    }
+}
+
+/// Follows the merged endpoints of a [`RunningDiscovery`] as changes (see
+/// [`RunningDiscovery::endpoint_updates`]). Changes that arrive while nobody takes them
+/// accumulate (an upstream changed twice is reported once, with its latest list).
+pub struct EndpointUpdates {
+    shared: Weak<Shared>,
+    /// The upstreams changed since the last `take`.
+    pending: Arc<Mutex<BTreeSet<ResourceRef>>>,
+    wake: watch::Receiver<u64>,
+}
+
+impl fmt::Debug for EndpointUpdates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointUpdates")
+            .field("pending", &lock(&self.pending).len())
+            .finish()
+    }
+}
+
+impl EndpointUpdates {
+    /// The changes since the last call (empty when there are none).
+    pub fn take(&mut self) -> EndpointChanges {
+        let mut changes = EndpointChanges::default();
+        let Some(shared) = self.shared.upgrade() else {
+            return changes;
+        };
+        self.wake.borrow_and_update();
+        let state = shared.lock();
+        let dirty = std::mem::take(&mut *lock(&self.pending));
+        for upstream in dirty {
+            match state.merged.get(&upstream) {
+                Some(list) => {
+                    changes.updated.insert(upstream, list.clone());
+                }
+                None => {
+                    changes.removed.insert(upstream);
+                }
+            }
+        }
+        changes
+    }
+
+    /// Waits for changes and takes them; `None` once the discovery has stopped. Cancel-safe:
+    /// changes not taken stay for the next call.
+    pub async fn changed(&mut self) -> Option<EndpointChanges> {
+        loop {
+            let changes = self.take();
+            if !changes.is_empty() {
+                return Some(changes);
+            }
+            if self.wake.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+/// Locks a mutex, recovering the data if a holder panicked (none does while holding it).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// The merged endpoints as one map of owned lists.
+fn full_map(merged: &BTreeMap<ResourceRef, EndpointList>) -> Endpoints {
+    merged
+        .iter()
+        .map(|(upstream, list)| (upstream.clone(), list.to_vec()))
+        .collect()
 }
 
 impl ConfigSource for RunningDiscovery {
@@ -214,13 +320,22 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// Bumped whenever a plugin's upstreams change, to wake the merge.
     upstream_changes: watch::Sender<u64>,
+    /// Bumped whenever the merged endpoints change, to wake [`EndpointUpdates`].
+    endpoint_changes: watch::Sender<u64>,
+    /// The merged endpoints as one map, kept current only while a receiver lives.
     endpoints: watch::Sender<Arc<Endpoints>>,
 }
 
 struct State {
     upstreams: Vec<Vec<Upstream>>,
     functions: Vec<BTreeMap<ResourceRef, Functions>>,
-    endpoints: Vec<Endpoints>,
+    /// Per plugin, the endpoints it published (no empty list).
+    endpoints: Vec<BTreeMap<ResourceRef, EndpointList>>,
+    /// All plugins' endpoints by upstream: the one plugin's list shared, or the lists of
+    /// several plugins joined.
+    merged: BTreeMap<ResourceRef, EndpointList>,
+    /// The pending changes of each [`EndpointUpdates`] (dropped ones are pruned).
+    subscribers: Vec<Weak<Mutex<BTreeSet<ResourceRef>>>>,
 }
 
 impl Shared {
@@ -229,11 +344,7 @@ impl Shared {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A publisher never panics while holding the lock; recover the data if one did.
-        match self.state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.state)
     }
 
     pub(crate) fn set_upstreams(&self, index: usize, upstreams: Vec<Upstream>) {
@@ -264,27 +375,96 @@ impl Shared {
             .send_modify(|generation| *generation += 1);
     }
 
-    pub(crate) fn set_endpoints(&self, index: usize, change: impl FnOnce(&mut Endpoints)) {
-        let mut state = self.lock();
+    /// Applies a plugin's endpoint update, then re-merges only the upstreams it changed and
+    /// tells the subscribers which ones did.
+    pub(crate) fn set_endpoints(&self, index: usize, update: EndpointsUpdate) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let Some(mine) = state.endpoints.get_mut(index) else {
             return;
         };
-        let before = mine.clone();
-        change(mine);
-        if *mine == before {
-            return;
-        }
-        let mut merged = Endpoints::new();
-        for found in &state.endpoints {
-            for (upstream, endpoints) in found {
-                merged
-                    .entry(upstream.clone())
-                    .or_default()
-                    .extend(endpoints.iter().cloned());
+        // The upstreams whose list this plugin changed.
+        let mut touched: Vec<ResourceRef> = Vec::new();
+        let mut put = |mine: &mut BTreeMap<ResourceRef, EndpointList>,
+                       upstream: ResourceRef,
+                       list: Vec<Endpoint>| {
+            let current = mine.get(&upstream).map_or(&[][..], |l| &l[..]);
+            if current == list.as_slice() {
+                return;
+            }
+            if list.is_empty() {
+                mine.remove(&upstream);
+            } else {
+                mine.insert(upstream.clone(), list.into());
+            }
+            touched.push(upstream);
+        };
+        match update {
+            EndpointsUpdate::Replace(mut all) => {
+                let gone: Vec<ResourceRef> = mine
+                    .keys()
+                    .filter(|u| !all.contains_key(*u))
+                    .cloned()
+                    .collect();
+                for upstream in gone {
+                    all.insert(upstream, Vec::new());
+                }
+                for (upstream, list) in all {
+                    put(mine, upstream, list);
+                }
+            }
+            EndpointsUpdate::Some(changed) => {
+                for (upstream, list) in changed {
+                    put(mine, upstream, list);
+                }
             }
         }
-        // Sent under the lock, so two publishers' merges reach the watch in order.
-        self.endpoints.send_replace(Arc::new(merged));
+        let mut changed = Vec::new();
+        for upstream in touched {
+            let mut lists = state.endpoints.iter().filter_map(|m| m.get(&upstream));
+            let merged: Option<EndpointList> = match (lists.next(), lists.next()) {
+                (None, _) => None,
+                (Some(one), None) => Some(one.clone()),
+                (Some(first), Some(second)) => Some(
+                    first
+                        .iter()
+                        .chain(second.iter())
+                        .chain(lists.flat_map(|l| l.iter()))
+                        .cloned()
+                        .collect(),
+                ),
+            };
+            let same = match (&merged, state.merged.get(&upstream)) {
+                (None, None) => true,
+                (Some(new), Some(old)) => Arc::ptr_eq(new, old) || new == old,
+                _ => false,
+            };
+            if same {
+                continue;
+            }
+            match merged {
+                Some(list) => state.merged.insert(upstream.clone(), list),
+                None => state.merged.remove(&upstream),
+            };
+            changed.push(upstream);
+        }
+        if changed.is_empty() {
+            return;
+        }
+        state.subscribers.retain(|pending| {
+            let Some(pending) = pending.upgrade() else {
+                return false;
+            };
+            lock(&pending).extend(changed.iter().cloned());
+            true
+        });
+        if self.endpoints.receiver_count() > 0 {
+            self.endpoints
+                .send_replace(Arc::new(full_map(&state.merged)));
+        }
+        // Sent under the lock, so two publishers' changes reach subscribers in order.
+        self.endpoint_changes
+            .send_modify(|generation| *generation += 1);
     }
 }
 

@@ -9,10 +9,12 @@ use gloo_core::model::upstream::LambdaFunctionSpec;
 use gloo_core::model::upstream::UpstreamSpec;
 use gloo_core::model::{ObjectMeta, Resource, ResourceRef};
 use gloo_core::source::{ConfigSource, MemorySource, SourceSnapshot};
-use gloo_core::translate::{Endpoint, Endpoints};
+use gloo_core::translate::{Endpoint, EndpointChanges, Endpoints};
 use gloo_discovery::{
-    BoxFuture, Discovery, DiscoveryContext, DiscoveryError, DiscoveryRunner, Functions, Upstream,
+    BoxFuture, Discovery, DiscoveryContext, DiscoveryError, DiscoveryRunner, EndpointUpdates,
+    Functions, Upstream,
 };
+use support::scripted::Scripted;
 use support::wait_for;
 use tokio::sync::watch;
 
@@ -313,4 +315,93 @@ async fn discovered_functions_replace_an_aws_upstreams_own_list_until_withdrawn(
         lambda_names(s, "fn") == Some(vec!["mine".to_string()])
     })
     .await;
+}
+
+async fn next_changes(updates: &mut EndpointUpdates) -> EndpointChanges {
+    tokio::time::timeout(Duration::from_secs(30), updates.changed())
+        .await
+        .expect("an endpoint change within 30 s")
+        .expect("the runner is running")
+}
+
+#[tokio::test]
+async fn endpoint_updates_carry_only_the_changed_upstreams_shared_not_copied() {
+    let (tx_a, mut rx_a) = watch::channel(None);
+    let (tx_b, mut rx_b) = watch::channel(None);
+    let running = DiscoveryRunner::new()
+        .plugin(Scripted {
+            name: "a",
+            publisher: tx_a,
+        })
+        .plugin(Scripted {
+            name: "b",
+            publisher: tx_b,
+        })
+        .start(Arc::new(MemorySource::new("dir")));
+    let a = wait_for(&mut rx_a, "plugin a", Option::is_some)
+        .await
+        .expect("publisher a");
+    let b = wait_for(&mut rx_b, "plugin b", Option::is_some)
+        .await
+        .expect("publisher b");
+    let r = |i: usize| ResourceRef::new("apps", format!("svc-{i}"));
+    let at = |ip: &str| vec![Endpoint::new(ip, 80)];
+    let mut updates = running.endpoint_updates();
+    assert!(updates.take().is_empty());
+
+    let mut all: Endpoints = (0..100)
+        .map(|i| (r(i), at(&format!("10.0.0.{i}"))))
+        .collect();
+    a.set_endpoints(all.clone());
+    let first = next_changes(&mut updates).await;
+    assert_eq!(first.updated.len(), 100);
+    assert!(first.removed.is_empty());
+
+    // A full replacement that changes one upstream hands over that upstream only.
+    all.insert(r(7), at("10.9.9.9"));
+    a.set_endpoints(all.clone());
+    let second = next_changes(&mut updates).await;
+    assert_eq!(second.updated.keys().collect::<Vec<_>>(), [&r(7)]);
+    assert_eq!(&second.updated[&r(7)][..], at("10.9.9.9"));
+    assert!(second.removed.is_empty());
+
+    // Publishing the same again hands over nothing.
+    a.set_endpoints(all.clone());
+    a.set_upstream_endpoints(r(7), at("10.9.9.9"));
+    assert!(updates.take().is_empty());
+
+    // The lists are shared: a new subscriber (given everything) holds the very same one.
+    let mut other = running.endpoint_updates();
+    let everything = other.take();
+    assert_eq!(everything.updated.len(), 100);
+    assert!(Arc::ptr_eq(
+        &everything.updated[&r(7)],
+        &second.updated[&r(7)]
+    ));
+
+    // Two plugins resolving one upstream: both lists. Changes accumulate until taken.
+    b.update_endpoints([(r(3), at("10.8.8.8")), (r(200), at("10.7.7.7"))]);
+    a.update_endpoints([(r(3), Vec::new())]);
+    b.set_upstream_endpoints(r(200), Vec::new());
+    let third = next_changes(&mut updates).await;
+    assert_eq!(third.updated.keys().collect::<Vec<_>>(), [&r(3)]);
+    assert_eq!(&third.updated[&r(3)][..], at("10.8.8.8"));
+    // r(200) came and went before it was taken: reported as removed.
+    assert_eq!(third.removed.iter().collect::<Vec<_>>(), [&r(200)]);
+    b.update_endpoints([(r(4), at("10.8.8.4"))]);
+    let fourth = next_changes(&mut updates).await;
+    let mut both = at("10.0.0.4");
+    both.extend(at("10.8.8.4"));
+    assert_eq!(&fourth.updated[&r(4)][..], both);
+
+    // The one-map view agrees.
+    let full = running.endpoints().borrow().clone();
+    assert_eq!(full.len(), 100);
+    assert_eq!(full[&r(3)], at("10.8.8.8"));
+    assert_eq!(full[&r(4)], both);
+
+    // Once the runner and every publisher are gone, the updates end.
+    drop((a, b, rx_a, rx_b, running, other));
+    let end = tokio::time::timeout(Duration::from_secs(30), updates.changed()).await;
+    assert!(matches!(end, Ok(None)), "{end:?}");
 }

@@ -1,9 +1,12 @@
 //! `gloo control-plane`: watch a directory of Gloo YAML (and the config sources and discovery
 //! its Settings name, see [`crate::sources`]) and serve its translation over xDS.
 //!
-//! A config change is translated in full; a change of discovered endpoints only goes through
-//! [`Translator::update_endpoints`], which rebuilds the changed ClusterLoadAssignments and
-//! translates no route or cluster, and only the endpoints of the snapshot are replaced.
+//! A config change is translated in full; a change of discovered endpoints takes the endpoint
+//! fast path: discovery hands over only the upstreams whose endpoints changed
+//! ([`EndpointUpdates`](gloo_discovery::EndpointUpdates)),
+//! [`Translator::apply_endpoint_changes`] rebuilds only their ClusterLoadAssignments, and
+//! [`publish_assignments`] puts only those into the snapshots: listeners, routes, clusters and
+//! every other assignment keep their versions, so xDS clients are sent only what changed.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -310,10 +313,9 @@ impl ControlPlane {
         let cache = Arc::new(SnapshotCache::new());
         let board = Arc::new(StatusBoard::new(status_file));
         let mut updates = sources.subscribe();
-        let mut endpoints = sources.endpoints();
+        let mut endpoints = sources.endpoint_updates();
         let mut translator = translator_from_env();
-        let found = endpoints.borrow_and_update().clone();
-        translator.update_endpoints((*found).clone());
+        translator.apply_endpoint_changes(&endpoints.take());
         let initial = updates.borrow_and_update().clone();
         let feeds = ServiceFeeds::default();
         let rate_limits = feeds.rate_limits.subscribe();
@@ -341,15 +343,15 @@ impl ControlPlane {
                             &feeds,
                         );
                     }
-                    changed = endpoints.changed() => {
-                        if changed.is_err() {
+                    changes = endpoints.changed() => {
+                        let Some(changes) = changes else {
                             return;
-                        }
-                        let found = endpoints.borrow_and_update().clone();
-                        let proxies = translator.update_endpoints((*found).clone());
-                        publish_proxies(proxies, &publisher_cache);
+                        };
+                        let changed = translator.apply_endpoint_changes(&changes);
+                        publish_assignments(&changed, &publisher_cache);
                         tracing::info!(
-                            upstreams = found.len(),
+                            upstreams = changes.len(),
+                            assignments = changed.values().map(|a| a.len()).sum::<usize>(),
                             "discovered endpoints served (endpoints only: no route translated)"
                         );
                     }
@@ -597,6 +599,38 @@ pub fn publish_proxies(
         roles.push(role);
     }
     roles
+}
+
+/// Puts changed ClusterLoadAssignments (per proxy, as
+/// [`Translator::apply_endpoint_changes`] returns them) into each proxy's snapshot in the
+/// cache: listeners, routes and clusters stay the very maps in force, and every other
+/// assignment keeps its version, so xDS clients are sent only the changed ones.
+pub fn publish_assignments(
+    changed: &std::collections::BTreeMap<
+        String,
+        gloo_core::xds::ResourceMap<
+            envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment,
+        >,
+    >,
+    cache: &SnapshotCache,
+) {
+    for (proxy, assignments) in changed {
+        let role = format!("{WRITE_NAMESPACE}~{proxy}");
+        let mut out = Snapshot::clone(&cache.subscribe(&role).borrow());
+        let served =
+            std::sync::Arc::make_mut(out.resources.entry(ENDPOINT_TYPE.to_string()).or_default());
+        for (name, assignment) in assignments {
+            served.insert(
+                name.clone(),
+                gloo_xds::cache::Resource {
+                    version: assignment.version.clone(),
+                    body: assignment.packed(),
+                    only_by_name: false,
+                },
+            );
+        }
+        cache.set(&role, out);
+    }
 }
 
 /// The resources of one type as served: the previous snapshot's map when every name, version

@@ -54,7 +54,7 @@ use gloo_core::scope::settings_in_force;
 use gloo_core::source::{ConfigSource, DirectorySource, MergedSource, SourceError, SourceSnapshot};
 use gloo_core::status::Reports;
 use gloo_core::translate::Endpoints;
-use gloo_discovery::{Discovery, DiscoveryRunner, RunningDiscovery};
+use gloo_discovery::{Discovery, DiscoveryRunner, EndpointUpdates, RunningDiscovery};
 use tokio::sync::watch;
 
 /// What the command line adds to the Settings.
@@ -323,9 +323,16 @@ impl Sources {
         self.running.subscribe()
     }
 
-    /// The discovered endpoints (for `Translator::update_endpoints`).
+    /// The discovered endpoints as one map (for `Translator::update_endpoints`); see
+    /// [`endpoint_updates`](Self::endpoint_updates) to follow them at scale.
     pub fn endpoints(&self) -> watch::Receiver<Arc<Endpoints>> {
         self.running.endpoints()
+    }
+
+    /// The discovered endpoints as changes, only the upstreams that changed (for
+    /// `Translator::apply_endpoint_changes`, the endpoint fast path).
+    pub fn endpoint_updates(&self) -> EndpointUpdates {
+        self.running.endpoint_updates()
     }
 
     /// The names of the discovery plugins running.

@@ -2,7 +2,8 @@
 //! source, against the fake Consul of gloo-discovery's tests (path-included from there, not
 //! copied): a VirtualService stored in Consul KV is served, routing to the `consul-svc:web`
 //! upstream discovered from the catalog; instances registered and deregistered change traffic
-//! through the endpoint fast path, without a translation of the config.
+//! through the endpoint fast path, without a translation of the config. The same with
+//! `gloo control-plane` feeding a real Envoy (`GLOO_TEST_ENVOY`).
 
 mod support;
 
@@ -13,7 +14,8 @@ use std::path::Path;
 
 use fake_consul::FakeConsul;
 use support::{
-    free_port, gateway_yaml, gloo_ready, translations, wait_for_backends, Backend, Proc,
+    admin_get, control_plane_with, free_port, gateway_yaml, gloo_ready, poll, spawn_envoy,
+    translations, wait_for_backends, Backend, Mode, Proc,
 };
 
 /// A VirtualService in Gloo's Consul KV layout (the resource's fields at the top level; kind,
@@ -104,6 +106,101 @@ async fn a_virtual_service_from_consul_kv_routes_to_discovered_instances_that_mo
     .expect("removed");
 
     assert_eq!(translations(&gloo), translated, "{}", gloo.logs());
+    assert!(
+        gloo.stderr_text()
+            .contains("endpoints only: no route translated"),
+        "{}",
+        gloo.logs()
+    );
+}
+
+/// `gloo control-plane` with the same Consul discovery, feeding a real Envoy 1.40 over delta
+/// ADS: Envoy's cluster membership (its admin `/clusters`) and its traffic follow instances
+/// registered and deregistered, through the endpoint fast path (no full translation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gloo_control_plane_feeds_real_envoy_discovered_instances_that_follow_changes() {
+    let consul = FakeConsul::start_new(&["dc1"]).await;
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    register(&consul, "web-a", a.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).expect("config dir");
+    std::fs::write(
+        config.join("settings.yaml"),
+        "apiVersion: gloo.solo.io/v1\nkind: Settings\nmetadata: {name: default, namespace: gloo-system}\nspec:\n  consul:\n    serviceDiscovery: {}\n",
+    )
+    .expect("write settings");
+    let listen = free_port();
+    std::fs::write(
+        config.join("gateway.yaml"),
+        format!(
+            "{}---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: web, namespace: gloo-system}}\nspec:\n  {}",
+            gateway_yaml(listen),
+            KV_VIRTUAL_SERVICE.replace('\n', "\n  ")
+        ),
+    )
+    .expect("write gateway");
+    let xds = free_port();
+    let admin = free_port();
+    let address = consul.address();
+    let log_dir = dir.path().to_path_buf();
+    let (gloo, envoy) = tokio::task::spawn_blocking(move || {
+        let gloo = control_plane_with(
+            &config,
+            xds,
+            None,
+            &["--consul-address".to_string(), address],
+            &log_dir,
+        );
+        let mut envoy = spawn_envoy(Mode::Delta, xds, admin, &log_dir);
+        wait_for_backends(&mut envoy, listen, &["a"], 4);
+        (gloo, envoy)
+    })
+    .await
+    .expect("served");
+    let translated = translations(&gloo);
+
+    /// The `host:port`s Envoy's admin `/clusters` lists as members of a cluster of ours.
+    fn members(admin: u16, ports: &[u16]) -> Vec<u16> {
+        let text = admin_get(admin, "/clusters");
+        ports
+            .iter()
+            .copied()
+            .filter(|p| text.contains(&format!("::127.0.0.1:{p}::health_flags::healthy")))
+            .collect()
+    }
+
+    register(&consul, "web-b", b.port);
+    let envoy = tokio::task::spawn_blocking(move || {
+        let mut envoy = envoy;
+        wait_for_backends(&mut envoy, listen, &["a", "b"], 8);
+        assert_eq!(members(admin, &[a.port, b.port]), [a.port, b.port]);
+        envoy
+    })
+    .await
+    .expect("added");
+    consul.deregister("dc1", "node-1", "web-a");
+    let envoy = tokio::task::spawn_blocking(move || {
+        let mut envoy = envoy;
+        wait_for_backends(&mut envoy, listen, &["b"], 6);
+        poll("a gone from Envoy's /clusters", || {
+            let now = members(admin, &[a.port, b.port]);
+            (now == [b.port]).then_some(()).ok_or(format!("{now:?}"))
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        envoy
+    })
+    .await
+    .expect("removed");
+
+    assert_eq!(
+        translations(&gloo),
+        translated,
+        "{}\n{}",
+        gloo.logs(),
+        envoy.logs()
+    );
     assert!(
         gloo.stderr_text()
             .contains("endpoints only: no route translated"),

@@ -18,7 +18,8 @@
 //! `failoverUpstreamDnsPollingInterval`), and an endpoint's `healthCheckConfig` is not
 //! translated.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::{
     circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster, OutlierDetection,
@@ -81,6 +82,66 @@ impl Endpoint {
 /// Endpoints by upstream (`namespace.name`), as discovery publishes them.
 pub type Endpoints = BTreeMap<ResourceRef, Vec<Endpoint>>;
 
+/// One upstream's endpoints, shared: a change of other upstreams copies none of them.
+pub type EndpointList = Arc<[Endpoint]>;
+
+/// A change of the discovered endpoints: only the upstreams whose endpoints changed, with
+/// their new lists (shared, not copied), and the upstreams that have none any more. What
+/// [`Translator::apply_endpoint_changes`](super::Translator::apply_endpoint_changes) takes, so
+/// an endpoint event costs in proportion to what it changed, not to every upstream known.
+///
+/// ```
+/// use gloo_core::model::ResourceRef;
+/// use gloo_core::translate::{Endpoint, EndpointChanges};
+///
+/// let mut changes = EndpointChanges::default();
+/// changes.set(ResourceRef::new("gloo-system", "a"), vec![Endpoint::new("10.0.0.1", 80)]);
+/// // An empty list records that b has no endpoints any more.
+/// changes.set(ResourceRef::new("gloo-system", "b"), Vec::<Endpoint>::new());
+/// assert_eq!(changes.updated.len(), 1);
+/// assert!(changes.removed.contains(&ResourceRef::new("gloo-system", "b")));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointChanges {
+    /// Upstreams with new endpoints: their whole new list.
+    pub updated: BTreeMap<ResourceRef, EndpointList>,
+    /// Upstreams with no endpoints any more.
+    pub removed: BTreeSet<ResourceRef>,
+}
+
+impl EndpointChanges {
+    /// Records `upstream`'s new endpoints; an empty list records a removal.
+    pub fn set(&mut self, upstream: ResourceRef, endpoints: impl Into<EndpointList>) {
+        let endpoints = endpoints.into();
+        if endpoints.is_empty() {
+            self.updated.remove(&upstream);
+            self.removed.insert(upstream);
+        } else {
+            self.removed.remove(&upstream);
+            self.updated.insert(upstream, endpoints);
+        }
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.updated.is_empty() && self.removed.is_empty()
+    }
+
+    /// How many upstreams changed.
+    pub fn len(&self) -> usize {
+        self.updated.len() + self.removed.len()
+    }
+
+    /// Every upstream of `endpoints`, as a change from nothing.
+    pub fn all(endpoints: &Endpoints) -> Self {
+        let mut changes = EndpointChanges::default();
+        for (upstream, list) in endpoints {
+            changes.set(upstream.clone(), list.as_slice());
+        }
+        changes
+    }
+}
+
 /// Whether an upstream's hosts are all IP addresses (then it is served over EDS). An `aws`
 /// upstream is the Lambda endpoint, a DNS name (never EDS).
 pub(crate) fn static_hosts_are_ips(spec: &UpstreamSpec) -> bool {
@@ -95,11 +156,7 @@ pub(crate) fn static_hosts_are_ips(spec: &UpstreamSpec) -> bool {
 }
 
 /// The endpoints of an upstream: its static hosts, or what discovery found for it.
-pub(crate) fn upstream_endpoints(
-    reference: &ResourceRef,
-    spec: &UpstreamSpec,
-    discovered: &Endpoints,
-) -> Vec<Endpoint> {
+pub(crate) fn upstream_endpoints(spec: &UpstreamSpec, discovered: &[Endpoint]) -> Vec<Endpoint> {
     let mut endpoints = match spec.upstream_type() {
         Ok(Some(UpstreamTypeRef::Static(s))) => s
             .hosts
@@ -112,7 +169,7 @@ pub(crate) fn upstream_endpoints(
                 weight: h.load_balancing_weight.unwrap_or(0),
             })
             .collect(),
-        _ => discovered.get(reference).cloned().unwrap_or_default(),
+        _ => discovered.to_vec(),
     };
     for e in &mut endpoints {
         super::subsets::default_labels(spec, &mut e.labels);
@@ -444,10 +501,7 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
         out.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::StrictDns as i32,
         ));
-        let mut cla = load_assignment(
-            &name,
-            &upstream_endpoints(&reference, spec, &Endpoints::new()),
-        );
+        let mut cla = load_assignment(&name, &upstream_endpoints(spec, &[]));
         if let Some(failover) = &spec.failover {
             add_failover(&mut cla, failover, true);
         }

@@ -61,7 +61,7 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use xxhash_rust::xxh3::Xxh3;
 
 pub use aws_lambda::{LambdaEndpoint, AWS_LAMBDA_FILTER};
-pub use clusters::{Endpoint, Endpoints};
+pub use clusters::{Endpoint, EndpointChanges, EndpointList, Endpoints};
 pub use extauth::{
     CONFIG_ID, DEFAULT_USER_ID_HEADER, EXT_AUTHZ_FILTER, SANITIZE_FILTER, SOURCE_NAME, SOURCE_TYPE,
 };
@@ -155,7 +155,8 @@ pub struct Translator {
     assignments: HashMap<String, (AssignmentInputs, Versioned<ClusterLoadAssignment>)>,
     /// Per proxy: its EDS clusters and the upstream each serves.
     eds_clusters: BTreeMap<String, EdsClusters>,
-    endpoints: Endpoints,
+    /// The discovered endpoints in force, each upstream's list shared with discovery.
+    endpoints: BTreeMap<ResourceRef, EndpointList>,
     last: BTreeMap<String, ProxyResources>,
     /// Secrets the cached clusters were built with.
     secrets: Option<crate::snapshot::Collection<crate::model::secret::SecretSpec>>,
@@ -504,7 +505,8 @@ impl Translator {
         reference: &ResourceRef,
         spec: &UpstreamSpec,
     ) -> Versioned<ClusterLoadAssignment> {
-        let endpoints = clusters::upstream_endpoints(reference, spec, &self.endpoints);
+        let discovered = self.endpoints.get(reference).map_or(&[][..], |l| &l[..]);
+        let endpoints = clusters::upstream_endpoints(spec, discovered);
         if let Some(((previous, failover), cached)) = self.assignments.get(cluster) {
             if previous == &endpoints && failover == &spec.failover {
                 return cached.clone();
@@ -524,9 +526,78 @@ impl Translator {
 
     /// Replaces the discovered endpoints and returns every proxy's resources with only the
     /// endpoints (ClusterLoadAssignments) of changed upstreams recomputed: no route or cluster
-    /// is translated, and nothing unchanged is copied.
+    /// is translated, and nothing unchanged is copied. Compares every upstream's list with the
+    /// one in force; a caller that knows what changed passes only that to
+    /// [`apply_endpoint_changes`](Self::apply_endpoint_changes).
     pub fn update_endpoints(&mut self, endpoints: Endpoints) -> &BTreeMap<String, ProxyResources> {
-        let previous = std::mem::replace(&mut self.endpoints, endpoints);
+        let mut changes = EndpointChanges::default();
+        for (reference, list) in &endpoints {
+            let current = self.endpoints.get(reference).map_or(&[][..], |l| &l[..]);
+            if current != list.as_slice() {
+                changes.set(reference.clone(), list.as_slice());
+            }
+        }
+        for reference in self.endpoints.keys() {
+            if !endpoints.contains_key(reference) {
+                changes.removed.insert(reference.clone());
+            }
+        }
+        self.apply_endpoint_changes(&changes);
+        &self.last
+    }
+
+    /// The endpoint fast path: takes only the upstreams whose discovered endpoints changed
+    /// (their new lists are kept shared, not copied) and rebuilds only the
+    /// ClusterLoadAssignments of the EDS clusters serving them. Routes, listeners, clusters
+    /// and every other assignment keep their value and version.
+    ///
+    /// Returns, per proxy, the assignments that got a new version (an upstream no route
+    /// reaches, or whose assignment came out the same, is not there); [`proxies`](Self::proxies)
+    /// has every proxy's resources with them in place.
+    ///
+    /// ```
+    /// use gloo_core::model::ResourceRef;
+    /// use gloo_core::source::{ConfigSource, MemorySource};
+    /// use gloo_core::translate::{Endpoint, EndpointChanges, Translator};
+    ///
+    /// let source = MemorySource::new("example");
+    /// source.set_yaml(r#"
+    /// apiVersion: gloo.solo.io/v1
+    /// kind: Upstream
+    /// metadata: {name: svc, namespace: gloo-system}
+    /// spec: {kube: {serviceName: svc, serviceNamespace: default, servicePort: 80}}
+    /// ---
+    /// apiVersion: gateway.solo.io/v1
+    /// kind: VirtualService
+    /// metadata: {name: default, namespace: gloo-system}
+    /// spec:
+    ///   virtualHost:
+    ///     domains: ["*"]
+    ///     routes: [{routeAction: {single: {upstream: {name: svc}}}}]
+    /// "#);
+    /// let mut translator = Translator::new();
+    /// translator.translate(&source.subscribe().borrow());
+    ///
+    /// let mut changes = EndpointChanges::default();
+    /// changes.set(ResourceRef::new("gloo-system", "svc"), vec![Endpoint::new("10.0.0.7", 8080)]);
+    /// let changed = translator.apply_endpoint_changes(&changes);
+    /// assert_eq!(changed["gateway-proxy"].keys().collect::<Vec<_>>(), ["svc_gloo-system"]);
+    /// ```
+    pub fn apply_endpoint_changes(
+        &mut self,
+        changes: &EndpointChanges,
+    ) -> BTreeMap<String, crate::xds::ResourceMap<ClusterLoadAssignment>> {
+        let mut changed: BTreeMap<String, crate::xds::ResourceMap<ClusterLoadAssignment>> =
+            BTreeMap::new();
+        if changes.is_empty() {
+            return changed;
+        }
+        for (reference, list) in &changes.updated {
+            self.endpoints.insert(reference.clone(), list.clone());
+        }
+        for reference in &changes.removed {
+            self.endpoints.remove(reference);
+        }
         let mut proxies = std::mem::take(&mut self.last);
         let eds = std::mem::take(&mut self.eds_clusters);
         for (proxy, clusters) in &eds {
@@ -534,16 +605,32 @@ impl Translator {
                 continue;
             };
             for (name, (reference, upstream)) in clusters {
-                // Only upstreams whose discovered endpoints changed get a new assignment.
-                if previous.get(reference) == self.endpoints.get(reference) {
+                if !changes.updated.contains_key(reference) && !changes.removed.contains(reference)
+                {
                     continue;
                 }
                 let assignment = self.assignment(name, reference, &upstream.spec);
-                resources.endpoints.insert(name.clone(), assignment);
+                if resources
+                    .endpoints
+                    .get(name)
+                    .is_some_and(|a| a.version == assignment.version)
+                {
+                    continue;
+                }
+                resources.endpoints.insert(name.clone(), assignment.clone());
+                changed
+                    .entry(proxy.clone())
+                    .or_default()
+                    .insert(name.clone(), assignment);
             }
         }
         self.eds_clusters = eds;
         self.last = proxies;
+        changed
+    }
+
+    /// Every proxy's resources as last translated or updated.
+    pub fn proxies(&self) -> &BTreeMap<String, ProxyResources> {
         &self.last
     }
 }

@@ -178,9 +178,10 @@ impl KubernetesDiscovery {
     ) -> Result<(), DiscoveryError> {
         let (changes, mut changed) = watch::channel(0u64);
         let changes = Arc::new(changes);
-        let services: Arc<Store<Service>> = Store::new("services", changes.clone());
-        let slices: Arc<Store<Slice>> = Store::new("endpointslices", changes.clone());
-        let pods: Arc<Store<PodInfo>> = Store::new("pods", changes.clone());
+        // Tracked: an EndpointSlice event re-resolves only the upstreams of its Service.
+        let services: Arc<Store<Service>> = Store::tracked("services", changes.clone());
+        let slices: Arc<Store<Slice>> = Store::tracked("endpointslices", changes.clone());
+        let pods: Arc<Store<PodInfo>> = Store::tracked("pods", changes.clone());
         let mut tasks = AbortOnDrop::default();
         let ns = &self.watch_namespaces;
         tasks.extend(services.watch(
@@ -204,36 +205,81 @@ impl KubernetesDiscovery {
             ));
         }
         let mut logged: BTreeSet<String> = BTreeSet::new();
+        // What the last full resolution was made from (`None` before the first), and the
+        // indexes an EndpointSlice event needs to re-resolve only its Service's upstreams.
+        let mut resolved: Option<Arc<crate::Upstreams>> = None;
+        let mut index = ServiceIndex::default();
         loop {
-            if services.synced() && self.discover_upstreams {
+            // Taken before the stores are read, so no change is missed (one arriving after is
+            // taken on the next turn).
+            let service_changes = services.take_changes();
+            let slice_changes = slices.take_changes();
+            let pod_changes = pods.take_changes();
+            let services_changed = service_changes.as_ref().is_none_or(|c| !c.is_empty());
+            if services.synced() && self.discover_upstreams && services_changed {
                 context
                     .publisher
                     .set_upstreams(services.read(|s| self.uds(s)));
             }
             if services.synced() && slices.synced() && (!self.pod_labels || pods.synced()) {
                 let upstreams = context.upstreams.borrow_and_update().clone();
-                let warnings = self.not_watched(&upstreams);
-                let (found, more) = services.read(|svc| {
-                    slices.read(|sl| {
-                        pods.read(|p| {
-                            eds::endpoints(
-                                &upstreams,
-                                &eds::Inputs {
-                                    services: svc,
-                                    slices: sl,
-                                    pods: self.pod_labels.then_some(p),
-                                },
-                            )
+                let only_slices = match (&resolved, &slice_changes) {
+                    (Some(last), Some(changed))
+                        if Arc::ptr_eq(last, &upstreams)
+                            && !services_changed
+                            && pod_changes.as_ref().is_some_and(|c| c.is_empty()) =>
+                    {
+                        Some(changed)
+                    }
+                    _ => None,
+                };
+                let inputs = |only: &crate::Upstreams| {
+                    services.read(|svc| {
+                        slices.read(|sl| {
+                            pods.read(|p| {
+                                eds::endpoints(
+                                    only,
+                                    &eds::Inputs {
+                                        services: svc,
+                                        slices: sl,
+                                        pods: self.pod_labels.then_some(p),
+                                    },
+                                )
+                            })
                         })
                     })
-                });
-                context.publisher.set_endpoints(found);
-                // Log what is new only: endpoints change all the time, their problems rarely.
-                let all: BTreeSet<String> = warnings.into_iter().chain(more).collect();
-                for warning in all.difference(&logged) {
-                    tracing::warn!(plugin = "kubernetes", "{warning}");
+                };
+                match only_slices {
+                    Some(changed) => {
+                        let affected = slices.read(|sl| index.slices_changed(changed, sl));
+                        if !affected.is_empty() {
+                            let (mut found, more) = inputs(&affected);
+                            context.publisher.update_endpoints(
+                                affected
+                                    .keys()
+                                    .map(|r| (r.clone(), found.remove(r).unwrap_or_default())),
+                            );
+                            for warning in more.difference(&logged) {
+                                tracing::warn!(plugin = "kubernetes", "{warning}");
+                            }
+                            logged.extend(more);
+                        }
+                    }
+                    None => {
+                        let warnings = self.not_watched(&upstreams);
+                        let (found, more) = inputs(&upstreams);
+                        context.publisher.set_endpoints(found);
+                        // Log what is new only: endpoints change all the time, their
+                        // problems rarely.
+                        let all: BTreeSet<String> = warnings.into_iter().chain(more).collect();
+                        for warning in all.difference(&logged) {
+                            tracing::warn!(plugin = "kubernetes", "{warning}");
+                        }
+                        logged = all;
+                        slices.read(|sl| index.rebuild(&upstreams, sl));
+                        resolved = Some(upstreams);
+                    }
                 }
-                logged = all;
             }
             tokio::select! {
                 result = changed.changed() => if result.is_err() { return Ok(()) },
@@ -273,5 +319,67 @@ impl Discovery for KubernetesDiscovery {
         context: DiscoveryContext,
     ) -> BoxFuture<'static, Result<(), DiscoveryError>> {
         Box::pin(self.run_inner(context))
+    }
+}
+
+/// What an EndpointSlice event needs to find the upstreams to re-resolve.
+#[derive(Default)]
+struct ServiceIndex {
+    /// The `kube` upstreams of each Service (`namespace`, `name`).
+    upstreams: BTreeMap<(String, String), crate::Upstreams>,
+    /// The Service of each EndpointSlice as last seen (a deleted slice is gone from the store).
+    slice_service: BTreeMap<super::store::ObjectKey, String>,
+}
+
+impl ServiceIndex {
+    /// Indexes `upstreams` and `slices` anew (after a full resolution).
+    fn rebuild(
+        &mut self,
+        upstreams: &crate::Upstreams,
+        slices: &BTreeMap<super::store::ObjectKey, Slice>,
+    ) {
+        self.upstreams.clear();
+        for (reference, upstream) in upstreams {
+            let Some(kube) = upstream.spec.kube.as_ref() else {
+                continue;
+            };
+            let service = (
+                kube.service_namespace.clone().unwrap_or_default(),
+                kube.service_name.clone().unwrap_or_default(),
+            );
+            self.upstreams
+                .entry(service)
+                .or_default()
+                .insert(reference.clone(), upstream.clone());
+        }
+        self.slice_service = slices
+            .iter()
+            .map(|(key, slice)| (key.clone(), slice.service().to_string()))
+            .collect();
+    }
+
+    /// The upstreams of the Services whose EndpointSlices `changed` (before or after the
+    /// change: a slice can move to another Service), noting the slices' Services anew.
+    fn slices_changed(
+        &mut self,
+        changed: &BTreeSet<super::store::ObjectKey>,
+        slices: &BTreeMap<super::store::ObjectKey, Slice>,
+    ) -> crate::Upstreams {
+        let mut services: BTreeSet<(String, String)> = BTreeSet::new();
+        for key in changed {
+            let now = slices.get(key).map(|s| s.service().to_string());
+            let before = match &now {
+                Some(service) => self.slice_service.insert(key.clone(), service.clone()),
+                None => self.slice_service.remove(key),
+            };
+            for service in now.into_iter().chain(before) {
+                services.insert((key.0.clone(), service));
+            }
+        }
+        services
+            .iter()
+            .filter_map(|service| self.upstreams.get(service))
+            .flat_map(|upstreams| upstreams.iter().map(|(r, u)| (r.clone(), u.clone())))
+            .collect()
     }
 }

@@ -39,6 +39,11 @@ pub(crate) struct Slice {
 }
 
 impl Slice {
+    /// The name of the slice's Service (in the slice's namespace).
+    pub(crate) fn service(&self) -> &str {
+        &self.service
+    }
+
     /// The slice's service and ready endpoints, or `None` for a slice discovery cannot use (no
     /// service label, or FQDN addresses).
     pub(crate) fn from_k8s(slice: EndpointSlice) -> Option<Slice> {

@@ -8,7 +8,7 @@
 //!   and the watcher retries with a backoff;
 //! - every change bumps a generation on a `watch` channel, which coalesces bursts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -143,12 +143,18 @@ pub(crate) struct Store<T> {
     state: Mutex<State<T>>,
     /// Shared by the stores one consumer reads, so it wakes on a change of any of them.
     changes: Arc<watch::Sender<u64>>,
+    /// Whether to record which objects changed, for [`Store::take_changes`].
+    track: bool,
 }
 
 struct State<T> {
     objects: BTreeMap<ObjectKey, T>,
     /// Per watcher: whether its first list has completed.
     synced: Vec<bool>,
+    /// With tracking: the objects changed since the last [`Store::take_changes`].
+    changed: BTreeSet<ObjectKey>,
+    /// With tracking: whether more than `changed` may have changed (a re-list).
+    all_changed: bool,
 }
 
 impl<T: Send + 'static> Store<T> {
@@ -160,9 +166,31 @@ impl<T: Send + 'static> Store<T> {
             state: Mutex::new(State {
                 objects: BTreeMap::new(),
                 synced: Vec::new(),
+                changed: BTreeSet::new(),
+                all_changed: true,
             }),
             changes,
+            track: false,
         })
+    }
+
+    /// Like [`Store::new`], recording which objects change for [`Store::take_changes`] (its
+    /// one consumer must take them, or they pile up).
+    pub(crate) fn tracked(what: impl Into<String>, changes: Arc<watch::Sender<u64>>) -> Arc<Self> {
+        let mut store = Store::new(what, changes);
+        if let Some(store) = Arc::get_mut(&mut store) {
+            store.track = true;
+        }
+        store
+    }
+
+    /// The keys of the objects changed (added, modified or deleted) since the last call, or
+    /// `None` when any may have (a re-list, or a store that does not track changes).
+    pub(crate) fn take_changes(&self) -> Option<BTreeSet<ObjectKey>> {
+        let mut state = self.lock();
+        let changed = std::mem::take(&mut state.changed);
+        let all = std::mem::replace(&mut state.all_changed, false);
+        (self.track && !all).then_some(changed)
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -243,11 +271,14 @@ impl<T: Send + 'static> Store<T> {
                     let kept = keep(state.objects.get(&key), object);
                     let changed = match kept {
                         Some(value) => {
-                            state.objects.insert(key, value);
+                            state.objects.insert(key.clone(), value);
                             true
                         }
                         None => state.objects.remove(&key).is_some(),
                     };
+                    if changed && self.track {
+                        state.changed.insert(key);
+                    }
                     drop(state);
                     if changed {
                         self.bump();
@@ -255,7 +286,12 @@ impl<T: Send + 'static> Store<T> {
                 }
                 Ok(Event::Delete(object)) => {
                     let key = key_of(&object);
-                    let removed = self.lock().objects.remove(&key).is_some();
+                    let mut state = self.lock();
+                    let removed = state.objects.remove(&key).is_some();
+                    if removed && self.track {
+                        state.changed.insert(key);
+                    }
+                    drop(state);
                     if removed {
                         self.bump();
                     }
@@ -270,6 +306,7 @@ impl<T: Send + 'static> Store<T> {
                         match state.synced.get_mut(index) {
                             Some(synced) if !*synced => {
                                 *synced = true;
+                                state.all_changed = true;
                                 true
                             }
                             _ => false,
@@ -315,6 +352,7 @@ impl<T: Send + 'static> Store<T> {
         }
         state.objects.retain(|key, _| !in_scope(key));
         state.objects.extend(fresh);
+        state.all_changed = true;
         if let Some(synced) = state.synced.get_mut(index) {
             *synced = true;
         }

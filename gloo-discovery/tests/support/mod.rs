@@ -4,6 +4,7 @@
 #[cfg(feature = "consul")]
 pub mod fake_consul;
 pub mod moto;
+pub mod scripted;
 
 #[cfg(feature = "kubernetes")]
 pub mod fake_apiserver;
