@@ -42,13 +42,14 @@ fn limiter(url: &str) -> RateLimiter<RedisStore> {
 }
 
 /// One proxy shard: the middleware over its own limiter (its own Redis connection).
+/// A shard over `limiter` (clones share its Redis connection).
 fn shard(
-    url: &str,
+    limiter: RateLimiter<RedisStore>,
     deny_on_failure: bool,
     calls: Arc<AtomicUsize>,
 ) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone {
     let policy = RateLimitPolicy::new().rate_limit(RateLimitActions::new().remote_address());
-    GlobalRateLimitLayer::new(limiter(url), "edge", policy)
+    GlobalRateLimitLayer::new(limiter, "edge", policy)
         .failure_mode_deny(deny_on_failure)
         .layer(service_fn(move |_req: Request<Body>| {
             calls.fetch_add(1, Ordering::SeqCst);
@@ -80,8 +81,8 @@ where
 async fn two_shards_share_one_budget() {
     let redis = RedisServer::start();
     let calls = Arc::new(AtomicUsize::new(0));
-    let a = shard(&redis.url(), false, calls.clone());
-    let b = shard(&redis.url(), false, calls.clone());
+    let a = shard(limiter(&redis.url()), false, calls.clone());
+    let b = shard(limiter(&redis.url()), false, calls.clone());
 
     // Alternate between the shards: together they get LIMIT requests, not 2 * LIMIT.
     let mut statuses = Vec::new();
@@ -123,8 +124,12 @@ async fn redis_outage_follows_the_failure_policy_and_counting_resumes_after_rest
     let mut redis = RedisServer::start();
     let port = redis.port();
     let calls = Arc::new(AtomicUsize::new(0));
-    let open = shard(&redis.url(), false, calls.clone());
-    let closed = shard(&redis.url(), true, calls.clone());
+    let open_limiter = limiter(&redis.url());
+    let open = shard(open_limiter.clone(), false, calls.clone());
+    let closed = shard(limiter(&redis.url()), true, calls.clone());
+    // The fail-open shard answers 200 whether or not its connection is back: this fail-closed
+    // twin on the same limiter (the same connection) says when it is.
+    let open_probe = shard(open_limiter, true, Arc::new(AtomicUsize::new(0)));
 
     // Up: both count in the same budget.
     assert_eq!(send(&open).await, StatusCode::OK);
@@ -142,17 +147,20 @@ async fn redis_outage_follows_the_failure_policy_and_counting_resumes_after_rest
 
     // Restarted (empty, no persistence): the shards reconnect and count from zero again.
     let _redis = RedisServer::start_on(port);
-    let mut reconnected = false;
-    for _ in 0..200 {
-        if send(&closed).await == StatusCode::OK {
-            reconnected = true;
-            break;
+    for (name, shard) in [("fail-closed", &closed), ("fail-open", &open_probe)] {
+        let mut reconnected = false;
+        for _ in 0..200 {
+            if send(shard).await == StatusCode::OK {
+                reconnected = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        assert!(reconnected, "the {name} shard never got Redis back");
     }
-    assert!(reconnected, "the fail-closed shard never got Redis back");
-    // One request counted; LIMIT - 1 more pass through either shard, then both refuse.
-    for i in 0..(LIMIT - 1) {
+    // Two requests counted (one per connection); LIMIT - 2 more pass through either shard,
+    // then both refuse.
+    for i in 0..(LIMIT - 2) {
         let svc = if i % 2 == 0 { &open } else { &closed };
         assert_eq!(send(svc).await, StatusCode::OK, "request {i} after restart");
     }
