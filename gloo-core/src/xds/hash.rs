@@ -206,6 +206,41 @@ mod tests {
     }
 
     #[test]
+    fn routes_with_multi_field_metadata_keep_their_version() {
+        use envoy_types::pb::envoy::config::core::v3::Metadata;
+        use envoy_types::pb::envoy::config::route::v3::Route;
+        use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
+        // One filter's metadata (Gloo's `envoyMetadata`, subset criteria) is a `Struct`: a
+        // map too, whose fields prost encodes in `HashMap` order.
+        let vh = |keys: &[&str]| {
+            let fields = keys
+                .iter()
+                .map(|k| {
+                    let value = Value {
+                        kind: Some(Kind::StringValue(format!("{k}-value"))),
+                    };
+                    (k.to_string(), value)
+                })
+                .collect();
+            let mut vh = route_config(&["cors"]).virtual_hosts[0].clone();
+            vh.routes = vec![Route {
+                metadata: Some(Metadata {
+                    filter_metadata: [("io.example".to_string(), Struct { fields })].into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }];
+            vh
+        };
+        assert!(vh(&["team"]).encoding_is_canonical());
+        assert!(!vh(&["team", "tier"]).encoding_is_canonical());
+        let first = content_version(&vh(&["a", "b", "c", "d", "e"]));
+        for _ in 0..20 {
+            assert_eq!(first, content_version(&vh(&["e", "d", "c", "b", "a"])));
+        }
+    }
+
+    #[test]
     fn listeners_with_several_jwt_providers_keep_their_version() {
         use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
         use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{

@@ -65,10 +65,28 @@ fn single<K, V>(map: &std::collections::HashMap<K, V>) -> bool {
     map.len() <= 1
 }
 
+/// Metadata (route metadata, subset match criteria, endpoint labels) whose encoding does not
+/// depend on `HashMap` order: at most one filter, whose `Struct` (a map too) has at most one
+/// field at every depth.
 fn no_metadata(metadata: &Option<envoy_types::pb::envoy::config::core::v3::Metadata>) -> bool {
-    metadata
-        .as_ref()
-        .is_none_or(|m| single(&m.filter_metadata) && m.typed_filter_metadata.is_empty())
+    metadata.as_ref().is_none_or(|m| {
+        single(&m.filter_metadata)
+            && m.typed_filter_metadata.is_empty()
+            && m.filter_metadata.values().all(single_field_struct)
+    })
+}
+
+/// A `Struct` with at most one field at every depth (lists included).
+fn single_field_struct(s: &envoy_types::pb::google::protobuf::Struct) -> bool {
+    fn value(v: &envoy_types::pb::google::protobuf::Value) -> bool {
+        use envoy_types::pb::google::protobuf::value::Kind;
+        match &v.kind {
+            Some(Kind::StructValue(s)) => single_field_struct(s),
+            Some(Kind::ListValue(l)) => l.values.iter().all(value),
+            _ => true,
+        }
+    }
+    single(&s.fields) && s.fields.values().all(value)
 }
 
 impl EnvoyMessage for Listener {
