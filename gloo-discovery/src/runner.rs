@@ -280,8 +280,9 @@ impl EndpointUpdates {
     }
 }
 
-/// Locks a mutex, recovering the data if a holder panicked (none does while holding it).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks a mutex, recovering the data if a holder panicked (none of this crate's holders
+/// panics while holding one).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),

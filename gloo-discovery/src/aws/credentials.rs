@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::runner::lock;
 use gloo_core::model::secret::AwsSecret;
 use gloo_core::model::{Resource, ResourceRef};
 use gloo_core::source::SourceSnapshot;
@@ -117,13 +118,6 @@ impl CredentialSources {
         };
         providers.insert(key.clone(), (secret, provider.clone()));
         Ok(provider)
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

@@ -213,17 +213,11 @@ impl StatusWriter {
     }
 
     fn events_lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        match self.events.lock() {
-            Ok(set) => set,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::runner::lock(&self.events)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ResourceKey, Value>> {
-        match self.written.lock() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::runner::lock(&self.written)
     }
 
     async fn patch(&self, key: &ResourceKey, body: &Value) -> Result<(), kube::Error> {

@@ -194,11 +194,7 @@ impl<T: Send + 'static> Store<T> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // Nothing panics while holding the lock; recover the data if something did.
-        match self.state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::runner::lock(&self.state)
     }
 
     /// Whether every watcher has listed once.
