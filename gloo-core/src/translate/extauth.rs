@@ -84,6 +84,7 @@ use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration};
 
 use super::names::cluster_name;
 use super::routes::duration;
+use super::UpstreamSet;
 use crate::model::extauth::{
     ApiVersion as GlooApiVersion, ExtAuthExtension, ExtAuthExtensionRef, Settings,
 };
@@ -623,7 +624,7 @@ pub(crate) fn collect_upstreams(
     snapshot: &ConfigSnapshot,
     http: Option<&HttpGateway>,
     hosts: &[Arc<VirtualHostModel>],
-    into: &mut BTreeSet<ResourceRef>,
+    into: &mut UpstreamSet,
 ) {
     if let Some(server) = server(snapshot, http) {
         if hosts.iter().any(|h| host_uses(snapshot, h)) {

@@ -52,7 +52,9 @@ pub(crate) mod subsets;
 pub(crate) mod transformation;
 pub(crate) mod waf;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -314,7 +316,7 @@ impl Translator {
     ) -> ProxyResources {
         let mut out = ProxyResources::default();
         let mut status = ProxyStatus::default();
-        let mut referenced: BTreeSet<ResourceRef> = BTreeSet::new();
+        let mut referenced = UpstreamSet::default();
         for listener in &model.listeners {
             let envoy_listener = listeners::listener(listener, ctx);
             if envoy_listener.filter_chains.is_empty() {
@@ -683,10 +685,14 @@ fn virtual_host_status(host: &VirtualHostModel) -> VirtualHostStatus {
     }
 }
 
+/// A set of upstreams collected per translation: hashed, since every route of every virtual
+/// host adds its destinations, and a sorted set's lookups grow with the upstream count.
+pub(crate) type UpstreamSet = foldhash::HashSet<ResourceRef>;
+
 /// The upstreams a virtual host's routes can send traffic to (including shadows and the
 /// members of upstream groups).
-fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut BTreeSet<ResourceRef>) {
-    fn add(d: &Destination, into: &mut BTreeSet<ResourceRef>) {
+fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut UpstreamSet) {
+    fn add(d: &Destination, into: &mut UpstreamSet) {
         // Runs for every route, and most upstreams serve several: a reference that names its
         // namespace is its own resolved form, looked up before a copy is made.
         if let Ok(Some(crate::model::routing::DestinationTarget::Upstream(r))) = d.target() {
@@ -735,7 +741,7 @@ fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut BTre
 fn collect_tcp_upstreams(
     host: &crate::model::gateway::TcpHost,
     ctx: &Context<'_>,
-    into: &mut BTreeSet<ResourceRef>,
+    into: &mut UpstreamSet,
 ) {
     use crate::model::gateway::TcpDestination;
     let Some(action) = &host.destination else {
