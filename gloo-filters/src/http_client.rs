@@ -91,34 +91,10 @@ fn connector(http: HttpConnector) -> Result<Connector, String> {
     Ok(http)
 }
 
-/// The client TLS configuration every client shares: the system's CA certificates are read
-/// once per process.
+/// The client TLS configuration every client shares: the system's CA certificates.
 #[cfg(feature = "https")]
 fn tls_config() -> Result<rustls::ClientConfig, String> {
-    use std::sync::{Arc, OnceLock};
-    static CONFIG: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                // A certificate rustls cannot use is skipped, as OpenSSL skips it.
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                tracing::warn!(
-                    errors = ?found.errors,
-                    "no system CA certificates found: https calls will fail certificate checks"
-                );
-            }
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            Ok(rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("TLS configuration: {e}"))?
-                .with_root_certificates(roots)
-                .with_no_client_auth())
-        })
-        .clone()
+    crate::tls::client_config(crate::tls::system_roots(), None, None)
 }
 
 /// An error and its sources, joined.

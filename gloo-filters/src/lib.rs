@@ -104,6 +104,8 @@ mod pb_json;
 pub mod ratelimit;
 #[cfg(feature = "rls")]
 pub mod rls;
+#[cfg(feature = "client-tls")]
+mod tls;
 #[cfg(feature = "transform")]
 pub mod transform;
 #[cfg(feature = "waf")]

@@ -1,15 +1,21 @@
 //! Gloo's LDAP step against a real OpenLDAP `slapd` (`GLOO_TEST_SLAPD`), started here with
 //! the memberof overlay and Gloo's guide directory: marco (developers), rick (developers,
 //! managers), scott (developers, sales, managers; his own `memberOf` is readable only by the
-//! `cn=reader` service account).
+//! `cn=reader` service account). LDAP over TLS against a slapd listening on `ldaps://` only,
+//! with certificates `openssl` makes; the connection pool observed through slapd's
+//! `cn=Monitor` connection counters.
 
 mod support {
+    #[allow(dead_code)] // each test binary uses part of the helper
+    pub mod certs;
     #[allow(dead_code)] // each test binary uses part of the helper
     pub mod redis_server;
     pub mod slapd;
 }
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use gloo_filters::extauth::config::ExtAuthConfig;
@@ -33,13 +39,24 @@ async fn add(ldap: &mut ldap3::Ldap, dn: &str, attrs: &[(&str, &[&str])]) {
         .unwrap_or_else(|e| panic!("add {dn}: {e}"));
 }
 
+/// The ACL hiding scott's `memberOf` from scott himself.
+fn scott_acl() -> String {
+    let scott = format!("uid=scott,{PEOPLE}");
+    format!("to dn.exact=\"{scott}\" attrs=memberOf by dn.exact=\"{READER_DN}\" read by * none")
+}
+
 /// slapd with Gloo's guide directory; scott's `memberOf` hidden from scott himself.
 async fn directory() -> Slapd {
-    let scott = format!("uid=scott,{PEOPLE}");
-    let slapd = Slapd::start(&[&format!(
-        "to dn.exact=\"{scott}\" attrs=memberOf by dn.exact=\"{READER_DN}\" read by * none"
-    )]);
-    let (conn, mut ldap) = ldap3::LdapConnAsync::new(&slapd.url())
+    let slapd = Slapd::start(&[&scott_acl()]);
+    populate(&slapd).await;
+    slapd
+}
+
+/// A connection to `slapd` bound as its root DN (its certificate not checked: the tests check
+/// the step's TLS, not their own).
+async fn admin(slapd: &Slapd) -> ldap3::Ldap {
+    let settings = ldap3::LdapConnSettings::new().set_no_tls_verify(true);
+    let (conn, mut ldap) = ldap3::LdapConnAsync::with_settings(settings, &slapd.url())
         .await
         .expect("connect to slapd");
     ldap3::drive!(conn);
@@ -47,6 +64,12 @@ async fn directory() -> Slapd {
         .await
         .and_then(|r| r.success())
         .expect("bind as admin");
+    ldap
+}
+
+/// Gloo's guide directory in `slapd`.
+async fn populate(slapd: &Slapd) {
+    let mut ldap = admin(slapd).await;
     add(
         &mut ldap,
         SUFFIX,
@@ -113,7 +136,6 @@ async fn directory() -> Slapd {
         .await;
     }
     let _ = ldap.unbind().await;
-    slapd
 }
 
 fn config(kind: &str, step: Value) -> AuthConfig {
@@ -288,9 +310,20 @@ fn ldap_config_errors_name_the_field() {
     .starts_with("configs[0].ldap.userDnTemplate:"));
     assert!(error(
         "ldap",
-        json!({"address": "ldaps://a:636", "userDnTemplate": TEMPLATE})
+        json!({"address": "ldapi://a:636", "userDnTemplate": TEMPLATE})
     )
     .starts_with("configs[0].ldap.address:"));
+    assert!(error(
+        "ldap",
+        json!({"address": "a:389", "userDnTemplate": TEMPLATE, "pool": {"maxSize": 0}})
+    )
+    .starts_with("configs[0].ldap.pool.maxSize:"));
+    assert!(error(
+        "ldap",
+        json!({"address": "a:389", "userDnTemplate": TEMPLATE,
+               "pool": {"maxSize": 2, "initialSize": 3}})
+    )
+    .starts_with("configs[0].ldap.pool.initialSize:"));
     assert!(error(
         "ldap",
         json!({"address": "a:389", "userDnTemplate": TEMPLATE,
@@ -303,4 +336,168 @@ fn ldap_config_errors_name_the_field() {
                "groupLookupSettings": {"checkGroupsWithServiceAccount": true}})
     )
     .starts_with("configs[0].ldapInternal.groupLookupSettings:"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldaps_addresses_connect_over_tls_trusting_the_system_cas() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path();
+    support::certs::ca_and_leaf(path, "trusted");
+    support::certs::ca_and_leaf(path, "stranger");
+    // The system's CA certificates are read once per process: set before any TLS client.
+    std::env::set_var("SSL_CERT_FILE", path.join("trusted.crt"));
+    std::env::remove_var("SSL_CERT_DIR");
+    // Both listen for LDAP over TLS only.
+    let trusted = Slapd::start_ldaps(
+        &[&scott_acl()],
+        &path.join("trusted-leaf.crt"),
+        &path.join("trusted-leaf.key"),
+    );
+    let stranger = Slapd::start_ldaps(
+        &[&scott_acl()],
+        &path.join("stranger-leaf.crt"),
+        &path.join("stranger-leaf.key"),
+    );
+    populate(&trusted).await;
+    populate(&stranger).await;
+    let step = |address: String| {
+        config(
+            "ldapInternal",
+            json!({"address": address, "userDnTemplate": TEMPLATE,
+                   "allowedGroups": [MANAGERS],
+                   "groupLookupSettings": {"username": READER_DN, "password": READER_PASSWORD,
+                                           "checkGroupsWithServiceAccount": true}}),
+        )
+    };
+    let auth = step(trusted.url());
+    assert!(trusted.url().starts_with("ldaps://"));
+    assert_eq!(
+        outcome(&auth, Some(("scott", "scottpwd"))).await,
+        Ok("scott".into())
+    );
+    assert_eq!(outcome(&auth, Some(("marco", "marcopwd"))).await, Err(403));
+    assert_eq!(outcome(&auth, Some(("scott", "nope"))).await, Err(401));
+    // By host name too (the certificate names localhost).
+    let by_name = step(trusted.url().replace("127.0.0.1", "localhost"));
+    assert_eq!(
+        outcome(&by_name, Some(("rick", "rickpwd"))).await,
+        Ok("rick".into())
+    );
+    // Plain LDAP to the TLS port fails: the step above did speak TLS.
+    let plain = step(trusted.address());
+    assert_eq!(outcome(&plain, Some(("rick", "rickpwd"))).await, Err(500));
+    // A server whose certificate no trusted CA signed: 500, never allowed.
+    let untrusted = step(stranger.url());
+    assert_eq!(
+        outcome(&untrusted, Some(("rick", "rickpwd"))).await,
+        Err(500)
+    );
+}
+
+/// slapd's connection counters (`cn=Monitor`): (opened since it started, open now), both
+/// counting the connection that reads them.
+async fn connections(slapd: &Slapd) -> (u64, u64) {
+    let mut ldap = admin(slapd).await;
+    let (entries, _) = ldap
+        .search(
+            "cn=Connections,cn=Monitor",
+            ldap3::Scope::OneLevel,
+            "(|(cn=Total)(cn=Current))",
+            vec!["cn", "monitorCounter"],
+        )
+        .await
+        .and_then(|r| r.success())
+        .expect("read cn=Monitor");
+    let _ = ldap.unbind().await;
+    let mut counters = (None, None);
+    for entry in entries {
+        let entry = ldap3::SearchEntry::construct(entry);
+        let counter = entry.attrs.get("monitorCounter").and_then(|v| v.first());
+        let counter: Option<u64> = counter.and_then(|c| c.parse().ok());
+        match entry.dn.split(',').next() {
+            Some("cn=Total") => counters.0 = counter,
+            Some("cn=Current") => counters.1 = counter,
+            _ => {}
+        }
+    }
+    match counters {
+        (Some(total), Some(current)) => (total, current),
+        other => panic!("no connection counters in cn=Monitor: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_reuse_pooled_connections_and_the_pool_keeps_at_most_max_size() {
+    let slapd = directory().await;
+    let auth = Arc::new(config(
+        "ldapInternal",
+        json!({"address": slapd.address(), "userDnTemplate": TEMPLATE,
+               "allowedGroups": [MANAGERS], "pool": {"maxSize": 2, "initialSize": 1},
+               "groupLookupSettings": {"username": READER_DN, "password": READER_PASSWORD,
+                                       "checkGroupsWithServiceAccount": true}}),
+    ));
+    assert_eq!(
+        outcome(&auth, Some(("scott", "scottpwd"))).await,
+        Ok("scott".into())
+    );
+    // One check at a time: every check binds (as the user, then as the service account) on
+    // the pooled connection; none opens a new one (the only new connection is the counters'
+    // own).
+    let (before, _) = connections(&slapd).await;
+    for (user, password, expected) in [
+        ("rick", "rickpwd", Ok("rick".to_string())),
+        ("marco", "marcopwd", Err(403)),
+        ("scott", "rickpwd", Err(401)),
+        ("scott", "scottpwd", Ok("scott".to_string())),
+        ("marco", "marcopwd", Err(403)),
+        ("rick", "rickpwd", Ok("rick".to_string())),
+    ] {
+        assert_eq!(
+            outcome(&auth, Some((user, password))).await,
+            expected,
+            "{user}"
+        );
+    }
+    let (after, _) = connections(&slapd).await;
+    assert_eq!(after - before, 1, "sequential checks opened connections");
+
+    // Many at once: the pool runs out, checks open connections on the fly; all answer right.
+    let mut checks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let auth = Arc::clone(&auth);
+        checks.spawn(async move {
+            let (user, expected) = if i % 2 == 0 {
+                ("rick", Ok("rick".to_string()))
+            } else {
+                ("marco", Err(403))
+            };
+            let password = format!("{user}pwd");
+            (outcome(&auth, Some((user, &password))).await, expected)
+        });
+    }
+    while let Some(result) = checks.join_next().await {
+        let (got, expected) = result.expect("check task");
+        assert_eq!(got, expected);
+    }
+    // Afterwards the pool keeps maxSize (2) of them: the others were closed. slapd counts a
+    // closed connection once it has read the close, so the count is polled.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, current) = connections(&slapd).await;
+        // Minus the counters' own connection.
+        if current - 1 == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} connections stay open, expected the pool's 2",
+            current - 1
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And they still serve.
+    assert_eq!(
+        outcome(&auth, Some(("rick", "rickpwd"))).await,
+        Ok("rick".into())
+    );
 }

@@ -532,9 +532,9 @@ pub struct LdapConfig<G> {
     /// Group DNs one of which the user must be in.
     #[serde(default)]
     pub allowed_groups: Vec<String>,
-    /// Connection pool tuning (accepted, not used: each check opens its connections).
+    /// The pool of connections to the server (5 kept at most, 2 opened up front, by default).
     #[serde(default)]
-    pub pool: Option<Value>,
+    pub pool: Option<LdapConnectionPool>,
     /// The filter of the search for the user entry (`(uid=*)` when empty).
     #[serde(default)]
     pub search_filter: String,
@@ -544,6 +544,18 @@ pub struct LdapConfig<G> {
     /// The service account that reads group membership.
     #[serde(default = "Option::default")]
     pub group_lookup_settings: Option<G>,
+}
+
+/// `Ldap.ConnectionPool`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LdapConnectionPool {
+    /// How many idle connections the pool keeps at most (5 when absent).
+    #[serde(default)]
+    pub max_size: Option<u32>,
+    /// How many connections are opened when the pool is first used (2 when absent).
+    #[serde(default)]
+    pub initial_size: Option<u32>,
 }
 
 /// `ExtAuthConfig.LdapServiceAccountConfig`: resolved credentials.
