@@ -32,15 +32,29 @@ impl HttpClient {
     /// A client with its own connection pool (connect timeout 5 s, idle connections kept
     /// 60 s). Needs a tokio runtime when it sends. Fails only when rustls cannot be set up.
     pub(crate) fn new() -> Result<Self, String> {
+        Ok(Self::with_connector(connector(Self::http())?))
+    }
+
+    /// Like [`HttpClient::new`], `https` calls using `tls`.
+    #[cfg(feature = "https")]
+    pub(crate) fn with_tls(tls: rustls::ClientConfig) -> Result<Self, String> {
+        Ok(Self::with_connector(tls_connector(Self::http(), tls)))
+    }
+
+    fn http() -> HttpConnector {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
         http.set_nodelay(true);
-        Ok(Self {
+        http
+    }
+
+    fn with_connector(connector: Connector) -> Self {
+        Self {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(60))
-                .build(connector(http)?),
-        })
+                .build(connector),
+        }
     }
 
     /// Sends `request` (an absolute `http` or `https` URI) and reads the whole answer, at most
@@ -79,11 +93,16 @@ impl HttpClient {
 
 #[cfg(feature = "https")]
 fn connector(http: HttpConnector) -> Result<Connector, String> {
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config()?)
+    Ok(tls_connector(http, tls_config()?))
+}
+
+#[cfg(feature = "https")]
+fn tls_connector(http: HttpConnector, tls: rustls::ClientConfig) -> Connector {
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http))
+        .wrap_connector(http)
 }
 
 #[cfg(not(feature = "https"))]

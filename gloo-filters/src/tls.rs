@@ -7,7 +7,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-#[cfg(feature = "extauth-passthrough-grpc")]
+#[cfg(any(
+    feature = "extauth-passthrough-grpc",
+    all(feature = "extauth", feature = "https")
+))]
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, SupportedProtocolVersion};
@@ -32,7 +35,10 @@ pub(crate) fn system_roots() -> Arc<RootCertStore> {
 }
 
 /// The CA certificates of a PEM bundle; an error when it holds none.
-#[cfg(feature = "extauth-passthrough-grpc")]
+#[cfg(any(
+    feature = "extauth-passthrough-grpc",
+    all(feature = "extauth", feature = "https")
+))]
 pub(crate) fn pem_roots(pem: &[u8]) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
@@ -48,7 +54,10 @@ pub(crate) fn pem_roots(pem: &[u8]) -> Result<RootCertStore, String> {
 }
 
 /// A client certificate chain and its private key, from PEM.
-#[cfg(feature = "extauth-passthrough-grpc")]
+#[cfg(any(
+    feature = "extauth-passthrough-grpc",
+    all(feature = "extauth", feature = "https")
+))]
 pub(crate) fn pem_identity(
     cert: &[u8],
     key: &[u8],

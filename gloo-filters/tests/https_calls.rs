@@ -18,28 +18,15 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
-use support::certs::ca_and_leaf;
+use support::certs::{ca_and_leaf, server_config};
 
 /// An HTTPS server on 127.0.0.1 with `<ca>-leaf`'s certificate, answering every request with
 /// its method and path as JSON; its port.
 async fn https_server(dir: &Path, ca: &str) -> u16 {
-    let certs = CertificateDer::pem_file_iter(dir.join(format!("{ca}-leaf.crt")))
-        .expect("read certificate")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("parse certificate");
-    let key = PrivateKeyDer::from_pem_file(dir.join(format!("{ca}-leaf.key"))).expect("read key");
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server certificate");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let config = server_config(dir, &format!("{ca}-leaf"), None, &[]);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();
     tokio::spawn(async move {

@@ -55,3 +55,49 @@ pub fn ca_and_leaf(dir: &Path, name: &str) {
     ca(dir, name);
     leaf(dir, name, &format!("{name}-leaf"));
 }
+
+/// A rustls server configuration with `<name>.crt` / `<name>.key`, offering `alpn`, and
+/// requiring a client certificate signed by `<client_ca>.crt` when given.
+pub fn server_config(
+    dir: &Path,
+    name: &str,
+    client_ca: Option<&str>,
+    alpn: &[&[u8]],
+) -> std::sync::Arc<tokio_rustls::rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+
+    let pem = |file: String| {
+        CertificateDer::pem_file_iter(dir.join(file))
+            .expect("read certificate")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("parse certificate")
+    };
+    let certs = pem(format!("{name}.crt"));
+    let key = PrivateKeyDer::from_pem_file(dir.join(format!("{name}.key"))).expect("read key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in pem(format!("{ca}.crt")) {
+                roots.add(cert).expect("client CA");
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .expect("server certificate");
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}

@@ -85,16 +85,24 @@ impl PassThroughHttp {
         config: &PassThroughAuth,
         client: Arc<dyn AuthHttpClient>,
     ) -> Result<Self, ConfigError> {
+        Self::build(at, config, client, None)
+    }
+
+    /// Builds `passThroughAuth` whose `http` is set, with `passthroughInternal`'s TLS material
+    /// (`data`) when the control plane resolved its Secret. With TLS settings (`tlsConfig`
+    /// or `data`), calls go out through a client of the step's own (feature `https`), not
+    /// `client`.
+    pub(crate) fn build(
+        at: &str,
+        config: &PassThroughAuth,
+        client: Arc<dyn AuthHttpClient>,
+        data: Option<super::TlsData<'_>>,
+    ) -> Result<Self, ConfigError> {
         let Some(http) = &config.http else {
             return Err(ConfigError::new(format!("{at}.http"), "required"));
         };
         let at_http = format!("{at}.http");
-        if http.tls_config.is_some() {
-            return Err(ConfigError::new(
-                format!("{at_http}.tlsConfig"),
-                "TLS client settings for passthrough are not supported by gloo-filters",
-            ));
-        }
+        let client = step_client(&at_http, http.tls_config.as_ref(), data, client)?;
         let url: Uri = http.url.parse().map_err(|e| {
             ConfigError::new(format!("{at_http}.url"), format!("{:?}: {e}", http.url))
         })?;
@@ -298,4 +306,39 @@ impl Authorize for PassThroughHttp {
             }
         })
     }
+}
+
+/// The client of a step: `shared`, or one with the step's TLS settings.
+#[cfg(feature = "https")]
+fn step_client(
+    at: &str,
+    tls_config: Option<&super::super::config::PassThroughTlsConfig>,
+    data: Option<super::TlsData<'_>>,
+    shared: Arc<dyn AuthHttpClient>,
+) -> Result<Arc<dyn AuthHttpClient>, ConfigError> {
+    Ok(
+        match super::tls::client_config(at, tls_config, data, &[])? {
+            None => shared,
+            Some(tls) => Arc::new(super::super::client::HyperAuthClient::with_tls(
+                std::sync::Arc::unwrap_or_clone(tls),
+            )),
+        },
+    )
+}
+
+/// The client of a step: `shared`; TLS settings need the `https` feature.
+#[cfg(not(feature = "https"))]
+fn step_client(
+    at: &str,
+    tls_config: Option<&super::super::config::PassThroughTlsConfig>,
+    data: Option<super::TlsData<'_>>,
+    shared: Arc<dyn AuthHttpClient>,
+) -> Result<Arc<dyn AuthHttpClient>, ConfigError> {
+    if tls_config.is_some() || data.is_some() {
+        return Err(ConfigError::new(
+            format!("{at}.tlsConfig"),
+            "TLS client settings need gloo-filters' `https` feature",
+        ));
+    }
+    Ok(shared)
 }
