@@ -1,170 +1,27 @@
 //! Gloo's LDAP step against a real OpenLDAP `slapd` (`GLOO_TEST_SLAPD`), started here with
 //! the memberof overlay and Gloo's guide directory: marco (developers), rick (developers,
 //! managers), scott (developers, sales, managers; his own `memberOf` is readable only by the
-//! `cn=reader` service account). LDAP over TLS against a slapd listening on `ldaps://` only,
-//! with certificates `openssl` makes; the connection pool observed through slapd's
-//! `cn=Monitor` connection counters.
+//! `cn=reader` service account). The connection pool observed through slapd's `cn=Monitor`
+//! connection counters. LDAP over TLS is `extauth_ldaps.rs` (its own process: the system's CA
+//! certificates are read once per process).
 
 mod support {
     #[allow(dead_code)] // each test binary uses part of the helper
-    pub mod certs;
+    pub mod ldap_directory;
     #[allow(dead_code)] // each test binary uses part of the helper
     pub mod redis_server;
     pub mod slapd;
 }
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use gloo_filters::extauth::config::ExtAuthConfig;
-use gloo_filters::extauth::{AuthConfig, CheckRequest, Decision};
+use gloo_filters::extauth::{AuthConfig, Decision};
 use serde_json::{json, Value};
 
-use support::slapd::{Slapd, ADMIN_DN, ADMIN_PASSWORD, READER_DN, READER_PASSWORD, SUFFIX};
-
-const PEOPLE: &str = "ou=people,dc=solo,dc=io";
-const MANAGERS: &str = "cn=managers,ou=groups,dc=solo,dc=io";
-const TEMPLATE: &str = "uid=%s,ou=people,dc=solo,dc=io";
-
-async fn add(ldap: &mut ldap3::Ldap, dn: &str, attrs: &[(&str, &[&str])]) {
-    let attrs: Vec<(&str, HashSet<&str>)> = attrs
-        .iter()
-        .map(|(name, values)| (*name, values.iter().copied().collect()))
-        .collect();
-    ldap.add(dn, attrs)
-        .await
-        .and_then(|r| r.success())
-        .unwrap_or_else(|e| panic!("add {dn}: {e}"));
-}
-
-/// The ACL hiding scott's `memberOf` from scott himself.
-fn scott_acl() -> String {
-    let scott = format!("uid=scott,{PEOPLE}");
-    format!("to dn.exact=\"{scott}\" attrs=memberOf by dn.exact=\"{READER_DN}\" read by * none")
-}
-
-/// slapd with Gloo's guide directory; scott's `memberOf` hidden from scott himself.
-async fn directory() -> Slapd {
-    let slapd = Slapd::start(&[&scott_acl()]);
-    populate(&slapd).await;
-    slapd
-}
-
-/// A connection to `slapd` bound as its root DN (its certificate not checked: the tests check
-/// the step's TLS, not their own).
-async fn admin(slapd: &Slapd) -> ldap3::Ldap {
-    let settings = ldap3::LdapConnSettings::new().set_no_tls_verify(true);
-    let (conn, mut ldap) = ldap3::LdapConnAsync::with_settings(settings, &slapd.url())
-        .await
-        .expect("connect to slapd");
-    ldap3::drive!(conn);
-    ldap.simple_bind(ADMIN_DN, ADMIN_PASSWORD)
-        .await
-        .and_then(|r| r.success())
-        .expect("bind as admin");
-    ldap
-}
-
-/// Gloo's guide directory in `slapd`.
-async fn populate(slapd: &Slapd) {
-    let mut ldap = admin(slapd).await;
-    add(
-        &mut ldap,
-        SUFFIX,
-        &[
-            ("objectClass", &["dcObject", "organization"]),
-            ("o", &["solo"]),
-            ("dc", &["solo"]),
-        ],
-    )
-    .await;
-    add(
-        &mut ldap,
-        READER_DN,
-        &[
-            (
-                "objectClass",
-                &["organizationalRole", "simpleSecurityObject"],
-            ),
-            ("cn", &["reader"]),
-            ("userPassword", &[READER_PASSWORD]),
-        ],
-    )
-    .await;
-    for ou in ["people", "groups"] {
-        add(
-            &mut ldap,
-            &format!("ou={ou},{SUFFIX}"),
-            &[("objectClass", &["organizationalUnit"]), ("ou", &[ou])],
-        )
-        .await;
-    }
-    for user in ["marco", "rick", "scott"] {
-        let password = format!("{user}pwd");
-        add(
-            &mut ldap,
-            &format!("uid={user},{PEOPLE}"),
-            &[
-                ("objectClass", &["inetOrgPerson"]),
-                ("uid", &[user]),
-                ("cn", &[user]),
-                ("sn", &[user]),
-                ("userPassword", &[&password]),
-            ],
-        )
-        .await;
-    }
-    let member = |u: &str| format!("uid={u},{PEOPLE}");
-    for (group, members) in [
-        ("developers", vec!["marco", "rick", "scott"]),
-        ("managers", vec!["rick", "scott"]),
-        ("sales", vec!["scott"]),
-    ] {
-        let members: Vec<String> = members.into_iter().map(member).collect();
-        let members: Vec<&str> = members.iter().map(String::as_str).collect();
-        add(
-            &mut ldap,
-            &format!("cn={group},ou=groups,{SUFFIX}"),
-            &[
-                ("objectClass", &["groupOfNames"]),
-                ("cn", &[group]),
-                ("member", &members),
-            ],
-        )
-        .await;
-    }
-    let _ = ldap.unbind().await;
-}
-
-fn config(kind: &str, step: Value) -> AuthConfig {
-    let json = json!({"authConfigRefName": "gloo-system.ldap", "configs": [{kind: step}]});
-    AuthConfig::from_config(&ExtAuthConfig::from_json(&json.to_string()).expect("parses"))
-        .expect("builds")
-}
-
-fn request(credentials: Option<(&str, &str)>) -> CheckRequest {
-    let mut request = CheckRequest::default();
-    if let Some((user, password)) = credentials {
-        let value = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-        );
-        request
-            .headers
-            .insert("authorization", value.parse().expect("header"));
-    }
-    request
-}
-
-/// `Ok(user id)` or `Err(status)`.
-async fn outcome(auth: &AuthConfig, credentials: Option<(&str, &str)>) -> Result<String, u16> {
-    match auth.check(&request(credentials)).await {
-        Decision::Allow(allowed) => Ok(allowed.user_id.unwrap_or_default()),
-        Decision::Deny(denied) => Err(denied.status.as_u16()),
-    }
-}
+use support::ldap_directory::{admin, config, directory, outcome, request, MANAGERS, TEMPLATE};
+use support::slapd::{Slapd, READER_DN, READER_PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_binding_authenticates_and_checks_groups() {
@@ -336,62 +193,6 @@ fn ldap_config_errors_name_the_field() {
                "groupLookupSettings": {"checkGroupsWithServiceAccount": true}})
     )
     .starts_with("configs[0].ldapInternal.groupLookupSettings:"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ldaps_addresses_connect_over_tls_trusting_the_system_cas() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path();
-    support::certs::ca_and_leaf(path, "trusted");
-    support::certs::ca_and_leaf(path, "stranger");
-    // The system's CA certificates are read once per process: set before any TLS client.
-    std::env::set_var("SSL_CERT_FILE", path.join("trusted.crt"));
-    std::env::remove_var("SSL_CERT_DIR");
-    // Both listen for LDAP over TLS only.
-    let trusted = Slapd::start_ldaps(
-        &[&scott_acl()],
-        &path.join("trusted-leaf.crt"),
-        &path.join("trusted-leaf.key"),
-    );
-    let stranger = Slapd::start_ldaps(
-        &[&scott_acl()],
-        &path.join("stranger-leaf.crt"),
-        &path.join("stranger-leaf.key"),
-    );
-    populate(&trusted).await;
-    populate(&stranger).await;
-    let step = |address: String| {
-        config(
-            "ldapInternal",
-            json!({"address": address, "userDnTemplate": TEMPLATE,
-                   "allowedGroups": [MANAGERS],
-                   "groupLookupSettings": {"username": READER_DN, "password": READER_PASSWORD,
-                                           "checkGroupsWithServiceAccount": true}}),
-        )
-    };
-    let auth = step(trusted.url());
-    assert!(trusted.url().starts_with("ldaps://"));
-    assert_eq!(
-        outcome(&auth, Some(("scott", "scottpwd"))).await,
-        Ok("scott".into())
-    );
-    assert_eq!(outcome(&auth, Some(("marco", "marcopwd"))).await, Err(403));
-    assert_eq!(outcome(&auth, Some(("scott", "nope"))).await, Err(401));
-    // By host name too (the certificate names localhost).
-    let by_name = step(trusted.url().replace("127.0.0.1", "localhost"));
-    assert_eq!(
-        outcome(&by_name, Some(("rick", "rickpwd"))).await,
-        Ok("rick".into())
-    );
-    // Plain LDAP to the TLS port fails: the step above did speak TLS.
-    let plain = step(trusted.address());
-    assert_eq!(outcome(&plain, Some(("rick", "rickpwd"))).await, Err(500));
-    // A server whose certificate no trusted CA signed: 500, never allowed.
-    let untrusted = step(stranger.url());
-    assert_eq!(
-        outcome(&untrusted, Some(("rick", "rickpwd"))).await,
-        Err(500)
-    );
 }
 
 /// slapd's connection counters (`cn=Monitor`): (opened since it started, open now), both

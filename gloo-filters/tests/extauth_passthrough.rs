@@ -530,14 +530,29 @@ async fn grpc_passthrough_retries_unavailable_calls_as_its_retry_policy_says() {
     assert_eq!(denied_status(&auth.check(&request(&[])).await), Some(401));
     assert_eq!(calls(&counter), 1);
 
-    // A server that cannot be reached is UNAVAILABLE too: retried, then failed (or allowed
-    // with failureModeAllow).
-    let down = closed_port().await;
-    let auth = config(json!({"configs": [{"passThroughAuth": {
-        "grpc": {"address": format!("127.0.0.1:{down}"),
-                 "retryPolicy": {"numRetries": 2, "retryBackOff": fast}},
-        "failureModeAllow": true}}]}));
-    assert_eq!(denied_status(&auth.check(&authorized).await), None);
+    // A connection that fails is UNAVAILABLE too: each retry connects again. The listener
+    // accepts and closes at once, counting connections.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    for (policy, connections) in [
+        (Some(json!({"numRetries": 2, "retryBackOff": fast})), 3),
+        (None, 1),
+    ] {
+        accepted.store(0, Ordering::SeqCst);
+        let auth = step(port, policy);
+        assert_eq!(denied_status(&auth.check(&authorized).await), Some(403));
+        assert_eq!(calls(&accepted), connections);
+    }
 }
 
 /// The PEM file `name` in `dir`, base64-encoded as Gloo's `tlsConfigData` carries it.

@@ -9,7 +9,6 @@ mod support {
 }
 
 use std::path::Path;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use gloo_filters::extauth::oidc::{HyperIdpClient, IdpClient};

@@ -177,7 +177,7 @@ impl Authorize for PassThroughGrpc {
                 let backoff = self
                     .retry
                     .as_ref()
-                    .filter(|r| status.code() == Code::Unavailable && retries < r.retries)
+                    .filter(|r| unavailable(&status) && retries < r.retries)
                     .map(|r| r.backoff(retries));
                 let Some(backoff) = backoff else {
                     tracing::warn!(address = %self.endpoint.uri(), %status, retries, "passthrough auth server failed");
@@ -221,6 +221,15 @@ impl Authorize for PassThroughGrpc {
             }
         })
     }
+}
+
+/// Whether a call failed as gRPC's `UNAVAILABLE`: the server said so, or the call got no
+/// answer because the connection failed (tonic reports a connection closed during the
+/// handshake as `CANCELLED`, where gRPC-Go, Gloo's client, reports `UNAVAILABLE`).
+fn unavailable(status: &tonic::Status) -> bool {
+    status.code() == Code::Unavailable
+        || std::error::Error::source(status)
+            .is_some_and(|source| source.is::<tonic::transport::Error>())
 }
 
 /// Gloo's `RetryPolicy`: calls that fail with `UNAVAILABLE` (the server cannot be reached, or

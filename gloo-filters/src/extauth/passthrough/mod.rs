@@ -40,7 +40,7 @@
 //! # Retries (gRPC)
 //!
 //! With `retryPolicy`, a call that fails with `UNAVAILABLE` (the server cannot be reached,
-//! or answers so) is retried up to `numRetries` times (1 by default), after a fully jittered
+//! the connection or its TLS handshake fails, or the server answers so) is retried up to `numRetries` times (1 by default), after a fully jittered
 //! exponential back-off: a random wait up to `baseInterval × 2^n` after the `n`th failure
 //! (`baseInterval` 1 s by default), never above `maxInterval` (10 × `baseInterval` by
 //! default), as Envoy's and gRPC's back-offs wait. Other errors, denials and answers are
