@@ -724,6 +724,25 @@ async fn http_passthrough_speaks_tls_and_mtls_with_the_secret_material() {
         denied_status(&step(tls, &data).check(&request(&[])).await),
         Some(401)
     );
+
+    // Without tlsConfig: Gloo's HTTPS_PASSTHROUGH_CA_CERT names the CA of https URLs (read
+    // when the step is built; no other test here builds an https step without tlsConfig).
+    let plain = || {
+        config(json!({"configs": [{"passThroughAuth": {"http": {
+            "url": format!("https://localhost:{tls}/auth"),
+            "request": {"allowedHeaders": ["authorization"]},
+            "connectionTimeout": "3s"}}}]}))
+    };
+    std::env::set_var("HTTPS_PASSTHROUGH_CA_CERT", b64(dir, "server-ca.crt"));
+    let with_ca = plain();
+    std::env::set_var("HTTPS_PASSTHROUGH_CA_CERT", b64(dir, "stranger.crt"));
+    let with_other_ca = plain();
+    std::env::remove_var("HTTPS_PASSTHROUGH_CA_CERT");
+    assert_eq!(denied_status(&with_ca.check(&authorized).await), None);
+    assert_eq!(
+        denied_status(&with_other_ca.check(&authorized).await),
+        Some(403)
+    );
 }
 
 // ----- HTTP --------------------------------------------------------------------------------

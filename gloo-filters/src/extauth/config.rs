@@ -640,7 +640,8 @@ pub type LdapInternal = LdapConfig<LdapServiceAccount>;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LdapConfig<G> {
-    /// The server: `host:port`, or an `ldap://host:port` URL.
+    /// The server: `host:port`, or an `ldap://host:port` URL, or `ldaps://host:port` for LDAP
+    /// over TLS.
     #[serde(default)]
     pub address: String,
     /// The user entry's DN, `%s` standing for the user name (`uid=%s,ou=people,dc=solo,dc=io`).

@@ -66,9 +66,9 @@
 //!   request id; its body is the body the ext auth service received, whole.
 //! * TLS 1.1 is not offered (rustls speaks TLS 1.2 and 1.3): a `minimumProtocolVersion` of
 //!   `TLSv1_1` offers TLS 1.2 up, a `maximumProtocolVersion` of `TLSv1_1` is refused.
-//! * Gloo's HTTP passthrough documents an `HTTPS_PASSTHROUGH_CA_CERT` environment variable
-//!   for `https` URLs without `tlsConfig`; here those trust the system's CA certificates
-//!   (`SSL_CERT_FILE` names another bundle).
+//! * An `https` URL without TLS settings trusts the CA that Gloo's
+//!   `HTTPS_PASSTHROUGH_CA_CERT` environment variable holds (base64 of PEM, read when the
+//!   step is built), as Gloo documents, or else the system's CA certificates.
 //! * Which gRPC failures Gloo retries is not documented beyond "unable to initially
 //!   connect"; `UNAVAILABLE` covers that (and a server that says it is unavailable).
 //! * `connectionPool` is accepted and not used (the shared client's pool serves every step).

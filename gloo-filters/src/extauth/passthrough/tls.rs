@@ -88,6 +88,32 @@ pub(super) fn client_config(
     Ok(Some(Arc::new(config)))
 }
 
+/// Gloo's environment variable for the CA of `https` HTTP passthrough servers: base64 of a
+/// PEM bundle (plain PEM is read too).
+#[cfg(feature = "https")]
+pub(super) const HTTPS_PASSTHROUGH_CA_CERT: &str = "HTTPS_PASSTHROUGH_CA_CERT";
+
+/// A client configuration trusting the CA of [`HTTPS_PASSTHROUGH_CA_CERT`] (instead of the
+/// system's), or `None` when it is not set. Read when the step is built.
+#[cfg(feature = "https")]
+pub(super) fn env_ca_config(at: &str) -> Result<Option<Arc<ClientConfig>>, ConfigError> {
+    let Some(value) = std::env::var_os(HTTPS_PASSTHROUGH_CA_CERT) else {
+        return Ok(None);
+    };
+    let error = |e: String| {
+        ConfigError::new(
+            format!("{at}.url"),
+            format!("the {HTTPS_PASSTHROUGH_CA_CERT} environment variable: {e}"),
+        )
+    };
+    let Some(pem) = decode_pem(&value.to_string_lossy()).map_err(error)? else {
+        return Ok(None);
+    };
+    let roots = crate::tls::pem_roots(&pem).map_err(error)?;
+    let config = crate::tls::client_config(Arc::new(roots), None, None).map_err(error)?;
+    Ok(Some(Arc::new(config)))
+}
+
 /// A PEM field: base64 of PEM as Gloo sends it, or PEM itself; `None` when empty.
 fn decode_pem(value: &str) -> Result<Option<Vec<u8>>, String> {
     let value = value.trim();
