@@ -8,6 +8,7 @@
 
 mod common;
 
+use base64::Engine;
 use common::*;
 use gloo_core::model::Kind;
 use gloo_core::snapshot::ConfigSnapshot;
@@ -851,6 +852,105 @@ fn oauth_client_secrets_are_resolved() {
             "requiredScopes": {"scope": ["read"]},
         })
     );
+}
+
+#[test]
+fn passthrough_tls_secrets_are_resolved_into_passthrough_internal() {
+    let (configs, t) = configs(&docs(&[
+        &secret(
+            "auth-tls",
+            "",
+            "kubernetes.io/tls",
+            "tls.crt: CERT-PEM, tls.key: KEY-PEM, ca.crt: CA-PEM",
+        ),
+        &secret("ca-only", "", "kubernetes.io/tls", "ca.crt: CA-PEM"),
+        &auth_config(
+            "grpc-mtls",
+            "
+            configs:
+            - passThroughAuth:
+                grpc:
+                  address: auth.example:9001
+                  tlsConfig:
+                    secretRef: {name: auth-tls, namespace: gloo-system}
+                    sslParams: {minimumProtocolVersion: TLSv1_3}
+                  retryPolicy: {numRetries: 3}
+                config: {team: blue}
+            ",
+        ),
+        &auth_config(
+            "http-tls",
+            "
+            configs:
+            - passThroughAuth:
+                http:
+                  url: https://auth.example/check
+                  tlsConfig: {secretRef: {name: ca-only, namespace: gloo-system}}
+            ",
+        ),
+        &auth_config(
+            "system-cas",
+            "configs:\n- passThroughAuth: {grpc: {address: auth.example:9001, tlsConfig: {}}}\n",
+        ),
+        &auth_config(
+            "plain",
+            "configs:\n- passThroughAuth: {grpc: {address: auth.example:9001}}\n",
+        ),
+        &auth_config(
+            "missing",
+            "
+            configs:
+            - passThroughAuth:
+                grpc:
+                  address: auth.example:9001
+                  tlsConfig: {secretRef: {name: gone, namespace: gloo-system}}
+            ",
+        ),
+    ]));
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    assert_eq!(
+        configs["gloo-system.grpc-mtls"]["configs"][0],
+        json!({"passthroughInternal": {
+            "passThroughAuth": {
+                "grpc": {"address": "auth.example:9001", "retryPolicy": {"numRetries": 3}},
+                "config": {"team": "blue"},
+            },
+            "tlsConfigData": {
+                "certPem": b64("CERT-PEM"),
+                "keyPem": b64("KEY-PEM"),
+                "rootCaPem": b64("CA-PEM"),
+                "sslParams": {"minimumProtocolVersion": "TLSv1_3"},
+            },
+        }})
+    );
+    assert_eq!(
+        configs["gloo-system.http-tls"]["configs"][0],
+        json!({"passthroughInternal": {
+            "passThroughAuth": {"http": {"url": "https://auth.example/check"}},
+            "tlsConfigData": {"rootCaPem": b64("CA-PEM")},
+        }})
+    );
+    // TLS without a Secret: the system's CA certificates.
+    assert_eq!(
+        configs["gloo-system.system-cas"]["configs"][0],
+        json!({"passthroughInternal": {
+            "passThroughAuth": {"grpc": {"address": "auth.example:9001"}},
+            "tlsConfigData": {},
+        }})
+    );
+    assert_eq!(
+        configs["gloo-system.plain"]["configs"][0],
+        json!({"passThroughAuth": {"grpc": {"address": "auth.example:9001"}}})
+    );
+    assert_status(
+        &t,
+        Kind::AuthConfig,
+        &gs("missing"),
+        Rejected,
+        &["spec.configs[0].passThroughAuth.grpc.tlsConfig.secretRef: Secret gloo-system.gone not found"],
+        &[],
+    );
+    assert!(!configs.contains_key("gloo-system.missing"));
 }
 
 #[test]

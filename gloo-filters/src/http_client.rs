@@ -32,15 +32,29 @@ impl HttpClient {
     /// A client with its own connection pool (connect timeout 5 s, idle connections kept
     /// 60 s). Needs a tokio runtime when it sends. Fails only when rustls cannot be set up.
     pub(crate) fn new() -> Result<Self, String> {
+        Ok(Self::with_connector(connector(Self::http())?))
+    }
+
+    /// Like [`HttpClient::new`], `https` calls using `tls`.
+    #[cfg(feature = "https")]
+    pub(crate) fn with_tls(tls: rustls::ClientConfig) -> Result<Self, String> {
+        Ok(Self::with_connector(tls_connector(Self::http(), tls)))
+    }
+
+    fn http() -> HttpConnector {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
         http.set_nodelay(true);
-        Ok(Self {
+        http
+    }
+
+    fn with_connector(connector: Connector) -> Self {
+        Self {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(60))
-                .build(connector(http)?),
-        })
+                .build(connector),
+        }
     }
 
     /// Sends `request` (an absolute `http` or `https` URI) and reads the whole answer, at most
@@ -79,11 +93,16 @@ impl HttpClient {
 
 #[cfg(feature = "https")]
 fn connector(http: HttpConnector) -> Result<Connector, String> {
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config()?)
+    Ok(tls_connector(http, tls_config()?))
+}
+
+#[cfg(feature = "https")]
+fn tls_connector(http: HttpConnector, tls: rustls::ClientConfig) -> Connector {
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http))
+        .wrap_connector(http)
 }
 
 #[cfg(not(feature = "https"))]
@@ -91,34 +110,10 @@ fn connector(http: HttpConnector) -> Result<Connector, String> {
     Ok(http)
 }
 
-/// The client TLS configuration every client shares: the system's CA certificates are read
-/// once per process.
+/// The client TLS configuration every client shares: the system's CA certificates.
 #[cfg(feature = "https")]
 fn tls_config() -> Result<rustls::ClientConfig, String> {
-    use std::sync::{Arc, OnceLock};
-    static CONFIG: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                // A certificate rustls cannot use is skipped, as OpenSSL skips it.
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                tracing::warn!(
-                    errors = ?found.errors,
-                    "no system CA certificates found: https calls will fail certificate checks"
-                );
-            }
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            Ok(rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("TLS configuration: {e}"))?
-                .with_root_certificates(roots)
-                .with_no_client_auth())
-        })
-        .clone()
+    crate::tls::client_config(crate::tls::system_roots(), None, None)
 }
 
 /// An error and its sources, joined.

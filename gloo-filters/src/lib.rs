@@ -104,6 +104,12 @@ mod pb_json;
 pub mod ratelimit;
 #[cfg(feature = "rls")]
 pub mod rls;
+#[cfg(any(
+    feature = "extauth-ldap",
+    feature = "extauth-passthrough-grpc",
+    all(feature = "https", any(feature = "jwt", feature = "aws"))
+))]
+mod tls;
 #[cfg(feature = "transform")]
 pub mod transform;
 #[cfg(feature = "waf")]

@@ -1,148 +1,27 @@
 //! Gloo's LDAP step against a real OpenLDAP `slapd` (`GLOO_TEST_SLAPD`), started here with
 //! the memberof overlay and Gloo's guide directory: marco (developers), rick (developers,
 //! managers), scott (developers, sales, managers; his own `memberOf` is readable only by the
-//! `cn=reader` service account).
+//! `cn=reader` service account). The connection pool observed through slapd's `cn=Monitor`
+//! connection counters. LDAP over TLS is `extauth_ldaps.rs` (its own process: the system's CA
+//! certificates are read once per process).
 
 mod support {
+    #[allow(dead_code)] // each test binary uses part of the helper
+    pub mod ldap_directory;
     #[allow(dead_code)] // each test binary uses part of the helper
     pub mod redis_server;
     pub mod slapd;
 }
 
-use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use base64::Engine;
 use gloo_filters::extauth::config::ExtAuthConfig;
-use gloo_filters::extauth::{AuthConfig, CheckRequest, Decision};
+use gloo_filters::extauth::{AuthConfig, Decision};
 use serde_json::{json, Value};
 
-use support::slapd::{Slapd, ADMIN_DN, ADMIN_PASSWORD, READER_DN, READER_PASSWORD, SUFFIX};
-
-const PEOPLE: &str = "ou=people,dc=solo,dc=io";
-const MANAGERS: &str = "cn=managers,ou=groups,dc=solo,dc=io";
-const TEMPLATE: &str = "uid=%s,ou=people,dc=solo,dc=io";
-
-async fn add(ldap: &mut ldap3::Ldap, dn: &str, attrs: &[(&str, &[&str])]) {
-    let attrs: Vec<(&str, HashSet<&str>)> = attrs
-        .iter()
-        .map(|(name, values)| (*name, values.iter().copied().collect()))
-        .collect();
-    ldap.add(dn, attrs)
-        .await
-        .and_then(|r| r.success())
-        .unwrap_or_else(|e| panic!("add {dn}: {e}"));
-}
-
-/// slapd with Gloo's guide directory; scott's `memberOf` hidden from scott himself.
-async fn directory() -> Slapd {
-    let scott = format!("uid=scott,{PEOPLE}");
-    let slapd = Slapd::start(&[&format!(
-        "to dn.exact=\"{scott}\" attrs=memberOf by dn.exact=\"{READER_DN}\" read by * none"
-    )]);
-    let (conn, mut ldap) = ldap3::LdapConnAsync::new(&slapd.url())
-        .await
-        .expect("connect to slapd");
-    ldap3::drive!(conn);
-    ldap.simple_bind(ADMIN_DN, ADMIN_PASSWORD)
-        .await
-        .and_then(|r| r.success())
-        .expect("bind as admin");
-    add(
-        &mut ldap,
-        SUFFIX,
-        &[
-            ("objectClass", &["dcObject", "organization"]),
-            ("o", &["solo"]),
-            ("dc", &["solo"]),
-        ],
-    )
-    .await;
-    add(
-        &mut ldap,
-        READER_DN,
-        &[
-            (
-                "objectClass",
-                &["organizationalRole", "simpleSecurityObject"],
-            ),
-            ("cn", &["reader"]),
-            ("userPassword", &[READER_PASSWORD]),
-        ],
-    )
-    .await;
-    for ou in ["people", "groups"] {
-        add(
-            &mut ldap,
-            &format!("ou={ou},{SUFFIX}"),
-            &[("objectClass", &["organizationalUnit"]), ("ou", &[ou])],
-        )
-        .await;
-    }
-    for user in ["marco", "rick", "scott"] {
-        let password = format!("{user}pwd");
-        add(
-            &mut ldap,
-            &format!("uid={user},{PEOPLE}"),
-            &[
-                ("objectClass", &["inetOrgPerson"]),
-                ("uid", &[user]),
-                ("cn", &[user]),
-                ("sn", &[user]),
-                ("userPassword", &[&password]),
-            ],
-        )
-        .await;
-    }
-    let member = |u: &str| format!("uid={u},{PEOPLE}");
-    for (group, members) in [
-        ("developers", vec!["marco", "rick", "scott"]),
-        ("managers", vec!["rick", "scott"]),
-        ("sales", vec!["scott"]),
-    ] {
-        let members: Vec<String> = members.into_iter().map(member).collect();
-        let members: Vec<&str> = members.iter().map(String::as_str).collect();
-        add(
-            &mut ldap,
-            &format!("cn={group},ou=groups,{SUFFIX}"),
-            &[
-                ("objectClass", &["groupOfNames"]),
-                ("cn", &[group]),
-                ("member", &members),
-            ],
-        )
-        .await;
-    }
-    let _ = ldap.unbind().await;
-    slapd
-}
-
-fn config(kind: &str, step: Value) -> AuthConfig {
-    let json = json!({"authConfigRefName": "gloo-system.ldap", "configs": [{kind: step}]});
-    AuthConfig::from_config(&ExtAuthConfig::from_json(&json.to_string()).expect("parses"))
-        .expect("builds")
-}
-
-fn request(credentials: Option<(&str, &str)>) -> CheckRequest {
-    let mut request = CheckRequest::default();
-    if let Some((user, password)) = credentials {
-        let value = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-        );
-        request
-            .headers
-            .insert("authorization", value.parse().expect("header"));
-    }
-    request
-}
-
-/// `Ok(user id)` or `Err(status)`.
-async fn outcome(auth: &AuthConfig, credentials: Option<(&str, &str)>) -> Result<String, u16> {
-    match auth.check(&request(credentials)).await {
-        Decision::Allow(allowed) => Ok(allowed.user_id.unwrap_or_default()),
-        Decision::Deny(denied) => Err(denied.status.as_u16()),
-    }
-}
+use support::ldap_directory::{admin, config, directory, outcome, request, MANAGERS, TEMPLATE};
+use support::slapd::{Slapd, READER_DN, READER_PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_binding_authenticates_and_checks_groups() {
@@ -288,9 +167,20 @@ fn ldap_config_errors_name_the_field() {
     .starts_with("configs[0].ldap.userDnTemplate:"));
     assert!(error(
         "ldap",
-        json!({"address": "ldaps://a:636", "userDnTemplate": TEMPLATE})
+        json!({"address": "ldapi://a:636", "userDnTemplate": TEMPLATE})
     )
     .starts_with("configs[0].ldap.address:"));
+    assert!(error(
+        "ldap",
+        json!({"address": "a:389", "userDnTemplate": TEMPLATE, "pool": {"maxSize": 0}})
+    )
+    .starts_with("configs[0].ldap.pool.maxSize:"));
+    assert!(error(
+        "ldap",
+        json!({"address": "a:389", "userDnTemplate": TEMPLATE,
+               "pool": {"maxSize": 2, "initialSize": 3}})
+    )
+    .starts_with("configs[0].ldap.pool.initialSize:"));
     assert!(error(
         "ldap",
         json!({"address": "a:389", "userDnTemplate": TEMPLATE,
@@ -303,4 +193,112 @@ fn ldap_config_errors_name_the_field() {
                "groupLookupSettings": {"checkGroupsWithServiceAccount": true}})
     )
     .starts_with("configs[0].ldapInternal.groupLookupSettings:"));
+}
+
+/// slapd's connection counters (`cn=Monitor`): (opened since it started, open now), both
+/// counting the connection that reads them.
+async fn connections(slapd: &Slapd) -> (u64, u64) {
+    let mut ldap = admin(slapd).await;
+    let (entries, _) = ldap
+        .search(
+            "cn=Connections,cn=Monitor",
+            ldap3::Scope::OneLevel,
+            "(|(cn=Total)(cn=Current))",
+            vec!["cn", "monitorCounter"],
+        )
+        .await
+        .and_then(|r| r.success())
+        .expect("read cn=Monitor");
+    let _ = ldap.unbind().await;
+    let mut counters = (None, None);
+    for entry in entries {
+        let entry = ldap3::SearchEntry::construct(entry);
+        let counter = entry.attrs.get("monitorCounter").and_then(|v| v.first());
+        let counter: Option<u64> = counter.and_then(|c| c.parse().ok());
+        match entry.dn.split(',').next() {
+            Some("cn=Total") => counters.0 = counter,
+            Some("cn=Current") => counters.1 = counter,
+            _ => {}
+        }
+    }
+    match counters {
+        (Some(total), Some(current)) => (total, current),
+        other => panic!("no connection counters in cn=Monitor: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_reuse_pooled_connections_and_the_pool_keeps_at_most_max_size() {
+    let slapd = directory().await;
+    let auth = Arc::new(config(
+        "ldapInternal",
+        json!({"address": slapd.address(), "userDnTemplate": TEMPLATE,
+               "allowedGroups": [MANAGERS], "pool": {"maxSize": 2, "initialSize": 1},
+               "groupLookupSettings": {"username": READER_DN, "password": READER_PASSWORD,
+                                       "checkGroupsWithServiceAccount": true}}),
+    ));
+    assert_eq!(
+        outcome(&auth, Some(("scott", "scottpwd"))).await,
+        Ok("scott".into())
+    );
+    // One check at a time: every check binds (as the user, then as the service account) on
+    // the pooled connection; none opens a new one (the only new connection is the counters'
+    // own).
+    let (before, _) = connections(&slapd).await;
+    for (user, password, expected) in [
+        ("rick", "rickpwd", Ok("rick".to_string())),
+        ("marco", "marcopwd", Err(403)),
+        ("scott", "rickpwd", Err(401)),
+        ("scott", "scottpwd", Ok("scott".to_string())),
+        ("marco", "marcopwd", Err(403)),
+        ("rick", "rickpwd", Ok("rick".to_string())),
+    ] {
+        assert_eq!(
+            outcome(&auth, Some((user, password))).await,
+            expected,
+            "{user}"
+        );
+    }
+    let (after, _) = connections(&slapd).await;
+    assert_eq!(after - before, 1, "sequential checks opened connections");
+
+    // Many at once: the pool runs out, checks open connections on the fly; all answer right.
+    let mut checks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let auth = Arc::clone(&auth);
+        checks.spawn(async move {
+            let (user, expected) = if i % 2 == 0 {
+                ("rick", Ok("rick".to_string()))
+            } else {
+                ("marco", Err(403))
+            };
+            let password = format!("{user}pwd");
+            (outcome(&auth, Some((user, &password))).await, expected)
+        });
+    }
+    while let Some(result) = checks.join_next().await {
+        let (got, expected) = result.expect("check task");
+        assert_eq!(got, expected);
+    }
+    // Afterwards the pool keeps maxSize (2) of them: the others were closed. slapd counts a
+    // closed connection once it has read the close, so the count is polled.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, current) = connections(&slapd).await;
+        // Minus the counters' own connection.
+        if current - 1 == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} connections stay open, expected the pool's 2",
+            current - 1
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And they still serve.
+    assert_eq!(
+        outcome(&auth, Some(("rick", "rickpwd"))).await,
+        Ok("rick".into())
+    );
 }

@@ -3,17 +3,24 @@
 //! both started here on loopback ports. Checked: what the peer receives, allow / deny with
 //! header propagation, `failureModeAllow` when the peer is down, fails or is too slow, the
 //! boolean combination with other steps, and the ext_authz gRPC service `gloo run` hosts
-//! answering through a passthrough step.
+//! answering through a passthrough step. TLS and mTLS to peers serving certificates `openssl`
+//! makes (`passthroughInternal`'s `tlsConfigData`), and `retryPolicy` against a peer that fails
+//! its first calls.
 
 mod support {
+    #[allow(dead_code)] // each test binary uses part of the helper
+    pub mod certs;
     pub mod grpc;
     pub mod hyper_server;
 }
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine;
 use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue as PbHeader, HeaderValueOption};
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
@@ -129,6 +136,44 @@ impl Authorization for GrpcPeer {
         };
         Ok(tonic::Response::new(answer))
     }
+}
+
+/// A peer that answers `code` to its first `failures` calls, then as [`GrpcPeer`] does.
+#[derive(Clone)]
+struct FlakyPeer {
+    calls: Arc<AtomicUsize>,
+    failures: usize,
+    code: tonic::Code,
+    inner: GrpcPeer,
+}
+
+#[tonic::async_trait]
+impl Authorization for FlakyPeer {
+    async fn check(
+        &self,
+        request: tonic::Request<PbCheckRequest>,
+    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+            return Err(tonic::Status::new(self.code, "not yet"));
+        }
+        self.inner.check(request).await
+    }
+}
+
+/// A [`FlakyPeer`]'s port and call counter.
+async fn start_flaky_peer(failures: usize, code: tonic::Code) -> (u16, Arc<AtomicUsize>) {
+    let peer = FlakyPeer {
+        calls: Arc::default(),
+        failures,
+        code,
+        inner: GrpcPeer::default(),
+    };
+    let calls = Arc::clone(&peer.calls);
+    let port = support::grpc::serve(
+        tonic::transport::Server::builder().add_service(AuthorizationServer::new(peer)),
+    )
+    .await;
+    (port, calls)
 }
 
 async fn start_grpc_peer() -> (u16, GrpcPeer) {
@@ -387,11 +432,46 @@ fn passthrough_config_errors_name_the_field() {
     assert!(error(json!({"configs": [{"passThroughAuth": {"http": {"url": "http://a/",
         "response": {"allowedUpstreamHeaders": ["x-a"], "allowedUpstreamHeadersToOverwrite": ["x-a"]}}}}]}))
         .starts_with("configs[0].passThroughAuth.http.response: `x-a` is in both"));
+    // A Secret only the control plane can resolve.
     assert!(error(
         json!({"configs": [{"passThroughAuth": {"grpc": {"address": "a:1",
-        "tlsConfig": {}}}}]})
+        "tlsConfig": {"secretRef": {"name": "tls", "namespace": "gloo-system"}}}}}]})
     )
-    .starts_with("configs[0].passThroughAuth.grpc.tlsConfig:"));
+    .starts_with("configs[0].passThroughAuth.grpc.tlsConfig.secretRef:"));
+    assert!(error(
+        json!({"configs": [{"passThroughAuth": {"http": {"url": "https://a/",
+        "tlsConfig": {"secretRef": {"name": "tls", "namespace": "gloo-system"}}}}}]})
+    )
+    .starts_with("configs[0].passThroughAuth.http.tlsConfig"));
+    assert!(error(
+        json!({"configs": [{"passThroughAuth": {"grpc": {"address": "a:1",
+        "tlsConfig": {"sslParams": {"maximumProtocolVersion": "TLSv1_1"}}}}}]})
+    )
+    .starts_with("configs[0].passThroughAuth.grpc.tlsConfig.sslParams.maximumProtocolVersion:"));
+    assert!(error(
+        json!({"configs": [{"passThroughAuth": {"grpc": {"address": "a:1",
+        "tlsConfig": {"sslParams": {"minimumProtocolVersion": "TLSv1_3",
+                                    "maximumProtocolVersion": "TLSv1_2"}}}}}]})
+    )
+    .starts_with("configs[0].passThroughAuth.grpc.tlsConfig.sslParams.minimumProtocolVersion:"));
+    assert!(error(json!({"configs": [{"passthroughInternal": {
+        "passThroughAuth": {"grpc": {"address": "a:1"}},
+        "tlsConfigData": {"certPem": "LS0tLS1CRUdJTg=="}}}]}))
+    .starts_with("configs[0].passthroughInternal.tlsConfigData.keyPem: required"));
+    assert!(error(json!({"configs": [{"passthroughInternal": {
+        "passThroughAuth": {"grpc": {"address": "a:1"}},
+        "tlsConfigData": {"rootCaPem": "not base64!"}}}]}))
+    .starts_with("configs[0].passthroughInternal.tlsConfigData.rootCaPem:"));
+    assert!(error(
+        json!({"configs": [{"passThroughAuth": {"grpc": {"address": "a:1",
+        "retryPolicy": {"retryBackOff": {"baseInterval": "2s", "maxInterval": "1s"}}}}}]})
+    )
+    .starts_with("configs[0].passThroughAuth.grpc.retryPolicy.retryBackOff.maxInterval:"));
+    assert!(error(
+        json!({"configs": [{"passThroughAuth": {"grpc": {"address": "a:1",
+        "retryPolicy": {"retryBackOff": {"baseInterval": "0s"}}}}}]})
+    )
+    .starts_with("configs[0].passThroughAuth.grpc.retryPolicy.retryBackOff.baseInterval:"));
     let unknown = ExtAuthConfig::from_json(
         r#"{"configs": [{"passThroughAuth": {"http": {"url": "http://a/", "request": {"allowedHeader": []}}}}]}"#,
     )
@@ -400,6 +480,268 @@ fn passthrough_config_errors_name_the_field() {
     assert!(
         unknown.starts_with("configs[0].passThroughAuth.http.request.allowedHeader"),
         "{unknown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_passthrough_retries_unavailable_calls_as_its_retry_policy_says() {
+    let step = |port: u16, policy: Option<Value>| {
+        let mut grpc = json!({"address": format!("127.0.0.1:{port}"), "connectionTimeout": "3s"});
+        if let Some(policy) = policy {
+            grpc["retryPolicy"] = policy;
+        }
+        config(json!({"configs": [{"passThroughAuth": {"grpc": grpc}}]}))
+    };
+    let fast = json!({"baseInterval": "0.01s", "maxInterval": "0.05s"});
+    let authorized = request(&[("authorization", "authorize me")]);
+    let calls = |counter: &AtomicUsize| counter.load(Ordering::SeqCst);
+
+    // Two UNAVAILABLE answers, two retries: the third call answers.
+    let (port, counter) = start_flaky_peer(2, tonic::Code::Unavailable).await;
+    let auth = step(port, Some(json!({"numRetries": 2, "retryBackOff": fast})));
+    assert_eq!(denied_status(&auth.check(&authorized).await), None);
+    assert_eq!(calls(&counter), 3);
+
+    // Two failures, one retry: the check fails (403) after two calls.
+    let (port, counter) = start_flaky_peer(2, tonic::Code::Unavailable).await;
+    let auth = step(port, Some(json!({"numRetries": 1, "retryBackOff": fast})));
+    assert_eq!(denied_status(&auth.check(&authorized).await), Some(403));
+    assert_eq!(calls(&counter), 2);
+
+    // numRetries defaults to 1.
+    let (port, counter) = start_flaky_peer(1, tonic::Code::Unavailable).await;
+    let auth = step(port, Some(json!({"retryBackOff": fast})));
+    assert_eq!(denied_status(&auth.check(&authorized).await), None);
+    assert_eq!(calls(&counter), 2);
+
+    // No policy: no retry.
+    let (port, counter) = start_flaky_peer(1, tonic::Code::Unavailable).await;
+    let auth = step(port, None);
+    assert_eq!(denied_status(&auth.check(&authorized).await), Some(403));
+    assert_eq!(calls(&counter), 1);
+
+    // Only UNAVAILABLE is retried: not INTERNAL, and never a denial.
+    let (port, counter) = start_flaky_peer(1, tonic::Code::Internal).await;
+    let auth = step(port, Some(json!({"numRetries": 3, "retryBackOff": fast})));
+    assert_eq!(denied_status(&auth.check(&authorized).await), Some(403));
+    assert_eq!(calls(&counter), 1);
+    let (port, counter) = start_flaky_peer(0, tonic::Code::Unavailable).await;
+    let auth = step(port, Some(json!({"numRetries": 3, "retryBackOff": fast})));
+    assert_eq!(denied_status(&auth.check(&request(&[])).await), Some(401));
+    assert_eq!(calls(&counter), 1);
+
+    // A connection that fails is UNAVAILABLE too: each retry connects again. The listener
+    // accepts and closes at once, counting connections.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    for (policy, connections) in [
+        (Some(json!({"numRetries": 2, "retryBackOff": fast})), 3),
+        (None, 1),
+    ] {
+        accepted.store(0, Ordering::SeqCst);
+        let auth = step(port, policy);
+        assert_eq!(denied_status(&auth.check(&authorized).await), Some(403));
+        assert_eq!(calls(&accepted), connections);
+    }
+}
+
+/// The PEM file `name` in `dir`, base64-encoded as Gloo's `tlsConfigData` carries it.
+fn b64(dir: &Path, name: &str) -> String {
+    let pem = std::fs::read(dir.join(name)).expect("read PEM");
+    base64::engine::general_purpose::STANDARD.encode(pem)
+}
+
+/// Certificates for the TLS tests: the server's (`server`, by `server-ca`), a client's
+/// (`client`, by `client-ca`), and a stranger's (`stranger-leaf`, by `stranger`).
+fn tls_material(dir: &Path) {
+    support::certs::ca(dir, "server-ca");
+    support::certs::leaf(dir, "server-ca", "server");
+    support::certs::ca(dir, "client-ca");
+    support::certs::leaf(dir, "client-ca", "client");
+    support::certs::ca_and_leaf(dir, "stranger");
+}
+
+/// The `tlsConfigData`s the TLS tests try, with whether a server requiring `client-ca`'s
+/// client certificates (`mtls`) or not should accept the check.
+fn tls_cases(dir: &Path) -> Vec<(&'static str, Value, bool, bool)> {
+    let ca = b64(dir, "server-ca.crt");
+    vec![
+        // (what, tlsConfigData, accepted by the TLS server, by the mTLS server)
+        ("the Secret's CA", json!({"rootCaPem": ca}), true, false),
+        (
+            "plain PEM",
+            json!({"rootCaPem": std::fs::read_to_string(dir.join("server-ca.crt")).expect("read")}),
+            true,
+            false,
+        ),
+        (
+            "TLS 1.2 only",
+            json!({"rootCaPem": ca, "sslParams": {"minimumProtocolVersion": "TLSv1_2",
+                                                 "maximumProtocolVersion": "TLSv1_2"}}),
+            true,
+            false,
+        ),
+        (
+            "another CA",
+            json!({"rootCaPem": b64(dir, "stranger.crt")}),
+            false,
+            false,
+        ),
+        (
+            "a client certificate",
+            json!({"rootCaPem": ca, "certPem": b64(dir, "client.crt"),
+                   "keyPem": b64(dir, "client.key")}),
+            true,
+            true,
+        ),
+        (
+            "a client certificate the server does not trust",
+            json!({"rootCaPem": ca, "certPem": b64(dir, "stranger-leaf.crt"),
+                   "keyPem": b64(dir, "stranger-leaf.key")}),
+            true,
+            false,
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_passthrough_speaks_tls_and_mtls_with_the_secret_material() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    tls_material(dir);
+    let routes = || tonic::service::Routes::new(AuthorizationServer::new(GrpcPeer::default()));
+    let h2: &[&[u8]] = &[b"h2"];
+    let tls = support::grpc::serve_tls(
+        routes(),
+        support::certs::server_config(dir, "server", None, h2),
+    )
+    .await;
+    let mtls = support::grpc::serve_tls(
+        routes(),
+        support::certs::server_config(dir, "server", Some("client-ca"), h2),
+    )
+    .await;
+    let step = |port: u16, data: &Value| {
+        config(json!({"configs": [{"passthroughInternal": {
+            "passThroughAuth": {"grpc": {"address": format!("localhost:{port}"),
+                                         "connectionTimeout": "3s"}},
+            "tlsConfigData": data}}]}))
+    };
+    let authorized = request(&[("authorization", "authorize me")]);
+    for (what, data, on_tls, on_mtls) in tls_cases(dir) {
+        for (port, accepted, server) in [(tls, on_tls, "TLS"), (mtls, on_mtls, "mTLS")] {
+            let decision = step(port, &data).check(&authorized).await;
+            let expected = if accepted { None } else { Some(403) };
+            assert_eq!(
+                denied_status(&decision),
+                expected,
+                "{what} to the {server} server"
+            );
+            if let Decision::Allow(allowed) = decision {
+                assert_eq!(values(&allowed.upstream_headers, "x-user"), ["alice"]);
+            }
+        }
+    }
+    // The peer's denial comes through TLS as it does in the clear.
+    let data = json!({"rootCaPem": b64(dir, "server-ca.crt")});
+    assert_eq!(
+        denied_status(&step(tls, &data).check(&request(&[])).await),
+        Some(401)
+    );
+    // Without TLS the TLS server is not reached.
+    let plain = config(json!({"configs": [{"passThroughAuth": {
+        "grpc": {"address": format!("localhost:{tls}"), "connectionTimeout": "3s"}}}]}));
+    assert_eq!(denied_status(&plain.check(&authorized).await), Some(403));
+}
+
+#[cfg(feature = "https")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_passthrough_speaks_tls_and_mtls_with_the_secret_material() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    tls_material(dir);
+    let peer = |request: Request<Incoming>| async move {
+        let status = if request
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v == "authorize me")
+        {
+            200
+        } else {
+            401
+        };
+        Ok(Response::builder()
+            .status(status)
+            .header("x-user", "alice")
+            .body(Full::new(Bytes::new()))
+            .expect("answer builds"))
+    };
+    let tls = support::hyper_server::serve_tls(
+        support::certs::server_config(dir, "server", None, &[]),
+        peer,
+    )
+    .await;
+    let mtls = support::hyper_server::serve_tls(
+        support::certs::server_config(dir, "server", Some("client-ca"), &[]),
+        peer,
+    )
+    .await;
+    let step = |port: u16, data: &Value| {
+        config(json!({"configs": [{"passthroughInternal": {
+            "passThroughAuth": {"http": {"url": format!("https://localhost:{port}/auth"),
+                "request": {"allowedHeaders": ["authorization"]},
+                "response": {"allowedUpstreamHeaders": ["x-user"]},
+                "connectionTimeout": "3s"}},
+            "tlsConfigData": data}}]}))
+    };
+    let authorized = request(&[("authorization", "authorize me")]);
+    for (what, data, on_tls, on_mtls) in tls_cases(dir) {
+        for (port, accepted, server) in [(tls, on_tls, "TLS"), (mtls, on_mtls, "mTLS")] {
+            let decision = step(port, &data).check(&authorized).await;
+            let expected = if accepted { None } else { Some(403) };
+            assert_eq!(
+                denied_status(&decision),
+                expected,
+                "{what} to the {server} server"
+            );
+            if let Decision::Allow(allowed) = decision {
+                assert_eq!(values(&allowed.upstream_headers, "x-user"), ["alice"]);
+            }
+        }
+    }
+    let data = json!({"rootCaPem": b64(dir, "server-ca.crt")});
+    assert_eq!(
+        denied_status(&step(tls, &data).check(&request(&[])).await),
+        Some(401)
+    );
+
+    // Without tlsConfig: Gloo's HTTPS_PASSTHROUGH_CA_CERT names the CA of https URLs (read
+    // when the step is built; no other test here builds an https step without tlsConfig).
+    let plain = || {
+        config(json!({"configs": [{"passThroughAuth": {"http": {
+            "url": format!("https://localhost:{tls}/auth"),
+            "request": {"allowedHeaders": ["authorization"]},
+            "connectionTimeout": "3s"}}}]}))
+    };
+    std::env::set_var("HTTPS_PASSTHROUGH_CA_CERT", b64(dir, "server-ca.crt"));
+    let with_ca = plain();
+    std::env::set_var("HTTPS_PASSTHROUGH_CA_CERT", b64(dir, "stranger.crt"));
+    let with_other_ca = plain();
+    std::env::remove_var("HTTPS_PASSTHROUGH_CA_CERT");
+    assert_eq!(denied_status(&with_ca.check(&authorized).await), None);
+    assert_eq!(
+        denied_status(&with_other_ca.check(&authorized).await),
+        Some(403)
     );
 }
 

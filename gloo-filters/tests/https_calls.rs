@@ -3,9 +3,12 @@
 //! test CA that `openssl` makes, as an operator would point it at a private CA. A server whose
 //! certificate no trusted CA signed is refused.
 
+mod support {
+    #[allow(dead_code)] // each test binary uses part of the helper
+    pub mod certs;
+}
+
 use std::path::Path;
-use std::process::Command;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use gloo_filters::extauth::oidc::{HyperIdpClient, IdpClient};
@@ -14,65 +17,15 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA `<ca>.crt` and a certificate it signed for localhost and 127.0.0.1 (`<ca>-leaf.*`).
-fn ca_and_leaf(dir: &Path, ca: &str) {
-    let (ca_key, ca_crt) = (format!("{ca}.key"), format!("{ca}.crt"));
-    let (key, crt) = (format!("{ca}-leaf.key"), format!("{ca}-leaf.crt"));
-    let common = ["-nodes", "-days", "2", "-newkey", "rsa:2048"];
-    let mut args = vec!["req", "-x509", "-subj", "/CN=test-ca"];
-    args.extend(common);
-    args.extend(["-keyout", &ca_key, "-out", &ca_crt]);
-    openssl(dir, &args);
-    let mut args = vec!["req", "-x509", "-subj", "/CN=localhost", "-CA", &ca_crt];
-    args.extend(common);
-    args.extend([
-        "-CAkey",
-        &ca_key,
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-keyout",
-        &key,
-        "-out",
-        &crt,
-    ]);
-    openssl(dir, &args);
-}
+use support::certs::{ca_and_leaf, server_config};
 
 /// An HTTPS server on 127.0.0.1 with `<ca>-leaf`'s certificate, answering every request with
 /// its method and path as JSON; its port.
 async fn https_server(dir: &Path, ca: &str) -> u16 {
-    let certs = CertificateDer::pem_file_iter(dir.join(format!("{ca}-leaf.crt")))
-        .expect("read certificate")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("parse certificate");
-    let key = PrivateKeyDer::from_pem_file(dir.join(format!("{ca}-leaf.key"))).expect("read key");
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server certificate");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let config = server_config(dir, &format!("{ca}-leaf"), None, &[]);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();
     tokio::spawn(async move {

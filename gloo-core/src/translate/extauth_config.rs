@@ -26,8 +26,12 @@
 //!   `headerName` when set, and the Entra ID client secret. `accessTokenValidation` becomes
 //!   `oauth2.accessTokenValidationConfig` (the introspection client secret resolved), the plain
 //!   `oauth2` flow `oauth2.oauth2Config`, the deprecated `oauth` `oauth`.
-//! * **Others.** `jwt` is `{}`; `pluginAuth`, `passThroughAuth`, `opaServerAuth`, `portalAuth`
-//!   and LDAP without `groupLookupSettings` are passed on as they are; LDAP with them becomes
+//! * **Others.** `jwt` is `{}`; `pluginAuth`, `passThroughAuth` without `tlsConfig`,
+//!   `opaServerAuth`, `portalAuth` and LDAP without `groupLookupSettings` are passed on as they
+//!   are. `passThroughAuth` with a `tlsConfig` becomes `passthroughInternal`: the step with
+//!   its `tlsConfig` masked, and `tlsConfigData` with the `tls.crt`, `tls.key` and `ca.crt` of
+//!   the Secret `secretRef` names (base64-encoded PEM: `certPem`, `keyPem`, `rootCaPem`) and
+//!   the `sslParams`. LDAP with `groupLookupSettings` becomes
 //!   `ldapInternal` with the service account of its `extauth.solo.io/accountcredentials`
 //!   Secret (`username`, `password`); `hmacAuth` becomes a `secretList` of those credentials.
 //!
@@ -424,9 +428,12 @@ fn translate(
             AuthConfigRef::OpaAuth(o) => opa_auth(o, &format!("{path}.opaAuth"), &mut problems),
             AuthConfigRef::Ldap(l) => ldap(snapshot, l, &format!("{path}.ldap"), &mut problems),
             AuthConfigRef::Jwt => Some(("jwt", json!({}))),
-            AuthConfigRef::PassThroughAuth(p) => {
-                pass_through(p, &format!("{path}.passThroughAuth"), &mut problems)
-            }
+            AuthConfigRef::PassThroughAuth(p) => pass_through(
+                snapshot,
+                p,
+                &format!("{path}.passThroughAuth"),
+                &mut problems,
+            ),
             AuthConfigRef::HmacAuth(h) => {
                 hmac(snapshot, h, &format!("{path}.hmacAuth"), &mut problems)
             }
@@ -1207,7 +1214,12 @@ fn ldap(
     Some(("ldapInternal", Value::Object(out)))
 }
 
-fn pass_through(p: &Value, path: &str, problems: &mut Problems) -> Option<(&'static str, Value)> {
+fn pass_through(
+    snapshot: &ConfigSnapshot,
+    p: &Value,
+    path: &str,
+    problems: &mut Problems,
+) -> Option<(&'static str, Value)> {
     match (p.get("grpc"), p.get("http")) {
         (Some(grpc), None) => {
             if grpc
@@ -1253,7 +1265,71 @@ fn pass_through(p: &Value, path: &str, problems: &mut Problems) -> Option<(&'sta
         }
         _ => problems.error(format!("{path}: set exactly one of grpc, http")),
     }
-    Some(("passThroughAuth", p.clone()))
+    // A `tlsConfig` becomes `passthroughInternal`: the step with its `tlsConfig` masked, and
+    // the TLS Secret's PEM (base64-encoded) with the `sslParams` as `tlsConfigData`.
+    let protocol = if p.get("grpc").is_some() {
+        "grpc"
+    } else {
+        "http"
+    };
+    let Some(tls) = p
+        .get(protocol)
+        .and_then(|c| c.get("tlsConfig"))
+        .filter(|v| !v.is_null())
+    else {
+        return Some(("passThroughAuth", p.clone()));
+    };
+    let mut data = Map::new();
+    if let Some(reference) = tls.get("secretRef").filter(|v| !v.is_null()) {
+        let at = format!("{path}.{protocol}.tlsConfig.secretRef");
+        match json_ref(reference)
+            .ok_or_else(|| "not a reference".to_string())
+            .and_then(|r| tls_secret_pem(snapshot, &r))
+        {
+            Ok(pem) => {
+                for (field, value) in pem {
+                    put(&mut data, field, json!(value));
+                }
+            }
+            Err(e) => problems.error(format!("{at}: {e}")),
+        }
+    }
+    put(
+        &mut data,
+        "sslParams",
+        tls.get("sslParams").cloned().unwrap_or(Value::Null),
+    );
+    let mut masked = p.clone();
+    if let Some(Value::Object(step)) = masked.get_mut(protocol) {
+        step.remove("tlsConfig");
+    }
+    Some((
+        "passthroughInternal",
+        json!({"passThroughAuth": masked, "tlsConfigData": data}),
+    ))
+}
+
+/// A Kubernetes TLS Secret's `tls.crt`, `tls.key` and `ca.crt` as `tlsConfigData`'s
+/// `certPem`, `keyPem` and `rootCaPem` (base64 of the PEM, as Gloo sends them).
+fn tls_secret_pem(
+    snapshot: &ConfigSnapshot,
+    reference: &ResourceRef,
+) -> Result<Vec<(&'static str, String)>, String> {
+    use base64::Engine;
+    // The namespace rule of every extauth Secret, then the TLS material's.
+    let (found, _) = secret(snapshot, reference)?;
+    let tls = snapshot.tls_secret(&found, "")?;
+    let encode =
+        |pem: Option<Vec<u8>>| pem.map(|p| base64::engine::general_purpose::STANDARD.encode(p));
+    let pem: Vec<(&'static str, String)> = [
+        ("certPem", encode(tls.cert_chain)),
+        ("keyPem", encode(tls.private_key)),
+        ("rootCaPem", encode(tls.root_ca)),
+    ]
+    .into_iter()
+    .filter_map(|(field, value)| value.map(|v| (field, v)))
+    .collect();
+    Ok(pem)
 }
 
 fn hmac(

@@ -496,15 +496,27 @@ fn build_step(
                 pass_through_auth: Some(pass),
                 ..
             },
-        ) => match (&pass.grpc, &pass.http) {
-            (Some(_), None) => grpc_passthrough(&at, pass)?,
-            (None, Some(_)) => Arc::new(PassThroughHttp::from_config(
-                &at,
-                pass,
-                Arc::clone(&options.http),
-            )?),
-            _ => return Err(ConfigError::new(at, "set exactly one of grpc, http")),
-        },
+        ) => passthrough(&at, pass, None, options)?,
+        (
+            _,
+            Config {
+                passthrough_internal: Some(internal),
+                ..
+            },
+        ) => {
+            let Some(pass) = &internal.pass_through_auth else {
+                return Err(ConfigError::new(
+                    format!("{at}.passThroughAuth"),
+                    "required",
+                ));
+            };
+            let at_data = format!("{at}.tlsConfigData");
+            let data = internal
+                .tls_config_data
+                .as_ref()
+                .map(|d| (at_data.as_str(), d));
+            passthrough(&format!("{at}.passThroughAuth"), pass, data, options)?
+        }
         #[cfg(feature = "extauth-opa")]
         (
             _,
@@ -554,13 +566,33 @@ fn build_step(
     })
 }
 
+/// A passthrough step (`passThroughAuth`, or `passthroughInternal`'s with its TLS `data`).
+fn passthrough(
+    at: &str,
+    pass: &super::config::PassThroughAuth,
+    data: Option<super::passthrough::TlsData<'_>>,
+    options: &BuildOptions,
+) -> Result<Arc<dyn Authorize>, ConfigError> {
+    Ok(match (&pass.grpc, &pass.http) {
+        (Some(_), None) => grpc_passthrough(at, pass, data)?,
+        (None, Some(_)) => Arc::new(PassThroughHttp::build(
+            at,
+            pass,
+            Arc::clone(&options.http),
+            data,
+        )?),
+        _ => return Err(ConfigError::new(at, "set exactly one of grpc, http")),
+    })
+}
+
 #[cfg(feature = "extauth-passthrough-grpc")]
 fn grpc_passthrough(
     at: &str,
     config: &super::config::PassThroughAuth,
+    data: Option<super::passthrough::TlsData<'_>>,
 ) -> Result<Arc<dyn Authorize>, ConfigError> {
-    Ok(Arc::new(super::passthrough::PassThroughGrpc::from_config(
-        at, config,
+    Ok(Arc::new(super::passthrough::PassThroughGrpc::build(
+        at, config, data,
     )?))
 }
 
@@ -568,6 +600,7 @@ fn grpc_passthrough(
 fn grpc_passthrough(
     at: &str,
     _config: &super::config::PassThroughAuth,
+    _data: Option<super::passthrough::TlsData<'_>>,
 ) -> Result<Arc<dyn Authorize>, ConfigError> {
     Err(ConfigError::new(
         format!("{at}.grpc"),

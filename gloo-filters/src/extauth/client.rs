@@ -79,6 +79,15 @@ impl HyperAuthClient {
             client: HttpClient::new(),
         }
     }
+
+    /// A client with its own connection pool whose `https` calls use `tls` (its CA
+    /// certificates, client certificate, protocol versions).
+    #[cfg(feature = "https")]
+    pub(crate) fn with_tls(tls: rustls::ClientConfig) -> Self {
+        Self {
+            client: HttpClient::with_tls(tls),
+        }
+    }
 }
 
 impl Default for HyperAuthClient {

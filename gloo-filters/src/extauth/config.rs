@@ -120,9 +120,9 @@ pub struct Config {
     /// Gloo Portal credentials (not implemented).
     #[serde(default)]
     pub portal_auth: Option<Value>,
-    /// Passthrough with TLS data (not implemented).
+    /// Passthrough with its TLS Secret resolved.
     #[serde(default)]
-    pub passthrough_internal: Option<Value>,
+    pub passthrough_internal: Option<PassthroughInternal>,
 }
 
 /// An empty message (`{}`), as Gloo's `oneof` markers are.
@@ -428,12 +428,132 @@ pub struct PassThroughGrpc {
     /// How long a check may take (5 s when absent).
     #[serde(default)]
     pub connection_timeout: Option<ProtoDuration>,
-    /// TLS to the server (not implemented: refused when set).
+    /// TLS to the server: set (even empty), the connection uses TLS. A `secretRef` must be
+    /// resolved by the control plane (into `passthroughInternal`'s `tlsConfigData`).
     #[serde(default)]
-    pub tls_config: Option<Value>,
-    /// Retries of failed calls (not implemented: refused when set).
+    pub tls_config: Option<PassThroughTlsConfig>,
+    /// Retries of calls that fail with `UNAVAILABLE` (none when absent).
     #[serde(default)]
-    pub retry_policy: Option<Value>,
+    pub retry_policy: Option<RetryPolicy>,
+}
+
+/// Gloo's `PassThroughGrpcTLSConfig` / `PassThroughHttpTLSConfig`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassThroughTlsConfig {
+    /// A Kubernetes TLS Secret (`tls.crt`, `tls.key`, `ca.crt`), kept as JSON: the control
+    /// plane resolves it into [`PassthroughTlsConfigData`].
+    #[serde(default)]
+    pub secret_ref: Option<Value>,
+    /// TLS protocol versions.
+    #[serde(default)]
+    pub ssl_params: Option<SslParameters>,
+}
+
+/// Gloo's `SslParameters` (of the passthrough TLS configs).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SslParameters {
+    /// The lowest TLS version offered (TLS 1.2 when `TLS_AUTO`).
+    #[serde(default)]
+    pub minimum_protocol_version: TlsProtocolVersion,
+    /// The highest TLS version offered (TLS 1.3 when `TLS_AUTO`).
+    #[serde(default)]
+    pub maximum_protocol_version: TlsProtocolVersion,
+}
+
+/// `SslParameters.ProtocolVersion`, by name (`"TLSv1_2"`) or number, as proto3 JSON writes an
+/// enum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TlsProtocolVersion {
+    /// `TLS_AUTO` (0): the default.
+    #[default]
+    Auto,
+    /// `TLSv1_1` (1).
+    V1_1,
+    /// `TLSv1_2` (2).
+    V1_2,
+    /// `TLSv1_3` (3).
+    V1_3,
+}
+
+impl<'de> Deserialize<'de> for TlsProtocolVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Ok(match &value {
+            Value::String(s) if s == "TLS_AUTO" => Self::Auto,
+            Value::String(s) if s == "TLSv1_1" => Self::V1_1,
+            Value::String(s) if s == "TLSv1_2" => Self::V1_2,
+            Value::String(s) if s == "TLSv1_3" => Self::V1_3,
+            Value::Number(n) if n.as_u64() == Some(0) => Self::Auto,
+            Value::Number(n) if n.as_u64() == Some(1) => Self::V1_1,
+            Value::Number(n) if n.as_u64() == Some(2) => Self::V1_2,
+            Value::Number(n) if n.as_u64() == Some(3) => Self::V1_3,
+            Value::Null => Self::Auto,
+            other => {
+                return Err(de::Error::custom(format!(
+                    "unknown TLS protocol version {other}: expected TLS_AUTO, TLSv1_1, TLSv1_2 or TLSv1_3"
+                )))
+            }
+        })
+    }
+}
+
+/// Gloo's `RetryPolicy` (of the gRPC passthrough).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// How many times a failed call is retried (1 when absent).
+    #[serde(default)]
+    pub num_retries: Option<u32>,
+    /// The back-off between attempts.
+    #[serde(default)]
+    pub retry_back_off: Option<BackoffStrategy>,
+}
+
+/// Gloo's `BackoffStrategy`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackoffStrategy {
+    /// The first back-off's ceiling (1 s when absent), doubled for each retry.
+    #[serde(default)]
+    pub base_interval: Option<ProtoDuration>,
+    /// The ceiling of every back-off (10 times `baseInterval` when absent).
+    #[serde(default)]
+    pub max_interval: Option<ProtoDuration>,
+}
+
+/// `ExtAuthConfig.PassthroughAuthInternalConfig`: a passthrough step with its TLS Secret
+/// resolved.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassthroughInternal {
+    /// The step (its `tlsConfig` masked by the control plane).
+    #[serde(default)]
+    pub pass_through_auth: Option<PassThroughAuth>,
+    /// The TLS material; the connection uses TLS when this is set.
+    #[serde(default)]
+    pub tls_config_data: Option<PassthroughTlsConfigData>,
+}
+
+/// `PassthroughAuthInternalConfig.PassthroughAuthTlsConfigData`: base64-encoded PEM (plain PEM
+/// is taken as it is too). No `rootCaPem`: the system's CA certificates are trusted; a
+/// `certPem` with its `keyPem`: the client certificate (mTLS).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassthroughTlsConfigData {
+    /// The client certificate chain.
+    #[serde(default)]
+    pub cert_pem: String,
+    /// The client certificate's private key.
+    #[serde(default)]
+    pub key_pem: String,
+    /// The CA certificates the server's certificate must chain to.
+    #[serde(default)]
+    pub root_ca_pem: String,
+    /// TLS protocol versions.
+    #[serde(default)]
+    pub ssl_params: Option<SslParameters>,
 }
 
 /// Gloo's `PassThroughHttp`.
@@ -452,10 +572,10 @@ pub struct PassThroughHttp {
     /// How long a check may take (5 s when absent).
     #[serde(default)]
     pub connection_timeout: Option<ProtoDuration>,
-    /// TLS client settings (not implemented: refused when set; `https` URLs use the system's
-    /// CA certificates with the `https` feature).
+    /// TLS client settings for an `https` URL. A `secretRef` must be resolved by the control
+    /// plane (into `passthroughInternal`'s `tlsConfigData`).
     #[serde(default)]
-    pub tls_config: Option<Value>,
+    pub tls_config: Option<PassThroughTlsConfig>,
     /// How long the server may take to start answering; `connectionTimeout` bounds the whole
     /// call either way.
     #[serde(default)]
@@ -520,7 +640,8 @@ pub type LdapInternal = LdapConfig<LdapServiceAccount>;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LdapConfig<G> {
-    /// The server: `host:port`, or an `ldap://host:port` URL.
+    /// The server: `host:port`, or an `ldap://host:port` URL, or `ldaps://host:port` for LDAP
+    /// over TLS.
     #[serde(default)]
     pub address: String,
     /// The user entry's DN, `%s` standing for the user name (`uid=%s,ou=people,dc=solo,dc=io`).
@@ -532,9 +653,9 @@ pub struct LdapConfig<G> {
     /// Group DNs one of which the user must be in.
     #[serde(default)]
     pub allowed_groups: Vec<String>,
-    /// Connection pool tuning (accepted, not used: each check opens its connections).
+    /// The pool of connections to the server (5 kept at most, 2 opened up front, by default).
     #[serde(default)]
-    pub pool: Option<Value>,
+    pub pool: Option<LdapConnectionPool>,
     /// The filter of the search for the user entry (`(uid=*)` when empty).
     #[serde(default)]
     pub search_filter: String,
@@ -544,6 +665,18 @@ pub struct LdapConfig<G> {
     /// The service account that reads group membership.
     #[serde(default = "Option::default")]
     pub group_lookup_settings: Option<G>,
+}
+
+/// `Ldap.ConnectionPool`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LdapConnectionPool {
+    /// How many idle connections the pool keeps at most (5 when absent).
+    #[serde(default)]
+    pub max_size: Option<u32>,
+    /// How many connections are opened when the pool is first used (2 when absent).
+    #[serde(default)]
+    pub initial_size: Option<u32>,
 }
 
 /// `ExtAuthConfig.LdapServiceAccountConfig`: resolved credentials.

@@ -20,20 +20,42 @@
 //! A server that cannot be reached, a service account that cannot bind, or any other LDAP
 //! error answers `500` (Gloo documents `500` for a failed service account bind).
 //!
+//! # TLS
+//!
+//! `address` is `host:port` (plain LDAP, as Gloo documents it), or a URL: `ldap://host:port`,
+//! or `ldaps://host:port` for LDAP over TLS (rustls). The server's certificate must be signed
+//! by one of the system's CA certificates (`SSL_CERT_FILE` / `SSL_CERT_DIR` point at others,
+//! as for OpenSSL) and name the host; Gloo's `Ldap` has no CA setting. A server whose
+//! certificate is not trusted answers `500`, like any server that cannot be reached.
+//!
+//! # Connection pool
+//!
+//! Connections are pooled as Gloo's `pool` describes: up to `maxSize` (5 by default) idle
+//! connections are kept, `initialSize` (2 by default) are opened when the step is first used,
+//! and a check that finds no idle connection opens one on the fly; when it is done the
+//! connection goes back to the pool, or is closed when the pool already holds `maxSize`. A
+//! pooled connection carries the identity of its last bind, so every check binds first (as
+//! the user, then as the service account when it reads the groups) and only reads after its
+//! own bind; a connection that failed or timed out is closed, never pooled. `maxSize` `0`, or an
+//! `initialSize` above `maxSize`, is refused.
+//!
 //! # Differences from Gloo
 //!
-//! * `pool` is accepted and not used: each check opens its own connection(s) and closes them
-//!   (a bound connection carries the user's identity, so it is not shared).
-//! * Only plain `ldap://` (Gloo's `address` is `host:port`); `ldaps://` is refused.
+//! * `ldaps://` URLs are an addition (Gloo documents `host:port` only); StartTLS is not
+//!   offered.
 //! * Connecting and each operation are bounded by the build options' call timeout (5 s by
 //!   default); a timeout answers `500`.
+//! * `initialSize` connections are opened on the first check, not when the config is loaded
+//!   (the step can be built outside a tokio runtime).
 //! * `401` answers carry no `WWW-Authenticate` challenge (Gloo documents none for LDAP).
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
 use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
+use tokio::sync::OnceCell;
 
 use super::basic::parse_basic;
 use super::config;
@@ -44,6 +66,11 @@ use super::{Allowed, Authorize, BoxFuture, CheckRequest, Decision, Denied};
 pub const DEFAULT_MEMBERSHIP_ATTRIBUTE: &str = "memberOf";
 /// Gloo's default `searchFilter`.
 pub const DEFAULT_SEARCH_FILTER: &str = "(uid=*)";
+
+/// Gloo's default `pool.maxSize`.
+pub const DEFAULT_POOL_MAX_SIZE: u32 = 5;
+/// Gloo's default `pool.initialSize`.
+pub const DEFAULT_POOL_INITIAL_SIZE: u32 = 2;
 
 /// LDAP's `invalidCredentials` result code.
 const INVALID_CREDENTIALS: u32 = 49;
@@ -77,6 +104,9 @@ struct ServiceAccount {
 /// ```
 pub struct LdapAuth {
     url: String,
+    /// rustls' client configuration, for `ldaps://`.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    pool: Pool,
     template: (String, String),
     attribute: String,
     allowed_groups: Vec<String>,
@@ -141,15 +171,37 @@ impl LdapAuth {
     ) -> Result<Self, ConfigError> {
         let url = match c.address.as_str() {
             "" => return Err(ConfigError::new(format!("{at}.address"), "required")),
-            a if a.starts_with("ldap://") => a.to_owned(),
+            a if a.starts_with("ldap://") || a.starts_with("ldaps://") => a.to_owned(),
             a if a.contains("://") => {
                 return Err(ConfigError::new(
                     format!("{at}.address"),
-                    format!("{a:?}: only plain ldap:// is supported by gloo-filters"),
+                    format!("{a:?}: expected host:port, an ldap:// or an ldaps:// URL"),
                 ))
             }
             a => format!("ldap://{a}"),
         };
+        let tls = if url.starts_with("ldaps://") {
+            let config = crate::tls::client_config(crate::tls::system_roots(), None, None)
+                .map_err(|e| ConfigError::new(format!("{at}.address"), e))?;
+            Some(Arc::new(config))
+        } else {
+            None
+        };
+        let pool = c.pool.unwrap_or_default();
+        let max = pool.max_size.unwrap_or(DEFAULT_POOL_MAX_SIZE);
+        let initial = pool.initial_size.unwrap_or(DEFAULT_POOL_INITIAL_SIZE);
+        if max == 0 {
+            return Err(ConfigError::new(
+                format!("{at}.pool.maxSize"),
+                "must be at least 1",
+            ));
+        }
+        if initial > max {
+            return Err(ConfigError::new(
+                format!("{at}.pool.initialSize"),
+                format!("{initial} is more than pool.maxSize ({max})"),
+            ));
+        }
         let template = match c.user_dn_template.split_once("%s") {
             Some((before, after)) if !after.contains("%s") => (before.to_owned(), after.to_owned()),
             _ => {
@@ -161,6 +213,13 @@ impl LdapAuth {
         };
         Ok(Self {
             url,
+            tls,
+            pool: Pool {
+                idle: Mutex::new(Vec::new()),
+                max: max as usize,
+                initial: initial as usize,
+                filled: OnceCell::new(),
+            },
             template,
             attribute: non_empty(&c.membership_attribute_name, DEFAULT_MEMBERSHIP_ATTRIBUTE),
             allowed_groups: c.allowed_groups.clone(),
@@ -184,19 +243,79 @@ impl LdapAuth {
         format!("{}{}{}", self.template.0, clean, self.template.1)
     }
 
-    /// A connection to the server, bound as `dn`: `Ok(None)` when the credentials are wrong.
-    async fn bind(&self, dn: &str, password: &str) -> Result<Option<ldap3::Ldap>, LdapError> {
-        let settings = LdapConnSettings::new().set_conn_timeout(self.timeout);
-        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.url).await?;
+    /// A new connection to the server, not bound.
+    async fn connect(&self) -> Result<ldap3::Ldap, LdapError> {
+        let mut settings = LdapConnSettings::new().set_conn_timeout(self.timeout);
+        if let Some(tls) = &self.tls {
+            settings = settings.set_config(Arc::clone(tls));
+        }
+        let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.url).await?;
         ldap3::drive!(conn);
+        Ok(ldap)
+    }
+
+    /// A connection from the pool, or a new one when none is idle. The first call opens
+    /// `initialSize` connections into the pool.
+    async fn checkout(&self) -> Result<ldap3::Ldap, LdapError> {
+        self.pool
+            .filled
+            .get_or_init(|| async {
+                for _ in 0..self.pool.initial {
+                    match self.connect().await {
+                        Ok(ldap) => self.pool.lock().push(ldap),
+                        Err(error) => {
+                            tracing::warn!(url = %self.url, %error, "cannot fill the LDAP pool");
+                            break;
+                        }
+                    }
+                }
+            })
+            .await;
+        loop {
+            let Some(mut ldap) = self.pool.lock().pop() else {
+                return self.connect().await;
+            };
+            // The server may have closed it while it was idle.
+            if !ldap.is_closed() {
+                return Ok(ldap);
+            }
+        }
+    }
+
+    /// Gives a connection that finished its check back to the pool, or closes it when the
+    /// pool is full.
+    async fn checkin(&self, mut ldap: ldap3::Ldap) {
+        if ldap.is_closed() {
+            return;
+        }
+        let overflow = {
+            let mut idle = self.pool.lock();
+            if idle.len() < self.pool.max {
+                idle.push(ldap);
+                None
+            } else {
+                Some(ldap)
+            }
+        };
+        if let Some(mut ldap) = overflow {
+            let _ = ldap.unbind().await;
+        }
+    }
+
+    /// Binds `ldap` as `dn`: `false` when the credentials are wrong.
+    async fn bind(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        dn: &str,
+        password: &str,
+    ) -> Result<bool, LdapError> {
         ldap.with_timeout(self.timeout);
         let result = ldap.simple_bind(dn, password).await?;
         if result.rc == INVALID_CREDENTIALS {
-            let _ = ldap.unbind().await;
-            return Ok(None);
+            return Ok(false);
         }
         result.success()?;
-        Ok(Some(ldap))
+        Ok(true)
     }
 
     /// The user's groups as `ldap` (bound) can read them; `None` when the entry is not found.
@@ -233,33 +352,36 @@ impl LdapAuth {
     }
 
     async fn check(&self, user: String, password: String) -> Result<Decision, LdapError> {
+        let mut ldap = self.checkout().await?;
+        // A connection whose check failed is in an unknown state: it is dropped (closed).
+        let decision = self.check_on(&mut ldap, user, &password).await?;
+        self.checkin(ldap).await;
+        Ok(decision)
+    }
+
+    /// The check on one connection, which every step binds before it reads.
+    async fn check_on(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        user: String,
+        password: &str,
+    ) -> Result<Decision, LdapError> {
         let dn = self.user_dn(&user);
-        let Some(mut ldap) = self.bind(&dn, &password).await? else {
+        if !self.bind(ldap, &dn, password).await? {
             return Ok(Decision::Deny(Denied::status(StatusCode::UNAUTHORIZED)));
-        };
+        }
         if !self.check_groups {
-            let _ = ldap.unbind().await;
             return Ok(allowed(user));
         }
-        let groups = match &self.service_account {
-            None => {
-                let groups = self.groups(&mut ldap, &dn).await;
-                let _ = ldap.unbind().await;
-                groups?
+        if let Some(account) = &self.service_account {
+            if !self.bind(ldap, &account.dn, &account.password).await? {
+                tracing::warn!(url = %self.url, "the LDAP service account cannot bind");
+                return Ok(Decision::Deny(Denied::status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                )));
             }
-            Some(account) => {
-                let _ = ldap.unbind().await;
-                let Some(mut service) = self.bind(&account.dn, &account.password).await? else {
-                    tracing::warn!(url = %self.url, "the LDAP service account cannot bind");
-                    return Ok(Decision::Deny(Denied::status(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                    )));
-                };
-                let groups = self.groups(&mut service, &dn).await;
-                let _ = service.unbind().await;
-                groups?
-            }
-        };
+        }
+        let groups = self.groups(ldap, &dn).await?;
         let member = groups.unwrap_or_default().iter().any(|group| {
             self.allowed_groups
                 .iter()
@@ -270,6 +392,23 @@ impl LdapAuth {
         } else {
             Decision::Deny(Denied::status(StatusCode::FORBIDDEN))
         })
+    }
+}
+
+/// Idle connections to one server (see the [module docs](self)).
+struct Pool {
+    idle: Mutex<Vec<ldap3::Ldap>>,
+    max: usize,
+    initial: usize,
+    filled: OnceCell<()>,
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ldap3::Ldap>> {
+        // The list stays consistent whatever panicked while holding it.
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -32,3 +32,32 @@ where
     });
     port
 }
+
+/// Like [`serve`], over TLS (`tls`); a connection whose handshake fails is dropped.
+#[allow(dead_code)] // each test binary uses part of the helper
+pub async fn serve_tls<S, F>(
+    tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    service: S,
+) -> u16
+where
+    S: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, service) = (acceptor.clone(), service.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(service))
+                    .await;
+            });
+        }
+    });
+    port
+}

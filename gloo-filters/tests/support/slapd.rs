@@ -1,8 +1,9 @@
 //! A real OpenLDAP `slapd` for one test: configured from a cn=config LDIF written to a temp
-//! dir (mdb back end, the memberof overlay), started on a free loopback port, killed by PID on
+//! dir (mdb back end, the memberof overlay, the `cn=Monitor` database readable by the root
+//! DN), started on a free loopback port (plain LDAP, or LDAP over TLS only), killed by PID on
 //! drop.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ fn env_path(name: &str) -> PathBuf {
 pub struct Slapd {
     child: Child,
     port: u16,
+    scheme: &'static str,
     _dir: tempfile::TempDir,
 }
 
@@ -41,6 +43,17 @@ impl Slapd {
     /// first in the database's `olcAccess` (each `to ... by ...`); after them, passwords only
     /// authenticate and bound users read everything else.
     pub fn start(acl: &[&str]) -> Self {
+        Self::start_with(acl, None)
+    }
+
+    /// Like [`Slapd::start`], listening for LDAP over TLS only (`ldaps://`), with the PEM
+    /// certificate and key given.
+    #[allow(dead_code)] // each test binary uses part of the helper
+    pub fn start_ldaps(acl: &[&str], cert: &Path, key: &Path) -> Self {
+        Self::start_with(acl, Some((cert, key)))
+    }
+
+    fn start_with(acl: &[&str], tls: Option<(&Path, &Path)>) -> Self {
         let slapd = env_path("GLOO_TEST_SLAPD");
         let modules = env_path("GLOO_TEST_SLAPD_MODULES");
         let schema = env_path("GLOO_TEST_SLAPD_SCHEMA");
@@ -57,8 +70,16 @@ impl Slapd {
             .enumerate()
             .map(|(i, a)| format!("olcAccess: {{{i}}}{a}\n"))
             .collect();
+        let tls_config = match tls {
+            Some((cert, key)) => format!(
+                "olcTLSCertificateFile: {}\nolcTLSCertificateKeyFile: {}\n",
+                cert.display(),
+                key.display()
+            ),
+            None => String::new(),
+        };
         let ldif = format!(
-            "dn: cn=config\nobjectClass: olcGlobal\ncn: config\n\n\
+            "dn: cn=config\nobjectClass: olcGlobal\ncn: config\n{tls_config}\n\
              dn: cn=module{{0}},cn=config\nobjectClass: olcModuleList\ncn: module{{0}}\n\
              olcModulePath: {modules}\nolcModuleLoad: back_mdb\nolcModuleLoad: memberof\n\n\
              dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n\
@@ -76,7 +97,10 @@ impl Slapd {
              dn: olcOverlay={{0}}memberof,olcDatabase={{1}}mdb,cn=config\n\
              objectClass: olcOverlayConfig\nobjectClass: olcMemberOf\nolcOverlay: {{0}}memberof\n\
              olcMemberOfGroupOC: groupOfNames\nolcMemberOfMemberAD: member\n\
-             olcMemberOfMemberOfAD: memberOf\n",
+             olcMemberOfMemberOfAD: memberOf\n\n\
+             dn: olcDatabase={{2}}monitor,cn=config\nobjectClass: olcDatabaseConfig\n\
+             olcDatabase: {{2}}monitor\n\
+             olcAccess: {{0}}to * by dn.exact=\"{ADMIN_DN}\" read by * none\n",
             modules = modules.display(),
             schema = schema.display(),
             data = data_dir.display(),
@@ -99,10 +123,11 @@ impl Slapd {
             String::from_utf8_lossy(&output.stderr)
         );
         let port = free_port();
+        let scheme = if tls.is_some() { "ldaps" } else { "ldap" };
         // `-d 0`: stay in the foreground (so the PID is slapd's), log nothing.
         let mut child = Command::new(&slapd)
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{port}/"))
+            .arg(format!("{scheme}://127.0.0.1:{port}/"))
             .arg("-F")
             .arg(&config_dir)
             .args(["-d", "0"])
@@ -114,6 +139,7 @@ impl Slapd {
         Self {
             child,
             port,
+            scheme,
             _dir: dir,
         }
     }
@@ -123,9 +149,9 @@ impl Slapd {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `ldap://127.0.0.1:<port>`.
+    /// `ldap://127.0.0.1:<port>` (`ldaps://` when it listens for TLS).
     pub fn url(&self) -> String {
-        format!("ldap://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 }
 

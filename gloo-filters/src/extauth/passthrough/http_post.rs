@@ -85,16 +85,23 @@ impl PassThroughHttp {
         config: &PassThroughAuth,
         client: Arc<dyn AuthHttpClient>,
     ) -> Result<Self, ConfigError> {
+        Self::build(at, config, client, None)
+    }
+
+    /// Builds `passThroughAuth` whose `http` is set, with `passthroughInternal`'s TLS material
+    /// (`data`) when the control plane resolved its Secret. With TLS settings (`tlsConfig`
+    /// or `data`), calls go out through a client of the step's own (feature `https`), not
+    /// `client`.
+    pub(crate) fn build(
+        at: &str,
+        config: &PassThroughAuth,
+        client: Arc<dyn AuthHttpClient>,
+        data: Option<super::TlsData<'_>>,
+    ) -> Result<Self, ConfigError> {
         let Some(http) = &config.http else {
             return Err(ConfigError::new(format!("{at}.http"), "required"));
         };
         let at_http = format!("{at}.http");
-        if http.tls_config.is_some() {
-            return Err(ConfigError::new(
-                format!("{at_http}.tlsConfig"),
-                "TLS client settings for passthrough are not supported by gloo-filters",
-            ));
-        }
         let url: Uri = http.url.parse().map_err(|e| {
             ConfigError::new(format!("{at_http}.url"), format!("{:?}: {e}", http.url))
         })?;
@@ -104,6 +111,8 @@ impl PassThroughHttp {
                 format!("{:?} is not an absolute http or https URL", http.url),
             ));
         }
+        let https = url.scheme_str() == Some("https");
+        let client = step_client(&at_http, http.tls_config.as_ref(), data, https, client)?;
         let mut call_timeout = timeout(&at_http, "connectionTimeout", http.connection_timeout)?;
         if let Some(header_timeout) = http.response_header_timeout.filter(|d| !d.0.is_zero()) {
             call_timeout = call_timeout.min(header_timeout.0);
@@ -298,4 +307,44 @@ impl Authorize for PassThroughHttp {
             }
         })
     }
+}
+
+/// The client of a step: `shared`, or one with the step's TLS settings, or (for an `https`
+/// URL without them) with the CA of Gloo's `HTTPS_PASSTHROUGH_CA_CERT` when it is set.
+#[cfg(feature = "https")]
+fn step_client(
+    at: &str,
+    tls_config: Option<&super::super::config::PassThroughTlsConfig>,
+    data: Option<super::TlsData<'_>>,
+    https: bool,
+    shared: Arc<dyn AuthHttpClient>,
+) -> Result<Arc<dyn AuthHttpClient>, ConfigError> {
+    let tls = match super::tls::client_config(at, tls_config, data, &[])? {
+        None if https => super::tls::env_ca_config(at)?,
+        tls => tls,
+    };
+    Ok(match tls {
+        None => shared,
+        Some(tls) => Arc::new(super::super::client::HyperAuthClient::with_tls(
+            Arc::unwrap_or_clone(tls),
+        )),
+    })
+}
+
+/// The client of a step: `shared`; TLS settings need the `https` feature.
+#[cfg(not(feature = "https"))]
+fn step_client(
+    at: &str,
+    tls_config: Option<&super::super::config::PassThroughTlsConfig>,
+    data: Option<super::TlsData<'_>>,
+    _https: bool,
+    shared: Arc<dyn AuthHttpClient>,
+) -> Result<Arc<dyn AuthHttpClient>, ConfigError> {
+    if tls_config.is_some() || data.is_some() {
+        return Err(ConfigError::new(
+            format!("{at}.tlsConfig"),
+            "TLS client settings need gloo-filters' `https` feature",
+        ));
+    }
+    Ok(shared)
 }

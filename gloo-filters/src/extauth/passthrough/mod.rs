@@ -23,13 +23,37 @@
 //! on the client's response. Any other `2xx`, `3xx` or `4xx` denies: the client gets that
 //! status (`403` for a `2xx`) and the answer's `allowedClientHeadersOnDenied`.
 //!
+//! # TLS
+//!
+//! Gloo's control plane resolves `tlsConfig.secretRef` (a Kubernetes TLS Secret) into the
+//! step `passthroughInternal`: the step as `passThroughAuth` plus `tlsConfigData`, whose
+//! `rootCaPem`, `certPem` and `keyPem` are base64-encoded PEM (plain PEM is read too). With
+//! `tlsConfigData`, or a `tlsConfig` without a Secret, the connection uses TLS (rustls):
+//! the server's certificate must chain to `rootCaPem` (to the system's CA certificates when
+//! there is none, `SSL_CERT_FILE` / `SSL_CERT_DIR` overriding them) and name the host of
+//! `address` / `url`; `certPem` with `keyPem` is the client certificate (mTLS).
+//! `sslParams` bound the versions offered (TLS 1.2 and 1.3 by default). gRPC offers ALPN `h2`.
+//! A `passThroughAuth` whose `tlsConfig` names a Secret is refused (nobody resolved it). For
+//! HTTP the settings apply to `https` URLs, need the `https` feature, and the step gets an
+//! HTTP client of its own (not the build options' shared one).
+//!
+//! # Retries (gRPC)
+//!
+//! With `retryPolicy`, a call that fails with `UNAVAILABLE` (the server cannot be reached,
+//! the connection or its TLS handshake fails, or the server answers so) is retried up to `numRetries` times (1 by default), after a fully jittered
+//! exponential back-off: a random wait up to `baseInterval × 2^n` after the `n`th failure
+//! (`baseInterval` 1 s by default), never above `maxInterval` (10 × `baseInterval` by
+//! default), as Envoy's and gRPC's back-offs wait. Other errors, denials and answers are
+//! not retried. `connectionTimeout` bounds the whole check, retries included, as a gRPC
+//! deadline does; a back-off that would end past it fails the check at once.
+//!
 //! # Failures
 //!
 //! A server that cannot be reached, does not answer within `connectionTimeout` (5 s by
-//! default), answers a gRPC error (or an `error_response`) or an HTTP `5xx` fails the check:
-//! with `failureModeAllow` the request is allowed (adding nothing), otherwise it is denied
-//! with a bare `403` (what Envoy answers when Gloo's server reports an error), or the
-//! `error_response` a gRPC server gave.
+//! default), answers a gRPC error (or an `error_response`) or an HTTP `5xx` fails the check
+//! (after the retries, if any): with `failureModeAllow` the request is allowed (adding
+//! nothing), otherwise it is denied with a bare `403` (what Envoy answers when Gloo's server
+//! reports an error), or the `error_response` a gRPC server gave.
 //!
 //! # Differences from Gloo
 //!
@@ -40,15 +64,26 @@
 //!   Dynamic metadata in a gRPC answer is dropped, as are its query parameter changes.
 //! * The gRPC request carries no context extensions (the route's `config_id`) and a fresh
 //!   request id; its body is the body the ext auth service received, whole.
-//! * `tlsConfig` and the gRPC `retryPolicy` are refused when set; `https` URLs use the
-//!   system's CA certificates (feature `https`). `connectionPool` is accepted and not used
-//!   (the shared client's pool serves every step). `responseHeaderTimeout` bounds the call as
-//!   `connectionTimeout` does (the earlier of the two wins); the whole answer counts.
+//! * TLS 1.1 is not offered (rustls speaks TLS 1.2 and 1.3): a `minimumProtocolVersion` of
+//!   `TLSv1_1` offers TLS 1.2 up, a `maximumProtocolVersion` of `TLSv1_1` is refused.
+//! * An `https` URL without TLS settings trusts the CA that Gloo's
+//!   `HTTPS_PASSTHROUGH_CA_CERT` environment variable holds (base64 of PEM, read when the
+//!   step is built), as Gloo documents, or else the system's CA certificates.
+//! * Which gRPC failures Gloo retries is not documented beyond "unable to initially
+//!   connect"; `UNAVAILABLE` covers that (and a server that says it is unavailable).
+//! * `connectionPool` is accepted and not used (the shared client's pool serves every step).
+//!   `responseHeaderTimeout` bounds the call as `connectionTimeout` does (the earlier of the
+//!   two wins); the whole answer counts.
 //! * Gloo does not document the status of an HTTP denial; the server's status is passed on.
 
 #[cfg(feature = "extauth-passthrough-grpc")]
 mod grpc;
 mod http_post;
+#[cfg(any(feature = "extauth-passthrough-grpc", feature = "https"))]
+mod tls;
+
+/// `passthroughInternal`'s `tlsConfigData`, with its path (for errors).
+pub(crate) type TlsData<'a> = (&'a str, &'a super::config::PassthroughTlsConfigData);
 
 #[cfg(feature = "extauth-passthrough-grpc")]
 pub use self::grpc::PassThroughGrpc;
