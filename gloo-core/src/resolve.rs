@@ -531,8 +531,12 @@ impl<'a> Resolver<'a> {
                 snapshot,
                 &entry.object.spec,
             ));
-            // So do the AuthConfigs ext auth options name.
+            // So do the AuthConfigs ext auth options name, and the ConfigMaps of WAF rules.
             errors.extend(crate::translate::extauth::check_virtual_service(
+                snapshot,
+                &entry.object.spec,
+            ));
+            errors.extend(crate::translate::waf::check_virtual_service(
                 snapshot,
                 &entry.object.spec,
             ));
@@ -569,6 +573,11 @@ impl<'a> Resolver<'a> {
                 "spec.routes",
             ));
             errors.extend(crate::translate::extauth::check_routes(
+                snapshot,
+                &entry.object.spec.routes,
+                "spec.routes",
+            ));
+            errors.extend(crate::translate::waf::check_routes(
                 snapshot,
                 &entry.object.spec.routes,
                 "spec.routes",
@@ -1482,7 +1491,7 @@ impl<'a> Resolver<'a> {
                         )
                     }
                     // Invalid WAF settings: refused likewise (never served unprotected).
-                    Some(found) if !crate::translate::waf::validate(found.object.spec.options.waf.as_deref(), "").is_empty() => {
+                    Some(found) if !crate::translate::waf::problems(self.snapshot, found.object.spec.options.waf.as_deref(), "").is_empty() => {
                         refused = true;
                         self.note_error(&key,
                             format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} sets invalid WAF settings; the virtual host serves no routes rather than serving them without"),
@@ -1593,7 +1602,7 @@ impl<'a> Resolver<'a> {
                             )
                         }
                         // Invalid WAF settings: refused likewise (never served unprotected).
-                        Some(found) if !crate::translate::waf::validate(found.object.spec.options.waf.as_deref(), "").is_empty() => {
+                        Some(found) if !crate::translate::waf::problems(self.snapshot, found.object.spec.options.waf.as_deref(), "").is_empty() => {
                             refused = true;
                             self.note_error(&context.owner,
                                 format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} sets invalid WAF settings; the route answers 503 rather than being served without them"),
@@ -2171,7 +2180,8 @@ fn http_gateway_problems(
             format!("{path}.options"),
         ));
     }
-    problems.extend(crate::translate::waf::validate(
+    problems.extend(crate::translate::waf::problems(
+        snapshot,
         options.waf.as_ref(),
         format!("{path}.options"),
     ));

@@ -9,6 +9,7 @@
 
 mod duration;
 
+pub mod artifact;
 pub mod cluster;
 pub mod cors;
 pub mod extauth;
@@ -298,6 +299,8 @@ resource_kinds! {
     AuthConfig => "enterprise.gloo.solo.io/v1", extauth::AuthConfigSpec, Envelope<extauth::AuthConfigSpec>;
     RateLimitConfig => "ratelimit.solo.io/v1alpha1", ratelimit::RateLimitConfigSpec, Envelope<ratelimit::RateLimitConfigSpec>;
     Secret => "v1", secret::SecretSpec, secret::SecretDocument;
+    ConfigMap => "v1", artifact::ArtifactSpec, artifact::ConfigMapDocument;
+    Artifact => "gloo.solo.io/v1", artifact::ArtifactSpec, artifact::ArtifactDocument;
 }
 
 impl fmt::Display for Kind {

@@ -161,6 +161,8 @@ pub struct Translator {
     /// Secrets the cached clusters were built with.
     secrets: Option<crate::snapshot::Collection<crate::model::secret::SecretSpec>>,
     secrets_changed: bool,
+    /// Artifacts (ConfigMaps) the cached virtual hosts were built with.
+    artifacts: Option<crate::snapshot::Collection<crate::model::artifact::ArtifactSpec>>,
     /// Settings `rateLimitBeforeAuth` the cached virtual hosts were translated with (it sets
     /// the stage of their `ratelimit` rate limits).
     ratelimit_before_auth: bool,
@@ -239,6 +241,11 @@ impl Translator {
             self.secrets = Some(snapshot.secrets.clone());
             // Virtual hosts can carry headers read from Secrets (`headerSecretRef`).
             self.virtual_hosts.clear();
+        }
+        if self.artifacts.as_ref() != Some(&snapshot.artifacts) {
+            // Virtual hosts and routes carry WAF rules read from ConfigMaps.
+            self.virtual_hosts.clear();
+            self.artifacts = Some(snapshot.artifacts.clone());
         }
         if self.upstream_groups.as_ref() != Some(&snapshot.upstream_groups) {
             self.virtual_hosts.clear();
@@ -808,7 +815,7 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             transformation::Options::host(options),
             PATH,
         ));
-        problems.extend(waf::validate(options.waf.as_deref(), PATH));
+        problems.extend(waf::problems(snapshot, options.waf.as_deref(), PATH));
         for (path, extension) in jwt::host_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
@@ -829,7 +836,7 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             transformation::Options::route(options),
             PATH,
         ));
-        problems.extend(waf::validate(options.waf.as_deref(), PATH));
+        problems.extend(waf::problems(snapshot, options.waf.as_deref(), PATH));
         for (path, extension) in jwt::route_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
