@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use crate::load::{LoadedResource, Origin};
 use crate::model::{
-    artifact::ArtifactSpec, extauth::AuthConfigSpec, gateway::GatewaySpec, options::RouteOptionSpec,
-    options::VirtualHostOptionSpec, ratelimit::RateLimitConfigSpec, route_table::RouteTableSpec,
-    secret::SecretSpec, settings::SettingsSpec, upstream::UpstreamSpec,
-    upstream_group::UpstreamGroupSpec, virtual_service::VirtualServiceSpec, Kind, Object, Resource,
-    ResourceRef,
+    artifact::ArtifactSpec, extauth::AuthConfigSpec, gateway::GatewaySpec,
+    options::RouteOptionSpec, options::VirtualHostOptionSpec, ratelimit::RateLimitConfigSpec,
+    route_table::RouteTableSpec, secret::SecretSpec, settings::SettingsSpec,
+    upstream::UpstreamSpec, upstream_group::UpstreamGroupSpec, virtual_service::VirtualServiceSpec,
+    Kind, Object, Resource, ResourceRef,
 };
 use crate::scope::{settings_in_force, WatchScope};
 use crate::source::SourceSnapshot;

@@ -1055,7 +1055,11 @@ fn opa_modules_are_the_entries_of_their_config_maps() {
 #[test]
 fn opa_modules_gloo_cannot_read_reject_the_auth_config() {
     let (configs, t) = configs(&docs(&[
-        &config_map("gloo-system", "one", "{policy.rego: 'package one', a.rego: 'package a'}"),
+        &config_map(
+            "gloo-system",
+            "one",
+            "{policy.rego: 'package one', a.rego: 'package a'}",
+        ),
         &config_map("gloo-system", "two", "{policy.rego: 'package two'}"),
         &auth_config(
             "opa",
@@ -1098,18 +1102,23 @@ fn a_config_map_edit_changes_the_servers_opa_config_and_its_loss_keeps_the_last_
     );
     let mut translator = gloo_core::translate::Translator::new();
     let module = |t: &gloo_core::translate::Translation| {
-        t.ext_auth_server.configs["gloo-system.opa"]["configs"][0]["opaAuth"]["modules"]
-            ["p.rego"]
+        t.ext_auth_server.configs["gloo-system.opa"]["configs"][0]["opaAuth"]["modules"]["p.rego"]
             .clone()
     };
     let first = translate_with(
         &mut translator,
-        &docs(&[&opa, &config_map("gloo-system", "policy", "{p.rego: 'package one'}")]),
+        &docs(&[
+            &opa,
+            &config_map("gloo-system", "policy", "{p.rego: 'package one'}"),
+        ]),
     );
     assert_eq!(module(&first), "package one");
     let second = translate_with(
         &mut translator,
-        &docs(&[&opa, &config_map("gloo-system", "policy", "{p.rego: 'package two'}")]),
+        &docs(&[
+            &opa,
+            &config_map("gloo-system", "policy", "{p.rego: 'package two'}"),
+        ]),
     );
     assert_eq!(module(&second), "package two");
     // The ConfigMap goes: Rejected, and the server keeps the last good config.

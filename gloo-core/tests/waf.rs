@@ -492,7 +492,8 @@ fn config_maps_that_cannot_be_read_reject_what_names_them() {
 
 #[test]
 fn a_config_map_edit_retranslates_and_a_deleted_one_never_leaves_the_waf_open() {
-    let options = "waf:\n  configMapRuleSets: [{configMapRef: {name: rules, namespace: gloo-system}}]\n";
+    let options =
+        "waf:\n  configMapRuleSets: [{configMapRef: {name: rules, namespace: gloo-system}}]\n";
     let shop = vs_with_options("shop", "shop.example", options, "");
     let mut translator = Translator::new();
     let first = translate_with(
@@ -539,7 +540,8 @@ fn a_config_map_edit_retranslates_and_a_deleted_one_never_leaves_the_waf_open() 
     let rules = rule_strs(&vhost_json(&gone, "shop")["typedPerFilterConfig"][FILTER]);
     assert_eq!(rules.len(), 1, "{rules:?}");
     assert!(
-        rules[0].starts_with("SecRuleEngine On\nSecAction ") && rules[0].contains("deny,status:503"),
+        rules[0].starts_with("SecRuleEngine On\nSecAction ")
+            && rules[0].contains("deny,status:503"),
         "{rules:?}"
     );
 }

@@ -673,7 +673,10 @@ async fn a_config_map_made_with_kubectl_feeds_an_opa_module_and_its_edits_follow
     assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
     assert_eq!(
         names(&snapshot),
-        ["AuthConfig gloo-system.opa", "ConfigMap gloo-system.allow-get"]
+        [
+            "AuthConfig gloo-system.opa",
+            "ConfigMap gloo-system.allow-get"
+        ]
     );
     // No Artifact CRD is asked for: Gloo's Artifacts are the ConfigMaps.
     assert!(
@@ -691,7 +694,9 @@ async fn a_config_map_made_with_kubectl_feeds_an_opa_module_and_its_edits_follow
     let first = translator.translate(&snapshot);
     assert_eq!(
         module(&first),
-        Some(json!("package test\ndefault allow = false\nallow { input.http_request.method == \"GET\" }\n"))
+        Some(json!(
+            "package test\ndefault allow = false\nallow { input.http_request.method == \"GET\" }\n"
+        ))
     );
 
     // kubectl replaces the ConfigMap: the module follows.
@@ -718,7 +723,11 @@ async fn a_config_map_made_with_kubectl_feeds_an_opa_module_and_its_edits_follow
     );
     // Deleted with kubectl: the AuthConfig is rejected naming the ConfigMap, and its last
     // good version stays with the server.
-    run(args("delete configmap allow-get -n gloo-system"), Vec::new()).await;
+    run(
+        args("delete configmap allow-get -n gloo-system"),
+        Vec::new(),
+    )
+    .await;
     let snapshot = wait_for(&mut updates, "the delete", |s| s.resources.len() == 1).await;
     let third = translator.translate(&snapshot);
     let status = third

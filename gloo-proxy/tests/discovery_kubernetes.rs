@@ -196,7 +196,8 @@ mod opa {
     }
 
     fn status(listen: u16, path: &str) -> Result<u16, String> {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n");
         http_raw(listen, request.as_bytes(), false)
             .map(|r| r.status)
             .map_err(|e| e.to_string())
@@ -206,7 +207,10 @@ mod opa {
     fn wait_for_decisions(gloo: &mut Proc, listen: u16, what: &str, pets: u16, users: u16) {
         if let Err(e) = poll(what, || {
             gloo.check_running()?;
-            let got = (status(listen, "/api/pets/1")?, status(listen, "/api/users")?);
+            let got = (
+                status(listen, "/api/pets/1")?,
+                status(listen, "/api/users")?,
+            );
             if got == (pets, users) {
                 Ok(())
             } else {

@@ -366,7 +366,10 @@ fn waf_rules_read_from_a_config_map_block_requests_and_follow_its_edits() {
     assert_eq!(f.backend.count(), before, "the blocked request got through");
 
     // The ConfigMap is edited: its new rule is in force, the old one is not.
-    write_atomically(&f.config_dir.join("rules.yaml"), &rules_config_map("fraudster"));
+    write_atomically(
+        &f.config_dir.join("rules.yaml"),
+        &rules_config_map("fraudster"),
+    );
     let port = f.port;
     poll("the edited rules to be served", || {
         let r = request(port, "GET", "/", &[("User-Agent", "fraudster")], "")

@@ -45,7 +45,9 @@ impl ArtifactSpec {
     /// `binaryData` (`what` names the Artifact, as `ConfigMap ns.name`).
     pub fn missing_key(&self, key: &str, what: &str) -> String {
         if self.binary_data.contains_key(key) {
-            format!("{what} has {key:?} only in binaryData, which Gloo does not read (put it in data)")
+            format!(
+                "{what} has {key:?} only in binaryData, which Gloo does not read (put it in data)"
+            )
         } else {
             let keys: Vec<&str> = self.data.keys().map(String::as_str).collect();
             format!("{what} has no data key {key:?} (its keys: {keys:?})")

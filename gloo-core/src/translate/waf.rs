@@ -381,9 +381,9 @@ pub(crate) fn check(
     path: impl std::fmt::Display,
 ) -> Vec<String> {
     match settings {
-        Some(s) if !s.config_map_rule_sets.is_empty() => {
-            config_map_rules(snapshot, s, path).err().unwrap_or_default()
-        }
+        Some(s) if !s.config_map_rule_sets.is_empty() => config_map_rules(snapshot, s, path)
+            .err()
+            .unwrap_or_default(),
         _ => Vec::new(),
     }
 }

@@ -249,17 +249,22 @@ mod tests {
         // `HashMap` order.
         let vh = |keys: &[&str]| {
             let per_route = ExtAuthzPerRoute {
-                r#override: Some(ext_authz_per_route::Override::CheckSettings(CheckSettings {
-                    context_extensions: keys
-                        .iter()
-                        .map(|k| (k.to_string(), format!("{k}-value")))
-                        .collect(),
-                    ..Default::default()
-                })),
+                r#override: Some(ext_authz_per_route::Override::CheckSettings(
+                    CheckSettings {
+                        context_extensions: keys
+                            .iter()
+                            .map(|k| (k.to_string(), format!("{k}-value")))
+                            .collect(),
+                        ..Default::default()
+                    },
+                )),
             };
             let mut vh = route_config(&[]).virtual_hosts[0].clone();
-            vh.typed_per_filter_config =
-                [("envoy.filters.http.ext_authz".to_string(), crate::xds::pack(&per_route))].into();
+            vh.typed_per_filter_config = [(
+                "envoy.filters.http.ext_authz".to_string(),
+                crate::xds::pack(&per_route),
+            )]
+            .into();
             vh
         };
         assert!(!vh(&["config_id"]).encoding_is_canonical());

@@ -115,8 +115,7 @@ impl StatusWriter {
         let mut written = 0;
         for (key, status) in &reports.resources {
             // Built-in kinds have no Gloo status.
-            if matches!(key.kind, Kind::Secret | Kind::ConfigMap) || !from_api_server(key, status)
-            {
+            if matches!(key.kind, Kind::Secret | Kind::ConfigMap) || !from_api_server(key, status) {
                 continue;
             }
             let body = self.patch_body(key.kind, status);
