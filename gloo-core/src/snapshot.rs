@@ -175,17 +175,7 @@ impl ConfigSnapshot {
         &self,
         reference: &ResourceRef,
     ) -> Result<(ResourceRef, &ArtifactSpec), String> {
-        let namespace = reference
-            .namespace
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| {
-                format!(
-                    "ConfigMap {:?} needs its namespace (Gloo looks a reference without one up in the namespace \"\" and finds nothing)",
-                    reference.name
-                )
-            })?;
-        let reference = ResourceRef::new(namespace, reference.name.clone());
+        let reference = reference.with_required_namespace("ConfigMap")?;
         match self.artifacts.get(&reference) {
             Some(entry) => Ok((reference, &entry.object.spec)),
             None => Err(format!("ConfigMap {reference} not found")),

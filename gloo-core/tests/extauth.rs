@@ -1085,7 +1085,7 @@ fn opa_modules_gloo_cannot_read_reject_the_auth_config() {
         Rejected,
         &[
             "spec.configs[0].opaAuth.modules[1]: ConfigMap gloo-system.gone not found",
-            "spec.configs[0].opaAuth.modules[2]: ConfigMap \"one\" needs its namespace (Gloo looks a reference without one up in the namespace \"\" and finds nothing)",
+            "spec.configs[0].opaAuth.modules[2]: ConfigMap \"one\" needs its namespace (Gloo looks a reference without one up in the namespace \"\")",
             "spec.configs[0].opaAuth.modules[3]: policy.rego is a duplicate module (ConfigMap gloo-system.two and ConfigMap gloo-system.one both hold it)",
             "spec.configs[1].opaAuth.query: no query provided",
         ],

@@ -165,7 +165,7 @@ fn a_gateway_whose_listener_wide_waf_cannot_be_loaded_is_rejected() {
         Kind::Gateway,
         &gs("gw"),
         Rejected,
-        &["spec.httpGateway.options.waf.configMapRuleSets[0].configMapRef: ConfigMap \"rules\" needs its namespace (Gloo looks a reference without one up in the namespace \"\" and finds nothing)"],
+        &["spec.httpGateway.options.waf.configMapRuleSets[0].configMapRef: ConfigMap \"rules\" needs its namespace (Gloo looks a reference without one up in the namespace \"\")"],
         &[],
     );
     assert!(t.proxies.is_empty());

@@ -465,7 +465,7 @@ fn config_maps_that_cannot_be_read_reject_what_names_them() {
         Rejected,
         &[
             "spec.virtualHost.options.waf.configMapRuleSets[0].configMapRef: ConfigMap gloo-system.gone not found",
-            "spec.virtualHost.options.waf.configMapRuleSets[1].configMapRef: ConfigMap \"rules\" needs its namespace (Gloo looks a reference without one up in the namespace \"\" and finds nothing)",
+            "spec.virtualHost.options.waf.configMapRuleSets[1].configMapRef: ConfigMap \"rules\" needs its namespace (Gloo looks a reference without one up in the namespace \"\")",
             "spec.virtualHost.options.waf.configMapRuleSets[2].dataMapKeys[1]: ConfigMap gloo-system.rules has no data key \"missing.conf\" (its keys: [\"a.conf\"])",
             "spec.virtualHost.options.waf.configMapRuleSets[2].dataMapKeys[2]: ConfigMap gloo-system.rules has \"logo.bin\" only in binaryData, which Gloo does not read (put it in data)",
             "spec.virtualHost.options.waf.configMapRuleSets[3].configMapRef: required",

@@ -61,10 +61,9 @@ fn htpasswd(user: &str, password: &str) -> (String, String) {
     (salt.to_string(), hash.to_string())
 }
 
-/// The Gateway on `port`, the backend's Upstream, the ext auth server's Upstream (127.0.0.1:
-/// `extauth`), the Settings naming it, and the VirtualService: `/basic` needs the AuthConfig
-/// `basic-auth`, `/keys` the AuthConfig `api-keys`, `/public` nothing.
-fn base_yaml(port: u16, extauth: u16, backend: &Backend) -> String {
+/// The Gateway on `port`, the backend's Upstream `app`, the ext auth server's Upstream
+/// (127.0.0.1:`extauth`) and the Settings naming it, each document ending with `---`.
+fn server_yaml(port: u16, extauth: u16, backend: &Backend) -> String {
     format!(
         r#"apiVersion: gateway.solo.io/v1
 kind: Gateway
@@ -84,7 +83,17 @@ spec:
     extauthzServerRef: {{name: extauth, namespace: gloo-system}}
     requestTimeout: 5s
 ---
-apiVersion: gateway.solo.io/v1
+"#,
+        app = static_upstream_yaml("app", backend.port),
+        extauth_upstream = static_upstream_yaml("extauth", extauth),
+    )
+}
+
+/// [`server_yaml`] and the VirtualService: `/basic` needs the AuthConfig `basic-auth`, `/keys`
+/// the AuthConfig `api-keys`, `/public` nothing.
+fn base_yaml(port: u16, extauth: u16, backend: &Backend) -> String {
+    format!(
+        r#"{server}apiVersion: gateway.solo.io/v1
 kind: VirtualService
 metadata: {{name: app, namespace: gloo-system}}
 spec:
@@ -101,8 +110,7 @@ spec:
       options: {{extauth: {{disable: true}}}}
       routeAction: {{single: {{upstream: {{name: app, namespace: gloo-system}}}}}}
 "#,
-        app = static_upstream_yaml("app", backend.port),
-        extauth_upstream = static_upstream_yaml("extauth", extauth),
+        server = server_yaml(port, extauth, backend),
     )
 }
 
@@ -661,30 +669,11 @@ async fn the_oidc_login_runs_through_gloo_run_against_a_real_provider() {
 mod opa {
     use super::*;
 
-    /// The Gateway on `port`, the backend, the ext auth server's Upstream and Settings, and a
-    /// VirtualService whose routes need the AuthConfig `opa` (its policy in the ConfigMap
-    /// `policy`), but `/public`.
+    /// [`server_yaml`], the AuthConfig `opa` (its policy in the ConfigMap `policy`) and a
+    /// VirtualService whose routes need it, but `/public`.
     fn opa_base_yaml(port: u16, extauth: u16, backend: &Backend) -> String {
         format!(
-            r#"apiVersion: gateway.solo.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: gloo-system}}
-spec:
-  bindAddress: 127.0.0.1
-  bindPort: {port}
-  httpGateway: {{}}
----
-{app}---
-{extauth_upstream}---
-apiVersion: gloo.solo.io/v1
-kind: Settings
-metadata: {{name: default, namespace: gloo-system}}
-spec:
-  extauth:
-    extauthzServerRef: {{name: extauth, namespace: gloo-system}}
-    requestTimeout: 5s
----
-apiVersion: enterprise.gloo.solo.io/v1
+            r#"{server}apiVersion: enterprise.gloo.solo.io/v1
 kind: AuthConfig
 metadata: {{name: opa, namespace: gloo-system}}
 spec:
@@ -707,13 +696,12 @@ spec:
     - matchers: [{{prefix: /}}]
       routeAction: {{single: {{upstream: {{name: app, namespace: gloo-system}}}}}}
 "#,
-            app = static_upstream_yaml("app", backend.port),
-            extauth_upstream = static_upstream_yaml("extauth", extauth),
+            server = server_yaml(port, extauth, backend),
         )
     }
 
-    /// The ConfigMap `policy` (as `kubectl create configmap policy --from-file=policy.rego`
-    /// writes it): Gloo's OPA guide's policy, letting GETs under `prefix` through.
+    /// The ConfigMap `policy` holding `rego` as `policy.rego` (as `kubectl create configmap
+    /// policy --from-file=policy.rego` writes it).
     fn opa_policy_yaml(rego: &str) -> String {
         format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: policy, namespace: gloo-system}}\ndata:\n  policy.rego: |\n{}",
@@ -721,6 +709,7 @@ spec:
         )
     }
 
+    /// Gloo's OPA guide's policy, letting GETs under `prefix` through.
     fn allow_get_under(prefix: &str) -> String {
         format!(
             "package test\n\ndefault allow = false\nallow {{\n    startswith(input.http_request.path, \"{prefix}\")\n    input.http_request.method == \"GET\"\n}}\n"

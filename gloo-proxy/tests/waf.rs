@@ -181,6 +181,20 @@ fn request(
     http_raw(port, raw.as_bytes(), false)
 }
 
+/// Polls until `GET path` with the User-Agent `agent` answers `status`.
+fn wait_for_status(port: u16, what: &str, path: &str, agent: &str, status: u16) {
+    poll(what, || {
+        let r =
+            request(port, "GET", path, &[("User-Agent", agent)], "").map_err(|e| e.to_string())?;
+        if r.status == status {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 const SQLI: &str = "/products?id=1%27%20or%20%271%27%3D%271";
 
 #[test]
@@ -322,17 +336,7 @@ fn rule_sets_are_parsed_once_per_config_not_per_request() {
     let fraudster = SCAMMER.replace("scammer", "fraudster");
     let edited = format!("{}{}", route("/a", &fraudster), route("/", SCAMMER));
     write_atomically(&f.config_dir.join("vs.yaml"), &vs_yaml("", &edited));
-    let port = f.port;
-    poll("the new rules to be served", || {
-        let r = request(port, "GET", "/a", &[("User-Agent", "fraudster")], "")
-            .map_err(|e| e.to_string())?;
-        if r.status == 403 {
-            Ok(())
-        } else {
-            Err(format!("{r:?}"))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    wait_for_status(f.port, "the new rules to be served", "/a", "fraudster", 403);
     assert_eq!(rule_set_compiles(f.admin), 2, "one more parse for the edit");
     for i in 0..40 {
         assert_eq!(f.get(&format!("/a/{i}"), &scammer).status, 200);
@@ -370,17 +374,13 @@ fn waf_rules_read_from_a_config_map_block_requests_and_follow_its_edits() {
         &f.config_dir.join("rules.yaml"),
         &rules_config_map("fraudster"),
     );
-    let port = f.port;
-    poll("the edited rules to be served", || {
-        let r = request(port, "GET", "/", &[("User-Agent", "fraudster")], "")
-            .map_err(|e| e.to_string())?;
-        if r.status == 403 {
-            Ok(())
-        } else {
-            Err(format!("{r:?}"))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    wait_for_status(
+        f.port,
+        "the edited rules to be served",
+        "/",
+        "fraudster",
+        403,
+    );
     assert_eq!(f.get("/", &[("User-Agent", "scammer")]).status, 200);
 
     // The ConfigMap goes: the VirtualService is rejected, and its last accepted version,

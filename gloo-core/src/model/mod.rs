@@ -156,6 +156,27 @@ impl ResourceRef {
         }
     }
 
+    /// This reference, which must name its namespace: Gloo looks a reference without one up in
+    /// the namespace `""` and finds nothing. The error names the `kind` it refers to.
+    ///
+    /// ```
+    /// use gloo_core::model::ResourceRef;
+    /// let bare = ResourceRef { name: "rules".into(), namespace: None };
+    /// assert_eq!(
+    ///     bare.with_required_namespace("ConfigMap").unwrap_err(),
+    ///     "ConfigMap \"rules\" needs its namespace (Gloo looks a reference without one up in the namespace \"\")"
+    /// );
+    /// ```
+    pub fn with_required_namespace(&self, kind: &str) -> Result<ResourceRef, String> {
+        match self.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => Ok(ResourceRef::new(ns, self.name.clone())),
+            _ => Err(format!(
+                "{kind} {:?} needs its namespace (Gloo looks a reference without one up in the namespace \"\")",
+                self.name
+            )),
+        }
+    }
+
     /// This reference with its namespace filled in from `default_namespace` when missing.
     pub fn resolved(&self, default_namespace: &str) -> ResourceRef {
         ResourceRef::new(self.namespace_or(default_namespace), self.name.clone())

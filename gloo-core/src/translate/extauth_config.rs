@@ -281,17 +281,7 @@ fn secret<'s>(
     snapshot: &'s ConfigSnapshot,
     reference: &ResourceRef,
 ) -> Result<(ResourceRef, &'s SecretSpec), String> {
-    let namespace = reference
-        .namespace
-        .as_deref()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            format!(
-                "Secret {:?} needs its namespace (Gloo looks a reference without one up in the namespace \"\")",
-                reference.name
-            )
-        })?;
-    let reference = ResourceRef::new(namespace, reference.name.clone());
+    let reference = reference.with_required_namespace("Secret")?;
     snapshot
         .secrets
         .get(&reference)
