@@ -803,6 +803,43 @@ fn validate_filter_configs(snapshot: &ConfigSnapshot, reports: &mut Reports) {
 /// Checks VirtualHostOption and RouteOption resources on their own (local rate limits, JWT
 /// providers, options gloo does not enforce). One that fails is Rejected and not applied where
 /// it is referenced.
+/// The problems `route` finds in the options of each of `routes` (of a VirtualService or
+/// RouteTable, under `path`), each called with the path of those options.
+pub(crate) fn check_route_options(
+    routes: &[crate::model::routing::Route],
+    path: &str,
+    mut route: impl FnMut(&crate::model::options::RouteOptions, &str) -> Vec<String>,
+) -> Vec<String> {
+    routes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i, r.options.as_deref()?)))
+        .flat_map(|(i, options)| route(options, &format!("{path}[{i}].options")))
+        .collect()
+}
+
+/// The problems `host` finds in a VirtualService's virtual host options and `route` in its
+/// routes' options (see [`check_route_options`]).
+pub(crate) fn check_virtual_service_options(
+    spec: &crate::model::virtual_service::VirtualServiceSpec,
+    host: impl FnOnce(&crate::model::options::VirtualHostOptions, &str) -> Vec<String>,
+    route: impl FnMut(&crate::model::options::RouteOptions, &str) -> Vec<String>,
+) -> Vec<String> {
+    let Some(vh) = &spec.virtual_host else {
+        return Vec::new();
+    };
+    let mut errors = match &vh.options {
+        Some(options) => host(options, "spec.virtualHost.options"),
+        None => Vec::new(),
+    };
+    errors.extend(check_route_options(
+        &vh.routes,
+        "spec.virtualHost.routes",
+        route,
+    ));
+    errors
+}
+
 fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
     const PATH: &str = "spec.options";
     let virtual_host_options = snapshot.virtual_host_options.iter().map(|(r, e)| {

@@ -405,17 +405,9 @@ pub(crate) fn check_routes(
     routes: &[crate::model::routing::Route],
     path: &str,
 ) -> Vec<String> {
-    routes
-        .iter()
-        .enumerate()
-        .flat_map(|(i, route)| {
-            check(
-                snapshot,
-                route.options.as_deref().and_then(|o| o.waf.as_deref()),
-                format_args!("{path}[{i}].options"),
-            )
-        })
-        .collect()
+    super::check_route_options(routes, path, |options, path| {
+        check(snapshot, options.waf.as_deref(), path)
+    })
 }
 
 /// [`check`] for a VirtualService's virtual host and routes.
@@ -423,20 +415,11 @@ pub(crate) fn check_virtual_service(
     snapshot: &ConfigSnapshot,
     spec: &crate::model::virtual_service::VirtualServiceSpec,
 ) -> Vec<String> {
-    let Some(vh) = &spec.virtual_host else {
-        return Vec::new();
-    };
-    let mut errors = check(
-        snapshot,
-        vh.options.as_ref().and_then(|o| o.waf.as_deref()),
-        "spec.virtualHost.options",
-    );
-    errors.extend(check_routes(
-        snapshot,
-        &vh.routes,
-        "spec.virtualHost.routes",
-    ));
-    errors
+    super::check_virtual_service_options(
+        spec,
+        |options, path| check(snapshot, options.waf.as_deref(), path),
+        |options, path| check(snapshot, options.waf.as_deref(), path),
+    )
 }
 
 fn bad_path(path: &str) -> bool {
