@@ -310,6 +310,9 @@ struct Environment {
         Arc<Object<crate::model::upstream::UpstreamSpec>>,
     )>,
     invalid_route_response: Option<DirectResponseAction>,
+    /// The ConfigMaps of the option resources' WAF rules (an option resource naming a
+    /// missing one is refused).
+    option_artifacts: crate::translate::waf::ArtifactsRead,
 }
 
 impl Environment {
@@ -331,6 +334,10 @@ impl Environment {
             && self.auth_configs == other.auth_configs
             && same(&self.aws_upstreams, &other.aws_upstreams)
             && self.invalid_route_response == other.invalid_route_response
+            && crate::translate::waf::same_artifacts(
+                &self.option_artifacts,
+                &other.option_artifacts,
+            )
     }
 }
 
@@ -435,6 +442,19 @@ impl<'a> Resolver<'a> {
                 .map(|(r, e)| (r.clone(), e.object.clone()))
                 .collect(),
             invalid_route_response: resolver.invalid_route_response.clone(),
+            option_artifacts: crate::translate::waf::artifacts_read(
+                snapshot,
+                snapshot
+                    .virtual_host_options
+                    .values()
+                    .filter_map(|e| e.object.spec.options.waf.as_deref())
+                    .chain(
+                        snapshot
+                            .route_options
+                            .values()
+                            .filter_map(|e| e.object.spec.options.waf.as_deref()),
+                    ),
+            ),
         };
         let unchanged = resolver
             .lkg

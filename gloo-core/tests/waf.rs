@@ -545,3 +545,79 @@ fn a_config_map_edit_retranslates_and_a_deleted_one_never_leaves_the_waf_open() 
         "{rules:?}"
     );
 }
+
+#[test]
+fn only_the_virtual_hosts_reading_a_config_map_are_translated_again_when_it_changes() {
+    let options =
+        "waf:\n  configMapRuleSets: [{configMapRef: {name: rules, namespace: gloo-system}}]\n";
+    let config = |rules: &str, other: &str| {
+        docs(&[
+            &up(),
+            &config_map("rules", rules),
+            &config_map("unrelated", other),
+            &vs_with_options("shop", "shop.example", options, ""),
+            &vs_with_options("blog", "blog.example", "", ""),
+        ])
+    };
+    let mut translator = Translator::new();
+    let first = translate_with(&mut translator, &config("{r.conf: one}", "{k: a}"));
+    assert_no_rejections(&first);
+    assert_eq!(translator.virtual_hosts_translated, 2);
+    // A ConfigMap no WAF reads changes (Kubernetes has many): nothing is translated again.
+    let second = translate_with(&mut translator, &config("{r.conf: one}", "{k: b}"));
+    assert_eq!(translator.virtual_hosts_translated, 0);
+    assert_eq!(
+        proxy(&first).routes.values().next().map(|v| &v.version),
+        proxy(&second).routes.values().next().map(|v| &v.version)
+    );
+    // The one it reads changes: only its virtual host is translated again.
+    let third = translate_with(&mut translator, &config("{r.conf: two}", "{k: b}"));
+    assert_eq!(translator.virtual_hosts_translated, 1);
+    assert_eq!(
+        rule_strs(&vhost_json(&third, "shop")["typedPerFilterConfig"][FILTER]),
+        ["two"]
+    );
+}
+
+#[test]
+fn an_option_resource_whose_config_map_goes_is_refused_where_it_is_used() {
+    let vho = resource(
+        "gateway.solo.io/v1",
+        "VirtualHostOption",
+        "{name: maps, namespace: gloo-system}",
+        "options: {waf: {configMapRuleSets: [{configMapRef: {name: rules, namespace: gloo-system}}]}}\n",
+    );
+    let host = vs(
+        "host",
+        "domains: [host.example]\noptionsConfigRefs: {delegateOptions: [{name: maps}]}\nroutes:\n- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n",
+    );
+    let mut translator = Translator::new();
+    let with = translate_with(
+        &mut translator,
+        &docs(&[&up(), &vho, &host, &config_map("rules", "{r.conf: rule}")]),
+    );
+    assert_no_rejections(&with);
+    assert_eq!(
+        rule_strs(&vhost_json(&with, "host")["typedPerFilterConfig"][FILTER]),
+        ["rule"]
+    );
+    // The same translator (its resolved hosts cached): the ConfigMap's loss is seen.
+    let without = translate_with(&mut translator, &docs(&[&up(), &vho, &host]));
+    assert_status(
+        &without,
+        Kind::VirtualHostOption,
+        &gs("maps"),
+        Rejected,
+        &["spec.options.waf.configMapRuleSets[0].configMapRef: ConfigMap gloo-system.rules not found"],
+        &[],
+    );
+    assert_status(
+        &without,
+        Kind::VirtualService,
+        &gs("host"),
+        Rejected,
+        &["spec.virtualHost.optionsConfigRefs.delegateOptions[0]: VirtualHostOption gloo-system.maps sets invalid WAF settings; the virtual host serves no routes rather than serving them without"],
+        &[],
+    );
+    assert!(vhost_routes(route_config(&without), "gloo-system_host").is_empty());
+}

@@ -134,6 +134,9 @@ struct CachedVirtualHost {
     model: Arc<VirtualHostModel>,
     version: String,
     encoded: Arc<[u8]>,
+    /// The ConfigMaps its WAF rules were read from, as they were: a change to one of them
+    /// (and to no other ConfigMap) translates it again.
+    artifacts: waf::ArtifactsRead,
 }
 
 /// What an EDS cluster's assignment is built from: the upstream's endpoints and failover.
@@ -161,8 +164,6 @@ pub struct Translator {
     /// Secrets the cached clusters were built with.
     secrets: Option<crate::snapshot::Collection<crate::model::secret::SecretSpec>>,
     secrets_changed: bool,
-    /// Artifacts (ConfigMaps) the cached virtual hosts were built with.
-    artifacts: Option<crate::snapshot::Collection<crate::model::artifact::ArtifactSpec>>,
     /// Settings `rateLimitBeforeAuth` the cached virtual hosts were translated with (it sets
     /// the stage of their `ratelimit` rate limits).
     ratelimit_before_auth: bool,
@@ -241,11 +242,6 @@ impl Translator {
             self.secrets = Some(snapshot.secrets.clone());
             // Virtual hosts can carry headers read from Secrets (`headerSecretRef`).
             self.virtual_hosts.clear();
-        }
-        if self.artifacts.as_ref() != Some(&snapshot.artifacts) {
-            // Virtual hosts and routes carry WAF rules read from ConfigMaps.
-            self.virtual_hosts.clear();
-            self.artifacts = Some(snapshot.artifacts.clone());
         }
         if self.upstream_groups.as_ref() != Some(&snapshot.upstream_groups) {
             self.virtual_hosts.clear();
@@ -487,7 +483,9 @@ impl Translator {
         ctx: &Context<'_>,
     ) -> (Arc<[u8]>, String) {
         if let Some(cached) = self.virtual_hosts.get(key) {
-            if Arc::ptr_eq(&cached.model, host) || cached.model.as_ref() == host.as_ref() {
+            if (Arc::ptr_eq(&cached.model, host) || cached.model.as_ref() == host.as_ref())
+                && waf::artifacts_unchanged(ctx.snapshot, &cached.artifacts)
+            {
                 return (cached.encoded.clone(), cached.version.clone());
             }
         }
@@ -501,6 +499,7 @@ impl Translator {
                 model: host.clone(),
                 version: version.clone(),
                 encoded: encoded.clone(),
+                artifacts: waf::host_artifacts(ctx.snapshot, host),
             },
         );
         (encoded, version)

@@ -57,8 +57,10 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::google::protobuf::Any;
 
+use crate::model::artifact::ArtifactSpec;
 use crate::model::gateway::HttpGateway;
 use crate::model::waf::{AuditLogAction, AuditLogLocation, AuditLogging, Settings};
+use crate::model::{Object, ResourceRef};
 use crate::resolve::VirtualHostModel;
 use crate::snapshot::ConfigSnapshot;
 use crate::xds::pack;
@@ -144,6 +146,67 @@ fn rule_sets(snapshot: &ConfigSnapshot, settings: &Settings) -> Vec<pb::RuleSet>
         }
     }
     out
+}
+
+/// The Artifacts (ConfigMaps) some WAF `settings` read, each with its object in `snapshot`
+/// (`None` when missing): what a translation of those settings depends on besides them.
+pub(crate) type ArtifactsRead = Vec<(ResourceRef, Option<Arc<Object<ArtifactSpec>>>)>;
+
+/// The [`ArtifactsRead`] of `settings`.
+pub(crate) fn artifacts_read<'a>(
+    snapshot: &ConfigSnapshot,
+    settings: impl IntoIterator<Item = &'a Settings>,
+) -> ArtifactsRead {
+    settings
+        .into_iter()
+        .flat_map(|s| &s.config_map_rule_sets)
+        .filter_map(|set| {
+            set.config_map_ref
+                .as_ref()?
+                .with_required_namespace("")
+                .ok()
+        })
+        .map(|reference| {
+            let object = snapshot.artifacts.get(&reference).map(|e| e.object.clone());
+            (reference, object)
+        })
+        .collect()
+}
+
+/// The [`ArtifactsRead`] of a virtual host's and its routes' WAF settings.
+pub(crate) fn host_artifacts(snapshot: &ConfigSnapshot, host: &VirtualHostModel) -> ArtifactsRead {
+    artifacts_read(
+        snapshot,
+        host.options
+            .waf
+            .as_deref()
+            .into_iter()
+            .chain(host.routes.iter().filter_map(|r| r.options.waf.as_deref())),
+    )
+}
+
+/// Whether two [`ArtifactsRead`] name the same Artifacts, each the same object (or missing).
+pub(crate) fn same_artifacts(a: &ArtifactsRead, b: &ArtifactsRead) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((ra, a), (rb, b))| {
+            ra == rb
+                && match (a, b) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                    _ => false,
+                }
+        })
+}
+
+/// Whether the Artifacts `read` are still what `snapshot` holds.
+pub(crate) fn artifacts_unchanged(snapshot: &ConfigSnapshot, read: &ArtifactsRead) -> bool {
+    read.iter().all(
+        |(reference, then)| match (then, snapshot.artifacts.get(reference)) {
+            (None, None) => true,
+            (Some(then), Some(now)) => Arc::ptr_eq(then, &now.object) || then == &now.object,
+            _ => false,
+        },
+    )
 }
 
 /// The rule set of WAF settings whose ConfigMap rules are gone (see [`rule_sets`]).
