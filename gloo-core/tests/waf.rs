@@ -441,11 +441,16 @@ fn config_maps_that_cannot_be_read_reject_what_names_them() {
   - configMapRef: {name: rules, namespace: gloo-system}
     dataMapKeys: [a.conf, missing.conf, logo.bin]
   - dataMapKeys: [a.conf]
+  - configMapRef: {name: nul, namespace: gloo-system}
+  - configMapRef: {name: nul, namespace: gloo-system}
+    dataMapKeys: [n.conf]
 "#;
     let binary = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rules, namespace: gloo-system}\ndata: {a.conf: a}\nbinaryData: {logo.bin: AAEC}\n";
+    let nul = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: nul, namespace: gloo-system}\ndata: {n.conf: \"Sec\\0Rule\"}\n";
     let t = translate(&docs(&[
         &up(),
         binary,
+        nul,
         &vs_with_options("shop", "shop.example", vhost_options, ""),
         &rt(
             "{name: child, namespace: gloo-system}",
@@ -469,6 +474,8 @@ fn config_maps_that_cannot_be_read_reject_what_names_them() {
             "spec.virtualHost.options.waf.configMapRuleSets[2].dataMapKeys[1]: ConfigMap gloo-system.rules has no data key \"missing.conf\" (its keys: [\"a.conf\"])",
             "spec.virtualHost.options.waf.configMapRuleSets[2].dataMapKeys[2]: ConfigMap gloo-system.rules has \"logo.bin\" only in binaryData, which Gloo does not read (put it in data)",
             "spec.virtualHost.options.waf.configMapRuleSets[3].configMapRef: required",
+            "spec.virtualHost.options.waf.configMapRuleSets[4].configMapRef: ConfigMap gloo-system.nul: \"n.conf\" contains a NUL byte",
+            "spec.virtualHost.options.waf.configMapRuleSets[5].dataMapKeys[0]: ConfigMap gloo-system.nul: \"n.conf\" contains a NUL byte",
         ],
         &[],
     );

@@ -4,7 +4,8 @@
 //! on every virtual host and route that sets `options.waf`.
 //!
 //! * The filter's `ModSecurity` config holds the HTTP gateway's own `options.waf`. A gateway
-//!   without rules (no `ruleSets`, no `coreRuleSet`) gets `disabled: true`, as in Gloo.
+//!   without rules (no `ruleSets`, `coreRuleSet` or `configMapRuleSets`) gets
+//!   `disabled: true`, as in Gloo.
 //! * A virtual host or route with `options.waf` gets a `ModSecurityPerRoute` with its
 //!   `disabled`, `customInterventionMessage`, `auditLogging`, `requestHeadersOnly` and
 //!   `responseHeadersOnly`. Its rule sets are Gloo's `getRuleSets`: the `ruleSets`, then, for
@@ -234,26 +235,31 @@ fn config_map_rules(
                 continue;
             }
         };
+        // A rule ModSecurity could not be handed (C strings end at NUL).
+        let nul = |key: &str, rule: &str, at: &dyn std::fmt::Display| {
+            rule.contains('\0')
+                .then(|| format!("{at}: ConfigMap {found}: {key:?} contains a NUL byte"))
+        };
         if set.data_map_keys.is_empty() {
             // Gloo sorts the keys "to maintain order"; a BTreeMap is sorted.
-            rules.extend(artifact.data.values().cloned());
+            for (key, rule) in &artifact.data {
+                problems.extend(nul(key, rule, &format_args!("{at}.configMapRef")));
+                rules.push(rule.clone());
+            }
             continue;
         }
         for (j, key) in set.data_map_keys.iter().enumerate() {
+            let at = format_args!("{at}.dataMapKeys[{j}]");
             match artifact.data.get(key) {
-                Some(rule) => rules.push(rule.clone()),
+                Some(rule) => {
+                    problems.extend(nul(key, rule, &at));
+                    rules.push(rule.clone());
+                }
                 None => problems.push(format!(
-                    "{at}.dataMapKeys[{j}]: {}",
+                    "{at}: {}",
                     artifact.missing_key(key, &format!("ConfigMap {found}"))
                 )),
             }
-        }
-    }
-    for (i, rule) in rules.iter().enumerate() {
-        if rule.contains('\0') {
-            problems.push(format!(
-                "{path}.waf.configMapRuleSets: rule {i} of the ConfigMaps contains a NUL byte"
-            ));
         }
     }
     if problems.is_empty() {
