@@ -473,12 +473,12 @@ spec: {}
 
     #[test]
     fn unknown_kind_and_wrong_api_version_are_errors() {
-        let text = "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: gloo.solo.io/v1\nkind: VirtualService\n---\nkind: Upstream\n";
+        let text = "apiVersion: v1\nkind: Deployment\n---\napiVersion: gloo.solo.io/v1\nkind: VirtualService\n---\nkind: Upstream\n";
         let parsed = parse_str(text, "k.yaml", Format::Yaml);
         let messages: Vec<String> = parsed.errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(messages.len(), 3, "{messages:?}");
         assert!(
-            messages[0].starts_with("k.yaml:1:1: unknown kind `ConfigMap`"),
+            messages[0].starts_with("k.yaml:1:1: unknown kind `Deployment`"),
             "{messages:?}"
         );
         assert_eq!(

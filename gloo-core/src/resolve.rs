@@ -310,6 +310,9 @@ struct Environment {
         Arc<Object<crate::model::upstream::UpstreamSpec>>,
     )>,
     invalid_route_response: Option<DirectResponseAction>,
+    /// The ConfigMaps of the option resources' WAF rules (an option resource naming a
+    /// missing one is refused).
+    option_artifacts: crate::translate::waf::ArtifactsRead,
 }
 
 impl Environment {
@@ -331,6 +334,10 @@ impl Environment {
             && self.auth_configs == other.auth_configs
             && same(&self.aws_upstreams, &other.aws_upstreams)
             && self.invalid_route_response == other.invalid_route_response
+            && crate::translate::waf::same_artifacts(
+                &self.option_artifacts,
+                &other.option_artifacts,
+            )
     }
 }
 
@@ -435,6 +442,19 @@ impl<'a> Resolver<'a> {
                 .map(|(r, e)| (r.clone(), e.object.clone()))
                 .collect(),
             invalid_route_response: resolver.invalid_route_response.clone(),
+            option_artifacts: crate::translate::waf::artifacts_read(
+                snapshot,
+                snapshot
+                    .virtual_host_options
+                    .values()
+                    .filter_map(|e| e.object.spec.options.waf.as_deref())
+                    .chain(
+                        snapshot
+                            .route_options
+                            .values()
+                            .filter_map(|e| e.object.spec.options.waf.as_deref()),
+                    ),
+            ),
         };
         let unchanged = resolver
             .lkg
@@ -531,8 +551,12 @@ impl<'a> Resolver<'a> {
                 snapshot,
                 &entry.object.spec,
             ));
-            // So do the AuthConfigs ext auth options name.
+            // So do the AuthConfigs ext auth options name, and the ConfigMaps of WAF rules.
             errors.extend(crate::translate::extauth::check_virtual_service(
+                snapshot,
+                &entry.object.spec,
+            ));
+            errors.extend(crate::translate::waf::check_virtual_service(
                 snapshot,
                 &entry.object.spec,
             ));
@@ -569,6 +593,11 @@ impl<'a> Resolver<'a> {
                 "spec.routes",
             ));
             errors.extend(crate::translate::extauth::check_routes(
+                snapshot,
+                &entry.object.spec.routes,
+                "spec.routes",
+            ));
+            errors.extend(crate::translate::waf::check_routes(
                 snapshot,
                 &entry.object.spec.routes,
                 "spec.routes",
@@ -1482,7 +1511,7 @@ impl<'a> Resolver<'a> {
                         )
                     }
                     // Invalid WAF settings: refused likewise (never served unprotected).
-                    Some(found) if !crate::translate::waf::validate(found.object.spec.options.waf.as_deref(), "").is_empty() => {
+                    Some(found) if !crate::translate::waf::problems(self.snapshot, found.object.spec.options.waf.as_deref(), "").is_empty() => {
                         refused = true;
                         self.note_error(&key,
                             format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} sets invalid WAF settings; the virtual host serves no routes rather than serving them without"),
@@ -1593,7 +1622,7 @@ impl<'a> Resolver<'a> {
                             )
                         }
                         // Invalid WAF settings: refused likewise (never served unprotected).
-                        Some(found) if !crate::translate::waf::validate(found.object.spec.options.waf.as_deref(), "").is_empty() => {
+                        Some(found) if !crate::translate::waf::problems(self.snapshot, found.object.spec.options.waf.as_deref(), "").is_empty() => {
                             refused = true;
                             self.note_error(&context.owner,
                                 format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} sets invalid WAF settings; the route answers 503 rather than being served without them"),
@@ -2171,7 +2200,8 @@ fn http_gateway_problems(
             format!("{path}.options"),
         ));
     }
-    problems.extend(crate::translate::waf::validate(
+    problems.extend(crate::translate::waf::problems(
+        snapshot,
         options.waf.as_ref(),
         format!("{path}.options"),
     ));

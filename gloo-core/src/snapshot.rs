@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use crate::load::{LoadedResource, Origin};
 use crate::model::{
-    extauth::AuthConfigSpec, gateway::GatewaySpec, options::RouteOptionSpec,
-    options::VirtualHostOptionSpec, ratelimit::RateLimitConfigSpec, route_table::RouteTableSpec,
-    secret::SecretSpec, settings::SettingsSpec, upstream::UpstreamSpec,
-    upstream_group::UpstreamGroupSpec, virtual_service::VirtualServiceSpec, Kind, Object, Resource,
-    ResourceRef,
+    artifact::ArtifactSpec, extauth::AuthConfigSpec, gateway::GatewaySpec,
+    options::RouteOptionSpec, options::VirtualHostOptionSpec, ratelimit::RateLimitConfigSpec,
+    route_table::RouteTableSpec, secret::SecretSpec, settings::SettingsSpec,
+    upstream::UpstreamSpec, upstream_group::UpstreamGroupSpec, virtual_service::VirtualServiceSpec,
+    Kind, Object, Resource, ResourceRef,
 };
 use crate::scope::{settings_in_force, WatchScope};
 use crate::source::SourceSnapshot;
@@ -52,6 +52,9 @@ pub struct ConfigSnapshot {
     pub rate_limit_configs: Collection<RateLimitConfigSpec>,
     /// Kubernetes Secrets (TLS certificates and keys, credentials).
     pub secrets: Collection<SecretSpec>,
+    /// Gloo's Artifacts: Kubernetes ConfigMaps and `gloo.solo.io/v1` Artifacts, which are one
+    /// thing to Gloo (OPA modules, WAF rules), so one `namespace.name` names one of either.
+    pub artifacts: Collection<ArtifactSpec>,
     /// The namespaces read, from the Settings in force: resources elsewhere are left out.
     pub scope: WatchScope,
 }
@@ -157,6 +160,28 @@ impl ConfigSnapshot {
             .collect()
     }
 
+    /// The Artifact (or ConfigMap) `reference` names, with its namespace filled in. A
+    /// reference needs its namespace: Gloo looks one without it up in the namespace `""` and
+    /// finds nothing. The errors name the reference.
+    ///
+    /// ```
+    /// use gloo_core::model::ResourceRef;
+    /// use gloo_core::snapshot::ConfigSnapshot;
+    /// let snapshot = ConfigSnapshot::default();
+    /// let err = snapshot.artifact(&ResourceRef::new("gloo-system", "rules")).unwrap_err();
+    /// assert_eq!(err, "ConfigMap gloo-system.rules not found");
+    /// ```
+    pub fn artifact(
+        &self,
+        reference: &ResourceRef,
+    ) -> Result<(ResourceRef, &ArtifactSpec), String> {
+        let reference = reference.with_required_namespace("ConfigMap")?;
+        match self.artifacts.get(&reference) {
+            Some(entry) => Ok((reference, &entry.object.spec)),
+            None => Err(format!("ConfigMap {reference} not found")),
+        }
+    }
+
     /// Indexes resources; a second resource with the kind, namespace and name of an earlier
     /// one is reported as a duplicate and ignored.
     ///
@@ -214,6 +239,9 @@ impl ConfigSnapshot {
                 Resource::Settings(o) => insert(&mut out.settings, kind, o, origin, reports),
                 Resource::AuthConfig(o) => insert(&mut out.auth_configs, kind, o, origin, reports),
                 Resource::Secret(o) => insert(&mut out.secrets, kind, o, origin, reports),
+                Resource::ConfigMap(o) | Resource::Artifact(o) => {
+                    insert(&mut out.artifacts, kind, o, origin, reports)
+                }
                 Resource::RateLimitConfig(o) => {
                     insert(&mut out.rate_limit_configs, kind, o, origin, reports)
                 }

@@ -73,7 +73,7 @@ fn documents_that_are_not_resources() {
 fn unknown_kind_and_wrong_api_version() {
     assert_one_error(
         "apiVersion: gateway.solo.io/v1\nkind: Proxy\nmetadata: {name: x}\n",
-        "test:1:1: unknown kind `Proxy` (apiVersion `gateway.solo.io/v1`); gloo reads Gateway, VirtualService, RouteTable, VirtualHostOption, RouteOption, Upstream, UpstreamGroup, Settings, AuthConfig, RateLimitConfig, Secret",
+        "test:1:1: unknown kind `Proxy` (apiVersion `gateway.solo.io/v1`); gloo reads Gateway, VirtualService, RouteTable, VirtualHostOption, RouteOption, Upstream, UpstreamGroup, Settings, AuthConfig, RateLimitConfig, Secret, ConfigMap, Artifact",
     );
     assert_one_error(
         "apiVersion: gateway.solo.io/v1\nkind: Upstream\nmetadata: {name: x}\n",

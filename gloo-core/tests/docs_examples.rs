@@ -82,6 +82,7 @@ fn every_example_round_trips_through_json() {
                 Resource::Upstream(o) => round_trip(kind, &o.spec),
                 Resource::UpstreamGroup(o) => round_trip(kind, &o.spec),
                 Resource::Secret(o) => round_trip(kind, &o.spec),
+                Resource::ConfigMap(o) | Resource::Artifact(o) => round_trip(kind, &o.spec),
                 Resource::Settings(o) => round_trip(kind, &o.spec),
                 Resource::AuthConfig(o) => round_trip(kind, &o.spec),
                 Resource::RateLimitConfig(o) => round_trip(kind, &o.spec),

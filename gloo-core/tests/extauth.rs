@@ -1103,3 +1103,133 @@ fn the_translation_hands_the_server_its_configs_keeping_a_rejected_ones_last_goo
     .ext_auth_server;
     assert!(third.configs.is_empty(), "{:?}", third.configs);
 }
+
+// ----- OPA modules from ConfigMaps -------------------------------------------------------------
+
+/// A ConfigMap `<namespace>.<name>` holding `data` (a YAML flow map).
+fn config_map(namespace: &str, name: &str, data: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {namespace}}}\ndata: {data}\n")
+}
+
+/// Gloo's OPA guide: the policy in a ConfigMap, `opaAuth` naming it.
+const ALLOW_GET_USERS: &str = "package test\n\ndefault allow = false\nallow {\n    startswith(input.http_request.path, \"/api/pets\")\n    input.http_request.method == \"GET\"\n}\n";
+
+#[test]
+fn opa_modules_are_the_entries_of_their_config_maps() {
+    let (configs, t) = configs(&docs(&[
+        &config_map(
+            "gloo-system",
+            "allow-get-users",
+            &format!("{{policy.rego: {}}}", serde_json::to_string(ALLOW_GET_USERS).unwrap()),
+        ),
+        // A Gloo Artifact is read alike; its entries are modules too.
+        "apiVersion: gloo.solo.io/v1\nkind: Artifact\nmetadata: {name: helpers, namespace: policies}\ndata: {lib.rego: 'package lib', more.rego: 'package more'}\n",
+        &auth_config(
+            "opa",
+            "
+            configs:
+            - opaAuth:
+                modules:
+                - {name: allow-get-users, namespace: gloo-system}
+                - {name: helpers, namespace: policies}
+                query: data.test.allow == true
+                options: {fastInputConversion: true}
+            ",
+        ),
+    ]));
+    assert_status(&t, Kind::AuthConfig, &gs("opa"), Accepted, &[], &[]);
+    assert_eq!(
+        configs["gloo-system.opa"]["configs"][0],
+        json!({"opaAuth": {
+            "modules": {
+                "policy.rego": ALLOW_GET_USERS,
+                "lib.rego": "package lib",
+                "more.rego": "package more",
+            },
+            "query": "data.test.allow == true",
+            "options": {"fastInputConversion": true},
+        }})
+    );
+}
+
+#[test]
+fn opa_modules_gloo_cannot_read_reject_the_auth_config() {
+    let (configs, t) = configs(&docs(&[
+        &config_map(
+            "gloo-system",
+            "one",
+            "{policy.rego: 'package one', a.rego: 'package a'}",
+        ),
+        &config_map("gloo-system", "two", "{policy.rego: 'package two'}"),
+        &auth_config(
+            "opa",
+            "
+            configs:
+            - opaAuth:
+                modules:
+                - {name: one, namespace: gloo-system}
+                - {name: gone, namespace: gloo-system}
+                - {name: one}
+                - {name: two, namespace: gloo-system}
+                query: data.test.allow == true
+            - name: second
+              opaAuth:
+                modules: [{name: two, namespace: gloo-system}]
+            ",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::AuthConfig,
+        &gs("opa"),
+        Rejected,
+        &[
+            "spec.configs[0].opaAuth.modules[1]: ConfigMap gloo-system.gone not found",
+            "spec.configs[0].opaAuth.modules[2]: ConfigMap \"one\" needs its namespace (Gloo looks a reference without one up in the namespace \"\")",
+            "spec.configs[0].opaAuth.modules[3]: policy.rego is a duplicate module (ConfigMap gloo-system.two and ConfigMap gloo-system.one both hold it)",
+            "spec.configs[1].opaAuth.query: no query provided",
+        ],
+        &[],
+    );
+    assert!(configs.is_empty(), "{configs:?}");
+}
+
+#[test]
+fn a_config_map_edit_changes_the_servers_opa_config_and_its_loss_keeps_the_last_good_one() {
+    let opa = auth_config(
+        "opa",
+        "configs:\n- opaAuth:\n    modules: [{name: policy, namespace: gloo-system}]\n    query: data.test.allow == true\n",
+    );
+    let mut translator = gloo_core::translate::Translator::new();
+    let module = |t: &gloo_core::translate::Translation| {
+        t.ext_auth_server.configs["gloo-system.opa"]["configs"][0]["opaAuth"]["modules"]["p.rego"]
+            .clone()
+    };
+    let first = translate_with(
+        &mut translator,
+        &docs(&[
+            &opa,
+            &config_map("gloo-system", "policy", "{p.rego: 'package one'}"),
+        ]),
+    );
+    assert_eq!(module(&first), "package one");
+    let second = translate_with(
+        &mut translator,
+        &docs(&[
+            &opa,
+            &config_map("gloo-system", "policy", "{p.rego: 'package two'}"),
+        ]),
+    );
+    assert_eq!(module(&second), "package two");
+    // The ConfigMap goes: Rejected, and the server keeps the last good config.
+    let third = translate_with(&mut translator, &docs(&[&opa]));
+    assert_status(
+        &third,
+        Kind::AuthConfig,
+        &gs("opa"),
+        Rejected,
+        &["spec.configs[0].opaAuth.modules[0]: ConfigMap gloo-system.policy not found"],
+        &[],
+    );
+    assert_eq!(module(&third), "package two");
+}

@@ -1,5 +1,6 @@
 //! Golden files: complete configs (tests/data/golden/<name>/*.yaml) translated to Envoy JSON
-//! and compared with tests/golden/<name>.json. Regenerate with `GLOO_BLESS=1 cargo test -p
+//! (and the ext auth server's configs, when there are any) and compared with
+//! tests/golden/<name>.json. Regenerate with `GLOO_BLESS=1 cargo test -p
 //! gloo-core --test golden`.
 
 mod common;
@@ -62,6 +63,13 @@ fn render(name: &str) -> (String, Vec<String>) {
             );
         }
     }
+    // What the ext auth server loads, when there is any (its Secrets and Artifacts resolved).
+    if !t.ext_auth_server.configs.is_empty() {
+        json.insert(
+            "extAuthServer".into(),
+            serde_json::to_value(&t.ext_auth_server.configs).unwrap(),
+        );
+    }
     let mut text = serde_json::to_string_pretty(&serde_json::Value::Object(json)).unwrap();
     text.push('\n');
     (text, versions)
@@ -120,4 +128,9 @@ fn delegation_tree_with_options() {
 #[test]
 fn upstream_group_with_cluster_options() {
     check("upstreams");
+}
+
+#[test]
+fn opa_modules_and_waf_rules_from_config_maps_and_artifacts() {
+    check("artifacts");
 }

@@ -150,8 +150,9 @@ fn option_resources_with_unenforced_options_refuse_the_routes_that_use_them() {
 
 #[test]
 fn a_gateway_whose_listener_wide_waf_cannot_be_loaded_is_rejected() {
-    // The listener-wide WAF is enforced now (tests/waf.rs); rules gloo cannot load (from
-    // ConfigMaps) reject the Gateway rather than serving the listener without them.
+    // The listener-wide WAF is enforced now (tests/waf.rs); rules gloo cannot load (from a
+    // ConfigMap it cannot find) reject the Gateway rather than serving the listener without
+    // them.
     let t = translate(&docs(&[
         &up(),
         &gateway(
@@ -164,7 +165,7 @@ fn a_gateway_whose_listener_wide_waf_cannot_be_loaded_is_rejected() {
         Kind::Gateway,
         &gs("gw"),
         Rejected,
-        &["spec.httpGateway.options.waf.configMapRuleSets: gloo reads no Kubernetes ConfigMaps, so these rules could not be loaded; put them in ruleSets[].ruleStr"],
+        &["spec.httpGateway.options.waf.configMapRuleSets[0].configMapRef: ConfigMap \"rules\" needs its namespace (Gloo looks a reference without one up in the namespace \"\")"],
         &[],
     );
     assert!(t.proxies.is_empty());

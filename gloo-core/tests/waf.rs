@@ -287,26 +287,12 @@ fn what_cannot_reach_modsecurity_is_refused() {
     let t = translate(&docs(&[
         &up(),
         &vs_with_options(
-            "maps",
-            "maps.example",
-            "waf:\n  configMapRuleSets: [{configMapRef: {name: rules, namespace: gloo-system}}]\n",
-            "",
-        ),
-        &vs_with_options(
             "crs",
             "crs.example",
             "",
             "waf:\n  coreRuleSet: {customSettingsString: x, customSettingsFile: /y}\n  ruleSets: [{files: ['']}]\n",
         ),
     ]));
-    assert_status(
-        &t,
-        Kind::VirtualService,
-        &gs("maps"),
-        Rejected,
-        &["spec.virtualHost.options.waf.configMapRuleSets: gloo reads no Kubernetes ConfigMaps, so these rules could not be loaded; put them in ruleSets[].ruleStr"],
-        &[],
-    );
     assert_status(
         &t,
         Kind::VirtualService,
@@ -367,4 +353,278 @@ fn an_option_resource_with_invalid_waf_settings_is_never_applied_as_if_it_had_no
     let route = &vhost_json(&t, "route")["routes"][0];
     assert_eq!(route["typedPerFilterConfig"][FILTER]["@type"], PER_ROUTE);
     assert!(waf_filter(&t).is_some());
+}
+
+// ----- configMapRuleSets ----------------------------------------------------------------------
+
+/// A ConfigMap `gloo-system.<name>` with `data` (a YAML flow map).
+fn config_map(name: &str, data: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: gloo-system}}\ndata: {data}\n")
+}
+
+fn rule_strs(settings: &Value) -> Vec<String> {
+    settings["ruleSets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rule sets in {settings:#}"))
+        .iter()
+        .map(|r| {
+            r.get("ruleStr")
+                .and_then(Value::as_str)
+                .or_else(|| r.get("directory").and_then(Value::as_str))
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn config_map_rule_sets_follow_the_rule_sets_and_the_core_rule_set_in_glooss_order() {
+    // Without dataMapKeys every key, sorted; with them those keys in their order. A Gloo
+    // Artifact serves like a ConfigMap.
+    let options = r#"waf:
+  ruleSets: [{ruleStr: own}]
+  coreRuleSet: {customSettingsString: crs-settings}
+  configMapRuleSets:
+  - configMapRef: {name: all, namespace: gloo-system}
+  - configMapRef: {name: picked, namespace: waf}
+    dataMapKeys: [z.conf, a.conf]
+"#;
+    let artifact = "apiVersion: gloo.solo.io/v1\nkind: Artifact\nmetadata: {name: picked, namespace: waf}\ndata: {a.conf: picked-a, m.conf: unused, z.conf: picked-z}\n";
+    let t = translate(&docs(&[
+        &up(),
+        &config_map("all", "{b.conf: all-b, a.conf: all-a, c.conf: all-c}"),
+        artifact,
+        &vs_with_options("shop", "shop.example", options, ""),
+    ]));
+    assert_no_rejections(&t);
+    let host = &vhost_json(&t, "shop")["typedPerFilterConfig"][FILTER];
+    assert_eq!(
+        rule_strs(host),
+        [
+            "own",
+            "crs-settings",
+            CRS_RULES_DIR,
+            "all-a",
+            "all-b",
+            "all-c",
+            "picked-z",
+            "picked-a"
+        ]
+    );
+    assert_eq!(status(&t, Kind::ConfigMap, &gs("all")).state, Accepted);
+}
+
+#[test]
+fn a_gateway_waf_with_only_config_map_rules_is_enforced() {
+    let t = translate(&docs(&[
+        &up(),
+        &config_map("rules", "{r.conf: 'SecRuleEngine On'}"),
+        &gateway(
+            "{name: gateway-proxy, namespace: gloo-system}",
+            "bindAddress: '::'\nbindPort: 8080\nproxyNames: [gateway-proxy]\nhttpGateway:\n  options:\n    waf:\n      configMapRuleSets: [{configMapRef: {name: rules, namespace: gloo-system}}]\n",
+        ),
+        &vs("shop", "domains: [shop.example]\nroutes:\n- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n"),
+    ]));
+    assert_no_rejections(&t);
+    let filter = waf_filter(&t).expect("the WAF filter");
+    let config = &filter["typedConfig"];
+    assert_eq!(config.get("disabled"), None, "{config:#}");
+    assert_eq!(rule_strs(config), ["SecRuleEngine On"]);
+}
+
+#[test]
+fn config_maps_that_cannot_be_read_reject_what_names_them() {
+    let vhost_options = r#"waf:
+  configMapRuleSets:
+  - configMapRef: {name: gone, namespace: gloo-system}
+  - configMapRef: {name: rules}
+  - configMapRef: {name: rules, namespace: gloo-system}
+    dataMapKeys: [a.conf, missing.conf, logo.bin]
+  - dataMapKeys: [a.conf]
+  - configMapRef: {name: nul, namespace: gloo-system}
+  - configMapRef: {name: nul, namespace: gloo-system}
+    dataMapKeys: [n.conf]
+"#;
+    let binary = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rules, namespace: gloo-system}\ndata: {a.conf: a}\nbinaryData: {logo.bin: AAEC}\n";
+    let nul = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: nul, namespace: gloo-system}\ndata: {n.conf: \"Sec\\0Rule\"}\n";
+    let t = translate(&docs(&[
+        &up(),
+        binary,
+        nul,
+        &vs_with_options("shop", "shop.example", vhost_options, ""),
+        &rt(
+            "{name: child, namespace: gloo-system}",
+            "routes:\n- matchers: [{prefix: /}]\n  options: {waf: {configMapRuleSets: [{configMapRef: {name: gone, namespace: gloo-system}}]}}\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n",
+        ),
+        &resource(
+            "gateway.solo.io/v1",
+            "RouteOption",
+            "{name: maps, namespace: gloo-system}",
+            "options: {waf: {configMapRuleSets: [{configMapRef: {name: gone, namespace: gloo-system}}]}}\n",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("shop"),
+        Rejected,
+        &[
+            "spec.virtualHost.options.waf.configMapRuleSets[0].configMapRef: ConfigMap gloo-system.gone not found",
+            "spec.virtualHost.options.waf.configMapRuleSets[1].configMapRef: ConfigMap \"rules\" needs its namespace (Gloo looks a reference without one up in the namespace \"\")",
+            "spec.virtualHost.options.waf.configMapRuleSets[2].dataMapKeys[1]: ConfigMap gloo-system.rules has no data key \"missing.conf\" (its keys: [\"a.conf\"])",
+            "spec.virtualHost.options.waf.configMapRuleSets[2].dataMapKeys[2]: ConfigMap gloo-system.rules has \"logo.bin\" only in binaryData, which Gloo does not read (put it in data)",
+            "spec.virtualHost.options.waf.configMapRuleSets[3].configMapRef: required",
+            "spec.virtualHost.options.waf.configMapRuleSets[4].configMapRef: ConfigMap gloo-system.nul: \"n.conf\" contains a NUL byte",
+            "spec.virtualHost.options.waf.configMapRuleSets[5].dataMapKeys[0]: ConfigMap gloo-system.nul: \"n.conf\" contains a NUL byte",
+        ],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::RouteTable,
+        &gs("child"),
+        Rejected,
+        &["spec.routes[0].options.waf.configMapRuleSets[0].configMapRef: ConfigMap gloo-system.gone not found"],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::RouteOption,
+        &gs("maps"),
+        Rejected,
+        &["spec.options.waf.configMapRuleSets[0].configMapRef: ConfigMap gloo-system.gone not found"],
+        &[],
+    );
+}
+
+#[test]
+fn a_config_map_edit_retranslates_and_a_deleted_one_never_leaves_the_waf_open() {
+    let options =
+        "waf:\n  configMapRuleSets: [{configMapRef: {name: rules, namespace: gloo-system}}]\n";
+    let shop = vs_with_options("shop", "shop.example", options, "");
+    let mut translator = Translator::new();
+    let first = translate_with(
+        &mut translator,
+        &docs(&[&up(), &config_map("rules", "{r.conf: first}"), &shop]),
+    );
+    assert_no_rejections(&first);
+    assert_eq!(
+        rule_strs(&vhost_json(&first, "shop")["typedPerFilterConfig"][FILTER]),
+        ["first"]
+    );
+    // Only the ConfigMap changes: the virtual host is translated again, with a new version.
+    let second = translate_with(
+        &mut translator,
+        &docs(&[&up(), &config_map("rules", "{r.conf: second}"), &shop]),
+    );
+    assert_no_rejections(&second);
+    assert_eq!(
+        rule_strs(&vhost_json(&second, "shop")["typedPerFilterConfig"][FILTER]),
+        ["second"]
+    );
+    let version = |t: &gloo_core::translate::Translation| {
+        proxy(t)
+            .routes
+            .values()
+            .map(|v| v.version.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(version(&first), version(&second));
+    // The ConfigMap goes: the VirtualService is rejected, its last accepted version serves,
+    // and with its rules unreadable its WAF denies everything (never inspects nothing).
+    let gone = translate_with(&mut translator, &docs(&[&up(), &shop]));
+    assert_status(
+        &gone,
+        Kind::VirtualService,
+        &gs("shop"),
+        Rejected,
+        &[
+            "spec.virtualHost.options.waf.configMapRuleSets[0].configMapRef: ConfigMap gloo-system.rules not found",
+            "the last accepted version keeps serving",
+        ],
+        &[],
+    );
+    let rules = rule_strs(&vhost_json(&gone, "shop")["typedPerFilterConfig"][FILTER]);
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert!(
+        rules[0].starts_with("SecRuleEngine On\nSecAction ")
+            && rules[0].contains("deny,status:503"),
+        "{rules:?}"
+    );
+}
+
+#[test]
+fn only_the_virtual_hosts_reading_a_config_map_are_translated_again_when_it_changes() {
+    let options =
+        "waf:\n  configMapRuleSets: [{configMapRef: {name: rules, namespace: gloo-system}}]\n";
+    let config = |rules: &str, other: &str| {
+        docs(&[
+            &up(),
+            &config_map("rules", rules),
+            &config_map("unrelated", other),
+            &vs_with_options("shop", "shop.example", options, ""),
+            &vs_with_options("blog", "blog.example", "", ""),
+        ])
+    };
+    let mut translator = Translator::new();
+    let first = translate_with(&mut translator, &config("{r.conf: one}", "{k: a}"));
+    assert_no_rejections(&first);
+    assert_eq!(translator.virtual_hosts_translated, 2);
+    // A ConfigMap no WAF reads changes (Kubernetes has many): nothing is translated again.
+    let second = translate_with(&mut translator, &config("{r.conf: one}", "{k: b}"));
+    assert_eq!(translator.virtual_hosts_translated, 0);
+    assert_eq!(
+        proxy(&first).routes.values().next().map(|v| &v.version),
+        proxy(&second).routes.values().next().map(|v| &v.version)
+    );
+    // The one it reads changes: only its virtual host is translated again.
+    let third = translate_with(&mut translator, &config("{r.conf: two}", "{k: b}"));
+    assert_eq!(translator.virtual_hosts_translated, 1);
+    assert_eq!(
+        rule_strs(&vhost_json(&third, "shop")["typedPerFilterConfig"][FILTER]),
+        ["two"]
+    );
+}
+
+#[test]
+fn an_option_resource_whose_config_map_goes_is_refused_where_it_is_used() {
+    let vho = resource(
+        "gateway.solo.io/v1",
+        "VirtualHostOption",
+        "{name: maps, namespace: gloo-system}",
+        "options: {waf: {configMapRuleSets: [{configMapRef: {name: rules, namespace: gloo-system}}]}}\n",
+    );
+    let host = vs(
+        "host",
+        "domains: [host.example]\noptionsConfigRefs: {delegateOptions: [{name: maps}]}\nroutes:\n- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}\n",
+    );
+    let mut translator = Translator::new();
+    let with = translate_with(
+        &mut translator,
+        &docs(&[&up(), &vho, &host, &config_map("rules", "{r.conf: rule}")]),
+    );
+    assert_no_rejections(&with);
+    assert_eq!(
+        rule_strs(&vhost_json(&with, "host")["typedPerFilterConfig"][FILTER]),
+        ["rule"]
+    );
+    // The same translator (its resolved hosts cached): the ConfigMap's loss is seen.
+    let without = translate_with(&mut translator, &docs(&[&up(), &vho, &host]));
+    assert_status(
+        &without,
+        Kind::VirtualHostOption,
+        &gs("maps"),
+        Rejected,
+        &["spec.options.waf.configMapRuleSets[0].configMapRef: ConfigMap gloo-system.rules not found"],
+        &[],
+    );
+    assert_status(
+        &without,
+        Kind::VirtualService,
+        &gs("host"),
+        Rejected,
+        &["spec.virtualHost.optionsConfigRefs.delegateOptions[0]: VirtualHostOption gloo-system.maps sets invalid WAF settings; the virtual host serves no routes rather than serving them without"],
+        &[],
+    );
+    assert!(vhost_routes(route_config(&without), "gloo-system_host").is_empty());
 }

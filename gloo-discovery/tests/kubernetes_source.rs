@@ -1,6 +1,7 @@
 //! The Kubernetes config source against the fake API server: Gloo's CRDs read and edited, a bad
 //! object keeping its last good version, status write-back (seen through the fake and through
-//! kubectl), watched namespaces, and Ingresses translated through gloo-core's Translator.
+//! kubectl), watched namespaces, Ingresses translated through gloo-core's Translator, and
+//! ConfigMaps made with kubectl feeding OPA modules.
 #![cfg(feature = "kubernetes")]
 
 mod support;
@@ -105,6 +106,12 @@ fn every_kind(fake: &FakeApiServer) {
         "metadata": {"name": "tls", "namespace": "gloo-system"},
         "data": {"tls.crt": "Q0VSVA==", "tls.key": "S0VZ"}
     }));
+    // A ConfigMap (Gloo's Artifacts on Kubernetes), a built-in kind too.
+    fake.apply(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "rules", "namespace": "gloo-system"},
+        "data": {"rules.conf": "SecRuleEngine On"}
+    }));
 }
 
 fn source(fake: &FakeApiServer) -> gloo_discovery::kubernetes::KubernetesSourceBuilder {
@@ -131,6 +138,7 @@ async fn crds_are_read_and_edited_and_a_bad_edit_keeps_the_last_good_version() {
         names(&snapshot),
         [
             "AuthConfig gloo-system.one",
+            "ConfigMap gloo-system.rules",
             "Gateway gloo-system.one",
             "RateLimitConfig gloo-system.one",
             "RouteOption gloo-system.one",
@@ -213,7 +221,7 @@ async fn statuses_are_written_back_as_gloo_writes_them() {
     let reports = Translator::new().translate(&snapshot).reports;
     let writer = StatusWriter::new(fake.client(), "gloo-system");
     let written = writer.write(&reports).await.unwrap();
-    // Every resource read from the API server but the Secret.
+    // Every resource read from the API server but the Secret and the ConfigMap.
     assert_eq!(written, 12);
 
     let status = |api: &str, kind: &str, ns: &str, name: &str| {
@@ -600,4 +608,136 @@ async fn ingresses_become_virtual_services_that_translate() {
         listeners.contains("Q0VSVA") || listeners.contains("CERT"),
         "{listeners}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_map_made_with_kubectl_feeds_an_opa_module_and_its_edits_follow() {
+    let fake = FakeApiServer::start().await;
+    fake.apply(json!({
+        "apiVersion": "enterprise.gloo.solo.io/v1", "kind": "AuthConfig",
+        "metadata": {"name": "opa", "namespace": "gloo-system"},
+        "spec": {"configs": [{"opaAuth": {
+            "modules": [{"name": "allow-get", "namespace": "gloo-system"}],
+            "query": "data.test.allow == true"
+        }}]}
+    }));
+    let kubectl = required_env("GLOO_TEST_KUBECTL");
+    // kubectl with `args` against the fake, `stdin` piped in; its stdout.
+    let run = |args: Vec<String>, stdin: Vec<u8>| {
+        let kubectl = kubectl.clone();
+        let server = fake.url();
+        async move {
+            use tokio::io::AsyncWriteExt;
+            let mut child = tokio::process::Command::new(&kubectl)
+                .arg("--server")
+                .arg(server)
+                .args(&args)
+                .env("KUBECONFIG", "/dev/null")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run kubectl");
+            let mut input = child.stdin.take().expect("stdin");
+            input.write_all(&stdin).await.expect("write stdin");
+            drop(input);
+            let out = child.wait_with_output().await.expect("kubectl output");
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        }
+    };
+    let args = |text: &str| -> Vec<String> { text.split(' ').map(str::to_string).collect() };
+    // `kubectl create configmap --from-literal` writes the manifest; `kubectl create -f` or
+    // `replace -f` sends it (as JSON: the typed `create configmap` would send protobuf, which
+    // the fake does not speak; nor does it serve the OpenAPI schema kubectl validates with).
+    let manifest = |method: &str| {
+        let policy = format!(
+            "--from-literal=policy.rego=package test\ndefault allow = false\nallow {{ input.http_request.method == \"{method}\" }}\n"
+        );
+        let mut a = args("create configmap allow-get -n gloo-system --dry-run=client -o json");
+        a.push(policy);
+        run(a, Vec::new())
+    };
+    let created = manifest("GET").await;
+    run(args("create --validate=false -f -"), created).await;
+    let source = source(&fake)
+        .kinds([Kind::AuthConfig, Kind::ConfigMap, Kind::Artifact])
+        .start();
+    source.synced().await;
+    let mut updates = source.subscribe();
+    let snapshot = updates.borrow_and_update().clone();
+    assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+    assert_eq!(
+        names(&snapshot),
+        [
+            "AuthConfig gloo-system.opa",
+            "ConfigMap gloo-system.allow-get"
+        ]
+    );
+    // No Artifact CRD is asked for: Gloo's Artifacts are the ConfigMaps.
+    assert!(
+        fake.requests().iter().all(|r| !r.contains("artifacts")),
+        "{:?}",
+        fake.requests()
+    );
+    let mut translator = Translator::new();
+    let module = |t: &gloo_core::translate::Translation| {
+        t.ext_auth_server
+            .configs
+            .get("gloo-system.opa")
+            .map(|c| c["configs"][0]["opaAuth"]["modules"]["policy.rego"].clone())
+    };
+    let first = translator.translate(&snapshot);
+    assert_eq!(
+        module(&first),
+        Some(json!(
+            "package test\ndefault allow = false\nallow { input.http_request.method == \"GET\" }\n"
+        ))
+    );
+
+    // kubectl replaces the ConfigMap: the module follows.
+    let edited = manifest("POST").await;
+    run(args("replace --validate=false -f -"), edited).await;
+    let snapshot = wait_for(&mut updates, "the edit", |s| {
+        s.resources.iter().any(|r| match &r.resource {
+            Resource::ConfigMap(m) => m
+                .spec
+                .data
+                .get("policy.rego")
+                .is_some_and(|p| p.contains("POST")),
+            _ => false,
+        })
+    })
+    .await;
+    let second = translator.translate(&snapshot);
+    assert!(
+        module(&second)
+            .and_then(|m| m.as_str().map(|m| m.contains("\"POST\"")))
+            .unwrap_or(false),
+        "{:?}",
+        module(&second)
+    );
+    // Deleted with kubectl: the AuthConfig is rejected naming the ConfigMap, and its last
+    // good version stays with the server.
+    run(
+        args("delete configmap allow-get -n gloo-system"),
+        Vec::new(),
+    )
+    .await;
+    let snapshot = wait_for(&mut updates, "the delete", |s| s.resources.len() == 1).await;
+    let third = translator.translate(&snapshot);
+    let status = third
+        .reports
+        .get(Kind::AuthConfig, &ResourceRef::new("gloo-system", "opa"))
+        .expect("a status");
+    assert_eq!(status.state, State::Rejected);
+    assert_eq!(
+        status.errors,
+        ["spec.configs[0].opaAuth.modules[0]: ConfigMap gloo-system.allow-get not found"]
+    );
+    assert_eq!(module(&third), module(&second));
 }

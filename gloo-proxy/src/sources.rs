@@ -9,7 +9,8 @@
 //!
 //! **Config sources** (Settings' `config_source` oneof), always beside the directory's own
 //! resources:
-//! - `kubernetesConfigSource: {}`: Gloo's CRDs and Secrets from the API server (feature
+//! - `kubernetesConfigSource: {}`: Gloo's CRDs, Secrets and ConfigMaps (Gloo's Artifacts: OPA
+//!   modules, WAF rules) from the API server (feature
 //!   `kubernetes`), in `watchNamespaces` (all when empty), with Ingresses when `--ingress` is
 //!   given. Their statuses are written back to the resources (`status.statuses.<ns>`, the
 //!   reporter namespace being `discoveryNamespace`, default `gloo-system`); what an Ingress

@@ -11,6 +11,9 @@
 //! node-oidc-provider 8 (`GLOO_TEST_OIDC_NODE_PATH`), driven by a test browser with a cookie
 //! jar (gloo-filters' test support, shared).
 //!
+//! With `extauth-opa`, an OPA policy read from a ConfigMap in the config directory (Gloo's
+//! `opaAuth.modules`) allows and denies requests, and follows the ConfigMap's edits.
+//!
 //! Everything listens on 127.0.0.1 on free ports; processes are killed when the test ends, and
 //! on failure the config and the logs are printed.
 
@@ -58,10 +61,9 @@ fn htpasswd(user: &str, password: &str) -> (String, String) {
     (salt.to_string(), hash.to_string())
 }
 
-/// The Gateway on `port`, the backend's Upstream, the ext auth server's Upstream (127.0.0.1:
-/// `extauth`), the Settings naming it, and the VirtualService: `/basic` needs the AuthConfig
-/// `basic-auth`, `/keys` the AuthConfig `api-keys`, `/public` nothing.
-fn base_yaml(port: u16, extauth: u16, backend: &Backend) -> String {
+/// The Gateway on `port`, the backend's Upstream `app`, the ext auth server's Upstream
+/// (127.0.0.1:`extauth`) and the Settings naming it, each document ending with `---`.
+fn server_yaml(port: u16, extauth: u16, backend: &Backend) -> String {
     format!(
         r#"apiVersion: gateway.solo.io/v1
 kind: Gateway
@@ -81,7 +83,17 @@ spec:
     extauthzServerRef: {{name: extauth, namespace: gloo-system}}
     requestTimeout: 5s
 ---
-apiVersion: gateway.solo.io/v1
+"#,
+        app = static_upstream_yaml("app", backend.port),
+        extauth_upstream = static_upstream_yaml("extauth", extauth),
+    )
+}
+
+/// [`server_yaml`] and the VirtualService: `/basic` needs the AuthConfig `basic-auth`, `/keys`
+/// the AuthConfig `api-keys`, `/public` nothing.
+fn base_yaml(port: u16, extauth: u16, backend: &Backend) -> String {
+    format!(
+        r#"{server}apiVersion: gateway.solo.io/v1
 kind: VirtualService
 metadata: {{name: app, namespace: gloo-system}}
 spec:
@@ -98,8 +110,7 @@ spec:
       options: {{extauth: {{disable: true}}}}
       routeAction: {{single: {{upstream: {{name: app, namespace: gloo-system}}}}}}
 "#,
-        app = static_upstream_yaml("app", backend.port),
-        extauth_upstream = static_upstream_yaml("extauth", extauth),
+        server = server_yaml(port, extauth, backend),
     )
 }
 
@@ -651,4 +662,108 @@ async fn the_oidc_login_runs_through_gloo_run_against_a_real_provider() {
         .to_str()
         .expect("location")
         .starts_with(&format!("{issuer}/auth?")));
+}
+
+/// OPA (`opaAuth`, feature `extauth-opa`) with its policy in a ConfigMap.
+#[cfg(feature = "extauth-opa")]
+mod opa {
+    use super::*;
+
+    /// [`server_yaml`], the AuthConfig `opa` (its policy in the ConfigMap `policy`) and a
+    /// VirtualService whose routes need it, but `/public`.
+    fn opa_base_yaml(port: u16, extauth: u16, backend: &Backend) -> String {
+        format!(
+            r#"{server}apiVersion: enterprise.gloo.solo.io/v1
+kind: AuthConfig
+metadata: {{name: opa, namespace: gloo-system}}
+spec:
+  configs:
+  - opaAuth:
+      modules: [{{name: policy, namespace: gloo-system}}]
+      query: data.test.allow == true
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: app, namespace: gloo-system}}
+spec:
+  virtualHost:
+    domains: ['*']
+    options: {{extauth: {{configRef: {{name: opa, namespace: gloo-system}}}}}}
+    routes:
+    - matchers: [{{prefix: /public}}]
+      options: {{extauth: {{disable: true}}}}
+      routeAction: {{single: {{upstream: {{name: app, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: app, namespace: gloo-system}}}}}}
+"#,
+            server = server_yaml(port, extauth, backend),
+        )
+    }
+
+    /// The ConfigMap `policy` holding `rego` as `policy.rego` (as `kubectl create configmap
+    /// policy --from-file=policy.rego` writes it).
+    fn opa_policy_yaml(rego: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: policy, namespace: gloo-system}}\ndata:\n  policy.rego: |\n{}",
+            rego.lines().map(|l| format!("    {l}\n")).collect::<String>()
+        )
+    }
+
+    /// Gloo's OPA guide's policy, letting GETs under `prefix` through.
+    fn allow_get_under(prefix: &str) -> String {
+        format!(
+            "package test\n\ndefault allow = false\nallow {{\n    startswith(input.http_request.path, \"{prefix}\")\n    input.http_request.method == \"GET\"\n}}\n"
+        )
+    }
+
+    #[test]
+    fn an_opa_policy_read_from_a_config_map_decides_and_follows_its_edits() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("opa").join("config");
+        fs::create_dir_all(&dir).expect("config dir");
+        let mut side = Side {
+            name: "opa",
+            port: free_port(),
+            extauth: free_port(),
+            dir,
+            backend: Backend::start("opa"),
+            procs: Vec::new(),
+        };
+        fs::write(
+            side.dir.join("base.yaml"),
+            opa_base_yaml(side.port, side.extauth, &side.backend),
+        )
+        .expect("write base.yaml");
+        let policy = side.dir.join("policy.yaml");
+        write_atomically(&policy, &opa_policy_yaml(&allow_get_under("/api/pets")));
+        start_gloo_run(root.path(), &mut side);
+
+        let r = side.get("/api/pets/1", &[]);
+        assert_eq!(r.status, 200, "{r:?}");
+        let before = side.backend.count();
+        let r = side.get("/api/users", &[]);
+        assert_eq!(r.status, 403, "{r:?}");
+        assert_eq!(side.backend.count(), before, "a denied request got through");
+
+        // The ConfigMap is edited: the new policy decides.
+        write_atomically(&policy, &opa_policy_yaml(&allow_get_under("/api/users")));
+        side.wait("the edited policy", "/api/users", &[], |r| r.status == 200);
+        assert_eq!(side.get("/api/pets/1", &[]).status, 403);
+
+        // Rego that does not compile: the service refuses it and keeps the last good policy.
+        write_atomically(&policy, &opa_policy_yaml("package test\nallow {\n"));
+        wait_log(
+            &mut side.procs[0],
+            "ext auth service: AuthConfig gloo-system.opa refused",
+        );
+        assert_eq!(side.get("/api/users", &[]).status, 200);
+        assert_eq!(side.get("/api/pets/1", &[]).status, 403);
+
+        // The ConfigMap goes: the AuthConfig is rejected naming it, and the last good policy
+        // keeps deciding.
+        fs::remove_file(&policy).expect("remove policy.yaml");
+        wait_log(&mut side.procs[0], "ConfigMap gloo-system.policy not found");
+        assert_eq!(side.get("/api/users", &[]).status, 200);
+        assert_eq!(side.get("/api/pets/1", &[]).status, 403);
+    }
 }

@@ -2,7 +2,8 @@
 //! gateway, a virtual host and its routes, translated by gloo-core into envoy-gloo's
 //! ModSecurity filter and served by gloo-proxy with gloo-filters' WAF layer, in front of a
 //! `support::Backend`. The core rule set is Debian's (`GLOO_TEST_CRS_SETUP`,
-//! `GLOO_TEST_CRS_RULES`, set by `scripts/test.sh`), as gloo-core emits it.
+//! `GLOO_TEST_CRS_RULES`, set by `scripts/test.sh`), as gloo-core emits it. Rules can also
+//! come from a ConfigMap in the config directory (`configMapRuleSets`).
 //!
 //! Everything listens on 127.0.0.1 on free ports; gloo is killed when the test ends, and on
 //! failure the config and its logs are printed.
@@ -83,6 +84,16 @@ struct Fixture {
 
 impl Fixture {
     fn start(gateway_waf: &str, vhost_waf: &str, routes: &str) -> Fixture {
+        Self::start_with(gateway_waf, vhost_waf, routes, &[])
+    }
+
+    /// [`Fixture::start`] with more files (name, contents) in the config directory.
+    fn start_with(
+        gateway_waf: &str,
+        vhost_waf: &str,
+        routes: &str,
+        files: &[(&str, String)],
+    ) -> Fixture {
         let backend = Backend::start("app");
         let root = tempfile::tempdir().expect("tempdir");
         let config_dir = root.path().join("config");
@@ -104,7 +115,10 @@ impl Fixture {
             ("gateway.yaml", gateway),
             ("upstream.yaml", upstream),
             ("vs.yaml", vs_yaml(vhost_waf, routes)),
-        ] {
+        ]
+        .into_iter()
+        .chain(files.iter().map(|(f, t)| (*f, t.clone())))
+        {
             fs::write(config_dir.join(file), text).expect("write config");
         }
         let gloo = gloo_run(&config_dir, admin, root.path());
@@ -165,6 +179,20 @@ fn request(
     }
     raw.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     http_raw(port, raw.as_bytes(), false)
+}
+
+/// Polls until `GET path` with the User-Agent `agent` answers `status`.
+fn wait_for_status(port: u16, what: &str, path: &str, agent: &str, status: u16) {
+    poll(what, || {
+        let r =
+            request(port, "GET", path, &[("User-Agent", agent)], "").map_err(|e| e.to_string())?;
+        if r.status == status {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 const SQLI: &str = "/products?id=1%27%20or%20%271%27%3D%271";
@@ -308,21 +336,56 @@ fn rule_sets_are_parsed_once_per_config_not_per_request() {
     let fraudster = SCAMMER.replace("scammer", "fraudster");
     let edited = format!("{}{}", route("/a", &fraudster), route("/", SCAMMER));
     write_atomically(&f.config_dir.join("vs.yaml"), &vs_yaml("", &edited));
-    let port = f.port;
-    poll("the new rules to be served", || {
-        let r = request(port, "GET", "/a", &[("User-Agent", "fraudster")], "")
-            .map_err(|e| e.to_string())?;
-        if r.status == 403 {
-            Ok(())
-        } else {
-            Err(format!("{r:?}"))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    wait_for_status(f.port, "the new rules to be served", "/a", "fraudster", 403);
     assert_eq!(rule_set_compiles(f.admin), 2, "one more parse for the edit");
     for i in 0..40 {
         assert_eq!(f.get(&format!("/a/{i}"), &scammer).status, 200);
         assert_eq!(f.get(&format!("/b/{i}"), &scammer).status, 403);
     }
     assert_eq!(rule_set_compiles(f.admin), 2, "and none per request");
+}
+
+/// The ConfigMap `waf-rules`: a rule denying the User-Agent `agent` under `scammer.conf`, and a
+/// rule that would deny everything under a key the WAF settings do not pick.
+fn rules_config_map(agent: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: waf-rules, namespace: gloo-system}}\ndata:\n  scammer.conf: |\n    SecRuleEngine On\n    SecRule REQUEST_HEADERS:User-Agent \"{agent}\" \"deny,status:403,id:107,phase:1,msg:'blocked {agent}'\"\n  unused.conf: |\n    SecRuleEngine On\n    SecAction \"id:108,phase:1,deny,status:418\"\n"
+    )
+}
+
+#[test]
+fn waf_rules_read_from_a_config_map_block_requests_and_follow_its_edits() {
+    let vhost_waf = "configMapRuleSets:\n- configMapRef: {name: waf-rules, namespace: gloo-system}\n  dataMapKeys: [scammer.conf]\n";
+    let mut f = Fixture::start_with(
+        "",
+        vhost_waf,
+        &route("/", ""),
+        &[("rules.yaml", rules_config_map("scammer"))],
+    );
+    let r = f.get("/", &[]);
+    assert_eq!((r.status, r.body.as_str()), (200, "app"), "{r:?}");
+    let before = f.backend.count();
+    let r = f.get("/", &[("User-Agent", "scammer")]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(f.backend.count(), before, "the blocked request got through");
+
+    // The ConfigMap is edited: its new rule is in force, the old one is not.
+    write_atomically(
+        &f.config_dir.join("rules.yaml"),
+        &rules_config_map("fraudster"),
+    );
+    wait_for_status(
+        f.port,
+        "the edited rules to be served",
+        "/",
+        "fraudster",
+        403,
+    );
+    assert_eq!(f.get("/", &[("User-Agent", "scammer")]).status, 200);
+
+    // The ConfigMap goes: the VirtualService is rejected, and its last accepted version,
+    // whose rules cannot be read any more, is never served uninspected: it answers 503.
+    fs::remove_file(f.config_dir.join("rules.yaml")).expect("remove rules.yaml");
+    f.wait_for("the WAF to deny everything", |r| r.status == 503);
+    assert_eq!(f.get("/", &[("User-Agent", "fraudster")]).status, 503);
 }

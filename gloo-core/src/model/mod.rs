@@ -9,6 +9,7 @@
 
 mod duration;
 
+pub mod artifact;
 pub mod cluster;
 pub mod cors;
 pub mod extauth;
@@ -155,6 +156,27 @@ impl ResourceRef {
         }
     }
 
+    /// This reference, which must name its namespace: Gloo looks a reference without one up in
+    /// the namespace `""` and finds nothing. The error names the `kind` it refers to.
+    ///
+    /// ```
+    /// use gloo_core::model::ResourceRef;
+    /// let bare = ResourceRef { name: "rules".into(), namespace: None };
+    /// assert_eq!(
+    ///     bare.with_required_namespace("ConfigMap").unwrap_err(),
+    ///     "ConfigMap \"rules\" needs its namespace (Gloo looks a reference without one up in the namespace \"\")"
+    /// );
+    /// ```
+    pub fn with_required_namespace(&self, kind: &str) -> Result<ResourceRef, String> {
+        match self.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => Ok(ResourceRef::new(ns, self.name.clone())),
+            _ => Err(format!(
+                "{kind} {:?} needs its namespace (Gloo looks a reference without one up in the namespace \"\")",
+                self.name
+            )),
+        }
+    }
+
     /// This reference with its namespace filled in from `default_namespace` when missing.
     pub fn resolved(&self, default_namespace: &str) -> ResourceRef {
         ResourceRef::new(self.namespace_or(default_namespace), self.name.clone())
@@ -298,6 +320,8 @@ resource_kinds! {
     AuthConfig => "enterprise.gloo.solo.io/v1", extauth::AuthConfigSpec, Envelope<extauth::AuthConfigSpec>;
     RateLimitConfig => "ratelimit.solo.io/v1alpha1", ratelimit::RateLimitConfigSpec, Envelope<ratelimit::RateLimitConfigSpec>;
     Secret => "v1", secret::SecretSpec, secret::SecretDocument;
+    ConfigMap => "v1", artifact::ArtifactSpec, artifact::ConfigMapDocument;
+    Artifact => "gloo.solo.io/v1", artifact::ArtifactSpec, artifact::ArtifactDocument;
 }
 
 impl fmt::Display for Kind {

@@ -42,10 +42,17 @@
 //! that is not 32 bytes). A label selector matching no Secret is a Warning (Gloo logs it).
 //! `booleanExpr` is checked by the server, as in Gloo.
 //!
-//! Deviations: OPA `modules` (Gloo's Artifacts, which gloo does not read yet), and API key
-//! `hmac` / `digest` / `match` (newer than the config format above) are refused rather than
-//! dropped; a client secret Secret without `client-secret` is an error (Gloo passes an empty
-//! secret on).
+//! * **OPA.** `opaAuth` becomes `opaAuth` with its `query`, `options` and `modules`: every
+//!   `data` entry of every ConfigMap (or Gloo Artifact) `modules` names, keyed by its key (the
+//!   module's file name), as Gloo's `translateOpaConfig` merges them. A missing ConfigMap, a
+//!   reference without a namespace (Gloo finds nothing in the namespace `""`) and a module
+//!   name two ConfigMaps hold (Gloo's "is a duplicate module") reject the AuthConfig.
+//!
+//! Deviations: API key `hmac` / `digest` / `match` (newer than the config format above) are
+//! refused rather than dropped; a client secret Secret without `client-secret` is an error
+//! (Gloo passes an empty secret on). gloo-core does not compile the OPA modules (Gloo's
+//! control plane does, to reject bad Rego): the ext auth server refuses a config whose Rego
+//! does not compile and keeps serving its last good version.
 
 use std::collections::BTreeMap;
 
@@ -278,17 +285,7 @@ fn secret<'s>(
     snapshot: &'s ConfigSnapshot,
     reference: &ResourceRef,
 ) -> Result<(ResourceRef, &'s SecretSpec), String> {
-    let namespace = reference
-        .namespace
-        .as_deref()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            format!(
-                "Secret {:?} needs its namespace (Gloo looks a reference without one up in the namespace \"\")",
-                reference.name
-            )
-        })?;
-    let reference = ResourceRef::new(namespace, reference.name.clone());
+    let reference = reference.with_required_namespace("Secret")?;
     snapshot
         .secrets
         .get(&reference)
@@ -425,7 +422,9 @@ fn translate(
                 }
                 Some(("pluginAuth", p.clone()))
             }
-            AuthConfigRef::OpaAuth(o) => opa_auth(o, &format!("{path}.opaAuth"), &mut problems),
+            AuthConfigRef::OpaAuth(o) => {
+                opa_auth(snapshot, o, &format!("{path}.opaAuth"), &mut problems)
+            }
             AuthConfigRef::Ldap(l) => ldap(snapshot, l, &format!("{path}.ldap"), &mut problems),
             AuthConfigRef::Jwt => Some(("jwt", json!({}))),
             AuthConfigRef::PassThroughAuth(p) => pass_through(
@@ -1106,21 +1105,64 @@ fn api_key_auth(
 
 // ----- OPA, LDAP, pass-through, HMAC --------------------------------------------------------
 
-fn opa_auth(o: &Value, path: &str, problems: &mut Problems) -> Option<(&'static str, Value)> {
+/// Gloo's `translateOpaConfig`: the `modules` (ConfigMaps or Artifacts) merged into one map of
+/// file name to Rego source, each entry of each one a module; a missing one, or a module name
+/// two of them hold, is an error naming the reference.
+fn opa_auth(
+    snapshot: &ConfigSnapshot,
+    o: &Value,
+    path: &str,
+    problems: &mut Problems,
+) -> Option<(&'static str, Value)> {
     let query = o.get("query").and_then(Value::as_str).unwrap_or_default();
     if query.trim().is_empty() {
         problems.error(format!("{path}.query: no query provided"));
     }
-    if o.get("modules")
-        .and_then(Value::as_array)
-        .is_some_and(|m| !m.is_empty())
-    {
-        problems.error(format!(
-            "{path}.modules: OPA modules are Artifacts, which gloo does not read yet; rejected rather than served without them"
-        ));
+    let refs = match o.get("modules") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(refs)) => refs.iter().collect(),
+        Some(_) => {
+            problems.error(format!("{path}.modules: must be a list of references"));
+            return None;
+        }
+    };
+    let mut modules = Map::new();
+    // Which reference each module came from, for the duplicate error.
+    let mut from: BTreeMap<String, ResourceRef> = BTreeMap::new();
+    let mut ok = true;
+    for (j, value) in refs.into_iter().enumerate() {
+        let at = format!("{path}.modules[{j}]");
+        let Some(reference) = json_ref(value) else {
+            problems.error(format!("{at}: not a reference ({{name, namespace}})"));
+            ok = false;
+            continue;
+        };
+        let (found, artifact) = match snapshot.artifact(&reference) {
+            Ok(found) => found,
+            Err(e) => {
+                problems.error(format!("{at}: {e}"));
+                ok = false;
+                continue;
+            }
+        };
+        for (name, source) in &artifact.data {
+            if let Some(first) = from.get(name) {
+                // Gloo: "<name> is a duplicate module".
+                problems.error(format!(
+                    "{at}: {name} is a duplicate module (ConfigMap {found} and ConfigMap {first} both hold it)"
+                ));
+                ok = false;
+                continue;
+            }
+            from.insert(name.clone(), found.clone());
+            modules.insert(name.clone(), Value::String(source.clone()));
+        }
+    }
+    if !ok {
         return None;
     }
     let mut out = Map::new();
+    put(&mut out, "modules", Value::Object(modules));
     put(&mut out, "query", json!(query));
     put(
         &mut out,

@@ -170,7 +170,7 @@ fn http_connection_manager(
     // WAF: Gloo's `WafStage`, after fault injection and CORS (a CORS preflight is answered
     // before the WAF sees it, as in Gloo) and before everything that costs more or trusts the
     // request: rate limits and auth see only requests the WAF let through.
-    http_filters.extend(waf::http_filter(http, hosts));
+    http_filters.extend(waf::http_filter(ctx.snapshot, http, hosts));
     // Local rate limiting: Gloo stages it `BeforeStage(AuthNStage)`, after WAF and before
     // JWT / ext auth, so requests over the limit are refused before anything costly runs.
     let local_limits = local_ratelimit::settings(http);

@@ -136,6 +136,9 @@ struct CachedVirtualHost {
     model: Arc<VirtualHostModel>,
     version: String,
     encoded: Arc<[u8]>,
+    /// The ConfigMaps its WAF rules were read from, as they were: a change to one of them
+    /// (and to no other ConfigMap) translates it again.
+    artifacts: waf::ArtifactsRead,
 }
 
 /// What an EDS cluster's assignment is built from: the upstream's endpoints and failover.
@@ -482,7 +485,9 @@ impl Translator {
         ctx: &Context<'_>,
     ) -> (Arc<[u8]>, String) {
         if let Some(cached) = self.virtual_hosts.get(key) {
-            if Arc::ptr_eq(&cached.model, host) || cached.model.as_ref() == host.as_ref() {
+            if (Arc::ptr_eq(&cached.model, host) || cached.model.as_ref() == host.as_ref())
+                && waf::artifacts_unchanged(ctx.snapshot, &cached.artifacts)
+            {
                 return (cached.encoded.clone(), cached.version.clone());
             }
         }
@@ -496,6 +501,7 @@ impl Translator {
                 model: host.clone(),
                 version: version.clone(),
                 encoded: encoded.clone(),
+                artifacts: waf::host_artifacts(ctx.snapshot, host),
             },
         );
         (encoded, version)
@@ -802,6 +808,43 @@ fn validate_filter_configs(snapshot: &ConfigSnapshot, reports: &mut Reports) {
 /// Checks VirtualHostOption and RouteOption resources on their own (local rate limits, JWT
 /// providers, options gloo does not enforce). One that fails is Rejected and not applied where
 /// it is referenced.
+/// The problems `route` finds in the options of each of `routes` (of a VirtualService or
+/// RouteTable, under `path`), each called with the path of those options.
+pub(crate) fn check_route_options(
+    routes: &[crate::model::routing::Route],
+    path: &str,
+    mut route: impl FnMut(&crate::model::options::RouteOptions, &str) -> Vec<String>,
+) -> Vec<String> {
+    routes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i, r.options.as_deref()?)))
+        .flat_map(|(i, options)| route(options, &format!("{path}[{i}].options")))
+        .collect()
+}
+
+/// The problems `host` finds in a VirtualService's virtual host options and `route` in its
+/// routes' options (see [`check_route_options`]).
+pub(crate) fn check_virtual_service_options(
+    spec: &crate::model::virtual_service::VirtualServiceSpec,
+    host: impl FnOnce(&crate::model::options::VirtualHostOptions, &str) -> Vec<String>,
+    route: impl FnMut(&crate::model::options::RouteOptions, &str) -> Vec<String>,
+) -> Vec<String> {
+    let Some(vh) = &spec.virtual_host else {
+        return Vec::new();
+    };
+    let mut errors = match &vh.options {
+        Some(options) => host(options, "spec.virtualHost.options"),
+        None => Vec::new(),
+    };
+    errors.extend(check_route_options(
+        &vh.routes,
+        "spec.virtualHost.routes",
+        route,
+    ));
+    errors
+}
+
 fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
     const PATH: &str = "spec.options";
     let virtual_host_options = snapshot.virtual_host_options.iter().map(|(r, e)| {
@@ -814,7 +857,7 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             transformation::Options::host(options),
             PATH,
         ));
-        problems.extend(waf::validate(options.waf.as_deref(), PATH));
+        problems.extend(waf::problems(snapshot, options.waf.as_deref(), PATH));
         for (path, extension) in jwt::host_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }
@@ -835,7 +878,7 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             transformation::Options::route(options),
             PATH,
         ));
-        problems.extend(waf::validate(options.waf.as_deref(), PATH));
+        problems.extend(waf::problems(snapshot, options.waf.as_deref(), PATH));
         for (path, extension) in jwt::route_extensions(options, PATH) {
             problems.extend(jwt::validate(extension, &path));
         }

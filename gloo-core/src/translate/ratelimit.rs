@@ -1156,19 +1156,11 @@ pub(crate) fn check_virtual_service(
     snapshot: &ConfigSnapshot,
     spec: &crate::model::virtual_service::VirtualServiceSpec,
 ) -> Vec<String> {
-    let Some(vh) = &spec.virtual_host else {
-        return Vec::new();
-    };
-    let mut errors = match &vh.options {
-        Some(options) => check_host(snapshot, options, "spec.virtualHost.options"),
-        None => Vec::new(),
-    };
-    errors.extend(check_routes(
-        snapshot,
-        &vh.routes,
-        "spec.virtualHost.routes",
-    ));
-    errors
+    super::check_virtual_service_options(
+        spec,
+        |options, path| check_host(snapshot, options, path),
+        |options, path| check_route(snapshot, options, path),
+    )
 }
 
 /// [`check_route`] for routes (of a VirtualService or RouteTable) under `path`.
@@ -1177,10 +1169,7 @@ pub(crate) fn check_routes(
     routes: &[crate::model::routing::Route],
     path: &str,
 ) -> Vec<String> {
-    routes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| Some((i, r.options.as_deref()?)))
-        .flat_map(|(i, options)| check_route(snapshot, options, &format!("{path}[{i}].options")))
-        .collect()
+    super::check_route_options(routes, path, |options, path| {
+        check_route(snapshot, options, path)
+    })
 }

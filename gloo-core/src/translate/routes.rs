@@ -80,7 +80,7 @@ pub(crate) fn virtual_host(
         namespace: vh.source.namespace_or(crate::model::DEFAULT_NAMESPACE),
         auth,
     };
-    let waf = WafScope::of(vh, gateway_waf);
+    let waf = WafScope::of(ctx.snapshot, vh, gateway_waf);
     let mut out = VirtualHost {
         name: vh.name.clone(),
         domains: vh.domains.clone(),

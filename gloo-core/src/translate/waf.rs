@@ -4,13 +4,17 @@
 //! on every virtual host and route that sets `options.waf`.
 //!
 //! * The filter's `ModSecurity` config holds the HTTP gateway's own `options.waf`. A gateway
-//!   without rules (no `ruleSets`, no `coreRuleSet`) gets `disabled: true`, as in Gloo.
+//!   without rules (no `ruleSets`, `coreRuleSet` or `configMapRuleSets`) gets
+//!   `disabled: true`, as in Gloo.
 //! * A virtual host or route with `options.waf` gets a `ModSecurityPerRoute` with its
 //!   `disabled`, `customInterventionMessage`, `auditLogging`, `requestHeadersOnly` and
 //!   `responseHeadersOnly`. Its rule sets are Gloo's `getRuleSets`: the `ruleSets`, then, for
 //!   a `coreRuleSet`, a rule set of its settings (`customSettingsString` as `rule_str`, or
 //!   `customSettingsFile` as a file) and a rule set of the CRS rules directory
-//!   ([`CRS_RULES_DIR`], Debian's `modsecurity-crs`, where Gloo's Envoy image has its own).
+//!   ([`CRS_RULES_DIR`], Debian's `modsecurity-crs`, where Gloo's Envoy image has its own),
+//!   then one `rule_str` rule set per entry of each `configMapRuleSets` ConfigMap (or Gloo
+//!   Artifact): the values of its `dataMapKeys` in their order, or, without `dataMapKeys`,
+//!   of all its `data` keys in sorted order (Gloo's `translateConfigMapToRuleSets`).
 //!   The most specific config wins: route, else virtual host, else the gateway. It replaces
 //!   the less specific ones whole, so a route must set `disabled: true` to turn off its virtual
 //!   host's WAF (`disabled` is never inherited, as Gloo documents).
@@ -37,7 +41,15 @@
 //!   which a stock Envoy would refuse). Per-route configs are emitted only in virtual hosts
 //!   where the WAF is in force (at the gateway, the virtual host or one of its routes),
 //!   because elsewhere they change nothing.
-//! * `configMapRuleSets` are refused, because gloo reads no Kubernetes ConfigMaps.
+//! * A `configMapRuleSets` entry whose ConfigMap is missing, whose reference has no namespace,
+//!   or that names a `dataMapKeys` key the ConfigMap lacks is an error on the resource that
+//!   sets it (checked on every translation, as ConfigMaps change on their own): Gloo logs a
+//!   warning and serves without those rules (without any of the ConfigMaps' rules, for a
+//!   missing ConfigMap). When a rejected resource's last accepted version serves and its
+//!   ConfigMap rules are gone, its WAF denies every request (503) rather than letting them
+//!   through uninspected.
+//! * A gateway's WAF with only `configMapRuleSets` enforces them (Gloo's filter config counts
+//!   only `ruleSets` and `coreRuleSet`, and disables such a WAF).
 
 use std::sync::Arc;
 
@@ -46,9 +58,12 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::google::protobuf::Any;
 
+use crate::model::artifact::ArtifactSpec;
 use crate::model::gateway::HttpGateway;
 use crate::model::waf::{AuditLogAction, AuditLogLocation, AuditLogging, Settings};
+use crate::model::{Object, ResourceRef};
 use crate::resolve::VirtualHostModel;
+use crate::snapshot::ConfigSnapshot;
 use crate::xds::pack;
 use crate::xds::waf as pb;
 
@@ -94,8 +109,11 @@ fn host_enforces(host: &VirtualHostModel) -> bool {
             .any(|r| r.options.waf.as_deref().is_some_and(enforces))
 }
 
-/// Gloo's `getRuleSets`: the rule sets, then the core rule set's settings and rules.
-fn rule_sets(settings: &Settings) -> Vec<pb::RuleSet> {
+/// Gloo's `getRuleSets`: the rule sets, then the core rule set's settings and rules, then the
+/// rules of the ConfigMaps. ConfigMap rules that cannot be read (checked, so only a rejected
+/// resource's last accepted version meets them) are replaced by one rule set denying
+/// everything: never served uninspected.
+fn rule_sets(snapshot: &ConfigSnapshot, settings: &Settings) -> Vec<pb::RuleSet> {
     let mut out: Vec<pb::RuleSet> = settings
         .rule_sets
         .iter()
@@ -116,7 +134,139 @@ fn rule_sets(settings: &Settings) -> Vec<pb::RuleSet> {
             ..Default::default()
         });
     }
+    match config_map_rules(snapshot, settings, "") {
+        Ok(rules) => out.extend(rules.into_iter().map(|rule_str| pb::RuleSet {
+            rule_str,
+            ..Default::default()
+        })),
+        Err(_) => {
+            return vec![pb::RuleSet {
+                rule_str: DENY_ALL.to_string(),
+                ..Default::default()
+            }]
+        }
+    }
     out
+}
+
+/// The Artifacts (ConfigMaps) some WAF `settings` read, each with its object in `snapshot`
+/// (`None` when missing): what a translation of those settings depends on besides them.
+pub(crate) type ArtifactsRead = Vec<(ResourceRef, Option<Arc<Object<ArtifactSpec>>>)>;
+
+/// The [`ArtifactsRead`] of `settings`.
+pub(crate) fn artifacts_read<'a>(
+    snapshot: &ConfigSnapshot,
+    settings: impl IntoIterator<Item = &'a Settings>,
+) -> ArtifactsRead {
+    settings
+        .into_iter()
+        .flat_map(|s| &s.config_map_rule_sets)
+        .filter_map(|set| {
+            set.config_map_ref
+                .as_ref()?
+                .with_required_namespace("")
+                .ok()
+        })
+        .map(|reference| {
+            let object = snapshot.artifacts.get(&reference).map(|e| e.object.clone());
+            (reference, object)
+        })
+        .collect()
+}
+
+/// The [`ArtifactsRead`] of a virtual host's and its routes' WAF settings.
+pub(crate) fn host_artifacts(snapshot: &ConfigSnapshot, host: &VirtualHostModel) -> ArtifactsRead {
+    artifacts_read(
+        snapshot,
+        host.options
+            .waf
+            .as_deref()
+            .into_iter()
+            .chain(host.routes.iter().filter_map(|r| r.options.waf.as_deref())),
+    )
+}
+
+/// Whether two [`ArtifactsRead`] name the same Artifacts, each the same object (or missing).
+pub(crate) fn same_artifacts(a: &ArtifactsRead, b: &ArtifactsRead) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((ra, a), (rb, b))| {
+            ra == rb
+                && match (a, b) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                    _ => false,
+                }
+        })
+}
+
+/// Whether the Artifacts `read` are still what `snapshot` holds.
+pub(crate) fn artifacts_unchanged(snapshot: &ConfigSnapshot, read: &ArtifactsRead) -> bool {
+    read.iter().all(
+        |(reference, then)| match (then, snapshot.artifacts.get(reference)) {
+            (None, None) => true,
+            (Some(then), Some(now)) => Arc::ptr_eq(then, &now.object) || then == &now.object,
+            _ => false,
+        },
+    )
+}
+
+/// The rule set of WAF settings whose ConfigMap rules are gone (see [`rule_sets`]).
+const DENY_ALL: &str = "SecRuleEngine On\nSecAction \"id:99990,phase:1,deny,status:503,log,msg:'gloo: the WAF rules of a ConfigMap are missing'\"\n";
+
+/// The rules of `settings`' `configMapRuleSets`, in Gloo's order, or every problem (each under
+/// `path`, the path of the options).
+fn config_map_rules(
+    snapshot: &ConfigSnapshot,
+    settings: &Settings,
+    path: impl std::fmt::Display,
+) -> Result<Vec<String>, Vec<String>> {
+    let mut rules = Vec::new();
+    let mut problems = Vec::new();
+    for (i, set) in settings.config_map_rule_sets.iter().enumerate() {
+        let at = format_args!("{path}.waf.configMapRuleSets[{i}]");
+        let Some(reference) = &set.config_map_ref else {
+            problems.push(format!("{at}.configMapRef: required"));
+            continue;
+        };
+        let (found, artifact) = match snapshot.artifact(reference) {
+            Ok(found) => found,
+            Err(e) => {
+                problems.push(format!("{at}.configMapRef: {e}"));
+                continue;
+            }
+        };
+        // A rule ModSecurity could not be handed (C strings end at NUL).
+        let nul = |key: &str, rule: &str, at: &dyn std::fmt::Display| {
+            rule.contains('\0')
+                .then(|| format!("{at}: ConfigMap {found}: {key:?} contains a NUL byte"))
+        };
+        if set.data_map_keys.is_empty() {
+            // Gloo sorts the keys "to maintain order"; a BTreeMap is sorted.
+            for (key, rule) in &artifact.data {
+                problems.extend(nul(key, rule, &format_args!("{at}.configMapRef")));
+                rules.push(rule.clone());
+            }
+            continue;
+        }
+        for (j, key) in set.data_map_keys.iter().enumerate() {
+            let at = format_args!("{at}.dataMapKeys[{j}]");
+            match artifact.data.get(key) {
+                Some(rule) => {
+                    problems.extend(nul(key, rule, &at));
+                    rules.push(rule.clone());
+                }
+                None => problems.push(format!(
+                    "{at}: {}",
+                    artifact.missing_key(key, &format!("ConfigMap {found}"))
+                )),
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(rules)
+    } else {
+        Err(problems)
+    }
 }
 
 fn audit_logging(audit: Option<&AuditLogging>) -> Option<pb::AuditLogging> {
@@ -138,6 +288,7 @@ fn audit_logging(audit: Option<&AuditLogging>) -> Option<pb::AuditLogging> {
 /// The connection manager's WAF filter, when the WAF is in force on the listener: at the
 /// gateway, or in one of its virtual hosts. Not optional (see the module docs).
 pub(crate) fn http_filter(
+    snapshot: &ConfigSnapshot,
     http: Option<&HttpGateway>,
     hosts: &[Arc<VirtualHostModel>],
 ) -> Option<HttpFilter> {
@@ -148,7 +299,7 @@ pub(crate) fn http_filter(
     let config = match gateway.filter(|s| has_rules(s)) {
         Some(s) => pb::ModSecurity {
             disabled: s.is_disabled(),
-            rule_sets: rule_sets(s),
+            rule_sets: rule_sets(snapshot, s),
             custom_intervention_message: s.custom_intervention_message.clone().unwrap_or_default(),
             audit_logging: audit_logging(s.audit_logging.as_ref()),
             request_headers_only: s.request_headers_only.unwrap_or(false),
@@ -171,10 +322,16 @@ pub(crate) fn http_filter(
 
 /// The `typed_per_filter_config` entry of a virtual host or route with these settings; without
 /// rules of their own, they take `inherited`'s.
-fn per_filter_config(settings: &Settings, inherited: Option<&Settings>) -> (String, Any) {
+fn per_filter_config(
+    snapshot: &ConfigSnapshot,
+    settings: &Settings,
+    inherited: Option<&Settings>,
+) -> (String, Any) {
     let rules = match inherited {
-        Some(parent) if !has_rules(settings) && !settings.is_disabled() => rule_sets(parent),
-        _ => rule_sets(settings),
+        Some(parent) if !has_rules(settings) && !settings.is_disabled() => {
+            rule_sets(snapshot, parent)
+        }
+        _ => rule_sets(snapshot, settings),
     };
     let config = pb::ModSecurityPerRoute {
         disabled: settings.is_disabled(),
@@ -195,6 +352,7 @@ fn per_filter_config(settings: &Settings, inherited: Option<&Settings>) -> (Stri
 /// [`WafScope::route`].
 #[derive(Clone, Copy)]
 pub(crate) struct WafScope<'a> {
+    snapshot: &'a ConfigSnapshot,
     in_force: bool,
     /// The virtual host's settings, if they have rules (routes without rules take them).
     host_rules: Option<&'a Settings>,
@@ -202,8 +360,13 @@ pub(crate) struct WafScope<'a> {
 
 impl<'a> WafScope<'a> {
     /// The scope of `host` on a listener whose gateway WAF is `gateway_in_force`.
-    pub(crate) fn of(host: &'a VirtualHostModel, gateway_in_force: bool) -> Self {
+    pub(crate) fn of(
+        snapshot: &'a ConfigSnapshot,
+        host: &'a VirtualHostModel,
+        gateway_in_force: bool,
+    ) -> Self {
         Self {
+            snapshot,
             in_force: host_uses(host) && (gateway_in_force || host_enforces(host)),
             host_rules: host.options.waf.as_deref().filter(|s| has_rules(s)),
         }
@@ -216,31 +379,26 @@ impl<'a> WafScope<'a> {
             .waf
             .as_deref()
             .filter(|_| self.in_force)
-            .map(|s| per_filter_config(s, None))
+            .map(|s| per_filter_config(self.snapshot, s, None))
     }
 
     /// A route's entry: without rules of its own, it takes the virtual host's.
     pub(crate) fn route(self, settings: Option<&Settings>) -> Option<(String, Any)> {
         settings
             .filter(|_| self.in_force)
-            .map(|s| per_filter_config(s, self.host_rules))
+            .map(|s| per_filter_config(self.snapshot, s, self.host_rules))
     }
 }
 
-/// What gloo-core can check of WAF settings at `path` (`<...>.options`): the core rule set's
-/// oneof, config maps (which gloo cannot read), and rules that cannot reach ModSecurity (NUL
-/// bytes, empty file names). Rule syntax is ModSecurity's to check: the data plane refuses a
-/// rule set ModSecurity rejects.
+/// What gloo-core can check of WAF settings at `path` (`<...>.options`) on their own: the core
+/// rule set's oneof, and rules that cannot reach ModSecurity (NUL bytes, empty file names).
+/// Rule syntax is ModSecurity's to check: the data plane refuses a rule set ModSecurity
+/// rejects. The ConfigMaps of `configMapRuleSets` are checked by [`check`], on every run.
 pub(crate) fn validate(settings: Option<&Settings>, path: impl std::fmt::Display) -> Vec<String> {
     let Some(s) = settings else {
         return Vec::new();
     };
     let mut problems = Vec::new();
-    if !s.config_map_rule_sets.is_empty() {
-        problems.push(format!(
-            "{path}.waf.configMapRuleSets: gloo reads no Kubernetes ConfigMaps, so these rules could not be loaded; put them in ruleSets[].ruleStr"
-        ));
-    }
     if let Some(crs) = &s.core_rule_set {
         if crs.custom_settings_string.is_some() && crs.custom_settings_file.is_some() {
             problems.push(format!(
@@ -282,6 +440,55 @@ pub(crate) fn validate(settings: Option<&Settings>, path: impl std::fmt::Display
         }
     }
     problems
+}
+
+/// The problems of `settings`' `configMapRuleSets` (a missing ConfigMap or data key), under
+/// `path` (`<...>.options`): checked on every run, as ConfigMaps change on their own.
+pub(crate) fn check(
+    snapshot: &ConfigSnapshot,
+    settings: Option<&Settings>,
+    path: impl std::fmt::Display,
+) -> Vec<String> {
+    match settings {
+        Some(s) if !s.config_map_rule_sets.is_empty() => config_map_rules(snapshot, s, path)
+            .err()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// [`validate`] and [`check`]: everything wrong with WAF settings at `path`.
+pub(crate) fn problems(
+    snapshot: &ConfigSnapshot,
+    settings: Option<&Settings>,
+    path: impl std::fmt::Display,
+) -> Vec<String> {
+    let mut problems = validate(settings, &path);
+    problems.extend(check(snapshot, settings, &path));
+    problems
+}
+
+/// [`check`] for routes (of a VirtualService or RouteTable) under `path`.
+pub(crate) fn check_routes(
+    snapshot: &ConfigSnapshot,
+    routes: &[crate::model::routing::Route],
+    path: &str,
+) -> Vec<String> {
+    super::check_route_options(routes, path, |options, path| {
+        check(snapshot, options.waf.as_deref(), path)
+    })
+}
+
+/// [`check`] for a VirtualService's virtual host and routes.
+pub(crate) fn check_virtual_service(
+    snapshot: &ConfigSnapshot,
+    spec: &crate::model::virtual_service::VirtualServiceSpec,
+) -> Vec<String> {
+    super::check_virtual_service_options(
+        spec,
+        |options, path| check(snapshot, options.waf.as_deref(), path),
+        |options, path| check(snapshot, options.waf.as_deref(), path),
+    )
 }
 
 fn bad_path(path: &str) -> bool {

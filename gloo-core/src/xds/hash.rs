@@ -241,6 +241,43 @@ mod tests {
     }
 
     #[test]
+    fn virtual_hosts_with_ext_auth_context_extensions_keep_their_version() {
+        use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
+            ext_authz_per_route, CheckSettings, ExtAuthzPerRoute,
+        };
+        // One per-filter entry, but ext auth's context extensions are a map: three entries in
+        // `HashMap` order.
+        let vh = |keys: &[&str]| {
+            let per_route = ExtAuthzPerRoute {
+                r#override: Some(ext_authz_per_route::Override::CheckSettings(
+                    CheckSettings {
+                        context_extensions: keys
+                            .iter()
+                            .map(|k| (k.to_string(), format!("{k}-value")))
+                            .collect(),
+                        ..Default::default()
+                    },
+                )),
+            };
+            let mut vh = route_config(&[]).virtual_hosts[0].clone();
+            vh.typed_per_filter_config = [(
+                "envoy.filters.http.ext_authz".to_string(),
+                crate::xds::pack(&per_route),
+            )]
+            .into();
+            vh
+        };
+        assert!(!vh(&["config_id"]).encoding_is_canonical());
+        let first = content_version(&vh(&["config_id", "source_type", "source_name"]));
+        for _ in 0..20 {
+            assert_eq!(
+                first,
+                content_version(&vh(&["source_name", "source_type", "config_id"]))
+            );
+        }
+    }
+
+    #[test]
     fn listeners_with_several_jwt_providers_keep_their_version() {
         use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
         use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{

@@ -112,9 +112,19 @@ impl EnvoyMessage for Listener {
     }
 }
 
-/// The type names of the filter configs gloo emits that hold a map field with several entries.
-const MAP_CARRYING_CONFIGS: &[&str] =
-    &["envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"];
+/// The type names of the filter configs gloo emits that hold a map field with several entries:
+/// the JWT filter (providers and requirements by name) and ext auth's per-route config (its
+/// context extensions: `config_id`, `source_type`, `source_name`).
+const MAP_CARRYING_CONFIGS: &[&str] = &[
+    "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+    "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
+];
+
+/// Per-filter configs whose encoding does not depend on `HashMap` order: at most one, and not
+/// one of [`MAP_CARRYING_CONFIGS`].
+fn canonical_per_filter(configs: &std::collections::HashMap<String, Any>) -> bool {
+    single(configs) && !configs.values().any(embeds_map_carrying_config)
+}
 
 /// Whether `any`, or an `Any` nested in it, is one of [`MAP_CARRYING_CONFIGS`].
 fn embeds_map_carrying_config(any: &Any) -> bool {
@@ -154,20 +164,20 @@ impl EnvoyMessage for ClusterLoadAssignment {
 impl EnvoyMessage for envoy_types::pb::envoy::config::route::v3::VirtualHost {
     const FULL_NAME: &'static str = "envoy.config.route.v3.VirtualHost";
 
-    // Per-filter configs (CORS, fault and local rate limit configs, themselves map-free) are
-    // the only maps gloo sets on virtual hosts, routes and weighted clusters.
+    // Per-filter configs are the only maps gloo sets on virtual hosts, routes and weighted
+    // clusters (besides metadata); of the configs themselves only ext auth's holds a map.
     fn encoding_is_canonical(&self) -> bool {
         use envoy_types::pb::envoy::config::route::v3::{route, route_action};
-        single(&self.typed_per_filter_config)
+        canonical_per_filter(&self.typed_per_filter_config)
             && no_metadata(&self.metadata)
             && self.routes.iter().all(|r| {
-                single(&r.typed_per_filter_config)
+                canonical_per_filter(&r.typed_per_filter_config)
                     && no_metadata(&r.metadata)
                     && match &r.action {
                         Some(route::Action::Route(action)) => match &action.cluster_specifier {
                             Some(route_action::ClusterSpecifier::WeightedClusters(w)) => {
                                 w.clusters.iter().all(|c| {
-                                    single(&c.typed_per_filter_config)
+                                    canonical_per_filter(&c.typed_per_filter_config)
                                         && no_metadata(&c.metadata_match)
                                 })
                             }

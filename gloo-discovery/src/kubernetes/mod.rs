@@ -7,8 +7,8 @@
 //!   ([`upstreams_for_service`]), and `kube` upstreams get the ready endpoints of their Service
 //!   from EndpointSlices, labelled with their Pods' labels;
 //! - [`KubernetesSource`], a [`ConfigSource`](gloo_core::source::ConfigSource) of Gloo's custom
-//!   resources and Secrets read from the API server, optionally with Ingresses translated as
-//!   Gloo's ingress controller does ([`translate_ingresses`]);
+//!   resources, Secrets and ConfigMaps read from the API server, optionally with Ingresses
+//!   translated as Gloo's ingress controller does ([`translate_ingresses`]);
 //! - [`StatusWriter`], which writes gloo-core's statuses back to those resources, and what an
 //!   Ingress asks for that is not served as Warning Events on the Ingress.
 //!

@@ -1,5 +1,5 @@
-//! [`KubernetesSource`]: Gloo's custom resources (and Secrets, and optionally Ingresses) read
-//! from the Kubernetes API server, as a [`ConfigSource`].
+//! [`KubernetesSource`]: Gloo's custom resources (and Secrets, ConfigMaps, and optionally
+//! Ingresses) read from the Kubernetes API server, as a [`ConfigSource`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use super::ingress::{self, IngressOptions};
 use super::store::{dynamic_apis, keep_service, names, namespaced_apis, RetryBackoff, Store};
 use super::AbortOnDrop;
 
-/// The API resource Gloo's CRD (or the core Secret) of `kind` is served as: group, version,
+/// The API resource Gloo's CRD (or the core Secret or ConfigMap) of `kind` is served as: group, version,
 /// kind and plural, as in Gloo's CRD manifests.
 ///
 /// ```
@@ -40,6 +40,10 @@ pub fn api_resource(kind: Kind) -> ApiResource {
         Kind::AuthConfig => "authconfigs",
         Kind::RateLimitConfig => "ratelimitconfigs",
         Kind::Secret => "secrets",
+        Kind::ConfigMap => "configmaps",
+        // Gloo has no Artifact CRD: on Kubernetes its Artifacts are ConfigMaps, and the source
+        // reads those (it leaves this kind out). This is the name such a CRD would have.
+        Kind::Artifact => "artifacts",
     };
     let (group, version) = match kind.api_version().split_once('/') {
         Some((group, version)) => (group, version),
@@ -147,7 +151,8 @@ pub(crate) fn parse_object(
 /// Gloo's resources read from the Kubernetes API server: every [`Kind`] gloo-core models
 /// (`gateway.solo.io` Gateway, VirtualService, RouteTable, VirtualHostOption, RouteOption;
 /// `gloo.solo.io` Upstream, UpstreamGroup, Settings; `enterprise.gloo.solo.io` AuthConfig;
-/// `ratelimit.solo.io` RateLimitConfig; core `v1` Secrets), listed and watched as dynamic
+/// `ratelimit.solo.io` RateLimitConfig; core `v1` Secrets and ConfigMaps, the latter being
+/// Gloo's Artifacts on Kubernetes: OPA modules, WAF rules), listed and watched as dynamic
 /// objects and parsed by gloo-core's loader, so an unknown field is an error naming the object
 /// (`/apis/gateway.solo.io/v1/namespaces/default/virtualservices/web:5:3: spec.virtualHost:
 /// unknown field ...`). An object whose new version does not parse keeps its last good version
@@ -220,10 +225,12 @@ impl KubernetesSourceBuilder {
         self
     }
 
-    /// Only these kinds (default: all of [`Kind::ALL`]). Leave out a CRD the cluster does not
-    /// have (a missing CRD answers 404, and the source would wait for it).
+    /// Only these kinds (default: all of [`Kind::ALL`] but [`Kind::Artifact`], which is always
+    /// left out: Gloo has no Artifact CRD, its Artifacts on Kubernetes are the ConfigMaps of
+    /// [`Kind::ConfigMap`]). Leave out a CRD the cluster does not have (a missing CRD answers
+    /// 404, and the source would wait for it).
     pub fn kinds(mut self, kinds: impl IntoIterator<Item = Kind>) -> Self {
-        self.kinds = kinds.into_iter().collect();
+        self.kinds = kinds.into_iter().filter(|k| *k != Kind::Artifact).collect();
         self
     }
 
@@ -363,7 +370,11 @@ impl KubernetesSource {
         KubernetesSourceBuilder {
             client,
             watch_namespaces: Vec::new(),
-            kinds: Kind::ALL.to_vec(),
+            kinds: Kind::ALL
+                .iter()
+                .copied()
+                .filter(|k| *k != Kind::Artifact)
+                .collect(),
             ingress: None,
             backoff: RetryBackoff::default(),
         }

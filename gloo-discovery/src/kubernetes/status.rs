@@ -14,7 +14,8 @@
 //! subresource (set [`StatusWriter::status_subresource`] for clusters whose CRDs do);
 //! `subresourceStatuses` (the proxies' listener and route states), `messages` and a rate limit
 //! config's `observedGeneration` are not written. Only
-//! resources read from the API server (their origin is an API path) are written; Secrets are not.
+//! resources read from the API server (their origin is an API path) are written; Secrets and
+//! ConfigMaps (built-in kinds) are not.
 //!
 //! **Ingresses.** What an Ingress asks for that gloo does not serve (a resource backend, a
 //! Service port name the Service lacks, ...: see [`translate_ingresses`](super::translate_ingresses))
@@ -113,7 +114,8 @@ impl StatusWriter {
         let mut failures = Vec::new();
         let mut written = 0;
         for (key, status) in &reports.resources {
-            if key.kind == Kind::Secret || !from_api_server(key, status) {
+            // Built-in kinds have no Gloo status.
+            if matches!(key.kind, Kind::Secret | Kind::ConfigMap) || !from_api_server(key, status) {
                 continue;
             }
             let body = self.patch_body(key.kind, status);
