@@ -259,7 +259,7 @@ pub fn trusted_client(
         settings.xff_num_trusted_hops
     };
     let mut entries: Vec<&str> = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
+    for value in headers.get_all(&X_FORWARDED_FOR) {
         entries.extend(value.to_str().ok()?.split(','));
     }
     let index = entries.len().checked_sub(1)?.checked_sub(skip as usize)?;
@@ -886,29 +886,54 @@ fn apply_response_headers(
 }
 
 /// Headers that describe one hop and are never forwarded.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "transfer-encoding"
-            | "upgrade"
-            | "te"
-            | "trailer"
-            | "proxy-authenticate"
-            | "http2-settings"
-    )
-}
+/// The hop-by-hop headers of RFC 9110 7.6.1 (and HTTP/2's), which never cross a proxy. Names,
+/// not strings, so looking them up parses nothing.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::TE,
+    header::TRAILER,
+    header::PROXY_AUTHENTICATE,
+    HeaderName::from_static("http2-settings"),
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Headers named by `Connection` are hop-by-hop too.
+    // Runs twice per proxied request, so it looks at each field once and removes only the
+    // hop-by-hop ones present: most requests carry none (no `Connection` either, which is
+    // one), and most responses only `Connection`.
+    let mut present = [false; 9];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+        }
+    }
+    if !present.contains(&true) {
+        return;
+    }
+    // Headers named by `Connection` are hop-by-hop too. Its usual tokens (`keep-alive`,
+    // `close`, `upgrade`) need no copy: they are removed below or name no header.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().to_ascii_lowercase().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|n| {
+            !n.is_empty()
+                && !n.eq_ignore_ascii_case("close")
+                && !HOP_BY_HOP
+                    .iter()
+                    .any(|h| n.eq_ignore_ascii_case(h.as_str()))
+        })
+        .filter_map(|n| HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes()).ok())
         .collect();
     for n in named {
         headers.remove(n);
@@ -920,13 +945,10 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             v.split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
         });
-    let hop: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_hop_by_hop(n))
-        .cloned()
-        .collect();
-    for n in hop {
-        headers.remove(n);
+    for (name, here) in HOP_BY_HOP.iter().zip(present) {
+        if here {
+            headers.remove(name);
+        }
     }
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -1051,7 +1073,7 @@ async fn forward_to_cluster(
         // Several `x-forwarded-for` headers (a router adding its own beside the client's) are
         // one list, as Envoy coalesces them: none is lost when the peer is appended.
         let mut xff = String::new();
-        for value in headers.get_all("x-forwarded-for") {
+        for value in headers.get_all(&X_FORWARDED_FOR) {
             if let Ok(value) = value.to_str() {
                 xff.push_str(value);
                 xff.push_str(", ");
@@ -1059,17 +1081,17 @@ async fn forward_to_cluster(
         }
         xff.push_str(&ctx.downstream.peer.ip().to_string());
         if let Ok(v) = HeaderValue::from_str(&xff) {
-            headers.insert("x-forwarded-for", v);
+            headers.insert(X_FORWARDED_FOR.clone(), v);
         }
     }
-    if settings.use_remote_address || !headers.contains_key("x-forwarded-proto") {
+    if settings.use_remote_address || !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(
-            "x-forwarded-proto",
+            X_FORWARDED_PROTO.clone(),
             HeaderValue::from_static(ctx.downstream.scheme),
         );
     }
-    if settings.generate_request_id && !headers.contains_key("x-request-id") {
-        headers.insert("x-request-id", request_id());
+    if settings.generate_request_id && !headers.contains_key(&X_REQUEST_ID) {
+        headers.insert(X_REQUEST_ID.clone(), request_id());
     }
     if let Some(via) = &settings.via {
         headers.append(header::VIA, via.clone());
@@ -1154,14 +1176,16 @@ async fn forward_to_cluster(
         (Some((clock, _)), Some(b)) if !http_body::Body::is_end_stream(&b) => Some(clock.watch(b)),
         (_, b) => b,
     };
-    let send = send_with_retries(
+    // Pinned where it is made: the exchange's future is large, and handing it by value to
+    // the timeout (and then to `.await`) copied all of it twice per request.
+    let send = std::pin::pin!(send_with_retries(
         outgoing,
         body,
         action,
         hashed.hash,
         downstream_upgrade,
         action.host_rewrite_auto(),
-    );
+    ));
     // Envoy's route timeout runs until the response has been completely received: it bounds
     // the response body too (a body still arriving then is reset).
     let deadline = action.timeout.map(|t| tokio::time::Instant::now() + t);
@@ -1229,7 +1253,7 @@ fn upstream_timeout_reply() -> Response<Body> {
 fn rewrite_host(headers: &mut HeaderMap, value: HeaderValue, action: &Forward) {
     if action.append_x_forwarded_host {
         if let Some(old) = headers.get(header::HOST).cloned() {
-            headers.append("x-forwarded-host", old);
+            headers.append(X_FORWARDED_HOST.clone(), old);
         }
     }
     headers.insert(header::HOST, value);
@@ -1370,7 +1394,8 @@ async fn attempt(
     cluster.stats.upstream_rq_total.inc();
     let _active = endpoint.start_request();
     let started = Instant::now();
-    let call = cluster.send(req, endpoint);
+    // Pinned in place rather than moved into the timeout (see `forward_to_cluster`).
+    let call = std::pin::pin!(cluster.send(req, endpoint));
     let result = match per_try {
         Some(t) => match tokio::time::timeout(t, call).await {
             Ok(r) => r,
@@ -1513,6 +1538,46 @@ mod tests {
     use super::*;
     use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
     use envoy_types::pb::google::protobuf::BoolValue;
+
+    #[test]
+    fn hop_by_hop_fields_and_the_ones_connection_names_are_stripped() {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("connection", "Keep-Alive, X-Hop, close"),
+            ("keep-alive", "timeout=5"),
+            ("x-hop", "1"),
+            ("te", "gzip, trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-connection", "keep-alive"),
+            ("x-kept", "2"),
+            ("content-type", "text/plain"),
+        ] {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap_or("?")))
+            .collect();
+        left.sort();
+        // `TE: trailers` is the one hop-by-hop value a proxy passes on (gRPC needs it).
+        assert_eq!(
+            left,
+            [
+                ("content-type", "text/plain"),
+                ("te", "trailers"),
+                ("x-kept", "2")
+            ]
+        );
+
+        // Nothing hop-by-hop: nothing changes.
+        let mut plain = http::HeaderMap::new();
+        plain.append("host", HeaderValue::from_static("a"));
+        plain.append("x-kept", HeaderValue::from_static("2"));
+        let before = plain.clone();
+        strip_hop_by_hop(&mut plain);
+        assert_eq!(plain, before);
+    }
 
     fn settings(use_remote_address: bool, hops: u32) -> ConnectionSettings {
         let hcm = HttpConnectionManager {

@@ -341,10 +341,21 @@ struct Head {
     keep_alive: bool,
 }
 
+/// The most response header fields a head may carry.
+const MAX_HEADERS: usize = 128;
+
 fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, SendError> {
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut parsed = httparse::Response::new(&mut headers);
-    let len = match parsed.parse(buf) {
+    // Runs once per proxied response, so it allocates only the header map: the parser's
+    // slots start uninitialised (zeroing 128 of them cost more than parsing a usual head),
+    // and the fields' places are kept on the stack until the head's bytes are frozen.
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut slots,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
             if buf.len() > MAX_HEAD {
@@ -358,33 +369,40 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
     let status = StatusCode::from_u16(code)
         .map_err(|_| SendError::Protocol(format!("invalid status {code}")))?;
     let http10 = parsed.version == Some(0);
-    let mut map = HeaderMap::with_capacity(parsed.headers.len());
     let mut framing = None;
     let mut keep_alive = !http10;
     let mut chunked = false;
-    // Offsets into the head so values can share its bytes instead of copying them.
+    // Each field's name and value as offsets into the head, so values can share its bytes
+    // instead of being copied. Anything outside the head (an empty value httparse did not
+    // point into the buffer) is read as empty rather than trusted.
     let base = buf.as_ptr() as usize;
-    let spans: Vec<(HeaderName, usize, usize)> = parsed
-        .headers
-        .iter()
-        .map(|h| {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| SendError::Protocol(format!("invalid header name {:?}", h.name)))?;
-            // Values are slices of the head; anything else (an empty value httparse did not
-            // point into the buffer) is read as empty rather than trusted.
-            let start = (h.value.as_ptr() as usize)
-                .checked_sub(base)
-                .filter(|s| s + h.value.len() <= len);
-            match start {
-                Some(start) => Ok((name, start, start + h.value.len())),
-                None if h.value.is_empty() => Ok((name, 0, 0)),
-                None => Err(SendError::Protocol("header value outside the head".into())),
-            }
-        })
-        .collect::<Result<_, SendError>>()?;
+    let offset = |field: &[u8]| -> Result<(usize, usize), SendError> {
+        match (field.as_ptr() as usize)
+            .checked_sub(base)
+            .filter(|s| s + field.len() <= len)
+        {
+            Some(start) => Ok((start, start + field.len())),
+            None if field.is_empty() => Ok((0, 0)),
+            None => Err(SendError::Protocol("header field outside the head".into())),
+        }
+    };
+    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    let count = parsed.headers.len();
+    for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
+        let (name_start, name_end) = offset(h.name.as_bytes())?;
+        let (value_start, value_end) = offset(h.value)?;
+        *span = (name_start, name_end, value_start, value_end);
+    }
     let head = buf.split_to(len).freeze();
-    for (name, start, end) in spans {
-        let raw = head.slice(start..end);
+    let mut map = HeaderMap::with_capacity(count);
+    for &(name_start, name_end, value_start, value_end) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[name_start..name_end]).map_err(|_| {
+            SendError::Protocol(format!(
+                "invalid header name {:?}",
+                String::from_utf8_lossy(&head[name_start..name_end])
+            ))
+        })?;
+        let raw = head.slice(value_start..value_end);
         if name == header::CONTENT_LENGTH {
             let n = std::str::from_utf8(&raw)
                 .ok()
@@ -400,10 +418,12 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
                 .next_back()
                 .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name == header::CONNECTION {
-            let v = raw.to_ascii_lowercase();
-            if v.windows(5).any(|w| w == b"close") {
+            if raw.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")) {
                 keep_alive = false;
-            } else if v.windows(10).any(|w| w == b"keep-alive") {
+            } else if raw
+                .windows(10)
+                .any(|w| w.eq_ignore_ascii_case(b"keep-alive"))
+            {
                 keep_alive = true;
             }
         }
@@ -888,6 +908,54 @@ mod tests {
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::net::TcpListener;
+
+    #[test]
+    fn response_heads_parse_into_shared_fields_and_leave_the_body() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\nConnection: Keep-Alive\r\nX-Empty:\r\n\r\nhello"[..],
+        );
+        let head = parse_head(&mut buf, false)
+            .expect("valid head")
+            .expect("complete head");
+        assert_eq!(head.response.status(), StatusCode::OK);
+        assert_eq!(head.framing, Framing::Length(5));
+        assert!(head.keep_alive);
+        let headers = head.response.headers();
+        assert_eq!(headers["server"], "nginx");
+        assert_eq!(headers["connection"], "Keep-Alive");
+        assert_eq!(headers["x-empty"], "");
+        assert_eq!(headers.len(), 4);
+        assert_eq!(&buf[..], b"hello", "the body stays in the buffer");
+
+        // `Connection: close` in any case ends the connection after the response.
+        let mut close =
+            BytesMut::from(&b"HTTP/1.1 204 No Content\r\nConnection: CLOSE\r\n\r\n"[..]);
+        let head = parse_head(&mut close, false)
+            .expect("valid")
+            .expect("complete");
+        assert!(!head.keep_alive);
+        assert_eq!(head.framing, Framing::Empty);
+
+        // Incomplete: nothing consumed, read more.
+        let start = b"HTTP/1.1 200 OK\r\nServer: ng";
+        let mut partial = BytesMut::from(&start[..]);
+        assert!(parse_head(&mut partial, false)
+            .expect("valid so far")
+            .is_none());
+        assert_eq!(&partial[..], start);
+
+        // Two lengths that disagree, or more fields than the parser holds, are errors.
+        let mut conflicting = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
+        );
+        assert!(parse_head(&mut conflicting, false).is_err());
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert!(parse_head(&mut BytesMut::from(&many[..]), false).is_err());
+    }
 
     /// A server that answers each request on a connection with the next canned response
     /// (written in pieces), closing the connection after `close_after` answers. Counts
