@@ -571,6 +571,36 @@ fn tls_material(dir: &Path) {
     support::certs::ca_and_leaf(dir, "stranger");
 }
 
+/// Every case of [`tls_cases`] against the TLS and the mTLS server (allowed as `alice`, or
+/// `403`), then the peer's own denial (`401`) coming through TLS as it does in the clear.
+async fn check_tls_cases(
+    dir: &Path,
+    tls: u16,
+    mtls: u16,
+    step: impl Fn(u16, &Value) -> AuthConfig,
+) {
+    let authorized = request(&[("authorization", "authorize me")]);
+    for (what, data, on_tls, on_mtls) in tls_cases(dir) {
+        for (port, accepted, server) in [(tls, on_tls, "TLS"), (mtls, on_mtls, "mTLS")] {
+            let decision = step(port, &data).check(&authorized).await;
+            let expected = if accepted { None } else { Some(403) };
+            assert_eq!(
+                denied_status(&decision),
+                expected,
+                "{what} to the {server} server"
+            );
+            if let Decision::Allow(allowed) = decision {
+                assert_eq!(values(&allowed.upstream_headers, "x-user"), ["alice"]);
+            }
+        }
+    }
+    let data = json!({"rootCaPem": b64(dir, "server-ca.crt")});
+    assert_eq!(
+        denied_status(&step(tls, &data).check(&request(&[])).await),
+        Some(401)
+    );
+}
+
 /// The `tlsConfigData`s the TLS tests try, with whether a server requiring `client-ca`'s
 /// client certificates (`mtls`) or not should accept the check.
 fn tls_cases(dir: &Path) -> Vec<(&'static str, Value, bool, bool)> {
@@ -638,26 +668,7 @@ async fn grpc_passthrough_speaks_tls_and_mtls_with_the_secret_material() {
             "tlsConfigData": data}}]}))
     };
     let authorized = request(&[("authorization", "authorize me")]);
-    for (what, data, on_tls, on_mtls) in tls_cases(dir) {
-        for (port, accepted, server) in [(tls, on_tls, "TLS"), (mtls, on_mtls, "mTLS")] {
-            let decision = step(port, &data).check(&authorized).await;
-            let expected = if accepted { None } else { Some(403) };
-            assert_eq!(
-                denied_status(&decision),
-                expected,
-                "{what} to the {server} server"
-            );
-            if let Decision::Allow(allowed) = decision {
-                assert_eq!(values(&allowed.upstream_headers, "x-user"), ["alice"]);
-            }
-        }
-    }
-    // The peer's denial comes through TLS as it does in the clear.
-    let data = json!({"rootCaPem": b64(dir, "server-ca.crt")});
-    assert_eq!(
-        denied_status(&step(tls, &data).check(&request(&[])).await),
-        Some(401)
-    );
+    check_tls_cases(dir, tls, mtls, step).await;
     // Without TLS the TLS server is not reached.
     let plain = config(json!({"configs": [{"passThroughAuth": {
         "grpc": {"address": format!("localhost:{tls}"), "connectionTimeout": "3s"}}}]}));
@@ -705,25 +716,7 @@ async fn http_passthrough_speaks_tls_and_mtls_with_the_secret_material() {
             "tlsConfigData": data}}]}))
     };
     let authorized = request(&[("authorization", "authorize me")]);
-    for (what, data, on_tls, on_mtls) in tls_cases(dir) {
-        for (port, accepted, server) in [(tls, on_tls, "TLS"), (mtls, on_mtls, "mTLS")] {
-            let decision = step(port, &data).check(&authorized).await;
-            let expected = if accepted { None } else { Some(403) };
-            assert_eq!(
-                denied_status(&decision),
-                expected,
-                "{what} to the {server} server"
-            );
-            if let Decision::Allow(allowed) = decision {
-                assert_eq!(values(&allowed.upstream_headers, "x-user"), ["alice"]);
-            }
-        }
-    }
-    let data = json!({"rootCaPem": b64(dir, "server-ca.crt")});
-    assert_eq!(
-        denied_status(&step(tls, &data).check(&request(&[])).await),
-        Some(401)
-    );
+    check_tls_cases(dir, tls, mtls, step).await;
 
     // Without tlsConfig: Gloo's HTTPS_PASSTHROUGH_CA_CERT names the CA of https URLs (read
     // when the step is built; no other test here builds an https step without tlsConfig).
