@@ -599,6 +599,32 @@ async fn ingresses_become_virtual_services_that_translate() {
     let restarted = StatusWriter::new(fake.client(), "gloo-system");
     assert_eq!(restarted.write(&translation.reports).await.unwrap(), 0);
     assert_eq!(fake.list("v1", "Event").len(), 3);
+    // Problems still there past the refresh interval are announced again, as client-go's
+    // recorder repeats an event (`count` up, `lastTimestamp` moved), and one the API server
+    // expired meanwhile (its Event TTL) is created again.
+    let counts = |fake: &FakeApiServer| {
+        let mut counts: Vec<i64> = fake
+            .list("v1", "Event")
+            .iter()
+            .map(|e| e["count"].as_i64().unwrap_or(-1))
+            .collect();
+        counts.sort();
+        counts
+    };
+    let refreshing = StatusWriter::new(fake.client(), "gloo-system").event_refresh(Duration::ZERO);
+    assert_eq!(refreshing.write(&translation.reports).await.unwrap(), 0);
+    assert_eq!(counts(&fake), [1, 1, 1]);
+    assert_eq!(refreshing.write(&translation.reports).await.unwrap(), 3);
+    assert_eq!(counts(&fake), [2, 2, 2]);
+    let expired = fake.list("v1", "Event")[0]["metadata"]["name"]
+        .as_str()
+        .expect("an Event name")
+        .to_string();
+    assert!(fake.delete("v1", "Event", "default", &expired));
+    assert_eq!(refreshing.write(&translation.reports).await.unwrap(), 3);
+    assert_eq!(counts(&fake), [1, 3, 3]);
+    // The default interval: nothing is repeated right away.
+    assert_eq!(writer.write(&translation.reports).await.unwrap(), 0);
 
     // The HTTPS host is served on the TLS listener, with the Ingress's secret.
     let listeners =

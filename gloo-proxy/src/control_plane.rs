@@ -192,7 +192,7 @@ pub fn publish(
         std::mem::take(&mut translation.ext_auth_server),
     );
     for error in &translation.reports.load_errors {
-        eprintln!("config error: {error} (the file's last good contents stay in force)");
+        eprintln!("config error: {error} (everything else keeps serving; a file, KV key or resource that does not load keeps its last good version)");
     }
     for (key, status) in &translation.reports.resources {
         if status.state == State::Accepted {

@@ -32,7 +32,7 @@ pub use ingress::{
     INGRESS_CLASS_ANNOTATION,
 };
 pub use source::{api_resource, KubernetesSource, KubernetesSourceBuilder};
-pub use status::{StatusWriteError, StatusWriter};
+pub use status::{StatusWriteError, StatusWriter, EVENT_REFRESH};
 pub use store::RetryBackoff;
 pub use uds::{
     upstreams_for_service, DEEP_MERGE_ANNOTATION, DISCOVERED_BY, H2_ANNOTATION,

@@ -25,10 +25,15 @@
 //! for it: its schema is `loadBalancer` alone, and a real API server drops other fields. Gloo's
 //! ingress controller only logs these problems (and writes no status either). Each problem is
 //! one Event, named `<ingress>.<hash of the Ingress uid and the problem>`, created once: a
-//! restarted gloo finds it there (`409 AlreadyExists`) rather than repeating it.
+//! restarted gloo finds it there (`409 AlreadyExists`) rather than repeating it. A problem
+//! still there after [`EVENT_REFRESH`] is announced again as client-go's event recorder
+//! announces a repeated event: its `count` goes up and `lastTimestamp` moves. The API server
+//! deletes Events an hour after their last update by default, so the refresh keeps a lasting
+//! problem visible; an Event it already deleted is created again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use gloo_core::model::Kind;
 use gloo_core::status::{Reports, ResourceKey, ResourceStatus, State};
@@ -73,9 +78,21 @@ pub struct StatusWriter {
     reporter_namespace: String,
     subresource_for_all: bool,
     written: Mutex<HashMap<ResourceKey, Value>>,
-    /// The names of the Ingress Events created (or found already there).
-    events: Mutex<HashSet<String>>,
+    /// The Ingress Events created (or found already there), by `namespace/name`.
+    events: Mutex<HashMap<String, Announced>>,
+    event_refresh: Duration,
 }
+
+/// When an Ingress Event was last written, and the `count` it was written with.
+#[derive(Debug, Clone, Copy)]
+struct Announced {
+    at: Instant,
+    count: i32,
+}
+
+/// How long an Ingress problem's Event stands before a problem still there is announced
+/// again: half the API server's default Event time to live (`--event-ttl`, one hour).
+pub const EVENT_REFRESH: Duration = Duration::from_secs(30 * 60);
 
 impl std::fmt::Debug for StatusWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,8 +112,16 @@ impl StatusWriter {
             reporter_namespace: reporter_namespace.into(),
             subresource_for_all: false,
             written: Mutex::new(HashMap::new()),
-            events: Mutex::new(HashSet::new()),
+            events: Mutex::new(HashMap::new()),
+            event_refresh: EVENT_REFRESH,
         }
+    }
+
+    /// How long an Ingress problem's Event stands before a problem still there is announced
+    /// again ([`EVENT_REFRESH`] by default; see the module docs).
+    pub fn event_refresh(mut self, every: Duration) -> Self {
+        self.event_refresh = every;
+        self
     }
 
     /// Write every kind's status to its `status` subresource (for CRDs that declare one).
@@ -162,8 +187,9 @@ impl StatusWriter {
         }
     }
 
-    /// Creates the Event reporting `problem` unless it was created before; whether it was
-    /// created now. An Ingress deleted meanwhile gets none.
+    /// Creates the Event reporting `problem` unless it was created before, or announces it
+    /// again (`count` + 1) once it has stood for the refresh interval; whether an Event was
+    /// written now. An Ingress deleted meanwhile gets none.
     async fn ingress_event(&self, problem: &IngressLoadError<'_>) -> Result<bool, kube::Error> {
         let ingresses: Api<Ingress> = Api::namespaced(self.client.clone(), problem.namespace);
         let Some(ingress) = ingresses.get_opt(problem.name).await? else {
@@ -172,13 +198,37 @@ impl StatusWriter {
         let uid = ingress.metadata.uid.clone().unwrap_or_default();
         let name = event_name(problem.name, &uid, problem.message);
         let key = format!("{}/{name}", problem.namespace);
-        if self.events_lock().contains(&key) {
-            return Ok(false);
-        }
+        let announced = self.events_lock().get(&key).copied();
         let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let events: Api<Event> = Api::namespaced(self.client.clone(), problem.namespace);
+        if let Some(announced) = announced {
+            if announced.at.elapsed() < self.event_refresh {
+                return Ok(false);
+            }
+            let count = announced.count.saturating_add(1);
+            let patch = json!({"count": count, "lastTimestamp": now});
+            match events
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {
+                    self.events_lock().insert(
+                        key,
+                        Announced {
+                            at: Instant::now(),
+                            count,
+                        },
+                    );
+                    return Ok(true);
+                }
+                // Expired (the API server's Event TTL): created again below.
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(err) => return Err(err),
+            }
+        }
         let event = Event {
             metadata: ObjectMeta {
-                name: Some(name),
+                name: Some(name.clone()),
                 namespace: Some(problem.namespace.to_string()),
                 ..ObjectMeta::default()
             },
@@ -204,17 +254,26 @@ impl StatusWriter {
             count: Some(1),
             ..Event::default()
         };
-        let events: Api<Event> = Api::namespaced(self.client.clone(), problem.namespace);
-        let created = match events.create(&PostParams::default(), &event).await {
-            Ok(_) => true,
-            Err(kube::Error::Api(status)) if status.code == 409 => false,
+        let (created, count) = match events.create(&PostParams::default(), &event).await {
+            Ok(_) => (true, 1),
+            // Created by an earlier run: its count goes on from there.
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                let existing = events.get_opt(&name).await?;
+                (false, existing.and_then(|e| e.count).unwrap_or(1))
+            }
             Err(err) => return Err(err),
         };
-        self.events_lock().insert(key);
+        self.events_lock().insert(
+            key,
+            Announced {
+                at: Instant::now(),
+                count,
+            },
+        );
         Ok(created)
     }
 
-    fn events_lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn events_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Announced>> {
         crate::runner::lock(&self.events)
     }
 
