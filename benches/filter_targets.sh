@@ -64,15 +64,24 @@ if all(k in means for k in (layer, raw, bare)):
 else:
     print("  jwt RS256: no results")
 
+# The engine is measured before and after the layer's cases (waf.rs says why): the baseline
+# is the mean of the two.
 for group in ["waf cpu", "waf"]:
-    engine = f"{group}/engine alone (libmodsecurity C API), benign GET"
+    first = f"{group}/engine alone (libmodsecurity C API), benign GET"
+    again = f"{group}/engine alone, again after the layer cases, benign GET"
     bare = f"{group}/bare service, GET"
+    if first not in means:
+        print(f"  {group}: no engine result")
+        continue
+    engine = (means[first] + means[again]) / 2 if again in means else means[first]
+    print(f"  {group}: engine {means[first] / 1e3:.1f} µs first, "
+          f"{means[again] / 1e3 if again in means else float('nan'):.1f} µs again, baseline {engine / 1e3:.1f} µs")
     for case in [f"{group}/CRS, benign GET", f"{group}/CRS in place (no blocking pool), benign GET"]:
-        if all(k in means for k in (engine, bare, case)):
-            over = (means[case] - means[bare]) / means[engine] - 1.0
+        if all(k in means for k in (bare, case)):
+            over = (means[case] - means[bare]) / engine - 1.0
             kind = "CPU" if group == "waf cpu" else "wall"
-            print(f"  {case + ' (' + kind + ')':<52} {(means[case] - means[bare]) / 1e3:>9.1f} µs vs engine {means[engine] / 1e3:.1f} µs: "
-                  f"+{over * 100:.1f}%, target <= +10%, ratio {over / 0.10:5.2f}  {'meets' if over <= 0.10 else 'MISSES'}")
+            print(f"  {case + ' (' + kind + ')':<52} {(means[case] - means[bare]) / 1e3:>9.1f} µs vs engine {engine / 1e3:.1f} µs: "
+                  f"{over * 100:+.1f}%, target <= +10%, ratio {over / 0.10:5.2f}  {'meets' if over <= 0.10 else 'MISSES'}")
         else:
             print(f"  {case}: no results")
 PY

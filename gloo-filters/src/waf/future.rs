@@ -15,7 +15,8 @@ use super::audit::AuditLog;
 use super::blocking::Evaluation;
 use super::exchange::{Exchange, Intervention, Settings};
 use super::service::{
-    intervention_reply, local_reply, request_body, response as inspect_response, Verdict, WafBody,
+    intervention_reply, local_reply, request_body, request_head, response as inspect_response,
+    Verdict, WafBody,
 };
 use crate::body::{BodyBuffer, Polled};
 
@@ -50,23 +51,30 @@ pin_project! {
         ReqB: Body,
         ResB: Body,
     {
+        // Phases 1 and 2 of a request without a body to wait for.
         RequestHead {
             evaluation: Evaluation<HeadStep>,
             body: Option<ReqB>,
             service: Option<S>,
-            end: bool,
         },
+        // A request with a body. Before anything is evaluated (`head` and `exchange` both
+        // `None`), the body is read as far as it is already there: when that is all of it,
+        // phases 1 and 2 go to the blocking pool together (one trip, not two). Otherwise
+        // phase 1 runs (`head`), then the rest of the body is read.
         RequestBody {
             #[pin]
             body: ReqB,
             buffer: BodyBuffer,
+            head: Option<Evaluation<HeadStep>>,
+            // How the first read ended, when it ended the body's reading early (too large,
+            // failed): answered once phase 1 has passed.
+            early: Option<Polled<ReqB::Error>>,
             exchange: Option<Exchange>,
             parts: Option<request::Parts>,
             service: Option<S>,
         },
         RequestBodyEvaluation {
-            evaluation: Evaluation<Verdict>,
-            parts: Option<request::Parts>,
+            evaluation: Evaluation<HeadStep>,
             service: Option<S>,
             body: Option<(Bytes, Option<HeaderMap>)>,
         },
@@ -95,19 +103,39 @@ where
     ReqB: Body,
     ResB: Body,
 {
-    pub(crate) fn new(
+    /// The exchange of a request without a body to wait for: phases 1 and 2 are evaluating.
+    pub(crate) fn headers_only(
         settings: Arc<Settings>,
         evaluation: Evaluation<HeadStep>,
         body: ReqB,
         service: S,
-        end: bool,
     ) -> Self {
         Self {
             state: State::RequestHead {
                 evaluation,
                 body: Some(body),
                 service: Some(service),
-                end,
+            },
+            settings,
+        }
+    }
+
+    /// The exchange of a request with a body: nothing is evaluated yet.
+    pub(crate) fn with_body(
+        settings: Arc<Settings>,
+        parts: request::Parts,
+        body: ReqB,
+        service: S,
+    ) -> Self {
+        Self {
+            state: State::RequestBody {
+                body,
+                buffer: BodyBuffer::default(),
+                head: None,
+                early: None,
+                exchange: None,
+                parts: Some(parts),
+                service: Some(service),
             },
             settings,
         }
@@ -163,7 +191,6 @@ where
                     evaluation,
                     body,
                     service,
-                    end,
                 } => {
                     let step = ready!(Pin::new(evaluation).poll(cx));
                     let (Some(body), Some(mut service)) = (body.take(), service.take()) else {
@@ -176,89 +203,159 @@ where
                         }
                         Ok((parts, Verdict::Pass(exchange))) => (parts, exchange),
                     };
-                    if *end {
-                        let request = Request::from_parts(parts, WafBody::stream(body));
-                        State::Inner {
-                            future: service.call(request),
-                            exchange: Some(exchange),
-                        }
-                    } else if body.size_hint().lower() > settings.max_body_bytes as u64 {
-                        let reply = abandon(
-                            Some(exchange),
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            PAYLOAD_TOO_LARGE,
-                        );
-                        return Poll::Ready(Ok(reply));
-                    } else {
-                        State::RequestBody {
-                            body,
-                            buffer: BodyBuffer::default(),
-                            exchange: Some(exchange),
-                            parts: Some(parts),
-                            service: Some(service),
-                        }
+                    let request = Request::from_parts(parts, WafBody::stream(body));
+                    State::Inner {
+                        future: service.call(request),
+                        exchange: Some(exchange),
                     }
                 }
                 StateProj::RequestBody {
-                    body,
+                    mut body,
                     buffer,
+                    head,
+                    early,
                     exchange,
                     parts,
                     service,
                 } => {
-                    let polled = ready!(buffer.poll_read(body, settings.max_body_bytes, cx));
-                    let (Some(exchange), Some(parts), Some(service)) =
-                        (exchange.take(), parts.take(), service.take())
-                    else {
-                        return Poll::Ready(Ok(lost(settings)));
-                    };
-                    match polled {
-                        Polled::Done => {
-                            let (data, trailers) = buffer.take();
-                            let inspected = data.clone();
-                            State::RequestBodyEvaluation {
-                                evaluation: Evaluation::spawn(move || {
-                                    request_body(exchange, inspected)
-                                }),
-                                parts: Some(parts),
-                                service: Some(service),
-                                body: Some((data, trailers)),
+                    let limit = settings.max_body_bytes;
+                    if let Some(evaluation) = head {
+                        let step = ready!(Pin::new(evaluation).poll(cx));
+                        *head = None;
+                        match step {
+                            Err(_) => return Poll::Ready(Ok(evaluation_failed(settings))),
+                            Ok((_, Verdict::Refuse(it, audit))) => {
+                                return Poll::Ready(Ok(refused(it, audit, settings)))
+                            }
+                            Ok((passed, Verdict::Pass(ex))) => {
+                                *parts = Some(passed);
+                                *exchange = Some(ex);
                             }
                         }
-                        Polled::TooLarge => {
-                            let reply = abandon(
-                                Some(exchange),
-                                StatusCode::PAYLOAD_TOO_LARGE,
-                                PAYLOAD_TOO_LARGE,
-                            );
-                            return Poll::Ready(Ok(reply));
+                        let too_large = body.size_hint().lower() > limit as u64;
+                        match early.take() {
+                            Some(Polled::Failed(_)) => {
+                                let reply =
+                                    abandon(exchange.take(), StatusCode::BAD_REQUEST, BODY_FAILED);
+                                return Poll::Ready(Ok(reply));
+                            }
+                            Some(Polled::TooLarge) => {
+                                let reply = abandon(
+                                    exchange.take(),
+                                    StatusCode::PAYLOAD_TOO_LARGE,
+                                    PAYLOAD_TOO_LARGE,
+                                );
+                                return Poll::Ready(Ok(reply));
+                            }
+                            _ if too_large => {
+                                let reply = abandon(
+                                    exchange.take(),
+                                    StatusCode::PAYLOAD_TOO_LARGE,
+                                    PAYLOAD_TOO_LARGE,
+                                );
+                                return Poll::Ready(Ok(reply));
+                            }
+                            _ => {}
                         }
-                        // Envoy would reset the stream; a middleware can only refuse it.
-                        Polled::Failed(_) => {
-                            let reply =
-                                abandon(Some(exchange), StatusCode::BAD_REQUEST, BODY_FAILED);
-                            return Poll::Ready(Ok(reply));
+                    }
+                    if exchange.is_none() {
+                        // Nothing evaluated yet: read what is already there (unless the body
+                        // is known to be too large: that is refused after phase 1).
+                        let polled = if body.size_hint().lower() > limit as u64 {
+                            Poll::Pending
+                        } else {
+                            buffer.poll_read(body.as_mut(), limit, cx)
+                        };
+                        let Some(request) = parts.take() else {
+                            return Poll::Ready(Ok(lost(settings)));
+                        };
+                        let settings = this.settings.clone();
+                        match polled {
+                            Poll::Ready(Polled::Done) => {
+                                // The whole body is here: one trip for phases 1 and 2.
+                                let Some(service) = service.take() else {
+                                    return Poll::Ready(Ok(lost(settings.as_ref())));
+                                };
+                                let (data, trailers) = buffer.take();
+                                let inspected = data.clone();
+                                let evaluation = Evaluation::spawn(move || {
+                                    match request_head(&settings, request, false) {
+                                        (parts, Verdict::Pass(exchange)) => {
+                                            (parts, request_body(exchange, inspected))
+                                        }
+                                        other => other,
+                                    }
+                                });
+                                State::RequestBodyEvaluation {
+                                    evaluation,
+                                    service: Some(service),
+                                    body: Some((data, trailers)),
+                                }
+                            }
+                            // The rest of the body is still to come (or it cannot be read):
+                            // phase 1 now, the body after.
+                            polled => {
+                                if let Poll::Ready(outcome) = polled {
+                                    *early = Some(outcome);
+                                }
+                                *head = Some(Evaluation::spawn(move || {
+                                    request_head(&settings, request, false)
+                                }));
+                                continue;
+                            }
+                        }
+                    } else {
+                        let polled = ready!(buffer.poll_read(body, limit, cx));
+                        let (Some(exchange), Some(parts), Some(service)) =
+                            (exchange.take(), parts.take(), service.take())
+                        else {
+                            return Poll::Ready(Ok(lost(settings)));
+                        };
+                        match polled {
+                            Polled::Done => {
+                                let (data, trailers) = buffer.take();
+                                let inspected = data.clone();
+                                State::RequestBodyEvaluation {
+                                    evaluation: Evaluation::spawn(move || {
+                                        (parts, request_body(exchange, inspected))
+                                    }),
+                                    service: Some(service),
+                                    body: Some((data, trailers)),
+                                }
+                            }
+                            Polled::TooLarge => {
+                                let reply = abandon(
+                                    Some(exchange),
+                                    StatusCode::PAYLOAD_TOO_LARGE,
+                                    PAYLOAD_TOO_LARGE,
+                                );
+                                return Poll::Ready(Ok(reply));
+                            }
+                            // Envoy would reset the stream; a middleware can only refuse it.
+                            Polled::Failed(_) => {
+                                let reply =
+                                    abandon(Some(exchange), StatusCode::BAD_REQUEST, BODY_FAILED);
+                                return Poll::Ready(Ok(reply));
+                            }
                         }
                     }
                 }
                 StateProj::RequestBodyEvaluation {
                     evaluation,
-                    parts,
                     service,
                     body,
                 } => {
                     let step = ready!(Pin::new(evaluation).poll(cx));
-                    let (Some(parts), Some(mut service), Some((data, trailers))) =
-                        (parts.take(), service.take(), body.take())
+                    let (Some(mut service), Some((data, trailers))) = (service.take(), body.take())
                     else {
                         return Poll::Ready(Ok(lost(settings)));
                     };
                     match step {
                         Err(_) => return Poll::Ready(Ok(evaluation_failed(settings))),
-                        Ok(Verdict::Refuse(it, audit)) => {
+                        Ok((_, Verdict::Refuse(it, audit))) => {
                             return Poll::Ready(Ok(refused(it, audit, settings)))
                         }
-                        Ok(Verdict::Pass(exchange)) => {
+                        Ok((parts, Verdict::Pass(exchange))) => {
                             let body = WafBody::buffered(data, trailers);
                             State::Inner {
                                 future: service.call(Request::from_parts(parts, body)),

@@ -76,14 +76,20 @@ where
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let (parts, body) = req.into_parts();
-        // Without a body to wait for, phase 2 runs with the headers.
-        let end = self.settings.request_headers_only || body.is_end_stream();
-        let settings = self.settings.clone();
-        let evaluation = Evaluation::spawn(move || request_head(&settings, parts, end));
         // The ready service goes with the request; a clone stays for the next call.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(self.settings.clone(), evaluation, body, inner, end)
+        let settings = self.settings.clone();
+        // Without a body to wait for, phase 2 runs with the headers.
+        if self.settings.request_headers_only || body.is_end_stream() {
+            let evaluation = Evaluation::spawn({
+                let settings = settings.clone();
+                move || request_head(&settings, parts, true)
+            });
+            ResponseFuture::headers_only(settings, evaluation, body, inner)
+        } else {
+            ResponseFuture::with_body(settings, parts, body, inner)
+        }
     }
 }
 

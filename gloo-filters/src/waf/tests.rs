@@ -476,3 +476,98 @@ async fn a_layer_shares_its_rules_across_concurrent_exchanges() {
         assert_eq!(status, expected, "request {i}");
     }
 }
+
+type Frames = http_body_util::StreamBody<
+    tokio_stream::wrappers::ReceiverStream<Result<http_body::Frame<Bytes>, Infallible>>,
+>;
+
+/// A request whose body arrives through the returned sender, frame by frame.
+fn streamed_post(
+    user_agent: &str,
+) -> (
+    Request<Frames>,
+    tokio::sync::mpsc::Sender<Result<http_body::Frame<Bytes>, Infallible>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let request = Request::post("/")
+        .header("host", "example.com")
+        .header("user-agent", user_agent)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .unwrap();
+    (request, tx)
+}
+
+/// The WAF over an inner service answering 200 with the body it received.
+fn echo(
+    layer: &WafLayer,
+) -> impl tower::Service<
+    Request<Frames>,
+    Response = Response<WafBody<Full<Bytes>>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
+    layer.layer(service_fn(|req: Request<WafBody<Frames>>| async move {
+        let data = req.into_body().collect().await?.to_bytes();
+        Ok::<_, Infallible>(Response::new(Full::new(data)))
+    }))
+}
+
+#[tokio::test]
+async fn phase_one_does_not_wait_for_a_body_still_to_come() {
+    let layer = WafLayer::new(rules(&format!("{SCAMMER}{BODY_RULE}")));
+    // The body never ends: phase 1 must still refuse.
+    let (request, _tx) = streamed_post("scammer");
+    let response = echo(&layer).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // A body that comes in two frames, after phase 1 ran, is inspected whole by phase 2.
+    for (first, second, status) in [
+        ("name=ev", "il", StatusCode::NOT_ACCEPTABLE),
+        ("name=go", "od", StatusCode::OK),
+    ] {
+        let (request, tx) = streamed_post("curl");
+        let exchange = tokio::spawn(echo(&layer).oneshot(request));
+        tx.send(Ok(http_body::Frame::data(Bytes::from_static(
+            first.as_bytes(),
+        ))))
+        .await
+        .unwrap();
+        tokio::task::yield_now().await;
+        tx.send(Ok(http_body::Frame::data(Bytes::from_static(
+            second.as_bytes(),
+        ))))
+        .await
+        .unwrap();
+        drop(tx);
+        let response = exchange.await.unwrap().unwrap();
+        assert_eq!(response.status(), status, "{first}{second}");
+        if status == StatusCode::OK {
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "name=good");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_is_all_there_is_inspected_in_the_same_trip_as_the_head() {
+    // The sender is dropped before the layer sees the request: the whole body is there at
+    // once, and phases 1 and 2 both still run (either can refuse).
+    let layer = WafLayer::new(rules(&format!("{SCAMMER}{BODY_RULE}")));
+    for (agent, form, status) in [
+        ("scammer", "name=good", StatusCode::FORBIDDEN),
+        ("curl", "name=evil", StatusCode::NOT_ACCEPTABLE),
+        ("curl", "name=good", StatusCode::OK),
+    ] {
+        let (request, tx) = streamed_post(agent);
+        tx.send(Ok(http_body::Frame::data(Bytes::from_static(
+            form.as_bytes(),
+        ))))
+        .await
+        .unwrap();
+        drop(tx);
+        let response = echo(&layer).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), status, "{agent} {form}");
+    }
+}
