@@ -84,7 +84,6 @@ use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration};
 
 use super::names::cluster_name;
 use super::routes::duration;
-use super::UpstreamSet;
 use crate::model::extauth::{
     ApiVersion as GlooApiVersion, ExtAuthExtension, ExtAuthExtensionRef, Settings,
 };
@@ -624,7 +623,7 @@ pub(crate) fn collect_upstreams(
     snapshot: &ConfigSnapshot,
     http: Option<&HttpGateway>,
     hosts: &[Arc<VirtualHostModel>],
-    into: &mut UpstreamSet,
+    into: &mut BTreeSet<ResourceRef>,
 ) {
     if let Some(server) = server(snapshot, http) {
         if hosts.iter().any(|h| host_uses(snapshot, h)) {

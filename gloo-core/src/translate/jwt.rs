@@ -27,7 +27,7 @@
 //! envoy.filters.http.jwt_authn, path: [{key: principal}, {key: <claim>}]}`, as in Gloo's
 //! guide on rate limiting by JWT claims).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use envoy_types::pb::envoy::config::core::v3::{data_source, http_uri, DataSource, HttpUri};
 use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
@@ -37,7 +37,6 @@ use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
 use envoy_types::pb::google::protobuf::Empty;
 
 use super::names::cluster_name;
-use super::UpstreamSet;
 
 /// Where every provider's verified payload goes in `envoy.filters.http.jwt_authn`'s dynamic
 /// metadata: Gloo's `PayloadInMetadata`.
@@ -444,7 +443,7 @@ fn per_route(specifier: per_route_config::RequirementSpecifier) -> PerRouteConfi
 }
 
 /// The upstreams serving the remote JWKS of a virtual host and its routes.
-pub(crate) fn collect_upstreams(host: &VirtualHostModel, into: &mut UpstreamSet) {
+pub(crate) fn collect_upstreams(host: &VirtualHostModel, into: &mut BTreeSet<ResourceRef>) {
     let mut add = |extension: &VhostExtension| {
         for provider in extension.providers.values() {
             if let Some(Ok(Some(JwksSourceRef::Remote(remote)))) =

@@ -52,9 +52,7 @@ pub(crate) mod subsets;
 pub(crate) mod transformation;
 pub(crate) mod waf;
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use foldhash::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -319,7 +317,7 @@ impl Translator {
     ) -> ProxyResources {
         let mut out = ProxyResources::default();
         let mut status = ProxyStatus::default();
-        let mut referenced = UpstreamSet::default();
+        let mut referenced: BTreeSet<ResourceRef> = BTreeSet::new();
         for listener in &model.listeners {
             let envoy_listener = listeners::listener(listener, ctx);
             if envoy_listener.filter_chains.is_empty() {
@@ -691,14 +689,10 @@ fn virtual_host_status(host: &VirtualHostModel) -> VirtualHostStatus {
     }
 }
 
-/// A set of upstreams collected per translation: hashed, since every route of every virtual
-/// host adds its destinations, and a sorted set's lookups grow with the upstream count.
-pub(crate) type UpstreamSet = foldhash::HashSet<ResourceRef>;
-
 /// The upstreams a virtual host's routes can send traffic to (including shadows and the
 /// members of upstream groups).
-fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut UpstreamSet) {
-    fn add(d: &Destination, into: &mut UpstreamSet) {
+fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut BTreeSet<ResourceRef>) {
+    fn add(d: &Destination, into: &mut BTreeSet<ResourceRef>) {
         // Runs for every route, and most upstreams serve several: a reference that names its
         // namespace is its own resolved form, looked up before a copy is made.
         if let Ok(Some(crate::model::routing::DestinationTarget::Upstream(r))) = d.target() {
@@ -747,7 +741,7 @@ fn collect_upstreams(host: &VirtualHostModel, ctx: &Context<'_>, into: &mut Upst
 fn collect_tcp_upstreams(
     host: &crate::model::gateway::TcpHost,
     ctx: &Context<'_>,
-    into: &mut UpstreamSet,
+    into: &mut BTreeSet<ResourceRef>,
 ) {
     use crate::model::gateway::TcpDestination;
     let Some(action) = &host.destination else {

@@ -72,6 +72,7 @@
 //! `actions` at the same stage; Gloo drops a `limit` override, gloo emits it; the server's
 //! cluster is made HTTP/2 even if its Upstream lacks `useHttp2` (Envoy calls it over gRPC).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{grpc_service, ApiVersion, GrpcService};
@@ -90,7 +91,6 @@ use envoy_types::pb::google::protobuf::{BoolValue, Duration as PbDuration, UInt3
 
 use super::names::cluster_name;
 use super::routes::duration;
-use super::UpstreamSet;
 use crate::model::options::{RouteOptions, VirtualHostOptions};
 use crate::model::ratelimit::{
     Action, ActionRef, Descriptor, HeaderMatchSpecifierRef, HeaderMatcher, IngressRateLimit,
@@ -735,7 +735,7 @@ fn header_matcher(h: &HeaderMatcher) -> EnvoyHeaderMatcher {
 pub(crate) fn collect_upstreams(
     snapshot: &ConfigSnapshot,
     host: &VirtualHostModel,
-    into: &mut UpstreamSet,
+    into: &mut BTreeSet<ResourceRef>,
 ) {
     let uses = Global::of_host(&host.options).any()
         || host
