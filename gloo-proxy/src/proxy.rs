@@ -933,7 +933,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
                     .iter()
                     .any(|h| n.eq_ignore_ascii_case(h.as_str()))
         })
-        .filter_map(|n| HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes()).ok())
+        // `from_bytes` lowercases.
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
         .collect();
     for n in named {
         headers.remove(n);

@@ -799,9 +799,6 @@ fn validate_filter_configs(snapshot: &ConfigSnapshot, reports: &mut Reports) {
     extauth_config::report(snapshot, reports);
 }
 
-/// Checks VirtualHostOption and RouteOption resources on their own (local rate limits, JWT
-/// providers, options gloo does not enforce). One that fails is Rejected and not applied where
-/// it is referenced.
 /// The problems `route` finds in the options of each of `routes` (of a VirtualService or
 /// RouteTable, under `path`), each called with the path of those options.
 pub(crate) fn check_route_options(
@@ -839,6 +836,9 @@ pub(crate) fn check_virtual_service_options(
     errors
 }
 
+/// Checks VirtualHostOption and RouteOption resources on their own (local rate limits, JWT
+/// providers, options gloo does not enforce). One that fails is Rejected and not applied where
+/// it is referenced.
 fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
     const PATH: &str = "spec.options";
     let virtual_host_options = snapshot.virtual_host_options.iter().map(|(r, e)| {

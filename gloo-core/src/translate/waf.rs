@@ -189,25 +189,31 @@ pub(crate) fn host_artifacts(snapshot: &ConfigSnapshot, host: &VirtualHostModel)
 /// Whether two [`ArtifactsRead`] name the same Artifacts, each the same object (or missing).
 pub(crate) fn same_artifacts(a: &ArtifactsRead, b: &ArtifactsRead) -> bool {
     a.len() == b.len()
-        && a.iter().zip(b).all(|((ra, a), (rb, b))| {
-            ra == rb
-                && match (a, b) {
-                    (None, None) => true,
-                    (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
-                    _ => false,
-                }
-        })
+        && a.iter()
+            .zip(b)
+            .all(|((ra, a), (rb, b))| ra == rb && same_artifact(a.as_ref(), b.as_ref()))
 }
 
 /// Whether the Artifacts `read` are still what `snapshot` holds.
 pub(crate) fn artifacts_unchanged(snapshot: &ConfigSnapshot, read: &ArtifactsRead) -> bool {
-    read.iter().all(
-        |(reference, then)| match (then, snapshot.artifacts.get(reference)) {
-            (None, None) => true,
-            (Some(then), Some(now)) => Arc::ptr_eq(then, &now.object) || then == &now.object,
-            _ => false,
-        },
-    )
+    read.iter().all(|(reference, then)| {
+        same_artifact(
+            then.as_ref(),
+            snapshot.artifacts.get(reference).map(|e| &e.object),
+        )
+    })
+}
+
+/// Whether two lookups of an Artifact found the same object, or both found none.
+fn same_artifact(
+    a: Option<&Arc<Object<ArtifactSpec>>>,
+    b: Option<&Arc<Object<ArtifactSpec>>>,
+) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        _ => false,
+    }
 }
 
 /// The rule set of WAF settings whose ConfigMap rules are gone (see [`rule_sets`]).

@@ -174,6 +174,16 @@ fn abandon<B: Body>(
     local_reply(status, Bytes::from_static(message.as_bytes()), audit)
 }
 
+/// The answer to a request body that could not be read whole: `400` when it `failed` (Envoy
+/// would reset the stream; a middleware can only refuse it), else `413`, over the limit.
+fn unread_body<B: Body>(exchange: Option<Exchange>, failed: bool) -> Response<WafBody<B>> {
+    if failed {
+        abandon(exchange, StatusCode::BAD_REQUEST, BODY_FAILED)
+    } else {
+        abandon(exchange, StatusCode::PAYLOAD_TOO_LARGE, PAYLOAD_TOO_LARGE)
+    }
+}
+
 impl<S, ReqB, ResB> Future for ResponseFuture<S, ReqB, ResB>
 where
     S: Service<Request<WafBody<ReqB>>, Response = Response<ResB>>,
@@ -232,30 +242,13 @@ where
                                 *exchange = Some(ex);
                             }
                         }
-                        let too_large = body.size_hint().lower() > limit as u64;
-                        match early.take() {
-                            Some(Polled::Failed(_)) => {
-                                let reply =
-                                    abandon(exchange.take(), StatusCode::BAD_REQUEST, BODY_FAILED);
-                                return Poll::Ready(Ok(reply));
-                            }
-                            Some(Polled::TooLarge) => {
-                                let reply = abandon(
-                                    exchange.take(),
-                                    StatusCode::PAYLOAD_TOO_LARGE,
-                                    PAYLOAD_TOO_LARGE,
-                                );
-                                return Poll::Ready(Ok(reply));
-                            }
-                            _ if too_large => {
-                                let reply = abandon(
-                                    exchange.take(),
-                                    StatusCode::PAYLOAD_TOO_LARGE,
-                                    PAYLOAD_TOO_LARGE,
-                                );
-                                return Poll::Ready(Ok(reply));
-                            }
-                            _ => {}
+                        let failed = match early.take() {
+                            Some(Polled::Failed(_)) => Some(true),
+                            Some(Polled::TooLarge) => Some(false),
+                            _ => (body.size_hint().lower() > limit as u64).then_some(false),
+                        };
+                        if let Some(failed) = failed {
+                            return Poll::Ready(Ok(unread_body(exchange.take(), failed)));
                         }
                     }
                     if exchange.is_none() {
@@ -311,32 +304,22 @@ where
                         else {
                             return Poll::Ready(Ok(lost(settings)));
                         };
-                        match polled {
-                            Polled::Done => {
-                                let (data, trailers) = buffer.take();
-                                let inspected = data.clone();
-                                State::RequestBodyEvaluation {
-                                    evaluation: Evaluation::spawn(move || {
-                                        (parts, request_body(exchange, inspected))
-                                    }),
-                                    service: Some(service),
-                                    body: Some((data, trailers)),
-                                }
-                            }
-                            Polled::TooLarge => {
-                                let reply = abandon(
-                                    Some(exchange),
-                                    StatusCode::PAYLOAD_TOO_LARGE,
-                                    PAYLOAD_TOO_LARGE,
-                                );
-                                return Poll::Ready(Ok(reply));
-                            }
-                            // Envoy would reset the stream; a middleware can only refuse it.
-                            Polled::Failed(_) => {
-                                let reply =
-                                    abandon(Some(exchange), StatusCode::BAD_REQUEST, BODY_FAILED);
-                                return Poll::Ready(Ok(reply));
-                            }
+                        let failed = match polled {
+                            Polled::Done => None,
+                            Polled::TooLarge => Some(false),
+                            Polled::Failed(_) => Some(true),
+                        };
+                        if let Some(failed) = failed {
+                            return Poll::Ready(Ok(unread_body(Some(exchange), failed)));
+                        }
+                        let (data, trailers) = buffer.take();
+                        let inspected = data.clone();
+                        State::RequestBodyEvaluation {
+                            evaluation: Evaluation::spawn(move || {
+                                (parts, request_body(exchange, inspected))
+                            }),
+                            service: Some(service),
+                            body: Some((data, trailers)),
                         }
                     }
                 }

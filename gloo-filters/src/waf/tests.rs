@@ -571,3 +571,51 @@ async fn a_body_that_is_all_there_is_inspected_in_the_same_trip_as_the_head() {
         assert_eq!(response.status(), status, "{agent} {form}");
     }
 }
+
+#[tokio::test]
+async fn a_body_refused_after_phase_one_answers_413_or_400() {
+    // Over the limit only once its second frame comes: 413, the upstream never called.
+    let layer = WafLayer::new(rules(BODY_RULE)).max_body_bytes(8);
+    let (request, tx) = streamed_post("curl");
+    let exchange = tokio::spawn(echo(&layer).oneshot(request));
+    for frame in ["name=", "goodness"] {
+        tx.send(Ok(http_body::Frame::data(Bytes::from_static(
+            frame.as_bytes(),
+        ))))
+        .await
+        .unwrap();
+        tokio::task::yield_now().await;
+    }
+    let response = exchange.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(response.extensions().get::<WafReply>().is_some());
+
+    // A body that fails, before or after phase 1 ran: 400.
+    for after_phase_one in [false, true] {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, String>>(4);
+        let body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let request = Request::post("/")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .unwrap();
+        let service = layer.layer(service_fn(
+            |_: Request<WafBody<http_body_util::StreamBody<_>>>| async {
+                Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+            },
+        ));
+        if !after_phase_one {
+            tx.send(Err("reset".into())).await.unwrap();
+        }
+        let exchange = tokio::spawn(service.oneshot(request));
+        if after_phase_one {
+            tokio::task::yield_now().await;
+            tx.send(Err("reset".into())).await.unwrap();
+        }
+        let response = exchange.await.unwrap().unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::BAD_REQUEST,
+            "{after_phase_one}"
+        );
+    }
+}

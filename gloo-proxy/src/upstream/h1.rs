@@ -346,8 +346,8 @@ const MAX_HEADERS: usize = 128;
 
 fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, SendError> {
     // Runs once per proxied response, so it allocates only the header map: the parser's
-    // slots start uninitialised (zeroing 128 of them cost more than parsing a usual head),
-    // and the fields' places are kept on the stack until the head's bytes are frozen.
+    // slots (32 bytes each) start uninitialised, and the fields' places are kept as 16-byte
+    // offsets on the stack until the head's bytes are frozen.
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -356,13 +356,10 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
         buf,
         &mut slots,
     ) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => {
-            if buf.len() > MAX_HEAD {
-                return Err(SendError::Protocol("response head too large".into()));
-            }
-            return Ok(None);
-        }
+        // However it arrived, a head is at most `MAX_HEAD` (so its offsets fit in `u32`).
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Ok(None),
+        Ok(_) => return Err(SendError::Protocol("response head too large".into())),
         Err(e) => return Err(SendError::Protocol(e.to_string())),
     };
     let code = parsed.code.unwrap_or(0);
@@ -376,17 +373,21 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
     // instead of being copied. Anything outside the head (an empty value httparse did not
     // point into the buffer) is read as empty rather than trusted.
     let base = buf.as_ptr() as usize;
-    let offset = |field: &[u8]| -> Result<(usize, usize), SendError> {
-        match (field.as_ptr() as usize)
+    let offset = |field: &[u8]| -> Result<(u32, u32), SendError> {
+        let span = match (field.as_ptr() as usize)
             .checked_sub(base)
             .filter(|s| s + field.len() <= len)
         {
-            Some(start) => Ok((start, start + field.len())),
-            None if field.is_empty() => Ok((0, 0)),
-            None => Err(SendError::Protocol("header field outside the head".into())),
+            Some(start) => (start, start + field.len()),
+            None if field.is_empty() => (0, 0),
+            None => return Err(SendError::Protocol("header field outside the head".into())),
+        };
+        match (u32::try_from(span.0), u32::try_from(span.1)) {
+            (Ok(start), Ok(end)) => Ok((start, end)),
+            _ => Err(SendError::Protocol("response head too large".into())),
         }
     };
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
     let count = parsed.headers.len();
     for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
         let (name_start, name_end) = offset(h.name.as_bytes())?;
@@ -396,13 +397,14 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
     let head = buf.split_to(len).freeze();
     let mut map = HeaderMap::with_capacity(count);
     for &(name_start, name_end, value_start, value_end) in &spans[..count] {
-        let name = HeaderName::from_bytes(&head[name_start..name_end]).map_err(|_| {
+        let raw_name = &head[name_start as usize..name_end as usize];
+        let name = HeaderName::from_bytes(raw_name).map_err(|_| {
             SendError::Protocol(format!(
                 "invalid header name {:?}",
-                String::from_utf8_lossy(&head[name_start..name_end])
+                String::from_utf8_lossy(raw_name)
             ))
         })?;
-        let raw = head.slice(value_start..value_end);
+        let raw = head.slice(value_start as usize..value_end as usize);
         if name == header::CONTENT_LENGTH {
             let n = std::str::from_utf8(&raw)
                 .ok()
@@ -955,6 +957,14 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert!(parse_head(&mut BytesMut::from(&many[..]), false).is_err());
+        // A head over `MAX_HEAD` is refused whether or not it arrived in one read.
+        let mut huge = b"HTTP/1.1 200 OK\r\nx-big: ".to_vec();
+        huge.resize(huge.len() + MAX_HEAD, b'a');
+        huge.extend_from_slice(b"\r\n\r\n");
+        assert!(parse_head(&mut BytesMut::from(&huge[..]), false).is_err());
+        assert!(parse_head(&mut BytesMut::from(&huge[..100]), false)
+            .expect("a start is fine")
+            .is_none());
     }
 
     /// A server that answers each request on a connection with the next canned response
