@@ -12,7 +12,8 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 /// The process's CPU time (`CLOCK_PROCESS_CPUTIME_ID`), reported like wall time (ns).
 pub struct CpuTime;
 
-fn process_cpu_time() -> Duration {
+/// The process's CPU time so far, every thread's.
+pub fn process_cpu_time() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

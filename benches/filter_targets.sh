@@ -5,7 +5,8 @@
 #   local rate limit        added CPU <= 1 µs          (filters.rs)
 #   header transformation   added CPU <= 5 µs          (transform.rs)
 #   JWT RS256               layer <= 1.2 x ring's raw verify of the same token (jwt.rs)
-#   WAF, CRS benign GET     added CPU <= 10% of libmodsecurity's own transaction (waf.rs)
+#   WAF, CRS benign GET     added CPU <= 10% of libmodsecurity's own transaction (waf.rs;
+#                           also interleaved with the engine, `waf.rs --paired`, printed last)
 #
 # "Added" is the case minus the bare service it wraps, in the process's CPU time per request
 # (cpu_time.rs). Uses criterion's mean estimates.
@@ -23,6 +24,8 @@ if [ "${1:-}" != "--report" ]; then
     cargo bench -p gloo-benches --bench "$bench" "$@"
   done
   cargo bench -p gloo-benches --features waf --bench waf "$@"
+  # The WAF's ratio again, its cases interleaved with the engine's (waf.rs, `--paired`).
+  cargo bench -p gloo-benches --features waf --bench waf -- --paired 100 | tee "$target/criterion/waf-paired.txt"
 fi
 
 python3 - "$target/criterion" <<'PY'
@@ -85,3 +88,6 @@ for group in ["waf cpu", "waf"]:
         else:
             print(f"  {case}: no results")
 PY
+if [ -f "$target/criterion/waf-paired.txt" ]; then
+  sed 's/^/  /' "$target/criterion/waf-paired.txt"
+fi

@@ -23,6 +23,10 @@
 //! every thread's work, what issue 5's targets are stated in; on a loaded machine it leaves
 //! out the time a woken pool thread waits for a core).
 //!
+//! `--paired [ROUNDS]` (after `--`) runs, instead of criterion, the engine alone and the layer
+//! (on the blocking pool, and in place) in alternating batches and prints each one's CPU time
+//! per request: the comparison that holds on a machine whose speed drifts (see `paired`).
+//!
 //! Needs the `waf` feature (libmodsecurity) and the CRS:
 //! `cargo bench -p gloo-benches --features waf --bench waf`.
 #![deny(unsafe_code)]
@@ -38,8 +42,8 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use cpu_time::CpuTime;
 use criterion::measurement::Measurement;
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use gloo_filters::waf::{RuleSet, WafBody, WafLayer, WafRules, CRS_RULES_DIR, CRS_SETUP_FILE};
+use criterion::{black_box, criterion_group, Criterion};
+use gloo_filters::waf::{RuleSet, Waf, WafBody, WafLayer, WafRules, CRS_RULES_DIR, CRS_SETUP_FILE};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, Layer, Service, ServiceExt};
@@ -203,7 +207,77 @@ criterion_group! {
     config = Criterion::default().with_measurement(CpuTime);
     targets = cpu
 }
-criterion_main!(wall_group, cpu_group);
+/// `--paired [ROUNDS]`: instead of criterion, the engine and the layer's cases in alternating
+/// batches of 20 requests (the order rotating each round), each batch timed in the process's
+/// CPU time, and the totals compared. On a shared machine whose speed drifts by tens of
+/// percent over a minute, this pairs every layer batch with engine batches run within
+/// milliseconds of it, where criterion's cases run a minute apart.
+fn paired(rounds: usize) {
+    const BATCH: usize = 20;
+    let rules = match engine::Rules::crs() {
+        Ok(rules) => rules,
+        Err(e) => panic!("the CRS does not load into the raw engine: {e}"),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let svc = crs().layer(service_fn(upstream::<WafBody<Body>>));
+    let through = |svc: &Waf<_>| {
+        let svc = svc.clone();
+        runtime.block_on(async move {
+            let response = svc.oneshot(get()).await;
+            assert!(matches!(response, Ok(r) if r.status() == http::StatusCode::OK));
+        })
+    };
+    let cases: [(&str, &dyn Fn()); 3] = [
+        ("engine alone (libmodsecurity C API)", &|| {
+            assert_eq!(rules.benign_get(&get(), PAGE), None);
+        }),
+        ("layer (ModSecurity on the blocking pool)", &|| {
+            through(&svc)
+        }),
+        ("layer in place (no runtime, no blocking pool)", &|| {
+            let response = now(svc.clone().oneshot(get()));
+            assert!(matches!(response, Ok(r) if r.status() == http::StatusCode::OK));
+        }),
+    ];
+    let mut totals = [std::time::Duration::ZERO; 3];
+    for round in 0..rounds + 5 {
+        for k in 0..cases.len() {
+            let i = (round + k) % cases.len();
+            let start = cpu_time::process_cpu_time();
+            for _ in 0..BATCH {
+                (cases[i].1)();
+            }
+            // The first rounds warm up.
+            if round >= 5 {
+                totals[i] += cpu_time::process_cpu_time().saturating_sub(start);
+            }
+        }
+    }
+    let per_request = |i: usize| totals[i].as_secs_f64() * 1e6 / (rounds * BATCH) as f64;
+    let engine = per_request(0);
+    println!("waf paired: {rounds} rounds of {BATCH} requests per case, benign CRS GET, process CPU time");
+    for (i, (name, _)) in cases.iter().enumerate() {
+        println!(
+            "  {name:<52} {:>8.1} µs   {:+6.1}% over the engine",
+            per_request(i),
+            (per_request(i) / engine - 1.0) * 100.0
+        );
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip_while(|a| a != "--paired");
+    if args.next().is_some() {
+        let rounds = args.next().and_then(|n| n.parse().ok()).unwrap_or(100);
+        paired(rounds);
+        return;
+    }
+    wall_group();
+    cpu_group();
+    Criterion::default().configure_from_args().final_summary();
+}
 
 /// libmodsecurity driven directly, as a connector with nothing around it would: the baseline
 /// the layer's cost is compared with. The only `unsafe` code of the benches.
