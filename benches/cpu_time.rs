@@ -1,5 +1,5 @@
 //! A criterion [`Measurement`] of the CPU time the whole process spends (every thread, so
-//! the work a filter hands to tokio's blocking pool counts too), not the wall-clock time. On
+//! the work a filter hands to other threads counts too), not the wall-clock time. On
 //! a shared, loaded machine, wall time also counts the time a woken thread waits for a core;
 //! CPU time is what the per-request targets of issue 5 are stated in.
 //!

@@ -1,6 +1,6 @@
 //! [`WafProcessor`]: the WAF as an ext_proc server. Each gRPC stream is one HTTP exchange. Its
 //! messages are turned into the same `http` request and response parts the tower layer
-//! inspects, and go through the same steps on the blocking pool.
+//! inspects, and go through the same steps on the WAF's evaluation threads.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

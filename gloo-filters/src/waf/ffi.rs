@@ -71,6 +71,29 @@ fn instance() -> Result<&'static Instance, String> {
         .ok_or_else(|| "libmodsecurity could not create its engine (msc_init)".to_string())
 }
 
+/// Moves the calling thread to Linux's `SCHED_IDLE` class: it runs only when no ordinary
+/// thread wants the core, and an ordinary thread that wakes up takes the core from it at once.
+/// For the WAF's evaluation threads (`blocking.rs`). Elsewhere than Linux it does nothing.
+pub(crate) fn lowest_cpu_priority() -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 is the calling
+        // thread; the call changes nothing but that thread's scheduling class.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether the calling thread runs in the `SCHED_IDLE` class.
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn runs_at_lowest_cpu_priority() -> bool {
+    // SAFETY: no preconditions; pid 0 is the calling thread.
+    unsafe { libc::sched_getscheduler(0) == libc::SCHED_IDLE }
+}
+
 /// libmodsecurity's `msc_who_am_i`, e.g. `ModSecurity v3.0.9 (Linux)`.
 pub(crate) fn version() -> String {
     match instance() {

@@ -29,8 +29,8 @@ const PAYLOAD_TOO_LARGE: &str = "Payload Too Large";
 const BODY_FAILED: &str = "bad request: the request body could not be read";
 
 pin_project! {
-    /// Response future of [`Waf`](super::Waf): inspects the request head (on the blocking
-    /// pool), buffers and inspects the request body, calls the inner service, then buffers
+    /// Response future of [`Waf`](super::Waf): inspects the request head (on an evaluation
+    /// thread), buffers and inspects the request body, calls the inner service, then buffers
     /// and inspects the response.
     pub struct ResponseFuture<S, ReqB, ResB>
     where
@@ -59,7 +59,7 @@ pin_project! {
         },
         // A request with a body. Before anything is evaluated (`head` and `exchange` both
         // `None`), the body is read as far as it is already there: when that is all of it,
-        // phases 1 and 2 go to the blocking pool together (one trip, not two). Otherwise
+        // phases 1 and 2 go to an evaluation thread together (one trip, not two). Otherwise
         // phase 1 runs (`head`), then the rest of the body is read.
         RequestBody {
             #[pin]

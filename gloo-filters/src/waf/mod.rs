@@ -46,13 +46,14 @@
 //! intervention during the response replaces the response. The answer carries the
 //! [`Intervention`] (with ModSecurity's log line) and [`WafReply`] in its extensions.
 //!
-//! Every call into libmodsecurity runs on tokio's blocking pool (`spawn_blocking`), so rule
-//! evaluation never stalls the async workers. A benign request takes two trips there: the
-//! request (phases 1 and 2), then the response (phases 3 and 4). Only a request whose body
-//! is still arriving when its head is evaluated takes a third trip (phase 2, once the body
-//! is in). Each trip costs two thread wake-ups (a pool thread's, then the runtime's), which
-//! is most of what the layer adds to libmodsecurity's own cost (the alternatives measured are
-//! in `waf/blocking.rs`). If an evaluation cannot complete, the layer fails closed with a
+//! Every call into libmodsecurity runs on the WAF's own evaluation threads (one per core, in
+//! Linux's lowest-priority `SCHED_IDLE` class), so rule evaluation never stalls the async
+//! workers, nor takes a core from them. A benign request takes two trips there: the request
+//! (phases 1 and 2), then the response (phases 3 and 4). Only a request whose body is still
+//! arriving when its head is evaluated takes a third trip (phase 2, once the body is in).
+//! Each trip costs two thread wake-ups (an evaluation thread's, then the runtime's), which is
+//! most of what the layer adds to libmodsecurity's own cost (the alternatives measured are in
+//! `waf/blocking.rs`). If an evaluation cannot complete, the layer fails closed with a
 //! `500` answer.
 //!
 //! ModSecurity sees the client and server addresses from a [`Connection`] in the request's

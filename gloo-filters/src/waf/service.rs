@@ -1,5 +1,5 @@
 //! The [`Waf`] middleware service, and the steps of an exchange its future runs on the
-//! blocking pool.
+//! evaluation threads.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -129,7 +129,7 @@ pub(crate) fn version_str(version: Version) -> &'static str {
     }
 }
 
-/// Phase 1 (and 2 when `end`): runs on the blocking pool.
+/// Phase 1 (and 2 when `end`): runs on an evaluation thread.
 pub(crate) fn request_head(
     settings: &Arc<Settings>,
     parts: request::Parts,
@@ -163,14 +163,14 @@ pub(crate) fn request_head(
     (parts, Verdict::of(exchange, intervention))
 }
 
-/// Phase 2 with the buffered body: runs on the blocking pool.
+/// Phase 2 with the buffered body: runs on an evaluation thread.
 pub(crate) fn request_body(mut exchange: Exchange, body: Bytes) -> Verdict {
     let intervention = exchange.request_body(&body);
     Verdict::of(exchange, intervention)
 }
 
-/// Phases 3 and 4 (with the inspected part of the body), then the audit log: runs on the
-/// blocking pool.
+/// Phases 3 and 4 (with the inspected part of the body), then the audit log: runs on an
+/// evaluation thread.
 pub(crate) fn response(
     mut exchange: Exchange,
     parts: response::Parts,
