@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Where each proxy's CPU per request goes: user space against the kernel (utime and stime of
+# its processes over a wrk run), for nginx, HAProxy and `gloo run` on the one-route config, in
+# the setup of /work/shared/bench/peers.sh (backend nginx and wrk on CPU 0, each proxy on CPU 1
+# with one worker, 1 KiB responses). Rounds alternate the proxies, so a drifting machine
+# shows as spread between rounds rather than as a difference between proxies.
+#
+#   benches/proxy/cpu_split.sh [seconds=10] [connections=32] [rounds=2]
+#
+# Why it exists: on loopback the kernel's share (the same four socket calls per request for
+# every proxy) is most of each proxy's CPU, so a ratio of totals has a floor set by the
+# kernel; this shows how far each proxy's user-space part is from the others'.
+# Needs nginx, haproxy and wrk (apt) and a release build of gloo (compare.sh builds it).
+set -u
+export PATH="$PATH:/usr/sbin:/sbin"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+gloo="$root/target/release/gloo"
+DUR=${1:-10}; CONN=${2:-32}; ROUNDS=${3:-2}
+W=$(mktemp -d /tmp/split.XXXX); chmod 755 $W
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"; }
+trap cleanup EXIT
+head -c 1024 /dev/zero | tr '\0' 'x' > $W/body
+cat > $W/backend.conf <<C
+daemon off; worker_processes 1; pid $W/b.pid; error_log $W/b.err;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:18081; location / { root $W; try_files /body =404; } } }
+C
+cat > $W/nginx.conf <<C
+daemon off; worker_processes 1; pid $W/n.pid; error_log $W/n.err;
+events { worker_connections 4096; }
+http { access_log off; upstream b { server 127.0.0.1:18081; keepalive 64; }
+ server { listen 127.0.0.1:18082; location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+C
+cat > $W/haproxy.cfg <<C
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend f
+  bind 127.0.0.1:18083
+  default_backend b
+backend b
+  http-reuse always
+  server s1 127.0.0.1:18081
+C
+taskset -c 0 nginx -c $W/backend.conf -p $W & pids+=($!)
+taskset -c 1 nginx -c $W/nginx.conf -p $W & pids+=($!)
+taskset -c 1 haproxy -f $W/haproxy.cfg -db >/dev/null 2>&1 & pids+=($!)
+taskset -c 1 "$gloo" run --config "$root/benches/proxy/one-route" --workers 1 --admin 127.0.0.1:19090 >$W/gloo.log 2>&1 & pids+=($!)
+sleep 3
+# user and system clock ticks of the processes listening on port $1
+ticks() { local u=0 s=0; for p in $(ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+  read a b < <(awk '{print $14, $15}' /proc/$p/stat); u=$((u+a)); s=$((s+b)); done; echo $u $s; }
+run() { # name port
+  curl -sf -o /dev/null http://127.0.0.1:$2/ || { echo "$1: no answer"; return; }
+  read u0 s0 < <(ticks $2)
+  out=$(taskset -c 0 wrk -t1 -c$CONN -d${DUR}s --latency http://127.0.0.1:$2/ 2>&1)
+  read u1 s1 < <(ticks $2); reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  hz=$(getconf CLK_TCK)
+  awk -v n=$1 -v du=$((u1-u0)) -v ds=$((s1-s0)) -v r=$reqs -v hz=$hz -v p99="$(echo "$out" | awk '$1=="99%" {print $2}')" 'BEGIN{printf "%-8s user %5.2f  kernel %5.2f  total %5.2f µs/request  %6.0f req/s  p99 %s\n", n, du*1e6/hz/r, ds*1e6/hz/r, (du+ds)*1e6/hz/r, r/'$DUR', p99}'
+}
+for r in $(seq $ROUNDS); do run nginx 18082; run haproxy 18083; run gloo 18090; done
