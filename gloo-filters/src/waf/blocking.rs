@@ -23,9 +23,10 @@
 //! # What a trip costs
 //!
 //! A trip to the evaluation threads costs two thread wake-ups: an evaluation thread's, then
-//! (with the result) the runtime's, each a futex or eventfd syscall and two context switches. With the CRS that is
-//! most of what the layer adds to libmodsecurity's own transaction (`benches/waf.rs`, in the
-//! process's CPU time). So the layer makes as few trips as it can (two for a benign exchange:
+//! (with the result) the runtime's, each a futex or eventfd syscall and two context switches.
+//! With the CRS that is all of what the layer adds to libmodsecurity's own transaction
+//! (`benches/waf.rs --paired`, in the process's CPU time: evaluated in place, the layer costs
+//! what the engine does). So the layer makes as few trips as it can (two for a benign exchange:
 //! see `future.rs`). The alternatives below were measured with the same bench, each against
 //! `spawn_blocking` in interleaved runs on a 2-core machine at load average 4 to 6 (benign
 //! GET, filter's CPU over libmodsecurity's own measured first; `spawn_blocking` was +18% to
