@@ -191,6 +191,13 @@ impl Stats {
                 "# HELP {name} WAF rule sets parsed by ModSecurity\n# TYPE {name} counter\n{name} {}",
                 gloo_filters::waf::WafRules::compiled_total()
             );
+            // Evaluation runs at the lowest CPU priority: its backlog is the WAF's saturation.
+            let name = "gloo_waf_evaluations_waiting";
+            let _ = writeln!(
+                out,
+                "# HELP {name} WAF evaluations queued and not started\n# TYPE {name} gauge\n{name} {}",
+                gloo_filters::waf::evaluations_waiting()
+            );
         }
         let _ = writeln!(out, "# TYPE gloo_http_downstream_rq_time histogram");
         d.rq_time

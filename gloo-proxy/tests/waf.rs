@@ -303,14 +303,19 @@ fn a_gateway_waf_covers_every_route_without_its_own_and_requests_no_route_matche
     assert_eq!(http_raw(f.port, raw.as_bytes(), false).unwrap().status, 404);
 }
 
-/// The value of `gloo_waf_rule_set_compiles_total` on the admin endpoint.
-fn rule_set_compiles(admin: u16) -> u64 {
+/// The value of the unlabelled metric `name` on the admin endpoint.
+fn metric(admin: u16, name: &str) -> u64 {
     let stats = admin_get(admin, "/stats/prometheus");
     stats
         .lines()
-        .find_map(|l| l.strip_prefix("gloo_waf_rule_set_compiles_total "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no gloo_waf_rule_set_compiles_total in\n{stats}"))
+        .unwrap_or_else(|| panic!("no {name} in\n{stats}"))
+}
+
+/// The value of `gloo_waf_rule_set_compiles_total` on the admin endpoint.
+fn rule_set_compiles(admin: u16) -> u64 {
+    metric(admin, "gloo_waf_rule_set_compiles_total")
 }
 
 #[test]
@@ -331,6 +336,8 @@ fn rule_sets_are_parsed_once_per_config_not_per_request() {
         1,
         "120 requests, benign and refused, parsed nothing"
     );
+    // Every one of them was answered: no evaluation is left waiting.
+    assert_eq!(metric(f.admin, "gloo_waf_evaluations_waiting"), 0);
 
     // An edit that gives /a other rules: those are parsed, once; / keeps its compiled set.
     let fraudster = SCAMMER.replace("scammer", "fraudster");

@@ -54,6 +54,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
@@ -89,7 +90,9 @@ impl<T: Send + 'static> Evaluation<T> {
             Ok(runtime) => match evaluators() {
                 Some(queue) => {
                     let (reply, result) = oneshot::channel();
+                    WAITING.fetch_add(1, Ordering::Relaxed);
                     let job: Job = Box::new(move || {
+                        WAITING.fetch_sub(1, Ordering::Relaxed);
                         // A request dropped while its job waited (its client left, or its
                         // route timed out) is not evaluated: under overload the queue sheds
                         // the work nobody waits for.
@@ -101,7 +104,10 @@ impl<T: Send + 'static> Evaluation<T> {
                         Ok(()) => State::Evaluator(result),
                         // The threads are gone (they never stop while the queue lives, so
                         // this is not expected): the evaluation fails, and its request with it.
-                        Err(_) => State::Done(None),
+                        Err(_) => {
+                            WAITING.fetch_sub(1, Ordering::Relaxed);
+                            State::Done(None)
+                        }
                     }
                 }
                 None => State::Pool(runtime.spawn_blocking(work)),
@@ -113,9 +119,18 @@ impl<T: Send + 'static> Evaluation<T> {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The evaluation threads' queue, started on first use; `None` when they cannot run (no
+/// Jobs queued for the evaluation threads and not started yet.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many evaluations wait for an evaluation thread (see `waf::evaluations_waiting`).
+pub(crate) fn waiting() -> usize {
+    WAITING.load(Ordering::Relaxed)
+}
+
+/// The evaluation threads' queue, started on first use (a [`WafLayer`](super::WafLayer) starts
+/// them when it is built, so that no request waits for them); `None` when they cannot run (no
 /// thread could start, or the lowest priority could not be set).
-fn evaluators() -> Option<&'static Sender<Job>> {
+pub(crate) fn evaluators() -> Option<&'static Sender<Job>> {
     static QUEUE: OnceLock<Option<Sender<Job>>> = OnceLock::new();
     QUEUE.get_or_init(start_evaluators).as_ref()
 }
@@ -225,11 +240,14 @@ mod tests {
             busy_rx.recv().expect("every evaluation thread is held");
         }
         let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Nothing starts while every thread is held: the count only grows.
+        let before = waiting();
         let dropped = {
             let ran = ran.clone();
             Evaluation::spawn(move || ran.store(true, std::sync::atomic::Ordering::SeqCst))
         };
         drop(dropped);
+        assert!(waiting() > before, "the queued job is counted as waiting");
         for _ in 0..threads {
             release.send(()).expect("a holder waits");
         }

@@ -40,6 +40,9 @@ impl WafLayer {
     /// and body; interventions answer with the rule's status and
     /// [`DEFAULT_INTERVENTION_MESSAGE`](super::DEFAULT_INTERVENTION_MESSAGE).
     pub fn new(rules: WafRules) -> Self {
+        // The evaluation threads start now, where the config is built, not on a worker with
+        // the first request waiting.
+        let _ = super::blocking::evaluators();
         Self {
             settings: Arc::new(Settings::new(rules)),
         }

@@ -141,5 +141,18 @@ pub use self::future::ResponseFuture;
 pub use self::layer::WafLayer;
 pub use self::service::{Waf, WafBody, WafReply};
 
+/// How many evaluations are queued for the WAF's evaluation threads and not started yet, for
+/// every layer of the process. The threads run at the lowest CPU priority, so this grows when
+/// the rest of the process (or the machine) keeps every core busy: the WAF's backlog, worth a
+/// gauge and an alert.
+///
+/// ```
+/// // Nothing has been evaluated in this process.
+/// assert_eq!(gloo_filters::waf::evaluations_waiting(), 0);
+/// ```
+pub fn evaluations_waiting() -> usize {
+    blocking::waiting()
+}
+
 #[cfg(test)]
 mod tests;
