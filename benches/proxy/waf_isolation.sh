@@ -6,6 +6,10 @@
 # alone, then while wrk saturates /waf/ with benign GETs. Each figure is the median over the
 # rounds; the last lines give the p99 ratio (loaded / idle).
 #
+# SATURATE=plain swaps the roles: wrk saturates /plain/ and the probe measures /waf/. WAF
+# evaluation runs at the lowest CPU priority, so this is its price: how long a WAF request
+# waits while plain traffic keeps the cores busy.
+#
 #   benches/proxy/waf_isolation.sh [rounds=3] [seconds=10] [wrk connections=16] [rate=50]
 #
 # Needs nginx and wrk (apt-get install -y nginx wrk), libmodsecurity and the CRS
@@ -17,6 +21,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 rounds=${1:-3}; dur=${2:-10}; conns=${3:-16}; rate=${4:-50}
+case "${SATURATE:-waf}" in
+  waf) loaded=waf; probed=plain ;;
+  plain) loaded=plain; probed=waf ;;
+  *) echo "SATURATE is waf or plain, not ${SATURATE}" >&2; exit 1 ;;
+esac
 export PATH="$PATH:/usr/sbin:/sbin"
 for tool in nginx wrk python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y nginx wrk)" >&2; exit 1; }
@@ -148,16 +157,17 @@ LUA
 
 results="$work/results.txt"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the first round"
-printf '%-6s %-9s %9s %9s %9s %7s %6s %12s %9s\n' round waf-load p50_us p99_us max_us count errors waf_req/s waf_non2xx
+echo "probing /$probed/, then saturating /$loaded/"
+printf '%-6s %-9s %9s %9s %9s %7s %6s %12s %9s\n' round load p50_us p99_us max_us count errors loaded_req/s non2xx
 for r in $(seq 1 "$rounds"); do
-  read -r p50 p99 max n err < <(python3 "$work/probe.py" "$port" /plain/products "$dur" "$rate")
+  read -r p50 p99 max n err < <(python3 "$work/probe.py" "$port" "/$probed/products" "$dur" "$rate")
   printf '%-6s %-9s %9s %9s %9s %7s %6s %12s %9s\n' "$r" idle "$p50" "$p99" "$max" "$n" "$err" - -
   echo "idle $p50 $p99 $max" >> "$results"
   wrk -t1 -c"$conns" -d"$((dur + 2))s" -s "$work/waf.lua" \
-    "http://127.0.0.1:$port/waf/products?page=2&sort=price" > "$work/wrk.txt" 2>&1 &
+    "http://127.0.0.1:$port/$loaded/products?page=2&sort=price" > "$work/wrk.txt" 2>&1 &
   wrk_pid=$!
   sleep 1
-  read -r p50 p99 max n err < <(python3 "$work/probe.py" "$port" /plain/products "$dur" "$rate")
+  read -r p50 p99 max n err < <(python3 "$work/probe.py" "$port" "/$probed/products" "$dur" "$rate")
   wait "$wrk_pid"
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.txt"); non2xx=${non2xx:-0}
@@ -165,13 +175,14 @@ for r in $(seq 1 "$rounds"); do
   echo "loaded $p50 $p99 $max $rps" >> "$results"
 done
 
-python3 - "$results" <<'PY'
+python3 - "$results" "$probed" "$loaded" <<'PY'
 import statistics, sys
+probed, loaded_route = sys.argv[2], sys.argv[3]
 rows = [l.split() for l in open(sys.argv[1])]
 med = lambda kind, i: statistics.median(float(r[i]) for r in rows if r[0] == kind)
 idle, loaded = med("idle", 2), med("loaded", 2)
-print(f"\nmedians over {len(rows) // 2} rounds, /plain/ while /waf/ is:")
+print(f"\nmedians over {len(rows) // 2} rounds, /{probed}/ while /{loaded_route}/ is:")
 print(f"  idle:      p50 {med('idle', 1):8.0f} us   p99 {idle:8.0f} us")
-print(f"  saturated: p50 {med('loaded', 1):8.0f} us   p99 {loaded:8.0f} us   (/waf/ at {med('loaded', 4):.0f} req/s)")
+print(f"  saturated: p50 {med('loaded', 1):8.0f} us   p99 {loaded:8.0f} us   (/{loaded_route}/ at {med('loaded', 4):.0f} req/s)")
 print(f"  p99 saturated / idle: {loaded / idle:.2f}")
 PY
