@@ -303,6 +303,53 @@ fn a_gateway_waf_covers_every_route_without_its_own_and_requests_no_route_matche
     assert_eq!(http_raw(f.port, raw.as_bytes(), false).unwrap().status, 404);
 }
 
+/// The threads of process `pid`: (name, Linux scheduling policy), from `/proc`.
+fn threads(pid: u32) -> Vec<(String, u32)> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("the process's threads");
+    let mut threads = Vec::new();
+    for task in tasks.flatten() {
+        let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ...`: the fields after the name, split on spaces; the policy is
+        // field 41 of the whole line, the 39th after the name.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let name = head.split_once(" (").map_or("", |(_, n)| n).to_string();
+        let policy = rest.split(' ').nth(38).and_then(|p| p.parse().ok());
+        if let Some(policy) = policy {
+            threads.push((name, policy));
+        }
+    }
+    threads
+}
+
+#[test]
+fn waf_evaluation_runs_on_lowest_priority_threads_and_the_workers_do_not() {
+    const SCHED_OTHER: u32 = 0;
+    const SCHED_IDLE: u32 = 5;
+    let f = Fixture::start("", "", &route("/", SCAMMER));
+    assert_eq!(f.get("/", &[("User-Agent", "scammer")]).status, 403);
+    assert_eq!(f.get("/", &[]).status, 200);
+    let threads = threads(f.gloo.id());
+    let waf: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("gloo-waf-"))
+        .collect();
+    assert!(!waf.is_empty(), "no gloo-waf-* thread in {threads:?}");
+    assert!(
+        waf.iter().all(|(_, policy)| *policy == SCHED_IDLE),
+        "WAF threads not all SCHED_IDLE: {threads:?}"
+    );
+    let others: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| !name.starts_with("gloo-waf-"))
+        .collect();
+    assert!(
+        others.iter().all(|(_, policy)| *policy == SCHED_OTHER),
+        "every other thread keeps the ordinary policy: {threads:?}"
+    );
+}
+
 /// The value of the unlabelled metric `name` on the admin endpoint.
 fn metric(admin: u16, name: &str) -> u64 {
     let stats = admin_get(admin, "/stats/prometheus");

@@ -247,6 +247,11 @@ impl Proc {
         }
     }
 
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn stdout_text(&self) -> String {
         fs::read_to_string(&self.stdout).unwrap_or_default()
     }
