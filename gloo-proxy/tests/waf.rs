@@ -14,8 +14,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use support::{
-    admin_get, free_port, gloo_run, http_raw, poll, print_logs_if_panicking, wait_for_answer,
-    write_atomically, Backend, Proc, Response,
+    admin_get, free_port, gloo_ready_with_env, http_raw, poll, print_logs_if_panicking,
+    wait_for_answer, write_atomically, Backend, Proc, Response,
 };
 
 fn env(name: &str) -> String {
@@ -87,12 +87,27 @@ impl Fixture {
         Self::start_with(gateway_waf, vhost_waf, routes, &[])
     }
 
+    /// [`Fixture::start`] with `routes` only, and these environment variables for gloo.
+    fn start_with_env(routes: &str, env: &[(&str, &str)]) -> Fixture {
+        Self::start_with_files_and_env("", "", routes, &[], env)
+    }
+
     /// [`Fixture::start`] with more files (name, contents) in the config directory.
     fn start_with(
         gateway_waf: &str,
         vhost_waf: &str,
         routes: &str,
         files: &[(&str, String)],
+    ) -> Fixture {
+        Self::start_with_files_and_env(gateway_waf, vhost_waf, routes, files, &[])
+    }
+
+    fn start_with_files_and_env(
+        gateway_waf: &str,
+        vhost_waf: &str,
+        routes: &str,
+        files: &[(&str, String)],
+        env: &[(&str, &str)],
     ) -> Fixture {
         let backend = Backend::start("app");
         let root = tempfile::tempdir().expect("tempdir");
@@ -121,7 +136,14 @@ impl Fixture {
         {
             fs::write(config_dir.join(file), text).expect("write config");
         }
-        let gloo = gloo_run(&config_dir, admin, root.path());
+        let config = config_dir.display().to_string();
+        let gloo = gloo_ready_with_env(
+            "gloo-run",
+            &["run", "--config", &config],
+            env,
+            admin,
+            root.path(),
+        );
         let mut fixture = Fixture {
             port,
             admin,
@@ -324,28 +346,43 @@ fn threads(pid: u32) -> Vec<(String, u32)> {
 }
 
 #[test]
-fn waf_evaluation_runs_on_lowest_priority_threads_and_the_workers_do_not() {
+fn waf_threads_run_at_the_lowest_priority_unless_configured_normal_and_workers_never_do() {
     const SCHED_OTHER: u32 = 0;
     const SCHED_IDLE: u32 = 5;
-    let f = Fixture::start("", "", &route("/", SCAMMER));
-    assert_eq!(f.get("/", &[("User-Agent", "scammer")]).status, 403);
-    assert_eq!(f.get("/", &[]).status, 200);
-    let threads = threads(f.gloo.id());
+    // The default, then `GLOO_WAF_EVALUATION_PRIORITY=normal`.
+    for (env, waf_policy) in [
+        (&[][..], SCHED_IDLE),
+        (
+            &[("GLOO_WAF_EVALUATION_PRIORITY", "normal")][..],
+            SCHED_OTHER,
+        ),
+    ] {
+        let f = Fixture::start_with_env(&route("/", SCAMMER), env);
+        assert_eq!(f.get("/", &[("User-Agent", "scammer")]).status, 403);
+        assert_eq!(f.get("/", &[]).status, 200);
+        check_waf_threads(f.gloo.id(), waf_policy, SCHED_OTHER);
+    }
+}
+
+/// Asserts that process `pid` has `gloo-waf-*` threads, all with scheduling policy `waf`, and
+/// that its other threads all have `others`.
+fn check_waf_threads(pid: u32, waf_policy: u32, other_policy: u32) {
+    let threads = threads(pid);
     let waf: Vec<_> = threads
         .iter()
         .filter(|(name, _)| name.starts_with("gloo-waf-"))
         .collect();
     assert!(!waf.is_empty(), "no gloo-waf-* thread in {threads:?}");
     assert!(
-        waf.iter().all(|(_, policy)| *policy == SCHED_IDLE),
-        "WAF threads not all SCHED_IDLE: {threads:?}"
+        waf.iter().all(|(_, policy)| *policy == waf_policy),
+        "WAF threads not all at policy {waf_policy}: {threads:?}"
     );
     let others: Vec<_> = threads
         .iter()
         .filter(|(name, _)| !name.starts_with("gloo-waf-"))
         .collect();
     assert!(
-        others.iter().all(|(_, policy)| *policy == SCHED_OTHER),
+        others.iter().all(|(_, policy)| *policy == other_policy),
         "every other thread keeps the ordinary policy: {threads:?}"
     );
 }

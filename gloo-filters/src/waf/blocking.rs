@@ -16,6 +16,11 @@
 //! costs a thousand times as much CPU as a plain one. When the threads cannot be started, or
 //! the priority cannot be set, evaluation falls back to tokio's blocking pool, as before.
 //!
+//! A deployment that prefers the WAF's latency under saturation to the other routes' sets the
+//! environment variable `GLOO_WAF_EVALUATION_PRIORITY=normal` (read when the threads start):
+//! they then keep the ordinary scheduling class and share the cores with the workers as equals.
+//! `lowest` is the default; any other value is reported and taken as `lowest`.
+//!
 //! With tokio's blocking pool, evaluation threads competed with the workers as equals: on 2
 //! cores, with 16 concurrent CRS evaluations, a plain route's p99 was about 13 times its idle
 //! p99 (`benches/proxy/waf_isolation.sh`).
@@ -135,8 +140,27 @@ pub(crate) fn evaluators() -> Option<&'static Sender<Job>> {
     QUEUE.get_or_init(start_evaluators).as_ref()
 }
 
+/// The variable that chooses the evaluation threads' priority (see the module docs).
+const PRIORITY_VARIABLE: &str = "GLOO_WAF_EVALUATION_PRIORITY";
+
+/// Whether the evaluation threads run at the lowest priority, from [`PRIORITY_VARIABLE`].
+fn lowest_priority_wanted() -> bool {
+    match std::env::var(PRIORITY_VARIABLE) {
+        Err(_) => true,
+        Ok(value) if value.eq_ignore_ascii_case("lowest") => true,
+        Ok(value) if value.eq_ignore_ascii_case("normal") => false,
+        Ok(value) => {
+            tracing::warn!(
+                "{PRIORITY_VARIABLE}={value:?} is neither `lowest` nor `normal`: using `lowest`"
+            );
+            true
+        }
+    }
+}
+
 fn start_evaluators() -> Option<Sender<Job>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let lowest = lowest_priority_wanted();
     let (queue, jobs) = mpsc::channel::<Job>();
     let jobs = Arc::new(Mutex::new(jobs));
     let (started, ready) = mpsc::channel::<bool>();
@@ -146,7 +170,11 @@ fn start_evaluators() -> Option<Sender<Job>> {
         let spawned = std::thread::Builder::new()
             .name(format!("gloo-waf-{index}"))
             .spawn(move || {
-                let lowered = ffi::lowest_cpu_priority();
+                let lowered = if lowest {
+                    ffi::lowest_cpu_priority()
+                } else {
+                    Ok(())
+                };
                 if let Err(e) = &lowered {
                     tracing::warn!("WAF evaluation thread: cannot lower its CPU priority: {e}");
                 }
