@@ -144,6 +144,23 @@ fn now<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// One benign GET fed to libmodsecurity alone; panics if it is refused.
+fn engine_get(rules: &engine::Rules) {
+    let status = rules.benign_get(&get(), PAGE);
+    assert_eq!(status, None, "the engine refused a benign request");
+}
+
+/// One benign GET through `svc` with no runtime, so ModSecurity runs in place; panics if it is
+/// refused.
+fn in_place_get<S, B>(svc: &S)
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone,
+{
+    let response = now(svc.clone().oneshot(get()));
+    let ok = response.map(|r| r.status() == http::StatusCode::OK);
+    assert_eq!(ok, Ok(true), "a benign request was refused");
+}
+
 /// Every case, named `{group}/...`.
 fn cases<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
     let bare = service_fn(upstream::<Body>);
@@ -153,12 +170,7 @@ fn cases<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
         Ok(rules) => rules,
         Err(e) => panic!("the CRS does not load into the raw engine: {e}"),
     };
-    c.bench_function(&name, |b| {
-        b.iter(|| {
-            let status = rules.benign_get(&get(), PAGE);
-            assert_eq!(status, None, "the engine refused a benign request");
-        })
-    });
+    c.bench_function(&name, |b| b.iter(|| engine_get(&rules)));
     let svc = crs().layer(service_fn(upstream::<WafBody<Body>>));
     run(c, &format!("{group}/CRS, benign GET"), svc.clone(), get);
     run(
@@ -178,20 +190,9 @@ fn cases<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
         get,
     );
     let name = format!("{group}/CRS in place (no blocking pool), benign GET");
-    c.bench_function(&name, |b| {
-        b.iter(|| {
-            let response = now(svc.clone().oneshot(get()));
-            let ok = response.map(|r| r.status() == http::StatusCode::OK);
-            assert_eq!(ok, Ok(true), "a benign request was refused");
-        })
-    });
+    c.bench_function(&name, |b| b.iter(|| in_place_get(&svc)));
     let name = format!("{group}/engine alone, again after the layer cases, benign GET");
-    c.bench_function(&name, |b| {
-        b.iter(|| {
-            let status = rules.benign_get(&get(), PAGE);
-            assert_eq!(status, None, "the engine refused a benign request");
-        })
-    });
+    c.bench_function(&name, |b| b.iter(|| engine_get(&rules)));
 }
 
 fn wall(c: &mut Criterion) {
@@ -232,17 +233,14 @@ fn paired(rounds: usize) {
     };
     let cases: [(&str, &dyn Fn()); 3] = [
         ("engine alone (libmodsecurity C API)", &|| {
-            assert_eq!(rules.benign_get(&get(), PAGE), None);
+            engine_get(&rules)
         }),
         ("layer (ModSecurity on its evaluation threads)", &|| {
             through(&svc)
         }),
         (
             "layer in place (no runtime, no evaluation threads)",
-            &|| {
-                let response = now(svc.clone().oneshot(get()));
-                assert!(matches!(response, Ok(r) if r.status() == http::StatusCode::OK));
-            },
+            &|| in_place_get(&svc),
         ),
     ];
     let mut totals = [std::time::Duration::ZERO; 3];
