@@ -87,6 +87,66 @@ pub(crate) fn lowest_cpu_priority() -> std::io::Result<()> {
     Ok(())
 }
 
+/// The CPUs the process may run on (its main thread's affinity mask, which `taskset` and
+/// cpusets set), in increasing order; empty when it cannot be read (or elsewhere than Linux).
+/// For the evaluation lanes (`blocking.rs`).
+pub(crate) fn allowed_cpus() -> Vec<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: an all-zero `cpu_set_t` is a valid (empty) set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let process = i32::try_from(std::process::id()).unwrap_or(0);
+        // SAFETY: `set` is a valid, writable `cpu_set_t` of the size passed; `process` is this
+        // process's id (its main thread), or 0 (the calling thread).
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if unsafe { libc::sched_getaffinity(process, size, &mut set) } != 0 {
+            return Vec::new();
+        }
+        let slots = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
+        // SAFETY: `set` is initialised and every index is below CPU_SETSIZE.
+        (0..slots)
+            .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+            .collect()
+    }
+    #[cfg(not(target_os = "linux"))]
+    Vec::new()
+}
+
+/// Restricts the calling thread to `cpu`. For the evaluation lanes (`blocking.rs`).
+pub(crate) fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        if cpu >= usize::try_from(libc::CPU_SETSIZE).unwrap_or(0) {
+            return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: an all-zero `cpu_set_t` is a valid (empty) set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `cpu` is below CPU_SETSIZE (checked above); `set` is a valid, writable set
+        // of the size passed; pid 0 is the calling thread.
+        let failed = unsafe {
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
+        };
+        if failed {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cpu;
+    Ok(())
+}
+
+/// The CPU the calling thread is running on (it may move right after); `None` when unknown.
+pub(crate) fn current_cpu() -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: no preconditions; returns the CPU number or -1.
+        usize::try_from(unsafe { libc::sched_getcpu() }).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
 /// Whether the calling thread runs in the `SCHED_IDLE` class.
 #[cfg(all(test, target_os = "linux"))]
 pub(crate) fn runs_at_lowest_cpu_priority() -> bool {
