@@ -52,53 +52,10 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 backend=$(free_port); port=$(free_port); admin=$(free_port)
 
-# The backend: nginx, one worker, a small HTML page for every path.
-printf '<html><body><h1>Products</h1><p>page 2 of 7</p></body></html>\n' > "$work/page.html"
-cat > "$work/nginx.conf" <<C
-daemon off; worker_processes 1; pid $work/nginx.pid; error_log $work/nginx.err;
-events { worker_connections 4096; }
-http { access_log off; default_type text/html;
-  server { listen 127.0.0.1:$backend; location / { root $work; try_files /page.html =404; } } }
-C
-(exec nginx -c "$work/nginx.conf" -p "$work") & pids+=($!)
-
-mkdir "$work/config"
-cat > "$work/config/gateway.yaml" <<C
-apiVersion: gateway.solo.io/v1
-kind: Gateway
-metadata: {name: bench, namespace: gloo-system}
-spec:
-  bindAddress: 127.0.0.1
-  bindPort: $port
-  httpGateway: {}
----
-apiVersion: gloo.solo.io/v1
-kind: Upstream
-metadata: {name: backend, namespace: gloo-system}
-spec:
-  static:
-    hosts:
-    - {addr: 127.0.0.1, port: $backend}
----
-apiVersion: gateway.solo.io/v1
-kind: VirtualService
-metadata: {name: shop, namespace: gloo-system}
-spec:
-  virtualHost:
-    domains: ['*']
-    routes:
-    - matchers: [{prefix: /waf/}]
-      options:
-        waf:
-          coreRuleSet:
-            customSettingsString: |
-              SecRuleEngine On
-              SecRequestBodyAccess On
-              Include $crs_setup
-      routeAction: {single: {upstream: {name: backend, namespace: gloo-system}}}
-    - matchers: [{prefix: /plain/}]
-      routeAction: {single: {upstream: {name: backend, namespace: gloo-system}}}
-C
+# The backend, and the gateway: /waf/ behind the CRS, /plain/ without a WAF.
+source "$here/waf_common.sh"
+waf_backend "$work" "$backend"
+waf_gateway_config "$work/config" "$port" "$backend" "$crs_setup"
 workers=()
 [ -n "${GLOO_WORKERS:-}" ] && workers=(--workers "$GLOO_WORKERS")
 (exec "$gloo" run --config "$work/config" --admin "127.0.0.1:$admin" "${workers[@]}" \

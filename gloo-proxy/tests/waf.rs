@@ -361,7 +361,51 @@ fn waf_threads_run_at_the_lowest_priority_unless_configured_normal_and_workers_n
         assert_eq!(f.get("/", &[("User-Agent", "scammer")]).status, 403);
         assert_eq!(f.get("/", &[]).status, 200);
         check_waf_threads(f.gloo.id(), waf_policy, SCHED_OTHER);
+        check_one_waf_thread_per_cpu(f.gloo.id());
     }
+}
+
+/// The CPUs in a `/proc` status line's list (`Cpus_allowed_list:\t0-3,6`).
+fn cpus_allowed(status: &str) -> Vec<usize> {
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or_else(|| panic!("no Cpus_allowed_list in {status}"));
+    let mut cpus = Vec::new();
+    for range in list.trim().split(',') {
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        let (first, last): (usize, usize) = (
+            first.parse().expect("a CPU number"),
+            last.parse().expect("a CPU number"),
+        );
+        cpus.extend(first..=last);
+    }
+    cpus
+}
+
+/// Asserts that process `pid` has one `gloo-waf-*` thread per CPU it may use, each kept to
+/// its own one (the evaluation lanes).
+fn check_one_waf_thread_per_cpu(pid: u32) {
+    let process = cpus_allowed(&fs::read_to_string(format!("/proc/{pid}/status")).expect("status"));
+    let mut lanes = Vec::new();
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("the process's threads");
+    for task in tasks.flatten() {
+        let name = fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if name.starts_with("gloo-waf-") {
+            let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            lanes.push(cpus_allowed(&status));
+        }
+    }
+    assert!(
+        lanes.iter().all(|cpus| cpus.len() == 1),
+        "every WAF thread keeps to one CPU: {lanes:?}"
+    );
+    let mut lane_cpus: Vec<usize> = lanes.into_iter().flatten().collect();
+    lane_cpus.sort_unstable();
+    assert_eq!(
+        lane_cpus, process,
+        "one WAF thread on each CPU gloo may use"
+    );
 }
 
 /// Asserts that process `pid` has `gloo-waf-*` threads, all with scheduling policy `waf`, and

@@ -1,0 +1,58 @@
+# Shared by waf_isolation.sh and waf_cpu.sh (sourced): the backend and the gateway they
+# measure. Both functions expect `pids` (an array the caller's cleanup kills).
+
+# waf_backend WORK PORT: nginx, one worker, a small HTML page for every path, on PORT.
+waf_backend() {
+  local work=$1 port=$2
+  printf '<html><body><h1>Products</h1><p>page 2 of 7</p></body></html>\n' > "$work/page.html"
+  cat > "$work/nginx.conf" <<C
+daemon off; worker_processes 1; pid $work/nginx.pid; error_log $work/nginx.err;
+events { worker_connections 4096; }
+http { access_log off; default_type text/html;
+  server { listen 127.0.0.1:$port; location / { root $work; try_files /page.html =404; } } }
+C
+  (exec nginx -c "$work/nginx.conf" -p "$work") & pids+=($!)
+}
+
+# waf_gateway_config DIR PORT BACKEND_PORT CRS_SETUP: a Gateway on PORT with /waf/ behind the
+# OWASP CRS (as Gloo's coreRuleSet loads it) and /plain/ without a WAF, both to the backend.
+waf_gateway_config() {
+  local dir=$1 port=$2 backend=$3 crs_setup=$4
+  mkdir -p "$dir"
+  cat > "$dir/gateway.yaml" <<C
+apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {name: bench, namespace: gloo-system}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: $port
+  httpGateway: {}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {name: backend, namespace: gloo-system}
+spec:
+  static:
+    hosts:
+    - {addr: 127.0.0.1, port: $backend}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {name: shop, namespace: gloo-system}
+spec:
+  virtualHost:
+    domains: ['*']
+    routes:
+    - matchers: [{prefix: /waf/}]
+      options:
+        waf:
+          coreRuleSet:
+            customSettingsString: |
+              SecRuleEngine On
+              SecRequestBodyAccess On
+              Include $crs_setup
+      routeAction: {single: {upstream: {name: backend, namespace: gloo-system}}}
+    - matchers: [{prefix: /plain/}]
+      routeAction: {single: {upstream: {name: backend, namespace: gloo-system}}}
+C
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Issue 5: what a WAF request costs `gloo run` end to end, in CPU. Each `gloo` binary given
+# (built with --features waf) runs the gateway of waf_isolation.sh (/waf/ behind the OWASP CRS)
+# on its own port; rounds alternate the binaries, each round a wrk run of benign GETs on /waf/,
+# and report the gloo process's CPU per request (user and system time over the run, from
+# /proc) with the requests a second. Alternating rounds let two builds be compared on a
+# machine whose speed drifts: compare within a round.
+#
+#   benches/proxy/waf_cpu.sh [rounds=3] [seconds=8] [wrk connections=16] GLOO_BIN...
+#
+# With no binary it builds and measures the workspace's. Needs nginx and wrk (apt-get install
+# -y nginx wrk), libmodsecurity and the CRS (apt-get install -y libmodsecurity-dev
+# modsecurity-crs). Everything shares the machine's cores, as in waf_isolation.sh.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+rounds=${1:-3}; dur=${2:-8}; conns=${3:-16}
+bins=("${@:4}")
+export PATH="$PATH:/usr/sbin:/sbin"
+for tool in nginx wrk python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y nginx wrk)" >&2; exit 1; }
+done
+crs_setup=/etc/modsecurity/crs/crs-setup.conf
+[ -f "$crs_setup" ] || { echo "missing $crs_setup (apt-get install -y modsecurity-crs)" >&2; exit 1; }
+if [ ${#bins[@]} -eq 0 ]; then
+  (cd "$root" && cargo build --release -q -p gloo-proxy --features waf --bin gloo)
+  bins=("${CARGO_TARGET_DIR:-$root/target}/release/gloo")
+fi
+
+work=$(mktemp -d /tmp/gloo-waf-cpu.XXXX); chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+source "$here/waf_common.sh"
+waf_backend "$work" "$(free_port)"
+backend=$(sed -n 's/.*listen 127.0.0.1:\([0-9]*\);.*/\1/p' "$work/nginx.conf")
+ports=(); gloo_pids=()
+for i in "${!bins[@]}"; do
+  ports[i]=$(free_port)
+  waf_gateway_config "$work/config$i" "${ports[i]}" "$backend" "$crs_setup"
+  (exec "${bins[i]}" run --config "$work/config$i" --admin "127.0.0.1:$(free_port)" \
+    >"$work/gloo$i.log" 2>&1) & pids+=($!); gloo_pids[i]=$!
+done
+url() { echo "http://127.0.0.1:$1/waf/products?page=2"; }
+for i in "${!bins[@]}"; do
+  for _ in $(seq 100); do
+    curl -sf -o /dev/null "$(url "${ports[i]}")" && break
+    sleep 0.1
+  done
+  curl -sf -o /dev/null "$(url "${ports[i]}")" || { echo "${bins[i]} does not answer" >&2; exit 1; }
+done
+
+hz=$(getconf CLK_TCK)
+cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }
+echo "round  build                            CPU µs/request (user + system)   requests/s"
+for r in $(seq "$rounds"); do
+  for i in "${!bins[@]}"; do
+    read -r u0 s0 < <(cpu "${gloo_pids[i]}")
+    out=$(wrk -t1 -c"$conns" -d"${dur}s" -H 'User-Agent: Mozilla/5.0 (bench)' \
+      -H 'Accept: text/html' "$(url "${ports[i]}")" 2>&1)
+    read -r u1 s1 < <(cpu "${gloo_pids[i]}")
+    requests=$(echo "$out" | awk '/requests in/ {print $1}')
+    failed=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+    [ -z "$failed" ] || { echo "${bins[i]}: $failed answers were not 2xx" >&2; exit 1; }
+    awk -v r="$r" -v b="${bins[i]}" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="$requests" \
+      -v hz="$hz" -v d="$dur" 'BEGIN { printf "%-6s %-32s %7.1f (%6.1f + %5.1f)       %8.0f\n",
+      r, b, (u + s) * 1e6 / hz / n, u * 1e6 / hz / n, s * 1e6 / hz / n, n / d }'
+  done
+done
