@@ -1,5 +1,29 @@
-# Shared by waf_isolation.sh and waf_cpu.sh (sourced): the backend and the gateway they
-# measure. Both functions expect `pids` (an array the caller's cleanup kills).
+# Shared by waf_isolation.sh and waf_cpu.sh (sourced once `root` is set): checks the tools,
+# makes the work directory `work` with a cleanup that kills every PID in `pids`, and defines
+# the backend and the gateway both measure.
+export PATH="$PATH:/usr/sbin:/sbin"
+for tool in nginx wrk python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y nginx wrk)" >&2; exit 1; }
+done
+crs_setup=/etc/modsecurity/crs/crs-setup.conf
+[ -f "$crs_setup" ] || { echo "missing $crs_setup (apt-get install -y modsecurity-crs)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/gloo-waf-bench.XXXX); chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# waf_build: builds the workspace's `gloo` with --features waf and prints its path.
+waf_build() {
+  (cd "$root" && cargo build --release -q -p gloo-proxy --features waf --bin gloo)
+  echo "${CARGO_TARGET_DIR:-$root/target}/release/gloo"
+}
 
 # waf_backend WORK PORT: nginx, one worker, a small HTML page for every path, on PORT.
 waf_backend() {

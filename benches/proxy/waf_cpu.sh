@@ -16,30 +16,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 rounds=${1:-3}; dur=${2:-8}; conns=${3:-16}
 bins=("${@:4}")
-export PATH="$PATH:/usr/sbin:/sbin"
-for tool in nginx wrk python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y nginx wrk)" >&2; exit 1; }
-done
-crs_setup=/etc/modsecurity/crs/crs-setup.conf
-[ -f "$crs_setup" ] || { echo "missing $crs_setup (apt-get install -y modsecurity-crs)" >&2; exit 1; }
-if [ ${#bins[@]} -eq 0 ]; then
-  (cd "$root" && cargo build --release -q -p gloo-proxy --features waf --bin gloo)
-  bins=("${CARGO_TARGET_DIR:-$root/target}/release/gloo")
-fi
-
-work=$(mktemp -d /tmp/gloo-waf-cpu.XXXX); chmod 755 "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
 source "$here/waf_common.sh"
-waf_backend "$work" "$(free_port)"
-backend=$(sed -n 's/.*listen 127.0.0.1:\([0-9]*\);.*/\1/p' "$work/nginx.conf")
+[ ${#bins[@]} -gt 0 ] || bins=("$(waf_build)")
+
+backend=$(free_port)
+waf_backend "$work" "$backend"
 ports=(); gloo_pids=()
 for i in "${!bins[@]}"; do
   ports[i]=$(free_port)

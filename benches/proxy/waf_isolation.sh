@@ -26,34 +26,12 @@ case "${SATURATE:-waf}" in
   plain) loaded=plain; probed=waf ;;
   *) echo "SATURATE is waf or plain, not ${SATURATE}" >&2; exit 1 ;;
 esac
-export PATH="$PATH:/usr/sbin:/sbin"
-for tool in nginx wrk python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y nginx wrk)" >&2; exit 1; }
-done
-crs_setup=/etc/modsecurity/crs/crs-setup.conf
-[ -f "$crs_setup" ] || { echo "missing $crs_setup (apt-get install -y modsecurity-crs)" >&2; exit 1; }
+source "$here/waf_common.sh"
+gloo=${GLOO_BIN:-$(waf_build)}   # a `gloo` built with --features waf
 
-if [ -n "${GLOO_BIN:-}" ]; then
-  gloo=$GLOO_BIN   # a `gloo` built with --features waf
-else
-  (cd "$root" && cargo build --release -q -p gloo-proxy --features waf --bin gloo)
-  gloo="${CARGO_TARGET_DIR:-$root/target}/release/gloo"
-fi
-
-work=$(mktemp -d /tmp/gloo-waf-isolation.XXXX); chmod 755 "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 backend=$(free_port); port=$(free_port); admin=$(free_port)
 
 # The backend, and the gateway: /waf/ behind the CRS, /plain/ without a WAF.
-source "$here/waf_common.sh"
 waf_backend "$work" "$backend"
 waf_gateway_config "$work/config" "$port" "$backend" "$crs_setup"
 workers=()

@@ -536,6 +536,13 @@ mod tests {
         id.recv().expect("the lane's thread starts")
     }
 
+    /// A job that sends the id of the thread it runs on.
+    fn reports_its_thread(to: std::sync::mpsc::Sender<std::thread::ThreadId>) -> Job {
+        Box::new(move || {
+            let _ = to.send(std::thread::current().id());
+        })
+    }
+
     fn queued(lanes: &Lanes, index: usize) -> usize {
         lock(&lanes.lanes[index].jobs).len()
     }
@@ -607,13 +614,7 @@ mod tests {
         );
         assert_eq!(held.recv().expect("the holder runs"), first);
         let (ran_tx, ran) = std::sync::mpsc::channel();
-        lanes.submit_to(
-            0,
-            Box::new(move || {
-                let _ = ran_tx.send(std::thread::current().id());
-            }),
-            Instant::now(),
-        );
+        lanes.submit_to(0, reports_its_thread(ran_tx), Instant::now());
         // Only lane 1's thread can run it while lane 0's is held.
         let ran_on = ran
             .recv_timeout(Duration::from_secs(30))
@@ -628,13 +629,7 @@ mod tests {
         let lanes = lanes(2);
         let watcher = serve(lanes, 0);
         let (ran_tx, ran) = std::sync::mpsc::channel();
-        lanes.submit_to(
-            1,
-            Box::new(move || {
-                let _ = ran_tx.send(std::thread::current().id());
-            }),
-            Instant::now(),
-        );
+        lanes.submit_to(1, reports_its_thread(ran_tx), Instant::now());
         let ran_on = ran
             .recv_timeout(Duration::from_secs(30))
             .expect("the watching lane took the job");
