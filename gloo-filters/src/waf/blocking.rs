@@ -287,10 +287,9 @@ impl Lanes {
         if !lock(&lane.jobs).is_empty() || (was_watching && WAITING.load(Ordering::SeqCst) > 0) {
             self.wake_another(index);
         }
-        let running = &lane.running;
         // A panicking job drops its reply (its request answers 500); the thread carries on.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
-        running.store(false, Ordering::SeqCst);
+        lane.running.store(false, Ordering::SeqCst);
     }
 
     /// Lane `index`'s thread: runs jobs, its own lane's first; parks when there are none. One
