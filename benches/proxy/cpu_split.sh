@@ -7,6 +7,9 @@
 #
 #   benches/proxy/cpu_split.sh [seconds=10] [connections=32] [rounds=2]
 #
+# FLOOR=1 adds `proxy_floor` (benches/proxy/floor.rs, built here): a bare tokio proxy that
+# only copies heads and bodies, the floor under any proxy on the same runtime.
+#
 # Why it exists: on loopback the kernel's share (the same four socket calls per request for
 # every proxy) is most of each proxy's CPU, so a ratio of totals has a floor set by the
 # kernel; this shows how far each proxy's user-space part is from the others'.
@@ -52,6 +55,12 @@ taskset -c 0 nginx -c $W/backend.conf -p $W & pids+=($!)
 taskset -c 1 nginx -c $W/nginx.conf -p $W & pids+=($!)
 taskset -c 1 haproxy -f $W/haproxy.cfg -db >/dev/null 2>&1 & pids+=($!)
 taskset -c 1 "$gloo" run --config "$root/benches/proxy/one-route" --workers 1 --admin 127.0.0.1:19090 >$W/gloo.log 2>&1 & pids+=($!)
+proxies="nginx:18082 haproxy:18083 gloo:18090"
+if [ -n "${FLOOR:-}" ]; then
+  (cd "$root" && cargo build --release -q -p gloo-benches --bin proxy_floor)
+  taskset -c 1 "$root/target/release/proxy_floor" 127.0.0.1:18095 127.0.0.1:18081 & pids+=($!)
+  proxies="$proxies floor:18095"
+fi
 sleep 3
 # user and system clock ticks of the processes listening on port $1
 ticks() { local u=0 s=0; for p in $(ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
@@ -64,4 +73,4 @@ run() { # name port
   hz=$(getconf CLK_TCK)
   awk -v n=$1 -v du=$((u1-u0)) -v ds=$((s1-s0)) -v r=$reqs -v hz=$hz -v p99="$(echo "$out" | awk '$1=="99%" {print $2}')" 'BEGIN{printf "%-8s user %5.2f  kernel %5.2f  total %5.2f µs/request  %6.0f req/s  p99 %s\n", n, du*1e6/hz/r, ds*1e6/hz/r, (du+ds)*1e6/hz/r, r/'$DUR', p99}'
 }
-for r in $(seq $ROUNDS); do run nginx 18082; run haproxy 18083; run gloo 18090; done
+for r in $(seq $ROUNDS); do for p in $proxies; do run "${p%%:*}" "${p##*:}"; done; done
