@@ -80,3 +80,27 @@ spec:
       routeAction: {single: {upstream: {name: backend, namespace: gloo-system}}}
 C
 }
+
+# waf_wait_ready PORT: waits until both routes of the gateway on PORT answer 200 (exits,
+# with gloo's log, when they do not within a minute).
+waf_wait_ready() {
+  local route
+  for route in plain waf; do
+    for _ in $(seq 1 300); do
+      curl -sf -o /dev/null "http://127.0.0.1:$1/$route/ready" && continue 2
+      sleep 0.2
+    done
+    echo "the gateway on port $1 does not serve /$route/:" >&2
+    cat "$work"/gloo*.log >&2
+    exit 1
+  done
+}
+
+# The benign browser GET the benches send with wrk (`wrk -s "$work/waf.lua"`).
+cat > "$work/waf.lua" <<'LUA'
+wrk.headers["Host"] = "shop.example.com"
+wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+wrk.headers["Accept"] = "text/html,application/xhtml+xml"
+wrk.headers["Accept-Language"] = "en-US,en;q=0.5"
+wrk.headers["Cookie"] = "session=3f2a9c; theme=dark"
+LUA

@@ -28,14 +28,7 @@ for i in "${!bins[@]}"; do
   (exec "${bins[i]}" run --config "$work/config$i" --admin "127.0.0.1:$(free_port)" \
     >"$work/gloo$i.log" 2>&1) & pids+=($!); gloo_pids[i]=$!
 done
-url() { echo "http://127.0.0.1:$1/waf/products?page=2"; }
-for i in "${!bins[@]}"; do
-  for _ in $(seq 100); do
-    curl -sf -o /dev/null "$(url "${ports[i]}")" && break
-    sleep 0.1
-  done
-  curl -sf -o /dev/null "$(url "${ports[i]}")" || { echo "${bins[i]} does not answer" >&2; exit 1; }
-done
+for port in "${ports[@]}"; do waf_wait_ready "$port"; done
 
 hz=$(getconf CLK_TCK)
 cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }
@@ -43,8 +36,8 @@ echo "round  build                            CPU µs/request (user + system)   
 for r in $(seq "$rounds"); do
   for i in "${!bins[@]}"; do
     read -r u0 s0 < <(cpu "${gloo_pids[i]}")
-    out=$(wrk -t1 -c"$conns" -d"${dur}s" -H 'User-Agent: Mozilla/5.0 (bench)' \
-      -H 'Accept: text/html' "$(url "${ports[i]}")" 2>&1)
+    out=$(wrk -t1 -c"$conns" -d"${dur}s" -s "$work/waf.lua" \
+      "http://127.0.0.1:${ports[i]}/waf/products?page=2&sort=price" 2>&1)
     read -r u1 s1 < <(cpu "${gloo_pids[i]}")
     requests=$(echo "$out" | awk '/requests in/ {print $1}')
     failed=$(echo "$out" | awk '/Non-2xx/ {print $NF}')

@@ -72,23 +72,7 @@ pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("na
 print(f"{pick(0.5):.0f} {pick(0.99):.0f} {lat[-1] if lat else float('nan'):.0f} {len(lat)} {errors}")
 PY
 
-# Ready when both routes answer 200.
-for _ in $(seq 1 300); do
-  if python3 "$work/probe.py" "$port" /plain/ready 0.05 100 2>/dev/null | awk '{exit !($4 > 0 && $5 == 0)}' &&
-     python3 "$work/probe.py" "$port" /waf/ready 0.05 100 2>/dev/null | awk '{exit !($4 > 0 && $5 == 0)}'; then
-    ready=1; break
-  fi
-  sleep 0.2
-done
-[ -n "${ready:-}" ] || { echo "gloo did not serve both routes:" >&2; cat "$work/gloo.log" >&2; exit 1; }
-
-cat > "$work/waf.lua" <<'LUA'
-wrk.headers["Host"] = "shop.example.com"
-wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-wrk.headers["Accept"] = "text/html,application/xhtml+xml"
-wrk.headers["Accept-Language"] = "en-US,en;q=0.5"
-wrk.headers["Cookie"] = "session=3f2a9c; theme=dark"
-LUA
+waf_wait_ready "$port"
 
 results="$work/results.txt"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the first round"

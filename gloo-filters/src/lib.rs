@@ -30,8 +30,9 @@
 //!
 //! * `waf`: the `waf` module, Gloo's web application firewall (`options.waf`, envoy-gloo's
 //!   ModSecurity filter) as a tower layer: ModSecurity v3 with the OWASP Core Rule Set, rules
-//!   evaluated on threads of its own at the lowest CPU priority. Links the system libmodsecurity (>= 3.0.6), so it is the
-//!   one feature with a C dependency and the one module with `unsafe` code (`waf::ffi`).
+//!   evaluated on threads of its own at the lowest CPU priority. Links the system
+//!   libmodsecurity (>= 3.0.6), so it is the one feature with a C dependency and the one
+//!   module with `unsafe` code (`waf::ffi`).
 //! * `extproc-waf`: the `extproc` module, the same WAF as Envoy's external processing service
 //!   (`envoy.service.ext_proc.v3.ExternalProcessor`), for stock Envoy fleets (tonic,
 //!   envoy-types).

@@ -325,12 +325,23 @@ fn a_gateway_waf_covers_every_route_without_its_own_and_requests_no_route_matche
     assert_eq!(http_raw(f.port, raw.as_bytes(), false).unwrap().status, 404);
 }
 
-/// The threads of process `pid`: (name, Linux scheduling policy), from `/proc`.
-fn threads(pid: u32) -> Vec<(String, u32)> {
+/// A thread of a process, from `/proc`.
+#[derive(Debug)]
+struct Thread {
+    name: String,
+    /// Its Linux scheduling policy.
+    policy: u32,
+    /// The CPUs it may run on.
+    cpus: Vec<usize>,
+}
+
+/// The threads of process `pid`.
+fn threads(pid: u32) -> Vec<Thread> {
     let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("the process's threads");
     let mut threads = Vec::new();
     for task in tasks.flatten() {
         let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
         // `pid (comm) state ...`: the fields after the name, split on spaces; the policy is
         // field 41 of the whole line, the 39th after the name.
         let Some((head, rest)) = stat.rsplit_once(") ") else {
@@ -338,11 +349,24 @@ fn threads(pid: u32) -> Vec<(String, u32)> {
         };
         let name = head.split_once(" (").map_or("", |(_, n)| n).to_string();
         let policy = rest.split(' ').nth(38).and_then(|p| p.parse().ok());
-        if let Some(policy) = policy {
-            threads.push((name, policy));
+        if let (Some(policy), Some(cpus)) = (policy, cpus_allowed(&status)) {
+            threads.push(Thread { name, policy, cpus });
         }
     }
     threads
+}
+
+/// The CPUs in a `/proc` status's list (`Cpus_allowed_list:\t0-3,6`).
+fn cpus_allowed(status: &str) -> Option<Vec<usize>> {
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+    let mut cpus = Vec::new();
+    for range in list.trim().split(',') {
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        cpus.extend(first.parse::<usize>().ok()?..=last.parse().ok()?);
+    }
+    Some(cpus)
 }
 
 #[test]
@@ -361,72 +385,36 @@ fn waf_threads_run_at_the_lowest_priority_unless_configured_normal_and_workers_n
         assert_eq!(f.get("/", &[("User-Agent", "scammer")]).status, 403);
         assert_eq!(f.get("/", &[]).status, 200);
         check_waf_threads(f.gloo.id(), waf_policy, SCHED_OTHER);
-        check_one_waf_thread_per_cpu(f.gloo.id());
     }
 }
 
-/// The CPUs in a `/proc` status line's list (`Cpus_allowed_list:\t0-3,6`).
-fn cpus_allowed(status: &str) -> Vec<usize> {
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap_or_else(|| panic!("no Cpus_allowed_list in {status}"));
-    let mut cpus = Vec::new();
-    for range in list.trim().split(',') {
-        let (first, last) = range.split_once('-').unwrap_or((range, range));
-        let (first, last): (usize, usize) = (
-            first.parse().expect("a CPU number"),
-            last.parse().expect("a CPU number"),
-        );
-        cpus.extend(first..=last);
-    }
-    cpus
-}
-
-/// Asserts that process `pid` has one `gloo-waf-*` thread per CPU it may use, each kept to
-/// its own one (the evaluation lanes).
-fn check_one_waf_thread_per_cpu(pid: u32) {
-    let process = cpus_allowed(&fs::read_to_string(format!("/proc/{pid}/status")).expect("status"));
-    let mut lanes = Vec::new();
-    let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("the process's threads");
-    for task in tasks.flatten() {
-        let name = fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if name.starts_with("gloo-waf-") {
-            let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
-            lanes.push(cpus_allowed(&status));
-        }
-    }
+/// Asserts that process `pid` has `gloo-waf-*` threads, all with scheduling policy `waf`, one
+/// kept to each CPU the process may use (the evaluation lanes), and that its other threads all
+/// have `others`.
+fn check_waf_threads(pid: u32, waf_policy: u32, other_policy: u32) {
+    let threads = threads(pid);
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let process = cpus_allowed(&status).expect("the process's CPUs");
+    let (waf, others): (Vec<_>, Vec<_>) = threads
+        .iter()
+        .partition(|t| t.name.starts_with("gloo-waf-"));
+    assert!(!waf.is_empty(), "no gloo-waf-* thread in {threads:?}");
     assert!(
-        lanes.iter().all(|cpus| cpus.len() == 1),
-        "every WAF thread keeps to one CPU: {lanes:?}"
+        waf.iter().all(|t| t.policy == waf_policy),
+        "WAF threads not all at policy {waf_policy}: {threads:?}"
     );
-    let mut lane_cpus: Vec<usize> = lanes.into_iter().flatten().collect();
+    assert!(
+        waf.iter().all(|t| t.cpus.len() == 1),
+        "every WAF thread keeps to one CPU: {waf:?}"
+    );
+    let mut lane_cpus: Vec<usize> = waf.iter().flat_map(|t| t.cpus.iter().copied()).collect();
     lane_cpus.sort_unstable();
     assert_eq!(
         lane_cpus, process,
         "one WAF thread on each CPU gloo may use"
     );
-}
-
-/// Asserts that process `pid` has `gloo-waf-*` threads, all with scheduling policy `waf`, and
-/// that its other threads all have `others`.
-fn check_waf_threads(pid: u32, waf_policy: u32, other_policy: u32) {
-    let threads = threads(pid);
-    let waf: Vec<_> = threads
-        .iter()
-        .filter(|(name, _)| name.starts_with("gloo-waf-"))
-        .collect();
-    assert!(!waf.is_empty(), "no gloo-waf-* thread in {threads:?}");
     assert!(
-        waf.iter().all(|(_, policy)| *policy == waf_policy),
-        "WAF threads not all at policy {waf_policy}: {threads:?}"
-    );
-    let others: Vec<_> = threads
-        .iter()
-        .filter(|(name, _)| !name.starts_with("gloo-waf-"))
-        .collect();
-    assert!(
-        others.iter().all(|(_, policy)| *policy == other_policy),
+        others.iter().all(|t| t.policy == other_policy),
         "every other thread keeps the ordinary policy: {threads:?}"
     );
 }

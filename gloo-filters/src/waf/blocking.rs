@@ -165,7 +165,7 @@ struct Lane {
     parked: AtomicBool,
     /// Whether the lane's thread is inside a job.
     running: AtomicBool,
-    /// The lane's thread, registered by the thread itself before the lanes are published.
+    /// The lane's thread, registered by the thread itself (see [`Lanes::serve`]).
     thread: OnceLock<std::thread::Thread>,
 }
 
@@ -192,9 +192,16 @@ fn lock(jobs: &Mutex<VecDeque<Queued>>) -> std::sync::MutexGuard<'_, VecDeque<Qu
 }
 
 impl Lanes {
-    fn new(lanes: usize, by_cpu: Vec<usize>) -> Self {
+    /// Lanes for `cpus` (lane `i` is `cpus[i]`'s), with no threads yet: each lane's thread
+    /// registers itself in [`serve`](Self::serve). A CPU the process may not use shares a lane
+    /// by its number.
+    fn new(cpus: &[usize]) -> Self {
+        let count = cpus.len().max(1);
+        let by_cpu = (0..cpus.iter().max().map_or(0, |&cpu| cpu + 1))
+            .map(|cpu| cpus.iter().position(|&c| c == cpu).unwrap_or(cpu % count))
+            .collect();
         Self {
-            lanes: (0..lanes).map(|_| Lane::new()).collect(),
+            lanes: (0..count).map(|_| Lane::new()).collect(),
             by_cpu,
             watcher: AtomicUsize::new(NO_WATCHER),
         }
@@ -298,15 +305,13 @@ impl Lanes {
     /// another core after [`STEAL_AFTER`].
     fn serve(&self, index: usize) {
         let lane = &self.lanes[index];
+        // Before `parked` is first set, so whoever finds it set can wake this thread.
+        let _ = lane.thread.set(std::thread::current());
         let mut submitted = SUBMITTED.load(Ordering::SeqCst);
         let mut last_activity = Instant::now();
         loop {
-            if let Some(job) = self.take(index) {
-                self.run(index, job);
-                continue;
-            }
+            // Marked parked before it looks, so that a job queued after the look wakes it.
             lane.parked.store(true, Ordering::SeqCst);
-            // A job queued before `parked` was set would wake nobody: look once more.
             if let Some(job) = self.take(index) {
                 lane.parked.store(false, Ordering::SeqCst);
                 self.run(index, job);
@@ -367,15 +372,6 @@ fn lowest_priority_wanted() -> bool {
     }
 }
 
-/// The lane of each CPU number up to the highest of `cpus` (lane `i` is `cpus[i]`'s; a CPU
-/// the process may not use shares a lane by its number).
-fn lanes_by_cpu(cpus: &[usize]) -> Vec<usize> {
-    let count = cpus.len().max(1);
-    (0..cpus.iter().max().map_or(0, |&cpu| cpu + 1))
-        .map(|cpu| cpus.iter().position(|&c| c == cpu).unwrap_or(cpu % count))
-        .collect()
-}
-
 fn start_evaluators() -> Option<&'static Lanes> {
     let mut cpus = ffi::allowed_cpus();
     if cpus.is_empty() {
@@ -383,7 +379,7 @@ fn start_evaluators() -> Option<&'static Lanes> {
         cpus = (0..count).collect();
     }
     let count = cpus.len();
-    let lanes: &'static Lanes = Box::leak(Box::new(Lanes::new(count, lanes_by_cpu(&cpus))));
+    let lanes: &'static Lanes = Box::leak(Box::new(Lanes::new(&cpus)));
     let lowest = lowest_priority_wanted();
     let (started, ready) = std::sync::mpsc::channel::<bool>();
     for (index, &cpu) in cpus.iter().enumerate() {
@@ -391,7 +387,6 @@ fn start_evaluators() -> Option<&'static Lanes> {
         let spawned = std::thread::Builder::new()
             .name(format!("gloo-waf-{index}"))
             .spawn(move || {
-                let _ = lanes.lanes[index].thread.set(std::thread::current());
                 if let Err(e) = ffi::pin_to_cpu(cpu) {
                     tracing::warn!("WAF evaluation thread {index}: cannot keep to CPU {cpu}: {e}");
                 }
@@ -521,18 +516,16 @@ mod tests {
     /// Lanes with no threads (a test starts the ones it wants), one per CPU `0..count`.
     fn lanes(count: usize) -> &'static Lanes {
         let cpus: Vec<usize> = (0..count).collect();
-        Box::leak(Box::new(Lanes::new(count, lanes_by_cpu(&cpus))))
+        Box::leak(Box::new(Lanes::new(&cpus)))
     }
 
-    /// Starts lane `index`'s thread; returns its id.
+    /// Starts lane `index`'s thread and waits until it has looked for work; returns its id.
     fn serve(lanes: &'static Lanes, index: usize) -> std::thread::ThreadId {
-        let (started, id) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = lanes.lanes[index].thread.set(std::thread::current());
-            let _ = started.send(std::thread::current().id());
-            lanes.serve(index);
-        });
-        id.recv().expect("the lane's thread starts")
+        let id = std::thread::spawn(move || lanes.serve(index)).thread().id();
+        while !lanes.lanes[index].parked.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        id
     }
 
     /// A job that sends the id of the thread it runs on.
@@ -550,8 +543,7 @@ mod tests {
     fn a_job_is_queued_on_the_lane_of_the_cpu_it_is_submitted_from() {
         let cpus = ffi::allowed_cpus();
         let (&cpu, &other) = (cpus.last().expect("a CPU"), cpus.first().expect("a CPU"));
-        let lanes: &'static Lanes =
-            Box::leak(Box::new(Lanes::new(cpus.len(), lanes_by_cpu(&cpus))));
+        let lanes: &'static Lanes = Box::leak(Box::new(Lanes::new(&cpus)));
         for target in [cpu, other] {
             std::thread::spawn(move || {
                 ffi::pin_to_cpu(target).expect("a thread may keep to a CPU it is allowed");
@@ -611,14 +603,17 @@ mod tests {
             }),
             Instant::now(),
         );
-        assert_eq!(held.recv().expect("the holder runs"), first);
+        // Lane 0's thread, unless it was slow to take the job and lane 1's took it (after
+        // STEAL_AFTER): either way, one thread is held.
+        let holder = held.recv().expect("the holder runs");
+        let free = if holder == first { second } else { first };
         let (ran_tx, ran) = std::sync::mpsc::channel();
         lanes.submit_to(0, reports_its_thread(ran_tx), Instant::now());
-        // Only lane 1's thread can run it while lane 0's is held.
+        // Only the other thread can run it while the holder's is held.
         let ran_on = ran
             .recv_timeout(Duration::from_secs(30))
-            .expect("the job ran while its lane's thread was held");
-        assert_eq!(ran_on, second);
+            .expect("the job ran while a thread was held");
+        assert_eq!(ran_on, free);
         release.send(()).expect("the holder waits");
     }
 

@@ -87,6 +87,10 @@ pub(crate) fn lowest_cpu_priority() -> std::io::Result<()> {
     Ok(())
 }
 
+/// How many CPUs a `cpu_set_t` can name.
+#[cfg(target_os = "linux")]
+const CPU_SLOTS: usize = libc::CPU_SETSIZE as usize;
+
 /// The CPUs the process may run on (its main thread's affinity mask, which `taskset` and
 /// cpusets set), in increasing order; empty when it cannot be read (or elsewhere than Linux).
 /// For the evaluation lanes (`blocking.rs`).
@@ -102,9 +106,8 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
         if unsafe { libc::sched_getaffinity(process, size, &mut set) } != 0 {
             return Vec::new();
         }
-        let slots = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
         // SAFETY: `set` is initialised and every index is below CPU_SETSIZE.
-        (0..slots)
+        (0..CPU_SLOTS)
             .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
             .collect()
     }
@@ -116,7 +119,7 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
 pub(crate) fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        if cpu >= usize::try_from(libc::CPU_SETSIZE).unwrap_or(0) {
+        if cpu >= CPU_SLOTS {
             return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
         }
         // SAFETY: an all-zero `cpu_set_t` is a valid (empty) set.

@@ -49,9 +49,10 @@
 //! Every call into libmodsecurity runs on the WAF's own evaluation threads (one kept to each
 //! CPU, in Linux's lowest-priority `SCHED_IDLE` class), so rule evaluation never stalls the
 //! async workers, nor takes a core from them; a worker's evaluations run on its own CPU's
-//! thread whenever that can be soon, where the request is still in the caches. A benign request takes two trips there: the request
-//! (phases 1 and 2), then the response (phases 3 and 4). Only a request whose body is still
-//! arriving when its head is evaluated takes a third trip (phase 2, once the body is in).
+//! thread whenever that can be soon, where the request is still in the caches. A benign
+//! request takes two trips there: the request (phases 1 and 2), then the response (phases 3
+//! and 4). Only a request whose body is still arriving when its head is evaluated takes a
+//! third trip (phase 2, once the body is in).
 //! Each trip costs two thread wake-ups (an evaluation thread's, then the runtime's), which is
 //! most of what the layer adds to libmodsecurity's own cost (the alternatives measured are in
 //! `waf/blocking.rs`). If an evaluation cannot complete, the layer fails closed with a
