@@ -7,6 +7,7 @@
 #
 #   benches/proxy/cpu_split.sh [seconds=10] [connections=32] [rounds=2]
 #
+# GLOO_BASE=/path/to/gloo adds a second gloo build (as gloo-base) to compare a change against.
 # FLOOR=1 adds `proxy_floor` (benches/proxy/floor.rs, built here): a bare tokio proxy that
 # only copies heads and bodies, the floor under any proxy on the same runtime.
 #
@@ -56,6 +57,12 @@ taskset -c 1 nginx -c $W/nginx.conf -p $W & pids+=($!)
 taskset -c 1 haproxy -f $W/haproxy.cfg -db >/dev/null 2>&1 & pids+=($!)
 taskset -c 1 "$gloo" run --config "$root/benches/proxy/one-route" --workers 1 --admin 127.0.0.1:19090 >$W/gloo.log 2>&1 & pids+=($!)
 proxies="nginx:18082 haproxy:18083 gloo:18090"
+if [ -n "${GLOO_BASE:-}" ]; then
+  # A second gloo build (say, main's before a change) on the same config and port 18091.
+  mkdir -p $W/base-config && sed 's/18090/18091/' "$root/benches/proxy/one-route/gateway.yaml" > $W/base-config/gateway.yaml
+  taskset -c 1 "$GLOO_BASE" run --config $W/base-config --workers 1 --admin 127.0.0.1:19091 >$W/gloo-base.log 2>&1 & pids+=($!)
+  proxies="$proxies gloo-base:18091"
+fi
 if [ -n "${FLOOR:-}" ]; then
   (cd "$root" && cargo build --release -q -p gloo-benches --bin proxy_floor)
   taskset -c 1 "$root/target/release/proxy_floor" 127.0.0.1:18095 127.0.0.1:18081 & pids+=($!)

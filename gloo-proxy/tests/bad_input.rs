@@ -336,13 +336,13 @@ fn te_cl(i: usize, headers: &str) -> String {
     )
 }
 
-fn smuggling_cases() -> Vec<(&'static str, String, Smuggle)> {
+/// The cases, numbered from `first`: `x-case: i` on the front request.
+fn smuggling_cases(first: usize) -> Vec<(usize, &'static str, String, Smuggle)> {
     use Smuggle::*;
     let mut cases = Vec::new();
-    // Each case is numbered by its position: `x-case: i` on the front request.
     let mut add = |what: &'static str, build: &dyn Fn(usize) -> String, expect: Smuggle| {
-        let i = cases.len();
-        cases.push((what, build(i), expect));
+        let i = first + cases.len();
+        cases.push((i, what, build(i), expect));
     };
     add(
         "CL.TE: Content-Length covers a smuggled request after the last chunk",
@@ -425,17 +425,41 @@ fn smuggling_cases() -> Vec<(&'static str, String, Smuggle)> {
     cases
 }
 
+/// Each attempt is made twice: first on a new connection, then after a plain request was
+/// served on the same connection (the proxy's own HTTP/1 loop serves plain requests and
+/// hands the connection to hyper, with the bytes it has read, at the first one it does not
+/// serve: these attempts must meet the same defences there).
 #[test]
 fn request_smuggling_is_refused_or_defused() {
     let mut fx = Fixture::start();
     let mut problems = Vec::new();
     let mut report = String::new();
-    for (i, (what, request, expect)) in smuggling_cases().into_iter().enumerate() {
+    let attempts = smuggling_cases(0)
+        .into_iter()
+        .map(|case| (false, case))
+        .chain(smuggling_cases(100).into_iter().map(|case| (true, case)));
+    for (after_a_request, (i, what, request, expect)) in attempts {
+        let what = if after_a_request {
+            format!("{what} (after a served request)")
+        } else {
+            what.to_string()
+        };
         let addr = SocketAddr::from(([127, 0, 0, 1], fx.port));
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
+        if after_a_request {
+            let plain =
+                format!("GET /public/plain HTTP/1.1\r\nHost: h\r\nx-case: plain-{i}\r\n\r\n");
+            stream
+                .write_all(plain.as_bytes())
+                .expect("write a plain request");
+            match read_response(&mut stream, false) {
+                Ok(r) if r.status == 200 => {}
+                other => problems.push(format!("{what}: the plain request got {other:?}")),
+            }
+        }
         let written = stream.write_all(request.as_bytes());
         let first = read_response(&mut stream, false);
         let status = first.as_ref().map(|r| r.status).ok();
@@ -512,6 +536,74 @@ fn request_smuggling_is_refused_or_defused() {
     eprintln!("{report}");
     fx.assert_serving("the end");
     assert!(problems.is_empty(), "{}\n\n{report}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// One connection, two servers
+
+/// Plain requests are served by the proxy's own HTTP/1 loop, and the first request it does
+/// not serve (here a POST with a body) hands the connection to hyper with the bytes already
+/// read. Every request on the connection is answered once, in order, and reaches the backend
+/// once and whole; pipelined requests too.
+#[test]
+fn requests_before_and_after_a_handover_are_each_served_once_in_order() {
+    let fx = Fixture::start();
+    let addr = SocketAddr::from(([127, 0, 0, 1], fx.port));
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let steps = [
+        "GET /public/one HTTP/1.1\r\nHost: h\r\nx-case: mixed-1\r\n\r\n",
+        "GET /public/two HTTP/1.1\r\nHost: h\r\nx-case: mixed-2\r\nContent-Length: 0\r\n\r\n",
+        "POST /public/three HTTP/1.1\r\nHost: h\r\nx-case: mixed-3\r\nContent-Length: 5\r\n\r\nhello",
+        "GET /public/four HTTP/1.1\r\nHost: h\r\nx-case: mixed-4\r\n\r\n",
+    ];
+    for (n, request) in steps.iter().enumerate() {
+        stream.write_all(request.as_bytes()).expect("write");
+        let response = read_response(&mut stream, false)
+            .unwrap_or_else(|e| panic!("request {} on the connection: {e}", n + 1));
+        assert_eq!(response.status, 200, "request {}: {response:?}", n + 1);
+        assert_eq!(response.header("x-backend"), Some("public"));
+    }
+    for n in 1..=4 {
+        let seen = fx.seen_case(&format!("mixed-{n}"));
+        assert_eq!(
+            seen.len(),
+            1,
+            "request {n} reached the backend {} times",
+            seen.len()
+        );
+        let expected_body: &[u8] = if n == 3 { b"hello" } else { b"" };
+        assert_eq!(seen[0].body, expected_body, "request {n}'s body");
+    }
+
+    // Three pipelined requests in one write, the last closing: three answers, in order.
+    let mut pipelined = TcpStream::connect(addr).expect("connect");
+    pipelined
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let requests: String = (1..=3)
+        .map(|n| {
+            format!(
+                "GET /public/p{n} HTTP/1.1\r\nHost: h\r\nx-case: pipelined\r\n{}\r\n",
+                if n == 3 { "Connection: close\r\n" } else { "" }
+            )
+        })
+        .collect();
+    pipelined.write_all(requests.as_bytes()).expect("write");
+    let mut raw = Vec::new();
+    pipelined
+        .read_to_end(&mut raw)
+        .expect("the proxy closes after the third answer");
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 3, "{text}");
+    let targets: Vec<String> = fx
+        .seen_case("pipelined")
+        .into_iter()
+        .map(|s| s.target)
+        .collect();
+    assert_eq!(targets, ["/public/p1", "/public/p2", "/public/p3"]);
 }
 
 // ---------------------------------------------------------------------------------------------

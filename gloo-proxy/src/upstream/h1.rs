@@ -395,6 +395,7 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
         *span = (name_start, name_end, value_start, value_end);
     }
     let head = buf.split_to(len).freeze();
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     let mut map = HeaderMap::with_capacity(count);
     for &(name_start, name_end, value_start, value_end) in &spans[..count] {
         let raw_name = &head[name_start as usize..name_end as usize];
@@ -405,6 +406,12 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
             ))
         })?;
         let raw = head.slice(value_start as usize..value_end as usize);
+        // Hop-by-hop fields describe this connection, and the proxy strips them from every
+        // answer it passes on (except a 101's): those whose removal needs nothing more are
+        // left out here, once their framing has been read. `TE` and a `Connection` naming
+        // other fields are kept for the proxy's stripping to handle.
+        let mut left_out =
+            !switching && name != header::TE && crate::proxy::hop_by_hop_index(&name).is_some();
         if name == header::CONTENT_LENGTH {
             let n = std::str::from_utf8(&raw)
                 .ok()
@@ -428,6 +435,12 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
             {
                 keep_alive = true;
             }
+            if !names_only_connection_options(&raw) {
+                left_out = false;
+            }
+        }
+        if left_out {
+            continue;
         }
         let value = HeaderValue::from_maybe_shared(raw)
             .map_err(|_| SendError::Protocol("invalid header value".into()))?;
@@ -459,6 +472,27 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
         framing,
         keep_alive: keep_alive && framing != Framing::Close,
     }))
+}
+
+/// Whether a `Connection` value names only connection options (`close`, `keep-alive` and
+/// the hop-by-hop fields, which go anyway) and so no other field that must be removed with it.
+fn names_only_connection_options(value: &[u8]) -> bool {
+    const OPTIONS: [&[u8]; 10] = [
+        b"close",
+        b"keep-alive",
+        b"connection",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+        b"te",
+        b"trailer",
+        b"proxy-authenticate",
+        b"http2-settings",
+    ];
+    value.split(|b| *b == b',').all(|token| {
+        let token = token.trim_ascii();
+        token.is_empty() || OPTIONS.iter().any(|o| token.eq_ignore_ascii_case(o))
+    })
 }
 
 /// A connection for a request that found none idle: a new one while the cluster is under
@@ -924,9 +958,9 @@ mod tests {
         assert!(head.keep_alive);
         let headers = head.response.headers();
         assert_eq!(headers["server"], "nginx");
-        assert_eq!(headers["connection"], "Keep-Alive");
         assert_eq!(headers["x-empty"], "");
-        assert_eq!(headers.len(), 4);
+        // `Connection` is hop-by-hop and names nothing else: left out once read.
+        assert_eq!(headers.len(), 3, "{headers:?}");
         assert_eq!(&buf[..], b"hello", "the body stays in the buffer");
 
         // `Connection: close` in any case ends the connection after the response.
@@ -937,6 +971,36 @@ mod tests {
             .expect("complete");
         assert!(!head.keep_alive);
         assert_eq!(head.framing, Framing::Empty);
+
+        // Hop-by-hop fields are left out, except `TE` and a `Connection` that names another
+        // field: the proxy's stripping removes those (and the named field) or keeps
+        // `TE: trailers`. A 101 keeps them all: its `Upgrade` and `Connection` go on.
+        let mut hops = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Upgrade\r\nKeep-Alive: timeout=5\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\nTrailer: x-t\r\nProxy-Connection: x\r\nTE: trailers\r\nX-Kept: 1\r\n\r\n"[..],
+        );
+        let head = parse_head(&mut hops, false)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(head.framing, Framing::Chunked);
+        let names: Vec<&str> = head.response.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["te", "x-kept"]);
+        let mut named = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n"[..],
+        );
+        let head = parse_head(&mut named, false)
+            .expect("valid")
+            .expect("complete");
+        assert!(!head.keep_alive);
+        let names: Vec<&str> = head.response.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["connection", "x-hop", "content-length"]);
+        let mut switching = BytesMut::from(
+            &b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"[..],
+        );
+        let head = parse_head(&mut switching, false)
+            .expect("valid")
+            .expect("complete");
+        let names: Vec<&str> = head.response.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["connection", "upgrade"]);
 
         // Incomplete: nothing consumed, read more.
         let start = b"HTTP/1.1 200 OK\r\nServer: ng";

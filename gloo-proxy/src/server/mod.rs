@@ -25,6 +25,8 @@ use crate::config::{HttpListener, ProxyConfig};
 use crate::proxy::{Downstream, Proxy};
 use crate::proxy_protocol;
 
+mod h1;
+
 /// A listener that could not be started.
 #[derive(Debug, thiserror::Error)]
 #[error("listener {name:?} cannot listen on {address}: {source}")]
@@ -283,9 +285,16 @@ async fn serve_connection(
 /// hyper's HTTP/1 header count limit when none is set (Envoy's default too).
 const HYPER_MAX_HEADERS: usize = 100;
 
+/// How long a client has to send a request's head once the connection waits for one
+/// (slowloris): the connection closes after it.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves HTTP/1.1 and HTTP/2 (by preface, or ALPN over TLS) on one connection, and closes it
 /// as Envoy's connection manager would: after `idle_timeout` with no request in flight, and
 /// drained after `max_connection_duration` or `max_requests_per_connection`.
+///
+/// Plain HTTP/1.1 requests are served by [`h1::serve`]; from the first request that needs
+/// more (or an HTTP/2 preface), hyper serves the connection.
 async fn serve_http<I>(io: I, conn: Arc<Connection>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -293,14 +302,38 @@ where
     let listener = conn.listener.clone();
     let settings = &listener.settings;
     let remote = conn.downstream.remote;
+    let max_buf_size = settings.max_request_headers_bytes.max(8192) + 1024;
+    let activity = Arc::new(Activity::new());
+    // The clocks run in a task of their own: it wakes only at its deadlines, and the
+    // connection's own polls cost an atomic load and a waker check for them.
+    let watchdog = tokio::spawn(watch_connection(
+        activity.clone(),
+        settings.idle_timeout,
+        settings.max_connection_duration,
+    ));
+    let limits = h1::Limits {
+        max_head: max_buf_size,
+        max_headers: settings.max_headers_count,
+        max_requests: settings.max_requests_per_connection,
+    };
+    let (io, read) = match h1::serve(io, &conn, &activity, limits).await {
+        h1::Ended::Closed => {
+            watchdog.abort();
+            return;
+        }
+        h1::Ended::Handover(io, read) => (io, read),
+    };
+    // hyper keeps its own header timeout from here.
+    activity.hyper_serves.store(true, Ordering::Release);
+    let io = h1::Rewind::new(io, read);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
         // Slow clients get this long to send their headers (slowloris).
-        .header_read_timeout(Duration::from_secs(10))
-        .max_buf_size(settings.max_request_headers_bytes.max(8192) + 1024);
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(max_buf_size);
     if settings.max_headers_count != HYPER_MAX_HEADERS {
         // Only when it differs: with the limit set, hyper builds its header array per
         // request instead of using its inline default.
@@ -312,7 +345,6 @@ where
         .max_header_list_size(
             u32::try_from(settings.max_request_headers_bytes).unwrap_or(u32::MAX),
         );
-    let activity = Arc::new(Activity::new());
     let service = {
         let activity = activity.clone();
         let max_requests = settings.max_requests_per_connection;
@@ -343,13 +375,6 @@ where
         })
     };
     let connection = Box::pin(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
-    // The clocks run in a task of their own: it wakes only at its deadlines, and the
-    // connection's own polls cost an atomic load and a waker check for them.
-    let watchdog = tokio::spawn(watch_connection(
-        activity.clone(),
-        settings.idle_timeout,
-        settings.max_connection_duration,
-    ));
     let result = Drainable {
         connection,
         activity,
@@ -363,16 +388,25 @@ where
 }
 
 /// Raises the connection's drain flag once it has been idle for `idle_timeout` or open for
-/// `max_duration`.
+/// `max_duration`; while [`h1::serve`] serves it, also once it has waited [`HEAD_TIMEOUT`]
+/// for a request (hyper keeps that clock itself).
 async fn watch_connection(
     activity: Arc<Activity>,
     idle_timeout: Option<Duration>,
     max_duration: Option<Duration>,
 ) {
     let end_of_life = max_duration.map(|d| activity.last_stream_end.origin() + d);
+    // Read again at each check: a handover to hyper ends the head clock.
+    let idle_limit = || {
+        if activity.hyper_serves.load(Ordering::Acquire) {
+            idle_timeout
+        } else {
+            Some(idle_timeout.map_or(HEAD_TIMEOUT, |idle| idle.min(HEAD_TIMEOUT)))
+        }
+    };
     loop {
         let now = tokio::time::Instant::now();
-        let idle_check = idle_timeout.map(|idle| match activity.idle_since() {
+        let idle_check = idle_limit().map(|idle| match activity.idle_since() {
             Some(since) => since + idle,
             None => now + idle,
         });
@@ -382,7 +416,7 @@ async fn watch_connection(
         tokio::time::sleep_until(wake).await;
         let now = tokio::time::Instant::now();
         let idle = matches!(
-            (idle_timeout, activity.idle_since()),
+            (idle_limit(), activity.idle_since()),
             (Some(limit), Some(since)) if since + limit <= now
         );
         if idle || end_of_life.is_some_and(|t| t <= now) {
@@ -453,6 +487,8 @@ struct Activity {
     drain_requested: std::sync::atomic::AtomicBool,
     /// Wakes the connection's task to act on `drain_requested`.
     waker: futures_util::task::AtomicWaker,
+    /// Set once hyper serves the connection (it then keeps its own header timeout).
+    hyper_serves: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -463,7 +499,26 @@ impl Activity {
             last_stream_end: LastActivity::new(),
             drain_requested: std::sync::atomic::AtomicBool::new(false),
             waker: futures_util::task::AtomicWaker::new(),
+            hyper_serves: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the connection should close once its in-flight requests are done.
+    fn drain_requested(&self) -> bool {
+        self.drain_requested.load(Ordering::Acquire)
+    }
+
+    /// Completes when the connection is asked to close (the caller's task is woken then).
+    async fn drained(&self) {
+        std::future::poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            if self.drain_requested() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await
     }
 
     /// Asks the connection to close once its in-flight requests are done.

@@ -1,0 +1,981 @@
+//! The HTTP/1.1 server loop for plain requests, without hyper's connection machinery.
+//!
+//! Most requests a gateway sees are HTTP/1.1 requests without a body (or with
+//! `Content-Length: 0`), asking for nothing special of the connection. This loop reads them,
+//! hands them to the [`Proxy`](crate::proxy::Proxy) and writes the answers, encoding them
+//! exactly as hyper's server would (the same status line, `date`, `content-length` /
+//! `transfer-encoding` and `connection` rules), in one write per answer when the body is at
+//! hand.
+//!
+//! Anything else hands the connection over to hyper, with the bytes read so far, before
+//! anything of that request has been acted on: a request with a body or `Transfer-Encoding`,
+//! `Expect`, `Upgrade`, `CONNECT` or `HEAD`, HTTP/1.0, an HTTP/2 preface, a request target
+//! that is not a path, a head hyper's parser would reject, or one over the listener's limits.
+//! So every error answer, every smuggling defence and every protocol feature stays hyper's;
+//! this loop only serves what needs none of them.
+
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri, Version};
+use http_body::Body as _;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use super::{Activity, Connection};
+use crate::body::Body;
+
+/// How the loop ended.
+pub(super) enum Ended<I> {
+    /// The connection is done: closed by either side, drained, or broken.
+    Closed,
+    /// A request this loop does not serve arrived: hyper serves the connection from here,
+    /// starting with these bytes (the head and whatever followed it).
+    Handover(I, Bytes),
+}
+
+/// The most header fields a request served here may carry (hyper's default limit; a
+/// listener's own limit applies when lower).
+const MAX_HEADERS: usize = 100;
+
+/// What the loop needs to know of its listener.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// The most bytes a request head may take (hyper's read buffer limit: a longer head is
+    /// handed over, for hyper to answer 431).
+    pub(super) max_head: usize,
+    /// The most header fields (beyond it: handed over).
+    pub(super) max_headers: usize,
+    /// Stop after this many requests (Envoy's `max_requests_per_connection`).
+    pub(super) max_requests: Option<u32>,
+}
+
+/// Serves plain HTTP/1.1 requests on `io` until the connection ends or a request needs hyper.
+pub(super) async fn serve<I>(
+    mut io: I,
+    conn: &Arc<Connection>,
+    activity: &Arc<Activity>,
+    limits: Limits,
+) -> Ended<I>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(8192);
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    // The last answer's header map, cleared: the next request's fields go in its allocation
+    // (as hyper does).
+    let mut spare: Option<HeaderMap> = None;
+    loop {
+        // A complete head, or the reason there is none.
+        let (req, asked) = loop {
+            if !buf.is_empty() {
+                match parse_request(&mut buf, limits.max_headers, &mut spare) {
+                    Parsed::Request(req, asked) => break (req, asked),
+                    Parsed::Partial if buf.len() < limits.max_head => {}
+                    Parsed::Partial | Parsed::Unusual => {
+                        return Ended::Handover(io, buf.freeze());
+                    }
+                }
+            }
+            // Between requests, a drain (idle or header timeout, connection age, shutdown)
+            // closes the connection; a request begun but incomplete then goes with it.
+            if activity.drain_requested() {
+                return Ended::Closed;
+            }
+            buf.reserve(4096);
+            tokio::select! {
+                biased;
+                read = io.read_buf(&mut buf) => match read {
+                    Ok(0) | Err(_) => return Ended::Closed,
+                    Ok(_) => {}
+                },
+                () = activity.drained() => return Ended::Closed,
+            }
+        };
+
+        let guard = activity.begin();
+        let last_allowed = limits.max_requests.is_some_and(|max| guard.served >= max);
+        let handling = conn.proxy.handle(req, &conn.listener, &conn.downstream);
+        let mut handling = std::pin::pin!(handling);
+        // While the answer is prepared, the socket is watched: a client that goes away
+        // abandons its request (the proxy's work for it is dropped), as with hyper. Bytes
+        // of a next (pipelined) request are kept, up to the head limit.
+        let response = loop {
+            tokio::select! {
+                biased;
+                response = &mut handling => break response,
+                read = io.read_buf(&mut buf), if buf.len() < limits.max_head => match read {
+                    Ok(0) | Err(_) => return Ended::Closed,
+                    Ok(_) => {}
+                },
+            }
+        };
+        if last_allowed {
+            activity.drain();
+        }
+        let keep_alive = !asked.close && !last_allowed && !activity.drain_requested();
+        let (mut parts, mut body) = response.into_parts();
+        out.clear();
+        let (mut framing, response_close) = encode_head(&mut parts, &body, keep_alive, &mut out);
+        if let (Framing::Chunked(declared), false) = (&mut framing, asked.trailers) {
+            // As hyper: trailers only go to a client that said it takes them.
+            declared.clear();
+        }
+        parts.headers.clear();
+        spare = Some(parts.headers);
+        let written = write_body(&mut io, &mut out, &mut body, framing).await;
+        drop(body);
+        drop(guard);
+        if written.is_err() {
+            return Ended::Closed;
+        }
+        if !keep_alive || response_close {
+            let _ = io.shutdown().await;
+            return Ended::Closed;
+        }
+    }
+}
+
+/// What a request asked of the connection.
+#[derive(Debug, Clone, Copy, Default)]
+struct Asked {
+    /// `Connection: close`: no more requests after this one.
+    close: bool,
+    /// `TE: trailers`: the answer's trailers may be sent.
+    trailers: bool,
+}
+
+// Returned once per request and taken apart at once: boxing the request would cost an
+// allocation per request to save a move.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    /// A request to serve.
+    Request(Request<Body>, Asked),
+    /// More bytes are needed.
+    Partial,
+    /// Not a request this loop serves (nothing of it was consumed).
+    Unusual,
+}
+
+/// Parses one request head at the start of `buf`, consuming it only when the request is one
+/// this loop serves.
+fn parse_request(buf: &mut BytesMut, max_headers: usize, spare: &mut Option<HeaderMap>) -> Parsed {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let slots = &mut slots[..max_headers.min(MAX_HEADERS)];
+    let mut parsed = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut parsed,
+        buf,
+        slots,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Unusual,
+    };
+    let (Some(method), Some(path), Some(1)) = (parsed.method, parsed.path, parsed.version) else {
+        return Parsed::Unusual;
+    };
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Parsed::Unusual;
+    };
+    if !path.starts_with('/') || method == Method::CONNECT || method == Method::HEAD {
+        return Parsed::Unusual;
+    }
+    // Fields as offsets into the head, so the head can be frozen and shared by the values.
+    let base = buf.as_ptr() as usize;
+    let span = |field: &[u8]| -> Option<(usize, usize)> {
+        match (field.as_ptr() as usize).checked_sub(base) {
+            Some(start) if start + field.len() <= len => Some((start, start + field.len())),
+            _ if field.is_empty() => Some((0, 0)),
+            _ => None,
+        }
+    };
+    let Some(path_span) = span(path.as_bytes()) else {
+        return Parsed::Unusual;
+    };
+    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    let count = parsed.headers.len();
+    for (slot, h) in spans.iter_mut().zip(parsed.headers.iter()) {
+        let (Some(name), Some(value)) = (span(h.name.as_bytes()), span(h.value)) else {
+            return Parsed::Unusual;
+        };
+        *slot = (name.0, name.1, value.0, value.1);
+    }
+    let head = buf.split_to(len).freeze();
+    match build_request(&head, method, path_span, &spans[..count], spare) {
+        Some((req, asked)) => Parsed::Request(req, asked),
+        None => {
+            // Put the head back in front of what followed it, for hyper.
+            let mut whole = BytesMut::with_capacity(head.len() + buf.len());
+            whole.extend_from_slice(&head);
+            whole.extend_from_slice(buf);
+            *buf = whole;
+            Parsed::Unusual
+        }
+    }
+}
+
+/// The request of a frozen head, or `None` if it is not one this loop serves.
+fn build_request(
+    head: &Bytes,
+    method: Method,
+    path: (usize, usize),
+    fields: &[(usize, usize, usize, usize)],
+    spare: &mut Option<HeaderMap>,
+) -> Option<(Request<Body>, Asked)> {
+    let uri = Uri::from_maybe_shared(head.slice(path.0..path.1)).ok()?;
+    let mut headers = spare.take().unwrap_or_default();
+    headers.reserve(fields.len());
+    let mut asked = Asked::default();
+    let mut content_length = false;
+    for &(name_start, name_end, value_start, value_end) in fields {
+        let name = HeaderName::from_bytes(&head[name_start..name_end]).ok()?;
+        let raw = head.slice(value_start..value_end);
+        match name {
+            // A body (or the promise of one), or a change of protocol: hyper's to serve.
+            header::TRANSFER_ENCODING | header::EXPECT | header::UPGRADE => return None,
+            header::CONTENT_LENGTH => {
+                if content_length || raw.trim_ascii() != b"0" {
+                    return None;
+                }
+                content_length = true;
+            }
+            header::CONNECTION => asked.close |= has_token(&raw, b"close"),
+            header::TE => asked.trailers |= has_token(&raw, b"trailers"),
+            _ => {}
+        }
+        headers.append(name, HeaderValue::from_maybe_shared(raw).ok()?);
+    }
+    let mut req = Request::new(Body::empty());
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = headers;
+    Some((req, asked))
+}
+
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// How an answer's body is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Framing {
+    /// This many bytes (zero: no body is written, whatever the body holds).
+    Length(u64),
+    /// Chunked; trailers carry only the fields the answer's `trailer` field declared (none
+    /// when it declared none), as with hyper.
+    Chunked(Vec<HeaderName>),
+}
+
+/// Encodes the answer's head into `out` as hyper's server encodes it for an HTTP/1.1
+/// request (`GET`-like: not `HEAD`, not `CONNECT`): the status line; the fields in order, with
+/// several `connection`, `transfer-encoding` or `trailer` values joined on one line; the
+/// framing from the body when no field gave it (`content-length` for a known length, `0`
+/// for none, else `transfer-encoding: chunked`); `connection: close` when the connection
+/// will not be kept; `date` when absent. Returns the body's framing and whether the answer
+/// closes the connection.
+fn encode_head(
+    parts: &mut http::response::Parts,
+    body: &Body,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> (Framing, bool) {
+    // hyper sends no 1xx answer through a service: it answers 500 instead, and closes.
+    let informational = parts.status.is_informational();
+    if informational {
+        parts.status = StatusCode::INTERNAL_SERVER_ERROR;
+        parts.headers.clear();
+    }
+    let mut closing = informational || !keep_alive;
+    if !keep_alive {
+        let has_close = parts
+            .headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(is_close);
+        if !has_close {
+            parts
+                .headers
+                .append(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    let status = parts.status;
+    if status == StatusCode::OK {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let can_have_body = !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
+    let length = if informational || body.is_end_stream() {
+        None
+    } else {
+        Some(body.size_hint().exact())
+    };
+    let mut framing = None;
+    let mut wrote_date = false;
+    let mut declared = Vec::new();
+    // The field being written, when its line is still open for more values.
+    let mut open: Option<HeaderName> = None;
+    for (name, value) in parts.headers.iter() {
+        if open.as_ref().is_some_and(|o| o != name) {
+            out.extend_from_slice(b"\r\n");
+            open = None;
+        }
+        match *name {
+            header::CONTENT_LENGTH => {
+                if matches!(framing, Some(Framing::Chunked(_))) {
+                    continue;
+                }
+                match length {
+                    // No body: hyper drops the field (it writes its own `0` below).
+                    None => continue,
+                    Some(known) => {
+                        let declared = parse_length(value.as_bytes());
+                        if framing.is_some() {
+                            // A repeated length: one line only (hyper refuses a different one;
+                            // the proxy never makes one).
+                            continue;
+                        }
+                        let Some(n) = known.or(declared) else {
+                            continue;
+                        };
+                        framing = Some(Framing::Length(n));
+                        out.extend_from_slice(b"content-length: ");
+                        out.extend_from_slice(value.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
+            }
+            header::TRANSFER_ENCODING => {
+                if !can_have_body {
+                    continue;
+                }
+                if open.as_ref() == Some(name) {
+                    out.extend_from_slice(b", ");
+                } else {
+                    out.extend_from_slice(b"transfer-encoding: ");
+                    open = Some(name.clone());
+                }
+                out.extend_from_slice(value.as_bytes());
+                if !matches!(framing, Some(Framing::Chunked(_))) {
+                    framing = Some(Framing::Chunked(Vec::new()));
+                }
+                if !is_chunked(value) {
+                    out.extend_from_slice(b", chunked");
+                }
+            }
+            header::CONNECTION | header::TRAILER => {
+                if *name == header::TRAILER && !can_have_body {
+                    continue;
+                }
+                if *name == header::CONNECTION && is_close(value) {
+                    closing = true;
+                }
+                if *name == header::TRAILER {
+                    declared.extend(
+                        value
+                            .as_bytes()
+                            .split(|b| *b == b',')
+                            .filter_map(|n| HeaderName::from_bytes(n.trim_ascii()).ok()),
+                    );
+                }
+                if open.as_ref() == Some(name) {
+                    out.extend_from_slice(b", ");
+                } else {
+                    out.extend_from_slice(name.as_str().as_bytes());
+                    out.extend_from_slice(b": ");
+                    open = Some(name.clone());
+                }
+                out.extend_from_slice(value.as_bytes());
+            }
+            _ => {
+                if *name == header::DATE {
+                    wrote_date = true;
+                }
+                out.extend_from_slice(name.as_str().as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    if open.is_some() {
+        out.extend_from_slice(b"\r\n");
+    }
+    let framing = match framing {
+        Some(f) => f,
+        None => match length {
+            Some(None) if can_have_body => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                Framing::Chunked(Vec::new())
+            }
+            Some(Some(n)) if n > 0 => {
+                if can_have_body {
+                    out.extend_from_slice(b"content-length: ");
+                    out.extend_from_slice(n.to_string().as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+                Framing::Length(n)
+            }
+            _ => {
+                if can_have_body {
+                    out.extend_from_slice(b"content-length: 0\r\n");
+                }
+                Framing::Length(0)
+            }
+        },
+    };
+    let framing = match framing {
+        _ if !can_have_body => Framing::Length(0),
+        Framing::Chunked(_) => Framing::Chunked(declared),
+        length => length,
+    };
+    if !wrote_date {
+        out.extend_from_slice(b"date: ");
+        extend_date(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    (framing, closing)
+}
+
+fn is_close(value: &HeaderValue) -> bool {
+    has_token(value.as_bytes(), b"close")
+}
+
+fn is_chunked(value: &HeaderValue) -> bool {
+    value
+        .as_bytes()
+        .split(|b| *b == b',')
+        .next_back()
+        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// Fields hyper never sends as trailers.
+fn may_trail(name: &HeaderName) -> bool {
+    !matches!(
+        *name,
+        header::AUTHORIZATION
+            | header::CACHE_CONTROL
+            | header::CONTENT_ENCODING
+            | header::CONTENT_LENGTH
+            | header::CONTENT_RANGE
+            | header::CONTENT_TYPE
+            | header::HOST
+            | header::MAX_FORWARDS
+            | header::SET_COOKIE
+            | header::TRAILER
+            | header::TRANSFER_ENCODING
+            | header::TE
+    )
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.trim().parse().ok()
+}
+
+/// Writes `out` (the head) and the body after it: the body's first frame goes in the same
+/// write when it is at hand.
+async fn write_body<I>(
+    io: &mut I,
+    out: &mut Vec<u8>,
+    body: &mut Body,
+    framing: Framing,
+) -> std::io::Result<()>
+where
+    I: AsyncWrite + Unpin,
+{
+    let (mut remaining, declared) = match framing {
+        Framing::Length(0) => {
+            io.write_all(out).await?;
+            return io.flush().await;
+        }
+        Framing::Length(n) => (Some(n), Vec::new()),
+        Framing::Chunked(declared) => (None, declared),
+    };
+    let broken = || std::io::Error::other("the answer's body failed or did not match its length");
+    loop {
+        let frame = match next_frame_now(body) {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                if !out.is_empty() {
+                    io.write_all(out).await?;
+                    out.clear();
+                }
+                io.flush().await?;
+                std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
+            }
+        };
+        match frame {
+            None => {
+                match remaining {
+                    Some(0) => {}
+                    // Shorter than its length: the client cannot tell the answer ended.
+                    Some(_) => return Err(broken()),
+                    None => out.extend_from_slice(b"0\r\n\r\n"),
+                }
+                break;
+            }
+            Some(Err(_)) => return Err(broken()),
+            Some(Ok(frame)) => {
+                let frame = match frame.into_data() {
+                    Ok(data) => {
+                        if data.is_empty() {
+                            continue;
+                        }
+                        append_data(out, data, &mut remaining).map_err(|()| broken())?;
+                        if out.len() >= 64 * 1024 {
+                            io.write_all(out).await?;
+                            out.clear();
+                        }
+                        continue;
+                    }
+                    Err(frame) => frame,
+                };
+                if let (Ok(trailers), None) = (frame.into_trailers(), remaining) {
+                    // The trailers end the body; only the fields the answer declared go.
+                    out.extend_from_slice(b"0\r\n");
+                    let sent = trailers
+                        .iter()
+                        .filter(|(name, _)| declared.contains(name) && may_trail(name));
+                    for (name, value) in sent {
+                        out.extend_from_slice(name.as_str().as_bytes());
+                        out.extend_from_slice(b": ");
+                        out.extend_from_slice(value.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    break;
+                }
+            }
+        }
+    }
+    io.write_all(out).await?;
+    io.flush().await
+}
+
+/// Polls the body once, with a waker that does nothing: whatever it already holds is taken
+/// now, and a body that must wait is polled again (with the task's waker) by the caller.
+fn next_frame_now(
+    body: &mut Body,
+) -> Poll<Option<Result<http_body::Frame<Bytes>, crate::body::BoxError>>> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    Pin::new(body).poll_frame(&mut cx)
+}
+
+fn append_data(out: &mut Vec<u8>, data: Bytes, remaining: &mut Option<u64>) -> Result<(), ()> {
+    match remaining {
+        Some(left) => {
+            let n = data.len() as u64;
+            if n > *left {
+                return Err(());
+            }
+            *left -= n;
+            out.extend_from_slice(&data);
+        }
+        None => {
+            out.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
+            out.extend_from_slice(&data);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    Ok(())
+}
+
+/// Appends the current `date` value (an IMF-fixdate), formatted at most once a second per
+/// thread.
+fn extend_date(out: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static CACHED: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            *cached = (second, httpdate::fmt_http_date(now));
+        }
+        out.extend_from_slice(cached.1.as_bytes());
+    });
+}
+
+/// The connection's stream, with bytes already read from it put back in front: what hyper
+/// reads after a handover.
+pub(super) struct Rewind<I> {
+    prefix: Bytes,
+    io: I,
+}
+
+impl<I> Rewind<I> {
+    pub(super) fn new(io: I, prefix: Bytes) -> Self {
+        Rewind { prefix, io }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// The date line's value, blanked: it is the one thing two encodings may differ in.
+    fn without_date(raw: &[u8]) -> String {
+        String::from_utf8_lossy(raw)
+            .split("\r\n")
+            .map(|line| {
+                if line.starts_with("date: ") {
+                    "date: <now>"
+                } else {
+                    line
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    }
+
+    /// A body fed by a channel.
+    struct Channel(tokio::sync::mpsc::Receiver<http_body::Frame<Bytes>>);
+
+    impl http_body::Body for Channel {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            self.0.poll_recv(cx).map(|frame| frame.map(Ok))
+        }
+    }
+
+    /// A body that is not at hand at once and has no known length: two pieces, then trailers.
+    fn streamed() -> Body {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            let _ = tx.send(http_body::Frame::data(Bytes::from("hello "))).await;
+            let _ = tx.send(http_body::Frame::data(Bytes::from("world"))).await;
+            let mut trailers = HeaderMap::new();
+            trailers.insert("x-sum", HeaderValue::from_static("1"));
+            trailers.insert("x-undeclared", HeaderValue::from_static("2"));
+            let _ = tx.send(http_body::Frame::trailers(trailers)).await;
+        });
+        Body::new(Channel(rx))
+    }
+
+    type Case = (&'static str, fn() -> http::Response<Body>);
+
+    fn cases() -> Vec<Case> {
+        fn with(status: u16, fields: &[(&str, &str)], body: Body) -> http::Response<Body> {
+            let mut r = http::Response::new(body);
+            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT);
+            for (n, v) in fields {
+                r.headers_mut().append(
+                    HeaderName::from_bytes(n.as_bytes()).expect("name"),
+                    HeaderValue::from_str(v).expect("value"),
+                );
+            }
+            r
+        }
+        vec![
+            ("200 with bytes", || {
+                with(
+                    200,
+                    &[("content-type", "text/plain"), ("x-a", "1"), ("x-a", "2")],
+                    Body::from("hi"),
+                )
+            }),
+            ("200 with a length field", || {
+                with(
+                    200,
+                    &[("content-length", "2"), ("server", "s")],
+                    Body::from("hi"),
+                )
+            }),
+            ("empty 404", || {
+                with(404, &[("x-why", "none")], Body::empty())
+            }),
+            ("empty with a stale length", || {
+                with(503, &[("content-length", "19")], Body::empty())
+            }),
+            ("204 with a length and a body", || {
+                with(204, &[("content-length", "2")], Body::from("no"))
+            }),
+            ("304", || with(304, &[("etag", "\"x\"")], Body::empty())),
+            ("unknown status", || with(599, &[], Body::from("?"))),
+            ("own date", || {
+                with(
+                    200,
+                    &[("date", "Thu, 01 Jan 1970 00:00:00 GMT")],
+                    Body::from("d"),
+                )
+            }),
+            ("own connection close", || {
+                with(400, &[("connection", "close")], Body::empty())
+            }),
+            ("streamed with declared trailers", || {
+                with(200, &[("trailer", "x-sum")], streamed())
+            }),
+            ("streamed, nothing declared", || with(201, &[], streamed())),
+            ("streamed under a length", || {
+                with(200, &[("content-length", "11")], streamed())
+            }),
+        ]
+    }
+
+    /// What hyper's HTTP/1 server writes for `response` to `GET / HTTP/1.1` (with
+    /// `connection: close` or `te: trailers` as asked). A request kept alive is followed by a
+    /// second one that closes, so the connection ends when both answers are written.
+    async fn hyper_writes(
+        response: fn() -> http::Response<Body>,
+        close: bool,
+        te: bool,
+    ) -> Vec<u8> {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let service = hyper::service::service_fn(move |_req| async move {
+            Ok::<_, std::convert::Infallible>(response())
+        });
+        let serving = tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(server), service),
+        );
+        let (mut read, mut write) = tokio::io::split(client);
+        let mut requests = format!(
+            "GET / HTTP/1.1\r\nhost: h\r\n{}{}\r\n",
+            if close { "connection: close\r\n" } else { "" },
+            if te { "te: trailers\r\n" } else { "" },
+        );
+        if !close {
+            requests.push_str("GET / HTTP/1.1\r\nhost: h\r\nconnection: close\r\n\r\n");
+        }
+        write
+            .write_all(requests.as_bytes())
+            .await
+            .expect("write the requests");
+        let mut raw = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            read.read_to_end(&mut raw),
+        )
+        .await
+        .expect("hyper closes after the last answer")
+        .expect("read to the end");
+        serving.abort();
+        raw
+    }
+
+    async fn lean_writes(
+        response: fn() -> http::Response<Body>,
+        keep_alive: bool,
+        te: bool,
+    ) -> (Vec<u8>, bool) {
+        let (mut parts, mut body) = response().into_parts();
+        let mut out = Vec::new();
+        let (mut framing, closing) = encode_head(&mut parts, &body, keep_alive, &mut out);
+        if let (Framing::Chunked(declared), false) = (&mut framing, te) {
+            declared.clear();
+        }
+        let mut sink = Vec::new();
+        // A failed body leaves what was written; the connection would close.
+        let _ = write_body(&mut sink, &mut out, &mut body, framing).await;
+        (sink, closing)
+    }
+
+    #[tokio::test]
+    async fn answers_are_encoded_byte_for_byte_as_hyper_encodes_them() {
+        for (name, response) in cases() {
+            for (keep_alive, te) in [(true, false), (false, false), (true, true)] {
+                let hyper = hyper_writes(response, !keep_alive, te).await;
+                let (mut lean, closing) = lean_writes(response, keep_alive, te).await;
+                // The answer's own `connection: close` ends the connection as well.
+                let second = keep_alive && !closing;
+                if second {
+                    lean.extend(lean_writes(response, false, false).await.0);
+                }
+                assert_eq!(
+                    without_date(&lean),
+                    without_date(&hyper),
+                    "{name} (keep-alive: {keep_alive}, te: trailers: {te})"
+                );
+                let date_lines = |raw: &[u8]| without_date(raw).matches("date: ").count();
+                assert_eq!(
+                    date_lines(&lean),
+                    if second { 2 } else { 1 },
+                    "{name}: one date field an answer"
+                );
+                assert_eq!(closing, !keep_alive || name.contains("close"), "{name}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_coding_that_is_not_chunked_gets_chunked_added() {
+        // hyper appends the `, chunked` to the next special field's line as well (here
+        // `connection: close, chunked`); this loop writes it once, on its own line.
+        fn gzipped() -> http::Response<Body> {
+            let mut r = http::Response::new(streamed());
+            r.headers_mut()
+                .insert(header::TRANSFER_ENCODING, HeaderValue::from_static("gzip"));
+            r
+        }
+        let (lean, closing) = lean_writes(gzipped, false, false).await;
+        assert!(closing);
+        assert_eq!(
+            without_date(&lean),
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\nconnection: close\r\n\
+             date: <now>\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"
+        );
+    }
+
+    fn parse(raw: &[u8]) -> (Parsed, BytesMut) {
+        let mut buf = BytesMut::from(raw);
+        let parsed = parse_request(&mut buf, MAX_HEADERS, &mut None);
+        (parsed, buf)
+    }
+
+    #[tokio::test]
+    async fn plain_requests_are_parsed_and_consumed_up_to_the_next_one() {
+        let (parsed, rest) = parse(
+            b"GET /a/b?c=d HTTP/1.1\r\nHost: example.com\r\nX-Two: 1\r\nx-two: 2\r\nContent-Length: 0\r\nConnection: keep-alive, Close\r\n\r\nGET /next",
+        );
+        let Parsed::Request(req, asked) = parsed else {
+            panic!("a plain GET is served here");
+        };
+        assert!(asked.close, "`close` among the connection tokens");
+        assert!(!asked.trailers);
+        assert_eq!(req.method(), Method::GET);
+        assert_eq!(req.uri(), "/a/b?c=d");
+        assert_eq!(req.version(), Version::HTTP_11);
+        assert_eq!(req.headers()["host"], "example.com");
+        let twos: Vec<_> = req.headers().get_all("x-two").iter().collect();
+        assert_eq!(twos, ["1", "2"]);
+        assert!(req.body().is_end_stream());
+        assert_eq!(&rest[..], b"GET /next", "the next request stays");
+
+        let (parsed, rest) = parse(b"DELETE /x HTTP/1.1\r\nhost: h\r\nTE: gzip, Trailers\r\n\r\n");
+        assert!(matches!(
+            parsed,
+            Parsed::Request(
+                _,
+                Asked {
+                    close: false,
+                    trailers: true
+                }
+            )
+        ));
+        assert!(rest.is_empty());
+
+        let (parsed, rest) = parse(b"GET /x HTTP/1.1\r\nhost: h\r\nx-part");
+        assert!(matches!(parsed, Parsed::Partial));
+        assert_eq!(&rest[..], b"GET /x HTTP/1.1\r\nhost: h\r\nx-part");
+    }
+
+    #[tokio::test]
+    async fn anything_else_is_left_whole_for_hyper() {
+        let unusual: [&[u8]; 14] = [
+            b"POST /x HTTP/1.1\r\nhost: h\r\ncontent-length: 3\r\n\r\nabc",
+            b"POST /x HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nhost: h\r\ncontent-length: 0\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nhost: h\r\ncontent-length: 0\r\ncontent-length: 0\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nhost: h\r\ncontent-length: +0\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nhost: h\r\nexpect: 100-continue\r\n\r\n",
+            b"GET /chat HTTP/1.1\r\nhost: h\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n",
+            b"GET /x HTTP/1.0\r\nhost: h\r\n\r\n",
+            b"HEAD /x HTTP/1.1\r\nhost: h\r\n\r\n",
+            b"CONNECT h:443 HTTP/1.1\r\nhost: h:443\r\n\r\n",
+            b"GET http://h/x HTTP/1.1\r\nhost: h\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nhost: h\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nbad header: 1\r\n\r\n",
+        ];
+        for raw in unusual {
+            let (parsed, rest) = parse(raw);
+            assert!(
+                matches!(parsed, Parsed::Unusual),
+                "{:?} is hyper's to serve",
+                String::from_utf8_lossy(raw)
+            );
+            assert_eq!(&rest[..], raw, "nothing is consumed");
+        }
+        // Over the listener's header count: hyper answers it (431).
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n"[..]);
+        assert!(matches!(
+            parse_request(&mut buf, 2, &mut None),
+            Parsed::Unusual
+        ));
+        assert_eq!(buf.len(), 36);
+    }
+
+    #[tokio::test]
+    async fn rewind_reads_the_kept_bytes_first() {
+        let (mut client, server) = tokio::io::duplex(64);
+        client.write_all(b" world").await.expect("write");
+        drop(client);
+        let mut rewound = Rewind::new(server, Bytes::from_static(b"hello"));
+        let mut all = String::new();
+        rewound.read_to_string(&mut all).await.expect("read");
+        assert_eq!(all, "hello world");
+        let _ = BodyExt::collect(Body::empty()).await;
+    }
+}
