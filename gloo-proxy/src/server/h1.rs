@@ -196,8 +196,17 @@ fn parse_request(buf: &mut BytesMut, max_headers: usize, spare: &mut Option<Head
     let Some(path_span) = span(path.as_bytes()) else {
         return Parsed::Unusual;
     };
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    // On the stack for the usual few fields (zeroing room for all of them cost more than
+    // the rest of the parse).
     let count = parsed.headers.len();
+    let mut inline = [(0usize, 0usize, 0usize, 0usize); 16];
+    let mut heap = Vec::new();
+    let spans = if count <= inline.len() {
+        &mut inline[..count]
+    } else {
+        heap.resize(count, (0, 0, 0, 0));
+        &mut heap[..]
+    };
     for (slot, h) in spans.iter_mut().zip(parsed.headers.iter()) {
         let (Some(name), Some(value)) = (span(h.name.as_bytes()), span(h.value)) else {
             return Parsed::Unusual;
@@ -205,7 +214,7 @@ fn parse_request(buf: &mut BytesMut, max_headers: usize, spare: &mut Option<Head
         *slot = (name.0, name.1, value.0, value.1);
     }
     let head = buf.split_to(len).freeze();
-    match build_request(&head, method, path_span, &spans[..count], spare) {
+    match build_request(&head, method, path_span, spans, spare) {
         Some((req, asked)) => Parsed::Request(req, asked),
         None => {
             // Put the head back in front of what followed it, for hyper.
@@ -925,6 +934,15 @@ mod tests {
             )
         ));
         assert!(rest.is_empty());
+
+        // More fields than are kept on the stack.
+        let many: String = (0..40).map(|i| format!("x-f{i}: {i}\r\n")).collect();
+        let (parsed, _) = parse(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes());
+        let Parsed::Request(req, _) = parsed else {
+            panic!("40 fields are within the limit");
+        };
+        assert_eq!(req.headers().len(), 40);
+        assert_eq!(req.headers()["x-f39"], "39");
 
         let (parsed, rest) = parse(b"GET /x HTTP/1.1\r\nhost: h\r\nx-part");
         assert!(matches!(parsed, Parsed::Partial));

@@ -387,8 +387,15 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
             _ => Err(SendError::Protocol("response head too large".into())),
         }
     };
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
     let count = parsed.headers.len();
+    let mut inline = [(0u32, 0u32, 0u32, 0u32); 16];
+    let mut heap = Vec::new();
+    let spans = if count <= inline.len() {
+        &mut inline[..count]
+    } else {
+        heap.resize(count, (0, 0, 0, 0));
+        &mut heap[..]
+    };
     for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
         let (name_start, name_end) = offset(h.name.as_bytes())?;
         let (value_start, value_end) = offset(h.value)?;
@@ -397,7 +404,7 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
     let head = buf.split_to(len).freeze();
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     let mut map = HeaderMap::with_capacity(count);
-    for &(name_start, name_end, value_start, value_end) in &spans[..count] {
+    for &(name_start, name_end, value_start, value_end) in spans.iter() {
         let raw_name = &head[name_start as usize..name_end as usize];
         let name = HeaderName::from_bytes(raw_name).map_err(|_| {
             SendError::Protocol(format!(
@@ -1001,6 +1008,15 @@ mod tests {
             .expect("complete");
         let names: Vec<&str> = head.response.headers().keys().map(|n| n.as_str()).collect();
         assert_eq!(names, ["connection", "upgrade"]);
+
+        // More fields than are kept on the stack.
+        let many: String = (0..40).map(|i| format!("x-f{i}: {i}\r\n")).collect();
+        let mut long = BytesMut::from(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes());
+        let head = parse_head(&mut long, false)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(head.response.headers().len(), 40);
+        assert_eq!(head.response.headers()["x-f39"], "39");
 
         // Incomplete: nothing consumed, read more.
         let start = b"HTTP/1.1 200 OK\r\nServer: ng";
