@@ -349,13 +349,12 @@ fn encode_head(
                     // No body: hyper drops the field (it writes its own `0` below).
                     None => continue,
                     Some(known) => {
-                        let declared = parse_length(value.as_bytes());
                         if framing.is_some() {
                             // A repeated length: one line only (hyper refuses a different one;
                             // the proxy never makes one).
                             continue;
                         }
-                        let Some(n) = known.or(declared) else {
+                        let Some(n) = known.or_else(|| parse_length(value.as_bytes())) else {
                             continue;
                         };
                         framing = Some(Framing::Length(n));
@@ -542,6 +541,14 @@ where
                         if data.is_empty() {
                             continue;
                         }
+                        if remaining == Some(data.len() as u64) {
+                            // The whole (rest of the) body: written beside the head, not
+                            // copied after it.
+                            write_both(io, out, &data).await?;
+                            out.clear();
+                            remaining = Some(0);
+                            continue;
+                        }
                         append_data(out, data, &mut remaining).map_err(|()| broken())?;
                         if out.len() >= 64 * 1024 {
                             io.write_all(out).await?;
@@ -571,6 +578,28 @@ where
     }
     io.write_all(out).await?;
     io.flush().await
+}
+
+/// Writes `first` then `second`, in one vectored write when the stream takes them.
+async fn write_both<I>(io: &mut I, mut first: &[u8], mut second: &[u8]) -> std::io::Result<()>
+where
+    I: AsyncWrite + Unpin,
+{
+    while !first.is_empty() {
+        let slices = [std::io::IoSlice::new(first), std::io::IoSlice::new(second)];
+        let n = io.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        match n.checked_sub(first.len()) {
+            Some(into_second) => {
+                first = &[];
+                second = &second[into_second..];
+            }
+            None => first = &first[n..],
+        }
+    }
+    io.write_all(second).await
 }
 
 /// Polls the body once, with a waker that does nothing: whatever it already holds is taken
@@ -983,6 +1012,58 @@ mod tests {
             Parsed::Unusual
         ));
         assert_eq!(buf.len(), 36);
+    }
+
+    /// A stream that takes at most three bytes a write, vectored or not.
+    struct Trickle(Vec<u8>, bool);
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(3);
+            self.0.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let mut left = 3;
+            for b in bufs {
+                let n = b.len().min(left);
+                self.0.extend_from_slice(&b[..n]);
+                left -= n;
+            }
+            Poll::Ready(Ok(3 - left))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.1
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn head_and_body_survive_short_writes() {
+        for vectored in [true, false] {
+            let mut stream = Trickle(Vec::new(), vectored);
+            write_both(&mut stream, b"head:", b"the body")
+                .await
+                .expect("written");
+            assert_eq!(stream.0, b"head:the body", "vectored: {vectored}");
+        }
     }
 
     #[tokio::test]
