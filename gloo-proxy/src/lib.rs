@@ -51,6 +51,7 @@ pub mod filter;
 pub mod gateway;
 #[cfg(feature = "ratelimit")]
 pub mod global_ratelimit;
+mod head;
 pub mod hosting;
 #[cfg(feature = "jwt")]
 pub mod jwt;

@@ -196,17 +196,9 @@ fn parse_request(buf: &mut BytesMut, max_headers: usize, spare: &mut Option<Head
     let Some(path_span) = span(path.as_bytes()) else {
         return Parsed::Unusual;
     };
-    // On the stack for the usual few fields (zeroing room for all of them cost more than
-    // the rest of the parse).
-    let count = parsed.headers.len();
-    let mut inline = [(0usize, 0usize, 0usize, 0usize); 16];
+    let mut inline = crate::head::inline_room::<(usize, usize, usize, usize)>();
     let mut heap = Vec::new();
-    let spans = if count <= inline.len() {
-        &mut inline[..count]
-    } else {
-        heap.resize(count, (0, 0, 0, 0));
-        &mut heap[..]
-    };
+    let spans = crate::head::field_room(&mut inline, &mut heap, parsed.headers.len());
     for (slot, h) in spans.iter_mut().zip(parsed.headers.iter()) {
         let (Some(name), Some(value)) = (span(h.name.as_bytes()), span(h.value)) else {
             return Parsed::Unusual;

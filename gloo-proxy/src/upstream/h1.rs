@@ -347,7 +347,7 @@ const MAX_HEADERS: usize = 128;
 fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, SendError> {
     // Runs once per proxied response, so it allocates only the header map: the parser's
     // slots (32 bytes each) start uninitialised, and the fields' places are kept as 16-byte
-    // offsets on the stack until the head's bytes are frozen.
+    // offsets (on the stack for a usual head) until the head's bytes are frozen.
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -388,14 +388,9 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
         }
     };
     let count = parsed.headers.len();
-    let mut inline = [(0u32, 0u32, 0u32, 0u32); 16];
+    let mut inline = crate::head::inline_room::<(u32, u32, u32, u32)>();
     let mut heap = Vec::new();
-    let spans = if count <= inline.len() {
-        &mut inline[..count]
-    } else {
-        heap.resize(count, (0, 0, 0, 0));
-        &mut heap[..]
-    };
+    let spans = crate::head::field_room(&mut inline, &mut heap, count);
     for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
         let (name_start, name_end) = offset(h.name.as_bytes())?;
         let (value_start, value_end) = offset(h.value)?;
