@@ -1,15 +1,15 @@
 //! The HTTP/1.1 server loop for plain requests, without hyper's connection machinery.
 //!
-//! Most requests a gateway sees are HTTP/1.1 requests without a body (or with
-//! `Content-Length: 0`), asking for nothing special of the connection. This loop reads them,
+//! Most requests a gateway sees are HTTP/1.1 requests without a body, or with a small one
+//! sent with its head, asking for nothing special of the connection. This loop reads them,
 //! hands them to the [`Proxy`](crate::proxy::Proxy) and writes the answers, encoding them
 //! exactly as hyper's server would (the same status line, `date`, `content-length` /
 //! `transfer-encoding` and `connection` rules), in one write per answer when the body is at
 //! hand.
 //!
 //! Anything else hands the connection over to hyper, with the bytes read so far, before
-//! anything of that request has been acted on: a request with a body or `Transfer-Encoding`,
-//! `Expect`, `Upgrade`, `CONNECT` or `HEAD`, HTTP/1.0, an HTTP/2 preface, a request target
+//! anything of that request has been acted on: a request whose body is chunked, large or not
+//! all there yet, `Expect`, `Upgrade`, `CONNECT` or `HEAD`, HTTP/1.0, an HTTP/2 preface, a request target
 //! that is not a path, a head hyper's parser would reject, or one over the listener's limits.
 //! So every error answer, every smuggling defence and every protocol feature stays hyper's;
 //! this loop only serves what needs none of them.
@@ -40,6 +40,10 @@ pub(super) enum Ended<I> {
 /// The most header fields a request served here may carry (hyper's default limit; a
 /// listener's own limit applies when lower).
 const MAX_HEADERS: usize = 100;
+
+/// The largest request body served here (when it came whole with its head); hyper streams
+/// larger ones.
+const MAX_BODY: usize = 64 * 1024;
 
 /// What the loop needs to know of its listener.
 #[derive(Debug, Clone, Copy)]
@@ -206,7 +210,21 @@ fn parse_request(buf: &mut BytesMut, max_headers: usize, spare: &mut Option<Head
         *slot = (name.0, name.1, value.0, value.1);
     }
     let head = buf.split_to(len).freeze();
-    match build_request(&head, method, path_span, spans, spare) {
+    let request = build_request(&head, method, path_span, spans, spare).and_then(
+        |(mut req, asked, length)| {
+            // A body is served here only when it has all arrived with its head (as a small
+            // body sent in one write does) and is small; else hyper streams it.
+            let length = usize::try_from(length).ok()?;
+            if length > 0 {
+                if length > MAX_BODY || buf.len() < length {
+                    return None;
+                }
+                *req.body_mut() = Body::full(buf.split_to(length).freeze());
+            }
+            Some((req, asked))
+        },
+    );
+    match request {
         Some((req, asked)) => Parsed::Request(req, asked),
         None => {
             // Put the head back in front of what followed it, for hyper.
@@ -219,19 +237,20 @@ fn parse_request(buf: &mut BytesMut, max_headers: usize, spare: &mut Option<Head
     }
 }
 
-/// The request of a frozen head, or `None` if it is not one this loop serves.
+/// The request of a frozen head (without its body) and its `Content-Length` (0 when
+/// absent), or `None` if it is not one this loop serves.
 fn build_request(
     head: &Bytes,
     method: Method,
     path: (usize, usize),
     fields: &[(usize, usize, usize, usize)],
     spare: &mut Option<HeaderMap>,
-) -> Option<(Request<Body>, Asked)> {
+) -> Option<(Request<Body>, Asked, u64)> {
     let uri = Uri::from_maybe_shared(head.slice(path.0..path.1)).ok()?;
     let mut headers = spare.take().unwrap_or_default();
     headers.reserve(fields.len());
     let mut asked = Asked::default();
-    let mut content_length = false;
+    let mut content_length = None;
     for &(name_start, name_end, value_start, value_end) in fields {
         let name = HeaderName::from_bytes(&head[name_start..name_end]).ok()?;
         let raw = head.slice(value_start..value_end);
@@ -239,10 +258,17 @@ fn build_request(
             // A body (or the promise of one), or a change of protocol: hyper's to serve.
             header::TRANSFER_ENCODING | header::EXPECT | header::UPGRADE => return None,
             header::CONTENT_LENGTH => {
-                if content_length || raw.trim_ascii() != b"0" {
+                // One length, in plain digits: anything else (a second length, a sign, a
+                // list) is hyper's to judge.
+                let digits = raw.trim_ascii();
+                if content_length.is_some()
+                    || digits.is_empty()
+                    || digits.len() > 18
+                    || !digits.iter().all(u8::is_ascii_digit)
+                {
                     return None;
                 }
-                content_length = true;
+                content_length = std::str::from_utf8(digits).ok()?.parse().ok();
             }
             header::CONNECTION => asked.close |= has_token(&raw, b"close"),
             header::TE => asked.trailers |= has_token(&raw, b"trailers"),
@@ -255,7 +281,7 @@ fn build_request(
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
-    Some((req, asked))
+    Some((req, asked, content_length.unwrap_or(0)))
 }
 
 fn has_token(value: &[u8], token: &[u8]) -> bool {
@@ -965,6 +991,16 @@ mod tests {
         assert_eq!(req.headers().len(), 40);
         assert_eq!(req.headers()["x-f39"], "39");
 
+        // A small body that came with its head is served here, and only its bytes are taken.
+        let (parsed, rest) =
+            parse(b"POST /form HTTP/1.1\r\nhost: h\r\ncontent-length: 5\r\n\r\nhelloGET /next");
+        let Parsed::Request(req, _) = parsed else {
+            panic!("a POST whose body is all there is served here");
+        };
+        assert_eq!(req.body().as_bytes(), Some(&b"hello"[..]));
+        assert_eq!(req.headers()["content-length"], "5");
+        assert_eq!(&rest[..], b"GET /next");
+
         let (parsed, rest) = parse(b"GET /x HTTP/1.1\r\nhost: h\r\nx-part");
         assert!(matches!(parsed, Parsed::Partial));
         assert_eq!(&rest[..], b"GET /x HTTP/1.1\r\nhost: h\r\nx-part");
@@ -972,8 +1008,9 @@ mod tests {
 
     #[tokio::test]
     async fn anything_else_is_left_whole_for_hyper() {
-        let unusual: [&[u8]; 14] = [
-            b"POST /x HTTP/1.1\r\nhost: h\r\ncontent-length: 3\r\n\r\nabc",
+        let unusual: [&[u8]; 15] = [
+            b"POST /x HTTP/1.1\r\nhost: h\r\ncontent-length: 5\r\n\r\nabc",
+            b"POST /x HTTP/1.1\r\nhost: h\r\ncontent-length: 3, 3\r\n\r\nabc",
             b"POST /x HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
             b"POST /x HTTP/1.1\r\nhost: h\r\ncontent-length: 0\r\ntransfer-encoding: chunked\r\n\r\n",
             b"GET /x HTTP/1.1\r\nhost: h\r\ncontent-length: 0\r\ncontent-length: 0\r\n\r\n",
@@ -997,6 +1034,12 @@ mod tests {
             );
             assert_eq!(&rest[..], raw, "nothing is consumed");
         }
+        // A body over the limit, though it is all there.
+        let mut big = b"POST /x HTTP/1.1\r\nhost: h\r\ncontent-length: 65537\r\n\r\n".to_vec();
+        big.resize(big.len() + 65537, b'x');
+        let (parsed, rest) = parse(&big);
+        assert!(matches!(parsed, Parsed::Unusual));
+        assert_eq!(&rest[..], &big[..]);
         // Over the listener's header count: hyper answers it (431).
         let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n"[..]);
         assert!(matches!(
