@@ -8,11 +8,12 @@
 //! hand.
 //!
 //! Anything else hands the connection over to hyper, with the bytes read so far, before
-//! anything of that request has been acted on: a request whose body is chunked, large or not
-//! all there yet, `Expect`, `Upgrade`, `CONNECT` or `HEAD`, HTTP/1.0, an HTTP/2 preface, a request target
-//! that is not a path, a head hyper's parser would reject, or one over the listener's limits.
-//! So every error answer, every smuggling defence and every protocol feature stays hyper's;
-//! this loop only serves what needs none of them.
+//! anything of that request has been acted on: a body that is chunked, large or not all there
+//! yet, a length that is not one plain number, `Expect`, `Upgrade`, `CONNECT` or `HEAD`,
+//! HTTP/1.0, an HTTP/2 preface, a request target that is not a path, a head hyper's parser
+//! would reject, or one over the listener's limits. So every error answer, every request whose
+//! framing is in doubt (smuggling attempts) and every protocol feature stays hyper's; this
+//! loop only serves what needs none of them.
 
 use std::mem::MaybeUninit;
 use std::pin::Pin;
