@@ -553,7 +553,9 @@ fn the_route_timeout_also_bounds_the_response_body() {
 #[test]
 fn a_listener_whose_port_is_taken_binds_once_the_port_is_free() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let backend = Backend::start("backend");
+    // A name no other test's backend has: once the squatter lets the port go, another test's
+    // gloo may take it for a moment, and its answer must not pass for this one's.
+    let backend = Backend::start("behind-the-squatted-port");
     let squatter = TcpListener::bind("127.0.0.1:0").expect("take a port");
     let port = squatter.local_addr().expect("address").port();
     config(dir.path(), port, backend.port, "");
@@ -571,14 +573,13 @@ fn a_listener_whose_port_is_taken_binds_once_the_port_is_free() {
         s.write_all(b"GET /late HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             .map_err(|e| e.to_string())?;
         let r = read_response(&mut s, false).map_err(|e| e.to_string())?;
-        if r.status == 200 {
-            Ok(r)
-        } else {
-            Err(format!("status {}", r.status))
+        match (r.status, r.header("x-backend")) {
+            (200, Some("behind-the-squatted-port")) => Ok(r),
+            (status, from) => Err(format!("status {status} from {from:?}")),
         }
     })
     .expect("served");
-    assert_eq!(served.header("x-backend"), Some("backend"));
+    assert_eq!(served.header("x-backend"), Some("behind-the-squatted-port"));
     assert_eq!(backend.count(), 1);
 }
 
