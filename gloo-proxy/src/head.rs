@@ -20,6 +20,14 @@ pub(crate) fn field_room<'a, T: Copy + Default>(
     }
 }
 
+/// Whether a `Transfer-Encoding` value ends with `chunked` (the body is chunked then).
+pub(crate) fn ends_chunked(value: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .next_back()
+        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
 /// Room on the stack for [`field_room`].
 pub(crate) fn inline_room<T: Copy + Default>() -> [T; FIELDS_ON_STACK] {
     [T::default(); FIELDS_ON_STACK]

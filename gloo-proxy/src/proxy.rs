@@ -924,6 +924,13 @@ pub(crate) fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     Some(i)
 }
 
+/// Whether a `Connection` option (any case) names a hop-by-hop field, which goes anyway.
+pub(crate) fn names_hop_by_hop(option: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|h| option.eq_ignore_ascii_case(h.as_str().as_bytes()))
+}
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Runs twice per proxied request, so it looks at each field once and removes only the
     // hop-by-hop ones present: most requests carry none (no `Connection` either, which is
@@ -946,11 +953,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|n| {
-            !n.is_empty()
-                && !n.eq_ignore_ascii_case("close")
-                && !HOP_BY_HOP
-                    .iter()
-                    .any(|h| n.eq_ignore_ascii_case(h.as_str()))
+            !n.is_empty() && !n.eq_ignore_ascii_case("close") && !names_hop_by_hop(n.as_bytes())
         })
         // `from_bytes` lowercases.
         .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())

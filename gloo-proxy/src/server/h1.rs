@@ -38,36 +38,24 @@ pub(super) enum Ended<I> {
     Handover(I, Bytes),
 }
 
-/// The most header fields a request served here may carry (hyper's default limit; a
-/// listener's own limit applies when lower).
-const MAX_HEADERS: usize = 100;
-
 /// The largest request body served here (when it came whole with its head); hyper streams
 /// larger ones.
 const MAX_BODY: usize = 64 * 1024;
-
-/// What the loop needs to know of its listener.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Limits {
-    /// The most bytes a request head may take (hyper's read buffer limit: a longer head is
-    /// handed over, for hyper to answer 431).
-    pub(super) max_head: usize,
-    /// The most header fields (beyond it: handed over).
-    pub(super) max_headers: usize,
-    /// Stop after this many requests (Envoy's `max_requests_per_connection`).
-    pub(super) max_requests: Option<u32>,
-}
 
 /// Serves plain HTTP/1.1 requests on `io` until the connection ends or a request needs hyper.
 pub(super) async fn serve<I>(
     mut io: I,
     conn: &Arc<Connection>,
     activity: &Arc<Activity>,
-    limits: Limits,
 ) -> Ended<I>
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
+    let settings = &conn.listener.settings;
+    // A longer head is handed over, for hyper to answer 431; so is one with more fields than
+    // the listener allows (or than hyper's default, which the loop's parser holds at most).
+    let max_head = super::head_limit(settings);
+    let max_headers = settings.max_headers_count.min(super::HYPER_MAX_HEADERS);
     let mut buf = BytesMut::with_capacity(8192);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     // The last answer's header map, cleared: the next request's fields go in its allocation
@@ -77,9 +65,9 @@ where
         // A complete head, or the reason there is none.
         let (req, asked) = loop {
             if !buf.is_empty() {
-                match parse_request(&mut buf, limits.max_headers, &mut spare) {
+                match parse_request(&mut buf, max_headers, &mut spare) {
                     Parsed::Request(req, asked) => break (req, asked),
-                    Parsed::Partial if buf.len() < limits.max_head => {}
+                    Parsed::Partial if buf.len() < max_head => {}
                     Parsed::Partial | Parsed::Unusual => {
                         return Ended::Handover(io, buf.freeze());
                     }
@@ -102,7 +90,9 @@ where
         };
 
         let guard = activity.begin();
-        let last_allowed = limits.max_requests.is_some_and(|max| guard.served >= max);
+        let last_allowed = settings
+            .max_requests_per_connection
+            .is_some_and(|max| guard.served >= max);
         let handling = conn.proxy.handle(req, &conn.listener, &conn.downstream);
         let mut handling = std::pin::pin!(handling);
         // While the answer is prepared, the socket is watched: a client that goes away
@@ -112,7 +102,7 @@ where
             tokio::select! {
                 biased;
                 response = &mut handling => break response,
-                read = io.read_buf(&mut buf), if buf.len() < limits.max_head => match read {
+                read = io.read_buf(&mut buf), if buf.len() < max_head => match read {
                     Ok(0) | Err(_) => return Ended::Closed,
                     Ok(_) => {}
                 },
@@ -124,11 +114,8 @@ where
         let keep_alive = !asked.close && !last_allowed && !activity.drain_requested();
         let (mut parts, mut body) = response.into_parts();
         out.clear();
-        let (mut framing, response_close) = encode_head(&mut parts, &body, keep_alive, &mut out);
-        if let (Framing::Chunked(declared), false) = (&mut framing, asked.trailers) {
-            // As hyper: trailers only go to a client that said it takes them.
-            declared.clear();
-        }
+        let (framing, response_close) =
+            encode_head(&mut parts, &body, keep_alive, asked.trailers, &mut out);
         parts.headers.clear();
         spare = Some(parts.headers);
         let written = write_body(&mut io, &mut out, &mut body, framing).await;
@@ -168,8 +155,9 @@ enum Parsed {
 /// Parses one request head at the start of `buf`, consuming it only when the request is one
 /// this loop serves.
 fn parse_request(buf: &mut BytesMut, max_headers: usize, spare: &mut Option<HeaderMap>) -> Parsed {
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let slots = &mut slots[..max_headers.min(MAX_HEADERS)];
+    let mut slots =
+        [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; super::HYPER_MAX_HEADERS];
+    let slots = &mut slots[..max_headers.min(super::HYPER_MAX_HEADERS)];
     let mut parsed = httparse::Request::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
         &mut parsed,
@@ -296,8 +284,8 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
 enum Framing {
     /// This many bytes (zero: no body is written, whatever the body holds).
     Length(u64),
-    /// Chunked; trailers carry only the fields the answer's `trailer` field declared (none
-    /// when it declared none), as with hyper.
+    /// Chunked; trailers carry only these fields: those the answer's `trailer` field
+    /// declared, when the client takes trailers (as with hyper).
     Chunked(Vec<HeaderName>),
 }
 
@@ -306,12 +294,14 @@ enum Framing {
 /// several `connection`, `transfer-encoding` or `trailer` values joined on one line; the
 /// framing from the body when no field gave it (`content-length` for a known length, `0`
 /// for none, else `transfer-encoding: chunked`); `connection: close` when the connection
-/// will not be kept; `date` when absent. Returns the body's framing and whether the answer
-/// closes the connection.
+/// will not be kept; `date` when absent. Returns the body's framing (with the trailer fields
+/// that may be sent, none unless the client said it takes `trailers`, as with hyper) and
+/// whether the answer closes the connection.
 fn encode_head(
     parts: &mut http::response::Parts,
     body: &Body,
     keep_alive: bool,
+    trailers: bool,
     out: &mut Vec<u8>,
 ) -> (Framing, bool) {
     // hyper sends no 1xx answer through a service: it answers 500 instead, and closes.
@@ -397,7 +387,7 @@ fn encode_head(
                 if !matches!(framing, Some(Framing::Chunked(_))) {
                     framing = Some(Framing::Chunked(Vec::new()));
                 }
-                if !is_chunked(value) {
+                if !crate::head::ends_chunked(value.as_bytes()) {
                     out.extend_from_slice(b", chunked");
                 }
             }
@@ -408,7 +398,7 @@ fn encode_head(
                 if *name == header::CONNECTION && is_close(value) {
                     closing = true;
                 }
-                if *name == header::TRAILER {
+                if *name == header::TRAILER && trailers {
                     declared.extend(
                         value
                             .as_bytes()
@@ -478,14 +468,6 @@ fn encode_head(
 
 fn is_close(value: &HeaderValue) -> bool {
     has_token(value.as_bytes(), b"close")
-}
-
-fn is_chunked(value: &HeaderValue) -> bool {
-    value
-        .as_bytes()
-        .split(|b| *b == b',')
-        .next_back()
-        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// Fields hyper never sends as trailers.
@@ -889,10 +871,7 @@ mod tests {
     ) -> (Vec<u8>, bool) {
         let (mut parts, mut body) = response().into_parts();
         let mut out = Vec::new();
-        let (mut framing, closing) = encode_head(&mut parts, &body, keep_alive, &mut out);
-        if let (Framing::Chunked(declared), false) = (&mut framing, te) {
-            declared.clear();
-        }
+        let (framing, closing) = encode_head(&mut parts, &body, keep_alive, te, &mut out);
         let mut sink = Vec::new();
         // A failed body leaves what was written; the connection would close.
         let _ = write_body(&mut sink, &mut out, &mut body, framing).await;
@@ -947,7 +926,7 @@ mod tests {
 
     fn parse(raw: &[u8]) -> (Parsed, BytesMut) {
         let mut buf = BytesMut::from(raw);
-        let parsed = parse_request(&mut buf, MAX_HEADERS, &mut None);
+        let parsed = parse_request(&mut buf, super::super::HYPER_MAX_HEADERS, &mut None);
         (parsed, buf)
     }
 

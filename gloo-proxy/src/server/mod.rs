@@ -285,6 +285,12 @@ async fn serve_connection(
 /// hyper's HTTP/1 header count limit when none is set (Envoy's default too).
 const HYPER_MAX_HEADERS: usize = 100;
 
+/// The most bytes of a request head read before it is refused (hyper's read buffer limit,
+/// which answers 431 beyond it): a little more than the listener's header limit.
+fn head_limit(settings: &crate::config::ConnectionSettings) -> usize {
+    settings.max_request_headers_bytes.max(8192) + 1024
+}
+
 /// How long a client has to send a request's head once the connection waits for one
 /// (slowloris): the connection closes after it.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -302,7 +308,6 @@ where
     let listener = conn.listener.clone();
     let settings = &listener.settings;
     let remote = conn.downstream.remote;
-    let max_buf_size = settings.max_request_headers_bytes.max(8192) + 1024;
     let activity = Arc::new(Activity::new());
     // The clocks run in a task of their own: it wakes only at its deadlines, and the
     // connection's own polls cost an atomic load and a waker check for them.
@@ -311,12 +316,7 @@ where
         settings.idle_timeout,
         settings.max_connection_duration,
     ));
-    let limits = h1::Limits {
-        max_head: max_buf_size,
-        max_headers: settings.max_headers_count,
-        max_requests: settings.max_requests_per_connection,
-    };
-    let (io, read) = match h1::serve(io, &conn, &activity, limits).await {
+    let (io, read) = match h1::serve(io, &conn, &activity).await {
         h1::Ended::Closed => {
             watchdog.abort();
             return;
@@ -333,7 +333,7 @@ where
         .keep_alive(true)
         // Slow clients get this long to send their headers (slowloris).
         .header_read_timeout(HEAD_TIMEOUT)
-        .max_buf_size(max_buf_size);
+        .max_buf_size(head_limit(settings));
     if settings.max_headers_count != HYPER_MAX_HEADERS {
         // Only when it differs: with the limit set, hyper builds its header array per
         // request instead of using its inline default.

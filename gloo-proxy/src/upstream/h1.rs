@@ -424,10 +424,7 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
             }
             framing = Some(Framing::Length(n));
         } else if name == header::TRANSFER_ENCODING {
-            chunked = raw
-                .split(|b| *b == b',')
-                .next_back()
-                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            chunked = crate::head::ends_chunked(&raw);
         } else if name == header::CONNECTION {
             if raw.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")) {
                 keep_alive = false;
@@ -479,21 +476,11 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
 /// Whether a `Connection` value names only connection options (`close`, `keep-alive` and
 /// the hop-by-hop fields, which go anyway) and so no other field that must be removed with it.
 fn names_only_connection_options(value: &[u8]) -> bool {
-    const OPTIONS: [&[u8]; 10] = [
-        b"close",
-        b"keep-alive",
-        b"connection",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"upgrade",
-        b"te",
-        b"trailer",
-        b"proxy-authenticate",
-        b"http2-settings",
-    ];
     value.split(|b| *b == b',').all(|token| {
         let token = token.trim_ascii();
-        token.is_empty() || OPTIONS.iter().any(|o| token.eq_ignore_ascii_case(o))
+        token.is_empty()
+            || token.eq_ignore_ascii_case(b"close")
+            || crate::proxy::names_hop_by_hop(token)
     })
 }
 
