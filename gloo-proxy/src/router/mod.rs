@@ -203,14 +203,14 @@ fn route_metadata(
 /// literal is a prefix of its path are evaluated (in list order).
 #[derive(Debug, Default)]
 struct PathIndex {
-    by_literal: HashMap<Box<str>, Vec<u32>>,
+    by_literal: HashMap<Box<str>, Vec<u32>, foldhash::fast::RandomState>,
     /// The distinct literal lengths, ascending.
     lengths: Vec<usize>,
 }
 
 impl PathIndex {
     fn build(routes: &[Route]) -> Self {
-        let mut by_literal: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        let mut by_literal: HashMap<Box<str>, Vec<u32>, _> = HashMap::default();
         for (i, r) in routes.iter().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             by_literal
@@ -370,7 +370,8 @@ impl VirtualHost {
 pub struct RouteTable {
     name: String,
     virtual_hosts: Vec<VirtualHost>,
-    exact: HashMap<String, usize>,
+    /// Looked up on every request, so hashed with foldhash (see [`NameMap`](crate::config::NameMap)).
+    exact: crate::config::NameMap<usize>,
     /// `*.example.com` as (".example.com", host index), longest first.
     suffixes: Vec<(String, usize)>,
     /// `example.*` as ("example.", host index), longest first.
@@ -451,7 +452,7 @@ impl RouteTable {
         Ok(RouteTable {
             name: config.name.clone(),
             virtual_hosts: Vec::with_capacity(config.virtual_hosts.len()),
-            exact: HashMap::new(),
+            exact: Default::default(),
             suffixes: Vec::new(),
             prefixes: Vec::new(),
             default: None,

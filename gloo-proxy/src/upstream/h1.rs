@@ -235,8 +235,9 @@ impl Drop for Owned {
 /// Idle connections of one worker, by endpoint, and how many it has open (idle or busy).
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Conn>>>,
-    open: Mutex<HashMap<SocketAddr, Arc<std::sync::atomic::AtomicU32>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<Conn>, foldhash::fast::RandomState>>,
+    open:
+        Mutex<HashMap<SocketAddr, Arc<std::sync::atomic::AtomicU32>, foldhash::fast::RandomState>>,
 }
 
 impl Pool {
