@@ -419,8 +419,15 @@ pub fn normalize_path<'a>(
         None => (path_and_query, ""),
     };
     let mut path: Cow<'_, str> = Cow::Borrowed(path);
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") {
+    let escaped_slash = path.contains('%')
+        && path.as_bytes().windows(3).any(|w| {
+            w[0] == b'%'
+                && matches!(
+                    (w[1], w[2].to_ascii_lowercase()),
+                    (b'2', b'f') | (b'5', b'c')
+                )
+        });
+    if escaped_slash {
         match settings.escaped_slashes {
             EscapedSlashes::Keep => {}
             EscapedSlashes::Reject => return Err(StatusCode::BAD_REQUEST),
@@ -909,7 +916,12 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// switch on length, then one comparison) rather than comparing with each of the nine in
 /// turn: every field of every proxied message goes through here twice.
 pub(crate) fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
-    let i = match name.as_str() {
+    hop_by_hop_position(name.as_str())
+}
+
+/// [`hop_by_hop_index`] of a lowercase name.
+fn hop_by_hop_position(name: &str) -> Option<usize> {
+    let i = match name {
         "connection" => 0,
         "keep-alive" => 1,
         "proxy-connection" => 2,
@@ -925,10 +937,20 @@ pub(crate) fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
 }
 
 /// Whether a `Connection` option (any case) names a hop-by-hop field, which goes anyway.
+/// Runs for the `Connection` field of every upstream answer, usually on `keep-alive`.
 pub(crate) fn names_hop_by_hop(option: &[u8]) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .any(|h| option.eq_ignore_ascii_case(h.as_str().as_bytes()))
+    // Room for the longest hop-by-hop name, `proxy-authenticate`.
+    let mut lower = [0u8; 18];
+    let Some(room) = lower.get_mut(..option.len()) else {
+        return false;
+    };
+    for (l, b) in room.iter_mut().zip(option) {
+        *l = b.to_ascii_lowercase();
+    }
+    std::str::from_utf8(room)
+        .ok()
+        .and_then(hop_by_hop_position)
+        .is_some()
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -1616,6 +1638,34 @@ mod tests {
         ] {
             let name = HeaderName::from_static(name);
             assert_eq!(hop_by_hop_index(&name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_connection_option_names_a_hop_by_hop_field_in_any_case() {
+        for name in HOP_BY_HOP.iter() {
+            let upper = name.as_str().to_ascii_uppercase();
+            assert!(names_hop_by_hop(name.as_str().as_bytes()), "{name}");
+            assert!(names_hop_by_hop(upper.as_bytes()), "{upper}");
+        }
+        for option in [
+            &b"Keep-Alive"[..],
+            b"TE",
+            b"Proxy-Authenticate",
+            b"HTTP2-Settings",
+        ] {
+            assert!(names_hop_by_hop(option), "{option:?}");
+        }
+        for option in [
+            &b""[..],
+            b"close",
+            b"x-secret",
+            b"keep-alive2",
+            b"proxy-authenticate-x",
+            b"a-name-much-longer-than-any-hop-by-hop-one",
+            b"keep\xffalive",
+        ] {
+            assert!(!names_hop_by_hop(option), "{option:?}");
         }
     }
 

@@ -742,6 +742,9 @@ fn escaped_slash_settings_are_enforced() {
     for (port, gateway, target, expected) in [
         (reject, "REJECT_REQUEST", "/public%2F..%2Fadmin", 400),
         (reject, "REJECT_REQUEST", "/public/a%2fb", 400),
+        (reject, "REJECT_REQUEST", "/public/a%5Cb", 400),
+        (reject, "REJECT_REQUEST", "/public/a%5cb", 400),
+        (reject, "REJECT_REQUEST", "/public/a%25b", 200),
         (reject, "REJECT_REQUEST", "/public/plain", 200),
         (
             unescape,
