@@ -210,7 +210,7 @@ impl Proxy {
             None if settings.request_timeout.is_none()
                 && settings.max_stream_duration.is_none() =>
             {
-                route_and_serve(config, &listener, downstream, req).await
+                std::pin::pin!(route_and_serve(config, &listener, downstream, req)).await
             }
             None => Box::pin(serve_in_time(config, &listener, downstream, req)).await,
         };
@@ -672,7 +672,7 @@ async fn route_and_serve(
         return local_reply(StatusCode::NOT_FOUND, "");
     };
     let Some(vhost_index) = table.virtual_host_index(&authority) else {
-        return no_route(&config, listener, downstream, req).await;
+        return std::pin::pin!(no_route(&config, listener, downstream, req)).await;
     };
     let vhost = &table.virtual_hosts()[vhost_index];
     let view = RequestView {
@@ -683,7 +683,7 @@ async fn route_and_serve(
         headers: req.headers(),
     };
     let Some((route_index, route)) = vhost.find(&view) else {
-        return no_route(&config, listener, downstream, req).await;
+        return std::pin::pin!(no_route(&config, listener, downstream, req)).await;
     };
     if refused_upgrade {
         // As Envoy: the route is known (its response headers apply), the upgrade is not
@@ -786,7 +786,7 @@ async fn route_and_serve(
             }
             response
         }
-        None => forward(req, &ctx).await,
+        None => std::pin::pin!(forward(req, &ctx)).await,
     }
 }
 
@@ -861,7 +861,7 @@ pub async fn act(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
     let route = ctx.route();
     let vhost = ctx.virtual_host();
     match route.action() {
-        Action::Forward(_) => forward(req, ctx).await,
+        Action::Forward(_) => std::pin::pin!(forward(req, ctx)).await,
         Action::Direct(d) => direct_response(d, route, vhost, &ctx.table),
         Action::Redirect(r) => {
             let authority = ctx.authority.as_deref().unwrap_or_default();
@@ -1029,7 +1029,7 @@ impl tower::Service<Request<Body>> for RouteService {
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         Box::pin(async move {
             match req.extensions_mut().remove::<RouteContext>() {
-                Some(ctx) => Ok(act(req, &ctx).await),
+                Some(ctx) => Ok(std::pin::pin!(act(req, &ctx)).await),
                 None => Ok(local_reply(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "no route context",
@@ -1052,7 +1052,7 @@ pub async fn forward(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
     let Some(action) = forward_action(ctx) else {
         return local_reply(StatusCode::INTERNAL_SERVER_ERROR, "");
     };
-    let (mut response, target) = forward_to_cluster(req, ctx, action).await;
+    let (mut response, target) = std::pin::pin!(forward_to_cluster(req, ctx, action)).await;
     apply_response_headers(
         response.headers_mut(),
         target.as_ref(),
@@ -1522,7 +1522,7 @@ async fn send_with_retries(
             std::mem::take(&mut out.headers)
         };
         let outcome = match build_request(&out, &endpoint, headers, body, auto_host) {
-            Ok(req) => attempt(req, &cluster, &endpoint, per_try).await,
+            Ok(req) => std::pin::pin!(attempt(req, &cluster, &endpoint, per_try)).await,
             Err(_) => return bad_request(),
         };
         let retryable = match (&outcome, retry) {
@@ -1639,6 +1639,77 @@ mod tests {
             let name = HeaderName::from_static(name);
             assert_eq!(hop_by_hop_index(&name), None, "{name}");
         }
+    }
+
+    /// Awaited by value, a future is kept twice in its caller's (the value and the awaitee
+    /// apart), so each level of the request path doubled it: `Proxy::handle`'s future was
+    /// 143 KB and a connection's task 292 KB until every level pinned its callee's future
+    /// where it made it. This keeps them from growing back.
+    #[test]
+    fn the_future_of_a_request_stays_small() {
+        use envoy_types::pb::envoy::config::core::v3::{address, socket_address, Address};
+        use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
+        use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+            http_connection_manager::RouteSpecifier, HttpFilter, Rds,
+        };
+        use prost::Message;
+        let hcm = HttpConnectionManager {
+            route_specifier: Some(RouteSpecifier::Rds(Rds {
+                route_config_name: "routes".into(),
+                ..Default::default()
+            })),
+            http_filters: vec![HttpFilter {
+                name: crate::filter::ROUTER.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let socket = envoy_types::pb::envoy::config::core::v3::SocketAddress {
+            address: "127.0.0.1".into(),
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(1)),
+            ..Default::default()
+        };
+        let listener = Listener {
+            name: "http".into(),
+            address: Some(Address {
+                address: Some(address::Address::SocketAddress(socket)),
+            }),
+            filter_chains: vec![FilterChain {
+                filters: vec![Filter {
+                    name: "envoy.filters.network.http_connection_manager".into(),
+                    config_type: Some(filter::ConfigType::TypedConfig(
+                        envoy_types::pb::google::protobuf::Any {
+                            type_url: format!(
+                                "type.googleapis.com/{}",
+                                "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+                            ),
+                            value: hcm.encode_to_vec(),
+                        },
+                    )),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let registry = crate::filter::FilterRegistry::with_builtins();
+        let listener = Arc::new(
+            crate::config::compile_listener(&listener, "1", &registry).expect("a listener"),
+        );
+        let (_config, receiver) = tokio::sync::watch::channel(Arc::new(ProxyConfig::default()));
+        let proxy = Proxy::new(receiver, Arc::new(Stats::default()), false);
+        let address = SocketAddr::from(([127, 0, 0, 1], 1));
+        let downstream = Downstream {
+            remote: address,
+            peer: address,
+            local: address,
+            scheme: "http",
+        };
+        let handling = proxy.handle(Request::new(Body::empty()), &listener, &downstream);
+        let size = std::mem::size_of_val(&handling);
+        assert!(
+            size <= 16 * 1024,
+            "Proxy::handle's future is {size} bytes: is a future awaited by value on the request path?"
+        );
     }
 
     #[test]

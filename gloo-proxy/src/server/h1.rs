@@ -93,8 +93,7 @@ where
         let last_allowed = settings
             .max_requests_per_connection
             .is_some_and(|max| guard.served >= max);
-        let handling = conn.proxy.handle(req, &conn.listener, &conn.downstream);
-        let mut handling = std::pin::pin!(handling);
+        let mut handling = std::pin::pin!(conn.proxy.handle(req, &conn.listener, &conn.downstream));
         // While the answer is prepared, the socket is watched: a client that goes away
         // abandons its request (the proxy's work for it is dropped), as with hyper. Bytes
         // of a next (pipelined) request are kept, up to the head limit.

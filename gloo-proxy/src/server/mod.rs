@@ -353,10 +353,8 @@ where
             let guard = activity.begin();
             async move {
                 let http1 = req.version() < http::Version::HTTP_2;
-                let mut response = conn
-                    .proxy
-                    .handle(req, &conn.listener, &conn.downstream)
-                    .await;
+                let mut response =
+                    std::pin::pin!(conn.proxy.handle(req, &conn.listener, &conn.downstream)).await;
                 if max_requests.is_some_and(|max| guard.served >= max) {
                     if http1 {
                         response.headers_mut().insert(

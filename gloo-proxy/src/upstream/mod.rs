@@ -788,7 +788,7 @@ impl Cluster {
         endpoint: &Endpoint,
     ) -> Result<http::Response<Body>, h1::SendError> {
         if self.http2 || req.headers().contains_key(http::header::UPGRADE) {
-            return match self.client().request(req).await {
+            return match std::pin::pin!(self.client().request(req)).await {
                 Ok(r) => Ok(r.map(Body::from)),
                 Err(e) if e.is_connect() => Err(h1::SendError::Connect(std::io::Error::other(e))),
                 Err(e) => Err(h1::SendError::Reset(std::io::Error::other(e))),
@@ -805,7 +805,7 @@ impl Cluster {
             tls,
             limit: &self.breaker.connections,
         };
-        h1::send(pool, exchange, req).await
+        std::pin::pin!(h1::send(pool, exchange, req)).await
     }
 
     /// The endpoints, healthy or not.
