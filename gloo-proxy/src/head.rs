@@ -1,6 +1,8 @@
 //! What the two HTTP/1 head parsers share: the server loop's (requests) and the upstream
 //! client's (responses).
 
+use http::header::{self, HeaderName, InvalidHeaderName};
+
 /// How many fields' places a parser keeps on the stack; a head with more puts them on the
 /// heap. Zeroing room for the most fields a head may have (100 or more) cost more than the
 /// rest of the parse.
@@ -28,6 +30,68 @@ pub(crate) fn ends_chunked(value: &[u8]) -> bool {
         .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
+/// A field name as `HeaderName::from_bytes` reads it, through a switch on the usual names as
+/// servers and clients spell them (`Content-Type` or `content-type`) first: for those it
+/// costs a length switch and a comparison or two instead of a copy lowercased byte by byte
+/// and a search of the standard names, about a tenth of the instructions. Every field of
+/// every proxied message comes through here.
+pub(crate) fn field_name(raw: &[u8]) -> Result<HeaderName, InvalidHeaderName> {
+    let known = match raw.len() {
+        4 => match raw {
+            b"Date" | b"date" => Some(header::DATE),
+            b"Host" | b"host" => Some(header::HOST),
+            b"ETag" | b"etag" => Some(header::ETAG),
+            b"Vary" | b"vary" => Some(header::VARY),
+            _ => None,
+        },
+        6 => match raw {
+            b"Server" | b"server" => Some(header::SERVER),
+            b"Accept" | b"accept" => Some(header::ACCEPT),
+            b"Cookie" | b"cookie" => Some(header::COOKIE),
+            _ => None,
+        },
+        10 => match raw {
+            b"Connection" | b"connection" => Some(header::CONNECTION),
+            b"User-Agent" | b"user-agent" => Some(header::USER_AGENT),
+            b"Set-Cookie" | b"set-cookie" => Some(header::SET_COOKIE),
+            _ => None,
+        },
+        12 => match raw {
+            b"Content-Type" | b"content-type" => Some(header::CONTENT_TYPE),
+            _ => None,
+        },
+        13 => match raw {
+            b"Last-Modified" | b"last-modified" => Some(header::LAST_MODIFIED),
+            b"Accept-Ranges" | b"accept-ranges" => Some(header::ACCEPT_RANGES),
+            b"Cache-Control" | b"cache-control" => Some(header::CACHE_CONTROL),
+            b"Authorization" | b"authorization" => Some(header::AUTHORIZATION),
+            _ => None,
+        },
+        14 => match raw {
+            b"Content-Length" | b"content-length" => Some(header::CONTENT_LENGTH),
+            _ => None,
+        },
+        15 => match raw {
+            b"Accept-Encoding" | b"accept-encoding" => Some(header::ACCEPT_ENCODING),
+            b"Accept-Language" | b"accept-language" => Some(header::ACCEPT_LANGUAGE),
+            _ => None,
+        },
+        16 => match raw {
+            b"Content-Encoding" | b"content-encoding" => Some(header::CONTENT_ENCODING),
+            _ => None,
+        },
+        17 => match raw {
+            b"Transfer-Encoding" | b"transfer-encoding" => Some(header::TRANSFER_ENCODING),
+            _ => None,
+        },
+        _ => None,
+    };
+    match known {
+        Some(name) => Ok(name),
+        None => HeaderName::from_bytes(raw),
+    }
+}
+
 /// Room on the stack for [`field_room`].
 pub(crate) fn inline_room<T: Copy + Default>() -> [T; FIELDS_ON_STACK] {
     [T::default(); FIELDS_ON_STACK]
@@ -45,5 +109,62 @@ mod tests {
         assert!(heap.is_empty());
         assert_eq!(field_room(&mut inline, &mut heap, 40).len(), 40);
         assert_eq!(heap.len(), 40);
+    }
+
+    #[test]
+    fn a_usual_field_name_is_the_name_from_bytes_reads() {
+        let usual = [
+            "Date",
+            "Host",
+            "ETag",
+            "Vary",
+            "Server",
+            "Accept",
+            "Cookie",
+            "Connection",
+            "User-Agent",
+            "Set-Cookie",
+            "Content-Type",
+            "Last-Modified",
+            "Accept-Ranges",
+            "Cache-Control",
+            "Authorization",
+            "Content-Length",
+            "Accept-Encoding",
+            "Accept-Language",
+            "Content-Encoding",
+            "Transfer-Encoding",
+        ];
+        for name in usual {
+            for spelling in [
+                name.to_string(),
+                name.to_ascii_lowercase(),
+                name.to_ascii_uppercase(),
+            ] {
+                let expected = HeaderName::from_bytes(spelling.as_bytes()).expect("a name");
+                assert_eq!(
+                    field_name(spelling.as_bytes()).ok(),
+                    Some(expected),
+                    "{spelling}"
+                );
+            }
+        }
+        // Names off the list, of the list's lengths or not, and names that are not names.
+        for raw in [
+            &b"x-custom"[..],
+            b"Keep-Alive",
+            b"X-Request-Id",
+            b"Content-Typo",
+            b"Dat\xe9",
+            b"",
+            b"Content Type",
+        ] {
+            assert_eq!(
+                field_name(raw).ok(),
+                HeaderName::from_bytes(raw).ok(),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
     }
 }

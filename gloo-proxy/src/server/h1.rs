@@ -240,7 +240,7 @@ fn build_request(
     let mut asked = Asked::default();
     let mut content_length = None;
     for &(name_start, name_end, value_start, value_end) in fields {
-        let name = HeaderName::from_bytes(&head[name_start..name_end]).ok()?;
+        let name = crate::head::field_name(&head[name_start..name_end]).ok()?;
         let raw = head.slice(value_start..value_end);
         match name {
             // A body (or the promise of one), or a change of protocol: hyper's to serve.

@@ -20,7 +20,7 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -402,7 +402,7 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
     let mut map = HeaderMap::with_capacity(count);
     for &(name_start, name_end, value_start, value_end) in spans.iter() {
         let raw_name = &head[name_start as usize..name_end as usize];
-        let name = HeaderName::from_bytes(raw_name).map_err(|_| {
+        let name = crate::head::field_name(raw_name).map_err(|_| {
             SendError::Protocol(format!(
                 "invalid header name {:?}",
                 String::from_utf8_lossy(raw_name)
