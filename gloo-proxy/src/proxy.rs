@@ -1329,16 +1329,12 @@ fn request_id() -> HeaderValue {
     let mut bytes = fastrand::u128(..).to_be_bytes();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let mut out = [0u8; 36];
-    let mut o = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out[o] = b'-';
-            o += 1;
-        }
-        out[o] = HEX[(b >> 4) as usize];
-        out[o + 1] = HEX[(b & 0x0f) as usize];
-        o += 2;
+    // Where each byte's two digits go, in the groups of 8-4-4-4-12 digits.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    let mut out = [b'-'; 36];
+    for (b, at) in bytes.iter().zip(AT) {
+        out[at] = HEX[(b >> 4) as usize];
+        out[at + 1] = HEX[(b & 0x0f) as usize];
     }
     HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
@@ -1710,6 +1706,30 @@ mod tests {
             size <= 16 * 1024,
             "Proxy::handle's future is {size} bytes: is a future awaited by value on the request path?"
         );
+    }
+
+    #[test]
+    fn a_request_id_is_a_version_4_uuid() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..64 {
+            let id = request_id();
+            let id = id.to_str().expect("ASCII");
+            let groups: Vec<&str> = id.split('-').collect();
+            let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+            assert_eq!(lengths, [8, 4, 4, 4, 12], "{id}");
+            assert!(
+                groups.iter().all(|g| g
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))),
+                "{id}"
+            );
+            assert!(groups[2].starts_with('4'), "version 4: {id}");
+            assert!(
+                matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+                "RFC 4122 variant: {id}"
+            );
+            assert!(seen.insert(id.to_string()), "repeated: {id}");
+        }
     }
 
     #[test]
