@@ -32,35 +32,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)"; exit 1; }
-head -c 1024 /dev/zero | tr '\0' 'x' > $W/body
-cat > $W/backend.conf <<C
-daemon off; worker_processes 1; pid $W/b.pid; error_log $W/b.err;
-events { worker_connections 4096; }
-http { access_log off; server { listen 127.0.0.1:18081; location / { root $W; try_files /body =404; } } }
-C
-# As peers.sh's nginx, but one process (no master), so callgrind follows the worker itself.
-cat > $W/nginx.conf <<C
-daemon off; master_process off; worker_processes 1; pid $W/n.pid; error_log $W/n.err;
-events { worker_connections 4096; }
-http { access_log off; upstream b { server 127.0.0.1:18081; keepalive 64; }
- server { listen 127.0.0.1:18082; location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-C
-cat > $W/haproxy.cfg <<C
-global
-  nbthread 1
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  option http-keep-alive
-frontend f
-  bind 127.0.0.1:18083
-  default_backend b
-backend b
-  http-reuse always
-  server s1 127.0.0.1:18081
-C
+. "$root/benches/proxy/peer_configs.sh"
+write_peer_configs $W
+# nginx as one process (no master), so callgrind follows the worker itself.
+sed -i 's/^daemon off;/daemon off; master_process off;/' $W/nginx.conf
 taskset -c 0 nginx -c $W/backend.conf -p $W & pids+=($!)
 measure() { # name port command...
   local name=$1 port=$2; shift 2

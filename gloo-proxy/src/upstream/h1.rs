@@ -615,40 +615,31 @@ pub(crate) async fn send(
             pooled = None;
         }
     }
-    let (mut conn, reused) = match pooled {
+    let (mut conn, mut reused) = match pooled {
         Some(c) => (c, true),
         None => std::pin::pin!(acquire(pool, &exchange)).await?,
     };
-    // Each future is pinned where it is made (here and in the callers): awaited by value, a
-    // future is kept twice in its caller's, and the sizes doubled at every level up to the
-    // connection's task.
-    let first = std::pin::pin!(exchange_on(
-        &mut conn,
-        &parts,
-        full.as_ref(),
-        &mut body,
-        head_request
-    ))
-    .await;
-    match first {
-        Ok(head) => Ok(finish(pool.clone(), exchange.address, conn, head)),
-        // A kept-alive connection the upstream had closed: try once more on a new one.
-        Err(ExchangeError::Stale(_)) if reused && full.is_some() => {
-            let mut conn = std::pin::pin!(connect(pool, &exchange)).await?;
-            let again = std::pin::pin!(exchange_on(
-                &mut conn,
-                &parts,
-                full.as_ref(),
-                &mut body,
-                head_request
-            ))
-            .await;
-            match again {
-                Ok(head) => Ok(finish(pool.clone(), exchange.address, conn, head)),
-                Err(e) => Err(e.into()),
+    loop {
+        // Each future is pinned where it is made (here and in the callers): awaited by value,
+        // a future is kept twice in its caller's, and the sizes doubled at every level up to
+        // the connection's task.
+        let exchanged = std::pin::pin!(exchange_on(
+            &mut conn,
+            &parts,
+            full.as_ref(),
+            &mut body,
+            head_request
+        ))
+        .await;
+        match exchanged {
+            Ok(head) => return Ok(finish(pool.clone(), exchange.address, conn, head)),
+            // A kept-alive connection the upstream had closed: try once more on a new one.
+            Err(ExchangeError::Stale(_)) if reused && full.is_some() => {
+                conn = std::pin::pin!(connect(pool, &exchange)).await?;
+                reused = false;
             }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => Err(e.into()),
     }
 }
 
