@@ -345,7 +345,11 @@ struct Head {
 /// The most response header fields a head may carry.
 const MAX_HEADERS: usize = 128;
 
-fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, SendError> {
+fn parse_head(
+    buf: &mut BytesMut,
+    head_request: bool,
+    spare: &mut HeaderMap,
+) -> Result<Option<Head>, SendError> {
     // Runs once per proxied response, so it allocates only the header map: the parser's
     // slots (32 bytes each) start uninitialised, and the fields' places are kept as 16-byte
     // offsets (on the stack for a usual head) until the head's bytes are frozen.
@@ -399,7 +403,11 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
     }
     let head = buf.split_to(len).freeze();
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-    let mut map = HeaderMap::with_capacity(count);
+    // The map the request's fields went out in, cleared, when the caller has it: no
+    // allocation per response (as the server loop reuses each answer's map for the next request).
+    let mut map = std::mem::take(spare);
+    map.clear();
+    map.reserve(count);
     for &(name_start, name_end, value_start, value_end) in spans.iter() {
         let raw_name = &head[name_start as usize..name_end as usize];
         let name = crate::head::field_name(raw_name).map_err(|_| {
@@ -602,7 +610,7 @@ pub(crate) async fn send(
 ) -> Result<Response<Body>, SendError> {
     let head_request = req.method() == http::Method::HEAD;
     let replayable = req.body().as_bytes().is_some() || req.body().is_end_stream();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let full = if body.is_end_stream() {
         Some(Bytes::new())
     } else {
@@ -625,7 +633,7 @@ pub(crate) async fn send(
         // the connection's task.
         let exchanged = std::pin::pin!(exchange_on(
             &mut conn,
-            &parts,
+            &mut parts,
             full.as_ref(),
             &mut body,
             head_request
@@ -660,7 +668,7 @@ impl From<ExchangeError> for SendError {
 
 async fn exchange_on(
     conn: &mut Conn,
-    req: &http::request::Parts,
+    req: &mut http::request::Parts,
     full: Option<&Bytes>,
     body: &mut Option<Body>,
     head_request: bool,
@@ -697,7 +705,8 @@ async fn exchange_on(
     conn.buf.clear();
     loop {
         if !conn.buf.is_empty() {
-            match parse_head(&mut conn.buf, head_request) {
+            // Something was read, so the request will not be sent again: its map is free.
+            match parse_head(&mut conn.buf, head_request, &mut req.headers) {
                 // Interim answers (100 Continue, 103 Early Hints) are not the response.
                 Ok(Some(head))
                     if head.response.status().is_informational()
@@ -945,12 +954,48 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::net::TcpListener;
 
+    /// The answer's fields go into the map the request's fields went out in: none of the
+    /// request's may stay in it.
+    #[test]
+    fn a_response_head_reuses_the_request_map_and_keeps_none_of_its_fields() {
+        let mut request = HeaderMap::with_capacity(32);
+        request.insert(header::HOST, HeaderValue::from_static("upstream.example"));
+        request.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer secret"),
+        );
+        request.append("x-request-id", HeaderValue::from_static("id"));
+        request.append(header::SERVER, HeaderValue::from_static("from the request"));
+        let capacity = request.capacity();
+        let mut buf =
+            BytesMut::from(&b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 0\r\n\r\n"[..]);
+        let head = parse_head(&mut buf, false, &mut request)
+            .expect("valid head")
+            .expect("complete head");
+        let headers = head.response.headers();
+        let fields: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
+            .collect();
+        assert_eq!(
+            fields,
+            [("server", &b"nginx"[..]), ("content-length", b"0")],
+            "only the answer's fields"
+        );
+        assert_eq!(
+            headers.capacity(),
+            capacity,
+            "the request's map, not a new one"
+        );
+        assert!(request.is_empty(), "the map was taken from the request");
+    }
+
     #[test]
     fn response_heads_parse_into_shared_fields_and_leave_the_body() {
         let mut buf = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\nConnection: Keep-Alive\r\nX-Empty:\r\n\r\nhello"[..],
         );
-        let head = parse_head(&mut buf, false)
+        let head = parse_head(&mut buf, false, &mut HeaderMap::new())
             .expect("valid head")
             .expect("complete head");
         assert_eq!(head.response.status(), StatusCode::OK);
@@ -966,7 +1011,7 @@ mod tests {
         // `Connection: close` in any case ends the connection after the response.
         let mut close =
             BytesMut::from(&b"HTTP/1.1 204 No Content\r\nConnection: CLOSE\r\n\r\n"[..]);
-        let head = parse_head(&mut close, false)
+        let head = parse_head(&mut close, false, &mut HeaderMap::new())
             .expect("valid")
             .expect("complete");
         assert!(!head.keep_alive);
@@ -978,7 +1023,7 @@ mod tests {
         let mut hops = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Upgrade\r\nKeep-Alive: timeout=5\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\nTrailer: x-t\r\nProxy-Connection: x\r\nTE: trailers\r\nX-Kept: 1\r\n\r\n"[..],
         );
-        let head = parse_head(&mut hops, false)
+        let head = parse_head(&mut hops, false, &mut HeaderMap::new())
             .expect("valid")
             .expect("complete");
         assert_eq!(head.framing, Framing::Chunked);
@@ -987,7 +1032,7 @@ mod tests {
         let mut named = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n"[..],
         );
-        let head = parse_head(&mut named, false)
+        let head = parse_head(&mut named, false, &mut HeaderMap::new())
             .expect("valid")
             .expect("complete");
         assert!(!head.keep_alive);
@@ -996,7 +1041,7 @@ mod tests {
         let mut switching = BytesMut::from(
             &b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"[..],
         );
-        let head = parse_head(&mut switching, false)
+        let head = parse_head(&mut switching, false, &mut HeaderMap::new())
             .expect("valid")
             .expect("complete");
         let names: Vec<&str> = head.response.headers().keys().map(|n| n.as_str()).collect();
@@ -1005,7 +1050,7 @@ mod tests {
         // More fields than are kept on the stack.
         let many: String = (0..40).map(|i| format!("x-f{i}: {i}\r\n")).collect();
         let mut long = BytesMut::from(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes());
-        let head = parse_head(&mut long, false)
+        let head = parse_head(&mut long, false, &mut HeaderMap::new())
             .expect("valid")
             .expect("complete");
         assert_eq!(head.response.headers().len(), 40);
@@ -1014,7 +1059,7 @@ mod tests {
         // Incomplete: nothing consumed, read more.
         let start = b"HTTP/1.1 200 OK\r\nServer: ng";
         let mut partial = BytesMut::from(&start[..]);
-        assert!(parse_head(&mut partial, false)
+        assert!(parse_head(&mut partial, false, &mut HeaderMap::new())
             .expect("valid so far")
             .is_none());
         assert_eq!(&partial[..], start);
@@ -1023,21 +1068,25 @@ mod tests {
         let mut conflicting = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
         );
-        assert!(parse_head(&mut conflicting, false).is_err());
+        assert!(parse_head(&mut conflicting, false, &mut HeaderMap::new()).is_err());
         let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
         for i in 0..=MAX_HEADERS {
             many.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
         }
         many.extend_from_slice(b"\r\n");
-        assert!(parse_head(&mut BytesMut::from(&many[..]), false).is_err());
+        assert!(parse_head(&mut BytesMut::from(&many[..]), false, &mut HeaderMap::new()).is_err());
         // A head over `MAX_HEAD` is refused whether or not it arrived in one read.
         let mut huge = b"HTTP/1.1 200 OK\r\nx-big: ".to_vec();
         huge.resize(huge.len() + MAX_HEAD, b'a');
         huge.extend_from_slice(b"\r\n\r\n");
-        assert!(parse_head(&mut BytesMut::from(&huge[..]), false).is_err());
-        assert!(parse_head(&mut BytesMut::from(&huge[..100]), false)
-            .expect("a start is fine")
-            .is_none());
+        assert!(parse_head(&mut BytesMut::from(&huge[..]), false, &mut HeaderMap::new()).is_err());
+        assert!(parse_head(
+            &mut BytesMut::from(&huge[..100]),
+            false,
+            &mut HeaderMap::new()
+        )
+        .expect("a start is fine")
+        .is_none());
     }
 
     /// A server that answers each request on a connection with the next canned response
