@@ -212,8 +212,14 @@ struct Conn {
     _slot: ConnectionSlot,
     _owned: Owned,
     buf: BytesMut,
+    /// Where each request's head (and a body at hand) is written, kept from one request to
+    /// the next so it is not allocated per request.
+    out: BytesMut,
     idle_since: Instant,
 }
+
+/// The most room [`Conn::out`] keeps between requests: a larger body at hand gets its own.
+const OUT_KEPT: usize = 16 * 1024;
 
 /// One connection counted among its worker's connections to an endpoint, until it closes.
 #[derive(Debug)]
@@ -584,6 +590,7 @@ async fn connect_with(
         _slot: slot,
         _owned: owned,
         buf: BytesMut::with_capacity(8 * 1024),
+        out: BytesMut::new(),
         idle_since: Instant::now(),
     })
 }
@@ -673,14 +680,23 @@ async fn exchange_on(
     body: &mut Option<Body>,
     head_request: bool,
 ) -> Result<Head, ExchangeError> {
-    let mut out = BytesMut::with_capacity(512 + full.map(|b| b.len()).unwrap_or(0));
+    let need = 512 + full.map_or(0, |b| b.len());
+    let mut own;
+    let out = if need <= OUT_KEPT {
+        conn.out.clear();
+        conn.out.reserve(need);
+        &mut conn.out
+    } else {
+        own = BytesMut::with_capacity(need);
+        &mut own
+    };
     match full {
         Some(bytes) => {
             // Head and body in one write.
-            write_head(&mut out, req, Some(bytes.len() as u64));
+            write_head(out, req, Some(bytes.len() as u64));
             out.extend_from_slice(bytes);
             conn.stream
-                .write_all(&out)
+                .write_all(out)
                 .await
                 .map_err(ExchangeError::Stale)?;
         }
@@ -690,9 +706,9 @@ async fn exchange_on(
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            write_head(&mut out, req, declared);
+            write_head(out, req, declared);
             conn.stream
-                .write_all(&out)
+                .write_all(out)
                 .await
                 .map_err(ExchangeError::Stale)?;
             if let Some(mut b) = body.take() {
@@ -701,6 +717,10 @@ async fn exchange_on(
                     .map_err(|e| ExchangeError::Other(SendError::Reset(e)))?;
             }
         }
+    }
+    if conn.out.capacity() > OUT_KEPT {
+        // A head larger than the usual (a 40 KiB field, say) does not stay with the connection.
+        conn.out = BytesMut::new();
     }
     conn.buf.clear();
     loop {
@@ -1211,6 +1231,77 @@ mod tests {
             .expect("answer on a new connection");
         assert_eq!(body_text(r).await, "again");
         assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    /// Each request's head and body go out through the connection's kept buffer, or a buffer
+    /// of their own when larger: small, large and small again on one connection, each
+    /// arrives whole.
+    #[tokio::test]
+    async fn bodies_small_and_larger_than_the_kept_buffer_go_out_whole_on_one_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        // Answers each request with its body, as received.
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            let mut chunk = [0u8; 8192];
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buf.len() < end + 4 + length {
+                            let mut chunk = [0u8; 8192];
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let body: Vec<u8> = buf.drain(..end + 4 + length).skip(end + 4).collect();
+                        let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n");
+                        if s.write_all(answer.as_bytes()).await.is_err()
+                            || s.write_all(&body).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let pool = Arc::new(Pool::default());
+        for size in [100, OUT_KEPT + 1000, 3 * OUT_KEPT, 100] {
+            let body: String = (0..size)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            let req = Request::post(format!("http://{addr}/echo"))
+                .header("host", "example")
+                .header("content-length", size)
+                .body(Body::full(body.clone()))
+                .expect("request");
+            let r = send(&pool, exchange(addr), req).await.expect("answer");
+            assert!(
+                body_text(r).await == body,
+                "a {size}-byte body came back changed"
+            );
+        }
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1,
+            "one connection throughout"
+        );
     }
 
     #[tokio::test]
