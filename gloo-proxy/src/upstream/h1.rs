@@ -1233,54 +1233,65 @@ mod tests {
         assert_eq!(connections.load(Ordering::SeqCst), 2);
     }
 
+    /// A server on a free port that serves each connection with `serve`, side by side, and
+    /// counts connections.
+    async fn counting_server<F, S>(serve: F) -> (SocketAddr, Arc<AtomicUsize>)
+    where
+        F: Fn(TcpStream) -> S + Send + 'static,
+        S: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(s));
+            }
+        });
+        (addr, connections)
+    }
+
     /// Each request's head and body go out through the connection's kept buffer, or a buffer
     /// of their own when larger: small, large and small again on one connection, each
     /// arrives whole.
     #[tokio::test]
     async fn bodies_small_and_larger_than_the_kept_buffer_go_out_whole_on_one_connection() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let connections = Arc::new(AtomicUsize::new(0));
-        let counter = connections.clone();
         // Answers each request with its body, as received.
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    loop {
-                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                            let mut chunk = [0u8; 8192];
-                            match s.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                            continue;
-                        };
-                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                        let length: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        while buf.len() < end + 4 + length {
-                            let mut chunk = [0u8; 8192];
-                            match s.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        }
-                        let body: Vec<u8> = buf.drain(..end + 4 + length).skip(end + 4).collect();
-                        let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n");
-                        if s.write_all(answer.as_bytes()).await.is_err()
-                            || s.write_all(&body).await.is_err()
-                        {
-                            return;
-                        }
+        let (addr, connections) = counting_server(|mut s| async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
-                });
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < end + 4 + length {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body: Vec<u8> = buf.drain(..end + 4 + length).skip(end + 4).collect();
+                let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n");
+                if s.write_all(answer.as_bytes()).await.is_err()
+                    || s.write_all(&body).await.is_err()
+                {
+                    return;
+                }
             }
-        });
+        })
+        .await;
         let pool = Arc::new(Pool::default());
         for size in [100, OUT_KEPT + 1000, 3 * OUT_KEPT, 100] {
             let body: String = (0..size)
@@ -1352,24 +1363,16 @@ mod tests {
     #[tokio::test]
     async fn a_worker_without_connections_opens_one_at_the_limit_as_envoy_does() {
         // Keep-alive connections served side by side, `ok` to every request.
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let connections = Arc::new(AtomicUsize::new(0));
-        let counter = connections.clone();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    while s.read(&mut buf).await.unwrap_or(0) > 0 {
-                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                        if s.write_all(ok).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+        let (addr, connections) = counting_server(|mut s| async move {
+            let mut buf = [0u8; 4096];
+            while s.read(&mut buf).await.unwrap_or(0) > 0 {
+                let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                if s.write_all(ok).await.is_err() {
+                    return;
+                }
             }
-        });
+        })
+        .await;
         let limit = Box::leak(Box::new(ConnectionLimit::new(1, 1)));
         let ex = Exchange {
             limit,
