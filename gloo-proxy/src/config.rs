@@ -1110,20 +1110,65 @@ impl Compiler {
     }
 }
 
+/// Protos for tests of the crate.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{filter, Listener, HCM_TYPE};
+    use envoy_types::pb::envoy::config::core::v3::{
+        address, socket_address, Address, SocketAddress,
+    };
+    use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain};
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        http_connection_manager::RouteSpecifier, HttpConnectionManager, HttpFilter, Rds,
+    };
+    use envoy_types::pb::google::protobuf::Any;
+    use prost::Message;
+
+    /// A listener named `http` on 127.0.0.1:1 whose connection manager runs `http_filters`
+    /// and reads the route configuration `routes`.
+    pub(crate) fn listener(http_filters: Vec<HttpFilter>) -> Listener {
+        let hcm = HttpConnectionManager {
+            route_specifier: Some(RouteSpecifier::Rds(Rds {
+                route_config_name: "routes".into(),
+                ..Default::default()
+            })),
+            http_filters,
+            ..Default::default()
+        };
+        Listener {
+            name: "http".into(),
+            address: Some(Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: "127.0.0.1".into(),
+                    port_specifier: Some(socket_address::PortSpecifier::PortValue(1)),
+                    ..Default::default()
+                })),
+            }),
+            filter_chains: vec![FilterChain {
+                filters: vec![Filter {
+                    name: "envoy.filters.network.http_connection_manager".into(),
+                    config_type: Some(filter::ConfigType::TypedConfig(Any {
+                        type_url: HCM_TYPE.to_string(),
+                        value: hcm.encode_to_vec(),
+                    })),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+}
+
 #[cfg(all(test, feature = "ratelimit"))]
 mod tests {
     use super::*;
     use crate::ratelimit::{LOCAL_RATELIMIT, LOCAL_RATELIMIT_TYPE};
-    use envoy_types::pb::envoy::config::core::v3::{socket_address, Address, SocketAddress};
-    use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain};
     use envoy_types::pb::envoy::config::route::v3::{
         route, route_match, DirectResponseAction, Route, RouteConfiguration, RouteMatch,
         VirtualHost,
     };
     use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
-    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-        HttpFilter, Rds,
-    };
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
     use envoy_types::pb::envoy::r#type::v3::TokenBucket;
 
     fn any<M: Message>(type_url: &str, m: &M) -> Any {
@@ -1134,49 +1179,20 @@ mod tests {
     }
 
     fn listener() -> Listener {
-        let hcm = HttpConnectionManager {
-            route_specifier: Some(RouteSpecifier::Rds(Rds {
-                route_config_name: "routes".into(),
+        test_support::listener(vec![
+            HttpFilter {
+                name: LOCAL_RATELIMIT.into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(any(
+                    LOCAL_RATELIMIT_TYPE,
+                    &LocalRateLimit::default(),
+                ))),
                 ..Default::default()
-            })),
-            http_filters: vec![
-                HttpFilter {
-                    name: LOCAL_RATELIMIT.into(),
-                    config_type: Some(http_filter::ConfigType::TypedConfig(any(
-                        LOCAL_RATELIMIT_TYPE,
-                        &LocalRateLimit::default(),
-                    ))),
-                    ..Default::default()
-                },
-                HttpFilter {
-                    name: ROUTER.into(),
-                    ..Default::default()
-                },
-            ],
-            ..Default::default()
-        };
-        Listener {
-            name: "http".into(),
-            address: Some(Address {
-                address: Some(
-                    envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(
-                        SocketAddress {
-                            address: "127.0.0.1".into(),
-                            port_specifier: Some(socket_address::PortSpecifier::PortValue(1)),
-                            ..Default::default()
-                        },
-                    ),
-                ),
-            }),
-            filter_chains: vec![FilterChain {
-                filters: vec![Filter {
-                    name: "envoy.filters.network.http_connection_manager".into(),
-                    config_type: Some(filter::ConfigType::TypedConfig(any(HCM_TYPE, &hcm))),
-                }],
+            },
+            HttpFilter {
+                name: ROUTER.into(),
                 ..Default::default()
-            }],
-            ..Default::default()
-        }
+            },
+        ])
     }
 
     fn everyone() -> envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent {

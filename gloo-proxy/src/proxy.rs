@@ -953,6 +953,12 @@ pub(crate) fn names_hop_by_hop(option: &[u8]) -> bool {
         .is_some()
 }
 
+/// Whether a `Connection` token names no field beyond those that go anyway: it is empty,
+/// `close`, or a hop-by-hop field's name.
+pub(crate) fn names_no_other_field(token: &[u8]) -> bool {
+    token.is_empty() || token.eq_ignore_ascii_case(b"close") || names_hop_by_hop(token)
+}
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Runs twice per proxied request, so it looks at each field once and removes only the
     // hop-by-hop ones present: most requests carry none (no `Connection` either, which is
@@ -974,9 +980,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|n| {
-            !n.is_empty() && !n.eq_ignore_ascii_case("close") && !names_hop_by_hop(n.as_bytes())
-        })
+        .filter(|n| !names_no_other_field(n.as_bytes()))
         // `from_bytes` lowercases.
         .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
         .collect();
@@ -1643,50 +1647,11 @@ mod tests {
     /// where it made it. This keeps them from growing back.
     #[test]
     fn the_future_of_a_request_stays_small() {
-        use envoy_types::pb::envoy::config::core::v3::{address, socket_address, Address};
-        use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
-        use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-            http_connection_manager::RouteSpecifier, HttpFilter, Rds,
-        };
-        use prost::Message;
-        let hcm = HttpConnectionManager {
-            route_specifier: Some(RouteSpecifier::Rds(Rds {
-                route_config_name: "routes".into(),
-                ..Default::default()
-            })),
-            http_filters: vec![HttpFilter {
-                name: crate::filter::ROUTER.into(),
-                ..Default::default()
-            }],
+        use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
+        let listener = crate::config::test_support::listener(vec![HttpFilter {
+            name: crate::filter::ROUTER.into(),
             ..Default::default()
-        };
-        let socket = envoy_types::pb::envoy::config::core::v3::SocketAddress {
-            address: "127.0.0.1".into(),
-            port_specifier: Some(socket_address::PortSpecifier::PortValue(1)),
-            ..Default::default()
-        };
-        let listener = Listener {
-            name: "http".into(),
-            address: Some(Address {
-                address: Some(address::Address::SocketAddress(socket)),
-            }),
-            filter_chains: vec![FilterChain {
-                filters: vec![Filter {
-                    name: "envoy.filters.network.http_connection_manager".into(),
-                    config_type: Some(filter::ConfigType::TypedConfig(
-                        envoy_types::pb::google::protobuf::Any {
-                            type_url: format!(
-                                "type.googleapis.com/{}",
-                                "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-                            ),
-                            value: hcm.encode_to_vec(),
-                        },
-                    )),
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
+        }]);
         let registry = crate::filter::FilterRegistry::with_builtins();
         let listener = Arc::new(
             crate::config::compile_listener(&listener, "1", &registry).expect("a listener"),

@@ -218,7 +218,7 @@ struct Conn {
     idle_since: Instant,
 }
 
-/// The most room [`Conn::out`] keeps between requests: a larger body at hand gets its own.
+/// The most room [`Conn::out`] keeps between requests: after a larger head or body it is let go.
 const OUT_KEPT: usize = 16 * 1024;
 
 /// One connection counted among its worker's connections to an endpoint, until it closes.
@@ -356,9 +356,10 @@ fn parse_head(
     head_request: bool,
     spare: &mut HeaderMap,
 ) -> Result<Option<Head>, SendError> {
-    // Runs once per proxied response, so it allocates only the header map: the parser's
-    // slots (32 bytes each) start uninitialised, and the fields' places are kept as 16-byte
-    // offsets (on the stack for a usual head) until the head's bytes are frozen.
+    // Runs once per proxied response, so it allocates nothing for a usual head: the parser's
+    // slots (32 bytes each) start uninitialised, the fields' places are kept as 16-byte
+    // offsets on the stack until the head's bytes are frozen, and the fields go into the
+    // caller's spare map.
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -491,12 +492,9 @@ fn parse_head(
 /// Whether a `Connection` value names only connection options (`close`, `keep-alive` and
 /// the hop-by-hop fields, which go anyway) and so no other field that must be removed with it.
 fn names_only_connection_options(value: &[u8]) -> bool {
-    value.split(|b| *b == b',').all(|token| {
-        let token = token.trim_ascii();
-        token.is_empty()
-            || token.eq_ignore_ascii_case(b"close")
-            || crate::proxy::names_hop_by_hop(token)
-    })
+    value
+        .split(|b| *b == b',')
+        .all(|token| crate::proxy::names_no_other_field(token.trim_ascii()))
 }
 
 /// A connection for a request that found none idle: a new one while the cluster is under
@@ -680,16 +678,9 @@ async fn exchange_on(
     body: &mut Option<Body>,
     head_request: bool,
 ) -> Result<Head, ExchangeError> {
-    let need = 512 + full.map_or(0, |b| b.len());
-    let mut own;
-    let out = if need <= OUT_KEPT {
-        conn.out.clear();
-        conn.out.reserve(need);
-        &mut conn.out
-    } else {
-        own = BytesMut::with_capacity(need);
-        &mut own
-    };
+    let out = &mut conn.out;
+    out.clear();
+    out.reserve(512 + full.map_or(0, |b| b.len()));
     match full {
         Some(bytes) => {
             // Head and body in one write.
@@ -719,7 +710,7 @@ async fn exchange_on(
         }
     }
     if conn.out.capacity() > OUT_KEPT {
-        // A head larger than the usual (a 40 KiB field, say) does not stay with the connection.
+        // A large head or body (a 40 KiB field, a 48 KB body) does not stay with the connection.
         conn.out = BytesMut::new();
     }
     conn.buf.clear();
@@ -1253,9 +1244,9 @@ mod tests {
         (addr, connections)
     }
 
-    /// Each request's head and body go out through the connection's kept buffer, or a buffer
-    /// of their own when larger: small, large and small again on one connection, each
-    /// arrives whole.
+    /// Each request's head and body go out through the connection's kept buffer, which is let
+    /// go after a large one: small, large and small again on one connection, each arrives
+    /// whole.
     #[tokio::test]
     async fn bodies_small_and_larger_than_the_kept_buffer_go_out_whole_on_one_connection() {
         // Answers each request with its body, as received.
