@@ -492,8 +492,12 @@ fn parse_length(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(value).ok()?.trim().parse().ok()
 }
 
+/// The largest body at hand copied after the head, for one `send`: the kernel's vectored
+/// write costs more per call (about 0.3 µs on loopback, `perf` says) than copying a few KiB.
+const COPIED_BODY: usize = 4 * 1024;
+
 /// Writes `out` (the head) and the body after it: the body's first frame goes in the same
-/// write when it is at hand.
+/// write when it is at hand, after the head in `out` when it is small.
 async fn write_body<I>(
     io: &mut I,
     out: &mut Vec<u8>,
@@ -541,9 +545,9 @@ where
                         if data.is_empty() {
                             continue;
                         }
-                        if remaining == Some(data.len() as u64) {
-                            // The whole (rest of the) body: written beside the head, not
-                            // copied after it.
+                        if remaining == Some(data.len() as u64) && data.len() > COPIED_BODY {
+                            // The whole (rest of the) body, a large one: written beside the
+                            // head, not copied after it.
                             write_both(io, out, &data).await?;
                             out.clear();
                             remaining = Some(0);
@@ -789,6 +793,10 @@ mod tests {
                     &[("content-length", "2"), ("server", "s")],
                     Body::from("hi"),
                 )
+            }),
+            ("200 with a body past the copied size", || {
+                // Written beside the head rather than copied after it.
+                with(200, &[], Body::from("x".repeat(COPIED_BODY + 1)))
             }),
             ("empty 404", || {
                 with(404, &[("x-why", "none")], Body::empty())
