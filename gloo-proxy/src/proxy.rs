@@ -1308,7 +1308,7 @@ fn rewrite_host(headers: &mut HeaderMap, value: HeaderValue, action: &Forward) {
     headers.insert(header::HOST, value);
 }
 
-fn strip_hop_by_hop_response(response: &mut Response<Body>) {
+pub(crate) fn strip_hop_by_hop_response(response: &mut Response<Body>) {
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         return;
     }

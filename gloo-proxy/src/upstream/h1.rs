@@ -380,7 +380,8 @@ fn parse_head(
     let http10 = parsed.version == Some(0);
     let mut framing = None;
     let mut keep_alive = !http10;
-    let mut chunked = false;
+    // Whether the answer has a transfer coding, and if so whether chunked is its last.
+    let mut coded: Option<bool> = None;
     // Each field's name and value as offsets into the head, so values can share its bytes
     // instead of being copied. Anything outside the head (an empty value httparse did not
     // point into the buffer) is read as empty rather than trusted.
@@ -440,7 +441,14 @@ fn parse_head(
             }
             framing = Some(Framing::Length(n));
         } else if name == header::TRANSFER_ENCODING {
-            chunked = crate::head::ends_chunked(&raw);
+            // An HTTP/1.0 message with a transfer coding has faulty framing (RFC 9112 6.1),
+            // as hyper's client also refuses it.
+            if http10 {
+                return Err(SendError::Protocol(
+                    "transfer-encoding in an HTTP/1.0 answer".into(),
+                ));
+            }
+            coded = Some(crate::head::ends_chunked(&raw));
         } else if name == header::CONNECTION {
             if raw.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")) {
                 keep_alive = false;
@@ -467,10 +475,15 @@ fn parse_head(
         || status == StatusCode::NOT_MODIFIED
     {
         Framing::Empty
-    } else if chunked {
-        // Transfer-Encoding wins over Content-Length (RFC 9112 6.3).
+    } else if let Some(chunked) = coded {
+        // A transfer coding wins over Content-Length (RFC 9112 6.3): with chunked last, the
+        // chunks frame the body; with any other last, the connection's end does.
         map.remove(header::CONTENT_LENGTH);
-        Framing::Chunked
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        }
     } else {
         framing.unwrap_or(Framing::Close)
     };
@@ -1002,6 +1015,41 @@ mod tests {
     }
 
     #[test]
+    fn a_transfer_coding_frames_the_answer_over_its_length() {
+        // With chunked last the chunks frame the body; with another coding last, the
+        // connection's end does. Either way a `Content-Length` beside it is dropped, so the
+        // bytes after it are not taken for the next answer on a kept connection.
+        for (coding, framing) in [
+            ("chunked", Framing::Chunked),
+            ("gzip, chunked", Framing::Chunked),
+            ("gzip", Framing::Close),
+            ("chunked, gzip", Framing::Close),
+        ] {
+            let raw = format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: {coding}\r\nContent-Length: 0\r\n\r\nrest"
+            );
+            let head = parse_head(
+                &mut BytesMut::from(raw.as_bytes()),
+                false,
+                &mut HeaderMap::new(),
+            )
+            .expect("valid")
+            .expect("complete");
+            assert_eq!(head.framing, framing, "{coding}");
+            assert_eq!(head.keep_alive, framing == Framing::Chunked, "{coding}");
+            assert!(
+                !head.response.headers().contains_key(header::CONTENT_LENGTH),
+                "{coding}"
+            );
+        }
+        // An HTTP/1.0 answer with a transfer coding has faulty framing (RFC 9112 6.1).
+        let mut old = BytesMut::from(
+            &b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"[..],
+        );
+        assert!(parse_head(&mut old, false, &mut HeaderMap::new()).is_err());
+    }
+
+    #[test]
     fn response_heads_parse_into_shared_fields_and_leave_the_body() {
         let mut buf = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\nConnection: Keep-Alive\r\nX-Empty:\r\n\r\nhello"[..],
@@ -1222,6 +1270,218 @@ mod tests {
             .expect("answer on a new connection");
         assert_eq!(body_text(r).await, "again");
         assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    /// An answer as the proxy passes it on: status, version, fields once the hop-by-hop ones
+    /// are stripped (by name: the order of fields of different names carries no meaning, RFC
+    /// 9110 5.3, and removing a field from a header map moves its last one; the values of one
+    /// name stay in order), and body.
+    #[derive(Debug, PartialEq)]
+    struct Passed {
+        status: StatusCode,
+        version: Version,
+        fields: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    }
+
+    async fn passed(response: Response<Body>) -> Option<Passed> {
+        let mut response = response;
+        // In an answer with a body, a transfer coding wins over Content-Length (RFC 9112
+        // 6.3): the proxy's parser drops the length then, hyper keeps it (and ignores it).
+        let bodiless = response.status().is_informational()
+            || response.status() == StatusCode::NO_CONTENT
+            || response.status() == StatusCode::NOT_MODIFIED;
+        if !bodiless && response.headers().contains_key(header::TRANSFER_ENCODING) {
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+        }
+        crate::proxy::strip_hop_by_hop_response(&mut response);
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.ok()?.to_bytes().to_vec();
+        let mut fields: Vec<(String, Vec<u8>)> = parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+            .collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(Passed {
+            status: parts.status,
+            version: parts.version,
+            fields,
+            body,
+        })
+    }
+
+    /// An upstream answer put together from parts an upstream may get right or wrong:
+    /// statuses with and without bodies, an interim answer first, framing by length, by
+    /// chunks or by the connection's end (with lengths that match or not, several of them,
+    /// or both framings), hop-by-hop fields and `Connection` naming others, names and values
+    /// with stray whitespace, control bytes and obs-text; sometimes cut short.
+    fn random_answer(rng: &mut fastrand::Rng) -> Vec<u8> {
+        // Each part is a usual one, and now and then one that is not.
+        const STATUS_LINES: (&[&str], &[&str]) = (
+            &[
+                "HTTP/1.1 200 OK",
+                "HTTP/1.1 201 Created",
+                "HTTP/1.1 404 Not Found",
+                "HTTP/1.1 503 ",
+                "HTTP/1.1 204 No Content",
+                "HTTP/1.1 304 Not Modified",
+                "HTTP/1.0 200 OK",
+            ],
+            &[
+                "HTTP/1.1 999 X",
+                "HTTP/1.1 20 OK",
+                "HTTP/2 200",
+                "HTTP/1.1 200",
+                "ICY 200 OK",
+            ],
+        );
+        const NAMES: (&[&str], &[&str]) = (
+            &[
+                "Content-Length",
+                "content-length",
+                "Transfer-Encoding",
+                "Connection",
+                "Keep-Alive",
+                "Proxy-Connection",
+                "Trailer",
+                "TE",
+                "Server",
+                "Date",
+                "Content-Type",
+                "X-Custom",
+                "x-custom",
+                "Set-Cookie",
+                "X_Under",
+            ],
+            &["bad name", "", "X:Y", "X-\u{80}"],
+        );
+        const VALUES: (&[&str], &[&str]) = (
+            &[
+                "0",
+                "5",
+                "3",
+                "10",
+                "05",
+                "chunked",
+                "gzip, chunked",
+                "close",
+                "keep-alive",
+                "x-custom",
+                "keep-alive, X-Custom",
+                "",
+                "v",
+                " padded ",
+                "\u{80}\u{ff}",
+                "trailers",
+            ],
+            &[
+                "+5",
+                "5, 5",
+                "5, 6",
+                "chunked, gzip",
+                "ctl\x01",
+                "del\x7f",
+                "-1",
+            ],
+        );
+        const BODIES: &[&str] = &[
+            "",
+            "hello",
+            "hel",
+            "hello world",
+            "5\r\nhello\r\n0\r\n\r\n",
+            "3;ext=1\r\nabc\r\n0\r\nx-t: 1\r\n\r\n",
+            "5\r\nhel",
+            "zz\r\nhello\r\n0\r\n\r\n",
+        ];
+        let pick = |rng: &mut fastrand::Rng, (good, bad): (&[&'static str], &[&'static str])| {
+            let from = if rng.u8(..16) == 0 { bad } else { good };
+            from[rng.usize(..from.len())]
+        };
+        let mut raw = String::new();
+        if rng.u8(..8) == 0 {
+            raw.push_str("HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n");
+        }
+        raw.push_str(pick(rng, STATUS_LINES));
+        raw.push_str("\r\n");
+        for _ in 0..rng.usize(..6) {
+            raw.push_str(pick(rng, NAMES));
+            raw.push_str(": ");
+            raw.push_str(pick(rng, VALUES));
+            raw.push_str("\r\n");
+        }
+        raw.push_str("\r\n");
+        raw.push_str(BODIES[rng.usize(..BODIES.len())]);
+        let mut raw = raw.into_bytes();
+        if rng.u8(..8) == 0 {
+            raw.truncate(rng.usize(..raw.len()));
+        }
+        raw
+    }
+
+    #[tokio::test]
+    async fn whatever_the_parser_passes_on_hyper_reads_the_same() {
+        // What the proxy's upstream parser takes from an answer (the upstream then closing
+        // the connection), hyper's HTTP/1 client takes too, and reads the same: status,
+        // version, fields once the hop-by-hop ones are stripped, body. It may refuse more
+        // than hyper, never less.
+        let mut rng = fastrand::Rng::with_seed(0x9101);
+        let (mut passed_on, mut refused) = (0, 0);
+        // One server for all the answers (a port per answer would leave other tests, which
+        // pick free ports, fewer to pick from): each connection gets the answer of the
+        // moment once its request's head is in, then the end.
+        let answer = Arc::new(std::sync::Mutex::new(Bytes::new()));
+        let current = answer.clone();
+        let (addr, _) = counting_server(move |mut s: TcpStream| {
+            let current = current.clone();
+            async move {
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let raw = current.lock().map(|a| a.clone()).unwrap_or_default();
+                let _ = s.write_all(&raw).await;
+                let _ = s.shutdown().await;
+            }
+        })
+        .await;
+        for _ in 0..1500 {
+            let raw = random_answer(&mut rng);
+            let shown = String::from_utf8_lossy(&raw).into_owned();
+            if let Ok(mut a) = answer.lock() {
+                *a = Bytes::from(raw);
+            }
+            let pool = Arc::new(Pool::default());
+            let ours = match send(&pool, exchange(addr), get(addr)).await {
+                Ok(response) => passed(response).await,
+                Err(_) => None,
+            };
+            let Some(ours) = ours else {
+                refused += 1;
+                continue;
+            };
+            passed_on += 1;
+            let stream = TcpStream::connect(addr).await.expect("connect");
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(connection);
+            let theirs = match sender.send_request(get(addr)).await {
+                Ok(response) => passed(response.map(Body::from)).await,
+                Err(_) => None,
+            };
+            assert_eq!(theirs.as_ref(), Some(&ours), "{shown:?}");
+        }
+        assert!(
+            passed_on > 500 && refused > 200,
+            "passed on {passed_on}, refused {refused}"
+        );
     }
 
     /// A server on a free port that serves each connection with `serve`, side by side, and
