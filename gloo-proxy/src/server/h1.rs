@@ -993,6 +993,223 @@ mod tests {
         assert_eq!(&rest[..], b"GET /x HTTP/1.1\r\nhost: h\r\nx-part");
     }
 
+    /// What a service is handed of a request: method, target, version, fields in order, body.
+    #[derive(Debug, PartialEq)]
+    struct Seen {
+        method: String,
+        target: String,
+        version: Version,
+        fields: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    }
+
+    fn seen(parts: &http::request::Parts, body: &[u8]) -> Seen {
+        Seen {
+            method: parts.method.to_string(),
+            target: parts.uri.to_string(),
+            version: parts.version,
+            fields: parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+                .collect(),
+            body: body.to_vec(),
+        }
+    }
+
+    /// The first request hyper's HTTP/1 server hands its service when a client sends `raw`
+    /// and then closes its side, if hyper takes one.
+    async fn hyper_reads(raw: &[u8]) -> Option<Seen> {
+        let (mut client, server) = tokio::io::duplex(1 << 17);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let tx = tx.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                if let Ok(body) = body.collect().await {
+                    let _ = tx.send(seen(&parts, &body.to_bytes()));
+                }
+                Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+            }
+        });
+        // Half-closes allowed: the client's end of input must not cancel its request.
+        let serving = tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .half_close(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(server), service),
+        );
+        client.write_all(raw).await.expect("write the request");
+        client.shutdown().await.expect("close the client's side");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), serving).await;
+        rx.try_recv().ok()
+    }
+
+    /// A request head put together from parts a client may get right or wrong: methods,
+    /// targets and versions this loop serves and others, fields it reads (`content-length`,
+    /// `connection`, `te`) or hands over (`transfer-encoding`, `expect`, `upgrade`), names and
+    /// values of any case with stray whitespace, control bytes and obs-text, lengths that do
+    /// or do not match the body, bare LF line ends; sometimes cut short, sometimes followed
+    /// by a next request.
+    fn random_request(rng: &mut fastrand::Rng) -> Vec<u8> {
+        // Each part is one of those the loop may serve, and now and then one it must not.
+        const METHODS: (&[&str], &[&str]) = (
+            &[
+                "GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "get", "M-SEARCH",
+            ],
+            &["HEAD", "CONNECT", "G\x01T", ""],
+        );
+        const TARGETS: (&[&str], &[&str]) = (
+            &[
+                "/",
+                "/a/b?c=d",
+                "/%2e%2e/x",
+                "//x",
+                "/a%2Fb",
+                "/?q=%",
+                "/a/./b/../c",
+            ],
+            &[
+                "*",
+                "http://h/x",
+                "/a b",
+                "/\x7f",
+                "/\u{e9}",
+                "/a#frag",
+                "h:443",
+                "",
+            ],
+        );
+        const VERSIONS: (&[&str], &[&str]) = (
+            &["HTTP/1.1"],
+            &["HTTP/1.0", "HTTP/2.0", "HTTP/1.2", "http/1.1"],
+        );
+        const NAMES: (&[&str], &[&str]) = (
+            &[
+                "Host",
+                "host",
+                "HOST",
+                "Content-Length",
+                "content-length",
+                "CONTENT-LENGTH",
+                "Connection",
+                "connection",
+                "TE",
+                "Te",
+                "X-Custom",
+                "x-custom",
+                "X_Under",
+                "Accept",
+                "User-Agent",
+                "Cookie",
+                "Authorization",
+            ],
+            &[
+                "Transfer-Encoding",
+                "Expect",
+                "Upgrade",
+                "bad name",
+                "",
+                "X:Y",
+                "X-\u{80}",
+            ],
+        );
+        const SEPARATORS: (&[&str], &[&str]) = (&[": ", ":", ":\t", ":  "], &[" : "]);
+        const VALUES: (&[&str], &[&str]) = (
+            &[
+                "",
+                "h",
+                "  padded  ",
+                "a\tb",
+                "\u{80}\u{ff}",
+                "1",
+                "0",
+                "01",
+                "5",
+                "3",
+                "close",
+                "keep-alive, Close",
+                "trailers",
+                "gzip, Trailers",
+                "tab\t",
+            ],
+            &[
+                "ctl\x01",
+                "+1",
+                "1, 1",
+                "18446744073709551616",
+                "chunked",
+                "gzip, chunked",
+                "100-continue",
+                "websocket",
+                "del\x7f",
+            ],
+        );
+        let pick = |rng: &mut fastrand::Rng, (good, bad): (&[&'static str], &[&'static str])| {
+            let from = if rng.u8(..16) == 0 { bad } else { good };
+            from[rng.usize(..from.len())]
+        };
+        let eol = if rng.u8(..6) == 0 { "\n" } else { "\r\n" };
+        let mut raw = format!(
+            "{} {} {}{eol}",
+            pick(rng, METHODS),
+            pick(rng, TARGETS),
+            pick(rng, VERSIONS)
+        );
+        for _ in 0..rng.usize(..7) {
+            raw.push_str(pick(rng, NAMES));
+            raw.push_str(pick(rng, SEPARATORS));
+            raw.push_str(pick(rng, VALUES));
+            raw.push_str(eol);
+        }
+        raw.push_str(eol);
+        let mut raw = raw.into_bytes();
+        raw.extend((0..rng.usize(..8)).map(|_| rng.alphanumeric() as u8));
+        match rng.u8(..8) {
+            0 => raw.truncate(rng.usize(..raw.len())),
+            1 => raw.extend_from_slice(b"GET /next HTTP/1.1\r\nhost: h\r\n\r\n"),
+            _ => {}
+        }
+        raw
+    }
+
+    #[tokio::test]
+    async fn whatever_the_loop_serves_it_reads_as_hyper_does() {
+        // The loop serves only requests hyper would serve, and reads them as hyper would:
+        // the same method, target, version, fields in order and body. What it does not serve
+        // goes to hyper untouched, and a head it calls incomplete is one hyper takes nothing
+        // from either.
+        let mut rng = fastrand::Rng::with_seed(0x9100);
+        let (mut served, mut handed_over, mut partial) = (0, 0, 0);
+        for _ in 0..3000 {
+            let raw = random_request(&mut rng);
+            let shown = String::from_utf8_lossy(&raw).into_owned();
+            let (parsed, rest) = parse(&raw);
+            match parsed {
+                Parsed::Request(req, _) => {
+                    served += 1;
+                    let (parts, body) = req.into_parts();
+                    let ours = seen(&parts, body.as_bytes().unwrap_or_default());
+                    assert_eq!(hyper_reads(&raw).await.as_ref(), Some(&ours), "{shown:?}");
+                    assert!(raw.ends_with(&rest), "{shown:?}: only the request is taken");
+                }
+                Parsed::Unusual => {
+                    handed_over += 1;
+                    assert_eq!(&rest[..], &raw[..], "{shown:?}: nothing is consumed");
+                }
+                Parsed::Partial => {
+                    partial += 1;
+                    assert_eq!(&rest[..], &raw[..], "{shown:?}: nothing is consumed");
+                    assert_eq!(hyper_reads(&raw).await, None, "{shown:?}");
+                }
+            }
+        }
+        // The inputs reach every outcome, often.
+        assert!(
+            served > 600 && handed_over > 600 && partial > 150,
+            "served {served}, handed over {handed_over}, incomplete {partial}"
+        );
+    }
+
     #[tokio::test]
     async fn anything_else_is_left_whole_for_hyper() {
         let unusual: [&[u8]; 15] = [
