@@ -168,3 +168,17 @@ mod tests {
         }
     }
 }
+
+/// What the tests that generate HTTP messages for the parsers share.
+#[cfg(test)]
+pub(crate) mod generated {
+    /// A part of a generated message: one of the `usual` ones, and one time in 16 one of
+    /// the `unusual` ones.
+    pub(crate) fn pick(
+        rng: &mut fastrand::Rng,
+        (usual, unusual): (&[&'static str], &[&'static str]),
+    ) -> &'static str {
+        let from = if rng.u8(..16) == 0 { unusual } else { usual };
+        from[rng.usize(..from.len())]
+    }
+}

@@ -1267,10 +1267,7 @@ mod tests {
                 "del\x7f",
             ],
         );
-        let pick = |rng: &mut fastrand::Rng, (good, bad): (&[&'static str], &[&'static str])| {
-            let from = if rng.u8(..16) == 0 { bad } else { good };
-            from[rng.usize(..from.len())]
-        };
+        use crate::head::generated::pick;
         let eol = if rng.u8(..6) == 0 { "\n" } else { "\r\n" };
         let mut raw = format!(
             "{} {} {}{eol}",

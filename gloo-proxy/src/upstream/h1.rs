@@ -1395,10 +1395,7 @@ mod tests {
             "5\r\nhel",
             "zz\r\nhello\r\n0\r\n\r\n",
         ];
-        let pick = |rng: &mut fastrand::Rng, (good, bad): (&[&'static str], &[&'static str])| {
-            let from = if rng.u8(..16) == 0 { bad } else { good };
-            from[rng.usize(..from.len())]
-        };
+        use crate::head::generated::pick;
         let mut raw = String::new();
         if rng.u8(..8) == 0 {
             raw.push_str("HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n");
