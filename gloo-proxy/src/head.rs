@@ -30,6 +30,23 @@ pub(crate) fn ends_chunked(value: &[u8]) -> bool {
         .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
+/// A `Content-Length` value: digits only (RFC 9110 8.6, `1*DIGIT`), with the optional
+/// whitespace around it; `None` for anything else (a sign, a list, a number past `u64`), as
+/// hyper refuses those too.
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
 /// A field name as `HeaderName::from_bytes` reads it, through a switch on the usual names as
 /// servers and clients spell them (`Content-Type` or `content-type`) first: for those it
 /// costs a length switch and a comparison or two instead of a copy lowercased byte by byte
@@ -99,6 +116,28 @@ pub(crate) fn inline_room<T: Copy + Default>() -> [T; FIELDS_ON_STACK] {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_content_length_is_digits_only() {
+        for (value, length) in [
+            (&b"0"[..], Some(0)),
+            (b"1024", Some(1024)),
+            (b" 5\t", Some(5)),
+            (b"007", Some(7)),
+            (b"18446744073709551615", Some(u64::MAX)),
+            (b"18446744073709551616", None),
+            (b"+5", None),
+            (b"-1", None),
+            (b"5, 5", None),
+            (b"5 5", None),
+            (b"", None),
+            (b"  ", None),
+            (b"0x10", None),
+            (b"\xd9\xa3", None),
+        ] {
+            assert_eq!(super::content_length(value), length, "{value:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

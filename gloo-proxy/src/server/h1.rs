@@ -248,15 +248,10 @@ fn build_request(
             header::CONTENT_LENGTH => {
                 // One length, in plain digits: anything else (a second length, a sign, a
                 // list) is hyper's to judge.
-                let digits = raw.trim_ascii();
-                if content_length.is_some()
-                    || digits.is_empty()
-                    || digits.len() > 18
-                    || !digits.iter().all(u8::is_ascii_digit)
-                {
+                if content_length.is_some() {
                     return None;
                 }
-                content_length = std::str::from_utf8(digits).ok()?.parse().ok();
+                content_length = Some(crate::head::content_length(&raw)?);
             }
             header::CONNECTION => asked.close |= has_token(&raw, b"close"),
             header::TE => asked.trailers |= has_token(&raw, b"trailers"),
@@ -362,14 +357,16 @@ fn encode_head(
                             // the proxy never makes one).
                             continue;
                         }
-                        let Some(n) = known.or_else(|| parse_length(value.as_bytes())) else {
+                        let Some(n) =
+                            known.or_else(|| crate::head::content_length(value.as_bytes()))
+                        else {
                             continue;
                         };
                         framing = Some(Framing::Length(n));
                         out.extend_from_slice(b"content-length: ");
                         if can_have_body
                             && known.is_some()
-                            && parse_length(value.as_bytes()) != known
+                            && crate::head::content_length(value.as_bytes()) != known
                         {
                             // A filter changed a body it knew the size of and left the old
                             // length: the length of the bytes that go, so the client does not
@@ -497,10 +494,6 @@ fn may_trail(name: &HeaderName) -> bool {
             | header::TRANSFER_ENCODING
             | header::TE
     )
-}
-
-fn parse_length(value: &[u8]) -> Option<u64> {
-    std::str::from_utf8(value).ok()?.trim().parse().ok()
 }
 
 /// The largest body at hand copied after the head, for one `send`: the kernel's vectored
