@@ -713,7 +713,7 @@ async fn exchange_on(
                 .await
                 .map_err(ExchangeError::Stale)?;
             if let Some(mut b) = body.take() {
-                stream_body(&mut conn.stream, &mut b, declared.is_none())
+                stream_body(&mut conn.stream, &mut b, declared)
                     .await
                     .map_err(|e| ExchangeError::Other(SendError::Reset(e)))?;
             }
@@ -762,8 +762,17 @@ async fn exchange_on(
     }
 }
 
-async fn stream_body(stream: &mut Stream, body: &mut Body, chunked: bool) -> io::Result<()> {
+/// Streams a request body after its head: in chunks, or as the `declared` length's bytes.
+/// A body longer or shorter than its declared length (a filter that replaced a streamed body
+/// and kept its `content-length`) fails before its extra bytes go, so the upstream cannot take
+/// them for a next request; the connection is then closed, not reused.
+async fn stream_body(
+    stream: &mut Stream,
+    body: &mut Body,
+    declared: Option<u64>,
+) -> io::Result<()> {
     use http_body_util::BodyExt;
+    let mut left = declared;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(io::Error::other)?;
         let Ok(data) = frame.into_data() else {
@@ -772,20 +781,29 @@ async fn stream_body(stream: &mut Stream, body: &mut Body, chunked: bool) -> io:
         if data.is_empty() {
             continue;
         }
-        if chunked {
-            stream
-                .write_all(format!("{:x}\r\n", data.len()).as_bytes())
-                .await?;
-            stream.write_all(&data).await?;
-            stream.write_all(b"\r\n").await?;
-        } else {
-            stream.write_all(&data).await?;
+        match left.as_mut() {
+            None => {
+                stream
+                    .write_all(format!("{:x}\r\n", data.len()).as_bytes())
+                    .await?;
+                stream.write_all(&data).await?;
+                stream.write_all(b"\r\n").await?;
+            }
+            Some(left) => {
+                *left = left.checked_sub(data.len() as u64).ok_or_else(|| {
+                    io::Error::other("the request body is longer than its content-length")
+                })?;
+                stream.write_all(&data).await?;
+            }
         }
     }
-    if chunked {
-        stream.write_all(b"0\r\n\r\n").await?;
+    match left {
+        None => stream.write_all(b"0\r\n\r\n").await,
+        Some(0) => Ok(()),
+        Some(_) => Err(io::Error::other(
+            "the request body is shorter than its content-length",
+        )),
     }
-    Ok(())
 }
 
 /// Turns a parsed head into the response, with the body in memory when it is all there.
@@ -1558,6 +1576,62 @@ mod tests {
             1,
             "one connection throughout"
         );
+    }
+
+    /// A streamed request body that does not match its `content-length` fails, and the
+    /// upstream gets none of its extra bytes: they cannot be taken for a next request.
+    #[tokio::test]
+    async fn a_streamed_body_that_does_not_match_its_length_is_not_sent_past_it() {
+        for (declared, pieces) in [("5", ["hello", " world"]), ("20", ["hello", " world"])] {
+            let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let kept = received.clone();
+            let (addr, _) = counting_server(move |mut s: TcpStream| {
+                let kept = kept.clone();
+                async move {
+                    let mut chunk = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut chunk).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if let Ok(mut k) = kept.lock() {
+                            k.extend_from_slice(&chunk[..n]);
+                        }
+                    }
+                }
+            })
+            .await;
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            for piece in pieces {
+                tx.send(Ok::<_, std::convert::Infallible>(http_body::Frame::data(
+                    Bytes::from(piece),
+                )))
+                .await
+                .expect("queued");
+            }
+            drop(tx);
+            let body = Body::new(http_body_util::StreamBody::new(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            ));
+            let req = Request::post(format!("http://{addr}/x"))
+                .header("host", "example")
+                .header("content-length", declared)
+                .body(body)
+                .expect("request");
+            let pool = Arc::new(Pool::default());
+            let sent =
+                tokio::time::timeout(Duration::from_secs(5), send(&pool, exchange(addr), req))
+                    .await
+                    .expect("no wait for an answer that cannot come");
+            assert!(sent.is_err(), "content-length {declared}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let received = received.lock().map(|r| r.clone()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&received);
+            let (_, body) = text.split_once("\r\n\r\n").expect("the head went");
+            assert!(
+                body.len() <= declared.parse::<usize>().unwrap_or(0),
+                "content-length {declared}: {body:?} went"
+            );
+        }
     }
 
     #[tokio::test]
