@@ -1496,6 +1496,142 @@ mod tests {
         );
     }
 
+    /// A request as it leaves for an upstream, and what hyper's HTTP/1 server made of it:
+    /// method, target, fields in order (less the framing ones, which the writer sets from
+    /// the body), body.
+    #[derive(Debug, PartialEq)]
+    struct Arrived {
+        method: String,
+        target: String,
+        fields: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    }
+
+    fn arrived(parts: &http::request::Parts, body: Vec<u8>) -> Arrived {
+        Arrived {
+            method: parts.method.to_string(),
+            target: parts.uri.to_string(),
+            fields: parts
+                .headers
+                .iter()
+                .filter(|(name, _)| {
+                    **name != header::CONTENT_LENGTH && **name != header::TRANSFER_ENCODING
+                })
+                .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+                .collect(),
+            body,
+        }
+    }
+
+    /// A request put together from what the proxy sends upstream: methods with and without
+    /// bodies, targets with queries and escapes, fields of every kind in any order (repeated
+    /// ones too), and bodies empty, whole, or streamed in pieces with or without a length.
+    fn random_request(rng: &mut fastrand::Rng, addr: SocketAddr) -> (Request<Body>, Arrived) {
+        const METHODS: &[&str] = &[
+            "GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "M-SEARCH",
+        ];
+        const TARGETS: &[&str] = &["/", "/x", "/a/b?c=d&e", "/%2e/x?q=%20", "/x?"];
+        const FIELDS: &[(&str, &str)] = &[
+            ("x-request-id", "a1b2"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-proto", "http"),
+            ("accept", "*/*"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+            ("content-type", "text/plain"),
+            ("x-empty", ""),
+            ("x-obs", "caf\u{e9}"),
+            ("user-agent", "test/1.0"),
+        ];
+        let method = METHODS[rng.usize(..METHODS.len())];
+        let target = TARGETS[rng.usize(..TARGETS.len())];
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{target}"))
+            .header("host", "example");
+        for _ in 0..rng.usize(..5) {
+            let (name, value) = FIELDS[rng.usize(..FIELDS.len())];
+            builder = builder.header(name, value);
+        }
+        let pieces: Vec<&str> = match rng.u8(..4) {
+            0 => vec![],
+            1 => vec!["hello"],
+            _ => vec!["hel", "lo ", "world"],
+        };
+        let whole: String = pieces.concat();
+        let streamed = rng.u8(..2) == 0 && !pieces.is_empty();
+        if streamed && rng.bool() {
+            builder = builder.header("content-length", whole.len());
+        }
+        let body = if streamed {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            for piece in pieces {
+                let _ = tx.try_send(Ok::<_, std::convert::Infallible>(http_body::Frame::data(
+                    Bytes::from(piece),
+                )));
+            }
+            Body::new(http_body_util::StreamBody::new(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            ))
+        } else {
+            Body::from(whole.clone())
+        };
+        let req = builder.body(body).expect("request");
+        // Upstream, the target is the path and query (origin form).
+        let mut seen = parts_of(&req);
+        seen.uri = target.parse().expect("target");
+        let expected = arrived(&seen, whole.into_bytes());
+        (req, expected)
+    }
+
+    /// A copy of a request's head.
+    fn parts_of(req: &Request<Body>) -> http::request::Parts {
+        let mut copy = Request::new(());
+        *copy.method_mut() = req.method().clone();
+        *copy.uri_mut() = req.uri().clone();
+        *copy.headers_mut() = req.headers().clone();
+        copy.into_parts().0
+    }
+
+    #[tokio::test]
+    async fn what_the_writer_sends_hyper_reads_as_the_request_that_was_sent() {
+        // The request writer's heads and bodies (whole, streamed with a length, chunked)
+        // reach hyper's HTTP/1 server as the request they were made from, one after another
+        // on kept connections.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let tx = tx.clone();
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let tx = tx.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.map(|b| b.to_bytes().to_vec());
+                            let _ = tx.send(body.map(|b| arrived(&parts, b)));
+                            Ok::<_, std::convert::Infallible>(Response::new(Body::from("ok")))
+                        }
+                    });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), service),
+                );
+            }
+        });
+        let mut rng = fastrand::Rng::with_seed(0x9103);
+        let pool = Arc::new(Pool::default());
+        for _ in 0..500 {
+            let (req, expected) = random_request(&mut rng, addr);
+            let shown = format!("{req:?}");
+            let answer = send(&pool, exchange(addr), req).await.expect("answered");
+            assert_eq!(body_text(answer).await, "ok", "{shown}");
+            let got = rx.recv().await.expect("arrived");
+            assert_eq!(got.as_ref().ok(), Some(&expected), "{shown}");
+        }
+    }
+
     /// A server on a free port that serves each connection with `serve`, side by side, and
     /// counts connections.
     async fn counting_server<F, S>(serve: F) -> (SocketAddr, Arc<AtomicUsize>)
