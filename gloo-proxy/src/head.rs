@@ -116,6 +116,8 @@ pub(crate) fn inline_room<T: Copy + Default>() -> [T; FIELDS_ON_STACK] {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_content_length_is_digits_only() {
         for (value, length) in [
@@ -134,11 +136,9 @@ mod tests {
             (b"0x10", None),
             (b"\xd9\xa3", None),
         ] {
-            assert_eq!(super::content_length(value), length, "{value:?}");
+            assert_eq!(content_length(value), length, "{value:?}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn a_few_fields_stay_inline_and_more_go_to_the_heap() {

@@ -919,8 +919,8 @@ mod tests {
 
     /// An answer put together from parts the proxy's answers are made of: statuses with and
     /// without bodies, fields the encoder reads (`content-length`, `transfer-encoding`,
-    /// `connection`, `trailer`, `date`) with values that agree with the body or not, and
-    /// others; bodies empty, small, past the copied size, or streamed with trailers.
+    /// `connection`, `trailer`, `date`) with values that agree with the body, and others;
+    /// bodies empty, small, past the copied size, or streamed with trailers.
     fn random_answer(
         rng: &mut fastrand::Rng,
     ) -> impl Fn() -> http::Response<Body> + Send + 'static {
