@@ -772,11 +772,7 @@ async fn route_and_serve(
                 req.extensions_mut().insert(metadata.clone());
             }
             req.extensions_mut().insert(ctx);
-            use tower::ServiceExt;
-            let mut response = match service.oneshot(req).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
+            let mut response = through_filters(service, req).await;
             // A filter's local reply gets the route's response headers, as Envoy's local
             // replies do (the route's own answers got them already).
             if response.extensions_mut().remove::<LocalReply>().is_some() {
@@ -814,10 +810,51 @@ async fn no_route(
         return local_reply(StatusCode::NOT_FOUND, "");
     };
     req.extensions_mut().insert(downstream.clone());
+    through_filters(service, req).await
+}
+
+/// Runs `req` through a filter stack. The answer's `content-length` is then made to agree
+/// with a body of known size: a filter that replaced a body and kept the old field would
+/// otherwise have the client read the rest as a next answer (hyper, like the HTTP/1 loop,
+/// writes the field as it finds it and frames by the body). The proxy's own answers agree
+/// already, so only filters' go through this.
+async fn through_filters(
+    service: crate::filter::HttpService,
+    req: Request<Body>,
+) -> Response<Body> {
     use tower::ServiceExt;
-    match service.oneshot(req).await {
+    let mut response = match service.oneshot(req).await {
         Ok(response) => response,
         Err(never) => match never {},
+    };
+    settle_content_length(&mut response);
+    response
+}
+
+/// Sets `content-length` to the body's size when the body's size is known, the field is
+/// there and says otherwise. A 204's or 304's length, and that of an answer without a body
+/// (to `HEAD`), describe the representation and stay.
+pub(crate) fn settle_content_length(response: &mut Response<Body>) {
+    use http_body::Body as _;
+    let status = response.status();
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || response.body().is_end_stream()
+    {
+        return;
+    }
+    let Some(size) = response.body().size_hint().exact() else {
+        return;
+    };
+    let stale = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| crate::head::content_length(v.as_bytes()) != Some(size));
+    if stale {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     }
 }
 
@@ -1671,6 +1708,20 @@ mod tests {
             size <= 16 * 1024,
             "Proxy::handle's future is {size} bytes: is a future awaited by value on the request path?"
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_filters_has_the_length_of_its_body() {
+        // A filter that replaced the body and kept the old length.
+        let filter = tower::service_fn(|_req: Request<Body>| async {
+            let mut r = Response::new(Body::from("x".repeat(5000)));
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+            Ok::<_, Infallible>(r)
+        });
+        let service = crate::filter::HttpService::new(filter);
+        let answer = through_filters(service, Request::new(Body::empty())).await;
+        assert_eq!(answer.headers()[header::CONTENT_LENGTH], "5000");
     }
 
     #[test]
