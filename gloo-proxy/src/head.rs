@@ -30,6 +30,13 @@ pub(crate) fn ends_chunked(value: &[u8]) -> bool {
         .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
+/// Whether a comma-separated field value (`Connection`, `TE`) lists `token`, in any case.
+pub(crate) fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
 /// A `Content-Length` value: digits only (RFC 9110 8.6, `1*DIGIT`), with the optional
 /// whitespace around it; `None` for anything else (a sign, a list, a number past `u64`), as
 /// hyper refuses those too.

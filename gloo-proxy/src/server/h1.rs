@@ -253,8 +253,8 @@ fn build_request(
                 }
                 content_length = Some(crate::head::content_length(&raw)?);
             }
-            header::CONNECTION => asked.close |= has_token(&raw, b"close"),
-            header::TE => asked.trailers |= has_token(&raw, b"trailers"),
+            header::CONNECTION => asked.close |= crate::head::has_token(&raw, b"close"),
+            header::TE => asked.trailers |= crate::head::has_token(&raw, b"trailers"),
             _ => {}
         }
         headers.append(name, HeaderValue::from_maybe_shared(raw).ok()?);
@@ -265,12 +265,6 @@ fn build_request(
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
     Some((req, asked, content_length.unwrap_or(0)))
-}
-
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// How an answer's body is written.
@@ -463,7 +457,7 @@ fn encode_head(
 }
 
 fn is_close(value: &HeaderValue) -> bool {
-    has_token(value.as_bytes(), b"close")
+    crate::head::has_token(value.as_bytes(), b"close")
 }
 
 /// Fields hyper never sends as trailers.

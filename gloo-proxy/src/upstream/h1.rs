@@ -448,12 +448,11 @@ fn parse_head(
             }
             coded = Some(crate::head::ends_chunked(&raw));
         } else if name == header::CONNECTION {
-            if raw.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")) {
+            // Tokens, not substrings: `x-closed` does not close, nor does `x-keep-alive`
+            // keep an HTTP/1.0 connection.
+            if crate::head::has_token(&raw, b"close") {
                 keep_alive = false;
-            } else if raw
-                .windows(10)
-                .any(|w| w.eq_ignore_ascii_case(b"keep-alive"))
-            {
+            } else if crate::head::has_token(&raw, b"keep-alive") {
                 keep_alive = true;
             }
             if !names_only_connection_options(&raw) {
@@ -1090,6 +1089,31 @@ mod tests {
             .expect("complete");
         assert!(!head.keep_alive);
         assert_eq!(head.framing, Framing::Empty);
+        // The connection options are tokens: one that only contains `close` or `keep-alive`
+        // is neither.
+        for (raw, kept) in [
+            (
+                &b"HTTP/1.1 204 No Content\r\nConnection: x-closed\r\n\r\n"[..],
+                true,
+            ),
+            (
+                b"HTTP/1.1 204 No Content\r\nConnection: keep-alive , Close\r\n\r\n",
+                false,
+            ),
+            (
+                b"HTTP/1.0 204 No Content\r\nConnection: x-keep-alive\r\n\r\n",
+                false,
+            ),
+            (
+                b"HTTP/1.0 204 No Content\r\nConnection: Keep-Alive\r\n\r\n",
+                true,
+            ),
+        ] {
+            let head = parse_head(&mut BytesMut::from(raw), false, &mut HeaderMap::new())
+                .expect("valid")
+                .expect("complete");
+            assert_eq!(head.keep_alive, kept, "{:?}", String::from_utf8_lossy(raw));
+        }
 
         // Hop-by-hop fields are left out, except `TE` and a `Connection` that names another
         // field: the proxy's stripping removes those (and the named field) or keeps
