@@ -30,6 +30,35 @@ pub(crate) fn ends_chunked(value: &[u8]) -> bool {
         .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
+/// What a `Connection` value says, read in one pass over its options (any case).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ConnectionOptions {
+    /// It lists `close`.
+    pub(crate) close: bool,
+    /// It lists `keep-alive`.
+    pub(crate) keep_alive: bool,
+    /// It names a field that must go with it: an option other than `close` and the names of
+    /// the hop-by-hop fields (which go anyway).
+    pub(crate) names_other_field: bool,
+}
+
+/// Reads a `Connection` value's options. Runs for the `Connection` field of every upstream
+/// answer (usually `keep-alive`), so it looks at each option once.
+pub(crate) fn connection_options(value: &[u8]) -> ConnectionOptions {
+    let mut options = ConnectionOptions::default();
+    for option in value.split(|b| *b == b',') {
+        let option = option.trim_ascii();
+        if option.eq_ignore_ascii_case(b"keep-alive") {
+            options.keep_alive = true;
+        } else if option.eq_ignore_ascii_case(b"close") {
+            options.close = true;
+        } else if !crate::proxy::names_no_other_field(option) {
+            options.names_other_field = true;
+        }
+    }
+    options
+}
+
 /// Whether a comma-separated field value (`Connection`, `TE`) lists `token`, in any case.
 pub(crate) fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
@@ -144,6 +173,33 @@ mod tests {
             (b"\xd9\xa3", None),
         ] {
             assert_eq!(content_length(value), length, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn connection_options_are_read_as_tokens_in_any_case() {
+        let read = |value: &[u8]| {
+            let o = connection_options(value);
+            (o.close, o.keep_alive, o.names_other_field)
+        };
+        for (value, expected) in [
+            (&b"keep-alive"[..], (false, true, false)),
+            (b"Keep-Alive", (false, true, false)),
+            (b"close", (true, false, false)),
+            (b" CLOSE , keep-alive", (true, true, false)),
+            (b"x-closed", (false, false, true)),
+            (b"x-keep-alive", (false, false, true)),
+            (b"Upgrade, TE", (false, false, false)),
+            (b"keep-alive, X-Hop", (false, true, true)),
+            (b"", (false, false, false)),
+            (b",,", (false, false, false)),
+        ] {
+            assert_eq!(
+                read(value),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
         }
     }
 

@@ -450,12 +450,13 @@ fn parse_head(
         } else if name == header::CONNECTION {
             // Tokens, not substrings: `x-closed` does not close, nor does `x-keep-alive`
             // keep an HTTP/1.0 connection.
-            if crate::head::has_token(&raw, b"close") {
+            let options = crate::head::connection_options(&raw);
+            if options.close {
                 keep_alive = false;
-            } else if crate::head::has_token(&raw, b"keep-alive") {
+            } else if options.keep_alive {
                 keep_alive = true;
             }
-            if !names_only_connection_options(&raw) {
+            if options.names_other_field {
                 left_out = false;
             }
         }
@@ -497,14 +498,6 @@ fn parse_head(
         framing,
         keep_alive: keep_alive && framing != Framing::Close,
     }))
-}
-
-/// Whether a `Connection` value names only connection options (`close`, `keep-alive` and
-/// the hop-by-hop fields, which go anyway) and so no other field that must be removed with it.
-fn names_only_connection_options(value: &[u8]) -> bool {
-    value
-        .split(|b| *b == b',')
-        .all(|token| crate::proxy::names_no_other_field(token.trim_ascii()))
 }
 
 /// A connection for a request that found none idle: a new one while the cluster is under
