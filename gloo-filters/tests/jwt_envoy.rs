@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -442,12 +441,7 @@ async fn serve_echo(listener: tokio::net::TcpListener) {
 // ---------------------------------------------------------------------------------------------
 // Envoy
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
-}
+use gloo_test_ports::free_port;
 
 /// Envoy, killed (by PID) and reaped when dropped.
 struct EnvoyGuard {

@@ -267,12 +267,7 @@ mod hosted {
 mod tests {
     use super::*;
 
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port")
-    }
+    use gloo_test_ports::free_port;
 
     fn pointing_at(host: &str, port: u16) -> ExtAuthServerConfig {
         ExtAuthServerConfig {

@@ -85,11 +85,10 @@ pub fn haproxy() -> std::path::PathBuf {
     }
 }
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
-}
+/// A port nobody listens on, given to no other test process while this one runs.
+// Not every test binary that includes this module starts a server of its own.
+#[allow(unused_imports)]
+pub use gloo_test_ports::free_port;
 
 /// An HTTP/1.1 keep-alive backend on a free port answering every GET with `body`; returns
 /// its port.

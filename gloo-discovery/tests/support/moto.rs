@@ -6,7 +6,7 @@
 //!
 //! Also a [`FaultProxy`] in front of it that can answer as a throttled or unreachable AWS.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -53,12 +53,7 @@ fn admin_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/moto_admin.py")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
+use gloo_test_ports::free_port;
 
 impl Moto {
     /// moto checking signatures, bootstrapped with an IAM user (its keys in [`Moto::keys`])

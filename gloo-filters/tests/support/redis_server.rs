@@ -1,6 +1,6 @@
 //! A real `redis-server` for one test: started on a free loopback port, killed by PID on drop.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -18,11 +18,8 @@ fn redis_server_binary() -> PathBuf {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (the OS picks one; it is released before Redis binds it).
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
-}
+/// A free TCP port on 127.0.0.1 for Redis, given to no other test process while this one runs.
+pub use gloo_test_ports::free_port;
 
 /// Waits until `child` listens on 127.0.0.1:`port`; panics if it exits first or does not
 /// listen `within`.

@@ -41,26 +41,10 @@ pub fn gloo_bin() -> &'static str {
     }
 }
 
-/// A port nobody listens on right now (the OS picks it; the listener is closed at once), and
-/// never one this process was given before: the OS may pick a closed port again before the
-/// process it was meant for binds it (a differential run once gave Envoy's listener and
-/// gloo's admin the same port).
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("bind 127.0.0.1:0")
-            .port();
-        let mut given = GIVEN
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+/// A port nobody listens on, given to no other test process while this one runs, and outside
+/// the range outgoing connections take their ports from (see `gloo-test-ports`: a differential
+/// run once gave Envoy's listener and gloo's admin the same port).
+pub use gloo_test_ports::free_port;
 
 /// Retries `check` every 100 ms until it succeeds or [`TIMEOUT`] passes; the error names what
 /// was awaited and the last thing observed.
