@@ -2,9 +2,8 @@
 //! default install runs its ext auth server next to the gateway: Envoy's
 //! `envoy.service.auth.v3.Authorization` (gloo-filters'
 //! [`ExtAuthzService`](gloo_filters::extauth::grpc::ExtAuthzService)), loaded with the
-//! AuthConfigs of the configuration in force (gloo-core's
-//! [`ExtAuthServerConfig`](gloo_core::translate::ExtAuthServerConfig): each AuthConfig as
-//! Gloo's `ExtAuthConfig`, its Secrets resolved) and updated live. The proxies call it as the
+//! AuthConfigs of the configuration in force (gloo-core's [`ExtAuthServerConfig`]: each
+//! AuthConfig as Gloo's `ExtAuthConfig`, its Secrets resolved) and updated live. The proxies call it as the
 //! Settings say (`extauth.extauthzServerRef`, through their own cluster of that upstream):
 //! gloo-proxy's ext_authz filter and a stock Envoy's alike.
 //!

@@ -1,8 +1,8 @@
 //! envoy-gloo's transformation filter (`io.solo.transformation`), served by gloo-filters'
-//! [`TransformationLayer`]: Gloo's `transformations` / `stagedTransformations` options as
-//! gloo-core translates them (`FilterTransformations` on the connection manager, one filter
-//! per stage, and a `RouteTransformations` per virtual host, route or weighted cluster).
-//! Enabled by the
+//! [`TransformationLayer`](gloo_filters::transform::TransformationLayer): Gloo's
+//! `transformations` / `stagedTransformations` options as gloo-core translates them
+//! (`FilterTransformations` on the connection manager, one filter per stage, and a
+//! `RouteTransformations` per virtual host, route or weighted cluster). Enabled by the
 //! `transform` feature (on by default).
 //!
 //! Each filter instance runs the rules of its own `stage` (Gloo: 1 for `early`, 0 for
