@@ -3,9 +3,9 @@
 //! `envoy.service.auth.v3.Authorization` (gloo-filters'
 //! [`ExtAuthzService`](gloo_filters::extauth::grpc::ExtAuthzService)), loaded with the
 //! AuthConfigs of the configuration in force (gloo-core's [`ExtAuthServerConfig`]: each
-//! AuthConfig as Gloo's `ExtAuthConfig`, its Secrets resolved) and updated live. The proxies call it as the
-//! Settings say (`extauth.extauthzServerRef`, through their own cluster of that upstream):
-//! gloo-proxy's ext_authz filter and a stock Envoy's alike.
+//! AuthConfig as Gloo's `ExtAuthConfig`, its Secrets resolved) and updated live. The proxies
+//! call it as the Settings say (`extauth.extauthzServerRef`, through their own cluster of that
+//! upstream): gloo-proxy's ext_authz filter and a stock Envoy's alike.
 //!
 //! * **Where it listens**: [`ExtAuthListen`]: an address, `off`, or (the default) `auto`: the
 //!   address of the Settings' `extauthzServerRef` upstream when that is a `static` upstream
