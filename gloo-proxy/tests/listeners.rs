@@ -1,7 +1,8 @@
 //! Listener features through `gloo run`: the PROXY protocol (v1 and v2) giving the client
 //! address, HTTP/2 with prior knowledge (h2c), websocket upgrades carried end to end, and the
 //! connection manager's limits (idle timeout, requests per connection, request timeout,
-//! stream duration, header count, headers with underscores).
+//! stream duration, header count, headers with underscores) and its `x-request-id` (generated
+//! unless `generateRequestId: false`).
 
 mod support;
 
@@ -142,6 +143,57 @@ fn http2_with_prior_knowledge_is_served() {
         seen[0].header("host"),
         Some(format!("127.0.0.1:{port}").as_str())
     );
+}
+
+/// Whether `id` is a version 4 UUID as Envoy writes one: 8-4-4-4-12 lowercase hex digits, the
+/// version digit 4 and the variant bits 10.
+fn is_uuid_v4(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+        })
+        && b[14] == b'4'
+        && matches!(b[19], b'8' | b'9' | b'a' | b'b')
+}
+
+#[test]
+fn request_ids_are_generated_unless_the_gateway_turns_them_off() {
+    let with_client_id =
+        b"GET /mine HTTP/1.1\r\nHost: h\r\nx-request-id: client-chosen\r\nConnection: close\r\n\r\n";
+    for (gateway, generated) in [
+        ("  httpGateway: {}\n", true),
+        (
+            "  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        generateRequestId: false\n",
+            false,
+        ),
+    ] {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let backend = Backend::start("backend");
+        let port = free_port();
+        config(tmp.path(), port, backend.port, gateway);
+        let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+        let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+        for path in ["/a", "/b"] {
+            let r = support::http_get(port, path).expect("an answer");
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+        assert_eq!(exchange(port, with_client_id).status, 200);
+        let seen = backend.seen();
+        assert_eq!(seen.len(), 3);
+        let ids: Vec<Option<&str>> = seen.iter().map(|s| s.header("x-request-id")).collect();
+        if generated {
+            // Gloo's default, as Envoy's: a fresh random id for each request without one.
+            let (a, b) = (ids[0].unwrap_or(""), ids[1].unwrap_or(""));
+            assert!(is_uuid_v4(a) && is_uuid_v4(b), "{ids:?}");
+            assert_ne!(a, b, "each request gets its own id");
+        } else {
+            assert_eq!(ids[..2], [None, None], "generateRequestId: false adds none");
+        }
+        // A client's own id is passed on either way.
+        assert_eq!(ids[2], Some("client-chosen"), "generated: {generated}");
+    }
 }
 
 /// A backend that accepts one websocket upgrade and then echoes bytes upper-cased.
