@@ -590,7 +590,7 @@ async fn connect_with(
         stream,
         _slot: slot,
         _owned: owned,
-        buf: BytesMut::with_capacity(8 * 1024),
+        buf: BytesMut::with_capacity(READ_ROOM),
         out: BytesMut::new(),
         idle_since: Instant::now(),
     })
@@ -832,6 +832,7 @@ fn finish(pool: Arc<Pool>, address: SocketAddr, mut conn: Conn, head: Head) -> R
                 keep_alive,
                 pool,
                 address,
+                large_reads: false,
             };
             Response::from_parts(parts, Body::new(body))
         }
@@ -856,10 +857,29 @@ struct UpstreamBody {
     keep_alive: bool,
     pool: Arc<Pool>,
     address: SocketAddr,
+    /// Whether a read asked for more than [`READ_ROOM`], so the connection's buffer may hold
+    /// a large allocation that it should not keep once the body is done.
+    large_reads: bool,
 }
 
-fn poll_fill(conn: &mut Conn, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    conn.buf.reserve(8 * 1024);
+/// The room a body read asks for when it does not know how much is coming (chunk sizes, the
+/// rest of a chunked body, a body framed by the connection's end); also the buffer a
+/// connection starts with.
+const READ_ROOM: usize = 8 * 1024;
+
+/// The most room one body read asks for: a body of known length reads up to this much at
+/// once, so a 64 KiB answer takes one or two reads instead of eight or more (each a system
+/// call, a wake-up and a frame).
+const LARGE_READ_ROOM: usize = 64 * 1024;
+
+/// The room to read into when `left` more bytes of the body (or of its chunk) are coming.
+fn read_room(left: u64) -> usize {
+    usize::try_from(left).map_or(LARGE_READ_ROOM, |n| n.clamp(READ_ROOM, LARGE_READ_ROOM))
+}
+
+/// Reads more of the body into the connection's buffer, with `room` to read into.
+fn poll_fill(conn: &mut Conn, cx: &mut Context<'_>, room: usize) -> Poll<io::Result<usize>> {
+    conn.buf.reserve(room);
     tokio_util::io::poll_read_buf(Pin::new(&mut conn.stream), cx, &mut conn.buf)
 }
 
@@ -882,8 +902,12 @@ impl http_body::Body for UpstreamBody {
             };
             match this.state {
                 State::Done => {
-                    if let Some(conn) = this.conn.take() {
+                    if let Some(mut conn) = this.conn.take() {
                         if this.keep_alive && conn.buf.is_empty() {
+                            if this.large_reads {
+                                // Not kept idle: the room a large body was read into.
+                                conn.buf = BytesMut::with_capacity(READ_ROOM);
+                            }
                             this.pool.put(this.address, conn);
                         }
                     }
@@ -892,7 +916,9 @@ impl http_body::Body for UpstreamBody {
                 State::Length(0) => this.state = State::Done,
                 State::Length(n) | State::ChunkData(n) => {
                     if conn.buf.is_empty() {
-                        let read = ready!(poll_fill(conn, cx))?;
+                        let room = read_room(n);
+                        this.large_reads |= room > READ_ROOM;
+                        let read = ready!(poll_fill(conn, cx, room))?;
                         if read == 0 {
                             this.conn = None;
                             return Poll::Ready(Some(
@@ -916,7 +942,7 @@ impl http_body::Body for UpstreamBody {
                             this.conn = None;
                             return Poll::Ready(Some(Err("chunk header too long".into())));
                         }
-                        let read = ready!(poll_fill(conn, cx))?;
+                        let read = ready!(poll_fill(conn, cx, READ_ROOM))?;
                         if read == 0 {
                             this.conn = None;
                             return Poll::Ready(Some(
@@ -953,7 +979,7 @@ impl http_body::Body for UpstreamBody {
                 }
                 State::UntilClose => {
                     if conn.buf.is_empty() {
-                        let read = ready!(poll_fill(conn, cx))?;
+                        let read = ready!(poll_fill(conn, cx, READ_ROOM))?;
                         if read == 0 {
                             this.conn = None;
                             return Poll::Ready(None);
@@ -1670,8 +1696,9 @@ mod tests {
     }
 
     /// Each request's head and body go out through the connection's kept buffer, which is let
-    /// go after a large one: small, large and small again on one connection, each arrives
-    /// whole.
+    /// go after a large one, and each answer's body is read into room as large as what is left
+    /// of it (up to `LARGE_READ_ROOM` a read): small, large and small again on one connection,
+    /// each arrives whole, both ways.
     #[tokio::test]
     async fn bodies_small_and_larger_than_the_kept_buffer_go_out_whole_on_one_connection() {
         // Answers each request with its body, as received.
@@ -1709,7 +1736,7 @@ mod tests {
         })
         .await;
         let pool = Arc::new(Pool::default());
-        for size in [100, OUT_KEPT + 1000, 3 * OUT_KEPT, 100] {
+        for size in [100, OUT_KEPT + 1000, 3 * OUT_KEPT, 3 * LARGE_READ_ROOM + 7, 100] {
             let body: String = (0..size)
                 .map(|i| char::from(b'a' + (i % 26) as u8))
                 .collect();
