@@ -17,6 +17,103 @@
 //!   `gloo.invalidConfigPolicy` configures), never an error;
 //! - a Gateway, VirtualService or RouteTable that is invalid on its own is Rejected, and its
 //!   last accepted version keeps serving (see [`ResolveCache`]).
+//!
+//! From YAML to a proxy's routes: a virtual service delegating `/a` to a route table, one of whose
+//! routes does not start with `/a`:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::{Kind, ResourceRef};
+//! use gloo_core::resolve::{resolve, ListenerKind, ResolveCache, RouteModelAction};
+//! use gloo_core::snapshot::ConfigSnapshot;
+//! use gloo_core::status::{Reports, State};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: example
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - example.com
+//!     routes:
+//!     - matchers:
+//!       - prefix: /a
+//!       delegateAction:
+//!         ref:
+//!           name: a-routes
+//!           namespace: gloo-system
+//! ---
+//! apiVersion: gateway.solo.io/v1
+//! kind: RouteTable
+//! metadata:
+//!   name: a-routes
+//!   namespace: gloo-system
+//! spec:
+//!   routes:
+//!   - matchers:
+//!     - prefix: /a/1
+//!     routeAction:
+//!       single:
+//!         upstream:
+//!           name: foo
+//!           namespace: gloo-system
+//!   - matchers:
+//!     - prefix: /b
+//!     directResponseAction:
+//!       status: 200
+//! ---
+//! apiVersion: gloo.solo.io/v1
+//! kind: Upstream
+//! metadata:
+//!   name: foo
+//!   namespace: gloo-system
+//! spec:
+//!   static:
+//!     hosts:
+//!     - addr: 127.0.0.1
+//!       port: 8081
+//! "#;
+//! let parsed = parse_str(yaml, "example.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let mut reports = Reports::default();
+//! let snapshot = ConfigSnapshot::from_resources(&parsed.resources, &mut reports);
+//! // Keep the cache for the next run: it holds the last accepted versions.
+//! let mut cache = ResolveCache::default();
+//! let proxies = resolve(&snapshot, &mut cache, &mut reports);
+//!
+//! // No Gateway: Gloo's default ones apply, an HTTP listener on 8080 among them.
+//! let proxy = &proxies["gateway-proxy"];
+//! let listener = proxy.listeners.iter().find(|l| l.bind_port == 8080).ok_or("no :8080")?;
+//! let ListenerKind::Http { virtual_hosts, .. } = &listener.kind else {
+//!     panic!("expected an HTTP listener");
+//! };
+//! let host = &virtual_hosts[0];
+//! assert_eq!(host.domains, ["example.com"]);
+//!
+//! // The delegated route is flattened in; `/b` is dropped, and the RouteTable says why.
+//! assert_eq!(host.routes.len(), 1);
+//! let route = &host.routes[0];
+//! assert_eq!(route.matcher.prefix.as_deref(), Some("/a/1"));
+//! assert!(matches!(route.action, RouteModelAction::Route(_)));
+//! assert_eq!(
+//!     route.source,
+//!     "VirtualService gloo-system.example routes[0] > RouteTable gloo-system.a-routes routes[0]"
+//! );
+//! let table = ResourceRef::new("gloo-system", "a-routes");
+//! let status = reports.get(Kind::RouteTable, &table).ok_or("no status")?;
+//! assert_eq!(status.state, State::Warning);
+//! assert_eq!(
+//!     status.warnings,
+//!     ["spec.routes[1].matchers[0]: prefix \"/b\" does not start with the delegating prefix \
+//!       \"/a\"; the route is dropped"]
+//! );
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -1,5 +1,47 @@
 //! Statuses, hierarchical like Gloo's: every resource is Accepted, Warning or Rejected with
 //! precise reasons, and each proxy reports its listeners, virtual hosts and routes.
+//!
+//! How a resource's state follows from what is reported about it, and the forms a report is read
+//! in (text for people, JSON for the admin endpoint):
+//!
+//! ```
+//! use gloo_core::load::Origin;
+//! use gloo_core::model::{Kind, ResourceRef};
+//! use gloo_core::status::{Reports, ResourceKey, State};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let petstore = ResourceRef::new("gloo-system", "petstore");
+//! let key = ResourceKey::new(Kind::VirtualService, petstore.clone());
+//! let state = |reports: &Reports| reports.get(Kind::VirtualService, &petstore).map(|s| s.state);
+//!
+//! let mut reports = Reports::default();
+//! reports.accept(key.clone(), Some(&Origin::new("petstore.yaml", 1)));
+//! assert_eq!(state(&reports), Some(State::Accepted));
+//!
+//! // A warning leaves the resource in force; an error rejects it, whatever else is reported.
+//! reports.warn(&key, "spec.virtualHost.routes[0]: Upstream gloo-system.petstore not found");
+//! assert_eq!(state(&reports), Some(State::Warning));
+//! reports.error(&key, "spec.virtualHost.domains: `*` is listed twice");
+//! reports.warn(&key, "spec.virtualHost.routes[1]: Upstream gloo-system.orders not found");
+//! assert_eq!(state(&reports), Some(State::Rejected));
+//! assert!(reports.has_rejections());
+//!
+//! assert_eq!(
+//!     reports.to_text().lines().collect::<Vec<_>>(),
+//!     [
+//!         "VirtualService gloo-system.petstore: Rejected (petstore.yaml:1)",
+//!         "  error: spec.virtualHost.domains: `*` is listed twice",
+//!         "  warning: spec.virtualHost.routes[0]: Upstream gloo-system.petstore not found",
+//!         "  warning: spec.virtualHost.routes[1]: Upstream gloo-system.orders not found",
+//!     ]
+//! );
+//! let json = serde_json::to_value(&reports)?;
+//! let status = &json["resources"]["VirtualService gloo-system.petstore"];
+//! assert_eq!(status["state"], "Rejected");
+//! assert_eq!(status["origin"], "petstore.yaml:1");
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -4,6 +4,75 @@
 //! `HttpProtocolOptions` / `Http1ProtocolOptions` (`options/protocol/protocol.proto`), and
 //! Gloo's copies of Envoy's `HealthCheck` (`external/envoy/api/v2/core/health_check.proto`) and
 //! `OutlierDetection` (`external/envoy/api/v2/cluster/outlier_detection.proto`).
+//!
+//! These settings sit on an Upstream; gloo turns them into its Envoy cluster:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::cluster::{HealthCheckerRef, LoadBalancerTypeRef};
+//! use gloo_core::model::{Duration, Resource};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gloo.solo.io/v1
+//! kind: Upstream
+//! metadata:
+//!   name: default-petstore-8080
+//!   namespace: gloo-system
+//! spec:
+//!   kube:
+//!     serviceName: petstore
+//!     serviceNamespace: default
+//!     servicePort: 8080
+//!   healthChecks:
+//!   - timeout: 1s
+//!     interval: 10s
+//!     unhealthyThreshold: 3
+//!     healthyThreshold: 1
+//!     httpHealthCheck:
+//!       path: /healthz
+//!   outlierDetection:
+//!     consecutive5xx: 3
+//!     baseEjectionTime: 30s
+//!   circuitBreakers:
+//!     maxConnections: 1024
+//!     maxPendingRequests: 256
+//!   loadBalancerConfig:
+//!     leastRequest:
+//!       choiceCount: 3
+//!   connectionConfig:
+//!     connectTimeout: 2s
+//!     maxRequestsPerConnection: 100
+//! "#;
+//! let parsed = parse_str(yaml, "petstore.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::Upstream(upstream) = &parsed.resources[0].resource else {
+//!     panic!("expected an Upstream");
+//! };
+//! let spec = &upstream.spec;
+//!
+//! let check = &spec.health_checks[0];
+//! assert_eq!(check.interval, Some(Duration::from_secs(10)));
+//! let Some(HealthCheckerRef::Http(http)) = check.health_checker()? else {
+//!     panic!("expected an HTTP health check");
+//! };
+//! assert_eq!(http.path.as_deref(), Some("/healthz"));
+//!
+//! let lb = spec.load_balancer_config.as_ref().ok_or("no loadBalancerConfig")?;
+//! let Some(LoadBalancerTypeRef::LeastRequest(least)) = lb.lb_type()? else {
+//!     panic!("expected least request");
+//! };
+//! assert_eq!(least.choice_count, Some(3));
+//!
+//! let breakers = spec.circuit_breakers.as_ref().ok_or("no circuitBreakers")?;
+//! assert_eq!(breakers.max_pending_requests, Some(256));
+//! let outliers = spec.outlier_detection.as_ref().ok_or("no outlierDetection")?;
+//! assert_eq!(outliers.consecutive_5xx, Some(3));
+//! let connections = spec.connection_config.as_ref().ok_or("no connectionConfig")?;
+//! assert_eq!(connections.connect_timeout, Some(Duration::from_secs(2)));
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

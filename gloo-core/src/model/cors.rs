@@ -1,5 +1,75 @@
 //! CORS options: Gloo's `options/cors/cors.proto` (`cors.options.gloo.solo.io.CorsPolicy`,
 //! `CorsPolicyMergeSettings`).
+//!
+//! A CORS policy for a whole virtual host, which one of its routes opts out of:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::cors::MergeStrategy;
+//! use gloo_core::model::Resource;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: default
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - '*'
+//!     options:
+//!       cors:
+//!         allowOrigin:
+//!         - https://example.com
+//!         allowOriginRegex:
+//!         - 'https://[a-zA-Z0-9]*\.example\.com'
+//!         allowMethods:
+//!         - GET
+//!         - POST
+//!         allowHeaders:
+//!         - origin
+//!         exposeHeaders:
+//!         - x-request-id
+//!         maxAge: 1d
+//!         allowCredentials: true
+//!       corsPolicyMergeSettings:
+//!         exposeHeaders: UNION
+//!     routes:
+//!     - matchers:
+//!       - prefix: /public
+//!       routeAction:
+//!         single:
+//!           upstream:
+//!             name: public
+//!             namespace: gloo-system
+//!       options:
+//!         cors:
+//!           disableForRoute: true
+//! "#;
+//! let parsed = parse_str(yaml, "default.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::VirtualService(vs) = &parsed.resources[0].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let host = vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?;
+//! let host_options = host.options.as_ref().ok_or("no options")?;
+//!
+//! let cors = host_options.cors.as_deref().ok_or("no cors")?;
+//! assert_eq!(cors.allow_origin, ["https://example.com"]);
+//! assert_eq!(cors.allow_origin_regex, [r"https://[a-zA-Z0-9]*\.example\.com"]);
+//! assert_eq!(cors.allow_methods, ["GET", "POST"]);
+//! assert_eq!(cors.max_age, "1d");
+//! assert!(cors.allow_credentials);
+//! let merge = host_options.cors_policy_merge_settings.as_ref().ok_or("no merge settings")?;
+//! assert_eq!(merge.expose_headers, Some(MergeStrategy::Union));
+//!
+//! let route_cors = host.routes[0].options.as_ref().and_then(|o| o.cors.as_deref());
+//! assert!(route_cors.ok_or("no route cors")?.disable_for_route);
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

@@ -5,6 +5,82 @@
 //! Basic auth, API keys and OAuth2 / OIDC are fully typed; OPA, LDAP, pass-through, plugin,
 //! HMAC and portal configs are accepted and carried as JSON (the ext auth server reads LDAP and
 //! pass-through).
+//!
+//! Basic auth for a virtual host: an `AuthConfig`, a virtual host that refers to it, and a route
+//! that needs no auth:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::extauth::{AuthConfigRef, ExtAuthExtensionRef};
+//! use gloo_core::model::Resource;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: enterprise.gloo.solo.io/v1
+//! kind: AuthConfig
+//! metadata:
+//!   name: basic-auth
+//!   namespace: gloo-system
+//! spec:
+//!   configs:
+//!   - basicAuth:
+//!       apr:
+//!         users:
+//!           user:
+//!             salt: TYiryv0/
+//!             hashedPassword: 8BvzLUO9IfGPGGsPnAgSu1
+//! ---
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: petstore
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - '*'
+//!     options:
+//!       extauth:
+//!         configRef:
+//!           name: basic-auth
+//!           namespace: gloo-system
+//!     routes:
+//!     - matchers:
+//!       - exact: /health
+//!       directResponseAction:
+//!         status: 200
+//!       options:
+//!         extauth:
+//!           disable: true
+//! "#;
+//! let parsed = parse_str(yaml, "basic-auth.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::AuthConfig(auth) = &parsed.resources[0].resource else {
+//!     panic!("expected an AuthConfig");
+//! };
+//! // An unnamed config is named after its position, as Gloo names it.
+//! assert_eq!(auth.spec.config_name(0), "config_0");
+//! let step = auth.spec.configs[0].auth_config()?.ok_or("no auth config")?;
+//! assert_eq!(step.type_name(), "basicAuth");
+//! let AuthConfigRef::BasicAuth(basic) = step else {
+//!     panic!("expected basic auth");
+//! };
+//! let users = &basic.apr.as_ref().ok_or("no apr")?.users;
+//! assert_eq!(users["user"].salt.as_deref(), Some("TYiryv0/"));
+//!
+//! let Resource::VirtualService(vs) = &parsed.resources[1].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let host = vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?;
+//! let extauth = host.options.as_ref().and_then(|o| o.extauth.as_deref()).ok_or("no extauth")?;
+//! let auth_ref = auth.to_ref();
+//! assert_eq!(extauth.spec()?, Some(ExtAuthExtensionRef::ConfigRef(&auth_ref)));
+//! let route_auth = host.routes[0].options.as_ref().and_then(|o| o.extauth.as_deref());
+//! let route_auth = route_auth.ok_or("no route extauth")?;
+//! assert_eq!(route_auth.spec()?, Some(ExtAuthExtensionRef::Disable(true)));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,56 @@
 //! Fault injection options: Gloo's `options/faultinjection/fault.proto`
 //! (`fault.options.gloo.solo.io.RouteFaults`).
+//!
+//! A route that aborts 2.5% of requests with a 503 and delays 5.3% of them by 5 seconds:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::{Duration, Resource};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: default
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - '*'
+//!     routes:
+//!     - matchers:
+//!       - prefix: /petstore
+//!       routeAction:
+//!         single:
+//!           upstream:
+//!             name: default-petstore-8080
+//!             namespace: gloo-system
+//!       options:
+//!         faults:
+//!           abort:
+//!             percentage: 2.5
+//!             httpStatus: 503
+//!           delay:
+//!             percentage: 5.3
+//!             fixedDelay: 5s
+//! "#;
+//! let parsed = parse_str(yaml, "default.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::VirtualService(vs) = &parsed.resources[0].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let route = &vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?.routes[0];
+//! let faults = route.options.as_ref().and_then(|o| o.faults.as_ref()).ok_or("no faults")?;
+//!
+//! let abort = faults.abort.as_ref().ok_or("no abort")?;
+//! assert_eq!((abort.percentage, abort.http_status), (2.5, 503));
+//! let delay = faults.delay.as_ref().ok_or("no delay")?;
+//! assert_eq!(delay.percentage, 5.3);
+//! assert_eq!(delay.fixed_delay, Some(Duration::from_secs(5)));
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

@@ -2,6 +2,51 @@
 //! `HybridGateway`, `MatchedGateway`, `Matcher`, `DelegatedHttpGateway`, `DelegatedTcpGateway`),
 //! `http_gateway.proto` (`HttpGateway`, `VirtualServiceSelectorExpressions`), the `TcpHost` of
 //! `gloo/api/v1/proxy.proto` and Envoy's `config/core/v3/address.proto` `CidrRange`.
+//!
+//! An HTTPS gateway that serves the virtual services labelled `team: storefront`:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::gateway::GatewayType;
+//! use gloo_core::model::Resource;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: Gateway
+//! metadata:
+//!   name: gateway-proxy-ssl
+//!   namespace: gloo-system
+//! spec:
+//!   bindAddress: '::'
+//!   bindPort: 8443
+//!   ssl: true
+//!   httpGateway:
+//!     virtualServiceSelector:
+//!       team: storefront
+//!     virtualServiceNamespaces:
+//!     - storefront
+//! "#;
+//! let parsed = parse_str(yaml, "gateway.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::Gateway(gateway) = &parsed.resources[0].resource else {
+//!     panic!("expected a Gateway");
+//! };
+//! let spec = &gateway.spec;
+//! assert_eq!((spec.bind_address.as_str(), spec.bind_port), ("::", 8443));
+//! // An SSL gateway serves only virtual services that have an `sslConfig`.
+//! assert!(spec.ssl);
+//! // No `proxyNames`: the gateway belongs to the default proxy.
+//! assert_eq!(spec.proxy_names(), ["gateway-proxy"]);
+//!
+//! let Some(GatewayType::Http(http)) = spec.gateway_type()? else {
+//!     panic!("expected an HTTP gateway");
+//! };
+//! assert_eq!(http.virtual_service_selector["team"], "storefront");
+//! assert_eq!(http.virtual_service_namespaces, ["storefront"]);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 

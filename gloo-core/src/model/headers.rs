@@ -1,6 +1,75 @@
 //! Header manipulation options: Gloo's `options/headers/headers.proto`
 //! (`headers.options.gloo.solo.io.HeaderManipulation`, `EarlyHeaderManipulation`) and the
 //! solo-kit `envoy/api/v2/core/base.proto` `HeaderValueOption` it uses for request headers.
+//!
+//! A route that adds request headers (one literal, the others from a Secret) and removes a
+//! response header:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::headers::RequestHeaderSource;
+//! use gloo_core::model::{Resource, ResourceRef};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: default
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - '*'
+//!     routes:
+//!     - matchers:
+//!       - prefix: /petstore
+//!       routeAction:
+//!         single:
+//!           upstream:
+//!             name: default-petstore-8080
+//!             namespace: gloo-system
+//!       options:
+//!         headerManipulation:
+//!           requestHeadersToAdd:
+//!           - header:
+//!               key: x-gateway
+//!               value: gloo
+//!             append: false
+//!           - headerSecretRef:
+//!               name: petstore-api-headers
+//!               namespace: gloo-system
+//!           requestHeadersToRemove:
+//!           - cookie
+//!           responseHeadersToRemove:
+//!           - server
+//! "#;
+//! let parsed = parse_str(yaml, "default.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::VirtualService(vs) = &parsed.resources[0].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let route = &vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?.routes[0];
+//! let headers = route.options.as_ref().and_then(|o| o.header_manipulation.as_deref());
+//! let headers = headers.ok_or("no headerManipulation")?;
+//!
+//! let [literal, from_secret] = headers.request_headers_to_add.as_slice() else {
+//!     panic!("expected two request headers");
+//! };
+//! let Some(RequestHeaderSource::Header(header)) = literal.source()? else {
+//!     panic!("expected a literal header");
+//! };
+//! assert_eq!((header.key.as_str(), header.value.as_str()), ("x-gateway", "gloo"));
+//! // `append: false` overwrites a value the request already has.
+//! assert_eq!(literal.append, Some(false));
+//! let secret = ResourceRef::new("gloo-system", "petstore-api-headers");
+//! assert_eq!(from_secret.source()?, Some(RequestHeaderSource::SecretRef(&secret)));
+//!
+//! assert_eq!(headers.request_headers_to_remove, ["cookie"]);
+//! assert_eq!(headers.response_headers_to_remove, ["server"]);
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

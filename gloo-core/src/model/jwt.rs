@@ -1,6 +1,80 @@
 //! JWT verification options: Gloo's `enterprise/options/jwt/jwt.proto`
 //! (`jwt.options.gloo.solo.io`), plus `JwksAsyncFetch` from
 //! `external/envoy/extensions/filters/http/jwt_authn/v3/config.proto`.
+//!
+//! A virtual host that requires a JWT signed by Auth0's keys and copies its `email` claim into a
+//! header, and a health route that skips the check:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::jwt::{JwksSourceRef, ValidationPolicy};
+//! use gloo_core::model::Resource;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: petstore
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - '*'
+//!     options:
+//!       jwtStaged:
+//!         afterExtAuth:
+//!           providers:
+//!             auth0:
+//!               issuer: https://solo-io.us.auth0.com/
+//!               tokenSource:
+//!                 headers:
+//!                 - header: authorization
+//!                   prefix: 'Bearer '
+//!               claimsToHeaders:
+//!               - claim: email
+//!                 header: x-solo-claim-email
+//!               jwks:
+//!                 remote:
+//!                   url: https://solo-io.us.auth0.com/.well-known/jwks.json
+//!                   upstreamRef:
+//!                     name: auth0-jwks
+//!                     namespace: gloo-system
+//!     routes:
+//!     - matchers:
+//!       - exact: /health
+//!       directResponseAction:
+//!         status: 200
+//!       options:
+//!         jwtStaged:
+//!           afterExtAuth:
+//!             disable: true
+//! "#;
+//! let parsed = parse_str(yaml, "petstore.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::VirtualService(vs) = &parsed.resources[0].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let host = vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?;
+//! let staged = host.options.as_ref().and_then(|o| o.jwt_staged.as_deref());
+//! let jwt = staged.and_then(|s| s.after_ext_auth.as_ref()).ok_or("no afterExtAuth")?;
+//! // Neither `validationPolicy` nor `allowMissingOrFailedJwt`: only valid JWTs pass.
+//! assert_eq!(jwt.effective_validation_policy(), ValidationPolicy::RequireValid);
+//!
+//! let auth0 = &jwt.providers["auth0"];
+//! assert_eq!(auth0.issuer.as_deref(), Some("https://solo-io.us.auth0.com/"));
+//! assert_eq!(auth0.claims_to_headers[0].header.as_deref(), Some("x-solo-claim-email"));
+//! let Some(JwksSourceRef::Remote(remote)) = auth0.jwks.as_ref().ok_or("no jwks")?.source()? else {
+//!     panic!("expected a remote JWKS");
+//! };
+//! assert_eq!(remote.upstream_ref.as_ref().map(|r| r.name.as_str()), Some("auth0-jwks"));
+//!
+//! let route_jwt = host.routes[0].options.as_ref().and_then(|o| o.jwt_staged.as_deref());
+//! let after = route_jwt.and_then(|s| s.after_ext_auth.as_ref()).ok_or("no route jwt")?;
+//! assert_eq!(after.disable, Some(true));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 

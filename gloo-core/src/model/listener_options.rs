@@ -2,6 +2,68 @@
 //! `http_listener_options.proto` (`HttpListenerOptions`), `tcp_listener_options.proto`
 //! (`TcpListenerOptions`), `route_configuration_options.proto` (`RouteConfigurationOptions`)
 //! and `options/hcm/hcm.proto` (`HttpConnectionManagerSettings`).
+//!
+//! Listener options are set on a Gateway: `options` for any listener, `httpGateway.options` for an
+//! HTTP one, and `routeOptions` for its route configuration:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::listener_options::{CodecType, HeadersWithUnderscoreAction};
+//! use gloo_core::model::{Duration, Resource};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: Gateway
+//! metadata:
+//!   name: gateway-proxy
+//!   namespace: gloo-system
+//! spec:
+//!   bindAddress: '::'
+//!   bindPort: 8080
+//!   options:
+//!     perConnectionBufferLimitBytes: 1048576
+//!   httpGateway:
+//!     options:
+//!       httpConnectionManagerSettings:
+//!         useRemoteAddress: true
+//!         xffNumTrustedHops: 1
+//!         idleTimeout: 300s
+//!         serverName: edge
+//!         codecType: HTTP1
+//!         headersWithUnderscoresAction: REJECT_CLIENT_REQUEST
+//!   routeOptions:
+//!     maxDirectResponseBodySizeBytes: 8192
+//! "#;
+//! let parsed = parse_str(yaml, "gateway.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::Gateway(gateway) = &parsed.resources[0].resource else {
+//!     panic!("expected a Gateway");
+//! };
+//! let listener = gateway.spec.options.as_ref().ok_or("no options")?;
+//! assert_eq!(listener.per_connection_buffer_limit_bytes, Some(1_048_576));
+//!
+//! let http = gateway.spec.http_gateway.as_ref().ok_or("no httpGateway")?;
+//! let hcm = http
+//!     .options
+//!     .as_ref()
+//!     .and_then(|o| o.http_connection_manager_settings.as_ref())
+//!     .ok_or("no httpConnectionManagerSettings")?;
+//! assert_eq!(hcm.use_remote_address, Some(true));
+//! assert_eq!(hcm.xff_num_trusted_hops, Some(1));
+//! assert_eq!(hcm.idle_timeout, Some(Duration::from_secs(300)));
+//! assert_eq!(hcm.server_name.as_deref(), Some("edge"));
+//! assert_eq!(hcm.codec_type, Some(CodecType::Http1));
+//! assert_eq!(
+//!     hcm.headers_with_underscores_action,
+//!     Some(HeadersWithUnderscoreAction::RejectClientRequest)
+//! );
+//!
+//! let routes = gateway.spec.route_options.as_ref().ok_or("no routeOptions")?;
+//! assert_eq!(routes.max_direct_response_body_size_bytes, Some(8192));
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

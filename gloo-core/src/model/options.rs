@@ -6,6 +6,78 @@
 //! [`RouteOptions::merge_from`] and [`VirtualHostOptions::merge_from`] implement Gloo's shallow
 //! option merge (`ShallowMergeRouteOptions`): a field the child leaves unset is taken from the
 //! parent; a oneof is one field (if the child sets any member, none of the parent's is taken).
+//!
+//! A route that takes shared options from a `RouteOption` resource, merged the way Gloo merges
+//! them:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::options::HostRewrite;
+//! use gloo_core::model::{Duration, Resource};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: RouteOption
+//! metadata:
+//!   name: slow-backends
+//!   namespace: gloo-system
+//! spec:
+//!   options:
+//!     timeout: 30s
+//!     hostRewrite: reports.internal
+//!     retries:
+//!       retryOn: 5xx
+//!       numRetries: 2
+//! ---
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: reports
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - '*'
+//!     routes:
+//!     - matchers:
+//!       - prefix: /reports
+//!       routeAction:
+//!         single:
+//!           upstream:
+//!             name: reports
+//!             namespace: gloo-system
+//!       options:
+//!         timeout: 90s
+//!         autoHostRewrite: true
+//!       optionsConfigRefs:
+//!         delegateOptions:
+//!         - name: slow-backends
+//!           namespace: gloo-system
+//! "#;
+//! let parsed = parse_str(yaml, "reports.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::RouteOption(shared) = &parsed.resources[0].resource else {
+//!     panic!("expected a RouteOption");
+//! };
+//! let Resource::VirtualService(vs) = &parsed.resources[1].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let route = &vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?.routes[0];
+//!
+//! // What the route sets wins; what it leaves unset comes from the RouteOption.
+//! let mut options = route.options.as_deref().cloned().unwrap_or_default();
+//! options.merge_from(&shared.spec.options);
+//! assert_eq!(options.timeout, Some(Duration::from_secs(90)));
+//! assert_eq!(options.retries.as_ref().and_then(|r| r.num_retries), Some(2));
+//! // A oneof merges as one field: the route's `autoHostRewrite` keeps out `hostRewrite`.
+//! assert_eq!(options.host_rewrite()?, Some(HostRewrite::Auto(true)));
+//! assert_eq!(options.host_rewrite, None);
+//! options.check_oneofs()?;
+//! assert!(options.unenforced().is_empty());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,61 @@
 //! Retry options: Gloo's `options/retries/retries.proto` (`retries.options.gloo.solo.io.RetryPolicy`).
+//!
+//! A route that retries connection failures and 5xx answers up to three times, each attempt
+//! limited to 5 seconds, with exponential back-off:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::{Duration, Resource};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: default
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - '*'
+//!     routes:
+//!     - matchers:
+//!       - prefix: /petstore
+//!       routeAction:
+//!         single:
+//!           upstream:
+//!             name: default-petstore-8080
+//!             namespace: gloo-system
+//!       options:
+//!         timeout: 20s
+//!         retries:
+//!           retryOn: connect-failure,5xx
+//!           numRetries: 3
+//!           perTryTimeout: 5s
+//!           retryBackOff:
+//!             baseInterval: 0.25s
+//!             maxInterval: 2s
+//! "#;
+//! let parsed = parse_str(yaml, "default.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::VirtualService(vs) = &parsed.resources[0].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let route = &vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?.routes[0];
+//! let options = route.options.as_deref().ok_or("no options")?;
+//! let retries = options.retries.as_deref().ok_or("no retries")?;
+//!
+//! assert_eq!(retries.retry_on, "connect-failure,5xx");
+//! assert_eq!(retries.num_retries, Some(3));
+//! assert_eq!(retries.per_try_timeout, Some(Duration::from_secs(5)));
+//! let back_off = retries.retry_back_off.as_ref().ok_or("no retryBackOff")?;
+//! assert_eq!(back_off.base_interval, Some(Duration::from_millis(250)));
+//! assert_eq!(back_off.max_interval, Some(Duration::from_secs(2)));
+//! // The route timeout covers all the attempts together.
+//! assert_eq!(options.timeout, Some(Duration::from_secs(20)));
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

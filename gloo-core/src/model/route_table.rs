@@ -1,5 +1,55 @@
 //! The `RouteTable` resource: Gloo's `gateway/api/v1/route_table.proto`. Routes are in
 //! [`crate::model::routing`].
+//!
+//! A route table that virtual services delegate `/a` to by label:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::routing::{PathMatcher, RouteActionRef};
+//! use gloo_core::model::Resource;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: RouteTable
+//! metadata:
+//!   name: a-routes
+//!   namespace: gloo-system
+//!   labels:
+//!     domain: example.com
+//! spec:
+//!   weight: 20
+//!   routes:
+//!   - matchers:
+//!     - prefix: /a/1
+//!     routeAction:
+//!       single:
+//!         upstream:
+//!           name: foo-upstream
+//!   - matchers:
+//!     - exact: /a/health
+//!     directResponseAction:
+//!       status: 200
+//!       body: ok
+//! "#;
+//! let parsed = parse_str(yaml, "a-routes.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::RouteTable(table) = &parsed.resources[0].resource else {
+//!     panic!("expected a RouteTable");
+//! };
+//! // Selectors match the labels; of several tables selected, lower weights come first.
+//! assert_eq!(table.metadata.labels["domain"], "example.com");
+//! assert_eq!(table.spec.weight, Some(20));
+//!
+//! let routes = &table.spec.routes;
+//! assert_eq!(routes[0].matchers[0].path_or_default()?, PathMatcher::Prefix("/a/1"));
+//! let Some(RouteActionRef::DirectResponse(health)) = routes[1].action()? else {
+//!     panic!("expected a directResponseAction");
+//! };
+//! assert_eq!((health.status, health.body.as_str()), (200, "ok"));
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

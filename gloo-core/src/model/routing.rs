@@ -4,6 +4,87 @@
 //! destinations of `gloo/api/v1/proxy.proto`, `destination_spec.proto`, `subset.proto`, the
 //! destination specs of `options/{aws,azure,rest,grpc}`, the dynamic forward proxy
 //! `PerRouteConfig`, and Envoy's `type/matcher/v3/regex.proto` `RegexMatchAndSubstitute`.
+//!
+//! Each oneof of a route (its action, a matcher's path, a destination's target) is read through an
+//! accessor that returns the member that is set:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::routing::{
+//!     DestinationTarget, PathMatcher, RedirectPath, RouteActionRef, RouteDestination,
+//! };
+//! use gloo_core::model::{Resource, ResourceRef};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: petstore
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - '*'
+//!     routes:
+//!     - matchers:
+//!       - prefix: /api
+//!         headers:
+//!         - name: x-canary
+//!           value: 'true'
+//!         methods:
+//!         - GET
+//!       routeAction:
+//!         multi:
+//!           destinations:
+//!           - weight: 9
+//!             destination:
+//!               upstream:
+//!                 name: petstore-v1
+//!                 namespace: gloo-system
+//!           - weight: 1
+//!             destination:
+//!               upstream:
+//!                 name: petstore-v2
+//!                 namespace: gloo-system
+//!     - matchers:
+//!       - exact: /old
+//!       redirectAction:
+//!         pathRedirect: /new
+//!         responseCode: PERMANENT_REDIRECT
+//! "#;
+//! let parsed = parse_str(yaml, "petstore.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::VirtualService(vs) = &parsed.resources[0].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let routes = &vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?.routes;
+//!
+//! let matcher = &routes[0].matchers[0];
+//! assert_eq!(matcher.path()?, Some(PathMatcher::Prefix("/api")));
+//! assert_eq!(matcher.headers[0].name, "x-canary");
+//! assert_eq!(matcher.methods, ["GET"]);
+//!
+//! let Some(RouteActionRef::Route(action)) = routes[0].action()? else {
+//!     panic!("expected a routeAction");
+//! };
+//! let Some(RouteDestination::Multi(multi)) = action.destination()? else {
+//!     panic!("expected weighted destinations");
+//! };
+//! let canary = &multi.destinations[1];
+//! assert_eq!(canary.weight, Some(1));
+//! let v2 = ResourceRef::new("gloo-system", "petstore-v2");
+//! let destination = canary.destination.as_ref().ok_or("no destination")?;
+//! assert_eq!(destination.target()?, Some(DestinationTarget::Upstream(&v2)));
+//!
+//! let Some(RouteActionRef::Redirect(redirect)) = routes[1].action()? else {
+//!     panic!("expected a redirectAction");
+//! };
+//! assert_eq!(redirect.path_rewrite()?, Some(RedirectPath::Path("/new")));
+//! assert_eq!(redirect.response_code.status(), 308);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -2,6 +2,62 @@
 //! `GatewayOptions`, `UpstreamOptions`, `LabelSelector`, ...) from
 //! `projects/gloo/api/v1/settings.proto`, plus `gloo.solo.io.Extensions`
 //! (`extensions.proto`).
+//!
+//! The `default` Settings of a Kubernetes install, with upstream and function discovery options
+//! and what invalid routes answer:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::settings::{ConfigSourceRef, FdsMode};
+//! use gloo_core::model::{Duration, Resource};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gloo.solo.io/v1
+//! kind: Settings
+//! metadata:
+//!   name: default
+//!   namespace: gloo-system
+//! spec:
+//!   discoveryNamespace: gloo-system
+//!   kubernetesConfigSource: {}
+//!   kubernetesSecretSource: {}
+//!   kubernetesArtifactSource: {}
+//!   refreshRate: 60s
+//!   discovery:
+//!     fdsMode: WHITELIST
+//!     udsOptions:
+//!       enabled: true
+//!       watchLabels:
+//!         discovery: enabled
+//!   gloo:
+//!     xdsBindAddr: 0.0.0.0:9977
+//!     invalidConfigPolicy:
+//!       replaceInvalidRoutes: true
+//!       invalidRouteResponseCode: 404
+//!       invalidRouteResponseBody: Gloo Gateway has invalid configuration.
+//! "#;
+//! let parsed = parse_str(yaml, "settings.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::Settings(settings) = &parsed.resources[0].resource else {
+//!     panic!("expected a Settings");
+//! };
+//! let spec = &settings.spec;
+//! assert!(matches!(spec.config_source()?, Some(ConfigSourceRef::Kubernetes(_))));
+//! assert_eq!(spec.refresh_rate, Some(Duration::from_secs(60)));
+//!
+//! let discovery = spec.discovery.as_ref().ok_or("no discovery")?;
+//! assert_eq!(discovery.fds_mode, Some(FdsMode::Whitelist));
+//! let uds = discovery.uds_options.as_ref().ok_or("no udsOptions")?;
+//! assert_eq!(uds.enabled, Some(true));
+//! assert_eq!(uds.watch_labels["discovery"], "enabled");
+//!
+//! let policy = spec.invalid_config_policy().ok_or("no invalidConfigPolicy")?;
+//! assert!(policy.replace_invalid_routes);
+//! assert_eq!(policy.invalid_route_response_code, Some(404));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,55 @@
 //! Traffic shadowing options: Gloo's `options/shadowing/shadowing.proto`
 //! (`shadowing.options.gloo.solo.io.RouteShadowing`).
+//!
+//! A route that mirrors all its traffic to the next version of its upstream:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::{Resource, ResourceRef};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: default
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - '*'
+//!     routes:
+//!     - matchers:
+//!       - prefix: /petstore
+//!       routeAction:
+//!         single:
+//!           upstream:
+//!             name: petstore-v1
+//!             namespace: gloo-system
+//!       options:
+//!         shadowing:
+//!           upstream:
+//!             name: petstore-v2
+//!             namespace: gloo-system
+//!           percentage: 100
+//! "#;
+//! let parsed = parse_str(yaml, "default.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::VirtualService(vs) = &parsed.resources[0].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let route = &vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?.routes[0];
+//! let shadowing = route.options.as_ref().and_then(|o| o.shadowing.as_deref());
+//! let shadowing = shadowing.ok_or("no shadowing")?;
+//!
+//! assert_eq!(shadowing.upstream, Some(ResourceRef::new("gloo-system", "petstore-v2")));
+//! assert_eq!(shadowing.percentage, 100.0);
+//! // By default the mirrored requests' Host gets a `-shadow` suffix.
+//! assert!(!shadowing.disable_shadow_host_suffix_append);
+//! assert!(shadowing.host_rewrite_literal.is_empty());
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

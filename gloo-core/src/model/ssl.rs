@@ -1,6 +1,77 @@
 //! TLS configuration: Gloo's `gloo.solo.io.SslConfig` (downstream TLS termination),
 //! `UpstreamSslConfig` (TLS origination), `SSLFiles`, `SDSConfig`, `CallCredentials` and
 //! `SslParameters`, mirroring `projects/gloo/api/v1/ssl/ssl.proto`.
+//!
+//! TLS termination on a virtual service, and TLS origination with client certificates to an
+//! upstream:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::ssl::{SslSecretsRef, TlsProtocolVersion};
+//! use gloo_core::model::{Resource, ResourceRef};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: animal
+//!   namespace: gloo-system
+//! spec:
+//!   sslConfig:
+//!     secretRef:
+//!       name: animal-certs
+//!       namespace: gloo-system
+//!     sniDomains:
+//!     - animalstore.example.com
+//!     parameters:
+//!       minimumProtocolVersion: TLSv1_2
+//!   virtualHost:
+//!     domains:
+//!     - animalstore.example.com
+//! ---
+//! apiVersion: gloo.solo.io/v1
+//! kind: Upstream
+//! metadata:
+//!   name: billing
+//!   namespace: gloo-system
+//! spec:
+//!   static:
+//!     hosts:
+//!     - addr: billing.internal
+//!       port: 8443
+//!   sslConfig:
+//!     sslFiles:
+//!       tlsCert: /etc/certs/client.crt
+//!       tlsKey: /etc/certs/client.key
+//!       rootCa: /etc/certs/ca.crt
+//!     sni: billing.internal
+//! "#;
+//! let parsed = parse_str(yaml, "tls.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//!
+//! let Resource::VirtualService(vs) = &parsed.resources[0].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let server = vs.spec.ssl_config.as_ref().ok_or("no sslConfig")?;
+//! let certs = ResourceRef::new("gloo-system", "animal-certs");
+//! assert_eq!(server.ssl_secrets()?, Some(SslSecretsRef::SecretRef(&certs)));
+//! assert_eq!(server.sni_domains, ["animalstore.example.com"]);
+//! let parameters = server.parameters.as_ref().ok_or("no parameters")?;
+//! assert_eq!(parameters.minimum_protocol_version, Some(TlsProtocolVersion::TlsV1_2));
+//!
+//! let Resource::Upstream(upstream) = &parsed.resources[1].resource else {
+//!     panic!("expected an Upstream");
+//! };
+//! let client = upstream.spec.ssl_config.as_ref().ok_or("no sslConfig")?;
+//! let Some(SslSecretsRef::SslFiles(files)) = client.ssl_secrets()? else {
+//!     panic!("expected sslFiles");
+//! };
+//! assert_eq!(files.root_ca.as_deref(), Some("/etc/certs/ca.crt"));
+//! assert_eq!(client.sni.as_deref(), Some("billing.internal"));
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

@@ -4,6 +4,75 @@
 //!
 //! `xsltTransformation` was removed in Gloo 1.22 (the proto reserves it), so it is rejected
 //! as an unknown field like Gloo does.
+//!
+//! A route whose requests get an `x-foo` header holding their `foo` query parameter, with the
+//! body passed through untouched:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::transformation::{
+//!     BodyTransformationRef, ExtractionSourceRef, TransformationTypeRef,
+//! };
+//! use gloo_core::model::Resource;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: default
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - '*'
+//!     routes:
+//!     - matchers:
+//!       - prefix: /
+//!       routeAction:
+//!         single:
+//!           upstream:
+//!             name: json-upstream
+//!             namespace: gloo-system
+//!       options:
+//!         stagedTransformations:
+//!           regular:
+//!             requestTransforms:
+//!             - requestTransformation:
+//!                 transformationTemplate:
+//!                   extractors:
+//!                     foo:
+//!                       header: ':path'
+//!                       regex: '(.*foo=([^&]*).*)'
+//!                       subgroup: 2
+//!                   headers:
+//!                     x-foo:
+//!                       text: '{{ foo }}'
+//!                   passthrough: {}
+//! "#;
+//! let parsed = parse_str(yaml, "default.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::VirtualService(vs) = &parsed.resources[0].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let route = &vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?.routes[0];
+//! let stages = route.options.as_ref().and_then(|o| o.staged_transformations.as_deref());
+//! let regular = stages.and_then(|s| s.regular.as_ref()).ok_or("no regular stage")?;
+//!
+//! let request = regular.request_transforms[0].request_transformation.as_ref();
+//! let Some(TransformationTypeRef::Template(template)) =
+//!     request.ok_or("no requestTransformation")?.transformation_type()?
+//! else {
+//!     panic!("expected a transformationTemplate");
+//! };
+//! let foo = &template.extractors["foo"];
+//! assert_eq!(foo.source()?, Some(ExtractionSourceRef::Header(":path")));
+//! assert_eq!(foo.subgroup, Some(2));
+//! assert_eq!(template.headers["x-foo"].text.as_deref(), Some("{{ foo }}"));
+//! assert_eq!(template.body_transformation()?, Some(BodyTransformationRef::Passthrough));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 

@@ -5,6 +5,50 @@
 //! (+ `query_options.proto`), `enterprise/options/gcp/gcp.proto`; plus `failover.proto`,
 //! `options/service_spec.proto`, `options/subset_spec.proto` and
 //! `options/grpc_json/grpc_json.proto`.
+//!
+//! An upstream of static hosts that gloo reaches over TLS:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::upstream::UpstreamTypeRef;
+//! use gloo_core::model::Resource;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gloo.solo.io/v1
+//! kind: Upstream
+//! metadata:
+//!   name: jsonplaceholder
+//!   namespace: gloo-system
+//! spec:
+//!   static:
+//!     hosts:
+//!     - addr: jsonplaceholder.typicode.com
+//!       port: 443
+//!     useTls: true
+//!   sslConfig:
+//!     sni: jsonplaceholder.typicode.com
+//!   connectionConfig:
+//!     connectTimeout: 2s
+//! "#;
+//! let parsed = parse_str(yaml, "upstream.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::Upstream(upstream) = &parsed.resources[0].resource else {
+//!     panic!("expected an Upstream");
+//! };
+//! let Some(UpstreamTypeRef::Static(hosts)) = upstream.spec.upstream_type()? else {
+//!     panic!("expected a static upstream");
+//! };
+//! assert_eq!(hosts.hosts[0].addr, "jsonplaceholder.typicode.com");
+//! assert_eq!(hosts.hosts[0].port, 443);
+//! assert_eq!(hosts.use_tls, Some(true));
+//! let tls = upstream.spec.ssl_config.as_ref().ok_or("no sslConfig")?;
+//! assert_eq!(tls.sni.as_deref(), Some("jsonplaceholder.typicode.com"));
+//! // No function spec: this upstream serves plain HTTP routes.
+//! assert!(upstream.spec.service_spec().is_none());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 

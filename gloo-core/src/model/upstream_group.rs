@@ -1,5 +1,73 @@
 //! The `UpstreamGroup` resource: `gloo.solo.io.UpstreamGroup` of Gloo's
 //! `gloo/api/v1/proxy.proto`. Destinations are in [`crate::model::routing`].
+//!
+//! An upstream group splitting traffic 90/10, and a route that sends traffic to it:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::routing::{DestinationTarget, RouteActionRef, RouteDestination};
+//! use gloo_core::model::{Resource, ResourceRef};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gloo.solo.io/v1
+//! kind: UpstreamGroup
+//! metadata:
+//!   name: my-service-group
+//!   namespace: gloo-system
+//! spec:
+//!   destinations:
+//!   - destination:
+//!       upstream:
+//!         name: default-myservice-v1-8080
+//!         namespace: gloo-system
+//!     weight: 9
+//!   - destination:
+//!       upstream:
+//!         name: default-myservice-v2-8080
+//!         namespace: gloo-system
+//!     weight: 1
+//! ---
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: my-service
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - '*'
+//!     routes:
+//!     - matchers:
+//!       - prefix: /myservice
+//!       routeAction:
+//!         upstreamGroup:
+//!           name: my-service-group
+//!           namespace: gloo-system
+//! "#;
+//! let parsed = parse_str(yaml, "my-service.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::UpstreamGroup(group) = &parsed.resources[0].resource else {
+//!     panic!("expected an UpstreamGroup");
+//! };
+//! let weights: Vec<_> = group.spec.destinations.iter().map(|d| d.weight).collect();
+//! assert_eq!(weights, [Some(9), Some(1)]);
+//! let v1 = ResourceRef::new("gloo-system", "default-myservice-v1-8080");
+//! let first = group.spec.destinations[0].destination.as_ref().ok_or("no destination")?;
+//! assert_eq!(first.target()?, Some(DestinationTarget::Upstream(&v1)));
+//!
+//! let Resource::VirtualService(vs) = &parsed.resources[1].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let route = &vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?.routes[0];
+//! let Some(RouteActionRef::Route(action)) = route.action()? else {
+//!     panic!("expected a routeAction");
+//! };
+//! let group_ref = group.to_ref();
+//! assert_eq!(action.destination()?, Some(RouteDestination::UpstreamGroup(&group_ref)));
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,64 @@
 //! The `VirtualService` resource: Gloo's `gateway/api/v1/virtual_service.proto`
 //! (`VirtualService`, `VirtualHost`). Routes are in [`crate::model::routing`].
+//!
+//! Reading a virtual service with the crate's loader and looking at its virtual host and TLS:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::ssl::SslSecretsRef;
+//! use gloo_core::model::{Resource, ResourceRef};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: petstore
+//!   namespace: gloo-system
+//! spec:
+//!   displayName: Pet store
+//!   sslConfig:
+//!     secretRef:
+//!       name: petstore-tls
+//!       namespace: gloo-system
+//!   virtualHost:
+//!     domains:
+//!     - petstore.example.com
+//!     - '*.petstore.example.com'
+//!     routes:
+//!     - matchers:
+//!       - prefix: /
+//!       routeAction:
+//!         single:
+//!           upstream:
+//!             name: default-petstore-8080
+//!             namespace: gloo-system
+//!     optionsConfigRefs:
+//!       delegateOptions:
+//!       - name: shared-cors
+//!         namespace: gloo-system
+//! "#;
+//! let parsed = parse_str(yaml, "petstore.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::VirtualService(vs) = &parsed.resources[0].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! assert_eq!(vs.to_ref(), ResourceRef::new("gloo-system", "petstore"));
+//! assert_eq!(vs.spec.display_name, "Pet store");
+//!
+//! let host = vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?;
+//! assert_eq!(host.domains, ["petstore.example.com", "*.petstore.example.com"]);
+//! assert_eq!(host.routes.len(), 1);
+//! let refs = host.options_config_refs.as_ref().ok_or("no optionsConfigRefs")?;
+//! assert_eq!(refs.delegate_options, [ResourceRef::new("gloo-system", "shared-cors")]);
+//!
+//! // With an `sslConfig`, only `ssl: true` Gateways serve this virtual service.
+//! let tls = vs.spec.ssl_config.as_ref().ok_or("no sslConfig")?;
+//! let secret = ResourceRef::new("gloo-system", "petstore-tls");
+//! assert_eq!(tls.ssl_secrets()?, Some(SslSecretsRef::SecretRef(&secret)));
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

@@ -2,6 +2,69 @@
 //! `enterprise/options/waf/waf.proto` (`waf.options.gloo.solo.io.Settings`) and the
 //! `RuleSet` / `AuditLogging` messages of `external/envoy/extensions/waf/waf.proto`
 //! (`envoy.config.filter.http.modsecurity.v2`).
+//!
+//! A virtual host protected by the OWASP core rule set plus a rule of its own, and a route that
+//! turns the firewall off:
+//!
+//! ```
+//! use gloo_core::load::{parse_str, Format};
+//! use gloo_core::model::waf::AuditLogAction;
+//! use gloo_core::model::Resource;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! let yaml = r#"
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata:
+//!   name: default
+//!   namespace: gloo-system
+//! spec:
+//!   virtualHost:
+//!     domains:
+//!     - '*'
+//!     options:
+//!       waf:
+//!         customInterventionMessage: 'ModSecurity intervention! Custom message details here..'
+//!         coreRuleSet: {}
+//!         ruleSets:
+//!         - ruleStr: |
+//!             SecRuleEngine On
+//!             SecRule REQUEST_HEADERS:User-Agent "scammer" "deny,status:403,id:107,phase:1"
+//!         auditLogging:
+//!           action: RELEVANT_ONLY
+//!     routes:
+//!     - matchers:
+//!       - prefix: /static
+//!       routeAction:
+//!         single:
+//!           upstream:
+//!             name: static-files
+//!             namespace: gloo-system
+//!       options:
+//!         waf:
+//!           disabled: true
+//! "#;
+//! let parsed = parse_str(yaml, "default.yaml", Format::Yaml);
+//! assert!(parsed.is_ok(), "{:?}", parsed.errors);
+//! let Resource::VirtualService(vs) = &parsed.resources[0].resource else {
+//!     panic!("expected a VirtualService");
+//! };
+//! let host = vs.spec.virtual_host.as_ref().ok_or("no virtualHost")?;
+//! let waf = host.options.as_ref().and_then(|o| o.waf.as_deref()).ok_or("no waf")?;
+//!
+//! assert!(!waf.is_disabled());
+//! // `coreRuleSet: {}` adds the core rule set with its default settings.
+//! assert!(waf.core_rule_set.is_some());
+//! let rules = waf.rule_sets[0].rule_str.as_deref().ok_or("no ruleStr")?;
+//! assert!(rules.starts_with("SecRuleEngine On\n"));
+//! let audit = waf.audit_logging.as_ref().ok_or("no auditLogging")?;
+//! assert_eq!(audit.action, Some(AuditLogAction::RelevantOnly));
+//!
+//! let route_waf = host.routes[0].options.as_ref().and_then(|o| o.waf.as_deref());
+//! assert!(route_waf.ok_or("no route waf")?.is_disabled());
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 
