@@ -1736,7 +1736,13 @@ mod tests {
         })
         .await;
         let pool = Arc::new(Pool::default());
-        for size in [100, OUT_KEPT + 1000, 3 * OUT_KEPT, 3 * LARGE_READ_ROOM + 7, 100] {
+        for size in [
+            100,
+            OUT_KEPT + 1000,
+            3 * OUT_KEPT,
+            3 * LARGE_READ_ROOM + 7,
+            100,
+        ] {
             let body: String = (0..size)
                 .map(|i| char::from(b'a' + (i % 26) as u8))
                 .collect();
