@@ -1,5 +1,56 @@
 //! The admin endpoint: `/ready`, `/config_dump`, `/clusters`, `/statuses`,
 //! `/stats/prometheus`.
+//!
+//! [`ProxyServer::admin`](crate::gateway::ProxyServer::admin) serves it. `/config_dump` is
+//! [`config_dump`] of the configuration in force:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use gloo_proxy::admin::config_dump;
+//! use gloo_proxy::config::{Compiler, XdsResources};
+//! use gloo_proxy::filter::{FilterRegistry, HttpService};
+//! use gloo_proxy::proxy::RouteService;
+//! use gloo_proxy::stats::Stats;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # std::fs::write(dir.path().join("petstore.yaml"), r#"
+//! # apiVersion: gloo.solo.io/v1
+//! # kind: Upstream
+//! # metadata: {name: petstore, namespace: gloo-system}
+//! # spec: {static: {hosts: [{addr: 127.0.0.1, port: 8081}]}}
+//! # ---
+//! # apiVersion: gateway.solo.io/v1
+//! # kind: VirtualService
+//! # metadata: {name: default, namespace: gloo-system}
+//! # spec:
+//! #   virtualHost:
+//! #     domains: ['*']
+//! #     routes:
+//! #     - matchers: [{prefix: /petstore}]
+//! #       routeAction: {single: {upstream: {name: petstore, namespace: gloo-system}}}
+//! # "#)?;
+//! # let control_plane = gloo_proxy::control_plane::ControlPlane::start(dir.path(), None)?;
+//! # let role = "gloo-system~gateway-proxy";
+//! // The resources gloo-core translated from a `petstore` Upstream and a VirtualService.
+//! let resources = XdsResources::from_snapshot(&control_plane.cache().subscribe(role).borrow());
+//! let stats = Arc::new(Stats::default());
+//! let registry = FilterRegistry::with_builtins();
+//! let mut compiler = Compiler::new(registry, stats, HttpService::new(RouteService), 1);
+//! let config = compiler.compile(resources);
+//!
+//! let dump = config_dump(&config);
+//! assert_eq!(dump["clusters"][0]["name"], "petstore_gloo-system");
+//! // The endpoints each cluster balances over, with their health and load.
+//! let live = &dump["live_endpoints"]["petstore_gloo-system"][0];
+//! assert_eq!(live["address"], "127.0.0.1:8081");
+//! assert_eq!(live["healthy"], true);
+//! // Resources the proxy refused (their last good version stays in force): none here.
+//! assert_eq!(dump["errors"], serde_json::json!([]));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -19,6 +19,48 @@
 //! they expire (the token file is read again then), not on `credential_refresh_delay`'s timer
 //! or a file watch; `request_transformer_config` and transformers other than the API Gateway
 //! one are refused (gloo-core emits neither).
+//!
+//! ```
+//! use envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig;
+//! use envoy_types::pb::google::protobuf::Any;
+//! use gloo_core::xds::aws_lambda::{
+//!     AwsLambdaConfig, AwsLambdaPerRoute, API_GATEWAY_TRANSFORMER,
+//! };
+//! use gloo_proxy::aws_lambda::{AWS_LAMBDA, AWS_LAMBDA_CONFIG_TYPE, AWS_LAMBDA_PER_ROUTE_TYPE};
+//! use gloo_proxy::filter::FilterRegistry;
+//! use prost::Message;
+//!
+//! # fn main() -> Result<(), String> {
+//! let registry = FilterRegistry::with_builtins();
+//! let factory = registry.get(AWS_LAMBDA).expect("registered with the builtins");
+//! // The connection manager's filter config (credentials from the Lambda clusters' keys).
+//! let config = Any {
+//!     type_url: AWS_LAMBDA_CONFIG_TYPE.into(),
+//!     value: AwsLambdaConfig::default().encode_to_vec(),
+//! };
+//! // A route's `destinationSpec.aws`: the function, answered as API Gateway would.
+//! let route = AwsLambdaPerRoute {
+//!     name: "checkout".into(),
+//!     qualifier: "live".into(),
+//!     transformer_config: Some(TypedExtensionConfig {
+//!         name: API_GATEWAY_TRANSFORMER.into(),
+//!         ..Default::default()
+//!     }),
+//!     ..Default::default()
+//! };
+//! let per_route = |route: &AwsLambdaPerRoute| Any {
+//!     type_url: AWS_LAMBDA_PER_ROUTE_TYPE.into(),
+//!     value: route.encode_to_vec(),
+//! };
+//! assert!(factory.layer(&config, Some(&per_route(&route)))?.is_some());
+//!
+//! // What the filter cannot do as envoy-gloo does is refused, naming the field.
+//! let alb_too = AwsLambdaPerRoute { unwrap_as_alb: true, ..route };
+//! let refused = factory.layer(&config, Some(&per_route(&alb_too))).err().expect("refused");
+//! assert!(refused.starts_with("transformer_config"), "{refused}");
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -4,6 +4,35 @@
 //! answers (direct responses, redirects, errors) are a few bytes; retried or mirrored
 //! requests replay buffered bytes; filters may produce any body, which is boxed. An enum keeps
 //! the common cases free of allocation.
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use gloo_proxy::body::{time_limited, Body};
+//! use http_body::Frame;
+//! use http_body_util::{BodyExt, StreamBody};
+//! use futures_util::stream;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), gloo_proxy::body::BoxError> {
+//! // A local answer: its bytes are known without reading it (retries and mirrors replay them).
+//! let local = Body::from("no healthy upstream");
+//! assert_eq!(local.as_bytes(), Some(&b"no healthy upstream"[..]));
+//!
+//! // A filter's own body (any `http_body::Body` of `Bytes`) is boxed and streamed.
+//! let frames = ["hello, ", "world"].map(|s| Ok::<_, std::io::Error>(Frame::data(Bytes::from(s))));
+//! let streamed = Body::new(StreamBody::new(stream::iter(frames)));
+//! assert_eq!(streamed.as_bytes(), None);
+//! assert_eq!(streamed.collect().await?.to_bytes(), "hello, world");
+//!
+//! // An upstream that stops sending mid-body: the stream idle timeout fails the body.
+//! let stalled = stream::pending::<Result<Frame<Bytes>, std::io::Error>>();
+//! let idle = Some(Duration::from_millis(20));
+//! let body = time_limited(Body::new(StreamBody::new(stalled)), idle, None);
+//! assert!(body.collect().await.is_err());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;

@@ -3,6 +3,48 @@
 //! route through `typed_per_filter_config` as Gloo emits them; and Envoy's header mutation
 //! filter (`envoy.filters.http.header_mutation`), in the one shape gloo-core emits it (request
 //! headers removed before auth, so only the ext auth server sets the user id header).
+//!
+//! They are in [`FilterRegistry::with_builtins`] (and so in every
+//! [`ProxyServer`](crate::gateway::ProxyServer)):
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
+//!     fault_abort, FaultAbort, HttpFault,
+//! };
+//! use envoy_types::pb::google::protobuf::Any;
+//! use gloo_proxy::body::Body;
+//! use gloo_proxy::builtin::FAULT;
+//! use gloo_proxy::filter::{FilterRegistry, HttpService};
+//! use prost::Message;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = FilterRegistry::with_builtins();
+//! let fault = registry.get(FAULT).expect("a built-in filter");
+//! // Gloo's `faults.abort` on a route: every request (no percentage given) is answered 503.
+//! let abort = HttpFault {
+//!     abort: Some(FaultAbort {
+//!         error_type: Some(fault_abort::ErrorType::HttpStatus(503)),
+//!         ..Default::default()
+//!     }),
+//!     ..Default::default()
+//! };
+//! let per_route = Any {
+//!     type_url: "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault".into(),
+//!     value: abort.encode_to_vec(),
+//! };
+//! let layer = fault.layer(&Any::default(), Some(&per_route))?.expect("a fault to inject");
+//!
+//! let upstream = HttpService::new(tower::service_fn(|_: http::Request<Body>| async {
+//!     Ok::<_, Infallible>(http::Response::new(Body::from("from the upstream")))
+//! }));
+//! let response = layer(upstream).oneshot(http::Request::new(Body::empty())).await?;
+//! assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;

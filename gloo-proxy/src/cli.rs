@@ -1,4 +1,52 @@
 //! The `gloo` subcommands as library functions, so they can be embedded and tested.
+//!
+//! ```
+//! use gloo_proxy::cli::{self, CliError, ResourceFormat, StatusFormat};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! std::fs::write(
+//!     dir.path().join("petstore.yaml"),
+//!     r#"
+//! apiVersion: gloo.solo.io/v1
+//! kind: Upstream
+//! metadata: {name: petstore, namespace: gloo-system}
+//! spec: {static: {hosts: [{addr: 127.0.0.1, port: 8081}]}}
+//! ---
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata: {name: default, namespace: gloo-system}
+//! spec:
+//!   virtualHost:
+//!     domains: ['*']
+//!     routes:
+//!     - matchers: [{prefix: /petstore}]
+//!       routeAction: {single: {upstream: {name: petstore, namespace: gloo-system}}}
+//! "#,
+//! )?;
+//!
+//! // `gloo validate DIR`: every resource's status; `true` when none is rejected.
+//! let mut out = Vec::new();
+//! assert!(cli::validate(dir.path(), StatusFormat::Text, &mut out)?);
+//! let report = String::from_utf8(out)?;
+//! assert!(report.contains("VirtualService gloo-system.default: Accepted"), "{report}");
+//!
+//! // `gloo translate DIR --proxy gateway-proxy -o json`: the Envoy resources it serves.
+//! let mut out = Vec::new();
+//! cli::translate(dir.path(), Some("gateway-proxy"), ResourceFormat::Json, &mut out)?;
+//! let resources: serde_json::Value = serde_json::from_slice(&out)?;
+//! assert_eq!(resources["clusters"][0]["name"], "petstore_gloo-system");
+//!
+//! // A proxy no Gateway serves is an error that lists the ones that exist.
+//! let unknown = cli::translate(dir.path(), Some("edge"), ResourceFormat::Yaml, &mut Vec::new());
+//! let known = match unknown {
+//!     Err(CliError::UnknownProxy { known, .. }) => known,
+//!     other => panic!("expected an unknown proxy, got {other:?}"),
+//! };
+//! assert_eq!(known, "gateway-proxy");
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io::Write;
 use std::path::Path;

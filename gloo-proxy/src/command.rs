@@ -2,6 +2,21 @@
 //! function so that other packages can build the same command (the examples crate builds it as
 //! `gloo-examples-cli` for its tests: cargo gives a package's tests only that package's
 //! binaries). `src/bin/gloo.rs` is [`main`] plus the process-wide allocator settings.
+//!
+//! A binary of your own that is the `gloo` command (`gloo run --config DIR`, `gloo validate
+//! DIR`, ...), with the allocator and start-up hook of your choice:
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//!
+//! fn main() -> ExitCode {
+//!     // Runs once logging is set up, before `run`, `proxy` or `control-plane` serve.
+//!     fn before_serving() {
+//!         tracing::info!("my gateway starting");
+//!     }
+//!     gloo_proxy::command::main(before_serving)
+//! }
+//! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -7,6 +7,46 @@
 //! [`Translator::apply_endpoint_changes`] rebuilds only their ClusterLoadAssignments, and
 //! [`publish_assignments`] puts only those into the snapshots: listeners, routes, clusters and
 //! every other assignment keep their versions, so xDS clients are sent only what changed.
+//!
+//! ```
+//! use gloo_proxy::config::CLUSTER_TYPE;
+//! use gloo_proxy::control_plane::{ControlPlane, WRITE_NAMESPACE};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! std::fs::write(
+//!     dir.path().join("petstore.yaml"),
+//!     r#"
+//! apiVersion: gloo.solo.io/v1
+//! kind: Upstream
+//! metadata: {name: petstore, namespace: gloo-system}
+//! spec: {static: {hosts: [{addr: 127.0.0.1, port: 8081}]}}
+//! ---
+//! apiVersion: gateway.solo.io/v1
+//! kind: VirtualService
+//! metadata: {name: default, namespace: gloo-system}
+//! spec:
+//!   virtualHost:
+//!     domains: ['*']
+//!     routes:
+//!     - matchers: [{prefix: /petstore}]
+//!       routeAction: {single: {upstream: {name: petstore, namespace: gloo-system}}}
+//! "#,
+//! )?;
+//! // Translated before `start` returns, then again on every change to the directory.
+//! let control_plane = ControlPlane::start(dir.path(), None)?;
+//! assert!(!control_plane.board().reports().has_rejections());
+//!
+//! // Each proxy's resources are in the cache under its role, `<namespace>~<proxy name>`:
+//! // what `feed_from_cache` serves in this process, and `serve_xds` to Envoy and `gloo proxy`.
+//! let role = format!("{WRITE_NAMESPACE}~gateway-proxy");
+//! let snapshot = control_plane.cache().subscribe(&role).borrow().clone();
+//! let clusters = snapshot.of_type(CLUSTER_TYPE).expect("the default Gateway's clusters");
+//! assert!(clusters.contains_key("petstore_gloo-system"));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -32,6 +32,36 @@
 //! Deviations from Gloo's ext auth server: only the gRPC transport is served; the identity
 //! providers are reached over plain HTTP (gloo-filters' default clients); Gloo's server
 //! listens on its own port (8083) whatever the Settings say, this one where they point.
+//!
+//! ```
+//! use gloo_core::model::ResourceRef;
+//! use gloo_proxy::ext_auth_server::{
+//!     auto_address, ExtAuthListen, ExtAuthServerConfig, ExtAuthServerOptions,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // `--extauth-server auto`, the default; `ControlPlane::host_ext_auth_service` hosts the
+//! // service as the options say, fed with every configuration the control plane accepts.
+//! let options = ExtAuthServerOptions { listen: "auto".parse()? };
+//! assert_eq!(options.listen, ExtAuthListen::Auto);
+//!
+//! // With `auto`, the service listens where the Settings' `extauthzServerRef` upstream is,
+//! // when that is this machine.
+//! let local = ExtAuthServerConfig {
+//!     grpc_server: Some(ResourceRef::new("gloo-system", "extauth")),
+//!     grpc_server_static_hosts: vec![("localhost".into(), 8083)],
+//!     ..Default::default()
+//! };
+//! assert_eq!(auto_address(&local), Some(([127, 0, 0, 1], 8083).into()));
+//! // An ext auth server on another host is not this process's to run.
+//! let remote = ExtAuthServerConfig {
+//!     grpc_server_static_hosts: vec![("extauth.internal".into(), 8083)],
+//!     ..local
+//! };
+//! assert_eq!(auto_address(&remote), None);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 

@@ -2,6 +2,22 @@
 //! service, the ext auth service) share: where they listen ([`Listen`]), and one listener
 //! each, bound when asked and retried every second while the address cannot be bound (a port
 //! still held by the process this one replaces, say), as the proxy's listeners are.
+//!
+//! ```
+//! use gloo_proxy::hosting::{loopback_address, Listen};
+//!
+//! // `--ratelimit-server` and `--extauth-server` take `auto` (the default), `off` or an address.
+//! assert_eq!("auto".parse::<Listen>(), Ok(Listen::default()));
+//! assert_eq!("off".parse::<Listen>(), Ok(Listen::Off));
+//! assert_eq!("127.0.0.1:18081".parse(), Ok(Listen::At(([127, 0, 0, 1], 18081).into())));
+//! assert!("anywhere".parse::<Listen>().is_err());
+//!
+//! // `auto` listens where the proxies call the service, when that is this machine: the first
+//! // loopback host of the upstream the Settings name.
+//! let hosts = vec![("10.0.0.5".to_string(), 8083), ("localhost".to_string(), 8084)];
+//! assert_eq!(loopback_address(&hosts), Some(([127, 0, 0, 1], 8084).into()));
+//! assert_eq!(loopback_address(&hosts[..1]), None);
+//! ```
 
 use std::net::SocketAddr;
 use std::str::FromStr;

@@ -32,6 +32,55 @@
 //!   services `gloo run` and `gloo control-plane` host ([`hosting`]: what they share);
 //!   [`sources`]: the config sources and discovery plugins (features `kubernetes`, `consul`,
 //!   `ec2`, `lambda`) they start as the Settings say.
+//!
+//! # Embedding
+//!
+//! Your own gateway binary: gloo's control plane (gloo-core translating a watched directory
+//! of Gloo YAML) and this proxy in one process, as `gloo run` is, with a filter of your own
+//! on every route ([`filter`] says how to write one):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use envoy_types::pb::google::protobuf::Any;
+//! use gloo_proxy::control_plane::{ControlPlane, WRITE_NAMESPACE};
+//! use gloo_proxy::filter::{FilterFactory, FilterLayer, HttpService};
+//! use gloo_proxy::gateway::{feed_from_cache, ProxyServer};
+//! use tower::ServiceExt;
+//!
+//! /// Adds `x-powered-by: my-gateway` to every response.
+//! struct PoweredBy;
+//!
+//! impl FilterFactory for PoweredBy {
+//!     fn layer(&self, _: &Any, _: Option<&Any>) -> Result<Option<FilterLayer>, String> {
+//!         Ok(Some(Arc::new(|inner: HttpService| {
+//!             HttpService::new(inner.map_response(|mut response| {
+//!                 let value = http::HeaderValue::from_static("my-gateway");
+//!                 response.headers_mut().insert("x-powered-by", value);
+//!                 response
+//!             }))
+//!         })))
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // gloo-core: watch the directory, translate it into an in-process snapshot cache.
+//!     let control_plane = ControlPlane::start("gloo-config".as_ref(), None)?;
+//!     // gloo-proxy: serve the `gateway-proxy` proxy's share of it, read from the cache
+//!     // directly (no xDS hop), until the process stops.
+//!     let role = format!("{WRITE_NAMESPACE}~gateway-proxy");
+//!     let feed = feed_from_cache(control_plane.cache().clone(), &role);
+//!     ProxyServer::new()
+//!         .filter_everywhere("example.powered_by", PoweredBy)
+//!         .admin("127.0.0.1:19000".parse().ok())
+//!         .run(feed)
+//!         .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! [`run::run`] is the whole of `gloo run` (with the rate limit and ext auth services and
+//! the Settings' discovery), [`run::shard`] a proxy fed over xDS by a remote control plane.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

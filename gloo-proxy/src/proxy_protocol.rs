@@ -1,5 +1,34 @@
 //! The PROXY protocol (HAProxy's, versions 1 and 2): the header a load balancer in front of
 //! the proxy sends first, carrying the original client address.
+//!
+//! ```
+//! use gloo_proxy::proxy_protocol::read_header;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! // Any `AsyncRead` will do (the accepted `TcpStream`; bytes here). Version 1: a text line.
+//! let mut stream: &[u8] = b"PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\nGET / HTTP/1.1\r\n";
+//! let client = read_header(&mut stream).await?;
+//! assert_eq!(client, Some("192.0.2.1:56324".parse().expect("an address")));
+//! // Only the header is read: the request follows.
+//! assert_eq!(stream, b"GET / HTTP/1.1\r\n");
+//!
+//! // Version 2: binary, here a TCP over IPv4 address block (10.0.0.7:8080 to 10.0.0.1:80).
+//! let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+//! header.extend_from_slice(&[0x21, 0x11, 0, 12]);
+//! header.extend_from_slice(&[10, 0, 0, 7, 10, 0, 0, 1, 0x1f, 0x90, 0, 80]);
+//! let client = read_header(&mut header.as_slice()).await?;
+//! assert_eq!(client, Some("10.0.0.7:8080".parse().expect("an address")));
+//!
+//! // A balancer's own health check (v1 `UNKNOWN`, v2 `LOCAL`) names no client.
+//! let mut health_check: &[u8] = b"PROXY UNKNOWN\r\n";
+//! assert_eq!(read_header(&mut health_check).await?, None);
+//! // A connection without the header is refused.
+//! let mut plain: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
+//! assert!(read_header(&mut plain).await.is_err());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

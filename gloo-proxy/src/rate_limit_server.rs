@@ -21,6 +21,55 @@
 //!
 //! The hosting needs the `ratelimit` feature (on by default); without it, asking for a
 //! service is an error.
+//!
+//! ```
+//! use gloo_proxy::control_plane::ControlPlane;
+//! use gloo_proxy::rate_limit_server::{redis_url, RateLimitListen, RateLimitServerOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! std::fs::write(
+//!     dir.path().join("settings.yaml"),
+//!     r#"
+//! apiVersion: gloo.solo.io/v1
+//! kind: Settings
+//! metadata: {name: default, namespace: gloo-system}
+//! spec:
+//!   ratelimitServer:
+//!     ratelimitServerRef: {name: rate-limit, namespace: gloo-system}
+//!   ratelimit:
+//!     descriptors:
+//!     - key: generic_key
+//!       value: per-minute
+//!       rateLimit: {requestsPerUnit: 10, unit: MINUTE}
+//! ---
+//! apiVersion: gloo.solo.io/v1
+//! kind: Upstream
+//! metadata: {name: rate-limit, namespace: gloo-system}
+//! spec: {static: {hosts: [{addr: 127.0.0.1, port: 18081}]}}
+//! "#,
+//! )?;
+//! let control_plane = ControlPlane::start(dir.path(), None)?;
+//!
+//! // What the service must load, announced on every accepted change: the Settings'
+//! // descriptors in domain `custom`, and that a Settings names a server (so `auto` listens).
+//! let configs = control_plane.rate_limits().borrow().clone();
+//! assert!(configs.server_named);
+//! assert_eq!(configs.configs[0].domain.as_deref(), Some("custom"));
+//!
+//! // `--ratelimit-server auto --redis-url redis:6379`: Gloo's `REDIS_URL` form is accepted.
+//! let options = RateLimitServerOptions {
+//!     listen: "auto".parse()?,
+//!     redis_url: Some("redis:6379".into()),
+//! };
+//! assert_eq!(options.listen, RateLimitListen::Auto);
+//! assert_eq!(redis_url("redis:6379"), "redis://redis:6379");
+//! // `control_plane.host_rate_limit_service(&options)?` would now listen on 127.0.0.1:18081
+//! // and count in that Redis, until the returned guard is dropped.
+//! # Ok(())
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 

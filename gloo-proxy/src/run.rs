@@ -1,5 +1,42 @@
 //! `gloo run` and `gloo proxy`: the proxy with its control plane in one process, or as a shard
 //! of a remote control plane.
+//!
+//! `gloo run --config gloo-config --workers 2`, with one more filter on every route (see
+//! [`crate::filter`] for writing one):
+//!
+//! ```no_run
+//! use gloo_proxy::gateway::ProxyServer;
+//! use gloo_proxy::run::{run, RunError, RunOptions};
+//! # use envoy_types::pb::google::protobuf::Any;
+//! # use gloo_proxy::filter::{FilterFactory, FilterLayer};
+//! # struct MyFilter;
+//! # impl FilterFactory for MyFilter {
+//! #     fn layer(&self, _: &Any, _: Option<&Any>) -> Result<Option<FilterLayer>, String> {
+//! #         Ok(None)
+//! #     }
+//! # }
+//!
+//! # async fn example() -> Result<(), RunError> {
+//! let options = RunOptions {
+//!     config: "gloo-config".into(),
+//!     proxy_name: "gateway-proxy".into(),
+//!     admin: "127.0.0.1:19000".parse().ok(),
+//!     xds_addr: None,
+//!     status_file: None,
+//!     access_log: false,
+//!     // The rate limit and ext auth services as `auto` hosts them, the config sources and
+//!     // discovery plugins as the directory's Settings say.
+//!     rate_limit: Default::default(),
+//!     ext_auth: Default::default(),
+//!     sources: Default::default(),
+//! };
+//! let server = ProxyServer::new()
+//!     .workers(2)
+//!     .filter_everywhere("example.my_filter", MyFilter);
+//! // Serves until the process is interrupted (Ctrl-C).
+//! run(options, server).await
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -109,6 +146,23 @@ pub struct ShardOptions {
 /// `gloo proxy`: subscribes to a control plane over delta ADS and serves what it sends. When
 /// the control plane goes away the last configuration keeps serving while the client
 /// reconnects.
+///
+/// ```no_run
+/// use gloo_proxy::gateway::ProxyServer;
+/// use gloo_proxy::run::{shard, RunError, ShardOptions};
+///
+/// # async fn example() -> Result<(), RunError> {
+/// // A shard of the `gateway-proxy` proxy, fed by `gloo control-plane` on another host.
+/// let options = ShardOptions {
+///     xds: "http://control-plane.internal:9977".into(),
+///     role: "gloo-system~gateway-proxy".into(),
+///     node_id: "gateway-proxy-1".into(),
+///     admin: "127.0.0.1:19000".parse().ok(),
+///     access_log: false,
+/// };
+/// shard(options, ProxyServer::new()).await
+/// # }
+/// ```
 pub async fn shard(options: ShardOptions, server: ProxyServer) -> Result<(), RunError> {
     let client = ClientConfig::new(options.xds, options.node_id, options.role);
     let (feed, _client) = feed_from_ads(client, server.registry().clone());

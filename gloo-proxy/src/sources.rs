@@ -46,6 +46,39 @@
 //! Kubernetes source (the directory holds them); `kubernetes.rateLimits` (client QPS and
 //! burst) is not applied (kube-rs has no client-side limiter: watches make few requests); a
 //! Settings change to the fields above needs a restart.
+//!
+//! ```
+//! use gloo_core::model::settings::FdsMode;
+//! use gloo_proxy::sources::{fds_mode, write_namespace, SourceOptions, Sources};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! std::fs::write(
+//!     dir.path().join("settings.yaml"),
+//!     r#"
+//! apiVersion: gloo.solo.io/v1
+//! kind: Settings
+//! metadata: {name: default, namespace: gloo-system}
+//! spec:
+//!   discoveryNamespace: discovered
+//!   discovery: {fdsMode: DISABLED}
+//! "#,
+//! )?;
+//! // `gloo run --config DIR --no-discovery`: the directory's resources, no plugin.
+//! let options = SourceOptions {
+//!     no_discovery: true,
+//!     ..SourceOptions::default()
+//! };
+//! let sources = Sources::start(dir.path(), options).await?;
+//! assert!(sources.plugins().is_empty());
+//! assert_eq!(write_namespace(sources.settings()), "discovered");
+//! assert_eq!(fds_mode(sources.settings()), FdsMode::Disabled);
+//! // Everything in force (here the Settings alone), as the control plane translates it.
+//! assert_eq!(sources.subscribe().borrow().resources.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,6 +92,37 @@ use gloo_discovery::{Discovery, DiscoveryRunner, EndpointUpdates, RunningDiscove
 use tokio::sync::watch;
 
 /// What the command line adds to the Settings.
+///
+/// An application's own discovery plugin runs beside gloo's (see [`Discovery`] for writing
+/// one):
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use gloo_proxy::control_plane::ControlPlane;
+/// use gloo_proxy::sources::SourceOptions;
+/// # use gloo_discovery::{BoxFuture, Discovery, DiscoveryContext, DiscoveryError};
+/// # struct ServiceRegistry;
+/// # impl Discovery for ServiceRegistry {
+/// #     fn name(&self) -> &str {
+/// #         "registry"
+/// #     }
+/// #     fn run(
+/// #         self: Arc<Self>,
+/// #         _: DiscoveryContext,
+/// #     ) -> BoxFuture<'static, Result<(), DiscoveryError>> {
+/// #         Box::pin(std::future::pending())
+/// #     }
+/// # }
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let options = SourceOptions {
+///     plugins: vec![Arc::new(ServiceRegistry)],
+///     ..SourceOptions::default()
+/// };
+/// let control_plane = ControlPlane::start_with("gloo-config".as_ref(), None, options).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Default)]
 pub struct SourceOptions {
     /// The kubeconfig to connect with (default: `KUBECONFIG`, `~/.kube/config`, in-cluster);

@@ -1,4 +1,30 @@
 //! Counters and latency histograms, rendered for Prometheus by the admin endpoint.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use gloo_proxy::stats::Stats;
+//!
+//! let stats = Stats::default();
+//! stats.downstream.rq_total.inc();
+//! // A cluster's stats are created on first use and kept across versions of the cluster.
+//! let petstore = stats.cluster("petstore");
+//! petstore.upstream_rq_total.inc();
+//! petstore.record_status(503);
+//! petstore.upstream_rq_time.record(Duration::from_millis(3));
+//! assert!(Arc::ptr_eq(&petstore, &stats.cluster("petstore")));
+//!
+//! // What `/stats/prometheus` serves.
+//! let text = stats.to_prometheus();
+//! let lines: Vec<&str> = text.lines().collect();
+//! assert!(lines.contains(&"gloo_http_downstream_rq_total 1"));
+//! assert!(lines.contains(&r#"gloo_cluster_upstream_rq_5xx{cluster_name="petstore"} 1"#));
+//! // Latency buckets are cumulative, in milliseconds: 3 ms counts from `le="5"` up.
+//! let bucket = r#"gloo_cluster_upstream_rq_time_bucket{cluster_name="petstore""#;
+//! assert!(lines.contains(&format!(r#"{bucket},le="1"}} 0"#).as_str()));
+//! assert!(lines.contains(&format!(r#"{bucket},le="5"}} 1"#).as_str()));
+//! assert!(lines.contains(&format!(r#"{bucket},le="+Inf"}} 1"#).as_str()));
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -1,6 +1,37 @@
 //! TLS with rustls: termination on listeners (the certificate chosen by SNI, as Envoy's
 //! filter chain match does; client certificates when a CA is given) and origination to
 //! upstreams.
+//!
+//! ```
+//! use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+//!     CommonTlsContext, DownstreamTlsContext, UpstreamTlsContext,
+//! };
+//! use gloo_proxy::tls::{DownstreamTls, UpstreamTls};
+//!
+//! # fn main() -> Result<(), String> {
+//! // Origination as a cluster's `transport_socket` asks: SNI and ALPN. Without a trusted CA
+//! // the server certificate is not verified, as in Envoy.
+//! let upstream = UpstreamTls::compile(&UpstreamTlsContext {
+//!     sni: "api.example.com".into(),
+//!     common_tls_context: Some(CommonTlsContext {
+//!         alpn_protocols: vec!["h2".into()],
+//!         ..Default::default()
+//!     }),
+//!     ..Default::default()
+//! })?;
+//! assert_eq!(upstream.sni.as_ref().map(|name| name.to_str()), Some("api.example.com".into()));
+//! assert_eq!(upstream.config.alpn_protocols, [b"h2".to_vec()]);
+//!
+//! // What cannot be served is refused, naming the filter chain at fault.
+//! let refused = DownstreamTls::compile(&[(
+//!     vec!["shop.example.com".to_string()],
+//!     DownstreamTlsContext::default(),
+//! )])
+//! .expect_err("a listener's TLS needs a certificate");
+//! assert!(refused.starts_with("filter_chains[0]: "), "{refused}");
+//! # Ok(())
+//! # }
+//! ```
 
 use std::sync::Arc;
 

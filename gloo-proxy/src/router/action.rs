@@ -1,5 +1,95 @@
 //! What a matched route does: forward (with rewrites, retries, timeouts, mirrors), redirect,
 //! or answer directly; and the header mutations every level of the route table carries.
+//!
+//! ```
+//! use std::time::Duration;
+//! use envoy_types::pb::envoy::config::route::v3::{
+//!     redirect_action, route, route_action, route_match, RedirectAction, RetryPolicy, Route,
+//!     RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
+//! };
+//! use envoy_types::pb::google::protobuf::{Duration as PbDuration, UInt32Value};
+//! use gloo_proxy::router::action::Action;
+//! use gloo_proxy::router::{matcher::RequestView, RouteTable};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let prefix = |p: &str| {
+//!     Some(RouteMatch {
+//!         path_specifier: Some(route_match::PathSpecifier::Prefix(p.into())),
+//!         ..Default::default()
+//!     })
+//! };
+//! // `/api/...` goes to `petstore` without the prefix, within 5 s, retried twice on a 5xx.
+//! let api = Route {
+//!     r#match: prefix("/api/"),
+//!     action: Some(route::Action::Route(RouteAction {
+//!         cluster_specifier: Some(route_action::ClusterSpecifier::Cluster("petstore".into())),
+//!         prefix_rewrite: "/".into(),
+//!         timeout: Some(PbDuration { seconds: 5, nanos: 0 }),
+//!         retry_policy: Some(RetryPolicy {
+//!             retry_on: "5xx".into(),
+//!             num_retries: Some(UInt32Value { value: 2 }),
+//!             ..Default::default()
+//!         }),
+//!         ..Default::default()
+//!     })),
+//!     ..Default::default()
+//! };
+//! // Everything else is redirected to HTTPS.
+//! let https = Route {
+//!     r#match: prefix("/"),
+//!     action: Some(route::Action::Redirect(RedirectAction {
+//!         scheme_rewrite_specifier: Some(
+//!             redirect_action::SchemeRewriteSpecifier::HttpsRedirect(true),
+//!         ),
+//!         ..Default::default()
+//!     })),
+//!     ..Default::default()
+//! };
+//! let table = RouteTable::compile(&RouteConfiguration {
+//!     virtual_hosts: vec![VirtualHost {
+//!         name: "shop".into(),
+//!         domains: vec!["*".into()],
+//!         routes: vec![api, https],
+//!         ..Default::default()
+//!     }],
+//!     ..Default::default()
+//! })?;
+//! let headers = http::HeaderMap::new();
+//! let request = |path: &'static str| RequestView {
+//!     method: "GET",
+//!     authority: "shop.example:80",
+//!     path,
+//!     scheme: "http",
+//!     headers: &headers,
+//! };
+//!
+//! let path = "/api/pets?limit=10";
+//! let (_, route) = table.route(&request(path)).expect("a virtual host");
+//! let route = route.expect("the /api/ route");
+//! let Action::Forward(forward) = route.action() else {
+//!     panic!("a forward");
+//! };
+//! assert_eq!(forward.clusters.pick(&headers).map(|(cluster, ..)| cluster), Some("petstore"));
+//! let upstream_path = forward.rewrite_path(path, route.matched_prefix_len());
+//! assert_eq!(upstream_path.as_deref(), Some("/pets?limit=10"));
+//! assert_eq!(forward.timeout, Some(Duration::from_secs(5)));
+//! let retry = forward.retry.as_ref().expect("a retry policy");
+//! assert_eq!(retry.num_retries, 2);
+//! assert!(retry.retries_status(http::StatusCode::SERVICE_UNAVAILABLE));
+//! assert!(!retry.retries_status(http::StatusCode::NOT_FOUND));
+//!
+//! let path = "/cart?item=1";
+//! let (_, route) = table.route(&request(path)).expect("a virtual host");
+//! let route = route.expect("the catch-all route");
+//! let Action::Redirect(redirect) = route.action() else {
+//!     panic!("a redirect");
+//! };
+//! assert_eq!(redirect.status(), http::StatusCode::MOVED_PERMANENTLY);
+//! let location = redirect.location("http", "shop.example:80", path, route.matched_prefix_len());
+//! assert_eq!(location, "https://shop.example/cart?item=1");
+//! # Ok(())
+//! # }
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;

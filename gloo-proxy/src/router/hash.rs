@@ -1,6 +1,102 @@
 //! Request hashing for consistent-hash load balancing: a route's `hash_policy`, evaluated as
 //! Envoy's `Http::HashPolicyImpl` does, so a ring-hash or Maglev cluster sends the same user
 //! (header, cookie, client IP, query parameter) to the same endpoint.
+//!
+//! ```
+//! use envoy_types::pb::envoy::config::route::v3::route_action::{hash_policy, HashPolicy};
+//! use envoy_types::pb::envoy::config::route::v3::{
+//!     route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch,
+//!     VirtualHost,
+//! };
+//! use envoy_types::pb::google::protobuf::Duration;
+//! use gloo_proxy::router::action::Action;
+//! use gloo_proxy::router::hash::{hash_request, HashInput};
+//! use gloo_proxy::router::{matcher::RequestView, RouteTable};
+//! use http::{header, HeaderMap, HeaderValue};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Hash on `x-user-id` when the request has one (and stop there); else on the `session`
+//! // cookie, which the proxy generates (for an hour) when the client has none yet.
+//! let by_user = HashPolicy {
+//!     policy_specifier: Some(hash_policy::PolicySpecifier::Header(hash_policy::Header {
+//!         header_name: "x-user-id".into(),
+//!         ..Default::default()
+//!     })),
+//!     terminal: true,
+//! };
+//! let by_session = HashPolicy {
+//!     policy_specifier: Some(hash_policy::PolicySpecifier::Cookie(hash_policy::Cookie {
+//!         name: "session".into(),
+//!         ttl: Some(Duration { seconds: 3600, nanos: 0 }),
+//!         path: "/".into(),
+//!         ..Default::default()
+//!     })),
+//!     terminal: false,
+//! };
+//! let carts = Route {
+//!     r#match: Some(RouteMatch {
+//!         path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+//!         ..Default::default()
+//!     }),
+//!     action: Some(route::Action::Route(RouteAction {
+//!         cluster_specifier: Some(route_action::ClusterSpecifier::Cluster("carts".into())),
+//!         hash_policy: vec![by_user, by_session],
+//!         ..Default::default()
+//!     })),
+//!     ..Default::default()
+//! };
+//! let table = RouteTable::compile(&RouteConfiguration {
+//!     virtual_hosts: vec![VirtualHost {
+//!         name: "shop".into(),
+//!         domains: vec!["*".into()],
+//!         routes: vec![carts],
+//!         ..Default::default()
+//!     }],
+//!     ..Default::default()
+//! })?;
+//! let no_headers = HeaderMap::new();
+//! let view = RequestView {
+//!     method: "GET",
+//!     authority: "shop.example",
+//!     path: "/cart",
+//!     scheme: "http",
+//!     headers: &no_headers,
+//! };
+//! let route = table.route(&view).and_then(|(_, route)| route).expect("a route");
+//! let Action::Forward(forward) = route.action() else {
+//!     panic!("a forward");
+//! };
+//! let hash = |headers: &HeaderMap| {
+//!     let input = HashInput {
+//!         headers,
+//!         path_and_query: "/cart",
+//!         remote: "192.0.2.1:50000".parse().expect("an address"),
+//!         local: "10.0.0.1:8080".parse().expect("an address"),
+//!     };
+//!     hash_request(&forward.hash_policies, &input)
+//! };
+//!
+//! // The same user, the same hash: the same endpoint of a ring hash or Maglev cluster.
+//! let mut alice = HeaderMap::new();
+//! alice.insert("x-user-id", HeaderValue::from_static("alice"));
+//! let first = hash(&alice);
+//! assert!(first.hash.is_some());
+//! assert_eq!(hash(&alice), first);
+//! assert_eq!(first.set_cookie, None);
+//!
+//! // Neither: a session cookie is generated, for the response to set.
+//! let anonymous = hash(&no_headers);
+//! let set_cookie = anonymous.set_cookie.expect("a generated cookie");
+//! let set_cookie = set_cookie.to_str()?;
+//! assert!(set_cookie.starts_with("session=\"") && set_cookie.contains("; Max-Age=3600"));
+//! // The client sends it back: its requests hash as its first one did.
+//! let mut returning = HeaderMap::new();
+//! let cookie = set_cookie.split(';').next().expect("the name and value");
+//! returning.insert(header::COOKIE, HeaderValue::from_str(cookie)?);
+//! assert_eq!(hash(&returning).hash, anonymous.hash);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 use std::time::Duration;

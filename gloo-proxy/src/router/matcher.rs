@@ -1,4 +1,91 @@
 //! Route matchers with Envoy's semantics: paths, headers, query parameters.
+//!
+//! A [`RouteTable`](super::RouteTable) evaluates them on a [`RequestView`]:
+//!
+//! ```
+//! use envoy_types::pb::envoy::config::route::v3::{
+//!     route, route_match, DirectResponseAction, HeaderMatcher, QueryParameterMatcher, Route,
+//!     RouteConfiguration, RouteMatch, VirtualHost,
+//! };
+//! use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatcher;
+//! use gloo_proxy::router::{matcher::RequestView, RouteTable};
+//! use http::{HeaderMap, HeaderValue};
+//!
+//! # fn main() -> Result<(), gloo_proxy::router::RouterError> {
+//! let answer = Some(route::Action::DirectResponse(DirectResponseAction {
+//!     status: 200,
+//!     ..Default::default()
+//! }));
+//! // Exactly `/search`, with a `beta` query parameter and an `x-canary` header.
+//! let canary = Route {
+//!     name: "search-canary".into(),
+//!     r#match: Some(RouteMatch {
+//!         path_specifier: Some(route_match::PathSpecifier::Path("/search".into())),
+//!         query_parameters: vec![QueryParameterMatcher {
+//!             name: "beta".into(),
+//!             ..Default::default()
+//!         }],
+//!         headers: vec![HeaderMatcher {
+//!             name: "x-canary".into(),
+//!             ..Default::default()
+//!         }],
+//!         ..Default::default()
+//!     }),
+//!     action: answer.clone(),
+//!     ..Default::default()
+//! };
+//! // The whole path (without its query) must match the regex, as RE2's full match in Envoy.
+//! let user = Route {
+//!     name: "user".into(),
+//!     r#match: Some(RouteMatch {
+//!         path_specifier: Some(route_match::PathSpecifier::SafeRegex(RegexMatcher {
+//!             regex: "/users/[0-9]+".into(),
+//!             ..Default::default()
+//!         })),
+//!         ..Default::default()
+//!     }),
+//!     action: answer,
+//!     ..Default::default()
+//! };
+//! let table = RouteTable::compile(&RouteConfiguration {
+//!     virtual_hosts: vec![VirtualHost {
+//!         name: "shop".into(),
+//!         domains: vec!["*".into()],
+//!         routes: vec![canary, user],
+//!         ..Default::default()
+//!     }],
+//!     ..Default::default()
+//! })?;
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.append("x-canary", HeaderValue::from_static("1"));
+//! headers.append("accept", HeaderValue::from_static("text/html"));
+//! headers.append("accept", HeaderValue::from_static("*/*"));
+//! let view = |path| RequestView {
+//!     method: "GET",
+//!     authority: "shop.example",
+//!     path,
+//!     scheme: "https",
+//!     headers: &headers,
+//! };
+//! let matched = |path| {
+//!     let (_, route) = table.route(&view(path))?;
+//!     route.map(|r| r.name())
+//! };
+//! assert_eq!(matched("/search?q=shoes&beta"), Some("search-canary"));
+//! assert_eq!(matched("/search?q=shoes"), None);
+//! assert_eq!(matched("/users/42?tab=orders"), Some("user"));
+//! assert_eq!(matched("/users/42/orders"), None);
+//!
+//! // What the matchers read: pseudo-headers, and repeated headers joined as Envoy joins them.
+//! let request = view("/search?q=shoes#top");
+//! assert_eq!(request.path_only(), "/search");
+//! assert_eq!(request.query(), Some("q=shoes"));
+//! assert_eq!(request.header(":authority").as_deref(), Some("shop.example"));
+//! assert_eq!(request.header("accept").as_deref(), Some("text/html,*/*"));
+//! # Ok(())
+//! # }
+//! ```
 
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier,

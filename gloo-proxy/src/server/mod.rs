@@ -4,6 +4,38 @@
 //! Listeners are reconciled against each new config: a listener whose address is unchanged
 //! keeps its socket and its connections (they pick up the new routes on their next
 //! request); a removed listener stops accepting while its open connections finish.
+//!
+//! [`ProxyServer`](crate::gateway::ProxyServer) does all this; a runtime of your own (here one
+//! thread serving one resource set) uses the same pieces:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use gloo_proxy::config::{Compiler, XdsResources};
+//! use gloo_proxy::filter::{FilterRegistry, HttpService};
+//! use gloo_proxy::proxy::{Proxy, RouteService};
+//! use gloo_proxy::server::{Listeners, Sockets};
+//! use gloo_proxy::stats::Stats;
+//!
+//! # async fn example(resources: XdsResources) {
+//! let stats = Arc::new(Stats::default());
+//! let registry = FilterRegistry::with_builtins();
+//! let mut compiler = Compiler::new(registry, stats.clone(), HttpService::new(RouteService), 1);
+//! let config = compiler.compile(resources);
+//! // Bind what the listeners name (once, shared by every worker); report what cannot bind.
+//! let sockets = Sockets::new();
+//! for error in sockets.sync(&config) {
+//!     eprintln!("{error}");
+//! }
+//! // The request path reads the configuration in force from a watch channel: send a newly
+//! // compiled one there, then reconcile the listeners with it.
+//! let (_config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
+//! let proxy = Arc::new(Proxy::new(config_rx, stats, false));
+//! let mut listeners = Listeners::new();
+//! listeners.reconcile(&config, &proxy, &sockets);
+//! println!("serving {:?}", listeners.addresses());
+//! std::future::pending::<()>().await; // accept loops run until `listeners` is dropped
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::convert::Infallible;

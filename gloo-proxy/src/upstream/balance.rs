@@ -1,5 +1,68 @@
 //! Load balancers over a cluster's available endpoints: round robin (weighted), least
 //! request (power of N choices), random, ring hash (ketama, xxHash as Envoy) and Maglev.
+//!
+//! A cluster balances as its `lb_policy` says:
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use envoy_types::pb::envoy::config::cluster::v3::{cluster::LbPolicy, Cluster as PbCluster};
+//! use envoy_types::pb::envoy::config::core::v3::{address, socket_address, Address, SocketAddress};
+//! use envoy_types::pb::envoy::config::endpoint::v3::{
+//!     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+//! };
+//! use envoy_types::pb::google::protobuf::UInt32Value;
+//! use gloo_proxy::stats::Stats;
+//! use gloo_proxy::upstream::Cluster;
+//!
+//! # fn main() -> Result<(), gloo_proxy::upstream::ClusterError> {
+//! // A static cluster of 127.0.0.1:8081 (weight 3) and 127.0.0.1:8082 (weight 1).
+//! let endpoint = |port: u32, weight: u32| LbEndpoint {
+//!     host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+//!         address: Some(Address {
+//!             address: Some(address::Address::SocketAddress(SocketAddress {
+//!                 address: "127.0.0.1".into(),
+//!                 port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
+//!                 ..Default::default()
+//!             })),
+//!         }),
+//!         ..Default::default()
+//!     })),
+//!     load_balancing_weight: Some(UInt32Value { value: weight }),
+//!     ..Default::default()
+//! };
+//! let pb = |policy: LbPolicy| PbCluster {
+//!     name: "petstore".into(),
+//!     lb_policy: policy as i32,
+//!     load_assignment: Some(ClusterLoadAssignment {
+//!         cluster_name: "petstore".into(),
+//!         endpoints: vec![LocalityLbEndpoints {
+//!             lb_endpoints: vec![endpoint(8081, 3), endpoint(8082, 1)],
+//!             ..Default::default()
+//!         }],
+//!         ..Default::default()
+//!     }),
+//!     ..Default::default()
+//! };
+//! let stats = Stats::default();
+//!
+//! // Weighted round robin (Envoy's default): three requests to :8081 for each one to :8082.
+//! let round_robin = Cluster::compile(&pb(LbPolicy::RoundRobin), "v1", &stats, 1)?;
+//! let mut requests = HashMap::new();
+//! for _ in 0..8 {
+//!     let picked = round_robin.pick(None, None).expect("an endpoint");
+//!     *requests.entry(picked.address.port()).or_insert(0) += 1;
+//! }
+//! assert_eq!((requests[&8081], requests[&8082]), (6, 2));
+//!
+//! // Ring hash: a request's hash (from its route's hash policies) always finds one endpoint.
+//! let ring = Cluster::compile(&pb(LbPolicy::RingHash), "v1", &stats, 1)?;
+//! let sticky = ring.pick(None, Some(42)).expect("an endpoint").address;
+//! for _ in 0..4 {
+//!     assert_eq!(ring.pick(None, Some(42)).expect("an endpoint").address, sticky);
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

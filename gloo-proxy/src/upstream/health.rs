@@ -1,5 +1,52 @@
 //! Background upkeep of a cluster: active health checks, the end of outlier ejections, and
 //! DNS refresh. Each loop holds the cluster weakly and ends when the cluster is replaced.
+//!
+//! A cluster's first `health_checks` entry is compiled with it; the checks run once the
+//! proxy's [`Compiler`](crate::config::Compiler) puts the cluster in force (endpoints are
+//! healthy until they fail `unhealthy_threshold` checks in a row).
+//!
+//! ```
+//! use envoy_types::pb::envoy::config::cluster::v3::Cluster as PbCluster;
+//! use envoy_types::pb::envoy::config::core::v3::{health_check, HealthCheck};
+//! use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
+//! use gloo_proxy::stats::Stats;
+//! use gloo_proxy::upstream::Cluster;
+//!
+//! // Gloo's `healthChecks` on an Upstream: `GET /healthz` every 5 s, out after 2 failures.
+//! let http = HealthCheck {
+//!     timeout: Some(Duration { seconds: 1, nanos: 0 }),
+//!     interval: Some(Duration { seconds: 5, nanos: 0 }),
+//!     unhealthy_threshold: Some(UInt32Value { value: 2 }),
+//!     healthy_threshold: Some(UInt32Value { value: 1 }),
+//!     health_checker: Some(health_check::HealthChecker::HttpHealthCheck(
+//!         health_check::HttpHealthCheck {
+//!             path: "/healthz".into(),
+//!             ..Default::default()
+//!         },
+//!     )),
+//!     ..Default::default()
+//! };
+//! let pb = PbCluster {
+//!     name: "petstore".into(),
+//!     health_checks: vec![http.clone()],
+//!     ..Default::default()
+//! };
+//! let stats = Stats::default();
+//! assert!(Cluster::compile(&pb, "v1", &stats, 1).is_ok());
+//!
+//! // A check the proxy cannot run refuses the cluster, rather than leaving it unchecked.
+//! let custom = HealthCheck {
+//!     health_checker: Some(health_check::HealthChecker::CustomHealthCheck(Default::default())),
+//!     ..http
+//! };
+//! let pb = PbCluster {
+//!     health_checks: vec![custom],
+//!     ..pb
+//! };
+//! let refused = Cluster::compile(&pb, "v1", &stats, 1).expect_err("an unsupported check");
+//! assert_eq!(refused.cluster, "petstore");
+//! assert!(refused.message.contains("health checks are supported"), "{refused}");
+//! ```
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};

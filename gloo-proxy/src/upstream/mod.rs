@@ -12,6 +12,72 @@
 //! endpoint whose metadata matches one of the cluster's `transport_socket_matches` connects
 //! with that socket (TLS or plain) instead of the cluster's `transport_socket`; matches are
 //! supported on HTTP/1 clusters (an HTTP/2 cluster with matches is refused).
+//!
+//! ```
+//! use envoy_types::pb::envoy::config::cluster::v3::{
+//!     cluster, Cluster as PbCluster, OutlierDetection,
+//! };
+//! use envoy_types::pb::envoy::config::core::v3::{address, socket_address, Address, SocketAddress};
+//! use envoy_types::pb::envoy::config::endpoint::v3::{
+//!     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+//! };
+//! use envoy_types::pb::google::protobuf::UInt32Value;
+//! use gloo_proxy::stats::Stats;
+//! use gloo_proxy::upstream::Cluster;
+//!
+//! # fn main() -> Result<(), gloo_proxy::upstream::ClusterError> {
+//! // An EDS cluster that ejects an endpoint after two 5xx in a row.
+//! let pb = PbCluster {
+//!     name: "petstore".into(),
+//!     cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+//!         cluster::DiscoveryType::Eds as i32,
+//!     )),
+//!     outlier_detection: Some(OutlierDetection {
+//!         consecutive_5xx: Some(UInt32Value { value: 2 }),
+//!         ..Default::default()
+//!     }),
+//!     ..Default::default()
+//! };
+//! let stats = Stats::default();
+//! let cluster = Cluster::compile(&pb, "v1", &stats, 1)?;
+//!
+//! // Its endpoints arrive (and change) as ClusterLoadAssignments.
+//! let endpoint = |port: u32| LbEndpoint {
+//!     host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+//!         address: Some(Address {
+//!             address: Some(address::Address::SocketAddress(SocketAddress {
+//!                 address: "127.0.0.1".into(),
+//!                 port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
+//!                 ..Default::default()
+//!             })),
+//!         }),
+//!         ..Default::default()
+//!     })),
+//!     ..Default::default()
+//! };
+//! cluster.set_assignment(&ClusterLoadAssignment {
+//!     cluster_name: "petstore".into(),
+//!     endpoints: vec![LocalityLbEndpoints {
+//!         lb_endpoints: vec![endpoint(8081), endpoint(8082)],
+//!         ..Default::default()
+//!     }],
+//!     ..Default::default()
+//! });
+//! assert_eq!(cluster.members().len(), 2);
+//!
+//! // The proxy picks an endpoint per request and reports how it answered.
+//! let first = cluster.pick(None, None).expect("an endpoint");
+//! cluster.record_outcome(&first, Some(503));
+//! cluster.record_outcome(&first, Some(503));
+//! // Ejected: every request now goes to the other endpoint.
+//! for _ in 0..4 {
+//!     let picked = cluster.pick(None, None).expect("an endpoint");
+//!     assert_ne!(picked.address, first.address);
+//! }
+//! assert_eq!(cluster.stats.outlier_detection_ejections_total.get(), 1);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod balance;
 pub mod h1;

@@ -23,6 +23,92 @@
 //! Envoy): per-selector `fallback_policy` and `fallback_keys_subset`, `list_as_any`,
 //! `metadata_fallback_policy`, `panic_mode_any`, `locality_weight_aware` and
 //! `scale_locality_weight`. Gloo sets none of them.
+//!
+//! ```
+//! use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+//!     lb_subset_config::LbSubsetSelector, LbSubsetConfig,
+//! };
+//! use envoy_types::pb::envoy::config::cluster::v3::Cluster as PbCluster;
+//! use envoy_types::pb::envoy::config::core::v3::{
+//!     address, socket_address, Address, Metadata, SocketAddress,
+//! };
+//! use envoy_types::pb::envoy::config::endpoint::v3::{
+//!     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+//! };
+//! use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
+//! use gloo_proxy::stats::Stats;
+//! use gloo_proxy::upstream::subset::{MatchCriteria, ENVOY_LB};
+//! use gloo_proxy::upstream::Cluster;
+//!
+//! # fn main() -> Result<(), gloo_proxy::upstream::ClusterError> {
+//! // `envoy.lb` metadata, as endpoints carry it and routes' `metadata_match` asks for it.
+//! let lb = |pairs: &[(&str, &str)]| Metadata {
+//!     filter_metadata: [(
+//!         ENVOY_LB.to_string(),
+//!         Struct {
+//!             fields: pairs
+//!                 .iter()
+//!                 .map(|(k, v)| {
+//!                     let value = Value { kind: Some(Kind::StringValue(v.to_string())) };
+//!                     (k.to_string(), value)
+//!                 })
+//!                 .collect(),
+//!         },
+//!     )]
+//!     .into(),
+//!     ..Default::default()
+//! };
+//! let endpoint = |port: u32, version: &str| LbEndpoint {
+//!     host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+//!         address: Some(Address {
+//!             address: Some(address::Address::SocketAddress(SocketAddress {
+//!                 address: "127.0.0.1".into(),
+//!                 port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
+//!                 ..Default::default()
+//!             })),
+//!         }),
+//!         ..Default::default()
+//!     })),
+//!     metadata: Some(lb(&[("version", version)])),
+//!     ..Default::default()
+//! };
+//! // Subsets by `version` (no fallback: Envoy's default).
+//! let pb = PbCluster {
+//!     name: "petstore".into(),
+//!     lb_subset_config: Some(LbSubsetConfig {
+//!         subset_selectors: vec![LbSubsetSelector {
+//!             keys: vec!["version".into()],
+//!             ..Default::default()
+//!         }],
+//!         ..Default::default()
+//!     }),
+//!     load_assignment: Some(ClusterLoadAssignment {
+//!         cluster_name: "petstore".into(),
+//!         endpoints: vec![LocalityLbEndpoints {
+//!             lb_endpoints: vec![endpoint(8081, "v1"), endpoint(8082, "v2")],
+//!             ..Default::default()
+//!         }],
+//!         ..Default::default()
+//!     }),
+//!     ..Default::default()
+//! };
+//! let cluster = Cluster::compile(&pb, "v1", &Stats::default(), 1)?;
+//!
+//! let criteria = |pairs: &[(&str, &str)]| MatchCriteria::from_metadata(Some(&lb(pairs)));
+//! let v2 = criteria(&[("version", "v2")]);
+//! let picked = cluster.pick(v2.as_ref(), None).expect("the v2 subset");
+//! assert_eq!(picked.address.port(), 8082);
+//! // No endpoint has `version: v3`, and there is no fallback: no endpoint (a 503).
+//! let v3 = criteria(&[("version", "v3")]);
+//! assert!(cluster.pick(v3.as_ref(), None).is_none());
+//!
+//! // A weighted cluster's criteria override its route's, key by key.
+//! let route = criteria(&[("stage", "prod"), ("version", "v1")]);
+//! let merged = MatchCriteria::merged(route.as_ref(), v2.as_ref());
+//! assert_eq!(merged, criteria(&[("stage", "prod"), ("version", "v2")]));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
