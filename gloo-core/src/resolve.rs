@@ -135,8 +135,8 @@ use crate::status::{Reports, ResourceKey};
 /// The status line of a rejected resource whose last accepted version keeps serving.
 const KEEPS_SERVING: &str = "the last accepted version keeps serving";
 
-/// The proxy name a Gateway serves when its `proxyNames` is empty.
-pub const DEFAULT_PROXY_NAME: &str = "gateway-proxy";
+/// The proxy name a Gateway serves when its `proxyNames` is empty (one constant, the model's).
+pub use crate::model::gateway::DEFAULT_PROXY_NAME;
 
 /// One proxy's resolved configuration.
 #[derive(Debug, Clone, PartialEq, Default)]

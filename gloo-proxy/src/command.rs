@@ -262,16 +262,12 @@ pub fn main(before_serving: fn()) -> ExitCode {
             access_log,
             workers,
         } => {
-            let node_id = node_id.unwrap_or_else(|| {
-                let name = role.split_once('~').map(|(_, n)| n).unwrap_or(&role);
-                format!("{name}-{}", std::process::id())
-            });
+            let defaults = crate::run::ShardOptions::new(xds, role);
             let options = crate::run::ShardOptions {
-                xds,
-                role,
-                node_id,
+                node_id: node_id.unwrap_or(defaults.node_id),
                 admin: Some(admin),
                 access_log,
+                ..defaults
             };
             serve(
                 before_serving,

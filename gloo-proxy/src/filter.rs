@@ -50,8 +50,9 @@ pub type FilterLayer = Arc<dyn Fn(HttpService) -> HttpService + Send + Sync>;
 /// Builds a filter's layer from its config.
 pub trait FilterFactory: Send + Sync {
     /// The layer for one route, from the listener-level `config` and the most specific
-    /// override (a weighted cluster's, the route's or its virtual host's); `Ok(None)` when the filter does nothing on this route. An error
-    /// rejects the configuration (naming the filter is the caller's job).
+    /// override (a weighted cluster's, the route's or its virtual host's); `Ok(None)` when the
+    /// filter does nothing on this route. An error rejects the configuration (naming the
+    /// filter is the caller's job).
     fn layer(&self, config: &Any, per_route: Option<&Any>) -> Result<Option<FilterLayer>, String>;
 
     /// The layer for one route from every per-route config that applies, least specific
@@ -111,8 +112,10 @@ pub struct FilterRegistry {
 
 /// The proxy's upstream clusters, for filters that call out (a remote JWKS, say) through a
 /// cluster as Envoy's filters do. A [`FilterRegistry`] and its clones share one; the gateway
-/// that serves with the registry attaches its clusters when it starts. Until then (or in a
-/// registry that only validates), [`send`](Self::send) fails with "no clusters".
+/// that serves with the registry attaches its clusters when it starts
+/// ([`ProxyServer`](crate::gateway::ProxyServer) does; a serving loop of one's own calls
+/// [`attach`](Self::attach)). Until then (or in a registry that only validates),
+/// [`send`](Self::send) fails with "no clusters".
 #[derive(Clone, Default)]
 pub struct Upstreams(
     Arc<std::sync::OnceLock<tokio::sync::watch::Receiver<Arc<crate::config::ProxyConfig>>>>,
@@ -127,12 +130,26 @@ impl std::fmt::Debug for Upstreams {
 }
 
 impl Upstreams {
-    /// Serves calls from `config`'s clusters (the first gateway to attach wins).
-    pub(crate) fn attach(
+    /// Serves calls from the clusters of the configuration in force on `config` (the channel
+    /// the [`Proxy`](crate::proxy::Proxy) reads). The first attach wins: returns whether this
+    /// one did.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use gloo_proxy::config::ProxyConfig;
+    /// use gloo_proxy::filter::FilterRegistry;
+    ///
+    /// let registry = FilterRegistry::with_builtins();
+    /// let (_config_tx, config_rx) = tokio::sync::watch::channel(Arc::new(ProxyConfig::default()));
+    /// assert!(registry.upstreams().attach(config_rx.clone()));
+    /// // Clones of the registry share its clusters: they are attached already.
+    /// assert!(!registry.clone().upstreams().attach(config_rx));
+    /// ```
+    pub fn attach(
         &self,
         config: tokio::sync::watch::Receiver<Arc<crate::config::ProxyConfig>>,
-    ) {
-        let _ = self.0.set(config);
+    ) -> bool {
+        self.0.set(config).is_ok()
     }
 
     /// Sends `request` to one healthy endpoint of `cluster`, as the router would: the

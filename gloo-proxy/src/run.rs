@@ -17,18 +17,12 @@
 //! # }
 //!
 //! # async fn example() -> Result<(), RunError> {
+//! // The command's defaults: the `gateway-proxy` proxy, the admin endpoint on 127.0.0.1:19000,
+//! // the rate limit and ext auth services, config sources and discovery as the directory's
+//! // Settings say; here with an access log as well.
 //! let options = RunOptions {
-//!     config: "gloo-config".into(),
-//!     proxy_name: "gateway-proxy".into(),
-//!     admin: "127.0.0.1:19000".parse().ok(),
-//!     xds_addr: None,
-//!     status_file: None,
-//!     access_log: false,
-//!     // The rate limit and ext auth services as `auto` hosts them, the config sources and
-//!     // discovery plugins as the directory's Settings say.
-//!     rate_limit: Default::default(),
-//!     ext_auth: Default::default(),
-//!     sources: Default::default(),
+//!     access_log: true,
+//!     ..RunOptions::new("gloo-config")
 //! };
 //! let server = ProxyServer::new()
 //!     .workers(2)
@@ -38,7 +32,7 @@
 //! # }
 //! ```
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -82,6 +76,38 @@ pub struct RunOptions {
     pub ext_auth: ExtAuthServerOptions,
     /// Config sources and discovery beside the Settings (see [`crate::sources`]).
     pub sources: SourceOptions,
+}
+
+/// Where `gloo run` and `gloo proxy` serve their admin endpoint unless told otherwise.
+pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 19000));
+
+impl RunOptions {
+    /// `gloo run --config <config>` with the command's defaults: the `gateway-proxy` proxy, the
+    /// admin endpoint on [`DEFAULT_ADMIN`], no xDS server, no status file, no access log, and
+    /// the rate limit and ext auth services, config sources and discovery as the directory's
+    /// Settings say.
+    ///
+    /// ```
+    /// use gloo_proxy::run::{RunOptions, DEFAULT_ADMIN};
+    ///
+    /// let options = RunOptions::new("gloo-config");
+    /// assert_eq!(options.proxy_name, "gateway-proxy");
+    /// assert_eq!(options.admin, Some(DEFAULT_ADMIN));
+    /// assert!(options.xds_addr.is_none() && !options.access_log);
+    /// ```
+    pub fn new(config: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            config: config.into(),
+            proxy_name: gloo_core::model::gateway::DEFAULT_PROXY_NAME.to_string(),
+            admin: Some(DEFAULT_ADMIN),
+            xds_addr: None,
+            status_file: None,
+            access_log: false,
+            rate_limit: RateLimitServerOptions::default(),
+            ext_auth: ExtAuthServerOptions::default(),
+            sources: SourceOptions::default(),
+        }
+    }
 }
 
 /// `gloo run`: watches the directory (and the config sources and discovery its Settings
@@ -143,6 +169,32 @@ pub struct ShardOptions {
     pub access_log: bool,
 }
 
+impl ShardOptions {
+    /// `gloo proxy --xds <xds> --role <role>` with the command's defaults: a node id made of
+    /// the role's proxy name and the process id, the admin endpoint on [`DEFAULT_ADMIN`], no
+    /// access log.
+    ///
+    /// ```
+    /// use gloo_proxy::run::{ShardOptions, DEFAULT_ADMIN};
+    ///
+    /// let options = ShardOptions::new("http://127.0.0.1:9977", "gloo-system~gateway-proxy");
+    /// assert_eq!(options.node_id, format!("gateway-proxy-{}", std::process::id()));
+    /// assert_eq!(options.admin, Some(DEFAULT_ADMIN));
+    /// ```
+    pub fn new(xds: impl Into<String>, role: impl Into<String>) -> Self {
+        let role = role.into();
+        let name = role.split_once('~').map_or(role.as_str(), |(_, name)| name);
+        let node_id = format!("{name}-{}", std::process::id());
+        ShardOptions {
+            xds: xds.into(),
+            role,
+            node_id,
+            admin: Some(DEFAULT_ADMIN),
+            access_log: false,
+        }
+    }
+}
+
 /// `gloo proxy`: subscribes to a control plane over delta ADS and serves what it sends. When
 /// the control plane goes away the last configuration keeps serving while the client
 /// reconnects.
@@ -154,11 +206,8 @@ pub struct ShardOptions {
 /// # async fn example() -> Result<(), RunError> {
 /// // A shard of the `gateway-proxy` proxy, fed by `gloo control-plane` on another host.
 /// let options = ShardOptions {
-///     xds: "http://control-plane.internal:9977".into(),
-///     role: "gloo-system~gateway-proxy".into(),
 ///     node_id: "gateway-proxy-1".into(),
-///     admin: "127.0.0.1:19000".parse().ok(),
-///     access_log: false,
+///     ..ShardOptions::new("http://control-plane.internal:9977", "gloo-system~gateway-proxy")
 /// };
 /// shard(options, ProxyServer::new()).await
 /// # }

@@ -233,7 +233,7 @@ impl Stats {
             Err(poisoned) => poisoned.into_inner().clone(),
         };
         type Field = fn(&ClusterStats) -> u64;
-        let counters: [(&str, Field); 10] = [
+        let counters: [(&str, Field); 11] = [
             ("upstream_rq_total", |s| s.upstream_rq_total.get()),
             ("upstream_rq_2xx", |s| s.upstream_rq_2xx.get()),
             ("upstream_rq_3xx", |s| s.upstream_rq_3xx.get()),
@@ -250,6 +250,7 @@ impl Stats {
             ("outlier_detection_ejections_total", |s| {
                 s.outlier_detection_ejections_total.get()
             }),
+            ("health_check_failure", |s| s.health_check_failure.get()),
         ];
         for (stat, get) in counters {
             let _ = writeln!(out, "# TYPE gloo_cluster_{stat} counter");

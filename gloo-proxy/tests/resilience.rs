@@ -547,6 +547,7 @@ fn active_health_checks_take_a_failing_endpoint_out_and_back() {
         "/clusters should flag a as failing its health checks:\n{clusters}"
     );
     assert_eq!(fx.stat("gloo_cluster_membership_healthy", "hc"), 1.0);
+    assert!(fx.stat("gloo_cluster_health_check_failure", "hc") >= 1.0);
     let before = a.count();
     let answers = send_n(fx.port, "/", 20);
     assert!(

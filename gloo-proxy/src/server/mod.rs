@@ -19,6 +19,7 @@
 //! # async fn example(resources: XdsResources) {
 //! let stats = Arc::new(Stats::default());
 //! let registry = FilterRegistry::with_builtins();
+//! let upstreams = registry.upstreams().clone();
 //! let mut compiler = Compiler::new(registry, stats.clone(), HttpService::new(RouteService), 1);
 //! let config = compiler.compile(resources);
 //! // Bind what the listeners name (once, shared by every worker); report what cannot bind.
@@ -29,6 +30,8 @@
 //! // The request path reads the configuration in force from a watch channel: send a newly
 //! // compiled one there, then reconcile the listeners with it.
 //! let (_config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
+//! // Filters that call out through a cluster (a remote JWKS, ext_authz) read the same one.
+//! upstreams.attach(config_rx.clone());
 //! let proxy = Arc::new(Proxy::new(config_rx, stats, false));
 //! let mut listeners = Listeners::new();
 //! listeners.reconcile(&config, &proxy, &sockets);

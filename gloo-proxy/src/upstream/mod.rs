@@ -7,8 +7,8 @@
 //! address.
 //!
 //! Endpoints keep their `LocalityLbEndpoints.priority`: load is split between priority levels
-//! as Envoy splits it (see the `priority` module: health with the overprovisioning factor,
-//! normalization, per-level and total panic), then balanced within the chosen level. An
+//! as Envoy splits it (each level's health with the overprovisioning factor, normalized over
+//! the levels, with per-level and total panic), then balanced within the chosen level. An
 //! endpoint whose metadata matches one of the cluster's `transport_socket_matches` connects
 //! with that socket (TLS or plain) instead of the cluster's `transport_socket`; matches are
 //! supported on HTTP/1 clusters (an HTTP/2 cluster with matches is refused).
