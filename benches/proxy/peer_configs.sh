@@ -1,9 +1,11 @@
-# Sourced by cpu_split.sh and instructions.sh: writes into directory $1 the peers of
+# Sourced by cpu_split.sh, instructions.sh and shapes.sh: writes into directory $1 the peers of
 # /work/shared/bench/peers.sh as it configures them, so each script measures the same setup:
 #   body          the backend's 1 KiB response
 #   backend.conf  the backend: nginx, one worker, on 127.0.0.1:18081
 #   nginx.conf    nginx as the proxy: one worker, on 127.0.0.1:18082, upstream keep-alive
 #   haproxy.cfg   HAProxy as the proxy: one thread, on 127.0.0.1:18083, connections reused
+#   envoy.yaml    Envoy as the proxy (run with --concurrency 1): on 127.0.0.1:18084, admin
+#                 127.0.0.1:19902, no request ids, no dynamic stats
 write_peer_configs() {
   local W=$1
   head -c 1024 /dev/zero | tr '\0' 'x' > $W/body
@@ -33,5 +35,26 @@ frontend f
 backend b
   http-reuse always
   server s1 127.0.0.1:18081
+C
+  cat > $W/envoy.yaml <<C
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: 19902}}}
+static_resources:
+  listeners:
+  - address: {socket_address: {address: 127.0.0.1, port_value: 18084}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          generate_request_id: false
+          route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: b}}]}]}
+          http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router, dynamic_stats: false}}]
+  clusters:
+  - name: b
+    connect_timeout: 1s
+    type: STATIC
+    circuit_breakers: {thresholds: [{max_connections: 100000, max_pending_requests: 100000, max_requests: 100000}]}
+    load_assignment: {cluster_name: b, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 18081}}}}]}]}
 C
 }

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# CPU per request of nginx, HAProxy, Envoy and `gloo run` across request shapes, in the setup of
+# /work/shared/bench/peers.sh (backend nginx and wrk on CPU 0, each proxy on CPU 1 with one
+# worker, the peers configured as peers.sh configures them), with gloo's ratio to each peer.
+#
+#   benches/proxy/shapes.sh [seconds=8] [rounds=3]
+#
+# The shapes:
+#   1k       GET, 1 KiB answers, 32 connections (peers.sh's own shape)
+#   64k      GET, 64 KiB answers, 32 connections
+#   1m       GET, 1 MiB answers, 8 connections
+#   c256     GET, 1 KiB answers, 256 connections
+#   post4k   POST of a 4 KiB body, 2-byte answers, 32 connections
+# SHAPES="64k 1m" picks some. Rounds alternate the proxies within each shape; the figures are
+# each proxy's median over the rounds.
+#
+# Why it exists: on loopback with 1 KiB answers the kernel's share of a request (the same for
+# every proxy) is most of each proxy's CPU; larger bodies and more connections show how each
+# proxy moves bytes and holds connections, which is where proxies differ.
+# Needs nginx, haproxy and wrk (apt), Envoy ($ENVOY, else the project's .tools/venv; skipped
+# when absent) and a release build of gloo (compare.sh builds it).
+set -u
+export PATH="$PATH:/usr/sbin:/sbin"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+gloo="$root/target/release/gloo"
+DUR=${1:-8}; ROUNDS=${2:-3}
+if [ -z "${ENVOY:-}" ]; then
+  ENVOY=$(ls "$root"/.tools/venv/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -1 || true)
+fi
+W=$(mktemp -d /tmp/shapes.XXXX); chmod 755 $W
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"; }
+trap cleanup EXIT
+. "$root/benches/proxy/peer_configs.sh"
+write_peer_configs $W
+head -c 65536 /dev/zero | tr '\0' 'x' > $W/s64k
+head -c 1048576 /dev/zero | tr '\0' 'x' > $W/s1m
+# The backend also serves /s64k and /s1m, and answers a POST to /post with "ok".
+sed -i "s|location / { root $W; try_files /body =404; }|location = /post { return 200 \"ok\"; } location / { root $W; try_files \$uri /body =404; }|" $W/backend.conf
+grep -q 'location = /post' $W/backend.conf || { echo "shapes.sh: backend.conf not as expected"; exit 1; }
+cat > $W/post4k.lua <<'L'
+wrk.method = "POST"
+wrk.body = string.rep("y", 4096)
+wrk.headers["Content-Type"] = "application/octet-stream"
+L
+taskset -c 0 nginx -c $W/backend.conf -p $W & pids+=($!)
+taskset -c 1 nginx -c $W/nginx.conf -p $W & pids+=($!)
+taskset -c 1 haproxy -f $W/haproxy.cfg -db >/dev/null 2>&1 & pids+=($!)
+proxies="nginx:18082 haproxy:18083"
+if [ -n "$ENVOY" ]; then
+  taskset -c 1 "$ENVOY" -c $W/envoy.yaml --concurrency 1 --base-id 78 -l error >/dev/null 2>&1 & pids+=($!)
+  proxies="$proxies envoy:18084"
+fi
+taskset -c 1 "$gloo" run --config "$root/benches/proxy/one-route" --workers 1 --admin 127.0.0.1:19090 >$W/gloo.log 2>&1 & pids+=($!)
+proxies="$proxies gloo:18090"
+sleep 3
+# utime + stime clock ticks of the processes listening on port $1
+ticks() { local t=0; for p in $(ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+  t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+run() { # shape proxy port connections path [wrk script]
+  local args=(-t1 -c$4 --latency); [ -n "${6:-}" ] && args+=(-s "$6")
+  curl -sf -o /dev/null http://127.0.0.1:$3/ || { echo "$2: no answer on :$3" >&2; return; }
+  taskset -c 0 wrk "${args[@]}" -d2s http://127.0.0.1:$3$5 >/dev/null 2>&1
+  local t0 t1 out reqs
+  t0=$(ticks $3)
+  out=$(taskset -c 0 wrk "${args[@]}" -d${DUR}s http://127.0.0.1:$3$5 2>&1)
+  t1=$(ticks $3)
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  if echo "$out" | grep -q 'Non-2xx'; then echo "$2: non-2xx answers on $1" >&2; return; fi
+  awk -v s=$1 -v n=$2 -v d=$((t1-t0)) -v r=${reqs:-0} -v hz=$(getconf CLK_TCK) \
+    -v p99="$(echo "$out" | awk '$1=="99%" {print $2}')" \
+    'BEGIN { if (r > 0) printf "%s %s cpu_us_per_req=%.1f rps=%.0f p99=%s\n", s, n, d*1e6/hz/r, r/'$DUR', p99 }'
+}
+out=$W/results.txt
+for shape in ${SHAPES:-1k 64k 1m c256 post4k}; do
+  case $shape in
+    1k) conns=32 path=/ script= ;;
+    64k) conns=32 path=/s64k script= ;;
+    1m) conns=8 path=/s1m script= ;;
+    c256) conns=256 path=/ script= ;;
+    post4k) conns=32 path=/post script=$W/post4k.lua ;;
+    *) echo "unknown shape $shape" >&2; continue ;;
+  esac
+  for round in $(seq $ROUNDS); do
+    for p in $proxies; do run $shape ${p%%:*} ${p##*:} $conns $path $script; done
+  done | tee -a $out
+done
+python3 - "$out" <<'PY'
+import statistics, sys
+cpu = {}
+for line in open(sys.argv[1]):
+    shape, proxy, field = line.split()[:3]
+    cpu.setdefault(shape, {}).setdefault(proxy, []).append(float(field.split("=")[1]))
+print("\nmedian CPU µs per request, and gloo's ratio to each peer:")
+for shape, by in cpu.items():
+    med = {p: statistics.median(v) for p, v in by.items()}
+    row = "  ".join(f"{p} {m:6.1f}" for p, m in med.items())
+    ratios = "  ".join(f"gloo/{p} {med['gloo'] / m:4.2f}"
+                       for p, m in med.items() if p != "gloo" and "gloo" in med)
+    print(f"  {shape:<7} {row}   {ratios}")
+PY
