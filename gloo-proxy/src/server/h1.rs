@@ -486,8 +486,9 @@ fn may_trail(name: &HeaderName) -> bool {
 /// The most room the answer buffer keeps between requests; after a larger answer it is let go.
 const OUT_KEPT: usize = 16 * 1024;
 
-/// The largest body at hand copied after the head, for one `send`: the kernel's vectored
-/// write costs more per call (about 0.3 µs on loopback, `perf` says) than copying a few KiB.
+/// The largest frame copied after what is pending (the head, earlier small frames), for one
+/// `send`: the kernel's vectored write costs more per call (about 0.3 µs on loopback, `perf`
+/// says) than copying a few KiB. A larger frame goes out beside what is pending, uncopied.
 const COPIED_BODY: usize = 4 * 1024;
 
 /// Writes `out` (the head) and the body after it: the body's first frame goes in the same
