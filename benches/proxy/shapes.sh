@@ -11,19 +11,30 @@
 #   1m       GET, 1 MiB answers, 8 connections
 #   c256     GET, 1 KiB answers, 256 connections
 #   post4k   POST of a 4 KiB body, 2-byte answers, 32 connections
+#   h2       HTTP/2 with prior knowledge (h2load), 1 KiB answers, 32 connections, 1 stream each
+#   h2x10    the same with 10 concurrent streams a connection
+# (nginx and HAProxy serve the HTTP/2 shapes from a second instance each, on 127.0.0.1:18182
+# and :18183, configured as their peers.sh selves plus `http2` / `proto h2` on the listener.)
 # SHAPES="64k 1m" picks some. Rounds alternate the proxies within each shape; the figures are
 # each proxy's median over the rounds.
 #
 # Why it exists: on loopback with 1 KiB answers the kernel's share of a request (the same for
 # every proxy) is most of each proxy's CPU; larger bodies and more connections show how each
 # proxy moves bytes and holds connections, which is where proxies differ.
-# Needs nginx, haproxy and wrk (apt), Envoy ($ENVOY, else the project's .tools/venv; skipped
+# Needs nginx, haproxy, wrk and h2load (apt; installed when missing), Envoy ($ENVOY, else the project's .tools/venv; skipped
 # when absent) and a release build of gloo (compare.sh builds it).
 set -u
 export PATH="$PATH:/usr/sbin:/sbin"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 gloo="$root/target/release/gloo"
 DUR=${1:-8}; ROUNDS=${2:-3}
+missing=()
+for tool in nginx haproxy wrk h2load; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  packages=("${missing[@]/h2load/nghttp2-client}")
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "${packages[@]}"
+fi
 if [ -z "${ENVOY:-}" ]; then
   ENVOY=$(ls "$root"/.tools/venv/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -1 || true)
 fi
@@ -43,9 +54,18 @@ wrk.method = "POST"
 wrk.body = string.rep("y", 4096)
 wrk.headers["Content-Type"] = "application/octet-stream"
 L
+# HTTP/2 (prior knowledge) instances of nginx and HAProxy: the same configs on other ports.
+sed -e 's|listen 127.0.0.1:18082;|listen 127.0.0.1:18182 http2;|' -e "s|$W/n.pid|$W/n2.pid|" \
+  -e "s|$W/n.err|$W/n2.err|" -e 's|http { access_log off;|http { access_log off; keepalive_requests 100000000;|' \
+  $W/nginx.conf > $W/nginx-h2.conf
+sed 's|bind 127.0.0.1:18083|bind 127.0.0.1:18183 proto h2|' $W/haproxy.cfg > $W/haproxy-h2.cfg
+grep -q '18182 http2' $W/nginx-h2.conf && grep -q '18183 proto h2' $W/haproxy-h2.cfg ||
+  { echo "shapes.sh: nginx.conf or haproxy.cfg not as expected"; exit 1; }
 taskset -c 0 nginx -c $W/backend.conf -p $W & pids+=($!)
 taskset -c 1 nginx -c $W/nginx.conf -p $W & pids+=($!)
 taskset -c 1 haproxy -f $W/haproxy.cfg -db >/dev/null 2>&1 & pids+=($!)
+taskset -c 1 nginx -c $W/nginx-h2.conf -p $W & pids+=($!)
+taskset -c 1 haproxy -f $W/haproxy-h2.cfg -db >/dev/null 2>&1 & pids+=($!)
 proxies="nginx:18082 haproxy:18083"
 if [ -n "$ENVOY" ]; then
   taskset -c 1 "$ENVOY" -c $W/envoy.yaml --concurrency 1 --base-id 78 -l error >/dev/null 2>&1 & pids+=($!)
@@ -71,9 +91,29 @@ run() { # shape proxy port connections path [wrk script]
     -v p99="$(echo "$out" | awk '$1=="99%" {print $2}')" \
     'BEGIN { if (r > 0) printf "%s %s cpu_us_per_req=%.1f rps=%.0f p99=%s\n", s, n, d*1e6/hz/r, r/'$DUR', p99 }'
 }
+run_h2() { # shape proxy port streams
+  taskset -c 0 h2load -D 2 -c 32 -m $4 -t 1 http://127.0.0.1:$3/ >/dev/null 2>&1
+  local t0 t1 out reqs
+  t0=$(ticks $3)
+  out=$(taskset -c 0 h2load -D $DUR -c 32 -m $4 -t 1 http://127.0.0.1:$3/ 2>&1)
+  t1=$(ticks $3)
+  reqs=$(echo "$out" | awk '/^requests:/ {print $8}')
+  if ! echo "$out" | grep -q ' 0 failed, 0 errored'; then echo "$2: failed requests on $1" >&2; return; fi
+  awk -v s=$1 -v n=$2 -v d=$((t1-t0)) -v r=${reqs:-0} -v hz=$(getconf CLK_TCK) \
+    'BEGIN { if (r > 0) printf "%s %s cpu_us_per_req=%.1f rps=%.0f\n", s, n, d*1e6/hz/r, r/'$DUR' }'
+}
 out=$W/results.txt
-for shape in ${SHAPES:-1k 64k 1m c256 post4k}; do
+for shape in ${SHAPES:-1k 64k 1m c256 post4k h2 h2x10}; do
   case $shape in
+    h2|h2x10)
+      streams=1; [ $shape = h2x10 ] && streams=10
+      for round in $(seq $ROUNDS); do
+        for p in $proxies; do
+          port=${p##*:}; case ${p%%:*} in nginx) port=18182 ;; haproxy) port=18183 ;; esac
+          run_h2 $shape ${p%%:*} $port $streams
+        done
+      done | tee -a $out
+      continue ;;
     1k) conns=32 path=/ script= ;;
     64k) conns=32 path=/s64k script= ;;
     1m) conns=8 path=/s1m script= ;;
