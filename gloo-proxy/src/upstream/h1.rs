@@ -633,7 +633,9 @@ pub(crate) async fn send(
     }
     let (mut conn, mut reused) = match pooled {
         Some(c) => (c, true),
-        None => std::pin::pin!(acquire(pool, &exchange)).await?,
+        // Boxed, as is the reconnect below: opening a connection (TCP, maybe TLS) is rare on
+        // a pooled path, and its future, inline, made every request's larger.
+        None => Box::pin(acquire(pool, &exchange)).await?,
     };
     loop {
         // Each future is pinned where it is made (here and in the callers): awaited by value,
@@ -651,7 +653,7 @@ pub(crate) async fn send(
             Ok(head) => return Ok(finish(pool.clone(), exchange.address, conn, head)),
             // A kept-alive connection the upstream had closed: try once more on a new one.
             Err(ExchangeError::Stale(_)) if reused && full.is_some() => {
-                conn = std::pin::pin!(connect(pool, &exchange)).await?;
+                conn = Box::pin(connect(pool, &exchange)).await?;
                 reused = false;
             }
             Err(e) => return Err(e.into()),

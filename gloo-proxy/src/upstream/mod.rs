@@ -854,7 +854,9 @@ impl Cluster {
         endpoint: &Endpoint,
     ) -> Result<http::Response<Body>, h1::SendError> {
         if self.http2 || req.headers().contains_key(http::header::UPGRADE) {
-            return match std::pin::pin!(self.client().request(req)).await {
+            // Boxed: hyper's client future, inline, made every request's future larger,
+            // HTTP/1 ones included.
+            return match Box::pin(self.client().request(req)).await {
                 Ok(r) => Ok(r.map(Body::from)),
                 Err(e) if e.is_connect() => Err(h1::SendError::Connect(std::io::Error::other(e))),
                 Err(e) => Err(h1::SendError::Reset(std::io::Error::other(e))),
