@@ -1681,7 +1681,10 @@ mod tests {
     /// Awaited by value, a future is kept twice in its caller's (the value and the awaitee
     /// apart), so each level of the request path doubled it: `Proxy::handle`'s future was
     /// 143 KB and a connection's task 292 KB until every level pinned its callee's future
-    /// where it made it. This keeps them from growing back.
+    /// where it made it. This keeps them from growing back. The size still costs: each HTTP/2
+    /// stream's future is boxed and copied once, so rare branches (opening a connection,
+    /// hyper's client) are boxed where they are awaited. About 8 KB now, in debug and release
+    /// builds alike.
     #[test]
     fn the_future_of_a_request_stays_small() {
         use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
@@ -1705,7 +1708,7 @@ mod tests {
         let handling = proxy.handle(Request::new(Body::empty()), &listener, &downstream);
         let size = std::mem::size_of_val(&handling);
         assert!(
-            size <= 16 * 1024,
+            size <= 10 * 1024,
             "Proxy::handle's future is {size} bytes: is a future awaited by value on the request path?"
         );
     }
