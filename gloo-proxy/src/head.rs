@@ -1,7 +1,12 @@
-//! What the two HTTP/1 head parsers share: the server loop's (requests) and the upstream
-//! client's (responses).
+//! What the two HTTP/1 sides share: the server loop's (requests in, answers out) and the
+//! upstream client's (requests out, responses in): head parsing, and how much write room a
+//! connection keeps.
 
 use http::header::{self, HeaderName, InvalidHeaderName};
+
+/// The most room a connection's write buffer keeps between messages: after a larger head or
+/// body (or an answer's many small frames) it is let go, so an idle connection holds little.
+pub(crate) const OUT_KEPT: usize = 16 * 1024;
 
 /// How many fields' places a parser keeps on the stack; a head with more puts them on the
 /// heap. Zeroing room for the most fields a head may have (100 or more) cost more than the

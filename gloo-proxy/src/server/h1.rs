@@ -118,7 +118,7 @@ where
         parts.headers.clear();
         spare = Some(parts.headers);
         let written = write_body(&mut io, &mut out, &mut body, framing).await;
-        if out.capacity() > OUT_KEPT {
+        if out.capacity() > crate::head::OUT_KEPT {
             // Not kept for the next request: the room a large answer's small frames took.
             out = Vec::with_capacity(1024);
         }
@@ -483,9 +483,6 @@ fn may_trail(name: &HeaderName) -> bool {
     )
 }
 
-/// The most room the answer buffer keeps between requests; after a larger answer it is let go.
-const OUT_KEPT: usize = 16 * 1024;
-
 /// The largest frame copied after what is pending (the head, earlier small frames), for one
 /// `send`: the kernel's vectored write costs more per call (about 0.3 µs on loopback, `perf`
 /// says) than copying a few KiB. A larger frame goes out beside what is pending, uncopied.
@@ -540,25 +537,26 @@ where
                         if data.is_empty() {
                             continue;
                         }
+                        // Counted against the length, or framed as a chunk.
+                        match remaining.as_mut() {
+                            Some(left) => {
+                                *left = left.checked_sub(data.len() as u64).ok_or_else(broken)?;
+                            }
+                            None => {
+                                out.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes())
+                            }
+                        }
                         if data.len() > COPIED_BODY {
                             // A large frame is written beside what is pending (the head,
                             // small frames before it), not copied after it.
-                            match remaining.as_mut() {
-                                Some(left) => {
-                                    *left =
-                                        left.checked_sub(data.len() as u64).ok_or_else(broken)?;
-                                }
-                                None => out
-                                    .extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes()),
-                            }
                             write_both(io, out, &data).await?;
                             out.clear();
-                            if remaining.is_none() {
-                                out.extend_from_slice(b"\r\n");
-                            }
-                            continue;
+                        } else {
+                            out.extend_from_slice(&data);
                         }
-                        append_data(out, data, &mut remaining).map_err(|()| broken())?;
+                        if remaining.is_none() {
+                            out.extend_from_slice(b"\r\n");
+                        }
                         if out.len() >= 64 * 1024 {
                             io.write_all(out).await?;
                             out.clear();
@@ -618,25 +616,6 @@ fn next_frame_now(
 ) -> Poll<Option<Result<http_body::Frame<Bytes>, crate::body::BoxError>>> {
     let mut cx = Context::from_waker(std::task::Waker::noop());
     Pin::new(body).poll_frame(&mut cx)
-}
-
-fn append_data(out: &mut Vec<u8>, data: Bytes, remaining: &mut Option<u64>) -> Result<(), ()> {
-    match remaining {
-        Some(left) => {
-            let n = data.len() as u64;
-            if n > *left {
-                return Err(());
-            }
-            *left -= n;
-            out.extend_from_slice(&data);
-        }
-        None => {
-            out.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
-            out.extend_from_slice(&data);
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-    Ok(())
 }
 
 /// Appends the current `date` value (an IMF-fixdate), formatted at most once a second per

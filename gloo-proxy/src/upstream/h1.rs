@@ -218,9 +218,6 @@ struct Conn {
     idle_since: Instant,
 }
 
-/// The most room [`Conn::out`] keeps between requests: after a larger head or body it is let go.
-const OUT_KEPT: usize = 16 * 1024;
-
 /// One connection counted among its worker's connections to an endpoint, until it closes.
 #[derive(Debug)]
 struct Owned(Arc<std::sync::atomic::AtomicU32>);
@@ -713,7 +710,7 @@ async fn exchange_on(
             }
         }
     }
-    if conn.out.capacity() > OUT_KEPT {
+    if conn.out.capacity() > crate::head::OUT_KEPT {
         // A large head or body (a 40 KiB field, a 48 KB body) does not stay with the connection.
         conn.out = BytesMut::new();
     }
@@ -1740,8 +1737,8 @@ mod tests {
         let pool = Arc::new(Pool::default());
         for size in [
             100,
-            OUT_KEPT + 1000,
-            3 * OUT_KEPT,
+            crate::head::OUT_KEPT + 1000,
+            3 * crate::head::OUT_KEPT,
             3 * LARGE_READ_ROOM + 7,
             100,
         ] {
