@@ -20,12 +20,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 gloo="$root/target/release/gloo"
 DUR=${1:-10}; CONN=${2:-32}; ROUNDS=${3:-2}
-W=$(mktemp -d /tmp/split.XXXX); chmod 755 $W
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"; }
-trap cleanup EXIT
 . "$root/benches/proxy/peer_configs.sh"
-write_peer_configs $W
+peer_workdir split
 taskset -c 0 nginx -c $W/backend.conf -p $W & pids+=($!)
 taskset -c 1 nginx -c $W/nginx.conf -p $W & pids+=($!)
 taskset -c 1 haproxy -f $W/haproxy.cfg -db >/dev/null 2>&1 & pids+=($!)

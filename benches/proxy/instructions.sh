@@ -27,13 +27,9 @@ export PATH="$PATH:/usr/sbin:/sbin"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 gloo="$root/target/release/gloo"
 DUR=${1:-5}; CONN=${2:-8}
-W=$(mktemp -d /tmp/instructions.XXXX); chmod 755 $W
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"; }
-trap cleanup EXIT
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)"; exit 1; }
 . "$root/benches/proxy/peer_configs.sh"
-write_peer_configs $W
+peer_workdir instructions
 # nginx as one process (no master), so callgrind follows the worker itself.
 sed -i 's/^daemon off;/daemon off; master_process off;/' $W/nginx.conf
 taskset -c 0 nginx -c $W/backend.conf -p $W & pids+=($!)

@@ -1,4 +1,4 @@
-# Sourced by cpu_split.sh, instructions.sh and shapes.sh: writes into directory $1 the peers of
+# Sourced by cpu_split.sh, instructions.sh and shapes.sh: the peers of
 # /work/shared/bench/peers.sh as it configures them, so each script measures the same setup:
 #   body          the backend's 1 KiB response
 #   backend.conf  the backend: nginx, one worker, on 127.0.0.1:18081
@@ -6,6 +6,18 @@
 #   haproxy.cfg   HAProxy as the proxy: one thread, on 127.0.0.1:18083, connections reused
 #   envoy.yaml    Envoy as the proxy (run with --concurrency 1): on 127.0.0.1:18084, admin
 #                 127.0.0.1:19902, no request ids, no dynamic stats
+
+# The run's directory for a script measuring the peers: makes $W (named after $1, readable by
+# nginx's workers) with the peers' configs in it, and on exit stops every process whose pid the
+# script added to $pids and removes $W.
+peer_workdir() {
+  W=$(mktemp -d "/tmp/$1.XXXX"); chmod 755 "$W"
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"' EXIT
+  write_peer_configs "$W"
+}
+
+# Writes the files above into directory $1.
 write_peer_configs() {
   local W=$1
   head -c 1024 /dev/zero | tr '\0' 'x' > $W/body

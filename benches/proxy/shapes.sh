@@ -38,12 +38,8 @@ fi
 if [ -z "${ENVOY:-}" ]; then
   ENVOY=$(ls "$root"/.tools/venv/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -1 || true)
 fi
-W=$(mktemp -d /tmp/shapes.XXXX); chmod 755 $W
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"; }
-trap cleanup EXIT
 . "$root/benches/proxy/peer_configs.sh"
-write_peer_configs $W
+peer_workdir shapes
 head -c 65536 /dev/zero | tr '\0' 'x' > $W/s64k
 head -c 1048576 /dev/zero | tr '\0' 'x' > $W/s1m
 # The backend also serves /s64k and /s1m, and answers a POST to /post with "ok".
