@@ -154,10 +154,10 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// Which proxy (a Gateway `proxyNames` entry) this process serves.
-        #[arg(long, default_value = "gateway-proxy")]
+        #[arg(long, default_value = gloo_core::model::gateway::DEFAULT_PROXY_NAME)]
         proxy: String,
         /// Admin endpoint address (`/ready`, `/config_dump`, `/statuses`, `/stats/prometheus`).
-        #[arg(long, default_value = "127.0.0.1:19000")]
+        #[arg(long, default_value_t = crate::run::DEFAULT_ADMIN)]
         admin: std::net::SocketAddr,
         /// Also serve the translation over xDS on this address (for Envoy fleets and shards).
         #[arg(long)]
@@ -190,7 +190,7 @@ enum Command {
         #[arg(long)]
         node_id: Option<String>,
         /// Admin endpoint address.
-        #[arg(long, default_value = "127.0.0.1:19000")]
+        #[arg(long, default_value_t = crate::run::DEFAULT_ADMIN)]
         admin: std::net::SocketAddr,
         /// Log every request.
         #[arg(long)]
