@@ -85,13 +85,30 @@ impl Body {
         }
     }
 
-    /// Any other body, boxed.
+    /// Any other body, boxed (a `Body` is returned as it is).
+    ///
+    /// ```
+    /// use gloo_proxy::body::Body;
+    /// use http_body_util::Full;
+    ///
+    /// let boxed = Body::new(Full::new(bytes::Bytes::from("hello")));
+    /// assert_eq!(boxed.as_bytes(), None); // streamed: its bytes are not known up front
+    /// let same = Body::new(Body::from("hello"));
+    /// assert_eq!(same.as_bytes(), Some(&b"hello"[..]));
+    /// ```
     pub fn new<B>(body: B) -> Self
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         use http_body_util::BodyExt;
+        let mut body = Some(body);
+        if let Some(same) = (&mut body as &mut dyn std::any::Any).downcast_mut::<Option<Body>>() {
+            return same.take().unwrap_or_default();
+        }
+        let Some(body) = body else {
+            return Body::empty();
+        };
         Body {
             kind: Kind::Boxed(body.map_err(Into::into).boxed_unsync()),
         }
