@@ -9,32 +9,19 @@
 //! The filter is registered "everywhere": every HTTP listener runs it just before the router,
 //! on every route, although gloo-core's translation of the Gloo YAML does not list it.
 
-use std::sync::Arc;
-
-use envoy_types::pb::google::protobuf::Any;
 use gloo_proxy::body::Body;
 use gloo_proxy::control_plane::{ControlPlane, WRITE_NAMESPACE};
-use gloo_proxy::filter::{FilterFactory, FilterLayer, HttpService};
+use gloo_proxy::filter::FilterLayer;
 use gloo_proxy::gateway::{feed_from_cache, ProxyServer};
-use tower::ServiceExt;
+use tower::util::MapResponseLayer;
 
-/// Adds `x-powered-by: bespoke` to responses.
-struct PoweredBy;
-
-impl FilterFactory for PoweredBy {
-    fn layer(
-        &self,
-        _config: &Any,
-        _per_route: Option<&Any>,
-    ) -> Result<Option<FilterLayer>, String> {
-        Ok(Some(Arc::new(|inner: HttpService| {
-            HttpService::new(inner.map_response(|mut response: http::Response<Body>| {
-                let value = http::HeaderValue::from_static("bespoke");
-                response.headers_mut().insert("x-powered-by", value);
-                response
-            }))
-        })))
-    }
+/// Our filter's work: `x-powered-by: bespoke` on every response. Any tower layer whose
+/// service takes and answers `http` requests can be a filter; this one is tower's own
+/// `MapResponseLayer` over this function.
+fn powered_by(mut response: http::Response<Body>) -> http::Response<Body> {
+    let value = http::HeaderValue::from_static("bespoke");
+    response.headers_mut().insert("x-powered-by", value);
+    response
 }
 
 #[tokio::main]
@@ -56,7 +43,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     // gloo-proxy: serve that translation, with our filter on every route.
     ProxyServer::new()
-        .filter_everywhere("bespoke.powered_by", PoweredBy)
+        .filter_everywhere(
+            "bespoke.powered_by",
+            FilterLayer::new(MapResponseLayer::new(powered_by)),
+        )
         .admin(Some(admin))
         .run(feed)
         .await?;

@@ -197,7 +197,7 @@ impl FilterFactory for LambdaFactory {
 /// Wraps the layer for gloo-proxy's stacks: an invocation is forwarded with its own path, and
 /// the layer's own answers are local replies.
 fn filter_layer(layer: AwsLambdaLayer) -> FilterLayer {
-    Arc::new(move |inner: HttpService| {
+    FilterLayer::from_fn(move |inner: HttpService| {
         let inner = inner.map_request(|mut request: Request<LambdaBody<Body>>| {
             if request.extensions().get::<LambdaInvocation>().is_some() {
                 if let Some(path) = request.uri().path_and_query().cloned() {
@@ -227,7 +227,7 @@ fn filter_layer(layer: AwsLambdaLayer) -> FilterLayer {
 /// `500 no function present for AWS upstream`; others pass.
 fn no_function_layer(targets: Targets) -> FilterLayer {
     let targets = Arc::new(targets);
-    Arc::new(move |inner: HttpService| {
+    FilterLayer::from_fn(move |inner: HttpService| {
         let targets = targets.clone();
         HttpService::new(tower::service_fn(move |request: Request<Body>| {
             let (parts, body) = request.into_parts();

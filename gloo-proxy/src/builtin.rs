@@ -40,7 +40,7 @@
 //! let upstream = HttpService::new(tower::service_fn(|_: http::Request<Body>| async {
 //!     Ok::<_, Infallible>(http::Response::new(Body::from("from the upstream")))
 //! }));
-//! let response = layer(upstream).oneshot(http::Request::new(Body::empty())).await?;
+//! let response = layer.layer(upstream).oneshot(http::Request::new(Body::empty())).await?;
 //! assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
 //! # Ok(())
 //! # }
@@ -177,7 +177,7 @@ impl FilterFactory for Fault {
             return Ok(None);
         }
         let cfg = Arc::new(FaultConfig { delay, abort });
-        Ok(Some(Arc::new(move |inner: HttpService| {
+        Ok(Some(FilterLayer::from_fn(move |inner: HttpService| {
             let cfg = cfg.clone();
             HttpService::new(tower::service_fn(move |req: Request<Body>| {
                 let cfg = cfg.clone();
@@ -258,7 +258,7 @@ impl FilterFactory for Cors {
             max_age: header_value(&policy.max_age)?,
             credentials: policy.allow_credentials.as_ref().is_some_and(|b| b.value),
         });
-        Ok(Some(Arc::new(move |inner: HttpService| {
+        Ok(Some(FilterLayer::from_fn(move |inner: HttpService| {
             let cfg = cfg.clone();
             HttpService::new(tower::service_fn(move |req: Request<Body>| {
                 let cfg = cfg.clone();
@@ -380,7 +380,7 @@ impl FilterFactory for HeaderMutationFactory {
             return Ok(None);
         }
         let remove: Arc<[header::HeaderName]> = remove.into();
-        Ok(Some(Arc::new(move |inner: HttpService| {
+        Ok(Some(FilterLayer::from_fn(move |inner: HttpService| {
             let remove = remove.clone();
             HttpService::new(inner.map_request(move |mut req: Request<Body>| {
                 for name in remove.iter() {
@@ -440,7 +440,7 @@ mod tests {
             .header("x-user-id", "mallory")
             .body(Body::empty())
             .unwrap();
-        let response = layer(seen).oneshot(request).await.unwrap();
+        let response = layer.layer(seen).oneshot(request).await.unwrap();
         use http_body_util::BodyExt;
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, "removed");
@@ -455,8 +455,7 @@ mod tests {
                 }),
                 None,
             )
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(refused, "mutations.response_mutations: not supported");
         let refused = HeaderMutationFactory
             .layer(
@@ -468,8 +467,7 @@ mod tests {
                 }),
                 None,
             )
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(
             refused,
             "mutations.request_mutations[0]: only remove is supported"

@@ -813,7 +813,7 @@ fn wrap(inner: HttpService, layers: &[FilterLayer]) -> HttpService {
     layers
         .iter()
         .rev()
-        .fold(inner, |service, layer| layer(service))
+        .fold(inner, |service, layer| layer.layer(service))
 }
 
 /// Turns successive sets of xDS resources into [`ProxyConfig`]s, reusing unchanged parts.

@@ -43,7 +43,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::grpc_service;
 use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
@@ -155,7 +154,7 @@ impl FilterFactory for ExtAuthzFactory {
             return Ok(None);
         }
         layer = layer.context_extensions(context_extensions);
-        Ok(Some(Arc::new(move |inner: HttpService| {
+        Ok(Some(FilterLayer::from_fn(move |inner: HttpService| {
             let authz = HttpService::new(
                 layer
                     .layer(inner.clone().map_request(into_proxy_body))
@@ -400,8 +399,7 @@ mod tests {
         let refused = |config: ExtAuthzConfig| {
             factory
                 .layer(&any(EXT_AUTHZ_TYPE, &config), None)
-                .err()
-                .expect("refused")
+                .expect_err("refused")
         };
         let http = ExtAuthzConfig {
             services: Some(ext_authz::Services::HttpService(HttpService::default())),
@@ -436,8 +434,7 @@ mod tests {
         });
         assert!(factory
             .layer(&config, Some(&per_route))
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .contains("disable_request_body_buffering"));
         let not_disabled = any(
             EXT_AUTHZ_PER_ROUTE_TYPE,
@@ -449,8 +446,7 @@ mod tests {
         let wrong = any("type.googleapis.com/other", &ExtAuthzPerRoute::default());
         assert!(factory
             .layer(&config, Some(&wrong))
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .contains("expected"));
     }
 }

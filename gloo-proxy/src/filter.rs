@@ -8,44 +8,175 @@
 //! on that route.
 //!
 //! ```
-//! use std::sync::Arc;
+//! use envoy_types::pb::google::protobuf::{Any, StringValue};
+//! use gloo_proxy::body::Body;
 //! use gloo_proxy::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService};
-//! use envoy_types::pb::google::protobuf::Any;
-//! use tower::ServiceExt;
+//! use prost::Message;
+//! use tower::util::MapResponseLayer;
+//! use tower::{Layer, ServiceExt};
 //!
-//! /// Adds `x-hello: world` to every response.
+//! /// Adds `x-hello` to every response: its value is the filter's config (a
+//! /// `google.protobuf.StringValue`) or the route's own; an empty one turns it off.
 //! struct Hello;
+//!
 //! impl FilterFactory for Hello {
-//!     fn layer(&self, _config: &Any, _per_route: Option<&Any>) -> Result<Option<FilterLayer>, String> {
-//!         Ok(Some(Arc::new(|inner: HttpService| {
-//!             HttpService::new(inner.map_response(|mut r: http::Response<gloo_proxy::body::Body>| {
-//!                 r.headers_mut().insert("x-hello", http::HeaderValue::from_static("world"));
-//!                 r
-//!             }))
-//!         })))
+//!     fn layer(
+//!         &self,
+//!         config: &Any,
+//!         per_route: Option<&Any>,
+//!     ) -> Result<Option<FilterLayer>, String> {
+//!         let config = per_route.unwrap_or(config);
+//!         let text = StringValue::decode(config.value.as_slice()).map_err(|e| e.to_string())?;
+//!         if text.value.is_empty() {
+//!             return Ok(None);
+//!         }
+//!         let value = http::HeaderValue::try_from(text.value).map_err(|e| e.to_string())?;
+//!         Ok(Some(FilterLayer::new(MapResponseLayer::new(move |mut r: http::Response<Body>| {
+//!             r.headers_mut().insert("x-hello", value.clone());
+//!             r
+//!         }))))
 //!     }
 //! }
+//!
 //! let mut registry = FilterRegistry::with_builtins();
 //! registry.register("example.hello", Hello);
-//! assert!(registry.get("example.hello").is_some());
+//! let config = Any {
+//!     type_url: "type.googleapis.com/google.protobuf.StringValue".into(),
+//!     value: StringValue { value: "world".into() }.encode_to_vec(),
+//! };
+//! let layer = registry.get("example.hello").expect("registered").layer(&config, None)?;
+//! let layer = layer.expect("on for this route");
+//!
+//! // The route's stack: the filter over the service that forwards (here, a fixed answer).
+//! let forward = HttpService::new(tower::service_fn(|_request: http::Request<Body>| async {
+//!     Ok(http::Response::new(Body::from("hello")))
+//! }));
+//! let stack = layer.layer(forward);
+//! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+//! let response = runtime.block_on(stack.oneshot(http::Request::new(Body::empty())))?;
+//! assert_eq!(response.headers()["x-hello"], "world");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use envoy_types::pb::google::protobuf::Any;
 use http::{Request, Response};
 use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service, ServiceExt};
 
-use crate::body::Body;
+use crate::body::{Body, BoxError};
 
 /// The service every filter wraps: a request in, a response out, never an error (failures
 /// are responses).
 pub type HttpService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
-/// A filter for one route: wraps the inner service.
-pub type FilterLayer = Arc<dyn Fn(HttpService) -> HttpService + Send + Sync>;
+/// A filter for one route: a tower [`Layer`] over [`HttpService`].
+///
+/// Any ordinary tower layer whose service keeps the request a `Request<Body>` and answers
+/// every request ([`FilterLayer::new`]: tower's own, tower-http's, gloo-filters' or one's
+/// own), or a function that wraps the inner service ([`FilterLayer::from_fn`], for layers
+/// that need their request or error types adapted). Cloning shares the layer.
+///
+/// A `FilterLayer` is also a [`FilterFactory`] that ignores the filter's config: registered
+/// as one, it runs on every route its filter applies to.
+///
+/// ```
+/// use gloo_proxy::body::Body;
+/// use gloo_proxy::filter::{FilterLayer, FilterRegistry};
+/// use tower::util::MapResponseLayer;
+///
+/// fn powered_by(mut response: http::Response<Body>) -> http::Response<Body> {
+///     let value = http::HeaderValue::from_static("my-gateway");
+///     response.headers_mut().insert("x-powered-by", value);
+///     response
+/// }
+///
+/// let powered_by = FilterLayer::new(MapResponseLayer::new(powered_by));
+/// let mut registry = FilterRegistry::with_builtins();
+/// registry.register_everywhere("example.powered_by", powered_by);
+/// assert_eq!(registry.everywhere(), ["example.powered_by"]);
+/// ```
+#[derive(Clone)]
+pub struct FilterLayer(Arc<dyn Fn(HttpService) -> HttpService + Send + Sync>);
+
+impl FilterLayer {
+    /// A tower layer as a filter. Its service may answer with any body of [`Bytes`]
+    /// frames (boxed into a [`Body`] unless it already is one).
+    pub fn new<L, B>(layer: L) -> Self
+    where
+        L: Layer<HttpService> + Send + Sync + 'static,
+        L::Service: Service<Request<Body>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Request<Body>>>::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        FilterLayer::from_fn(move |inner| {
+            HttpService::new(layer.layer(inner).map_response(|r| r.map(Body::new)))
+        })
+    }
+
+    /// A filter from a function that wraps the inner service.
+    ///
+    /// ```
+    /// use gloo_proxy::filter::{FilterLayer, HttpService};
+    /// use tower::ServiceExt;
+    ///
+    /// // Requests without a user agent get one before the route's upstream sees them.
+    /// let layer = FilterLayer::from_fn(|inner: HttpService| {
+    ///     HttpService::new(inner.map_request(|mut request: http::Request<_>| {
+    ///         let agent = http::HeaderValue::from_static("gloo");
+    ///         request.headers_mut().entry("user-agent").or_insert(agent);
+    ///         request
+    ///     }))
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn from_fn<F>(wrap: F) -> Self
+    where
+        F: Fn(HttpService) -> HttpService + Send + Sync + 'static,
+    {
+        FilterLayer(Arc::new(wrap))
+    }
+
+    /// `inner` under this filter, as [`Layer::layer`] (an inherent method, so calling it needs
+    /// no import and is not ambiguous with [`FilterFactory::layer`]).
+    pub fn layer(&self, inner: HttpService) -> HttpService {
+        (self.0)(inner)
+    }
+}
+
+impl Layer<HttpService> for FilterLayer {
+    type Service = HttpService;
+
+    fn layer(&self, inner: HttpService) -> HttpService {
+        (self.0)(inner)
+    }
+}
+
+impl std::fmt::Debug for FilterLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilterLayer").finish_non_exhaustive()
+    }
+}
+
+/// The same layer on every route, whatever the filter's config says.
+impl FilterFactory for FilterLayer {
+    fn layer(
+        &self,
+        _config: &Any,
+        _per_route: Option<&Any>,
+    ) -> Result<Option<FilterLayer>, String> {
+        Ok(Some(self.clone()))
+    }
+}
 
 /// Builds a filter's layer from its config.
 pub trait FilterFactory: Send + Sync {
@@ -380,5 +511,99 @@ impl FilterRegistry {
         self.factories
             .get(type_url)
             .or_else(|| self.factories.get(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::{HeaderName, HeaderValue};
+    use http_body_util::BodyExt;
+    use tower_http::map_response_body::MapResponseBodyLayer;
+    use tower_http::set_header::{SetRequestHeaderLayer, SetResponseHeaderLayer};
+
+    /// The route's service under the filters: answers with the `x-seen` request header it got
+    /// (or `none`) as its body.
+    fn echo() -> HttpService {
+        HttpService::new(tower::service_fn(|request: Request<Body>| async move {
+            let seen = request
+                .headers()
+                .get("x-seen")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none")
+                .to_string();
+            Ok(Response::new(Body::from(seen)))
+        }))
+    }
+
+    async fn call(service: HttpService) -> (Response<()>, String) {
+        let response = service
+            .oneshot(Request::new(Body::empty()))
+            .await
+            .unwrap_or_else(|never| match never {});
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        (Response::from_parts(parts, ()), text)
+    }
+
+    #[tokio::test]
+    async fn tower_http_middleware_runs_as_filters() {
+        let request = FilterLayer::new(SetRequestHeaderLayer::overriding(
+            HeaderName::from_static("x-seen"),
+            HeaderValue::from_static("by-the-filter"),
+        ));
+        let response = FilterLayer::new(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-powered-by"),
+            HeaderValue::from_static("tower-http"),
+        ));
+        let (answer, body) = call(response.layer(request.layer(echo()))).await;
+        assert_eq!(
+            body, "by-the-filter",
+            "the request filter ran before the route"
+        );
+        assert_eq!(answer.headers()["x-powered-by"], "tower-http");
+
+        let (answer, body) = call(echo()).await;
+        assert_eq!(body, "none");
+        assert!(answer.headers().get("x-powered-by").is_none());
+    }
+
+    /// A layer whose responses carry a body of another type is still a filter: its bodies are
+    /// boxed into the proxy's.
+    #[tokio::test]
+    async fn layers_answering_with_other_body_types_are_filters() {
+        let shout = FilterLayer::new(MapResponseBodyLayer::new(|body: Body| {
+            body.map_frame(|frame| frame.map_data(|data| Bytes::from(data.to_ascii_uppercase())))
+        }));
+        let (_, body) = call(shout.layer(echo())).await;
+        assert_eq!(body, "NONE");
+    }
+
+    /// Registered as a factory, a layer applies on every route whatever the config says.
+    #[tokio::test]
+    async fn a_filter_layer_is_its_own_factory() {
+        let mut registry = FilterRegistry::new();
+        registry.register(
+            "test.powered_by",
+            FilterLayer::new(SetResponseHeaderLayer::overriding(
+                HeaderName::from_static("x-powered-by"),
+                HeaderValue::from_static("registry"),
+            )),
+        );
+        let factory = registry.get("test.powered_by").expect("registered");
+        let config = Any {
+            type_url: "type.googleapis.com/google.protobuf.StringValue".into(),
+            value: b"ignored".to_vec(),
+        };
+        for (config, per_route) in [(&Any::default(), None), (&config, Some(&config))] {
+            let layer = factory
+                .layer(config, per_route)
+                .expect("no error")
+                .expect("on for the route");
+            assert_eq!(format!("{layer:?}"), "FilterLayer { .. }");
+            let (answer, _) = call(layer.layer(echo())).await;
+            assert_eq!(answer.headers()["x-powered-by"], "registry");
+        }
     }
 }

@@ -225,7 +225,7 @@ impl FilterFactory for GlobalRateLimitFactory {
         .enforce(built.enforced);
         let refusal_headers = built.refusal_headers.clone();
         let weighted = matches!(target.as_ref(), Target::Weighted(_));
-        Ok(Some(Arc::new(move |inner: HttpService| {
+        Ok(Some(FilterLayer::from_fn(move |inner: HttpService| {
             let refusal_headers = refusal_headers.clone();
             let limited = layer
                 .layer(inner)

@@ -135,7 +135,7 @@ impl FilterFactory for JwtAuthnFactory {
             .authentication
             .layer(requirement)
             .map_err(|e| format!("requirement_map[{name:?}]: {e}"))?;
-        Ok(Some(Arc::new(move |inner: HttpService| {
+        Ok(Some(FilterLayer::from_fn(move |inner: HttpService| {
             HttpService::new(
                 layer
                     .layer(inner)

@@ -40,26 +40,17 @@
 //! on every route ([`filter`] says how to write one):
 //!
 //! ```no_run
-//! use std::sync::Arc;
-//! use envoy_types::pb::google::protobuf::Any;
+//! use gloo_proxy::body::Body;
 //! use gloo_proxy::control_plane::{ControlPlane, WRITE_NAMESPACE};
-//! use gloo_proxy::filter::{FilterFactory, FilterLayer, HttpService};
+//! use gloo_proxy::filter::FilterLayer;
 //! use gloo_proxy::gateway::{feed_from_cache, ProxyServer};
-//! use tower::ServiceExt;
+//! use tower::util::MapResponseLayer;
 //!
 //! /// Adds `x-powered-by: my-gateway` to every response.
-//! struct PoweredBy;
-//!
-//! impl FilterFactory for PoweredBy {
-//!     fn layer(&self, _: &Any, _: Option<&Any>) -> Result<Option<FilterLayer>, String> {
-//!         Ok(Some(Arc::new(|inner: HttpService| {
-//!             HttpService::new(inner.map_response(|mut response| {
-//!                 let value = http::HeaderValue::from_static("my-gateway");
-//!                 response.headers_mut().insert("x-powered-by", value);
-//!                 response
-//!             }))
-//!         })))
-//!     }
+//! fn powered_by(mut response: http::Response<Body>) -> http::Response<Body> {
+//!     let value = http::HeaderValue::from_static("my-gateway");
+//!     response.headers_mut().insert("x-powered-by", value);
+//!     response
 //! }
 //!
 //! #[tokio::main]
@@ -70,8 +61,9 @@
 //!     // directly (no xDS hop), until the process stops.
 //!     let role = format!("{WRITE_NAMESPACE}~gateway-proxy");
 //!     let feed = feed_from_cache(control_plane.cache().clone(), &role);
+//!     let powered_by = FilterLayer::new(MapResponseLayer::new(powered_by));
 //!     ProxyServer::new()
-//!         .filter_everywhere("example.powered_by", PoweredBy)
+//!         .filter_everywhere("example.powered_by", powered_by)
 //!         .admin("127.0.0.1:19000".parse().ok())
 //!         .run(feed)
 //!         .await?;

@@ -35,8 +35,6 @@
 //! assert!(refused.contains("max_tokens"), "{refused}");
 //! ```
 
-use std::sync::Arc;
-
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::XRateLimitHeadersRfcVersion;
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use envoy_types::pb::google::protobuf::Any;
@@ -163,7 +161,7 @@ where
     X: KeyExtractor + Clone + Send + Sync + 'static,
     X::Key: Send + Sync,
 {
-    Arc::new(move |inner: HttpService| {
+    FilterLayer::from_fn(move |inner: HttpService| {
         HttpService::new(
             layer
                 .layer(inner)

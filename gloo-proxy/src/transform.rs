@@ -64,8 +64,6 @@
 //! assert!(refused.starts_with("transformations[0].request_match.request_transformation"), "{refused}");
 //! ```
 
-use std::sync::Arc;
-
 use envoy_types::pb::envoy::config::route::v3::header_matcher::HeaderMatchSpecifier;
 use envoy_types::pb::envoy::config::route::v3::{route_match, HeaderMatcher, RouteMatch};
 use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher::MatchPattern, StringMatcher};
@@ -465,7 +463,7 @@ fn extraction(e: &pb::Extraction, at: &str) -> Result<tf::Extraction, String> {
 /// The layer as a gloo-proxy filter: the inner service sees a plain [`Body`], and the layer's
 /// own answers are marked as local replies.
 fn filter_layer(layer: tf::TransformationLayer) -> FilterLayer {
-    Arc::new(move |inner: HttpService| {
+    FilterLayer::from_fn(move |inner: HttpService| {
         let inner = inner.map_request(|r: Request<tf::TransformBody<Body>>| r.map(Body::new));
         HttpService::new(layer.layer(inner).map_response(finish_response))
     })
@@ -601,7 +599,7 @@ mod tests {
                 transformations: vec![rule],
                 ..Default::default()
             };
-            let err = layer_for(0, &route).err().expect("refused");
+            let err = layer_for(0, &route).expect_err("refused");
             assert_eq!(err, format!("{field}: not supported by gloo-proxy"));
         }
     }
@@ -624,7 +622,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let err = layer_for(0, &route).err().expect("refused");
+        let err = layer_for(0, &route).expect_err("refused");
         assert!(
             err.starts_with(
                 "transformations[2].response_match.response_transformation.transformation_template.headers[\"x-b\"]"

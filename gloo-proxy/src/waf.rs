@@ -49,7 +49,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use envoy_types::pb::google::protobuf::Any;
 use gloo_core::xds::waf as pb;
@@ -214,7 +214,7 @@ impl FilterFactory for WafFactory {
 /// The layer as a gloo-proxy filter: ModSecurity sees the connection's addresses, the inner
 /// service a plain [`Body`], and the layer's own answers are local replies.
 fn filter_layer(layer: WafLayer) -> FilterLayer {
-    Arc::new(move |inner: HttpService| {
+    FilterLayer::from_fn(move |inner: HttpService| {
         let inner = inner.map_request(|r: Request<WafBody<Body>>| r.map(Body::new));
         HttpService::new(
             layer
