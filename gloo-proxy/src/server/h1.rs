@@ -118,11 +118,23 @@ where
         parts.headers.clear();
         spare = Some(parts.headers);
         let written = write_body(&mut io, &mut out, &mut body, framing).await;
+        drop(body);
+        if let Err(AnswerFailed::Body { sent: false }) = written {
+            // The answer's body failed (an upstream's broken chunked framing, say) before
+            // any of it went out: the client gets a clear 502 instead of a silent close.
+            let (mut parts, mut body) =
+                crate::proxy::local_reply(http::StatusCode::BAD_GATEWAY, "invalid response body")
+                    .into_parts();
+            out.clear();
+            let (framing, _) = encode_head(&mut parts, &body, false, false, &mut out);
+            let _ = write_body(&mut io, &mut out, &mut body, framing).await;
+            let _ = io.shutdown().await;
+            return Ended::Closed;
+        }
         if out.capacity() > crate::head::OUT_KEPT {
             // Not kept for the next request: the room a large answer's small frames took.
             out = Vec::with_capacity(1024);
         }
-        drop(body);
         drop(guard);
         if written.is_err() {
             return Ended::Closed;
@@ -495,19 +507,21 @@ async fn write_body<I>(
     out: &mut Vec<u8>,
     body: &mut Body,
     framing: Framing,
-) -> std::io::Result<()>
+) -> Result<(), AnswerFailed>
 where
     I: AsyncWrite + Unpin,
 {
     let (mut remaining, declared) = match framing {
         Framing::Length(0) => {
             io.write_all(out).await?;
-            return io.flush().await;
+            return Ok(io.flush().await?);
         }
         Framing::Length(n) => (Some(n), Vec::new()),
         Framing::Chunked(declared) => (None, declared),
     };
-    let broken = || std::io::Error::other("the answer's body failed or did not match its length");
+    // Whether any of the answer went out yet.
+    let mut sent = false;
+    let broken = |sent: bool| AnswerFailed::Body { sent };
     loop {
         let frame = match next_frame_now(body) {
             Poll::Ready(frame) => frame,
@@ -515,6 +529,7 @@ where
                 if !out.is_empty() {
                     io.write_all(out).await?;
                     out.clear();
+                    sent = true;
                 }
                 io.flush().await?;
                 std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
@@ -525,12 +540,12 @@ where
                 match remaining {
                     Some(0) => {}
                     // Shorter than its length: the client cannot tell the answer ended.
-                    Some(_) => return Err(broken()),
+                    Some(_) => return Err(broken(sent)),
                     None => out.extend_from_slice(b"0\r\n\r\n"),
                 }
                 break;
             }
-            Some(Err(_)) => return Err(broken()),
+            Some(Err(_)) => return Err(broken(sent)),
             Some(Ok(frame)) => {
                 let frame = match frame.into_data() {
                     Ok(data) => {
@@ -540,7 +555,7 @@ where
                         // Counted against the length, or framed as a chunk.
                         match remaining.as_mut() {
                             Some(left) => {
-                                *left = left.checked_sub(data.len() as u64).ok_or_else(broken)?;
+                                *left = left.checked_sub(data.len() as u64).ok_or(broken(sent))?;
                             }
                             None => {
                                 out.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes())
@@ -551,6 +566,7 @@ where
                             // small frames before it), not copied after it.
                             write_both(io, out, &data).await?;
                             out.clear();
+                            sent = true;
                         } else {
                             out.extend_from_slice(&data);
                         }
@@ -560,6 +576,7 @@ where
                         if out.len() >= 64 * 1024 {
                             io.write_all(out).await?;
                             out.clear();
+                            sent = true;
                         }
                         continue;
                     }
@@ -584,7 +601,23 @@ where
         }
     }
     io.write_all(out).await?;
-    io.flush().await
+    Ok(io.flush().await?)
+}
+
+/// Why an answer was not written whole.
+#[derive(Debug)]
+enum AnswerFailed {
+    /// Its body failed or did not match its length; `sent` says whether any of the answer had
+    /// gone out (if not, another answer can take its place).
+    Body { sent: bool },
+    /// The client's socket failed.
+    Io,
+}
+
+impl From<std::io::Error> for AnswerFailed {
+    fn from(_: std::io::Error) -> Self {
+        AnswerFailed::Io
+    }
 }
 
 /// Writes `first` then `second`, in one vectored write when the stream takes them.
@@ -732,6 +765,73 @@ mod tests {
         ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
             self.0.poll_recv(cx).map(|frame| frame.map(Ok))
         }
+    }
+
+    /// A body that gives `first` at once, then fails (after waiting once, if `wait`).
+    struct Failing {
+        first: Option<Bytes>,
+        wait: bool,
+    }
+
+    impl http_body::Body for Failing {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            if let Some(data) = self.first.take() {
+                return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+            }
+            if std::mem::take(&mut self.wait) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(Some(Err(std::io::Error::other("broken framing"))))
+        }
+    }
+
+    /// A body that fails, or ends short of its length, while all of the answer is still in
+    /// hand is reported as not sent (the loop answers 502 instead); once the head went out,
+    /// as sent (the loop can only close).
+    #[tokio::test]
+    async fn a_body_failing_before_anything_went_out_is_told_apart() {
+        let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        for wait in [false, true] {
+            let mut out = head.to_vec();
+            let mut client = Vec::new();
+            let mut body = Body::new(Failing {
+                first: Some(Bytes::from("hello")),
+                wait,
+            });
+            let written = write_body(
+                &mut client,
+                &mut out,
+                &mut body,
+                Framing::Chunked(Vec::new()),
+            )
+            .await;
+            match written {
+                Err(AnswerFailed::Body { sent }) => assert_eq!(sent, wait),
+                other => panic!("expected a body failure, got {other:?}"),
+            }
+            // Waiting flushed the head and the first chunk; failing at once wrote nothing.
+            let expected: &[u8] = if wait { b"5\r\nhello\r\n" } else { b"" };
+            let flushed = client.strip_prefix(&head[..]).unwrap_or(&client);
+            assert_eq!(flushed, expected, "wait: {wait}");
+            assert_eq!(client.is_empty(), !wait);
+        }
+
+        let mut out = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n".to_vec();
+        let mut client = Vec::new();
+        let mut body = Body::from("short");
+        let written = write_body(&mut client, &mut out, &mut body, Framing::Length(10)).await;
+        assert!(
+            matches!(written, Err(AnswerFailed::Body { sent: false })),
+            "{written:?}"
+        );
+        assert!(client.is_empty());
     }
 
     /// A body that is not at hand at once and has no known length: two pieces, then trailers.
