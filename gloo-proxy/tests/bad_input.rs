@@ -1,7 +1,8 @@
 //! Hostile and malformed clients against `gloo run`: oversized headers, invalid request lines,
-//! slowloris, request smuggling and path tricks. Each must get a clear refusal (or be
-//! defused), never reach a backend it should not, and never take the proxy down: after every
-//! test the process is alive and still serves a normal request.
+//! slowloris, request smuggling, path tricks, and randomly edited requests. Each must get a
+//! clear refusal (or be defused), never reach a backend it should not, and never take the
+//! proxy down: after every test the process is alive and still serves a normal request.
+//! Randomly edited answers from a backend must never reach another client.
 //!
 //! The config is one Gateway, one Upstream `public` (a `support::Backend` that records every
 //! request it reads) and one VirtualService whose only route is the prefix `/public`: there is
@@ -786,4 +787,429 @@ fn escaped_slash_settings_are_enforced() {
     eprintln!("{report}");
     fx.assert_serving("the end");
     assert!(problems.is_empty(), "{}\n\n{report}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutated requests
+
+/// Valid requests of every framing the proxy parses (`{c}` is the case's id): a GET, a
+/// Content-Length body, a chunked body with a trailer, HTTP/1.0, two pipelined requests, the
+/// absolute form, a dot-segment path, an upgrade, `OPTIONS *` and CONNECT.
+const REQUEST_SEEDS: &[&str] = &[
+    "GET /public/a?x=1 HTTP/1.1\r\nHost: h\r\nx-case: {c}\r\nAccept: */*\r\n\r\n",
+    "POST /public/b HTTP/1.1\r\nHost: h\r\nx-case: {c}\r\nContent-Length: 5\r\n\r\nhello",
+    "POST /public/c HTTP/1.1\r\nHost: h\r\nx-case: {c}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-t: 1\r\n\r\n",
+    "GET /public/d HTTP/1.0\r\nx-case: {c}\r\n\r\n",
+    "GET /public/e HTTP/1.1\r\nHost: h\r\nx-case: {c}\r\n\r\nGET /public/f HTTP/1.1\r\nHost: h\r\nx-case: {c}\r\n\r\n",
+    "GET http://h/public/g HTTP/1.1\r\nHost: h\r\nx-case: {c}\r\n\r\n",
+    "GET /public/%2e%2e/x HTTP/1.1\r\nHost: h\r\nx-case: {c}\r\nConnection: close\r\n\r\n",
+    "GET /public/ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nx-case: {c}\r\n\r\n",
+    "OPTIONS * HTTP/1.1\r\nHost: h\r\nx-case: {c}\r\n\r\n",
+    "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nx-case: {c}\r\n\r\n",
+];
+
+/// Bytes that mean something to an HTTP/1 parser.
+const INTERESTING_BYTES: &[u8] = b"\0\r\n \t:/%.;,\"\\?#0129aZ\x7f\x80\xff";
+
+/// Header lines that change a request's framing or routing.
+const INSERTED_LINES: &[&str] = &[
+    "Transfer-Encoding: chunked\r\n",
+    "Transfer-Encoding: identity\r\n",
+    "Transfer-Encoding: gzip, chunked\r\n",
+    "Content-Length: 3\r\n",
+    "Content-Length: 1, 2\r\n",
+    "Content-Length: +5\r\n",
+    "Host: other\r\n",
+    " folded\r\n",
+    "Expect: 100-continue\r\n",
+    "Connection: close, upgrade\r\n",
+    "Upgrade: h2c\r\n",
+];
+
+/// One to three random edits of `request`: a byte replaced, inserted or removed, a range
+/// removed or repeated, a cut, a number made huge or negative, a letter's case swapped, a
+/// framing header line inserted at a line boundary.
+fn mutate(rng: &mut fastrand::Rng, mut request: Vec<u8>) -> Vec<u8> {
+    for _ in 0..rng.usize(1..=3) {
+        if request.is_empty() {
+            break;
+        }
+        let at = rng.usize(..request.len());
+        match rng.u8(0..8) {
+            0 => request[at] = INTERESTING_BYTES[rng.usize(..INTERESTING_BYTES.len())],
+            1 => request.insert(at, INTERESTING_BYTES[rng.usize(..INTERESTING_BYTES.len())]),
+            2 => {
+                let end = (at + rng.usize(1..=8)).min(request.len());
+                request.drain(at..end);
+            }
+            3 => {
+                let end = (at + rng.usize(1..=16)).min(request.len());
+                let copy = request[at..end].to_vec();
+                let to = rng.usize(..=request.len());
+                request.splice(to..to, copy);
+            }
+            4 => request.truncate(at),
+            5 => {
+                let Some(start) = request.iter().position(|b| b.is_ascii_digit()) else {
+                    continue;
+                };
+                let end = start
+                    + request[start..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                let number = [
+                    "99999999999999999999",
+                    "18446744073709551616",
+                    "-1",
+                    "0x10",
+                    "00005",
+                ][rng.usize(..5)];
+                request.splice(start..end, number.bytes());
+            }
+            6 => {
+                request[at] ^= if request[at].is_ascii_alphabetic() {
+                    0x20
+                } else {
+                    0
+                }
+            }
+            _ => {
+                let lines: Vec<usize> = request
+                    .windows(2)
+                    .enumerate()
+                    .filter(|(_, w)| w == b"\r\n")
+                    .map(|(i, _)| i + 2)
+                    .collect();
+                if let Some(&to) = lines.get(rng.usize(..lines.len().max(1))) {
+                    let line = INSERTED_LINES[rng.usize(..INSERTED_LINES.len())];
+                    request.splice(to..to, line.bytes());
+                }
+            }
+        }
+    }
+    request
+}
+
+/// Sends `request` and reads everything the proxy answers. When the proxy has been quiet for
+/// `idle` (it waits for the rest of a cut request, or for the next one on a kept-alive
+/// connection) the client half-closes, so nothing more is coming, and reads until the proxy
+/// closes.
+fn send_and_read_all(port: u16, request: &[u8], idle: Duration) -> Result<Vec<u8>, String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    // The proxy may refuse and close before it has read everything: a failed write is fine.
+    let _ = stream.write_all(request);
+    stream
+        .set_read_timeout(Some(idle))
+        .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    let mut half_closed = false;
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(answer),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if half_closed {
+                    return Err(format!(
+                        "no close 10 s after the client's, {} bytes in",
+                        answer.len()
+                    ));
+                }
+                half_closed = true;
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .map_err(|e| e.to_string())?;
+            }
+            // A reset after the proxy refused and closed with unread input.
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(answer),
+            Err(e) => return Err(format!("{e} after {} bytes", answer.len())),
+        }
+    }
+}
+
+/// Whether `answer` is nothing or starts with a status line (`HTTP/1.1 NNN `, or `HTTP/1.0`
+/// for the 426 that refuses HTTP/1.0).
+fn starts_with_a_status_line(answer: &[u8]) -> bool {
+    answer.is_empty()
+        || (answer.len() >= 13
+            && (answer.starts_with(b"HTTP/1.1 ") || answer.starts_with(b"HTTP/1.0 "))
+            && answer[9..12].iter().all(u8::is_ascii_digit)
+            && answer[12] == b' ')
+}
+
+/// Randomly edited versions of valid requests (a fixed seed, so a failure repeats; set
+/// `GLOO_MUTATION_SEED` to try others): every answer is well-formed HTTP or nothing, none
+/// waits, nothing outside `/public` and nothing with ambiguous framing reaches the backend,
+/// and the proxy neither panics nor stops serving.
+#[test]
+fn mutated_requests_get_well_formed_answers_and_never_reach_past_the_route() {
+    let mut fx = Fixture::start();
+    let seed = std::env::var("GLOO_MUTATION_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261205);
+    const CASES: usize = 1500;
+    const CLIENTS: usize = 16;
+    let port = fx.port;
+    let problems = std::sync::Mutex::new(Vec::new());
+    // Each case's edits come from its own generator, so a case is the same whichever client
+    // thread sends it.
+    std::thread::scope(|scope| {
+        for client in 0..CLIENTS {
+            let problems = &problems;
+            scope.spawn(move || {
+                for case in (client..CASES).step_by(CLIENTS) {
+                    let mut rng = fastrand::Rng::with_seed(seed ^ (case as u64) << 32);
+                    let seed_request = REQUEST_SEEDS[case % REQUEST_SEEDS.len()];
+                    let request = seed_request.replace("{c}", &format!("m{case}"));
+                    let request = mutate(&mut rng, request.into_bytes());
+                    let problem =
+                        match send_and_read_all(port, &request, Duration::from_millis(100)) {
+                            Ok(answer) if starts_with_a_status_line(&answer) => continue,
+                            Ok(answer) => format!(
+                                "case {case}: malformed answer {:?} to {:?}",
+                                String::from_utf8_lossy(&answer[..answer.len().min(80)]),
+                                String::from_utf8_lossy(&request)
+                            ),
+                            Err(e) => format!(
+                                "case {case}: {e} to {:?}",
+                                String::from_utf8_lossy(&request)
+                            ),
+                        };
+                    problems.lock().expect("problems").push(problem);
+                }
+            });
+        }
+    });
+    let mut problems = problems.into_inner().expect("problems");
+    for seen in fx.backend.seen() {
+        if let Some(why) = escapes_public(&seen.target) {
+            problems.push(format!("forwarded {:?}: {why}", seen.target));
+        }
+    }
+    for ambiguous in fx.backend.ambiguous() {
+        problems.push(format!("forwarded with ambiguous framing: {ambiguous}"));
+    }
+    fx.assert_serving("after the mutated requests");
+    let logs = fx.gloo.logs();
+    assert!(!logs.contains("panicked"), "gloo panicked:\n{logs}");
+    assert!(problems.is_empty(), "seed {seed}:\n{}", problems.join("\n"));
+    eprintln!(
+        "seed {seed}: {CASES} mutated requests, {} reached the backend",
+        fx.backend.count()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutated responses
+
+/// Valid answers of every framing the proxy reads from an upstream: a Content-Length body, a
+/// chunked body with a trailer, 204, 304 with a length and no body, 100 Continue before the
+/// answer, an HTTP/1.0 body ended by the close, `Connection: close`, and a 503.
+const RESPONSE_SEEDS: &[&str] = &[
+    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-t: 1\r\n\r\n",
+    "HTTP/1.1 204 No Content\r\nDate: today\r\n\r\n",
+    "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nended by the close",
+    "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nended by the close",
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+];
+
+/// An upstream that answers each request with a randomly edited [`RESPONSE_SEEDS`] answer
+/// (chosen and edited by the request's `x-case: mN`), with `x-case: mN` added as the line after
+/// the first CRLF, so an answer names the request it was written for. It keeps connections
+/// open as the answer's seed allows, and closes one that has been idle for 300 ms (so an answer
+/// cut short ends well before the client, which waits 2 s, gives up).
+fn mutating_backend(seed: u64) -> u16 {
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
+                let Ok(reader) = stream.try_clone() else {
+                    return;
+                };
+                let mut reader = std::io::BufReader::new(reader);
+                let mut writer = stream;
+                loop {
+                    // A request head (the proxy forwards bodiless GETs), or the end.
+                    let mut case = None;
+                    loop {
+                        let mut line = String::new();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) => {
+                                if let Some(id) =
+                                    line.to_ascii_lowercase().strip_prefix("x-case: m")
+                                {
+                                    case = id.trim().parse::<u64>().ok();
+                                }
+                            }
+                        }
+                    }
+                    let Some(case) = case else { return };
+                    let (answer, then_close) = mutated_answer(seed, case);
+                    if writer.write_all(&answer).is_err() || then_close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The answer the upstream writes for case `case`, and whether it closes the connection after.
+fn mutated_answer(seed: u64, case: u64) -> (Vec<u8>, bool) {
+    let mut rng = fastrand::Rng::with_seed(seed ^ case << 32);
+    let index = case as usize % RESPONSE_SEEDS.len();
+    let mut answer = mutate(&mut rng, RESPONSE_SEEDS[index].as_bytes().to_vec());
+    let at = answer
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(answer.len(), |i| i + 2);
+    answer.splice(at..at, format!("x-case: m{case}\r\n").into_bytes());
+    (answer, index == 5 || index == 6)
+}
+
+/// The value of the `x-case` header in an answer's head, if it has one.
+fn case_of(answer: &[u8]) -> Option<String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    response.parse(answer).ok()?;
+    response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("x-case"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+}
+
+/// Randomly edited answers from an upstream (a fixed seed; `GLOO_MUTATION_SEED` tries
+/// others): every client gets a status line, a relayed answer is always the one written for
+/// that client's request (a connection whose answer was misframed is never reused for
+/// another), an answer whose body breaks before any of it was sent becomes a 502, nothing
+/// waits, and the proxy neither panics nor stops serving.
+#[test]
+fn mutated_responses_are_relayed_or_refused_and_never_reach_another_client() {
+    let seed = std::env::var("GLOO_MUTATION_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261205);
+    let backend = mutating_backend(seed);
+    let root = tempfile::tempdir().expect("tempdir");
+    let config_dir = root.path().join("config");
+    fs::create_dir_all(&config_dir).expect("config dir");
+    let port = free_port();
+    let upstream = format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: public, namespace: gloo-system}}\nspec:\n  static:\n    hosts:\n    - {{addr: 127.0.0.1, port: {backend}}}\n"
+    );
+    for (file, text) in [
+        ("gateways.yaml", gateway_yaml("gw", port, "")),
+        ("upstream.yaml", upstream),
+        ("vs.yaml", PUBLIC_VS.to_string()),
+    ] {
+        fs::write(config_dir.join(file), text).expect("write config");
+    }
+    let mut gloo = gloo_run(&config_dir, free_port(), root.path());
+    let guard = LogsOnPanic(&config_dir, &gloo);
+    // Routed once the config is in force: an answer that is not the route's 404.
+    let ready = poll("the route to be served", || {
+        let request =
+            "GET /public/r HTTP/1.1\r\nHost: h\r\nx-case: m0\r\nConnection: close\r\n\r\n";
+        match send_and_read_all(port, request.as_bytes(), Duration::from_secs(2)) {
+            Ok(answer) if !answer.starts_with(b"HTTP/1.1 404") && !answer.is_empty() => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    if let Err(e) = ready {
+        panic!("{e}");
+    }
+    drop(guard);
+
+    const CASES: usize = 800;
+    const CLIENTS: usize = 16;
+    let problems = std::sync::Mutex::new(Vec::new());
+    let relayed = std::sync::atomic::AtomicUsize::new(0);
+    let refused_bodies = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for client in 0..CLIENTS {
+            let (problems, relayed, refused_bodies) = (&problems, &relayed, &refused_bodies);
+            scope.spawn(move || {
+                for case in (client..CASES).step_by(CLIENTS) {
+                    let request = format!(
+                        "GET /public/r HTTP/1.1\r\nHost: h\r\nx-case: m{case}\r\nConnection: close\r\n\r\n"
+                    );
+                    let problem = match send_and_read_all(port, request.as_bytes(), Duration::from_secs(2)) {
+                        Err(e) => format!("case {case}: {e}"),
+                        Ok(answer) if answer.is_empty() || !starts_with_a_status_line(&answer) => {
+                            format!(
+                                "case {case}: malformed answer {:?} to {:?}",
+                                String::from_utf8_lossy(&answer[..answer.len().min(80)]),
+                                String::from_utf8_lossy(&mutated_answer(seed, case as u64).0)
+                            )
+                        }
+                        Ok(answer) if answer.starts_with(b"HTTP/1.1 502") => {
+                            if answer.ends_with(b"invalid response body") {
+                                refused_bodies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            continue;
+                        }
+                        Ok(answer) => match case_of(&answer) {
+                            Some(id) if id != format!("m{case}") => format!(
+                                "case {case}: got the answer written for {id}: {:?}",
+                                String::from_utf8_lossy(&answer[..answer.len().min(120)])
+                            ),
+                            Some(_) => {
+                                relayed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                continue;
+                            }
+                            None => continue,
+                        },
+                    };
+                    problems.lock().expect("problems").push(problem);
+                }
+            });
+        }
+    });
+    let problems = problems.into_inner().expect("problems");
+    let running = gloo.check_running();
+    let _guard = LogsOnPanic(&config_dir, &gloo);
+    if let Err(e) = running {
+        panic!("gloo exited: {e}");
+    }
+    let logs = gloo.logs();
+    assert!(!logs.contains("panicked"), "gloo panicked:\n{logs}");
+    assert!(problems.is_empty(), "seed {seed}:\n{}", problems.join("\n"));
+    let (relayed, refused_bodies) = (relayed.into_inner(), refused_bodies.into_inner());
+    eprintln!(
+        "seed {seed}: {CASES} mutated answers, {relayed} relayed, {refused_bodies} refused \
+         as 502 for a body that failed before anything was sent"
+    );
+    assert!(
+        relayed > CASES / 10,
+        "only {relayed} answers were relayed: the test tests little"
+    );
+    // About one case in eight is a chunked answer, and edits break many of their bodies.
+    assert!(
+        refused_bodies > 0,
+        "no answer's body failed: the test tests little"
+    );
+}
+
+/// Prints the config and gloo's logs if the test panics while it is alive.
+struct LogsOnPanic<'a>(&'a std::path::Path, &'a Proc);
+
+impl Drop for LogsOnPanic<'_> {
+    fn drop(&mut self) {
+        print_logs_if_panicking(self.0, &[self.1]);
+    }
 }
