@@ -807,8 +807,22 @@ impl<'a> Resolver<'a> {
             .collect()
     }
 
-    /// Checks that a downstream `sslConfig` names a certificate and key gloo can serve.
+    /// Checks that a downstream `sslConfig` names a certificate and key gloo can serve, and a
+    /// CA when it verifies client certificates' names.
     fn check_ssl(&self, ssl: &SslConfig, namespace: &str, path: &str) -> Vec<String> {
+        let mut problems = self.check_ssl_secrets(ssl, namespace, path);
+        if problems.is_empty()
+            && !ssl.verify_subject_alt_name.is_empty()
+            && !self.snapshot.has_root_ca(ssl.ssl_secrets(), namespace)
+        {
+            problems.push(format!(
+                "{path}.verifySubjectAltName: needs a rootCa to verify client certificates against"
+            ));
+        }
+        problems
+    }
+
+    fn check_ssl_secrets(&self, ssl: &SslConfig, namespace: &str, path: &str) -> Vec<String> {
         use crate::model::ssl::SslSecretsRef;
         match ssl.ssl_secrets() {
             Err(e) => vec![format!("{path}: {e}")],

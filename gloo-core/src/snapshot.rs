@@ -100,6 +100,26 @@ pub struct TlsSecret {
 }
 
 impl ConfigSnapshot {
+    /// Whether an `sslConfig`'s certificate source has a root CA (an `sslFiles` `rootCa`, or
+    /// a TLS Secret's `ca.crt` / `rootCa`).
+    pub(crate) fn has_root_ca(
+        &self,
+        secrets: Result<
+            Option<crate::model::ssl::SslSecretsRef<'_>>,
+            crate::model::routing::OneofError,
+        >,
+        namespace: &str,
+    ) -> bool {
+        use crate::model::ssl::SslSecretsRef;
+        match secrets {
+            Ok(Some(SslSecretsRef::SslFiles(files))) => files.root_ca.is_some(),
+            Ok(Some(SslSecretsRef::SecretRef(reference))) => self
+                .tls_secret(reference, namespace)
+                .is_ok_and(|tls| tls.root_ca.is_some()),
+            _ => false,
+        }
+    }
+
     /// The TLS material of the Secret `reference` names (namespace defaulting to
     /// `namespace`), or an error that says what is missing.
     pub fn tls_secret(

@@ -32,8 +32,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    common_tls_context, CertificateValidationContext, CommonTlsContext, TlsCertificate,
-    UpstreamTlsContext,
+    common_tls_context, CommonTlsContext, TlsCertificate, UpstreamTlsContext,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     http_protocol_options, HttpProtocolOptions,
@@ -366,15 +365,13 @@ fn upstream_tls(
             if let Some(ca) = ca {
                 common.validation_context_type = Some(
                     common_tls_context::ValidationContextType::ValidationContext(
-                        CertificateValidationContext {
-                            trusted_ca: Some(ca),
-                            ..Default::default()
-                        },
+                        super::listeners::validation_context(ca, &ssl.verify_subject_alt_name),
                     ),
                 );
             }
         }
         common.alpn_protocols = ssl.alpn_protocols.clone();
+        common.tls_params = super::listeners::tls_parameters(ssl.parameters.as_ref());
         if let Some(sni) = &ssl.sni {
             context_sni = sni.clone();
         }

@@ -91,6 +91,67 @@ pub(crate) fn tls_material(
     }
 }
 
+/// Gloo's `SslParameters` as Envoy's `TlsParameters` (Gloo's `convertTlsParams`).
+pub(crate) fn tls_parameters(
+    params: Option<&crate::model::ssl::SslParameters>,
+) -> Option<envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::TlsParameters> {
+    use crate::model::ssl::TlsProtocolVersion as V;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::tls_parameters::TlsProtocol;
+    let version = |v: Option<V>| {
+        (match v.unwrap_or_default() {
+            V::TlsAuto => TlsProtocol::TlsAuto,
+            V::TlsV1_0 => TlsProtocol::TlSv10,
+            V::TlsV1_1 => TlsProtocol::TlSv11,
+            V::TlsV1_2 => TlsProtocol::TlSv12,
+            V::TlsV1_3 => TlsProtocol::TlSv13,
+        }) as i32
+    };
+    params.map(
+        |p| envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::TlsParameters {
+            tls_minimum_protocol_version: version(p.minimum_protocol_version),
+            tls_maximum_protocol_version: version(p.maximum_protocol_version),
+            cipher_suites: p.cipher_suites.clone(),
+            ecdh_curves: p.ecdh_curves.clone(),
+            ..Default::default()
+        },
+    )
+}
+
+/// A validation context trusting `ca`, with Gloo's `verifySubjectAltName`: the peer's
+/// certificate must carry one of `names` exactly, as a SAN of any type (what Envoy's untyped
+/// `match_subject_alt_names` meant, written as one typed matcher per SAN type).
+pub(crate) fn validation_context(
+    ca: DataSource,
+    names: &[String],
+) -> envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::subject_alt_name_matcher::SanType;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::SubjectAltNameMatcher;
+    use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, StringMatcher};
+    let types = [
+        SanType::Dns,
+        SanType::Uri,
+        SanType::Email,
+        SanType::IpAddress,
+    ];
+    envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext {
+        trusted_ca: Some(ca),
+        match_typed_subject_alt_names: names
+            .iter()
+            .flat_map(|name| {
+                types.iter().map(move |san_type| SubjectAltNameMatcher {
+                    san_type: *san_type as i32,
+                    matcher: Some(StringMatcher {
+                        match_pattern: Some(string_matcher::MatchPattern::Exact(name.clone())),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
 /// The downstream TLS context of an SSL VirtualService.
 fn downstream_tls(
     ssl: &SslConfig,
@@ -109,16 +170,14 @@ fn downstream_tls(
         } else {
             ssl.alpn_protocols.clone()
         },
+        tls_params: tls_parameters(ssl.parameters.as_ref()),
         ..Default::default()
     };
     let has_ca = ca.is_some();
     if let Some(ca) = ca {
         common.validation_context_type = Some(
             envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType::ValidationContext(
-                envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext {
-                    trusted_ca: Some(ca),
-                    ..Default::default()
-                },
+                validation_context(ca, &ssl.verify_subject_alt_name),
             ),
         );
     }

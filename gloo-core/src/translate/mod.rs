@@ -962,6 +962,17 @@ fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             ),
             _ => {}
         }
+        if let Some(ssl) = &entry.object.spec.ssl_config {
+            let namespace = reference.namespace_or(DEFAULT_NAMESPACE);
+            if !ssl.verify_subject_alt_name.is_empty()
+                && !snapshot.has_root_ca(ssl.ssl_secrets(), namespace)
+            {
+                reports.error(
+                    &key,
+                    "spec.sslConfig.verifySubjectAltName: needs a rootCa to verify the upstream's certificate against",
+                );
+            }
+        }
     }
 }
 

@@ -1,0 +1,162 @@
+//! `sslConfig` beyond the certificate: Gloo's `parameters` (protocol versions, cipher suites,
+//! ECDH curves) become the TLS context's `tls_params`, and `verifySubjectAltName` becomes SAN
+//! matchers beside the trusted CA, on SSL VirtualServices (client certificates) and Upstreams
+//! (the server's certificate); names to verify without a CA to verify against are refused,
+//! as Gloo refuses them.
+
+mod common;
+
+use common::{assert_no_rejections, proxy_json, translate};
+use gloo_core::model::Kind;
+use serde_json::{json, Value};
+
+const GATEWAY: &str = "
+apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {name: secure, namespace: gloo-system}
+spec:
+  bindAddress: '::'
+  bindPort: 8443
+  ssl: true
+  httpGateway: {}
+";
+
+fn config(vs_ssl: &str, upstream_ssl: &str) -> String {
+    format!(
+        "{GATEWAY}---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: backend, namespace: gloo-system}}
+spec:
+  static:
+    hosts: [{{addr: 10.0.0.1, port: 443}}]
+  sslConfig:
+{upstream_ssl}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: secure, namespace: gloo-system}}
+spec:
+  sslConfig:
+{vs_ssl}
+  virtualHost:
+    domains: ['*']
+    routes:
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: backend, namespace: gloo-system}}}}}}
+"
+    )
+}
+
+const VS_SSL: &str =
+    "    sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key, rootCa: /certs/ca.crt}
+    verifySubjectAltName: [client.example.com]
+    parameters:
+      minimumProtocolVersion: TLSv1_3
+      cipherSuites: [ECDHE-ECDSA-AES128-GCM-SHA256]
+      ecdhCurves: [X25519]";
+
+const UPSTREAM_SSL: &str = "    sslFiles: {rootCa: /certs/ca.crt}
+    sni: backend.example.com
+    verifySubjectAltName: [spiffe://cluster.local/ns/default/sa/backend]
+    parameters: {maximumProtocolVersion: TLSv1_2}";
+
+/// The `commonTlsContext` of the SSL listener's filter chain and of the upstream's cluster.
+fn contexts(t: &gloo_core::translate::Translation) -> (Value, Value) {
+    let json = proxy_json(t);
+    let listener = json["listeners"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["name"] == "listener-::-8443"))
+        .cloned()
+        .expect("the SSL listener");
+    let downstream =
+        listener["filterChains"][0]["transportSocket"]["typedConfig"]["commonTlsContext"].clone();
+    let cluster = json["clusters"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "backend_gloo-system"))
+        .cloned()
+        .expect("the upstream's cluster");
+    let upstream = cluster["transportSocket"]["typedConfig"]["commonTlsContext"].clone();
+    (downstream, upstream)
+}
+
+/// One exact matcher of `name` for each SAN type, as Envoy's untyped matchers checked them all.
+fn san_matchers(name: &str) -> Value {
+    json!(["DNS", "URI", "EMAIL", "IP_ADDRESS"]
+        .iter()
+        .map(|t| json!({"sanType": t, "matcher": {"exact": name}}))
+        .collect::<Vec<_>>())
+}
+
+#[test]
+fn parameters_and_subject_alt_names_reach_both_tls_contexts() {
+    let t = translate(&config(VS_SSL, UPSTREAM_SSL));
+    assert_no_rejections(&t);
+    let (downstream, upstream) = contexts(&t);
+    assert_eq!(
+        downstream["tlsParams"],
+        json!({
+            "tlsMinimumProtocolVersion": "TLSv1_3",
+            "cipherSuites": ["ECDHE-ECDSA-AES128-GCM-SHA256"],
+            "ecdhCurves": ["X25519"],
+        })
+    );
+    let validation = &downstream["validationContext"];
+    assert_eq!(
+        validation["trustedCa"],
+        json!({"filename": "/certs/ca.crt"})
+    );
+    assert_eq!(
+        validation["matchTypedSubjectAltNames"],
+        san_matchers("client.example.com")
+    );
+    assert_eq!(
+        upstream["tlsParams"],
+        json!({"tlsMaximumProtocolVersion": "TLSv1_2"})
+    );
+    assert_eq!(
+        upstream["validationContext"]["matchTypedSubjectAltNames"],
+        san_matchers("spiffe://cluster.local/ns/default/sa/backend")
+    );
+
+    // Without them, neither context has parameters or matchers.
+    let plain_vs =
+        "    sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key, rootCa: /certs/ca.crt}";
+    let plain_upstream = "    sslFiles: {rootCa: /certs/ca.crt}";
+    let t = translate(&config(plain_vs, plain_upstream));
+    assert_no_rejections(&t);
+    let (downstream, upstream) = contexts(&t);
+    for context in [&downstream, &upstream] {
+        assert!(context.get("tlsParams").is_none(), "{context}");
+        assert!(
+            context["validationContext"]
+                .get("matchTypedSubjectAltNames")
+                .is_none(),
+            "{context}"
+        );
+    }
+}
+
+#[test]
+fn names_to_verify_without_a_ca_are_refused() {
+    let vs_without_ca = "    sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key}
+    verifySubjectAltName: [client.example.com]";
+    let upstream_without_ca = "    sni: backend.example.com
+    verifySubjectAltName: [backend.example.com]";
+    let t = translate(&config(vs_without_ca, upstream_without_ca));
+    let errors = |kind: Kind, name: &str| {
+        common::status(&t, kind, &common::gs(name))
+            .errors
+            .join("\n")
+    };
+    let vs = errors(Kind::VirtualService, "secure");
+    assert!(
+        vs.contains("spec.sslConfig.verifySubjectAltName: needs a rootCa"),
+        "{vs}"
+    );
+    let upstream = errors(Kind::Upstream, "backend");
+    assert!(
+        upstream.contains("spec.sslConfig.verifySubjectAltName: needs a rootCa"),
+        "{upstream}"
+    );
+}
