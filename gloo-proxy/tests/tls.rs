@@ -177,7 +177,8 @@ fn a_ca_in_the_ssl_config_requires_client_certificates() {
     );
 }
 
-/// An HTTPS backend: Python's http.server behind its ssl module, answering 200 "tls-ok".
+/// An HTTPS backend: Python's http.server (a thread per connection) behind its ssl module,
+/// answering 200 "tls-ok".
 fn tls_backend(dir: &Path, name: &str) -> (support::Proc, u16) {
     let port = free_port();
     let script = dir.join("tls_backend.py");
@@ -194,7 +195,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
-server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[2], sys.argv[3])
 server.socket = ctx.wrap_socket(server.socket, server_side=True)
@@ -277,4 +278,199 @@ spec:
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(r.body.starts_with("tls-ok"), "{}", r.body);
+}
+
+/// `sslConfig.parameters`: a TLS 1.3 minimum refuses TLS 1.2 clients; a TLS 1.2 maximum with
+/// one cipher suite refuses TLS 1.3-only clients and every other TLS 1.2 suite.
+#[test]
+fn tls_parameters_bound_versions_and_cipher_suites() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let certs = tmp.path().join("certs");
+    let config = tmp.path().join("config");
+    fs::create_dir_all(&certs).expect("certs dir");
+    fs::create_dir_all(&config).expect("config dir");
+    certificates(&certs, &["modern.example", "legacy.example"]);
+    let backend = Backend::start("alpha");
+    let port = free_port();
+    let yaml = [
+        gateway(port),
+        upstream("alpha", backend.port),
+        ssl_virtual_service(
+            "modern",
+            "modern.example",
+            &certs,
+            "    parameters: {minimumProtocolVersion: TLSv1_3}\n",
+            "alpha",
+        ),
+        ssl_virtual_service(
+            "legacy",
+            "legacy.example",
+            &certs,
+            "    parameters: {maximumProtocolVersion: TLSv1_2, cipherSuites: [ECDHE-RSA-AES128-GCM-SHA256]}\n",
+            "alpha",
+        ),
+    ]
+    .join("---\n");
+    fs::write(config.join("gloo.yaml"), yaml).expect("write config");
+    let gloo = gloo_run(&config, free_port(), tmp.path());
+    let _logs = LogsOnPanic(&config, vec![&gloo]);
+    let ca = certs.join("ca.crt");
+    let ok = |host: &str, extra: &[&str]| {
+        let r = poll(&format!("{host} with {extra:?}"), || {
+            curl(port, host, &ca, extra)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status, 200, "{host} with {extra:?}: {}", r.body);
+    };
+    let refused = |host: &str, extra: &[&str]| {
+        let r = curl(port, host, &ca, extra);
+        assert!(
+            r.is_err(),
+            "{host} with {extra:?} should fail the handshake: {:?}",
+            r.map(|r| r.status)
+        );
+    };
+    ok("modern.example", &[]);
+    refused("modern.example", &["--tls-max", "1.2"]);
+    ok("legacy.example", &[]);
+    ok(
+        "legacy.example",
+        &[
+            "--tls-max",
+            "1.2",
+            "--ciphers",
+            "ECDHE-RSA-AES128-GCM-SHA256",
+        ],
+    );
+    refused("legacy.example", &["--tlsv1.3"]);
+    refused(
+        "legacy.example",
+        &[
+            "--tls-max",
+            "1.2",
+            "--ciphers",
+            "ECDHE-RSA-AES256-GCM-SHA384",
+        ],
+    );
+}
+
+/// An upstream's certificate is verified against its `rootCa`, and its names against
+/// `verifySubjectAltName`, never against the SNI, as Envoy does: a name not listed refuses the
+/// upstream (503), and a CA alone reaches an upstream addressed by IP whose certificate names
+/// only its host.
+#[test]
+fn upstream_certificates_are_checked_against_verify_subject_alt_name() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let certs = tmp.path().join("certs");
+    let config = tmp.path().join("config");
+    fs::create_dir_all(&certs).expect("certs dir");
+    fs::create_dir_all(&config).expect("config dir");
+    certificates(&certs, &["backend.example"]);
+    let (mut backend, backend_port) = tls_backend(&certs, "backend.example");
+    poll("the TLS backend", || {
+        backend.check_running()?;
+        if backend.stdout_text().contains("ready") {
+            Ok(())
+        } else {
+            Err("not ready".into())
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let ca = certs.join("ca.crt");
+    let tls_upstream = |name: &str, ssl: &str| {
+        format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  static:\n    hosts: [{{addr: 127.0.0.1, port: {backend_port}}}]\n  sslConfig:\n    sslFiles: {{rootCa: {}}}\n{ssl}",
+            ca.display()
+        )
+    };
+    let route = |prefix: &str, upstream: &str| {
+        format!("    - matchers: [{{prefix: {prefix}}}]\n      routeAction: {{single: {{upstream: {{name: {upstream}, namespace: gloo-system}}}}}}\n")
+    };
+    let yaml = [
+        format!("apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: plain, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  httpGateway: {{}}\n"),
+        tls_upstream("pinned", "    sni: backend.example\n    verifySubjectAltName: [backend.example]\n"),
+        tls_upstream("wrong", "    sni: backend.example\n    verifySubjectAltName: [other.example, spiffe://other]\n"),
+        tls_upstream("by-ip", ""),
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: routes, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n{}{}{}",
+            route("/pinned", "pinned"),
+            route("/wrong", "wrong"),
+            route("/ip", "by-ip"),
+        ),
+    ]
+    .join("---\n");
+    fs::write(config.join("gloo.yaml"), yaml).expect("write config");
+    let gloo = gloo_run(&config, free_port(), tmp.path());
+    let _logs = LogsOnPanic(&config, vec![&gloo, &backend]);
+    for path in ["/pinned", "/ip"] {
+        let r = poll(&format!("{path} through to the TLS backend"), || {
+            let r = support::http_get(port, path).map_err(|e| e.to_string())?;
+            if r.status == 200 {
+                Ok(r)
+            } else {
+                Err(format!("{} {}", r.status, r.body))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.body.starts_with("tls-ok"), "{path}: {}", r.body);
+    }
+    let r = support::http_get(port, "/wrong").expect("an answer");
+    assert_eq!(
+        r.status, 503,
+        "a certificate without a listed name: {}",
+        r.body
+    );
+}
+
+/// A VirtualService's `verifySubjectAltName` admits only client certificates that carry one of
+/// its names, though others are signed by the same CA.
+#[test]
+fn client_certificates_must_carry_a_listed_name() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let certs = tmp.path().join("certs");
+    let config = tmp.path().join("config");
+    fs::create_dir_all(&certs).expect("certs dir");
+    fs::create_dir_all(&config).expect("config dir");
+    certificates(
+        &certs,
+        &["mtls.example", "client.example", "intruder.example"],
+    );
+    let backend = Backend::start("alpha");
+    let port = free_port();
+    let ca_line = format!("      rootCa: {}/ca.crt\n", certs.display());
+    let vs = ssl_virtual_service(
+        "mtls",
+        "mtls.example",
+        &certs,
+        "    verifySubjectAltName: [client.example]\n",
+        "alpha",
+    )
+    .replace("      tlsKey:", &format!("{ca_line}      tlsKey:"));
+    let yaml = [gateway(port), upstream("alpha", backend.port), vs].join("---\n");
+    fs::write(config.join("gloo.yaml"), yaml).expect("write config");
+    let gloo = gloo_run(&config, free_port(), tmp.path());
+    let _logs = LogsOnPanic(&config, vec![&gloo]);
+    let ca = certs.join("ca.crt");
+    let paths = |name: &str| {
+        (
+            certs.join(format!("{name}.crt")).display().to_string(),
+            certs.join(format!("{name}.key")).display().to_string(),
+        )
+    };
+    let (cert, key) = paths("client.example");
+    let r = poll("mTLS with the listed client's certificate", || {
+        curl(port, "mtls.example", &ca, &["--cert", &cert, "--key", &key])
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let before = backend.count();
+    let (cert, key) = paths("intruder.example");
+    let intruder = curl(port, "mtls.example", &ca, &["--cert", &cert, "--key", &key]);
+    assert!(
+        intruder.is_err() || intruder.as_ref().is_ok_and(|r| r.status == 0),
+        "a certificate without a listed name must be refused: {:?}",
+        intruder.map(|r| r.status)
+    );
+    assert_eq!(backend.count(), before, "nothing reached the backend");
 }

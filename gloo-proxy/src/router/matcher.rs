@@ -263,6 +263,14 @@ impl StringMatchCase {
         }
     }
 
+    /// The value an exact matcher compares with (lowercased when it ignores case).
+    pub(crate) fn exact_value(&self) -> Option<&str> {
+        match &self.pattern {
+            StringMatch::Exact(s) => Some(s),
+            _ => None,
+        }
+    }
+
     pub(crate) fn matches(&self, value: &str) -> bool {
         if let StringMatch::Regex(r) = &self.pattern {
             // Envoy ignores `ignore_case` for regexes.
