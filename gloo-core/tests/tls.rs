@@ -160,3 +160,41 @@ fn names_to_verify_without_a_ca_are_refused() {
         "{upstream}"
     );
 }
+
+/// The downstream-only options: the OCSP staple file and policy, no stateless session
+/// resumption, the handshake timeout on the filter chain, and `alpnProtocols: [allow_empty]`
+/// for no ALPN at all (Gloo's escape from its default `h2`, `http/1.1`).
+#[test]
+fn downstream_options_reach_the_tls_context_and_filter_chain() {
+    let vs_ssl = "    sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key, ocspStaple: /certs/tls.ocsp}
+    ocspStaplePolicy: STRICT_STAPLING
+    disableTlsSessionResumption: true
+    transportSocketConnectTimeout: 2.5s
+    alpnProtocols: [allow_empty]";
+    let t = translate(&config(vs_ssl, "    sslFiles: {rootCa: /certs/ca.crt}"));
+    assert_no_rejections(&t);
+    let json = proxy_json(&t);
+    let chain = &json["listeners"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["name"] == "listener-::-8443"))
+        .expect("the SSL listener")["filterChains"][0];
+    assert_eq!(chain["transportSocketConnectTimeout"], json!("2.500s"));
+    let tls = &chain["transportSocket"]["typedConfig"];
+    assert_eq!(tls["ocspStaplePolicy"], json!("STRICT_STAPLING"));
+    assert_eq!(tls["disableStatelessSessionResumption"], json!(true));
+    let common = &tls["commonTlsContext"];
+    assert_eq!(
+        common["tlsCertificates"][0]["ocspStaple"],
+        json!({"filename": "/certs/tls.ocsp"})
+    );
+    assert!(common.get("alpnProtocols").is_none(), "no ALPN: {common}");
+
+    // By default: Gloo's ALPN, lenient stapling (the proto default, not written), resumption.
+    let t = translate(&config(
+        "    sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key}",
+        "    sslFiles: {rootCa: /certs/ca.crt}",
+    ));
+    let (common, _) = contexts(&t);
+    assert_eq!(common["alpnProtocols"], json!(["h2", "http/1.1"]));
+    assert!(common["tlsCertificates"][0].get("ocspStaple").is_none());
+}

@@ -573,13 +573,45 @@ fn server_config(ctx: &DownstreamTlsContext) -> Result<Arc<ServerConfig>, String
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("certificate and key do not go together: {e}"))?;
-    config.alpn_protocols = alpn(common);
-    if config.alpn_protocols.is_empty() {
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::downstream_tls_context::{
+        OcspStaplePolicy, SessionTicketKeysType,
+    };
+    // Only lenient stapling: the stricter policies act on a response's validity period, which
+    // gloo-proxy does not read.
+    match OcspStaplePolicy::try_from(ctx.ocsp_staple_policy) {
+        Ok(OcspStaplePolicy::LenientStapling) => {}
+        Ok(policy) => {
+            return Err(format!(
+                "ocsp_staple_policy {}: not supported (only LENIENT_STAPLING)",
+                policy.as_str_name()
+            ))
+        }
+        Err(_) => {
+            return Err(format!(
+                "ocsp_staple_policy: unknown {}",
+                ctx.ocsp_staple_policy
+            ))
+        }
     }
+    let ocsp = match &cert.ocsp_staple {
+        Some(ds) => data(ds, "OCSP staple")?,
+        None => Vec::new(),
+    };
+    let mut config = builder
+        .with_single_cert_with_ocsp(chain, key, ocsp)
+        .map_err(|e| format!("certificate and key do not go together: {e}"))?;
+    // Resumption: session IDs and TLS 1.3 tickets both refer to the server's session cache
+    // (rustls issues no stateless tickets, so disabling those changes nothing).
+    match &ctx.session_ticket_keys_type {
+        None | Some(SessionTicketKeysType::DisableStatelessSessionResumption(_)) => {}
+        Some(_) => return Err("session_ticket_keys: not supported".into()),
+    }
+    if ctx.disable_stateful_session_resumption {
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    }
+    // As in Envoy, none listed means no ALPN (gloo-core lists `h2` and `http/1.1` unless the
+    // sslConfig asks for `allow_empty`).
+    config.alpn_protocols = alpn(common);
     Ok(Arc::new(config))
 }
 
@@ -940,5 +972,74 @@ mod tests {
         })
         .expect_err("SAN matchers without a CA");
         assert!(refused.contains("needs a trusted_ca"), "{refused}");
+    }
+
+    /// A self-signed certificate and key made by `openssl`, as inline data sources.
+    fn self_signed() -> (DataSource, DataSource) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=t.example"])
+            .args(["-keyout", "t.key", "-out", "t.crt"])
+            .current_dir(dir.path())
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let inline = |file: &str| DataSource {
+            specifier: Some(Specifier::InlineBytes(
+                std::fs::read(dir.path().join(file)).expect("read"),
+            )),
+            ..Default::default()
+        };
+        (inline("t.crt"), inline("t.key"))
+    }
+
+    #[test]
+    fn stapling_and_resumption_follow_the_downstream_context() {
+        use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::downstream_tls_context::OcspStaplePolicy;
+        use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::TlsCertificate;
+        let (chain, key) = self_signed();
+        let context = |policy: OcspStaplePolicy, stateful_off: bool| DownstreamTlsContext {
+            common_tls_context: Some(CommonTlsContext {
+                tls_certificates: vec![TlsCertificate {
+                    certificate_chain: Some(chain.clone()),
+                    private_key: Some(key.clone()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ocsp_staple_policy: policy as i32,
+            disable_stateful_session_resumption: stateful_off,
+            ..Default::default()
+        };
+        let on =
+            server_config(&context(OcspStaplePolicy::LenientStapling, false)).expect("lenient");
+        assert!(
+            on.session_storage.can_cache(),
+            "sessions are kept for resumption"
+        );
+        let off = server_config(&context(OcspStaplePolicy::LenientStapling, true)).expect("off");
+        assert!(
+            !off.session_storage.can_cache(),
+            "disable_stateful_session_resumption"
+        );
+        for policy in [
+            OcspStaplePolicy::StrictStapling,
+            OcspStaplePolicy::MustStaple,
+        ] {
+            let refused = server_config(&context(policy, false)).expect_err("not supported");
+            assert!(refused.contains(policy.as_str_name()), "{refused}");
+        }
     }
 }

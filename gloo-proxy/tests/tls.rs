@@ -474,3 +474,154 @@ fn client_certificates_must_carry_a_listed_name() {
     );
     assert_eq!(backend.count(), before, "nothing reached the backend");
 }
+
+/// An OCSP response for `name`'s certificate, signed by the test CA (`openssl ocsp` as its
+/// responder): `<name>.ocsp`.
+fn ocsp_response(certs: &Path, name: &str) -> std::path::PathBuf {
+    let crt = format!("{name}.crt");
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in", &crt])
+        .current_dir(certs)
+        .output()
+        .expect("run openssl");
+    let serial = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string();
+    // The responder's database: the certificate, valid ("V") until 2099.
+    fs::write(
+        certs.join("index.txt"),
+        format!("V\t991231235959Z\t\t{serial}\tunknown\t/CN={name}\n"),
+    )
+    .expect("write the index");
+    let request = format!("{name}.ocsp-request");
+    let response = format!("{name}.ocsp");
+    support::openssl(
+        certs,
+        &[
+            "ocsp",
+            "-issuer",
+            "ca.crt",
+            "-cert",
+            &crt,
+            "-no_nonce",
+            "-reqout",
+            &request,
+        ],
+    );
+    support::openssl(
+        certs,
+        &[
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-rsigner",
+            "ca.crt",
+            "-rkey",
+            "ca.key",
+            "-CA",
+            "ca.crt",
+            "-reqin",
+            &request,
+            "-respout",
+            &response,
+            "-ndays",
+            "1",
+        ],
+    );
+    certs.join(response)
+}
+
+/// What `openssl s_client -status` says of the OCSP response the server stapled for `host`.
+fn stapled(port: u16, host: &str) -> String {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            host,
+        ])
+        .arg("-status")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The rest of a VirtualService's `sslConfig`: `sslFiles.ocspStaple` is stapled to the
+/// handshake, `alpnProtocols: [allow_empty]` offers no ALPN (so no HTTP/2 by ALPN), and
+/// `transportSocketConnectTimeout` closes a connection whose handshake does not come.
+#[test]
+fn ocsp_staples_alpn_and_the_handshake_timeout_follow_the_ssl_config() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let certs = tmp.path().join("certs");
+    let config = tmp.path().join("config");
+    fs::create_dir_all(&certs).expect("certs dir");
+    fs::create_dir_all(&config).expect("config dir");
+    certificates(&certs, &["staple.example", "bare.example"]);
+    let response = ocsp_response(&certs, "staple.example");
+    let backend = Backend::start("alpha");
+    let port = free_port();
+    let staple = ssl_virtual_service(
+        "staple",
+        "staple.example",
+        &certs,
+        "    ocspStaplePolicy: LENIENT_STAPLING\n    transportSocketConnectTimeout: 1s\n",
+        "alpha",
+    )
+    .replace(
+        "      tlsKey:",
+        &format!("      ocspStaple: {}\n      tlsKey:", response.display()),
+    );
+    let bare = ssl_virtual_service(
+        "bare",
+        "bare.example",
+        &certs,
+        "    alpnProtocols: [allow_empty]\n",
+        "alpha",
+    );
+    let yaml = [gateway(port), upstream("alpha", backend.port), staple, bare].join("---\n");
+    fs::write(config.join("gloo.yaml"), yaml).expect("write config");
+    let gloo = gloo_run(&config, free_port(), tmp.path());
+    let _logs = LogsOnPanic(&config, vec![&gloo]);
+    let ca = certs.join("ca.crt");
+    let r = poll("staple.example over HTTP/2", || {
+        curl(port, "staple.example", &ca, &["--http2"])
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((r.status, r.http_version.as_str()), (200, "2"));
+    let r = curl(port, "bare.example", &ca, &["--http2"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (r.status, r.http_version.as_str()),
+        (200, "1.1"),
+        "no ALPN, so no HTTP/2"
+    );
+
+    let with_staple = stapled(port, "staple.example");
+    assert!(
+        with_staple.contains("OCSP Response Status: successful")
+            && with_staple.contains("Cert Status: good"),
+        "{with_staple}"
+    );
+    let without = stapled(port, "bare.example");
+    assert!(
+        without.contains("OCSP response: no response sent"),
+        "{without}"
+    );
+
+    // A connection that never starts its handshake is closed after the 1 s the chain allows
+    // (10 s when nothing is configured).
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("read timeout");
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut idle, &mut byte);
+    assert!(
+        matches!(read, Ok(0))
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the proxy should close the idle connection within 5 s: {read:?}"
+    );
+}

@@ -158,17 +158,28 @@ fn downstream_tls(
     namespace: &str,
     ctx: &Context<'_>,
 ) -> Option<DownstreamTlsContext> {
+    use crate::model::ssl::OcspStaplePolicy as Policy;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::downstream_tls_context::{
+        OcspStaplePolicy, SessionTicketKeysType,
+    };
     let (cert, key, ca) = tls_material(ssl.ssl_secrets(), namespace, ctx)?;
+    // An OCSP response to staple: a file beside the certificate's (`sslFiles.ocspStaple`).
+    let ocsp_staple = match ssl.ssl_secrets() {
+        Ok(Some(SslSecretsRef::SslFiles(files))) => files.ocsp_staple.as_deref().map(file),
+        _ => None,
+    };
     let mut common = CommonTlsContext {
         tls_certificates: vec![TlsCertificate {
             certificate_chain: cert,
             private_key: key,
+            ocsp_staple,
             ..Default::default()
         }],
-        alpn_protocols: if ssl.alpn_protocols.is_empty() {
-            vec!["h2".to_string(), "http/1.1".to_string()]
-        } else {
-            ssl.alpn_protocols.clone()
+        // Gloo's default; `["allow_empty"]` asks for no ALPN at all.
+        alpn_protocols: match ssl.alpn_protocols.as_slice() {
+            [] => vec!["h2".to_string(), "http/1.1".to_string()],
+            [only] if only == "allow_empty" => Vec::new(),
+            listed => listed.to_vec(),
         },
         tls_params: tls_parameters(ssl.parameters.as_ref()),
         ..Default::default()
@@ -187,6 +198,17 @@ fn downstream_tls(
         require_client_certificate: has_ca.then(|| BoolValue {
             value: !ssl.one_way_tls.unwrap_or(false),
         }),
+        session_ticket_keys_type: ssl
+            .disable_tls_session_resumption
+            .unwrap_or(false)
+            .then_some(SessionTicketKeysType::DisableStatelessSessionResumption(
+                true,
+            )),
+        ocsp_staple_policy: match ssl.ocsp_staple_policy.unwrap_or_default() {
+            Policy::LenientStapling => OcspStaplePolicy::LenientStapling,
+            Policy::StrictStapling => OcspStaplePolicy::StrictStapling,
+            Policy::MustStaple => OcspStaplePolicy::MustStaple,
+        } as i32,
         ..Default::default()
     })
 }
@@ -620,6 +642,10 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                             envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(pack(&tls)),
                         ),
                     }),
+                    transport_socket_connect_timeout: ssl
+                        .transport_socket_connect_timeout
+                        .as_ref()
+                        .map(duration),
                     ..Default::default()
                 });
             }
@@ -652,6 +678,11 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                     ..Default::default()
                 };
                 let mut transport_socket = None;
+                let transport_socket_connect_timeout = chain
+                    .ssl
+                    .as_ref()
+                    .and_then(|ssl| ssl.transport_socket_connect_timeout.as_ref())
+                    .map(duration);
                 if let Some(ssl) = &chain.ssl {
                     // Validation reports a certificate that cannot be read.
                     let Some(tls) = downstream_tls(ssl, gateway_ns, ctx) else {
@@ -676,6 +707,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                             filter_chain_match: Some(chain_match),
                             filters: vec![hcm_filter(&hcm)],
                             transport_socket,
+                            transport_socket_connect_timeout,
                             ..Default::default()
                         });
                     }
@@ -683,6 +715,8 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                         let hosts: Vec<&TcpHost> = tcp.tcp_hosts.iter().collect();
                         for mut tcp_chain in tcp_chains(&hosts, Some(&chain_match)) {
                             tcp_chain.transport_socket = transport_socket.clone();
+                            tcp_chain.transport_socket_connect_timeout =
+                                transport_socket_connect_timeout;
                             filter_chains.push(tcp_chain);
                         }
                     }

@@ -308,7 +308,7 @@ async fn serve_connection(
                     })?;
                 start.into_stream(config).await
             };
-            match tokio::time::timeout(Duration::from_secs(10), handshake).await {
+            match tokio::time::timeout(conn.listener.tls_handshake_timeout, handshake).await {
                 Ok(Ok(tls_stream)) => serve_http(tls_stream, conn).await,
                 Ok(Err(e)) => tracing::debug!("{remote}: TLS handshake failed: {e}"),
                 Err(_) => tracing::debug!("{remote}: TLS handshake timed out"),

@@ -1004,7 +1004,8 @@ pub fn grpc_backend_with(name: &'static str, port: u16, log_dir: &Path, extra: &
 // ---------------------------------------------------------------------------------------------
 // Certificates
 
-fn openssl(dir: &Path, args: &[&str]) {
+/// Runs `openssl ARGS` in `dir`; panics with its stderr if it fails.
+pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
