@@ -21,7 +21,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
 use envoy_types::pb::envoy::config::route::v3::FilterConfig;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    http_connection_manager::{PathWithEscapedSlashesAction, RouteSpecifier},
+    http_connection_manager::{PathWithEscapedSlashesAction, RouteSpecifier, StripPortMode},
     http_filter, HttpConnectionManager,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
@@ -186,7 +186,20 @@ pub struct ConnectionSettings {
     pub underscore_headers: UnderscoreHeaders,
     /// Protocol upgrades that are allowed (lower-case `Upgrade` values, e.g. `websocket`).
     pub upgrades: Vec<String>,
+    /// How long a client has to send a request's head once the connection waits for one
+    /// (`request_headers_timeout`; slowloris): the connection closes after it. Envoy has none
+    /// by default; gloo-proxy gives 10 s.
+    pub request_headers_timeout: Duration,
+    /// Remove the port from the `host` header before routing (`strip_any_host_port`).
+    pub strip_any_host_port: bool,
+    /// Serve HTTP/1.0 requests (`http_protocol_options.accept_http_10`) instead of 426.
+    pub accept_http_10: bool,
+    /// The `host` of an HTTP/1.0 request that has none (`default_host_for_http_10`).
+    pub default_host_for_http_10: Option<http::HeaderValue>,
 }
+
+/// How long a client has to send a request head when the connection manager does not say.
+pub const DEFAULT_REQUEST_HEADERS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Envoy's `server_header_transformation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +245,7 @@ impl ConnectionSettings {
             hcm.server_name.as_str()
         };
         let common = hcm.common_http_protocol_options.as_ref();
+        let http1 = hcm.http_protocol_options.as_ref();
         Ok(ConnectionSettings {
             // Gloo's default (its translator sets it unless told otherwise).
             normalize_path: hcm.normalize_path.as_ref().map(|b| b.value).unwrap_or(true),
@@ -319,6 +333,25 @@ impl ConnectionSettings {
                 .filter(|u| u.enabled.as_ref().is_none_or(|e| e.value))
                 .map(|u| u.upgrade_type.to_ascii_lowercase())
                 .collect(),
+            request_headers_timeout: hcm
+                .request_headers_timeout
+                .as_ref()
+                .map(pb_duration)
+                .filter(|d| !d.is_zero())
+                .unwrap_or(DEFAULT_REQUEST_HEADERS_TIMEOUT),
+            strip_any_host_port: matches!(
+                hcm.strip_port_mode,
+                Some(StripPortMode::StripAnyHostPort(true))
+            ),
+            accept_http_10: http1.is_some_and(|o| o.accept_http_10),
+            default_host_for_http_10: http1
+                .map(|o| o.default_host_for_http_10.as_str())
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    http::HeaderValue::from_str(h)
+                        .map_err(|_| format!("invalid default_host_for_http_10 {h:?}"))
+                })
+                .transpose()?,
         })
     }
 }

@@ -558,6 +558,14 @@ fn authority(req: &Request<Body>) -> Option<Cow<'_, str>> {
     }
 }
 
+/// `host` without its port, when it has one (`example.com:8080`, `[::1]:8080`).
+fn without_port(host: &str) -> Option<&str> {
+    let (name, port) = host.rsplit_once(':')?;
+    let bracketed = name.starts_with('[') && name.ends_with(']');
+    let is_port = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    (is_port && (bracketed || !name.contains(':'))).then_some(name)
+}
+
 /// The methods Envoy's HTTP/1 codec accepts.
 fn is_known_method(method: &Method) -> bool {
     const EXTENSIONS: [&str; 26] = [
@@ -614,7 +622,14 @@ async fn route_and_serve(
     mut req: Request<Body>,
 ) -> Response<Body> {
     let settings = &listener.settings;
-    if req.version() == Version::HTTP_10 || req.version() == Version::HTTP_09 {
+    if req.version() == Version::HTTP_10 && settings.accept_http_10 {
+        if let (None, Some(host)) = (
+            req.headers().get(header::HOST),
+            &settings.default_host_for_http_10,
+        ) {
+            req.headers_mut().insert(header::HOST, host.clone());
+        }
+    } else if req.version() == Version::HTTP_10 || req.version() == Version::HTTP_09 {
         // Envoy does not accept HTTP/1.0 unless told to, and closes the connection.
         let mut r = local_reply(StatusCode::UPGRADE_REQUIRED, "Upgrade Required");
         r.headers_mut()
@@ -650,9 +665,15 @@ async fn route_and_serve(
     if raw_path.contains('#') || raw_path.contains("%00") {
         return local_reply(StatusCode::BAD_REQUEST, "");
     }
-    let Some(authority) = authority(&req) else {
+    let Some(mut authority) = authority(&req) else {
         return local_reply(StatusCode::BAD_REQUEST, "");
     };
+    if settings.strip_any_host_port {
+        // Before routing, and the upstream gets the host without it too.
+        if let Some(host) = without_port(&authority) {
+            authority = Cow::Owned(host.to_string());
+        }
+    }
     let path = if raw_path == "*" {
         Cow::Borrowed("*")
     } else {
@@ -1777,6 +1798,17 @@ mod tests {
         ] {
             assert!(!names_hop_by_hop(option), "{option:?}");
         }
+    }
+
+    #[test]
+    fn ports_come_off_hosts_that_have_one() {
+        assert_eq!(without_port("example.com:8080"), Some("example.com"));
+        assert_eq!(without_port("[::1]:8443"), Some("[::1]"));
+        assert_eq!(without_port("example.com"), None);
+        assert_eq!(without_port("[::1]"), None, "an IPv6 address is not a port");
+        assert_eq!(without_port("::1"), None);
+        assert_eq!(without_port("example.com:"), None);
+        assert_eq!(without_port("example.com:http"), None);
     }
 
     fn settings(use_remote_address: bool, hops: u32) -> ConnectionSettings {

@@ -667,3 +667,59 @@ fn per_connection_local_rate_limits_count_each_connection_alone() {
     assert_eq!(other.status, 200, "{}", other.body);
     assert_eq!(gateway.backend.count(), 3);
 }
+
+/// `stripAnyHostPort` takes the port off the host before routing (the upstream sees the host
+/// without it), `acceptHttp10` serves HTTP/1.0 (with `defaultHostForHttp10` as the host of a
+/// request without one) instead of 426, and `requestHeadersTimeout` closes a connection whose
+/// request head does not come in time (10 s when unset).
+#[test]
+fn host_ports_http_10_and_the_head_timeout_follow_the_connection_manager() {
+    let ported = b"GET /ported HTTP/1.1\r\nHost: ports.example:8080\r\nConnection: close\r\n\r\n";
+    let old = b"GET /old HTTP/1.0\r\n\r\n";
+    let host_seen = |gateway: &ConnectionManagerGateway, path: &str| {
+        gateway
+            .backend
+            .seen()
+            .iter()
+            .find(|s| s.target == path)
+            .and_then(|s| s.header("host").map(str::to_string))
+    };
+
+    let defaults = ConnectionManagerGateway::start("        generateRequestId: true\n", &[]);
+    assert_eq!(exchange(defaults.port, ported).status, 200);
+    assert_eq!(
+        host_seen(&defaults, "/ported").as_deref(),
+        Some("ports.example:8080")
+    );
+    assert_eq!(
+        exchange(defaults.port, old).status,
+        426,
+        "HTTP/1.0 is refused by default"
+    );
+
+    let gateway = ConnectionManagerGateway::start(
+        "        stripAnyHostPort: true\n        acceptHttp10: true\n        defaultHostForHttp10: legacy.example\n        requestHeadersTimeout: 1s\n",
+        &[],
+    );
+    let port = gateway.port;
+    let r = exchange(port, ported);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        host_seen(&gateway, "/ported").as_deref(),
+        Some("ports.example")
+    );
+    let r = exchange(port, old);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        host_seen(&gateway, "/old").as_deref(),
+        Some("legacy.example")
+    );
+
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n")
+        .expect("write");
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(5)),
+        "an unfinished head outlives requestHeadersTimeout"
+    );
+}

@@ -367,6 +367,26 @@ fn http_connection_manager(
         if let Some(v) = &s.server_name {
             hcm.server_name = v.clone();
         }
+        if let Some(v) = &s.request_headers_timeout {
+            hcm.request_headers_timeout = Some(duration(v));
+        }
+        if s.strip_any_host_port == Some(true) {
+            hcm.strip_port_mode = Some(http_connection_manager::StripPortMode::StripAnyHostPort(
+                true,
+            ));
+        }
+        if s.accept_http_10.is_some() || s.default_host_for_http_10.is_some() {
+            hcm.http_protocol_options = Some(
+                envoy_types::pb::envoy::config::core::v3::Http1ProtocolOptions {
+                    accept_http_10: s.accept_http_10.unwrap_or(false),
+                    default_host_for_http_10: s
+                        .default_host_for_http_10
+                        .clone()
+                        .unwrap_or_default(),
+                    ..Default::default()
+                },
+            );
+        }
         if let Some(v) = s.max_request_headers_kb {
             hcm.max_request_headers_kb = Some(UInt32Value { value: v });
         }

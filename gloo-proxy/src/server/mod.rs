@@ -326,10 +326,6 @@ fn head_limit(settings: &crate::config::ConnectionSettings) -> usize {
     settings.max_request_headers_bytes.max(8192) + 1024
 }
 
-/// How long a client has to send a request's head once the connection waits for one
-/// (slowloris): the connection closes after it.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves HTTP/1.1 and HTTP/2 (by preface, or ALPN over TLS) on one connection, and closes it
 /// as Envoy's connection manager would: after `idle_timeout` with no request in flight, and
 /// drained after `max_connection_duration` or `max_requests_per_connection`.
@@ -350,6 +346,7 @@ where
         activity.clone(),
         settings.idle_timeout,
         settings.max_connection_duration,
+        settings.request_headers_timeout,
     ));
     let (io, read) = match h1::serve(io, &conn, &activity).await {
         h1::Ended::Closed => {
@@ -367,7 +364,7 @@ where
         .timer(TokioTimer::new())
         .keep_alive(true)
         // Slow clients get this long to send their headers (slowloris).
-        .header_read_timeout(HEAD_TIMEOUT)
+        .header_read_timeout(settings.request_headers_timeout)
         .max_buf_size(head_limit(settings));
     if settings.max_headers_count != HYPER_MAX_HEADERS {
         // Only when it differs: with the limit set, hyper builds its header array per
@@ -424,12 +421,13 @@ where
 }
 
 /// Raises the connection's drain flag once it has been idle for `idle_timeout` or open for
-/// `max_duration`; while [`h1::serve`] serves it, also once it has waited [`HEAD_TIMEOUT`]
-/// for a request (hyper keeps that clock itself).
+/// `max_duration`; while [`h1::serve`] serves it, also once it has waited `head_timeout` for
+/// a request (hyper keeps that clock itself).
 async fn watch_connection(
     activity: Arc<Activity>,
     idle_timeout: Option<Duration>,
     max_duration: Option<Duration>,
+    head_timeout: Duration,
 ) {
     let end_of_life = max_duration.map(|d| activity.last_stream_end.origin() + d);
     // Read again at each check: a handover to hyper ends the head clock.
@@ -437,7 +435,7 @@ async fn watch_connection(
         if activity.hyper_serves.load(Ordering::Acquire) {
             idle_timeout
         } else {
-            Some(idle_timeout.map_or(HEAD_TIMEOUT, |idle| idle.min(HEAD_TIMEOUT)))
+            Some(idle_timeout.map_or(head_timeout, |idle| idle.min(head_timeout)))
         }
     };
     loop {

@@ -1,8 +1,10 @@
-//! `sslConfig` beyond the certificate: Gloo's `parameters` (protocol versions, cipher suites,
-//! ECDH curves) become the TLS context's `tls_params`, and `verifySubjectAltName` becomes SAN
-//! matchers beside the trusted CA, on SSL VirtualServices (client certificates) and Upstreams
-//! (the server's certificate); names to verify without a CA to verify against are refused,
-//! as Gloo refuses them.
+//! What an SSL VirtualService's `sslConfig` and a Gateway's `httpConnectionManagerSettings`
+//! become beyond the basics. `parameters` (protocol versions, cipher suites, ECDH curves)
+//! become the TLS context's `tls_params`, and `verifySubjectAltName` becomes SAN matchers
+//! beside the trusted CA, on SSL VirtualServices (client certificates) and Upstreams (the
+//! server's certificate); names to verify without a CA to verify against are refused, as Gloo
+//! refuses them. The downstream-only TLS options reach the TLS context and filter chain, and
+//! the connection manager settings reach Envoy's `HttpConnectionManager`.
 
 mod common;
 
@@ -197,4 +199,35 @@ fn downstream_options_reach_the_tls_context_and_filter_chain() {
     let (common, _) = contexts(&t);
     assert_eq!(common["alpnProtocols"], json!(["h2", "http/1.1"]));
     assert!(common["tlsCertificates"][0].get("ocspStaple").is_none());
+}
+
+/// Connection manager settings that reach Envoy's `HttpConnectionManager`: the request head
+/// timeout, the host's port stripped before routing, and HTTP/1.0 with its default host.
+#[test]
+fn connection_manager_settings_reach_the_http_connection_manager() {
+    let gateway = GATEWAY.replace(
+        "  httpGateway: {}",
+        "  httpGateway:
+    options:
+      httpConnectionManagerSettings:
+        requestHeadersTimeout: 3s
+        stripAnyHostPort: true
+        acceptHttp10: true
+        defaultHostForHttp10: legacy.example.com",
+    );
+    let vs_ssl = "    sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key}";
+    let yaml = config(vs_ssl, "    sslFiles: {rootCa: /certs/ca.crt}").replace(GATEWAY, &gateway);
+    let t = translate(&yaml);
+    assert_no_rejections(&t);
+    let json = proxy_json(&t);
+    let hcm = &json["listeners"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["name"] == "listener-::-8443"))
+        .expect("the SSL listener")["filterChains"][0]["filters"][0]["typedConfig"];
+    assert_eq!(hcm["requestHeadersTimeout"], json!("3s"));
+    assert_eq!(hcm["stripAnyHostPort"], json!(true));
+    assert_eq!(
+        hcm["httpProtocolOptions"],
+        json!({"acceptHttp10": true, "defaultHostForHttp10": "legacy.example.com"})
+    );
 }
