@@ -202,7 +202,8 @@ fn downstream_options_reach_the_tls_context_and_filter_chain() {
 }
 
 /// Connection manager settings that reach Envoy's `HttpConnectionManager`: the request head
-/// timeout, the host's port stripped before routing, and HTTP/1.0 with its default host.
+/// timeout, the host's port stripped before routing, HTTP/1.0 with its default host, and what
+/// happens to `x-forwarded-client-cert`.
 #[test]
 fn connection_manager_settings_reach_the_http_connection_manager() {
     let gateway = GATEWAY.replace(
@@ -213,7 +214,8 @@ fn connection_manager_settings_reach_the_http_connection_manager() {
         requestHeadersTimeout: 3s
         stripAnyHostPort: true
         acceptHttp10: true
-        defaultHostForHttp10: legacy.example.com",
+        defaultHostForHttp10: legacy.example.com
+        forwardClientCertDetails: SANITIZE_SET",
     );
     let vs_ssl = "    sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key}";
     let yaml = config(vs_ssl, "    sslFiles: {rootCa: /certs/ca.crt}").replace(GATEWAY, &gateway);
@@ -226,6 +228,7 @@ fn connection_manager_settings_reach_the_http_connection_manager() {
         .expect("the SSL listener")["filterChains"][0]["filters"][0]["typedConfig"];
     assert_eq!(hcm["requestHeadersTimeout"], json!("3s"));
     assert_eq!(hcm["stripAnyHostPort"], json!(true));
+    assert_eq!(hcm["forwardClientCertDetails"], json!("SANITIZE_SET"));
     assert_eq!(
         hcm["httpProtocolOptions"],
         json!({"acceptHttp10": true, "defaultHostForHttp10": "legacy.example.com"})

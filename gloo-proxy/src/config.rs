@@ -21,7 +21,9 @@ use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
 use envoy_types::pb::envoy::config::route::v3::FilterConfig;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    http_connection_manager::{PathWithEscapedSlashesAction, RouteSpecifier, StripPortMode},
+    http_connection_manager::{
+        ForwardClientCertDetails, PathWithEscapedSlashesAction, RouteSpecifier, StripPortMode,
+    },
     http_filter, HttpConnectionManager,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
@@ -196,6 +198,10 @@ pub struct ConnectionSettings {
     pub accept_http_10: bool,
     /// The `host` of an HTTP/1.0 request that has none (`default_host_for_http_10`).
     pub default_host_for_http_10: Option<http::HeaderValue>,
+    /// Pass a client's `x-forwarded-client-cert` on (`forward_client_cert_details`
+    /// `ALWAYS_FORWARD_ONLY`, or `FORWARD_ONLY` on a TLS listener) instead of removing it
+    /// (Envoy's default, `SANITIZE`): a backend that trusts the header cannot be lied to.
+    pub forward_client_cert: bool,
 }
 
 /// How long a client has to send a request head when the connection manager does not say.
@@ -237,7 +243,12 @@ pub enum EscapedSlashes {
 }
 
 impl ConnectionSettings {
-    pub(crate) fn from_hcm(hcm: &HttpConnectionManager) -> Result<Self, String> {
+    /// The settings of a connection manager; `tls_client_certs`: whether its listener asks
+    /// TLS clients for certificates.
+    pub(crate) fn from_hcm(
+        hcm: &HttpConnectionManager,
+        tls_client_certs: bool,
+    ) -> Result<Self, String> {
         use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::ServerHeaderTransformation;
         let server_name = if hcm.server_name.is_empty() {
             "gloo"
@@ -343,6 +354,27 @@ impl ConnectionSettings {
                 hcm.strip_port_mode,
                 Some(StripPortMode::StripAnyHostPort(true))
             ),
+            forward_client_cert: match ForwardClientCertDetails::try_from(
+                hcm.forward_client_cert_details,
+            ) {
+                Ok(ForwardClientCertDetails::Sanitize) => false,
+                Ok(ForwardClientCertDetails::AlwaysForwardOnly) => true,
+                // Forwarded on mTLS connections; a listener's connections are all TLS or none,
+                // and a TLS listener that takes no client certificates has none to vouch for.
+                Ok(ForwardClientCertDetails::ForwardOnly) => tls_client_certs,
+                Ok(other) => {
+                    return Err(format!(
+                        "forward_client_cert_details {}: not supported (SANITIZE, FORWARD_ONLY and ALWAYS_FORWARD_ONLY are)",
+                        other.as_str_name()
+                    ))
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "forward_client_cert_details: unknown {}",
+                        hcm.forward_client_cert_details
+                    ))
+                }
+            },
             accept_http_10: http1.is_some_and(|o| o.accept_http_10),
             default_host_for_http_10: http1
                 .map(|o| o.default_host_for_http_10.as_str())
@@ -605,6 +637,11 @@ pub fn compile_listener(
     if !tls_chains.is_empty() && tls_chains.len() != l.filter_chains.len() {
         return Err("mixing plain and TLS filter chains is not supported".into());
     }
+    let tls_client_certs = tls_chains.iter().any(|(_, ctx)| {
+        ctx.common_tls_context
+            .as_ref()
+            .is_some_and(|c| c.validation_context_type.is_some())
+    });
     let tls = if tls_chains.is_empty() {
         None
     } else {
@@ -664,7 +701,7 @@ pub fn compile_listener(
         version: version.to_string(),
         route_config,
         inline_routes,
-        settings: ConnectionSettings::from_hcm(&hcm)?,
+        settings: ConnectionSettings::from_hcm(&hcm, tls_client_certs)?,
         filters,
         proxy_protocol,
         tls,

@@ -610,6 +610,10 @@ fn is_known_method(method: &Method) -> bool {
     ) || EXTENSIONS.contains(&method.as_str())
 }
 
+/// The header that says which client certificate a proxy saw.
+const XFCC: http::header::HeaderName =
+    http::header::HeaderName::from_static("x-forwarded-client-cert");
+
 /// The 400 Envoy's codec answers for a malformed request.
 fn bad_request() -> Response<Body> {
     local_reply(StatusCode::BAD_REQUEST, "Bad Request")
@@ -638,6 +642,10 @@ async fn route_and_serve(
     }
     if !is_known_method(req.method()) {
         return bad_request();
+    }
+    if !settings.forward_client_cert {
+        // Envoy's SANITIZE: only the proxy may say which client certificate it saw.
+        req.headers_mut().remove(XFCC);
     }
     // Protocol upgrades: only the configured ones; `h2c` is never passed on.
     let upgrade = req
@@ -1819,7 +1827,7 @@ mod tests {
             xff_num_trusted_hops: hops,
             ..Default::default()
         };
-        ConnectionSettings::from_hcm(&hcm).expect("valid settings")
+        ConnectionSettings::from_hcm(&hcm, false).expect("valid settings")
     }
 
     fn client(xff: &[&str], use_remote_address: bool, hops: u32) -> Option<String> {

@@ -670,11 +670,13 @@ fn per_connection_local_rate_limits_count_each_connection_alone() {
 
 /// `stripAnyHostPort` takes the port off the host before routing (the upstream sees the host
 /// without it), `acceptHttp10` serves HTTP/1.0 (with `defaultHostForHttp10` as the host of a
-/// request without one) instead of 426, and `requestHeadersTimeout` closes a connection whose
-/// request head does not come in time (10 s when unset).
+/// request without one) instead of 426, `requestHeadersTimeout` closes a connection whose
+/// request head does not come in time (10 s when unset), and a client's
+/// `x-forwarded-client-cert` is removed (Envoy's default, `SANITIZE`) unless
+/// `forwardClientCertDetails` says to pass it on.
 #[test]
-fn host_ports_http_10_and_the_head_timeout_follow_the_connection_manager() {
-    let ported = b"GET /ported HTTP/1.1\r\nHost: ports.example:8080\r\nConnection: close\r\n\r\n";
+fn host_ports_http_10_client_cert_headers_and_the_head_timeout_follow_the_connection_manager() {
+    let ported = b"GET /ported HTTP/1.1\r\nHost: ports.example:8080\r\nx-forwarded-client-cert: By=spoofed\r\nConnection: close\r\n\r\n";
     let old = b"GET /old HTTP/1.0\r\n\r\n";
     let host_seen = |gateway: &ConnectionManagerGateway, path: &str| {
         gateway
@@ -685,11 +687,25 @@ fn host_ports_http_10_and_the_head_timeout_follow_the_connection_manager() {
             .and_then(|s| s.header("host").map(str::to_string))
     };
 
+    let header_seen = |gateway: &ConnectionManagerGateway, name: &str| {
+        gateway
+            .backend
+            .seen()
+            .iter()
+            .find(|s| s.target == "/ported")
+            .and_then(|s| s.header(name).map(str::to_string))
+    };
+
     let defaults = ConnectionManagerGateway::start("        generateRequestId: true\n", &[]);
     assert_eq!(exchange(defaults.port, ported).status, 200);
     assert_eq!(
         host_seen(&defaults, "/ported").as_deref(),
         Some("ports.example:8080")
+    );
+    assert_eq!(
+        header_seen(&defaults, "x-forwarded-client-cert"),
+        None,
+        "a client's own certificate header is removed"
     );
     assert_eq!(
         exchange(defaults.port, old).status,
@@ -698,7 +714,7 @@ fn host_ports_http_10_and_the_head_timeout_follow_the_connection_manager() {
     );
 
     let gateway = ConnectionManagerGateway::start(
-        "        stripAnyHostPort: true\n        acceptHttp10: true\n        defaultHostForHttp10: legacy.example\n        requestHeadersTimeout: 1s\n",
+        "        stripAnyHostPort: true\n        acceptHttp10: true\n        defaultHostForHttp10: legacy.example\n        requestHeadersTimeout: 1s\n        forwardClientCertDetails: ALWAYS_FORWARD_ONLY\n",
         &[],
     );
     let port = gateway.port;
@@ -707,6 +723,10 @@ fn host_ports_http_10_and_the_head_timeout_follow_the_connection_manager() {
     assert_eq!(
         host_seen(&gateway, "/ported").as_deref(),
         Some("ports.example")
+    );
+    assert_eq!(
+        header_seen(&gateway, "x-forwarded-client-cert").as_deref(),
+        Some("By=spoofed")
     );
     let r = exchange(port, old);
     assert_eq!(r.status, 200, "{}", r.body);

@@ -367,6 +367,17 @@ fn http_connection_manager(
         if let Some(v) = &s.server_name {
             hcm.server_name = v.clone();
         }
+        if let Some(f) = s.forward_client_cert_details {
+            use crate::model::listener_options::ForwardClientCertDetails as Gloo;
+            use http_connection_manager::ForwardClientCertDetails as Envoy;
+            hcm.forward_client_cert_details = match f {
+                Gloo::Sanitize => Envoy::Sanitize,
+                Gloo::ForwardOnly => Envoy::ForwardOnly,
+                Gloo::AppendForward => Envoy::AppendForward,
+                Gloo::SanitizeSet => Envoy::SanitizeSet,
+                Gloo::AlwaysForwardOnly => Envoy::AlwaysForwardOnly,
+            } as i32;
+        }
         if let Some(v) = &s.request_headers_timeout {
             hcm.request_headers_timeout = Some(duration(v));
         }
