@@ -1232,6 +1232,9 @@ impl<'a> Resolver<'a> {
         for (reference, entry) in gateways {
             let key = ResourceKey::new(Kind::Gateway, reference.clone());
             let problems = self.gateway_problems(&reference, &entry.object.spec);
+            for warning in gateway_unapplied(&entry.object.spec) {
+                self.reports.warn(&key, warning);
+            }
             // A Gateway that is invalid on its own is Rejected; its last accepted version keeps
             // serving, as for VirtualServices. One never accepted is served as far as it can
             // be: not at all if its address, port or HTTP options are bad, without its bad
@@ -1382,6 +1385,9 @@ impl<'a> Resolver<'a> {
                 "spec.httpGateway",
             ));
         }
+        if let Some(options) = spec.tcp_gateway.as_ref().and_then(|t| t.options.as_ref()) {
+            problems.extend(unenforced(options.unenforced(), "spec.tcpGateway.options"));
+        }
         if let Some(hybrid) = &spec.hybrid_gateway {
             for (index, matched) in hybrid.matched_gateways.iter().enumerate() {
                 problems.extend(self.matched_gateway_problems(reference, index, matched));
@@ -1409,7 +1415,14 @@ impl<'a> Resolver<'a> {
                 http,
                 &format!("{path}.httpGateway"),
             )),
-            (None, Some(_)) => {}
+            (None, Some(tcp)) => {
+                if let Some(options) = &tcp.options {
+                    problems.extend(unenforced(
+                        options.unenforced(),
+                        format!("{path}.tcpGateway.options"),
+                    ));
+                }
+            }
             _ => problems.push(format!(
                 "{path}: set exactly one of httpGateway, tcpGateway"
             )),
@@ -2311,6 +2324,7 @@ fn http_gateway_problems(
             format!("{path}.options"),
         ));
     }
+    problems.extend(unenforced(options.unenforced(), format!("{path}.options")));
     problems.extend(crate::translate::waf::problems(
         snapshot,
         options.waf.as_ref(),
@@ -2325,6 +2339,54 @@ fn http_gateway_problems(
         ));
     }
     problems
+}
+
+/// Warnings for the options of a Gateway that gloo does not apply yet and that guard nothing
+/// (it is served without them).
+fn gateway_unapplied(spec: &GatewaySpec) -> Vec<String> {
+    let mut fields: Vec<String> = Vec::new();
+    let mut add = |path: &str, names: Vec<&'static str>| {
+        fields.extend(names.into_iter().map(|name| format!("{path}.{name}")));
+    };
+    if let Some(options) = &spec.options {
+        add("spec.options", options.unapplied());
+    }
+    if let Some(options) = &spec.route_options {
+        add("spec.routeOptions", options.unapplied());
+    }
+    if let Some(options) = spec.http_gateway.as_ref().and_then(|h| h.options.as_ref()) {
+        add("spec.httpGateway.options", options.unapplied());
+    }
+    if let Some(options) = spec.tcp_gateway.as_ref().and_then(|t| t.options.as_ref()) {
+        add("spec.tcpGateway.options", options.unapplied());
+    }
+    if let Some(hybrid) = &spec.hybrid_gateway {
+        for (i, matched) in hybrid.matched_gateways.iter().enumerate() {
+            let path = format!("spec.hybridGateway.matchedGateways[{i}]");
+            if let Some(options) = matched
+                .http_gateway
+                .as_ref()
+                .and_then(|h| h.options.as_ref())
+            {
+                add(&format!("{path}.httpGateway.options"), options.unapplied());
+            }
+            if let Some(options) = matched
+                .tcp_gateway
+                .as_ref()
+                .and_then(|t| t.options.as_ref())
+            {
+                add(&format!("{path}.tcpGateway.options"), options.unapplied());
+            }
+        }
+    }
+    fields
+        .into_iter()
+        .map(|field| {
+            format!(
+                "{field}: gloo does not apply this option yet; the gateway is served without it"
+            )
+        })
+        .collect()
 }
 
 /// The errors for options gloo does not enforce yet (see [`RouteOptions::unenforced`]).

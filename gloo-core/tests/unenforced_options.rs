@@ -1,7 +1,8 @@
 //! Options gloo parses but does not enforce yet (WAF, DLP, post-routing transformations,
 //! ...) never leave a route served open: the resource that sets them is
 //! Rejected, and a route or virtual host that takes them from an option resource answers 503
-//! (or no route) instead of being served without them.
+//! (or no route) instead of being served without them. A Gateway's options that guard nothing
+//! and are not applied yet are never dropped silently either: each is a warning on its status.
 
 mod common;
 
@@ -169,4 +170,74 @@ fn a_gateway_whose_listener_wide_waf_cannot_be_loaded_is_rejected() {
         &[],
     );
     assert!(t.proxies.is_empty());
+}
+
+fn gateway_with(spec: &str) -> String {
+    gateway("{name: gateway-proxy, namespace: gloo-system}", spec)
+}
+
+/// A Gateway option that guards every route's traffic and that gloo does not enforce (CSRF,
+/// DLP, external processing, Wasm, connection limits) rejects the Gateway; one that guards
+/// nothing and is not applied yet (compression, tracing, access log services, ...) is a
+/// warning on an Accepted-with-warnings Gateway, which is served.
+#[test]
+fn gateway_options_are_rejected_when_they_guard_traffic_and_warned_about_otherwise() {
+    let t = translate(&docs(&[
+        &up(),
+        &gateway_with(
+            "bindAddress: '::'\nbindPort: 8080\nhttpGateway:\n  options:\n    csrf: {filterEnabled: {defaultValue: {numerator: 100}}}\n    connectionLimit: {maxActiveConnections: 10}\n",
+        ),
+    ]));
+    let s = status(&t, Kind::Gateway, &gs("gateway-proxy"));
+    assert_eq!(s.state, Rejected, "{}", t.reports.to_text());
+    assert_eq!(
+        s.errors,
+        [
+            format!("spec.httpGateway.options.csrf: {REFUSED}"),
+            format!("spec.httpGateway.options.connectionLimit: {REFUSED}"),
+        ]
+    );
+
+    let tcp = translate(&docs(&[
+        &up(),
+        &gateway_with(
+            "bindAddress: '::'\nbindPort: 9000\ntcpGateway:\n  options:\n    connectionLimit: {maxActiveConnections: 10}\n  tcpHosts:\n  - name: one\n    destination: {single: {upstream: {name: up, namespace: gloo-system}}}\n",
+        ),
+    ]));
+    let s = status(&tcp, Kind::Gateway, &gs("gateway-proxy"));
+    assert_eq!(
+        s.errors,
+        [format!(
+            "spec.tcpGateway.options.connectionLimit: {REFUSED}"
+        )],
+        "{}",
+        tcp.reports.to_text()
+    );
+
+    let t = translate(&docs(&[
+        &up(),
+        &gateway_with(
+            "bindAddress: '::'\nbindPort: 8080\noptions:\n  accessLoggingService: {accessLog: [{fileSink: {path: /dev/stdout, stringFormat: ''}}]}\nhttpGateway:\n  options:\n    gzip: {compressionLevel: BEST}\n    httpConnectionManagerSettings:\n      tracing: {verbose: true}\n      acceptHttp10: true\n",
+        ),
+        &vs("default", "routes:\n- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}"),
+    ]));
+    let served = " gloo does not apply this option yet; the gateway is served without it";
+    assert_status(
+        &t,
+        Kind::Gateway,
+        &gs("gateway-proxy"),
+        Warning,
+        &[],
+        &[
+            &format!("spec.options.accessLoggingService:{served}"),
+            &format!("spec.httpGateway.options.gzip:{served}"),
+            &format!("spec.httpGateway.options.httpConnectionManagerSettings.tracing:{served}"),
+        ],
+    );
+    assert!(
+        proxy_json(&t)["listeners"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty()),
+        "a gateway with warnings is served"
+    );
 }

@@ -749,6 +749,189 @@ pub struct HcmCidrRange {
     pub prefix_len: Option<u32>,
 }
 
+/// `(name, set)` pairs to the names of those set.
+fn set_fields<const N: usize>(fields: [(&'static str, bool); N]) -> Vec<&'static str> {
+    fields
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+}
+
+impl ListenerOptions {
+    /// The options set here that gloo does not apply yet, by field name. None of them guards
+    /// traffic, so the Gateway is served without them, with a warning on its status.
+    pub fn unapplied(&self) -> Vec<&'static str> {
+        set_fields([
+            (
+                "accessLoggingService",
+                self.access_logging_service.is_some(),
+            ),
+            (
+                "listenerAccessLoggingService",
+                self.listener_access_logging_service.is_some(),
+            ),
+            ("extensions", self.extensions.is_some()),
+            (
+                "perConnectionBufferLimitBytes",
+                self.per_connection_buffer_limit_bytes.is_some(),
+            ),
+            ("socketOptions", !self.socket_options.is_empty()),
+            ("proxyProtocol", self.proxy_protocol.is_some()),
+            (
+                "connectionBalanceConfig",
+                self.connection_balance_config.is_some(),
+            ),
+            ("tcpStats", self.tcp_stats.is_some()),
+        ])
+    }
+}
+
+impl HttpListenerOptions {
+    /// The options set here that gloo does not enforce yet, by field name. Each guards the
+    /// traffic of every route (data loss prevention, CSRF, external processing, Wasm filters,
+    /// connection limits), so a Gateway that sets one is rejected rather than served without
+    /// it.
+    pub fn unenforced(&self) -> Vec<&'static str> {
+        set_fields([
+            ("dlp", self.dlp.is_some()),
+            ("csrf", self.csrf.is_some()),
+            ("extProcEarly", self.ext_proc_early.is_some()),
+            ("extProc", self.ext_proc.is_some()),
+            ("extProcLate", self.ext_proc_late.is_some()),
+            ("wasm", self.wasm.is_some()),
+            ("connectionLimit", self.connection_limit.is_some()),
+            (
+                "networkLocalRatelimit",
+                self.network_local_ratelimit.is_some(),
+            ),
+        ])
+    }
+
+    /// The options set here (and in its `httpConnectionManagerSettings`) that gloo does not
+    /// apply yet and that guard nothing: the Gateway is served without them, with a warning.
+    pub fn unapplied(&self) -> Vec<&'static str> {
+        let mut out = set_fields([
+            ("grpcWeb", self.grpc_web.is_some()),
+            ("healthCheck", self.health_check.is_some()),
+            ("extensions", self.extensions.is_some()),
+            ("caching", self.caching.is_some()),
+            ("disableExtProcEarly", self.disable_ext_proc_early.is_some()),
+            ("disableExtProc", self.disable_ext_proc.is_some()),
+            ("disableExtProcLate", self.disable_ext_proc_late.is_some()),
+            ("gzip", self.gzip.is_some()),
+            ("proxyLatency", self.proxy_latency.is_some()),
+            ("buffer", self.buffer.is_some()),
+            ("grpcJsonTranscoder", self.grpc_json_transcoder.is_some()),
+            (
+                "sanitizeClusterHeader",
+                self.sanitize_cluster_header.is_some(),
+            ),
+            ("leftmostXffAddress", self.leftmost_xff_address.is_some()),
+            ("dynamicForwardProxy", self.dynamic_forward_proxy.is_some()),
+            ("router", self.router.is_some()),
+            ("tap", self.tap.is_some()),
+            ("statefulSession", self.stateful_session.is_some()),
+            (
+                "headerValidationSettings",
+                self.header_validation_settings.is_some(),
+            ),
+        ]);
+        if let Some(hcm) = &self.http_connection_manager_settings {
+            out.extend(hcm.unapplied());
+        }
+        out
+    }
+}
+
+impl HttpConnectionManagerSettings {
+    /// The settings set here that gloo does not apply yet, as `httpConnectionManagerSettings.*`
+    /// paths.
+    pub fn unapplied(&self) -> Vec<&'static str> {
+        set_fields([
+            (
+                "httpConnectionManagerSettings.allowChunkedLength",
+                self.allow_chunked_length.is_some(),
+            ),
+            (
+                "httpConnectionManagerSettings.enableTrailers",
+                self.enable_trailers.is_some(),
+            ),
+            (
+                "httpConnectionManagerSettings.properCaseHeaderKeyFormat",
+                self.proper_case_header_key_format.is_some(),
+            ),
+            (
+                "httpConnectionManagerSettings.preserveCaseHeaderKeyFormat",
+                self.preserve_case_header_key_format.is_some(),
+            ),
+            (
+                "httpConnectionManagerSettings.tracing",
+                self.tracing.is_some(),
+            ),
+            (
+                "httpConnectionManagerSettings.setCurrentClientCertDetails",
+                self.set_current_client_cert_details.is_some(),
+            ),
+            (
+                "httpConnectionManagerSettings.preserveExternalRequestId",
+                self.preserve_external_request_id.is_some(),
+            ),
+            (
+                "httpConnectionManagerSettings.uuidRequestIdConfig",
+                self.uuid_request_id_config.is_some(),
+            ),
+            (
+                "httpConnectionManagerSettings.http2ProtocolOptions",
+                self.http2_protocol_options.is_some(),
+            ),
+            (
+                "httpConnectionManagerSettings.internalAddressConfig",
+                self.internal_address_config.is_some(),
+            ),
+            (
+                "httpConnectionManagerSettings.appendXForwardedPort",
+                self.append_x_forwarded_port.is_some(),
+            ),
+            (
+                "httpConnectionManagerSettings.earlyHeaderManipulation",
+                self.early_header_manipulation.is_some(),
+            ),
+        ])
+    }
+}
+
+impl TcpListenerOptions {
+    /// The options set here that gloo does not enforce yet (connection and rate limits): a
+    /// Gateway that sets one is rejected rather than served without it.
+    pub fn unenforced(&self) -> Vec<&'static str> {
+        set_fields([
+            ("connectionLimit", self.connection_limit.is_some()),
+            ("localRatelimit", self.local_ratelimit.is_some()),
+        ])
+    }
+
+    /// The options set here that gloo does not apply yet (`tcpProxySettings`).
+    pub fn unapplied(&self) -> Vec<&'static str> {
+        set_fields([("tcpProxySettings", self.tcp_proxy_settings.is_some())])
+    }
+}
+
+impl RouteConfigurationOptions {
+    /// The options set here that gloo does not apply yet.
+    pub fn unapplied(&self) -> Vec<&'static str> {
+        set_fields([
+            (
+                "maxDirectResponseBodySizeBytes",
+                self.max_direct_response_body_size_bytes.is_some(),
+            ),
+            (
+                "mostSpecificHeaderMutationsWins",
+                self.most_specific_header_mutations_wins.is_some(),
+            ),
+        ])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
