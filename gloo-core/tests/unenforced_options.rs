@@ -2,7 +2,8 @@
 //! ...) never leave a route served open: the resource that sets them is
 //! Rejected, and a route or virtual host that takes them from an option resource answers 503
 //! (or no route) instead of being served without them. A Gateway's options that guard nothing
-//! and are not applied yet are never dropped silently either: each is a warning on its status.
+//! and are not applied yet, and an Upstream's, are never dropped silently either: each is a
+//! warning on its status.
 
 mod common;
 
@@ -240,4 +241,35 @@ fn gateway_options_are_rejected_when_they_guard_traffic_and_warned_about_otherwi
             .is_some_and(|l| !l.is_empty()),
         "a gateway with warnings is served"
     );
+}
+
+/// An Upstream's fields gloo does not apply yet are warnings on its status, and the upstream
+/// is served.
+#[test]
+fn upstream_fields_not_applied_are_warnings() {
+    let t = translate(&docs(&[
+        "apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {name: up, namespace: gloo-system}
+spec:
+  static:
+    hosts: [{addr: 127.0.0.1, port: 8080}]
+  dnsRefreshRate: 30s
+  httpProxyHostname: proxy.internal:3128
+",
+        &vs("default", "routes:\n- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}"),
+    ]));
+    let served = " gloo does not apply this option yet; the upstream is served without it";
+    assert_status(
+        &t,
+        Kind::Upstream,
+        &gs("up"),
+        Warning,
+        &[],
+        &[
+            &format!("spec.httpProxyHostname:{served}"),
+            &format!("spec.dnsRefreshRate:{served}"),
+        ],
+    );
+    assert!(proxy(&t).clusters.contains_key("up_gloo-system"), "served");
 }

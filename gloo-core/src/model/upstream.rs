@@ -190,6 +190,55 @@ pub enum UpstreamTypeRef<'a> {
 }
 
 impl UpstreamSpec {
+    /// The fields set here that gloo does not apply yet, by name: the Upstream is served
+    /// without them, with a warning on its status (HTTP/2 window and stream settings, DNS
+    /// refresh, HTTP CONNECT tunnelling, the PROXY protocol towards it, preconnecting, ...).
+    pub fn unapplied(&self) -> Vec<&'static str> {
+        [
+            ("protocolSelection", self.protocol_selection.is_some()),
+            (
+                "initialStreamWindowSize",
+                self.initial_stream_window_size.is_some(),
+            ),
+            (
+                "initialConnectionWindowSize",
+                self.initial_connection_window_size.is_some(),
+            ),
+            (
+                "maxConcurrentStreams",
+                self.max_concurrent_streams.is_some(),
+            ),
+            (
+                "overrideStreamErrorOnInvalidHttpMessage",
+                self.override_stream_error_on_invalid_http_message.is_some(),
+            ),
+            ("httpProxyHostname", self.http_proxy_hostname.is_some()),
+            (
+                "httpConnectSslConfig",
+                self.http_connect_ssl_config.is_some(),
+            ),
+            ("httpConnectHeaders", !self.http_connect_headers.is_empty()),
+            (
+                "ignoreHealthOnHostRemoval",
+                self.ignore_health_on_host_removal.is_some(),
+            ),
+            ("respectDnsTtl", self.respect_dns_ttl.is_some()),
+            ("dnsRefreshRate", self.dns_refresh_rate.is_some()),
+            (
+                "proxyProtocolVersion",
+                self.proxy_protocol_version.is_some(),
+            ),
+            ("preconnectPolicy", self.preconnect_policy.is_some()),
+            (
+                "disableIstioAutoMtls",
+                self.disable_istio_auto_mtls.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+
     /// The upstream's type; `None` if no type is set, an error if several are.
     pub fn upstream_type(&self) -> Result<Option<UpstreamTypeRef<'_>>, OneofError> {
         OneofError::check(

@@ -922,6 +922,12 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
 fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
     for (reference, entry) in &snapshot.upstreams {
         let key = ResourceKey::new(Kind::Upstream, reference.clone());
+        for field in entry.object.spec.unapplied() {
+            reports.warn(
+                &key,
+                format!("spec.{field}: gloo does not apply this option yet; the upstream is served without it"),
+            );
+        }
         match entry.object.spec.upstream_type() {
             Err(e) => reports.error(&key, format!("spec: {e}")),
             Ok(None) => reports.error(
