@@ -328,12 +328,14 @@ fn dns_name_match(matcher: &StringMatchCase, san: &str) -> bool {
         && !want[..want.len() - suffix.len()].contains('.')
 }
 
-/// Envoy's check of an upstream's certificate against a trusted CA: the chain, then the SAN
+/// Envoy's check of an upstream's certificate: against a trusted CA, the chain, then the SAN
 /// matchers if there are any. As in Envoy, the certificate's names are not compared with the
-/// SNI (pin them with SAN matchers, Gloo's `verifySubjectAltName`).
+/// SNI (pin them with SAN matchers, Gloo's `verifySubjectAltName`). Without a trusted CA any
+/// certificate is accepted (encryption without authentication, as the config asked); the
+/// handshake's signatures are checked either way.
 #[derive(Debug)]
 struct VerifyServer {
-    roots: Arc<RootCertStore>,
+    roots: Option<Arc<RootCertStore>>,
     names: SubjectAltNames,
     provider: Arc<CryptoProvider>,
 }
@@ -347,10 +349,13 @@ impl ServerCertVerifier for VerifyServer {
         _: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(roots) = &self.roots else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
         rustls::client::verify_server_cert_signed_by_trust_anchor(
             &cert,
-            &self.roots,
+            roots,
             intermediates,
             now,
             self.provider.signature_verification_algorithms.all,
@@ -681,56 +686,6 @@ impl DownstreamTls {
     }
 }
 
-/// Accepts any server certificate: Envoy's behaviour for an upstream TLS context without a
-/// trusted CA (encryption without authentication, as the config asked).
-#[derive(Debug)]
-struct AcceptAnyServer(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// TLS origination to a cluster's endpoints.
 #[derive(Debug, Clone)]
 pub struct UpstreamTls {
@@ -749,14 +704,15 @@ impl UpstreamTls {
         let builder = ClientConfig::builder_with_provider(allowed.provider.clone())
             .with_protocol_versions(&allowed.versions)
             .map_err(|e| format!("tls_params: {e}"))?;
-        let verifier: Arc<dyn ServerCertVerifier> = match roots(common)? {
-            Some((roots, names)) => Arc::new(VerifyServer {
-                roots: Arc::new(roots),
-                names,
-                provider: allowed.provider.clone(),
-            }),
-            None => Arc::new(AcceptAnyServer(allowed.provider.clone())),
+        let (roots, names) = match roots(common)? {
+            Some((roots, names)) => (Some(Arc::new(roots)), names),
+            None => (None, SubjectAltNames::default()),
         };
+        let verifier = Arc::new(VerifyServer {
+            roots,
+            names,
+            provider: allowed.provider.clone(),
+        });
         let builder = builder
             .dangerous()
             .with_custom_certificate_verifier(verifier);

@@ -177,8 +177,8 @@ fn a_ca_in_the_ssl_config_requires_client_certificates() {
     );
 }
 
-/// An HTTPS backend: Python's http.server (a thread per connection) behind its ssl module,
-/// answering 200 "tls-ok".
+/// An HTTPS backend, started and ready: Python's http.server (a thread per connection) behind
+/// its ssl module, answering 200 "tls-ok".
 fn tls_backend(dir: &Path, name: &str) -> (support::Proc, u16) {
     let port = free_port();
     let script = dir.join("tls_backend.py");
@@ -213,6 +213,16 @@ server.serve_forever()
             .arg(dir.join(format!("{name}.key"))),
         dir,
     );
+    let mut proc = proc;
+    poll("the TLS backend", || {
+        proc.check_running()?;
+        if proc.stdout_text().contains("ready") {
+            Ok(())
+        } else {
+            Err("not ready".into())
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     (proc, port)
 }
 
@@ -224,16 +234,7 @@ fn upstreams_with_use_tls_are_reached_over_tls() {
     fs::create_dir_all(&certs).expect("certs dir");
     fs::create_dir_all(&config).expect("config dir");
     certificates(&certs, &["backend.example"]);
-    let (mut backend, backend_port) = tls_backend(&certs, "backend.example");
-    poll("the TLS backend", || {
-        backend.check_running()?;
-        if backend.stdout_text().contains("ready") {
-            Ok(())
-        } else {
-            Err("not ready".into())
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (backend, backend_port) = tls_backend(&certs, "backend.example");
     let port = free_port();
     let admin = free_port();
     let yaml = format!(
@@ -366,16 +367,7 @@ fn upstream_certificates_are_checked_against_verify_subject_alt_name() {
     fs::create_dir_all(&certs).expect("certs dir");
     fs::create_dir_all(&config).expect("config dir");
     certificates(&certs, &["backend.example"]);
-    let (mut backend, backend_port) = tls_backend(&certs, "backend.example");
-    poll("the TLS backend", || {
-        backend.check_running()?;
-        if backend.stdout_text().contains("ready") {
-            Ok(())
-        } else {
-            Err("not ready".into())
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (backend, backend_port) = tls_backend(&certs, "backend.example");
     let port = free_port();
     let ca = certs.join("ca.crt");
     let tls_upstream = |name: &str, ssl: &str| {

@@ -749,19 +749,11 @@ pub struct HcmCidrRange {
     pub prefix_len: Option<u32>,
 }
 
-/// `(name, set)` pairs to the names of those set.
-fn set_fields<const N: usize>(fields: [(&'static str, bool); N]) -> Vec<&'static str> {
-    fields
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect()
-}
-
 impl ListenerOptions {
     /// The options set here that gloo does not apply yet, by field name. None of them guards
     /// traffic, so the Gateway is served without them, with a warning on its status.
     pub fn unapplied(&self) -> Vec<&'static str> {
-        set_fields([
+        crate::model::set_fields([
             (
                 "accessLoggingService",
                 self.access_logging_service.is_some(),
@@ -792,7 +784,7 @@ impl HttpListenerOptions {
     /// connection limits), so a Gateway that sets one is rejected rather than served without
     /// it.
     pub fn unenforced(&self) -> Vec<&'static str> {
-        set_fields([
+        crate::model::set_fields([
             ("dlp", self.dlp.is_some()),
             ("csrf", self.csrf.is_some()),
             ("extProcEarly", self.ext_proc_early.is_some()),
@@ -810,7 +802,7 @@ impl HttpListenerOptions {
     /// The options set here (and in its `httpConnectionManagerSettings`) that gloo does not
     /// apply yet and that guard nothing: the Gateway is served without them, with a warning.
     pub fn unapplied(&self) -> Vec<&'static str> {
-        let mut out = set_fields([
+        let mut out = crate::model::set_fields([
             ("grpcWeb", self.grpc_web.is_some()),
             ("healthCheck", self.health_check.is_some()),
             ("extensions", self.extensions.is_some()),
@@ -847,7 +839,7 @@ impl HttpConnectionManagerSettings {
     /// The settings set here that gloo does not apply yet, as `httpConnectionManagerSettings.*`
     /// paths.
     pub fn unapplied(&self) -> Vec<&'static str> {
-        set_fields([
+        crate::model::set_fields([
             (
                 "httpConnectionManagerSettings.allowChunkedLength",
                 self.allow_chunked_length.is_some(),
@@ -904,7 +896,7 @@ impl TcpListenerOptions {
     /// The options set here that gloo does not enforce yet (connection and rate limits): a
     /// Gateway that sets one is rejected rather than served without it.
     pub fn unenforced(&self) -> Vec<&'static str> {
-        set_fields([
+        crate::model::set_fields([
             ("connectionLimit", self.connection_limit.is_some()),
             ("localRatelimit", self.local_ratelimit.is_some()),
         ])
@@ -912,14 +904,14 @@ impl TcpListenerOptions {
 
     /// The options set here that gloo does not apply yet (`tcpProxySettings`).
     pub fn unapplied(&self) -> Vec<&'static str> {
-        set_fields([("tcpProxySettings", self.tcp_proxy_settings.is_some())])
+        crate::model::set_fields([("tcpProxySettings", self.tcp_proxy_settings.is_some())])
     }
 }
 
 impl RouteConfigurationOptions {
     /// The options set here that gloo does not apply yet.
     pub fn unapplied(&self) -> Vec<&'static str> {
-        set_fields([
+        crate::model::set_fields([
             (
                 "maxDirectResponseBodySizeBytes",
                 self.max_direct_response_body_size_bytes.is_some(),

@@ -216,6 +216,15 @@ impl<S> Object<S> {
 /// that use it; this is the plain "all of these labels" form shared by several of them.
 pub type Labels = BTreeMap<String, String>;
 
+/// The names of the fields whose flag says they are set (`(name, set)` pairs), for the lists
+/// of options gloo does not enforce or apply yet.
+pub(crate) fn set_fields<const N: usize>(fields: [(&'static str, bool); N]) -> Vec<&'static str> {
+    fields
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+}
+
 /// Deserializes a list without spare capacity. Most routes have one matcher, and a vector
 /// grown one element at a time keeps room for four: at 10,000 routes that is 4.5 MB of
 /// nothing, for as long as the config is loaded.

@@ -194,7 +194,7 @@ impl UpstreamSpec {
     /// without them, with a warning on its status (HTTP/2 window and stream settings, DNS
     /// refresh, HTTP CONNECT tunnelling, the PROXY protocol towards it, preconnecting, ...).
     pub fn unapplied(&self) -> Vec<&'static str> {
-        [
+        crate::model::set_fields([
             ("protocolSelection", self.protocol_selection.is_some()),
             (
                 "initialStreamWindowSize",
@@ -233,10 +233,7 @@ impl UpstreamSpec {
                 "disableIstioAutoMtls",
                 self.disable_istio_auto_mtls.is_some(),
             ),
-        ]
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect()
+        ])
     }
 
     /// The upstream's type; `None` if no type is set, an error if several are.
