@@ -42,6 +42,16 @@ fn curl(port: u16, host: &str, ca: &Path, extra: &[&str]) -> Result<Curl, String
     })
 }
 
+/// A test's temporary directory, with `certs` and `config` directories in it.
+fn dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let certs = tmp.path().join("certs");
+    let config = tmp.path().join("config");
+    fs::create_dir_all(&certs).expect("certs dir");
+    fs::create_dir_all(&config).expect("config dir");
+    (tmp, certs, config)
+}
+
 fn upstream(name: &str, port: u16) -> String {
     format!(
         "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  static:\n    hosts:\n    - {{addr: 127.0.0.1, port: {port}}}\n"
@@ -83,11 +93,7 @@ fn gateway(port: u16) -> String {
 
 #[test]
 fn sni_picks_the_certificate_and_alpn_picks_http2() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let certs = tmp.path().join("certs");
-    let config = tmp.path().join("config");
-    fs::create_dir_all(&certs).expect("certs dir");
-    fs::create_dir_all(&config).expect("config dir");
+    let (tmp, certs, config) = dirs();
     certificates(&certs, &["alpha.example", "beta.example"]);
     let a = Backend::start("alpha");
     let b = Backend::start("beta");
@@ -134,11 +140,7 @@ fn sni_picks_the_certificate_and_alpn_picks_http2() {
 
 #[test]
 fn a_ca_in_the_ssl_config_requires_client_certificates() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let certs = tmp.path().join("certs");
-    let config = tmp.path().join("config");
-    fs::create_dir_all(&certs).expect("certs dir");
-    fs::create_dir_all(&config).expect("config dir");
+    let (tmp, certs, config) = dirs();
     certificates(&certs, &["mtls.example", "client.example"]);
     let backend = Backend::start("alpha");
     let port = free_port();
@@ -228,11 +230,7 @@ server.serve_forever()
 
 #[test]
 fn upstreams_with_use_tls_are_reached_over_tls() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let certs = tmp.path().join("certs");
-    let config = tmp.path().join("config");
-    fs::create_dir_all(&certs).expect("certs dir");
-    fs::create_dir_all(&config).expect("config dir");
+    let (tmp, certs, config) = dirs();
     certificates(&certs, &["backend.example"]);
     let (backend, backend_port) = tls_backend(&certs, "backend.example");
     let port = free_port();
@@ -285,11 +283,7 @@ spec:
 /// one cipher suite refuses TLS 1.3-only clients and every other TLS 1.2 suite.
 #[test]
 fn tls_parameters_bound_versions_and_cipher_suites() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let certs = tmp.path().join("certs");
-    let config = tmp.path().join("config");
-    fs::create_dir_all(&certs).expect("certs dir");
-    fs::create_dir_all(&config).expect("config dir");
+    let (tmp, certs, config) = dirs();
     certificates(&certs, &["modern.example", "legacy.example"]);
     let backend = Backend::start("alpha");
     let port = free_port();
@@ -361,11 +355,7 @@ fn tls_parameters_bound_versions_and_cipher_suites() {
 /// only its host.
 #[test]
 fn upstream_certificates_are_checked_against_verify_subject_alt_name() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let certs = tmp.path().join("certs");
-    let config = tmp.path().join("config");
-    fs::create_dir_all(&certs).expect("certs dir");
-    fs::create_dir_all(&config).expect("config dir");
+    let (tmp, certs, config) = dirs();
     certificates(&certs, &["backend.example"]);
     let (backend, backend_port) = tls_backend(&certs, "backend.example");
     let port = free_port();
@@ -419,11 +409,7 @@ fn upstream_certificates_are_checked_against_verify_subject_alt_name() {
 /// its names, though others are signed by the same CA.
 #[test]
 fn client_certificates_must_carry_a_listed_name() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let certs = tmp.path().join("certs");
-    let config = tmp.path().join("config");
-    fs::create_dir_all(&certs).expect("certs dir");
-    fs::create_dir_all(&config).expect("config dir");
+    let (tmp, certs, config) = dirs();
     certificates(
         &certs,
         &["mtls.example", "client.example", "intruder.example"],
@@ -546,11 +532,7 @@ fn stapled(port: u16, host: &str) -> String {
 /// `transportSocketConnectTimeout` closes a connection whose handshake does not come.
 #[test]
 fn ocsp_staples_alpn_and_the_handshake_timeout_follow_the_ssl_config() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let certs = tmp.path().join("certs");
-    let config = tmp.path().join("config");
-    fs::create_dir_all(&certs).expect("certs dir");
-    fs::create_dir_all(&config).expect("config dir");
+    let (tmp, certs, config) = dirs();
     certificates(&certs, &["staple.example", "bare.example"]);
     let response = ocsp_response(&certs, "staple.example");
     let backend = Backend::start("alpha");
