@@ -2,7 +2,7 @@
 //! `typed_per_filter_config`) into per-route tower stacks. Applications register their own
 //! filters next to the built-in ones.
 //!
-//! A filter is any tower [`Layer`](tower::Layer) over [`HttpService`]; a [`FilterFactory`]
+//! A filter is any tower [`Layer`] over [`HttpService`]; a [`FilterFactory`]
 //! builds it from the filter's config and the most specific per-route override (a weighted
 //! cluster's, else the route's, else its virtual host's), or decides the filter does nothing
 //! on that route.
