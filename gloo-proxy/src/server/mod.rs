@@ -133,6 +133,8 @@ fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
         TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    // Accepted connections inherit it on Linux: no `setsockopt` per connection.
+    socket.set_nodelay(true)?;
     socket.bind(address)?;
     socket.listen(4096)?.into_std()
 }
@@ -225,6 +227,8 @@ async fn accept_loop(socket: TcpListener, listener: Arc<HttpListener>, proxy: Ar
                 // Clients reaching a dual-stack listener over IPv4 are IPv4 clients.
                 let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
                 proxy.stats().downstream.cx_total.inc();
+                // Inherited from the listening socket on Linux.
+                #[cfg(not(target_os = "linux"))]
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(serve_connection(
                     stream,
@@ -278,11 +282,19 @@ async fn serve_connection(
     } else {
         "http"
     };
-    // The address the client dialled (for a wildcard bind, the interface it arrived on).
-    let local = stream
-        .local_addr()
-        .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
-        .unwrap_or(listener.address);
+    // The address the client dialled: the listener's own, or for a wildcard bind the
+    // interface it arrived on (one `getsockname` then).
+    let local = if listener.address.ip().is_unspecified() {
+        stream
+            .local_addr()
+            .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
+            .unwrap_or(listener.address)
+    } else {
+        SocketAddr::new(
+            listener.address.ip().to_canonical(),
+            listener.address.port(),
+        )
+    };
     let conn = Arc::new(Connection {
         proxy,
         listener,
@@ -309,7 +321,8 @@ async fn serve_connection(
                 start.into_stream(config).await
             };
             match tokio::time::timeout(conn.listener.tls_handshake_timeout, handshake).await {
-                Ok(Ok(tls_stream)) => serve_http(tls_stream, conn).await,
+                // Boxed, so plain connections' tasks do not carry a TLS connection's room.
+                Ok(Ok(tls_stream)) => Box::pin(serve_http(tls_stream, conn)).await,
                 Ok(Err(e)) => tracing::debug!("{remote}: TLS handshake failed: {e}"),
                 Err(_) => tracing::debug!("{remote}: TLS handshake timed out"),
             }
@@ -336,9 +349,7 @@ async fn serve_http<I>(io: I, conn: Arc<Connection>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let listener = conn.listener.clone();
-    let settings = &listener.settings;
-    let remote = conn.downstream.remote;
+    let settings = &conn.listener.settings;
     let activity = Arc::new(Activity::new());
     // The clocks run in a task of their own: it wakes only at its deadlines, and the
     // connection's own polls cost an atomic load and a waker check for them.
@@ -355,9 +366,32 @@ where
         }
         h1::Ended::Handover(io, read) => (io, read),
     };
+    // Boxed: hyper's connection future is large and most connections never need it, and
+    // every connection's task is as large as its future (each new connection copies it).
+    Box::pin(serve_with_hyper(
+        h1::Rewind::new(io, read),
+        conn,
+        activity,
+        watchdog,
+    ))
+    .await;
+}
+
+/// Serves the rest of a connection with hyper (HTTP/2, and HTTP/1 requests the lean loop
+/// hands over), from the bytes the lean loop already read.
+async fn serve_with_hyper<I>(
+    io: h1::Rewind<I>,
+    conn: Arc<Connection>,
+    activity: Arc<Activity>,
+    watchdog: JoinHandle<()>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let listener = conn.listener.clone();
+    let settings = &listener.settings;
+    let remote = conn.downstream.remote;
     // hyper keeps its own header timeout from here.
     activity.hyper_serves.store(true, Ordering::Release);
-    let io = h1::Rewind::new(io, read);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
