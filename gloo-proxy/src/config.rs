@@ -448,11 +448,11 @@ pub struct HttpListener {
     /// How long a client has to complete its TLS handshake: the filter chains'
     /// `transport_socket_connect_timeout` (the longest, when they differ), else
     /// [`DEFAULT_TLS_HANDSHAKE_TIMEOUT`].
-    pub tls_handshake_timeout: std::time::Duration,
+    pub tls_handshake_timeout: Duration,
 }
 
 /// How long a TLS handshake may take when the filter chains do not say.
-pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The filter stacks of one listener: one per route that has filters, and one for the
 /// requests no route matches (the listener-level filters over the 404, as Envoy runs its
@@ -577,7 +577,7 @@ pub fn compile_listener(
         .any(|f| f.name == "envoy.filters.listener.proxy_protocol");
     let mut http = None;
     let mut tls_chains = Vec::new();
-    let mut handshake_timeout: Option<std::time::Duration> = None;
+    let mut handshake_timeout: Option<Duration> = None;
     for (i, chain) in l.filter_chains.iter().enumerate() {
         let mut chain_hcm = None;
         for f in &chain.filters {
@@ -629,7 +629,7 @@ pub fn compile_listener(
         if let Some(ctx) = tls {
             tls_chains.push((server_names, ctx));
             if let Some(timeout) = &chain.transport_socket_connect_timeout {
-                let timeout = crate::router::action::pb_duration(timeout);
+                let timeout = pb_duration(timeout);
                 handshake_timeout = Some(handshake_timeout.map_or(timeout, |t| t.max(timeout)));
             }
         }

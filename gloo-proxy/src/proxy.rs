@@ -558,12 +558,19 @@ fn authority(req: &Request<Body>) -> Option<Cow<'_, str>> {
     }
 }
 
-/// `host` without its port, when it has one (`example.com:8080`, `[::1]:8080`).
+/// `host` without its port, when it has one (`example.com:8080`, `[::1]:8080`): a
+/// [`split_port`] whose port is a number (an unbracketed IPv6 address has none).
 fn without_port(host: &str) -> Option<&str> {
-    let (name, port) = host.rsplit_once(':')?;
-    let bracketed = name.starts_with('[') && name.ends_with(']');
-    let is_port = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
-    (is_port && (bracketed || !name.contains(':'))).then_some(name)
+    match split_port(host) {
+        (name, Some(port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (name.starts_with('[') || !name.contains(':')) =>
+        {
+            Some(name)
+        }
+        _ => None,
+    }
 }
 
 /// The methods Envoy's HTTP/1 codec accepts.

@@ -68,17 +68,10 @@ struct Allowed {
 }
 
 /// A TLS 1.2 cipher suite by its OpenSSL / BoringSSL name, as Envoy's `cipher_suites` lists
-/// them.
-enum Suite {
-    /// One rustls serves.
-    Served(SupportedCipherSuite),
-    /// A name BoringSSL knows that rustls does not serve (CBC modes, RSA key exchange, PSK), or
-    /// a TLS 1.3 suite (not configurable, as in Envoy): left out.
-    NotServed,
-}
-
-fn tls12_suite(name: &str) -> Option<Suite> {
-    Some(Suite::Served(match name {
+/// them; `Ok(None)` for a name BoringSSL knows that rustls does not serve (CBC modes, RSA key
+/// exchange, PSK) or a TLS 1.3 suite (not configurable, as in Envoy).
+fn tls12_suite(name: &str) -> Result<Option<SupportedCipherSuite>, String> {
+    Ok(Some(match name {
         "ECDHE-ECDSA-AES128-GCM-SHA256" => suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         "ECDHE-ECDSA-AES256-GCM-SHA384" => suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
         "ECDHE-ECDSA-CHACHA20-POLY1305" => suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
@@ -101,8 +94,12 @@ fn tls12_suite(name: &str) -> Option<Suite> {
         | "PSK-AES256-CBC-SHA"
         | "TLS_AES_128_GCM_SHA256"
         | "TLS_AES_256_GCM_SHA384"
-        | "TLS_CHACHA20_POLY1305_SHA256" => return Some(Suite::NotServed),
-        _ => return None,
+        | "TLS_CHACHA20_POLY1305_SHA256" => return Ok(None),
+        _ => {
+            return Err(format!(
+                "tls_params.cipher_suites: unknown cipher suite {name:?}"
+            ))
+        }
     }))
 }
 
@@ -161,13 +158,9 @@ fn allowed(common: &CommonTlsContext) -> Result<Allowed, String> {
             .map(str::trim)
             .filter(|name| !name.is_empty());
         for name in names {
-            match tls12_suite(name) {
-                Some(Suite::Served(s)) if !chosen.contains(&s) => chosen.push(s),
-                Some(_) => {}
-                None => {
-                    return Err(format!(
-                        "tls_params.cipher_suites: unknown cipher suite {name:?}"
-                    ))
+            if let Some(s) = tls12_suite(name)? {
+                if !chosen.contains(&s) {
+                    chosen.push(s);
                 }
             }
         }

@@ -623,7 +623,7 @@ pub enum HostRewrite<'a> {
 macro_rules! unenforced_options {
     ($options:expr) => {{
         let o = $options;
-        [
+        crate::model::set_fields([
             ("rbac", o.rbac.is_some()),
             ("dlp", o.dlp.is_some()),
             ("csrf", o.csrf.is_some()),
@@ -637,10 +637,7 @@ macro_rules! unenforced_options {
                     .as_ref()
                     .is_some_and(|s| s.post_routing.is_some()),
             ),
-        ]
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect()
+        ])
     }};
 }
 

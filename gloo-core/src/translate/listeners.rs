@@ -19,7 +19,8 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{tcp_proxy, TcpProxy};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CommonTlsContext, DownstreamTlsContext, TlsCertificate,
+    subject_alt_name_matcher::SanType, tls_parameters::TlsProtocol, CertificateValidationContext,
+    CommonTlsContext, DownstreamTlsContext, SubjectAltNameMatcher, TlsCertificate, TlsParameters,
 };
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
@@ -94,9 +95,8 @@ pub(crate) fn tls_material(
 /// Gloo's `SslParameters` as Envoy's `TlsParameters` (Gloo's `convertTlsParams`).
 pub(crate) fn tls_parameters(
     params: Option<&crate::model::ssl::SslParameters>,
-) -> Option<envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::TlsParameters> {
+) -> Option<TlsParameters> {
     use crate::model::ssl::TlsProtocolVersion as V;
-    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::tls_parameters::TlsProtocol;
     let version = |v: Option<V>| {
         (match v.unwrap_or_default() {
             V::TlsAuto => TlsProtocol::TlsAuto,
@@ -106,26 +106,19 @@ pub(crate) fn tls_parameters(
             V::TlsV1_3 => TlsProtocol::TlSv13,
         }) as i32
     };
-    params.map(
-        |p| envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::TlsParameters {
-            tls_minimum_protocol_version: version(p.minimum_protocol_version),
-            tls_maximum_protocol_version: version(p.maximum_protocol_version),
-            cipher_suites: p.cipher_suites.clone(),
-            ecdh_curves: p.ecdh_curves.clone(),
-            ..Default::default()
-        },
-    )
+    params.map(|p| TlsParameters {
+        tls_minimum_protocol_version: version(p.minimum_protocol_version),
+        tls_maximum_protocol_version: version(p.maximum_protocol_version),
+        cipher_suites: p.cipher_suites.clone(),
+        ecdh_curves: p.ecdh_curves.clone(),
+        ..Default::default()
+    })
 }
 
 /// A validation context trusting `ca`, with Gloo's `verifySubjectAltName`: the peer's
 /// certificate must carry one of `names` exactly, as a SAN of any type (what Envoy's untyped
 /// `match_subject_alt_names` meant, written as one typed matcher per SAN type).
-pub(crate) fn validation_context(
-    ca: DataSource,
-    names: &[String],
-) -> envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext {
-    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::subject_alt_name_matcher::SanType;
-    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::SubjectAltNameMatcher;
+pub(crate) fn validation_context(ca: DataSource, names: &[String]) -> CertificateValidationContext {
     use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, StringMatcher};
     let types = [
         SanType::Dns,
@@ -133,7 +126,7 @@ pub(crate) fn validation_context(
         SanType::Email,
         SanType::IpAddress,
     ];
-    envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext {
+    CertificateValidationContext {
         trusted_ca: Some(ca),
         match_typed_subject_alt_names: names
             .iter()

@@ -285,16 +285,11 @@ async fn serve_connection(
     // The address the client dialled: the listener's own, or for a wildcard bind the
     // interface it arrived on (one `getsockname` then).
     let local = if listener.address.ip().is_unspecified() {
-        stream
-            .local_addr()
-            .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
-            .unwrap_or(listener.address)
+        stream.local_addr().unwrap_or(listener.address)
     } else {
-        SocketAddr::new(
-            listener.address.ip().to_canonical(),
-            listener.address.port(),
-        )
+        listener.address
     };
+    let local = SocketAddr::new(local.ip().to_canonical(), local.port());
     let conn = Arc::new(Connection {
         proxy,
         listener,
