@@ -125,6 +125,10 @@ mod tests {
             "envoy.config.ratelimit.v3.RateLimitServiceConfig",
             "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
+            "envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery",
+            "envoy.extensions.formatter.metadata.v3.Metadata",
         ] {
             assert!(
                 descriptor_pool().get_message_by_name(name).is_some(),

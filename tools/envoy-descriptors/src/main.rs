@@ -41,6 +41,9 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
     "envoy/extensions/access_loggers/file/v3/file.proto",
     "envoy/extensions/access_loggers/stream/v3/stream.proto",
+    "envoy/extensions/access_loggers/grpc/v3/als.proto",
+    "envoy/extensions/formatter/req_without_query/v3/req_without_query.proto",
+    "envoy/extensions/formatter/metadata/v3/metadata.proto",
     // Vendored from envoy-gloo (`proto/envoy-gloo`, see its header): the transformation filter
     // Envoy has no proto for. Last, so its names resolve against the complete Envoy set; its
     // package (`envoy.api.v2.filter.http`) shadows nothing the Envoy protos refer to.
