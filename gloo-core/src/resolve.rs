@@ -485,7 +485,7 @@ struct Resolver<'a> {
 /// message needs it: validation visits every route, and formatting every path up front cost
 /// more than the checks themselves.
 #[derive(Clone, Copy)]
-enum FieldPath<'a> {
+pub(crate) enum FieldPath<'a> {
     /// The path's first segment.
     Root(&'a str),
     /// `parent.field`.
@@ -1235,6 +1235,11 @@ impl<'a> Resolver<'a> {
             for warning in gateway_unapplied(&entry.object.spec) {
                 self.reports.warn(&key, warning);
             }
+            for warning in
+                crate::translate::access_log::cluster_warnings(snapshot, &entry.object.spec)
+            {
+                self.reports.warn(&key, warning);
+            }
             // A Gateway that is invalid on its own is Rejected; its last accepted version keeps
             // serving, as for VirtualServices. One never accepted is served as far as it can
             // be: not at all if its address, port or HTTP options are bad, without its bad
@@ -1388,6 +1393,7 @@ impl<'a> Resolver<'a> {
         if let Some(options) = spec.tcp_gateway.as_ref().and_then(|t| t.options.as_ref()) {
             problems.extend(unenforced(options.unenforced(), "spec.tcpGateway.options"));
         }
+        problems.extend(crate::translate::access_log::problems(spec));
         if let Some(hybrid) = &spec.hybrid_gateway {
             for (index, matched) in hybrid.matched_gateways.iter().enumerate() {
                 problems.extend(self.matched_gateway_problems(reference, index, matched));
@@ -2344,13 +2350,16 @@ fn http_gateway_problems(
 /// Warnings for the options of a Gateway that gloo does not apply yet and that guard nothing
 /// (it is served without them).
 fn gateway_unapplied(spec: &GatewaySpec) -> Vec<String> {
-    let mut fields: Vec<String> = Vec::new();
+    // The listener options name paths of their own (an access log's OpenTelemetry sink).
+    let mut fields: Vec<String> = spec
+        .options
+        .iter()
+        .flat_map(crate::model::listener_options::ListenerOptions::unapplied)
+        .map(|name| format!("spec.options.{name}"))
+        .collect();
     let mut add = |path: &str, names: Vec<&'static str>| {
         fields.extend(names.into_iter().map(|name| format!("{path}.{name}")));
     };
-    if let Some(options) = &spec.options {
-        add("spec.options", options.unapplied());
-    }
     if let Some(options) = &spec.route_options {
         add("spec.routeOptions", options.unapplied());
     }
@@ -2485,7 +2494,7 @@ fn expression_matches(e: &SelectorExpression, labels: &BTreeMap<String, String>)
 /// Validates a regex as Envoy's `safe_regex` (RE2) would: no backreferences or lookaround, and
 /// regex-syntax accepts the same language. Parsing is enough to validate, and far cheaper than
 /// compiling.
-fn parse_regex(pattern: &str) -> Result<(), String> {
+pub(crate) fn parse_regex(pattern: &str) -> Result<(), String> {
     regex_syntax::Parser::new()
         .parse(pattern)
         .map_err(|e| format!("invalid regex {pattern:?}: {}", first_line(&e.to_string())))

@@ -240,6 +240,71 @@ fn envoy_accepts_http_tcp_and_hybrid_gateways() {
     assert_eq!((listeners, routes, clusters), (3, 2, 2));
 }
 
+/// File access logs in Envoy's default format, a text format and a nested JSON format (with
+/// Gloo's formatter extensions), a gRPC access log service on an Upstream's cluster, and a
+/// filter tree of every filter kind, on HTTP connection managers and TCP proxies alike.
+#[test]
+fn envoy_accepts_access_logs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-access-logs");
+    let resources = translated(&dir);
+    // The access log service's Upstream has a cluster though no route uses it.
+    let clusters: Vec<&Value> = resources["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| &c["name"])
+        .collect();
+    assert!(
+        clusters.contains(&&json!("als_gloo-system")),
+        "{clusters:?}"
+    );
+    // Every connection manager and TCP proxy carries the logs.
+    let mut logs = Vec::new();
+    for listener in resources["listeners"].as_array().into_iter().flatten() {
+        for chain in listener["filterChains"].as_array().into_iter().flatten() {
+            let config = &chain["filters"][0]["typedConfig"];
+            logs.push((
+                listener["name"].as_str().unwrap_or_default().to_string(),
+                config["@type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .rsplit('.')
+                    .next()
+                    .map(str::to_string),
+                config["accessLog"].as_array().map_or(0, Vec::len),
+            ));
+        }
+    }
+    logs.sort();
+    assert_eq!(
+        logs,
+        [
+            (
+                "listener-0.0.0.0-9000".to_string(),
+                Some("TcpProxy".to_string()),
+                2
+            ),
+            (
+                "listener-::-8080".to_string(),
+                Some("HttpConnectionManager".to_string()),
+                4
+            ),
+            (
+                "listener-::-8443".to_string(),
+                Some("HttpConnectionManager".to_string()),
+                1
+            ),
+            (
+                "listener-::-8443".to_string(),
+                Some("TcpProxy".to_string()),
+                1
+            ),
+        ]
+    );
+    let counts = validate_resources(&resources, &dir.display().to_string());
+    assert_eq!(counts, (3, 2, 2));
+}
+
 #[test]
 fn envoy_accepts_jwt_providers() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-jwt");

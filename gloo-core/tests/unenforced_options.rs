@@ -179,7 +179,7 @@ fn gateway_with(spec: &str) -> String {
 
 /// A Gateway option that guards every route's traffic and that gloo does not enforce (CSRF,
 /// DLP, external processing, Wasm, connection limits) rejects the Gateway; one that guards
-/// nothing and is not applied yet (compression, tracing, access log services, ...) is a
+/// nothing and is not applied yet (compression, tracing, listener-level access logs, ...) is a
 /// warning on an Accepted-with-warnings Gateway, which is served.
 #[test]
 fn gateway_options_are_rejected_when_they_guard_traffic_and_warned_about_otherwise() {
@@ -218,7 +218,7 @@ fn gateway_options_are_rejected_when_they_guard_traffic_and_warned_about_otherwi
     let t = translate(&docs(&[
         &up(),
         &gateway_with(
-            "bindAddress: '::'\nbindPort: 8080\noptions:\n  accessLoggingService: {accessLog: [{fileSink: {path: /dev/stdout, stringFormat: ''}}]}\nhttpGateway:\n  options:\n    gzip: {compressionLevel: BEST}\n    httpConnectionManagerSettings:\n      tracing: {verbose: true}\n      acceptHttp10: true\n",
+            "bindAddress: '::'\nbindPort: 8080\noptions:\n  listenerAccessLoggingService: {accessLog: [{fileSink: {path: /dev/stdout, stringFormat: ''}}]}\nhttpGateway:\n  options:\n    gzip: {compressionLevel: BEST}\n    httpConnectionManagerSettings:\n      tracing: {verbose: true}\n      acceptHttp10: true\n",
         ),
         &vs("default", "routes:\n- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}"),
     ]));
@@ -230,7 +230,7 @@ fn gateway_options_are_rejected_when_they_guard_traffic_and_warned_about_otherwi
         Warning,
         &[],
         &[
-            &format!("spec.options.accessLoggingService:{served}"),
+            &format!("spec.options.listenerAccessLoggingService:{served}"),
             &format!("spec.httpGateway.options.gzip:{served}"),
             &format!("spec.httpGateway.options.httpConnectionManagerSettings.tracing:{served}"),
         ],

@@ -67,6 +67,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::access_log::AccessLoggingService;
 use crate::model::headers::EarlyHeaderManipulation;
 use crate::model::ratelimit::LocalRateLimitSettings;
 use crate::model::Duration;
@@ -75,14 +76,14 @@ use crate::model::Duration;
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListenerOptions {
-    /// Access logging for the listener's HTTP/TCP filters. Accepted and carried; not
-    /// interpreted yet.
+    /// Access logs of the listener's HTTP connection managers and TCP proxies (file sinks and
+    /// gRPC access log services; OpenTelemetry sinks are not translated yet).
     #[serde(
         alias = "access_logging_service",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub access_logging_service: Option<serde_json::Value>,
+    pub access_logging_service: Option<AccessLoggingService>,
     /// Deprecated plugin extensions. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<serde_json::Value>,
@@ -750,31 +751,40 @@ pub struct HcmCidrRange {
 }
 
 impl ListenerOptions {
-    /// The options set here that gloo does not apply yet, by field name. None of them guards
-    /// traffic, so the Gateway is served without them, with a warning on its status.
-    pub fn unapplied(&self) -> Vec<&'static str> {
-        crate::model::set_fields([
-            (
-                "accessLoggingService",
-                self.access_logging_service.is_some(),
-            ),
-            (
-                "listenerAccessLoggingService",
-                self.listener_access_logging_service.is_some(),
-            ),
-            ("extensions", self.extensions.is_some()),
-            (
-                "perConnectionBufferLimitBytes",
-                self.per_connection_buffer_limit_bytes.is_some(),
-            ),
-            ("socketOptions", !self.socket_options.is_empty()),
-            ("proxyProtocol", self.proxy_protocol.is_some()),
-            (
-                "connectionBalanceConfig",
-                self.connection_balance_config.is_some(),
-            ),
-            ("tcpStats", self.tcp_stats.is_some()),
-        ])
+    /// The options set here that gloo does not apply yet, by field name (for access logs, the
+    /// path of each sink it does not translate, e.g.
+    /// `accessLoggingService.accessLog[1].openTelemetryService`). None of them guards traffic,
+    /// so the Gateway is served without them, with a warning on its status.
+    pub fn unapplied(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .access_logging_service
+            .iter()
+            .flat_map(AccessLoggingService::unapplied)
+            .map(|field| format!("accessLoggingService.{field}"))
+            .collect();
+        out.extend(
+            crate::model::set_fields([
+                (
+                    "listenerAccessLoggingService",
+                    self.listener_access_logging_service.is_some(),
+                ),
+                ("extensions", self.extensions.is_some()),
+                (
+                    "perConnectionBufferLimitBytes",
+                    self.per_connection_buffer_limit_bytes.is_some(),
+                ),
+                ("socketOptions", !self.socket_options.is_empty()),
+                ("proxyProtocol", self.proxy_protocol.is_some()),
+                (
+                    "connectionBalanceConfig",
+                    self.connection_balance_config.is_some(),
+                ),
+                ("tcpStats", self.tcp_stats.is_some()),
+            ])
+            .into_iter()
+            .map(String::from),
+        );
+        out
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod duration;
 
+pub mod access_log;
 pub mod artifact;
 pub mod cluster;
 pub mod cors;

@@ -1,6 +1,7 @@
 //! Listeners: one per Gateway, with an HTTP connection manager reading its routes over RDS, or
 //! TCP proxy filter chains.
 
+use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;
 use envoy_types::pb::envoy::config::core::v3::{
     address, config_source, data_source, http_protocol_options, socket_address, Address,
     AggregatedConfigSource, ApiVersion, CidrRange, ConfigSource, DataSource, HttpProtocolOptions,
@@ -24,6 +25,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
+use super::access_log;
 use super::extauth;
 use super::jwt;
 use super::local_ratelimit;
@@ -210,6 +212,7 @@ fn http_connection_manager(
     http: Option<&HttpGateway>,
     route_name: String,
     hosts: &[std::sync::Arc<VirtualHostModel>],
+    access_log: &[AccessLog],
     ctx: &Context<'_>,
 ) -> HttpConnectionManager {
     let uses = |pred: &dyn Fn(&crate::model::options::RouteOptions) -> bool| {
@@ -321,6 +324,7 @@ fn http_connection_manager(
         // Gloo normalizes paths unless told otherwise (`normalizePath` "defaults to true"), so
         // `/public/../admin` cannot slip past a route's matcher.
         normalize_path: Some(BoolValue { value: true }),
+        access_log: access_log.to_vec(),
         ..Default::default()
     };
     let settings = http
@@ -560,8 +564,12 @@ fn tls_transport_socket(tls: &DownstreamTlsContext) -> TransportSocket {
 }
 
 /// One TCP proxy filter chain per host, matched by the host's SNI names (and by `base`'s
-/// client address ranges when given).
-fn tcp_chains(hosts: &[&TcpHost], base: Option<&FilterChainMatch>) -> Vec<FilterChain> {
+/// client address ranges when given), each proxy writing the listener's access logs.
+fn tcp_chains(
+    hosts: &[&TcpHost],
+    base: Option<&FilterChainMatch>,
+    access_log: &[AccessLog],
+) -> Vec<FilterChain> {
     let mut chains = Vec::new();
     for host in hosts {
         let Some(cluster) = tcp_cluster(host) else {
@@ -574,6 +582,7 @@ fn tcp_chains(hosts: &[&TcpHost], base: Option<&FilterChainMatch>) -> Vec<Filter
                 host.name.clone()
             },
             cluster_specifier: Some(cluster),
+            access_log: access_log.to_vec(),
             ..Default::default()
         };
         let mut chain_match = base.cloned().unwrap_or_default();
@@ -605,6 +614,9 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
             ..Default::default()
         });
     }
+    // The Gateway's access logs, on every connection manager and TCP proxy (Gloo's `als`
+    // plugin for connection managers, its TCP plugin for TCP proxies).
+    let access_logs = access_log::access_logs(model.spec.options.as_ref());
     let mut filter_chains = Vec::new();
     match &model.kind {
         ListenerKind::Http {
@@ -615,6 +627,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                 model.spec.http_gateway.as_ref(),
                 route_config_name(&model.name),
                 virtual_hosts,
+                &access_logs,
                 ctx,
             );
             filter_chains.push(FilterChain {
@@ -637,6 +650,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                 model.spec.http_gateway.as_ref(),
                 route_config_name(&model.name),
                 virtual_hosts,
+                &access_logs,
                 ctx,
             );
             // One filter chain per certificate, selected by SNI; all share the listener's routes.
@@ -676,7 +690,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
         }
         ListenerKind::Tcp => {
             let hosts = model.tcp_hosts();
-            filter_chains.extend(tcp_chains(&hosts, None));
+            filter_chains.extend(tcp_chains(&hosts, None, &access_logs));
         }
         ListenerKind::Hybrid { chains } => {
             let gateway_ns = model.gateway.namespace_or(crate::model::DEFAULT_NAMESPACE);
@@ -724,6 +738,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                             Some(gateway),
                             format!("{}-routes-{}", model.name, chain.index),
                             virtual_hosts,
+                            &access_logs,
                             ctx,
                         );
                         filter_chains.push(FilterChain {
@@ -737,7 +752,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                     }
                     MatchedChainKind::Tcp(tcp) => {
                         let hosts: Vec<&TcpHost> = tcp.tcp_hosts.iter().collect();
-                        for mut tcp_chain in tcp_chains(&hosts, Some(&chain_match)) {
+                        for mut tcp_chain in tcp_chains(&hosts, Some(&chain_match), &access_logs) {
                             tcp_chain.transport_socket = transport_socket.clone();
                             tcp_chain.transport_socket_connect_timeout =
                                 transport_socket_connect_timeout;

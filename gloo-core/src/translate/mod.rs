@@ -37,6 +37,7 @@
 //! assert!(!out.reports.has_rejections());
 //! ```
 
+pub(crate) mod access_log;
 pub(crate) mod aws_lambda;
 mod clusters;
 pub(crate) mod extauth;
@@ -60,6 +61,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use xxhash_rust::xxh3::Xxh3;
 
+pub use access_log::{FILE_ACCESS_LOG, HTTP_GRPC_ACCESS_LOG};
 pub use aws_lambda::{LambdaEndpoint, AWS_LAMBDA_FILTER};
 pub use clusters::{Endpoint, EndpointChanges, EndpointList, Endpoints};
 pub use extauth::{
@@ -329,6 +331,7 @@ impl Translator {
             for host in listener.tcp_hosts() {
                 collect_tcp_upstreams(host, ctx, &mut referenced);
             }
+            access_log::collect_upstreams(ctx.snapshot, &listener.spec, &mut referenced);
             out.listeners
                 .insert(listener.name.clone(), Versioned::new(envoy_listener));
             let mut listener_status = ListenerStatus {

@@ -94,8 +94,9 @@ impl EnvoyMessage for Listener {
 
     // gloo's listeners set no maps; the filter configs they embed (connection managers, TLS
     // contexts, TCP proxies) set none either, except the JWT filter (providers and requirements
-    // by name). Its type URL is in the bytes of any filter config that embeds it, so looking
-    // for it is enough (a false match only costs the canonical walk).
+    // by name) and a file access log's JSON format. Their type URLs are in the bytes of any
+    // filter config that embeds them, so looking for them is enough (a false match only costs
+    // the canonical walk).
     fn encoding_is_canonical(&self) -> bool {
         no_metadata(&self.metadata)
             && self
@@ -113,11 +114,13 @@ impl EnvoyMessage for Listener {
 }
 
 /// The type names of the filter configs gloo emits that hold a map field with several entries:
-/// the JWT filter (providers and requirements by name) and ext auth's per-route config (its
-/// context extensions: `config_id`, `source_type`, `source_name`).
+/// the JWT filter (providers and requirements by name), ext auth's per-route config (its
+/// context extensions: `config_id`, `source_type`, `source_name`) and the file access log that
+/// connection managers and TCP proxies embed (a JSON format is a `Struct`, a map).
 const MAP_CARRYING_CONFIGS: &[&str] = &[
     "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
     "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
+    "envoy.extensions.access_loggers.file.v3.FileAccessLog",
 ];
 
 /// Per-filter configs whose encoding does not depend on `HashMap` order: at most one, and not
@@ -229,6 +232,14 @@ envoy_messages! {
         => "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol",
     envoy_types::pb::envoy::config::route::v3::FilterConfig
         => "envoy.config.route.v3.FilterConfig",
+    envoy_types::pb::envoy::extensions::access_loggers::file::v3::FileAccessLog
+        => "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+    envoy_types::pb::envoy::extensions::access_loggers::grpc::v3::HttpGrpcAccessLogConfig
+        => "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
+    envoy_types::pb::envoy::extensions::formatter::req_without_query::v3::ReqWithoutQuery
+        => "envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery",
+    envoy_types::pb::envoy::extensions::formatter::metadata::v3::Metadata
+        => "envoy.extensions.formatter.metadata.v3.Metadata",
     transformation::FilterTransformations => "envoy.api.v2.filter.http.FilterTransformations",
     transformation::RouteTransformations => "envoy.api.v2.filter.http.RouteTransformations",
     waf::ModSecurity => "envoy.config.filter.http.modsecurity.v2.ModSecurity",
