@@ -183,9 +183,12 @@ impl FilterFactory for Fault {
                 let cfg = cfg.clone();
                 let inner = inner.clone();
                 async move {
+                    use crate::access_log::{ResponseFlags, StreamFacts};
+                    let mut flags = ResponseFlags::default();
                     if let Some((delay, share)) = cfg.delay {
                         if sampled(share) {
                             tokio::time::sleep(delay).await;
+                            flags |= ResponseFlags::DELAY_INJECTED;
                         }
                     }
                     if let Some((status, share, body)) = &cfg.abort {
@@ -197,10 +200,16 @@ impl FilterFactory for Fault {
                                 header::CONTENT_TYPE,
                                 HeaderValue::from_static("text/plain"),
                             );
-                            return Ok(r);
+                            flags |= ResponseFlags::FAULT_INJECTED;
+                            return Ok(StreamFacts::flag(r, flags));
                         }
                     }
-                    inner.oneshot(req).await
+                    let response = inner.oneshot(req).await?;
+                    Ok(if flags.is_empty() {
+                        response
+                    } else {
+                        StreamFacts::flag(response, flags)
+                    })
                 }
             }))
         })))

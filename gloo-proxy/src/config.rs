@@ -449,6 +449,8 @@ pub struct HttpListener {
     /// `transport_socket_connect_timeout` (the longest, when they differ), else
     /// [`DEFAULT_TLS_HANDSHAKE_TIMEOUT`].
     pub tls_handshake_timeout: Duration,
+    /// The connection manager's access logs, if it has any.
+    pub access_log: Option<Arc<crate::access_log::AccessLogs>>,
 }
 
 /// How long a TLS handshake may take when the filter chains do not say.
@@ -706,7 +708,27 @@ pub fn compile_listener(
         proxy_protocol,
         tls,
         tls_handshake_timeout: handshake_timeout.unwrap_or(DEFAULT_TLS_HANDSHAKE_TIMEOUT),
+        access_log: crate::access_log::AccessLogs::compile(&hcm.access_log, registry.upstreams())?,
     })
+}
+
+/// A `google.protobuf.Struct` as a JSON object.
+pub(crate) fn struct_to_json(
+    s: &envoy_types::pb::google::protobuf::Struct,
+) -> serde_json::Map<String, serde_json::Value> {
+    use envoy_types::pb::google::protobuf::{value::Kind, Value};
+    fn json(v: &Value) -> serde_json::Value {
+        match &v.kind {
+            None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+            Some(Kind::BoolValue(b)) => (*b).into(),
+            Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+            Some(Kind::StringValue(s)) => s.clone().into(),
+            Some(Kind::ListValue(l)) => l.values.iter().map(json).collect(),
+            Some(Kind::StructValue(s)) => struct_to_json(s).into(),
+        }
+    }
+    s.fields.iter().map(|(k, v)| (k.clone(), json(v))).collect()
 }
 
 /// Builds the filter stacks of a listener over a route table. A filter's layer is built
@@ -830,9 +852,9 @@ fn build_stacks(
         .collect();
     let no_route = (!listener_layers.is_empty()).then(|| {
         let not_found = HttpService::new(tower::service_fn(|_: http::Request<Body>| {
-            std::future::ready(Ok(crate::proxy::local_reply(
-                http::StatusCode::NOT_FOUND,
-                "",
+            std::future::ready(Ok(crate::access_log::StreamFacts::flag(
+                crate::proxy::local_reply(http::StatusCode::NOT_FOUND, ""),
+                crate::access_log::ResponseFlags::NO_ROUTE_FOUND,
             )))
         }));
         wrap(not_found, &listener_layers)

@@ -56,12 +56,13 @@ use http::{Request, StatusCode};
 use prost::Message;
 use tower::{Layer, ServiceExt};
 
+use crate::access_log::ResponseFlags;
 use crate::body::Body;
 use crate::filter::{
     BuiltConfigs, ClusterChannel, FilterFactory, FilterLayer, FilterRegistry, HttpService,
     Upstreams,
 };
-use crate::proxy::{mark_local_reply, Downstream, RouteContext};
+use crate::proxy::{mark_flagged_local_reply, Downstream, RouteContext};
 use crate::router::action::pb_duration;
 
 /// Envoy's ext_authz filter name.
@@ -158,7 +159,12 @@ impl FilterFactory for ExtAuthzFactory {
             let authz = HttpService::new(
                 layer
                     .layer(inner.clone().map_request(into_proxy_body))
-                    .map_response(mark_local_reply::<Rejected>),
+                    .map_response(|r| {
+                        mark_flagged_local_reply::<Rejected>(
+                            r,
+                            ResponseFlags::UNAUTHORIZED_EXTERNAL_SERVICE,
+                        )
+                    }),
             );
             HttpService::new(tower::service_fn(move |mut req: Request<Body>| {
                 // A request no route matched is not checked (Envoy skips the check without a

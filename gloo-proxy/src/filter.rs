@@ -348,14 +348,12 @@ impl std::fmt::Debug for FilterRegistry {
 /// endpoint of the cluster, through the proxy's own connection pools (HTTP/2 when the cluster
 /// says so), as Envoy's `envoy_grpc` client does. Used by the filters that call a service
 /// (ext_authz, the rate limit service).
-#[cfg(any(feature = "ratelimit", feature = "extauth"))]
 #[derive(Clone)]
 pub(crate) struct ClusterChannel {
     upstreams: Upstreams,
     cluster: Arc<str>,
 }
 
-#[cfg(any(feature = "ratelimit", feature = "extauth"))]
 impl ClusterChannel {
     /// A channel to `cluster` of `upstreams`.
     pub(crate) fn new(upstreams: &Upstreams, cluster: &str) -> Self {
@@ -366,7 +364,6 @@ impl ClusterChannel {
     }
 }
 
-#[cfg(any(feature = "ratelimit", feature = "extauth"))]
 impl tower::Service<Request<tonic::body::Body>> for ClusterChannel {
     type Response = Response<Body>;
     type Error = crate::body::BoxError;

@@ -748,11 +748,14 @@ fn all_match(headers: &[HeaderMatch], head: &RequestHead<'_>) -> bool {
 /// Refusals and fail-closed answers are local replies (they get the route's response
 /// headers, like every other); refusals also get the filter's `response_headers_to_add`.
 fn local_replies(mut response: Response<Body>, refusal_headers: &HeaderOps) -> Response<Body> {
+    use crate::access_log::{ResponseFlags, StreamFacts};
     if response.extensions().get::<RateLimited>().is_some() {
         refusal_headers.apply_response(response.headers_mut());
         response.extensions_mut().insert(LocalReply);
+        response = StreamFacts::flag(response, ResponseFlags::RATE_LIMITED);
     } else if response.extensions().get::<LimiterFailed>().is_some() {
         response.extensions_mut().insert(LocalReply);
+        response = StreamFacts::flag(response, ResponseFlags::RATE_LIMIT_SERVICE_ERROR);
     }
     response
 }

@@ -76,6 +76,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod admin;
 #[cfg(feature = "aws-lambda")]
 pub mod aws_lambda;

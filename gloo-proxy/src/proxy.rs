@@ -16,6 +16,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 
+use crate::access_log::{LoggedRequest, Recording, ResponseFlags, StreamFacts};
 use crate::body::Body;
 use crate::config::{
     ConnectionSettings, EscapedSlashes, HttpListener, ProxyConfig, ServerHeader, UnderscoreHeaders,
@@ -189,6 +190,13 @@ impl Proxy {
         });
         self.stats.downstream.rq_total.inc();
         let mut req = req.map(Into::into);
+        let mut recording = None;
+        if let Some(logs) = &listener.access_log {
+            let (started_recording, counted) =
+                Recording::start(logs.clone(), req, downstream, started);
+            recording = Some(started_recording);
+            req = counted;
+        }
         let settings = &listener.settings;
         // Envoy settles the client address before its filters run (and before it appends the
         // peer to `x-forwarded-for`); everything after sees that address.
@@ -226,6 +234,9 @@ impl Proxy {
             _ => d.rq_5xx.inc(),
         }
         d.rq_time.record(started.elapsed());
+        if let Some(recording) = recording {
+            response = recording.finish(response);
+        }
         if let Some((method, path)) = logged {
             tracing::info!(
                 target: "gloo_proxy::access",
@@ -306,7 +317,10 @@ async fn serve_in_time(
         None => serve.await,
         Some(limit) => match tokio::time::timeout(limit, serve).await {
             Ok(response) => response,
-            Err(_) => local_reply(StatusCode::REQUEST_TIMEOUT, "downstream duration timeout"),
+            Err(_) => StreamFacts::flag(
+                local_reply(StatusCode::REQUEST_TIMEOUT, "downstream duration timeout"),
+                ResponseFlags::DURATION_TIMEOUT,
+            ),
         },
     }
 }
@@ -377,10 +391,23 @@ pub struct LocalReply;
 /// ext_authz's `Rejected`), so the route's response headers apply to it as to every other.
 #[cfg(any(feature = "jwt", feature = "ratelimit", feature = "extauth"))]
 pub(crate) fn mark_local_reply<M: Send + Sync + 'static>(
+    response: Response<Body>,
+) -> Response<Body> {
+    mark_flagged_local_reply::<M>(response, ResponseFlags::default())
+}
+
+/// [`mark_local_reply`], with the response flags (for the access log) the filter's refusal
+/// sets in Envoy: `RL` for a rate limit's, `UAEX` for external authorization's.
+#[cfg(any(feature = "jwt", feature = "ratelimit", feature = "extauth"))]
+pub(crate) fn mark_flagged_local_reply<M: Send + Sync + 'static>(
     mut response: Response<Body>,
+    flags: ResponseFlags,
 ) -> Response<Body> {
     if response.extensions().get::<M>().is_some() {
         response.extensions_mut().insert(LocalReply);
+        if !flags.is_empty() {
+            response = StreamFacts::flag(response, flags);
+        }
     }
     response
 }
@@ -645,14 +672,19 @@ async fn route_and_serve(
         let mut r = local_reply(StatusCode::UPGRADE_REQUIRED, "Upgrade Required");
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return r;
+        return StreamFacts::unparsed(r);
     }
     if !is_known_method(req.method()) {
-        return bad_request();
+        return StreamFacts::unparsed(bad_request());
     }
     if !settings.forward_client_cert {
         // Envoy's SANITIZE: only the proxy may say which client certificate it saw.
         req.headers_mut().remove(XFCC);
+    }
+    // The request id (Envoy adds it when it edits the request's headers, before its
+    // filters run: they and the access log see it too).
+    if settings.generate_request_id && !req.headers().contains_key(&X_REQUEST_ID) {
+        req.headers_mut().insert(X_REQUEST_ID.clone(), request_id());
     }
     // Protocol upgrades: only the configured ones; `h2c` is never passed on.
     let upgrade = req
@@ -704,11 +736,15 @@ async fn route_and_serve(
         }
         return r;
     }
+    let mut log = LogFacts::new(listener, downstream, &req, &authority, &path);
     let Some(table) = config.route_table(listener).cloned() else {
-        return local_reply(StatusCode::NOT_FOUND, "");
+        return log.apply(StreamFacts::flag(
+            local_reply(StatusCode::NOT_FOUND, ""),
+            ResponseFlags::NO_ROUTE_FOUND,
+        ));
     };
     let Some(vhost_index) = table.virtual_host_index(&authority) else {
-        return std::pin::pin!(no_route(&config, listener, downstream, req)).await;
+        return log.apply(std::pin::pin!(no_route(&config, listener, downstream, req)).await);
     };
     let vhost = &table.virtual_hosts()[vhost_index];
     let view = RequestView {
@@ -719,8 +755,10 @@ async fn route_and_serve(
         headers: req.headers(),
     };
     let Some((route_index, route)) = vhost.find(&view) else {
-        return std::pin::pin!(no_route(&config, listener, downstream, req)).await;
+        return log.apply(std::pin::pin!(no_route(&config, listener, downstream, req)).await);
     };
+    log.routed(route, &config);
+    let named = |response: Response<Body>| log.apply(response);
     if refused_upgrade {
         // As Envoy: the route is known (its response headers apply), the upgrade is not
         // allowed, and the connection closes.
@@ -729,7 +767,7 @@ async fn route_and_serve(
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         apply_response_headers(response.headers_mut(), None, route, vhost, &table);
-        return response;
+        return named(response);
     }
     let stacks = if config.stacks.is_empty() {
         None
@@ -754,7 +792,7 @@ async fn route_and_serve(
     // Without filters, local answers are made here, without building a route context.
     if stack.is_none() {
         match route.action() {
-            Action::Direct(d) => return direct_response(d, route, vhost, &table),
+            Action::Direct(d) => return named(direct_response(d, route, vhost, &table)),
             Action::Redirect(r) => {
                 let location = r.location(
                     downstream.scheme,
@@ -762,7 +800,13 @@ async fn route_and_serve(
                     &path,
                     route.matched_prefix_len(),
                 );
-                return redirect_response(r.status(), &location, route, vhost, &table);
+                return named(redirect_response(
+                    r.status(),
+                    &location,
+                    route,
+                    vhost,
+                    &table,
+                ));
             }
             Action::Forward(_) => {}
         }
@@ -816,9 +860,96 @@ async fn route_and_serve(
                 let route = &vhost.routes()[route_index];
                 apply_response_headers(response.headers_mut(), None, route, vhost, &table);
             }
-            response
+            named(response)
         }
-        None => std::pin::pin!(forward(req, &ctx)).await,
+        None => named(std::pin::pin!(forward(req, &ctx)).await),
+    }
+}
+
+/// What the access log learns while a request is routed (nothing when the listener has no
+/// access log): the request as the connection manager left it, the route's name, and the
+/// cluster of a route with one (Envoy knows it from the match on, so even a filter's answer
+/// names it).
+#[derive(Default)]
+struct LogFacts {
+    request: Option<Arc<LoggedRequest>>,
+    route_name: Option<Arc<str>>,
+    cluster: Option<Arc<str>>,
+}
+
+impl LogFacts {
+    fn new(
+        listener: &HttpListener,
+        downstream: &Downstream,
+        req: &Request<Body>,
+        authority: &str,
+        path: &str,
+    ) -> LogFacts {
+        if listener.access_log.is_none() {
+            return LogFacts::default();
+        }
+        let mut headers = req.headers().clone();
+        add_forwarding_headers(&mut headers, &listener.settings, downstream);
+        LogFacts {
+            request: Some(Arc::new(LoggedRequest {
+                method: req.method().clone(),
+                path: path.to_string(),
+                authority: authority.to_string(),
+                scheme: downstream.scheme,
+                headers,
+            })),
+            ..LogFacts::default()
+        }
+    }
+
+    /// The request matched `route`.
+    fn routed(&mut self, route: &Route, config: &ProxyConfig) {
+        let Some(request) = &mut self.request else {
+            return;
+        };
+        self.route_name = Some(Arc::from(route.name()));
+        match route.action() {
+            Action::Forward(forward) => {
+                if let crate::router::action::ClusterChoice::Single(cluster) = &forward.clusters {
+                    if config.clusters.contains_key(cluster.as_ref() as &str) {
+                        self.cluster = Some(Arc::from(cluster.as_ref() as &str));
+                    }
+                }
+            }
+            Action::Redirect(redirect) => {
+                if let Some(rewritten) =
+                    redirect.rewritten_path(&request.path, route.matched_prefix_len())
+                {
+                    let request = Arc::make_mut(request);
+                    if let Ok(original) = HeaderValue::from_str(&request.path) {
+                        request
+                            .headers
+                            .insert(X_ENVOY_ORIGINAL_PATH.clone(), original);
+                    }
+                    request.path = rewritten;
+                }
+            }
+            Action::Direct(_) => {}
+        }
+    }
+
+    /// Puts what was learned into the answer's [`StreamFacts`], under what the answer knows
+    /// already (the forwarding path's request and cluster are more precise).
+    fn apply(&self, mut response: Response<Body>) -> Response<Body> {
+        let Some(request) = &self.request else {
+            return response;
+        };
+        let facts = StreamFacts::of(&mut response);
+        if facts.request.is_none() {
+            facts.request = Some(request.clone());
+        }
+        if facts.route_name.is_none() {
+            facts.route_name = self.route_name.clone();
+        }
+        if facts.upstream_cluster.is_none() {
+            facts.upstream_cluster = self.cluster.clone();
+        }
+        response
     }
 }
 
@@ -843,7 +974,10 @@ async fn no_route(
         .and_then(|s| s.no_route())
         .cloned();
     let Some(service) = stack else {
-        return local_reply(StatusCode::NOT_FOUND, "");
+        return StreamFacts::flag(
+            local_reply(StatusCode::NOT_FOUND, ""),
+            ResponseFlags::NO_ROUTE_FOUND,
+        );
     };
     req.extensions_mut().insert(downstream.clone());
     through_filters(service, req).await
@@ -984,6 +1118,7 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 
 /// Where `name` sits in [`HOP_BY_HOP`], if it is hop-by-hop. Matches on the name's text (a
 /// switch on length, then one comparison) rather than comparing with each of the nine in
@@ -1087,6 +1222,9 @@ struct Outgoing {
     cluster: Arc<Cluster>,
     /// The subset criteria endpoints are picked with.
     criteria: Option<MatchCriteria>,
+    /// Where the upstream host tried last is noted, when an access log records the
+    /// exchange (a timeout drops the exchange before it can say).
+    upstream_host: Option<Arc<std::sync::Mutex<Option<SocketAddr>>>>,
 }
 
 /// The inner service of every filter stack: does what the route of a request (whose
@@ -1172,9 +1310,11 @@ async fn forward_to_cluster(
         )
     };
     let Some(cluster) = ctx.config.clusters.get(cluster_name).cloned() else {
-        // Envoy: cluster not found (NC).
         return (
-            local_reply(StatusCode::SERVICE_UNAVAILABLE, ""),
+            StreamFacts::flag(
+                local_reply(StatusCode::SERVICE_UNAVAILABLE, ""),
+                ResponseFlags::NO_CLUSTER_FOUND,
+            ),
             target_headers,
         );
     };
@@ -1191,30 +1331,7 @@ async fn forward_to_cluster(
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, kind);
     }
-    if settings.use_remote_address && !settings.skip_xff_append {
-        // Several `x-forwarded-for` headers (a router adding its own beside the client's) are
-        // one list, as Envoy coalesces them: none is lost when the peer is appended.
-        let mut xff = String::new();
-        for value in headers.get_all(&X_FORWARDED_FOR) {
-            if let Ok(value) = value.to_str() {
-                xff.push_str(value);
-                xff.push_str(", ");
-            }
-        }
-        xff.push_str(&ctx.downstream.peer.ip().to_string());
-        if let Ok(v) = HeaderValue::from_str(&xff) {
-            headers.insert(X_FORWARDED_FOR.clone(), v);
-        }
-    }
-    if settings.use_remote_address || !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(
-            X_FORWARDED_PROTO.clone(),
-            HeaderValue::from_static(ctx.downstream.scheme),
-        );
-    }
-    if settings.generate_request_id && !headers.contains_key(&X_REQUEST_ID) {
-        headers.insert(X_REQUEST_ID.clone(), request_id());
-    }
+    add_forwarding_headers(&mut headers, settings, &ctx.downstream);
     if let Some(via) = &settings.via {
         headers.append(header::VIA, via.clone());
     }
@@ -1267,6 +1384,29 @@ async fn forward_to_cluster(
     } else {
         (Some(body), None)
     };
+    // What the access log reads of the request: as it goes upstream, as Envoy's router
+    // leaves the request headers its access log then reads.
+    let logged = ctx.listener.access_log.as_ref().map(|_| {
+        let mut logged_headers = headers.clone();
+        if path.as_str() != ctx.path.as_str() {
+            if let Ok(original) = HeaderValue::from_str(ctx.path.as_str()) {
+                logged_headers.insert(X_ENVOY_ORIGINAL_PATH.clone(), original);
+            }
+        }
+        Arc::new(LoggedRequest {
+            method: parts.method.clone(),
+            path: path.as_str().to_string(),
+            authority: headers
+                .get(header::HOST)
+                .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+                .or_else(|| ctx.authority.clone())
+                .unwrap_or_default(),
+            scheme: ctx.downstream.scheme,
+            headers: logged_headers,
+        })
+    });
+    let logged_cluster = logged.as_ref().map(|_| Arc::<str>::from(cluster.name()));
+    let upstream_host = logged.as_ref().map(|_| Arc::default());
     let outgoing = Outgoing {
         method: parts.method,
         path,
@@ -1274,6 +1414,7 @@ async fn forward_to_cluster(
         body: buffered,
         cluster,
         criteria,
+        upstream_host: upstream_host.clone(),
     };
     for mirror in &action.mirrors {
         if fastrand::u32(0..1_000_000) < mirror.per_million {
@@ -1326,6 +1467,15 @@ async fn forward_to_cluster(
         },
     };
     strip_hop_by_hop_response(&mut response);
+    if let Some(request) = logged {
+        let facts = StreamFacts::of(&mut response);
+        facts.request = Some(request);
+        facts.upstream_cluster = logged_cluster;
+        facts.upstream_host =
+            upstream_host.and_then(|h: Arc<std::sync::Mutex<Option<SocketAddr>>>| {
+                *h.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+            });
+    }
     if let Some(cookie) = hashed.set_cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
@@ -1363,13 +1513,19 @@ async fn await_with_idle_timeout(
     };
     tokio::select! {
         response = answer => response,
-        _ = clock.idle_for(idle) => local_reply(StatusCode::REQUEST_TIMEOUT, "stream timeout"),
+        _ = clock.idle_for(idle) => StreamFacts::flag(
+            local_reply(StatusCode::REQUEST_TIMEOUT, "stream timeout"),
+            ResponseFlags::STREAM_IDLE_TIMEOUT,
+        ),
     }
 }
 
 /// Envoy's answer when the route timeout (or a retry's per-try timeout) runs out.
 fn upstream_timeout_reply() -> Response<Body> {
-    local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
+    StreamFacts::flag(
+        local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+        ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+    )
 }
 
 fn rewrite_host(headers: &mut HeaderMap, value: HeaderValue, action: &Forward) {
@@ -1398,6 +1554,36 @@ fn body_fits(headers: &HeaderMap, body: &Body) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
         .is_none_or(|n| n <= MAX_REPLAY_BODY)
+}
+
+/// The connection manager's `x-forwarded-for` (the peer appended, with
+/// `use_remote_address`) and `x-forwarded-proto`.
+fn add_forwarding_headers(
+    headers: &mut HeaderMap,
+    settings: &ConnectionSettings,
+    downstream: &Downstream,
+) {
+    if settings.use_remote_address && !settings.skip_xff_append {
+        // Several `x-forwarded-for` headers (a router adding its own beside the client's) are
+        // one list, as Envoy coalesces them: none is lost when the peer is appended.
+        let mut xff = String::new();
+        for value in headers.get_all(&X_FORWARDED_FOR) {
+            if let Ok(value) = value.to_str() {
+                xff.push_str(value);
+                xff.push_str(", ");
+            }
+        }
+        xff.push_str(&downstream.peer.ip().to_string());
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            headers.insert(X_FORWARDED_FOR.clone(), v);
+        }
+    }
+    if settings.use_remote_address || !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(downstream.scheme),
+        );
+    }
 }
 
 /// A random (version 4) UUID for `x-request-id`, formatted without allocating twice.
@@ -1477,6 +1663,7 @@ fn spawn_mirror(
         headers: HeaderMap::new(),
         body: None,
         cluster: shadow.clone(),
+        upstream_host: None,
         // Envoy sends shadows through its async client, whose route has no metadata match.
         criteria: None,
     };
@@ -1557,7 +1744,7 @@ fn overflow_reply() -> Response<Body> {
     );
     r.headers_mut()
         .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
-    r
+    StreamFacts::flag(r, ResponseFlags::UPSTREAM_OVERFLOW)
 }
 
 async fn send_with_retries(
@@ -1578,7 +1765,12 @@ async fn send_with_retries(
     let per_try = retry.and_then(|r| r.per_try_timeout);
     let mut endpoint = match cluster.pick(out.criteria.as_ref(), hash) {
         Some(e) => e,
-        None => return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"),
+        None => {
+            return StreamFacts::flag(
+                local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"),
+                ResponseFlags::NO_HEALTHY_UPSTREAM,
+            )
+        }
     };
     let mut n = 0;
     loop {
@@ -1594,6 +1786,11 @@ async fn send_with_retries(
         } else {
             std::mem::take(&mut out.headers)
         };
+        if let Some(noted) = &out.upstream_host {
+            *noted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(endpoint.address);
+        }
         let outcome = match build_request(&out, &endpoint, headers, body, auto_host) {
             Ok(req) => std::pin::pin!(attempt(req, &cluster, &endpoint, per_try)).await,
             Err(_) => return bad_request(),
@@ -1615,19 +1812,30 @@ async fn send_with_retries(
                 continue;
             }
         }
-        return match outcome {
+        let mut response = match outcome {
             Attempt::Answer(response) => finish_response(response, downstream_upgrade),
-            Attempt::ConnectFailure => local_reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+            Attempt::ConnectFailure => StreamFacts::flag(
+                local_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+                ),
+                ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
             ),
-            Attempt::Reset => local_reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+            Attempt::Reset => StreamFacts::flag(
+                local_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+                ),
+                ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
             ),
             Attempt::Timeout => upstream_timeout_reply(),
             Attempt::Overflow => overflow_reply(),
         };
+        if retryable {
+            // Retryable, but no retry was left (Envoy's `URX`).
+            response = StreamFacts::flag(response, ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+        }
+        return response;
     }
 }
 

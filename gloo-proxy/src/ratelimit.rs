@@ -45,9 +45,10 @@ use http::StatusCode;
 use prost::Message;
 use tower::{Layer, ServiceExt};
 
+use crate::access_log::ResponseFlags;
 use crate::builtin::all_or_nothing;
 use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService};
-use crate::proxy::{mark_local_reply, Downstream};
+use crate::proxy::{mark_flagged_local_reply, Downstream};
 use crate::router::action::pb_duration;
 
 /// Envoy's HTTP local rate limit filter name.
@@ -162,10 +163,8 @@ where
     X::Key: Send + Sync,
 {
     FilterLayer::from_fn(move |inner: HttpService| {
-        HttpService::new(
-            layer
-                .layer(inner)
-                .map_response(mark_local_reply::<RateLimited>),
-        )
+        HttpService::new(layer.layer(inner).map_response(|r| {
+            mark_flagged_local_reply::<RateLimited>(r, ResponseFlags::RATE_LIMITED)
+        }))
     })
 }

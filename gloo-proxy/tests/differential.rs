@@ -277,7 +277,54 @@ struct Ports {
     rls: u16,
 }
 
-fn gateways_yaml(ports: Ports) -> String {
+/// The access logs of Gateway `main` (see [`access_logs_match_envoy`]): a text file, a JSON
+/// file of the answers that are not 2xx, and the test's gRPC access log service for requests
+/// tagged `x-test-tag` or answered with an error. `logs` is the proxy's own directory; `name`
+/// (the proxy's) is the gRPC log's name, so the one service tells the proxies apart.
+fn access_log_yaml(logs: &Path, name: &str) -> String {
+    format!(
+        r#"  options:
+    accessLoggingService:
+      accessLog:
+      - fileSink:
+          path: {text}
+          stringFormat: "{TEXT_LOG_FORMAT}"
+      - fileSink:
+          path: {json}
+          jsonFormat:
+            method: "%REQ(:METHOD)%"
+            path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"
+            code: "%RESPONSE_CODE%"
+            flags: "%RESPONSE_FLAGS%"
+            sent: "%BYTES_SENT%"
+            received: "%BYTES_RECEIVED%"
+            upstream: {{cluster: "%UPSTREAM_CLUSTER%", host: "%UPSTREAM_HOST%"}}
+            line: "%PROTOCOL% %RESPONSE_CODE% %RESP(X-BACKEND)%"
+        filter:
+          statusCodeFilter:
+            comparison: {{op: GE, value: {{defaultValue: 300, runtimeKey: access_log.errors}}}}
+      - grpcService:
+          logName: {name}
+          staticClusterName: als_gloo-system
+          additionalRequestHeadersToLog: [x-test-tag]
+          additionalResponseHeadersToLog: [x-backend]
+        filter:
+          orFilter:
+            filters:
+            - headerFilter: {{header: {{name: x-test-tag, presentMatch: true}}}}
+            - statusCodeFilter:
+                comparison: {{op: GE, value: {{defaultValue: 400, runtimeKey: access_log.grpc}}}}
+"#,
+        text = logs.join("access.log").display(),
+        json = logs.join("errors.json").display(),
+    )
+}
+
+/// The text access log's format: what both proxies must write alike (no times or request
+/// ids, which differ by nature).
+const TEXT_LOG_FORMAT: &str = "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% \\\"%REQ(USER-AGENT)%\\\" \\\"%REQ(:AUTHORITY)%\\\" %UPSTREAM_CLUSTER% %UPSTREAM_HOST% %RESP(X-BACKEND)% %ROUTE_NAME% %REQ(X-TEST-TAG):8% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%\\n";
+
+fn gateways_yaml(ports: Ports, logs: &Path, log_name: &str) -> String {
     format!(
         r#"apiVersion: gateway.solo.io/v1
 kind: Gateway
@@ -285,7 +332,7 @@ metadata: {{name: main, namespace: gloo-system}}
 spec:
   bindAddress: 127.0.0.1
   bindPort: {main}
-  httpGateway:
+{access_log}  httpGateway:
     virtualServiceSelector: {{main: "true"}}
 ---
 apiVersion: gateway.solo.io/v1
@@ -323,6 +370,7 @@ spec:
         limited = ports.limited,
         secured = ports.secured,
         auth = auth_gateways_yaml(ports),
+        access_log = access_log_yaml(logs, log_name),
     )
 }
 
@@ -1344,8 +1392,18 @@ fn write_config(dir: &Path, ports: Ports, backends: &[(&str, u16)], global: bool
     if global {
         fs::write(dir.join("global.yaml"), global_yaml(ports)).expect("write config");
     }
+    // The proxy's own directory (`envoy` or `gloo`) holds its access logs.
+    let logs = dir.parent().unwrap_or(dir);
+    let log_name = logs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     for (file, contents) in [
-        ("gateways.yaml", gateways_yaml(ports)),
+        ("gateways.yaml", gateways_yaml(ports, logs, &log_name)),
+        ("als.yaml", format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: als, namespace: gloo-system}}\nspec:\n  useHttp2: true\n  static:\n    hosts:\n    - {{addr: 127.0.0.1, port: {}}}\n",
+            als_port()
+        )),
         ("upstreams.yaml", upstreams_yaml(backends)),
         ("domains.yaml", DOMAINS_YAML.to_string()),
         ("routes.yaml", ROUTES_YAML.to_string()),
@@ -1412,9 +1470,9 @@ fn assert_config_accepted(dir: &Path, global: bool) {
     let extra = usize::from(global);
     let mut want = BTreeMap::from([
         ("Gateway".to_string(), 8 + extra),
-        // One per backend, the ring-hash and Maglev ones of sticky.yaml, the JWKS server, and
-        // the ext auth server (up and down).
-        ("Upstream".to_string(), BACKENDS.len() + 5 + extra),
+        // One per backend, the ring-hash and Maglev ones of sticky.yaml, the JWKS server, the
+        // ext auth server (up and down), and the access log service.
+        ("Upstream".to_string(), BACKENDS.len() + 6 + extra),
         ("VirtualService".to_string(), 13 + 3 * extra),
         ("AuthConfig".to_string(), 3),
         ("Settings".to_string(), 1),
@@ -3079,5 +3137,278 @@ fn ext_auth_matches_envoy() {
             }
         }
     }
+    setup.report(&mismatches);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access logs
+
+use envoy_types::pb::envoy::data::accesslog::v3::HttpAccessLogEntry;
+use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_server::{
+    AccessLogService, AccessLogServiceServer,
+};
+use envoy_types::pb::envoy::service::accesslog::v3::{
+    stream_access_logs_message::LogEntries, StreamAccessLogsMessage, StreamAccessLogsResponse,
+};
+
+/// What the test's gRPC access log service received, by log name.
+fn als_received() -> &'static Mutex<HashMap<String, Vec<HttpAccessLogEntry>>> {
+    static RECEIVED: OnceLock<Mutex<HashMap<String, Vec<HttpAccessLogEntry>>>> = OnceLock::new();
+    RECEIVED.get_or_init(Default::default)
+}
+
+struct TestAccessLogService;
+
+#[tonic::async_trait]
+impl AccessLogService for TestAccessLogService {
+    async fn stream_access_logs(
+        &self,
+        request: tonic::Request<tonic::Streaming<StreamAccessLogsMessage>>,
+    ) -> Result<tonic::Response<StreamAccessLogsResponse>, tonic::Status> {
+        let mut stream = request.into_inner();
+        // The stream's first message names the log; the others may not.
+        let mut log_name = None;
+        while let Some(message) = stream.message().await? {
+            if let Some(identifier) = message.identifier {
+                log_name = Some(identifier.log_name);
+            }
+            let name = log_name
+                .clone()
+                .ok_or_else(|| tonic::Status::invalid_argument("no identifier first"))?;
+            if let Some(LogEntries::HttpLogs(logs)) = message.log_entries {
+                als_received()
+                    .lock()
+                    .unwrap()
+                    .entry(name)
+                    .or_default()
+                    .extend(logs.log_entry);
+            }
+        }
+        Ok(tonic::Response::new(StreamAccessLogsResponse {}))
+    }
+}
+
+/// The gRPC access log service both proxies stream to (over HTTP/2, through the Upstream
+/// `als`).
+fn als_port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind access log service");
+        let port = listener
+            .local_addr()
+            .expect("access log service address")
+            .port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                let _ = tonic::transport::Server::builder()
+                    .add_service(AccessLogServiceServer::new(TestAccessLogService))
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                    .await;
+            });
+        });
+        port
+    })
+}
+
+/// The last `n` lines of `path`, once it has at least `n` and has stopped growing (Envoy
+/// flushes its access logs every second).
+fn settled_lines(path: &Path, n: usize) -> Vec<String> {
+    let read = || -> Vec<String> {
+        fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut last = 0;
+    loop {
+        let lines = read();
+        if lines.len() >= n && lines.len() == last {
+            return lines[lines.len() - n..].to_vec();
+        }
+        if std::time::Instant::now() > deadline {
+            return lines[lines.len().saturating_sub(n)..].to_vec();
+        }
+        last = lines.len();
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+}
+
+/// What is compared of a gRPC access log entry: everything but times, addresses of the
+/// client's side and request ids.
+fn als_summary(entry: &HttpAccessLogEntry) -> String {
+    let common = entry.common_properties.clone().unwrap_or_default();
+    let request = entry.request.clone().unwrap_or_default();
+    let response = entry.response.clone().unwrap_or_default();
+    let upstream = common
+        .upstream_remote_address
+        .and_then(|a| match a.address {
+            Some(envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(s)) => {
+                Some(format!("{}:{:?}", s.address, s.port_specifier))
+            }
+            _ => None,
+        });
+    let sorted = |m: HashMap<String, String>| m.into_iter().collect::<BTreeMap<_, _>>();
+    format!(
+        "{:?} {} {} {} scheme={} protocol={} code={:?} flags={:?} cluster={} upstream={:?} route={} received={} request_headers={:?} response_headers={:?}",
+        request.request_method,
+        request.authority,
+        request.path,
+        request.original_path,
+        request.scheme,
+        entry.protocol_version,
+        response.response_code.map(|c| c.value),
+        common.response_flags,
+        common.upstream_cluster,
+        upstream,
+        common.route_name,
+        request.request_body_bytes,
+        sorted(request.request_headers),
+        sorted(response.response_headers),
+    )
+}
+
+fn compare_logs(what: &str, envoy: &[String], gloo: &[String], out: &mut Vec<Mismatch>) {
+    if envoy.len() != gloo.len() {
+        out.push(Mismatch {
+            case: what.to_string(),
+            field: "number of entries".into(),
+            envoy: envoy.len().to_string(),
+            gloo: gloo.len().to_string(),
+        });
+    }
+    for (i, (e, g)) in envoy.iter().zip(gloo).enumerate() {
+        if e != g {
+            out.push(Mismatch {
+                case: format!("{what}, entry {i}"),
+                field: "entry".into(),
+                envoy: e.clone(),
+                gloo: g.clone(),
+            });
+        }
+    }
+}
+
+/// The requests of [`access_logs_match_envoy`]: the `main` Gateway's routing cases (every
+/// kind of answer: proxied, redirected, direct, 404, 503), plus bodies and tagged requests.
+fn access_log_cases() -> Vec<Case> {
+    let r = "routes.example";
+    let mut cases: Vec<Case> = routing_cases()
+        .into_iter()
+        .filter(|c| matches!(c.gateway, Gateway::Main) && c.gloo_differs.is_none())
+        .collect();
+    cases.extend([
+        case("logged POST with a body", r, "/exact", Backend("alpha"))
+            .method("POST")
+            .body("twelve bytes")
+            .header("x-test-tag", "a-tag-longer-than-eight"),
+        case("logged chunked POST", r, "/exact?q=1", Backend("alpha"))
+            .method("POST")
+            .body("a chunked body")
+            .chunked()
+            .header("User-Agent", "access-log-test/1.0"),
+        case("logged tagged 404", r, "/nowhere", Local(404)).header("x-test-tag", "tag"),
+    ]);
+    cases
+}
+
+/// The same requests through both proxies, written by each into the access logs of the
+/// `main` Gateway (see [`access_log_yaml`]): the text file, the JSON file of non-2xx answers
+/// and the gRPC access log service's entries must be Envoy's, entry for entry.
+#[test]
+fn access_logs_match_envoy() {
+    let mut setup = Setup::start();
+    let cases = access_log_cases();
+    let mut mismatches = run_cases(&setup, &cases);
+    let dir = |config: &PathBuf| config.parent().map(Path::to_path_buf).unwrap_or_default();
+    let (envoy_dir, gloo_dir) = (dir(&setup.envoy_config), dir(&setup.gloo_config));
+
+    // The text log: one line per case, the last ones (the readiness checks came first).
+    let envoy_text = settled_lines(&envoy_dir.join("access.log"), cases.len());
+    let gloo_text = settled_lines(&gloo_dir.join("access.log"), cases.len());
+    compare_logs("text access log", &envoy_text, &gloo_text, &mut mismatches);
+
+    // The JSON log of the non-2xx answers, compared as JSON (key order is Envoy's to choose).
+    // The bytes sent are compared for the proxies' own answers: a backend's echo lists the
+    // headers each proxy added, which differ by nature (`x-envoy-*`).
+    let errors = cases
+        .iter()
+        .filter(|c| match c.expect {
+            Local(status) | BackendStatus(_, status) => status >= 300,
+            Backend(_) => false,
+        })
+        .count();
+    let json = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| match serde_json::from_str::<Value>(l) {
+                Ok(mut v) => {
+                    let from_backend = v["line"].as_str().is_some_and(|l| !l.ends_with(" -"));
+                    if let (true, Some(fields)) = (from_backend, v.as_object_mut()) {
+                        fields.remove("sent");
+                    }
+                    v.to_string()
+                }
+                Err(e) => format!("not JSON ({e}): {l}"),
+            })
+            .collect()
+    };
+    let envoy_json = json(settled_lines(&envoy_dir.join("errors.json"), errors));
+    let gloo_json = json(settled_lines(&gloo_dir.join("errors.json"), errors));
+    assert!(
+        envoy_json.len() >= 5,
+        "the JSON log should have the error answers: {envoy_json:?}"
+    );
+    compare_logs("JSON access log", &envoy_json, &gloo_json, &mut mismatches);
+
+    // The gRPC access log service: tagged requests and errors of both, by log name.
+    let entries = |name: &str| -> Vec<String> {
+        als_received()
+            .lock()
+            .unwrap()
+            .get(name)
+            .map(|e| e.iter().map(als_summary).collect())
+            .unwrap_or_default()
+    };
+    let streamed = cases
+        .iter()
+        .filter(|c| {
+            c.headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("x-test-tag"))
+                || match c.expect {
+                    Local(status) | BackendStatus(_, status) => status >= 400,
+                    Backend(_) => false,
+                }
+        })
+        .count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (envoy_als, gloo_als) = loop {
+        let now = (entries("envoy"), entries("gloo"));
+        let enough = now.0.len() >= streamed && now.1.len() >= streamed;
+        if enough || std::time::Instant::now() > deadline {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        streamed >= 4,
+        "the cases should have tagged and failed requests: {streamed}"
+    );
+    // The readiness checks came first.
+    let last = |v: &[String]| v[v.len().saturating_sub(streamed)..].to_vec();
+    compare_logs(
+        "gRPC access log service",
+        &last(&envoy_als),
+        &last(&gloo_als),
+        &mut mismatches,
+    );
     setup.report(&mismatches);
 }

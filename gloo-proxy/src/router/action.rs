@@ -828,6 +828,25 @@ impl Redirect {
         self.status
     }
 
+    /// The path (with its query) Envoy's router writes into the request's `:path` when it
+    /// redirects with a prefix or regex rewrite (its access log reads it); `None` when the
+    /// redirect rewrites no path.
+    pub fn rewritten_path(&self, path: &str, matched_prefix: Option<usize>) -> Option<String> {
+        let (path_only, query) = split_query(path);
+        let rewritten = match &self.path {
+            RedirectPath::Prefix(p) => {
+                let rest = matched_prefix
+                    .filter(|n| *n <= path_only.len() && path_only.is_char_boundary(*n))
+                    .map(|n| &path_only[n..])
+                    .unwrap_or("");
+                format!("{p}{rest}")
+            }
+            RedirectPath::Regex(r, sub) => r.replace_all(path_only, sub.as_str()).into_owned(),
+            RedirectPath::Keep | RedirectPath::Path(_) => return None,
+        };
+        Some(format!("{rewritten}{query}"))
+    }
+
     /// The `location` for a request, computed as Envoy's router does.
     pub fn location(
         &self,

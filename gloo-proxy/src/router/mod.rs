@@ -174,26 +174,11 @@ impl Route {
 fn route_metadata(
     metadata: Option<&envoy_types::pb::envoy::config::core::v3::Metadata>,
 ) -> Option<gloo_filters::metadata::RouteMetadata> {
-    use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
-    fn object(s: &Struct) -> serde_json::Map<String, serde_json::Value> {
-        s.fields.iter().map(|(k, v)| (k.clone(), json(v))).collect()
-    }
-    fn json(v: &Value) -> serde_json::Value {
-        match &v.kind {
-            None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-            Some(Kind::BoolValue(b)) => (*b).into(),
-            Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n)
-                .map_or(serde_json::Value::Null, serde_json::Value::Number),
-            Some(Kind::StringValue(s)) => s.clone().into(),
-            Some(Kind::ListValue(l)) => l.values.iter().map(json).collect(),
-            Some(Kind::StructValue(s)) => object(s).into(),
-        }
-    }
     let metadata = metadata.filter(|m| !m.filter_metadata.is_empty())?;
     let mut values = gloo_filters::metadata::DynamicMetadata::default();
     for (filter, fields) in &metadata.filter_metadata {
-        for (key, value) in &fields.fields {
-            values.set(filter, key, json(value));
+        for (key, value) in crate::config::struct_to_json(fields) {
+            values.set(filter, &key, value);
         }
     }
     Some(gloo_filters::metadata::RouteMetadata::new(values))
