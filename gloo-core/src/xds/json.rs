@@ -129,6 +129,11 @@ mod tests {
             "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
             "envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery",
             "envoy.extensions.formatter.metadata.v3.Metadata",
+            "envoy.extensions.filters.http.health_check.v3.HealthCheck",
+            "envoy.extensions.filters.http.compressor.v3.Compressor",
+            "envoy.extensions.compression.gzip.compressor.v3.Gzip",
+            "envoy.extensions.filters.http.buffer.v3.Buffer",
+            "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
         ] {
             assert!(
                 descriptor_pool().get_message_by_name(name).is_some(),
