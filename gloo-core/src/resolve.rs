@@ -301,6 +301,11 @@ pub struct VirtualHostModel {
     pub ssl_config: Option<SslConfig>,
     /// Routes in match order.
     pub routes: Vec<RouteModel>,
+    /// Where its options, routes and weighted destinations give the buffer filter a limit
+    /// (`bufferPerRoute.buffer`): the resource and field path of each. A limit takes effect
+    /// only on a Gateway with the buffer filter (`httpGateway.options.buffer`), so each is
+    /// warned about on any other Gateway that serves the virtual host.
+    pub buffer_limits: Vec<(ResourceKey, String)>,
 }
 
 /// One Envoy route: a single matcher and what to do.
@@ -479,6 +484,9 @@ struct Resolver<'a> {
     resolved: HashMap<ResourceRef, Option<Arc<VirtualHostModel>>>,
     /// The options of routes that set none, shared by all of them.
     no_options: Arc<RouteOptions>,
+    /// The buffer limits of the virtual host being resolved (see
+    /// [`VirtualHostModel::buffer_limits`]).
+    buffer_limits: Vec<(ResourceKey, String)>,
 }
 
 /// A field path such as `spec.virtualHost.routes[3].matchers[0]`, written out only when a
@@ -523,6 +531,7 @@ impl<'a> Resolver<'a> {
             route_tables: Collection::new(),
             resolved: HashMap::new(),
             no_options: Arc::default(),
+            buffer_limits: Vec::new(),
         };
         resolver.select_versions();
         let environment = Environment {
@@ -927,6 +936,10 @@ impl<'a> Resolver<'a> {
                 options.extauth.as_deref(),
                 "spec.virtualHost.options",
             ));
+            errors.extend(crate::translate::http_filters::per_route_problems(
+                options.buffer_per_route.as_ref(),
+                "spec.virtualHost.options",
+            ));
         }
         errors.extend(self.validate_routes(&vh.routes, "spec.virtualHost.routes"));
         errors
@@ -1111,6 +1124,12 @@ impl<'a> Resolver<'a> {
                         crate::translate::transformation::Options::weighted(wd.options.as_ref()),
                         format!("{path}.multi.destinations[{i}].options"),
                     ));
+                    errors.extend(crate::translate::http_filters::per_route_problems(
+                        wd.options
+                            .as_ref()
+                            .and_then(|o| o.buffer_per_route.as_ref()),
+                        format_args!("{path}.multi.destinations[{i}].options"),
+                    ));
                 }
                 if !multi.destinations.is_empty() && total == 0 {
                     errors.push(format!(
@@ -1196,6 +1215,10 @@ impl<'a> Resolver<'a> {
         for (at, extension) in crate::translate::jwt::route_extensions(options, path) {
             errors.extend(crate::translate::jwt::validate(extension, &at));
         }
+        errors.extend(crate::translate::http_filters::per_route_problems(
+            options.buffer_per_route.as_ref(),
+            path,
+        ));
         if let Some(retries) = &options.retries {
             for cond in retries
                 .retry_on
@@ -1538,6 +1561,21 @@ impl<'a> Resolver<'a> {
             for d in &host.domains {
                 claimed.insert(d.clone(), r.clone());
             }
+            // A buffer limit without the buffer filter configures nothing: Gloo emits it all
+            // the same (and so does gloo), but says so.
+            if http
+                .options
+                .as_ref()
+                .and_then(|o| o.buffer.as_ref())
+                .is_none()
+            {
+                for (owner, path) in &host.buffer_limits {
+                    self.reports.warn(
+                        owner,
+                        format!("{path}: has no effect on Gateway {gateway}, which sets no httpGateway.options.buffer (Envoy applies a route's buffer limit only where the listener has the buffer filter)"),
+                    );
+                }
+            }
             hosts.push(host);
         }
         hosts.sort_by(|a, b| a.source.cmp(&b.source));
@@ -1652,6 +1690,10 @@ impl<'a> Resolver<'a> {
                         || !crate::translate::transformation::validate(
                             crate::translate::transformation::Options::host(&found.object.spec.options),
                             "",
+                        ).is_empty()
+                        || !crate::translate::http_filters::per_route_problems(
+                            found.object.spec.options.buffer_per_route.as_ref(),
+                            "",
                         ).is_empty() => self.note(&key,
                         format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} is rejected; its options are not applied"),
                     ),
@@ -1681,6 +1723,22 @@ impl<'a> Resolver<'a> {
                 .and_then(|o| o.staged_transformations.clone()),
             chain: Vec::new(),
         };
+        self.buffer_limits.clear();
+        if crate::translate::http_filters::sets_limit(options.buffer_per_route.as_ref()) {
+            let own = vh
+                .options
+                .as_ref()
+                .and_then(|o| o.buffer_per_route.as_ref());
+            self.buffer_limits.push((
+                key.clone(),
+                if own.is_some() {
+                    "spec.virtualHost.options.bufferPerRoute.buffer".to_string()
+                } else {
+                    "spec.virtualHost.optionsConfigRefs: a VirtualHostOption's bufferPerRoute.buffer"
+                        .to_string()
+                },
+            ));
+        }
         let routes = if refused {
             Vec::new()
         } else {
@@ -1693,6 +1751,7 @@ impl<'a> Resolver<'a> {
             options,
             ssl_config: entry.object.spec.ssl_config.clone(),
             routes,
+            buffer_limits: std::mem::take(&mut self.buffer_limits),
         })
     }
 
@@ -1762,6 +1821,10 @@ impl<'a> Resolver<'a> {
                         Some(found) if !found.object.spec.options.local_ratelimit().is_valid()
                             || !crate::translate::transformation::validate(
                                 crate::translate::transformation::Options::route(&found.object.spec.options),
+                                "",
+                            ).is_empty()
+                            || !crate::translate::http_filters::per_route_problems(
+                                found.object.spec.options.buffer_per_route.as_ref(),
                                 "",
                             ).is_empty() => self.note(&context.owner,
                             format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} is rejected; its options are not applied"),
@@ -1961,6 +2024,9 @@ impl<'a> Resolver<'a> {
                     continue;
                 }
             };
+            if let RouteModelAction::Route(served) = &model_action.0 {
+                self.note_buffer_limits(route, &options, served, &path, &context.owner);
+            }
             let gloo_name = named.then(gloo_name);
             let count = matchers.len();
             for j in 0..count {
@@ -1990,6 +2056,67 @@ impl<'a> Resolver<'a> {
             }
         }
         out
+    }
+
+    /// Records where a served route (`route`, whose options are `options` after merging, at
+    /// `path` of `owner`) and its weighted destinations give the buffer filter a limit (see
+    /// [`VirtualHostModel::buffer_limits`]).
+    fn note_buffer_limits(
+        &mut self,
+        route: &Route,
+        options: &RouteOptions,
+        action: &RouteAction,
+        path: &FieldPath<'_>,
+        owner: &ResourceKey,
+    ) {
+        use crate::translate::http_filters::sets_limit;
+        if sets_limit(options.buffer_per_route.as_ref()) {
+            let own = route
+                .options
+                .as_ref()
+                .is_some_and(|o| o.buffer_per_route.is_some());
+            self.buffer_limits.push((
+                owner.clone(),
+                if own {
+                    format!("{path}.options.bufferPerRoute.buffer")
+                } else {
+                    format!("{path}.options: bufferPerRoute.buffer (inherited from a RouteOption or a delegating route)")
+                },
+            ));
+        }
+        let limited = |destinations: &[crate::model::routing::WeightedDestination]| {
+            destinations
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| {
+                    sets_limit(d.options.as_ref().and_then(|o| o.buffer_per_route.as_ref()))
+                })
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>()
+        };
+        match action.destination() {
+            Ok(Some(RouteDestination::Multi(multi))) => {
+                for i in limited(&multi.destinations) {
+                    self.buffer_limits.push((
+                        owner.clone(),
+                        format!("{path}.routeAction.multi.destinations[{i}].options.bufferPerRoute.buffer"),
+                    ));
+                }
+            }
+            Ok(Some(RouteDestination::UpstreamGroup(r))) => {
+                let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
+                if let Some(group) = self.snapshot.upstream_groups.get(&r) {
+                    let key = ResourceKey::new(Kind::UpstreamGroup, r.clone());
+                    for i in limited(&group.object.spec.destinations) {
+                        self.buffer_limits.push((
+                            key.clone(),
+                            format!("spec.destinations[{i}].options.bufferPerRoute.buffer"),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     fn delegate(
@@ -2331,6 +2458,10 @@ fn http_gateway_problems(
         ));
     }
     problems.extend(unenforced(options.unenforced(), format!("{path}.options")));
+    problems.extend(crate::translate::http_filters::problems(
+        options,
+        &format!("{path}.options"),
+    ));
     problems.extend(crate::translate::waf::problems(
         snapshot,
         options.waf.as_ref(),

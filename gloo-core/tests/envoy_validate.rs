@@ -468,3 +468,96 @@ fn envoy_refuses_a_waf_it_does_not_have_rather_than_serving_unprotected() {
     let (ok, stdout, stderr) = envoy_validate(&plain);
     assert!(ok, "{stdout}\n{stderr}");
 }
+
+/// The HTTP filters of every connection manager of the bootstrap's listeners, mutably.
+fn http_filters_mut(config: &mut Value) -> Vec<&mut Value> {
+    config["staticResources"]["listeners"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["filterChains"].as_array_mut().into_iter().flatten())
+        .flat_map(|c| c["filters"].as_array_mut().into_iter().flatten())
+        .flat_map(|f| {
+            f["typedConfig"]["httpFilters"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+        })
+        .collect()
+}
+
+/// The health check, gzip (every field) and buffer filters, and the buffer filter's per-route
+/// configs on a virtual host, routes (a delegated one too) and weighted destinations (a
+/// route's and an UpstreamGroup's), served by a Gateway with the three filters and by one
+/// without any. Envoy warns about nothing they set: gloo writes the replacements of the
+/// deprecated fields Gloo writes (`HeaderMatcher.exact_match`, the compressor's top-level
+/// response settings), which Envoy would warn about on every load.
+#[test]
+fn envoy_accepts_health_check_gzip_and_buffer_filters_without_deprecation_warnings() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-http-filters");
+    let resources = translated(&dir);
+    let config = bootstrap(&resources);
+    let text = config.to_string();
+    for expected in [
+        "envoy.filters.http.health_check",
+        "envoy.filters.http.compressor",
+        "envoy.compression.gzip.compressor",
+        "envoy.filters.http.buffer",
+        "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected} missing from {config:#}"
+        );
+    }
+    let (ok, stdout, stderr) = envoy_validate(&config);
+    assert!(
+        ok,
+        "Envoy rejected:\n{stdout}\n{stderr}\nconfig:\n{config:#}"
+    );
+    assert!(
+        !stderr.contains("Deprecated field"),
+        "Envoy warned:\n{stderr}"
+    );
+    let counts = validate_resources(&resources, &dir.display().to_string());
+    // Two listeners and route configurations; the two upstreams.
+    assert_eq!(counts, (2, 2, 2));
+
+    // What Gloo itself writes is accepted, with the warnings the check above looks for.
+    let mut gloos = config.clone();
+    for filter in http_filters_mut(&mut gloos) {
+        let name = filter["name"].clone();
+        let typed = &mut filter["typedConfig"];
+        if name == "envoy.filters.http.health_check" {
+            let path = typed["headers"][0]["stringMatch"]["exact"].clone();
+            typed["headers"][0] = json!({"name": ":path", "exactMatch": path});
+        }
+        if name == "envoy.filters.http.compressor" {
+            let response = typed
+                .as_object_mut()
+                .and_then(|t| t.remove("responseDirectionConfig"))
+                .expect("response settings");
+            let common = &response["commonConfig"];
+            typed["contentLength"] = common["minContentLength"].clone();
+            typed["contentType"] = json!(common["contentTypeMatcher"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| m["exact"].clone())
+                .collect::<Vec<_>>());
+            typed["disableOnEtagHeader"] = response["disableOnEtagHeader"].clone();
+            typed["removeAcceptEncodingHeader"] = response["removeAcceptEncodingHeader"].clone();
+        }
+    }
+    let (ok, stdout, stderr) = envoy_validate(&gloos);
+    assert!(ok, "{stdout}\n{stderr}");
+    for deprecated in [
+        "envoy.config.route.v3.HeaderMatcher.exact_match",
+        "envoy.extensions.filters.http.compressor.v3.Compressor.content_length",
+        "envoy.extensions.filters.http.compressor.v3.Compressor.content_type",
+        "envoy.extensions.filters.http.compressor.v3.Compressor.disable_on_etag_header",
+        "envoy.extensions.filters.http.compressor.v3.Compressor.remove_accept_encoding_header",
+    ] {
+        assert!(stderr.contains(deprecated), "{deprecated}:\n{stderr}");
+    }
+}

@@ -218,7 +218,7 @@ fn gateway_options_are_rejected_when_they_guard_traffic_and_warned_about_otherwi
     let t = translate(&docs(&[
         &up(),
         &gateway_with(
-            "bindAddress: '::'\nbindPort: 8080\noptions:\n  listenerAccessLoggingService: {accessLog: [{fileSink: {path: /dev/stdout, stringFormat: ''}}]}\nhttpGateway:\n  options:\n    gzip: {compressionLevel: BEST}\n    httpConnectionManagerSettings:\n      tracing: {verbose: true}\n      acceptHttp10: true\n",
+            "bindAddress: '::'\nbindPort: 8080\noptions:\n  listenerAccessLoggingService: {accessLog: [{fileSink: {path: /dev/stdout, stringFormat: ''}}]}\nhttpGateway:\n  options:\n    grpcWeb: {disable: true}\n    httpConnectionManagerSettings:\n      tracing: {verbose: true}\n      acceptHttp10: true\n",
         ),
         &vs("default", "routes:\n- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}"),
     ]));
@@ -231,7 +231,7 @@ fn gateway_options_are_rejected_when_they_guard_traffic_and_warned_about_otherwi
         &[],
         &[
             &format!("spec.options.listenerAccessLoggingService:{served}"),
-            &format!("spec.httpGateway.options.gzip:{served}"),
+            &format!("spec.httpGateway.options.grpcWeb:{served}"),
             &format!("spec.httpGateway.options.httpConnectionManagerSettings.tracing:{served}"),
         ],
     );

@@ -528,7 +528,7 @@ spec:
                     .health_check
                     .as_ref()
                     .unwrap();
-                assert_eq!(hc["path"], "/any-path-you-want");
+                assert_eq!(hc.path, "/any-path-you-want");
             }
             other => panic!("expected an HTTP gateway, got {other:?}"),
         }

@@ -69,6 +69,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::access_log::AccessLoggingService;
 use crate::model::headers::EarlyHeaderManipulation;
+use crate::model::http_filters::{Buffer, Gzip, HealthCheck};
 use crate::model::ratelimit::LocalRateLimitSettings;
 use crate::model::Duration;
 
@@ -159,13 +160,14 @@ pub struct HttpListenerOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub http_connection_manager_settings: Option<HttpConnectionManagerSettings>,
-    /// Health check filter settings. Accepted and carried; not interpreted yet.
+    /// The health check filter: the listener answers requests for one exact path itself
+    /// (Envoy's `envoy.filters.http.health_check`).
     #[serde(
         alias = "health_check",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub health_check: Option<serde_json::Value>,
+    pub health_check: Option<HealthCheck>,
     /// Deprecated plugin extensions. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<serde_json::Value>,
@@ -233,9 +235,10 @@ pub struct HttpListenerOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub ext_proc_late: Option<serde_json::Value>,
-    /// Gzip compression filter settings. Accepted and carried; not interpreted yet.
+    /// Gzip compression of responses (Envoy's `envoy.filters.http.compressor` with the gzip
+    /// library).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gzip: Option<serde_json::Value>,
+    pub gzip: Option<Gzip>,
     /// Proxy latency filter settings. Accepted and carried; not interpreted yet.
     #[serde(
         alias = "proxy_latency",
@@ -243,9 +246,10 @@ pub struct HttpListenerOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub proxy_latency: Option<serde_json::Value>,
-    /// Buffer filter settings. Accepted and carried; not interpreted yet.
+    /// Request buffering up to a limit before routing (Envoy's `envoy.filters.http.buffer`);
+    /// routes' `bufferPerRoute` settings take effect only where this is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub buffer: Option<serde_json::Value>,
+    pub buffer: Option<Buffer>,
     /// CSRF filter settings. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf: Option<serde_json::Value>,
@@ -814,15 +818,12 @@ impl HttpListenerOptions {
     pub fn unapplied(&self) -> Vec<&'static str> {
         let mut out = crate::model::set_fields([
             ("grpcWeb", self.grpc_web.is_some()),
-            ("healthCheck", self.health_check.is_some()),
             ("extensions", self.extensions.is_some()),
             ("caching", self.caching.is_some()),
             ("disableExtProcEarly", self.disable_ext_proc_early.is_some()),
             ("disableExtProc", self.disable_ext_proc.is_some()),
             ("disableExtProcLate", self.disable_ext_proc_late.is_some()),
-            ("gzip", self.gzip.is_some()),
             ("proxyLatency", self.proxy_latency.is_some()),
-            ("buffer", self.buffer.is_some()),
             ("grpcJsonTranscoder", self.grpc_json_transcoder.is_some()),
             (
                 "sanitizeClusterHeader",

@@ -17,6 +17,7 @@ pub mod extauth;
 pub mod faults;
 pub mod gateway;
 pub mod headers;
+pub mod http_filters;
 pub mod jwt;
 pub mod lbhash;
 pub mod listener_options;

@@ -87,6 +87,7 @@ use crate::model::cors::{CorsPolicy, CorsPolicyMergeSettings};
 use crate::model::extauth::ExtAuthExtension;
 use crate::model::faults::RouteFaults;
 use crate::model::headers::HeaderManipulation;
+use crate::model::http_filters::BufferPerRoute;
 use crate::model::jwt::{
     JwtStagedRouteExtension, JwtStagedRouteProvidersExtension, JwtStagedVhostExtension,
     RouteExtension, VhostExtension,
@@ -189,13 +190,14 @@ pub struct VirtualHostOptions {
     /// Data loss prevention settings. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dlp: Option<serde_json::Value>,
-    /// Per-route buffer filter settings. Accepted and carried; not interpreted yet.
+    /// Buffer filter settings for all routes of the virtual host (the buffer turned off or
+    /// another limit); in force only on Gateways that set `buffer`.
     #[serde(
         alias = "buffer_per_route",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub buffer_per_route: Option<serde_json::Value>,
+    pub buffer_per_route: Option<BufferPerRoute>,
     /// CSRF policy. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf: Option<serde_json::Value>,
@@ -399,13 +401,14 @@ pub struct RouteOptions {
     /// Data loss prevention settings. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dlp: Option<serde_json::Value>,
-    /// Per-route buffer filter settings. Accepted and carried; not interpreted yet.
+    /// Buffer filter settings for the route (the buffer turned off or another limit); in
+    /// force only on Gateways that set `buffer`.
     #[serde(
         alias = "buffer_per_route",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub buffer_per_route: Option<serde_json::Value>,
+    pub buffer_per_route: Option<BufferPerRoute>,
     /// CSRF policy. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf: Option<serde_json::Value>,
@@ -515,13 +518,14 @@ pub struct WeightedDestinationOptions {
     /// External authorization settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extauth: Option<ExtAuthExtension>,
-    /// Per-route buffer filter settings. Accepted and carried; not interpreted yet.
+    /// Buffer filter settings for traffic to this destination (the buffer turned off or
+    /// another limit); in force only on Gateways that set `buffer`.
     #[serde(
         alias = "buffer_per_route",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub buffer_per_route: Option<serde_json::Value>,
+    pub buffer_per_route: Option<BufferPerRoute>,
     /// CSRF policy. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf: Option<serde_json::Value>,

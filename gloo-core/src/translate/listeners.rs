@@ -27,6 +27,7 @@ use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use super::access_log;
 use super::extauth;
+use super::http_filters;
 use super::jwt;
 use super::local_ratelimit;
 use super::names::{
@@ -222,6 +223,10 @@ fn http_connection_manager(
     };
     let mut http_filters = Vec::new();
     // Gloo's stage order: Fault, then CORS, ..., then the router last.
+    // Gzip compression: Gloo's `DuringStage(FaultStage)`, before the fault filter (same stage,
+    // ordered by name), so the first filter on the request path and the last on the response
+    // path: it compresses what every other filter has done to the response.
+    http_filters.extend(http_filters::compressor_filter(http));
     if uses(&|o| o.faults.is_some()) {
         http_filters.push(HttpFilter {
             name: FAULT_FILTER.to_string(),
@@ -293,6 +298,10 @@ fn http_connection_manager(
         http_filters.push(ext_authz);
     }
     http_filters.extend(jwt_filter(jwt::Stage::AfterExtAuth));
+    // The health check: Gloo's `AfterStage(AuthZStage)`, before the regular transformations
+    // of the same stage (ordered by name). Envoy answers a health check here, so it has passed
+    // the WAF, the rate limits before auth and auth, and is never transformed or routed.
+    http_filters.extend(http_filters::health_check_filter(http));
     // Gloo's regular transformations run after auth (`AfterStage(AuthZStage)`), before the
     // rate limits of `RateLimitStage`.
     http_filters.extend(regular_transformation);
@@ -306,6 +315,10 @@ fn http_connection_manager(
     // request, so nothing may change it afterwards), the transformation of Lambda requests
     // (`requestTransformation`) just before it (`BeforeStage(OutAuthStage)`).
     http_filters.extend(super::aws_lambda::http_filters(ctx.snapshot, hosts));
+    // Request buffering: Gloo's `DuringStage(RouteStage)`, just before the router, so only a
+    // request every other filter let through is buffered (a 413 past the limit); routes'
+    // `bufferPerRoute` configure this filter and nothing without it.
+    http_filters.extend(http_filters::buffer_filter(http));
     http_filters.push(HttpFilter {
         name: ROUTER_FILTER.to_string(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack(

@@ -42,6 +42,7 @@ pub(crate) mod aws_lambda;
 mod clusters;
 pub(crate) mod extauth;
 mod extauth_config;
+pub(crate) mod http_filters;
 mod jwk;
 pub(crate) mod jwt;
 mod listeners;
@@ -68,6 +69,7 @@ pub use extauth::{
     CONFIG_ID, DEFAULT_USER_ID_HEADER, EXT_AUTHZ_FILTER, SANITIZE_FILTER, SOURCE_NAME, SOURCE_TYPE,
 };
 pub use extauth_config::{ext_auth_configs, ExtAuthServerConfig};
+pub use http_filters::{BUFFER_FILTER, COMPRESSOR_FILTER, GZIP_COMPRESSOR, HEALTH_CHECK_FILTER};
 pub use jwt::{JWT_AFTER_EXT_AUTH_FILTER, JWT_FILTER};
 pub use names::{cluster_name, kube_upstream_name, route_config_name};
 pub use ratelimit::{
@@ -863,6 +865,10 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             options.extauth.as_deref(),
             PATH,
         ));
+        problems.extend(http_filters::per_route_problems(
+            options.buffer_per_route.as_ref(),
+            PATH,
+        ));
         (Kind::VirtualHostOption, r, problems)
     });
     let route_options = snapshot.route_options.iter().map(|(r, e)| {
@@ -884,6 +890,10 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             options.extauth.as_deref(),
             PATH,
         ));
+        problems.extend(http_filters::per_route_problems(
+            options.buffer_per_route.as_ref(),
+            PATH,
+        ));
         (Kind::RouteOption, r, problems)
     });
     let upstream_groups = snapshot.upstream_groups.iter().map(|(r, e)| {
@@ -902,6 +912,10 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
                 problems.extend(extauth::problems(
                     snapshot,
                     d.options.as_ref().and_then(|o| o.extauth.as_ref()),
+                    &path,
+                ));
+                problems.extend(http_filters::per_route_problems(
+                    d.options.as_ref().and_then(|o| o.buffer_per_route.as_ref()),
                     &path,
                 ));
                 problems

@@ -26,6 +26,7 @@ use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, Fr
 use envoy_types::pb::google::protobuf::{BoolValue, Duration as PbDuration, UInt32Value};
 
 use super::extauth::ListenerAuth;
+use super::http_filters;
 use super::local_ratelimit::{self, ListenerFlags};
 use super::names::{cluster_name, CORS_FILTER, FAULT_FILTER, LOCAL_RATELIMIT_FILTER};
 use super::transformation;
@@ -101,6 +102,10 @@ pub(crate) fn virtual_host(
             ctx.transformation,
         ));
     out.typed_per_filter_config.extend(waf.host(vh));
+    out.typed_per_filter_config
+        .extend(http_filters::buffer_per_route(
+            options.buffer_per_route.as_ref(),
+        ));
     if let Some(bucket) = options.local_ratelimit().bucket() {
         out.typed_per_filter_config.insert(
             LOCAL_RATELIMIT_FILTER.to_string(),
@@ -503,6 +508,12 @@ fn weighted(destinations: &[WeightedDestination], secrets: &HeaderSecrets<'_>) -
                     secrets.auth,
                     &mut cw.typed_per_filter_config,
                 );
+                cw.typed_per_filter_config
+                    .extend(http_filters::buffer_per_route(
+                        wd.options
+                            .as_ref()
+                            .and_then(|o| o.buffer_per_route.as_ref()),
+                    ));
                 Some(cw)
             })
             .collect(),
@@ -760,6 +771,9 @@ fn route(
         lambda.and_then(super::aws_lambda::request_transformation),
     ));
     per_filter.extend(waf.route(options.waf.as_deref()));
+    per_filter.extend(http_filters::buffer_per_route(
+        options.buffer_per_route.as_ref(),
+    ));
     if let Some(d) = lambda {
         per_filter.extend(super::aws_lambda::per_filter_config(
             secrets.ctx.snapshot,

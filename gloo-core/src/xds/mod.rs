@@ -220,6 +220,16 @@ envoy_messages! {
         => "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
     envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::HeaderMutation
         => "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+    envoy_types::pb::envoy::extensions::filters::http::health_check::v3::HealthCheck
+        => "envoy.extensions.filters.http.health_check.v3.HealthCheck",
+    envoy_types::pb::envoy::extensions::filters::http::compressor::v3::Compressor
+        => "envoy.extensions.filters.http.compressor.v3.Compressor",
+    envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip
+        => "envoy.extensions.compression.gzip.compressor.v3.Gzip",
+    envoy_types::pb::envoy::extensions::filters::http::buffer::v3::Buffer
+        => "envoy.extensions.filters.http.buffer.v3.Buffer",
+    envoy_types::pb::envoy::extensions::filters::http::buffer::v3::BufferPerRoute
+        => "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
     envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext
         => "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
     envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext
