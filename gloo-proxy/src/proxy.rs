@@ -413,17 +413,18 @@ pub(crate) fn mark_flagged_local_reply<M: Send + Sync + 'static>(
 }
 
 /// A local answer: status and a plain-text body (empty for none).
+///
+/// An empty answer carries no `content-length` field until it is sent (the codec writes
+/// `content-length: 0`), as Envoy's local replies: filters that read the field (the
+/// compressor's minimum length) see what they see in Envoy.
 pub fn local_reply(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     if !body.is_empty() {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
-    response
-        .headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     response
 }
 

@@ -272,6 +272,9 @@ struct Ports {
     /// Gateway `global` (written only for the global rate limit test): the VirtualServices
     /// labelled `global: "true"`, rate limited by the rate limit service on `rls`.
     global: u16,
+    /// Gateway `filtered`: the VirtualServices labelled `filtered: "true"`, behind Gloo's
+    /// `gzip`, `healthCheck` and `buffer` options (see [`FILTERED_YAML`]).
+    filtered: u16,
     /// The rate limit service this proxy's Settings name (hosted by `gloo control-plane` for
     /// Envoy, by `gloo run` for gloo).
     rls: u16,
@@ -364,7 +367,21 @@ spec:
   bindPort: {secured}
   httpGateway:
     virtualServiceSelector: {{secured: "true"}}
+---
+apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: filtered, namespace: gloo-system}}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: {filtered}
+  httpGateway:
+    virtualServiceSelector: {{filtered: "true"}}
+    options:
+      gzip: {{}}
+      healthCheck: {{path: /healthz}}
+      buffer: {{maxRequestBytes: 64}}
 {auth}"#,
+        filtered = ports.filtered,
         main = ports.main,
         all = ports.all,
         limited = ports.limited,
@@ -639,6 +656,30 @@ spec:
 /// Routes for the client-side path tricks on `paths.example`: `/public` and `/admin` go to
 /// different backends, and whatever matches nothing else falls through to `delta`, which
 /// shows the request target it received.
+/// The routes behind Gateway `filtered` (gzip, a health check on `/healthz`, a 64-byte
+/// request buffer): one route with the Gateway's buffer, one with a larger buffer of its own,
+/// one with buffering off, and a direct response in plain text.
+const FILTERED_YAML: &str = r#"apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {name: filtered, namespace: gloo-system, labels: {filtered: "true"}}
+spec:
+  virtualHost:
+    domains: [filtered.example]
+    routes:
+    - matchers: [{prefix: /large}]
+      options:
+        bufferPerRoute: {buffer: {maxRequestBytes: 1000}}
+      routeAction: {single: {upstream: {name: alpha, namespace: gloo-system}}}
+    - matchers: [{prefix: /unbuffered}]
+      options:
+        bufferPerRoute: {disabled: true}
+      routeAction: {single: {upstream: {name: alpha, namespace: gloo-system}}}
+    - matchers: [{prefix: /text}]
+      directResponseAction: {status: 200, body: "a plain text answer long enough to be worth compressing, twice: a plain text answer long enough to be worth compressing"}
+    - matchers: [{prefix: /}]
+      routeAction: {single: {upstream: {name: alpha, namespace: gloo-system}}}
+"#;
+
 const PATHS_YAML: &str = r#"apiVersion: gateway.solo.io/v1
 kind: VirtualService
 metadata: {name: paths, namespace: gloo-system, labels: {main: "true"}}
@@ -1412,13 +1453,16 @@ fn write_config(dir: &Path, ports: Ports, backends: &[(&str, u16)], global: bool
         ("limited.yaml", LIMITED_YAML.to_string()),
         ("secured.yaml", secured_yaml(jwks_port())),
         ("authed.yaml", authed_yaml(authz_port())),
+        ("filtered.yaml", FILTERED_YAML.to_string()),
     ] {
         fs::write(dir.join(file), contents).expect("write config");
     }
 }
 
-/// `gloo validate DIR` must accept every resource. The only Warning allowed is the one the
-/// config asks for: the `routes` VirtualService's route to the missing Upstream `ghost`.
+/// `gloo validate DIR` must accept every resource. The only Warnings allowed are the ones the
+/// config asks for: the `routes` VirtualService's route to the missing Upstream `ghost`, and
+/// the `filtered` VirtualService's route buffer limit, which Gateway `all` (selecting every
+/// VirtualService, without the `buffer` option) does not apply.
 fn assert_config_accepted(dir: &Path, global: bool) {
     let output = Command::new(env!("CARGO_BIN_EXE_gloo"))
         .arg("validate")
@@ -1440,9 +1484,16 @@ fn assert_config_accepted(dir: &Path, global: bool) {
     let mut current = String::new();
     for line in text.lines() {
         if let Some(detail) = line.strip_prefix("  ") {
-            let allowed = current == "VirtualService gloo-system.routes"
-                && detail.starts_with("warning:")
-                && detail.contains("Upstream gloo-system.ghost not found");
+            let allowed = detail.starts_with("warning:")
+                && match current.as_str() {
+                    "VirtualService gloo-system.routes" => {
+                        detail.contains("Upstream gloo-system.ghost not found")
+                    }
+                    "VirtualService gloo-system.filtered" => {
+                        detail.contains("has no effect on Gateway gloo-system.all")
+                    }
+                    _ => false,
+                };
             if !allowed {
                 fail(&format!("unexpected detail for {current}: {detail}"));
             }
@@ -1453,7 +1504,9 @@ fn assert_config_accepted(dir: &Path, global: bool) {
             fail(&format!("unexpected line {line:?}"));
         };
         let state = rest.split(' ').next().unwrap_or_default();
-        let expected = if resource == "VirtualService gloo-system.routes" {
+        let expected = if resource == "VirtualService gloo-system.routes"
+            || resource == "VirtualService gloo-system.filtered"
+        {
             "Warning"
         } else {
             "Accepted"
@@ -1469,11 +1522,11 @@ fn assert_config_accepted(dir: &Path, global: bool) {
     // VirtualServices, a Settings and a RateLimitConfig.
     let extra = usize::from(global);
     let mut want = BTreeMap::from([
-        ("Gateway".to_string(), 8 + extra),
+        ("Gateway".to_string(), 9 + extra),
         // One per backend, the ring-hash and Maglev ones of sticky.yaml, the JWKS server, the
         // ext auth server (up and down), and the access log service.
         ("Upstream".to_string(), BACKENDS.len() + 6 + extra),
-        ("VirtualService".to_string(), 13 + 3 * extra),
+        ("VirtualService".to_string(), 14 + 3 * extra),
         ("AuthConfig".to_string(), 3),
         ("Settings".to_string(), 1),
     ]);
@@ -1543,6 +1596,7 @@ impl Setup {
                 down_open: free_port(),
                 down_closed: free_port(),
                 global: free_port(),
+                filtered: free_port(),
                 rls: free_port(),
             },
         };
@@ -1558,6 +1612,7 @@ impl Setup {
                 down_open: free_port(),
                 down_closed: free_port(),
                 global: free_port(),
+                filtered: free_port(),
                 rls: free_port(),
             },
         };
@@ -1731,6 +1786,7 @@ impl Setup {
             Gateway::DownOpen => proxy.ports.down_open,
             Gateway::DownClosed => proxy.ports.down_closed,
             Gateway::Global => proxy.ports.global,
+            Gateway::Filtered => proxy.ports.filtered,
         }
     }
 }
@@ -1779,6 +1835,7 @@ enum Gateway {
     DownOpen,
     DownClosed,
     Global,
+    Filtered,
 }
 
 /// What Envoy answers to a case (checked on Envoy only: gloo is compared to Envoy).
@@ -3389,14 +3446,19 @@ fn access_logs_match_envoy() {
                 }
         })
         .count();
+    // Enough entries, and no more coming: Envoy flushes its buffer every second, and the
+    // readiness checks' errors may be among the first, so a count alone can come too early.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut last = (usize::MAX, usize::MAX);
     let (envoy_als, gloo_als) = loop {
         let now = (entries("envoy"), entries("gloo"));
-        let enough = now.0.len() >= streamed && now.1.len() >= streamed;
-        if enough || std::time::Instant::now() > deadline {
+        let counts = (now.0.len(), now.1.len());
+        let settled = counts == last && counts.0 >= streamed && counts.1 >= streamed;
+        if settled || std::time::Instant::now() > deadline {
             break now;
         }
-        std::thread::sleep(Duration::from_millis(500));
+        last = counts;
+        std::thread::sleep(Duration::from_millis(1500));
     };
     assert!(
         streamed >= 4,
@@ -3410,5 +3472,137 @@ fn access_logs_match_envoy() {
         &last(&gloo_als),
         &mut mismatches,
     );
+    setup.report(&mismatches);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gloo's gzip, healthCheck and buffer options
+
+/// 100 bytes: over the `filtered` Gateway's 64-byte buffer, under `/large`'s 1,000.
+const HUNDRED_BYTES: &str =
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789";
+
+/// Requests to Gateway `filtered` (see [`FILTERED_YAML`]).
+#[rustfmt::skip]
+fn filtered_cases() -> Vec<Case> {
+    let on = |case: Case| case.on(Gateway::Filtered);
+    let h = "filtered.example";
+    vec![
+        // --- gzip: Envoy's compressor filter with its defaults (30 bytes, its type list).
+        on(case("gzip: a JSON answer to a client accepting gzip", h, "/json", Backend("alpha"))
+            .header("Accept-Encoding", "gzip, deflate")),
+        on(case("gzip: q-values, gzip preferred", h, "/json", Backend("alpha"))
+            .header("Accept-Encoding", "br;q=0.5, gzip;q=0.8")),
+        on(case("gzip: a client that does not accept it gets vary only", h, "/json", Backend("alpha"))),
+        on(case("gzip: refused with q=0", h, "/json", Backend("alpha"))
+            .header("Accept-Encoding", "gzip;q=0")),
+        on(case("gzip: any coding", h, "/json", Backend("alpha"))
+            .header("Accept-Encoding", "*")),
+        on(case("gzip: not with cache-control no-transform", h, "/json", Backend("alpha"))
+            .header("Accept-Encoding", "gzip")
+            .header("x-echo-response-header", "cache-control=no-transform")),
+        on(case("gzip: a strong etag is dropped", h, "/json", Backend("alpha"))
+            .header("Accept-Encoding", "gzip")
+            .header("x-echo-response-header", "etag=\"v1\"")),
+        on(case("gzip: a weak etag stays", h, "/json", Backend("alpha"))
+            .header("Accept-Encoding", "gzip")
+            .header("x-echo-response-header", "etag=W/\"v1\"")),
+        on(case("gzip: vary extended", h, "/json", Backend("alpha"))
+            .header("Accept-Encoding", "gzip")
+            .header("x-echo-response-header", "vary=Origin")),
+        on(case("gzip: an error answer is compressed too", h, "/json", BackendStatus("alpha", 503))
+            .header("Accept-Encoding", "gzip")
+            .header("x-test-status", "503")),
+        on(case("gzip: HEAD", h, "/json", Backend("alpha"))
+            .method("HEAD")
+            .header("Accept-Encoding", "gzip")),
+        on(case("gzip: a direct response in plain text", h, "/text", Local(200))
+            .header("Accept-Encoding", "gzip")),
+        on(case("gzip: a local 413 is short", h, "/json", Local(413))
+            .method("POST")
+            .body(HUNDRED_BYTES)
+            .header("Accept-Encoding", "gzip")),
+        on(case("gzip: no route for the host", "unknown.example", "/json", Local(404))
+            .header("Accept-Encoding", "gzip")),
+        // --- The health check on /healthz: answered by the proxy, whatever the method.
+        on(case("health check", h, "/healthz", Local(200))),
+        on(case("health check with a body", h, "/healthz", Local(200))
+            .method("POST")
+            .body("ping")),
+        on(case("health check: the query is part of :path", h, "/healthz?full=1", Backend("alpha"))),
+        on(case("health check: another host", "other.example", "/healthz", Local(200))),
+        on(case("health check: a longer path is routed", h, "/healthz/deep", Backend("alpha"))),
+        // --- The buffer: 64 bytes on the Gateway, 1,000 on /large, off on /unbuffered.
+        on(case("buffer: a chunked body under the limit arrives whole", h, "/upload", Backend("alpha"))
+            .method("POST")
+            .body("a body of thirty-three characters")
+            .chunked()),
+        on(case("buffer: over the limit", h, "/upload", Local(413))
+            .method("POST")
+            .body(HUNDRED_BYTES)),
+        on(case("buffer: chunked, over the limit", h, "/upload", Local(413))
+            .method("POST")
+            .body(HUNDRED_BYTES)
+            .chunked()),
+        on(case("buffer: a route's own larger limit", h, "/large", Backend("alpha"))
+            .method("POST")
+            .body(HUNDRED_BYTES)
+            .chunked()),
+        on(case("buffer: off on a route", h, "/unbuffered", Backend("alpha"))
+            .method("POST")
+            .body(HUNDRED_BYTES)),
+    ]
+}
+
+/// Gloo's `gzip`, `healthCheck` and `buffer` Gateway options and `bufferPerRoute` route
+/// options: the same answers as Envoy's compressor, health check and buffer filters (bodies
+/// compared gunzipped: two compressors may pack the same text differently).
+#[test]
+fn gzip_health_checks_and_buffers_match_envoy() {
+    let mut setup = Setup::start();
+    let cases = filtered_cases();
+    let mut mismatches = run_cases(&setup, &cases);
+    // Pinned on Envoy, so the comparison cannot pass on two answers that both skipped what the
+    // case is about.
+    let pinned = [
+        (
+            "gzip: a JSON answer to a client accepting gzip",
+            Some("gzip"),
+            Some("Accept-Encoding"),
+        ),
+        (
+            "gzip: a client that does not accept it gets vary only",
+            None,
+            Some("Accept-Encoding"),
+        ),
+        ("gzip: not with cache-control no-transform", None, None),
+        (
+            "gzip: vary extended",
+            Some("gzip"),
+            Some("Origin, Accept-Encoding"),
+        ),
+        (
+            "gzip: a direct response in plain text",
+            Some("gzip"),
+            Some("Accept-Encoding"),
+        ),
+    ];
+    for (name, encoding, vary) in pinned {
+        let Some(case) = cases.iter().find(|c| c.name == name) else {
+            panic!("no case {name}");
+        };
+        let Outcome::Response(answer) = send(setup.port(setup.envoy, case.gateway), case) else {
+            panic!("Envoy did not answer {name}");
+        };
+        let header = |n: &str| answer.headers.get(n).map(|v| v.join(","));
+        if header("content-encoding").as_deref() != encoding || header("vary").as_deref() != vary {
+            mismatches.push(Mismatch {
+                case: name.to_string(),
+                field: "Envoy's content-encoding and vary (the case's premise)".into(),
+                envoy: format!("{:?} {:?}", header("content-encoding"), header("vary")),
+                gloo: format!("{encoding:?} {vary:?} expected"),
+            });
+        }
+    }
     setup.report(&mismatches);
 }

@@ -16,8 +16,7 @@ pub enum Filter {
     StatusCode(Comparison),
     /// The total duration, in milliseconds, compared with a value.
     Duration(Comparison),
-    /// Requests that are not health checks: gloo-proxy answers no health checks itself, so
-    /// every request.
+    /// Requests that are not health checks (the health check filter marks those).
     NotHealthCheck,
     /// Traced requests: gloo-proxy traces none, so no request.
     Traceable,
@@ -183,7 +182,7 @@ impl Filter {
         match self {
             Filter::StatusCode(c) => c.holds(u64::from(entry.status)),
             Filter::Duration(c) => c.holds(entry.duration.as_millis() as u64),
-            Filter::NotHealthCheck => true,
+            Filter::NotHealthCheck => !entry.health_check,
             Filter::Traceable => false,
             Filter::Runtime {
                 numerator,
@@ -269,6 +268,7 @@ mod tests {
             upstream_cluster: None,
             route_name: None,
             downstream: &downstream,
+            health_check: false,
         };
         let status = |op, v| {
             filter(FilterSpecifier::StatusCodeFilter(StatusCodeFilter {
@@ -308,6 +308,9 @@ mod tests {
             NotHealthCheckFilter {},
         ));
         assert!(admits(&not_health_check, &entry));
+        entry.health_check = true;
+        assert!(!admits(&not_health_check, &entry));
+        entry.health_check = false;
         assert!(!admits(
             &filter(FilterSpecifier::TraceableFilter(TraceableFilter {})),
             &entry

@@ -793,6 +793,7 @@ mod tests {
             upstream_cluster: Some("backend_default"),
             route_name: None,
             downstream,
+            health_check: false,
         }
     }
 

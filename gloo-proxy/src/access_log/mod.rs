@@ -339,6 +339,8 @@ pub struct StreamFacts {
     pub route_name: Option<Arc<str>>,
     /// The request was refused as Envoy's codec refuses it (`DPE`): nothing of it is logged.
     pub unparsed: bool,
+    /// The request was a health check (the health check filter's headers matched).
+    pub health_check: bool,
 }
 
 impl StreamFacts {
@@ -429,6 +431,8 @@ pub struct Entry<'a> {
     pub route_name: Option<&'a str>,
     /// The client connection.
     pub downstream: &'a Downstream,
+    /// Whether the request was a health check.
+    pub health_check: bool,
 }
 
 impl Entry<'_> {
@@ -601,6 +605,7 @@ impl Pending {
             upstream_cluster: self.facts.upstream_cluster.as_deref(),
             route_name: self.facts.route_name.as_deref(),
             downstream: &r.downstream,
+            health_check: self.facts.health_check,
         };
         r.logs.write(&entry);
     }

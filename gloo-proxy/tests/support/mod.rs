@@ -323,7 +323,8 @@ pub struct Response {
     pub status: u16,
     /// In order, names lowercased.
     pub headers: Vec<(String, String)>,
-    /// De-chunked if it was chunked; lossily decoded as UTF-8.
+    /// De-chunked if it was chunked, gunzipped if it says `content-encoding: gzip`; lossily
+    /// decoded as UTF-8.
     pub body: String,
 }
 
@@ -425,6 +426,18 @@ pub fn read_response(stream: &mut impl Read, head: bool) -> io::Result<Response>
         } else {
             while read_more(&mut raw)? {}
             raw
+        };
+        // A gzipped body is compared by what it says, not how a compressor packed it.
+        let body = if header("content-encoding").is_some_and(|v| v.eq_ignore_ascii_case("gzip")) {
+            let mut plain = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(body.as_slice()),
+                &mut plain,
+            )
+            .map_err(|e| invalid(&format!("bad gzip body: {e}")))?;
+            plain
+        } else {
+            body
         };
         return Ok(Response {
             status,

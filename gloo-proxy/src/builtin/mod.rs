@@ -73,8 +73,19 @@ pub const CORS: &str = "envoy.filters.http.cors";
 pub const HEADER_MUTATION_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation";
 
+mod buffer;
+mod compressor;
+mod health_check;
+
+pub use buffer::BUFFER;
+pub use compressor::COMPRESSOR;
+pub use health_check::HEALTH_CHECK;
+
 pub(crate) fn register(registry: &mut FilterRegistry) {
     registry.register(FAULT, Fault);
+    registry.register(HEALTH_CHECK, health_check::HealthCheck);
+    registry.register(BUFFER, buffer::BufferFilter);
+    registry.register(COMPRESSOR, compressor::CompressorFilter);
     registry.register(CORS, Cors);
     registry.register(HEADER_MUTATION_TYPE, HeaderMutationFactory);
     #[cfg(feature = "extauth")]
