@@ -737,15 +737,25 @@ async fn route_and_serve(
         }
         return r;
     }
-    let mut log = LogFacts::new(listener, downstream, &req, &authority, &path);
+    // Only a listener with access logs learns anything for them: one pointer otherwise.
+    let mut log = listener
+        .access_log
+        .as_ref()
+        .map(|_| Box::new(LogFacts::new(listener, downstream, &req, &authority, &path)));
     let Some(table) = config.route_table(listener).cloned() else {
-        return log.apply(StreamFacts::flag(
-            local_reply(StatusCode::NOT_FOUND, ""),
-            ResponseFlags::NO_ROUTE_FOUND,
-        ));
+        return LogFacts::apply(
+            &log,
+            StreamFacts::flag(
+                local_reply(StatusCode::NOT_FOUND, ""),
+                ResponseFlags::NO_ROUTE_FOUND,
+            ),
+        );
     };
     let Some(vhost_index) = table.virtual_host_index(&authority) else {
-        return log.apply(std::pin::pin!(no_route(&config, listener, downstream, req)).await);
+        return LogFacts::apply(
+            &log,
+            std::pin::pin!(no_route(&config, listener, downstream, req)).await,
+        );
     };
     let vhost = &table.virtual_hosts()[vhost_index];
     let view = RequestView {
@@ -756,10 +766,15 @@ async fn route_and_serve(
         headers: req.headers(),
     };
     let Some((route_index, route)) = vhost.find(&view) else {
-        return log.apply(std::pin::pin!(no_route(&config, listener, downstream, req)).await);
+        return LogFacts::apply(
+            &log,
+            std::pin::pin!(no_route(&config, listener, downstream, req)).await,
+        );
     };
-    log.routed(route, &config);
-    let named = |response: Response<Body>| log.apply(response);
+    if let Some(log) = &mut log {
+        log.routed(route, &config);
+    }
+    let named = |response: Response<Body>| LogFacts::apply(&log, response);
     if refused_upgrade {
         // As Envoy: the route is known (its response headers apply), the upgrade is not
         // allowed, and the connection closes.
@@ -871,9 +886,8 @@ async fn route_and_serve(
 /// access log): the request as the connection manager left it, the route's name, and the
 /// cluster of a route with one (Envoy knows it from the match on, so even a filter's answer
 /// names it).
-#[derive(Default)]
 struct LogFacts {
-    request: Option<Arc<LoggedRequest>>,
+    request: Arc<LoggedRequest>,
     route_name: Option<Arc<str>>,
     cluster: Option<Arc<str>>,
 }
@@ -886,28 +900,24 @@ impl LogFacts {
         authority: &str,
         path: &str,
     ) -> LogFacts {
-        if listener.access_log.is_none() {
-            return LogFacts::default();
-        }
         let mut headers = req.headers().clone();
         add_forwarding_headers(&mut headers, &listener.settings, downstream);
         LogFacts {
-            request: Some(Arc::new(LoggedRequest {
+            request: Arc::new(LoggedRequest {
                 method: req.method().clone(),
                 path: path.to_string(),
                 authority: authority.to_string(),
                 scheme: downstream.scheme,
                 headers,
-            })),
-            ..LogFacts::default()
+            }),
+            route_name: None,
+            cluster: None,
         }
     }
 
     /// The request matched `route`.
     fn routed(&mut self, route: &Route, config: &ProxyConfig) {
-        let Some(request) = &mut self.request else {
-            return;
-        };
+        let request = &mut self.request;
         self.route_name = Some(Arc::from(route.name()));
         match route.action() {
             Action::Forward(forward) => {
@@ -936,13 +946,20 @@ impl LogFacts {
 
     /// Puts what was learned into the answer's [`StreamFacts`], under what the answer knows
     /// already (the forwarding path's request and cluster are more precise).
-    fn apply(&self, mut response: Response<Body>) -> Response<Body> {
-        let Some(request) = &self.request else {
-            return response;
-        };
+    /// The answer, with what `log` learned (when there is a log).
+    #[inline]
+    fn apply(log: &Option<Box<LogFacts>>, response: Response<Body>) -> Response<Body> {
+        match log.as_deref() {
+            Some(facts) => facts.fill(response),
+            None => response,
+        }
+    }
+
+    #[inline(never)]
+    fn fill(&self, mut response: Response<Body>) -> Response<Body> {
         let facts = StreamFacts::of(&mut response);
         if facts.request.is_none() {
-            facts.request = Some(request.clone());
+            facts.request = Some(self.request.clone());
         }
         if facts.route_name.is_none() {
             facts.route_name = self.route_name.clone();
@@ -1559,6 +1576,7 @@ fn body_fits(headers: &HeaderMap, body: &Body) -> bool {
 
 /// The connection manager's `x-forwarded-for` (the peer appended, with
 /// `use_remote_address`) and `x-forwarded-proto`.
+#[inline]
 fn add_forwarding_headers(
     headers: &mut HeaderMap,
     settings: &ConnectionSettings,

@@ -550,11 +550,15 @@ impl Recording {
             response_headers: parts.headers.clone(),
             facts,
         };
+        if bodiless || body.is_end_stream() {
+            // Nothing more will happen to it.
+            pending.write(0, None, ResponseFlags::default());
+            return Response::from_parts(parts, body);
+        }
         let body = Body::new(LoggedBody {
             inner: body,
             sent: 0,
             trailers: None,
-            ended: bodiless,
             failed: false,
             pending: Some(Box::new(pending)),
         });
@@ -654,13 +658,23 @@ impl http_body::Body for CountedRequest {
     }
 }
 
+/// An answer's body that writes its entry when its last frame has been taken (before the
+/// client can have it all, so entries come in the order clients see their answers end), or,
+/// when it is dropped before then, with the reason it was cut short.
 struct LoggedBody {
     inner: Body,
     sent: u64,
     trailers: Option<HeaderMap>,
-    ended: bool,
     failed: bool,
     pending: Option<Box<Pending>>,
+}
+
+impl LoggedBody {
+    fn write(&mut self, extra: ResponseFlags) {
+        if let Some(pending) = self.pending.take() {
+            pending.write(self.sent, self.trailers.as_ref(), extra);
+        }
+    }
 }
 
 impl http_body::Body for LoggedBody {
@@ -672,20 +686,24 @@ impl http_body::Body for LoggedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
+        let ended = match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.sent += data.len() as u64;
                 } else if let Some(trailers) = frame.trailers_ref() {
                     self.trailers = Some(trailers.clone());
                 }
-                if self.inner.is_end_stream() {
-                    self.ended = true;
-                }
+                self.inner.is_end_stream()
             }
-            Poll::Ready(Some(Err(_))) => self.failed = true,
-            Poll::Ready(None) => self.ended = true,
-            Poll::Pending => {}
+            Poll::Ready(Some(Err(_))) => {
+                self.failed = true;
+                false
+            }
+            Poll::Ready(None) => true,
+            Poll::Pending => false,
+        };
+        if ended {
+            self.write(ResponseFlags::default());
         }
         polled
     }
@@ -701,19 +719,16 @@ impl http_body::Body for LoggedBody {
 
 impl Drop for LoggedBody {
     fn drop(&mut self) {
-        let Some(pending) = self.pending.take() else {
-            return;
-        };
         // An answer that ended before its body did: the upstream went away (Envoy's `UC`),
         // or the client did (`DC`).
-        let extra = if self.ended || self.inner.is_end_stream() {
+        let extra = if self.inner.is_end_stream() {
             ResponseFlags::default()
         } else if self.failed {
             ResponseFlags::UPSTREAM_CONNECTION_TERMINATION
         } else {
             ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION
         };
-        pending.write(self.sent, self.trailers.as_ref(), extra);
+        self.write(extra);
     }
 }
 
