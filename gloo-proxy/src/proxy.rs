@@ -882,7 +882,7 @@ async fn route_and_serve(
     }
 }
 
-/// What the access log learns while a request is routed (nothing when the listener has no
+/// What the access log learns while a request is routed (kept only when the listener has an
 /// access log): the request as the connection manager left it, the route's name, and the
 /// cluster of a route with one (Envoy knows it from the match on, so even a filter's answer
 /// names it).
@@ -944,9 +944,9 @@ impl LogFacts {
         }
     }
 
-    /// Puts what was learned into the answer's [`StreamFacts`], under what the answer knows
-    /// already (the forwarding path's request and cluster are more precise).
-    /// The answer, with what `log` learned (when there is a log).
+    /// The answer, with what `log` learned (when there is a log) in its [`StreamFacts`],
+    /// under what the answer knows already (the forwarding path's request and cluster are
+    /// more precise).
     #[inline]
     fn apply(log: &Option<Box<LogFacts>>, response: Response<Body>) -> Response<Body> {
         match log.as_deref() {

@@ -1082,24 +1082,39 @@ spec:
 fn authz_port() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind ext auth server");
-        let port = listener.local_addr().expect("ext auth address").port();
-        listener.set_nonblocking(true).expect("nonblocking");
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let _ = tonic::transport::Server::builder()
-                    .add_service(AuthorizationServer::new(TestAuthz))
-                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-                    .await;
-            });
-        });
-        port
+        grpc_server_port("ext auth server", |incoming| async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(AuthorizationServer::new(TestAuthz))
+                .serve_with_incoming(incoming)
+                .await;
+        })
     })
+}
+
+/// Starts a gRPC server (`serve` on the connections of a free port) on a thread of its own,
+/// for the life of the test process, and returns the port.
+fn grpc_server_port<F, Fut>(what: &str, serve: F) -> u16
+where
+    F: FnOnce(tokio_stream::wrappers::TcpListenerStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind {what}: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{what} address: {e}"))
+        .port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            serve(tokio_stream::wrappers::TcpListenerStream::new(listener)).await;
+        });
+    });
+    port
 }
 
 use envoy_types::pb::envoy::config::core::v3::{
@@ -3250,26 +3265,12 @@ impl AccessLogService for TestAccessLogService {
 fn als_port() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind access log service");
-        let port = listener
-            .local_addr()
-            .expect("access log service address")
-            .port();
-        listener.set_nonblocking(true).expect("nonblocking");
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let _ = tonic::transport::Server::builder()
-                    .add_service(AccessLogServiceServer::new(TestAccessLogService))
-                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-                    .await;
-            });
-        });
-        port
+        grpc_server_port("access log service", |incoming| async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(AccessLogServiceServer::new(TestAccessLogService))
+                .serve_with_incoming(incoming)
+                .await;
+        })
     })
 }
 
