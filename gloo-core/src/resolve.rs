@@ -2458,6 +2458,19 @@ fn http_gateway_problems(
         ));
     }
     problems.extend(unenforced(options.unenforced(), format!("{path}.options")));
+    if let Some(internal) = options
+        .http_connection_manager_settings
+        .as_ref()
+        .and_then(|h| h.internal_address_config.as_ref())
+    {
+        for (i, range) in internal.cidr_ranges.iter().enumerate() {
+            if let Err(why) = range.validate() {
+                problems.push(format!(
+                    "{path}.options.httpConnectionManagerSettings.internalAddressConfig.cidrRanges[{i}]: {why}"
+                ));
+            }
+        }
+    }
     problems.extend(crate::translate::http_filters::problems(
         options,
         &format!("{path}.options"),

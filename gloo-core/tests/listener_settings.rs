@@ -215,7 +215,11 @@ fn connection_manager_settings_reach_the_http_connection_manager() {
         stripAnyHostPort: true
         acceptHttp10: true
         defaultHostForHttp10: legacy.example.com
-        forwardClientCertDetails: SANITIZE_SET",
+        forwardClientCertDetails: SANITIZE_SET
+        preserveExternalRequestId: true
+        internalAddressConfig:
+          unixSockets: true
+          cidrRanges: [{addressPrefix: 10.0.0.0, prefixLen: 8}, {addressPrefix: '::1', prefixLen: 128}]",
     );
     let vs_ssl = "    sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key}";
     let yaml = config(vs_ssl, "    sslFiles: {rootCa: /certs/ca.crt}").replace(GATEWAY, &gateway);
@@ -232,5 +236,54 @@ fn connection_manager_settings_reach_the_http_connection_manager() {
     assert_eq!(
         hcm["httpProtocolOptions"],
         json!({"acceptHttp10": true, "defaultHostForHttp10": "legacy.example.com"})
+    );
+    assert_eq!(hcm["preserveExternalRequestId"], json!(true));
+    assert_eq!(
+        hcm["internalAddressConfig"],
+        json!({"unixSockets": true, "cidrRanges": [
+            {"addressPrefix": "10.0.0.0", "prefixLen": 8},
+            {"addressPrefix": "::1", "prefixLen": 128},
+        ]})
+    );
+    // Nothing is left unapplied.
+    let warnings = common::status(&t, Kind::Gateway, &common::gs("secure"))
+        .warnings
+        .join("\n");
+    assert!(
+        !warnings.contains("RequestId") && !warnings.contains("internalAddress"),
+        "{warnings}"
+    );
+}
+
+/// A range Envoy would refuse rejects the Gateway, naming it.
+#[test]
+fn internal_address_ranges_envoy_would_refuse_reject_the_gateway() {
+    let gateway = GATEWAY.replace(
+        "  httpGateway: {}",
+        "  httpGateway:
+    options:
+      httpConnectionManagerSettings:
+        internalAddressConfig:
+          cidrRanges: [{addressPrefix: 10.0.0.0, prefixLen: 33}, {addressPrefix: intranet, prefixLen: 8}]",
+    );
+    let vs_ssl = "    sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key}";
+    let yaml = config(vs_ssl, "    sslFiles: {rootCa: /certs/ca.crt}").replace(GATEWAY, &gateway);
+    let t = translate(&yaml);
+    let errors = common::status(&t, Kind::Gateway, &common::gs("secure"))
+        .errors
+        .join("\n");
+    let at =
+        "spec.httpGateway.options.httpConnectionManagerSettings.internalAddressConfig.cidrRanges";
+    assert!(
+        errors.contains(&format!(
+            "{at}[0]: prefixLen 33 is longer than the address (32 bits)"
+        )),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(&format!(
+            "{at}[1]: addressPrefix \"intranet\" is not an IP address"
+        )),
+        "{errors}"
     );
 }

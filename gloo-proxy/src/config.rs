@@ -157,8 +157,16 @@ pub struct ConnectionSettings {
     pub xff_num_trusted_hops: u32,
     /// `via` header value to append, if any.
     pub via: Option<http::HeaderValue>,
-    /// Add `x-request-id` when absent.
+    /// Add `x-request-id` when absent (and replace an edge request's, see
+    /// [`preserve_external_request_id`](Self::preserve_external_request_id)).
     pub generate_request_id: bool,
+    /// Keep the `x-request-id` of an edge request (one from a client that is not internal,
+    /// with `use_remote_address`) instead of replacing it, as Envoy does unless told to
+    /// keep it: a client may not choose the id logs and traces are correlated by.
+    pub preserve_external_request_id: bool,
+    /// The client addresses that are internal (`internal_address_config`; none by default,
+    /// as in Envoy).
+    pub internal_addresses: Vec<CidrRange>,
     /// The `server` header of responses.
     pub server_name: http::HeaderValue,
     /// What happens to the `server` header of responses.
@@ -204,6 +212,69 @@ pub struct ConnectionSettings {
     pub forward_client_cert: bool,
 }
 
+/// An address range (`envoy.config.core.v3.CidrRange`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CidrRange {
+    prefix: std::net::IpAddr,
+    len: u8,
+}
+
+impl CidrRange {
+    /// The range of an Envoy `CidrRange`.
+    ///
+    /// ```
+    /// use envoy_types::pb::envoy::config::core::v3::CidrRange as Pb;
+    /// use envoy_types::pb::google::protobuf::UInt32Value;
+    /// use gloo_proxy::config::CidrRange;
+    ///
+    /// let range = CidrRange::compile(&Pb {
+    ///     address_prefix: "10.1.0.0".into(),
+    ///     prefix_len: Some(UInt32Value { value: 16 }),
+    /// })?;
+    /// assert!(range.contains("10.1.200.3".parse()?));
+    /// assert!(!range.contains("10.2.0.1".parse()?));
+    /// assert!(!range.contains("::1".parse()?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn compile(
+        range: &envoy_types::pb::envoy::config::core::v3::CidrRange,
+    ) -> Result<CidrRange, String> {
+        let prefix: std::net::IpAddr = range
+            .address_prefix
+            .parse()
+            .map_err(|_| format!("{:?} is not an IP address", range.address_prefix))?;
+        let bits = if prefix.is_ipv4() { 32 } else { 128 };
+        let len = range.prefix_len.as_ref().map_or(bits, |l| l.value);
+        if len > bits {
+            return Err(format!("prefix length {len} is longer than the address"));
+        }
+        Ok(CidrRange {
+            prefix,
+            len: len as u8,
+        })
+    }
+
+    /// Whether `ip` is in the range.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        fn masked(bits: u128, len: u8, width: u8) -> u128 {
+            match len {
+                0 => 0,
+                len => bits >> (width - len.min(width)),
+            }
+        }
+        match (self.prefix, ip) {
+            (std::net::IpAddr::V4(p), std::net::IpAddr::V4(a)) => {
+                masked(u32::from(p).into(), self.len, 32)
+                    == masked(u32::from(a).into(), self.len, 32)
+            }
+            (std::net::IpAddr::V6(p), std::net::IpAddr::V6(a)) => {
+                masked(u128::from(p), self.len, 128) == masked(u128::from(a), self.len, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// How long a client has to send a request head when the connection manager does not say.
 pub const DEFAULT_REQUEST_HEADERS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -243,6 +314,18 @@ pub enum EscapedSlashes {
 }
 
 impl ConnectionSettings {
+    /// Whether a request from `client` gets a new `x-request-id` (`has_id`: it came with
+    /// one), as Envoy's connection manager decides: when it has none, and when it is an edge
+    /// request (`use_remote_address`, from a client that is not internal) whose own id is not
+    /// to be kept.
+    pub fn sets_request_id(&self, has_id: bool, client: std::net::IpAddr) -> bool {
+        self.generate_request_id
+            && (!has_id
+                || (self.use_remote_address
+                    && !self.preserve_external_request_id
+                    && !self.internal_addresses.iter().any(|r| r.contains(client))))
+    }
+
     /// The settings of a connection manager; `tls_client_certs`: whether its listener asks
     /// TLS clients for certificates.
     pub(crate) fn from_hcm(
@@ -281,6 +364,19 @@ impl ConnectionSettings {
                 .transpose()
                 .map_err(|_| format!("invalid via {:?}", hcm.via))?,
             generate_request_id: hcm.generate_request_id.as_ref().is_none_or(|b| b.value),
+            preserve_external_request_id: hcm.preserve_external_request_id,
+            internal_addresses: match &hcm.internal_address_config {
+                None => Vec::new(),
+                Some(config) => config
+                    .cidr_ranges
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        CidrRange::compile(r)
+                            .map_err(|e| format!("internal_address_config.cidr_ranges[{i}]: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
             server_name: http::HeaderValue::from_str(server_name)
                 .map_err(|_| format!("invalid server_name {server_name:?}"))?,
             server_header: match ServerHeaderTransformation::try_from(
@@ -1281,6 +1377,56 @@ mod tests {
             type_url: type_url.to_string(),
             value: m.encode_to_vec(),
         }
+    }
+
+    #[test]
+    fn edge_requests_get_a_request_id_of_the_proxys_unless_told_to_keep_theirs() {
+        use envoy_types::pb::envoy::config::core::v3::CidrRange as PbCidr;
+        use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::InternalAddressConfig;
+        use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
+        let settings = |use_remote_address: bool, preserve: bool| {
+            let hcm = HttpConnectionManager {
+                use_remote_address: Some(BoolValue {
+                    value: use_remote_address,
+                }),
+                preserve_external_request_id: preserve,
+                internal_address_config: Some(InternalAddressConfig {
+                    unix_sockets: false,
+                    cidr_ranges: vec![PbCidr {
+                        address_prefix: "10.0.0.0".into(),
+                        prefix_len: Some(UInt32Value { value: 8 }),
+                    }],
+                }),
+                ..Default::default()
+            };
+            ConnectionSettings::from_hcm(&hcm, false).unwrap()
+        };
+        let outside: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        let inside: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        // Without an id, always one.
+        assert!(settings(false, false).sets_request_id(false, outside));
+        // Not at the edge: a client's id is kept.
+        assert!(!settings(false, false).sets_request_id(true, outside));
+        // At the edge: replaced, unless the client is internal or ids are kept.
+        assert!(settings(true, false).sets_request_id(true, outside));
+        assert!(!settings(true, false).sets_request_id(true, inside));
+        assert!(!settings(true, true).sets_request_id(true, outside));
+        // A bad range is refused, naming it.
+        let bad = HttpConnectionManager {
+            internal_address_config: Some(InternalAddressConfig {
+                unix_sockets: false,
+                cidr_ranges: vec![PbCidr {
+                    address_prefix: "10.0.0.0".into(),
+                    prefix_len: Some(UInt32Value { value: 40 }),
+                }],
+            }),
+            ..Default::default()
+        };
+        let error = ConnectionSettings::from_hcm(&bad, false).unwrap_err();
+        assert!(
+            error.starts_with("internal_address_config.cidr_ranges[0]"),
+            "{error}"
+        );
     }
 
     fn listener() -> Listener {

@@ -683,8 +683,12 @@ async fn route_and_serve(
         req.headers_mut().remove(XFCC);
     }
     // The request id (Envoy adds it when it edits the request's headers, before its
-    // filters run: they and the access log see it too).
-    if settings.generate_request_id && !req.headers().contains_key(&X_REQUEST_ID) {
+    // filters run: they and the access log see it too). An edge request's own id is
+    // replaced unless the connection manager keeps it.
+    if settings.sets_request_id(
+        req.headers().contains_key(&X_REQUEST_ID),
+        downstream.remote.ip(),
+    ) {
         req.headers_mut().insert(X_REQUEST_ID.clone(), request_id());
     }
     // Protocol upgrades: only the configured ones; `h2c` is never passed on.

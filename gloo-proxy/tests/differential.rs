@@ -380,6 +380,7 @@ spec:
       gzip: {{}}
       healthCheck: {{path: /healthz}}
       buffer: {{maxRequestBytes: 64}}
+      httpConnectionManagerSettings: {{useRemoteAddress: true}}
 {auth}"#,
         filtered = ports.filtered,
         main = ports.main,
@@ -2031,8 +2032,8 @@ fn compared_response_headers(response: &support::Response) -> BTreeMap<String, V
 /// - `x-envoy-*`: Envoy's own (e.g. `x-envoy-expected-rq-timeout-ms`), not Gloo semantics;
 /// - `x-forwarded-for`: the client address as each proxy records it;
 /// - `content-length`, `transfer-encoding`: a proxy may re-frame a body; the body is compared;
-/// - `x-request-id`: generated per request, so only its presence is compared, unless the
-///   client sent one (then its value is compared too).
+/// - `x-request-id`: generated per request, so only its presence is compared, and when the
+///   client sent one, whether it was kept.
 ///
 /// `host` is compared: both must forward the client's Host (or the configured rewrite), and
 /// nothing about a proxy makes it differ.
@@ -2049,12 +2050,30 @@ fn compared_upstream_headers(
                 || k == "transfer-encoding")
         })
         .map(|(k, v)| {
-            if k == "x-request-id" && !case.sent_header("x-request-id") {
-                let present = vec!["(present)".to_string(); v.len()];
-                (k, present)
-            } else {
-                (k, v)
+            if k != "x-request-id" {
+                return (k, v);
             }
+            // Generated ids differ by nature: what is compared is whether there is one, and
+            // whether the client's was kept.
+            let sent: Vec<&str> = case
+                .headers
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("x-request-id"))
+                .map(|(_, value)| *value)
+                .collect();
+            let seen = v
+                .iter()
+                .map(|id| {
+                    if sent.contains(&id.as_str()) {
+                        id.clone()
+                    } else if sent.is_empty() {
+                        "(present)".to_string()
+                    } else {
+                        "(replaced)".to_string()
+                    }
+                })
+                .collect();
+            (k, seen)
         })
         .collect()
 }
@@ -3525,6 +3544,9 @@ fn filtered_cases() -> Vec<Case> {
             .header("Accept-Encoding", "gzip")),
         on(case("gzip: no route for the host", "unknown.example", "/json", Local(404))
             .header("Accept-Encoding", "gzip")),
+        // --- x-request-id at the edge (useRemoteAddress).
+        on(case("request id: a client's at the edge", h, "/json", Backend("alpha"))
+            .header("x-request-id", "client-chosen-id")),
         // --- The health check on /healthz: answered by the proxy, whatever the method.
         on(case("health check", h, "/healthz", Local(200))),
         on(case("health check with a body", h, "/healthz", Local(200))

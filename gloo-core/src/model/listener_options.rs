@@ -754,6 +754,34 @@ pub struct HcmCidrRange {
     pub prefix_len: Option<u32>,
 }
 
+impl HcmCidrRange {
+    /// Why Envoy would refuse the range, if it would: the prefix must be an IP address and the
+    /// length fit it (32 bits for IPv4, 128 for IPv6).
+    ///
+    /// ```
+    /// use gloo_core::model::listener_options::HcmCidrRange;
+    /// let range = |prefix: &str, len| HcmCidrRange { address_prefix: prefix.into(), prefix_len: Some(len) };
+    /// assert!(range("10.0.0.0", 8).validate().is_ok());
+    /// assert!(range("10.0.0.0", 33).validate().is_err());
+    /// assert!(range("not-an-ip", 8).validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<(), String> {
+        let ip: std::net::IpAddr = self.address_prefix.parse().map_err(|_| {
+            format!(
+                "addressPrefix {:?} is not an IP address",
+                self.address_prefix
+            )
+        })?;
+        let bits = if ip.is_ipv4() { 32 } else { 128 };
+        match self.prefix_len {
+            Some(len) if len > bits => Err(format!(
+                "prefixLen {len} is longer than the address ({bits} bits)"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl ListenerOptions {
     /// The options set here that gloo does not apply yet, by field name (for access logs, the
     /// path of each sink it does not translate, e.g.
@@ -876,20 +904,12 @@ impl HttpConnectionManagerSettings {
                 self.set_current_client_cert_details.is_some(),
             ),
             (
-                "httpConnectionManagerSettings.preserveExternalRequestId",
-                self.preserve_external_request_id.is_some(),
-            ),
-            (
                 "httpConnectionManagerSettings.uuidRequestIdConfig",
                 self.uuid_request_id_config.is_some(),
             ),
             (
                 "httpConnectionManagerSettings.http2ProtocolOptions",
                 self.http2_protocol_options.is_some(),
-            ),
-            (
-                "httpConnectionManagerSettings.internalAddressConfig",
-                self.internal_address_config.is_some(),
             ),
             (
                 "httpConnectionManagerSettings.appendXForwardedPort",

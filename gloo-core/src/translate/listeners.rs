@@ -408,6 +408,22 @@ fn http_connection_manager(
                 },
             );
         }
+        if let Some(v) = s.preserve_external_request_id {
+            hcm.preserve_external_request_id = v;
+        }
+        if let Some(c) = &s.internal_address_config {
+            hcm.internal_address_config = Some(http_connection_manager::InternalAddressConfig {
+                unix_sockets: c.unix_sockets.unwrap_or(false),
+                cidr_ranges: c
+                    .cidr_ranges
+                    .iter()
+                    .map(|r| CidrRange {
+                        address_prefix: r.address_prefix.clone(),
+                        prefix_len: r.prefix_len.map(|value| UInt32Value { value }),
+                    })
+                    .collect(),
+            });
+        }
         if let Some(v) = s.max_request_headers_kb {
             hcm.max_request_headers_kb = Some(UInt32Value { value: v });
         }
