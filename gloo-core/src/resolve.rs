@@ -2458,6 +2458,17 @@ fn http_gateway_problems(
         ));
     }
     problems.extend(unenforced(options.unenforced(), format!("{path}.options")));
+    if let Some(h2) = options
+        .http_connection_manager_settings
+        .as_ref()
+        .and_then(|h| h.http2_protocol_options.as_ref())
+    {
+        for why in h2.problems() {
+            problems.push(format!(
+                "{path}.options.httpConnectionManagerSettings.http2ProtocolOptions.{why}"
+            ));
+        }
+    }
     if let Some(internal) = options
         .http_connection_manager_settings
         .as_ref()

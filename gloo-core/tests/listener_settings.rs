@@ -217,6 +217,11 @@ fn connection_manager_settings_reach_the_http_connection_manager() {
         defaultHostForHttp10: legacy.example.com
         forwardClientCertDetails: SANITIZE_SET
         preserveExternalRequestId: true
+        http2ProtocolOptions:
+          maxConcurrentStreams: 7
+          initialStreamWindowSize: 100000
+          initialConnectionWindowSize: 1000000
+          overrideStreamErrorOnInvalidHttpMessage: true
         internalAddressConfig:
           unixSockets: true
           cidrRanges: [{addressPrefix: 10.0.0.0, prefixLen: 8}, {addressPrefix: '::1', prefixLen: 128}]",
@@ -239,6 +244,12 @@ fn connection_manager_settings_reach_the_http_connection_manager() {
     );
     assert_eq!(hcm["preserveExternalRequestId"], json!(true));
     assert_eq!(
+        hcm["http2ProtocolOptions"],
+        json!({"maxConcurrentStreams": 7, "initialStreamWindowSize": 100000,
+               "initialConnectionWindowSize": 1000000,
+               "overrideStreamErrorOnInvalidHttpMessage": true})
+    );
+    assert_eq!(
         hcm["internalAddressConfig"],
         json!({"unixSockets": true, "cidrRanges": [
             {"addressPrefix": "10.0.0.0", "prefixLen": 8},
@@ -255,16 +266,18 @@ fn connection_manager_settings_reach_the_http_connection_manager() {
     );
 }
 
-/// A range Envoy would refuse rejects the Gateway, naming it.
+/// Internal address ranges Envoy would refuse and HTTP/2 settings Gloo would refuse reject the
+/// Gateway, naming them.
 #[test]
-fn internal_address_ranges_envoy_would_refuse_reject_the_gateway() {
+fn settings_envoy_or_gloo_would_refuse_reject_the_gateway() {
     let gateway = GATEWAY.replace(
         "  httpGateway: {}",
         "  httpGateway:
     options:
       httpConnectionManagerSettings:
         internalAddressConfig:
-          cidrRanges: [{addressPrefix: 10.0.0.0, prefixLen: 33}, {addressPrefix: intranet, prefixLen: 8}]",
+          cidrRanges: [{addressPrefix: 10.0.0.0, prefixLen: 33}, {addressPrefix: intranet, prefixLen: 8}]
+        http2ProtocolOptions: {maxConcurrentStreams: 0, initialConnectionWindowSize: 1024}",
     );
     let vs_ssl = "    sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key}";
     let yaml = config(vs_ssl, "    sslFiles: {rootCa: /certs/ca.crt}").replace(GATEWAY, &gateway);
@@ -283,6 +296,19 @@ fn internal_address_ranges_envoy_would_refuse_reject_the_gateway() {
     assert!(
         errors.contains(&format!(
             "{at}[1]: addressPrefix \"intranet\" is not an IP address"
+        )),
+        "{errors}"
+    );
+    let h2 = "spec.httpGateway.options.httpConnectionManagerSettings.http2ProtocolOptions";
+    assert!(
+        errors.contains(&format!(
+            "{h2}.maxConcurrentStreams: 0 is not between 1 and 2147483647"
+        )),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(&format!(
+            "{h2}.initialConnectionWindowSize: 1024 is not between 65535 and 2147483647"
         )),
         "{errors}"
     );

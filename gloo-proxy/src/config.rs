@@ -167,6 +167,13 @@ pub struct ConnectionSettings {
     /// The client addresses that are internal (`internal_address_config`; none by default,
     /// as in Envoy).
     pub internal_addresses: Vec<CidrRange>,
+    /// Most concurrent streams an HTTP/2 client may open (`http2_protocol_options`; hyper's
+    /// default when unset).
+    pub http2_max_concurrent_streams: Option<u32>,
+    /// An HTTP/2 stream's initial receive window.
+    pub http2_initial_stream_window: Option<u32>,
+    /// An HTTP/2 connection's initial receive window.
+    pub http2_initial_connection_window: Option<u32>,
     /// The `server` header of responses.
     pub server_name: http::HeaderValue,
     /// What happens to the `server` header of responses.
@@ -340,6 +347,7 @@ impl ConnectionSettings {
         };
         let common = hcm.common_http_protocol_options.as_ref();
         let http1 = hcm.http_protocol_options.as_ref();
+        let http2 = hcm.http2_protocol_options.as_ref();
         Ok(ConnectionSettings {
             // Gloo's default (its translator sets it unless told otherwise).
             normalize_path: hcm.normalize_path.as_ref().map(|b| b.value).unwrap_or(true),
@@ -365,6 +373,15 @@ impl ConnectionSettings {
                 .map_err(|_| format!("invalid via {:?}", hcm.via))?,
             generate_request_id: hcm.generate_request_id.as_ref().is_none_or(|b| b.value),
             preserve_external_request_id: hcm.preserve_external_request_id,
+            http2_max_concurrent_streams: http2
+                .and_then(|h| h.max_concurrent_streams.as_ref())
+                .map(|v| v.value),
+            http2_initial_stream_window: http2
+                .and_then(|h| h.initial_stream_window_size.as_ref())
+                .map(|v| v.value),
+            http2_initial_connection_window: http2
+                .and_then(|h| h.initial_connection_window_size.as_ref())
+                .map(|v| v.value),
             internal_addresses: match &hcm.internal_address_config {
                 None => Vec::new(),
                 Some(config) => config

@@ -743,3 +743,67 @@ fn host_ports_http_10_client_cert_headers_and_the_head_timeout_follow_the_connec
         "an unfinished head outlives requestHeadersTimeout"
     );
 }
+
+/// The connection manager's `http2ProtocolOptions` are what an HTTP/2 client is told: the
+/// streams it may open at once and the window a stream may send before the proxy reads.
+#[test]
+fn http2_settings_follow_the_connection_manager() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backend = Backend::start("backend");
+    let port = free_port();
+    config(
+        tmp.path(),
+        port,
+        backend.port,
+        "  httpGateway:
+    options:
+      httpConnectionManagerSettings:
+        http2ProtocolOptions:
+          maxConcurrentStreams: 7
+          initialStreamWindowSize: 100000
+          initialConnectionWindowSize: 1000000
+",
+    );
+    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+    poll("the listener", || {
+        TcpStream::connect(("127.0.0.1", port))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .expect("listening");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (streams, window) = runtime.block_on(async {
+        let io = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let (client, mut connection) = h2::client::handshake(io).await.expect("handshake");
+        let mut client = client.ready().await.expect("ready");
+        let request = || {
+            http::Request::get(format!("http://127.0.0.1:{port}/"))
+                .body(())
+                .expect("request")
+        };
+        // One exchange first: the server's SETTINGS have arrived once its answer has.
+        let (response, _) = client.send_request(request(), true).expect("send");
+        tokio::select! {
+            response = response => assert_eq!(response.expect("answer").status(), 200),
+            _ = &mut connection => panic!("the connection ended"),
+        }
+        let mut client = client.ready().await.expect("ready");
+        let (_response, mut body) = client.send_request(request(), false).expect("send");
+        body.reserve_capacity(1 << 20);
+        let window = tokio::select! {
+            capacity = std::future::poll_fn(|cx| body.poll_capacity(cx)) => {
+                capacity.expect("capacity").expect("a window")
+            }
+            _ = &mut connection => panic!("the connection ended"),
+        };
+        (connection.max_concurrent_send_streams(), window)
+    });
+    assert_eq!(streams, 7);
+    assert_eq!(window, 100_000);
+}

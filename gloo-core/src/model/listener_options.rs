@@ -621,13 +621,13 @@ pub struct HttpConnectionManagerSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub uuid_request_id_config: Option<serde_json::Value>,
-    /// Downstream HTTP/2 protocol options. Accepted and carried; not interpreted yet.
+    /// Downstream HTTP/2 settings (Envoy's `http2_protocol_options`).
     #[serde(
         alias = "http2_protocol_options",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub http2_protocol_options: Option<serde_json::Value>,
+    pub http2_protocol_options: Option<Http2ProtocolOptions>,
     /// Which addresses count as internal.
     #[serde(
         alias = "internal_address_config",
@@ -724,6 +724,81 @@ pub enum CodecType {
     /// HTTP/2 only.
     #[serde(rename = "HTTP2")]
     Http2,
+}
+
+/// HTTP/2 settings (`protocol.options.gloo.solo.io.Http2ProtocolOptions`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Http2ProtocolOptions {
+    /// Most concurrent streams a peer may open on one connection (1 to 2147483647).
+    #[serde(
+        alias = "max_concurrent_streams",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_concurrent_streams: Option<u32>,
+    /// A stream's initial flow-control window, in bytes (65535 to 2147483647).
+    #[serde(
+        alias = "initial_stream_window_size",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub initial_stream_window_size: Option<u32>,
+    /// A connection's initial flow-control window, in bytes (65535 to 2147483647).
+    #[serde(
+        alias = "initial_connection_window_size",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub initial_connection_window_size: Option<u32>,
+    /// Reset only the stream, not the connection, on an invalid HTTP message.
+    #[serde(
+        alias = "override_stream_error_on_invalid_http_message",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub override_stream_error_on_invalid_http_message: Option<bool>,
+}
+
+impl Http2ProtocolOptions {
+    /// What Gloo refuses (its `httpprotocolvalidation`): windows outside 65535 to
+    /// 2147483647 bytes, and concurrent streams outside 1 to 2147483647.
+    ///
+    /// ```
+    /// use gloo_core::model::listener_options::Http2ProtocolOptions;
+    /// let options = Http2ProtocolOptions {
+    ///     initial_stream_window_size: Some(1024),
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(
+    ///     options.problems(),
+    ///     ["initialStreamWindowSize: 1024 is not between 65535 and 2147483647"]
+    /// );
+    /// ```
+    pub fn problems(&self) -> Vec<String> {
+        const MAX: u32 = 2_147_483_647;
+        let mut problems = Vec::new();
+        for (name, value) in [
+            ("initialStreamWindowSize", self.initial_stream_window_size),
+            (
+                "initialConnectionWindowSize",
+                self.initial_connection_window_size,
+            ),
+        ] {
+            if let Some(v) = value.filter(|v| !(65_535..=MAX).contains(v)) {
+                problems.push(format!("{name}: {v} is not between 65535 and {MAX}"));
+            }
+        }
+        if let Some(v) = self
+            .max_concurrent_streams
+            .filter(|v| !(1..=MAX).contains(v))
+        {
+            problems.push(format!(
+                "maxConcurrentStreams: {v} is not between 1 and {MAX}"
+            ));
+        }
+        problems
+    }
 }
 
 /// Which addresses count as internal (`InternalAddressConfig`).
@@ -906,10 +981,6 @@ impl HttpConnectionManagerSettings {
             (
                 "httpConnectionManagerSettings.uuidRequestIdConfig",
                 self.uuid_request_id_config.is_some(),
-            ),
-            (
-                "httpConnectionManagerSettings.http2ProtocolOptions",
-                self.http2_protocol_options.is_some(),
             ),
             (
                 "httpConnectionManagerSettings.appendXForwardedPort",

@@ -408,6 +408,20 @@ fn http_connection_manager(
                 },
             );
         }
+        if let Some(h2) = &s.http2_protocol_options {
+            let value = |v: Option<u32>| v.map(|value| UInt32Value { value });
+            hcm.http2_protocol_options = Some(
+                envoy_types::pb::envoy::config::core::v3::Http2ProtocolOptions {
+                    max_concurrent_streams: value(h2.max_concurrent_streams),
+                    initial_stream_window_size: value(h2.initial_stream_window_size),
+                    initial_connection_window_size: value(h2.initial_connection_window_size),
+                    override_stream_error_on_invalid_http_message: h2
+                        .override_stream_error_on_invalid_http_message
+                        .map(|value| BoolValue { value }),
+                    ..Default::default()
+                },
+            );
+        }
         if let Some(v) = s.preserve_external_request_id {
             hcm.preserve_external_request_id = v;
         }

@@ -400,12 +400,20 @@ async fn serve_with_hyper<I>(
         // request instead of using its inline default.
         builder.http1().max_headers(settings.max_headers_count);
     }
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(
-            u32::try_from(settings.max_request_headers_bytes).unwrap_or(u32::MAX),
-        );
+    let mut http2 = builder.http2();
+    http2.timer(TokioTimer::new()).max_header_list_size(
+        u32::try_from(settings.max_request_headers_bytes).unwrap_or(u32::MAX),
+    );
+    // The connection manager's `http2_protocol_options`.
+    if let Some(streams) = settings.http2_max_concurrent_streams {
+        http2.max_concurrent_streams(streams);
+    }
+    if let Some(window) = settings.http2_initial_stream_window {
+        http2.initial_stream_window_size(window);
+    }
+    if let Some(window) = settings.http2_initial_connection_window {
+        http2.initial_connection_window_size(window);
+    }
     let service = {
         let activity = activity.clone();
         let max_requests = settings.max_requests_per_connection;
