@@ -313,3 +313,65 @@ fn settings_envoy_or_gloo_would_refuse_reject_the_gateway() {
         "{errors}"
     );
 }
+
+/// An HTTP/2 Upstream's `initialStreamWindowSize` and `initialConnectionWindowSize` reach its
+/// cluster's HTTP/2 options, as Gloo's protocoloptions plugin writes them; on an HTTP/1.1
+/// Upstream they do nothing (a warning says so), and windows Gloo refuses reject it.
+#[test]
+fn an_http2_upstreams_windows_reach_its_cluster() {
+    let upstream = |name: &str, extra: &str| {
+        format!(
+            "---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: {name}, namespace: gloo-system}}
+spec:
+  static: {{hosts: [{{addr: 10.0.0.1, port: 8080}}]}}
+{extra}"
+        )
+    };
+    let route = |name: &str| {
+        format!("      - matchers: [{{prefix: /{name}}}]\n        routeAction: {{single: {{upstream: {{name: {name}, namespace: gloo-system}}}}}}\n")
+    };
+    let yaml = format!(
+        "apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: all, namespace: gloo-system}}
+spec:
+  virtualHost:
+    domains: ['*']
+    routes:
+{}{}{}",
+        route("grpc") + &route("plain") + &route("bad"),
+        upstream(
+            "grpc",
+            "  useHttp2: true\n  initialStreamWindowSize: 100000\n  initialConnectionWindowSize: 1000000\n"
+        ) + &upstream("plain", "  initialStreamWindowSize: 100000\n"),
+        upstream("bad", "  useHttp2: true\n  initialStreamWindowSize: 10\n"),
+    );
+    let t = translate(&yaml);
+    let json = proxy_json(&t);
+    let cluster = json["clusters"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "grpc_gloo-system"))
+        .expect("the HTTP/2 upstream's cluster");
+    assert_eq!(
+        cluster["typedExtensionProtocolOptions"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicitHttpConfig"]
+            ["http2ProtocolOptions"],
+        json!({"initialStreamWindowSize": 100000, "initialConnectionWindowSize": 1000000})
+    );
+    let plain = common::status(&t, Kind::Upstream, &common::gs("plain"));
+    assert!(
+        plain
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("spec.initialStreamWindowSize: gloo does not apply")),
+        "{plain:?}"
+    );
+    let bad = common::status(&t, Kind::Upstream, &common::gs("bad"));
+    assert_eq!(
+        bad.errors,
+        ["spec.initialStreamWindowSize: 10 is not between 65535 and 2147483647"]
+    );
+}

@@ -807,3 +807,67 @@ fn http2_settings_follow_the_connection_manager() {
     assert_eq!(streams, 7);
     assert_eq!(window, 100_000);
 }
+
+/// An HTTP/2 Upstream's `initialStreamWindowSize` is the window gloo-proxy gives it: an h2c
+/// backend (the h2 crate) answers with how much it may send at once on the stream.
+#[test]
+fn an_http2_upstreams_stream_window_is_what_the_proxy_grants() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the backend");
+    let backend = listener.local_addr().expect("backend address").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            while let Ok((io, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(mut connection) = h2::server::handshake(io).await else {
+                        return;
+                    };
+                    while let Some(Ok((_request, mut respond))) = connection.accept().await {
+                        tokio::spawn(async move {
+                            let Ok(mut body) =
+                                respond.send_response(http::Response::new(()), false)
+                            else {
+                                return;
+                            };
+                            // Ask for more than any window: what is granted is the window.
+                            body.reserve_capacity(1 << 24);
+                            let granted = std::future::poll_fn(|cx| body.poll_capacity(cx))
+                                .await
+                                .and_then(Result::ok)
+                                .unwrap_or(0);
+                            let _ = body.send_data(granted.to_string().into(), true);
+                        });
+                    }
+                });
+            }
+        });
+    });
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    config(tmp.path(), port, backend, "  httpGateway: {}\n");
+    let path = tmp.path().join("gloo.yaml");
+    let yaml = fs::read_to_string(&path).expect("config").replace(
+        "spec:\n  static:",
+        "spec:\n  useHttp2: true\n  initialStreamWindowSize: 100000\n  initialConnectionWindowSize: 1000000\n  static:",
+    );
+    fs::write(&path, yaml).expect("write config");
+    let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+    let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+    let granted = poll("an answer from the h2 backend", || {
+        let response = exchange(
+            port,
+            b"GET /window HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        match response.status {
+            200 => Ok(response.body),
+            other => Err(format!("{other}: {}", response.body)),
+        }
+    })
+    .expect("answered");
+    assert_eq!(granted, "100000");
+}

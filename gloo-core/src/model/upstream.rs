@@ -196,13 +196,14 @@ impl UpstreamSpec {
     pub fn unapplied(&self) -> Vec<&'static str> {
         crate::model::set_fields([
             ("protocolSelection", self.protocol_selection.is_some()),
+            // The windows apply to HTTP/2 upstreams only (as in Gloo).
             (
                 "initialStreamWindowSize",
-                self.initial_stream_window_size.is_some(),
+                self.initial_stream_window_size.is_some() && !self.use_http2.unwrap_or(false),
             ),
             (
                 "initialConnectionWindowSize",
-                self.initial_connection_window_size.is_some(),
+                self.initial_connection_window_size.is_some() && !self.use_http2.unwrap_or(false),
             ),
             (
                 "maxConcurrentStreams",

@@ -589,7 +589,15 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
     if spec.use_http2.unwrap_or(false) || max_requests.is_some() || idle_timeout.is_some() {
         let protocol = if spec.use_http2.unwrap_or(false) {
             http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
-                Default::default(),
+                envoy_types::pb::envoy::config::core::v3::Http2ProtocolOptions {
+                    initial_stream_window_size: spec
+                        .initial_stream_window_size
+                        .map(|value| UInt32Value { value }),
+                    initial_connection_window_size: spec
+                        .initial_connection_window_size
+                        .map(|value| UInt32Value { value }),
+                    ..Default::default()
+                },
             )
         } else {
             http_protocol_options::explicit_http_config::ProtocolConfig::HttpProtocolOptions(

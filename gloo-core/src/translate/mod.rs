@@ -945,6 +945,17 @@ fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
                 format!("spec.{field}: gloo does not apply this option yet; the upstream is served without it"),
             );
         }
+        // Gloo's checks of the HTTP/2 windows (its `httpprotocolvalidation`).
+        let h2 = crate::model::listener_options::Http2ProtocolOptions {
+            initial_stream_window_size: entry.object.spec.initial_stream_window_size,
+            initial_connection_window_size: entry.object.spec.initial_connection_window_size,
+            ..Default::default()
+        };
+        if entry.object.spec.use_http2.unwrap_or(false) {
+            for why in h2.problems() {
+                reports.error(&key, format!("spec.{why}"));
+            }
+        }
         match entry.object.spec.upstream_type() {
             Err(e) => reports.error(&key, format!("spec: {e}")),
             Ok(None) => reports.error(

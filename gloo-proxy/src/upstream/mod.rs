@@ -620,22 +620,27 @@ impl Cluster {
             };
             socket_matches.push((m.r#match.clone().unwrap_or_default(), socket));
         }
-        let http2 = match pb
+        // HTTP/2, with its settings, or HTTP/1.1.
+        let http2_options = match pb
             .typed_extension_protocol_options
             .get(HTTP_PROTOCOL_OPTIONS)
         {
             Some(any) => {
                 let options = HttpProtocolOptions::decode(any.value.as_slice())
                     .map_err(|e| err(format!("invalid HTTP protocol options: {e}")))?;
-                matches!(
-                    options.upstream_protocol_options,
-                    Some(UpstreamProtocolOptions::ExplicitHttpConfig(ref c))
-                        if matches!(c.protocol_config, Some(ProtocolConfig::Http2ProtocolOptions(_)))
-                )
+                match options.upstream_protocol_options {
+                    Some(UpstreamProtocolOptions::ExplicitHttpConfig(c)) => match c.protocol_config
+                    {
+                        Some(ProtocolConfig::Http2ProtocolOptions(h2)) => Some(h2),
+                        _ => None,
+                    },
+                    _ => None,
+                }
             }
             #[allow(deprecated)]
-            None => pb.http2_protocol_options.is_some(),
+            None => pb.http2_protocol_options.clone(),
         };
+        let http2 = http2_options.is_some();
         // HTTP/2 over TLS is negotiated by ALPN.
         let tls = match tls {
             Some(mut t) if http2 && t.config.alpn_protocols.is_empty() => {
@@ -665,6 +670,15 @@ impl Cluster {
             .pool_max_idle_per_host(1024)
             .http2_only(http2)
             .set_host(false);
+        // The windows an HTTP/2 upstream may send into (Envoy's `http2_protocol_options`).
+        if let Some(h2) = &http2_options {
+            if let Some(window) = &h2.initial_stream_window_size {
+                builder.http2_initial_stream_window_size(window.value);
+            }
+            if let Some(window) = &h2.initial_connection_window_size {
+                builder.http2_initial_connection_window_size(window.value);
+            }
+        }
         let connector = Connector {
             http: connector,
             tls: tls.clone(),
