@@ -217,6 +217,7 @@ fn connection_manager_settings_reach_the_http_connection_manager() {
         defaultHostForHttp10: legacy.example.com
         forwardClientCertDetails: SANITIZE_SET
         preserveExternalRequestId: true
+        appendXForwardedPort: true
         http2ProtocolOptions:
           maxConcurrentStreams: 7
           initialStreamWindowSize: 100000
@@ -243,6 +244,7 @@ fn connection_manager_settings_reach_the_http_connection_manager() {
         json!({"acceptHttp10": true, "defaultHostForHttp10": "legacy.example.com"})
     );
     assert_eq!(hcm["preserveExternalRequestId"], json!(true));
+    assert_eq!(hcm["appendXForwardedPort"], json!(true));
     assert_eq!(
         hcm["http2ProtocolOptions"],
         json!({"maxConcurrentStreams": 7, "initialStreamWindowSize": 100000,

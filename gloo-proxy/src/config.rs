@@ -164,6 +164,9 @@ pub struct ConnectionSettings {
     /// with `use_remote_address`) instead of replacing it, as Envoy does unless told to
     /// keep it: a client may not choose the id logs and traces are correlated by.
     pub preserve_external_request_id: bool,
+    /// Tell the upstream which port the client connected to (`x-forwarded-port`,
+    /// `append_x_forwarded_port`): added when absent, and in place of an edge client's own.
+    pub append_x_forwarded_port: bool,
     /// The client addresses that are internal (`internal_address_config`; none by default,
     /// as in Envoy).
     pub internal_addresses: Vec<CidrRange>,
@@ -327,10 +330,15 @@ impl ConnectionSettings {
     /// to be kept.
     pub fn sets_request_id(&self, has_id: bool, client: std::net::IpAddr) -> bool {
         self.generate_request_id
-            && (!has_id
-                || (self.use_remote_address
-                    && !self.preserve_external_request_id
-                    && !self.internal_addresses.iter().any(|r| r.contains(client))))
+            && (!has_id || (self.is_edge(client) && !self.preserve_external_request_id))
+    }
+
+    /// Whether a request from `client` is an edge request, as Envoy calls one: the connection
+    /// manager trusts the connection's address (`use_remote_address`) and the client is not
+    /// internal. What such a client says about itself (its `x-request-id`, its
+    /// `x-forwarded-port`) is not kept.
+    pub fn is_edge(&self, client: std::net::IpAddr) -> bool {
+        self.use_remote_address && !self.internal_addresses.iter().any(|r| r.contains(client))
     }
 
     /// The settings of a connection manager; `tls_client_certs`: whether its listener asks
@@ -373,6 +381,7 @@ impl ConnectionSettings {
                 .map_err(|_| format!("invalid via {:?}", hcm.via))?,
             generate_request_id: hcm.generate_request_id.as_ref().is_none_or(|b| b.value),
             preserve_external_request_id: hcm.preserve_external_request_id,
+            append_x_forwarded_port: hcm.append_x_forwarded_port,
             http2_max_concurrent_streams: http2
                 .and_then(|h| h.max_concurrent_streams.as_ref())
                 .map(|v| v.value),

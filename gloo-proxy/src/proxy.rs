@@ -1139,6 +1139,7 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 
@@ -1605,6 +1606,14 @@ fn add_forwarding_headers(
         headers.insert(
             X_FORWARDED_PROTO.clone(),
             HeaderValue::from_static(downstream.scheme),
+        );
+    }
+    if settings.append_x_forwarded_port
+        && (!headers.contains_key(&X_FORWARDED_PORT) || settings.is_edge(downstream.remote.ip()))
+    {
+        headers.insert(
+            X_FORWARDED_PORT.clone(),
+            HeaderValue::from(downstream.local.port()),
         );
     }
 }

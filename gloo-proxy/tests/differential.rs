@@ -337,6 +337,8 @@ spec:
   bindPort: {main}
 {access_log}  httpGateway:
     virtualServiceSelector: {{main: "true"}}
+    options:
+      httpConnectionManagerSettings: {{appendXForwardedPort: true}}
 ---
 apiVersion: gateway.solo.io/v1
 kind: Gateway
@@ -380,7 +382,7 @@ spec:
       gzip: {{}}
       healthCheck: {{path: /healthz}}
       buffer: {{maxRequestBytes: 64}}
-      httpConnectionManagerSettings: {{useRemoteAddress: true}}
+      httpConnectionManagerSettings: {{useRemoteAddress: true, appendXForwardedPort: true}}
 {auth}"#,
         filtered = ports.filtered,
         main = ports.main,
@@ -2050,6 +2052,21 @@ fn compared_upstream_headers(
                 || k == "transfer-encoding")
         })
         .map(|(k, v)| {
+            if k == "x-forwarded-port" {
+                // Each proxy's own listener port (listeners.rs checks the value): compared is
+                // whether a client's was kept.
+                let seen = v
+                    .iter()
+                    .map(|p| {
+                        if case.sent_header(&k) && case.headers.iter().any(|(_, sent)| sent == p) {
+                            p.clone()
+                        } else {
+                            "(the listener's port)".to_string()
+                        }
+                    })
+                    .collect();
+                return (k, seen);
+            }
             if k != "x-request-id" {
                 return (k, v);
             }
@@ -2436,6 +2453,7 @@ fn routing_cases() -> Vec<Case> {
             .header("x-weighted", "client")
             .header("x-echo-response-header", "x-weighted-resp=backend"),
         case("headers: client x-request-id kept", r, "/exact", Backend("alpha")).header("x-request-id", "client-chosen-id"),
+        case("headers: client x-forwarded-port, not at the edge", r, "/exact", Backend("alpha")).header("x-forwarded-port", "1234"),
         case("headers: client x-forwarded-proto", r, "/exact", Backend("alpha")).header("x-forwarded-proto", "https"),
         case("headers: hop-by-hop", r, "/exact", Backend("alpha"))
             .header("Connection", "close, x-hop")
@@ -3547,6 +3565,9 @@ fn filtered_cases() -> Vec<Case> {
         // --- x-request-id at the edge (useRemoteAddress).
         on(case("request id: a client's at the edge", h, "/json", Backend("alpha"))
             .header("x-request-id", "client-chosen-id")),
+        // --- x-forwarded-port (appendXForwardedPort), and a client's own.
+        on(case("forwarded port: a client's", h, "/json", Backend("alpha"))
+            .header("x-forwarded-port", "1234")),
         // --- The health check on /healthz: answered by the proxy, whatever the method.
         on(case("health check", h, "/healthz", Local(200))),
         on(case("health check with a body", h, "/healthz", Local(200))

@@ -871,3 +871,38 @@ fn an_http2_upstreams_stream_window_is_what_the_proxy_grants() {
     .expect("answered");
     assert_eq!(granted, "100000");
 }
+
+/// `appendXForwardedPort` tells the upstream the port the client connected to; a client's own
+/// value is kept, except at the edge (`useRemoteAddress`), where it is replaced, as Envoy does
+/// (`differential.rs` compares both with Envoy).
+#[test]
+fn x_forwarded_port_is_the_listeners_port() {
+    let with_own =
+        b"GET /own HTTP/1.1\r\nHost: h\r\nx-forwarded-port: 1234\r\nConnection: close\r\n\r\n";
+    for (edge, settings) in [
+        (false, "appendXForwardedPort: true"),
+        (true, "appendXForwardedPort: true, useRemoteAddress: true"),
+    ] {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let backend = Backend::start("backend");
+        let port = free_port();
+        config(
+            tmp.path(),
+            port,
+            backend.port,
+            &format!(
+                "  httpGateway:\n    options:\n      httpConnectionManagerSettings: {{{settings}}}\n"
+            ),
+        );
+        let gloo = gloo_run(tmp.path(), free_port(), tmp.path());
+        let _logs = LogsOnPanic(tmp.path(), vec![&gloo]);
+        let r = support::http_get(port, "/plain").expect("an answer");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(exchange(port, with_own).status, 200);
+        let seen = backend.seen();
+        let ports: Vec<Option<&str>> = seen.iter().map(|s| s.header("x-forwarded-port")).collect();
+        let listener = port.to_string();
+        let own = if edge { listener.as_str() } else { "1234" };
+        assert_eq!(ports, [Some(listener.as_str()), Some(own)], "edge: {edge}");
+    }
+}

@@ -983,10 +983,6 @@ impl HttpConnectionManagerSettings {
                 self.uuid_request_id_config.is_some(),
             ),
             (
-                "httpConnectionManagerSettings.appendXForwardedPort",
-                self.append_x_forwarded_port.is_some(),
-            ),
-            (
                 "httpConnectionManagerSettings.earlyHeaderManipulation",
                 self.early_header_manipulation.is_some(),
             ),

@@ -422,6 +422,9 @@ fn http_connection_manager(
                 },
             );
         }
+        if let Some(v) = s.append_x_forwarded_port {
+            hcm.append_x_forwarded_port = v;
+        }
         if let Some(v) = s.preserve_external_request_id {
             hcm.preserve_external_request_id = v;
         }
