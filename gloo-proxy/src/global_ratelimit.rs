@@ -97,7 +97,7 @@ use crate::filter::{
 use crate::proxy::{Downstream, LocalReply, PickedTarget, RouteContext};
 use crate::router::action::pb_duration;
 use crate::router::action::{Action, ClusterChoice, HeaderOps};
-use crate::router::matcher::{HeaderMatch, RequestView};
+use crate::router::matcher::HeaderMatch;
 
 /// Envoy's rate limit filter name.
 pub const RATELIMIT: &str = "envoy.filters.http.ratelimit";
@@ -724,25 +724,13 @@ fn metadata_key(
 /// Whether every header condition holds, on the request as the router saw it (its
 /// normalised path, its authority, pseudo-headers included), as Envoy's `matchHeaders`.
 fn all_match(headers: &[HeaderMatch], head: &RequestHead<'_>) -> bool {
-    let ctx = head.extensions().get::<RouteContext>();
-    let authority = head
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| head.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("");
-    let path = match ctx {
-        Some(ctx) => ctx.path(),
-        None => head.uri().path_and_query().map_or("/", |p| p.as_str()),
-    };
-    let view = RequestView {
-        method: head.method().as_str(),
-        authority,
-        path,
-        scheme: ctx.map_or("http", |c| c.downstream().scheme),
-        headers: head.headers(),
-    };
-    headers.iter().all(|h| h.matches(&view))
+    crate::proxy::headers_match(
+        headers,
+        head.method(),
+        head.uri(),
+        head.headers(),
+        head.extensions(),
+    )
 }
 
 /// Refusals and fail-closed answers are local replies (they get the route's response

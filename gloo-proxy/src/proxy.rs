@@ -975,6 +975,41 @@ impl LogFacts {
     }
 }
 
+/// Whether every header condition holds on a request as the router saw it (its normalised
+/// path when it was routed, its authority, pseudo-headers included), as Envoy's
+/// `matchHeaders`, for filters that match requests (the health check, global rate limits).
+pub(crate) fn headers_match(
+    matchers: &[crate::router::matcher::HeaderMatch],
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+) -> bool {
+    let ctx = extensions.get::<RouteContext>();
+    let authority = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    let path = match ctx {
+        Some(ctx) => ctx.path(),
+        None => uri.path_and_query().map_or("/", |p| p.as_str()),
+    };
+    let scheme = match (ctx, extensions.get::<Downstream>()) {
+        (Some(ctx), _) => ctx.downstream().scheme,
+        (None, Some(downstream)) => downstream.scheme,
+        (None, None) => "http",
+    };
+    let view = RequestView {
+        method: method.as_str(),
+        authority,
+        path,
+        scheme,
+        headers,
+    };
+    matchers.iter().all(|m| m.matches(&view))
+}
+
 /// The weighted target a request was sent to before its filters ran (its index among the
 /// route's weighted clusters), because that target has filter configs of its own: the request
 /// is forwarded to it, not to a target picked anew.

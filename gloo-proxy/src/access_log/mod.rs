@@ -229,6 +229,8 @@ macro_rules! flags {
     };
 }
 
+/// Where `short` sits in [`FLAG_NAMES`]. Only the flag constants call it, so it runs at
+/// compile time: a misspelt name fails the build (the `panic!`), never a request.
 const fn flag_index(short: &str) -> u32 {
     let mut i = 0;
     while i < FLAG_NAMES.len() {

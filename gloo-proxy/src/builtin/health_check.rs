@@ -17,8 +17,8 @@ use super::decode;
 use crate::access_log::StreamFacts;
 use crate::body::Body;
 use crate::filter::{FilterFactory, FilterLayer, HttpService};
-use crate::proxy::{Downstream, LocalReply, RouteContext};
-use crate::router::matcher::{HeaderMatch, RequestView};
+use crate::proxy::LocalReply;
+use crate::router::matcher::HeaderMatch;
 
 /// Envoy's health check filter name.
 pub const HEALTH_CHECK: &str = "envoy.filters.http.health_check";
@@ -33,29 +33,13 @@ struct Compiled {
 
 impl Compiled {
     fn matches(&self, req: &Request<Body>) -> bool {
-        let route = req.extensions().get::<RouteContext>();
-        let path = match route {
-            Some(route) => route.path(),
-            None => req.uri().path_and_query().map_or("/", |p| p.as_str()),
-        };
-        let authority = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok())
-            .unwrap_or_default();
-        let scheme = req
-            .extensions()
-            .get::<Downstream>()
-            .map_or("http", |d| d.scheme);
-        let view = RequestView {
-            method: req.method().as_str(),
-            authority,
-            path,
-            scheme,
-            headers: req.headers(),
-        };
-        self.headers.iter().all(|h| h.matches(&view))
+        crate::proxy::headers_match(
+            &self.headers,
+            req.method(),
+            req.uri(),
+            req.headers(),
+            req.extensions(),
+        )
     }
 }
 
