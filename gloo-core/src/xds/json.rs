@@ -134,6 +134,7 @@ mod tests {
             "envoy.extensions.compression.gzip.compressor.v3.Gzip",
             "envoy.extensions.filters.http.buffer.v3.Buffer",
             "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+            "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb",
         ] {
             assert!(
                 descriptor_pool().get_message_by_name(name).is_some(),

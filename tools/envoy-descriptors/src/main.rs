@@ -38,6 +38,7 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/filters/http/compressor/v3/compressor.proto",
     "envoy/extensions/compression/gzip/compressor/v3/gzip.proto",
     "envoy/extensions/filters/http/buffer/v3/buffer.proto",
+    "envoy/extensions/filters/http/grpc_web/v3/grpc_web.proto",
     "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto",
     "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto",
     "envoy/extensions/transport_sockets/tls/v3/tls.proto",
