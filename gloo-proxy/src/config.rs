@@ -31,7 +31,9 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
 use crate::body::Body;
-use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService, RouteInfo, ROUTER};
+use crate::filter::{
+    FilterFactory, FilterLayer, FilterRegistry, HttpService, RequestGate, RouteInfo, ROUTER,
+};
 use crate::router::action::pb_duration;
 use crate::router::RouteTable;
 use crate::stats::Stats;
@@ -522,10 +524,18 @@ pub struct ListenerFilter {
     /// per listener, so all those requests share its state (a rate limit's bucket, say), as
     /// they share Envoy's one filter config per listener.
     listener_layer: Option<FilterLayer>,
+    /// The requests it acts on, for a built-in filter that acts on few (gRPC-Web): the
+    /// others are served by stacks without it.
+    gate: Option<RequestGate>,
 }
 
 impl ListenerFilter {
-    fn new(name: String, config: Any, factory: Arc<dyn FilterFactory>) -> Result<Self, String> {
+    fn new(
+        name: String,
+        config: Any,
+        factory: Arc<dyn FilterFactory>,
+        gate: Option<RequestGate>,
+    ) -> Result<Self, String> {
         let listener_layer = factory
             .layer(&config, None)
             .map_err(|e| format!("filter {name:?}: {e}"))?;
@@ -534,6 +544,7 @@ impl ListenerFilter {
             config,
             factory,
             listener_layer,
+            gate,
         })
     }
 }
@@ -588,6 +599,12 @@ pub struct RouteStacks {
     /// → target index → stack.
     targets: HashMap<(usize, usize), HashMap<usize, HttpService>>,
     no_route: Option<HttpService>,
+    /// The stack of the routes not in `routes`, when they have one (in the stacks of gated
+    /// requests: the gated filters alone).
+    shared: Option<HttpService>,
+    /// The stacks for the requests the listener's gated filters (gRPC-Web) act on, and their
+    /// gate; these stacks are without them.
+    gated: Option<(RequestGate, Box<RouteStacks>)>,
 }
 
 impl std::fmt::Debug for RouteStacks {
@@ -595,6 +612,8 @@ impl std::fmt::Debug for RouteStacks {
         f.debug_struct("RouteStacks")
             .field("routes", &self.routes.len())
             .field("no_route", &self.no_route.is_some())
+            .field("shared", &self.shared.is_some())
+            .field("gated", &self.gated.as_ref().map(|(_, s)| s))
             .finish()
     }
 }
@@ -602,7 +621,17 @@ impl std::fmt::Debug for RouteStacks {
 impl RouteStacks {
     /// The stack of route `route` of virtual host `vhost` (indices into the route table).
     pub fn route(&self, vhost: usize, route: usize) -> Option<&HttpService> {
-        self.routes.get(&(vhost, route))
+        self.routes.get(&(vhost, route)).or(self.shared.as_ref())
+    }
+
+    /// The stacks that serve a request with these headers: those with the listener's gated
+    /// filters (the gRPC-Web filter, for gRPC-Web calls) when the request is one they act on,
+    /// else these.
+    pub fn for_request(&self, headers: &http::HeaderMap) -> &RouteStacks {
+        match &self.gated {
+            Some((gate, gated)) if gate(headers) => gated,
+            _ => self,
+        }
     }
 
     /// The stacks of a route's weighted targets that have per-filter configs of their own,
@@ -792,10 +821,13 @@ pub fn compile_listener(
             _ => Any::default(),
         };
         match registry.find(&f.name, &config.type_url) {
-            Some(factory) => filters.push(
-                ListenerFilter::new(f.name.clone(), config, factory.clone())
-                    .map_err(|e| format!("http_filters[{i}]: {e}"))?,
-            ),
+            Some(factory) => {
+                let gate = registry.gate(&f.name, &config.type_url);
+                filters.push(
+                    ListenerFilter::new(f.name.clone(), config, factory.clone(), gate)
+                        .map_err(|e| format!("http_filters[{i}]: {e}"))?,
+                )
+            }
             None if f.is_optional => {
                 tracing::debug!("optional HTTP filter {:?} is not known; skipped", f.name)
             }
@@ -816,6 +848,7 @@ pub fn compile_listener(
                 name.clone(),
                 Any::default(),
                 factory.clone(),
+                registry.gate(name, ""),
             )?);
         }
     }
@@ -859,20 +892,62 @@ pub(crate) fn struct_to_json(
 /// route's, or a weighted cluster's (whose target then gets a stack of its own). Routes that
 /// share an object share the layer's state. A filter that reads routes
 /// ([`FilterFactory::per_route`]) is built for each route instead.
+///
+/// A listener with gated filters (gRPC-Web) gets two sets: one without them, for the requests
+/// they would leave alone, and one with them for the others
+/// ([`RouteStacks::for_request`]), so a gate costs the requests it keeps out one look at
+/// their headers, not a layer.
 fn build_stacks(
     listener: &HttpListener,
     table: &RouteTable,
     inner: &HttpService,
 ) -> Result<RouteStacks, String> {
+    let ungated: Vec<&ListenerFilter> = listener
+        .filters
+        .iter()
+        .filter(|f| f.gate.is_none())
+        .collect();
+    let mut stacks = build_variant(&ungated, table, inner, &[])?;
+    let gates: Vec<RequestGate> = listener.filters.iter().filter_map(|f| f.gate).collect();
+    if let Some(&gate) = gates.first() {
+        // One gate per listener is what the built-ins need (gRPC-Web); several distinct ones
+        // would need a set of stacks per combination, so they are not distinguished.
+        let gate = if gates.iter().all(|g| std::ptr::fn_addr_eq(*g, gate)) {
+            gate
+        } else {
+            (|_: &http::HeaderMap| true) as RequestGate
+        };
+        let all: Vec<&ListenerFilter> = listener.filters.iter().collect();
+        let gated_alone: Vec<FilterLayer> = listener
+            .filters
+            .iter()
+            .filter(|f| f.gate.is_some())
+            .filter_map(|f| f.listener_layer.clone())
+            .collect();
+        let gated = build_variant(&all, table, inner, &gated_alone)?;
+        stacks.gated = Some((gate, Box::new(gated)));
+    }
+    Ok(stacks)
+}
+
+/// The stacks of one set of `filters` (in listener order). `shared` are the listener-level
+/// layers most routes end up with: routes whose layers are exactly those share one stack
+/// ([`RouteStacks::route`] falls back to it), instead of a stack each.
+fn build_variant(
+    filters: &[&ListenerFilter],
+    table: &RouteTable,
+    inner: &HttpService,
+    shared: &[FilterLayer],
+) -> Result<RouteStacks, String> {
     let mut routes = HashMap::new();
     let mut targets = HashMap::new();
     for (v, vhost) in table.virtual_hosts().iter().enumerate() {
         // Per filter: the virtual host's layer, built when a route first needs it.
-        let mut vhost_layers: Vec<Option<Option<FilterLayer>>> = vec![None; listener.filters.len()];
+        let mut vhost_layers: Vec<Option<Option<FilterLayer>>> = vec![None; filters.len()];
         for (r, route) in vhost.routes().iter().enumerate() {
             // Per filter, in listener order: this route's layer (or none).
-            let mut layers: Vec<Option<FilterLayer>> = Vec::with_capacity(listener.filters.len());
-            for (i, f) in listener.filters.iter().enumerate() {
+            let mut layers: Vec<Option<FilterLayer>> = Vec::with_capacity(filters.len());
+            for (i, &f) in filters.iter().enumerate() {
                 let layer = if f.factory.per_route() {
                     // Built for this route: the factory reads the route itself.
                     let chain: Vec<&Any> = vhost
@@ -925,7 +1000,7 @@ fn build_stacks(
             if let crate::router::action::Action::Forward(forward) = route.action() {
                 for (t, target) in forward.clusters.targets_with_filter_configs() {
                     let mut target_layers = Vec::with_capacity(layers.len());
-                    for (f, route_layer) in listener.filters.iter().zip(&layers) {
+                    for (&f, route_layer) in filters.iter().zip(&layers) {
                         let info = RouteInfo {
                             virtual_host: vhost,
                             route,
@@ -962,13 +1037,15 @@ fn build_stacks(
                 }
             }
             let layers: Vec<FilterLayer> = layers.into_iter().flatten().collect();
-            if !layers.is_empty() {
+            let is_shared = layers.len() == shared.len()
+                && layers.iter().zip(shared).all(|(a, b)| a.same_as(b));
+            if !is_shared {
                 routes.insert((v, r), wrap(inner.clone(), &layers));
             }
         }
     }
-    let listener_layers: Vec<FilterLayer> = listener
-        .filters
+    let shared = (!shared.is_empty()).then(|| wrap(inner.clone(), shared));
+    let listener_layers: Vec<FilterLayer> = filters
         .iter()
         .filter_map(|f| f.listener_layer.clone())
         .collect();
@@ -985,6 +1062,8 @@ fn build_stacks(
         routes,
         targets,
         no_route,
+        shared,
+        gated: None,
     })
 }
 
@@ -1383,6 +1462,174 @@ pub(crate) mod test_support {
             }],
             ..Default::default()
         }
+    }
+}
+
+/// Listeners with the gRPC-Web filter (Gloo puts it on every one) serve the requests it
+/// leaves alone with stacks without it.
+#[cfg(test)]
+mod grpc_web_stacks {
+    use super::*;
+    use crate::builtin::{FAULT, GRPC_WEB, GRPC_WEB_TYPE};
+    use envoy_types::pb::envoy::config::route::v3::{
+        route, route_match, DirectResponseAction, Route, RouteConfiguration, RouteMatch,
+        VirtualHost,
+    };
+    use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
+        fault_abort, FaultAbort, HttpFault,
+    };
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
+    use http::header;
+    use tower::ServiceExt;
+
+    fn any<M: Message>(type_url: &str, m: &M) -> Any {
+        Any {
+            type_url: type_url.to_string(),
+            value: m.encode_to_vec(),
+        }
+    }
+
+    fn route(prefix: &str, per_filter: HashMap<String, Any>) -> Route {
+        Route {
+            r#match: Some(RouteMatch {
+                path_specifier: Some(route_match::PathSpecifier::Prefix(prefix.into())),
+                ..Default::default()
+            }),
+            action: Some(route::Action::DirectResponse(DirectResponseAction {
+                status: 200,
+                ..Default::default()
+            })),
+            typed_per_filter_config: per_filter,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_the_filter_leaves_alone_skip_it() {
+        let listener = test_support::listener(vec![
+            HttpFilter {
+                name: FAULT.into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(any(
+                    "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+                    &HttpFault::default(),
+                ))),
+                ..Default::default()
+            },
+            HttpFilter {
+                name: GRPC_WEB.into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(Any {
+                    type_url: GRPC_WEB_TYPE.into(),
+                    value: Vec::new(),
+                })),
+                ..Default::default()
+            },
+            HttpFilter {
+                name: ROUTER.into(),
+                ..Default::default()
+            },
+        ]);
+        // `/plain` has no filter of its own; `/aborted` aborts (the fault filter per route).
+        let abort = HttpFault {
+            abort: Some(FaultAbort {
+                error_type: Some(fault_abort::ErrorType::HttpStatus(503)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let routes = RouteConfiguration {
+            name: "routes".into(),
+            virtual_hosts: vec![VirtualHost {
+                name: "all".into(),
+                domains: vec!["*".into()],
+                routes: vec![
+                    route("/plain", HashMap::new()),
+                    route(
+                        "/aborted",
+                        [(
+                            FAULT.to_string(),
+                            any(
+                                "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+                                &abort,
+                            ),
+                        )]
+                        .into(),
+                    ),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let resource = |body: Any| XdsResource {
+            version: "1".into(),
+            body: Arc::new(body),
+        };
+        let resources = XdsResources {
+            by_type: [
+                (
+                    LISTENER_TYPE.to_string(),
+                    [("http".to_string(), resource(any(LISTENER_TYPE, &listener)))].into(),
+                ),
+                (
+                    ROUTE_TYPE.to_string(),
+                    [("routes".to_string(), resource(any(ROUTE_TYPE, &routes)))].into(),
+                ),
+            ]
+            .into(),
+        };
+        let inner = HttpService::new(tower::service_fn(|_: http::Request<Body>| {
+            std::future::ready(Ok(http::Response::new(Body::from("from the route"))))
+        }));
+        let mut compiler = Compiler::new(
+            FilterRegistry::with_builtins(),
+            Arc::new(Stats::default()),
+            inner,
+            1,
+        );
+        let config = compiler.compile(resources);
+        assert!(config.errors.is_empty(), "{:?}", config.errors);
+        let stacks = &config.stacks["http"];
+
+        let mut plain = http::HeaderMap::new();
+        plain.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let mut web = http::HeaderMap::new();
+        web.insert(
+            header::CONTENT_TYPE,
+            "application/grpc-web".parse().unwrap(),
+        );
+
+        // Other requests: no stack where no other filter acts (forwarded as without filters),
+        // the fault filter's where it does, and no stack of listener filters for a 404.
+        let others = stacks.for_request(&plain);
+        assert!(others.route(0, 0).is_none());
+        assert!(others.route(0, 1).is_some());
+        assert!(others.no_route().is_none());
+
+        // gRPC-Web calls: every route through the filter (the plain routes share one stack).
+        let calls = stacks.for_request(&web);
+        let (Some(shared), Some(aborted)) = (calls.route(0, 0), calls.route(0, 1)) else {
+            panic!("gRPC-Web calls go through stacks: {calls:?}");
+        };
+        assert!(calls.no_route().is_some());
+        let call = |service: HttpService| async move {
+            let request = http::Request::post("/x")
+                .header(header::CONTENT_TYPE, "application/grpc-web")
+                .body(Body::empty())
+                .unwrap();
+            service.oneshot(request).await.unwrap()
+        };
+        let answer = call(shared.clone()).await;
+        assert_eq!(answer.status(), 200);
+        // The route's answer is not gRPC: it becomes the message a gRPC-Web client reads.
+        assert_eq!(answer.headers()["grpc-message"], "from the route");
+        assert_eq!(
+            answer.headers()["content-type"],
+            "application/grpc-web+proto"
+        );
+        // The fault filter runs first (Gloo's order), and its abort is not converted: Envoy's
+        // local replies pass only the filters before the one that made them.
+        let answer = call(aborted.clone()).await;
+        assert_eq!(answer.status(), 503);
+        assert!(answer.headers().get("grpc-status").is_none());
     }
 }
 

@@ -151,6 +151,11 @@ impl FilterLayer {
     pub fn layer(&self, inner: HttpService) -> HttpService {
         (self.0)(inner)
     }
+
+    /// Whether `other` is this very layer (a clone of it), not merely an equal one.
+    pub(crate) fn same_as(&self, other: &FilterLayer) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl Layer<HttpService> for FilterLayer {
@@ -233,10 +238,16 @@ pub struct RouteInfo<'a> {
     pub target: Option<usize>,
 }
 
+/// Which requests a gated filter acts on, from their headers as received.
+pub(crate) type RequestGate = fn(&http::HeaderMap) -> bool;
+
 /// Filters by name (the `name` of an `HttpFilter`) and by config type URL.
 #[derive(Clone, Default)]
 pub struct FilterRegistry {
     factories: HashMap<String, Arc<dyn FilterFactory>>,
+    /// Built-in filters that act only on requests their gate lets in (by the same key as
+    /// their factory): see [`FilterRegistry::gate`].
+    gates: HashMap<String, RequestGate>,
     everywhere: Vec<String>,
     upstreams: Upstreams,
 }
@@ -468,7 +479,31 @@ impl FilterRegistry {
     /// Registers a factory under a filter name or a config type URL (the type URL wins when
     /// both are registered).
     pub fn register(&mut self, key: impl Into<String>, factory: impl FilterFactory + 'static) {
-        self.factories.insert(key.into(), Arc::new(factory));
+        let key = key.into();
+        self.gates.remove(&key);
+        self.factories.insert(key, Arc::new(factory));
+    }
+
+    /// Registers a built-in filter that does nothing to requests `gate` does not let in (the
+    /// gRPC-Web filter and its content types): listeners build their stacks without it too,
+    /// for those requests (see [`RouteStacks`](crate::config::RouteStacks)). Registering
+    /// another factory under the key removes the gate.
+    pub(crate) fn register_gated(
+        &mut self,
+        key: &str,
+        factory: impl FilterFactory + 'static,
+        gate: RequestGate,
+    ) {
+        self.register(key, factory);
+        self.gates.insert(key.to_string(), gate);
+    }
+
+    /// The gate of the filter [`find`](Self::find) finds for an `HttpFilter`, if it has one.
+    pub(crate) fn gate(&self, name: &str, type_url: &str) -> Option<RequestGate> {
+        if self.factories.contains_key(type_url) {
+            return self.gates.get(type_url).copied();
+        }
+        self.gates.get(name).copied()
     }
 
     /// Registers a filter that runs on every HTTP listener, whether or not its connection

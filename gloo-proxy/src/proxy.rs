@@ -211,6 +211,9 @@ impl Proxy {
             }
             _ => downstream,
         };
+        // Envoy answers a gRPC call's local replies in gRPC (decided on the call as received).
+        let grpc = crate::builtin::has_grpc_content_type(req.headers())
+            .then(|| *req.method() == Method::HEAD);
         let mut response = match check_request_headers(&mut req, settings) {
             Some(reply) => reply,
             // The common case awaits the routing future in place: wrapping it would copy
@@ -222,6 +225,11 @@ impl Proxy {
             }
             None => Box::pin(serve_in_time(config, &listener, downstream, req)).await,
         };
+        if let Some(head) = grpc {
+            if response.extensions_mut().remove::<FromUpstream>().is_none() {
+                response = Box::pin(grpc_local_reply(response, head)).await;
+            }
+        }
         finalize(&mut response, &listener.settings);
         // The answer speaks the client's protocol, whatever the upstream spoke.
         *response.version_mut() = version;
@@ -374,6 +382,50 @@ fn finalize(response: &mut Response<Body>, settings: &ConnectionSettings) {
             .headers_mut()
             .insert(header::SERVER, settings.server_name.clone());
     }
+}
+
+/// Marks the answer to a gRPC call that came from its upstream: the others are the proxy's
+/// own, which a gRPC client gets in gRPC ([`grpc_local_reply`]).
+#[derive(Debug, Clone, Copy)]
+struct FromUpstream;
+
+/// The most of a local reply's body that becomes its `grpc-message`.
+const MAX_GRPC_MESSAGE: usize = 16_384;
+
+/// A local reply to a gRPC call, as Envoy makes one (its `sendLocalReply` for gRPC requests):
+/// status 200, `content-type: application/grpc`, the HTTP status as a `grpc-status` (unless
+/// the reply has one), the body as the `grpc-message` (percent-encoded, without a final
+/// newline; none for HEAD), and no body: a trailers-only answer, which is what a gRPC client
+/// reads its error from. The reply's other headers stay.
+async fn grpc_local_reply(response: Response<Body>, head: bool) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let (mut parts, body) = response.into_parts();
+    let text = match body.as_bytes() {
+        Some(bytes) => Bytes::copy_from_slice(bytes),
+        None => http_body_util::Limited::new(body, MAX_GRPC_MESSAGE)
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default(),
+    };
+    let headers = &mut parts.headers;
+    if !headers.contains_key("grpc-status") {
+        let status = crate::builtin::grpc_status_of(parts.status);
+        headers.insert("grpc-status", HeaderValue::from(status));
+    }
+    let text = text.strip_suffix(b"\n").unwrap_or(&text);
+    if !text.is_empty() && !head {
+        if let Ok(message) = HeaderValue::from_str(&crate::builtin::grpc_message(text)) {
+            headers.insert("grpc-message", message);
+        }
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.remove(header::CONTENT_LENGTH);
+    parts.status = StatusCode::OK;
+    Response::from_parts(parts, Body::empty())
 }
 
 /// Marks a response a filter made itself (an abort, a refusal) as a local reply, so the
@@ -792,7 +844,10 @@ async fn route_and_serve(
     let stacks = if config.stacks.is_empty() {
         None
     } else {
-        config.stacks.get(&listener.name)
+        config
+            .stacks
+            .get(&listener.name)
+            .map(|s| s.for_request(req.headers()))
     };
     let mut stack = stacks
         .and_then(|s| s.route(vhost_index, route_index))
@@ -1028,7 +1083,7 @@ async fn no_route(
     let stack = config
         .stacks
         .get(&listener.name)
-        .and_then(|s| s.no_route())
+        .and_then(|s| s.for_request(req.headers()).no_route())
         .cloned();
     let Some(service) = stack else {
         return StreamFacts::flag(
@@ -1283,6 +1338,8 @@ struct Outgoing {
     /// Where the upstream host tried last is noted, when an access log records the
     /// exchange (a timeout drops the exchange before it can say).
     upstream_host: Option<Arc<std::sync::Mutex<Option<SocketAddr>>>>,
+    /// A gRPC call: its upstream's answer is marked [`FromUpstream`].
+    grpc: bool,
 }
 
 /// The inner service of every filter stack: does what the route of a request (whose
@@ -1384,6 +1441,7 @@ async fn forward_to_cluster(
     // (most specific level first, so the enclosing levels win, as in Envoy).
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
+    let grpc = crate::builtin::has_grpc_content_type(&headers);
     strip_hop_by_hop(&mut headers);
     if let Some(kind) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -1473,6 +1531,7 @@ async fn forward_to_cluster(
         cluster,
         criteria,
         upstream_host: upstream_host.clone(),
+        grpc,
     };
     for mirror in &action.mirrors {
         if fastrand::u32(0..1_000_000) < mirror.per_million {
@@ -1733,6 +1792,8 @@ fn spawn_mirror(
         upstream_host: None,
         // Envoy sends shadows through its async client, whose route has no metadata match.
         criteria: None,
+        // A shadow's answer is dropped.
+        grpc: false,
     };
     let Ok(req) = build_request(&copy, &endpoint, headers, Body::full(body), false) else {
         return;
@@ -1880,11 +1941,16 @@ async fn send_with_retries(
             }
         }
         let mut response = match outcome {
-            Attempt::Answer(response) => finish_response(response, downstream_upgrade),
+            Attempt::Answer(mut response) => {
+                if out.grpc {
+                    response.extensions_mut().insert(FromUpstream);
+                }
+                finish_response(response, downstream_upgrade)
+            }
             Attempt::ConnectFailure => StreamFacts::flag(
                 local_reply(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+                    "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure",
                 ),
                 ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
             ),

@@ -1472,6 +1472,7 @@ fn write_config(dir: &Path, ports: Ports, backends: &[(&str, u16)], global: bool
         ("secured.yaml", secured_yaml(jwks_port())),
         ("authed.yaml", authed_yaml(authz_port())),
         ("filtered.yaml", FILTERED_YAML.to_string()),
+        ("grpc.yaml", grpc_yaml()),
     ] {
         fs::write(dir.join(file), contents).expect("write config");
     }
@@ -1542,9 +1543,10 @@ fn assert_config_accepted(dir: &Path, global: bool) {
     let mut want = BTreeMap::from([
         ("Gateway".to_string(), 9 + extra),
         // One per backend, the ring-hash and Maglev ones of sticky.yaml, the JWKS server, the
-        // ext auth server (up and down), and the access log service.
-        ("Upstream".to_string(), BACKENDS.len() + 6 + extra),
-        ("VirtualService".to_string(), 14 + 3 * extra),
+        // ext auth server (up and down), the access log service, and the gRPC backend (up and
+        // down).
+        ("Upstream".to_string(), BACKENDS.len() + 8 + extra),
+        ("VirtualService".to_string(), 15 + 3 * extra),
         ("AuthConfig".to_string(), 3),
         ("Settings".to_string(), 1),
     ]);
@@ -3645,6 +3647,290 @@ fn gzip_health_checks_and_buffers_match_envoy() {
                 field: "Envoy's content-encoding and vary (the case's premise)".into(),
                 envoy: format!("{:?} {:?}", header("content-encoding"), header("vary")),
                 gloo: format!("{encoding:?} {vary:?} expected"),
+            });
+        }
+    }
+    setup.report(&mismatches);
+}
+
+// ---------------------------------------------------------------------------------------------
+// gRPC-Web (Gloo's default filter) and the local replies gRPC clients get
+
+/// A gRPC server (h2c, the h2 crate, so frames and trailers are exactly as written) for the
+/// gRPC-Web cases, started once. Every answer says `x-backend: grpc` and, in
+/// `x-upstream-saw`, what the request it got looked like (the headers gRPC-Web conversion
+/// sets, and the body in hex). The method (the path's last segment) picks the answer:
+/// - `Echo`: the request's messages back, then trailers `grpc-status: 0`,
+///   `grpc-message: echoed`, `x-trailer: t`;
+/// - `Split`: two messages sent three bytes at a time, then `grpc-status: 0`;
+/// - `TrailersOnly`: headers alone, with `grpc-status: 5`;
+/// - `Unavailable`: a 503 in plain text (a proxy on the way, say);
+/// - `Json`: a 200 in JSON;
+/// - `Empty404`: a 404 without a body;
+/// - `WebNative`: an upstream answering gRPC-Web itself (its trailers frame in its body).
+fn grpc_backend_port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the gRPC backend");
+        let port = listener.local_addr().expect("gRPC backend address").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                while let Ok((io, _)) = listener.accept().await {
+                    tokio::spawn(async move {
+                        let Ok(mut connection) = h2::server::handshake(io).await else {
+                            return;
+                        };
+                        while let Some(Ok((request, respond))) = connection.accept().await {
+                            tokio::spawn(grpc_answer(request, respond));
+                        }
+                    });
+                }
+            });
+        });
+        port
+    })
+}
+
+async fn grpc_answer(
+    request: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<bytes::Bytes>,
+) {
+    use bytes::Bytes;
+    let (parts, mut body) = request.into_parts();
+    let mut received = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let Ok(chunk) = chunk else { return };
+        let _ = body.flow_control().release_capacity(chunk.len());
+        received.extend_from_slice(&chunk);
+    }
+    let seen = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_else(|| "-".into())
+    };
+    let hex: String = received.iter().map(|b| format!("{b:02x}")).collect();
+    let saw = format!(
+        "{} ct={} te={} gae={} accept={} cl={} body={hex}",
+        parts.method,
+        seen("content-type"),
+        seen("te"),
+        seen("grpc-accept-encoding"),
+        seen("accept"),
+        seen("content-length"),
+    );
+    let method = parts.uri.path().rsplit('/').next().unwrap_or_default();
+    let (status, content_type) = match method {
+        "Unavailable" => (503, "text/plain"),
+        "Json" => (200, "application/json"),
+        "Empty404" => (404, "text/plain"),
+        "WebNative" => (200, "application/grpc-web+proto"),
+        _ => (200, "application/grpc"),
+    };
+    let mut head = http::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("x-backend", "grpc")
+        .header("x-upstream-saw", saw);
+    if method == "TrailersOnly" {
+        head = head
+            .header("grpc-status", "5")
+            .header("grpc-message", "not found");
+    }
+    let Ok(head) = head.body(()) else { return };
+    let headers_only = matches!(method, "TrailersOnly" | "Empty404");
+    let Ok(mut stream) = respond.send_response(head, headers_only) else {
+        return;
+    };
+    if headers_only {
+        return;
+    }
+    let frame = |message: &[u8]| {
+        let mut f = vec![0u8];
+        f.extend_from_slice(&u32::try_from(message.len()).unwrap_or(0).to_be_bytes());
+        f.extend_from_slice(message);
+        f
+    };
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    match method {
+        "Unavailable" => {
+            let _ = stream.send_data(Bytes::from_static(b"backend unavailable\n"), true);
+        }
+        "Json" => {
+            let _ = stream.send_data(Bytes::from_static(br#"{"a":1}"#), true);
+        }
+        "WebNative" => {
+            let mut body = frame(b"native");
+            let lines = b"grpc-status:0\r\n";
+            body.push(0x80);
+            body.extend_from_slice(&u32::try_from(lines.len()).unwrap_or(0).to_be_bytes());
+            body.extend_from_slice(lines);
+            let _ = stream.send_data(Bytes::from(body), true);
+        }
+        "Split" => {
+            let mut body = frame(b"first");
+            body.extend(frame(b"second"));
+            for piece in body.chunks(3) {
+                let _ = stream.send_data(Bytes::copy_from_slice(piece), false);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let _ = stream.send_trailers(trailers);
+        }
+        _ => {
+            let _ = stream.send_data(Bytes::from(received), false);
+            trailers.insert("grpc-message", http::HeaderValue::from_static("echoed"));
+            trailers.insert("x-trailer", http::HeaderValue::from_static("t"));
+            let _ = stream.send_trailers(trailers);
+        }
+    }
+}
+
+/// The gRPC services behind Gateway `all` (host `grpc.example`): the gRPC backend, an
+/// HTTP/2 Upstream nothing listens on, a direct response and a route that always aborts.
+fn grpc_yaml() -> String {
+    format!(
+        r#"apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: grpc, namespace: gloo-system}}
+spec:
+  useHttp2: true
+  static:
+    hosts:
+    - {{addr: 127.0.0.1, port: {port}}}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: grpc-down, namespace: gloo-system}}
+spec:
+  useHttp2: true
+  static:
+    hosts:
+    - {{addr: 127.0.0.1, port: 1}}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: grpc, namespace: gloo-system}}
+spec:
+  virtualHost:
+    domains: [grpc.example]
+    routes:
+    - matchers: [{{prefix: /echo.Echo/}}]
+      routeAction: {{single: {{upstream: {{name: grpc, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /down.Down/}}]
+      routeAction: {{single: {{upstream: {{name: grpc-down, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /faulted.Faulted/}}]
+      options:
+        faults: {{abort: {{httpStatus: 503, percentage: 100}}}}
+      routeAction: {{single: {{upstream: {{name: grpc, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /direct.Direct/}}]
+      directResponseAction: {{status: 200, body: "a direct answer"}}
+"#,
+        port = grpc_backend_port()
+    )
+}
+
+/// gRPC-Web calls and plain gRPC calls (over HTTP/1.1, as a gRPC-Web client or a test would
+/// send them) to Gateway `all`.
+#[rustfmt::skip]
+fn grpc_cases() -> Vec<Case> {
+    let on = |case: Case| case.on(Gateway::All).method("POST");
+    let g = "grpc.example";
+    let web = |case: Case| on(case).header("content-type", "application/grpc-web+proto").header("x-grpc-web", "1");
+    let text = |case: Case| on(case).header("content-type", "application/grpc-web-text").header("accept", "application/grpc-web-text");
+    let grpc = |case: Case| on(case).header("content-type", "application/grpc").header("te", "trailers");
+    const HELLO: &str = "\0\0\0\0\x05hello";
+    const HELLO_TEXT: &str = "AAAAAAVoZWxsbw==";
+    vec![
+        // --- Calls the backend answers.
+        web(case("grpc-web: a binary call", g, "/echo.Echo/Echo", Backend("grpc")).body(HELLO)),
+        on(case("grpc-web: application/grpc-web, two messages, chunked", g, "/echo.Echo/Echo", Backend("grpc"))
+            .header("content-type", "application/grpc-web")
+            .body("\0\0\0\0\x01a\0\0\0\0\x02bc")
+            .chunked()),
+        text(case("grpc-web: a text call, a text answer", g, "/echo.Echo/Echo", Backend("grpc")).body(HELLO_TEXT)),
+        on(case("grpc-web: a text call, a binary answer", g, "/echo.Echo/Echo", Backend("grpc"))
+            .header("content-type", "application/grpc-web-text+proto")
+            .body("AAAAAAFhAAAAAAJiYw==")),
+        on(case("grpc-web: text+proto both ways", g, "/echo.Echo/Echo", Backend("grpc"))
+            .header("content-type", "application/grpc-web-text+proto")
+            .header("accept", "application/grpc-web-text+proto")
+            .body(HELLO_TEXT)
+            .chunked()),
+        web(case("grpc-web: the client's grpc-accept-encoding", g, "/echo.Echo/Echo", Backend("grpc"))
+            .header("grpc-accept-encoding", "gzip")
+            .body(HELLO)),
+        text(case("grpc-web: frames split across data, as text", g, "/echo.Echo/Split", Backend("grpc")).body(HELLO_TEXT)),
+        web(case("grpc-web: frames split across data, binary", g, "/echo.Echo/Split", Backend("grpc")).body(HELLO)),
+        web(case("grpc-web: a trailers-only answer", g, "/echo.Echo/TrailersOnly", Backend("grpc")).body(HELLO)),
+        text(case("grpc-web: a 503 that is not gRPC", g, "/echo.Echo/Unavailable", BackendStatus("grpc", 503)).body(HELLO_TEXT)),
+        web(case("grpc-web: a JSON answer", g, "/echo.Echo/Json", Backend("grpc")).body(HELLO)),
+        web(case("grpc-web: a 404 without a body", g, "/echo.Echo/Empty404", BackendStatus("grpc", 404)).body(HELLO)),
+        web(case("grpc-web: an upstream answering gRPC-Web itself", g, "/echo.Echo/WebNative", Backend("grpc")).body(HELLO)),
+        on(case("grpc-web: +json is not converted", g, "/echo.Echo/Echo", Backend("grpc"))
+            .header("content-type", "application/grpc-web+json")
+            .body("{}")),
+        on(case("grpc-web: parameters make it something else", g, "/echo.Echo/Echo", Backend("grpc"))
+            .header("content-type", "application/grpc-web; charset=utf-8")
+            .body(HELLO)),
+        // --- Answers the proxy makes.
+        text(case("grpc-web: base64 cut short", g, "/echo.Echo/Echo", Local(400)).body("AAAAAAVoZWxsbw=")),
+        text(case("grpc-web: not base64", g, "/echo.Echo/Echo", Local(400)).body("AAAA*AVoZWxsbw==")),
+        web(case("grpc-web: no route", g, "/nowhere.Nowhere/Call", Local(404)).body(HELLO)),
+        web(case("grpc-web: a direct response", g, "/direct.Direct/Call", Local(200)).body(HELLO)),
+        web(case("grpc-web: an abort", g, "/faulted.Faulted/Call", Local(503)).body(HELLO)),
+        text(case("grpc-web: the upstream is down", g, "/down.Down/Call", Local(503)).body(HELLO_TEXT)),
+        // --- gRPC calls: Envoy answers them itself in gRPC (200, the status in grpc-status).
+        grpc(case("grpc: a call", g, "/echo.Echo/Echo", Backend("grpc")).body(HELLO)),
+        grpc(case("grpc: no route", g, "/nowhere.Nowhere/Call", Local(200)).body(HELLO)),
+        grpc(case("grpc: a direct response", g, "/direct.Direct/Call", Local(200)).body(HELLO)),
+        grpc(case("grpc: an abort", g, "/faulted.Faulted/Call", Local(200)).body(HELLO)),
+        grpc(case("grpc: the upstream is down", g, "/down.Down/Call", Local(200)).body(HELLO)),
+        on(case("grpc: application/grpc+proto is gRPC", g, "/nowhere.Nowhere/Call", Local(200))
+            .header("content-type", "application/grpc+proto")
+            .body(HELLO)),
+        on(case("grpc: application/grpc-web-like types are not", g, "/nowhere.Nowhere/Call", Local(404))
+            .header("content-type", "application/grpcfoo")
+            .body(HELLO)),
+    ]
+}
+
+/// Gloo's default gRPC-Web filter and the proxy's answers to gRPC calls: the same statuses,
+/// headers and bodies (trailer frames, base64) as Envoy's, for calls the backend answers and
+/// for answers the proxy makes.
+#[test]
+fn grpc_web_and_grpc_replies_match_envoy() {
+    let mut setup = Setup::start();
+    let cases = grpc_cases();
+    let mut mismatches = run_cases(&setup, &cases);
+    // Pinned on Envoy, so the comparison cannot pass on two answers that both left the call
+    // unconverted: the content type and the end of the body.
+    let pinned = [
+        ("grpc-web: a binary call", "application/grpc-web+proto", "grpc-message:echoed\r\nx-trailer:t\r\n"),
+        ("grpc-web: a text call, a text answer", "application/grpc-web-text+proto", "AAAAAAVoZWxsbw==gAAAADFncnBjLXN0YXR1czowDQpncnBjLW1lc3NhZ2U6ZWNob2VkDQp4LXRyYWlsZXI6dA0K"),
+        ("grpc: no route", "application/grpc", ""),
+    ];
+    for (name, content_type, body_end) in pinned {
+        let Some(case) = cases.iter().find(|c| c.name == name) else {
+            panic!("no case {name}");
+        };
+        let Outcome::Response(answer) = send(setup.port(setup.envoy, case.gateway), case) else {
+            panic!("Envoy did not answer {name}");
+        };
+        let seen = answer.headers.get("content-type").map(|v| v.join(","));
+        if seen.as_deref() != Some(content_type) || !answer.body.ends_with(body_end) {
+            mismatches.push(Mismatch {
+                case: name.to_string(),
+                field: "Envoy's content type and body (the case's premise)".into(),
+                envoy: format!("{seen:?} {:?}", answer.body),
+                gloo: format!("{content_type:?} and a body ending {body_end:?} expected"),
             });
         }
     }

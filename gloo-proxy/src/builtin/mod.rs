@@ -1,8 +1,10 @@
 //! The HTTP filters gloo-proxy implements itself, as Envoy does: fault injection
 //! (`envoy.filters.http.fault`) and CORS (`envoy.filters.http.cors`), both configured per
-//! route through `typed_per_filter_config` as Gloo emits them; and Envoy's header mutation
-//! filter (`envoy.filters.http.header_mutation`), in the one shape gloo-core emits it (request
-//! headers removed before auth, so only the ext auth server sets the user id header).
+//! route through `typed_per_filter_config` as Gloo emits them; the compressor (gzip), health
+//! check and buffer filters of Gloo's `gzip`, `healthCheck` and `buffer` options; gRPC-Web
+//! ([`GrpcWebLayer`], on every listener Gloo translates unless disabled); and Envoy's header
+//! mutation filter (`envoy.filters.http.header_mutation`), in the one shape gloo-core emits it
+//! (request headers removed before auth, so only the ext auth server sets the user id header).
 //!
 //! They are in [`FilterRegistry::with_builtins`] (and so in every
 //! [`ProxyServer`](crate::gateway::ProxyServer)):
@@ -75,10 +77,15 @@ pub const HEADER_MUTATION_TYPE: &str =
 
 mod buffer;
 mod compressor;
+mod grpc_web;
 mod health_check;
 
 pub use buffer::BUFFER;
 pub use compressor::COMPRESSOR;
+pub use grpc_web::{
+    grpc_message, grpc_status_of, has_grpc_content_type, is_grpc_web_request, GrpcWeb,
+    GrpcWebLayer, GRPC_WEB, GRPC_WEB_TYPE,
+};
 pub use health_check::HEALTH_CHECK;
 
 pub(crate) fn register(registry: &mut FilterRegistry) {
@@ -86,6 +93,7 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
     registry.register(HEALTH_CHECK, health_check::HealthCheck);
     registry.register(BUFFER, buffer::BufferFilter);
     registry.register(COMPRESSOR, compressor::CompressorFilter);
+    registry.register_gated(GRPC_WEB, grpc_web::GrpcWebFilter, is_grpc_web_request);
     registry.register(CORS, Cors);
     registry.register(HEADER_MUTATION_TYPE, HeaderMutationFactory);
     #[cfg(feature = "extauth")]
