@@ -157,6 +157,7 @@ fn local_rate_limiting() {
         names,
         [
             "envoy.filters.http.local_ratelimit",
+            "envoy.filters.http.grpc_web",
             "envoy.filters.http.router"
         ]
     );

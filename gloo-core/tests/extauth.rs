@@ -147,6 +147,8 @@ fn filter_and_per_route_configs_follow_gloo() {
         [
             "io.solo.filters.http.sanitize",
             EXT_AUTHZ,
+            // Gloo's default gRPC-Web filter, after auth.
+            "envoy.filters.http.grpc_web",
             "envoy.filters.http.router"
         ]
     );
@@ -357,7 +359,9 @@ fn stages_place_ext_auth_between_the_jwt_filters_and_after_transformation_namesp
             "io.solo.filters.http.sanitize",
             EXT_AUTHZ,
             "envoy.filters.http.jwt_authn.after_ext_auth",
-            // The regular transformation stage, after auth.
+            // Gloo's default gRPC-Web filter, then the regular transformation stage (the
+            // same stage, after auth, ordered by name).
+            "envoy.filters.http.grpc_web",
             "io.solo.transformation",
             "envoy.filters.http.router"
         ]
@@ -372,7 +376,10 @@ fn stages_place_ext_auth_between_the_jwt_filters_and_after_transformation_namesp
 fn no_filter_where_nothing_asks_for_auth() {
     let t = translate(&docs(&[&up(), &server_upstream(), &settings(""), &open()]));
     assert_no_rejections(&t);
-    assert_eq!(filter_names(&t), ["envoy.filters.http.router"]);
+    assert_eq!(
+        filter_names(&t),
+        ["envoy.filters.http.grpc_web", "envoy.filters.http.router"]
+    );
     assert_eq!(vhost_json(&t, "open").get("typedPerFilterConfig"), None);
     assert!(!proxy(&t).clusters.contains_key("extauth_gloo-system"));
 }
@@ -665,7 +672,10 @@ fn removing_the_server_retranslates_the_hosts() {
     );
     let t = translate_with(&mut translator, &without);
     assert_no_rejections(&t);
-    assert_eq!(filter_names(&t), ["envoy.filters.http.router"]);
+    assert_eq!(
+        filter_names(&t),
+        ["envoy.filters.http.grpc_web", "envoy.filters.http.router"]
+    );
     assert_eq!(vhost_json(&t, "open").get("typedPerFilterConfig"), None);
 }
 

@@ -94,6 +94,7 @@ fn envoy_api_header_values_example() {
     assert_eq!(
         http_filters(&t),
         [
+            grpc_web_json(),
             json!({"name": RL, "typedConfig": filter_config(1)}),
             router()
         ]
@@ -175,6 +176,8 @@ fn before_auth_filter_as_plugin_test_expects_and_placed_before_jwt() {
             "envoy.filters.http.local_ratelimit",
             RL,
             "envoy.filters.http.jwt_authn",
+            // Gloo's default gRPC-Web filter, after auth.
+            "envoy.filters.http.grpc_web",
             "envoy.filters.http.router"
         ]
     );
@@ -203,6 +206,8 @@ fn after_auth_filter_runs_after_jwt() {
         filter_names(&t),
         [
             "envoy.filters.http.jwt_authn",
+            // Gloo's default gRPC-Web filter: `AfterStage(AuthZStage)`, before RateLimitStage.
+            "envoy.filters.http.grpc_web",
             RL,
             "envoy.filters.http.router"
         ]
@@ -227,8 +232,9 @@ fn server_settings_fields_map_one_to_one() {
         ),
     ]));
     assert_no_rejections(&t);
+    // After Gloo's default gRPC-Web filter.
     assert_eq!(
-        http_filters(&t)[0]["typedConfig"],
+        http_filters(&t)[1]["typedConfig"],
         json!({
             "@type": TYPE,
             "domain": "custom",
@@ -267,7 +273,10 @@ fn no_filter_and_no_server_cluster_without_global_limits() {
         &limited_vs("default", "", ""),
     ]));
     assert_no_rejections(&t);
-    assert_eq!(filter_names(&t), ["envoy.filters.http.router"]);
+    assert_eq!(
+        filter_names(&t),
+        ["envoy.filters.http.grpc_web", "envoy.filters.http.router"]
+    );
     assert!(!proxy(&t).clusters.contains_key("rl-upstream_ns"));
 }
 
@@ -325,6 +334,7 @@ fn staged_options_get_their_stage_and_both_filters() {
         filters,
         [
             json!({"name": RL, "typedConfig": filter_config(3)}),
+            grpc_web_json(),
             json!({"name": RL, "typedConfig": filter_config(1)}),
             router()
         ]
@@ -634,7 +644,11 @@ fn rate_limit_config_example_on_host_and_route() {
     crd_filter["domain"] = json!("crd");
     assert_eq!(
         http_filters(&t),
-        [json!({"name": RL, "typedConfig": crd_filter}), router()]
+        [
+            grpc_web_json(),
+            json!({"name": RL, "typedConfig": crd_filter}),
+            router()
+        ]
     );
     let expected = json!([{
         "stage": 2,
@@ -964,7 +978,10 @@ fn basic_limits_on_a_virtual_host_and_a_named_route_as_gloo_translates_them() {
         &vs("default", &vhost),
     ]));
     assert_no_rejections(&t);
-    assert_eq!(http_filters(&t), [ingress_filter(), router()]);
+    assert_eq!(
+        http_filters(&t),
+        [grpc_web_json(), ingress_filter(), router()]
+    );
     assert_eq!(
         vhost_json(&t, "default")["rateLimits"],
         basic_rate_limits("gloo-system.default", "x-user-id")

@@ -91,11 +91,11 @@ fn a_health_check_is_envoys_filter_answering_one_exact_path() {
             },
         })
     );
-    // Without the option, no filter.
+    // Without the option, no filter (only Gloo's default gRPC-Web filter and the router).
     let plain = translate(&docs(&[&up(), &default_vs()]));
     assert_eq!(
         filter_names(&plain),
-        ["envoy.filters.http.router"],
+        ["envoy.filters.http.grpc_web", "envoy.filters.http.router"],
         "{}",
         plain.reports.to_text()
     );
@@ -214,6 +214,7 @@ fn buffer_is_the_buffer_filter_just_before_the_router() {
     assert_eq!(
         http_filters(&t),
         [
+            grpc_web_json(),
             json!({
                 "name": "envoy.filters.http.buffer",
                 "typedConfig": {"@type": BUFFER, "maxRequestBytes": 1048576},
@@ -228,9 +229,10 @@ fn buffer_is_the_buffer_filter_just_before_the_router() {
 
 /// Gloo orders filters by stage, then by name within a stage: the compressor
 /// (`DuringStage(FaultStage)`) sorts before the fault filter, so it is the first filter on the
-/// request path and the last on the response path; the health check (`AfterStage(AuthZStage)`)
-/// follows auth and precedes the regular transformations of its stage; the buffer
-/// (`DuringStage(RouteStage)`) is the last before the router.
+/// request path and the last on the response path; gRPC-Web and the health check
+/// (`AfterStage(AuthZStage)`, in that name order) follow auth and precede the regular
+/// transformations of their stage; the buffer (`DuringStage(RouteStage)`) is the last before
+/// the router.
 #[test]
 fn the_filters_take_gloos_stage_order() {
     let auth_server = resource(
@@ -280,6 +282,7 @@ stagedTransformations:
             "envoy.filters.http.cors",
             "io.solo.filters.http.sanitize",
             "envoy.filters.http.ext_authz",
+            "envoy.filters.http.grpc_web",
             "envoy.filters.http.health_check",
             "io.solo.transformation",
             "envoy.filters.http.buffer",
@@ -308,6 +311,7 @@ stagedTransformations:
     assert_eq!(
         filter_names(&t),
         [
+            "envoy.filters.http.grpc_web",
             "io.solo.transformation",
             "io.solo.aws_lambda",
             "envoy.filters.http.buffer",

@@ -36,6 +36,8 @@ fn providers_requirements_and_route_overrides_follow_gloo() {
         [
             "envoy.filters.http.jwt_authn",
             "envoy.filters.http.jwt_authn.after_ext_auth",
+            // Gloo's default gRPC-Web filter, after auth.
+            "envoy.filters.http.grpc_web",
             "envoy.filters.http.router"
         ]
     );
@@ -144,7 +146,10 @@ fn listeners_without_jwt_get_no_jwt_filter() {
         .iter()
         .filter_map(|f| f["name"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(names, ["envoy.filters.http.router"]);
+    assert_eq!(
+        names,
+        ["envoy.filters.http.grpc_web", "envoy.filters.http.router"]
+    );
 }
 
 #[test]

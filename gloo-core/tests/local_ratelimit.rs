@@ -61,7 +61,10 @@ fn nothing_is_emitted_without_a_local_limit_anywhere() {
         &vs_with_options("default", "*", "", ""),
     ]));
     assert_no_rejections(&t);
-    assert_eq!(filter_names(&t), ["envoy.filters.http.router"]);
+    assert_eq!(
+        filter_names(&t),
+        ["envoy.filters.http.grpc_web", "envoy.filters.http.router"]
+    );
     let vh = vhost_json(&t, "default");
     assert!(vh.get("typedPerFilterConfig").is_none(), "{vh:#}");
     assert!(
@@ -82,7 +85,10 @@ fn listener_flags_without_a_default_limit_add_no_filter() {
         &vs_with_options("default", "*", "", ""),
     ]));
     assert_no_rejections(&t);
-    assert_eq!(filter_names(&t), ["envoy.filters.http.router"]);
+    assert_eq!(
+        filter_names(&t),
+        ["envoy.filters.http.grpc_web", "envoy.filters.http.router"]
+    );
 }
 
 #[test]
@@ -107,6 +113,7 @@ fn gateway_default_limit_is_the_connection_manager_filter() {
                     true,
                 ),
             }),
+            grpc_web_json(),
             json!({
                 "name": "envoy.filters.http.router",
                 "typedConfig": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
@@ -207,6 +214,7 @@ fn the_filter_sits_after_fault_and_cors_and_before_the_router() {
             "envoy.filters.http.fault",
             "envoy.filters.http.cors",
             LRL,
+            "envoy.filters.http.grpc_web",
             "envoy.filters.http.router"
         ]
     );

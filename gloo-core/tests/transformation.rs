@@ -83,7 +83,8 @@ transformations:
             }],
         })))
     );
-    // Only the regular stage's filter, optional, right before the router.
+    // Only the regular stage's filter, optional, right before the router (after Gloo's default
+    // gRPC-Web filter, the same stage by name).
     let filters = http_filters(&t);
     let names: Vec<&str> = filters
         .iter()
@@ -91,10 +92,14 @@ transformations:
         .collect();
     assert_eq!(
         names,
-        ["io.solo.transformation", "envoy.filters.http.router"]
+        [
+            "envoy.filters.http.grpc_web",
+            "io.solo.transformation",
+            "envoy.filters.http.router"
+        ]
     );
     assert_eq!(
-        filters[0],
+        filters[1],
         json!({
             "name": "io.solo.transformation",
             "typedConfig": {"@type": "type.googleapis.com/envoy.api.v2.filter.http.FilterTransformations"},
@@ -201,13 +206,15 @@ stagedTransformations:
         })))
     );
     // The early stage's filter right after fault injection (nothing here injects faults, so
-    // first), the regular one right before the router.
+    // first), the regular one right before the router, after Gloo's default gRPC-Web filter
+    // (the same stage, ordered by name).
     let filters = http_filters(&t);
-    assert_eq!(filters.len(), 3, "{filters:#?}");
+    assert_eq!(filters.len(), 4, "{filters:#?}");
     assert_eq!(filters[0]["typedConfig"]["stage"], 1);
-    assert_eq!(filters[1]["name"], "io.solo.transformation");
-    assert_eq!(filters[1]["typedConfig"].get("stage"), None);
-    assert_eq!(filters[2]["name"], "envoy.filters.http.router");
+    assert_eq!(filters[1]["name"], "envoy.filters.http.grpc_web");
+    assert_eq!(filters[2]["name"], "io.solo.transformation");
+    assert_eq!(filters[2]["typedConfig"].get("stage"), None);
+    assert_eq!(filters[3]["name"], "envoy.filters.http.router");
 }
 
 #[test]

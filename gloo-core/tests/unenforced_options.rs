@@ -231,9 +231,16 @@ fn gateway_options_are_rejected_when_they_guard_traffic_and_warned_about_otherwi
         &[],
         &[
             &format!("spec.options.listenerAccessLoggingService:{served}"),
-            &format!("spec.httpGateway.options.grpcWeb:{served}"),
             &format!("spec.httpGateway.options.httpConnectionManagerSettings.tracing:{served}"),
         ],
+    );
+    // `grpcWeb` is applied, so not warned about: the listener goes without the gRPC-Web filter.
+    assert!(
+        !filter_names(&t)
+            .iter()
+            .any(|f| f == "envoy.filters.http.grpc_web"),
+        "{:?}",
+        filter_names(&t)
     );
     assert!(
         proxy_json(&t)["listeners"]

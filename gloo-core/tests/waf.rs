@@ -211,6 +211,7 @@ fn the_filter_runs_after_cors_and_fault_injection_and_before_rate_limits_and_aut
             "envoy.filters.http.cors",
             FILTER,
             "envoy.filters.http.local_ratelimit",
+            "envoy.filters.http.grpc_web",
             "envoy.filters.http.router",
         ]
     );

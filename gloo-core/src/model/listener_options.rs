@@ -146,13 +146,25 @@ pub struct ConnectionBalanceConfig {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExactBalance {}
 
+/// The gRPC-Web filter of an HTTP listener (`grpc_web.options.gloo.solo.io.GrpcWeb`): Gloo
+/// puts Envoy's gRPC-Web filter on every HTTP listener unless it is disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcWeb {
+    /// Leave the gRPC-Web filter off this listener (`false` puts it on, whatever Settings say).
+    #[serde(default)]
+    pub disable: bool,
+}
+
 /// Options for an HTTP listener (`gloo.solo.io.HttpListenerOptions`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpListenerOptions {
-    /// gRPC-Web filter settings. Accepted and carried; not interpreted yet.
+    /// The gRPC-Web filter of this listener. Set, its `disable` decides whether the listener
+    /// has the filter; unset, Settings decide (`gloo.disableGrpcWeb`, else
+    /// `gloo.removeUnusedFilters`), and the filter is on by default, as in Gloo.
     #[serde(alias = "grpc_web", default, skip_serializing_if = "Option::is_none")]
-    pub grpc_web: Option<serde_json::Value>,
+    pub grpc_web: Option<GrpcWeb>,
     /// HTTP connection manager settings.
     #[serde(
         alias = "http_connection_manager_settings",
@@ -920,7 +932,6 @@ impl HttpListenerOptions {
     /// apply yet and that guard nothing: the Gateway is served without them, with a warning.
     pub fn unapplied(&self) -> Vec<&'static str> {
         let mut out = crate::model::set_fields([
-            ("grpcWeb", self.grpc_web.is_some()),
             ("extensions", self.extensions.is_some()),
             ("caching", self.caching.is_some()),
             ("disableExtProcEarly", self.disable_ext_proc_early.is_some()),

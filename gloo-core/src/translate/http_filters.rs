@@ -1,6 +1,7 @@
 //! A Gateway's health check, gzip and buffer options as Envoy HTTP filters, and
 //! `bufferPerRoute` as the buffer filter's per-route config, as Gloo's `healthcheck`, `gzip` and
-//! `buffer` plugins translate them.
+//! `buffer` plugins translate them; and the gRPC-Web filter Gloo's `grpcweb` plugin puts on
+//! every HTTP listener unless `grpcWeb` or Settings disable it.
 //!
 //! Gloo writes two deprecated forms Envoy 1.40 warns about on every load; gloo writes their
 //! replacements, which mean the same:
@@ -21,6 +22,7 @@ use envoy_types::pb::envoy::extensions::filters::http::buffer::v3::{
     buffer_per_route, Buffer as EnvoyBuffer, BufferPerRoute as EnvoyBufferPerRoute,
 };
 use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::{compressor, Compressor};
+use envoy_types::pb::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb;
 use envoy_types::pb::envoy::extensions::filters::http::health_check::v3::HealthCheck as EnvoyHealthCheck;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_filter, HttpFilter,
@@ -34,10 +36,14 @@ use crate::model::http_filters::{
     HealthCheck,
 };
 use crate::model::listener_options::HttpListenerOptions;
+use crate::snapshot::ConfigSnapshot;
 use crate::xds::pack;
 
 /// Envoy's health check filter (Gloo's `wellknown.HealthCheck`).
 pub const HEALTH_CHECK_FILTER: &str = "envoy.filters.http.health_check";
+/// Envoy's gRPC-Web filter (Gloo's `wellknown.GRPCWeb`), which Gloo puts on every HTTP
+/// listener unless the listener's `grpcWeb` or Settings disable it.
+pub const GRPC_WEB_FILTER: &str = "envoy.filters.http.grpc_web";
 /// Envoy's compressor filter, which Gloo's `gzip` option configures with the gzip library.
 pub const COMPRESSOR_FILTER: &str = "envoy.filters.http.compressor";
 /// The name of the compressor filter's gzip library (Gloo's `GzipLibrary`).
@@ -72,6 +78,32 @@ pub(crate) fn problems(options: &HttpListenerOptions, path: &str) -> Vec<String>
         problems.extend(buffer.validate(format_args!("{path}.buffer")));
     }
     problems
+}
+
+/// Whether listeners that do not set `grpcWeb` get the gRPC-Web filter, as Gloo's `grpcweb`
+/// plugin decides in `Init`: Settings `gloo.disableGrpcWeb` when set, else
+/// `gloo.removeUnusedFilters` (true leaves it off); on by default. The Settings read are the
+/// first that set `gloo`, as for the other translation defaults.
+pub(crate) fn grpc_web_by_default(snapshot: &ConfigSnapshot) -> bool {
+    let gloo = snapshot
+        .settings
+        .values()
+        .find_map(|entry| entry.object.spec.gloo.as_ref());
+    let disabled = gloo
+        .and_then(|g| g.disable_grpc_web.or(g.remove_unused_filters))
+        .unwrap_or(false);
+    !disabled
+}
+
+/// The listener's gRPC-Web filter (Envoy's, with an empty config, as Gloo writes it): when
+/// the listener sets `grpcWeb`, its `disable` decides; otherwise `by_default` (see
+/// [`grpc_web_by_default`]).
+pub(crate) fn grpc_web_filter(http: Option<&HttpGateway>, by_default: bool) -> Option<HttpFilter> {
+    let enabled = match options(http).and_then(|o| o.grpc_web.as_ref()) {
+        Some(grpc_web) => !grpc_web.disable,
+        None => by_default,
+    };
+    enabled.then(|| filter(GRPC_WEB_FILTER, pack(&GrpcWeb::default())))
 }
 
 /// The listener's health check filter, when it sets a (valid) `healthCheck`: requests whose

@@ -298,9 +298,14 @@ fn http_connection_manager(
         http_filters.push(ext_authz);
     }
     http_filters.extend(jwt_filter(jwt::Stage::AfterExtAuth));
-    // The health check: Gloo's `AfterStage(AuthZStage)`, before the regular transformations
-    // of the same stage (ordered by name). Envoy answers a health check here, so it has passed
-    // the WAF, the rate limits before auth and auth, and is never transformed or routed.
+    // gRPC-Web: Gloo's `AfterStage(AuthZStage)`, on by default; first of its stage by name
+    // (before the health check and the regular transformations), so auth sees a gRPC-Web
+    // request as it came and the filters after it see it translated to gRPC.
+    http_filters.extend(http_filters::grpc_web_filter(http, ctx.grpc_web));
+    // The health check: Gloo's `AfterStage(AuthZStage)`, after gRPC-Web and before the
+    // regular transformations of the same stage (ordered by name). Envoy answers a health
+    // check here, so it has passed the WAF, the rate limits before auth and auth, and is never
+    // transformed or routed.
     http_filters.extend(http_filters::health_check_filter(http));
     // Gloo's regular transformations run after auth (`AfterStage(AuthZStage)`), before the
     // rate limits of `RateLimitStage`.

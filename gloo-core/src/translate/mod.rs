@@ -69,7 +69,9 @@ pub use extauth::{
     CONFIG_ID, DEFAULT_USER_ID_HEADER, EXT_AUTHZ_FILTER, SANITIZE_FILTER, SOURCE_NAME, SOURCE_TYPE,
 };
 pub use extauth_config::{ext_auth_configs, ExtAuthServerConfig};
-pub use http_filters::{BUFFER_FILTER, COMPRESSOR_FILTER, GZIP_COMPRESSOR, HEALTH_CHECK_FILTER};
+pub use http_filters::{
+    BUFFER_FILTER, COMPRESSOR_FILTER, GRPC_WEB_FILTER, GZIP_COMPRESSOR, HEALTH_CHECK_FILTER,
+};
 pub use jwt::{JWT_AFTER_EXT_AUTH_FILTER, JWT_FILTER};
 pub use names::{cluster_name, kube_upstream_name, route_config_name};
 pub use ratelimit::{
@@ -95,6 +97,10 @@ pub(crate) struct Context<'a> {
     pub(crate) snapshot: &'a ConfigSnapshot,
     /// Settings' transformation defaults.
     pub(crate) transformation: transformation::SettingsDefaults,
+    /// Whether listeners that do not set `grpcWeb` get the gRPC-Web filter (Settings'
+    /// `gloo.disableGrpcWeb` / `gloo.removeUnusedFilters`). Listeners are built anew on every
+    /// translation, so a Settings change reaches them at once.
+    pub(crate) grpc_web: bool,
     /// Where Lambda clusters send invocations, if not to AWS.
     pub(crate) lambda_endpoint: Option<&'a LambdaEndpoint>,
 }
@@ -285,6 +291,7 @@ impl Translator {
         let ctx = Context {
             snapshot,
             transformation: transformation_settings,
+            grpc_web: http_filters::grpc_web_by_default(snapshot),
             lambda_endpoint: lambda_endpoint.as_ref(),
         };
         let mut proxies = BTreeMap::new();

@@ -279,6 +279,14 @@ pub fn http_filters(t: &Translation) -> Vec<serde_json::Value> {
         .unwrap()
 }
 
+/// Gloo's default gRPC-Web filter (on every HTTP listener unless disabled), as JSON.
+pub fn grpc_web_json() -> serde_json::Value {
+    serde_json::json!({
+        "name": "envoy.filters.http.grpc_web",
+        "typedConfig": {"@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb"},
+    })
+}
+
 /// The names of [`http_filters`], in order.
 pub fn filter_names(t: &Translation) -> Vec<String> {
     http_filters(t)
