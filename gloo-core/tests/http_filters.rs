@@ -4,14 +4,17 @@
 //! `gzip` and `buffer` plugins translate them (in the non-deprecated fields Envoy 1.40 does
 //! not warn about), in Gloo's filter stage order. What Gloo or Envoy refuses rejects the
 //! resource, naming the field; a buffer limit on a Gateway without the buffer filter is served
-//! as Gloo serves it, with a warning that it does nothing there.
+//! as Gloo serves it, with a warning that it does nothing there. Envoy's gRPC-Web filter is on
+//! every HTTP listener, as Gloo's `grpcweb` plugin puts it, unless the listener's `grpcWeb` or
+//! Settings (`gloo.disableGrpcWeb`, else `gloo.removeUnusedFilters`) leave it off.
 
 mod common;
 
 use common::*;
 use gloo_core::model::Kind;
 use gloo_core::translate::{
-    Translator, BUFFER_FILTER, COMPRESSOR_FILTER, GZIP_COMPRESSOR, HEALTH_CHECK_FILTER,
+    Translator, BUFFER_FILTER, COMPRESSOR_FILTER, GRPC_WEB_FILTER, GZIP_COMPRESSOR,
+    HEALTH_CHECK_FILTER,
 };
 use serde_json::{json, Value};
 
@@ -786,4 +789,285 @@ routes:
     );
     let json = proxy_json(&t);
     assert!(!json.to_string().contains(BUFFER_PER_ROUTE), "{json:#}");
+}
+
+// ----- gRPC-Web ------------------------------------------------------------------------------
+
+/// Settings `gloo-system.default` with `gloo` (a YAML flow mapping) as its `gloo` options.
+fn settings(gloo: &str) -> String {
+    resource(
+        "gloo.solo.io/v1",
+        "Settings",
+        "{name: default, namespace: gloo-system}",
+        &format!("gloo: {gloo}"),
+    )
+}
+
+/// How many times the listener on 8080 has the gRPC-Web filter.
+fn grpc_web_count(t: &gloo_core::translate::Translation) -> usize {
+    filter_names(t)
+        .iter()
+        .filter(|n| *n == GRPC_WEB_FILTER)
+        .count()
+}
+
+/// The HTTP filter names of every connection manager of the default proxy, by
+/// `<listener>/<filter chain>`.
+fn connection_managers(t: &gloo_core::translate::Translation) -> Vec<(String, Vec<String>)> {
+    let json = proxy_json(t);
+    let mut out = Vec::new();
+    for listener in json["listeners"].as_array().into_iter().flatten() {
+        for chain in listener["filterChains"].as_array().into_iter().flatten() {
+            for filter in chain["filters"].as_array().into_iter().flatten() {
+                let Some(filters) = filter["typedConfig"]["httpFilters"].as_array() else {
+                    continue;
+                };
+                out.push((
+                    format!(
+                        "{}/{}",
+                        listener["name"].as_str().unwrap_or_default(),
+                        chain["name"].as_str().unwrap_or_default()
+                    ),
+                    filters
+                        .iter()
+                        .map(|f| f["name"].as_str().unwrap_or_default().to_string())
+                        .collect(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Gloo's `grpcweb` plugin puts Envoy's gRPC-Web filter, with an empty config, on every HTTP
+/// listener by default.
+#[test]
+fn grpc_web_is_on_a_default_gateway_once_with_an_empty_config() {
+    assert_eq!(GRPC_WEB_FILTER, "envoy.filters.http.grpc_web");
+    let t = translate(&docs(&[&up(), &default_vs()]));
+    assert_no_rejections(&t);
+    assert_eq!(
+        filter_names(&t),
+        [GRPC_WEB_FILTER, "envoy.filters.http.router"]
+    );
+    assert_eq!(grpc_web_count(&t), 1);
+    assert_eq!(
+        filter(&t, GRPC_WEB_FILTER),
+        json!({
+            "name": "envoy.filters.http.grpc_web",
+            "typedConfig": {"@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb"},
+        })
+    );
+}
+
+/// `AfterStage(AuthZStage)`, first of its stage by name: after ext auth, immediately before
+/// the health check, before the regular transformations and the router.
+#[test]
+fn grpc_web_follows_auth_and_precedes_the_health_check_and_the_regular_transformations() {
+    let auth_server = resource(
+        "gloo.solo.io/v1",
+        "Upstream",
+        "{name: extauth, namespace: gloo-system}",
+        "static: {hosts: [{addr: 10.0.0.9, port: 8083}]}",
+    );
+    let auth_config = resource(
+        "enterprise.gloo.solo.io/v1",
+        "AuthConfig",
+        "{name: basic, namespace: gloo-system}",
+        "configs:\n- basicAuth:\n    apr:\n      users:\n        user: {salt: TYiryv0/, hashedPassword: 8BvzLUO9IfGPGGsPnAgSu1}\n",
+    );
+    let t = translate(&docs(&[
+        &up(),
+        &auth_server,
+        &auth_config,
+        &gateway_with(
+            "healthCheck: {path: /healthz}
+extauth:
+  extauthzServerRef: {name: extauth, namespace: gloo-system}
+",
+        ),
+        &vs_with_options(
+            "shop",
+            "*",
+            "extauth: {configRef: {name: basic, namespace: gloo-system}}\n",
+            "stagedTransformations:
+  regular: {requestTransforms: [{requestTransformation: {transformationTemplate: {headers: {x-r: {text: r}}}}}]}
+",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    let names = filter_names(&t);
+    let at = |name: &str| {
+        names
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no {name} in {names:?}"))
+    };
+    assert_eq!(grpc_web_count(&t), 1, "{names:?}");
+    let grpc_web = at(GRPC_WEB_FILTER);
+    assert!(at("envoy.filters.http.ext_authz") < grpc_web, "{names:?}");
+    assert_eq!(at(HEALTH_CHECK_FILTER), grpc_web + 1, "{names:?}");
+    assert_eq!(names[grpc_web + 2], "io.solo.transformation", "{names:?}");
+    assert_eq!(
+        at("envoy.filters.http.router"),
+        names.len() - 1,
+        "{names:?}"
+    );
+}
+
+/// Every connection manager gets it: the plain listener, each chain of an SSL listener, and
+/// the HTTP chains of a hybrid gateway, each of which decides by its own `grpcWeb`.
+#[test]
+fn grpc_web_is_on_every_connection_manager_and_each_listener_decides() {
+    let ssl_vs = vs(
+        "secure",
+        "domains: [secure.example.com]\nroutes:\n- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}",
+    )
+    .replace(
+        "spec:\n",
+        "spec:\n  sslConfig: {sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key}}\n",
+    );
+    let hybrid = gateway(
+        "{name: hybrid, namespace: gloo-system}",
+        "bindAddress: '::'
+bindPort: 8090
+hybridGateway:
+  matchedGateways:
+  - matcher:
+      sourcePrefixRanges: [{addressPrefix: 10.0.0.0, prefixLen: 8}]
+    httpGateway:
+      options: {grpcWeb: {disable: true}}
+  - matcher: {}
+    httpGateway: {}
+",
+    );
+    let plain = gateway(
+        "{name: gateway-proxy, namespace: gloo-system}",
+        "bindAddress: '::'\nbindPort: 8080\nhttpGateway: {}\n",
+    );
+    let secure = gateway(
+        "{name: gateway-proxy-ssl, namespace: gloo-system}",
+        "bindAddress: '::'\nbindPort: 8443\nssl: true\nhttpGateway: {}\n",
+    );
+    let t = translate(&docs(&[
+        &up(),
+        &plain,
+        &secure,
+        &hybrid,
+        &default_vs(),
+        &ssl_vs,
+    ]));
+    assert_no_rejections(&t);
+    let managers = connection_managers(&t);
+    let with: Vec<&str> = managers
+        .iter()
+        .filter(|(_, names)| names.iter().filter(|n| *n == GRPC_WEB_FILTER).count() == 1)
+        .map(|(chain, _)| chain.as_str())
+        .collect();
+    let without: Vec<&str> = managers
+        .iter()
+        .filter(|(_, names)| !names.iter().any(|n| n == GRPC_WEB_FILTER))
+        .map(|(chain, _)| chain.as_str())
+        .collect();
+    assert_eq!(
+        with,
+        [
+            "listener-::-8080/",
+            "listener-::-8090/listener-::-8090-1",
+            "listener-::-8443/gloo-system_secure",
+        ],
+        "{managers:?}"
+    );
+    assert_eq!(
+        without,
+        ["listener-::-8090/listener-::-8090-0"],
+        "{managers:?}"
+    );
+}
+
+#[test]
+fn grpc_web_disable_on_the_listener_leaves_it_off() {
+    let t = translate(&docs(&[
+        &up(),
+        &gateway_with("grpcWeb: {disable: true}\n"),
+        &default_vs(),
+    ]));
+    // Applied, so neither rejected nor warned about.
+    assert_status(&t, Kind::Gateway, &gs("gateway-proxy"), Accepted, &[], &[]);
+    assert_eq!(filter_names(&t), ["envoy.filters.http.router"]);
+    // `disable: false` and an empty `grpcWeb` keep it.
+    for on in ["grpcWeb: {disable: false}\n", "grpcWeb: {}\n"] {
+        let t = translate(&docs(&[&up(), &gateway_with(on), &default_vs()]));
+        assert_status(&t, Kind::Gateway, &gs("gateway-proxy"), Accepted, &[], &[]);
+        assert_eq!(grpc_web_count(&t), 1, "{on}");
+    }
+    // A misspelt field is a load error, not a listener silently keeping the filter.
+    let t = translate(&docs(&[
+        &up(),
+        &gateway_with("grpcWeb: {disabled: true}\n"),
+        &default_vs(),
+    ]));
+    let text = t.reports.to_text();
+    assert!(text.contains("disabled"), "{text}");
+    assert!(t.reports.has_rejections(), "{text}");
+}
+
+/// Settings decide for listeners that do not set `grpcWeb`: `disableGrpcWeb` when set, else
+/// `removeUnusedFilters` (Gloo's plugin `Init`); a listener's own `grpcWeb` overrides both.
+#[test]
+fn settings_decide_for_listeners_that_do_not_set_grpc_web() {
+    let plain = gateway_with("httpConnectionManagerSettings: {useRemoteAddress: true}\n");
+    let enabling = gateway_with("grpcWeb: {disable: false}\n");
+    for (gloo, gateway, count) in [
+        ("{disableGrpcWeb: true}", &plain, 0),
+        ("{removeUnusedFilters: true}", &plain, 0),
+        (
+            "{disableGrpcWeb: false, removeUnusedFilters: true}",
+            &plain,
+            1,
+        ),
+        ("{disableGrpcWeb: false}", &plain, 1),
+        ("{removeUnusedFilters: false}", &plain, 1),
+        ("{}", &plain, 1),
+        ("{disableGrpcWeb: true}", &enabling, 1),
+        ("{removeUnusedFilters: true}", &enabling, 1),
+    ] {
+        let t = translate(&docs(&[&up(), gateway, &default_vs(), &settings(gloo)]));
+        assert_no_rejections(&t);
+        assert_eq!(
+            grpc_web_count(&t),
+            count,
+            "{gloo} with {gateway}: {:?}",
+            filter_names(&t)
+        );
+    }
+}
+
+/// Listeners are translated anew every time: a Settings edit adds or removes the filter on the
+/// next translation, and the listener's version follows.
+#[test]
+fn a_settings_edit_flips_grpc_web_on_the_next_translation() {
+    let mut translator = Translator::new();
+    let with = |translator: &mut Translator, gloo: Option<&str>| {
+        let settings = gloo.map(settings).unwrap_or_default();
+        let t = translate_with(translator, &docs(&[&up(), &default_vs(), &settings]));
+        assert_no_rejections(&t);
+        t
+    };
+    let version = |t: &gloo_core::translate::Translation| {
+        proxy(t).listeners["listener-::-8080"].version.clone()
+    };
+    let on = with(&mut translator, None);
+    assert_eq!(grpc_web_count(&on), 1);
+    let off = with(&mut translator, Some("{disableGrpcWeb: true}"));
+    assert_eq!(grpc_web_count(&off), 0, "{:?}", filter_names(&off));
+    assert_ne!(version(&on), version(&off));
+    let still_off = with(&mut translator, Some("{removeUnusedFilters: true}"));
+    assert_eq!(grpc_web_count(&still_off), 0);
+    let back = with(
+        &mut translator,
+        Some("{disableGrpcWeb: false, removeUnusedFilters: true}"),
+    );
+    assert_eq!(grpc_web_count(&back), 1);
+    assert_eq!(version(&back), version(&on));
 }
