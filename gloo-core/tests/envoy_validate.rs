@@ -140,12 +140,50 @@ fn validate_resources(resources: &Value, what: &str) -> (usize, usize, usize) {
     (count("listeners"), count("routes"), count("clusters"))
 }
 
+/// The HTTP filter names of every connection manager of `resources`' listeners, one list per
+/// filter chain that has one.
+fn connection_manager_filters(resources: &Value) -> Vec<Vec<String>> {
+    resources["listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["filterChains"].as_array().into_iter().flatten())
+        .flat_map(|c| c["filters"].as_array().into_iter().flatten())
+        .filter(|f| f["name"] == "envoy.filters.network.http_connection_manager")
+        .map(|f| {
+            f["typedConfig"]["httpFilters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|h| h["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .collect()
+}
+
+/// Gloo's default gRPC-Web filter is on every connection manager of `resources`, once; how
+/// many connection managers there are.
+fn assert_grpc_web_everywhere(resources: &Value) -> usize {
+    let filters = connection_manager_filters(resources);
+    for names in &filters {
+        let count = names
+            .iter()
+            .filter(|n| *n == "envoy.filters.http.grpc_web")
+            .count();
+        assert_eq!(count, 1, "{names:?}");
+    }
+    filters.len()
+}
+
 #[test]
 fn envoy_accepts_every_translated_feature() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy");
     let (listeners, routes, clusters) = validate_with_envoy(&dir);
     // Plain and SSL listeners (the default gateways), one route configuration each.
     assert_eq!((listeners, routes, clusters), (2, 2, 4));
+    // What Envoy accepted carries Gloo's default gRPC-Web filter on the plain listener and on
+    // the SSL listener's filter chain.
+    assert_eq!(assert_grpc_web_everywhere(&translated(&dir)), 2);
 }
 
 #[test]
@@ -238,6 +276,9 @@ fn envoy_accepts_http_tcp_and_hybrid_gateways() {
     let (listeners, routes, clusters) = validate_with_envoy(&dir);
     // Three listeners; route configurations for the HTTP gateway and the hybrid HTTP chain.
     assert_eq!((listeners, routes, clusters), (3, 2, 2));
+    // The HTTP gateway's connection manager and the hybrid HTTP chain's both carry Gloo's
+    // default gRPC-Web filter.
+    assert_eq!(assert_grpc_web_everywhere(&translated(&dir)), 2);
 }
 
 /// File access logs in Envoy's default format, a text format and a nested JSON format (with
