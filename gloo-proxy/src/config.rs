@@ -31,9 +31,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
 use crate::body::Body;
-use crate::filter::{
-    FilterFactory, FilterLayer, FilterRegistry, HttpService, RequestGate, RouteInfo, ROUTER,
-};
+use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService, RouteInfo, ROUTER};
 use crate::router::action::pb_duration;
 use crate::router::RouteTable;
 use crate::stats::Stats;
@@ -524,9 +522,9 @@ pub struct ListenerFilter {
     /// per listener, so all those requests share its state (a rate limit's bucket, say), as
     /// they share Envoy's one filter config per listener.
     listener_layer: Option<FilterLayer>,
-    /// The requests it acts on, for a built-in filter that acts on few (gRPC-Web): the
-    /// others are served by stacks without it.
-    gate: Option<RequestGate>,
+    /// It acts only on gRPC-Web calls (the gRPC-Web filter): the other requests are served
+    /// by stacks without it.
+    grpc_web_only: bool,
 }
 
 impl ListenerFilter {
@@ -534,7 +532,7 @@ impl ListenerFilter {
         name: String,
         config: Any,
         factory: Arc<dyn FilterFactory>,
-        gate: Option<RequestGate>,
+        grpc_web_only: bool,
     ) -> Result<Self, String> {
         let listener_layer = factory
             .layer(&config, None)
@@ -544,7 +542,7 @@ impl ListenerFilter {
             config,
             factory,
             listener_layer,
-            gate,
+            grpc_web_only,
         })
     }
 }
@@ -586,6 +584,19 @@ pub struct HttpListener {
     pub access_log: Option<Arc<crate::access_log::AccessLogs>>,
 }
 
+impl HttpListener {
+    /// Whether a request may go through any of its filters: a gRPC-Web call (`grpc_web`)
+    /// through any, other requests only through those that do not act on gRPC-Web calls
+    /// alone. Without, there is no stack to look up.
+    pub fn may_filter(&self, grpc_web: bool) -> bool {
+        if grpc_web {
+            !self.filters.is_empty()
+        } else {
+            self.filters.iter().any(|f| !f.grpc_web_only)
+        }
+    }
+}
+
 /// How long a TLS handshake may take when the filter chains do not say.
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -599,12 +610,12 @@ pub struct RouteStacks {
     /// → target index → stack.
     targets: HashMap<(usize, usize), HashMap<usize, HttpService>>,
     no_route: Option<HttpService>,
-    /// The stack of the routes not in `routes`, when they have one (in the stacks of gated
-    /// requests: the gated filters alone).
+    /// The stack of the routes not in `routes`, when they have one (in the stacks of gRPC-Web
+    /// calls: the gRPC-Web filter alone).
     shared: Option<HttpService>,
-    /// The stacks for the requests the listener's gated filters (gRPC-Web) act on, and their
-    /// gate; these stacks are without them.
-    gated: Option<(RequestGate, Box<RouteStacks>)>,
+    /// The stacks for gRPC-Web calls, when the listener has the gRPC-Web filter (these are
+    /// without it).
+    grpc_web: Option<Box<RouteStacks>>,
 }
 
 impl std::fmt::Debug for RouteStacks {
@@ -613,7 +624,7 @@ impl std::fmt::Debug for RouteStacks {
             .field("routes", &self.routes.len())
             .field("no_route", &self.no_route.is_some())
             .field("shared", &self.shared.is_some())
-            .field("gated", &self.gated.as_ref().map(|(_, s)| s))
+            .field("grpc_web", &self.grpc_web)
             .finish()
     }
 }
@@ -624,14 +635,24 @@ impl RouteStacks {
         self.routes.get(&(vhost, route)).or(self.shared.as_ref())
     }
 
-    /// The stacks that serve a request with these headers: those with the listener's gated
-    /// filters (the gRPC-Web filter, for gRPC-Web calls) when the request is one they act on,
-    /// else these.
-    pub fn for_request(&self, headers: &http::HeaderMap) -> &RouteStacks {
-        match &self.gated {
-            Some((gate, gated)) if gate(headers) => gated,
+    /// The stacks that serve a request: for a gRPC-Web call (`grpc_web`, see
+    /// [`is_grpc_web_request`](crate::builtin::is_grpc_web_request)) those with the
+    /// listener's gRPC-Web filter, else these (without it, so other requests do not pass
+    /// through a filter that would only look at their content type).
+    pub fn for_grpc_web(&self, grpc_web: bool) -> &RouteStacks {
+        match &self.grpc_web {
+            Some(calls) if grpc_web => calls,
             _ => self,
         }
+    }
+
+    /// Whether no request goes through a filter here (every route forwards or answers as it
+    /// would without filters).
+    pub fn is_bare(&self) -> bool {
+        self.routes.is_empty()
+            && self.targets.is_empty()
+            && self.no_route.is_none()
+            && self.shared.is_none()
     }
 
     /// The stacks of a route's weighted targets that have per-filter configs of their own,
@@ -822,9 +843,9 @@ pub fn compile_listener(
         };
         match registry.find(&f.name, &config.type_url) {
             Some(factory) => {
-                let gate = registry.gate(&f.name, &config.type_url);
+                let grpc_web_only = registry.is_for_grpc_web(&f.name, &config.type_url);
                 filters.push(
-                    ListenerFilter::new(f.name.clone(), config, factory.clone(), gate)
+                    ListenerFilter::new(f.name.clone(), config, factory.clone(), grpc_web_only)
                         .map_err(|e| format!("http_filters[{i}]: {e}"))?,
                 )
             }
@@ -848,7 +869,7 @@ pub fn compile_listener(
                 name.clone(),
                 Any::default(),
                 factory.clone(),
-                registry.gate(name, ""),
+                registry.is_for_grpc_web(name, ""),
             )?);
         }
     }
@@ -893,39 +914,30 @@ pub(crate) fn struct_to_json(
 /// share an object share the layer's state. A filter that reads routes
 /// ([`FilterFactory::per_route`]) is built for each route instead.
 ///
-/// A listener with gated filters (gRPC-Web) gets two sets: one without them, for the requests
-/// they would leave alone, and one with them for the others
-/// ([`RouteStacks::for_request`]), so a gate costs the requests it keeps out one look at
-/// their headers, not a layer.
+/// A listener with the gRPC-Web filter gets two sets: one without it, for the requests it
+/// would leave alone, and one with it for gRPC-Web calls ([`RouteStacks::for_grpc_web`]),
+/// so the filter costs other requests one look at their content type, not a layer.
 fn build_stacks(
     listener: &HttpListener,
     table: &RouteTable,
     inner: &HttpService,
 ) -> Result<RouteStacks, String> {
-    let ungated: Vec<&ListenerFilter> = listener
+    let others: Vec<&ListenerFilter> = listener
         .filters
         .iter()
-        .filter(|f| f.gate.is_none())
+        .filter(|f| !f.grpc_web_only)
         .collect();
-    let mut stacks = build_variant(&ungated, table, inner, &[])?;
-    let gates: Vec<RequestGate> = listener.filters.iter().filter_map(|f| f.gate).collect();
-    if let Some(&gate) = gates.first() {
-        // One gate per listener is what the built-ins need (gRPC-Web); several distinct ones
-        // would need a set of stacks per combination, so they are not distinguished.
-        let gate = if gates.iter().all(|g| std::ptr::fn_addr_eq(*g, gate)) {
-            gate
-        } else {
-            (|_: &http::HeaderMap| true) as RequestGate
-        };
+    let mut stacks = build_variant(&others, table, inner, &[])?;
+    if others.len() < listener.filters.len() {
         let all: Vec<&ListenerFilter> = listener.filters.iter().collect();
-        let gated_alone: Vec<FilterLayer> = listener
+        let grpc_web_alone: Vec<FilterLayer> = listener
             .filters
             .iter()
-            .filter(|f| f.gate.is_some())
+            .filter(|f| f.grpc_web_only)
             .filter_map(|f| f.listener_layer.clone())
             .collect();
-        let gated = build_variant(&all, table, inner, &gated_alone)?;
-        stacks.gated = Some((gate, Box::new(gated)));
+        let calls = build_variant(&all, table, inner, &grpc_web_alone)?;
+        stacks.grpc_web = Some(Box::new(calls));
     }
     Ok(stacks)
 }
@@ -1063,7 +1075,7 @@ fn build_variant(
         targets,
         no_route,
         shared,
-        gated: None,
+        grpc_web: None,
     })
 }
 
@@ -1589,23 +1601,16 @@ mod grpc_web_stacks {
         assert!(config.errors.is_empty(), "{:?}", config.errors);
         let stacks = &config.stacks["http"];
 
-        let mut plain = http::HeaderMap::new();
-        plain.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-        let mut web = http::HeaderMap::new();
-        web.insert(
-            header::CONTENT_TYPE,
-            "application/grpc-web".parse().unwrap(),
-        );
-
         // Other requests: no stack where no other filter acts (forwarded as without filters),
         // the fault filter's where it does, and no stack of listener filters for a 404.
-        let others = stacks.for_request(&plain);
+        let others = stacks.for_grpc_web(false);
         assert!(others.route(0, 0).is_none());
         assert!(others.route(0, 1).is_some());
         assert!(others.no_route().is_none());
+        assert!(!others.is_bare());
 
         // gRPC-Web calls: every route through the filter (the plain routes share one stack).
-        let calls = stacks.for_request(&web);
+        let calls = stacks.for_grpc_web(true);
         let (Some(shared), Some(aborted)) = (calls.route(0, 0), calls.route(0, 1)) else {
             panic!("gRPC-Web calls go through stacks: {calls:?}");
         };

@@ -238,16 +238,13 @@ pub struct RouteInfo<'a> {
     pub target: Option<usize>,
 }
 
-/// Which requests a gated filter acts on, from their headers as received.
-pub(crate) type RequestGate = fn(&http::HeaderMap) -> bool;
-
 /// Filters by name (the `name` of an `HttpFilter`) and by config type URL.
 #[derive(Clone, Default)]
 pub struct FilterRegistry {
     factories: HashMap<String, Arc<dyn FilterFactory>>,
-    /// Built-in filters that act only on requests their gate lets in (by the same key as
-    /// their factory): see [`FilterRegistry::gate`].
-    gates: HashMap<String, RequestGate>,
+    /// Built-in filters that act only on gRPC-Web calls (by the same key as their factory):
+    /// see [`FilterRegistry::register_for_grpc_web`].
+    grpc_web_only: std::collections::HashSet<String>,
     everywhere: Vec<String>,
     upstreams: Upstreams,
 }
@@ -480,30 +477,30 @@ impl FilterRegistry {
     /// both are registered).
     pub fn register(&mut self, key: impl Into<String>, factory: impl FilterFactory + 'static) {
         let key = key.into();
-        self.gates.remove(&key);
+        self.grpc_web_only.remove(&key);
         self.factories.insert(key, Arc::new(factory));
     }
 
-    /// Registers a built-in filter that does nothing to requests `gate` does not let in (the
-    /// gRPC-Web filter and its content types): listeners build their stacks without it too,
-    /// for those requests (see [`RouteStacks`](crate::config::RouteStacks)). Registering
-    /// another factory under the key removes the gate.
-    pub(crate) fn register_gated(
+    /// Registers a built-in filter that does nothing to requests other than gRPC-Web calls
+    /// (the gRPC-Web filter): listeners also build their stacks without it, for the other
+    /// requests (see [`RouteStacks::for_grpc_web`](crate::config::RouteStacks::for_grpc_web)).
+    /// Registering another factory under the key makes it an ordinary filter again.
+    pub(crate) fn register_for_grpc_web(
         &mut self,
         key: &str,
         factory: impl FilterFactory + 'static,
-        gate: RequestGate,
     ) {
         self.register(key, factory);
-        self.gates.insert(key.to_string(), gate);
+        self.grpc_web_only.insert(key.to_string());
     }
 
-    /// The gate of the filter [`find`](Self::find) finds for an `HttpFilter`, if it has one.
-    pub(crate) fn gate(&self, name: &str, type_url: &str) -> Option<RequestGate> {
+    /// Whether the filter [`find`](Self::find) finds for an `HttpFilter` acts only on gRPC-Web
+    /// calls.
+    pub(crate) fn is_for_grpc_web(&self, name: &str, type_url: &str) -> bool {
         if self.factories.contains_key(type_url) {
-            return self.gates.get(type_url).copied();
+            return self.grpc_web_only.contains(type_url);
         }
-        self.gates.get(name).copied()
+        self.grpc_web_only.contains(name)
     }
 
     /// Registers a filter that runs on every HTTP listener, whether or not its connection

@@ -65,6 +65,9 @@ pub struct RouteContext {
     path: PathAndQuery,
     /// The request's authority, kept when filters run (a redirect made after them needs it).
     authority: Option<String>,
+    /// The request is a gRPC call (as received): its upstream's answer is marked
+    /// [`FromUpstream`].
+    grpc: bool,
 }
 
 impl std::fmt::Debug for RouteContext {
@@ -211,9 +214,11 @@ impl Proxy {
             }
             _ => downstream,
         };
-        // Envoy answers a gRPC call's local replies in gRPC (decided on the call as received).
-        let grpc = crate::builtin::has_grpc_content_type(req.headers())
-            .then(|| *req.method() == Method::HEAD);
+        // What the content type makes of the request, read once: Envoy answers a gRPC call's
+        // local replies in gRPC (decided on the call as received), and gRPC-Web calls take
+        // the listener's stacks with the gRPC-Web filter.
+        let call = CallKind::of(req.headers());
+        let grpc = (call == CallKind::Grpc).then(|| *req.method() == Method::HEAD);
         let mut response = match check_request_headers(&mut req, settings) {
             Some(reply) => reply,
             // The common case awaits the routing future in place: wrapping it would copy
@@ -221,9 +226,9 @@ impl Proxy {
             None if settings.request_timeout.is_none()
                 && settings.max_stream_duration.is_none() =>
             {
-                std::pin::pin!(route_and_serve(config, &listener, downstream, req)).await
+                std::pin::pin!(route_and_serve(config, &listener, downstream, req, call)).await
             }
-            None => Box::pin(serve_in_time(config, &listener, downstream, req)).await,
+            None => Box::pin(serve_in_time(config, &listener, downstream, req, call)).await,
         };
         if let Some(head) = grpc {
             if response.extensions_mut().remove::<FromUpstream>().is_none() {
@@ -295,6 +300,7 @@ async fn serve_in_time(
     listener: &Arc<HttpListener>,
     downstream: &Downstream,
     mut req: Request<Body>,
+    call: CallKind,
 ) -> Response<Body> {
     let settings = &listener.settings;
     let request_clock = match settings.request_timeout {
@@ -305,7 +311,7 @@ async fn serve_in_time(
         }
         _ => None,
     };
-    let serve = route_and_serve(config, listener, downstream, req);
+    let serve = route_and_serve(config, listener, downstream, req, call);
     let serve = async {
         let Some((limit, received)) = request_clock else {
             return serve.await;
@@ -381,6 +387,33 @@ fn finalize(response: &mut Response<Body>, settings: &ConnectionSettings) {
         response
             .headers_mut()
             .insert(header::SERVER, settings.server_name.clone());
+    }
+}
+
+/// What a request's content type makes of it, read once per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallKind {
+    /// A gRPC call (`application/grpc`, `application/grpc+...`).
+    Grpc,
+    /// A gRPC-Web call ([`is_grpc_web_request`](crate::builtin::is_grpc_web_request)).
+    GrpcWeb,
+    /// Anything else.
+    Other,
+}
+
+impl CallKind {
+    fn of(headers: &http::HeaderMap) -> CallKind {
+        let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+            return CallKind::Other;
+        };
+        let value = content_type.as_bytes();
+        if crate::builtin::is_grpc_content_type(value) {
+            CallKind::Grpc
+        } else if crate::builtin::is_grpc_web_content_type(value) {
+            CallKind::GrpcWeb
+        } else {
+            CallKind::Other
+        }
     }
 }
 
@@ -711,6 +744,7 @@ async fn route_and_serve(
     listener: &Arc<HttpListener>,
     downstream: &Downstream,
     mut req: Request<Body>,
+    call: CallKind,
 ) -> Response<Body> {
     let settings = &listener.settings;
     if req.version() == Version::HTTP_10 && settings.accept_http_10 {
@@ -810,7 +844,7 @@ async fn route_and_serve(
     let Some(vhost_index) = table.virtual_host_index(&authority) else {
         return LogFacts::apply(
             &log,
-            std::pin::pin!(no_route(&config, listener, downstream, req)).await,
+            std::pin::pin!(no_route(&config, listener, downstream, req, call)).await,
         );
     };
     let vhost = &table.virtual_hosts()[vhost_index];
@@ -824,7 +858,7 @@ async fn route_and_serve(
     let Some((route_index, route)) = vhost.find(&view) else {
         return LogFacts::apply(
             &log,
-            std::pin::pin!(no_route(&config, listener, downstream, req)).await,
+            std::pin::pin!(no_route(&config, listener, downstream, req, call)).await,
         );
     };
     if let Some(log) = &mut log {
@@ -841,13 +875,15 @@ async fn route_and_serve(
         apply_response_headers(response.headers_mut(), None, route, vhost, &table);
         return named(response);
     }
-    let stacks = if config.stacks.is_empty() {
+    let grpc_web = call == CallKind::GrpcWeb;
+    let stacks = if config.stacks.is_empty() || !listener.may_filter(grpc_web) {
         None
     } else {
         config
             .stacks
             .get(&listener.name)
-            .map(|s| s.for_request(req.headers()))
+            .map(|s| s.for_grpc_web(grpc_web))
+            .filter(|s| !s.is_bare())
     };
     let mut stack = stacks
         .and_then(|s| s.route(vhost_index, route_index))
@@ -917,6 +953,7 @@ async fn route_and_serve(
         downstream: downstream.clone(),
         path,
         authority,
+        grpc: call == CallKind::Grpc,
     };
     match stack {
         Some(service) => {
@@ -1079,11 +1116,12 @@ async fn no_route(
     listener: &HttpListener,
     downstream: &Downstream,
     mut req: Request<Body>,
+    call: CallKind,
 ) -> Response<Body> {
     let stack = config
         .stacks
         .get(&listener.name)
-        .and_then(|s| s.for_request(req.headers()).no_route())
+        .and_then(|s| s.for_grpc_web(call == CallKind::GrpcWeb).no_route())
         .cloned();
     let Some(service) = stack else {
         return StreamFacts::flag(
@@ -1441,7 +1479,7 @@ async fn forward_to_cluster(
     // (most specific level first, so the enclosing levels win, as in Envoy).
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
-    let grpc = crate::builtin::has_grpc_content_type(&headers);
+    let grpc = ctx.grpc;
     strip_hop_by_hop(&mut headers);
     if let Some(kind) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));

@@ -111,14 +111,18 @@ const BAD_BASE64: &str = "Bad gRPC-web request, invalid base64 data.";
 /// assert!(!is_grpc_web_request(&headers));
 /// ```
 pub fn is_grpc_web_request(headers: &HeaderMap) -> bool {
-    headers.get(header::CONTENT_TYPE).is_some_and(|v| {
-        let v = v.as_bytes();
-        v.starts_with(CT_GRPC_WEB.as_bytes())
-            && matches!(
-                &v[CT_GRPC_WEB.len()..],
-                b"" | b"+proto" | b"-text" | b"-text+proto"
-            )
-    })
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| is_grpc_web_content_type(v.as_bytes()))
+}
+
+/// Whether a content type is one of gRPC-Web's four, exactly.
+pub(crate) fn is_grpc_web_content_type(value: &[u8]) -> bool {
+    value.starts_with(CT_GRPC_WEB.as_bytes())
+        && matches!(
+            &value[CT_GRPC_WEB.len()..],
+            b"" | b"+proto" | b"-text" | b"-text+proto"
+        )
 }
 
 /// Whether `headers` say gRPC: `application/grpc`, or `application/grpc+` a subtype
@@ -133,11 +137,15 @@ pub fn is_grpc_web_request(headers: &HeaderMap) -> bool {
 /// assert!(!has_grpc_content_type(&headers));
 /// ```
 pub fn has_grpc_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| is_grpc_content_type(v.as_bytes()))
+}
+
+/// Whether a content type is gRPC's (see [`has_grpc_content_type`]).
+pub(crate) fn is_grpc_content_type(value: &[u8]) -> bool {
     const GRPC: &[u8] = b"application/grpc";
-    headers.get(header::CONTENT_TYPE).is_some_and(|v| {
-        let v = v.as_bytes();
-        v.starts_with(GRPC) && (v.len() == GRPC.len() || v[GRPC.len()] == b'+')
-    })
+    value.starts_with(GRPC) && (value.len() == GRPC.len() || value[GRPC.len()] == b'+')
 }
 
 /// The gRPC status of an HTTP status, as Envoy's `Grpc::Utility::httpToGrpcStatus`: 400 →
@@ -532,7 +540,9 @@ impl http_body::Body for GrpcWebResponse {
     }
 }
 
-/// The filter's factory: the same layer wherever it is on (it has no config).
+/// The filter's factory: the same layer wherever it is on (it has no config). It acts only on
+/// gRPC-Web calls, so the registry knows it as such
+/// ([`FilterRegistry::register_for_grpc_web`](crate::filter::FilterRegistry)).
 pub(crate) struct GrpcWebFilter;
 
 impl FilterFactory for GrpcWebFilter {

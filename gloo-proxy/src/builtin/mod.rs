@@ -86,6 +86,7 @@ pub use grpc_web::{
     grpc_message, grpc_status_of, has_grpc_content_type, is_grpc_web_request, GrpcWeb,
     GrpcWebLayer, GRPC_WEB, GRPC_WEB_TYPE,
 };
+pub(crate) use grpc_web::{is_grpc_content_type, is_grpc_web_content_type};
 pub use health_check::HEALTH_CHECK;
 
 pub(crate) fn register(registry: &mut FilterRegistry) {
@@ -93,7 +94,7 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
     registry.register(HEALTH_CHECK, health_check::HealthCheck);
     registry.register(BUFFER, buffer::BufferFilter);
     registry.register(COMPRESSOR, compressor::CompressorFilter);
-    registry.register_gated(GRPC_WEB, grpc_web::GrpcWebFilter, is_grpc_web_request);
+    registry.register_for_grpc_web(GRPC_WEB, grpc_web::GrpcWebFilter);
     registry.register(CORS, Cors);
     registry.register(HEADER_MUTATION_TYPE, HeaderMutationFactory);
     #[cfg(feature = "extauth")]
