@@ -135,6 +135,9 @@ mod tests {
             "envoy.extensions.filters.http.buffer.v3.Buffer",
             "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
             "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb",
+            "envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+            "envoy.config.common.mutation_rules.v3.HeaderMutation",
+            "envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig",
         ] {
             assert!(
                 descriptor_pool().get_message_by_name(name).is_some(),

@@ -224,6 +224,10 @@ envoy_messages! {
         => "envoy.extensions.filters.http.health_check.v3.HealthCheck",
     envoy_types::pb::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb
         => "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb",
+    envoy_types::pb::envoy::extensions::http::early_header_mutation::header_mutation::v3::HeaderMutation
+        => "envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+    envoy_types::pb::envoy::extensions::http::header_formatters::preserve_case::v3::PreserveCaseFormatterConfig
+        => "envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig",
     envoy_types::pb::envoy::extensions::filters::http::compressor::v3::Compressor
         => "envoy.extensions.filters.http.compressor.v3.Compressor",
     envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip

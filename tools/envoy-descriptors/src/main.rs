@@ -39,6 +39,8 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/compression/gzip/compressor/v3/gzip.proto",
     "envoy/extensions/filters/http/buffer/v3/buffer.proto",
     "envoy/extensions/filters/http/grpc_web/v3/grpc_web.proto",
+    "envoy/extensions/http/early_header_mutation/header_mutation/v3/header_mutation.proto",
+    "envoy/extensions/http/header_formatters/preserve_case/v3/preserve_case.proto",
     "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto",
     "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto",
     "envoy/extensions/transport_sockets/tls/v3/tls.proto",
