@@ -1305,7 +1305,13 @@ impl<'a> Resolver<'a> {
             }
             if !checked
                 && spec.http_gateway.as_ref().is_some_and(|http| {
-                    !http_gateway_problems(snapshot, http, "spec.httpGateway").is_empty()
+                    !http_gateway_problems(
+                        snapshot,
+                        http,
+                        "spec.httpGateway",
+                        reference.namespace_or(crate::model::DEFAULT_NAMESPACE),
+                    )
+                    .is_empty()
                 })
             {
                 continue;
@@ -1406,11 +1412,13 @@ impl<'a> Resolver<'a> {
                 "spec.bindAddress: {address:?} is not an IP address"
             ));
         }
+        let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
         if let Some(http) = &spec.http_gateway {
             problems.extend(http_gateway_problems(
                 self.snapshot,
                 http,
                 "spec.httpGateway",
+                namespace,
             ));
         }
         if let Some(options) = spec.tcp_gateway.as_ref().and_then(|t| t.options.as_ref()) {
@@ -1443,6 +1451,7 @@ impl<'a> Resolver<'a> {
                 self.snapshot,
                 http,
                 &format!("{path}.httpGateway"),
+                reference.namespace_or(crate::model::DEFAULT_NAMESPACE),
             )),
             (None, Some(tcp)) => {
                 if let Some(options) = &tcp.options {
@@ -2437,11 +2446,13 @@ fn describe_path(m: &Matcher) -> String {
 }
 
 /// What Gloo refuses in an `httpGateway` (its `httpLocalRatelimit`), each message starting
-/// with `path`.
+/// with `path`. `namespace` is the Gateway's, where `headerSecretRef`s without a namespace
+/// point.
 fn http_gateway_problems(
     snapshot: &ConfigSnapshot,
     http: &crate::model::gateway::HttpGateway,
     path: &str,
+    namespace: &str,
 ) -> Vec<String> {
     let Some(options) = &http.options else {
         return Vec::new();
@@ -2466,6 +2477,24 @@ fn http_gateway_problems(
         for why in h2.problems() {
             problems.push(format!(
                 "{path}.options.httpConnectionManagerSettings.http2ProtocolOptions.{why}"
+            ));
+        }
+    }
+    if let Some(hcm) = &options.http_connection_manager_settings {
+        let at = format!("{path}.options.httpConnectionManagerSettings");
+        if let Some(early) = &hcm.early_header_manipulation {
+            let at = format!("{at}.earlyHeaderManipulation");
+            problems.extend(
+                early
+                    .problems()
+                    .into_iter()
+                    .map(|why| format!("{at}.{why}")),
+            );
+            problems.extend(header_secret_problems(
+                snapshot,
+                &early.headers_to_add,
+                namespace,
+                &format!("{at}.headersToAdd"),
             ));
         }
     }
@@ -2498,6 +2527,44 @@ fn http_gateway_problems(
             extauth,
             &format!("{path}.options.extauth"),
         ));
+    }
+    problems
+}
+
+/// What is wrong with the headers the `headerSecretRef`s of `options` (at `path`) add, as
+/// Envoy would take them: a Secret that is missing or holds no headers, and a key Envoy would
+/// refuse to add (a pseudo-header, `host`, not an HTTP token) or a value it would refuse (see
+/// [`crate::model::headers::header_value_problem`]). Gloo passes a Secret's headers to Envoy
+/// unchecked, and Envoy would refuse the whole listener.
+fn header_secret_problems(
+    snapshot: &ConfigSnapshot,
+    options: &[crate::model::headers::RequestHeaderValueOption],
+    namespace: &str,
+    path: &str,
+) -> Vec<String> {
+    use crate::model::headers::{added_header_name_problem, header_value_problem};
+    let mut problems = Vec::new();
+    for (i, option) in options.iter().enumerate() {
+        let Some(reference) = &option.header_secret_ref else {
+            continue;
+        };
+        let at = format!("{path}[{i}].headerSecretRef");
+        match snapshot.header_secret(reference, namespace) {
+            Err(e) => problems.push(format!("{at}: {e}")),
+            Ok(headers) => {
+                let secret = reference.resolved(namespace);
+                for (key, value) in headers {
+                    if let Some(why) = added_header_name_problem(&key) {
+                        problems.push(format!("{at}: Secret {secret}, key {key:?}: {why}"));
+                    }
+                    if let Some(why) = header_value_problem(&value) {
+                        problems.push(format!(
+                            "{at}: Secret {secret}, the value of {key:?}: {why}"
+                        ));
+                    }
+                }
+            }
+        }
     }
     problems
 }

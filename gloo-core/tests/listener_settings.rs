@@ -377,3 +377,187 @@ spec:
         ["spec.initialStreamWindowSize: 10 is not between 65535 and 2147483647"]
     );
 }
+
+// ----- earlyHeaderManipulation and HTTP/1 key formats ---------------------------------------
+
+/// A plain HTTP Gateway (in `gloo-system`) with `settings` as its
+/// `httpConnectionManagerSettings` (indented under it), serving one VirtualService, and
+/// `extra` documents.
+fn http_gateway(settings: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: edge, namespace: gloo-system}}
+spec:
+  bindAddress: '::'
+  bindPort: 8080
+  httpGateway:
+    options:
+      httpConnectionManagerSettings:
+{settings}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: backend, namespace: gloo-system}}
+spec:
+  static: {{hosts: [{{addr: 10.0.0.1, port: 8080}}]}}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: web, namespace: gloo-system}}
+spec:
+  virtualHost:
+    domains: ['*']
+    routes:
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: backend, namespace: gloo-system}}}}}}
+{extra}"
+    )
+}
+
+/// The connection manager of the plain HTTP listener on 8080, as JSON.
+fn hcm_on_8080(t: &gloo_core::translate::Translation) -> Value {
+    let json = proxy_json(t);
+    json["listeners"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["name"] == "listener-::-8080"))
+        .expect("the HTTP listener")["filterChains"][0]["filters"][0]["typedConfig"]
+        .clone()
+}
+
+/// The Gateway's warnings, one per line.
+fn gateway_warnings(t: &gloo_core::translate::Translation) -> String {
+    common::status(t, Kind::Gateway, &common::gs("edge"))
+        .warnings
+        .join("\n")
+}
+
+const HEADER_SECRET: &str = "---
+apiVersion: v1
+kind: Secret
+metadata: {name: api-headers, namespace: gloo-system}
+type: gloo.solo.io/header
+stringData: {x-api-key: KEY, x-team: payments}
+";
+
+/// Gloo's `earlyHeaderManipulation` becomes the connection manager's early header mutation
+/// extension, as Gloo's headers plugin writes it: one `HeaderMutation` appending each header
+/// to add (literal, or each key of a `headerSecretRef`'s Secret, whose namespace defaults to
+/// the Gateway's), `append` (default true) as `APPEND_IF_EXISTS_OR_ADD` and `append: false`
+/// as `OVERWRITE_IF_EXISTS_OR_ADD`, then removing each header to remove, in order. Names
+/// Envoy removes though it would not add them (`host`, pseudo-headers) are accepted, as
+/// Gloo and Envoy accept them. It is no longer warned about.
+#[test]
+fn early_header_manipulation_becomes_the_early_header_mutation_extension() {
+    let settings = "        earlyHeaderManipulation:
+          headersToAdd:
+          - header: {key: x-tier, value: gold}
+          - header: {key: X-Env, value: '%REQ(x-stage)% 100%%'}
+            append: false
+          - headerSecretRef: {name: api-headers}
+            append: true
+          headersToRemove: [x-debug, host, ':authority']";
+    let t = translate(&http_gateway(settings, HEADER_SECRET));
+    assert_no_rejections(&t);
+    let hcm = hcm_on_8080(&t);
+    // `APPEND_IF_EXISTS_OR_ADD` is the enum's zero, which proto3 JSON leaves out.
+    let append = |key: &str, value: &str, action: &str| {
+        let mut option = json!({"header": {"key": key, "value": value}});
+        if action != "APPEND_IF_EXISTS_OR_ADD" {
+            option["appendAction"] = json!(action);
+        }
+        json!({ "append": option })
+    };
+    assert_eq!(
+        hcm["earlyHeaderMutationExtensions"],
+        json!([{
+            "name": "http.early_header_mutation.header_mutation",
+            "typedConfig": {
+                "@type": "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+                "mutations": [
+                    append("x-tier", "gold", "APPEND_IF_EXISTS_OR_ADD"),
+                    append("X-Env", "%REQ(x-stage)% 100%%", "OVERWRITE_IF_EXISTS_OR_ADD"),
+                    append("x-api-key", "KEY", "APPEND_IF_EXISTS_OR_ADD"),
+                    append("x-team", "payments", "APPEND_IF_EXISTS_OR_ADD"),
+                    {"remove": "x-debug"},
+                    {"remove": "host"},
+                    {"remove": ":authority"},
+                ],
+            },
+        }])
+    );
+    let warnings = gateway_warnings(&t);
+    assert!(!warnings.contains("earlyHeaderManipulation"), "{warnings}");
+
+    // A rotated Secret reaches the listener though the Gateway did not change.
+    let rotated = HEADER_SECRET.replace("x-api-key: KEY", "x-api-key: KEY2");
+    let t = translate(&http_gateway(settings, &rotated));
+    assert_eq!(
+        hcm_on_8080(&t)["earlyHeaderMutationExtensions"][0]["typedConfig"]["mutations"][2],
+        append("x-api-key", "KEY2", "APPEND_IF_EXISTS_OR_ADD")
+    );
+
+    // Nothing to add or remove: no extension (Envoy refuses one without mutations).
+    let t = translate(&http_gateway("        earlyHeaderManipulation: {}", ""));
+    assert_no_rejections(&t);
+    assert!(hcm_on_8080(&t)
+        .get("earlyHeaderMutationExtensions")
+        .is_none());
+}
+
+/// What Gloo or Envoy would refuse in `earlyHeaderManipulation` rejects the Gateway, naming
+/// the field: a header to add that is both or neither literal and from a Secret, a literal
+/// name Envoy may not add (a pseudo-header, `host`) or that is not an HTTP token, a value
+/// Envoy cannot read as a substitution format (a lone `%`), a Secret that is missing or whose
+/// headers Envoy would refuse, and a name to remove with a newline.
+#[test]
+fn early_header_manipulation_gloo_or_envoy_would_refuse_rejects_the_gateway() {
+    let settings = r#"        earlyHeaderManipulation:
+          headersToAdd:
+          - header: {key: x-a, value: a}
+            headerSecretRef: {name: api-headers}
+          - append: true
+          - header: {key: ':path', value: /admin}
+          - header: {key: Host, value: internal}
+          - header: {key: x tier, value: gold}
+          - header: {key: x-discount, value: 100%}
+          - headerSecretRef: {name: missing}
+          - headerSecretRef: {name: bad-headers, namespace: gloo-system}
+          headersToRemove: [x-debug, "x-\nb"]"#;
+    let bad_secret = "---
+apiVersion: v1
+kind: Secret
+metadata: {name: bad-headers, namespace: gloo-system}
+type: gloo.solo.io/header
+stringData: {host: internal, x-ok: fine, x-rate: 5%}
+";
+    let t = translate(&http_gateway(
+        settings,
+        &format!("{HEADER_SECRET}{bad_secret}"),
+    ));
+    let at = "spec.httpGateway.options.httpConnectionManagerSettings";
+    let early = format!("{at}.earlyHeaderManipulation");
+    let format = |byte: usize| {
+        format!("Envoy reads header values as substitution formats: the % at byte {byte} starts no command (%COMMAND%, %COMMAND(arg)%), so a literal % must be written %%")
+    };
+    let expected = [
+        format!("{early}.headersToAdd[0]: only one of header, headerSecretRef may be set, found both (oneof `header_option`)"),
+        format!("{early}.headersToAdd[1]: set one of header, headerSecretRef"),
+        format!("{early}.headersToAdd[2].header.key: :-prefixed or host headers may not be modified, found \":path\""),
+        format!("{early}.headersToAdd[3].header.key: :-prefixed or host headers may not be modified, found \"Host\""),
+        format!("{early}.headersToAdd[4].header.key: \"x tier\" is an invalid HTTP header key"),
+        format!("{early}.headersToAdd[5].header.value: {}", format(3)),
+        format!("{early}.headersToRemove[1]: invalid header name \"x-\\nb\" (NUL, CR and LF are not allowed)"),
+        format!("{early}.headersToAdd[6].headerSecretRef: Secret gloo-system.missing not found"),
+        format!("{early}.headersToAdd[7].headerSecretRef: Secret gloo-system.bad-headers, key \"host\": :-prefixed or host headers may not be modified, found \"host\""),
+        format!("{early}.headersToAdd[7].headerSecretRef: Secret gloo-system.bad-headers, the value of \"x-rate\": {}", format(1)),
+    ];
+    common::assert_status(
+        &t,
+        Kind::Gateway,
+        &common::gs("edge"),
+        gloo_core::status::State::Rejected,
+        &expected.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+}

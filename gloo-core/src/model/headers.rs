@@ -180,6 +180,163 @@ impl RequestHeaderValueOption {
     }
 }
 
+impl EarlyHeaderManipulation {
+    /// What Gloo (its `api_conversion.ToEnvoyHeaderValueOptions`) or Envoy refuses in these
+    /// mutations, each message a path below `earlyHeaderManipulation`: a header to add that is
+    /// neither literal nor from a Secret (or both), a literal header whose name is not an HTTP
+    /// token or is a pseudo-header or `host` (see [`added_header_name_problem`]), a value
+    /// Envoy cannot take (see [`header_value_problem`]), and a name to remove containing NUL,
+    /// CR or LF. Envoy removes pseudo-headers and `host` when asked to, so Gloo and Envoy
+    /// accept those names to remove, and so does this. The headers of `headerSecretRef`s are
+    /// checked against the Secrets, where the Gateway is resolved.
+    ///
+    /// ```
+    /// use gloo_core::model::headers::EarlyHeaderManipulation;
+    /// let early: EarlyHeaderManipulation = serde_yaml_ng::from_str(
+    ///     "headersToAdd: [{header: {key: ':path', value: /}}, {header: {key: x-a, value: 100%}}]
+    /// headersToRemove: [':authority', \"x-\\nb\"]",
+    /// )?;
+    /// assert_eq!(
+    ///     early.problems(),
+    ///     [
+    ///         "headersToAdd[0].header.key: :-prefixed or host headers may not be modified, found \":path\"",
+    ///         "headersToAdd[1].header.value: Envoy reads header values as substitution formats: the % at byte 3 starts no command (%COMMAND%, %COMMAND(arg)%), so a literal % must be written %%",
+    ///         "headersToRemove[1]: invalid header name \"x-\\nb\" (NUL, CR and LF are not allowed)",
+    ///     ]
+    /// );
+    /// # Ok::<(), serde_yaml_ng::Error>(())
+    /// ```
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (i, option) in self.headers_to_add.iter().enumerate() {
+            let at = format!("headersToAdd[{i}]");
+            match option.source() {
+                Err(e) => problems.push(format!("{at}: {e}")),
+                Ok(None) => problems.push(format!("{at}: set one of header, headerSecretRef")),
+                Ok(Some(RequestHeaderSource::Header(header))) => {
+                    if let Some(why) = added_header_name_problem(&header.key) {
+                        problems.push(format!("{at}.header.key: {why}"));
+                    }
+                    if let Some(why) = header_value_problem(&header.value) {
+                        problems.push(format!("{at}.header.value: {why}"));
+                    }
+                }
+                Ok(Some(RequestHeaderSource::SecretRef(_))) => {}
+            }
+        }
+        for (i, name) in self.headers_to_remove.iter().enumerate() {
+            if name.contains(['\0', '\r', '\n']) {
+                problems.push(format!(
+                    "headersToRemove[{i}]: invalid header name {name:?} (NUL, CR and LF are not allowed)"
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// Why Gloo (its `validateCustomHeaders`) or Envoy would refuse `name` as the name of a request
+/// header to add, if either would: an empty name, a pseudo-header (`:path`) or `host` (Envoy:
+/// ":-prefixed or host headers may not be modified"), or a name that is not an HTTP token
+/// (Gloo's `ValidateHeaderKey`: letters, digits and ``!#$%&'*+-.^_`|~``; Envoy lower-cases it).
+///
+/// ```
+/// use gloo_core::model::headers::added_header_name_problem;
+/// assert_eq!(added_header_name_problem("X-Tier"), None);
+/// assert!(added_header_name_problem("Host").is_some());
+/// assert!(added_header_name_problem(":authority").is_some());
+/// assert!(added_header_name_problem("x tier").is_some());
+/// assert!(added_header_name_problem("").is_some());
+/// ```
+pub fn added_header_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("empty HTTP header names are not allowed".to_string());
+    }
+    if name.starts_with(':') || name.eq_ignore_ascii_case("host") {
+        return Some(format!(
+            ":-prefixed or host headers may not be modified, found {name:?}"
+        ));
+    }
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !name.bytes().all(token) {
+        return Some(format!("{name:?} is an invalid HTTP header key"));
+    }
+    None
+}
+
+/// The longest header value Envoy takes (`HeaderValue.value`'s `max_bytes`).
+const MAX_HEADER_VALUE_BYTES: usize = 16384;
+
+/// Why Envoy would refuse `value` as the value of a header it adds, if it would: NUL, CR or
+/// LF in it, more than 16384 bytes, or a `%` that starts no command operator. Envoy reads the
+/// values of headers it adds as substitution formats (`%REQ(x-a)%`, `%START_TIME%`, `%%` for
+/// one `%`), and refuses a listener with a format it cannot parse. Only the syntax is checked
+/// here: a well-formed operator Envoy does not know (`%NOPE%`) is left to Envoy.
+///
+/// ```
+/// use gloo_core::model::headers::header_value_problem;
+/// assert_eq!(header_value_problem("gold"), None);
+/// assert_eq!(header_value_problem("%REQ(x-tier):8% 100%%"), None);
+/// assert!(header_value_problem("100%").is_some());
+/// assert!(header_value_problem("%req(x)%").is_some());
+/// assert!(header_value_problem("a\nb").is_some());
+/// ```
+pub fn header_value_problem(value: &str) -> Option<String> {
+    if value.contains(['\0', '\r', '\n']) {
+        return Some("NUL, CR and LF are not allowed in a header value".to_string());
+    }
+    if value.len() > MAX_HEADER_VALUE_BYTES {
+        return Some(format!(
+            "{} bytes is longer than the {MAX_HEADER_VALUE_BYTES} Envoy allows",
+            value.len()
+        ));
+    }
+    let bytes = value.as_bytes();
+    let mut pos = 0;
+    while let Some(offset) = bytes[pos..].iter().position(|b| *b == b'%') {
+        let start = pos + offset;
+        match command_operator_len(&bytes[start..]) {
+            Some(len) => pos = start + len,
+            None => {
+                return Some(format!(
+                    "Envoy reads header values as substitution formats: the % at byte {start} starts no command (%COMMAND%, %COMMAND(arg)%), so a literal % must be written %%"
+                ))
+            }
+        }
+    }
+    None
+}
+
+/// The length of the `%%` or command operator at the start of `s` (which starts with `%`), as
+/// Envoy's `SubstitutionFormatParser` reads it: `%`, a command of `A-Z`, `0-9` and `_`, an
+/// optional `(argument)` without `)`, an optional `:length`, and `%`.
+fn command_operator_len(s: &[u8]) -> Option<usize> {
+    if s.get(1) == Some(&b'%') {
+        return Some(2);
+    }
+    let mut i = 1;
+    let command = s[i..]
+        .iter()
+        .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || **b == b'_')
+        .count();
+    if command == 0 {
+        return None;
+    }
+    i += command;
+    if s.get(i) == Some(&b'(') {
+        let close = s[i..].iter().position(|b| *b == b')')?;
+        i += close + 1;
+    }
+    if s.get(i) == Some(&b':') {
+        let digits = s[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        i += 1 + digits;
+    }
+    (s.get(i) == Some(&b'%')).then_some(i + 1)
+}
+
 /// A response header to add (`headers.options.gloo.solo.io.HeaderValueOption`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

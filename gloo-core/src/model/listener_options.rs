@@ -993,10 +993,6 @@ impl HttpConnectionManagerSettings {
                 "httpConnectionManagerSettings.uuidRequestIdConfig",
                 self.uuid_request_id_config.is_some(),
             ),
-            (
-                "httpConnectionManagerSettings.earlyHeaderManipulation",
-                self.early_header_manipulation.is_some(),
-            ),
         ])
     }
 }

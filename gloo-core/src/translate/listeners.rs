@@ -5,7 +5,7 @@ use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;
 use envoy_types::pb::envoy::config::core::v3::{
     address, config_source, data_source, http_protocol_options, socket_address, Address,
     AggregatedConfigSource, ApiVersion, CidrRange, ConfigSource, DataSource, HttpProtocolOptions,
-    SocketAddress, TransportSocket,
+    SocketAddress, TransportSocket, TypedExtensionConfig,
 };
 use envoy_types::pb::envoy::config::listener::v3::{
     filter, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
@@ -31,8 +31,8 @@ use super::http_filters;
 use super::jwt;
 use super::local_ratelimit;
 use super::names::{
-    route_config_name, CORS_FILTER, FAULT_FILTER, HCM_FILTER, LOCAL_RATELIMIT_FILTER,
-    ROUTER_FILTER, TCP_PROXY_FILTER,
+    route_config_name, CORS_FILTER, EARLY_HEADER_MUTATION, FAULT_FILTER, HCM_FILTER,
+    LOCAL_RATELIMIT_FILTER, ROUTER_FILTER, TCP_PROXY_FILTER,
 };
 use super::ratelimit;
 use super::routes::duration;
@@ -40,6 +40,7 @@ use super::transformation;
 use super::waf;
 use super::Context;
 use crate::model::gateway::{HttpGateway, TcpHost};
+use crate::model::headers::EarlyHeaderManipulation;
 use crate::model::ssl::{SslConfig, SslSecretsRef};
 use crate::resolve::{ListenerKind, ListenerModel, MatchedChainKind, VirtualHostModel};
 use crate::xds::pack;
@@ -209,11 +210,50 @@ fn downstream_tls(
     })
 }
 
+/// Gloo's `earlyHeaderManipulation` as the connection manager's early header mutation
+/// extension, as Gloo's headers plugin writes it: one `HeaderMutation` whose mutations append
+/// each header to add (converted as a route's request headers are, see
+/// [`super::routes::request_header_options`]), then remove each header to remove, in order.
+/// `None` when there is nothing to add or remove: Gloo writes the extension with no
+/// mutations, which Envoy refuses (`mutations` needs at least one), where no extension means
+/// the same thing.
+fn early_header_mutation(
+    early: &EarlyHeaderManipulation,
+    namespace: &str,
+    ctx: &Context<'_>,
+) -> Option<TypedExtensionConfig> {
+    use envoy_types::pb::envoy::config::common::mutation_rules::v3::{
+        header_mutation::Action, HeaderMutation as Mutation,
+    };
+    use envoy_types::pb::envoy::extensions::http::early_header_mutation::header_mutation::v3::HeaderMutation;
+    let adds =
+        super::routes::request_header_options(&early.headers_to_add, ctx.snapshot, namespace)
+            .into_iter()
+            .map(Action::Append);
+    let removes = early.headers_to_remove.iter().cloned().map(Action::Remove);
+    let mutations: Vec<Mutation> = adds
+        .chain(removes)
+        .map(|action| Mutation {
+            action: Some(action),
+        })
+        .collect();
+    if mutations.is_empty() {
+        return None;
+    }
+    Some(TypedExtensionConfig {
+        name: EARLY_HEADER_MUTATION.to_string(),
+        typed_config: Some(pack(&HeaderMutation { mutations })),
+    })
+}
+
+/// The connection manager of an HTTP gateway (`http`) whose Gateway is in `namespace` (where
+/// `headerSecretRef`s without a namespace point).
 fn http_connection_manager(
     http: Option<&HttpGateway>,
     route_name: String,
     hosts: &[std::sync::Arc<VirtualHostModel>],
     access_log: &[AccessLog],
+    namespace: &str,
     ctx: &Context<'_>,
 ) -> HttpConnectionManager {
     let uses = |pred: &dyn Fn(&crate::model::options::RouteOptions) -> bool| {
@@ -426,6 +466,11 @@ fn http_connection_manager(
                     ..Default::default()
                 },
             );
+        }
+        if let Some(early) = &s.early_header_manipulation {
+            hcm.early_header_mutation_extensions = early_header_mutation(early, namespace, ctx)
+                .into_iter()
+                .collect();
         }
         if let Some(v) = s.append_x_forwarded_port {
             hcm.append_x_forwarded_port = v;
@@ -679,6 +724,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                 route_config_name(&model.name),
                 virtual_hosts,
                 &access_logs,
+                model.gateway.namespace_or(crate::model::DEFAULT_NAMESPACE),
                 ctx,
             );
             filter_chains.push(FilterChain {
@@ -702,6 +748,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                 route_config_name(&model.name),
                 virtual_hosts,
                 &access_logs,
+                model.gateway.namespace_or(crate::model::DEFAULT_NAMESPACE),
                 ctx,
             );
             // One filter chain per certificate, selected by SNI; all share the listener's routes.
@@ -790,6 +837,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                             format!("{}-routes-{}", model.name, chain.index),
                             virtual_hosts,
                             &access_logs,
+                            gateway_ns,
                             ctx,
                         );
                         filter_chains.push(FilterChain {

@@ -17,6 +17,9 @@ pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 pub const TCP_PROXY_FILTER: &str = "envoy.filters.network.tcp_proxy";
 /// The `typed_extension_protocol_options` key for upstream HTTP options.
 pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+/// The name of the connection manager's early header mutation extension, as Gloo's headers
+/// plugin names it (`earlyHeaderManipulation`).
+pub const EARLY_HEADER_MUTATION: &str = "http.early_header_mutation.header_mutation";
 
 /// The cluster of an upstream: `<name>_<namespace>`, Gloo's `UpstreamToClusterName`.
 ///

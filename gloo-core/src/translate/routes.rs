@@ -181,17 +181,33 @@ fn header_options<'a>(
 /// The request headers to add: literal ones, and those of each `headerSecretRef`'s Secret
 /// (validation rejects a reference to a missing Secret before translation).
 fn request_headers(h: &HeaderManipulation, secrets: &HeaderSecrets<'_>) -> Vec<HeaderValueOption> {
-    let mut out = Vec::with_capacity(h.request_headers_to_add.len());
-    for o in &h.request_headers_to_add {
+    request_header_options(
+        &h.request_headers_to_add,
+        secrets.ctx.snapshot,
+        secrets.namespace,
+    )
+}
+
+/// Gloo's request headers to add (`solo.io.envoy.api.v2.core.HeaderValueOption`s) as Envoy's,
+/// as Gloo's `api_conversion.ToEnvoyHeaderValueOptionList` converts them: a literal header
+/// as it is, a `headerSecretRef` as one header per key of its Secret (in key order; a reference
+/// without a namespace is to `namespace`), each with `append` (default true) as
+/// `APPEND_IF_EXISTS_OR_ADD` and `append: false` as `OVERWRITE_IF_EXISTS_OR_ADD`. Validation
+/// rejects a reference to a missing Secret before translation.
+pub(crate) fn request_header_options(
+    options: &[crate::model::headers::RequestHeaderValueOption],
+    snapshot: &crate::snapshot::ConfigSnapshot,
+    namespace: &str,
+) -> Vec<HeaderValueOption> {
+    let mut out = Vec::with_capacity(options.len());
+    for o in options {
         match (&o.header, &o.header_secret_ref) {
             (Some(header), _) => {
                 out.extend(header_options(std::iter::once((Some(header), o.append))))
             }
             (None, Some(reference)) => {
-                let headers = secrets
-                    .ctx
-                    .snapshot
-                    .header_secret(reference, secrets.namespace)
+                let headers = snapshot
+                    .header_secret(reference, namespace)
                     .unwrap_or_default();
                 for (key, value) in headers {
                     out.push(HeaderValueOption {
