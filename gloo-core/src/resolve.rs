@@ -2482,6 +2482,9 @@ fn http_gateway_problems(
     }
     if let Some(hcm) = &options.http_connection_manager_settings {
         let at = format!("{path}.options.httpConnectionManagerSettings");
+        if let Err(e) = hcm.check_header_format() {
+            problems.push(format!("{at}: {e}"));
+        }
         if let Some(early) = &hcm.early_header_manipulation {
             let at = format!("{at}.earlyHeaderManipulation");
             problems.extend(

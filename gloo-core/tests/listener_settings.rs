@@ -561,3 +561,51 @@ stringData: {host: internal, x-ok: fine, x-rate: 5%}
         &[],
     );
 }
+
+/// `properCaseHeaderKeyFormat` and `preserveCaseHeaderKeyFormat` become the connection
+/// manager's HTTP/1 `header_key_format`, as Gloo's hcm plugin writes them: proper case words,
+/// or Envoy's preserve-case stateful formatter (`envoy.http.stateful_header_formatters.preserve_case`
+/// with an empty `PreserveCaseFormatterConfig`), beside the HTTP/1.0 options when both are set.
+/// Either set to false still makes (empty) HTTP/1 options, as in Gloo. They are no longer
+/// warned about; setting both (one oneof in Gloo's proto) rejects the Gateway.
+#[test]
+fn http1_key_formats_become_the_connection_managers_header_key_format() {
+    let http1 = |settings: &str| {
+        let t = translate(&http_gateway(settings, ""));
+        assert_no_rejections(&t);
+        let warnings = gateway_warnings(&t);
+        assert!(!warnings.contains("CaseHeaderKeyFormat"), "{warnings}");
+        hcm_on_8080(&t)["httpProtocolOptions"].clone()
+    };
+    assert_eq!(
+        http1("        properCaseHeaderKeyFormat: true"),
+        json!({"headerKeyFormat": {"properCaseWords": {}}})
+    );
+    assert_eq!(
+        http1("        preserveCaseHeaderKeyFormat: true\n        acceptHttp10: true"),
+        json!({
+            "acceptHttp10": true,
+            "headerKeyFormat": {"statefulFormatter": {
+                "name": "envoy.http.stateful_header_formatters.preserve_case",
+                "typedConfig": {
+                    "@type": "type.googleapis.com/envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig",
+                },
+            }},
+        })
+    );
+    assert_eq!(http1("        properCaseHeaderKeyFormat: false"), json!({}));
+    assert_eq!(http1("        serverName: edge"), Value::Null);
+
+    let t = translate(&http_gateway(
+        "        properCaseHeaderKeyFormat: true\n        preserveCaseHeaderKeyFormat: false",
+        "",
+    ));
+    common::assert_status(
+        &t,
+        Kind::Gateway,
+        &common::gs("edge"),
+        gloo_core::status::State::Rejected,
+        &["spec.httpGateway.options.httpConnectionManagerSettings: only one of properCaseHeaderKeyFormat, preserveCaseHeaderKeyFormat may be set, found both (oneof `header_format`)"],
+        &[],
+    );
+}

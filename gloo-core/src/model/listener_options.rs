@@ -961,6 +961,34 @@ impl HttpListenerOptions {
 }
 
 impl HttpConnectionManagerSettings {
+    /// The `header_format` oneof: at most one of `properCaseHeaderKeyFormat` and
+    /// `preserveCaseHeaderKeyFormat` (Gloo cannot read a Gateway setting both).
+    ///
+    /// ```
+    /// use gloo_core::model::listener_options::HttpConnectionManagerSettings;
+    /// let both = HttpConnectionManagerSettings {
+    ///     proper_case_header_key_format: Some(true),
+    ///     preserve_case_header_key_format: Some(false),
+    ///     ..Default::default()
+    /// };
+    /// assert!(both.check_header_format().is_err());
+    /// ```
+    pub fn check_header_format(&self) -> Result<(), crate::model::routing::OneofError> {
+        crate::model::routing::OneofError::check(
+            "header_format",
+            &[
+                (
+                    "properCaseHeaderKeyFormat",
+                    self.proper_case_header_key_format.is_some(),
+                ),
+                (
+                    "preserveCaseHeaderKeyFormat",
+                    self.preserve_case_header_key_format.is_some(),
+                ),
+            ],
+        )
+    }
+
     /// The settings set here that gloo does not apply yet, as `httpConnectionManagerSettings.*`
     /// paths.
     pub fn unapplied(&self) -> Vec<&'static str> {
@@ -972,14 +1000,6 @@ impl HttpConnectionManagerSettings {
             (
                 "httpConnectionManagerSettings.enableTrailers",
                 self.enable_trailers.is_some(),
-            ),
-            (
-                "httpConnectionManagerSettings.properCaseHeaderKeyFormat",
-                self.proper_case_header_key_format.is_some(),
-            ),
-            (
-                "httpConnectionManagerSettings.preserveCaseHeaderKeyFormat",
-                self.preserve_case_header_key_format.is_some(),
             ),
             (
                 "httpConnectionManagerSettings.tracing",

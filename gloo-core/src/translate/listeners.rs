@@ -3,9 +3,9 @@
 
 use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;
 use envoy_types::pb::envoy::config::core::v3::{
-    address, config_source, data_source, http_protocol_options, socket_address, Address,
-    AggregatedConfigSource, ApiVersion, CidrRange, ConfigSource, DataSource, HttpProtocolOptions,
-    SocketAddress, TransportSocket, TypedExtensionConfig,
+    address, config_source, data_source, http1_protocol_options, http_protocol_options,
+    socket_address, Address, AggregatedConfigSource, ApiVersion, CidrRange, ConfigSource,
+    DataSource, HttpProtocolOptions, SocketAddress, TransportSocket, TypedExtensionConfig,
 };
 use envoy_types::pb::envoy::config::listener::v3::{
     filter, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
@@ -32,7 +32,7 @@ use super::jwt;
 use super::local_ratelimit;
 use super::names::{
     route_config_name, CORS_FILTER, EARLY_HEADER_MUTATION, FAULT_FILTER, HCM_FILTER,
-    LOCAL_RATELIMIT_FILTER, ROUTER_FILTER, TCP_PROXY_FILTER,
+    LOCAL_RATELIMIT_FILTER, PRESERVE_CASE_FORMATTER, ROUTER_FILTER, TCP_PROXY_FILTER,
 };
 use super::ratelimit;
 use super::routes::duration;
@@ -207,6 +207,34 @@ fn downstream_tls(
             Policy::MustStaple => OcspStaplePolicy::MustStaple,
         } as i32,
         ..Default::default()
+    })
+}
+
+/// Gloo's `properCaseHeaderKeyFormat` / `preserveCaseHeaderKeyFormat` (the `header_format`
+/// oneof of the connection manager's settings and of an Upstream's `http1ProtocolOptions`) as
+/// Envoy's HTTP/1 `header_key_format`, as Gloo's hcm plugin and `ConvertHttp1` write it: proper
+/// case words when `proper_case` is true, else the preserve-case stateful formatter (named
+/// `envoy.http.stateful_header_formatters.preserve_case`, an empty
+/// `PreserveCaseFormatterConfig`) when `preserve_case` is true, else none. Setting both is
+/// refused when the resource is validated.
+pub(crate) fn header_key_format(
+    proper_case: Option<bool>,
+    preserve_case: Option<bool>,
+) -> Option<http1_protocol_options::HeaderKeyFormat> {
+    use envoy_types::pb::envoy::extensions::http::header_formatters::preserve_case::v3::PreserveCaseFormatterConfig;
+    use http1_protocol_options::header_key_format::{HeaderFormat, ProperCaseWords};
+    let format = if proper_case == Some(true) {
+        HeaderFormat::ProperCaseWords(ProperCaseWords {})
+    } else if preserve_case == Some(true) {
+        HeaderFormat::StatefulFormatter(TypedExtensionConfig {
+            name: PRESERVE_CASE_FORMATTER.to_string(),
+            typed_config: Some(pack(&PreserveCaseFormatterConfig::default())),
+        })
+    } else {
+        return None;
+    };
+    Some(http1_protocol_options::HeaderKeyFormat {
+        header_format: Some(format),
     })
 }
 
@@ -465,6 +493,17 @@ fn http_connection_manager(
                         .map(|value| BoolValue { value }),
                     ..Default::default()
                 },
+            );
+        }
+        // Either member of the `header_format` oneof makes HTTP/1 options, even `false` (as in
+        // Gloo's hcm plugin); a true one sets their key format.
+        if s.proper_case_header_key_format.is_some() || s.preserve_case_header_key_format.is_some()
+        {
+            hcm.http_protocol_options
+                .get_or_insert_with(Default::default)
+                .header_key_format = header_key_format(
+                s.proper_case_header_key_format,
+                s.preserve_case_header_key_format,
             );
         }
         if let Some(early) = &s.early_header_manipulation {

@@ -20,6 +20,9 @@ pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.Http
 /// The name of the connection manager's early header mutation extension, as Gloo's headers
 /// plugin names it (`earlyHeaderManipulation`).
 pub const EARLY_HEADER_MUTATION: &str = "http.early_header_mutation.header_mutation";
+/// The name of Envoy's preserve-case HTTP/1 header formatter, Gloo's `PreserveCasePlugin`
+/// (`preserveCaseHeaderKeyFormat`).
+pub const PRESERVE_CASE_FORMATTER: &str = "envoy.http.stateful_header_formatters.preserve_case";
 
 /// The cluster of an upstream: `<name>_<namespace>`, Gloo's `UpstreamToClusterName`.
 ///
