@@ -4,7 +4,9 @@
 //! beside the trusted CA, on SSL VirtualServices (client certificates) and Upstreams (the
 //! server's certificate); names to verify without a CA to verify against are refused, as Gloo
 //! refuses them. The downstream-only TLS options reach the TLS context and filter chain, and
-//! the connection manager settings reach Envoy's `HttpConnectionManager`.
+//! the connection manager settings reach Envoy's `HttpConnectionManager` (its early header
+//! mutation and HTTP/1 key format among them). An Upstream's HTTP/2 windows and HTTP/1 options
+//! reach its cluster's `HttpProtocolOptions`.
 
 mod common;
 
@@ -607,5 +609,137 @@ fn http1_key_formats_become_the_connection_managers_header_key_format() {
         gloo_core::status::State::Rejected,
         &["spec.httpGateway.options.httpConnectionManagerSettings: only one of properCaseHeaderKeyFormat, preserveCaseHeaderKeyFormat may be set, found both (oneof `header_format`)"],
         &[],
+    );
+}
+
+/// An HTTP/1.1 Upstream's `connectionConfig.http1ProtocolOptions` reach its cluster's explicit
+/// HTTP/1 options (`envoy.extensions.upstreams.http.v3.HttpProtocolOptions`, beside the
+/// connection limits already there), as Gloo's `ConvertHttp1` converts them: trailers, staying
+/// open on an invalid message, and the key format; not the cluster's deprecated
+/// `http_protocol_options`, where Gloo writes them and Envoy warns. On an HTTP/2 Upstream Gloo
+/// refuses them, unless the protocol selection is `USE_DOWNSTREAM_PROTOCOL` (not applied, so
+/// they are warned about); setting both key formats is refused.
+#[test]
+fn an_http1_upstreams_protocol_options_reach_its_cluster() {
+    let upstream = |name: &str, extra: &str| {
+        format!(
+            "---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: {name}, namespace: gloo-system}}
+spec:
+  static: {{hosts: [{{addr: 10.0.0.1, port: 8080}}]}}
+{extra}
+"
+        )
+    };
+    let names = ["proper", "preserve", "plain", "h2", "downstream", "both"];
+    let routes: String = names
+        .iter()
+        .map(|name| format!("      - matchers: [{{prefix: /{name}}}]\n        routeAction: {{single: {{upstream: {{name: {name}, namespace: gloo-system}}}}}}\n"))
+        .collect();
+    let yaml = format!(
+        "apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: all, namespace: gloo-system}}
+spec:
+  virtualHost:
+    domains: ['*']
+    routes:
+{routes}{}{}{}{}{}{}",
+        upstream(
+            "proper",
+            "  connectionConfig:
+    maxRequestsPerConnection: 10
+    http1ProtocolOptions: {enableTrailers: true, properCaseHeaderKeyFormat: true, overrideStreamErrorOnInvalidHttpMessage: false}"
+        ),
+        upstream(
+            "preserve",
+            "  connectionConfig: {http1ProtocolOptions: {preserveCaseHeaderKeyFormat: true}}"
+        ),
+        upstream("plain", "  connectionConfig: {http1ProtocolOptions: {}}"),
+        upstream(
+            "h2",
+            "  useHttp2: true\n  connectionConfig: {http1ProtocolOptions: {enableTrailers: true}}"
+        ),
+        upstream(
+            "downstream",
+            "  useHttp2: true\n  protocolSelection: USE_DOWNSTREAM_PROTOCOL\n  connectionConfig: {http1ProtocolOptions: {enableTrailers: true}}"
+        ),
+        upstream(
+            "both",
+            "  connectionConfig: {http1ProtocolOptions: {properCaseHeaderKeyFormat: true, preserveCaseHeaderKeyFormat: false}}"
+        ),
+    );
+    let t = translate(&yaml);
+    let json = proxy_json(&t);
+    let options = |name: &str| {
+        let cluster = json["clusters"]
+            .as_array()
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c["name"] == format!("{name}_gloo-system"))
+            })
+            .unwrap_or_else(|| panic!("the cluster of {name}: {}", t.reports.to_text()));
+        assert!(cluster.get("httpProtocolOptions").is_none(), "{cluster}");
+        cluster["typedExtensionProtocolOptions"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+            .clone()
+    };
+    assert_eq!(
+        options("proper"),
+        json!({
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "commonHttpProtocolOptions": {"maxRequestsPerConnection": 10},
+            "explicitHttpConfig": {"httpProtocolOptions": {
+                "enableTrailers": true,
+                "headerKeyFormat": {"properCaseWords": {}},
+                "overrideStreamErrorOnInvalidHttpMessage": false,
+            }},
+        })
+    );
+    assert_eq!(
+        options("preserve")["explicitHttpConfig"]["httpProtocolOptions"],
+        json!({"headerKeyFormat": {"statefulFormatter": {
+            "name": "envoy.http.stateful_header_formatters.preserve_case",
+            "typedConfig": {
+                "@type": "type.googleapis.com/envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig",
+            },
+        }}})
+    );
+    assert_eq!(
+        options("plain")["explicitHttpConfig"],
+        json!({"httpProtocolOptions": {}})
+    );
+    // HTTP/2 stays HTTP/2 without HTTP/1 options.
+    assert_eq!(
+        options("downstream")["explicitHttpConfig"],
+        json!({"http2ProtocolOptions": {}})
+    );
+    for name in ["proper", "preserve", "plain"] {
+        common::assert_status(
+            &t,
+            Kind::Upstream,
+            &common::gs(name),
+            gloo_core::status::State::Accepted,
+            &[],
+            &[],
+        );
+    }
+    let status = |name: &str| common::status(&t, Kind::Upstream, &common::gs(name));
+    assert_eq!(
+        status("h2").errors,
+        ["spec.connectionConfig.http1ProtocolOptions: Both HTTP1 and HTTP2 options may only be configured with non-default 'Upstream_USE_DOWNSTREAM_PROTOCOL' specified for Protocol Selection"]
+    );
+    assert_eq!(
+        status("downstream").warnings,
+        [
+            "spec.protocolSelection: gloo does not apply this option yet; the upstream is served without it",
+            "spec.connectionConfig.http1ProtocolOptions: gloo does not apply this option yet; the upstream is served without it",
+        ]
+    );
+    assert_eq!(
+        status("both").errors,
+        ["spec.connectionConfig.http1ProtocolOptions: only one of properCaseHeaderKeyFormat, preserveCaseHeaderKeyFormat may be set, found both (oneof `header_format`)"]
     );
 }

@@ -399,6 +399,36 @@ pub struct Http1ProtocolOptions {
     pub override_stream_error_on_invalid_http_message: Option<bool>,
 }
 
+impl Http1ProtocolOptions {
+    /// The `header_format` oneof: at most one of `properCaseHeaderKeyFormat` and
+    /// `preserveCaseHeaderKeyFormat` (Gloo cannot read an Upstream setting both).
+    ///
+    /// ```
+    /// use gloo_core::model::cluster::Http1ProtocolOptions;
+    /// let both = Http1ProtocolOptions {
+    ///     proper_case_header_key_format: Some(false),
+    ///     preserve_case_header_key_format: Some(true),
+    ///     ..Default::default()
+    /// };
+    /// assert!(both.check_header_format().is_err());
+    /// ```
+    pub fn check_header_format(&self) -> Result<(), crate::model::routing::OneofError> {
+        crate::model::routing::OneofError::check(
+            "header_format",
+            &[
+                (
+                    "properCaseHeaderKeyFormat",
+                    self.proper_case_header_key_format.is_some(),
+                ),
+                (
+                    "preserveCaseHeaderKeyFormat",
+                    self.preserve_case_header_key_format.is_some(),
+                ),
+            ],
+        )
+    }
+}
+
 /// An active health check (`solo.io.envoy.api.v2.core.HealthCheck`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -196,6 +196,18 @@ impl UpstreamSpec {
     pub fn unapplied(&self) -> Vec<&'static str> {
         crate::model::set_fields([
             ("protocolSelection", self.protocol_selection.is_some()),
+            // An HTTP/2 Upstream speaks HTTP/1 only with `USE_DOWNSTREAM_PROTOCOL`, which is
+            // not applied (with the default protocol selection Gloo refuses them).
+            (
+                "connectionConfig.http1ProtocolOptions",
+                self.use_http2.unwrap_or(false)
+                    && self.protocol_selection
+                        == Some(ClusterProtocolSelection::UseDownstreamProtocol)
+                    && self
+                        .connection_config
+                        .as_ref()
+                        .is_some_and(|c| c.http1_protocol_options.is_some()),
+            ),
             // The windows apply to HTTP/2 upstreams only (as in Gloo).
             (
                 "initialStreamWindowSize",

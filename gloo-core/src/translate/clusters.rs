@@ -38,9 +38,11 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     http_protocol_options, HttpProtocolOptions,
 };
 use envoy_types::pb::envoy::r#type::v3::{Int64Range, Percent};
-use envoy_types::pb::google::protobuf::{Duration as PbDuration, UInt32Value, UInt64Value};
+use envoy_types::pb::google::protobuf::{
+    BoolValue, Duration as PbDuration, UInt32Value, UInt64Value,
+};
 
-use super::listeners::{ads, tls_material};
+use super::listeners::{ads, header_key_format, tls_material};
 use super::names::{cluster_name, HTTP_PROTOCOL_OPTIONS};
 use super::routes::duration;
 use super::Context;
@@ -472,6 +474,28 @@ fn outlier(od: &crate::model::cluster::OutlierDetection) -> OutlierDetection {
     }
 }
 
+/// An Upstream's `connectionConfig.http1ProtocolOptions` as Envoy's HTTP/1 options, as
+/// Gloo's `httpprotocolhelpers.ConvertHttp1` converts them: trailers, keeping the connection
+/// open on an invalid message, and the key format (see [`header_key_format`]). Gloo writes
+/// them on the cluster's deprecated `http_protocol_options`, which Envoy warns about; gloo
+/// writes them where Envoy reads that field from, the explicit HTTP/1 config of the cluster's
+/// `envoy.extensions.upstreams.http.v3.HttpProtocolOptions`.
+fn http1_protocol_options(
+    options: &crate::model::cluster::Http1ProtocolOptions,
+) -> envoy_types::pb::envoy::config::core::v3::Http1ProtocolOptions {
+    envoy_types::pb::envoy::config::core::v3::Http1ProtocolOptions {
+        enable_trailers: options.enable_trailers.unwrap_or(false),
+        override_stream_error_on_invalid_http_message: options
+            .override_stream_error_on_invalid_http_message
+            .map(|value| BoolValue { value }),
+        header_key_format: header_key_format(
+            options.proper_case_header_key_format,
+            options.preserve_case_header_key_format,
+        ),
+        ..Default::default()
+    }
+}
+
 /// The Envoy cluster of one Upstream.
 pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Cluster {
     let reference = upstream.to_ref();
@@ -586,7 +610,18 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
         .as_ref()
         .and_then(|c| c.common_http_protocol_options.as_ref())
         .and_then(|o| o.idle_timeout.as_ref());
-    if spec.use_http2.unwrap_or(false) || max_requests.is_some() || idle_timeout.is_some() {
+    // HTTP/1 options of an HTTP/1.1 Upstream (on an HTTP/2 one Gloo refuses them, or they
+    // wait for `protocolSelection: USE_DOWNSTREAM_PROTOCOL`, which gloo does not apply).
+    let http1 = spec
+        .connection_config
+        .as_ref()
+        .and_then(|c| c.http1_protocol_options.as_ref())
+        .filter(|_| !spec.use_http2.unwrap_or(false));
+    if spec.use_http2.unwrap_or(false)
+        || max_requests.is_some()
+        || idle_timeout.is_some()
+        || http1.is_some()
+    {
         let protocol = if spec.use_http2.unwrap_or(false) {
             http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
                 envoy_types::pb::envoy::config::core::v3::Http2ProtocolOptions {
@@ -601,7 +636,7 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
             )
         } else {
             http_protocol_options::explicit_http_config::ProtocolConfig::HttpProtocolOptions(
-                Default::default(),
+                http1.map(http1_protocol_options).unwrap_or_default(),
             )
         };
         let options = HttpProtocolOptions {

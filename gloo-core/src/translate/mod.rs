@@ -963,6 +963,29 @@ fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
                 reports.error(&key, format!("spec.{why}"));
             }
         }
+        if let Some(http1) = entry
+            .object
+            .spec
+            .connection_config
+            .as_ref()
+            .and_then(|c| c.http1_protocol_options.as_ref())
+        {
+            const AT: &str = "spec.connectionConfig.http1ProtocolOptions";
+            if let Err(e) = http1.check_header_format() {
+                reports.error(&key, format!("{AT}: {e}"));
+            }
+            // Gloo's protocoloptions plugin: HTTP/2 with the default protocol selection
+            // leaves HTTP/1 options nothing to apply to.
+            if entry.object.spec.use_http2.unwrap_or(false)
+                && entry.object.spec.protocol_selection.unwrap_or_default()
+                    == crate::model::upstream::ClusterProtocolSelection::UseConfiguredProtocol
+            {
+                reports.error(
+                    &key,
+                    format!("{AT}: Both HTTP1 and HTTP2 options may only be configured with non-default 'Upstream_USE_DOWNSTREAM_PROTOCOL' specified for Protocol Selection"),
+                );
+            }
+        }
         match entry.object.spec.upstream_type() {
             Err(e) => reports.error(&key, format!("spec: {e}")),
             Ok(None) => reports.error(
