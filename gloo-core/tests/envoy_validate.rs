@@ -602,3 +602,75 @@ fn envoy_accepts_health_check_gzip_and_buffer_filters_without_deprecation_warnin
         assert!(stderr.contains(deprecated), "{deprecated}:\n{stderr}");
     }
 }
+
+/// A Gateway's early header mutation (literal headers, a substitution format, a Secret's
+/// headers, removals of `host` and a pseudo-header) and proper-case HTTP/1 header names, a
+/// second Gateway's preserve-case names (the two are one oneof in Gloo), and Upstreams' HTTP/1
+/// options of each key format. Envoy warns about nothing: gloo writes an Upstream's HTTP/1
+/// options into its cluster's typed `HttpProtocolOptions`, where Gloo writes them on the
+/// deprecated `Cluster.http_protocol_options`, which Envoy warns about on every load.
+#[test]
+fn envoy_accepts_early_header_mutation_and_http1_options_without_deprecation_warnings() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-http1");
+    let resources = translated(&dir);
+    let config = bootstrap(&resources);
+    let text = config.to_string();
+    for expected in [
+        "http.early_header_mutation.header_mutation",
+        "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+        "secret-key",
+        "\"remove\":\":authority\"",
+        "envoy.http.stateful_header_formatters.preserve_case",
+        "type.googleapis.com/envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig",
+        "properCaseWords",
+        "enableTrailers",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected} missing from {config:#}"
+        );
+    }
+    let (ok, stdout, stderr) = envoy_validate(&config);
+    assert!(
+        ok,
+        "Envoy rejected:\n{stdout}\n{stderr}\nconfig:\n{config:#}"
+    );
+    assert!(
+        !stderr.contains("Deprecated field"),
+        "Envoy warned:\n{stderr}"
+    );
+    let counts = validate_resources(&resources, &dir.display().to_string());
+    // The two Gateways' listeners and route configurations; the two Upstreams.
+    assert_eq!(counts, (2, 2, 2));
+
+    // What Gloo writes (the upstreamconn plugin: the HTTP/1 options and the connection limit on
+    // the cluster's own deprecated fields, no typed options) is accepted, with the warnings the
+    // check above looks for.
+    let mut gloos = config.clone();
+    for cluster in gloos["staticResources"]["clusters"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        let options = cluster
+            .as_object_mut()
+            .and_then(|c| c.remove("typedExtensionProtocolOptions"))
+            .expect("typed protocol options");
+        let options = &options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+        let http1 = options["explicitHttpConfig"]["httpProtocolOptions"].clone();
+        assert!(http1.is_object(), "{cluster:#}");
+        cluster["httpProtocolOptions"] = http1;
+        let limit = &options["commonHttpProtocolOptions"]["maxRequestsPerConnection"];
+        if !limit.is_null() {
+            cluster["maxRequestsPerConnection"] = limit.clone();
+        }
+    }
+    let (ok, stdout, stderr) = envoy_validate(&gloos);
+    assert!(ok, "{stdout}\n{stderr}");
+    for deprecated in [
+        "envoy.config.cluster.v3.Cluster.http_protocol_options",
+        "envoy.config.cluster.v3.Cluster.max_requests_per_connection",
+    ] {
+        assert!(stderr.contains(deprecated), "{deprecated}:\n{stderr}");
+    }
+}
