@@ -32,7 +32,7 @@ use prost::Message;
 
 use crate::body::Body;
 use crate::filter::{FilterFactory, FilterLayer, FilterRegistry, HttpService, RouteInfo, ROUTER};
-use crate::router::action::pb_duration;
+use crate::router::action::{pb_duration, HeaderMutations};
 use crate::router::RouteTable;
 use crate::stats::Stats;
 use crate::upstream::Cluster;
@@ -220,6 +220,13 @@ pub struct ConnectionSettings {
     /// `ALWAYS_FORWARD_ONLY`, or `FORWARD_ONLY` on a TLS listener) instead of removing it
     /// (Envoy's default, `SANITIZE`): a backend that trusts the header cannot be lied to.
     pub forward_client_cert: bool,
+    /// Request header mutations made before anything else looks at a request (Envoy's
+    /// `early_header_mutation_extensions`, Gloo's `earlyHeaderManipulation`).
+    pub early_header_mutations: HeaderMutations,
+    /// Write HTTP/1 header names in proper case (`Content-Type`; the connection manager's
+    /// `http_protocol_options.header_key_format.proper_case_words`), for clients that
+    /// wrongly compare them case-sensitively.
+    pub http1_proper_case: bool,
 }
 
 /// An address range (`envoy.config.core.v3.CidrRange`).
@@ -497,6 +504,8 @@ impl ConnectionSettings {
                     ))
                 }
             },
+            early_header_mutations: early_header_mutations(&hcm.early_header_mutation_extensions)?,
+            http1_proper_case: http1_proper_case(http1, "http_protocol_options"),
             accept_http_10: http1.is_some_and(|o| o.accept_http_10),
             default_host_for_http_10: http1
                 .map(|o| o.default_host_for_http_10.as_str())
@@ -507,6 +516,59 @@ impl ConnectionSettings {
                 })
                 .transpose()?,
         })
+    }
+}
+
+/// The type URL of Envoy's early header mutation extension.
+pub const EARLY_HEADER_MUTATION_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation";
+
+/// The connection manager's early header mutations, in order (each extension's list after the
+/// previous one's).
+fn early_header_mutations(
+    extensions: &[envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig],
+) -> Result<HeaderMutations, String> {
+    use envoy_types::pb::envoy::extensions::http::early_header_mutation::header_mutation::v3::HeaderMutation;
+    let mut all = Vec::new();
+    for (i, extension) in extensions.iter().enumerate() {
+        let at = format!("early_header_mutation_extensions[{i}]");
+        let Some(config) = &extension.typed_config else {
+            return Err(format!("{at} ({:?}): no typed_config", extension.name));
+        };
+        if config.type_url != EARLY_HEADER_MUTATION_TYPE {
+            return Err(format!(
+                "{at} ({:?}): {} is not supported (only {EARLY_HEADER_MUTATION_TYPE})",
+                extension.name, config.type_url
+            ));
+        }
+        let mutation = HeaderMutation::decode(config.value.as_slice())
+            .map_err(|e| format!("{at}: cannot decode: {e}"))?;
+        all.extend(mutation.mutations);
+    }
+    HeaderMutations::compile(&all, "early_header_mutation_extensions").map_err(|e| e.to_string())
+}
+
+/// Whether HTTP/1 options ask for proper-case header names. Envoy's other formatter (the
+/// `preserve_case` stateful formatter) is served in lower case, as HTTP lets header names be,
+/// with a warning: gloo-proxy does not keep the case names arrived in.
+pub(crate) fn http1_proper_case(
+    options: Option<&envoy_types::pb::envoy::config::core::v3::Http1ProtocolOptions>,
+    at: &str,
+) -> bool {
+    use envoy_types::pb::envoy::config::core::v3::http1_protocol_options::header_key_format::HeaderFormat;
+    match options
+        .and_then(|o| o.header_key_format.as_ref())
+        .and_then(|f| f.header_format.as_ref())
+    {
+        Some(HeaderFormat::ProperCaseWords(_)) => true,
+        Some(HeaderFormat::StatefulFormatter(formatter)) => {
+            tracing::warn!(
+                "{at}.header_key_format: the {:?} formatter is not supported; header names are written in lower case",
+                formatter.name
+            );
+            false
+        }
+        None => false,
     }
 }
 

@@ -201,6 +201,11 @@ impl Proxy {
             req = counted;
         }
         let settings = &listener.settings;
+        // Early header mutations come first: the client address, routing and every filter
+        // see their result, as in Envoy.
+        if !settings.early_header_mutations.is_empty() {
+            settings.early_header_mutations.apply(req.headers_mut());
+        }
         // Envoy settles the client address before its filters run (and before it appends the
         // peer to `x-forwarded-for`); everything after sees that address.
         let trusted;

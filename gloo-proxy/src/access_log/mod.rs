@@ -143,6 +143,32 @@ impl AccessLogs {
         self.0.is_empty()
     }
 
+    /// Writes the entry of a request the HTTP/1 codec refused before it could be read (a
+    /// malformed or oversized head), answered `status`: Envoy logs such a request with `DPE`
+    /// and nothing of the request itself.
+    pub fn write_refused(&self, downstream: &Downstream, status: u16) {
+        let no_headers = HeaderMap::new();
+        self.write(&Entry {
+            start: SystemTime::now(),
+            duration: Duration::ZERO,
+            request_duration: None,
+            response_duration: Some(Duration::ZERO),
+            protocol: Version::HTTP_11,
+            request: None,
+            status,
+            response_headers: &no_headers,
+            response_trailers: None,
+            flags: ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
+            bytes_received: 0,
+            bytes_sent: 0,
+            upstream_host: None,
+            upstream_cluster: None,
+            route_name: None,
+            downstream,
+            health_check: false,
+        });
+    }
+
     /// Writes `entry` to every log whose filter admits it.
     pub fn write(&self, entry: &Entry<'_>) {
         for log in &self.0 {

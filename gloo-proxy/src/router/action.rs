@@ -271,6 +271,137 @@ impl HeaderOps {
     }
 }
 
+/// One step of an ordered list of header mutations.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Add(HeaderAdd),
+    Remove(HeaderName),
+    RemoveMatching(super::matcher::StringMatchCase),
+}
+
+/// An ordered list of request header mutations, Envoy's
+/// `envoy.config.common.mutation_rules.v3.HeaderMutation`s: each adds (as a
+/// `HeaderValueOption` says: append, add if absent, overwrite), removes a header by name, or
+/// removes the headers whose names match, in the order given. The connection manager's early
+/// header mutation (`early_header_mutation_extensions`, Gloo's `earlyHeaderManipulation`)
+/// runs them on every request before it is routed.
+///
+/// ```
+/// use envoy_types::pb::envoy::config::common::mutation_rules::v3::{
+///     header_mutation::Action, HeaderMutation,
+/// };
+/// use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
+/// use gloo_proxy::router::action::HeaderMutations;
+///
+/// let add = HeaderMutation {
+///     action: Some(Action::Append(HeaderValueOption {
+///         header: Some(HeaderValue { key: "x-tier".into(), value: "gold".into(), ..Default::default() }),
+///         ..Default::default()
+///     })),
+/// };
+/// let remove = HeaderMutation { action: Some(Action::Remove("x-debug".into())) };
+/// let mutations = HeaderMutations::compile(&[add, remove], "early_header_mutation")?;
+///
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("x-debug", "1".parse()?);
+/// mutations.apply(&mut headers);
+/// assert_eq!(headers["x-tier"], "gold");
+/// assert!(!headers.contains_key("x-debug"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct HeaderMutations {
+    steps: Vec<Mutation>,
+}
+
+impl HeaderMutations {
+    /// Compiles `mutations`; `at` names them in errors. A pseudo-header (`:path`) or `host`
+    /// cannot be added, as in Envoy. Removing `host` or `:authority` removes the request's
+    /// `host`; removing another pseudo-header, or a name no header can have, does nothing
+    /// here (Envoy accepts them; without its `:path` it would answer 404).
+    pub fn compile(
+        mutations: &[envoy_types::pb::envoy::config::common::mutation_rules::v3::HeaderMutation],
+        at: &str,
+    ) -> Result<Self, RouterError> {
+        use envoy_types::pb::envoy::config::common::mutation_rules::v3::header_mutation::Action;
+        let mut steps = Vec::with_capacity(mutations.len());
+        for (i, m) in mutations.iter().enumerate() {
+            let at = format!("{at}[{i}]");
+            let step = match &m.action {
+                Some(Action::Append(option)) => {
+                    if let Some(h) = &option.header {
+                        if h.key.starts_with(':') || h.key.eq_ignore_ascii_case("host") {
+                            return Err(RouterError::new(
+                                &at,
+                                format!("header {:?} cannot be added", h.key),
+                            ));
+                        }
+                    }
+                    match compile_adds(std::slice::from_ref(option), &at)?.pop() {
+                        Some(add) => Mutation::Add(add),
+                        None => return Err(RouterError::new(&at, "an append without a header")),
+                    }
+                }
+                Some(Action::Remove(name)) => {
+                    let name = if name.eq_ignore_ascii_case(":authority") {
+                        "host"
+                    } else {
+                        name.as_str()
+                    };
+                    match HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
+                        Ok(name) => Mutation::Remove(name),
+                        Err(_) => {
+                            tracing::debug!("{at}: removing {name:?} does nothing here");
+                            continue;
+                        }
+                    }
+                }
+                Some(Action::RemoveOnMatch(on)) => {
+                    let Some(matcher) = &on.key_matcher else {
+                        return Err(RouterError::new(
+                            &at,
+                            "remove_on_match without a key_matcher",
+                        ));
+                    };
+                    Mutation::RemoveMatching(super::matcher::StringMatchCase::compile(
+                        matcher, &at,
+                    )?)
+                }
+                None => return Err(RouterError::new(&at, "a mutation without an action")),
+            };
+            steps.push(step);
+        }
+        Ok(HeaderMutations { steps })
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Applies the mutations to a request's headers, in order.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for step in &self.steps {
+            match step {
+                Mutation::Add(add) => apply(headers, &[], std::slice::from_ref(add)),
+                Mutation::Remove(name) => {
+                    headers.remove(name);
+                }
+                Mutation::RemoveMatching(matcher) => {
+                    let matching: Vec<HeaderName> = headers
+                        .keys()
+                        .filter(|name| matcher.matches(name.as_str()))
+                        .cloned()
+                        .collect();
+                    for name in matching {
+                        headers.remove(&name);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Which conditions a retry policy retries on (Envoy's `x-envoy-retry-on` names).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetryOn {
@@ -956,6 +1087,107 @@ pub enum Action {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_header_mutations_run_in_order_and_leave_pseudo_headers_and_host_alone() {
+        use envoy_types::pb::envoy::config::common::mutation_rules::v3::{
+            header_mutation::{Action, RemoveOnMatch},
+            HeaderMutation,
+        };
+        use envoy_types::pb::envoy::config::core::v3::HeaderValue as PbValue;
+        use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, StringMatcher};
+        let add = |key: &str, value: &str, action: HeaderAppendAction| HeaderMutation {
+            action: Some(Action::Append(HeaderValueOption {
+                header: Some(PbValue {
+                    key: key.into(),
+                    value: value.into(),
+                    ..Default::default()
+                }),
+                append_action: action as i32,
+                ..Default::default()
+            })),
+        };
+        let mutations = HeaderMutations::compile(
+            &[
+                add("x-a", "1", HeaderAppendAction::AppendIfExistsOrAdd),
+                add("x-b", "new", HeaderAppendAction::OverwriteIfExistsOrAdd),
+                add("x-c", "kept?", HeaderAppendAction::AddIfAbsent),
+                HeaderMutation {
+                    action: Some(Action::Remove("x-gone".into())),
+                },
+                HeaderMutation {
+                    action: Some(Action::RemoveOnMatch(RemoveOnMatch {
+                        key_matcher: Some(StringMatcher {
+                            match_pattern: Some(string_matcher::MatchPattern::Prefix(
+                                "x-debug-".into(),
+                            )),
+                            ignore_case: false,
+                        }),
+                    })),
+                },
+                // Added after the removal above: it stays.
+                add("x-gone", "back", HeaderAppendAction::AppendIfExistsOrAdd),
+            ],
+            "early",
+        )
+        .expect("compiles");
+        let mut headers = HeaderMap::new();
+        for (k, v) in [
+            ("x-a", "0"),
+            ("x-b", "old"),
+            ("x-c", "mine"),
+            ("x-gone", "x"),
+            ("x-debug-one", "1"),
+            ("x-debug-two", "2"),
+            ("host", "h"),
+        ] {
+            headers.append(k, HeaderValue::from_static(v));
+        }
+        mutations.apply(&mut headers);
+        let all = |name: &str| -> Vec<&str> {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect()
+        };
+        assert_eq!(all("x-a"), ["0", "1"]);
+        assert_eq!(all("x-b"), ["new"]);
+        assert_eq!(all("x-c"), ["mine"]);
+        assert_eq!(all("x-gone"), ["back"]);
+        assert!(all("x-debug-one").is_empty() && all("x-debug-two").is_empty());
+        assert_eq!(all("host"), ["h"]);
+
+        // Adding a pseudo-header or `host` is refused, as Envoy refuses it.
+        for refused in [":path", "host", "Host"] {
+            let error = HeaderMutations::compile(
+                &[add(refused, "x", HeaderAppendAction::AppendIfExistsOrAdd)],
+                "early",
+            )
+            .expect_err(refused)
+            .to_string();
+            assert!(
+                error.contains("early[0]") && error.contains(refused),
+                "{error}"
+            );
+        }
+        // Removing `:authority` removes `host`, as in Envoy; a name no header can have is
+        // accepted and does nothing.
+        let removals = HeaderMutations::compile(
+            &[
+                HeaderMutation {
+                    action: Some(Action::Remove(":authority".into())),
+                },
+                HeaderMutation {
+                    action: Some(Action::Remove("not a name".into())),
+                },
+            ],
+            "early",
+        )
+        .expect("Envoy accepts these");
+        removals.apply(&mut headers);
+        assert!(headers.get("host").is_none());
+    }
 
     #[test]
     fn re2_substitutions_become_regex_crate_syntax() {

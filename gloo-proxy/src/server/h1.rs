@@ -113,8 +113,14 @@ where
         let keep_alive = !asked.close && !last_allowed && !activity.drain_requested();
         let (mut parts, mut body) = response.into_parts();
         out.clear();
-        let (framing, response_close) =
-            encode_head(&mut parts, &body, keep_alive, asked.trailers, &mut out);
+        let (framing, response_close) = encode_head(
+            &mut parts,
+            &body,
+            keep_alive,
+            asked.trailers,
+            conn.listener.settings.http1_proper_case,
+            &mut out,
+        );
         parts.headers.clear();
         spare = Some(parts.headers);
         let written = write_body(&mut io, &mut out, &mut body, framing).await;
@@ -126,7 +132,8 @@ where
                 crate::proxy::local_reply(http::StatusCode::BAD_GATEWAY, "invalid response body")
                     .into_parts();
             out.clear();
-            let (framing, _) = encode_head(&mut parts, &body, false, false, &mut out);
+            let proper_case = conn.listener.settings.http1_proper_case;
+            let (framing, _) = encode_head(&mut parts, &body, false, false, proper_case, &mut out);
             let _ = write_body(&mut io, &mut out, &mut body, framing).await;
             let _ = io.shutdown().await;
             return Ended::Closed;
@@ -306,6 +313,7 @@ fn encode_head(
     body: &Body,
     keep_alive: bool,
     trailers: bool,
+    proper_case: bool,
     out: &mut Vec<u8>,
 ) -> (Framing, bool) {
     // hyper sends no 1xx answer through a service: it answers 500 instead, and closes.
@@ -373,7 +381,7 @@ fn encode_head(
                             continue;
                         };
                         framing = Some(Framing::Length(n));
-                        out.extend_from_slice(b"content-length: ");
+                        field(out, "content-length", proper_case);
                         out.extend_from_slice(value.as_bytes());
                         out.extend_from_slice(b"\r\n");
                     }
@@ -386,7 +394,7 @@ fn encode_head(
                 if open.as_ref() == Some(name) {
                     out.extend_from_slice(b", ");
                 } else {
-                    out.extend_from_slice(b"transfer-encoding: ");
+                    field(out, "transfer-encoding", proper_case);
                     open = Some(name.clone());
                 }
                 out.extend_from_slice(value.as_bytes());
@@ -415,8 +423,7 @@ fn encode_head(
                 if open.as_ref() == Some(name) {
                     out.extend_from_slice(b", ");
                 } else {
-                    out.extend_from_slice(name.as_str().as_bytes());
-                    out.extend_from_slice(b": ");
+                    field(out, name.as_str(), proper_case);
                     open = Some(name.clone());
                 }
                 out.extend_from_slice(value.as_bytes());
@@ -425,8 +432,7 @@ fn encode_head(
                 if *name == header::DATE {
                     wrote_date = true;
                 }
-                out.extend_from_slice(name.as_str().as_bytes());
-                out.extend_from_slice(b": ");
+                field(out, name.as_str(), proper_case);
                 out.extend_from_slice(value.as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
@@ -439,12 +445,13 @@ fn encode_head(
         Some(f) => f,
         None => match length {
             Some(None) if can_have_body => {
-                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                field(out, "transfer-encoding", proper_case);
+                out.extend_from_slice(b"chunked\r\n");
                 Framing::Chunked(Vec::new())
             }
             Some(Some(n)) if n > 0 => {
                 if can_have_body {
-                    out.extend_from_slice(b"content-length: ");
+                    field(out, "content-length", proper_case);
                     out.extend_from_slice(n.to_string().as_bytes());
                     out.extend_from_slice(b"\r\n");
                 }
@@ -452,7 +459,8 @@ fn encode_head(
             }
             _ => {
                 if can_have_body {
-                    out.extend_from_slice(b"content-length: 0\r\n");
+                    field(out, "content-length", proper_case);
+                    out.extend_from_slice(b"0\r\n");
                 }
                 Framing::Length(0)
             }
@@ -464,12 +472,23 @@ fn encode_head(
         length => length,
     };
     if !wrote_date {
-        out.extend_from_slice(b"date: ");
+        field(out, "date", proper_case);
         extend_date(out);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
     (framing, closing)
+}
+
+/// Writes a field's name and `: `, in proper case when the listener says so (Envoy's
+/// `proper_case_words`).
+fn field(out: &mut Vec<u8>, name: &str, proper_case: bool) {
+    if proper_case {
+        crate::upstream::h1::write_proper_case(out, name);
+    } else {
+        out.extend_from_slice(name.as_bytes());
+    }
+    out.extend_from_slice(b": ");
 }
 
 fn is_close(value: &HeaderValue) -> bool {
@@ -990,7 +1009,7 @@ mod tests {
     ) -> (Vec<u8>, bool) {
         let (mut parts, mut body) = response().into_parts();
         let mut out = Vec::new();
-        let (framing, closing) = encode_head(&mut parts, &body, keep_alive, te, &mut out);
+        let (framing, closing) = encode_head(&mut parts, &body, keep_alive, te, false, &mut out);
         let mut sink = Vec::new();
         // A failed body leaves what was written; the connection would close.
         let _ = write_body(&mut sink, &mut out, &mut body, framing).await;

@@ -394,7 +394,10 @@ async fn serve_with_hyper<I>(
         .keep_alive(true)
         // Slow clients get this long to send their headers (slowloris).
         .header_read_timeout(settings.request_headers_timeout)
-        .max_buf_size(head_limit(settings));
+        .max_buf_size(head_limit(settings))
+        // hyper's title case capitalises after `-` only (Envoy's proper case after any
+        // character that is not a letter or digit): only names like `x_a.b` differ.
+        .title_case_headers(settings.http1_proper_case);
     if settings.max_headers_count != HYPER_MAX_HEADERS {
         // Only when it differs: with the limit set, hyper builds its header array per
         // request instead of using its inline default.
@@ -414,6 +417,7 @@ async fn serve_with_hyper<I>(
     if let Some(window) = settings.http2_initial_connection_window {
         http2.initial_connection_window_size(window);
     }
+    let downstream = conn.downstream.clone();
     let service = {
         let activity = activity.clone();
         let max_requests = settings.max_requests_per_connection;
@@ -454,6 +458,15 @@ async fn serve_with_hyper<I>(
     watchdog.abort();
     if let Err(e) = result {
         tracing::debug!("{remote}: connection ended with an error: {e}");
+        // hyper answered a malformed HTTP/1 request itself (431 for a head too large, 400
+        // otherwise) and closed: the access log has it, as Envoy's codec errors are logged.
+        let refused = e
+            .downcast_ref::<hyper::Error>()
+            .filter(|e| e.is_parse() || e.is_parse_too_large());
+        if let (Some(e), Some(logs)) = (refused, &listener.access_log) {
+            let status = if e.is_parse_too_large() { 431 } else { 400 };
+            logs.write_refused(&downstream, status);
+        }
     }
 }
 

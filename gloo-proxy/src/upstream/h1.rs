@@ -286,9 +286,32 @@ pub(crate) struct Exchange<'a> {
     pub(crate) connect_timeout: Duration,
     pub(crate) tls: Option<&'a crate::tls::UpstreamTls>,
     pub(crate) limit: &'a ConnectionLimit,
+    /// Write header names in proper case (`Content-Type`: the cluster's HTTP/1
+    /// `header_key_format.proper_case_words`).
+    pub(crate) proper_case: bool,
 }
 
-fn write_head(out: &mut BytesMut, req: &http::request::Parts, body_len: Option<u64>) {
+/// Writes a header name as Envoy's proper-case formatter does: the first letter, and each
+/// letter after a character that is neither a letter nor a digit, in upper case.
+pub(crate) fn write_proper_case(out: &mut impl bytes::BufMut, name: &str) {
+    let mut capitalize = true;
+    for &b in name.as_bytes() {
+        let c = if capitalize && b.is_ascii_alphabetic() {
+            b.to_ascii_uppercase()
+        } else {
+            b
+        };
+        out.put_u8(c);
+        capitalize = !b.is_ascii_alphanumeric();
+    }
+}
+
+fn write_head(
+    out: &mut BytesMut,
+    req: &http::request::Parts,
+    body_len: Option<u64>,
+    proper_case: bool,
+) {
     use std::fmt::Write;
     out.extend_from_slice(req.method.as_str().as_bytes());
     out.extend_from_slice(b" ");
@@ -304,17 +327,25 @@ fn write_head(out: &mut BytesMut, req: &http::request::Parts, body_len: Option<u
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
+        if proper_case {
+            write_proper_case(out, name.as_str());
+        } else {
+            out.extend_from_slice(name.as_str().as_bytes());
+        }
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    match body_len {
-        Some(0) if !method_expects_body(&req.method) => {}
-        Some(n) => {
+    match (body_len, proper_case) {
+        (Some(0), _) if !method_expects_body(&req.method) => {}
+        (Some(n), false) => {
             let _ = write!(out, "content-length: {n}\r\n");
         }
-        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        (Some(n), true) => {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
+        (None, false) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        (None, true) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -643,7 +674,8 @@ pub(crate) async fn send(
             &mut parts,
             full.as_ref(),
             &mut body,
-            head_request
+            head_request,
+            exchange.proper_case,
         ))
         .await;
         match exchanged {
@@ -679,6 +711,7 @@ async fn exchange_on(
     full: Option<&Bytes>,
     body: &mut Option<Body>,
     head_request: bool,
+    proper_case: bool,
 ) -> Result<Head, ExchangeError> {
     let out = &mut conn.out;
     out.clear();
@@ -686,7 +719,7 @@ async fn exchange_on(
     match full {
         Some(bytes) => {
             // Head and body in one write.
-            write_head(out, req, Some(bytes.len() as u64));
+            write_head(out, req, Some(bytes.len() as u64), proper_case);
             out.extend_from_slice(bytes);
             conn.stream
                 .write_all(out)
@@ -698,7 +731,7 @@ async fn exchange_on(
                 .headers
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| crate::head::content_length(v.as_bytes()));
-            write_head(out, req, declared);
+            write_head(out, req, declared, proper_case);
             conn.stream
                 .write_all(out)
                 .await
@@ -1010,6 +1043,30 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::net::TcpListener;
 
+    /// Envoy's proper-case formatter: a letter after anything but a letter or a digit is a
+    /// capital, and so are the framing fields the head writes itself.
+    #[test]
+    fn proper_case_heads_capitalise_as_envoy_does() {
+        let mut out = BytesMut::new();
+        let (mut parts, ()) = Request::post("/p")
+            .header("x-forwarded-for", "1.2.3.4")
+            .header("x_under.score9a", "1")
+            .header("content-type", "text/plain")
+            .body(())
+            .unwrap()
+            .into_parts();
+        parts.headers.remove(header::HOST);
+        write_head(&mut out, &parts, Some(3), true);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "POST /p HTTP/1.1\r\nX-Forwarded-For: 1.2.3.4\r\nX_Under.Score9a: 1\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\n"
+        );
+        out.clear();
+        write_head(&mut out, &parts, None, false);
+        assert!(String::from_utf8_lossy(&out).contains("x-forwarded-for: 1.2.3.4\r\n"));
+        assert!(String::from_utf8_lossy(&out).ends_with("transfer-encoding: chunked\r\n\r\n"));
+    }
+
     /// The answer's fields go into the map the request's fields went out in: none of the
     /// request's may stay in it.
     #[test]
@@ -1267,6 +1324,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             tls: None,
             limit: LIMIT.get_or_init(|| ConnectionLimit::new(1024, 1024)),
+            proper_case: false,
         }
     }
 

@@ -362,6 +362,8 @@ pub struct Cluster {
     connect_timeout: Duration,
     tls: Option<crate::tls::UpstreamTls>,
     http2: bool,
+    /// HTTP/1 header names are written in proper case.
+    http1_proper_case: bool,
     /// The breaker.
     pub breaker: CircuitBreaker,
     pub(crate) health_check: Option<health::HealthCheckConfig>,
@@ -620,8 +622,8 @@ impl Cluster {
             };
             socket_matches.push((m.r#match.clone().unwrap_or_default(), socket));
         }
-        // HTTP/2, with its settings, or HTTP/1.1.
-        let http2_options = match pb
+        // HTTP/2, with its settings, or HTTP/1.1 (with its own).
+        let (http2_options, http1_options) = match pb
             .typed_extension_protocol_options
             .get(HTTP_PROTOCOL_OPTIONS)
         {
@@ -631,15 +633,23 @@ impl Cluster {
                 match options.upstream_protocol_options {
                     Some(UpstreamProtocolOptions::ExplicitHttpConfig(c)) => match c.protocol_config
                     {
-                        Some(ProtocolConfig::Http2ProtocolOptions(h2)) => Some(h2),
-                        _ => None,
+                        Some(ProtocolConfig::Http2ProtocolOptions(h2)) => (Some(h2), None),
+                        Some(ProtocolConfig::HttpProtocolOptions(h1)) => (None, Some(h1)),
+                        _ => (None, None),
                     },
-                    _ => None,
+                    _ => (None, None),
                 }
             }
             #[allow(deprecated)]
-            None => pb.http2_protocol_options.clone(),
+            None => (
+                pb.http2_protocol_options.clone(),
+                pb.http_protocol_options.clone(),
+            ),
         };
+        let http1_proper_case = crate::config::http1_proper_case(
+            http1_options.as_ref(),
+            &format!("cluster {:?} HTTP/1 options", pb.name),
+        );
         let http2 = http2_options.is_some();
         // HTTP/2 over TLS is negotiated by ALPN.
         let tls = match tls {
@@ -669,6 +679,7 @@ impl Cluster {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(1024)
             .http2_only(http2)
+            .http1_title_case_headers(http1_proper_case)
             .set_host(false);
         // The windows an HTTP/2 upstream may send into (Envoy's `http2_protocol_options`).
         if let Some(h2) = &http2_options {
@@ -786,6 +797,7 @@ impl Cluster {
             connect_timeout,
             tls,
             http2,
+            http1_proper_case,
             breaker,
             health_check,
             outlier,
@@ -886,6 +898,7 @@ impl Cluster {
             connect_timeout: self.connect_timeout,
             tls,
             limit: &self.breaker.connections,
+            proper_case: self.http1_proper_case,
         };
         std::pin::pin!(h1::send(pool, exchange, req)).await
     }
