@@ -738,7 +738,7 @@ fn all_match(headers: &[HeaderMatch], head: &RequestHead<'_>) -> bool {
 fn local_replies(mut response: Response<Body>, refusal_headers: &HeaderOps) -> Response<Body> {
     use crate::access_log::{ResponseFlags, StreamFacts};
     if response.extensions().get::<RateLimited>().is_some() {
-        refusal_headers.apply_response(response.headers_mut());
+        refusal_headers.apply_response(response.headers_mut(), None);
         response.extensions_mut().insert(LocalReply);
         response = StreamFacts::flag(response, ResponseFlags::RATE_LIMITED);
     } else if response.extensions().get::<LimiterFailed>().is_some() {

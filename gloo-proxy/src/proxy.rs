@@ -21,7 +21,7 @@ use crate::body::Body;
 use crate::config::{
     ConnectionSettings, EscapedSlashes, HttpListener, ProxyConfig, ServerHeader, UnderscoreHeaders,
 };
-use crate::router::action::{split_port, Action, Forward, HeaderOps, HostRewrite};
+use crate::router::action::{split_port, Action, Forward, HeaderContext, HeaderOps, HostRewrite};
 use crate::router::hash::{hash_request, HashInput, RequestHash};
 use crate::router::matcher::RequestView;
 use crate::router::{Route, RouteTable, VirtualHost};
@@ -204,7 +204,20 @@ impl Proxy {
         // Early header mutations come first: the client address, routing and every filter
         // see their result, as in Envoy.
         if !settings.early_header_mutations.is_empty() {
-            settings.early_header_mutations.apply(req.headers_mut());
+            let (mut parts, body) = req.into_parts();
+            let context = HeaderContext {
+                downstream,
+                method: parts.method.as_str(),
+                authority: "",
+                path: parts.uri.path_and_query().map_or("", |p| p.as_str()),
+                protocol: parts.version,
+                request_headers: None,
+                status: 0,
+            };
+            settings
+                .early_header_mutations
+                .apply(&mut parts.headers, &context);
+            req = Request::from_parts(parts, body);
         }
         // Envoy settles the client address before its filters run (and before it appends the
         // peer to `x-forwarded-for`); everything after sees that address.
@@ -877,7 +890,25 @@ async fn route_and_serve(
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        apply_response_headers(response.headers_mut(), None, route, vhost, &table);
+        let context = HeaderContext {
+            downstream,
+            method: req.method().as_str(),
+            authority: &authority,
+            path: &path,
+            protocol: req.version(),
+            request_headers: Some(req.headers()),
+            status: 0,
+        };
+        let status = response.status();
+        apply_response_headers(
+            response.headers_mut(),
+            None,
+            route,
+            vhost,
+            &table,
+            Some(context),
+            status,
+        );
         return named(response);
     }
     let grpc_web = call == CallKind::GrpcWeb;
@@ -907,8 +938,17 @@ async fn route_and_serve(
     }
     // Without filters, local answers are made here, without building a route context.
     if stack.is_none() {
+        let context = || HeaderContext {
+            downstream,
+            method: req.method().as_str(),
+            authority: &authority,
+            path: &path,
+            protocol: req.version(),
+            request_headers: Some(req.headers()),
+            status: 0,
+        };
         match route.action() {
-            Action::Direct(d) => return named(direct_response(d, route, vhost, &table)),
+            Action::Direct(d) => return named(direct_response(d, route, vhost, &table, context())),
             Action::Redirect(r) => {
                 let location = r.location(
                     downstream.scheme,
@@ -922,6 +962,7 @@ async fn route_and_serve(
                     route,
                     vhost,
                     &table,
+                    context(),
                 ));
             }
             Action::Forward(_) => {}
@@ -968,6 +1009,7 @@ async fn route_and_serve(
             if let Some(metadata) = ctx.route().metadata() {
                 req.extensions_mut().insert(metadata.clone());
             }
+            let (method, version) = (req.method().clone(), req.version());
             req.extensions_mut().insert(ctx);
             let mut response = through_filters(service, req).await;
             // A filter's local reply gets the route's response headers, as Envoy's local
@@ -975,7 +1017,25 @@ async fn route_and_serve(
             if response.extensions_mut().remove::<LocalReply>().is_some() {
                 let vhost = &table.virtual_hosts()[vhost_index];
                 let route = &vhost.routes()[route_index];
-                apply_response_headers(response.headers_mut(), None, route, vhost, &table);
+                let context = HeaderContext {
+                    downstream,
+                    method: method.as_str(),
+                    authority: "",
+                    path: "",
+                    protocol: version,
+                    request_headers: None,
+                    status: 0,
+                };
+                let status = response.status();
+                apply_response_headers(
+                    response.headers_mut(),
+                    None,
+                    route,
+                    vhost,
+                    &table,
+                    Some(context),
+                    status,
+                );
             }
             named(response)
         }
@@ -1188,6 +1248,7 @@ fn direct_response(
     route: &Route,
     vhost: &VirtualHost,
     table: &RouteTable,
+    context: HeaderContext<'_>,
 ) -> Response<Body> {
     let mut response = Response::new(Body::full(d.body.clone()));
     *response.status_mut() = d.status;
@@ -1199,7 +1260,15 @@ fn direct_response(
     response
         .headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(d.body.len()));
-    apply_response_headers(response.headers_mut(), None, route, vhost, table);
+    apply_response_headers(
+        response.headers_mut(),
+        None,
+        route,
+        vhost,
+        table,
+        Some(context),
+        d.status,
+    );
     response
 }
 
@@ -1209,12 +1278,21 @@ fn redirect_response(
     route: &Route,
     vhost: &VirtualHost,
     table: &RouteTable,
+    context: HeaderContext<'_>,
 ) -> Response<Body> {
     let mut response = local_reply(status, "");
     if let Ok(v) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, v);
     }
-    apply_response_headers(response.headers_mut(), None, route, vhost, table);
+    apply_response_headers(
+        response.headers_mut(),
+        None,
+        route,
+        vhost,
+        table,
+        Some(context),
+        status,
+    );
     response
 }
 
@@ -1222,36 +1300,54 @@ fn redirect_response(
 pub async fn act(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
     let route = ctx.route();
     let vhost = ctx.virtual_host();
+    let authority = ctx.authority.as_deref().unwrap_or_default();
+    let context = || HeaderContext {
+        downstream: &ctx.downstream,
+        method: req.method().as_str(),
+        authority,
+        path: ctx.path.as_str(),
+        protocol: req.version(),
+        request_headers: Some(req.headers()),
+        status: 0,
+    };
     match route.action() {
         Action::Forward(_) => std::pin::pin!(forward(req, ctx)).await,
-        Action::Direct(d) => direct_response(d, route, vhost, &ctx.table),
+        Action::Direct(d) => direct_response(d, route, vhost, &ctx.table, context()),
         Action::Redirect(r) => {
-            let authority = ctx.authority.as_deref().unwrap_or_default();
             let location = r.location(
                 ctx.downstream.scheme,
                 authority,
                 ctx.path.as_str(),
                 route.matched_prefix_len(),
             );
-            redirect_response(r.status(), &location, route, vhost, &ctx.table)
+            redirect_response(r.status(), &location, route, vhost, &ctx.table, context())
         }
     }
 }
 
+/// Applies every level's response header mutations; `context` (with the answer's status set
+/// here) renders the operators in their values.
 fn apply_response_headers(
     headers: &mut HeaderMap,
     target: Option<&HeaderOps>,
     route: &Route,
     vhost: &VirtualHost,
     table: &RouteTable,
+    context: Option<HeaderContext<'_>>,
+    status: StatusCode,
 ) {
+    let context = context.map(|c| HeaderContext {
+        status: status.as_u16(),
+        ..c
+    });
+    let context = context.as_ref();
     // Envoy's default order: the most specific level first, so the enclosing levels win.
     if let Some(t) = target {
-        t.apply_response(headers);
+        t.apply_response(headers, context);
     }
-    route.headers().apply_response(headers);
-    vhost.headers().apply_response(headers);
-    table.headers().apply_response(headers);
+    route.headers().apply_response(headers, context);
+    vhost.headers().apply_response(headers, context);
+    table.headers().apply_response(headers, context);
 }
 
 /// Headers that describe one hop and are never forwarded.
@@ -1425,13 +1521,26 @@ pub async fn forward(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
     let Some(action) = forward_action(ctx) else {
         return local_reply(StatusCode::INTERNAL_SERVER_ERROR, "");
     };
+    let (method, version) = (req.method().clone(), req.version());
     let (mut response, target) = std::pin::pin!(forward_to_cluster(req, ctx, action)).await;
+    let context = HeaderContext {
+        downstream: &ctx.downstream,
+        method: method.as_str(),
+        authority: ctx.authority.as_deref().unwrap_or_default(),
+        path: ctx.path.as_str(),
+        protocol: version,
+        request_headers: None,
+        status: 0,
+    };
+    let status = response.status();
     apply_response_headers(
         response.headers_mut(),
         target.as_ref(),
         ctx.route(),
         ctx.virtual_host(),
         &ctx.table,
+        Some(context),
+        status,
     );
     response
 }
@@ -1494,12 +1603,21 @@ async fn forward_to_cluster(
     if let Some(via) = &settings.via {
         headers.append(header::VIA, via.clone());
     }
+    let context = HeaderContext {
+        downstream: &ctx.downstream,
+        method: parts.method.as_str(),
+        authority: ctx.authority.as_deref().unwrap_or_default(),
+        path: ctx.path.as_str(),
+        protocol: parts.version,
+        request_headers: None,
+        status: 0,
+    };
     if let Some(t) = &target_headers {
-        t.apply_request(&mut headers);
+        t.apply_request(&mut headers, &context);
     }
-    route.headers().apply_request(&mut headers);
-    vhost.headers().apply_request(&mut headers);
-    ctx.table.headers().apply_request(&mut headers);
+    route.headers().apply_request(&mut headers, &context);
+    vhost.headers().apply_request(&mut headers, &context);
+    ctx.table.headers().apply_request(&mut headers, &context);
     let path = match action.rewrite_path(ctx.path.as_str(), route.matched_prefix_len()) {
         Some(rewritten) => match PathAndQuery::try_from(rewritten) {
             Ok(p) => p,

@@ -403,6 +403,7 @@ spec:
           - {{header: {{key: x-early, value: "yes"}}}}
           - {{header: {{key: x-tier, value: gold}}, append: false}}
           - {{header: {{key: x-trace-hint, value: added}}}}
+          - {{header: {{key: x-early-client, value: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%:%REQ(x-tier)%"}}}}
           headersToRemove: [x-debug]
 {auth}"#,
         edge = ports.edge,
@@ -4050,6 +4051,15 @@ spec:
     routes:
     - matchers: [{{prefix: /, headers: [{{name: x-early, value: "yes"}}]}}]
       routeAction: {{single: {{upstream: {{name: cased, namespace: gloo-system}}}}}}
+      options:
+        headerManipulation:
+          requestHeadersToAdd:
+          - {{header: {{key: x-client-ip, value: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"}}}}
+          - {{header: {{key: x-share, value: "100%%"}}}}
+          - {{header: {{key: x-agent, value: "agent=%REQ(user-agent)% at %REQ(:PATH)%"}}}}
+          - {{header: {{key: x-absent, value: "%REQ(x-nothing-here)%"}}}}
+          responseHeadersToAdd:
+          - {{header: {{key: x-answered, value: "%RESPONSE_CODE% to %REQ(:METHOD)% over %PROTOCOL%"}}}}
     - matchers: [{{prefix: /}}]
       routeAction: {{single: {{upstream: {{name: alpha, namespace: gloo-system}}}}}}
 "#,
@@ -4107,7 +4117,9 @@ fn comparable_fields<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
 /// Gloo's `earlyHeaderManipulation` and `properCaseHeaderKeyFormat` (on the Gateway and on an
 /// Upstream's `http1ProtocolOptions`): the same mutated request reaches the backend, routed by
 /// the mutation, with the same header names in the same case, and the client gets the same
-/// names in the same case, as through Envoy.
+/// names in the same case, as through Envoy. Added values with command operators
+/// (`%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`, `%REQ(...)%`, `%RESPONSE_CODE%`, `%%`) come
+/// out as Envoy's, early and on the route, request and response.
 #[test]
 fn early_headers_and_proper_case_match_envoy() {
     let mut setup = Setup::start();

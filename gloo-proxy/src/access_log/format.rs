@@ -124,6 +124,36 @@ impl Format {
         })
     }
 
+    /// Whether the format is text with no operator in it (its text is then
+    /// [`literal`](Self::literal)).
+    pub fn is_literal(&self) -> bool {
+        matches!(&self.shape, Shape::Text(t) if t.0.iter().all(|p| matches!(p, Piece::Literal(_))))
+    }
+
+    /// The text of a format without operators (`%%` read as `%`); `None` if it has some.
+    pub fn literal(&self) -> Option<String> {
+        let Shape::Text(t) = &self.shape else {
+            return None;
+        };
+        let mut out = String::new();
+        for piece in &t.0 {
+            match piece {
+                Piece::Literal(s) => out.push_str(s),
+                Piece::Command(..) => return None,
+            }
+        }
+        Some(out)
+    }
+
+    /// A header value for `entry`, as Envoy substitutes operators in the values of headers it
+    /// adds: an absent value is empty (not the access log's `-`).
+    pub fn render_value(&self, entry: &Entry<'_>) -> String {
+        match &self.shape {
+            Shape::Text(t) => t.render_with(entry, ""),
+            Shape::Json(j) => j.render(entry).to_string(),
+        }
+    }
+
     /// The line for `entry`.
     pub fn render(&self, entry: &Entry<'_>) -> String {
         match &self.shape {
@@ -237,16 +267,21 @@ impl Template {
     }
 
     fn render_text(&self, entry: &Entry<'_>) -> String {
+        self.render_with(entry, "-")
+    }
+
+    /// Renders with `absent` for values that are absent or empty.
+    fn render_with(&self, entry: &Entry<'_>, absent: &str) -> String {
         let mut out = String::with_capacity(128);
         for piece in &self.0 {
             match piece {
                 Piece::Literal(s) => out.push_str(s),
                 Piece::Command(command, max) => match command.value(entry) {
-                    Value::Absent => out.push('-'),
+                    Value::Absent => out.push_str(absent),
                     Value::Number(n) => {
                         let _ = write!(out, "{n}");
                     }
-                    Value::Text(s) if s.is_empty() => out.push('-'),
+                    Value::Text(s) if s.is_empty() => out.push_str(absent),
                     Value::Text(s) => out.push_str(&truncated(s, *max)),
                 },
             }

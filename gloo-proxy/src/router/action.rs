@@ -135,9 +135,65 @@ enum AppendAction {
 #[derive(Debug, Clone)]
 struct HeaderAdd {
     name: HeaderName,
-    value: HeaderValue,
+    value: AddedValue,
     action: AppendAction,
     keep_empty: bool,
+}
+
+/// An added header's value: literal, or with Envoy's command operators in it.
+#[derive(Debug, Clone)]
+enum AddedValue {
+    Literal(HeaderValue),
+    Formatted(Arc<crate::access_log::format::Format>),
+}
+
+/// What the command operators in added header values (`%DOWNSTREAM_REMOTE_ADDRESS%`,
+/// `%REQ(user-agent)%`, `%START_TIME%`, ...) are rendered from: Envoy substitutes them in the
+/// values of the headers it adds, as its access log does (an absent value is empty, and an
+/// empty value is not added unless `keep_empty_value`).
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderContext<'a> {
+    /// The client connection.
+    pub downstream: &'a crate::proxy::Downstream,
+    /// The request's method (empty if unknown).
+    pub method: &'a str,
+    /// The request's authority (empty: the `host` header of the request headers).
+    pub authority: &'a str,
+    /// The request's path with its query (empty if unknown).
+    pub path: &'a str,
+    /// The client's protocol.
+    pub protocol: http::Version,
+    /// When response headers are changed: the request's headers, if still at hand.
+    pub request_headers: Option<&'a HeaderMap>,
+    /// When response headers are changed: the answer's status.
+    pub status: u16,
+}
+
+impl AddedValue {
+    fn compile(
+        header: &envoy_types::pb::envoy::config::core::v3::HeaderValue,
+        at: &str,
+    ) -> Result<Self, RouterError> {
+        let invalid = || RouterError::new(at, "invalid header value");
+        if !header.raw_value.is_empty() {
+            return HeaderValue::from_bytes(&header.raw_value)
+                .map(AddedValue::Literal)
+                .map_err(|_| invalid());
+        }
+        if !header.value.contains('%') {
+            return HeaderValue::from_str(&header.value)
+                .map(AddedValue::Literal)
+                .map_err(|_| invalid());
+        }
+        let format = crate::access_log::format::Format::text(&header.value)
+            .map_err(|e| RouterError::new(at, format!("header value {:?}: {e}", header.value)))?;
+        match format.literal() {
+            Some(text) => HeaderValue::from_str(&text)
+                .map(AddedValue::Literal)
+                .map_err(|_| invalid()),
+            None => Ok(AddedValue::Formatted(Arc::new(format))),
+        }
+    }
 }
 
 /// Header additions and removals for requests and responses at one level of a route table.
@@ -157,12 +213,7 @@ fn compile_adds(options: &[HeaderValueOption], at: &str) -> Result<Vec<HeaderAdd
             let at = format!("{at}[{i}]");
             let header = o.header.as_ref()?;
             Some((|| {
-                let value = if header.raw_value.is_empty() {
-                    HeaderValue::from_str(&header.value)
-                } else {
-                    HeaderValue::from_bytes(&header.raw_value)
-                }
-                .map_err(|_| RouterError::new(&at, "invalid header value"))?;
+                let value = AddedValue::compile(header, &at)?;
                 // `append` is deprecated but still sent by older control planes; it wins.
                 #[allow(deprecated)]
                 let append = o.append.as_ref().map(|b| b.value);
@@ -199,30 +250,122 @@ fn compile_removes(names: &[String], at: &str) -> Result<Vec<HeaderName>, Router
     names.iter().map(|n| header_name(n, at)).collect()
 }
 
-fn apply(headers: &mut HeaderMap, remove: &[HeaderName], add: &[HeaderAdd]) {
+/// Which headers a list of mutations changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Request,
+    Response,
+}
+
+/// The values of formatted additions, rendered against `headers` as they are now (before any
+/// of `add` is made); `None` for literal ones, and for formatted ones without a context
+/// (they are then not added).
+fn render(
+    headers: &HeaderMap,
+    add: &[HeaderAdd],
+    ctx: Option<&HeaderContext<'_>>,
+    side: Side,
+) -> Vec<Option<HeaderValue>> {
+    let empty = HeaderMap::new();
+    let mut out = Vec::with_capacity(add.len());
+    for h in add {
+        let AddedValue::Formatted(format) = &h.value else {
+            out.push(None);
+            continue;
+        };
+        let Some(ctx) = ctx else {
+            out.push(None);
+            continue;
+        };
+        let (request_headers, response_headers) = match side {
+            Side::Request => (headers, &empty),
+            Side::Response => (ctx.request_headers.unwrap_or(&empty), headers),
+        };
+        let host;
+        let authority = if ctx.authority.is_empty() {
+            host = request_headers
+                .get(http::header::HOST)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            host.as_str()
+        } else {
+            ctx.authority
+        };
+        let entry = crate::access_log::Entry {
+            start: std::time::SystemTime::now(),
+            duration: Duration::ZERO,
+            request_duration: None,
+            response_duration: None,
+            protocol: ctx.protocol,
+            request: Some(super::matcher::RequestView {
+                method: ctx.method,
+                authority,
+                path: ctx.path,
+                scheme: ctx.downstream.scheme,
+                headers: request_headers,
+            }),
+            status: ctx.status,
+            response_headers,
+            response_trailers: None,
+            flags: Default::default(),
+            bytes_received: 0,
+            bytes_sent: 0,
+            upstream_host: None,
+            upstream_cluster: None,
+            route_name: None,
+            downstream: ctx.downstream,
+            health_check: false,
+        };
+        out.push(HeaderValue::from_str(&format.render_value(&entry)).ok());
+    }
+    out
+}
+
+fn apply(
+    headers: &mut HeaderMap,
+    remove: &[HeaderName],
+    add: &[HeaderAdd],
+    ctx: Option<&HeaderContext<'_>>,
+    side: Side,
+) {
     // Envoy removes before it adds, so a level can replace a header it also removes.
     for name in remove {
         headers.remove(name);
     }
-    for h in add {
-        if h.value.is_empty() && !h.keep_empty {
+    let formatted = add
+        .iter()
+        .any(|h| matches!(h.value, AddedValue::Formatted(_)));
+    let rendered = if formatted {
+        render(headers, add, ctx, side)
+    } else {
+        Vec::new()
+    };
+    for (i, h) in add.iter().enumerate() {
+        let value = match &h.value {
+            AddedValue::Literal(v) => v.clone(),
+            AddedValue::Formatted(_) => match rendered.get(i).cloned().flatten() {
+                Some(v) => v,
+                None => continue,
+            },
+        };
+        if value.is_empty() && !h.keep_empty {
             continue;
         }
         match h.action {
             AppendAction::Append => {
-                headers.append(h.name.clone(), h.value.clone());
+                headers.append(h.name.clone(), value);
             }
             AppendAction::AddIfAbsent => {
                 if !headers.contains_key(&h.name) {
-                    headers.insert(h.name.clone(), h.value.clone());
+                    headers.insert(h.name.clone(), value);
                 }
             }
             AppendAction::Overwrite => {
-                headers.insert(h.name.clone(), h.value.clone());
+                headers.insert(h.name.clone(), value);
             }
             AppendAction::OverwriteIfExists => {
                 if headers.contains_key(&h.name) {
-                    headers.insert(h.name.clone(), h.value.clone());
+                    headers.insert(h.name.clone(), value);
                 }
             }
         }
@@ -260,14 +403,28 @@ impl HeaderOps {
             && self.response_remove.is_empty()
     }
 
-    /// Applies the request mutations.
-    pub fn apply_request(&self, headers: &mut HeaderMap) {
-        apply(headers, &self.request_remove, &self.request_add);
+    /// Applies the request mutations; operators in values are rendered from `ctx` and the
+    /// request's headers.
+    pub fn apply_request(&self, headers: &mut HeaderMap, ctx: &HeaderContext<'_>) {
+        apply(
+            headers,
+            &self.request_remove,
+            &self.request_add,
+            Some(ctx),
+            Side::Request,
+        );
     }
 
-    /// Applies the response mutations.
-    pub fn apply_response(&self, headers: &mut HeaderMap) {
-        apply(headers, &self.response_remove, &self.response_add);
+    /// Applies the response mutations; operators in values are rendered from `ctx` (without
+    /// one, a value with operators is not added).
+    pub fn apply_response(&self, headers: &mut HeaderMap, ctx: Option<&HeaderContext<'_>>) {
+        apply(
+            headers,
+            &self.response_remove,
+            &self.response_add,
+            ctx,
+            Side::Response,
+        );
     }
 }
 
@@ -291,7 +448,7 @@ enum Mutation {
 ///     header_mutation::Action, HeaderMutation,
 /// };
 /// use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
-/// use gloo_proxy::router::action::HeaderMutations;
+/// use gloo_proxy::router::action::{HeaderContext, HeaderMutations};
 ///
 /// let add = HeaderMutation {
 ///     action: Some(Action::Append(HeaderValueOption {
@@ -304,7 +461,22 @@ enum Mutation {
 ///
 /// let mut headers = http::HeaderMap::new();
 /// headers.insert("x-debug", "1".parse()?);
-/// mutations.apply(&mut headers);
+/// let client = gloo_proxy::proxy::Downstream {
+///     remote: "192.0.2.1:5000".parse()?,
+///     peer: "192.0.2.1:5000".parse()?,
+///     local: "127.0.0.1:8080".parse()?,
+///     scheme: "http",
+/// };
+/// let context = HeaderContext {
+///     downstream: &client,
+///     method: "GET",
+///     authority: "shop.example",
+///     path: "/",
+///     protocol: http::Version::HTTP_11,
+///     request_headers: None,
+///     status: 0,
+/// };
+/// mutations.apply(&mut headers, &context);
 /// assert_eq!(headers["x-tier"], "gold");
 /// assert!(!headers.contains_key("x-debug"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -379,11 +551,18 @@ impl HeaderMutations {
         self.steps.is_empty()
     }
 
-    /// Applies the mutations to a request's headers, in order.
-    pub fn apply(&self, headers: &mut HeaderMap) {
+    /// Applies the mutations to a request's headers, in order; operators in values are
+    /// rendered from `ctx` and the request's headers.
+    pub fn apply(&self, headers: &mut HeaderMap, ctx: &HeaderContext<'_>) {
         for step in &self.steps {
             match step {
-                Mutation::Add(add) => apply(headers, &[], std::slice::from_ref(add)),
+                Mutation::Add(add) => apply(
+                    headers,
+                    &[],
+                    std::slice::from_ref(add),
+                    Some(ctx),
+                    Side::Request,
+                ),
                 Mutation::Remove(name) => {
                     headers.remove(name);
                 }
@@ -1107,9 +1286,37 @@ mod tests {
                 ..Default::default()
             })),
         };
+        let downstream = crate::proxy::Downstream {
+            remote: "203.0.113.7:4242".parse().unwrap(),
+            peer: "203.0.113.7:4242".parse().unwrap(),
+            local: "127.0.0.1:8080".parse().unwrap(),
+            scheme: "http",
+        };
+        let context = HeaderContext {
+            downstream: &downstream,
+            method: "GET",
+            authority: "",
+            path: "/p?q=1",
+            protocol: http::Version::HTTP_11,
+            request_headers: None,
+            status: 0,
+        };
         let mutations = HeaderMutations::compile(
             &[
                 add("x-a", "1", HeaderAppendAction::AppendIfExistsOrAdd),
+                // Operators are substituted as Envoy substitutes them; `%%` is a `%`, and a
+                // value that comes out empty is not added.
+                add(
+                    "x-client",
+                    "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% via %REQ(:AUTHORITY)%%REQ(:PATH)%",
+                    HeaderAppendAction::AppendIfExistsOrAdd,
+                ),
+                add("x-share", "100%%", HeaderAppendAction::AppendIfExistsOrAdd),
+                add(
+                    "x-none",
+                    "%REQ(x-absent)%",
+                    HeaderAppendAction::AppendIfExistsOrAdd,
+                ),
                 add("x-b", "new", HeaderAppendAction::OverwriteIfExistsOrAdd),
                 add("x-c", "kept?", HeaderAppendAction::AddIfAbsent),
                 HeaderMutation {
@@ -1143,7 +1350,7 @@ mod tests {
         ] {
             headers.append(k, HeaderValue::from_static(v));
         }
-        mutations.apply(&mut headers);
+        mutations.apply(&mut headers, &context);
         let all = |name: &str| -> Vec<&str> {
             headers
                 .get_all(name)
@@ -1157,6 +1364,9 @@ mod tests {
         assert_eq!(all("x-gone"), ["back"]);
         assert!(all("x-debug-one").is_empty() && all("x-debug-two").is_empty());
         assert_eq!(all("host"), ["h"]);
+        assert_eq!(all("x-client"), ["203.0.113.7 via h/p?q=1"]);
+        assert_eq!(all("x-share"), ["100%"]);
+        assert!(all("x-none").is_empty());
 
         // Adding a pseudo-header or `host` is refused, as Envoy refuses it.
         for refused in [":path", "host", "Host"] {
@@ -1185,7 +1395,7 @@ mod tests {
             "early",
         )
         .expect("Envoy accepts these");
-        removals.apply(&mut headers);
+        removals.apply(&mut headers, &context);
         assert!(headers.get("host").is_none());
     }
 
