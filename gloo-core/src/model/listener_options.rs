@@ -329,13 +329,43 @@ pub struct HttpListenerOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub stateful_session: Option<serde_json::Value>,
-    /// Header validation settings. Accepted and carried; not interpreted yet.
+    /// How the connection manager validates request headers (for now, whether it validates
+    /// HTTP/1 methods).
     #[serde(
         alias = "header_validation_settings",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub header_validation_settings: Option<serde_json::Value>,
+    pub header_validation_settings: Option<HeaderValidationSettings>,
+}
+
+/// How an HTTP listener validates request headers
+/// (`header_validation.options.gloo.solo.io.HeaderValidationSettings`).
+///
+/// ```
+/// use gloo_core::model::listener_options::HeaderValidationSettings;
+/// let settings: HeaderValidationSettings =
+///     serde_json::from_str(r#"{"disableHttp1MethodValidation": {}}"#).unwrap();
+/// assert!(settings.disable_http1_method_validation.is_some());
+/// // A misspelt member is refused rather than ignored.
+/// assert!(serde_json::from_str::<HeaderValidationSettings>(
+///     r#"{"disableHttp1MethodsValidation": {}}"#
+/// )
+/// .is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderValidationSettings {
+    /// The `header_method_validation` oneof's only member: set (to `{}`), Envoy's HTTP/1
+    /// codec (its default Balsa parser) accepts any non-empty method made of valid token
+    /// characters, not only the methods it knows (an unknown one is otherwise refused with a
+    /// 400). HTTP/2 methods are not validated either way.
+    #[serde(
+        alias = "disable_http1_method_validation",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_http1_method_validation: Option<crate::model::cluster::Empty>,
 }
 
 /// Options for a TCP listener (`gloo.solo.io.TcpListenerOptions`).
