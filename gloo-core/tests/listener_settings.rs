@@ -619,6 +619,56 @@ fn http1_key_formats_become_the_connection_managers_header_key_format() {
 /// `http_protocol_options`, where Gloo writes them and Envoy warns. On an HTTP/2 Upstream Gloo
 /// refuses them, unless the protocol selection is `USE_DOWNSTREAM_PROTOCOL` (not applied, so
 /// they are warned about); setting both key formats is refused.
+/// `allowChunkedLength: true` and `enableTrailers: true` become the connection manager's
+/// HTTP/1 `allow_chunked_length` and `enable_trailers`, as Gloo's hcm plugin writes them, in
+/// the one `Http1ProtocolOptions` beside the HTTP/1.0 options and the key format. False, they
+/// change nothing (no HTTP/1 options of their own), as in Gloo. They are no longer warned about.
+#[test]
+fn allow_chunked_length_and_enable_trailers_become_http1_options() {
+    let http1 = |settings: &str| {
+        let t = translate(&http_gateway(settings, ""));
+        assert_no_rejections(&t);
+        let warnings = gateway_warnings(&t);
+        assert!(
+            !warnings.contains("allowChunkedLength") && !warnings.contains("enableTrailers"),
+            "{warnings}"
+        );
+        hcm_on_8080(&t)["httpProtocolOptions"].clone()
+    };
+    assert_eq!(
+        http1("        allowChunkedLength: true"),
+        json!({"allowChunkedLength": true})
+    );
+    assert_eq!(
+        http1("        enableTrailers: true"),
+        json!({"enableTrailers": true})
+    );
+    assert_eq!(
+        http1(
+            "        acceptHttp10: true
+        defaultHostForHttp10: legacy.example.com
+        properCaseHeaderKeyFormat: true
+        allowChunkedLength: true
+        enableTrailers: true"
+        ),
+        json!({
+            "acceptHttp10": true,
+            "defaultHostForHttp10": "legacy.example.com",
+            "headerKeyFormat": {"properCaseWords": {}},
+            "enableTrailers": true,
+            "allowChunkedLength": true,
+        })
+    );
+    assert_eq!(
+        http1("        allowChunkedLength: false\n        enableTrailers: false"),
+        Value::Null
+    );
+    assert_eq!(
+        http1("        acceptHttp10: true\n        enableTrailers: false"),
+        json!({"acceptHttp10": true})
+    );
+}
+
 #[test]
 fn an_http1_upstreams_protocol_options_reach_its_cluster() {
     let upstream = |name: &str, extra: &str| {

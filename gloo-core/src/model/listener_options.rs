@@ -534,14 +534,17 @@ pub struct HttpConnectionManagerSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub default_host_for_http_10: Option<String>,
-    /// Allow both `content-length` and `transfer-encoding: chunked`.
+    /// Accept HTTP/1 messages with both `content-length` and `transfer-encoding: chunked` (the
+    /// length is dropped) instead of refusing them: true sets the connection manager's HTTP/1
+    /// `allow_chunked_length`; false changes nothing.
     #[serde(
         alias = "allow_chunked_length",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub allow_chunked_length: Option<bool>,
-    /// Enable HTTP/1 trailers.
+    /// Proxy HTTP/1 trailers instead of dropping them: true sets the connection manager's
+    /// HTTP/1 `enable_trailers`; false changes nothing.
     #[serde(
         alias = "enable_trailers",
         default,
@@ -1023,14 +1026,6 @@ impl HttpConnectionManagerSettings {
     /// paths.
     pub fn unapplied(&self) -> Vec<&'static str> {
         crate::model::set_fields([
-            (
-                "httpConnectionManagerSettings.allowChunkedLength",
-                self.allow_chunked_length.is_some(),
-            ),
-            (
-                "httpConnectionManagerSettings.enableTrailers",
-                self.enable_trailers.is_some(),
-            ),
             (
                 "httpConnectionManagerSettings.tracing",
                 self.tracing.is_some(),

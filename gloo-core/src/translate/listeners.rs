@@ -506,6 +506,18 @@ fn http_connection_manager(
                 s.preserve_case_header_key_format,
             );
         }
+        // `allowChunkedLength` and `enableTrailers` make HTTP/1 options only when true: Gloo's
+        // hcm plugin skips a false one, which is Envoy's default anyway.
+        if s.allow_chunked_length == Some(true) {
+            hcm.http_protocol_options
+                .get_or_insert_with(Default::default)
+                .allow_chunked_length = true;
+        }
+        if s.enable_trailers == Some(true) {
+            hcm.http_protocol_options
+                .get_or_insert_with(Default::default)
+                .enable_trailers = true;
+        }
         if let Some(early) = &s.early_header_manipulation {
             hcm.early_header_mutation_extensions = early_header_mutation(early, namespace, ctx)
                 .into_iter()
