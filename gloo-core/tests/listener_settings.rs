@@ -5,7 +5,8 @@
 //! server's certificate); names to verify without a CA to verify against are refused, as Gloo
 //! refuses them. The downstream-only TLS options reach the TLS context and filter chain, and
 //! the connection manager settings reach Envoy's `HttpConnectionManager` (its early header
-//! mutation and HTTP/1 key format among them). An Upstream's HTTP/2 windows and HTTP/1 options
+//! mutation and HTTP/1 options among them: key format, chunked length, trailers and, from the
+//! listener's `headerValidationSettings`, custom methods). An Upstream's HTTP/2 windows and HTTP/1 options
 //! reach its cluster's `HttpProtocolOptions`.
 
 mod common;
@@ -667,6 +668,116 @@ fn allow_chunked_length_and_enable_trailers_become_http1_options() {
         http1("        acceptHttp10: true\n        enableTrailers: false"),
         json!({"acceptHttp10": true})
     );
+}
+
+/// A listener's `headerValidationSettings.disableHttp1MethodValidation: {}` becomes the
+/// connection manager's HTTP/1 `allow_custom_methods`, as Gloo's hcm plugin writes it, in the
+/// one `Http1ProtocolOptions` with every other HTTP/1 setting; `headerValidationSettings: {}`
+/// (its oneof unset) changes nothing, as in Gloo. It is no longer warned about, on a plain
+/// Gateway or in a hybrid gateway's HTTP chains (each chain its own); a misspelt member is a
+/// load error.
+#[test]
+fn disable_http1_method_validation_becomes_allow_custom_methods() {
+    const DISABLE: &str = "      headerValidationSettings: {disableHttp1MethodValidation: {}}";
+    let http1 = |settings: &str| {
+        let t = translate(&http_gateway(settings, ""));
+        assert_no_rejections(&t);
+        let warnings = gateway_warnings(&t);
+        assert!(!warnings.contains("headerValidationSettings"), "{warnings}");
+        hcm_on_8080(&t)["httpProtocolOptions"].clone()
+    };
+    assert_eq!(
+        http1(&format!("        {{}}\n{DISABLE}")),
+        json!({"allowCustomMethods": true})
+    );
+    // Everything Gloo writes on the connection manager's HTTP/1 options, in one message.
+    assert_eq!(
+        http1(&format!(
+            "        acceptHttp10: true
+        properCaseHeaderKeyFormat: true
+        allowChunkedLength: true
+        enableTrailers: true
+{DISABLE}"
+        )),
+        json!({
+            "acceptHttp10": true,
+            "headerKeyFormat": {"properCaseWords": {}},
+            "enableTrailers": true,
+            "allowChunkedLength": true,
+            "allowCustomMethods": true,
+        })
+    );
+    assert_eq!(
+        http1("        {}\n      headerValidationSettings: {}"),
+        Value::Null
+    );
+    assert_eq!(
+        http1("        acceptHttp10: true\n      headerValidationSettings: {}"),
+        json!({"acceptHttp10": true})
+    );
+
+    // A hybrid gateway's HTTP chains: the one disabling method validation (with the
+    // connection manager settings) gets them all, the other none.
+    let hybrid = "apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: gloo-system}
+spec:
+  bindAddress: '::'
+  bindPort: 8090
+  hybridGateway:
+    matchedGateways:
+    - matcher:
+        sourcePrefixRanges: [{addressPrefix: 10.0.0.0, prefixLen: 8}]
+      httpGateway:
+        options:
+          headerValidationSettings: {disableHttp1MethodValidation: {}}
+          httpConnectionManagerSettings: {allowChunkedLength: true, enableTrailers: true}
+    - matcher: {}
+      httpGateway: {}
+";
+    let yaml = http_gateway("        {}", "").replacen(
+        "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: gloo-system}\nspec:\n  bindAddress: '::'\n  bindPort: 8080\n  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        {}\n",
+        hybrid,
+        1,
+    );
+    assert!(yaml.contains("hybridGateway"), "{yaml}");
+    let t = translate(&yaml);
+    assert_no_rejections(&t);
+    let warnings = gateway_warnings(&t);
+    assert!(
+        !warnings.contains("headerValidationSettings")
+            && !warnings.contains("allowChunkedLength")
+            && !warnings.contains("enableTrailers"),
+        "{warnings}"
+    );
+    let json = proxy_json(&t);
+    let chains = json["listeners"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["name"] == "listener-::-8090"))
+        .expect("the hybrid listener")["filterChains"]
+        .clone();
+    let http1 = |chain: &str| {
+        chains
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == chain))
+            .unwrap_or_else(|| panic!("{chain} in {chains:#}"))["filters"][0]["typedConfig"]
+            ["httpProtocolOptions"]
+            .clone()
+    };
+    assert_eq!(
+        http1("listener-::-8090-0"),
+        json!({"allowChunkedLength": true, "enableTrailers": true, "allowCustomMethods": true})
+    );
+    assert_eq!(http1("listener-::-8090-1"), Value::Null);
+
+    // A misspelt member is refused when the Gateway is loaded, not carried unnoticed.
+    let t = translate(&http_gateway(
+        "        {}\n      headerValidationSettings: {disableHttp1MethodsValidation: {}}",
+        "",
+    ));
+    let text = t.reports.to_text();
+    assert!(text.contains("disableHttp1MethodsValidation"), "{text}");
+    assert!(t.reports.has_rejections(), "{text}");
 }
 
 #[test]

@@ -329,8 +329,8 @@ pub struct HttpListenerOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub stateful_session: Option<serde_json::Value>,
-    /// How the connection manager validates request headers (for now, whether it validates
-    /// HTTP/1 methods).
+    /// How the connection manager validates request headers: `disableHttp1MethodValidation`
+    /// sets its HTTP/1 `allow_custom_methods`, as in Gloo.
     #[serde(
         alias = "header_validation_settings",
         default,
@@ -359,7 +359,8 @@ pub struct HeaderValidationSettings {
     /// The `header_method_validation` oneof's only member: set (to `{}`), Envoy's HTTP/1
     /// codec (its default Balsa parser) accepts any non-empty method made of valid token
     /// characters, not only the methods it knows (an unknown one is otherwise refused with a
-    /// 400). HTTP/2 methods are not validated either way.
+    /// 400): the connection manager's HTTP/1 `allow_custom_methods`, as Gloo's hcm plugin
+    /// writes it. HTTP/2 methods are not validated either way.
     #[serde(
         alias = "disable_http1_method_validation",
         default,
@@ -981,10 +982,6 @@ impl HttpListenerOptions {
             ("router", self.router.is_some()),
             ("tap", self.tap.is_some()),
             ("statefulSession", self.stateful_session.is_some()),
-            (
-                "headerValidationSettings",
-                self.header_validation_settings.is_some(),
-            ),
         ]);
         if let Some(hcm) = &self.http_connection_manager_settings {
             out.extend(hcm.unapplied());

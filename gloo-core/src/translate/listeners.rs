@@ -601,6 +601,23 @@ fn http_connection_manager(
             } as i32;
         }
     }
+    // `headerValidationSettings.disableHttp1MethodValidation` (the listener's, not the
+    // connection manager settings') lets the HTTP/1 codec accept methods it does not know:
+    // Gloo's hcm plugin sets `allow_custom_methods` for it, and so does gloo. The field is not
+    // deprecated in Envoy 1.40 but marked work-in-progress, so Envoy logs a warning naming it
+    // on every load. Its replacement, Universal Header Validation (`typed_header_validation_config`
+    // with the `envoy_default` validator, which allows custom methods unless
+    // `restrict_http_methods`), is not compiled into release Envoy builds: 1.40 refuses such
+    // a connection manager ("This Envoy binary does not support header validator
+    // extensions"), so this field is the only way to the same meaning.
+    let method_validation = http
+        .and_then(|h| h.options.as_ref())
+        .and_then(|o| o.header_validation_settings.as_ref());
+    if method_validation.is_some_and(|v| v.disable_http1_method_validation.is_some()) {
+        hcm.http_protocol_options
+            .get_or_insert_with(Default::default)
+            .allow_custom_methods = true;
+    }
     hcm.upgrade_configs = upgrade_configs(settings.map(|s| s.upgrades.as_slice()).unwrap_or(&[]));
     hcm
 }
