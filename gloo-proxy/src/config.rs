@@ -223,6 +223,10 @@ pub struct ConnectionSettings {
     /// Request header mutations made before anything else looks at a request (Envoy's
     /// `early_header_mutation_extensions`, Gloo's `earlyHeaderManipulation`).
     pub early_header_mutations: HeaderMutations,
+    /// Serve HTTP/1 requests whose method is not one Envoy's codec knows (`POSTX`), instead of
+    /// answering 400 (`http_protocol_options.allow_custom_methods`, Gloo's
+    /// `headerValidationSettings.disableHttp1MethodValidation`).
+    pub allow_custom_methods: bool,
     /// Write HTTP/1 header names in proper case (`Content-Type`; the connection manager's
     /// `http_protocol_options.header_key_format.proper_case_words`), for clients that
     /// wrongly compare them case-sensitively.
@@ -506,6 +510,7 @@ impl ConnectionSettings {
             },
             early_header_mutations: early_header_mutations(&hcm.early_header_mutation_extensions)?,
             http1_proper_case: http1_proper_case(http1, "http_protocol_options"),
+            allow_custom_methods: http1.is_some_and(|o| o.allow_custom_methods),
             accept_http_10: http1.is_some_and(|o| o.accept_http_10),
             default_host_for_http_10: http1
                 .map(|o| o.default_host_for_http_10.as_str())
@@ -548,6 +553,21 @@ fn early_header_mutations(
     HeaderMutations::compile(&all, "early_header_mutation_extensions").map_err(|e| e.to_string())
 }
 
+/// Warns about the HTTP/1 option gloo-proxy serves differently from Envoy: `enable_trailers`
+/// (trailers go to HTTP/1 clients that ask for them, `TE: trailers`, and only those the
+/// answer's `trailer` field declares, as hyper sends them). `allow_chunked_length` needs no
+/// warning: hyper always reads a request with both `content-length` and
+/// `transfer-encoding: chunked` as chunked (RFC 9112 6.3), which is what the option asks of
+/// Envoy.
+fn warn_http1_differences(
+    options: Option<&envoy_types::pb::envoy::config::core::v3::Http1ProtocolOptions>,
+    at: &str,
+) {
+    if options.is_some_and(|o| o.enable_trailers) {
+        tracing::warn!("{at}.enable_trailers: HTTP/1 trailers are sent only to clients that ask (TE: trailers), and only the declared ones");
+    }
+}
+
 /// Whether HTTP/1 options ask for proper-case header names. Envoy's other formatter (the
 /// `preserve_case` stateful formatter) is served in lower case, as HTTP lets header names be,
 /// with a warning: gloo-proxy does not keep the case names arrived in.
@@ -556,6 +576,7 @@ pub(crate) fn http1_proper_case(
     at: &str,
 ) -> bool {
     use envoy_types::pb::envoy::config::core::v3::http1_protocol_options::header_key_format::HeaderFormat;
+    warn_http1_differences(options, at);
     match options
         .and_then(|o| o.header_key_format.as_ref())
         .and_then(|f| f.header_format.as_ref())

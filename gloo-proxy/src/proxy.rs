@@ -779,7 +779,7 @@ async fn route_and_serve(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return StreamFacts::unparsed(r);
     }
-    if !is_known_method(req.method()) {
+    if !settings.allow_custom_methods && !is_known_method(req.method()) {
         return StreamFacts::unparsed(bad_request());
     }
     if !settings.forward_client_cert {

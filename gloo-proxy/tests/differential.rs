@@ -396,6 +396,7 @@ spec:
   httpGateway:
     virtualServiceSelector: {{edge: "true"}}
     options:
+      headerValidationSettings: {{disableHttp1MethodValidation: {{}}}}
       httpConnectionManagerSettings:
         properCaseHeaderKeyFormat: true
         earlyHeaderManipulation:
@@ -4117,7 +4118,8 @@ fn comparable_fields<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
 /// Gloo's `earlyHeaderManipulation` and `properCaseHeaderKeyFormat` (on the Gateway and on an
 /// Upstream's `http1ProtocolOptions`): the same mutated request reaches the backend, routed by
 /// the mutation, with the same header names in the same case, and the client gets the same
-/// names in the same case, as through Envoy. Added values with command operators
+/// names in the same case, as through Envoy; a custom method is routed
+/// (`headerValidationSettings.disableHttp1MethodValidation`). Added values with command operators
 /// (`%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`, `%REQ(...)%`, `%RESPONSE_CODE%`, `%%`) come
 /// out as Envoy's, early and on the route, request and response.
 #[test]
@@ -4134,6 +4136,19 @@ fn early_headers_and_proper_case_match_envoy() {
             "a client's x-early",
             "GET /c HTTP/1.1\r\nHost: edge.example\r\nx-case-id: {id}\r\nx-early: no\r\nConnection: close\r\n\r\n",
         ),
+        // `headerValidationSettings.disableHttp1MethodValidation`: a method Envoy's codec does
+        // not know is routed, not refused.
+        (
+            "a custom method",
+            "POSTX /d HTTP/1.1\r\nHost: edge.example\r\nx-case-id: {id}\r\nConnection: close\r\n\r\n",
+        ),
+        // Bodiless requests: Envoy tells the upstream `content-length: 0` except for the
+        // methods that take no body.
+        ("bodiless DELETE", "DELETE /d HTTP/1.1\r\nHost: edge.example\r\nx-case-id: {id}\r\nConnection: close\r\n\r\n"),
+        ("bodiless OPTIONS", "OPTIONS /d HTTP/1.1\r\nHost: edge.example\r\nx-case-id: {id}\r\nConnection: close\r\n\r\n"),
+        ("bodiless PROPFIND", "PROPFIND /d HTTP/1.1\r\nHost: edge.example\r\nx-case-id: {id}\r\nConnection: close\r\n\r\n"),
+        ("bodiless TRACE", "TRACE /d HTTP/1.1\r\nHost: edge.example\r\nx-case-id: {id}\r\nConnection: close\r\n\r\n"),
+        ("bodiless LINK", "LINK /d HTTP/1.1\r\nHost: edge.example\r\nx-case-id: {id}\r\nConnection: close\r\n\r\n"),
     ];
     for (name, template) in requests {
         let mut seen = Vec::new();

@@ -350,10 +350,17 @@ fn write_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// Whether a request without a body still says `content-length: 0`: Envoy's HTTP/1 codec
+/// leaves it out only for the methods that take no body (GET, HEAD, DELETE, TRACE, CONNECT);
+/// every other one, custom methods included, gets it (`differential.rs` compares them).
 fn method_expects_body(method: &http::Method) -> bool {
-    matches!(
+    !matches!(
         *method,
-        http::Method::POST | http::Method::PUT | http::Method::PATCH
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::DELETE
+            | http::Method::TRACE
+            | http::Method::CONNECT
     )
 }
 
