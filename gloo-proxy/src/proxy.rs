@@ -1515,6 +1515,11 @@ fn forward_action(ctx: &RouteContext) -> Option<&Forward> {
     }
 }
 
+/// Whether a weighted target's response headers read the request.
+fn forward_target_reads_request(action: &Forward) -> bool {
+    action.clusters.response_headers_read_request()
+}
+
 /// Forwards a routed request upstream and returns the answer (or a local error reply), with
 /// the response header mutations of every level applied.
 pub async fn forward(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
@@ -1522,6 +1527,14 @@ pub async fn forward(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
         return local_reply(StatusCode::INTERNAL_SERVER_ERROR, "");
     };
     let (method, version) = (req.method().clone(), req.version());
+    // Response headers that read the request (`%REQ(...)%`) need its headers when the answer
+    // comes: kept only then.
+    let route = ctx.route();
+    let kept = (route.headers().response_reads_request()
+        || ctx.virtual_host().headers().response_reads_request()
+        || ctx.table.headers().response_reads_request()
+        || forward_target_reads_request(action))
+    .then(|| req.headers().clone());
     let (mut response, target) = std::pin::pin!(forward_to_cluster(req, ctx, action)).await;
     let context = HeaderContext {
         downstream: &ctx.downstream,
@@ -1529,7 +1542,7 @@ pub async fn forward(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
         authority: ctx.authority.as_deref().unwrap_or_default(),
         path: ctx.path.as_str(),
         protocol: version,
-        request_headers: None,
+        request_headers: kept.as_ref(),
         status: 0,
     };
     let status = response.status();

@@ -4061,6 +4061,7 @@ spec:
           - {{header: {{key: x-absent, value: "%REQ(x-nothing-here)%"}}}}
           responseHeadersToAdd:
           - {{header: {{key: x-answered, value: "%RESPONSE_CODE% to %REQ(:METHOD)% over %PROTOCOL%"}}}}
+          - {{header: {{key: x-echo-agent, value: "%REQ(user-agent)%"}}}}
     - matchers: [{{prefix: /}}]
       routeAction: {{single: {{upstream: {{name: alpha, namespace: gloo-system}}}}}}
 "#,

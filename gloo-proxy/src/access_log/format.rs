@@ -145,6 +145,26 @@ impl Format {
         Some(out)
     }
 
+    /// Whether an operator reads the request's headers (`%REQ(...)%`).
+    pub fn reads_request_headers(&self) -> bool {
+        fn template(t: &Template) -> bool {
+            t.0.iter()
+                .any(|p| matches!(p, Piece::Command(Command::Request { .. }, _)))
+        }
+        fn json(j: &JsonTemplate) -> bool {
+            match j {
+                JsonTemplate::Template(t) => template(t),
+                JsonTemplate::Constant(_) => false,
+                JsonTemplate::Object(fields) => fields.iter().any(|(_, v)| json(v)),
+                JsonTemplate::List(items) => items.iter().any(json),
+            }
+        }
+        match &self.shape {
+            Shape::Text(t) => template(t),
+            Shape::Json(j) => json(j),
+        }
+    }
+
     /// A header value for `entry`, as Envoy substitutes operators in the values of headers it
     /// adds: an absent value is empty (not the access log's `-`).
     pub fn render_value(&self, entry: &Entry<'_>) -> String {

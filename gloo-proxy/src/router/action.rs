@@ -203,6 +203,8 @@ pub struct HeaderOps {
     request_remove: Vec<HeaderName>,
     response_add: Vec<HeaderAdd>,
     response_remove: Vec<HeaderName>,
+    /// A response header value reads the request (`%REQ(...)%`).
+    response_reads_request: bool,
 }
 
 fn compile_adds(options: &[HeaderValueOption], at: &str) -> Result<Vec<HeaderAdd>, RouterError> {
@@ -381,18 +383,30 @@ impl HeaderOps {
         response_remove: &[String],
         at: &str,
     ) -> Result<Self, RouterError> {
+        let response_add = compile_adds(response_add, &format!("{at}.response_headers_to_add"))?;
+        let response_reads_request = response_add.iter().any(|h| match &h.value {
+            AddedValue::Formatted(format) => format.reads_request_headers(),
+            AddedValue::Literal(_) => false,
+        });
         Ok(HeaderOps {
             request_add: compile_adds(request_add, &format!("{at}.request_headers_to_add"))?,
             request_remove: compile_removes(
                 request_remove,
                 &format!("{at}.request_headers_to_remove"),
             )?,
-            response_add: compile_adds(response_add, &format!("{at}.response_headers_to_add"))?,
+            response_add,
             response_remove: compile_removes(
                 response_remove,
                 &format!("{at}.response_headers_to_remove"),
             )?,
+            response_reads_request,
         })
+    }
+
+    /// Whether a response header this level adds reads the request (`%REQ(...)%`): the
+    /// request's headers must then be kept for when the answer comes.
+    pub fn response_reads_request(&self) -> bool {
+        self.response_reads_request
     }
 
     /// Whether this level changes nothing.
@@ -784,6 +798,16 @@ impl ClusterChoice {
                 )
             }),
             _ => None,
+        }
+    }
+
+    /// Whether a weighted target's response headers read the request (`%REQ(...)%`).
+    pub fn response_headers_read_request(&self) -> bool {
+        match self {
+            ClusterChoice::Weighted { targets, .. } => {
+                targets.iter().any(|t| t.headers.response_reads_request())
+            }
+            _ => false,
         }
     }
 
