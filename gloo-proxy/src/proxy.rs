@@ -1009,7 +1009,7 @@ async fn route_and_serve(
             if let Some(metadata) = ctx.route().metadata() {
                 req.extensions_mut().insert(metadata.clone());
             }
-            let (method, version) = (req.method().clone(), req.version());
+            let version = req.version();
             req.extensions_mut().insert(ctx);
             let mut response = through_filters(service, req).await;
             // A filter's local reply gets the route's response headers, as Envoy's local
@@ -1017,9 +1017,10 @@ async fn route_and_serve(
             if response.extensions_mut().remove::<LocalReply>().is_some() {
                 let vhost = &table.virtual_hosts()[vhost_index];
                 let route = &vhost.routes()[route_index];
+                // The request went into the filters: its method, path and headers render empty.
                 let context = HeaderContext {
                     downstream,
-                    method: method.as_str(),
+                    method: "",
                     authority: "",
                     path: "",
                     protocol: version,
@@ -1515,9 +1516,19 @@ fn forward_action(ctx: &RouteContext) -> Option<&Forward> {
     }
 }
 
-/// Whether a weighted target's response headers read the request.
-fn forward_target_reads_request(action: &Forward) -> bool {
-    action.clusters.response_headers_read_request()
+/// What the response headers' operators need of a request, kept while it is forwarded.
+struct SavedRequest {
+    method: Method,
+    version: Version,
+    /// For `%REQ(...)%`.
+    headers: Option<HeaderMap>,
+}
+
+/// Whether some level's response headers have operators (`Some`), and whether they read the
+/// request's headers.
+fn response_formats(route: &Route) -> Option<bool> {
+    let formats = route.header_formats();
+    formats.response.then_some(formats.response_reads_request)
 }
 
 /// Forwards a routed request upstream and returns the answer (or a local error reply), with
@@ -1526,25 +1537,26 @@ pub async fn forward(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
     let Some(action) = forward_action(ctx) else {
         return local_reply(StatusCode::INTERNAL_SERVER_ERROR, "");
     };
-    let (method, version) = (req.method().clone(), req.version());
-    // Response headers that read the request (`%REQ(...)%`) need its headers when the answer
-    // comes: kept only then.
-    let route = ctx.route();
-    let kept = (route.headers().response_reads_request()
-        || ctx.virtual_host().headers().response_reads_request()
-        || ctx.table.headers().response_reads_request()
-        || forward_target_reads_request(action))
-    .then(|| req.headers().clone());
+    // Response headers with operators render from the request: what they need of it is kept
+    // (boxed, so the common path's future stays as small as it was), its headers only for
+    // `%REQ(...)%`.
+    let saved = response_formats(ctx.route()).map(|reads_request| {
+        Box::new(SavedRequest {
+            method: req.method().clone(),
+            version: req.version(),
+            headers: reads_request.then(|| req.headers().clone()),
+        })
+    });
     let (mut response, target) = std::pin::pin!(forward_to_cluster(req, ctx, action)).await;
-    let context = HeaderContext {
+    let context = saved.as_deref().map(|saved| HeaderContext {
         downstream: &ctx.downstream,
-        method: method.as_str(),
+        method: saved.method.as_str(),
         authority: ctx.authority.as_deref().unwrap_or_default(),
         path: ctx.path.as_str(),
-        protocol: version,
-        request_headers: kept.as_ref(),
+        protocol: saved.version,
+        request_headers: saved.headers.as_ref(),
         status: 0,
-    };
+    });
     let status = response.status();
     apply_response_headers(
         response.headers_mut(),
@@ -1552,7 +1564,7 @@ pub async fn forward(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
         ctx.route(),
         ctx.virtual_host(),
         &ctx.table,
-        Some(context),
+        context,
         status,
     );
     response
@@ -1616,7 +1628,8 @@ async fn forward_to_cluster(
     if let Some(via) = &settings.via {
         headers.append(header::VIA, via.clone());
     }
-    let context = HeaderContext {
+    // Added values with operators render from the request (only routes with some build this).
+    let context = route.header_formats().request.then(|| HeaderContext {
         downstream: &ctx.downstream,
         method: parts.method.as_str(),
         authority: ctx.authority.as_deref().unwrap_or_default(),
@@ -1624,13 +1637,14 @@ async fn forward_to_cluster(
         protocol: parts.version,
         request_headers: None,
         status: 0,
-    };
+    });
+    let context = context.as_ref();
     if let Some(t) = &target_headers {
-        t.apply_request(&mut headers, &context);
+        t.apply_request(&mut headers, context);
     }
-    route.headers().apply_request(&mut headers, &context);
-    vhost.headers().apply_request(&mut headers, &context);
-    ctx.table.headers().apply_request(&mut headers, &context);
+    route.headers().apply_request(&mut headers, context);
+    vhost.headers().apply_request(&mut headers, context);
+    ctx.table.headers().apply_request(&mut headers, context);
     let path = match action.rewrite_path(ctx.path.as_str(), route.matched_prefix_len()) {
         Some(rewritten) => match PathAndQuery::try_from(rewritten) {
             Ok(p) => p,

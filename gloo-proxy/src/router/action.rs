@@ -203,6 +203,10 @@ pub struct HeaderOps {
     request_remove: Vec<HeaderName>,
     response_add: Vec<HeaderAdd>,
     response_remove: Vec<HeaderName>,
+    /// A request header value has operators.
+    request_formatted: bool,
+    /// A response header value has operators.
+    response_formatted: bool,
     /// A response header value reads the request (`%REQ(...)%`).
     response_reads_request: bool,
 }
@@ -323,10 +327,15 @@ fn render(
     out
 }
 
+/// Applies one level's removals, then its additions. `formatted` says whether an addition
+/// has operators to render (known when the level was compiled: the common, literal case
+/// renders nothing).
+#[inline]
 fn apply(
     headers: &mut HeaderMap,
     remove: &[HeaderName],
     add: &[HeaderAdd],
+    formatted: bool,
     ctx: Option<&HeaderContext<'_>>,
     side: Side,
 ) {
@@ -334,44 +343,57 @@ fn apply(
     for name in remove {
         headers.remove(name);
     }
-    let formatted = add
-        .iter()
-        .any(|h| matches!(h.value, AddedValue::Formatted(_)));
-    let rendered = if formatted {
-        render(headers, add, ctx, side)
-    } else {
-        Vec::new()
-    };
-    for (i, h) in add.iter().enumerate() {
-        let value = match &h.value {
-            AddedValue::Literal(v) => v.clone(),
-            AddedValue::Formatted(_) => match rendered.get(i).cloned().flatten() {
-                Some(v) => v,
-                None => continue,
-            },
-        };
-        if value.is_empty() && !h.keep_empty {
-            continue;
+    if add.is_empty() {
+        return;
+    }
+    if formatted {
+        let rendered = render(headers, add, ctx, side);
+        for (h, value) in add.iter().zip(rendered) {
+            let value = match (&h.value, value) {
+                (AddedValue::Literal(v), _) => v.clone(),
+                (AddedValue::Formatted(_), Some(v)) => v,
+                (AddedValue::Formatted(_), None) => continue,
+            };
+            add_one(headers, h, value);
         }
-        match h.action {
-            AppendAction::Append => {
-                headers.append(h.name.clone(), value);
-            }
-            AppendAction::AddIfAbsent => {
-                if !headers.contains_key(&h.name) {
-                    headers.insert(h.name.clone(), value);
-                }
-            }
-            AppendAction::Overwrite => {
+        return;
+    }
+    for h in add {
+        if let AddedValue::Literal(v) = &h.value {
+            add_one(headers, h, v.clone());
+        }
+    }
+}
+
+/// Adds one header as its append action says (an empty value only with `keep_empty_value`).
+fn add_one(headers: &mut HeaderMap, h: &HeaderAdd, value: HeaderValue) {
+    if value.is_empty() && !h.keep_empty {
+        return;
+    }
+    match h.action {
+        AppendAction::Append => {
+            headers.append(h.name.clone(), value);
+        }
+        AppendAction::AddIfAbsent => {
+            if !headers.contains_key(&h.name) {
                 headers.insert(h.name.clone(), value);
             }
-            AppendAction::OverwriteIfExists => {
-                if headers.contains_key(&h.name) {
-                    headers.insert(h.name.clone(), value);
-                }
+        }
+        AppendAction::Overwrite => {
+            headers.insert(h.name.clone(), value);
+        }
+        AppendAction::OverwriteIfExists => {
+            if headers.contains_key(&h.name) {
+                headers.insert(h.name.clone(), value);
             }
         }
     }
+}
+
+/// Whether an addition has operators to render.
+fn any_formatted(add: &[HeaderAdd]) -> bool {
+    add.iter()
+        .any(|h| matches!(h.value, AddedValue::Formatted(_)))
 }
 
 impl HeaderOps {
@@ -388,8 +410,11 @@ impl HeaderOps {
             AddedValue::Formatted(format) => format.reads_request_headers(),
             AddedValue::Literal(_) => false,
         });
+        let request_add = compile_adds(request_add, &format!("{at}.request_headers_to_add"))?;
         Ok(HeaderOps {
-            request_add: compile_adds(request_add, &format!("{at}.request_headers_to_add"))?,
+            request_formatted: any_formatted(&request_add),
+            response_formatted: any_formatted(&response_add),
+            request_add,
             request_remove: compile_removes(
                 request_remove,
                 &format!("{at}.request_headers_to_remove"),
@@ -409,6 +434,17 @@ impl HeaderOps {
         self.response_reads_request
     }
 
+    /// Whether a response header this level adds has operators to render (a
+    /// [`HeaderContext`] is then needed).
+    pub fn response_formatted(&self) -> bool {
+        self.response_formatted
+    }
+
+    /// Whether a request header this level adds has operators to render.
+    pub fn request_formatted(&self) -> bool {
+        self.request_formatted
+    }
+
     /// Whether this level changes nothing.
     pub fn is_empty(&self) -> bool {
         self.request_add.is_empty()
@@ -418,13 +454,14 @@ impl HeaderOps {
     }
 
     /// Applies the request mutations; operators in values are rendered from `ctx` and the
-    /// request's headers.
-    pub fn apply_request(&self, headers: &mut HeaderMap, ctx: &HeaderContext<'_>) {
+    /// request's headers (without one, a value with operators is not added).
+    pub fn apply_request(&self, headers: &mut HeaderMap, ctx: Option<&HeaderContext<'_>>) {
         apply(
             headers,
             &self.request_remove,
             &self.request_add,
-            Some(ctx),
+            self.request_formatted,
+            ctx,
             Side::Request,
         );
     }
@@ -436,6 +473,7 @@ impl HeaderOps {
             headers,
             &self.response_remove,
             &self.response_add,
+            self.response_formatted,
             ctx,
             Side::Response,
         );
@@ -574,6 +612,7 @@ impl HeaderMutations {
                     headers,
                     &[],
                     std::slice::from_ref(add),
+                    matches!(add.value, AddedValue::Formatted(_)),
                     Some(ctx),
                     Side::Request,
                 ),
@@ -801,13 +840,16 @@ impl ClusterChoice {
         }
     }
 
-    /// Whether a weighted target's response headers read the request (`%REQ(...)%`).
-    pub fn response_headers_read_request(&self) -> bool {
+    /// Whether a weighted target's added headers have operators: request, response, and
+    /// response reading the request (`%REQ(...)%`).
+    pub(crate) fn header_formats(&self) -> (bool, bool, bool) {
         match self {
-            ClusterChoice::Weighted { targets, .. } => {
-                targets.iter().any(|t| t.headers.response_reads_request())
-            }
-            _ => false,
+            ClusterChoice::Weighted { targets, .. } => (
+                targets.iter().any(|t| t.headers.request_formatted()),
+                targets.iter().any(|t| t.headers.response_formatted()),
+                targets.iter().any(|t| t.headers.response_reads_request()),
+            ),
+            _ => (false, false, false),
         }
     }
 

@@ -86,9 +86,28 @@ pub struct Route {
     /// `metadata` action with `source: ROUTE_ENTRY`).
     #[cfg(feature = "ratelimit")]
     metadata: Option<gloo_filters::metadata::RouteMetadata>,
+    /// Header operators on any level a request on this route goes through (its weighted
+    /// targets, the route, its virtual host, the table), settled when the table is compiled.
+    formats: HeaderFormats,
+}
+
+/// Which of a route's header mutations (on any level) have operators to render.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HeaderFormats {
+    /// An added request header's value.
+    pub(crate) request: bool,
+    /// An added response header's value.
+    pub(crate) response: bool,
+    /// An added response header's value reads the request (`%REQ(...)%`).
+    pub(crate) response_reads_request: bool,
 }
 
 impl Route {
+    /// Which of the header mutations a request on this route goes through have operators.
+    pub(crate) fn header_formats(&self) -> HeaderFormats {
+        self.formats
+    }
+
     /// The route's metadata (`metadata.filter_metadata`), if it has any.
     #[cfg(feature = "ratelimit")]
     pub fn metadata(&self) -> Option<&gloo_filters::metadata::RouteMetadata> {
@@ -165,6 +184,7 @@ impl Route {
             per_filter: r.typed_per_filter_config.clone(),
             #[cfg(feature = "ratelimit")]
             metadata: route_metadata(r.metadata.as_ref()),
+            formats: HeaderFormats::default(),
         })
     }
 }
@@ -489,6 +509,30 @@ impl RouteTable {
     fn finish(mut self) -> Self {
         self.suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
         self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        // Whether any level of a route renders operators, once, so requests need not ask.
+        let levels = |h: &HeaderOps| {
+            (
+                h.request_formatted(),
+                h.response_formatted(),
+                h.response_reads_request(),
+            )
+        };
+        let table = levels(&self.headers);
+        for vhost in &mut self.virtual_hosts {
+            let host = levels(&vhost.headers);
+            for route in &mut vhost.routes {
+                let own = levels(&route.headers);
+                let targets = match &route.action {
+                    Action::Forward(f) => f.clusters.header_formats(),
+                    _ => (false, false, false),
+                };
+                route.formats = HeaderFormats {
+                    request: table.0 || host.0 || own.0 || targets.0,
+                    response: table.1 || host.1 || own.1 || targets.1,
+                    response_reads_request: table.2 || host.2 || own.2 || targets.2,
+                };
+            }
+        }
         self
     }
 

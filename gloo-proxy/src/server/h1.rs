@@ -381,7 +381,7 @@ fn encode_head(
                             continue;
                         };
                         framing = Some(Framing::Length(n));
-                        field(out, "content-length", proper_case);
+                        field(out, "content-length: ", proper_case);
                         out.extend_from_slice(value.as_bytes());
                         out.extend_from_slice(b"\r\n");
                     }
@@ -394,7 +394,7 @@ fn encode_head(
                 if open.as_ref() == Some(name) {
                     out.extend_from_slice(b", ");
                 } else {
-                    field(out, "transfer-encoding", proper_case);
+                    field(out, "transfer-encoding: ", proper_case);
                     open = Some(name.clone());
                 }
                 out.extend_from_slice(value.as_bytes());
@@ -424,6 +424,7 @@ fn encode_head(
                     out.extend_from_slice(b", ");
                 } else {
                     field(out, name.as_str(), proper_case);
+                    out.extend_from_slice(b": ");
                     open = Some(name.clone());
                 }
                 out.extend_from_slice(value.as_bytes());
@@ -433,6 +434,7 @@ fn encode_head(
                     wrote_date = true;
                 }
                 field(out, name.as_str(), proper_case);
+                out.extend_from_slice(b": ");
                 out.extend_from_slice(value.as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
@@ -445,13 +447,13 @@ fn encode_head(
         Some(f) => f,
         None => match length {
             Some(None) if can_have_body => {
-                field(out, "transfer-encoding", proper_case);
+                field(out, "transfer-encoding: ", proper_case);
                 out.extend_from_slice(b"chunked\r\n");
                 Framing::Chunked(Vec::new())
             }
             Some(Some(n)) if n > 0 => {
                 if can_have_body {
-                    field(out, "content-length", proper_case);
+                    field(out, "content-length: ", proper_case);
                     out.extend_from_slice(n.to_string().as_bytes());
                     out.extend_from_slice(b"\r\n");
                 }
@@ -459,7 +461,7 @@ fn encode_head(
             }
             _ => {
                 if can_have_body {
-                    field(out, "content-length", proper_case);
+                    field(out, "content-length: ", proper_case);
                     out.extend_from_slice(b"0\r\n");
                 }
                 Framing::Length(0)
@@ -472,7 +474,7 @@ fn encode_head(
         length => length,
     };
     if !wrote_date {
-        field(out, "date", proper_case);
+        field(out, "date: ", proper_case);
         extend_date(out);
         out.extend_from_slice(b"\r\n");
     }
@@ -480,15 +482,20 @@ fn encode_head(
     (framing, closing)
 }
 
-/// Writes a field's name and `: `, in proper case when the listener says so (Envoy's
-/// `proper_case_words`).
+/// Writes a field's name (with `: ` when the caller's text has it), in proper case when the
+/// listener says so (Envoy's `proper_case_words`).
+#[inline(always)]
 fn field(out: &mut Vec<u8>, name: &str, proper_case: bool) {
     if proper_case {
-        crate::upstream::h1::write_proper_case(out, name);
+        proper_case_field(out, name);
     } else {
         out.extend_from_slice(name.as_bytes());
     }
-    out.extend_from_slice(b": ");
+}
+
+#[cold]
+fn proper_case_field(out: &mut Vec<u8>, name: &str) {
+    crate::upstream::h1::write_proper_case(out, name);
 }
 
 fn is_close(value: &HeaderValue) -> bool {
