@@ -899,16 +899,7 @@ async fn route_and_serve(
             request_headers: Some(req.headers()),
             status: 0,
         };
-        let status = response.status();
-        apply_response_headers(
-            response.headers_mut(),
-            None,
-            route,
-            vhost,
-            &table,
-            Some(context),
-            status,
-        );
+        apply_response_headers(&mut response, None, route, vhost, &table, Some(context));
         return named(response);
     }
     let grpc_web = call == CallKind::GrpcWeb;
@@ -1027,16 +1018,7 @@ async fn route_and_serve(
                     request_headers: None,
                     status: 0,
                 };
-                let status = response.status();
-                apply_response_headers(
-                    response.headers_mut(),
-                    None,
-                    route,
-                    vhost,
-                    &table,
-                    Some(context),
-                    status,
-                );
+                apply_response_headers(&mut response, None, route, vhost, &table, Some(context));
             }
             named(response)
         }
@@ -1261,15 +1243,7 @@ fn direct_response(
     response
         .headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(d.body.len()));
-    apply_response_headers(
-        response.headers_mut(),
-        None,
-        route,
-        vhost,
-        table,
-        Some(context),
-        d.status,
-    );
+    apply_response_headers(&mut response, None, route, vhost, table, Some(context));
     response
 }
 
@@ -1285,15 +1259,7 @@ fn redirect_response(
     if let Ok(v) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, v);
     }
-    apply_response_headers(
-        response.headers_mut(),
-        None,
-        route,
-        vhost,
-        table,
-        Some(context),
-        status,
-    );
+    apply_response_headers(&mut response, None, route, vhost, table, Some(context));
     response
 }
 
@@ -1329,18 +1295,18 @@ pub async fn act(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
 /// Applies every level's response header mutations; `context` (with the answer's status set
 /// here) renders the operators in their values.
 fn apply_response_headers(
-    headers: &mut HeaderMap,
+    response: &mut Response<Body>,
     target: Option<&HeaderOps>,
     route: &Route,
     vhost: &VirtualHost,
     table: &RouteTable,
     context: Option<HeaderContext<'_>>,
-    status: StatusCode,
 ) {
     let context = context.map(|c| HeaderContext {
-        status: status.as_u16(),
+        status: response.status().as_u16(),
         ..c
     });
+    let headers = response.headers_mut();
     let context = context.as_ref();
     // Envoy's default order: the most specific level first, so the enclosing levels win.
     if let Some(t) = target {
@@ -1557,15 +1523,13 @@ pub async fn forward(req: Request<Body>, ctx: &RouteContext) -> Response<Body> {
         request_headers: saved.headers.as_ref(),
         status: 0,
     });
-    let status = response.status();
     apply_response_headers(
-        response.headers_mut(),
+        &mut response,
         target.as_ref(),
         ctx.route(),
         ctx.virtual_host(),
         &ctx.table,
         context,
-        status,
     );
     response
 }
