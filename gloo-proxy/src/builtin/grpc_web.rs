@@ -1,62 +1,4 @@
-//! Envoy's gRPC-Web filter (`envoy.filters.http.grpc_web`), which Gloo puts on every HTTP
-//! listener unless told not to: a browser's gRPC-Web call becomes a gRPC call for the upstream,
-//! and the upstream's gRPC answer becomes a gRPC-Web answer the browser can read (its trailers
-//! moved into the body, base64 for `application/grpc-web-text`).
-//!
-//! It does what Envoy 1.40's filter does, byte for byte (`differential.rs` sends the same
-//! calls through both):
-//!
-//! - **Which requests:** a `content-type` of exactly `application/grpc-web`,
-//!   `application/grpc-web+proto`, `application/grpc-web-text` or
-//!   `application/grpc-web-text+proto`. Anything else passes untouched.
-//! - **The request:** `content-type: application/grpc`, `te: trailers`, a
-//!   `grpc-accept-encoding` when the client sent none, no `content-length`; a text body is
-//!   decoded from base64 as it streams. Invalid base64 is answered 400.
-//! - **The answer:** `content-type: application/grpc-web+proto` (or
-//!   `application/grpc-web-text+proto` for a client that accepts only text); gRPC frames pass
-//!   (re-encoded frame by frame for text), and the trailers become a last frame (flag `0x80`,
-//!   then `name:value\r\n` lines).
-//! - **An answer that is not gRPC** (a 503 from a proxy on the way, a 404, the proxy's own
-//!   local replies): its body becomes the `grpc-message` (percent-encoded, at most 16 KiB of a
-//!   streamed body), its status a `grpc-status` (404 → 12 UNIMPLEMENTED, 503 → 14 UNAVAILABLE,
-//!   and so on), and the body is dropped, so a gRPC-Web client reads the error it can show.
-//!
-//! [`GrpcWebLayer`] is an ordinary tower layer:
-//!
-//! ```
-//! use std::convert::Infallible;
-//! use gloo_proxy::body::Body;
-//! use gloo_proxy::builtin::GrpcWebLayer;
-//! use http_body_util::BodyExt;
-//! use tower::{Layer, ServiceExt};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), gloo_proxy::body::BoxError> {
-//! // A gRPC server answering one message ("hi") and status 0 in its trailers.
-//! let server = tower::service_fn(|request: http::Request<Body>| async move {
-//!     assert_eq!(request.headers()["content-type"], "application/grpc");
-//!     let mut trailers = http::HeaderMap::new();
-//!     trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
-//!     let frames = futures_util::stream::iter([
-//!         Ok::<_, Infallible>(http_body::Frame::data(bytes::Bytes::from_static(b"\0\0\0\0\x02hi"))),
-//!         Ok(http_body::Frame::trailers(trailers)),
-//!     ]);
-//!     let mut response = http::Response::new(Body::new(http_body_util::StreamBody::new(frames)));
-//!     response.headers_mut().insert("content-type", "application/grpc".parse()?);
-//!     Ok::<_, http::Error>(response)
-//! });
-//! let request = http::Request::post("/greeter.Greeter/Hello")
-//!     .header("content-type", "application/grpc-web-text")
-//!     .header("accept", "application/grpc-web-text")
-//!     .body(Body::from("AAAAAAJoaQ=="))?;
-//! let response = GrpcWebLayer.layer(server).oneshot(request).await?;
-//! assert_eq!(response.headers()["content-type"], "application/grpc-web-text+proto");
-//! let body = response.into_body().collect().await?.to_bytes();
-//! // The message, then the trailers frame, each in base64.
-//! assert_eq!(&body[..], b"AAAAAAJoaQ==gAAAAA9ncnBjLXN0YXR1czowDQo=");
-//! # Ok(())
-//! # }
-//! ```
+//! Envoy's gRPC-Web filter (`envoy.filters.http.grpc_web`): see [`GrpcWebLayer`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -188,7 +130,65 @@ pub fn grpc_message(text: &[u8]) -> String {
     out
 }
 
-/// Envoy's gRPC-Web filter as a tower layer (see the [module](self) documentation).
+/// Envoy's gRPC-Web filter (`envoy.filters.http.grpc_web`), which Gloo puts on every HTTP
+/// listener unless told not to: a browser's gRPC-Web call becomes a gRPC call for the upstream,
+/// and the upstream's gRPC answer becomes a gRPC-Web answer the browser can read (its trailers
+/// moved into the body, base64 for `application/grpc-web-text`).
+///
+/// It does what Envoy 1.40's filter does, byte for byte (`differential.rs` sends the same
+/// calls through both):
+///
+/// - **Which requests:** a `content-type` of exactly `application/grpc-web`,
+///   `application/grpc-web+proto`, `application/grpc-web-text` or
+///   `application/grpc-web-text+proto`. Anything else passes untouched.
+/// - **The request:** `content-type: application/grpc`, `te: trailers`, a
+///   `grpc-accept-encoding` when the client sent none, no `content-length`; a text body is
+///   decoded from base64 as it streams. Invalid base64 is answered 400.
+/// - **The answer:** `content-type: application/grpc-web+proto` (or
+///   `application/grpc-web-text+proto` for a client that accepts only text); gRPC frames pass
+///   (re-encoded frame by frame for text), and the trailers become a last frame (flag `0x80`,
+///   then `name:value\r\n` lines).
+/// - **An answer that is not gRPC** (a 503 from a proxy on the way, a 404, the proxy's own
+///   local replies): its body becomes the `grpc-message` (percent-encoded, at most 16 KiB of a
+///   streamed body), its status a `grpc-status` (404 → 12 UNIMPLEMENTED, 503 → 14 UNAVAILABLE,
+///   and so on), and the body is dropped, so a gRPC-Web client reads the error it can show.
+///
+/// An ordinary tower layer:
+///
+/// ```
+/// use std::convert::Infallible;
+/// use gloo_proxy::body::Body;
+/// use gloo_proxy::builtin::GrpcWebLayer;
+/// use http_body_util::BodyExt;
+/// use tower::{Layer, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), gloo_proxy::body::BoxError> {
+/// // A gRPC server answering one message ("hi") and status 0 in its trailers.
+/// let server = tower::service_fn(|request: http::Request<Body>| async move {
+///     assert_eq!(request.headers()["content-type"], "application/grpc");
+///     let mut trailers = http::HeaderMap::new();
+///     trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+///     let frames = futures_util::stream::iter([
+///         Ok::<_, Infallible>(http_body::Frame::data(bytes::Bytes::from_static(b"\0\0\0\0\x02hi"))),
+///         Ok(http_body::Frame::trailers(trailers)),
+///     ]);
+///     let mut response = http::Response::new(Body::new(http_body_util::StreamBody::new(frames)));
+///     response.headers_mut().insert("content-type", "application/grpc".parse()?);
+///     Ok::<_, http::Error>(response)
+/// });
+/// let request = http::Request::post("/greeter.Greeter/Hello")
+///     .header("content-type", "application/grpc-web-text")
+///     .header("accept", "application/grpc-web-text")
+///     .body(Body::from("AAAAAAJoaQ=="))?;
+/// let response = GrpcWebLayer.layer(server).oneshot(request).await?;
+/// assert_eq!(response.headers()["content-type"], "application/grpc-web-text+proto");
+/// let body = response.into_body().collect().await?.to_bytes();
+/// // The message, then the trailers frame, each in base64.
+/// assert_eq!(&body[..], b"AAAAAAJoaQ==gAAAAA9ncnBjLXN0YXR1czowDQo=");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcWebLayer;
 
