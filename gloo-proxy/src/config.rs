@@ -227,6 +227,10 @@ pub struct ConnectionSettings {
     /// answering 400 (`http_protocol_options.allow_custom_methods`, Gloo's
     /// `headerValidationSettings.disableHttp1MethodValidation`).
     pub allow_custom_methods: bool,
+    /// Send HTTP/1 clients every trailer of a chunked answer, whatever they asked
+    /// (`http_protocol_options.enable_trailers`; the lean HTTP/1 loop's answers: hyper's send
+    /// only the declared ones, to clients that ask).
+    pub http1_enable_trailers: bool,
     /// Write HTTP/1 header names in proper case (`Content-Type`; the connection manager's
     /// `http_protocol_options.header_key_format.proper_case_words`), for clients that
     /// wrongly compare them case-sensitively.
@@ -511,6 +515,7 @@ impl ConnectionSettings {
             early_header_mutations: early_header_mutations(&hcm.early_header_mutation_extensions)?,
             http1_proper_case: http1_proper_case(http1, "http_protocol_options"),
             allow_custom_methods: http1.is_some_and(|o| o.allow_custom_methods),
+            http1_enable_trailers: http1.is_some_and(|o| o.enable_trailers),
             accept_http_10: http1.is_some_and(|o| o.accept_http_10),
             default_host_for_http_10: http1
                 .map(|o| o.default_host_for_http_10.as_str())
@@ -553,10 +558,12 @@ fn early_header_mutations(
     HeaderMutations::compile(&all, "early_header_mutation_extensions").map_err(|e| e.to_string())
 }
 
-/// Warns about the HTTP/1 option gloo-proxy serves differently from Envoy: `enable_trailers`
-/// (trailers go to HTTP/1 clients that ask for them, `TE: trailers`, and only those the
-/// answer's `trailer` field declares, as hyper sends them). `allow_chunked_length` needs no
-/// warning: hyper always reads a request with both `content-length` and
+/// Warns about the HTTP/1 option gloo-proxy serves only in part: `enable_trailers` (the lean
+/// HTTP/1 loop sends every trailer, as Envoy does; answers to the requests hyper serves
+/// (chunked or large request bodies, HTTP/1.0, and the rest of a connection handed over to it)
+/// send only declared trailers to clients that send `TE: trailers`; request trailers are not
+/// passed upstream). `allow_chunked_length`
+/// needs no warning: hyper always reads a request with both `content-length` and
 /// `transfer-encoding: chunked` as chunked (RFC 9112 6.3), which is what the option asks of
 /// Envoy.
 fn warn_http1_differences(
@@ -564,7 +571,7 @@ fn warn_http1_differences(
     at: &str,
 ) {
     if options.is_some_and(|o| o.enable_trailers) {
-        tracing::warn!("{at}.enable_trailers: HTTP/1 trailers are sent only to clients that ask (TE: trailers), and only the declared ones");
+        tracing::warn!("{at}.enable_trailers: answers hyper serves send only declared trailers, to clients that ask (TE: trailers)");
     }
 }
 

@@ -398,6 +398,7 @@ spec:
     options:
       headerValidationSettings: {{disableHttp1MethodValidation: {{}}}}
       httpConnectionManagerSettings:
+        enableTrailers: true
         properCaseHeaderKeyFormat: true
         earlyHeaderManipulation:
           headersToAdd:
@@ -4050,6 +4051,8 @@ spec:
   virtualHost:
     domains: [edge.example]
     routes:
+    - matchers: [{{prefix: /echo.Echo/}}]
+      routeAction: {{single: {{upstream: {{name: grpc, namespace: gloo-system}}}}}}
     - matchers: [{{prefix: /, headers: [{{name: x-early, value: "yes"}}]}}]
       routeAction: {{single: {{upstream: {{name: cased, namespace: gloo-system}}}}}}
       options:
@@ -4220,5 +4223,47 @@ fn early_headers_and_proper_case_match_envoy() {
             });
         }
     }
+    // `enableTrailers`: a gRPC answer's trailers reach an HTTP/1 client, whether or not it said
+    // `TE: trailers` (without the option, Envoy and gloo drop them).
+    for te in ["te: trailers\r\n", ""] {
+        let request = format!(
+            "POST /echo.Echo/Echo HTTP/1.1\r\nHost: edge.example\r\ncontent-type: application/grpc\r\n{te}content-length: 10\r\nConnection: close\r\n\r\n\0\0\0\0\x05hello"
+        );
+        let tails: Vec<String> = [setup.envoy, setup.gloo]
+            .iter()
+            .map(|proxy| {
+                let all = raw_answer(setup.port(*proxy, Gateway::Edge), request.as_bytes());
+                // What follows the last chunk (`0`): the trailers, then the blank line.
+                match all.rfind("\r\n0\r\n") {
+                    Some(i) => all[i + 5..].to_string(),
+                    None => format!("(no last chunk) {all:?}"),
+                }
+            })
+            .collect();
+        if tails[0] != tails[1] || !tails[0].contains("grpc-status: 0") {
+            mismatches.push(Mismatch {
+                case: format!("trailers, {te:?}"),
+                field: "what follows the last chunk".into(),
+                envoy: format!("{:?}", tails[0]),
+                gloo: format!("{:?}", tails[1]),
+            });
+        }
+    }
     setup.report(&mismatches);
+}
+
+/// Sends `request` and returns the whole answer as it came, until the connection closes.
+fn raw_answer(port: u16, request: &[u8]) -> String {
+    use std::io::Read;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return "(no connection)".into();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    if stream.write_all(request).is_err() {
+        return "(not sent)".into();
+    }
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -118,7 +118,7 @@ where
             &body,
             keep_alive,
             asked.trailers,
-            conn.listener.settings.http1_proper_case,
+            Style::of(&conn.listener.settings),
             &mut out,
         );
         parts.headers.clear();
@@ -132,8 +132,8 @@ where
                 crate::proxy::local_reply(http::StatusCode::BAD_GATEWAY, "invalid response body")
                     .into_parts();
             out.clear();
-            let proper_case = conn.listener.settings.http1_proper_case;
-            let (framing, _) = encode_head(&mut parts, &body, false, false, proper_case, &mut out);
+            let style = Style::of(&conn.listener.settings);
+            let (framing, _) = encode_head(&mut parts, &body, false, false, style, &mut out);
             let _ = write_body(&mut io, &mut out, &mut body, framing).await;
             let _ = io.shutdown().await;
             return Ended::Closed;
@@ -295,9 +295,50 @@ fn build_request(
 enum Framing {
     /// This many bytes (zero: no body is written, whatever the body holds).
     Length(u64),
-    /// Chunked; trailers carry only these fields: those the answer's `trailer` field
-    /// declared, when the client takes trailers (as with hyper).
-    Chunked(Vec<HeaderName>),
+    /// Chunked, with the trailers that may be sent.
+    Chunked(Trailers),
+}
+
+/// Which of an answer's trailers a chunked body sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Trailers {
+    /// Only these fields: those the answer's `trailer` field declared, when the client takes
+    /// trailers (as with hyper).
+    Declared(Vec<HeaderName>),
+    /// Every one (Envoy's `enable_trailers`, whatever the client said).
+    All,
+}
+
+impl Trailers {
+    fn none() -> Trailers {
+        Trailers::Declared(Vec::new())
+    }
+
+    fn allows(&self, name: &HeaderName) -> bool {
+        match self {
+            Trailers::Declared(names) => names.contains(name),
+            Trailers::All => true,
+        }
+    }
+}
+
+/// How the lean loop writes an answer's head and trailers, from the listener's HTTP/1
+/// options.
+#[derive(Debug, Clone, Copy, Default)]
+struct Style {
+    /// Header names in proper case.
+    proper_case: bool,
+    /// Every trailer, whether or not declared or asked for (`enable_trailers`).
+    all_trailers: bool,
+}
+
+impl Style {
+    fn of(settings: &crate::config::ConnectionSettings) -> Style {
+        Style {
+            proper_case: settings.http1_proper_case,
+            all_trailers: settings.http1_enable_trailers,
+        }
+    }
 }
 
 /// Encodes the answer's head into `out` as hyper's server encodes it for an HTTP/1.1
@@ -313,9 +354,10 @@ fn encode_head(
     body: &Body,
     keep_alive: bool,
     trailers: bool,
-    proper_case: bool,
+    style: Style,
     out: &mut Vec<u8>,
 ) -> (Framing, bool) {
+    let proper_case = style.proper_case;
     // hyper sends no 1xx answer through a service: it answers 500 instead, and closes.
     let informational = parts.status.is_informational();
     if informational {
@@ -399,7 +441,7 @@ fn encode_head(
                 }
                 out.extend_from_slice(value.as_bytes());
                 if !matches!(framing, Some(Framing::Chunked(_))) {
-                    framing = Some(Framing::Chunked(Vec::new()));
+                    framing = Some(Framing::Chunked(Trailers::none()));
                 }
                 if !crate::head::ends_chunked(value.as_bytes()) {
                     out.extend_from_slice(b", chunked");
@@ -449,7 +491,7 @@ fn encode_head(
             Some(None) if can_have_body => {
                 field(out, "transfer-encoding: ", proper_case);
                 out.extend_from_slice(b"chunked\r\n");
-                Framing::Chunked(Vec::new())
+                Framing::Chunked(Trailers::none())
             }
             Some(Some(n)) if n > 0 => {
                 if can_have_body {
@@ -470,7 +512,8 @@ fn encode_head(
     };
     let framing = match framing {
         _ if !can_have_body => Framing::Length(0),
-        Framing::Chunked(_) => Framing::Chunked(declared),
+        Framing::Chunked(_) if style.all_trailers => Framing::Chunked(Trailers::All),
+        Framing::Chunked(_) => Framing::Chunked(Trailers::Declared(declared)),
         length => length,
     };
     if !wrote_date {
@@ -542,8 +585,8 @@ where
             io.write_all(out).await?;
             return Ok(io.flush().await?);
         }
-        Framing::Length(n) => (Some(n), Vec::new()),
-        Framing::Chunked(declared) => (None, declared),
+        Framing::Length(n) => (Some(n), Trailers::none()),
+        Framing::Chunked(trailers) => (None, trailers),
     };
     // Whether any of the answer went out yet.
     let mut sent = false;
@@ -613,7 +656,7 @@ where
                     out.extend_from_slice(b"0\r\n");
                     let sent = trailers
                         .iter()
-                        .filter(|(name, _)| declared.contains(name) && may_trail(name));
+                        .filter(|(name, _)| declared.allows(name) && may_trail(name));
                     for (name, value) in sent {
                         out.extend_from_slice(name.as_str().as_bytes());
                         out.extend_from_slice(b": ");
@@ -835,7 +878,7 @@ mod tests {
                 &mut client,
                 &mut out,
                 &mut body,
-                Framing::Chunked(Vec::new()),
+                Framing::Chunked(Trailers::none()),
             )
             .await;
             match written {
@@ -1016,7 +1059,14 @@ mod tests {
     ) -> (Vec<u8>, bool) {
         let (mut parts, mut body) = response().into_parts();
         let mut out = Vec::new();
-        let (framing, closing) = encode_head(&mut parts, &body, keep_alive, te, false, &mut out);
+        let (framing, closing) = encode_head(
+            &mut parts,
+            &body,
+            keep_alive,
+            te,
+            Style::default(),
+            &mut out,
+        );
         let mut sink = Vec::new();
         // A failed body leaves what was written; the connection would close.
         let _ = write_body(&mut sink, &mut out, &mut body, framing).await;
