@@ -370,6 +370,7 @@ impl ConnectionSettings {
         };
         let common = hcm.common_http_protocol_options.as_ref();
         let http1 = hcm.http_protocol_options.as_ref();
+        warn_http1_differences(http1, "http_protocol_options");
         let http2 = hcm.http2_protocol_options.as_ref();
         Ok(ConnectionSettings {
             // Gloo's default (its translator sets it unless told otherwise).
@@ -583,7 +584,6 @@ pub(crate) fn http1_proper_case(
     at: &str,
 ) -> bool {
     use envoy_types::pb::envoy::config::core::v3::http1_protocol_options::header_key_format::HeaderFormat;
-    warn_http1_differences(options, at);
     match options
         .and_then(|o| o.header_key_format.as_ref())
         .and_then(|f| f.header_format.as_ref())

@@ -440,25 +440,14 @@ impl CallKind {
 #[derive(Debug, Clone, Copy)]
 struct FromUpstream;
 
-/// The most of a local reply's body that becomes its `grpc-message`.
-const MAX_GRPC_MESSAGE: usize = 16_384;
-
 /// A local reply to a gRPC call, as Envoy makes one (its `sendLocalReply` for gRPC requests):
 /// status 200, `content-type: application/grpc`, the HTTP status as a `grpc-status` (unless
 /// the reply has one), the body as the `grpc-message` (percent-encoded, without a final
 /// newline; none for HEAD), and no body: a trailers-only answer, which is what a gRPC client
 /// reads its error from. The reply's other headers stay.
 async fn grpc_local_reply(response: Response<Body>, head: bool) -> Response<Body> {
-    use http_body_util::BodyExt;
     let (mut parts, body) = response.into_parts();
-    let text = match body.as_bytes() {
-        Some(bytes) => Bytes::copy_from_slice(bytes),
-        None => http_body_util::Limited::new(body, MAX_GRPC_MESSAGE)
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default(),
-    };
+    let text = crate::builtin::message_of(body).await;
     let headers = &mut parts.headers;
     if !headers.contains_key("grpc-status") {
         let status = crate::builtin::grpc_status_of(parts.status);

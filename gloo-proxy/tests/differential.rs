@@ -3712,29 +3712,19 @@ fn gzip_health_checks_and_buffers_match_envoy() {
 fn grpc_backend_port() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the gRPC backend");
-        let port = listener.local_addr().expect("gRPC backend address").port();
-        listener.set_nonblocking(true).expect("nonblocking");
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                while let Ok((io, _)) = listener.accept().await {
-                    tokio::spawn(async move {
-                        let Ok(mut connection) = h2::server::handshake(io).await else {
-                            return;
-                        };
-                        while let Some(Ok((request, respond))) = connection.accept().await {
-                            tokio::spawn(grpc_answer(request, respond));
-                        }
-                    });
-                }
-            });
-        });
-        port
+        grpc_server_port("gRPC backend", |mut incoming| async move {
+            use tokio_stream::StreamExt;
+            while let Some(Ok(io)) = incoming.next().await {
+                tokio::spawn(async move {
+                    let Ok(mut connection) = h2::server::handshake(io).await else {
+                        return;
+                    };
+                    while let Some(Ok((request, respond))) = connection.accept().await {
+                        tokio::spawn(grpc_answer(request, respond));
+                    }
+                });
+            }
+        })
     })
 }
 
@@ -4075,26 +4065,11 @@ spec:
 /// Sends `request` and returns the answer's head as it came (status line and fields, in
 /// order, case kept).
 fn raw_head(port: u16, request: &str) -> Result<Vec<String>, String> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| format!("write: {e}"))?;
-    let mut reader = BufReader::new(stream);
-    let mut head = Vec::new();
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) => return Err(format!("closed after {head:?}")),
-            Err(e) => return Err(format!("read: {e}")),
-            Ok(_) if line == "\r\n" => return Ok(head),
-            Ok(_) => head.push(line.trim_end().to_string()),
-        }
-    }
+    let answer = raw_answer(port, request.as_bytes())?;
+    let Some((head, _)) = answer.split_once("\r\n\r\n") else {
+        return Err(format!("no end of head in {answer:?}"));
+    };
+    Ok(head.split("\r\n").map(str::to_string).collect())
 }
 
 /// A head's field names (exact case) with their values, minus those that differ by nature
@@ -4232,7 +4207,8 @@ fn early_headers_and_proper_case_match_envoy() {
         let tails: Vec<String> = [setup.envoy, setup.gloo]
             .iter()
             .map(|proxy| {
-                let all = raw_answer(setup.port(*proxy, Gateway::Edge), request.as_bytes());
+                let all = raw_answer(setup.port(*proxy, Gateway::Edge), request.as_bytes())
+                    .unwrap_or_else(|e| format!("(no answer: {e})"));
                 // What follows the last chunk (`0`): the trailers, then the blank line.
                 match all.rfind("\r\n0\r\n") {
                     Some(i) => all[i + 5..].to_string(),
@@ -4252,18 +4228,22 @@ fn early_headers_and_proper_case_match_envoy() {
     setup.report(&mismatches);
 }
 
-/// Sends `request` and returns the whole answer as it came, until the connection closes.
-fn raw_answer(port: u16, request: &[u8]) -> String {
+/// Sends `request` (which asks to close) and returns the whole answer as it came, until the
+/// connection closes.
+fn raw_answer(port: u16, request: &[u8]) -> Result<String, String> {
     use std::io::Read;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return "(no connection)".into();
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    if stream.write_all(request).is_err() {
-        return "(not sent)".into();
-    }
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(request)
+        .map_err(|e| format!("write: {e}"))?;
     let mut out = Vec::new();
-    let _ = stream.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    stream
+        .read_to_end(&mut out)
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }

@@ -471,13 +471,9 @@ impl Entry<'_> {
             |h: Option<&HeaderMap>| h?.get("grpc-status")?.to_str().ok()?.parse::<u32>().ok();
         from(self.response_trailers)
             .or_else(|| from(Some(self.response_headers)))
-            .unwrap_or(match self.status {
-                400 => 13,
-                401 => 16,
-                403 => 7,
-                404 => 12,
-                429 | 502 | 503 | 504 => 14,
-                _ => 2,
+            .unwrap_or_else(|| {
+                http::StatusCode::from_u16(self.status)
+                    .map_or(2, |s| u32::from(crate::builtin::grpc_status_of(s)))
             })
     }
 }

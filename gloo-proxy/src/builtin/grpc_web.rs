@@ -352,9 +352,9 @@ fn is_grpc_web_response(parts: &http::response::Parts) -> bool {
             })
 }
 
-/// The text of a non-gRPC answer, for its `grpc-message`: all of it when it comes in one
-/// piece, else at most [`MAX_MESSAGE_BYTES`] (Envoy stops buffering there).
-async fn message_of(mut body: Body) -> Bytes {
+/// The text of an answer, for its `grpc-message`: all of it when it comes in one piece, else
+/// at most [`MAX_MESSAGE_BYTES`] (Envoy stops buffering there).
+pub(crate) async fn message_of(mut body: Body) -> Bytes {
     let mut buffered: Option<BytesMut> = None;
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         let Ok(frame) = frame else { break };

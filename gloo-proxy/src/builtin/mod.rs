@@ -86,7 +86,7 @@ pub use grpc_web::{
     grpc_message, grpc_status_of, has_grpc_content_type, is_grpc_web_request, GrpcWeb,
     GrpcWebLayer, GRPC_WEB, GRPC_WEB_TYPE,
 };
-pub(crate) use grpc_web::{is_grpc_content_type, is_grpc_web_content_type};
+pub(crate) use grpc_web::{is_grpc_content_type, is_grpc_web_content_type, message_of};
 pub use health_check::HEALTH_CHECK;
 
 pub(crate) fn register(registry: &mut FilterRegistry) {

@@ -272,59 +272,57 @@ fn render(
     ctx: Option<&HeaderContext<'_>>,
     side: Side,
 ) -> Vec<Option<HeaderValue>> {
+    let Some(ctx) = ctx else {
+        return vec![None; add.len()];
+    };
     let empty = HeaderMap::new();
-    let mut out = Vec::with_capacity(add.len());
-    for h in add {
-        let AddedValue::Formatted(format) = &h.value else {
-            out.push(None);
-            continue;
-        };
-        let Some(ctx) = ctx else {
-            out.push(None);
-            continue;
-        };
-        let (request_headers, response_headers) = match side {
-            Side::Request => (headers, &empty),
-            Side::Response => (ctx.request_headers.unwrap_or(&empty), headers),
-        };
-        let host;
-        let authority = if ctx.authority.is_empty() {
-            host = request_headers
-                .get(http::header::HOST)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .unwrap_or_default();
-            host.as_str()
-        } else {
-            ctx.authority
-        };
-        let entry = crate::access_log::Entry {
-            start: std::time::SystemTime::now(),
-            duration: Duration::ZERO,
-            request_duration: None,
-            response_duration: None,
-            protocol: ctx.protocol,
-            request: Some(super::matcher::RequestView {
-                method: ctx.method,
-                authority,
-                path: ctx.path,
-                scheme: ctx.downstream.scheme,
-                headers: request_headers,
-            }),
-            status: ctx.status,
-            response_headers,
-            response_trailers: None,
-            flags: Default::default(),
-            bytes_received: 0,
-            bytes_sent: 0,
-            upstream_host: None,
-            upstream_cluster: None,
-            route_name: None,
-            downstream: ctx.downstream,
-            health_check: false,
-        };
-        out.push(HeaderValue::from_str(&format.render_value(&entry)).ok());
-    }
-    out
+    let (request_headers, response_headers) = match side {
+        Side::Request => (headers, &empty),
+        Side::Response => (ctx.request_headers.unwrap_or(&empty), headers),
+    };
+    let host;
+    let authority = if ctx.authority.is_empty() {
+        host = request_headers
+            .get(http::header::HOST)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        host.as_str()
+    } else {
+        ctx.authority
+    };
+    let entry = crate::access_log::Entry {
+        start: std::time::SystemTime::now(),
+        duration: Duration::ZERO,
+        request_duration: None,
+        response_duration: None,
+        protocol: ctx.protocol,
+        request: Some(super::matcher::RequestView {
+            method: ctx.method,
+            authority,
+            path: ctx.path,
+            scheme: ctx.downstream.scheme,
+            headers: request_headers,
+        }),
+        status: ctx.status,
+        response_headers,
+        response_trailers: None,
+        flags: Default::default(),
+        bytes_received: 0,
+        bytes_sent: 0,
+        upstream_host: None,
+        upstream_cluster: None,
+        route_name: None,
+        downstream: ctx.downstream,
+        health_check: false,
+    };
+    add.iter()
+        .map(|h| match &h.value {
+            AddedValue::Formatted(format) => {
+                HeaderValue::from_str(&format.render_value(&entry)).ok()
+            }
+            AddedValue::Literal(_) => None,
+        })
+        .collect()
 }
 
 /// Applies one level's removals, then its additions. `formatted` says whether an addition
