@@ -6,8 +6,9 @@
 //! refuses them. The downstream-only TLS options reach the TLS context and filter chain, and
 //! the connection manager settings reach Envoy's `HttpConnectionManager` (its early header
 //! mutation and HTTP/1 options among them: key format, chunked length, trailers and, from the
-//! listener's `headerValidationSettings`, custom methods). An Upstream's HTTP/2 windows and HTTP/1 options
-//! reach its cluster's `HttpProtocolOptions`.
+//! listener's `headerValidationSettings`, custom methods). An Upstream's HTTP/2 windows, HTTP/1
+//! options and common HTTP options reach its cluster's `HttpProtocolOptions`, and its TCP
+//! keepalive the cluster's upstream connection options.
 
 mod common;
 
@@ -903,4 +904,159 @@ spec:
         status("both").errors,
         ["spec.connectionConfig.http1ProtocolOptions: only one of properCaseHeaderKeyFormat, preserveCaseHeaderKeyFormat may be set, found both (oneof `header_format`)"]
     );
+}
+
+/// An Upstream's `connectionConfig.tcpKeepalive` and the rest of its
+/// `commonHttpProtocolOptions` reach its cluster as Gloo's upstreamconn plugin converts them,
+/// instead of being dropped without a word: the keepalive becomes the cluster's
+/// `upstream_connection_options.tcp_keepalive` (probes only above 0, the durations rounded up
+/// to whole seconds as Gloo's `roundToSecond` rounds them), and `maxHeadersCount` (only above
+/// 0, Envoy refuses 0), `maxStreamDuration` and `headersWithUnderscoresAction` join the idle
+/// timeout and connection limit in the common options of the cluster's
+/// `envoy.extensions.upstreams.http.v3.HttpProtocolOptions` (not the deprecated cluster field
+/// Gloo writes), beside the explicit HTTP/1.1 or HTTP/2 config. Setting only common options
+/// is enough to make that entry; a keepalive alone is not.
+#[test]
+fn an_upstreams_keepalive_and_common_http_options_reach_its_cluster() {
+    let upstream = |name: &str, extra: &str| {
+        format!(
+            "---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: {name}, namespace: gloo-system}}
+spec:
+  static: {{hosts: [{{addr: 10.0.0.1, port: 8080}}]}}
+{extra}
+"
+        )
+    };
+    let names = ["h1", "h2", "keepalive", "empty"];
+    let routes: String = names
+        .iter()
+        .map(|name| format!("      - matchers: [{{prefix: /{name}}}]\n        routeAction: {{single: {{upstream: {{name: {name}, namespace: gloo-system}}}}}}\n"))
+        .collect();
+    let yaml = format!(
+        "apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: all, namespace: gloo-system}}
+spec:
+  virtualHost:
+    domains: ['*']
+    routes:
+{routes}{}{}{}{}",
+        upstream(
+            "h1",
+            "  connectionConfig:
+    maxRequestsPerConnection: 10
+    tcpKeepalive: {keepaliveProbes: 3, keepaliveTime: 1.0002s, keepaliveInterval: 1s}
+    commonHttpProtocolOptions:
+      idleTimeout: 10s
+      maxHeadersCount: 50
+      maxStreamDuration: 30s
+      headersWithUnderscoresAction: REJECT_REQUEST
+    http1ProtocolOptions: {enableTrailers: true}"
+        ),
+        upstream(
+            "h2",
+            "  useHttp2: true
+  connectionConfig:
+    tcpKeepalive: {keepaliveProbes: 0, keepaliveTime: 0.5s}
+    commonHttpProtocolOptions: {maxHeadersCount: 0, maxStreamDuration: 1.5s, headersWithUnderscoresAction: DROP_HEADER}"
+        ),
+        upstream(
+            "keepalive",
+            "  connectionConfig: {tcpKeepalive: {keepaliveInterval: 75s}}"
+        ),
+        upstream(
+            "empty",
+            "  connectionConfig: {commonHttpProtocolOptions: {headersWithUnderscoresAction: ALLOW}}"
+        ),
+    );
+    let t = translate(&yaml);
+    for name in names {
+        common::assert_status(
+            &t,
+            Kind::Upstream,
+            &common::gs(name),
+            gloo_core::status::State::Accepted,
+            &[],
+            &[],
+        );
+    }
+    let json = proxy_json(&t);
+    let cluster = |name: &str| {
+        json["clusters"]
+            .as_array()
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c["name"] == format!("{name}_gloo-system"))
+            })
+            .unwrap_or_else(|| panic!("the cluster of {name}: {}", t.reports.to_text()))
+            .clone()
+    };
+    let options = |name: &str| {
+        let cluster = cluster(name);
+        // Nothing on the cluster's deprecated protocol option fields.
+        for deprecated in [
+            "commonHttpProtocolOptions",
+            "httpProtocolOptions",
+            "http2ProtocolOptions",
+            "maxRequestsPerConnection",
+        ] {
+            assert!(cluster.get(deprecated).is_none(), "{deprecated}: {cluster}");
+        }
+        cluster["typedExtensionProtocolOptions"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+            .clone()
+    };
+    assert_eq!(
+        cluster("h1")["upstreamConnectionOptions"],
+        json!({"tcpKeepalive": {"keepaliveProbes": 3, "keepaliveTime": 2, "keepaliveInterval": 1}})
+    );
+    assert_eq!(
+        options("h1"),
+        json!({
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "commonHttpProtocolOptions": {
+                "idleTimeout": "10s",
+                "maxHeadersCount": 50,
+                "maxStreamDuration": "30s",
+                "headersWithUnderscoresAction": "REJECT_REQUEST",
+                "maxRequestsPerConnection": 10,
+            },
+            "explicitHttpConfig": {"httpProtocolOptions": {"enableTrailers": true}},
+        })
+    );
+    // No probe count at 0 (the system default), and no interval where none was given.
+    assert_eq!(
+        cluster("h2")["upstreamConnectionOptions"],
+        json!({"tcpKeepalive": {"keepaliveTime": 1}})
+    );
+    assert_eq!(
+        options("h2"),
+        json!({
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "commonHttpProtocolOptions": {
+                "maxStreamDuration": "1.500s",
+                "headersWithUnderscoresAction": "DROP_HEADER",
+            },
+            "explicitHttpConfig": {"http2ProtocolOptions": {}},
+        })
+    );
+    // A keepalive alone needs no HTTP options.
+    assert_eq!(
+        cluster("keepalive")["upstreamConnectionOptions"],
+        json!({"tcpKeepalive": {"keepaliveInterval": 75}})
+    );
+    assert_eq!(options("keepalive"), Value::Null);
+    // Common options that change nothing still make the entry, as Gloo still writes them.
+    assert_eq!(
+        options("empty"),
+        json!({
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "commonHttpProtocolOptions": {},
+            "explicitHttpConfig": {"httpProtocolOptions": {}},
+        })
+    );
+    assert_eq!(cluster("empty").get("upstreamConnectionOptions"), None);
 }

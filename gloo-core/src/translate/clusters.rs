@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::{
     circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster, OutlierDetection,
+    UpstreamConnectionOptions,
 };
 use envoy_types::pb::envoy::config::core::v3::{
     address, health_check, socket_address, transport_socket, Address, HealthCheck, HealthStatus,
@@ -496,6 +497,71 @@ fn http1_protocol_options(
     }
 }
 
+/// A duration in whole seconds, rounded up as Gloo's upstreamconn plugin rounds the TCP
+/// keepalive durations (its `roundToSecond`: `math.Round(seconds + 0.4999)`, in the same
+/// floating-point steps, so the edge cases agree: `1s` stays 1, `1.001s` becomes 2, but under
+/// 0.1ms over a whole second rounds down). Envoy takes these as whole seconds; a negative
+/// duration becomes 0 and one beyond `u32` seconds the largest `u32`.
+fn round_up_to_second(d: &crate::model::Duration) -> u32 {
+    // Go's `time.Duration.Seconds()`: whole seconds plus the nanoseconds as a fraction.
+    let seconds = d.seconds as f64 + f64::from(d.nanos) / 1e9;
+    // Rust's `round` rounds half away from zero, as Go's `math.Round`; `as` saturates.
+    (seconds + 0.4999).round() as u32
+}
+
+/// An Upstream's `connectionConfig.tcpKeepalive` as Envoy's `TcpKeepalive`, as Gloo's
+/// upstreamconn plugin converts it: the probe count only when above 0 (0 leaves Envoy's
+/// system default), the idle time and probe interval rounded up to whole seconds.
+fn tcp_keepalive(
+    keepalive: &crate::model::cluster::TcpKeepAlive,
+) -> envoy_types::pb::envoy::config::core::v3::TcpKeepalive {
+    envoy_types::pb::envoy::config::core::v3::TcpKeepalive {
+        keepalive_probes: keepalive
+            .keepalive_probes
+            .filter(|p| *p > 0)
+            .map(|value| UInt32Value { value }),
+        keepalive_time: keepalive.keepalive_time.as_ref().map(|d| UInt32Value {
+            value: round_up_to_second(d),
+        }),
+        keepalive_interval: keepalive.keepalive_interval.as_ref().map(|d| UInt32Value {
+            value: round_up_to_second(d),
+        }),
+    }
+}
+
+/// An Upstream's `connectionConfig.commonHttpProtocolOptions` as Envoy's common HTTP options,
+/// as Gloo's upstreamconn plugin converts them: the idle timeout and the stream duration as
+/// given, the header count only when above 0 (Envoy refuses 0), and the underscore action.
+/// Gloo writes them on the cluster's deprecated `common_http_protocol_options`; gloo writes
+/// them where Envoy reads that field from, the cluster's
+/// `envoy.extensions.upstreams.http.v3.HttpProtocolOptions`. Envoy applies the header count to
+/// the upstream's responses and the stream duration to each upstream request; the underscore
+/// action is about client requests, so on a cluster Envoy carries it without effect, as it does
+/// what Gloo writes.
+fn common_http_protocol_options(
+    options: &crate::model::cluster::HttpProtocolOptions,
+) -> envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions {
+    use crate::model::cluster::HeadersWithUnderscoresAction as Gloo;
+    use envoy_types::pb::envoy::config::core::v3::http_protocol_options::HeadersWithUnderscoresAction as Envoy;
+    envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions {
+        idle_timeout: options.idle_timeout.as_ref().map(duration),
+        max_headers_count: options
+            .max_headers_count
+            .filter(|n| *n > 0)
+            .map(|value| UInt32Value { value }),
+        max_stream_duration: options.max_stream_duration.as_ref().map(duration),
+        headers_with_underscores_action: match options
+            .headers_with_underscores_action
+            .unwrap_or_default()
+        {
+            Gloo::Allow => Envoy::Allow,
+            Gloo::RejectRequest => Envoy::RejectRequest,
+            Gloo::DropHeader => Envoy::DropHeader,
+        } as i32,
+        ..Default::default()
+    }
+}
+
 /// The Envoy cluster of one Upstream.
 pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Cluster {
     let reference = upstream.to_ref();
@@ -599,17 +665,22 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
         if let Some(limit) = cc.per_connection_buffer_limit_bytes {
             out.per_connection_buffer_limit_bytes = Some(UInt32Value { value: limit });
         }
+        if let Some(keepalive) = &cc.tcp_keepalive {
+            out.upstream_connection_options = Some(UpstreamConnectionOptions {
+                tcp_keepalive: Some(tcp_keepalive(keepalive)),
+                ..Default::default()
+            });
+        }
     }
     let max_requests = spec
         .connection_config
         .as_ref()
         .and_then(|c| c.max_requests_per_connection)
         .filter(|m| *m > 0);
-    let idle_timeout = spec
+    let common = spec
         .connection_config
         .as_ref()
-        .and_then(|c| c.common_http_protocol_options.as_ref())
-        .and_then(|o| o.idle_timeout.as_ref());
+        .and_then(|c| c.common_http_protocol_options.as_ref());
     // HTTP/1 options of an HTTP/1.1 Upstream (on an HTTP/2 one Gloo refuses them, or they
     // wait for `protocolSelection: USE_DOWNSTREAM_PROTOCOL`, which gloo does not apply).
     let http1 = spec
@@ -619,7 +690,7 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
         .filter(|_| !spec.use_http2.unwrap_or(false));
     if spec.use_http2.unwrap_or(false)
         || max_requests.is_some()
-        || idle_timeout.is_some()
+        || common.is_some()
         || http1.is_some()
     {
         let protocol = if spec.use_http2.unwrap_or(false) {
@@ -639,14 +710,11 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
                 http1.map(http1_protocol_options).unwrap_or_default(),
             )
         };
+        let mut common_options = common.map(common_http_protocol_options).unwrap_or_default();
+        common_options.max_requests_per_connection =
+            max_requests.map(|value| UInt32Value { value });
         let options = HttpProtocolOptions {
-            common_http_protocol_options: Some(
-                envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions {
-                    max_requests_per_connection: max_requests.map(|value| UInt32Value { value }),
-                    idle_timeout: idle_timeout.map(duration),
-                    ..Default::default()
-                },
-            ),
+            common_http_protocol_options: Some(common_options),
             upstream_protocol_options: Some(
                 http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
                     http_protocol_options::ExplicitHttpConfig {
@@ -680,4 +748,30 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
         out.transport_socket_matches = failover_socket_matches(failover, namespace, ctx);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Duration;
+
+    fn secs(text: &str) -> u32 {
+        round_up_to_second(&Duration::parse(text).unwrap())
+    }
+
+    /// Gloo's `roundToSecond` rounds `seconds + 0.4999` to the nearest whole second: whole
+    /// seconds stay, anything from 0.1ms over rounds up, less rounds down.
+    #[test]
+    fn keepalive_durations_round_up_to_whole_seconds_as_gloo_rounds_them() {
+        assert_eq!(secs("0s"), 0);
+        assert_eq!(secs("0.001s"), 1);
+        assert_eq!(secs("0.5s"), 1);
+        assert_eq!(secs("1s"), 1);
+        assert_eq!(secs("1.0002s"), 2);
+        assert_eq!(secs("1.00001s"), 1);
+        assert_eq!(secs("1.999s"), 2);
+        assert_eq!(secs("7200s"), 7200);
+        assert_eq!(secs("-2s"), 0);
+        assert_eq!(secs("10000000000s"), u32::MAX);
+    }
 }
