@@ -728,3 +728,112 @@ fn envoy_accepts_early_header_mutation_and_http1_options_without_deprecation_war
         assert!(stderr.contains(deprecated), "{deprecated}:\n{stderr}");
     }
 }
+
+/// Upstreams' `connectionConfig` with every member gloo translates, on an HTTP/1.1 Upstream
+/// and an HTTP/2 one: the TCP keepalive on the cluster's upstream connection options, and the
+/// common HTTP options (idle timeout, header count, stream duration, underscore action, the
+/// connection limit) in its typed `HttpProtocolOptions` beside the explicit HTTP/1.1 or HTTP/2
+/// config. Envoy accepts them and warns about nothing, where what Gloo writes (the same options
+/// on the cluster's deprecated fields) is accepted with a deprecation warning for each.
+#[test]
+fn envoy_accepts_upstream_keepalive_and_common_http_options_without_warnings() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-upstream-connections");
+    let resources = translated(&dir);
+    let config = bootstrap(&resources);
+    let cluster = |name: &str| {
+        config["staticResources"]["clusters"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("{name} in {config:#}"))
+            .clone()
+    };
+    let web = cluster("web_gloo-system");
+    assert_eq!(
+        web["upstreamConnectionOptions"]["tcpKeepalive"],
+        json!({"keepaliveProbes": 3, "keepaliveTime": 60, "keepaliveInterval": 2})
+    );
+    let options = &web["typedExtensionProtocolOptions"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert_eq!(
+        options["commonHttpProtocolOptions"],
+        json!({
+            "idleTimeout": "30s",
+            "maxHeadersCount": 50,
+            "maxStreamDuration": "120s",
+            "headersWithUnderscoresAction": "REJECT_REQUEST",
+            "maxRequestsPerConnection": 100,
+        })
+    );
+    assert_eq!(
+        options["explicitHttpConfig"],
+        json!({"httpProtocolOptions": {"enableTrailers": true}})
+    );
+    let grpc = cluster("grpc_gloo-system");
+    assert_eq!(
+        grpc["upstreamConnectionOptions"]["tcpKeepalive"],
+        json!({"keepaliveTime": 1, "keepaliveInterval": 10})
+    );
+    let options = &grpc["typedExtensionProtocolOptions"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert_eq!(
+        options["commonHttpProtocolOptions"],
+        json!({
+            "maxHeadersCount": 200,
+            "maxStreamDuration": "0.500s",
+            "headersWithUnderscoresAction": "DROP_HEADER",
+        })
+    );
+    assert_eq!(
+        options["explicitHttpConfig"],
+        json!({"http2ProtocolOptions": {}})
+    );
+    let (ok, stdout, stderr) = envoy_validate(&config);
+    assert!(
+        ok,
+        "Envoy rejected:\n{stdout}\n{stderr}\nconfig:\n{config:#}"
+    );
+    assert_eq!(unexpected_warnings(&stderr), Vec::<&str>::new(), "{stderr}");
+    let counts = validate_resources(&resources, &dir.display().to_string());
+    // The default Gateway's listener and route configuration; the two Upstreams.
+    assert_eq!(counts, (1, 1, 2));
+
+    // What Gloo's upstreamconn and protocoloptions plugins write (the same options on the
+    // cluster's own deprecated fields, no typed options) is accepted, with the warnings the
+    // check above looks for.
+    let mut gloos = config.clone();
+    for cluster in gloos["staticResources"]["clusters"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        let options = cluster
+            .as_object_mut()
+            .and_then(|c| c.remove("typedExtensionProtocolOptions"))
+            .expect("typed protocol options");
+        let options = &options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+        let mut common = options["commonHttpProtocolOptions"].clone();
+        if let Some(limit) = common
+            .as_object_mut()
+            .and_then(|c| c.remove("maxRequestsPerConnection"))
+        {
+            cluster["maxRequestsPerConnection"] = limit;
+        }
+        cluster["commonHttpProtocolOptions"] = common;
+        let explicit = &options["explicitHttpConfig"];
+        for protocol in ["httpProtocolOptions", "http2ProtocolOptions"] {
+            if explicit[protocol].is_object() {
+                cluster[protocol] = explicit[protocol].clone();
+            }
+        }
+    }
+    let (ok, stdout, stderr) = envoy_validate(&gloos);
+    assert!(ok, "{stdout}\n{stderr}");
+    for deprecated in [
+        "envoy.config.cluster.v3.Cluster.common_http_protocol_options",
+        "envoy.config.cluster.v3.Cluster.http_protocol_options",
+        "envoy.config.cluster.v3.Cluster.http2_protocol_options",
+        "envoy.config.cluster.v3.Cluster.max_requests_per_connection",
+    ] {
+        assert!(stderr.contains(deprecated), "{deprecated}:\n{stderr}");
+    }
+}
