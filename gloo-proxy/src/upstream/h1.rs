@@ -30,10 +30,71 @@ use crate::body::{Body, BoxError};
 
 /// Largest response header block accepted from an upstream.
 const MAX_HEAD: usize = 64 * 1024;
-/// How long an idle pooled connection is kept.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most idle connections kept per endpoint and worker.
 const MAX_IDLE: usize = 1024;
+
+/// How a cluster's HTTP/1.1 connections are opened, kept and read: its
+/// `upstream_connection_options`, the `common_http_protocol_options` and HTTP/1 options of its
+/// `HttpProtocolOptions`. [`Default`] is Envoy's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnectionOptions {
+    /// How long a connection may wait in the pool for its next request (`idle_timeout`:
+    /// 1 hour; zero, `None`: for ever). An older one is closed, not used.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// Requests a connection serves before it is closed (`max_requests_per_connection`;
+    /// `None`: no limit).
+    pub(crate) max_requests: Option<u32>,
+    /// The most fields a response head, or its trailers, may have (`max_headers_count`: 100).
+    /// An answer with more is a protocol error, as Envoy's codec finds it.
+    pub(crate) max_headers: usize,
+    /// TCP keepalive on the connections' sockets (`tcp_keepalive`; `None`: the system's
+    /// default, usually off).
+    pub(crate) keepalive: Option<Keepalive>,
+    /// Whether a chunked answer's trailers are passed on (`enable_trailers`); by default they
+    /// are dropped, as Envoy's HTTP/1 codec drops them.
+    pub(crate) trailers: bool,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        ConnectionOptions {
+            idle_timeout: Some(Duration::from_secs(3600)),
+            max_requests: None,
+            max_headers: 100,
+            keepalive: None,
+            trailers: false,
+        }
+    }
+}
+
+/// TCP keepalive probes (Envoy's `core.v3.TcpKeepalive`): a value left unset keeps the
+/// system's (Linux: probes after 7200 s idle, every 75 s, 9 of them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Keepalive {
+    /// Idle time before the first probe (`keepalive_time`).
+    pub(crate) time: Option<Duration>,
+    /// Time between probes (`keepalive_interval`).
+    pub(crate) interval: Option<Duration>,
+    /// Unanswered probes before the connection is dropped (`keepalive_probes`).
+    pub(crate) probes: Option<u32>,
+}
+
+impl Keepalive {
+    /// Turns keepalive on for `tcp`, with the values set.
+    pub(crate) fn apply(&self, tcp: &TcpStream) -> io::Result<()> {
+        let mut params = socket2::TcpKeepalive::new();
+        if let Some(time) = self.time {
+            params = params.with_time(time);
+        }
+        if let Some(interval) = self.interval {
+            params = params.with_interval(interval);
+        }
+        if let Some(probes) = self.probes {
+            params = params.with_retries(probes);
+        }
+        socket2::SockRef::from(tcp).set_tcp_keepalive(&params)
+    }
+}
 
 /// Why a request did not get an answer.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +277,8 @@ struct Conn {
     /// the next so it is not allocated per request.
     out: BytesMut,
     idle_since: Instant,
+    /// Requests sent on it.
+    served: u32,
 }
 
 /// One connection counted among its worker's connections to an endpoint, until it closes.
@@ -241,9 +304,25 @@ pub(crate) struct Pool {
     idle: Mutex<HashMap<SocketAddr, Vec<Conn>, foldhash::fast::RandomState>>,
     open:
         Mutex<HashMap<SocketAddr, Arc<std::sync::atomic::AtomicU32>, foldhash::fast::RandomState>>,
+    options: ConnectionOptions,
 }
 
 impl Pool {
+    /// An empty pool whose connections follow `options`.
+    pub(crate) fn new(options: ConnectionOptions) -> Self {
+        Pool {
+            options,
+            ..Pool::default()
+        }
+    }
+
+    /// Whether a connection idle since `since` is past the idle timeout at `now`.
+    fn expired(&self, since: Instant, now: Instant) -> bool {
+        self.options
+            .idle_timeout
+            .is_some_and(|t| now.saturating_duration_since(since) >= t)
+    }
+
     /// The count of this worker's open connections to `address`.
     fn open_count(&self, address: SocketAddr) -> Arc<std::sync::atomic::AtomicU32> {
         match self.open.lock() {
@@ -255,18 +334,36 @@ impl Pool {
     fn take(&self, address: SocketAddr) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
         let conns = idle.get_mut(&address)?;
+        let now = Instant::now();
         while let Some(conn) = conns.pop() {
-            if conn.idle_since.elapsed() < IDLE_TIMEOUT {
+            if !self.expired(conn.idle_since, now) {
                 return Some(conn);
             }
         }
         None
     }
 
+    /// Keeps `conn` for the next request to `address`, unless it has served its
+    /// `max_requests`; then it closes.
     fn put(&self, address: SocketAddr, mut conn: Conn) {
-        conn.idle_since = Instant::now();
+        if self
+            .options
+            .max_requests
+            .is_some_and(|max| conn.served >= max)
+        {
+            return;
+        }
+        let now = Instant::now();
+        conn.idle_since = now;
         if let Ok(mut idle) = self.idle.lock() {
             let conns = idle.entry(address).or_default();
+            // The oldest come first: those past the idle timeout close now, rather than
+            // waiting below the busy ones for a request that would find them expired.
+            let expired = conns
+                .iter()
+                .take_while(|c| self.expired(c.idle_since, now))
+                .count();
+            conns.drain(..expired);
             if conns.len() < MAX_IDLE {
                 conns.push(conn);
                 // A request waiting at the connection limit can take it (announced after
@@ -383,32 +480,54 @@ struct Head {
     keep_alive: bool,
 }
 
-/// The most response header fields a head may carry.
-const MAX_HEADERS: usize = 128;
+/// The parser's slots for header fields kept on the stack: room for Envoy's default limit of
+/// 100 fields and the one past it that shows a head is over the limit.
+const INLINE_HEADERS: usize = 128;
+
+/// Why a head (or trailers) with more than `max_headers_count` fields is refused, in Envoy's
+/// words.
+const TOO_MANY_HEADERS: &str = "headers count exceeds limit";
 
 fn parse_head(
     buf: &mut BytesMut,
     head_request: bool,
     spare: &mut HeaderMap,
+    max_headers: usize,
 ) -> Result<Option<Head>, SendError> {
     // Runs once per proxied response, so it allocates nothing for a usual head: the parser's
     // slots (32 bytes each) start uninitialised, the fields' places are kept as 16-byte
     // offsets on the stack until the head's bytes are frozen, and the fields go into the
     // caller's spare map.
-    let mut slots =
-        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut inline_slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; INLINE_HEADERS];
+    let mut heap_slots = Vec::new();
+    // One slot past the limit, so a head at the limit is told from one over it; a head of at
+    // most `MAX_HEAD` bytes cannot hold more fields than this (`a:\r\n` is four bytes).
+    let room = max_headers.min(MAX_HEAD / 4) + 1;
+    let slots = if room <= INLINE_HEADERS {
+        &mut inline_slots[..room]
+    } else {
+        heap_slots.resize_with(room, std::mem::MaybeUninit::uninit);
+        &mut heap_slots[..]
+    };
     let mut parsed = httparse::Response::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
         &mut parsed,
         buf,
-        &mut slots,
+        slots,
     ) {
         // However it arrived, a head is at most `MAX_HEAD` (so its offsets fit in `u32`).
         Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
         Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Ok(None),
         Ok(_) => return Err(SendError::Protocol("response head too large".into())),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(SendError::Protocol(TOO_MANY_HEADERS.into()))
+        }
         Err(e) => return Err(SendError::Protocol(e.to_string())),
     };
+    if parsed.headers.len() > max_headers {
+        return Err(SendError::Protocol(TOO_MANY_HEADERS.into()));
+    }
     let code = parsed.code.unwrap_or(0);
     let status = StatusCode::from_u16(code)
         .map_err(|_| SendError::Protocol(format!("invalid status {code}")))?;
@@ -552,7 +671,7 @@ async fn acquire(pool: &Pool, exchange: &Exchange<'_>) -> Result<(Conn, bool), S
     loop {
         if let Some(slot) = limit.take() {
             return Ok((
-                connect_with(slot, Owned::new(&owned), exchange).await?,
+                connect_with(slot, Owned::new(&owned), exchange, pool.options.keepalive).await?,
                 false,
             ));
         }
@@ -562,7 +681,7 @@ async fn acquire(pool: &Pool, exchange: &Exchange<'_>) -> Result<(Conn, bool), S
         if owned.load(std::sync::atomic::Ordering::Acquire) == 0 {
             let slot = limit.take_over_limit();
             return Ok((
-                connect_with(slot, Owned::new(&owned), exchange).await?,
+                connect_with(slot, Owned::new(&owned), exchange, pool.options.keepalive).await?,
                 false,
             ));
         }
@@ -586,6 +705,7 @@ async fn connect(pool: &Pool, exchange: &Exchange<'_>) -> Result<Conn, SendError
         slot,
         Owned::new(&pool.open_count(exchange.address)),
         exchange,
+        pool.options.keepalive,
     )
     .await
 }
@@ -596,6 +716,7 @@ async fn connect_with(
     slot: ConnectionSlot,
     owned: Owned,
     exchange: &Exchange<'_>,
+    keepalive: Option<Keepalive>,
 ) -> Result<Conn, SendError> {
     let timeout = || SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timeout"));
     let connecting = async {
@@ -603,6 +724,9 @@ async fn connect_with(
             .await
             .map_err(SendError::Connect)?;
         let _ = tcp.set_nodelay(true);
+        if let Some(keepalive) = &keepalive {
+            keepalive.apply(&tcp).map_err(SendError::Connect)?;
+        }
         let stream = match exchange.tls {
             None => Stream::Plain(tcp),
             Some(tls) => {
@@ -628,6 +752,7 @@ async fn connect_with(
         buf: BytesMut::with_capacity(READ_ROOM),
         out: BytesMut::new(),
         idle_since: Instant::now(),
+        served: 0,
     })
 }
 
@@ -683,10 +808,14 @@ pub(crate) async fn send(
             &mut body,
             head_request,
             exchange.proper_case,
+            pool.options.max_headers,
         ))
         .await;
         match exchanged {
-            Ok(head) => return Ok(finish(pool.clone(), exchange.address, conn, head)),
+            Ok(head) => {
+                conn.served += 1;
+                return Ok(finish(pool.clone(), exchange.address, conn, head));
+            }
             // A kept-alive connection the upstream had closed: try once more on a new one.
             Err(ExchangeError::Stale(_)) if reused && full.is_some() => {
                 conn = Box::pin(connect(pool, &exchange)).await?;
@@ -719,6 +848,7 @@ async fn exchange_on(
     body: &mut Option<Body>,
     head_request: bool,
     proper_case: bool,
+    max_headers: usize,
 ) -> Result<Head, ExchangeError> {
     let out = &mut conn.out;
     out.clear();
@@ -758,7 +888,7 @@ async fn exchange_on(
     loop {
         if !conn.buf.is_empty() {
             // Something was read, so the request will not be sent again: its map is free.
-            match parse_head(&mut conn.buf, head_request, &mut req.headers) {
+            match parse_head(&mut conn.buf, head_request, &mut req.headers, max_headers) {
                 // Interim answers (100 Continue, 103 Early Hints) are not the response.
                 Ok(Some(head))
                     if head.response.status().is_informational()
@@ -872,6 +1002,7 @@ fn finish(pool: Arc<Pool>, address: SocketAddr, mut conn: Conn, head: Head) -> R
                 pool,
                 address,
                 large_reads: false,
+                trailers: None,
             };
             Response::from_parts(parts, Body::new(body))
         }
@@ -899,6 +1030,46 @@ struct UpstreamBody {
     /// Whether a read asked for more than [`READ_ROOM`], so the connection's buffer may hold
     /// a large allocation that it should not keep once the body is done.
     large_reads: bool,
+    /// The trailers read so far, when the cluster passes them on.
+    trailers: Option<HeaderMap>,
+}
+
+impl UpstreamBody {
+    /// The body has been read to its end: the connection goes back to the pool if it can
+    /// take another request.
+    fn release(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            if self.keep_alive && conn.buf.is_empty() {
+                if self.large_reads {
+                    // Not kept idle: the room a large body was read into.
+                    conn.buf = BytesMut::with_capacity(READ_ROOM);
+                }
+                self.pool.put(self.address, conn);
+            }
+        }
+    }
+
+    /// Adds one trailer field line (`name: value`) to those read, if the cluster passes
+    /// trailers on; fails on a line that is not a field, or past the fields' limit.
+    fn add_trailer(&mut self, line: &[u8]) -> Result<(), BoxError> {
+        if !self.pool.options.trailers {
+            return Ok(());
+        }
+        let (name, value) = line
+            .iter()
+            .position(|b| *b == b':')
+            .map(|colon| (&line[..colon], &line[colon + 1..]))
+            .ok_or("invalid trailer field")?;
+        let name = crate::head::field_name(name).map_err(|_| "invalid trailer name")?;
+        let value =
+            HeaderValue::from_bytes(value.trim_ascii()).map_err(|_| "invalid trailer value")?;
+        let trailers = self.trailers.get_or_insert_with(HeaderMap::new);
+        trailers.append(name, value);
+        if trailers.len() > self.pool.options.max_headers {
+            return Err(TOO_MANY_HEADERS.into());
+        }
+        Ok(())
+    }
 }
 
 /// The room a body read asks for when it does not know how much is coming (chunk sizes, the
@@ -941,15 +1112,7 @@ impl http_body::Body for UpstreamBody {
             };
             match this.state {
                 State::Done => {
-                    if let Some(mut conn) = this.conn.take() {
-                        if this.keep_alive && conn.buf.is_empty() {
-                            if this.large_reads {
-                                // Not kept idle: the room a large body was read into.
-                                conn.buf = BytesMut::with_capacity(READ_ROOM);
-                            }
-                            this.pool.put(this.address, conn);
-                        }
-                    }
+                    this.release();
                     return Poll::Ready(None);
                 }
                 State::Length(0) => this.state = State::Done,
@@ -998,8 +1161,22 @@ impl http_body::Body for UpstreamBody {
                             this.conn = None;
                             return Poll::Ready(Some(Err("missing CRLF after a chunk".into())));
                         }
-                        State::Trailers if line.is_empty() => State::Done,
-                        State::Trailers => State::Trailers,
+                        State::Trailers if line.is_empty() => match this.trailers.take() {
+                            // Given back before the trailers are: the last frame may be the
+                            // last the body is polled for.
+                            Some(trailers) => {
+                                this.release();
+                                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                            }
+                            None => State::Done,
+                        },
+                        State::Trailers => {
+                            if let Err(e) = this.add_trailer(line) {
+                                this.conn = None;
+                                return Poll::Ready(Some(Err(e)));
+                            }
+                            State::Trailers
+                        }
                         _ => {
                             let size = line.split(|b| *b == b';').next().unwrap_or(&[]);
                             let size = std::str::from_utf8(size)
@@ -1089,7 +1266,7 @@ mod tests {
         let capacity = request.capacity();
         let mut buf =
             BytesMut::from(&b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 0\r\n\r\n"[..]);
-        let head = parse_head(&mut buf, false, &mut request)
+        let head = parse_head(&mut buf, false, &mut request, 100)
             .expect("valid head")
             .expect("complete head");
         let headers = head.response.headers();
@@ -1128,6 +1305,7 @@ mod tests {
                 &mut BytesMut::from(raw.as_bytes()),
                 false,
                 &mut HeaderMap::new(),
+                100,
             )
             .expect("valid")
             .expect("complete");
@@ -1142,7 +1320,7 @@ mod tests {
         let mut old = BytesMut::from(
             &b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"[..],
         );
-        assert!(parse_head(&mut old, false, &mut HeaderMap::new()).is_err());
+        assert!(parse_head(&mut old, false, &mut HeaderMap::new(), 100).is_err());
     }
 
     #[test]
@@ -1150,7 +1328,7 @@ mod tests {
         let mut buf = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\nConnection: Keep-Alive\r\nX-Empty:\r\n\r\nhello"[..],
         );
-        let head = parse_head(&mut buf, false, &mut HeaderMap::new())
+        let head = parse_head(&mut buf, false, &mut HeaderMap::new(), 100)
             .expect("valid head")
             .expect("complete head");
         assert_eq!(head.response.status(), StatusCode::OK);
@@ -1166,7 +1344,7 @@ mod tests {
         // `Connection: close` in any case ends the connection after the response.
         let mut close =
             BytesMut::from(&b"HTTP/1.1 204 No Content\r\nConnection: CLOSE\r\n\r\n"[..]);
-        let head = parse_head(&mut close, false, &mut HeaderMap::new())
+        let head = parse_head(&mut close, false, &mut HeaderMap::new(), 100)
             .expect("valid")
             .expect("complete");
         assert!(!head.keep_alive);
@@ -1191,7 +1369,7 @@ mod tests {
                 true,
             ),
         ] {
-            let head = parse_head(&mut BytesMut::from(raw), false, &mut HeaderMap::new())
+            let head = parse_head(&mut BytesMut::from(raw), false, &mut HeaderMap::new(), 100)
                 .expect("valid")
                 .expect("complete");
             assert_eq!(head.keep_alive, kept, "{:?}", String::from_utf8_lossy(raw));
@@ -1203,7 +1381,7 @@ mod tests {
         let mut hops = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Upgrade\r\nKeep-Alive: timeout=5\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\nTrailer: x-t\r\nProxy-Connection: x\r\nTE: trailers\r\nX-Kept: 1\r\n\r\n"[..],
         );
-        let head = parse_head(&mut hops, false, &mut HeaderMap::new())
+        let head = parse_head(&mut hops, false, &mut HeaderMap::new(), 100)
             .expect("valid")
             .expect("complete");
         assert_eq!(head.framing, Framing::Chunked);
@@ -1212,7 +1390,7 @@ mod tests {
         let mut named = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n"[..],
         );
-        let head = parse_head(&mut named, false, &mut HeaderMap::new())
+        let head = parse_head(&mut named, false, &mut HeaderMap::new(), 100)
             .expect("valid")
             .expect("complete");
         assert!(!head.keep_alive);
@@ -1221,7 +1399,7 @@ mod tests {
         let mut switching = BytesMut::from(
             &b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"[..],
         );
-        let head = parse_head(&mut switching, false, &mut HeaderMap::new())
+        let head = parse_head(&mut switching, false, &mut HeaderMap::new(), 100)
             .expect("valid")
             .expect("complete");
         let names: Vec<&str> = head.response.headers().keys().map(|n| n.as_str()).collect();
@@ -1230,7 +1408,7 @@ mod tests {
         // More fields than are kept on the stack.
         let many: String = (0..40).map(|i| format!("x-f{i}: {i}\r\n")).collect();
         let mut long = BytesMut::from(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes());
-        let head = parse_head(&mut long, false, &mut HeaderMap::new())
+        let head = parse_head(&mut long, false, &mut HeaderMap::new(), 100)
             .expect("valid")
             .expect("complete");
         assert_eq!(head.response.headers().len(), 40);
@@ -1239,7 +1417,7 @@ mod tests {
         // Incomplete: nothing consumed, read more.
         let start = b"HTTP/1.1 200 OK\r\nServer: ng";
         let mut partial = BytesMut::from(&start[..]);
-        assert!(parse_head(&mut partial, false, &mut HeaderMap::new())
+        assert!(parse_head(&mut partial, false, &mut HeaderMap::new(), 100)
             .expect("valid so far")
             .is_none());
         assert_eq!(&partial[..], start);
@@ -1248,22 +1426,60 @@ mod tests {
         let mut conflicting = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
         );
-        assert!(parse_head(&mut conflicting, false, &mut HeaderMap::new()).is_err());
+        assert!(parse_head(&mut conflicting, false, &mut HeaderMap::new(), 100).is_err());
         let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
-        for i in 0..=MAX_HEADERS {
+        for i in 0..=INLINE_HEADERS {
             many.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
         }
         many.extend_from_slice(b"\r\n");
-        assert!(parse_head(&mut BytesMut::from(&many[..]), false, &mut HeaderMap::new()).is_err());
+        assert!(parse_head(
+            &mut BytesMut::from(&many[..]),
+            false,
+            &mut HeaderMap::new(),
+            100
+        )
+        .is_err());
+        // `max_headers_count`: a head at the limit is read, one field more is refused, below
+        // and above the fields kept on the stack.
+        for limit in [3, 100, 300] {
+            for (count, fits) in [(limit, true), (limit + 1, false), (limit + 7, false)] {
+                let fields: String = (0..count).map(|i| format!("x-f{i}: {i}\r\n")).collect();
+                let raw = format!("HTTP/1.1 200 OK\r\n{fields}\r\n");
+                let parsed = parse_head(
+                    &mut BytesMut::from(raw.as_bytes()),
+                    false,
+                    &mut HeaderMap::new(),
+                    limit,
+                );
+                match parsed {
+                    Ok(Some(head)) => {
+                        assert!(fits, "{count} fields passed a limit of {limit}");
+                        assert_eq!(head.response.headers().len(), count);
+                    }
+                    Err(SendError::Protocol(why)) => {
+                        assert!(!fits, "{count} fields refused at a limit of {limit}: {why}");
+                        assert_eq!(why, TOO_MANY_HEADERS);
+                    }
+                    other => panic!("{count} fields, limit {limit}: {:?}", other.err()),
+                }
+            }
+        }
         // A head over `MAX_HEAD` is refused whether or not it arrived in one read.
         let mut huge = b"HTTP/1.1 200 OK\r\nx-big: ".to_vec();
         huge.resize(huge.len() + MAX_HEAD, b'a');
         huge.extend_from_slice(b"\r\n\r\n");
-        assert!(parse_head(&mut BytesMut::from(&huge[..]), false, &mut HeaderMap::new()).is_err());
+        assert!(parse_head(
+            &mut BytesMut::from(&huge[..]),
+            false,
+            &mut HeaderMap::new(),
+            100
+        )
+        .is_err());
         assert!(parse_head(
             &mut BytesMut::from(&huge[..100]),
             false,
-            &mut HeaderMap::new()
+            &mut HeaderMap::new(),
+            100
         )
         .expect("a start is fine")
         .is_none());
@@ -1368,6 +1584,138 @@ mod tests {
             1,
             "the connection was reused"
         );
+    }
+
+    /// A chunked answer's trailers are dropped by default, as Envoy's codec drops them, and
+    /// passed on with the cluster's `enable_trailers`; either way the connection serves the
+    /// next request.
+    #[tokio::test]
+    async fn trailers_pass_only_when_the_cluster_enables_them() {
+        for enabled in [false, true] {
+            let (addr, connections) = server(
+                vec![
+                    vec![
+                        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n",
+                        b"x-checksum: abc\r\ngrpc-status:  0 \r\n\r\n",
+                    ],
+                    vec![b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext"],
+                ],
+                10,
+            )
+            .await;
+            let pool = Arc::new(Pool::new(ConnectionOptions {
+                trailers: enabled,
+                ..ConnectionOptions::default()
+            }));
+            let r = send(&pool, exchange(addr), get(addr))
+                .await
+                .expect("answer");
+            let collected = r.into_body().collect().await.expect("body");
+            let trailers = collected.trailers().cloned();
+            assert_eq!(collected.to_bytes(), "ok");
+            match trailers {
+                Some(t) if enabled => {
+                    assert_eq!(t["x-checksum"], "abc");
+                    assert_eq!(t["grpc-status"], "0");
+                    assert_eq!(t.len(), 2);
+                }
+                None if !enabled => {}
+                other => panic!("enable_trailers {enabled}: trailers {other:?}"),
+            }
+            let r = send(&pool, exchange(addr), get(addr))
+                .await
+                .expect("answer");
+            assert_eq!(body_text(r).await, "next");
+            assert_eq!(connections.load(Ordering::SeqCst), 1, "reused");
+        }
+        // Trailers are held to `max_headers_count` too.
+        let (addr, _) = server(
+            vec![vec![
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\na: 1\r\nb: 2\r\n\r\n",
+            ]],
+            10,
+        )
+        .await;
+        let pool = Arc::new(Pool::new(ConnectionOptions {
+            trailers: true,
+            max_headers: 1,
+            ..ConnectionOptions::default()
+        }));
+        let r = send(&pool, exchange(addr), get(addr))
+            .await
+            .expect("the head is within the limit");
+        let err = r.into_body().collect().await.expect_err("two trailers");
+        assert_eq!(err.to_string(), TOO_MANY_HEADERS);
+    }
+
+    /// `max_requests_per_connection` closes a connection after that many requests, the
+    /// idle timeout keeps a connection idle for longer from being used, and TCP keepalive is
+    /// set on the sockets as configured.
+    #[tokio::test]
+    async fn connections_follow_the_clusters_connection_options() {
+        let answer: &'static [u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let (addr, connections) = server(vec![vec![answer]; 5], 10).await;
+        let pool = Arc::new(Pool::new(ConnectionOptions {
+            max_requests: Some(2),
+            ..ConnectionOptions::default()
+        }));
+        for _ in 0..5 {
+            let r = send(&pool, exchange(addr), get(addr))
+                .await
+                .expect("answer");
+            assert_eq!(body_text(r).await, "ok");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 3, "two requests each");
+
+        for (idle_timeout, expected) in [(Some(Duration::from_millis(40)), 2), (None, 1)] {
+            let (addr, connections) = server(vec![vec![answer]; 2], 10).await;
+            let pool = Arc::new(Pool::new(ConnectionOptions {
+                idle_timeout,
+                ..ConnectionOptions::default()
+            }));
+            for _ in 0..2 {
+                let r = send(&pool, exchange(addr), get(addr))
+                    .await
+                    .expect("answer");
+                assert_eq!(body_text(r).await, "ok");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert_eq!(
+                connections.load(Ordering::SeqCst),
+                expected,
+                "idle timeout {idle_timeout:?}"
+            );
+        }
+
+        let (addr, _) = server(vec![vec![answer]], 10).await;
+        let keepalive = Keepalive {
+            time: Some(Duration::from_secs(31)),
+            interval: Some(Duration::from_secs(7)),
+            probes: Some(4),
+        };
+        let pool = Arc::new(Pool::new(ConnectionOptions {
+            keepalive: Some(keepalive),
+            ..ConnectionOptions::default()
+        }));
+        let r = send(&pool, exchange(addr), get(addr))
+            .await
+            .expect("answer");
+        assert_eq!(body_text(r).await, "ok");
+        let conn = pool.take(addr).expect("the connection is pooled");
+        let Stream::Plain(tcp) = &conn.stream else {
+            panic!("a plain connection");
+        };
+        let socket = socket2::SockRef::from(tcp);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(
+            socket.tcp_keepalive_time().expect("time"),
+            Duration::from_secs(31)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().expect("interval"),
+            Duration::from_secs(7)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().expect("probes"), 4);
     }
 
     #[tokio::test]

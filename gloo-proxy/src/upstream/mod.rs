@@ -276,6 +276,7 @@ pub(crate) type HttpClient = Client<Connector, Body>;
 pub(crate) struct Connector {
     http: HttpConnector,
     tls: Option<crate::tls::UpstreamTls>,
+    keepalive: Option<h1::Keepalive>,
 }
 
 impl tower::Service<http::Uri> for Connector {
@@ -295,6 +296,7 @@ impl tower::Service<http::Uri> for Connector {
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let mut http = self.http.clone();
         let tls = self.tls.clone();
+        let keepalive = self.keepalive;
         Box::pin(async move {
             let host = uri
                 .host()
@@ -302,6 +304,9 @@ impl tower::Service<http::Uri> for Connector {
                 .trim_matches(['[', ']'])
                 .to_string();
             let tcp = http.call(uri).await?.into_inner();
+            if let Some(keepalive) = keepalive {
+                keepalive.apply(&tcp)?;
+            }
             let Some(tls) = tls else {
                 return Ok(hyper_util::rt::TokioIo::new(h1::Stream::Plain(tcp)));
             };
@@ -364,6 +369,12 @@ pub struct Cluster {
     http2: bool,
     /// HTTP/1 header names are written in proper case.
     http1_proper_case: bool,
+    /// The most fields a response head may have (`max_headers_count`); HTTP/1 heads are held
+    /// to it as they are read, HTTP/2 ones once hyper has read them.
+    max_headers: usize,
+    /// How long one attempt's exchange may last, answer body included
+    /// (`max_stream_duration`).
+    max_stream_duration: Option<Duration>,
     /// The breaker.
     pub breaker: CircuitBreaker,
     pub(crate) health_check: Option<health::HealthCheckConfig>,
@@ -388,6 +399,53 @@ fn socket_addr(
         },
         _ => None,
     }
+}
+
+/// How the cluster's HTTP/1.1 connections are opened, kept and read, from its common and
+/// HTTP/1 protocol options and `upstream_connection_options`, with Envoy's defaults for what
+/// is unset. `headers_with_underscores_action` is not among them: Envoy applies it to
+/// requests from clients only, and it has no effect in a cluster's options.
+fn connection_options(
+    common: Option<&envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions>,
+    http1: Option<&envoy_types::pb::envoy::config::core::v3::Http1ProtocolOptions>,
+    pb: &PbCluster,
+) -> Result<h1::ConnectionOptions, String> {
+    let defaults = h1::ConnectionOptions::default();
+    let keepalive = pb
+        .upstream_connection_options
+        .as_ref()
+        .and_then(|o| o.tcp_keepalive.as_ref())
+        .map(|k| h1::Keepalive {
+            time: k
+                .keepalive_time
+                .as_ref()
+                .map(|t| Duration::from_secs(t.value.into())),
+            interval: k
+                .keepalive_interval
+                .as_ref()
+                .map(|t| Duration::from_secs(t.value.into())),
+            probes: k.keepalive_probes.as_ref().map(|p| p.value),
+        });
+    let max_headers = match common.and_then(|c| c.max_headers_count.as_ref()) {
+        Some(m) if m.value == 0 => {
+            return Err("common_http_protocol_options.max_headers_count must be at least 1".into())
+        }
+        Some(m) => m.value as usize,
+        None => defaults.max_headers,
+    };
+    Ok(h1::ConnectionOptions {
+        idle_timeout: match common.and_then(|c| c.idle_timeout.as_ref()) {
+            Some(t) => Some(pb_duration(t)).filter(|t| !t.is_zero()),
+            None => defaults.idle_timeout,
+        },
+        max_requests: common
+            .and_then(|c| c.max_requests_per_connection.as_ref())
+            .map(|m| m.value)
+            .filter(|m| *m > 0),
+        max_headers,
+        keepalive,
+        trailers: http1.is_some_and(|o| o.enable_trailers),
+    })
 }
 
 /// The endpoint metadata namespace transport socket matches read (Envoy's).
@@ -622,15 +680,15 @@ impl Cluster {
             };
             socket_matches.push((m.r#match.clone().unwrap_or_default(), socket));
         }
-        // HTTP/2, with its settings, or HTTP/1.1 (with its own).
-        let (http2_options, http1_options) = match pb
+        // HTTP/2, with its settings, or HTTP/1.1 (with its own), and the options of both.
+        let (http2_options, http1_options, common) = match pb
             .typed_extension_protocol_options
             .get(HTTP_PROTOCOL_OPTIONS)
         {
             Some(any) => {
                 let options = HttpProtocolOptions::decode(any.value.as_slice())
                     .map_err(|e| err(format!("invalid HTTP protocol options: {e}")))?;
-                match options.upstream_protocol_options {
+                let (h2, h1) = match options.upstream_protocol_options {
                     Some(UpstreamProtocolOptions::ExplicitHttpConfig(c)) => match c.protocol_config
                     {
                         Some(ProtocolConfig::Http2ProtocolOptions(h2)) => (Some(h2), None),
@@ -638,14 +696,28 @@ impl Cluster {
                         _ => (None, None),
                     },
                     _ => (None, None),
-                }
+                };
+                (h2, h1, options.common_http_protocol_options)
             }
             #[allow(deprecated)]
             None => (
                 pb.http2_protocol_options.clone(),
                 pb.http_protocol_options.clone(),
+                pb.common_http_protocol_options.map(|mut common| {
+                    if common.max_requests_per_connection.is_none() {
+                        common.max_requests_per_connection = pb.max_requests_per_connection;
+                    }
+                    common
+                }),
             ),
         };
+        let connection_options =
+            connection_options(common.as_ref(), http1_options.as_ref(), pb).map_err(err)?;
+        let max_stream_duration = common
+            .as_ref()
+            .and_then(|c| c.max_stream_duration.as_ref())
+            .map(pb_duration)
+            .filter(|d| !d.is_zero());
         let http1_proper_case = crate::config::http1_proper_case(
             http1_options.as_ref(),
             &format!("cluster {:?} HTTP/1 options", pb.name),
@@ -674,9 +746,15 @@ impl Cluster {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
+        if http2 && connection_options.max_requests.is_some() {
+            tracing::warn!(
+                cluster = %pb.name,
+                "max_requests_per_connection is not applied to HTTP/2 connections: their streams are not counted"
+            );
+        }
         let mut builder = Client::builder(TokioExecutor::new());
         builder
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(connection_options.idle_timeout)
             .pool_max_idle_per_host(1024)
             .http2_only(http2)
             .http1_title_case_headers(http1_proper_case)
@@ -693,6 +771,7 @@ impl Cluster {
         let connector = Connector {
             http: connector,
             tls: tls.clone(),
+            keepalive: connection_options.keepalive,
         };
         let clients: Box<[HttpClient]> = (0..=workers)
             .map(|_| builder.build(connector.clone()))
@@ -792,12 +871,14 @@ impl Cluster {
                 .unwrap_or(Duration::from_secs(5)),
             clients,
             h1_pools: (0..=workers)
-                .map(|_| Arc::new(h1::Pool::default()))
+                .map(|_| Arc::new(h1::Pool::new(connection_options)))
                 .collect(),
             connect_timeout,
             tls,
             http2,
             http1_proper_case,
+            max_headers: connection_options.max_headers,
+            max_stream_duration,
             breaker,
             health_check,
             outlier,
@@ -856,6 +937,12 @@ impl Cluster {
         self.protocol_options.get(name)
     }
 
+    /// How long one attempt's exchange may last, its answer's body included: the cluster's
+    /// `max_stream_duration`.
+    pub fn max_stream_duration(&self) -> Option<Duration> {
+        self.max_stream_duration
+    }
+
     /// Whether requests go upstream as HTTP/2.
     pub fn is_http2(&self) -> bool {
         self.http2
@@ -883,6 +970,9 @@ impl Cluster {
             // Boxed: hyper's client future, inline, made every request's future larger,
             // HTTP/1 ones included.
             return match Box::pin(self.client().request(req)).await {
+                Ok(r) if r.headers().len() > self.max_headers => Err(h1::SendError::Protocol(
+                    "headers count exceeds limit".into(),
+                )),
                 Ok(r) => Ok(r.map(Body::from)),
                 Err(e) if e.is_connect() => Err(h1::SendError::Connect(std::io::Error::other(e))),
                 Err(e) => Err(h1::SendError::Reset(std::io::Error::other(e))),
