@@ -940,6 +940,10 @@ impl<'a> Resolver<'a> {
                 options.buffer_per_route.as_ref(),
                 "spec.virtualHost.options",
             ));
+            errors.extend(header_manipulation_problems(
+                options.header_manipulation.as_deref(),
+                "spec.virtualHost.options",
+            ));
         }
         errors.extend(self.validate_routes(&vh.routes, "spec.virtualHost.routes"));
         errors
@@ -1130,6 +1134,12 @@ impl<'a> Resolver<'a> {
                             .and_then(|o| o.buffer_per_route.as_ref()),
                         format_args!("{path}.multi.destinations[{i}].options"),
                     ));
+                    errors.extend(header_manipulation_problems(
+                        wd.options
+                            .as_ref()
+                            .and_then(|o| o.header_manipulation.as_ref()),
+                        format_args!("{path}.multi.destinations[{i}].options"),
+                    ));
                 }
                 if !multi.destinations.is_empty() && total == 0 {
                     errors.push(format!(
@@ -1217,6 +1227,10 @@ impl<'a> Resolver<'a> {
         }
         errors.extend(crate::translate::http_filters::per_route_problems(
             options.buffer_per_route.as_ref(),
+            path,
+        ));
+        errors.extend(header_manipulation_problems(
+            options.header_manipulation.as_deref(),
             path,
         ));
         if let Some(retries) = &options.retries {
@@ -1703,6 +1717,10 @@ impl<'a> Resolver<'a> {
                         || !crate::translate::http_filters::per_route_problems(
                             found.object.spec.options.buffer_per_route.as_ref(),
                             "",
+                        ).is_empty()
+                        || !header_manipulation_problems(
+                            found.object.spec.options.header_manipulation.as_deref(),
+                            "",
                         ).is_empty() => self.note(&key,
                         format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} is rejected; its options are not applied"),
                     ),
@@ -1834,6 +1852,10 @@ impl<'a> Resolver<'a> {
                             ).is_empty()
                             || !crate::translate::http_filters::per_route_problems(
                                 found.object.spec.options.buffer_per_route.as_ref(),
+                                "",
+                            ).is_empty()
+                            || !header_manipulation_problems(
+                                found.object.spec.options.header_manipulation.as_deref(),
                                 "",
                             ).is_empty() => self.note(&context.owner,
                             format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} is rejected; its options are not applied"),
@@ -2570,6 +2592,24 @@ fn header_secret_problems(
         }
     }
     problems
+}
+
+/// What Gloo or Envoy refuses in a virtual host's, route's or weighted destination's
+/// `headerManipulation` (see [`crate::model::headers::HeaderManipulation::problems`]), each
+/// message under `{path}.headerManipulation` (`path` names the options). Envoy refuses the
+/// whole route configuration over any of them, so they reject the resource that sets them.
+pub(crate) fn header_manipulation_problems(
+    headers: Option<&crate::model::headers::HeaderManipulation>,
+    path: impl std::fmt::Display,
+) -> Vec<String> {
+    let Some(headers) = headers else {
+        return Vec::new();
+    };
+    headers
+        .problems()
+        .into_iter()
+        .map(|why| format!("{path}.headerManipulation.{why}"))
+        .collect()
 }
 
 /// Warnings for the options of a Gateway that gloo does not apply yet and that guard nothing

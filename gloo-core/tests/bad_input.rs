@@ -341,3 +341,224 @@ fn truncated_config_never_panics() {
         }
     }
 }
+
+/// Envoy reads the values of the headers a route adds as substitution formats and refuses
+/// the whole route configuration over a `%` that starts no command: a VirtualService with
+/// `value: 100%` is rejected (it has no accepted version, so it is not served), with a message
+/// naming where, instead of reaching the data plane. `%%` and command operators are accepted
+/// and reach the route as written.
+#[test]
+fn a_header_value_envoy_cannot_parse_rejects_the_virtual_service_naming_where() {
+    let headers = |second: &str| {
+        format!(
+            "headerManipulation:
+  responseHeadersToAdd:
+  - header: {{key: x-ok, value: fine}}
+  - header: {{key: x-share, value: '{second}'}}
+"
+        )
+    };
+    let t = translate(&docs(&[
+        &up(),
+        &vs_with_options("bad", "bad.example", "", &headers("100%")),
+        &vs_with_options(
+            "good",
+            "good.example",
+            "",
+            &headers("100%% of %REQ(x-tier)% at %START_TIME(%s)%"),
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("bad"),
+        Rejected,
+        &["spec.virtualHost.routes[0].options.headerManipulation.responseHeadersToAdd[1].header.value: Envoy reads header values as substitution formats: the % at byte 3 starts no command (%COMMAND%, %COMMAND(arg)%), so a literal % must be written %%"],
+        &[],
+    );
+    let rc = route_config(&t);
+    assert!(
+        !vhost_names(rc).contains(&"gloo-system_bad".to_string()),
+        "{:?}",
+        vhost_names(rc)
+    );
+    assert_status(&t, Kind::VirtualService, &gs("good"), Accepted, &[], &[]);
+    let route = &vhost_json(&t, "good")["routes"][0];
+    assert_eq!(
+        route["responseHeadersToAdd"][1]["header"],
+        serde_json::json!({"key": "x-share", "value": "100%% of %REQ(x-tier)% at %START_TIME(%s)%"})
+    );
+}
+
+/// Every place a `headerManipulation` is written gets the checks Gloo's headers plugin and
+/// Envoy's route configuration make, on the resource that sets it: a VirtualService's virtual
+/// host, routes and weighted destinations, a RouteTable's routes, VirtualHostOption,
+/// RouteOption and UpstreamGroup resources (the VirtualServices using the rejected option
+/// resources are served without them, with a warning). Request headers to add may not be pseudo-headers, `host` or non-tokens; response
+/// headers to add may not be pseudo-headers or `host` (Gloo and Envoy refuse them there too)
+/// but need not be tokens; Envoy removes neither pseudo-headers nor `host` at this level.
+#[test]
+fn header_manipulation_gloo_or_envoy_would_refuse_rejects_the_resource_that_sets_it() {
+    const PERCENT: &str = "Envoy reads header values as substitution formats: the % at byte 1 starts no command (%COMMAND%, %COMMAND(arg)%), so a literal % must be written %%";
+    let t = translate(&docs(&[
+        &up(),
+        "apiVersion: v1
+kind: Secret
+metadata: {name: api-headers, namespace: gloo-system}
+type: gloo.solo.io/header
+stringData: {x-api-key: key}
+",
+        &vs(
+            "everywhere",
+            "
+            domains: [everywhere.example]
+            options:
+              headerManipulation:
+                requestHeadersToAdd:
+                - header: {key: ':authority', value: a}
+                - header: {key: 'x tier', value: a}
+                - headerSecretRef: {name: api-headers}
+                - {}
+                requestHeadersToRemove: [host, '']
+            routes:
+            - matchers: [{prefix: /a}]
+              options:
+                headerManipulation:
+                  responseHeadersToAdd:
+                  - header: {key: ':status', value: '200'}
+                  - header: {key: Host, value: a}
+                  - header: {key: 'x odd name', value: fine}
+                  - append: true
+                  responseHeadersToRemove: [':status', x-fine]
+              routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}
+            - matchers: [{prefix: /b}]
+              routeAction:
+                multi:
+                  destinations:
+                  - destination: {upstream: {name: up, namespace: gloo-system}}
+                    weight: 1
+                    options:
+                      headerManipulation:
+                        requestHeadersToAdd: [{header: {key: x-a, value: '5%'}}]
+            ",
+        ),
+        &rt(
+            "{name: table, namespace: gloo-system}",
+            "
+            routes:
+            - matchers: [{prefix: /t}]
+              options:
+                headerManipulation:
+                  responseHeadersToAdd: [{header: {key: x-a, value: '5%'}}]
+              routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}
+            ",
+        ),
+        &resource(
+            "gateway.solo.io/v1",
+            "VirtualHostOption",
+            "{name: vho, namespace: gloo-system}",
+            "options: {headerManipulation: {responseHeadersToAdd: [{header: {key: x-a, value: '5%'}}]}}",
+        ),
+        &resource(
+            "gateway.solo.io/v1",
+            "RouteOption",
+            "{name: ro, namespace: gloo-system}",
+            "options: {headerManipulation: {requestHeadersToRemove: [':path']}}",
+        ),
+        &resource(
+            "gloo.solo.io/v1",
+            "UpstreamGroup",
+            "{name: group, namespace: gloo-system}",
+            "
+            destinations:
+            - destination: {upstream: {name: up, namespace: gloo-system}}
+              weight: 1
+              options:
+                headerManipulation:
+                  responseHeadersToAdd: [{header: {key: x-a, value: '5%'}}]
+            ",
+        ),
+        &vs(
+            "users",
+            "
+            domains: [users.example]
+            optionsConfigRefs: {delegateOptions: [{name: vho}]}
+            routes:
+            - matchers: [{prefix: /}]
+              optionsConfigRefs: {delegateOptions: [{name: ro}]}
+              routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}
+            ",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("everywhere"),
+        Rejected,
+        &[
+            "spec.virtualHost.options.headerManipulation.requestHeadersToAdd[0].header.key: :-prefixed or host headers may not be modified, found \":authority\"",
+            "spec.virtualHost.options.headerManipulation.requestHeadersToAdd[1].header.key: \"x tier\" is an invalid HTTP header key",
+            "spec.virtualHost.options.headerManipulation.requestHeadersToAdd[3]: set one of header, headerSecretRef",
+            "spec.virtualHost.options.headerManipulation.requestHeadersToRemove[0]: :-prefixed or host headers may not be removed, found \"host\"",
+            "spec.virtualHost.options.headerManipulation.requestHeadersToRemove[1]: empty HTTP header names are not allowed",
+            "spec.virtualHost.routes[0].options.headerManipulation.responseHeadersToAdd[0].header.key: :-prefixed headers cannot be set: \":status\"",
+            "spec.virtualHost.routes[0].options.headerManipulation.responseHeadersToAdd[1].header.key: cannot set Host header in response headers",
+            "spec.virtualHost.routes[0].options.headerManipulation.responseHeadersToAdd[3].header: required (header section of header value option cannot be nil)",
+            "spec.virtualHost.routes[0].options.headerManipulation.responseHeadersToRemove[0]: :-prefixed or host headers may not be removed, found \":status\"",
+            &format!("spec.virtualHost.routes[1].routeAction.multi.destinations[0].options.headerManipulation.requestHeadersToAdd[0].header.value: {PERCENT}"),
+        ],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::RouteTable,
+        &gs("table"),
+        Rejected,
+        &[&format!("spec.routes[0].options.headerManipulation.responseHeadersToAdd[0].header.value: {PERCENT}")],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualHostOption,
+        &gs("vho"),
+        Rejected,
+        &[&format!(
+            "spec.options.headerManipulation.responseHeadersToAdd[0].header.value: {PERCENT}"
+        )],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::RouteOption,
+        &gs("ro"),
+        Rejected,
+        &["spec.options.headerManipulation.requestHeadersToRemove[0]: :-prefixed or host headers may not be removed, found \":path\""],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::UpstreamGroup,
+        &gs("group"),
+        Rejected,
+        &[&format!("spec.destinations[0].options.headerManipulation.responseHeadersToAdd[0].header.value: {PERCENT}")],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("users"),
+        Warning,
+        &[],
+        &[
+            "spec.virtualHost.optionsConfigRefs.delegateOptions[0]: VirtualHostOption gloo-system.vho is rejected; its options are not applied",
+            "spec.virtualHost.routes[0].optionsConfigRefs.delegateOptions[0]: RouteOption gloo-system.ro is rejected; its options are not applied",
+        ],
+    );
+    // Served without the rejected options' headers.
+    let users = vhost_json(&t, "users");
+    assert!(users.get("responseHeadersToAdd").is_none(), "{users:#}");
+    assert!(
+        users["routes"][0].get("requestHeadersToRemove").is_none(),
+        "{users:#}"
+    );
+}

@@ -208,22 +208,7 @@ impl EarlyHeaderManipulation {
     /// ```
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        for (i, option) in self.headers_to_add.iter().enumerate() {
-            let at = format!("headersToAdd[{i}]");
-            match option.source() {
-                Err(e) => problems.push(format!("{at}: {e}")),
-                Ok(None) => problems.push(format!("{at}: set one of header, headerSecretRef")),
-                Ok(Some(RequestHeaderSource::Header(header))) => {
-                    if let Some(why) = added_header_name_problem(&header.key) {
-                        problems.push(format!("{at}.header.key: {why}"));
-                    }
-                    if let Some(why) = header_value_problem(&header.value) {
-                        problems.push(format!("{at}.header.value: {why}"));
-                    }
-                }
-                Ok(Some(RequestHeaderSource::SecretRef(_))) => {}
-            }
-        }
+        request_headers_to_add_problems(&self.headers_to_add, "headersToAdd", &mut problems);
         for (i, name) in self.headers_to_remove.iter().enumerate() {
             if name.contains(['\0', '\r', '\n']) {
                 problems.push(format!(
@@ -233,6 +218,151 @@ impl EarlyHeaderManipulation {
         }
         problems
     }
+}
+
+impl HeaderManipulation {
+    /// What Gloo (its headers plugin) or Envoy (its route configuration's header parser)
+    /// refuses in these headers, each message a path below `headerManipulation`. Envoy refuses
+    /// the whole route configuration over one of them, so they reject the resource instead:
+    ///
+    /// - `requestHeadersToAdd`: as in [`EarlyHeaderManipulation::problems`], a header neither
+    ///   literal nor from a Secret (or both), a literal name Gloo refuses (a pseudo-header,
+    ///   `host`, not an HTTP token: see [`added_header_name_problem`]) and a value Envoy
+    ///   refuses (see [`header_value_problem`]). The headers of `headerSecretRef`s are checked
+    ///   against the Secrets, where the resource is resolved.
+    /// - `responseHeadersToAdd`: no `header` (Gloo: "header section of header value option
+    ///   cannot be nil"), a pseudo-header or `host` (refused by Gloo and Envoy alike), an empty
+    ///   name or one with NUL, CR or LF (Envoy's `HeaderValue.key`), and a value Envoy refuses
+    ///   (it parses these as substitution formats too). Neither Gloo nor Envoy asks a response
+    ///   header name to be an HTTP token, so neither does this.
+    /// - `requestHeadersToRemove` and `responseHeadersToRemove`: an empty name or one with NUL,
+    ///   CR or LF, and a pseudo-header or `host`, which Envoy refuses to remove here (its early
+    ///   header mutation does remove them; this is the route-level parser).
+    ///
+    /// ```
+    /// use gloo_core::model::headers::HeaderManipulation;
+    /// let headers: HeaderManipulation = serde_yaml_ng::from_str(
+    ///     "requestHeadersToAdd: [{header: {key: x-a, value: '%REQ(x-b)% 100%%'}}]
+    /// responseHeadersToAdd: [{header: {key: x-c, value: ok}}, {header: {key: x-d, value: 100%}}]
+    /// requestHeadersToRemove: [host]
+    /// responseHeadersToRemove: [':status', x-e]",
+    /// )?;
+    /// assert_eq!(
+    ///     headers.problems(),
+    ///     [
+    ///         "responseHeadersToAdd[1].header.value: Envoy reads header values as substitution formats: the % at byte 3 starts no command (%COMMAND%, %COMMAND(arg)%), so a literal % must be written %%",
+    ///         "requestHeadersToRemove[0]: :-prefixed or host headers may not be removed, found \"host\"",
+    ///         "responseHeadersToRemove[0]: :-prefixed or host headers may not be removed, found \":status\"",
+    ///     ]
+    /// );
+    /// # Ok::<(), serde_yaml_ng::Error>(())
+    /// ```
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        request_headers_to_add_problems(
+            &self.request_headers_to_add,
+            "requestHeadersToAdd",
+            &mut problems,
+        );
+        for (i, option) in self.response_headers_to_add.iter().enumerate() {
+            let at = format!("responseHeadersToAdd[{i}]");
+            let Some(header) = &option.header else {
+                problems.push(format!(
+                    "{at}.header: required (header section of header value option cannot be nil)"
+                ));
+                continue;
+            };
+            if let Some(why) = response_header_name_problem(&header.key) {
+                problems.push(format!("{at}.header.key: {why}"));
+            }
+            if let Some(why) = header_value_problem(&header.value) {
+                problems.push(format!("{at}.header.value: {why}"));
+            }
+        }
+        for (field, names) in [
+            ("requestHeadersToRemove", &self.request_headers_to_remove),
+            ("responseHeadersToRemove", &self.response_headers_to_remove),
+        ] {
+            for (i, name) in names.iter().enumerate() {
+                if let Some(why) = removed_header_name_problem(name) {
+                    problems.push(format!("{field}[{i}]: {why}"));
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// The problems of request headers to add (`field` names the list), as Gloo's
+/// `ToEnvoyHeaderValueOptions` and Envoy see them: see [`EarlyHeaderManipulation::problems`].
+fn request_headers_to_add_problems(
+    options: &[RequestHeaderValueOption],
+    field: &str,
+    problems: &mut Vec<String>,
+) {
+    for (i, option) in options.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        match option.source() {
+            Err(e) => problems.push(format!("{at}: {e}")),
+            Ok(None) => problems.push(format!("{at}: set one of header, headerSecretRef")),
+            Ok(Some(RequestHeaderSource::Header(header))) => {
+                if let Some(why) = added_header_name_problem(&header.key) {
+                    problems.push(format!("{at}.header.key: {why}"));
+                }
+                if let Some(why) = header_value_problem(&header.value) {
+                    problems.push(format!("{at}.header.value: {why}"));
+                }
+            }
+            Ok(Some(RequestHeaderSource::SecretRef(_))) => {}
+        }
+    }
+}
+
+/// Whether `name` is `host` or a pseudo-header (`:path`), which Envoy's route configuration
+/// neither adds nor removes (its `HeaderUtility::isModifiableHeader` / `isRemovableHeader`).
+fn pseudo_or_host(name: &str) -> bool {
+    name.starts_with(':') || name.eq_ignore_ascii_case("host")
+}
+
+/// Why Gloo (its headers plugin's `convertResponseHeaderValueOption`) or Envoy would refuse
+/// `name` as the name of a response header to add: empty or with NUL, CR or LF (Envoy's
+/// `HeaderValue.key`), a pseudo-header or `host`.
+fn response_header_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("empty HTTP header names are not allowed".to_string());
+    }
+    if name.contains(['\0', '\r', '\n']) {
+        return Some(format!(
+            "invalid header name {name:?} (NUL, CR and LF are not allowed)"
+        ));
+    }
+    if name.starts_with(':') {
+        return Some(format!(":-prefixed headers cannot be set: {name:?}"));
+    }
+    if name.eq_ignore_ascii_case("host") {
+        return Some("cannot set Host header in response headers".to_string());
+    }
+    None
+}
+
+/// Why Envoy would refuse `name` as the name of a request or response header a route, virtual
+/// host or weighted destination removes: empty or with NUL, CR or LF (the proto's rules), a
+/// pseudo-header or `host` (its header parser).
+fn removed_header_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("empty HTTP header names are not allowed".to_string());
+    }
+    if name.contains(['\0', '\r', '\n']) {
+        return Some(format!(
+            "invalid header name {name:?} (NUL, CR and LF are not allowed)"
+        ));
+    }
+    if pseudo_or_host(name) {
+        return Some(format!(
+            ":-prefixed or host headers may not be removed, found {name:?}"
+        ));
+    }
+    None
 }
 
 /// Why Gloo (its `validateCustomHeaders`) or Envoy would refuse `name` as the name of a request
@@ -252,7 +382,7 @@ pub fn added_header_name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("empty HTTP header names are not allowed".to_string());
     }
-    if name.starts_with(':') || name.eq_ignore_ascii_case("host") {
+    if pseudo_or_host(name) {
         return Some(format!(
             ":-prefixed or host headers may not be modified, found {name:?}"
         ));

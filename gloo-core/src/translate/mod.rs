@@ -849,8 +849,9 @@ pub(crate) fn check_virtual_service_options(
 }
 
 /// Checks VirtualHostOption and RouteOption resources on their own (local rate limits, JWT
-/// providers, options gloo does not enforce). One that fails is Rejected and not applied where
-/// it is referenced.
+/// providers, header manipulation, options gloo does not enforce), and UpstreamGroups'
+/// destination options. One that fails is Rejected and not applied where it is referenced
+/// (an UpstreamGroup is reported but still used).
 fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
     const PATH: &str = "spec.options";
     let virtual_host_options = snapshot.virtual_host_options.iter().map(|(r, e)| {
@@ -874,6 +875,10 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         ));
         problems.extend(http_filters::per_route_problems(
             options.buffer_per_route.as_ref(),
+            PATH,
+        ));
+        problems.extend(crate::resolve::header_manipulation_problems(
+            options.header_manipulation.as_deref(),
             PATH,
         ));
         (Kind::VirtualHostOption, r, problems)
@@ -901,6 +906,10 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             options.buffer_per_route.as_ref(),
             PATH,
         ));
+        problems.extend(crate::resolve::header_manipulation_problems(
+            options.header_manipulation.as_deref(),
+            PATH,
+        ));
         (Kind::RouteOption, r, problems)
     });
     let upstream_groups = snapshot.upstream_groups.iter().map(|(r, e)| {
@@ -923,6 +932,12 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
                 ));
                 problems.extend(http_filters::per_route_problems(
                     d.options.as_ref().and_then(|o| o.buffer_per_route.as_ref()),
+                    &path,
+                ));
+                problems.extend(crate::resolve::header_manipulation_problems(
+                    d.options
+                        .as_ref()
+                        .and_then(|o| o.header_manipulation.as_ref()),
                     &path,
                 ));
                 problems
