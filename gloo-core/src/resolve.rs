@@ -797,23 +797,20 @@ impl<'a> Resolver<'a> {
         errors
     }
 
+    /// The Secrets of `h`'s `headerSecretRef`s (see [`header_secret_problems`]): missing, or
+    /// holding headers Envoy would refuse to add.
     fn check_header_secret_list(
         &self,
         h: &crate::model::headers::HeaderManipulation,
         namespace: &str,
         path: &str,
     ) -> Vec<String> {
-        h.request_headers_to_add
-            .iter()
-            .enumerate()
-            .filter_map(|(i, o)| {
-                let reference = o.header_secret_ref.as_ref()?;
-                self.snapshot
-                    .header_secret(reference, namespace)
-                    .err()
-                    .map(|e| format!("{path}.requestHeadersToAdd[{i}].headerSecretRef: {e}"))
-            })
-            .collect()
+        header_secret_problems(
+            self.snapshot,
+            &h.request_headers_to_add,
+            namespace,
+            &format!("{path}.requestHeadersToAdd"),
+        )
     }
 
     /// Checks that a downstream `sslConfig` names a certificate and key gloo can serve, and a
@@ -2560,7 +2557,8 @@ fn http_gateway_problems(
 /// Envoy would take them: a Secret that is missing or holds no headers, and a key Envoy would
 /// refuse to add (a pseudo-header, `host`, not an HTTP token) or a value it would refuse (see
 /// [`crate::model::headers::header_value_problem`]). Gloo passes a Secret's headers to Envoy
-/// unchecked, and Envoy would refuse the whole listener.
+/// unchecked, and Envoy would refuse the whole listener (a Gateway's early header mutation) or
+/// route configuration (a virtual host's, route's or weighted destination's request headers).
 fn header_secret_problems(
     snapshot: &ConfigSnapshot,
     options: &[crate::model::headers::RequestHeaderValueOption],

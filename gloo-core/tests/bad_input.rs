@@ -394,7 +394,8 @@ fn a_header_value_envoy_cannot_parse_rejects_the_virtual_service_naming_where() 
 /// Envoy's route configuration make, on the resource that sets it: a VirtualService's virtual
 /// host, routes and weighted destinations, a RouteTable's routes, VirtualHostOption,
 /// RouteOption and UpstreamGroup resources (the VirtualServices using the rejected option
-/// resources are served without them, with a warning). Request headers to add may not be pseudo-headers, `host` or non-tokens; response
+/// resources are served without them, with a warning), and the headers of a `headerSecretRef`'s
+/// Secret. Request headers to add may not be pseudo-headers, `host` or non-tokens; response
 /// headers to add may not be pseudo-headers or `host` (Gloo and Envoy refuse them there too)
 /// but need not be tokens; Envoy removes neither pseudo-headers nor `host` at this level.
 #[test]
@@ -406,7 +407,7 @@ fn header_manipulation_gloo_or_envoy_would_refuse_rejects_the_resource_that_sets
 kind: Secret
 metadata: {name: api-headers, namespace: gloo-system}
 type: gloo.solo.io/header
-stringData: {x-api-key: key}
+stringData: {x-api-key: '5%'}
 ",
         &vs(
             "everywhere",
@@ -506,6 +507,7 @@ stringData: {x-api-key: key}
             "spec.virtualHost.routes[0].options.headerManipulation.responseHeadersToAdd[3].header: required (header section of header value option cannot be nil)",
             "spec.virtualHost.routes[0].options.headerManipulation.responseHeadersToRemove[0]: :-prefixed or host headers may not be removed, found \":status\"",
             &format!("spec.virtualHost.routes[1].routeAction.multi.destinations[0].options.headerManipulation.requestHeadersToAdd[0].header.value: {PERCENT}"),
+            &format!("spec.virtualHost.options.headerManipulation.requestHeadersToAdd[2].headerSecretRef: Secret gloo-system.api-headers, the value of \"x-api-key\": {PERCENT}"),
         ],
         &[],
     );
