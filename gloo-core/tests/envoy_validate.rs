@@ -837,3 +837,76 @@ fn envoy_accepts_upstream_keepalive_and_common_http_options_without_warnings() {
         assert!(stderr.contains(deprecated), "{deprecated}:\n{stderr}");
     }
 }
+
+/// What gloo refuses in a route's `headerManipulation` Envoy 1.40 refuses too, so refusing it
+/// keeps the route configuration from being refused whole: a `%` that starts no command in a
+/// request or response header value, a pseudo-header or `host` as a response header to add, and
+/// a pseudo-header or `host` to remove from a request or response. What gloo accepts, Envoy
+/// accepts: `%%`, command operators, and a response header name that is no HTTP token (neither
+/// Gloo nor Envoy asks it to be one).
+#[test]
+fn envoy_refuses_the_route_headers_gloo_refuses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-upstream-connections");
+    let config = bootstrap(&translated(&dir));
+    let with_route = |field: &str, value: Value| {
+        let mut config = config.clone();
+        let route = &mut config["staticResources"]["listeners"][0]["filterChains"][0]["filters"][0]
+            ["typedConfig"]["routeConfig"]["virtualHosts"][0]["routes"][0];
+        assert!(route.is_object(), "{config:#}");
+        route[field] = value;
+        config
+    };
+    let header = |key: &str, value: &str| json!([{"header": {"key": key, "value": value}}]);
+    let accepted = with_route(
+        "responseHeadersToAdd",
+        json!([
+            {"header": {"key": "x-share", "value": "100%% of %REQ(x-tier)% at %START_TIME(%s)%"}},
+            {"header": {"key": "x odd name", "value": "fine"}},
+        ]),
+    );
+    let (ok, stdout, stderr) = envoy_validate(&accepted);
+    assert!(
+        ok,
+        "Envoy rejected:\n{stdout}\n{stderr}\nconfig:\n{accepted:#}"
+    );
+    for (field, value, why) in [
+        (
+            "responseHeadersToAdd",
+            header("x-share", "100%"),
+            "Couldn't find valid command at position 3",
+        ),
+        (
+            "requestHeadersToAdd",
+            header("x-a", "5%"),
+            "Couldn't find valid command at position 1",
+        ),
+        (
+            "responseHeadersToAdd",
+            header(":status", "200"),
+            ":-prefixed or host headers may not be modified",
+        ),
+        (
+            "responseHeadersToAdd",
+            header("Host", "a"),
+            ":-prefixed or host headers may not be modified",
+        ),
+        (
+            "requestHeadersToRemove",
+            json!(["host"]),
+            ":-prefixed or host headers may not be removed",
+        ),
+        (
+            "responseHeadersToRemove",
+            json!([":status"]),
+            ":-prefixed or host headers may not be removed",
+        ),
+    ] {
+        let refused = with_route(field, value.clone());
+        let (ok, stdout, stderr) = envoy_validate(&refused);
+        assert!(!ok, "Envoy accepted {field}: {value}");
+        assert!(
+            stderr.contains(why),
+            "{field}: {value}:\n{stdout}\n{stderr}"
+        );
+    }
+}
