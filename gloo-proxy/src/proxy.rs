@@ -1956,7 +1956,14 @@ enum Attempt {
     Overflow,
     ConnectFailure,
     Reset,
+    /// The upstream answered something that is not HTTP, or over the cluster's limits.
+    ProtocolError,
     Timeout,
+    /// The cluster's `max_stream_duration` ran out before the answer's head: whether the
+    /// request had been sent whole by then.
+    MaxDuration {
+        request_sent: bool,
+    },
 }
 
 async fn attempt(
@@ -1965,18 +1972,40 @@ async fn attempt(
     endpoint: &Arc<Endpoint>,
     per_try: Option<Duration>,
 ) -> Attempt {
+    use futures_util::FutureExt;
     cluster.stats.upstream_rq_total.inc();
     let _active = endpoint.start_request();
     let started = Instant::now();
+    let max_duration = cluster.max_stream_duration();
+    // With a maximum duration, whether a streamed request body has been sent whole when it
+    // runs out decides the answer (Envoy: 504 if so, else 408).
+    let (req, body_sent) = match max_duration {
+        Some(_)
+            if !http_body::Body::is_end_stream(req.body()) && req.body().as_bytes().is_none() =>
+        {
+            let (req, ended) = crate::body::notify_on_end(req);
+            (req, Some(ended))
+        }
+        _ => (req, None),
+    };
     // Pinned in place rather than moved into the timeout (see `forward_to_cluster`).
     let call = std::pin::pin!(cluster.send(req, endpoint));
-    let result = match per_try {
+    let limit = match (per_try, max_duration) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let result = match limit {
         Some(t) => match tokio::time::timeout(t, call).await {
             Ok(r) => r,
-            Err(_) => {
+            Err(_) if per_try == Some(t) => {
                 cluster.stats.upstream_rq_timeout.inc();
                 cluster.record_outcome(endpoint, None);
                 return Attempt::Timeout;
+            }
+            Err(_) => {
+                let request_sent = body_sent
+                    .is_none_or(|ended| std::pin::pin!(ended.notified()).now_or_never().is_some());
+                return Attempt::MaxDuration { request_sent };
             }
         },
         None => call.await,
@@ -1987,6 +2016,13 @@ async fn attempt(
             let status = response.status().as_u16();
             cluster.stats.record_status(status);
             cluster.record_outcome(endpoint, Some(status));
+            // The maximum duration bounds the answer's body too: one still arriving then
+            // is cut off (the client's stream is reset, as Envoy resets it).
+            let response = match max_duration {
+                Some(max) if response.status() != StatusCode::SWITCHING_PROTOCOLS => response
+                    .map(|b| crate::body::time_limited(b, None, Some((started + max).into()))),
+                _ => response,
+            };
             Attempt::Answer(response)
         }
         Err(crate::upstream::h1::SendError::Overflow) => {
@@ -1997,6 +2033,11 @@ async fn attempt(
             cluster.stats.upstream_cx_connect_fail.inc();
             cluster.record_outcome(endpoint, None);
             Attempt::ConnectFailure
+        }
+        Err(crate::upstream::h1::SendError::Protocol(e)) => {
+            tracing::debug!(cluster = %cluster.name(), "upstream protocol error: {e}");
+            cluster.record_outcome(endpoint, None);
+            Attempt::ProtocolError
         }
         Err(_) => {
             cluster.record_outcome(endpoint, None);
@@ -2068,8 +2109,11 @@ async fn send_with_retries(
             (_, None) => false,
             (Attempt::Answer(r), Some(p)) => p.retries_status(r.status()),
             (Attempt::ConnectFailure, Some(p)) => p.retries_connect_failure(),
-            (Attempt::Reset | Attempt::Timeout, Some(p)) => p.retries_reset(),
-            (Attempt::Overflow, _) => false,
+            (Attempt::Reset | Attempt::ProtocolError | Attempt::Timeout, Some(p)) => {
+                p.retries_reset()
+            }
+            // Envoy retries no local reset but a per-try timeout's.
+            (Attempt::Overflow | Attempt::MaxDuration { .. }, _) => false,
         };
         if retryable && n < max_attempts {
             if let (Some(policy), Some(_retry_slot)) = (retry, cluster.breaker.retry()) {
@@ -2102,7 +2146,26 @@ async fn send_with_retries(
                 ),
                 ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
             ),
+            // Envoy 1.40 answers an upstream's protocol error with a 502.
+            Attempt::ProtocolError => StreamFacts::flag(
+                local_reply(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
+                ),
+                ResponseFlags::UPSTREAM_PROTOCOL_ERROR,
+            ),
             Attempt::Timeout => upstream_timeout_reply(),
+            Attempt::MaxDuration { request_sent } => StreamFacts::flag(
+                local_reply(
+                    if request_sent {
+                        StatusCode::GATEWAY_TIMEOUT
+                    } else {
+                        StatusCode::REQUEST_TIMEOUT
+                    },
+                    "upstream max stream duration reached",
+                ),
+                ResponseFlags::UPSTREAM_MAX_STREAM_DURATION_REACHED,
+            ),
             Attempt::Overflow => overflow_reply(),
         };
         if retryable {

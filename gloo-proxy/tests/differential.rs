@@ -1570,8 +1570,8 @@ fn assert_config_accepted(dir: &Path, global: bool) {
         ("Gateway".to_string(), 10 + extra),
         // One per backend, the ring-hash and Maglev ones of sticky.yaml, the JWKS server, the
         // ext auth server (up and down), the access log service, the gRPC backend (up and
-        // down), and the backend that reports header case.
-        ("Upstream".to_string(), BACKENDS.len() + 9 + extra),
+        // down), the backend that reports header case and the one with tuned connections.
+        ("Upstream".to_string(), BACKENDS.len() + 10 + extra),
         ("VirtualService".to_string(), 16 + 3 * extra),
         ("AuthConfig".to_string(), 3),
         ("Settings".to_string(), 1),
@@ -4034,6 +4034,23 @@ spec:
     hosts:
     - {{addr: 127.0.0.1, port: {port}}}
 ---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: tuned, namespace: gloo-system}}
+spec:
+  connectionConfig:
+    maxRequestsPerConnection: 2
+    tcpKeepalive: {{keepaliveTime: 31s, keepaliveInterval: 7s, keepaliveProbes: 4}}
+    commonHttpProtocolOptions:
+      idleTimeout: 1s
+      maxHeadersCount: 20
+      maxStreamDuration: 1s
+      headersWithUnderscoresAction: DROP_HEADER
+    http1ProtocolOptions: {{enableTrailers: true}}
+  static:
+    hosts:
+    - {{addr: 127.0.0.1, port: {tuned}}}
+---
 apiVersion: gateway.solo.io/v1
 kind: VirtualService
 metadata: {{name: edge, namespace: gloo-system, labels: {{edge: "true"}}}}
@@ -4043,6 +4060,8 @@ spec:
     routes:
     - matchers: [{{prefix: /echo.Echo/}}]
       routeAction: {{single: {{upstream: {{name: grpc, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /tuned/}}]
+      routeAction: {{single: {{upstream: {{name: tuned, namespace: gloo-system}}}}}}
     - matchers: [{{prefix: /, headers: [{{name: x-early, value: "yes"}}]}}]
       routeAction: {{single: {{upstream: {{name: cased, namespace: gloo-system}}}}}}
       options:
@@ -4058,7 +4077,8 @@ spec:
     - matchers: [{{prefix: /}}]
       routeAction: {{single: {{upstream: {{name: alpha, namespace: gloo-system}}}}}}
 "#,
-        port = cased_backend_port()
+        port = cased_backend_port(),
+        tuned = tuned_backend_port()
     )
 }
 
@@ -4246,4 +4266,301 @@ fn raw_answer(port: u16, request: &[u8]) -> Result<String, String> {
         .read_to_end(&mut out)
         .map_err(|e| format!("read: {e}"))?;
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// An HTTP/1.1 backend for the Upstream `tuned` (its connection options): keep-alive
+/// connections, numbered in the order they arrive, each request answered by its path:
+/// - `/tuned/conn`: the connection's number as the body;
+/// - `/tuned/headers/N`: N fields `x-h{i}` besides its `content-length`;
+/// - `/tuned/slow-head`: the answer after 1.5 s;
+/// - `/tuned/slow-body`: a head and half the body, the rest after 1.5 s;
+/// - `/tuned/trailers`: a chunked body with a trailer;
+/// - `/tuned/underscore`: a field whose name has an underscore.
+fn tuned_backend_port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the tuned backend");
+        let port = listener.local_addr().expect("backend address").port();
+        std::thread::spawn(move || {
+            for (number, stream) in listener.incoming().flatten().enumerate() {
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(&stream);
+                    loop {
+                        let mut target = None;
+                        loop {
+                            let mut line = String::new();
+                            match reader.read_line(&mut line) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) if line == "\r\n" => break,
+                                Ok(_) if target.is_none() => {
+                                    target = line.split(' ').nth(1).map(str::to_string)
+                                }
+                                Ok(_) => {}
+                            }
+                        }
+                        let target = target.unwrap_or_default();
+                        let mut out = &stream;
+                        let ok = |extra: &str, body: &str| {
+                            format!(
+                                "HTTP/1.1 200 OK\r\n{extra}content-length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                        };
+                        let written = match target.as_str() {
+                            "/tuned/conn" => out.write_all(ok("", &number.to_string()).as_bytes()),
+                            "/tuned/slow-head" => {
+                                std::thread::sleep(Duration::from_millis(1500));
+                                out.write_all(ok("", "late").as_bytes())
+                            }
+                            "/tuned/slow-body" => out
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello")
+                                .and_then(|()| {
+                                    std::thread::sleep(Duration::from_millis(1500));
+                                    out.write_all(b"world")
+                                }),
+                            "/tuned/trailers" => out.write_all(
+                                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nx-checksum: abc\r\n\r\n",
+                            ),
+                            "/tuned/underscore" => {
+                                out.write_all(ok("x_under: 1\r\nx-dash: 2\r\n", "ok").as_bytes())
+                            }
+                            other => match other.strip_prefix("/tuned/headers/") {
+                                Some(n) => {
+                                    let n: usize = n.parse().unwrap_or(0);
+                                    let fields: String =
+                                        (0..n).map(|i| format!("x-h{i}: {i}\r\n")).collect();
+                                    out.write_all(ok(&fields, "ok").as_bytes())
+                                }
+                                None => out.write_all(ok("", "unknown").as_bytes()),
+                            },
+                        };
+                        if written.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    })
+}
+
+/// Sends GET `path` on an open keep-alive connection and reads the answer (framed by its
+/// `content-length`): its status line and body.
+fn keep_alive_get(
+    stream: &mut BufReader<TcpStream>,
+    path: &str,
+) -> Result<(String, String), String> {
+    use std::io::Read;
+    stream
+        .get_mut()
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: edge.example\r\n\r\n").as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut status = String::new();
+    stream
+        .read_line(&mut status)
+        .map_err(|e| format!("read: {e}"))?;
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        stream
+            .read_line(&mut line)
+            .map_err(|e| format!("read: {e}"))?;
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("length {value:?}"))?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    stream
+        .read_exact(&mut body)
+        .map_err(|e| format!("read the body: {e}"))?;
+    Ok((
+        status.trim_end().to_string(),
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
+}
+
+/// Sends `request` and returns what came back before the connection ended, however it ended
+/// (closed or reset).
+fn raw_until_end(port: u16, request: &[u8]) -> String {
+    use std::io::Read;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return "(no connection)".into();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    if stream.write_all(request).is_err() {
+        return "(not sent)".into();
+    }
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The established connections to `port`, as `ss` shows them (with their processes and
+/// timers).
+fn sockets_to(port: u16) -> Vec<String> {
+    let out = Command::new("ss")
+        .args(["-tnpoH", "state", "established"])
+        .arg(format!("( dport = :{port} )"))
+        .output();
+    match out {
+        Ok(out) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        Err(e) => vec![format!("(ss failed: {e})")],
+    }
+}
+
+/// An Upstream's `connectionConfig` as Envoy applies it: `maxRequestsPerConnection` (a
+/// connection per two requests), `idleTimeout` (a connection idle longer is not used),
+/// `tcpKeepalive` (the sockets carry keepalive timers), `maxHeadersCount` (an answer with more
+/// fields is a protocol error), `maxStreamDuration` (a late head is a 504; a late body is cut
+/// off), `http1ProtocolOptions.enableTrailers` (a chunked answer's trailers reach the client,
+/// whose Gateway passes them too), and `headersWithUnderscoresAction`, which Envoy does not
+/// apply to answers.
+#[test]
+fn upstream_connection_options_match_envoy() {
+    let mut setup = Setup::start();
+    let mut mismatches = Vec::new();
+    let mut compare = |case: &str, field: &str, envoy: String, gloo: String| {
+        if envoy != gloo {
+            mismatches.push(Mismatch {
+                case: case.to_string(),
+                field: field.to_string(),
+                envoy,
+                gloo,
+            });
+        }
+    };
+    // Which upstream connection served each request on one client connection, as the order
+    // of first use ("0 0 1 1": two requests a connection).
+    let mut patterns = Vec::new();
+    // Proxies whose pooled connection has no keepalive timer.
+    let mut keepalive = Vec::new();
+    for proxy in [setup.envoy, setup.gloo] {
+        let port = setup.port(proxy, Gateway::Edge);
+        let seen = TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| format!("connect: {e}"))
+            .and_then(|stream| {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut stream = BufReader::new(stream);
+                let mut numbers = Vec::new();
+                for i in 0..6 {
+                    if i == 5 {
+                        // Past the idle timeout: the pooled connection is not used.
+                        std::thread::sleep(Duration::from_millis(1600));
+                    }
+                    let (status, body) = keep_alive_get(&mut stream, "/tuned/conn")?;
+                    if !status.contains(" 200 ") {
+                        return Err(format!("{status}: {body}"));
+                    }
+                    numbers.push(body);
+                }
+                Ok(numbers)
+            });
+        let pattern = match seen {
+            Ok(numbers) => {
+                let mut order: Vec<&String> = Vec::new();
+                numbers
+                    .iter()
+                    .map(|n| {
+                        if !order.contains(&n) {
+                            order.push(n);
+                        }
+                        order.iter().position(|o| *o == n).unwrap_or(0).to_string()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+            Err(e) => format!("(failed: {e})"),
+        };
+        eprintln!("{}: connections {pattern}", proxy.name);
+        patterns.push(pattern);
+        // The last connection (one request) is in the pool, with its keepalive timer, until
+        // the idle timeout closes it.
+        let sockets = sockets_to(tuned_backend_port());
+        eprintln!("{}: sockets to the tuned backend {sockets:#?}", proxy.name);
+        let mine: Vec<&String> = sockets
+            .iter()
+            .filter(|s| s.contains(&format!("((\"{}\"", proxy.name)))
+            .collect();
+        if mine.len() != 1 || !mine[0].contains("timer:(keepalive,") {
+            keepalive.push(format!("{}: {mine:?}", proxy.name));
+        }
+    }
+    compare(
+        "tcpKeepalive",
+        "the pooled connection, with a keepalive timer",
+        String::new(),
+        keepalive.join("; "),
+    );
+    compare(
+        "maxRequestsPerConnection and idleTimeout",
+        "which connection served each request",
+        patterns[0].clone(),
+        patterns[1].clone(),
+    );
+    if patterns[0] != "0 0 1 1 2 3" {
+        compare(
+            "maxRequestsPerConnection and idleTimeout",
+            "Envoy's pattern (the premise)",
+            patterns[0].clone(),
+            "0 0 1 1 2 3".into(),
+        );
+    }
+
+    let requests = [
+        ("20 fields, the limit", "/tuned/headers/19"),
+        ("21 fields, over it", "/tuned/headers/20"),
+        ("a head later than maxStreamDuration", "/tuned/slow-head"),
+        ("a body later than maxStreamDuration", "/tuned/slow-body"),
+        ("trailers", "/tuned/trailers"),
+        ("an answer field with an underscore", "/tuned/underscore"),
+    ];
+    for (name, path) in requests {
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: edge.example\r\nConnection: close\r\n\r\n");
+        let answers: Vec<(String, Vec<String>, String)> = [setup.envoy, setup.gloo]
+            .iter()
+            .map(|proxy| {
+                let all = raw_until_end(setup.port(*proxy, Gateway::Edge), request.as_bytes());
+                eprintln!("[{name}] {}: {all:?}", proxy.name);
+                let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
+                let mut lines = head.split("\r\n");
+                let status = lines.next().unwrap_or_default().to_string();
+                (status, comparable_fields(lines), body.to_string())
+            })
+            .collect();
+        let (envoy, gloo) = (&answers[0], &answers[1]);
+        compare(name, "status line", envoy.0.clone(), gloo.0.clone());
+        compare(
+            name,
+            "fields",
+            format!("{:?}", envoy.1),
+            format!("{:?}", gloo.1),
+        );
+        compare(
+            name,
+            "body (as far as it came)",
+            envoy.2.clone(),
+            gloo.2.clone(),
+        );
+    }
+    setup.report(&mismatches);
 }

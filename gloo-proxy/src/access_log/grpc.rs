@@ -276,6 +276,10 @@ fn flags(f: ResponseFlags) -> data::ResponseFlags {
         no_cluster_found: has(ResponseFlags::NO_CLUSTER_FOUND),
         rate_limit_service_error: has(ResponseFlags::RATE_LIMIT_SERVICE_ERROR),
         downstream_protocol_error: has(ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR),
+        upstream_max_stream_duration_reached: has(
+            ResponseFlags::UPSTREAM_MAX_STREAM_DURATION_REACHED,
+        ),
+        upstream_protocol_error: has(ResponseFlags::UPSTREAM_PROTOCOL_ERROR),
         ..Default::default()
     }
 }

@@ -300,6 +300,8 @@ flags! {
     DURATION_TIMEOUT = "DT": "`DT`: the maximum stream duration was reached.",
     RATE_LIMIT_SERVICE_ERROR = "RLSE": "`RLSE`: the rate limit service failed.",
     DOWNSTREAM_PROTOCOL_ERROR = "DPE": "`DPE`: the request broke the HTTP protocol.",
+    UPSTREAM_MAX_STREAM_DURATION_REACHED = "UMSDR": "`UMSDR`: the cluster's `max_stream_duration` ran out.",
+    UPSTREAM_PROTOCOL_ERROR = "UPE": "`UPE`: the upstream's answer broke the HTTP protocol.",
     NO_CLUSTER_FOUND = "NC": "`NC`: the route's cluster does not exist.",
 }
 
