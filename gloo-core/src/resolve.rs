@@ -1266,7 +1266,10 @@ impl<'a> Resolver<'a> {
         for (reference, entry) in gateways {
             let key = ResourceKey::new(Kind::Gateway, reference.clone());
             let problems = self.gateway_problems(&reference, &entry.object.spec);
-            for warning in gateway_unapplied(&entry.object.spec) {
+            for warning in gateway_unapplied(&entry.object.spec)
+                .into_iter()
+                .chain(gateway_ignored(&entry.object.spec))
+            {
                 self.reports.warn(&key, warning);
             }
             for warning in
@@ -2657,6 +2660,51 @@ fn gateway_unapplied(spec: &GatewaySpec) -> Vec<String> {
             format!(
                 "{field}: gloo does not apply this option yet; the gateway is served without it"
             )
+        })
+        .collect()
+}
+
+/// Every `httpGateway` of a Gateway (its own and its hybrid chains'), each with its field path.
+fn http_gateways(spec: &GatewaySpec) -> Vec<(String, &crate::model::gateway::HttpGateway)> {
+    let own = spec
+        .http_gateway
+        .iter()
+        .map(|http| ("spec.httpGateway".to_string(), http));
+    let matched = spec.hybrid_gateway.iter().flat_map(|hybrid| {
+        hybrid
+            .matched_gateways
+            .iter()
+            .enumerate()
+            .filter_map(|(i, matched)| {
+                matched.http_gateway.as_ref().map(|http| {
+                    (
+                        format!("spec.hybridGateway.matchedGateways[{i}].httpGateway"),
+                        http,
+                    )
+                })
+            })
+    });
+    own.chain(matched).collect()
+}
+
+/// Warnings for connection manager settings of a Gateway that are served but mean nothing as
+/// set: `setCurrentClientCertDetails` without a `forwardClientCertDetails` that sets the header
+/// from the client certificate (Gloo's hcm plugin leaves it out then, and so does gloo).
+fn gateway_ignored(spec: &GatewaySpec) -> Vec<String> {
+    http_gateways(spec)
+        .into_iter()
+        .filter_map(|(path, http)| {
+            let hcm = http.options.as_ref()?.http_connection_manager_settings.as_ref()?;
+            hcm.set_current_client_cert_details?;
+            if hcm
+                .forward_client_cert_details
+                .is_some_and(|f| f.sets_client_cert_details())
+            {
+                return None;
+            }
+            Some(format!(
+                "{path}.options.httpConnectionManagerSettings.setCurrentClientCertDetails: ignored, as in Gloo: Envoy sets x-forwarded-client-cert from the client certificate only when forwardClientCertDetails is APPEND_FORWARD or SANITIZE_SET"
+            ))
         })
         .collect()
 }

@@ -781,6 +781,77 @@ spec:
     assert!(t.reports.has_rejections(), "{text}");
 }
 
+/// `setCurrentClientCertDetails` becomes the connection manager's
+/// `set_current_client_cert_details` when `forwardClientCertDetails` is `APPEND_FORWARD` or
+/// `SANITIZE_SET`, as Gloo's hcm plugin writes it: `subject` as given (unset stays unset), the
+/// others true or false. With any other mode (or none) Gloo leaves it out, and so does gloo,
+/// with a warning saying why. It is no longer warned about as unapplied; a misspelt member is a
+/// load error.
+#[test]
+fn set_current_client_cert_details_becomes_the_connection_managers() {
+    let hcm = |settings: &str| {
+        let t = translate(&http_gateway(settings, ""));
+        assert_no_rejections(&t);
+        (hcm_on_8080(&t), gateway_warnings(&t))
+    };
+    for mode in ["APPEND_FORWARD", "SANITIZE_SET"] {
+        let (hcm, warnings) = hcm(&format!(
+            "        forwardClientCertDetails: {mode}
+        setCurrentClientCertDetails: {{subject: true, cert: true, chain: false, dns: true, uri: true}}"
+        ));
+        assert_eq!(hcm["forwardClientCertDetails"], json!(mode));
+        assert_eq!(
+            hcm["setCurrentClientCertDetails"],
+            json!({"subject": true, "cert": true, "dns": true, "uri": true}),
+            "{mode}"
+        );
+        assert!(
+            !warnings.contains("setCurrentClientCertDetails"),
+            "{warnings}"
+        );
+    }
+    // `subject: false` is written (a BoolValue); unset members are left at Envoy's defaults.
+    let (with_false_subject, _) = hcm("        forwardClientCertDetails: SANITIZE_SET
+        setCurrentClientCertDetails: {subject: false, uri: true}");
+    assert_eq!(
+        with_false_subject["setCurrentClientCertDetails"],
+        json!({"subject": false, "uri": true})
+    );
+    let (empty, _) = hcm("        forwardClientCertDetails: APPEND_FORWARD
+        setCurrentClientCertDetails: {}");
+    assert_eq!(empty["setCurrentClientCertDetails"], json!({}));
+    // Other modes: left out, with a warning.
+    for mode in [
+        None,
+        Some("SANITIZE"),
+        Some("FORWARD_ONLY"),
+        Some("ALWAYS_FORWARD_ONLY"),
+    ] {
+        let forward = mode
+            .map(|m| format!("        forwardClientCertDetails: {m}\n"))
+            .unwrap_or_default();
+        let (hcm, warnings) = hcm(&format!(
+            "{forward}        setCurrentClientCertDetails: {{subject: true, cert: true}}"
+        ));
+        assert_eq!(hcm["setCurrentClientCertDetails"], Value::Null, "{mode:?}");
+        assert!(
+            warnings.contains(
+                "spec.httpGateway.options.httpConnectionManagerSettings.setCurrentClientCertDetails: ignored, as in Gloo: Envoy sets x-forwarded-client-cert from the client certificate only when forwardClientCertDetails is APPEND_FORWARD or SANITIZE_SET"
+            ),
+            "{mode:?}: {warnings}"
+        );
+        assert!(!warnings.contains("does not apply"), "{warnings}");
+    }
+    // A misspelt member is refused when the Gateway is loaded.
+    let t = translate(&http_gateway(
+        "        forwardClientCertDetails: SANITIZE_SET\n        setCurrentClientCertDetails: {subjects: true}",
+        "",
+    ));
+    let text = t.reports.to_text();
+    assert!(text.contains("subjects"), "{text}");
+    assert!(t.reports.has_rejections(), "{text}");
+}
+
 #[test]
 fn an_http1_upstreams_protocol_options_reach_its_cluster() {
     let upstream = |name: &str, extra: &str| {

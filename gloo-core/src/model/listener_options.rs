@@ -576,14 +576,17 @@ pub struct HttpConnectionManagerSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub forward_client_cert_details: Option<ForwardClientCertDetails>,
-    /// Which client certificate details to set in `x-forwarded-client-cert`. Accepted and
-    /// carried; not interpreted yet.
+    /// Which details of the client certificate to put in `x-forwarded-client-cert`: the
+    /// connection manager's `set_current_client_cert_details`, written (as Gloo's hcm plugin
+    /// writes it) only when `forwardClientCertDetails` is `APPEND_FORWARD` or `SANITIZE_SET`,
+    /// the two modes in which Envoy sets the header from the client certificate; with any other
+    /// mode it is left out, with a warning.
     #[serde(
         alias = "set_current_client_cert_details",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub set_current_client_cert_details: Option<serde_json::Value>,
+    pub set_current_client_cert_details: Option<SetCurrentClientCertDetails>,
     /// Keep an external `x-request-id`.
     #[serde(
         alias = "preserve_external_request_id",
@@ -712,6 +715,54 @@ pub enum ForwardClientCertDetails {
     SanitizeSet,
     /// Always forward it.
     AlwaysForwardOnly,
+}
+
+impl ForwardClientCertDetails {
+    /// Whether Envoy sets `x-forwarded-client-cert` from the client certificate in this mode
+    /// (`APPEND_FORWARD` and `SANITIZE_SET`), the only modes in which
+    /// `setCurrentClientCertDetails` means anything and Gloo's hcm plugin writes it.
+    ///
+    /// ```
+    /// use gloo_core::model::listener_options::ForwardClientCertDetails;
+    /// assert!(ForwardClientCertDetails::SanitizeSet.sets_client_cert_details());
+    /// assert!(!ForwardClientCertDetails::Sanitize.sets_client_cert_details());
+    /// ```
+    pub fn sets_client_cert_details(self) -> bool {
+        matches!(self, Self::AppendForward | Self::SanitizeSet)
+    }
+}
+
+/// Which details of the client certificate Envoy puts in `x-forwarded-client-cert`
+/// (`HttpConnectionManagerSettings.SetCurrentClientCertDetails`): each `true` adds that part
+/// (`Subject=`, `Cert=`, `Chain=`, `DNS=`, `URI=`); `Hash=` is always there.
+///
+/// ```
+/// use gloo_core::model::listener_options::SetCurrentClientCertDetails;
+/// let details: SetCurrentClientCertDetails =
+///     serde_yaml_ng::from_str("{subject: true, uri: true}").unwrap();
+/// assert_eq!(details.subject, Some(true));
+/// assert_eq!(details.cert, None);
+/// // A misspelt member is a load error, not a detail quietly left out.
+/// assert!(serde_yaml_ng::from_str::<SetCurrentClientCertDetails>("{subjects: true}").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetCurrentClientCertDetails {
+    /// The certificate's subject (`Subject="..."`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<bool>,
+    /// The whole certificate, URL-encoded PEM (`Cert="..."`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<bool>,
+    /// The whole chain, URL-encoded PEM (`Chain="..."`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<bool>,
+    /// The DNS subject alternative names (`DNS=...`, one per name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<bool>,
+    /// The URI subject alternative name (`URI=...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<bool>,
 }
 
 /// How to handle the `server` response header (`ServerHeaderTransformation`).
@@ -1026,10 +1077,6 @@ impl HttpConnectionManagerSettings {
             (
                 "httpConnectionManagerSettings.tracing",
                 self.tracing.is_some(),
-            ),
-            (
-                "httpConnectionManagerSettings.setCurrentClientCertDetails",
-                self.set_current_client_cert_details.is_some(),
             ),
             (
                 "httpConnectionManagerSettings.uuidRequestIdConfig",

@@ -461,6 +461,24 @@ fn http_connection_manager(
                 Gloo::AlwaysForwardOnly => Envoy::AlwaysForwardOnly,
             } as i32;
         }
+        // Which certificate details go in `x-forwarded-client-cert`: only in the two modes in
+        // which Envoy sets the header from the certificate, as Gloo's hcm plugin writes them
+        // (`subject` as given, the others true or false); otherwise left out (a warning says
+        // so).
+        if let Some(d) = s.set_current_client_cert_details.filter(|_| {
+            s.forward_client_cert_details
+                .is_some_and(|f| f.sets_client_cert_details())
+        }) {
+            hcm.set_current_client_cert_details =
+                Some(http_connection_manager::SetCurrentClientCertDetails {
+                    subject: d.subject.map(|value| BoolValue { value }),
+                    cert: d.cert.unwrap_or(false),
+                    chain: d.chain.unwrap_or(false),
+                    dns: d.dns.unwrap_or(false),
+                    uri: d.uri.unwrap_or(false),
+                    ..Default::default()
+                });
+        }
         if let Some(v) = &s.request_headers_timeout {
             hcm.request_headers_timeout = Some(duration(v));
         }
