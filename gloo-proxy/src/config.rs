@@ -216,10 +216,13 @@ pub struct ConnectionSettings {
     pub accept_http_10: bool,
     /// The `host` of an HTTP/1.0 request that has none (`default_host_for_http_10`).
     pub default_host_for_http_10: Option<http::HeaderValue>,
-    /// Pass a client's `x-forwarded-client-cert` on (`forward_client_cert_details`
-    /// `ALWAYS_FORWARD_ONLY`, or `FORWARD_ONLY` on a TLS listener) instead of removing it
-    /// (Envoy's default, `SANITIZE`): a backend that trusts the header cannot be lied to.
-    pub forward_client_cert: bool,
+    /// What happens to a request's `x-forwarded-client-cert` (`forward_client_cert_details`;
+    /// Envoy's default, `SANITIZE`, removes it, so a backend that trusts the header cannot be
+    /// lied to).
+    pub forward_client_cert: crate::xfcc::ForwardClientCert,
+    /// The client certificate's details this hop's XFCC element carries
+    /// (`set_current_client_cert_details`).
+    pub client_cert_details: crate::xfcc::ClientCertDetails,
     /// Request header mutations made before anything else looks at a request (Envoy's
     /// `early_header_mutation_extensions`, Gloo's `earlyHeaderManipulation`).
     pub early_header_mutations: HeaderMutations,
@@ -356,12 +359,8 @@ impl ConnectionSettings {
         self.use_remote_address && !self.internal_addresses.iter().any(|r| r.contains(client))
     }
 
-    /// The settings of a connection manager; `tls_client_certs`: whether its listener asks
-    /// TLS clients for certificates.
-    pub(crate) fn from_hcm(
-        hcm: &HttpConnectionManager,
-        tls_client_certs: bool,
-    ) -> Result<Self, String> {
+    /// The settings of a connection manager.
+    pub(crate) fn from_hcm(hcm: &HttpConnectionManager) -> Result<Self, String> {
         use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::ServerHeaderTransformation;
         let server_name = if hcm.server_name.is_empty() {
             "gloo"
@@ -492,27 +491,33 @@ impl ConnectionSettings {
                 hcm.strip_port_mode,
                 Some(StripPortMode::StripAnyHostPort(true))
             ),
-            forward_client_cert: match ForwardClientCertDetails::try_from(
-                hcm.forward_client_cert_details,
-            ) {
-                Ok(ForwardClientCertDetails::Sanitize) => false,
-                Ok(ForwardClientCertDetails::AlwaysForwardOnly) => true,
-                // Forwarded on mTLS connections; a listener's connections are all TLS or none,
-                // and a TLS listener that takes no client certificates has none to vouch for.
-                Ok(ForwardClientCertDetails::ForwardOnly) => tls_client_certs,
-                Ok(other) => {
-                    return Err(format!(
-                        "forward_client_cert_details {}: not supported (SANITIZE, FORWARD_ONLY and ALWAYS_FORWARD_ONLY are)",
-                        other.as_str_name()
-                    ))
-                }
-                Err(_) => {
-                    return Err(format!(
-                        "forward_client_cert_details: unknown {}",
-                        hcm.forward_client_cert_details
-                    ))
+            forward_client_cert: {
+                use crate::xfcc::ForwardClientCert as Mode;
+                match ForwardClientCertDetails::try_from(hcm.forward_client_cert_details) {
+                    Ok(ForwardClientCertDetails::Sanitize) => Mode::Sanitize,
+                    Ok(ForwardClientCertDetails::ForwardOnly) => Mode::ForwardOnly,
+                    Ok(ForwardClientCertDetails::AppendForward) => Mode::AppendForward,
+                    Ok(ForwardClientCertDetails::SanitizeSet) => Mode::SanitizeSet,
+                    Ok(ForwardClientCertDetails::AlwaysForwardOnly) => Mode::AlwaysForwardOnly,
+                    Err(_) => {
+                        return Err(format!(
+                            "forward_client_cert_details: unknown {}",
+                            hcm.forward_client_cert_details
+                        ))
+                    }
                 }
             },
+            client_cert_details: hcm
+                .set_current_client_cert_details
+                .as_ref()
+                .map(|d| crate::xfcc::ClientCertDetails {
+                    cert: d.cert,
+                    chain: d.chain,
+                    subject: d.subject.as_ref().is_some_and(|s| s.value),
+                    uri: d.uri,
+                    dns: d.dns,
+                })
+                .unwrap_or_default(),
             early_header_mutations: early_header_mutations(&hcm.early_header_mutation_extensions)?,
             http1_proper_case: http1_proper_case(http1, "http_protocol_options"),
             allow_custom_methods: http1.is_some_and(|o| o.allow_custom_methods),
@@ -901,11 +906,6 @@ pub fn compile_listener(
     if !tls_chains.is_empty() && tls_chains.len() != l.filter_chains.len() {
         return Err("mixing plain and TLS filter chains is not supported".into());
     }
-    let tls_client_certs = tls_chains.iter().any(|(_, ctx)| {
-        ctx.common_tls_context
-            .as_ref()
-            .is_some_and(|c| c.validation_context_type.is_some())
-    });
     let tls = if tls_chains.is_empty() {
         None
     } else {
@@ -969,7 +969,7 @@ pub fn compile_listener(
         version: version.to_string(),
         route_config,
         inline_routes,
-        settings: ConnectionSettings::from_hcm(&hcm, tls_client_certs)?,
+        settings: ConnectionSettings::from_hcm(&hcm)?,
         filters,
         proxy_protocol,
         tls,
@@ -1767,7 +1767,7 @@ mod tests {
                 }),
                 ..Default::default()
             };
-            ConnectionSettings::from_hcm(&hcm, false).unwrap()
+            ConnectionSettings::from_hcm(&hcm).unwrap()
         };
         let outside: std::net::IpAddr = "203.0.113.9".parse().unwrap();
         let inside: std::net::IpAddr = "10.1.2.3".parse().unwrap();
@@ -1790,7 +1790,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let error = ConnectionSettings::from_hcm(&bad, false).unwrap_err();
+        let error = ConnectionSettings::from_hcm(&bad).unwrap_err();
         assert!(
             error.starts_with("internal_address_config.cidr_ranges[0]"),
             "{error}"

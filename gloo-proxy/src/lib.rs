@@ -113,3 +113,4 @@ pub mod transform;
 pub mod upstream;
 #[cfg(feature = "waf")]
 pub mod waf;
+pub mod xfcc;

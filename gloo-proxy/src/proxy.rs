@@ -49,6 +49,8 @@ pub struct Downstream {
     pub local: SocketAddr,
     /// `http` or `https`.
     pub scheme: &'static str,
+    /// The certificate the client presented, on a mutual TLS connection.
+    pub client_certificate: Option<Arc<crate::xfcc::ClientCertificate>>,
 }
 
 /// The routing decision for a request, available to filters in its extensions (with its
@@ -737,10 +739,6 @@ fn is_known_method(method: &Method) -> bool {
     ) || EXTENSIONS.contains(&method.as_str())
 }
 
-/// The header that says which client certificate a proxy saw.
-const XFCC: http::header::HeaderName =
-    http::header::HeaderName::from_static("x-forwarded-client-cert");
-
 /// The 400 Envoy's codec answers for a malformed request.
 fn bad_request() -> Response<Body> {
     local_reply(StatusCode::BAD_REQUEST, "Bad Request")
@@ -771,10 +769,13 @@ async fn route_and_serve(
     if !settings.allow_custom_methods && !is_known_method(req.method()) {
         return StreamFacts::unparsed(bad_request());
     }
-    if !settings.forward_client_cert {
-        // Envoy's SANITIZE: only the proxy may say which client certificate it saw.
-        req.headers_mut().remove(XFCC);
-    }
+    // Only the proxy may say which client certificate it saw, unless told otherwise.
+    crate::xfcc::mutate(
+        req.headers_mut(),
+        settings.forward_client_cert,
+        settings.client_cert_details,
+        downstream.client_certificate.as_deref(),
+    );
     // The request id (Envoy adds it when it edits the request's headers, before its
     // filters run: they and the access log see it too). An edge request's own id is
     // replaced unless the connection manager keeps it.
@@ -2285,6 +2286,7 @@ mod tests {
             peer: address,
             local: address,
             scheme: "http",
+            client_certificate: None,
         };
         let handling = proxy.handle(Request::new(Body::empty()), &listener, &downstream);
         let size = std::mem::size_of_val(&handling);
@@ -2379,7 +2381,7 @@ mod tests {
             xff_num_trusted_hops: hops,
             ..Default::default()
         };
-        ConnectionSettings::from_hcm(&hcm, false).expect("valid settings")
+        ConnectionSettings::from_hcm(&hcm).expect("valid settings")
     }
 
     fn client(xff: &[&str], use_remote_address: bool, hops: u32) -> Option<String> {

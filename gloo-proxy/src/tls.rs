@@ -523,6 +523,18 @@ fn alpn(common: &CommonTlsContext) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The URI SANs of the certificate a downstream TLS context serves (none when it cannot be
+/// read: the config itself reports that).
+fn served_uri_sans(ctx: &DownstreamTlsContext) -> Vec<String> {
+    ctx.common_tls_context
+        .as_ref()
+        .and_then(|c| c.tls_certificates.first())
+        .and_then(|cert| cert.certificate_chain.as_ref())
+        .and_then(|chain| certs(chain, "certificate chain").ok())
+        .and_then(|chain| chain.first().map(crate::xfcc::uri_sans))
+        .unwrap_or_default()
+}
+
 /// A server config for one filter chain.
 fn server_config(ctx: &DownstreamTlsContext) -> Result<Arc<ServerConfig>, String> {
     let common = ctx
@@ -613,17 +625,21 @@ fn server_config(ctx: &DownstreamTlsContext) -> Result<Arc<ServerConfig>, String
     Ok(Arc::new(config))
 }
 
-/// One TLS filter chain: the server names it serves and its config.
+/// One TLS filter chain: the server names it serves, its config and what its certificate
+/// says of the proxy.
 #[derive(Debug)]
-struct Chain {
+pub struct ServerChain {
     server_names: Vec<String>,
-    config: Arc<ServerConfig>,
+    /// The rustls config a connection that chose this chain is served with.
+    pub config: Arc<ServerConfig>,
+    /// The URI SANs of the chain's certificate (`x-forwarded-client-cert`'s `By`).
+    pub uri_sans: Arc<[String]>,
 }
 
 /// TLS termination of a listener.
 #[derive(Debug)]
 pub struct DownstreamTls {
-    chains: Vec<Chain>,
+    chains: Vec<ServerChain>,
 }
 
 impl DownstreamTls {
@@ -633,9 +649,11 @@ impl DownstreamTls {
             .iter()
             .enumerate()
             .map(|(i, (names, ctx))| {
-                Ok(Chain {
+                let config = server_config(ctx).map_err(|e| format!("filter_chains[{i}]: {e}"))?;
+                Ok(ServerChain {
                     server_names: names.iter().map(|n| n.to_ascii_lowercase()).collect(),
-                    config: server_config(ctx).map_err(|e| format!("filter_chains[{i}]: {e}"))?,
+                    uri_sans: served_uri_sans(ctx).into(),
+                    config,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -645,7 +663,7 @@ impl DownstreamTls {
     /// The config for a client hello's SNI, chosen as Envoy matches filter chains: an exact
     /// server name, then the longest wildcard (`*.example.com`), then a chain without server
     /// names.
-    pub fn select(&self, sni: Option<&str>) -> Option<Arc<ServerConfig>> {
+    pub fn select(&self, sni: Option<&str>) -> Option<&ServerChain> {
         let sni = sni.map(str::to_ascii_lowercase);
         if let Some(name) = &sni {
             if let Some(c) = self
@@ -653,9 +671,9 @@ impl DownstreamTls {
                 .iter()
                 .find(|c| c.server_names.iter().any(|n| n == name))
             {
-                return Some(c.config.clone());
+                return Some(c);
             }
-            let mut best: Option<(usize, &Chain)> = None;
+            let mut best: Option<(usize, &ServerChain)> = None;
             for c in &self.chains {
                 for n in &c.server_names {
                     if let Some(suffix) = n.strip_prefix('*') {
@@ -669,13 +687,10 @@ impl DownstreamTls {
                 }
             }
             if let Some((_, c)) = best {
-                return Some(c.config.clone());
+                return Some(c);
             }
         }
-        self.chains
-            .iter()
-            .find(|c| c.server_names.is_empty())
-            .map(|c| c.config.clone())
+        self.chains.iter().find(|c| c.server_names.is_empty())
     }
 }
 

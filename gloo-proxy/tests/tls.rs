@@ -599,3 +599,243 @@ fn ocsp_staples_alpn_and_the_handshake_timeout_follow_the_ssl_config() {
         "the proxy should close the idle connection within 5 s: {read:?}"
     );
 }
+
+/// A CA, a server certificate for each of `servers` whose SANs also carry the URI
+/// `spiffe://gloo.test/gateway`, and `client.crt`, a client certificate with a subject that
+/// needs RFC 2253 escaping and DNS, URI and email SANs, made by `openssl` in `dir`.
+fn xfcc_certificates(dir: &Path, servers: &[&str]) {
+    support::openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+    );
+    let sign = |name: &str, subject: &str, sans: &str| {
+        let ext = format!("{name}.ext");
+        fs::write(dir.join(&ext), format!("subjectAltName={sans}\n")).expect("write ext");
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        support::openssl(
+            dir,
+            &[
+                "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out",
+                &csr,
+            ],
+        );
+        support::openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &crt,
+            ],
+        );
+    };
+    for server in servers {
+        sign(
+            server,
+            &format!("/CN={server}"),
+            &format!("DNS:{server},URI:spiffe://gloo.test/gateway"),
+        );
+    }
+    sign(
+        "client",
+        "/C=US/ST=Test State/O=Gloo, Test/OU=#edge/CN=client.example",
+        "DNS:client.example,DNS:alt.example,URI:spiffe://gloo.test/client,email:ops@example.com",
+    );
+}
+
+/// `forwardClientCertDetails` in each of its five modes, with `setCurrentClientCertDetails`,
+/// through gloo and through Envoy on the same config: a client's own `x-forwarded-client-cert`
+/// is removed, passed on, appended to or replaced exactly as Envoy does, on connections with
+/// a client certificate and without one, and the element gloo writes (`By`, `Hash`, `Cert`,
+/// `Chain`, `Subject`, `URI`, `DNS`) is byte for byte Envoy's.
+#[test]
+fn x_forwarded_client_cert_matches_envoy() {
+    let (tmp, certs, _) = dirs();
+    xfcc_certificates(&certs, &["mtls.example", "optional.example"]);
+    let backend = Backend::start("alpha");
+    let modes: [(&str, &str); 6] = [
+        ("SANITIZE", ""),
+        ("FORWARD_ONLY", ""),
+        ("ALWAYS_FORWARD_ONLY", ""),
+        ("APPEND_FORWARD", "{subject: true, uri: true}"),
+        (
+            "SANITIZE_SET",
+            "{subject: true, cert: true, chain: true, dns: true, uri: true}",
+        ),
+        ("SANITIZE_SET", ""),
+    ];
+    let config = |ports: &[u16]| -> String {
+        let dir = certs.display();
+        let mut docs = vec![upstream("alpha", backend.port)];
+        for (i, ((mode, details), port)) in modes.iter().zip(ports).enumerate() {
+            let details = if details.is_empty() {
+                String::new()
+            } else {
+                format!("\n        setCurrentClientCertDetails: {details}")
+            };
+            docs.push(format!(
+                "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: xfcc-{i}, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  ssl: true\n  httpGateway:\n    options:\n      httpConnectionManagerSettings:\n        forwardClientCertDetails: {mode}{details}\n"
+            ));
+        }
+        // Client certificates required on one name, optional (checked when sent) on the other.
+        for (name, one_way) in [("mtls.example", false), ("optional.example", true)] {
+            docs.push(format!(
+                r#"apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: {vs}, namespace: gloo-system}}
+spec:
+  sslConfig:
+    sslFiles:
+      tlsCert: {dir}/{name}.crt
+      tlsKey: {dir}/{name}.key
+      rootCa: {dir}/ca.crt
+    oneWayTls: {one_way}
+    sniDomains: [{name}]
+  virtualHost:
+    domains: [{name}]
+    routes:
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: alpha, namespace: gloo-system}}}}}}
+"#,
+                vs = name.replace('.', "-"),
+            ));
+        }
+        docs.join("---\n")
+    };
+    let envoy_ports: Vec<u16> = modes.iter().map(|_| free_port()).collect();
+    let gloo_ports: Vec<u16> = modes.iter().map(|_| free_port()).collect();
+    let (envoy_dir, gloo_dir) = (tmp.path().join("envoy"), tmp.path().join("gloo"));
+    for (dir, ports) in [(&envoy_dir, &envoy_ports), (&gloo_dir, &gloo_ports)] {
+        fs::create_dir_all(dir.join("config")).expect("config dir");
+        fs::write(dir.join("config").join("gloo.yaml"), config(ports)).expect("write config");
+    }
+    let (xds, envoy_admin, gloo_admin) = (free_port(), free_port(), free_port());
+    let control_plane = support::control_plane(&envoy_dir.join("config"), xds, None, &envoy_dir);
+    let envoy = support::spawn_envoy(support::Mode::Delta, xds, envoy_admin, &envoy_dir);
+    let gloo = gloo_run(&gloo_dir.join("config"), gloo_admin, &gloo_dir);
+    let _logs = LogsOnPanic(
+        &gloo_dir.join("config"),
+        vec![&gloo, &envoy, &control_plane],
+    );
+
+    let ca = certs.join("ca.crt");
+    let (cert, key) = (certs.join("client.crt"), certs.join("client.key"));
+    let with_cert = [
+        "--cert",
+        cert.to_str().expect("path"),
+        "--key",
+        key.to_str().expect("path"),
+    ];
+    // Every listener of both proxies serves before anything is compared.
+    for port in envoy_ports.iter().chain(&gloo_ports) {
+        poll(&format!("mTLS on port {port}"), || {
+            let r = curl(*port, "mtls.example", &ca, &with_cert)?;
+            (r.status == 200)
+                .then_some(())
+                .ok_or(format!("{}: {}", r.status, r.body))
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let claimed = "By=spiffe://elsewhere;Hash=0000";
+    let mut mismatches = Vec::new();
+    for (i, (mode, details)) in modes.iter().enumerate() {
+        for (host, client_cert) in [
+            ("mtls.example", true),
+            ("optional.example", true),
+            ("optional.example", false),
+        ] {
+            let mut seen = Vec::new();
+            for (proxy, ports) in [("envoy", &envoy_ports), ("gloo", &gloo_ports)] {
+                let case = format!("{proxy}-{i}-{host}-{client_cert}");
+                let mut args = vec![
+                    "-H".to_string(),
+                    format!("x-forwarded-client-cert: {claimed}"),
+                    "-H".to_string(),
+                    format!("x-case: {case}"),
+                ];
+                if client_cert {
+                    args.extend(with_cert.iter().map(|s| s.to_string()));
+                }
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let answer = curl(ports[i], host, &ca, &args);
+                let xfcc = backend
+                    .seen()
+                    .iter()
+                    .find(|s| s.header("x-case") == Some(case.as_str()))
+                    .map(|s| {
+                        s.headers
+                            .iter()
+                            .filter(|(k, _)| k == "x-forwarded-client-cert")
+                            .map(|(_, v)| v.clone())
+                            .collect::<Vec<_>>()
+                    });
+                seen.push(match (answer, xfcc) {
+                    (Ok(r), Some(values)) if r.status == 200 => format!("{values:?}"),
+                    (Ok(r), _) => format!("answered {}: {}", r.status, r.body),
+                    (Err(e), _) => format!("failed: {e}"),
+                });
+            }
+            eprintln!(
+                "[{mode} {details} {host} cert={client_cert}]\n  envoy {}\n  gloo  {}",
+                seen[0], seen[1]
+            );
+            if seen[0] != seen[1] {
+                mismatches.push(format!(
+                    "{mode} {details} to {host}, client certificate {client_cert}:\n  envoy: {}\n  gloo:  {}",
+                    seen[0], seen[1]
+                ));
+            }
+        }
+    }
+    // The premise: Envoy built an element with every detail.
+    let full = backend
+        .seen()
+        .iter()
+        .find(|s| s.header("x-case") == Some("envoy-4-mtls.example-true"))
+        .and_then(|s| s.header("x-forwarded-client-cert").map(str::to_string))
+        .unwrap_or_default();
+    for part in [
+        "By=spiffe://gloo.test/gateway;Hash=",
+        ";Cert=\"",
+        ";Chain=\"",
+        ";Subject=\"",
+        ";URI=spiffe://gloo.test/client",
+        ";DNS=client.example;DNS=alt.example",
+    ] {
+        if !full.contains(part) {
+            mismatches.push(format!(
+                "Envoy's SANITIZE_SET element lacks {part:?}: {full:?}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}

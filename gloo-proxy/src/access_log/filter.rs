@@ -250,6 +250,7 @@ mod tests {
             peer: "127.0.0.1:1".parse().unwrap(),
             local: "127.0.0.1:2".parse().unwrap(),
             scheme: "http",
+            client_certificate: None,
         };
         let mut entry = Entry {
             start: SystemTime::UNIX_EPOCH,

@@ -863,6 +863,7 @@ mod tests {
             peer: "127.0.0.1:4444".parse().unwrap(),
             local: "127.0.0.1:8080".parse().unwrap(),
             scheme: "http",
+            client_certificate: None,
         };
         let e = entry_with(&request_headers, &response_headers, &downstream);
         let text = Format::text(

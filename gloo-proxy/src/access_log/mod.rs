@@ -790,6 +790,7 @@ mod recording_tests {
             peer: "127.0.0.1:1".parse().unwrap(),
             local: "127.0.0.1:2".parse().unwrap(),
             scheme: "http",
+            client_certificate: None,
         }
     }
 

@@ -516,6 +516,7 @@ enum Mutation {
 ///     peer: "192.0.2.1:5000".parse()?,
 ///     local: "127.0.0.1:8080".parse()?,
 ///     scheme: "http",
+///     client_certificate: None,
 /// };
 /// let context = HeaderContext {
 ///     downstream: &client,
@@ -1354,6 +1355,7 @@ mod tests {
             remote: "203.0.113.7:4242".parse().unwrap(),
             peer: "203.0.113.7:4242".parse().unwrap(),
             local: "127.0.0.1:8080".parse().unwrap(),
+            client_certificate: None,
             scheme: "http",
         };
         let context = HeaderContext {

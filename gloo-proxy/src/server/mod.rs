@@ -290,22 +290,26 @@ async fn serve_connection(
         listener.address
     };
     let local = SocketAddr::new(local.ip().to_canonical(), local.port());
-    let conn = Arc::new(Connection {
-        proxy,
-        listener,
-        downstream: Downstream {
-            remote,
-            peer: remote,
-            local,
-            scheme,
-        },
-    });
-    match conn.listener.tls.clone() {
-        None => serve_http(stream, conn).await,
+    let mut downstream = Downstream {
+        remote,
+        peer: remote,
+        local,
+        scheme,
+        client_certificate: None,
+    };
+    match listener.tls.clone() {
+        None => {
+            let conn = Arc::new(Connection {
+                proxy,
+                listener,
+                downstream,
+            });
+            serve_http(stream, conn).await
+        }
         Some(tls) => {
             let handshake = async {
                 let start = LazyConfigAcceptor::new(Acceptor::default(), stream).await?;
-                let config = tls
+                let chain = tls
                     .select(start.client_hello().server_name())
                     .ok_or_else(|| {
                         std::io::Error::new(
@@ -313,11 +317,32 @@ async fn serve_connection(
                             "no certificate for this server name",
                         )
                     })?;
-                start.into_stream(config).await
+                let served_uri_sans = chain.uri_sans.clone();
+                let stream = start.into_stream(chain.config.clone()).await?;
+                Ok::<_, std::io::Error>((stream, served_uri_sans))
             };
-            match tokio::time::timeout(conn.listener.tls_handshake_timeout, handshake).await {
+            match tokio::time::timeout(listener.tls_handshake_timeout, handshake).await {
                 // Boxed, so plain connections' tasks do not carry a TLS connection's room.
-                Ok(Ok(tls_stream)) => Box::pin(serve_http(tls_stream, conn)).await,
+                Ok(Ok((tls_stream, served_uri_sans))) => {
+                    // A client that presented a (verified) certificate: mutual TLS.
+                    downstream.client_certificate = tls_stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .filter(|chain| !chain.is_empty())
+                        .map(|chain| {
+                            Arc::new(crate::xfcc::ClientCertificate::new(
+                                chain.iter().map(|c| c.clone().into_owned()).collect(),
+                                served_uri_sans,
+                            ))
+                        });
+                    let conn = Arc::new(Connection {
+                        proxy,
+                        listener,
+                        downstream,
+                    });
+                    Box::pin(serve_http(tls_stream, conn)).await
+                }
                 Ok(Err(e)) => tracing::debug!("{remote}: TLS handshake failed: {e}"),
                 Err(_) => tracing::debug!("{remote}: TLS handshake timed out"),
             }
