@@ -138,6 +138,10 @@ mod tests {
             "envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
             "envoy.config.common.mutation_rules.v3.HeaderMutation",
             "envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig",
+            "envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig",
+            "envoy.config.trace.v3.ZipkinConfig",
+            "envoy.config.trace.v3.DatadogConfig",
+            "envoy.config.trace.v3.OpenTelemetryConfig",
         ] {
             assert!(
                 descriptor_pool().get_message_by_name(name).is_some(),

@@ -256,6 +256,14 @@ envoy_messages! {
         => "envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery",
     envoy_types::pb::envoy::extensions::formatter::metadata::v3::Metadata
         => "envoy.extensions.formatter.metadata.v3.Metadata",
+    envoy_types::pb::envoy::extensions::request_id::uuid::v3::UuidRequestIdConfig
+        => "envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig",
+    envoy_types::pb::envoy::config::trace::v3::ZipkinConfig
+        => "envoy.config.trace.v3.ZipkinConfig",
+    envoy_types::pb::envoy::config::trace::v3::DatadogConfig
+        => "envoy.config.trace.v3.DatadogConfig",
+    envoy_types::pb::envoy::config::trace::v3::OpenTelemetryConfig
+        => "envoy.config.trace.v3.OpenTelemetryConfig",
     transformation::FilterTransformations => "envoy.api.v2.filter.http.FilterTransformations",
     transformation::RouteTransformations => "envoy.api.v2.filter.http.RouteTransformations",
     waf::ModSecurity => "envoy.config.filter.http.modsecurity.v2.ModSecurity",

@@ -50,6 +50,10 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/access_loggers/grpc/v3/als.proto",
     "envoy/extensions/formatter/req_without_query/v3/req_without_query.proto",
     "envoy/extensions/formatter/metadata/v3/metadata.proto",
+    "envoy/extensions/request_id/uuid/v3/uuid.proto",
+    "envoy/config/trace/v3/zipkin.proto",
+    "envoy/config/trace/v3/datadog.proto",
+    "envoy/config/trace/v3/opentelemetry.proto",
     // Vendored from envoy-gloo (`proto/envoy-gloo`, see its header): the transformation filter
     // Envoy has no proto for. Last, so its names resolve against the complete Envoy set; its
     // package (`envoy.api.v2.filter.http`) shadows nothing the Envoy protos refer to.
