@@ -852,6 +852,50 @@ fn set_current_client_cert_details_becomes_the_connection_managers() {
     assert!(t.reports.has_rejections(), "{text}");
 }
 
+/// `uuidRequestIdConfig` becomes the connection manager's `request_id_extension`, as Gloo's
+/// hcm plugin writes it: an `envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig` with
+/// `packTraceReason` and `useRequestIdForTraceSampling` as given (false written, unset left to
+/// Envoy's default), even when both are unset. It is no longer warned about as unapplied; a
+/// misspelt member is a load error.
+#[test]
+fn uuid_request_id_config_becomes_the_request_id_extension() {
+    const UUID: &str =
+        "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig";
+    let extension = |settings: &str| {
+        let t = translate(&http_gateway(settings, ""));
+        assert_no_rejections(&t);
+        let warnings = gateway_warnings(&t);
+        assert!(!warnings.contains("uuidRequestIdConfig"), "{warnings}");
+        hcm_on_8080(&t)["requestIdExtension"].clone()
+    };
+    assert_eq!(
+        extension(
+            "        uuidRequestIdConfig: {packTraceReason: false, useRequestIdForTraceSampling: true}"
+        ),
+        json!({"typedConfig": {
+            "@type": UUID,
+            "packTraceReason": false,
+            "useRequestIdForTraceSampling": true,
+        }})
+    );
+    assert_eq!(
+        extension("        uuidRequestIdConfig: {use_request_id_for_trace_sampling: false}"),
+        json!({"typedConfig": {"@type": UUID, "useRequestIdForTraceSampling": false}})
+    );
+    assert_eq!(
+        extension("        uuidRequestIdConfig: {}"),
+        json!({"typedConfig": {"@type": UUID}})
+    );
+    assert_eq!(extension("        {}"), Value::Null);
+    let t = translate(&http_gateway(
+        "        uuidRequestIdConfig: {packTraceReasons: false}",
+        "",
+    ));
+    let text = t.reports.to_text();
+    assert!(text.contains("packTraceReasons"), "{text}");
+    assert!(t.reports.has_rejections(), "{text}");
+}
+
 #[test]
 fn an_http1_upstreams_protocol_options_reach_its_cluster() {
     let upstream = |name: &str, extra: &str| {

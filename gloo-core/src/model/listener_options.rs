@@ -663,13 +663,16 @@ pub struct HttpConnectionManagerSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub normalize_path: Option<bool>,
-    /// UUID request id extension settings. Accepted and carried; not interpreted yet.
+    /// How Envoy's UUID request ID extension treats `x-request-id`: the connection manager's
+    /// `request_id_extension`, an `envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig`
+    /// with these two settings as given (Envoy's defaults for those left unset), as Gloo's hcm
+    /// plugin writes it.
     #[serde(
         alias = "uuid_request_id_config",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub uuid_request_id_config: Option<serde_json::Value>,
+    pub uuid_request_id_config: Option<UuidRequestIdConfigSettings>,
     /// Downstream HTTP/2 settings (Envoy's `http2_protocol_options`).
     #[serde(
         alias = "http2_protocol_options",
@@ -763,6 +766,38 @@ pub struct SetCurrentClientCertDetails {
     /// The URI subject alternative name (`URI=...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<bool>,
+}
+
+/// Settings of Envoy's UUID request ID extension
+/// (`HttpConnectionManagerSettings.UuidRequestIdConfigSettings`).
+///
+/// ```
+/// use gloo_core::model::listener_options::UuidRequestIdConfigSettings;
+/// let settings: UuidRequestIdConfigSettings =
+///     serde_yaml_ng::from_str("{packTraceReason: false}").unwrap();
+/// assert_eq!(settings.pack_trace_reason, Some(false));
+/// assert_eq!(settings.use_request_id_for_trace_sampling, None);
+/// // A misspelt member is a load error.
+/// assert!(serde_yaml_ng::from_str::<UuidRequestIdConfigSettings>("{packTraceReasons: false}").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UuidRequestIdConfigSettings {
+    /// Whether Envoy packs the trace sampling decision into the UUID (Envoy's default: true).
+    /// Without it, stable sampling of traces and access logs by request ID no longer works.
+    #[serde(
+        alias = "pack_trace_reason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pack_trace_reason: Option<bool>,
+    /// Whether Envoy samples traces by `x-request-id` (Envoy's default: true).
+    #[serde(
+        alias = "use_request_id_for_trace_sampling",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub use_request_id_for_trace_sampling: Option<bool>,
 }
 
 /// How to handle the `server` response header (`ServerHeaderTransformation`).
@@ -1073,16 +1108,10 @@ impl HttpConnectionManagerSettings {
     /// The settings set here that gloo does not apply yet, as `httpConnectionManagerSettings.*`
     /// paths.
     pub fn unapplied(&self) -> Vec<&'static str> {
-        crate::model::set_fields([
-            (
-                "httpConnectionManagerSettings.tracing",
-                self.tracing.is_some(),
-            ),
-            (
-                "httpConnectionManagerSettings.uuidRequestIdConfig",
-                self.uuid_request_id_config.is_some(),
-            ),
-        ])
+        crate::model::set_fields([(
+            "httpConnectionManagerSettings.tracing",
+            self.tracing.is_some(),
+        )])
     }
 }
 

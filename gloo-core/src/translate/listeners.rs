@@ -17,6 +17,7 @@ use envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3::P
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager, http_filter, HttpConnectionManager, HttpFilter, Rds,
+    RequestIdExtension,
 };
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{tcp_proxy, TcpProxy};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
@@ -272,6 +273,23 @@ fn early_header_mutation(
         name: EARLY_HEADER_MUTATION.to_string(),
         typed_config: Some(pack(&HeaderMutation { mutations })),
     })
+}
+
+/// Gloo's `uuidRequestIdConfig` as the connection manager's request ID extension, as Gloo's
+/// hcm plugin writes it: Envoy's `UuidRequestIdConfig` with both settings as given (unset ones
+/// left unset, Envoy's defaults), in an extension without a name (Envoy picks the extension
+/// by the config's type).
+fn request_id_extension(
+    uuid: &crate::model::listener_options::UuidRequestIdConfigSettings,
+) -> RequestIdExtension {
+    use envoy_types::pb::envoy::extensions::request_id::uuid::v3::UuidRequestIdConfig;
+    let value = |v: Option<bool>| v.map(|value| BoolValue { value });
+    RequestIdExtension {
+        typed_config: Some(pack(&UuidRequestIdConfig {
+            pack_trace_reason: value(uuid.pack_trace_reason),
+            use_request_id_for_trace_sampling: value(uuid.use_request_id_for_trace_sampling),
+        })),
+    }
 }
 
 /// The connection manager of an HTTP gateway (`http`) whose Gateway is in `namespace` (where
@@ -546,6 +564,9 @@ fn http_connection_manager(
         }
         if let Some(v) = s.preserve_external_request_id {
             hcm.preserve_external_request_id = v;
+        }
+        if let Some(uuid) = &s.uuid_request_id_config {
+            hcm.request_id_extension = Some(request_id_extension(uuid));
         }
         if let Some(c) = &s.internal_address_config {
             hcm.internal_address_config = Some(http_connection_manager::InternalAddressConfig {
