@@ -237,10 +237,6 @@ impl UpstreamSpec {
             ),
             ("respectDnsTtl", self.respect_dns_ttl.is_some()),
             ("dnsRefreshRate", self.dns_refresh_rate.is_some()),
-            (
-                "proxyProtocolVersion",
-                self.proxy_protocol_version.is_some(),
-            ),
             ("preconnectPolicy", self.preconnect_policy.is_some()),
             (
                 "disableIstioAutoMtls",

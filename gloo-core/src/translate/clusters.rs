@@ -747,13 +747,93 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
         let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
         out.transport_socket_matches = failover_socket_matches(failover, namespace, ctx);
     }
+    // Last, as in Gloo's translator: the PROXY protocol socket wraps whatever socket the
+    // cluster has (plain TCP made explicit); an unknown version is reported on the Upstream.
+    if let Some(version) = spec
+        .proxy_protocol_version
+        .as_deref()
+        .and_then(proxy_protocol_version)
+    {
+        out.transport_socket = Some(proxy_protocol_socket(out.transport_socket.take(), version));
+    }
     out
+}
+
+/// The PROXY protocol version an Upstream's `proxyProtocolVersion` names (`"V1"`, `"V2"`), as
+/// Gloo reads it (a quoted name too).
+pub(crate) fn proxy_protocol_version(
+    text: &str,
+) -> Option<envoy_types::pb::envoy::config::core::v3::proxy_protocol_config::Version> {
+    use envoy_types::pb::envoy::config::core::v3::proxy_protocol_config::Version;
+    match text.trim_matches('"') {
+        "V1" => Some(Version::V1),
+        "V2" => Some(Version::V2),
+        _ => None,
+    }
+}
+
+/// Envoy's `envoy.transport_sockets.upstream_proxy_protocol` around `inner` (a raw buffer
+/// socket when there is none), as Gloo's `upstreamproxyprotocol.WrapWithPProtocol` makes it.
+fn proxy_protocol_socket(
+    inner: Option<TransportSocket>,
+    version: envoy_types::pb::envoy::config::core::v3::proxy_protocol_config::Version,
+) -> TransportSocket {
+    use envoy_types::pb::envoy::extensions::transport_sockets::proxy_protocol::v3::ProxyProtocolUpstreamTransport;
+    use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
+    let inner = inner.unwrap_or_else(|| TransportSocket {
+        name: "envoy.transport_sockets.raw_buffer".to_string(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(pack(
+            &RawBuffer {},
+        ))),
+    });
+    TransportSocket {
+        name: "envoy.transport_sockets.upstream_proxy_protocol".to_string(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(pack(
+            &ProxyProtocolUpstreamTransport {
+                config: Some(
+                    envoy_types::pb::envoy::config::core::v3::ProxyProtocolConfig {
+                        version: version as i32,
+                        ..Default::default()
+                    },
+                ),
+                transport_socket: Some(inner),
+                ..Default::default()
+            },
+        ))),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Duration;
+
+    #[test]
+    fn the_proxy_protocol_socket_wraps_the_clusters_own() {
+        use envoy_types::pb::envoy::config::core::v3::proxy_protocol_config::Version;
+        use envoy_types::pb::envoy::extensions::transport_sockets::proxy_protocol::v3::ProxyProtocolUpstreamTransport;
+        use prost::Message;
+        assert_eq!(proxy_protocol_version("V1"), Some(Version::V1));
+        assert_eq!(proxy_protocol_version("\"V2\""), Some(Version::V2));
+        assert_eq!(proxy_protocol_version("v2"), None);
+        let tls = tls_socket(&UpstreamTlsContext::default());
+        for (inner, inner_name) in [
+            (None, "envoy.transport_sockets.raw_buffer"),
+            (Some(tls), "envoy.transport_sockets.tls"),
+        ] {
+            let socket = proxy_protocol_socket(inner, Version::V2);
+            assert_eq!(
+                socket.name,
+                "envoy.transport_sockets.upstream_proxy_protocol"
+            );
+            let Some(transport_socket::ConfigType::TypedConfig(any)) = socket.config_type else {
+                panic!("a typed config");
+            };
+            let wrapper = ProxyProtocolUpstreamTransport::decode(any.value.as_slice()).unwrap();
+            assert_eq!(wrapper.config.unwrap().version, Version::V2 as i32);
+            assert_eq!(wrapper.transport_socket.unwrap().name, inner_name);
+        }
+    }
 
     fn secs(text: &str) -> u32 {
         round_up_to_second(&Duration::parse(text).unwrap())

@@ -1001,6 +1001,14 @@ fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
                 );
             }
         }
+        if let Some(version) = &entry.object.spec.proxy_protocol_version {
+            if clusters::proxy_protocol_version(version).is_none() {
+                reports.error(
+                    &key,
+                    format!("spec.proxyProtocolVersion: proxy protocol version {version} is not supported (V1 or V2)"),
+                );
+            }
+        }
         match entry.object.spec.upstream_type() {
             Err(e) => reports.error(&key, format!("spec: {e}")),
             Ok(None) => reports.error(

@@ -142,6 +142,8 @@ mod tests {
             "envoy.config.trace.v3.ZipkinConfig",
             "envoy.config.trace.v3.DatadogConfig",
             "envoy.config.trace.v3.OpenTelemetryConfig",
+            "envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
+            "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
         ] {
             assert!(
                 descriptor_pool().get_message_by_name(name).is_some(),

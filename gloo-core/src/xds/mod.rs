@@ -240,6 +240,10 @@ envoy_messages! {
         => "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
     envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext
         => "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+    envoy_types::pb::envoy::extensions::transport_sockets::proxy_protocol::v3::ProxyProtocolUpstreamTransport
+        => "envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
+    envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer
+        => "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
     envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions
         => "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
     envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector
