@@ -1436,6 +1436,9 @@ struct Outgoing {
     upstream_host: Option<Arc<std::sync::Mutex<Option<SocketAddr>>>>,
     /// A gRPC call: its upstream's answer is marked [`FromUpstream`].
     grpc: bool,
+    /// The downstream connection, for a cluster whose connections start with a PROXY
+    /// protocol header.
+    origin: Option<crate::proxy_protocol::Origin>,
 }
 
 /// The inner service of every filter stack: does what the route of a request (whose
@@ -1665,6 +1668,13 @@ async fn forward_to_cluster(
     });
     let logged_cluster = logged.as_ref().map(|_| Arc::<str>::from(cluster.name()));
     let upstream_host = logged.as_ref().map(|_| Arc::default());
+    // Envoy's PROXY protocol header names the connection's peer and the address it reached.
+    let origin = cluster
+        .proxy_protocol()
+        .map(|_| crate::proxy_protocol::Origin {
+            source: ctx.downstream.peer,
+            destination: ctx.downstream.local,
+        });
     let outgoing = Outgoing {
         method: parts.method,
         path,
@@ -1674,6 +1684,7 @@ async fn forward_to_cluster(
         criteria,
         upstream_host: upstream_host.clone(),
         grpc,
+        origin,
     };
     for mirror in &action.mirrors {
         if fastrand::u32(0..1_000_000) < mirror.per_million {
@@ -1890,6 +1901,9 @@ fn build_request(
         Version::HTTP_11
     };
     *req.headers_mut() = headers;
+    if let Some(origin) = out.origin {
+        req.extensions_mut().insert(origin);
+    }
     if auto_host && !endpoint.hostname.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&endpoint.hostname) {
             req.headers_mut().insert(header::HOST, v);
@@ -1936,6 +1950,8 @@ fn spawn_mirror(
         criteria: None,
         // A shadow's answer is dropped.
         grpc: false,
+        // Envoy's shadows go through its async client, with no downstream connection.
+        origin: None,
     };
     let Ok(req) = build_request(&copy, &endpoint, headers, Body::full(body), false) else {
         return;

@@ -1,5 +1,6 @@
 //! The PROXY protocol (HAProxy's, versions 1 and 2): the header a load balancer in front of
-//! the proxy sends first, carrying the original client address.
+//! the proxy sends first, carrying the original client address; and the one the proxy sends
+//! to an upstream whose cluster asks for it ([`header`]).
 //!
 //! ```
 //! use gloo_proxy::proxy_protocol::read_header;
@@ -124,9 +125,142 @@ fn parse_v1(line: &[u8]) -> io::Result<Option<SocketAddr>> {
     }
 }
 
+/// The PROXY protocol version a cluster speaks to its endpoints (Envoy's
+/// `envoy.transport_sockets.upstream_proxy_protocol` transport socket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// The text header.
+    V1,
+    /// The binary header.
+    V2,
+}
+
+/// The downstream connection a request came on, as a PROXY protocol header describes it to
+/// an upstream: its source (the client, or the address a PROXY header in front of the proxy
+/// named) and its destination (the address the client connected to). Upstream connections
+/// carry one origin each, so they are pooled by it, as Envoy pools them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// The client.
+    pub source: SocketAddr,
+    /// The address the client connected to.
+    pub destination: SocketAddr,
+}
+
+/// The header an upstream connection starts with for `origin`; `None`, for a connection of
+/// the proxy's own (a health check, a shadowed request), gives v1's `UNKNOWN` or v2's
+/// `LOCAL` command, as Envoy sends them.
+///
+/// ```
+/// use gloo_proxy::proxy_protocol::{header, Origin, Version};
+/// let origin = Origin {
+///     source: "192.0.2.1:56324".parse().unwrap(),
+///     destination: "198.51.100.1:443".parse().unwrap(),
+/// };
+/// assert_eq!(
+///     header(Version::V1, Some(origin)),
+///     b"PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\n"
+/// );
+/// assert_eq!(header(Version::V1, None), b"PROXY UNKNOWN\r\n");
+/// let v2 = header(Version::V2, Some(origin));
+/// assert_eq!(&v2[12..16], &[0x21, 0x11, 0, 12]);
+/// assert_eq!(&v2[16..], &[192, 0, 2, 1, 198, 51, 100, 1, 0xdc, 0x04, 0x01, 0xbb]);
+/// ```
+pub fn header(version: Version, origin: Option<Origin>) -> Vec<u8> {
+    // An IPv4 client seen on an IPv6 socket is an IPv4 client; a pair still of two families
+    // is written as IPv6 (the v4 side mapped).
+    let origin = origin.map(|o| {
+        let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+        let (source, destination) = (canonical(o.source), canonical(o.destination));
+        match (source.ip(), destination.ip()) {
+            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
+                (source, destination)
+            }
+            _ => {
+                let v6 = |a: SocketAddr| match a.ip() {
+                    IpAddr::V4(ip) => SocketAddr::new(IpAddr::V6(ip.to_ipv6_mapped()), a.port()),
+                    IpAddr::V6(_) => a,
+                };
+                (v6(source), v6(destination))
+            }
+        }
+    });
+    match (version, origin) {
+        (Version::V1, None) => b"PROXY UNKNOWN\r\n".to_vec(),
+        (Version::V1, Some((source, destination))) => {
+            let family = if source.is_ipv4() { "TCP4" } else { "TCP6" };
+            format!(
+                "PROXY {family} {} {} {} {}\r\n",
+                source.ip(),
+                destination.ip(),
+                source.port(),
+                destination.port()
+            )
+            .into_bytes()
+        }
+        (Version::V2, None) => {
+            let mut out = V2_SIGNATURE.to_vec();
+            // Version 2, LOCAL; unspecified family; no addresses.
+            out.extend_from_slice(&[0x20, 0x00, 0, 0]);
+            out
+        }
+        (Version::V2, Some((source, destination))) => {
+            let mut out = V2_SIGNATURE.to_vec();
+            match (source.ip(), destination.ip()) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => {
+                    out.extend_from_slice(&[0x21, 0x11, 0, 12]);
+                    out.extend_from_slice(&s.octets());
+                    out.extend_from_slice(&d.octets());
+                }
+                (s, d) => {
+                    let v6 = |ip: IpAddr| match ip {
+                        IpAddr::V6(ip) => ip.octets(),
+                        IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
+                    };
+                    out.extend_from_slice(&[0x21, 0x21, 0, 36]);
+                    out.extend_from_slice(&v6(s));
+                    out.extend_from_slice(&v6(d));
+                }
+            }
+            out.extend_from_slice(&source.port().to_be_bytes());
+            out.extend_from_slice(&destination.port().to_be_bytes());
+            out
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_headers_written_read_back_as_their_origin() {
+        for (source, destination) in [
+            ("192.0.2.1:56324", "198.51.100.1:443"),
+            ("[2001:db8::1]:4000", "[2001:db8::2]:8443"),
+            ("[::ffff:192.0.2.9]:4000", "198.51.100.1:80"),
+        ] {
+            let origin = Origin {
+                source: source.parse().expect("source"),
+                destination: destination.parse().expect("destination"),
+            };
+            for version in [Version::V1, Version::V2] {
+                let written = header(version, Some(origin));
+                let read = read_header(&mut written.as_slice())
+                    .await
+                    .expect("our own header parses");
+                let want = SocketAddr::new(origin.source.ip().to_canonical(), origin.source.port());
+                assert_eq!(read, Some(want), "{version:?} {source}");
+            }
+        }
+        for version in [Version::V1, Version::V2] {
+            let written = header(version, None);
+            assert_eq!(
+                read_header(&mut written.as_slice()).await.expect("parses"),
+                None
+            );
+        }
+    }
 
     #[tokio::test]
     async fn v1_and_v2_headers_give_the_client_address_and_nothing_more() {

@@ -1570,8 +1570,9 @@ fn assert_config_accepted(dir: &Path, global: bool) {
         ("Gateway".to_string(), 10 + extra),
         // One per backend, the ring-hash and Maglev ones of sticky.yaml, the JWKS server, the
         // ext auth server (up and down), the access log service, the gRPC backend (up and
-        // down), the backend that reports header case and the one with tuned connections.
-        ("Upstream".to_string(), BACKENDS.len() + 10 + extra),
+        // down), the backend that reports header case, the one with tuned connections, and
+        // the one reached with PROXY protocol headers (v1 and v2).
+        ("Upstream".to_string(), BACKENDS.len() + 12 + extra),
         ("VirtualService".to_string(), 16 + 3 * extra),
         ("AuthConfig".to_string(), 3),
         ("Settings".to_string(), 1),
@@ -4051,6 +4052,24 @@ spec:
     hosts:
     - {{addr: 127.0.0.1, port: {tuned}}}
 ---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: pp-v1, namespace: gloo-system}}
+spec:
+  proxyProtocolVersion: V1
+  static:
+    hosts:
+    - {{addr: 127.0.0.1, port: {proxied}}}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: pp-v2, namespace: gloo-system}}
+spec:
+  proxyProtocolVersion: V2
+  static:
+    hosts:
+    - {{addr: 127.0.0.1, port: {proxied}}}
+---
 apiVersion: gateway.solo.io/v1
 kind: VirtualService
 metadata: {{name: edge, namespace: gloo-system, labels: {{edge: "true"}}}}
@@ -4062,6 +4081,10 @@ spec:
       routeAction: {{single: {{upstream: {{name: grpc, namespace: gloo-system}}}}}}
     - matchers: [{{prefix: /tuned/}}]
       routeAction: {{single: {{upstream: {{name: tuned, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /pp1/}}]
+      routeAction: {{single: {{upstream: {{name: pp-v1, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /pp2/}}]
+      routeAction: {{single: {{upstream: {{name: pp-v2, namespace: gloo-system}}}}}}
     - matchers: [{{prefix: /, headers: [{{name: x-early, value: "yes"}}]}}]
       routeAction: {{single: {{upstream: {{name: cased, namespace: gloo-system}}}}}}
       options:
@@ -4078,7 +4101,8 @@ spec:
       routeAction: {{single: {{upstream: {{name: alpha, namespace: gloo-system}}}}}}
 "#,
         port = cased_backend_port(),
-        tuned = tuned_backend_port()
+        tuned = tuned_backend_port(),
+        proxied = proxied_backend_port()
     )
 }
 
@@ -4561,6 +4585,167 @@ fn upstream_connection_options_match_envoy() {
             envoy.2.clone(),
             gloo.2.clone(),
         );
+    }
+    setup.report(&mismatches);
+}
+
+/// An HTTP/1.1 backend whose connections start with a PROXY protocol header (v1 or v2): each
+/// answer's body is the connection's number and the header it began with, as
+/// `N: V1 PROXY TCP4 <source> <destination>` (v2 the same, from its binary form).
+fn proxied_backend_port() -> u16 {
+    use std::io::Read;
+    fn describe(stream: &mut BufReader<&TcpStream>) -> io::Result<String> {
+        let mut first = [0u8; 1];
+        stream.read_exact(&mut first)?;
+        if first[0] == b'P' {
+            let mut line = String::from("P");
+            stream.read_line(&mut line)?;
+            let fields: Vec<&str> = line.trim_end().split(' ').collect();
+            return Ok(match fields.as_slice() {
+                ["PROXY", family, src, dst, sport, dport] => {
+                    format!("V1 PROXY {family} {src}:{sport} {dst}:{dport}")
+                }
+                _ => format!("V1 {}", line.trim_end()),
+            });
+        }
+        let mut head = [0u8; 15];
+        stream.read_exact(&mut head)?;
+        let (command, family) = (head[11], head[12]);
+        let len = u16::from_be_bytes([head[13], head[14]]) as usize;
+        let mut block = vec![0u8; len];
+        stream.read_exact(&mut block)?;
+        let command = match command {
+            0x21 => "PROXY",
+            0x20 => "LOCAL",
+            _ => "?",
+        };
+        Ok(match (family, block.as_slice()) {
+            (0x11, [s @ .., sp0, sp1, dp0, dp1]) if s.len() == 8 => format!(
+                "V2 {command} TCP4 {}.{}.{}.{}:{} {}.{}.{}.{}:{}",
+                s[0],
+                s[1],
+                s[2],
+                s[3],
+                u16::from_be_bytes([*sp0, *sp1]),
+                s[4],
+                s[5],
+                s[6],
+                s[7],
+                u16::from_be_bytes([*dp0, *dp1])
+            ),
+            _ => format!("V2 {command} family {family:#x}, {len} bytes"),
+        })
+    }
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxied backend");
+        let port = listener.local_addr().expect("backend address").port();
+        std::thread::spawn(move || {
+            for (number, stream) in listener.incoming().flatten().enumerate() {
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(&stream);
+                    let header =
+                        describe(&mut reader).unwrap_or_else(|e| format!("no PROXY header: {e}"));
+                    loop {
+                        loop {
+                            let mut line = String::new();
+                            match reader.read_line(&mut line) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) if line == "\r\n" => break,
+                                Ok(_) => {}
+                            }
+                        }
+                        let body = format!("{number}: {header}");
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if (&stream).write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    })
+}
+
+/// An Upstream's `proxyProtocolVersion` (V1 and V2) as Envoy's upstream PROXY protocol socket
+/// applies it: each upstream connection starts with a header naming the client connection
+/// (its peer and the address it reached), and connections are kept per client connection:
+/// two requests on one client connection share an upstream connection, a second client
+/// connection gets its own.
+#[test]
+fn upstream_proxy_protocol_matches_envoy() {
+    let mut setup = Setup::start();
+    let mut mismatches = Vec::new();
+    for version in ["pp1", "pp2"] {
+        let mut seen = Vec::new();
+        for proxy in [setup.envoy, setup.gloo] {
+            let port = setup.port(proxy, Gateway::Edge);
+            let mut bodies = Vec::new();
+            for requests in [2, 1] {
+                let outcome = TcpStream::connect(("127.0.0.1", port))
+                    .map_err(|e| format!("connect: {e}"))
+                    .and_then(|stream| {
+                        let client_port = stream.local_addr().map_err(|e| e.to_string())?.port();
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                        let mut stream = BufReader::new(stream);
+                        let mut out = Vec::new();
+                        for _ in 0..requests {
+                            let (status, body) =
+                                keep_alive_get(&mut stream, &format!("/{version}/x"))?;
+                            if !status.contains(" 200 ") {
+                                return Err(format!("{status}: {body}"));
+                            }
+                            // The client's and the listener's ports are each proxy's own.
+                            out.push(
+                                body.replace(&format!(":{client_port} "), ":CLIENT ")
+                                    .replace(&format!(":{port}"), ":LISTENER"),
+                            );
+                        }
+                        Ok(out)
+                    });
+                match outcome {
+                    Ok(out) => bodies.extend(out),
+                    Err(e) => bodies.push(format!("(failed: {e})")),
+                }
+            }
+            // Connection numbers as the order of first use.
+            let mut order: Vec<String> = Vec::new();
+            let normalised: Vec<String> = bodies
+                .iter()
+                .map(|b| {
+                    let (number, header) = b.split_once(": ").unwrap_or(("?", b));
+                    if !order.iter().any(|o| o == number) {
+                        order.push(number.to_string());
+                    }
+                    let index = order.iter().position(|o| o == number).unwrap_or(0);
+                    format!("{index}: {header}")
+                })
+                .collect();
+            eprintln!("[{version}] {}: {normalised:#?}", proxy.name);
+            seen.push(normalised);
+        }
+        if seen[0] != seen[1] {
+            mismatches.push(Mismatch {
+                case: version.to_string(),
+                field: "upstream connections and their PROXY headers".into(),
+                envoy: format!("{:?}", seen[0]),
+                gloo: format!("{:?}", seen[1]),
+            });
+        }
+        let family = if version == "pp1" { "V1" } else { "V2" };
+        let want = format!("0: {family} PROXY TCP4 127.0.0.1:CLIENT 127.0.0.1:LISTENER");
+        if seen[0].first() != Some(&want) {
+            mismatches.push(Mismatch {
+                case: version.to_string(),
+                field: "Envoy's header (the premise)".into(),
+                envoy: format!("{:?}", seen[0]),
+                gloo: want,
+            });
+        }
     }
     setup.report(&mismatches);
 }

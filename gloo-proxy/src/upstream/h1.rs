@@ -301,7 +301,7 @@ impl Drop for Owned {
 /// Idle connections of one worker, by endpoint, and how many it has open (idle or busy).
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Conn>, foldhash::fast::RandomState>>,
+    idle: Mutex<HashMap<PoolKey, Vec<Conn>, foldhash::fast::RandomState>>,
     open:
         Mutex<HashMap<SocketAddr, Arc<std::sync::atomic::AtomicU32>, foldhash::fast::RandomState>>,
     options: ConnectionOptions,
@@ -331,9 +331,9 @@ impl Pool {
         }
     }
 
-    fn take(&self, address: SocketAddr) -> Option<Conn> {
+    fn take(&self, key: PoolKey) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
-        let conns = idle.get_mut(&address)?;
+        let conns = idle.get_mut(&key)?;
         let now = Instant::now();
         while let Some(conn) = conns.pop() {
             if !self.expired(conn.idle_since, now) {
@@ -343,9 +343,9 @@ impl Pool {
         None
     }
 
-    /// Keeps `conn` for the next request to `address`, unless it has served its
-    /// `max_requests`; then it closes.
-    fn put(&self, address: SocketAddr, mut conn: Conn) {
+    /// Keeps `conn` for the next request to its endpoint (from its origin), unless it has
+    /// served its `max_requests`; then it closes.
+    fn put(&self, key: PoolKey, mut conn: Conn) {
         if self
             .options
             .max_requests
@@ -356,7 +356,7 @@ impl Pool {
         let now = Instant::now();
         conn.idle_since = now;
         if let Ok(mut idle) = self.idle.lock() {
-            let conns = idle.entry(address).or_default();
+            let conns = idle.entry(key).or_default();
             // The oldest come first: those past the idle timeout close now, rather than
             // waiting below the busy ones for a request that would find them expired.
             let expired = conns
@@ -386,6 +386,25 @@ pub(crate) struct Exchange<'a> {
     /// Write header names in proper case (`Content-Type`: the cluster's HTTP/1
     /// `header_key_format.proper_case_words`).
     pub(crate) proper_case: bool,
+    /// The PROXY protocol header new connections start with, if the cluster sends one.
+    pub(crate) proxy_protocol: Option<crate::proxy_protocol::Version>,
+    /// The downstream connection the request came on, for that header (`None`: the proxy's
+    /// own request). Connections are pooled by it when the cluster sends the header.
+    pub(crate) origin: Option<crate::proxy_protocol::Origin>,
+}
+
+/// Where a pooled connection goes, and for whom: its endpoint, and the downstream origin its
+/// PROXY protocol header named (`None` for clusters that send none).
+pub(crate) type PoolKey = (SocketAddr, Option<crate::proxy_protocol::Origin>);
+
+impl Exchange<'_> {
+    /// The pool key of this exchange's connections.
+    fn key(&self) -> PoolKey {
+        (
+            self.address,
+            self.origin.filter(|_| self.proxy_protocol.is_some()),
+        )
+    }
 }
 
 /// Writes a header name as Envoy's proper-case formatter does: the first letter, and each
@@ -689,7 +708,7 @@ async fn acquire(pool: &Pool, exchange: &Exchange<'_>) -> Result<(Conn, bool), S
         tokio::pin!(available);
         available.as_mut().enable();
         // Looked at again once registered, so nothing released meanwhile is missed.
-        if let Some(conn) = pool.take(exchange.address) {
+        if let Some(conn) = pool.take(exchange.key()) {
             return Ok((conn, true));
         }
         if limit.state.open.load(std::sync::atomic::Ordering::Acquire) < limit.max {
@@ -726,6 +745,12 @@ async fn connect_with(
         let _ = tcp.set_nodelay(true);
         if let Some(keepalive) = &keepalive {
             keepalive.apply(&tcp).map_err(SendError::Connect)?;
+        }
+        let mut tcp = tcp;
+        if let Some(version) = exchange.proxy_protocol {
+            tcp.write_all(&crate::proxy_protocol::header(version, exchange.origin))
+                .await
+                .map_err(SendError::Connect)?;
         }
         let stream = match exchange.tls {
             None => Stream::Plain(tcp),
@@ -785,7 +810,7 @@ pub(crate) async fn send(
         body.as_bytes().map(Bytes::copy_from_slice)
     };
     let mut body = Some(body);
-    let mut pooled = pool.take(exchange.address);
+    let mut pooled = pool.take(exchange.key());
     if let Some(conn) = &pooled {
         if !replayable && !still_open(conn) {
             pooled = None;
@@ -814,7 +839,7 @@ pub(crate) async fn send(
         match exchanged {
             Ok(head) => {
                 conn.served += 1;
-                return Ok(finish(pool.clone(), exchange.address, conn, head));
+                return Ok(finish(pool.clone(), exchange.key(), conn, head));
             }
             // A kept-alive connection the upstream had closed: try once more on a new one.
             Err(ExchangeError::Stale(_)) if reused && full.is_some() => {
@@ -824,6 +849,38 @@ pub(crate) async fn send(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Sends a protocol upgrade (a websocket) on a connection of its own, through hyper's
+/// HTTP/1 connection, which hands the upgraded stream over: for clusters whose connections
+/// start with a PROXY protocol header, which hyper's pool cannot write. The connection
+/// counts under the cluster's limit until it closes.
+pub(crate) async fn send_upgrade(
+    pool: &Arc<Pool>,
+    exchange: Exchange<'_>,
+    mut req: Request<Body>,
+) -> Result<Response<Body>, SendError> {
+    let reset = |e: hyper::Error| SendError::Reset(io::Error::other(e));
+    let Conn {
+        stream,
+        _slot,
+        _owned,
+        ..
+    } = connect(pool, &exchange).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .handshake::<_, Body>(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(reset)?;
+    tokio::spawn(async move {
+        let _counted = (_slot, _owned);
+        let _ = connection.with_upgrades().await;
+    });
+    // On its own connection a request names its path only.
+    if let Some(path) = req.uri().path_and_query().cloned() {
+        *req.uri_mut() = http::Uri::from(path);
+    }
+    let response = sender.send_request(req).await.map_err(reset)?;
+    Ok(response.map(Body::from))
 }
 
 enum ExchangeError {
@@ -968,7 +1025,7 @@ async fn stream_body(
 }
 
 /// Turns a parsed head into the response, with the body in memory when it is all there.
-fn finish(pool: Arc<Pool>, address: SocketAddr, mut conn: Conn, head: Head) -> Response<Body> {
+fn finish(pool: Arc<Pool>, key: PoolKey, mut conn: Conn, head: Head) -> Response<Body> {
     let Head {
         response,
         framing,
@@ -978,14 +1035,14 @@ fn finish(pool: Arc<Pool>, address: SocketAddr, mut conn: Conn, head: Head) -> R
     match framing {
         Framing::Empty => {
             if keep_alive && conn.buf.is_empty() {
-                pool.put(address, conn);
+                pool.put(key, conn);
             }
             Response::from_parts(parts, Body::empty())
         }
         Framing::Length(n) if conn.buf.len() as u64 >= n => {
             let body = conn.buf.split_to(n as usize).freeze();
             if keep_alive && conn.buf.is_empty() {
-                pool.put(address, conn);
+                pool.put(key, conn);
             }
             Response::from_parts(parts, Body::full(body))
         }
@@ -1000,7 +1057,7 @@ fn finish(pool: Arc<Pool>, address: SocketAddr, mut conn: Conn, head: Head) -> R
                 state,
                 keep_alive,
                 pool,
-                address,
+                key,
                 large_reads: false,
                 trailers: None,
             };
@@ -1026,7 +1083,7 @@ struct UpstreamBody {
     state: State,
     keep_alive: bool,
     pool: Arc<Pool>,
-    address: SocketAddr,
+    key: PoolKey,
     /// Whether a read asked for more than [`READ_ROOM`], so the connection's buffer may hold
     /// a large allocation that it should not keep once the body is done.
     large_reads: bool,
@@ -1044,7 +1101,7 @@ impl UpstreamBody {
                     // Not kept idle: the room a large body was read into.
                     conn.buf = BytesMut::with_capacity(READ_ROOM);
                 }
-                self.pool.put(self.address, conn);
+                self.pool.put(self.key, conn);
             }
         }
     }
@@ -1548,6 +1605,8 @@ mod tests {
             tls: None,
             limit: LIMIT.get_or_init(|| ConnectionLimit::new(1024, 1024)),
             proper_case: false,
+            proxy_protocol: None,
+            origin: None,
         }
     }
 
@@ -1648,6 +1707,99 @@ mod tests {
         assert_eq!(err.to_string(), TOO_MANY_HEADERS);
     }
 
+    /// A cluster that starts connections with a PROXY protocol header pools them by the
+    /// client connection they were opened for, and sends upgrades on a connection of their
+    /// own that starts with the header too.
+    #[tokio::test]
+    async fn proxy_protocol_connections_carry_their_origin_and_upgrades_get_one_too() {
+        use crate::proxy_protocol::{Origin, Version};
+        let headers = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let noted = headers.clone();
+        let (addr, connections) = counting_server(move |s| {
+            let noted = noted.clone();
+            async move {
+                let mut reader = tokio::io::BufReader::new(s);
+                use tokio::io::AsyncBufReadExt;
+                let mut line = String::new();
+                if reader.read_line(&mut line).await.is_err() {
+                    return;
+                }
+                noted.lock().unwrap().push(line);
+                loop {
+                    let mut head = String::new();
+                    loop {
+                        let mut l = String::new();
+                        match reader.read_line(&mut l).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if l == "\r\n" => break,
+                            Ok(_) => head.push_str(&l),
+                        }
+                    }
+                    let s = reader.get_mut();
+                    if head.to_ascii_lowercase().contains("upgrade: echo") {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
+                            .await;
+                        let mut buf = [0u8; 4];
+                        if s.read_exact(&mut buf).await.is_ok() {
+                            let _ = s.write_all(&buf).await;
+                        }
+                        return;
+                    }
+                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+        let pool = Arc::new(Pool::default());
+        let origin = |port| Origin {
+            source: SocketAddr::from(([192, 0, 2, 1], port)),
+            destination: SocketAddr::from(([198, 51, 100, 1], 443)),
+        };
+        let with = |o: Option<Origin>| Exchange {
+            proxy_protocol: Some(Version::V1),
+            origin: o,
+            ..exchange(addr)
+        };
+        for o in [
+            Some(origin(1000)),
+            Some(origin(1000)),
+            Some(origin(2000)),
+            None,
+        ] {
+            let r = send(&pool, with(o), get(addr)).await.expect("answer");
+            assert_eq!(body_text(r).await, "ok");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 3, "one per origin");
+        let upgrade = Request::get("http://example/ws")
+            .header("host", "example")
+            .header("connection", "upgrade")
+            .header("upgrade", "echo")
+            .body(Body::empty())
+            .expect("request");
+        let mut r = send_upgrade(&pool, with(Some(origin(3000))), upgrade)
+            .await
+            .expect("101");
+        assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS);
+        let mut upgraded =
+            hyper_util::rt::TokioIo::new(hyper::upgrade::on(&mut r).await.expect("upgraded"));
+        upgraded.write_all(b"ping").await.expect("write");
+        let mut echo = [0u8; 4];
+        upgraded.read_exact(&mut echo).await.expect("read");
+        assert_eq!(&echo, b"ping");
+        assert_eq!(
+            *headers.lock().unwrap(),
+            [
+                "PROXY TCP4 192.0.2.1 198.51.100.1 1000 443\r\n",
+                "PROXY TCP4 192.0.2.1 198.51.100.1 2000 443\r\n",
+                "PROXY UNKNOWN\r\n",
+                "PROXY TCP4 192.0.2.1 198.51.100.1 3000 443\r\n",
+            ]
+        );
+    }
+
     /// `max_requests_per_connection` closes a connection after that many requests, the
     /// idle timeout keeps a connection idle for longer from being used, and TCP keepalive is
     /// set on the sockets as configured.
@@ -1701,7 +1853,7 @@ mod tests {
             .await
             .expect("answer");
         assert_eq!(body_text(r).await, "ok");
-        let conn = pool.take(addr).expect("the connection is pooled");
+        let conn = pool.take((addr, None)).expect("the connection is pooled");
         let Stream::Plain(tcp) = &conn.stream else {
             panic!("a plain connection");
         };

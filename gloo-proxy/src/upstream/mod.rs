@@ -375,6 +375,8 @@ pub struct Cluster {
     /// How long one attempt's exchange may last, answer body included
     /// (`max_stream_duration`).
     max_stream_duration: Option<Duration>,
+    /// The PROXY protocol header its connections start with (HTTP/1.1 clusters only).
+    proxy_protocol: Option<crate::proxy_protocol::Version>,
     /// The breaker.
     pub breaker: CircuitBreaker,
     pub(crate) health_check: Option<health::HealthCheckConfig>,
@@ -513,20 +515,54 @@ fn overprovisioning(cla: &ClusterLoadAssignment) -> u32 {
 }
 
 /// A cluster's upstream transport socket: TLS (`Some`), or plain TCP (`None`).
+/// What a cluster's transport socket asks for: TLS (`None`: plain TCP), and a PROXY protocol
+/// header first (Envoy's `upstream_proxy_protocol` socket, wrapping either).
+type TransportSocket = (
+    Option<crate::tls::UpstreamTls>,
+    Option<crate::proxy_protocol::Version>,
+);
+
 fn transport_socket(
     socket: &envoy_types::pb::envoy::config::core::v3::TransportSocket,
-) -> Result<Option<crate::tls::UpstreamTls>, String> {
-    use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+) -> Result<TransportSocket, String> {
+    use envoy_types::pb::envoy::config::core::v3::{
+        proxy_protocol_config, transport_socket::ConfigType,
+    };
+    use envoy_types::pb::envoy::extensions::transport_sockets::proxy_protocol::v3::ProxyProtocolUpstreamTransport;
     const RAW_BUFFER_TYPE: &str =
         "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+    const PROXY_PROTOCOL_TYPE: &str = "type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport";
     match &socket.config_type {
         Some(ConfigType::TypedConfig(any)) if any.type_url == UPSTREAM_TLS_TYPE => {
             let ctx = envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext::decode(any.value.as_slice())
                 .map_err(|e| format!("invalid upstream TLS context: {e}"))?;
-            Ok(Some(crate::tls::UpstreamTls::compile(&ctx)?))
+            Ok((Some(crate::tls::UpstreamTls::compile(&ctx)?), None))
         }
-        Some(ConfigType::TypedConfig(any)) if any.type_url == RAW_BUFFER_TYPE => Ok(None),
-        None if socket.name == "envoy.transport_sockets.raw_buffer" => Ok(None),
+        Some(ConfigType::TypedConfig(any)) if any.type_url == RAW_BUFFER_TYPE => Ok((None, None)),
+        Some(ConfigType::TypedConfig(any)) if any.type_url == PROXY_PROTOCOL_TYPE => {
+            let wrapper = ProxyProtocolUpstreamTransport::decode(any.value.as_slice())
+                .map_err(|e| format!("invalid upstream PROXY protocol socket: {e}"))?;
+            let config = wrapper.config.unwrap_or_default();
+            if config.pass_through_tlvs.is_some() || !config.added_tlvs.is_empty() {
+                return Err("upstream PROXY protocol TLVs are not supported".into());
+            }
+            let version = match proxy_protocol_config::Version::try_from(config.version) {
+                Ok(proxy_protocol_config::Version::V1) => crate::proxy_protocol::Version::V1,
+                Ok(proxy_protocol_config::Version::V2) => crate::proxy_protocol::Version::V2,
+                Err(_) => return Err(format!("unknown PROXY protocol version {}", config.version)),
+            };
+            let tls = match &wrapper.transport_socket {
+                None => None,
+                Some(inner) => match transport_socket(inner)? {
+                    (_, Some(_)) => {
+                        return Err("a PROXY protocol socket inside another is not supported".into())
+                    }
+                    (tls, None) => tls,
+                },
+            };
+            Ok((tls, Some(version)))
+        }
+        None if socket.name == "envoy.transport_sockets.raw_buffer" => Ok((None, None)),
         _ => Err(format!(
             "transport socket {:?} is not supported",
             socket.name
@@ -667,15 +703,24 @@ impl Cluster {
                 return Err(err("ORIGINAL_DST clusters are not supported".into()))
             }
         }
-        let tls = match &pb.transport_socket {
-            None => None,
+        let (tls, proxy_protocol) = match &pb.transport_socket {
+            None => (None, None),
             Some(socket) => transport_socket(socket).map_err(err)?,
         };
         let mut socket_matches = Vec::new();
         for m in &pb.transport_socket_matches {
             let socket = match &m.transport_socket {
-                Some(socket) => transport_socket(socket)
-                    .map_err(|e| err(format!("transport_socket_matches {:?}: {e}", m.name)))?,
+                Some(socket) => match transport_socket(socket)
+                    .map_err(|e| err(format!("transport_socket_matches {:?}: {e}", m.name)))?
+                {
+                    (tls, None) => tls,
+                    (_, Some(_)) => {
+                        return Err(err(format!(
+                        "transport_socket_matches {:?}: the PROXY protocol is not supported here",
+                        m.name
+                    )))
+                    }
+                },
                 None => None,
             };
             socket_matches.push((m.r#match.clone().unwrap_or_default(), socket));
@@ -733,6 +778,11 @@ impl Cluster {
             }
             other => other,
         };
+        if http2 && proxy_protocol.is_some() {
+            return Err(err(
+                "the PROXY protocol towards HTTP/2 endpoints is not supported".into(),
+            ));
+        }
         if http2 && !socket_matches.is_empty() {
             return Err(err(
                 "transport_socket_matches on an HTTP/2 cluster are not supported".into(),
@@ -879,6 +929,7 @@ impl Cluster {
             http1_proper_case,
             max_headers: connection_options.max_headers,
             max_stream_duration,
+            proxy_protocol,
             breaker,
             health_check,
             outlier,
@@ -943,6 +994,11 @@ impl Cluster {
         self.max_stream_duration
     }
 
+    /// The PROXY protocol header the cluster's connections start with, if any.
+    pub fn proxy_protocol(&self) -> Option<crate::proxy_protocol::Version> {
+        self.proxy_protocol
+    }
+
     /// Whether requests go upstream as HTTP/2.
     pub fn is_http2(&self) -> bool {
         self.http2
@@ -966,7 +1022,8 @@ impl Cluster {
         req: http::Request<Body>,
         endpoint: &Endpoint,
     ) -> Result<http::Response<Body>, h1::SendError> {
-        if self.http2 || req.headers().contains_key(http::header::UPGRADE) {
+        let upgrade = req.headers().contains_key(http::header::UPGRADE);
+        if self.http2 || (upgrade && self.proxy_protocol.is_none()) {
             // Boxed: hyper's client future, inline, made every request's future larger,
             // HTTP/1 ones included.
             return match Box::pin(self.client().request(req)).await {
@@ -989,7 +1046,17 @@ impl Cluster {
             tls,
             limit: &self.breaker.connections,
             proper_case: self.http1_proper_case,
+            proxy_protocol: self.proxy_protocol,
+            origin: self.proxy_protocol.and_then(|_| {
+                req.extensions()
+                    .get::<crate::proxy_protocol::Origin>()
+                    .copied()
+            }),
         };
+        if upgrade {
+            // hyper's pool cannot start a connection with a PROXY protocol header.
+            return Box::pin(h1::send_upgrade(pool, exchange, req)).await;
+        }
         std::pin::pin!(h1::send(pool, exchange, req)).await
     }
 
