@@ -570,8 +570,11 @@ status: # collapsed for brevity
             .as_ref()
             .unwrap();
         assert_eq!(
-            hcm.tracing.as_ref().unwrap()["zipkinConfig"]["clusterName"],
-            "zipkin"
+            hcm.tracing
+                .as_ref()
+                .and_then(|t| t.zipkin_config.as_ref())
+                .and_then(|z| z.cluster_name.as_deref()),
+            Some("zipkin")
         );
         assert!(!gw.ssl);
         assert_eq!(gw.proxy_names(), vec![DEFAULT_PROXY_NAME]);

@@ -566,9 +566,10 @@ pub struct HttpConnectionManagerSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub preserve_case_header_key_format: Option<bool>,
-    /// Listener tracing settings. Accepted and carried; not interpreted yet.
+    /// Tracing: the connection manager's `tracing` (tags, sampling and the tracer). Read as
+    /// Gloo's `ListenerTracingSettings`; not applied yet (a warning says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tracing: Option<serde_json::Value>,
+    pub tracing: Option<crate::model::tracing::ListenerTracingSettings>,
     /// How to handle `x-forwarded-client-cert`.
     #[serde(
         alias = "forward_client_cert_details",
@@ -1230,10 +1231,13 @@ healthCheck:
         )
         .unwrap();
         let hcm = o.http_connection_manager_settings.clone().unwrap();
-        assert_eq!(
-            hcm.tracing.as_ref().unwrap()["verbose"],
-            serde_json::json!(true)
-        );
+        let tracing = hcm.tracing.as_ref().unwrap();
+        assert_eq!(tracing.verbose, Some(true));
+        assert_eq!(tracing.request_headers_for_tags, ["path", "origin"]);
+        assert!(matches!(
+            tracing.provider(),
+            Ok(Some(crate::model::tracing::TracingProvider::Zipkin(_)))
+        ));
         assert_eq!(hcm.codec_type, Some(CodecType::Http2));
         assert_eq!(
             hcm.forward_client_cert_details,

@@ -30,6 +30,7 @@ pub mod secret;
 pub mod settings;
 pub mod shadowing;
 pub mod ssl;
+pub mod tracing;
 pub mod transformation;
 pub mod upstream;
 pub mod upstream_group;

@@ -274,9 +274,11 @@ pub struct RouteOptions {
     /// Deprecated plugin extensions. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<serde_json::Value>,
-    /// Route-level tracing settings. Accepted and carried; not interpreted yet.
+    /// Tracing of the route's requests: the route's `decorator` (span name) and `tracing`
+    /// (sampling), as Gloo's tracing plugin writes them. Read as Gloo's `RouteTracingSettings`
+    /// (boxed: few routes set it); not applied yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tracing: Option<serde_json::Value>,
+    pub tracing: Option<Box<crate::model::tracing::RouteTracingSettings>>,
     /// Traffic shadowing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadowing: Option<Box<RouteShadowing>>,
