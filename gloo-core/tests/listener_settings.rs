@@ -910,7 +910,16 @@ spec:
 "
         )
     };
-    let names = ["proper", "preserve", "plain", "h2", "downstream", "both"];
+    let names = [
+        "proper",
+        "preserve",
+        "plain",
+        "h2",
+        "downstream",
+        "both",
+        "downstream-h1",
+        "h2-streams",
+    ];
     let routes: String = names
         .iter()
         .map(|name| format!("      - matchers: [{{prefix: /{name}}}]\n        routeAction: {{single: {{upstream: {{name: {name}, namespace: gloo-system}}}}}}\n"))
@@ -923,7 +932,7 @@ spec:
   virtualHost:
     domains: ['*']
     routes:
-{routes}{}{}{}{}{}{}",
+{routes}{}{}{}{}{}{}{}{}",
         upstream(
             "proper",
             "  connectionConfig:
@@ -946,6 +955,11 @@ spec:
         upstream(
             "both",
             "  connectionConfig: {http1ProtocolOptions: {properCaseHeaderKeyFormat: true, preserveCaseHeaderKeyFormat: false}}"
+        ),
+        upstream("downstream-h1", "  protocolSelection: USE_DOWNSTREAM_PROTOCOL"),
+        upstream(
+            "h2-streams",
+            "  useHttp2: true\n  maxConcurrentStreams: 50\n  overrideStreamErrorOnInvalidHttpMessage: true"
         ),
     );
     let t = translate(&yaml);
@@ -988,12 +1002,28 @@ spec:
         options("plain")["explicitHttpConfig"],
         json!({"httpProtocolOptions": {}})
     );
-    // HTTP/2 stays HTTP/2 without HTTP/1 options.
+    // `USE_DOWNSTREAM_PROTOCOL`: both protocols' options, as Gloo's protocoloptions plugin
+    // writes them; the upstream follows the client's protocol.
     assert_eq!(
-        options("downstream")["explicitHttpConfig"],
-        json!({"http2ProtocolOptions": {}})
+        options("downstream")["useDownstreamProtocolConfig"],
+        json!({
+            "httpProtocolOptions": {"enableTrailers": true},
+            "http2ProtocolOptions": {},
+        })
     );
-    for name in ["proper", "preserve", "plain"] {
+    // An HTTP/1.1 Upstream that follows the client: HTTP/2's settings are Envoy's defaults.
+    assert_eq!(
+        options("downstream-h1")["useDownstreamProtocolConfig"],
+        json!({"httpProtocolOptions": {}})
+    );
+    assert_eq!(
+        options("h2-streams")["explicitHttpConfig"],
+        json!({"http2ProtocolOptions": {
+            "maxConcurrentStreams": 50,
+            "overrideStreamErrorOnInvalidHttpMessage": true,
+        }})
+    );
+    for name in ["proper", "preserve", "plain", "downstream-h1", "h2-streams"] {
         common::assert_status(
             &t,
             Kind::Upstream,
@@ -1008,12 +1038,10 @@ spec:
         status("h2").errors,
         ["spec.connectionConfig.http1ProtocolOptions: Both HTTP1 and HTTP2 options may only be configured with non-default 'Upstream_USE_DOWNSTREAM_PROTOCOL' specified for Protocol Selection"]
     );
-    assert_eq!(
-        status("downstream").warnings,
-        [
-            "spec.protocolSelection: gloo does not apply this option yet; the upstream is served without it",
-            "spec.connectionConfig.http1ProtocolOptions: gloo does not apply this option yet; the upstream is served without it",
-        ]
+    assert!(
+        status("downstream").warnings.is_empty(),
+        "{:?}",
+        status("downstream").warnings
     );
     assert_eq!(
         status("both").errors,

@@ -195,20 +195,7 @@ impl UpstreamSpec {
     /// refresh, HTTP CONNECT tunnelling, the PROXY protocol towards it, preconnecting, ...).
     pub fn unapplied(&self) -> Vec<&'static str> {
         crate::model::set_fields([
-            ("protocolSelection", self.protocol_selection.is_some()),
-            // An HTTP/2 Upstream speaks HTTP/1 only with `USE_DOWNSTREAM_PROTOCOL`, which is
-            // not applied (with the default protocol selection Gloo refuses them).
-            (
-                "connectionConfig.http1ProtocolOptions",
-                self.use_http2.unwrap_or(false)
-                    && self.protocol_selection
-                        == Some(ClusterProtocolSelection::UseDownstreamProtocol)
-                    && self
-                        .connection_config
-                        .as_ref()
-                        .is_some_and(|c| c.http1_protocol_options.is_some()),
-            ),
-            // The windows apply to HTTP/2 upstreams only (as in Gloo).
+            // The windows and stream settings apply to HTTP/2 upstreams only (as in Gloo).
             (
                 "initialStreamWindowSize",
                 self.initial_stream_window_size.is_some() && !self.use_http2.unwrap_or(false),
@@ -219,11 +206,12 @@ impl UpstreamSpec {
             ),
             (
                 "maxConcurrentStreams",
-                self.max_concurrent_streams.is_some(),
+                self.max_concurrent_streams.is_some() && !self.use_http2.unwrap_or(false),
             ),
             (
                 "overrideStreamErrorOnInvalidHttpMessage",
-                self.override_stream_error_on_invalid_http_message.is_some(),
+                self.override_stream_error_on_invalid_http_message.is_some()
+                    && !self.use_http2.unwrap_or(false),
             ),
             ("httpProxyHostname", self.http_proxy_hostname.is_some()),
             (

@@ -681,33 +681,63 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
         .connection_config
         .as_ref()
         .and_then(|c| c.common_http_protocol_options.as_ref());
-    // HTTP/1 options of an HTTP/1.1 Upstream (on an HTTP/2 one Gloo refuses them, or they
-    // wait for `protocolSelection: USE_DOWNSTREAM_PROTOCOL`, which gloo does not apply).
+    let use_http2 = spec.use_http2.unwrap_or(false);
+    // `protocolSelection: USE_DOWNSTREAM_PROTOCOL`: HTTP/2 to the upstream for HTTP/2
+    // clients, HTTP/1.1 for the others.
+    let use_downstream = spec.protocol_selection
+        == Some(crate::model::upstream::ClusterProtocolSelection::UseDownstreamProtocol);
+    // HTTP/1 options: of an HTTP/1.1 Upstream, or of one that follows the downstream
+    // protocol (on an HTTP/2 one that does not, Gloo refuses them).
     let http1 = spec
         .connection_config
         .as_ref()
         .and_then(|c| c.http1_protocol_options.as_ref())
-        .filter(|_| !spec.use_http2.unwrap_or(false));
-    if spec.use_http2.unwrap_or(false)
-        || max_requests.is_some()
-        || common.is_some()
-        || http1.is_some()
+        .filter(|_| !use_http2 || use_downstream);
+    if use_http2 || use_downstream || max_requests.is_some() || common.is_some() || http1.is_some()
     {
-        let protocol = if spec.use_http2.unwrap_or(false) {
-            http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
-                envoy_types::pb::envoy::config::core::v3::Http2ProtocolOptions {
-                    initial_stream_window_size: spec
-                        .initial_stream_window_size
-                        .map(|value| UInt32Value { value }),
-                    initial_connection_window_size: spec
-                        .initial_connection_window_size
-                        .map(|value| UInt32Value { value }),
+        // Gloo's protocoloptions plugin: the HTTP/2 settings of an HTTP/2 Upstream.
+        let http2 = || envoy_types::pb::envoy::config::core::v3::Http2ProtocolOptions {
+            initial_stream_window_size: spec
+                .initial_stream_window_size
+                .map(|value| UInt32Value { value }),
+            initial_connection_window_size: spec
+                .initial_connection_window_size
+                .map(|value| UInt32Value { value }),
+            max_concurrent_streams: spec
+                .max_concurrent_streams
+                .map(|value| UInt32Value { value }),
+            override_stream_error_on_invalid_http_message: spec
+                .override_stream_error_on_invalid_http_message
+                .map(|value| BoolValue { value }),
+            ..Default::default()
+        };
+        let upstream_protocol = if use_downstream {
+            // Gloo writes this for an HTTP/2 Upstream; for an HTTP/1.1 one it sets the
+            // cluster's deprecated `protocol_selection`, which Envoy reads as this config
+            // with default HTTP/2 settings.
+            http_protocol_options::UpstreamProtocolOptions::UseDownstreamProtocolConfig(
+                http_protocol_options::UseDownstreamHttpConfig {
+                    http_protocol_options: Some(
+                        http1.map(http1_protocol_options).unwrap_or_default(),
+                    ),
+                    http2_protocol_options: use_http2.then(http2),
                     ..Default::default()
                 },
             )
         } else {
-            http_protocol_options::explicit_http_config::ProtocolConfig::HttpProtocolOptions(
-                http1.map(http1_protocol_options).unwrap_or_default(),
+            let protocol = if use_http2 {
+                http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
+                    http2(),
+                )
+            } else {
+                http_protocol_options::explicit_http_config::ProtocolConfig::HttpProtocolOptions(
+                    http1.map(http1_protocol_options).unwrap_or_default(),
+                )
+            };
+            http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                http_protocol_options::ExplicitHttpConfig {
+                    protocol_config: Some(protocol),
+                },
             )
         };
         let mut common_options = common.map(common_http_protocol_options).unwrap_or_default();
@@ -715,13 +745,7 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
             max_requests.map(|value| UInt32Value { value });
         let options = HttpProtocolOptions {
             common_http_protocol_options: Some(common_options),
-            upstream_protocol_options: Some(
-                http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
-                    http_protocol_options::ExplicitHttpConfig {
-                        protocol_config: Some(protocol),
-                    },
-                ),
-            ),
+            upstream_protocol_options: Some(upstream_protocol),
             ..Default::default()
         };
         out.typed_extension_protocol_options

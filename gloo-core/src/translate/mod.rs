@@ -971,6 +971,7 @@ fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         let h2 = crate::model::listener_options::Http2ProtocolOptions {
             initial_stream_window_size: entry.object.spec.initial_stream_window_size,
             initial_connection_window_size: entry.object.spec.initial_connection_window_size,
+            max_concurrent_streams: entry.object.spec.max_concurrent_streams,
             ..Default::default()
         };
         if entry.object.spec.use_http2.unwrap_or(false) {
