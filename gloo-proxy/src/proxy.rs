@@ -1439,6 +1439,8 @@ struct Outgoing {
     /// The downstream connection, for a cluster whose connections start with a PROXY
     /// protocol header.
     origin: Option<crate::proxy_protocol::Origin>,
+    /// The HTTP version the client spoke (a cluster may follow it).
+    version: Version,
 }
 
 /// The inner service of every filter stack: does what the route of a request (whose
@@ -1685,6 +1687,7 @@ async fn forward_to_cluster(
         upstream_host: upstream_host.clone(),
         grpc,
         origin,
+        version: parts.version,
     };
     for mirror in &action.mirrors {
         if fastrand::u32(0..1_000_000) < mirror.per_million {
@@ -1895,11 +1898,7 @@ fn build_request(
     let mut req = Request::new(body);
     *req.method_mut() = out.method.clone();
     *req.uri_mut() = Uri::from_parts(parts)?;
-    *req.version_mut() = if out.cluster.is_http2() {
-        Version::HTTP_2
-    } else {
-        Version::HTTP_11
-    };
+    *req.version_mut() = out.cluster.upstream_version(out.version);
     *req.headers_mut() = headers;
     if let Some(origin) = out.origin {
         req.extensions_mut().insert(origin);
@@ -1952,6 +1951,7 @@ fn spawn_mirror(
         grpc: false,
         // Envoy's shadows go through its async client, with no downstream connection.
         origin: None,
+        version: out.version,
     };
     let Ok(req) = build_request(&copy, &endpoint, headers, Body::full(body), false) else {
         return;

@@ -1571,8 +1571,9 @@ fn assert_config_accepted(dir: &Path, global: bool) {
         // One per backend, the ring-hash and Maglev ones of sticky.yaml, the JWKS server, the
         // ext auth server (up and down), the access log service, the gRPC backend (up and
         // down), the backend that reports header case, the one with tuned connections, and
-        // the one reached with PROXY protocol headers (v1 and v2).
-        ("Upstream".to_string(), BACKENDS.len() + 12 + extra),
+        // the one reached with PROXY protocol headers (v1 and v2), and the one that follows
+        // the client's protocol.
+        ("Upstream".to_string(), BACKENDS.len() + 13 + extra),
         ("VirtualService".to_string(), 16 + 3 * extra),
         ("AuthConfig".to_string(), 3),
         ("Settings".to_string(), 1),
@@ -4054,6 +4055,16 @@ spec:
 ---
 apiVersion: gloo.solo.io/v1
 kind: Upstream
+metadata: {{name: follows, namespace: gloo-system}}
+spec:
+  useHttp2: true
+  protocolSelection: USE_DOWNSTREAM_PROTOCOL
+  static:
+    hosts:
+    - {{addr: 127.0.0.1, port: {versioned}}}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
 metadata: {{name: pp-v1, namespace: gloo-system}}
 spec:
   proxyProtocolVersion: V1
@@ -4081,6 +4092,8 @@ spec:
       routeAction: {{single: {{upstream: {{name: grpc, namespace: gloo-system}}}}}}
     - matchers: [{{prefix: /tuned/}}]
       routeAction: {{single: {{upstream: {{name: tuned, namespace: gloo-system}}}}}}
+    - matchers: [{{prefix: /follows/}}]
+      routeAction: {{single: {{upstream: {{name: follows, namespace: gloo-system}}}}}}
     - matchers: [{{prefix: /pp1/}}]
       routeAction: {{single: {{upstream: {{name: pp-v1, namespace: gloo-system}}}}}}
     - matchers: [{{prefix: /pp2/}}]
@@ -4102,7 +4115,8 @@ spec:
 "#,
         port = cased_backend_port(),
         tuned = tuned_backend_port(),
-        proxied = proxied_backend_port()
+        proxied = proxied_backend_port(),
+        versioned = versioned_backend_port()
     )
 }
 
@@ -4744,6 +4758,99 @@ fn upstream_proxy_protocol_matches_envoy() {
                 field: "Envoy's header (the premise)".into(),
                 envoy: format!("{:?}", seen[0]),
                 gloo: want,
+            });
+        }
+    }
+    setup.report(&mismatches);
+}
+
+/// A backend that speaks HTTP/1.1 and HTTP/2 (prior knowledge) on one port and answers each
+/// request with the version it arrived in.
+fn versioned_backend_port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the versioned backend");
+        let port = listener.local_addr().expect("backend address").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(
+                            |req: hyper::Request<hyper::body::Incoming>| async move {
+                                let body = format!("{:?}", req.version());
+                                Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                    http_body_util::Full::new(bytes::Bytes::from(body)),
+                                ))
+                            },
+                        );
+                        let _ = hyper_util::server::conn::auto::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                    });
+                }
+            });
+        });
+        port
+    })
+}
+
+/// An HTTP/2 Upstream with `protocolSelection: USE_DOWNSTREAM_PROTOCOL`: an HTTP/1.1 client's
+/// request reaches it in HTTP/1.1 and an HTTP/2 client's in HTTP/2, through both proxies.
+#[test]
+fn upstreams_following_the_clients_protocol_match_envoy() {
+    let mut setup = Setup::start();
+    let mut mismatches = Vec::new();
+    for (client, flag) in [
+        ("HTTP/1.1", "--http1.1"),
+        ("HTTP/2", "--http2-prior-knowledge"),
+    ] {
+        let seen: Vec<String> = [setup.envoy, setup.gloo]
+            .iter()
+            .map(|proxy| {
+                let port = setup.port(*proxy, Gateway::Edge);
+                let out = Command::new("curl")
+                    .args(["-sS", "--max-time", "5", flag, "-H", "Host: edge.example"])
+                    .args(["-w", " %{http_code} %{http_version}"])
+                    .arg(format!("http://127.0.0.1:{port}/follows/x"))
+                    .output();
+                match out {
+                    Ok(o) => format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    ),
+                    Err(e) => format!("curl failed: {e}"),
+                }
+            })
+            .collect();
+        eprintln!("[{client}] envoy {:?}, gloo {:?}", seen[0], seen[1]);
+        if seen[0] != seen[1] {
+            mismatches.push(Mismatch {
+                case: format!("{client} client"),
+                field: "the version the upstream got, the answer's status and version".into(),
+                envoy: seen[0].clone(),
+                gloo: seen[1].clone(),
+            });
+        }
+        let want = if client == "HTTP/2" {
+            "HTTP/2.0 200 2"
+        } else {
+            "HTTP/1.1 200 1.1"
+        };
+        if seen[0] != want {
+            mismatches.push(Mismatch {
+                case: format!("{client} client"),
+                field: "Envoy's (the premise)".into(),
+                envoy: seen[0].clone(),
+                gloo: want.into(),
             });
         }
     }

@@ -361,6 +361,9 @@ pub struct Cluster {
     dns_refresh: Duration,
     /// One pool per worker, and a last one for everything else (health checks, ...).
     clients: Box<[HttpClient]>,
+    /// HTTP/2 pools, per worker as above, of a cluster that follows the client's protocol
+    /// (empty otherwise).
+    h2_clients: Box<[HttpClient]>,
     /// HTTP/1 connections per worker (the last: everything else), used in the request's
     /// own task.
     h1_pools: Box<[Arc<h1::Pool>]>,
@@ -725,7 +728,9 @@ impl Cluster {
             };
             socket_matches.push((m.r#match.clone().unwrap_or_default(), socket));
         }
-        // HTTP/2, with its settings, or HTTP/1.1 (with its own), and the options of both.
+        // HTTP/2, with its settings, or HTTP/1.1 (with its own), or whichever the client
+        // speaks (with both), and the options of both.
+        let mut follows_downstream = false;
         let (http2_options, http1_options, common) = match pb
             .typed_extension_protocol_options
             .get(HTTP_PROTOCOL_OPTIONS)
@@ -740,13 +745,27 @@ impl Cluster {
                         Some(ProtocolConfig::HttpProtocolOptions(h1)) => (None, Some(h1)),
                         _ => (None, None),
                     },
+                    Some(UpstreamProtocolOptions::UseDownstreamProtocolConfig(c)) => {
+                        follows_downstream = true;
+                        (
+                            Some(c.http2_protocol_options.unwrap_or_default()),
+                            c.http_protocol_options,
+                        )
+                    }
                     _ => (None, None),
                 };
                 (h2, h1, options.common_http_protocol_options)
             }
             #[allow(deprecated)]
             None => (
-                pb.http2_protocol_options.clone(),
+                {
+                    // The deprecated `protocol_selection` Gloo writes for HTTP/1.1 Upstreams.
+                    follows_downstream = pb.protocol_selection
+                        == cluster::ClusterProtocolSelection::UseDownstreamProtocol as i32;
+                    pb.http2_protocol_options
+                        .clone()
+                        .or_else(|| follows_downstream.then(Default::default))
+                },
                 pb.http_protocol_options.clone(),
                 pb.common_http_protocol_options.map(|mut common| {
                     if common.max_requests_per_connection.is_none() {
@@ -767,23 +786,38 @@ impl Cluster {
             http1_options.as_ref(),
             &format!("cluster {:?} HTTP/1 options", pb.name),
         );
-        let http2 = http2_options.is_some();
+        // Always HTTP/2; or HTTP/2 for the clients that speak it.
+        let http2 = http2_options.is_some() && !follows_downstream;
+        let speaks_http2 = http2_options.is_some();
         // HTTP/2 over TLS is negotiated by ALPN.
-        let tls = match tls {
-            Some(mut t) if http2 && t.config.alpn_protocols.is_empty() => {
+        let with_h2_alpn = |tls: &Option<crate::tls::UpstreamTls>| match tls {
+            Some(t) if t.config.alpn_protocols.is_empty() => {
+                let mut t = t.clone();
                 let mut config = (*t.config).clone();
                 config.alpn_protocols = vec![b"h2".to_vec()];
                 t.config = Arc::new(config);
                 Some(t)
             }
-            other => other,
+            other => other.clone(),
         };
-        if http2 && proxy_protocol.is_some() {
+        let h2_tls = with_h2_alpn(&tls);
+        let tls = if http2 { h2_tls.clone() } else { tls };
+        if speaks_http2 && proxy_protocol.is_some() {
             return Err(err(
                 "the PROXY protocol towards HTTP/2 endpoints is not supported".into(),
             ));
         }
-        if http2 && !socket_matches.is_empty() {
+        if let Some(limit) = http2_options
+            .as_ref()
+            .and_then(|h2| h2.max_concurrent_streams.as_ref())
+        {
+            tracing::warn!(
+                cluster = %pb.name,
+                "http2_protocol_options.max_concurrent_streams ({}) is not applied: each endpoint's streams share one HTTP/2 connection, as many as the endpoint allows",
+                limit.value
+            );
+        }
+        if speaks_http2 && !socket_matches.is_empty() {
             return Err(err(
                 "transport_socket_matches on an HTTP/2 cluster are not supported".into(),
             ));
@@ -826,6 +860,19 @@ impl Cluster {
         let clients: Box<[HttpClient]> = (0..=workers)
             .map(|_| builder.build(connector.clone()))
             .collect();
+        // A cluster that follows the client's protocol has HTTP/2 clients too.
+        let h2_clients: Box<[HttpClient]> = if follows_downstream {
+            builder.http2_only(true);
+            let connector = Connector {
+                tls: h2_tls,
+                ..connector.clone()
+            };
+            (0..=workers)
+                .map(|_| builder.build(connector.clone()))
+                .collect()
+        } else {
+            Box::default()
+        };
         let thresholds = pb
             .circuit_breakers
             .as_ref()
@@ -920,6 +967,7 @@ impl Cluster {
                 .filter(|d| !d.is_zero())
                 .unwrap_or(Duration::from_secs(5)),
             clients,
+            h2_clients,
             h1_pools: (0..=workers)
                 .map(|_| Arc::new(h1::Pool::new(connection_options)))
                 .collect(),
@@ -999,9 +1047,20 @@ impl Cluster {
         self.proxy_protocol
     }
 
-    /// Whether requests go upstream as HTTP/2.
+    /// Whether requests go upstream as HTTP/2, whatever the client speaks.
     pub fn is_http2(&self) -> bool {
         self.http2
+    }
+
+    /// The HTTP version a request the client sent in `downstream` goes upstream in: HTTP/2
+    /// for an HTTP/2 cluster, and for an HTTP/2 client of one that follows the client's
+    /// protocol (`use_downstream_protocol_config`); HTTP/1.1 otherwise.
+    pub fn upstream_version(&self, downstream: http::Version) -> http::Version {
+        if self.http2 || (!self.h2_clients.is_empty() && downstream == http::Version::HTTP_2) {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        }
     }
 
     fn worker_index(&self) -> usize {
@@ -1023,10 +1082,16 @@ impl Cluster {
         endpoint: &Endpoint,
     ) -> Result<http::Response<Body>, h1::SendError> {
         let upgrade = req.headers().contains_key(http::header::UPGRADE);
-        if self.http2 || (upgrade && self.proxy_protocol.is_none()) {
+        let follows_to_h2 = !self.h2_clients.is_empty() && req.version() == http::Version::HTTP_2;
+        if self.http2 || follows_to_h2 || (upgrade && self.proxy_protocol.is_none()) {
+            let client = if follows_to_h2 {
+                &self.h2_clients[self.worker_index()]
+            } else {
+                self.client()
+            };
             // Boxed: hyper's client future, inline, made every request's future larger,
             // HTTP/1 ones included.
-            return match Box::pin(self.client().request(req)).await {
+            return match Box::pin(client.request(req)).await {
                 Ok(r) if r.headers().len() > self.max_headers => Err(h1::SendError::Protocol(
                     "headers count exceeds limit".into(),
                 )),
