@@ -1269,6 +1269,11 @@ impl<'a> Resolver<'a> {
             for warning in gateway_unapplied(&entry.object.spec)
                 .into_iter()
                 .chain(gateway_ignored(&entry.object.spec))
+                .chain(gateway_tracing_warnings(
+                    snapshot,
+                    self.reports,
+                    &entry.object.spec,
+                ))
             {
                 self.reports.warn(&key, warning);
             }
@@ -2507,6 +2512,12 @@ fn http_gateway_problems(
         if let Err(e) = hcm.check_header_format() {
             problems.push(format!("{at}: {e}"));
         }
+        if let Some(tracing) = &hcm.tracing {
+            problems.extend(crate::translate::tracing::problems(
+                tracing,
+                &format!("{at}.tracing"),
+            ));
+        }
         if let Some(early) = &hcm.early_header_manipulation {
             let at = format!("{at}.earlyHeaderManipulation");
             problems.extend(
@@ -2705,6 +2716,35 @@ fn gateway_ignored(spec: &GatewaySpec) -> Vec<String> {
             Some(format!(
                 "{path}.options.httpConnectionManagerSettings.setCurrentClientCertDetails: ignored, as in Gloo: Envoy sets x-forwarded-client-cert from the client certificate only when forwardClientCertDetails is APPEND_FORWARD or SANITIZE_SET"
             ))
+        })
+        .collect()
+}
+
+/// Warnings about the tracers of a Gateway's connection managers (see
+/// [`crate::translate::tracing::warnings`]); `reports` tell which Upstreams are rejected.
+fn gateway_tracing_warnings(
+    snapshot: &ConfigSnapshot,
+    reports: &Reports,
+    spec: &GatewaySpec,
+) -> Vec<String> {
+    http_gateways(spec)
+        .into_iter()
+        .flat_map(|(path, http)| {
+            let tracing = http
+                .options
+                .as_ref()
+                .and_then(|o| o.http_connection_manager_settings.as_ref())
+                .and_then(|h| h.tracing.as_ref());
+            tracing
+                .map(|t| {
+                    crate::translate::tracing::warnings(
+                        snapshot,
+                        reports,
+                        t,
+                        &format!("{path}.options.httpConnectionManagerSettings.tracing"),
+                    )
+                })
+                .unwrap_or_default()
         })
         .collect()
 }

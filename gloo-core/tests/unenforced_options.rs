@@ -179,7 +179,7 @@ fn gateway_with(spec: &str) -> String {
 
 /// A Gateway option that guards every route's traffic and that gloo does not enforce (CSRF,
 /// DLP, external processing, Wasm, connection limits) rejects the Gateway; one that guards
-/// nothing and is not applied yet (compression, tracing, listener-level access logs, ...) is a
+/// nothing and is not applied yet (proxy latency, listener-level access logs, ...) is a
 /// warning on an Accepted-with-warnings Gateway, which is served.
 #[test]
 fn gateway_options_are_rejected_when_they_guard_traffic_and_warned_about_otherwise() {
@@ -218,7 +218,7 @@ fn gateway_options_are_rejected_when_they_guard_traffic_and_warned_about_otherwi
     let t = translate(&docs(&[
         &up(),
         &gateway_with(
-            "bindAddress: '::'\nbindPort: 8080\noptions:\n  listenerAccessLoggingService: {accessLog: [{fileSink: {path: /dev/stdout, stringFormat: ''}}]}\nhttpGateway:\n  options:\n    grpcWeb: {disable: true}\n    httpConnectionManagerSettings:\n      tracing: {verbose: true}\n      acceptHttp10: true\n",
+            "bindAddress: '::'\nbindPort: 8080\noptions:\n  listenerAccessLoggingService: {accessLog: [{fileSink: {path: /dev/stdout, stringFormat: ''}}]}\nhttpGateway:\n  options:\n    grpcWeb: {disable: true}\n    proxyLatency: {request: FIRST_INCOMING_FIRST_OUTGOING}\n    httpConnectionManagerSettings:\n      tracing: {verbose: true}\n      acceptHttp10: true\n",
         ),
         &vs("default", "routes:\n- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}"),
     ]));
@@ -231,10 +231,11 @@ fn gateway_options_are_rejected_when_they_guard_traffic_and_warned_about_otherwi
         &[],
         &[
             &format!("spec.options.listenerAccessLoggingService:{served}"),
-            &format!("spec.httpGateway.options.httpConnectionManagerSettings.tracing:{served}"),
+            &format!("spec.httpGateway.options.proxyLatency:{served}"),
         ],
     );
-    // `grpcWeb` is applied, so not warned about: the listener goes without the gRPC-Web filter.
+    // `grpcWeb` is applied, so not warned about: the listener goes without the gRPC-Web filter;
+    // nor are the connection manager settings, every one of which is applied.
     assert!(
         !filter_names(&t)
             .iter()

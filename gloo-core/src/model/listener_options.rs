@@ -566,8 +566,8 @@ pub struct HttpConnectionManagerSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub preserve_case_header_key_format: Option<bool>,
-    /// Tracing: the connection manager's `tracing` (tags, sampling and the tracer). Read as
-    /// Gloo's `ListenerTracingSettings`; not applied yet (a warning says so).
+    /// Tracing: the connection manager's `tracing` (tags, sampling and the tracer), as Gloo's
+    /// tracing plugin writes it (see [`crate::model::tracing`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<crate::model::tracing::ListenerTracingSettings>,
     /// How to handle `x-forwarded-client-cert`.
@@ -1049,10 +1049,11 @@ impl HttpListenerOptions {
         ])
     }
 
-    /// The options set here (and in its `httpConnectionManagerSettings`) that gloo does not
-    /// apply yet and that guard nothing: the Gateway is served without them, with a warning.
+    /// The options set here that gloo does not apply yet and that guard nothing: the Gateway
+    /// is served without them, with a warning. (Every `httpConnectionManagerSettings` field is
+    /// applied.)
     pub fn unapplied(&self) -> Vec<&'static str> {
-        let mut out = crate::model::set_fields([
+        crate::model::set_fields([
             ("extensions", self.extensions.is_some()),
             ("caching", self.caching.is_some()),
             ("disableExtProcEarly", self.disable_ext_proc_early.is_some()),
@@ -1069,11 +1070,7 @@ impl HttpListenerOptions {
             ("router", self.router.is_some()),
             ("tap", self.tap.is_some()),
             ("statefulSession", self.stateful_session.is_some()),
-        ]);
-        if let Some(hcm) = &self.http_connection_manager_settings {
-            out.extend(hcm.unapplied());
-        }
-        out
+        ])
     }
 }
 
@@ -1104,15 +1101,6 @@ impl HttpConnectionManagerSettings {
                 ),
             ],
         )
-    }
-
-    /// The settings set here that gloo does not apply yet, as `httpConnectionManagerSettings.*`
-    /// paths.
-    pub fn unapplied(&self) -> Vec<&'static str> {
-        crate::model::set_fields([(
-            "httpConnectionManagerSettings.tracing",
-            self.tracing.is_some(),
-        )])
     }
 }
 

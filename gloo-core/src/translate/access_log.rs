@@ -276,7 +276,7 @@ fn is_cluster_of(cluster: &str, metadata: &ObjectMeta) -> bool {
 }
 
 /// The Upstream whose cluster is `cluster`, if one is.
-fn upstream_of_cluster<'a>(
+pub(crate) fn upstream_of_cluster<'a>(
     snapshot: &'a ConfigSnapshot,
     cluster: &str,
 ) -> Option<(

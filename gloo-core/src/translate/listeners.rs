@@ -43,7 +43,9 @@ use super::Context;
 use crate::model::gateway::{HttpGateway, TcpHost};
 use crate::model::headers::EarlyHeaderManipulation;
 use crate::model::ssl::{SslConfig, SslSecretsRef};
+use crate::model::ResourceRef;
 use crate::resolve::{ListenerKind, ListenerModel, MatchedChainKind, VirtualHostModel};
+use crate::status::Reports;
 use crate::xds::pack;
 
 /// The ADS config source every dynamic resource is read from.
@@ -292,16 +294,20 @@ fn request_id_extension(
     }
 }
 
-/// The connection manager of an HTTP gateway (`http`) whose Gateway is in `namespace` (where
-/// `headerSecretRef`s without a namespace point).
+/// The connection manager of an HTTP gateway (`http`) of the Gateway `gateway` (its namespace
+/// is where `headerSecretRef`s without a namespace point; its name, the OpenTelemetry tracer's
+/// default service name). `reports` tell which Upstreams are rejected (a tracer cannot send
+/// spans to them).
 fn http_connection_manager(
     http: Option<&HttpGateway>,
     route_name: String,
     hosts: &[std::sync::Arc<VirtualHostModel>],
     access_log: &[AccessLog],
-    namespace: &str,
+    gateway: &ResourceRef,
     ctx: &Context<'_>,
+    reports: &Reports,
 ) -> HttpConnectionManager {
+    let namespace = gateway.namespace_or(crate::model::DEFAULT_NAMESPACE);
     let uses = |pred: &dyn Fn(&crate::model::options::RouteOptions) -> bool| {
         hosts
             .iter()
@@ -568,6 +574,14 @@ fn http_connection_manager(
         if let Some(uuid) = &s.uuid_request_id_config {
             hcm.request_id_extension = Some(request_id_extension(uuid));
         }
+        if let Some(tracing) = &s.tracing {
+            hcm.tracing = super::tracing::connection_manager_tracing(
+                tracing,
+                &gateway.name,
+                ctx.snapshot,
+                reports,
+            );
+        }
         if let Some(c) = &s.internal_address_config {
             hcm.internal_address_config = Some(http_connection_manager::InternalAddressConfig {
                 unix_sockets: c.unix_sockets.unwrap_or(false),
@@ -805,8 +819,9 @@ fn tcp_chains(
     chains
 }
 
-/// The Envoy listener of one Gateway on one proxy.
-pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
+/// The Envoy listener of one Gateway on one proxy (`reports` tell which Upstreams are
+/// rejected).
+pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>, reports: &Reports) -> Listener {
     let mut listener_filters = Vec::new();
     if model.use_proxy_proto {
         listener_filters.push(ListenerFilter {
@@ -831,8 +846,9 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                 route_config_name(&model.name),
                 virtual_hosts,
                 &access_logs,
-                model.gateway.namespace_or(crate::model::DEFAULT_NAMESPACE),
+                &model.gateway,
                 ctx,
+                reports,
             );
             filter_chains.push(FilterChain {
                 filters: vec![hcm_filter(&hcm)],
@@ -855,8 +871,9 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                 route_config_name(&model.name),
                 virtual_hosts,
                 &access_logs,
-                model.gateway.namespace_or(crate::model::DEFAULT_NAMESPACE),
+                &model.gateway,
                 ctx,
+                reports,
             );
             // One filter chain per certificate, selected by SNI; all share the listener's routes.
             for host in virtual_hosts {
@@ -944,8 +961,9 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>) -> Listener {
                             format!("{}-routes-{}", model.name, chain.index),
                             virtual_hosts,
                             &access_logs,
-                            gateway_ns,
+                            &model.gateway,
                             ctx,
+                            reports,
                         );
                         filter_chains.push(FilterChain {
                             name: format!("{}-{}", model.name, chain.index),

@@ -51,6 +51,7 @@ mod names;
 pub(crate) mod ratelimit;
 mod routes;
 pub(crate) mod subsets;
+pub(crate) mod tracing;
 pub(crate) mod transformation;
 pub(crate) mod waf;
 
@@ -78,6 +79,7 @@ pub use ratelimit::{
     server_configs as rate_limit_server_configs, CRD_DOMAIN, CUSTOM_DOMAIN, INGRESS_DOMAIN,
     RATELIMIT_FILTER, SET_DESCRIPTOR_VALUE,
 };
+pub use tracing::{DATADOG_TRACER, OPENTELEMETRY_TRACER, ZIPKIN_TRACER};
 pub use transformation::TRANSFORMATION_FILTER;
 pub use waf::{CRS_RULES_DIR, WAF_FILTER};
 
@@ -330,7 +332,7 @@ impl Translator {
         let mut status = ProxyStatus::default();
         let mut referenced: BTreeSet<ResourceRef> = BTreeSet::new();
         for listener in &model.listeners {
-            let envoy_listener = listeners::listener(listener, ctx);
+            let envoy_listener = listeners::listener(listener, ctx, reports);
             if envoy_listener.filter_chains.is_empty() {
                 // Like Gloo, a gateway with nothing to serve (an SSL gateway without SSL
                 // virtual services, a TCP gateway without hosts) gets no listener: Envoy
@@ -365,6 +367,7 @@ impl Translator {
                     virtual_hosts,
                     &mut referenced,
                 );
+                tracing::collect_upstreams(ctx.snapshot, reports, config.gateway, &mut referenced);
                 let gateway_waf = waf::gateway_enforces(config.gateway);
                 let mut hasher = Xxh3::new();
                 hasher.update(route_name.as_bytes());
