@@ -262,8 +262,8 @@ metadata: {name: up, namespace: gloo-system}
 spec:
   static:
     hosts: [{addr: 127.0.0.1, port: 8080}]
-  dnsRefreshRate: 30s
   httpProxyHostname: proxy.internal:3128
+  disableIstioAutoMtls: true
 ",
         &vs("default", "routes:\n- matchers: [{prefix: /}]\n  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}"),
     ]));
@@ -276,7 +276,7 @@ spec:
         &[],
         &[
             &format!("spec.httpProxyHostname:{served}"),
-            &format!("spec.dnsRefreshRate:{served}"),
+            &format!("spec.disableIstioAutoMtls:{served}"),
         ],
     );
     assert!(proxy(&t).clusters.contains_key("up_gloo-system"), "served");

@@ -220,13 +220,6 @@ impl UpstreamSpec {
             ),
             ("httpConnectHeaders", !self.http_connect_headers.is_empty()),
             (
-                "ignoreHealthOnHostRemoval",
-                self.ignore_health_on_host_removal.is_some(),
-            ),
-            ("respectDnsTtl", self.respect_dns_ttl.is_some()),
-            ("dnsRefreshRate", self.dns_refresh_rate.is_some()),
-            ("preconnectPolicy", self.preconnect_policy.is_some()),
-            (
                 "disableIstioAutoMtls",
                 self.disable_istio_auto_mtls.is_some(),
             ),

@@ -567,6 +567,7 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
     let reference = upstream.to_ref();
     let spec = &upstream.spec;
     let name = cluster_name(&reference);
+    use envoy_types::pb::google::protobuf::DoubleValue;
     let mut out = Cluster {
         name: name.clone(),
         // Gloo's default connect timeout.
@@ -596,6 +597,42 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
     }
     if let Ok(Some(UpstreamTypeRef::Aws(aws))) = spec.upstream_type() {
         super::aws_lambda::cluster(&reference, aws, ctx.snapshot, ctx.lambda_endpoint, &mut out);
+    }
+    // Gloo's translator copies these onto every cluster; the DNS ones mean something to DNS
+    // clusters only (Gloo's edsupstream plugin clears the refresh rate of EDS ones), and a
+    // refresh rate Envoy would refuse is reported on the Upstream and left out.
+    out.ignore_health_on_host_removal = spec.ignore_health_on_host_removal.unwrap_or(false);
+    if out.cluster_discovery_type
+        == Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::StrictDns as i32,
+        ))
+    {
+        // Deprecated in favour of a DNS cluster extension, which Gloo does not write; Envoy
+        // 1.40 still reads them.
+        #[allow(deprecated)]
+        {
+            out.respect_dns_ttl = spec.respect_dns_ttl.unwrap_or(false);
+            out.dns_refresh_rate = spec
+                .dns_refresh_rate
+                .as_ref()
+                .filter(|d| dns_refresh_rate_problem(d).is_none())
+                .map(duration);
+        }
+    }
+    if let Some(policy) = spec
+        .preconnect_policy
+        .as_ref()
+        .filter(|p| preconnect_policy_problem(p).is_none())
+    {
+        out.preconnect_policy = Some(cluster::PreconnectPolicy {
+            per_upstream_preconnect_ratio: policy
+                .per_upstream_preconnect_ratio
+                .map(|value| DoubleValue { value }),
+            predictive_preconnect_ratio: policy
+                .predictive_preconnect_ratio
+                .map(|value| DoubleValue { value }),
+            ..Default::default()
+        });
     }
     if let Some(lb) = &spec.load_balancer_config {
         match lb.lb_type() {
@@ -781,6 +818,41 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
         out.transport_socket = Some(proxy_protocol_socket(out.transport_socket.take(), version));
     }
     out
+}
+
+/// Why an Upstream's `dnsRefreshRate` is left out, if it is: Envoy takes rates above 1 ms
+/// only (Gloo's translator leaves out rates below 1 ms with a warning).
+pub(crate) fn dns_refresh_rate_problem(rate: &crate::model::Duration) -> Option<String> {
+    let d = duration(rate);
+    (d.seconds <= 0 && d.nanos <= 1_000_000).then(|| {
+        "dnsRefreshRate was set below minimum requirement (more than 1ms), ignoring configuration"
+            .to_string()
+    })
+}
+
+/// Why an Upstream's `preconnectPolicy` is refused, if it is (Gloo's `getPreconnectPolicy`):
+/// each ratio, when set, is between 1 and 3.
+pub(crate) fn preconnect_policy_problem(
+    policy: &crate::model::upstream::PreconnectPolicy,
+) -> Option<String> {
+    let mut problems = Vec::new();
+    for (name, ratio) in [
+        (
+            "perUpstreamPreconnectRatio",
+            policy.per_upstream_preconnect_ratio,
+        ),
+        (
+            "predictivePreconnectRatio",
+            policy.predictive_preconnect_ratio,
+        ),
+    ] {
+        if let Some(r) = ratio.filter(|r| !(1.0..=3.0).contains(r)) {
+            problems.push(format!(
+                "{name} must be between 1 and 3 if set, it was: {r}"
+            ));
+        }
+    }
+    (!problems.is_empty()).then(|| format!("invalid preconnect policy: {}", problems.join("; ")))
 }
 
 /// The PROXY protocol version an Upstream's `proxyProtocolVersion` names (`"V1"`, `"V2"`), as

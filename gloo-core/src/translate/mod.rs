@@ -1005,6 +1005,24 @@ fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
                 );
             }
         }
+        if let Some(why) = entry
+            .object
+            .spec
+            .dns_refresh_rate
+            .as_ref()
+            .and_then(clusters::dns_refresh_rate_problem)
+        {
+            reports.warn(&key, format!("spec.dnsRefreshRate: {why}"));
+        }
+        if let Some(why) = entry
+            .object
+            .spec
+            .preconnect_policy
+            .as_ref()
+            .and_then(clusters::preconnect_policy_problem)
+        {
+            reports.error(&key, format!("spec.preconnectPolicy: {why}"));
+        }
         if let Some(version) = &entry.object.spec.proxy_protocol_version {
             if clusters::proxy_protocol_version(version).is_none() {
                 reports.error(
