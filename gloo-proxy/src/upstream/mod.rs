@@ -938,6 +938,19 @@ impl Cluster {
         // what a STRICT_DNS cluster without one carries.
         #[allow(deprecated)]
         let dns_refresh = pb.dns_refresh_rate.as_ref().map(pb_duration);
+        #[allow(deprecated)]
+        if pb.respect_dns_ttl {
+            tracing::warn!(
+                cluster = %pb.name,
+                "respect_dns_ttl is not applied: names are resolved again every dns_refresh_rate (the system resolver gives no TTLs)"
+            );
+        }
+        if pb.preconnect_policy.is_some() {
+            tracing::warn!(
+                cluster = %pb.name,
+                "preconnect_policy is not applied: connections are opened when requests need them"
+            );
+        }
         let subset_config = pb
             .lb_subset_config
             .as_ref()
