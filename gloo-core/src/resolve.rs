@@ -1230,6 +1230,10 @@ impl<'a> Resolver<'a> {
             options.header_manipulation.as_deref(),
             path,
         ));
+        errors.extend(crate::translate::tracing::route_problems(
+            options.tracing.as_deref(),
+            &format!("{path}.tracing"),
+        ));
         if let Some(retries) = &options.retries {
             for cond in retries
                 .retry_on

@@ -2,7 +2,8 @@
 //! `httpConnectionManagerSettings.tracing` becomes its connection manager's `tracing` (tags,
 //! sampling percentages, `verbose`, `spawn_upstream_span` and the Zipkin, Datadog or
 //! OpenTelemetry tracer, whose `collectorUpstreamRef` becomes the Upstream's cluster, then
-//! served to the proxy though no route uses it).
+//! served to the proxy though no route uses it), and a route's `options.tracing` becomes the
+//! route's `tracing` (sampling) and `decorator` (span name).
 //!
 //! What Gloo or Envoy refuses rejects the Gateway, naming the field; a collector Upstream that
 //! is not there (or is rejected) is a warning, as Gloo's "Upstream not found" is, and the
@@ -486,5 +487,122 @@ hybridGateway:
     assert_eq!(
         s.errors,
         ["spec.hybridGateway.matchedGateways[0].httpGateway.options.httpConnectionManagerSettings.tracing.datadogConfig.serviceName: required (the service name of the spans)"]
+    );
+}
+
+// ----- routes -------------------------------------------------------------------------------
+
+/// A route's `options.tracing` becomes the route's `tracing`, its percentages per-million
+/// fractions converted as Gloo's `ToEnvoyPercentage` converts them (100 % unless set), and a
+/// `routeDescriptor` its decorator, with `propagate` as given; without a descriptor there is no
+/// decorator (`propagate` alone is dropped, as in Gloo). Routes without tracing options get
+/// neither, and direct responses trace like any route, as in Gloo.
+#[test]
+fn route_tracing_becomes_the_routes_decorator_and_tracing() {
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "default",
+            "domains: ['*']
+routes:
+- matchers: [{prefix: /checkout}]
+  options:
+    tracing:
+      routeDescriptor: checkout
+      propagate: false
+      tracePercentages: {clientSamplePercentage: 12.5, randomSamplePercentage: 0.1, overallSamplePercentage: 0}
+  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}
+- matchers: [{prefix: /cart}]
+  options: {tracing: {routeDescriptor: cart}}
+  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}
+- matchers: [{prefix: /quiet}]
+  options: {tracing: {propagate: true}}
+  directResponseAction: {status: 204}
+- matchers: [{prefix: /}]
+  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    let routes = vhost_json(&t, "default")["routes"].clone();
+    let route = |i: usize| {
+        let r = &routes[i];
+        (r["decorator"].clone(), r["tracing"].clone())
+    };
+    let all = json!({"numerator": 1_000_000, "denominator": "MILLION"});
+    assert_eq!(
+        route(0),
+        (
+            json!({"operation": "checkout", "propagate": false}),
+            json!({
+                "clientSampling": {"numerator": 125_000, "denominator": "MILLION"},
+                "randomSampling": {"numerator": 1_000, "denominator": "MILLION"},
+                "overallSampling": {"denominator": "MILLION"},
+            })
+        )
+    );
+    assert_eq!(
+        route(1),
+        (
+            json!({"operation": "cart"}),
+            json!({"clientSampling": all, "randomSampling": all, "overallSampling": all})
+        )
+    );
+    assert_eq!(
+        route(2),
+        (
+            Value::Null,
+            json!({"clientSampling": all, "randomSampling": all, "overallSampling": all})
+        )
+    );
+    assert_eq!(route(3), (Value::Null, Value::Null));
+}
+
+/// A delegated route inherits its parent's tracing unless it sets its own (Gloo's shallow
+/// merge), and a percentage outside 0 to 100 rejects the resource that sets it, naming it.
+#[test]
+fn route_tracing_is_inherited_and_checked() {
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "default",
+            "domains: ['*']
+routes:
+- matchers: [{prefix: /api}]
+  options: {tracing: {routeDescriptor: api}}
+  delegateAction: {ref: {name: api, namespace: gloo-system}}",
+        ),
+        &rt(
+            "{name: api, namespace: gloo-system}",
+            "routes:
+- matchers: [{prefix: /api/orders}]
+  options: {tracing: {routeDescriptor: orders}}
+  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}
+- matchers: [{prefix: /api}]
+  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}",
+        ),
+    ]));
+    assert_no_rejections(&t);
+    let routes = vhost_json(&t, "default")["routes"].clone();
+    assert_eq!(routes[0]["decorator"]["operation"], "orders");
+    assert_eq!(routes[1]["decorator"]["operation"], "api");
+
+    let t = translate(&docs(&[
+        &up(),
+        &vs(
+            "default",
+            "domains: ['*']
+routes:
+- matchers: [{prefix: /}]
+  options: {tracing: {tracePercentages: {randomSamplePercentage: 101}}}
+  routeAction: {single: {upstream: {name: up, namespace: gloo-system}}}",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Rejected,
+        &["spec.virtualHost.routes[0].options.tracing.tracePercentages.randomSamplePercentage: 101 is not between 0 and 100"],
+        &[],
     );
 }

@@ -275,8 +275,8 @@ pub struct RouteOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<serde_json::Value>,
     /// Tracing of the route's requests: the route's `decorator` (span name) and `tracing`
-    /// (sampling), as Gloo's tracing plugin writes them. Read as Gloo's `RouteTracingSettings`
-    /// (boxed: few routes set it); not applied yet.
+    /// (sampling), as Gloo's tracing plugin writes them (boxed: few routes set it). They take
+    /// effect on a listener with tracing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<Box<crate::model::tracing::RouteTracingSettings>>,
     /// Traffic shadowing.

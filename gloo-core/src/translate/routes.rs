@@ -752,6 +752,9 @@ fn route(
         action: Some(action),
         ..Default::default()
     };
+    if let Some(tracing) = &options.tracing {
+        super::tracing::apply_to_route(tracing, &mut out);
+    }
     if let Some(h) = &options.header_manipulation {
         out.request_headers_to_add = request_headers(h, secrets);
         out.request_headers_to_remove = h.request_headers_to_remove.clone();

@@ -1,5 +1,6 @@
 //! Tracing: a Gateway's `httpConnectionManagerSettings.tracing` as its connection manager's
-//! `tracing`, as Gloo's tracing plugin writes it (`ProcessHcmNetworkFilter`).
+//! `tracing`, and a route's `options.tracing` as the route's `decorator` and `tracing`, as
+//! Gloo's tracing plugin writes them (`ProcessHcmNetworkFilter`, `ProcessRoute`).
 //!
 //! The connection manager gets the tags (request headers, environment variables, literals,
 //! metadata, in that order), `verbose`, the three sampling percentages (100 % unless set, as
@@ -16,10 +17,18 @@
 //! field. A `collectorUpstreamRef` to an Upstream that is not there (or is rejected, so Envoy has
 //! no cluster for it) is a warning, as in Gloo (its "Upstream not found" is a warning), and the
 //! connection manager goes without tracing, as Gloo's does.
+//!
+//! A route's `tracing` gets the three sampling percentages as per-million fractions (100 %
+//! unless set, converted as Gloo converts them), and a `routeDescriptor` becomes the route's
+//! decorator operation (the name of its spans), with `propagate` as given. Percentages outside
+//! 0 to 100 reject the resource that sets them.
 
 use std::collections::BTreeSet;
 
 use envoy_types::pb::envoy::config::core::v3::{grpc_service, GrpcService};
+use envoy_types::pb::envoy::config::route::v3::{
+    Decorator, Route as EnvoyRoute, Tracing as RouteTracing,
+};
 use envoy_types::pb::envoy::config::trace::v3::{
     tracing::{http::ConfigType, Http},
     zipkin_config::CollectorEndpointVersion, DatadogConfig as EnvoyDatadog,
@@ -32,7 +41,9 @@ use envoy_types::pb::envoy::r#type::metadata::v3::{
     metadata_kind, MetadataKey, MetadataKind,
 };
 use envoy_types::pb::envoy::r#type::tracing::v3::{custom_tag, CustomTag};
-use envoy_types::pb::envoy::r#type::v3::Percent;
+use envoy_types::pb::envoy::r#type::v3::{
+    fractional_percent::DenominatorType, FractionalPercent, Percent,
+};
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use super::names::cluster_name;
@@ -40,8 +51,8 @@ use super::routes::duration;
 use crate::model::gateway::HttpGateway;
 use crate::model::tracing::{
     CollectorCluster, DatadogConfig, ListenerTracingSettings, OpenTelemetryConfig,
-    TracePercentages, TracingProvider, TracingTagMetadataKind, ZipkinCollectorEndpointVersion,
-    ZipkinConfig,
+    RouteTracingSettings, TracePercentages, TracingProvider, TracingTagMetadataKind,
+    ZipkinCollectorEndpointVersion, ZipkinConfig,
 };
 use crate::model::{Kind, ResourceRef};
 use crate::snapshot::ConfigSnapshot;
@@ -130,6 +141,14 @@ pub(crate) fn problems(settings: &ListenerTracingSettings, path: &str) -> Vec<St
         }
     }
     out
+}
+
+/// What is refused in a route's tracing settings (`path` is the path of `tracing`): percentages
+/// outside 0 to 100 (Gloo asks for "a value between 0.0 and 100.0", as for fault percentages).
+pub(crate) fn route_problems(settings: Option<&RouteTracingSettings>, path: &str) -> Vec<String> {
+    settings
+        .map(|s| percentage_problems(s.trace_percentages.as_ref(), path))
+        .unwrap_or_default()
 }
 
 fn percentage_problems(percentages: Option<&TracePercentages>, path: &str) -> Vec<String> {
@@ -496,5 +515,51 @@ fn open_telemetry(
         service_name,
         max_cache_size: o.max_cache_size.map(|value| UInt32Value { value }),
         ..Default::default()
+    }
+}
+
+/// A route's tracing settings on the Envoy route, as Gloo's `ProcessRoute` writes them: the
+/// route's `tracing` with the three sampling percentages (100 % unless set) as per-million
+/// fractions, and, with a `routeDescriptor`, its `decorator` (the descriptor as the operation,
+/// `propagate` as given).
+pub(crate) fn apply_to_route(settings: &RouteTracingSettings, out: &mut EnvoyRoute) {
+    let percentages = settings.trace_percentages.unwrap_or_default();
+    out.tracing = Some(RouteTracing {
+        client_sampling: Some(fraction(percentages.client_sample_percentage)),
+        random_sampling: Some(fraction(percentages.random_sample_percentage)),
+        overall_sampling: Some(fraction(percentages.overall_sample_percentage)),
+        ..Default::default()
+    });
+    if !settings.route_descriptor.is_empty() {
+        out.decorator = Some(Decorator {
+            operation: settings.route_descriptor.clone(),
+            propagate: settings.propagate.map(|value| BoolValue { value }),
+        });
+    }
+}
+
+/// Gloo's `ToEnvoyPercentage`: the percentage times 10,000 in 32-bit float arithmetic,
+/// truncated, per million.
+fn fraction(percentage: Option<f32>) -> FractionalPercent {
+    let percentage = percentage.unwrap_or(ONE_HUNDRED_PERCENT);
+    FractionalPercent {
+        // Validation keeps it between 0 and 100, so the product fits.
+        numerator: (percentage * 10_000.0) as u32,
+        denominator: DenominatorType::Million as i32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_percentages_convert_as_gloo_converts_them() {
+        assert_eq!(fraction(None).numerator, 1_000_000);
+        assert_eq!(fraction(Some(0.0)).numerator, 0);
+        assert_eq!(fraction(Some(12.5)).numerator, 125_000);
+        // float32 arithmetic, truncated, as Go's `uint32(percentage * 10000)`.
+        assert_eq!(fraction(Some(0.1)).numerator, 1_000);
+        assert_eq!(fraction(Some(33.333_33)).numerator, 333_333);
     }
 }
