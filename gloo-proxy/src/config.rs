@@ -370,6 +370,7 @@ impl ConnectionSettings {
         let common = hcm.common_http_protocol_options.as_ref();
         let http1 = hcm.http_protocol_options.as_ref();
         warn_http1_differences(http1, "http_protocol_options");
+        warn_unapplied(hcm);
         let http2 = hcm.http2_protocol_options.as_ref();
         Ok(ConnectionSettings {
             // Gloo's default (its translator sets it unless told otherwise).
@@ -578,6 +579,26 @@ fn warn_http1_differences(
 ) {
     if options.is_some_and(|o| o.enable_trailers) {
         tracing::warn!("{at}.enable_trailers: answers hyper serves send only declared trailers, to clients that ask (TE: trailers)");
+    }
+}
+
+/// Warns about what a connection manager asks for that gloo-proxy does not do: `tracing`
+/// (no spans are made or sent, and no trace context is added to requests), and the connection
+/// timings hyper keeps its own way (`drain_timeout`, `delayed_close_timeout`). Its
+/// `request_id_extension` (the UUID one, whose two settings are about tracing) needs no
+/// warning: `x-request-id` is made and kept as Envoy's default extension makes it.
+fn warn_unapplied(hcm: &HttpConnectionManager) {
+    if let Some(tracing) = &hcm.tracing {
+        tracing::warn!(
+            "tracing is not applied: no spans are sent to {:?} and requests carry no trace context",
+            tracing.provider.as_ref().map(|p| p.name.as_str()).unwrap_or("any tracer")
+        );
+    }
+    if hcm.drain_timeout.is_some() {
+        tracing::warn!("drain_timeout is not applied: HTTP/2 connections are drained by hyper's graceful shutdown");
+    }
+    if hcm.delayed_close_timeout.is_some() {
+        tracing::warn!("delayed_close_timeout is not applied: connections close once their answer is written");
     }
 }
 
