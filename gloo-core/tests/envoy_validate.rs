@@ -910,3 +910,155 @@ fn envoy_refuses_the_route_headers_gloo_refuses() {
         );
     }
 }
+
+/// The connection manager of the listener on `port` of a static bootstrap, as JSON.
+fn connection_manager_on(config: &Value, port: u64) -> Value {
+    config["staticResources"]["listeners"]
+        .as_array()
+        .and_then(|ls| {
+            ls.iter()
+                .find(|l| l["address"]["socketAddress"]["portValue"] == port)
+        })
+        .unwrap_or_else(|| panic!("listener on {port} in {config:#}"))["filterChains"][0]["filters"]
+        [0]["typedConfig"]
+        .clone()
+}
+
+/// Tracing to Zipkin (every kind of tag, percentages, verbose, upstream spans), Datadog and an
+/// OpenTelemetry collector over gRPC, each through a `collectorUpstreamRef` whose cluster gloo
+/// serves though no route uses it; the client certificate details forwarded (`SANITIZE_SET`,
+/// `APPEND_FORWARD`); the UUID request ID extension; routes' decorators and sampling. Envoy
+/// 1.40 accepts all of it and warns about nothing. What gloo refuses in tracing settings, Envoy
+/// refuses too: a Zipkin tracer without its endpoint, a tracer whose cluster it does not have, a
+/// percentage over 100, a Datadog tracer without a service name, an empty metadata namespace.
+#[test]
+fn envoy_accepts_tracing_client_cert_details_and_the_uuid_request_id_extension() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-tracing");
+    let resources = translated(&dir);
+    let config = bootstrap(&resources);
+    let zipkin = connection_manager_on(&config, 8080);
+    assert_eq!(
+        zipkin["tracing"]["provider"]["name"],
+        "envoy.tracers.zipkin"
+    );
+    assert_eq!(
+        zipkin["tracing"]["provider"]["typedConfig"]["collectorCluster"],
+        "zipkin_gloo-system"
+    );
+    assert_eq!(
+        zipkin["tracing"]["customTags"].as_array().map(Vec::len),
+        Some(6),
+        "{zipkin:#}"
+    );
+    assert_eq!(
+        zipkin["setCurrentClientCertDetails"],
+        json!({"subject": true, "cert": true, "chain": true, "dns": true, "uri": true})
+    );
+    assert_eq!(
+        zipkin["requestIdExtension"]["typedConfig"],
+        json!({
+            "@type": "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig",
+            "packTraceReason": false,
+            "useRequestIdForTraceSampling": true,
+        })
+    );
+    let datadog = connection_manager_on(&config, 8081);
+    assert_eq!(
+        datadog["tracing"]["provider"]["typedConfig"],
+        json!({
+            "@type": "type.googleapis.com/envoy.config.trace.v3.DatadogConfig",
+            "collectorCluster": "datadog-agent_gloo-system",
+            "serviceName": "edge",
+            "collectorHostname": "datadog-agent.example",
+            "remoteConfig": {"pollingInterval": "30s"},
+        })
+    );
+    let otel = connection_manager_on(&config, 8082);
+    assert_eq!(
+        otel["tracing"]["provider"]["typedConfig"],
+        json!({
+            "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+            "grpcService": {"envoyGrpc": {
+                "clusterName": "otel-collector_gloo-system",
+                "authority": "otel-collector.example",
+            }},
+            "serviceName": "otel-traced",
+            "maxCacheSize": 2048,
+        })
+    );
+    assert_eq!(otel["setCurrentClientCertDetails"], json!({"uri": true}));
+    let routes = &zipkin["routeConfig"]["virtualHosts"][0]["routes"];
+    assert_eq!(
+        routes[0]["decorator"],
+        json!({"operation": "checkout", "propagate": false})
+    );
+    assert_eq!(
+        routes[1]["tracing"]["randomSampling"],
+        json!({"denominator": "MILLION"})
+    );
+
+    let (ok, stdout, stderr) = envoy_validate(&config);
+    assert!(
+        ok,
+        "Envoy rejected:\n{stdout}\n{stderr}\nconfig:\n{config:#}"
+    );
+    assert_eq!(unexpected_warnings(&stderr), Vec::<&str>::new(), "{stderr}");
+    let counts = validate_resources(&resources, &dir.display().to_string());
+    // Three Gateways' listeners and route configurations; the routes' Upstream and the three
+    // collectors.
+    assert_eq!(counts, (3, 3, 4));
+
+    // Envoy refuses what gloo refuses in tracing settings (each rejects the Gateway there).
+    let with = |port: u64, edit: &dyn Fn(&mut Value)| {
+        let mut refused = config.clone();
+        let listener = refused["staticResources"]["listeners"]
+            .as_array_mut()
+            .and_then(|ls| {
+                ls.iter_mut()
+                    .find(|l| l["address"]["socketAddress"]["portValue"] == port)
+            })
+            .expect("listener");
+        edit(&mut listener["filterChains"][0]["filters"][0]["typedConfig"]["tracing"]);
+        refused
+    };
+    let zipkin_config = |field: &'static str, value: Value| {
+        move |tracing: &mut Value| tracing["provider"]["typedConfig"][field] = value.clone()
+    };
+    for (what, refused, why) in [
+        (
+            "a Zipkin tracer without its endpoint",
+            with(8080, &zipkin_config("collectorEndpoint", json!(""))),
+            "collector_cluster and collector_endpoint must be specified",
+        ),
+        (
+            "a Zipkin tracer whose cluster Envoy does not have",
+            with(8080, &zipkin_config("collectorCluster", json!("zipkin"))),
+            "envoy.tracers.zipkin: unknown cluster 'zipkin'",
+        ),
+        (
+            "a Datadog tracer without a service name",
+            with(8081, &|t: &mut Value| {
+                t["provider"]["typedConfig"]["serviceName"] = json!("")
+            }),
+            "ServiceName: value length must be at least 1",
+        ),
+        (
+            "a percentage over 100",
+            with(8080, &|t: &mut Value| {
+                t["randomSampling"] = json!({"value": 100.5})
+            }),
+            "value must be inside range [0, 100]",
+        ),
+        (
+            "an empty metadata namespace",
+            with(8080, &|t: &mut Value| {
+                t["customTags"][4]["metadata"]["metadataKey"]["key"] = json!("")
+            }),
+            "MetadataKeyValidationError.Key: value length must be at least 1",
+        ),
+    ] {
+        let (ok, stdout, stderr) = envoy_validate(&refused);
+        assert!(!ok, "Envoy accepted {what}");
+        assert!(stderr.contains(why), "{what}:\n{stdout}\n{stderr}");
+    }
+}
