@@ -604,68 +604,17 @@ fn ocsp_staples_alpn_and_the_handshake_timeout_follow_the_ssl_config() {
 /// `spiffe://gloo.test/gateway`, and `client.crt`, a client certificate with a subject that
 /// needs RFC 2253 escaping and DNS, URI and email SANs, made by `openssl` in `dir`.
 fn xfcc_certificates(dir: &Path, servers: &[&str]) {
-    support::openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test-ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-        ],
-    );
-    let sign = |name: &str, subject: &str, sans: &str| {
-        let ext = format!("{name}.ext");
-        fs::write(dir.join(&ext), format!("subjectAltName={sans}\n")).expect("write ext");
-        let (key, csr, crt) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-        );
-        support::openssl(
-            dir,
-            &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out",
-                &csr,
-            ],
-        );
-        support::openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-                "-out",
-                &crt,
-            ],
-        );
-    };
+    support::certificate_authority(dir);
     for server in servers {
-        sign(
+        support::signed_certificate(
+            dir,
             server,
             &format!("/CN={server}"),
             &format!("DNS:{server},URI:spiffe://gloo.test/gateway"),
         );
     }
-    sign(
+    support::signed_certificate(
+        dir,
         "client",
         "/C=US/ST=Test State/O=Gloo, Test/OU=#edge/CN=client.example",
         "DNS:client.example,DNS:alt.example,URI:spiffe://gloo.test/client,email:ops@example.com",

@@ -1034,6 +1034,14 @@ pub fn openssl(dir: &Path, args: &[&str]) {
 /// A CA (`ca.crt`), and certificates it signed for each name (`<name>.crt`, `<name>.key`),
 /// made by `openssl` in `dir`.
 pub fn certificates(dir: &Path, names: &[&str]) {
+    certificate_authority(dir);
+    for name in names {
+        signed_certificate(dir, name, &format!("/CN={name}"), &format!("DNS:{name}"));
+    }
+}
+
+/// A CA, `ca.crt` and `ca.key`, made by `openssl` in `dir`.
+pub fn certificate_authority(dir: &Path) {
     openssl(
         dir,
         &[
@@ -1052,48 +1060,44 @@ pub fn certificates(dir: &Path, names: &[&str]) {
             "ca.crt",
         ],
     );
-    for name in names {
-        let key = format!("{name}.key");
-        let csr = format!("{name}.csr");
-        let crt = format!("{name}.crt");
-        let ext = format!("{name}.ext");
-        fs::write(dir.join(&ext), format!("subjectAltName=DNS:{name}\n")).expect("write ext");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                &format!("/CN={name}"),
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-                "-out",
-                &crt,
-            ],
-        );
-    }
+}
+
+/// `<name>.crt` and `<name>.key` in `dir`, signed by its CA (see [`certificate_authority`]),
+/// with `subject` (`/CN=...`) and `sans` (`DNS:a,URI:b`).
+pub fn signed_certificate(dir: &Path, name: &str, subject: &str, sans: &str) {
+    let (key, csr, crt, ext) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+        format!("{name}.ext"),
+    );
+    fs::write(dir.join(&ext), format!("subjectAltName={sans}\n")).expect("write ext");
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &crt,
+        ],
+    );
 }
 
 /// A Gateway `gw` in gloo-system serving HTTP on 127.0.0.1:`port`.
