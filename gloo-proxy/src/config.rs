@@ -591,14 +591,20 @@ fn warn_unapplied(hcm: &HttpConnectionManager) {
     if let Some(tracing) = &hcm.tracing {
         tracing::warn!(
             "tracing is not applied: no spans are sent to {:?} and requests carry no trace context",
-            tracing.provider.as_ref().map(|p| p.name.as_str()).unwrap_or("any tracer")
+            tracing
+                .provider
+                .as_ref()
+                .map(|p| p.name.as_str())
+                .unwrap_or("any tracer")
         );
     }
     if hcm.drain_timeout.is_some() {
         tracing::warn!("drain_timeout is not applied: HTTP/2 connections are drained by hyper's graceful shutdown");
     }
     if hcm.delayed_close_timeout.is_some() {
-        tracing::warn!("delayed_close_timeout is not applied: connections close once their answer is written");
+        tracing::warn!(
+            "delayed_close_timeout is not applied: connections close once their answer is written"
+        );
     }
 }
 
