@@ -582,22 +582,13 @@ fn warn_http1_differences(
     }
 }
 
-/// Warns about what a connection manager asks for that gloo-proxy does not do: `tracing`
-/// (no spans are made or sent, and no trace context is added to requests), and the connection
-/// timings hyper keeps its own way (`drain_timeout`, `delayed_close_timeout`). Its
-/// `request_id_extension` (the UUID one, whose two settings are about tracing) needs no
-/// warning: `x-request-id` is made and kept as Envoy's default extension makes it.
+/// Warns about what a connection manager asks for that gloo-proxy does not do: the
+/// connection timings hyper keeps its own way (`drain_timeout`, `delayed_close_timeout`).
+/// Tracers other than Zipkin's are warned about where the tracer is compiled
+/// ([`crate::trace::ZipkinTracer::compile`]). Its `request_id_extension` (the UUID one) needs
+/// no warning: `x-request-id` is made and kept as Envoy's default extension makes it, and its
+/// trace reason is packed into it when a request is traced.
 fn warn_unapplied(hcm: &HttpConnectionManager) {
-    if let Some(tracing) = &hcm.tracing {
-        tracing::warn!(
-            "tracing is not applied: no spans are sent to {:?} and requests carry no trace context",
-            tracing
-                .provider
-                .as_ref()
-                .map(|p| p.name.as_str())
-                .unwrap_or("any tracer")
-        );
-    }
     if hcm.drain_timeout.is_some() {
         tracing::warn!("drain_timeout is not applied: HTTP/2 connections are drained by hyper's graceful shutdown");
     }
@@ -704,6 +695,15 @@ pub struct HttpListener {
     pub tls_handshake_timeout: Duration,
     /// The connection manager's access logs, if it has any.
     pub access_log: Option<Arc<crate::access_log::AccessLogs>>,
+    /// The connection manager's tracer, if it traces (Zipkin's).
+    pub tracer: Option<Arc<crate::trace::ZipkinTracer>>,
+}
+
+impl HttpListener {
+    /// Whether requests are recorded as they go (for access logs or trace spans).
+    pub fn records(&self) -> bool {
+        self.access_log.is_some() || self.tracer.is_some()
+    }
 }
 
 impl HttpListener {
@@ -1002,6 +1002,10 @@ pub fn compile_listener(
         tls,
         tls_handshake_timeout: handshake_timeout.unwrap_or(DEFAULT_TLS_HANDSHAKE_TIMEOUT),
         access_log: crate::access_log::AccessLogs::compile(&hcm.access_log, registry.upstreams())?,
+        tracer: match &hcm.tracing {
+            Some(tracing) => crate::trace::ZipkinTracer::compile(tracing, registry.upstreams())?,
+            None => None,
+        },
     })
 }
 

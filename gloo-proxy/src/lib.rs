@@ -108,6 +108,7 @@ pub mod server;
 pub mod sources;
 pub mod stats;
 pub mod tls;
+pub mod trace;
 #[cfg(feature = "transform")]
 pub mod transform;
 pub mod upstream;

@@ -196,9 +196,9 @@ impl Proxy {
         self.stats.downstream.rq_total.inc();
         let mut req = req.map(Into::into);
         let mut recording = None;
-        if let Some(logs) = &listener.access_log {
-            let (started_recording, counted) =
-                Recording::start(logs.clone(), req, downstream, started);
+        if listener.records() {
+            let logs = listener.access_log.clone().unwrap_or_default();
+            let (started_recording, counted) = Recording::start(logs, req, downstream, started);
             recording = Some(started_recording);
             req = counted;
         }
@@ -798,6 +798,12 @@ async fn route_and_serve(
     let refused_upgrade = upgrade
         .as_ref()
         .is_some_and(|kind| kind != "h2c" && !settings.upgrades.iter().any(|u| u == kind));
+    // The connection manager's tracing decision follows the request id, as in Envoy; the
+    // span goes with the answer to where the access log entry is written.
+    let trace = listener
+        .tracer
+        .as_ref()
+        .map(|tracer| (tracer.clone(), tracer.start(req.headers_mut())));
     let raw = req.uri().path_and_query().map(|p| p.as_str());
     let raw_path = match raw {
         Some(p) => p,
@@ -835,11 +841,13 @@ async fn route_and_serve(
         }
         return r;
     }
-    // Only a listener with access logs learns anything for them: one pointer otherwise.
-    let mut log = listener
-        .access_log
-        .as_ref()
-        .map(|_| Box::new(LogFacts::new(listener, downstream, &req, &authority, &path)));
+    // Only a listener with access logs (or a tracer) learns anything for them: one pointer
+    // otherwise.
+    let mut log = listener.records().then(|| {
+        let mut facts = LogFacts::new(listener, downstream, &req, &authority, &path);
+        facts.trace = trace;
+        Box::new(facts)
+    });
     let Some(table) = config.route_table(listener).cloned() else {
         return LogFacts::apply(
             &log,
@@ -1023,7 +1031,10 @@ async fn route_and_serve(
 struct LogFacts {
     request: Arc<LoggedRequest>,
     route_name: Option<Arc<str>>,
+    operation: Option<Arc<str>>,
     cluster: Option<Arc<str>>,
+    /// The request's trace span, when the listener traces.
+    trace: Option<(Arc<crate::trace::ZipkinTracer>, crate::trace::Span)>,
 }
 
 impl LogFacts {
@@ -1045,7 +1056,9 @@ impl LogFacts {
                 headers,
             }),
             route_name: None,
+            operation: None,
             cluster: None,
+            trace: None,
         }
     }
 
@@ -1053,6 +1066,7 @@ impl LogFacts {
     fn routed(&mut self, route: &Route, config: &ProxyConfig) {
         let request = &mut self.request;
         self.route_name = Some(Arc::from(route.name()));
+        self.operation = route.decorator().cloned();
         match route.action() {
             Action::Forward(forward) => {
                 if let crate::router::action::ClusterChoice::Single(cluster) = &forward.clusters {
@@ -1097,6 +1111,12 @@ impl LogFacts {
         }
         if facts.route_name.is_none() {
             facts.route_name = self.route_name.clone();
+        }
+        if facts.operation.is_none() {
+            facts.operation = self.operation.clone();
+        }
+        if facts.trace.is_none() {
+            facts.trace = self.trace.clone();
         }
         if facts.upstream_cluster.is_none() {
             facts.upstream_cluster = self.cluster.clone();
@@ -1649,7 +1669,7 @@ async fn forward_to_cluster(
     };
     // What the access log reads of the request: as it goes upstream, as Envoy's router
     // leaves the request headers its access log then reads.
-    let logged = ctx.listener.access_log.as_ref().map(|_| {
+    let logged = ctx.listener.records().then(|| {
         let mut logged_headers = headers.clone();
         if path.as_str() != ctx.path.as_str() {
             if let Ok(original) = HeaderValue::from_str(ctx.path.as_str()) {

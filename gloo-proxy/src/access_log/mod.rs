@@ -67,7 +67,7 @@ const GRPC_TYPE: &str =
     "type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig";
 
 /// The access logs of one connection manager.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct AccessLogs(Vec<AccessLog>);
 
 /// One access log: where, how, and which requests.
@@ -367,6 +367,10 @@ pub struct StreamFacts {
     pub request: Option<Arc<LoggedRequest>>,
     /// The name of the route that matched.
     pub route_name: Option<Arc<str>>,
+    /// The matched route's decorator operation (the name of its trace spans).
+    pub operation: Option<Arc<str>>,
+    /// The request's trace span and its tracer: the span ends with the access log entry.
+    pub trace: Option<(Arc<crate::trace::ZipkinTracer>, crate::trace::Span)>,
     /// The request was refused as Envoy's codec refuses it (`DPE`): nothing of it is logged.
     pub unparsed: bool,
     /// The request was a health check (the health check filter's headers matched).
@@ -638,6 +642,9 @@ impl Pending {
             health_check: self.facts.health_check,
         };
         r.logs.write(&entry);
+        if let Some((tracer, span)) = &self.facts.trace {
+            tracer.finish(span, &entry, self.facts.operation.as_deref());
+        }
     }
 }
 

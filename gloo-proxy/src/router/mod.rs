@@ -89,6 +89,8 @@ pub struct Route {
     /// Header operators on any level a request on this route goes through (its weighted
     /// targets, the route, its virtual host, the table), settled when the table is compiled.
     formats: HeaderFormats,
+    /// Its decorator's operation: the name of its requests' trace spans.
+    decorator: Option<std::sync::Arc<str>>,
 }
 
 /// Which of a route's header mutations (on any level) have operators to render.
@@ -118,6 +120,11 @@ impl Route {
     /// their `name` field).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Its decorator's operation (the name of its requests' trace spans), if it has one.
+    pub fn decorator(&self) -> Option<&std::sync::Arc<str>> {
+        self.decorator.as_ref()
     }
 
     /// What the route does.
@@ -185,6 +192,11 @@ impl Route {
             #[cfg(feature = "ratelimit")]
             metadata: route_metadata(r.metadata.as_ref()),
             formats: HeaderFormats::default(),
+            decorator: r
+                .decorator
+                .as_ref()
+                .filter(|d| !d.operation.is_empty())
+                .map(|d| std::sync::Arc::from(d.operation.as_str())),
         })
     }
 }
