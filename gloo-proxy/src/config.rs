@@ -585,7 +585,7 @@ fn warn_http1_differences(
 /// Warns about what a connection manager asks for that gloo-proxy does not do: the
 /// connection timings hyper keeps its own way (`drain_timeout`, `delayed_close_timeout`).
 /// Tracers other than Zipkin's are warned about where the tracer is compiled
-/// ([`crate::trace::ZipkinTracer::compile`]). Its `request_id_extension` (the UUID one) needs
+/// ([`crate::trace::Tracer::compile`]). Its `request_id_extension` (the UUID one) needs
 /// no warning: `x-request-id` is made and kept as Envoy's default extension makes it, and its
 /// trace reason is packed into it when a request is traced.
 fn warn_unapplied(hcm: &HttpConnectionManager) {
@@ -695,8 +695,8 @@ pub struct HttpListener {
     pub tls_handshake_timeout: Duration,
     /// The connection manager's access logs, if it has any.
     pub access_log: Option<Arc<crate::access_log::AccessLogs>>,
-    /// The connection manager's tracer, if it traces (Zipkin's).
-    pub tracer: Option<Arc<crate::trace::ZipkinTracer>>,
+    /// The connection manager's tracer, if it traces (Zipkin's or OpenTelemetry's).
+    pub tracer: Option<Arc<crate::trace::Tracer>>,
 }
 
 impl HttpListener {
@@ -1003,7 +1003,7 @@ pub fn compile_listener(
         tls_handshake_timeout: handshake_timeout.unwrap_or(DEFAULT_TLS_HANDSHAKE_TIMEOUT),
         access_log: crate::access_log::AccessLogs::compile(&hcm.access_log, registry.upstreams())?,
         tracer: match &hcm.tracing {
-            Some(tracing) => crate::trace::ZipkinTracer::compile(tracing, registry.upstreams())?,
+            Some(tracing) => crate::trace::Tracer::compile(tracing, registry.upstreams())?,
             None => None,
         },
     })

@@ -1034,7 +1034,7 @@ struct LogFacts {
     operation: Option<Arc<str>>,
     cluster: Option<Arc<str>>,
     /// The request's trace span, when the listener traces.
-    trace: Option<(Arc<crate::trace::ZipkinTracer>, crate::trace::Span)>,
+    trace: Option<(Arc<crate::trace::Tracer>, crate::trace::Span)>,
 }
 
 impl LogFacts {

@@ -12,7 +12,23 @@ use std::time::Duration;
 use serde_json::Value;
 use support::{free_port, gloo_run, http_raw, poll, Backend, LogsOnPanic};
 
-fn config(port: u16, app: u16, collector: u16, closed: u16) -> String {
+/// The Zipkin tracer's settings, to the collector Upstream `zipkin`.
+const ZIPKIN: &str = "zipkinConfig:
+            collectorUpstreamRef: {name: zipkin, namespace: gloo-system}
+            collectorEndpoint: /api/v2/spans
+            collectorEndpointVersion: HTTP_JSON";
+
+/// The OpenTelemetry tracer's settings, to the collector Upstream `zipkin` (which then
+/// speaks gRPC).
+const OPENTELEMETRY: &str = "openTelemetryConfig:
+            collectorUpstreamRef: {name: zipkin, namespace: gloo-system}";
+
+fn config(port: u16, app: u16, collector: u16, closed: u16, tracer: &str) -> String {
+    let http2 = if tracer == OPENTELEMETRY {
+        "\n  useHttp2: true"
+    } else {
+        ""
+    };
     format!(
         r#"apiVersion: gloo.solo.io/v1
 kind: Upstream
@@ -29,7 +45,7 @@ spec:
 apiVersion: gloo.solo.io/v1
 kind: Upstream
 metadata: {{name: zipkin, namespace: gloo-system}}
-spec:
+spec:{http2}
   static: {{hosts: [{{addr: 127.0.0.1, port: {collector}}}]}}
 ---
 apiVersion: gateway.solo.io/v1
@@ -44,10 +60,7 @@ spec:
         tracing:
           requestHeadersForTags: [x-tenant]
           literalsForTags: [{{tag: team, value: edge}}]
-          zipkinConfig:
-            collectorUpstreamRef: {{name: zipkin, namespace: gloo-system}}
-            collectorEndpoint: /api/v2/spans
-            collectorEndpointVersion: HTTP_JSON
+          {tracer}
 ---
 apiVersion: gateway.solo.io/v1
 kind: VirtualService
@@ -70,47 +83,70 @@ spec:
     )
 }
 
-/// The requests, each with the headers that vary it: a decorated route, a plain one, a
-/// direct response, an upstream that is down, a client in a sampled trace, a client that
-/// said not to sample (no span), and a sixth span, which waits for the flush interval.
-const REQUESTS: [(&str, &str); 7] = [
-    ("/checkout/1", "x-tenant: t1\r\nuser-agent: probe\r\n"),
-    ("/other?q=1", "x-tenant: t2\r\n"),
-    ("/direct", ""),
-    ("/down", "user-agent: probe\r\n"),
-    (
-        "/joined",
-        "x-b3-traceid: 463ac35c9f6413ad\r\nx-b3-spanid: a2fb4a1d1a96d312\r\nx-b3-parentspanid: 0020000000000001\r\nx-b3-sampled: 1\r\n",
-    ),
-    (
-        "/unsampled",
-        "x-b3-traceid: 563ac35c9f6413ad\r\nx-b3-spanid: b2fb4a1d1a96d312\r\nx-b3-sampled: 0\r\n",
-    ),
-    // The sixth span: sent when the flush interval has passed.
-    ("/late", ""),
+/// The client trace ids the requests carry (kept as they are when spans are compared).
+const GIVEN: [&str; 8] = [
+    "463ac35c9f6413ad",
+    "563ac35c9f6413ad",
+    "a2fb4a1d1a96d312",
+    "b2fb4a1d1a96d312",
+    "0020000000000001",
+    "4bf92f3577b34da6a3ce929d0e0e4736",
+    "00f067aa0ba902b7",
+    "5bf92f3577b34da6a3ce929d0e0e4736",
 ];
 
+/// The requests, each with the headers that vary it: a decorated route, a plain one, a
+/// direct response, an upstream that is down, a client in a sampled trace, a client that
+/// said not to sample (no span), and a sixth span, which waits for the flush interval. The
+/// clients' trace context is B3 for Zipkin, W3C for OpenTelemetry.
+fn requests(tracer: &str) -> [(&'static str, &'static str); 7] {
+    let (joined, unsampled) = if tracer == OPENTELEMETRY {
+        (
+            "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\ntracestate: vendor=1\r\n",
+            "traceparent: 00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00\r\n",
+        )
+    } else {
+        (
+            "x-b3-traceid: 463ac35c9f6413ad\r\nx-b3-spanid: a2fb4a1d1a96d312\r\nx-b3-parentspanid: 0020000000000001\r\nx-b3-sampled: 1\r\n",
+            "x-b3-traceid: 563ac35c9f6413ad\r\nx-b3-spanid: b2fb4a1d1a96d312\r\nx-b3-sampled: 0\r\n",
+        )
+    };
+    [
+        ("/checkout/1", "x-tenant: t1\r\nuser-agent: probe\r\n"),
+        ("/other?q=1", "x-tenant: t2\r\n"),
+        ("/direct", ""),
+        ("/down", "user-agent: probe\r\n"),
+        ("/joined", joined),
+        ("/unsampled", unsampled),
+        ("/late", ""),
+    ]
+}
+
+/// An id as compared: a client's as it is, the trace id's relation, or its shape.
+fn id_shape(id: &str, trace: Option<&str>) -> String {
+    if GIVEN.contains(&id) || id.is_empty() || id == "-" {
+        id.to_string()
+    } else if Some(id) == trace {
+        "<the trace id>".into()
+    } else if matches!(id.len(), 16 | 32) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        format!("<{} hex>", id.len())
+    } else {
+        format!("<malformed {id}>")
+    }
+}
+
 /// A span without what differs by nature between two proxies or two runs (its times, the
-/// generated ids, the node): the generated ids are replaced by whether they are well formed
-/// and how they relate.
+/// generated ids, the node): the generated ids are replaced by their shape and how they
+/// relate.
 fn comparable(span: &Value) -> Value {
     let mut span = span.clone();
     let trace = span["traceId"].as_str().unwrap_or_default().to_string();
-    let id = span["id"].as_str().unwrap_or_default().to_string();
-    let joined = trace == "463ac35c9f6413ad";
-    if !joined {
-        let hex16 = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
-        span["traceId"] = Value::from(if hex16(&trace) {
-            "<16 hex>"
-        } else {
-            "<malformed>"
-        });
-        span["id"] = Value::from(if id == trace {
-            "<the trace id>"
-        } else {
-            "<other>"
-        });
+    for key in ["id", "parentId"] {
+        if let Some(id) = span.get(key).and_then(Value::as_str).map(str::to_string) {
+            span[key] = Value::from(id_shape(&id, Some(&trace)));
+        }
     }
+    span["traceId"] = Value::from(id_shape(&trace, None));
     let object = span.as_object_mut().expect("a span is an object");
     for key in ["timestamp", "duration", "annotations"] {
         object.remove(key);
@@ -137,52 +173,191 @@ fn comparable(span: &Value) -> Value {
 fn context_seen(seen: &support::Seen) -> String {
     let h = |name: &str| seen.header(name).unwrap_or("-").to_string();
     let trace = h("x-b3-traceid");
-    let given = [
-        "463ac35c9f6413ad",
-        "563ac35c9f6413ad",
-        "a2fb4a1d1a96d312",
-        "b2fb4a1d1a96d312",
-        "0020000000000001",
-        "-",
-    ];
-    let shape = |s: &str, trace: Option<&str>| {
-        if given.contains(&s) {
-            s.to_string()
-        } else if Some(s) == trace {
-            "<the trace id>".into()
-        } else if s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            "<16 hex>".into()
-        } else {
-            format!("<malformed {s}>")
-        }
+    let traceparent = h("traceparent");
+    let w3c: Vec<&str> = traceparent.split('-').collect();
+    let w3c = match w3c.as_slice() {
+        [version, trace, span, flags] => format!(
+            "{version}-{}-{}-{flags}",
+            id_shape(trace, None),
+            id_shape(span, Some(trace))
+        ),
+        _ => traceparent.clone(),
     };
     format!(
-        "{} traceid={} spanid={} parent={} sampled={} request-id reason={:?}",
+        "{} traceid={} spanid={} parent={} sampled={} traceparent={w3c} tracestate={} request-id reason={:?}",
         seen.target,
-        shape(&trace, None),
-        shape(&h("x-b3-spanid"), Some(&trace)),
-        shape(&h("x-b3-parentspanid"), Some(&trace)),
+        id_shape(&trace, None),
+        id_shape(&h("x-b3-spanid"), Some(&trace)),
+        id_shape(&h("x-b3-parentspanid"), Some(&trace)),
         h("x-b3-sampled"),
+        h("tracestate"),
         h("x-request-id").chars().nth(14),
     )
+}
+
+/// An OTLP collector speaking gRPC over cleartext HTTP/2, keeping the spans it receives as
+/// Zipkin-like JSON (`traceId`, `id`, `parentId`, `name`, `kind`, `tags`, plus the span's
+/// `status` and its resource's `service.name`), so they compare as Zipkin's do.
+#[derive(Clone)]
+struct OtlpCollector {
+    port: u16,
+    spans: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl OtlpCollector {
+    fn start() -> OtlpCollector {
+        use gloo_proxy::trace::otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+        use http_body_util::BodyExt;
+        use prost::Message;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the collector");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("address").port();
+        let spans: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+        let kept = spans.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                while let Ok((stream, _)) = listener.accept().await {
+                    let kept = kept.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                            let kept = kept.clone();
+                            async move {
+                                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                                let message = body.get(5..).unwrap_or_default();
+                                let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+                                if let Ok(export) = ExportTraceServiceRequest::decode(message) {
+                                    for resource in export.resource_spans {
+                                        let service = resource.resource.iter().flat_map(|r| r.attributes.iter())
+                                            .find(|a| a.key == "service.name")
+                                            .and_then(|a| a.value.as_ref())
+                                            .map(|v| format!("{:?}", v.value))
+                                            .unwrap_or_default();
+                                        for scope in resource.scope_spans {
+                                            for span in scope.spans {
+                                                let tags: serde_json::Map<String, Value> = span.attributes.iter().map(|a| {
+                                                    let value = match a.value.as_ref().and_then(|v| v.value.as_ref()) {
+                                                        Some(envoy_types::pb::opentelemetry::proto::common::v1::any_value::Value::StringValue(s)) => Value::from(s.clone()),
+                                                        other => Value::from(format!("{other:?}")),
+                                                    };
+                                                    (a.key.clone(), value)
+                                                }).collect();
+                                                let mut json = serde_json::json!({
+                                                    "traceId": hex(&span.trace_id),
+                                                    "id": hex(&span.span_id),
+                                                    "name": span.name,
+                                                    "kind": span.kind,
+                                                    "tags": tags,
+                                                    "status": span.status.as_ref().map(|s| (s.code, s.message.clone())),
+                                                    "traceState": span.trace_state,
+                                                    "service": service,
+                                                });
+                                                if !span.parent_span_id.is_empty() {
+                                                    json["parentId"] = Value::from(hex(&span.parent_span_id));
+                                                }
+                                                kept.lock().unwrap_or_else(|p| p.into_inner()).push(json);
+                                            }
+                                        }
+                                    }
+                                }
+                                let reply = ExportTraceServiceResponse::default().encode_to_vec();
+                                let mut framed = vec![0u8];
+                                framed.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+                                framed.extend_from_slice(&reply);
+                                let mut trailers = http::HeaderMap::new();
+                                trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                                let frames = vec![
+                                    Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes::Bytes::from(framed))),
+                                    Ok(hyper::body::Frame::trailers(trailers)),
+                                ];
+                                let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+                                let response = hyper::Response::builder()
+                                    .header("content-type", "application/grpc")
+                                    .body(body)
+                                    .expect("a response");
+                                Ok::<_, std::convert::Infallible>(response)
+                            }
+                        });
+                        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        OtlpCollector { port, spans }
+    }
+}
+
+/// Where a side's spans arrive.
+enum Collector {
+    Zipkin(Backend),
+    Otlp(OtlpCollector),
+}
+
+impl Collector {
+    fn port(&self) -> u16 {
+        match self {
+            Collector::Zipkin(b) => b.port,
+            Collector::Otlp(c) => c.port,
+        }
+    }
+
+    fn spans(&self) -> Vec<Value> {
+        match self {
+            Collector::Zipkin(b) => b
+                .seen()
+                .iter()
+                .filter(|r| r.target == "/api/v2/spans")
+                .flat_map(|r| {
+                    serde_json::from_slice::<Vec<Value>>(&r.body).unwrap_or_else(|e| {
+                        vec![Value::from(format!(
+                            "unreadable batch: {e}: {}",
+                            String::from_utf8_lossy(&r.body)
+                        ))]
+                    })
+                })
+                .collect(),
+            Collector::Otlp(c) => c.spans.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
 }
 
 struct Side {
     name: &'static str,
     port: u16,
     app: Backend,
-    collector: Backend,
+    collector: Collector,
 }
 
+/// Zipkin: JSON spans to the collector's endpoint, B3 context upstream.
 #[test]
 fn zipkin_spans_and_b3_context_match_envoy() {
+    spans_and_context_match_envoy(ZIPKIN);
+}
+
+/// OpenTelemetry: OTLP spans over gRPC, W3C context upstream.
+#[test]
+fn opentelemetry_spans_and_w3c_context_match_envoy() {
+    spans_and_context_match_envoy(OPENTELEMETRY);
+}
+
+fn spans_and_context_match_envoy(tracer: &str) {
     let tmp = tempfile::tempdir().expect("tmp");
     let closed = free_port();
     let side = |name| Side {
         name,
         port: free_port(),
         app: Backend::start("app"),
-        collector: Backend::start("zipkin"),
+        collector: if tracer == OPENTELEMETRY {
+            Collector::Otlp(OtlpCollector::start())
+        } else {
+            Collector::Zipkin(Backend::start("zipkin"))
+        },
     };
     let (envoy_side, gloo_side) = (side("envoy"), side("gloo"));
     for s in [&envoy_side, &gloo_side] {
@@ -190,7 +365,7 @@ fn zipkin_spans_and_b3_context_match_envoy() {
         fs::create_dir_all(&dir).expect("config dir");
         fs::write(
             dir.join("gloo.yaml"),
-            config(s.port, s.app.port, s.collector.port, closed),
+            config(s.port, s.app.port, s.collector.port(), closed, tracer),
         )
         .expect("write config");
     }
@@ -204,16 +379,23 @@ fn zipkin_spans_and_b3_context_match_envoy() {
         &gloo_dir.join("config"),
         vec![&gloo, &envoy, &control_plane],
     );
+    // A warm-up request that is not sampled (the client says so), so it makes no span.
+    let warm = if tracer == OPENTELEMETRY {
+        "GET /direct HTTP/1.1\r\nHost: warm.example\r\ntraceparent: 00-6bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00\r\nConnection: close\r\n\r\n"
+    } else {
+        "GET /direct HTTP/1.1\r\nHost: warm.example\r\nx-b3-sampled: 0\r\nConnection: close\r\n\r\n"
+    };
     for s in [&envoy_side, &gloo_side] {
         poll(&format!("{} to serve", s.name), || {
-            let r = http_raw(s.port, b"GET /direct HTTP/1.1\r\nHost: warm.example\r\nx-b3-sampled: 0\r\nConnection: close\r\n\r\n", false)
-                .map_err(|e| e.to_string())?;
-            (r.status == 202).then_some(()).ok_or(format!("{}", r.status))
+            let r = http_raw(s.port, warm.as_bytes(), false).map_err(|e| e.to_string())?;
+            (r.status == 202)
+                .then_some(())
+                .ok_or(format!("{}", r.status))
         })
         .unwrap_or_else(|e| panic!("{e}"));
     }
     for s in [&envoy_side, &gloo_side] {
-        for (path, extra) in REQUESTS {
+        for (path, extra) in requests(tracer) {
             let request = format!(
                 "GET {path} HTTP/1.1\r\nHost: shop.example\r\n{extra}Connection: close\r\n\r\n"
             );
@@ -222,21 +404,7 @@ fn zipkin_spans_and_b3_context_match_envoy() {
         }
     }
     // Five spans go at once, the sixth after the flush interval.
-    let spans = |s: &Side| -> Vec<Value> {
-        s.collector
-            .seen()
-            .iter()
-            .filter(|r| r.target == "/api/v2/spans")
-            .flat_map(|r| {
-                serde_json::from_slice::<Vec<Value>>(&r.body).unwrap_or_else(|e| {
-                    vec![Value::from(format!(
-                        "unreadable batch: {e}: {}",
-                        String::from_utf8_lossy(&r.body)
-                    ))]
-                })
-            })
-            .collect()
-    };
+    let spans = |s: &Side| s.collector.spans();
     let arrived = |n: usize| {
         let counts = (spans(&envoy_side).len(), spans(&gloo_side).len());
         (counts.0 >= n && counts.1 >= n)

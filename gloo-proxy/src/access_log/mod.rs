@@ -370,7 +370,7 @@ pub struct StreamFacts {
     /// The matched route's decorator operation (the name of its trace spans).
     pub operation: Option<Arc<str>>,
     /// The request's trace span and its tracer: the span ends with the access log entry.
-    pub trace: Option<(Arc<crate::trace::ZipkinTracer>, crate::trace::Span)>,
+    pub trace: Option<(Arc<crate::trace::Tracer>, crate::trace::Span)>,
     /// The request was refused as Envoy's codec refuses it (`DPE`): nothing of it is logged.
     pub unparsed: bool,
     /// The request was a health check (the health check filter's headers matched).
