@@ -1458,7 +1458,7 @@ struct Outgoing {
     grpc: bool,
     /// The downstream connection, for a cluster whose connections start with a PROXY
     /// protocol header.
-    origin: Option<crate::proxy_protocol::Origin>,
+    origin: Option<Box<crate::proxy_protocol::Origin>>,
     /// The HTTP version the client spoke (a cluster may follow it).
     version: Version,
 }
@@ -1691,12 +1691,12 @@ async fn forward_to_cluster(
     let logged_cluster = logged.as_ref().map(|_| Arc::<str>::from(cluster.name()));
     let upstream_host = logged.as_ref().map(|_| Arc::default());
     // Envoy's PROXY protocol header names the connection's peer and the address it reached.
-    let origin = cluster
-        .proxy_protocol()
-        .map(|_| crate::proxy_protocol::Origin {
+    let origin = cluster.proxy_protocol().map(|_| {
+        Box::new(crate::proxy_protocol::Origin {
             source: ctx.downstream.peer,
             destination: ctx.downstream.local,
-        });
+        })
+    });
     let outgoing = Outgoing {
         method: parts.method,
         path,
@@ -1920,9 +1920,6 @@ fn build_request(
     *req.uri_mut() = Uri::from_parts(parts)?;
     *req.version_mut() = out.cluster.upstream_version(out.version);
     *req.headers_mut() = headers;
-    if let Some(origin) = out.origin {
-        req.extensions_mut().insert(origin);
-    }
     if auto_host && !endpoint.hostname.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&endpoint.hostname) {
             req.headers_mut().insert(header::HOST, v);
@@ -2004,10 +2001,11 @@ enum Attempt {
 }
 
 async fn attempt(
-    req: Request<Body>,
+    mut req: Request<Body>,
     cluster: &Cluster,
     endpoint: &Arc<Endpoint>,
     per_try: Option<Duration>,
+    origin: Option<&crate::proxy_protocol::Origin>,
 ) -> Attempt {
     use futures_util::FutureExt;
     cluster.stats.upstream_rq_total.inc();
@@ -2016,17 +2014,18 @@ async fn attempt(
     let max_duration = cluster.max_stream_duration();
     // With a maximum duration, whether a streamed request body has been sent whole when it
     // runs out decides the answer (Envoy: 504 if so, else 408).
-    let (req, body_sent) = match max_duration {
+    let body_sent = match max_duration {
         Some(_)
             if !http_body::Body::is_end_stream(req.body()) && req.body().as_bytes().is_none() =>
         {
-            let (req, ended) = crate::body::notify_on_end(req);
-            (req, Some(ended))
+            let (tracked, ended) = crate::body::notify_on_end(req);
+            req = tracked;
+            Some(ended)
         }
-        _ => (req, None),
+        _ => None,
     };
     // Pinned in place rather than moved into the timeout (see `forward_to_cluster`).
-    let call = std::pin::pin!(cluster.send(req, endpoint));
+    let call = std::pin::pin!(cluster.send_from(req, endpoint, origin));
     let limit = match (per_try, max_duration) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -2139,7 +2138,16 @@ async fn send_with_retries(
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(endpoint.address);
         }
         let outcome = match build_request(&out, &endpoint, headers, body, auto_host) {
-            Ok(req) => std::pin::pin!(attempt(req, &cluster, &endpoint, per_try)).await,
+            Ok(req) => {
+                std::pin::pin!(attempt(
+                    req,
+                    &cluster,
+                    &endpoint,
+                    per_try,
+                    out.origin.as_deref()
+                ))
+                .await
+            }
             Err(_) => return bad_request(),
         };
         let retryable = match (&outcome, retry) {

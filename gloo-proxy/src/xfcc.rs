@@ -95,7 +95,22 @@ impl ClientCertificate {
 
 /// Applies `mode` to the request's XFCC, for a connection whose client presented `client`
 /// (`None`: not mutual TLS), as Envoy's connection manager does before routing.
+#[inline]
 pub fn mutate(
+    headers: &mut HeaderMap,
+    mode: ForwardClientCert,
+    details: ClientCertDetails,
+    client: Option<&ClientCertificate>,
+) {
+    // Every request of a listener with the default mode: removed (a lookup when absent).
+    if mode == ForwardClientCert::Sanitize {
+        headers.remove(XFCC);
+        return;
+    }
+    mutate_as_configured(headers, mode, details, client)
+}
+
+fn mutate_as_configured(
     headers: &mut HeaderMap,
     mode: ForwardClientCert,
     details: ClientCertDetails,

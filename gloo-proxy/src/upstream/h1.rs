@@ -276,7 +276,9 @@ struct Conn {
     /// Where each request's head (and a body at hand) is written, kept from one request to
     /// the next so it is not allocated per request.
     out: BytesMut,
-    idle_since: Instant,
+    /// When it went idle, as nanoseconds after [`epoch`] (eight bytes rather than an
+    /// `Instant`'s sixteen: with the count beside it, a connection stays as small as it was).
+    idle_since: u64,
     /// Requests sent on it.
     served: u32,
 }
@@ -298,10 +300,59 @@ impl Drop for Owned {
     }
 }
 
+/// Idle connections of one worker, by endpoint (and, for clusters that start connections
+/// with a PROXY protocol header, by the client connection it names).
+#[derive(Debug, Default)]
+struct Idle {
+    plain: HashMap<SocketAddr, Vec<Conn>, foldhash::fast::RandomState>,
+    by_origin: HashMap<
+        (SocketAddr, crate::proxy_protocol::Origin),
+        Vec<Conn>,
+        foldhash::fast::RandomState,
+    >,
+    /// When connections past the idle timeout are next looked for.
+    next_sweep: Option<Instant>,
+}
+
+impl Idle {
+    fn get_mut(&mut self, key: &PoolKey) -> Option<&mut Vec<Conn>> {
+        match &key.origin {
+            None => self.plain.get_mut(&key.address),
+            Some(origin) => self.by_origin.get_mut(&(key.address, **origin)),
+        }
+    }
+
+    fn entry(&mut self, key: PoolKey) -> &mut Vec<Conn> {
+        match key.origin {
+            None => self.plain.entry(key.address).or_default(),
+            Some(origin) => self.by_origin.entry((key.address, *origin)).or_default(),
+        }
+    }
+}
+
+/// The instant connections' idle times are counted from.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// `at` as nanoseconds after [`epoch`].
+fn since_epoch(at: Instant) -> u64 {
+    at.saturating_duration_since(epoch()).as_nanos() as u64
+}
+
+/// Now, as nanoseconds after [`epoch`].
+fn nanos_since_epoch() -> u64 {
+    since_epoch(Instant::now())
+}
+
+/// How often idle connections are looked over for ones past the idle timeout.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// Idle connections of one worker, by endpoint, and how many it has open (idle or busy).
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<PoolKey, Vec<Conn>, foldhash::fast::RandomState>>,
+    idle: Mutex<Idle>,
     open:
         Mutex<HashMap<SocketAddr, Arc<std::sync::atomic::AtomicU32>, foldhash::fast::RandomState>>,
     options: ConnectionOptions,
@@ -316,13 +367,6 @@ impl Pool {
         }
     }
 
-    /// Whether a connection idle since `since` is past the idle timeout at `now`.
-    fn expired(&self, since: Instant, now: Instant) -> bool {
-        self.options
-            .idle_timeout
-            .is_some_and(|t| now.saturating_duration_since(since) >= t)
-    }
-
     /// The count of this worker's open connections to `address`.
     fn open_count(&self, address: SocketAddr) -> Arc<std::sync::atomic::AtomicU32> {
         match self.open.lock() {
@@ -331,16 +375,35 @@ impl Pool {
         }
     }
 
-    fn take(&self, key: PoolKey) -> Option<Conn> {
+    fn take(&self, key: &PoolKey) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
-        let conns = idle.get_mut(&key)?;
-        let now = Instant::now();
+        let conns = idle.get_mut(key)?;
         while let Some(conn) = conns.pop() {
-            if !self.expired(conn.idle_since, now) {
+            if self.options.idle_timeout.is_none_or(|t| {
+                nanos_since_epoch().saturating_sub(conn.idle_since) < t.as_nanos() as u64
+            }) {
                 return Some(conn);
             }
         }
         None
+    }
+
+    /// Closes the idle connections past the idle timeout (the oldest of each endpoint come
+    /// first), now and then: rather than waiting below the busy ones for a request that would
+    /// find them expired.
+    #[cold]
+    #[inline(never)]
+    fn sweep(&self, idle: &mut Idle, now: Instant) {
+        if let Some(timeout) = self.options.idle_timeout {
+            let (now, timeout) = (since_epoch(now), timeout.as_nanos() as u64);
+            let expired = |c: &Conn| now.saturating_sub(c.idle_since) >= timeout;
+            for conns in idle.plain.values_mut().chain(idle.by_origin.values_mut()) {
+                let n = conns.iter().take_while(|c| expired(c)).count();
+                conns.drain(..n);
+            }
+            idle.by_origin.retain(|_, conns| !conns.is_empty());
+        }
+        idle.next_sweep = Some(now + SWEEP_EVERY);
     }
 
     /// Keeps `conn` for the next request to its endpoint (from its origin), unless it has
@@ -354,16 +417,12 @@ impl Pool {
             return;
         }
         let now = Instant::now();
-        conn.idle_since = now;
+        conn.idle_since = since_epoch(now);
         if let Ok(mut idle) = self.idle.lock() {
-            let conns = idle.entry(key).or_default();
-            // The oldest come first: those past the idle timeout close now, rather than
-            // waiting below the busy ones for a request that would find them expired.
-            let expired = conns
-                .iter()
-                .take_while(|c| self.expired(c.idle_since, now))
-                .count();
-            conns.drain(..expired);
+            if idle.next_sweep.is_none_or(|at| now >= at) {
+                self.sweep(&mut idle, now);
+            }
+            let conns = idle.entry(key);
             if conns.len() < MAX_IDLE {
                 conns.push(conn);
                 // A request waiting at the connection limit can take it (announced after
@@ -390,20 +449,27 @@ pub(crate) struct Exchange<'a> {
     pub(crate) proxy_protocol: Option<crate::proxy_protocol::Version>,
     /// The downstream connection the request came on, for that header (`None`: the proxy's
     /// own request). Connections are pooled by it when the cluster sends the header.
-    pub(crate) origin: Option<crate::proxy_protocol::Origin>,
+    pub(crate) origin: Option<&'a crate::proxy_protocol::Origin>,
 }
 
 /// Where a pooled connection goes, and for whom: its endpoint, and the downstream origin its
 /// PROXY protocol header named (`None` for clusters that send none).
-pub(crate) type PoolKey = (SocketAddr, Option<crate::proxy_protocol::Origin>);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PoolKey {
+    address: SocketAddr,
+    origin: Option<Box<crate::proxy_protocol::Origin>>,
+}
 
 impl Exchange<'_> {
     /// The pool key of this exchange's connections.
     fn key(&self) -> PoolKey {
-        (
-            self.address,
-            self.origin.filter(|_| self.proxy_protocol.is_some()),
-        )
+        PoolKey {
+            address: self.address,
+            origin: self
+                .origin
+                .filter(|_| self.proxy_protocol.is_some())
+                .map(|o| Box::new(*o)),
+        }
     }
 }
 
@@ -708,7 +774,7 @@ async fn acquire(pool: &Pool, exchange: &Exchange<'_>) -> Result<(Conn, bool), S
         tokio::pin!(available);
         available.as_mut().enable();
         // Looked at again once registered, so nothing released meanwhile is missed.
-        if let Some(conn) = pool.take(exchange.key()) {
+        if let Some(conn) = pool.take(&exchange.key()) {
             return Ok((conn, true));
         }
         if limit.state.open.load(std::sync::atomic::Ordering::Acquire) < limit.max {
@@ -748,9 +814,12 @@ async fn connect_with(
         }
         let mut tcp = tcp;
         if let Some(version) = exchange.proxy_protocol {
-            tcp.write_all(&crate::proxy_protocol::header(version, exchange.origin))
-                .await
-                .map_err(SendError::Connect)?;
+            tcp.write_all(&crate::proxy_protocol::header(
+                version,
+                exchange.origin.copied(),
+            ))
+            .await
+            .map_err(SendError::Connect)?;
         }
         let stream = match exchange.tls {
             None => Stream::Plain(tcp),
@@ -776,7 +845,7 @@ async fn connect_with(
         _owned: owned,
         buf: BytesMut::with_capacity(READ_ROOM),
         out: BytesMut::new(),
-        idle_since: Instant::now(),
+        idle_since: nanos_since_epoch(),
         served: 0,
     })
 }
@@ -810,7 +879,8 @@ pub(crate) async fn send(
         body.as_bytes().map(Bytes::copy_from_slice)
     };
     let mut body = Some(body);
-    let mut pooled = pool.take(exchange.key());
+    let key = exchange.key();
+    let mut pooled = pool.take(&key);
     if let Some(conn) = &pooled {
         if !replayable && !still_open(conn) {
             pooled = None;
@@ -839,7 +909,7 @@ pub(crate) async fn send(
         match exchanged {
             Ok(head) => {
                 conn.served += 1;
-                return Ok(finish(pool.clone(), exchange.key(), conn, head));
+                return Ok(finish(pool.clone(), key, conn, head));
             }
             // A kept-alive connection the upstream had closed: try once more on a new one.
             Err(ExchangeError::Stale(_)) if reused && full.is_some() => {
@@ -1087,8 +1157,9 @@ struct UpstreamBody {
     /// Whether a read asked for more than [`READ_ROOM`], so the connection's buffer may hold
     /// a large allocation that it should not keep once the body is done.
     large_reads: bool,
-    /// The trailers read so far, when the cluster passes them on.
-    trailers: Option<HeaderMap>,
+    /// The trailers read so far, when the cluster passes them on (boxed: most bodies have
+    /// none, and every body is moved into its box when made).
+    trailers: Option<Box<HeaderMap>>,
 }
 
 impl UpstreamBody {
@@ -1101,7 +1172,7 @@ impl UpstreamBody {
                     // Not kept idle: the room a large body was read into.
                     conn.buf = BytesMut::with_capacity(READ_ROOM);
                 }
-                self.pool.put(self.key, conn);
+                self.pool.put(self.key.clone(), conn);
             }
         }
     }
@@ -1120,7 +1191,7 @@ impl UpstreamBody {
         let name = crate::head::field_name(name).map_err(|_| "invalid trailer name")?;
         let value =
             HeaderValue::from_bytes(value.trim_ascii()).map_err(|_| "invalid trailer value")?;
-        let trailers = self.trailers.get_or_insert_with(HeaderMap::new);
+        let trailers = self.trailers.get_or_insert_with(Default::default);
         trailers.append(name, value);
         if trailers.len() > self.pool.options.max_headers {
             return Err(TOO_MANY_HEADERS.into());
@@ -1223,7 +1294,7 @@ impl http_body::Body for UpstreamBody {
                             // last the body is polled for.
                             Some(trailers) => {
                                 this.release();
-                                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                                return Poll::Ready(Some(Ok(Frame::trailers(*trailers))));
                             }
                             None => State::Done,
                         },
@@ -1758,11 +1829,12 @@ mod tests {
             source: SocketAddr::from(([192, 0, 2, 1], port)),
             destination: SocketAddr::from(([198, 51, 100, 1], 443)),
         };
-        let with = |o: Option<Origin>| Exchange {
+        let with = |o: Option<&'static Origin>| Exchange {
             proxy_protocol: Some(Version::V1),
             origin: o,
             ..exchange(addr)
         };
+        let origin = |port| -> &'static Origin { Box::leak(Box::new(origin(port))) };
         for o in [
             Some(origin(1000)),
             Some(origin(1000)),
@@ -1853,7 +1925,12 @@ mod tests {
             .await
             .expect("answer");
         assert_eq!(body_text(r).await, "ok");
-        let conn = pool.take((addr, None)).expect("the connection is pooled");
+        let conn = pool
+            .take(&PoolKey {
+                address: addr,
+                origin: None,
+            })
+            .expect("the connection is pooled");
         let Stream::Plain(tcp) = &conn.stream else {
             panic!("a plain connection");
         };

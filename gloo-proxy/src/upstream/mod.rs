@@ -1094,6 +1094,17 @@ impl Cluster {
         req: http::Request<Body>,
         endpoint: &Endpoint,
     ) -> Result<http::Response<Body>, h1::SendError> {
+        self.send_from(req, endpoint, None).await
+    }
+
+    /// [`send`](Self::send) for a client connection `origin`, which a cluster that starts
+    /// its connections with a PROXY protocol header names there (and pools them by).
+    pub async fn send_from(
+        &self,
+        req: http::Request<Body>,
+        endpoint: &Endpoint,
+        origin: Option<&crate::proxy_protocol::Origin>,
+    ) -> Result<http::Response<Body>, h1::SendError> {
         let upgrade = req.headers().contains_key(http::header::UPGRADE);
         let follows_to_h2 = !self.h2_clients.is_empty() && req.version() == http::Version::HTTP_2;
         if self.http2 || follows_to_h2 || (upgrade && self.proxy_protocol.is_none()) {
@@ -1125,11 +1136,7 @@ impl Cluster {
             limit: &self.breaker.connections,
             proper_case: self.http1_proper_case,
             proxy_protocol: self.proxy_protocol,
-            origin: self.proxy_protocol.and_then(|_| {
-                req.extensions()
-                    .get::<crate::proxy_protocol::Origin>()
-                    .copied()
-            }),
+            origin: origin.filter(|_| self.proxy_protocol.is_some()),
         };
         if upgrade {
             // hyper's pool cannot start a connection with a PROXY protocol header.
