@@ -177,6 +177,26 @@ impl Route {
             }
             None => return Err(RouterError::new(at, "route without an action")),
         };
+        let everything = |p: &Option<envoy_types::pb::envoy::r#type::v3::FractionalPercent>| {
+            p.as_ref().is_none_or(|p| {
+                let whole: u64 = match p.denominator {
+                    0 => 100,
+                    1 => 10_000,
+                    _ => 1_000_000,
+                };
+                u64::from(p.numerator) >= whole
+            })
+        };
+        if r.tracing.as_ref().is_some_and(|t| {
+            !(everything(&t.client_sampling)
+                && everything(&t.random_sampling)
+                && everything(&t.overall_sampling))
+        }) {
+            tracing::warn!(
+                route = %r.name,
+                "the route's tracing percentages are not applied: the connection manager's sample its requests"
+            );
+        }
         Ok(Route {
             name: r.name.clone(),
             matcher,

@@ -270,6 +270,16 @@ impl Tracer {
                 ))
             }
         };
+        if tracing
+            .spawn_upstream_span
+            .as_ref()
+            .is_some_and(|b| b.value)
+        {
+            tracing::warn!("tracing.spawn_upstream_span is not applied: a request has its server span only, whose context goes upstream");
+        }
+        if tracing.verbose {
+            tracing::warn!("tracing.verbose is not applied: spans carry no per-event annotations");
+        }
         // Envoy's `Percent`s: 100 unless set.
         let per_10k = |p: Option<&envoy_types::pb::envoy::r#type::v3::Percent>| {
             p.map_or(10_000, |p| {
