@@ -4769,36 +4769,20 @@ fn upstream_proxy_protocol_matches_envoy() {
 fn versioned_backend_port() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the versioned backend");
-        let port = listener.local_addr().expect("backend address").port();
-        listener.set_nonblocking(true).expect("nonblocking");
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(
-                            |req: hyper::Request<hyper::body::Incoming>| async move {
-                                let body = format!("{:?}", req.version());
-                                Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                                    http_body_util::Full::new(bytes::Bytes::from(body)),
-                                ))
-                            },
-                        );
-                        let _ = hyper_util::server::conn::auto::Builder::new(
-                            hyper_util::rt::TokioExecutor::new(),
-                        )
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                    });
-                }
-            });
-        });
-        port
+        support::serve_on_thread("the versioned backend", |stream| async move {
+            let service = hyper::service::service_fn(
+                |req: hyper::Request<hyper::body::Incoming>| async move {
+                    let body = format!("{:?}", req.version());
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from(body)),
+                    ))
+                },
+            );
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+        })
     })
 }
 

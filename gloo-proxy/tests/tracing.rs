@@ -209,85 +209,91 @@ impl OtlpCollector {
         use gloo_proxy::trace::otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse};
         use http_body_util::BodyExt;
         use prost::Message;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the collector");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("address").port();
         let spans: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
         let kept = spans.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                while let Ok((stream, _)) = listener.accept().await {
-                    let kept = kept.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                            let kept = kept.clone();
-                            async move {
-                                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                                let message = body.get(5..).unwrap_or_default();
-                                let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-                                if let Ok(export) = ExportTraceServiceRequest::decode(message) {
-                                    for resource in export.resource_spans {
-                                        let service = resource.resource.iter().flat_map(|r| r.attributes.iter())
-                                            .find(|a| a.key == "service.name")
-                                            .and_then(|a| a.value.as_ref())
-                                            .map(|v| format!("{:?}", v.value))
-                                            .unwrap_or_default();
-                                        for scope in resource.scope_spans {
-                                            for span in scope.spans {
-                                                let tags: serde_json::Map<String, Value> = span.attributes.iter().map(|a| {
-                                                    let value = match a.value.as_ref().and_then(|v| v.value.as_ref()) {
-                                                        Some(envoy_types::pb::opentelemetry::proto::common::v1::any_value::Value::StringValue(s)) => Value::from(s.clone()),
-                                                        other => Value::from(format!("{other:?}")),
-                                                    };
-                                                    (a.key.clone(), value)
-                                                }).collect();
-                                                let mut json = serde_json::json!({
-                                                    "traceId": hex(&span.trace_id),
-                                                    "id": hex(&span.span_id),
-                                                    "name": span.name,
-                                                    "kind": span.kind,
-                                                    "tags": tags,
-                                                    "status": span.status.as_ref().map(|s| (s.code, s.message.clone())),
-                                                    "traceState": span.trace_state,
-                                                    "service": service,
-                                                });
-                                                if !span.parent_span_id.is_empty() {
-                                                    json["parentId"] = Value::from(hex(&span.parent_span_id));
-                                                }
-                                                kept.lock().unwrap_or_else(|p| p.into_inner()).push(json);
+        let port = support::serve_on_thread("the OTLP collector", move |stream| {
+            let kept = kept.clone();
+            async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let kept = kept.clone();
+                        async move {
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let message = body.get(5..).unwrap_or_default();
+                            let hex =
+                                |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+                            if let Ok(export) = ExportTraceServiceRequest::decode(message) {
+                                for resource in export.resource_spans {
+                                    let service = resource
+                                        .resource
+                                        .iter()
+                                        .flat_map(|r| r.attributes.iter())
+                                        .find(|a| a.key == "service.name")
+                                        .and_then(|a| a.value.as_ref())
+                                        .map(|v| format!("{:?}", v.value))
+                                        .unwrap_or_default();
+                                    for scope in resource.scope_spans {
+                                        for span in scope.spans {
+                                            let tags: serde_json::Map<String, Value> = span.attributes.iter().map(|a| {
+                                        let value = match a.value.as_ref().and_then(|v| v.value.as_ref()) {
+                                            Some(envoy_types::pb::opentelemetry::proto::common::v1::any_value::Value::StringValue(s)) => Value::from(s.clone()),
+                                            other => Value::from(format!("{other:?}")),
+                                        };
+                                        (a.key.clone(), value)
+                                    }).collect();
+                                            let mut json = serde_json::json!({
+                                                "traceId": hex(&span.trace_id),
+                                                "id": hex(&span.span_id),
+                                                "name": span.name,
+                                                "kind": span.kind,
+                                                "tags": tags,
+                                                "status": span.status.as_ref().map(|s| (s.code, s.message.clone())),
+                                                "traceState": span.trace_state,
+                                                "service": service,
+                                            });
+                                            if !span.parent_span_id.is_empty() {
+                                                json["parentId"] =
+                                                    Value::from(hex(&span.parent_span_id));
                                             }
+                                            kept.lock()
+                                                .unwrap_or_else(|p| p.into_inner())
+                                                .push(json);
                                         }
                                     }
                                 }
-                                let reply = ExportTraceServiceResponse::default().encode_to_vec();
-                                let mut framed = vec![0u8];
-                                framed.extend_from_slice(&(reply.len() as u32).to_be_bytes());
-                                framed.extend_from_slice(&reply);
-                                let mut trailers = http::HeaderMap::new();
-                                trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
-                                let frames = vec![
-                                    Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes::Bytes::from(framed))),
-                                    Ok(hyper::body::Frame::trailers(trailers)),
-                                ];
-                                let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
-                                let response = hyper::Response::builder()
-                                    .header("content-type", "application/grpc")
-                                    .body(body)
-                                    .expect("a response");
-                                Ok::<_, std::convert::Infallible>(response)
                             }
-                        });
-                        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
+                            let reply = ExportTraceServiceResponse::default().encode_to_vec();
+                            let mut framed = vec![0u8];
+                            framed.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+                            framed.extend_from_slice(&reply);
+                            let mut trailers = http::HeaderMap::new();
+                            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                            let frames = vec![
+                                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(
+                                    bytes::Bytes::from(framed),
+                                )),
+                                Ok(hyper::body::Frame::trailers(trailers)),
+                            ];
+                            let body =
+                                http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+                            let response = hyper::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(body)
+                                .expect("a response");
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    },
+                );
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+            }
         });
         OtlpCollector { port, spans }
     }

@@ -1014,6 +1014,35 @@ pub fn grpc_backend_with(name: &'static str, port: u16, log_dir: &Path, extra: &
     backend
 }
 
+/// Serves every connection to a new port on 127.0.0.1 with `serve`, each in a task of a
+/// current-thread runtime on a thread of its own, for the life of the test process, and
+/// returns the port.
+pub fn serve_on_thread<F, Fut>(what: &str, serve: F) -> u16
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind {what}: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{what} address: {e}"))
+        .port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream));
+            }
+        });
+    });
+    port
+}
+
 // ---------------------------------------------------------------------------------------------
 // Certificates
 
