@@ -8,7 +8,8 @@
 //! A span carries Envoy's tags (`http.url`, `http.method`, `http.status_code`,
 //! `upstream_cluster`, `response_flags`, `guid:x-request-id`, ...) and the connection
 //! manager's custom tags (request headers, literals, environment variables). Its name is the
-//! route's decorator operation, else the request's host. A client's context is joined (with
+//! route's decorator operation, else the request's host (Zipkin) or `ingress`
+//! (OpenTelemetry), as Envoy's tracers name them. A client's context is joined (with
 //! Zipkin the span shares the client's span id, as Envoy's `shared_span_context` does by
 //! default; with OpenTelemetry it is the client span's child), and its sampling flag decides;
 //! otherwise the request id decides against the random sampling percentage, as Envoy's UUID
@@ -16,8 +17,13 @@
 //! sampled, `4` not).
 //!
 //! ```
+//! use gloo_proxy::filter::Upstreams;
 //! use gloo_proxy::trace::{SpanContext, Tracer};
 //! use http::HeaderMap;
+//!
+//! // A connection manager's `tracing` without a tracer traces nothing.
+//! let tracing = Default::default();
+//! assert!(Tracer::compile(&tracing, &Upstreams::default())?.is_none());
 //!
 //! // A client that is part of a trace already: the span joins it.
 //! let mut headers = HeaderMap::new();
@@ -28,7 +34,7 @@
 //! assert_eq!(context.trace_id, "463ac35c9f6413ad");
 //! assert_eq!(context.span_id, "a2fb4a1d1a96d312");
 //! assert_eq!(context.sampled, Some(true));
-//! # let _ = std::any::type_name::<Tracer>();
+//! # Ok::<(), String>(())
 //! ```
 
 pub mod otlp;
@@ -687,12 +693,17 @@ impl Reporter {
                 (Vec::new(), pending.len() == 1)
             }
         };
+        // Spans end where their answers end, in a runtime but for a connection dropped as the
+        // process stops; those are not sent.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if !batch.is_empty() {
             self.send(batch);
         } else if first {
             // The first span of a batch starts its clock.
             let reporter = self.clone();
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 tokio::time::sleep(FLUSH_INTERVAL).await;
                 let batch = std::mem::take(
                     &mut *reporter.pending.lock().unwrap_or_else(|p| p.into_inner()),
@@ -705,8 +716,11 @@ impl Reporter {
     }
 
     fn send(self: &Arc<Self>, batch: Vec<Finished>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let reporter = self.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let outcome = match &reporter.sink {
                 Sink::Zipkin {
                     cluster,
