@@ -197,7 +197,10 @@ impl Proxy {
         let mut req = req.map(Into::into);
         let mut recording = None;
         if listener.records() {
-            let logs = listener.access_log.clone().unwrap_or_default();
+            let logs = listener
+                .access_log
+                .clone()
+                .unwrap_or_else(crate::access_log::AccessLogs::none);
             let (started_recording, counted) = Recording::start(logs, req, downstream, started);
             recording = Some(started_recording);
             req = counted;

@@ -143,6 +143,13 @@ impl AccessLogs {
         self.0.is_empty()
     }
 
+    /// No logs, shared: what a listener that traces but logs nothing records its requests
+    /// with (their entries end its spans).
+    pub(crate) fn none() -> Arc<AccessLogs> {
+        static NONE: std::sync::OnceLock<Arc<AccessLogs>> = std::sync::OnceLock::new();
+        NONE.get_or_init(Arc::default).clone()
+    }
+
     /// Writes the entry of a request the HTTP/1 codec refused before it could be read (a
     /// malformed or oversized head), answered `status`: Envoy logs such a request with `DPE`
     /// and nothing of the request itself.

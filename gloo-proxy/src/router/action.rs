@@ -102,7 +102,6 @@ use envoy_types::pb::envoy::config::route::v3::{
     route_action::{ClusterSpecifier, HostRewriteSpecifier},
     DirectResponseAction, RedirectAction, RetryPolicy as PbRetryPolicy, RouteAction,
 };
-use envoy_types::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use regex::Regex;
 
@@ -1041,19 +1040,11 @@ impl Forward {
             .request_mirror_policies
             .iter()
             .map(|m| {
-                let per_million = m
-                    .runtime_fraction
-                    .as_ref()
-                    .and_then(|f| f.default_value.as_ref())
-                    .map(|p| {
-                        let scale = match DenominatorType::try_from(p.denominator) {
-                            Ok(DenominatorType::Hundred) => 10_000,
-                            Ok(DenominatorType::TenThousand) => 100,
-                            _ => 1,
-                        };
-                        p.numerator.saturating_mul(scale).min(1_000_000)
-                    })
-                    .unwrap_or(1_000_000);
+                let per_million = crate::builtin::per_million(
+                    m.runtime_fraction
+                        .as_ref()
+                        .and_then(|f| f.default_value.as_ref()),
+                );
                 Mirror {
                     cluster: m.cluster.as_str().into(),
                     per_million,

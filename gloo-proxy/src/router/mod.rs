@@ -178,14 +178,7 @@ impl Route {
             None => return Err(RouterError::new(at, "route without an action")),
         };
         let everything = |p: &Option<envoy_types::pb::envoy::r#type::v3::FractionalPercent>| {
-            p.as_ref().is_none_or(|p| {
-                let whole: u64 = match p.denominator {
-                    0 => 100,
-                    1 => 10_000,
-                    _ => 1_000_000,
-                };
-                u64::from(p.numerator) >= whole
-            })
+            crate::builtin::per_million(p.as_ref()) >= 1_000_000
         };
         if r.tracing.as_ref().is_some_and(|t| {
             !(everything(&t.client_sampling)

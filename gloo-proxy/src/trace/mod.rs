@@ -589,7 +589,7 @@ fn zipkin_span(
         "kind": "SERVER",
         "timestamp": start,
         "duration": duration,
-        "localEndpoint": {"serviceName": service_name(), "ipv4": local_ipv4(), "port": 0},
+        "localEndpoint": {"serviceName": SERVICE_NAME, "ipv4": local_ipv4(), "port": 0},
         "annotations": [{"timestamp": start + duration, "value": "ss"}],
         "tags": tags,
     });
@@ -835,11 +835,9 @@ fn random_id() -> String {
     format!("{:016x}", fastrand::u64(1..))
 }
 
-/// The proxy's service name in its spans (Envoy's is its node's cluster; Gloo names it
+/// The proxy's service name in its Zipkin spans (Envoy's is its node's cluster; Gloo names it
 /// `gateway`).
-fn service_name() -> &'static str {
-    "gateway"
-}
+const SERVICE_NAME: &str = "gateway";
 
 /// The proxy's node id in its spans: this host's name.
 fn node_id() -> &'static str {

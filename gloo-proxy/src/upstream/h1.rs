@@ -571,7 +571,7 @@ const INLINE_HEADERS: usize = 128;
 
 /// Why a head (or trailers) with more than `max_headers_count` fields is refused, in Envoy's
 /// words.
-const TOO_MANY_HEADERS: &str = "headers count exceeds limit";
+pub(crate) const TOO_MANY_HEADERS: &str = "headers count exceeds limit";
 
 fn parse_head(
     buf: &mut BytesMut,

@@ -1116,9 +1116,9 @@ impl Cluster {
             // Boxed: hyper's client future, inline, made every request's future larger,
             // HTTP/1 ones included.
             return match Box::pin(client.request(req)).await {
-                Ok(r) if r.headers().len() > self.max_headers => Err(h1::SendError::Protocol(
-                    "headers count exceeds limit".into(),
-                )),
+                Ok(r) if r.headers().len() > self.max_headers => {
+                    Err(h1::SendError::Protocol(h1::TOO_MANY_HEADERS.into()))
+                }
                 Ok(r) => Ok(r.map(Body::from)),
                 Err(e) if e.is_connect() => Err(h1::SendError::Connect(std::io::Error::other(e))),
                 Err(e) => Err(h1::SendError::Reset(std::io::Error::other(e))),
