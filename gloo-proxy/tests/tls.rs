@@ -179,60 +179,11 @@ fn a_ca_in_the_ssl_config_requires_client_certificates() {
     );
 }
 
-/// An HTTPS backend, started and ready: Python's http.server (a thread per connection) behind
-/// its ssl module, answering 200 "tls-ok".
-fn tls_backend(dir: &Path, name: &str) -> (support::Proc, u16) {
-    let port = free_port();
-    let script = dir.join("tls_backend.py");
-    fs::write(
-        &script,
-        r#"import http.server, ssl, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = b"tls-ok " + self.headers.get("host", "").encode()
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[2], sys.argv[3])
-server.socket = ctx.wrap_socket(server.socket, server_side=True)
-print("ready", flush=True)
-server.serve_forever()
-"#,
-    )
-    .expect("write backend script");
-    let proc = support::Proc::spawn(
-        "tls-backend",
-        Command::new("python3")
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(dir.join(format!("{name}.crt")))
-            .arg(dir.join(format!("{name}.key"))),
-        dir,
-    );
-    let mut proc = proc;
-    poll("the TLS backend", || {
-        proc.check_running()?;
-        if proc.stdout_text().contains("ready") {
-            Ok(())
-        } else {
-            Err("not ready".into())
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    (proc, port)
-}
-
 #[test]
 fn upstreams_with_use_tls_are_reached_over_tls() {
     let (tmp, certs, config) = dirs();
     certificates(&certs, &["backend.example"]);
-    let (backend, backend_port) = tls_backend(&certs, "backend.example");
+    let (backend, backend_port) = support::tls_backend(&certs, "backend.example");
     let port = free_port();
     let admin = free_port();
     let yaml = format!(
@@ -357,7 +308,7 @@ fn tls_parameters_bound_versions_and_cipher_suites() {
 fn upstream_certificates_are_checked_against_verify_subject_alt_name() {
     let (tmp, certs, config) = dirs();
     certificates(&certs, &["backend.example"]);
-    let (backend, backend_port) = tls_backend(&certs, "backend.example");
+    let (backend, backend_port) = support::tls_backend(&certs, "backend.example");
     let port = free_port();
     let ca = certs.join("ca.crt");
     let tls_upstream = |name: &str, ssl: &str| {

@@ -1186,3 +1186,57 @@ pub fn wait_for_backends(gloo: &mut Proc, port: u16, names: &[&str], n: usize) {
         panic!("{e}\n{}", gloo.logs());
     }
 }
+
+/// An HTTPS backend (Python's `http.server` over TLS) on 127.0.0.1 with the certificate
+/// `DIR/NAME.crt` (see [`certificates`]): it answers `tls-ok <Host> sni=<SNI or ->` to every
+/// GET. Returns it with its port once it listens.
+pub fn tls_backend(dir: &Path, name: &str) -> (Proc, u16) {
+    let port = free_port();
+    let script = dir.join("tls_backend.py");
+    fs::write(
+        &script,
+        r#"import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        sni = getattr(self.connection, "sni", None) or "-"
+        body = b"tls-ok " + self.headers.get("host", "").encode() + b" sni=" + sni.encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+def remember_sni(sock, name, _):
+    sock.sni = name
+ctx.sni_callback = remember_sni
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print("ready", flush=True)
+server.serve_forever()
+"#,
+    )
+    .expect("write backend script");
+    let proc = Proc::spawn(
+        "tls-backend",
+        Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(dir.join(format!("{name}.crt")))
+            .arg(dir.join(format!("{name}.key"))),
+        dir,
+    );
+    let mut proc = proc;
+    poll("the TLS backend", || {
+        proc.check_running()?;
+        if proc.stdout_text().contains("ready") {
+            Ok(())
+        } else {
+            Err("not ready".into())
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    (proc, port)
+}
