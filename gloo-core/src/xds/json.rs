@@ -144,6 +144,12 @@ mod tests {
             "envoy.config.trace.v3.OpenTelemetryConfig",
             "envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
             "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
+            "envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig",
+            "envoy.extensions.filters.http.dynamic_forward_proxy.v3.PerRouteConfig",
+            "envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig",
+            "envoy.extensions.common.dynamic_forward_proxy.v3.DnsCacheConfig",
+            "envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig",
+            "envoy.extensions.network.dns_resolver.apple.v3.AppleDnsResolverConfig",
         ] {
             assert!(
                 descriptor_pool().get_message_by_name(name).is_some(),

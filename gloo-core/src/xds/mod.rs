@@ -268,6 +268,16 @@ envoy_messages! {
         => "envoy.config.trace.v3.DatadogConfig",
     envoy_types::pb::envoy::config::trace::v3::OpenTelemetryConfig
         => "envoy.config.trace.v3.OpenTelemetryConfig",
+    envoy_types::pb::envoy::extensions::filters::http::dynamic_forward_proxy::v3::FilterConfig
+        => "envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig",
+    envoy_types::pb::envoy::extensions::filters::http::dynamic_forward_proxy::v3::PerRouteConfig
+        => "envoy.extensions.filters.http.dynamic_forward_proxy.v3.PerRouteConfig",
+    envoy_types::pb::envoy::extensions::clusters::dynamic_forward_proxy::v3::ClusterConfig
+        => "envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig",
+    envoy_types::pb::envoy::extensions::network::dns_resolver::cares::v3::CaresDnsResolverConfig
+        => "envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig",
+    envoy_types::pb::envoy::extensions::network::dns_resolver::apple::v3::AppleDnsResolverConfig
+        => "envoy.extensions.network.dns_resolver.apple.v3.AppleDnsResolverConfig",
     transformation::FilterTransformations => "envoy.api.v2.filter.http.FilterTransformations",
     transformation::RouteTransformations => "envoy.api.v2.filter.http.RouteTransformations",
     waf::ModSecurity => "envoy.config.filter.http.modsecurity.v2.ModSecurity",

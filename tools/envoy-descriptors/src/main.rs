@@ -4,7 +4,8 @@
 //! Usage: `cargo run --release -- <envoy-types proto dir> <output .bin>`
 //! (the proto dir is `envoy-types-<version>/proto` in the cargo registry). The protos vendored
 //! under this tool's `proto/` (envoy-gloo's transformation, ModSecurity and AWS Lambda filters)
-//! are compiled with them.
+//! are compiled with them; `proto/overrides` holds copies of Envoy protos that shadow the
+//! originals, each changed only where protox would otherwise misread it (see its header).
 use std::path::PathBuf;
 
 use prost::Message;
@@ -14,9 +15,11 @@ use prost::Message;
 // `envoy.extensions.filters.common.fault.v3`, `common` binds to `envoy.extensions.filters.common`
 // and the name is not found ("resolves to 'envoy.extensions.filters.common.ratelimit.v3...',
 // which is not defined"). Compiled first, it resolves to `envoy.extensions.common.ratelimit.v3`,
-// as when protoc compiles the file with only its own imports.
+// as when protoc compiles the file with only its own imports. The dynamic forward proxy
+// filter's `common.dynamic_forward_proxy.v3.DnsCacheConfig` is the same case.
 const ROOTS: &[&str] = &[
     "envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto",
+    "envoy/extensions/filters/http/dynamic_forward_proxy/v3/dynamic_forward_proxy.proto",
     "envoy/config/listener/v3/listener.proto",
     "envoy/config/route/v3/route.proto",
     "envoy/config/cluster/v3/cluster.proto",
@@ -56,6 +59,13 @@ const ROOTS: &[&str] = &[
     "envoy/config/trace/v3/zipkin.proto",
     "envoy/config/trace/v3/datadog.proto",
     "envoy/config/trace/v3/opentelemetry.proto",
+    // The dynamic forward proxy (its HTTP filter is first, above): its cluster type, the DNS
+    // cache both embed, and the DNS resolvers a cache names. (cluster.proto is read from
+    // `proto/overrides`, see its header.)
+    "envoy/extensions/clusters/dynamic_forward_proxy/v3/cluster.proto",
+    "envoy/extensions/common/dynamic_forward_proxy/v3/dns_cache.proto",
+    "envoy/extensions/network/dns_resolver/cares/v3/cares_dns_resolver.proto",
+    "envoy/extensions/network/dns_resolver/apple/v3/apple_dns_resolver.proto",
     // Vendored from envoy-gloo (`proto/envoy-gloo`, see its header): the transformation filter
     // Envoy has no proto for. Last, so its names resolve against the complete Envoy set; its
     // package (`envoy.api.v2.filter.http`) shadows nothing the Envoy protos refer to.
@@ -73,9 +83,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let proto_dir = PathBuf::from(args.next().ok_or("missing <proto dir>")?);
     let out = PathBuf::from(args.next().ok_or("missing <output .bin>")?);
-    let includes: Vec<PathBuf> = ["data-plane-api", "xds", "protoc-gen-validate", "googleapis", "cel-spec", "opentelemetry-proto", "client_model"]
-        .iter()
-        .map(|d| proto_dir.join(d))
+    // `proto/overrides` first: its copies of Envoy protos shadow the originals (see each
+    // file's header for why).
+    let overrides = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("proto/overrides");
+    let includes: Vec<PathBuf> = std::iter::once(overrides)
+        .chain(
+            [
+                "data-plane-api",
+                "xds",
+                "protoc-gen-validate",
+                "googleapis",
+                "cel-spec",
+                "opentelemetry-proto",
+                "client_model",
+            ]
+            .iter()
+            .map(|d| proto_dir.join(d)),
+        )
         .chain(std::iter::once(
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("proto/envoy-gloo"),
         ))
@@ -87,6 +111,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let set = compiler.file_descriptor_set();
     std::fs::write(&out, set.encode_to_vec())?;
-    println!("{} files, {} bytes -> {}", set.file.len(), set.encoded_len(), out.display());
+    println!(
+        "{} files, {} bytes -> {}",
+        set.file.len(),
+        set.encoded_len(),
+        out.display()
+    );
     Ok(())
 }
