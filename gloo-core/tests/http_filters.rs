@@ -6,7 +6,8 @@
 //! resource, naming the field; a buffer limit on a Gateway without the buffer filter is served
 //! as Gloo serves it, with a warning that it does nothing there. Envoy's gRPC-Web filter is on
 //! every HTTP listener, as Gloo's `grpcweb` plugin puts it, unless the listener's `grpcWeb` or
-//! Settings (`gloo.disableGrpcWeb`, else `gloo.removeUnusedFilters`) leave it off.
+//! Settings (`gloo.disableGrpcWeb`, else `gloo.removeUnusedFilters`) leave it off. A Gateway's
+//! `router` option sets the router filter's `suppress_envoy_headers` and `dynamic_stats`.
 
 mod common;
 
@@ -1070,4 +1071,55 @@ fn a_settings_edit_flips_grpc_web_on_the_next_translation() {
     );
     assert_eq!(grpc_web_count(&back), 1);
     assert_eq!(version(&back), version(&on));
+}
+
+const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+
+// projects/gloo/pkg/translator/network_filters.go: `suppress_envoy_headers` only when
+// `suppressEnvoyHeaders` is true, `dynamic_stats` as set.
+#[test]
+fn the_router_option_sets_the_router_filter_as_gloo_does() {
+    let t = translate(&docs(&[
+        &up(),
+        &gateway_with("router: {suppressEnvoyHeaders: true, dynamicStats: false}\n"),
+        &default_vs(),
+    ]));
+    assert_status(&t, Kind::Gateway, &gs("gateway-proxy"), Accepted, &[], &[]);
+    assert_eq!(
+        filter(&t, "envoy.filters.http.router"),
+        json!({
+            "name": "envoy.filters.http.router",
+            "typedConfig": {"@type": ROUTER, "suppressEnvoyHeaders": true, "dynamicStats": false},
+        })
+    );
+    // `suppressEnvoyHeaders: false` is Envoy's default; `dynamicStats: true` is carried as set.
+    let t = translate(&docs(&[
+        &up(),
+        &gateway_with("router: {suppressEnvoyHeaders: false, dynamicStats: true}\n"),
+        &default_vs(),
+    ]));
+    assert_eq!(
+        filter(&t, "envoy.filters.http.router")["typedConfig"],
+        json!({"@type": ROUTER, "dynamicStats": true})
+    );
+    // Unset: the plain router.
+    let t = translate(&docs(&[
+        &up(),
+        &gateway_with("router: {}\n"),
+        &default_vs(),
+    ]));
+    assert_eq!(
+        filter(&t, "envoy.filters.http.router")["typedConfig"],
+        json!({"@type": ROUTER})
+    );
+    // A misspelt field is refused rather than ignored.
+    let t = translate(&docs(&[
+        &up(),
+        &gateway_with("router: {suppressEnvoyHeader: true}\n"),
+    ]));
+    assert!(
+        t.reports.to_text().contains("suppressEnvoyHeader"),
+        "{}",
+        t.reports.to_text()
+    );
 }

@@ -315,10 +315,9 @@ pub struct HttpListenerOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub http_local_ratelimit: Option<LocalRateLimitSettings>,
-    /// Router filter settings (e.g. `suppressEnvoyHeaders`). Accepted and carried; not
-    /// interpreted yet.
+    /// The router filter's settings (`suppressEnvoyHeaders`, `dynamicStats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub router: Option<serde_json::Value>,
+    pub router: Option<Router>,
     /// Tap filter settings. Accepted and carried; not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tap: Option<serde_json::Value>,
@@ -337,6 +336,35 @@ pub struct HttpListenerOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub header_validation_settings: Option<HeaderValidationSettings>,
+}
+
+/// The router filter of an HTTP listener (`gloo.solo.io.Router`), as Envoy's
+/// `envoy.extensions.filters.http.router.v3.Router` takes it.
+///
+/// ```
+/// use gloo_core::model::listener_options::Router;
+/// let router: Router =
+///     serde_json::from_str(r#"{"suppressEnvoyHeaders": true, "dynamicStats": false}"#).unwrap();
+/// assert_eq!(router.suppress_envoy_headers, Some(true));
+/// assert_eq!(router.dynamic_stats, Some(false));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Router {
+    /// Leave out the `x-envoy-*` headers the router adds (only `true` changes anything).
+    #[serde(
+        alias = "suppress_envoy_headers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub suppress_envoy_headers: Option<bool>,
+    /// Whether the router writes dynamic stats (canary, per-zone; Envoy's default true).
+    #[serde(
+        alias = "dynamic_stats",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dynamic_stats: Option<bool>,
 }
 
 /// How an HTTP listener validates request headers
@@ -1067,7 +1095,6 @@ impl HttpListenerOptions {
             ),
             ("leftmostXffAddress", self.leftmost_xff_address.is_some()),
             ("dynamicForwardProxy", self.dynamic_forward_proxy.is_some()),
-            ("router", self.router.is_some()),
             ("tap", self.tap.is_some()),
             ("statefulSession", self.stateful_session.is_some()),
         ])

@@ -418,9 +418,7 @@ fn http_connection_manager(
     http_filters.extend(http_filters::buffer_filter(http));
     http_filters.push(HttpFilter {
         name: ROUTER_FILTER.to_string(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(pack(
-            &Router::default(),
-        ))),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack(&router(http)))),
         ..Default::default()
     });
     let mut hcm = HttpConnectionManager {
@@ -706,6 +704,24 @@ fn upgrade_configs(upgrades: &[serde_json::Value]) -> Vec<http_connection_manage
         );
     }
     out
+}
+
+/// The router filter's config of an HTTP gateway, as Gloo's `network_filters.go` writes it from
+/// `options.router`: `suppress_envoy_headers` only when `suppressEnvoyHeaders` is true,
+/// `dynamic_stats` as set (Envoy's default, true, when unset).
+fn router(http: Option<&HttpGateway>) -> Router {
+    let options = http
+        .and_then(|h| h.options.as_ref())
+        .and_then(|o| o.router.as_ref());
+    Router {
+        suppress_envoy_headers: options
+            .and_then(|r| r.suppress_envoy_headers)
+            .unwrap_or(false),
+        dynamic_stats: options
+            .and_then(|r| r.dynamic_stats)
+            .map(|value| BoolValue { value }),
+        ..Default::default()
+    }
 }
 
 /// The API listener a proxyless gRPC client (`xds:///<domain>`) reads: an HTTP connection
