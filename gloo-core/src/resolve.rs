@@ -306,6 +306,11 @@ pub struct VirtualHostModel {
     /// only on a Gateway with the buffer filter (`httpGateway.options.buffer`), so each is
     /// warned about on any other Gateway that serves the virtual host.
     pub buffer_limits: Vec<(ResourceKey, String)>,
+    /// Its routes that forward dynamically (`routeAction.dynamicForwardProxy`): the resource
+    /// and field path of each. They need a Gateway with a dynamic forward proxy
+    /// (`httpGateway.options.dynamicForwardProxy`), so each is warned about on any other
+    /// Gateway that serves the virtual host (it answers 503 there).
+    pub forward_proxy_routes: Vec<(ResourceKey, String)>,
 }
 
 /// One Envoy route: a single matcher and what to do.
@@ -487,6 +492,9 @@ struct Resolver<'a> {
     /// The buffer limits of the virtual host being resolved (see
     /// [`VirtualHostModel::buffer_limits`]).
     buffer_limits: Vec<(ResourceKey, String)>,
+    /// The dynamic forward proxy routes of the virtual host being resolved (see
+    /// [`VirtualHostModel::forward_proxy_routes`]).
+    forward_proxy_routes: Vec<(ResourceKey, String)>,
 }
 
 /// A field path such as `spec.virtualHost.routes[3].matchers[0]`, written out only when a
@@ -532,6 +540,7 @@ impl<'a> Resolver<'a> {
             resolved: HashMap::new(),
             no_options: Arc::default(),
             buffer_limits: Vec::new(),
+            forward_proxy_routes: Vec::new(),
         };
         resolver.select_versions();
         let environment = Environment {
@@ -1092,7 +1101,7 @@ impl<'a> Resolver<'a> {
         match action.destination() {
             Err(e) => errors.push(format!("{path}: {e}")),
             Ok(None) => errors.push(format!(
-                "{path}: no destination: set one of single, multi, upstreamGroup, clusterHeader"
+                "{path}: no destination: set one of single, multi, upstreamGroup, clusterHeader, dynamicForwardProxy"
             )),
             Ok(Some(RouteDestination::Single(d))) => {
                 validate_destination(d, &FieldPath::Field(path, "single"), errors)
@@ -1146,6 +1155,13 @@ impl<'a> Resolver<'a> {
             }
             Ok(Some(RouteDestination::ClusterHeader(""))) => {
                 errors.push(format!("{path}.clusterHeader: must name a header"))
+            }
+            // Neither rewrite forwards to the request's own host (Gloo refuses that; gloo
+            // serves it with an empty per-route config).
+            Ok(Some(RouteDestination::DynamicForwardProxy(d))) => {
+                if let Err(e) = d.host_rewrite() {
+                    errors.push(format!("{path}.dynamicForwardProxy: {e}"));
+                }
             }
             Ok(Some(_)) => {}
         }
@@ -1608,6 +1624,17 @@ impl<'a> Resolver<'a> {
                     );
                 }
             }
+            // A route that forwards dynamically needs the gateway's forward proxy: without one
+            // it is served to the missing destination (503), as Gloo serves it to a cluster
+            // that does not exist.
+            if crate::translate::dynamic_forward_proxy::settings(Some(http)).is_none() {
+                for (owner, path) in &host.forward_proxy_routes {
+                    self.reports.warn(
+                        owner,
+                        format!("{path}: Gateway {gateway} lacks httpGateway.options.dynamicForwardProxy, so the route has no dynamic forward proxy to send to there and answers 503"),
+                    );
+                }
+            }
             hosts.push(host);
         }
         hosts.sort_by(|a, b| a.source.cmp(&b.source));
@@ -1760,6 +1787,7 @@ impl<'a> Resolver<'a> {
             chain: Vec::new(),
         };
         self.buffer_limits.clear();
+        self.forward_proxy_routes.clear();
         if crate::translate::http_filters::sets_limit(options.buffer_per_route.as_ref()) {
             let own = vh
                 .options
@@ -1788,6 +1816,7 @@ impl<'a> Resolver<'a> {
             ssl_config: entry.object.spec.ssl_config.clone(),
             routes,
             buffer_limits: std::mem::take(&mut self.buffer_limits),
+            forward_proxy_routes: std::mem::take(&mut self.forward_proxy_routes),
         })
     }
 
@@ -2066,6 +2095,12 @@ impl<'a> Resolver<'a> {
             };
             if let RouteModelAction::Route(served) = &model_action.0 {
                 self.note_buffer_limits(route, &options, served, &path, &context.owner);
+                if served.dynamic_forward_proxy.is_some() {
+                    self.forward_proxy_routes.push((
+                        context.owner.clone(),
+                        format!("{path}.routeAction.dynamicForwardProxy"),
+                    ));
+                }
             }
             let gloo_name = named.then(gloo_name);
             let count = matchers.len();
@@ -2555,6 +2590,14 @@ fn http_gateway_problems(
         options,
         &format!("{path}.options"),
     ));
+    if let Some(forward_proxy) = &options.dynamic_forward_proxy {
+        problems.extend(crate::translate::dynamic_forward_proxy::problems(
+            snapshot,
+            forward_proxy,
+            &format!("{path}.options.dynamicForwardProxy"),
+            namespace,
+        ));
+    }
     problems.extend(crate::translate::waf::problems(
         snapshot,
         options.waf.as_ref(),
@@ -2706,7 +2749,17 @@ fn http_gateways(spec: &GatewaySpec) -> Vec<(String, &crate::model::gateway::Htt
 /// set: `setCurrentClientCertDetails` without a `forwardClientCertDetails` that sets the header
 /// from the client certificate (Gloo's hcm plugin leaves it out then, and so does gloo).
 fn gateway_ignored(spec: &GatewaySpec) -> Vec<String> {
-    http_gateways(spec)
+    let mut warnings: Vec<String> = http_gateways(spec)
+        .into_iter()
+        .filter_map(|(path, http)| {
+            let forward_proxy = http.options.as_ref()?.dynamic_forward_proxy.as_ref()?;
+            crate::translate::dynamic_forward_proxy::warning(
+                forward_proxy,
+                &format!("{path}.options.dynamicForwardProxy"),
+            )
+        })
+        .collect();
+    warnings.extend(http_gateways(spec)
         .into_iter()
         .filter_map(|(path, http)| {
             let hcm = http.options.as_ref()?.http_connection_manager_settings.as_ref()?;
@@ -2720,8 +2773,8 @@ fn gateway_ignored(spec: &GatewaySpec) -> Vec<String> {
             Some(format!(
                 "{path}.options.httpConnectionManagerSettings.setCurrentClientCertDetails: ignored, as in Gloo: Envoy sets x-forwarded-client-cert from the client certificate only when forwardClientCertDetails is APPEND_FORWARD or SANITIZE_SET"
             ))
-        })
-        .collect()
+        }));
+    warnings
 }
 
 /// Warnings about the tracers of a Gateway's connection managers (see

@@ -1065,3 +1065,87 @@ fn envoy_accepts_tracing_client_cert_details_and_the_uuid_request_id_extension()
         assert!(stderr.contains(why), "{what}:\n{stdout}\n{stderr}");
     }
 }
+
+/// Dynamic forward proxies (tests/data/envoy-dynamic-forward-proxy): a Gateway with every DNS
+/// cache field, its own circuit breakers and the router's options, and one as Gloo's guide
+/// enables it. Envoy takes the filters, the two generated clusters (it requires each to share
+/// its DNS cache with the filter of the same name, and builds the cluster type and the c-ares
+/// resolver) and the routes' per-route host rewrites, warning about nothing.
+#[test]
+fn envoy_accepts_dynamic_forward_proxies_and_router_options() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-dynamic-forward-proxy");
+    let resources = translated(&dir);
+    let config = bootstrap(&resources);
+    let generated: Vec<&Value> = config["staticResources"]["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["clusterType"]["name"] == "envoy.clusters.dynamic_forward_proxy")
+        .collect();
+    assert_eq!(generated.len(), 2, "{config:#}");
+    for port in [8080, 8081] {
+        let hcm = connection_manager_on(&config, port);
+        let filters = hcm["httpFilters"].as_array().cloned().unwrap_or_default();
+        let forward_proxy = filters
+            .iter()
+            .find(|f| f["name"] == "envoy.filters.http.dynamic_forward_proxy")
+            .unwrap_or_else(|| panic!("no forward proxy filter on {port}: {hcm:#}"));
+        let cache = &forward_proxy["typedConfig"]["dnsCacheConfig"];
+        // The routes go to the cluster with the filter's cache.
+        let routes = &hcm["routeConfig"]["virtualHosts"][0]["routes"];
+        let cluster = routes[0]["route"]["cluster"].clone();
+        let target = generated
+            .iter()
+            .find(|c| c["name"] == cluster)
+            .unwrap_or_else(|| panic!("route to {cluster} on {port}: no such cluster"));
+        assert_eq!(
+            &target["clusterType"]["typedConfig"]["dnsCacheConfig"],
+            cache
+        );
+        assert_eq!(
+            filters
+                .last()
+                .map(|f| &f["typedConfig"]["suppressEnvoyHeaders"]),
+            Some(&json!(true)),
+            "{hcm:#}"
+        );
+    }
+    accepted_quietly(&config);
+    // Two listeners and route configurations; the upstream and the two generated clusters.
+    assert_eq!(resource_counts(&resources), (2, 2, 3));
+
+    // What gloo warns about: Linux Envoy has no Apple DNS resolver (`appleDns`).
+    let mut apple = config.clone();
+    let resolver = json!({
+        "name": "envoy.network.dns_resolver.apple",
+        "typedConfig": {"@type": "type.googleapis.com/envoy.extensions.network.dns_resolver.apple.v3.AppleDnsResolverConfig"},
+    });
+    for cluster in apple["staticResources"]["clusters"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["clusterType"]["name"] == "envoy.clusters.dynamic_forward_proxy")
+    {
+        cluster["clusterType"]["typedConfig"]["dnsCacheConfig"]["typedDnsResolverConfig"] =
+            resolver.clone();
+    }
+    let (ok, _, stderr) = envoy_validate(&apple);
+    assert!(!ok, "Envoy took Apple's resolver:\n{stderr}");
+    assert!(
+        stderr.contains("envoy.network.dns_resolver.apple"),
+        "{stderr}"
+    );
+    // And Envoy checks that a cache name means one cache: the cluster's must be the filter's.
+    let mut mismatched = config.clone();
+    for cluster in mismatched["staticResources"]["clusters"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["clusterType"]["name"] == "envoy.clusters.dynamic_forward_proxy")
+    {
+        cluster["clusterType"]["typedConfig"]["dnsCacheConfig"]["maxHosts"] = json!(3);
+    }
+    let (ok, _, stderr) = envoy_validate(&mismatched);
+    assert!(!ok, "Envoy took two caches of one name:\n{stderr}");
+    assert!(stderr.contains("with different settings"), "{stderr}");
+}

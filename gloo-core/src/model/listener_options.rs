@@ -286,13 +286,16 @@ pub struct HttpListenerOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub leftmost_xff_address: Option<bool>,
-    /// Dynamic forward proxy filter settings. Accepted and carried; not interpreted yet.
+    /// The dynamic forward proxy: Envoy's `envoy.filters.http.dynamic_forward_proxy` filter
+    /// with this DNS cache, and a generated cluster that routes with a `dynamicForwardProxy`
+    /// action send to (Gloo's `dynamic_forward_proxy` plugin).
     #[serde(
         alias = "dynamic_forward_proxy",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub dynamic_forward_proxy: Option<serde_json::Value>,
+    pub dynamic_forward_proxy:
+        Option<crate::model::dynamic_forward_proxy::DynamicForwardProxyFilterConfig>,
     /// Connection limit network filter settings. Accepted and carried; not interpreted yet.
     #[serde(
         alias = "connection_limit",
@@ -1094,7 +1097,6 @@ impl HttpListenerOptions {
                 self.sanitize_cluster_header.is_some(),
             ),
             ("leftmostXffAddress", self.leftmost_xff_address.is_some()),
-            ("dynamicForwardProxy", self.dynamic_forward_proxy.is_some()),
             ("tap", self.tap.is_some()),
             ("statefulSession", self.stateful_session.is_some()),
         ])

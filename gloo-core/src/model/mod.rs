@@ -13,6 +13,7 @@ pub mod access_log;
 pub mod artifact;
 pub mod cluster;
 pub mod cors;
+pub mod dynamic_forward_proxy;
 pub mod extauth;
 pub mod faults;
 pub mod gateway;

@@ -607,6 +607,50 @@ pub struct DynamicForwardProxyRoute {
     pub auto_host_rewrite_header: Option<String>,
 }
 
+/// The `host_rewrite_specifier` oneof of [`DynamicForwardProxyRoute`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicForwardProxyHostRewrite<'a> {
+    /// Rewrite the host to this literal (`hostRewrite`).
+    Literal(&'a str),
+    /// Rewrite the host to this request header's value (`autoHostRewriteHeader`).
+    Header(&'a str),
+}
+
+impl DynamicForwardProxyRoute {
+    /// The `host_rewrite_specifier` oneof: at most one of `hostRewrite` and
+    /// `autoHostRewriteHeader` (neither forwards to the request's own host).
+    ///
+    /// ```
+    /// use gloo_core::model::routing::{DynamicForwardProxyHostRewrite, DynamicForwardProxyRoute};
+    /// let route = DynamicForwardProxyRoute {
+    ///     auto_host_rewrite_header: Some("x-rewrite-me".into()),
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(
+    ///     route.host_rewrite(),
+    ///     Ok(Some(DynamicForwardProxyHostRewrite::Header("x-rewrite-me")))
+    /// );
+    /// assert_eq!(DynamicForwardProxyRoute::default().host_rewrite(), Ok(None));
+    /// ```
+    pub fn host_rewrite(&self) -> Result<Option<DynamicForwardProxyHostRewrite<'_>>, OneofError> {
+        OneofError::check(
+            "host_rewrite_specifier",
+            &[
+                ("hostRewrite", self.host_rewrite.is_some()),
+                (
+                    "autoHostRewriteHeader",
+                    self.auto_host_rewrite_header.is_some(),
+                ),
+            ],
+        )?;
+        Ok(match (&self.host_rewrite, &self.auto_host_rewrite_header) {
+            (Some(literal), _) => Some(DynamicForwardProxyHostRewrite::Literal(literal)),
+            (None, Some(header)) => Some(DynamicForwardProxyHostRewrite::Header(header)),
+            (None, None) => None,
+        })
+    }
+}
+
 /// Where to send a request (`gloo.solo.io.Destination`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

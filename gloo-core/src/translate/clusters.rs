@@ -348,7 +348,9 @@ fn failover_socket_matches(
     out
 }
 
-fn upstream_tls(
+/// The TLS context towards an upstream with `ssl` (an Upstream's or a dynamic forward proxy's
+/// `sslConfig`, its Secret read in `namespace` when the reference names none).
+pub(crate) fn upstream_tls(
     ssl: Option<&UpstreamSslConfig>,
     sni: Option<String>,
     namespace: &str,
@@ -387,7 +389,8 @@ fn upstream_tls(
     }
 }
 
-fn tls_socket(tls: &UpstreamTlsContext) -> TransportSocket {
+/// The TLS transport socket of `tls`.
+pub(crate) fn tls_socket(tls: &UpstreamTlsContext) -> TransportSocket {
     TransportSocket {
         name: "envoy.transport_sockets.tls".to_string(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(pack(tls))),
@@ -681,20 +684,7 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
     out.lb_subset_config = super::subsets::lb_subset_config(spec);
     out.health_checks = spec.health_checks.iter().map(health_check).collect();
     out.outlier_detection = spec.outlier_detection.as_ref().map(outlier);
-    if let Some(cb) = &spec.circuit_breakers {
-        let u = |v: Option<u32>| v.map(|value| UInt32Value { value });
-        out.circuit_breakers = Some(CircuitBreakers {
-            thresholds: vec![Thresholds {
-                max_connections: u(cb.max_connections),
-                max_pending_requests: u(cb.max_pending_requests),
-                max_requests: u(cb.max_requests),
-                max_retries: u(cb.max_retries),
-                track_remaining: cb.track_remaining.unwrap_or(false),
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
-    }
+    out.circuit_breakers = spec.circuit_breakers.as_ref().map(circuit_breakers);
     if let Some(cc) = &spec.connection_config {
         if let Some(t) = &cc.connect_timeout {
             out.connect_timeout = Some(duration(t));
@@ -818,6 +808,59 @@ pub(crate) fn cluster(upstream: &Object<UpstreamSpec>, ctx: &Context<'_>) -> Clu
         out.transport_socket = Some(proxy_protocol_socket(out.transport_socket.take(), version));
     }
     out
+}
+
+/// Gloo's circuit breakers as the thresholds of an Envoy cluster's default priority (Gloo's
+/// `convertCircuitBreakers`).
+pub(crate) fn circuit_breakers(
+    cb: &crate::model::cluster::CircuitBreakerConfig,
+) -> CircuitBreakers {
+    let u = |v: Option<u32>| v.map(|value| UInt32Value { value });
+    CircuitBreakers {
+        thresholds: vec![Thresholds {
+            max_connections: u(cb.max_connections),
+            max_pending_requests: u(cb.max_pending_requests),
+            max_requests: u(cb.max_requests),
+            max_retries: u(cb.max_retries),
+            track_remaining: cb.track_remaining.unwrap_or(false),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// What gloo cannot resolve in an upstream `sslConfig` (an Upstream's, or a dynamic forward
+/// proxy's) at `path`, its Secret read in `namespace` when the reference names none: both
+/// secret sources set, a missing Secret, SDS, a subject alternative name to verify without a
+/// root CA to verify it against.
+pub(crate) fn upstream_ssl_problems(
+    snapshot: &crate::snapshot::ConfigSnapshot,
+    ssl: &UpstreamSslConfig,
+    namespace: &str,
+    path: &str,
+) -> Vec<String> {
+    use crate::model::ssl::SslSecretsRef;
+    let mut problems = Vec::new();
+    match ssl.ssl_secrets() {
+        Err(e) => problems.push(format!("{path}: {e}")),
+        Ok(Some(SslSecretsRef::SecretRef(secret))) => {
+            if let Err(e) = snapshot.tls_secret(secret, namespace) {
+                problems.push(format!("{path}.secretRef: {e}"));
+            }
+        }
+        Ok(Some(SslSecretsRef::Sds(_))) => problems.push(format!(
+            "{path}.sds: SDS certificates are not supported yet; use secretRef or sslFiles"
+        )),
+        _ => {}
+    }
+    if !ssl.verify_subject_alt_name.is_empty()
+        && !snapshot.has_root_ca(ssl.ssl_secrets(), namespace)
+    {
+        problems.push(format!(
+            "{path}.verifySubjectAltName: needs a rootCa to verify the upstream's certificate against"
+        ));
+    }
+    problems
 }
 
 /// Why an Upstream's `dnsRefreshRate` is left out, if it is: Envoy takes rates above 1 ms

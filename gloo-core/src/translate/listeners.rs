@@ -411,7 +411,19 @@ fn http_connection_manager(
     // AWS Lambda last before the router: Gloo's `DuringStage(OutAuthStage)` (it signs the
     // request, so nothing may change it afterwards), the transformation of Lambda requests
     // (`requestTransformation`) just before it (`BeforeStage(OutAuthStage)`).
-    http_filters.extend(super::aws_lambda::http_filters(ctx.snapshot, hosts));
+    // The dynamic forward proxy is of the same stage (`DuringStage(OutAuthStage)`), after
+    // that transformation and, by name, before the Lambda filter
+    // (`envoy.filters.http.dynamic_forward_proxy` < `io.solo.aws_lambda`): it resolves the
+    // host the request names once every filter that may rewrite it has run.
+    let mut out_auth = super::aws_lambda::http_filters(ctx.snapshot, hosts);
+    if let Some(forward_proxy) = super::dynamic_forward_proxy::http_filter(http) {
+        let at = out_auth
+            .iter()
+            .position(|f| f.name == super::aws_lambda::AWS_LAMBDA_FILTER)
+            .unwrap_or(out_auth.len());
+        out_auth.insert(at, forward_proxy);
+    }
+    http_filters.extend(out_auth);
     // Request buffering: Gloo's `DuringStage(RouteStage)`, just before the router, so only a
     // request every other filter let through is buffered (a 413 past the limit); routes'
     // `bufferPerRoute` configure this filter and nothing without it.

@@ -40,6 +40,7 @@
 pub(crate) mod access_log;
 pub(crate) mod aws_lambda;
 mod clusters;
+pub(crate) mod dynamic_forward_proxy;
 pub(crate) mod extauth;
 mod extauth_config;
 pub(crate) mod http_filters;
@@ -66,6 +67,10 @@ use xxhash_rust::xxh3::Xxh3;
 pub use access_log::{FILE_ACCESS_LOG, HTTP_GRPC_ACCESS_LOG};
 pub use aws_lambda::{LambdaEndpoint, AWS_LAMBDA_FILTER};
 pub use clusters::{Endpoint, EndpointChanges, EndpointList, Endpoints};
+pub use dynamic_forward_proxy::{
+    APPLE_DNS_RESOLVER, CARES_DNS_RESOLVER, DFP_CLUSTER_PREFIX, DFP_CLUSTER_TYPE,
+    DYNAMIC_FORWARD_PROXY_FILTER,
+};
 pub use extauth::{
     CONFIG_ID, DEFAULT_USER_ID_HEADER, EXT_AUTHZ_FILTER, SANITIZE_FILTER, SOURCE_NAME, SOURCE_TYPE,
 };
@@ -132,12 +137,15 @@ type EdsClusters = BTreeMap<String, (ResourceRef, Arc<Object<UpstreamSpec>>)>;
 /// the ext_authz filter (with the source name prefix, for hosts whose own config names it).
 ///
 /// The fourth part is whether the gateway's WAF is in force, for hosts that set WAF options
-/// (their per-route WAF configs are emitted only where the WAF is in force).
+/// (their per-route WAF configs are emitted only where the WAF is in force); the fifth, the
+/// generated cluster of the gateway's dynamic forward proxy, for hosts with routes that
+/// forward dynamically (a Gateway edit of its `dynamicForwardProxy` renames the cluster).
 type VirtualHostKey = (
     String,
     local_ratelimit::ListenerFlags,
     extauth::ListenerAuth,
     bool,
+    Option<String>,
 );
 
 /// A virtual host as last translated: only its encoding is kept (a tenth of the typed
@@ -369,6 +377,22 @@ impl Translator {
                 );
                 tracing::collect_upstreams(ctx.snapshot, reports, config.gateway, &mut referenced);
                 let gateway_waf = waf::gateway_enforces(config.gateway);
+                // The gateway's dynamic forward proxy: its generated cluster, once per distinct
+                // config across the proxy (Gloo's `GeneratedResources`).
+                let forward_proxy = dynamic_forward_proxy::ForwardProxy::of(
+                    config.gateway,
+                    listener.gateway.namespace_or(DEFAULT_NAMESPACE),
+                );
+                let forward_proxy_cluster = forward_proxy.map(|proxy| {
+                    let name = proxy.cluster_name();
+                    if !out.clusters.contains_key(&name) {
+                        out.clusters.insert(
+                            name.clone(),
+                            Versioned::new(dynamic_forward_proxy::cluster(proxy, ctx)),
+                        );
+                    }
+                    name
+                });
                 let mut hasher = Xxh3::new();
                 hasher.update(route_name.as_bytes());
                 let mut protos = Vec::with_capacity(virtual_hosts.len());
@@ -401,6 +425,9 @@ impl Translator {
                         flags,
                         extauth::host_key(&auth, host),
                         gateway_waf && waf::host_uses(host),
+                        forward_proxy_cluster
+                            .clone()
+                            .filter(|_| dynamic_forward_proxy::host_uses(host)),
                     );
                     let (encoded, version) = self.virtual_host(&key, host, ctx);
                     used_hosts.insert(key);
@@ -505,7 +532,7 @@ impl Translator {
             }
         }
         self.virtual_hosts_translated += 1;
-        let proto = routes::virtual_host(host, key.1, &key.2, key.3, ctx);
+        let proto = routes::virtual_host(host, key.1, &key.2, key.3, key.4.as_deref(), ctx);
         let (encoded, version) = encode_with_version(&proto);
         let encoded: Arc<[u8]> = encoded.into();
         self.virtual_hosts.insert(
@@ -1057,29 +1084,12 @@ fn validate_upstreams(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             }
             Ok(Some(_)) => {}
         }
-        match entry.object.spec.ssl_config.as_ref().map(|s| s.ssl_secrets()) {
-            Some(Err(e)) => reports.error(&key, format!("spec.sslConfig: {e}")),
-            Some(Ok(Some(crate::model::ssl::SslSecretsRef::SecretRef(secret)))) => {
-                let namespace = reference.namespace_or(DEFAULT_NAMESPACE);
-                if let Err(e) = snapshot.tls_secret(secret, namespace) {
-                    reports.error(&key, format!("spec.sslConfig.secretRef: {e}"));
-                }
-            }
-            Some(Ok(Some(crate::model::ssl::SslSecretsRef::Sds(_)))) => reports.error(
-                &key,
-                "spec.sslConfig.sds: SDS certificates are not supported yet; use secretRef or sslFiles",
-            ),
-            _ => {}
-        }
         if let Some(ssl) = &entry.object.spec.ssl_config {
             let namespace = reference.namespace_or(DEFAULT_NAMESPACE);
-            if !ssl.verify_subject_alt_name.is_empty()
-                && !snapshot.has_root_ca(ssl.ssl_secrets(), namespace)
+            for problem in
+                clusters::upstream_ssl_problems(snapshot, ssl, namespace, "spec.sslConfig")
             {
-                reports.error(
-                    &key,
-                    "spec.sslConfig.verifySubjectAltName: needs a rootCa to verify the upstream's certificate against",
-                );
+                reports.error(&key, problem);
             }
         }
     }

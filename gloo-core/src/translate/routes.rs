@@ -65,13 +65,15 @@ fn string_match(pattern: MatchPattern) -> StringMatcher {
 }
 
 /// One Envoy virtual host from a resolved VirtualService, on a listener whose
-/// `httpLocalRatelimit` has these `flags`, and whose gateway WAF is in force or not
-/// (`gateway_waf`).
+/// `httpLocalRatelimit` has these `flags`, whose gateway WAF is in force or not
+/// (`gateway_waf`), and whose dynamic forward proxy routes go to the generated cluster
+/// `forward_proxy` (`None` when the gateway has no dynamic forward proxy).
 pub(crate) fn virtual_host(
     vh: &VirtualHostModel,
     flags: ListenerFlags,
     auth: &ListenerAuth,
     gateway_waf: bool,
+    forward_proxy: Option<&str>,
     ctx: &Context<'_>,
 ) -> VirtualHost {
     let options = &vh.options;
@@ -80,6 +82,7 @@ pub(crate) fn virtual_host(
         ctx,
         namespace: vh.source.namespace_or(crate::model::DEFAULT_NAMESPACE),
         auth,
+        forward_proxy,
     };
     let waf = WafScope::of(ctx.snapshot, vh, gateway_waf);
     let mut out = VirtualHost {
@@ -116,11 +119,13 @@ pub(crate) fn virtual_host(
 }
 
 /// Where `headerSecretRef`s are resolved: the snapshot's Secrets, with a default namespace;
-/// and what the virtual host's routes need to know of their listener's ext_authz filter.
+/// and what the virtual host's routes need to know of their listener: its ext_authz filter,
+/// and the generated cluster of its dynamic forward proxy.
 struct HeaderSecrets<'a> {
     ctx: &'a Context<'a>,
     namespace: &'a str,
     auth: &'a ListenerAuth,
+    forward_proxy: Option<&'a str>,
 }
 
 fn apply_vhost_options(
@@ -562,6 +567,12 @@ fn route_action(
         Ok(Some(RouteDestination::ClusterHeader(h))) => {
             Some(route_action::ClusterSpecifier::ClusterHeader(h.to_string()))
         }
+        // The gateway's generated cluster (Gloo's `GetGeneratedClusterName` of the listener's
+        // config); on a gateway without a dynamic forward proxy, the missing destination below
+        // (resolution warns about it).
+        Ok(Some(RouteDestination::DynamicForwardProxy(_))) => secrets
+            .forward_proxy
+            .map(|cluster| route_action::ClusterSpecifier::Cluster(cluster.to_string())),
         _ => None,
     };
     // A missing upstream group still gets a cluster name Envoy answers 503 for.
@@ -798,6 +809,13 @@ fn route(
             secrets.ctx.snapshot,
             d,
         ));
+    }
+    // The dynamic forward proxy's host rewrite, as Gloo's `ProcessRoute` sets it whatever the
+    // gateway (a filter the listener lacks never reads it).
+    if let RouteModelAction::Route(a) = &r.action {
+        if let Ok(Some(RouteDestination::DynamicForwardProxy(d))) = a.destination() {
+            per_filter.extend(super::dynamic_forward_proxy::per_route(d));
+        }
     }
     out.typed_per_filter_config = per_filter;
     if !options.envoy_metadata.is_empty() {
