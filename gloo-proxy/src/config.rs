@@ -238,6 +238,10 @@ pub struct ConnectionSettings {
     /// `http_protocol_options.header_key_format.proper_case_words`), for clients that
     /// wrongly compare them case-sensitively.
     pub http1_proper_case: bool,
+    /// The router adds none of its `x-envoy-*` headers (`suppress_envoy_headers` of the
+    /// router filter's config, Gloo's `router.suppressEnvoyHeaders`). gloo-proxy's router
+    /// only ever adds `x-envoy-overloaded`, to a circuit breaker's 503.
+    pub suppress_envoy_headers: bool,
 }
 
 /// An address range (`envoy.config.core.v3.CidrRange`).
@@ -521,6 +525,7 @@ impl ConnectionSettings {
                 .unwrap_or_default(),
             early_header_mutations: early_header_mutations(&hcm.early_header_mutation_extensions)?,
             http1_proper_case: http1_proper_case(http1, "http_protocol_options"),
+            suppress_envoy_headers: router_config(hcm)?.suppress_envoy_headers,
             allow_custom_methods: http1.is_some_and(|o| o.allow_custom_methods),
             http1_enable_trailers: http1.is_some_and(|o| o.enable_trailers),
             accept_http_10: http1.is_some_and(|o| o.accept_http_10),
@@ -602,6 +607,34 @@ fn warn_unapplied(hcm: &HttpConnectionManager) {
 /// Whether HTTP/1 options ask for proper-case header names. Envoy's other formatter (the
 /// `preserve_case` stateful formatter) is served in lower case, as HTTP lets header names be,
 /// with a warning: gloo-proxy does not keep the case names arrived in.
+/// The router filter's config (the last HTTP filter; Envoy's defaults when it has none).
+fn router_config(
+    hcm: &HttpConnectionManager,
+) -> Result<envoy_types::pb::envoy::extensions::filters::http::router::v3::Router, String> {
+    use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+    const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+    let Some((i, any)) = hcm.http_filters.iter().enumerate().find_map(|(i, f)| {
+        match (&f.config_type, f.name == ROUTER) {
+            (Some(http_filter::ConfigType::TypedConfig(any)), true) => Some((i, any)),
+            _ => None,
+        }
+    }) else {
+        return Ok(Router::default());
+    };
+    if any.type_url != ROUTER_TYPE {
+        return Err(format!(
+            "http_filters[{i}] (router): expected {ROUTER_TYPE}, got {}",
+            any.type_url
+        ));
+    }
+    let router = Router::decode(any.value.as_slice())
+        .map_err(|e| format!("http_filters[{i}] (router): {e}"))?;
+    if router.respect_expected_rq_timeout {
+        tracing::warn!("router respect_expected_rq_timeout is not applied: a request's x-envoy-expected-rq-timeout-ms is not read");
+    }
+    Ok(router)
+}
+
 pub(crate) fn http1_proper_case(
     options: Option<&envoy_types::pb::envoy::config::core::v3::Http1ProtocolOptions>,
     at: &str,
@@ -1824,6 +1857,42 @@ mod tests {
         let error = ConnectionSettings::from_hcm(&bad).unwrap_err();
         assert!(
             error.starts_with("internal_address_config.cidr_ranges[0]"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_router_config_says_whether_envoy_headers_are_suppressed() {
+        use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+        let hcm = |config: Option<Any>| HttpConnectionManager {
+            http_filters: vec![HttpFilter {
+                name: ROUTER.into(),
+                config_type: config.map(http_filter::ConfigType::TypedConfig),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let router = |suppress| {
+            any(
+                "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+                &Router {
+                    suppress_envoy_headers: suppress,
+                    ..Default::default()
+                },
+            )
+        };
+        let settings = |config| ConnectionSettings::from_hcm(&hcm(config));
+        assert!(settings(Some(router(true))).unwrap().suppress_envoy_headers);
+        assert!(
+            !settings(Some(router(false)))
+                .unwrap()
+                .suppress_envoy_headers
+        );
+        assert!(!settings(None).unwrap().suppress_envoy_headers);
+        let wrong = any(LOCAL_RATELIMIT_TYPE, &LocalRateLimit::default());
+        let error = settings(Some(wrong)).unwrap_err();
+        assert!(
+            error.starts_with("http_filters[0] (router): expected"),
             "{error}"
         );
     }

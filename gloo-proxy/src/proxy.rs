@@ -1775,6 +1775,10 @@ async fn forward_to_cluster(
     if let Some(cookie) = hashed.set_cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
+    // The router's own headers (`suppress_envoy_headers`): a breaker's refusal says nothing.
+    if settings.suppress_envoy_headers && response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().remove("x-envoy-overloaded");
+    }
     (response, target_headers)
 }
 
@@ -2104,11 +2108,31 @@ async fn send_with_retries(
     downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
     auto_host: bool,
 ) -> Response<Body> {
-    let cluster = out.cluster.clone();
-    let Some(_slot) = cluster.breaker.request() else {
+    let mut cluster = out.cluster.clone();
+    let Some(_slot) = out.cluster.breaker.request() else {
         cluster.stats.upstream_rq_pending_overflow.inc();
         return overflow_reply();
     };
+    // A dynamic forward proxy sends to the request's host, through that host's own cluster.
+    if let Some(hosts) = out.cluster.dynamic() {
+        let authority = out
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        match Box::pin(hosts.lookup(authority)).await {
+            crate::upstream::dynamic::Lookup::Found(host) => cluster = host,
+            crate::upstream::dynamic::Lookup::Failed => {
+                return StreamFacts::flag(
+                    local_reply(StatusCode::SERVICE_UNAVAILABLE, "DNS resolution failure"),
+                    ResponseFlags::DNS_RESOLUTION_FAILED,
+                )
+            }
+            crate::upstream::dynamic::Lookup::Overflow => {
+                return local_reply(StatusCode::SERVICE_UNAVAILABLE, "DNS cache overflow")
+            }
+        }
+    }
     let retry = action.retry.as_ref().filter(|_| out.body.is_some());
     let max_attempts = 1 + retry.map(|r| r.num_retries).unwrap_or(0);
     let per_try = retry.and_then(|r| r.per_try_timeout);

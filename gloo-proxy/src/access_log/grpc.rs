@@ -274,6 +274,7 @@ fn flags(f: ResponseFlags) -> data::ResponseFlags {
         stream_idle_timeout: has(ResponseFlags::STREAM_IDLE_TIMEOUT),
         duration_timeout: has(ResponseFlags::DURATION_TIMEOUT),
         no_cluster_found: has(ResponseFlags::NO_CLUSTER_FOUND),
+        dns_resolution_failure: has(ResponseFlags::DNS_RESOLUTION_FAILED),
         rate_limit_service_error: has(ResponseFlags::RATE_LIMIT_SERVICE_ERROR),
         downstream_protocol_error: has(ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR),
         upstream_max_stream_duration_reached: has(

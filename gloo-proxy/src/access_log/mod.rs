@@ -246,9 +246,9 @@ fn file_format(file: &FileAccessLog) -> Result<Format, String> {
 pub struct ResponseFlags(u32);
 
 /// Envoy's short names, in the order Envoy writes them.
-const FLAG_NAMES: [&str; 26] = [
+const FLAG_NAMES: [&str; 27] = [
     "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE", "DC",
-    "URX", "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM",
+    "URX", "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF",
 ];
 
 macro_rules! flags {
@@ -310,6 +310,7 @@ flags! {
     UPSTREAM_MAX_STREAM_DURATION_REACHED = "UMSDR": "`UMSDR`: the cluster's `max_stream_duration` ran out.",
     UPSTREAM_PROTOCOL_ERROR = "UPE": "`UPE`: the upstream's answer broke the HTTP protocol.",
     NO_CLUSTER_FOUND = "NC": "`NC`: the route's cluster does not exist.",
+    DNS_RESOLUTION_FAILED = "DF": "`DF`: the dynamic forward proxy could not resolve the request's host.",
 }
 
 impl ResponseFlags {

@@ -4,7 +4,9 @@
 //! check and buffer filters of Gloo's `gzip`, `healthCheck` and `buffer` options; gRPC-Web
 //! ([`GrpcWebLayer`], on every listener Gloo translates unless disabled); and Envoy's header
 //! mutation filter (`envoy.filters.http.header_mutation`), in the one shape gloo-core emits it
-//! (request headers removed before auth, so only the ext auth server sets the user id header).
+//! (request headers removed before auth, so only the ext auth server sets the user id header);
+//! and Envoy's dynamic forward proxy filter (`envoy.filters.http.dynamic_forward_proxy`: a
+//! route's host rewrite, before its dynamic forward proxy cluster resolves the host).
 //!
 //! They are in [`FilterRegistry::with_builtins`] (and so in every
 //! [`ProxyServer`](crate::gateway::ProxyServer)):
@@ -77,11 +79,13 @@ pub const HEADER_MUTATION_TYPE: &str =
 
 mod buffer;
 mod compressor;
+mod dynamic_forward_proxy;
 mod grpc_web;
 mod health_check;
 
 pub use buffer::BUFFER;
 pub use compressor::COMPRESSOR;
+pub use dynamic_forward_proxy::DYNAMIC_FORWARD_PROXY;
 pub use grpc_web::{
     grpc_message, grpc_status_of, has_grpc_content_type, is_grpc_web_request, GrpcWeb,
     GrpcWebLayer, GRPC_WEB, GRPC_WEB_TYPE,
@@ -97,6 +101,10 @@ pub(crate) fn register(registry: &mut FilterRegistry) {
     registry.register_for_grpc_web(GRPC_WEB, grpc_web::GrpcWebFilter);
     registry.register(CORS, Cors);
     registry.register(HEADER_MUTATION_TYPE, HeaderMutationFactory);
+    registry.register(
+        DYNAMIC_FORWARD_PROXY,
+        dynamic_forward_proxy::DynamicForwardProxyFilter,
+    );
     #[cfg(feature = "extauth")]
     crate::extauth::register(registry);
     #[cfg(feature = "ratelimit")]

@@ -80,6 +80,7 @@
 //! ```
 
 pub mod balance;
+pub(crate) mod dynamic;
 pub mod h1;
 pub mod health;
 mod priority;
@@ -390,6 +391,10 @@ pub struct Cluster {
     /// `typed_extension_protocol_options` for HTTP filters (envoy-gloo's Lambda filter reads
     /// `io.solo.aws_lambda`); the HTTP protocol options are compiled above instead.
     protocol_options: std::collections::HashMap<String, envoy_types::pb::google::protobuf::Any>,
+    /// A dynamic forward proxy cluster's DNS cache: its hosts come from requests.
+    dynamic: Option<Box<dynamic::DynamicHosts>>,
+    /// One host of a dynamic forward proxy cluster (whose membership gauges count hosts).
+    dynamic_member: bool,
 }
 
 fn socket_addr(
@@ -619,6 +624,12 @@ impl Picker {
     }
 }
 
+/// Whether `pb` is a dynamic forward proxy cluster (`envoy.clusters.dynamic_forward_proxy`).
+fn is_dynamic_forward_proxy(pb: &PbCluster) -> bool {
+    matches!(&pb.cluster_discovery_type,
+        Some(cluster::ClusterDiscoveryType::ClusterType(c)) if c.name == dynamic::DYNAMIC_FORWARD_PROXY)
+}
+
 impl Cluster {
     /// Compiles a cluster with a connection pool for each of `workers` workers;
     /// `stats` keeps its counters across versions of the cluster.
@@ -626,6 +637,16 @@ impl Cluster {
         pb: &PbCluster,
         version: &str,
         stats: &Stats,
+        workers: usize,
+    ) -> Result<Self, ClusterError> {
+        Self::compile_with(pb, version, stats.cluster(&pb.name), workers)
+    }
+
+    /// [`compile`](Self::compile) with the statistics it counts into.
+    pub(crate) fn compile_with(
+        pb: &PbCluster,
+        version: &str,
+        stats: Arc<ClusterStats>,
         workers: usize,
     ) -> Result<Self, ClusterError> {
         let err = |message: String| ClusterError {
@@ -663,11 +684,31 @@ impl Cluster {
                 }
             }
             Ok(cluster::LbPolicy::Maglev) => Policy::Maglev,
+            // The dynamic forward proxy's hosts are each balanced round robin.
+            Ok(cluster::LbPolicy::ClusterProvided) if is_dynamic_forward_proxy(pb) => {
+                Policy::RoundRobin
+            }
             other => return Err(err(format!("lb_policy {other:?} is not supported"))),
         };
+        let mut dynamic = None;
         let discovery = match &pb.cluster_discovery_type {
             Some(cluster::ClusterDiscoveryType::Type(t)) => cluster::DiscoveryType::try_from(*t)
                 .map_err(|_| err(format!("unknown discovery type {t}")))?,
+            Some(cluster::ClusterDiscoveryType::ClusterType(c))
+                if c.name == dynamic::DYNAMIC_FORWARD_PROXY =>
+            {
+                dynamic = Some(Box::new(
+                    dynamic::DynamicHosts::compile(
+                        pb,
+                        c.typed_config.as_ref(),
+                        version,
+                        stats.clone(),
+                        workers,
+                    )
+                    .map_err(err)?,
+                ));
+                cluster::DiscoveryType::Eds
+            }
             Some(cluster::ClusterDiscoveryType::ClusterType(c)) => {
                 return Err(err(format!(
                     "custom cluster type {:?} is not supported",
@@ -994,7 +1035,7 @@ impl Cluster {
             breaker,
             health_check,
             outlier,
-            stats: stats.cluster(&pb.name),
+            stats,
             epoch: Instant::now(),
             protocol_options: pb
                 .typed_extension_protocol_options
@@ -1002,6 +1043,8 @@ impl Cluster {
                 .filter(|(name, _)| name.as_str() != HTTP_PROTOCOL_OPTIONS)
                 .map(|(name, any)| (name.clone(), any.clone()))
                 .collect(),
+            dynamic,
+            dynamic_member: false,
         };
         let members = members
             .iter()
@@ -1031,6 +1074,11 @@ impl Cluster {
                 .all(|(k, v)| a.socket_metadata.as_ref().and_then(|m| m.fields.get(k)) == Some(v))
         });
         e
+    }
+
+    /// A dynamic forward proxy cluster's DNS cache (`None`: its endpoints are configured).
+    pub(crate) fn dynamic(&self) -> Option<&dynamic::DynamicHosts> {
+        self.dynamic.as_deref()
     }
 
     /// The cluster's name.
@@ -1256,12 +1304,15 @@ impl Cluster {
         let members = self.members();
         let now = self.now_ms();
         let (all, available) = self.levels_over(&members, now);
-        self.stats
-            .membership_total
-            .store(members.len() as u64, Ordering::Relaxed);
-        self.stats
-            .membership_healthy
-            .store(available as u64, Ordering::Relaxed);
+        // A dynamic forward proxy's gauges count its hosts, not one host's addresses.
+        if !self.dynamic_member && self.dynamic.is_none() {
+            self.stats
+                .membership_total
+                .store(members.len() as u64, Ordering::Relaxed);
+            self.stats
+                .membership_healthy
+                .store(available as u64, Ordering::Relaxed);
+        }
         let all = Arc::new(all);
         let subsets = self.subset_config.as_ref().map(|config| {
             Subsets::build(config, &members, &all, |group| {
