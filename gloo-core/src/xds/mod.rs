@@ -198,6 +198,8 @@ envoy_messages! {
         => "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
     envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy
         => "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+    envoy_types::pb::envoy::extensions::filters::network::sni_cluster::v3::SniCluster
+        => "envoy.extensions.filters.network.sni_cluster.v3.SniCluster",
     envoy_types::pb::envoy::extensions::filters::http::router::v3::Router
         => "envoy.extensions.filters.http.router.v3.Router",
     envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors
