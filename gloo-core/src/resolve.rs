@@ -1299,6 +1299,8 @@ impl<'a> Resolver<'a> {
             }
             for warning in
                 crate::translate::access_log::cluster_warnings(snapshot, &entry.object.spec)
+                    .into_iter()
+                    .chain(tcp_gateway_warnings(snapshot, &entry.object.spec))
             {
                 self.reports.warn(&key, warning);
             }
@@ -1460,8 +1462,11 @@ impl<'a> Resolver<'a> {
                 namespace,
             ));
         }
-        if let Some(options) = spec.tcp_gateway.as_ref().and_then(|t| t.options.as_ref()) {
-            problems.extend(unenforced(options.unenforced(), "spec.tcpGateway.options"));
+        if let Some(tcp) = &spec.tcp_gateway {
+            if let Some(options) = &tcp.options {
+                problems.extend(unenforced(options.unenforced(), "spec.tcpGateway.options"));
+            }
+            problems.extend(self.tcp_gateway_problems(tcp, "spec.tcpGateway", namespace));
         }
         problems.extend(crate::translate::access_log::problems(spec));
         if let Some(hybrid) = &spec.hybrid_gateway {
@@ -1481,7 +1486,14 @@ impl<'a> Resolver<'a> {
     ) -> Vec<String> {
         let path = format!("spec.hybridGateway.matchedGateways[{index}]");
         let mut problems = Vec::new();
-        if let Some(ssl) = matched.matcher.as_ref().and_then(|m| m.ssl_config.as_ref()) {
+        // The matcher's certificate terminates an HTTP chain's TLS; a TCP chain's matcher only
+        // lends its `sniDomains` (as in Gloo), so its certificate is not read.
+        if let Some(ssl) = matched
+            .matcher
+            .as_ref()
+            .and_then(|m| m.ssl_config.as_ref())
+            .filter(|_| matched.tcp_gateway.is_none())
+        {
             let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
             problems.extend(self.check_ssl(ssl, namespace, &format!("{path}.matcher.sslConfig")));
         }
@@ -1499,10 +1511,83 @@ impl<'a> Resolver<'a> {
                         format!("{path}.tcpGateway.options"),
                     ));
                 }
+                let namespace = reference.namespace_or(crate::model::DEFAULT_NAMESPACE);
+                problems.extend(self.tcp_gateway_problems(
+                    tcp,
+                    &format!("{path}.tcpGateway"),
+                    namespace,
+                ));
+                // Gloo's `validateTcpHosts`: with a matcher naming SNI domains, every host's
+                // SNI domain must be one of them.
+                let matcher_domains = matched
+                    .matcher
+                    .as_ref()
+                    .and_then(|m| m.ssl_config.as_ref())
+                    .map(|ssl| ssl.sni_domains.as_slice())
+                    .unwrap_or_default();
+                if !matcher_domains.is_empty() {
+                    let conflicting: Vec<String> = tcp
+                        .tcp_hosts
+                        .iter()
+                        .flat_map(|host| {
+                            host.ssl_config
+                                .iter()
+                                .flat_map(|ssl| &ssl.sni_domains)
+                                .filter(|d| !matcher_domains.contains(d))
+                                .map(|d| format!("{}:{d}", host.name))
+                        })
+                        .collect();
+                    if !conflicting.is_empty() {
+                        problems.push(format!(
+                            "{path}.tcpGateway: gateway has conflicting sni domains [{}]: each host's sniDomains must be among the matcher's",
+                            conflicting.join(" ")
+                        ));
+                    }
+                }
             }
             _ => problems.push(format!(
                 "{path}: set exactly one of httpGateway, tcpGateway"
             )),
+        }
+        problems
+    }
+
+    /// What Gloo's TCP plugin reports as errors on a TCP gateway at `path` (its listener's
+    /// errors): a host without a usable destination or certificate, `tcpProxySettings` it (or
+    /// Envoy) refuses. Such a host gets no filter chain. Certificates without a namespace are
+    /// in `namespace`.
+    fn tcp_gateway_problems(
+        &self,
+        tcp: &crate::model::gateway::TcpGateway,
+        path: &str,
+        namespace: &str,
+    ) -> Vec<String> {
+        use crate::translate::tcp::{host_route, proxy_settings_problems, HostProblem};
+        let mut problems: Vec<String> = tcp
+            .options
+            .as_ref()
+            .and_then(|o| o.tcp_proxy_settings.as_ref())
+            .map(proxy_settings_problems)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| format!("{path}.options.tcpProxySettings.{p}"))
+            .collect();
+        for (i, host) in tcp.tcp_hosts.iter().enumerate() {
+            let at = format!("{path}.tcpHosts[{i}]");
+            if let Err(HostProblem::Error(e)) = host_route(self.snapshot, host) {
+                problems.push(format!("{at}.{e}"));
+            }
+            let Some(ssl) = &host.ssl_config else {
+                continue;
+            };
+            match ssl.ssl_secrets() {
+                // SNI passthrough: nothing to read.
+                Ok(None) if !ssl.sni_domains.is_empty() => {}
+                Ok(None) => problems.push(format!(
+                    "{at}.sslConfig: set one of secretRef, sslFiles, sds to terminate TLS, or sniDomains to pass it through"
+                )),
+                _ => problems.extend(self.check_ssl(ssl, namespace, &format!("{at}.sslConfig"))),
+            }
         }
         problems
     }
@@ -2671,6 +2756,40 @@ pub(crate) fn header_manipulation_problems(
         .collect()
 }
 
+/// What Gloo's TCP plugin reports as warnings on a Gateway's TCP hosts (its own
+/// `tcpGateway`'s and its hybrid TCP chains'): a destination not found, which leaves the host
+/// without a filter chain until it exists.
+fn tcp_gateway_warnings(snapshot: &ConfigSnapshot, spec: &GatewaySpec) -> Vec<String> {
+    use crate::translate::tcp::{host_route, HostProblem};
+    let own = spec
+        .tcp_gateway
+        .iter()
+        .map(|tcp| ("spec.tcpGateway".to_string(), tcp));
+    let matched = spec.hybrid_gateway.iter().flat_map(|hybrid| {
+        hybrid
+            .matched_gateways
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                m.tcp_gateway.as_ref().map(|tcp| {
+                    (
+                        format!("spec.hybridGateway.matchedGateways[{i}].tcpGateway"),
+                        tcp,
+                    )
+                })
+            })
+    });
+    let mut warnings = Vec::new();
+    for (path, tcp) in own.chain(matched) {
+        for (i, host) in tcp.tcp_hosts.iter().enumerate() {
+            if let Err(HostProblem::Warning(w)) = host_route(snapshot, host) {
+                warnings.push(format!("{path}.tcpHosts[{i}].{w}"));
+            }
+        }
+    }
+    warnings
+}
+
 /// Warnings for the options of a Gateway that gloo does not apply yet and that guard nothing
 /// (it is served without them).
 fn gateway_unapplied(spec: &GatewaySpec) -> Vec<String> {
@@ -2774,6 +2893,21 @@ fn gateway_ignored(spec: &GatewaySpec) -> Vec<String> {
                 "{path}.options.httpConnectionManagerSettings.setCurrentClientCertDetails: ignored, as in Gloo: Envoy sets x-forwarded-client-cert from the client certificate only when forwardClientCertDetails is APPEND_FORWARD or SANITIZE_SET"
             ))
         }));
+    // Gloo's `tcpFilterChainTranslator` reads only `sniDomains` of a TCP chain's matcher.
+    for (i, matched) in spec
+        .hybrid_gateway
+        .iter()
+        .flat_map(|h| h.matched_gateways.iter().enumerate())
+    {
+        let ssl = matched.matcher.as_ref().and_then(|m| m.ssl_config.as_ref());
+        if matched.tcp_gateway.is_some()
+            && ssl.is_some_and(|ssl| !matches!(ssl.ssl_secrets(), Ok(None)))
+        {
+            warnings.push(format!(
+                "spec.hybridGateway.matchedGateways[{i}].matcher.sslConfig: ignored but for its sniDomains, as in Gloo: a TCP chain's matcher terminates no TLS (a host's own sslConfig does)"
+            ));
+        }
+    }
     warnings
 }
 

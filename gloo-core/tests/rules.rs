@@ -1374,33 +1374,50 @@ fn hybrid_gateway_matches_clients_by_address_with_a_route_config_per_http_chain(
     assert_eq!(ranges[0].address_prefix, "10.0.0.0");
     assert_eq!(ranges[0].prefix_len.as_ref().unwrap().value, 8);
     assert!(internal.transport_socket.is_none());
+    // The TCP chain passes TLS through: its matcher lends it its SNI domains and terminates
+    // nothing (as in Gloo), and the listener reads the SNI.
     let tls = &listener.filter_chains[1];
     assert_eq!(
         tls.filter_chain_match.as_ref().unwrap().server_names,
         ["secure.example.com"]
     );
-    assert!(tls.transport_socket.is_some());
+    assert!(tls.transport_socket.is_none());
+    assert_eq!(
+        listener
+            .listener_filters
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
+        ["envoy.filters.listener.tls_inspector"]
+    );
     assert_eq!(
         vhost_names(route_config_of(proxy(&t), "listener-::-8443-routes-0")),
         ["gloo-system_web"]
     );
-    // The TCP gateway: one chain per host, the SNI host matched by name.
+    // The TCP gateway: one chain per host, the SNI hosts matched by name, the one with a
+    // certificate terminating TLS.
     let tcp = proxy(&t).listeners["listener-0.0.0.0-9000"].resource();
-    assert_eq!(tcp.filter_chains.len(), 2);
-    assert_eq!(
-        tcp.filter_chains[0]
+    assert_eq!(tcp.filter_chains.len(), 3);
+    let server_names = |i: usize| {
+        tcp.filter_chains[i]
             .filter_chain_match
             .as_ref()
-            .unwrap()
-            .server_names,
-        ["db.example.com"]
+            .map(|m| m.server_names.clone())
+    };
+    assert_eq!(server_names(0), Some(vec!["db.example.com".to_string()]));
+    assert!(tcp.filter_chains[0].transport_socket.is_none());
+    assert_eq!(
+        server_names(1),
+        Some(vec!["secure.example.com".to_string()])
     );
-    assert!(tcp.filter_chains[1].filter_chain_match.is_none());
+    assert!(tcp.filter_chains[1].transport_socket.is_some());
+    assert_eq!(server_names(2), None);
+    assert!(tcp.filter_chains[2].transport_socket.is_none());
 }
 
 #[test]
 fn hybrid_gateway_with_an_unreadable_certificate_drops_only_that_chain() {
-    let text = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: hybrid, namespace: gloo-system}\nspec:\n  bindPort: 8443\n  hybridGateway:\n    matchedGateways:\n    - matcher: {sslConfig: {secretRef: {name: nope}}}\n      tcpGateway: {tcpHosts: []}\n    - httpGateway: {}\n";
+    let text = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: hybrid, namespace: gloo-system}\nspec:\n  bindPort: 8443\n  hybridGateway:\n    matchedGateways:\n    - matcher: {sslConfig: {secretRef: {name: nope}}}\n      httpGateway: {}\n    - matcher: {sourcePrefixRanges: [{addressPrefix: 10.0.0.0, prefixLen: 8}]}\n      httpGateway: {}\n";
     let t = translate(&docs(&[
         text,
         &vs(

@@ -404,13 +404,13 @@ pub struct HeaderValidationSettings {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpListenerOptions {
-    /// TCP proxy settings. Accepted and carried; not interpreted yet.
+    /// Settings of every TCP host's `envoy.filters.network.tcp_proxy` filter.
     #[serde(
         alias = "tcp_proxy_settings",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub tcp_proxy_settings: Option<serde_json::Value>,
+    pub tcp_proxy_settings: Option<TcpProxySettings>,
     /// Connection limit network filter settings. Accepted and carried; not interpreted yet.
     #[serde(
         alias = "connection_limit",
@@ -425,6 +425,81 @@ pub struct TcpListenerOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub local_ratelimit: Option<serde_json::Value>,
+}
+
+/// Settings of the TCP proxy filter (`tcp.options.gloo.solo.io.TcpProxySettings`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpProxySettings {
+    /// How many times to try connecting to the upstream (Envoy's default is 1).
+    #[serde(
+        alias = "max_connect_attempts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_connect_attempts: Option<u32>,
+    /// Close a connection idle (no bytes either way) this long (Envoy's default is 1h).
+    #[serde(
+        alias = "idle_timeout",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<Duration>,
+    /// Tunnel the TCP payload over an HTTP CONNECT to the upstream.
+    #[serde(
+        alias = "tunneling_config",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tunneling_config: Option<TcpTunnelingConfig>,
+    /// Write the access logs on this interval as well as when a connection closes (at least
+    /// 1ms).
+    #[serde(
+        alias = "access_log_flush_interval",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_log_flush_interval: Option<Duration>,
+}
+
+/// `TcpProxySettings.TunnelingConfig`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpTunnelingConfig {
+    /// The host name sent in the CONNECT request.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
+    /// Headers added to the CONNECT request.
+    #[serde(
+        alias = "headers_to_add",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub headers_to_add: Vec<TcpHeaderValueOption>,
+}
+
+/// A header to add to a tunnel's CONNECT request (`tcp.options.gloo.solo.io.HeaderValueOption`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpHeaderValueOption {
+    /// The header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<TcpHeaderValue>,
+    /// Append to the header's values (the default) rather than replace them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub append: Option<bool>,
+}
+
+/// A header name and value (`tcp.options.gloo.solo.io.HeaderValue`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpHeaderValue {
+    /// Header name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    /// Header value.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub value: String,
 }
 
 /// Options for a listener's Envoy route configuration (`gloo.solo.io.RouteConfigurationOptions`).
@@ -1143,9 +1218,10 @@ impl TcpListenerOptions {
         ])
     }
 
-    /// The options set here that gloo does not apply yet (`tcpProxySettings`).
+    /// The options set here that gloo does not apply yet: none (`tcpProxySettings` is
+    /// translated in full; the connection and rate limits are [`Self::unenforced`]).
     pub fn unapplied(&self) -> Vec<&'static str> {
-        crate::model::set_fields([("tcpProxySettings", self.tcp_proxy_settings.is_some())])
+        Vec::new()
     }
 }
 

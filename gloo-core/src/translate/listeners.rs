@@ -19,7 +19,6 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_connection_manager, http_filter, HttpConnectionManager, HttpFilter, Rds,
     RequestIdExtension,
 };
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{tcp_proxy, TcpProxy};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     subject_alt_name_matcher::SanType, tls_parameters::TlsProtocol, CertificateValidationContext,
     CommonTlsContext, DownstreamTlsContext, SubjectAltNameMatcher, TlsCertificate, TlsParameters,
@@ -33,14 +32,14 @@ use super::jwt;
 use super::local_ratelimit;
 use super::names::{
     route_config_name, CORS_FILTER, EARLY_HEADER_MUTATION, FAULT_FILTER, HCM_FILTER,
-    LOCAL_RATELIMIT_FILTER, PRESERVE_CASE_FORMATTER, ROUTER_FILTER, TCP_PROXY_FILTER,
+    LOCAL_RATELIMIT_FILTER, PRESERVE_CASE_FORMATTER, ROUTER_FILTER, TLS_INSPECTOR,
 };
 use super::ratelimit;
 use super::routes::duration;
 use super::transformation;
 use super::waf;
 use super::Context;
-use crate::model::gateway::{HttpGateway, TcpHost};
+use crate::model::gateway::HttpGateway;
 use crate::model::headers::EarlyHeaderManipulation;
 use crate::model::ssl::{SslConfig, SslSecretsRef};
 use crate::model::ResourceRef;
@@ -152,8 +151,9 @@ pub(crate) fn validation_context(ca: DataSource, names: &[String]) -> Certificat
     }
 }
 
-/// The downstream TLS context of an SSL VirtualService.
-fn downstream_tls(
+/// The downstream TLS context of an SSL VirtualService, a hybrid gateway's HTTP chain or a
+/// TLS-terminating TCP host.
+pub(super) fn downstream_tls(
     ssl: &SslConfig,
     namespace: &str,
     ctx: &Context<'_>,
@@ -771,33 +771,7 @@ fn hcm_filter(hcm: &HttpConnectionManager) -> Filter {
     }
 }
 
-/// Where a TCP host forwards: one cluster, weighted clusters, or the SNI name as the cluster.
-fn tcp_cluster(host: &crate::model::gateway::TcpHost) -> Option<tcp_proxy::ClusterSpecifier> {
-    use crate::model::gateway::TcpDestination;
-    let weighted = |destinations: &[crate::model::routing::WeightedDestination]| {
-        tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster {
-            clusters: destinations
-                .iter()
-                .filter_map(|w| {
-                    Some(tcp_proxy::weighted_cluster::ClusterWeight {
-                        name: super::routes::destination_cluster(w.destination.as_ref()?)?,
-                        weight: w.weight.unwrap_or(0),
-                        ..Default::default()
-                    })
-                })
-                .collect(),
-        })
-    };
-    match host.destination.as_ref()?.destination() {
-        Ok(Some(TcpDestination::Single(d))) => {
-            super::routes::destination_cluster(d).map(tcp_proxy::ClusterSpecifier::Cluster)
-        }
-        Ok(Some(TcpDestination::Multi(m))) => Some(weighted(&m.destinations)),
-        _ => None,
-    }
-}
-
-fn tls_transport_socket(tls: &DownstreamTlsContext) -> TransportSocket {
+pub(super) fn tls_transport_socket(tls: &DownstreamTlsContext) -> TransportSocket {
     TransportSocket {
         name: "envoy.transport_sockets.tls".to_string(),
         config_type: Some(
@@ -808,43 +782,16 @@ fn tls_transport_socket(tls: &DownstreamTlsContext) -> TransportSocket {
     }
 }
 
-/// One TCP proxy filter chain per host, matched by the host's SNI names (and by `base`'s
-/// client address ranges when given), each proxy writing the listener's access logs.
-fn tcp_chains(
-    hosts: &[&TcpHost],
-    base: Option<&FilterChainMatch>,
-    access_log: &[AccessLog],
-) -> Vec<FilterChain> {
-    let mut chains = Vec::new();
-    for host in hosts {
-        let Some(cluster) = tcp_cluster(host) else {
-            continue;
-        };
-        let proxy = TcpProxy {
-            stat_prefix: if host.name.is_empty() {
-                "tcp".to_string()
-            } else {
-                host.name.clone()
-            },
-            cluster_specifier: Some(cluster),
-            access_log: access_log.to_vec(),
-            ..Default::default()
-        };
-        let mut chain_match = base.cloned().unwrap_or_default();
-        if let Some(ssl) = &host.ssl_config {
-            chain_match.server_names = ssl.sni_domains.clone();
-        }
-        chains.push(FilterChain {
-            name: host.name.clone(),
-            filter_chain_match: (chain_match != FilterChainMatch::default()).then_some(chain_match),
-            filters: vec![Filter {
-                name: TCP_PROXY_FILTER.to_string(),
-                config_type: Some(filter::ConfigType::TypedConfig(pack(&proxy))),
-            }],
-            ..Default::default()
-        });
+/// Envoy's TLS inspector listener filter, which reads the SNI (and ALPN) of a TLS client
+/// hello so filter chains can match `server_names`.
+fn tls_inspector() -> ListenerFilter {
+    ListenerFilter {
+        name: TLS_INSPECTOR.to_string(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(pack(
+            &TlsInspector::default(),
+        ))),
+        ..Default::default()
     }
-    chains
 }
 
 /// The Envoy listener of one Gateway on one proxy (`reports` tell which Upstreams are
@@ -887,13 +834,7 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>, reports: &Repor
             ssl: true,
             virtual_hosts,
         } => {
-            listener_filters.push(ListenerFilter {
-                name: "envoy.filters.listener.tls_inspector".to_string(),
-                config_type: Some(listener_filter::ConfigType::TypedConfig(pack(
-                    &TlsInspector::default(),
-                ))),
-                ..Default::default()
-            });
+            listener_filters.push(tls_inspector());
             let hcm = http_connection_manager(
                 model.spec.http_gateway.as_ref(),
                 route_config_name(&model.name),
@@ -939,19 +880,31 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>, reports: &Repor
             }
         }
         ListenerKind::Tcp => {
-            let hosts = model.tcp_hosts();
-            filter_chains.extend(tcp_chains(&hosts, None, &access_logs));
+            let gateway_ns = model.gateway.namespace_or(crate::model::DEFAULT_NAMESPACE);
+            if let Some(tcp) = &model.spec.tcp_gateway {
+                if super::tcp::needs_tls_inspector(&tcp.tcp_hosts) {
+                    listener_filters.push(tls_inspector());
+                }
+                filter_chains.extend(super::tcp::filter_chains(
+                    tcp,
+                    None,
+                    None,
+                    gateway_ns,
+                    &access_logs,
+                    ctx,
+                ));
+            }
         }
         ListenerKind::Hybrid { chains } => {
             let gateway_ns = model.gateway.namespace_or(crate::model::DEFAULT_NAMESPACE);
-            if chains.iter().any(|c| c.ssl.is_some()) {
-                listener_filters.push(ListenerFilter {
-                    name: "envoy.filters.listener.tls_inspector".to_string(),
-                    config_type: Some(listener_filter::ConfigType::TypedConfig(pack(
-                        &TlsInspector::default(),
-                    ))),
-                    ..Default::default()
-                });
+            // Gloo's `includeTlsInspectorForHybridListener`: a chain whose matcher has an
+            // `sslConfig`, or a TCP chain with a host matched by SNI or forwarding by it.
+            if chains.iter().any(|c| {
+                c.ssl.is_some()
+                    || matches!(&c.kind, MatchedChainKind::Tcp(tcp)
+                        if super::tcp::needs_tls_inspector(&tcp.tcp_hosts))
+            }) {
+                listener_filters.push(tls_inspector());
             }
             for chain in chains {
                 let mut chain_match = FilterChainMatch {
@@ -965,25 +918,25 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>, reports: &Repor
                         .collect(),
                     ..Default::default()
                 };
-                let mut transport_socket = None;
-                let transport_socket_connect_timeout = chain
-                    .ssl
-                    .as_ref()
-                    .and_then(|ssl| ssl.transport_socket_connect_timeout.as_ref())
-                    .map(duration);
-                if let Some(ssl) = &chain.ssl {
-                    // Validation reports a certificate that cannot be read.
-                    let Some(tls) = downstream_tls(ssl, gateway_ns, ctx) else {
-                        continue;
-                    };
-                    chain_match.server_names = ssl.sni_domains.clone();
-                    transport_socket = Some(tls_transport_socket(&tls));
-                }
                 match &chain.kind {
                     MatchedChainKind::Http {
                         gateway,
                         virtual_hosts,
                     } => {
+                        let mut transport_socket = None;
+                        let transport_socket_connect_timeout = chain
+                            .ssl
+                            .as_ref()
+                            .and_then(|ssl| ssl.transport_socket_connect_timeout.as_ref())
+                            .map(duration);
+                        if let Some(ssl) = &chain.ssl {
+                            // Validation reports a certificate that cannot be read.
+                            let Some(tls) = downstream_tls(ssl, gateway_ns, ctx) else {
+                                continue;
+                            };
+                            chain_match.server_names = ssl.sni_domains.clone();
+                            transport_socket = Some(tls_transport_socket(&tls));
+                        }
                         let hcm = http_connection_manager(
                             Some(gateway),
                             format!("{}-routes-{}", model.name, chain.index),
@@ -1002,14 +955,19 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>, reports: &Repor
                             ..Default::default()
                         });
                     }
+                    // Gloo's `tcpFilterChainTranslator`: each host's chain as on a TCP
+                    // gateway, within the matcher's client address ranges; the matcher's
+                    // `sslConfig` only lends its `sniDomains` to hosts that name none (it
+                    // terminates nothing: a host terminates TLS with its own `sslConfig`).
                     MatchedChainKind::Tcp(tcp) => {
-                        let hosts: Vec<&TcpHost> = tcp.tcp_hosts.iter().collect();
-                        for mut tcp_chain in tcp_chains(&hosts, Some(&chain_match), &access_logs) {
-                            tcp_chain.transport_socket = transport_socket.clone();
-                            tcp_chain.transport_socket_connect_timeout =
-                                transport_socket_connect_timeout;
-                            filter_chains.push(tcp_chain);
-                        }
+                        filter_chains.extend(super::tcp::filter_chains(
+                            tcp,
+                            chain.ssl.as_ref(),
+                            Some(&chain_match),
+                            gateway_ns,
+                            &access_logs,
+                            ctx,
+                        ));
                     }
                 }
             }

@@ -52,6 +52,7 @@ mod names;
 pub(crate) mod ratelimit;
 mod routes;
 pub(crate) mod subsets;
+pub(crate) mod tcp;
 pub(crate) mod tracing;
 pub(crate) mod transformation;
 pub(crate) mod waf;

@@ -15,6 +15,10 @@ pub const ROUTER_FILTER: &str = "envoy.filters.http.router";
 pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 /// Envoy's TCP proxy network filter.
 pub const TCP_PROXY_FILTER: &str = "envoy.filters.network.tcp_proxy";
+/// Envoy's SNI cluster network filter: sets the TCP proxy's cluster to the client's SNI.
+pub const SNI_CLUSTER_FILTER: &str = "envoy.filters.network.sni_cluster";
+/// Envoy's TLS inspector listener filter.
+pub const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
 /// The `typed_extension_protocol_options` key for upstream HTTP options.
 pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 /// The name of the connection manager's early header mutation extension, as Gloo's headers
