@@ -298,6 +298,115 @@ fn envoy_accepts_http_tcp_and_hybrid_gateways() {
     assert_eq!(assert_grpc_web_everywhere(&translated(&dir)), 2);
 }
 
+/// TCP gateways as Gloo's tcp and tls_inspector plugins write them: SNI passthrough, TLS
+/// termination with a Secret's certificate, the SNI cluster filter before a proxy to cluster
+/// `""`, weighted clusters (an upstream group's and `multi`), `tcpProxySettings` (connect
+/// attempts, idle timeout, access log flush interval, an HTTP CONNECT tunnel with headers),
+/// and a hybrid gateway's TCP chains matched by client range and SNI. Envoy accepts them and
+/// warns about nothing (no deprecated field: the flush interval is in `access_log_options`,
+/// the tunnel headers' `append` an `append_action`).
+#[test]
+fn envoy_accepts_tcp_gateways_passthrough_termination_and_sni_forwarding() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-tcp");
+    let resources = translated(&dir);
+    let listener = |port: u64| {
+        resources["listeners"]
+            .as_array()
+            .and_then(|ls| {
+                ls.iter()
+                    .find(|l| l["address"]["socketAddress"]["portValue"] == port)
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("listener on {port} in {resources:#}"))
+    };
+    let shape = |listener: &Value| -> Vec<(Value, Vec<Value>, bool)> {
+        listener["filterChains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c["filterChainMatch"].clone(),
+                    c["filters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|f| f["name"].clone())
+                        .collect(),
+                    c["transportSocket"]["name"] == "envoy.transport_sockets.tls",
+                )
+            })
+            .collect()
+    };
+    let tcp = listener(9000);
+    assert_eq!(
+        tcp["listenerFilters"][0]["name"],
+        "envoy.filters.listener.tls_inspector"
+    );
+    let proxy = json!("envoy.filters.network.tcp_proxy");
+    let sni = json!("envoy.filters.network.sni_cluster");
+    assert_eq!(
+        shape(&tcp),
+        [
+            (
+                json!({"serverNames": ["db.example.com"]}),
+                vec![proxy.clone()],
+                false
+            ),
+            (
+                json!({"serverNames": ["secure.example.com"]}),
+                vec![proxy.clone()],
+                true
+            ),
+            (Value::Null, vec![sni, proxy.clone()], false),
+        ]
+    );
+    assert_eq!(
+        tcp["filterChains"][2]["filters"][1]["typedConfig"]["cluster"],
+        ""
+    );
+    assert_eq!(
+        tcp["filterChains"][1]["filters"][0]["typedConfig"]["weightedClusters"],
+        json!({"clusters": [{"name": "db_gloo-system", "weight": 1}, {"name": "web_gloo-system", "weight": 4}]})
+    );
+    for chain in tcp["filterChains"].as_array().into_iter().flatten() {
+        let config = &chain["filters"]
+            .as_array()
+            .and_then(|f| f.last())
+            .cloned()
+            .unwrap_or_default()["typedConfig"];
+        assert_eq!(config["statPrefix"], "tcp");
+        assert_eq!(config["maxConnectAttempts"], 3);
+        assert_eq!(config["idleTimeout"], "60s");
+        assert_eq!(config["accessLogOptions"]["accessLogFlushInterval"], "5s");
+    }
+    let tunnel = listener(9001);
+    assert!(tunnel["listenerFilters"].is_null(), "{tunnel:#}");
+    assert_eq!(
+        tunnel["filterChains"][0]["filters"][0]["typedConfig"]["tunnelingConfig"]["hostname"],
+        "db.internal:5432"
+    );
+    let hybrid = listener(8443);
+    assert_eq!(
+        shape(&hybrid),
+        [
+            (
+                json!({"serverNames": ["db.example.com"], "sourcePrefixRanges": [{"addressPrefix": "10.0.0.0", "prefixLen": 8}]}),
+                vec![proxy.clone()],
+                false
+            ),
+            (
+                json!({"serverNames": ["secure.example.com"]}),
+                vec![proxy],
+                true
+            ),
+        ]
+    );
+    accepted_quietly(&bootstrap(&resources));
+    // The three listeners; no route configuration; the two Upstreams.
+    assert_eq!(resource_counts(&resources), (3, 0, 2));
+}
+
 /// File access logs in Envoy's default format, a text format and a nested JSON format (with
 /// Gloo's formatter extensions), a gRPC access log service on an Upstream's cluster, and a
 /// filter tree of every filter kind, on HTTP connection managers and TCP proxies alike.
