@@ -23,43 +23,11 @@ pub struct JsonError {
 pub fn descriptor_pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
     POOL.get_or_init(|| match DescriptorPool::decode(ENVOY_DESCRIPTORS) {
-        Ok(mut pool) => {
-            add_sni_cluster(&mut pool);
-            pool
-        }
+        Ok(pool) => pool,
         // The bytes are compiled in and checked by a test; an empty pool only makes JSON
         // printing fail with a clear error instead of aborting the process.
         Err(_) => DescriptorPool::new(),
     })
-}
-
-/// Envoy's `sni_cluster.proto` (`envoy.extensions.filters.network.sni_cluster.v3.SniCluster`,
-/// a message without fields, the config of the SNI cluster network filter TCP hosts forwarding
-/// by SNI carry), unless the compiled-in set already has it: `tools/envoy-descriptors` does
-/// not name it among its roots, and one empty message is simpler declared here than the
-/// whole set regenerated.
-fn add_sni_cluster(pool: &mut DescriptorPool) {
-    use prost_reflect::prost_types::{DescriptorProto, FileDescriptorProto};
-    const PACKAGE: &str = "envoy.extensions.filters.network.sni_cluster.v3";
-    if pool
-        .get_message_by_name(&format!("{PACKAGE}.SniCluster"))
-        .is_some()
-    {
-        return;
-    }
-    let file = FileDescriptorProto {
-        name: Some("envoy/extensions/filters/network/sni_cluster/v3/sni_cluster.proto".into()),
-        package: Some(PACKAGE.into()),
-        message_type: vec![DescriptorProto {
-            name: Some("SniCluster".into()),
-            ..Default::default()
-        }],
-        syntax: Some("proto3".into()),
-        ..Default::default()
-    };
-    // Cannot fail: a new file with one empty message in a package of its own. Should it, the
-    // SNI cluster filter's config only fails to print, with a clear error.
-    let _ = pool.add_file_descriptor_proto(file);
 }
 
 /// Decodes `message` into a dynamic message of its own type.
