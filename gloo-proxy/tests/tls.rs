@@ -11,37 +11,6 @@ use std::process::Command;
 
 use support::{certificates, free_port, gloo_run, poll, Backend, LogsOnPanic};
 
-struct Curl {
-    status: u16,
-    http_version: String,
-    body: String,
-}
-
-fn curl(port: u16, host: &str, ca: &Path, extra: &[&str]) -> Result<Curl, String> {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "5", "--cacert"])
-        .arg(ca)
-        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
-        // The Host header without the port, so the VirtualService's domain matches it.
-        .args(["-H", &format!("Host: {host}")])
-        .args(["-w", "\n%{http_code} %{http_version}"])
-        .args(extra)
-        .arg(format!("https://{host}:{port}/"))
-        .output()
-        .map_err(|e| format!("run curl: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, tail) = text.rsplit_once('\n').ok_or("no status line from curl")?;
-    let (code, version) = tail.split_once(' ').ok_or("bad curl status line")?;
-    Ok(Curl {
-        status: code.parse().map_err(|_| format!("bad status {code}"))?,
-        http_version: version.to_string(),
-        body: body.to_string(),
-    })
-}
-
 /// A test's temporary directory, with `certs` and `config` directories in it.
 fn dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -116,12 +85,13 @@ fn sni_picks_the_certificate_and_alpn_picks_http2() {
     // certificate for the SNI fails the handshake.
     for (host, backend) in [("alpha.example", &a), ("beta.example", &b)] {
         let r = poll(&format!("TLS to {host}"), || {
-            curl(port, host, &ca, &["--http1.1"])
+            support::curl_https(port, host, &ca, &["--http1.1"])
         })
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.status, 200, "{host}: {}", r.body);
         assert_eq!(r.http_version, "1.1");
-        let r = curl(port, host, &ca, &["--http2"]).unwrap_or_else(|e| panic!("{host}: {e}"));
+        let r = support::curl_https(port, host, &ca, &["--http2"])
+            .unwrap_or_else(|e| panic!("{host}: {e}"));
         assert_eq!(r.status, 200, "{host} over h2: {}", r.body);
         assert_eq!(r.http_version, "2", "ALPN should choose h2");
         assert_eq!(backend.count(), 2, "{host} reached its own backend twice");
@@ -131,7 +101,7 @@ fn sni_picks_the_certificate_and_alpn_picks_http2() {
     assert_eq!(seen[0].header("x-forwarded-proto"), Some("https"));
 
     // A server name no chain serves gets no certificate.
-    let unknown = curl(port, "gamma.example", &ca, &[]);
+    let unknown = support::curl_https(port, "gamma.example", &ca, &[]);
     assert!(
         unknown.is_err(),
         "an unknown SNI must not get a certificate"
@@ -162,12 +132,12 @@ fn a_ca_in_the_ssl_config_requires_client_certificates() {
         key.to_str().expect("path"),
     ];
     let r = poll("mTLS with a client certificate", || {
-        curl(port, "mtls.example", &ca, &with_cert)
+        support::curl_https(port, "mtls.example", &ca, &with_cert)
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200, "{}", r.body);
     let before = backend.count();
-    let without = curl(port, "mtls.example", &ca, &[]);
+    let without = support::curl_https(port, "mtls.example", &ca, &[]);
     assert!(
         without.is_err() || without.as_ref().is_ok_and(|r| r.status == 0),
         "a client without a certificate must be refused"
@@ -263,13 +233,13 @@ fn tls_parameters_bound_versions_and_cipher_suites() {
     let ca = certs.join("ca.crt");
     let ok = |host: &str, extra: &[&str]| {
         let r = poll(&format!("{host} with {extra:?}"), || {
-            curl(port, host, &ca, extra)
+            support::curl_https(port, host, &ca, extra)
         })
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.status, 200, "{host} with {extra:?}: {}", r.body);
     };
     let refused = |host: &str, extra: &[&str]| {
-        let r = curl(port, host, &ca, extra);
+        let r = support::curl_https(port, host, &ca, extra);
         assert!(
             r.is_err(),
             "{host} with {extra:?} should fail the handshake: {:?}",
@@ -389,13 +359,14 @@ fn client_certificates_must_carry_a_listed_name() {
     };
     let (cert, key) = paths("client.example");
     let r = poll("mTLS with the listed client's certificate", || {
-        curl(port, "mtls.example", &ca, &["--cert", &cert, "--key", &key])
+        support::curl_https(port, "mtls.example", &ca, &["--cert", &cert, "--key", &key])
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200, "{}", r.body);
     let before = backend.count();
     let (cert, key) = paths("intruder.example");
-    let intruder = curl(port, "mtls.example", &ca, &["--cert", &cert, "--key", &key]);
+    let intruder =
+        support::curl_https(port, "mtls.example", &ca, &["--cert", &cert, "--key", &key]);
     assert!(
         intruder.is_err() || intruder.as_ref().is_ok_and(|r| r.status == 0),
         "a certificate without a listed name must be refused: {:?}",
@@ -512,11 +483,12 @@ fn ocsp_staples_alpn_and_the_handshake_timeout_follow_the_ssl_config() {
     let _logs = LogsOnPanic(&config, vec![&gloo]);
     let ca = certs.join("ca.crt");
     let r = poll("staple.example over HTTP/2", || {
-        curl(port, "staple.example", &ca, &["--http2"])
+        support::curl_https(port, "staple.example", &ca, &["--http2"])
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((r.status, r.http_version.as_str()), (200, "2"));
-    let r = curl(port, "bare.example", &ca, &["--http2"]).unwrap_or_else(|e| panic!("{e}"));
+    let r = support::curl_https(port, "bare.example", &ca, &["--http2"])
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (r.status, r.http_version.as_str()),
         (200, "1.1"),
@@ -658,7 +630,7 @@ spec:
     // Every listener of both proxies serves before anything is compared.
     for port in envoy_ports.iter().chain(&gloo_ports) {
         poll(&format!("mTLS on port {port}"), || {
-            let r = curl(*port, "mtls.example", &ca, &with_cert)?;
+            let r = support::curl_https(*port, "mtls.example", &ca, &with_cert)?;
             (r.status == 200)
                 .then_some(())
                 .ok_or(format!("{}: {}", r.status, r.body))
@@ -686,7 +658,7 @@ spec:
                     args.extend(with_cert.iter().map(|s| s.to_string()));
                 }
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                let answer = curl(ports[i], host, &ca, &args);
+                let answer = support::curl_https(ports[i], host, &ca, &args);
                 let xfcc = backend
                     .seen()
                     .iter()

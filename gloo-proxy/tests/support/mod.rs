@@ -1240,3 +1240,37 @@ server.serve_forever()
     .unwrap_or_else(|e| panic!("{e}"));
     (proc, port)
 }
+
+/// What curl got back over HTTPS.
+pub struct Curl {
+    pub status: u16,
+    pub http_version: String,
+    pub body: String,
+}
+
+/// `curl https://HOST:PORT/` with `HOST` resolved to 127.0.0.1 and the server's certificate
+/// checked against `ca`, plus `extra` arguments; an error is curl's own message.
+pub fn curl_https(port: u16, host: &str, ca: &Path, extra: &[&str]) -> Result<Curl, String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        // The Host header without the port, so the VirtualService's domain matches it.
+        .args(["-H", &format!("Host: {host}")])
+        .args(["-w", "\n%{http_code} %{http_version}"])
+        .args(extra)
+        .arg(format!("https://{host}:{port}/"))
+        .output()
+        .map_err(|e| format!("run curl: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').ok_or("no status line from curl")?;
+    let (code, version) = tail.split_once(' ').ok_or("bad curl status line")?;
+    Ok(Curl {
+        status: code.parse().map_err(|_| format!("bad status {code}"))?,
+        http_version: version.to_string(),
+        body: body.to_string(),
+    })
+}
