@@ -286,6 +286,11 @@ impl CidrRange {
         })
     }
 
+    /// How many leading bits of an address the range fixes.
+    pub fn prefix_len(&self) -> u8 {
+        self.len
+    }
+
     /// Whether `ip` is in the range.
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
         fn masked(bits: u128, len: u8, width: u8) -> u128 {
@@ -839,6 +844,8 @@ pub type NameMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 pub struct ProxyConfig {
     /// HTTP listeners.
     pub listeners: Vec<Arc<HttpListener>>,
+    /// TCP proxy listeners (a Gateway's `tcpGateway`).
+    pub tcp_listeners: Vec<Arc<crate::tcp::TcpProxyListener>>,
     /// Route tables by name.
     pub routes: NameMap<Arc<RouteTable>>,
     /// Clusters by name.
@@ -876,7 +883,7 @@ fn compile_route_table(any: &Any) -> Result<RouteTable, String> {
     RouteTable::decode_and_compile(&any.value)
 }
 
-fn listener_address(l: &Listener) -> Result<SocketAddr, String> {
+pub(crate) fn listener_address(l: &Listener) -> Result<SocketAddr, String> {
     let Some(address::Address::SocketAddress(s)) =
         l.address.as_ref().and_then(|a| a.address.as_ref())
     else {
@@ -914,9 +921,14 @@ pub fn compile_listener(
                 Some(filter::ConfigType::TypedConfig(any)) if any.type_url == HCM_TYPE => {
                     chain_hcm = Some(decode::<HttpConnectionManager>(any, HCM_TYPE)?);
                 }
+                _ if f.name == crate::tcp::TCP_PROXY => {
+                    return Err(format!(
+                        "filter_chains[{i}]: a listener whose filter chains mix HTTP connection managers and TCP proxies (a hybrid Gateway with both) is not supported"
+                    ))
+                }
                 _ => {
                     return Err(format!(
-                        "filter_chains[{i}]: network filter {:?} is not supported (HTTP listeners only)",
+                        "filter_chains[{i}]: network filter {:?} is not supported",
                         f.name
                     ))
                 }
@@ -1455,16 +1467,42 @@ impl Compiler {
             }
         }
 
-        // Listeners.
+        // Listeners: TCP proxies, and HTTP ones.
         let mut listeners = Vec::new();
+        let mut tcp_listeners = Vec::new();
         for (name, r) in resources.of_type(LISTENER_TYPE) {
+            let decoded = decode::<Listener>(&r.body, LISTENER_TYPE);
+            if let Some(l) = decoded
+                .as_ref()
+                .ok()
+                .filter(|l| crate::tcp::is_tcp_listener(l))
+            {
+                let previous = last.tcp_listeners.iter().find(|l| &l.name == name);
+                if let Some(prev) = previous.filter(|p| p.version == r.version) {
+                    tcp_listeners.push(prev.clone());
+                    continue;
+                }
+                match crate::tcp::TcpProxyListener::compile(l, &r.version) {
+                    Ok(l) => tcp_listeners.push(Arc::new(l)),
+                    Err(message) => {
+                        errors.push(ConfigError {
+                            kind: "listener",
+                            name: name.clone(),
+                            message,
+                        });
+                        if let Some(prev) = previous {
+                            tcp_listeners.push(prev.clone());
+                        }
+                    }
+                }
+                continue;
+            }
             let previous = last.listeners.iter().find(|l| &l.name == name);
             if let Some(prev) = previous.filter(|p| p.version == r.version) {
                 listeners.push(prev.clone());
                 continue;
             }
-            let compiled = decode::<Listener>(&r.body, LISTENER_TYPE)
-                .and_then(|l| compile_listener(&l, &r.version, &self.registry));
+            let compiled = decoded.and_then(|l| compile_listener(&l, &r.version, &self.registry));
             match compiled {
                 Ok(l) => listeners.push(Arc::new(l)),
                 Err(message) => {
@@ -1543,6 +1581,7 @@ impl Compiler {
         }
         let config = Arc::new(ProxyConfig {
             listeners,
+            tcp_listeners,
             routes,
             clusters,
             stacks,
@@ -1565,8 +1604,13 @@ impl Compiler {
         let stats = Stats::default();
         for (name, any) in resources {
             let result = match type_url {
-                LISTENER_TYPE => decode::<Listener>(any, LISTENER_TYPE)
-                    .and_then(|l| compile_listener(&l, "", registry).map(|_| ())),
+                LISTENER_TYPE => decode::<Listener>(any, LISTENER_TYPE).and_then(|l| {
+                    if crate::tcp::is_tcp_listener(&l) {
+                        crate::tcp::TcpProxyListener::compile(&l, "").map(|_| ())
+                    } else {
+                        compile_listener(&l, "", registry).map(|_| ())
+                    }
+                }),
                 ROUTE_TYPE => compile_route_table(any).map(|_| ()),
                 CLUSTER_TYPE => decode::<PbCluster>(any, CLUSTER_TYPE).and_then(|c| {
                     Cluster::compile(&c, "", &stats, 0)

@@ -107,6 +107,7 @@ pub mod run;
 pub mod server;
 pub mod sources;
 pub mod stats;
+pub mod tcp;
 pub mod tls;
 pub mod trace;
 #[cfg(feature = "transform")]

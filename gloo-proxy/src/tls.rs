@@ -664,34 +664,42 @@ impl DownstreamTls {
     /// server name, then the longest wildcard (`*.example.com`), then a chain without server
     /// names.
     pub fn select(&self, sni: Option<&str>) -> Option<&ServerChain> {
-        let sni = sni.map(str::to_ascii_lowercase);
-        if let Some(name) = &sni {
-            if let Some(c) = self
-                .chains
-                .iter()
-                .find(|c| c.server_names.iter().any(|n| n == name))
-            {
-                return Some(c);
-            }
-            let mut best: Option<(usize, &ServerChain)> = None;
-            for c in &self.chains {
-                for n in &c.server_names {
-                    if let Some(suffix) = n.strip_prefix('*') {
-                        if name.len() > suffix.len()
-                            && name.ends_with(suffix)
-                            && best.is_none_or(|(len, _)| suffix.len() > len)
-                        {
-                            best = Some((suffix.len(), c));
-                        }
-                    }
-                }
-            }
-            if let Some((_, c)) = best {
-                return Some(c);
-            }
-        }
-        self.chains.iter().find(|c| c.server_names.is_empty())
+        server_name_matches(&self.chains, |c| &c.server_names, sni)
+            .first()
+            .copied()
     }
+}
+
+/// The filter chains a client hello's SNI matches at the most specific level, as Envoy
+/// matches them: those naming it exactly, else those with the longest wildcard
+/// (`*.example.com`) that covers it, else those without server names. `names` gives a chain's
+/// server names, in lower case.
+pub(crate) fn server_name_matches<'a, T>(
+    chains: &'a [T],
+    names: impl Fn(&T) -> &[String],
+    sni: Option<&str>,
+) -> Vec<&'a T> {
+    if let Some(name) = sni.map(str::to_ascii_lowercase) {
+        let exact: Vec<&T> = chains.iter().filter(|c| names(c).contains(&name)).collect();
+        if !exact.is_empty() {
+            return exact;
+        }
+        let covering = |c: &T| {
+            names(c)
+                .iter()
+                .filter_map(|n| n.strip_prefix('*'))
+                .filter(|suffix| name.len() > suffix.len() && name.ends_with(suffix))
+                .map(str::len)
+                .max()
+        };
+        if let Some(longest) = chains.iter().filter_map(covering).max() {
+            return chains
+                .iter()
+                .filter(|c| covering(c) == Some(longest))
+                .collect();
+        }
+    }
+    chains.iter().filter(|c| names(c).is_empty()).collect()
 }
 
 /// TLS origination to a cluster's endpoints.

@@ -744,13 +744,13 @@ fn extend_date(out: &mut Vec<u8>) {
 
 /// The connection's stream, with bytes already read from it put back in front: what hyper
 /// reads after a handover.
-pub(super) struct Rewind<I> {
+pub(crate) struct Rewind<I> {
     prefix: Bytes,
     io: I,
 }
 
 impl<I> Rewind<I> {
-    pub(super) fn new(io: I, prefix: Bytes) -> Self {
+    pub(crate) fn new(io: I, prefix: Bytes) -> Self {
         Rewind { prefix, io }
     }
 }

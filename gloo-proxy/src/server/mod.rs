@@ -61,6 +61,7 @@ use crate::proxy::{Downstream, Proxy};
 use crate::proxy_protocol;
 
 mod h1;
+pub(crate) use h1::Rewind;
 
 /// A listener that could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -94,20 +95,31 @@ impl Sockets {
             Ok(b) => b,
             Err(poisoned) => poisoned.into_inner(),
         };
-        bound.retain(|addr, _| config.listeners.iter().any(|l| l.address == *addr));
+        let wanted: Vec<(&str, SocketAddr)> = config
+            .listeners
+            .iter()
+            .map(|l| (l.name.as_str(), l.address))
+            .chain(
+                config
+                    .tcp_listeners
+                    .iter()
+                    .map(|l| (l.name.as_str(), l.address)),
+            )
+            .collect();
+        bound.retain(|addr, _| wanted.iter().any(|(_, a)| a == addr));
         let mut errors = Vec::new();
-        for l in &config.listeners {
-            if bound.contains_key(&l.address) {
+        for (name, address) in wanted {
+            if bound.contains_key(&address) {
                 continue;
             }
-            match bind(l.address) {
+            match bind(address) {
                 Ok(socket) => {
-                    tracing::info!("listener {:?} bound to {}", l.name, l.address);
-                    bound.insert(l.address, socket);
+                    tracing::info!("listener {name:?} bound to {address}");
+                    bound.insert(address, socket);
                 }
                 Err(source) => errors.push(BindError {
-                    name: l.name.clone(),
-                    address: l.address,
+                    name: name.to_string(),
+                    address,
                     source,
                 }),
             }
@@ -141,7 +153,28 @@ fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 
 struct Running {
     address: SocketAddr,
+    /// A TCP proxy listener's accept loop (else an HTTP one's).
+    tcp: bool,
     accept: JoinHandle<()>,
+}
+
+/// A listener to accept on, of either kind.
+enum Served<'a> {
+    Http(&'a Arc<HttpListener>),
+    Tcp(&'a Arc<crate::tcp::TcpProxyListener>),
+}
+
+impl Served<'_> {
+    fn address(&self) -> SocketAddr {
+        match self {
+            Served::Http(l) => l.address,
+            Served::Tcp(l) => l.address,
+        }
+    }
+
+    fn is_tcp(&self) -> bool {
+        matches!(self, Served::Tcp(_))
+    }
 }
 
 /// The listeners one worker accepts on.
@@ -183,15 +216,22 @@ impl Listeners {
     /// Starts (on the current runtime), keeps or stops accept loops to match `config`, on
     /// the sockets in `sockets`.
     pub fn reconcile(&mut self, config: &ProxyConfig, proxy: &Arc<Proxy>, sockets: &Sockets) {
-        let wanted: HashMap<&str, &Arc<HttpListener>> = config
+        let wanted: HashMap<&str, Served<'_>> = config
             .listeners
             .iter()
-            .map(|l| (l.name.as_str(), l))
+            .map(|l| (l.name.as_str(), Served::Http(l)))
+            .chain(
+                config
+                    .tcp_listeners
+                    .iter()
+                    .map(|l| (l.name.as_str(), Served::Tcp(l))),
+            )
             .collect();
+        // A listener whose kind changed is started afresh (its address is what it keeps).
         self.running.retain(|name, r| {
             let keep = wanted
                 .get(name.as_str())
-                .is_some_and(|l| l.address == r.address);
+                .is_some_and(|l| l.address() == r.address && l.is_tcp() == r.tcp);
             if !keep {
                 r.accept.abort();
             }
@@ -201,13 +241,21 @@ impl Listeners {
             if self.running.contains_key(name) {
                 continue;
             }
-            match sockets.get(l.address) {
+            match sockets.get(l.address()) {
                 Some(Ok(socket)) => {
-                    let accept = tokio::spawn(accept_loop(socket, l.clone(), proxy.clone()));
+                    let accept = match l {
+                        Served::Http(l) => {
+                            tokio::spawn(accept_loop(socket, l.clone(), proxy.clone()))
+                        }
+                        Served::Tcp(l) => {
+                            tokio::spawn(accept_tcp_loop(socket, l.clone(), proxy.clone()))
+                        }
+                    };
                     self.running.insert(
                         name.to_string(),
                         Running {
-                            address: l.address,
+                            address: l.address(),
+                            tcp: l.is_tcp(),
                             accept,
                         },
                     );
@@ -239,6 +287,31 @@ async fn accept_loop(socket: TcpListener, listener: Arc<HttpListener>, proxy: Ar
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("listener {:?}: accept failed: {e}", listener.name);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn accept_tcp_loop(
+    socket: TcpListener,
+    listener: Arc<crate::tcp::TcpProxyListener>,
+    proxy: Arc<Proxy>,
+) {
+    loop {
+        match socket.accept().await {
+            Ok((stream, remote)) => {
+                let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
+                proxy.stats().downstream.cx_total.inc();
+                tokio::spawn(crate::tcp::serve_connection(
+                    stream,
+                    remote,
+                    listener.clone(),
+                    proxy.clone(),
+                ));
+            }
+            Err(e) => {
                 tracing::warn!("listener {:?}: accept failed: {e}", listener.name);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

@@ -367,6 +367,11 @@ impl Pool {
         }
     }
 
+    /// The TCP keepalive its connections' sockets get.
+    pub(crate) fn keepalive(&self) -> Option<Keepalive> {
+        self.options.keepalive
+    }
+
     /// The count of this worker's open connections to `address`.
     fn open_count(&self, address: SocketAddr) -> Arc<std::sync::atomic::AtomicU32> {
         match self.open.lock() {
@@ -803,6 +808,33 @@ async fn connect_with(
     exchange: &Exchange<'_>,
     keepalive: Option<Keepalive>,
 ) -> Result<Conn, SendError> {
+    let stream = dial(exchange, keepalive).await?;
+    Ok(Conn {
+        stream,
+        _slot: slot,
+        _owned: owned,
+        buf: BytesMut::with_capacity(READ_ROOM),
+        out: BytesMut::new(),
+        idle_since: nanos_since_epoch(),
+        served: 0,
+    })
+}
+
+/// A connection of its own to the exchange's endpoint, under the cluster's connection limit
+/// (none left: [`SendError::Overflow`]), for a TCP proxy to tunnel a client connection
+/// through: TCP, the PROXY protocol header when the cluster sends one, then TLS when it
+/// originates it. The slot is held as long as the connection is.
+pub(crate) async fn open_tunnel(
+    exchange: &Exchange<'_>,
+    keepalive: Option<Keepalive>,
+) -> Result<(Stream, impl Send + Sync), SendError> {
+    let slot = exchange.limit.take().ok_or(SendError::Overflow)?;
+    let stream = dial(exchange, keepalive).await?;
+    Ok((stream, slot))
+}
+
+/// Opens a connection to the exchange's endpoint within its connect timeout.
+async fn dial(exchange: &Exchange<'_>, keepalive: Option<Keepalive>) -> Result<Stream, SendError> {
     let timeout = || SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timeout"));
     let connecting = async {
         let tcp = TcpStream::connect(exchange.address)
@@ -836,18 +868,9 @@ async fn connect_with(
         };
         Ok::<_, SendError>(stream)
     };
-    let stream = tokio::time::timeout(exchange.connect_timeout, connecting)
+    tokio::time::timeout(exchange.connect_timeout, connecting)
         .await
-        .map_err(|_| timeout())??;
-    Ok(Conn {
-        stream,
-        _slot: slot,
-        _owned: owned,
-        buf: BytesMut::with_capacity(READ_ROOM),
-        out: BytesMut::new(),
-        idle_since: nanos_since_epoch(),
-        served: 0,
-    })
+        .map_err(|_| timeout())?
 }
 
 /// Whether an idle connection is still open and quiet (no bytes, no EOF pending).

@@ -1193,6 +1193,31 @@ impl Cluster {
         std::pin::pin!(h1::send(pool, exchange, req)).await
     }
 
+    /// A connection of its own to `endpoint` (TCP, the cluster's PROXY protocol header for
+    /// `origin`, its TLS), under its connection limit, for a TCP proxy to tunnel a client's
+    /// connection through. The second value holds the connection's place under the limit.
+    pub(crate) async fn open_tunnel(
+        &self,
+        endpoint: &Endpoint,
+        origin: Option<&crate::proxy_protocol::Origin>,
+    ) -> Result<(h1::Stream, impl Send + Sync), h1::SendError> {
+        let tls = match endpoint.socket {
+            Some(i) => self.socket_matches.get(i).and_then(|(_, tls)| tls.as_ref()),
+            None => self.tls.as_ref(),
+        };
+        let exchange = h1::Exchange {
+            address: endpoint.address,
+            connect_timeout: self.connect_timeout,
+            tls,
+            limit: &self.breaker.connections,
+            proper_case: false,
+            proxy_protocol: self.proxy_protocol,
+            origin: origin.filter(|_| self.proxy_protocol.is_some()),
+        };
+        let keepalive = self.h1_pools.last().and_then(|p| p.keepalive());
+        h1::open_tunnel(&exchange, keepalive).await
+    }
+
     /// The endpoints, healthy or not.
     pub fn members(&self) -> Arc<Vec<Arc<Endpoint>>> {
         match self.members.read() {

@@ -1,0 +1,748 @@
+//! TCP proxying: the listeners gloo-core makes of a Gateway's `tcpGateway`, one filter chain
+//! per TCP host, each an Envoy `envoy.filters.network.tcp_proxy` to a cluster (or weighted
+//! clusters, or, after `envoy.filters.network.sni_cluster`, the cluster the client's SNI
+//! names).
+//!
+//! A connection is served as Envoy serves it:
+//!
+//! - with `envoy.filters.listener.tls_inspector`, the client's first bytes are read for a TLS
+//!   client hello's server name (a client that does not start with TLS has none); they are
+//!   passed on unchanged;
+//! - the filter chain is chosen as Envoy's filter chain match chooses it: by server name
+//!   (exact, then the longest wildcard, then chains without names), then by the client's
+//!   address (`source_prefix_ranges`: the longest prefix, then chains without ranges); no
+//!   chain, the connection is closed;
+//! - a chain with a TLS transport socket terminates TLS (a passthrough chain does not);
+//! - an endpoint of the cluster is picked and connected to (with the cluster's connect
+//!   timeout, connection limit, PROXY protocol header and TLS origination), up to
+//!   `max_connect_attempts` times (default 1) on other endpoints; none reached, the client's
+//!   connection is closed;
+//! - bytes are copied both ways until either side closes (each direction's end is passed on
+//!   as a half close) or nothing moves for `idle_timeout` (default 1 hour; zero: never).
+//!
+//! - with `tunneling_config`, the endpoint is an HTTP proxy: the connection to it starts with
+//!   an HTTP/1.1 `CONNECT hostname` (and the configured headers), and a 2xx answer opens the
+//!   tunnel the bytes then flow through.
+//!
+//! Refused, naming the field: other network filters, filter chain matches on anything but
+//! `server_names` and `source_prefix_ranges`, POST tunnels and command operators in a
+//! tunnel's hostname or headers. Not applied, with a warning: a TCP proxy's access logs and
+//! `access_log_options`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use envoy_types::pb::envoy::config::listener::v3::{filter, FilterChain, Listener};
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+    tcp_proxy::ClusterSpecifier, TcpProxy,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
+use prost::Message;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::CidrRange;
+use crate::proxy::Proxy;
+
+/// Envoy's TCP proxy network filter.
+pub const TCP_PROXY: &str = "envoy.filters.network.tcp_proxy";
+/// Envoy's SNI cluster network filter: the cluster is the one the client's SNI names.
+pub const SNI_CLUSTER: &str = "envoy.filters.network.sni_cluster";
+const TCP_PROXY_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+const DOWNSTREAM_TLS_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
+const PROXY_PROTOCOL: &str = "envoy.filters.listener.proxy_protocol";
+/// The most bytes read looking for a client hello (a hello is at most a few KiB).
+const MAX_HELLO: usize = 16 * 1024;
+/// How long a client has to send its client hello (Envoy's listener filter timeout).
+const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a client that terminates TLS here has for its handshake when the chain does not
+/// say (Envoy's `transport_socket_connect_timeout` is unset by default; gloo-proxy's HTTP
+/// listeners give 10 s too).
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A listener whose filter chains are TCP proxies.
+#[derive(Debug)]
+pub struct TcpProxyListener {
+    /// Its name.
+    pub name: String,
+    /// Its address.
+    pub address: SocketAddr,
+    /// The version of the Envoy resource it was compiled from.
+    pub version: String,
+    /// A PROXY protocol header starts each connection.
+    proxy_protocol: bool,
+    /// The client hello is read for its server name (`tls_inspector`).
+    inspect_tls: bool,
+    chains: Vec<TcpChain>,
+}
+
+/// Where a chain's connections go.
+#[derive(Debug)]
+enum Target {
+    Cluster(String),
+    Weighted(Vec<(String, u32)>),
+}
+
+#[derive(Debug)]
+struct TcpChain {
+    server_names: Vec<String>,
+    source_ranges: Vec<CidrRange>,
+    tls: Option<(Arc<rustls::ServerConfig>, Duration)>,
+    /// `sni_cluster`: the client's SNI, when it sent one, names the cluster.
+    sni_cluster: bool,
+    target: Target,
+    idle_timeout: Option<Duration>,
+    max_connect_attempts: u32,
+    /// `tunneling_config`: the connection to the endpoint is an HTTP/1.1 CONNECT tunnel.
+    tunnel: Option<Tunnel>,
+}
+
+/// An HTTP/1.1 `CONNECT` tunnel through the endpoint (an HTTP proxy) to `authority`.
+#[derive(Debug)]
+struct Tunnel {
+    /// The request head, written once: `CONNECT authority HTTP/1.1`, `host`, the added headers.
+    head: Vec<u8>,
+}
+
+impl Tunnel {
+    fn compile(
+        config: &envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::TunnelingConfig,
+    ) -> Result<Self, String> {
+        use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+        if config.use_post {
+            return Err("tunneling_config.use_post: only CONNECT tunnels are supported".into());
+        }
+        if config.propagate_response_headers {
+            tracing::warn!("tunneling_config.propagate_response_headers is not applied");
+        }
+        let authority = config.hostname.as_str();
+        if authority.is_empty() || authority.contains(['%', ' ', '\r', '\n']) {
+            return Err(format!(
+                "tunneling_config.hostname: {authority:?} is not a plain host[:port] (command operators are not supported)"
+            ));
+        }
+        let mut headers: Vec<(http::HeaderName, http::HeaderValue)> = Vec::new();
+        for (i, option) in config.headers_to_add.iter().enumerate() {
+            let at = format!("tunneling_config.headers_to_add[{i}]");
+            let Some(h) = &option.header else {
+                return Err(format!("{at}: no header"));
+            };
+            if h.value.contains('%') {
+                return Err(format!(
+                    "{at}: {:?}: command operators are not supported",
+                    h.value
+                ));
+            }
+            let name = http::HeaderName::from_bytes(h.key.as_bytes())
+                .map_err(|_| format!("{at}: invalid header name {:?}", h.key))?;
+            let value = http::HeaderValue::from_str(&h.value)
+                .map_err(|_| format!("{at}: invalid header value {:?}", h.value))?;
+            #[allow(deprecated)]
+            let overwrite = matches!(
+                HeaderAppendAction::try_from(option.append_action),
+                Ok(HeaderAppendAction::OverwriteIfExistsOrAdd)
+            ) || option.append.as_ref().is_some_and(|a| !a.value);
+            if overwrite {
+                headers.retain(|(n, _)| *n != name);
+            }
+            headers.push((name, value));
+        }
+        let mut head =
+            format!("CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n").into_bytes();
+        for (name, value) in &headers {
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        Ok(Tunnel { head })
+    }
+
+    /// Asks the endpoint for the tunnel; a 2xx answer opens it. Returns the bytes that came
+    /// after the answer's head (the first bytes through the tunnel).
+    async fn open<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+    ) -> std::io::Result<BytesMut> {
+        let refused = |why: String| std::io::Error::other(why);
+        stream.write_all(&self.head).await?;
+        let mut buf = BytesMut::with_capacity(1024);
+        loop {
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(refused("the proxy closed before answering CONNECT".into()));
+            }
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut answer = httparse::Response::new(&mut headers);
+            match answer.parse(&buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let code = answer.code.unwrap_or(0);
+                    if !(200..300).contains(&code) {
+                        return Err(refused(format!("the proxy answered CONNECT with {code}")));
+                    }
+                    let _ = buf.split_to(len);
+                    return Ok(buf);
+                }
+                Ok(httparse::Status::Partial) if buf.len() < 16 * 1024 => continue,
+                Ok(httparse::Status::Partial) => {
+                    return Err(refused("the CONNECT answer's head is too large".into()))
+                }
+                Err(e) => return Err(refused(format!("bad CONNECT answer: {e}"))),
+            }
+        }
+    }
+}
+
+/// Whether `l` is a TCP proxy listener: every filter chain ends in a TCP proxy.
+pub(crate) fn is_tcp_listener(l: &Listener) -> bool {
+    !l.filter_chains.is_empty()
+        && l.filter_chains
+            .iter()
+            .all(|c| c.filters.last().is_some_and(|f| f.name == TCP_PROXY))
+}
+
+impl TcpProxyListener {
+    /// Compiles a listener whose filter chains are TCP proxies.
+    pub fn compile(l: &Listener, version: &str) -> Result<Self, String> {
+        let address = crate::config::listener_address(l)?;
+        let mut proxy_protocol = false;
+        let mut inspect_tls = false;
+        for (i, f) in l.listener_filters.iter().enumerate() {
+            match f.name.as_str() {
+                PROXY_PROTOCOL => proxy_protocol = true,
+                TLS_INSPECTOR => inspect_tls = true,
+                other => return Err(format!("listener_filters[{i}]: {other:?} is not supported")),
+            }
+        }
+        let chains = l
+            .filter_chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| compile_chain(c).map_err(|e| format!("filter_chains[{i}]: {e}")))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(TcpProxyListener {
+            name: l.name.clone(),
+            address,
+            version: version.to_string(),
+            proxy_protocol,
+            inspect_tls,
+            chains,
+        })
+    }
+
+    /// The chain a connection with `sni` from `client` is served by, if any.
+    fn chain(&self, sni: Option<&str>, client: std::net::IpAddr) -> Option<&TcpChain> {
+        let named = crate::tls::server_name_matches(&self.chains, |c| &c.server_names, sni);
+        let longest = named
+            .iter()
+            .flat_map(|c| c.source_ranges.iter())
+            .filter(|r| r.contains(client))
+            .map(CidrRange::prefix_len)
+            .max();
+        match longest {
+            Some(len) => named.into_iter().find(|c| {
+                c.source_ranges
+                    .iter()
+                    .any(|r| r.prefix_len() == len && r.contains(client))
+            }),
+            None => named.into_iter().find(|c| c.source_ranges.is_empty()),
+        }
+    }
+}
+
+fn compile_chain(chain: &FilterChain) -> Result<TcpChain, String> {
+    let mut sni_cluster = false;
+    let mut proxy = None;
+    for (i, f) in chain.filters.iter().enumerate() {
+        match f.name.as_str() {
+            SNI_CLUSTER => sni_cluster = true,
+            TCP_PROXY => {
+                let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+                    return Err(format!("filters[{i}]: the TCP proxy has no config"));
+                };
+                if any.type_url != TCP_PROXY_TYPE {
+                    return Err(format!(
+                        "filters[{i}]: expected {TCP_PROXY_TYPE}, got {}",
+                        any.type_url
+                    ));
+                }
+                proxy = Some(
+                    TcpProxy::decode(any.value.as_slice())
+                        .map_err(|e| format!("filters[{i}]: cannot decode TcpProxy: {e}"))?,
+                );
+            }
+            other => {
+                return Err(format!(
+                    "filters[{i}]: network filter {other:?} is not supported"
+                ))
+            }
+        }
+    }
+    let proxy = proxy.ok_or("no TCP proxy")?;
+    let target = match proxy.cluster_specifier {
+        Some(ClusterSpecifier::Cluster(c)) => Target::Cluster(c),
+        Some(ClusterSpecifier::WeightedClusters(w)) => {
+            let clusters: Vec<(String, u32)> =
+                w.clusters.into_iter().map(|c| (c.name, c.weight)).collect();
+            if clusters.iter().all(|(_, w)| *w == 0) {
+                return Err("weighted_clusters: the weights add up to 0".into());
+            }
+            Target::Weighted(clusters)
+        }
+        None if sni_cluster => Target::Cluster(String::new()),
+        None => return Err("the TCP proxy names no cluster".into()),
+    };
+    let unapplied = [
+        ("access_log", !proxy.access_log.is_empty()),
+        ("access_log_options", proxy.access_log_options.is_some()),
+    ];
+    let tunnel = proxy
+        .tunneling_config
+        .as_ref()
+        .map(Tunnel::compile)
+        .transpose()?;
+    for (field, _) in unapplied.iter().filter(|(_, set)| *set) {
+        tracing::warn!("tcp_proxy.{field} is not applied: connections are proxied without it");
+    }
+    let mut server_names = Vec::new();
+    let mut source_ranges = Vec::new();
+    if let Some(m) = &chain.filter_chain_match {
+        let refused = [
+            ("destination_port", m.destination_port.is_some()),
+            ("prefix_ranges", !m.prefix_ranges.is_empty()),
+            (
+                "direct_source_prefix_ranges",
+                !m.direct_source_prefix_ranges.is_empty(),
+            ),
+            ("source_type", m.source_type != 0),
+            ("source_ports", !m.source_ports.is_empty()),
+            ("transport_protocol", !m.transport_protocol.is_empty()),
+            ("application_protocols", !m.application_protocols.is_empty()),
+            ("address_suffix", !m.address_suffix.is_empty()),
+        ];
+        if let Some((field, _)) = refused.iter().find(|(_, set)| *set) {
+            return Err(format!("filter_chain_match.{field} is not supported"));
+        }
+        server_names = m
+            .server_names
+            .iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        source_ranges = m
+            .source_prefix_ranges
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                CidrRange::compile(r)
+                    .map_err(|e| format!("filter_chain_match.source_prefix_ranges[{i}]: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    let tls = match &chain.transport_socket {
+        None => None,
+        Some(socket) => match &socket.config_type {
+            Some(
+                envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(
+                    any,
+                ),
+            ) if any.type_url == DOWNSTREAM_TLS_TYPE => {
+                let ctx = DownstreamTlsContext::decode(any.value.as_slice())
+                    .map_err(|e| format!("transport_socket: {e}"))?;
+                let compiled = crate::tls::DownstreamTls::compile(&[(server_names.clone(), ctx)])?;
+                let config = compiled
+                    .select(server_names.first().map(String::as_str))
+                    .map(|c| c.config.clone())
+                    .ok_or("transport_socket: no certificate")?;
+                let timeout = chain
+                    .transport_socket_connect_timeout
+                    .as_ref()
+                    .map(crate::router::action::pb_duration)
+                    .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
+                Some((config, timeout))
+            }
+            _ => {
+                return Err(format!(
+                    "transport socket {:?} is not supported",
+                    socket.name
+                ))
+            }
+        },
+    };
+    let idle_timeout = match &proxy.idle_timeout {
+        // Envoy's default: one hour.
+        None => Some(Duration::from_secs(3600)),
+        Some(d) => Some(crate::router::action::pb_duration(d)).filter(|d| !d.is_zero()),
+    };
+    Ok(TcpChain {
+        server_names,
+        source_ranges,
+        tls,
+        sni_cluster,
+        target,
+        idle_timeout,
+        max_connect_attempts: proxy.max_connect_attempts.map_or(1, |m| m.value).max(1),
+        tunnel,
+    })
+}
+
+/// Reads the client's first bytes until they hold a TLS client hello, and returns them with
+/// the hello's server name (`None`: not TLS, or no name).
+async fn read_hello(stream: &mut TcpStream) -> (BytesMut, Option<String>) {
+    let mut buf = BytesMut::with_capacity(2048);
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut fed = 0;
+    let reading = async {
+        loop {
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            // A TLS connection starts with a handshake record.
+            if buf.first() != Some(&0x16) {
+                return None;
+            }
+            let mut fresh = &buf[fed..];
+            if acceptor.read_tls(&mut fresh).is_err() {
+                return None;
+            }
+            fed = buf.len() - fresh.len();
+            match acceptor.accept() {
+                Ok(Some(accepted)) => {
+                    return accepted.client_hello().server_name().map(str::to_string)
+                }
+                Ok(None) if buf.len() < MAX_HELLO => continue,
+                _ => return None,
+            }
+        }
+    };
+    let sni = tokio::time::timeout(HELLO_TIMEOUT, reading)
+        .await
+        .ok()
+        .flatten();
+    (buf, sni)
+}
+
+/// Serves one client connection of a TCP proxy listener.
+pub(crate) async fn serve_connection(
+    mut stream: TcpStream,
+    mut remote: SocketAddr,
+    listener: Arc<TcpProxyListener>,
+    proxy: Arc<Proxy>,
+) {
+    let local = stream.local_addr().unwrap_or(listener.address);
+    if listener.proxy_protocol {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            crate::proxy_protocol::read_header(&mut stream),
+        )
+        .await
+        {
+            Ok(Ok(Some(source))) => remote = source,
+            Ok(Ok(None)) => {}
+            _ => return,
+        }
+    }
+    let (hello, sni) = if listener.inspect_tls {
+        read_hello(&mut stream).await
+    } else {
+        (BytesMut::new(), None)
+    };
+    let Some(chain) = listener.chain(sni.as_deref(), remote.ip().to_canonical()) else {
+        tracing::debug!(listener = %listener.name, "{remote}: no filter chain matches (SNI {sni:?}); closed");
+        return;
+    };
+    let cluster_name = match (&chain.target, chain.sni_cluster, sni.as_deref()) {
+        (_, true, Some(name)) if !name.is_empty() => name,
+        (Target::Cluster(name), _, _) => name.as_str(),
+        (Target::Weighted(clusters), _, _) => pick_weighted(clusters),
+    };
+    let config = proxy.config();
+    let Some(cluster) = config.clusters.get(cluster_name).cloned() else {
+        tracing::debug!(listener = %listener.name, "{remote}: cluster {cluster_name:?} not found; closed");
+        return;
+    };
+    let origin = crate::proxy_protocol::Origin {
+        source: remote,
+        destination: local,
+    };
+    let mut upstream = None;
+    let mut tried: Option<SocketAddr> = None;
+    for _ in 0..chain.max_connect_attempts {
+        let endpoint = match tried {
+            None => cluster.pick(None, None),
+            Some(avoid) => cluster.pick_other(None, &avoid),
+        };
+        let Some(endpoint) = endpoint else { break };
+        tried = Some(endpoint.address);
+        match cluster.open_tunnel(&endpoint, Some(&origin)).await {
+            Ok(opened) => {
+                upstream = Some((opened, endpoint.start_request()));
+                break;
+            }
+            Err(e) => {
+                cluster.stats.upstream_cx_connect_fail.inc();
+                tracing::debug!(cluster = %cluster.name(), "{}: connect failed: {e:?}", endpoint.address);
+            }
+        }
+    }
+    let Some(((mut upstream, _slot), _active)) = upstream else {
+        return;
+    };
+    // Through a CONNECT tunnel, the first bytes may have come with the proxy's answer.
+    let mut early = BytesMut::new();
+    if let Some(tunnel) = &chain.tunnel {
+        match tokio::time::timeout(Duration::from_secs(10), tunnel.open(&mut upstream)).await {
+            Ok(Ok(rest)) => early = rest,
+            Ok(Err(e)) => {
+                tracing::debug!(cluster = %cluster.name(), "{remote}: no tunnel: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(cluster = %cluster.name(), "{remote}: no answer to CONNECT in time");
+                return;
+            }
+        }
+    }
+    let upstream = crate::server::Rewind::new(upstream, early.freeze());
+    let idle = chain.idle_timeout;
+    match &chain.tls {
+        None => {
+            let client = crate::server::Rewind::new(stream, hello.freeze());
+            tunnel(client, upstream, idle).await;
+        }
+        Some((config, handshake_timeout)) => {
+            let client = crate::server::Rewind::new(stream, hello.freeze());
+            let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+            match tokio::time::timeout(*handshake_timeout, acceptor.accept(client)).await {
+                Ok(Ok(tls)) => tunnel(tls, upstream, idle).await,
+                Ok(Err(e)) => tracing::debug!("{remote}: TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!("{remote}: TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// A cluster of weighted ones, by weight.
+fn pick_weighted(clusters: &[(String, u32)]) -> &str {
+    let total: u64 = clusters.iter().map(|(_, w)| u64::from(*w)).sum();
+    let mut at = fastrand::u64(0..total.max(1));
+    for (name, weight) in clusters {
+        if at < u64::from(*weight) {
+            return name;
+        }
+        at -= u64::from(*weight);
+    }
+    clusters.last().map_or("", |(name, _)| name.as_str())
+}
+
+/// Copies bytes both ways until both directions have ended, or nothing has moved either
+/// way for `idle`. One side's end (EOF) is passed on to the other as a half close.
+async fn tunnel<A, B>(a: A, b: B, idle: Option<Duration>)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut a_read, mut a_write) = tokio::io::split(a);
+    let (mut b_read, mut b_write) = tokio::io::split(b);
+    let start = tokio::time::Instant::now();
+    // Milliseconds since `start` of the last bytes either way.
+    let last = AtomicU64::new(0);
+    let both = async {
+        let _ = tokio::join!(
+            copy_half(&mut a_read, &mut b_write, start, &last),
+            copy_half(&mut b_read, &mut a_write, start, &last)
+        );
+    };
+    let Some(idle) = idle else {
+        both.await;
+        return;
+    };
+    tokio::pin!(both);
+    loop {
+        let deadline = start + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
+        tokio::select! {
+            () = &mut both => return,
+            () = tokio::time::sleep_until(deadline) => {
+                let moved = start + Duration::from_millis(last.load(Ordering::Relaxed));
+                if moved + idle <= tokio::time::Instant::now() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Copies `from` to `to` until `from` ends (then shuts `to`'s writing down), noting in `last`
+/// when bytes last moved.
+async fn copy_half<R, W>(
+    from: &mut R,
+    to: &mut W,
+    start: tokio::time::Instant,
+    last: &AtomicU64,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        let now = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        last.store(now, Ordering::Relaxed);
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        to.write_all(&buf[..n]).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::core::v3::{
+        address, socket_address, Address, CidrRange as PbCidr, SocketAddress,
+    };
+    use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChainMatch};
+    use envoy_types::pb::google::protobuf::{Any, UInt32Value};
+
+    use super::*;
+
+    fn tcp_proxy(cluster: &str) -> Filter {
+        Filter {
+            name: TCP_PROXY.into(),
+            config_type: Some(filter::ConfigType::TypedConfig(Any {
+                type_url: TCP_PROXY_TYPE.into(),
+                value: TcpProxy {
+                    stat_prefix: "tcp".into(),
+                    cluster_specifier: Some(ClusterSpecifier::Cluster(cluster.into())),
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+            })),
+        }
+    }
+
+    fn chain(cluster: &str, names: &[&str], ranges: &[(&str, u32)]) -> FilterChain {
+        FilterChain {
+            filter_chain_match: Some(FilterChainMatch {
+                server_names: names.iter().map(|n| n.to_string()).collect(),
+                source_prefix_ranges: ranges
+                    .iter()
+                    .map(|(prefix, len)| PbCidr {
+                        address_prefix: prefix.to_string(),
+                        prefix_len: Some(UInt32Value { value: *len }),
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            filters: vec![tcp_proxy(cluster)],
+            ..Default::default()
+        }
+    }
+
+    fn listener(chains: Vec<FilterChain>) -> Listener {
+        Listener {
+            name: "tcp".into(),
+            address: Some(Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: "127.0.0.1".into(),
+                    port_specifier: Some(socket_address::PortSpecifier::PortValue(1)),
+                    ..Default::default()
+                })),
+            }),
+            filter_chains: chains,
+            ..Default::default()
+        }
+    }
+
+    fn chosen(l: &TcpProxyListener, sni: Option<&str>, client: &str) -> Option<String> {
+        l.chain(sni, client.parse().expect("an address"))
+            .map(|c| match &c.target {
+                Target::Cluster(name) => name.clone(),
+                Target::Weighted(_) => "weighted".into(),
+            })
+    }
+
+    #[test]
+    fn chains_are_chosen_by_server_name_then_client_address_as_envoy_chooses() {
+        let l = TcpProxyListener::compile(
+            &listener(vec![
+                chain("exact", &["api.example.com"], &[]),
+                chain("wild", &["*.example.com"], &[]),
+                chain("deeper", &["*.eu.example.com"], &[]),
+                chain("office", &[], &[("10.0.0.0", 8)]),
+                chain("desk", &[], &[("10.1.0.0", 16)]),
+                chain("rest", &[], &[]),
+            ]),
+            "v1",
+        )
+        .expect("a TCP listener");
+        assert_eq!(
+            chosen(&l, Some("API.example.com"), "192.0.2.1").as_deref(),
+            Some("exact")
+        );
+        assert_eq!(
+            chosen(&l, Some("www.example.com"), "192.0.2.1").as_deref(),
+            Some("wild")
+        );
+        assert_eq!(
+            chosen(&l, Some("a.eu.example.com"), "192.0.2.1").as_deref(),
+            Some("deeper")
+        );
+        // No name matches: the chains without names, by the longest prefix of the client.
+        assert_eq!(
+            chosen(&l, Some("other.org"), "10.1.2.3").as_deref(),
+            Some("desk")
+        );
+        assert_eq!(chosen(&l, None, "10.2.2.3").as_deref(), Some("office"));
+        assert_eq!(chosen(&l, None, "192.0.2.1").as_deref(), Some("rest"));
+
+        let named_only = TcpProxyListener::compile(
+            &listener(vec![chain("exact", &["api.example.com"], &[])]),
+            "v1",
+        )
+        .expect("a TCP listener");
+        assert_eq!(chosen(&named_only, None, "192.0.2.1"), None);
+    }
+
+    #[test]
+    fn what_cannot_be_served_is_refused_naming_it() {
+        let mut by_port = chain("c", &[], &[]);
+        if let Some(m) = by_port.filter_chain_match.as_mut() {
+            m.destination_port = Some(UInt32Value { value: 443 });
+        }
+        let error = TcpProxyListener::compile(&listener(vec![by_port]), "v1").unwrap_err();
+        assert_eq!(
+            error,
+            "filter_chains[0]: filter_chain_match.destination_port is not supported"
+        );
+        let mut redis = chain("c", &[], &[]);
+        redis.filters.insert(
+            0,
+            Filter {
+                name: "envoy.filters.network.redis_proxy".into(),
+                config_type: None,
+            },
+        );
+        let error = TcpProxyListener::compile(&listener(vec![redis]), "v1").unwrap_err();
+        assert!(
+            error.contains("network filter \"envoy.filters.network.redis_proxy\""),
+            "{error}"
+        );
+        assert!(is_tcp_listener(&listener(vec![chain("c", &[], &[])])));
+        assert!(!is_tcp_listener(&listener(Vec::new())));
+    }
+
+    #[test]
+    fn weighted_clusters_are_picked_by_weight() {
+        let clusters = vec![("a".to_string(), 0), ("b".to_string(), 3)];
+        for _ in 0..50 {
+            assert_eq!(pick_weighted(&clusters), "b");
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! Gloo's TCP gateways through gloo and through Envoy 1.40 on the same Gloo config: a
+//! `tcpGateway` whose hosts pass TLS through by SNI (exact and wildcard names), terminate it
+//! with their own certificate, or take every other connection; and one whose
+//! `tcpProxySettings` close idle connections, try a second endpoint when the first refuses,
+//! or tunnel through an HTTP proxy with CONNECT. The same connections go through both proxies
+//! and must come to the same end (and the HTTP proxy must be asked the same).
+
+mod support;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{free_port, gloo_run, http_raw, poll, Backend, LogsOnPanic};
+
+struct Ports {
+    port: u16,
+    idle: u16,
+    retry: u16,
+    tunnel: u16,
+    plain: u16,
+    inner: u16,
+    secure: u16,
+    wild: u16,
+    closed: u16,
+    connect_proxy: u16,
+}
+
+fn config(p: &Ports, certs: &Path) -> String {
+    let Ports {
+        port,
+        idle,
+        retry,
+        tunnel,
+        plain,
+        inner,
+        secure,
+        wild,
+        closed,
+        connect_proxy,
+    } = *p;
+    let certs = certs.display();
+    format!(
+        r#"apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: plain, namespace: gloo-system}}
+spec:
+  static: {{hosts: [{{addr: 127.0.0.1, port: {plain}}}]}}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: inner, namespace: gloo-system}}
+spec:
+  static: {{hosts: [{{addr: 127.0.0.1, port: {inner}}}]}}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: secure, namespace: gloo-system}}
+spec:
+  static: {{hosts: [{{addr: 127.0.0.1, port: {secure}}}]}}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: wild, namespace: gloo-system}}
+spec:
+  static: {{hosts: [{{addr: 127.0.0.1, port: {wild}}}]}}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: flaky, namespace: gloo-system}}
+spec:
+  static: {{hosts: [{{addr: 127.0.0.1, port: {closed}}}, {{addr: 127.0.0.1, port: {plain}}}]}}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: connect-proxy, namespace: gloo-system}}
+spec:
+  static: {{hosts: [{{addr: 127.0.0.1, port: {connect_proxy}}}]}}
+---
+apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: retry, namespace: gloo-system}}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: {retry}
+  tcpGateway:
+    options:
+      tcpProxySettings: {{maxConnectAttempts: 2}}
+    tcpHosts:
+    - name: flaky
+      destination: {{single: {{upstream: {{name: flaky, namespace: gloo-system}}}}}}
+---
+apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: tunnel, namespace: gloo-system}}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: {tunnel}
+  tcpGateway:
+    options:
+      tcpProxySettings:
+        tunnelingConfig:
+          hostname: "127.0.0.1:{plain}"
+          headersToAdd:
+          - {{header: {{key: x-tunnel, value: "yes"}}}}
+          - {{header: {{key: x-team, value: edge}}}}
+    tcpHosts:
+    - name: through
+      destination: {{single: {{upstream: {{name: connect-proxy, namespace: gloo-system}}}}}}
+---
+apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: tcp, namespace: gloo-system}}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: {port}
+  tcpGateway:
+    tcpHosts:
+    - name: passthrough
+      sslConfig: {{sniDomains: [passthrough.example]}}
+      destination: {{single: {{upstream: {{name: secure, namespace: gloo-system}}}}}}
+    - name: wildcard
+      sslConfig: {{sniDomains: ["*.wild.example"]}}
+      destination: {{single: {{upstream: {{name: wild, namespace: gloo-system}}}}}}
+    - name: terminate
+      sslConfig:
+        sslFiles:
+          tlsCert: {certs}/terminate.example.crt
+          tlsKey: {certs}/terminate.example.key
+        sniDomains: [terminate.example]
+      destination: {{single: {{upstream: {{name: inner, namespace: gloo-system}}}}}}
+    - name: rest
+      destination: {{single: {{upstream: {{name: plain, namespace: gloo-system}}}}}}
+---
+apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: idle, namespace: gloo-system}}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: {idle}
+  tcpGateway:
+    options:
+      tcpProxySettings: {{idleTimeout: 1s}}
+    tcpHosts:
+    - name: plain
+      destination: {{single: {{upstream: {{name: plain, namespace: gloo-system}}}}}}
+"#
+    )
+}
+
+/// An HTTP proxy that serves CONNECT (and records each request head it reads, in lower case,
+/// the `:port`s of the target made generic), tunnelling to the target it names.
+fn connect_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the CONNECT proxy");
+    let port = listener.local_addr().expect("address").port();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().expect("clone"));
+                let mut lines = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end().to_string();
+                    if line.is_empty() {
+                        break;
+                    }
+                    lines.push(line);
+                }
+                let target = lines
+                    .first()
+                    .and_then(|l| l.split(' ').nth(1))
+                    .unwrap_or_default()
+                    .to_string();
+                let mut head: Vec<String> = lines.iter().map(|l| l.to_ascii_lowercase()).collect();
+                head[1..].sort();
+                if let Ok(mut s) = seen.lock() {
+                    s.push(head.join("|"));
+                }
+                let Ok(mut upstream) = TcpStream::connect(&target) else {
+                    let _ = (&client)
+                        .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n");
+                    return;
+                };
+                let mut client = client;
+                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                let mut up_read = upstream.try_clone().expect("clone");
+                let mut down_write = client.try_clone().expect("clone");
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up_read, &mut down_write);
+                    let _ = down_write.shutdown(std::net::Shutdown::Write);
+                });
+                let buffered = reader.buffer().to_vec();
+                let _ = upstream.write_all(&buffered);
+                let mut rest = reader.into_inner();
+                let _ = std::io::copy(&mut rest, &mut upstream);
+                let _ = upstream.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (port, heads)
+}
+
+/// How a connection ended: the answer's status and body, or that it failed.
+fn outcome(result: Result<(u16, String), String>) -> String {
+    match result {
+        Ok((status, body)) => format!("{status} {body}"),
+        Err(_) => "failed".into(),
+    }
+}
+
+/// Whether the proxy closes a connection that stays quiet for two seconds (an idle timeout
+/// of one second), and keeps one whose client keeps talking.
+fn idle_behaviour(port: u16) -> (bool, bool) {
+    let closes_quiet = {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(4)))
+            .expect("timeout");
+        let started = Instant::now();
+        let mut byte = [0u8; 1];
+        // The backend says nothing first, so the read ends when the proxy closes.
+        matches!(stream.read(&mut byte), Ok(0)) && started.elapsed() >= Duration::from_millis(800)
+    };
+    let keeps_busy = {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        let request = b"GET /busy HTTP/1.1\r\nHost: busy\r\n\r\n";
+        let mut answers = 0;
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(500));
+            if stream.write_all(request).is_err() {
+                break;
+            }
+            let mut buf = [0u8; 4096];
+            match stream.read(&mut buf) {
+                Ok(n) if n > 0 => answers += 1,
+                _ => break,
+            }
+        }
+        answers == 4
+    };
+    (closes_quiet, keeps_busy)
+}
+
+#[test]
+fn tcp_gateways_match_envoy() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let certs = tmp.path().join("certs");
+    fs::create_dir_all(&certs).expect("certs dir");
+    support::certificates(
+        &certs,
+        &["passthrough.example", "terminate.example", "a.wild.example"],
+    );
+    let ca = certs.join("ca.crt");
+    let (tls_backend, tls_port) = support::tls_backend(&certs, "passthrough.example");
+    let (wild_backend, wild_port) = support::tls_backend(&certs, "a.wild.example");
+    struct Side {
+        name: &'static str,
+        port: u16,
+        idle: u16,
+        retry: u16,
+        tunnel: u16,
+        plain: Backend,
+        inner: Backend,
+        connect_proxy: (u16, Arc<Mutex<Vec<String>>>),
+    }
+    let side = |name| Side {
+        name,
+        port: free_port(),
+        idle: free_port(),
+        retry: free_port(),
+        tunnel: free_port(),
+        plain: Backend::start("plain"),
+        inner: Backend::start("inner"),
+        connect_proxy: connect_proxy(),
+    };
+    let closed = free_port();
+    let (envoy_side, gloo_side) = (side("envoy"), side("gloo"));
+    for s in [&envoy_side, &gloo_side] {
+        let dir = tmp.path().join(s.name).join("config");
+        fs::create_dir_all(&dir).expect("config dir");
+        let ports = Ports {
+            port: s.port,
+            idle: s.idle,
+            retry: s.retry,
+            tunnel: s.tunnel,
+            plain: s.plain.port,
+            inner: s.inner.port,
+            secure: tls_port,
+            wild: wild_port,
+            closed,
+            connect_proxy: s.connect_proxy.0,
+        };
+        let yaml = config(&ports, &certs);
+        fs::write(dir.join("gloo.yaml"), yaml).expect("write config");
+    }
+    let envoy_dir = tmp.path().join("envoy");
+    let gloo_dir = tmp.path().join("gloo");
+    let (xds, envoy_admin, gloo_admin) = (free_port(), free_port(), free_port());
+    let control_plane = support::control_plane(&envoy_dir.join("config"), xds, None, &envoy_dir);
+    let envoy = support::spawn_envoy(support::Mode::Delta, xds, envoy_admin, &envoy_dir);
+    let gloo = gloo_run(&gloo_dir.join("config"), gloo_admin, &gloo_dir);
+    let _logs = LogsOnPanic(
+        &gloo_dir.join("config"),
+        vec![&gloo, &envoy, &control_plane, &tls_backend, &wild_backend],
+    );
+    let plain_get = |port: u16, path: &str| {
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: plain.example\r\nConnection: close\r\n\r\n");
+        http_raw(port, request.as_bytes(), false)
+            .map(|r| (r.status, r.body))
+            .map_err(|e| e.to_string())
+    };
+    for s in [&envoy_side, &gloo_side] {
+        for port in [s.port, s.idle, s.retry, s.tunnel] {
+            poll(&format!("{} to proxy on {port}", s.name), || {
+                plain_get(port, "/ready").map(|_| ())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let https = |port: u16, host: &str| {
+        support::curl_https(port, host, &ca, &["--http1.1"]).map(|c| (c.status, c.body))
+    };
+    let mut mismatches = Vec::new();
+    let mut compare = |what: &str, envoy: String, gloo: String| {
+        eprintln!("{what}:\n  envoy {envoy}\n  gloo  {gloo}");
+        if envoy != gloo {
+            mismatches.push(format!("{what}: envoy {envoy:?}, gloo {gloo:?}"));
+        }
+    };
+    // Plain bytes: the chain without server names.
+    compare(
+        "plain HTTP",
+        outcome(plain_get(envoy_side.port, "/plain")),
+        outcome(plain_get(gloo_side.port, "/plain")),
+    );
+    // TLS passed through to the backend that holds the name's certificate, by exact name
+    // and by wildcard; the backend sees the client's own SNI.
+    compare(
+        "passthrough by exact name",
+        outcome(https(envoy_side.port, "passthrough.example")),
+        outcome(https(gloo_side.port, "passthrough.example")),
+    );
+    compare(
+        "passthrough by wildcard",
+        outcome(https(envoy_side.port, "a.wild.example")),
+        outcome(https(gloo_side.port, "a.wild.example")),
+    );
+    // TLS terminated with the host's certificate, the backend reached in plain HTTP.
+    compare(
+        "terminated",
+        outcome(https(envoy_side.port, "terminate.example")),
+        outcome(https(gloo_side.port, "terminate.example")),
+    );
+    // An unknown name goes to the chain without names: TLS bytes to a plain backend.
+    compare(
+        "unknown name",
+        outcome(https(envoy_side.port, "other.example")),
+        outcome(https(gloo_side.port, "other.example")),
+    );
+    // The idle timeout closes quiet connections only.
+    compare(
+        "idle (closes a quiet connection, keeps a busy one)",
+        format!("{:?}", idle_behaviour(envoy_side.idle)),
+        format!("{:?}", idle_behaviour(gloo_side.idle)),
+    );
+    // A second endpoint is tried when the first refuses the connection.
+    let attempts = |port: u16| {
+        (0..4)
+            .map(|i| outcome(plain_get(port, &format!("/attempt/{i}"))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    compare(
+        "two connect attempts",
+        attempts(envoy_side.retry),
+        attempts(gloo_side.retry),
+    );
+    // Through the HTTP proxy's CONNECT tunnel to the plain backend; the proxy is asked alike
+    // (the backend's port, which differs between the sides, named).
+    compare(
+        "tunnelled",
+        outcome(plain_get(envoy_side.tunnel, "/tunnelled")),
+        outcome(plain_get(gloo_side.tunnel, "/tunnelled")),
+    );
+    let asked = |s: &Side| {
+        let heads = s
+            .connect_proxy
+            .1
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default();
+        heads
+            .into_iter()
+            .map(|h| h.replace(&s.plain.port.to_string(), "{plain}"))
+            .collect::<Vec<_>>()
+    };
+    compare(
+        "the CONNECT requests",
+        format!("{:?}", asked(&envoy_side)),
+        format!("{:?}", asked(&gloo_side)),
+    );
+    // The premises: what Envoy did is what the cases are about.
+    assert_eq!(
+        attempts(envoy_side.retry),
+        "200 plain, 200 plain, 200 plain, 200 plain",
+        "Envoy reaches the backend on every connection with a second attempt"
+    );
+    assert_eq!(
+        outcome(plain_get(envoy_side.tunnel, "/tunnelled")),
+        "200 plain",
+        "Envoy tunnels through the HTTP proxy"
+    );
+    assert_eq!(
+        outcome(https(envoy_side.port, "terminate.example")),
+        "200 inner",
+        "Envoy terminates TLS for terminate.example"
+    );
+    assert_eq!(
+        format!("{:?}", idle_behaviour(envoy_side.idle)),
+        "(true, true)"
+    );
+    assert!(
+        envoy_side
+            .inner
+            .seen()
+            .iter()
+            .all(|r| r.header("host") == Some("terminate.example")),
+        "the terminated requests arrive in plain HTTP"
+    );
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
