@@ -1482,7 +1482,11 @@ impl Compiler {
                     tcp_listeners.push(prev.clone());
                     continue;
                 }
-                match crate::tcp::TcpProxyListener::compile(l, &r.version) {
+                match crate::tcp::TcpProxyListener::compile(
+                    l,
+                    &r.version,
+                    self.registry.upstreams(),
+                ) {
                     Ok(l) => tcp_listeners.push(Arc::new(l)),
                     Err(message) => {
                         errors.push(ConfigError {
@@ -1606,7 +1610,8 @@ impl Compiler {
             let result = match type_url {
                 LISTENER_TYPE => decode::<Listener>(any, LISTENER_TYPE).and_then(|l| {
                     if crate::tcp::is_tcp_listener(&l) {
-                        crate::tcp::TcpProxyListener::compile(&l, "").map(|_| ())
+                        crate::tcp::TcpProxyListener::compile(&l, "", registry.upstreams())
+                            .map(|_| ())
                     } else {
                         compile_listener(&l, "", registry).map(|_| ())
                     }

@@ -47,7 +47,7 @@ pub struct Downstream {
     pub peer: SocketAddr,
     /// The address the client connected to.
     pub local: SocketAddr,
-    /// `http` or `https`.
+    /// `http` or `https` (`tcp` for a TCP proxy's connection).
     pub scheme: &'static str,
     /// The certificate the client presented, on a mutual TLS connection.
     pub client_certificate: Option<Arc<crate::xfcc::ClientCertificate>>,

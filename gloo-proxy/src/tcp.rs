@@ -15,8 +15,8 @@
 //! - a chain with a TLS transport socket terminates TLS (a passthrough chain does not);
 //! - an endpoint of the cluster is picked and connected to (with the cluster's connect
 //!   timeout, connection limit, PROXY protocol header and TLS origination), up to
-//!   `max_connect_attempts` times (default 1) on other endpoints; none reached, the client's
-//!   connection is closed;
+//!   `max_connect_attempts` times (default 1), each attempt picking again; none reached, the
+//!   client's connection is closed;
 //! - bytes are copied both ways until either side closes (each direction's end is passed on
 //!   as a half close) or nothing moves for `idle_timeout` (default 1 hour; zero: never).
 //!
@@ -24,10 +24,14 @@
 //!   an HTTP/1.1 `CONNECT hostname` (and the configured headers), and a 2xx answer opens the
 //!   tunnel the bytes then flow through.
 //!
+//! - the TCP proxy's access logs get one entry per connection when it ends: no request, status
+//!   0, the bytes each way, the whole connection's duration, the upstream host and cluster,
+//!   and the flags Envoy sets (`UF`, `UO`, `UH`, `NC`).
+//!
 //! Refused, naming the field: other network filters, filter chain matches on anything but
 //! `server_names` and `source_prefix_ranges`, POST tunnels and command operators in a
-//! tunnel's hostname or headers. Not applied, with a warning: a TCP proxy's access logs and
-//! `access_log_options`.
+//! tunnel's hostname or headers. Not applied, with a warning: `access_log_options` (periodic
+//! entries while a connection lasts).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,6 +105,8 @@ struct TcpChain {
     max_connect_attempts: u32,
     /// `tunneling_config`: the connection to the endpoint is an HTTP/1.1 CONNECT tunnel.
     tunnel: Option<Tunnel>,
+    /// The TCP proxy's access logs (an entry per connection, when it ends).
+    access_log: Option<Arc<crate::access_log::AccessLogs>>,
 }
 
 /// An HTTP/1.1 `CONNECT` tunnel through the endpoint (an HTTP proxy) to `authority`.
@@ -209,7 +215,11 @@ pub(crate) fn is_tcp_listener(l: &Listener) -> bool {
 
 impl TcpProxyListener {
     /// Compiles a listener whose filter chains are TCP proxies.
-    pub fn compile(l: &Listener, version: &str) -> Result<Self, String> {
+    pub fn compile(
+        l: &Listener,
+        version: &str,
+        upstreams: &crate::filter::Upstreams,
+    ) -> Result<Self, String> {
         let address = crate::config::listener_address(l)?;
         let mut proxy_protocol = false;
         let mut inspect_tls = false;
@@ -224,7 +234,9 @@ impl TcpProxyListener {
             .filter_chains
             .iter()
             .enumerate()
-            .map(|(i, c)| compile_chain(c).map_err(|e| format!("filter_chains[{i}]: {e}")))
+            .map(|(i, c)| {
+                compile_chain(c, upstreams).map_err(|e| format!("filter_chains[{i}]: {e}"))
+            })
             .collect::<Result<Vec<_>, String>>()?;
         Ok(TcpProxyListener {
             name: l.name.clone(),
@@ -256,7 +268,10 @@ impl TcpProxyListener {
     }
 }
 
-fn compile_chain(chain: &FilterChain) -> Result<TcpChain, String> {
+fn compile_chain(
+    chain: &FilterChain,
+    upstreams: &crate::filter::Upstreams,
+) -> Result<TcpChain, String> {
     let mut sni_cluster = false;
     let mut proxy = None;
     for (i, f) in chain.filters.iter().enumerate() {
@@ -298,18 +313,15 @@ fn compile_chain(chain: &FilterChain) -> Result<TcpChain, String> {
         None if sni_cluster => Target::Cluster(String::new()),
         None => return Err("the TCP proxy names no cluster".into()),
     };
-    let unapplied = [
-        ("access_log", !proxy.access_log.is_empty()),
-        ("access_log_options", proxy.access_log_options.is_some()),
-    ];
+    let access_log = crate::access_log::AccessLogs::compile(&proxy.access_log, upstreams)?;
+    if proxy.access_log_options.is_some() {
+        tracing::warn!("tcp_proxy.access_log_options is not applied: a connection is logged once, when it ends");
+    }
     let tunnel = proxy
         .tunneling_config
         .as_ref()
         .map(Tunnel::compile)
         .transpose()?;
-    for (field, _) in unapplied.iter().filter(|(_, set)| *set) {
-        tracing::warn!("tcp_proxy.{field} is not applied: connections are proxied without it");
-    }
     let mut server_names = Vec::new();
     let mut source_ranges = Vec::new();
     if let Some(m) = &chain.filter_chain_match {
@@ -388,6 +400,7 @@ fn compile_chain(chain: &FilterChain) -> Result<TcpChain, String> {
         idle_timeout,
         max_connect_attempts: proxy.max_connect_attempts.map_or(1, |m| m.value).max(1),
         tunnel,
+        access_log,
     })
 }
 
@@ -435,6 +448,9 @@ pub(crate) async fn serve_connection(
     listener: Arc<TcpProxyListener>,
     proxy: Arc<Proxy>,
 ) {
+    let start = std::time::SystemTime::now();
+    let started = std::time::Instant::now();
+    let peer = remote;
     let local = stream.local_addr().unwrap_or(listener.address);
     if listener.proxy_protocol {
         match tokio::time::timeout(
@@ -457,6 +473,24 @@ pub(crate) async fn serve_connection(
         tracing::debug!(listener = %listener.name, "{remote}: no filter chain matches (SNI {sni:?}); closed");
         return;
     };
+    // From here on the connection is the TCP proxy's, and its access logs record it.
+    let mut log = ConnectionLog {
+        logs: chain.access_log.clone(),
+        start,
+        started,
+        downstream: crate::proxy::Downstream {
+            remote,
+            peer,
+            local,
+            scheme: "tcp",
+            client_certificate: None,
+        },
+        cluster: None,
+        upstream_host: None,
+        flags: crate::access_log::ResponseFlags::default(),
+        received: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+    };
     let cluster_name = match (&chain.target, chain.sni_cluster, sni.as_deref()) {
         (_, true, Some(name)) if !name.is_empty() => name,
         (Target::Cluster(name), _, _) => name.as_str(),
@@ -465,33 +499,44 @@ pub(crate) async fn serve_connection(
     let config = proxy.config();
     let Some(cluster) = config.clusters.get(cluster_name).cloned() else {
         tracing::debug!(listener = %listener.name, "{remote}: cluster {cluster_name:?} not found; closed");
+        log.flags |= crate::access_log::ResponseFlags::NO_CLUSTER_FOUND;
         return;
     };
+    log.cluster = Some(cluster.name().to_string());
     let origin = crate::proxy_protocol::Origin {
         source: remote,
         destination: local,
     };
     let mut upstream = None;
-    let mut tried: Option<SocketAddr> = None;
+    let mut tried = false;
+    // Each attempt asks the balancer again, as Envoy's TCP proxy does (round robin moves on).
     for _ in 0..chain.max_connect_attempts {
-        let endpoint = match tried {
-            None => cluster.pick(None, None),
-            Some(avoid) => cluster.pick_other(None, &avoid),
+        let Some(endpoint) = cluster.pick(None, None) else {
+            break;
         };
-        let Some(endpoint) = endpoint else { break };
-        tried = Some(endpoint.address);
+        tried = true;
         match cluster.open_tunnel(&endpoint, Some(&origin)).await {
             Ok(opened) => {
+                log.upstream_host = Some(endpoint.address);
                 upstream = Some((opened, endpoint.start_request()));
                 break;
             }
+            Err(crate::upstream::h1::SendError::Overflow) => {
+                log.flags |= crate::access_log::ResponseFlags::UPSTREAM_OVERFLOW;
+                break;
+            }
             Err(e) => {
+                // Envoy keeps the flag of a failed attempt though a later one succeeds.
+                log.flags |= crate::access_log::ResponseFlags::UPSTREAM_CONNECTION_FAILURE;
                 cluster.stats.upstream_cx_connect_fail.inc();
                 tracing::debug!(cluster = %cluster.name(), "{}: connect failed: {e:?}", endpoint.address);
             }
         }
     }
     let Some(((mut upstream, _slot), _active)) = upstream else {
+        if !tried {
+            log.flags |= crate::access_log::ResponseFlags::NO_HEALTHY_UPSTREAM;
+        }
         return;
     };
     // Through a CONNECT tunnel, the first bytes may have come with the proxy's answer.
@@ -501,30 +546,70 @@ pub(crate) async fn serve_connection(
             Ok(Ok(rest)) => early = rest,
             Ok(Err(e)) => {
                 tracing::debug!(cluster = %cluster.name(), "{remote}: no tunnel: {e}");
+                log.flags |= crate::access_log::ResponseFlags::UPSTREAM_CONNECTION_FAILURE;
                 return;
             }
             Err(_) => {
                 tracing::debug!(cluster = %cluster.name(), "{remote}: no answer to CONNECT in time");
+                log.flags |= crate::access_log::ResponseFlags::UPSTREAM_CONNECTION_FAILURE;
                 return;
             }
         }
     }
     let upstream = crate::server::Rewind::new(upstream, early.freeze());
     let idle = chain.idle_timeout;
+    let client = crate::server::Rewind::new(stream, hello.freeze());
     match &chain.tls {
-        None => {
-            let client = crate::server::Rewind::new(stream, hello.freeze());
-            tunnel(client, upstream, idle).await;
-        }
+        None => tunnel(client, upstream, idle, &log.received, &log.sent).await,
         Some((config, handshake_timeout)) => {
-            let client = crate::server::Rewind::new(stream, hello.freeze());
             let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
             match tokio::time::timeout(*handshake_timeout, acceptor.accept(client)).await {
-                Ok(Ok(tls)) => tunnel(tls, upstream, idle).await,
+                Ok(Ok(tls)) => tunnel(tls, upstream, idle, &log.received, &log.sent).await,
                 Ok(Err(e)) => tracing::debug!("{remote}: TLS handshake failed: {e}"),
                 Err(_) => tracing::debug!("{remote}: TLS handshake timed out"),
             }
         }
+    }
+}
+
+/// What a TCP proxy's access logs record of one connection, written when it is dropped (the
+/// connection has ended, however it ended).
+struct ConnectionLog {
+    logs: Option<Arc<crate::access_log::AccessLogs>>,
+    start: std::time::SystemTime,
+    started: std::time::Instant,
+    downstream: crate::proxy::Downstream,
+    cluster: Option<String>,
+    upstream_host: Option<SocketAddr>,
+    flags: crate::access_log::ResponseFlags,
+    /// Bytes from the client, and to it.
+    received: AtomicU64,
+    sent: AtomicU64,
+}
+
+impl Drop for ConnectionLog {
+    fn drop(&mut self) {
+        let Some(logs) = &self.logs else { return };
+        let no_headers = http::HeaderMap::new();
+        logs.write(&crate::access_log::Entry {
+            start: self.start,
+            duration: self.started.elapsed(),
+            request_duration: None,
+            response_duration: None,
+            protocol: None,
+            request: None,
+            status: 0,
+            response_headers: &no_headers,
+            response_trailers: None,
+            flags: self.flags,
+            bytes_received: self.received.load(Ordering::Relaxed),
+            bytes_sent: self.sent.load(Ordering::Relaxed),
+            upstream_host: self.upstream_host,
+            upstream_cluster: self.cluster.as_deref(),
+            route_name: None,
+            downstream: &self.downstream,
+            health_check: false,
+        });
     }
 }
 
@@ -542,8 +627,9 @@ fn pick_weighted(clusters: &[(String, u32)]) -> &str {
 }
 
 /// Copies bytes both ways until both directions have ended, or nothing has moved either
-/// way for `idle`. One side's end (EOF) is passed on to the other as a half close.
-async fn tunnel<A, B>(a: A, b: B, idle: Option<Duration>)
+/// way for `idle`. One side's end (EOF) is passed on to the other as a half close. Bytes from
+/// `a` are counted in `received`, bytes to it in `sent`.
+async fn tunnel<A, B>(a: A, b: B, idle: Option<Duration>, received: &AtomicU64, sent: &AtomicU64)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -555,8 +641,8 @@ where
     let last = AtomicU64::new(0);
     let both = async {
         let _ = tokio::join!(
-            copy_half(&mut a_read, &mut b_write, start, &last),
-            copy_half(&mut b_read, &mut a_write, start, &last)
+            copy_half(&mut a_read, &mut b_write, start, &last, received),
+            copy_half(&mut b_read, &mut a_write, start, &last, sent)
         );
     };
     let Some(idle) = idle else {
@@ -579,12 +665,13 @@ where
 }
 
 /// Copies `from` to `to` until `from` ends (then shuts `to`'s writing down), noting in `last`
-/// when bytes last moved.
+/// when bytes last moved and counting them in `moved`.
 async fn copy_half<R, W>(
     from: &mut R,
     to: &mut W,
     start: tokio::time::Instant,
     last: &AtomicU64,
+    moved: &AtomicU64,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -599,6 +686,7 @@ where
             return to.shutdown().await;
         }
         to.write_all(&buf[..n]).await?;
+        moved.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
@@ -680,6 +768,7 @@ mod tests {
                 chain("rest", &[], &[]),
             ]),
             "v1",
+            &crate::filter::Upstreams::default(),
         )
         .expect("a TCP listener");
         assert_eq!(
@@ -705,6 +794,7 @@ mod tests {
         let named_only = TcpProxyListener::compile(
             &listener(vec![chain("exact", &["api.example.com"], &[])]),
             "v1",
+            &crate::filter::Upstreams::default(),
         )
         .expect("a TCP listener");
         assert_eq!(chosen(&named_only, None, "192.0.2.1"), None);
@@ -716,7 +806,8 @@ mod tests {
         if let Some(m) = by_port.filter_chain_match.as_mut() {
             m.destination_port = Some(UInt32Value { value: 443 });
         }
-        let error = TcpProxyListener::compile(&listener(vec![by_port]), "v1").unwrap_err();
+        let error = TcpProxyListener::compile(&listener(vec![by_port]), "v1", &Default::default())
+            .unwrap_err();
         assert_eq!(
             error,
             "filter_chains[0]: filter_chain_match.destination_port is not supported"
@@ -729,7 +820,8 @@ mod tests {
                 config_type: None,
             },
         );
-        let error = TcpProxyListener::compile(&listener(vec![redis]), "v1").unwrap_err();
+        let error = TcpProxyListener::compile(&listener(vec![redis]), "v1", &Default::default())
+            .unwrap_err();
         assert!(
             error.contains("network filter \"envoy.filters.network.redis_proxy\""),
             "{error}"

@@ -29,7 +29,8 @@ struct Ports {
     connect_proxy: u16,
 }
 
-fn config(p: &Ports, certs: &Path) -> String {
+fn config(p: &Ports, certs: &Path, logs: &Path) -> String {
+    let logs = logs.display();
     let Ports {
         port,
         idle,
@@ -86,6 +87,12 @@ metadata: {{name: retry, namespace: gloo-system}}
 spec:
   bindAddress: 127.0.0.1
   bindPort: {retry}
+  options:
+    accessLoggingService:
+      accessLog:
+      - fileSink:
+          path: {logs}/retry.log
+          stringFormat: "{TCP_LOG_FORMAT}"
   tcpGateway:
     options:
       tcpProxySettings: {{maxConnectAttempts: 2}}
@@ -117,6 +124,14 @@ metadata: {{name: tcp, namespace: gloo-system}}
 spec:
   bindAddress: 127.0.0.1
   bindPort: {port}
+  options:
+    accessLoggingService:
+      accessLog:
+      - fileSink:
+          path: {logs}/tcp.log
+          stringFormat: "{TCP_LOG_FORMAT}"
+      - fileSink:
+          path: {logs}/default.log
   tcpGateway:
     tcpHosts:
     - name: passthrough
@@ -150,6 +165,10 @@ spec:
 "#
     )
 }
+
+/// The TCP access log's format: what both proxies must write alike (no times, which differ
+/// by nature; the upstream's port differs between the sides and is named in the comparison).
+const TCP_LOG_FORMAT: &str = "%PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% %REQ(:AUTHORITY)% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%\\n";
 
 /// An HTTP proxy that serves CONNECT (and records each request head it reads, in lower case,
 /// the `:port`s of the target made generic), tunnelling to the target it names.
@@ -302,7 +321,7 @@ fn tcp_gateways_match_envoy() {
             closed,
             connect_proxy: s.connect_proxy.0,
         };
-        let yaml = config(&ports, &certs);
+        let yaml = config(&ports, &certs, &tmp.path().join(s.name));
         fs::write(dir.join("gloo.yaml"), yaml).expect("write config");
     }
     let envoy_dir = tmp.path().join("envoy");
@@ -412,7 +431,72 @@ fn tcp_gateways_match_envoy() {
         format!("{:?}", asked(&envoy_side)),
         format!("{:?}", asked(&gloo_side)),
     );
+    // The access logs: an entry per connection once it has ended (Envoy writes its file
+    // logs every second or so).
+    let lines = |s: &Side, file: &str| -> Vec<String> {
+        let text = fs::read_to_string(tmp.path().join(s.name).join(file)).unwrap_or_default();
+        // The retry Gateway's first connection is the readiness probe, whose first attempt
+        // goes wherever the balancer starts (Envoy's round robin starts anywhere).
+        let skip = usize::from(file == "retry.log");
+        let mut lines: Vec<String> = text
+            .lines()
+            .skip(skip)
+            .map(|l| {
+                let l = l
+                    .replace(&s.plain.port.to_string(), "{plain}")
+                    .replace(&s.inner.port.to_string(), "{inner}");
+                // The default format starts with the time and has the duration as its 9th
+                // field (after the quoted request line, 4th of the rest).
+                // Passed-through TLS moves as many bytes as the handshake took, which varies.
+                let passed_through = [tls_port, wild_port]
+                    .iter()
+                    .any(|p| l.contains(&format!("127.0.0.1:{p}")));
+                let l = if passed_through {
+                    let mut fields: Vec<String> = l.split(' ').map(str::to_string).collect();
+                    let at = if file == "default.log" { 6 } else { 3 };
+                    for f in fields.iter_mut().skip(at).take(2) {
+                        *f = "<n>".into();
+                    }
+                    fields.join(" ")
+                } else {
+                    l
+                };
+                match l.split_once("] ") {
+                    Some((_, rest)) if file == "default.log" => {
+                        let mut fields: Vec<&str> = rest.split(' ').collect();
+                        if fields.len() > 7 {
+                            fields[7] = "<duration>";
+                        }
+                        fields.join(" ")
+                    }
+                    _ => l,
+                }
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    let _ = poll("Envoy's TCP access log entries", || {
+        let n = [("tcp.log", 6), ("default.log", 6), ("retry.log", 4)]
+            .map(|(file, want)| (lines(&envoy_side, file).len(), want));
+        n.iter()
+            .all(|(have, want)| have >= want)
+            .then_some(())
+            .ok_or(format!("{n:?} lines"))
+    });
+    for file in ["tcp.log", "default.log", "retry.log"] {
+        compare(
+            &format!("access log {file}"),
+            lines(&envoy_side, file).join("\n"),
+            lines(&gloo_side, file).join("\n"),
+        );
+    }
     // The premises: what Envoy did is what the cases are about.
+    assert!(
+        lines(&envoy_side, "tcp.log").len() >= 6,
+        "Envoy logged the TCP gateway's connections: {:?}",
+        lines(&envoy_side, "tcp.log")
+    );
     assert_eq!(
         attempts(envoy_side.retry),
         "200 plain, 200 plain, 200 plain, 200 plain",

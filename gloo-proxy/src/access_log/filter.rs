@@ -257,7 +257,7 @@ mod tests {
             duration: Duration::from_millis(250),
             request_duration: None,
             response_duration: None,
-            protocol: http::Version::HTTP_2,
+            protocol: Some(http::Version::HTTP_2),
             request: None,
             status: 200,
             response_headers: &headers,

@@ -485,11 +485,11 @@ impl Command {
                 }
             }
             Command::Protocol => Value::Text(Cow::Borrowed(match e.protocol {
-                http::Version::HTTP_09 => "HTTP/0.9",
-                http::Version::HTTP_10 => "HTTP/1.0",
-                http::Version::HTTP_11 => "HTTP/1.1",
-                http::Version::HTTP_2 => "HTTP/2",
-                http::Version::HTTP_3 => "HTTP/3",
+                Some(http::Version::HTTP_09) => "HTTP/0.9",
+                Some(http::Version::HTTP_10) => "HTTP/1.0",
+                Some(http::Version::HTTP_11) => "HTTP/1.1",
+                Some(http::Version::HTTP_2) => "HTTP/2",
+                Some(http::Version::HTTP_3) => "HTTP/3",
                 _ => return Value::Absent,
             })),
             Command::ResponseCode => Value::Number(u64::from(e.status)),
@@ -830,7 +830,7 @@ mod tests {
             duration: Duration::from_millis(42),
             request_duration: Some(Duration::from_millis(3)),
             response_duration: Some(Duration::from_millis(40)),
-            protocol: http::Version::HTTP_11,
+            protocol: Some(http::Version::HTTP_11),
             request: Some(crate::router::matcher::RequestView {
                 method: "POST",
                 authority: "example.com",

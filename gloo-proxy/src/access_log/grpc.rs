@@ -189,10 +189,10 @@ impl GrpcSink {
                 ..Default::default()
             }),
             protocol_version: match e.protocol {
-                http::Version::HTTP_10 => HttpVersion::Http10,
-                http::Version::HTTP_11 => HttpVersion::Http11,
-                http::Version::HTTP_2 => HttpVersion::Http2,
-                http::Version::HTTP_3 => HttpVersion::Http3,
+                Some(http::Version::HTTP_10) => HttpVersion::Http10,
+                Some(http::Version::HTTP_11) => HttpVersion::Http11,
+                Some(http::Version::HTTP_2) => HttpVersion::Http2,
+                Some(http::Version::HTTP_3) => HttpVersion::Http3,
                 _ => HttpVersion::ProtocolUnspecified,
             } as i32,
             request: Some(HttpRequestProperties {

@@ -160,7 +160,7 @@ impl AccessLogs {
             duration: Duration::ZERO,
             request_duration: None,
             response_duration: Some(Duration::ZERO),
-            protocol: Version::HTTP_11,
+            protocol: Some(Version::HTTP_11),
             request: None,
             status,
             response_headers: &no_headers,
@@ -448,8 +448,8 @@ pub struct Entry<'a> {
     pub request_duration: Option<Duration>,
     /// From then to the answer's head.
     pub response_duration: Option<Duration>,
-    /// The client's protocol.
-    pub protocol: Version,
+    /// The client's protocol (`None`: a TCP proxy's connection, which has none).
+    pub protocol: Option<Version>,
     /// The request (as sent upstream, when it was); `None` when it could not be read (a
     /// protocol error).
     pub request: Option<RequestView<'a>>,
@@ -626,10 +626,10 @@ impl Pending {
         };
         // A request the codec refused has no protocol of its own: Envoy's HTTP/1 codec
         // reports its own.
-        let protocol = match (self.facts.unparsed, r.protocol) {
+        let protocol = Some(match (self.facts.unparsed, r.protocol) {
             (true, http::Version::HTTP_09 | http::Version::HTTP_10) => http::Version::HTTP_11,
             (_, protocol) => protocol,
-        };
+        });
         let entry = Entry {
             start: r.start,
             duration: r.started.elapsed(),

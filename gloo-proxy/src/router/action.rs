@@ -294,7 +294,7 @@ fn render(
         duration: Duration::ZERO,
         request_duration: None,
         response_duration: None,
-        protocol: ctx.protocol,
+        protocol: Some(ctx.protocol),
         request: Some(super::matcher::RequestView {
             method: ctx.method,
             authority,

@@ -444,9 +444,9 @@ impl Tracer {
         tag(
             "http.protocol",
             match entry.protocol {
-                http::Version::HTTP_10 => "HTTP/1.0",
-                http::Version::HTTP_2 => "HTTP/2",
-                http::Version::HTTP_3 => "HTTP/3",
+                Some(http::Version::HTTP_10) => "HTTP/1.0",
+                Some(http::Version::HTTP_2) => "HTTP/2",
+                Some(http::Version::HTTP_3) => "HTTP/3",
                 _ => "HTTP/1.1",
             }
             .to_string(),
