@@ -735,6 +735,10 @@ pub struct HttpListener {
     pub access_log: Option<Arc<crate::access_log::AccessLogs>>,
     /// The connection manager's tracer, if it traces (Zipkin's or OpenTelemetry's).
     pub tracer: Option<Arc<crate::trace::Tracer>>,
+    /// One HTTP filter chain of a hybrid listener (see [`crate::tcp`]), named
+    /// `<listener>#<chain index>`: its connections come through that listener, which binds the
+    /// address, so this one binds nothing itself.
+    pub embedded: bool,
 }
 
 impl HttpListener {
@@ -923,7 +927,7 @@ pub fn compile_listener(
                 }
                 _ if f.name == crate::tcp::TCP_PROXY => {
                     return Err(format!(
-                        "filter_chains[{i}]: a listener whose filter chains mix HTTP connection managers and TCP proxies (a hybrid Gateway with both) is not supported"
+                        "filter_chains[{i}]: a TCP proxy in an HTTP listener (a listener with both is compiled by tcp::TcpProxyListener::compile_with_http)"
                     ))
                 }
                 _ => {
@@ -1051,6 +1055,7 @@ pub fn compile_listener(
             Some(tracing) => crate::trace::Tracer::compile(tracing, registry.upstreams())?,
             None => None,
         },
+        embedded: false,
     })
 }
 
@@ -1475,19 +1480,22 @@ impl Compiler {
             if let Some(l) = decoded
                 .as_ref()
                 .ok()
-                .filter(|l| crate::tcp::is_tcp_listener(l))
+                .filter(|l| crate::tcp::is_tcp_listener(l) || crate::tcp::is_hybrid_listener(l))
             {
+                // A TCP listener, or a hybrid one whose HTTP chains are listeners of their own
+                // (`embedded`), served through it.
                 let previous = last.tcp_listeners.iter().find(|l| &l.name == name);
                 if let Some(prev) = previous.filter(|p| p.version == r.version) {
+                    listeners.extend(prev.http_chains());
                     tcp_listeners.push(prev.clone());
                     continue;
                 }
-                match crate::tcp::TcpProxyListener::compile(
-                    l,
-                    &r.version,
-                    self.registry.upstreams(),
-                ) {
-                    Ok(l) => tcp_listeners.push(Arc::new(l)),
+                match crate::tcp::TcpProxyListener::compile_with_http(l, &r.version, &self.registry)
+                {
+                    Ok(l) => {
+                        listeners.extend(l.http_chains());
+                        tcp_listeners.push(Arc::new(l));
+                    }
                     Err(message) => {
                         errors.push(ConfigError {
                             kind: "listener",
@@ -1495,6 +1503,7 @@ impl Compiler {
                             message,
                         });
                         if let Some(prev) = previous {
+                            listeners.extend(prev.http_chains());
                             tcp_listeners.push(prev.clone());
                         }
                     }
@@ -1609,8 +1618,8 @@ impl Compiler {
         for (name, any) in resources {
             let result = match type_url {
                 LISTENER_TYPE => decode::<Listener>(any, LISTENER_TYPE).and_then(|l| {
-                    if crate::tcp::is_tcp_listener(&l) {
-                        crate::tcp::TcpProxyListener::compile(&l, "", registry.upstreams())
+                    if crate::tcp::is_tcp_listener(&l) || crate::tcp::is_hybrid_listener(&l) {
+                        crate::tcp::TcpProxyListener::compile_with_http(&l, "", registry)
                             .map(|_| ())
                     } else {
                         compile_listener(&l, "", registry).map(|_| ())

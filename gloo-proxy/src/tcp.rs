@@ -1,7 +1,9 @@
 //! TCP proxying: the listeners gloo-core makes of a Gateway's `tcpGateway`, one filter chain
 //! per TCP host, each an Envoy `envoy.filters.network.tcp_proxy` to a cluster (or weighted
 //! clusters, or, after `envoy.filters.network.sni_cluster`, the cluster the client's SNI
-//! names).
+//! names); and those of a `hybridGateway`, whose HTTP filter chains (each with its own
+//! connection manager) are compiled into HTTP listeners of their own that the chosen chain
+//! hands its connections to.
 //!
 //! A connection is served as Envoy serves it:
 //!
@@ -91,6 +93,9 @@ pub struct TcpProxyListener {
 enum Target {
     Cluster(String),
     Weighted(Vec<(String, u32)>),
+    /// A hybrid listener's HTTP filter chain, served as the listener of its own it was
+    /// compiled into.
+    Http(Arc<crate::config::HttpListener>),
 }
 
 #[derive(Debug)]
@@ -205,6 +210,30 @@ impl Tunnel {
     }
 }
 
+const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+
+/// The HTTP connection manager config of a filter chain that has one.
+fn chain_hcm(chain: &FilterChain) -> Option<&envoy_types::pb::google::protobuf::Any> {
+    chain.filters.iter().find_map(|f| match &f.config_type {
+        Some(filter::ConfigType::TypedConfig(any)) if any.type_url == HCM_TYPE => Some(any),
+        _ => None,
+    })
+}
+
+/// Whether `l` is a hybrid listener (a hybrid Gateway's): filter chains of both kinds, or
+/// HTTP chains with connection managers of their own (each matched gateway's routes).
+pub(crate) fn is_hybrid_listener(l: &Listener) -> bool {
+    let tcp = l
+        .filter_chains
+        .iter()
+        .any(|c| c.filters.last().is_some_and(|f| f.name == TCP_PROXY));
+    let mut managers = l.filter_chains.iter().filter_map(chain_hcm);
+    let Some(first) = managers.next() else {
+        return false;
+    };
+    tcp || managers.any(|m| m.value != first.value)
+}
+
 /// Whether `l` is a TCP proxy listener: every filter chain ends in a TCP proxy.
 pub(crate) fn is_tcp_listener(l: &Listener) -> bool {
     !l.filter_chains.is_empty()
@@ -245,6 +274,60 @@ impl TcpProxyListener {
             proxy_protocol,
             inspect_tls,
             chains,
+        })
+    }
+
+    /// Compiles a TCP proxy listener, or a hybrid one: each HTTP filter chain becomes an
+    /// [`embedded`](crate::config::HttpListener::embedded) HTTP listener of its own, named
+    /// `<listener>#<chain index>` (see [`http_chains`](Self::http_chains)), its connections
+    /// handed to it once the chain is chosen (the PROXY protocol header and the client hello
+    /// already read, the hello replayed).
+    pub fn compile_with_http(
+        l: &Listener,
+        version: &str,
+        registry: &crate::filter::FilterRegistry,
+    ) -> Result<Self, String> {
+        let mut tcp_only = l.clone();
+        tcp_only.filter_chains.retain(|c| chain_hcm(c).is_none());
+        let mut compiled = Self::compile(&tcp_only, version, registry.upstreams())?;
+        let mut chains = Vec::with_capacity(l.filter_chains.len());
+        let mut tcp_chains = std::mem::take(&mut compiled.chains).into_iter();
+        for (i, chain) in l.filter_chains.iter().enumerate() {
+            if chain_hcm(chain).is_none() {
+                chains.extend(tcp_chains.next());
+                continue;
+            }
+            let at = |e: String| format!("filter_chains[{i}]: {e}");
+            let (server_names, source_ranges) = chain_match(chain).map_err(at)?;
+            // The chain alone, as a listener: no PROXY protocol (read here already).
+            let mut alone = l.clone();
+            alone.name = format!("{}#{i}", l.name);
+            alone.listener_filters.retain(|f| f.name != PROXY_PROTOCOL);
+            alone.filter_chains = vec![chain.clone()];
+            let mut http =
+                crate::config::compile_listener(&alone, version, registry).map_err(at)?;
+            http.embedded = true;
+            chains.push(TcpChain {
+                server_names,
+                source_ranges,
+                tls: None,
+                sni_cluster: false,
+                target: Target::Http(Arc::new(http)),
+                idle_timeout: None,
+                max_connect_attempts: 1,
+                tunnel: None,
+                access_log: None,
+            });
+        }
+        compiled.chains = chains;
+        Ok(compiled)
+    }
+
+    /// The HTTP listeners a hybrid listener's HTTP chains were compiled into.
+    pub fn http_chains(&self) -> impl Iterator<Item = Arc<crate::config::HttpListener>> + '_ {
+        self.chains.iter().filter_map(|c| match &c.target {
+            Target::Http(l) => Some(l.clone()),
+            _ => None,
         })
     }
 
@@ -322,40 +405,7 @@ fn compile_chain(
         .as_ref()
         .map(Tunnel::compile)
         .transpose()?;
-    let mut server_names = Vec::new();
-    let mut source_ranges = Vec::new();
-    if let Some(m) = &chain.filter_chain_match {
-        let refused = [
-            ("destination_port", m.destination_port.is_some()),
-            ("prefix_ranges", !m.prefix_ranges.is_empty()),
-            (
-                "direct_source_prefix_ranges",
-                !m.direct_source_prefix_ranges.is_empty(),
-            ),
-            ("source_type", m.source_type != 0),
-            ("source_ports", !m.source_ports.is_empty()),
-            ("transport_protocol", !m.transport_protocol.is_empty()),
-            ("application_protocols", !m.application_protocols.is_empty()),
-            ("address_suffix", !m.address_suffix.is_empty()),
-        ];
-        if let Some((field, _)) = refused.iter().find(|(_, set)| *set) {
-            return Err(format!("filter_chain_match.{field} is not supported"));
-        }
-        server_names = m
-            .server_names
-            .iter()
-            .map(|n| n.to_ascii_lowercase())
-            .collect();
-        source_ranges = m
-            .source_prefix_ranges
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                CidrRange::compile(r)
-                    .map_err(|e| format!("filter_chain_match.source_prefix_ranges[{i}]: {e}"))
-            })
-            .collect::<Result<_, _>>()?;
-    }
+    let (server_names, source_ranges) = chain_match(chain)?;
     let tls = match &chain.transport_socket {
         None => None,
         Some(socket) => match &socket.config_type {
@@ -402,6 +452,45 @@ fn compile_chain(
         tunnel,
         access_log,
     })
+}
+
+/// A filter chain's server names (lower case) and client address ranges: all of its
+/// `filter_chain_match` that is supported.
+fn chain_match(chain: &FilterChain) -> Result<(Vec<String>, Vec<CidrRange>), String> {
+    let Some(m) = &chain.filter_chain_match else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let refused = [
+        ("destination_port", m.destination_port.is_some()),
+        ("prefix_ranges", !m.prefix_ranges.is_empty()),
+        (
+            "direct_source_prefix_ranges",
+            !m.direct_source_prefix_ranges.is_empty(),
+        ),
+        ("source_type", m.source_type != 0),
+        ("source_ports", !m.source_ports.is_empty()),
+        ("transport_protocol", !m.transport_protocol.is_empty()),
+        ("application_protocols", !m.application_protocols.is_empty()),
+        ("address_suffix", !m.address_suffix.is_empty()),
+    ];
+    if let Some((field, _)) = refused.iter().find(|(_, set)| *set) {
+        return Err(format!("filter_chain_match.{field} is not supported"));
+    }
+    let server_names = m
+        .server_names
+        .iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    let source_ranges = m
+        .source_prefix_ranges
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            CidrRange::compile(r)
+                .map_err(|e| format!("filter_chain_match.source_prefix_ranges[{i}]: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((server_names, source_ranges))
 }
 
 /// Reads the client's first bytes until they hold a TLS client hello, and returns them with
@@ -473,6 +562,12 @@ pub(crate) async fn serve_connection(
         tracing::debug!(listener = %listener.name, "{remote}: no filter chain matches (SNI {sni:?}); closed");
         return;
     };
+    if let Target::Http(http) = &chain.target {
+        let client = crate::server::Rewind::new(stream, hello.freeze());
+        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
+        crate::server::serve_accepted(client, remote, local, http.clone(), proxy).await;
+        return;
+    }
     // From here on the connection is the TCP proxy's, and its access logs record it.
     let mut log = ConnectionLog {
         logs: chain.access_log.clone(),
@@ -495,6 +590,7 @@ pub(crate) async fn serve_connection(
         (_, true, Some(name)) if !name.is_empty() => name,
         (Target::Cluster(name), _, _) => name.as_str(),
         (Target::Weighted(clusters), _, _) => pick_weighted(clusters),
+        (Target::Http(_), _, _) => return,
     };
     let config = proxy.config();
     let Some(cluster) = config.clusters.get(cluster_name).cloned() else {
@@ -753,6 +849,7 @@ mod tests {
             .map(|c| match &c.target {
                 Target::Cluster(name) => name.clone(),
                 Target::Weighted(_) => "weighted".into(),
+                Target::Http(l) => l.name.clone(),
             })
     }
 

@@ -2,8 +2,10 @@
 //! `tcpGateway` whose hosts pass TLS through by SNI (exact and wildcard names), terminate it
 //! with their own certificate, or take every other connection; and one whose
 //! `tcpProxySettings` close idle connections, try a second endpoint when the first refuses,
-//! or tunnel through an HTTP proxy with CONNECT. The same connections go through both proxies
-//! and must come to the same end (and the HTTP proxy must be asked the same).
+//! or tunnel through an HTTP proxy with CONNECT; and a hybrid Gateway that proxies one
+//! client address range's connections as TCP and serves HTTP routes to the rest. The same
+//! connections go through both proxies and must come to the same end (and the HTTP proxy
+//! must be asked the same).
 
 mod support;
 
@@ -21,6 +23,7 @@ struct Ports {
     idle: u16,
     retry: u16,
     tunnel: u16,
+    hybrid: u16,
     plain: u16,
     inner: u16,
     secure: u16,
@@ -36,6 +39,7 @@ fn config(p: &Ports, certs: &Path, logs: &Path) -> String {
         idle,
         retry,
         tunnel,
+        hybrid,
         plain,
         inner,
         secure,
@@ -117,6 +121,39 @@ spec:
     tcpHosts:
     - name: through
       destination: {{single: {{upstream: {{name: connect-proxy, namespace: gloo-system}}}}}}
+---
+apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {{name: hybrid, namespace: gloo-system}}
+spec:
+  bindAddress: 127.0.0.1
+  bindPort: {hybrid}
+  hybridGateway:
+    matchedGateways:
+    - matcher:
+        sourcePrefixRanges: [{{addressPrefix: 127.0.0.2, prefixLen: 32}}]
+      tcpGateway:
+        tcpHosts:
+        - name: raw
+          destination: {{single: {{upstream: {{name: plain, namespace: gloo-system}}}}}}
+    - matcher: {{}}
+      httpGateway:
+        virtualServiceSelector: {{hybrid: "true"}}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {{name: hybrid, namespace: gloo-system, labels: {{hybrid: "true"}}}}
+spec:
+  virtualHost:
+    domains: ['*']
+    routes:
+    - matchers: [{{prefix: /ready}}]
+      directResponseAction: {{status: 200, body: ready}}
+    - matchers: [{{prefix: /}}]
+      routeAction: {{single: {{upstream: {{name: inner, namespace: gloo-system}}}}}}
+      options:
+        headerManipulation:
+          responseHeadersToAdd: [{{header: {{key: x-served-by, value: http-chain}}}}]
 ---
 apiVersion: gateway.solo.io/v1
 kind: Gateway
@@ -228,6 +265,35 @@ fn connect_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
     (port, heads)
 }
 
+/// `GET path` to the hybrid Gateway from the client address `source`: the answer's status,
+/// body and `x-served-by` (which only the HTTP chain's route adds).
+fn hybrid_get(port: u16, source: &str, path: &str) -> String {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    let from: std::net::SocketAddr = format!("{source}:0").parse().expect("an address");
+    socket.bind(&from.into()).expect("bind the client address");
+    let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
+    if let Err(e) = socket.connect(&to.into()) {
+        return format!("failed: {e}");
+    }
+    let mut stream: TcpStream = socket.into();
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: hybrid.example\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return "failed".into();
+    }
+    match support::read_response(&mut stream, false) {
+        Ok(r) => format!(
+            "{} {} x-served-by={:?}",
+            r.status,
+            r.body,
+            r.header("x-served-by")
+        ),
+        Err(_) => "failed".into(),
+    }
+}
+
 /// How a connection ended: the answer's status and body, or that it failed.
 fn outcome(result: Result<(u16, String), String>) -> String {
     match result {
@@ -290,6 +356,7 @@ fn tcp_gateways_match_envoy() {
         idle: u16,
         retry: u16,
         tunnel: u16,
+        hybrid: u16,
         plain: Backend,
         inner: Backend,
         connect_proxy: (u16, Arc<Mutex<Vec<String>>>),
@@ -300,6 +367,7 @@ fn tcp_gateways_match_envoy() {
         idle: free_port(),
         retry: free_port(),
         tunnel: free_port(),
+        hybrid: free_port(),
         plain: Backend::start("plain"),
         inner: Backend::start("inner"),
         connect_proxy: connect_proxy(),
@@ -314,6 +382,7 @@ fn tcp_gateways_match_envoy() {
             idle: s.idle,
             retry: s.retry,
             tunnel: s.tunnel,
+            hybrid: s.hybrid,
             plain: s.plain.port,
             inner: s.inner.port,
             secure: tls_port,
@@ -342,7 +411,7 @@ fn tcp_gateways_match_envoy() {
             .map_err(|e| e.to_string())
     };
     for s in [&envoy_side, &gloo_side] {
-        for port in [s.port, s.idle, s.retry, s.tunnel] {
+        for port in [s.port, s.idle, s.retry, s.tunnel, s.hybrid] {
             poll(&format!("{} to proxy on {port}", s.name), || {
                 plain_get(port, "/ready").map(|_| ())
             })
@@ -431,6 +500,18 @@ fn tcp_gateways_match_envoy() {
         format!("{:?}", asked(&envoy_side)),
         format!("{:?}", asked(&gloo_side)),
     );
+    // The hybrid Gateway: TCP for 127.0.0.2, HTTP routes (with their response headers) for
+    // everyone else.
+    compare(
+        "hybrid, from 127.0.0.2 (TCP)",
+        hybrid_get(envoy_side.hybrid, "127.0.0.2", "/raw"),
+        hybrid_get(gloo_side.hybrid, "127.0.0.2", "/raw"),
+    );
+    compare(
+        "hybrid, from 127.0.0.1 (HTTP)",
+        hybrid_get(envoy_side.hybrid, "127.0.0.1", "/routed"),
+        hybrid_get(gloo_side.hybrid, "127.0.0.1", "/routed"),
+    );
     // The access logs: an entry per connection once it has ended (Envoy writes its file
     // logs every second or so).
     let lines = |s: &Side, file: &str| -> Vec<String> {
@@ -492,6 +573,14 @@ fn tcp_gateways_match_envoy() {
         );
     }
     // The premises: what Envoy did is what the cases are about.
+    assert_eq!(
+        hybrid_get(envoy_side.hybrid, "127.0.0.2", "/raw"),
+        "200 plain x-served-by=None"
+    );
+    assert_eq!(
+        hybrid_get(envoy_side.hybrid, "127.0.0.1", "/routed"),
+        "200 inner x-served-by=Some(\"http-chain\")"
+    );
     assert!(
         lines(&envoy_side, "tcp.log").len() >= 6,
         "Envoy logged the TCP gateway's connections: {:?}",
@@ -521,7 +610,7 @@ fn tcp_gateways_match_envoy() {
             .inner
             .seen()
             .iter()
-            .all(|r| r.header("host") == Some("terminate.example")),
+            .any(|r| r.header("host") == Some("terminate.example")),
         "the terminated requests arrive in plain HTTP"
     );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));

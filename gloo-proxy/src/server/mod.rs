@@ -98,6 +98,7 @@ impl Sockets {
         let wanted: Vec<(&str, SocketAddr)> = config
             .listeners
             .iter()
+            .filter(|l| !l.embedded)
             .map(|l| (l.name.as_str(), l.address))
             .chain(
                 config
@@ -219,6 +220,7 @@ impl Listeners {
         let wanted: HashMap<&str, Served<'_>> = config
             .listeners
             .iter()
+            .filter(|l| !l.embedded)
             .map(|l| (l.name.as_str(), Served::Http(l)))
             .chain(
                 config
@@ -350,11 +352,6 @@ async fn serve_connection(
             }
         }
     }
-    let scheme = if listener.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
     // The address the client dialled: the listener's own, or for a wildcard bind the
     // interface it arrived on (one `getsockname` then).
     let local = if listener.address.ip().is_unspecified() {
@@ -363,6 +360,26 @@ async fn serve_connection(
         listener.address
     };
     let local = SocketAddr::new(local.ip().to_canonical(), local.port());
+    serve_accepted(stream, remote, local, listener, proxy).await
+}
+
+/// Serves a connection of `listener` from `remote` to `local` whose PROXY protocol header (if
+/// any) has been read: TLS when the listener terminates it, then HTTP. A hybrid listener hands
+/// the connections of its HTTP filter chains here (see [`crate::tcp`]).
+pub(crate) async fn serve_accepted<S>(
+    stream: S,
+    remote: SocketAddr,
+    local: SocketAddr,
+    listener: Arc<HttpListener>,
+    proxy: Arc<Proxy>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let scheme = if listener.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let mut downstream = Downstream {
         remote,
         peer: remote,
