@@ -540,6 +540,17 @@ pub(crate) async fn serve_connection(
     let start = std::time::SystemTime::now();
     let started = std::time::Instant::now();
     let peer = remote;
+    // The listener as the config in force has it (the accept loop's may be older: it keeps
+    // running across edits that leave the address alone).
+    let config = proxy.config();
+    let listener = match config
+        .tcp_listeners
+        .iter()
+        .find(|l| l.name == listener.name)
+    {
+        Some(current) => current.clone(),
+        None => listener,
+    };
     let local = stream.local_addr().unwrap_or(listener.address);
     if listener.proxy_protocol {
         match tokio::time::timeout(
@@ -592,7 +603,6 @@ pub(crate) async fn serve_connection(
         (Target::Weighted(clusters), _, _) => pick_weighted(clusters),
         (Target::Http(_), _, _) => return,
     };
-    let config = proxy.config();
     let Some(cluster) = config.clusters.get(cluster_name).cloned() else {
         tracing::debug!(listener = %listener.name, "{remote}: cluster {cluster_name:?} not found; closed");
         log.flags |= crate::access_log::ResponseFlags::NO_CLUSTER_FOUND;

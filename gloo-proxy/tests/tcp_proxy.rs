@@ -615,3 +615,57 @@ fn tcp_gateways_match_envoy() {
     );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// An edit to a TCP gateway applies to the connections that come after it; one already
+/// proxied goes on to the upstream it was connected to.
+#[test]
+fn tcp_gateway_edits_apply_to_new_connections_and_spare_open_ones() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let config_dir = tmp.path().join("config");
+    fs::create_dir_all(&config_dir).expect("config dir");
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let port = free_port();
+    let yaml = |to: &str| {
+        format!(
+            "{}---\n{}---\napiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: tcp, namespace: gloo-system}}\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  tcpGateway:\n    tcpHosts:\n    - name: only\n      destination: {{single: {{upstream: {{name: {to}, namespace: gloo-system}}}}}}\n",
+            support::static_upstream_yaml("a", a.port),
+            support::static_upstream_yaml("b", b.port),
+        )
+    };
+    support::write_atomically(&config_dir.join("gloo.yaml"), &yaml("a"));
+    let gloo = gloo_run(&config_dir, free_port(), tmp.path());
+    let _logs = LogsOnPanic(&config_dir, vec![&gloo]);
+    let get = |stream: &mut TcpStream| -> Result<String, String> {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: tcp.example\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        support::read_response(stream, false)
+            .map(|r| r.body)
+            .map_err(|e| e.to_string())
+    };
+    let connect = || -> Result<TcpStream, String> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        Ok(stream)
+    };
+    poll("the gateway to reach a", || {
+        let mut s = connect()?;
+        (get(&mut s)? == "a")
+            .then_some(())
+            .ok_or("not a".to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut open = connect().expect("connect");
+    assert_eq!(get(&mut open).as_deref(), Ok("a"));
+    support::write_atomically(&config_dir.join("gloo.yaml"), &yaml("b"));
+    poll("new connections to reach b", || {
+        let mut s = connect()?;
+        let body = get(&mut s)?;
+        (body == "b").then_some(()).ok_or(body)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    // The connection made before the edit still goes to a.
+    assert_eq!(get(&mut open).as_deref(), Ok("a"));
+}
