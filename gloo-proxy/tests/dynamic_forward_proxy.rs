@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use support::{free_port, gloo_run, http_raw, poll, Backend, LogsOnPanic};
+use support::{free_port, http_raw, poll, Backend, LogsOnPanic};
 
 fn config(port: u16, tiny: u16, secure: u16, one: u16, ca: &Path) -> String {
     let ca = ca.display();
@@ -155,14 +155,8 @@ fn dynamic_forward_proxy_matches_envoy() {
     }
     let envoy_dir = tmp.path().join("envoy");
     let gloo_dir = tmp.path().join("gloo");
-    let (xds, envoy_admin, gloo_admin) = (free_port(), free_port(), free_port());
-    let control_plane = support::control_plane(&envoy_dir.join("config"), xds, None, &envoy_dir);
-    let envoy = support::spawn_envoy(support::Mode::Delta, xds, envoy_admin, &envoy_dir);
-    let gloo = gloo_run(&gloo_dir.join("config"), gloo_admin, &gloo_dir);
-    let _logs = LogsOnPanic(
-        &gloo_dir.join("config"),
-        vec![&gloo, &envoy, &control_plane, &tls_backend],
-    );
+    let both = support::SideBySide::start(&envoy_dir, &gloo_dir);
+    let _logs = LogsOnPanic(&gloo_dir.join("config"), both.with(&[&tls_backend]));
     for s in [&envoy_side, &gloo_side] {
         for port in [s.port, s.tiny, s.secure] {
             poll(&format!("{} to serve on {port}", s.name), || {

@@ -395,13 +395,10 @@ fn tcp_gateways_match_envoy() {
     }
     let envoy_dir = tmp.path().join("envoy");
     let gloo_dir = tmp.path().join("gloo");
-    let (xds, envoy_admin, gloo_admin) = (free_port(), free_port(), free_port());
-    let control_plane = support::control_plane(&envoy_dir.join("config"), xds, None, &envoy_dir);
-    let envoy = support::spawn_envoy(support::Mode::Delta, xds, envoy_admin, &envoy_dir);
-    let gloo = gloo_run(&gloo_dir.join("config"), gloo_admin, &gloo_dir);
+    let both = support::SideBySide::start(&envoy_dir, &gloo_dir);
     let _logs = LogsOnPanic(
         &gloo_dir.join("config"),
-        vec![&gloo, &envoy, &control_plane, &tls_backend, &wild_backend],
+        both.with(&[&tls_backend, &wild_backend]),
     );
     let plain_get = |port: u16, path: &str| {
         let request =

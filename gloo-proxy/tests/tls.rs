@@ -610,14 +610,8 @@ spec:
         fs::create_dir_all(dir.join("config")).expect("config dir");
         fs::write(dir.join("config").join("gloo.yaml"), config(ports)).expect("write config");
     }
-    let (xds, envoy_admin, gloo_admin) = (free_port(), free_port(), free_port());
-    let control_plane = support::control_plane(&envoy_dir.join("config"), xds, None, &envoy_dir);
-    let envoy = support::spawn_envoy(support::Mode::Delta, xds, envoy_admin, &envoy_dir);
-    let gloo = gloo_run(&gloo_dir.join("config"), gloo_admin, &gloo_dir);
-    let _logs = LogsOnPanic(
-        &gloo_dir.join("config"),
-        vec![&gloo, &envoy, &control_plane],
-    );
+    let both = support::SideBySide::start(&envoy_dir, &gloo_dir);
+    let _logs = LogsOnPanic(&gloo_dir.join("config"), both.with(&[]));
 
     let ca = certs.join("ca.crt");
     let (cert, key) = (certs.join("client.crt"), certs.join("client.key"));

@@ -10,7 +10,7 @@ use std::fs;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{free_port, gloo_run, http_raw, poll, Backend, LogsOnPanic};
+use support::{free_port, http_raw, poll, Backend, LogsOnPanic};
 
 /// The Zipkin tracer's settings, to the collector Upstream `zipkin`.
 const ZIPKIN: &str = "zipkinConfig:
@@ -377,14 +377,8 @@ fn spans_and_context_match_envoy(tracer: &str) {
     }
     let envoy_dir = tmp.path().join("envoy");
     let gloo_dir = tmp.path().join("gloo");
-    let (xds, envoy_admin, gloo_admin) = (free_port(), free_port(), free_port());
-    let control_plane = support::control_plane(&envoy_dir.join("config"), xds, None, &envoy_dir);
-    let envoy = support::spawn_envoy(support::Mode::Delta, xds, envoy_admin, &envoy_dir);
-    let gloo = gloo_run(&gloo_dir.join("config"), gloo_admin, &gloo_dir);
-    let _logs = LogsOnPanic(
-        &gloo_dir.join("config"),
-        vec![&gloo, &envoy, &control_plane],
-    );
+    let both = support::SideBySide::start(&envoy_dir, &gloo_dir);
+    let _logs = LogsOnPanic(&gloo_dir.join("config"), both.with(&[]));
     // A warm-up request that is not sampled (the client says so), so it makes no span.
     let warm = if tracer == OPENTELEMETRY {
         "GET /direct HTTP/1.1\r\nHost: warm.example\r\ntraceparent: 00-6bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00\r\nConnection: close\r\n\r\n"

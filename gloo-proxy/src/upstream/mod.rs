@@ -1173,19 +1173,7 @@ impl Cluster {
             };
         }
         let pool = &self.h1_pools[self.worker_index()];
-        let tls = match endpoint.socket {
-            Some(i) => self.socket_matches.get(i).and_then(|(_, tls)| tls.as_ref()),
-            None => self.tls.as_ref(),
-        };
-        let exchange = h1::Exchange {
-            address: endpoint.address,
-            connect_timeout: self.connect_timeout,
-            tls,
-            limit: &self.breaker.connections,
-            proper_case: self.http1_proper_case,
-            proxy_protocol: self.proxy_protocol,
-            origin: origin.filter(|_| self.proxy_protocol.is_some()),
-        };
+        let exchange = self.exchange(endpoint, origin);
         if upgrade {
             // hyper's pool cannot start a connection with a PROXY protocol header.
             return Box::pin(h1::send_upgrade(pool, exchange, req)).await;
@@ -1201,21 +1189,32 @@ impl Cluster {
         endpoint: &Endpoint,
         origin: Option<&crate::proxy_protocol::Origin>,
     ) -> Result<(h1::Stream, impl Send + Sync), h1::SendError> {
+        let exchange = self.exchange(endpoint, origin);
+        let keepalive = self.h1_pools.last().and_then(|p| p.keepalive());
+        h1::open_tunnel(&exchange, keepalive).await
+    }
+
+    /// How a connection to `endpoint` is made and held: its address, the cluster's connect
+    /// timeout and limit, the endpoint's transport socket (or the cluster's), its HTTP/1
+    /// header case, and the PROXY protocol header naming `origin` when the cluster sends one.
+    fn exchange<'a>(
+        &'a self,
+        endpoint: &Endpoint,
+        origin: Option<&'a crate::proxy_protocol::Origin>,
+    ) -> h1::Exchange<'a> {
         let tls = match endpoint.socket {
             Some(i) => self.socket_matches.get(i).and_then(|(_, tls)| tls.as_ref()),
             None => self.tls.as_ref(),
         };
-        let exchange = h1::Exchange {
+        h1::Exchange {
             address: endpoint.address,
             connect_timeout: self.connect_timeout,
             tls,
             limit: &self.breaker.connections,
-            proper_case: false,
+            proper_case: self.http1_proper_case,
             proxy_protocol: self.proxy_protocol,
             origin: origin.filter(|_| self.proxy_protocol.is_some()),
-        };
-        let keepalive = self.h1_pools.last().and_then(|p| p.keepalive());
-        h1::open_tunnel(&exchange, keepalive).await
+        }
     }
 
     /// The endpoints, healthy or not.

@@ -1274,3 +1274,31 @@ pub fn curl_https(port: u16, host: &str, ca: &Path, extra: &[&str]) -> Result<Cu
         body: body.to_string(),
     })
 }
+
+/// The same Gloo config served side by side: by a real Envoy (through `gloo control-plane`,
+/// delta ADS) from `<envoy_dir>/config`, and by `gloo run` from `<gloo_dir>/config`; each
+/// directory gets its processes' logs. The processes stop when this is dropped.
+pub struct SideBySide {
+    pub control_plane: Proc,
+    pub envoy: Proc,
+    pub gloo: Proc,
+}
+
+impl SideBySide {
+    /// Starts the three processes.
+    pub fn start(envoy_dir: &Path, gloo_dir: &Path) -> SideBySide {
+        let (xds, envoy_admin, gloo_admin) = (free_port(), free_port(), free_port());
+        SideBySide {
+            control_plane: control_plane(&envoy_dir.join("config"), xds, None, envoy_dir),
+            envoy: spawn_envoy(Mode::Delta, xds, envoy_admin, envoy_dir),
+            gloo: gloo_run(&gloo_dir.join("config"), gloo_admin, gloo_dir),
+        }
+    }
+
+    /// Its processes, and `others`, for [`LogsOnPanic`].
+    pub fn with<'a>(&'a self, others: &[&'a Proc]) -> Vec<&'a Proc> {
+        let mut all = vec![&self.gloo, &self.envoy, &self.control_plane];
+        all.extend_from_slice(others);
+        all
+    }
+}
