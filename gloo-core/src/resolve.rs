@@ -1300,7 +1300,11 @@ impl<'a> Resolver<'a> {
             for warning in
                 crate::translate::access_log::cluster_warnings(snapshot, &entry.object.spec)
                     .into_iter()
-                    .chain(tcp_gateway_warnings(snapshot, &entry.object.spec))
+                    .chain(tcp_gateway_warnings(
+                        snapshot,
+                        self.reports,
+                        &entry.object.spec,
+                    ))
             {
                 self.reports.warn(&key, warning);
             }
@@ -2488,6 +2492,12 @@ impl<'a> Resolver<'a> {
             Ok(Some(RouteDestination::UpstreamGroup(r))) => {
                 let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
                 match self.snapshot.upstream_groups.get(&r) {
+                    // Left out of the snapshot because it is rejected (see
+                    // `translate::without_rejected_upstream_groups`).
+                    None if upstream_group_rejected(self.reports, &r) => warnings.push(format!(
+                        "{path}.routeAction.upstreamGroup: UpstreamGroup {r} is rejected; {}",
+                        self.outcome("the route answers 503 until it is fixed")
+                    )),
                     None => warnings.push(format!(
                         "{path}.routeAction.upstreamGroup: UpstreamGroup {r} not found; {}",
                         self.outcome("the route answers 503 until it exists")
@@ -2738,6 +2748,14 @@ fn header_secret_problems(
     problems
 }
 
+/// Whether the UpstreamGroup `reference` is rejected (translation then leaves it out of the
+/// snapshot, so routes to it have no destination).
+fn upstream_group_rejected(reports: &Reports, reference: &ResourceRef) -> bool {
+    reports
+        .get(Kind::UpstreamGroup, reference)
+        .is_some_and(|s| s.state == crate::status::State::Rejected)
+}
+
 /// What Gloo or Envoy refuses in a virtual host's, route's or weighted destination's
 /// `headerManipulation` (see [`crate::model::headers::HeaderManipulation::problems`]), each
 /// message under `{path}.headerManipulation` (`path` names the options). Envoy refuses the
@@ -2757,9 +2775,15 @@ pub(crate) fn header_manipulation_problems(
 }
 
 /// What Gloo's TCP plugin reports as warnings on a Gateway's TCP hosts (its own
-/// `tcpGateway`'s and its hybrid TCP chains'): a destination not found, which leaves the host
-/// without a filter chain until it exists.
-fn tcp_gateway_warnings(snapshot: &ConfigSnapshot, spec: &GatewaySpec) -> Vec<String> {
+/// `tcpGateway`'s and its hybrid TCP chains'): a destination not found (or an UpstreamGroup
+/// that is rejected, so left out of `snapshot`), which leaves the host without a filter chain
+/// until it exists.
+fn tcp_gateway_warnings(
+    snapshot: &ConfigSnapshot,
+    reports: &Reports,
+    spec: &GatewaySpec,
+) -> Vec<String> {
+    use crate::model::gateway::TcpDestination;
     use crate::translate::tcp::{host_route, HostProblem};
     let own = spec
         .tcp_gateway
@@ -2782,6 +2806,19 @@ fn tcp_gateway_warnings(snapshot: &ConfigSnapshot, spec: &GatewaySpec) -> Vec<St
     let mut warnings = Vec::new();
     for (path, tcp) in own.chain(matched) {
         for (i, host) in tcp.tcp_hosts.iter().enumerate() {
+            if let Some(Ok(Some(TcpDestination::UpstreamGroup(r)))) =
+                host.destination.as_ref().map(|d| d.destination())
+            {
+                let r = r.resolved(crate::model::DEFAULT_NAMESPACE);
+                if !snapshot.upstream_groups.contains_key(&r)
+                    && upstream_group_rejected(reports, &r)
+                {
+                    warnings.push(format!(
+                        "{path}.tcpHosts[{i}].destination.upstreamGroup: UpstreamGroup {r} is rejected; the host gets no filter chain until it is fixed"
+                    ));
+                    continue;
+                }
+            }
             if let Err(HostProblem::Warning(w)) = host_route(snapshot, host) {
                 warnings.push(format!("{path}.tcpHosts[{i}].{w}"));
             }

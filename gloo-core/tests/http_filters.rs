@@ -724,7 +724,8 @@ routes:
 }
 
 /// Option resources and UpstreamGroups are checked on their own; a rejected RouteOption is
-/// not applied, and an UpstreamGroup's invalid setting never reaches Envoy.
+/// not applied, and a rejected UpstreamGroup is not used (its route answers 503), so its
+/// invalid setting never reaches Envoy.
 #[test]
 fn invalid_buffer_per_route_in_option_resources_and_upstream_groups_is_refused() {
     let t = translate(&docs(&[
@@ -786,6 +787,7 @@ routes:
         &[
             "spec.virtualHost.optionsConfigRefs.delegateOptions[0]: VirtualHostOption gloo-system.both is rejected; its options are not applied",
             "spec.virtualHost.routes[0].optionsConfigRefs.delegateOptions[0]: RouteOption gloo-system.zero is rejected; its options are not applied",
+            "spec.virtualHost.routes[1].routeAction.upstreamGroup: UpstreamGroup gloo-system.group is rejected; the route answers 503 until it is fixed",
         ],
     );
     let json = proxy_json(&t);

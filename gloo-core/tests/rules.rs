@@ -1531,6 +1531,136 @@ fn regex_repetitions_re2_refuses_are_rejected() {
     );
 }
 
+// ----- Upstream groups -----------------------------------------------------------------------
+
+/// An UpstreamGroup `gloo-system.<name>` sending to `up`, with `options` (a YAML flow mapping)
+/// as its destination's options.
+fn upstream_group(name: &str, options: &str) -> String {
+    resource(
+        "gloo.solo.io/v1",
+        "UpstreamGroup",
+        &format!("{{name: {name}, namespace: gloo-system}}"),
+        &format!(
+            "destinations:\n- weight: 1\n  destination: {{upstream: {{name: up, namespace: gloo-system}}}}\n  options: {options}\n"
+        ),
+    )
+}
+
+/// A VirtualService whose route `/bad` goes to UpstreamGroup `bad` and `/good` to `good`.
+const GROUPED_VS: &str = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: default, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{prefix: /bad}]\n      routeAction: {upstreamGroup: {name: bad}}\n    - matchers: [{prefix: /good}]\n      routeAction: {upstreamGroup: {name: good}}\n";
+
+const BAD_GROUP_HEADERS: &str =
+    "{headerManipulation: {requestHeadersToAdd: [{header: {key: ':path', value: /evil}}]}}";
+
+/// A rejected UpstreamGroup is not used, as Gloo uses no resource with errors (and as a
+/// rejected Upstream gets no cluster): a route to it has no destination, so Envoy answers 503
+/// through the missing cluster, as for a route to a missing group, and the VirtualService
+/// says why with a warning. Nothing of the group (its invalid header manipulation) reaches
+/// Envoy; routes to valid groups are served; once fixed, the group serves again.
+#[test]
+fn a_rejected_upstream_group_is_not_used_and_routes_to_it_answer_503() {
+    let good = upstream_group(
+        "good",
+        "{headerManipulation: {requestHeadersToAdd: [{header: {key: x-good, value: '1'}}]}}",
+    );
+    let mut translator = Translator::new();
+    let t = translate_with(
+        &mut translator,
+        &docs(&[
+            &up(),
+            &upstream_group("bad", BAD_GROUP_HEADERS),
+            &good,
+            GROUPED_VS,
+        ]),
+    );
+    assert_status(
+        &t,
+        Kind::UpstreamGroup,
+        &gs("bad"),
+        Rejected,
+        &["spec.destinations[0].options.headerManipulation.requestHeadersToAdd[0].header.key: :-prefixed or host headers may not be modified, found \":path\""],
+        &[],
+    );
+    assert_status(&t, Kind::UpstreamGroup, &gs("good"), Accepted, &[], &[]);
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Warning,
+        &[],
+        &["spec.virtualHost.routes[0].routeAction.upstreamGroup: UpstreamGroup gloo-system.bad is rejected; the route answers 503 until it is fixed"],
+    );
+    let vhost = vhost_json(&t, "default");
+    assert_eq!(
+        vhost["routes"][0]["route"],
+        serde_json::json!({"cluster": "gloo-missing-destination"}),
+        "{vhost:#}"
+    );
+    assert_eq!(
+        vhost["routes"][1]["route"]["weightedClusters"]["clusters"],
+        serde_json::json!([{
+            "name": "up_gloo-system",
+            "weight": 1,
+            "requestHeadersToAdd": [{"header": {"key": "x-good", "value": "1"}}],
+        }]),
+        "{vhost:#}"
+    );
+    let json = proxy_json(&t).to_string();
+    assert!(!json.contains("/evil"), "{json}");
+    assert!(proxy(&t).clusters.contains_key("up_gloo-system"));
+
+    // Fixed: the same translator serves the group again, without the warning.
+    let t = translate_with(
+        &mut translator,
+        &docs(&[
+            &up(),
+            &upstream_group(
+                "bad",
+                "{headerManipulation: {requestHeadersToAdd: [{header: {key: x-fixed, value: '1'}}]}}",
+            ),
+            &good,
+            GROUPED_VS,
+        ]),
+    );
+    assert_no_rejections(&t);
+    assert_status(&t, Kind::VirtualService, &gs("default"), Accepted, &[], &[]);
+    let vhost = vhost_json(&t, "default");
+    assert_eq!(
+        vhost["routes"][0]["route"]["weightedClusters"]["clusters"][0]["requestHeadersToAdd"][0]
+            ["header"],
+        serde_json::json!({"key": "x-fixed", "value": "1"}),
+        "{vhost:#}"
+    );
+}
+
+/// With `invalidConfigPolicy.replaceInvalidRoutes`, a route to a rejected UpstreamGroup
+/// answers the configured response, as a route to a missing destination does.
+#[test]
+fn invalid_config_policy_answers_routes_to_rejected_upstream_groups() {
+    let t = translate(&docs(&[
+        REPLACE_INVALID,
+        &up(),
+        &upstream_group("bad", BAD_GROUP_HEADERS),
+        &upstream_group("good", "{}"),
+        GROUPED_VS,
+    ]));
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("default"),
+        Warning,
+        &[],
+        &["spec.virtualHost.routes[0].routeAction.upstreamGroup: UpstreamGroup gloo-system.bad is rejected; the route answers 418 (invalidConfigPolicy)"],
+    );
+    let vhost = vhost_json(&t, "default");
+    assert_eq!(
+        vhost["routes"][0]["directResponse"]["status"], 418,
+        "{vhost:#}"
+    );
+    assert!(vhost["routes"][0].get("route").is_none(), "{vhost:#}");
+    assert!(!proxy_json(&t).to_string().contains("/evil"));
+}
+
 // ----- Header secrets ------------------------------------------------------------------------
 
 fn header_secret(value: &str) -> String {

@@ -368,6 +368,51 @@ fn upstream_groups_are_weighted_clusters() {
     assert!(proxy(&t).clusters.contains_key("up2_gloo-system"));
 }
 
+/// A rejected UpstreamGroup is not used by TCP hosts either: the host gets no filter chain,
+/// as for a missing group, and the Gateway's warning says the group is rejected.
+#[test]
+fn a_rejected_upstream_group_leaves_its_host_without_a_chain() {
+    let group = "apiVersion: gloo.solo.io/v1\nkind: UpstreamGroup\nmetadata: {name: group, namespace: gloo-system}\nspec:\n  destinations:\n  - destination: {upstream: {name: up}}\n    weight: 1\n    options: {headerManipulation: {requestHeadersToRemove: [':path']}}\n";
+    let t = translate(&docs(&[
+        &up(),
+        group,
+        &tcp_gateway(
+            "
+            tcpHosts:
+            - name: served
+              destination: {single: {upstream: {name: up}}}
+            - name: grouped
+              sslConfig: {sniDomains: [group.example.com]}
+              destination: {upstreamGroup: {name: group}}
+            ",
+        ),
+    ]));
+    assert_status(
+        &t,
+        Kind::UpstreamGroup,
+        &gs("group"),
+        Rejected,
+        &["spec.destinations[0].options.headerManipulation.requestHeadersToRemove[0]: :-prefixed or host headers may not be removed, found \":path\""],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::Gateway,
+        &gs("tcp"),
+        Warning,
+        &[],
+        &["spec.tcpGateway.tcpHosts[1].destination.upstreamGroup: UpstreamGroup gloo-system.group is rejected; the host gets no filter chain until it is fixed"],
+    );
+    let listener = listener(&t, 9000);
+    let names: Vec<&str> = listener["filterChains"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["served"]);
+}
+
 /// A hybrid gateway's TCP chain as Gloo's `tcpFilterChainTranslator` builds it: the matcher's
 /// `sniDomains` match hosts naming none, its client ranges every host; the matcher terminates
 /// no TLS (its certificate is ignored, with a warning) while a host's own certificate does.

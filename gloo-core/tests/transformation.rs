@@ -581,14 +581,23 @@ routes:
         &["spec.destinations[0].options.stagedTransformations.regular.requestTransforms[0].requestTransformation: no transformation type: set transformationTemplate or headerBodyTransform"],
         &[],
     );
-    // The group is still used; its destination carries the rule without a type, which the
-    // data plane refuses, instead of losing it.
-    let cluster =
-        &vhost_json(&t, "grouped")["routes"][0]["route"]["weightedClusters"]["clusters"][0];
-    assert_eq!(
-        cluster["typedPerFilterConfig"]["io.solo.transformation"]["config"]["transformations"],
-        json!([{"requestMatch": {"requestTransformation": {}}}])
+    // A rejected group is not used: the route has no destination (Envoy answers 503), so it
+    // is never served without the transformation, and the rule without a type never reaches
+    // the data plane.
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("grouped"),
+        State::Warning,
+        &[],
+        &["spec.virtualHost.routes[0].routeAction.upstreamGroup: UpstreamGroup gloo-system.group is rejected; the route answers 503 until it is fixed"],
     );
+    let route = &vhost_json(&t, "grouped")["routes"][0];
+    assert_eq!(
+        route["route"],
+        json!({"cluster": "gloo-missing-destination"})
+    );
+    assert!(route.get("typedPerFilterConfig").is_none(), "{route:#}");
 }
 
 /// Settings' `gloo.logTransformationRequestResponseInfo` and

@@ -257,6 +257,17 @@ impl Translator {
         validate_upstreams(snapshot, &mut reports);
         validate_filter_configs(snapshot, &mut reports);
         validate_option_resources(snapshot, &mut reports);
+        // From here on a rejected UpstreamGroup is left out, as a rejected Upstream gets no
+        // cluster: routes to it answer 503 as routes to a missing one do (resolution warns
+        // about them), and nothing of it reaches Envoy.
+        let usable;
+        let snapshot = match without_rejected_upstream_groups(snapshot, &reports) {
+            Some(filtered) => {
+                usable = filtered;
+                &usable
+            }
+            None => snapshot,
+        };
         let models = resolve::resolve(snapshot, &mut self.resolve_cache, &mut reports);
         self.secrets_changed = self.secrets.as_ref() != Some(&snapshot.secrets);
         if self.secrets_changed {
@@ -882,7 +893,7 @@ pub(crate) fn check_virtual_service_options(
 /// Checks VirtualHostOption and RouteOption resources on their own (local rate limits, JWT
 /// providers, header manipulation, options gloo does not enforce), and UpstreamGroups'
 /// destination options. One that fails is Rejected and not applied where it is referenced
-/// (an UpstreamGroup is reported but still used).
+/// (an UpstreamGroup is not used at all: see [`without_rejected_upstream_groups`]).
 fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
     const PATH: &str = "spec.options";
     let virtual_host_options = snapshot.virtual_host_options.iter().map(|(r, e)| {
@@ -985,6 +996,26 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             reports.error(&key, problem);
         }
     }
+}
+
+/// `snapshot` without its rejected UpstreamGroups, or `None` when none is rejected (the
+/// snapshot is used as it is; only a rejection costs a copy). Gloo does not use a resource
+/// with errors: a route to such a group has no destination, as a route to a missing one.
+fn without_rejected_upstream_groups(
+    snapshot: &ConfigSnapshot,
+    reports: &Reports,
+) -> Option<ConfigSnapshot> {
+    let rejected = |r: &ResourceRef| {
+        reports
+            .get(Kind::UpstreamGroup, r)
+            .is_some_and(|s| s.state == State::Rejected)
+    };
+    if !snapshot.upstream_groups.keys().any(rejected) {
+        return None;
+    }
+    let mut filtered = snapshot.clone();
+    filtered.upstream_groups.retain(|r, _| !rejected(r));
+    Some(filtered)
 }
 
 /// Checks each Upstream on its own: one upstream type, and static hosts with an address and a
