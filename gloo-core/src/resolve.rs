@@ -115,7 +115,7 @@
 //! # }
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::model::gateway::GatewaySpec;
@@ -417,6 +417,9 @@ struct Environment {
         Arc<Object<crate::model::upstream::UpstreamSpec>>,
     )>,
     invalid_route_response: Option<DirectResponseAction>,
+    /// The option resources refused over their `headerSecretRef`s (see
+    /// [`faulty_header_secrets`]).
+    faulty_header_secrets: BTreeSet<ResourceKey>,
     /// The ConfigMaps of the option resources' WAF rules (an option resource naming a
     /// missing one is refused).
     option_artifacts: crate::translate::waf::ArtifactsRead,
@@ -441,6 +444,7 @@ impl Environment {
             && self.auth_configs == other.auth_configs
             && same(&self.aws_upstreams, &other.aws_upstreams)
             && self.invalid_route_response == other.invalid_route_response
+            && self.faulty_header_secrets == other.faulty_header_secrets
             && crate::translate::waf::same_artifacts(
                 &self.option_artifacts,
                 &other.option_artifacts,
@@ -495,6 +499,9 @@ struct Resolver<'a> {
     /// The dynamic forward proxy routes of the virtual host being resolved (see
     /// [`VirtualHostModel::forward_proxy_routes`]).
     forward_proxy_routes: Vec<(ResourceKey, String)>,
+    /// The option resources refused over their `headerSecretRef`s (see
+    /// [`faulty_header_secrets`]).
+    faulty_header_secrets: BTreeSet<ResourceKey>,
 }
 
 /// A field path such as `spec.virtualHost.routes[3].matchers[0]`, written out only when a
@@ -541,6 +548,7 @@ impl<'a> Resolver<'a> {
             no_options: Arc::default(),
             buffer_limits: Vec::new(),
             forward_proxy_routes: Vec::new(),
+            faulty_header_secrets: faulty_header_secrets(snapshot),
         };
         resolver.select_versions();
         let environment = Environment {
@@ -557,6 +565,7 @@ impl<'a> Resolver<'a> {
                 .map(|(r, e)| (r.clone(), e.object.clone()))
                 .collect(),
             invalid_route_response: resolver.invalid_route_response.clone(),
+            faulty_header_secrets: resolver.faulty_header_secrets.clone(),
             option_artifacts: crate::translate::waf::artifacts_read(
                 snapshot,
                 snapshot
@@ -1846,11 +1855,19 @@ impl<'a> Resolver<'a> {
                         || !header_manipulation_problems(
                             found.object.spec.options.header_manipulation.as_deref(),
                             "",
-                        ).is_empty() => self.note(&key,
+                        ).is_empty()
+                        || self.faulty_header_secrets.contains(&ResourceKey::new(Kind::VirtualHostOption, r.clone())) => self.note(&key,
                         format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} is rejected; its options are not applied"),
                     ),
                     Some(found) => {
+                        let own_headers = options.header_manipulation.is_some();
                         options.merge_from(&found.object.spec.options);
+                        if !own_headers {
+                            pin_header_secret_namespaces(
+                                &mut options.header_manipulation,
+                                r.namespace_or(crate::model::DEFAULT_NAMESPACE),
+                            );
+                        }
                     }
                     None => self.note(&key,
                         format!("spec.virtualHost.optionsConfigRefs.delegateOptions[{i}]: VirtualHostOption {r} not found"),
@@ -1984,11 +2001,21 @@ impl<'a> Resolver<'a> {
                             || !header_manipulation_problems(
                                 found.object.spec.options.header_manipulation.as_deref(),
                                 "",
-                            ).is_empty() => self.note(&context.owner,
+                            ).is_empty()
+                            || self.faulty_header_secrets.contains(&ResourceKey::new(Kind::RouteOption, r.clone())) => self.note(&context.owner,
                             format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} is rejected; its options are not applied"),
                         ),
                         Some(found) => {
+                            let own_headers = options.header_manipulation.is_some();
                             Arc::make_mut(&mut options).merge_from(&found.object.spec.options);
+                            if !own_headers
+                                && needs_pinned_secrets(options.header_manipulation.as_deref())
+                            {
+                                pin_header_secret_namespaces(
+                                    &mut Arc::make_mut(&mut options).header_manipulation,
+                                    r.namespace_or(crate::model::DEFAULT_NAMESPACE),
+                                );
+                            }
                         }
                         None => self.note(&context.owner,
                             format!("{path}.optionsConfigRefs.delegateOptions[{k}]: RouteOption {r} not found"),
@@ -2715,7 +2742,7 @@ fn http_gateway_problems(
 /// [`crate::model::headers::header_value_problem`]). Gloo passes a Secret's headers to Envoy
 /// unchecked, and Envoy would refuse the whole listener (a Gateway's early header mutation) or
 /// route configuration (a virtual host's, route's or weighted destination's request headers).
-fn header_secret_problems(
+pub(crate) fn header_secret_problems(
     snapshot: &ConfigSnapshot,
     options: &[crate::model::headers::RequestHeaderValueOption],
     namespace: &str,
@@ -2746,6 +2773,100 @@ fn header_secret_problems(
         }
     }
     problems
+}
+
+/// The problems of the `headerSecretRef`s of a `headerManipulation` (see
+/// [`header_secret_problems`]), each message under `{path}.headerManipulation` (`path` names
+/// the options). `namespace` is where references without one point: the namespace of the
+/// resource that sets them.
+pub(crate) fn header_manipulation_secret_problems(
+    snapshot: &ConfigSnapshot,
+    headers: Option<&crate::model::headers::HeaderManipulation>,
+    namespace: &str,
+    path: impl std::fmt::Display,
+) -> Vec<String> {
+    match headers {
+        Some(h)
+            if h.request_headers_to_add
+                .iter()
+                .any(|o| o.header_secret_ref.is_some()) =>
+        {
+            header_secret_problems(
+                snapshot,
+                &h.request_headers_to_add,
+                namespace,
+                &format!("{path}.headerManipulation.requestHeadersToAdd"),
+            )
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Whether `headers` has a `headerSecretRef` that names no namespace.
+fn needs_pinned_secrets(headers: Option<&crate::model::headers::HeaderManipulation>) -> bool {
+    headers.is_some_and(|h| {
+        h.request_headers_to_add
+            .iter()
+            .filter_map(|o| o.header_secret_ref.as_ref())
+            .any(|r| r.namespace.as_deref().unwrap_or_default().is_empty())
+    })
+}
+
+/// Points the `headerSecretRef`s of `headers` that name no namespace at `namespace`, the
+/// namespace of the option resource they were merged from: a reference without a namespace
+/// is to the resource that holds it (where its validation looked), while translation would
+/// look beside the VirtualService.
+fn pin_header_secret_namespaces(
+    headers: &mut Option<Box<crate::model::headers::HeaderManipulation>>,
+    namespace: &str,
+) {
+    if !needs_pinned_secrets(headers.as_deref()) {
+        return;
+    }
+    let Some(headers) = headers else {
+        return;
+    };
+    for reference in headers
+        .request_headers_to_add
+        .iter_mut()
+        .filter_map(|o| o.header_secret_ref.as_mut())
+    {
+        if reference
+            .namespace
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty()
+        {
+            reference.namespace = Some(namespace.to_string());
+        }
+    }
+}
+
+/// The VirtualHostOptions and RouteOptions whose `headerSecretRef`s name a Secret that is
+/// missing or holds headers Envoy would refuse (reported on them by translation's option
+/// checks): they are not applied. Kept in the resolution [`Environment`], as the Secrets
+/// change on their own.
+fn faulty_header_secrets(snapshot: &ConfigSnapshot) -> BTreeSet<ResourceKey> {
+    let faulty = |r: &ResourceRef, h: Option<&crate::model::headers::HeaderManipulation>| {
+        !header_manipulation_secret_problems(
+            snapshot,
+            h,
+            r.namespace_or(crate::model::DEFAULT_NAMESPACE),
+            "",
+        )
+        .is_empty()
+    };
+    let host = snapshot
+        .virtual_host_options
+        .iter()
+        .filter(|(r, e)| faulty(r, e.object.spec.options.header_manipulation.as_deref()))
+        .map(|(r, _)| ResourceKey::new(Kind::VirtualHostOption, r.clone()));
+    let route = snapshot
+        .route_options
+        .iter()
+        .filter(|(r, e)| faulty(r, e.object.spec.options.header_manipulation.as_deref()))
+        .map(|(r, _)| ResourceKey::new(Kind::RouteOption, r.clone()));
+    host.chain(route).collect()
 }
 
 /// Whether the UpstreamGroup `reference` is rejected (translation then leaves it out of the

@@ -1718,6 +1718,133 @@ fn a_header_secret_ref_to_a_missing_secret_rejects_the_virtual_service() {
     );
 }
 
+/// Option resources get Gloo's headers plugin check too: a VirtualHostOption or RouteOption
+/// whose `headerSecretRef` names a Secret that is not there is rejected (the error on it, with
+/// its field path) and not applied, so the VirtualService delegating to it warns and is served
+/// without its headers. A reference without a namespace is to the option resource's own
+/// namespace, not the VirtualService's; once the Secrets exist, the options apply with their
+/// headers.
+#[test]
+fn header_secret_refs_of_option_resources_need_their_secrets() {
+    let secret = |namespace: &str, value: &str| {
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: hdrs, namespace: {namespace}}}\ntype: gloo.solo.io/header\nstringData: {{x-api-key: {value}}}\n")
+    };
+    let host_option = resource(
+        "gateway.solo.io/v1",
+        "VirtualHostOption",
+        "{name: vho, namespace: gloo-system}",
+        "options: {headerManipulation: {requestHeadersToAdd: [{header: {key: x-literal, value: a}}, {headerSecretRef: {name: missing, namespace: gloo-system}}]}}",
+    );
+    let route_option = resource(
+        "gateway.solo.io/v1",
+        "RouteOption",
+        "{name: ro, namespace: team}",
+        "options: {headerManipulation: {requestHeadersToAdd: [{headerSecretRef: {name: hdrs}}]}}",
+    );
+    let users = vs(
+        "users",
+        "
+        domains: ['*']
+        optionsConfigRefs: {delegateOptions: [{name: vho}]}
+        routes:
+        - matchers: [{prefix: /}]
+          optionsConfigRefs: {delegateOptions: [{name: ro, namespace: team}]}
+          directResponseAction: {status: 200}
+        ",
+    );
+    let mut translator = Translator::new();
+    // A Secret `hdrs` beside the VirtualService is not the RouteOption's.
+    let t = translate_with(
+        &mut translator,
+        &docs(&[
+            &secret("gloo-system", "vs-namespace"),
+            &host_option,
+            &route_option,
+            &users,
+        ]),
+    );
+    assert_status(
+        &t,
+        Kind::VirtualHostOption,
+        &gs("vho"),
+        Rejected,
+        &["spec.options.headerManipulation.requestHeadersToAdd[1].headerSecretRef: Secret gloo-system.missing not found"],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::RouteOption,
+        &ResourceRef::new("team", "ro"),
+        Rejected,
+        &["spec.options.headerManipulation.requestHeadersToAdd[0].headerSecretRef: Secret team.hdrs not found"],
+        &[],
+    );
+    assert_status(
+        &t,
+        Kind::VirtualService,
+        &gs("users"),
+        Warning,
+        &[],
+        &[
+            "spec.virtualHost.optionsConfigRefs.delegateOptions[0]: VirtualHostOption gloo-system.vho is rejected; its options are not applied",
+            "spec.virtualHost.routes[0].optionsConfigRefs.delegateOptions[0]: RouteOption team.ro is rejected; its options are not applied",
+        ],
+    );
+    let vhost = vhost_json(&t, "users");
+    assert!(vhost.get("requestHeadersToAdd").is_none(), "{vhost:#}");
+    assert!(
+        vhost["routes"][0].get("requestHeadersToAdd").is_none(),
+        "{vhost:#}"
+    );
+
+    // The Secrets appear: the same translator applies both options, the RouteOption's headers
+    // read from its own namespace's Secret.
+    let missing = "apiVersion: v1\nkind: Secret\nmetadata: {name: missing, namespace: gloo-system}\ntype: gloo.solo.io/header\nstringData: {x-host: h}\n";
+    let t = translate_with(
+        &mut translator,
+        &docs(&[
+            &secret("gloo-system", "vs-namespace"),
+            &secret("team", "team-namespace"),
+            missing,
+            &host_option,
+            &route_option,
+            &users,
+        ]),
+    );
+    assert_no_rejections(&t);
+    assert_status(&t, Kind::VirtualService, &gs("users"), Accepted, &[], &[]);
+    let vhost = vhost_json(&t, "users");
+    let headers = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["requestHeadersToAdd"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| {
+                (
+                    h["header"]["key"].as_str().unwrap_or_default().to_string(),
+                    h["header"]["value"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        headers(&vhost),
+        [
+            ("x-literal".to_string(), "a".to_string()),
+            ("x-host".to_string(), "h".to_string())
+        ],
+        "{vhost:#}"
+    );
+    assert_eq!(
+        headers(&vhost["routes"][0]),
+        [("x-api-key".to_string(), "team-namespace".to_string())],
+        "{vhost:#}"
+    );
+}
+
 // ----- lbHash --------------------------------------------------------------------------------
 
 #[test]

@@ -923,6 +923,14 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
             options.header_manipulation.as_deref(),
             PATH,
         ));
+        // Gloo's headers plugin fails on a `headerSecretRef` to a Secret that is missing or
+        // holds no headers; a reference without a namespace is to the resource's own.
+        problems.extend(crate::resolve::header_manipulation_secret_problems(
+            snapshot,
+            options.header_manipulation.as_deref(),
+            r.namespace_or(DEFAULT_NAMESPACE),
+            PATH,
+        ));
         (Kind::VirtualHostOption, r, problems)
     });
     let route_options = snapshot.route_options.iter().map(|(r, e)| {
@@ -950,6 +958,14 @@ fn validate_option_resources(snapshot: &ConfigSnapshot, reports: &mut Reports) {
         ));
         problems.extend(crate::resolve::header_manipulation_problems(
             options.header_manipulation.as_deref(),
+            PATH,
+        ));
+        // Gloo's headers plugin fails on a `headerSecretRef` to a Secret that is missing or
+        // holds no headers; a reference without a namespace is to the resource's own.
+        problems.extend(crate::resolve::header_manipulation_secret_problems(
+            snapshot,
+            options.header_manipulation.as_deref(),
+            r.namespace_or(DEFAULT_NAMESPACE),
             PATH,
         ));
         (Kind::RouteOption, r, problems)
