@@ -205,6 +205,84 @@ fn downstream_options_reach_the_tls_context_and_filter_chain() {
     assert!(common["tlsCertificates"][0].get("ocspStaple").is_none());
 }
 
+/// `oneWayTls`, as Gloo's ssl translator reads it: downstream, clients are neither required
+/// nor asked for a certificate (the validation context goes); upstream, the CA still checks
+/// the server but no client certificate is presented. Settings'
+/// `gateway.virtualServiceOptions.oneWayTls` is the default of the VirtualServices' own.
+#[test]
+fn one_way_tls_drops_client_certificates_on_both_sides() {
+    let mutual_vs =
+        "    sslFiles: {tlsCert: /certs/tls.crt, tlsKey: /certs/tls.key, rootCa: /certs/ca.crt}";
+    let client_cert_upstream =
+        "    sslFiles: {tlsCert: /certs/client.crt, tlsKey: /certs/client.key, rootCa: /certs/ca.crt}";
+    let tls_of = |t: &gloo_core::translate::Translation| {
+        let json = proxy_json(t);
+        json["listeners"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["name"] == "listener-::-8443"))
+            .expect("the SSL listener")["filterChains"][0]["transportSocket"]["typedConfig"]
+            .clone()
+    };
+    // Mutual TLS: the CA verifies clients, who must present a certificate; the upstream gets
+    // the client certificate.
+    let t = translate(&config(mutual_vs, client_cert_upstream));
+    assert_no_rejections(&t);
+    let tls = tls_of(&t);
+    assert_eq!(tls["requireClientCertificate"], json!(true));
+    assert!(
+        tls["commonTlsContext"].get("validationContext").is_some(),
+        "{tls}"
+    );
+    let (_, upstream) = contexts(&t);
+    assert_eq!(
+        upstream["tlsCertificates"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // oneWayTls on both.
+    let t = translate(&config(
+        &format!("{mutual_vs}\n    oneWayTls: true"),
+        &format!("{client_cert_upstream}\n    oneWayTls: true"),
+    ));
+    assert_no_rejections(&t);
+    let tls = tls_of(&t);
+    assert_eq!(tls["requireClientCertificate"], json!(false));
+    assert!(
+        tls["commonTlsContext"].get("validationContext").is_none(),
+        "{tls}"
+    );
+    let (_, upstream) = contexts(&t);
+    assert!(upstream.get("tlsCertificates").is_none(), "{upstream}");
+    assert!(
+        upstream.get("validationContext").is_some(),
+        "the CA still checks the upstream"
+    );
+
+    // The Settings' default, and a VirtualService's own value over it.
+    let settings = "---
+apiVersion: gloo.solo.io/v1
+kind: Settings
+metadata: {name: default, namespace: gloo-system}
+spec:
+  gateway:
+    virtualServiceOptions: {oneWayTls: true}
+";
+    let t = translate(&format!(
+        "{}{settings}",
+        config(mutual_vs, client_cert_upstream)
+    ));
+    assert_no_rejections(&t);
+    assert_eq!(tls_of(&t)["requireClientCertificate"], json!(false));
+    let t = translate(&format!(
+        "{}{settings}",
+        config(
+            &format!("{mutual_vs}\n    oneWayTls: false"),
+            client_cert_upstream
+        )
+    ));
+    assert_eq!(tls_of(&t)["requireClientCertificate"], json!(true));
+}
+
 /// Connection manager settings that reach Envoy's `HttpConnectionManager`: the request head
 /// timeout, the host's port stripped before routing, HTTP/1.0 with its default host, and what
 /// happens to `x-forwarded-client-cert`.

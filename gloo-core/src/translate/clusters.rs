@@ -48,7 +48,7 @@ use super::names::{cluster_name, HTTP_PROTOCOL_OPTIONS};
 use super::routes::duration;
 use super::Context;
 use crate::model::cluster::{HealthCheckerRef, LoadBalancerTypeRef};
-use crate::model::ssl::UpstreamSslConfig;
+use crate::model::ssl::{SslSecretsRef, UpstreamSslConfig};
 use crate::model::upstream::{Failover, UpstreamSpec, UpstreamTypeRef};
 use crate::model::{Object, ResourceRef};
 use crate::xds::pack;
@@ -360,7 +360,11 @@ pub(crate) fn upstream_tls(
     let mut context_sni = sni.unwrap_or_default();
     if let Some(ssl) = ssl {
         if let Some((cert, key, ca)) = tls_material(ssl.ssl_secrets(), namespace, ctx) {
-            if cert.is_some() || key.is_some() {
+            // `oneWayTls` (without SDS): the CA still checks the upstream, but no client
+            // certificate is presented, as Gloo's ResolveUpstreamSslConfig leaves it.
+            let one_way = ssl.one_way_tls.unwrap_or(false)
+                && !matches!(ssl.ssl_secrets(), Ok(Some(SslSecretsRef::Sds(_))));
+            if (cert.is_some() || key.is_some()) && !one_way {
                 common.tls_certificates.push(TlsCertificate {
                     certificate_chain: cert,
                     private_key: key,

@@ -185,7 +185,10 @@ pub(super) fn downstream_tls(
         ..Default::default()
     };
     let has_ca = ca.is_some();
-    if let Some(ca) = ca {
+    let one_way = ssl.one_way_tls.unwrap_or(false);
+    // With `oneWayTls` Gloo drops the validation context: its presence alone makes Envoy ask
+    // clients for a certificate, even when one is not required.
+    if let Some(ca) = ca.filter(|_| !one_way) {
         common.validation_context_type = Some(
             envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType::ValidationContext(
                 validation_context(ca, &ssl.verify_subject_alt_name),
@@ -195,9 +198,7 @@ pub(super) fn downstream_tls(
     Some(DownstreamTlsContext {
         common_tls_context: Some(common),
         // A CA means clients must present a certificate it signed, unless `oneWayTls`.
-        require_client_certificate: has_ca.then(|| BoolValue {
-            value: !ssl.one_way_tls.unwrap_or(false),
-        }),
+        require_client_certificate: has_ca.then_some(BoolValue { value: !one_way }),
         session_ticket_keys_type: ssl
             .disable_tls_session_resumption
             .unwrap_or(false)
@@ -845,9 +846,35 @@ pub(crate) fn listener(model: &ListenerModel, ctx: &Context<'_>, reports: &Repor
                 reports,
             );
             // One filter chain per certificate, selected by SNI; all share the listener's routes.
+            // Settings' `gateway.virtualServiceOptions.oneWayTls` is the default of the
+            // VirtualServices' own (Gloo's applyGlobalVirtualServiceSettings).
+            let one_way_default = ctx
+                .snapshot
+                .settings
+                .values()
+                .find_map(|e| {
+                    e.object
+                        .spec
+                        .gateway
+                        .as_ref()?
+                        .virtual_service_options
+                        .as_ref()
+                })
+                .and_then(|o| o.one_way_tls);
             for host in virtual_hosts {
                 let Some(ssl) = &host.ssl_config else {
                     continue;
+                };
+                let defaulted;
+                let ssl = match one_way_default {
+                    Some(default) if ssl.one_way_tls.is_none() => {
+                        defaulted = SslConfig {
+                            one_way_tls: Some(default),
+                            ..ssl.clone()
+                        };
+                        &defaulted
+                    }
+                    _ => ssl,
                 };
                 let namespace = host.source.namespace_or(crate::model::DEFAULT_NAMESPACE);
                 let Some(tls) = downstream_tls(ssl, namespace, ctx) else {
