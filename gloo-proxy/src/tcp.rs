@@ -9,7 +9,8 @@
 //!
 //! - with `envoy.filters.listener.tls_inspector`, the client's first bytes are read for a TLS
 //!   client hello's server name (a client that does not start with TLS has none); they are
-//!   passed on unchanged;
+//!   passed on unchanged. A client that sends nothing for `listener_filters_timeout` (15 s)
+//!   is closed unless `continue_on_listener_filters_timeout`;
 //! - the filter chain is chosen as Envoy's filter chain match chooses it: by server name
 //!   (exact, then the longest wildcard, then chains without names), then by the client's
 //!   address (`source_prefix_ranges`: the longest prefix, then chains without ranges); no
@@ -65,7 +66,8 @@ const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
 const PROXY_PROTOCOL: &str = "envoy.filters.listener.proxy_protocol";
 /// The most bytes read looking for a client hello (a hello is at most a few KiB).
 const MAX_HELLO: usize = 16 * 1024;
-/// How long a client has to send its client hello (Envoy's listener filter timeout).
+/// How long a client has to send its client hello when the listener does not say (Envoy's
+/// `listener_filters_timeout` default).
 const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a client that terminates TLS here has for its handshake when the chain does not
 /// say (Envoy's `transport_socket_connect_timeout` is unset by default; gloo-proxy's HTTP
@@ -85,6 +87,11 @@ pub struct TcpProxyListener {
     proxy_protocol: bool,
     /// The client hello is read for its server name (`tls_inspector`).
     inspect_tls: bool,
+    /// How long the client has to send it (`listener_filters_timeout`), and whether the
+    /// connection then goes on without a server name (`continue_on_listener_filters_timeout`)
+    /// rather than being closed, as Envoy closes it by default.
+    hello_timeout: Duration,
+    continue_on_hello_timeout: bool,
     chains: Vec<TcpChain>,
 }
 
@@ -273,6 +280,11 @@ impl TcpProxyListener {
             version: version.to_string(),
             proxy_protocol,
             inspect_tls,
+            hello_timeout: match &l.listener_filters_timeout {
+                Some(d) => crate::router::action::pb_duration(d),
+                None => HELLO_TIMEOUT,
+            },
+            continue_on_hello_timeout: l.continue_on_listener_filters_timeout,
             chains,
         })
     }
@@ -493,41 +505,58 @@ fn chain_match(chain: &FilterChain) -> Result<(Vec<String>, Vec<CidrRange>), Str
     Ok((server_names, source_ranges))
 }
 
-/// Reads the client's first bytes until they hold a TLS client hello, and returns them with
-/// the hello's server name (`None`: not TLS, or no name).
-async fn read_hello(stream: &mut TcpStream) -> (BytesMut, Option<String>) {
+/// What the client's first bytes said.
+enum Hello {
+    /// The bytes read, and the client hello's server name (`None`: not TLS, or no name).
+    Read(BytesMut, Option<String>),
+    /// The client closed before sending anything.
+    Closed,
+    /// Nothing decisive arrived within the timeout (with what did).
+    TimedOut(BytesMut),
+}
+
+/// Reads the client's first bytes until they hold a TLS client hello or show it is not one
+/// (zero `timeout`: no limit, as Envoy's `listener_filters_timeout` of zero disables it).
+async fn read_hello(stream: &mut TcpStream, timeout: Duration) -> Hello {
     let mut buf = BytesMut::with_capacity(2048);
     let mut acceptor = rustls::server::Acceptor::default();
     let mut fed = 0;
+    // `Some(None)`: not TLS (or a hello without a name); `None`: closed first.
     let reading = async {
         loop {
             match stream.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return None,
+                Ok(0) | Err(_) if buf.is_empty() => return None,
+                Ok(0) | Err(_) => return Some(None),
                 Ok(_) => {}
             }
             // A TLS connection starts with a handshake record.
             if buf.first() != Some(&0x16) {
-                return None;
+                return Some(None);
             }
             let mut fresh = &buf[fed..];
             if acceptor.read_tls(&mut fresh).is_err() {
-                return None;
+                return Some(None);
             }
             fed = buf.len() - fresh.len();
             match acceptor.accept() {
                 Ok(Some(accepted)) => {
-                    return accepted.client_hello().server_name().map(str::to_string)
+                    return Some(accepted.client_hello().server_name().map(str::to_string))
                 }
                 Ok(None) if buf.len() < MAX_HELLO => continue,
-                _ => return None,
+                _ => return Some(None),
             }
         }
     };
-    let sni = tokio::time::timeout(HELLO_TIMEOUT, reading)
-        .await
-        .ok()
-        .flatten();
-    (buf, sni)
+    let outcome = if timeout.is_zero() {
+        Ok(reading.await)
+    } else {
+        tokio::time::timeout(timeout, reading).await
+    };
+    match outcome {
+        Ok(Some(sni)) => Hello::Read(buf, sni),
+        Ok(None) => Hello::Closed,
+        Err(_) => Hello::TimedOut(buf),
+    }
 }
 
 /// Serves one client connection of a TCP proxy listener.
@@ -565,7 +594,15 @@ pub(crate) async fn serve_connection(
         }
     }
     let (hello, sni) = if listener.inspect_tls {
-        read_hello(&mut stream).await
+        match read_hello(&mut stream, listener.hello_timeout).await {
+            Hello::Read(hello, sni) => (hello, sni),
+            Hello::Closed => return,
+            Hello::TimedOut(hello) if listener.continue_on_hello_timeout => (hello, None),
+            Hello::TimedOut(_) => {
+                tracing::debug!(listener = %listener.name, "{remote}: no client hello in time; closed");
+                return;
+            }
+        }
     } else {
         (BytesMut::new(), None)
     };
@@ -935,6 +972,68 @@ mod tests {
         );
         assert!(is_tcp_listener(&listener(vec![chain("c", &[], &[])])));
         assert!(!is_tcp_listener(&listener(Vec::new())));
+    }
+
+    /// A connected pair: the server's side, and the client's.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let client = TcpStream::connect(address).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        (server, client)
+    }
+
+    #[tokio::test]
+    async fn the_client_hello_gives_its_server_name_and_other_first_bytes_none() {
+        // A real client hello, from rustls.
+        let (mut server, client) = pair().await;
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("api.example.com").expect("a name");
+        let connecting = tokio::spawn(async move {
+            tokio_rustls::TlsConnector::from(Arc::new(config))
+                .connect(name, client)
+                .await
+        });
+        match read_hello(&mut server, Duration::from_secs(5)).await {
+            Hello::Read(bytes, sni) => {
+                assert_eq!(sni.as_deref(), Some("api.example.com"));
+                assert_eq!(bytes.first(), Some(&0x16), "the hello's bytes are kept");
+            }
+            _ => panic!("a client hello"),
+        }
+        connecting.abort();
+
+        // Plain bytes: no name, and the bytes kept to be passed on.
+        let (mut server, mut client) = pair().await;
+        client
+            .write_all(b"GET / HTTP/1.1\r\n")
+            .await
+            .expect("write");
+        match read_hello(&mut server, Duration::from_secs(5)).await {
+            Hello::Read(bytes, None) => assert!(bytes.starts_with(b"GET /")),
+            _ => panic!("plain bytes"),
+        }
+
+        // Nothing before the timeout, or a client that closes at once.
+        let (mut server, _client) = pair().await;
+        assert!(matches!(
+            read_hello(&mut server, Duration::from_millis(50)).await,
+            Hello::TimedOut(_)
+        ));
+        let (mut server, client) = pair().await;
+        drop(client);
+        assert!(matches!(
+            read_hello(&mut server, Duration::from_secs(5)).await,
+            Hello::Closed
+        ));
     }
 
     #[test]
