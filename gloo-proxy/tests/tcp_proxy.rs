@@ -136,6 +136,14 @@ spec:
         tcpHosts:
         - name: raw
           destination: {{single: {{upstream: {{name: plain, namespace: gloo-system}}}}}}
+    - matcher:
+        sslConfig:
+          sslFiles:
+            tlsCert: {certs}/terminate.example.crt
+            tlsKey: {certs}/terminate.example.key
+          sniDomains: [terminate.example]
+      httpGateway:
+        virtualServiceSelector: {{hybrid: "true"}}
     - matcher: {{}}
       httpGateway:
         virtualServiceSelector: {{hybrid: "true"}}
@@ -509,6 +517,11 @@ fn tcp_gateways_match_envoy() {
         hybrid_get(envoy_side.hybrid, "127.0.0.1", "/routed"),
         hybrid_get(gloo_side.hybrid, "127.0.0.1", "/routed"),
     );
+    compare(
+        "hybrid, HTTPS by SNI (an HTTP chain terminating TLS)",
+        outcome(https(envoy_side.hybrid, "terminate.example")),
+        outcome(https(gloo_side.hybrid, "terminate.example")),
+    );
     // The access logs: an entry per connection once it has ended (Envoy writes its file
     // logs every second or so).
     let lines = |s: &Side, file: &str| -> Vec<String> {
@@ -573,6 +586,10 @@ fn tcp_gateways_match_envoy() {
     assert_eq!(
         hybrid_get(envoy_side.hybrid, "127.0.0.2", "/raw"),
         "200 plain x-served-by=None"
+    );
+    assert_eq!(
+        outcome(https(envoy_side.hybrid, "terminate.example")),
+        "200 inner"
     );
     assert_eq!(
         hybrid_get(envoy_side.hybrid, "127.0.0.1", "/routed"),
