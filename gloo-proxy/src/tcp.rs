@@ -99,7 +99,8 @@ pub struct TcpProxyListener {
 #[derive(Debug)]
 enum Target {
     Cluster(String),
-    Weighted(Vec<(String, u32)>),
+    /// Clusters and their weights, and the weights' sum (above 0).
+    Weighted(Vec<(String, u32)>, u64),
     /// A hybrid listener's HTTP filter chain, served as the listener of its own it was
     /// compiled into.
     Http(Arc<crate::config::HttpListener>),
@@ -400,10 +401,11 @@ fn compile_chain(
         Some(ClusterSpecifier::WeightedClusters(w)) => {
             let clusters: Vec<(String, u32)> =
                 w.clusters.into_iter().map(|c| (c.name, c.weight)).collect();
-            if clusters.iter().all(|(_, w)| *w == 0) {
+            let total = clusters.iter().map(|(_, w)| u64::from(*w)).sum();
+            if total == 0 {
                 return Err("weighted_clusters: the weights add up to 0".into());
             }
-            Target::Weighted(clusters)
+            Target::Weighted(clusters, total)
         }
         None if sni_cluster => Target::Cluster(String::new()),
         None => return Err("the TCP proxy names no cluster".into()),
@@ -428,11 +430,8 @@ fn compile_chain(
             ) if any.type_url == DOWNSTREAM_TLS_TYPE => {
                 let ctx = DownstreamTlsContext::decode(any.value.as_slice())
                     .map_err(|e| format!("transport_socket: {e}"))?;
-                let compiled = crate::tls::DownstreamTls::compile(&[(server_names.clone(), ctx)])?;
-                let config = compiled
-                    .select(server_names.first().map(String::as_str))
-                    .map(|c| c.config.clone())
-                    .ok_or("transport_socket: no certificate")?;
+                let config = crate::tls::server_config(&ctx)
+                    .map_err(|e| format!("transport_socket: {e}"))?;
                 let timeout = chain
                     .transport_socket_connect_timeout
                     .as_ref()
@@ -580,7 +579,14 @@ pub(crate) async fn serve_connection(
         Some(current) => current.clone(),
         None => listener,
     };
-    let local = stream.local_addr().unwrap_or(listener.address);
+    // The address the client dialled: the listener's own, or for a wildcard bind the
+    // interface it arrived on (one `getsockname` then), as the HTTP listeners find it.
+    let local = if listener.address.ip().is_unspecified() {
+        stream.local_addr().unwrap_or(listener.address)
+    } else {
+        listener.address
+    };
+    let local = SocketAddr::new(local.ip().to_canonical(), local.port());
     if listener.proxy_protocol {
         match tokio::time::timeout(
             Duration::from_secs(5),
@@ -612,7 +618,6 @@ pub(crate) async fn serve_connection(
     };
     if let Target::Http(http) = &chain.target {
         let client = crate::server::Rewind::new(stream, hello.freeze());
-        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
         crate::server::serve_accepted(client, remote, local, http.clone(), proxy).await;
         return;
     }
@@ -637,7 +642,11 @@ pub(crate) async fn serve_connection(
     let cluster_name = match (&chain.target, chain.sni_cluster, sni.as_deref()) {
         (_, true, Some(name)) if !name.is_empty() => name,
         (Target::Cluster(name), _, _) => name.as_str(),
-        (Target::Weighted(clusters), _, _) => pick_weighted(clusters),
+        (Target::Weighted(clusters, total), _, _) => {
+            crate::router::action::pick_by_weight(clusters.iter().map(|(_, w)| *w), *total)
+                .and_then(|i| clusters.get(i))
+                .map_or("", |(name, _)| name.as_str())
+        }
         (Target::Http(_), _, _) => return,
     };
     let Some(cluster) = config.clusters.get(cluster_name).cloned() else {
@@ -754,19 +763,6 @@ impl Drop for ConnectionLog {
             health_check: false,
         });
     }
-}
-
-/// A cluster of weighted ones, by weight.
-fn pick_weighted(clusters: &[(String, u32)]) -> &str {
-    let total: u64 = clusters.iter().map(|(_, w)| u64::from(*w)).sum();
-    let mut at = fastrand::u64(0..total.max(1));
-    for (name, weight) in clusters {
-        if at < u64::from(*weight) {
-            return name;
-        }
-        at -= u64::from(*weight);
-    }
-    clusters.last().map_or("", |(name, _)| name.as_str())
 }
 
 /// Copies bytes both ways until both directions have ended, or nothing has moved either
@@ -895,7 +891,7 @@ mod tests {
         l.chain(sni, client.parse().expect("an address"))
             .map(|c| match &c.target {
                 Target::Cluster(name) => name.clone(),
-                Target::Weighted(_) => "weighted".into(),
+                Target::Weighted(..) => "weighted".into(),
                 Target::Http(l) => l.name.clone(),
             })
     }
@@ -1038,9 +1034,15 @@ mod tests {
 
     #[test]
     fn weighted_clusters_are_picked_by_weight() {
-        let clusters = vec![("a".to_string(), 0), ("b".to_string(), 3)];
         for _ in 0..50 {
-            assert_eq!(pick_weighted(&clusters), "b");
+            assert_eq!(
+                crate::router::action::pick_by_weight([0, 3].into_iter(), 3),
+                Some(1)
+            );
         }
+        assert_eq!(
+            crate::router::action::pick_by_weight([0, 0].into_iter(), 0),
+            None
+        );
     }
 }

@@ -536,7 +536,7 @@ fn served_uri_sans(ctx: &DownstreamTlsContext) -> Vec<String> {
 }
 
 /// A server config for one filter chain.
-fn server_config(ctx: &DownstreamTlsContext) -> Result<Arc<ServerConfig>, String> {
+pub(crate) fn server_config(ctx: &DownstreamTlsContext) -> Result<Arc<ServerConfig>, String> {
     let common = ctx
         .common_tls_context
         .as_ref()

@@ -802,6 +802,24 @@ impl ClusterChoice {
     }
 }
 
+/// The index of one of `weights` picked at random in proportion to its weight (`total`: their
+/// sum, computed once by the caller); `None` when they add up to 0. Weighted clusters of
+/// routes and of TCP proxies are both picked so.
+pub(crate) fn pick_by_weight(weights: impl Iterator<Item = u32>, total: u64) -> Option<usize> {
+    if total == 0 {
+        return None;
+    }
+    let mut point = fastrand::u64(0..total);
+    for (i, w) in weights.enumerate() {
+        let w = u64::from(w);
+        if point < w {
+            return Some(i);
+        }
+        point -= w;
+    }
+    None
+}
+
 impl ClusterChoice {
     /// Picks a weighted target at random, by weight: its index (`None` when this is not a
     /// weighted choice or the weights add up to 0).
@@ -812,15 +830,7 @@ impl ClusterChoice {
         if *total == 0 {
             return None;
         }
-        let mut point = fastrand::u64(0..*total);
-        for (i, t) in targets.iter().enumerate() {
-            let w = u64::from(t.weight);
-            if point < w {
-                return Some(i);
-            }
-            point -= w;
-        }
-        None
+        pick_by_weight(targets.iter().map(|t| t.weight), *total)
     }
 
     /// Weighted target `index` (as [`ClusterChoice::pick_weighted`] picked it): the cluster
