@@ -588,15 +588,9 @@ pub(crate) async fn serve_connection(
     };
     let local = SocketAddr::new(local.ip().to_canonical(), local.port());
     if listener.proxy_protocol {
-        match tokio::time::timeout(
-            Duration::from_secs(5),
-            crate::proxy_protocol::read_header(&mut stream),
-        )
-        .await
-        {
-            Ok(Ok(Some(source))) => remote = source,
-            Ok(Ok(None)) => {}
-            _ => return,
+        match crate::server::proxy_protocol_source(&mut stream, remote).await {
+            Some(source) => remote = source,
+            None => return,
         }
     }
     let (hello, sni) = if listener.inspect_tls {

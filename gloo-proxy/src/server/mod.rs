@@ -247,10 +247,27 @@ impl Listeners {
                 Some(Ok(socket)) => {
                     let accept = match l {
                         Served::Http(l) => {
-                            tokio::spawn(accept_loop(socket, l.clone(), proxy.clone()))
+                            let (l, proxy) = (l.clone(), proxy.clone());
+                            tokio::spawn(async move {
+                                accept_loop(socket, &l.name, &proxy, |stream, remote| {
+                                    serve_connection(stream, remote, l.clone(), proxy.clone())
+                                })
+                                .await
+                            })
                         }
                         Served::Tcp(l) => {
-                            tokio::spawn(accept_tcp_loop(socket, l.clone(), proxy.clone()))
+                            let (l, proxy) = (l.clone(), proxy.clone());
+                            tokio::spawn(async move {
+                                accept_loop(socket, &l.name, &proxy, |stream, remote| {
+                                    crate::tcp::serve_connection(
+                                        stream,
+                                        remote,
+                                        l.clone(),
+                                        proxy.clone(),
+                                    )
+                                })
+                                .await
+                            })
                         }
                     };
                     self.running.insert(
@@ -270,53 +287,50 @@ impl Listeners {
     }
 }
 
-async fn accept_loop(socket: TcpListener, listener: Arc<HttpListener>, proxy: Arc<Proxy>) {
+/// Accepts connections on `socket` for the listener `name` until aborted, counting each and
+/// spawning `serve` on it with the client's address (an IPv4 client of a dual-stack listener
+/// as an IPv4 address).
+async fn accept_loop<F, Fut>(socket: TcpListener, name: &str, proxy: &Proxy, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         match socket.accept().await {
             Ok((stream, remote)) => {
-                // Clients reaching a dual-stack listener over IPv4 are IPv4 clients.
                 let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
                 proxy.stats().downstream.cx_total.inc();
                 // Inherited from the listening socket on Linux.
                 #[cfg(not(target_os = "linux"))]
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_connection(
-                    stream,
-                    remote,
-                    listener.clone(),
-                    proxy.clone(),
-                ));
+                tokio::spawn(serve(stream, remote));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!("listener {:?}: accept failed: {e}", listener.name);
+                tracing::warn!("listener {name:?}: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
 }
 
-async fn accept_tcp_loop(
-    socket: TcpListener,
-    listener: Arc<crate::tcp::TcpProxyListener>,
-    proxy: Arc<Proxy>,
-) {
-    loop {
-        match socket.accept().await {
-            Ok((stream, remote)) => {
-                let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
-                proxy.stats().downstream.cx_total.inc();
-                tokio::spawn(crate::tcp::serve_connection(
-                    stream,
-                    remote,
-                    listener.clone(),
-                    proxy.clone(),
-                ));
-            }
-            Err(e) => {
-                tracing::warn!("listener {:?}: accept failed: {e}", listener.name);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+/// The client address a listener that reads PROXY protocol headers takes from one (the
+/// connection's own when the header names none); `None` when the header is bad or late, and
+/// the connection is to be closed.
+pub(crate) async fn proxy_protocol_source(
+    stream: &mut TcpStream,
+    remote: SocketAddr,
+) -> Option<SocketAddr> {
+    match tokio::time::timeout(Duration::from_secs(5), proxy_protocol::read_header(stream)).await {
+        Ok(Ok(Some(source))) => Some(source),
+        Ok(Ok(None)) => Some(remote),
+        Ok(Err(e)) => {
+            tracing::debug!("{remote}: bad PROXY protocol header: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("{remote}: no PROXY protocol header in time");
+            None
         }
     }
 }
@@ -334,22 +348,9 @@ async fn serve_connection(
     proxy: Arc<Proxy>,
 ) {
     if listener.proxy_protocol {
-        match tokio::time::timeout(
-            Duration::from_secs(5),
-            proxy_protocol::read_header(&mut stream),
-        )
-        .await
-        {
-            Ok(Ok(Some(source))) => remote = source,
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => {
-                tracing::debug!("{remote}: bad PROXY protocol header: {e}");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!("{remote}: no PROXY protocol header in time");
-                return;
-            }
+        match proxy_protocol_source(&mut stream, remote).await {
+            Some(source) => remote = source,
+            None => return,
         }
     }
     // The address the client dialled: the listener's own, or for a wildcard bind the
